@@ -1,0 +1,255 @@
+"""KPI computations over the kernel's tables, as SQL aggregates that run on SQLite and PostgreSQL.
+
+Every function takes keyword-only arguments, reads through the caller's session, and returns plain
+JSON-ready data (ISO-8601 strings for times) so results can sit in the kernel's Redis cache.
+
+Time of a process record is when it happened at the station (``recorded_at``), falling back to
+when the server received it (``created_at``): a station that was offline still counts its work in
+the hour it did it. Queries also bound ``created_at`` from below, which an index on it can serve;
+a record is always received after it happened, so that bound drops nothing but records from a
+station whose clock runs ahead of the server's.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mes_kernel.db.models import LOT_STATUSES, Alert, Device, DeviceAction, Lot, ProcessRecord, Station
+
+
+def plant_zone(name: str) -> ZoneInfo:
+    """The IANA time zone that defines the plant's "today"; ``ValueError`` for an unknown name."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+def day_window(*, now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """Start and end (UTC) of the plant's calendar day that contains ``now``."""
+    local = now.astimezone(zone)
+    start_local = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    # Aware arithmetic within one zone is wall-clock arithmetic: the next midnight, not "+24 h",
+    # so days around a DST change keep their real length.
+    end_local = start_local + timedelta(days=1)
+    return start_local.astimezone(UTC), end_local.astimezone(UTC)
+
+
+def _event_time() -> ColumnElement[datetime]:
+    return func.coalesce(ProcessRecord.recorded_at, ProcessRecord.created_at)
+
+
+def _records_between(since: datetime, until: datetime) -> ColumnElement[bool]:
+    event_time = _event_time()
+    return and_(ProcessRecord.created_at >= since, event_time >= since, event_time < until)
+
+
+def _hour_label(expr: ColumnElement[datetime], dialect: str) -> ColumnElement[str]:
+    """The UTC hour of ``expr`` as text ``YYYY-MM-DD HH`` — the same key on both databases."""
+    if dialect == "sqlite":
+        # SQLite stores these columns as naive UTC text.
+        return func.strftime("%Y-%m-%d %H", expr)
+    return func.to_char(func.timezone("UTC", expr), "YYYY-MM-DD HH24")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+async def lots_by_status(*, session: AsyncSession, closed_since: datetime) -> dict[str, Any]:
+    """LOT counts by status (every status present, zero when none), and LOTs closed since a time."""
+    rows = await session.execute(select(Lot.status, func.count()).group_by(Lot.status))
+    by_status = dict.fromkeys(LOT_STATUSES, 0)
+    by_status.update({status: count for status, count in rows})
+    closed = await session.scalar(
+        select(func.count()).select_from(Lot).where(Lot.status == "closed", Lot.closed_at >= closed_since)
+    )
+    return {"by_status": by_status, "total": sum(by_status.values()), "closed_today": closed or 0}
+
+
+async def process_results(*, session: AsyncSession, since: datetime, until: datetime) -> dict[str, Any]:
+    """Pass/fail counts of process records in a window, and the first-pass yield.
+
+    First-pass yield is the share of items (a unit by serial number, or a LOT for LOT-level
+    records) whose first record at a process step in the window passed. ``None`` when nothing
+    was tested, so a dashboard shows "no data" rather than 0 %.
+    """
+    window = _records_between(since, until)
+    passed = func.sum(case((ProcessRecord.result == "pass", 1), else_=0))
+    total, passes = (
+        await session.execute(select(func.count(), passed).select_from(ProcessRecord).where(window))
+    ).one()
+    item = func.coalesce(ProcessRecord.serial_number, ProcessRecord.lot_number)
+    first = (
+        select(func.min(ProcessRecord.id).label("first_id"))
+        .where(window)
+        .group_by(ProcessRecord.process_id, item)
+        .subquery()
+    )
+    attempts, first_passes = (
+        await session.execute(
+            select(func.count(), passed)
+            .select_from(ProcessRecord)
+            .join(first, ProcessRecord.id == first.c.first_id)
+        )
+    ).one()
+    total, passes, attempts, first_passes = total or 0, passes or 0, attempts or 0, first_passes or 0
+    return {
+        "total": total,
+        "pass": passes,
+        "fail": total - passes,
+        "first_attempts": attempts,
+        "first_pass": first_passes,
+        "first_pass_yield": round(first_passes / attempts, 4) if attempts else None,
+    }
+
+
+async def top_defects(
+    *, session: AsyncSession, since: datetime, until: datetime, limit: int = 5
+) -> list[dict[str, Any]]:
+    """The most frequent defect codes among failed records in a window, most frequent first."""
+    count = func.count().label("count")
+    rows = await session.execute(
+        select(ProcessRecord.defect_code, count)
+        .where(
+            _records_between(since, until),
+            ProcessRecord.result == "fail",
+            ProcessRecord.defect_code.is_not(None),
+        )
+        .group_by(ProcessRecord.defect_code)
+        .order_by(count.desc(), ProcessRecord.defect_code)
+        .limit(limit)
+    )
+    return [{"defect_code": code, "count": n} for code, n in rows]
+
+
+async def throughput_per_hour(
+    *, session: AsyncSession, now: datetime, hours: int = 24
+) -> list[dict[str, Any]]:
+    """Process records per UTC hour for the last ``hours`` hours (current hour included), oldest
+    first, with hours that saw no record present as zeros."""
+    current_hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    first_hour = current_hour - timedelta(hours=hours - 1)
+    dialect = session.get_bind().dialect.name
+    hour = _hour_label(_event_time(), dialect).label("hour")
+    passed = func.sum(case((ProcessRecord.result == "pass", 1), else_=0))
+    rows = await session.execute(
+        select(hour, func.count(), passed)
+        .where(_records_between(first_hour, current_hour + timedelta(hours=1)))
+        .group_by(hour)
+    )
+    counted = {label: (total, passes or 0) for label, total, passes in rows}
+    series = []
+    for step in range(hours):
+        start = first_hour + timedelta(hours=step)
+        total, passes = counted.get(start.strftime("%Y-%m-%d %H"), (0, 0))
+        series.append({"hour": start.isoformat(), "records": total, "pass": passes, "fail": total - passes})
+    return series
+
+
+async def station_counts(
+    *, session: AsyncSession, now: datetime, silent_after_seconds: float
+) -> dict[str, int]:
+    """Stations in total, heard from recently (online), silent too long, and never heard from."""
+    fresh_since = now - timedelta(seconds=silent_after_seconds)
+    online = func.sum(case((Station.last_heartbeat_at >= fresh_since, 1), else_=0))
+    never = func.sum(case((Station.last_heartbeat_at.is_(None), 1), else_=0))
+    total, online_n, never_n = (
+        await session.execute(select(func.count(), online, never).select_from(Station))
+    ).one()
+    total, online_n, never_n = total or 0, online_n or 0, never_n or 0
+    return {"total": total, "online": online_n, "silent": total - online_n - never_n, "never_seen": never_n}
+
+
+async def device_counts(*, session: AsyncSession) -> dict[str, Any]:
+    """Configured devices: total, enabled, and how many of each kind."""
+    rows = await session.execute(
+        select(Device.kind, func.count(), func.sum(case((Device.enabled.is_(True), 1), else_=0))).group_by(
+            Device.kind
+        )
+    )
+    by_kind: dict[str, int] = {}
+    enabled = 0
+    for kind, count, enabled_n in rows:
+        by_kind[kind] = count
+        enabled += enabled_n or 0
+    return {"total": sum(by_kind.values()), "enabled": enabled, "by_kind": by_kind}
+
+
+async def device_actions(*, session: AsyncSession, since: datetime) -> dict[str, Any]:
+    """Device actions (prints, flashes, scans) since a time, by outcome."""
+    rows = await session.execute(
+        select(DeviceAction.outcome, func.count())
+        .where(DeviceAction.created_at >= since)
+        .group_by(DeviceAction.outcome)
+    )
+    by_outcome = {outcome: count for outcome, count in rows}
+    return {"total": sum(by_outcome.values()), "by_outcome": by_outcome}
+
+
+def _alert_row(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "key": alert.key,
+        "severity": alert.severity,
+        "source": alert.source,
+        "message": alert.message,
+        "detail": alert.detail,
+        "raised_at": _iso(alert.raised_at),
+        "resolved_at": _iso(alert.resolved_at),
+        "open": alert.resolved_at is None,
+    }
+
+
+async def list_alerts(
+    *,
+    session: AsyncSession,
+    include_resolved: bool = False,
+    severity: str | None = None,
+    limit: int = 100,
+) -> dict[str, Any]:
+    """Alerts newest first (open ones only unless ``include_resolved``), and open counts by severity."""
+    query = select(Alert)
+    if not include_resolved:
+        query = query.where(Alert.resolved_at.is_(None))
+    if severity:
+        query = query.where(Alert.severity == severity)
+    alerts = (
+        await session.scalars(query.order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit))
+    ).all()
+    counts = await open_alert_counts(session=session)
+    return {"items": [_alert_row(a) for a in alerts], **counts}
+
+
+async def open_alert_counts(*, session: AsyncSession) -> dict[str, Any]:
+    """How many alerts are open, in total and by severity."""
+    rows = await session.execute(
+        select(Alert.severity, func.count()).where(Alert.resolved_at.is_(None)).group_by(Alert.severity)
+    )
+    by_severity = {severity: count for severity, count in rows}
+    return {"open": sum(by_severity.values()), "open_by_severity": by_severity}
+
+
+async def summary(
+    *, session: AsyncSession, now: datetime, zone: ZoneInfo, silent_after_seconds: float
+) -> dict[str, Any]:
+    """Everything ``GET /dashboard/summary`` shows, computed in one pass over the session."""
+    day_start, day_end = day_window(now=now, zone=zone)
+    return {
+        "generated_at": now.astimezone(UTC).isoformat(),
+        "timezone": zone.key,
+        "day_start": day_start.isoformat(),
+        "lots": await lots_by_status(session=session, closed_since=day_start),
+        "records_today": await process_results(session=session, since=day_start, until=day_end),
+        "top_defects": await top_defects(session=session, since=day_start, until=day_end),
+        "throughput_per_hour": await throughput_per_hour(session=session, now=now),
+        "stations": await station_counts(session=session, now=now, silent_after_seconds=silent_after_seconds),
+        "devices": await device_counts(session=session),
+        "device_actions_today": await device_actions(session=session, since=day_start),
+        "alerts": await open_alert_counts(session=session),
+    }

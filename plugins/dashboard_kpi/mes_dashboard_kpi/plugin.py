@@ -1,0 +1,79 @@
+"""Hook implementations: the dashboard plugin's routes, permission and panels."""
+
+from __future__ import annotations
+
+from mes_kernel import hookimpl
+from mes_kernel.contracts import Panel, Permission
+
+from .routes import READ, build_routers
+
+MES_KERNEL_API = ">=1.0,<2"
+
+API = "/api/v1"
+
+
+@hookimpl
+def mes_register_routers(kernel):
+    return build_routers(kernel)
+
+
+@hookimpl
+def mes_register_permissions():
+    return [
+        Permission(
+            READ,
+            "See production KPIs, dashboard panels and alerts",
+            ("production_manager", "worker", "viewer"),
+        )
+    ]
+
+
+@hookimpl
+def mes_register_panels():
+    # Each endpoint answers plain JSON; ``options`` tell the shell where in it the data are.
+    return [
+        Panel(
+            id="dashboard_kpi.yield_today",
+            title="First-pass yield today",
+            kind="stat",
+            endpoint=f"{API}/dashboard/kpi/yield",
+            refresh_seconds=10,
+            options={
+                "value": "value",
+                "format": "percent",
+                "caption": "{first_pass} of {first_attempts} first tries",
+            },
+        ),
+        Panel(
+            id="dashboard_kpi.throughput",
+            title="Process records per hour (24 h)",
+            kind="timeseries",
+            endpoint=f"{API}/dashboard/kpi/throughput",
+            refresh_seconds=60,
+            options={"items": "points", "x": "hour", "series": ["pass", "fail"], "stacked": True},
+        ),
+        Panel(
+            id="dashboard_kpi.defects",
+            title="Defects today by code",
+            kind="bar",
+            endpoint=f"{API}/dashboard/kpi/defects",
+            refresh_seconds=30,
+            options={"items": "items", "label": "defect_code", "value": "count"},
+        ),
+        Panel(
+            id="dashboard_kpi.alerts",
+            title="Open alerts",
+            kind="table",
+            endpoint=f"{API}/alerts",
+            refresh_seconds=30,
+            options={
+                "items": "items",
+                "columns": [
+                    {"key": "severity", "title": "Severity"},
+                    {"key": "source", "title": "Source"},
+                    {"key": "message", "title": "Message"},
+                    {"key": "raised_at", "title": "Raised", "format": "datetime"},
+                ],
+            },
+        ),
+    ]
