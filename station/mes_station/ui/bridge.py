@@ -1,0 +1,163 @@
+"""Runs the station agent on its own asyncio loop thread and hands results to Qt as signals.
+
+Why a thread and not ``QtAsyncio``: ``PySide6.QtAsyncio`` is not part of the
+PySide6-Essentials wheel the station installs, and the agent's sender, heartbeat and
+watcher must keep running while a modal dialog or a slow paint blocks the Qt event loop.
+So the agent owns a plain ``asyncio`` loop in a daemon thread, and the window talks to it
+only through this bridge:
+
+* ``submit(fn, ...)`` runs ``fn`` on the agent thread (awaiting it when it returns an
+  awaitable) and calls ``on_result``/``on_error`` back on the GUI thread;
+* every agent event (``agent.subscribe``) is re-emitted as ``agent_event`` on the GUI thread.
+
+Every call into the agent — synchronous ones such as ``record_result`` too — happens on the
+agent thread, so the agent's SQLite outbox and its state are touched by one thread only.
+Results cross threads through queued signal connections, never by touching widgets from the
+agent thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import itertools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal
+
+from mes_station.ui.protocol import AgentLike
+
+ResultCallback = Callable[[Any], None]
+ErrorCallback = Callable[[BaseException], None]
+
+
+class AgentBridge(QObject):
+    """Owns the agent's event-loop thread; the window's only way to reach the agent."""
+
+    agent_event = Signal(str, object)
+    """``(kind, payload)`` from ``agent.subscribe``, delivered on the GUI thread."""
+
+    _finished = Signal(int, object, object)
+
+    def __init__(self, agent: AgentLike, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.agent = agent
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, name="mes-station-agent", daemon=True)
+        self._callbacks: dict[int, tuple[ResultCallback | None, ErrorCallback | None]] = {}
+        self._tokens = itertools.count(1)
+        self._pending: set[concurrent.futures.Future[Any]] = set()
+        self._closed = False
+        # Queued even when emitted on the GUI thread, so a callback never runs inside submit().
+        self._finished.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def loop_thread(self) -> threading.Thread:
+        """The thread the agent runs on (tests assert calls land there)."""
+        return self._thread
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the loop thread, subscribe to agent events, then ``await agent.start()``."""
+        self._thread.start()
+        self.call(self.agent.subscribe, self._on_agent_event, timeout=timeout)
+        self.call(self.agent.start, timeout=timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """``await agent.stop()``, cancel whatever is still running, end the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._thread.is_alive():
+            return
+        try:
+            self.call(self.agent.stop, timeout=timeout)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+
+    # -- calls -------------------------------------------------------------------
+
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        on_result: ResultCallback | None = None,
+        on_error: ErrorCallback | None = None,
+        **kwargs: Any,
+    ) -> int:
+        """Run ``fn(*args, **kwargs)`` on the agent thread; report back on the GUI thread.
+
+        Returns a token (for logs and tests). After ``stop()`` nothing is submitted and the
+        error callback is told so.
+        """
+        token = next(self._tokens)
+        if self._closed or not self._thread.is_alive():
+            if on_error is not None:
+                on_error(RuntimeError("the station agent is not running"))
+            return token
+        self._callbacks[token] = (on_result, on_error)
+        future = asyncio.run_coroutine_threadsafe(self._invoke(token, fn, args, kwargs), self._loop)
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return token
+
+    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 30.0, **kwargs: Any) -> Any:
+        """Run ``fn`` on the agent thread and wait for its result (start-up and shutdown only)."""
+        future = asyncio.run_coroutine_threadsafe(_call(fn, args, kwargs), self._loop)
+        return future.result(timeout)
+
+    # -- agent thread ------------------------------------------------------------
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_forever()
+        finally:
+            # Let cancelled calls report back before the loop closes.
+            leftovers = asyncio.all_tasks(self._loop)
+            for task in leftovers:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+
+    async def _invoke(self, token: int, fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
+        try:
+            value = await _call(fn, args, kwargs)
+        except asyncio.CancelledError:
+            self._finished.emit(token, None, RuntimeError("cancelled: the station is shutting down"))
+            raise
+        except Exception as exc:  # every failure is shown to the worker, none swallowed
+            self._finished.emit(token, None, exc)
+        else:
+            self._finished.emit(token, value, None)
+
+    def _on_agent_event(self, *event: Any) -> None:
+        # Accept both ``callback(kind, payload)`` and ``callback((kind, payload))``.
+        if len(event) == 1 and isinstance(event[0], tuple):
+            event = event[0]
+        kind = event[0] if event else "unknown"
+        payload = event[1] if len(event) > 1 else None
+        self.agent_event.emit(str(kind), payload)
+
+    # -- GUI thread --------------------------------------------------------------
+
+    def _dispatch(self, token: int, value: Any, error: Any) -> None:
+        on_result, on_error = self._callbacks.pop(token, (None, None))
+        if error is not None:
+            if on_error is not None:
+                on_error(error)
+        elif on_result is not None:
+            on_result(value)
+
+
+async def _call(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    value = fn(*args, **kwargs)
+    if inspect.isawaitable(value):
+        value = await value
+    return value

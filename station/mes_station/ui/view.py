@@ -1,0 +1,181 @@
+"""Turns what the agent returns (lookup dicts, errors, scans) into text the window shows.
+
+Pure functions, no widgets: the window stays a thin shell and these are tested on their own.
+The lookup answer is read leniently — nested (``{"unit": {...}, "lot": {...}}``) or flat —
+so the window keeps working while the scan-lookup route's shape settles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+HISTORY_COLUMNS = ("When", "Process", "Action", "Result", "Defect", "Worker", "Station")
+
+
+@dataclass(frozen=True)
+class UnitView:
+    """What the main screen shows for one scanned code."""
+
+    code: str
+    kind: str
+    lot_number: str | None = None
+    serial_number: str | None = None
+    product: str | None = None
+    lot_status: str | None = None
+    next_process_id: str | None = None
+    next_process_name: str | None = None
+    firmware_image_id: str | None = None
+    history: list[tuple[str, ...]] = field(default_factory=list)
+
+    @property
+    def can_record(self) -> bool:
+        """A result needs a LOT and a process to record against."""
+        return bool(self.lot_number and self.next_process_id)
+
+    @property
+    def next_process_text(self) -> str:
+        if not self.next_process_id:
+            return "— (routing complete or unknown)"
+        if self.next_process_name and self.next_process_name != self.next_process_id:
+            return f"{self.next_process_id} · {self.next_process_name}"
+        return self.next_process_id
+
+    def label_fields(self) -> dict[str, Any]:
+        """Fields handed to ``print_label`` for this unit."""
+        fields = {
+            "serial_number": self.serial_number,
+            "lot_number": self.lot_number,
+            "product": self.product,
+        }
+        return {key: value for key, value in fields.items() if value}
+
+
+def unit_view(code: str, answer: dict[str, Any]) -> UnitView:
+    """Read a lookup answer into a ``UnitView``."""
+    unit = _section(answer, "unit")
+    lot = _section(answer, "lot")
+    serial_number = unit.get("serial_number") or answer.get("serial_number")
+    lot_number = lot.get("lot_number") or unit.get("lot_number") or answer.get("lot_number")
+    kind = str(answer.get("kind") or ("unit" if serial_number else "lot" if lot_number else "unknown"))
+    next_id, next_name = _next_process(answer.get("next_process", answer.get("next_process_id")))
+    firmware = answer.get("firmware_image_id") or lot.get("firmware_image_id")
+    return UnitView(
+        code=code,
+        kind=kind,
+        lot_number=lot_number,
+        serial_number=serial_number,
+        product=lot.get("product") or answer.get("product"),
+        lot_status=lot.get("status") or answer.get("lot_status"),
+        next_process_id=next_id,
+        next_process_name=next_name,
+        firmware_image_id=str(firmware) if firmware else None,
+        history=[history_row(entry) for entry in answer.get("history") or []],
+    )
+
+
+def history_row(entry: dict[str, Any]) -> tuple[str, ...]:
+    """One history entry (process record or device action) as a table row."""
+    when = entry.get("recorded_at") or entry.get("created_at") or entry.get("at") or ""
+    return (
+        _short_time(str(when)),
+        _text(entry.get("process_id")),
+        _text(entry.get("action") or entry.get("kind") or ("result" if entry.get("result") else "")),
+        _text(entry.get("result") or entry.get("outcome")),
+        _text(entry.get("defect_code")),
+        _text(entry.get("worker_id") or entry.get("actor") or entry.get("created_by")),
+        _text(entry.get("station_code") or entry.get("station")),
+    )
+
+
+def scan_code(scan: Any) -> str | None:
+    """The code carried by a ``("scan", scan)`` event, whatever the scanner driver sends."""
+    if isinstance(scan, str):
+        return scan.strip() or None
+    for key in ("code", "value", "data", "raw", "text"):
+        value = scan.get(key) if isinstance(scan, dict) else getattr(scan, key, None)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def worker_name(worker: Any) -> str | None:
+    """The worker id to record results under, from ``agent.worker`` (str, dict or object)."""
+    if worker is None:
+        return None
+    if isinstance(worker, str):
+        return worker or None
+    for key in ("username", "worker_id", "name", "id"):
+        value = worker.get(key) if isinstance(worker, dict) else getattr(worker, key, None)
+        if value:
+            return str(value)
+    return None
+
+
+def describe_error(exc: BaseException, action: str) -> str:
+    """A one-line message for the worker; matched by class name so agent and UI stay decoupled."""
+    name = type(exc).__name__
+    message = str(exc) or name
+    if name == "OfflineError":
+        return f"{action}: the server is unreachable (offline). {message}"
+    if name == "OutboxFullError":
+        return f"{action}: NOT SAVED — the station's outbox is full. {message}"
+    if name in {"NotFound", "NotFoundError", "UnknownCodeError"}:
+        return f"{action}: not found. {message}"
+    server_code, server_message = getattr(exc, "code", None), getattr(exc, "message", None)
+    if isinstance(server_code, str) and isinstance(server_message, str):
+        return f"{action}: {server_message} ({server_code})"
+    return f"{action} failed: {name}: {message}"
+
+
+def queue_text(depth: int | None, oldest_age: float | None) -> str:
+    """Status-bar text for the outbox."""
+    if depth is None:
+        return "Queue: ?"
+    if depth == 0 or oldest_age is None:
+        return f"Queue: {depth}"
+    return f"Queue: {depth} (oldest {format_age(oldest_age)})"
+
+
+def format_age(seconds: float) -> str:
+    seconds = max(0.0, float(seconds))
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def flash_progress(status: dict[str, Any]) -> tuple[int, str, bool]:
+    """``(percent, state, finished)`` from a ``flash_status`` answer."""
+    state = str(status.get("status") or status.get("state") or "unknown")
+    percent = float(status.get("progress", status.get("percent", 0)) or 0)
+    finished = state in {"done", "failed", "succeeded", "success", "error", "cancelled"}
+    if state in {"done", "succeeded", "success"}:
+        percent = 100
+    return max(0, min(100, int(percent))), state, finished
+
+
+def _section(answer: dict[str, Any], key: str) -> dict[str, Any]:
+    value = answer.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _next_process(value: Any) -> tuple[str | None, str | None]:
+    if isinstance(value, dict):
+        process_id = value.get("process_id") or value.get("id")
+        return (str(process_id) if process_id else None), value.get("name")
+    if value:
+        return str(value), None
+    return None, None
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _short_time(stamp: str) -> str:
+    # ISO-8601 from the server: show "YYYY-MM-DD HH:MM:SS" without offset noise.
+    return stamp.replace("T", " ")[:19]
