@@ -1,0 +1,97 @@
+"""How lookup answers, scans, workers and errors become the text the window shows."""
+
+from __future__ import annotations
+
+from mes_station.errors import OfflineError, OutboxFullError, ServerError
+from mes_station.ui.options import UiOptions
+from mes_station.ui.view import (
+    describe_error,
+    flash_progress,
+    queue_text,
+    scan_code,
+    unit_view,
+    worker_name,
+)
+
+
+def test_nested_unit_answer_is_read():
+    view = unit_view(
+        "SN-1",
+        {
+            "kind": "unit",
+            "unit": {"serial_number": "SN-1"},
+            "lot": {"lot_number": "L-1", "product": "P", "status": "in_progress"},
+            "next_process": {"process_id": "ASSY-10", "name": "Assembly"},
+            "history": [
+                {
+                    "created_at": "2026-11-26T05:01:12.123+00:00",
+                    "process_id": "X",
+                    "result": "pass",
+                    "worker_id": "bob",
+                }
+            ],
+        },
+    )
+    assert (view.serial_number, view.lot_number, view.product) == ("SN-1", "L-1", "P")
+    assert view.next_process_text == "ASSY-10 · Assembly"
+    assert view.can_record
+    assert view.history == [("2026-11-26 05:01:12", "X", "result", "pass", "", "bob", "")]
+    assert view.label_fields() == {"serial_number": "SN-1", "lot_number": "L-1", "product": "P"}
+
+
+def test_flat_lot_answer_is_read_and_kind_inferred():
+    view = unit_view("L-1", {"lot_number": "L-1", "product": "P", "next_process_id": "PACK-90"})
+    assert view.kind == "lot"
+    assert view.serial_number is None
+    assert view.next_process_id == "PACK-90"
+
+
+def test_finished_routing_cannot_be_recorded():
+    view = unit_view("L-1", {"lot": {"lot_number": "L-1"}, "next_process": None})
+    assert not view.can_record
+    assert "routing complete" in view.next_process_text
+
+
+def test_unknown_answer_stays_unknown():
+    assert unit_view("??", {"kind": "unknown"}).kind == "unknown"
+    assert unit_view("??", {}).kind == "unknown"
+
+
+def test_scan_codes_from_strings_dicts_objects_and_bytes():
+    class Scan:
+        code = "SN-9"
+
+    assert scan_code(" SN-1 ") == "SN-1"
+    assert scan_code({"code": "SN-2"}) == "SN-2"
+    assert scan_code({"raw": b"SN-3"}) == "SN-3"
+    assert scan_code(Scan()) == "SN-9"
+    assert scan_code({"code": ""}) is None
+
+
+def test_worker_names():
+    assert worker_name("alice") == "alice"
+    assert worker_name({"username": "bob"}) == "bob"
+    assert worker_name(None) is None
+
+
+def test_errors_tell_the_worker_what_happened():
+    assert "offline" in describe_error(OfflineError("x"), "Look up")
+    assert "NOT SAVED" in describe_error(OutboxFullError("disk full"), "Record result")
+    server = describe_error(ServerError(404, "NOT_FOUND", "no LOT L-9"), "Look up")
+    assert server == "Look up: no LOT L-9 (NOT_FOUND)"
+    assert describe_error(ValueError("bad"), "Print") == "Print failed: ValueError: bad"
+
+
+def test_queue_text_and_flash_progress():
+    assert queue_text(0, None) == "Queue: 0"
+    assert queue_text(3, 125.0) == "Queue: 3 (oldest 2 min)"
+    assert flash_progress({"status": "running", "progress": 40}) == (40, "running", False)
+    assert flash_progress({"status": "done", "progress": 80}) == (100, "done", True)
+    assert flash_progress({"status": "failed", "progress": 10})[2]
+
+
+def test_ui_options_from_config_table():
+    options = UiOptions.from_mapping({"defect_codes": ["A", "B"], "flash_poll_ms": "250"})
+    assert options.defect_codes == ("A", "B")
+    assert options.flash_poll_ms == 250
+    assert UiOptions.from_mapping(None) == UiOptions()
