@@ -1,0 +1,160 @@
+"""The simulated printer itself: ZPL stream parsing, label store, ``~HS`` replies and faults.
+
+Transport-free, so the TCP server, the pty server, the HTTP print service and the in-process
+``simulator`` driver all share one behaviour.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field, fields, replace
+
+from ..status import HOST_STATUS_REQUEST, PrinterStatus, format_host_status
+
+LABEL_START, LABEL_END = b"^XA", b"^XZ"
+MAX_BUFFER = 1024 * 1024  # a real printer's receive buffer is smaller; this bounds a runaway sender
+
+
+@dataclass
+class Faults:
+    """Faults that can be switched on and off while the printer runs.
+
+    ``no_reply``: labels are accepted but ``~HS`` is never answered (a silent printer).
+    ``reset``: the connection is torn down (TCP reset) as soon as label data arrives.
+    ``slow``: seconds to wait before answering ``~HS``.
+    """
+
+    paper_out: bool = False
+    head_open: bool = False
+    ribbon_out: bool = False
+    paused: bool = False
+    buffer_full: bool = False
+    no_reply: bool = False
+    reset: bool = False
+    slow: float = 0.0
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+
+@dataclass
+class Reply:
+    """Bytes the printer sends back after ``delay`` seconds."""
+
+    data: bytes
+    delay: float = 0.0
+
+
+class ResetConnection(Exception):
+    """The printer tears the connection down (the ``reset`` fault)."""
+
+
+@dataclass
+class PrinterCore:
+    """One Zebra-like printer: what it received, what it printed, its faults."""
+
+    faults: Faults = field(default_factory=Faults)
+    printed: list[bytes] = field(default_factory=list)
+    held: list[bytes] = field(default_factory=list)
+    status_requests: int = 0
+    started_at: float = field(default_factory=time.time)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def label_count(self) -> int:
+        """Labels printed so far."""
+        return len(self.printed)
+
+    def set_fault(self, name: str, value: bool | float = True) -> None:
+        """Switch a fault on or off (``slow`` takes seconds); releases held labels when clear."""
+        if name not in Faults.names():
+            raise ValueError(f"unknown fault {name!r}; known: {', '.join(Faults.names())}")
+        kind = type(getattr(self.faults, name))
+        setattr(self.faults, name, kind(value))
+        self._release_held()
+
+    def clear_faults(self) -> None:
+        """Back to a healthy printer; held labels print."""
+        self.faults = Faults()
+        self._release_held()
+
+    def status(self) -> PrinterStatus:
+        """The state the printer would report now."""
+        f = self.faults
+        return replace(
+            PrinterStatus(),
+            paper_out=f.paper_out,
+            head_open=f.head_open,
+            ribbon_out=f.ribbon_out,
+            paused=f.paused,
+            buffer_full=f.buffer_full,
+            formats_in_buffer=min(len(self.held), 999),
+            label_length_dots=406,
+            thermal_transfer=True,
+        )
+
+    def _can_print(self) -> bool:
+        f = self.faults
+        return not (f.paper_out or f.head_open or f.ribbon_out or f.paused)
+
+    def _release_held(self) -> None:
+        with self._lock:
+            if self._can_print() and self.held:
+                self.printed.extend(self.held)
+                self.held.clear()
+
+    def accept_label(self, label: bytes) -> None:
+        """A complete ``^XA ... ^XZ`` format arrived: print it, or hold it while not ready."""
+        with self._lock:
+            (self.printed if self._can_print() else self.held).append(label)
+
+    def answer_status(self) -> Reply | None:
+        """The reply to ``~HS``, or None when the printer stays silent."""
+        self.status_requests += 1
+        if self.faults.no_reply:
+            return None
+        return Reply(format_host_status(self.status()), delay=self.faults.slow)
+
+    def new_stream(self) -> ZplStream:
+        """A parser for one connection's byte stream."""
+        return ZplStream(self)
+
+
+class ZplStream:
+    """Splits one connection's bytes into labels and ``~HS`` requests, across any segmenting."""
+
+    def __init__(self, core: PrinterCore) -> None:
+        self.core = core
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> list[Reply]:
+        """Take received bytes; return the replies to send. Raises :class:`ResetConnection`."""
+        self.buffer += data
+        if len(self.buffer) > MAX_BUFFER:
+            self.buffer = self.buffer[-MAX_BUFFER:]
+        replies: list[Reply] = []
+        # Tilde commands act at once, wherever they sit in the stream (Zebra behaviour).
+        while (i := self.buffer.find(HOST_STATUS_REQUEST)) >= 0:
+            self.buffer = self.buffer[:i] + self.buffer[i + len(HOST_STATUS_REQUEST) :]
+            reply = self.core.answer_status()
+            if reply is not None:
+                replies.append(reply)
+        if self.core.faults.reset and LABEL_START in self.buffer:
+            self.buffer = b""
+            raise ResetConnection("printer reset the connection")
+        while True:
+            start = self.buffer.find(LABEL_START)
+            if start < 0:
+                self.buffer = self.buffer[-2:]  # maybe the first bytes of "^XA" or "~HS"
+                break
+            end = self.buffer.find(LABEL_END, start + len(LABEL_START))
+            if end < 0:
+                self.buffer = self.buffer[start:]
+                break
+            label = self.buffer[start : end + len(LABEL_END)]
+            self.buffer = self.buffer[end + len(LABEL_END) :]
+            if label.strip() != LABEL_START + LABEL_END:  # "^XA^XZ" around a ~HS prints nothing
+                self.core.accept_label(label)
+        return replies
