@@ -1,0 +1,330 @@
+"""Flashing a unit: the checks, the persisted ``DeviceJob``, the breaker-guarded driver call, traceability."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mes_kernel.breakers import BreakerOpenError
+from mes_kernel.db.models import DeviceJob, Lot, StoredFile
+from mes_kernel.drivers import driver_version
+from mes_kernel.errors import Conflict, MesError, NotFound
+from mes_kernel.kernel import Kernel
+from mes_kernel.services.device_actions import record_device_action
+from mes_kernel.services.lots import FINAL, get_unit
+
+from . import BREAKER_NAME, PLUGIN_NAME
+from .drivers.base import FirmwareImage, FirmwareUploaderDriver, FlashFailed, FlashOutcome
+from .images import resolve_image, verified_image
+from .uploaders import UploaderDevice, driver_pool, get_uploader
+
+log = structlog.get_logger(__name__)
+
+JOB_KIND = "flash"
+KEY_PREFIX = "firmware:"  # DeviceJob keys are shared with other plugins' jobs
+
+
+class FlashFailedError(MesError):
+    """The flash was attempted and did not succeed; the job says why."""
+
+    status = 502
+    code = "FLASH_FAILED"
+
+
+@dataclass(frozen=True)
+class FlashOrder:
+    """What the caller asked for (the body of ``POST /firmware/upload``)."""
+
+    serial_number: str
+    device: str
+    image_id: int | None = None
+    product: str | None = None
+    version: str | None = None
+    idempotency_key: str | None = None
+    operator: str | None = None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked: the principal's actor string and, for a station, its code."""
+
+    actor: str
+    name: str
+    station_code: str | None = None
+
+
+def job_view(job: DeviceJob) -> dict[str, Any]:
+    result = job.result or {}
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "progress": result.get("progress", 0),
+        "stage": result.get("stage"),
+        "attempts": job.attempts,
+        "device": job.device,
+        "serial_number": job.serial_number,
+        "lot_number": job.lot_number,
+        "image": {k: job.payload.get(k) for k in ("image_id", "product", "version", "sha256", "size")},
+        "idempotency_key": job.payload.get("idempotency_key"),
+        "result": result,
+        "error": job.error,
+        "created_by": job.created_by,
+        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "updated_at": job.updated_at.isoformat() if job.updated_at else None,
+    }
+
+
+async def get_job(session: AsyncSession, job_id: int) -> DeviceJob:
+    job = await session.get(DeviceJob, job_id)
+    if job is None or job.plugin != PLUGIN_NAME:
+        raise NotFound(f"flash job {job_id} not found", code="JOB_NOT_FOUND", job_id=job_id)
+    return job
+
+
+async def _replay(session: AsyncSession, order: FlashOrder) -> DeviceJob | None:
+    """An earlier job with the same idempotency key: returned when done, retried when failed."""
+    if not order.idempotency_key:
+        return None
+    job = (
+        await session.execute(
+            select(DeviceJob).where(DeviceJob.idempotency_key == KEY_PREFIX + order.idempotency_key)
+        )
+    ).scalar_one_or_none()
+    if job is None:
+        return None
+    if job.plugin != PLUGIN_NAME or job.serial_number != order.serial_number or job.device != order.device:
+        raise Conflict(
+            "idempotency key already used for a different request",
+            code="IDEMPOTENCY_KEY_REUSED",
+            job_id=job.id,
+        )
+    if job.status in ("queued", "sent"):
+        raise Conflict("this flash is still running", code="FLASH_IN_PROGRESS", job_id=job.id)
+    return job
+
+
+async def _check_order(session: AsyncSession, order: FlashOrder) -> tuple[Lot, StoredFile, UploaderDevice]:
+    unit = await get_unit(session, order.serial_number)
+    lot = await session.get(Lot, unit.lot_id)
+    if lot.status in FINAL:
+        raise Conflict(
+            f"LOT {lot.lot_number} is {lot.status}; its units can no longer be flashed",
+            code="LOT_CLOSED",
+            lot_number=lot.lot_number,
+            lot_status=lot.status,
+        )
+    device = await get_uploader(session, order.device)
+    image = await resolve_image(
+        session, image_id=order.image_id, product=order.product, version=order.version
+    )
+    image_product = image.meta.get("product")
+    if image_product != lot.product:
+        raise Conflict(
+            f"firmware {image_product} {image.meta.get('version')} is not for product {lot.product}",
+            code="PRODUCT_MISMATCH",
+            image_product=image_product,
+            lot_product=lot.product,
+            lot_number=lot.lot_number,
+        )
+    return lot, image, device
+
+
+def _progress_writer(kernel: Kernel, job_id: int):
+    """A progress callback that stores progress in the job, at most every 10 % (and at 100 %)."""
+    last = {"progress": -100, "stage": None}
+
+    async def on_progress(percent: int, stage: str) -> None:
+        if percent - last["progress"] < 10 and percent < 100 and stage == last["stage"]:
+            return
+        last.update(progress=percent, stage=stage)
+        async with kernel.sessionmaker() as progress_session, progress_session.begin():
+            await progress_session.execute(
+                update(DeviceJob)
+                .where(DeviceJob.id == job_id, DeviceJob.status == "sent")
+                .values(result={"progress": percent, "stage": stage})
+            )
+
+    return on_progress
+
+
+async def flash_unit(
+    *, session: AsyncSession, kernel: Kernel, order: FlashOrder, caller: Caller
+) -> tuple[DeviceJob, bool]:
+    """Run one flash to its end. Returns ``(job, replayed)``; raises with a stable code on refusal/failure.
+
+    Refusals before the device is touched (unknown unit, closed LOT, wrong product, corrupted image)
+    raise without creating a job. Once a job exists, its outcome is committed and recorded in the
+    unit's history before any error is raised.
+    """
+    earlier = await _replay(session, order)
+    if earlier is not None and earlier.status == "done":
+        return earlier, True
+    lot, image_row, device = await _check_order(session, order)
+    image = await verified_image(kernel.files_dir, image_row)
+    station_code = caller.station_code or device.station_code
+    payload = {
+        "image_id": image_row.id,
+        "product": image.product,
+        "version": image.version,
+        "sha256": image.sha256,
+        "size": image.size,
+        "driver": device.driver,
+        "station": station_code,
+        "operator": order.operator or caller.name,
+        "idempotency_key": order.idempotency_key,
+    }
+    job = earlier or DeviceJob(
+        kind=JOB_KIND,
+        plugin=PLUGIN_NAME,
+        device=device.code,
+        idempotency_key=KEY_PREFIX + order.idempotency_key if order.idempotency_key else None,
+        lot_number=lot.lot_number,
+        serial_number=order.serial_number,
+        created_by=caller.actor,
+        attempts=0,
+    )
+    job.status, job.attempts, job.payload = "sent", job.attempts + 1, payload
+    job.result, job.error = {"progress": 0, "stage": "queued"}, None
+    session.add(job)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise Conflict(
+            "a flash with this idempotency key is already running", code="FLASH_IN_PROGRESS"
+        ) from None
+
+    driver = await driver_pool(kernel).get(device)
+    try:
+        outcome = await kernel.breakers.call(
+            BREAKER_NAME,
+            device.code,
+            lambda: driver.flash(
+                serial_number=order.serial_number, image=image, on_progress=_progress_writer(kernel, job.id)
+            ),
+            line=device.line_code,
+        )
+    except BreakerOpenError as exc:
+        await _finish(
+            session,
+            job,
+            driver,
+            image,
+            caller,
+            station_code,
+            "refused",
+            error=exc.message,
+            detail={"reason": "CIRCUIT_OPEN", "retry_after": exc.extra.get("retry_after")},
+        )
+        raise
+    except httpx.HTTPError as exc:
+        message = f"uploader {device.code} failed: {type(exc).__name__}: {exc}"
+        await _finish(
+            session,
+            job,
+            driver,
+            image,
+            caller,
+            station_code,
+            "failed",
+            error=message,
+            detail={"reason": "UPLOADER_HTTP_ERROR"},
+        )
+        raise FlashFailedError(message, job_id=job.id, reason="UPLOADER_HTTP_ERROR") from exc
+    except FlashFailed as exc:
+        await _finish(
+            session,
+            job,
+            driver,
+            image,
+            caller,
+            station_code,
+            "failed",
+            error=str(exc),
+            detail={"reason": exc.reason, **exc.detail},
+        )
+        raise FlashFailedError(str(exc), job_id=job.id, reason=exc.reason) from exc
+    except Exception as exc:
+        log.exception("flash_crashed", device=device.code, serial_number=order.serial_number, job_id=job.id)
+        message = f"flash crashed: {type(exc).__name__}: {exc}"
+        await _finish(
+            session,
+            job,
+            driver,
+            image,
+            caller,
+            station_code,
+            "failed",
+            error=message,
+            detail={"reason": "DRIVER_ERROR"},
+        )
+        raise FlashFailedError(message, status=500, job_id=job.id, reason="DRIVER_ERROR") from exc
+    await _finish(session, job, driver, image, caller, station_code, "ok", outcome=outcome)
+    return job, False
+
+
+async def _finish(
+    session: AsyncSession,
+    job: DeviceJob,
+    driver: FirmwareUploaderDriver,
+    image: FirmwareImage,
+    caller: Caller,
+    station_code: str | None,
+    outcome_name: str,
+    *,
+    outcome: FlashOutcome | None = None,
+    error: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Store the job's end state and the unit's history entry in one transaction."""
+    await session.refresh(job)
+    result: dict[str, Any] = {"progress": 100 if outcome else job.result.get("progress", 0)}
+    if outcome is not None:
+        result.update(
+            stage="done",
+            flash_id=outcome.flash_id,
+            device_sha256=outcome.sha256,
+            duration_seconds=outcome.duration_seconds,
+            **outcome.detail,
+        )
+    else:
+        result.update(stage=outcome_name, **(detail or {}))
+    job.status = "done" if outcome is not None else "failed"
+    job.result, job.error = result, error
+    await record_device_action(
+        session=session,
+        action="flash",
+        plugin=PLUGIN_NAME,
+        device=job.device,
+        driver=driver.name or type(driver).__name__,
+        driver_version=driver_version(driver),
+        actor=caller.actor,
+        outcome=outcome_name,
+        serial_number=job.serial_number,
+        station_code=station_code,
+        detail={
+            "job_id": job.id,
+            "image_id": job.payload.get("image_id"),
+            "product": image.product,
+            "version": image.version,
+            "sha256": image.sha256,
+            "size": image.size,
+            "operator": job.payload.get("operator"),
+            "attempt": job.attempts,
+            **(
+                {"flash_id": outcome.flash_id, "duration_seconds": outcome.duration_seconds}
+                if outcome
+                else {}
+            ),
+            **({"error": error} if error else {}),
+            **(detail or {}),
+        },
+    )
+    await session.commit()
