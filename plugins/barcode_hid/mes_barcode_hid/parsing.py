@@ -1,0 +1,471 @@
+"""What a scanned code says: AIM symbology identifiers, GS1 element strings, LOT and serial patterns.
+
+The parser reports what it can prove and nothing more. A code that no rule accepts, or that breaks
+a rule it claims to follow (a GS1 string with a wrong GTIN check digit), is ``kind="unknown"`` with
+the reason; it is never guessed into a LOT or serial number.
+
+Order of rules for one code:
+
+1. An AIM symbology identifier (``]C1``, ``]d2``, ``]Q3``, ``]E0`` …) is stripped and reported.
+2. A code that announces itself as GS1 — a GS1 symbology identifier (``]C1``, ``]e0``, ``]d2``,
+   ``]Q3``, ``]J1``), a leading FNC1/GS, the human-readable ``(01)…`` form, or a GS separator
+   inside — is parsed as a GS1 element string, and only so.
+3. EAN/UPC (``]E0``, ``]E4``) data is a GTIN and must carry a valid check digit.
+4. Otherwise the configured serial and LOT patterns are tried; both matching is ambiguous → unknown.
+5. With ``gs1_bare`` on, a code that still matched nothing is accepted as a raw GS1 element string
+   only if it parses completely, starts with AI 01 and the GTIN check digit is right.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+GS = "\x1d"
+
+Kind = Literal["serial", "lot", "gtin", "unknown"]
+
+# AIM ISO/IEC 15424 symbology code characters (the letter after "]")
+AIM_SYMBOLOGIES: dict[str, str] = {
+    "A": "Code 39",
+    "C": "Code 128",
+    "d": "Data Matrix",
+    "E": "EAN/UPC",
+    "e": "GS1 DataBar",
+    "F": "Codabar",
+    "G": "Code 93",
+    "H": "Code 11",
+    "I": "Interleaved 2 of 5",
+    "J": "DotCode",
+    "L": "PDF417",
+    "M": "MSI",
+    "Q": "QR Code",
+    "R": "Straight 2 of 5",
+    "S": "Straight 2 of 5",
+    "X": "other",
+    "z": "Aztec Code",
+}
+# identifiers whose data is a GS1 element string (FNC1 in first position)
+GS1_SYMBOLOGIES = frozenset({"]C1", "]e0", "]d2", "]Q3", "]J1", "]z1"})
+EAN_SYMBOLOGIES = frozenset({"]E0", "]E3", "]E4"})
+
+_AIM_RE = re.compile(r"^\][A-Za-z][0-9A-Za-z]")
+
+# GS1 AI encodable character set 82 (GS1 General Specifications, figure 7.11-1)
+_CSET82 = re.compile(r"^[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]*$")
+
+
+@dataclass(frozen=True)
+class AI:
+    """A GS1 Application Identifier this parser knows: name, fixed length or maximum length."""
+
+    code: str
+    name: str
+    fixed: int | None = None
+    max_len: int | None = None
+    numeric: bool = False
+    date: bool = False
+    check_digit: bool = False
+
+
+_AIS = [
+    AI("00", "sscc", fixed=18, numeric=True, check_digit=True),
+    AI("01", "gtin", fixed=14, numeric=True, check_digit=True),
+    AI("02", "content_gtin", fixed=14, numeric=True, check_digit=True),
+    AI("10", "batch", max_len=20),
+    AI("11", "production_date", fixed=6, numeric=True, date=True),
+    AI("13", "packaging_date", fixed=6, numeric=True, date=True),
+    AI("15", "best_before", fixed=6, numeric=True, date=True),
+    AI("16", "sell_by", fixed=6, numeric=True, date=True),
+    AI("17", "expiry", fixed=6, numeric=True, date=True),
+    AI("20", "variant", fixed=2, numeric=True),
+    AI("21", "serial", max_len=20),
+    AI("30", "count", max_len=8, numeric=True),
+    AI("37", "count_of_items", max_len=8, numeric=True),
+]
+GS1_AIS: dict[str, AI] = {ai.code: ai for ai in _AIS}
+
+
+class GS1Error(ValueError):
+    """A GS1 element string that breaks the rules; the message says where."""
+
+
+@dataclass(frozen=True)
+class ParsedCode:
+    """The parser's verdict on one code.
+
+    :ivar kind: ``serial`` (identifies a unit), ``lot``, ``gtin`` (a product only) or ``unknown``.
+    :ivar data: the code without its AIM identifier.
+    :ivar symbology: the AIM identifier (``"]C1"``) or None; ``symbology_name`` spells it out.
+    :ivar format: ``gs1``, ``ean``, ``pattern`` or None (unknown).
+    :ivar ais: GS1 element strings, AI → value, in the order scanned.
+    :ivar reason: why the code is unknown (None otherwise).
+    """
+
+    kind: Kind
+    raw: str
+    data: str
+    symbology: str | None = None
+    symbology_name: str | None = None
+    format: str | None = None
+    serial_number: str | None = None
+    lot_number: str | None = None
+    gtin: str | None = None
+    expiry: date | None = None
+    ais: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, as the lookup route answers it under ``parsed``."""
+        return {
+            "kind": self.kind,
+            "data": self.data,
+            "symbology": self.symbology,
+            "symbology_name": self.symbology_name,
+            "format": self.format,
+            "serial_number": self.serial_number,
+            "lot_number": self.lot_number,
+            "gtin": self.gtin,
+            "expiry": self.expiry.isoformat() if self.expiry else None,
+            "ais": dict(self.ais),
+            "reason": self.reason,
+        }
+
+
+DEFAULT_SERIAL_PATTERNS = (r"(?P<serial>SN[-_]?[A-Z0-9][A-Z0-9_-]{2,60})",)
+DEFAULT_LOT_PATTERNS = (r"(?P<lot>LOT[-_]?[A-Z0-9][A-Z0-9_-]{2,60})",)
+
+
+@dataclass(frozen=True)
+class ParserConfig:
+    """Which codes mean what in this plant.
+
+    :param serial_patterns: regular expressions that a whole code must match (``fullmatch``) to be a
+        serial number; a named group ``serial`` picks the serial out of a longer code
+        (``S(?P<serial>\\d{10})``), otherwise the whole code is the serial number.
+    :param lot_patterns: the same for LOT numbers, with a named group ``lot``.
+    :param gs1_bare: accept a raw GS1 element string that came without symbology identifier or
+        leading FNC1, when it starts with AI 01, parses completely and its check digit is right.
+    :param gs_substitute: a printable character some scanners send instead of GS (e.g. ``"~"``)
+        when GS cannot be typed; it is read as GS inside GS1 data.
+    """
+
+    serial_patterns: tuple[str, ...] = DEFAULT_SERIAL_PATTERNS
+    lot_patterns: tuple[str, ...] = DEFAULT_LOT_PATTERNS
+    gs1_bare: bool = True
+    gs_substitute: str | None = None
+
+    def __post_init__(self) -> None:
+        for pattern in (*self.serial_patterns, *self.lot_patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid pattern {pattern!r}: {exc}") from exc
+        if self.gs_substitute is not None and len(self.gs_substitute) != 1:
+            raise ValueError("gs_substitute must be one character")
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any] | None) -> ParserConfig:
+        """Build from a settings mapping (``serial_patterns``, ``lot_patterns``, ``gs1_bare``,
+        ``gs_substitute``); missing keys keep their defaults."""
+        settings = dict(settings or {})
+        kw: dict[str, Any] = {}
+        for key in ("serial_patterns", "lot_patterns"):
+            if key in settings:
+                value = settings[key]
+                kw[key] = (value,) if isinstance(value, str) else tuple(value)
+        if "gs1_bare" in settings:
+            kw["gs1_bare"] = bool(settings["gs1_bare"])
+        if settings.get("gs_substitute"):
+            kw["gs_substitute"] = settings["gs_substitute"]
+        return cls(**kw)
+
+
+# ------------------------------------------------------------------ AIM identifiers
+
+
+def split_symbology(text: str) -> tuple[str | None, str]:
+    """Split an AIM symbology identifier off the front: ``"]C1010950…"`` → ``("]C1", "010950…")``.
+
+    Only identifiers with a known symbology letter are split; anything else is left as data.
+    """
+    if _AIM_RE.match(text) and text[1] in AIM_SYMBOLOGIES:
+        return text[:3], text[3:]
+    return None, text
+
+
+def symbology_name(identifier: str | None) -> str | None:
+    """``"]C1"`` → ``"GS1-128"``, ``"]Q1"`` → ``"QR Code"``; None for None."""
+    if not identifier:
+        return None
+    if identifier in GS1_SYMBOLOGIES:
+        base = AIM_SYMBOLOGIES[identifier[1]]
+        return "GS1-128" if identifier == "]C1" else f"GS1 {base}".replace("GS1 GS1 ", "GS1 ")
+    return AIM_SYMBOLOGIES.get(identifier[1], "unknown")
+
+
+# ------------------------------------------------------------------ GS1
+
+
+def gs1_check_digit(digits: str) -> int:
+    """The GS1 mod-10 check digit for ``digits`` (the number without its check digit)."""
+    if not digits.isdigit():
+        raise ValueError("check digit of non-digits")
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        total += int(char) * (3 if position % 2 == 0 else 1)
+    return (10 - total % 10) % 10
+
+
+def gs1_check_digit_ok(number: str) -> bool:
+    """Whether the last digit of ``number`` is the right GS1 check digit for the rest."""
+    return len(number) >= 2 and number.isdigit() and gs1_check_digit(number[:-1]) == int(number[-1])
+
+
+def gs1_date(yymmdd: str, *, today: date | None = None) -> date:
+    """A GS1 YYMMDD date. The century follows GS1 General Specifications 7.12 (a year within
+    -50…+49 of this one); day ``00`` means the last day of the month."""
+    if len(yymmdd) != 6 or not yymmdd.isdigit():
+        raise GS1Error(f"date {yymmdd!r} is not YYMMDD")
+    today = today or date.today()
+    yy, month, day = int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:])
+    current_century, current_yy = divmod(today.year, 100)
+    difference = yy - current_yy
+    century = current_century
+    if 51 <= difference <= 99:
+        century -= 1
+    elif -99 <= difference <= -50:
+        century += 1
+    year = century * 100 + yy
+    if not 1 <= month <= 12:
+        raise GS1Error(f"date {yymmdd!r} has month {month:02d}")
+    if day == 0:
+        next_month = date(year + month // 12, month % 12 + 1, 1)
+        return date.fromordinal(next_month.toordinal() - 1)
+    try:
+        return date(year, month, day)
+    except ValueError as exc:
+        raise GS1Error(f"date {yymmdd!r} is not a calendar date") from exc
+
+
+def _validate_ai(ai: AI, value: str) -> None:
+    if ai.fixed is not None and len(value) != ai.fixed:
+        raise GS1Error(f"AI ({ai.code}) needs {ai.fixed} characters, got {len(value)}")
+    if ai.max_len is not None and not 1 <= len(value) <= ai.max_len:
+        raise GS1Error(
+            f"AI ({ai.code}) takes 1 to {ai.max_len} characters, got {len(value)}"
+            + (" (missing GS separator?)" if len(value) > ai.max_len else "")
+        )
+    if ai.numeric and not value.isdigit():
+        raise GS1Error(f"AI ({ai.code}) must be digits, got {value!r}")
+    if not _CSET82.match(value):
+        raise GS1Error(f"AI ({ai.code}) has characters outside the GS1 set: {value!r}")
+    if ai.check_digit and not gs1_check_digit_ok(value):
+        expected = gs1_check_digit(value[:-1])
+        raise GS1Error(f"AI ({ai.code}) {value} has check digit {value[-1]}, expected {expected}")
+
+
+def _add(elements: dict[str, str], ai: AI, value: str) -> None:
+    _validate_ai(ai, value)
+    if ai.code in elements and elements[ai.code] != value:
+        raise GS1Error(f"AI ({ai.code}) appears twice with different values")
+    elements[ai.code] = value
+
+
+def _match_ai(text: str, position: int) -> AI:
+    for length in (2, 3, 4):
+        candidate = text[position : position + length]
+        if candidate in GS1_AIS:
+            return GS1_AIS[candidate]
+    raise GS1Error(f"unknown or unsupported AI at position {position}: {text[position : position + 4]!r}")
+
+
+def parse_gs1_element_string(text: str) -> dict[str, str]:
+    """Parse a raw GS1 element string (AIs run together, variable-length fields ended by GS).
+
+    A leading FNC1/GS is ignored. A GS after a fixed-length field is tolerated.
+
+    :raises GS1Error: unknown AI, wrong length, bad characters, check digit or a missing separator.
+    """
+    elements: dict[str, str] = {}
+    position = 1 if text.startswith(GS) else 0
+    if position >= len(text):
+        raise GS1Error("empty GS1 element string")
+    while position < len(text):
+        if text[position] == GS:
+            position += 1
+            continue
+        ai = _match_ai(text, position)
+        position += len(ai.code)
+        if ai.fixed is not None:
+            value = text[position : position + ai.fixed]
+            position += ai.fixed
+        else:
+            end = text.find(GS, position)
+            end = len(text) if end < 0 else end
+            value = text[position:end]
+            position = end
+        _add(elements, ai, value)
+    return elements
+
+
+_HRI_RE = re.compile(r"\((\d{2,4})\)([^()]*)")
+
+
+def parse_gs1_human_readable(text: str) -> dict[str, str]:
+    """Parse the human-readable form ``(01)09501101530003(17)250101(10)AB-12``.
+
+    :raises GS1Error: text outside brackets, unknown AI, or a value that breaks its AI's rules.
+    """
+    elements: dict[str, str] = {}
+    position = 0
+    for match in _HRI_RE.finditer(text):
+        if match.start() != position:
+            raise GS1Error(f"unexpected text at position {position}: {text[position : match.start()]!r}")
+        code, value = match.groups()
+        ai = GS1_AIS.get(code)
+        if ai is None:
+            raise GS1Error(f"unknown or unsupported AI ({code})")
+        _add(elements, ai, value)
+        position = match.end()
+    if position != len(text) or not elements:
+        raise GS1Error(f"not a GS1 human-readable string after position {position}")
+    return elements
+
+
+# ------------------------------------------------------------------ the parser
+
+
+def _unknown(raw: str, data: str, symbology: str | None, reason: str, **kw: Any) -> ParsedCode:
+    return ParsedCode(
+        kind="unknown",
+        raw=raw,
+        data=data,
+        symbology=symbology,
+        symbology_name=symbology_name(symbology),
+        reason=reason,
+        **kw,
+    )
+
+
+def _from_gs1(
+    raw: str, data: str, symbology: str | None, elements: dict[str, str], today: date | None
+) -> ParsedCode:
+    expiry = gs1_date(elements["17"], today=today) if "17" in elements else None
+    for code in ("11", "13", "15", "16"):
+        if code in elements:
+            gs1_date(elements[code], today=today)
+    serial, lot, gtin = elements.get("21"), elements.get("10"), elements.get("01")
+    kind: Kind = "serial" if serial else "lot" if lot else "gtin" if gtin else "unknown"
+    return ParsedCode(
+        kind=kind,
+        raw=raw,
+        data=data,
+        symbology=symbology,
+        symbology_name=symbology_name(symbology),
+        format="gs1",
+        serial_number=serial,
+        lot_number=lot,
+        gtin=gtin,
+        expiry=expiry,
+        ais=elements,
+        reason=None if kind != "unknown" else "GS1 string without GTIN, batch or serial",
+    )
+
+
+def _announces_gs1(data: str, symbology: str | None) -> bool:
+    return (
+        symbology in GS1_SYMBOLOGIES
+        or data.startswith(GS)
+        or GS in data
+        or bool(re.match(r"^\(\d{2,4}\)", data))
+    )
+
+
+def _pattern_match(patterns: Iterable[str], data: str, group: str) -> str | None:
+    for pattern in patterns:
+        match = re.fullmatch(pattern, data)
+        if match:
+            named = match.groupdict().get(group)
+            return named if named else data
+    return None
+
+
+def parse_code(
+    text: str,
+    *,
+    config: ParserConfig | None = None,
+    symbology: str | None = None,
+    today: date | None = None,
+) -> ParsedCode:
+    """Say what a scanned code is.
+
+    :param text: the code as scanned; an AIM identifier at its front is stripped and reported.
+    :param symbology: the AIM identifier when the driver already stripped it (``Scan.symbology``).
+    :param today: the date GS1 two-digit years are read against (tests pin it).
+    """
+    config = config or ParserConfig()
+    raw = text
+    if symbology is None:
+        symbology, data = split_symbology(text)
+    else:
+        data = text
+    data = data.strip("\r\n")
+    if config.gs_substitute:
+        gs1_data = data.replace(config.gs_substitute, GS)
+    else:
+        gs1_data = data
+    if not data:
+        return _unknown(raw, data, symbology, "empty code")
+
+    if _announces_gs1(gs1_data, symbology):
+        try:
+            if gs1_data.startswith("("):
+                elements = parse_gs1_human_readable(gs1_data)
+            else:
+                elements = parse_gs1_element_string(gs1_data)
+            return _from_gs1(raw, data, symbology, elements, today)
+        except GS1Error as exc:
+            return _unknown(raw, data, symbology, f"invalid GS1 data: {exc}")
+
+    if symbology in EAN_SYMBOLOGIES:
+        if data.isdigit() and len(data) in (8, 12, 13) and gs1_check_digit_ok(data):
+            return ParsedCode(
+                kind="gtin",
+                raw=raw,
+                data=data,
+                symbology=symbology,
+                symbology_name=symbology_name(symbology),
+                format="ean",
+                gtin=data.zfill(14),
+            )
+        return _unknown(raw, data, symbology, "EAN/UPC data with a wrong length or check digit")
+
+    serial = _pattern_match(config.serial_patterns, data, "serial")
+    lot = _pattern_match(config.lot_patterns, data, "lot")
+    if serial and lot:
+        return _unknown(raw, data, symbology, "matches both a serial and a LOT pattern")
+    if serial or lot:
+        return ParsedCode(
+            kind="serial" if serial else "lot",
+            raw=raw,
+            data=data,
+            symbology=symbology,
+            symbology_name=symbology_name(symbology),
+            format="pattern",
+            serial_number=serial,
+            lot_number=lot,
+        )
+
+    if config.gs1_bare and data.startswith("01") and data.isascii():
+        try:
+            elements = parse_gs1_element_string(data)
+        except GS1Error:
+            elements = {}
+        if elements.get("01"):
+            return _from_gs1(raw, data, symbology, elements, today)
+
+    return _unknown(raw, data, symbology, "matches no serial, LOT or GS1 rule")
