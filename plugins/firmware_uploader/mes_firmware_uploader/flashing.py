@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.breakers import BreakerOpenError
+from mes_kernel.db.base import utcnow
 from mes_kernel.db.models import DeviceJob, Lot, StoredFile
 from mes_kernel.drivers import driver_version
 from mes_kernel.errors import Conflict, MesError, NotFound
@@ -28,6 +30,8 @@ log = structlog.get_logger(__name__)
 
 JOB_KIND = "flash"
 KEY_PREFIX = "firmware:"  # DeviceJob keys are shared with other plugins' jobs
+# A job still "sent" after this long was orphaned (the process died mid-flash): a retry may take it over.
+STALE_AFTER = timedelta(minutes=15)
 
 
 class FlashFailedError(MesError):
@@ -105,7 +109,7 @@ async def _replay(session: AsyncSession, order: FlashOrder) -> DeviceJob | None:
             code="IDEMPOTENCY_KEY_REUSED",
             job_id=job.id,
         )
-    if job.status in ("queued", "sent"):
+    if job.status in ("queued", "sent") and utcnow() - job.updated_at < STALE_AFTER:
         raise Conflict("this flash is still running", code="FLASH_IN_PROGRESS", job_id=job.id)
     return job
 
@@ -225,7 +229,7 @@ async def flash_unit(
         )
         raise
     except httpx.HTTPError as exc:
-        message = f"uploader {device.code} failed: {type(exc).__name__}: {exc}"
+        message = f"uploader {device.code} failed: {_short(exc)}"
         await _finish(
             session,
             job,
@@ -253,7 +257,7 @@ async def flash_unit(
         raise FlashFailedError(str(exc), job_id=job.id, reason=exc.reason) from exc
     except Exception as exc:
         log.exception("flash_crashed", device=device.code, serial_number=order.serial_number, job_id=job.id)
-        message = f"flash crashed: {type(exc).__name__}: {exc}"
+        message = f"flash crashed: {_short(exc)}"
         await _finish(
             session,
             job,
@@ -268,6 +272,12 @@ async def flash_unit(
         raise FlashFailedError(message, status=500, job_id=job.id, reason="DRIVER_ERROR") from exc
     await _finish(session, job, driver, image, caller, station_code, "ok", outcome=outcome)
     return job, False
+
+
+def _short(exc: BaseException) -> str:
+    """The exception's type and first line (httpx appends a documentation link on a second line)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 async def _finish(
