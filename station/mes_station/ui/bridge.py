@@ -41,6 +41,7 @@ class AgentBridge(QObject):
     """``(kind, payload)`` from ``agent.subscribe``, delivered on the GUI thread."""
 
     _finished = Signal(int, object, object)
+    _relayed = Signal(object, object)
 
     def __init__(self, agent: AgentLike, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -53,6 +54,7 @@ class AgentBridge(QObject):
         self._closed = False
         # Queued even when emitted on the GUI thread, so a callback never runs inside submit().
         self._finished.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
+        self._relayed.connect(self._run_relayed, Qt.ConnectionType.QueuedConnection)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -111,6 +113,18 @@ class AgentBridge(QObject):
         future = asyncio.run_coroutine_threadsafe(_call(fn, args, kwargs), self._loop)
         return future.result(timeout)
 
+    def on_gui_thread(self, fn: Callable[..., Any]) -> Callable[..., None]:
+        """Wrap ``fn`` so that calling the wrapper from any thread runs ``fn`` on the GUI thread.
+
+        For callbacks handed to agent-side objects (e.g. a wedge driver's ``on_typed``).
+        """
+
+        def relay(*args: Any) -> None:
+            if not self._closed:
+                self._relayed.emit(fn, args)
+
+        return relay
+
     # -- agent thread ------------------------------------------------------------
 
     def _run_loop(self) -> None:
@@ -146,6 +160,9 @@ class AgentBridge(QObject):
         self.agent_event.emit(str(kind), payload)
 
     # -- GUI thread --------------------------------------------------------------
+
+    def _run_relayed(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        fn(*args)
 
     def _dispatch(self, token: int, value: Any, error: Any) -> None:
         on_result, on_error = self._callbacks.pop(token, (None, None))

@@ -32,6 +32,7 @@ from mes_station.ui.view import (
     flash_progress,
     unit_view,
 )
+from mes_station.ui.wedge import WedgeFeeder
 
 _OK = "color: #1b5e20;"
 _ERROR = "color: #b00020; font-weight: bold;"
@@ -56,6 +57,7 @@ class MainScreen(QWidget):
         self._flash_poll_errors = 0
         self._flash_timer = QTimer(self, interval=options.flash_poll_ms)
         self._flash_timer.timeout.connect(self._poll_flash)
+        self.wedge_feeder: WedgeFeeder | None = None
 
         layout = QVBoxLayout(self)
         layout.addLayout(self._build_header())
@@ -85,8 +87,8 @@ class MainScreen(QWidget):
         self.scan_input.setPlaceholderText("Scan or type a serial or LOT number, then Enter")
         self.scan_input.setStyleSheet("font-size: 18px; padding: 4px;")
         self.lookup_button = QPushButton("Look up", objectName="lookup_button")
-        self.scan_input.returnPressed.connect(self.lookup)
-        self.lookup_button.clicked.connect(self.lookup)
+        self.scan_input.returnPressed.connect(self.enter_code)
+        self.lookup_button.clicked.connect(self.enter_code)
         row = QHBoxLayout()
         row.addWidget(QLabel("Code"))
         row.addWidget(self.scan_input, stretch=1)
@@ -207,9 +209,30 @@ class MainScreen(QWidget):
 
     # -- lookup ------------------------------------------------------------------
 
+    def attach_wedge(self, wedge: Any) -> None:
+        """Route the scan field's keystrokes through the agent's keyboard-wedge driver."""
+        self.wedge_feeder = WedgeFeeder(self._bridge, wedge, self.scan_input, self.enter_code)
+
     def handle_scan(self, code: str) -> None:
-        """A scanner read a code (agent ``scan`` event): look it up as if typed."""
+        """A scanner read a code (the agent recorded it and sent a ``scan`` event): look it up."""
         self.scan_input.setText(code)
+        self.lookup()
+
+    def enter_code(self) -> None:
+        """A person entered the code by hand: record it as a scan event, then look it up."""
+        code = self.scan_input.text().strip()
+        if not code:
+            return
+        submit_scan = getattr(self._bridge.agent, "submit_scan", None)
+        if callable(submit_scan):
+            self._bridge.submit(
+                submit_scan,
+                code,
+                source="keyboard",
+                on_error=lambda exc: self._say(
+                    self.result_message, describe_error(exc, f"Record scan {code}"), _ERROR
+                ),
+            )
         self.lookup()
 
     def lookup(self) -> None:
@@ -358,9 +381,9 @@ class MainScreen(QWidget):
     def _printed(self, answer: Any) -> None:
         self.print_button.setEnabled(self._view is not None)
         answer = answer if isinstance(answer, dict) else {}
-        status = answer.get("status") or "sent"
-        job = answer.get("job_id") or answer.get("id") or answer.get("idempotency_key")
-        self._say(self.device_message, f"Label {status}" + (f" (job {job})" if job else ""), _OK)
+        status = answer.get("status") or answer.get("outcome") or "sent"
+        job = answer.get("job_id") or answer.get("id") or answer.get("event_key")
+        self._say(self.device_message, f"Label {status}" + (f" (job {str(job)[:12]})" if job else ""), _OK)
 
     def _print_failed(self, exc: BaseException) -> None:
         self.print_button.setEnabled(self._view is not None)

@@ -54,6 +54,12 @@ class AgentLike(Protocol):
     async def flash_status(self, job_id: str) -> dict[str, Any]:
         """Return a flash job's state (``status``, ``progress`` 0–100, ``error``)."""
 
+    def submit_scan(self, code: str, *, source: str = "keyboard") -> Any:
+        """Record a code typed into the window as a scan event (outbox) and announce it."""
+
+    def logout(self) -> None:
+        """Forget the logged-in worker."""
+
     def subscribe(self, callback: Callable[[str, Any], Any]) -> Any:
         """Call ``callback(kind, payload)`` for every status change and every scan."""
 

@@ -38,6 +38,7 @@ class FakeAgent:
         self.labels: list[dict[str, Any]] = []
         self.flashes: dict[str, dict[str, Any]] = {}
         self.lookups: list[str] = []
+        self.scans: list[dict[str, Any]] = []
         self.threads: set[str] = set()
         self.started = False
         self._subscribers: list[Callable[..., Any]] = []
@@ -123,6 +124,16 @@ class FakeAgent:
         progress = min(100, job["polls"] * 100 // self.flash_steps)
         status = "done" if progress >= 100 else "running"
         return {"job_id": job_id, "status": status, "progress": progress}
+
+    def submit_scan(self, code: str, *, source: str = "keyboard") -> dict[str, Any]:
+        self._seen()
+        scan = {"code": code, "source": source}
+        self.scans.append(scan)
+        self.emit("scan", scan)
+        return scan
+
+    def logout(self) -> None:
+        self.worker = None
 
     def subscribe(self, callback: Callable[..., Any]) -> None:
         self._subscribers.append(callback)

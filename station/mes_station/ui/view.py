@@ -101,6 +101,12 @@ def scan_code(scan: Any) -> str | None:
     return None
 
 
+def scan_source(scan: Any) -> str | None:
+    """Where a scan came from (``keyboard``, ``scanner``, ``serial:/dev/…``), if it says."""
+    source = scan.get("source") if isinstance(scan, dict) else getattr(scan, "source", None)
+    return str(source) if source else None
+
+
 def worker_name(worker: Any) -> str | None:
     """The worker id to record results under, from ``agent.worker`` (str, dict or object)."""
     if worker is None:

@@ -12,7 +12,8 @@ from mes_station.ui.bridge import AgentBridge
 from mes_station.ui.login import LoginScreen
 from mes_station.ui.main_screen import MainScreen
 from mes_station.ui.options import UiOptions
-from mes_station.ui.view import queue_text, scan_code, worker_name
+from mes_station.ui.view import queue_text, scan_code, scan_source, worker_name
+from mes_station.ui.wedge import find_wedge
 
 _ONLINE = "background: #2e7d32; color: white; padding: 2px 10px; font-weight: bold;"
 _OFFLINE = "background: #c62828; color: white; padding: 2px 10px; font-weight: bold;"
@@ -60,6 +61,11 @@ class StationWindow(QMainWindow):
         self.status_timer.timeout.connect(self.refresh_status)
         self.status_timer.start()
         self.refresh_status()
+        bridge.submit(find_wedge, bridge.agent, on_result=self._wedge_found)
+
+    def _wedge_found(self, wedge: Any) -> None:
+        if wedge is not None:
+            self.main_screen.attach_wedge(wedge)
 
     # -- screens -----------------------------------------------------------------
 
@@ -73,6 +79,8 @@ class StationWindow(QMainWindow):
         self.main_screen.scan_input.setFocus()
 
     def _on_logout(self) -> None:
+        if callable(getattr(self.bridge.agent, "logout", None)):
+            self.bridge.submit(self.bridge.agent.logout)
         self.main_screen.reset()
         self.main_screen.set_worker(None)
         self.stack.setCurrentWidget(self.login_screen)
@@ -84,8 +92,9 @@ class StationWindow(QMainWindow):
         if kind == "status" and isinstance(payload, dict):
             self.apply_status(payload)
         elif kind == "scan" and self.logged_in:
+            # Codes entered by hand were looked up already; the agent echoes them as scans.
             code = scan_code(payload)
-            if code:
+            if code and scan_source(payload) != "keyboard":
                 self.main_screen.handle_scan(code)
 
     def refresh_status(self) -> None:
@@ -112,7 +121,8 @@ class StationWindow(QMainWindow):
             self._show_online(bool(status["online"]))
         if "outbox_depth" in status:
             depth = status["outbox_depth"]
-            self.queue_label.setText(queue_text(depth, status.get("oldest_queued_age")))
+            age = status.get("oldest_queued_age", status.get("oldest_queued_age_seconds"))
+            self.queue_label.setText(queue_text(depth, age))
             self.queue_label.setStyleSheet("font-weight: bold;" if depth else "")
 
     def _show_online(self, online: bool | None) -> None:
