@@ -1,0 +1,502 @@
+"""The station agent: the one object the desktop window and the CLI drive."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from mes_station import __version__
+from mes_station.client import ServerClient
+from mes_station.completion import Completion
+from mes_station.config import StationConfig, load_config
+from mes_station.devices import DeviceSet
+from mes_station.errors import DeviceError, OfflineError, ServerError, TemplateNotCachedError
+from mes_station.labels import TemplateError, local_template, render, sync_templates
+from mes_station.outbox import PROCESS_RECORD, STATION_EVENT, Outbox
+from mes_station.sender import Sender
+from mes_station.watcher import CompletionWatcher, Outcome
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[str, Any], Any | Awaitable[Any]]
+
+#: how many heartbeats between two label-template syncs (and one at start)
+TEMPLATE_SYNC_EVERY = 10
+
+
+@dataclass(frozen=True)
+class Scan:
+    """A code read by a scanner (or typed into the station window)."""
+
+    code: str
+    source: str = "scanner"
+    symbology: str | None = None
+    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    idempotency_key: str | None = None
+
+
+class Agent:
+    """Offline-first station agent: devices, outbox + sender, completion watcher, heartbeat.
+
+    ``start()``/``stop()`` run it in the current event loop. ``record_result`` is synchronous and
+    thread-safe (the UI may call it from its own thread); subscribers are called in the agent's loop.
+    """
+
+    def __init__(self, config: StationConfig):
+        self.config = config
+        config.work_dir.mkdir(parents=True, exist_ok=True)
+        self.outbox = Outbox(config.outbox_path)
+        self.client = ServerClient(config.api_url, config.station_token, timeout=config.request_timeout)
+        self.devices = DeviceSet(config.devices)
+        self.sender = Sender(
+            self.outbox,
+            self.client,
+            batch_size=config.batch_size,
+            backoff_initial=config.backoff_initial,
+            backoff_max=config.backoff_max,
+            on_contact=self._contact,
+        )
+        self.watcher = CompletionWatcher(
+            watch_folder=config.watch_folder,
+            archive_dir=config.archive_dir,
+            quarantine_dir=config.quarantine_dir,
+            on_completion=self._enqueue_completion,
+            settle_seconds=config.settle_seconds,
+            malformed_after_seconds=config.malformed_after_seconds,
+            rescan_seconds=config.rescan_seconds,
+            retention_days=config.completion_retention_days,
+            on_outcome=self._watcher_outcome,
+        )
+        self.worker: str | None = None
+        self.last_heartbeat: dict[str, Any] | None = None
+        self.last_error: str | None = None
+        self._online = False
+        self._subscribers: list[Callback] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._heartbeats = 0
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None) -> Agent:
+        """An agent for the station described by ``station.toml`` at ``path``."""
+        return cls(load_config(path))
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load drivers and start sending, watching and heart-beating in the running loop."""
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self.devices.load()
+        await self.devices.open_all()
+        self.outbox.prune_delivered(self.config.delivered_retention_days)
+        self._tasks = [
+            asyncio.create_task(self.sender.run(), name="outbox-sender"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self.watcher.run(self._stop), name="completion-watcher"),
+        ]
+        if "scanner" in self.devices.devices and self.devices.devices["scanner"].loaded:
+            self._tasks.append(asyncio.create_task(self._scanner_loop(), name="scanner"))
+        self._emit_status()
+
+    async def stop(self) -> None:
+        """Stop every loop, close drivers and the HTTP client; the outbox keeps what was not sent."""
+        if self._stop is not None:
+            self._stop.set()
+        self.sender.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self.watcher.stop_observer()
+        await self.devices.close()
+        await self.client.aclose()
+        self.outbox.close()
+
+    async def run_forever(self) -> None:
+        """``start()``, then wait until cancelled (Ctrl-C), then ``stop()``."""
+        await self.start()
+        try:
+            assert self._stop is not None
+            await self._stop.wait()
+        finally:
+            await self.stop()
+
+    # -- state the window shows -----------------------------------------------------------------
+
+    @property
+    def online(self) -> bool:
+        """Whether the last exchange with the server succeeded."""
+        return self._online
+
+    def outbox_depth(self) -> int:
+        return self.outbox.depth()
+
+    def oldest_queued_age(self) -> float | None:
+        return self.outbox.oldest_queued_age()
+
+    def status(self) -> dict[str, Any]:
+        """Everything ``mes-station status`` and the window's status bar show."""
+        counts = self.outbox.counts()
+        return {
+            "station_code": self.config.station_code,
+            "agent_version": __version__,
+            "online": self._online,
+            "worker": self.worker,
+            "outbox_depth": counts["queued"],
+            "outbox_rejected": counts["rejected"],
+            "oldest_queued_age_seconds": self.outbox.oldest_queued_age(),
+            "server_clock_offset_seconds": self.outbox.clock_offset(),
+            "drivers": self.devices.drivers_report(),
+            "sender_error": self.sender.last_error,
+            "watcher_error": self.watcher.last_error,
+            "last_error": self.last_error,
+        }
+
+    def subscribe(self, callback: Callback) -> Callable[[], None]:
+        """Call ``callback(kind, payload)`` for ``("status", dict)`` and ``("scan", Scan)``.
+
+        Returns a function that unsubscribes. Callbacks run in the agent's event loop; a Qt window
+        must hand them over to its own thread (e.g. with a signal).
+        """
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def _emit(self, kind: str, payload: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and not _in_loop(loop):
+            loop.call_soon_threadsafe(self._emit, kind, payload)
+            return
+        for callback in list(self._subscribers):
+            try:
+                answer = callback(kind, payload)
+                if inspect.isawaitable(answer):
+                    asyncio.ensure_future(answer)
+            except Exception:
+                log.exception("station subscriber failed on %s", kind)
+
+    def _emit_status(self) -> None:
+        if self._subscribers:
+            self._emit("status", self.status())
+
+    def _contact(self, ok: bool, reason: str | None) -> None:
+        changed = ok != self._online
+        self._online = ok
+        self.last_error = None if ok else reason
+        if changed:
+            log.info("station is now %s%s", "online" if ok else "offline", f" ({reason})" if reason else "")
+            self._emit_status()
+
+    # -- worker ---------------------------------------------------------------------------------
+
+    async def login(self, username: str, password: str) -> dict[str, Any]:
+        """Identify the worker with ``POST /auth/login``; ``agent.worker`` becomes the worker id."""
+        try:
+            answer = await self.client.json(
+                "POST", "/auth/login", json={"username": username, "password": password}, auth=False
+            )
+        except OfflineError:
+            self._contact(False, "login: server unreachable")
+            raise
+        self._contact(True, None)
+        self.client.set_user_token((answer or {}).get("access_token"))
+        self.worker = username
+        self._emit_status()
+        return answer
+
+    def logout(self) -> None:
+        self.worker = None
+        self.client.set_user_token(None)
+        self._emit_status()
+
+    # -- events into the outbox -----------------------------------------------------------------
+
+    def record_result(
+        self,
+        *,
+        lot_number: str,
+        process_id: str,
+        worker_id: str,
+        result: str,
+        serial_number: str | None = None,
+        defect_code: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> str:
+        """Commit a process result to the outbox; returns its idempotency key once it is durable.
+
+        Raises OutboxFullError when the disk is full (nothing was saved) and ValueError for input
+        the server would refuse anyway.
+        """
+        if result not in ("pass", "fail"):
+            raise ValueError(f"result must be 'pass' or 'fail', not {result!r}")
+        for name, value in (("lot_number", lot_number), ("process_id", process_id), ("worker_id", worker_id)):
+            if not value or not str(value).strip():
+                raise ValueError(f"{name} is required")
+        body: dict[str, Any] = {
+            "lot_number": lot_number,
+            "process_id": process_id,
+            "worker_id": worker_id,
+            "result": result,
+            "data": data or {},
+            "recorded_at": self._server_now(),
+        }
+        if serial_number:
+            body["serial_number"] = serial_number
+        if defect_code:
+            body["defect_code"] = defect_code
+        key, _ = self.outbox.enqueue(PROCESS_RECORD, body, source="worker")
+        self._after_enqueue()
+        return key
+
+    def record_event(self, type: str, payload: dict[str, Any], *, idempotency_key: str | None = None) -> str:
+        """Commit a station event (scan, device result …) for ``POST /stations/events``."""
+        body = {"type": type, "payload": {**payload, "station_time": datetime.now(UTC).isoformat()}}
+        key, _ = self.outbox.enqueue(STATION_EVENT, body, idempotency_key=idempotency_key, source=type)
+        self._after_enqueue()
+        return key
+
+    def _after_enqueue(self) -> None:
+        self.sender.nudge()
+        self._emit_status()
+
+    def _server_now(self) -> str:
+        """Local time corrected by the offset the last heartbeat measured (the local clock may be wrong)."""
+        offset = self.outbox.clock_offset() or 0.0
+        return (datetime.now(UTC) + timedelta(seconds=offset)).isoformat()
+
+    def _enqueue_completion(self, completion: Completion, path: Path) -> tuple[str, bool]:
+        body = completion.process_record(default_worker=self.worker or f"equipment:{completion.equipment_id}")
+        key, created = self.outbox.enqueue(
+            PROCESS_RECORD, body, idempotency_key=completion.idempotency_key, source=f"file:{path.name}"
+        )
+        self._after_enqueue()
+        return key, created
+
+    def _watcher_outcome(self, outcome: Outcome) -> None:
+        self._emit("completion", asdict(outcome))
+
+    # -- scans ----------------------------------------------------------------------------------
+
+    def submit_scan(self, code: str, *, source: str = "keyboard", symbology: str | None = None) -> Scan:
+        """A code typed or wedged into the window: recorded like a scanner's, and announced."""
+        key = self.record_event(
+            "scan", {"code": code, "source": source, "symbology": symbology, "worker": self.worker}
+        )
+        scan = Scan(code=code, source=source, symbology=symbology, idempotency_key=key)
+        self._emit("scan", scan)
+        return scan
+
+    async def _scanner_loop(self) -> None:
+        driver = self.devices.get("scanner")
+        async for raw in _scans_of(driver, self._stop):
+            code = getattr(raw, "code", None) or getattr(raw, "data", None) or raw
+            if isinstance(code, bytes):
+                code = code.decode("utf-8", "replace")
+            symbology = getattr(raw, "symbology", None)
+            try:
+                self.submit_scan(str(code), source="scanner", symbology=symbology)
+            except Exception as exc:
+                self.last_error = f"scan not saved: {exc}"
+                log.error(self.last_error)
+                self._emit_status()
+
+    # -- server reads ---------------------------------------------------------------------------
+
+    async def _read(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            answer = await self.client.json(method, path, as_user=True, **kwargs)
+        except OfflineError as exc:
+            self._contact(False, str(exc))
+            raise
+        except ServerError as exc:
+            self._contact(not exc.retryable, str(exc))
+            raise
+        self._contact(True, None)
+        return answer
+
+    async def lookup(self, code: str) -> dict[str, Any]:
+        """Unit, LOT and next process for a scanned code (``POST /scans/lookup``); OfflineError offline."""
+        return await self._read("POST", "/scans/lookup", json={"code": code})
+
+    async def lot(self, lot_number: str) -> dict[str, Any]:
+        return await self._read("GET", f"/lots/{lot_number}")
+
+    async def unit_history(self, serial_number: str) -> Any:
+        return await self._read("GET", f"/units/{serial_number}/history")
+
+    # -- printing (works offline from cached templates) -----------------------------------------
+
+    async def sync_templates(self) -> int:
+        """Refresh the local label-template cache from the server."""
+        try:
+            count = await sync_templates(self.client, self.outbox)
+        except OfflineError as exc:
+            self._contact(False, str(exc))
+            raise
+        self.outbox.set_meta("templates_synced_at", datetime.now(UTC).isoformat())
+        return count
+
+    async def print_label(self, *, template: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Render a cached template and send it to the station's printer; the outcome goes to the outbox.
+
+        Raises TemplateNotCachedError, TemplateError (bad fields), DeviceUnavailableError (no
+        printer) or DeviceError (the printer failed — recorded as a failed device result first).
+        """
+        cached = self.outbox.template(template)
+        if cached is None:
+            try:
+                await self.sync_templates()
+            except (OfflineError, ServerError):
+                pass
+            cached = self.outbox.template(template) or local_template(template)
+        if cached is None:
+            raise TemplateNotCachedError(f"label template {template!r} is not cached and the server has none")
+        zpl = render(cached, fields)
+        printer = self.devices.get("printer")
+        device = self.devices.devices["printer"]
+        result: dict[str, Any] = {
+            "action": "print",
+            "role": "printer",
+            "driver": device.config.driver,
+            "driver_version": device.version,
+            "template": template,
+            "fields": fields,
+            "bytes": len(zpl),
+            "worker": self.worker,
+            "lot_number": fields.get("lot_number"),
+            "serial_number": fields.get("serial_number"),
+        }
+        started = time.monotonic()
+        try:
+            answer = printer.send(zpl)
+            if inspect.isawaitable(answer):
+                await answer
+        except Exception as exc:
+            result.update(outcome="failed", error=f"{type(exc).__name__}: {exc}")
+            result["event_key"] = self.record_event("device_result", result)
+            raise DeviceError(f"printing {template!r} failed: {exc}") from exc
+        result.update(outcome="printed", duration_ms=round((time.monotonic() - started) * 1000, 1))
+        result["event_key"] = self.record_event("device_result", result)
+        return result
+
+    # -- firmware (the server runs the flash; the window follows it) ----------------------------
+
+    async def start_flash(self, *, serial_number: str, image_id: Any) -> str:
+        """Ask the server to flash a unit (``POST /firmware/upload``); returns the job id."""
+        answer = await self._read(
+            "POST",
+            "/firmware/upload",
+            json={
+                "serial_number": serial_number,
+                "image_id": image_id,
+                "station_code": self.config.station_code,
+            },
+        )
+        answer = answer or {}
+        job = answer.get("job_id") or answer.get("id") or (answer.get("job") or {}).get("id")
+        if job is None:
+            raise ServerError(200, "BAD_ANSWER", f"no job id in the firmware answer: {answer!r}")
+        return str(job)
+
+    async def flash_status(self, job_id: str) -> dict[str, Any]:
+        return await self._read("GET", f"/firmware/jobs/{job_id}")
+
+    # -- heartbeat ------------------------------------------------------------------------------
+
+    async def heartbeat(self) -> dict[str, Any]:
+        """Send one heartbeat; learns the server's clock offset from the reply."""
+        body = {
+            "agent_version": __version__,
+            "drivers": self.devices.drivers_report(),
+            "devices": await self.devices.devices_report(),
+            "outbox_depth": self.outbox.depth(),
+            "oldest_queued_age_seconds": self.outbox.oldest_queued_age(),
+            "clock": datetime.now(UTC).isoformat(),
+        }
+        sent = time.time()
+        try:
+            answer = await self.client.json("POST", "/stations/heartbeat", json=body)
+        except OfflineError as exc:
+            self._contact(False, str(exc))
+            raise
+        except ServerError as exc:
+            self._contact(not exc.retryable, str(exc))
+            raise
+        received = time.time()
+        self._contact(True, None)
+        server_time = (answer or {}).get("server_time")
+        if server_time:
+            server = datetime.fromisoformat(str(server_time).replace("Z", "+00:00"))
+            if server.tzinfo is None:
+                server = server.replace(tzinfo=UTC)
+            offset = server.timestamp() - (sent + received) / 2
+            self.outbox.set_meta("server_clock_offset", round(offset, 3))
+        self.last_heartbeat = {"at": datetime.now(UTC).isoformat(), "body": body, "answer": answer}
+        self.sender.nudge(reset_backoff=True)
+        return answer or {}
+
+    async def _heartbeat_loop(self) -> None:
+        assert self._stop is not None
+        while not self._stop.is_set():
+            try:
+                await self.heartbeat()
+                if "printer" in self.config.devices and self._heartbeats % TEMPLATE_SYNC_EVERY == 0:
+                    await self.sync_templates()
+            except (OfflineError, ServerError) as exc:
+                log.info("heartbeat failed: %s", exc)
+            except Exception:
+                log.exception("heartbeat error")
+            self._heartbeats += 1
+            self._save_snapshot()
+            self._emit_status()
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.config.heartbeat_interval)
+            except TimeoutError:
+                pass
+
+    def _save_snapshot(self) -> None:
+        """Leave the latest status in the outbox DB, where ``mes-station status`` reads it."""
+        try:
+            self.outbox.set_meta(
+                "agent_status",
+                {**self.status(), "pid": os.getpid(), "updated_at": datetime.now(UTC).isoformat()},
+            )
+        except Exception as exc:  # a full disk must not stop the heartbeat
+            log.warning("could not save the status snapshot: %s", exc)
+
+
+async def _scans_of(driver: Any, stop: asyncio.Event | None):  # type: ignore[no-untyped-def]
+    """Scans from a scanner driver, whichever of the usual shapes it offers."""
+    for name in ("scans", "listen", "iter_scans"):
+        method = getattr(driver, name, None)
+        if callable(method):
+            async for scan in method():
+                yield scan
+            return
+    read = getattr(driver, "read_scan", None) or getattr(driver, "read", None)
+    if not callable(read):
+        log.warning("scanner driver %s offers no way to read scans", type(driver).__name__)
+        return
+    while stop is None or not stop.is_set():
+        scan = await read() if inspect.iscoroutinefunction(read) else await asyncio.to_thread(read)
+        if scan:
+            yield scan
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+__all__ = ["Agent", "Scan", "TemplateError"]

@@ -1,0 +1,197 @@
+"""Station configuration: one TOML file per worker PC (``station.toml``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_ENV = "MES_STATION_CONFIG"
+DEFAULT_CONFIG_NAME = "station.toml"
+
+#: device role → stevedore namespace of that device kind; a device table may name its own ``namespace``.
+ROLE_NAMESPACES: dict[str, str] = {
+    "scanner": "mes.drivers.barcode_scanner",
+    "printer": "mes.drivers.label_printer",
+    "flasher": "mes.drivers.firmware_uploader",
+}
+
+
+class ConfigError(ValueError):
+    """The station configuration file is missing, unreadable or inconsistent."""
+
+
+def default_work_dir() -> Path:
+    """``C:\\neurohub_work\\`` on Windows, ``~/neurohub_work`` elsewhere."""
+    if sys.platform == "win32":
+        return Path("C:\\neurohub_work\\")
+    return Path.home() / "neurohub_work"
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """One device of the station: its role, the driver name and the driver's own settings."""
+
+    role: str
+    driver: str
+    namespace: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    """Everything the agent needs; paths are absolute after loading."""
+
+    server_url: str
+    station_token: str
+    station_code: str
+    work_dir: Path
+    watch_folder: Path
+    devices: dict[str, DeviceConfig] = field(default_factory=dict)
+    request_timeout: float = 10.0
+    backoff_initial: float = 2.0
+    backoff_max: float = 60.0
+    batch_size: int = 200
+    heartbeat_interval: float = 30.0
+    settle_seconds: float = 1.0
+    malformed_after_seconds: float = 10.0
+    rescan_seconds: float = 5.0
+    completion_retention_days: int = 90
+    delivered_retention_days: int = 30
+    source: Path | None = None
+
+    @property
+    def api_url(self) -> str:
+        """The ``/api/v1`` root every request goes to."""
+        return f"{self.server_url}/api/v1"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.work_dir / "outbox.sqlite3"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.work_dir / "archive"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.work_dir / "quarantine"
+
+    def redacted(self) -> dict[str, Any]:
+        """The configuration for display: the station token never leaves the machine in clear."""
+        token = self.station_token
+        return {
+            "server_url": self.server_url,
+            "station_code": self.station_code,
+            "station_token": (token[:4] + "…" + token[-2:]) if len(token) > 8 else "***",
+            "work_dir": str(self.work_dir),
+            "watch_folder": str(self.watch_folder),
+            "devices": {
+                role: {"driver": d.driver, "namespace": d.namespace, "settings": _redact(d.settings)}
+                for role, d in self.devices.items()
+            },
+        }
+
+
+_SECRET_KEYS = {"token", "password", "secret", "api_key", "apikey", "station_token"}
+
+
+def _redact(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("***" if k.lower() in _SECRET_KEYS else v) for k, v in settings.items()}
+
+
+def _normalise_server_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if url.endswith("/api/v1"):
+        url = url[: -len("/api/v1")]
+    return url
+
+
+def resolve_config_path(path: str | os.PathLike[str] | None) -> Path:
+    """The explicit path, else ``$MES_STATION_CONFIG``, else ``station.toml`` here or in the work dir."""
+    if path:
+        return Path(path)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    here = Path.cwd() / DEFAULT_CONFIG_NAME
+    if here.exists():
+        return here
+    return default_work_dir() / DEFAULT_CONFIG_NAME
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> StationConfig:
+    """Read ``station.toml``; ``API_BASE_URL`` in the environment overrides its server URL."""
+    source = resolve_config_path(path)
+    try:
+        raw = tomllib.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"station configuration not found: {source}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+    return config_from_dict(raw, source=source)
+
+
+def config_from_dict(raw: dict[str, Any], *, source: Path | None = None) -> StationConfig:
+    """Build a :class:`StationConfig` from parsed TOML (also used by tests)."""
+    server = raw.get("server", {})
+    server_url = os.environ.get("API_BASE_URL") or server.get("url") or raw.get("server_url")
+    if not server_url:
+        raise ConfigError("no server URL: set [server] url in station.toml or API_BASE_URL")
+    token = server.get("token") or raw.get("station_token") or os.environ.get("MES_STATION_TOKEN", "")
+    station = raw.get("station", {})
+    code = station.get("code") or raw.get("station_code")
+    if not code:
+        raise ConfigError("no station code: set [station] code in station.toml")
+
+    base = source.parent if source else Path.cwd()
+    work_dir = _path(station.get("work_dir") or raw.get("work_dir"), base) or default_work_dir()
+    watch = _path(station.get("watch_folder") or raw.get("watch_folder"), base) or work_dir / "inbox"
+
+    devices: dict[str, DeviceConfig] = {}
+    for role, table in (raw.get("devices") or {}).items():
+        table = dict(table)
+        driver = table.pop("driver", None)
+        if not driver:
+            raise ConfigError(f"device {role!r}: no driver name")
+        namespace = table.pop("namespace", None) or ROLE_NAMESPACES.get(role)
+        if not namespace:
+            raise ConfigError(
+                f"device {role!r}: unknown role and no namespace (known roles: {', '.join(ROLE_NAMESPACES)})"
+            )
+        settings = table.pop("settings", None) or table
+        devices[role] = DeviceConfig(role=role, driver=driver, namespace=namespace, settings=dict(settings))
+
+    outbox = raw.get("outbox", {})
+    heartbeat = raw.get("heartbeat", {})
+    watcher = raw.get("watcher", {})
+    return StationConfig(
+        server_url=_normalise_server_url(server_url),
+        station_token=token,
+        station_code=code,
+        work_dir=work_dir,
+        watch_folder=watch,
+        devices=devices,
+        request_timeout=float(server.get("timeout", 10.0)),
+        backoff_initial=float(outbox.get("backoff_initial", 2.0)),
+        backoff_max=float(outbox.get("backoff_max", 60.0)),
+        batch_size=max(1, min(500, int(outbox.get("batch_size", 200)))),
+        delivered_retention_days=int(outbox.get("delivered_retention_days", 30)),
+        heartbeat_interval=float(heartbeat.get("interval", 30.0)),
+        settle_seconds=float(watcher.get("settle_seconds", 1.0)),
+        malformed_after_seconds=float(watcher.get("malformed_after_seconds", 10.0)),
+        rescan_seconds=float(watcher.get("rescan_seconds", 5.0)),
+        completion_retention_days=int(
+            watcher.get("completion_retention_days", raw.get("completion_retention_days", 90))
+        ),
+        source=source,
+    )
+
+
+def _path(value: str | None, base: Path) -> Path | None:
+    if not value:
+        return None
+    p = Path(os.path.expandvars(os.path.expanduser(value)))
+    return p if p.is_absolute() else (base / p).resolve()

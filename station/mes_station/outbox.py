@@ -1,0 +1,364 @@
+"""The local outbox: every station event is committed to SQLite before anyone is told "saved"."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mes_station.errors import OutboxFullError
+
+#: how an event is sent: a process record (``/process-records``) or a station event (``/stations/events``)
+PROCESS_RECORD = "process_record"
+STATION_EVENT = "event"
+
+QUEUED, DELIVERED, REJECTED = "queued", "delivered", "rejected"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    body TEXT NOT NULL,
+    source TEXT,
+    created_at TEXT NOT NULL,
+    clock_offset REAL,
+    status TEXT NOT NULL DEFAULT 'queued',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    last_attempt_at TEXT,
+    delivered_at TEXT,
+    response TEXT
+);
+CREATE INDEX IF NOT EXISTS events_status_seq ON events (status, seq);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS label_templates (
+    name TEXT PRIMARY KEY,
+    template TEXT NOT NULL,
+    synced_at TEXT NOT NULL
+);
+"""
+
+SQLITE_FULL = 13
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """One row of the outbox. ``seq`` orders events; the wall clock (``created_at``) never does."""
+
+    seq: int
+    idempotency_key: str
+    kind: str
+    body: dict[str, Any]
+    source: str | None
+    created_at: str
+    status: str
+    attempts: int
+    last_error: str | None
+    delivered_at: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "idempotency_key": self.idempotency_key,
+            "kind": self.kind,
+            "status": self.status,
+            "attempts": self.attempts,
+            "created_at": self.created_at,
+            "delivered_at": self.delivered_at,
+            "last_error": self.last_error,
+            "source": self.source,
+            "body": self.body,
+        }
+
+
+def _is_full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == SQLITE_FULL or "full" in str(exc).lower()
+
+
+class Outbox:
+    """A SQLite outbox (WAL, ``synchronous=FULL``) shared by the agent's threads.
+
+    ``enqueue`` returns only after the row is durably committed; the sender marks rows delivered
+    only after the server acknowledged them, so a crash in between resends (the server dedups).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.executescript(_SCHEMA)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _write(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """Run one statement in its own committed transaction, turning "disk full" into OutboxFullError."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                cur = self._conn.execute(sql, tuple(params))
+                self._conn.execute("COMMIT")
+                return cur
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and _is_full(exc):
+                    raise OutboxFullError(
+                        f"the station's outbox could not save the event: {exc} ({self.path}). "
+                        "Free disk space, then enter it again."
+                    ) from exc
+                raise
+
+    def _write_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.executemany(sql, rows)
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if _is_full(exc):
+                    raise OutboxFullError(f"outbox full: {exc} ({self.path})") from exc
+                raise
+
+    # -- producing ------------------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        kind: str,
+        body: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        source: str | None = None,
+    ) -> tuple[str, bool]:
+        """Commit one event; returns ``(idempotency_key, created)``.
+
+        ``created`` is False when an event with the same key is already in the outbox (for instance
+        the same completion file dropped twice): it is then not stored again.
+        """
+        if kind not in (PROCESS_RECORD, STATION_EVENT):
+            raise ValueError(f"unknown outbox event kind {kind!r}")
+        key = idempotency_key or str(uuid.uuid4())
+        body = {**body, "idempotency_key": key}
+        cur = self._write(
+            "INSERT OR IGNORE INTO events (idempotency_key, kind, body, source, created_at, clock_offset)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (key, kind, json.dumps(body, separators=(",", ":")), source, _iso(utcnow()), self.clock_offset()),
+        )
+        return key, cur.rowcount == 1
+
+    # -- draining -------------------------------------------------------------------------------
+
+    def pending(self, limit: int) -> list[OutboxEvent]:
+        """The oldest queued events in sequence order."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM events WHERE status = ? ORDER BY seq LIMIT ?", (QUEUED, limit)
+            ).fetchall()
+        return [_event(r) for r in rows]
+
+    def mark_delivered(self, acks: list[tuple[str, dict[str, Any] | None]]) -> None:
+        """Mark events acknowledged by the server (``(key, server response or None)``)."""
+        if not acks:
+            return
+        now = _iso(utcnow())
+        self._write_many(
+            "UPDATE events SET status = 'delivered', delivered_at = ?, response = ?, last_error = NULL,"
+            " attempts = attempts + 1, last_attempt_at = ? WHERE idempotency_key = ? AND status = 'queued'",
+            [(now, json.dumps(resp) if resp is not None else None, now, key) for key, resp in acks],
+        )
+
+    def mark_rejected(self, key: str, reason: str) -> None:
+        """The server refused the event for good; it stays in the outbox, visible, with the reason."""
+        now = _iso(utcnow())
+        self._write(
+            "UPDATE events SET status = 'rejected', last_error = ?, attempts = attempts + 1,"
+            " last_attempt_at = ? WHERE idempotency_key = ?",
+            (reason, now, key),
+        )
+
+    def mark_failed_attempt(self, keys: list[str], reason: str) -> None:
+        """A transient failure: the events stay queued, with the last error for ``outbox list``."""
+        now = _iso(utcnow())
+        self._write_many(
+            "UPDATE events SET attempts = attempts + 1, last_error = ?, last_attempt_at = ?"
+            " WHERE idempotency_key = ?",
+            [(reason, now, key) for key in keys],
+        )
+
+    def retry(self, keys: list[str] | None = None) -> int:
+        """Put rejected events (all, or those named) back in the queue; returns how many."""
+        if keys:
+            marks = ",".join("?" * len(keys))
+            cur = self._write(
+                "UPDATE events SET status = 'queued'"
+                f" WHERE status = 'rejected' AND idempotency_key IN ({marks})",
+                keys,
+            )
+        else:
+            cur = self._write("UPDATE events SET status = 'queued' WHERE status = 'rejected'")
+        return cur.rowcount
+
+    def prune_delivered(self, older_than_days: int) -> int:
+        """Forget delivered events older than ``older_than_days`` (queued and rejected are kept)."""
+        cutoff = _iso(datetime.fromtimestamp(time.time() - older_than_days * 86400, UTC))
+        return self._write(
+            "DELETE FROM events WHERE status = 'delivered' AND delivered_at < ?", (cutoff,)
+        ).rowcount
+
+    # -- looking --------------------------------------------------------------------------------
+
+    def depth(self) -> int:
+        """How many events wait to be sent."""
+        return self.count(QUEUED)
+
+    def count(self, status: str | None = None) -> int:
+        with self._lock:
+            if status is None:
+                return self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            return self._conn.execute("SELECT COUNT(*) FROM events WHERE status = ?", (status,)).fetchone()[0]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute("SELECT status, COUNT(*) FROM events GROUP BY status").fetchall()
+        out = {QUEUED: 0, DELIVERED: 0, REJECTED: 0}
+        out.update({r[0]: r[1] for r in rows})
+        return out
+
+    def oldest_queued_age(self) -> float | None:
+        """Seconds since the oldest queued event was saved, or None when nothing waits.
+
+        Measured on the local clock; a clock set backwards gives 0, never a negative age.
+        """
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT created_at FROM events WHERE status = ? ORDER BY seq LIMIT 1", (QUEUED,)
+            ).fetchone()
+        if row is None:
+            return None
+        age = (utcnow() - datetime.fromisoformat(row[0])).total_seconds()
+        return max(0.0, age)
+
+    def get(self, key: str) -> OutboxEvent | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM events WHERE idempotency_key = ?", (key,)).fetchone()
+        return _event(row) if row else None
+
+    def list(self, status: str | None = None, limit: int = 100) -> list[OutboxEvent]:
+        """Events in sequence order, optionally of one status."""
+        with self._lock:
+            if status:
+                rows = self._conn.execute(
+                    "SELECT * FROM events WHERE status = ? ORDER BY seq LIMIT ?", (status, limit)
+                ).fetchall()
+            else:
+                rows = self._conn.execute("SELECT * FROM events ORDER BY seq LIMIT ?", (limit,)).fetchall()
+        return [_event(r) for r in rows]
+
+    def iter_all(self, status: str | None = None) -> Iterator[OutboxEvent]:
+        """Every event (for export), in sequence order, without loading them all at once."""
+        last = 0
+        while True:
+            with self._lock:
+                sql = "SELECT * FROM events WHERE seq > ?" + (" AND status = ?" if status else "")
+                params: tuple[Any, ...] = (last, status) if status else (last,)
+                rows = self._conn.execute(sql + " ORDER BY seq LIMIT 500", params).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield _event(r)
+            last = rows[-1]["seq"]
+
+    # -- station metadata: server clock offset, status snapshot ---------------------------------
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._write(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def clock_offset(self) -> float | None:
+        """Server time minus local time, in seconds, as last measured by a heartbeat."""
+        return self.get_meta("server_clock_offset")
+
+    # -- label templates cached for offline printing --------------------------------------------
+
+    def replace_templates(self, templates: list[dict[str, Any]]) -> None:
+        now = _iso(utcnow())
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.execute("DELETE FROM label_templates")
+                self._conn.executemany(
+                    "INSERT INTO label_templates (name, template, synced_at) VALUES (?, ?, ?)",
+                    [(t["name"], json.dumps(t), now) for t in templates],
+                )
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if _is_full(exc):
+                    raise OutboxFullError(f"outbox full while caching templates: {exc}") from exc
+                raise
+
+    def template(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT template FROM label_templates WHERE name = ?", (name,)
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def template_names(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._conn.execute("SELECT name FROM label_templates ORDER BY name")]
+
+
+def _event(row: sqlite3.Row) -> OutboxEvent:
+    return OutboxEvent(
+        seq=row["seq"],
+        idempotency_key=row["idempotency_key"],
+        kind=row["kind"],
+        body=json.loads(row["body"]),
+        source=row["source"],
+        created_at=row["created_at"],
+        status=row["status"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        delivered_at=row["delivered_at"],
+    )

@@ -1,0 +1,236 @@
+"""The outbox sender: drains events in sequence order, in batches when backlogged, with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from mes_station.client import ServerClient
+from mes_station.errors import OfflineError, ServerError
+from mes_station.outbox import PROCESS_RECORD, Outbox, OutboxEvent
+
+log = logging.getLogger(__name__)
+
+#: error codes a batch item may carry that mean "try again later", not "this event is wrong"
+RETRYABLE_ITEM_CODES = {
+    "SERVICE_UNAVAILABLE",
+    "INTERNAL_ERROR",
+    "RATE_LIMITED",
+    "TOO_MANY_REQUESTS",
+    "TIMEOUT",
+}
+
+
+class TransientFailure(Exception):
+    """A send failed in a way that a later attempt may fix; the sender backs off."""
+
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+def backoff_delay(failures: int, initial: float, cap: float) -> float:
+    """2, 4, 8 s … for ``initial=2``: ``initial * 2**(failures-1)``, never above ``cap``."""
+    if failures <= 0:
+        return 0.0
+    return min(cap, initial * (2 ** min(failures - 1, 30)))
+
+
+class Sender:
+    """Sends the outbox to the server. One instance per agent, running in the agent's event loop."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        client: ServerClient,
+        *,
+        batch_size: int = 200,
+        backoff_initial: float = 2.0,
+        backoff_max: float = 60.0,
+        on_contact: Callable[[bool, str | None], None] | None = None,
+        idle_poll: float = 5.0,
+    ):
+        self.outbox = outbox
+        self.client = client
+        self.batch_size = batch_size
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.on_contact = on_contact or (lambda ok, reason: None)
+        self.idle_poll = idle_poll
+        self.failures = 0
+        self.last_error: str | None = None
+        self.batch_supported = True
+        self.delivered_total = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._work = asyncio.Event()
+        self._reset = asyncio.Event()
+        self._stopped = False
+
+    # -- waking from other threads (the UI thread, the folder watcher) --------------------------
+
+    def nudge(self, *, reset_backoff: bool = False) -> None:
+        """New work is queued (or, with ``reset_backoff``, the server is back): send now."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        if _in_loop_thread(loop):
+            self._set(reset_backoff)
+        else:
+            loop.call_soon_threadsafe(self._set, reset_backoff)
+
+    def _set(self, reset_backoff: bool) -> None:
+        self._work.set()
+        if reset_backoff:
+            self._reset.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.nudge(reset_backoff=True)
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Drain until stopped; never raises for a server or network failure."""
+        self._loop = asyncio.get_running_loop()
+        self._stopped = False
+        while not self._stopped:
+            try:
+                handled = await self.send_next()
+            except TransientFailure as exc:
+                self.failures += 1
+                self.last_error = str(exc)
+                delay = backoff_delay(self.failures, self.backoff_initial, self.backoff_max)
+                if exc.retry_after:
+                    delay = min(self.backoff_max, max(delay, exc.retry_after))
+                log.info("outbox send failed (%s); retrying in %.1f s", exc, delay)
+                await self._wait(self._reset, delay)
+                continue
+            except Exception:  # a bug must not stop the station from sending forever
+                log.exception("outbox sender error")
+                self.failures += 1
+                await self._wait(
+                    self._reset, backoff_delay(self.failures, self.backoff_initial, self.backoff_max)
+                )
+                continue
+            self.failures = 0
+            self.last_error = None
+            if handled == 0:
+                await self._wait(self._work, self.idle_poll)
+
+    async def _wait(self, event: asyncio.Event, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            pass
+        self._work.clear()
+        self._reset.clear()
+
+    async def drain(self, *, max_passes: int = 1_000_000) -> int:
+        """Send until the queue is empty (used by ``outbox`` tooling and the benchmark); raises on failure."""
+        total = 0
+        for _ in range(max_passes):
+            handled = await self.send_next()
+            if handled == 0:
+                break
+            total += handled
+        return total
+
+    async def send_next(self) -> int:
+        """One request's worth of the queue; returns how many events left the queue."""
+        events = self.outbox.pending(self.batch_size)
+        if not events:
+            return 0
+        run = []
+        for ev in events:
+            if ev.kind != PROCESS_RECORD:
+                break
+            run.append(ev)
+        if len(run) > 1 and self.batch_supported:
+            handled = await self._send_batch(run)
+            if handled is not None:
+                return handled
+        return await self._send_single(events[0])
+
+    async def _post(self, path: str, body: Any) -> Any:
+        try:
+            response = await self.client.request("POST", path, json=body)
+        except OfflineError as exc:
+            self.on_contact(False, str(exc))
+            raise
+        except ServerError as exc:
+            self.on_contact(not exc.retryable, str(exc))
+            raise
+        self.on_contact(True, None)
+        return response.json() if response.content else None
+
+    async def _send_single(self, ev: OutboxEvent) -> int:
+        path = "/process-records" if ev.kind == PROCESS_RECORD else "/stations/events"
+        try:
+            answer = await self._post(path, ev.body)
+        except OfflineError as exc:
+            self.outbox.mark_failed_attempt([ev.idempotency_key], str(exc))
+            raise TransientFailure(str(exc)) from exc
+        except ServerError as exc:
+            if exc.retryable:
+                self.outbox.mark_failed_attempt([ev.idempotency_key], str(exc))
+                raise TransientFailure(str(exc), exc.retry_after) from exc
+            log.warning("server rejected event %s: %s", ev.idempotency_key, exc)
+            self.outbox.mark_rejected(ev.idempotency_key, f"{exc.status} {exc.code}: {exc.message}")
+            return 1
+        self.outbox.mark_delivered([(ev.idempotency_key, answer)])
+        self.delivered_total += 1
+        return 1
+
+    async def _send_batch(self, run: list[OutboxEvent]) -> int | None:
+        """Send a run of process records in one request; None means "send them one by one"."""
+        keys = [ev.idempotency_key for ev in run]
+        try:
+            answer = await self._post("/process-records/batch", {"records": [ev.body for ev in run]})
+        except OfflineError as exc:
+            self.outbox.mark_failed_attempt(keys[:1], str(exc))
+            raise TransientFailure(str(exc)) from exc
+        except ServerError as exc:
+            if exc.retryable:
+                self.outbox.mark_failed_attempt(keys[:1], str(exc))
+                raise TransientFailure(str(exc), exc.retry_after) from exc
+            if exc.status in (404, 405):
+                log.warning("server has no batch endpoint (%s); sending one by one", exc)
+                self.batch_supported = False
+            # 422 on the whole batch (or no batch route): each record gets its own verdict singly.
+            return None
+        results = {r.get("idempotency_key"): r for r in (answer or {}).get("results", [])}
+        acks: list[tuple[str, dict[str, Any] | None]] = []
+        transient: str | None = None
+        handled = 0
+        for ev in run:
+            item = results.get(ev.idempotency_key)
+            if item is None:
+                transient = transient or f"batch answer lacks {ev.idempotency_key}"
+                continue
+            status = item.get("status")
+            if status in ("created", "duplicate"):
+                acks.append((ev.idempotency_key, item.get("record")))
+                continue
+            error = item.get("error") or {}
+            code, message = str(error.get("code", "ERROR")), str(error.get("message", ""))
+            if code in RETRYABLE_ITEM_CODES:
+                transient = transient or f"{code}: {message}"
+                self.outbox.mark_failed_attempt([ev.idempotency_key], f"{code}: {message}")
+                continue
+            self.outbox.mark_rejected(ev.idempotency_key, f"{code}: {message}")
+            handled += 1
+        self.outbox.mark_delivered(acks)
+        self.delivered_total += len(acks)
+        handled += len(acks)
+        if transient and handled == 0:
+            raise TransientFailure(transient)
+        return handled
+
+
+def _in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
