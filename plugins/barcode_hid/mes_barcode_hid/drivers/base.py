@@ -184,7 +184,9 @@ class ScannerDriver(abc.ABC):
         if self._closed:
             return
         self._closed = True
-        self._put(_CLOSED)
+        # only an idle consumer waits on an empty queue; a full one must not lose a scan to the marker
+        if not self._queue.full():
+            self._queue.put_nowait(_CLOSED)
 
     def _publish(self, scan: Scan) -> None:
         """Hand a complete scan to the consumer and the listeners."""
