@@ -1,0 +1,133 @@
+"""Dependencies shared by routes: the database session, the kernel, and who is calling."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..cache import MISSING
+from ..db.models import Station, StationToken
+from ..errors import Forbidden, Unauthorized
+from ..kernel import Kernel
+from ..security import STATION_TOKEN_PREFIX, decode_access_token, token_digest
+from ..settings import Settings
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
+
+
+def get_kernel(request: Request) -> Kernel:
+    return request.app.state.kernel
+
+
+KernelDep = Annotated[Kernel, Depends(get_kernel)]
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.kernel.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+async def get_session(kernel: KernelDep) -> AsyncIterator[AsyncSession]:
+    async with kernel.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a person (by JWT) or a station (by machine token)."""
+
+    kind: str  # "user" | "station"
+    id: int
+    name: str
+    role: str  # a user's role; "station" for machines
+    station_id: int | None = None
+    station_code: str | None = None
+    line_id: int | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+async def _station_from_token(kernel: Kernel, token: str) -> Principal:
+    digest = token_digest(token)
+    key = f"station_token:{digest}"
+
+    async def lookup():
+        async with kernel.sessionmaker() as session:
+            row = (
+                await session.execute(
+                    select(Station.id, Station.code, Station.line_id)
+                    .join(StationToken, StationToken.station_id == Station.id)
+                    .where(StationToken.token_hash == digest, StationToken.revoked_at.is_(None))
+                )
+            ).first()
+        return {"id": row.id, "code": row.code, "line_id": row.line_id} if row else None
+
+    found = await kernel.cache.get(key)
+    if found is MISSING:
+        found = await lookup()
+        if found:
+            await kernel.cache.set(key, found, kind="station_token")
+    if not found:
+        raise Unauthorized("invalid or revoked station token", code="INVALID_TOKEN")
+    return Principal(
+        kind="station", id=found["id"], name=found["code"], role="station",
+        station_id=found["id"], station_code=found["code"], line_id=found["line_id"],
+    )
+
+
+async def get_principal(kernel: KernelDep, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+    if not token:
+        raise Unauthorized()
+    if token.startswith(STATION_TOKEN_PREFIX):
+        return await _station_from_token(kernel, token)
+    try:
+        claims = decode_access_token(token, kernel.settings.secret_key)
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("access token expired", code="TOKEN_EXPIRED") from None
+    except jwt.PyJWTError:
+        raise Unauthorized("invalid access token", code="INVALID_TOKEN") from None
+    return Principal(kind="user", id=int(claims["uid"]), name=claims["sub"], role=claims["role"])
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_optional_principal(
+    kernel: KernelDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> Principal | None:
+    if not token:
+        return None
+    try:
+        return await get_principal(kernel, token)
+    except Unauthorized:
+        return None
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(get_optional_principal)]
+
+
+def require_permission(name: str):
+    """A dependency that answers 403 unless the caller's role holds permission ``name``."""
+
+    async def check(principal: CurrentPrincipal, request: Request) -> Principal:
+        table = request.app.state.permissions
+        if not table.allows(principal.role, name):
+            raise Forbidden(f"{principal.role} may not do this (needs {name})", code="FORBIDDEN", permission=name)
+        return principal
+
+    check.__name__ = f"require_{name.replace(':', '_')}"
+    return Depends(check)

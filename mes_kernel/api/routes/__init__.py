@@ -1,0 +1,1 @@
+"""One module per topic, each owning an APIRouter."""

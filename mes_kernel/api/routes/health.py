@@ -1,0 +1,63 @@
+"""Health: the aggregated tree, liveness, readiness and circuit breakers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from ... import __version__
+from ...health import redact_states_only
+from ...metrics import observe_health
+from ..deps import OptionalPrincipal
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@router.get("", summary="Aggregated health: kernel, plugins, breakers, stations",
+            description="200 when UP or DEGRADED, 503 when a critical component is DOWN. Anonymous callers see "
+            "states only; authenticated users with `health:details` also see reasons and details.")
+async def health(request: Request, principal: OptionalPrincipal):
+    tree = await request.app.state.health.run()
+    observe_health(tree)
+    body = {**tree, "version": __version__}
+    table = request.app.state.permissions
+    if principal is None or not table.allows(principal.role, "health:details"):
+        body = redact_states_only(body)
+    return JSONResponse(status_code=503 if tree["status"] == "DOWN" else 200, content=body)
+
+
+@router.get("/liveness", summary="The process answers (no dependency checked)")
+async def liveness():
+    return {"status": "alive", "timestamp": _now()}
+
+
+@router.get("/readiness", summary="Database (and Redis where configured) reachable, migrations at head")
+async def readiness(request: Request):
+    kernel = request.app.state.kernel
+    try:
+        async with kernel.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            from ...migrate import current_matches_head
+
+            if not await conn.run_sync(current_matches_head):
+                return JSONResponse(status_code=503, content={"status": "not_ready", "timestamp": _now(),
+                                                              "message": "database schema is not at head; "
+                                                              "run `mes db upgrade`"})
+        if kernel.redis is not None:
+            await kernel.redis.ping()
+    except Exception as exc:
+        return JSONResponse(status_code=503, content={"status": "not_ready", "timestamp": _now(),
+                                                      "message": f"{type(exc).__name__}: {exc}"})
+    return {"status": "ready", "timestamp": _now()}
+
+
+@router.get("/circuit-breakers", summary="Every breaker: state, failure count, last failure, opens")
+async def circuit_breakers(request: Request):
+    return await request.app.state.kernel.breakers.snapshot()

@@ -1,0 +1,65 @@
+"""Production lines (plugins enabled, breaker overrides, devices) and the device list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Request
+from sqlalchemy import select
+
+from ... import lines as line_service
+from ...db.models import Device, Line, Station
+from ...errors import NotFound
+from ..deps import KernelDep, Principal, SessionDep, require_permission
+
+router = APIRouter(prefix="/lines", tags=["lines"])
+devices_router = APIRouter(prefix="/devices", tags=["lines"])
+
+
+@router.get("", summary="Lines and their configuration")
+async def list_lines(session: SessionDep, _: Principal = require_permission("lines:read")):
+    lines = (await session.execute(select(Line).order_by(Line.code))).scalars().all()
+    return [await line_service.export(session, line) for line in lines]
+
+
+@router.get("/{code}", summary="One line's configuration, as it would be written to a file")
+async def get_line(code: str, session: SessionDep, _: Principal = require_permission("lines:read")):
+    line = (await session.execute(select(Line).where(Line.code == code))).scalar_one_or_none()
+    if line is None:
+        raise NotFound(f"line {code} not found", code="LINE_NOT_FOUND")
+    return await line_service.export(session, line)
+
+
+@router.post("/validate", summary="Check a line configuration without applying it")
+async def validate_line(request: Request, document: dict[str, Any] = Body(...),
+                        _: Principal = require_permission("lines:manage")):
+    config = line_service.parse(document)
+    errors = line_service.validate(config, line_service.catalog_from_app(request.app))
+    return {"valid": not errors, "errors": errors}
+
+
+@router.put("/{code}", summary="Apply a line configuration (validated first; all or nothing)")
+async def put_line(code: str, request: Request, session: SessionDep, kernel: KernelDep,
+                   document: dict[str, Any] = Body(...), principal: Principal = require_permission("lines:manage")):
+    config = line_service.parse({**document, "code": code})
+    line = await line_service.apply(session=session, config=config, catalog=line_service.catalog_from_app(request.app),
+                                    actor=principal.actor)
+    await session.commit()
+    kernel.breakers.set_line_overrides(code, line.config.get("breakers", {}))
+    return await line_service.export(session, line)
+
+
+@devices_router.get("", summary="Devices, filtered by line, station or kind")
+async def list_devices(session: SessionDep, _: Principal = require_permission("lines:read"),
+                       line: str | None = None, station: str | None = None, kind: str | None = None):
+    query = select(Device, Line.code.label("line_code"), Station.code.label("station_code")) \
+        .outerjoin(Line, Line.id == Device.line_id).outerjoin(Station, Station.id == Device.station_id)
+    if line:
+        query = query.where(Line.code == line)
+    if station:
+        query = query.where(Station.code == station)
+    if kind:
+        query = query.where(Device.kind == kind)
+    rows = (await session.execute(query.order_by(Device.code))).all()
+    return [{"code": d.code, "kind": d.kind, "driver": d.driver, "line": line_code, "station": station_code,
+             "enabled": d.enabled, "config": d.config} for d, line_code, station_code in rows]

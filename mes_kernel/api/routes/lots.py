@@ -1,0 +1,138 @@
+"""LOTs, their units and history; units by serial number; routing steps (processes)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from pydantic import AwareDatetime
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from ...audit import write_audit
+from ...cache import commit
+from ...db.models import Lot, Process, Unit
+from ...errors import Conflict
+from ...schemas import (
+    LotCreate,
+    LotOut,
+    LotStatus,
+    LotUpdate,
+    Page,
+    ProcessIn,
+    ProcessOut,
+    UnitOut,
+    UnitsCreate,
+)
+from ...services import lots as lot_service
+from ..deps import KernelDep, Principal, SessionDep, require_permission
+
+router = APIRouter(prefix="/lots", tags=["lots"])
+units_router = APIRouter(prefix="/units", tags=["lots"])
+processes_router = APIRouter(prefix="/processes", tags=["processes"])
+
+
+def _out(lot: Lot, unit_count: int | None = None) -> LotOut:
+    out = LotOut.model_validate(lot)
+    out.unit_count = unit_count
+    return out
+
+
+@router.post("", response_model=LotOut, status_code=status.HTTP_201_CREATED, summary="Create a LOT")
+async def create_lot(body: LotCreate, session: SessionDep, principal: Principal = require_permission("lots:write")):
+    lot = await lot_service.create_lot(session=session, lot_in=body, actor=principal.actor)
+    await session.commit()
+    return _out(lot, 0)
+
+
+@router.get("", response_model=Page[LotOut], summary="List LOTs (filter, search, paginate)")
+async def list_lots(
+    session: SessionDep,
+    _: Principal = require_permission("lots:read"),
+    lot_status: Annotated[LotStatus | None, Query(alias="status")] = None,
+    product: str | None = None,
+    created_from: AwareDatetime | None = None,
+    created_to: AwareDatetime | None = None,
+    q: Annotated[str | None, Query(max_length=64, description="search in LOT number and product")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+):
+    lots, total = await lot_service.list_lots(session=session, status=lot_status, product=product,
+                                              created_from=created_from, created_to=created_to, search=q,
+                                              limit=limit, offset=offset)
+    return Page[LotOut](items=[_out(lot) for lot in lots], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{lot_number}", response_model=LotOut, summary="Get a LOT")
+async def get_lot(lot_number: str, session: SessionDep, _: Principal = require_permission("lots:read")):
+    lot = await lot_service.get_lot(session, lot_number)
+    count = (await session.execute(select(func.count()).where(Unit.lot_id == lot.id))).scalar_one()
+    return _out(lot, count)
+
+
+@router.patch("/{lot_number}", response_model=LotOut, summary="Update a LOT (status transitions are validated)")
+async def update_lot(lot_number: str, body: LotUpdate, session: SessionDep, kernel: KernelDep,
+                     principal: Principal = require_permission("lots:write")):
+    lot = await lot_service.update_lot(session=session, lot_number=lot_number, lot_in=body, actor=principal.actor)
+    await commit(session, kernel.cache)
+    return _out(lot)
+
+
+@router.post("/{lot_number}/units", response_model=list[UnitOut], status_code=status.HTTP_201_CREATED,
+             summary="Register serial numbers in a LOT")
+async def add_units(lot_number: str, body: UnitsCreate, session: SessionDep,
+                    principal: Principal = require_permission("lots:write")):
+    units = await lot_service.add_units(session=session, lot_number=lot_number,
+                                        serial_numbers=body.serial_numbers, actor=principal.actor)
+    await session.commit()
+    return units
+
+
+@router.get("/{lot_number}/units", response_model=list[UnitOut], summary="Units of a LOT")
+async def list_units(lot_number: str, session: SessionDep, _: Principal = require_permission("lots:read"),
+                     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000):
+    lot = await lot_service.get_lot(session, lot_number)
+    return (await session.execute(select(Unit).where(Unit.lot_id == lot.id).order_by(Unit.id).limit(limit))).scalars()
+
+
+@router.get("/{lot_number}/history", summary="Process records and device actions of a LOT, in time order")
+async def lot_history(lot_number: str, session: SessionDep, _: Principal = require_permission("lots:read")):
+    lot = await lot_service.get_lot(session, lot_number)
+    return {"lot_number": lot_number, "status": lot.status,
+            "events": await lot_service.history(session=session, lot_id=lot.id)}
+
+
+@units_router.get("/{serial_number}", response_model=UnitOut, summary="Get a unit by serial number")
+async def get_unit(serial_number: str, session: SessionDep, _: Principal = require_permission("lots:read")):
+    return await lot_service.get_unit(session, serial_number)
+
+
+@units_router.get("/{serial_number}/history", summary="History of one unit by serial number")
+async def unit_history(serial_number: str, session: SessionDep, _: Principal = require_permission("lots:read")):
+    unit = await lot_service.get_unit(session, serial_number)
+    lot = await session.get(Lot, unit.lot_id)
+    return {"serial_number": serial_number, "lot_number": lot.lot_number, "lot_status": lot.status,
+            "product": lot.product, "events": await lot_service.history(session=session, unit_id=unit.id)}
+
+
+@processes_router.get("", response_model=list[ProcessOut], summary="Routing steps in sequence order")
+async def list_processes(session: SessionDep, _: Principal = require_permission("lots:read")):
+    return (await session.execute(select(Process).order_by(Process.sequence, Process.id))).scalars()
+
+
+@processes_router.post("", response_model=ProcessOut, status_code=status.HTTP_201_CREATED,
+                       summary="Define a routing step")
+async def create_process(body: ProcessIn, session: SessionDep,
+                         principal: Principal = require_permission("processes:write")):
+    process = Process(id=body.id, name=body.name, sequence=body.sequence)
+    session.add(process)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(f"process {body.id} already exists", code="PROCESS_EXISTS") from None
+    await write_audit(session, actor=principal.actor, action="create", entity="process", entity_id=body.id,
+                      after=body.model_dump())
+    await session.commit()
+    return process
+
+

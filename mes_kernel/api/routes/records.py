@@ -1,0 +1,45 @@
+"""Process results: one at a time or in batches, idempotent by key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from ...cache import commit
+from ...schemas import BatchIn, BatchOut, RecordIn, RecordOut
+from ...services import records as record_service
+from ..deps import KernelDep, Principal, SessionDep, require_permission
+
+router = APIRouter(prefix="/process-records", tags=["process records"])
+
+
+@router.post(
+    "",
+    response_model=RecordOut,
+    status_code=201,
+    summary="Record a process result",
+    description="Idempotent by `idempotency_key`: a retry answers 200 with the original record; the same key "
+    "with a different body answers 409 `IDEMPOTENCY_CONFLICT`. A closed or scrapped LOT answers 409 `LOT_CLOSED`.",
+    responses={200: {"model": RecordOut, "description": "a retry: the original record"}},
+)
+async def create_record(body: RecordIn, session: SessionDep, kernel: KernelDep,
+                        principal: Principal = require_permission("records:write")):
+    record, created = await record_service.create_record(session=session, cache=kernel.cache, record_in=body,
+                                                         principal=principal)
+    await commit(session, kernel.cache)
+    if created:
+        return record
+    return JSONResponse(status_code=200, content=RecordOut.model_validate(record).model_dump(mode="json"))
+
+
+@router.post("/batch", response_model=BatchOut, summary="Record up to 1000 results in one transaction",
+             description="Each item gets its own outcome (`created`, `duplicate` or `error` with a code); "
+             "one bad item never fails the batch.")
+async def create_batch(body: BatchIn, session: SessionDep, kernel: KernelDep,
+                       principal: Principal = require_permission("records:write")):
+    results = await record_service.create_records_batch(session=session, cache=kernel.cache, items=body.records,
+                                                        principal=principal)
+    await commit(session, kernel.cache)
+    counts = {s: sum(1 for r in results if r["status"] == s) for s in ("created", "duplicate", "error")}
+    return BatchOut(created=counts["created"], duplicates=counts["duplicate"], errors=counts["error"],
+                    results=results)

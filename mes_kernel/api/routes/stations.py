@@ -1,0 +1,173 @@
+"""Stations: machine identities with their own tokens, heartbeats and reported events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from ...audit import write_audit
+from ...cache import commit, mark_stale
+from ...db.base import utcnow
+from ...db.models import Line, Station, StationEvent, StationToken
+from ...errors import Conflict, Forbidden, NotFound
+from ...schemas import Code
+from ...security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
+from ..deps import KernelDep, Principal, SessionDep, require_permission
+
+router = APIRouter(prefix="/stations", tags=["stations"])
+
+
+class StationIn(BaseModel):
+    code: str = Code
+    name: str = Field("", max_length=200)
+    line: str | None = Field(None, max_length=64)
+
+
+class StationOut(BaseModel):
+    id: int
+    code: str
+    name: str
+    line: str | None
+    last_heartbeat_at: datetime | None
+    heartbeat: dict[str, Any]
+
+
+class TokenIn(BaseModel):
+    name: str = Field("", max_length=100)
+
+
+class HeartbeatIn(BaseModel):
+    agent_version: str = Field(max_length=64)
+    drivers: dict[str, Any] = Field(default_factory=dict)
+    devices: dict[str, Any] = Field(default_factory=dict)
+    outbox_depth: int = Field(0, ge=0)
+    oldest_queued_age_seconds: float | None = Field(None, ge=0)
+    clock: datetime | None = None
+
+
+class EventIn(BaseModel):
+    idempotency_key: str = Field(min_length=8, max_length=128)
+    type: str = Field(min_length=1, max_length=64)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+async def _station(session, code: str) -> Station:
+    station = (await session.execute(select(Station).where(Station.code == code))).scalar_one_or_none()
+    if station is None:
+        raise NotFound(f"station {code} not found", code="STATION_NOT_FOUND")
+    return station
+
+
+async def _out(session, station: Station) -> StationOut:
+    line = await session.get(Line, station.line_id) if station.line_id else None
+    return StationOut(id=station.id, code=station.code, name=station.name, line=line.code if line else None,
+                      last_heartbeat_at=station.last_heartbeat_at, heartbeat=station.heartbeat or {})
+
+
+@router.post("", response_model=StationOut, status_code=status.HTTP_201_CREATED, summary="Register a station")
+async def create_station(body: StationIn, session: SessionDep,
+                         principal: Principal = require_permission("stations:manage")):
+    line_id = None
+    if body.line:
+        line = (await session.execute(select(Line).where(Line.code == body.line))).scalar_one_or_none()
+        if line is None:
+            raise NotFound(f"line {body.line} not found", code="LINE_NOT_FOUND")
+        line_id = line.id
+    station = Station(code=body.code, name=body.name, line_id=line_id, heartbeat={})
+    session.add(station)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise Conflict(f"station {body.code} already exists", code="STATION_EXISTS") from None
+    await write_audit(session, actor=principal.actor, action="create", entity="station", entity_id=body.code,
+                      after=body.model_dump())
+    out = await _out(session, station)
+    await session.commit()
+    return out
+
+
+@router.get("", response_model=list[StationOut], summary="Stations and their last heartbeat")
+async def list_stations(session: SessionDep, _: Principal = require_permission("stations:read")):
+    stations = (await session.execute(select(Station).order_by(Station.code))).scalars().all()
+    return [await _out(session, s) for s in stations]
+
+
+@router.post("/{code}/tokens", status_code=status.HTTP_201_CREATED,
+             summary="Issue a machine token (shown once)")
+async def issue_token(code: str, body: TokenIn, session: SessionDep,
+                      principal: Principal = require_permission("stations:manage")):
+    station = await _station(session, code)
+    token = new_opaque_token(STATION_TOKEN_PREFIX)
+    row = StationToken(station_id=station.id, name=body.name, token_hash=token_digest(token))
+    session.add(row)
+    await session.flush()
+    await write_audit(session, actor=principal.actor, action="create", entity="station_token",
+                      entity_id=row.id, after={"station": code, "name": body.name})
+    await session.commit()
+    return {"id": row.id, "station": code, "name": body.name, "token": token,
+            "note": "store this token now; it is not shown again"}
+
+
+@router.get("/{code}/tokens", summary="List a station's tokens (never the secrets)")
+async def list_tokens(code: str, session: SessionDep, _: Principal = require_permission("stations:manage")):
+    station = await _station(session, code)
+    rows = (await session.execute(select(StationToken).where(StationToken.station_id == station.id)
+                                  .order_by(StationToken.id))).scalars()
+    return [{"id": r.id, "name": r.name, "created_at": r.created_at, "revoked_at": r.revoked_at} for r in rows]
+
+
+@router.delete("/{code}/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke a token")
+async def revoke_token(code: str, token_id: int, session: SessionDep, kernel: KernelDep,
+                       principal: Principal = require_permission("stations:manage")):
+    station = await _station(session, code)
+    row = await session.get(StationToken, token_id)
+    if row is None or row.station_id != station.id:
+        raise NotFound("token not found", code="TOKEN_NOT_FOUND")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await write_audit(session, actor=principal.actor, action="update", entity="station_token",
+                          entity_id=row.id, before={"revoked": False}, after={"revoked": True})
+        mark_stale(session, f"station_token:{row.token_hash}")
+    await commit(session, kernel.cache)
+
+
+@router.post("/heartbeat", summary="A station reports its state (agent, drivers, devices, outbox)")
+async def heartbeat(body: HeartbeatIn, session: SessionDep,
+                    principal: Principal = require_permission("stations:heartbeat")):
+    if principal.station_id is None:
+        raise Forbidden("only stations send heartbeats", code="NOT_A_STATION")
+    station = await session.get(Station, principal.station_id)
+    station.heartbeat = body.model_dump(mode="json")
+    station.last_heartbeat_at = utcnow()
+    await session.commit()
+    return {"server_time": utcnow().isoformat(), "station": principal.station_code}
+
+
+@router.post("/events", status_code=status.HTTP_201_CREATED,
+             summary="A station reports an event (scan, completion file, device result); idempotent by key")
+async def station_event(body: EventIn, session: SessionDep,
+                        principal: Principal = require_permission("stations:heartbeat")):
+    if principal.station_id is None:
+        raise Forbidden("only stations report events", code="NOT_A_STATION")
+    module = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+    stmt = (module.insert(StationEvent)
+            .values(idempotency_key=body.idempotency_key, station_id=principal.station_id, type=body.type,
+                    payload=body.payload, created_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(StationEvent.id))
+    new_id = (await session.execute(stmt)).scalar()
+    if new_id is not None:
+        await session.commit()
+        return {"id": new_id, "idempotency_key": body.idempotency_key, "status": "created"}
+    existing = (await session.execute(select(StationEvent).where(
+        StationEvent.idempotency_key == body.idempotency_key))).scalar_one()
+    if existing.type != body.type or existing.payload != body.payload or existing.station_id != principal.station_id:
+        raise Conflict("idempotency key already used for a different event", code="IDEMPOTENCY_CONFLICT")
+    return JSONResponse(status_code=200, content={"id": existing.id, "idempotency_key": body.idempotency_key,
+                                                  "status": "duplicate"})

@@ -1,0 +1,35 @@
+"""User administration (admin only)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from sqlalchemy import select
+
+from ...db.models import User
+from ...schemas import UserCreate, UserOut, UserUpdate
+from ...services import auth as auth_service
+from ..deps import Principal, SessionDep, SettingsDep, require_permission
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("", response_model=list[UserOut], summary="List users")
+async def list_users(session: SessionDep, _: Principal = require_permission("users:manage")):
+    return (await session.execute(select(User).order_by(User.username))).scalars().all()
+
+
+@router.post("", response_model=UserOut, status_code=status.HTTP_201_CREATED, summary="Create a user")
+async def create_user(body: UserCreate, session: SessionDep, settings: SettingsDep,
+                      principal: Principal = require_permission("users:manage")):
+    user = await auth_service.create_user(session=session, user_in=body, actor=principal.actor, settings=settings)
+    await session.commit()
+    return user
+
+
+@router.patch("/{username}", response_model=UserOut, summary="Change a user's role, name, password or state")
+async def update_user(username: str, body: UserUpdate, session: SessionDep, settings: SettingsDep,
+                      principal: Principal = require_permission("users:manage")):
+    user = await auth_service.update_user(session=session, username=username, user_in=body, actor=principal.actor,
+                                          settings=settings)
+    await session.commit()
+    return user

@@ -1,0 +1,280 @@
+"""Tables of the kernel: people and machines, lines and devices, LOTs and their history, audit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base, JSONType, UTCDateTime, utcnow
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+ROLES = ("admin", "production_manager", "worker", "viewer")
+LOT_STATUSES = ("created", "in_progress", "on_hold", "closed", "scrapped")
+
+
+class TimestampMixin:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
+
+
+class User(TimestampMixin, Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    full_name: Mapped[str] = mapped_column(String(200), default="", nullable=False)
+    password_hash: Mapped[str] = mapped_column(String(100), nullable=False)
+    role: Mapped[str] = mapped_column(String(32), nullable=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="role"),)
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True, nullable=False)
+    family_id: Mapped[str] = mapped_column(String(36), index=True, nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Line(TimestampMixin, Base):
+    """A production line and its configuration: enabled plugins, breaker overrides."""
+
+    __tablename__ = "lines"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(200), default="", nullable=False)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+
+
+class Station(TimestampMixin, Base):
+    """A worker PC: a machine identity with its own tokens and a heartbeat."""
+
+    __tablename__ = "stations"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(200), default="", nullable=False)
+    line_id: Mapped[int | None] = mapped_column(ForeignKey("lines.id", ondelete="SET NULL"), index=True)
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+
+
+class StationToken(Base):
+    __tablename__ = "station_tokens"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"), index=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(100), default="", nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Device(TimestampMixin, Base):
+    """A device on a line or station: which plugin kind, which driver name, its settings."""
+
+    __tablename__ = "devices"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    kind: Mapped[str] = mapped_column(String(64), nullable=False)
+    driver: Mapped[str] = mapped_column(String(64), nullable=False)
+    line_id: Mapped[int | None] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"), index=True)
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id", ondelete="SET NULL"), index=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+
+
+class Process(TimestampMixin, Base):
+    """A routing step (``process_id`` such as ``ASSY-10``), in sequence order."""
+
+    __tablename__ = "processes"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="", nullable=False)
+    sequence: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+
+
+class Lot(TimestampMixin, Base):
+    __tablename__ = "lots"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    lot_number: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    product: Mapped[str] = mapped_column(String(64), index=True, nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default="created", index=True, nullable=False)
+    line_id: Mapped[int | None] = mapped_column(ForeignKey("lines.id", ondelete="SET NULL"), index=True)
+    note: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        CheckConstraint(f"status IN {LOT_STATUSES}", name="status"),
+        Index("ix_lots_created_at", "created_at"),
+    )
+
+
+class Unit(TimestampMixin, Base):
+    """One serialized unit of a LOT."""
+
+    __tablename__ = "units"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    serial_number: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id", ondelete="RESTRICT"), index=True, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default="in_progress", nullable=False)
+
+
+class ProcessRecord(Base):
+    """A process result for a LOT (optionally one unit), unique by idempotency key."""
+
+    __tablename__ = "process_records"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id", ondelete="RESTRICT"), nullable=False)
+    lot_number: Mapped[str] = mapped_column(String(64), nullable=False)
+    process_id: Mapped[str] = mapped_column(ForeignKey("processes.id", ondelete="RESTRICT"), nullable=False)
+    worker_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id", ondelete="SET NULL"))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"), index=True)
+    serial_number: Mapped[str | None] = mapped_column(String(64))
+    result: Mapped[str] = mapped_column(String(8), nullable=False)
+    defect_code: Mapped[str | None] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    __table_args__ = (
+        CheckConstraint("result IN ('pass', 'fail')", name="result"),
+        Index("ix_process_records_lot_number", "lot_number"),
+        Index("ix_process_records_process_id", "process_id"),
+        Index("ix_process_records_worker_id", "worker_id"),
+        Index("ix_process_records_lot_process_created", "lot_number", "process_id", "created_at"),
+    )
+
+
+class DeviceAction(Base):
+    """A print, flash or scan against a LOT/unit: who, where, which driver and version, outcome."""
+
+    __tablename__ = "device_actions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    plugin: Mapped[str] = mapped_column(String(64), nullable=False)
+    device: Mapped[str] = mapped_column(String(64), nullable=False)
+    driver: Mapped[str] = mapped_column(String(64), nullable=False)
+    driver_version: Mapped[str] = mapped_column(String(32), default="", nullable=False)
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id", ondelete="RESTRICT"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"), index=True)
+    lot_number: Mapped[str | None] = mapped_column(String(64))
+    serial_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(100), nullable=False)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class DeviceJob(TimestampMixin, Base):
+    """A persisted device job (a print, a flash): queued → sent → done | failed, with attempts."""
+
+    __tablename__ = "device_jobs"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    plugin: Mapped[str] = mapped_column(String(64), nullable=False)
+    device: Mapped[str] = mapped_column(String(64), index=True, nullable=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    lot_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    serial_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    result: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    __table_args__ = (CheckConstraint("status IN ('queued', 'sent', 'done', 'failed')", name="status"),)
+
+
+class StoredFile(Base):
+    """A file kept on disk (firmware image, completion JSON), with its hash and retention."""
+
+    __tablename__ = "stored_files"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True, nullable=False)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    path: Mapped[str] = mapped_column(String(1024), nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    created_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Alert(Base):
+    """Something a manager should see: a breaker opened, a station went silent."""
+
+    __tablename__ = "alerts"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), index=True, nullable=False)
+    severity: Mapped[str] = mapped_column(String(16), nullable=False)
+    source: Mapped[str] = mapped_column(String(64), nullable=False)
+    message: Mapped[str] = mapped_column(Text, nullable=False)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """Append-only: who did what to which entity, before and after, with a content hash."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True, nullable=False)
+    actor: Mapped[str] = mapped_column(String(100), index=True, nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    entity: Mapped[str] = mapped_column(String(64), nullable=False)
+    entity_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    __table_args__ = (Index("ix_audit_log_entity", "entity", "entity_id"),)
+
+
+class AuditSeal(Base):
+    """A sealed block of audit entries: the digest of their hashes, chained to the previous seal."""
+
+    __tablename__ = "audit_seals"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    first_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    entry_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    entries_digest: Mapped[str] = mapped_column(String(64), nullable=False)
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    seal_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    sealed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class StationEvent(Base):
+    """An event a station reported (scan, completion file, device result), unique by key."""
+
+    __tablename__ = "station_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"), index=True, nullable=False)
+    type: Mapped[str] = mapped_column(String(64), nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)

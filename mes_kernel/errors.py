@@ -1,0 +1,141 @@
+"""Errors with stable codes, and the handlers that answer every failure as JSON with a ``code``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger(__name__)
+
+
+class MesError(Exception):
+    """An error the API answers with ``status`` and ``{"detail": {"code", "message", ...}}``."""
+
+    status = 400
+    code = "BAD_REQUEST"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status:
+            self.status = status
+        self.headers = headers or {}
+        self.extra = extra
+
+    def detail(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, **self.extra}
+
+
+class NotFound(MesError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class Conflict(MesError):
+    status = 409
+    code = "CONFLICT"
+
+
+class Unauthorized(MesError):
+    status = 401
+    code = "UNAUTHORIZED"
+
+    def __init__(self, message: str = "authentication required", **kw: Any):
+        kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(message, **kw)
+
+
+class Forbidden(MesError):
+    status = 403
+    code = "FORBIDDEN"
+
+
+class Unprocessable(MesError):
+    status = 422
+    code = "VALIDATION_ERROR"
+
+
+class ServiceUnavailable(MesError):
+    """A dependency refuses for now; ``retry_after`` seconds go into the body and the header."""
+
+    status = 503
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, message: str, *, retry_after: int, **kw: Any):
+        kw.setdefault("headers", {"Retry-After": str(retry_after)})
+        super().__init__(message, retry_after=retry_after, **kw)
+
+
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "RATE_LIMITED",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+def error_response(status: int, code: str, message: str, headers=None, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        content={"detail": {"code": code, "message": message, **extra}},
+        headers=headers,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error as ``{"detail": {"code": ..., "message": ...}}``."""
+
+    @app.exception_handler(MesError)
+    async def _mes_error(_request: Request, exc: MesError):
+        return JSONResponse(status_code=exc.status, content={"detail": exc.detail()}, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError):
+        errors = []
+        for err in exc.errors():
+            errors.append(
+                {
+                    "loc": list(err.get("loc", ())),
+                    "msg": err.get("msg"),
+                    "type": err.get("type"),
+                }
+            )
+        malformed = any(e["type"] == "json_invalid" for e in errors)
+        code = "MALFORMED_JSON" if malformed else "VALIDATION_ERROR"
+        message = "request body is not valid JSON" if malformed else "request is invalid"
+        status = 400 if malformed else 422
+        return error_response(status, code, message, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException):
+        if isinstance(exc.detail, dict) and "code" in exc.detail:
+            return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail}, headers=exc.headers)
+        code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception):
+        log.exception("unhandled_error", error=str(exc))
+        return error_response(500, "INTERNAL_ERROR", "internal server error")

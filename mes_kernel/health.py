@@ -1,0 +1,201 @@
+"""Health aggregation: kernel checks, every plugin's checks, breakers and stations, as one tree.
+
+Checks run concurrently, each under its own timeout; one that raises or hangs is reported DOWN with
+its reason and never holds the answer past its budget. Only a critical check DOWN makes the whole
+answer DOWN (and the endpoint 503); an open breaker is DEGRADED. Results are cached briefly so a
+storm of probes does not hammer the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import psutil
+from sqlalchemy import select, text
+
+from .contracts import CheckResult, HealthCheck, Status
+from .db.models import Station
+
+DISK_WARN_PERCENT = 90.0
+MEMORY_WARN_PERCENT = 90.0
+
+
+def kernel_checks(kernel) -> list[HealthCheck]:
+    settings = kernel.settings
+
+    async def database() -> CheckResult:
+        async with kernel.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return CheckResult(Status.UP, details={"dialect": kernel.engine.dialect.name})
+
+    async def redis() -> CheckResult:
+        if kernel.redis is None:
+            return CheckResult(Status.UP, details={"configured": False, "mode": "in-process cache and limits"})
+        await kernel.redis.ping()
+        return CheckResult(Status.UP, details={"configured": True})
+
+    async def disk() -> CheckResult:
+        usage = shutil.disk_usage(kernel.files_dir)
+        percent = round(100 * usage.used / usage.total, 1)
+        status = Status.UP if percent < DISK_WARN_PERCENT else Status.DEGRADED
+        return CheckResult(status, reason=None if status is Status.UP else f"disk {percent}% used",
+                           details={"usage_percent": percent, "free_bytes": usage.free})
+
+    async def memory() -> CheckResult:
+        percent = psutil.virtual_memory().percent
+        status = Status.UP if percent < MEMORY_WARN_PERCENT else Status.DEGRADED
+        return CheckResult(status, reason=None if status is Status.UP else f"memory {percent}% used",
+                           details={"usage_percent": percent})
+
+    timeout = settings.health_check_timeout
+    return [
+        HealthCheck("database", database, critical=True, timeout=timeout),
+        HealthCheck("redis", redis, critical=True, timeout=timeout),
+        HealthCheck("disk", disk, timeout=timeout),
+        HealthCheck("memory", memory, timeout=timeout),
+    ]
+
+
+async def run_check(check: HealthCheck) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        result = await asyncio.wait_for(check.check(), timeout=check.timeout)
+        if not isinstance(result, CheckResult):
+            result = CheckResult(Status.DOWN, reason=f"check returned {type(result).__name__}, not CheckResult")
+    except TimeoutError:
+        result = CheckResult(Status.DOWN, reason=f"timed out after {check.timeout}s")
+    except Exception as exc:
+        result = CheckResult(Status.DOWN, reason=f"{type(exc).__name__}: {exc}")
+    return {
+        "status": Status(result.status).value,
+        "critical": check.critical,
+        "reason": result.reason,
+        "details": result.details,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+    }
+
+
+async def breaker_component(kernel) -> dict[str, Any]:
+    snapshot = await kernel.breakers.snapshot()
+    items = {}
+    for name, state in snapshot.items():
+        status = Status.UP if state["state"] == "closed" else Status.DEGRADED
+        items[name] = {"status": status.value, "critical": False,
+                       "reason": None if status is Status.UP else f"circuit {state['state']}: "
+                       f"{state['last_failure_reason'] or ''}".strip(),
+                       "details": state}
+    return items
+
+
+async def station_component(kernel) -> dict[str, Any]:
+    silent_after = kernel.settings.station_silent_after_seconds
+    async with kernel.sessionmaker() as session:
+        stations = (await session.execute(select(Station))).scalars().all()
+    now = datetime.now(UTC)
+    items = {}
+    for station in stations:
+        beat = station.heartbeat or {}
+        if station.last_heartbeat_at is None:
+            status, reason, age = Status.DEGRADED, "never reported", None
+        else:
+            age = (now - station.last_heartbeat_at).total_seconds()
+            status, reason = (Status.UP, None) if age <= silent_after else (
+                Status.DEGRADED, f"silent for {int(age)}s")
+        items[station.code] = {"status": status.value, "critical": False, "reason": reason,
+                               "details": {"heartbeat_age_seconds": age,
+                                           "outbox_depth": beat.get("outbox_depth"),
+                                           "oldest_queued_age_seconds": beat.get("oldest_queued_age_seconds"),
+                                           "agent_version": beat.get("agent_version")}}
+    return items
+
+
+def _group_status(items: dict[str, Any]) -> Status:
+    worst = Status.UP
+    for item in items.values():
+        state = Status(item["status"])
+        if state is Status.DOWN and not item.get("critical"):
+            state = Status.DEGRADED  # a non-critical component DOWN degrades the whole, no more
+        worst = Status.worst([worst, state])
+    return worst
+
+
+class HealthAggregator:
+    """Runs every check concurrently and caches the tree for ``cache_seconds``."""
+
+    def __init__(self, kernel, plugin_checks: list[tuple[str, HealthCheck]], cache_seconds: float):
+        self.kernel = kernel
+        self.kernel_checks = kernel_checks(kernel)
+        self.plugin_checks = plugin_checks
+        self.cache_seconds = cache_seconds
+        self._cached: tuple[float, dict[str, Any]] | None = None
+        self._lock = asyncio.Lock()
+
+    async def run(self) -> dict[str, Any]:
+        if self._cached and time.monotonic() - self._cached[0] < self.cache_seconds:
+            return self._cached[1]
+        async with self._lock:  # one probe storm → one round of checks
+            if self._cached and time.monotonic() - self._cached[0] < self.cache_seconds:
+                return self._cached[1]
+            tree = await self._run()
+            self._cached = (time.monotonic(), tree)
+            return tree
+
+    async def _run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        kernel_jobs = [run_check(c) for c in self.kernel_checks]
+        plugin_jobs = [run_check(c) for _, c in self.plugin_checks]
+        budget = max([c.timeout for c in self.kernel_checks] + [c.timeout for _, c in self.plugin_checks]) + 1.0
+        results = await asyncio.wait_for(asyncio.gather(
+            *kernel_jobs, *plugin_jobs,
+            self._safe(breaker_component(self.kernel)), self._safe(station_component(self.kernel)),
+        ), timeout=budget)
+        n = len(kernel_jobs)
+        kernel_items = {c.name: r for c, r in zip(self.kernel_checks, results[:n], strict=True)}
+        plugins: dict[str, dict[str, Any]] = {}
+        for (plugin, check), result in zip(self.plugin_checks, results[n:n + len(plugin_jobs)], strict=True):
+            plugins.setdefault(plugin, {})[check.name] = result
+        breakers, stations = results[-2], results[-1]
+        components = {
+            "kernel": {"status": _group_status(kernel_items).value, "checks": kernel_items},
+            "plugins": {"status": _group_status({f"{p}.{k}": v for p, c in plugins.items() for k, v in c.items()}
+                                                ).value,
+                        "checks": {p: {"status": _group_status(c).value, "checks": c} for p, c in plugins.items()}},
+            "breakers": {"status": _group_status(breakers).value, "checks": breakers},
+            "stations": {"status": _group_status(stations).value, "checks": stations},
+        }
+        overall = Status.worst([Status(c["status"]) for c in components.values()])
+        critical_down = [name for name, item in kernel_items.items() if item["critical"] and item["status"] == "DOWN"]
+        critical_down += [f"{p}.{k}" for p, c in plugins.items() for k, v in c.items()
+                          if v["critical"] and v["status"] == "DOWN"]
+        if critical_down:
+            overall = Status.DOWN
+        return {
+            "status": overall.value,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "critical_down": critical_down,
+            "components": components,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
+
+    @staticmethod
+    async def _safe(coro) -> dict[str, Any]:
+        try:
+            return await coro
+        except Exception as exc:
+            return {"error": {"status": "DOWN", "critical": False, "reason": f"{type(exc).__name__}: {exc}",
+                              "details": {}}}
+
+
+def redact_states_only(tree: dict[str, Any]) -> dict[str, Any]:
+    """What an anonymous caller sees: states, no reasons or details."""
+
+    def strip(node):
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k not in ("reason", "details", "critical_down")}
+        return node
+
+    return strip(tree)

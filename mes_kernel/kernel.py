@@ -1,0 +1,51 @@
+"""The running kernel as plugins see it: settings, database, cache, breakers, drivers, traceability."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from . import drivers
+from .breakers import BreakerRegistry
+
+if TYPE_CHECKING:
+    from .cache import Cache
+    from .plugins import PluginManager
+    from .settings import Settings
+
+
+@dataclass
+class Kernel:
+    """Handed to hooks that take ``kernel``. Everything a plugin may rely on is an attribute here."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    cache: Cache
+    breakers: BreakerRegistry
+    redis: Any = None
+    plugins: PluginManager | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def files_dir(self) -> Path:
+        """Where plugins keep files (firmware images, archived completion JSON)."""
+        path = Path(self.settings.files_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def load_driver(self, namespace: str, name: str, **settings: Any) -> Any:
+        """Load a driver by its configured name; see :func:`mes_kernel.drivers.load_driver`."""
+        return drivers.load_driver(namespace, name, **settings)
+
+    async def record_device_action(self, **kwargs: Any):
+        """Write a device action into the LOT/unit history (and the audit trail), in its own
+        transaction. Arguments as :func:`mes_kernel.services.device_actions.record_device_action`
+        except ``session``."""
+        from .services.device_actions import record_device_action
+
+        async with self.sessionmaker() as session, session.begin():
+            return await record_device_action(session=session, **kwargs)

@@ -1,0 +1,187 @@
+"""Per-line configuration: which plugins and devices a line uses, breaker overrides.
+
+The same document comes from the API (JSON), the CLI (``mes line apply line-a.toml``) or a file an
+integrator keeps in version control; it is validated against what is installed before anything
+is written, and applied in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import select
+
+from .audit import write_audit
+from .db.models import Device, Line, Station
+from .drivers import list_drivers
+from .errors import Unprocessable
+from .schemas import Code
+
+
+class BreakerOverride(BaseModel):
+    failure_threshold: int | None = Field(None, ge=1, le=1000)
+    recovery_timeout: float | None = Field(None, gt=0, le=86400)
+
+
+class DeviceSpec(BaseModel):
+    code: str = Code
+    kind: str = Field(min_length=1, max_length=64)
+    driver: str = Field(min_length=1, max_length=64)
+    station: str | None = Field(None, max_length=64)
+    enabled: bool = True
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class LineConfig(BaseModel):
+    code: str = Code
+    name: str = Field("", max_length=200)
+    plugins: list[str] | None = Field(None, description="enabled plugins; omitted = every loaded plugin")
+    breakers: dict[str, BreakerOverride] = Field(default_factory=dict)
+    devices: list[DeviceSpec] = Field(default_factory=list)
+
+
+@dataclass
+class Catalog:
+    """What is installed: loaded plugins, device kinds (name → namespace and owning plugin), breakers."""
+
+    plugins: set[str]
+    kinds: dict[str, tuple[str, str]] = field(default_factory=dict)
+    breakers: set[str] = field(default_factory=set)
+
+
+def catalog_from_app(app) -> Catalog:
+    kernel = app.state.kernel
+    manager = kernel.plugins
+    kinds = {}
+    for name, rec in manager.records.items():
+        for d in rec.drivers:
+            if d["kind"] in app.state.device_kinds:
+                kinds[d["kind"]] = (app.state.device_kinds[d["kind"]].namespace, name)
+    for kind_name, kind in app.state.device_kinds.items():
+        kinds.setdefault(kind_name, (kind.namespace, _owner_of(manager, kind_name)))
+    return Catalog(plugins=set(manager.loaded()), kinds=kinds, breakers=set(kernel.breakers.configs))
+
+
+def _owner_of(manager, kind_name: str) -> str:
+    for name, rec in manager.records.items():
+        if any(d["kind"] == kind_name for d in rec.drivers):
+            return name
+    return ""
+
+
+def parse(document: dict[str, Any]) -> LineConfig:
+    """Accept the API's flat JSON or the TOML file's shape (``[line]`` table with code and name)."""
+    doc = dict(document)
+    if isinstance(doc.get("line"), dict):
+        doc = {**doc.pop("line"), **doc}
+    if isinstance(doc.get("plugins"), dict):
+        doc["plugins"] = doc["plugins"].get("enabled")
+    try:
+        return LineConfig.model_validate(doc)
+    except ValidationError as exc:
+        raise Unprocessable("line configuration is invalid", code="INVALID_LINE_CONFIG",
+                            errors=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]) from None
+
+
+def validate(config: LineConfig, catalog: Catalog) -> list[dict[str, Any]]:
+    """Every problem with the configuration, each with its location; empty when it can be applied."""
+    errors = []
+    enabled = set(config.plugins) if config.plugins is not None else set(catalog.plugins)
+    for i, name in enumerate(config.plugins or []):
+        if name not in catalog.plugins:
+            errors.append({"loc": ["plugins", i], "msg": f"plugin {name!r} is not installed or not loaded "
+                           f"(loaded: {sorted(catalog.plugins)})"})
+    for name in config.breakers:
+        if name not in catalog.breakers:
+            errors.append({"loc": ["breakers", name], "msg": f"no breaker named {name!r} "
+                           f"(known: {sorted(catalog.breakers)})"})
+    seen = set()
+    for i, device in enumerate(config.devices):
+        if device.code in seen:
+            errors.append({"loc": ["devices", i, "code"], "msg": f"device {device.code!r} appears twice"})
+        seen.add(device.code)
+        if device.kind not in catalog.kinds:
+            errors.append({"loc": ["devices", i, "kind"], "msg": f"unknown device kind {device.kind!r} "
+                           f"(known: {sorted(catalog.kinds)})"})
+            continue
+        namespace, owner = catalog.kinds[device.kind]
+        if owner and owner not in enabled:
+            errors.append({"loc": ["devices", i, "kind"],
+                           "msg": f"kind {device.kind!r} belongs to plugin {owner!r}, not enabled on this line"})
+        drivers = [d.name for d in list_drivers(namespace)]
+        if device.driver not in drivers:
+            errors.append({"loc": ["devices", i, "driver"], "msg": f"no driver {device.driver!r} in "
+                           f"{namespace} (installed: {drivers})"})
+    return errors
+
+
+async def apply(*, session, config: LineConfig, catalog: Catalog, actor: str) -> Line:
+    """Validate, then write the line and replace its devices, all in the caller's transaction."""
+    errors = validate(config, catalog)
+    stations = {}
+    for i, device in enumerate(config.devices):
+        if device.station:
+            station = (await session.execute(select(Station).where(Station.code == device.station))).scalar()
+            if station is None:
+                errors.append({"loc": ["devices", i, "station"], "msg": f"station {device.station!r} not found"})
+            stations[device.station] = station
+    if errors:
+        raise Unprocessable("line configuration is invalid", code="INVALID_LINE_CONFIG", errors=errors)
+    line = (await session.execute(select(Line).where(Line.code == config.code))).scalar_one_or_none()
+    stored = {"plugins": config.plugins,
+              "breakers": {k: v.model_dump(exclude_none=True) for k, v in config.breakers.items()}}
+    if line is None:
+        line = Line(code=config.code, name=config.name, config=stored)
+        session.add(line)
+        await session.flush()
+        await write_audit(session, actor=actor, action="create", entity="line", entity_id=config.code, after=stored)
+    elif line.config != stored or line.name != config.name:
+        before = {"name": line.name, **line.config}
+        line.config, line.name = stored, config.name
+        await write_audit(session, actor=actor, action="update", entity="line", entity_id=config.code,
+                          before=before, after={"name": config.name, **stored})
+    existing = {d.code: d for d in (await session.execute(select(Device).where(Device.line_id == line.id))).scalars()}
+    for spec in config.devices:
+        values = {"kind": spec.kind, "driver": spec.driver, "config": spec.config, "enabled": spec.enabled,
+                  "station_id": stations[spec.station].id if spec.station else None, "line_id": line.id}
+        device = existing.pop(spec.code, None)
+        if device is None:
+            device = (await session.execute(select(Device).where(Device.code == spec.code))).scalar_one_or_none()
+            if device is not None:
+                raise Unprocessable(f"device {spec.code} belongs to another line", code="INVALID_LINE_CONFIG",
+                                    errors=[{"loc": ["devices", spec.code], "msg": "code used on another line"}])
+            session.add(Device(code=spec.code, **values))
+            await write_audit(session, actor=actor, action="create", entity="device", entity_id=spec.code,
+                              after=spec.model_dump())
+        else:
+            before = {k: getattr(device, k) for k in values}
+            if before != values:
+                for k, v in values.items():
+                    setattr(device, k, v)
+                await write_audit(session, actor=actor, action="update", entity="device", entity_id=spec.code,
+                                  before=before, after=values)
+    for code, device in existing.items():
+        await session.delete(device)
+        await write_audit(session, actor=actor, action="delete", entity="device", entity_id=code,
+                          before={"kind": device.kind, "driver": device.driver, "config": device.config})
+    await session.flush()
+    return line
+
+
+async def export(session, line: Line) -> dict[str, Any]:
+    devices = (await session.execute(select(Device).where(Device.line_id == line.id).order_by(Device.code))).scalars()
+    out = []
+    for d in devices:
+        station = await session.get(Station, d.station_id) if d.station_id else None
+        out.append({"code": d.code, "kind": d.kind, "driver": d.driver, "station": station.code if station else None,
+                    "enabled": d.enabled, "config": d.config})
+    return {"code": line.code, "name": line.name, "plugins": line.config.get("plugins"),
+            "breakers": line.config.get("breakers", {}), "devices": out}
+
+
+async def load_breaker_overrides(kernel) -> None:
+    async with kernel.sessionmaker() as session:
+        for line in (await session.execute(select(Line))).scalars():
+            kernel.breakers.set_line_overrides(line.code, (line.config or {}).get("breakers", {}))

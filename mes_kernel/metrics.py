@@ -1,0 +1,134 @@
+"""Prometheus metrics, correct under several gunicorn workers (multiprocess mode).
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (deploy/gunicorn.conf.py sets it), every worker writes its
+samples to files there and each scrape builds a fresh registry with ``MultiProcessCollector``; the
+gunicorn ``child_exit`` hook marks dead workers. Without it, the default in-process registry.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
+LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["method", "route", "status"],
+                    buckets=BUCKETS)
+BREAKER_STATE = Gauge("mes_breaker_state", "Breaker state: 0 closed, 1 half-open, 2 open", ["breaker"],
+                      multiprocess_mode="max")
+BREAKER_TRANSITIONS = Counter("mes_breaker_transitions_total", "Breaker transitions", ["breaker", "to"])
+HEALTH_CHECKS = Counter("health_check_total", "Health aggregations by overall status", ["status"])
+HEALTH_DURATION = Gauge("health_check_duration_seconds", "Duration of a health check", ["check"],
+                        multiprocess_mode="max")
+HEALTH_STATE = Gauge("mes_health_check_state", "Health check state: 0 UP, 1 DEGRADED, 2 DOWN", ["check"],
+                     multiprocess_mode="max")
+PLUGIN_STATE = Gauge("mes_plugin_loaded", "1 when a plugin is in the given state", ["plugin", "state"],
+                     multiprocess_mode="max")
+DB_POOL = Gauge("mes_db_pool_connections", "Database pool connections by use", ["use"],
+                multiprocess_mode="livesum")
+STATION_AGE = Gauge("mes_station_heartbeat_age_seconds", "Seconds since a station's last heartbeat", ["station"],
+                    multiprocess_mode="min")
+
+STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
+HEALTH_VALUE = {"UP": 0, "DEGRADED": 1, "DOWN": 2}
+
+router = APIRouter(tags=["metrics"])
+
+
+class MetricsMiddleware:
+    """Counts requests and latency by route template (not raw path, which would explode labels)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = [500]
+
+        async def capture(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            if template != "/metrics":
+                labels = (scope["method"], template, str(status[0]))
+                REQUESTS.labels(*labels).inc()
+                LATENCY.labels(*labels).observe(time.perf_counter() - started)
+
+
+def observe_health(tree: dict) -> None:
+    HEALTH_CHECKS.labels(tree["status"]).inc()
+    for group, component in tree["components"].items():
+        for name, item in component.get("checks", {}).items():
+            if "checks" in item:  # a plugin's group of checks
+                for sub, leaf in item["checks"].items():
+                    _observe_leaf(f"{group}.{name}.{sub}", leaf)
+            else:
+                _observe_leaf(f"{group}.{name}", item)
+
+
+def _observe_leaf(name: str, item: dict) -> None:
+    HEALTH_STATE.labels(name).set(HEALTH_VALUE.get(item.get("status"), 2))
+    if "duration_ms" in item:
+        HEALTH_DURATION.labels(name).set(item["duration_ms"] / 1000)
+    details = item.get("details") or {}
+    if name.startswith("stations.") and details.get("heartbeat_age_seconds") is not None:
+        STATION_AGE.labels(name.split(".", 1)[1]).set(details["heartbeat_age_seconds"])
+
+
+async def breaker_listener(key: str, old: str, new: str, _state) -> None:
+    BREAKER_STATE.labels(key).set(STATE_VALUE.get(new, 0))
+    BREAKER_TRANSITIONS.labels(key, new).inc()
+
+
+def observe_plugins(records: list[dict]) -> None:
+    for rec in records:
+        for state in ("loaded", "disabled", "incompatible", "failed"):
+            PLUGIN_STATE.labels(rec["name"], state).set(1 if rec["state"] == state else 0)
+
+
+def observe_pool(engine) -> None:
+    pool = engine.sync_engine.pool
+    checked_out = getattr(pool, "checkedout", None)
+    if callable(checked_out):
+        DB_POOL.labels("checked_out").set(checked_out())
+        DB_POOL.labels("idle").set(pool.checkedin())
+
+
+def registry() -> CollectorRegistry:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        reg = CollectorRegistry()
+        multiprocess.MultiProcessCollector(reg)
+        return reg
+    return REGISTRY
+
+
+@router.get("/metrics", summary="Prometheus metrics (text format)", include_in_schema=True)
+async def metrics(request: Request) -> Response:
+    kernel = request.app.state.kernel
+    observe_pool(kernel.engine)
+    snapshot = await kernel.breakers.snapshot()
+    for key, state in snapshot.items():
+        BREAKER_STATE.labels(key).set(STATE_VALUE.get(state["state"], 0))
+    return Response(generate_latest(registry()), media_type=CONTENT_TYPE_LATEST)

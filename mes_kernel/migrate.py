@@ -1,0 +1,50 @@
+"""Alembic migrations run from code (``mes db upgrade``), on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from .settings import Settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(settings: Settings) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
+    return cfg
+
+
+def _ensure_sqlite_dir(settings: Settings) -> None:
+    if settings.is_sqlite and ":///" in settings.database_url:
+        path = settings.database_url.split(":///", 1)[1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def upgrade(settings: Settings, revision: str = "head") -> None:
+    _ensure_sqlite_dir(settings)
+    command.upgrade(alembic_config(settings), revision)
+
+
+def downgrade(settings: Settings, revision: str = "base") -> None:
+    command.downgrade(alembic_config(settings), revision)
+
+
+@lru_cache(maxsize=1)
+def head_revisions() -> frozenset[str]:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return frozenset(ScriptDirectory.from_config(cfg).get_heads())
+
+
+def current_matches_head(sync_conn) -> bool:
+    current = set(MigrationContext.configure(sync_conn).get_current_heads())
+    return current == set(head_revisions())

@@ -1,0 +1,179 @@
+"""Request and response bodies of the kernel API (pydantic models)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+Code = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-/:]*$")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class ORM(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# ---------------------------------------------------------------- auth
+class LoginIn(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    role: str
+
+
+class RefreshIn(BaseModel):
+    refresh_token: str = Field(min_length=10, max_length=200)
+
+
+# ---------------------------------------------------------------- users
+Role = Literal["admin", "production_manager", "worker", "viewer"]
+
+
+class UserCreate(BaseModel):
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-@]+$")
+    password: str = Field(min_length=8, max_length=256)
+    role: Role
+    full_name: str = Field("", max_length=200)
+
+
+class UserUpdate(BaseModel):
+    role: Role | None = None
+    full_name: str | None = Field(None, max_length=200)
+    is_active: bool | None = None
+    password: str | None = Field(None, min_length=8, max_length=256)
+
+
+class UserOut(ORM):
+    id: int
+    username: str
+    full_name: str
+    role: str
+    is_active: bool
+    created_at: datetime
+
+
+# ---------------------------------------------------------------- lots
+LotStatus = Literal["created", "in_progress", "on_hold", "closed", "scrapped"]
+
+
+class LotCreate(BaseModel):
+    lot_number: str = Code
+    product: str = Code
+    quantity: int = Field(0, ge=0, le=10_000_000)
+    line: str | None = Field(None, max_length=64)
+    note: str = Field("", max_length=2000)
+
+
+class LotUpdate(BaseModel):
+    status: LotStatus | None = None
+    quantity: int | None = Field(None, ge=0, le=10_000_000)
+    note: str | None = Field(None, max_length=2000)
+
+
+class LotOut(ORM):
+    id: int
+    lot_number: str
+    product: str
+    quantity: int
+    status: str
+    note: str
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    unit_count: int | None = None
+
+
+class UnitsCreate(BaseModel):
+    serial_numbers: list[str] = Field(min_length=1, max_length=10_000)
+
+
+class UnitOut(ORM):
+    id: int
+    serial_number: str
+    lot_id: int
+    status: str
+    created_at: datetime
+
+
+# ---------------------------------------------------------------- processes and records
+class ProcessIn(BaseModel):
+    id: str = Code
+    name: str = Field("", max_length=200)
+    sequence: int = Field(0, ge=0)
+
+
+class ProcessOut(ORM):
+    id: str
+    name: str
+    sequence: int
+
+
+class RecordIn(BaseModel):
+    idempotency_key: str = Field(min_length=8, max_length=128)
+    lot_number: str = Code
+    process_id: str = Code
+    worker_id: str | None = Field(None, min_length=1, max_length=64)
+    serial_number: str | None = Field(None, max_length=64)
+    station: str | None = Field(None, max_length=64, description="station code; stations send their own")
+    result: Literal["pass", "fail"]
+    defect_code: str | None = Field(None, max_length=64)
+    data: dict[str, Any] = Field(default_factory=dict)
+    recorded_at: AwareDatetime | None = None
+
+
+class RecordOut(ORM):
+    id: int
+    idempotency_key: str
+    lot_number: str
+    process_id: str
+    worker_id: str
+    station_id: int | None
+    serial_number: str | None
+    result: str
+    defect_code: str | None
+    data: dict[str, Any]
+    recorded_at: datetime | None
+    created_by: str
+    created_at: datetime
+
+
+class BatchIn(BaseModel):
+    records: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+
+
+class BatchItemResult(BaseModel):
+    idempotency_key: str | None
+    status: Literal["created", "duplicate", "error"]
+    record: RecordOut | None = None
+    error: dict[str, Any] | None = None
+
+
+class BatchOut(BaseModel):
+    created: int
+    duplicates: int
+    errors: int
+    results: list[BatchItemResult]
+
+
+class HistoryEvent(BaseModel):
+    at: datetime
+    type: Literal["process_record", "device_action"]
+    lot_number: str | None
+    serial_number: str | None
+    data: dict[str, Any]

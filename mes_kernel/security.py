@@ -1,0 +1,62 @@
+"""Password hashing (bcrypt) and JWT access tokens; opaque tokens stored only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import bcrypt
+import jwt
+
+ALGORITHM = "HS256"
+STATION_TOKEN_PREFIX = "mst_"
+
+
+def hash_password(password: str, rounds: int = 12) -> str:
+    return bcrypt.hashpw(password.encode()[:72], bcrypt.gensalt(rounds=rounds)).decode()
+
+
+def verify_password(password: str, password_hash: str) -> bool:
+    try:
+        return bcrypt.checkpw(password.encode()[:72], password_hash.encode())
+    except ValueError:
+        return False
+
+
+# A real hash, so a login with an unknown user costs as much as one with a wrong password.
+DUMMY_HASH = bcrypt.hashpw(b"timing-equaliser", bcrypt.gensalt(rounds=12)).decode()
+
+
+def create_access_token(*, subject: str, role: str, secret: str, minutes: int, **claims: Any) -> str:
+    now = datetime.now(UTC)
+    payload = {
+        "sub": subject,
+        "role": role,
+        "type": "access",
+        "iat": now,
+        "exp": now + timedelta(minutes=minutes),
+        "jti": uuid.uuid4().hex,
+        **claims,
+    }
+    return jwt.encode(payload, secret, algorithm=ALGORITHM)
+
+
+def decode_access_token(token: str, secret: str) -> dict[str, Any]:
+    """Decode and verify; only HS256 is accepted (no ``alg: none``, no algorithm confusion)."""
+    payload = jwt.decode(
+        token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "iat", "sub", "type"]}
+    )
+    if payload.get("type") != "access":
+        raise jwt.InvalidTokenError("not an access token")
+    return payload
+
+
+def new_opaque_token(prefix: str = "") -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,1 @@
+"""Service functions: the kernel's business logic, keyword-only arguments, no HTTP."""

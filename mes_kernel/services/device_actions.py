@@ -1,0 +1,65 @@
+"""Traceability of device actions: every print, flash and scan lands in the LOT/unit history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..audit import write_audit
+from ..db.models import DeviceAction, Lot, Station, Unit
+from ..errors import NotFound
+
+OUTCOMES = ("ok", "failed", "refused", "started")
+
+
+async def record_device_action(
+    *,
+    session: AsyncSession,
+    action: str,
+    plugin: str,
+    device: str,
+    driver: str,
+    driver_version: str,
+    actor: str,
+    outcome: str,
+    lot_number: str | None = None,
+    serial_number: str | None = None,
+    station_code: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> DeviceAction:
+    """Add a device action (and its audit entry) to the caller's transaction.
+
+    ``serial_number`` alone is enough: the unit's LOT is filled in. Unknown LOT or serial → NotFound.
+    """
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {OUTCOMES}")
+    lot_id = unit_id = station_id = None
+    if serial_number:
+        row = (await session.execute(
+            select(Unit.id, Unit.lot_id, Lot.lot_number).join(Lot, Lot.id == Unit.lot_id)
+            .where(Unit.serial_number == serial_number))).first()
+        if row is None:
+            raise NotFound(f"unit {serial_number} not found", code="UNIT_NOT_FOUND")
+        unit_id, lot_id = row.id, row.lot_id
+        lot_number = lot_number or row.lot_number
+    if lot_number and lot_id is None:
+        lot_id = (await session.execute(select(Lot.id).where(Lot.lot_number == lot_number))).scalar()
+        if lot_id is None:
+            raise NotFound(f"LOT {lot_number} not found", code="LOT_NOT_FOUND")
+    if station_code:
+        station_id = (await session.execute(select(Station.id).where(Station.code == station_code))).scalar()
+    entry = DeviceAction(
+        action=action, plugin=plugin, device=device, driver=driver, driver_version=driver_version,
+        lot_id=lot_id, unit_id=unit_id, lot_number=lot_number, serial_number=serial_number,
+        station_id=station_id, actor=actor, outcome=outcome, detail=detail or {},
+    )
+    session.add(entry)
+    await session.flush()
+    await write_audit(session, actor=actor, action="create", entity="device_action", entity_id=entry.id,
+                      after={"action": action, "plugin": plugin, "device": device, "driver": driver,
+                             "driver_version": driver_version, "lot_number": lot_number,
+                             "serial_number": serial_number, "station": station_code, "outcome": outcome,
+                             "detail": detail or {}})
+    return entry

@@ -1,0 +1,210 @@
+"""Process records: idempotent by key, one at a time or in batches, audited in the same transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..audit import audit_row, write_audit_rows
+from ..cache import MISSING, Cache
+from ..db.base import utcnow
+from ..db.models import Process, ProcessRecord, Station, Unit
+from ..errors import Conflict, MesError, NotFound
+from ..schemas import RecordIn
+from .lots import FINAL, cached_lot, mark_started
+
+RECORD_COLUMNS = [c.name for c in ProcessRecord.__table__.columns]
+
+
+def request_hash(record_in: RecordIn) -> str:
+    body = record_in.model_dump(mode="json", exclude={"idempotency_key"})
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _insert(session: AsyncSession):
+    dialect = session.bind.dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(ProcessRecord)
+
+
+async def _cached(cache: Cache, key: str, kind: str, factory) -> Any:
+    value = await cache.get(key)
+    if value is MISSING:
+        value = await factory()
+        if value is not None:
+            await cache.set(key, value, kind=kind)
+    return value
+
+
+async def _resolve(
+    *, session: AsyncSession, cache: Cache, record_in: RecordIn, principal
+) -> dict[str, Any]:
+    """Validate references and build the row (without inserting it)."""
+    lot = await cached_lot(session, cache, record_in.lot_number)
+    if lot["status"] in FINAL:
+        raise Conflict(f"LOT {record_in.lot_number} is {lot['status']} and accepts no records", code="LOT_CLOSED")
+
+    async def process_exists():
+        found = await session.get(Process, record_in.process_id)
+        return True if found else None
+
+    if not await _cached(cache, f"process:{record_in.process_id}", "permission", process_exists):
+        raise NotFound(f"process {record_in.process_id} not found", code="PROCESS_NOT_FOUND")
+
+    unit_id = None
+    if record_in.serial_number:
+        async def unit_of():
+            row = (await session.execute(
+                select(Unit.id, Unit.lot_id).where(Unit.serial_number == record_in.serial_number))).first()
+            return {"id": row.id, "lot_id": row.lot_id} if row else None
+
+        unit = await _cached(cache, f"unit:{record_in.serial_number}", "lot", unit_of)
+        if unit is None:
+            raise NotFound(f"unit {record_in.serial_number} not found", code="UNIT_NOT_FOUND")
+        if unit["lot_id"] != lot["id"]:
+            raise Conflict(f"unit {record_in.serial_number} is not in LOT {record_in.lot_number}",
+                           code="UNIT_NOT_IN_LOT")
+        unit_id = unit["id"]
+
+    station_id = principal.station_id
+    if station_id is None and record_in.station:
+        async def station_of():
+            return (await session.execute(select(Station.id).where(Station.code == record_in.station))).scalar()
+
+        station_id = await _cached(cache, f"station:{record_in.station}", "lot", station_of)
+        if station_id is None:
+            raise NotFound(f"station {record_in.station} not found", code="STATION_NOT_FOUND")
+
+    worker_id = record_in.worker_id or (principal.name if principal.kind == "user" else None)
+    if not worker_id:
+        raise MesError("worker_id is required when a station records", code="VALIDATION_ERROR", status=422)
+    return {
+        "idempotency_key": record_in.idempotency_key,
+        "request_hash": request_hash(record_in),
+        "lot_id": lot["id"],
+        "lot_number": record_in.lot_number,
+        "process_id": record_in.process_id,
+        "worker_id": worker_id,
+        "station_id": station_id,
+        "unit_id": unit_id,
+        "serial_number": record_in.serial_number,
+        "result": record_in.result,
+        "defect_code": record_in.defect_code,
+        "data": record_in.data,
+        "recorded_at": record_in.recorded_at,
+        "created_by": principal.actor,
+        "created_at": utcnow(),
+        "_lot_status": lot["status"],
+    }
+
+
+def _audit_after(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in ("idempotency_key", "lot_number", "process_id", "worker_id", "station_id",
+                                "serial_number", "result", "defect_code", "data", "recorded_at")}
+
+
+async def _insert_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, ProcessRecord]:
+    """INSERT … ON CONFLICT DO NOTHING; returns the rows this transaction created, by key."""
+    values = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+    stmt = (
+        _insert(session)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(ProcessRecord)
+    )
+    created = (await session.execute(stmt, execution_options={"populate_existing": True})).scalars().all()
+    return {r.idempotency_key: r for r in created}
+
+
+async def _existing(session: AsyncSession, keys: list[str]) -> dict[str, ProcessRecord]:
+    rows = (await session.execute(select(ProcessRecord).where(ProcessRecord.idempotency_key.in_(keys)))).scalars()
+    return {r.idempotency_key: r for r in rows}
+
+
+def _duplicate_or_conflict(existing: ProcessRecord, row_hash: str) -> None:
+    if existing.request_hash != row_hash:
+        raise Conflict(
+            "idempotency key already used for a different record",
+            code="IDEMPOTENCY_CONFLICT", record_id=existing.id,
+        )
+
+
+async def create_record(
+    *, session: AsyncSession, cache: Cache, record_in: RecordIn, principal
+) -> tuple[ProcessRecord, bool]:
+    """Record one result. Returns (record, created); a retry with the same key gets the original."""
+    row = await _resolve(session=session, cache=cache, record_in=record_in, principal=principal)
+    created = await _insert_rows(session, [row])
+    if record_in.idempotency_key in created:
+        record = created[record_in.idempotency_key]
+        await write_audit_rows(session, [audit_row(actor=principal.actor, action="create", entity="process_record",
+                                                   entity_id=record.id, after=_audit_after(row))])
+        if row["_lot_status"] == "created":
+            await mark_started(session=session, lot={"id": row["lot_id"]}, lot_number=row["lot_number"],
+                               actor=principal.actor)
+        return record, True
+    await session.rollback()
+    existing = (await _existing(session, [record_in.idempotency_key]))[record_in.idempotency_key]
+    _duplicate_or_conflict(existing, row["request_hash"])
+    return existing, False
+
+
+async def create_records_batch(
+    *, session: AsyncSession, cache: Cache, items: list[dict[str, Any]], principal
+) -> list[dict[str, Any]]:
+    """Record many results in one transaction; each item gets its own outcome, never the batch's."""
+    results: list[dict[str, Any]] = [None] * len(items)  # type: ignore[list-item]
+    rows: list[tuple[int, dict[str, Any]]] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(items):
+        key = raw.get("idempotency_key") if isinstance(raw, dict) else None
+        try:
+            record_in = RecordIn.model_validate(raw)
+            if record_in.idempotency_key in seen:
+                rows.append((i, {"_same_as": seen[record_in.idempotency_key], "request_hash": request_hash(record_in),
+                                 "idempotency_key": record_in.idempotency_key}))
+                continue
+            row = await _resolve(session=session, cache=cache, record_in=record_in, principal=principal)
+            seen[record_in.idempotency_key] = i
+            rows.append((i, row))
+        except ValidationError as exc:
+            results[i] = {"idempotency_key": key if isinstance(key, str) else None, "status": "error",
+                          "error": {"code": "VALIDATION_ERROR", "message": "record is invalid",
+                                    "errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]}}
+        except MesError as exc:
+            results[i] = {"idempotency_key": key, "status": "error", "error": exc.detail()}
+
+    fresh = [r for _, r in rows if "_same_as" not in r]
+    created = await _insert_rows(session, fresh) if fresh else {}
+    audit = [audit_row(actor=principal.actor, action="create", entity="process_record",
+                       entity_id=created[r["idempotency_key"]].id, after=_audit_after(r))
+             for r in fresh if r["idempotency_key"] in created]
+    await write_audit_rows(session, audit)
+    started = {r["lot_number"]: r["lot_id"] for r in fresh
+               if r["idempotency_key"] in created and r["_lot_status"] == "created"}
+    for lot_number, lot_id in started.items():
+        await mark_started(session=session, lot={"id": lot_id}, lot_number=lot_number, actor=principal.actor)
+    missing = [r["idempotency_key"] for _, r in rows if r["idempotency_key"] not in created]
+    existing = await _existing(session, missing) if missing else {}
+    for i, row in rows:
+        key = row["idempotency_key"]
+        if key in created and "_same_as" not in row:
+            results[i] = {"idempotency_key": key, "status": "created", "record": created[key]}
+            continue
+        original = created.get(key) or existing.get(key)
+        if original is None:
+            results[i] = {"idempotency_key": key, "status": "error",
+                          "error": {"code": "NOT_RECORDED", "message": "record was not stored; retry"}}
+        elif original.request_hash != row["request_hash"]:
+            results[i] = {"idempotency_key": key, "status": "error",
+                          "error": {"code": "IDEMPOTENCY_CONFLICT",
+                                    "message": "idempotency key already used for a different record"}}
+        else:
+            results[i] = {"idempotency_key": key, "status": "duplicate", "record": original}
+    return results

@@ -1,0 +1,98 @@
+"""All configuration, from the environment (and ``.env`` if present): one ``Settings`` object."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "change-me-embedded-default-secret-key"
+POSTGRES_MAX_CONNECTIONS = 100
+
+
+class Settings(BaseSettings):
+    """Environment variables, uppercased (``DATABASE_URL``, ``REDIS_URL``, ``SECRET_KEY`` …)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    environment: str = Field("development", description="development | production | test")
+    database_url: str = "sqlite+aiosqlite:///./var/mes.db"
+    redis_url: str | None = None
+    secret_key: str = DEFAULT_SECRET
+    access_token_minutes: int = 15
+    refresh_token_days: int = 7
+    bcrypt_rounds: int = 12
+
+    workers: int = Field(0, description="gunicorn workers; 0 = 2 x CPU cores (the spec)")
+    db_max_connections: int = Field(
+        POSTGRES_MAX_CONNECTIONS, description="PostgreSQL max_connections the pools must fit in"
+    )
+    db_reserved_connections: int = Field(10, description="kept free for admin tools, migrations, cron")
+    db_pool_size: int = Field(0, description="0 = derived from workers and max connections")
+    db_max_overflow: int = Field(-1, description="-1 = derived")
+
+    rate_limit_per_minute: int = 100
+    station_rate_limit_per_minute: int = 6000
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_upload_bytes: int = 64 * 1024 * 1024
+
+    files_dir: str = "./var/files"
+    completion_retention_days: int = 90
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    plugins_safe_mode: bool = False
+    plugins_allow: list[str] = Field(default_factory=list)
+    plugins_deny: list[str] = Field(default_factory=list)
+
+    health_check_timeout: float = 2.0
+    health_cache_seconds: float = 1.5
+    station_silent_after_seconds: int = 120
+
+    alert_webhook_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "mes@localhost"
+    smtp_to: list[str] = Field(default_factory=list)
+
+    audit_seal_interval_seconds: float = 5.0
+    audit_seal_grace_seconds: float = 10.0
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> Settings:
+        if self.environment == "production" and self.secret_key in ("", DEFAULT_SECRET):
+            raise ValueError("SECRET_KEY must be set to a long random value in production")
+        if self.environment == "production" and len(self.secret_key) < 32:
+            raise ValueError("SECRET_KEY must be at least 32 characters in production")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @cached_property
+    def worker_count(self) -> int:
+        return self.workers or 2 * (os.cpu_count() or 1)
+
+    @property
+    def pool_size(self) -> int:
+        """Connections per worker so that workers x (pool + overflow) fits the server's limit."""
+        if self.db_pool_size:
+            return self.db_pool_size
+        budget = max(self.worker_count, self.db_max_connections - self.db_reserved_connections)
+        per_worker = max(1, budget // self.worker_count)
+        return max(1, per_worker - self.max_overflow)
+
+    @property
+    def max_overflow(self) -> int:
+        if self.db_max_overflow >= 0:
+            return self.db_max_overflow
+        budget = max(self.worker_count, self.db_max_connections - self.db_reserved_connections)
+        per_worker = max(1, budget // self.worker_count)
+        return per_worker // 4
+
+
+def get_settings() -> Settings:
+    return Settings()

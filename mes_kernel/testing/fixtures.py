@@ -1,0 +1,261 @@
+"""Pytest fixtures for the kernel and its plugins: a fresh database per test, an app, a client, users.
+
+Auto-loaded as a pytest plugin (entry point ``pytest11``). Every test that uses ``client`` runs on
+SQLite and — when ``MES_TEST_DATABASE_URL`` points at a PostgreSQL server — again on PostgreSQL
+with Redis (``MES_TEST_REDIS_URL``). Register a plugin for one test with
+``@pytest.mark.mes_plugins(my_plugin_module)``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ..settings import Settings
+
+PG_URL = os.environ.get("MES_TEST_DATABASE_URL")  # postgresql+asyncpg://user@127.0.0.1:5432/test
+REDIS_URL = os.environ.get("MES_TEST_REDIS_URL")  # redis://127.0.0.1:6379/15
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "mes_plugins(*plugins): register extra plugins in the app for this test")
+    config.addinivalue_line("markers", "sqlite_only: the test is about SQLite behaviour")
+    config.addinivalue_line("markers", "postgres_only: the test needs PostgreSQL")
+
+
+def _admin_url(pg_url: str, database: str) -> str:
+    base = pg_url.rsplit("/", 1)[0]
+    return f"{base}/{database}"
+
+
+def _sync_pg(url: str) -> str:
+    return url.replace("+asyncpg", "")
+
+
+async def _pg_exec(url: str, *statements: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_sync_pg(url))
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def _in_thread(coro_fn) -> None:
+    """Run a coroutine to completion from sync code that may sit inside a running loop."""
+    import asyncio
+    import threading
+
+    errors: list[BaseException] = []
+
+    def target():
+        try:
+            asyncio.run(coro_fn())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory) -> Path:
+    from ..migrate import upgrade
+
+    path = tmp_path_factory.mktemp("mes-template") / "template.db"
+    upgrade(Settings(database_url=f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_template() -> str | None:
+    if not PG_URL:
+        yield None
+        return
+    from ..migrate import upgrade
+
+    name = f"mes_tpl_{os.getpid()}"
+
+    async def create():
+        await _pg_exec(_admin_url(PG_URL, "postgres"), f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
+
+    _in_thread(create)
+    upgrade(Settings(database_url=_admin_url(PG_URL, name)))
+    yield name
+    _in_thread(lambda: _pg_exec(_admin_url(PG_URL, "postgres"), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def pytest_generate_tests(metafunc):
+    if "mes_backend" in metafunc.fixturenames:
+        params = [pytest.param("sqlite", id="sqlite")]
+        params.append(pytest.param("postgres", id="postgres", marks=pytest.mark.postgres))
+        metafunc.parametrize("mes_backend", params, indirect=True)
+
+
+@pytest.fixture
+async def mes_backend(request, tmp_path) -> AsyncIterator[dict[str, Any]]:
+    """A fresh, migrated database (and a flushed Redis on PostgreSQL runs) for one test."""
+    kind = request.param
+    if kind == "sqlite" and request.node.get_closest_marker("postgres_only"):
+        pytest.skip("PostgreSQL-only test")
+    if kind == "postgres" and request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("SQLite-only test")
+    if kind == "sqlite":
+        db = tmp_path / "mes.db"
+        shutil.copy(request.getfixturevalue("_sqlite_template"), db)
+        yield {"kind": kind, "database_url": f"sqlite+aiosqlite:///{db}", "redis_url": None}
+        return
+    if not PG_URL:
+        pytest.skip("MES_TEST_DATABASE_URL not set: PostgreSQL runs skipped (make test sets it when a server is up)")
+    template = request.getfixturevalue("_pg_template")
+    name = f"mes_t_{uuid.uuid4().hex[:12]}"
+    admin = _admin_url(PG_URL, "postgres")
+    await _pg_exec(admin, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    if REDIS_URL:
+        from redis import asyncio as aioredis
+
+        r = aioredis.from_url(REDIS_URL)
+        await r.flushdb()
+        await r.aclose()
+    try:
+        yield {"kind": kind, "database_url": _admin_url(PG_URL, name), "redis_url": REDIS_URL}
+    finally:
+        await _pg_exec(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(mes_backend, tmp_path) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=mes_backend["database_url"],
+        redis_url=mes_backend["redis_url"],
+        secret_key="test-secret-key-that-is-long-enough-0123456789",
+        bcrypt_rounds=4,
+        files_dir=str(tmp_path / "files"),
+        log_json=False,
+        log_level="WARNING",
+        workers=2,
+        audit_seal_interval_seconds=3600,
+        rate_limit_per_minute=100_000,
+        station_rate_limit_per_minute=100_000,
+        _env_file=None,
+    )
+
+
+@pytest.fixture
+def app(settings, request):
+    from ..app import create_app
+
+    marker = request.node.get_closest_marker("mes_plugins")
+    extra = list(marker.args) if marker else []
+    return create_app(settings, extra_plugins=extra)
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client talking to the app in process, with the lifespan (plugins loaded) running."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://mes.test") as c:
+            yield c
+
+
+@pytest.fixture
+def kernel(app, client):
+    return app.state.kernel
+
+
+async def _user_headers(kernel, username: str, role: str) -> dict[str, str]:
+    from ..db.models import User
+    from ..security import create_access_token, hash_password
+
+    async with kernel.sessionmaker() as session:
+        user = User(username=username, role=role, full_name=username.title(),
+                    password_hash=hash_password("password-" + username, 4))
+        session.add(user)
+        await session.commit()
+        uid = user.id
+    token = create_access_token(subject=username, role=role, uid=uid, secret=kernel.settings.secret_key,
+                                minutes=kernel.settings.access_token_minutes)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def admin_headers(kernel) -> dict[str, str]:
+    return await _user_headers(kernel, "admin", "admin")
+
+
+@pytest.fixture
+async def manager_headers(kernel) -> dict[str, str]:
+    return await _user_headers(kernel, "manager", "production_manager")
+
+
+@pytest.fixture
+async def worker_headers(kernel) -> dict[str, str]:
+    return await _user_headers(kernel, "worker", "worker")
+
+
+@pytest.fixture
+async def viewer_headers(kernel) -> dict[str, str]:
+    return await _user_headers(kernel, "viewer", "viewer")
+
+
+@pytest.fixture
+async def station_headers(kernel) -> dict[str, str]:
+    """A machine token for station ST-01 on line LINE-A."""
+    from ..db.models import Line, Station, StationToken
+    from ..security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
+
+    token = new_opaque_token(STATION_TOKEN_PREFIX)
+    async with kernel.sessionmaker() as session:
+        line = Line(code="LINE-A", name="Line A", config={})
+        session.add(line)
+        await session.flush()
+        station = Station(code="ST-01", name="Station 1", line_id=line.id, heartbeat={})
+        session.add(station)
+        await session.flush()
+        session.add(StationToken(station_id=station.id, name="test", token_hash=token_digest(token)))
+        await session.commit()
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def make_lot(client, kernel):
+    """``await make_lot(units=3)`` creates a LOT (and the processes ASSY-10, TEST-20, PACK-30)."""
+    from ..db.models import Process
+    from ..security import create_access_token
+
+    token = create_access_token(subject="kit", role="admin", uid=0, secret=kernel.settings.secret_key, minutes=15)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with kernel.sessionmaker() as session:
+        for seq, pid in enumerate(("ASSY-10", "TEST-20", "PACK-30")):
+            if await session.get(Process, pid) is None:
+                session.add(Process(id=pid, name=pid, sequence=(seq + 1) * 10))
+        await session.commit()
+
+    async def make(lot_number: str | None = None, *, product: str = "PRD-100", units: int = 0) -> dict[str, Any]:
+        lot_number = lot_number or f"LOT-{uuid.uuid4().hex[:8].upper()}"
+        r = await client.post("/api/v1/lots", json={"lot_number": lot_number, "product": product}, headers=headers)
+        assert r.status_code == 201, r.text
+        lot = r.json()
+        serials = [f"{lot_number}-{i:04d}" for i in range(1, units + 1)]
+        if serials:
+            r = await client.post(f"/api/v1/lots/{lot_number}/units", json={"serial_numbers": serials},
+                                  headers=headers)
+            assert r.status_code == 201, r.text
+        lot["serial_numbers"] = serials
+        return lot
+
+    return make
