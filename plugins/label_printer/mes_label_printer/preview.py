@@ -47,9 +47,7 @@ def _datamatrix_image(element: Gs1DataMatrix, data: dict[str, str]) -> Image.Ima
     except ImportError:
         return None
     parts = [
-        (GS1Fixed if fixed else GS1Variable)(ai, data[name])
-        for ai, name, fixed in element.parts
-        if data.get(name)
+        (GS1Fixed if fixed else GS1Variable)(ai, data[name]) for ai, name, fixed in element.parts if data.get(name)
     ]
     if not parts:
         return None
@@ -65,9 +63,7 @@ def render_png(template: LabelTemplate, values: dict) -> bytes:
     for element in template.elements:
         match element:
             case Text():
-                draw.text(
-                    (element.x, element.y), element.text.format(**data), fill=0, font=_font(element.height)
-                )
+                draw.text((element.x, element.y), element.text.format(**data), fill=0, font=_font(element.height))
             case Code128():
                 value = data[element.field]
                 bars = _code128_image(value, element.height, element.module)
@@ -78,12 +74,8 @@ def render_png(template: LabelTemplate, values: dict) -> bytes:
                 symbol = _datamatrix_image(element, data)
                 if symbol is None:
                     size = 30 * element.module
-                    draw.rectangle(
-                        (element.x, element.y, element.x + size, element.y + size), outline=0, width=3
-                    )
-                    draw.text(
-                        (element.x + 8, element.y + size // 2), "GS1 DataMatrix", fill=0, font=_font(18)
-                    )
+                    draw.rectangle((element.x, element.y, element.x + size, element.y + size), outline=0, width=3)
+                    draw.text((element.x + 8, element.y + size // 2), "GS1 DataMatrix", fill=0, font=_font(18))
                 else:
                     image.paste(symbol, (element.x, element.y))
             case Box():

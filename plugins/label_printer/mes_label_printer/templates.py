@@ -202,9 +202,7 @@ class LabelTemplate:
         known = {f.name for f in self.fields}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise Unprocessable(
-                f"field {unknown[0]!r} is not a field of template {self.name!r}", field=unknown[0]
-            )
+            raise Unprocessable(f"field {unknown[0]!r} is not a field of template {self.name!r}", field=unknown[0])
         clean: dict[str, str] = {}
         for f in self.fields:
             value = values.get(f.name)
@@ -222,9 +220,7 @@ class LabelTemplate:
                 for _, name, _ in element.parts:
                     if "_" in clean.get(name, ""):
                         # "_" is the DataMatrix escape character in the printed format
-                        raise Unprocessable(
-                            f"field {name!r} must not contain '_' (GS1 DataMatrix)", field=name
-                        )
+                        raise Unprocessable(f"field {name!r} must not contain '_' (GS1 DataMatrix)", field=name)
         return clean
 
     def render_zpl(self, values: dict[str, Any]) -> bytes:
@@ -300,9 +296,7 @@ UNIT_LABEL = LabelTemplate(
         Text(30, 128, "S/N: {serial_number}"),
         Text(30, 166, "DATE: {date}"),
         Code128(30, 210, "serial_number", height=90),
-        Gs1DataMatrix(
-            560, 40, (("01", "gtin", True), ("10", "lot_number", False), ("21", "serial_number", False))
-        ),
+        Gs1DataMatrix(560, 40, (("01", "gtin", True), ("10", "lot_number", False), ("21", "serial_number", False))),
         Text(30, 350, "{note}", height=24),
     ),
 )

@@ -21,9 +21,7 @@ class HttpServiceDriver(LabelPrinterDriver):
     name = "http_service"
     version = "1.0"
 
-    def __init__(
-        self, base_url: str, printer_id: str, timeout: float = 10.0, token: str | None = None
-    ) -> None:
+    def __init__(self, base_url: str, printer_id: str, timeout: float = 10.0, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.printer_id = printer_id
         self.timeout = float(timeout)
@@ -45,9 +43,7 @@ class HttpServiceDriver(LabelPrinterDriver):
             response = await self._http().request(method, self._url(action), **kw)
         except httpx.TimeoutException as exc:
             # A POST that timed out may have printed: the service could have taken it.
-            raise PrinterTimeout(
-                f"print service did not answer within {self.timeout:g} s", label_sent=sent
-            ) from exc
+            raise PrinterTimeout(f"print service did not answer within {self.timeout:g} s", label_sent=sent) from exc
         except httpx.HTTPError as exc:
             raise PrinterConnectionError(f"print service unreachable: {exc}", label_sent=False) from exc
         return response

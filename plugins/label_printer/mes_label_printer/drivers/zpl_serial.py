@@ -33,9 +33,7 @@ class ZplSerialDriver(LabelPrinterDriver):
     def _open(self) -> serial.Serial:
         if self._serial is None or not self._serial.is_open:
             try:
-                self._serial = serial.Serial(
-                    self.port, self.baudrate, timeout=0.1, write_timeout=self.timeout
-                )
+                self._serial = serial.Serial(self.port, self.baudrate, timeout=0.1, write_timeout=self.timeout)
             except (serial.SerialException, OSError) as exc:
                 raise PrinterConnectionError(f"cannot open {self.port}: {exc}") from exc
         return self._serial
@@ -75,9 +73,7 @@ class ZplSerialDriver(LabelPrinterDriver):
                     self._ask_status_blocking(port, label_sent=True)
             except (serial.SerialException, OSError) as exc:
                 self._drop()
-                raise PrinterConnectionError(
-                    f"serial line {self.port} failed: {exc}", label_sent=True
-                ) from exc
+                raise PrinterConnectionError(f"serial line {self.port} failed: {exc}", label_sent=True) from exc
 
     def _status_blocking(self) -> PrinterStatus:
         with self._lock:

@@ -30,9 +30,7 @@ class ZplTcpDriver(LabelPrinterDriver):
         try:
             return await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.timeout)
         except TimeoutError as exc:
-            raise PrinterTimeout(
-                f"no connection to {self.host}:{self.port} within {self.timeout:g} s"
-            ) from exc
+            raise PrinterTimeout(f"no connection to {self.host}:{self.port} within {self.timeout:g} s") from exc
         except OSError as exc:
             raise PrinterConnectionError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
 
@@ -78,9 +76,7 @@ class ZplTcpDriver(LabelPrinterDriver):
             except TimeoutError as exc:
                 raise PrinterTimeout("printer stopped taking data", label_sent=True) from exc
             except (ConnectionError, OSError) as exc:
-                raise PrinterConnectionError(
-                    f"connection broke while sending: {exc}", label_sent=True
-                ) from exc
+                raise PrinterConnectionError(f"connection broke while sending: {exc}", label_sent=True) from exc
             if self.confirm:
                 await self._ask_status(reader, writer, label_sent=True)
         finally:

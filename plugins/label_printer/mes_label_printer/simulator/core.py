@@ -135,26 +135,27 @@ class ZplStream:
         if len(self.buffer) > MAX_BUFFER:
             self.buffer = self.buffer[-MAX_BUFFER:]
         replies: list[Reply] = []
-        # Tilde commands act at once, wherever they sit in the stream (Zebra behaviour).
-        while (i := self.buffer.find(HOST_STATUS_REQUEST)) >= 0:
-            self.buffer = self.buffer[:i] + self.buffer[i + len(HOST_STATUS_REQUEST) :]
-            reply = self.core.answer_status()
-            if reply is not None:
-                replies.append(reply)
-        if self.core.faults.reset and LABEL_START in self.buffer:
-            self.buffer = b""
-            raise ResetConnection("printer reset the connection")
         while True:
+            status_at = self.buffer.find(HOST_STATUS_REQUEST)
             start = self.buffer.find(LABEL_START)
-            if start < 0:
-                self.buffer = self.buffer[-2:]  # maybe the first bytes of "^XA" or "~HS"
-                break
-            end = self.buffer.find(LABEL_END, start + len(LABEL_START))
-            if end < 0:
-                self.buffer = self.buffer[start:]
-                break
-            label = self.buffer[start : end + len(LABEL_END)]
-            self.buffer = self.buffer[end + len(LABEL_END) :]
-            if label.strip() != LABEL_START + LABEL_END:  # "^XA^XZ" around a ~HS prints nothing
-                self.core.accept_label(label)
+            end = self.buffer.find(LABEL_END, start + len(LABEL_START)) if start >= 0 else -1
+            if start >= 0 and self.core.faults.reset:
+                self.buffer = b""
+                raise ResetConnection("printer reset the connection")
+            # Tilde commands act as soon as they arrive, even inside an unfinished format.
+            if status_at >= 0 and (end < 0 or status_at < end):
+                self.buffer = self.buffer[:status_at] + self.buffer[status_at + len(HOST_STATUS_REQUEST) :]
+                reply = self.core.answer_status()
+                if reply is not None:
+                    replies.append(reply)
+                continue
+            if end >= 0:
+                label = self.buffer[start : end + len(LABEL_END)]
+                self.buffer = self.buffer[end + len(LABEL_END) :]
+                if label.strip() != LABEL_START + LABEL_END:  # "^XA^XZ" around a ~HS prints nothing
+                    self.core.accept_label(label)
+                continue
+            # keep an unfinished format, or the last bytes that may begin "^XA" or "~HS"
+            self.buffer = self.buffer[start:] if start >= 0 else self.buffer[-2:]
+            break
         return replies

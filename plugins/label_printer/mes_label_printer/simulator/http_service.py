@@ -88,7 +88,9 @@ class HttpPrintService:
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="print-service", daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: self._server.serve_forever(poll_interval=0.05), name="print-service", daemon=True
+        )
 
     @property
     def base_url(self) -> str:
