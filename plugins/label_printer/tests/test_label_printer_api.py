@@ -1,0 +1,219 @@
+"""The label routes end to end: the kernel app, its database, the TCP printer simulator."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from mes_kernel.db.models import AuditEntry, Device
+
+API = "/api/v1"
+GTIN = "09506000134352"
+
+
+async def add_printer(kernel, code: str, port: int, **config) -> None:
+    settings = {"host": "127.0.0.1", "port": port, "timeout": 0.5, "retry_delay": 0, **config}
+    async with kernel.sessionmaker() as session:
+        session.add(Device(code=code, kind="label_printer", driver="zpl_tcp", config=settings))
+        await session.commit()
+
+
+def unit_print(lot: dict, key: str, printer: str = "PRN-01") -> dict:
+    return {
+        "printer": printer,
+        "template": "unit_label",
+        "fields": {"product": lot["product"], "gtin": GTIN},
+        "lot_number": lot["lot_number"],
+        "serial_number": lot["serial_numbers"][0],
+        "idempotency_key": key,
+    }
+
+
+async def test_a_label_prints_end_to_end_and_lands_in_the_lot_history(
+    client, kernel, admin_headers, make_lot, tcp_printer
+):
+    await add_printer(kernel, "PRN-01", tcp_printer.port)
+    lot = await make_lot(units=1)
+    serial = lot["serial_numbers"][0]
+
+    r = await client.post(f"{API}/labels/print", json=unit_print(lot, "k-1"), headers=admin_headers)
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["status"] == "done" and job["attempts"] == 1 and job["printer"] == "PRN-01"
+    assert tcp_printer.core.label_count == 1
+    assert serial.encode() in tcp_printer.core.printed[0]
+
+    r = await client.get(f"{API}/labels/jobs/{job['id']}", headers=admin_headers)
+    assert r.json()["result"]["driver"] == "zpl_tcp"
+    r = await client.get(f"{API}/labels/jobs", params={"lot_number": lot["lot_number"]}, headers=admin_headers)
+    assert [j["id"] for j in r.json()["items"]] == [job["id"]]
+
+    for path in (f"{API}/lots/{lot['lot_number']}/history", f"{API}/units/{serial}/history"):
+        events = (await client.get(path, headers=admin_headers)).json()["events"]
+        prints = [e["data"] for e in events if e["type"] == "device_action"]
+        assert len(prints) == 1, path
+        assert prints[0]["action"] == "print" and prints[0]["driver"] == "zpl_tcp"
+        assert prints[0]["device"] == "PRN-01"
+
+
+async def test_the_same_idempotency_key_never_prints_a_second_label(
+    client, kernel, admin_headers, make_lot, tcp_printer
+):
+    await add_printer(kernel, "PRN-01", tcp_printer.port)
+    lot = await make_lot(units=1)
+    body = unit_print(lot, "same-key")
+    first = await client.post(f"{API}/labels/print", json=body, headers=admin_headers)
+    again = await client.post(f"{API}/labels/print", json=body, headers=admin_headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert tcp_printer.core.label_count == 1
+
+    other = {**body, "fields": {**body["fields"], "note": "different"}}
+    r = await client.post(f"{API}/labels/print", json=other, headers=admin_headers)
+    assert r.status_code == 409 and r.json()["detail"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert tcp_printer.core.label_count == 1
+
+
+async def test_a_silent_printer_opens_the_breaker_and_recovery_closes_it(
+    client, kernel, admin_headers, make_lot, tcp_printer
+):
+    await add_printer(kernel, "PRN-01", tcp_printer.port, timeout=0.2, max_attempts=1)
+    lot = await make_lot(units=1)
+    tcp_printer.core.set_fault("no_reply")
+
+    for i in range(3):
+        r = await client.post(f"{API}/labels/print", json=unit_print(lot, f"silent-{i}"), headers=admin_headers)
+        assert r.status_code == 502, r.text
+        assert r.json()["detail"]["code"] == "PRINT_FAILED"
+
+    r = await client.post(f"{API}/labels/print", json=unit_print(lot, "after-open"), headers=admin_headers)
+    assert r.status_code == 503
+    detail = r.json()["detail"]
+    assert detail["code"] == "SERVICE_UNAVAILABLE" and 0 < detail["retry_after"] <= 30
+    assert r.headers["Retry-After"] == str(detail["retry_after"])
+    assert (await kernel.breakers.state("label_printer", "PRN-01")).state == "open"
+
+    tcp_printer.core.clear_faults()
+    now = kernel.breakers.clock()
+    kernel.breakers.clock = lambda: now + 31
+    # The refused request is retried with its key: nothing was sent, so this is its half-open trial.
+    r = await client.post(f"{API}/labels/print", json=unit_print(lot, "after-open"), headers=admin_headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] == "done"
+    assert (await kernel.breakers.state("label_printer", "PRN-01")).state == "closed"
+    assert tcp_printer.core.label_count == 1
+
+
+async def test_a_reset_mid_job_fails_the_job_with_its_reason_and_is_not_retried(
+    client, kernel, admin_headers, make_lot, tcp_printer
+):
+    await add_printer(kernel, "PRN-01", tcp_printer.port)
+    lot = await make_lot(units=1)
+    tcp_printer.core.set_fault("reset")
+    r = await client.post(f"{API}/labels/print", json=unit_print(lot, "reset-1"), headers=admin_headers)
+    assert r.status_code == 502
+    job = (await client.get(f"{API}/labels/jobs/{r.json()['detail']['job_id']}", headers=admin_headers)).json()
+    assert job["status"] == "failed" and job["attempts"] == 1
+    assert "PrinterConnectionError" in job["error"]
+    assert job["result"]["label_sent"] is True
+
+    tcp_printer.core.clear_faults()
+    r = await client.post(f"{API}/labels/print", json=unit_print(lot, "reset-1"), headers=admin_headers)
+    assert r.status_code == 200 and r.json()["status"] == "failed"  # may have printed: never repeated silently
+    assert tcp_printer.core.label_count == 0
+
+
+async def test_retries_are_bounded_and_a_later_retry_with_the_key_completes_the_job(
+    client, kernel, admin_headers, make_lot, tcp_printer
+):
+    await add_printer(kernel, "PRN-01", tcp_printer.port, max_attempts=2)
+    lot = await make_lot(units=1)
+    tcp_printer.core.set_fault("paper_out")
+    r = await client.post(f"{API}/labels/print", json=unit_print(lot, "paper"), headers=admin_headers)
+    assert r.status_code == 502 and "paper out" in r.json()["detail"]["message"]
+    job_id = r.json()["detail"]["job_id"]
+    job = (await client.get(f"{API}/labels/jobs/{job_id}", headers=admin_headers)).json()
+    assert job["attempts"] == 2 and job["result"]["label_sent"] is False
+
+    tcp_printer.core.clear_faults()
+    r = await client.post(f"{API}/labels/print", json=unit_print(lot, "paper"), headers=admin_headers)
+    assert r.status_code == 201 and r.json()["id"] == job_id
+    assert r.json()["status"] == "done" and r.json()["attempts"] == 3
+    assert tcp_printer.core.label_count == 1
+
+
+async def test_a_malformed_field_is_refused_naming_it_and_nothing_prints(
+    client, kernel, admin_headers, make_lot, tcp_printer
+):
+    await add_printer(kernel, "PRN-01", tcp_printer.port)
+    lot = await make_lot(units=1)
+    body = unit_print(lot, "bad")
+    body["fields"]["gtin"] = "123"
+    r = await client.post(f"{API}/labels/print", json=body, headers=admin_headers)
+    assert r.status_code == 422
+    assert r.json()["detail"]["field"] == "gtin"
+    body["fields"]["gtin"] = GTIN
+    body["serial_number"] = "NO-SUCH-UNIT"
+    r = await client.post(f"{API}/labels/print", json=body, headers=admin_headers)
+    assert r.status_code == 404
+    assert tcp_printer.core.label_count == 0
+
+
+async def test_preview_answers_a_png(client, viewer_headers):
+    body = {"template": "lot_label", "fields": {"lot_number": "LOT-1", "product": "PRD-100", "quantity": 10}}
+    r = await client.post(f"{API}/labels/preview", json=body, headers=viewer_headers)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    templates = (await client.get(f"{API}/labels/templates", headers=viewer_headers)).json()
+    assert {"unit_label", "lot_label"} <= {t["name"] for t in templates}
+
+
+async def test_reprint_needs_its_own_permission_and_is_audited(
+    client, kernel, worker_headers, manager_headers, make_lot, tcp_printer
+):
+    await add_printer(kernel, "PRN-01", tcp_printer.port)
+    lot = await make_lot(units=1)
+    r = await client.post(f"{API}/labels/print", json=unit_print(lot, "w-1"), headers=worker_headers)
+    assert r.status_code == 201
+    job_id = r.json()["id"]
+
+    r = await client.post(f"{API}/labels/jobs/{job_id}/reprint", json={}, headers=worker_headers)
+    assert r.status_code == 403
+    r = await client.post(
+        f"{API}/labels/jobs/{job_id}/reprint", json={"reason": "label smudged"}, headers=manager_headers
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["reprint_of"] == job_id and r.json()["status"] == "done"
+    assert tcp_printer.core.label_count == 2
+
+    async with kernel.sessionmaker() as session:
+        audit = (await session.execute(select(AuditEntry).where(AuditEntry.entity == "label_reprint"))).scalars()
+        entries = list(audit)
+    assert len(entries) == 1 and entries[0].after["reason"] == "label smudged"
+    assert entries[0].actor == "user:manager"
+    events = (await client.get(f"{API}/lots/{lot['lot_number']}/history", headers=manager_headers)).json()
+    assert [e["data"]["action"] for e in events["events"] if e["type"] == "device_action"] == ["print", "reprint"]
+
+
+async def test_health_shows_each_printer_from_its_own_status(client, kernel, admin_headers, tcp_printer):
+    from mes_label_printer.simulator import PrinterCore, TcpPrinter
+
+    async with TcpPrinter(PrinterCore()) as silent, TcpPrinter(PrinterCore()) as no_paper:
+        silent.core.set_fault("no_reply")
+        no_paper.core.set_fault("paper_out")
+        await add_printer(kernel, "PRN-OK", tcp_printer.port)
+        await add_printer(kernel, "PRN-SILENT", silent.port, timeout=0.3)
+        await add_printer(kernel, "PRN-NOPAPER", no_paper.port)
+        tree = (await client.get(f"{API}/health", headers=admin_headers)).json()
+    check = tree["components"]["plugins"]["checks"]["label_printer"]["checks"]["printers"]
+    printers = check["details"]["printers"]
+    assert printers["PRN-OK"]["status"] == "UP"
+    assert printers["PRN-SILENT"]["status"] == "DOWN" and "no reply" in printers["PRN-SILENT"]["reason"]
+    assert printers["PRN-NOPAPER"]["status"] == "DOWN" and printers["PRN-NOPAPER"]["reason"] == "paper out"
+    assert check["status"] == "DOWN"
+
+
+@pytest.mark.parametrize("path", ["/labels/stats/today", "/labels/stats/jobs-by-status", "/labels/printers"])
+async def test_dashboard_data_endpoints_answer(client, viewer_headers, path):
+    r = await client.get(API + path, headers=viewer_headers)
+    assert r.status_code == 200, r.text
