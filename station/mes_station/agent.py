@@ -288,9 +288,7 @@ class Agent:
 
     def submit_scan(self, code: str, *, source: str = "keyboard", symbology: str | None = None) -> Scan:
         """A code typed or wedged into the window: recorded like a scanner's, and announced."""
-        key = self.record_event(
-            "scan", {"code": code, "source": source, "symbology": symbology, "worker": self.worker}
-        )
+        key = self.record_event("scan", {"code": code, "source": source, "symbology": symbology, "worker": self.worker})
         scan = Scan(code=code, source=source, symbology=symbology, idempotency_key=key)
         self._emit("scan", scan)
         return scan
@@ -351,6 +349,8 @@ class Agent:
         Raises TemplateNotCachedError, TemplateError (bad fields), DeviceUnavailableError (no
         printer) or DeviceError (the printer failed — recorded as a failed device result first).
         """
+        printer = self.devices.get("printer")
+        device = self.devices.devices["printer"]
         cached = self.outbox.template(template)
         if cached is None:
             try:
@@ -361,8 +361,6 @@ class Agent:
         if cached is None:
             raise TemplateNotCachedError(f"label template {template!r} is not cached and the server has none")
         zpl = render(cached, fields)
-        printer = self.devices.get("printer")
-        device = self.devices.devices["printer"]
         result: dict[str, Any] = {
             "action": "print",
             "role": "printer",

@@ -142,9 +142,7 @@ def outbox_list(
 
 @outbox_app.command("retry")
 def outbox_retry(
-    keys: Annotated[
-        list[str] | None, typer.Argument(help="idempotency keys; none = every rejected event")
-    ] = None,
+    keys: Annotated[list[str] | None, typer.Argument(help="idempotency keys; none = every rejected event")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Queue rejected events again (after the LOT was reopened, say); the agent sends them."""
@@ -236,9 +234,7 @@ async def _doctor(cfg: StationConfig) -> list[tuple[str, bool | None, str]]:
     try:
         started = time.monotonic()
         await client.request("GET", "/health/liveness", auth=False)
-        checks.append(
-            ("server", True, f"{cfg.server_url} answers ({(time.monotonic() - started) * 1000:.0f} ms)")
-        )
+        checks.append(("server", True, f"{cfg.server_url} answers ({(time.monotonic() - started) * 1000:.0f} ms)"))
         sent = time.time()
         answer = await client.json(
             "POST",

@@ -79,11 +79,7 @@ def parse_completion(content: bytes) -> Completion:
     for name in ("lot_number", "equipment_id"):
         if name in doc and doc[name] not in (None, "") and not isinstance(doc[name], str):
             problems.append(f"{name} must be a string")
-    if (
-        "process_id" in doc
-        and not isinstance(doc["process_id"], str | int)
-        or isinstance(doc.get("process_id"), bool)
-    ):
+    if "process_id" in doc and not isinstance(doc["process_id"], str | int) or isinstance(doc.get("process_id"), bool):
         problems.append("process_id must be a string or an integer")
     if "result" in doc and doc["result"] not in ("pass", "fail"):
         problems.append(f"result must be 'pass' or 'fail', got {doc['result']!r}")

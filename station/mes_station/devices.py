@@ -84,9 +84,7 @@ class DeviceSet:
         if device is None:
             raise DeviceUnavailableError(f"no {role} is configured for this station")
         if device.driver is None:
-            raise DeviceUnavailableError(
-                f"the {role} driver {device.config.driver!r} is not loaded: {device.error}"
-            )
+            raise DeviceUnavailableError(f"the {role} driver {device.config.driver!r} is not loaded: {device.error}")
         return device.driver
 
     def drivers_report(self) -> dict[str, dict[str, Any]]:
@@ -139,9 +137,7 @@ def _interpret(answer: Any) -> dict[str, Any]:
             status = "up" if answer["connected"] else "down"
         if status is None and "ok" in answer:
             status = "up" if answer["ok"] else "down"
-        detail = (
-            answer.get("detail") or answer.get("reason") or answer.get("error") or answer.get("message") or ""
-        )
+        detail = answer.get("detail") or answer.get("reason") or answer.get("error") or answer.get("message") or ""
         return {"status": str(getattr(status, "value", status) or "unknown").lower(), "detail": str(detail)}
     if hasattr(answer, "ready") and hasattr(answer, "problems"):  # a printer's PrinterStatus
         return {"status": "up" if answer.ready else "down", "detail": ", ".join(answer.problems)}

@@ -211,8 +211,7 @@ class Outbox:
         """A transient failure: the events stay queued, with the last error for ``outbox list``."""
         now = _iso(utcnow())
         self._write_many(
-            "UPDATE events SET attempts = attempts + 1, last_error = ?, last_attempt_at = ?"
-            " WHERE idempotency_key = ?",
+            "UPDATE events SET attempts = attempts + 1, last_error = ?, last_attempt_at = ? WHERE idempotency_key = ?",
             [(reason, now, key) for key in keys],
         )
 
@@ -221,8 +220,7 @@ class Outbox:
         if keys:
             marks = ",".join("?" * len(keys))
             cur = self._write(
-                "UPDATE events SET status = 'queued'"
-                f" WHERE status = 'rejected' AND idempotency_key IN ({marks})",
+                f"UPDATE events SET status = 'queued' WHERE status = 'rejected' AND idempotency_key IN ({marks})",
                 keys,
             )
         else:
@@ -232,9 +230,7 @@ class Outbox:
     def prune_delivered(self, older_than_days: int) -> int:
         """Forget delivered events older than ``older_than_days`` (queued and rejected are kept)."""
         cutoff = _iso(datetime.fromtimestamp(time.time() - older_than_days * 86400, UTC))
-        return self._write(
-            "DELETE FROM events WHERE status = 'delivered' AND delivered_at < ?", (cutoff,)
-        ).rowcount
+        return self._write("DELETE FROM events WHERE status = 'delivered' AND delivered_at < ?", (cutoff,)).rowcount
 
     # -- looking --------------------------------------------------------------------------------
 
@@ -303,8 +299,7 @@ class Outbox:
 
     def set_meta(self, key: str, value: Any) -> None:
         self._write(
-            "INSERT INTO meta (key, value) VALUES (?, ?)"
-            " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, json.dumps(value)),
         )
 
@@ -339,9 +334,7 @@ class Outbox:
 
     def template(self, name: str) -> dict[str, Any] | None:
         with self._lock:
-            row = self._conn.execute(
-                "SELECT template FROM label_templates WHERE name = ?", (name,)
-            ).fetchone()
+            row = self._conn.execute("SELECT template FROM label_templates WHERE name = ?", (name,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def template_names(self) -> list[str]:

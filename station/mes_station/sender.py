@@ -110,9 +110,7 @@ class Sender:
             except Exception:  # a bug must not stop the station from sending forever
                 log.exception("outbox sender error")
                 self.failures += 1
-                await self._wait(
-                    self._reset, backoff_delay(self.failures, self.backoff_initial, self.backoff_max)
-                )
+                await self._wait(self._reset, backoff_delay(self.failures, self.backoff_initial, self.backoff_max))
                 continue
             self.failures = 0
             self.last_error = None

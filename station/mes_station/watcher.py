@@ -25,11 +25,7 @@ _TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", "~")
 def is_candidate(path: Path) -> bool:
     """A finished completion file's name: ``*.json``, not hidden, not a temp name."""
     name = path.name
-    return (
-        name.lower().endswith(".json")
-        and not name.startswith((".", "~"))
-        and not name.endswith(_TEMP_SUFFIXES)
-    )
+    return name.lower().endswith(".json") and not name.startswith((".", "~")) and not name.endswith(_TEMP_SUFFIXES)
 
 
 @dataclass

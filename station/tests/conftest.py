@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import tomli_w
-
 from mes_station.config import StationConfig, load_config
-from mes_station.testing.contract_server import TOKEN, ContractState, ServerThread, create_contract_app
+from mes_station.testing.contract_server import ContractState, ServerThread, create_contract_app
+from mes_station.testing.helpers import write_station_toml
 
 
 @pytest.fixture
@@ -26,24 +22,6 @@ def contract() -> Iterator[tuple[ContractState, ServerThread]]:
         server.stop()
 
 
-def write_station_toml(path: Path, *, server_url: str, work_dir: Path, **overrides: Any) -> Path:
-    """A station.toml with test-sized intervals (small backoff, fast heartbeat and settling)."""
-    doc: dict[str, Any] = {
-        "server": {"url": server_url, "token": TOKEN, "timeout": 2.0},
-        "station": {"code": "ST-01", "work_dir": str(work_dir)},
-        "outbox": {"backoff_initial": 0.05, "backoff_max": 0.2, "batch_size": 50},
-        "heartbeat": {"interval": 0.3},
-        "watcher": {"settle_seconds": 0.3, "malformed_after_seconds": 0.8, "rescan_seconds": 0.2},
-    }
-    for section, values in overrides.items():
-        if isinstance(values, dict) and isinstance(doc.get(section), dict):
-            doc[section].update(values)
-        else:
-            doc[section] = values
-    path.write_text(tomli_w.dumps(doc), encoding="utf-8")
-    return path
-
-
 @pytest.fixture
 def station_toml(tmp_path: Path, contract: tuple[ContractState, ServerThread]) -> Path:
     _, server = contract
@@ -53,12 +31,3 @@ def station_toml(tmp_path: Path, contract: tuple[ContractState, ServerThread]) -
 @pytest.fixture
 def station_config(station_toml: Path) -> StationConfig:
     return load_config(station_toml)
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> None:
-    """Poll ``predicate`` until true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(step)

@@ -6,14 +6,19 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from mes_station.errors import OutboxFullError
 from mes_station.outbox import PROCESS_RECORD, STATION_EVENT, Outbox
 
 
 def _record(i: int = 0, **extra) -> dict:
-    return {"lot_number": "LOT-1", "process_id": "ASSY-10", "worker_id": "alice", "result": "pass",
-            "data": {"i": i}, **extra}
+    return {
+        "lot_number": "LOT-1",
+        "process_id": "ASSY-10",
+        "worker_id": "alice",
+        "result": "pass",
+        "data": {"i": i},
+        **extra,
+    }
 
 
 def test_event_is_committed_before_enqueue_returns(tmp_path: Path):
@@ -47,8 +52,13 @@ def test_pending_orders_by_sequence_even_when_the_clock_ran_backwards(tmp_path: 
     with Outbox(tmp_path / "o.sqlite3") as outbox:
         keys = [outbox.enqueue(STATION_EVENT, {"type": "scan", "payload": {"i": i}})[0] for i in range(5)]
         # The PC's clock jumped: later events carry earlier (and future) wall-clock times.
-        times = ["2030-01-01T00:00:00+00:00", "2020-01-01T00:00:00+00:00", "2025-06-01T00:00:00+00:00",
-                 "1999-01-01T00:00:00+00:00", "2024-01-01T00:00:00+00:00"]
+        times = [
+            "2030-01-01T00:00:00+00:00",
+            "2020-01-01T00:00:00+00:00",
+            "2025-06-01T00:00:00+00:00",
+            "1999-01-01T00:00:00+00:00",
+            "2024-01-01T00:00:00+00:00",
+        ]
         for key, when in zip(keys, times, strict=True):
             outbox._conn.execute("UPDATE events SET created_at = ? WHERE idempotency_key = ?", (when, key))
         assert [e.idempotency_key for e in outbox.pending(10)] == keys
@@ -87,8 +97,9 @@ def test_delivered_events_are_pruned_but_queued_ones_never(tmp_path: Path):
         sent, _ = outbox.enqueue(PROCESS_RECORD, _record(1))
         waiting, _ = outbox.enqueue(PROCESS_RECORD, _record(2))
         outbox.mark_delivered([(sent, {"id": 1})])
-        outbox._conn.execute("UPDATE events SET delivered_at = '2000-01-01T00:00:00+00:00', "
-                             "created_at = '2000-01-01T00:00:00+00:00'")
+        outbox._conn.execute(
+            "UPDATE events SET delivered_at = '2000-01-01T00:00:00+00:00', created_at = '2000-01-01T00:00:00+00:00'"
+        )
         assert outbox.prune_delivered(30) == 1
         assert outbox.get(sent) is None
         assert outbox.get(waiting).status == "queued"

@@ -61,9 +61,7 @@ class ContractState:
     def store_record(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Validate and store one record: ``(http status, answer)`` as the kernel would."""
         key = body.get("idempotency_key")
-        problems = [
-            f for f in ("idempotency_key", "lot_number", "process_id", "worker_id") if not body.get(f)
-        ]
+        problems = [f for f in ("idempotency_key", "lot_number", "process_id", "worker_id") if not body.get(f)]
         if body.get("result") not in ("pass", "fail"):
             problems.append("result")
         if problems:
@@ -191,9 +189,7 @@ def create_contract_app(state: ContractState) -> Starlette:
                 }
             )
         if state.lots is None or code in state.lots:
-            return JSONResponse(
-                {"kind": "lot", "code": code, "lot": {"lot_number": code}, "next_process": None}
-            )
+            return JSONResponse({"kind": "lot", "code": code, "lot": {"lot_number": code}, "next_process": None})
         return _error(404, "NOT_FOUND", f"unknown code {code}")
 
     async def templates(request: Request) -> JSONResponse:
