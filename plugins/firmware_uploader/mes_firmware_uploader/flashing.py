@@ -97,9 +97,7 @@ async def _replay(session: AsyncSession, order: FlashOrder) -> DeviceJob | None:
     if not order.idempotency_key:
         return None
     job = (
-        await session.execute(
-            select(DeviceJob).where(DeviceJob.idempotency_key == KEY_PREFIX + order.idempotency_key)
-        )
+        await session.execute(select(DeviceJob).where(DeviceJob.idempotency_key == KEY_PREFIX + order.idempotency_key))
     ).scalar_one_or_none()
     if job is None:
         return None
@@ -125,9 +123,7 @@ async def _check_order(session: AsyncSession, order: FlashOrder) -> tuple[Lot, S
             lot_status=lot.status,
         )
     device = await get_uploader(session, order.device)
-    image = await resolve_image(
-        session, image_id=order.image_id, product=order.product, version=order.version
-    )
+    image = await resolve_image(session, image_id=order.image_id, product=order.product, version=order.version)
     image_product = image.meta.get("product")
     if image_product != lot.product:
         raise Conflict(
@@ -201,9 +197,7 @@ async def flash_unit(
         await session.commit()
     except IntegrityError:
         await session.rollback()
-        raise Conflict(
-            "a flash with this idempotency key is already running", code="FLASH_IN_PROGRESS"
-        ) from None
+        raise Conflict("a flash with this idempotency key is already running", code="FLASH_IN_PROGRESS") from None
 
     driver = await driver_pool(kernel).get(device)
     try:
@@ -328,11 +322,7 @@ async def _finish(
             "size": image.size,
             "operator": job.payload.get("operator"),
             "attempt": job.attempts,
-            **(
-                {"flash_id": outcome.flash_id, "duration_seconds": outcome.duration_seconds}
-                if outcome
-                else {}
-            ),
+            **({"flash_id": outcome.flash_id, "duration_seconds": outcome.duration_seconds} if outcome else {}),
             **({"error": error} if error else {}),
             **(detail or {}),
         },

@@ -74,9 +74,7 @@ def image_view(row: StoredFile) -> dict[str, Any]:
 def _label(value: str | None, what: str) -> str:
     value = (value or "").strip()
     if not _LABEL.match(value):
-        raise Unprocessable(
-            f"{what} is required (1-64 printable characters)", code="VALIDATION_ERROR", field=what
-        )
+        raise Unprocessable(f"{what} is required (1-64 printable characters)", code="VALIDATION_ERROR", field=what)
     return value
 
 
@@ -95,9 +93,7 @@ async def find_image(session: AsyncSession, *, product: str, version: str) -> St
     return rows.first()
 
 
-async def register_image(
-    *, session: AsyncSession, files_dir: Path, upload: ReceivedUpload, actor: str
-) -> StoredFile:
+async def register_image(*, session: AsyncSession, files_dir: Path, upload: ReceivedUpload, actor: str) -> StoredFile:
     """Move a received upload into place and record it (with its audit entry) in the caller's transaction.
 
     The caller commits. On refusal the received file is removed.
@@ -211,9 +207,7 @@ async def verified_image(files_dir: Path, row: StoredFile) -> FirmwareImage:
     try:
         actual = await asyncio.to_thread(sha256_of_file, path)
     except OSError as exc:
-        raise ImageCorrupted(
-            f"firmware image {row.id} cannot be read: {exc.strerror or exc}", image_id=row.id
-        ) from exc
+        raise ImageCorrupted(f"firmware image {row.id} cannot be read: {exc.strerror or exc}", image_id=row.id) from exc
     if actual != row.sha256:
         raise ImageCorrupted(
             f"firmware image {row.id} on disk no longer matches its SHA-256; refusing to flash it",

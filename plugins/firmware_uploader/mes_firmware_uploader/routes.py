@@ -92,9 +92,7 @@ def build_router() -> APIRouter:
             max_file_bytes=kernel.settings.max_upload_bytes,
         )
         async with registration_lock:
-            row = await register_image(
-                session=session, files_dir=files_dir, upload=upload, actor=principal.actor
-            )
+            row = await register_image(session=session, files_dir=files_dir, upload=upload, actor=principal.actor)
             await session.commit()
         return image_view(row)
 
@@ -140,9 +138,7 @@ def build_router() -> APIRouter:
         principal: Principal = require_permission(PERM_FLASH),
     ):
         order = FlashOrder(**body.model_dump())
-        job, replayed = await flash_unit(
-            session=session, kernel=kernel, order=order, caller=_caller(principal)
-        )
+        job, replayed = await flash_unit(session=session, kernel=kernel, order=order, caller=_caller(principal))
         view = {**job_view(job), "replayed": replayed}
         return JSONResponse(view, status_code=200) if replayed else view
 
@@ -169,15 +165,11 @@ def build_router() -> APIRouter:
         return job_view(await get_job(session, job_id))
 
     @router.get("/devices", summary="Uploader devices with their health and breaker state")
-    async def devices(
-        kernel: KernelDep, _principal: Principal = require_permission(PERM_READ)
-    ) -> dict[str, Any]:
+    async def devices(kernel: KernelDep, _principal: Principal = require_permission(PERM_READ)) -> dict[str, Any]:
         return {"items": await devices_health(kernel)}
 
     @router.get("/stats/today", summary="Flashes today (UTC) by outcome (bar panel)")
-    async def stats_today(
-        session: SessionDep, _principal: Principal = require_permission(PERM_READ)
-    ) -> dict[str, Any]:
+    async def stats_today(session: SessionDep, _principal: Principal = require_permission(PERM_READ)) -> dict[str, Any]:
         start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         rows = (
             await session.execute(

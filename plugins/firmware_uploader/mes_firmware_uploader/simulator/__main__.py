@@ -19,9 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     state = UploaderState(flash_seconds=args.flash_seconds)
     state.set_fault(args.fault)
     print(f"uploader simulator on http://{args.host}:{args.port}  (faults: PUT /admin/faults)", flush=True)
-    uvicorn.run(
-        create_app(state), host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=1
-    )
+    uvicorn.run(create_app(state), host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=1)
 
 
 if __name__ == "__main__":
