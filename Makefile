@@ -1,0 +1,37 @@
+# NeuroHub MES — one command to run, one to test. Everything installs into ./.venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+PLUGINS := plugins/label_printer plugins/firmware_uploader plugins/barcode_hid plugins/dashboard_kpi
+PROJECTS := . $(PLUGINS) station
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test test-fast lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml $(foreach p,$(PLUGINS),$(p)/pyproject.toml) station/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(foreach p,$(PROJECTS),-e $(p)) -e '.[test]'
+	@if [ -f web/package.json ]; then scripts/build-web.sh; fi
+	touch $(STAMP)
+
+## Start the server on the embedded default (SQLite, no Redis) with simulated devices.
+run: setup
+	$(BIN)/mes serve --demo --host $(HOST) --port $(PORT)
+
+## The whole suite: SQLite always; PostgreSQL + Redis when they answer on 127.0.0.1.
+test: setup
+	scripts/test.sh
+
+lint: setup
+	$(BIN)/ruff check mes_kernel plugins station tests bench
+
+bench: setup
+	$(BIN)/python bench/bench_records.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

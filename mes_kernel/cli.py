@@ -1,0 +1,406 @@
+"""The ``mes`` command line: serve, migrate, manage users, stations and lines, verify the audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import secrets
+import sys
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .settings import Settings
+
+app = typer.Typer(help="NeuroHub MES kernel.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
+user_app = typer.Typer(help="Users and roles.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
+line_app = typer.Typer(help="Per-line configuration: plugins, breakers, devices.", no_args_is_help=True)
+station_app = typer.Typer(help="Stations (worker PCs) and their machine tokens.", no_args_is_help=True)
+plugins_app = typer.Typer(help="Installed plugins.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
+app.add_typer(line_app, name="line")
+app.add_typer(station_app, name="station")
+app.add_typer(plugins_app, name="plugins")
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        console.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+async def _with_kernel(fn):
+    """Run ``fn(kernel)`` against a kernel built from the environment (no HTTP server)."""
+    from .app import create_app
+
+    application = create_app(_settings())
+    async with application.router.lifespan_context(application):
+        return await fn(application)
+
+
+# ---------------------------------------------------------------- serve
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    migrate: Annotated[bool, typer.Option(help="upgrade the schema before starting")] = True,
+    demo: Annotated[bool, typer.Option(help="start the plugins' device simulators and a demo line")] = False,
+    reload: Annotated[bool, typer.Option(help="reload on code changes (development)")] = False,
+):
+    """Run the server (one process: the embedded default). Production runs gunicorn: see deploy/."""
+    import uvicorn
+
+    settings = _settings()
+    if migrate:
+        _upgrade(settings)
+    password = asyncio.run(_ensure_first_admin(settings))
+    url = f"http://{host}:{port}"
+    console.print(f"[bold green]NeuroHub MES[/bold green] on {url}  (API docs {url}/docs)")
+    console.print(f"database: {settings.database_url.split('@')[-1]}   redis: {settings.redis_url or 'none (embedded)'}")
+    if password:
+        console.print(f"[bold]first run:[/bold] log in as [cyan]admin[/cyan] with password [cyan]{password}[/cyan] "
+                      f"(also saved in {Path(settings.files_dir).parent / 'initial-admin.txt'}); change it soon.")
+    if demo:
+        from .demo import start_demo
+
+        start_demo(settings, base_url=url)
+    uvicorn.run("mes_kernel.app:create_app", factory=True, host=host, port=port, reload=reload,
+                log_level=settings.log_level.lower(), access_log=False)
+
+
+async def _ensure_first_admin(settings: Settings) -> str | None:
+    from sqlalchemy import func, select
+
+    from .db.base import make_engine, make_sessionmaker
+    from .db.models import User
+    from .security import hash_password
+
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            if (await session.execute(select(func.count()).select_from(User))).scalar_one():
+                return None
+            password = secrets.token_urlsafe(12)
+            session.add(User(username="admin", role="admin", full_name="Administrator",
+                             password_hash=hash_password(password, settings.bcrypt_rounds)))
+            await session.commit()
+    finally:
+        await engine.dispose()
+    note = Path(settings.files_dir).parent / "initial-admin.txt"
+    note.parent.mkdir(parents=True, exist_ok=True)
+    note.write_text(f"username: admin\npassword: {password}\n")
+    note.chmod(0o600)
+    return password
+
+
+@app.command("config")
+def show_config():
+    """Show the effective configuration (secrets hidden) and the derived pool sizes."""
+    s = _settings()
+    table = Table("setting", "value")
+    for key, value in s.model_dump().items():
+        if key in ("secret_key",):
+            value = "***" if value else "(empty)"
+        elif key == "database_url" and "@" in str(value):
+            value = str(value).split("://")[0] + "://***@" + str(value).split("@", 1)[1]
+        table.add_row(key, str(value))
+    table.add_row("→ workers", str(s.worker_count))
+    table.add_row("→ pool_size / max_overflow per worker", f"{s.pool_size} / {s.max_overflow}")
+    table.add_row("→ total connections at most", str(s.worker_count * (s.pool_size + s.max_overflow)))
+    out.print(table)
+
+
+# ---------------------------------------------------------------- db
+def _upgrade(settings: Settings, revision: str = "head") -> None:
+    from .migrate import upgrade
+
+    with console.status(f"upgrading database schema to {revision} …"):
+        upgrade(settings, revision)
+    console.print(f"schema at {revision}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head"):
+    """Apply migrations up to REVISION (default: head)."""
+    _upgrade(_settings(), revision)
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision, e.g. base")]):
+    """Revert migrations down to REVISION."""
+    from .migrate import downgrade
+
+    downgrade(_settings(), revision)
+    console.print(f"schema at {revision}")
+
+
+# ---------------------------------------------------------------- users
+@user_app.command("create")
+def user_create(
+    username: str,
+    role: Annotated[str, typer.Option(help="admin | production_manager | worker | viewer")],
+    full_name: Annotated[str, typer.Option()] = "",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+):
+    """Create a user; the password is prompted (twice) or read from stdin."""
+    from pydantic import ValidationError
+
+    from .schemas import UserCreate
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            console.print("[red]passwords differ[/red]")
+            raise typer.Exit(1)
+    try:
+        user_in = UserCreate(username=username, role=role, password=password, full_name=full_name)
+    except ValidationError as exc:
+        for err in exc.errors():
+            console.print(f"[red]{'.'.join(map(str, err['loc']))}: {err['msg']}[/red]")
+        raise typer.Exit(2) from None
+
+    async def run():
+        from .db.base import make_engine, make_sessionmaker
+        from .errors import MesError
+        from .services.auth import create_user
+
+        settings = _settings()
+        engine = make_engine(settings)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                try:
+                    await create_user(session=session, user_in=user_in, actor="cli", settings=settings)
+                except MesError as exc:
+                    console.print(f"[red]{exc.code}: {exc.message}[/red]")
+                    raise typer.Exit(1) from None
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    console.print(f"user {username} created with role {role}")
+
+
+@user_app.command("list")
+def user_list():
+    """List users and roles."""
+
+    async def run():
+        from sqlalchemy import select
+
+        from .db.base import make_engine, make_sessionmaker
+        from .db.models import User
+
+        engine = make_engine(_settings())
+        try:
+            async with make_sessionmaker(engine)() as session:
+                return (await session.execute(select(User).order_by(User.username))).scalars().all()
+        finally:
+            await engine.dispose()
+
+    table = Table("username", "role", "active", "created")
+    for u in asyncio.run(run()):
+        table.add_row(u.username, u.role, "yes" if u.is_active else "no", u.created_at.isoformat(timespec="seconds"))
+    out.print(table)
+
+
+# ---------------------------------------------------------------- audit
+@audit_app.command("verify")
+def audit_verify():
+    """Recompute every audit entry's hash and the seal chain; name the first broken link."""
+    from .audit import verify
+    from .db.base import make_engine, make_sessionmaker
+
+    async def run():
+        engine = make_engine(_settings())
+        try:
+            with Progress(TextColumn("verifying audit trail"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=console) as progress:
+                task = progress.add_task("verify", total=None)
+
+                def report(done, total):
+                    progress.update(task, completed=done, total=total)
+
+                async with make_sessionmaker(engine)() as session:
+                    return await verify(session, progress=report)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(run())
+    if result.ok:
+        out.print(f"OK: {result.entries_checked} entries, {result.seals_checked} sealed blocks, "
+                  f"{result.unsealed} not yet sealed")
+        return
+    where = f"entry {result.broken_entry_id}" if result.broken_entry_id else f"seal {result.broken_seal_id}"
+    out.print(f"BROKEN at {where}: {result.reason}")
+    raise typer.Exit(1)
+
+
+@audit_app.command("seal")
+def audit_seal(grace_seconds: Annotated[float, typer.Option()] = 10.0):
+    """Seal pending audit entries now (the server also does this in the background)."""
+    from .audit import seal_pending
+    from .db.base import make_engine, make_sessionmaker
+
+    async def run():
+        engine = make_engine(_settings())
+        blocks = 0
+        try:
+            async with make_sessionmaker(engine)() as session:
+                while await seal_pending(session, grace_seconds=grace_seconds):
+                    await session.commit()
+                    blocks += 1
+        finally:
+            await engine.dispose()
+        return blocks
+
+    out.print(f"sealed {asyncio.run(run())} block(s)")
+
+
+# ---------------------------------------------------------------- lines
+@line_app.command("apply")
+def line_apply(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="line-a.toml")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="validate only")] = False,
+):
+    """Validate a line configuration file and apply it (all or nothing)."""
+    from . import lines
+    from .errors import MesError
+
+    try:
+        document = tomllib.loads(file.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        console.print(f"[red]{file}: not valid TOML: {exc}[/red]")
+        raise typer.Exit(2) from None
+
+    async def run(application):
+        kernel = application.state.kernel
+        catalog = lines.catalog_from_app(application)
+        config = lines.parse(document)
+        if dry_run:
+            return config, lines.validate(config, catalog)
+        async with kernel.sessionmaker() as session:
+            await lines.apply(session=session, config=config, catalog=catalog, actor="cli")
+            await session.commit()
+        return config, []
+
+    try:
+        config, errors = asyncio.run(_with_kernel(run))
+    except MesError as exc:
+        errors = exc.extra.get("errors") or [{"loc": [], "msg": exc.message}]
+        config = None
+    if errors:
+        console.print(f"[red]{file}: {len(errors)} problem(s)[/red]")
+        for err in errors:
+            console.print(f"  [red]{'.'.join(map(str, err['loc']))}[/red]: {err['msg']}")
+        raise typer.Exit(1)
+    verb = "is valid" if dry_run else "applied"
+    out.print(f"line {config.code} {verb}: {len(config.devices)} device(s), "
+              f"plugins {config.plugins if config.plugins is not None else 'all loaded'}")
+
+
+@line_app.command("show")
+def line_show(code: str):
+    """Print a line's configuration as JSON."""
+    from sqlalchemy import select
+
+    from . import lines
+    from .db.models import Line
+
+    async def run(application):
+        async with application.state.kernel.sessionmaker() as session:
+            line = (await session.execute(select(Line).where(Line.code == code))).scalar_one_or_none()
+            return await lines.export(session, line) if line else None
+
+    found = asyncio.run(_with_kernel(run))
+    if found is None:
+        console.print(f"[red]line {code} not found[/red]")
+        raise typer.Exit(1)
+    out.print_json(json.dumps(found))
+
+
+# ---------------------------------------------------------------- stations
+@station_app.command("create")
+def station_create(code: str, line: Annotated[str | None, typer.Option()] = None, name: str = ""):
+    """Register a station and print its first machine token."""
+    from sqlalchemy import select
+
+    from .db.models import Line, Station, StationToken
+    from .security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
+
+    async def run(application):
+        async with application.state.kernel.sessionmaker() as session:
+            line_id = None
+            if line:
+                line_id = (await session.execute(select(Line.id).where(Line.code == line))).scalar()
+                if line_id is None:
+                    raise typer.BadParameter(f"line {line} not found")
+            station = Station(code=code, name=name, line_id=line_id, heartbeat={})
+            session.add(station)
+            await session.flush()
+            token = new_opaque_token(STATION_TOKEN_PREFIX)
+            session.add(StationToken(station_id=station.id, name="cli", token_hash=token_digest(token)))
+            from .audit import write_audit
+
+            await write_audit(session, actor="cli", action="create", entity="station", entity_id=code,
+                              after={"code": code, "line": line})
+            await session.commit()
+            return token
+
+    token = asyncio.run(_with_kernel(run))
+    out.print(f"station {code} registered; token (shown once): {token}")
+
+
+# ---------------------------------------------------------------- plugins
+@plugins_app.command("list")
+def plugins_list():
+    """Show every installed plugin and its state."""
+
+    async def run(application):
+        return application.state.kernel.plugins.snapshot()
+
+    table = Table("plugin", "distribution", "version", "state", "reason")
+    for rec in asyncio.run(_with_kernel(run)):
+        table.add_row(rec["name"], rec["distribution"] or "-", rec["version"] or "-", rec["state"], rec["reason"] or "")
+    out.print(table)
+
+
+def _add_plugin_commands() -> None:
+    """Command groups contributed by plugins (``mes_register_commands``), each inside its own boundary."""
+    from .plugins import PluginManager
+
+    settings = Settings() if "--help" not in sys.argv[1:2] else None
+    manager = PluginManager(safe_mode=bool(settings and settings.plugins_safe_mode))
+    manager.load_entry_points()
+    for _name, groups in asyncio.run(manager.call_each("mes_register_commands")):
+        for group_name, typer_app in groups:
+            app.add_typer(typer_app, name=group_name)
+
+
+def main() -> None:
+    try:
+        _add_plugin_commands()
+    except Exception as exc:  # a plugin's CLI must never make the kernel's CLI unusable
+        console.print(f"[yellow]plugin commands not loaded: {exc}[/yellow]")
+    app()
+
+
+if __name__ == "__main__":
+    main()
