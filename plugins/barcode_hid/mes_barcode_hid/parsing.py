@@ -351,9 +351,7 @@ def _unknown(raw: str, data: str, symbology: str | None, reason: str, **kw: Any)
     )
 
 
-def _from_gs1(
-    raw: str, data: str, symbology: str | None, elements: dict[str, str], today: date | None
-) -> ParsedCode:
+def _from_gs1(raw: str, data: str, symbology: str | None, elements: dict[str, str], today: date | None) -> ParsedCode:
     expiry = gs1_date(elements["17"], today=today) if "17" in elements else None
     for code in ("11", "13", "15", "16"):
         if code in elements:
@@ -377,12 +375,7 @@ def _from_gs1(
 
 
 def _announces_gs1(data: str, symbology: str | None) -> bool:
-    return (
-        symbology in GS1_SYMBOLOGIES
-        or data.startswith(GS)
-        or GS in data
-        or bool(re.match(r"^\(\d{2,4}\)", data))
-    )
+    return symbology in GS1_SYMBOLOGIES or data.startswith(GS) or GS in data or bool(re.match(r"^\(\d{2,4}\)", data))
 
 
 def _pattern_match(patterns: Iterable[str], data: str, group: str) -> str | None:

@@ -37,9 +37,7 @@ def terminator_bytes(value: str | int | bytes) -> bytes:
         return bytes([int(value, 16)])
     if len(value) == 1:
         return value.encode("latin-1")
-    raise ValueError(
-        f"terminator {value!r}: use CR, LF, CRLF, TAB, ETX, one character or a hex byte like 0x03"
-    )
+    raise ValueError(f"terminator {value!r}: use CR, LF, CRLF, TAB, ETX, one character or a hex byte like 0x03")
 
 
 class TerminatedReader:
@@ -181,9 +179,7 @@ class SerialScanner(ScannerDriver):
                 data = port.read(port.in_waiting or 1)
                 for text in reader.feed(data):
                     symbology, code = split_symbology(text)
-                    self._publish(
-                        Scan(code=code, symbology=symbology, received_at=utcnow(), source=self.source)
-                    )
+                    self._publish(Scan(code=code, symbology=symbology, received_at=utcnow(), source=self.source))
         finally:
             with contextlib.suppress(Exception):
                 loop.remove_reader(port.fileno())
