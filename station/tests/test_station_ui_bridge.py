@@ -59,9 +59,7 @@ def test_an_exception_reaches_on_error_as_raised(bridge):
 
 def test_agent_events_arrive_on_the_gui_thread(bridge):
     got: list[tuple[str, object, str]] = []
-    bridge.agent_event.connect(
-        lambda kind, payload: got.append((kind, payload, threading.current_thread().name))
-    )
+    bridge.add_listener(lambda kind, payload: got.append((kind, payload, threading.current_thread().name)))
     worker = threading.Thread(target=bridge.agent.emit, args=("scan", {"code": "SN-1"}))
     worker.start()
     worker.join()
@@ -85,3 +83,41 @@ def test_stop_cancels_pending_calls_and_refuses_new_ones():
     late: list[BaseException] = []
     bridge.submit(lambda: None, on_error=late.append)
     assert "not running" in str(late[0])
+
+
+def test_pyside_signal_emit_from_python_drops_a_reference_to_true():
+    # Upstream defect (PySide6 6.12, CPython 3.11) that the bridge works around. When this
+    # test fails, PySide fixed it, and signals may cross threads again.
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    class Emitter(QObject):
+        fired = Signal(object)
+
+    emitter = Emitter()
+    emitter.fired.connect(lambda _: None)
+    before = sys.getrefcount(True)
+    for _ in range(100):
+        emitter.fired.emit(None)
+    lost = before - sys.getrefcount(True)
+    # Give the 100 references back, or the interpreter aborts at exit (bool_dealloc).
+    import ctypes
+
+    for _ in range(max(0, lost)):
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(True))
+    if sys.version_info >= (3, 12):
+        pytest.skip("bools are immortal from CPython 3.12: nothing to lose")
+    assert lost == 100
+
+
+def test_a_thousand_bridge_calls_leave_the_refcount_of_true_alone(bridge):
+    import sys
+
+    answers: list[int] = []
+    before = sys.getrefcount(True)
+    for n in range(1000):
+        bridge.submit(lambda n=n: n, on_result=answers.append)
+    wait_until(lambda: len(answers) == 1000, message="1000 answers")
+    assert answers == list(range(1000))
+    assert abs(sys.getrefcount(True) - before) < 50

@@ -37,16 +37,12 @@ def grab(window: StationWindow, path: Path) -> QImage:
 
 
 def distinct_colours(image: QImage, step: int = 7) -> int:
-    return len(
-        {image.pixel(x, y) for x in range(0, image.width(), step) for y in range(0, image.height(), step)}
-    )
+    return len({image.pixel(x, y) for x in range(0, image.width(), step) for y in range(0, image.height(), step)})
 
 
 def differing_pixels(a: QImage, b: QImage, step: int = 3) -> int:
     assert a.size() == b.size()
-    return sum(
-        a.pixel(x, y) != b.pixel(x, y) for x in range(0, a.width(), step) for y in range(0, a.height(), step)
-    )
+    return sum(a.pixel(x, y) != b.pixel(x, y) for x in range(0, a.width(), step) for y in range(0, a.height(), step))
 
 
 def test_screenshots_of_login_main_and_offline_screens(shots: Path):

@@ -231,3 +231,22 @@ def test_logout_returns_to_login_and_clears_the_unit(window):
     assert not window.logged_in
     assert window.main_screen.current_view is None
     assert window.main_screen.history_table.rowCount() == 0
+
+
+def test_main_shows_the_demo_window_and_stops_the_agent_on_quit():
+    from mes_station.ui.app import main
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    seen: list[StationWindow] = []
+
+    def look_and_quit() -> None:
+        seen.extend(w for w in QApplication.topLevelWidgets() if isinstance(w, StationWindow) and w.isVisible())
+        for found in seen:
+            found.close()
+        QApplication.quit()
+
+    QTimer.singleShot(300, look_and_quit)
+    assert main(["--demo", "--config", "/nonexistent/station.toml"]) == 0
+    assert [w.windowTitle() for w in seen] == ["NeuroHub MES station demo"]
+    assert not seen[0].bridge.loop_thread.is_alive()

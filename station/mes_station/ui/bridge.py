@@ -8,12 +8,19 @@ only through this bridge:
 
 * ``submit(fn, ...)`` runs ``fn`` on the agent thread (awaiting it when it returns an
   awaitable) and calls ``on_result``/``on_error`` back on the GUI thread;
-* every agent event (``agent.subscribe``) is re-emitted as ``agent_event`` on the GUI thread.
+* every agent event (``agent.subscribe``) is handed to the ``add_listener`` callbacks on the
+  GUI thread.
 
 Every call into the agent — synchronous ones such as ``record_result`` too — happens on the
 agent thread, so the agent's SQLite outbox and its state are touched by one thread only.
-Results cross threads through queued signal connections, never by touching widgets from the
-agent thread.
+Results cross threads as posted Qt events (``QCoreApplication.postEvent``, thread-safe by
+Qt's contract), never by touching widgets from the agent thread.
+
+Why posted events and not a ``Signal``: in PySide6 6.12 on CPython 3.11 every
+``Signal.emit()`` made from Python drops one reference to ``True`` (``emit`` hands back a
+borrowed ``True``). Bools are not immortal before 3.12, so a window that emits a few times a
+second dies after hours with "Fatal Python error: bool_dealloc". ``postEvent`` has no such
+leak; ``test_station_ui_bridge.py`` pins both facts.
 """
 
 from __future__ import annotations
@@ -26,22 +33,28 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QObject
 
 from mes_station.ui.protocol import AgentLike
 
 ResultCallback = Callable[[Any], None]
 ErrorCallback = Callable[[BaseException], None]
+EventListener = Callable[[str, Any], None]
+
+_DELIVERY = QEvent.Type(QEvent.registerEventType())
+
+
+class _Delivery(QEvent):
+    """A call to make on the GUI thread, carried through Qt's event queue."""
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        super().__init__(_DELIVERY)
+        self.fn = fn
+        self.args = args
 
 
 class AgentBridge(QObject):
     """Owns the agent's event-loop thread; the window's only way to reach the agent."""
-
-    agent_event = Signal(str, object)
-    """``(kind, payload)`` from ``agent.subscribe``, delivered on the GUI thread."""
-
-    _finished = Signal(int, object, object)
-    _relayed = Signal(object, object)
 
     def __init__(self, agent: AgentLike, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -51,10 +64,8 @@ class AgentBridge(QObject):
         self._callbacks: dict[int, tuple[ResultCallback | None, ErrorCallback | None]] = {}
         self._tokens = itertools.count(1)
         self._pending: set[concurrent.futures.Future[Any]] = set()
+        self._listeners: list[EventListener] = []
         self._closed = False
-        # Queued even when emitted on the GUI thread, so a callback never runs inside submit().
-        self._finished.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
-        self._relayed.connect(self._run_relayed, Qt.ConnectionType.QueuedConnection)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -62,6 +73,10 @@ class AgentBridge(QObject):
     def loop_thread(self) -> threading.Thread:
         """The thread the agent runs on (tests assert calls land there)."""
         return self._thread
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Call ``listener(kind, payload)`` on the GUI thread for every agent event."""
+        self._listeners.append(listener)
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the loop thread, subscribe to agent events, then ``await agent.start()``."""
@@ -121,7 +136,7 @@ class AgentBridge(QObject):
 
         def relay(*args: Any) -> None:
             if not self._closed:
-                self._relayed.emit(fn, args)
+                self._post(fn, args)
 
         return relay
 
@@ -144,12 +159,13 @@ class AgentBridge(QObject):
         try:
             value = await _call(fn, args, kwargs)
         except asyncio.CancelledError:
-            self._finished.emit(token, None, RuntimeError("cancelled: the station is shutting down"))
+            cancelled = RuntimeError("cancelled: the station is shutting down")
+            self._post(self._dispatch, (token, None, cancelled))
             raise
         except Exception as exc:  # every failure is shown to the worker, none swallowed
-            self._finished.emit(token, None, exc)
+            self._post(self._dispatch, (token, None, exc))
         else:
-            self._finished.emit(token, value, None)
+            self._post(self._dispatch, (token, value, None))
 
     def _on_agent_event(self, *event: Any) -> None:
         # Accept both ``callback(kind, payload)`` and ``callback((kind, payload))``.
@@ -157,12 +173,21 @@ class AgentBridge(QObject):
             event = event[0]
         kind = event[0] if event else "unknown"
         payload = event[1] if len(event) > 1 else None
-        self.agent_event.emit(str(kind), payload)
+        self._post(self._notify, (str(kind), payload))
+
+    def _post(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        # Queued even from the GUI thread, so a callback never runs inside submit().
+        QCoreApplication.postEvent(self, _Delivery(fn, args))
 
     # -- GUI thread --------------------------------------------------------------
 
-    def _run_relayed(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        fn(*args)
+    def customEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        if isinstance(event, _Delivery):
+            event.fn(*event.args)
+
+    def _notify(self, kind: str, payload: Any) -> None:
+        for listener in list(self._listeners):
+            listener(kind, payload)
 
     def _dispatch(self, token: int, value: Any, error: Any) -> None:
         on_result, on_error = self._callbacks.pop(token, (None, None))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
@@ -17,14 +20,17 @@ from mes_station.ui.view import describe_error
 
 
 class LoginScreen(QWidget):
-    """Asks for credentials; emits ``logged_in`` once the agent accepts them."""
+    """Asks for credentials; calls ``on_logged_in(agent.worker)`` once the agent accepts them."""
 
-    logged_in = Signal(object)
-    """The agent's ``worker`` after a successful login."""
-
-    def __init__(self, bridge: AgentBridge, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        bridge: AgentBridge,
+        on_logged_in: Callable[[Any], None],
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
         self._bridge = bridge
+        self._on_logged_in = on_logged_in
         self.setObjectName("login_screen")
 
         title = QLabel("NeuroHub MES — worker login")
@@ -85,7 +91,7 @@ class LoginScreen(QWidget):
     def _accepted(self, worker: object) -> None:
         self._reset_button()
         self.password.clear()
-        self.logged_in.emit(worker)
+        self._on_logged_in(worker)
 
     def _refused(self, exc: BaseException) -> None:
         self._reset_button()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -42,10 +43,15 @@ _NEUTRAL = "color: #444;"
 class MainScreen(QWidget):
     """Everything a worker does between login and logout; all work goes through the bridge."""
 
-    logout_requested = Signal()
-
-    def __init__(self, bridge: AgentBridge, options: UiOptions, parent: QWidget | None = None):
+    def __init__(
+        self,
+        bridge: AgentBridge,
+        options: UiOptions,
+        on_logout: Callable[[], None],
+        parent: QWidget | None = None,
+    ) -> None:
         super().__init__(parent)
+        self._on_logout = on_logout
         self.setObjectName("main_screen")
         self._bridge = bridge
         self._options = options
@@ -75,7 +81,7 @@ class MainScreen(QWidget):
         self.worker_label = QLabel(objectName="worker_label")
         self.worker_label.setStyleSheet("font-weight: bold;")
         self.logout_button = QPushButton("Log out", objectName="logout_button")
-        self.logout_button.clicked.connect(self.logout_requested)
+        self.logout_button.clicked.connect(lambda: self._on_logout())
         row = QHBoxLayout()
         row.addWidget(self.worker_label)
         row.addStretch(1)
@@ -229,9 +235,7 @@ class MainScreen(QWidget):
                 submit_scan,
                 code,
                 source="keyboard",
-                on_error=lambda exc: self._say(
-                    self.result_message, describe_error(exc, f"Record scan {code}"), _ERROR
-                ),
+                on_error=lambda exc: self._say(self.result_message, describe_error(exc, f"Record scan {code}"), _ERROR),
             )
         self.lookup()
 

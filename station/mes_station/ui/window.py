@@ -37,8 +37,8 @@ class StationWindow(QMainWindow):
         self.options = options or UiOptions()
         self._status_busy = False
 
-        self.login_screen = LoginScreen(bridge)
-        self.main_screen = MainScreen(bridge, self.options)
+        self.login_screen = LoginScreen(bridge, on_logged_in=self._on_logged_in)
+        self.main_screen = MainScreen(bridge, self.options, on_logout=self._on_logout)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.login_screen)
         self.stack.addWidget(self.main_screen)
@@ -52,9 +52,7 @@ class StationWindow(QMainWindow):
         self.setStatusBar(status_bar)
         self._show_online(None)
 
-        self.login_screen.logged_in.connect(self._on_logged_in)
-        self.main_screen.logout_requested.connect(self._on_logout)
-        bridge.agent_event.connect(self._on_agent_event)
+        bridge.add_listener(self._on_agent_event)
 
         # Events push changes; the timer also covers an agent that reports only on change.
         self.status_timer = QTimer(self, interval=self.options.status_poll_ms)
@@ -102,9 +100,7 @@ class StationWindow(QMainWindow):
         if self._status_busy:
             return
         self._status_busy = True
-        self.bridge.submit(
-            _read_status, self.bridge.agent, on_result=self._status_read, on_error=self._status_failed
-        )
+        self.bridge.submit(_read_status, self.bridge.agent, on_result=self._status_read, on_error=self._status_failed)
 
     def _status_read(self, status: dict[str, Any]) -> None:
         self._status_busy = False
