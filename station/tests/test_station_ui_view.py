@@ -95,3 +95,31 @@ def test_ui_options_from_config_table():
     assert options.defect_codes == ("A", "B")
     assert options.flash_poll_ms == 250
     assert UiOptions.from_mapping(None) == UiOptions()
+
+
+def test_kernel_history_events_and_lookup_warnings_are_read():
+    from mes_station.ui.view import history_row
+
+    record = {
+        "at": "2026-11-26T05:00:00+00:00",
+        "type": "process_record",
+        "data": {
+            "process_id": "ASSY-10",
+            "result": "fail",
+            "defect_code": "SOLDER",
+            "worker_id": "ann",
+            "recorded_at": "2026-11-26T04:59:58+00:00",
+        },
+    }
+    assert history_row(record) == ("2026-11-26 04:59:58", "ASSY-10", "result", "fail", "SOLDER", "ann", "")
+    view = unit_view(
+        "L-1",
+        {
+            "kind": "lot",
+            "lot": {"lot_number": "L-1"},
+            "warnings": ["LOT L-1 is on_hold"],
+            "history": {"lot_number": "L-1", "events": [record]},
+        },
+    )
+    assert view.warnings == ("LOT L-1 is on_hold",)
+    assert len(view.history) == 1

@@ -90,7 +90,9 @@ def test_scanning_a_serial_shows_lot_product_next_process_and_history(window, ag
     assert screen.product_value.text() == "NH-HUB-200"
     assert screen.next_process_value.text() == "TEST-30 · Functional test"
     assert screen.history_table.rowCount() == 2
-    assert screen.history_table.item(1, 1).text() == "FW-20"
+    row = [screen.history_table.item(0, c).text() for c in range(7)]
+    assert row == ["2026-11-26 05:01:12", "SMT-10", "result", "pass", "", "bob", "1"]
+    assert screen.history_table.item(1, 2).text() == "flash"
     assert screen.history_table.item(1, 3).text() == "success"
     assert screen.pass_button.isEnabled() and screen.fail_button.isEnabled()
 

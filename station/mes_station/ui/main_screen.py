@@ -247,7 +247,8 @@ class MainScreen(QWidget):
         seq = self._lookup_seq
         self._say(self.lookup_message, f"Looking up {code}…", _NEUTRAL)
         self._bridge.submit(
-            self._bridge.agent.lookup,
+            lookup_with_history,
+            self._bridge.agent,
             code,
             on_result=lambda answer: self._looked_up(seq, code, answer),
             on_error=lambda exc: self._lookup_failed(seq, code, exc),
@@ -261,6 +262,9 @@ class MainScreen(QWidget):
         self.result_message.clear()
         if view.kind == "unknown":
             self._say(self.lookup_message, f"{code}: unknown code.", _ERROR)
+        elif view.warnings or view.history_error:
+            notes = [*view.warnings, *([view.history_error] if view.history_error else [])]
+            self._say(self.lookup_message, f"{code}: {view.kind}. " + " · ".join(notes), _ERROR)
         else:
             self._say(self.lookup_message, f"{code}: {view.kind}.", _OK)
         # The next scanner burst replaces the code instead of appending to it.
@@ -471,3 +475,28 @@ class MainScreen(QWidget):
     def _say(label: QLabel, text: str, style: str) -> None:
         label.setStyleSheet(style)
         label.setText(text)
+
+
+async def lookup_with_history(agent: Any, code: str) -> dict[str, Any]:
+    """``agent.lookup(code)``, plus the unit's or LOT's history when the answer has none.
+
+    Runs on the agent thread. A history that cannot be read does not hide the lookup: the
+    answer carries ``history_error`` instead.
+    """
+    answer = dict(await agent.lookup(code) or {})
+    if "history" in answer:
+        return answer
+    unit = answer.get("unit") if isinstance(answer.get("unit"), dict) else {}
+    lot = answer.get("lot") if isinstance(answer.get("lot"), dict) else {}
+    serial_number = unit.get("serial_number") or answer.get("serial_number")
+    lot_number = lot.get("lot_number") or answer.get("lot_number")
+    unit_history = getattr(agent, "unit_history", None)
+    lot_history = getattr(agent, "lot_history", None)
+    try:
+        if serial_number and callable(unit_history):
+            answer["history"] = await unit_history(serial_number)
+        elif lot_number and callable(lot_history):
+            answer["history"] = await lot_history(lot_number)
+    except Exception as exc:  # shown beside the lookup, which did succeed
+        answer["history_error"] = describe_error(exc, "History")
+    return answer

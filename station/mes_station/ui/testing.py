@@ -103,6 +103,17 @@ class FakeAgent:
         self._emit_status()
         return key
 
+    async def unit_history(self, serial_number: str) -> dict[str, Any]:
+        self._seen()
+        if not self.online:
+            raise OfflineError("server unreachable")
+        events = demo_history() if serial_number == "SN-0001" else demo_history()[:1]
+        return {"serial_number": serial_number, "events": events}
+
+    async def lot_history(self, lot_number: str) -> dict[str, Any]:
+        self._seen()
+        return {"lot_number": lot_number, "events": []}
+
     async def print_label(self, *, template: str, fields: dict[str, Any]) -> dict[str, Any]:
         self._seen()
         self.labels.append({"template": template, "fields": fields})
@@ -171,44 +182,41 @@ class FakeAgent:
 
 
 def demo_units() -> dict[str, dict[str, Any]]:
-    """Lookup answers for one LOT with two units, shaped like the scan-lookup route's."""
+    """Lookup answers for one LOT with two units, shaped like ``POST /scans/lookup``'s."""
     lot = {"lot_number": "LOT-2026-0042", "product": "NH-HUB-200", "status": "in_progress"}
-    history = [
+    next_process = {"id": "TEST-30", "name": "Functional test", "sequence": 30}
+
+    def unit(serial_number: str) -> dict[str, Any]:
+        return {
+            "kind": "unit",
+            "unit": {"serial_number": serial_number, "status": "in_progress", "lot_number": lot["lot_number"]},
+            "lot": lot,
+            "next_process": next_process,
+            "completed_processes": ["SMT-10", "FW-20"],
+            "warnings": [],
+        }
+
+    return {
+        "SN-0001": unit("SN-0001"),
+        "SN-0002": unit("SN-0002"),
+        "LOT-2026-0042": {"kind": "lot", "unit": None, "lot": lot, "next_process": next_process, "warnings": []},
+    }
+
+
+def demo_history() -> list[dict[str, Any]]:
+    """History events shaped like ``GET /units/{serial_number}/history``'s ``events``."""
+    return [
         {
-            "created_at": "2026-11-26T05:01:12+00:00",
-            "process_id": "SMT-10",
-            "action": "result",
-            "result": "pass",
-            "worker_id": "bob",
-            "station_code": "ST-01",
+            "at": "2026-11-26T05:01:12+00:00",
+            "type": "process_record",
+            "data": {"process_id": "SMT-10", "result": "pass", "worker_id": "bob", "station_id": 1},
         },
         {
-            "created_at": "2026-11-26T05:20:44+00:00",
-            "process_id": "FW-20",
-            "action": "flash",
-            "outcome": "success",
-            "actor": "station:ST-02",
-            "station_code": "ST-02",
+            "at": "2026-11-26T05:20:44+00:00",
+            "type": "device_action",
+            "data": {"action": "flash", "outcome": "success", "actor": "station:ST-02", "station_id": 2},
         },
     ]
-    next_process = {"process_id": "TEST-30", "name": "Functional test", "sequence": 30}
-    return {
-        "SN-0001": {
-            "kind": "unit",
-            "unit": {"serial_number": "SN-0001", "status": "in_progress"},
-            "lot": lot,
-            "next_process": next_process,
-            "history": history,
-        },
-        "SN-0002": {
-            "kind": "unit",
-            "unit": {"serial_number": "SN-0002", "status": "in_progress"},
-            "lot": lot,
-            "next_process": next_process,
-            "history": history[:1],
-        },
-        "LOT-2026-0042": {"kind": "lot", "lot": lot, "next_process": next_process, "history": []},
-    }
 
 
 def offscreen_app() -> Any:

@@ -27,6 +27,8 @@ class UnitView:
     next_process_name: str | None = None
     firmware_image_id: str | None = None
     history: list[tuple[str, ...]] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
+    history_error: str | None = None
 
     @property
     def can_record(self) -> bool:
@@ -70,21 +72,38 @@ def unit_view(code: str, answer: dict[str, Any]) -> UnitView:
         next_process_id=next_id,
         next_process_name=next_name,
         firmware_image_id=str(firmware) if firmware else None,
-        history=[history_row(entry) for entry in answer.get("history") or []],
+        history=[history_row(entry) for entry in _history_entries(answer.get("history"))],
+        warnings=tuple(str(w) for w in answer.get("warnings") or ()),
+        history_error=answer.get("history_error"),
     )
 
 
+def _history_entries(history: Any) -> list[dict[str, Any]]:
+    # A list of events, or a history route's answer ``{"events": [...]}``.
+    if isinstance(history, dict):
+        history = history.get("events")
+    return [entry for entry in history or [] if isinstance(entry, dict)]
+
+
 def history_row(entry: dict[str, Any]) -> tuple[str, ...]:
-    """One history entry (process record or device action) as a table row."""
-    when = entry.get("recorded_at") or entry.get("created_at") or entry.get("at") or ""
+    """One history event as a table row.
+
+    Reads the kernel's ``{"at", "type", "data": {...}}`` events (process records and device
+    actions) as well as flat dicts.
+    """
+    inner = entry.get("data")
+    flat = {**entry, **inner} if isinstance(inner, dict) else dict(entry)
+    when = flat.get("recorded_at") or flat.get("at") or flat.get("created_at") or ""
+    action = flat.get("action") or ("result" if flat.get("type") == "process_record" or flat.get("result") else "")
+    station = flat.get("station_code") or flat.get("station") or flat.get("station_id")
     return (
         _short_time(str(when)),
-        _text(entry.get("process_id")),
-        _text(entry.get("action") or entry.get("kind") or ("result" if entry.get("result") else "")),
-        _text(entry.get("result") or entry.get("outcome")),
-        _text(entry.get("defect_code")),
-        _text(entry.get("worker_id") or entry.get("actor") or entry.get("created_by")),
-        _text(entry.get("station_code") or entry.get("station")),
+        _text(flat.get("process_id")),
+        _text(action),
+        _text(flat.get("result") or flat.get("outcome")),
+        _text(flat.get("defect_code")),
+        _text(flat.get("worker_id") or flat.get("actor") or flat.get("created_by")),
+        _text(station),
     )
 
 
