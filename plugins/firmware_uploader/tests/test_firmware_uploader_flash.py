@@ -252,3 +252,23 @@ async def test_nothing_is_recorded_for_refusals(client, worker_headers, line, ke
     await client.post(FLASH, json=_order(line, "NO-SUCH-SN"), headers=worker_headers)
     async with kernel.sessionmaker() as session:
         assert (await session.execute(select(DeviceJob))).scalars().all() == []
+
+
+async def test_job_shows_progress_while_the_flash_runs(client, worker_headers, line):
+    import asyncio
+
+    line["service"].set_fault("slow", seconds=1.0)
+    flash = asyncio.create_task(client.post(FLASH, json=_order(line), headers=worker_headers))
+    seen: list[tuple[str, int]] = []
+    for _ in range(100):  # bounded: at most ~2 s
+        await asyncio.sleep(0.02)
+        items = (await client.get("/api/v1/firmware/jobs", headers=worker_headers)).json()["items"]
+        if items:
+            seen.append((items[0]["status"], items[0]["progress"]))
+        if flash.done():
+            break
+    r = await flash
+    assert r.status_code == 201 and r.json()["progress"] == 100
+    running = [p for status, p in seen if status == "sent"]
+    assert running and any(0 < p < 100 for p in running), seen
+    assert running == sorted(running)
