@@ -81,9 +81,7 @@ async def process_results(*, session: AsyncSession, since: datetime, until: date
     """
     window = _records_between(since, until)
     passed = func.sum(case((ProcessRecord.result == "pass", 1), else_=0))
-    total, passes = (
-        await session.execute(select(func.count(), passed).select_from(ProcessRecord).where(window))
-    ).one()
+    total, passes = (await session.execute(select(func.count(), passed).select_from(ProcessRecord).where(window))).one()
     item = func.coalesce(ProcessRecord.serial_number, ProcessRecord.lot_number)
     first = (
         select(func.min(ProcessRecord.id).label("first_id"))
@@ -93,9 +91,7 @@ async def process_results(*, session: AsyncSession, since: datetime, until: date
     )
     attempts, first_passes = (
         await session.execute(
-            select(func.count(), passed)
-            .select_from(ProcessRecord)
-            .join(first, ProcessRecord.id == first.c.first_id)
+            select(func.count(), passed).select_from(ProcessRecord).join(first, ProcessRecord.id == first.c.first_id)
         )
     ).one()
     total, passes, attempts, first_passes = total or 0, passes or 0, attempts or 0, first_passes or 0
@@ -128,9 +124,7 @@ async def top_defects(
     return [{"defect_code": code, "count": n} for code, n in rows]
 
 
-async def throughput_per_hour(
-    *, session: AsyncSession, now: datetime, hours: int = 24
-) -> list[dict[str, Any]]:
+async def throughput_per_hour(*, session: AsyncSession, now: datetime, hours: int = 24) -> list[dict[str, Any]]:
     """Process records per UTC hour for the last ``hours`` hours (current hour included), oldest
     first, with hours that saw no record present as zeros."""
     current_hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
@@ -152,16 +146,12 @@ async def throughput_per_hour(
     return series
 
 
-async def station_counts(
-    *, session: AsyncSession, now: datetime, silent_after_seconds: float
-) -> dict[str, int]:
+async def station_counts(*, session: AsyncSession, now: datetime, silent_after_seconds: float) -> dict[str, int]:
     """Stations in total, heard from recently (online), silent too long, and never heard from."""
     fresh_since = now - timedelta(seconds=silent_after_seconds)
     online = func.sum(case((Station.last_heartbeat_at >= fresh_since, 1), else_=0))
     never = func.sum(case((Station.last_heartbeat_at.is_(None), 1), else_=0))
-    total, online_n, never_n = (
-        await session.execute(select(func.count(), online, never).select_from(Station))
-    ).one()
+    total, online_n, never_n = (await session.execute(select(func.count(), online, never).select_from(Station))).one()
     total, online_n, never_n = total or 0, online_n or 0, never_n or 0
     return {"total": total, "online": online_n, "silent": total - online_n - never_n, "never_seen": never_n}
 
@@ -169,9 +159,7 @@ async def station_counts(
 async def device_counts(*, session: AsyncSession) -> dict[str, Any]:
     """Configured devices: total, enabled, and how many of each kind."""
     rows = await session.execute(
-        select(Device.kind, func.count(), func.sum(case((Device.enabled.is_(True), 1), else_=0))).group_by(
-            Device.kind
-        )
+        select(Device.kind, func.count(), func.sum(case((Device.enabled.is_(True), 1), else_=0))).group_by(Device.kind)
     )
     by_kind: dict[str, int] = {}
     enabled = 0
@@ -219,9 +207,7 @@ async def list_alerts(
         query = query.where(Alert.resolved_at.is_(None))
     if severity:
         query = query.where(Alert.severity == severity)
-    alerts = (
-        await session.scalars(query.order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit))
-    ).all()
+    alerts = (await session.scalars(query.order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit))).all()
     counts = await open_alert_counts(session=session)
     return {"items": [_alert_row(a) for a in alerts], **counts}
 

@@ -35,6 +35,11 @@ TzQuery = Annotated[
 ]
 
 
+def summary_cache_key(zone_name: str) -> str:
+    """The kernel-cache key of the summary for one time zone."""
+    return f"dashboard_kpi:summary:{zone_name}"
+
+
 def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> list[APIRouter]:
     """The plugin's routers, closed over the running kernel and this plugin's settings."""
     config = config or DashboardSettings()
@@ -50,7 +55,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         get_or_set = getattr(kernel.cache, "get_or_set", None)
         if config.cache_seconds <= 0 or get_or_set is None:
             return await compute()
-        return await get_or_set(f"dashboard_kpi:{key}", compute, ttl=config.cache_seconds, kind="dashboard")
+        return await get_or_set(key, compute, ttl=config.cache_seconds, kind="dashboard")
 
     dashboard = APIRouter(prefix="/dashboard", tags=["dashboard"], dependencies=[require_permission(READ)])
     alerts = APIRouter(prefix="/alerts", tags=["alerts"], dependencies=[require_permission(READ)])
@@ -73,7 +78,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
                 silent_after_seconds=kernel.settings.station_silent_after_seconds,
             )
 
-        return await cached(f"summary:{zone.key}", compute)
+        return await cached(summary_cache_key(zone.key), compute)
 
     @dashboard.get("/kpi/yield", summary="First-pass yield today (stat panel)")
     async def get_yield(session: SessionDep, tz: TzQuery = None) -> dict[str, Any]:
@@ -90,9 +95,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         }
 
     @dashboard.get("/kpi/throughput", summary="Process records per hour (timeseries panel)")
-    async def get_throughput(
-        session: SessionDep, hours: Annotated[int, Query(ge=1, le=168)] = 24
-    ) -> dict[str, Any]:
+    async def get_throughput(session: SessionDep, hours: Annotated[int, Query(ge=1, le=168)] = 24) -> dict[str, Any]:
         """Records per UTC hour, oldest first, zeros included, for the last ``hours`` hours."""
         return {"points": await kpi.throughput_per_hour(session=session, now=datetime.now(UTC), hours=hours)}
 
@@ -114,8 +117,6 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
     ) -> dict[str, Any]:
         """Open alerts (a breaker opened, a station went silent, a backlog grows), newest first,
         with open counts by severity. Polled by the dashboard every 30 s."""
-        return await kpi.list_alerts(
-            session=session, include_resolved=include_resolved, severity=severity, limit=limit
-        )
+        return await kpi.list_alerts(session=session, include_resolved=include_resolved, severity=severity, limit=limit)
 
     return [dashboard, alerts]

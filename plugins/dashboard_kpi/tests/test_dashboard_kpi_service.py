@@ -18,9 +18,7 @@ from mes_kernel.db.models import Alert, Device, DeviceAction, Lot, Process, Proc
 
 NOW = datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
 TODAY = datetime(2026, 11, 26, tzinfo=UTC)
-PG_ADMIN_URL = os.environ.get(
-    "MES_DASHBOARD_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
-)
+PG_ADMIN_URL = os.environ.get("MES_DASHBOARD_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 _keys = itertools.count()
 
 
@@ -127,13 +125,9 @@ async def test_first_pass_yield_counts_a_reworked_unit_as_not_first_pass(session
     await _record(session, lot, at=t, serial_number="SN-2", result="pass")
     await _record(session, lot, at=t, serial_number="SN-2", result="pass", process_id="TEST-20")
     await _record(session, lot, at=t, result="pass")  # a LOT-level record counts the LOT as one item
-    await _record(
-        session, lot, at=TODAY - timedelta(hours=2), serial_number="SN-3", result="fail"
-    )  # yesterday
+    await _record(session, lot, at=TODAY - timedelta(hours=2), serial_number="SN-3", result="fail")  # yesterday
     # Done yesterday by an offline station, received today: it belongs to yesterday.
-    await _record(
-        session, lot, at=t, serial_number="SN-4", result="fail", recorded_at=TODAY - timedelta(hours=1)
-    )
+    await _record(session, lot, at=t, serial_number="SN-4", result="fail", recorded_at=TODAY - timedelta(hours=1))
 
     results = await kpi.process_results(session=session, since=TODAY, until=TODAY + timedelta(days=1))
     assert (results["total"], results["pass"], results["fail"]) == (5, 4, 1)
@@ -261,9 +255,7 @@ async def test_summary_puts_it_all_together(session):
     await _record(
         session, lot, at=NOW - timedelta(minutes=1), serial_number="SN-9", result="fail", defect_code="SOLDER"
     )
-    summary = await kpi.summary(
-        session=session, now=NOW, zone=ZoneInfo("Asia/Seoul"), silent_after_seconds=120
-    )
+    summary = await kpi.summary(session=session, now=NOW, zone=ZoneInfo("Asia/Seoul"), silent_after_seconds=120)
     assert summary["timezone"] == "Asia/Seoul"
     assert summary["day_start"] == "2026-11-25T15:00:00+00:00"
     assert summary["lots"]["by_status"]["in_progress"] == 1
