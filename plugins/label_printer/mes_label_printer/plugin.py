@@ -26,9 +26,10 @@ def mes_register_permissions():
         Permission(
             "labels:view",
             "See label templates, previews, print jobs and printers",
-            ("admin", "production_manager", "worker", "viewer"),
+            ("admin", "production_manager", "worker", "viewer", "station"),
         ),
-        Permission("labels:print", "Print labels", ("admin", "production_manager", "worker")),
+        # a station's agent prints for the worker at it, under the station's machine identity
+        Permission("labels:print", "Print labels", ("admin", "production_manager", "worker", "station")),
         Permission("labels:reprint", "Reprint an already printed label (audited)", ("admin", "production_manager")),
     ]
 

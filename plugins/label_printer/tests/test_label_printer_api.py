@@ -12,7 +12,7 @@ GTIN = "09506000134352"
 
 
 async def add_printer(kernel, code: str, port: int, **config) -> None:
-    settings = {"host": "127.0.0.1", "port": port, "timeout": 0.5, "retry_delay": 0, **config}
+    settings = {"host": "127.0.0.1", "port": port, "timeout": 2.0, "retry_delay": 0, **config}
     async with kernel.sessionmaker() as session:
         session.add(Device(code=code, kind="label_printer", driver="zpl_tcp", config=settings))
         await session.commit()
@@ -53,7 +53,21 @@ async def test_a_label_prints_end_to_end_and_lands_in_the_lot_history(
         prints = [e["data"] for e in events if e["type"] == "device_action"]
         assert len(prints) == 1, path
         assert prints[0]["action"] == "print" and prints[0]["driver"] == "zpl_tcp"
-        assert prints[0]["device"] == "PRN-01"
+        assert prints[0]["device"] == "PRN-01" and prints[0]["outcome"] == "ok"
+        assert prints[0]["actor"] == "user:admin" and prints[0]["driver_version"] == "1.0"
+        assert prints[0]["detail"]["job_id"] == job["id"]
+
+
+async def test_a_station_prints_and_the_history_says_where(
+    client, kernel, station_headers, admin_headers, make_lot, tcp_printer
+):
+    await add_printer(kernel, "PRN-01", tcp_printer.port)
+    lot = await make_lot(units=1)
+    r = await client.post(f"{API}/labels/print", json=unit_print(lot, "st-1"), headers=station_headers)
+    assert r.status_code == 201, r.text
+    events = (await client.get(f"{API}/lots/{lot['lot_number']}/history", headers=admin_headers)).json()["events"]
+    (action,) = [e["data"] for e in events if e["type"] == "device_action"]
+    assert action["actor"] == "station:ST-01" and action["station_id"] is not None
 
 
 async def test_the_same_idempotency_key_never_prints_a_second_label(
@@ -77,7 +91,7 @@ async def test_the_same_idempotency_key_never_prints_a_second_label(
 async def test_a_silent_printer_opens_the_breaker_and_recovery_closes_it(
     client, kernel, admin_headers, make_lot, tcp_printer
 ):
-    await add_printer(kernel, "PRN-01", tcp_printer.port, timeout=0.2, max_attempts=1)
+    await add_printer(kernel, "PRN-01", tcp_printer.port, timeout=0.5, max_attempts=1)
     lot = await make_lot(units=1)
     tcp_printer.core.set_fault("no_reply")
 

@@ -12,7 +12,7 @@ LABEL = LOT_LABEL.render_zpl({"lot_number": "LOT-9", "product": "ACME", "quantit
 
 @pytest.fixture
 async def serial_driver(pty_printer):
-    driver = ZplSerialDriver(port=pty_printer.path, baudrate=115200, timeout=1.0)
+    driver = ZplSerialDriver(port=pty_printer.path, baudrate=115200, timeout=2.0)
     yield driver
     await driver.close()
 

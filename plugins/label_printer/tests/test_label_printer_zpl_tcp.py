@@ -14,7 +14,7 @@ from mes_label_printer.templates import LOT_LABEL
 LABEL = LOT_LABEL.render_zpl({"lot_number": "LOT-7", "product": "ACME", "quantity": 3})
 
 
-def driver_for(printer, timeout: float = 1.0) -> ZplTcpDriver:
+def driver_for(printer, timeout: float = 2.0) -> ZplTcpDriver:
     return ZplTcpDriver(host="127.0.0.1", port=printer.port, timeout=timeout)
 
 

@@ -41,11 +41,13 @@ class HttpServiceDriver(LabelPrinterDriver):
         sent = method == "POST"
         try:
             response = await self._http().request(method, self._url(action), **kw)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise PrinterConnectionError(f"print service unreachable: {exc}", label_sent=False) from exc
         except httpx.TimeoutException as exc:
             # A POST that timed out may have printed: the service could have taken it.
             raise PrinterTimeout(f"print service did not answer within {self.timeout:g} s", label_sent=sent) from exc
         except httpx.HTTPError as exc:
-            raise PrinterConnectionError(f"print service unreachable: {exc}", label_sent=False) from exc
+            raise PrinterConnectionError(f"print service failed: {exc}", label_sent=sent) from exc
         return response
 
     async def send(self, zpl: bytes) -> None:
