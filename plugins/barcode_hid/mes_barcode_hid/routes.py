@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.api.deps import KernelDep, Principal, SessionDep, require_permission
 from mes_kernel.db.models import Lot, Process, ProcessRecord, Unit
-from mes_kernel.errors import NotFound
+from mes_kernel.errors import NotFound, ServiceUnavailable
 from mes_kernel.kernel import Kernel
 from mes_kernel.services.device_actions import record_device_action
 
@@ -19,6 +21,7 @@ from . import PLUGIN_NAME
 from .parsing import ParsedCode, ParserConfig, parse_code
 from .settings import BarcodeSettings
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/scans", tags=["scans"])
 
 BREAKER = "scan_lookup"
@@ -176,7 +179,11 @@ async def lookup(
         return await _lookup_lot(session, parsed)
 
     # a failing database opens this breaker, so stations get a quick 503 instead of hanging lookups
-    found = await kernel.breakers.call(BREAKER, None, find)
+    try:
+        found = await kernel.breakers.call(BREAKER, None, find)
+    except SQLAlchemyError as exc:
+        log.warning("scan lookup failed in the database: %s", exc)
+        raise ServiceUnavailable("scan lookup failed in the database; retry shortly", retry_after=5) from None
     found = {"code": body.code, "parsed": parsed.as_dict(), **found}
 
     if body.record and plugin_state(kernel)["settings"].record_scans:

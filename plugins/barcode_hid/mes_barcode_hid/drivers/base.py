@@ -164,10 +164,12 @@ class ScannerDriver(abc.ABC):
         }
 
     async def __aenter__(self) -> ScannerDriver:
+        """``async with driver:`` opens it, and closes it on the way out."""
         await self.open()
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
+        """Close the driver (see :meth:`close`)."""
         await self.close()
 
     # ------------------------------------------------------------ for subclasses
