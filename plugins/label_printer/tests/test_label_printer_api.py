@@ -231,3 +231,14 @@ async def test_health_shows_each_printer_from_its_own_status(client, kernel, adm
 async def test_dashboard_data_endpoints_answer(client, viewer_headers, path):
     r = await client.get(API + path, headers=viewer_headers)
     assert r.status_code == 200, r.text
+
+
+async def test_the_plugin_loads_with_its_contributions(client, admin_headers):
+    plugins = (await client.get(f"{API}/plugins", headers=admin_headers)).json()["plugins"]
+    (record,) = [p for p in plugins if p["name"] == "label_printer"]
+    assert record["state"] == "loaded", record
+    assert {"labels:print", "labels:reprint"} <= set(record["permissions"])
+    assert record["health_checks"] == ["printers"] and "label_printer" in record["breakers"]
+    panels = (await client.get(f"{API}/dashboard/panels", headers=admin_headers)).json()
+    ids = {p["id"] for p in panels if p["plugin"] == "label_printer"}
+    assert {"label_printer.printed_today", "label_printer.jobs_by_status"} <= ids
