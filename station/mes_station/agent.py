@@ -323,7 +323,11 @@ class Agent:
 
     async def lookup(self, code: str) -> dict[str, Any]:
         """Unit, LOT and next process for a scanned code (``POST /scans/lookup``); OfflineError offline."""
-        return await self._read("POST", "/scans/lookup", json={"code": code})
+        body: dict[str, Any] = {"code": code}
+        scanner = self.devices.devices.get("scanner")
+        if scanner is not None and scanner.loaded:
+            body.update(device="scanner", driver=scanner.config.driver, driver_version=scanner.version or "")
+        return await self._read("POST", "/scans/lookup", json=body)
 
     async def lot(self, lot_number: str) -> dict[str, Any]:
         return await self._read("GET", f"/lots/{lot_number}")

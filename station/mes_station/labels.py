@@ -84,7 +84,7 @@ def _as_list(answer: Any) -> list[dict[str, Any]]:
 async def sync_templates(client: ServerClient, outbox: Outbox) -> int:
     """Replace the local cache with ``GET /labels/templates``; returns how many were cached.
 
-    When the list carries summaries only, each template's body is fetched by name.
+    When the list carries summaries only, each template's detail is fetched by name.
     """
     templates = []
     for item in _as_list(await client.json("GET", "/labels/templates")):
@@ -94,10 +94,10 @@ async def sync_templates(client: ServerClient, outbox: Outbox) -> int:
             try:
                 detail = await client.json("GET", f"/labels/templates/{item['name']}")
             except (OfflineError, ServerError):
-                continue
+                detail = None
             if isinstance(detail, dict):
                 item = {**item, **detail}
-        if template_body(item) is not None:
-            templates.append(item)
+        # A layout-only template (no ZPL body) is still cached: the local plugin renders it by name.
+        templates.append(item)
     outbox.replace_templates(templates)
     return len(templates)

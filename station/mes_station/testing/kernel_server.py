@@ -1,0 +1,94 @@
+"""The real kernel (``mes_kernel.app.create_app``) under uvicorn in a thread, set up for one station."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mes_station.testing.contract_server import ServerThread
+
+PROCESSES = ("ASSY-10", "TEST-20", "PACK-30")
+
+
+@dataclass
+class KernelServer:
+    """A running kernel, an admin token, and the machine token of station ``ST-01``."""
+
+    settings: Any
+    server: ServerThread
+    admin_headers: dict[str, str]
+    station_token: str = ""
+    station_code: str = "ST-01"
+    lots: list[str] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        with httpx.Client(base_url=f"{self.base_url}/api/v1", timeout=10) as client:
+            return client.request(method, path, headers=self.admin_headers, **kwargs)
+
+    def make_lot(
+        self, lot_number: str, *, units: int = 0, product: str = "PRD-100", serial_prefix: str | None = None
+    ) -> list[str]:
+        r = self.api("POST", "/lots", json={"lot_number": lot_number, "product": product})
+        assert r.status_code == 201, r.text
+        prefix = serial_prefix or lot_number
+        serials = [f"{prefix}-{i:04d}" for i in range(1, units + 1)]
+        if serials:
+            r = self.api("POST", f"/lots/{lot_number}/units", json={"serial_numbers": serials})
+            assert r.status_code == 201, r.text
+        self.lots.append(lot_number)
+        return serials
+
+    def set_lot_status(self, lot_number: str, status: str) -> None:
+        r = self.api("PATCH", f"/lots/{lot_number}", json={"status": status})
+        assert r.status_code == 200, r.text
+
+    @property
+    def database(self) -> Path:
+        url = self.settings.database_url
+        assert url.startswith("sqlite"), "record counting reads the embedded SQLite database"
+        return Path(url.split("///", 1)[1])
+
+    def record_keys(self) -> list[str]:
+        """Every process record's idempotency key, as stored (a key twice would show twice)."""
+        with sqlite3.connect(self.database, timeout=30) as db:
+            return [row[0] for row in db.execute("SELECT idempotency_key FROM process_records ORDER BY id")]
+
+    def event_keys(self) -> list[str]:
+        with sqlite3.connect(self.database, timeout=30) as db:
+            return [row[0] for row in db.execute("SELECT idempotency_key FROM station_events ORDER BY id")]
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def restart(self) -> None:
+        """Bring the kernel back on the same port, as a fresh process would (same database)."""
+        from mes_kernel.app import create_app
+
+        self.server = ServerThread(create_app(self.settings), port=self.server.port).start(timeout=30)
+
+
+def start_kernel(settings: Any, *, port: int = 0) -> KernelServer:
+    """Start the kernel app on 127.0.0.1 and register station ST-01, its token and the processes."""
+    from mes_kernel.app import create_app
+    from mes_kernel.security import create_access_token
+
+    server = ServerThread(create_app(settings), port=port).start(timeout=30)
+    admin = create_access_token(subject="station-kit", role="admin", uid=0, secret=settings.secret_key, minutes=60)
+    kernel = KernelServer(settings, server, {"Authorization": f"Bearer {admin}"})
+    r = kernel.api("POST", "/stations", json={"code": kernel.station_code, "name": "Station 1"})
+    assert r.status_code == 201, r.text
+    r = kernel.api("POST", f"/stations/{kernel.station_code}/tokens", json={"name": "test"})
+    assert r.status_code == 201, r.text
+    kernel.station_token = r.json()["token"]
+    for seq, pid in enumerate(PROCESSES):
+        r = kernel.api("POST", "/processes", json={"id": pid, "name": pid, "sequence": (seq + 1) * 10})
+        assert r.status_code in (201, 409), r.text
+    return kernel

@@ -1,0 +1,176 @@
+"""The station agent against the real kernel (``create_app`` under uvicorn on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mes_station.agent import Agent
+from mes_station.outbox import PROCESS_RECORD, Outbox
+from mes_station.testing.helpers import wait_for, write_station_toml
+from mes_station.testing.kernel_server import KernelServer, start_kernel
+
+
+@pytest.fixture
+def kernel_server(settings) -> Iterator[KernelServer]:
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("station end-to-end tests run on the embedded SQLite kernel")
+    kernel = start_kernel(settings)
+    try:
+        yield kernel
+    finally:
+        kernel.stop()
+
+
+def _toml(tmp_path: Path, kernel: KernelServer, **sections) -> Path:
+    return write_station_toml(
+        tmp_path / "station.toml",
+        server_url=kernel.base_url,
+        work_dir=tmp_path / "work",
+        server={"url": kernel.base_url, "token": kernel.station_token, "timeout": 5.0},
+        **sections,
+    )
+
+
+async def test_results_saved_while_the_kernel_is_down_arrive_exactly_once(tmp_path: Path, kernel_server):
+    kernel = kernel_server
+    kernel.make_lot("LOT-OPEN", units=2)
+    kernel.make_lot("LOT-SHUT")
+    kernel.set_lot_status("LOT-SHUT", "closed")
+    agent = Agent.from_config(_toml(tmp_path, kernel))
+    kernel.stop()
+    await agent.start()
+    try:
+        keys = [
+            agent.record_result(
+                lot_number="LOT-OPEN",
+                process_id="ASSY-10",
+                worker_id="alice",
+                result="pass",
+                serial_number="LOT-OPEN-0001",
+                data={"i": i},
+            )
+            for i in range(25)
+        ]
+        closed = agent.record_result(lot_number="LOT-SHUT", process_id="ASSY-10", worker_id="alice", result="pass")
+        unknown = agent.record_result(lot_number="LOT-NONE", process_id="ASSY-10", worker_id="alice", result="fail")
+        scan = agent.submit_scan("LOT-OPEN-0002").idempotency_key
+        doc = {
+            "lot_number": "LOT-OPEN",
+            "process_id": "TEST-20",
+            "result": "pass",
+            "serial_number": "LOT-OPEN-0002",
+            "measurements": {"v": 3.3},
+            "equipment_id": "ICT-1",
+            "finished_at": "2026-11-26T05:00:00Z",
+        }
+        (agent.config.watch_folder / "ict.json").write_text(json.dumps(doc))
+        await wait_for(lambda: agent.outbox_depth() == 29)
+        await wait_for(lambda: agent.sender.failures >= 2)
+        assert not agent.online
+        kernel.restart()
+        await wait_for(lambda: agent.outbox_depth() == 0, timeout=20)
+        assert agent.online
+    finally:
+        await agent.stop()
+    stored = kernel.record_keys()
+    assert len(stored) == len(set(stored)) == 26  # 25 results + the completion file
+    assert set(keys) <= set(stored)
+    assert scan in kernel.event_keys()
+    with Outbox(tmp_path / "work" / "outbox.sqlite3") as outbox:
+        assert outbox.get(closed).status == "rejected" and "LOT_CLOSED" in outbox.get(closed).last_error
+        assert outbox.get(unknown).status == "rejected"
+
+
+async def test_heartbeat_lands_on_the_kernel_and_sets_the_clock(tmp_path: Path, kernel_server):
+    kernel = kernel_server
+    agent = Agent.from_config(_toml(tmp_path, kernel, devices={"printer": {"driver": "missing_driver"}}))
+    await agent.start()
+    try:
+        await wait_for(lambda: agent.last_heartbeat is not None, timeout=10)
+        assert abs(agent.outbox.clock_offset()) < 5
+    finally:
+        await agent.stop()
+    [station] = kernel.api("GET", "/stations").json()
+    assert station["code"] == "ST-01"
+    beat = station["heartbeat"]
+    assert beat["drivers"]["printer"] == {
+        "name": "missing_driver",
+        "loaded": False,
+        "error": beat["drivers"]["printer"]["error"],
+    }
+    assert beat["devices"]["printer"]["status"] == "down"
+    assert beat["outbox_depth"] == 0
+
+
+async def test_lookup_and_template_sync_through_the_plugins(tmp_path: Path, kernel_server):
+    kernel = kernel_server
+    [serial] = kernel.make_lot("LOT-LOOK", units=1, serial_prefix="SN-LOOK")
+    agent = Agent.from_config(_toml(tmp_path, kernel))
+    await agent.start()
+    try:
+        unit = await agent.lookup(serial)
+        assert serial in json.dumps(unit) and "LOT-LOOK" in json.dumps(unit)
+        lot = await agent.lookup("LOT-LOOK")
+        assert "LOT-LOOK" in json.dumps(lot)
+        assert await agent.sync_templates() >= 2
+        assert "unit_label" in agent.outbox.template_names()
+    finally:
+        await agent.stop()
+
+
+def test_kill_9_mid_drain_against_the_kernel_loses_and_doubles_nothing(tmp_path: Path, kernel_server):
+    kernel = kernel_server
+    kernel.make_lot("LOT-BIG")
+    toml = _toml(tmp_path, kernel, outbox={"batch_size": 25}, heartbeat={"interval": 5.0})
+    total = 600
+    with Outbox(tmp_path / "work" / "outbox.sqlite3") as outbox:
+        keys = [
+            outbox.enqueue(
+                PROCESS_RECORD,
+                {
+                    "lot_number": "LOT-BIG",
+                    "process_id": "ASSY-10",
+                    "worker_id": "w1",
+                    "result": "pass",
+                    "data": {"i": i},
+                },
+            )[0]
+            for i in range(total)
+        ]
+    log = (tmp_path / "agent.log").open("ab")
+    cmd = [sys.executable, "-m", "mes_station", "run", "--config", str(toml)]
+    agent = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+    try:
+        deadline = time.monotonic() + 30
+        while len(kernel.record_keys()) < 100:
+            assert agent.poll() is None and time.monotonic() < deadline, "agent died or too slow"
+            time.sleep(0.01)
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(5)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    assert len(kernel.record_keys()) < total, "the agent finished before it could be killed"
+    agent = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+    try:
+        with Outbox(tmp_path / "work" / "outbox.sqlite3") as outbox:
+            deadline = time.monotonic() + 60
+            while outbox.depth():
+                assert agent.poll() is None and time.monotonic() < deadline, "agent died or too slow"
+                time.sleep(0.05)
+    finally:
+        agent.send_signal(signal.SIGINT)
+        try:
+            agent.wait(10)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+    stored = kernel.record_keys()
+    assert sorted(stored) == sorted(keys)  # each exactly once
