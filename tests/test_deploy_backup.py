@@ -1,0 +1,134 @@
+"""deploy/backup: a real dump and restore against the local PostgreSQL, retention, and refusals.
+
+Uses the server on 127.0.0.1:5432 (override with MES_BACKUP_TEST_PGHOST / _PGPORT / _PGUSER) and a
+scratch database of its own, dropped at the end. Skips when the client tools or the server are absent.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+BACKUP = Path(__file__).resolve().parents[1] / "deploy" / "backup"
+PG_ENV = {
+    "PGHOST": os.environ.get("MES_BACKUP_TEST_PGHOST", "127.0.0.1"),
+    "PGPORT": os.environ.get("MES_BACKUP_TEST_PGPORT", "5432"),
+    "PGUSER": os.environ.get("MES_BACKUP_TEST_PGUSER", "postgres"),
+}
+
+pytestmark = pytest.mark.skipif(
+    not all(shutil.which(tool) for tool in ("pg_dump", "pg_restore", "psql", "createdb", "flock")),
+    reason="PostgreSQL client tools not installed (Debian package postgresql-client)",
+)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
+    return {**env, **PG_ENV, **extra}
+
+
+def _run(*cmd: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=_env(**env))
+
+
+def _sql(database: str, statement: str) -> str:
+    result = _run("psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "--dbname", database, "-c", statement)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.fixture
+def scratch_db():
+    name = f"mes_backup_test_{uuid.uuid4().hex[:8]}"
+    probe = _run("psql", "-XAtq", "--dbname", "postgres", "-c", "SELECT 1")
+    if probe.returncode != 0:
+        pytest.skip(f"no PostgreSQL at {PG_ENV['PGHOST']}:{PG_ENV['PGPORT']}: {probe.stderr.strip()}")
+    _sql("postgres", f'CREATE DATABASE "{name}"')
+    _sql(name, "CREATE TABLE lots (id serial PRIMARY KEY, lot_number text UNIQUE NOT NULL, status text NOT NULL)")
+    _sql(name, "INSERT INTO lots (lot_number, status) VALUES ('LOT-0001', 'in_progress'), ('LOT-0002', 'closed')")
+    yield name
+    _sql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _backup(backup_dir: Path, database: str, **env: str) -> Path:
+    result = _run(str(BACKUP / "pg_backup.sh"), BACKUP_DIR=str(backup_dir), PGDATABASE=database, **env)
+    assert result.returncode == 0, result.stderr + result.stdout
+    dumps = sorted(backup_dir.glob(f"mes-{database}-*.dump"), key=lambda p: p.stat().st_mtime)
+    assert dumps, result.stdout
+    return dumps[-1]
+
+
+def test_dump_drop_and_restore_gives_the_rows_back(scratch_db, tmp_path):
+    dump = _backup(tmp_path, scratch_db)
+    assert (tmp_path / f"{dump.name}.sha256").exists()
+    assert not list(tmp_path.glob("*.partial"))
+    _sql("postgres", f'DROP DATABASE "{scratch_db}" WITH (FORCE)')
+
+    result = _run(str(BACKUP / "pg_restore.sh"), "--yes", "--create-db", str(dump), scratch_db)
+    assert result.returncode == 0, result.stderr
+    assert _sql(scratch_db, "SELECT lot_number, status FROM lots ORDER BY id") == (
+        "LOT-0001|in_progress\nLOT-0002|closed"
+    )
+    # The sequence came back too: the next LOT does not collide with restored ids.
+    assert _sql(scratch_db, "INSERT INTO lots (lot_number, status) VALUES ('LOT-0003', 'created') RETURNING id") == "3"
+
+
+def test_restore_replaces_changes_made_after_the_backup(scratch_db, tmp_path):
+    dump = _backup(tmp_path, scratch_db)
+    _sql(scratch_db, "UPDATE lots SET status = 'scrapped'; CREATE TABLE scratch (x int)")
+    result = _run(str(BACKUP / "pg_restore.sh"), "--yes", str(dump), scratch_db)
+    assert result.returncode == 0, result.stderr
+    assert _sql(scratch_db, "SELECT string_agg(status, ',' ORDER BY id) FROM lots") == "in_progress,closed"
+
+
+def test_restore_refuses_a_dump_whose_checksum_does_not_match(scratch_db, tmp_path):
+    dump = _backup(tmp_path, scratch_db)
+    with dump.open("ab") as fh:
+        fh.write(b"\0")
+    result = _run(str(BACKUP / "pg_restore.sh"), "--yes", str(dump), scratch_db)
+    assert result.returncode == 1 and "checksum" in result.stderr
+
+
+def test_restore_into_a_missing_database_needs_create_db(scratch_db, tmp_path):
+    dump = _backup(tmp_path, scratch_db)
+    missing = f"{scratch_db}_absent"
+    result = _run(str(BACKUP / "pg_restore.sh"), "--yes", str(dump), missing)
+    assert result.returncode == 1 and "--create-db" in result.stderr
+
+
+def test_retention_deletes_dumps_older_than_30_days_but_keeps_the_newest(scratch_db, tmp_path):
+    day = 86400
+    now = time.time()
+    ages = {"mes-x-old1.dump": 45, "mes-x-old2.dump": 31, "mes-x-recent.dump": 29, "notes.txt": 90}
+    for name, days in ages.items():
+        path = tmp_path / name
+        path.write_bytes(b"x")
+        os.utime(path, (now - days * day, now - days * day))
+    _backup(tmp_path, scratch_db, MIN_KEEP="1")
+    left = {p.name for p in tmp_path.iterdir() if not p.name.startswith(".")}
+    assert {"mes-x-recent.dump", "notes.txt"} <= left
+    assert not {"mes-x-old1.dump", "mes-x-old2.dump"} & left
+
+    # However old, the newest MIN_KEEP dumps stay: a broken backup job never empties the folder.
+    only_old = tmp_path / "only-old"
+    only_old.mkdir()
+    for index, days in enumerate((60, 50, 40)):
+        path = only_old / f"mes-x-{index}.dump"
+        path.write_bytes(b"x")
+        os.utime(path, (now - days * day, now - days * day))
+    _backup(only_old, scratch_db, MIN_KEEP="3")
+    assert {"mes-x-1.dump", "mes-x-2.dump"} <= {p.name for p in only_old.iterdir()}
+    assert "mes-x-0.dump" not in {p.name for p in only_old.iterdir()}
+
+
+def test_database_url_of_the_kernel_is_accepted(scratch_db, tmp_path):
+    url = f"postgresql+asyncpg://{PG_ENV['PGUSER']}@{PG_ENV['PGHOST']}:{PG_ENV['PGPORT']}/{scratch_db}"
+    result = _run(str(BACKUP / "pg_backup.sh"), BACKUP_DIR=str(tmp_path), DATABASE_URL=url)
+    assert result.returncode == 0, result.stderr
+    assert len(list(tmp_path.glob(f"mes-{scratch_db}-*.dump"))) == 1
