@@ -88,6 +88,20 @@ async def test_the_same_idempotency_key_never_prints_a_second_label(
     assert tcp_printer.core.label_count == 1
 
 
+async def test_concurrent_requests_with_one_key_print_one_label(client, kernel, admin_headers, make_lot, tcp_printer):
+    import asyncio
+
+    await add_printer(kernel, "PRN-01", tcp_printer.port)
+    lot = await make_lot(units=1)
+    body = unit_print(lot, "race")
+    answers = await asyncio.gather(
+        *(client.post(f"{API}/labels/print", json=body, headers=admin_headers) for _ in range(3))
+    )
+    assert sorted(r.status_code for r in answers) == [200, 200, 201]
+    assert len({r.json()["id"] for r in answers}) == 1
+    assert tcp_printer.core.label_count == 1
+
+
 async def test_a_silent_printer_opens_the_breaker_and_recovery_closes_it(
     client, kernel, admin_headers, make_lot, tcp_printer
 ):
