@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from mes_station.agent import Agent
+from mes_station.testing.helpers import write_station_toml
+from mes_station.testing.kernel_server import KernelServer, start_kernel
 from mes_station.ui.bridge import AgentBridge
 from mes_station.ui.testing import offscreen_app, wait_until
 from mes_station.ui.window import StationWindow
@@ -76,3 +78,132 @@ def test_events_the_agent_queues_show_up_in_the_status_bar(offline_window):
     wait_until(lambda: window.online_label.text() == "OFFLINE")
     window.bridge.call(agent.record_event, "scan", {"code": "SN-0001", "source": "test"})
     wait_until(lambda: window.queue_label.text().startswith("Queue: 1"), message="queue depth 1")
+
+
+# -- against the real kernel (create_app under uvicorn on 127.0.0.1) ------------------------------
+
+WORKER, PASSWORD = "alice", "alice-password-1"
+
+
+@pytest.fixture
+def kernel_server(settings) -> Iterator[KernelServer]:
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("the window's end-to-end tests run on the embedded SQLite kernel")
+    kernel = start_kernel(settings)
+    try:
+        r = kernel.api("POST", "/users", json={"username": WORKER, "password": PASSWORD, "role": "worker"})
+        assert r.status_code == 201, r.text
+        r = kernel.api("POST", "/lots", json={"lot_number": "LOT-UI-01", "product": "NH-HUB-200"})
+        assert r.status_code == 201, r.text
+        r = kernel.api("POST", "/lots/LOT-UI-01/units", json={"serial_numbers": ["SN-UI-0001", "SN-UI-0002"]})
+        assert r.status_code == 201, r.text
+        yield kernel
+    finally:
+        kernel.stop()
+
+
+@pytest.fixture
+def online_window(tmp_path: Path, kernel_server: KernelServer) -> Iterator[tuple[Agent, StationWindow]]:
+    config = write_station_toml(
+        tmp_path / "station.toml",
+        server_url=kernel_server.base_url,
+        work_dir=tmp_path / "work",
+        server={"url": kernel_server.base_url, "token": kernel_server.station_token, "timeout": 5.0},
+        ui={"status_poll_ms": 50, "defect_codes": ["SOLDER", "SCRATCH"]},
+    )
+    agent, bridge, window = open_window(config)
+    yield agent, window
+    window.close()
+    bridge.stop()
+
+
+def log_in(window: StationWindow, password: str = PASSWORD) -> None:
+    window.login_screen.username.clear()
+    QTest.keyClicks(window.login_screen.username, WORKER)
+    QTest.keyClicks(window.login_screen.password, password)
+    QTest.keyClick(window.login_screen.password, Qt.Key.Key_Return)
+
+
+def enter(window: StationWindow, code: str) -> None:
+    screen = window.main_screen
+    screen.scan_input.clear()
+    QTest.keyClicks(screen.scan_input, code)
+    QTest.keyClick(screen.scan_input, Qt.Key.Key_Return)
+    wait_until(
+        lambda: screen.lookup_message.text() and "Looking up" not in screen.lookup_message.text(),
+        timeout=10,
+        message=f"lookup of {code}",
+    )
+
+
+def test_kernel_login_rejects_a_wrong_password_and_accepts_the_right_one(online_window):
+    agent, window = online_window
+    wait_until(lambda: window.online_label.text() == "ONLINE", timeout=10, message="ONLINE")
+    log_in(window, password="wrong-password")
+    wait_until(lambda: window.login_screen.error.text(), timeout=10, message="a login error")
+    assert "401" in window.login_screen.error.text() or "invalid" in window.login_screen.error.text().lower()
+    assert not window.logged_in
+    log_in(window)
+    wait_until(lambda: window.logged_in, timeout=10, message="the main screen")
+    assert window.main_screen.worker_label.text() == f"Worker: {WORKER}"
+    assert agent.worker == WORKER
+
+
+def test_scan_shows_the_kernels_unit_and_a_pass_reaches_the_kernel_once(online_window, kernel_server):
+    agent, window = online_window
+    log_in(window)
+    wait_until(lambda: window.logged_in, timeout=10)
+    enter(window, "SN-UI-0001")
+    screen = window.main_screen
+    assert screen.lookup_message.text() == "SN-UI-0001: unit."
+    assert screen.serial_value.text() == "SN-UI-0001"
+    assert screen.lot_value.text() == "LOT-UI-01"
+    assert screen.product_value.text() == "NH-HUB-200"
+    assert screen.next_process_value.text() == "ASSY-10"
+    # The lookup itself is in the unit's history: the kernel recorded the scan.
+    actions = [screen.history_table.item(r, 2).text() for r in range(screen.history_table.rowCount())]
+    assert "scan" in actions
+
+    QTest.mouseClick(screen.pass_button, Qt.MouseButton.LeftButton)
+    wait_until(lambda: "Saved (queued)" in screen.result_message.text(), timeout=10, message="saved")
+    wait_until(lambda: len(kernel_server.record_keys()) == 1, timeout=10, message="the record on the kernel")
+    key = kernel_server.record_keys()[0]
+    assert key[:12] in screen.result_message.text()
+    wait_until(lambda: window.queue_label.text() == "Queue: 0", timeout=10, message="outbox drained")
+
+    # Looked up again, the unit has moved on and its history holds the result.
+    enter(window, "SN-UI-0001")
+    assert screen.next_process_value.text() == "TEST-20"
+    results = [screen.history_table.item(r, 3).text() for r in range(screen.history_table.rowCount())]
+    assert "pass" in results
+
+
+def test_typed_codes_are_recorded_as_keyboard_scans(online_window, kernel_server):
+    agent, window = online_window
+    log_in(window)
+    wait_until(lambda: window.logged_in, timeout=10)
+    enter(window, "LOT-UI-01")
+    assert window.main_screen.lot_value.text() == "LOT-UI-01"
+    assert window.main_screen.serial_value.text() == "—"
+    wait_until(lambda: len(kernel_server.event_keys()) == 1, timeout=10, message="the scan event on the kernel")
+
+
+def test_kernel_down_shows_offline_results_queue_and_drain_after_restart(online_window, kernel_server):
+    agent, window = online_window
+    log_in(window)
+    wait_until(lambda: window.logged_in, timeout=10)
+    enter(window, "SN-UI-0002")
+    screen = window.main_screen
+    kernel_server.stop()
+    screen.defect_combo.setCurrentIndex(screen.defect_combo.findData("SCRATCH"))
+    QTest.mouseClick(screen.fail_button, Qt.MouseButton.LeftButton)
+    wait_until(lambda: "Saved (queued): FAIL (SCRATCH)" in screen.result_message.text(), timeout=10)
+    wait_until(lambda: window.online_label.text() == "OFFLINE", timeout=10, message="OFFLINE")
+    wait_until(lambda: window.queue_label.text().startswith("Queue: 1"), timeout=10, message="queue 1")
+    enter(window, "SN-UI-0001")
+    assert "offline" in screen.lookup_message.text()
+
+    kernel_server.restart()
+    wait_until(lambda: window.online_label.text() == "ONLINE", timeout=15, message="ONLINE again")
+    wait_until(lambda: window.queue_label.text() == "Queue: 0", timeout=15, message="outbox drained")
+    assert len(kernel_server.record_keys()) == 1
