@@ -395,6 +395,9 @@ def _add_plugin_commands() -> None:
 
 
 def main() -> None:
+    from .logging import configure_logging
+
+    configure_logging("WARNING", json=False)
     try:
         _add_plugin_commands()
     except Exception as exc:  # a plugin's CLI must never make the kernel's CLI unusable

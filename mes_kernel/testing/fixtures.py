@@ -167,7 +167,7 @@ def app(settings, request):
 async def client(app) -> AsyncIterator[httpx.AsyncClient]:
     """An httpx client talking to the app in process, with the lifespan (plugins loaded) running."""
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000), raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://mes.test") as c:
             yield c
 

@@ -1,0 +1,1 @@
+"""A sample third-party plugin: a meter that reads a value, guarded by a breaker."""

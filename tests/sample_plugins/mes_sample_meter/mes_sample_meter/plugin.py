@@ -1,0 +1,74 @@
+"""Hook implementations of the sample meter plugin."""
+
+import typer
+from fastapi import APIRouter
+
+from mes_kernel import hookimpl
+from mes_kernel.api.deps import KernelDep, Principal, require_permission
+from mes_kernel.contracts import BreakerConfig, CheckResult, DeviceKind, HealthCheck, Panel, Permission, Status
+
+from .drivers import MeterDriver
+
+MES_KERNEL_API = ">=1.0,<2"
+
+router = APIRouter(prefix="/sample", tags=["sample"])
+
+
+@router.get("/reading", summary="Read the meter through its breaker")
+async def reading(kernel: KernelDep, fail: bool = False, _: Principal = require_permission("sample:read")):
+    meter = kernel.load_driver("mes.drivers.sample_meter", "fake_meter", failing=fail)
+    value = await kernel.breakers.call("sample_meter", "M-1", meter.read)
+    return {"value": value, "started": kernel.state.get("sample_started", False)}
+
+
+@hookimpl
+def mes_register_routers(kernel):
+    return [router]
+
+
+@hookimpl
+def mes_register_permissions():
+    return [Permission("sample:read", "Read the sample meter", ("production_manager", "worker", "viewer"))]
+
+
+@hookimpl
+def mes_register_device_kinds():
+    return [DeviceKind("sample_meter", "mes.drivers.sample_meter", MeterDriver, "A sample meter")]
+
+
+@hookimpl
+def mes_register_breakers():
+    return [BreakerConfig("sample_meter", failure_threshold=2, recovery_timeout=5.0,
+                          expected_exceptions=(ConnectionError,))]
+
+
+@hookimpl
+def mes_register_health_checks(kernel):
+    async def meter_ok():
+        return CheckResult(Status.UP, details={"reading": 42.0})
+
+    return [HealthCheck("meter", meter_ok, timeout=1.0)]
+
+
+@hookimpl
+def mes_register_panels():
+    return [Panel("sample-reading", "Meter reading", "stat", "/sample/reading", refresh_seconds=10)]
+
+
+cli = typer.Typer(help="Sample meter commands.")
+
+
+@cli.command("read")
+def read_command():
+    """Print a reading."""
+    print("42.0")
+
+
+@hookimpl
+def mes_register_commands():
+    return [("sample", cli)]
+
+
+@hookimpl
+async def mes_startup(kernel):
+    kernel.state["sample_started"] = True

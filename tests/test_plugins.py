@@ -1,0 +1,191 @@
+"""The plugin contract, proven from outside: pip-installed third-party plugins, good and broken."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from fastapi import APIRouter
+
+from mes_kernel import hookimpl
+from mes_kernel.drivers import DriverLoadError, list_drivers, load_driver
+
+
+def _plugin(body, name):
+    return next(p for p in body["plugins"] if p["name"] == name)
+
+
+async def test_third_party_plugin_contributes_route_driver_breaker_health_and_panel(
+    third_party, client, admin_headers, viewer_headers
+):
+    body = (await client.get("/api/v1/plugins", headers=admin_headers)).json()
+    meter = _plugin(body, "sample_meter")
+    assert meter["state"] == "loaded", meter
+    assert meter["distribution"] == "mes-sample-meter" and meter["version"] == "1.2.0"
+    assert "GET /api/v1/sample/reading" in meter["routes"]
+    assert {d["name"] for d in meter["drivers"]} == {"fake_meter", "broken_meter"}
+    assert meter["breakers"] == ["sample_meter"]
+    assert meter["panels"] == ["sample-reading"]
+    assert meter["health_checks"] == ["meter"]
+    assert "mes_startup" in meter["hooks"]
+
+    reading = await client.get("/api/v1/sample/reading", headers=viewer_headers)
+    assert reading.status_code == 200, reading.text
+    assert reading.json() == {"value": 42.0, "started": True}  # the async startup hook was awaited
+
+    panels = (await client.get("/api/v1/dashboard/panels", headers=viewer_headers)).json()
+    assert {"plugin": "sample_meter", "id": "sample-reading", "kind": "stat"}.items() <= next(
+        p for p in panels if p["id"] == "sample-reading").items()
+
+    health = (await client.get("/api/v1/health", headers=admin_headers)).json()
+    assert health["components"]["plugins"]["checks"]["sample_meter"]["checks"]["meter"]["status"] == "UP"
+    assert "/api/v1/sample/reading" in (await client.get("/openapi.json")).json()["paths"]
+
+
+async def test_broken_and_incompatible_plugins_are_shown_with_reasons_while_the_rest_serve(
+    third_party, client, admin_headers
+):
+    body = (await client.get("/api/v1/plugins", headers=admin_headers)).json()
+    broken = _plugin(body, "broken_import")
+    assert broken["state"] == "failed" and "vendor_sdk" in broken["reason"]
+    future = _plugin(body, "future_plugin")
+    assert future["state"] == "incompatible" and ">=2.0,<3" in future["reason"]
+    assert (await client.get("/api/v1/future/ping")).status_code == 404  # never mounted
+    assert (await client.get("/api/v1/sample/reading", headers=admin_headers)).status_code == 200
+
+
+async def test_hanging_health_check_reports_down_within_its_timeout(third_party, client, admin_headers):
+    r = await client.get("/api/v1/health", headers=admin_headers)
+    body = r.json()
+    stuck = body["components"]["plugins"]["checks"]["hanging_health"]["checks"]["stuck_device"]
+    assert stuck["status"] == "DOWN" and "timed out after 0.5s" in stuck["reason"]
+    assert body["status"] == "DEGRADED" and r.status_code == 200  # not critical: no 503
+    assert stuck["duration_ms"] < 5000
+
+
+async def test_anonymous_health_shows_states_only(third_party, client):
+    body = (await client.get("/api/v1/health")).json()
+    stuck = body["components"]["plugins"]["checks"]["hanging_health"]["checks"]["stuck_device"]
+    assert stuck["status"] == "DOWN" and "reason" not in stuck and "details" not in stuck
+
+
+@pytest.fixture
+def safe_mode_settings(settings):
+    return settings.model_copy(update={"plugins_safe_mode": True})
+
+
+async def test_safe_mode_loads_no_third_party_plugin(third_party, safe_mode_settings):
+    from mes_kernel.app import create_app
+
+    app = create_app(safe_mode_settings)
+    async with app.router.lifespan_context(app):
+        records = {r["name"]: r for r in app.state.kernel.plugins.snapshot()}
+    assert records["sample_meter"]["state"] == "disabled"
+    assert "safe mode" in records["sample_meter"]["reason"]
+    bundled = [r for r in records.values() if r["bundled"]]
+    assert bundled and all(r["state"] == "loaded" for r in bundled), bundled
+
+
+async def test_deny_list_disables_a_plugin(third_party, settings):
+    from mes_kernel.app import create_app
+
+    app = create_app(settings.model_copy(update={"plugins_deny": ["sample_meter"]}))
+    async with app.router.lifespan_context(app):
+        record = next(r for r in app.state.kernel.plugins.snapshot() if r["name"] == "sample_meter")
+    assert record["state"] == "disabled" and "PLUGINS_DENY" in record["reason"]
+
+
+def test_driver_load_failure_names_driver_namespace_and_package(third_party):
+    assert [d.name for d in list_drivers("mes.drivers.sample_meter")] == ["broken_meter", "fake_meter"]
+    with pytest.raises(DriverLoadError) as err:
+        load_driver("mes.drivers.sample_meter", "broken_meter")
+    message = str(err.value)
+    assert "broken_meter" in message and "mes.drivers.sample_meter" in message and "mes-sample-meter" in message
+    with pytest.raises(DriverLoadError, match="no such driver.*fake_meter"):
+        load_driver("mes.drivers.sample_meter", "nope")
+    with pytest.raises(DriverLoadError, match="TypeError"):
+        load_driver("mes.drivers.sample_meter", "fake_meter", colour="blue")
+    assert load_driver("mes.drivers.sample_meter", "fake_meter", value=7.0).value == 7.0
+
+
+async def test_open_breaker_refuses_with_retry_after_then_recovers(third_party, client, admin_headers, kernel):
+    now = [1_000_000.0]
+    kernel.breakers.clock = lambda: now[0]
+    for _ in range(2):
+        failed = await client.get("/api/v1/sample/reading?fail=true", headers=admin_headers)
+        assert failed.status_code == 500 and failed.json()["detail"]["code"] == "INTERNAL_ERROR"
+    refused = await client.get("/api/v1/sample/reading", headers=admin_headers)
+    assert refused.status_code == 503
+    assert refused.json()["detail"]["code"] == "SERVICE_UNAVAILABLE"
+    assert refused.json()["detail"]["retry_after"] == 5 and refused.headers["retry-after"] == "5"
+    state = (await client.get("/api/v1/health/circuit-breakers")).json()["sample_meter:M-1"]
+    assert state["state"] == "open" and state["failure_count"] == 2 and state["opens"] == 1
+    assert "meter does not answer" in state["last_failure_reason"]
+    health = (await client.get("/api/v1/health", headers=admin_headers)).json()
+    assert health["components"]["breakers"]["checks"]["sample_meter:M-1"]["status"] == "DEGRADED"
+
+    now[0] += 5.0  # recovery timeout passes: the next call is a trial
+    assert (await client.get("/api/v1/sample/reading", headers=admin_headers)).status_code == 200
+    state = (await client.get("/api/v1/health/circuit-breakers")).json()["sample_meter:M-1"]
+    assert state["state"] == "closed" and state["failure_count"] == 0
+
+
+async def test_failed_trial_reopens_the_breaker(third_party, client, admin_headers, kernel):
+    now = [2_000_000.0]
+    kernel.breakers.clock = lambda: now[0]
+    for _ in range(2):
+        await client.get("/api/v1/sample/reading?fail=true", headers=admin_headers)
+    now[0] += 5.0
+    assert (await client.get("/api/v1/sample/reading?fail=true", headers=admin_headers)).status_code == 500
+    assert (await client.get("/api/v1/sample/reading", headers=admin_headers)).status_code == 503
+    state = (await client.get("/api/v1/health/circuit-breakers")).json()["sample_meter:M-1"]
+    assert state["state"] == "open" and state["opens"] == 2
+
+
+def test_plugin_cli_commands_join_the_mes_command(third_party, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(third_party), "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"}
+    out = subprocess.run([sys.executable, "-m", "mes_kernel.cli", "sample", "read"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "42.0"
+
+
+class OneTestPlugin:
+    """Registered for a single test through the test kit's marker."""
+
+    MES_KERNEL_API = ">=1.0,<2"
+    router = APIRouter(prefix="/one-test", tags=["one-test"])
+
+    @staticmethod
+    @router.get("/hello")
+    async def hello():
+        return {"hello": "plant"}
+
+    @hookimpl
+    def mes_register_routers(self, kernel):
+        return [self.router]
+
+
+@pytest.mark.mes_plugins(OneTestPlugin())
+async def test_test_kit_registers_a_plugin_for_one_test(client, admin_headers):
+    assert (await client.get("/api/v1/one-test/hello")).json() == {"hello": "plant"}
+    names = [p["name"] for p in (await client.get("/api/v1/plugins", headers=admin_headers)).json()["plugins"]]
+    assert "OneTestPlugin" in names
+
+
+class RaisingRoutesPlugin:
+    MES_KERNEL_API = ">=1.0"
+
+    @hookimpl
+    def mes_register_routers(self, kernel):
+        raise RuntimeError("router factory exploded")
+
+
+@pytest.mark.mes_plugins(RaisingRoutesPlugin())
+async def test_a_hook_that_raises_marks_only_that_plugin_failed(client, admin_headers):
+    body = (await client.get("/api/v1/plugins", headers=admin_headers)).json()
+    record = _plugin(body, "RaisingRoutesPlugin")
+    assert record["state"] == "failed" and "router factory exploded" in record["reason"]
+    assert (await client.get("/api/v1/health/liveness")).status_code == 200
