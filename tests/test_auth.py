@@ -56,8 +56,9 @@ async def test_login_with_json_or_oauth2_form_gives_a_working_token_pair(client,
     claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 15 * 60
 
-    form = await client.post(LOGIN, data={"username": "viewer", "password": "password-viewer",
-                                          "grant_type": "password"})
+    form = await client.post(
+        LOGIN, data={"username": "viewer", "password": "password-viewer", "grant_type": "password"}
+    )
     assert form.status_code == 200, form.text
     me = await client.get(ME, headers=_bearer(form.json()["access_token"]))
     assert me.status_code == 200
@@ -66,8 +67,10 @@ async def test_login_with_json_or_oauth2_form_gives_a_working_token_pair(client,
 
 async def test_wrong_password_or_unknown_user_is_401_invalid_credentials(client, viewer_headers):
     for username, password in (("viewer", "wrong-password"), ("nobody", "password-nobody")):
-        for r in (await client.post(LOGIN, json={"username": username, "password": password}),
-                  await client.post(LOGIN, data={"username": username, "password": password})):
+        for r in (
+            await client.post(LOGIN, json={"username": username, "password": password}),
+            await client.post(LOGIN, data={"username": username, "password": password}),
+        ):
             assert r.status_code == 401, r.text
             assert _code(r) == "INVALID_CREDENTIALS"
             assert "access_token" not in r.text
@@ -106,8 +109,9 @@ async def test_logout_revokes_the_refresh_token_and_needs_an_access_token(client
     anonymous = await client.post(LOGOUT, json={"refresh_token": tokens["refresh_token"]})
     assert anonymous.status_code == 401
 
-    r = await client.post(LOGOUT, json={"refresh_token": tokens["refresh_token"]},
-                          headers=_bearer(tokens["access_token"]))
+    r = await client.post(
+        LOGOUT, json={"refresh_token": tokens["refresh_token"]}, headers=_bearer(tokens["access_token"])
+    )
     assert r.status_code == 204, r.text
     after = await client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]})
     assert after.status_code == 401, after.text
@@ -127,8 +131,15 @@ async def test_expired_access_token_is_401_token_expired_and_forged_ones_401(cli
 
     tokens = await _login(client)
     now = int(time.time())
-    admin_claims = {"sub": "admin", "role": "admin", "uid": 1, "type": "access", "iat": now, "exp": now + 600,
-                    "jti": "x" * 32}
+    admin_claims = {
+        "sub": "admin",
+        "role": "admin",
+        "uid": 1,
+        "type": "access",
+        "iat": now,
+        "exp": now + 600,
+        "jti": "x" * 32,
+    }
     forged: dict[str, str] = {}
 
     header, payload, signature = tokens["access_token"].split(".")
@@ -137,16 +148,20 @@ async def test_expired_access_token_is_401_token_expired_and_forged_ones_401(cli
     for alg in ("none", "None", "NONE"):
         forged[f"alg {alg}"] = f"{_b64({'alg': alg, 'typ': 'JWT'})}.{_b64(admin_claims)}."
         forged[f"alg {alg} with signature"] = f"{_b64({'alg': alg})}.{_b64(admin_claims)}.c2lnbmF0dXJl"
-    forged["another key"] = create_access_token(subject="admin", role="admin", uid=1, minutes=15,
-                                                secret="another-secret-key-that-is-long-enough-0123456789")
-    forged["key with a suffix"] = create_access_token(subject="admin", role="admin", uid=1, minutes=15,
-                                                      secret=secret + "x")
+    forged["another key"] = create_access_token(
+        subject="admin", role="admin", uid=1, minutes=15, secret="another-secret-key-that-is-long-enough-0123456789"
+    )
+    forged["key with a suffix"] = create_access_token(
+        subject="admin", role="admin", uid=1, minutes=15, secret=secret + "x"
+    )
     forged["HS512"] = jwt.encode(admin_claims, secret * 2, algorithm="HS512")
     forged["refresh token as access"] = tokens["refresh_token"]
-    forged["JWT of type refresh"] = jwt.encode(admin_claims | {"type": "refresh", "exp": now + 7 * 86400}, secret,
-                                               algorithm="HS256")
-    forged["JWT without type"] = jwt.encode({k: v for k, v in admin_claims.items() if k != "type"}, secret,
-                                            algorithm="HS256")
+    forged["JWT of type refresh"] = jwt.encode(
+        admin_claims | {"type": "refresh", "exp": now + 7 * 86400}, secret, algorithm="HS256"
+    )
+    forged["JWT without type"] = jwt.encode(
+        {k: v for k, v in admin_claims.items() if k != "type"}, secret, algorithm="HS256"
+    )
     forged["not a JWT"] = "not.a.jwt"
     forged["two parts"] = "a.b"
 
@@ -200,8 +215,11 @@ async def test_station_token_authenticates_and_a_revoked_one_is_refused_even_whe
     assert _code(refused) == "INVALID_TOKEN"
     # The station's other token keeps working.
     assert (await client.get(ME, headers=station_headers)).status_code == 200
-    revoked = [t for t in (await client.get("/api/v1/stations/ST-01/tokens", headers=admin_headers)).json()
-               if t["id"] == issued["id"]]
+    revoked = [
+        t
+        for t in (await client.get("/api/v1/stations/ST-01/tokens", headers=admin_headers)).json()
+        if t["id"] == issued["id"]
+    ]
     assert revoked[0]["revoked_at"] is not None
 
 
