@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,6 +30,8 @@ from mes_kernel.errors import Conflict, MesError, NotFound, Unprocessable
 
 from .drivers.base import FirmwareImage
 from .multipart import ReceivedUpload
+
+log = structlog.get_logger(__name__)
 
 KIND = "firmware"
 FOLDER = "firmware"
@@ -209,6 +212,7 @@ async def verified_image(files_dir: Path, row: StoredFile) -> FirmwareImage:
     except OSError as exc:
         raise ImageCorrupted(f"firmware image {row.id} cannot be read: {exc.strerror or exc}", image_id=row.id) from exc
     if actual != row.sha256:
+        log.error("firmware_image_corrupted", image_id=row.id, path=str(path), expected=row.sha256, actual=actual)
         raise ImageCorrupted(
             f"firmware image {row.id} on disk no longer matches its SHA-256; refusing to flash it",
             image_id=row.id,

@@ -10,6 +10,7 @@ from mes_kernel.kernel import Kernel
 
 from . import BREAKER_NAME, DEVICE_KIND, DRIVER_NAMESPACE
 from .drivers.base import FirmwareUploaderDriver
+from .flashing import wait_for_background
 from .health import health_checks
 from .routes import PERM_DELETE, PERM_FLASH, PERM_IMAGES, PERM_READ, build_router
 from .uploaders import driver_pool
@@ -85,4 +86,5 @@ def mes_register_panels():
 
 @hookimpl
 async def mes_shutdown(kernel: Kernel):
+    await wait_for_background(kernel)
     await driver_pool(kernel).close()

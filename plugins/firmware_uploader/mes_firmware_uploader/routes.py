@@ -14,7 +14,7 @@ from mes_kernel.api.deps import KernelDep, Principal, SessionDep, require_permis
 from mes_kernel.db.models import DeviceAction, DeviceJob
 
 from . import PLUGIN_NAME
-from .flashing import Caller, FlashOrder, flash_unit, get_job, job_view
+from .flashing import Caller, FlashOrder, flash_unit, get_job, job_view, prepare_flash, start_in_background
 from .health import devices_health
 from .images import (
     delete_image,
@@ -57,12 +57,23 @@ class FlashIn(BaseModel):
     """A flash request: which unit, which image (by id or product + version), which uploader."""
 
     serial_number: str = Field(min_length=1, max_length=64)
-    device: str = Field(min_length=1, max_length=64, description="code of a firmware_uploader device")
+    device: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="code of a firmware_uploader device; default: the only uploader of the calling station",
+    )
     image_id: int | None = None
     product: str | None = Field(None, max_length=64)
     version: str | None = Field(None, max_length=64)
     idempotency_key: str | None = Field(None, min_length=1, max_length=100)
     operator: str | None = Field(None, max_length=100, description="worker at the station, if not the caller")
+    station_code: str | None = Field(
+        None, max_length=64, description="where a person flashes from (a station's own token always wins)"
+    )
+    wait: bool = Field(
+        True, description="true: answer when the flash has ended; false: answer 202 at once, follow the job"
+    )
 
 
 def _caller(principal: Principal) -> Caller:
@@ -126,6 +137,7 @@ def build_router() -> APIRouter:
         summary="Flash a unit with a firmware image through an uploader (the spec's route)",
         responses={
             200: {"description": "replay of a finished flash with the same idempotency key"},
+            202: {"description": "wait=false: the job is running; follow GET /firmware/jobs/{id}"},
             409: {"description": "LOT_CLOSED, PRODUCT_MISMATCH, IMAGE_CORRUPTED, FLASH_IN_PROGRESS"},
             502: {"description": "FLASH_FAILED: the job failed; see job_id"},
             503: {"description": "SERVICE_UNAVAILABLE: the uploader's breaker is open (retry_after)"},
@@ -138,9 +150,16 @@ def build_router() -> APIRouter:
         principal: Principal = require_permission(PERM_FLASH),
     ):
         order = FlashOrder(**body.model_dump())
-        job, replayed = await flash_unit(session=session, kernel=kernel, order=order, caller=_caller(principal))
-        view = {**job_view(job), "replayed": replayed}
-        return JSONResponse(view, status_code=200) if replayed else view
+        caller = _caller(principal)
+        if order.wait:
+            job, replayed = await flash_unit(session=session, kernel=kernel, order=order, caller=caller)
+            view = {**job_view(job), "replayed": replayed}
+            return JSONResponse(view, status_code=200) if replayed else view
+        job, prepared = await prepare_flash(session=session, kernel=kernel, order=order, caller=caller)
+        if prepared is None:
+            return JSONResponse({**job_view(job), "replayed": True}, status_code=200)
+        start_in_background(kernel, prepared)
+        return JSONResponse({**job_view(job), "replayed": False}, status_code=202)
 
     @router.get("/jobs", summary="Flash jobs, newest first")
     async def jobs(

@@ -101,3 +101,26 @@ def driver_pool(kernel: Kernel) -> DriverPool:
     if pool is None:
         pool = kernel.state[f"{PLUGIN_NAME}.drivers"] = DriverPool(kernel)
     return pool
+
+
+async def uploader_of_station(session: AsyncSession, station_code: str | None) -> UploaderDevice:
+    """The one enabled uploader device of a station, for orders that name no device."""
+    if not station_code:
+        raise Unprocessable(
+            "give the uploader device (or flash from a station that has one)", code="VALIDATION_ERROR", field="device"
+        )
+    rows = [d for d in await list_uploaders(session) if d.station_code == station_code]
+    if not rows:
+        raise Unprocessable(
+            f"station {station_code} has no uploader device; name one in 'device'",
+            code="NO_UPLOADER",
+            station=station_code,
+        )
+    if len(rows) > 1:
+        raise Unprocessable(
+            f"station {station_code} has several uploaders ({', '.join(d.code for d in rows)}); name one",
+            code="AMBIGUOUS_UPLOADER",
+            station=station_code,
+            devices=[d.code for d in rows],
+        )
+    return rows[0]

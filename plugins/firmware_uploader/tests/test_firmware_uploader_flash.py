@@ -272,3 +272,55 @@ async def test_job_shows_progress_while_the_flash_runs(client, worker_headers, l
     running = [p for status, p in seen if status == "sent"]
     assert running and any(0 < p < 100 for p in running), seen
     assert running == sorted(running)
+
+
+async def test_wait_false_answers_202_and_the_job_finishes_in_the_background(client, worker_headers, line):
+    import asyncio
+
+    r = await client.post(FLASH, json=_order(line, wait=False), headers=worker_headers)
+    assert r.status_code == 202 and r.json()["status"] == "sent"
+    job_id = r.json()["id"]
+    for _ in range(100):  # bounded: at most ~2 s
+        job = (await client.get(f"/api/v1/firmware/jobs/{job_id}", headers=worker_headers)).json()
+        if job["status"] != "sent":
+            break
+        await asyncio.sleep(0.02)
+    assert (job["status"], job["progress"]) == ("done", 100)
+    r = await client.get(f"/api/v1/units/{line['serials'][0]}/history", headers=worker_headers)
+    body = r.json()
+    events = body["events"] if isinstance(body, dict) else body
+    assert [e["data"]["outcome"] for e in events if e["type"] == "device_action"] == ["ok"]
+
+
+async def test_wait_false_still_refuses_at_once_while_the_breaker_is_open(client, worker_headers, line):
+    line["service"].set_fault("http_5xx")
+    for _ in range(5):
+        await client.post(FLASH, json=_order(line), headers=worker_headers)
+    r = await client.post(FLASH, json=_order(line, wait=False), headers=worker_headers)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "60"
+
+
+async def test_an_open_breaker_refuses_without_writing_a_job(client, worker_headers, line):
+    line["service"].set_fault("http_5xx")
+    for _ in range(5):
+        await client.post(FLASH, json=_order(line), headers=worker_headers)
+    for _ in range(3):
+        assert (await client.post(FLASH, json=_order(line), headers=worker_headers)).status_code == 503
+    jobs = (await client.get("/api/v1/firmware/jobs", headers=worker_headers)).json()["items"]
+    assert len(jobs) == 5
+
+
+async def test_a_station_flashes_with_its_own_uploader_when_no_device_is_named(
+    client, station_headers, worker_headers, line, add_uploader
+):
+    await add_uploader("UPL-ST01", line["service"].url, station="ST-01")
+    order = {"serial_number": line["serials"][0], "image_id": line["image"]["id"]}
+    r = await client.post(FLASH, json=order, headers=station_headers)
+    assert r.status_code == 201 and r.json()["device"] == "UPL-ST01" and r.json()["station"] == "ST-01"
+    r = await client.post(FLASH, json=order, headers=worker_headers)
+    assert r.status_code == 422 and r.json()["detail"]["field"] == "device"
+    r = await client.post(FLASH, json={**order, "station_code": "ST-01"}, headers=worker_headers)
+    assert r.status_code == 201 and r.json()["device"] == "UPL-ST01"
+    await add_uploader("UPL-ST01-B", line["service"].url, station="ST-01")
+    r = await client.post(FLASH, json=order, headers=station_headers)
+    assert r.status_code == 422 and r.json()["detail"]["code"] == "AMBIGUOUS_UPLOADER"
