@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+import textwrap
 import threading
 
 import pytest
@@ -85,39 +89,59 @@ def test_stop_cancels_pending_calls_and_refuses_new_ones():
     assert "not running" in str(late[0])
 
 
+def _true_refs_lost(body: str) -> int:
+    """Run ``body`` in a fresh interpreter; how many references to ``True`` it lost.
+
+    A subprocess, because in a long test session other objects being freed move the count too.
+    """
+    prologue = (
+        "import gc, sys\n"
+        "from mes_station.ui.testing import offscreen_app, wait_until\n"
+        "app = offscreen_app()\n"
+        "gc.collect(); gc.disable()\n"
+        "before = sys.getrefcount(True)\n"
+    )
+    # os._exit skips finalisation, which a lost True would abort.
+    epilogue = "print(before - sys.getrefcount(True))\nimport os; os._exit(0)\n"
+    script = prologue + textwrap.dedent(body) + epilogue
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.strip().splitlines()[-1])
+
+
 def test_pyside_signal_emit_from_python_drops_a_reference_to_true():
-    # Upstream defect (PySide6 6.12, CPython 3.11) that the bridge works around. When this
-    # test fails, PySide fixed it, and signals may cross threads again.
-    import sys
-
-    from PySide6.QtCore import QObject, Signal
-
-    class Emitter(QObject):
-        fired = Signal(object)
-
-    emitter = Emitter()
-    emitter.fired.connect(lambda _: None)
-    before = sys.getrefcount(True)
-    for _ in range(100):
-        emitter.fired.emit(None)
-    lost = before - sys.getrefcount(True)
-    # Give the 100 references back, or the interpreter aborts at exit (bool_dealloc).
-    import ctypes
-
-    for _ in range(max(0, lost)):
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(True))
+    # The upstream defect (PySide6 6.12, CPython 3.11) the bridge works around. When this fails,
+    # PySide has fixed it and signals may carry the bridge's answers again.
     if sys.version_info >= (3, 12):
         pytest.skip("bools are immortal from CPython 3.12: nothing to lose")
-    assert lost == 100
+    lost = _true_refs_lost(
+        """
+        from PySide6.QtCore import QObject, Signal
+        class Emitter(QObject):
+            fired = Signal(object)
+        emitter = Emitter()
+        emitter.fired.connect(lambda _: None)
+        for _ in range(1000):
+            emitter.fired.emit(None)
+        """
+    )
+    assert lost == 1000
 
 
-def test_a_thousand_bridge_calls_leave_the_refcount_of_true_alone(bridge):
-    import sys
-
-    answers: list[int] = []
-    before = sys.getrefcount(True)
-    for n in range(1000):
-        bridge.submit(lambda n=n: n, on_result=answers.append)
-    wait_until(lambda: len(answers) == 1000, message="1000 answers")
-    assert answers == list(range(1000))
-    assert abs(sys.getrefcount(True) - before) < 50
+def test_a_thousand_bridge_calls_leave_the_refcount_of_true_alone():
+    lost = _true_refs_lost(
+        """
+        from mes_station.ui.bridge import AgentBridge
+        from mes_station.ui.testing import FakeAgent
+        bridge = AgentBridge(FakeAgent())
+        bridge.start()
+        answers = []
+        for n in range(1000):
+            bridge.submit(lambda n=n: n, on_result=answers.append)
+        wait_until(lambda: len(answers) == 1000)
+        assert answers == list(range(1000))
+        bridge.stop()
+        """
+    )
+    assert abs(lost) < 50
