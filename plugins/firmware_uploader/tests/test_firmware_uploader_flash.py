@@ -324,3 +324,32 @@ async def test_a_station_flashes_with_its_own_uploader_when_no_device_is_named(
     await add_uploader("UPL-ST01-B", line["service"].url, station="ST-01")
     r = await client.post(FLASH, json=order, headers=station_headers)
     assert r.status_code == 422 and r.json()["detail"]["code"] == "AMBIGUOUS_UPLOADER"
+
+
+async def test_uploader_configured_through_a_line_with_its_breaker_override(
+    client, admin_headers, worker_headers, make_lot, upload_image, uploader_service
+):
+    config = {
+        "code": "LINE-FW",
+        "breakers": {"firmware_uploader": {"failure_threshold": 2}},
+        "devices": [
+            {
+                "code": "UPL-L1",
+                "kind": "firmware_uploader",
+                "driver": "http_uploader",
+                "config": {"base_url": uploader_service.url, "timeout": 1.0, "poll_interval": 0.02},
+            }
+        ],
+    }
+    r = await client.put("/api/v1/lines/LINE-FW", json=config, headers=admin_headers)
+    assert r.status_code in (200, 201), r.text
+    lot = await make_lot(product="WIDGET", units=1)
+    image = (await upload_image("WIDGET", "3.0")).json()
+    order = {"serial_number": lot["serial_numbers"][0], "image_id": image["id"], "device": "UPL-L1"}
+    assert (await client.post(FLASH, json=order, headers=worker_headers)).status_code == 201
+    uploader_service.set_fault("http_5xx")
+    assert [(await client.post(FLASH, json=order, headers=worker_headers)).status_code for _ in range(3)] == [
+        502,
+        502,
+        503,
+    ]
