@@ -1,0 +1,318 @@
+"""LOTs: create, list (pages, filters, search), get, update, status transitions, units and history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, update
+
+from mes_kernel.db.models import Lot, ProcessRecord, Unit
+
+API = "/api/v1"
+
+
+def _code(r) -> str:
+    return r.json()["detail"]["code"]
+
+
+def _record(lot_number: str, process_id: str = "ASSY-10", serial_number: str | None = None, **extra) -> dict:
+    return {
+        "idempotency_key": uuid.uuid4().hex,
+        "lot_number": lot_number,
+        "process_id": process_id,
+        "worker_id": "W-7",
+        "serial_number": serial_number,
+        "result": "pass",
+        **extra,
+    }
+
+
+async def _create(client, headers, lot_number: str, product: str, **extra):
+    r = await client.post(f"{API}/lots", json={"lot_number": lot_number, "product": product, **extra}, headers=headers)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def test_create_get_and_list_lots_with_pages_filters_and_search(client, kernel, manager_headers, viewer_headers):
+    created = await _create(client, manager_headers, "LOT-A-001", "PRD-100", quantity=50, note="first")
+    assert created["status"] == "created"
+    assert created["quantity"] == 50
+    assert created["created_at"].endswith(("Z", "+00:00"))
+    await _create(client, manager_headers, "LOT-A-002", "PRD-100")
+    await _create(client, manager_headers, "LOT-B_003", "PRD-200")
+    await _create(client, manager_headers, "LOT-B-004", "PRD-200")
+    await _create(client, manager_headers, "OTHER-005", "PRD-300")
+
+    got = await client.get(f"{API}/lots/LOT-A-001", headers=viewer_headers)
+    assert got.status_code == 200, got.text
+    assert (got.json()["product"], got.json()["note"], got.json()["unit_count"]) == ("PRD-100", "first", 0)
+    missing = await client.get(f"{API}/lots/LOT-NOPE", headers=viewer_headers)
+    assert missing.status_code == 404
+    assert _code(missing) == "LOT_NOT_FOUND"
+    duplicate = await client.post(
+        f"{API}/lots", json={"lot_number": "LOT-A-001", "product": "X"}, headers=manager_headers
+    )
+    assert duplicate.status_code == 409
+    assert _code(duplicate) == "LOT_EXISTS"
+
+    async def listing(**params) -> dict:
+        r = await client.get(f"{API}/lots", params=params, headers=viewer_headers)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def numbers(page: dict) -> list[str]:
+        return [item["lot_number"] for item in page["items"]]
+
+    everything = await listing()
+    assert everything["total"] == 5
+    assert numbers(everything) == ["OTHER-005", "LOT-B-004", "LOT-B_003", "LOT-A-002", "LOT-A-001"]  # newest first
+    first, second, third = await listing(limit=2), await listing(limit=2, offset=2), await listing(limit=2, offset=4)
+    assert numbers(first) + numbers(second) + numbers(third) == numbers(everything)
+    assert (first["total"], first["limit"], third["offset"]) == (5, 2, 4)
+    assert (await listing(offset=10))["items"] == []
+
+    assert numbers(await listing(product="PRD-200")) == ["LOT-B-004", "LOT-B_003"]
+    assert (await listing(q="LOT-A"))["total"] == 2
+    assert numbers(await listing(q="PRD-3")) == ["OTHER-005"]  # search covers the product too
+    # LIKE wildcards are searched for literally.
+    assert numbers(await listing(q="_")) == ["LOT-B_003"]
+    assert (await listing(q="%"))["total"] == 0
+
+    r = await client.patch(f"{API}/lots/LOT-A-002", json={"status": "on_hold"}, headers=manager_headers)
+    assert r.status_code == 200, r.text
+    assert numbers(await listing(status="on_hold")) == ["LOT-A-002"]
+    assert numbers(await listing(status="on_hold", product="PRD-200")) == []
+    assert (await listing(status="created"))["total"] == 4
+
+    # Date range: move one LOT into last week and ask for windows around it.
+    last_week = datetime.now(UTC) - timedelta(days=7)
+    async with kernel.sessionmaker() as session:
+        await session.execute(update(Lot).where(Lot.lot_number == "OTHER-005").values(created_at=last_week))
+        await session.commit()
+    week_window = {
+        "created_from": (last_week - timedelta(hours=1)).isoformat(),
+        "created_to": (last_week + timedelta(hours=1)).isoformat(),
+    }
+    assert numbers(await listing(**week_window)) == ["OTHER-005"]
+    since_yesterday = await listing(created_from=(datetime.now(UTC) - timedelta(days=1)).isoformat())
+    assert since_yesterday["total"] == 4
+    assert "OTHER-005" not in numbers(since_yesterday)
+    assert (await listing(created_from=(datetime.now(UTC) + timedelta(hours=1)).isoformat()))["total"] == 0
+
+    for bad in (
+        {"status": "shipped"},
+        {"limit": 0},
+        {"limit": 501},
+        {"offset": -1},
+        {"created_from": "2026-01-01T00:00:00"},
+        {"created_from": "yesterday"},
+    ):
+        r = await client.get(f"{API}/lots", params=bad, headers=viewer_headers)
+        assert r.status_code == 422, (bad, r.text)
+        assert _code(r) == "VALIDATION_ERROR"
+
+
+async def test_update_lot_fields_and_validated_status_transitions(client, manager_headers, make_lot):
+    lot = await make_lot()
+    url = f"{API}/lots/{lot['lot_number']}"
+
+    r = await client.patch(url, json={"quantity": 120, "note": "rush order"}, headers=manager_headers)
+    assert r.status_code == 200, r.text
+    assert (r.json()["quantity"], r.json()["note"], r.json()["status"]) == (120, "rush order", "created")
+
+    for target in ("on_hold", "in_progress", "on_hold", "in_progress"):
+        r = await client.patch(url, json={"status": target}, headers=manager_headers)
+        assert r.status_code == 200, (target, r.text)
+        assert r.json()["status"] == target
+
+    backwards = await client.patch(url, json={"status": "created"}, headers=manager_headers)
+    assert backwards.status_code == 409, backwards.text
+    assert _code(backwards) == "INVALID_TRANSITION"
+    assert set(backwards.json()["detail"]["allowed"]) == {"on_hold", "closed", "scrapped"}
+    assert (await client.get(url, headers=manager_headers)).json()["status"] == "in_progress"
+
+    unknown = await client.patch(url, json={"status": "shipped"}, headers=manager_headers)
+    assert unknown.status_code == 422
+    assert _code(unknown) == "VALIDATION_ERROR"
+    negative = await client.patch(url, json={"quantity": -1}, headers=manager_headers)
+    assert negative.status_code == 422
+
+    closed = await client.patch(url, json={"status": "closed"}, headers=manager_headers)
+    assert closed.status_code == 200, closed.text
+    assert closed.json()["closed_at"] is not None
+    for change in ({"status": "in_progress"}, {"status": "scrapped"}, {"note": "too late"}, {"quantity": 1}):
+        r = await client.patch(url, json=change, headers=manager_headers)
+        assert r.status_code == 409, (change, r.text)
+        assert _code(r) == "LOT_CLOSED"
+    assert (await client.get(url, headers=manager_headers)).json()["note"] == "rush order"
+
+    missing = await client.patch(f"{API}/lots/LOT-NOPE", json={"note": "x"}, headers=manager_headers)
+    assert missing.status_code == 404
+    assert _code(missing) == "LOT_NOT_FOUND"
+
+
+async def test_closed_or_scrapped_lot_refuses_records_units_and_changes_with_409(
+    client, kernel, manager_headers, worker_headers, make_lot
+):
+    for final in ("closed", "scrapped"):
+        lot = await make_lot(units=1)
+        number = lot["lot_number"]
+        # A first record puts the LOT (status in progress) into the records' cache …
+        r = await client.post(f"{API}/process-records", json=_record(number), headers=worker_headers)
+        assert r.status_code == 201, r.text
+        r = await client.patch(f"{API}/lots/{number}", json={"status": final}, headers=manager_headers)
+        assert r.status_code == 200, r.text
+
+        # … and closing it must reach the records' path at once.
+        refused = await client.post(f"{API}/process-records", json=_record(number), headers=worker_headers)
+        assert refused.status_code == 409, (final, refused.text)
+        assert _code(refused) == "LOT_CLOSED"
+        batch = await client.post(
+            f"{API}/process-records/batch", json={"records": [_record(number)]}, headers=worker_headers
+        )
+        assert batch.status_code == 200, batch.text
+        assert batch.json()["results"][0]["status"] == "error"
+        assert batch.json()["results"][0]["error"]["code"] == "LOT_CLOSED"
+        units = await client.post(
+            f"{API}/lots/{number}/units", json={"serial_numbers": [f"{number}-NEW"]}, headers=manager_headers
+        )
+        assert units.status_code == 409, units.text
+        assert _code(units) == "LOT_CLOSED"
+        note = await client.patch(f"{API}/lots/{number}", json={"note": "reopen?"}, headers=manager_headers)
+        assert note.status_code == 409
+        assert _code(note) == "LOT_CLOSED"
+
+        async with kernel.sessionmaker() as session:
+            stored = (
+                await session.execute(
+                    select(func.count()).select_from(ProcessRecord).where(ProcessRecord.lot_number == number)
+                )
+            ).scalar()
+            units_stored = (
+                await session.execute(select(func.count()).select_from(Unit).join(Lot).where(Lot.lot_number == number))
+            ).scalar()
+        assert (stored, units_stored) == (1, 1)
+
+
+async def test_register_units_refuses_duplicates_with_409_serial_exists(
+    client, manager_headers, viewer_headers, make_lot
+):
+    lot = await make_lot(units=2)
+    other = await make_lot()
+    number = lot["lot_number"]
+    url = f"{API}/lots/{number}/units"
+
+    r = await client.post(url, json={"serial_numbers": ["SN-0001", "SN-0002", "SN-0003"]}, headers=manager_headers)
+    assert r.status_code == 201, r.text
+    assert [u["serial_number"] for u in r.json()] == ["SN-0001", "SN-0002", "SN-0003"]
+    assert {u["lot_id"] for u in r.json()} == {lot["id"]}
+
+    again = await client.post(url, json={"serial_numbers": ["SN-0004", "SN-0002"]}, headers=manager_headers)
+    assert again.status_code == 409, again.text
+    assert _code(again) == "SERIAL_EXISTS"
+    assert again.json()["detail"]["serial_numbers"] == ["SN-0002"]
+    elsewhere = await client.post(
+        f"{API}/lots/{other['lot_number']}/units", json={"serial_numbers": ["SN-0001"]}, headers=manager_headers
+    )
+    assert elsewhere.status_code == 409
+    assert _code(elsewhere) == "SERIAL_EXISTS"
+    repeated = await client.post(url, json={"serial_numbers": ["SN-0005", "SN-0005"]}, headers=manager_headers)
+    assert repeated.status_code == 422
+    empty = await client.post(url, json={"serial_numbers": []}, headers=manager_headers)
+    assert empty.status_code == 422
+    unknown_lot = await client.post(
+        f"{API}/lots/LOT-NOPE/units", json={"serial_numbers": ["SN-9"]}, headers=manager_headers
+    )
+    assert unknown_lot.status_code == 404
+    assert _code(unknown_lot) == "LOT_NOT_FOUND"
+
+    # A refused request stores none of its serials (SN-0004, SN-0005 were refused with their batch).
+    listed = await client.get(url, headers=viewer_headers)
+    assert [u["serial_number"] for u in listed.json()] == [*lot["serial_numbers"], "SN-0001", "SN-0002", "SN-0003"]
+    assert (await client.get(f"{API}/units/SN-0004", headers=viewer_headers)).status_code == 404
+    unit = await client.get(f"{API}/units/SN-0003", headers=viewer_headers)
+    assert unit.status_code == 200
+    assert unit.json()["lot_id"] == lot["id"]
+    gone = await client.get(f"{API}/units/SN-NOPE", headers=viewer_headers)
+    assert gone.status_code == 404
+    assert _code(gone) == "UNIT_NOT_FOUND"
+    assert (await client.get(f"{API}/lots/{number}", headers=viewer_headers)).json()["unit_count"] == 5
+
+
+async def test_lot_history_and_unit_history_are_in_time_order(client, kernel, worker_headers, viewer_headers, make_lot):
+    lot = await make_lot(units=2)
+    number = lot["lot_number"]
+    first_sn, second_sn = lot["serial_numbers"]
+
+    async def record(process_id: str, serial_number: str | None, result: str = "pass") -> int:
+        r = await client.post(
+            f"{API}/process-records",
+            json=_record(number, process_id, serial_number, result=result),
+            headers=worker_headers,
+        )
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    async def device_action(serial_number: str) -> int:
+        action = await kernel.record_device_action(
+            action="print",
+            plugin="label_printer",
+            device="PRN-01",
+            driver="simulator",
+            driver_version="1.0",
+            actor="user:worker",
+            outcome="ok",
+            serial_number=serial_number,
+            detail={"copies": 1},
+        )
+        return action.id
+
+    rec1 = await record("ASSY-10", first_sn)
+    act1 = await device_action(first_sn)
+    rec2 = await record("ASSY-10", second_sn, "fail")
+    rec3 = await record("TEST-20", first_sn)
+    act2 = await device_action(second_sn)
+    rec4 = await record("PACK-30", None)
+
+    r = await client.get(f"{API}/lots/{number}/history", headers=viewer_headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["lot_number"], body["status"]) == (number, "in_progress")
+    events = [(e["type"], e["data"]["id"]) for e in body["events"]]
+    assert events == [
+        ("process_record", rec1),
+        ("device_action", act1),
+        ("process_record", rec2),
+        ("process_record", rec3),
+        ("device_action", act2),
+        ("process_record", rec4),
+    ]
+    times = [e["at"] for e in body["events"]]
+    assert times == sorted(times)
+    printed = body["events"][1]["data"]
+    assert (printed["driver"], printed["driver_version"], printed["actor"], printed["outcome"]) == (
+        "simulator",
+        "1.0",
+        "user:worker",
+        "ok",
+    )
+
+    r = await client.get(f"{API}/units/{first_sn}/history", headers=viewer_headers)
+    assert r.status_code == 200, r.text
+    unit = r.json()
+    assert (unit["serial_number"], unit["lot_number"], unit["product"]) == (first_sn, number, "PRD-100")
+    assert [(e["type"], e["data"]["id"]) for e in unit["events"]] == [
+        ("process_record", rec1),
+        ("device_action", act1),
+        ("process_record", rec3),
+    ]
+    second = (await client.get(f"{API}/units/{second_sn}/history", headers=viewer_headers)).json()
+    assert [(e["type"], e["data"]["id"]) for e in second["events"]] == [
+        ("process_record", rec2),
+        ("device_action", act2),
+    ]
+    assert second["events"][0]["data"]["result"] == "fail"
+
+    assert (await client.get(f"{API}/lots/LOT-NOPE/history", headers=viewer_headers)).status_code == 404
+    assert (await client.get(f"{API}/units/SN-NOPE/history", headers=viewer_headers)).status_code == 404
