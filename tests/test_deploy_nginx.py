@@ -109,8 +109,7 @@ def nginx_site(tmp_path_factory):
 
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers must read files under the tmp dir
     temp_paths = "".join(
-        f"    {kind}_temp_path {tmp}/{kind};\n"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        f"    {kind}_temp_path {tmp}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     (tmp / "nginx.conf").write_text(
         f"{user}worker_processes 1;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\n"
@@ -148,9 +147,7 @@ def nginx_site(tmp_path_factory):
 
 def _client(source: str = "127.0.0.1") -> httpx.Client:
     # Loopback is all of 127/8: a different source address is a different client to nginx.
-    return httpx.Client(
-        verify=False, timeout=5, transport=httpx.HTTPTransport(verify=False, local_address=source)
-    )
+    return httpx.Client(verify=False, timeout=5, transport=httpx.HTTPTransport(verify=False, local_address=source))
 
 
 def test_config_passes_nginx_syntax_check(nginx_site):
@@ -223,6 +220,4 @@ def test_people_are_limited_to_100_per_minute_stations_and_probes_are_not(nginx_
         # Same address, but a probe, and a station with its machine token: both still served.
         assert client.get(f"{url}/api/v1/health/liveness").status_code == 200
         station = {"Authorization": "Bearer mst_0123456789abcdef"}
-        assert [client.get(f"{url}/api/v1/records", headers=station).status_code for _ in range(60)] == [
-            200
-        ] * 60
+        assert [client.get(f"{url}/api/v1/records", headers=station).status_code for _ in range(60)] == [200] * 60
