@@ -1,0 +1,62 @@
+// Typed calls to the kernel and plugin endpoints the pages use.
+import type {
+  AlertList,
+  AuditEntry,
+  BreakerState,
+  HealthTree,
+  Lot,
+  LotHistory,
+  LotStatus,
+  Page,
+  Panel,
+  PluginRecord,
+  Station,
+  Summary,
+  Unit,
+  UnitHistory,
+} from "./types";
+import { api } from "../store/auth";
+
+/** Query parameters without the empty ones (an empty filter means "any"). */
+export function params(values: Record<string, string | number | boolean | null | undefined>) {
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined && v !== null && v !== ""));
+}
+
+const get = <T,>(path: string, signal?: AbortSignal, query?: Record<string, unknown>) =>
+  api.http.get<T>(path, { signal, params: query }).then((r) => r.data);
+
+export interface LotQuery {
+  status?: string;
+  product?: string;
+  q?: string;
+  limit: number;
+  offset: number;
+}
+
+export const endpoints = {
+  lots: (query: LotQuery, signal?: AbortSignal) => get<Page<Lot>>("/lots", signal, params({ ...query })),
+  lot: (lotNumber: string, signal?: AbortSignal) => get<Lot>(`/lots/${encodeURIComponent(lotNumber)}`, signal),
+  lotHistory: (lotNumber: string, signal?: AbortSignal) =>
+    get<LotHistory>(`/lots/${encodeURIComponent(lotNumber)}/history`, signal),
+  lotUnits: (lotNumber: string, signal?: AbortSignal) =>
+    get<Unit[]>(`/lots/${encodeURIComponent(lotNumber)}/units`, signal, { limit: 500 }),
+  unitHistory: (serial: string, signal?: AbortSignal) =>
+    get<UnitHistory>(`/units/${encodeURIComponent(serial)}/history`, signal),
+  createLot: (body: { lot_number: string; product: string; quantity: number; note?: string }) =>
+    api.http.post<Lot>("/lots", body).then((r) => r.data),
+  updateLot: (lotNumber: string, body: { status?: LotStatus; note?: string; quantity?: number }) =>
+    api.http.patch<Lot>(`/lots/${encodeURIComponent(lotNumber)}`, body).then((r) => r.data),
+  panels: (signal?: AbortSignal) => get<Panel[]>("/dashboard/panels", signal),
+  summary: (signal?: AbortSignal) => get<Summary>("/dashboard/summary", signal),
+  alerts: (includeResolved: boolean, signal?: AbortSignal) =>
+    get<AlertList>("/alerts", signal, params({ include_resolved: includeResolved || undefined })),
+  health: (signal?: AbortSignal) =>
+    // 503 still carries the tree: a critical component is down, which is what the page must show.
+    api.http.get<HealthTree>("/health", { signal, validateStatus: (s) => s === 200 || s === 503 })
+      .then((r) => r.data),
+  breakers: (signal?: AbortSignal) => get<Record<string, BreakerState>>("/health/circuit-breakers", signal),
+  plugins: (signal?: AbortSignal) => get<{ safe_mode: boolean; plugins: PluginRecord[] }>("/plugins", signal),
+  stations: (signal?: AbortSignal) => get<Station[]>("/stations", signal),
+  audit: (query: { entity?: string; actor?: string; action?: string; limit: number; offset: number },
+          signal?: AbortSignal) => get<Page<AuditEntry>>("/audit", signal, params({ ...query })),
+};

@@ -1,0 +1,204 @@
+// LOT list: server-side filter, search and paging (TanStack Table); create a LOT; find a serial.
+import { useCallback, useEffect, useMemo, useState, type FormEvent } from "react";
+import { create } from "zustand";
+import Box from "@mui/material/Box";
+import Button from "@mui/material/Button";
+import Dialog from "@mui/material/Dialog";
+import DialogActions from "@mui/material/DialogActions";
+import DialogContent from "@mui/material/DialogContent";
+import DialogTitle from "@mui/material/DialogTitle";
+import MenuItem from "@mui/material/MenuItem";
+import Paper from "@mui/material/Paper";
+import TextField from "@mui/material/TextField";
+import Alert from "@mui/material/Alert";
+import type { ColumnDef } from "@tanstack/react-table";
+import { toApiError } from "../api/client";
+import { endpoints } from "../api/endpoints";
+import type { Lot, LotStatus } from "../api/types";
+import { DataTable } from "../components/DataTable";
+import { ErrorNotice, LotStatusChip, PageTitle, Updated, When } from "../components/common";
+import { useDebounced } from "../hooks/useDebounced";
+import { usePolling } from "../hooks/usePolling";
+import { hrefOf, navigate } from "../router";
+import { useCan } from "../store/auth";
+
+export const LOT_STATUSES: LotStatus[] = ["created", "in_progress", "on_hold", "closed", "scrapped"];
+const LIST_INTERVAL_MS = 30_000;
+const SEARCH_DEBOUNCE_MS = 300;
+
+interface LotFilters {
+  status: string;
+  product: string;
+  q: string;
+  pageIndex: number;
+  pageSize: number;
+  set(patch: Partial<Omit<LotFilters, "set">>): void;
+}
+
+/** Filters survive a visit to a LOT's page and back. */
+export const useLotFilters = create<LotFilters>()((set) => ({
+  status: "",
+  product: "",
+  q: "",
+  pageIndex: 0,
+  pageSize: 25,
+  set: (patch) => set(patch),
+}));
+
+const columns: ColumnDef<Lot, any>[] = [
+  { accessorKey: "lot_number", header: "LOT", cell: (i) => <strong>{i.getValue()}</strong> },
+  { accessorKey: "product", header: "Product" },
+  { accessorKey: "quantity", header: "Quantity" },
+  { accessorKey: "status", header: "Status", cell: (i) => <LotStatusChip status={i.getValue()} /> },
+  { accessorKey: "created_at", header: "Created", cell: (i) => <When at={i.getValue()} /> },
+  { accessorKey: "updated_at", header: "Updated", cell: (i) => <When at={i.getValue()} /> },
+];
+
+export function CreateLotDialog({ open, onClose, onCreated }: {
+  open: boolean;
+  onClose(): void;
+  onCreated(lot: Lot): void;
+}) {
+  const [lotNumber, setLotNumber] = useState("");
+  const [product, setProduct] = useState("");
+  const [quantity, setQuantity] = useState("0");
+  const [note, setNote] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const lot = await endpoints.createLot({ lot_number: lotNumber.trim(), product: product.trim(),
+                                              quantity: Number(quantity) || 0, note });
+      setLotNumber("");
+      setProduct("");
+      setQuantity("0");
+      setNote("");
+      onCreated(lot);
+    } catch (err) {
+      const apiError = toApiError(err);
+      const fields = Array.isArray(apiError.detail.errors)
+        ? (apiError.detail.errors as { loc: unknown[]; msg: string }[])
+            .map((e) => `${e.loc[e.loc.length - 1]}: ${e.msg}`).join("; ")
+        : "";
+      setError(fields ? `${apiError.message} — ${fields}` : apiError.message);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Dialog open={open} onClose={onClose} fullWidth maxWidth="xs">
+      <form onSubmit={submit} aria-label="New LOT">
+        <DialogTitle>New LOT</DialogTitle>
+        <DialogContent>
+          {error && <Alert severity="error" role="alert" sx={{ mb: 1 }}>{error}</Alert>}
+          <TextField label="LOT number" name="lot_number" required fullWidth margin="dense" autoFocus
+                     value={lotNumber} onChange={(e) => setLotNumber(e.target.value)} />
+          <TextField label="Product" name="product" required fullWidth margin="dense"
+                     value={product} onChange={(e) => setProduct(e.target.value)} />
+          <TextField label="Quantity" name="quantity" type="number" fullWidth margin="dense"
+                     value={quantity} onChange={(e) => setQuantity(e.target.value)} />
+          <TextField label="Note" name="note" fullWidth margin="dense" multiline minRows={2}
+                     value={note} onChange={(e) => setNote(e.target.value)} />
+        </DialogContent>
+        <DialogActions>
+          <Button onClick={onClose}>Cancel</Button>
+          <Button type="submit" variant="contained" disabled={busy || !lotNumber.trim() || !product.trim()}>
+            Create
+          </Button>
+        </DialogActions>
+      </form>
+    </Dialog>
+  );
+}
+
+export function LotsPage() {
+  const filters = useLotFilters();
+  const canWrite = useCan("lots:write");
+  const [creating, setCreating] = useState(false);
+  const [serial, setSerial] = useState("");
+  const [created, setCreated] = useState<string | null>(null);
+  const [search, setSearch] = useState(filters.q);
+  const q = useDebounced(search, SEARCH_DEBOUNCE_MS);
+  const [product, setProduct] = useState(filters.product);
+  const productFilter = useDebounced(product, SEARCH_DEBOUNCE_MS);
+
+  useEffect(() => {
+    if (q !== filters.q || productFilter !== filters.product) filters.set({ q, product: productFilter, pageIndex: 0 });
+  }, [q, productFilter]); // eslint-disable-line react-hooks/exhaustive-deps
+
+  const query = useMemo(() => ({
+    status: filters.status,
+    product: filters.product,
+    q: filters.q,
+    limit: filters.pageSize,
+    offset: filters.pageIndex * filters.pageSize,
+  }), [filters.status, filters.product, filters.q, filters.pageSize, filters.pageIndex]);
+  const fetcher = useCallback((signal: AbortSignal) => endpoints.lots(query, signal), [query]);
+  const lots = usePolling(`lots:${JSON.stringify(query)}`, fetcher, LIST_INTERVAL_MS);
+
+  function findSerial(event: FormEvent) {
+    event.preventDefault();
+    if (serial.trim()) navigate({ name: "unit", serialNumber: serial.trim() });
+  }
+
+  return (
+    <>
+      <PageTitle action={
+        <>
+          <Updated at={lots.updatedAt} />
+          {canWrite && <Button variant="contained" onClick={() => setCreating(true)}>New LOT</Button>}
+        </>
+      }>LOTs</PageTitle>
+      <Paper variant="outlined" sx={{ p: 2, mb: 2 }}>
+        <Box sx={{ display: "flex", flexWrap: "wrap", gap: 2 }}>
+          <TextField label="Search" size="small" value={search} placeholder="LOT number or product"
+                     onChange={(e) => setSearch(e.target.value)} slotProps={{ htmlInput: { "aria-label": "Search LOTs" } }} />
+          <TextField label="Product" size="small" value={product} onChange={(e) => setProduct(e.target.value)} />
+          <TextField select label="Status" size="small" value={filters.status} sx={{ minWidth: 160 }}
+                     onChange={(e) => filters.set({ status: e.target.value, pageIndex: 0 })}>
+            <MenuItem value="">any</MenuItem>
+            {LOT_STATUSES.map((s) => <MenuItem key={s} value={s}>{s.replace("_", " ")}</MenuItem>)}
+          </TextField>
+          <Box component="form" onSubmit={findSerial} sx={{ ml: { md: "auto" } }}>
+            <TextField label="Find serial number" size="small" value={serial}
+                       onChange={(e) => setSerial(e.target.value)} />
+          </Box>
+        </Box>
+      </Paper>
+      {created && (
+        <Alert severity="success" sx={{ mb: 2 }} onClose={() => setCreated(null)}>
+          LOT <a href={hrefOf({ name: "lot", lotNumber: created })}>{created}</a> created.
+        </Alert>
+      )}
+      <ErrorNotice error={lots.error} retryInMs={lots.retryInMs} />
+      <Paper variant="outlined">
+        <DataTable
+          label="LOTs"
+          columns={columns}
+          data={lots.data?.items ?? []}
+          rowKey={(lot) => lot.lot_number}
+          emptyText={lots.loading ? "Loading…" : "No LOT matches"}
+          onRowClick={(lot) => navigate({ name: "lot", lotNumber: lot.lot_number })}
+          paging={{
+            pageIndex: filters.pageIndex,
+            pageSize: filters.pageSize,
+            total: lots.data?.total ?? 0,
+            onChange: (p) => filters.set({ pageIndex: p.pageIndex, pageSize: p.pageSize }),
+          }}
+        />
+      </Paper>
+      {canWrite && (
+        <CreateLotDialog open={creating} onClose={() => setCreating(false)} onCreated={(lot) => {
+          setCreating(false);
+          setCreated(lot.lot_number);
+          lots.refresh();
+        }} />
+      )}
+    </>
+  );
+}

@@ -1,0 +1,85 @@
+// One plugin panel: fetches its endpoint every refresh_seconds and draws it by kind.
+import { lazy, Suspense, useCallback } from "react";
+import Box from "@mui/material/Box";
+import Paper from "@mui/material/Paper";
+import Skeleton from "@mui/material/Skeleton";
+import Typography from "@mui/material/Typography";
+import type { ColumnDef } from "@tanstack/react-table";
+import { panelPath } from "../api/client";
+import type { Panel } from "../api/types";
+import { DataTable } from "../components/DataTable";
+import { ErrorNotice } from "../components/common";
+import { usePolling } from "../hooks/usePolling";
+import { api } from "../store/auth";
+import { columnsOf, formatValue, rowsOf, seriesOf, statOf, type Json } from "./panelData";
+
+const TimeseriesChart = lazy(() => import("./Charts").then((m) => ({ default: m.TimeseriesChart })));
+const BarsChart = lazy(() => import("./Charts").then((m) => ({ default: m.BarsChart })));
+
+/** Never poll faster than this, whatever a plugin declares (the API allows 100 requests/minute). */
+export const MIN_REFRESH_SECONDS = 5;
+
+export function PanelBody({ panel, data }: { panel: Panel; data: Json }) {
+  const options = panel.options ?? {};
+  switch (panel.kind) {
+    case "stat": {
+      const stat = statOf(data, options);
+      return (
+        <Box>
+          <Typography variant="h3" component="p" data-testid="stat-value" sx={{ fontWeight: 500 }}>
+            {stat.value}
+          </Typography>
+          {stat.caption && <Typography variant="body2" color="text.secondary">{stat.caption}</Typography>}
+        </Box>
+      );
+    }
+    case "timeseries":
+    case "bar": {
+      const view = seriesOf(data, options, panel.kind);
+      if (view.rows.length === 0) return <Typography color="text.secondary">No data yet</Typography>;
+      const Chart = panel.kind === "bar" ? BarsChart : TimeseriesChart;
+      return (
+        <Suspense fallback={<Skeleton variant="rectangular" height={220} />}>
+          <Chart view={view} stacked={options.stacked === true} />
+        </Suspense>
+      );
+    }
+    case "table": {
+      const rows = rowsOf(data, options);
+      const columns: ColumnDef<Record<string, Json>, unknown>[] = columnsOf(rows, options).map((c) => ({
+        id: c.key,
+        header: c.title,
+        accessorFn: (row) => row[c.key],
+        cell: (info) => formatValue(info.getValue(), c.format),
+      }));
+      return <DataTable columns={columns} data={rows} emptyText="Nothing here" label={panel.title} />;
+    }
+    default:
+      return <Typography color="text.secondary">Unknown panel kind {String(panel.kind)}</Typography>;
+  }
+}
+
+export function PanelView({ panel }: { panel: Panel }) {
+  const fetcher = useCallback(
+    (signal: AbortSignal) => api.http.get<Json>(panelPath(panel.endpoint), { signal }).then((r) => r.data),
+    [panel.endpoint],
+  );
+  const seconds = Math.max(panel.refresh_seconds || 30, MIN_REFRESH_SECONDS);
+  const poll = usePolling(`panel:${panel.id}:${panel.endpoint}`, fetcher, seconds * 1000);
+  const wide = panel.kind === "timeseries" || panel.kind === "table";
+
+  return (
+    <Paper variant="outlined" sx={{ p: 2, gridColumn: wide ? { md: "span 2" } : undefined, minWidth: 0 }}
+           data-testid={`panel-${panel.id}`} data-kind={panel.kind}>
+      <Typography variant="subtitle2" component="h3" color="text.secondary" gutterBottom>
+        {panel.title}
+      </Typography>
+      <ErrorNotice error={poll.error} retryInMs={poll.retryInMs} />
+      {poll.data === undefined ? (
+        poll.loading ? <Skeleton variant="rectangular" height={panel.kind === "stat" ? 60 : 180} /> : null
+      ) : (
+        <PanelBody panel={panel} data={poll.data} />
+      )}
+    </Paper>
+  );
+}

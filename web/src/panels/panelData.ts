@@ -1,0 +1,121 @@
+// Reading a panel's JSON by its declared options: where the value, rows, series and columns are.
+
+export type Json = unknown;
+
+/** The value at a dotted path (`a.b.0.c`); an empty path is the whole document. */
+export function pick(data: Json, path: string | undefined | null): Json {
+  if (!path) return data;
+  let node: Json = data;
+  for (const part of path.split(".")) {
+    if (node === null || node === undefined) return undefined;
+    if (Array.isArray(node)) node = node[Number(part)];
+    else if (typeof node === "object") node = (node as Record<string, Json>)[part];
+    else return undefined;
+  }
+  return node;
+}
+
+function str(options: Record<string, unknown>, key: string): string | undefined {
+  const v = options[key];
+  return typeof v === "string" ? v : undefined;
+}
+
+/** Rows of a list panel: `options.items` names the array; a bare array answer is used as is. */
+export function rowsOf(data: Json, options: Record<string, unknown>): Record<string, Json>[] {
+  const path = str(options, "items");
+  let node = pick(data, path);
+  if (!path && !Array.isArray(node)) node = pick(data, "items");
+  return Array.isArray(node) ? node.filter((r): r is Record<string, Json> => !!r && typeof r === "object") : [];
+}
+
+export function formatValue(value: Json, format?: string): string {
+  if (value === null || value === undefined || value === "") return "—";
+  if (format === "percent" && typeof value === "number") return `${(value * 100).toFixed(1)} %`;
+  if (format === "datetime" && (typeof value === "string" || typeof value === "number")) {
+    const date = new Date(value);
+    return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
+  }
+  if (format === "seconds" && typeof value === "number") return formatAge(value);
+  if (typeof value === "number") return value.toLocaleString(undefined, { maximumFractionDigits: 2 });
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (typeof value === "object") return JSON.stringify(value);
+  return String(value);
+}
+
+/** "42 s", "5 min", "3 h 10 min", "2 d 4 h". */
+export function formatAge(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
+export interface StatView {
+  value: string;
+  caption: string | null;
+}
+
+/** A stat panel: `options.value` (path), `options.format`, `options.caption` ("{a} of {b}"). */
+export function statOf(data: Json, options: Record<string, unknown>): StatView {
+  const format = str(options, "format");
+  const value = formatValue(pick(data, str(options, "value") ?? "value"), format);
+  const template = str(options, "caption");
+  const caption = template ? template.replace(/\{([^}]+)\}/g, (_, key: string) => formatValue(pick(data, key))) : null;
+  return { value, caption };
+}
+
+export interface SeriesView {
+  x: string;
+  series: string[];
+  rows: Record<string, Json>[];
+}
+
+/**
+ * A timeseries or bar panel. Timeseries: `options.x` and `options.series` (keys). Bar: `options.label`
+ * and `options.value` (or `series`). Without them, the first text key is the axis and every numeric
+ * key a series.
+ */
+export function seriesOf(data: Json, options: Record<string, unknown>, kind: "timeseries" | "bar"): SeriesView {
+  const rows = rowsOf(data, options);
+  const first = rows[0] ?? {};
+  const x = str(options, kind === "bar" ? "label" : "x") ?? str(options, "x") ??
+    Object.keys(first).find((k) => typeof first[k] === "string") ?? "x";
+  let series: string[] = [];
+  if (Array.isArray(options.series)) series = options.series.filter((s): s is string => typeof s === "string");
+  else if (str(options, "value")) series = [str(options, "value") as string];
+  else series = Object.keys(first).filter((k) => k !== x && typeof first[k] === "number");
+  return { x, series, rows };
+}
+
+export interface ColumnSpec {
+  key: string;
+  title: string;
+  format?: string;
+}
+
+/** A table panel's columns: `options.columns` ([{key, title, format}] or keys), else the first row's keys. */
+export function columnsOf(rows: Record<string, Json>[], options: Record<string, unknown>): ColumnSpec[] {
+  if (Array.isArray(options.columns)) {
+    return options.columns.flatMap((c): ColumnSpec[] => {
+      if (typeof c === "string") return [{ key: c, title: c }];
+      if (c && typeof c === "object" && typeof (c as ColumnSpec).key === "string") {
+        const spec = c as ColumnSpec;
+        return [{ key: spec.key, title: spec.title ?? spec.key, format: spec.format }];
+      }
+      return [];
+    });
+  }
+  return Object.keys(rows[0] ?? {}).map((key) => ({ key, title: key }));
+}
+
+/** Short axis label for ISO timestamps ("14:00"), the text itself otherwise. */
+export function axisLabel(value: Json): string {
+  if (typeof value === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(value)) {
+    const date = new Date(value);
+    if (!Number.isNaN(date.getTime())) {
+      return date.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+    }
+  }
+  return formatValue(value);
+}

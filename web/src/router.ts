@@ -1,0 +1,54 @@
+// Hash routes (`/#/lots/LOT-1`), so the kernel serves one index.html and needs no SPA fallback.
+import { useSyncExternalStore } from "react";
+
+export type Route =
+  | { name: "overview" }
+  | { name: "lots" }
+  | { name: "lot"; lotNumber: string }
+  | { name: "unit"; serialNumber: string }
+  | { name: "devices" }
+  | { name: "alerts" }
+  | { name: "audit" }
+  | { name: "not_found"; path: string };
+
+/** Parse the part after `#` into a route; LOT numbers and serials may hold `/`, so they are encoded. */
+export function parseRoute(hash: string): Route {
+  const path = hash.replace(/^#/, "").replace(/\?.*$/, "") || "/";
+  const parts = path.split("/").filter(Boolean);
+  const [head, arg] = parts;
+  if (parts.length === 0) return { name: "overview" };
+  if (head === "lots" && parts.length === 1) return { name: "lots" };
+  if (head === "lots" && parts.length === 2) return { name: "lot", lotNumber: decodeURIComponent(arg) };
+  if (head === "units" && parts.length === 2) return { name: "unit", serialNumber: decodeURIComponent(arg) };
+  if (parts.length === 1 && (head === "devices" || head === "alerts" || head === "audit")) return { name: head };
+  return { name: "not_found", path };
+}
+
+export function hrefOf(route: Route): string {
+  switch (route.name) {
+    case "overview":
+      return "#/";
+    case "lot":
+      return `#/lots/${encodeURIComponent(route.lotNumber)}`;
+    case "unit":
+      return `#/units/${encodeURIComponent(route.serialNumber)}`;
+    case "not_found":
+      return `#${route.path}`;
+    default:
+      return `#/${route.name}`;
+  }
+}
+
+export function navigate(route: Route): void {
+  window.location.hash = hrefOf(route).slice(1);
+}
+
+function subscribe(onChange: () => void): () => void {
+  window.addEventListener("hashchange", onChange);
+  return () => window.removeEventListener("hashchange", onChange);
+}
+
+export function useRoute(): Route {
+  const hash = useSyncExternalStore(subscribe, () => window.location.hash);
+  return parseRoute(hash);
+}

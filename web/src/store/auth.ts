@@ -1,0 +1,134 @@
+// Who is logged in: tokens (kept per browser tab), `/auth/me`, and the one API client that uses them.
+import { create } from "zustand";
+import axios from "axios";
+import { API_BASE, createApiClient, toApiError } from "../api/client";
+import type { Me, TokenPair } from "../api/types";
+
+const STORAGE_KEY = "mes.tokens";
+/** Refresh this long before the access token runs out, so polling never meets an expired token. */
+const REFRESH_MARGIN_SECONDS = 60;
+
+interface StoredTokens extends TokenPair {
+  obtained_at: number;
+}
+
+export type AuthStatus = "anonymous" | "loading" | "authenticated";
+
+interface AuthState {
+  tokens: StoredTokens | null;
+  me: Me | null;
+  status: AuthStatus;
+  /** Why the user is looking at the login form again (session expired, revoked …). */
+  notice: string | null;
+  login(username: string, password: string): Promise<void>;
+  logout(): Promise<void>;
+  restore(): Promise<void>;
+  can(permission: string): boolean;
+}
+
+// Session storage, not local storage: refresh tokens are single-use, and two tabs sharing one
+// would race to rotate it and revoke each other's login.
+function readStored(): StoredTokens | null {
+  try {
+    const raw = window.sessionStorage.getItem(STORAGE_KEY);
+    return raw ? (JSON.parse(raw) as StoredTokens) : null;
+  } catch {
+    return null;
+  }
+}
+
+function writeStored(tokens: StoredTokens | null): void {
+  try {
+    if (tokens) window.sessionStorage.setItem(STORAGE_KEY, JSON.stringify(tokens));
+    else window.sessionStorage.removeItem(STORAGE_KEY);
+  } catch {
+    // storage disabled (private mode): the login lasts as long as the page
+  }
+}
+
+let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+
+function scheduleRefresh(tokens: StoredTokens | null): void {
+  clearTimeout(refreshTimer);
+  if (!tokens) return;
+  const dueAt = tokens.obtained_at + Math.max(tokens.expires_in - REFRESH_MARGIN_SECONDS, 10) * 1000;
+  refreshTimer = setTimeout(() => {
+    api.refresh().catch(() => {
+      // a network blip: the 401 path refreshes on the next request instead
+    });
+  }, Math.max(dueAt - Date.now(), 1000));
+}
+
+const NOTICES: Record<string, string> = {
+  expired: "Your session expired. Please log in again.",
+  revoked: "Your session was ended. Please log in again.",
+};
+
+export const useAuth = create<AuthState>()((set, get) => ({
+  tokens: readStored(),
+  me: null,
+  status: readStored() ? "loading" : "anonymous",
+  notice: null,
+
+  async login(username, password) {
+    const res = await axios
+      .post<TokenPair>(`${API_BASE}/auth/login`, { username, password })
+      .catch((error: unknown) => {
+        throw toApiError(error);
+      });
+    saveTokens(res.data);
+    set({ notice: null, status: "loading" });
+    await get().restore();
+  },
+
+  async logout() {
+    const tokens = get().tokens;
+    if (tokens) {
+      await api.http.post("/auth/logout", { refresh_token: tokens.refresh_token }).catch(() => undefined);
+    }
+    endSession(null);
+  },
+
+  async restore() {
+    if (!get().tokens) {
+      set({ status: "anonymous", me: null });
+      return;
+    }
+    try {
+      const res = await api.http.get<Me>("/auth/me");
+      scheduleRefresh(get().tokens);
+      set({ me: res.data, status: "authenticated" });
+    } catch {
+      if (get().tokens) endSession("revoked");
+    }
+  },
+
+  can(permission) {
+    const me = get().me;
+    return !!me && (me.role === "admin" || me.permissions.includes(permission));
+  },
+}));
+
+function saveTokens(pair: TokenPair): void {
+  const tokens: StoredTokens = { ...pair, obtained_at: Date.now() };
+  writeStored(tokens);
+  scheduleRefresh(tokens);
+  useAuth.setState({ tokens });
+}
+
+function endSession(reason: string | null): void {
+  writeStored(null);
+  scheduleRefresh(null);
+  useAuth.setState({ tokens: null, me: null, status: "anonymous", notice: reason ? NOTICES[reason] ?? reason : null });
+}
+
+export const api = createApiClient({
+  tokens: () => useAuth.getState().tokens,
+  save: saveTokens,
+  end: endSession,
+});
+
+/** Hook form of `can`: re-renders when the user's permissions change. */
+export function useCan(permission: string): boolean {
+  return useAuth((s) => !!s.me && (s.me.role === "admin" || s.me.permissions.includes(permission)));
+}

@@ -1,0 +1,27 @@
+/// <reference types="vitest/config" />
+// Vite build and dev-server settings; the build lands where the kernel serves it (/ and /assets).
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vite";
+import react from "@vitejs/plugin-react";
+
+const outDir = fileURLToPath(new URL("../mes_kernel/static/web", import.meta.url));
+const api = process.env.MES_API_URL ?? "http://127.0.0.1:8000";
+
+export default defineConfig({
+  plugins: [react()],
+  base: "/",
+  build: {
+    outDir,
+    emptyOutDir: true,
+    assetsDir: "assets",
+    chunkSizeWarningLimit: 700,
+  },
+  server: { proxy: { "/api": api } },
+  test: {
+    environment: "jsdom",
+    globals: true,
+    setupFiles: ["src/test/setup.ts"],
+    include: ["src/**/*.test.{ts,tsx}"],
+    css: false,
+  },
+});
