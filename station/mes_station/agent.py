@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -84,6 +85,7 @@ class Agent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._heartbeats = 0
+        self._closed = False
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None) -> Agent:
@@ -110,6 +112,9 @@ class Agent:
 
     async def stop(self) -> None:
         """Stop every loop, close drivers and the HTTP client; the outbox keeps what was not sent."""
+        if self._closed:
+            return
+        self._closed = True
         if self._stop is not None:
             self._stop.set()
         self.sender.stop()
@@ -125,8 +130,14 @@ class Agent:
     async def run_forever(self) -> None:
         """``start()``, then wait until cancelled (Ctrl-C), then ``stop()``."""
         await self.start()
+        assert self._stop is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:  # a service manager stops the agent with SIGTERM: finish cleanly
+                loop.add_signal_handler(sig, self._stop.set)
+            except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+                pass
         try:
-            assert self._stop is not None
             await self._stop.wait()
         finally:
             await self.stop()

@@ -53,6 +53,8 @@ def run(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     cfg = _config(config)
     if ui:
         try:
