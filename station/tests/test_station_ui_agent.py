@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import sqlite3
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -102,19 +105,34 @@ def kernel_server(settings) -> Iterator[KernelServer]:
         kernel.stop()
 
 
-@pytest.fixture
-def online_window(tmp_path: Path, kernel_server: KernelServer) -> Iterator[tuple[Agent, StationWindow]]:
+def start_online_window(
+    tmp_path: Path, kernel: KernelServer, **sections: dict
+) -> tuple[Agent, AgentBridge, StationWindow]:
+    ui = {"status_poll_ms": 50, "defect_codes": ["SOLDER", "SCRATCH"], **sections.pop("ui", {})}
     config = write_station_toml(
         tmp_path / "station.toml",
-        server_url=kernel_server.base_url,
+        server_url=kernel.base_url,
         work_dir=tmp_path / "work",
-        server={"url": kernel_server.base_url, "token": kernel_server.station_token, "timeout": 5.0},
-        ui={"status_poll_ms": 50, "defect_codes": ["SOLDER", "SCRATCH"]},
+        server={"url": kernel.base_url, "token": kernel.station_token, "timeout": 5.0},
+        ui=ui,
+        **sections,
     )
-    agent, bridge, window = open_window(config)
+    return open_window(config)
+
+
+@pytest.fixture
+def online_window(tmp_path: Path, kernel_server: KernelServer) -> Iterator[tuple[Agent, StationWindow]]:
+    agent, bridge, window = start_online_window(tmp_path, kernel_server)
     yield agent, window
     window.close()
     bridge.stop()
+
+
+def scan_events(kernel: KernelServer) -> list[dict]:
+    """The ``scan`` station events the kernel holds, oldest first."""
+    with sqlite3.connect(kernel.database, timeout=30) as db:
+        rows = db.execute("SELECT payload FROM station_events WHERE type = 'scan' ORDER BY id").fetchall()
+    return [json.loads(payload) for (payload,) in rows]
 
 
 def log_in(window: StationWindow, password: str = PASSWORD) -> None:
@@ -185,7 +203,10 @@ def test_typed_codes_are_recorded_as_keyboard_scans(online_window, kernel_server
     enter(window, "LOT-UI-01")
     assert window.main_screen.lot_value.text() == "LOT-UI-01"
     assert window.main_screen.serial_value.text() == "—"
-    wait_until(lambda: len(kernel_server.event_keys()) == 1, timeout=10, message="the scan event on the kernel")
+    wait_until(lambda: len(scan_events(kernel_server)) == 1, timeout=10, message="the scan event on the kernel")
+    assert scan_events(kernel_server)[0]["code"] == "LOT-UI-01"
+    assert scan_events(kernel_server)[0]["source"] == "keyboard"
+    assert scan_events(kernel_server)[0]["worker"] == WORKER
 
 
 def test_kernel_down_shows_offline_results_queue_and_drain_after_restart(online_window, kernel_server):
@@ -207,3 +228,59 @@ def test_kernel_down_shows_offline_results_queue_and_drain_after_restart(online_
     wait_until(lambda: window.online_label.text() == "ONLINE", timeout=15, message="ONLINE again")
     wait_until(lambda: window.queue_label.text() == "Queue: 0", timeout=15, message="outbox drained")
     assert len(kernel_server.record_keys()) == 1
+
+
+def test_print_label_renders_the_kernels_template_on_the_station_printer(tmp_path, kernel_server):
+    from mes_label_printer.drivers.simulator import simulated_printer
+
+    printer_id = f"ui-{uuid.uuid4().hex[:8]}"
+    agent, bridge, window = start_online_window(
+        tmp_path,
+        kernel_server,
+        devices={"printer": {"driver": "simulator", "printer_id": printer_id}},
+        ui={"label_fields": {"gtin": "09506000134352"}},
+    )
+    try:
+        log_in(window)
+        wait_until(lambda: window.logged_in, timeout=10)
+        enter(window, "SN-UI-0002")
+        screen = window.main_screen
+        QTest.mouseClick(screen.print_button, Qt.MouseButton.LeftButton)
+        wait_until(lambda: screen.device_message.text().startswith("Label"), timeout=10, message="print outcome")
+        assert screen.device_message.text().startswith("Label printed"), screen.device_message.text()
+        printed = simulated_printer(printer_id).printed
+        assert len(printed) == 1
+        assert b"SN-UI-0002" in printed[0] and b"LOT-UI-01" in printed[0]
+    finally:
+        window.close()
+        bridge.stop()
+
+
+def test_wedge_scanner_bursts_are_scans_and_slow_typing_is_a_keyboard_entry(tmp_path, kernel_server):
+    agent, bridge, window = start_online_window(
+        tmp_path, kernel_server, devices={"scanner": {"driver": "wedge", "max_gap_ms": 40}}
+    )
+    try:
+        log_in(window)
+        wait_until(lambda: window.logged_in, timeout=10)
+        screen = window.main_screen
+        wait_until(lambda: screen.wedge_feeder is not None, message="the wedge driver attached")
+
+        QTest.keyClicks(screen.scan_input, "SN-UI-0001")  # a burst, microseconds apart
+        QTest.keyClick(screen.scan_input, Qt.Key.Key_Return)
+        wait_until(lambda: screen.serial_value.text() == "SN-UI-0001", timeout=10, message="scanned unit")
+        wait_until(lambda: len(scan_events(kernel_server)) == 1, timeout=10, message="one scan event")
+        assert scan_events(kernel_server)[0]["source"] == "scanner"
+
+        screen.scan_input.clear()
+        for char in "SN-UI-0002":  # a person: 80 ms between keys
+            QTest.keyClick(screen.scan_input, char)
+            QTest.qWait(80)
+        QTest.keyClick(screen.scan_input, Qt.Key.Key_Return)
+        wait_until(lambda: screen.serial_value.text() == "SN-UI-0002", timeout=10, message="typed unit")
+        wait_until(lambda: len(scan_events(kernel_server)) == 2, timeout=10, message="two scan events")
+        assert [e["source"] for e in scan_events(kernel_server)] == ["scanner", "keyboard"]
+        assert [e["code"] for e in scan_events(kernel_server)] == ["SN-UI-0001", "SN-UI-0002"]
+    finally:
+        window.close()
+        bridge.stop()

@@ -378,10 +378,12 @@ class MainScreen(QWidget):
             return
         self.print_button.setEnabled(False)
         self._say(self.device_message, "Printing…", _NEUTRAL)
+        options = self._options
+        template = options.label_template if view.serial_number else options.lot_label_template
         self._bridge.submit(
             self._bridge.agent.print_label,
-            template=self._options.label_template,
-            fields=view.label_fields(),
+            template=template,
+            fields=view.label_fields(dict(options.label_fields)),
             on_result=self._printed,
             on_error=self._print_failed,
         )

@@ -10,10 +10,16 @@ DEFAULT_DEFECT_CODES = ("SOLDER", "SCRATCH", "MISSING_PART", "FUNCTIONAL", "LABE
 
 @dataclass(frozen=True)
 class UiOptions:
-    """What the window needs beyond the agent; read from the station config's ``[ui]`` table."""
+    """What the window needs beyond the agent; read from the station config's ``[ui]`` table.
+
+    ``label_fields`` are fixed fields added to every label, for what the line's product
+    master data would give (``gtin = "09506000134352"``); a scanned value wins over them.
+    """
 
     defect_codes: tuple[str, ...] = DEFAULT_DEFECT_CODES
     label_template: str = "unit_label"
+    lot_label_template: str = "lot_label"
+    label_fields: tuple[tuple[str, str], ...] = ()
     firmware_image_id: str = ""
     status_poll_ms: int = 1000
     flash_poll_ms: int = 500
@@ -26,7 +32,9 @@ class UiOptions:
         values: dict[str, Any] = {}
         if "defect_codes" in raw:
             values["defect_codes"] = tuple(str(code) for code in raw["defect_codes"])
-        for key in ("label_template", "firmware_image_id"):
+        if "label_fields" in raw:
+            values["label_fields"] = tuple((str(k), str(v)) for k, v in dict(raw["label_fields"]).items())
+        for key in ("label_template", "lot_label_template", "firmware_image_id"):
             if key in raw:
                 values[key] = str(raw[key])
         for key in ("status_poll_ms", "flash_poll_ms", "flash_max_poll_errors"):

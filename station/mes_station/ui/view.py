@@ -23,6 +23,7 @@ class UnitView:
     serial_number: str | None = None
     product: str | None = None
     lot_status: str | None = None
+    lot_quantity: int | None = None
     next_process_id: str | None = None
     next_process_name: str | None = None
     firmware_image_id: str | None = None
@@ -43,14 +44,15 @@ class UnitView:
             return f"{self.next_process_id} · {self.next_process_name}"
         return self.next_process_id
 
-    def label_fields(self) -> dict[str, Any]:
-        """Fields handed to ``print_label`` for this unit."""
+    def label_fields(self, fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Fields handed to ``print_label``: the scanned unit's (or LOT's) over ``fixed`` ones."""
         fields = {
             "serial_number": self.serial_number,
             "lot_number": self.lot_number,
             "product": self.product,
+            "quantity": None if self.serial_number else self.lot_quantity,
         }
-        return {key: value for key, value in fields.items() if value}
+        return {**(fixed or {}), **{key: value for key, value in fields.items() if value is not None}}
 
 
 def unit_view(code: str, answer: dict[str, Any]) -> UnitView:
@@ -69,6 +71,7 @@ def unit_view(code: str, answer: dict[str, Any]) -> UnitView:
         serial_number=serial_number,
         product=lot.get("product") or answer.get("product"),
         lot_status=lot.get("status") or answer.get("lot_status"),
+        lot_quantity=lot.get("quantity"),
         next_process_id=next_id,
         next_process_name=next_name,
         firmware_image_id=str(firmware) if firmware else None,
