@@ -1,0 +1,252 @@
+"""Process records: idempotent by key (also under races), batches with per-item outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from mes_kernel.api.deps import Principal
+from mes_kernel.app import create_app
+from mes_kernel.db.models import AuditEntry, Lot, ProcessRecord
+from mes_kernel.schemas import RecordIn
+from mes_kernel.services.records import create_record
+
+RECORDS = "/api/v1/process-records"
+
+
+def _record(lot_number: str, key: str | None = None, **extra) -> dict:
+    return {
+        "idempotency_key": key or uuid.uuid4().hex,
+        "lot_number": lot_number,
+        "process_id": "ASSY-10",
+        "worker_id": "W-1",
+        "result": "pass",
+        **extra,
+    }
+
+
+async def _count(kernel, *where) -> int:
+    async with kernel.sessionmaker() as session:
+        return (await session.execute(select(func.count()).select_from(ProcessRecord).where(*where))).scalar_one()
+
+
+async def _lot_status(kernel, lot_number: str) -> str:
+    async with kernel.sessionmaker() as session:
+        return (await session.execute(select(Lot.status).where(Lot.lot_number == lot_number))).scalar_one()
+
+
+async def test_retry_answers_200_with_the_original_and_another_body_409(
+    client, kernel, worker_headers, station_headers, make_lot
+):
+    lot = await make_lot(units=1)
+    number, serial = lot["lot_number"], lot["serial_numbers"][0]
+    assert await _lot_status(kernel, number) == "created"
+    body = _record(
+        number,
+        serial_number=serial,
+        defect_code=None,
+        data={"torque_nm": 1.25, "bits": [1, 0]},
+        recorded_at="2026-11-26T05:00:00+09:00",
+    )
+
+    first = await client.post(RECORDS, json=body, headers=worker_headers)
+    assert first.status_code == 201, first.text
+    record = first.json()
+    assert (record["lot_number"], record["serial_number"], record["worker_id"]) == (number, serial, "W-1")
+    assert record["data"] == {"torque_nm": 1.25, "bits": [1, 0]}
+    assert record["created_by"] == "user:worker"
+    assert record["recorded_at"].startswith("2026-11-25T20:00:00")  # normalised to UTC
+    # The first record moves the LOT from created to in progress.
+    assert await _lot_status(kernel, number) == "in_progress"
+
+    retry = await client.post(RECORDS, json=body, headers=worker_headers)
+    assert retry.status_code == 200, retry.text
+    assert retry.json() == record
+
+    for change in ({"result": "fail"}, {"data": {"torque_nm": 1.26, "bits": [1, 0]}}, {"process_id": "TEST-20"}):
+        other = await client.post(RECORDS, json={**body, **change}, headers=worker_headers)
+        assert other.status_code == 409, (change, other.text)
+        assert other.json()["detail"]["code"] == "IDEMPOTENCY_CONFLICT"
+        assert other.json()["detail"]["record_id"] == record["id"]
+    assert await _count(kernel, ProcessRecord.idempotency_key == body["idempotency_key"]) == 1
+
+    # A station records as itself; the worker at it must be named.
+    by_station = await client.post(RECORDS, json=_record(number, process_id="TEST-20"), headers=station_headers)
+    assert by_station.status_code == 201, by_station.text
+    assert by_station.json()["station_id"] is not None
+    assert by_station.json()["created_by"] == "station:ST-01"
+    nameless = {k: v for k, v in _record(number).items() if k != "worker_id"}
+    refused = await client.post(RECORDS, json=nameless, headers=station_headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"]["code"] == "VALIDATION_ERROR"
+    assert await _count(kernel, ProcessRecord.lot_number == number) == 2
+
+
+async def test_twenty_identical_concurrent_posts_store_exactly_one_record(client, kernel, worker_headers, make_lot):
+    lot = await make_lot()
+    body = _record(lot["lot_number"])
+    answers = await asyncio.gather(*(client.post(RECORDS, json=body, headers=worker_headers) for _ in range(20)))
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses == [200] * 19 + [201], [r.text for r in answers if r.status_code not in (200, 201)]
+    assert len({r.json()["id"] for r in answers}) == 1
+    assert await _count(kernel, ProcessRecord.idempotency_key == body["idempotency_key"]) == 1
+    async with kernel.sessionmaker() as session:
+        audited = (
+            await session.execute(
+                select(func.count()).select_from(AuditEntry).where(AuditEntry.entity == "process_record")
+            )
+        ).scalar_one()
+    assert audited == 1
+
+
+async def test_identical_records_racing_in_separate_transactions_store_exactly_one(kernel, make_lot):
+    """Ten sessions, each holding its own connection, insert the same key at the same moment."""
+    lot = await make_lot()
+    record_in = RecordIn.model_validate(_record(lot["lot_number"]))
+    principal = Principal(kind="user", id=1, name="worker", role="worker")
+    start = asyncio.Barrier(10)
+
+    async def one() -> tuple[int, bool]:
+        async with kernel.sessionmaker() as session:
+            await session.connection()  # hold a connection before the race starts
+            await start.wait()
+            record, created = await create_record(
+                session=session, cache=kernel.cache, record_in=record_in, principal=principal
+            )
+            await session.commit()
+            return record.id, created
+
+    outcomes = await asyncio.wait_for(asyncio.gather(*(one() for _ in range(10))), timeout=30)
+    assert sorted(created for _, created in outcomes) == [False] * 9 + [True]
+    assert len({record_id for record_id, _ in outcomes}) == 1
+    assert await _count(kernel, ProcessRecord.idempotency_key == record_in.idempotency_key) == 1
+    assert await _lot_status(kernel, lot["lot_number"]) == "in_progress"
+
+
+async def test_identical_posts_racing_through_two_app_instances_store_one(
+    client, settings, kernel, worker_headers, make_lot
+):
+    """Two "workers" (two apps on one database, and one Redis where configured) take the same retry."""
+    lot = await make_lot()
+    body = _record(lot["lot_number"])
+    other = create_app(settings, load_entry_points=False)
+    async with other.router.lifespan_context(other):
+        transport = httpx.ASGITransport(app=other, client=("127.0.0.2", 50001))
+        async with httpx.AsyncClient(transport=transport, base_url="http://mes.test") as second:
+            answers = await asyncio.gather(
+                *(c.post(RECORDS, json=body, headers=worker_headers) for _ in range(5) for c in (client, second))
+            )
+    assert sorted(r.status_code for r in answers) == [200] * 9 + [201], [r.text for r in answers]
+    assert len({r.json()["id"] for r in answers}) == 1
+    assert await _count(kernel, ProcessRecord.idempotency_key == body["idempotency_key"]) == 1
+
+
+async def test_batch_gives_each_item_its_own_outcome_and_stores_the_good_ones(client, kernel, worker_headers, make_lot):
+    lot = await make_lot(units=1)
+    other_lot = await make_lot(units=1)
+    number = lot["lot_number"]
+    earlier = _record(number, key="earlier-record-1")
+    assert (await client.post(RECORDS, json=earlier, headers=worker_headers)).status_code == 201
+
+    good1 = _record(number, key="batch-good-0001", serial_number=lot["serial_numbers"][0])
+    good2 = _record(number, key="batch-good-0002", result="fail", defect_code="D-17")
+    items = [
+        good1,
+        earlier,  # stored before: duplicate
+        {**good1},  # repeated within the batch: duplicate
+        {**good1, "result": "fail"},  # same key, other body
+        {**earlier, "process_id": "PACK-30"},  # same key as a stored one, other body
+        {"idempotency_key": "batch-bad-types", "lot_number": number, "result": 3},  # invalid
+        _record("LOT-NOPE", key="batch-unknown-lot"),
+        _record(number, key="batch-unknown-process", process_id="NOPE-99"),
+        _record(number, key="batch-foreign-unit", serial_number=other_lot["serial_numbers"][0]),
+        {"idempotency_key": "batch-no-fields"},
+        good2,
+    ]
+    r = await client.post(f"{RECORDS}/batch", json={"records": items}, headers=worker_headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    outcomes = [(x["status"], (x["error"] or {}).get("code")) for x in body["results"]]
+    assert outcomes == [
+        ("created", None),
+        ("duplicate", None),
+        ("duplicate", None),
+        ("error", "IDEMPOTENCY_CONFLICT"),
+        ("error", "IDEMPOTENCY_CONFLICT"),
+        ("error", "VALIDATION_ERROR"),
+        ("error", "LOT_NOT_FOUND"),
+        ("error", "PROCESS_NOT_FOUND"),
+        ("error", "UNIT_NOT_IN_LOT"),
+        ("error", "VALIDATION_ERROR"),
+        ("created", None),
+    ]
+    assert (body["created"], body["duplicates"], body["errors"]) == (2, 2, 7)
+    results = body["results"]
+    assert results[0]["record"]["id"] == results[2]["record"]["id"]
+    assert results[10]["record"]["defect_code"] == "D-17"
+
+    async with kernel.sessionmaker() as session:
+        stored = (
+            await session.execute(
+                select(ProcessRecord.idempotency_key, ProcessRecord.result).order_by(ProcessRecord.id)
+            )
+        ).all()
+    assert [tuple(row) for row in stored] == [
+        ("earlier-record-1", "pass"),
+        ("batch-good-0001", "pass"),
+        ("batch-good-0002", "fail"),
+    ]
+
+    # Retrying the whole batch changes nothing and answers the same records.
+    again = (await client.post(f"{RECORDS}/batch", json={"records": [good1, good2]}, headers=worker_headers)).json()
+    assert [x["status"] for x in again["results"]] == ["duplicate", "duplicate"]
+    assert [x["record"]["id"] for x in again["results"]] == [results[0]["record"]["id"], results[10]["record"]["id"]]
+    assert await _count(kernel) == 3
+
+    for bad in ({"records": []}, {"records": [good1] * 1001}, {"records": "x"}, {}):
+        refused = await client.post(f"{RECORDS}/batch", json=bad, headers=worker_headers)
+        assert refused.status_code == 422, refused.text
+
+
+async def test_first_record_of_a_batch_moves_the_lot_to_in_progress(client, kernel, worker_headers, make_lot):
+    lot = await make_lot()
+    untouched = await make_lot()
+    r = await client.post(
+        f"{RECORDS}/batch", json={"records": [_record(lot["lot_number"]) for _ in range(3)]}, headers=worker_headers
+    )
+    assert r.json()["created"] == 3, r.text
+    assert await _lot_status(kernel, lot["lot_number"]) == "in_progress"
+    assert await _lot_status(kernel, untouched["lot_number"]) == "created"
+    async with kernel.sessionmaker() as session:
+        moves = (
+            (
+                await session.execute(
+                    select(AuditEntry.after).where(
+                        AuditEntry.entity == "lot",
+                        AuditEntry.entity_id == lot["lot_number"],
+                        AuditEntry.action == "update",
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert moves == [{"status": "in_progress"}]
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.xfail(
+    reason="kernel bug: BatchIn.records is list[dict], so one non-object item answers 422 for the "
+    "whole batch although the route promises 'one bad item never fails the batch'",
+    strict=True,
+)
+async def test_a_non_object_item_fails_only_itself(client, worker_headers, make_lot):
+    lot = await make_lot()
+    good = _record(lot["lot_number"])
+    r = await client.post(f"{RECORDS}/batch", json={"records": [good, "not an object", 7]}, headers=worker_headers)
+    assert r.status_code == 200, r.text
+    assert [x["status"] for x in r.json()["results"]] == ["created", "error", "error"]
