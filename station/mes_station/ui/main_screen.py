@@ -40,6 +40,14 @@ _ERROR = "color: #b00020; font-weight: bold;"
 _NEUTRAL = "color: #444;"
 
 
+def _button_style(colour: str, disabled: str) -> str:
+    # A coloured button must still look off when disabled (after a save, before a lookup).
+    return (
+        f"QPushButton {{ background: {colour}; color: white; font-weight: bold; }}"
+        f"QPushButton:disabled {{ background: {disabled}; color: #f4f4f4; }}"
+    )
+
+
 class MainScreen(QWidget):
     """Everything a worker does between login and logout; all work goes through the bridge."""
 
@@ -138,9 +146,9 @@ class MainScreen(QWidget):
     def _build_result_box(self) -> QGroupBox:
         box = QGroupBox("Result")
         self.pass_button = QPushButton("PASS", objectName="pass_button")
-        self.pass_button.setStyleSheet("background: #2e7d32; color: white; font-weight: bold;")
+        self.pass_button.setStyleSheet(_button_style("#2e7d32", "#a9c7aa"))
         self.fail_button = QPushButton("FAIL", objectName="fail_button")
-        self.fail_button.setStyleSheet("background: #c62828; color: white; font-weight: bold;")
+        self.fail_button.setStyleSheet(_button_style("#c62828", "#d9a9a9"))
         for button in (self.pass_button, self.fail_button):
             button.setMinimumHeight(40)
         self.defect_combo = QComboBox(objectName="defect_combo")
