@@ -18,7 +18,10 @@ from mes_kernel.db.models import Alert, Device, DeviceAction, Lot, Process, Proc
 
 NOW = datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
 TODAY = datetime(2026, 11, 26, tzinfo=UTC)
-PG_ADMIN_URL = os.environ.get("MES_DASHBOARD_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+_KIT_PG = os.environ.get("MES_TEST_DATABASE_URL")  # the kernel test kit's server, when CI names one
+PG_ADMIN_URL = os.environ.get("MES_DASHBOARD_TEST_PG") or (
+    _KIT_PG.rsplit("/", 1)[0] + "/postgres" if _KIT_PG else "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
 _keys = itertools.count()
 
 
@@ -29,7 +32,7 @@ async def _postgres_engine():
     try:
         async with admin.connect() as conn:
             await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except (OSError, Exception) as exc:  # no server, no permission: nothing to test against
+    except Exception as exc:  # no server, no permission: nothing to test against
         await admin.dispose()
         pytest.skip(f"PostgreSQL at {PG_ADMIN_URL} not usable: {exc}")
     return admin, name, create_async_engine(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
