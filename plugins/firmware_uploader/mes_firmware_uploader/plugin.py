@@ -85,6 +85,13 @@ def mes_register_panels():
 
 
 @hookimpl
+def mes_register_commands():
+    from .cli import app
+
+    return [("firmware", app)]
+
+
+@hookimpl
 async def mes_shutdown(kernel: Kernel):
     await wait_for_background(kernel)
     await driver_pool(kernel).close()
