@@ -9,7 +9,7 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,10 @@ from mes_station.completion import Completion
 from mes_station.config import StationConfig, load_config
 from mes_station.devices import DeviceSet
 from mes_station.errors import DeviceError, OfflineError, ServerError, TemplateNotCachedError
+from mes_station.heartbeat import clock_offset, heartbeat_body
 from mes_station.labels import TemplateError, local_template, render, sync_templates
 from mes_station.outbox import PROCESS_RECORD, STATION_EVENT, Outbox
+from mes_station.scans import Scan, scans_of
 from mes_station.sender import Sender
 from mes_station.watcher import CompletionWatcher, Outcome
 
@@ -31,17 +33,6 @@ Callback = Callable[[str, Any], Any | Awaitable[Any]]
 
 #: how many heartbeats between two label-template syncs (and one at start)
 TEMPLATE_SYNC_EVERY = 10
-
-
-@dataclass(frozen=True)
-class Scan:
-    """A code read by a scanner (or typed into the station window)."""
-
-    code: str
-    source: str = "scanner"
-    symbology: str | None = None
-    at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
-    idempotency_key: str | None = None
 
 
 class Agent:
@@ -306,7 +297,7 @@ class Agent:
 
     async def _scanner_loop(self) -> None:
         driver = self.devices.get("scanner")
-        async for raw in _scans_of(driver, self._stop):
+        async for raw in scans_of(driver, self._stop):
             code = getattr(raw, "code", None) or getattr(raw, "data", None) or raw
             if isinstance(code, bytes):
                 code = code.decode("utf-8", "replace")
@@ -427,14 +418,9 @@ class Agent:
 
     async def heartbeat(self) -> dict[str, Any]:
         """Send one heartbeat; learns the server's clock offset from the reply."""
-        body = {
-            "agent_version": __version__,
-            "drivers": self.devices.drivers_report(),
-            "devices": await self.devices.devices_report(),
-            "outbox_depth": self.outbox.depth(),
-            "oldest_queued_age_seconds": self.outbox.oldest_queued_age(),
-            "clock": datetime.now(UTC).isoformat(),
-        }
+        body = await heartbeat_body(
+            self.devices, outbox_depth=self.outbox.depth(), oldest_queued_age=self.outbox.oldest_queued_age()
+        )
         sent = time.time()
         try:
             answer = await self.client.json("POST", "/stations/heartbeat", json=body)
@@ -448,18 +434,21 @@ class Agent:
         self._contact(True, None)
         server_time = (answer or {}).get("server_time")
         if server_time:
-            server = datetime.fromisoformat(str(server_time).replace("Z", "+00:00"))
-            if server.tzinfo is None:
-                server = server.replace(tzinfo=UTC)
-            offset = server.timestamp() - (sent + received) / 2
-            self.outbox.set_meta("server_clock_offset", round(offset, 3))
+            self.outbox.set_meta("server_clock_offset", round(clock_offset(server_time, sent, received), 3))
         self.last_heartbeat = {"at": datetime.now(UTC).isoformat(), "body": body, "answer": answer}
         self.sender.nudge(reset_backoff=True)
         return answer or {}
 
     async def _heartbeat_loop(self) -> None:
         assert self._stop is not None
+        last_prune = time.monotonic()
         while not self._stop.is_set():
+            if time.monotonic() - last_prune > 3600:
+                last_prune = time.monotonic()
+                try:
+                    self.outbox.prune_delivered(self.config.delivered_retention_days)
+                except Exception as exc:
+                    log.warning("pruning delivered events failed: %s", exc)
             try:
                 await self.heartbeat()
                 if "printer" in self.config.devices and self._heartbeats % TEMPLATE_SYNC_EVERY == 0:
@@ -485,24 +474,6 @@ class Agent:
             )
         except Exception as exc:  # a full disk must not stop the heartbeat
             log.warning("could not save the status snapshot: %s", exc)
-
-
-async def _scans_of(driver: Any, stop: asyncio.Event | None):  # type: ignore[no-untyped-def]
-    """Scans from a scanner driver, whichever of the usual shapes it offers."""
-    for name in ("scans", "listen", "iter_scans"):
-        method = getattr(driver, name, None)
-        if callable(method):
-            async for scan in method():
-                yield scan
-            return
-    read = getattr(driver, "read_scan", None) or getattr(driver, "read", None)
-    if not callable(read):
-        log.warning("scanner driver %s offers no way to read scans", type(driver).__name__)
-        return
-    while stop is None or not stop.is_set():
-        scan = await read() if inspect.iscoroutinefunction(read) else await asyncio.to_thread(read)
-        if scan:
-            yield scan
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:

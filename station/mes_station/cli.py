@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 import typer
 
-from mes_station import __version__
 from mes_station.config import ConfigError, StationConfig, load_config
 from mes_station.outbox import Outbox
 
@@ -194,6 +193,7 @@ async def _doctor(cfg: StationConfig) -> list[tuple[str, bool | None, str]]:
     from mes_station.client import ServerClient
     from mes_station.devices import DeviceSet
     from mes_station.errors import OfflineError, ServerError
+    from mes_station.heartbeat import clock_offset, heartbeat_body
 
     checks: list[tuple[str, bool | None, str]] = [("config", True, str(cfg.source))]
     for label, folder in (
@@ -223,7 +223,9 @@ async def _doctor(cfg: StationConfig) -> list[tuple[str, bool | None, str]]:
 
     devices = DeviceSet(cfg.devices)
     devices.load()
-    health = await devices.devices_report()
+    await devices.open_all()
+    body = await heartbeat_body(devices, outbox_depth=counts["queued"], oldest_queued_age=age)
+    health = body["devices"]
     for role, device in devices.devices.items():
         if not device.loaded:
             checks.append((f"device {role}", False, device.error or "not loaded"))
@@ -238,24 +240,12 @@ async def _doctor(cfg: StationConfig) -> list[tuple[str, bool | None, str]]:
         await client.request("GET", "/health/liveness", auth=False)
         checks.append(("server", True, f"{cfg.server_url} answers ({(time.monotonic() - started) * 1000:.0f} ms)"))
         sent = time.time()
-        answer = await client.json(
-            "POST",
-            "/stations/heartbeat",
-            json={
-                "agent_version": __version__,
-                "drivers": devices.drivers_report(),
-                "devices": health,
-                "outbox_depth": counts["queued"],
-                "oldest_queued_age_seconds": age,
-                "clock": datetime.now(UTC).isoformat(),
-            },
-        )
+        answer = await client.json("POST", "/stations/heartbeat", json=body)
         received = time.time()
         checks.append(("station token", True, f"accepted for {cfg.station_code}"))
         server_time = (answer or {}).get("server_time")
         if server_time:
-            server = datetime.fromisoformat(str(server_time).replace("Z", "+00:00"))
-            skew = server.timestamp() - (sent + received) / 2
+            skew = clock_offset(server_time, sent, received)
             ok = True if abs(skew) < 5 else (None if abs(skew) < 120 else False)
             checks.append(("clock", ok, f"local clock is {-skew:+.1f} s from the server's"))
     except OfflineError as exc:

@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 #: error codes a batch item may carry that mean "try again later", not "this event is wrong"
 RETRYABLE_ITEM_CODES = {
+    "NOT_RECORDED",  # the kernel's "record was not stored; retry"
     "SERVICE_UNAVAILABLE",
     "INTERNAL_ERROR",
     "RATE_LIMITED",
