@@ -227,7 +227,7 @@ async def test_viewer_may_not_flash(client, viewer_headers, line):
     assert r.status_code == 403
 
 
-async def test_devices_health_up_down_and_degraded(client, admin_headers, line, add_uploader):
+async def test_devices_health_up_and_down_with_reason(client, admin_headers, line, add_uploader):
     await add_uploader("UPL-DEAD", "http://127.0.0.1:9")
     r = await client.get("/api/v1/firmware/devices", headers=admin_headers)
     devices = {d["device"]: d for d in r.json()["items"]}
@@ -237,6 +237,14 @@ async def test_devices_health_up_down_and_degraded(client, admin_headers, line, 
     check = r.json()["components"]["plugins"]["checks"]["firmware_uploader"]["checks"]["firmware_uploader.devices"]
     assert check["status"] == "DOWN" and "UPL-DEAD" in check["reason"]
     assert check["details"]["devices"]["UPL-01"]["status"] == "UP"
+
+
+async def test_device_answering_but_with_an_open_breaker_is_degraded(client, admin_headers, worker_headers, line):
+    line["service"].set_fault("http_5xx", count=5)
+    for _ in range(5):
+        await client.post(FLASH, json=_order(line), headers=worker_headers)
+    [device] = (await client.get("/api/v1/firmware/devices", headers=admin_headers)).json()["items"]
+    assert (device["status"], device["breaker"], device["reason"]) == ("DEGRADED", "open", "breaker open")
 
 
 async def test_plugin_registers_panel_and_device_kind(app, client):
