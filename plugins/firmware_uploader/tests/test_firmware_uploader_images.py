@@ -123,3 +123,10 @@ async def test_upload_and_delete_are_audited(client, upload_image, admin_headers
         ("delete", "user:admin", str(image["id"])),
     ]
     assert entries[0].after["sha256"] == image["sha256"]
+
+
+async def test_routes_appear_in_the_openapi_document(client):
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    assert {"/api/v1/firmware/upload", "/api/v1/firmware/images", "/api/v1/firmware/jobs/{job_id}"} <= set(paths)
+    body = paths["/api/v1/firmware/images"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert body["schema"]["required"] == ["file", "product", "version"]
