@@ -284,3 +284,54 @@ def test_wedge_scanner_bursts_are_scans_and_slow_typing_is_a_keyboard_entry(tmp_
     finally:
         window.close()
         bridge.stop()
+
+
+def test_a_flash_the_kernel_refuses_is_shown_and_can_be_retried(online_window):
+    agent, window = online_window
+    log_in(window)
+    wait_until(lambda: window.logged_in, timeout=10)
+    enter(window, "SN-UI-0001")
+    screen = window.main_screen
+    screen.image_input.setText("999999")  # no such image
+    QTest.mouseClick(screen.flash_button, Qt.MouseButton.LeftButton)
+    wait_until(lambda: screen.device_message.text().startswith("Start flash:"), timeout=10, message="refusal")
+    assert "b00020" in screen.device_message.styleSheet()  # shown as an error
+    assert screen.flash_button.isEnabled()
+    assert screen.flash_progress.value() == 0
+
+
+def test_a_flash_through_the_stations_uploader_ends_done_at_100_percent(online_window, kernel_server):
+    kernel = kernel_server
+    line = {
+        "devices": [
+            {
+                "code": "UPL-UI",
+                "kind": "firmware_uploader",
+                "driver": "simulator",
+                "station": kernel.station_code,
+                "config": {"flash_seconds": 0.3, "steps": 3},
+            }
+        ]
+    }
+    r = kernel.api("PUT", "/lines/LINE-UI", json=line)
+    assert r.status_code in (200, 201), r.text
+    image = kernel.api(
+        "POST",
+        "/firmware/images",
+        data={"product": "NH-HUB-200", "version": "1.4.2"},
+        files={"file": ("fw.bin", b"\x7fFW" * 2048, "application/octet-stream")},
+    )
+    assert image.status_code == 201, image.text
+
+    agent, window = online_window
+    log_in(window)
+    wait_until(lambda: window.logged_in, timeout=10)
+    enter(window, "SN-UI-0002")
+    screen = window.main_screen
+    screen.image_input.setText(str(image.json()["id"]))
+    QTest.mouseClick(screen.flash_button, Qt.MouseButton.LeftButton)
+    wait_until(lambda: screen.device_message.text().startswith("Flash "), timeout=15, message="flash outcome")
+    assert screen.device_message.text().startswith("Flash done"), screen.device_message.text()
+    assert screen.flash_progress.value() == 100
+    jobs = kernel.api("GET", "/firmware/jobs", params={"serial_number": "SN-UI-0002"}).json()["items"]
+    assert [job["status"] for job in jobs] == ["done"]
