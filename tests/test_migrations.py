@@ -1,0 +1,168 @@
+"""Alembic migrations up and down on SQLite and PostgreSQL; UTC timestamps and foreign keys on both."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, select, text
+from sqlalchemy.exc import IntegrityError, StatementError
+
+from mes_kernel.db.base import Base, make_engine, make_sessionmaker
+from mes_kernel.db.models import Lot, Process, ProcessRecord, Unit
+from mes_kernel.migrate import downgrade, head_revisions, upgrade
+
+KST = timezone(timedelta(hours=9))
+
+
+async def _inspect(settings, fn):
+    engine = make_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(fn)
+    finally:
+        await engine.dispose()
+
+
+def _tables(sync_conn) -> set[str]:
+    return set(inspect(sync_conn).get_table_names())
+
+
+def _schema_diff(sync_conn) -> list:
+    context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+    return compare_metadata(context, Base.metadata)
+
+
+def _versions(sync_conn) -> list[str]:
+    return [row[0] for row in sync_conn.execute(text("SELECT version_num FROM alembic_version"))]
+
+
+async def test_migrations_go_up_down_to_base_and_up_again(settings):
+    model_tables = set(Base.metadata.tables)
+    assert await _inspect(settings, _tables) == model_tables | {"alembic_version"}
+    assert set(await _inspect(settings, _versions)) == set(head_revisions())
+
+    downgrade(settings, "base")
+    assert await _inspect(settings, _tables) == {"alembic_version"}
+    assert await _inspect(settings, _versions) == []
+
+    upgrade(settings, "head")
+    assert await _inspect(settings, _tables) == model_tables | {"alembic_version"}
+    assert set(await _inspect(settings, _versions)) == set(head_revisions())
+    # The migrated schema is the models' schema: nothing left for autogenerate to add or change.
+    assert await _inspect(settings, _schema_diff) == []
+
+
+async def test_spec_indexes_exist(settings):
+    def indexes(sync_conn) -> list[list[str]]:
+        return [ix["column_names"] for ix in inspect(sync_conn).get_indexes("process_records")]
+
+    found = await _inspect(settings, indexes)
+    for columns in (["lot_number"], ["process_id"], ["worker_id"], ["lot_number", "process_id", "created_at"]):
+        assert columns in found, (columns, found)
+
+    def unique_keys(sync_conn) -> list[list[str]]:
+        return [uq["column_names"] for uq in inspect(sync_conn).get_unique_constraints("process_records")]
+
+    assert ["idempotency_key"] in await _inspect(settings, unique_keys)
+
+
+async def test_timestamps_come_back_timezone_aware_utc(settings):
+    engine = make_engine(settings)
+    sessionmaker = make_sessionmaker(engine)
+    seoul_morning = datetime(2026, 11, 26, 9, 30, 15, 123456, tzinfo=KST)
+    try:
+        async with sessionmaker() as session:
+            session.add(
+                Lot(
+                    lot_number="LOT-TZ",
+                    product="P",
+                    status="created",
+                    created_at=seoul_morning,
+                    updated_at=seoul_morning,
+                )
+            )
+            await session.commit()
+        async with sessionmaker() as session:
+            lot = (await session.execute(select(Lot).where(Lot.lot_number == "LOT-TZ"))).scalar_one()
+            assert lot.created_at.tzinfo is not None
+            assert lot.created_at.utcoffset() == timedelta(0)
+            assert lot.created_at == seoul_morning
+            assert lot.created_at.hour == 0  # 09:30 in Seoul is 00:30 UTC
+            raw = (await session.execute(text("SELECT created_at FROM lots WHERE lot_number = 'LOT-TZ'"))).scalar()
+            if engine.dialect.name == "postgresql":
+                assert raw.tzinfo is not None
+                assert raw == seoul_morning
+                kinds = (
+                    (
+                        await session.execute(
+                            text(
+                                "SELECT DISTINCT data_type FROM information_schema.columns "
+                                "WHERE table_schema = 'public' AND data_type LIKE 'timestamp%'"
+                            )
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+                assert kinds == ["timestamp with time zone"]
+            else:
+                assert str(raw).startswith("2026-11-26 00:30:15")  # stored as UTC wall time
+        async with sessionmaker() as session:
+            session.add(
+                Lot(
+                    lot_number="LOT-NAIVE",
+                    product="P",
+                    status="created",
+                    created_at=datetime(2026, 11, 26, 9, 30),
+                    updated_at=datetime(2026, 11, 26, 9, 30),
+                )
+            )
+            with pytest.raises(StatementError, match="naive datetime"):
+                await session.commit()
+    finally:
+        await engine.dispose()
+
+
+async def test_foreign_keys_are_enforced(settings):
+    engine = make_engine(settings)
+    sessionmaker = make_sessionmaker(engine)
+    try:
+        async with sessionmaker() as session:
+            session.add(Unit(serial_number="SN-ORPHAN", lot_id=987654, status="in_progress"))
+            with pytest.raises(IntegrityError):
+                await session.commit()
+        async with sessionmaker() as session:
+            lot = Lot(lot_number="LOT-FK", product="P", status="created")
+            session.add(lot)
+            await session.flush()
+            session.add(
+                ProcessRecord(
+                    idempotency_key="fk-check-0001",
+                    request_hash="0" * 64,
+                    lot_id=lot.id,
+                    lot_number="LOT-FK",
+                    process_id="NO-SUCH-STEP",
+                    worker_id="W",
+                    result="pass",
+                    data={},
+                    created_by="test",
+                    created_at=datetime.now(UTC),
+                )
+            )
+            with pytest.raises(IntegrityError):
+                await session.commit()
+        async with sessionmaker() as session:
+            lot = Lot(lot_number="LOT-RESTRICT", product="P", status="created")
+            session.add_all([lot, Process(id="STEP-1", name="s", sequence=1)])
+            await session.flush()
+            session.add(Unit(serial_number="SN-KEPT", lot_id=lot.id, status="in_progress"))
+            await session.commit()
+            # A LOT with units cannot be deleted out from under them (ON DELETE RESTRICT).
+            with pytest.raises(IntegrityError):
+                await session.execute(text("DELETE FROM lots WHERE lot_number = 'LOT-RESTRICT'"))
+                await session.commit()
+    finally:
+        await engine.dispose()
