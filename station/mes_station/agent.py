@@ -55,6 +55,7 @@ class Agent:
             backoff_initial=config.backoff_initial,
             backoff_max=config.backoff_max,
             on_contact=self._contact,
+            on_progress=lambda handled: self._emit_status(),
         )
         self.watcher = CompletionWatcher(
             watch_folder=config.watch_folder,

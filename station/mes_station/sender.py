@@ -51,6 +51,7 @@ class Sender:
         backoff_initial: float = 2.0,
         backoff_max: float = 60.0,
         on_contact: Callable[[bool, str | None], None] | None = None,
+        on_progress: Callable[[int], None] | None = None,
         idle_poll: float = 5.0,
     ):
         self.outbox = outbox
@@ -59,6 +60,7 @@ class Sender:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.on_contact = on_contact or (lambda ok, reason: None)
+        self.on_progress = on_progress or (lambda handled: None)
         self.idle_poll = idle_poll
         self.failures = 0
         self.last_error: str | None = None
@@ -115,7 +117,9 @@ class Sender:
                 continue
             self.failures = 0
             self.last_error = None
-            if handled == 0:
+            if handled:
+                self.on_progress(handled)
+            else:
                 await self._wait(self._work, self.idle_poll)
 
     async def _wait(self, event: asyncio.Event, timeout: float) -> None:

@@ -48,6 +48,22 @@ async def test_result_is_saved_offline_and_delivered_once_the_server_is_back(sta
     assert len(state.records) == 1
 
 
+async def test_subscribers_see_the_queue_fill_and_drain(station_toml: Path, contract):
+    _, server = contract
+    server.stop()
+    agent = Agent.from_config(station_toml)
+    seen: list[dict] = []
+    agent.subscribe(lambda kind, payload: seen.append(payload) if kind == "status" else None)
+    await agent.start()
+    try:
+        agent.record_result(lot_number="LOT-1", process_id="P1", worker_id="alice", result="pass")
+        await wait_for(lambda: any(s["outbox_depth"] == 1 for s in seen))
+        server.start()
+        await wait_for(lambda: seen[-1]["outbox_depth"] == 0 and seen[-1]["online"])
+    finally:
+        await agent.stop()
+
+
 async def test_heartbeat_reports_station_health_and_learns_the_server_clock(station_toml: Path, contract):
     state, _ = contract
     state.clock_skew = 3600.0  # this PC's clock is an hour behind the server's

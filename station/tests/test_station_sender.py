@@ -150,3 +150,16 @@ async def test_wrong_token_waits_instead_of_rejecting_every_event(tmp_path: Path
             await sender.send_next()
         await client.aclose()
         assert outbox.get(key).status == "queued"
+
+
+async def test_server_without_the_batch_route_gets_events_one_by_one(tmp_path: Path, contract):
+    state, server = contract
+    state.batch_route = False
+    with Outbox(tmp_path / "o.sqlite3") as outbox:
+        keys = [outbox.enqueue(PROCESS_RECORD, _record(i))[0] for i in range(5)]
+        sender, client = _sender(outbox, server.base_url)
+        await sender.drain()
+        await client.aclose()
+        assert not sender.batch_supported
+        assert outbox.depth() == 0
+    assert list(state.records) == keys

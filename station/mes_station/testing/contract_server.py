@@ -47,6 +47,7 @@ class ContractState:
     delay: float = 0.0  # seconds each record request waits before answering
     hold_after: int | None = None  # once this many records are stored, hold answers ...
     hold_seconds: float = 0.0  # ... for this long (to kill a client mid-send)
+    batch_route: bool = True  # False: answer 404 on the batch route, like a server without it
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     record_hashes: dict[str, str] = field(default_factory=dict)
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -120,6 +121,8 @@ def create_contract_app(state: ContractState) -> Starlette:
     async def process_record_batch(request: Request) -> JSONResponse:
         if (refused := gate(request)) is not None:
             return refused
+        if not state.batch_route:
+            return _error(404, "NOT_FOUND", "Not Found")
         records = (await request.json()).get("records")
         if not isinstance(records, list) or len(records) > 500:
             return _error(422, "VALIDATION_ERROR", "records must be a list of at most 500")
