@@ -219,7 +219,9 @@ def test_flash_progress_is_polled_until_done(window, agent):
     seen: list[int] = []
     screen.flash_progress.valueChanged.connect(seen.append)
     QTest.mouseClick(screen.flash_button, Qt.MouseButton.LeftButton)
+    assert screen.flash_progress.maximum() == 0  # busy until the job is known
     wait_until(lambda: "Flash done" in screen.device_message.text(), message="flash done")
+    assert screen.flash_progress.maximum() == 100
     assert agent.flashes["F1"]["serial_number"] == "SN-0001"
     assert agent.flashes["F1"]["image_id"] == "fw-1.4.2"
     assert seen == [25, 50, 75, 100]

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         QMessageBox.critical(None, "Station agent", f"The station agent did not start:\n{exc}")
         bridge.stop()
         return 1
-    station = getattr(agent, "station_code", None) or ("demo" if args.demo else "")
+    config = getattr(agent, "config", None)
+    station = getattr(config, "station_code", None) or ("demo" if args.demo else "")
     window = StationWindow(
         bridge,
         load_ui_options(args.config),

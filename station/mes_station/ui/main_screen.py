@@ -417,6 +417,8 @@ class MainScreen(QWidget):
             return
         self.flash_button.setEnabled(False)
         self.flash_progress.setValue(0)
+        # Busy until the server answers with a job: it may answer only once the flash is over.
+        self.flash_progress.setRange(0, 0)
         self._say(self.device_message, f"Starting flash of {image_id}…", _NEUTRAL)
         self._bridge.submit(
             self._bridge.agent.start_flash,
@@ -427,6 +429,7 @@ class MainScreen(QWidget):
         )
 
     def _flash_started(self, job_id: str) -> None:
+        self.flash_progress.setRange(0, 100)
         self._flash_job = str(job_id)
         self._flash_poll_errors = 0
         self._say(self.device_message, f"Flashing (job {job_id})…", _NEUTRAL)
@@ -478,6 +481,7 @@ class MainScreen(QWidget):
         self._say(self.device_message, message, _ERROR)
 
     def _flash_failed(self, exc: BaseException) -> None:
+        self.flash_progress.setRange(0, 100)
         self.flash_button.setEnabled(bool(self._view and self._view.serial_number))
         self._say(self.device_message, describe_error(exc, "Start flash"), _ERROR)
 
