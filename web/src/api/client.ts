@@ -74,8 +74,10 @@ export function createApiClient(session: TokenSession, baseURL: string = API_BAS
     if (inFlight) return inFlight;
     const current = session.tokens();
     if (!current) return Promise.reject(new ApiError("not logged in", 401, "NOT_AUTHENTICATED"));
+    // Without the interceptors (a 401 here must not trigger another refresh), on the same server.
     inFlight = bare
-      .post<TokenPair>("/auth/refresh", { refresh_token: current.refresh_token })
+      .post<TokenPair>("/auth/refresh", { refresh_token: current.refresh_token },
+                       { baseURL: http.defaults.baseURL, adapter: http.defaults.adapter })
       .then((res) => {
         session.save(res.data);
         return res.data;
@@ -106,7 +108,10 @@ export function createApiClient(session: TokenSession, baseURL: string = API_BAS
     if (apiError.status === 401 && config && session.tokens()) {
       if (apiError.code === "TOKEN_EXPIRED" && !config._retried) {
         config._retried = true;
-        const fresh = await refresh();
+        // Requests sent just before another one refreshed only need the new token, not a new pair.
+        const current = session.tokens();
+        const sentWith = String(config.headers.get("Authorization") ?? "");
+        const fresh = current && sentWith !== `Bearer ${current.access_token}` ? current : await refresh();
         config.headers.set("Authorization", `Bearer ${fresh.access_token}`);
         return http.request(config);
       }

@@ -160,6 +160,7 @@ export function LotsPage() {
                      onChange={(e) => setSearch(e.target.value)} slotProps={{ htmlInput: { "aria-label": "Search LOTs" } }} />
           <TextField label="Product" size="small" value={product} onChange={(e) => setProduct(e.target.value)} />
           <TextField select label="Status" size="small" value={filters.status} sx={{ minWidth: 160 }}
+                     slotProps={{ inputLabel: { shrink: true }, select: { displayEmpty: true } }}
                      onChange={(e) => filters.set({ status: e.target.value, pageIndex: 0 })}>
             <MenuItem value="">any</MenuItem>
             {LOT_STATUSES.map((s) => <MenuItem key={s} value={s}>{s.replace("_", " ")}</MenuItem>)}

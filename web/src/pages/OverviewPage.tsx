@@ -4,7 +4,7 @@ import Paper from "@mui/material/Paper";
 import Typography from "@mui/material/Typography";
 import Alert from "@mui/material/Alert";
 import { endpoints } from "../api/endpoints";
-import type { Summary } from "../api/types";
+import type { Panel, Summary } from "../api/types";
 import { ErrorNotice, PageTitle, Updated } from "../components/common";
 import { usePolling } from "../hooks/usePolling";
 import { PanelView } from "../panels/PanelView";
@@ -51,6 +51,16 @@ export function SummaryCards({ summary }: { summary: Summary }) {
   );
 }
 
+const KIND_ORDER: Record<string, number> = { stat: 0, bar: 1, timeseries: 2, table: 3 };
+
+/** Numbers first, then charts, then tables, each kind in the order the plugins declared them. */
+export function orderPanels(panels: Panel[]): Panel[] {
+  return panels
+    .map((panel, index) => ({ panel, index }))
+    .sort((a, b) => (KIND_ORDER[a.panel.kind] ?? 9) - (KIND_ORDER[b.panel.kind] ?? 9) || a.index - b.index)
+    .map(({ panel }) => panel);
+}
+
 export function OverviewPage() {
   const summary = usePolling("summary", endpoints.summary, SUMMARY_INTERVAL_MS);
   const panels = usePolling("panels", endpoints.panels, PANELS_INTERVAL_MS);
@@ -73,7 +83,9 @@ export function OverviewPage() {
       )}
       <Box sx={{ ...grid, gridTemplateColumns: { xs: "1fr", md: "repeat(2, minmax(0, 1fr))",
                                                    xl: "repeat(4, minmax(0, 1fr))" } }}>
-        {panels.data?.map((panel) => <PanelView key={`${panel.plugin}:${panel.id}`} panel={panel} />)}
+        {panels.data && orderPanels(panels.data).map((panel) => (
+          <PanelView key={`${panel.plugin}:${panel.id}`} panel={panel} />
+        ))}
       </Box>
     </>
   );

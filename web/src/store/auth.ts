@@ -1,7 +1,6 @@
 // Who is logged in: tokens (kept per browser tab), `/auth/me`, and the one API client that uses them.
 import { create } from "zustand";
-import axios from "axios";
-import { API_BASE, createApiClient, toApiError } from "../api/client";
+import { createApiClient } from "../api/client";
 import type { Me, TokenPair } from "../api/types";
 
 const STORAGE_KEY = "mes.tokens";
@@ -71,11 +70,7 @@ export const useAuth = create<AuthState>()((set, get) => ({
   notice: null,
 
   async login(username, password) {
-    const res = await axios
-      .post<TokenPair>(`${API_BASE}/auth/login`, { username, password })
-      .catch((error: unknown) => {
-        throw toApiError(error);
-      });
+    const res = await api.http.post<TokenPair>("/auth/login", { username, password });
     saveTokens(res.data);
     set({ notice: null, status: "loading" });
     await get().restore();

@@ -4,7 +4,15 @@ import { cleanup } from "@testing-library/react";
 import { afterEach } from "vitest";
 
 afterEach(() => {
+  if (typeof window === "undefined") return; // node-environment tests
   cleanup();
   window.sessionStorage.clear();
   window.location.hash = "";
 });
+
+// Pages update from real HTTP answers that arrive outside act(); React's reminder about it is noise here.
+const consoleError = console.error;
+console.error = (...args: unknown[]) => {
+  if (typeof args[0] === "string" && args[0].includes("not wrapped in act(")) return;
+  consoleError(...args);
+};

@@ -1,0 +1,195 @@
+// End to end: the built dashboard served by a real kernel, driven in Debian's Chromium.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { chromium } from "playwright-core";
+import { apiClient, startKernel, WEB_DIR } from "./kernel.mjs";
+
+const CHROMIUM = process.env.E2E_CHROMIUM ?? "/usr/bin/chromium";
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync"];
+const SHOTS = process.env.E2E_SCREENSHOTS ?? join(tmpdir(), `mes-web-e2e-screens-${Date.now()}`);
+const TIMEOUT = 15_000;
+
+const ADMIN = { username: "e2e-admin", password: "admin-pass-123", role: "admin" };
+const MANAGER = { username: "e2e-manager", password: "manager-pass-123", role: "production_manager" };
+const VIEWER = { username: "e2e-viewer", password: "viewer-pass-123", role: "viewer" };
+
+if (!existsSync(CHROMIUM)) {
+  throw new Error(`Chromium is missing at ${CHROMIUM}: install it with \`apt-get install -y chromium\` ` +
+                  "(or point E2E_CHROMIUM at a Chromium binary); this test never downloads a browser.");
+}
+
+let kernel;
+let browser;
+
+async function loginThroughForm(page, user) {
+  await page.goto(kernel.baseUrl + "/");
+  await page.getByLabel("Username").fill(user.username);
+  await page.getByLabel("Password").fill(user.password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByTestId("whoami").waitFor({ timeout: TIMEOUT });
+}
+
+async function shot(page, name) {
+  await page.waitForTimeout(300); // let charts finish their first layout
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () => {
+  before(async () => {
+    if (!process.env.E2E_SKIP_BUILD) {
+      const build = spawnSync("npm", ["run", "build"], { cwd: WEB_DIR, encoding: "utf8", timeout: 180_000 });
+      assert.equal(build.status, 0, `npm run build failed:\n${build.stdout}\n${build.stderr}`);
+    }
+    mkdirSync(SHOTS, { recursive: true });
+    kernel = await startKernel({ users: [ADMIN, MANAGER, VIEWER] });
+    // Data a plant would have: a routing step, a station, a LOT with records (one failed).
+    const call = await apiClient(kernel.baseUrl, ADMIN.username, ADMIN.password);
+    await call("POST", "/processes", { id: "ASSY", name: "Assembly", sequence: 10 });
+    await call("POST", "/processes", { id: "TEST", name: "Final test", sequence: 20 });
+    await call("POST", "/stations", { code: "ST-01", name: "Assembly bench 1" });
+    await call("POST", "/lots", { lot_number: "SEED-LOT-1", product: "NH-200", quantity: 4 });
+    await call("POST", "/lots/SEED-LOT-1/units", { serial_numbers: ["SN-1", "SN-2", "SN-3", "SN-4"] });
+    for (const [i, serial] of ["SN-1", "SN-2", "SN-3", "SN-4"].entries()) {
+      await call("POST", "/process-records", {
+        idempotency_key: `seed-${serial}`, lot_number: "SEED-LOT-1", process_id: "TEST", serial_number: serial,
+        result: i === 3 ? "fail" : "pass", defect_code: i === 3 ? "SOLDER-BRIDGE" : null,
+      });
+    }
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+    console.log(`screenshots: ${SHOTS}`);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await kernel?.stop();
+  });
+
+  test("a manager logs in, creates a LOT, finds it in the list and opens its detail", async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (err) => errors.push(err.message));
+    try {
+      await page.goto(kernel.baseUrl + "/");
+      await page.getByRole("button", { name: "Log in" }).waitFor({ timeout: TIMEOUT });
+      await shot(page, "01-login");
+
+      // A wrong password is refused with the kernel's message.
+      await page.getByLabel("Username").fill(MANAGER.username);
+      await page.getByLabel("Password").fill("wrong-password");
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.getByRole("alert").filter({ hasText: "Wrong username or password" }).waitFor({ timeout: TIMEOUT });
+
+      await loginThroughForm(page, MANAGER);
+      // Panels come from /dashboard/panels; the yield stat reflects the seeded records (3 of 4 passed).
+      const yieldPanel = page.getByTestId("panel-dashboard_kpi.yield_today");
+      await yieldPanel.getByTestId("stat-value").filter({ hasText: "75.0 %" }).waitFor({ timeout: TIMEOUT });
+      await page.getByTestId("panel-dashboard_kpi.defects").locator(".recharts-bar-rectangle").first()
+        .waitFor({ timeout: TIMEOUT });
+      await page.getByTestId("panel-dashboard_kpi.throughput").locator(".recharts-area").first()
+        .waitFor({ timeout: TIMEOUT });
+      assert.equal(await page.getByTestId("kpi-Active LOTs").textContent(), "1");
+      await shot(page, "02-overview");
+
+      await page.getByRole("tab", { name: "LOTs" }).click();
+      await page.getByRole("cell", { name: "SEED-LOT-1" }).waitFor({ timeout: TIMEOUT });
+      await page.getByRole("button", { name: "New LOT" }).click();
+      const form = page.getByRole("form", { name: "New LOT" });
+      await form.getByLabel("LOT number").fill("E2E-LOT-42");
+      await form.getByLabel("Product").fill("NH-300");
+      await form.getByLabel("Quantity").fill("120");
+      await form.getByRole("button", { name: "Create" }).click();
+      await page.getByText("LOT E2E-LOT-42 created").waitFor({ timeout: TIMEOUT });
+      const row = page.getByRole("row").filter({ hasText: "E2E-LOT-42" });
+      await row.waitFor({ timeout: TIMEOUT });
+      assert.match(await row.textContent(), /NH-300.*120.*created/);
+
+      // Server-side search narrows the list to the new LOT.
+      await page.getByLabel("Search LOTs").fill("E2E");
+      await page.getByRole("cell", { name: "SEED-LOT-1" }).waitFor({ state: "detached", timeout: TIMEOUT });
+      await shot(page, "03-lots");
+
+      // The new LOT gets units and a device-free process record, then its page shows them.
+      const call = await apiClient(kernel.baseUrl, MANAGER.username, MANAGER.password);
+      await call("POST", "/lots/E2E-LOT-42/units", { serial_numbers: ["E2E-SN-1", "E2E-SN-2"] });
+      await call("POST", "/process-records", { idempotency_key: "e2e-record-1", lot_number: "E2E-LOT-42",
+                                               process_id: "ASSY", serial_number: "E2E-SN-1", result: "pass" });
+      await row.click();
+      await page.getByRole("heading", { name: "LOT E2E-LOT-42" }).waitFor({ timeout: TIMEOUT });
+      await page.getByRole("cell", { name: "ASSY: pass" }).waitFor({ timeout: TIMEOUT });
+      await page.getByRole("link", { name: "E2E-SN-2" }).waitFor({ timeout: TIMEOUT });
+      assert.match(await page.getByTestId("lot-status").textContent(), /in progress/);
+
+      // Put it on hold through the form.
+      await page.getByLabel("New status").click();
+      await page.getByRole("option", { name: "on hold" }).click();
+      await page.getByRole("button", { name: "Change status" }).click();
+      await page.getByTestId("lot-status").filter({ hasText: "on hold" }).waitFor({ timeout: TIMEOUT });
+      await shot(page, "04-lot-detail");
+
+      await page.getByRole("link", { name: "E2E-SN-1" }).first().click();
+      await page.getByRole("heading", { name: "Unit E2E-SN-1" }).waitFor({ timeout: TIMEOUT });
+      await page.getByRole("cell", { name: "ASSY: pass" }).waitFor({ timeout: TIMEOUT });
+
+      await page.getByRole("tab", { name: "Devices & health" }).click();
+      await page.getByRole("cell", { name: "dashboard_kpi" }).waitFor({ timeout: TIMEOUT });
+      await page.getByRole("cell", { name: "ST-01", exact: true }).waitFor({ timeout: TIMEOUT });
+      await page.getByRole("cell", { name: "label_printer" }).first().waitFor({ timeout: TIMEOUT });
+      await shot(page, "05-devices");
+
+      await page.getByRole("tab", { name: /Alerts/ }).click();
+      await page.getByRole("heading", { name: "Alerts" }).waitFor({ timeout: TIMEOUT });
+      await shot(page, "06-alerts");
+
+      // A production manager has no audit page.
+      assert.equal(await page.getByRole("tab", { name: "Audit log" }).count(), 0);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("an admin reads the audit log, which recorded the manager's changes", async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    try {
+      await loginThroughForm(page, ADMIN);
+      await page.getByRole("tab", { name: "Audit log" }).click();
+      await page.getByLabel("Entity").fill("lot");
+      const entry = page.getByRole("row").filter({ hasText: "E2E-LOT-42" }).filter({ hasText: "on_hold" });
+      await entry.waitFor({ timeout: TIMEOUT });
+      assert.match(await entry.textContent(), /user:e2e-manager/);
+      await shot(page, "07-audit");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a viewer sees LOTs but cannot create or change them", async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    try {
+      await loginThroughForm(page, VIEWER);
+      await page.getByRole("tab", { name: "LOTs" }).click();
+      await page.getByRole("cell", { name: "E2E-LOT-42" }).waitFor({ timeout: TIMEOUT });
+      assert.equal(await page.getByRole("button", { name: "New LOT" }).count(), 0);
+      await page.getByRole("cell", { name: "E2E-LOT-42" }).click();
+      await page.getByRole("heading", { name: "History (1)" }).waitFor({ timeout: TIMEOUT });
+      assert.equal(await page.getByRole("button", { name: "Change status" }).count(), 0);
+      assert.equal(await page.getByRole("tab", { name: "Audit log" }).count(), 0);
+
+      // Logging out returns to the form and forgets the tokens.
+      await page.getByRole("button", { name: "Log out" }).click();
+      await page.getByRole("button", { name: "Log in" }).waitFor({ timeout: TIMEOUT });
+      await page.reload();
+      await page.getByRole("button", { name: "Log in" }).waitFor({ timeout: TIMEOUT });
+    } finally {
+      await context.close();
+    }
+  });
+});

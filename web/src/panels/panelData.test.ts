@@ -1,0 +1,92 @@
+// Reading panel data by the options plugins declare (the real panels of the bundled plugins).
+import { describe, expect, it } from "vitest";
+import { axisLabel, columnsOf, formatAge, formatValue, pick, rowsOf, seriesOf, statOf } from "./panelData";
+
+describe("pick", () => {
+  it("follows dotted paths through objects and arrays", () => {
+    const data = { a: { b: [{ c: 7 }] } };
+    expect(pick(data, "a.b.0.c")).toBe(7);
+    expect(pick(data, "a.x.y")).toBeUndefined();
+    expect(pick(data, "")).toBe(data);
+  });
+});
+
+describe("stat panels", () => {
+  it("formats the first-pass yield as a percentage with its caption", () => {
+    const yieldAnswer = { value: 0.75, first_pass: 3, first_attempts: 4 };
+    const options = { value: "value", format: "percent", caption: "{first_pass} of {first_attempts} first tries" };
+    expect(statOf(yieldAnswer, options)).toEqual({ value: "75.0 %", caption: "3 of 4 first tries" });
+  });
+
+  it("shows a dash when nothing was measured yet", () => {
+    expect(statOf({ value: null }, { value: "value", format: "percent" }).value).toBe("—");
+  });
+
+  it("reads `value` by default", () => {
+    expect(statOf({ value: 1234 }, {}).value).toBe((1234).toLocaleString());
+  });
+});
+
+describe("series panels", () => {
+  const throughput = {
+    points: [
+      { hour: "2026-11-26T04:00:00+00:00", records: 2, pass: 2, fail: 0 },
+      { hour: "2026-11-26T05:00:00+00:00", records: 4, pass: 3, fail: 1 },
+    ],
+  };
+
+  it("uses the declared x key and series of a timeseries", () => {
+    const view = seriesOf(throughput, { items: "points", x: "hour", series: ["pass", "fail"] }, "timeseries");
+    expect(view).toEqual({ x: "hour", series: ["pass", "fail"], rows: throughput.points });
+  });
+
+  it("guesses the axis and numeric series when options say nothing", () => {
+    const view = seriesOf(throughput.points, {}, "timeseries");
+    expect(view.x).toBe("hour");
+    expect(view.series).toEqual(["records", "pass", "fail"]);
+  });
+
+  it("uses label and value of a bar panel", () => {
+    const defects = { items: [{ defect_code: "SOLDER", count: 3 }] };
+    expect(seriesOf(defects, { items: "items", label: "defect_code", value: "count" }, "bar"))
+      .toEqual({ x: "defect_code", series: ["count"], rows: defects.items });
+  });
+});
+
+describe("table panels", () => {
+  it("takes rows from `items` and the declared columns", () => {
+    const alerts = { items: [{ severity: "critical", message: "printer down" }], open: 1 };
+    const rows = rowsOf(alerts, { items: "items" });
+    expect(rows).toHaveLength(1);
+    expect(columnsOf(rows, { columns: [{ key: "severity", title: "Severity" }, "message"] })).toEqual([
+      { key: "severity", title: "Severity", format: undefined },
+      { key: "message", title: "message" },
+    ]);
+  });
+
+  it("falls back to the first row's keys and to an `items` list", () => {
+    const rows = rowsOf({ items: [{ a: 1, b: 2 }] }, {});
+    expect(columnsOf(rows, {}).map((c) => c.key)).toEqual(["a", "b"]);
+    expect(rowsOf({ nothing: true }, {})).toEqual([]);
+  });
+});
+
+describe("formatting", () => {
+  it("formats values by kind", () => {
+    expect(formatValue(undefined)).toBe("—");
+    expect(formatValue(true)).toBe("yes");
+    expect(formatValue(0.5, "percent")).toBe("50.0 %");
+    expect(formatValue(90, "seconds")).toBe("1 min");
+    expect(formatValue("2026-11-26T05:00:00Z", "datetime")).toBe(new Date("2026-11-26T05:00:00Z").toLocaleString());
+  });
+
+  it("writes ages the way a supervisor reads them", () => {
+    expect([formatAge(42), formatAge(300), formatAge(3 * 3600 + 600), formatAge(2 * 86400 + 4 * 3600)])
+      .toEqual(["42 s", "5 min", "3 h 10 min", "2 d 4 h"]);
+  });
+
+  it("labels time axes by the hour and leaves other labels alone", () => {
+    expect(axisLabel("SOLDER-BRIDGE")).toBe("SOLDER-BRIDGE");
+    expect(axisLabel("2026-11-26T05:00:00+00:00")).toMatch(/\d\d[:.]\d\d/);
+  });
+});
