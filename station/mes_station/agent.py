@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -78,6 +79,7 @@ class Agent:
         self._stop: asyncio.Event | None = None
         self._heartbeats = 0
         self._closed = False
+        self._refresh_token: str | None = None
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None) -> Agent:
@@ -212,14 +214,31 @@ class Agent:
             raise
         self._contact(True, None)
         self.client.set_user_token((answer or {}).get("access_token"))
+        self._refresh_token = (answer or {}).get("refresh_token")
         self.worker = username
         self._emit_status()
         return answer
 
     def logout(self) -> None:
         self.worker = None
+        self._refresh_token = None
         self.client.set_user_token(None)
         self._emit_status()
+
+    async def _refresh_worker_token(self) -> bool:
+        """Swap the worker's refresh token for a new pair (access tokens live 15 minutes)."""
+        if not self._refresh_token:
+            return False
+        try:
+            answer = await self.client.json(
+                "POST", "/auth/refresh", json={"refresh_token": self._refresh_token}, auth=False
+            )
+        except (OfflineError, ServerError) as exc:
+            log.info("worker token refresh failed: %s", exc)
+            return False
+        self.client.set_user_token(answer.get("access_token"))
+        self._refresh_token = answer.get("refresh_token")
+        return True
 
     # -- events into the outbox -----------------------------------------------------------------
 
@@ -312,21 +331,30 @@ class Agent:
 
     # -- server reads ---------------------------------------------------------------------------
 
-    async def _read(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _read(self, method: str, path: str, *, as_user: bool = True, **kwargs: Any) -> Any:
+        """A request in the worker's name (when logged in); an expired worker token is refreshed once,
+        and if that fails the request goes in the station's name rather than failing."""
         try:
-            answer = await self.client.json(method, path, as_user=True, **kwargs)
+            try:
+                answer = await self.client.json(method, path, as_user=as_user, **kwargs)
+            except ServerError as exc:
+                if not (as_user and exc.status == 401 and self.client.has_user_token):
+                    raise
+                if not await self._refresh_worker_token():
+                    self.client.set_user_token(None)
+                answer = await self.client.json(method, path, as_user=as_user, **kwargs)
         except OfflineError as exc:
             self._contact(False, str(exc))
             raise
         except ServerError as exc:
-            self._contact(not exc.retryable, str(exc))
+            self._contact(exc.server_reachable, str(exc))
             raise
         self._contact(True, None)
         return answer
 
     async def lookup(self, code: str) -> dict[str, Any]:
         """Unit, LOT and next process for a scanned code (``POST /scans/lookup``); OfflineError offline."""
-        body: dict[str, Any] = {"code": code}
+        body: dict[str, Any] = {"code": code, "station": self.config.station_code}
         scanner = self.devices.devices.get("scanner")
         if scanner is not None and scanner.loaded:
             body.update(device="scanner", driver=scanner.config.driver, driver_version=scanner.version or "")
@@ -396,16 +424,26 @@ class Agent:
     # -- firmware (the server runs the flash; the window follows it) ----------------------------
 
     async def start_flash(self, *, serial_number: str, image_id: Any) -> str:
-        """Ask the server to flash a unit (``POST /firmware/upload``); returns the job id."""
-        answer = await self._read(
-            "POST",
-            "/firmware/upload",
-            json={
-                "serial_number": serial_number,
-                "image_id": image_id,
-                "station_code": self.config.station_code,
-            },
-        )
+        """Ask the server to flash a unit (``POST /firmware/upload``); returns the job id at once.
+
+        ``image_id`` is the image's id (``12`` or ``"12"``) or ``"PRODUCT@VERSION"``. The request goes
+        with the station's token (the station's own uploader is used) and names the worker as
+        operator; its idempotency key keeps a repeated click from flashing twice.
+        """
+        body: dict[str, Any] = {
+            "serial_number": serial_number,
+            "station_code": self.config.station_code,
+            "operator": self.worker,
+            "idempotency_key": str(uuid.uuid4()),
+            "wait": False,
+        }
+        if isinstance(image_id, int) or str(image_id).isdigit():
+            body["image_id"] = int(image_id)
+        elif "@" in str(image_id):
+            body["product"], body["version"] = str(image_id).split("@", 1)
+        else:
+            body["image_id"] = image_id  # the server names what is wrong with it
+        answer = await self._read("POST", "/firmware/upload", json=body, as_user=False)
         answer = answer or {}
         job = answer.get("job_id") or answer.get("id") or (answer.get("job") or {}).get("id")
         if job is None:
@@ -429,7 +467,7 @@ class Agent:
             self._contact(False, str(exc))
             raise
         except ServerError as exc:
-            self._contact(not exc.retryable, str(exc))
+            self._contact(exc.server_reachable, str(exc))
             raise
         received = time.time()
         self._contact(True, None)

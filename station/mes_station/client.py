@@ -26,6 +26,10 @@ class ServerClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    @property
+    def has_user_token(self) -> bool:
+        return self._user_token is not None
+
     def set_user_token(self, token: str | None) -> None:
         """Bearer token of the logged-in worker, used for worker-facing reads and device actions."""
         self._user_token = token

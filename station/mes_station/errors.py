@@ -49,6 +49,11 @@ class ServerError(StationError):
         """
         return self.status >= 500 or self.status in (401, 403, 408, 425, 429)
 
+    @property
+    def server_reachable(self) -> bool:
+        """The server answered and is able to work (a 4xx is the request's problem, not an outage)."""
+        return self.status < 500 and self.status != 429
+
     def as_dict(self) -> dict[str, Any]:
         return {"status": self.status, "code": self.code, "message": self.message}
 

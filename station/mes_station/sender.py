@@ -163,7 +163,7 @@ class Sender:
             self.on_contact(False, str(exc))
             raise
         except ServerError as exc:
-            self.on_contact(not exc.retryable, str(exc))
+            self.on_contact(exc.server_reachable, str(exc))
             raise
         self.on_contact(True, None)
         return response.json() if response.content else None

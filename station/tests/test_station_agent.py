@@ -148,6 +148,30 @@ async def test_login_identifies_the_worker(agent: Agent):
     assert agent.worker == "alice"
 
 
+async def test_expired_worker_token_is_refreshed_and_reads_go_on(agent: Agent, contract):
+    state, _ = contract
+    await agent.login("alice", "secret")
+    first = state.user_requests[-1] if state.user_requests else None
+    await agent.lookup("SN0001")
+    expired = state.user_requests[-1]
+    assert expired != first and expired.startswith("user-alice-")
+    state.revoked_access.add(expired)  # 15 minutes later
+    await agent.lookup("SN0001")
+    assert state.user_requests[-1].startswith("user-alice-") and state.user_requests[-1] != expired
+    assert agent.online and agent.worker == "alice"
+
+
+async def test_worker_token_that_cannot_be_refreshed_falls_back_to_the_station(agent: Agent, contract):
+    state, _ = contract
+    await agent.login("alice", "secret")
+    await agent.lookup("SN0001")
+    state.revoked_access.add(state.user_requests[-1])
+    state.refresh_tokens.clear()  # the refresh token was revoked too
+    answer = await agent.lookup("SN0001")
+    assert answer["unit"]["serial_number"] == "SN0001"
+    assert state.user_requests[-1] == state.token
+
+
 async def test_completion_file_reaches_the_server_once(agent: Agent, contract):
     state, _ = contract
     doc = {

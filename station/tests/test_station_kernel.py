@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -122,6 +123,33 @@ async def test_lookup_and_template_sync_through_the_plugins(tmp_path: Path, kern
         assert "LOT-LOOK" in json.dumps(lot)
         assert await agent.sync_templates() >= 2
         assert "unit_label" in agent.outbox.template_names()
+    finally:
+        await agent.stop()
+
+
+async def test_flash_started_from_the_station_runs_on_its_uploader(tmp_path: Path, kernel_server):
+    kernel = kernel_server
+    [serial] = kernel.make_lot("LOT-FW", units=1, product="PRD-100", serial_prefix="SN-FW")
+    kernel.add_station_device("FLASH-01", "firmware_uploader", "simulator", flash_seconds=0.2)
+    kernel.create_user("alice", "alice-password")
+    image = kernel.upload_firmware("PRD-100", "1.2.0", b"\x7fELF" + bytes(range(256)) * 64)
+    agent = Agent.from_config(_toml(tmp_path, kernel))
+    await agent.start()
+    try:
+        await agent.login("alice", "alice-password")
+        assert agent.worker == "alice"
+        job = await agent.start_flash(serial_number=serial, image_id=image["id"])
+        status: dict = {}
+        for _ in range(200):
+            status = await agent.flash_status(job)
+            if status["status"] in ("done", "failed"):
+                break
+            await asyncio.sleep(0.05)
+        assert status["status"] == "done", status
+        assert status["progress"] == 100 and status["serial_number"] == serial
+        assert status["device"] == "FLASH-01" and status["operator"] == "alice"
+        by_version = await agent.start_flash(serial_number=serial, image_id="PRD-100@1.2.0")
+        assert by_version != job
     finally:
         await agent.stop()
 

@@ -56,6 +56,9 @@ class ContractState:
     duplicates: int = 0
     batch_requests: int = 0
     flash_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    revoked_access: set[str] = field(default_factory=set)  # worker access tokens answered with 401
+    refresh_tokens: dict[str, str] = field(default_factory=dict)  # refresh token → username
+    user_requests: list[str] = field(default_factory=list)  # the bearer token of each worker-side read
     lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -167,14 +170,28 @@ def create_contract_app(state: ContractState) -> Starlette:
         body = await request.json()
         if state.users.get(body.get("username")) != body.get("password"):
             return _error(401, "INVALID_CREDENTIALS", "wrong username or password")
-        return JSONResponse({"access_token": f"user-{body['username']}", "token_type": "bearer"})
+        return JSONResponse(_token_pair(body["username"]))
+
+    def _token_pair(username: str) -> dict[str, Any]:
+        n = next(state._ids)
+        refresh = f"refresh-{username}-{n}"
+        state.refresh_tokens[refresh] = username
+        return {"access_token": f"user-{username}-{n}", "refresh_token": refresh, "token_type": "bearer"}
+
+    async def refresh(request: Request) -> JSONResponse:
+        username = state.refresh_tokens.pop((await request.json()).get("refresh_token", ""), None)
+        if username is None:
+            return _error(401, "INVALID_REFRESH_TOKEN", "refresh token unknown or used")
+        return JSONResponse(_token_pair(username))
 
     def user_or_station(request: Request) -> JSONResponse | None:
         if state.fail_with:
             return _error(state.fail_with, "SERVICE_UNAVAILABLE", "failing on purpose")
         auth = request.headers.get("authorization", "")
-        if auth != f"Bearer {state.token}" and not auth.startswith("Bearer user-"):
-            return _error(401, "UNAUTHORIZED", "not authenticated")
+        token = auth.removeprefix("Bearer ")
+        state.user_requests.append(token)
+        if token != state.token and (not token.startswith("user-") or token in state.revoked_access):
+            return _error(401, "UNAUTHORIZED", "not authenticated (or token expired)")
         return None
 
     async def lookup(request: Request) -> JSONResponse:
@@ -240,6 +257,7 @@ def create_contract_app(state: ContractState) -> Starlette:
             Route("/api/v1/stations/events", station_event, methods=["POST"]),
             Route("/api/v1/stations/heartbeat", heartbeat, methods=["POST"]),
             Route("/api/v1/auth/login", login, methods=["POST"]),
+            Route("/api/v1/auth/refresh", refresh, methods=["POST"]),
             Route("/api/v1/scans/lookup", lookup, methods=["POST"]),
             Route("/api/v1/labels/templates", templates, methods=["GET"]),
             Route("/api/v1/firmware/upload", firmware_upload, methods=["POST"]),

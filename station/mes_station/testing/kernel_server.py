@@ -23,7 +23,9 @@ class KernelServer:
     admin_headers: dict[str, str]
     station_token: str = ""
     station_code: str = "ST-01"
+    line_code: str = "LINE-A"
     lots: list[str] = field(default_factory=list)
+    devices: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -45,6 +47,28 @@ class KernelServer:
             assert r.status_code == 201, r.text
         self.lots.append(lot_number)
         return serials
+
+    def create_user(self, username: str, password: str, role: str = "worker") -> None:
+        r = self.api("POST", "/users", json={"username": username, "password": password, "role": role})
+        assert r.status_code == 201, r.text
+
+    def add_station_device(self, code: str, kind: str, driver: str, **config: Any) -> None:
+        """Configure a device of the station on its line (the line's device list is applied whole)."""
+        self.devices.append(
+            {"code": code, "kind": kind, "driver": driver, "station": self.station_code, "config": config}
+        )
+        r = self.api("PUT", f"/lines/{self.line_code}", json={"name": "Line A", "devices": self.devices})
+        assert r.status_code == 200, r.text
+
+    def upload_firmware(self, product: str, version: str, data: bytes) -> dict[str, Any]:
+        r = self.api(
+            "POST",
+            "/firmware/images",
+            data={"product": product, "version": version},
+            files={"file": ("fw.bin", data, "application/octet-stream")},
+        )
+        assert r.status_code == 201, r.text
+        return r.json()
 
     def set_lot_status(self, lot_number: str, status: str) -> None:
         r = self.api("PATCH", f"/lots/{lot_number}", json={"status": status})
@@ -83,7 +107,11 @@ def start_kernel(settings: Any, *, port: int = 0) -> KernelServer:
     server = ServerThread(create_app(settings), port=port).start(timeout=30)
     admin = create_access_token(subject="station-kit", role="admin", uid=0, secret=settings.secret_key, minutes=60)
     kernel = KernelServer(settings, server, {"Authorization": f"Bearer {admin}"})
-    r = kernel.api("POST", "/stations", json={"code": kernel.station_code, "name": "Station 1"})
+    r = kernel.api("PUT", f"/lines/{kernel.line_code}", json={"name": "Line A"})
+    assert r.status_code == 200, r.text
+    r = kernel.api(
+        "POST", "/stations", json={"code": kernel.station_code, "name": "Station 1", "line": kernel.line_code}
+    )
     assert r.status_code == 201, r.text
     r = kernel.api("POST", f"/stations/{kernel.station_code}/tokens", json={"name": "test"})
     assert r.status_code == 201, r.text
