@@ -245,9 +245,11 @@ def test_print_label_renders_the_kernels_template_on_the_station_printer(tmp_pat
         wait_until(lambda: window.logged_in, timeout=10)
         enter(window, "SN-UI-0002")
         screen = window.main_screen
-        QTest.mouseClick(screen.print_button, Qt.MouseButton.LeftButton)
-        wait_until(lambda: screen.device_message.text().startswith("Label"), timeout=10, message="print outcome")
-        assert screen.device_message.text().startswith("Label printed"), screen.device_message.text()
+        QTest.mouseClick(screen.devices.print_button, Qt.MouseButton.LeftButton)
+        wait_until(
+            lambda: screen.devices.device_message.text().startswith("Label"), timeout=10, message="print outcome"
+        )
+        assert screen.devices.device_message.text().startswith("Label printed"), screen.devices.device_message.text()
         printed = simulated_printer(printer_id).printed
         assert len(printed) == 1
         assert b"SN-UI-0002" in printed[0] and b"LOT-UI-01" in printed[0]
@@ -292,12 +294,12 @@ def test_a_flash_the_kernel_refuses_is_shown_and_can_be_retried(online_window):
     wait_until(lambda: window.logged_in, timeout=10)
     enter(window, "SN-UI-0001")
     screen = window.main_screen
-    screen.image_input.setText("999999")  # no such image
-    QTest.mouseClick(screen.flash_button, Qt.MouseButton.LeftButton)
-    wait_until(lambda: screen.device_message.text().startswith("Start flash:"), timeout=10, message="refusal")
-    assert "b00020" in screen.device_message.styleSheet()  # shown as an error
-    assert screen.flash_button.isEnabled()
-    assert screen.flash_progress.value() == 0
+    screen.devices.image_input.setText("999999")  # no such image
+    QTest.mouseClick(screen.devices.flash_button, Qt.MouseButton.LeftButton)
+    wait_until(lambda: screen.devices.device_message.text().startswith("Start flash:"), timeout=10, message="refusal")
+    assert "b00020" in screen.devices.device_message.styleSheet()  # shown as an error
+    assert screen.devices.flash_button.isEnabled()
+    assert screen.devices.flash_progress.value() == 0
 
 
 def test_a_flash_through_the_stations_uploader_ends_done_at_100_percent(online_window, kernel_server):
@@ -328,10 +330,10 @@ def test_a_flash_through_the_stations_uploader_ends_done_at_100_percent(online_w
     wait_until(lambda: window.logged_in, timeout=10)
     enter(window, "SN-UI-0002")
     screen = window.main_screen
-    screen.image_input.setText(str(image.json()["id"]))
-    QTest.mouseClick(screen.flash_button, Qt.MouseButton.LeftButton)
-    wait_until(lambda: screen.device_message.text().startswith("Flash "), timeout=15, message="flash outcome")
-    assert screen.device_message.text().startswith("Flash done"), screen.device_message.text()
-    assert screen.flash_progress.value() == 100
+    screen.devices.image_input.setText(str(image.json()["id"]))
+    QTest.mouseClick(screen.devices.flash_button, Qt.MouseButton.LeftButton)
+    wait_until(lambda: screen.devices.device_message.text().startswith("Flash "), timeout=15, message="flash outcome")
+    assert screen.devices.device_message.text().startswith("Flash done"), screen.devices.device_message.text()
+    assert screen.devices.flash_progress.value() == 100
     jobs = kernel.api("GET", "/firmware/jobs", params={"serial_number": "SN-UI-0002"}).json()["items"]
     assert [job["status"] for job in jobs] == ["done"]

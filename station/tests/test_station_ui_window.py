@@ -193,39 +193,39 @@ def test_a_scanner_event_from_the_agent_looks_the_code_up(window, agent):
     assert screen.scan_input.text() == "LOT-2026-0042"
     assert screen.lot_value.text() == "LOT-2026-0042"
     assert screen.serial_value.text() == "—"
-    assert not screen.flash_button.isEnabled()  # flashing needs a unit
+    assert not screen.devices.flash_button.isEnabled()  # flashing needs a unit
 
 
 def test_print_label_sends_the_units_fields(window, agent):
     log_in(window)
     scan(window, "SN-0001")
     screen = window.main_screen
-    QTest.mouseClick(screen.print_button, Qt.MouseButton.LeftButton)
-    wait_until(lambda: "Label" in screen.device_message.text(), message="print feedback")
+    QTest.mouseClick(screen.devices.print_button, Qt.MouseButton.LeftButton)
+    wait_until(lambda: "Label" in screen.devices.device_message.text(), message="print feedback")
     assert agent.labels == [
         {
             "template": "unit_label",
             "fields": {"serial_number": "SN-0001", "lot_number": "LOT-2026-0042", "product": "NH-HUB-200"},
         }
     ]
-    assert screen.device_message.text() == "Label printed (job P1)"
+    assert screen.devices.device_message.text() == "Label printed (job P1)"
 
 
 def test_flash_progress_is_polled_until_done(window, agent):
     log_in(window)
     scan(window, "SN-0001")
     screen = window.main_screen
-    assert screen.image_input.text() == "fw-1.4.2"
+    assert screen.devices.image_input.text() == "fw-1.4.2"
     seen: list[int] = []
-    screen.flash_progress.valueChanged.connect(seen.append)
-    QTest.mouseClick(screen.flash_button, Qt.MouseButton.LeftButton)
-    assert screen.flash_progress.maximum() == 0  # busy until the job is known
-    wait_until(lambda: "Flash done" in screen.device_message.text(), message="flash done")
-    assert screen.flash_progress.maximum() == 100
+    screen.devices.flash_progress.valueChanged.connect(seen.append)
+    QTest.mouseClick(screen.devices.flash_button, Qt.MouseButton.LeftButton)
+    assert screen.devices.flash_progress.maximum() == 0  # busy until the job is known
+    wait_until(lambda: "Flash done" in screen.devices.device_message.text(), message="flash done")
+    assert screen.devices.flash_progress.maximum() == 100
     assert agent.flashes["F1"]["serial_number"] == "SN-0001"
     assert agent.flashes["F1"]["image_id"] == "fw-1.4.2"
     assert seen == [25, 50, 75, 100]
-    assert screen.flash_button.isEnabled()
+    assert screen.devices.flash_button.isEnabled()
 
 
 def test_logout_returns_to_login_and_clears_the_unit(window):

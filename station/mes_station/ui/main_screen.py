@@ -6,7 +6,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -16,7 +15,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -25,19 +23,15 @@ from PySide6.QtWidgets import (
 )
 
 from mes_station.ui.bridge import AgentBridge
+from mes_station.ui.devices_panel import ERROR_STYLE, NEUTRAL_STYLE, OK_STYLE, DevicesPanel, say
 from mes_station.ui.options import UiOptions
 from mes_station.ui.view import (
     HISTORY_COLUMNS,
     UnitView,
     describe_error,
-    flash_progress,
     unit_view,
 )
 from mes_station.ui.wedge import WedgeFeeder
-
-_OK = "color: #1b5e20;"
-_ERROR = "color: #b00020; font-weight: bold;"
-_NEUTRAL = "color: #444;"
 
 
 def _button_style(colour: str, disabled: str) -> str:
@@ -66,11 +60,6 @@ class MainScreen(QWidget):
         self._worker_id: str | None = None
         self._view: UnitView | None = None
         self._lookup_seq = 0
-        self._flash_job: str | None = None
-        self._flash_poll_busy = False
-        self._flash_poll_errors = 0
-        self._flash_timer = QTimer(self, interval=options.flash_poll_ms)
-        self._flash_timer.timeout.connect(self._poll_flash)
         self.wedge_feeder: WedgeFeeder | None = None
 
         layout = QVBoxLayout(self)
@@ -79,7 +68,8 @@ class MainScreen(QWidget):
         layout.addWidget(self._build_unit_box(), stretch=1)
         bottom = QHBoxLayout()
         bottom.addWidget(self._build_result_box(), stretch=1)
-        bottom.addWidget(self._build_device_box(), stretch=1)
+        self.devices = DevicesPanel(bridge, options)
+        bottom.addWidget(self.devices, stretch=1)
         layout.addLayout(bottom)
         self._show_view(None)
 
@@ -173,32 +163,6 @@ class MainScreen(QWidget):
         column.addStretch(1)
         return box
 
-    def _build_device_box(self) -> QGroupBox:
-        box = QGroupBox("Devices")
-        self.print_button = QPushButton("Print label", objectName="print_button")
-        self.print_button.clicked.connect(self.print_label)
-        self.image_input = QLineEdit(objectName="image_input")
-        self.image_input.setPlaceholderText("firmware image id")
-        self.image_input.setText(self._options.firmware_image_id)
-        self.flash_button = QPushButton("Start flash", objectName="flash_button")
-        self.flash_button.clicked.connect(self.start_flash)
-        self.flash_progress = QProgressBar(objectName="flash_progress")
-        self.flash_progress.setRange(0, 100)
-        self.flash_progress.setValue(0)
-        self.device_message = QLabel(objectName="device_message")
-        self.device_message.setWordWrap(True)
-
-        flash = QHBoxLayout()
-        flash.addWidget(self.image_input, stretch=1)
-        flash.addWidget(self.flash_button)
-        column = QVBoxLayout(box)
-        column.addWidget(self.print_button)
-        column.addLayout(flash)
-        column.addWidget(self.flash_progress)
-        column.addWidget(self.device_message)
-        column.addStretch(1)
-        return box
-
     # -- session -----------------------------------------------------------------
 
     def set_worker(self, worker_id: str | None) -> None:
@@ -209,12 +173,10 @@ class MainScreen(QWidget):
 
     def reset(self) -> None:
         """Forget the scanned unit and any running flash watch (on logout)."""
-        self._flash_timer.stop()
-        self._flash_job = None
-        self.flash_progress.setValue(0)
+        self.devices.reset()
         self.scan_input.clear()
         self._show_view(None)
-        for label in (self.result_message, self.device_message, self.lookup_message):
+        for label in (self.result_message, self.lookup_message):
             label.clear()
 
     @property
@@ -243,7 +205,7 @@ class MainScreen(QWidget):
                 submit_scan,
                 code,
                 source="keyboard",
-                on_error=lambda exc: self._say(self.result_message, describe_error(exc, f"Record scan {code}"), _ERROR),
+                on_error=lambda exc: say(self.result_message, describe_error(exc, f"Record scan {code}"), ERROR_STYLE),
             )
         self.lookup()
 
@@ -253,7 +215,7 @@ class MainScreen(QWidget):
             return
         self._lookup_seq += 1
         seq = self._lookup_seq
-        self._say(self.lookup_message, f"Looking up {code}…", _NEUTRAL)
+        say(self.lookup_message, f"Looking up {code}…", NEUTRAL_STYLE)
         self._bridge.submit(
             lookup_with_history,
             self._bridge.agent,
@@ -269,12 +231,12 @@ class MainScreen(QWidget):
         self._show_view(view)
         self.result_message.clear()
         if view.kind == "unknown":
-            self._say(self.lookup_message, f"{code}: unknown code.", _ERROR)
+            say(self.lookup_message, f"{code}: unknown code.", ERROR_STYLE)
         elif view.warnings or view.history_error:
             notes = [*view.warnings, *([view.history_error] if view.history_error else [])]
-            self._say(self.lookup_message, f"{code}: {view.kind}. " + " · ".join(notes), _ERROR)
+            say(self.lookup_message, f"{code}: {view.kind}. " + " · ".join(notes), ERROR_STYLE)
         else:
-            self._say(self.lookup_message, f"{code}: {view.kind}.", _OK)
+            say(self.lookup_message, f"{code}: {view.kind}.", OK_STYLE)
         # The next scanner burst replaces the code instead of appending to it.
         self.scan_input.selectAll()
         self.scan_input.setFocus()
@@ -283,7 +245,7 @@ class MainScreen(QWidget):
         if seq != self._lookup_seq:
             return
         self._show_view(None)
-        self._say(self.lookup_message, describe_error(exc, f"Look up {code}"), _ERROR)
+        say(self.lookup_message, describe_error(exc, f"Look up {code}"), ERROR_STYLE)
         self.scan_input.selectAll()
 
     def _show_view(self, view: UnitView | None) -> None:
@@ -294,14 +256,11 @@ class MainScreen(QWidget):
         self.product_value.setText((view and view.product) or dash)
         self.lot_status_value.setText((view and view.lot_status) or dash)
         self.next_process_value.setText(view.next_process_text if view else dash)
-        if view and view.firmware_image_id and not self.image_input.text():
-            self.image_input.setText(view.firmware_image_id)
         self.history_table.setRowCount(0)
         for row in view.history if view else []:
             self._append_history(row)
         self._set_record_enabled(bool(view and view.can_record))
-        self.print_button.setEnabled(bool(view and (view.serial_number or view.lot_number)))
-        self.flash_button.setEnabled(bool(view and view.serial_number) and self._flash_job is None)
+        self.devices.show_view(view)
 
     def _append_history(self, row: tuple[str, ...], *, pending: bool = False) -> None:
         index = self.history_table.rowCount()
@@ -323,14 +282,14 @@ class MainScreen(QWidget):
             return
         defect_code = self.defect_combo.currentData() if result == "fail" else None
         if result == "fail" and not defect_code:
-            self._say(self.result_message, "Choose a defect code to record a FAIL.", _ERROR)
+            say(self.result_message, "Choose a defect code to record a FAIL.", ERROR_STYLE)
             self.defect_combo.setFocus()
             return
         if not self._worker_id:
-            self._say(self.result_message, "No worker logged in.", _ERROR)
+            say(self.result_message, "No worker logged in.", ERROR_STYLE)
             return
         self._set_record_enabled(False)
-        self._say(self.result_message, "Saving…", _NEUTRAL)
+        say(self.result_message, "Saving…", NEUTRAL_STYLE)
         self._bridge.submit(
             self._bridge.agent.record_result,
             lot_number=view.lot_number,
@@ -346,10 +305,10 @@ class MainScreen(QWidget):
     def _recorded(self, view: UnitView, result: str, defect_code: str | None, key: str) -> None:
         what = result.upper() + (f" ({defect_code})" if defect_code else "")
         target = view.serial_number or view.lot_number
-        self._say(
+        say(
             self.result_message,
             f"Saved (queued): {what} for {target} at {view.next_process_id}. Key {str(key)[:12]}",
-            _OK,
+            OK_STYLE,
         )
         self.defect_combo.setCurrentIndex(0)
         if self._view is view:
@@ -370,125 +329,13 @@ class MainScreen(QWidget):
         self.scan_input.setFocus()
 
     def _record_failed(self, view: UnitView, exc: BaseException) -> None:
-        self._say(self.result_message, describe_error(exc, "Record result"), _ERROR)
+        say(self.result_message, describe_error(exc, "Record result"), ERROR_STYLE)
         if self._view is view:
             self._set_record_enabled(True)
 
     def _set_record_enabled(self, enabled: bool) -> None:
         self.pass_button.setEnabled(enabled)
         self.fail_button.setEnabled(enabled)
-
-    # -- devices -----------------------------------------------------------------
-
-    def print_label(self) -> None:
-        view = self._view
-        if view is None:
-            return
-        self.print_button.setEnabled(False)
-        self._say(self.device_message, "Printing…", _NEUTRAL)
-        options = self._options
-        template = options.label_template if view.serial_number else options.lot_label_template
-        self._bridge.submit(
-            self._bridge.agent.print_label,
-            template=template,
-            fields=view.label_fields(dict(options.label_fields)),
-            on_result=self._printed,
-            on_error=self._print_failed,
-        )
-
-    def _printed(self, answer: Any) -> None:
-        self.print_button.setEnabled(self._view is not None)
-        answer = answer if isinstance(answer, dict) else {}
-        status = answer.get("status") or answer.get("outcome") or "sent"
-        job = answer.get("job_id") or answer.get("id") or answer.get("event_key")
-        self._say(self.device_message, f"Label {status}" + (f" (job {str(job)[:12]})" if job else ""), _OK)
-
-    def _print_failed(self, exc: BaseException) -> None:
-        self.print_button.setEnabled(self._view is not None)
-        self._say(self.device_message, describe_error(exc, "Print label"), _ERROR)
-
-    def start_flash(self) -> None:
-        view = self._view
-        image_id = self.image_input.text().strip()
-        if view is None or not view.serial_number:
-            return
-        if not image_id:
-            self._say(self.device_message, "Enter the firmware image id to flash.", _ERROR)
-            return
-        self.flash_button.setEnabled(False)
-        self.flash_progress.setValue(0)
-        # Busy until the server answers with a job: it may answer only once the flash is over.
-        self.flash_progress.setRange(0, 0)
-        self._say(self.device_message, f"Starting flash of {image_id}…", _NEUTRAL)
-        self._bridge.submit(
-            self._bridge.agent.start_flash,
-            serial_number=view.serial_number,
-            image_id=image_id,
-            on_result=self._flash_started,
-            on_error=self._flash_failed,
-        )
-
-    def _flash_started(self, job_id: str) -> None:
-        self.flash_progress.setRange(0, 100)
-        self._flash_job = str(job_id)
-        self._flash_poll_errors = 0
-        self._say(self.device_message, f"Flashing (job {job_id})…", _NEUTRAL)
-        self._flash_timer.start()
-
-    def _poll_flash(self) -> None:
-        if self._flash_job is None or self._flash_poll_busy:
-            return
-        self._flash_poll_busy = True
-        job = self._flash_job
-        self._bridge.submit(
-            self._bridge.agent.flash_status,
-            job,
-            on_result=lambda status: self._flash_polled(job, status),
-            on_error=lambda exc: self._flash_poll_failed(job, exc),
-        )
-
-    def _flash_polled(self, job: str, status: dict[str, Any]) -> None:
-        self._flash_poll_busy = False
-        if job != self._flash_job:
-            return
-        self._flash_poll_errors = 0
-        percent, state, finished = flash_progress(status or {})
-        self.flash_progress.setValue(percent)
-        if not finished:
-            self._say(self.device_message, f"Flashing (job {job}): {state} {percent}%", _NEUTRAL)
-            return
-        self._flash_timer.stop()
-        self._flash_job = None
-        self.flash_button.setEnabled(bool(self._view and self._view.serial_number))
-        error = (status or {}).get("error")
-        if state in {"done", "succeeded", "success"}:
-            self._say(self.device_message, f"Flash done (job {job}).", _OK)
-        else:
-            detail = f": {error}" if error else ""
-            self._say(self.device_message, f"Flash {state} (job {job}){detail}", _ERROR)
-
-    def _flash_poll_failed(self, job: str, exc: BaseException) -> None:
-        self._flash_poll_busy = False
-        if job != self._flash_job:
-            return
-        self._flash_poll_errors += 1
-        message = describe_error(exc, f"Flash status (job {job})")
-        if self._flash_poll_errors >= self._options.flash_max_poll_errors:
-            self._flash_timer.stop()
-            self._flash_job = None
-            self.flash_button.setEnabled(bool(self._view and self._view.serial_number))
-            message += " — stopped watching; the job may still be running."
-        self._say(self.device_message, message, _ERROR)
-
-    def _flash_failed(self, exc: BaseException) -> None:
-        self.flash_progress.setRange(0, 100)
-        self.flash_button.setEnabled(bool(self._view and self._view.serial_number))
-        self._say(self.device_message, describe_error(exc, "Start flash"), _ERROR)
-
-    @staticmethod
-    def _say(label: QLabel, text: str, style: str) -> None:
-        label.setStyleSheet(style)
-        label.setText(text)
 
 
 async def lookup_with_history(agent: Any, code: str) -> dict[str, Any]:
