@@ -1,0 +1,192 @@
+"""The ``mes`` console script, run as a real subprocess against a SQLite file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mes_kernel.app import create_app
+from mes_kernel.audit import seal_pending
+from mes_kernel.migrate import upgrade
+from mes_kernel.settings import Settings
+
+MES = Path(sys.executable).with_name("mes")
+TIMEOUT = 60
+
+
+@pytest.fixture
+def cli_env(tmp_path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MES_", "DATABASE_", "REDIS_", "SECRET_", "ENVIRONMENT", "WORKERS"))
+    }
+    env.update(
+        {
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/mes.db",
+            "FILES_DIR": str(tmp_path / "files"),
+            "BCRYPT_ROUNDS": "4",
+            "LOG_LEVEL": "WARNING",
+            "COLUMNS": "200",  # keep rich from wrapping the lines asserted on
+            "NO_COLOR": "1",
+        }
+    )
+    return env
+
+
+def mes(env: dict[str, str], *args: str, stdin: str | None = None, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(MES), *args], input=stdin, env=env, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT
+    )
+
+
+def start(env: dict[str, str], *args: str, cwd: Path, stdin: str = "") -> tuple[subprocess.Popen, str]:
+    """Start a command without waiting (several run side by side); ``finish`` collects it."""
+    proc = subprocess.Popen(
+        [str(MES), *args],
+        env=env,
+        cwd=cwd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return proc, stdin
+
+
+def finish(started: tuple[subprocess.Popen, str]) -> tuple[int, str]:
+    proc, stdin = started
+    stdout, stderr = proc.communicate(stdin, timeout=TIMEOUT)
+    return proc.returncode, stdout + stderr
+
+
+async def test_upgrade_create_user_log_in_and_verify_then_detect_tampering(cli_env, tmp_path):
+    upgraded = mes(cli_env, "db", "upgrade", cwd=tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert "schema at head" in upgraded.stdout + upgraded.stderr
+    assert (tmp_path / "mes.db").exists()
+
+    created = mes(
+        cli_env, "user", "create", "bob", "--role", "worker", "--password-stdin", stdin="bob-secret-pw\n", cwd=tmp_path
+    )
+    assert created.returncode == 0, created.stderr
+    assert "bob" in created.stdout + created.stderr
+
+    # The user the CLI made logs in through the API of an app on the same database.
+    settings = Settings(
+        database_url=cli_env["DATABASE_URL"],
+        files_dir=cli_env["FILES_DIR"],
+        log_json=False,
+        log_level="WARNING",
+        _env_file=None,
+    )
+    app = create_app(settings, load_entry_points=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://mes.test") as client:
+            r = await client.post("/api/v1/auth/login", json={"username": "bob", "password": "bob-secret-pw"})
+            assert r.status_code == 200, r.text
+            assert r.json()["role"] == "worker"
+            wrong = await client.post("/api/v1/auth/login", json={"username": "bob", "password": "nope-nope"})
+            assert wrong.status_code == 401
+        async with app.state.kernel.sessionmaker() as session:
+            assert await seal_pending(session, grace_seconds=0) is not None
+            await session.commit()
+
+    again = start(
+        cli_env, "user", "create", "bob", "--role", "viewer", "--password-stdin", stdin="bob-secret-pw\n", cwd=tmp_path
+    )
+    verified = mes(cli_env, "audit", "verify", cwd=tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.startswith("OK")
+    assert "1 entries, 1 sealed blocks" in verified.stdout
+    code, output = finish(again)
+    assert code != 0, output
+    assert "USER_EXISTS" in output
+
+    db = sqlite3.connect(tmp_path / "mes.db")
+    try:
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            db.execute("UPDATE audit_log SET actor = 'mallory'")
+        entry_id = db.execute("SELECT id FROM audit_log WHERE entity = 'user' AND entity_id = 'bob'").fetchone()[0]
+        db.execute("DROP TRIGGER audit_log_no_update")
+        db.execute("UPDATE audit_log SET actor = 'mallory' WHERE id = ?", (entry_id,))
+        db.commit()
+    finally:
+        db.close()
+    broken = mes(cli_env, "audit", "verify", cwd=tmp_path)
+    assert broken.returncode == 1, broken.stdout + broken.stderr
+    assert f"BROKEN at entry {entry_id}" in broken.stdout
+
+
+def test_bad_input_exits_non_zero_with_the_problem_listed(cli_env, tmp_path):
+    upgrade(Settings(database_url=cli_env["DATABASE_URL"], _env_file=None))
+    bad_toml = tmp_path / "broken.toml"
+    bad_toml.write_text('[line]\ncode = "LINE-A"\nname = "unterminated\n')
+    bad_config = tmp_path / "line-a.toml"
+    bad_config.write_text(
+        '[line]\ncode = "LINE A"\nname = "Line A"\n\n'
+        '[plugins]\nenabled = ["no_such_plugin"]\n\n'
+        '[[devices]]\ncode = "PRN-01"\nkind = "teleporter"\ndriver = "warp"\n'
+    )
+    invalid_line = tmp_path / "line-b.toml"
+    invalid_line.write_text(
+        '[line]\ncode = "LINE-B"\nname = "Line B"\n\n'
+        '[plugins]\nenabled = ["no_such_plugin"]\n\n'
+        "[breakers.warp_drive]\nfailure_threshold = 3\n\n"
+        '[[devices]]\ncode = "DEV-01"\nkind = "teleporter"\ndriver = "warp"\n'
+    )
+    production = {**cli_env, "ENVIRONMENT": "production", "SECRET_KEY": "too-short"}
+
+    runs = {
+        "bad role": start(
+            cli_env,
+            "user",
+            "create",
+            "eve",
+            "--role",
+            "superuser",
+            "--password-stdin",
+            cwd=tmp_path,
+            stdin="eve-secret-pw\n",
+        ),
+        "bad toml": start(cli_env, "line", "apply", str(bad_toml), cwd=tmp_path),
+        "bad config": start(cli_env, "line", "apply", str(bad_config), cwd=tmp_path),
+        "invalid line": start(cli_env, "line", "apply", str(invalid_line), cwd=tmp_path),
+        "production secret": start(production, "audit", "verify", cwd=tmp_path),
+    }
+    results = {name: finish(proc) for name, proc in runs.items()}
+
+    code, output = results["bad role"]
+    assert code != 0, output
+    assert "role" in output
+    code, output = results["bad toml"]
+    assert code != 0, output
+    assert "not valid TOML" in output
+    code, output = results["bad config"]
+    assert code != 0, output
+    assert "problem" in output
+    assert "code" in output  # "LINE A" has a space
+    code, output = results["invalid line"]  # well-formed, but names what is not installed: every problem listed
+    assert code == 1, output
+    assert "3 problem(s)" in output
+    for where in ("plugins.0", "breakers.warp_drive", "devices.0.kind", "no_such_plugin"):
+        assert where in output, (where, output)
+    code, output = results["production secret"]
+    assert code != 0, output
+    assert "SECRET_KEY" in output
+
+    # Nothing of it reached the database.
+    db = sqlite3.connect(tmp_path / "mes.db")
+    try:
+        assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM lines").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 0
+    finally:
+        db.close()
