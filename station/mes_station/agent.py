@@ -22,6 +22,7 @@ from mes_station.config import StationConfig, load_config
 from mes_station.devices import DeviceSet
 from mes_station.errors import DeviceError, OfflineError, ServerError, TemplateNotCachedError
 from mes_station.heartbeat import clock_offset, heartbeat_body
+from mes_station.instance import InstanceLock
 from mes_station.labels import TemplateError, local_template, render, sync_templates
 from mes_station.outbox import PROCESS_RECORD, STATION_EVENT, Outbox
 from mes_station.scans import Scan, scans_of
@@ -79,6 +80,7 @@ class Agent:
         self._stop: asyncio.Event | None = None
         self._heartbeats = 0
         self._closed = False
+        self._lock = InstanceLock(config.work_dir / "agent.lock")
         self._refresh_token: str | None = None
 
     @classmethod
@@ -90,6 +92,7 @@ class Agent:
 
     async def start(self) -> None:
         """Load drivers and start sending, watching and heart-beating in the running loop."""
+        self._lock.acquire()
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self.devices.load()
@@ -120,6 +123,7 @@ class Agent:
         await self.devices.close()
         await self.client.aclose()
         self.outbox.close()
+        self._lock.release()
 
     async def run_forever(self) -> None:
         """``start()``, then wait until cancelled (Ctrl-C), then ``stop()``."""

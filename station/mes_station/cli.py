@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from mes_station.config import ConfigError, StationConfig, load_config
+from mes_station.instance import is_running
 from mes_station.outbox import Outbox
 
 app = typer.Typer(help="NeuroHub MES station agent.", no_args_is_help=True, add_completion=False)
@@ -89,11 +90,11 @@ def status(config: ConfigOption = None) -> None:
             "server_clock_offset_seconds": outbox.clock_offset(),
             "templates_cached": outbox.template_names(),
         }
+    running = is_running(cfg.work_dir / "agent.lock")
     if snapshot:
         age = (datetime.now(UTC) - datetime.fromisoformat(snapshot["updated_at"])).total_seconds()
-        fresh = age < max(3 * cfg.heartbeat_interval, 10)
         report["agent"] = {
-            "running": fresh,
+            "running": running,
             "pid": snapshot.get("pid"),
             "snapshot_age_seconds": round(age, 1),
             "online": snapshot.get("online"),
@@ -101,7 +102,7 @@ def status(config: ConfigOption = None) -> None:
             "last_error": snapshot.get("last_error") or snapshot.get("sender_error"),
         }
     else:
-        report["agent"] = {"running": False}
+        report["agent"] = {"running": running}
     if snapshot and report["agent"]["running"]:
         report["drivers"] = snapshot.get("drivers")
     else:

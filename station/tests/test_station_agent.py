@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from mes_label_printer.simulator.tcp import ThreadedTcpPrinter
 from mes_station.agent import Agent, Scan
 from mes_station.config import load_config
 from mes_station.errors import DeviceUnavailableError, OfflineError, OutboxFullError, ServerError
+from mes_station.instance import AgentAlreadyRunning, is_running
 from mes_station.testing.helpers import wait_for, write_station_toml
 
 
@@ -243,6 +245,14 @@ async def test_flash_is_started_on_the_server_and_followed(agent: Agent):
             break
         await asyncio.sleep(0.05)
     assert status["status"] == "done" and status["progress"] == 100
+
+
+async def test_a_second_agent_on_the_same_work_dir_is_refused(agent: Agent, station_toml: Path):
+    second = Agent.from_config(station_toml)
+    with pytest.raises(AgentAlreadyRunning, match=str(os.getpid())):
+        await second.start()
+    second.outbox.close()
+    assert is_running(agent.config.work_dir / "agent.lock")
 
 
 def test_api_base_url_overrides_the_file(station_toml: Path, monkeypatch):
