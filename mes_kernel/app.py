@@ -20,7 +20,7 @@ from .breakers import BreakerRegistry, MemoryBreakerStore, RedisBreakerStore
 from .cache import Cache
 from .contracts import BreakerConfig, DeviceKind, HealthCheck, Panel, Permission
 from .db.base import make_engine, make_sessionmaker
-from .errors import install_error_handlers
+from .errors import UnhandledErrorMiddleware, install_error_handlers
 from .health import HealthAggregator
 from .kernel import Kernel
 from .logging import configure_logging
@@ -202,7 +202,8 @@ def create_app(
     app.state.device_kinds = {}
     install_error_handlers(app)
 
-    # Outermost first: metrics see everything, the request id is set before limits answer.
+    # Added innermost first: metrics see everything, the request id is set before limits answer.
+    app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(redis), settings=settings, cache=cache)
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware)

@@ -135,7 +135,34 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception):
-        log.exception("unhandled_error", error=str(exc))
-        return error_response(500, "INTERNAL_ERROR", "internal server error")
+
+
+class UnhandledErrorMiddleware:
+    """Answers an unexpected exception with 500 ``INTERNAL_ERROR`` and logs it once.
+
+    Starlette's own last-resort handler re-raises after answering, so the server logs the same
+    traceback a second time; catching here keeps one JSON log line per failure.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.exception("unhandled_error", error=f"{type(exc).__name__}: {exc}", path=scope.get("path"))
+            if started:
+                raise
+            response = error_response(500, "INTERNAL_ERROR", "internal server error")
+            await response(scope, receive, send)

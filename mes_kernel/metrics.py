@@ -58,21 +58,43 @@ class MetricsMiddleware:
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         status = [500]
+        template = "unmatched"
 
         async def capture(message):
+            nonlocal template
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                template = route_template(scope)
             await send(message)
 
         try:
             await self.app(scope, receive, capture)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
             if template != "/metrics":
                 labels = (scope["method"], template, str(status[0]))
                 REQUESTS.labels(*labels).inc()
                 LATENCY.labels(*labels).observe(time.perf_counter() - started)
+
+
+def route_template(scope) -> str:
+    """The matched route's path template with its include prefix (``/api/v1/lots/{lot_number}``).
+
+    FastAPI 0.16x keeps included routers apart and puts the *original* route, whose path lacks the
+    include prefix, in ``scope["route"]``. The prefix is what precedes the part of the request path
+    that the route's own regex matches. Pinned by ``tests/test_metrics.py``.
+    """
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    regex = getattr(route, "path_regex", None)
+    if path is None:
+        return "unmatched"
+    raw = scope.get("path", "")
+    if regex is None or regex.match(raw):
+        return path
+    for i, char in enumerate(raw):
+        if char == "/" and i and regex.match(raw[i:]):
+            return raw[:i] + path
+    return path
 
 
 def observe_health(tree: dict) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,15 +15,19 @@ SAMPLES = Path(__file__).parent / "sample_plugins"
 
 
 @pytest.fixture(scope="session")
-def third_party_dir(tmp_path_factory) -> Path:
-    """The sample third-party plugins, pip-installed from their own directories into a private target."""
-    target = tmp_path_factory.mktemp("third-party")
+def third_party_dir() -> Path:
+    """The sample third-party plugins, pip-installed from their own directories into a private target.
+
+    Not under pytest's numbered temp dirs: other pytest runs on the machine rotate those away.
+    """
+    target = Path(tempfile.mkdtemp(prefix="mes-third-party-"))
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
          *(str(p) for p in sorted(SAMPLES.iterdir()) if (p / "pyproject.toml").exists())],
         check=True,
     )
-    return target
+    yield target
+    shutil.rmtree(target, ignore_errors=True)
 
 
 @pytest.fixture

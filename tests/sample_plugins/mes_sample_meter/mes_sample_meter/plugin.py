@@ -1,5 +1,7 @@
 """Hook implementations of the sample meter plugin."""
 
+import os
+
 import typer
 from fastapi import APIRouter
 
@@ -18,7 +20,7 @@ router = APIRouter(prefix="/sample", tags=["sample"])
 async def reading(kernel: KernelDep, fail: bool = False, _: Principal = require_permission("sample:read")):
     meter = kernel.load_driver("mes.drivers.sample_meter", "fake_meter", failing=fail)
     value = await kernel.breakers.call("sample_meter", "M-1", meter.read)
-    return {"value": value, "started": kernel.state.get("sample_started", False)}
+    return {"value": value, "started": kernel.state.get("sample_started", False), "pid": os.getpid()}
 
 
 @hookimpl
@@ -38,7 +40,8 @@ def mes_register_device_kinds():
 
 @hookimpl
 def mes_register_breakers():
-    return [BreakerConfig("sample_meter", failure_threshold=2, recovery_timeout=5.0,
+    recovery = float(os.environ.get("SAMPLE_METER_RECOVERY_SECONDS", "5"))
+    return [BreakerConfig("sample_meter", failure_threshold=2, recovery_timeout=recovery,
                           expected_exceptions=(ConnectionError,))]
 
 

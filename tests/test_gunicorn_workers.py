@@ -1,0 +1,130 @@
+"""Behind several gunicorn workers the kernel tells one truth: shared breakers, summed metrics.
+
+Starts the real deploy/gunicorn.conf.py with 2 uvicorn workers on PostgreSQL + Redis, with the
+sample third-party plugin installed, and talks to it over TCP with fresh connections.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mes_kernel.testing.fixtures import PG_URL, REDIS_URL, _admin_url, _in_thread, _pg_exec
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "gunicorn-test-secret-key-0123456789abcdef"
+
+pytestmark = pytest.mark.skipif(not (PG_URL and REDIS_URL), reason="needs MES_TEST_DATABASE_URL and MES_TEST_REDIS_URL")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def gunicorn_server(third_party_dir, tmp_path):
+    from mes_kernel.migrate import upgrade
+    from mes_kernel.settings import Settings
+
+    name = f"mes_gu_{uuid.uuid4().hex[:10]}"
+    _in_thread(lambda: _pg_exec(_admin_url(PG_URL, "postgres"), f'CREATE DATABASE "{name}"'))
+    db_url = _admin_url(PG_URL, name)
+    upgrade(Settings(database_url=db_url, _env_file=None))
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(third_party_dir),
+        "DATABASE_URL": db_url,
+        "REDIS_URL": REDIS_URL,
+        "SECRET_KEY": SECRET,
+        "ENVIRONMENT": "production",
+        "BIND": f"127.0.0.1:{port}",
+        "WORKERS": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
+        "FILES_DIR": str(tmp_path / "files"),
+        "RATE_LIMIT_PER_MINUTE": "100000",
+        "LOG_LEVEL": "WARNING",
+        "SAMPLE_METER_RECOVERY_SECONDS": "120",  # longer than the test: no half-open trial sneaks in
+    }
+    (tmp_path / "prom").mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/api/v1/health/readiness", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            pytest.fail(f"gunicorn exited: {proc.stdout.read()}")
+        time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"gunicorn did not become ready: {proc.stdout.read() if proc.stdout else ''}")
+    try:
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            output, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+        print(output[-5000:])
+        _in_thread(lambda: _pg_exec(_admin_url(PG_URL, "postgres"), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def _token() -> dict[str, str]:
+    from mes_kernel.security import create_access_token
+
+    return {"Authorization": f"Bearer {create_access_token(subject='ops', role='admin', uid=1, secret=SECRET, minutes=5)}"}
+
+
+def _get(base: str, path: str) -> httpx.Response:
+    # A fresh connection each time, so the kernel's accept queue spreads requests over workers.
+    with httpx.Client(base_url=base, headers=_token(), timeout=10) as c:
+        return c.get(path)
+
+
+def test_one_worker_opening_a_breaker_makes_every_worker_refuse(gunicorn_server):
+    base = gunicorn_server
+    pids = {_get(base, "/api/v1/sample/reading").json()["pid"] for _ in range(40)}
+    assert len(pids) == 2, f"expected both workers to serve, saw {pids}"
+
+    failures = [_get(base, "/api/v1/sample/reading?fail=true").status_code for _ in range(2)]
+    assert failures == [500, 500]
+    refusals = [_get(base, "/api/v1/sample/reading") for _ in range(30)]
+    assert {r.status_code for r in refusals} == {503}
+    assert all(r.json()["detail"]["code"] == "SERVICE_UNAVAILABLE" and "retry-after" in r.headers for r in refusals)
+    views = {str(_get(base, "/api/v1/health/circuit-breakers").json()["sample_meter:M-1"]) for _ in range(10)}
+    assert len(views) == 1 and "'state': 'open'" in views.pop()  # the same answer whichever worker replies
+
+    metrics = _get(base, "/metrics").text
+    count = re.search(r'http_requests_total\{method="GET",route="/api/v1/sample/reading",status="503"\} (\S+)',
+                      metrics)
+    assert count and float(count.group(1)) == 30.0, metrics[:2000]  # summed over both workers
+    assert 'mes_breaker_state{breaker="sample_meter:M-1"} 2.0' in metrics
+
+
+def test_readiness_and_health_answer_under_gunicorn(gunicorn_server):
+    assert _get(gunicorn_server, "/api/v1/health/readiness").json()["status"] == "ready"
+    health = _get(gunicorn_server, "/api/v1/health").json()
+    assert health["components"]["kernel"]["checks"]["redis"]["details"]["configured"] is True
+
+
