@@ -167,26 +167,51 @@ async def verify(session: AsyncSession, *, chunk: int = 5000, progress=None) -> 
             return f"seal covers {seal.entry_count} entries, found {len(hashes)} (entries added or removed)"
         if entries_digest(hashes) != seal.entries_digest:
             return "entries of this block do not match its digest"
-        if seal_hash(seal.prev_hash, seal.first_id, seal.last_id, seal.entry_count, seal.entries_digest) != seal.seal_hash:
+        if (
+            seal_hash(seal.prev_hash, seal.first_id, seal.last_id, seal.entry_count, seal.entries_digest)
+            != seal.seal_hash
+        ):
             return "seal hash does not match its contents"
         return None
 
     while True:
         rows = (
-            await session.execute(
-                select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(chunk)
+            (
+                await session.execute(
+                    select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(chunk)
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
         if not rows:
             break
         for entry in rows:
             last_id = entry.id
             checked += 1
-            row = {c: getattr(entry, c) for c in ("occurred_at", "actor", "action", "entity", "entity_id",
-                                                   "before", "after", "request_id", "client_ip")}
+            row = {
+                c: getattr(entry, c)
+                for c in (
+                    "occurred_at",
+                    "actor",
+                    "action",
+                    "entity",
+                    "entity_id",
+                    "before",
+                    "after",
+                    "request_id",
+                    "client_ip",
+                )
+            }
             if entry_hash(row) != entry.row_hash:
-                return VerifyResult(False, checked, 0, unsealed, broken_entry_id=entry.id,
-                                    reason="entry content does not match its hash")
+                return VerifyResult(
+                    False,
+                    checked,
+                    0,
+                    unsealed,
+                    broken_entry_id=entry.id,
+                    reason="entry content does not match its hash",
+                )
             while current is not None and entry.id > current.last_id:
                 reason = close_block(current, block_hashes, prev)
                 if reason:
@@ -197,8 +222,14 @@ async def verify(session: AsyncSession, *, chunk: int = 5000, progress=None) -> 
             elif entry.id > sealed_upto:
                 unsealed += 1
             elif current is None or entry.id < current.first_id:
-                return VerifyResult(False, checked, 0, unsealed, broken_entry_id=entry.id,
-                                    reason="entry lies between sealed blocks (inserted after sealing)")
+                return VerifyResult(
+                    False,
+                    checked,
+                    0,
+                    unsealed,
+                    broken_entry_id=entry.id,
+                    reason="entry lies between sealed blocks (inserted after sealing)",
+                )
         if progress:
             progress(checked, total)
     while current is not None:

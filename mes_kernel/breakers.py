@@ -57,7 +57,10 @@ class BreakerState:
     def from_redis(cls, raw: dict) -> BreakerState:
         if not raw:
             return cls()
-        raw = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v) for k, v in raw.items()}
+        raw = {
+            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in raw.items()
+        }
         return cls(
             state=raw.get("state", CLOSED),
             failures=int(raw.get("failures", 0)),

@@ -145,10 +145,15 @@ class Cache:
             self._listener = asyncio.create_task(self._listen(), name="cache-invalidation")
 
     async def _listen(self) -> None:
+        delay = 1.0
         while True:
+            subscribed = False
             try:
                 pubsub = self.redis.pubsub()
                 await pubsub.subscribe(CHANNEL)
+                if delay > 1.0:
+                    self.l1.clear()  # back after an outage: invalidations were missed meanwhile
+                subscribed, delay = True, 1.0
                 async for message in pubsub.listen():
                     if message.get("type") != "message":
                         continue
@@ -159,10 +164,13 @@ class Cache:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                # Missed invalidations while disconnected: drop L1 so nothing stale outlives it.
                 self._redis_failed(exc)
-                self.l1.clear()
-                await asyncio.sleep(1.0)
+                if subscribed:
+                    # From now on invalidations are missed: drop L1 once so nothing stale outlives it;
+                    # while Redis stays down, L1 entries live at most l1_ttl.
+                    self.l1.clear()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     async def close(self) -> None:
         if self._listener:

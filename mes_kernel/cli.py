@@ -71,16 +71,27 @@ def serve(
     password = asyncio.run(_ensure_first_admin(settings))
     url = f"http://{host}:{port}"
     console.print(f"[bold green]NeuroHub MES[/bold green] on {url}  (API docs {url}/docs)")
-    console.print(f"database: {settings.database_url.split('@')[-1]}   redis: {settings.redis_url or 'none (embedded)'}")
+    console.print(
+        f"database: {settings.database_url.split('@')[-1]}   redis: {settings.redis_url or 'none (embedded)'}"
+    )
     if password:
-        console.print(f"[bold]first run:[/bold] log in as [cyan]admin[/cyan] with password [cyan]{password}[/cyan] "
-                      f"(also saved in {Path(settings.files_dir).parent / 'initial-admin.txt'}); change it soon.")
+        console.print(
+            f"[bold]first run:[/bold] log in as [cyan]admin[/cyan] with password [cyan]{password}[/cyan] "
+            f"(also saved in {Path(settings.files_dir).parent / 'initial-admin.txt'}); change it soon."
+        )
     if demo:
         from .demo import start_demo
 
         start_demo(settings, base_url=url)
-    uvicorn.run("mes_kernel.app:create_app", factory=True, host=host, port=port, reload=reload,
-                log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.run(
+        "mes_kernel.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        reload=reload,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+    )
 
 
 async def _ensure_first_admin(settings: Settings) -> str | None:
@@ -96,8 +107,14 @@ async def _ensure_first_admin(settings: Settings) -> str | None:
             if (await session.execute(select(func.count()).select_from(User))).scalar_one():
                 return None
             password = secrets.token_urlsafe(12)
-            session.add(User(username="admin", role="admin", full_name="Administrator",
-                             password_hash=hash_password(password, settings.bcrypt_rounds)))
+            session.add(
+                User(
+                    username="admin",
+                    role="admin",
+                    full_name="Administrator",
+                    password_hash=hash_password(password, settings.bcrypt_rounds),
+                )
+            )
             await session.commit()
     finally:
         await engine.dispose()
@@ -231,8 +248,13 @@ def audit_verify():
     async def run():
         engine = make_engine(_settings())
         try:
-            with Progress(TextColumn("verifying audit trail"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=console) as progress:
+            with Progress(
+                TextColumn("verifying audit trail"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress:
                 task = progress.add_task("verify", total=None)
 
                 def report(done, total):
@@ -245,8 +267,10 @@ def audit_verify():
 
     result = asyncio.run(run())
     if result.ok:
-        out.print(f"OK: {result.entries_checked} entries, {result.seals_checked} sealed blocks, "
-                  f"{result.unsealed} not yet sealed")
+        out.print(
+            f"OK: {result.entries_checked} entries, {result.seals_checked} sealed blocks, "
+            f"{result.unsealed} not yet sealed"
+        )
         return
     where = f"entry {result.broken_entry_id}" if result.broken_entry_id else f"seal {result.broken_seal_id}"
     out.print(f"BROKEN at {where}: {result.reason}")
@@ -312,8 +336,10 @@ def line_apply(
             console.print(f"  [red]{'.'.join(map(str, err['loc']))}[/red]: {err['msg']}")
         raise typer.Exit(1)
     verb = "is valid" if dry_run else "applied"
-    out.print(f"line {config.code} {verb}: {len(config.devices)} device(s), "
-              f"plugins {config.plugins if config.plugins is not None else 'all loaded'}")
+    out.print(
+        f"line {config.code} {verb}: {len(config.devices)} device(s), "
+        f"plugins {config.plugins if config.plugins is not None else 'all loaded'}"
+    )
 
 
 @line_app.command("show")
@@ -359,8 +385,14 @@ def station_create(code: str, line: Annotated[str | None, typer.Option()] = None
             session.add(StationToken(station_id=station.id, name="cli", token_hash=token_digest(token)))
             from .audit import write_audit
 
-            await write_audit(session, actor="cli", action="create", entity="station", entity_id=code,
-                              after={"code": code, "line": line})
+            await write_audit(
+                session,
+                actor="cli",
+                action="create",
+                entity="station",
+                entity_id=code,
+                after={"code": code, "line": line},
+            )
             await session.commit()
             return token
 

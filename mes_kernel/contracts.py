@@ -10,7 +10,7 @@ from typing import Any
 KERNEL_API_VERSION = "1.0"
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """Health states, worst last: DOWN > DEGRADED > UP."""
 
     UP = "UP"

@@ -8,6 +8,7 @@ import uuid
 
 import jwt
 import structlog
+from starlette.exceptions import HTTPException
 
 from .cache import MISSING
 from .logging import client_ip_var, request_id_var
@@ -92,7 +93,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _TooLarge()
+                    raise _TooLarge(limit)
             return message
 
         try:
@@ -103,8 +104,11 @@ class BodyLimitMiddleware:
             )
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised from inside the body reader; an HTTPException so FastAPI's reader passes it through."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, {"code": "PAYLOAD_TOO_LARGE", "message": f"body exceeds {limit} bytes"})
 
 
 class RateLimiter:

@@ -18,7 +18,9 @@ KERNEL_PERMISSIONS = [
     Permission("stations:heartbeat", "Report station heartbeat and events", (STATION,)),
     Permission("stations:read", "See stations and their heartbeats", ("production_manager", "viewer")),
     Permission("lines:manage", "Configure lines, their plugins and devices", ()),
-    Permission("lines:read", "Read line configuration and devices", ("production_manager", "worker", "viewer", STATION)),
+    Permission(
+        "lines:read", "Read line configuration and devices", ("production_manager", "worker", "viewer", STATION)
+    ),
     Permission("audit:read", "Read the audit trail", ()),
     Permission("plugins:read", "List plugins and their state", ("production_manager", "viewer")),
     Permission("health:details", "See health-check reasons and details", ("production_manager", "worker", "viewer")),

@@ -154,7 +154,7 @@ class RecordOut(ORM):
 
 
 class BatchIn(BaseModel):
-    records: list[dict[str, Any]] = Field(min_length=1, max_length=1000)
+    records: list[Any] = Field(min_length=1, max_length=1000, description="each item a record object")
 
 
 class BatchItemResult(BaseModel):

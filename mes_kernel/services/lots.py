@@ -28,8 +28,12 @@ FINAL = {"closed", "scrapped"}
 
 def lot_snapshot(lot: Lot) -> dict[str, Any]:
     return {
-        "lot_number": lot.lot_number, "product": lot.product, "quantity": lot.quantity,
-        "status": lot.status, "note": lot.note, "line_id": lot.line_id,
+        "lot_number": lot.lot_number,
+        "product": lot.product,
+        "quantity": lot.quantity,
+        "status": lot.status,
+        "note": lot.note,
+        "line_id": lot.line_id,
     }
 
 
@@ -65,16 +69,23 @@ async def create_lot(*, session: AsyncSession, lot_in: LotCreate, actor: str) ->
         if line is None:
             raise NotFound(f"line {lot_in.line} not found", code="LINE_NOT_FOUND")
         line_id = line.id
-    lot = Lot(lot_number=lot_in.lot_number, product=lot_in.product, quantity=lot_in.quantity,
-              note=lot_in.note, line_id=line_id, status="created")
+    lot = Lot(
+        lot_number=lot_in.lot_number,
+        product=lot_in.product,
+        quantity=lot_in.quantity,
+        note=lot_in.note,
+        line_id=line_id,
+        status="created",
+    )
     session.add(lot)
     try:
         await session.flush()
     except IntegrityError:
         await session.rollback()
         raise Conflict(f"LOT {lot_in.lot_number} already exists", code="LOT_EXISTS") from None
-    await write_audit(session, actor=actor, action="create", entity="lot", entity_id=lot.lot_number,
-                      after=lot_snapshot(lot))
+    await write_audit(
+        session, actor=actor, action="create", entity="lot", entity_id=lot.lot_number, after=lot_snapshot(lot)
+    )
     return lot
 
 
@@ -93,7 +104,8 @@ async def update_lot(*, session: AsyncSession, lot_number: str, lot_in: LotUpdat
         if new_status not in TRANSITIONS[lot.status]:
             raise Conflict(
                 f"LOT {lot_number} cannot go from {lot.status} to {new_status}",
-                code="INVALID_TRANSITION", allowed=sorted(TRANSITIONS[lot.status]),
+                code="INVALID_TRANSITION",
+                allowed=sorted(TRANSITIONS[lot.status]),
             )
         lot.status = new_status
         if new_status in FINAL:
@@ -104,8 +116,15 @@ async def update_lot(*, session: AsyncSession, lot_number: str, lot_in: LotUpdat
         lot.note = changes["note"]
     lot.updated_at = utcnow()
     await session.flush()
-    await write_audit(session, actor=actor, action="update", entity="lot", entity_id=lot_number,
-                      before=before, after=lot_snapshot(lot))
+    await write_audit(
+        session,
+        actor=actor,
+        action="update",
+        entity="lot",
+        entity_id=lot_number,
+        before=before,
+        after=lot_snapshot(lot),
+    )
     mark_stale(session, f"lot:{lot_number}")
     return lot
 
@@ -134,13 +153,11 @@ async def list_lots(
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(or_(Lot.lot_number.like(pattern, escape="\\"), Lot.product.like(pattern, escape="\\")))
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = (await session.execute(query.order_by(Lot.created_at.desc(), Lot.id.desc()).limit(limit).offset(offset)))
+    rows = await session.execute(query.order_by(Lot.created_at.desc(), Lot.id.desc()).limit(limit).offset(offset))
     return list(rows.scalars()), total
 
 
-async def add_units(
-    *, session: AsyncSession, lot_number: str, serial_numbers: list[str], actor: str
-) -> list[Unit]:
+async def add_units(*, session: AsyncSession, lot_number: str, serial_numbers: list[str], actor: str) -> list[Unit]:
     lot = await get_lot(session, lot_number)
     if lot.status in FINAL:
         raise Conflict(f"LOT {lot_number} is {lot.status}", code="LOT_CLOSED")
@@ -150,8 +167,10 @@ async def add_units(
     if bad:
         raise Unprocessable("malformed serial numbers", code="VALIDATION_ERROR", serial_numbers=bad[:20])
     existing = (
-        await session.execute(select(Unit.serial_number).where(Unit.serial_number.in_(serial_numbers)))
-    ).scalars().all()
+        (await session.execute(select(Unit.serial_number).where(Unit.serial_number.in_(serial_numbers))))
+        .scalars()
+        .all()
+    )
     if existing:
         raise Conflict("serial numbers already registered", code="SERIAL_EXISTS", serial_numbers=sorted(existing)[:20])
     units = [Unit(serial_number=s, lot_id=lot.id, status="in_progress") for s in serial_numbers]
@@ -163,11 +182,19 @@ async def add_units(
         raise Conflict("serial numbers already registered", code="SERIAL_EXISTS") from None
     from ..audit import audit_row, write_audit_rows
 
-    await write_audit_rows(session, [
-        audit_row(actor=actor, action="create", entity="unit", entity_id=u.serial_number,
-                  after={"serial_number": u.serial_number, "lot_number": lot_number})
-        for u in units
-    ])
+    await write_audit_rows(
+        session,
+        [
+            audit_row(
+                actor=actor,
+                action="create",
+                entity="unit",
+                entity_id=u.serial_number,
+                after={"serial_number": u.serial_number, "lot_number": lot_number},
+            )
+            for u in units
+        ],
+    )
     return units
 
 
@@ -186,16 +213,43 @@ async def history(
     records = (await session.execute(rec_q.order_by(ProcessRecord.created_at).limit(limit))).scalars().all()
     actions = (await session.execute(act_q.order_by(DeviceAction.created_at).limit(limit))).scalars().all()
     events = [
-        {"at": r.created_at, "type": "process_record", "lot_number": r.lot_number, "serial_number": r.serial_number,
-         "data": {"id": r.id, "process_id": r.process_id, "result": r.result, "defect_code": r.defect_code,
-                  "worker_id": r.worker_id, "station_id": r.station_id, "created_by": r.created_by,
-                  "recorded_at": r.recorded_at.isoformat() if r.recorded_at else None, "data": r.data}}
+        {
+            "at": r.created_at,
+            "type": "process_record",
+            "lot_number": r.lot_number,
+            "serial_number": r.serial_number,
+            "data": {
+                "id": r.id,
+                "process_id": r.process_id,
+                "result": r.result,
+                "defect_code": r.defect_code,
+                "worker_id": r.worker_id,
+                "station_id": r.station_id,
+                "created_by": r.created_by,
+                "recorded_at": r.recorded_at.isoformat() if r.recorded_at else None,
+                "data": r.data,
+            },
+        }
         for r in records
     ] + [
-        {"at": a.created_at, "type": "device_action", "lot_number": a.lot_number, "serial_number": a.serial_number,
-         "data": {"id": a.id, "action": a.action, "plugin": a.plugin, "device": a.device, "driver": a.driver,
-                  "driver_version": a.driver_version, "actor": a.actor, "station_id": a.station_id,
-                  "outcome": a.outcome, "detail": a.detail}}
+        {
+            "at": a.created_at,
+            "type": "device_action",
+            "lot_number": a.lot_number,
+            "serial_number": a.serial_number,
+            "data": {
+                "id": a.id,
+                "action": a.action,
+                "plugin": a.plugin,
+                "device": a.device,
+                "driver": a.driver,
+                "driver_version": a.driver_version,
+                "actor": a.actor,
+                "station_id": a.station_id,
+                "outcome": a.outcome,
+                "detail": a.detail,
+            },
+        }
         for a in actions
     ]
     events.sort(key=lambda e: e["at"])
@@ -205,9 +259,18 @@ async def history(
 async def mark_started(*, session: AsyncSession, lot: dict[str, Any], lot_number: str, actor: str) -> None:
     """A LOT's first record moves it from created to in progress."""
     result = await session.execute(
-        update(Lot).where(Lot.id == lot["id"], Lot.status == "created").values(status="in_progress", updated_at=utcnow())
+        update(Lot)
+        .where(Lot.id == lot["id"], Lot.status == "created")
+        .values(status="in_progress", updated_at=utcnow())
     )
     if result.rowcount:
-        await write_audit(session, actor=actor, action="update", entity="lot", entity_id=lot_number,
-                          before={"status": "created"}, after={"status": "in_progress"})
+        await write_audit(
+            session,
+            actor=actor,
+            action="update",
+            entity="lot",
+            entity_id=lot_number,
+            before={"status": "created"},
+            after={"status": "in_progress"},
+        )
         mark_stale(session, f"lot:{lot_number}")

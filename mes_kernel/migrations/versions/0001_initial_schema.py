@@ -451,6 +451,11 @@ def _append_only_triggers() -> None:
                 f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
                 f"FOR EACH ROW EXECUTE FUNCTION mes_append_only()"
             )
+            # TRUNCATE fires no row trigger: refuse it with a statement trigger.
+            op.execute(
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                f"FOR EACH STATEMENT EXECUTE FUNCTION mes_append_only()"
+            )
     else:
         for table in APPEND_ONLY:
             for event in ("UPDATE", "DELETE"):
@@ -464,6 +469,7 @@ def _drop_append_only_triggers() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for table in APPEND_ONLY:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
         op.execute("DROP FUNCTION IF EXISTS mes_append_only()")
     else:
         for table in APPEND_ONLY:
