@@ -70,3 +70,10 @@ def mes_register_health_checks(kernel):
 def mes_startup(kernel):
     # read the settings (and compile the patterns) once, so a bad pattern fails the plugin at start
     plugin_state(kernel)
+
+
+@hookimpl
+def mes_register_commands():
+    from .cli import app
+
+    return [("barcode", app)]
