@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
-import { apiClient, startKernel, WEB_DIR } from "./kernel.mjs";
+import { apiClient, freePort, startKernel, WEB_DIR } from "./kernel.mjs";
 
 const CHROMIUM = process.env.E2E_CHROMIUM ?? "/usr/bin/chromium";
 const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -51,7 +51,12 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
     const call = await apiClient(kernel.baseUrl, ADMIN.username, ADMIN.password);
     await call("POST", "/processes", { id: "ASSY", name: "Assembly", sequence: 10 });
     await call("POST", "/processes", { id: "TEST", name: "Final test", sequence: 20 });
-    await call("POST", "/stations", { code: "ST-01", name: "Assembly bench 1" });
+    // A label printer nobody answers for: one print fails three tries and opens its breaker (an alert).
+    const deadPort = await freePort();
+    await call("PUT", "/lines/LINE-A", { code: "LINE-A", name: "Line A", devices: [
+      { code: "PRN-01", kind: "label_printer", driver: "zpl_tcp", config: { host: "127.0.0.1", port: deadPort, timeout: 1 } },
+    ] });
+    await call("POST", "/stations", { code: "ST-01", name: "Assembly bench 1", line: "LINE-A" });
     await call("POST", "/lots", { lot_number: "SEED-LOT-1", product: "NH-200", quantity: 4 });
     await call("POST", "/lots/SEED-LOT-1/units", { serial_numbers: ["SN-1", "SN-2", "SN-3", "SN-4"] });
     for (const [i, serial] of ["SN-1", "SN-2", "SN-3", "SN-4"].entries()) {
@@ -60,6 +65,11 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
         result: i === 3 ? "fail" : "pass", defect_code: i === 3 ? "SOLDER-BRIDGE" : null,
       });
     }
+    const print = await call("POST", "/labels/print", {
+      printer: "PRN-01", template: "lot_label", lot_number: "SEED-LOT-1", idempotency_key: "seed-print-0001",
+      fields: { product: "NH-200", quantity: 4 },
+    }).catch((error) => error);
+    assert.match(String(print), /PRINT_FAILED/);
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
     console.log(`screenshots: ${SHOTS}`);
   });
@@ -94,6 +104,7 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
       await page.getByTestId("panel-dashboard_kpi.throughput").locator(".recharts-area").first()
         .waitFor({ timeout: TIMEOUT });
       assert.equal(await page.getByTestId("kpi-Active LOTs").textContent(), "1");
+      assert.equal(await page.getByTestId("kpi-Open alerts").textContent(), "1");
       await shot(page, "02-overview");
 
       await page.getByRole("tab", { name: "LOTs" }).click();
@@ -136,14 +147,24 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
       await page.getByRole("heading", { name: "Unit E2E-SN-1" }).waitFor({ timeout: TIMEOUT });
       await page.getByRole("cell", { name: "ASSY: pass" }).waitFor({ timeout: TIMEOUT });
 
+      // The failed print is in the seeded LOT's history, with device, driver and error.
+      await page.goto(kernel.baseUrl + "/#/lots/SEED-LOT-1");
+      await page.getByRole("cell", { name: /label_printer print on PRN-01 via zpl_tcp .*: failed — .*cannot connect/ })
+        .waitFor({ timeout: TIMEOUT });
+
       await page.getByRole("tab", { name: "Devices & health" }).click();
       await page.getByRole("cell", { name: "dashboard_kpi" }).waitFor({ timeout: TIMEOUT });
       await page.getByRole("cell", { name: "ST-01", exact: true }).waitFor({ timeout: TIMEOUT });
-      await page.getByRole("cell", { name: "label_printer" }).first().waitFor({ timeout: TIMEOUT });
+      const breaker = page.getByRole("row").filter({ hasText: "label_printer:PRN-01" });
+      await breaker.waitFor({ timeout: TIMEOUT });
+      assert.match(await breaker.textContent(), /(open|half_open)3 \/ 3/);
       await shot(page, "05-devices");
 
-      await page.getByRole("tab", { name: /Alerts/ }).click();
-      await page.getByRole("heading", { name: "Alerts" }).waitFor({ timeout: TIMEOUT });
+      // The opened breaker raised an alert: counted on the tab, listed on the page.
+      const alertsTab = page.getByRole("tab", { name: /Alerts/ });
+      assert.equal(await alertsTab.textContent(), "Alerts1");
+      await alertsTab.click();
+      await page.getByRole("cell", { name: /Circuit breaker label_printer:PRN-01 OPENED/ }).waitFor({ timeout: TIMEOUT });
       await shot(page, "06-alerts");
 
       // A production manager has no audit page.

@@ -53,7 +53,7 @@ function AlertsFeed() {
   useEffect(() => {
     useAlerts.setState({ data: poll.data, error: poll.error, retryInMs: poll.retryInMs, updatedAt: poll.updatedAt,
                          refresh: poll.refresh });
-  }, [poll.data, poll.error, poll.retryInMs, poll.updatedAt]); // eslint-disable-line react-hooks/exhaustive-deps
+  }, [poll.data, poll.error, poll.retryInMs, poll.updatedAt, poll.refresh]);
   return null;
 }
 
@@ -96,12 +96,11 @@ function Shell() {
   const openAlerts = useAlerts((s) => s.data?.open ?? 0);
   const current = section(route);
 
-  // A first page the user may see: a viewer without dashboard access lands on the LOTs.
+  // A first page the user may see: a role without dashboard access lands on the LOTs.
+  const landing = route.name === "overview" && !allowed(NAV[0]) && items.length > 0 ? hrefOf(items[0].route) : null;
   useEffect(() => {
-    if (route.name === "overview" && !allowed(NAV[0]) && items.length > 0) {
-      window.location.replace(hrefOf(items[0].route));
-    }
-  }); // eslint-disable-line react-hooks/exhaustive-deps
+    if (landing) window.location.replace(landing);
+  }, [landing]);
 
   return (
     <Box sx={{ minHeight: "100vh", bgcolor: "grey.50" }}>
@@ -110,7 +109,7 @@ function Shell() {
         <Toolbar variant="dense" sx={{ gap: 2 }}>
           <Typography variant="h6" component="div" sx={{ whiteSpace: "nowrap" }}>NeuroHub MES</Typography>
           <Tabs value={items.some((i) => i.route.name === current) ? current : false} textColor="inherit"
-                slotProps={{ indicator: { style: { backgroundColor: "white" } } }} variant="scrollable"
+                slotProps={{ indicator: { style: { backgroundColor: "white" } } }}
                 sx={{ flexGrow: 1, minHeight: 48 }} aria-label="Pages">
             {items.map((item) => (
               <Tab key={item.route.name} value={item.route.name} href={hrefOf(item.route)} component="a"

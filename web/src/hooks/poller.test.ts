@@ -116,6 +116,13 @@ describe("backoffDelay", () => {
     expect(BACKOFF_MS).toEqual([2000, 4000, 8000]);
   });
 
+  it("does not hammer an endpoint that refuses for good (403, 404)", () => {
+    expect(backoffDelay(1, new ApiError("no", 403, "FORBIDDEN"))).toBe(60_000);
+    expect(backoffDelay(1, new ApiError("gone", 404, "NOT_FOUND"), BACKOFF_MS, 120_000)).toBe(120_000);
+    expect(backoffDelay(1, new ApiError("down", 503, "SERVICE_UNAVAILABLE"))).toBe(2_000);
+    expect(backoffDelay(1, new ApiError("expired", 401, "TOKEN_EXPIRED"))).toBe(2_000);
+  });
+
   it("honours a rate limit's retry_after", () => {
     expect(backoffDelay(1, new ApiError("slow down", 429, "RATE_LIMITED", {}, 12))).toBe(12_000);
     expect(backoffDelay(3, new ApiError("slow down", 429, "RATE_LIMITED", {}, 1))).toBe(8_000);

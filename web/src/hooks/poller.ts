@@ -12,8 +12,21 @@ export interface PollerOptions<T> {
   onError(error: unknown, failures: number, retryInMs: number): void;
 }
 
-/** How long to wait before the next try after `failures` consecutive failures (1-based). */
-export function backoffDelay(failures: number, error: unknown, steps: readonly number[] = BACKOFF_MS): number {
+/** A refusal that retrying soon will not change (no permission, no such endpoint, bad request). */
+export const SETTLED_RETRY_MS = 60_000;
+
+function isSettled(error: unknown): boolean {
+  return error instanceof ApiError && error.status >= 400 && error.status < 500 &&
+    error.status !== 408 && error.status !== 429 && error.status !== 401;
+}
+
+/**
+ * How long to wait before the next try after `failures` consecutive failures (1-based): the seed's
+ * 2, 4, 8 s for outages; for a 4xx refusal (403, 404 …) no sooner than the interval or a minute.
+ */
+export function backoffDelay(failures: number, error: unknown, steps: readonly number[] = BACKOFF_MS,
+                             intervalMs = 0): number {
+  if (isSettled(error)) return Math.max(intervalMs, SETTLED_RETRY_MS);
   const step = steps[Math.min(Math.max(failures, 1), steps.length) - 1];
   // An open breaker or the rate limit says when to come back; never come back sooner.
   const asked = error instanceof ApiError && error.retryAfter ? error.retryAfter * 1000 : 0;
@@ -69,7 +82,7 @@ export class Poller<T> {
     } catch (error) {
       if (generation !== this.generation) return;
       this.failures += 1;
-      delay = backoffDelay(this.failures, error, this.options.backoffMs);
+      delay = backoffDelay(this.failures, error, this.options.backoffMs, this.options.intervalMs);
       this.options.onError(error, this.failures, delay);
     } finally {
       if (generation === this.generation) this.busy = false;

@@ -82,3 +82,31 @@ describe("usePolling", () => {
     expect(fetcher).toHaveBeenCalledTimes(1);
   });
 });
+
+describe("usePolling in a hidden tab", () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+    Object.defineProperty(document, "hidden", { configurable: true, value: false });
+  });
+
+  it("stops while the tab is hidden and fetches again when it is shown", async () => {
+    const fetcher = vi.fn(async () => "x");
+    render(<Probe fetcher={fetcher} />);
+    await tick(0);
+    Object.defineProperty(document, "hidden", { configurable: true, value: true });
+    act(() => {
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    await tick(60_000);
+    expect(fetcher).toHaveBeenCalledTimes(1);
+    Object.defineProperty(document, "hidden", { configurable: true, value: false });
+    act(() => {
+      document.dispatchEvent(new Event("visibilitychange"));
+    });
+    await tick(0);
+    expect(fetcher).toHaveBeenCalledTimes(2);
+  });
+});

@@ -1,5 +1,5 @@
 // React binding of Poller: data, the last error, consecutive failures and a refresh function.
-import { useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { Poller } from "./poller";
 import { toApiError, type ApiError } from "../api/client";
 
@@ -50,12 +50,17 @@ export function usePolling<T>(
         setState((s) => ({ ...s, error: toApiError(error), failures, retryInMs, loading: false })),
     });
     pollerRef.current = poller;
-    poller.start();
+    // A hidden tab stops polling (the API allows 100 requests a minute per user) and catches up on return.
+    const onVisibility = () => (document.hidden ? poller.stop() : poller.start());
+    document.addEventListener("visibilitychange", onVisibility);
+    if (!document.hidden) poller.start();
     return () => {
+      document.removeEventListener("visibilitychange", onVisibility);
       poller.stop();
       pollerRef.current = null;
     };
   }, [key, intervalMs, enabled]);
 
-  return { ...state, refresh: () => pollerRef.current?.poke() };
+  const refresh = useCallback(() => pollerRef.current?.poke(), []);
+  return { ...state, refresh };
 }

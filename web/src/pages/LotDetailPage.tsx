@@ -35,7 +35,9 @@ function describe(event: HistoryEvent): string {
     return `${String(d.process_id)}: ${String(d.result)}${defect}`;
   }
   const driver = d.driver ? ` via ${String(d.driver)}${d.driver_version ? " " + String(d.driver_version) : ""}` : "";
-  return `${String(d.plugin)} ${String(d.action)} on ${String(d.device)}${driver}: ${String(d.outcome)}`;
+  const detail = (d.detail ?? {}) as Record<string, unknown>;
+  const error = typeof detail.error === "string" ? ` — ${detail.error}` : "";
+  return `${String(d.plugin)} ${String(d.action)} on ${String(d.device)}${driver}: ${String(d.outcome)}${error}`;
 }
 
 function who(event: HistoryEvent): string {

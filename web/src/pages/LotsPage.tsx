@@ -127,9 +127,10 @@ export function LotsPage() {
   const [product, setProduct] = useState(filters.product);
   const productFilter = useDebounced(product, SEARCH_DEBOUNCE_MS);
 
+  const { q: storedQ, product: storedProduct, set: setFilters } = filters;
   useEffect(() => {
-    if (q !== filters.q || productFilter !== filters.product) filters.set({ q, product: productFilter, pageIndex: 0 });
-  }, [q, productFilter]); // eslint-disable-line react-hooks/exhaustive-deps
+    if (q !== storedQ || productFilter !== storedProduct) setFilters({ q, product: productFilter, pageIndex: 0 });
+  }, [q, productFilter, storedQ, storedProduct, setFilters]);
 
   const query = useMemo(() => ({
     status: filters.status,

@@ -82,6 +82,19 @@ describe("OverviewPage", () => {
     expect(screen.getByText("1 critical · 1 warning")).toBeInTheDocument();
   });
 
+  it("leaves out a panel whose data this role may not read", async () => {
+    loginAs("viewer");
+    kernel.route("GET", "/api/v1/dashboard/panels", () => ({ body: PANELS.slice(1) }));
+    kernel.route("GET", "/api/v1/dashboard/kpi/yield", () => ({ body: { value: 1, first_pass: 1, first_attempts: 1 } }));
+    kernel.route("GET", "/api/v1/scrap/today", () => ({
+      status: 403, body: { detail: { code: "FORBIDDEN", message: "viewer may not do this (needs scrap:read)" } },
+    }));
+    render(<OverviewPage />);
+    await within(await screen.findByTestId("panel-yield")).findByText("100.0 %");
+    await waitFor(() => expect(kernel.seen.some((s) => s.path === "/api/v1/scrap/today")).toBe(true));
+    await waitFor(() => expect(screen.queryByTestId("panel-scrap")).toBeNull());
+  });
+
   it("orders numbers before charts before tables", () => {
     expect(orderPanels(PANELS).map((p) => p.id)).toEqual(["yield", "scrap", "alerts"]);
   });

@@ -36,7 +36,7 @@ export function TimeseriesChart({ view, stacked, height = 220 }: ChartProps) {
     <XAxis key="x" dataKey={view.x} tickFormatter={axisLabel} minTickGap={24} fontSize={12} />,
     <YAxis key="y" allowDecimals={false} fontSize={12} />,
     <Tooltip key="tip" labelFormatter={(label) => axisLabel(label)} />,
-    view.series.length > 1 ? <Legend key="legend" /> : null,
+    view.series.length > 1 ? <Legend key="legend" verticalAlign="top" height={28} /> : null,
   ];
   const margin = { top: 8, right: 12, bottom: 0, left: -12 };
   return (
@@ -70,10 +70,10 @@ export function BarsChart({ view, stacked, height = 220 }: ChartProps) {
         <XAxis dataKey={view.x} tickFormatter={axisLabel} fontSize={12} />
         <YAxis allowDecimals={false} fontSize={12} />
         <Tooltip />
-        {view.series.length > 1 && <Legend />}
+        {view.series.length > 1 && <Legend verticalAlign="top" height={28} />}
         {view.series.map((s, i) => (
           <Bar key={s} dataKey={s} fill={view.series.length === 1 ? PALETTE[2] : colorOf(s, i)}
-               stackId={stacked ? "stack" : undefined} isAnimationActive={false} />
+               stackId={stacked ? "stack" : undefined} isAnimationActive={false} maxBarSize={64} />
         ))}
       </BarChart>
     </ResponsiveContainer>

@@ -47,15 +47,20 @@ function writeStored(tokens: StoredTokens | null): void {
 
 let refreshTimer: ReturnType<typeof setTimeout> | undefined;
 
+/** Milliseconds until the access token should be swapped: a minute before it expires, never in under 1 s. */
+export function refreshDelayMs(tokens: Pick<StoredTokens, "obtained_at" | "expires_in">, now: number): number {
+  const dueAt = tokens.obtained_at + Math.max(tokens.expires_in - REFRESH_MARGIN_SECONDS, 10) * 1000;
+  return Math.max(dueAt - now, 1000);
+}
+
 function scheduleRefresh(tokens: StoredTokens | null): void {
   clearTimeout(refreshTimer);
   if (!tokens) return;
-  const dueAt = tokens.obtained_at + Math.max(tokens.expires_in - REFRESH_MARGIN_SECONDS, 10) * 1000;
   refreshTimer = setTimeout(() => {
     api.refresh().catch(() => {
       // a network blip: the 401 path refreshes on the next request instead
     });
-  }, Math.max(dueAt - Date.now(), 1000));
+  }, refreshDelayMs(tokens, Date.now()));
 }
 
 const NOTICES: Record<string, string> = {
