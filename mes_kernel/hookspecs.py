@@ -102,6 +102,22 @@ def mes_register_commands():
     """
 
 
+# ---------------------------------------------------------------- demo
+
+
+@hookspec
+def mes_demo_devices(settings):
+    """Start this plugin's device simulators for the demo line and describe the devices on it.
+
+    Called only by ``mes serve --demo`` (the README's run command), in the server's process,
+    before it listens; simulators should run in daemon threads on 127.0.0.1.
+
+    :param settings: the kernel :class:`mes_kernel.settings.Settings`.
+    :return: a list of device dicts shaped like a line file's ``[[devices]]`` entries (``code``,
+        ``kind``, ``driver``, ``config``); the kernel puts them on line ``DEMO`` at station ``ST-DEMO``.
+    """
+
+
 # ---------------------------------------------------------------- lifecycle
 
 

@@ -95,3 +95,10 @@ def mes_register_commands():
 async def mes_shutdown(kernel: Kernel):
     await wait_for_background(kernel)
     await driver_pool(kernel).close()
+
+
+@hookimpl
+def mes_demo_devices(settings):
+    from .demo import demo_devices
+
+    return demo_devices()

@@ -91,3 +91,10 @@ def mes_register_panels():
 @hookimpl
 async def mes_shutdown(kernel):
     await printer_pool(kernel).close()
+
+
+@hookimpl
+def mes_demo_devices(settings):
+    from .demo import demo_devices
+
+    return demo_devices()
