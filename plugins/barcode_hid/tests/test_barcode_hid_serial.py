@@ -174,3 +174,15 @@ async def test_reconnects_when_the_port_vanishes_and_comes_back(tmp_path):
         first.close()
         if second:
             second.close()
+
+
+async def test_opening_twice_keeps_one_reader_and_close_releases_the_port(pty_pair):
+    scanner = SerialScanner(port=pty_pair.path)
+    await scanner.open()
+    await scanner.open()  # a second exclusive open of the same port would fail
+    pty_pair.write(b"LOT-ONCE\r")
+    assert (await next_scan(scanner.scans())).code == "LOT-ONCE"
+    await scanner.close()
+    again = SerialScanner(port=pty_pair.path)
+    await again.open()  # the exclusive lock was released
+    await again.close()

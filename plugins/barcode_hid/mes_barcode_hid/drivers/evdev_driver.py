@@ -187,6 +187,8 @@ class EvdevScanner(ScannerDriver):
         return self._fd is not None
 
     async def open(self) -> None:
+        if self._reader is not None:
+            return  # already open
         self._connect()
         self._opened()
         self._reader = asyncio.create_task(self._read_forever(), name=f"scanner {self.source}")

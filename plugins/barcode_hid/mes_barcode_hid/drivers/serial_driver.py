@@ -110,6 +110,8 @@ class SerialScanner(ScannerDriver):
         return self._serial is not None
 
     async def open(self) -> None:
+        if self._reader_task is not None:
+            return  # already open
         self._connect()
         self._opened()
         self._reader_task = asyncio.create_task(self._read_forever(), name=f"scanner {self.source}")

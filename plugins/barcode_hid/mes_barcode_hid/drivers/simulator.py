@@ -54,6 +54,8 @@ class SimulatorScanner(ScannerDriver):
         self._online = connected
 
     async def open(self) -> None:
+        if self._open:
+            return  # already open
         self._open = True
         self._opened()
         if self.interval:

@@ -129,6 +129,8 @@ class WedgeScanner(ScannerDriver):
         return self._open
 
     async def open(self) -> None:
+        if self._open:
+            return
         self._open = True
         self._opened()
 
