@@ -38,3 +38,18 @@ def test_every_public_member_of_the_driver_base_is_documented():
             assert inspect.getdoc(member), f"ScannerDriver.{name} has no docstring"
     assert {"open", "close", "connected"} <= ScannerDriver.__abstractmethods__
     assert [f for f in Scan.__dataclass_fields__] == ["code", "symbology", "received_at", "source"]
+
+
+async def test_a_line_may_configure_scanners_by_driver_name(client, admin_headers):
+    line = {
+        "code": "LINE-B",
+        "devices": [{"code": "SCN-01", "kind": "barcode_scanner", "driver": "serial", "config": {"port": "COM3"}}],
+    }
+    r = await client.post("/api/v1/lines/validate", json=line, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"valid": True, "errors": []}
+    line["breakers"] = {"scan_lookup": {"failure_threshold": 10}}  # the plugin's breaker, overridable per line
+    line["devices"][0]["driver"] = "nosuch"
+    r = await client.post("/api/v1/lines/validate", json=line, headers=admin_headers)
+    assert r.json()["valid"] is False and len(r.json()["errors"]) == 1
+    assert "nosuch" in r.text and "simulator" in r.text  # names the installed drivers
