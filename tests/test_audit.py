@@ -284,11 +284,6 @@ async def test_removed_or_inserted_entries_break_their_block(client, kernel, mak
 
 
 @pytest.mark.postgres_only
-@pytest.mark.xfail(
-    reason="kernel bug: the append-only triggers are row-level BEFORE UPDATE OR DELETE; "
-    "PostgreSQL's TRUNCATE fires no row trigger",
-    strict=True,
-)
 async def test_postgres_refuses_truncate_of_the_audit_trail(client, kernel, make_lot):
     await make_lot()
     async with kernel.sessionmaker() as session:
