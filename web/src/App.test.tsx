@@ -64,7 +64,7 @@ describe("App", () => {
     ]);
     expect(screen.getByTestId("whoami")).toHaveTextContent("boss · admin");
     await waitFor(() => expect(within(nav).getByRole("tab", { name: /Alerts/ })).toHaveTextContent("Alerts1"));
-    expect(sessionStorage.getItem("mes.tokens")).toContain("access-admin");
+    expect(localStorage.getItem("mes.tokens")).toContain("access-admin");
     const login = kernel.seen.find((s) => s.path === "/api/v1/auth/login");
     expect(login?.body).toEqual({ username: "boss", password: "right-password" });
     expect(kernel.seen.find((s) => s.path === "/api/v1/auth/me")?.authorization).toBe("Bearer access-admin");
@@ -98,6 +98,6 @@ describe("App", () => {
     }));
     window.location.hash = "#/lots";
     expect(await screen.findByText("Your session was ended. Please log in again.")).toBeInTheDocument();
-    expect(sessionStorage.getItem("mes.tokens")).toBeNull();
+    expect(localStorage.getItem("mes.tokens")).toBeNull();
   });
 });

@@ -131,3 +131,58 @@ describe("panelPath", () => {
     expect(() => panelPath("//evil.example/steal")).toThrow(ApiError);
   });
 });
+
+describe("two browser tabs sharing one login", () => {
+  let kernel: FakeKernel;
+
+  beforeEach(async () => {
+    kernel = await startFakeKernel();
+    let issued = 1;
+    kernel.route("GET", "/api/v1/lots", (req) =>
+      req.authorization !== "Bearer access-1" ? { body: { items: [], total: 0 } } : expired);
+    kernel.route("POST", "/api/v1/auth/refresh", (req) => {
+      if ((req.body as { refresh_token: string }).refresh_token !== `refresh-${issued}`) {
+        return { status: 401, body: { detail: { code: "REFRESH_TOKEN_REUSED", message: "already used" } } };
+      }
+      issued += 1;
+      return { body: pair(issued) };
+    });
+  });
+
+  afterEach(async () => {
+    await kernel.close();
+  });
+
+  it("rotates the shared refresh token once: the second tab takes the pair the first one stored", async () => {
+    let shared: TokenPair | null = pair(1); // what local storage holds
+    let queue = Promise.resolve();
+    const lock = <T,>(work: () => Promise<T>): Promise<T> => {
+      const run = queue.then(work);
+      queue = run.then(() => undefined, () => undefined);
+      return run;
+    };
+    function tab() {
+      const mine = { tokens: pair(1) as TokenPair | null, ended: [] as string[] };
+      const session: TokenSession = {
+        tokens: () => mine.tokens,
+        save: (t) => {
+          mine.tokens = t;
+          shared = t;
+        },
+        end: (reason) => mine.ended.push(reason),
+        latest: () => {
+          mine.tokens = shared;
+          return shared;
+        },
+        exclusive: lock,
+      };
+      return { mine, client: createApiClient(session, `${kernel.url}/api/v1`) };
+    }
+    const [a, b] = [tab(), tab()];
+    await Promise.all([a.client.http.get("/lots"), b.client.http.get("/lots")]);
+    expect(kernel.seen.filter((s) => s.path === "/api/v1/auth/refresh")).toHaveLength(1);
+    expect([a.mine.ended, b.mine.ended]).toEqual([[], []]);
+    expect(a.mine.tokens?.access_token).toBe("access-2");
+    expect(b.mine.tokens?.access_token).toBe("access-2");
+  });
+});

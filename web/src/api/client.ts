@@ -55,6 +55,10 @@ export interface TokenSession {
   tokens(): TokenPair | null;
   save(tokens: TokenPair): void;
   end(reason: string): void;
+  /** The tokens as other browser tabs may have left them (they share one login). */
+  latest?(): TokenPair | null;
+  /** Run a refresh alone across tabs: a refresh token is single-use, and reuse revokes the login. */
+  exclusive?<T>(work: () => Promise<T>): Promise<T>;
 }
 
 export interface ApiClient {
@@ -72,16 +76,19 @@ export function createApiClient(session: TokenSession, baseURL: string = API_BAS
 
   function refresh(): Promise<TokenPair> {
     if (inFlight) return inFlight;
-    const current = session.tokens();
-    if (!current) return Promise.reject(new ApiError("not logged in", 401, "NOT_AUTHENTICATED"));
-    // Without the interceptors (a 401 here must not trigger another refresh), on the same server.
-    inFlight = bare
-      .post<TokenPair>("/auth/refresh", { refresh_token: current.refresh_token },
-                       { baseURL: http.defaults.baseURL, adapter: http.defaults.adapter })
-      .then((res) => {
-        session.save(res.data);
-        return res.data;
-      })
+    const before = session.tokens();
+    if (!before) return Promise.reject(new ApiError("not logged in", 401, "NOT_AUTHENTICATED"));
+    const work = async (): Promise<TokenPair> => {
+      const latest = session.latest?.() ?? session.tokens();
+      if (!latest) throw new ApiError("logged out", 401, "NOT_AUTHENTICATED");
+      if (latest.refresh_token !== before.refresh_token) return latest; // another tab rotated it already
+      // Without the interceptors (a 401 here must not trigger another refresh), on the same server.
+      const res = await bare.post<TokenPair>("/auth/refresh", { refresh_token: latest.refresh_token },
+                                             { baseURL: http.defaults.baseURL, adapter: http.defaults.adapter });
+      session.save(res.data);
+      return res.data;
+    };
+    inFlight = (session.exclusive ? session.exclusive(work) : work())
       .catch((error: unknown) => {
         const apiError = toApiError(error);
         // A network failure leaves the login alive: the next attempt may succeed.

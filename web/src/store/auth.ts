@@ -25,11 +25,12 @@ interface AuthState {
   can(permission: string): boolean;
 }
 
-// Session storage, not local storage: refresh tokens are single-use, and two tabs sharing one
-// would race to rotate it and revoke each other's login.
+// One login per browser, shared by its tabs through local storage. The tabs share one refresh
+// token, which is single-use (the kernel revokes the whole login when one is used twice), so a
+// refresh runs under a cross-tab lock and first looks whether another tab already did it.
 function readStored(): StoredTokens | null {
   try {
-    const raw = window.sessionStorage.getItem(STORAGE_KEY);
+    const raw = window.localStorage.getItem(STORAGE_KEY);
     return raw ? (JSON.parse(raw) as StoredTokens) : null;
   } catch {
     return null;
@@ -38,8 +39,8 @@ function readStored(): StoredTokens | null {
 
 function writeStored(tokens: StoredTokens | null): void {
   try {
-    if (tokens) window.sessionStorage.setItem(STORAGE_KEY, JSON.stringify(tokens));
-    else window.sessionStorage.removeItem(STORAGE_KEY);
+    if (tokens) window.localStorage.setItem(STORAGE_KEY, JSON.stringify(tokens));
+    else window.localStorage.removeItem(STORAGE_KEY);
   } catch {
     // storage disabled (private mode): the login lasts as long as the page
   }
@@ -122,10 +123,35 @@ function endSession(reason: string | null): void {
   useAuth.setState({ tokens: null, me: null, status: "anonymous", notice: reason ? NOTICES[reason] ?? reason : null });
 }
 
+/** Adopt tokens another tab wrote (after its refresh); forget the login when another tab logged out. */
+function adoptStored(): StoredTokens | null {
+  const stored = readStored();
+  const current = useAuth.getState().tokens;
+  if (stored && stored.refresh_token !== current?.refresh_token) {
+    scheduleRefresh(stored);
+    useAuth.setState({ tokens: stored });
+  }
+  return stored;
+}
+
+if (typeof window !== "undefined") {
+  window.addEventListener("storage", (event) => {
+    if (event.key !== STORAGE_KEY) return;
+    if (adoptStored() === null && useAuth.getState().tokens) endSession(null);
+  });
+}
+
+function exclusive<T>(work: () => Promise<T>): Promise<T> {
+  const locks = typeof navigator !== "undefined" ? navigator.locks : undefined;
+  return locks ? (locks.request("mes-token-refresh", work) as Promise<T>) : work();
+}
+
 export const api = createApiClient({
   tokens: () => useAuth.getState().tokens,
   save: saveTokens,
   end: endSession,
+  latest: adoptStored,
+  exclusive,
 });
 
 /** Hook form of `can`: re-renders when the user's permissions change. */

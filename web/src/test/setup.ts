@@ -6,7 +6,7 @@ import { afterEach } from "vitest";
 afterEach(() => {
   if (typeof window === "undefined") return; // node-environment tests
   cleanup();
-  window.sessionStorage.clear();
+  window.localStorage.clear();
   window.location.hash = "";
 });
 
