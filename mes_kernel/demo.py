@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from rich.console import Console
@@ -15,14 +16,19 @@ from .security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
 from .settings import Settings
 
 console = Console(stderr=True)
-PROCESSES = [("ASSY-10", "Assembly", 10), ("FLASH-20", "Firmware flash", 20), ("TEST-30", "Functional test", 30),
-             ("PACK-40", "Label and pack", 40)]
+PROCESSES = [
+    ("ASSY-10", "Assembly", 10),
+    ("FLASH-20", "Firmware flash", 20),
+    ("TEST-30", "Functional test", 30),
+    ("PACK-40", "Label and pack", 40),
+]
 
 
 def start_demo(settings: Settings, *, base_url: str) -> None:
     """Start every plugin's simulators (daemon threads) and write the demo line, station and LOT."""
-    manager = PluginManager(safe_mode=settings.plugins_safe_mode, allow=settings.plugins_allow,
-                            deny=settings.plugins_deny)
+    manager = PluginManager(
+        safe_mode=settings.plugins_safe_mode, allow=settings.plugins_allow, deny=settings.plugins_deny
+    )
     manager.load_entry_points()
     devices = []
     for plugin, specs in asyncio.run(manager.call_each("mes_demo_devices", settings=settings)):
@@ -31,13 +37,31 @@ def start_demo(settings: Settings, *, base_url: str) -> None:
             console.print(f"demo: {plugin} started {spec['kind']} {spec['code']} ({spec['driver']})")
     token = asyncio.run(_write_demo_data(settings, devices))
     note = Path(settings.files_dir).parent / "demo-station.toml"
-    note.write_text(
-        "# Station agent configuration for the demo line: mes-station run --config " + str(note) + "\n"
-        f'server_url = "{base_url}"\nstation_code = "ST-DEMO"\n'
-        + (f'token = "{token}"\n' if token else "# token: issued on the first demo run; see mes station create\n")
+    if token:  # first demo run: the token is shown once, so keep the agent's config now
+        printer = next((d for d in devices if d["kind"] == "label_printer"), None)
+        lines_ = [
+            "# The demo station's agent:  mes-station run --config " + str(note) + "  (add --ui for the window)",
+            "[server]",
+            f'url = "{base_url}"',
+            f'token = "{token}"',
+            "",
+            "[station]",
+            'code = "ST-DEMO"',
+            f'work_dir = "{Path(settings.files_dir).parent.resolve() / "station"}"',
+            "",
+            "[devices.scanner]",
+            'driver = "wedge"',
+            "",
+        ]
+        if printer:
+            lines_ += ["[devices.printer]", f'driver = "{printer["driver"]}"']
+            lines_ += [f"{k} = {json.dumps(v)}" for k, v in printer["config"].items()]
+        note.write_text("\n".join(lines_) + "\n")
+        note.chmod(0o600)
+    console.print(
+        f"demo: line DEMO with {len(devices)} device(s), station ST-DEMO (agent config {note}), "
+        "LOT DEMO-LOT-001 with units SN-DEMO-0001…0005"
     )
-    console.print(f"demo: line DEMO with {len(devices)} device(s), station ST-DEMO (config {note}), "
-                  "LOT DEMO-LOT-001 with 5 units")
 
 
 async def _write_demo_data(settings: Settings, devices: list[dict]) -> str | None:
@@ -70,7 +94,6 @@ async def _write_demo_data(settings: Settings, devices: list[dict]) -> str | Non
                 session.add_all([Unit(serial_number=f"SN-DEMO-{i:04d}", lot_id=lot.id) for i in range(1, 6)])
             await session.commit()
             config = lines.parse({"code": "DEMO", "name": "Demo line", "devices": devices})
-            await lines.apply(session=session, config=config, catalog=lines.catalog_from_app(application),
-                              actor="demo")
+            await lines.apply(session=session, config=config, catalog=lines.catalog_from_app(application), actor="demo")
             await session.commit()
         return token

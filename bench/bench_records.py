@@ -1,0 +1,241 @@
+"""Benchmark: authenticated, audited, idempotent process records under gunicorn on PostgreSQL + Redis.
+
+Starts the kernel with deploy/gunicorn.conf.py (2 uvicorn workers by default) on a scratch
+PostgreSQL database, then drives it with wrk (C load generator, so the client does not eat the
+server's CPU) over 100 connections:
+
+  1. the ceiling: GET /api/v1/health/liveness (no database) on the same server, same run;
+  2. the single-record path: POST /api/v1/process-records, a unique idempotency key per request;
+  3. the batch path: POST /api/v1/process-records/batch with --batch-size records per request.
+
+Prints requests/s, records/s, p50/p95/p99 latency and each path's ratio to the ceiling, and checks
+the database holds exactly the records that were acknowledged. Needs `wrk` (apt-get install wrk),
+PostgreSQL and Redis on 127.0.0.1. Traffic goes to 127.0.0.1 only, bounded by --duration.
+
+    .venv/bin/python bench/bench_records.py --duration 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
+SECRET = "bench-secret-key-0123456789abcdef0123456789"
+
+LUA = """
+local counter = 0
+local threads = 0
+function setup(thread)
+  -- runs in the main Lua state; sets a global in the thread's own state
+  thread:set("thread_id", threads)
+  threads = threads + 1
+end
+function init(args)
+  token, prefix, mode, batch = args[1], args[2] .. "-" .. thread_id, args[3], tonumber(args[4])
+  wrk.headers["Authorization"] = "Bearer " .. token
+  wrk.headers["Content-Type"] = "application/json"
+end
+local function record(n)
+  return string.format('{"idempotency_key":"%s-%d","lot_number":"BENCH-LOT","process_id":"ASSY-10",' ..
+    '"worker_id":"W-%d","result":"pass","data":{"torque":%d}}', prefix, n, n % 50, n % 97)
+end
+function request()
+  if mode == "live" then
+    return wrk.format("GET", "/api/v1/health/liveness")
+  end
+  if mode == "single" then
+    counter = counter + 1
+    return wrk.format("POST", "/api/v1/process-records", nil, record(counter))
+  end
+  local items = {}
+  for i = 1, batch do
+    counter = counter + 1
+    items[i] = record(counter)
+  end
+  return wrk.format("POST", "/api/v1/process-records/batch", nil, '{"records":[' .. table.concat(items, ",") .. ']}')
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %d %d %d %d\\n", summary.requests, summary.duration, e.status,
+    e.connect + e.read + e.write + e.timeout, latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def prepare(db_url: str) -> str:
+    """Migrate a scratch database and create the station token, LOT and process the load uses."""
+    import asyncpg
+
+    from mes_kernel.db.base import make_engine, make_sessionmaker
+    from mes_kernel.db.models import Line, Lot, Process, Station, StationToken
+    from mes_kernel.migrate import upgrade
+    from mes_kernel.security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
+    from mes_kernel.settings import Settings
+
+    name = db_url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(PG_ADMIN)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    settings = Settings(database_url=db_url, _env_file=None)
+    await asyncio.to_thread(upgrade, settings)
+    engine = make_engine(settings)
+    token = new_opaque_token(STATION_TOKEN_PREFIX)
+    async with make_sessionmaker(engine)() as session:
+        line = Line(code="BENCH", name="bench", config={})
+        session.add(line)
+        await session.flush()
+        station = Station(code="ST-BENCH", line_id=line.id, heartbeat={})
+        session.add(station)
+        await session.flush()
+        session.add(StationToken(station_id=station.id, name="bench", token_hash=token_digest(token)))
+        session.add(Process(id="ASSY-10", name="Assembly", sequence=10))
+        session.add(Lot(lot_number="BENCH-LOT", product="PRD-1", status="in_progress", line_id=line.id))
+        await session.commit()
+    await engine.dispose()
+    return token
+
+
+async def count_rows(db_url: str) -> tuple[int, int]:
+    import asyncpg
+
+    conn = await asyncpg.connect(db_url.replace("+asyncpg", ""))
+    try:
+        records = await conn.fetchval("SELECT count(*) FROM process_records")
+        audit = await conn.fetchval("SELECT count(*) FROM audit_log WHERE entity = 'process_record'")
+        return records, audit
+    finally:
+        await conn.close()
+
+
+async def drop(db_url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{db_url.rsplit("/", 1)[1]}" WITH (FORCE)')
+    await conn.close()
+
+
+def run_wrk(url: str, script: Path, args: list[str], *, connections: int, duration: int) -> dict:
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), url, "--",
+           *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
+    requests, duration_us, bad_status, socket_errors, p50, p95, p99 = map(int, line.split()[1:])
+    seconds = duration_us / 1e6
+    return {"requests": requests, "seconds": round(seconds, 2), "rps": round(requests / seconds, 1),
+            "non_2xx": bad_status, "socket_errors": socket_errors,
+            "p50_ms": round(p50 / 1000, 1), "p95_ms": round(p95 / 1000, 1), "p99_ms": round(p99 / 1000, 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=15, help="seconds per measured path")
+    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=100)
+    opts = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is not installed: apt-get install wrk", file=sys.stderr)
+        return 2
+
+    db_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/mes_bench_{uuid.uuid4().hex[:8]}"
+    token = asyncio.run(prepare(db_url))
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    port = free_port()
+    work = Path(tempfile.mkdtemp(prefix="mes-bench-"))
+    (work / "prom").mkdir()
+    env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "SECRET_KEY": SECRET,
+           "ENVIRONMENT": "production", "BIND": f"127.0.0.1:{port}", "WORKERS": str(opts.workers),
+           "PROMETHEUS_MULTIPROC_DIR": str(work / "prom"), "FILES_DIR": str(work / "files"),
+           "STATION_RATE_LIMIT_PER_MINUTE": "100000000", "LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
+                              cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/api/v1/health/readiness", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            raise RuntimeError("server did not become ready")
+        script = work / "load.lua"
+        script.write_text(LUA)
+        prefix = uuid.uuid4().hex[:8]
+        # warm-up: pools, caches, imports
+        run_wrk(base, script, [token, prefix + "w", "single", "1"], connections=opts.connections, duration=3)
+        before, _ = asyncio.run(count_rows(db_url))
+        ceiling = run_wrk(base, script, [token, prefix, "live", "1"], connections=opts.connections,
+                          duration=opts.duration)
+        single = run_wrk(base, script, [token, prefix + "s", "single", "1"], connections=opts.connections,
+                         duration=opts.duration)
+        mid, _ = asyncio.run(count_rows(db_url))
+        batch = run_wrk(base, script, [token, prefix + "b", "batch", str(opts.batch_size)],
+                        connections=opts.connections, duration=opts.duration)
+        after, audited = asyncio.run(count_rows(db_url))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        asyncio.run(drop(db_url))
+        shutil.rmtree(work, ignore_errors=True)
+
+    single["records_per_s"] = single["rps"]
+    single["stored"] = mid - before
+    single["acknowledged"] = single["requests"] - single["non_2xx"]
+    batch["records_per_s"] = round(batch["rps"] * opts.batch_size, 1)
+    batch["stored"] = after - mid
+    batch["acknowledged"] = (batch["requests"] - batch["non_2xx"]) * opts.batch_size
+    report = {
+        "setup": {"workers": opts.workers, "connections": opts.connections, "duration_s": opts.duration,
+                  "batch_size": opts.batch_size, "cpus": os.cpu_count(), "database": "postgresql", "redis": True},
+        "ceiling_liveness": ceiling,
+        "single_record": {**single, "ratio_to_ceiling": round(single["rps"] / ceiling["rps"], 3)},
+        "batch": {**batch, "ratio_to_ceiling_requests": round(batch["rps"] / ceiling["rps"], 3)},
+        "audit_entries_for_records": audited,
+    }
+    print(json.dumps(report, indent=2))
+    print(textwrap.dedent(f"""
+        ceiling (liveness)  {ceiling['rps']:>9.1f} req/s   p50 {ceiling['p50_ms']} ms  p95 {ceiling['p95_ms']} ms  p99 {ceiling['p99_ms']} ms
+        single record       {single['rps']:>9.1f} rec/s   p50 {single['p50_ms']} ms  p95 {single['p95_ms']} ms  p99 {single['p99_ms']} ms   ({single['rps'] / ceiling['rps']:.0%} of ceiling)
+        batch x{opts.batch_size:<4}         {batch['records_per_s']:>9.1f} rec/s   p50 {batch['p50_ms']} ms  p95 {batch['p95_ms']} ms  p99 {batch['p99_ms']} ms   ({batch['rps']:.1f} req/s)
+        stored == acknowledged: single {single['stored']} == {single['acknowledged']}, batch {batch['stored']} == {batch['acknowledged']}; audit entries {audited}
+    """))
+    ok = single["stored"] == single["acknowledged"] and batch["stored"] == batch["acknowledged"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
