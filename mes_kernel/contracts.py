@@ -67,6 +67,8 @@ class CheckResult:
     status: Status
     reason: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    #: one result per device (printer, uploader …) when a check covers several; shown as a subtree
+    components: dict[str, CheckResult] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -42,14 +42,20 @@ def kernel_checks(kernel) -> list[HealthCheck]:
         usage = shutil.disk_usage(kernel.files_dir)
         percent = round(100 * usage.used / usage.total, 1)
         status = Status.UP if percent < DISK_WARN_PERCENT else Status.DEGRADED
-        return CheckResult(status, reason=None if status is Status.UP else f"disk {percent}% used",
-                           details={"usage_percent": percent, "free_bytes": usage.free})
+        return CheckResult(
+            status,
+            reason=None if status is Status.UP else f"disk {percent}% used",
+            details={"usage_percent": percent, "free_bytes": usage.free},
+        )
 
     async def memory() -> CheckResult:
         percent = psutil.virtual_memory().percent
         status = Status.UP if percent < MEMORY_WARN_PERCENT else Status.DEGRADED
-        return CheckResult(status, reason=None if status is Status.UP else f"memory {percent}% used",
-                           details={"usage_percent": percent})
+        return CheckResult(
+            status,
+            reason=None if status is Status.UP else f"memory {percent}% used",
+            details={"usage_percent": percent},
+        )
 
     timeout = settings.health_check_timeout
     return [
@@ -70,13 +76,19 @@ async def run_check(check: HealthCheck) -> dict[str, Any]:
         result = CheckResult(Status.DOWN, reason=f"timed out after {check.timeout}s")
     except Exception as exc:
         result = CheckResult(Status.DOWN, reason=f"{type(exc).__name__}: {exc}")
-    return {
+    out = {
         "status": Status(result.status).value,
         "critical": check.critical,
         "reason": result.reason,
         "details": result.details,
         "duration_ms": round((time.perf_counter() - started) * 1000, 1),
     }
+    if result.components:
+        out["checks"] = {
+            name: {"status": Status(sub.status).value, "critical": False, "reason": sub.reason, "details": sub.details}
+            for name, sub in result.components.items()
+        }
+    return out
 
 
 async def breaker_component(kernel) -> dict[str, Any]:
@@ -84,10 +96,14 @@ async def breaker_component(kernel) -> dict[str, Any]:
     items = {}
     for name, state in snapshot.items():
         status = Status.UP if state["state"] == "closed" else Status.DEGRADED
-        items[name] = {"status": status.value, "critical": False,
-                       "reason": None if status is Status.UP else f"circuit {state['state']}: "
-                       f"{state['last_failure_reason'] or ''}".strip(),
-                       "details": state}
+        items[name] = {
+            "status": status.value,
+            "critical": False,
+            "reason": None
+            if status is Status.UP
+            else f"circuit {state['state']}: {state['last_failure_reason'] or ''}".strip(),
+            "details": state,
+        }
     return items
 
 
@@ -103,13 +119,18 @@ async def station_component(kernel) -> dict[str, Any]:
             status, reason, age = Status.DEGRADED, "never reported", None
         else:
             age = (now - station.last_heartbeat_at).total_seconds()
-            status, reason = (Status.UP, None) if age <= silent_after else (
-                Status.DEGRADED, f"silent for {int(age)}s")
-        items[station.code] = {"status": status.value, "critical": False, "reason": reason,
-                               "details": {"heartbeat_age_seconds": age,
-                                           "outbox_depth": beat.get("outbox_depth"),
-                                           "oldest_queued_age_seconds": beat.get("oldest_queued_age_seconds"),
-                                           "agent_version": beat.get("agent_version")}}
+            status, reason = (Status.UP, None) if age <= silent_after else (Status.DEGRADED, f"silent for {int(age)}s")
+        items[station.code] = {
+            "status": status.value,
+            "critical": False,
+            "reason": reason,
+            "details": {
+                "heartbeat_age_seconds": age,
+                "outbox_depth": beat.get("outbox_depth"),
+                "oldest_queued_age_seconds": beat.get("oldest_queued_age_seconds"),
+                "agent_version": beat.get("agent_version"),
+            },
+        }
     return items
 
 
@@ -149,28 +170,35 @@ class HealthAggregator:
         kernel_jobs = [run_check(c) for c in self.kernel_checks]
         plugin_jobs = [run_check(c) for _, c in self.plugin_checks]
         budget = max([c.timeout for c in self.kernel_checks] + [c.timeout for _, c in self.plugin_checks]) + 1.0
-        results = await asyncio.wait_for(asyncio.gather(
-            *kernel_jobs, *plugin_jobs,
-            self._safe(breaker_component(self.kernel)), self._safe(station_component(self.kernel)),
-        ), timeout=budget)
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                *kernel_jobs,
+                *plugin_jobs,
+                self._safe(breaker_component(self.kernel)),
+                self._safe(station_component(self.kernel)),
+            ),
+            timeout=budget,
+        )
         n = len(kernel_jobs)
         kernel_items = {c.name: r for c, r in zip(self.kernel_checks, results[:n], strict=True)}
         plugins: dict[str, dict[str, Any]] = {}
-        for (plugin, check), result in zip(self.plugin_checks, results[n:n + len(plugin_jobs)], strict=True):
+        for (plugin, check), result in zip(self.plugin_checks, results[n : n + len(plugin_jobs)], strict=True):
             plugins.setdefault(plugin, {})[check.name] = result
         breakers, stations = results[-2], results[-1]
         components = {
             "kernel": {"status": _group_status(kernel_items).value, "checks": kernel_items},
-            "plugins": {"status": _group_status({f"{p}.{k}": v for p, c in plugins.items() for k, v in c.items()}
-                                                ).value,
-                        "checks": {p: {"status": _group_status(c).value, "checks": c} for p, c in plugins.items()}},
+            "plugins": {
+                "status": _group_status({f"{p}.{k}": v for p, c in plugins.items() for k, v in c.items()}).value,
+                "checks": {p: {"status": _group_status(c).value, "checks": c} for p, c in plugins.items()},
+            },
             "breakers": {"status": _group_status(breakers).value, "checks": breakers},
             "stations": {"status": _group_status(stations).value, "checks": stations},
         }
         overall = Status.worst([Status(c["status"]) for c in components.values()])
         critical_down = [name for name, item in kernel_items.items() if item["critical"] and item["status"] == "DOWN"]
-        critical_down += [f"{p}.{k}" for p, c in plugins.items() for k, v in c.items()
-                          if v["critical"] and v["status"] == "DOWN"]
+        critical_down += [
+            f"{p}.{k}" for p, c in plugins.items() for k, v in c.items() if v["critical"] and v["status"] == "DOWN"
+        ]
         if critical_down:
             overall = Status.DOWN
         return {
@@ -186,8 +214,9 @@ class HealthAggregator:
         try:
             return await coro
         except Exception as exc:
-            return {"error": {"status": "DOWN", "critical": False, "reason": f"{type(exc).__name__}: {exc}",
-                              "details": {}}}
+            return {
+                "error": {"status": "DOWN", "critical": False, "reason": f"{type(exc).__name__}: {exc}", "details": {}}
+            }
 
 
 def redact_states_only(tree: dict[str, Any]) -> dict[str, Any]:

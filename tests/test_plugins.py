@@ -189,3 +189,27 @@ async def test_a_hook_that_raises_marks_only_that_plugin_failed(client, admin_he
     record = _plugin(body, "RaisingRoutesPlugin")
     assert record["state"] == "failed" and "router factory exploded" in record["reason"]
     assert (await client.get("/api/v1/health/liveness")).status_code == 200
+
+
+class PerDevicePlugin:
+    """A check that covers several devices reports each as its own node of the tree."""
+
+    MES_KERNEL_API = ">=1.0"
+
+    @hookimpl
+    def mes_register_health_checks(self, kernel):
+        from mes_kernel.contracts import CheckResult, HealthCheck, Status
+
+        async def devices():
+            parts = {"DEV-1": CheckResult(Status.UP), "DEV-2": CheckResult(Status.DOWN, "paper out")}
+            return CheckResult(Status.DEGRADED, "DEV-2: paper out", components=parts)
+
+        return [HealthCheck("devices", devices)]
+
+
+@pytest.mark.mes_plugins(PerDevicePlugin())
+async def test_a_check_over_several_devices_shows_each_device(client, admin_headers):
+    tree = (await client.get("/api/v1/health", headers=admin_headers)).json()
+    node = tree["components"]["plugins"]["checks"]["PerDevicePlugin"]["checks"]["devices"]
+    assert node["checks"]["DEV-1"]["status"] == "UP"
+    assert node["checks"]["DEV-2"] == {"status": "DOWN", "critical": False, "reason": "paper out", "details": {}}

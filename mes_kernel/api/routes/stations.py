@@ -18,6 +18,7 @@ from ...db.base import utcnow
 from ...db.models import Line, Station, StationEvent, StationToken
 from ...errors import Conflict, Forbidden, NotFound
 from ...schemas import Code
+from ...services.device_actions import record_device_action
 from ...security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
 from ..deps import KernelDep, Principal, SessionDep, require_permission
 
@@ -163,11 +164,43 @@ async def station_event(body: EventIn, session: SessionDep,
             .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(StationEvent.id))
     new_id = (await session.execute(stmt)).scalar()
     if new_id is not None:
+        traced = await _trace_device_result(session, body, principal)
         await session.commit()
-        return {"id": new_id, "idempotency_key": body.idempotency_key, "status": "created"}
+        return {"id": new_id, "idempotency_key": body.idempotency_key, "status": "created", "traced": traced}
     existing = (await session.execute(select(StationEvent).where(
         StationEvent.idempotency_key == body.idempotency_key))).scalar_one()
     if existing.type != body.type or existing.payload != body.payload or existing.station_id != principal.station_id:
         raise Conflict("idempotency key already used for a different event", code="IDEMPOTENCY_CONFLICT")
     return JSONResponse(status_code=200, content={"id": existing.id, "idempotency_key": body.idempotency_key,
                                                   "status": "duplicate"})
+
+
+OUTCOMES = {"printed": "ok", "ok": "ok", "done": "ok", "flashed": "ok", "failed": "failed", "refused": "refused"}
+
+
+async def _trace_device_result(session, body: EventIn, principal: Principal) -> bool:
+    """A device result the station recorded (e.g. a label printed while offline) joins the LOT/unit
+    history like any server-side device action. An unknown LOT or serial keeps the event only."""
+    payload = body.payload
+    if body.type != "device_result" or not (payload.get("lot_number") or payload.get("serial_number")):
+        return False
+    worker = payload.get("worker")
+    try:
+        async with session.begin_nested():
+            await record_device_action(
+                session=session,
+                action=str(payload.get("action") or "device"),
+                plugin="station",
+                device=str(payload.get("device") or f"{principal.station_code}:{payload.get('role', 'device')}"),
+                driver=str(payload.get("driver") or "unknown"),
+                driver_version=str(payload.get("driver_version") or ""),
+                actor=f"{principal.actor}" + (f" ({worker})" if worker else ""),
+                outcome=OUTCOMES.get(str(payload.get("outcome")), "failed"),
+                lot_number=payload.get("lot_number"),
+                serial_number=payload.get("serial_number"),
+                station_code=principal.station_code,
+                detail={k: v for k, v in payload.items() if k not in ("lot_number", "serial_number")},
+            )
+    except NotFound:
+        return False
+    return True

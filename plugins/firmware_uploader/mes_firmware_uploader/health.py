@@ -53,6 +53,14 @@ def health_checks(kernel: Kernel) -> list[HealthCheck]:
             return CheckResult(Status.UP, "no uploader devices configured", {"devices": {}})
         worst = Status.worst([Status(d["status"]) for d in devices])
         bad = [f"{d['device']}: {d['reason']}" for d in devices if d["status"] != Status.UP.value]
-        return CheckResult(worst, "; ".join(bad) or None, {"devices": {d["device"]: d for d in devices}})
+        components = {
+            d["device"]: CheckResult(
+                Status(d["status"]), d.get("reason"), {k: v for k, v in d.items() if k != "reason"}
+            )
+            for d in devices
+        }
+        return CheckResult(
+            worst, "; ".join(bad) or None, {"devices": {d["device"]: d for d in devices}}, components=components
+        )
 
     return [HealthCheck(name="firmware_uploader.devices", check=uploaders, critical=False, timeout=3.0)]

@@ -56,6 +56,12 @@ def printer_checks(kernel: Any) -> list[HealthCheck]:
         by_code = {d.code: p for d, p in zip(devices, probes, strict=True)}
         worst = Status.worst([Status(p["status"]) for p in probes])
         reasons = [f"{code}: {p['reason']}" for code, p in by_code.items() if p["status"] != Status.UP.value]
-        return CheckResult(worst, reason="; ".join(reasons) or None, details={"printers": by_code})
+        components = {
+            code: CheckResult(Status(p["status"]), p.get("reason"), {k: v for k, v in p.items() if k != "reason"})
+            for code, p in by_code.items()
+        }
+        return CheckResult(
+            worst, reason="; ".join(reasons) or None, details={"printers": by_code}, components=components
+        )
 
     return [HealthCheck(name="printers", check=printers, critical=False, timeout=PROBE_TIMEOUT + 1.0)]

@@ -1,0 +1,50 @@
+"""Stations: heartbeats, idempotent events, and offline device results joining the history."""
+
+import uuid
+
+
+async def test_heartbeat_is_stored_and_shown_in_health(client, station_headers, admin_headers):
+    beat = {"agent_version": "1.0", "drivers": {"printer": {"name": "zpl_tcp", "loaded": True}},
+            "devices": {}, "outbox_depth": 3, "oldest_queued_age_seconds": 12.5}
+    r = await client.post("/api/v1/stations/heartbeat", json=beat, headers=station_headers)
+    assert r.status_code == 200 and "server_time" in r.json()
+    tree = (await client.get("/api/v1/health", headers=admin_headers)).json()
+    st = tree["components"]["stations"]["checks"]["ST-01"]
+    assert st["status"] == "UP" and st["details"]["outbox_depth"] == 3
+
+
+async def test_people_cannot_send_heartbeats(client, worker_headers):
+    r = await client.post("/api/v1/stations/heartbeat", json={"agent_version": "1"}, headers=worker_headers)
+    assert r.status_code == 403
+
+
+async def test_station_event_is_idempotent(client, station_headers):
+    body = {"idempotency_key": uuid.uuid4().hex, "type": "scan", "payload": {"code": "SN-1"}}
+    first = await client.post("/api/v1/stations/events", json=body, headers=station_headers)
+    again = await client.post("/api/v1/stations/events", json=body, headers=station_headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["id"] == again.json()["id"] and again.json()["status"] == "duplicate"
+    other = await client.post("/api/v1/stations/events", json={**body, "payload": {"code": "SN-2"}},
+                              headers=station_headers)
+    assert other.status_code == 409 and other.json()["detail"]["code"] == "IDEMPOTENCY_CONFLICT"
+
+
+async def test_offline_print_result_joins_the_unit_history(client, station_headers, admin_headers, make_lot):
+    lot = await make_lot(units=1)
+    serial = lot["serial_numbers"][0]
+    body = {"idempotency_key": uuid.uuid4().hex, "type": "device_result",
+            "payload": {"action": "print", "role": "printer", "driver": "zpl_tcp", "driver_version": "1.0",
+                        "outcome": "printed", "worker": "kim", "serial_number": serial, "template": "unit_label"}}
+    r = await client.post("/api/v1/stations/events", json=body, headers=station_headers)
+    assert r.status_code == 201 and r.json()["traced"] is True
+    history = (await client.get(f"/api/v1/units/{serial}/history", headers=admin_headers)).json()
+    action = next(e for e in history["events"] if e["type"] == "device_action")["data"]
+    assert action["action"] == "print" and action["outcome"] == "ok" and action["driver"] == "zpl_tcp"
+    assert action["actor"] == "station:ST-01 (kim)" and action["device"] == "ST-01:printer"
+
+
+async def test_device_result_for_unknown_serial_keeps_the_event(client, station_headers):
+    body = {"idempotency_key": uuid.uuid4().hex, "type": "device_result",
+            "payload": {"action": "print", "outcome": "printed", "serial_number": "NOPE-1"}}
+    r = await client.post("/api/v1/stations/events", json=body, headers=station_headers)
+    assert r.status_code == 201 and r.json()["traced"] is False
