@@ -27,7 +27,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -227,12 +226,15 @@ def main() -> int:
         "audit_entries_for_records": audited,
     }
     print(json.dumps(report, indent=2))
-    print(textwrap.dedent(f"""
-        ceiling (liveness)  {ceiling['rps']:>9.1f} req/s   p50 {ceiling['p50_ms']} ms  p95 {ceiling['p95_ms']} ms  p99 {ceiling['p99_ms']} ms
-        single record       {single['rps']:>9.1f} rec/s   p50 {single['p50_ms']} ms  p95 {single['p95_ms']} ms  p99 {single['p99_ms']} ms   ({single['rps'] / ceiling['rps']:.0%} of ceiling)
-        batch x{opts.batch_size:<4}         {batch['records_per_s']:>9.1f} rec/s   p50 {batch['p50_ms']} ms  p95 {batch['p95_ms']} ms  p99 {batch['p99_ms']} ms   ({batch['rps']:.1f} req/s)
-        stored == acknowledged: single {single['stored']} == {single['acknowledged']}, batch {batch['stored']} == {batch['acknowledged']}; audit entries {audited}
-    """))
+    def row(name: str, unit: str, rate: float, r: dict) -> str:
+        return f"{name:<18} {rate:>9.1f} {unit}  p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  p99 {r['p99_ms']} ms"
+
+    print()
+    print(row("ceiling liveness", "req/s", ceiling["rps"], ceiling))
+    print(row("single record", "rec/s", single["rps"], single) + f"  ({single['rps'] / ceiling['rps']:.0%} of ceiling)")
+    print(row(f"batch x{opts.batch_size}", "rec/s", batch["records_per_s"], batch) + f"  ({batch['rps']:.1f} req/s)")
+    print(f"stored == acknowledged: single {single['stored']} == {single['acknowledged']}, "
+          f"batch {batch['stored']} == {batch['acknowledged']}; audit entries {audited}")
     ok = single["stored"] == single["acknowledged"] and batch["stored"] == batch["acknowledged"]
     return 0 if ok else 1
 

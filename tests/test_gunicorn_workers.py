@@ -93,7 +93,8 @@ def gunicorn_server(third_party_dir, tmp_path):
 def _token() -> dict[str, str]:
     from mes_kernel.security import create_access_token
 
-    return {"Authorization": f"Bearer {create_access_token(subject='ops', role='admin', uid=1, secret=SECRET, minutes=5)}"}
+    token = create_access_token(subject="ops", role="admin", uid=1, secret=SECRET, minutes=5)
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _get(base: str, path: str) -> httpx.Response:

@@ -36,8 +36,8 @@ async def test_third_party_plugin_contributes_route_driver_breaker_health_and_pa
     assert {k: reading.json()[k] for k in ("value", "started")} == {"value": 42.0, "started": True}  # the async startup hook was awaited
 
     panels = (await client.get("/api/v1/dashboard/panels", headers=viewer_headers)).json()
-    assert {"plugin": "sample_meter", "id": "sample-reading", "kind": "stat"}.items() <= next(
-        p for p in panels if p["id"] == "sample-reading").items()
+    panel = next(p for p in panels if p["id"] == "sample-reading")
+    assert (panel["plugin"], panel["kind"], panel["endpoint"]) == ("sample_meter", "stat", "/sample/reading")
 
     health = (await client.get("/api/v1/health", headers=admin_headers)).json()
     assert health["components"]["plugins"]["checks"]["sample_meter"]["checks"]["meter"]["status"] == "UP"

@@ -18,8 +18,8 @@ from ...db.base import utcnow
 from ...db.models import Line, Station, StationEvent, StationToken
 from ...errors import Conflict, Forbidden, NotFound
 from ...schemas import Code
-from ...services.device_actions import record_device_action
 from ...security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
+from ...services.device_actions import record_device_action
 from ..deps import KernelDep, Principal, SessionDep, require_permission
 
 router = APIRouter(prefix="/stations", tags=["stations"])
