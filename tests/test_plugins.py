@@ -33,7 +33,8 @@ async def test_third_party_plugin_contributes_route_driver_breaker_health_and_pa
 
     reading = await client.get("/api/v1/sample/reading", headers=viewer_headers)
     assert reading.status_code == 200, reading.text
-    assert {k: reading.json()[k] for k in ("value", "started")} == {"value": 42.0, "started": True}  # the async startup hook was awaited
+    # started: the plugin's async mes_startup hook was awaited
+    assert {k: reading.json()[k] for k in ("value", "started")} == {"value": 42.0, "started": True}
 
     panels = (await client.get("/api/v1/dashboard/panels", headers=viewer_headers)).json()
     panel = next(p for p in panels if p["id"] == "sample-reading")
