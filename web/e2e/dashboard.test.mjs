@@ -34,6 +34,19 @@ async function loginThroughForm(page, user) {
   await page.getByTestId("whoami").waitFor({ timeout: TIMEOUT });
 }
 
+/** A failing step says what the kernel logged, and whether it was still running. */
+function withKernelLog(body) {
+  return async () => {
+    try {
+      await body();
+    } catch (error) {
+      const state = kernel?.exited() ? `kernel exited: ${JSON.stringify(kernel.exited())}` : "kernel still running";
+      error.message += `\n--- ${state}; last lines of its log ---\n${kernel?.log().slice(-4000) ?? ""}`;
+      throw error;
+    }
+  };
+}
+
 async function shot(page, name) {
   await page.waitForTimeout(300); // let charts finish their first layout
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
@@ -79,7 +92,7 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
     await kernel?.stop();
   });
 
-  test("a manager logs in, creates a LOT, finds it in the list and opens its detail", async () => {
+  test("a manager logs in, creates a LOT, finds it in the list and opens its detail", withKernelLog(async () => {
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     const page = await context.newPage();
     const errors = [];
@@ -173,9 +186,9 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
     } finally {
       await context.close();
     }
-  });
+  }));
 
-  test("an admin reads the audit log, which recorded the manager's changes", async () => {
+  test("an admin reads the audit log, which recorded the manager's changes", withKernelLog(async () => {
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     const page = await context.newPage();
     try {
@@ -189,9 +202,9 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
     } finally {
       await context.close();
     }
-  });
+  }));
 
-  test("a viewer sees LOTs but cannot create or change them", async () => {
+  test("a viewer sees LOTs but cannot create or change them", withKernelLog(async () => {
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     const page = await context.newPage();
     try {
@@ -212,5 +225,5 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
     } finally {
       await context.close();
     }
-  });
+  }));
 });

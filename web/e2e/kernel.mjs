@@ -105,7 +105,7 @@ export async function startKernel({ users }) {
     }
     await sleep(250);
   }
-  return { baseUrl, dir, logPath, stop, log: () => readFileSync(logPath, "utf8") };
+  return { baseUrl, dir, logPath, stop, exited: () => exited, log: () => readFileSync(logPath, "utf8") };
 }
 
 /** A small JSON client for seeding data through the real API. */
