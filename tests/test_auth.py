@@ -241,3 +241,40 @@ async def test_revoked_station_token_is_refused_by_another_worker(client, settin
                 await asyncio.sleep(0.05)
             refused = await second.get(ME, headers=_bearer(issued["token"]))
             assert refused.status_code == 401, refused.text
+
+
+async def test_two_racing_refreshes_of_one_token_never_both_win(client, viewer_headers):
+    tokens = await _login(client)
+    answers = await asyncio.gather(
+        *(client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]}) for _ in range(5))
+    )
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses.count(200) <= 1, [r.text for r in answers]
+    assert set(statuses) <= {200, 401}, [r.text for r in answers]
+    assert all(r.json()["detail"]["code"] == "REFRESH_TOKEN_REUSED" for r in answers if r.status_code == 401)
+
+
+async def test_disabling_a_user_or_changing_a_password_ends_their_sessions(client, admin_headers, viewer_headers):
+    before_password = await _login(client)
+    r = await client.patch("/api/v1/users/viewer", json={"password": "a-brand-new-password"}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert (await client.post(REFRESH, json={"refresh_token": before_password["refresh_token"]})).status_code == 401
+    old = await client.post(LOGIN, json={"username": "viewer", "password": "password-viewer"})
+    assert old.status_code == 401
+    fresh = await _login(client, password="a-brand-new-password")
+
+    # A role change reaches the next access token a refresh hands out.
+    r = await client.patch("/api/v1/users/viewer", json={"role": "production_manager"}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    rotated = await client.post(REFRESH, json={"refresh_token": fresh["refresh_token"]})
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["role"] == "production_manager"
+    me = await client.get(ME, headers=_bearer(rotated.json()["access_token"]))
+    assert me.json()["role"] == "production_manager"
+
+    r = await client.patch("/api/v1/users/viewer", json={"is_active": False}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert (await client.post(REFRESH, json={"refresh_token": rotated.json()["refresh_token"]})).status_code == 401
+    disabled = await client.post(LOGIN, json={"username": "viewer", "password": "a-brand-new-password"})
+    assert disabled.status_code == 401
+    assert _code(disabled) == "INVALID_CREDENTIALS"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import httpx
+import pytest
 from sqlalchemy import func, select, update
 
+from mes_kernel.app import create_app
 from mes_kernel.db.models import Lot, ProcessRecord, Unit
 
 API = "/api/v1"
@@ -158,9 +162,11 @@ async def test_closed_or_scrapped_lot_refuses_records_units_and_changes_with_409
     for final in ("closed", "scrapped"):
         lot = await make_lot(units=1)
         number = lot["lot_number"]
-        # A first record puts the LOT (status in progress) into the records' cache …
-        r = await client.post(f"{API}/process-records", json=_record(number), headers=worker_headers)
-        assert r.status_code == 201, r.text
+        # Two records: the first moves the LOT to in progress, the second caches that state for the hot path …
+        for _ in range(2):
+            r = await client.post(f"{API}/process-records", json=_record(number), headers=worker_headers)
+            assert r.status_code == 201, r.text
+        assert kernel.cache.l1.get(f"lot:{number}")["status"] == "in_progress"
         r = await client.patch(f"{API}/lots/{number}", json={"status": final}, headers=manager_headers)
         assert r.status_code == 200, r.text
 
@@ -192,7 +198,7 @@ async def test_closed_or_scrapped_lot_refuses_records_units_and_changes_with_409
             units_stored = (
                 await session.execute(select(func.count()).select_from(Unit).join(Lot).where(Lot.lot_number == number))
             ).scalar()
-        assert (stored, units_stored) == (1, 1)
+        assert (stored, units_stored) == (2, 1)
 
 
 async def test_register_units_refuses_duplicates_with_409_serial_exists(
@@ -316,3 +322,56 @@ async def test_lot_history_and_unit_history_are_in_time_order(client, kernel, wo
 
     assert (await client.get(f"{API}/lots/LOT-NOPE/history", headers=viewer_headers)).status_code == 404
     assert (await client.get(f"{API}/units/SN-NOPE/history", headers=viewer_headers)).status_code == 404
+
+
+async def test_racing_creations_of_one_lot_or_serial_give_one_winner_and_409s(client, manager_headers, make_lot):
+    answers = await asyncio.gather(
+        *(
+            client.post(f"{API}/lots", json={"lot_number": "LOT-RACE", "product": "PRD-1"}, headers=manager_headers)
+            for _ in range(8)
+        )
+    )
+    assert sorted(r.status_code for r in answers) == [201] + [409] * 7, [r.text for r in answers]
+    assert {_code(r) for r in answers if r.status_code == 409} == {"LOT_EXISTS"}
+
+    other = await make_lot()
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                f"{API}/lots/{number}/units",
+                json={"serial_numbers": ["SN-RACE-1", f"SN-{number}"]},
+                headers=manager_headers,
+            )
+            for number in ("LOT-RACE", other["lot_number"], "LOT-RACE", other["lot_number"])
+        )
+    )
+    assert sorted(r.status_code for r in answers) == [201, 409, 409, 409], [r.text for r in answers]
+    assert {_code(r) for r in answers if r.status_code == 409} == {"SERIAL_EXISTS"}
+    owners = {(await client.get(f"{API}/units/SN-RACE-1", headers=manager_headers)).json()["lot_id"]}
+    assert len(owners) == 1
+
+
+@pytest.mark.postgres_only
+async def test_closing_a_lot_in_one_worker_stops_records_in_another(
+    client, settings, manager_headers, worker_headers, make_lot
+):
+    """The LOT's status is cached on the records' hot path: closing must reach every worker's cache."""
+    lot = await make_lot()
+    number = lot["lot_number"]
+    other = create_app(settings, load_entry_points=False)
+    async with other.router.lifespan_context(other):
+        transport = httpx.ASGITransport(app=other, client=("127.0.0.2", 50001))
+        async with httpx.AsyncClient(transport=transport, base_url="http://mes.test") as second:
+            for _ in range(2):  # the first record moves the LOT to in progress; the second caches that state
+                r = await second.post(f"{API}/process-records", json=_record(number), headers=worker_headers)
+                assert r.status_code == 201, r.text
+            assert other.state.kernel.cache.l1.get(f"lot:{number}")["status"] == "in_progress"
+            closed = await client.patch(f"{API}/lots/{number}", json={"status": "closed"}, headers=manager_headers)
+            assert closed.status_code == 200, closed.text
+            for _ in range(40):  # the invalidation travels by pub/sub: allow it up to 2 s
+                if f"lot:{number}" not in other.state.kernel.cache.l1._data:
+                    break
+                await asyncio.sleep(0.05)
+            refused = await second.post(f"{API}/process-records", json=_record(number), headers=worker_headers)
+    assert refused.status_code == 409, refused.text
+    assert _code(refused) == "LOT_CLOSED"
