@@ -129,10 +129,21 @@ async def test_every_change_is_audited_with_actor_before_after_request_id_and_cl
     assert step.request_id == r.headers["x-request-id"]
     assert len(step.request_id) >= 16
 
+    # A client cannot choose its audited address, and an over-long request id is cut, not refused.
+    r = await client.patch(
+        f"{API}/lots/LOT-AUD",
+        json={"note": "spoofed"},
+        headers={**manager_headers, "X-Request-ID": "r" * 300, "X-Forwarded-For": "6.6.6.6"},
+    )
+    assert r.status_code == 200, r.text
+    spoofed = (await _entries(kernel, entity="lot", entity_id="LOT-AUD"))[-1]
+    assert (spoofed.client_ip, spoofed.request_id) == ("127.0.0.1", "r" * 64)
+
     # Admins read the trail through the API, with filters.
     listed = await client.get(f"{API}/audit", params={"entity": "lot", "entity_id": "LOT-AUD"}, headers=admin_headers)
     assert listed.status_code == 200, listed.text
     assert [(e["action"], e["request_id"]) for e in listed.json()["items"]] == [
+        ("update", "r" * 64),
         ("update", "req-hold-lot"),
         ("create", "req-create-lot"),
     ]  # newest first

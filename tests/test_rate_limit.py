@@ -82,10 +82,12 @@ async def test_invalid_credentials_count_against_the_client_address(app, client)
         await _fresh_window()
         statuses = []
         for i in range(USER_LIMIT):
-            r = await stranger.get(LOTS, headers={"Authorization": f"Bearer forged.{i}.token"})
+            forged = {"Authorization": f"Bearer forged.{i}.token", "X-Forwarded-For": f"192.0.2.{i}"}
+            r = await stranger.get(LOTS, headers=forged)
             statuses.append(r.status_code)
         assert statuses == [401] * USER_LIMIT
-        # Neither a new forged token nor none at all buys a fresh budget; neither does a login attempt.
+        # Neither a new forged token, nor a forwarded-for header, nor none at all buys a fresh budget;
+        # neither does a login attempt.
         assert (await stranger.get(LOTS, headers={"Authorization": "Bearer another.forged.one"})).status_code == 429
         assert (await stranger.get(LOTS)).status_code == 429
         login = await stranger.post("/api/v1/auth/login", json={"username": "admin", "password": "guess"})
