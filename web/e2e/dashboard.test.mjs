@@ -171,6 +171,9 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
       const breaker = page.getByRole("row").filter({ hasText: "label_printer:PRN-01" });
       await breaker.waitFor({ timeout: TIMEOUT });
       assert.match(await breaker.textContent(), /(open|half_open)3 \/ 3/);
+      const printer = page.getByRole("table", { name: "Devices" }).getByRole("row").filter({ hasText: "PRN-01" });
+      await printer.filter({ hasText: "DOWN" }).waitFor({ timeout: TIMEOUT });
+      assert.match(await printer.textContent(), /label_printerzpl_tcpLINE-A.*DOWN.*cannot connect.*open/);
       await shot(page, "05-devices");
 
       // The opened breaker raised an alert: counted on the tab, listed on the page.

@@ -3,6 +3,7 @@ import type {
   AlertList,
   AuditEntry,
   BreakerState,
+  Device,
   HealthTree,
   Lot,
   LotHistory,
@@ -57,6 +58,7 @@ export const endpoints = {
   breakers: (signal?: AbortSignal) => get<Record<string, BreakerState>>("/health/circuit-breakers", signal),
   plugins: (signal?: AbortSignal) => get<{ safe_mode: boolean; plugins: PluginRecord[] }>("/plugins", signal),
   stations: (signal?: AbortSignal) => get<Station[]>("/stations", signal),
+  devices: (signal?: AbortSignal) => get<Device[]>("/devices", signal),
   audit: (query: { entity?: string; actor?: string; action?: string; limit: number; offset: number },
           signal?: AbortSignal) => get<Page<AuditEntry>>("/audit", signal, params({ ...query })),
 };

@@ -193,3 +193,13 @@ export interface Summary {
   device_actions_today?: { total: number; by_outcome: Record<string, number> };
   alerts: { open: number; open_by_severity: Record<string, number> };
 }
+
+export interface Device {
+  code: string;
+  kind: string;
+  driver: string;
+  line: string | null;
+  station: string | null;
+  enabled: boolean;
+  config: Record<string, unknown>;
+}

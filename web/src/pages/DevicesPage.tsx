@@ -3,7 +3,7 @@ import Box from "@mui/material/Box";
 import Typography from "@mui/material/Typography";
 import type { ColumnDef } from "@tanstack/react-table";
 import { endpoints } from "../api/endpoints";
-import type { BreakerState, CheckNode, HealthTree, PluginRecord, Station } from "../api/types";
+import type { BreakerState, CheckNode, Device, HealthTree, PluginRecord, Station } from "../api/types";
 import { DataTable } from "../components/DataTable";
 import { ErrorNotice, PageTitle, Section, StatusChip, Updated, When } from "../components/common";
 import { usePolling } from "../hooks/usePolling";
@@ -101,6 +101,53 @@ const stationColumns: ColumnDef<StationRow, any>[] = [
   },
 ];
 
+interface DeviceRow extends Device {
+  health?: { status: string; reason: string | null };
+  breaker?: string;
+}
+
+/**
+ * A device's health as its plugin reports it: plugins put per-device results somewhere in their
+ * checks (under `checks`, or in `details` keyed by device code), so look for the code as a key
+ * whose value carries a status.
+ */
+export function deviceHealth(tree: HealthTree | undefined, code: string): DeviceRow["health"] {
+  const seen = new Set<unknown>();
+  function walk(node: unknown, depth: number): DeviceRow["health"] {
+    if (!node || typeof node !== "object" || depth > 8 || seen.has(node)) return undefined;
+    seen.add(node);
+    const record = node as Record<string, unknown>;
+    const own = record[code] as Record<string, unknown> | undefined;
+    if (own && typeof own === "object" && typeof own.status === "string") {
+      return { status: own.status.toUpperCase(), reason: typeof own.reason === "string" ? own.reason : null };
+    }
+    for (const child of Object.values(record)) {
+      const found = walk(child, depth + 1);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  return walk(tree?.components.plugins.checks, 0);
+}
+
+const deviceColumns: ColumnDef<DeviceRow, any>[] = [
+  { accessorKey: "code", header: "Device", cell: (i) => <strong>{i.getValue()}</strong> },
+  { accessorKey: "kind", header: "Kind" },
+  { accessorKey: "driver", header: "Driver" },
+  { accessorKey: "line", header: "Line", cell: (i) => i.getValue() ?? "—" },
+  { accessorKey: "station", header: "Station", cell: (i) => i.getValue() ?? "—" },
+  {
+    id: "health", header: "Health", accessorFn: (d) => d.health?.status,
+    cell: (i) => (i.row.original.enabled
+      ? (i.getValue() ? <StatusChip status={i.getValue()} /> : "—") : <StatusChip status="disabled" />),
+  },
+  { id: "reason", header: "Reason", accessorFn: (d) => d.health?.reason ?? "—" },
+  {
+    accessorKey: "breaker", header: "Breaker",
+    cell: (i) => (i.getValue() ? <StatusChip status={i.getValue()} /> : "—"),
+  },
+];
+
 export function pluginRows(plugins: PluginRecord[], health?: HealthTree): PluginRow[] {
   const groups = health?.components.plugins.checks ?? {};
   return plugins.map((p) => {
@@ -119,12 +166,19 @@ export function DevicesPage() {
   const breakers = usePolling("breakers", endpoints.breakers, HEALTH_INTERVAL_MS);
   const plugins = usePolling("plugins", endpoints.plugins, HEALTH_INTERVAL_MS * 4, canPlugins);
   const stations = usePolling("stations", endpoints.stations, HEALTH_INTERVAL_MS, canStations);
+  const canDevices = useCan("lines:read");
+  const devices = usePolling("devices", endpoints.devices, HEALTH_INTERVAL_MS * 2, canDevices);
   const tree = health.data;
 
   const kernelRows: CheckRow[] = Object.entries(tree?.components.kernel.checks ?? {})
     .map(([name, c]) => ({ name, ...c }));
   const breakerRows: BreakerRow[] = Object.entries(breakers.data ?? {}).map(([name, b]) => ({ name, ...b }));
   const stationHealth = tree?.components.stations.checks ?? {};
+  const deviceRows: DeviceRow[] = (devices.data ?? []).map((d) => ({
+    ...d,
+    health: deviceHealth(tree, d.code),
+    breaker: breakerRows.find((b) => b.name.endsWith(`:${d.code}`))?.state,
+  }));
   const stationRows: StationRow[] = (stations.data ?? []).map((s) => ({ ...s, health: stationHealth[s.code] }));
 
   return (
@@ -143,6 +197,13 @@ export function DevicesPage() {
           )}
           {tree.version && <Typography variant="caption" color="text.secondary">kernel {tree.version}</Typography>}
         </Box>
+      )}
+      {canDevices && (
+        <Section title="Devices">
+          <ErrorNotice error={devices.error} retryInMs={devices.retryInMs} />
+          <DataTable label="Devices" columns={deviceColumns} data={deviceRows} rowKey={(d) => d.code}
+                     emptyText="No device configured (see `mes line apply`)" />
+        </Section>
       )}
       <Section title="Kernel">
         <DataTable label="Kernel checks" columns={checkColumns} data={kernelRows} rowKey={(r) => r.name} />

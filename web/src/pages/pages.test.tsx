@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Lot, Panel } from "../api/types";
 import { startFakeKernel, type FakeKernel } from "../test/fakeKernel";
 import { loginAs, logoutLocally, useKernel } from "../test/session";
-import { DevicesPage, heartbeatAge } from "./DevicesPage";
+import { DevicesPage, deviceHealth, heartbeatAge } from "./DevicesPage";
 import { LotDetailPage } from "./LotDetailPage";
 import { LotsPage, useLotFilters } from "./LotsPage";
 import { OverviewPage, orderPanels } from "./OverviewPage";
@@ -237,6 +237,23 @@ describe("DevicesPage", () => {
     const station = (await screen.findByRole("cell", { name: "ST-01" })).closest("tr") as HTMLElement;
     expect(station).toHaveTextContent("1 min");
     expect(station).toHaveTextContent("LINE-A");
+  });
+
+  it("finds each device's health wherever its plugin reports it", () => {
+    const tree = { status: "DEGRADED", timestamp: "", components: {
+      kernel: { status: "UP", checks: {} },
+      plugins: { status: "DEGRADED", checks: {
+        label_printer: { status: "DEGRADED", checks: { printers: { status: "DOWN", reason: "PRN-01 down", details: {
+          printers: { "PRN-01": { driver: "zpl_tcp", status: "DOWN", reason: "connection refused" } } } } } },
+        firmware_uploader: { status: "UP", checks: { devices: { status: "UP", checks: {
+          "FW-01": { status: "UP", reason: null } } } } },
+      } },
+      breakers: { status: "UP", checks: {} },
+      stations: { status: "UP", checks: {} },
+    } } as never;
+    expect(deviceHealth(tree, "PRN-01")).toEqual({ status: "DOWN", reason: "connection refused" });
+    expect(deviceHealth(tree, "FW-01")).toEqual({ status: "UP", reason: null });
+    expect(deviceHealth(tree, "SCN-9")).toBeUndefined();
   });
 
   it("computes heartbeat age from the last heartbeat", () => {
