@@ -30,6 +30,7 @@ from .middleware import BodyLimitMiddleware, RateLimiter, RateLimitMiddleware, R
 from .notify import Notifier
 from .permissions import PermissionTable
 from .plugins import PluginManager
+from .services.record_writer import RecordWriter
 from .settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -172,12 +173,16 @@ def create_app(
         await manager.call_each("mes_startup", kernel=kernel)
         app.state.health = HealthAggregator(kernel, app.state.plugin_checks, settings.health_cache_seconds)
         observe_plugins(manager.snapshot())
+        writer = RecordWriter(kernel)
+        writer.start()
+        kernel.state["record_writer"] = writer
         sealer = asyncio.create_task(_sealer(kernel), name="audit-sealer")
         log.info("kernel_started", version=__version__, database=engine.dialect.name, redis=bool(redis),
                  plugins={r["name"]: r["state"] for r in manager.snapshot()})
         try:
             yield
         finally:
+            await writer.close()
             sealer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sealer

@@ -42,9 +42,7 @@ async def _cached(cache: Cache, key: str, kind: str, factory) -> Any:
     return value
 
 
-async def _resolve(
-    *, session: AsyncSession, cache: Cache, record_in: RecordIn, principal
-) -> dict[str, Any]:
+async def _resolve(*, session: AsyncSession, cache: Cache, record_in: RecordIn, principal) -> dict[str, Any]:
     """Validate references and build the row (without inserting it)."""
     lot = await cached_lot(session, cache, record_in.lot_number)
     if lot["status"] in FINAL:
@@ -59,21 +57,25 @@ async def _resolve(
 
     unit_id = None
     if record_in.serial_number:
+
         async def unit_of():
-            row = (await session.execute(
-                select(Unit.id, Unit.lot_id).where(Unit.serial_number == record_in.serial_number))).first()
+            row = (
+                await session.execute(select(Unit.id, Unit.lot_id).where(Unit.serial_number == record_in.serial_number))
+            ).first()
             return {"id": row.id, "lot_id": row.lot_id} if row else None
 
         unit = await _cached(cache, f"unit:{record_in.serial_number}", "lot", unit_of)
         if unit is None:
             raise NotFound(f"unit {record_in.serial_number} not found", code="UNIT_NOT_FOUND")
         if unit["lot_id"] != lot["id"]:
-            raise Conflict(f"unit {record_in.serial_number} is not in LOT {record_in.lot_number}",
-                           code="UNIT_NOT_IN_LOT")
+            raise Conflict(
+                f"unit {record_in.serial_number} is not in LOT {record_in.lot_number}", code="UNIT_NOT_IN_LOT"
+            )
         unit_id = unit["id"]
 
     station_id = principal.station_id
     if station_id is None and record_in.station:
+
         async def station_of():
             return (await session.execute(select(Station.id).where(Station.code == record_in.station))).scalar()
 
@@ -105,8 +107,21 @@ async def _resolve(
 
 
 def _audit_after(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("idempotency_key", "lot_number", "process_id", "worker_id", "station_id",
-                                "serial_number", "result", "defect_code", "data", "recorded_at")}
+    return {
+        k: row[k]
+        for k in (
+            "idempotency_key",
+            "lot_number",
+            "process_id",
+            "worker_id",
+            "station_id",
+            "serial_number",
+            "result",
+            "defect_code",
+            "data",
+            "recorded_at",
+        )
+    }
 
 
 async def _insert_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, ProcessRecord]:
@@ -131,80 +146,120 @@ def _duplicate_or_conflict(existing: ProcessRecord, row_hash: str) -> None:
     if existing.request_hash != row_hash:
         raise Conflict(
             "idempotency key already used for a different record",
-            code="IDEMPOTENCY_CONFLICT", record_id=existing.id,
+            code="IDEMPOTENCY_CONFLICT",
+            record_id=existing.id,
         )
 
 
+async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, tuple[ProcessRecord | None, bool]]:
+    """Insert resolved rows (unique keys) with their audit entries, in the caller's transaction.
+
+    Returns, by idempotency key, ``(record, created)``: the new record, or the one stored earlier
+    under that key (``None`` when it vanished, which only a concurrent delete could cause). The
+    caller compares ``request_hash`` to tell a retry from a conflicting reuse of the key.
+    """
+    created = await _insert_rows(session, rows) if rows else {}
+    await write_audit_rows(
+        session,
+        [
+            audit_row(
+                actor=r["created_by"],
+                action="create",
+                entity="process_record",
+                entity_id=created[r["idempotency_key"]].id,
+                after=_audit_after(r),
+            )
+            for r in rows
+            if r["idempotency_key"] in created
+        ],
+    )
+    started = {
+        r["lot_number"]: (r["lot_id"], r["created_by"])
+        for r in rows
+        if r["idempotency_key"] in created and r["_lot_status"] == "created"
+    }
+    for lot_number, (lot_id, actor) in started.items():
+        await mark_started(session=session, lot={"id": lot_id}, lot_number=lot_number, actor=actor)
+    missing = [r["idempotency_key"] for r in rows if r["idempotency_key"] not in created]
+    existing = await _existing(session, missing) if missing else {}
+    out: dict[str, tuple[ProcessRecord | None, bool]] = {k: (v, True) for k, v in created.items()}
+    out.update({k: (existing.get(k), False) for k in missing})
+    return out
+
+
+def _outcome(row: dict[str, Any], found: tuple[ProcessRecord | None, bool]) -> tuple[ProcessRecord, bool]:
+    record, created = found
+    if record is None:
+        raise MesError("record was not stored; retry", code="NOT_RECORDED", status=503, retry_after=1)
+    if not created:
+        _duplicate_or_conflict(record, row["request_hash"])
+    return record, created
+
+
 async def create_record(
-    *, session: AsyncSession, cache: Cache, record_in: RecordIn, principal
+    *, session: AsyncSession, cache: Cache, record_in: RecordIn, principal, writer=None
 ) -> tuple[ProcessRecord, bool]:
-    """Record one result. Returns (record, created); a retry with the same key gets the original."""
+    """Record one result. Returns (record, created); a retry with the same key gets the original.
+
+    With a ``writer`` (the kernel's group commit) the row joins whatever other requests of this
+    process are being written at the same moment: one transaction, one multi-row insert.
+    """
     row = await _resolve(session=session, cache=cache, record_in=record_in, principal=principal)
-    created = await _insert_rows(session, [row])
-    if record_in.idempotency_key in created:
-        record = created[record_in.idempotency_key]
-        await write_audit_rows(session, [audit_row(actor=principal.actor, action="create", entity="process_record",
-                                                   entity_id=record.id, after=_audit_after(row))])
-        if row["_lot_status"] == "created":
-            await mark_started(session=session, lot={"id": row["lot_id"]}, lot_number=row["lot_number"],
-                               actor=principal.actor)
-        return record, True
-    await session.rollback()
-    existing = (await _existing(session, [record_in.idempotency_key]))[record_in.idempotency_key]
-    _duplicate_or_conflict(existing, row["request_hash"])
-    return existing, False
+    if writer is not None:
+        await session.close()  # hand the connection back before waiting for the shared transaction
+        return await writer.submit(row)
+    found = await write_rows(session, [row])
+    return _outcome(row, found[row["idempotency_key"]])
 
 
 async def create_records_batch(
-    *, session: AsyncSession, cache: Cache, items: list[dict[str, Any]], principal
+    *, session: AsyncSession, cache: Cache, items: list[Any], principal
 ) -> list[dict[str, Any]]:
     """Record many results in one transaction; each item gets its own outcome, never the batch's."""
     results: list[dict[str, Any]] = [None] * len(items)  # type: ignore[list-item]
     rows: list[tuple[int, dict[str, Any]]] = []
-    seen: dict[str, int] = {}
+    seen: set[str] = set()
     for i, raw in enumerate(items):
         key = raw.get("idempotency_key") if isinstance(raw, dict) else None
         try:
             record_in = RecordIn.model_validate(raw)
-            if record_in.idempotency_key in seen:
-                rows.append((i, {"_same_as": seen[record_in.idempotency_key], "request_hash": request_hash(record_in),
-                                 "idempotency_key": record_in.idempotency_key}))
+            if record_in.idempotency_key in seen:  # the same key twice in one batch: the later is a retry
+                rows.append(
+                    (
+                        i,
+                        {
+                            "_repeat": True,
+                            "request_hash": request_hash(record_in),
+                            "idempotency_key": record_in.idempotency_key,
+                        },
+                    )
+                )
                 continue
-            row = await _resolve(session=session, cache=cache, record_in=record_in, principal=principal)
-            seen[record_in.idempotency_key] = i
-            rows.append((i, row))
+            rows.append((i, await _resolve(session=session, cache=cache, record_in=record_in, principal=principal)))
+            seen.add(record_in.idempotency_key)
         except ValidationError as exc:
-            results[i] = {"idempotency_key": key if isinstance(key, str) else None, "status": "error",
-                          "error": {"code": "VALIDATION_ERROR", "message": "record is invalid",
-                                    "errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]}}
+            results[i] = {
+                "idempotency_key": key if isinstance(key, str) else None,
+                "status": "error",
+                "error": {
+                    "code": "VALIDATION_ERROR",
+                    "message": "record is invalid",
+                    "errors": [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()],
+                },
+            }
         except MesError as exc:
             results[i] = {"idempotency_key": key, "status": "error", "error": exc.detail()}
 
-    fresh = [r for _, r in rows if "_same_as" not in r]
-    created = await _insert_rows(session, fresh) if fresh else {}
-    audit = [audit_row(actor=principal.actor, action="create", entity="process_record",
-                       entity_id=created[r["idempotency_key"]].id, after=_audit_after(r))
-             for r in fresh if r["idempotency_key"] in created]
-    await write_audit_rows(session, audit)
-    started = {r["lot_number"]: r["lot_id"] for r in fresh
-               if r["idempotency_key"] in created and r["_lot_status"] == "created"}
-    for lot_number, lot_id in started.items():
-        await mark_started(session=session, lot={"id": lot_id}, lot_number=lot_number, actor=principal.actor)
-    missing = [r["idempotency_key"] for _, r in rows if r["idempotency_key"] not in created]
-    existing = await _existing(session, missing) if missing else {}
+    found = await write_rows(session, [r for _, r in rows if "_repeat" not in r])
     for i, row in rows:
+        record, created = found[row["idempotency_key"]]
         key = row["idempotency_key"]
-        if key in created and "_same_as" not in row:
-            results[i] = {"idempotency_key": key, "status": "created", "record": created[key]}
+        if "_repeat" in row:
+            created = False
+        try:
+            record, created = _outcome(row, (record, created))
+        except MesError as exc:
+            results[i] = {"idempotency_key": key, "status": "error", "error": exc.detail()}
             continue
-        original = created.get(key) or existing.get(key)
-        if original is None:
-            results[i] = {"idempotency_key": key, "status": "error",
-                          "error": {"code": "NOT_RECORDED", "message": "record was not stored; retry"}}
-        elif original.request_hash != row["request_hash"]:
-            results[i] = {"idempotency_key": key, "status": "error",
-                          "error": {"code": "IDEMPOTENCY_CONFLICT",
-                                    "message": "idempotency key already used for a different record"}}
-        else:
-            results[i] = {"idempotency_key": key, "status": "duplicate", "record": original}
+        results[i] = {"idempotency_key": key, "status": "created" if created else "duplicate", "record": record}
     return results

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ... import lines as line_service
 from ...db.models import Device, Line, Station
-from ...errors import NotFound
+from ...errors import NotFound, Unprocessable
 from ..deps import KernelDep, Principal, SessionDep, require_permission
 
 router = APIRouter(prefix="/lines", tags=["lines"])
@@ -33,7 +33,10 @@ async def get_line(code: str, session: SessionDep, _: Principal = require_permis
 @router.post("/validate", summary="Check a line configuration without applying it")
 async def validate_line(request: Request, document: dict[str, Any] = Body(...),
                         _: Principal = require_permission("lines:manage")):
-    config = line_service.parse(document)
+    try:
+        config = line_service.parse(document)
+    except Unprocessable as exc:
+        return {"valid": False, "errors": exc.extra.get("errors", [])}
     errors = line_service.validate(config, line_service.catalog_from_app(request.app))
     return {"valid": not errors, "errors": errors}
 

@@ -25,7 +25,7 @@ router = APIRouter(prefix="/process-records", tags=["process records"])
 async def create_record(body: RecordIn, session: SessionDep, kernel: KernelDep,
                         principal: Principal = require_permission("records:write")):
     record, created = await record_service.create_record(session=session, cache=kernel.cache, record_in=body,
-                                                         principal=principal)
+                                                         principal=principal, writer=kernel.state.get("record_writer"))
     await commit(session, kernel.cache)
     if created:
         return record

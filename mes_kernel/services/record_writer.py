@@ -1,0 +1,108 @@
+"""Group commit for process records: concurrent requests of one worker share a transaction.
+
+Under load a worker holds many record requests at once. Writing each in its own transaction costs
+a round trip per statement and a commit each; here the requests that arrive while a transaction
+is in flight wait in a queue and go into the next one together — one multi-row INSERT … ON
+CONFLICT DO NOTHING, one audit insert, one commit. A request is answered only after its commit,
+so nothing acknowledged is lost. If a shared transaction fails, its rows are retried one by one,
+so one bad row fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+
+from ..cache import commit
+from .records import _outcome, write_rows
+
+log = structlog.get_logger(__name__)
+
+
+class RecordWriter:
+    """A queue and ``flushers`` tasks that write what has queued up, up to ``max_batch`` rows each."""
+
+    def __init__(self, kernel, *, max_batch: int = 500, flushers: int = 2) -> None:
+        self.kernel = kernel
+        self.max_batch = max_batch
+        self.flushers = flushers
+        self._queue: asyncio.Queue[tuple[dict[str, Any], asyncio.Future]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task] = []
+        self.stats = {"transactions": 0, "rows": 0, "largest": 0}
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(), name=f"record-writer-{i}") for i in range(self.flushers)]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        while not self._queue.empty():  # nobody will write these: tell their callers to retry
+            _, future = self._queue.get_nowait()
+            if not future.done():
+                future.set_exception(_retry_later())
+
+    async def submit(self, row: dict[str, Any]):
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put((row, future))
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._flush(batch)
+
+    async def _flush(self, batch: list[tuple[dict[str, Any], asyncio.Future]]) -> None:
+        unique: dict[str, dict[str, Any]] = {}
+        for row, _ in batch:
+            unique.setdefault(row["idempotency_key"], row)
+        try:
+            async with self.kernel.sessionmaker() as session:
+                found = await write_rows(session, list(unique.values()))
+                await commit(session, self.kernel.cache)
+        except Exception as exc:
+            if len(batch) > 1:
+                log.warning("record_group_commit_split", rows=len(batch), error=str(exc))
+                for item in batch:
+                    await self._flush([item])
+                return
+            log.warning("record_write_failed", error=str(exc))
+            future = batch[0][1]
+            if not future.done():
+                future.set_exception(exc if _is_client_error(exc) else _retry_later())
+            return
+        self.stats["transactions"] += 1
+        self.stats["rows"] += len(unique)
+        self.stats["largest"] = max(self.stats["largest"], len(unique))
+        first_of_key: set[str] = set()
+        for row, future in batch:
+            key = row["idempotency_key"]
+            record, created = found[key]
+            if key in first_of_key or unique[key] is not row:
+                created = False  # a second request with the same key in the same transaction
+            first_of_key.add(key)
+            if future.done():
+                continue
+            try:
+                future.set_result(_outcome(row, (record, created)))
+            except Exception as exc:
+                future.set_exception(exc)
+
+
+def _is_client_error(exc: Exception) -> bool:
+    from ..errors import MesError
+
+    return isinstance(exc, MesError)
+
+
+def _retry_later():
+    from ..errors import ServiceUnavailable
+
+    return ServiceUnavailable("the record could not be stored right now; retry with the same key", retry_after=1)

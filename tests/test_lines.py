@@ -1,0 +1,87 @@
+"""Per-line configuration: validated against what is installed, applied all or nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+LINE = {
+    "name": "Assembly A",
+    "plugins": ["sample_meter", "label_printer"],
+    "breakers": {"sample_meter": {"failure_threshold": 7, "recovery_timeout": 11}},
+    "devices": [
+        {"code": "MTR-1", "kind": "sample_meter", "driver": "fake_meter", "station": "ST-01", "config": {"value": 3}},
+    ],
+}
+
+
+async def test_line_config_applies_and_reads_back(third_party, client, admin_headers, station_headers, kernel):
+    r = await client.put("/api/v1/lines/LINE-A", json=LINE, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["plugins"] == ["sample_meter", "label_printer"]
+    assert body["devices"][0] | {"config": None} == {"code": "MTR-1", "kind": "sample_meter", "driver": "fake_meter",
+                                                     "station": "ST-01", "enabled": True, "config": None}
+    cfg = kernel.breakers.config_for("sample_meter", line="LINE-A")
+    assert (cfg.failure_threshold, cfg.recovery_timeout) == (7, 11.0)
+    assert kernel.breakers.config_for("sample_meter").failure_threshold == 2  # other lines keep the default
+    devices = (await client.get("/api/v1/devices?line=LINE-A", headers=station_headers)).json()
+    assert [d["code"] for d in devices] == ["MTR-1"]
+    audit = (await client.get("/api/v1/audit?entity=device", headers=admin_headers)).json()
+    assert audit["items"][0]["entity_id"] == "MTR-1" and audit["items"][0]["action"] == "create"
+
+    # dropping the device from the file removes it (audited), nothing else changes
+    r = await client.put("/api/v1/lines/LINE-A", json={**LINE, "devices": []}, headers=admin_headers)
+    assert r.status_code == 200 and r.json()["devices"] == []
+
+
+async def test_invalid_line_config_is_refused_with_every_problem_named(third_party, client, admin_headers,
+                                                                      station_headers):
+    bad = {
+        "plugins": ["sample_meter", "no_such_plugin"],
+        "breakers": {"nope": {"failure_threshold": 1}},
+        "devices": [
+            {"code": "D-1", "kind": "sample_meter", "driver": "no_such_driver"},
+            {"code": "D-2", "kind": "unknown_kind", "driver": "x"},
+            {"code": "D-3", "kind": "label_printer", "driver": "zpl_tcp", "station": "ST-404"},
+        ],
+    }
+    r = await client.put("/api/v1/lines/LINE-A", json=bad, headers=admin_headers)
+    assert r.status_code == 422 and r.json()["detail"]["code"] == "INVALID_LINE_CONFIG"
+    locs = {tuple(e["loc"]) for e in r.json()["detail"]["errors"]}
+    assert {("plugins", 1), ("breakers", "nope"), ("devices", 0, "driver"), ("devices", 1, "kind"),
+            ("devices", 2, "station")} <= locs
+    assert (await client.get("/api/v1/devices?line=LINE-A", headers=admin_headers)).json() == []  # nothing written
+
+    assert (await client.post("/api/v1/lines/validate", json={}, headers=admin_headers)).json()["valid"] is False
+    not_enabled = {"code": "LINE-C", "plugins": ["label_printer"],
+                   "devices": [{"code": "M", "kind": "sample_meter", "driver": "fake_meter"}]}
+    r = await client.post("/api/v1/lines/validate", json=not_enabled, headers=admin_headers)
+    assert r.json()["valid"] is False and "not enabled on this line" in r.json()["errors"][0]["msg"]
+
+
+async def test_workers_cannot_change_lines(client, worker_headers):
+    r = await client.put("/api/v1/lines/LINE-B", json={"devices": []}, headers=worker_headers)
+    assert r.status_code == 403
+
+
+def test_mes_line_apply_validates_a_file(third_party, tmp_path):
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(third_party), "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/l.db",
+           "FILES_DIR": str(tmp_path / "files")}
+    subprocess.run([sys.executable, "-m", "mes_kernel.cli", "db", "upgrade"], env=env, check=True,
+                   capture_output=True, timeout=120)
+    good = tmp_path / "line-a.toml"
+    good.write_text('[line]\ncode = "LINE-A"\nname = "A"\n\n[plugins]\nenabled = ["sample_meter"]\n\n'
+                    '[[devices]]\ncode = "MTR-1"\nkind = "sample_meter"\ndriver = "fake_meter"\n'
+                    '[devices.config]\nvalue = 5\n')
+    out = subprocess.run([sys.executable, "-m", "mes_kernel.cli", "line", "apply", str(good)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "line LINE-A applied: 1 device(s)" in out.stdout
+    bad = tmp_path / "line-b.toml"
+    bad.write_text('[line]\ncode = "LINE-B"\n\n[[devices]]\ncode = "X"\nkind = "sample_meter"\ndriver = "zzz"\n')
+    out = subprocess.run([sys.executable, "-m", "mes_kernel.cli", "line", "apply", str(bad)], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "devices.0.driver" in out.stderr and "zzz" in out.stderr
