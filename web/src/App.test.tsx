@@ -89,6 +89,21 @@ describe("App", () => {
     expect(kernel.seen.some((s) => s.path === "/api/v1/alerts")).toBe(false);
   });
 
+  it("keeps a stored login while the server is unreachable, and gets in when it answers", async () => {
+    localStorage.setItem("mes.tokens", JSON.stringify({ access_token: "access-viewer", refresh_token: "refresh-v-0000",
+                                                        token_type: "bearer", expires_in: 900, role: "viewer",
+                                                        obtained_at: Date.now() }));
+    useAuth.setState({ tokens: JSON.parse(localStorage.getItem("mes.tokens") as string), status: "loading" });
+    kernel.route("GET", "/api/v1/auth/me", () => ({
+      status: 502, body: { detail: { code: "BAD_GATEWAY", message: "the kernel is restarting" } },
+    }));
+    render(<App />);
+    expect(await screen.findByText(/the kernel is restarting — retrying in 2 s/)).toBeInTheDocument();
+    expect(localStorage.getItem("mes.tokens")).not.toBeNull();
+    kernel.route("GET", "/api/v1/auth/me", () => ({ body: me("viewer") }));
+    expect(await screen.findByRole("tablist", { name: "Pages" }, { timeout: 4000 })).toBeInTheDocument();
+  });
+
   it("returns to the login form with a notice when the session is revoked", async () => {
     render(<App />);
     await logIn("boss");

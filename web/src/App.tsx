@@ -12,6 +12,7 @@ import Toolbar from "@mui/material/Toolbar";
 import Typography from "@mui/material/Typography";
 import Alert from "@mui/material/Alert";
 import { endpoints } from "./api/endpoints";
+import { ErrorBoundary } from "./components/ErrorBoundary";
 import { usePolling } from "./hooks/usePolling";
 import { AlertsPage, ALERTS_INTERVAL_MS } from "./pages/AlertsPage";
 import { AuditPage } from "./pages/AuditPage";
@@ -126,7 +127,9 @@ function Shell() {
         </Toolbar>
       </AppBar>
       <Container maxWidth="xl" sx={{ py: 3 }}>
-        <Page route={route} allowed={allowed} />
+        <ErrorBoundary what="this page" resetKey={window.location.hash}>
+          <Page route={route} allowed={allowed} />
+        </ErrorBoundary>
       </Container>
     </Box>
   );
@@ -135,6 +138,7 @@ function Shell() {
 export function App() {
   const status = useAuth((s) => s.status);
   const restore = useAuth((s) => s.restore);
+  const notice = useAuth((s) => s.notice);
 
   useEffect(() => {
     if (useAuth.getState().status === "loading") void restore();
@@ -143,8 +147,9 @@ export function App() {
   if (status === "anonymous") return <LoginPage />;
   if (status === "loading") {
     return (
-      <Box sx={{ minHeight: "100vh", display: "grid", placeItems: "center" }}>
+      <Box sx={{ minHeight: "100vh", display: "grid", placeItems: "center", alignContent: "center", gap: 2 }}>
         <CircularProgress aria-label="Loading" />
+        {notice && <Alert severity="warning">{notice}</Alert>}
       </Box>
     );
   }

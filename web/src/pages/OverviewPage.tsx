@@ -6,6 +6,7 @@ import Alert from "@mui/material/Alert";
 import { endpoints } from "../api/endpoints";
 import type { Panel, Summary } from "../api/types";
 import { ErrorNotice, PageTitle, Updated } from "../components/common";
+import { ErrorBoundary } from "../components/ErrorBoundary";
 import { usePolling } from "../hooks/usePolling";
 import { PanelView } from "../panels/PanelView";
 import { formatValue } from "../panels/panelData";
@@ -76,7 +77,11 @@ export function OverviewPage() {
       ) : (
         <ErrorNotice error={summary.error} retryInMs={summary.retryInMs} what="Summary" />
       )}
-      {summary.data && <SummaryCards summary={summary.data} />}
+      {summary.data && (
+        <ErrorBoundary what="the summary" resetKey={summary.data}>
+          <SummaryCards summary={summary.data} />
+        </ErrorBoundary>
+      )}
       <ErrorNotice error={panels.error} retryInMs={panels.retryInMs} what="Panels" />
       {panels.data && panels.data.length === 0 && (
         <Typography color="text.secondary">No plugin contributes dashboard panels.</Typography>

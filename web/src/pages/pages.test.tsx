@@ -95,6 +95,18 @@ describe("OverviewPage", () => {
     await waitFor(() => expect(screen.queryByTestId("panel-scrap")).toBeNull());
   });
 
+  it("shows nested values of a table panel as JSON, next to the other panels", async () => {
+    loginAs("viewer");
+    const broken: Panel = { plugin: "third_party", id: "broken", title: "Broken", kind: "table",
+                            endpoint: "/broken", refresh_seconds: 60, options: { columns: [{ key: "a", title: "A" }] } };
+    kernel.route("GET", "/api/v1/dashboard/panels", () => ({ body: [broken, PANELS[2]] }));
+    kernel.route("GET", "/api/v1/broken", () => ({ body: { items: [{ a: { nested: 1 } }] } }));
+    kernel.route("GET", "/api/v1/scrap/today", () => ({ body: { value: 3 } }));
+    render(<OverviewPage />);
+    await within(await screen.findByTestId("panel-scrap")).findByText("3");
+    await within(screen.getByTestId("panel-broken")).findByRole("cell", { name: '{"nested":1}' });
+  });
+
   it("orders numbers before charts before tables", () => {
     expect(orderPanels(PANELS).map((p) => p.id)).toEqual(["yield", "scrap", "alerts"]);
   });

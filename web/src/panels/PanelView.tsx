@@ -9,6 +9,7 @@ import { panelPath } from "../api/client";
 import type { Panel } from "../api/types";
 import { DataTable } from "../components/DataTable";
 import { ErrorNotice } from "../components/common";
+import { ErrorBoundary } from "../components/ErrorBoundary";
 import { usePolling } from "../hooks/usePolling";
 import { api } from "../store/auth";
 import { columnsOf, formatValue, rowsOf, seriesOf, statOf, type Json } from "./panelData";
@@ -80,7 +81,9 @@ export function PanelView({ panel }: { panel: Panel }) {
       {poll.data === undefined ? (
         poll.loading ? <Skeleton variant="rectangular" height={panel.kind === "stat" ? 60 : 180} /> : null
       ) : (
-        <PanelBody panel={panel} data={poll.data} />
+        <ErrorBoundary what={`panel “${panel.title}”`} resetKey={poll.data}>
+          <PanelBody panel={panel} data={poll.data} />
+        </ErrorBoundary>
       )}
     </Paper>
   );

@@ -1,6 +1,7 @@
 // Who is logged in: tokens (kept per browser tab), `/auth/me`, and the one API client that uses them.
 import { create } from "zustand";
-import { createApiClient } from "../api/client";
+import { createApiClient, toApiError } from "../api/client";
+import { backoffDelay } from "../hooks/poller";
 import type { Me, TokenPair } from "../api/types";
 
 const STORAGE_KEY = "mes.tokens";
@@ -47,6 +48,7 @@ function writeStored(tokens: StoredTokens | null): void {
 }
 
 let refreshTimer: ReturnType<typeof setTimeout> | undefined;
+let restoreFailures = 0;
 
 /** Milliseconds until the access token should be swapped: a minute before it expires, never in under 1 s. */
 export function refreshDelayMs(tokens: Pick<StoredTokens, "obtained_at" | "expires_in">, now: number): number {
@@ -97,10 +99,20 @@ export const useAuth = create<AuthState>()((set, get) => ({
     }
     try {
       const res = await api.http.get<Me>("/auth/me");
+      restoreFailures = 0;
       scheduleRefresh(get().tokens);
-      set({ me: res.data, status: "authenticated" });
-    } catch {
-      if (get().tokens) endSession("revoked");
+      set({ me: res.data, status: "authenticated", notice: null });
+    } catch (error) {
+      const apiError = toApiError(error);
+      if (apiError.status === 401 || apiError.status === 403) {
+        if (get().tokens) endSession("revoked");
+        return;
+      }
+      // The server is down or restarting: keep the login and try again (2, 4, 8 s …).
+      restoreFailures += 1;
+      const delay = backoffDelay(restoreFailures, apiError);
+      set({ notice: `${apiError.message} — retrying in ${Math.round(delay / 1000)} s` });
+      setTimeout(() => void get().restore(), delay);
     }
   },
 
