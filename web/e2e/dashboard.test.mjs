@@ -138,15 +138,18 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
       await page.getByRole("cell", { name: "SEED-LOT-1" }).waitFor({ state: "detached", timeout: TIMEOUT });
       await shot(page, "03-lots");
 
-      // The new LOT gets units and a device-free process record, then its page shows them.
-      const call = await apiClient(kernel.baseUrl, MANAGER.username, MANAGER.password);
-      await call("POST", "/lots/E2E-LOT-42/units", { serial_numbers: ["E2E-SN-1", "E2E-SN-2"] });
-      await call("POST", "/process-records", { idempotency_key: "e2e-record-1", lot_number: "E2E-LOT-42",
-                                               process_id: "ASSY", serial_number: "E2E-SN-1", result: "pass" });
+      // Open it, register two serial numbers through the form; a station's record then shows in its history.
       await row.click();
       await page.getByRole("heading", { name: "LOT E2E-LOT-42" }).waitFor({ timeout: TIMEOUT });
-      await page.getByRole("cell", { name: "ASSY: pass" }).waitFor({ timeout: TIMEOUT });
+      await page.getByLabel("Register serial numbers").fill("E2E-SN-1\nE2E-SN-2");
+      await page.getByRole("button", { name: "Register 2" }).click();
+      await page.getByText("2 unit(s) registered.").waitFor({ timeout: TIMEOUT });
       await page.getByRole("link", { name: "E2E-SN-2" }).waitFor({ timeout: TIMEOUT });
+      const call = await apiClient(kernel.baseUrl, MANAGER.username, MANAGER.password);
+      await call("POST", "/process-records", { idempotency_key: "e2e-record-1", lot_number: "E2E-LOT-42",
+                                               process_id: "ASSY", serial_number: "E2E-SN-1", result: "pass" });
+      await page.reload();
+      await page.getByRole("cell", { name: "ASSY: pass" }).waitFor({ timeout: TIMEOUT });
       assert.match(await page.getByTestId("lot-status").textContent(), /in progress/);
 
       // Put it on hold through the form.

@@ -28,6 +28,8 @@ const get = <T,>(path: string, signal?: AbortSignal, query?: Record<string, unkn
 
 export interface LotQuery {
   status?: string;
+  created_from?: string;
+  created_to?: string;
   product?: string;
   q?: string;
   limit: number;
@@ -43,6 +45,9 @@ export const endpoints = {
     get<Unit[]>(`/lots/${encodeURIComponent(lotNumber)}/units`, signal, { limit: 500 }),
   unitHistory: (serial: string, signal?: AbortSignal) =>
     get<UnitHistory>(`/units/${encodeURIComponent(serial)}/history`, signal),
+  addUnits: (lotNumber: string, serialNumbers: string[]) =>
+    api.http.post<Unit[]>(`/lots/${encodeURIComponent(lotNumber)}/units`, { serial_numbers: serialNumbers })
+      .then((r) => r.data),
   createLot: (body: { lot_number: string; product: string; quantity: number; note?: string }) =>
     api.http.post<Lot>("/lots", body).then((r) => r.data),
   updateLot: (lotNumber: string, body: { status?: LotStatus; note?: string; quantity?: number }) =>

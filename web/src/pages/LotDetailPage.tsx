@@ -123,6 +123,48 @@ export function StatusChanger({ lotNumber, status, onChanged }: {
   );
 }
 
+/** Serial numbers typed or scanned one per line (commas and spaces also separate them). */
+export function parseSerials(text: string): string[] {
+  return [...new Set(text.split(/[\s,;]+/).map((s) => s.trim()).filter(Boolean))];
+}
+
+export function UnitRegistration({ lotNumber, onAdded }: { lotNumber: string; onAdded(): void }) {
+  const [text, setText] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const [added, setAdded] = useState<number | null>(null);
+  const [busy, setBusy] = useState(false);
+  const serials = parseSerials(text);
+
+  async function submit() {
+    setBusy(true);
+    setError(null);
+    setAdded(null);
+    try {
+      const units = await endpoints.addUnits(lotNumber, serials);
+      setAdded(units.length);
+      setText("");
+      onAdded();
+    } catch (err) {
+      setError(toApiError(err).message);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Box sx={{ display: "flex", gap: 1, alignItems: "flex-start", flexWrap: "wrap", mb: 2 }}>
+      <TextField label="Register serial numbers" placeholder="one per line (or scan)" multiline minRows={1}
+                 maxRows={6} size="small" sx={{ minWidth: 320 }} value={text}
+                 onChange={(e) => setText(e.target.value)} />
+      <Button variant="outlined" onClick={submit} disabled={busy || serials.length === 0}>
+        Register {serials.length > 0 ? serials.length : ""}
+      </Button>
+      {added !== null && <Alert severity="success" sx={{ width: "100%" }}>{added} unit(s) registered.</Alert>}
+      {error && <Alert severity="error" role="alert" sx={{ width: "100%" }}>{error}</Alert>}
+    </Box>
+  );
+}
+
 export function LotDetailPage({ lotNumber }: { lotNumber: string }) {
   const canWrite = useCan("lots:write");
   const lotFetch = useCallback((signal: AbortSignal) => endpoints.lot(lotNumber, signal), [lotNumber]);
@@ -173,6 +215,12 @@ export function LotDetailPage({ lotNumber }: { lotNumber: string }) {
       {current && (
         <Section title={`Units (${units.data?.length ?? 0})`}>
           <ErrorNotice error={units.error} retryInMs={units.retryInMs} />
+          {canWrite && TRANSITIONS[current.status].length > 0 && (
+            <UnitRegistration lotNumber={lotNumber} onAdded={() => {
+              units.refresh();
+              lot.refresh();
+            }} />
+          )}
           <DataTable label="Units" columns={unitColumns} data={units.data ?? []} rowKey={(u) => u.serial_number}
                      emptyText="No serial number registered" />
         </Section>

@@ -28,6 +28,9 @@ const SEARCH_DEBOUNCE_MS = 300;
 
 interface LotFilters {
   status: string;
+  /** Dates as the date input gives them (YYYY-MM-DD), in the browser's time zone. */
+  from: string;
+  to: string;
   product: string;
   q: string;
   pageIndex: number;
@@ -38,12 +41,21 @@ interface LotFilters {
 /** Filters survive a visit to a LOT's page and back. */
 export const useLotFilters = create<LotFilters>()((set) => ({
   status: "",
+  from: "",
+  to: "",
   product: "",
   q: "",
   pageIndex: 0,
   pageSize: 25,
   set: (patch) => set(patch),
 }));
+
+/** Local midnight of a YYYY-MM-DD date (plus `days`) as an ISO instant; "" when no date is set. */
+export function dayStart(date: string, days = 0): string {
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
+  if (!match) return "";
+  return new Date(Number(match[1]), Number(match[2]) - 1, Number(match[3]) + days).toISOString();
+}
 
 const columns: ColumnDef<Lot, any>[] = [
   { accessorKey: "lot_number", header: "LOT", cell: (i) => <strong>{i.getValue()}</strong> },
@@ -134,11 +146,13 @@ export function LotsPage() {
 
   const query = useMemo(() => ({
     status: filters.status,
+    created_from: dayStart(filters.from),
+    created_to: dayStart(filters.to, 1),
     product: filters.product,
     q: filters.q,
     limit: filters.pageSize,
     offset: filters.pageIndex * filters.pageSize,
-  }), [filters.status, filters.product, filters.q, filters.pageSize, filters.pageIndex]);
+  }), [filters.status, filters.from, filters.to, filters.product, filters.q, filters.pageSize, filters.pageIndex]);
   const fetcher = useCallback((signal: AbortSignal) => endpoints.lots(query, signal), [query]);
   const lots = usePolling(`lots:${JSON.stringify(query)}`, fetcher, LIST_INTERVAL_MS);
 
@@ -166,6 +180,12 @@ export function LotsPage() {
             <MenuItem value="">any</MenuItem>
             {LOT_STATUSES.map((s) => <MenuItem key={s} value={s}>{s.replace("_", " ")}</MenuItem>)}
           </TextField>
+          <TextField label="Created from" type="date" size="small" value={filters.from}
+                     slotProps={{ inputLabel: { shrink: true } }}
+                     onChange={(e) => filters.set({ from: e.target.value, pageIndex: 0 })} />
+          <TextField label="Created to" type="date" size="small" value={filters.to}
+                     slotProps={{ inputLabel: { shrink: true } }}
+                     onChange={(e) => filters.set({ to: e.target.value, pageIndex: 0 })} />
           <Box component="form" onSubmit={findSerial} sx={{ ml: { md: "auto" } }}>
             <TextField label="Find serial number" size="small" value={serial}
                        onChange={(e) => setSerial(e.target.value)} />

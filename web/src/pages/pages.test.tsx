@@ -6,8 +6,8 @@ import type { Lot, Panel } from "../api/types";
 import { startFakeKernel, type FakeKernel } from "../test/fakeKernel";
 import { loginAs, logoutLocally, useKernel } from "../test/session";
 import { DevicesPage, deviceHealth, heartbeatAge } from "./DevicesPage";
-import { LotDetailPage } from "./LotDetailPage";
-import { LotsPage, useLotFilters } from "./LotsPage";
+import { LotDetailPage, parseSerials } from "./LotDetailPage";
+import { dayStart, LotsPage, useLotFilters } from "./LotsPage";
 import { OverviewPage, orderPanels } from "./OverviewPage";
 import { AuditPage, changeOf } from "./AuditPage";
 
@@ -16,7 +16,7 @@ let kernel: FakeKernel;
 beforeEach(async () => {
   kernel = await startFakeKernel();
   useKernel(kernel);
-  useLotFilters.setState({ status: "", product: "", q: "", pageIndex: 0, pageSize: 25 });
+  useLotFilters.setState({ status: "", from: "", to: "", product: "", q: "", pageIndex: 0, pageSize: 25 });
 });
 
 afterEach(async () => {
@@ -142,6 +142,17 @@ describe("LotsPage", () => {
     expect(Object.fromEntries(last?.query ?? [])).toEqual({ q: "B", limit: "25", offset: "0" });
   });
 
+  it("sends a created-date range as the local day's bounds", async () => {
+    loginAs("viewer");
+    useLotFilters.setState({ from: "2026-11-01", to: "2026-11-30" });
+    render(<LotsPage />);
+    await screen.findByRole("cell", { name: "LOT-A" });
+    const query = kernel.seen.filter((s) => s.path === "/api/v1/lots").at(-1)?.query;
+    expect(query?.get("created_from")).toBe(new Date(2026, 10, 1).toISOString());
+    expect(query?.get("created_to")).toBe(new Date(2026, 11, 1).toISOString());
+    expect(dayStart("")).toBe("");
+  });
+
   it("creates a LOT for a production manager and says so", async () => {
     loginAs("production_manager");
     kernel.route("POST", "/api/v1/lots", (req) => ({ status: 201, body: { ...lot("LOT-NEW"), ...(req.body as object) } }));
@@ -207,11 +218,27 @@ describe("LotDetailPage", () => {
     expect(kernel.seen.find((s) => s.method === "PATCH")?.body).toEqual({ status: "on_hold" });
   });
 
+  it("registers scanned serial numbers for a manager", async () => {
+    loginAs("production_manager");
+    kernel.route("POST", "/api/v1/lots/LOT%2F7/units", (req) => ({
+      status: 201, body: (req.body as { serial_numbers: string[] }).serial_numbers.map((sn, i) => (
+        { id: i, serial_number: sn, lot_id: 1, status: "in_progress", created_at: "2026-11-26T05:00:00Z" })),
+    }));
+    render(<LotDetailPage lotNumber="LOT/7" />);
+    const user = userEvent.setup();
+    await user.type(await screen.findByLabelText("Register serial numbers"), "SN-1{Enter}SN-2{Enter}SN-1");
+    await user.click(screen.getByRole("button", { name: "Register 2" }));
+    expect(await screen.findByText("2 unit(s) registered.")).toBeInTheDocument();
+    expect(kernel.seen.find((s) => s.method === "POST")?.body).toEqual({ serial_numbers: ["SN-1", "SN-2"] });
+    expect(parseSerials(" A, B;C\n\nA ")).toEqual(["A", "B", "C"]);
+  });
+
   it("offers no status change to a viewer", async () => {
     loginAs("viewer");
     render(<LotDetailPage lotNumber="LOT/7" />);
     await screen.findByTestId("lot-status");
     expect(screen.queryByRole("button", { name: "Change status" })).toBeNull();
+    expect(screen.queryByLabelText("Register serial numbers")).toBeNull();
   });
 });
 
