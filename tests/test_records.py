@@ -102,6 +102,21 @@ async def test_twenty_identical_concurrent_posts_store_exactly_one_record(client
         ).scalar_one()
     assert audited == 1
 
+    # The same key racing with two different bodies: one is stored, its twins get it, the others conflict.
+    original = _record(lot["lot_number"])
+    other = {**original, "result": "fail"}
+    answers = await asyncio.gather(
+        *(client.post(RECORDS, json=b, headers=worker_headers) for b in (original, other) * 5)
+    )
+    by_body: dict[str, list[int]] = {"pass": [], "fail": []}
+    for body, r in zip((original, other) * 5, answers, strict=True):
+        by_body[body["result"]].append(r.status_code)
+    winner = "pass" if 201 in by_body["pass"] else "fail"
+    loser = "fail" if winner == "pass" else "pass"
+    assert sorted(by_body[winner]) == [200] * 4 + [201], by_body
+    assert by_body[loser] == [409] * 5, by_body
+    assert await _count(kernel, ProcessRecord.idempotency_key == original["idempotency_key"]) == 1
+
 
 async def test_identical_records_racing_in_separate_transactions_store_exactly_one(kernel, make_lot):
     """Ten sessions, each holding its own connection, insert the same key at the same moment."""
