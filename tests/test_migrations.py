@@ -39,6 +39,19 @@ def _versions(sync_conn) -> list[str]:
     return [row[0] for row in sync_conn.execute(text("SELECT version_num FROM alembic_version"))]
 
 
+def _postgres_leftovers(sync_conn) -> list[str]:
+    """Functions, sequences, types and triggers the migrations left behind in the public schema."""
+    query = text("""
+        SELECT 'function ' || p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = 'public'
+        UNION ALL SELECT 'sequence ' || sequencename FROM pg_sequences WHERE schemaname = 'public'
+        UNION ALL SELECT 'type ' || t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+            WHERE n.nspname = 'public' AND t.typtype IN ('e', 'd', 'c') AND t.typrelid = 0
+        UNION ALL SELECT 'trigger ' || tgname FROM pg_trigger WHERE NOT tgisinternal
+    """)
+    return [row[0] for row in sync_conn.execute(query)]
+
+
 async def test_migrations_go_up_down_to_base_and_up_again(settings):
     model_tables = set(Base.metadata.tables)
     assert await _inspect(settings, _tables) == model_tables | {"alembic_version"}
@@ -47,6 +60,9 @@ async def test_migrations_go_up_down_to_base_and_up_again(settings):
     downgrade(settings, "base")
     assert await _inspect(settings, _tables) == {"alembic_version"}
     assert await _inspect(settings, _versions) == []
+
+    if not settings.is_sqlite:
+        assert await _inspect(settings, _postgres_leftovers) == []
 
     upgrade(settings, "head")
     assert await _inspect(settings, _tables) == model_tables | {"alembic_version"}
