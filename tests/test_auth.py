@@ -6,13 +6,16 @@ import asyncio
 import base64
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
 import pytest
+from sqlalchemy import select, update
 
 from mes_kernel.app import create_app
-from mes_kernel.security import create_access_token
+from mes_kernel.db.models import RefreshToken
+from mes_kernel.security import create_access_token, token_digest
 
 LOGIN = "/api/v1/auth/login"
 REFRESH = "/api/v1/auth/refresh"
@@ -101,6 +104,25 @@ async def test_refresh_rotates_and_reusing_a_rotated_token_revokes_the_whole_fam
     unknown = await client.post(REFRESH, json={"refresh_token": "mrt_" + "x" * 40})
     assert unknown.status_code == 401
     assert _code(unknown) == "INVALID_TOKEN"
+
+
+async def test_refresh_tokens_live_seven_days_and_then_expire(client, kernel, viewer_headers):
+    tokens = await _login(client)
+    digest = token_digest(tokens["refresh_token"])
+    async with kernel.sessionmaker() as session:
+        row = (await session.execute(select(RefreshToken).where(RefreshToken.token_hash == digest))).scalar_one()
+        lifetime = row.expires_at - row.issued_at
+        assert timedelta(days=7) - timedelta(seconds=5) <= lifetime <= timedelta(days=7)
+        assert tokens["refresh_token"] not in str(row.__dict__)  # stored only as a hash
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == row.id)
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+        await session.commit()
+    r = await client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]})
+    assert r.status_code == 401, r.text
+    assert _code(r) == "TOKEN_EXPIRED"
 
 
 async def test_logout_revokes_the_refresh_token_and_needs_an_access_token(client, viewer_headers):
