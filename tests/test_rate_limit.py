@@ -27,10 +27,10 @@ def settings(settings):
     )
 
 
-def _user(kernel) -> dict[str, str]:
+def _user(kernel, role: str = "viewer") -> dict[str, str]:
     """A viewer token under a name no other test uses: budgets are per user, and Redis may be shared."""
     name = f"rl-{uuid.uuid4().hex[:10]}"
-    token = create_access_token(subject=name, role="viewer", uid=0, secret=kernel.settings.secret_key, minutes=15)
+    token = create_access_token(subject=name, role=role, uid=0, secret=kernel.settings.secret_key, minutes=15)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -122,3 +122,33 @@ async def test_two_app_instances_share_the_count_through_redis(client, settings,
                 worker = client if i % 2 == 0 else second
                 statuses.append((await worker.get(LOTS, headers=alice)).status_code)
     assert statuses == [200] * USER_LIMIT + [429, 429]
+
+
+@pytest.mark.sqlite_only
+async def test_with_redis_unreachable_requests_are_served_and_still_limited(settings, kernel):
+    """Redis going away must cost the shared count, never an answer: each process then counts alone."""
+    broken = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    app = create_app(broken, load_entry_points=False)
+    alice = _user(kernel)
+    async with app.router.lifespan_context(app):
+        async with _client_from_address(app) as c:
+            await _fresh_window()
+            statuses = [(await c.get(LOTS, headers=alice)).status_code for _ in range(USER_LIMIT + 1)]
+            assert statuses == [200] * USER_LIMIT + [429], statuses
+            # The cached paths (LOT status, process, station token) work on the in-process cache alone.
+            manager = _user(kernel, role="production_manager")
+            for path, body in (
+                (LOTS, {"lot_number": "LOT-NO-REDIS", "product": "P"}),
+                ("/api/v1/processes", {"id": "STEP-1", "name": "one"}),
+                (
+                    "/api/v1/process-records",
+                    {
+                        "idempotency_key": "no-redis-0001",
+                        "lot_number": "LOT-NO-REDIS",
+                        "process_id": "STEP-1",
+                        "result": "pass",
+                    },
+                ),
+            ):
+                r = await c.post(path, json=body, headers=manager)
+                assert r.status_code == 201, (path, r.text)
