@@ -28,7 +28,7 @@ def settings(settings):
 
 
 def _user(kernel, role: str = "viewer") -> dict[str, str]:
-    """A viewer token under a name no other test uses: budgets are per user, and Redis may be shared."""
+    """A token under a name no other test uses: budgets are per user, and Redis may be shared."""
     name = f"rl-{uuid.uuid4().hex[:10]}"
     token = create_access_token(subject=name, role=role, uid=0, secret=kernel.settings.secret_key, minutes=15)
     return {"Authorization": f"Bearer {token}"}
