@@ -165,16 +165,14 @@ def main() -> int:
 
     db_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/mes_bench_{uuid.uuid4().hex[:8]}"
     token = asyncio.run(prepare(db_url))
-    import redis
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="mes-bench-"))
     (work / "prom").mkdir()
     env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "SECRET_KEY": SECRET,
            "ENVIRONMENT": "production", "BIND": f"127.0.0.1:{port}", "WORKERS": str(opts.workers),
            "PROMETHEUS_MULTIPROC_DIR": str(work / "prom"), "FILES_DIR": str(work / "files"),
-           "STATION_RATE_LIMIT_PER_MINUTE": "100000000", "LOG_LEVEL": "WARNING"}
+           "STATION_RATE_LIMIT_PER_MINUTE": "100000000", "LOG_LEVEL": "WARNING",
+           "REDIS_NAMESPACE": f"bench{uuid.uuid4().hex[:8]}"}
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
                               cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -151,8 +151,9 @@ def create_app(
     configure_logging(settings.log_level, settings.log_json)
     redis = _redis_client(settings.redis_url)
     engine = make_engine(settings)
-    cache = Cache(redis)
-    breakers = BreakerRegistry(store=RedisBreakerStore(redis) if redis else MemoryBreakerStore())
+    cache = Cache(redis, namespace=settings.redis_namespace)
+    store = RedisBreakerStore(redis, settings.redis_namespace) if redis else MemoryBreakerStore()
+    breakers = BreakerRegistry(store=store)
     kernel = Kernel(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine), cache=cache,
                     breakers=breakers, redis=redis)
 
@@ -209,7 +210,9 @@ def create_app(
 
     # Added innermost first: metrics see everything, the request id is set before limits answer.
     app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(RateLimitMiddleware, limiter=RateLimiter(redis), settings=settings, cache=cache)
+    app.add_middleware(
+        RateLimitMiddleware, limiter=RateLimiter(redis, settings.redis_namespace), settings=settings, cache=cache
+    )
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(MetricsMiddleware)

@@ -141,16 +141,15 @@ class RedisBreakerStore:
     never turns device actions into errors; the fallback is logged.
     """
 
-    PREFIX = "mes:breaker:"
-
-    def __init__(self, redis) -> None:
+    def __init__(self, redis, namespace: str = "mes") -> None:
         self.redis = redis
+        self.prefix = f"{namespace}:breaker:"
         self.fallback = MemoryBreakerStore()
 
     async def apply(self, key: str, step) -> tuple:
         from redis.exceptions import RedisError, WatchError
 
-        rkey = self.PREFIX + key
+        rkey = self.prefix + key
         try:
             for _ in range(50):
                 async with self.redis.pipeline(transaction=True) as pipe:
@@ -176,12 +175,12 @@ class RedisBreakerStore:
         from redis.exceptions import RedisError
 
         try:
-            return BreakerState.from_redis(await self.redis.hgetall(self.PREFIX + key))
+            return BreakerState.from_redis(await self.redis.hgetall(self.prefix + key))
         except (RedisError, OSError):
             return await self.fallback.read(key)
 
     async def reset(self, key: str) -> None:
-        await self.redis.delete(self.PREFIX + key)
+        await self.redis.delete(self.prefix + key)
         await self.fallback.reset(key)
 
 

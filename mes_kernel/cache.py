@@ -65,8 +65,10 @@ class LRU:
 class Cache:
     """L1 + optional L2. Values must be JSON-serialisable."""
 
-    def __init__(self, redis=None, *, maxsize: int = 1000, l1_ttl: float = 30.0) -> None:
+    def __init__(self, redis=None, *, maxsize: int = 1000, l1_ttl: float = 30.0, namespace: str = "mes") -> None:
         self.redis = redis
+        self.prefix = f"{namespace}:cache:"  # PREFIX for the default namespace
+        self.channel = f"{namespace}:cache:invalidate"  # CHANNEL for the default namespace
         self.l1 = LRU(maxsize)
         self.l1_ttl = l1_ttl
         self.node = uuid.uuid4().hex
@@ -92,7 +94,7 @@ class Cache:
             return value
         if self._redis_usable():
             try:
-                raw = await self.redis.get(PREFIX + key)
+                raw = await self.redis.get(self.prefix + key)
             except Exception as exc:
                 self._redis_failed(exc)
             else:
@@ -109,7 +111,7 @@ class Cache:
         self.l1.set(key, value, min(ttl, self.l1_ttl))
         if self._redis_usable():
             try:
-                await self.redis.set(PREFIX + key, json.dumps(value, default=str), ex=int(max(1, ttl)))
+                await self.redis.set(self.prefix + key, json.dumps(value, default=str), ex=int(max(1, ttl)))
             except Exception as exc:
                 self._redis_failed(exc)
 
@@ -134,8 +136,8 @@ class Cache:
             self.l1.delete(key)
         if self._redis_usable() and keys:
             try:
-                await self.redis.delete(*(PREFIX + k for k in keys))
-                await self.redis.publish(CHANNEL, json.dumps({"node": self.node, "keys": list(keys)}))
+                await self.redis.delete(*(self.prefix + k for k in keys))
+                await self.redis.publish(self.channel, json.dumps({"node": self.node, "keys": list(keys)}))
             except Exception as exc:
                 self._redis_failed(exc)
 
@@ -150,7 +152,7 @@ class Cache:
             subscribed = False
             try:
                 pubsub = self.redis.pubsub()
-                await pubsub.subscribe(CHANNEL)
+                await pubsub.subscribe(self.channel)
                 if delay > 1.0:
                     self.l1.clear()  # back after an outage: invalidations were missed meanwhile
                 subscribed, delay = True, 1.0

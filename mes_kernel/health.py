@@ -153,17 +153,22 @@ class HealthAggregator:
         self.plugin_checks = plugin_checks
         self.cache_seconds = cache_seconds
         self._cached: tuple[float, dict[str, Any]] | None = None
-        self._lock = asyncio.Lock()
+        self._inflight: asyncio.Future | None = None
 
     async def run(self) -> dict[str, Any]:
+        """The latest tree: cached for ``cache_seconds``; callers arriving while a round of checks
+        is running share that round instead of starting (or queueing for) another."""
         if self._cached and time.monotonic() - self._cached[0] < self.cache_seconds:
             return self._cached[1]
-        async with self._lock:  # one probe storm → one round of checks
-            if self._cached and time.monotonic() - self._cached[0] < self.cache_seconds:
-                return self._cached[1]
-            tree = await self._run()
-            self._cached = (time.monotonic(), tree)
-            return tree
+        if self._inflight is None:
+            self._inflight = asyncio.ensure_future(self._run())
+            self._inflight.add_done_callback(self._finished)
+        return await asyncio.shield(self._inflight)
+
+    def _finished(self, future: asyncio.Future) -> None:
+        self._inflight = None
+        if not future.cancelled() and future.exception() is None:
+            self._cached = (time.monotonic(), future.result())
 
     async def _run(self) -> dict[str, Any]:
         started = time.perf_counter()

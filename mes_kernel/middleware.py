@@ -114,15 +114,16 @@ class _TooLarge(HTTPException):
 class RateLimiter:
     """Fixed one-minute windows per client; counted in Redis when configured, else in process."""
 
-    def __init__(self, redis=None) -> None:
+    def __init__(self, redis=None, namespace: str = "mes") -> None:
         self.redis = redis
+        self.namespace = namespace
         self._local: dict[str, tuple[int, int]] = {}
         self._redis_down_until = 0.0
 
     async def hit(self, key: str) -> int:
         window = int(time.time() // 60)
         if self.redis is not None and time.monotonic() >= self._redis_down_until:
-            rkey = f"mes:rl:{key}:{window}"
+            rkey = f"{self.namespace}:rl:{key}:{window}"
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     pipe.incr(rkey)

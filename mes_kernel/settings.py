@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     environment: str = Field("development", description="development | production | test")
     database_url: str = "sqlite+aiosqlite:///./var/mes.db"
     redis_url: str | None = None
+    redis_namespace: str = Field("mes", description="key prefix, so several installations can share a Redis")
     secret_key: str = DEFAULT_SECRET
     access_token_minutes: int = 15
     refresh_token_days: int = 7

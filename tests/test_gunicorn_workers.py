@@ -41,9 +41,6 @@ def gunicorn_server(third_party_dir, tmp_path):
     _in_thread(lambda: _pg_exec(_admin_url(PG_URL, "postgres"), f'CREATE DATABASE "{name}"'))
     db_url = _admin_url(PG_URL, name)
     upgrade(Settings(database_url=db_url, _env_file=None))
-    import redis
-
-    redis.Redis.from_url(REDIS_URL).flushdb()
     port = _free_port()
     env = {
         **os.environ,
@@ -59,6 +56,7 @@ def gunicorn_server(third_party_dir, tmp_path):
         "RATE_LIMIT_PER_MINUTE": "100000",
         "LOG_LEVEL": "WARNING",
         "SAMPLE_METER_RECOVERY_SECONDS": "120",  # longer than the test: no half-open trial sneaks in
+        "REDIS_NAMESPACE": f"gu{uuid.uuid4().hex[:8]}",  # no other test run on the machine shares these keys
     }
     (tmp_path / "prom").mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],

@@ -123,16 +123,21 @@ async def mes_backend(request, tmp_path) -> AsyncIterator[dict[str, Any]]:
     name = f"mes_t_{uuid.uuid4().hex[:12]}"
     admin = _admin_url(PG_URL, "postgres")
     await _pg_exec(admin, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    if REDIS_URL:
-        from redis import asyncio as aioredis
-
-        r = aioredis.from_url(REDIS_URL)
-        await r.flushdb()
-        await r.aclose()
+    # A namespace of its own, so tests (and other runs on the machine) never see each other's keys.
+    namespace = f"t{uuid.uuid4().hex[:10]}"
     try:
-        yield {"kind": kind, "database_url": _admin_url(PG_URL, name), "redis_url": REDIS_URL}
+        yield {"kind": kind, "database_url": _admin_url(PG_URL, name), "redis_url": REDIS_URL,
+               "redis_namespace": namespace}
     finally:
         await _pg_exec(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if REDIS_URL:
+            from redis import asyncio as aioredis
+
+            r = aioredis.from_url(REDIS_URL)
+            keys = [k async for k in r.scan_iter(match=f"{namespace}:*", count=1000)]
+            if keys:
+                await r.delete(*keys)
+            await r.aclose()
 
 
 @pytest.fixture
@@ -141,6 +146,7 @@ def settings(mes_backend, tmp_path) -> Settings:
         environment="test",
         database_url=mes_backend["database_url"],
         redis_url=mes_backend["redis_url"],
+        redis_namespace=mes_backend.get("redis_namespace", "mes"),
         secret_key="test-secret-key-that-is-long-enough-0123456789",
         bcrypt_rounds=4,
         files_dir=str(tmp_path / "files"),
