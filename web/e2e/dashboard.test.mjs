@@ -226,9 +226,13 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
       assert.equal(await page.getByRole("button", { name: "Change status" }).count(), 0);
       assert.equal(await page.getByRole("tab", { name: "Audit log" }).count(), 0);
 
-      // Logging out returns to the form and forgets the tokens.
+      // A second tab shares the login; logging out in one logs out both and forgets the tokens.
+      const other = await context.newPage();
+      await other.goto(kernel.baseUrl + "/#/devices");
+      await other.getByTestId("whoami").filter({ hasText: VIEWER.username }).waitFor({ timeout: TIMEOUT });
       await page.getByRole("button", { name: "Log out" }).click();
       await page.getByRole("button", { name: "Log in" }).waitFor({ timeout: TIMEOUT });
+      await other.getByRole("button", { name: "Log in" }).waitFor({ timeout: TIMEOUT });
       await page.reload();
       await page.getByRole("button", { name: "Log in" }).waitFor({ timeout: TIMEOUT });
     } finally {

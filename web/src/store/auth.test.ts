@@ -28,3 +28,25 @@ describe("can", () => {
     expect(useAuth.getState().can("lots:read")).toBe(false);
   });
 });
+
+describe("tabs of one browser", () => {
+  afterEach(logoutLocally);
+
+  it("follows a logout in another tab", () => {
+    loginAs("viewer");
+    localStorage.removeItem("mes.tokens");
+    window.dispatchEvent(new StorageEvent("storage", { key: "mes.tokens", newValue: null }));
+    expect(useAuth.getState().status).toBe("anonymous");
+    expect(useAuth.getState().tokens).toBeNull();
+  });
+
+  it("adopts the pair another tab stored after its refresh", () => {
+    loginAs("viewer");
+    const fresh = { access_token: "access-new", refresh_token: "refresh-new-0000", token_type: "bearer",
+                    expires_in: 900, role: "viewer", obtained_at: Date.now() };
+    localStorage.setItem("mes.tokens", JSON.stringify(fresh));
+    window.dispatchEvent(new StorageEvent("storage", { key: "mes.tokens" }));
+    expect(useAuth.getState().tokens?.access_token).toBe("access-new");
+    expect(useAuth.getState().status).toBe("authenticated");
+  });
+});

@@ -1,4 +1,4 @@
-// Who is logged in: tokens (kept per browser tab), `/auth/me`, and the one API client that uses them.
+// Who is logged in: tokens (one login per browser), `/auth/me`, and the one API client that uses them.
 import { create } from "zustand";
 import { createApiClient, toApiError } from "../api/client";
 import { backoffDelay } from "../hooks/poller";
@@ -149,7 +149,14 @@ function adoptStored(): StoredTokens | null {
 if (typeof window !== "undefined") {
   window.addEventListener("storage", (event) => {
     if (event.key !== STORAGE_KEY) return;
-    if (adoptStored() === null && useAuth.getState().tokens) endSession(null);
+    const wasAnonymous = useAuth.getState().status === "anonymous";
+    const stored = adoptStored();
+    if (stored === null && useAuth.getState().tokens) endSession(null);
+    else if (stored !== null && wasAnonymous) {
+      // Logged in in another tab: this one follows.
+      useAuth.setState({ status: "loading", notice: null });
+      void useAuth.getState().restore();
+    }
   });
 }
 
