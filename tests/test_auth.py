@@ -48,7 +48,7 @@ async def _login(client, username: str = "viewer", password: str | None = None) 
 # ------------------------------------------------------------------ login
 
 
-async def test_login_with_json_or_oauth2_form_gives_a_working_token_pair(client, viewer_headers):
+async def test_login_with_json_or_oauth2_form_and_wrong_credentials_are_401(client, viewer_headers):
     tokens = await _login(client)
     assert tokens["token_type"] == "bearer"
     assert tokens["expires_in"] == 15 * 60
@@ -67,8 +67,7 @@ async def test_login_with_json_or_oauth2_form_gives_a_working_token_pair(client,
     assert me.status_code == 200
     assert me.json()["role"] == "viewer"
 
-
-async def test_wrong_password_or_unknown_user_is_401_invalid_credentials(client, viewer_headers):
+    # A wrong password and an unknown user get the same answer.
     for username, password in (("viewer", "wrong-password"), ("nobody", "password-nobody")):
         for r in (
             await client.post(LOGIN, json={"username": username, "password": password}),
@@ -82,7 +81,7 @@ async def test_wrong_password_or_unknown_user_is_401_invalid_credentials(client,
 # ------------------------------------------------------------------ refresh rotation and logout
 
 
-async def test_refresh_rotates_and_reusing_a_rotated_token_revokes_the_whole_family(client, viewer_headers):
+async def test_refresh_rotates_reuse_revokes_the_family_and_races_have_one_winner(client, viewer_headers):
     first = await _login(client)
     other_login = await _login(client)
     r = await client.post(REFRESH, json={"refresh_token": first["refresh_token"]})
@@ -104,6 +103,16 @@ async def test_refresh_rotates_and_reusing_a_rotated_token_revokes_the_whole_fam
     unknown = await client.post(REFRESH, json={"refresh_token": "mrt_" + "x" * 40})
     assert unknown.status_code == 401
     assert _code(unknown) == "INVALID_TOKEN"
+
+    # Racing refreshes of one token: never two winners.
+    tokens = await _login(client)
+    answers = await asyncio.gather(
+        *(client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]}) for _ in range(5))
+    )
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses.count(200) <= 1, [r.text for r in answers]
+    assert set(statuses) <= {200, 401}, [r.text for r in answers]
+    assert all(r.json()["detail"]["code"] == "REFRESH_TOKEN_REUSED" for r in answers if r.status_code == 401)
 
 
 async def test_refresh_tokens_live_seven_days_and_then_expire(client, kernel, viewer_headers):
@@ -263,17 +272,6 @@ async def test_revoked_station_token_is_refused_by_another_worker(client, settin
                 await asyncio.sleep(0.05)
             refused = await second.get(ME, headers=_bearer(issued["token"]))
             assert refused.status_code == 401, refused.text
-
-
-async def test_two_racing_refreshes_of_one_token_never_both_win(client, viewer_headers):
-    tokens = await _login(client)
-    answers = await asyncio.gather(
-        *(client.post(REFRESH, json={"refresh_token": tokens["refresh_token"]}) for _ in range(5))
-    )
-    statuses = sorted(r.status_code for r in answers)
-    assert statuses.count(200) <= 1, [r.text for r in answers]
-    assert set(statuses) <= {200, 401}, [r.text for r in answers]
-    assert all(r.json()["detail"]["code"] == "REFRESH_TOKEN_REUSED" for r in answers if r.status_code == 401)
 
 
 async def test_disabling_a_user_or_changing_a_password_ends_their_sessions(client, admin_headers, viewer_headers):
