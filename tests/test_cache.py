@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import pytest
 from redis import asyncio as aioredis
 
-from mes_kernel.cache import CHANNEL, LRU, MISSING, PREFIX, Cache
+from mes_kernel.cache import CHANNEL, LRU, MISSING, Cache
 
 REDIS_URL = os.environ.get("MES_TEST_REDIS_URL")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="MES_TEST_REDIS_URL not set")
@@ -97,10 +97,10 @@ async def test_without_redis_the_cache_is_l1_alone():
 # ------------------------------------------------------------------ L2 and invalidation across processes
 
 
-async def _subscribers() -> int:
+async def _subscribers(channel: str) -> int:
     client = _redis(REDIS_URL)
     try:
-        return dict(await client.pubsub_numsub(CHANNEL)).get(CHANNEL.encode(), 0)
+        return dict(await client.pubsub_numsub(channel)).get(channel.encode(), 0)
     finally:
         await client.aclose()
 
@@ -108,15 +108,16 @@ async def _subscribers() -> int:
 @contextlib.asynccontextmanager
 async def _two_workers():
     """Two caches on one Redis, as two gunicorn workers would have, both listening for invalidations."""
-    before = await _subscribers()
-    first, second = Cache(_redis(REDIS_URL)), Cache(_redis(REDIS_URL))
+    namespace = f"t{uuid.uuid4().hex[:10]}"  # nobody else's keys or messages
+    first, second = Cache(_redis(REDIS_URL), namespace=namespace), Cache(_redis(REDIS_URL), namespace=namespace)
+    assert first.channel == second.channel != CHANNEL
     await first.start()
     await second.start()
     try:
         subscribed = False
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline and not subscribed:
-            subscribed = await _subscribers() >= before + 2
+            subscribed = await _subscribers(first.channel) >= 2
             await asyncio.sleep(0.02)
         yield first, second
     finally:
@@ -138,7 +139,7 @@ async def test_invalidate_in_one_worker_drops_the_other_workers_l1():
         assert first.l1.get(key) is MISSING
         assert await _eventually(lambda: second.l1.get(key) is MISSING), "the other worker kept a stale L1 entry"
         assert await second.get(key) is MISSING  # and L2 no longer has it either
-        assert await first.redis.exists(PREFIX + key) == 0
+        assert await first.redis.exists(first.prefix + key) == 0
 
         # The same, the other way round, with several keys at once.
         keys = [_key() for _ in range(3)]
@@ -152,18 +153,18 @@ async def test_invalidate_in_one_worker_drops_the_other_workers_l1():
 
 @needs_redis
 async def test_l2_ttl_follows_the_kind_of_data():
-    cache = Cache(_redis(REDIS_URL))
+    cache = Cache(_redis(REDIS_URL), namespace=f"t{uuid.uuid4().hex[:10]}")
     try:
         expectations = {"lot": 300, "station_token": 300, "permission": 3600, "dashboard": 300}
         for kind, ttl in expectations.items():
             key = _key()
             await cache.set(key, {"kind": kind}, kind=kind)
-            remaining = await cache.redis.ttl(PREFIX + key)
+            remaining = await cache.redis.ttl(cache.prefix + key)
             assert ttl - 5 <= remaining <= ttl, (kind, remaining)
             await cache.invalidate(key)
         key = _key()
         await cache.set(key, 1, ttl=42)
-        assert 37 <= await cache.redis.ttl(PREFIX + key) <= 42
+        assert 37 <= await cache.redis.ttl(cache.prefix + key) <= 42
         await cache.invalidate(key)
     finally:
         await cache.redis.aclose()
@@ -250,7 +251,7 @@ async def test_redis_going_away_mid_run_degrades_to_l1_without_errors():
         await cache.close()
         await cache.redis.aclose()
         check = _redis(REDIS_URL)
-        await check.delete(PREFIX + key)
+        await check.delete(cache.prefix + key)
         await check.aclose()
 
 
