@@ -132,6 +132,21 @@ async def test_every_change_is_audited_with_actor_before_after_request_id_and_cl
     assert step.request_id == r.headers["x-request-id"]
     assert len(step.request_id) >= 16
 
+    # Secrets never reach the trail: a user created and given a new password leaves no hash behind.
+    r = await client.post(
+        f"{API}/users",
+        json={"username": "carol", "password": "carol-secret-1", "role": "worker"},
+        headers=admin_headers,
+    )
+    assert r.status_code == 201, r.text
+    r = await client.patch(f"{API}/users/carol", json={"password": "carol-secret-2"}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    user_entries = await _entries(kernel, entity="user", entity_id="carol")
+    assert [e.action for e in user_entries] == ["create", "update"]
+    trail = repr([(e.before, e.after) for e in user_entries])
+    for secret in ("carol-secret", "$2b$", "password"):
+        assert secret not in trail, trail
+
     # A client cannot choose its audited address, and an over-long request id is cut, not refused.
     r = await client.patch(
         f"{API}/lots/LOT-AUD",
@@ -151,7 +166,7 @@ async def test_every_change_is_audited_with_actor_before_after_request_id_and_cl
         ("create", "req-create-lot"),
     ]  # newest first
     by_actor = (await client.get(f"{API}/audit", params={"actor": "user:admin"}, headers=admin_headers)).json()
-    assert {e["entity_id"] for e in by_actor["items"]} == {"PRN-GONE"}
+    assert {e["entity_id"] for e in by_actor["items"]} == {"PRN-GONE", "carol"}
     since = created.occurred_at.isoformat()
     window = await client.get(
         f"{API}/audit", params={"since": since, "action": "create", "entity": "lot"}, headers=admin_headers
