@@ -232,6 +232,9 @@ async def test_nul_characters_are_refused_with_4xx_writing_nothing(
         ("POST", "/lots", {"lot_number": "LOT-NUL", "product": "P", "note": "x\u0000y"}, manager_headers),
         ("PATCH", f"/lots/{number}", {"note": "x\u0000y"}, manager_headers),
         ("POST", "/auth/login", {"username": "a\u0000b", "password": "x"}, {}),
+        ("GET", "/lots/A%00B", None, worker_headers),
+        ("GET", "/units/A%00B/history", None, worker_headers),
+        ("GET", "/lots?q=A%00B", None, worker_headers),
     ]
     for method, path, body, headers in requests:
         r = await client.request(method, API + path, json=body, headers=headers)
