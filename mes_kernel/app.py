@@ -58,7 +58,12 @@ def _redis_client(url: str | None):
         return None
     from redis import asyncio as aioredis
 
-    return aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30)
+    # A bounded pool that makes a burst of requests wait for a connection (up to 2 s) instead of
+    # failing with "Too many connections"; the pub/sub listener holds one of them.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=64, timeout=2.0, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
+    )
+    return aioredis.Redis(connection_pool=pool)
 
 
 async def _mount_plugins(app: FastAPI, kernel: Kernel, manager: PluginManager) -> None:

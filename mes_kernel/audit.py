@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .db.base import utcnow
@@ -53,8 +53,22 @@ def entry_hash(row: dict[str, Any]) -> str:
     return hashlib.sha256(_canonical(body).encode()).hexdigest()
 
 
-def audit_row(*, actor: str, action: str, entity: str, entity_id: Any, before=None, after=None) -> dict:
-    """One audit entry as a row, with request id and client address taken from the request."""
+_UNSET: Any = object()
+
+
+def audit_row(
+    *,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: Any,
+    before=None,
+    after=None,
+    request_id: Any = _UNSET,
+    client_ip: Any = _UNSET,
+) -> dict:
+    """One audit entry as a row, with request id and client address taken from the request
+    (or given, when the row is written outside the request's task, as group commit does)."""
     if action not in ("create", "update", "delete"):
         raise ValueError(f"audit action must be create/update/delete, not {action!r}")
     row = {
@@ -65,26 +79,40 @@ def audit_row(*, actor: str, action: str, entity: str, entity_id: Any, before=No
         "entity_id": str(entity_id),
         "before": jsonable(before),
         "after": jsonable(after),
-        "request_id": request_id_var.get(),
-        "client_ip": client_ip_var.get(),
+        "request_id": request_id_var.get() if request_id is _UNSET else request_id,
+        "client_ip": client_ip_var.get() if client_ip is _UNSET else client_ip,
     }
     row["row_hash"] = entry_hash(row)
     return row
 
 
 async def write_audit(
-    session: AsyncSession, *, actor: str, action: str, entity: str, entity_id: Any, before=None, after=None
+    session: AsyncSession, *, actor: str, action: str, entity: str, entity_id: Any, before=None, after=None, **context
 ) -> None:
-    """Add an audit entry to the caller's transaction (it commits or rolls back with the change)."""
+    """Add an audit entry to the caller's transaction (it commits or rolls back with the change).
+
+    ``context`` may carry ``request_id`` / ``client_ip`` when written outside the request's task."""
     await write_audit_rows(
         session,
-        [audit_row(actor=actor, action=action, entity=entity, entity_id=entity_id, before=before, after=after)],
+        [
+            audit_row(
+                actor=actor, action=action, entity=entity, entity_id=entity_id, before=before, after=after, **context
+            )
+        ],
     )
+
+
+# Writers hold this PostgreSQL advisory lock *shared* until they commit; the sealer takes it
+# exclusively for an instant to learn an id below which every entry is committed. Shared holders
+# never wait for each other, so writes are not serialized.
+AUDIT_LOCK_KEY = 0x6D6573_61756474  # "mes" "audt"
 
 
 async def write_audit_rows(session: AsyncSession, rows: list[dict]) -> None:
     if rows:
-        await session.execute(insert(AuditEntry), rows)
+        if session.bind.dialect.name == "postgresql":
+            await session.execute(text("SELECT pg_advisory_xact_lock_shared(:k)"), {"k": AUDIT_LOCK_KEY})
+        await session.execute(insert(AuditEntry.__table__), rows)
 
 
 # ---------------------------------------------------------------------- sealing
@@ -98,19 +126,50 @@ def entries_digest(hashes: list[str]) -> str:
     return hashlib.sha256("\n".join(hashes).encode()).hexdigest()
 
 
+async def committed_horizon(session: AsyncSession) -> int | None:
+    """An id at or below which every audit entry is committed (no writer still holds a lower id).
+
+    PostgreSQL hands out ids at insert time, so a slow transaction can commit a lower id after a
+    faster one committed a higher id. Taking the writers' lock exclusively waits for those in
+    flight; ids handed out afterwards are higher. SQLite has one writer at a time, so what is
+    committed is already a prefix. None when the lock is not had within a second (try later).
+    """
+    if session.bind.dialect.name == "postgresql":
+        try:
+            await session.execute(text("SET LOCAL lock_timeout = '1s'"))
+            await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_LOCK_KEY})
+        except DBAPIError:
+            await session.rollback()
+            return None
+    horizon = (await session.execute(select(func.coalesce(func.max(AuditEntry.id), 0)))).scalar_one()
+    await session.commit()  # releases the lock at once
+    return horizon
+
+
 async def seal_pending(session: AsyncSession, *, grace_seconds: float, limit: int = 10_000) -> AuditSeal | None:
-    """Seal entries older than the grace period into the next block; None when nothing to seal."""
+    """Seal the next run of committed entries older than the grace period; None when nothing to seal.
+
+    A block is always a contiguous run of ids: it stops at the first entry that is too new.
+    """
+    horizon = await committed_horizon(session)
+    if horizon is None:
+        return None
     last = (await session.execute(select(AuditSeal).order_by(AuditSeal.id.desc()).limit(1))).scalar_one_or_none()
     after_id = last.last_id if last else 0
     cutoff = datetime.now(UTC) - timedelta(seconds=grace_seconds)
-    rows = (
+    candidates = (
         await session.execute(
-            select(AuditEntry.id, AuditEntry.row_hash)
-            .where(AuditEntry.id > after_id, AuditEntry.occurred_at < cutoff)
+            select(AuditEntry.id, AuditEntry.row_hash, AuditEntry.occurred_at)
+            .where(AuditEntry.id > after_id, AuditEntry.id <= horizon)
             .order_by(AuditEntry.id)
             .limit(limit)
         )
     ).all()
+    rows = []
+    for row in candidates:
+        if row.occurred_at >= cutoff:
+            break
+        rows.append(row)
     if not rows:
         return None
     prev = last.seal_hash if last else GENESIS

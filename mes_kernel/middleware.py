@@ -42,6 +42,10 @@ class RequestContextMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]:
+            return await _send_json(
+                send, 400, {"detail": {"code": "BAD_REQUEST", "message": "NUL character in the URL"}}
+            )
         headers = dict(scope["headers"])
         rid = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
         client = scope.get("client")
@@ -156,14 +160,15 @@ class RateLimitMiddleware:
         self.settings = settings
         self.cache = cache
 
-    def _client(self, scope) -> tuple[str, int]:
+    async def _client(self, scope) -> tuple[str, int]:
         headers = dict(scope["headers"])
         auth = headers.get(b"authorization", b"").decode("latin-1")
         if auth[:7].lower() == "bearer ":
             token = auth[7:].strip()
             if token.startswith(STATION_TOKEN_PREFIX):
                 digest = token_digest(token)
-                if self.cache.l1.get(f"station_token:{digest}") not in (MISSING, None):
+                # L1, else Redis: a valid station token keeps its budget on every worker
+                if await self.cache.get(f"station_token:{digest}") not in (MISSING, None):
                     return f"s:{digest[:24]}", self.settings.station_rate_limit_per_minute
             else:
                 try:
@@ -178,7 +183,7 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or scope["path"].startswith(EXEMPT_PREFIXES) or \
                 not scope["path"].startswith("/api/"):
             return await self.app(scope, receive, send)
-        key, limit = self._client(scope)
+        key, limit = await self._client(scope)
         count = await self.limiter.hit(key)
         if count > limit:
             retry = 60 - int(time.time()) % 60

@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
 Code = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-/:]*$")
+
+
+def _finite(value: Any, path: str = "") -> Any:
+    """Refuse NaN and ±Infinity anywhere in free-form JSON (Python's parser accepts them; JSON and
+    PostgreSQL do not), and NUL characters in strings (PostgreSQL text cannot hold them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{path or 'value'} is not a finite number")
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError(f"{path or 'value'} contains a NUL character")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _finite(k, f"{path}.<key>")
+            _finite(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _finite(v, f"{path}[{i}]")
+    return value
+
+
+def _no_nul(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError("contains a NUL character")
+    return value
+
+
+FiniteJSON = Annotated[dict[str, Any], AfterValidator(_finite)]
+Text = Annotated[str, AfterValidator(_no_nul)]
 
 
 class Page(BaseModel, Generic[T]):
@@ -25,8 +53,8 @@ class ORM(BaseModel):
 
 # ---------------------------------------------------------------- auth
 class LoginIn(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
+    username: Text = Field(min_length=1, max_length=64)
+    password: Text = Field(min_length=1, max_length=256)
 
 
 class TokenPair(BaseModel):
@@ -38,7 +66,7 @@ class TokenPair(BaseModel):
 
 
 class RefreshIn(BaseModel):
-    refresh_token: str = Field(min_length=10, max_length=200)
+    refresh_token: Text = Field(min_length=10, max_length=200)
 
 
 # ---------------------------------------------------------------- users
@@ -46,17 +74,17 @@ Role = Literal["admin", "production_manager", "worker", "viewer"]
 
 
 class UserCreate(BaseModel):
-    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-@]+$")
-    password: str = Field(min_length=8, max_length=256)
+    username: Text = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-@]+$")
+    password: Text = Field(min_length=8, max_length=256)
     role: Role
-    full_name: str = Field("", max_length=200)
+    full_name: Text = Field("", max_length=200)
 
 
 class UserUpdate(BaseModel):
     role: Role | None = None
-    full_name: str | None = Field(None, max_length=200)
+    full_name: Text | None = Field(None, max_length=200)
     is_active: bool | None = None
-    password: str | None = Field(None, min_length=8, max_length=256)
+    password: Text | None = Field(None, min_length=8, max_length=256)
 
 
 class UserOut(ORM):
@@ -76,14 +104,14 @@ class LotCreate(BaseModel):
     lot_number: str = Code
     product: str = Code
     quantity: int = Field(0, ge=0, le=10_000_000)
-    line: str | None = Field(None, max_length=64)
-    note: str = Field("", max_length=2000)
+    line: Text | None = Field(None, max_length=64)
+    note: Text = Field("", max_length=2000)
 
 
 class LotUpdate(BaseModel):
     status: LotStatus | None = None
     quantity: int | None = Field(None, ge=0, le=10_000_000)
-    note: str | None = Field(None, max_length=2000)
+    note: Text | None = Field(None, max_length=2000)
 
 
 class LotOut(ORM):
@@ -114,7 +142,7 @@ class UnitOut(ORM):
 # ---------------------------------------------------------------- processes and records
 class ProcessIn(BaseModel):
     id: str = Code
-    name: str = Field("", max_length=200)
+    name: Text = Field("", max_length=200)
     sequence: int = Field(0, ge=0)
 
 
@@ -125,15 +153,15 @@ class ProcessOut(ORM):
 
 
 class RecordIn(BaseModel):
-    idempotency_key: str = Field(min_length=8, max_length=128)
+    idempotency_key: Text = Field(min_length=8, max_length=128)
     lot_number: str = Code
     process_id: str = Code
-    worker_id: str | None = Field(None, min_length=1, max_length=64)
-    serial_number: str | None = Field(None, max_length=64)
-    station: str | None = Field(None, max_length=64, description="station code; stations send their own")
+    worker_id: Text | None = Field(None, min_length=1, max_length=64)
+    serial_number: Text | None = Field(None, max_length=64)
+    station: Text | None = Field(None, max_length=64, description="station code; stations send their own")
     result: Literal["pass", "fail"]
-    defect_code: str | None = Field(None, max_length=64)
-    data: dict[str, Any] = Field(default_factory=dict)
+    defect_code: Text | None = Field(None, max_length=64)
+    data: FiniteJSON = Field(default_factory=dict)
     recorded_at: AwareDatetime | None = None
 
 

@@ -256,7 +256,9 @@ async def history(
     return events[:limit]
 
 
-async def mark_started(*, session: AsyncSession, lot: dict[str, Any], lot_number: str, actor: str) -> None:
+async def mark_started(
+    *, session: AsyncSession, lot: dict[str, Any], lot_number: str, actor: str, **context: Any
+) -> None:
     """A LOT's first record moves it from created to in progress."""
     result = await session.execute(
         update(Lot)
@@ -272,5 +274,6 @@ async def mark_started(*, session: AsyncSession, lot: dict[str, Any], lot_number
             entity_id=lot_number,
             before={"status": "created"},
             after={"status": "in_progress"},
+            **context,
         )
         mark_stale(session, f"lot:{lot_number}")

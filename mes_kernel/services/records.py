@@ -16,6 +16,7 @@ from ..cache import MISSING, Cache
 from ..db.base import utcnow
 from ..db.models import Process, ProcessRecord, Station, Unit
 from ..errors import Conflict, MesError, NotFound
+from ..logging import client_ip_var, request_id_var
 from ..schemas import RecordIn
 from .lots import FINAL, cached_lot, mark_started
 
@@ -30,7 +31,7 @@ def request_hash(record_in: RecordIn) -> str:
 def _insert(session: AsyncSession):
     dialect = session.bind.dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(ProcessRecord)
+    return module.insert(ProcessRecord.__table__)
 
 
 async def _cached(cache: Cache, key: str, kind: str, factory) -> Any:
@@ -103,6 +104,8 @@ async def _resolve(*, session: AsyncSession, cache: Cache, record_in: RecordIn, 
         "created_by": principal.actor,
         "created_at": utcnow(),
         "_lot_status": lot["status"],
+        "_request_id": request_id_var.get(),
+        "_client_ip": client_ip_var.get(),
     }
 
 
@@ -124,16 +127,20 @@ def _audit_after(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _insert_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, ProcessRecord]:
-    """INSERT … ON CONFLICT DO NOTHING; returns the rows this transaction created, by key."""
+async def _insert_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """INSERT … ON CONFLICT DO NOTHING; returns the rows this transaction created, by key.
+
+    One statement compiled once and cached, its parameters sent as a list (SQLAlchemy batches
+    them into multi-row VALUES: "insertmanyvalues"); compiling a fresh VALUES clause per request
+    cost more than the database's work.
+    """
     values = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     stmt = (
         _insert(session)
-        .values(values)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(ProcessRecord)
+        .returning(*ProcessRecord.__table__.columns)
     )
-    created = (await session.execute(stmt, execution_options={"populate_existing": True})).scalars().all()
+    created = (await session.execute(stmt, values)).all()
     return {r.idempotency_key: r for r in created}
 
 
@@ -158,6 +165,8 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
     under that key (``None`` when it vanished, which only a concurrent delete could cause). The
     caller compares ``request_hash`` to tell a retry from a conflicting reuse of the key.
     """
+    # One order for every transaction, so two batches holding the same keys never deadlock.
+    rows = sorted(rows, key=lambda r: r["idempotency_key"])
     created = await _insert_rows(session, rows) if rows else {}
     await write_audit_rows(
         session,
@@ -168,18 +177,23 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
                 entity="process_record",
                 entity_id=created[r["idempotency_key"]].id,
                 after=_audit_after(r),
+                request_id=r.get("_request_id"),
+                client_ip=r.get("_client_ip"),
             )
             for r in rows
             if r["idempotency_key"] in created
         ],
     )
-    started = {
-        r["lot_number"]: (r["lot_id"], r["created_by"])
-        for r in rows
-        if r["idempotency_key"] in created and r["_lot_status"] == "created"
-    }
-    for lot_number, (lot_id, actor) in started.items():
-        await mark_started(session=session, lot={"id": lot_id}, lot_number=lot_number, actor=actor)
+    started = {r["lot_number"]: r for r in rows if r["idempotency_key"] in created and r["_lot_status"] == "created"}
+    for lot_number, r in started.items():
+        await mark_started(
+            session=session,
+            lot={"id": r["lot_id"]},
+            lot_number=lot_number,
+            actor=r["created_by"],
+            request_id=r.get("_request_id"),
+            client_ip=r.get("_client_ip"),
+        )
     missing = [r["idempotency_key"] for r in rows if r["idempotency_key"] not in created]
     existing = await _existing(session, missing) if missing else {}
     out: dict[str, tuple[ProcessRecord | None, bool]] = {k: (v, True) for k, v in created.items()}

@@ -17,7 +17,7 @@ from ...cache import commit, mark_stale
 from ...db.base import utcnow
 from ...db.models import Line, Station, StationEvent, StationToken
 from ...errors import Conflict, Forbidden, NotFound
-from ...schemas import Code
+from ...schemas import Code, FiniteJSON, Text
 from ...security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
 from ...services.device_actions import record_device_action
 from ..deps import KernelDep, Principal, SessionDep, require_permission
@@ -46,17 +46,17 @@ class TokenIn(BaseModel):
 
 class HeartbeatIn(BaseModel):
     agent_version: str = Field(max_length=64)
-    drivers: dict[str, Any] = Field(default_factory=dict)
-    devices: dict[str, Any] = Field(default_factory=dict)
+    drivers: FiniteJSON = Field(default_factory=dict)
+    devices: FiniteJSON = Field(default_factory=dict)
     outbox_depth: int = Field(0, ge=0)
     oldest_queued_age_seconds: float | None = Field(None, ge=0)
     clock: datetime | None = None
 
 
 class EventIn(BaseModel):
-    idempotency_key: str = Field(min_length=8, max_length=128)
-    type: str = Field(min_length=1, max_length=64)
-    payload: dict[str, Any] = Field(default_factory=dict)
+    idempotency_key: Text = Field(min_length=8, max_length=128)
+    type: Text = Field(min_length=1, max_length=64)
+    payload: FiniteJSON = Field(default_factory=dict)
 
 
 async def _station(session, code: str) -> Station:
