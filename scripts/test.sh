@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. PostgreSQL and Redis on 127.0.0.1 are used when they answer
-# (CI starts them); otherwise those runs are skipped with a reason and SQLite runs alone.
-set -euo pipefail
+# Runs the whole test suite: lint, pytest (kernel, plugins, station, deploy), the dashboard's unit
+# and browser tests. PostgreSQL and Redis on 127.0.0.1 are used when they answer (CI starts them);
+# otherwise those runs are skipped with a reason and SQLite runs alone. Every stage runs; the
+# exit code is non-zero if any failed.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 
@@ -24,8 +26,23 @@ echo "PostgreSQL: ${MES_TEST_DATABASE_URL:-not available (runs skipped)}"
 echo "Redis:      ${MES_TEST_REDIS_URL:-not available (runs skipped)}"
 export QT_QPA_PLATFORM=offscreen
 
-"$BIN/ruff" check mes_kernel plugins station tests bench
-"$BIN/pytest" "$@"
-if [ -f web/package.json ]; then
-  (cd web && npm test --silent)
+failed=()
+"$BIN/ruff" check mes_kernel plugins station tests bench || failed+=(ruff)
+"$BIN/pytest" "$@" || failed+=(pytest)
+if [ -f web/package.json ] && command -v npm >/dev/null 2>&1; then
+  [ -d web/node_modules ] || (cd web && npm ci --no-audit --no-fund --loglevel=error)
+  (cd web && npm test --silent) || failed+=("web unit tests")
+  if [ -x "${E2E_CHROMIUM:-/usr/bin/chromium}" ]; then
+    (cd web && npm run e2e --silent) || failed+=("web browser tests")
+  else
+    echo "web browser tests skipped: no Chromium at ${E2E_CHROMIUM:-/usr/bin/chromium} (apt-get install chromium)"
+  fi
+else
+  echo "web tests skipped: npm not found"
 fi
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "all test stages passed"
