@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -190,3 +193,55 @@ def test_bad_input_exits_non_zero_with_the_problem_listed(cli_env, tmp_path):
         assert db.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 0
     finally:
         db.close()
+
+
+def test_serve_on_first_run_prints_the_url_and_a_login_that_works(cli_env, tmp_path):
+    """The embedded default: `mes serve` migrates a fresh SQLite file, creates the first admin, says how to log in."""
+    with socket.socket() as probe:  # an ephemeral port for the server
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(MES), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=cli_env,
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        said, password = [], None
+        deadline = time.monotonic() + TIMEOUT
+        while password is None and time.monotonic() < deadline:
+            line = server.stderr.readline()
+            if not line:
+                break
+            said.append(line)
+            found = re.search(r"log in as admin with password (\S+)", line)
+            password = found.group(1) if found else None
+        output = "".join(said)
+        assert password, output
+        assert f"http://127.0.0.1:{port}" in output
+        assert (tmp_path / "initial-admin.txt").read_text().splitlines()[1] == f"password: {password}"
+
+        base = f"http://127.0.0.1:{port}/api/v1"
+        with httpx.Client(timeout=5) as http:
+            for _ in range(100):  # until uvicorn listens (at most ~10 s)
+                try:
+                    if http.get(f"{base}/health/liveness").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            r = http.post(f"{base}/auth/login", json={"username": "admin", "password": password})
+            assert r.status_code == 200, r.text
+            me = http.get(f"{base}/auth/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+            assert me.json()["role"] == "admin"
+            assert http.get(f"{base}/health/readiness").status_code == 200
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
+        server.stderr.close()
