@@ -247,12 +247,19 @@ def _mount_web(app: FastAPI) -> None:
 
     @app.get("/", include_in_schema=False)
     async def root():
-        if index.exists():
-            return FileResponse(index)
+        if index.exists():  # always revalidated; the hashed assets it names are cached for good
+            return FileResponse(index, headers={"Cache-Control": "no-cache"})
         return HTMLResponse("<h1>NeuroHub MES</h1><p>API docs: <a href='/docs'>/docs</a> · "
                             "<a href='/redoc'>/redoc</a> · health: <a href='/api/v1/health'>/api/v1/health</a></p>")
 
     if (WEB_DIST / "assets").is_dir():
         from fastapi.staticfiles import StaticFiles
 
-        app.mount("/assets", StaticFiles(directory=WEB_DIST / "assets"), name="web-assets")
+        class ImmutableAssets(StaticFiles):
+            async def get_response(self, path, scope):
+                response = await super().get_response(path, scope)
+                if response.status_code == 200:
+                    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+                return response
+
+        app.mount("/assets", ImmutableAssets(directory=WEB_DIST / "assets"), name="web-assets")

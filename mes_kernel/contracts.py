@@ -91,5 +91,7 @@ class Panel:
     endpoint: str
     refresh_seconds: int = 30
     options: dict[str, Any] = field(default_factory=dict)
+    #: permission needed to read ``endpoint``; the panel is listed only for roles that hold it
+    permission: str | None = None
 
     KINDS = ("stat", "timeseries", "bar", "table")

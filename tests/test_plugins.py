@@ -147,8 +147,9 @@ async def test_failed_trial_reopens_the_breaker(third_party, client, admin_heade
 
 def test_plugin_cli_commands_join_the_mes_command(third_party, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(third_party), "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"}
-    out = subprocess.run([sys.executable, "-m", "mes_kernel.cli", "sample", "read"], env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "mes_kernel.cli", "sample", "read"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "42.0"
 
@@ -214,3 +215,30 @@ async def test_a_check_over_several_devices_shows_each_device(client, admin_head
     node = tree["components"]["plugins"]["checks"]["PerDevicePlugin"]["checks"]["devices"]
     assert node["checks"]["DEV-1"]["status"] == "UP"
     assert node["checks"]["DEV-2"] == {"status": "DOWN", "critical": False, "reason": "paper out", "details": {}}
+
+
+class PanelsPlugin:
+    MES_KERNEL_API = ">=1.0"
+
+    @hookimpl
+    def mes_register_permissions(self):
+        from mes_kernel.contracts import Permission
+
+        return [Permission("secret:read", "Read the secret panel", ("production_manager",))]
+
+    @hookimpl
+    def mes_register_panels(self):
+        from mes_kernel.contracts import Panel
+
+        return [
+            Panel("open", "Open", "stat", "/open"),
+            Panel("secret", "Secret", "stat", "/s", permission="secret:read"),
+        ]
+
+
+@pytest.mark.mes_plugins(PanelsPlugin())
+async def test_panels_are_listed_only_for_roles_that_may_read_them(client, viewer_headers, manager_headers):
+    viewer = {p["id"] for p in (await client.get("/api/v1/dashboard/panels", headers=viewer_headers)).json()}
+    manager = {p["id"] for p in (await client.get("/api/v1/dashboard/panels", headers=manager_headers)).json()}
+    assert "open" in viewer and "secret" not in viewer
+    assert {"open", "secret"} <= manager

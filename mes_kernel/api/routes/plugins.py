@@ -17,6 +17,19 @@ async def list_plugins(request: Request, _: Principal = require_permission("plug
             "plugins": request.app.state.kernel.plugins.snapshot()}
 
 
-@router.get("/dashboard/panels", tags=["dashboard"], summary="Panels the plugins contribute to the web shell")
-async def panels(request: Request, _: CurrentPrincipal):
-    return [{"plugin": plugin, **asdict(panel)} for plugin, panel in request.app.state.panels]
+@router.get("/dashboard/panels", tags=["dashboard"],
+            summary="Panels the plugins contribute to the web shell (those the caller may read)")
+async def panels(request: Request, principal: CurrentPrincipal):
+    table = request.app.state.permissions
+    return [
+        {"plugin": plugin, **asdict(panel)}
+        for plugin, panel in request.app.state.panels
+        if panel.permission is None or _allowed(table, principal.role, panel.permission)
+    ]
+
+
+def _allowed(table, role: str, permission: str) -> bool:
+    try:
+        return table.allows(role, permission)
+    except KeyError:  # a panel naming a permission nobody declared is shown to admins only
+        return role == "admin"

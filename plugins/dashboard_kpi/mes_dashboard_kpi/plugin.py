@@ -38,6 +38,7 @@ def mes_register_panels():
             kind="stat",
             endpoint=f"{API}/dashboard/kpi/yield",
             refresh_seconds=10,
+            permission="dashboard:read",
             options={
                 "value": "value",
                 "format": "percent",
@@ -50,6 +51,7 @@ def mes_register_panels():
             kind="timeseries",
             endpoint=f"{API}/dashboard/kpi/throughput",
             refresh_seconds=60,
+            permission="dashboard:read",
             options={"items": "points", "x": "hour", "series": ["pass", "fail"], "stacked": True},
         ),
         Panel(
@@ -58,6 +60,7 @@ def mes_register_panels():
             kind="bar",
             endpoint=f"{API}/dashboard/kpi/defects",
             refresh_seconds=30,
+            permission="dashboard:read",
             options={"items": "items", "label": "defect_code", "value": "count"},
         ),
         Panel(
@@ -66,6 +69,7 @@ def mes_register_panels():
             kind="table",
             endpoint=f"{API}/alerts",
             refresh_seconds=30,
+            permission="dashboard:read",
             options={
                 "items": "items",
                 "columns": [

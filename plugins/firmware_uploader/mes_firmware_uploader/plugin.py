@@ -79,6 +79,7 @@ def mes_register_panels():
             kind="bar",
             endpoint=f"{API}/firmware/stats/today",
             refresh_seconds=30,
+            permission=PERM_READ,
             options={"items": "items", "label": "outcome", "value": "count"},
         )
     ]

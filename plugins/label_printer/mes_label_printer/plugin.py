@@ -75,6 +75,7 @@ def mes_register_panels():
             kind="stat",
             endpoint=f"{API}/labels/stats/today",
             refresh_seconds=30,
+            permission="labels:view",
             options={"value": "value"},
         ),
         Panel(
@@ -83,6 +84,7 @@ def mes_register_panels():
             kind="bar",
             endpoint=f"{API}/labels/stats/jobs-by-status",
             refresh_seconds=30,
+            permission="labels:view",
             options={"items": "items", "label": "status", "value": "count"},
         ),
     ]
