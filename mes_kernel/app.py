@@ -131,6 +131,20 @@ async def _mount_plugins(app: FastAPI, kernel: Kernel, manager: PluginManager) -
     app.openapi_schema = None  # plugin routes joined after the first schema was built
 
 
+async def _station_watchdog(kernel: Kernel, notifier: Notifier) -> None:
+    """Alert when a station goes silent or its backlog keeps growing."""
+    from .services.stations import watch_stations
+
+    while True:
+        await asyncio.sleep(kernel.settings.station_watch_interval_seconds)
+        try:
+            await watch_stations(kernel, notifier)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("station_watch_failed", error=str(exc))
+
+
 async def _sealer(kernel: Kernel) -> None:
     """Seal audit entries into chained blocks in the background."""
     while True:
@@ -183,15 +197,18 @@ def create_app(
         writer.start()
         kernel.state["record_writer"] = writer
         sealer = asyncio.create_task(_sealer(kernel), name="audit-sealer")
+        watchdog = asyncio.create_task(_station_watchdog(kernel, notifier), name="station-watchdog")
+        kernel.state["notifier"] = notifier
         log.info("kernel_started", version=__version__, database=engine.dialect.name, redis=bool(redis),
                  plugins={r["name"]: r["state"] for r in manager.snapshot()})
         try:
             yield
         finally:
             await writer.close()
-            sealer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sealer
+            for task in (sealer, watchdog):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await manager.call_each("mes_shutdown", kernel=kernel, fail_on_error=False)
             await cache.close()
             await notifier.close()

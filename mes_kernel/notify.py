@@ -38,19 +38,34 @@ class Notifier:
             return
         self._spawn(self._send(text))
 
-    async def _raise_alert(self, key: str, severity: str, source: str, message: str, detail: dict) -> None:
+    async def _raise_alert(self, key: str, severity: str, source: str, message: str, detail: dict) -> bool:
+        """Open an alert unless one with this key is open already; True when it opened."""
         async with self.kernel.sessionmaker() as session:
             open_alert = (await session.execute(
                 select(Alert.id).where(Alert.key == key, Alert.resolved_at.is_(None)))).first()
-            if open_alert is None:
-                session.add(Alert(key=key, severity=severity, source=source, message=message, detail=detail))
-                await session.commit()
-
-    async def _resolve_alert(self, key: str) -> None:
-        async with self.kernel.sessionmaker() as session:
-            await session.execute(update(Alert).where(Alert.key == key, Alert.resolved_at.is_(None))
-                                  .values(resolved_at=utcnow()))
+            if open_alert is not None:
+                return False
+            session.add(Alert(key=key, severity=severity, source=source, message=message, detail=detail))
             await session.commit()
+            return True
+
+    async def _resolve_alert(self, key: str) -> bool:
+        """Close the open alert with this key; True when there was one."""
+        async with self.kernel.sessionmaker() as session:
+            result = await session.execute(update(Alert).where(Alert.key == key, Alert.resolved_at.is_(None))
+                                           .values(resolved_at=utcnow()))
+            await session.commit()
+            return bool(result.rowcount)
+
+    async def alert(self, key: str, *, severity: str, source: str, message: str, detail: dict | None = None) -> None:
+        """Raise an alert (once while it stays open) and notify."""
+        if await self._raise_alert(key, severity, source, message, detail or {}):
+            self._spawn(self._send(message))
+
+    async def resolve(self, key: str, message: str) -> None:
+        """Resolve an open alert and notify that it is over."""
+        if await self._resolve_alert(key):
+            self._spawn(self._send(message))
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     health_check_timeout: float = 2.0
     health_cache_seconds: float = 1.5
     station_silent_after_seconds: int = 120
+    station_watch_interval_seconds: float = 30.0
 
     alert_webhook_url: str | None = None
     smtp_host: str | None = None

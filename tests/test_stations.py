@@ -48,3 +48,34 @@ async def test_device_result_for_unknown_serial_keeps_the_event(client, station_
             "payload": {"action": "print", "outcome": "printed", "serial_number": "NOPE-1"}}
     r = await client.post("/api/v1/stations/events", json=body, headers=station_headers)
     assert r.status_code == 201 and r.json()["traced"] is False
+
+
+async def test_silent_station_and_growing_backlog_raise_alerts_that_resolve(client, station_headers, kernel):
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select, update
+
+    from mes_kernel.db.models import Alert, Station
+    from mes_kernel.services.stations import watch_stations
+
+    notifier = kernel.state["notifier"]
+    for depth in (1, 5, 9, 20, 40):
+        beat = {"agent_version": "1", "outbox_depth": depth}
+        assert (await client.post("/api/v1/stations/heartbeat", json=beat, headers=station_headers)).status_code == 200
+    await watch_stations(kernel, notifier)
+    async with kernel.sessionmaker() as session:
+        an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        await session.execute(update(Station).values(last_heartbeat_at=an_hour_ago))
+        await session.commit()
+    await watch_stations(kernel, notifier)
+
+    async def open_alerts():
+        async with kernel.sessionmaker() as session:
+            rows = (await session.execute(select(Alert).where(Alert.resolved_at.is_(None)))).scalars().all()
+        return {a.key for a in rows}
+
+    assert await open_alerts() == {"station:ST-01:backlog", "station:ST-01:silent"}
+    await client.post("/api/v1/stations/heartbeat", json={"agent_version": "1", "outbox_depth": 3},
+                      headers=station_headers)
+    await watch_stations(kernel, notifier)
+    assert await open_alerts() == set()

@@ -138,7 +138,9 @@ def _interpret(answer: Any) -> dict[str, Any]:
         if status is None and "ok" in answer:
             status = "up" if answer["ok"] else "down"
         detail = answer.get("detail") or answer.get("reason") or answer.get("error") or answer.get("message") or ""
-        return {"status": str(getattr(status, "value", status) or "unknown").lower(), "detail": str(detail)}
+        # Keep the driver's own plain facts (e.g. a scanner's last_scan_at) for the server's health.
+        extra = {k: v for k, v in answer.items() if isinstance(v, str | int | float | bool) or v is None}
+        return {**extra, "status": str(getattr(status, "value", status) or "unknown").lower(), "detail": str(detail)}
     if hasattr(answer, "ready") and hasattr(answer, "problems"):  # a printer's PrinterStatus
         return {"status": "up" if answer.ready else "down", "detail": ", ".join(answer.problems)}
     status = getattr(answer, "status", None)

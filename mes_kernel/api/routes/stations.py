@@ -23,6 +23,7 @@ from ...services.device_actions import record_device_action
 from ..deps import KernelDep, Principal, SessionDep, require_permission
 
 router = APIRouter(prefix="/stations", tags=["stations"])
+BACKLOG_BEATS = 5  # heartbeats kept to tell a growing backlog from a busy moment
 
 
 class StationIn(BaseModel):
@@ -145,7 +146,9 @@ async def heartbeat(body: HeartbeatIn, session: SessionDep,
     if principal.station_id is None:
         raise Forbidden("only stations send heartbeats", code="NOT_A_STATION")
     station = await session.get(Station, principal.station_id)
-    station.heartbeat = body.model_dump(mode="json")
+    previous = (station.heartbeat or {}).get("recent_outbox_depths", [])
+    station.heartbeat = {**body.model_dump(mode="json"),
+                         "recent_outbox_depths": [*previous, body.outbox_depth][-BACKLOG_BEATS:]}
     station.last_heartbeat_at = utcnow()
     await session.commit()
     return {"server_time": utcnow().isoformat(), "station": principal.station_code}
