@@ -29,7 +29,7 @@ async def watch_stations(kernel, notifier, *, beats: int = 5) -> None:
         if age > silent_after:
             await notifier.alert(key, severity="warning", source="station",
                                  message=f"Station {station.code} silent for {int(age)} s",
-                                 detail={"station": station.code, "last_heartbeat_at": station.last_heartbeat_at})
+                                 detail={"station": station.code, "last_heartbeat_at": station.last_heartbeat_at.isoformat()})
         else:
             await notifier.resolve(key, f"Station {station.code} reports again")
         depths = (station.heartbeat or {}).get("recent_outbox_depths", [])
