@@ -198,11 +198,6 @@ async def test_records_in_a_batch_are_audited_with_request_id_and_client(client,
     assert (started.request_id, started.after) == ("req-batch", {"status": "in_progress"})
 
 
-@pytest.mark.xfail(
-    reason="kernel bug: single records are written by the group-commit task (RecordWriter), whose "
-    "context has no request id or client address",
-    strict=True,
-)
 async def test_a_single_record_is_audited_with_its_request_id_and_client(client, kernel, worker_headers, make_lot):
     lot = await make_lot()
     body = {
@@ -401,11 +396,6 @@ async def _insert(kernel, *rows: dict) -> None:
         await session.commit()
 
 
-@pytest.mark.xfail(
-    reason="kernel bug: seal_pending seals by occurred_at < cutoff over an id range, so an entry whose "
-    "id is lower but whose timestamp is later is skipped inside the block: verify cries tampering",
-    strict=True,
-)
 async def test_entries_committed_out_of_timestamp_order_seal_without_a_false_alarm(client, kernel):
     """Two requests: the first takes its timestamp, the second takes a later one but inserts first."""
     early = audit_row(actor="user:a", action="create", entity="lot", entity_id="LOT-EARLY", after={"n": 1})
@@ -424,11 +414,6 @@ async def test_entries_committed_out_of_timestamp_order_seal_without_a_false_ala
 
 
 @pytest.mark.postgres_only
-@pytest.mark.xfail(
-    reason="kernel bug: an entry whose transaction commits after the sealer ran past its id is "
-    "reported as 'inserted after sealing' by verify",
-    strict=True,
-)
 async def test_an_entry_committed_after_a_seal_passed_its_id_is_no_false_alarm(client, kernel):
     """A slow transaction holds a lower id while a faster one commits a higher id and the sealer runs."""
     async with kernel.sessionmaker() as slow:

@@ -191,11 +191,6 @@ async def test_oversized_chunked_body_is_413_writing_nothing(client, kernel, wor
     assert await _counts(kernel) == before
 
 
-@pytest.mark.xfail(
-    reason="kernel bug: Python's JSON parser accepts NaN/Infinity/1e400; SQLite then stores them "
-    "(201) and PostgreSQL's JSONB refuses them, answered as 503 'retry' — a retry loop forever",
-    strict=True,
-)
 async def test_non_finite_numbers_are_refused_with_4xx_writing_nothing(client, kernel, worker_headers, make_lot):
     """NaN and Infinity are not JSON (RFC 8259); 1e400 overflows to infinity."""
     lot = await make_lot()
@@ -213,11 +208,6 @@ async def test_non_finite_numbers_are_refused_with_4xx_writing_nothing(client, k
     assert await _counts(kernel) == before
 
 
-@pytest.mark.xfail(
-    reason="kernel bug: NUL characters pass validation; SQLite stores them, PostgreSQL refuses them "
-    "and the kernel answers 500 (or 503 'retry' for records)",
-    strict=True,
-)
 async def test_nul_characters_are_refused_with_4xx_writing_nothing(
     client, kernel, worker_headers, manager_headers, make_lot
 ):

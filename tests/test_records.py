@@ -256,11 +256,6 @@ async def test_first_record_of_a_batch_moves_the_lot_to_in_progress(client, kern
 
 
 @pytest.mark.postgres_only
-@pytest.mark.xfail(
-    reason="kernel bug: batch rows are inserted in request order, so two batches holding the same keys "
-    "in another order deadlock and one answers 500 INTERNAL_ERROR",
-    strict=True,
-)
 async def test_batches_racing_with_the_same_keys_in_another_order_both_succeed(
     client, kernel, worker_headers, make_lot
 ):
