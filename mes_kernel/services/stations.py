@@ -27,16 +27,24 @@ async def watch_stations(kernel, notifier, *, beats: int = 5) -> None:
         key = f"station:{station.code}:silent"
         age = (now - station.last_heartbeat_at).total_seconds()
         if age > silent_after:
-            await notifier.alert(key, severity="warning", source="station",
-                                 message=f"Station {station.code} silent for {int(age)} s",
-                                 detail={"station": station.code, "last_heartbeat_at": station.last_heartbeat_at.isoformat()})
+            await notifier.alert(
+                key,
+                severity="warning",
+                source="station",
+                message=f"Station {station.code} silent for {int(age)} s",
+                detail={"station": station.code, "last_heartbeat_at": station.last_heartbeat_at.isoformat()},
+            )
         else:
             await notifier.resolve(key, f"Station {station.code} reports again")
         depths = (station.heartbeat or {}).get("recent_outbox_depths", [])
         key = f"station:{station.code}:backlog"
         if backlog_growing(depths, beats):
-            await notifier.alert(key, severity="warning", source="station",
-                                 message=f"Station {station.code} outbox keeps growing ({depths[-1]} queued)",
-                                 detail={"station": station.code, "recent_outbox_depths": depths})
+            await notifier.alert(
+                key,
+                severity="warning",
+                source="station",
+                message=f"Station {station.code} outbox keeps growing ({depths[-1]} queued)",
+                detail={"station": station.code, "recent_outbox_depths": depths},
+            )
         elif depths and depths[-1] <= (depths[-2] if len(depths) > 1 else depths[-1]):
             await notifier.resolve(key, f"Station {station.code} outbox is draining")
