@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
+from mes_kernel.app import create_app
 from mes_kernel.audit import (
     audit_row,
     entries_digest,
@@ -426,3 +428,31 @@ async def test_an_entry_committed_after_a_seal_passed_its_id_is_no_false_alarm(c
     await _seal_all(kernel)
     result = await _verify(kernel)
     assert result.ok, result
+
+
+async def test_the_running_kernel_seals_entries_in_the_background(settings, kernel, manager_headers):
+    """The lifespan's sealer chains new entries into blocks without anyone asking."""
+    eager = settings.model_copy(update={"audit_seal_interval_seconds": 0.05, "audit_seal_grace_seconds": 0.0})
+    app = create_app(eager, load_entry_points=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50002))
+        async with httpx.AsyncClient(transport=transport, base_url="http://mes.test") as c:
+            r = await c.post(f"{API}/lots", json={"lot_number": "LOT-SEALED", "product": "P"}, headers=manager_headers)
+            assert r.status_code == 201, r.text
+            (entry,) = await _entries(kernel, entity="lot", entity_id="LOT-SEALED")
+            sealed = False
+            for _ in range(60):  # at most ~3 s
+                async with kernel.sessionmaker() as session:
+                    sealed = bool(
+                        (
+                            await session.execute(
+                                select(func.count()).select_from(AuditSeal).where(AuditSeal.last_id >= entry.id)
+                            )
+                        ).scalar()
+                    )
+                if sealed:
+                    break
+                await asyncio.sleep(0.05)
+    assert sealed, "no seal covered the new entry"
+    result = await _verify(kernel)
+    assert result.ok and result.seals_checked >= 1, result
