@@ -109,6 +109,7 @@ async def test_upgrade_create_user_log_in_and_verify_then_detect_tampering(cli_e
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert verified.stdout.startswith("OK")
     assert "1 entries, 1 sealed blocks" in verified.stdout
+    assert "verifying audit trail" in verified.stderr  # progress goes to stderr, the verdict to stdout
     code, output = finish(again)
     assert code != 0, output
     assert "USER_EXISTS" in output
