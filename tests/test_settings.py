@@ -138,3 +138,16 @@ def test_settings_that_cannot_fit_the_connection_budget_are_refused(overrides):
         return
     total = settings.worker_count * (settings.pool_size + settings.max_overflow)
     assert total <= settings.db_max_connections - settings.db_reserved_connections, total
+
+
+@pytest.mark.xfail(
+    reason="kernel bug: worker_count is a functools.cached_property, and model_copy copies the cached "
+    "value, so a copy with other workers keeps the old count and pool sizes",
+    strict=True,
+)
+def test_a_copy_with_other_workers_derives_its_own_pool_sizes():
+    settings = Settings(workers=2, _env_file=None)
+    assert settings.pool_size + settings.max_overflow == 45  # computed (and cached) for 2 workers
+    copy = settings.model_copy(update={"workers": 8})
+    assert copy.worker_count == 8
+    assert 8 * (copy.pool_size + copy.max_overflow) <= 90
