@@ -431,3 +431,39 @@ async def test_lot_search_ignores_case_on_both_databases(request, client, kernel
     assert await found("lot-a") == ["LOT-A-001"]
     assert await found("LOT-B") == ["lot-b-002"]
     assert await found("Prd") == ["LOT-A-001", "lot-b-002"]
+
+
+async def test_a_record_racing_the_close_of_its_lot_never_postdates_the_close(
+    client, kernel, manager_headers, worker_headers, make_lot
+):
+    """The close commits after the record passed its checks and before it is written (made certain by closing at
+    that very point): the record is refused, or it is stamped as accepted before the close."""
+    lot = await make_lot()
+    number = lot["lot_number"]
+    assert (
+        await client.post(f"{API}/process-records", json=_record(number), headers=worker_headers)
+    ).status_code == 201
+    writer = kernel.state["record_writer"]
+    original_submit = writer.submit
+
+    async def submit_after_a_concurrent_close(row):
+        writer.submit = original_submit
+        closed = await client.patch(f"{API}/lots/{number}", json={"status": "closed"}, headers=manager_headers)
+        assert closed.status_code == 200, closed.text
+        return await original_submit(row)
+
+    writer.submit = submit_after_a_concurrent_close
+    try:
+        late = await client.post(f"{API}/process-records", json=_record(number), headers=worker_headers)
+    finally:
+        writer.submit = original_submit
+    async with kernel.sessionmaker() as session:
+        lot_row = (await session.execute(select(Lot).where(Lot.lot_number == number))).scalar_one()
+        last_record = (
+            await session.execute(select(func.max(ProcessRecord.created_at)).where(ProcessRecord.lot_number == number))
+        ).scalar_one()
+    if late.status_code == 409:
+        assert late.json()["detail"]["code"] == "LOT_CLOSED"
+    else:
+        assert late.status_code == 201, late.text
+        assert last_record <= lot_row.closed_at, (last_record, lot_row.closed_at)
