@@ -467,3 +467,27 @@ async def test_a_record_racing_the_close_of_its_lot_never_postdates_the_close(
     else:
         assert late.status_code == 201, late.text
         assert last_record <= lot_row.closed_at, (last_record, lot_row.closed_at)
+
+
+async def test_racing_status_changes_of_one_lot_have_one_winner(request, client, kernel, manager_headers, make_lot):
+    """Close and scrap at the same moment: one wins, the other finds a final LOT (409), five times over."""
+    if kernel.engine.dialect.name == "sqlite":
+        request.applymarker(
+            pytest.mark.xfail(
+                reason="kernel bug: update_lot's SELECT … FOR UPDATE is a no-op on SQLite; both transitions read "
+                "the old status and both are applied (closed, then scrapped)",
+                strict=True,
+            )
+        )
+    for _ in range(5):
+        lot = await make_lot()
+        number = lot["lot_number"]
+        answers = await asyncio.gather(
+            *(
+                client.patch(f"{API}/lots/{number}", json={"status": target}, headers=manager_headers)
+                for target in ("closed", "scrapped")
+            )
+        )
+        assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
+        winner = next(r.json()["status"] for r in answers if r.status_code == 200)
+        assert (await client.get(f"{API}/lots/{number}", headers=manager_headers)).json()["status"] == winner
