@@ -139,7 +139,7 @@ async def drop(db_url: str) -> None:
 
 
 def run_wrk(url: str, script: Path, args: list[str], *, connections: int, duration: int) -> dict:
-    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), url, "--",
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), url, "--",
            *args]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")), None)
@@ -234,9 +234,12 @@ def main() -> int:
     print(row(f"batch x{opts.batch_size}", "rec/s", batch["records_per_s"], batch) + f"  ({batch['rps']:.1f} req/s)")
     if single["non_2xx"] or batch["non_2xx"]:
         print(f"non-2xx answers: single {single['non_2xx']}, batch {batch['non_2xx']} (rates count only 2xx)")
-    print(f"stored == acknowledged: single {single['stored']} == {single['acknowledged']}, "
-          f"batch {batch['stored']} == {batch['acknowledged']}; audit entries {audited}")
-    ok = single["stored"] == single["acknowledged"] and batch["stored"] == batch["acknowledged"]
+    print(f"stored >= acknowledged (nothing acknowledged lost): single {single['stored']} >= {single['acknowledged']}, "
+          f"batch {batch['stored']} >= {batch['acknowledged']}; audit entries {audited}")
+    # Requests still in flight when wrk stops may be stored without wrk counting their answer:
+    # stored may exceed acknowledged by at most what was in flight, never fall short of it.
+    ok = all(0 <= r["stored"] - r["acknowledged"] <= opts.connections * size
+             for r, size in ((single, 1), (batch, opts.batch_size)))
     return 0 if ok else 1
 
 

@@ -22,14 +22,16 @@ from ..settings import Settings
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 
 
-def get_kernel(request: Request) -> Kernel:
+# Dependencies are ``async`` even when they await nothing: FastAPI runs plain ``def`` ones in a
+# thread pool, a hand-off that cost more than the whole rest of a request's dependencies.
+async def get_kernel(request: Request) -> Kernel:
     return request.app.state.kernel
 
 
 KernelDep = Annotated[Kernel, Depends(get_kernel)]
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.kernel.settings
 
 
