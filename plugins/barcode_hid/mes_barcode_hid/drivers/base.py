@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -220,3 +221,42 @@ class ScannerDriver(abc.ABC):
 def utcnow() -> datetime:
     """Now, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+class DeviceReaderDriver(ScannerDriver):
+    """A scanner read by a background task from a device the subclass connects to (evdev, serial).
+
+    Subclasses implement :meth:`_connect` (open the device or raise :class:`ScannerError`),
+    :meth:`_disconnect` and :meth:`_read_forever` (read, reconnect, publish scans until cancelled).
+    """
+
+    _reader_task: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        if self._reader_task is not None:
+            return  # already open
+        self._connect()
+        self._opened()
+        self._reader_task = asyncio.create_task(self._read_forever(), name=f"scanner {self.source}")
+
+    async def close(self) -> None:
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader_task
+            self._reader_task = None
+        self._disconnect()
+        self._closing()
+
+    @abc.abstractmethod
+    def _connect(self) -> None:
+        """Open the device, or raise a :class:`ScannerError` saying why not."""
+
+    @abc.abstractmethod
+    def _disconnect(self) -> None:
+        """Release the device; safe to call when it is not open."""
+
+    @abc.abstractmethod
+    async def _read_forever(self) -> None:
+        """Read codes and publish them until cancelled, reconnecting when the device comes back."""
+

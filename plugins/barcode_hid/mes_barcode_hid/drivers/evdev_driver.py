@@ -20,7 +20,7 @@ from typing import Any
 
 from ..keymap import KEY_NAMES, TERMINATOR, KeyTranslator
 from ..parsing import split_symbology
-from .base import Scan, ScannerDriver, ScannerError, ScannerNotFound
+from .base import DeviceReaderDriver, Scan, ScannerError, ScannerNotFound
 
 EV_SYN = 0x00
 EV_KEY = 0x01
@@ -137,7 +137,7 @@ def find_device_path(name: str) -> str:
     raise ScannerNotFound(f"evdev scanner named {name!r} not found; available: {available}")
 
 
-class EvdevScanner(ScannerDriver):
+class EvdevScanner(DeviceReaderDriver):
     """A HID keyboard-mode scanner at ``/dev/input/eventN``, grabbed so no other program sees it.
 
     :param device: the event device path (``/dev/input/by-id/usb-…-event-kbd`` stays stable across
@@ -179,28 +179,11 @@ class EvdevScanner(ScannerDriver):
         self.max_length = max_length
         self._fd: int | None = None
         self._input_device: Any = None
-        self._reader: asyncio.Task[None] | None = None
         self.decoder = InputEventDecoder(terminator=terminator, max_length=max_length)
 
     @property
     def connected(self) -> bool:
         return self._fd is not None
-
-    async def open(self) -> None:
-        if self._reader is not None:
-            return  # already open
-        self._connect()
-        self._opened()
-        self._reader = asyncio.create_task(self._read_forever(), name=f"scanner {self.source}")
-
-    async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
-        self._disconnect()
-        self._closing()
 
     # ------------------------------------------------------------ device
 

@@ -16,7 +16,7 @@ from typing import Any
 import serial
 
 from ..parsing import split_symbology
-from .base import Scan, ScannerDriver, ScannerError, ScannerNotFound, utcnow
+from .base import DeviceReaderDriver, Scan, ScannerError, ScannerNotFound, utcnow
 
 TERMINATORS = {"CR": b"\r", "LF": b"\n", "CRLF": b"\r\n", "TAB": b"\t", "ETX": b"\x03"}
 
@@ -65,7 +65,7 @@ class TerminatedReader:
         return [part.decode(self.encoding, errors="replace") for part in complete if part]
 
 
-class SerialScanner(ScannerDriver):
+class SerialScanner(DeviceReaderDriver):
     """A scanner on a serial port (USB-CDC or RS-232).
 
     :param port: device path, e.g. ``/dev/serial/by-id/usb-Datalogic_…-if00`` or ``/dev/ttyACM0``.
@@ -103,27 +103,10 @@ class SerialScanner(ScannerDriver):
         self.max_length = max_length
         self.reconnects = 0
         self._serial: serial.Serial | None = None
-        self._reader_task: asyncio.Task[None] | None = None
 
     @property
     def connected(self) -> bool:
         return self._serial is not None
-
-    async def open(self) -> None:
-        if self._reader_task is not None:
-            return  # already open
-        self._connect()
-        self._opened()
-        self._reader_task = asyncio.create_task(self._read_forever(), name=f"scanner {self.source}")
-
-    async def close(self) -> None:
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader_task
-            self._reader_task = None
-        self._disconnect()
-        self._closing()
 
     def _connect(self) -> None:
         if not os.path.exists(self.port):
