@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -100,6 +100,9 @@ async def test_create_get_and_list_lots_with_pages_filters_and_search(client, ke
         "created_to": (last_week + timedelta(hours=1)).isoformat(),
     }
     assert numbers(await listing(**week_window)) == ["OTHER-005"]
+    seoul = timezone(timedelta(hours=9))  # the same window written in another zone finds the same LOT
+    seoul_window = {k: datetime.fromisoformat(v).astimezone(seoul).isoformat() for k, v in week_window.items()}
+    assert numbers(await listing(**seoul_window)) == ["OTHER-005"]
     since_yesterday = await listing(created_from=(datetime.now(UTC) - timedelta(days=1)).isoformat())
     assert since_yesterday["total"] == 4
     assert "OTHER-005" not in numbers(since_yesterday)
