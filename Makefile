@@ -5,7 +5,6 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 PLUGINS := plugins/label_printer plugins/firmware_uploader plugins/barcode_hid plugins/dashboard_kpi
-PROJECTS := . $(PLUGINS) station
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup run test test-fast lint bench clean
@@ -15,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml $(foreach p,$(PLUGINS),$(p)/pyproject.toml) station/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(foreach p,$(PROJECTS),-e $(p)) -e '.[test]'
+	$(BIN)/python -m pip install -q $(foreach p,$(PLUGINS),-e $(p)) -e '.[test]' -e './station[ui,test]'
 	@if [ -f web/package.json ]; then scripts/build-web.sh; fi
 	touch $(STAMP)
 
