@@ -28,6 +28,16 @@ PREFIX = "mes:cache:"
 KIND_TTL = {"lot": 300, "station_token": 300, "permission": 3600, "template": 3600, "dashboard": 300}
 
 
+# SET value only while the key's invalidation counter is still what the reader saw.
+_SET_IF_GENERATION = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') == tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
+
+
 class LRU:
     """At most ``maxsize`` items, each with an expiry; least recently used evicted first."""
 
@@ -74,6 +84,9 @@ class Cache:
         self.node = uuid.uuid4().hex
         self._redis_down_until = 0.0
         self._listener: asyncio.Task | None = None
+        self._later: set[asyncio.Task] = set()
+        self._local_gen: dict[str, int] = {}
+        self._set_if_generation = redis.register_script(_SET_IF_GENERATION) if redis is not None else None
         self.stats = {"l1_hits": 0, "l2_hits": 0, "misses": 0, "redis_errors": 0}
 
     # ------------------------------------------------------------------ redis guard
@@ -106,14 +119,44 @@ class Cache:
         self.stats["misses"] += 1
         return MISSING
 
-    async def set(self, key: str, value: Any, *, ttl: float | None = None, kind: str | None = None) -> None:
+    async def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        ttl: float | None = None,
+        kind: str | None = None,
+        generation: tuple[int, int] | None = None,
+    ) -> None:
+        """Store ``value``. With ``generation`` (from :meth:`generation`, taken before the value
+        was read from the database) the value is stored only if the key was not invalidated since:
+        a reader that fetched a row just before another request changed it must not cache it after."""
         ttl = ttl or KIND_TTL.get(kind or "", 300)
+        if generation is not None and self._local_gen.get(key, 0) != generation[0]:
+            return
         self.l1.set(key, value, min(ttl, self.l1_ttl))
         if self._redis_usable():
+            payload = json.dumps(value, default=str)
             try:
-                await self.redis.set(self.prefix + key, json.dumps(value, default=str), ex=int(max(1, ttl)))
+                if generation is None:
+                    await self.redis.set(self.prefix + key, payload, ex=int(max(1, ttl)))
+                elif not await self._set_if_generation(
+                    keys=[self.prefix + "gen:" + key, self.prefix + key],
+                    args=[generation[1], payload, int(max(1, ttl))],
+                ):
+                    self.l1.delete(key)  # another process invalidated it meanwhile
             except Exception as exc:
                 self._redis_failed(exc)
+
+    async def generation(self, key: str) -> tuple[int, int]:
+        """The key's invalidation counters (this process, Redis), to pass to :meth:`set`."""
+        remote = 0
+        if self._redis_usable():
+            try:
+                remote = int(await self.redis.get(self.prefix + "gen:" + key) or 0)
+            except Exception as exc:
+                self._redis_failed(exc)
+        return self._local_gen.get(key, 0), remote
 
     async def get_or_set(
         self,
@@ -125,21 +168,47 @@ class Cache:
     ) -> Any:
         value = await self.get(key)
         if value is MISSING:
+            generation = await self.generation(key)
             value = await factory()
             if value is not None:
-                await self.set(key, value, ttl=ttl, kind=kind)
+                await self.set(key, value, ttl=ttl, kind=kind, generation=generation)
         return value
+
+    def _bump(self, keys) -> None:
+        if len(self._local_gen) > 100_000:
+            # forget old counters; a reader holding one now sees a mismatch and simply does not cache
+            self._local_gen = {k: v + 1 for k, v in list(self._local_gen.items())[-10_000:]}
+        for key in keys:
+            self._local_gen[key] = self._local_gen.get(key, 0) + 1
 
     async def invalidate(self, *keys: str) -> None:
         """Drop keys here, in Redis, and in every other process's L1."""
+        self._bump(keys)
         for key in keys:
             self.l1.delete(key)
         if self._redis_usable() and keys:
             try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for k in keys:
+                        pipe.incr(self.prefix + "gen:" + k)
+                        pipe.expire(self.prefix + "gen:" + k, 86400)
+                    await pipe.execute()
                 await self.redis.delete(*(self.prefix + k for k in keys))
                 await self.redis.publish(self.channel, json.dumps({"node": self.node, "keys": list(keys)}))
             except Exception as exc:
                 self._redis_failed(exc)
+
+    def invalidate_later(self, *keys: str, delay: float = 1.0) -> None:
+        """Invalidate again after ``delay``: a reader that fetched the old row just before the
+        commit may have cached it just after the first invalidation ("delayed double delete")."""
+
+        async def again():
+            await asyncio.sleep(delay)
+            await self.invalidate(*keys)
+
+        task = asyncio.create_task(again())
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
 
     # ------------------------------------------------------------------ cross-process invalidation
     async def start(self) -> None:
@@ -161,6 +230,7 @@ class Cache:
                         continue
                     body = json.loads(message["data"])
                     if body.get("node") != self.node:
+                        self._bump(body.get("keys", []))
                         for key in body.get("keys", []):
                             self.l1.delete(key)
             except asyncio.CancelledError:
@@ -175,6 +245,8 @@ class Cache:
                 delay = min(delay * 2, 30.0)
 
     async def close(self) -> None:
+        for task in list(self._later):
+            task.cancel()
         if self._listener:
             self._listener.cancel()
             try:
@@ -196,3 +268,4 @@ async def commit(session, cache: Cache) -> None:
     await session.commit()
     if keys:
         await cache.invalidate(*keys)
+        cache.invalidate_later(*keys)

@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -127,6 +128,13 @@ def install_error_handlers(app: FastAPI) -> None:
         message = "request body is not valid JSON" if malformed else "request is invalid"
         status = 400 if malformed else 422
         return error_response(status, code, message, errors=errors)
+
+    @app.exception_handler(DataError)
+    async def _data_error(_request: Request, exc: DataError):
+        # The database refused a value validation let through (SQLSTATE class 22): the client's
+        # input, not a server fault.
+        log.warning("database_refused_value", error=str(exc.orig)[:300])
+        return error_response(422, "VALIDATION_ERROR", "a value was refused by the database")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException):

@@ -17,7 +17,7 @@ from .audit import write_audit
 from .db.models import Device, Line, Station
 from .drivers import list_drivers
 from .errors import Unprocessable
-from .schemas import Code
+from .schemas import Code, FiniteJSON, Text
 
 
 class BreakerOverride(BaseModel):
@@ -27,17 +27,17 @@ class BreakerOverride(BaseModel):
 
 class DeviceSpec(BaseModel):
     code: str = Code
-    kind: str = Field(min_length=1, max_length=64)
-    driver: str = Field(min_length=1, max_length=64)
-    station: str | None = Field(None, max_length=64)
+    kind: Text = Field(min_length=1, max_length=64)
+    driver: Text = Field(min_length=1, max_length=64)
+    station: Text | None = Field(None, max_length=64)
     enabled: bool = True
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: FiniteJSON = Field(default_factory=dict)
 
 
 class LineConfig(BaseModel):
     code: str = Code
-    name: str = Field("", max_length=200)
-    plugins: list[str] | None = Field(None, description="enabled plugins; omitted = every loaded plugin")
+    name: Text = Field("", max_length=200)
+    plugins: list[Text] | None = Field(None, description="enabled plugins; omitted = every loaded plugin")
     breakers: dict[str, BreakerOverride] = Field(default_factory=dict)
     devices: list[DeviceSpec] = Field(default_factory=list)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from functools import cached_property
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -68,13 +67,23 @@ class Settings(BaseSettings):
             raise ValueError("SECRET_KEY must be set to a long random value in production")
         if self.environment == "production" and len(self.secret_key) < 32:
             raise ValueError("SECRET_KEY must be at least 32 characters in production")
+        if not self.is_sqlite:
+            budget = self.db_max_connections - self.db_reserved_connections
+            total = self.worker_count * (self.pool_size + self.max_overflow)
+            if total > budget or self.worker_count > budget:
+                raise ValueError(
+                    f"{self.worker_count} workers x (pool {self.pool_size} + overflow {self.max_overflow}) = {total} "
+                    f"connections exceed DB_MAX_CONNECTIONS {self.db_max_connections} - DB_RESERVED_CONNECTIONS "
+                    f"{self.db_reserved_connections} = {budget}: lower WORKERS / DB_POOL_SIZE / DB_MAX_OVERFLOW, or "
+                    "raise DB_MAX_CONNECTIONS to match the server (or a pooler such as pgbouncer in front)"
+                )
         return self
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
-    @cached_property
+    @property
     def worker_count(self) -> int:
         return self.workers or 2 * (os.cpu_count() or 1)
 

@@ -12,7 +12,6 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..cache import MISSING
 from ..db.models import Station, StationToken
 from ..errors import Forbidden, Unauthorized
 from ..kernel import Kernel
@@ -78,11 +77,7 @@ async def _station_from_token(kernel: Kernel, token: str) -> Principal:
             ).first()
         return {"id": row.id, "code": row.code, "line_id": row.line_id} if row else None
 
-    found = await kernel.cache.get(key)
-    if found is MISSING:
-        found = await lookup()
-        if found:
-            await kernel.cache.set(key, found, kind="station_token")
+    found = await kernel.cache.get_or_set(key, lookup, kind="station_token")
     if not found:
         raise Unauthorized("invalid or revoked station token", code="INVALID_TOKEN")
     return Principal(

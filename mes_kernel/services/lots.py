@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..audit import write_audit
-from ..cache import MISSING, Cache, mark_stale
+from ..cache import Cache, mark_stale
 from ..db.base import utcnow
 from ..db.models import DeviceAction, Line, Lot, ProcessRecord, Unit
 from ..errors import Conflict, NotFound, Unprocessable
@@ -53,13 +53,12 @@ async def get_unit(session: AsyncSession, serial_number: str) -> Unit:
 
 async def cached_lot(session: AsyncSession, cache: Cache, lot_number: str) -> dict[str, Any]:
     """The LOT's id, status and product from the cache (the hot path of every record)."""
-    key = f"lot:{lot_number}"
-    value = await cache.get(key)
-    if value is MISSING:
+
+    async def load():
         lot = await get_lot(session, lot_number)
-        value = {"id": lot.id, "status": lot.status, "product": lot.product}
-        await cache.set(key, value, kind="lot")
-    return value
+        return {"id": lot.id, "status": lot.status, "product": lot.product}
+
+    return await cache.get_or_set(f"lot:{lot_number}", load, kind="lot")
 
 
 async def create_lot(*, session: AsyncSession, lot_in: LotCreate, actor: str) -> Lot:
@@ -100,6 +99,7 @@ async def update_lot(*, session: AsyncSession, lot_number: str, lot_in: LotUpdat
     if lot.status in FINAL and changes:
         raise Conflict(f"LOT {lot_number} is {lot.status}; it cannot change", code="LOT_CLOSED", status_now=lot.status)
     new_status = changes.get("status")
+    values: dict[str, Any] = {k: changes[k] for k in ("quantity", "note") if k in changes}
     if new_status and new_status != lot.status:
         if new_status not in TRANSITIONS[lot.status]:
             raise Conflict(
@@ -107,15 +107,25 @@ async def update_lot(*, session: AsyncSession, lot_number: str, lot_in: LotUpdat
                 code="INVALID_TRANSITION",
                 allowed=sorted(TRANSITIONS[lot.status]),
             )
-        lot.status = new_status
+        values["status"] = new_status
         if new_status in FINAL:
-            lot.closed_at = utcnow()
-    if "quantity" in changes:
-        lot.quantity = changes["quantity"]
-    if "note" in changes:
-        lot.note = changes["note"]
-    lot.updated_at = utcnow()
-    await session.flush()
+            values["closed_at"] = utcnow()
+    values["updated_at"] = utcnow()
+    # Compare-and-set on the status read above: of two racing changes only one applies (SQLite
+    # ignores FOR UPDATE; this holds on both databases).
+    result = await session.execute(
+        update(Lot).where(Lot.id == lot.id, Lot.status == before["status"]).values(**values),
+        execution_options={"synchronize_session": False},
+    )
+    if result.rowcount == 0:
+        await session.rollback()
+        now = await get_lot(session, lot_number)
+        raise Conflict(
+            f"LOT {lot_number} changed meanwhile (now {now.status}); reload and try again",
+            code="LOT_CLOSED" if now.status in FINAL else "INVALID_TRANSITION",
+            status_now=now.status,
+        )
+    await session.refresh(lot)
     await write_audit(
         session,
         actor=actor,
@@ -151,7 +161,7 @@ async def list_lots(
         query = query.where(Lot.created_at < created_to)
     if search:
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        query = query.where(or_(Lot.lot_number.like(pattern, escape="\\"), Lot.product.like(pattern, escape="\\")))
+        query = query.where(or_(Lot.lot_number.ilike(pattern, escape="\\"), Lot.product.ilike(pattern, escape="\\")))
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
     rows = await session.execute(query.order_by(Lot.created_at.desc(), Lot.id.desc()).limit(limit).offset(offset))
     return list(rows.scalars()), total

@@ -84,14 +84,14 @@ class RecordWriter:
         first_of_key: set[str] = set()
         for row, future in batch:
             key = row["idempotency_key"]
-            record, created = found[key]
-            if key in first_of_key or unique[key] is not row:
-                created = False  # a second request with the same key in the same transaction
+            outcome = found[key]
+            if (key in first_of_key or unique[key] is not row) and isinstance(outcome, tuple):
+                outcome = (outcome[0], False)  # a second request with the same key in the same transaction
             first_of_key.add(key)
             if future.done():
                 continue
             try:
-                future.set_result(_outcome(row, (record, created)))
+                future.set_result(_outcome(row, outcome))
             except Exception as exc:
                 future.set_exception(exc)
 

@@ -12,9 +12,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..audit import audit_row, write_audit_rows
-from ..cache import MISSING, Cache
+from ..cache import Cache
 from ..db.base import utcnow
-from ..db.models import Process, ProcessRecord, Station, Unit
+from ..db.models import Lot, Process, ProcessRecord, Station, Unit
 from ..errors import Conflict, MesError, NotFound
 from ..logging import client_ip_var, request_id_var
 from ..schemas import RecordIn
@@ -35,19 +35,15 @@ def _insert(session: AsyncSession):
 
 
 async def _cached(cache: Cache, key: str, kind: str, factory) -> Any:
-    value = await cache.get(key)
-    if value is MISSING:
-        value = await factory()
-        if value is not None:
-            await cache.set(key, value, kind=kind)
-    return value
+    return await cache.get_or_set(key, factory, kind=kind)
 
 
 async def _resolve(*, session: AsyncSession, cache: Cache, record_in: RecordIn, principal) -> dict[str, Any]:
     """Validate references and build the row (without inserting it)."""
+    # The LOT's status is checked again, in the database, by the writing transaction: a cached
+    # status may lag a close by a moment, and a retry of a record stored before the close must
+    # still get its original back rather than LOT_CLOSED.
     lot = await cached_lot(session, cache, record_in.lot_number)
-    if lot["status"] in FINAL:
-        raise Conflict(f"LOT {record_in.lot_number} is {lot['status']} and accepts no records", code="LOT_CLOSED")
 
     async def process_exists():
         found = await session.get(Process, record_in.process_id)
@@ -167,6 +163,10 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
     """
     # One order for every transaction, so two batches holding the same keys never deadlock.
     rows = sorted(rows, key=lambda r: r["idempotency_key"])
+    starting = {r["lot_id"] for r in rows if r["_lot_status"] == "created"}
+    closed = await _closed_lots(session, {r["lot_id"] for r in rows}, starting=starting)
+    refused = [r for r in rows if r["lot_id"] in closed]
+    rows = [r for r in rows if r["lot_id"] not in closed]
     created = await _insert_rows(session, rows) if rows else {}
     await write_audit_rows(
         session,
@@ -194,14 +194,43 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
             request_id=r.get("_request_id"),
             client_ip=r.get("_client_ip"),
         )
-    missing = [r["idempotency_key"] for r in rows if r["idempotency_key"] not in created]
+    missing = [r["idempotency_key"] for r in rows + refused if r["idempotency_key"] not in created]
     existing = await _existing(session, missing) if missing else {}
-    out: dict[str, tuple[ProcessRecord | None, bool]] = {k: (v, True) for k, v in created.items()}
+    out: dict[str, tuple[ProcessRecord | None, bool] | MesError] = {k: (v, True) for k, v in created.items()}
     out.update({k: (existing.get(k), False) for k in missing})
+    for r in refused:
+        if r["idempotency_key"] not in existing:  # a retry of a record stored before the close is no refusal
+            out[r["idempotency_key"]] = Conflict(
+                f"LOT {r['lot_number']} is {closed[r['lot_id']]} and accepts no records", code="LOT_CLOSED"
+            )
     return out
 
 
-def _outcome(row: dict[str, Any], found: tuple[ProcessRecord | None, bool]) -> tuple[ProcessRecord, bool]:
+async def _closed_lots(session: AsyncSession, lot_ids: set[int], *, starting: set[int]) -> dict[int, str]:
+    """Which of these LOTs are closed or scrapped, read under a row lock on PostgreSQL so that a
+    close (which takes the row FOR UPDATE) and a record never interleave.
+
+    A share lock lets record writers of one LOT run side by side; LOTs this transaction will move
+    from created to in progress (``starting``) are locked for update from the start, since two
+    share holders that both upgrade would deadlock.
+    """
+    if not lot_ids:
+        return {}
+    statuses: dict[int, str] = {}
+    postgres = session.bind.dialect.name == "postgresql"
+    for ids, exclusive in ((sorted(lot_ids & starting), True), (sorted(lot_ids - starting), False)):
+        if not ids:
+            continue
+        query = select(Lot.id, Lot.status).where(Lot.id.in_(ids)).order_by(Lot.id)
+        if postgres:
+            query = query.with_for_update(read=not exclusive)
+        statuses.update({row.id: row.status for row in await session.execute(query)})
+    return {lot_id: status for lot_id, status in statuses.items() if status in FINAL}
+
+
+def _outcome(row: dict[str, Any], found: tuple[ProcessRecord | None, bool] | MesError) -> tuple[ProcessRecord, bool]:
+    if isinstance(found, MesError):
+        raise found
     record, created = found
     if record is None:
         raise MesError("record was not stored; retry", code="NOT_RECORDED", status=503, retry_after=1)
@@ -266,12 +295,12 @@ async def create_records_batch(
 
     found = await write_rows(session, [r for _, r in rows if "_repeat" not in r])
     for i, row in rows:
-        record, created = found[row["idempotency_key"]]
         key = row["idempotency_key"]
-        if "_repeat" in row:
-            created = False
+        outcome = found[key]
+        if "_repeat" in row and not isinstance(outcome, MesError):
+            outcome = (outcome[0], False)
         try:
-            record, created = _outcome(row, (record, created))
+            record, created = _outcome(row, outcome)
         except MesError as exc:
             results[i] = {"idempotency_key": key, "status": "error", "error": exc.detail()}
             continue

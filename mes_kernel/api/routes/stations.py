@@ -28,8 +28,8 @@ BACKLOG_BEATS = 5  # heartbeats kept to tell a growing backlog from a busy momen
 
 class StationIn(BaseModel):
     code: str = Code
-    name: str = Field("", max_length=200)
-    line: str | None = Field(None, max_length=64)
+    name: Text = Field("", max_length=200)
+    line: Text | None = Field(None, max_length=64)
 
 
 class StationOut(BaseModel):
@@ -42,11 +42,11 @@ class StationOut(BaseModel):
 
 
 class TokenIn(BaseModel):
-    name: str = Field("", max_length=100)
+    name: Text = Field("", max_length=100)
 
 
 class HeartbeatIn(BaseModel):
-    agent_version: str = Field(max_length=64)
+    agent_version: Text = Field(max_length=64)
     drivers: FiniteJSON = Field(default_factory=dict)
     devices: FiniteJSON = Field(default_factory=dict)
     outbox_depth: int = Field(0, ge=0)
