@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,15 +27,30 @@ from .logging import client_ip_var, request_id_var
 GENESIS = "0" * 64
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
-
-
 def jsonable(value: Any) -> Any:
-    """What a JSON column gives back: datetimes and decimals as strings."""
-    if value is None:
-        return None
-    return json.loads(_canonical(value))
+    """The value as a JSON column gives it back, on both databases: datetimes and other objects as
+    strings, tuples as lists, and integral floats as integers (PostgreSQL's JSONB returns ``1e20``
+    as ``100000000000000000000``). Hashes are computed over this form, so they survive the round
+    trip through the database."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def canonical_json(value: Any) -> bytes:
+    normal = jsonable(value)
+    try:
+        return orjson.dumps(normal, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an integer beyond 64 bits; the same input always takes the same branch
+        return json.dumps(normal, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def entry_hash(row: dict[str, Any]) -> str:
@@ -50,7 +66,7 @@ def entry_hash(row: dict[str, Any]) -> str:
         "request_id": row.get("request_id"),
         "client_ip": row.get("client_ip"),
     }
-    return hashlib.sha256(_canonical(body).encode()).hexdigest()
+    return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
 _UNSET: Any = object()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, DateTime, MetaData, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -59,9 +61,19 @@ class UTCDateTime(TypeDecorator):
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
+def _json_dumps(value: Any) -> str:
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # an integer beyond 64 bits: the standard library takes any size
+        return json.dumps(value, default=str, ensure_ascii=False)
+
+
 def make_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     """Engine for the configured database; pool sizes derived so workers fit the server."""
     url = settings.database_url
+    # orjson writes JSON columns several times faster than json on the record path; reads stay with
+    # json, which keeps integers beyond 64 bits exact (orjson turns them into floats).
+    overrides = {"json_serializer": _json_dumps, **overrides}
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **overrides)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
 from pydantic import ValidationError
@@ -11,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..audit import audit_row, write_audit_rows
+from ..audit import audit_row, canonical_json, write_audit_rows
 from ..cache import Cache
 from ..db.base import utcnow
 from ..db.models import Lot, Process, ProcessRecord, Station, Unit
@@ -25,7 +24,7 @@ RECORD_COLUMNS = [c.name for c in ProcessRecord.__table__.columns]
 
 def request_hash(record_in: RecordIn) -> str:
     body = record_in.model_dump(mode="json", exclude={"idempotency_key"})
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
 def _insert(session: AsyncSession):
