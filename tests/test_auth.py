@@ -300,11 +300,6 @@ async def test_disabling_a_user_or_changing_a_password_ends_their_sessions(clien
     assert _code(disabled) == "INVALID_CREDENTIALS"
 
 
-@pytest.mark.xfail(
-    reason="kernel bug: a request that looked the token up before the revocation commits caches it "
-    "after the revocation's invalidation: the revoked token works for up to 5 minutes",
-    strict=True,
-)
 async def test_a_station_token_revoked_while_a_request_fills_the_cache_is_refused(
     client, kernel, admin_headers, station_headers
 ):

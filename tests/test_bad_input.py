@@ -233,10 +233,6 @@ async def test_nul_characters_are_refused_with_4xx_writing_nothing(
     assert await _counts(kernel) == before
 
 
-@pytest.mark.xfail(
-    reason="kernel bug: line and station routes still take NUL characters (SQLite stores them, PostgreSQL answers 500)",
-    strict=True,
-)
 async def test_nul_characters_are_refused_by_line_and_station_routes_too(
     client, kernel, admin_headers, station_headers
 ):

@@ -381,11 +381,6 @@ async def test_closing_a_lot_in_one_worker_stops_records_in_another(
     assert _code(refused) == "LOT_CLOSED"
 
 
-@pytest.mark.xfail(
-    reason="kernel bug: a reader that fetched the LOT before the close commits caches the old status "
-    "after the close's invalidation, and the records' path trusts it for up to 5 minutes",
-    strict=True,
-)
 async def test_a_lot_closed_while_a_reader_fills_the_cache_still_refuses_records(
     client, kernel, manager_headers, worker_headers, make_lot
 ):
@@ -414,14 +409,7 @@ async def test_a_lot_closed_while_a_reader_fills_the_cache_still_refuses_records
     assert refused.status_code == 409, refused.text
 
 
-async def test_lot_search_ignores_case_on_both_databases(request, client, kernel, manager_headers):
-    if kernel.engine.dialect.name == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="kernel bug: list_lots searches with LIKE, case-insensitive on SQLite but not on PostgreSQL",
-                strict=True,
-            )
-        )
+async def test_lot_search_ignores_case_on_both_databases(client, manager_headers):
     await _create(client, manager_headers, "LOT-A-001", "PRD-100")
     await _create(client, manager_headers, "lot-b-002", "prd-200")
 
@@ -472,16 +460,8 @@ async def test_a_record_racing_the_close_of_its_lot_never_postdates_the_close(
         assert last_record <= lot_row.closed_at, (last_record, lot_row.closed_at)
 
 
-async def test_racing_status_changes_of_one_lot_have_one_winner(request, client, kernel, manager_headers, make_lot):
+async def test_racing_status_changes_of_one_lot_have_one_winner(client, manager_headers, make_lot):
     """Close and scrap at the same moment: one wins, the other finds a final LOT (409), five times over."""
-    if kernel.engine.dialect.name == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="kernel bug: update_lot's SELECT … FOR UPDATE is a no-op on SQLite; both transitions read "
-                "the old status and both are applied (closed, then scrapped)",
-                strict=True,
-            )
-        )
     for _ in range(5):
         lot = await make_lot()
         number = lot["lot_number"]

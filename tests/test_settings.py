@@ -119,11 +119,6 @@ def test_dotenv_in_the_working_directory_is_read_by_default(tmp_path):
     assert Settings().redis_url == "redis://from-dotenv:6379/2"
 
 
-@pytest.mark.xfail(
-    reason="kernel bug: explicit pool sizes and worker counts beyond the connection budget are taken "
-    "as they are: 8 x (50 + 20) = 560 connections against max_connections 100",
-    strict=True,
-)
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -140,11 +135,6 @@ def test_settings_that_cannot_fit_the_connection_budget_are_refused(overrides):
     assert total <= settings.db_max_connections - settings.db_reserved_connections, total
 
 
-@pytest.mark.xfail(
-    reason="kernel bug: worker_count is a functools.cached_property, and model_copy copies the cached "
-    "value, so a copy with other workers keeps the old count and pool sizes",
-    strict=True,
-)
 def test_a_copy_with_other_workers_derives_its_own_pool_sizes():
     settings = Settings(workers=2, _env_file=None)
     assert settings.pool_size + settings.max_overflow == 45  # computed (and cached) for 2 workers
