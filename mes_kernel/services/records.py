@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC
 from typing import Any
 
 from pydantic import ValidationError
@@ -95,7 +96,7 @@ async def _resolve(*, session: AsyncSession, cache: Cache, record_in: RecordIn, 
         "result": record_in.result,
         "defect_code": record_in.defect_code,
         "data": record_in.data,
-        "recorded_at": record_in.recorded_at,
+        "recorded_at": record_in.recorded_at.astimezone(UTC) if record_in.recorded_at else None,
         "created_by": principal.actor,
         "created_at": utcnow(),
         "_lot_status": lot["status"],
@@ -133,10 +134,52 @@ async def _insert_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dic
     stmt = (
         _insert(session)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(*ProcessRecord.__table__.columns)
+        .returning(ProcessRecord.id, ProcessRecord.idempotency_key)
     )
-    created = (await session.execute(stmt, values)).all()
-    return {r.idempotency_key: r for r in created}
+    # Only the ids come back: every other column is what was just sent (no JSON to decode again).
+    by_key = {v["idempotency_key"]: v for v in values}
+    return {
+        r.idempotency_key: InsertedRecord(by_key[r.idempotency_key], id=r.id)
+        for r in await session.execute(stmt, values)
+    }
+
+
+class InsertedRecord(dict):
+    """A record just inserted: its columns as sent plus its id, read as keys or as attributes,
+    like a loaded :class:`ProcessRecord`."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+OUT_FIELDS = (
+    "id",
+    "idempotency_key",
+    "lot_number",
+    "process_id",
+    "worker_id",
+    "station_id",
+    "serial_number",
+    "result",
+    "defect_code",
+    "data",
+    "recorded_at",
+    "created_by",
+    "created_at",
+)
+
+
+def record_out(record: Any) -> dict[str, Any]:
+    """A record (just inserted, as a dict; or loaded, as an ORM object) as the API answers it."""
+    get = record.get if isinstance(record, dict) else lambda name: getattr(record, name)
+    out = {name: get(name) for name in OUT_FIELDS}
+    for name in ("recorded_at", "created_at"):
+        if out[name] is not None:
+            out[name] = out[name].isoformat()
+    return out
 
 
 async def _existing(session: AsyncSession, keys: list[str]) -> dict[str, ProcessRecord]:
@@ -144,12 +187,14 @@ async def _existing(session: AsyncSession, keys: list[str]) -> dict[str, Process
     return {r.idempotency_key: r for r in rows}
 
 
-def _duplicate_or_conflict(existing: ProcessRecord, row_hash: str) -> None:
-    if existing.request_hash != row_hash:
+def _duplicate_or_conflict(existing: ProcessRecord | dict[str, Any], row_hash: str) -> None:
+    """``existing`` is a stored record, or one inserted moments ago in this transaction (a dict)."""
+    get = existing.get if isinstance(existing, dict) else lambda name: getattr(existing, name)
+    if get("request_hash") != row_hash:
         raise Conflict(
             "idempotency key already used for a different record",
             code="IDEMPOTENCY_CONFLICT",
-            record_id=existing.id,
+            record_id=get("id"),
         )
 
 
@@ -174,7 +219,7 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
                 actor=r["created_by"],
                 action="create",
                 entity="process_record",
-                entity_id=created[r["idempotency_key"]].id,
+                entity_id=created[r["idempotency_key"]]["id"],
                 after=_audit_after(r),
                 request_id=r.get("_request_id"),
                 client_ip=r.get("_client_ip"),

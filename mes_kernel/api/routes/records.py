@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+import json
+
+import orjson
+from fastapi import APIRouter, Response
 
 from ...cache import commit
 from ...schemas import BatchIn, BatchOut, RecordIn, RecordOut
@@ -22,24 +24,53 @@ router = APIRouter(prefix="/process-records", tags=["process records"])
     "with a different body answers 409 `IDEMPOTENCY_CONFLICT`. A closed or scrapped LOT answers 409 `LOT_CLOSED`.",
     responses={200: {"model": RecordOut, "description": "a retry: the original record"}},
 )
-async def create_record(body: RecordIn, session: SessionDep, kernel: KernelDep,
-                        principal: Principal = require_permission("records:write")):
-    record, created = await record_service.create_record(session=session, cache=kernel.cache, record_in=body,
-                                                         principal=principal, writer=kernel.state.get("record_writer"))
+async def create_record(
+    body: RecordIn, session: SessionDep, kernel: KernelDep, principal: Principal = require_permission("records:write")
+):
+    record, created = await record_service.create_record(
+        session=session,
+        cache=kernel.cache,
+        record_in=body,
+        principal=principal,
+        writer=kernel.state.get("record_writer"),
+    )
     await commit(session, kernel.cache)
-    if created:
-        return record
-    return JSONResponse(status_code=200, content=RecordOut.model_validate(record).model_dump(mode="json"))
+    return _json(record_service.record_out(record), 201 if created else 200)
 
 
-@router.post("/batch", response_model=BatchOut, summary="Record up to 1000 results in one transaction",
-             description="Each item gets its own outcome (`created`, `duplicate` or `error` with a code); "
-             "one bad item never fails the batch.")
-async def create_batch(body: BatchIn, session: SessionDep, kernel: KernelDep,
-                       principal: Principal = require_permission("records:write")):
-    results = await record_service.create_records_batch(session=session, cache=kernel.cache, items=body.records,
-                                                        principal=principal)
+@router.post(
+    "/batch",
+    response_model=BatchOut,
+    summary="Record up to 1000 results in one transaction",
+    description="Each item gets its own outcome (`created`, `duplicate` or `error` with a code); "
+    "one bad item never fails the batch.",
+)
+async def create_batch(
+    body: BatchIn, session: SessionDep, kernel: KernelDep, principal: Principal = require_permission("records:write")
+):
+    results = await record_service.create_records_batch(
+        session=session, cache=kernel.cache, items=body.records, principal=principal
+    )
     await commit(session, kernel.cache)
     counts = {s: sum(1 for r in results if r["status"] == s) for s in ("created", "duplicate", "error")}
-    return BatchOut(created=counts["created"], duplicates=counts["duplicate"], errors=counts["error"],
-                    results=results)
+    items = [
+        {
+            "idempotency_key": item.get("idempotency_key"),
+            "status": item["status"],
+            "record": record_service.record_out(item["record"]) if item.get("record") is not None else None,
+            "error": item.get("error"),
+        }
+        for item in results
+    ]
+    return _json(
+        {"created": counts["created"], "duplicates": counts["duplicate"], "errors": counts["error"], "results": items}
+    )
+
+
+def _json(content, status: int = 200) -> Response:
+    """The hot path answers with orjson directly; the response models above still document it."""
+    try:
+        body = orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # an integer beyond 64 bits in free-form data: the standard library takes it
+        body = json.dumps(content, default=str, ensure_ascii=False).encode()
+    return Response(body, status_code=status, media_type="application/json")
