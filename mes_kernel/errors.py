@@ -8,7 +8,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -128,6 +129,17 @@ def install_error_handlers(app: FastAPI) -> None:
         message = "request body is not valid JSON" if malformed else "request is invalid"
         status = 400 if malformed else 422
         return error_response(status, code, message, errors=errors)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(ConnectionError)
+    async def _database_unavailable(_request: Request, exc: Exception):
+        # The database is restarting, unreachable or saturated: nothing was written (the
+        # transaction never committed), so the client may retry the same request.
+        log.warning("database_unavailable", error=f"{type(exc).__name__}: {str(exc)[:300]}")
+        return error_response(503, "SERVICE_UNAVAILABLE", "the database is not reachable right now; retry",
+                              headers={"Retry-After": "5"}, retry_after=5)
 
     @app.exception_handler(DataError)
     async def _data_error(_request: Request, exc: DataError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 import uuid
@@ -15,13 +16,18 @@ ALGORITHM = "HS256"
 STATION_TOKEN_PREFIX = "mst_"
 
 
+def _prehash(password: str) -> bytes:
+    """bcrypt reads at most 72 bytes: hash first, so every character of a long passphrase counts."""
+    return base64.b64encode(hashlib.sha256(password.encode()).digest())
+
+
 def hash_password(password: str, rounds: int = 12) -> str:
-    return bcrypt.hashpw(password.encode()[:72], bcrypt.gensalt(rounds=rounds)).decode()
+    return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds=rounds)).decode()
 
 
 def verify_password(password: str, password_hash: str) -> bool:
     try:
-        return bcrypt.checkpw(password.encode()[:72], password_hash.encode())
+        return bcrypt.checkpw(_prehash(password), password_hash.encode())
     except ValueError:
         return False
 

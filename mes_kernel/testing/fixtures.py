@@ -153,6 +153,8 @@ def settings(mes_backend, tmp_path) -> Settings:
         log_json=False,
         log_level="WARNING",
         workers=2,
+        db_pool_size=5,
+        db_max_overflow=5,
         audit_seal_interval_seconds=3600,
         rate_limit_per_minute=100_000,
         station_rate_limit_per_minute=100_000,
