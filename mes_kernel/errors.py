@@ -133,7 +133,6 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     @app.exception_handler(PoolTimeout)
-    @app.exception_handler(ConnectionError)
     async def _database_unavailable(_request: Request, exc: Exception):
         # The database is restarting, unreachable or saturated: nothing was written (the
         # transaction never committed), so the client may retry the same request.

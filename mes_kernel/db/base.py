@@ -89,12 +89,29 @@ def make_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
         return engine
     kw: dict[str, Any] = {
         "pool_size": settings.pool_size,
+        "pool_timeout": 10,
         "max_overflow": settings.max_overflow,
         "pool_pre_ping": True,
         "pool_recycle": 1800,
     }
     kw.update(overrides)
-    return create_async_engine(url, **kw)
+    engine = create_async_engine(url, **kw)
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect, _record, cargs, cparams):
+        # The driver raises a bare OSError when the server is down or restarting; name it, so the
+        # API answers 503 "retry" instead of a 500 (a device's ConnectionError stays a device's).
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except OSError as exc:
+            from ..errors import ServiceUnavailable
+
+            raise ServiceUnavailable(
+                f"the database is not reachable right now ({exc.strerror or exc}); retry",
+                retry_after=5, code="SERVICE_UNAVAILABLE",
+            ) from exc
+
+    return engine
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
