@@ -129,11 +129,10 @@ class RateLimiter:
         if self.redis is not None and time.monotonic() >= self._redis_down_until:
             rkey = f"{self.namespace}:rl:{key}:{window}"
             try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.incr(rkey)
-                    pipe.expire(rkey, 61)
-                    count, _ = await pipe.execute()
-                return int(count)
+                count = int(await self.redis.incr(rkey))
+                if count == 1:  # the window's first hit sets its expiry (one command, not a pipeline, per request)
+                    await self.redis.expire(rkey, 61)
+                return count
             except Exception as exc:
                 log.warning("rate_limit_redis_unavailable", error=str(exc))
                 self._redis_down_until = time.monotonic() + 5.0

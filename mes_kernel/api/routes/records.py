@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response
 from ...cache import commit
 from ...schemas import BatchIn, BatchOut, RecordIn, RecordOut
 from ...services import records as record_service
-from ..deps import KernelDep, Principal, SessionDep, require_permission
+from ..deps import KernelDep, LazySessionDep, Principal, SessionDep, require_permission
 
 router = APIRouter(prefix="/process-records", tags=["process records"])
 
@@ -25,7 +25,10 @@ router = APIRouter(prefix="/process-records", tags=["process records"])
     responses={200: {"model": RecordOut, "description": "a retry: the original record"}},
 )
 async def create_record(
-    body: RecordIn, session: SessionDep, kernel: KernelDep, principal: Principal = require_permission("records:write")
+    body: RecordIn,
+    session: LazySessionDep,
+    kernel: KernelDep,
+    principal: Principal = require_permission("records:write"),
 ):
     record, created = await record_service.create_record(
         session=session,
