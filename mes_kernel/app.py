@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -199,6 +200,13 @@ def create_app(
         sealer = asyncio.create_task(_sealer(kernel), name="audit-sealer")
         watchdog = asyncio.create_task(_station_watchdog(kernel, notifier), name="station-watchdog")
         kernel.state["notifier"] = notifier
+        if settings.environment != "test":
+            # Everything built so far lives as long as the process: keep it out of the collector's
+            # sweeps, and collect young objects less often. Halved the record path's p95 (bench/).
+            # Not in tests, where one process builds hundreds of apps that must be freed.
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(50_000, 20, 20)
         log.info("kernel_started", version=__version__, database=engine.dialect.name, redis=bool(redis),
                  plugins={r["name"]: r["state"] for r in manager.snapshot()})
         try:
