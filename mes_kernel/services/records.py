@@ -105,22 +105,13 @@ async def _resolve(*, session: AsyncSession, cache: Cache, record_in: RecordIn, 
     }
 
 
+# What a record says, as audited and as answered (the latter adds id, author and time).
+RECORD_FIELDS = ("idempotency_key", "lot_number", "process_id", "worker_id", "station_id", "serial_number",
+                 "result", "defect_code", "data", "recorded_at")
+
+
 def _audit_after(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: row[k]
-        for k in (
-            "idempotency_key",
-            "lot_number",
-            "process_id",
-            "worker_id",
-            "station_id",
-            "serial_number",
-            "result",
-            "defect_code",
-            "data",
-            "recorded_at",
-        )
-    }
+    return {k: row[k] for k in RECORD_FIELDS}
 
 
 async def _insert_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -155,21 +146,7 @@ class InsertedRecord(dict):
             raise AttributeError(name) from None
 
 
-OUT_FIELDS = (
-    "id",
-    "idempotency_key",
-    "lot_number",
-    "process_id",
-    "worker_id",
-    "station_id",
-    "serial_number",
-    "result",
-    "defect_code",
-    "data",
-    "recorded_at",
-    "created_by",
-    "created_at",
-)
+OUT_FIELDS = ("id", *RECORD_FIELDS, "created_by", "created_at")
 
 
 def record_out(record: Any) -> dict[str, Any]:
