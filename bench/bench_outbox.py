@@ -35,24 +35,9 @@ def _start_server(kind: str, work: Path, port: int):
         state = ContractState()
         server = ServerThread(create_contract_app(state), port=port).start()
         return server, state.token, lambda: list(state.records)
-    from mes_station.testing.kernel_server import start_kernel
+    from mes_station.testing.kernel_server import embedded_kernel_settings, start_kernel
 
-    from mes_kernel.migrate import upgrade
-    from mes_kernel.settings import Settings
-
-    settings = Settings(
-        environment="test",
-        database_url=f"sqlite+aiosqlite:///{work / 'mes.db'}",
-        secret_key="bench-secret-key-that-is-long-enough-0123456789",
-        files_dir=str(work / "files"),
-        log_level="WARNING",
-        log_json=False,
-        rate_limit_per_minute=100_000,
-        station_rate_limit_per_minute=100_000,
-        _env_file=None,
-    )
-    upgrade(settings)
-    kernel = start_kernel(settings, port=port)
+    kernel = start_kernel(embedded_kernel_settings(work), port=port)
     kernel.make_lot("LOT-BENCH")
     return kernel, kernel.station_token, kernel.record_keys
 

@@ -39,25 +39,12 @@ def line(name: str, values: list[float]) -> str:
 async def run(scans: int) -> None:
     from mes_station.agent import Agent
     from mes_station.testing.helpers import write_station_toml
-    from mes_station.testing.kernel_server import start_kernel
+    from mes_station.testing.kernel_server import embedded_kernel_settings, start_kernel
 
-    from mes_kernel.migrate import upgrade
-    from mes_kernel.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="bench-scan-") as tmp:
         work = Path(tmp)
-        settings = Settings(
-            environment="test",
-            database_url=f"sqlite+aiosqlite:///{work / 'mes.db'}",
-            secret_key="bench-secret-key-that-is-long-enough-0123456789",
-            files_dir=str(work / "files"),
-            log_level="WARNING",
-            log_json=False,
-            rate_limit_per_minute=100_000,
-            station_rate_limit_per_minute=100_000,
-            _env_file=None,
-        )
-        upgrade(settings)
+        settings = embedded_kernel_settings(work)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]

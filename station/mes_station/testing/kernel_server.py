@@ -120,3 +120,24 @@ def start_kernel(settings: Any, *, port: int = 0) -> KernelServer:
         r = kernel.api("POST", "/processes", json={"id": pid, "name": pid, "sequence": (seq + 1) * 10})
         assert r.status_code in (201, 409), r.text
     return kernel
+
+
+def embedded_kernel_settings(work: Path) -> Any:
+    """Settings for a migrated, embedded (SQLite) kernel in ``work``, with limits out of the way:
+    what the station benchmarks and end-to-end tests run against."""
+    from mes_kernel.migrate import upgrade
+    from mes_kernel.settings import Settings
+
+    settings = Settings(
+        environment="test",
+        database_url=f"sqlite+aiosqlite:///{work / 'mes.db'}",
+        secret_key="bench-secret-key-that-is-long-enough-0123456789",
+        files_dir=str(work / "files"),
+        log_level="WARNING",
+        log_json=False,
+        rate_limit_per_minute=100_000,
+        station_rate_limit_per_minute=100_000,
+        _env_file=None,
+    )
+    upgrade(settings)
+    return settings
