@@ -1,6 +1,9 @@
 """A database that is unreachable (restarting, network cut) is answered with 503 and Retry-After,
 never 500, and liveness still answers."""
 
+import asyncio
+import contextlib
+
 import pytest
 
 from mes_kernel.app import create_app
@@ -34,3 +37,92 @@ def admin_headers_factory():
         return {"Authorization": f"Bearer {token}"}
 
     return make
+
+
+class _PgRelay:
+    """A TCP relay in front of PostgreSQL that can drop every connection and stop listening (the
+    database restarting), then listen again on the same port."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.port = 0
+        self.writers: list = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def _relay(self, reader, writer) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.writers += [writer, up_writer]
+
+        async def pipe(src, dst):
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            with contextlib.suppress(Exception):
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    async def cut(self) -> None:
+        self.server.close()
+        for writer in self.writers:
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
+        self.writers.clear()
+        await self.server.wait_closed()
+
+
+@pytest.mark.postgres_only
+async def test_database_restart_loses_nothing_acknowledged_and_recovers(settings, admin_headers_factory):
+    from urllib.parse import urlparse
+
+    import httpx
+    from sqlalchemy import func, select
+
+    from mes_kernel.db.models import Lot, Process, ProcessRecord
+
+    real = urlparse(settings.database_url.replace("+asyncpg", ""))
+    relay = _PgRelay(real.hostname, real.port or 5432)
+    port = await relay.start()
+    through = settings.model_copy(
+        update={"database_url": f"postgresql+asyncpg://{real.username}@127.0.0.1:{port}{real.path}"}
+    )
+    app = create_app(through)
+    headers = admin_headers_factory(through)
+    record = {"lot_number": "LOT-R1", "process_id": "ASSY-10", "worker_id": "W-1", "result": "pass"}
+    async with app.router.lifespan_context(app):
+        kernel = app.state.kernel
+        async with kernel.sessionmaker() as session:
+            session.add(Process(id="ASSY-10", name="Assembly", sequence=10))
+            session.add(Lot(lot_number="LOT-R1", product="P", status="in_progress"))
+            await session.commit()
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://mes.test", headers=headers) as client:
+            first = await client.post("/api/v1/process-records", json={**record, "idempotency_key": "restart-0001"})
+            assert first.status_code == 201, first.text
+
+            await relay.cut()  # the database goes away: every pooled connection dies with it
+            during = await client.post("/api/v1/process-records", json={**record, "idempotency_key": "restart-0002"})
+            assert during.status_code == 503, during.text
+            assert during.json()["detail"]["code"] == "SERVICE_UNAVAILABLE" and "retry-after" in during.headers
+            assert (await client.get("/api/v1/health/readiness")).status_code == 503
+
+            await relay.start()  # back, on the same port
+            retried = await client.post("/api/v1/process-records", json={**record, "idempotency_key": "restart-0002"})
+            assert retried.status_code in (200, 201), retried.text
+            assert (
+                await client.post("/api/v1/process-records", json={**record, "idempotency_key": "restart-0001"})
+            ).status_code == 200
+            assert (await client.get("/api/v1/health/readiness")).status_code == 200
+        async with kernel.sessionmaker() as session:
+            keys = (
+                await session.execute(
+                    select(ProcessRecord.idempotency_key, func.count()).group_by(ProcessRecord.idempotency_key)
+                )
+            ).all()
+    assert sorted(keys) == [("restart-0001", 1), ("restart-0002", 1)]
+    await relay.cut()
