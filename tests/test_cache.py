@@ -11,6 +11,7 @@ from urllib.parse import urlparse
 
 import pytest
 from redis import asyncio as aioredis
+from tcp_relay import TcpRelay
 
 from mes_kernel.cache import CHANNEL, LRU, MISSING, Cache
 
@@ -190,44 +191,11 @@ async def test_unreachable_redis_never_raises_and_l1_still_answers():
         await cache.redis.aclose()
 
 
-class _Proxy:
-    """A TCP relay to Redis that can be cut, to take Redis away in the middle of a run."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.writers: list[asyncio.StreamWriter] = []
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        return self.server.sockets[0].getsockname()[1]
-
-    async def _relay(self, reader, writer) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self.writers += [writer, up_writer]
-
-        async def pipe(src, dst):
-            with contextlib.suppress(Exception):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            with contextlib.suppress(Exception):
-                dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    async def cut(self) -> None:
-        self.server.close()
-        for writer in self.writers:
-            with contextlib.suppress(Exception):
-                writer.transport.abort()
-        await self.server.wait_closed()
-
 
 @needs_redis
 async def test_redis_going_away_mid_run_degrades_to_l1_without_errors():
     target = urlparse(REDIS_URL)
-    proxy = _Proxy(target.hostname, target.port or 6379)
+    proxy = TcpRelay(target.hostname, target.port or 6379)
     port = await proxy.start()
     cache = Cache(_redis(f"redis://127.0.0.1:{port}{target.path or '/0'}"))
     await cache.start()

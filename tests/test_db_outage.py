@@ -1,10 +1,9 @@
 """A database that is unreachable (restarting, network cut) is answered with 503 and Retry-After,
 never 500, and liveness still answers."""
 
-import asyncio
-import contextlib
 
 import pytest
+from tcp_relay import TcpRelay
 
 from mes_kernel.app import create_app
 
@@ -39,43 +38,6 @@ def admin_headers_factory():
     return make
 
 
-class _PgRelay:
-    """A TCP relay in front of PostgreSQL that can drop every connection and stop listening (the
-    database restarting), then listen again on the same port."""
-
-    def __init__(self, host: str, port: int):
-        self.target = (host, port)
-        self.port = 0
-        self.writers: list = []
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self.port
-
-    async def _relay(self, reader, writer) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self.writers += [writer, up_writer]
-
-        async def pipe(src, dst):
-            with contextlib.suppress(Exception):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            with contextlib.suppress(Exception):
-                dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    async def cut(self) -> None:
-        self.server.close()
-        for writer in self.writers:
-            with contextlib.suppress(Exception):
-                writer.transport.abort()
-        self.writers.clear()
-        await self.server.wait_closed()
-
-
 @pytest.mark.postgres_only
 async def test_database_restart_loses_nothing_acknowledged_and_recovers(settings, admin_headers_factory):
     from urllib.parse import urlparse
@@ -86,7 +48,7 @@ async def test_database_restart_loses_nothing_acknowledged_and_recovers(settings
     from mes_kernel.db.models import Lot, Process, ProcessRecord
 
     real = urlparse(settings.database_url.replace("+asyncpg", ""))
-    relay = _PgRelay(real.hostname, real.port or 5432)
+    relay = TcpRelay(real.hostname, real.port or 5432)
     port = await relay.start()
     through = settings.model_copy(
         update={"database_url": f"postgresql+asyncpg://{real.username}@127.0.0.1:{port}{real.path}"}
