@@ -62,6 +62,19 @@ class Line(TimestampMixin, Base):
     code: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     name: Mapped[str] = mapped_column(String(200), default="", nullable=False)
     config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    # Bumped by every change of the line's configuration; workers, nodes and stations follow it.
+    config_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1", nullable=False)
+
+
+class PluginState(Base):
+    """An administrator's run-time switch for one plugin: enabled or disabled on every node."""
+
+    __tablename__ = "plugin_states"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    changed_by: Mapped[str] = mapped_column(String(100), default="", nullable=False)
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
 class Station(TimestampMixin, Base):
