@@ -33,10 +33,18 @@ def kernel_checks(kernel) -> list[HealthCheck]:
         return CheckResult(Status.UP, details={"dialect": kernel.engine.dialect.name})
 
     async def redis() -> CheckResult:
-        if kernel.redis is None:
-            return CheckResult(Status.UP, details={"configured": False, "mode": "in-process cache and limits"})
-        await kernel.redis.ping()
-        return CheckResult(Status.UP, details={"configured": True})
+        # Redis only shares state between processes (L2 cache, rate-limit counts, breaker states);
+        # every one of them falls back to its in-process copy, so an outage degrades, never stops.
+        try:
+            await asyncio.wait_for(kernel.redis.ping(), timeout=max(settings.health_check_timeout - 0.25, 0.1))
+        except Exception as exc:
+            reason = str(exc) or type(exc).__name__
+            return CheckResult(
+                Status.DEGRADED,
+                reason=f"unreachable ({reason}); serving from the in-process cache, limits and breakers",
+                details={"configured": True, "mode": "in-process fallback"},
+            )
+        return CheckResult(Status.UP, details={"configured": True, "mode": "shared"})
 
     async def disk() -> CheckResult:
         usage = shutil.disk_usage(kernel.files_dir)
@@ -58,12 +66,27 @@ def kernel_checks(kernel) -> list[HealthCheck]:
         )
 
     timeout = settings.health_check_timeout
-    return [
-        HealthCheck("database", database, critical=True, timeout=timeout),
-        HealthCheck("redis", redis, critical=True, timeout=timeout),
+    checks = [HealthCheck("database", database, critical=True, timeout=timeout)]
+    if kernel.redis is not None:
+        checks.append(HealthCheck("redis", redis, critical=False, timeout=timeout))
+    return checks + [
         HealthCheck("disk", disk, timeout=timeout),
         HealthCheck("memory", memory, timeout=timeout),
     ]
+
+
+NOT_CONFIGURED = "NOT_CONFIGURED"
+
+
+def redis_not_configured() -> dict[str, Any]:
+    """The tree's entry for Redis in the embedded mode: neither UP nor critical, just absent."""
+    return {
+        "status": NOT_CONFIGURED,
+        "critical": False,
+        "reason": "no REDIS_URL: one process with its own cache, limits and breakers",
+        "details": {"configured": False, "mode": "in-process"},
+        "duration_ms": 0.0,
+    }
 
 
 async def run_check(check: HealthCheck) -> dict[str, Any]:
@@ -137,6 +160,8 @@ async def station_component(kernel) -> dict[str, Any]:
 def _group_status(items: dict[str, Any]) -> Status:
     worst = Status.UP
     for item in items.values():
+        if item["status"] == NOT_CONFIGURED:
+            continue
         state = Status(item["status"])
         if state is Status.DOWN and not item.get("critical"):
             state = Status.DEGRADED  # a non-critical component DOWN degrades the whole, no more
@@ -186,6 +211,8 @@ class HealthAggregator:
         )
         n = len(kernel_jobs)
         kernel_items = {c.name: r for c, r in zip(self.kernel_checks, results[:n], strict=True)}
+        if self.kernel.redis is None:
+            kernel_items = {"database": kernel_items.pop("database"), "redis": redis_not_configured(), **kernel_items}
         plugins: dict[str, dict[str, Any]] = {}
         for (plugin, check), result in zip(self.plugin_checks, results[n : n + len(plugin_jobs)], strict=True):
             plugins.setdefault(plugin, {})[check.name] = result

@@ -109,6 +109,8 @@ def observe_health(tree: dict) -> None:
 
 
 def _observe_leaf(name: str, item: dict) -> None:
+    if item.get("status") == "NOT_CONFIGURED":  # Redis in the embedded mode: nothing to watch
+        return
     HEALTH_STATE.labels(name).set(HEALTH_VALUE.get(item.get("status"), 2))
     if "duration_ms" in item:
         HEALTH_DURATION.labels(name).set(item["duration_ms"] / 1000)

@@ -38,9 +38,15 @@ async def liveness():
     return {"status": "alive", "timestamp": _now()}
 
 
-@router.get("/readiness", summary="Database (and Redis where configured) reachable, migrations at head")
+@router.get("/readiness", summary="Database reachable, migrations at head (Redis is not needed)",
+            description="503 with the reason while the database is unreachable or behind. Redis is left out on "
+            "purpose: without it every process serves from its own cache, limits and breakers, and a load "
+            "balancer must not take every node out at once because Redis went away.")
 async def readiness(request: Request):
     kernel = request.app.state.kernel
+    if waiting := kernel.state.get("database_waiting"):
+        return JSONResponse(status_code=503, content={"status": "not_ready", "timestamp": _now(),
+                                                      "message": f"waiting for the database: {waiting}"})
     try:
         async with kernel.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
@@ -50,8 +56,6 @@ async def readiness(request: Request):
                 return JSONResponse(status_code=503, content={"status": "not_ready", "timestamp": _now(),
                                                               "message": "database schema is not at head; "
                                                               "run `mes db upgrade`"})
-        if kernel.redis is not None:
-            await kernel.redis.ping()
     except Exception as exc:
         return JSONResponse(status_code=503, content={"status": "not_ready", "timestamp": _now(),
                                                       "message": f"{type(exc).__name__}: {exc}"})
