@@ -33,6 +33,7 @@ from .permissions import PermissionTable
 from .plugins import PluginManager
 from .services.record_writer import RecordWriter
 from .settings import Settings
+from .startup import Step, database_answers, run_steps, wait_for_database
 
 log = structlog.get_logger(__name__)
 API_PREFIX = "/api/v1"
@@ -138,6 +139,8 @@ async def _station_watchdog(kernel: Kernel, notifier: Notifier) -> None:
 
     while True:
         await asyncio.sleep(kernel.settings.station_watch_interval_seconds)
+        if "database_waiting" in kernel.state:  # said once per retry by the waiter, not here too
+            continue
         try:
             await watch_stations(kernel, notifier)
         except asyncio.CancelledError:
@@ -150,6 +153,8 @@ async def _sealer(kernel: Kernel) -> None:
     """Seal audit entries into chained blocks in the background."""
     while True:
         await asyncio.sleep(kernel.settings.audit_seal_interval_seconds)
+        if "database_waiting" in kernel.state:
+            continue
         try:
             async with kernel.sessionmaker() as session:
                 while await seal_pending(session, grace_seconds=kernel.settings.audit_seal_grace_seconds):
@@ -165,8 +170,14 @@ def create_app(
     *,
     extra_plugins: Iterable[Any] = (),
     load_entry_points: bool = True,
+    on_database_ready: Iterable[Step] = (),
 ) -> FastAPI:
-    """Build the app. Nothing connects and no plugin loads until the lifespan starts."""
+    """Build the app. Nothing connects and no plugin loads until the lifespan starts.
+
+    ``on_database_ready``: start-up steps that need the database (``mes serve`` passes the schema
+    upgrade and the first admin when the database was not reachable yet); they run before serving
+    when the database answers at start, else as soon as it does (see ``startup.py``).
+    """
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
     redis = _redis_client(settings.redis_url)
@@ -190,7 +201,13 @@ def create_app(
         breakers.listeners[:] = [breaker_listener, notifier.breaker_transition]
         await cache.start()
         await _mount_plugins(app, kernel, manager)
-        await _apply_line_overrides(kernel)
+        steps = [*on_database_ready, lambda: _apply_line_overrides(kernel)]
+        waiter = None
+        if (reason := await database_answers(kernel)) is None:
+            await run_steps(steps)
+        else:  # started before the database: serve liveness now, full service once it answers
+            kernel.state["database_waiting"] = reason
+            waiter = asyncio.create_task(wait_for_database(kernel, steps, first_reason=reason), name="database-waiter")
         await manager.call_each("mes_startup", kernel=kernel)
         app.state.health = HealthAggregator(kernel, app.state.plugin_checks, settings.health_cache_seconds)
         observe_plugins(manager.snapshot())
@@ -213,7 +230,9 @@ def create_app(
             yield
         finally:
             await writer.close()
-            for task in (sealer, watchdog):
+            for task in (sealer, watchdog, waiter):
+                if task is None:
+                    continue
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

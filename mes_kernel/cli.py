@@ -62,13 +62,32 @@ def serve(
     demo: Annotated[bool, typer.Option(help="start the plugins' device simulators and a demo line")] = False,
     reload: Annotated[bool, typer.Option(help="reload on code changes (development)")] = False,
 ):
-    """Run the server (one process: the embedded default). Production runs gunicorn: see deploy/."""
+    """Run the server (one process: the embedded default). Production runs gunicorn: see deploy/.
+
+    Started before its database (a host booting, services started in parallel), it serves at once:
+    liveness 200, readiness 503 with the reason, the schema upgrade and first admin as soon as the
+    database answers (not with --reload, which needs the database up).
+    """
+    import functools
+
     import uvicorn
 
     settings = _settings()
-    if migrate:
-        _upgrade(settings)
-    password = asyncio.run(_ensure_first_admin(settings))
+    deferred = []
+    password = None
+    reason = None if settings.is_sqlite or reload else asyncio.run(_database_unreachable(settings))
+    if reason:
+        console.print(
+            f"[yellow]database not reachable yet[/yellow] ({reason}): serving liveness now; "
+            "schema upgrade and first admin run once it answers (readiness says 503 until then)"
+        )
+        if migrate:
+            deferred.append(lambda: asyncio.to_thread(_upgrade_quietly, settings))
+        deferred.append(lambda: _first_admin_when_ready(settings))
+    else:
+        if migrate:
+            _upgrade(settings)
+        password = asyncio.run(_ensure_first_admin(settings))
     url = f"http://{host}:{port}"
     console.print(f"[bold green]NeuroHub MES[/bold green] on {url}  (API docs {url}/docs)")
     console.print(
@@ -83,8 +102,10 @@ def serve(
         from .demo import start_demo
 
         start_demo(settings, base_url=url)
+    from .app import create_app
+
     uvicorn.run(
-        "mes_kernel.app:create_app",
+        functools.partial(create_app, on_database_ready=deferred) if deferred else "mes_kernel.app:create_app",
         factory=True,
         host=host,
         port=port,
@@ -92,6 +113,35 @@ def serve(
         log_level=settings.log_level.lower(),
         access_log=False,
     )
+
+
+async def _database_unreachable(settings: Settings) -> str | None:
+    """Why the database does not answer ``SELECT 1`` now, or ``None`` when it does."""
+    from types import SimpleNamespace
+
+    from .db.base import make_engine
+    from .startup import database_answers
+
+    engine = make_engine(settings)
+    try:
+        return await database_answers(SimpleNamespace(engine=engine))
+    finally:
+        await engine.dispose()
+
+
+def _upgrade_quietly(settings: Settings) -> None:
+    from .migrate import upgrade
+
+    upgrade(settings)
+
+
+async def _first_admin_when_ready(settings: Settings) -> None:
+    password = await _ensure_first_admin(settings)
+    if password:
+        console.print(
+            f"[bold]first run:[/bold] log in as [cyan]admin[/cyan] with password [cyan]{password}[/cyan] "
+            f"(also saved in {Path(settings.files_dir).parent / 'initial-admin.txt'}); change it soon."
+        )
 
 
 async def _ensure_first_admin(settings: Settings) -> str | None:

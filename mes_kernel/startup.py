@@ -1,0 +1,81 @@
+"""Starting before the database: serve liveness at once, wait for the database with growing pauses.
+
+A host that boots, or compose starting its services in parallel, can run the kernel before
+PostgreSQL accepts connections. The kernel then stays up: liveness answers 200, readiness 503 with
+the reason, and one log line per attempt (``database_unreachable``) says which attempt failed, why,
+and when the next one comes; pauses double from ``first_delay`` up to ``max_delay`` seconds. When the
+database answers, the steps that need it (line overrides, and for ``mes serve`` the schema upgrade and
+the first admin) run once, and the kernel is in full service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+
+import structlog
+from sqlalchemy import text
+
+log = structlog.get_logger(__name__)
+
+Step = Callable[[], Awaitable[object]]
+
+
+async def database_answers(kernel, timeout: float = 5.0) -> str | None:
+    """``None`` when ``SELECT 1`` succeeds within ``timeout`` seconds, else why it did not."""
+    try:
+        async with asyncio.timeout(timeout):
+            async with kernel.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except asyncio.CancelledError:
+        raise
+    except TimeoutError:
+        return f"no answer within {timeout:g}s"
+    except Exception as exc:
+        detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        return f"{type(exc).__name__}: {detail}"
+    return None
+
+
+async def run_steps(steps: Iterable[Step]) -> None:
+    for step in steps:
+        await step()
+
+
+async def wait_for_database(
+    kernel,
+    steps: Iterable[Step],
+    *,
+    first_delay: float = 1.0,
+    max_delay: float = 30.0,
+    first_reason: str | None = None,
+) -> None:
+    """Retry until the database answers, then run ``steps``; records progress in ``kernel.state``.
+
+    ``kernel.state["database_waiting"]`` holds the latest reason while waiting (readiness shows
+    it) and is removed once the database answered and the steps ran.
+    """
+    delay, attempt = first_delay, 1
+    reason = first_reason or await database_answers(kernel)
+    while reason is not None:
+        kernel.state["database_waiting"] = f"attempt {attempt} failed ({reason}); next in {delay:g}s"
+        log.warning("database_unreachable", attempt=attempt, retry_in_seconds=delay, error=reason)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, max_delay)
+        attempt += 1
+        reason = await database_answers(kernel)
+    log.info("database_ready", attempts=attempt)
+    while True:
+        try:
+            await run_steps(steps)
+            break
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database went away again mid-way: the steps are idempotent
+            kernel.state["database_waiting"] = (
+                f"start-up steps failed ({type(exc).__name__}: {exc}); next in {delay:g}s"
+            )
+            log.warning("database_startup_steps_failed", retry_in_seconds=delay, error=str(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+    kernel.state.pop("database_waiting", None)
