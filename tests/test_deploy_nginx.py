@@ -1,48 +1,49 @@
-"""deploy/nginx/mes.conf under a real nginx: syntax, TLS + HTTP/2, SPA fallback, proxying, limits.
+"""deploy/nginx/mes.conf under a real nginx: syntax, TLS + HTTP/2, SPA fallback, proxying, limits,
+and every route family the dashboard and stations use, in front of the real gunicorn.
 
-The shipped file is used as it is, except for what a test machine must change: listen ports,
-certificate paths (self-signed certificates made here), log and web-root directories, and the
-upstream address (a small HTTP server of this test). Each change is asserted to have matched, so
-a drift in the shipped file fails here instead of silently testing something else.
+The shipped file is rendered by deploy/nginx/render.sh, the script users run: it substitutes only
+ports, certificate, kernel nodes and paths, and fails if a substitution no longer matches, so a
+drift in the shipped file fails here instead of silently testing something else. Most tests use a
+small HTTP server of this test as the upstream (it echoes what it got); the route tests use the
+kernel under deploy/gunicorn.conf.py on PostgreSQL + Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
+import difflib
 import json
-import os
 import re
-import shutil
 import socket
 import ssl
 import subprocess
 import threading
-import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
+from deploy_kit import DEPLOY, NGINX, OPENSSL, ROOT, admin_token, free_port, start_nginx, start_node, wait_ready
 
-DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-OPENSSL = shutil.which("openssl")
+from mes_kernel.testing.fixtures import PG_URL, REDIS_URL, _admin_url, _in_thread, _pg_exec
 
 pytestmark = [
-    pytest.mark.skipif(NGINX is None, reason="nginx is not installed (Debian: apt-get install nginx-light)"),
+    pytest.mark.skipif(NGINX is None, reason="nginx is not installed (Debian: apt-get install nginx)"),
     pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed; it makes the test certificates"),
 ]
 
+SECURITY_HEADERS = {
+    "strict-transport-security": "max-age=31536000",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",
+}
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
-
-def _substitute(text: str, old: str, new: str, *, count: int = 1) -> str:
-    found = text.count(old)
-    assert found == count, f"expected {count} x {old!r} in deploy/nginx/mes.conf, found {found}"
-    return text.replace(old, new)
+def _assert_security_headers(answer: httpx.Response) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert answer.headers.get_list(name) == [value], (answer.request.url, name, answer.headers)
 
 
 class _Backend(BaseHTTPRequestHandler):
@@ -56,6 +57,7 @@ class _Backend(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        self.send_header("X-Content-Type-Options", "nosniff")  # as the kernel's own headers do
         self.end_headers()
         self.wfile.write(data)
 
@@ -63,85 +65,27 @@ class _Backend(BaseHTTPRequestHandler):
         pass
 
 
+def _fake_web(folder: Path) -> Path:
+    web = folder / "web"
+    (web / "assets").mkdir(parents=True)
+    (web / "index.html").write_text("<!doctype html><title>NeuroHub MES</title><div id=root></div>")
+    (web / "assets" / "app-3f2a.js").write_text("console.log('mes');" * 200)
+    return web
+
+
 @pytest.fixture(scope="module")
 def nginx_site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nginx")
     backend = ThreadingHTTPServer(("127.0.0.1", 0), _Backend)
     threading.Thread(target=backend.serve_forever, daemon=True).start()
-
-    subprocess.run(
-        [
-            OPENSSL,
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=mes.example.com",
-            "-keyout",
-            str(tmp / "privkey.pem"),
-            "-out",
-            str(tmp / "fullchain.pem"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    web = tmp / "web"
-    (web / "assets").mkdir(parents=True)
-    (web / "index.html").write_text("<!doctype html><title>NeuroHub MES</title><div id=root></div>")
-    (web / "assets" / "app-3f2a.js").write_text("console.log('mes');" * 200)
-
-    http_port, https_port = _free_port(), _free_port()
-    conf = (DEPLOY / "nginx" / "mes.conf").read_text()
-    conf = _substitute(conf, "listen 80;", f"listen 127.0.0.1:{http_port};")
-    conf = _substitute(conf, "listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;")
-    conf = _substitute(conf, "listen [::]:80;\n", "")
-    conf = _substitute(conf, "listen [::]:443 ssl http2;\n", "")
-    conf = _substitute(conf, "server 127.0.0.1:8000 ", f"server 127.0.0.1:{backend.server_port} ")
-    conf = _substitute(conf, "/etc/letsencrypt/live/mes.example.com/", f"{tmp}/", count=2)
-    conf = _substitute(conf, "/var/log/nginx/", f"{tmp}/", count=2)
-    conf = _substitute(conf, "root /srv/mes/web;", f"root {web};")
-    (tmp / "mes.conf").write_text(conf)
-
-    user = "user root;\n" if os.geteuid() == 0 else ""  # workers must read files under the tmp dir
-    temp_paths = "".join(
-        f"    {kind}_temp_path {tmp}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    (tmp / "nginx.conf").write_text(
-        f"{user}worker_processes 1;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\n"
-        f"events {{ worker_connections 256; }}\n"
-        f"http {{\n    access_log off;\n{temp_paths}    include {tmp}/mes.conf;\n}}\n"
-    )
-    base = [NGINX, "-p", str(tmp), "-e", f"{tmp}/error.log", "-c", str(tmp / "nginx.conf")]
-    check = subprocess.run([*base, "-t"], capture_output=True, text=True, timeout=30)
-    assert check.returncode == 0, check.stderr
-
-    proc = subprocess.Popen([*base, "-g", "daemon off;"], stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", https_port), timeout=0.5).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"nginx did not start: {proc.stderr.read() if proc.stderr else ''}")
-            time.sleep(0.05)
+    nginx = start_nginx(tmp, upstreams=[f"127.0.0.1:{backend.server_port}"], web_root=_fake_web(tmp))
     yield {
-        "https": f"https://127.0.0.1:{https_port}",
-        "http": f"http://127.0.0.1:{http_port}",
-        "https_port": https_port,
-        "nginx_t": check.stderr,
+        "https": nginx.https,
+        "http": nginx.http,
+        "https_port": nginx.https_port,
+        "nginx_t": nginx.syntax_check,
     }
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    nginx.stop()
     backend.shutdown()
 
 
@@ -187,6 +131,7 @@ def test_hashed_assets_are_cached_for_good_and_missing_ones_are_404(nginx_site):
     assert asset.status_code == 200 and "max-age=315360000" in asset.headers["cache-control"]
     assert asset.headers["content-encoding"] == "gzip"
     assert missing.status_code == 404
+    _assert_security_headers(missing)  # nginx's own error page
 
 
 def test_api_is_proxied_with_forwarding_headers_and_gzip(nginx_site):
@@ -199,6 +144,7 @@ def test_api_is_proxied_with_forwarding_headers_and_gzip(nginx_site):
     assert seen["headers"]["x-forwarded-proto"] == "https"
     assert seen["headers"]["x-forwarded-for"] == "127.0.0.1"
     assert re.fullmatch(r"[0-9a-f]{32}", seen["headers"]["x-request-id"])
+    _assert_security_headers(answer)  # one copy each, although the upstream sent one too
 
 
 def test_metrics_only_from_internal_addresses(nginx_site):
@@ -217,7 +163,190 @@ def test_people_are_limited_to_100_per_minute_stations_and_probes_are_not(nginx_
         refused = client.get(f"{url}/api/v1/lots")
         assert refused.status_code == 429 and refused.headers["retry-after"] == "60"
         assert refused.json()["detail"]["code"] == "RATE_LIMITED"
+        _assert_security_headers(refused)  # nginx's own 429, which adds Retry-After
         # Same address, but a probe, and a station with its machine token: both still served.
         assert client.get(f"{url}/api/v1/health/liveness").status_code == 200
         station = {"Authorization": "Bearer mst_0123456789abcdef"}
         assert [client.get(f"{url}/api/v1/records", headers=station).status_code for _ in range(60)] == [200] * 60
+
+
+def test_no_node_answering_gives_the_api_error_shape_with_security_headers(tmp_path):
+    nginx = start_nginx(tmp_path, upstreams=[f"127.0.0.1:{free_port()}"], web_root=_fake_web(tmp_path))
+    try:
+        with _client() as client:
+            answer = client.get(f"{nginx.https}/api/v1/lots")
+            probe = client.get(f"{nginx.https}/api/v1/health")
+    finally:
+        nginx.stop()
+    for r in (answer, probe):
+        assert r.status_code == 503 and r.headers["retry-after"] == "5"
+        assert r.json()["detail"]["code"] == "SERVICE_UNAVAILABLE"
+        _assert_security_headers(r)
+
+
+def test_render_script_refuses_bad_options_and_a_drifted_file(tmp_path):
+    render = DEPLOY / "nginx" / "render.sh"
+    bad = subprocess.run([str(render), "--upstream", "no-port"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "HOST:PORT" in bad.stderr
+    # A copy of the script beside a config whose upstream line drifted: it must refuse, not guess.
+    (tmp_path / "render.sh").write_bytes(render.read_bytes())
+    (tmp_path / "render.sh").chmod(0o755)
+    conf = (DEPLOY / "nginx" / "mes.conf").read_text()
+    (tmp_path / "mes.conf").write_text(conf.replace("max_fails=1 fail_timeout=10s", "max_fails=3"))
+    drift = subprocess.run([str(tmp_path / "render.sh")], capture_output=True, text=True, timeout=30)
+    assert drift.returncode == 1 and "expected 1 x" in drift.stderr
+    ok = subprocess.run(
+        [str(render), "--https-port", "8443", "--upstream", "10.0.0.5:8000", "--upstream", "10.0.0.6:8000"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "listen 8443 ssl http2;" in ok.stdout and "listen [::]:8443 ssl http2;" in ok.stdout
+    assert ok.stdout.count("max_fails=1 fail_timeout=10s;") == 2
+    # Only the substituted values differ from the shipped file.
+    removed = [line[1:] for line in difflib.ndiff(conf.splitlines(), ok.stdout.splitlines()) if line.startswith("- ")]
+    assert removed and all(("443" in line) or ("127.0.0.1:8000" in line) for line in removed), removed
+
+
+# ---------------------------------------------------------------- the real kernel behind nginx
+def _web_build(tmp: Path) -> Path:
+    """The dashboard build when `make setup` made one (npm present), else a stand-in of the same shape."""
+    built = ROOT / "mes_kernel" / "static" / "web"
+    return built if (built / "index.html").exists() and (built / "assets").is_dir() else _fake_web(tmp)
+
+
+@pytest.fixture(scope="module")
+def kernel_site(tmp_path_factory):
+    if not (PG_URL and REDIS_URL):
+        pytest.skip("needs MES_TEST_DATABASE_URL and MES_TEST_REDIS_URL (the kernel under gunicorn)")
+    from mes_kernel.migrate import upgrade
+    from mes_kernel.settings import Settings
+
+    tmp = tmp_path_factory.mktemp("kernel-nginx")
+    name = f"mes_ng_{uuid.uuid4().hex[:10]}"
+    _in_thread(lambda: _pg_exec(_admin_url(PG_URL, "postgres"), f'CREATE DATABASE "{name}"'))
+    db_url = _admin_url(PG_URL, name)
+    upgrade(Settings(database_url=db_url, _env_file=None))
+    station_token, uid = asyncio.run(_seed(db_url))
+    node = start_node(tmp / "node", database_url=db_url, redis_url=REDIS_URL)
+    nginx = None
+    try:
+        wait_ready(node)
+        nginx = start_nginx(tmp, upstreams=[f"127.0.0.1:{node.port}"], web_root=_web_build(tmp))
+        yield {
+            "https": nginx.https,
+            "admin": admin_token(uid),
+            "station": {"Authorization": f"Bearer {station_token}"},
+            "web": _web_build(tmp),
+        }
+    finally:
+        if nginx:
+            nginx.stop()
+        node.stop()
+        _in_thread(lambda: _pg_exec(_admin_url(PG_URL, "postgres"), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _seed(db_url: str) -> tuple[str, int]:
+    from mes_kernel.db.base import make_engine, make_sessionmaker
+    from mes_kernel.db.models import Line, Lot, Process, Station, StationToken, User
+    from mes_kernel.security import STATION_TOKEN_PREFIX, hash_password, new_opaque_token, token_digest
+    from mes_kernel.settings import Settings
+
+    engine = make_engine(Settings(database_url=db_url, _env_file=None))
+    token = new_opaque_token(STATION_TOKEN_PREFIX)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            user = User(username="ops", role="admin", full_name="Ops", password_hash=hash_password("x" * 12, 4))
+            line = Line(code="LINE-A", name="Line A", config={})
+            session.add_all(
+                [
+                    user,
+                    line,
+                    Process(id="ASSY-10", name="Assembly", sequence=10),
+                    Lot(lot_number="LOT-NGX", product="P", status="in_progress"),
+                ]
+            )
+            await session.flush()
+            station = Station(code="ST-01", name="Station 1", line_id=line.id, heartbeat={})
+            session.add(station)
+            await session.flush()
+            session.add(StationToken(station_id=station.id, name="test", token_hash=token_digest(token)))
+            await session.commit()
+            return token, user.id
+    finally:
+        await engine.dispose()
+
+
+def _route_families(site) -> list[tuple[str, str, str, dict | None, dict, int]]:
+    """(family, method, path, json body, headers, expected status) for each route family."""
+    admin, station = site["admin"], site["station"]
+    record = {
+        "idempotency_key": "nginx-route-0001",
+        "lot_number": "LOT-NGX",
+        "process_id": "ASSY-10",
+        "worker_id": "W-1",
+        "result": "pass",
+    }
+    asset = sorted(p.name for p in (site["web"] / "assets").iterdir() if p.suffix == ".js")[0]
+    return [
+        ("health", "GET", "/api/v1/health", None, {}, 200),
+        ("health/*", "GET", "/api/v1/health/liveness", None, {}, 200),
+        ("health/*", "GET", "/api/v1/health/readiness", None, {}, 200),
+        ("health/*", "GET", "/api/v1/health/circuit-breakers", None, admin, 200),
+        ("dashboard", "GET", "/", None, {}, 200),
+        ("dashboard", "GET", "/lots/LOT-NGX", None, {}, 200),  # a client-side route
+        ("dashboard", "GET", "/api/v1/dashboard/summary", None, admin, 200),
+        ("dashboard", "GET", "/api/v1/plugins", None, admin, 200),
+        ("lots", "GET", "/api/v1/lots", None, admin, 200),
+        ("lots", "GET", "/api/v1/lots/LOT-NGX", None, admin, 200),
+        ("alerts", "GET", "/api/v1/alerts", None, admin, 200),
+        ("records", "POST", "/api/v1/process-records", record, admin, 201),
+        ("records", "POST", "/api/v1/process-records", record, admin, 200),  # the same key again: a retry
+        (
+            "station heartbeat",
+            "POST",
+            "/api/v1/stations/heartbeat",
+            {"agent_version": "1.0", "drivers": {}, "devices": {}, "outbox_depth": 0},
+            station,
+            200,
+        ),
+        ("static assets", "GET", f"/assets/{asset}", None, {}, 200),
+        ("docs", "GET", "/docs", None, {}, 200),
+        ("docs", "GET", "/openapi.json", None, {}, 200),
+        ("metrics", "GET", "/metrics", None, {}, 200),
+    ]
+
+
+GZIP_TYPES = ("application/json", "application/javascript", "text/javascript", "text/css", "text/html", "text/plain")
+
+
+def test_every_route_family_answers_through_nginx_over_http2_with_headers_and_gzip(kernel_site):
+    seen = []
+    with httpx.Client(http2=True, verify=False, timeout=20, follow_redirects=False) as client:
+        for family, method, path, body, headers, expected in _route_families(kernel_site):
+            r = client.request(
+                method, f"{kernel_site['https']}{path}", json=body, headers={**headers, "Accept-Encoding": "gzip"}
+            )
+            seen.append((family, path, r.status_code))
+            assert not r.is_redirect, (path, r.status_code, r.headers.get("location"))
+            assert r.status_code == expected, (family, path, r.status_code, r.text[:300])
+            assert r.http_version == "HTTP/2", (path, r.http_version)
+            _assert_security_headers(r)
+            kind = r.headers.get("content-type", "").split(";")[0]
+            # nginx's gzip_min_length is 1024. /metrics is left out: its type carries a parameter before the
+            # charset ("text/plain; version=1.0.0; charset=utf-8"), which gzip_types does not match, and only
+            # Prometheus inside the plant reads it.
+            if kind in GZIP_TYPES and len(r.content) >= 1024 and path != "/metrics":
+                assert r.headers.get("content-encoding") == "gzip", (path, kind, len(r.content))
+    assert {family for family, _, _ in seen} >= {
+        "health",
+        "health/*",
+        "dashboard",
+        "lots",
+        "alerts",
+        "records",
+        "station heartbeat",
+        "static assets",
+        "docs",
+    }
