@@ -1,0 +1,323 @@
+"""Failover drill: two kernel nodes behind nginx (scripts/two-nodes.sh), a bounded load of process
+records from station-like clients that retry with their idempotency keys, one node frozen (SIGSTOP:
+it accepts connections and never answers), thawed, then the other killed (SIGKILL).
+
+Prints acknowledged vs stored records (nothing acknowledged lost, nothing doubled), the longest
+request during each fault, and the audit chain check (one chain sealed across both nodes).
+
+    .venv/bin/python bench/drill_two_nodes.py --database-url postgresql+asyncpg://postgres@127.0.0.1/postgres \
+        --redis-url redis://127.0.0.1:6379/14 [--clients 8 --records-per-client 150 --freeze-seconds 12]
+
+The database URL names a server's maintenance database: the drill creates its own database beside it
+and drops it at the end. Correctness is asserted by tests/test_deploy_two_nodes.py; speed is only printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "drill-secret-key-0123456789abcdef-0123456789"
+
+
+@dataclass
+class Attempt:
+    key: str
+    started: float
+    ended: float
+    status: int  # 0 = no answer (connection error or client timeout)
+
+
+@dataclass
+class DrillResult:
+    acknowledged: int = 0
+    stored_rows: int = 0
+    stored_keys: int = 0
+    lost: list[str] = field(default_factory=list)  # acknowledged, not stored
+    doubled: list[str] = field(default_factory=list)  # stored more than once
+    unacknowledged: list[str] = field(default_factory=list)  # never acknowledged within the deadline
+    attempts: list[Attempt] = field(default_factory=list)
+    freeze_window: tuple[float, float] = (0.0, 0.0)
+    kill_window: tuple[float, float] = (0.0, 0.0)
+    audit_ok: bool = False
+    audit_detail: str = ""
+    served_by_node: dict[str, int] = field(default_factory=dict)
+
+    def longest_during(self, window: tuple[float, float]) -> float:
+        start, end = window
+        overlapping = [a.ended - a.started for a in self.attempts if a.ended >= start and a.started <= end]
+        return max(overlapping, default=0.0)
+
+    def report(self) -> str:
+        failed = sum(1 for a in self.attempts if a.status not in (200, 201))
+        statuses = Counter(a.status for a in self.attempts)
+        lines = [
+            f"acknowledged: {self.acknowledged}   stored: {self.stored_rows} rows / {self.stored_keys} keys",
+            f"lost (acknowledged, not stored): {len(self.lost)}   doubled: {len(self.doubled)}   "
+            f"never acknowledged: {len(self.unacknowledged)}",
+            f"requests: {len(self.attempts)}   answers the client had to retry: {failed}   "
+            f"by status: {dict(sorted(statuses.items()))} (0 = no answer)",
+            f"longest request while a node was frozen: {self.longest_during(self.freeze_window):.2f} s",
+            f"longest request after a node was killed: {self.longest_during(self.kill_window):.2f} s",
+            f"longest request overall: {max((a.ended - a.started for a in self.attempts), default=0):.2f} s",
+            f"audit chain across both nodes: {'ok' if self.audit_ok else 'BROKEN'} ({self.audit_detail})",
+        ]
+        return "\n".join(lines)
+
+
+def _station(database_url: str) -> dict[str, str]:
+    """A station with its machine token (as the station agent sends records), a process and a LOT."""
+
+    async def make() -> str:
+        from mes_kernel.db.base import make_engine, make_sessionmaker
+        from mes_kernel.db.models import Line, Lot, Process, Station, StationToken
+        from mes_kernel.security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
+        from mes_kernel.settings import Settings
+
+        token = new_opaque_token(STATION_TOKEN_PREFIX)
+        engine = make_engine(Settings(database_url=database_url, _env_file=None))
+        try:
+            async with make_sessionmaker(engine)() as session:
+                line = Line(code="LINE-D", name="Drill line", config={})
+                session.add_all(
+                    [
+                        line,
+                        Process(id="ASSY-10", name="Assembly", sequence=10),
+                        Lot(lot_number="LOT-DRILL", product="P", status="in_progress"),
+                    ]
+                )
+                await session.flush()
+                station = Station(code="ST-D1", name="Drill station", line_id=line.id, heartbeat={})
+                session.add(station)
+                await session.flush()
+                session.add(StationToken(station_id=station.id, name="drill", token_hash=token_digest(token)))
+                await session.commit()
+        finally:
+            await engine.dispose()
+        return token
+
+    return {"Authorization": f"Bearer {asyncio.run(make())}"}
+
+
+def _station_client(
+    base: str,
+    headers: dict,
+    keys: list[str],
+    result: DrillResult,
+    lock: threading.Lock,
+    acked: set[str],
+    deadline: float,
+    pace: float,
+) -> None:
+    """Send each record until acknowledged, retrying with the same key (as the station outbox does)."""
+    with httpx.Client(base_url=base, headers=headers, verify=False, timeout=40) as http:
+        for key in keys:
+            delay = 0.2
+            body = {
+                "idempotency_key": key,
+                "lot_number": "LOT-DRILL",
+                "process_id": "ASSY-10",
+                "worker_id": "W-1",
+                "result": "pass",
+                "data": {"drill": True},
+            }
+            while time.monotonic() < deadline:
+                started = time.monotonic()
+                try:
+                    r = http.post("/api/v1/process-records", json=body)
+                    status = r.status_code
+                except httpx.HTTPError:
+                    status = 0
+                ended = time.monotonic()
+                with lock:
+                    result.attempts.append(Attempt(key, started, ended, status))
+                    if status in (200, 201):
+                        acked.add(key)
+                if status in (200, 201):
+                    break
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            time.sleep(pace)
+
+
+def _signal_node(folder: Path, sig: int) -> None:
+    pid = int((folder / "pid").read_text())
+    os.killpg(pid, sig)  # the node is its own process group: master and workers together
+
+
+def _count(database_url: str) -> tuple[dict[str, int], tuple[bool, str]]:
+    async def run():
+        from sqlalchemy import func, select
+
+        from mes_kernel.audit import verify
+        from mes_kernel.db.base import make_engine, make_sessionmaker
+        from mes_kernel.db.models import ProcessRecord
+        from mes_kernel.settings import Settings
+
+        engine = make_engine(Settings(database_url=database_url, _env_file=None))
+        try:
+            async with make_sessionmaker(engine)() as session:
+                rows = (
+                    await session.execute(
+                        select(ProcessRecord.idempotency_key, func.count()).group_by(ProcessRecord.idempotency_key)
+                    )
+                ).all()
+                checked = await verify(session)
+        finally:
+            await engine.dispose()
+        detail = (
+            f"{checked.entries_checked} entries, {checked.seals_checked} seals, "
+            f"{checked.unsealed} unsealed{', ' + checked.reason if checked.reason else ''}"
+        )
+        return {k: n for k, n in rows}, (checked.ok and checked.unsealed == 0, detail)
+
+    return asyncio.run(run())
+
+
+def run_drill(
+    *,
+    server_url: str,
+    redis_url: str,
+    folder: Path,
+    clients: int = 8,
+    records_per_client: int = 150,
+    freeze_seconds: float = 12.0,
+    pace: float = 0.05,
+    deadline_seconds: float = 300.0,
+) -> DrillResult:
+    """Run the whole drill against a fresh database created on ``server_url``'s server."""
+    from mes_kernel.migrate import upgrade
+    from mes_kernel.settings import Settings
+    from mes_kernel.testing.fixtures import _admin_url, _in_thread, _pg_exec
+
+    name = f"mes_drill_{uuid.uuid4().hex[:10]}"
+    _in_thread(lambda: _pg_exec(_admin_url(server_url, "postgres"), f'CREATE DATABASE "{name}"'))
+    database_url = _admin_url(server_url, name)
+    upgrade(Settings(database_url=database_url, _env_file=None))
+    headers = _station(database_url)
+    script = ROOT / "scripts" / "two-nodes.sh"
+    ports = [str(_free_port()) for _ in range(4)]
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "REDIS_NAMESPACE": f"drill{uuid.uuid4().hex[:8]}",
+        "SECRET_KEY": SECRET,
+        "ENVIRONMENT": "production",
+        "WORKERS": "2",
+        "FILES_DIR": str(folder / "files"),
+        "RATE_LIMIT_PER_MINUTE": "100000",
+        "STATION_RATE_LIMIT_PER_MINUTE": "100000",
+        "LOG_LEVEL": "WARNING",
+        "AUDIT_SEAL_INTERVAL_SECONDS": "1",
+        "AUDIT_SEAL_GRACE_SECONDS": "1",
+    }
+    result = DrillResult()
+    try:
+        started = subprocess.run(
+            ["bash", str(script), "start", str(folder), *ports], env=env, capture_output=True, text=True, timeout=240
+        )
+        if started.returncode != 0:
+            raise RuntimeError(f"two-nodes.sh start failed: {started.stdout}\n{started.stderr}")
+        base = f"https://127.0.0.1:{ports[2]}"
+        lock, acked = threading.Lock(), set()
+        all_keys = [[f"drill-{c:02d}-{i:05d}" for i in range(records_per_client)] for c in range(clients)]
+        deadline = time.monotonic() + deadline_seconds
+        threads = [
+            threading.Thread(target=_station_client, args=(base, headers, keys, result, lock, acked, deadline, pace))
+            for keys in all_keys
+        ]
+        for t in threads:
+            t.start()
+        total = clients * records_per_client
+
+        def wait_acked(fraction: float) -> None:
+            while len(acked) < fraction * total and any(t.is_alive() for t in threads):
+                time.sleep(0.05)
+
+        wait_acked(0.2)
+        _signal_node(folder / "node2", signal.SIGSTOP)
+        freeze_start = time.monotonic()
+        time.sleep(freeze_seconds)
+        _signal_node(folder / "node2", signal.SIGCONT)
+        result.freeze_window = (freeze_start, time.monotonic())
+
+        wait_acked(0.6)
+        _signal_node(folder / "node1", signal.SIGKILL)
+        kill_start = time.monotonic()
+        for t in threads:
+            t.join()
+        result.kill_window = (kill_start, time.monotonic())
+
+        result.acknowledged = len(acked)
+        every_key = {k for keys in all_keys for k in keys}
+        result.unacknowledged = sorted(every_key - acked)
+        # The surviving node seals what is left (grace 1 s); wait for it rather than guess a time.
+        seal_deadline = time.monotonic() + 60
+        while True:
+            stored, (audit_ok, detail) = _count(database_url)
+            if audit_ok or time.monotonic() > seal_deadline:
+                break
+            time.sleep(0.5)
+        result.stored_rows = sum(stored.values())
+        result.stored_keys = len(stored)
+        result.lost = sorted(acked - set(stored))
+        result.doubled = sorted(k for k, n in stored.items() if n > 1)
+        result.audit_ok, result.audit_detail = audit_ok, detail
+        return result
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(folder)], capture_output=True, timeout=120)
+        _in_thread(
+            lambda: _pg_exec(_admin_url(server_url, "postgres"), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("MES_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"),
+    )
+    parser.add_argument("--redis-url", default=os.environ.get("MES_TEST_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--records-per-client", type=int, default=150)
+    parser.add_argument("--freeze-seconds", type=float, default=12.0)
+    parser.add_argument("--folder", type=Path, default=None)
+    args = parser.parse_args()
+    import tempfile
+
+    folder = args.folder or Path(tempfile.mkdtemp(prefix="mes-drill-"))
+    result = run_drill(
+        server_url=args.database_url,
+        redis_url=args.redis_url,
+        folder=folder,
+        clients=args.clients,
+        records_per_client=args.records_per_client,
+        freeze_seconds=args.freeze_seconds,
+    )
+    print(result.report())
+    print(f"(logs in {folder})")
+
+
+if __name__ == "__main__":
+    main()
