@@ -176,6 +176,8 @@ def start_node(
         "STATION_RATE_LIMIT_PER_MINUTE": "100000",
         "LOG_LEVEL": "WARNING",
         "BCRYPT_ROUNDS": "4",
+        "DB_POOL_SIZE": "4",  # the test server is shared with other test runs
+        "DB_MAX_OVERFLOW": "2",
         **(extra or {}),
     }
     log = folder / "gunicorn.log"
