@@ -132,3 +132,107 @@ def test_database_url_of_the_kernel_is_accepted(scratch_db, tmp_path):
     result = _run(str(BACKUP / "pg_backup.sh"), BACKUP_DIR=str(tmp_path), DATABASE_URL=url)
     assert result.returncode == 0, result.stderr
     assert len(list(tmp_path.glob(f"mes-{scratch_db}-*.dump"))) == 1
+
+
+# ---------------------------------------------------------------- the files folder with the dump
+
+
+@pytest.fixture
+def kernel_db():
+    """A scratch database with the kernel's real schema (migrations at head)."""
+    from mes_kernel.migrate import upgrade
+    from mes_kernel.settings import Settings
+
+    name = f"mes_backup_kernel_{uuid.uuid4().hex[:8]}"
+    probe = _run("psql", "-XAtq", "--dbname", "postgres", "-c", "SELECT 1")
+    if probe.returncode != 0:
+        pytest.skip(f"no PostgreSQL at {PG_ENV['PGHOST']}:{PG_ENV['PGPORT']}: {probe.stderr.strip()}")
+    _sql("postgres", f'CREATE DATABASE "{name}"')
+    url = f"postgresql+asyncpg://{PG_ENV['PGUSER']}@{PG_ENV['PGHOST']}:{PG_ENV['PGPORT']}/{name}"
+    upgrade(Settings(database_url=url, _env_file=None))
+    yield name
+    _sql("postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _store(database: str, files_dir: Path, relative: str, content: bytes, *, recorded: bytes | None = None) -> None:
+    """A file on disk and its stored_files row (with the SHA-256 of ``recorded``, default the content)."""
+    import hashlib
+
+    path = files_dir / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    digest = hashlib.sha256(recorded if recorded is not None else content).hexdigest()
+    _sql(
+        database,
+        "INSERT INTO stored_files (kind, name, path, sha256, size, meta, created_by, created_at) VALUES "
+        f"('firmware', '{path.name}', '{relative}', '{digest}', {len(content)}, '{{}}', 'test', now())",
+    )
+
+
+def test_files_folder_is_backed_up_with_the_dump_and_every_file_checked_on_restore(kernel_db, tmp_path):
+    files = tmp_path / "files"
+    for i in range(5):
+        _store(kernel_db, files, f"firmware/{i:02d}-image.bin", os.urandom(2048 + i))
+    (files / "firmware" / "99-orphan.bin").write_bytes(b"no row names me")  # archived too, harmless
+    backups = tmp_path / "backups"
+    dump = _backup(backups, kernel_db, FILES_DIR=str(files))
+    archive = backups / dump.name.replace(".dump", ".files.tar")
+    assert archive.exists() and (backups / f"{archive.name}.sha256").exists()
+
+    _sql("postgres", f'DROP DATABASE "{kernel_db}" WITH (FORCE)')
+    restored = tmp_path / "restored-files"
+    result = _run(
+        str(BACKUP / "pg_restore.sh"), "--yes", "--create-db", "--files-dir", str(restored), str(dump), kernel_db
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "5 stored files checked against their SHA-256" in result.stdout
+    for original in files.rglob("*.bin"):
+        assert (restored / original.relative_to(files)).read_bytes() == original.read_bytes()
+
+
+def test_restore_fails_when_a_stored_file_is_missing_or_differs(kernel_db, tmp_path):
+    files = tmp_path / "files"
+    _store(kernel_db, files, "firmware/good.bin", b"good image")
+    _store(kernel_db, files, "firmware/changed.bin", b"changed on disk", recorded=b"as uploaded")
+    backups = tmp_path / "backups"
+    dump = _backup(backups, kernel_db, FILES_DIR=str(files))
+    result = _run(str(BACKUP / "pg_restore.sh"), "--yes", "--files-dir", str(tmp_path / "r1"), str(dump), kernel_db)
+    assert result.returncode == 4, result.stderr + result.stdout
+    assert "1 of 2 stored files are missing or differ" in result.stderr and "changed.bin: FAILED" in result.stderr
+
+    # A dump restored without its files archive: every named file is reported missing.
+    for leftover in backups.glob("*.files.tar*"):
+        leftover.unlink()
+    result = _run(str(BACKUP / "pg_restore.sh"), "--yes", "--files-dir", str(tmp_path / "r2"), str(dump), kernel_db)
+    assert result.returncode == 4 and "2 of 2 stored files" in result.stderr, result.stderr
+
+
+def test_backup_fails_when_a_file_the_database_names_is_not_on_disk(kernel_db, tmp_path):
+    files = tmp_path / "files"
+    _store(kernel_db, files, "firmware/present.bin", b"present")
+    _store(kernel_db, files, "firmware/lost.bin", b"lost")
+    (files / "firmware" / "lost.bin").unlink()
+    backups = tmp_path / "backups"
+    result = _run(str(BACKUP / "pg_backup.sh"), BACKUP_DIR=str(backups), PGDATABASE=kernel_db, FILES_DIR=str(files))
+    assert result.returncode == 3, result.stderr + result.stdout
+    assert "firmware/lost.bin" in result.stdout and "1 stored file(s)" in result.stdout
+    assert len(list(backups.glob("*.dump"))) == 1 and len(list(backups.glob("*.files.tar"))) == 1  # both kept
+
+
+def test_retention_deletes_an_old_dump_together_with_its_files_archive(scratch_db, tmp_path):
+    now = time.time()
+    old = now - 31 * 86400
+    names = [
+        "mes-x-20200101T020000Z.dump",
+        "mes-x-20200101T020000Z.dump.sha256",
+        "mes-x-20200101T020000Z.files.tar",
+        "mes-x-20200101T020000Z.files.tar.sha256",
+    ]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+        os.utime(tmp_path / name, (old, old))
+    (tmp_path / "files").mkdir()
+    _backup(tmp_path, scratch_db, MIN_KEEP="1", FILES_DIR=str(tmp_path / "files"))
+    left = {p.name for p in tmp_path.iterdir()}
+    assert not set(names) & left
+    assert len([n for n in left if n.endswith(".files.tar")]) == 1  # tonight's

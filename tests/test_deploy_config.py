@@ -383,13 +383,30 @@ def test_systemd_units_verify_cleanly(tmp_path):
         (stubs / name).write_text("#!/bin/sh\n")
         (stubs / name).chmod(0o755)
     units = []
-    for unit in ("mes-kernel.service", "mes-station.service"):
+    for unit in ("mes-kernel.service", "mes-station.service", "mes-backup.service", "mes-backup.timer"):
         text = (DEPLOY / "systemd" / unit).read_text()
         text = re.sub(r"/opt/mes(-station)?/venv/bin/", f"{stubs}/", text)
+        text = text.replace("/opt/mes/deploy/backup/", f"{DEPLOY}/backup/")
         (tmp_path / unit).write_text(text)
         units.append(str(tmp_path / unit))
     result = _run(SYSTEMD_ANALYZE, "verify", *units)
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result.stderr
+
+
+@systemd_mark
+def test_backup_timer_starts_the_backup_service_every_night_at_two():
+    timer = (DEPLOY / "systemd" / "mes-backup.timer").read_text()
+    calendar = re.search(r"^OnCalendar=(.+)$", timer, re.M).group(1)
+    assert "Unit=mes-backup.service" in timer and "Persistent=true" in timer
+    result = _run(SYSTEMD_ANALYZE, "calendar", "--iterations=3", calendar)
+    assert result.returncode == 0, result.stderr
+    elapses = re.findall(r"(?:Next elapse|Iter\. #\d+):\s+\w+ (\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)", result.stdout)
+    assert [t for _, t in elapses] == ["02:00:00"] * 3, result.stdout
+    days = [date.fromisoformat(d) for d, _ in elapses]
+    assert [(b - a).days for a, b in zip(days, days[1:], strict=False)] == [1, 1]  # every night
+    service = (DEPLOY / "systemd" / "mes-backup.service").read_text()
+    assert "ExecStart=/opt/mes/deploy/backup/pg_backup.sh" in service and "Type=oneshot" in service
+    assert "FILES_DIR=/var/mes/files" in service  # the files folder is backed up with the dump
 
 
 def test_kernel_unit_runs_gunicorn_with_the_deploy_config():

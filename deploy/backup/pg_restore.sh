@@ -1,28 +1,34 @@
 #!/usr/bin/env bash
-# Restore a dump made by pg_backup.sh into a database, replacing what is there.
+# Restore a dump made by pg_backup.sh into a database, replacing what is there, and put the
+# files folder back (the .files.tar beside the dump), checking every stored file's SHA-256.
 #
-#   pg_restore.sh [--yes] [--create-db] DUMP_FILE [DATABASE]
+#   pg_restore.sh [--yes] [--create-db] [--files-dir DIR] DUMP_FILE [DATABASE]
 #
 # DATABASE defaults to PGDATABASE or "mes"; the connection uses libpq's variables (PGHOST,
 # PGPORT, PGUSER, ~/.pgpass). Stop the kernel first (systemctl stop mes-kernel, or
 # docker compose stop kernel): the restore drops and recreates every object of the dump.
 #   --create-db  create DATABASE first if it does not exist (restoring onto a new server)
 #   --yes        do not ask for confirmation
-# The dump's .sha256 file, when present, is checked first. Everything is restored in one
-# transaction: on any error nothing changes.
+#   --files-dir  where the files go (default FILES_DIR, else /var/mes/files); files in it that the
+#                archive does not have are left alone
+# The dump's .sha256 file (and the archive's), when present, is checked first. The database is
+# restored in one transaction: on any error nothing changes. Then every stored file the restored
+# database names (stored_files rows not deleted) is checked against its SHA-256 in the files
+# folder; any missing or different file fails the restore (exit 4) with the list.
 set -euo pipefail
 
-yes=0 create=0
+yes=0 create=0 files_dir=${FILES_DIR:-/var/mes/files}
 while [[ $# -gt 0 && $1 == --* ]]; do
     case $1 in
         --yes) yes=1 ;;
         --create-db) create=1 ;;
+        --files-dir) [[ $# -ge 2 ]] || { echo "--files-dir needs a folder" >&2; exit 2; }; files_dir=$2; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
     shift
 done
 if [[ $# -lt 1 || $# -gt 2 ]]; then
-    echo "usage: $0 [--yes] [--create-db] DUMP_FILE [DATABASE]" >&2
+    echo "usage: $0 [--yes] [--create-db] [--files-dir DIR] DUMP_FILE [DATABASE]" >&2
     exit 2
 fi
 dump=$1
@@ -37,6 +43,12 @@ if [[ -f "$dump.sha256" ]]; then
     log "checksum ok"
 fi
 pg_restore --list "$dump" > /dev/null
+archive="${dump%.dump}.files.tar"
+if [[ -f "$archive" && -f "$archive.sha256" ]]; then
+    (cd "$(dirname "$archive")" && sha256sum --check --quiet "$(basename "$archive").sha256") \
+        || { echo "checksum of $archive does not match; not restoring" >&2; exit 1; }
+    log "files archive checksum ok"
+fi
 
 if (( ! yes )); then
     read -r -p "Replace the contents of database '$db' with $dump? [y/N] " answer
@@ -56,4 +68,33 @@ fi
 
 log "restoring $dump into $db"
 pg_restore --dbname "$db" --clean --if-exists --no-owner --single-transaction --exit-on-error "$dump"
+log "database restored"
+
+if [[ -f "$archive" ]]; then
+    log "restoring files from $archive into $files_dir"
+    mkdir -p "$files_dir"
+    tar --extract --file "$archive" --directory "$files_dir"
+fi
+
+# Every live stored file the restored database names, checked against its SHA-256.
+has_files=$(psql --dbname "$db" -XAtc "SELECT to_regclass('stored_files') IS NOT NULL")
+if [[ $has_files == t ]]; then
+    manifest=$(mktemp)
+    trap 'rm -f "$manifest"' EXIT
+    psql --dbname "$db" -XAt -F '  ' -c \
+        "SELECT sha256, path FROM stored_files WHERE deleted_at IS NULL ORDER BY id" > "$manifest"
+    count=$(grep -c . "$manifest" || true)
+    if (( count > 0 )) && [[ ! -d "$files_dir" ]]; then
+        echo "$count of $count stored files are missing or differ in $files_dir: there is no such folder" >&2
+        exit 4
+    fi
+    if (( count > 0 )); then
+        if ! failed=$(cd "$files_dir" && sha256sum --check --quiet "$manifest" 2>&1); then
+            echo "$(printf '%s\n' "$failed" | grep -c ': FAILED') of $count stored files are missing or differ in $files_dir:" >&2
+            printf '%s\n' "$failed" | head -20 >&2
+            exit 4
+        fi
+    fi
+    log "$count stored files checked against their SHA-256 in $files_dir"
+fi
 log "done"
