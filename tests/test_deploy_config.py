@@ -304,6 +304,26 @@ def test_alert_rules_fire_when_they_should_and_not_before():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_every_spec_alert_has_a_firing_and_a_quiet_case_in_the_rule_tests():
+    """CPU > 80 % for 5 min, memory > 85 %, API p95 > 500 ms, errors > 1 %, a breaker open and its
+    recovery, a silent station: each is shown to fire, and shown not to fire when it should not."""
+    cases = yaml.safe_load((DEPLOY / "prometheus" / "rules_test.yml").read_text())["tests"]
+    outcomes: dict[str, set[bool]] = {}
+    for case in cases:
+        for check in case["alert_rule_test"]:
+            outcomes.setdefault(check["alertname"], set()).add(bool(check.get("exp_alerts")))
+    spec = [
+        "HostCpuHigh",
+        "HostMemoryHigh",
+        "ApiLatencyP95High",
+        "ApiErrorRateHigh",
+        "CircuitBreakerOpen",
+        "StationSilent",
+    ]
+    for alert in spec:
+        assert outcomes.get(alert) == {True, False}, f"{alert}: needs a case that fires and one that does not"
+
+
 @amtool_mark
 def test_amtool_accepts_the_alertmanager_config():
     result = _run(AMTOOL, "check-config", str(DEPLOY / "prometheus" / "alertmanager.yml"))
