@@ -212,3 +212,36 @@ def admin_token(uid: int = 1, role: str = "admin") -> dict[str, str]:
 
     token = create_access_token(subject="ops", role=role, uid=uid, secret=SECRET, minutes=30)
     return {"Authorization": f"Bearer {token}"}
+
+
+async def seed_kernel_db(db_url: str) -> tuple[str, int]:
+    """An admin user, line LINE-A with station ST-01 and its machine token, process ASSY-10, LOT-NGX:
+    (station token, admin user id)."""
+    from mes_kernel.db.base import make_engine, make_sessionmaker
+    from mes_kernel.db.models import Line, Lot, Process, Station, StationToken, User
+    from mes_kernel.security import STATION_TOKEN_PREFIX, hash_password, new_opaque_token, token_digest
+    from mes_kernel.settings import Settings
+
+    engine = make_engine(Settings(database_url=db_url, _env_file=None))
+    token = new_opaque_token(STATION_TOKEN_PREFIX)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            user = User(username="ops", role="admin", full_name="Ops", password_hash=hash_password("x" * 12, 4))
+            line = Line(code="LINE-A", name="Line A", config={})
+            session.add_all(
+                [
+                    user,
+                    line,
+                    Process(id="ASSY-10", name="Assembly", sequence=10),
+                    Lot(lot_number="LOT-NGX", product="P", status="in_progress"),
+                ]
+            )
+            await session.flush()
+            station = Station(code="ST-01", name="Station 1", line_id=line.id, heartbeat={})
+            session.add(station)
+            await session.flush()
+            session.add(StationToken(station_id=station.id, name="test", token_hash=token_digest(token)))
+            await session.commit()
+            return token, user.id
+    finally:
+        await engine.dispose()

@@ -24,7 +24,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from deploy_kit import DEPLOY, NGINX, OPENSSL, ROOT, admin_token, free_port, start_nginx, start_node, wait_ready
+from deploy_kit import (
+    DEPLOY,
+    NGINX,
+    OPENSSL,
+    ROOT,
+    admin_token,
+    free_port,
+    seed_kernel_db,
+    start_nginx,
+    start_node,
+    wait_ready,
+)
 
 from mes_kernel.testing.fixtures import PG_URL, REDIS_URL, _admin_url, _in_thread, _pg_exec
 
@@ -228,7 +239,7 @@ def kernel_site(tmp_path_factory):
     _in_thread(lambda: _pg_exec(_admin_url(PG_URL, "postgres"), f'CREATE DATABASE "{name}"'))
     db_url = _admin_url(PG_URL, name)
     upgrade(Settings(database_url=db_url, _env_file=None))
-    station_token, uid = asyncio.run(_seed(db_url))
+    station_token, uid = asyncio.run(seed_kernel_db(db_url))
     node = start_node(tmp / "node", database_url=db_url, redis_url=REDIS_URL)
     nginx = None
     try:
@@ -245,37 +256,6 @@ def kernel_site(tmp_path_factory):
             nginx.stop()
         node.stop()
         _in_thread(lambda: _pg_exec(_admin_url(PG_URL, "postgres"), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-async def _seed(db_url: str) -> tuple[str, int]:
-    from mes_kernel.db.base import make_engine, make_sessionmaker
-    from mes_kernel.db.models import Line, Lot, Process, Station, StationToken, User
-    from mes_kernel.security import STATION_TOKEN_PREFIX, hash_password, new_opaque_token, token_digest
-    from mes_kernel.settings import Settings
-
-    engine = make_engine(Settings(database_url=db_url, _env_file=None))
-    token = new_opaque_token(STATION_TOKEN_PREFIX)
-    try:
-        async with make_sessionmaker(engine)() as session:
-            user = User(username="ops", role="admin", full_name="Ops", password_hash=hash_password("x" * 12, 4))
-            line = Line(code="LINE-A", name="Line A", config={})
-            session.add_all(
-                [
-                    user,
-                    line,
-                    Process(id="ASSY-10", name="Assembly", sequence=10),
-                    Lot(lot_number="LOT-NGX", product="P", status="in_progress"),
-                ]
-            )
-            await session.flush()
-            station = Station(code="ST-01", name="Station 1", line_id=line.id, heartbeat={})
-            session.add(station)
-            await session.flush()
-            session.add(StationToken(station_id=station.id, name="test", token_hash=token_digest(token)))
-            await session.commit()
-            return token, user.id
-    finally:
-        await engine.dispose()
 
 
 def _route_families(site) -> list[tuple[str, str, str, dict | None, dict, int]]:
