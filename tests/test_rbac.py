@@ -111,6 +111,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
         ADMIN_ONLY, req("/users", {"username": "new-{tag}", "password": "long-password-1", "role": "viewer"})
     ),
     ("PATCH", "/users/{username}"): Rule(ADMIN_ONLY, req("/users/worker", {"full_name": "Worker {tag}"})),
+    ("POST", "/users/{username}/unlock"): Rule(ADMIN_ONLY, req("/users/worker/unlock")),
     # lots and units
     ("POST", "/lots"): Rule(LOT_WRITERS, req("/lots", {"lot_number": "LOT-RBAC-{tag}", "product": "PRD-1"})),
     ("GET", "/lots"): Rule(LOT_READERS, req("/lots")),
