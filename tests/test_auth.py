@@ -501,11 +501,22 @@ async def test_ten_wrong_passwords_lock_the_account_with_429_retry_after_until_a
     assert len(locks) == 1, entries
     assert locks[0]["after"]["locked_until"]
 
+    listed = {u["username"]: u for u in (await client.get("/api/v1/users", headers=admin_headers)).json()}
+    assert listed["viewer"]["locked_until"] and listed["admin"]["locked_until"] is None
     viewer_token = await client.post("/api/v1/users/viewer/unlock", headers=viewer_headers)
     assert viewer_token.status_code == 403
     r = await client.post("/api/v1/users/viewer/unlock", headers=admin_headers)
     assert r.status_code == 200, r.text
+    assert r.json()["locked_until"] is None
     await _login(client)
+    audit = (
+        await client.get("/api/v1/audit", params={"entity": "user", "entity_id": "viewer"}, headers=admin_headers)
+    ).json()
+    entries = audit["items"] if isinstance(audit, dict) else audit
+    unlocks = [
+        e for e in entries if e["actor"] == "user:admin" and e["after"] == {"failed_logins": 0, "locked_until": None}
+    ]
+    assert len(unlocks) == 1, entries
     missing = await client.post("/api/v1/users/nobody/unlock", headers=admin_headers)
     assert (missing.status_code, _code(missing)) == (404, "USER_NOT_FOUND")
 

@@ -199,7 +199,9 @@ def app(settings):
 
 
 def test_every_kernel_route_is_in_the_matrix(tmp_path):
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/unused.db", _env_file=None)
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/unused.db", files_dir=str(tmp_path / "files"), _env_file=None
+    )
     routes = kernel_routes(create_app(settings, load_entry_points=False))
     assert len(routes) >= 30
     missing = sorted(routes - set(MATRIX))
