@@ -683,3 +683,26 @@ def test_under_gunicorn_a_token_demoted_on_one_worker_is_refused_by_the_other_wi
         assert time.monotonic() - revoked < 1.0, "a worker still accepts the revoked station token"
     time.sleep(max(0.0, 1.0 - (time.monotonic() - revoked)))
     assert {call("GET", ME, station).status_code for _ in range(30)} == {401}
+
+
+def test_workers_generating_the_key_at_the_same_moment_agree_on_one(tmp_path):
+    import threading
+
+    from mes_kernel.security import ensure_secret_key
+    from mes_kernel.settings import Settings
+
+    workers = [Settings(files_dir=str(tmp_path / "var" / "files"), _env_file=None) for _ in range(8)]
+    start = threading.Barrier(len(workers))
+    keys: list[str] = []
+
+    def boot(settings: Settings) -> None:
+        start.wait()
+        keys.append(ensure_secret_key(settings))
+
+    threads = [threading.Thread(target=boot, args=(s,)) for s in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert len(keys) == len(workers) and len(set(keys)) == 1
+    assert [p.name for p in (tmp_path / "var").iterdir()] == ["secret-key"]  # no half-written leftovers
