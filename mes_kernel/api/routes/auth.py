@@ -20,21 +20,12 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     summary="Log in with username and password",
     description="Accepts a JSON body `{username, password}` or the OAuth2 password form (so *Authorize* in "
     "/docs works). Answers an access token (15 min) and a refresh token (7 days).",
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/json": {"schema": LoginIn.model_json_schema()},
-                "application/x-www-form-urlencoded": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["username", "password"],
-                        "properties": {"username": {"type": "string"}, "password": {"type": "string"}},
-                    }
-                },
-            },
-            "required": True,
-        }
-    },
+    openapi_extra={"requestBody": {"content": {
+        "application/json": {"schema": LoginIn.model_json_schema()},
+        "application/x-www-form-urlencoded": {"schema": {"type": "object", "required": ["username", "password"],
+                                                         "properties": {"username": {"type": "string"},
+                                                                        "password": {"type": "string"}}}},
+    }, "required": True}},
 )
 async def login(request: Request, session: SessionDep, settings: SettingsDep):
     content_type = request.headers.get("content-type", "").lower()  # media types are case-insensitive
@@ -49,12 +40,8 @@ async def login(request: Request, session: SessionDep, settings: SettingsDep):
                 raise MesError("request body is not valid JSON", code="MALFORMED_JSON") from None
             body = LoginIn.model_validate(raw)
     except ValidationError as exc:
-        raise MesError(
-            "username and password are required",
-            code="VALIDATION_ERROR",
-            status=422,
-            errors=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()],
-        ) from None
+        raise MesError("username and password are required", code="VALIDATION_ERROR", status=422,
+                       errors=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]) from None
     user = await auth_service.authenticate(
         session=session, username=body.username, password=body.password, settings=settings
     )
