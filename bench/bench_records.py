@@ -13,6 +13,13 @@ the database holds exactly the records that were acknowledged. Needs `wrk` (apt-
 PostgreSQL and Redis on 127.0.0.1. Traffic goes to 127.0.0.1 only, bounded by --duration.
 
     .venv/bin/python bench/bench_records.py --duration 15
+
+``--revocation-cost`` measures instead what checking each access token's session and user version
+costs (issue 8): a worker *person* (a JWT from a real login) posts single records to two servers on
+the same database and Redis, one with TOKEN_REVOCATION_CHECK on and one with it off, alternately
+for --rounds rounds, and prints records/s of each and the ratio (target: on/off >= 0.95).
+
+    .venv/bin/python bench/bench_records.py --revocation-cost --duration 10 --rounds 3
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 SECRET = "bench-secret-key-0123456789abcdef0123456789"
+WORKER_PASSWORD = "bench-worker-password"
 
 LUA = """
 local counter = 0
@@ -89,9 +98,9 @@ async def prepare(db_url: str) -> str:
     import asyncpg
 
     from mes_kernel.db.base import make_engine, make_sessionmaker
-    from mes_kernel.db.models import Line, Lot, Process, Station, StationToken
+    from mes_kernel.db.models import Line, Lot, Process, Station, StationToken, User
     from mes_kernel.migrate import upgrade
-    from mes_kernel.security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
+    from mes_kernel.security import STATION_TOKEN_PREFIX, hash_password, new_opaque_token, token_digest
     from mes_kernel.settings import Settings
 
     name = db_url.rsplit("/", 1)[1]
@@ -113,6 +122,7 @@ async def prepare(db_url: str) -> str:
         session.add(StationToken(station_id=station.id, name="bench", token_hash=token_digest(token)))
         session.add(Process(id="ASSY-10", name="Assembly", sequence=10))
         session.add(Lot(lot_number="BENCH-LOT", product="PRD-1", status="in_progress", line_id=line.id))
+        session.add(User(username="bench-worker", role="worker", password_hash=hash_password(WORKER_PASSWORD, 4)))
         await session.commit()
     await engine.dispose()
     return token
@@ -152,12 +162,90 @@ def run_wrk(url: str, script: Path, args: list[str], *, connections: int, durati
             "p50_ms": round(p50 / 1000, 1), "p95_ms": round(p95 / 1000, 1), "p99_ms": round(p99 / 1000, 1)}
 
 
+def start_server(env: dict, cwd: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
+                              cwd=cwd, env={**env, "BIND": f"127.0.0.1:{port}"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/api/v1/health/readiness", timeout=2).status_code == 200:
+                return server, base
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    stop_server(server)
+    raise RuntimeError("server did not become ready")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def revocation_cost(opts, env: dict, work: Path) -> int:
+    """Single records posted by a logged-in worker to a server checking sessions and to one not."""
+    servers = {}
+    try:
+        for check in ("on", "off"):
+            (work / check / "prom").mkdir(parents=True)
+            servers[check] = start_server(
+                {**env, "TOKEN_REVOCATION_CHECK": "true" if check == "on" else "false",
+                 "PROMETHEUS_MULTIPROC_DIR": str(work / check / "prom")}, work / check)
+        login = httpx.post(f"{servers['on'][1]}/api/v1/auth/login",
+                           json={"username": "bench-worker", "password": WORKER_PASSWORD}, timeout=30)
+        login.raise_for_status()
+        token = login.json()["access_token"]  # carries sid and ver: the checked kind
+        script = work / "load.lua"
+        script.write_text(LUA)
+        prefix = uuid.uuid4().hex[:8]
+        runs: dict[str, list[dict]] = {"on": [], "off": []}
+        for check in ("on", "off"):  # warm-up: pools, caches, imports
+            run_wrk(servers[check][1], script, [token, f"{prefix}w{check}", "single", "1"],
+                    connections=opts.connections, duration=3)
+        for i in range(opts.rounds):
+            # alternate, and swap the order each round, so drift in the machine's load hits both alike
+            for check in (("on", "off") if i % 2 == 0 else ("off", "on")):
+                r = run_wrk(servers[check][1], script, [token, f"{prefix}{check}{i}", "single", "1"],
+                            connections=opts.connections, duration=opts.duration)
+                r["records_per_s"] = round((r["requests"] - r["non_2xx"]) / r["seconds"], 1)
+                runs[check].append(r)
+    finally:
+        for server, _ in servers.values():
+            stop_server(server)
+    rate = {check: round(sum(r["records_per_s"] for r in rs) / len(rs), 1) for check, rs in runs.items()}
+    ratio = rate["on"] / rate["off"]
+    print(json.dumps({"setup": {"workers": opts.workers, "connections": opts.connections,
+                                "duration_s": opts.duration, "rounds": opts.rounds, "cpus": os.cpu_count(),
+                                "principal": "worker (JWT from a login)"},
+                      "check_on": runs["on"], "check_off": runs["off"]}, indent=2))
+    print()
+    for check in ("on", "off"):
+        per_round = ", ".join(f"{r['records_per_s']:.0f}" for r in runs[check])
+        print(f"revocation check {check:<3}  {rate[check]:>8.1f} rec/s  (rounds: {per_round})")
+    print(f"with / without the check: {ratio:.3f}  ({(1 - ratio):+.1%} fewer records/s; target at most 5 %)")
+    # Each round's pair ran back to back: their ratio is the least disturbed by a busy machine.
+    pairs = sorted(on["records_per_s"] / off["records_per_s"] for on, off in zip(runs["on"], runs["off"], strict=True))
+    print(f"per-round ratios {', '.join(f'{p:.3f}' for p in pairs)}; median {statistics.median(pairs):.3f}")
+    bad = sum(r["non_2xx"] for rs in runs.values() for r in rs)
+    if bad:
+        print(f"non-2xx answers: {bad}")
+    return 0 if bad == 0 else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=15, help="seconds per measured path")
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--revocation-cost", action="store_true",
+                        help="measure the per-request session check: on vs off, single records by a person")
+    parser.add_argument("--rounds", type=int, default=2, help="on/off alternations with --revocation-cost")
     opts = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -173,6 +261,14 @@ def main() -> int:
            "PROMETHEUS_MULTIPROC_DIR": str(work / "prom"), "FILES_DIR": str(work / "files"),
            "STATION_RATE_LIMIT_PER_MINUTE": "100000000", "LOG_LEVEL": "WARNING",
            "REDIS_NAMESPACE": f"bench{uuid.uuid4().hex[:8]}"}
+    if opts.revocation_cost:
+        # people have the per-client budget: lift it so the limiter does not cap the measurement
+        env["RATE_LIMIT_PER_MINUTE"] = "100000000"
+        try:
+            return revocation_cost(opts, env, work)
+        finally:
+            asyncio.run(drop(db_url))
+            shutil.rmtree(work, ignore_errors=True)
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
                               cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

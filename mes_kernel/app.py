@@ -31,6 +31,7 @@ from .middleware import BodyLimitMiddleware, RateLimiter, RateLimitMiddleware, R
 from .notify import Notifier
 from .permissions import PermissionTable
 from .plugins import PluginManager
+from .security import ensure_secret_key
 from .services.record_writer import RecordWriter
 from .settings import Settings
 from .startup import Step, database_answers, run_steps, wait_for_database
@@ -180,6 +181,7 @@ def create_app(
     """
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
+    ensure_secret_key(settings)
     redis = _redis_client(settings.redis_url)
     engine = make_engine(settings)
     cache = Cache(redis, namespace=settings.redis_namespace)

@@ -265,6 +265,31 @@ def user_create(
     console.print(f"user {username} created with role {role}")
 
 
+@user_app.command("unlock")
+def user_unlock(username: str):
+    """Lift the login lock that too many wrong passwords put on USERNAME (audited)."""
+
+    async def run():
+        from .db.base import make_engine, make_sessionmaker
+        from .errors import MesError
+        from .services.auth import unlock_user
+
+        engine = make_engine(_settings())
+        try:
+            async with make_sessionmaker(engine)() as session:
+                try:
+                    user = await unlock_user(session=session, username=username, actor="cli")
+                except MesError as exc:
+                    console.print(f"[red]{exc.code}: {exc.message}[/red]")
+                    raise typer.Exit(1) from None
+                await session.commit()
+                return user.username
+        finally:
+            await engine.dispose()
+
+    console.print(f"user {asyncio.run(run())} unlocked")
+
+
 @user_app.command("list")
 def user_list():
     """List users and roles."""

@@ -94,6 +94,7 @@ class UserOut(ORM):
     role: str
     is_active: bool
     created_at: datetime
+    locked_until: datetime | None = None  # set while too many wrong passwords lock the account
 
 
 # ---------------------------------------------------------------- lots

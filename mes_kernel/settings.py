@@ -7,6 +7,7 @@ import os
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The placeholder earlier versions shipped as the development default: published, so refused everywhere.
 DEFAULT_SECRET = "change-me-embedded-default-secret-key"
 POSTGRES_MAX_CONNECTIONS = 100
 
@@ -20,10 +21,20 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./var/mes.db"
     redis_url: str | None = None
     redis_namespace: str = Field("mes", description="key prefix, so several installations can share a Redis")
-    secret_key: str = DEFAULT_SECRET
+    secret_key: str = Field(
+        "", description="signs access tokens; empty = a random key generated on first run and kept in var/secret-key"
+    )
     access_token_minutes: int = 15
     refresh_token_days: int = 7
     bcrypt_rounds: int = 12
+    refresh_grace_seconds: float = Field(
+        10.0, description="rotations of one refresh token this close to the first get the same successor"
+    )
+    login_max_failures: int = Field(10, description="wrong passwords in a row that lock an account")
+    login_lock_minutes: int = Field(15, description="how long such a lock lasts (an admin may unlock sooner)")
+    token_revocation_check: bool = Field(
+        True, description="check each access token's session and user version (off only to measure its cost)"
+    )
 
     workers: int = Field(0, description="gunicorn workers; 0 = 2 x CPU cores (the spec)")
     db_max_connections: int = Field(
@@ -62,10 +73,13 @@ class Settings(BaseSettings):
     audit_seal_grace_seconds: float = 10.0
 
     @model_validator(mode="after")
-    def _refuse_default_secret_in_production(self) -> Settings:
-        if self.environment == "production" and self.secret_key in ("", DEFAULT_SECRET):
-            raise ValueError("SECRET_KEY must be set to a long random value in production")
-        if self.environment == "production" and len(self.secret_key) < 32:
+    def _refuse_weak_secrets_and_oversized_pools(self) -> Settings:
+        if self.secret_key == DEFAULT_SECRET:
+            raise ValueError(
+                "SECRET_KEY is the published placeholder: remove it (a random key is then generated and kept in "
+                "var/secret-key) or set a long random value of your own"
+            )
+        if self.environment == "production" and self.secret_key and len(self.secret_key) < 32:
             raise ValueError("SECRET_KEY must be at least 32 characters in production")
         if not self.is_sqlite:
             budget = self.db_max_connections - self.db_reserved_connections

@@ -111,6 +111,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
         ADMIN_ONLY, req("/users", {"username": "new-{tag}", "password": "long-password-1", "role": "viewer"})
     ),
     ("PATCH", "/users/{username}"): Rule(ADMIN_ONLY, req("/users/worker", {"full_name": "Worker {tag}"})),
+    ("POST", "/users/{username}/unlock"): Rule(ADMIN_ONLY, req("/users/worker/unlock")),
     # lots and units
     ("POST", "/lots"): Rule(LOT_WRITERS, req("/lots", {"lot_number": "LOT-RBAC-{tag}", "product": "PRD-1"})),
     ("GET", "/lots"): Rule(LOT_READERS, req("/lots")),
@@ -198,7 +199,9 @@ def app(settings):
 
 
 def test_every_kernel_route_is_in_the_matrix(tmp_path):
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/unused.db", _env_file=None)
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/unused.db", files_dir=str(tmp_path / "files"), _env_file=None
+    )
     routes = kernel_routes(create_app(settings, load_entry_points=False))
     assert len(routes) >= 30
     missing = sorted(routes - set(MATRIX))

@@ -31,16 +31,22 @@ def clean_environment(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 
-@pytest.mark.parametrize("secret", ["", DEFAULT_SECRET, "short-secret", "x" * 31])
-def test_production_refuses_a_default_empty_or_short_secret_key(secret):
+@pytest.mark.parametrize("secret", [DEFAULT_SECRET, "short-secret", "x" * 31])
+def test_production_refuses_the_published_placeholder_or_a_short_secret_key(secret):
     with pytest.raises(ValidationError, match="SECRET_KEY"):
         Settings(environment="production", secret_key=secret, _env_file=None)
 
 
-def test_production_refuses_a_missing_secret_key_from_the_environment(monkeypatch):
+@pytest.mark.parametrize("environment", ["development", "test", "production"])
+def test_the_published_placeholder_secret_is_refused_in_every_mode(environment):
+    with pytest.raises(ValidationError, match="placeholder"):
+        Settings(environment=environment, secret_key=DEFAULT_SECRET, _env_file=None)
+
+
+def test_secret_key_comes_from_the_environment_and_is_empty_without_it(monkeypatch):
+    """Empty means: generated on first run and kept in var/ (tests/test_auth.py)."""
     monkeypatch.setenv("ENVIRONMENT", "production")
-    with pytest.raises(ValidationError, match="SECRET_KEY"):
-        Settings(_env_file=None)
+    assert Settings(_env_file=None).secret_key == ""
     monkeypatch.setenv("SECRET_KEY", GOOD_SECRET)
     assert Settings(_env_file=None).secret_key == GOOD_SECRET
 
@@ -112,7 +118,7 @@ def test_dotenv_file_is_read_and_the_environment_wins(tmp_path, monkeypatch):
 
 
 def test_dotenv_in_the_working_directory_is_read_by_default(tmp_path):
-    (tmp_path / ".env").write_text("REDIS_URL=redis://from-dotenv:6379/2\nSECRET_KEY=\nENVIRONMENT=production\n")
+    (tmp_path / ".env").write_text("REDIS_URL=redis://from-dotenv:6379/2\nSECRET_KEY=short\nENVIRONMENT=production\n")
     with pytest.raises(ValidationError, match="SECRET_KEY"):
         Settings()
     (tmp_path / ".env").write_text("REDIS_URL=redis://from-dotenv:6379/2\n")

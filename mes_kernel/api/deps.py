@@ -16,6 +16,7 @@ from ..db.models import Station, StationToken
 from ..errors import Forbidden, Unauthorized
 from ..kernel import Kernel
 from ..security import STATION_TOKEN_PREFIX, decode_access_token, token_digest
+from ..services.auth import check_access_claims
 from ..settings import Settings
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
@@ -105,6 +106,7 @@ class Principal:
     station_id: int | None = None
     station_code: str | None = None
     line_id: int | None = None
+    session_id: str | None = None  # a user's login (refresh token family), the token's ``sid``
 
     @property
     def actor(self) -> str:
@@ -140,13 +142,25 @@ async def get_principal(kernel: KernelDep, token: Annotated[str | None, Depends(
         raise Unauthorized()
     if token.startswith(STATION_TOKEN_PREFIX):
         return await _station_from_token(kernel, token)
+    return await user_from_access_token(kernel, token)
+
+
+async def user_from_access_token(kernel: Kernel, token: str) -> Principal:
+    """The user an access token (JWT) names, once its signature, lifetime, session and user
+    version are checked (see :func:`mes_kernel.services.auth.check_access_claims`). 401 with
+    ``TOKEN_EXPIRED``, ``INVALID_TOKEN``, ``TOKEN_REVOKED`` or ``ACCOUNT_DISABLED`` otherwise."""
     try:
         claims = decode_access_token(token, kernel.settings.secret_key)
     except jwt.ExpiredSignatureError:
         raise Unauthorized("access token expired", code="TOKEN_EXPIRED") from None
     except jwt.PyJWTError:
         raise Unauthorized("invalid access token", code="INVALID_TOKEN") from None
-    return Principal(kind="user", id=int(claims["uid"]), name=claims["sub"], role=claims["role"])
+    uid, name, role = claims.get("uid"), claims.get("sub"), claims.get("role")
+    if type(uid) is not int or not isinstance(name, str) or not isinstance(role, str):
+        raise Unauthorized("invalid access token", code="INVALID_TOKEN")
+    if kernel.settings.token_revocation_check:
+        await check_access_claims(kernel, claims)
+    return Principal(kind="user", id=uid, name=name, role=role, session_id=claims.get("sid"))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..security import username_key
 from .base import Base, JSONType, UTCDateTime, utcnow
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
@@ -39,6 +40,16 @@ class User(TimestampMixin, Base):
     password_hash: Mapped[str] = mapped_column(String(100), nullable=False)
     role: Mapped[str] = mapped_column(String(32), nullable=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
+    # security.username_key(username): the unique, case- and width-insensitive form logins match on.
+    username_key: Mapped[str] = mapped_column(
+        String(64), unique=True, nullable=False,
+        default=lambda context: username_key(context.get_current_parameters()["username"]),
+    )
+    # Bumped by a role change, a password change and deactivation: older access tokens stop working.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+    # Wrong passwords since the last good login or lock; at the threshold the account locks until locked_until.
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="role"),)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 from pydantic import ValidationError
 
+from ...cache import commit as cache_commit
 from ...errors import MesError, Unauthorized
 from ...schemas import LoginIn, RefreshIn, TokenPair
 from ...services import auth as auth_service
-from ..deps import CurrentPrincipal, SessionDep, SettingsDep
+from ..deps import CurrentPrincipal, KernelDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -27,7 +28,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     }, "required": True}},
 )
 async def login(request: Request, session: SessionDep, settings: SettingsDep):
-    content_type = request.headers.get("content-type", "")
+    content_type = request.headers.get("content-type", "").lower()  # media types are case-insensitive
     try:
         if content_type.startswith("application/x-www-form-urlencoded") or content_type.startswith("multipart/"):
             form = await request.form()
@@ -41,29 +42,50 @@ async def login(request: Request, session: SessionDep, settings: SettingsDep):
     except ValidationError as exc:
         raise MesError("username and password are required", code="VALIDATION_ERROR", status=422,
                        errors=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]) from None
-    user = await auth_service.authenticate(session=session, username=body.username, password=body.password)
+    user = await auth_service.authenticate(
+        session=session, username=body.username, password=body.password, settings=settings
+    )
     tokens = await auth_service.issue_tokens(session=session, user=user, settings=settings)
     await session.commit()
     return tokens
 
 
-@router.post("/refresh", response_model=TokenPair, summary="Swap a refresh token for a new pair (rotation)")
-async def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep):
-    tokens = await auth_service.rotate_refresh(session=session, refresh_token=body.refresh_token, settings=settings)
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    summary="Swap a refresh token for a new pair (rotation)",
+    description="Refreshes of one token within 10 s of each other (two tabs) all get the same new refresh "
+    "token. A token used again later revokes its whole login (`REFRESH_TOKEN_REUSED`); a token of a "
+    "logged-out session answers `INVALID_TOKEN`, a disabled user's `ACCOUNT_DISABLED`.",
+)
+async def refresh(body: RefreshIn, session: SessionDep, settings: SettingsDep, kernel: KernelDep):
+    tokens = await auth_service.rotate_refresh(
+        session=session, refresh_token=body.refresh_token, settings=settings, cache=kernel.cache
+    )
     await session.commit()
     return tokens
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke a refresh token and its family")
-async def logout(body: RefreshIn, session: SessionDep, principal: CurrentPrincipal):
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="End this login: its refresh tokens and, within a second on every worker, its access tokens",
+)
+async def logout(body: RefreshIn, session: SessionDep, principal: CurrentPrincipal, kernel: KernelDep):
     if principal.kind != "user":
         raise Unauthorized("stations do not log out; revoke their token instead")
-    await auth_service.logout(session=session, refresh_token=body.refresh_token)
-    await session.commit()
+    await auth_service.logout(session=session, refresh_token=body.refresh_token, user_id=principal.id)
+    if principal.session_id is not None:
+        await auth_service.end_session(session=session, family_id=principal.session_id)
+    await cache_commit(session, kernel.cache)
 
 
 @router.get("/me", summary="Who am I, and what may I do")
 async def me(principal: CurrentPrincipal, request: Request):
-    return {"kind": principal.kind, "name": principal.name, "role": principal.role,
-            "station": principal.station_code,
-            "permissions": request.app.state.permissions.for_role(principal.role)}
+    return {
+        "kind": principal.kind,
+        "name": principal.name,
+        "role": principal.role,
+        "station": principal.station_code,
+        "permissions": request.app.state.permissions.for_role(principal.role),
+    }
