@@ -8,8 +8,10 @@ documented as it is mounted:
 
 - every ``/api/`` route: 400 (unreadable request), 404, 422 (the validation layer and pydantic),
   429 (rate limits), 503 (database or a breaker away, with ``Retry-After``), 500 (a bug);
-- a route behind a credential (an OpenAPI ``security`` entry): 401 and 403;
-- a route with a body: 409, 413 and 415.
+- a route behind a credential (an OpenAPI ``security`` entry) or one that checks credentials itself
+  (tag ``auth``: login, refresh, logout): 401 and 403;
+- a route with a body: 409, 413 and 415; a create (201) whose body carries an ``idempotency_key``
+  also answers 200, the replay of the original.
 
 ``tests/test_openapi.py`` checks it against the real answers (schemathesis' status-code and response
 conformance checks) on both databases.
@@ -82,7 +84,7 @@ def error_statuses(path: str, operation: dict) -> list[int]:
     if not path.startswith("/api/"):
         return [500]
     statuses = list(ALWAYS)
-    if operation.get("security"):
+    if operation.get("security") or "auth" in operation.get("tags", ()):
         statuses += WITH_CREDENTIAL
     if "requestBody" in operation:
         statuses += WITH_BODY
@@ -99,6 +101,15 @@ def _response(status: int) -> dict[str, Any]:
     if status in (429, 503):
         response["headers"] = {"Retry-After": {"description": "seconds", "schema": {"type": "integer"}}}
     return response
+
+
+def _takes_idempotency_key(operation: dict, components: dict) -> bool:
+    """True when the JSON body has an ``idempotency_key``: a retry answers 200 with the original."""
+    schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        schema = components.get(ref.rsplit("/", 1)[1], {})
+    return "idempotency_key" in schema.get("properties", {})
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -120,6 +131,11 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             for status in error_statuses(path, operation):
                 declared = responses.get(str(status), {})
                 responses[str(status)] = {**_response(status), **{k: v for k, v in declared.items() if k != "content"}}
+            if "201" in responses and "200" not in responses and _takes_idempotency_key(operation, components):
+                responses["200"] = {
+                    **responses["201"],
+                    "description": "A replay: the same idempotency key and body again; the original answer",
+                }
             for status, answer in responses.items():  # the route's own error answers have the same shape
                 if status[0] in "45" and "content" not in answer:
                     answer["content"] = _response(500)["content"]

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 
 import pytest
-import uvicorn
+from live_server import served_fixture  # noqa: F401  (the `served` fixture)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.skipif(not CHROMIUM, reason="needs chromium"), pytest.mark.slow]
@@ -32,26 +31,6 @@ async def _dump_dom(url: str, profile) -> str:
     )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
     return out.decode("utf-8", "replace")
-
-
-@pytest.fixture
-async def served(app, client):
-    """The app (its lifespan already started by ``client``) on a real socket on a free port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", server_header=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    for _ in range(400):
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, timeout=30)
-        sock.close()
 
 
 @pytest.mark.sqlite_only
