@@ -56,6 +56,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
 
 
 access_log = structlog.get_logger("mes.access")
+_ACCESS = logging.getLogger("mes.access")
 
 
 class AccessLogMiddleware:
@@ -92,20 +93,24 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            from .metrics import route_template
+            if _ACCESS.isEnabledFor(logging.INFO):  # LOG_LEVEL=WARNING turns the access log off, for free
+                self._log(scope, status, request_id, started)
 
-            state = scope.get("state", {})
-            access_log.info(
-                "request",
-                method=scope["method"],
-                route=route_template(scope),
-                path=scope["path"],
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                request_id=request_id,
-                principal=self._principal(state),
-                client=state.get("client_ip"),
-            )
+    def _log(self, scope, status: int, request_id: str | None, started: float) -> None:
+        from .metrics import route_template
+
+        state = scope.get("state", {})
+        access_log.info(
+            "request",
+            method=scope["method"],
+            route=route_template(scope),
+            path=scope["path"],
+            status=status,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            request_id=request_id,
+            principal=self._principal(state),
+            client=state.get("client_ip"),
+        )
 
     def _principal(self, state: dict) -> str | None:
         principal = state.get("principal")
