@@ -1,4 +1,4 @@
-"""gunicorn settings for the kernel: uvicorn workers, Prometheus multiprocess mode, no duplicate access log.
+"""gunicorn settings for the kernel: uvicorn workers, Prometheus multiprocess mode, JSON logs, one access log.
 
 Run: ``gunicorn -c deploy/gunicorn.conf.py`` (the app factory is named here). Every value comes
 from the environment so the same file serves systemd, Docker and Railway.
@@ -9,9 +9,12 @@ Environment:
                              kernel sizes its database pools for the same count
     PROMETHEUS_MULTIPROC_DIR where workers write metric files (default: a private directory under
                              the system temp dir, removed at exit); emptied when the master starts
-    FORWARDED_ALLOW_IPS      proxies whose X-Forwarded-* headers are trusted (default ``127.0.0.1``)
+    FORWARDED_ALLOW_IPS      the proxy (nginx) addresses whose X-Forwarded-For/-Proto are trusted, comma-
+                             separated (default ``127.0.0.1``). Never ``*``: any client could then choose
+                             the address written into the audit trail and counted by per-address limits
     GUNICORN_ACCESS_LOG      ``1`` to add gunicorn's access log; off by default because the kernel
-                             already logs every request as JSON with its request id
+                             already logs every request as one JSON line (event ``request``) with its
+                             route, status, duration, request id, principal and client address
     LOG_LEVEL                gunicorn's own log level (default ``info``)
 """
 
@@ -22,12 +25,9 @@ from pathlib import Path
 
 wsgi_app = "mes_kernel.app:create_app()"
 
-try:  # the maintained worker; uvicorn.workers is deprecated since uvicorn 0.30
-    import uvicorn_worker  # noqa: F401
-
-    worker_class = "uvicorn_worker.UvicornWorker"
-except ImportError:
-    worker_class = "uvicorn.workers.UvicornWorker"
+# uvicorn_worker's UvicornWorker (uvicorn.workers is deprecated since uvicorn 0.30) without the
+# ``server: uvicorn`` header.
+worker_class = "mes_kernel.gunicorn_worker.MesUvicornWorker"
 
 bind = [os.environ.get("BIND", "127.0.0.1:8000")]
 workers = int(os.environ.get("WORKERS") or 0) or 2 * (os.cpu_count() or 1)
@@ -49,6 +49,21 @@ accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG") == "1" else None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 capture_output = True
+# gunicorn's own lines (worker start/exit, timeouts) as JSON, like the kernel's.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "mes_kernel.logging.gunicorn_formatter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+        "error_console": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"},
+    },
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+    },
+    "root": {"level": "INFO", "handlers": ["error_console"]},
+}
 
 _OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 if _OWN_METRICS_DIR:

@@ -21,17 +21,20 @@ from .breakers import BreakerRegistry, MemoryBreakerStore, RedisBreakerStore
 from .cache import Cache
 from .contracts import BreakerConfig, DeviceKind, HealthCheck, Panel, Permission
 from .db.base import make_engine, make_sessionmaker
-from .errors import UnhandledErrorMiddleware, install_error_handlers
+from .errors import StaleStatementRetryMiddleware, UnhandledErrorMiddleware, install_error_handlers
 from .health import HealthAggregator
+from .inputguard import InputGuardMiddleware
 from .kernel import Kernel
-from .logging import configure_logging
+from .logging import AccessLogMiddleware, configure_logging
 from .metrics import MetricsMiddleware, breaker_listener, observe_plugins
 from .metrics import router as metrics_router
-from .middleware import BodyLimitMiddleware, RateLimiter, RateLimitMiddleware, RequestContextMiddleware
+from .middleware import BodyLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
 from .notify import Notifier
+from .openapi import build_openapi
 from .permissions import PermissionTable
 from .plugins import PluginManager
 from .security import ensure_secret_key
+from .ratelimit import RateLimiter, RateLimitMiddleware
 from .services.record_writer import RecordWriter
 from .settings import Settings
 from .startup import Step, database_answers, run_steps, wait_for_database
@@ -110,8 +113,7 @@ async def _mount_plugins(app: FastAPI, kernel: Kernel, manager: PluginManager) -
             for router in routers:
                 app.include_router(router, prefix=API_PREFIX)
                 records[name].routes += [
-                    f"{','.join(sorted(getattr(r, 'methods', []) or []))} {API_PREFIX}{r.path}"
-                    for r in router.routes
+                    f"{','.join(sorted(getattr(r, 'methods', []) or []))} {API_PREFIX}{r.path}" for r in router.routes
                 ]
         except Exception as exc:
             manager.fail(name, f"mes_register_routers: {type(exc).__name__}: {exc}")
@@ -187,13 +189,20 @@ def create_app(
     cache = Cache(redis, namespace=settings.redis_namespace)
     store = RedisBreakerStore(redis, settings.redis_namespace) if redis else MemoryBreakerStore()
     breakers = BreakerRegistry(store=store)
-    kernel = Kernel(settings=settings, engine=engine, sessionmaker=make_sessionmaker(engine), cache=cache,
-                    breakers=breakers, redis=redis)
+    kernel = Kernel(
+        settings=settings,
+        engine=engine,
+        sessionmaker=make_sessionmaker(engine),
+        cache=cache,
+        breakers=breakers,
+        redis=redis,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        manager = PluginManager(safe_mode=settings.plugins_safe_mode, allow=settings.plugins_allow,
-                                deny=settings.plugins_deny)
+        manager = PluginManager(
+            safe_mode=settings.plugins_safe_mode, allow=settings.plugins_allow, deny=settings.plugins_deny
+        )
         kernel.plugins = manager
         if load_entry_points:
             manager.load_entry_points()
@@ -226,8 +235,13 @@ def create_app(
             gc.collect()
             gc.freeze()
             gc.set_threshold(50_000, 20, 20)
-        log.info("kernel_started", version=__version__, database=engine.dialect.name, redis=bool(redis),
-                 plugins={r["name"]: r["state"] for r in manager.snapshot()})
+        log.info(
+            "kernel_started",
+            version=__version__,
+            database=engine.dialect.name,
+            redis=bool(redis),
+            plugins={r["name"]: r["state"] for r in manager.snapshot()},
+        )
         try:
             yield
         finally:
@@ -251,7 +265,10 @@ def create_app(
         description="Shop-floor core: LOTs and traceability, audit trail, devices through plugins.",
         openapi_tags=TAGS,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    app.openapi = lambda: build_openapi(app)
     app.state.kernel = kernel
     app.state.permissions = PermissionTable()
     app.state.panels = []
@@ -259,14 +276,22 @@ def create_app(
     app.state.device_kinds = {}
     install_error_handlers(app)
 
-    # Added innermost first: metrics see everything, the request id is set before limits answer.
+    # Added innermost first: metrics see everything, the request id is set before limits answer,
+    # limits count before the validation layer reads a body.
+    app.add_middleware(StaleStatementRetryMiddleware)
     app.add_middleware(UnhandledErrorMiddleware)
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(
-        RateLimitMiddleware, limiter=RateLimiter(redis, settings.redis_namespace), settings=settings, cache=cache
+        RateLimitMiddleware,
+        limiter=RateLimiter(settings.redis_url, settings.redis_namespace),
+        settings=settings,
+        cache=cache,
     )
     app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(AccessLogMiddleware, cache=cache)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
 
     for module in (auth, users, lots, records, stations, lines, audit, health, plugins):
         app.include_router(module.router, prefix=API_PREFIX)
@@ -274,6 +299,7 @@ def create_app(
     app.include_router(lots.processes_router, prefix=API_PREFIX)
     app.include_router(lines.devices_router, prefix=API_PREFIX)
     app.include_router(metrics_router)
+    _mount_docs(app)
     _mount_web(app)
     return app
 
@@ -287,6 +313,42 @@ async def _apply_line_overrides(kernel: Kernel) -> None:
         log.warning("line_overrides_not_loaded", error=str(exc))
 
 
+def _mount_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with their scripts from an installed package, not a CDN:
+    a plant network is often offline. The assets ship in ``fastapi-offline``."""
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.staticfiles import StaticFiles
+
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui():
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - API",
+            oauth2_redirect_url="/docs/oauth2-redirect",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon.png",
+        )
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    async def swagger_ui_redirect():
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc():
+        return get_redoc_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - API",
+            redoc_js_url="/docs-assets/redoc.standalone.js",
+            redoc_favicon_url="/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
+
+
 def _mount_web(app: FastAPI) -> None:
     """Serve the managers' dashboard build when it is there; a pointer page otherwise."""
     index = WEB_DIST / "index.html"
@@ -295,8 +357,10 @@ def _mount_web(app: FastAPI) -> None:
     async def root():
         if index.exists():  # always revalidated; the hashed assets it names are cached for good
             return FileResponse(index, headers={"Cache-Control": "no-cache"})
-        return HTMLResponse("<h1>NeuroHub MES</h1><p>API docs: <a href='/docs'>/docs</a> · "
-                            "<a href='/redoc'>/redoc</a> · health: <a href='/api/v1/health'>/api/v1/health</a></p>")
+        return HTMLResponse(
+            "<h1>NeuroHub MES</h1><p>API docs: <a href='/docs'>/docs</a> · "
+            "<a href='/redoc'>/redoc</a> · health: <a href='/api/v1/health'>/api/v1/health</a></p>"
+        )
 
     if (WEB_DIST / "assets").is_dir():
         from fastapi.staticfiles import StaticFiles

@@ -111,7 +111,8 @@ def serve(
         port=port,
         reload=reload,
         log_level=settings.log_level.lower(),
-        access_log=False,
+        access_log=False,  # the kernel writes one JSON line per request
+        server_header=False,
     )
 
 

@@ -8,7 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -137,15 +137,34 @@ def install_error_handlers(app: FastAPI) -> None:
         # The database is restarting, unreachable or saturated: nothing was written (the
         # transaction never committed), so the client may retry the same request.
         log.warning("database_unavailable", error=f"{type(exc).__name__}: {str(exc)[:300]}")
-        return error_response(503, "SERVICE_UNAVAILABLE", "the database is not reachable right now; retry",
-                              headers={"Retry-After": "5"}, retry_after=5)
+        return error_response(
+            503,
+            "SERVICE_UNAVAILABLE",
+            "the database is not reachable right now; retry",
+            headers={"Retry-After": "5"},
+            retry_after=5,
+        )
 
     @app.exception_handler(DataError)
-    async def _data_error(_request: Request, exc: DataError):
-        # The database refused a value validation let through (SQLSTATE class 22): the client's
-        # input, not a server fault.
-        log.warning("database_refused_value", error=str(exc.orig)[:300])
-        return error_response(422, "VALIDATION_ERROR", "a value was refused by the database")
+    @app.exception_handler(OverflowError)
+    async def _data_error(_request: Request, exc: Exception):
+        # The database refused a value validation let through (SQLSTATE class 22, or the driver could
+        # not bind it: sqlite3's OverflowError for an integer beyond 64 bits): the client's input.
+        log.warning("database_refused_value", error=str(getattr(exc, "orig", exc))[:300])
+        return error_response(422, "VALIDATION_ERROR", "a value was refused by the database (out of range?)")
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError):
+        # Everything the driver raised that SQLAlchemy maps to no narrower class (asyncpg's
+        # AdminShutdownError and CannotConnectNowError arrive as a bare DBAPIError): sorted by SQLSTATE.
+        kind = database_error_kind(exc)
+        if kind == "stale_statement":
+            raise exc  # StaleStatementRetryMiddleware runs the request again
+        if kind == "unavailable":
+            return await _database_unavailable(request, exc)
+        if kind == "refused_value":
+            return await _data_error(request, exc)
+        raise exc
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException):
@@ -154,6 +173,98 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
+
+# SQLSTATE classes and codes (PostgreSQL manual, appendix A) that mean "the database is away or
+# busy right now; the same request may succeed later".
+_UNAVAILABLE_CLASSES = ("08", "53", "57P", "58")
+_VALUE_CLASSES = ("22",)
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 6:
+        state = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(state, str):
+            return state
+        current = getattr(current, "orig", None) or current.__cause__
+        seen += 1
+    return None
+
+
+def _chain_names(exc: BaseException) -> set[str]:
+    names, current, seen = set(), exc, 0
+    while current is not None and seen < 6:
+        names.add(type(current).__name__)
+        current = getattr(current, "orig", None) or current.__cause__
+        seen += 1
+    return names
+
+
+def database_error_kind(exc: BaseException) -> str | None:
+    """``stale_statement``, ``unavailable``, ``refused_value`` or None (a real fault) for a driver error.
+
+    ``InvalidCachedStatementError``: asyncpg's prepared statement no longer matches the table after a
+    live ``ALTER TABLE``; SQLAlchemy has already dropped the connection's statement cache, so running
+    the request again succeeds. Client-side bind errors of asyncpg (``invalid input for query
+    argument``, e.g. an integer out of a column's range) count as refused values.
+    """
+    names = _chain_names(exc)
+    if "InvalidCachedStatementError" in names:
+        return "stale_statement"
+    state = _sqlstate(exc) or ""
+    if (
+        state.startswith(_UNAVAILABLE_CLASSES)
+        or {"AdminShutdownError", "CannotConnectNowError", "ConnectionDoesNotExistError"} & names
+    ):
+        return "unavailable"
+    if state.startswith(_VALUE_CLASSES) or "invalid input for query argument" in str(exc):
+        return "refused_value"
+    return None
+
+
+class StaleStatementRetryMiddleware:
+    """Runs a request once more when its database statement was stale (see ``database_error_kind``).
+
+    Nothing was written: the failed statement aborted its transaction before any commit. The body is
+    kept as it is read, so the second run reads the same bytes. Innermost of the kernel's middleware.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        received: list = []
+        started = False
+
+        async def recording_receive():
+            message = await receive()
+            received.append(message)
+            return message
+
+        async def tracking_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            return await self.app(scope, recording_receive, tracking_send)
+        except DBAPIError as exc:
+            if started or database_error_kind(exc) != "stale_statement":
+                raise
+            log.info("stale_statement_retried", error=str(exc)[:200], path=scope.get("path"))
+            from .metrics import STALE_STATEMENT_RETRIES, route_template
+
+            STALE_STATEMENT_RETRIES.labels(route_template(scope)).inc()
+        replay = list(received)
+
+        async def replay_receive():
+            return replay.pop(0) if replay else await receive()
+
+        await self.app(scope, replay_receive, send)
 
 
 class UnhandledErrorMiddleware:

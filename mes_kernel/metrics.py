@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime
 
+import structlog
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -20,26 +23,34 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily
+
+log = structlog.get_logger(__name__)
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 REQUESTS = Counter("http_requests_total", "HTTP requests", ["method", "route", "status"])
-LATENCY = Histogram("http_request_duration_seconds", "HTTP request latency", ["method", "route", "status"],
-                    buckets=BUCKETS)
-BREAKER_STATE = Gauge("mes_breaker_state", "Breaker state: 0 closed, 1 half-open, 2 open", ["breaker"],
-                      multiprocess_mode="max")
+LATENCY = Histogram(
+    "http_request_duration_seconds", "HTTP request latency", ["method", "route", "status"], buckets=BUCKETS
+)
 BREAKER_TRANSITIONS = Counter("mes_breaker_transitions_total", "Breaker transitions", ["breaker", "to"])
 HEALTH_CHECKS = Counter("health_check_total", "Health aggregations by overall status", ["status"])
-HEALTH_DURATION = Gauge("health_check_duration_seconds", "Duration of a health check", ["check"],
-                        multiprocess_mode="max")
-HEALTH_STATE = Gauge("mes_health_check_state", "Health check state: 0 UP, 1 DEGRADED, 2 DOWN", ["check"],
-                     multiprocess_mode="max")
-PLUGIN_STATE = Gauge("mes_plugin_loaded", "1 when a plugin is in the given state", ["plugin", "state"],
-                     multiprocess_mode="max")
-DB_POOL = Gauge("mes_db_pool_connections", "Database pool connections by use", ["use"],
-                multiprocess_mode="livesum")
-STATION_AGE = Gauge("mes_station_heartbeat_age_seconds", "Seconds since a station's last heartbeat", ["station"],
-                    multiprocess_mode="min")
+HEALTH_DURATION = Gauge(
+    "health_check_duration_seconds", "Duration of a health check", ["check"], multiprocess_mode="max"
+)
+HEALTH_STATE = Gauge(
+    "mes_health_check_state", "Health check state: 0 UP, 1 DEGRADED, 2 DOWN", ["check"], multiprocess_mode="max"
+)
+PLUGIN_STATE = Gauge(
+    "mes_plugin_loaded", "1 when a plugin is in the given state", ["plugin", "state"], multiprocess_mode="max"
+)
+DB_POOL = Gauge("mes_db_pool_connections", "Database pool connections by use", ["use"], multiprocess_mode="livesum")
+
+STALE_STATEMENT_RETRIES = Counter(
+    "mes_db_stale_statement_retries_total",
+    "Requests run again after a stale prepared statement (live ALTER TABLE)",
+    ["route"],
+)
 
 STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 HEALTH_VALUE = {"UP": 0, "DEGRADED": 1, "DOWN": 2}
@@ -114,13 +125,9 @@ def _observe_leaf(name: str, item: dict) -> None:
     HEALTH_STATE.labels(name).set(HEALTH_VALUE.get(item.get("status"), 2))
     if "duration_ms" in item:
         HEALTH_DURATION.labels(name).set(item["duration_ms"] / 1000)
-    details = item.get("details") or {}
-    if name.startswith("stations.") and details.get("heartbeat_age_seconds") is not None:
-        STATION_AGE.labels(name.split(".", 1)[1]).set(details["heartbeat_age_seconds"])
 
 
 async def breaker_listener(key: str, old: str, new: str, _state) -> None:
-    BREAKER_STATE.labels(key).set(STATE_VALUE.get(new, 0))
     BREAKER_TRANSITIONS.labels(key, new).inc()
 
 
@@ -148,11 +155,99 @@ def registry() -> CollectorRegistry:
     return REGISTRY
 
 
-@router.get("/metrics", summary="Prometheus metrics (text format)", include_in_schema=True)
+class WorldCollector:
+    """Gauges that describe the world, computed for one scrape from the shared truth.
+
+    A gauge set by a worker as a side effect (of a ``/health`` call, a breaker transition) describes
+    that worker's last look, and in multiprocess mode a dead worker's file keeps it forever. These are
+    read from the database and the breaker store (Redis when configured) by the worker that answers
+    the scrape, so every scrape is as true as the shared state, whoever answers and whoever died:
+
+    - ``mes_station_heartbeat_age_seconds{station}``: seconds since the station's last heartbeat
+      (``stations.last_heartbeat_at``); stations that never sent one are left out;
+    - ``mes_breaker_state{breaker}``: 0 closed, 1 half-open, 2 open (``BreakerRegistry.snapshot``);
+    - ``mes_alerts_open{severity}``: alerts raised and not resolved (``alerts`` table);
+    - ``mes_world_source_up{source}``: 1 when ``database`` / ``breakers`` could be read for this scrape
+      (0 leaves their families out rather than reporting stale values).
+    """
+
+    def __init__(self) -> None:
+        self.stations: dict[str, float] = {}
+        self.breakers: dict[str, int] = {}
+        self.alerts: dict[str, int] = {}
+        self.up: dict[str, int] = {}
+
+    async def read(self, kernel, now: datetime | None = None) -> WorldCollector:
+        """Fill in from the database and the breaker store; ``now`` is injectable for tests."""
+        from sqlalchemy import func, select
+
+        from .db.models import Alert, Station
+
+        now = now or datetime.now(UTC)
+        try:
+            async with kernel.sessionmaker() as session:
+                rows = (await session.execute(select(Station.code, Station.last_heartbeat_at))).all()
+                alerts = (
+                    await session.execute(
+                        select(Alert.severity, func.count()).where(Alert.resolved_at.is_(None)).group_by(Alert.severity)
+                    )
+                ).all()
+            self.stations = {code: max(0.0, (now - seen).total_seconds()) for code, seen in rows if seen is not None}
+            self.alerts = {severity: count for severity, count in alerts}
+            self.up["database"] = 1
+        except Exception as exc:
+            log.warning("metrics_world_database_unreadable", error=f"{type(exc).__name__}: {exc}"[:300])
+            self.up["database"] = 0
+        try:
+            snapshot = await kernel.breakers.snapshot()
+            self.breakers = {key: STATE_VALUE.get(state["state"], 0) for key, state in snapshot.items()}
+            self.up["breakers"] = 1
+        except Exception as exc:
+            log.warning("metrics_world_breakers_unreadable", error=f"{type(exc).__name__}: {exc}"[:300])
+            self.up["breakers"] = 0
+        return self
+
+    def collect(self):
+        up = GaugeMetricFamily(
+            "mes_world_source_up", "1 when the source could be read for this scrape", labels=["source"]
+        )
+        for source, value in self.up.items():
+            up.add_metric([source], value)
+        yield up
+        if self.up.get("database"):
+            age = GaugeMetricFamily(
+                "mes_station_heartbeat_age_seconds", "Seconds since a station's last heartbeat", labels=["station"]
+            )
+            for code, seconds in sorted(self.stations.items()):
+                age.add_metric([code], seconds)
+            yield age
+            alerts = GaugeMetricFamily("mes_alerts_open", "Alerts raised and not resolved", labels=["severity"])
+            for severity, count in sorted(self.alerts.items()):
+                alerts.add_metric([severity], count)
+            yield alerts
+        if self.up.get("breakers"):
+            state = GaugeMetricFamily(
+                "mes_breaker_state", "Breaker state: 0 closed, 1 half-open, 2 open", labels=["breaker"]
+            )
+            for key, value in sorted(self.breakers.items()):
+                state.add_metric([key], value)
+            yield state
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text format)",
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "Prometheus text exposition format 0.0.4",
+        }
+    },
+)
 async def metrics(request: Request) -> Response:
     kernel = request.app.state.kernel
     observe_pool(kernel.engine)
-    snapshot = await kernel.breakers.snapshot()
-    for key, state in snapshot.items():
-        BREAKER_STATE.labels(key).set(STATE_VALUE.get(state["state"], 0))
-    return Response(generate_latest(registry()), media_type=CONTENT_TYPE_LATEST)
+    world = CollectorRegistry(auto_describe=False)
+    world.register(await WorldCollector().read(kernel))
+    return Response(generate_latest(registry()) + generate_latest(world), media_type=CONTENT_TYPE_LATEST)

@@ -10,6 +10,8 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 T = TypeVar("T")
 
+INT32_MAX = 2**31 - 1  # PostgreSQL INTEGER; SQLite would take more, PostgreSQL refuses it
+
 Code = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-/:]*$")
 
 
@@ -144,7 +146,7 @@ class UnitOut(ORM):
 class ProcessIn(BaseModel):
     id: str = Code
     name: Text = Field("", max_length=200)
-    sequence: int = Field(0, ge=0)
+    sequence: int = Field(0, ge=0, le=INT32_MAX, description="order of the step on the route (an INTEGER column)")
 
 
 class ProcessOut(ORM):

@@ -44,7 +44,12 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(0, description="0 = derived from workers and max connections")
     db_max_overflow: int = Field(-1, description="-1 = derived")
 
-    rate_limit_per_minute: int = 100
+    rate_limit_per_minute: int = Field(100, description="per person (writes) and per client address (spec)")
+    rate_limit_reads_per_minute: int = Field(
+        0,
+        description="per person, GET/HEAD/OPTIONS; 0 = 6 x RATE_LIMIT_PER_MINUTE (600: one dashboard polls "
+        "about 25 times a minute, so a person's dashboard on a dozen screens stays well inside it)",
+    )
     station_rate_limit_per_minute: int = 6000
     max_body_bytes: int = 2 * 1024 * 1024
     max_upload_bytes: int = 64 * 1024 * 1024
@@ -92,6 +97,10 @@ class Settings(BaseSettings):
                     "raise DB_MAX_CONNECTIONS to match the server (or a pooler such as pgbouncer in front)"
                 )
         return self
+
+    @property
+    def read_rate_limit_per_minute(self) -> int:
+        return self.rate_limit_reads_per_minute or 6 * self.rate_limit_per_minute
 
     @property
     def is_sqlite(self) -> bool:

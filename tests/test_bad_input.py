@@ -249,3 +249,131 @@ async def test_nul_characters_are_refused_by_line_and_station_routes_too(
         answers.append((path, r.status_code))
     assert all(400 <= status < 500 for _, status in answers), answers
     assert await _counts(kernel) == before
+
+
+# ---------------------------------------------------------------- kinds of input no database takes
+BIG = "9223372036854775808"  # 2**63: one past BIGINT
+
+
+async def test_integers_beyond_a_column_are_422_in_query_path_and_body(client, kernel, admin_headers):
+    before = await _counts(kernel)
+    for method, path in (
+        ("GET", f"/lots?offset={BIG}"),
+        ("GET", f"/lots?limit=-{BIG}1"),
+        ("GET", f"/firmware/images/{BIG}"),
+        ("GET", f"/firmware/jobs/{BIG}"),
+        ("GET", f"/labels/jobs/{BIG}"),
+        ("POST", f"/labels/jobs/{BIG}/reprint"),
+        ("DELETE", f"/stations/ST-01/tokens/{BIG}"),
+    ):
+        r = await client.request(method, API + path, headers=admin_headers)
+        _refused(r, 422, "VALIDATION_ERROR")
+    r = await client.post(
+        API + "/processes", json={"id": "BIG-1", "name": "n", "sequence": 2**31}, headers=admin_headers
+    )
+    _refused(r, 422, "VALIDATION_ERROR")
+    ok = await client.post(
+        API + "/processes", json={"id": "BIG-2", "name": "n", "sequence": 2**31 - 1}, headers=admin_headers
+    )
+    assert ok.status_code == 201, ok.text
+    assert (await client.get(API + f"/lots?offset={2**63 - 1}", headers=admin_headers)).status_code == 200
+    after = await _counts(kernel)
+    assert after["lots"] == before["lots"]
+
+
+async def test_json_nested_deeper_than_storable_is_422_at_any_depth(client, kernel, worker_headers, make_lot):
+    lot = await make_lot()
+    before = await _counts(kernel)
+    for depth in (65, 300, 500, 5_000, 30_000):  # 30 000 levels: 60 kB, under this module's body limit
+        nested = "[" * depth + "]" * depth
+        body = json.dumps(_record(lot["lot_number"])).replace(
+            '"result": "pass"', f'"result": "pass", "data": {{"x": {nested}}}'
+        )
+        r = await client.post(
+            API + "/process-records", content=body, headers={**worker_headers, "Content-Type": "application/json"}
+        )
+        _refused(r, 422, "VALIDATION_ERROR")
+        assert "nested deeper" in r.json()["detail"]["message"]
+    assert await _counts(kernel) == before
+    shallow = _record(lot["lot_number"], data={"x": json.loads("[" * 30 + "]" * 30), "s": "[[[[ in a string ]]]]" * 20})
+    assert (await client.post(API + "/process-records", json=shallow, headers=worker_headers)).status_code == 201
+
+
+async def test_nul_and_invalid_utf8_are_422_everywhere(client, kernel, admin_headers, worker_headers, make_lot):
+    lot = await make_lot()
+    number = lot["lot_number"]
+    before = await _counts(kernel)
+    json_headers = {**worker_headers, "Content-Type": "application/json"}
+    cases = [
+        ("GET", "/lots?q=%FF%FE", None, worker_headers),
+        ("GET", "/lots/%C3%28", None, worker_headers),
+        ("GET", "/lots?q=A%00B", None, worker_headers),
+        ("POST", "/process-records", json.dumps(_record(number, note="x\u0000y")), json_headers),
+        ("POST", "/process-records", json.dumps(_record(number, data={"k\u0000": 1})), json_headers),
+        ("POST", "/process-records", json.dumps(_record(number, note="\ud800 alone")), json_headers),
+        (
+            "POST",
+            "/firmware/upload",
+            json.dumps({"serial_number": "S-1", "device": "UP\u00001"}),
+            {**admin_headers, "Content-Type": "application/json"},
+        ),
+        ("POST", "/auth/login", b"username=a%00b&password=x", {"Content-Type": "application/x-www-form-urlencoded"}),
+        ("POST", "/auth/login", b"username=%FF&password=x", {"Content-Type": "application/x-www-form-urlencoded"}),
+    ]
+    for method, path, content, headers in cases:
+        r = await client.request(method, API + path, content=content, headers=headers)
+        _refused(r, 422, "VALIDATION_ERROR")
+    assert await _counts(kernel) == before
+    # A paired surrogate escape is a real character, and is accepted.
+    paired = json.dumps(_record(number, note="\U0001f600"), ensure_ascii=True)
+    assert (await client.post(API + "/process-records", content=paired, headers=json_headers)).status_code == 201
+
+
+async def test_nul_in_a_multipart_field_is_422_and_file_contents_are_data(client, kernel, admin_headers):
+    image = b"\x00\x01firmware\xff\x00" * 100
+    for field, value in (("product", "PRD\x00X"), ("version", "1.0\x00"), ("notes", b"\xff\xfe")):
+        fields = {"product": "PRD-100", "version": "9.9.9", field: value}
+        r = await client.post(
+            API + "/firmware/images",
+            headers=admin_headers,
+            files={"file": ("fw.bin", image, "application/octet-stream")},
+            data=fields,
+        )
+        _refused(r, 422, "VALIDATION_ERROR")
+        assert r.json()["detail"]["errors"][0]["loc"] == ["body", field]
+    ok = await client.post(
+        API + "/firmware/images",
+        headers=admin_headers,
+        files={"file": ("fw.bin", image, "application/octet-stream")},
+        data={"product": "PRD-100", "version": "9.9.9"},
+    )
+    assert ok.status_code == 201, ok.text
+
+
+async def test_wrong_media_type_is_415_and_media_types_are_case_insensitive(client, kernel, manager_headers):
+    body = json.dumps({"lot_number": "LOT-MEDIA-1", "product": "P"})
+    for media in ("text/plain", "application/xml", "application/x-www-form-urlencoded"):
+        r = await client.post(API + "/lots", content=body, headers={**manager_headers, "Content-Type": media})
+        _refused(r, 415, "UNSUPPORTED_MEDIA_TYPE")
+    r = await client.post(API + "/lots", content=body, headers={**manager_headers, "Content-Type": "Application/JSON"})
+    assert r.status_code == 201, r.text
+
+    await client.post(
+        API + "/users",
+        json={"username": "media-user", "password": "a-long-password-1", "role": "viewer"},
+        headers=manager_headers,
+    )
+    from mes_kernel.db.models import User
+    from mes_kernel.security import hash_password
+
+    async with kernel.sessionmaker() as session:
+        session.add(
+            User(username="formuser", role="viewer", full_name="F", password_hash=hash_password("pw-123456", 4))
+        )
+        await session.commit()
+    r = await client.post(
+        API + "/auth/login",
+        content=b"username=formuser&password=pw-123456",
+        headers={"Content-Type": "Application/X-WWW-Form-Urlencoded"},
+    )
+    assert r.status_code == 200, r.text

@@ -193,7 +193,7 @@ def symbology_name(identifier: str | None) -> str | None:
     if identifier in GS1_SYMBOLOGIES:
         base = AIM_SYMBOLOGIES[identifier[1]]
         return "GS1-128" if identifier == "]C1" else f"GS1 {base}".replace("GS1 GS1 ", "GS1 ")
-    return AIM_SYMBOLOGIES.get(identifier[1], "unknown")
+    return AIM_SYMBOLOGIES.get(identifier[1:2], "unknown")  # a scanner may send any text here
 
 
 # ------------------------------------------------------------------ the parser

@@ -1,0 +1,75 @@
+"""The database failing under a request: away or shutting down is 503 with Retry-After, a stale
+prepared statement after a live ALTER TABLE is retried transparently. Never a 500."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from mes_kernel import hookimpl
+from mes_kernel.api.deps import KernelDep
+from mes_kernel.metrics import STALE_STATEMENT_RETRIES
+
+API = "/api/v1"
+
+
+class SlowQueryPlugin:
+    """A plugin route that holds a database query open, so the test can end its backend mid-request."""
+
+    MES_KERNEL_API = ">=1.0"
+    router = APIRouter(prefix="/slow-query", tags=["test"])
+
+    @staticmethod
+    @router.get("")
+    async def slow(kernel: KernelDep):
+        async with kernel.sessionmaker() as session:
+            await session.execute(text("SELECT pg_sleep(60) /* mes-slow-query */"))
+        return {"slept": True}
+
+    @hookimpl
+    def mes_register_routers(self, kernel):
+        return [self.router]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.mes_plugins(SlowQueryPlugin())
+async def test_the_database_shutting_down_mid_request_is_503_with_retry_after(client, kernel, admin_headers):
+    request = asyncio.create_task(client.get(f"{API}/slow-query", headers=admin_headers))
+    terminated = 0
+    async with kernel.engine.connect() as admin:
+        for _ in range(200):  # until the query is running
+            terminated = (
+                await admin.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE query LIKE '%mes-slow-query%' AND pid <> pg_backend_pid()"
+                    )
+                )
+            ).scalar_one()
+            await admin.commit()  # pg_stat_activity is a snapshot per transaction
+            if terminated:
+                break
+            await asyncio.sleep(0.05)
+    assert terminated == 1
+    r = await asyncio.wait_for(request, timeout=30)  # AdminShutdownError (SQLSTATE 57P01) underneath
+    assert r.status_code == 503, r.text
+    assert r.json()["detail"]["code"] == "SERVICE_UNAVAILABLE" and r.headers["retry-after"] == "5"
+    assert (await client.get(f"{API}/lots", headers=admin_headers)).status_code == 200  # and the next one works
+
+
+@pytest.mark.postgres_only
+async def test_a_stale_statement_after_a_live_alter_table_is_retried(client, kernel, admin_headers, make_lot):
+    await make_lot("LOT-STALE-1")
+    for _ in range(3):  # one pooled connection, its prepared statement for the LOT list cached
+        assert (await client.get(f"{API}/lots", headers=admin_headers)).status_code == 200
+    async with kernel.engine.begin() as conn:  # a migration, live: the cached plan's result type changes
+        await conn.execute(text("ALTER TABLE lots ALTER COLUMN product TYPE varchar(300)"))
+    retries = STALE_STATEMENT_RETRIES.labels("/api/v1/lots")
+    before = retries._value.get()
+    r = await client.get(f"{API}/lots", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["items"][0]["lot_number"] == "LOT-STALE-1"
+    assert retries._value.get() == before + 1  # it did go stale, and was run again
