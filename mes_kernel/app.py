@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from . import __version__
 from .api.routes import audit, auth, health, lines, lots, plugins, records, stations, users
+from .api.scope import plugin_scope
 from .audit import seal_pending
 from .breakers import BreakerRegistry, MemoryBreakerStore, RedisBreakerStore
 from .cache import Cache
@@ -31,6 +33,7 @@ from .middleware import BodyLimitMiddleware, RateLimiter, RateLimitMiddleware, R
 from .notify import Notifier
 from .permissions import PermissionTable
 from .plugins import PluginManager
+from .runtime import RuntimeConfig
 from .services.record_writer import RecordWriter
 from .settings import Settings
 
@@ -106,7 +109,9 @@ async def _mount_plugins(app: FastAPI, kernel: Kernel, manager: PluginManager) -
     for name, routers in await manager.call_each("mes_register_routers", kernel=kernel):
         try:
             for router in routers:
-                app.include_router(router, prefix=API_PREFIX)
+                # Behind the kernel's scope: refused while the plugin is switched off, and to a
+                # station whose line does not enable it (mes_kernel.api.scope).
+                app.include_router(router, prefix=API_PREFIX, dependencies=[plugin_scope(name)])
                 records[name].routes += [
                     f"{','.join(sorted(getattr(r, 'methods', []) or []))} {API_PREFIX}{r.path}"
                     for r in router.routes
@@ -125,11 +130,24 @@ async def _mount_plugins(app: FastAPI, kernel: Kernel, manager: PluginManager) -
     panels: list[tuple[str, Panel]] = []
     for name, found in await manager.call_each("mes_register_panels"):
         for panel in found:
-            if isinstance(panel, Panel) and panel.kind in Panel.KINDS:
-                panels.append((name, panel))
+            endpoint = _panel_endpoint(panel.endpoint) if isinstance(panel, Panel) else None
+            if endpoint and panel.kind in Panel.KINDS:
+                panels.append((name, dataclasses.replace(panel, endpoint=endpoint)))
                 records[name].panels.append(panel.id)
+            else:
+                log.warning("panel_refused", plugin=name, panel=getattr(panel, "id", repr(panel)),
+                            reason="not a Panel, unknown kind, or an endpoint outside this server's API")
     app.state.panels = panels
     app.openapi_schema = None  # plugin routes joined after the first schema was built
+
+
+def _panel_endpoint(endpoint: str) -> str | None:
+    """The one form of a panel's data endpoint: a path on this server under ``/api/v1``. A path
+    relative to ``/api/v1`` (``/labels/stats/today``) is completed; a URL elsewhere is refused."""
+    if not isinstance(endpoint, str) or "://" in endpoint or endpoint.startswith("//"):
+        return None
+    path = endpoint if endpoint.startswith("/") else "/" + endpoint
+    return path if path.startswith(API_PREFIX + "/") else API_PREFIX + path
 
 
 async def _station_watchdog(kernel: Kernel, notifier: Notifier) -> None:
@@ -165,8 +183,13 @@ def create_app(
     *,
     extra_plugins: Iterable[Any] = (),
     load_entry_points: bool = True,
+    server: bool = True,
 ) -> FastAPI:
-    """Build the app. Nothing connects and no plugin loads until the lifespan starts."""
+    """Build the app. Nothing connects and no plugin loads until the lifespan starts.
+
+    ``server=False`` builds the kernel for a command-line tool (``mes line apply`` …): plugins load,
+    but it does not follow configuration changes and does not log ``kernel_started``.
+    """
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
     redis = _redis_client(settings.redis_url)
@@ -182,6 +205,9 @@ def create_app(
         manager = PluginManager(safe_mode=settings.plugins_safe_mode, allow=settings.plugins_allow,
                                 deny=settings.plugins_deny)
         kernel.plugins = manager
+        runtime = RuntimeConfig(kernel, poll_seconds=settings.config_poll_seconds)
+        kernel.runtime = runtime
+        app.state.permissions.owner_active = manager.is_active
         if load_entry_points:
             manager.load_entry_points()
         for plugin in extra_plugins:
@@ -190,9 +216,13 @@ def create_app(
         breakers.listeners[:] = [breaker_listener, notifier.breaker_transition]
         await cache.start()
         await _mount_plugins(app, kernel, manager)
-        await _apply_line_overrides(kernel)
+        if server:
+            await runtime.start()
+        else:
+            await _load_runtime_once(runtime)
         await manager.call_each("mes_startup", kernel=kernel)
         app.state.health = HealthAggregator(kernel, app.state.plugin_checks, settings.health_cache_seconds)
+        runtime.listeners.append(app.state.health.invalidate)
         observe_plugins(manager.snapshot())
         writer = RecordWriter(kernel)
         writer.start()
@@ -207,11 +237,13 @@ def create_app(
             gc.collect()
             gc.freeze()
             gc.set_threshold(50_000, 20, 20)
-        log.info("kernel_started", version=__version__, database=engine.dialect.name, redis=bool(redis),
-                 plugins={r["name"]: r["state"] for r in manager.snapshot()})
+        if server:
+            log.info("kernel_started", version=__version__, database=engine.dialect.name, redis=bool(redis),
+                     plugins={r["name"]: r["state"] for r in manager.snapshot()})
         try:
             yield
         finally:
+            await runtime.close()
             await writer.close()
             for task in (sealer, watchdog):
                 task.cancel()
@@ -257,13 +289,11 @@ def create_app(
     return app
 
 
-async def _apply_line_overrides(kernel: Kernel) -> None:
-    from .lines import load_breaker_overrides
-
+async def _load_runtime_once(runtime: RuntimeConfig) -> None:
     try:
-        await load_breaker_overrides(kernel)
+        await runtime.refresh(force=True)
     except Exception as exc:  # no schema yet (first start before `mes db upgrade`)
-        log.warning("line_overrides_not_loaded", error=str(exc))
+        log.warning("runtime_config_not_loaded", error=str(exc))
 
 
 def _mount_web(app: FastAPI) -> None:
