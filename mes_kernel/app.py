@@ -208,6 +208,7 @@ def create_app(
         runtime = RuntimeConfig(kernel, poll_seconds=settings.config_poll_seconds)
         kernel.runtime = runtime
         app.state.permissions.owner_active = manager.is_active
+        runtime.listeners.append(lambda: observe_plugins(manager.snapshot()))
         if load_entry_points:
             manager.load_entry_points()
         for plugin in extra_plugins:

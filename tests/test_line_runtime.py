@@ -332,3 +332,40 @@ async def test_mes_line_apply_in_another_process_reaches_the_running_embedded_se
     await _eventually(followed, "a line applied by `mes line apply` in another process")
     assert kernel.enabled_lines("sample_meter") == ["LINE-A"]
     assert kernel.enabled_lines("label_printer") == []
+
+
+@pytest.mark.sqlite_only
+async def test_mes_plugins_disable_in_another_process_reaches_the_running_embedded_server(
+    third_party, client, kernel, settings, admin_headers, tmp_path
+):
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(third_party),
+        "DATABASE_URL": settings.database_url,
+        "FILES_DIR": str(tmp_path / "cli-files"),
+    }
+    env.pop("REDIS_URL", None)
+
+    def mes(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "mes_kernel.cli", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    assert (await client.get("/api/v1/sample/reading", headers=admin_headers)).status_code == 200
+    out = await asyncio.to_thread(mes, "plugins", "disable", "sample_meter", "--reason", "meter swapped")
+    assert out.returncode == 0, out.stderr
+
+    async def refused():
+        r = await client.get("/api/v1/sample/reading", headers=admin_headers)
+        return r.status_code == 403 and r.json()["detail"]["code"] == "PLUGIN_DISABLED"
+
+    await _eventually(refused, "a plugin disabled by `mes plugins disable` in another process")
+    listed = next(
+        p
+        for p in (await client.get("/api/v1/plugins", headers=admin_headers)).json()["plugins"]
+        if p["name"] == "sample_meter"
+    )
+    assert (listed["state"], listed["reason"], listed["enabled"]) == ("disabled", "meter swapped", False)
+
+    unknown = await asyncio.to_thread(mes, "plugins", "enable", "no_such_plugin")
+    assert unknown.returncode == 1 and "no plugin named 'no_such_plugin'" in unknown.stderr
