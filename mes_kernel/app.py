@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 from collections.abc import Iterable
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from . import __version__
 from .api.routes import audit, auth, health, lines, lots, plugins, records, stations, users
+from .api.scope import plugin_scope
 from .audit import seal_pending
 from .breakers import BreakerRegistry, MemoryBreakerStore, RedisBreakerStore
 from .cache import Cache
@@ -35,6 +37,7 @@ from .permissions import PermissionTable
 from .plugins import PluginManager
 from .security import ensure_secret_key
 from .ratelimit import RateLimiter, RateLimitMiddleware
+from .runtime import RuntimeConfig
 from .services.record_writer import RecordWriter
 from .settings import Settings
 from .startup import Step, database_answers, run_steps, wait_for_database
@@ -111,7 +114,9 @@ async def _mount_plugins(app: FastAPI, kernel: Kernel, manager: PluginManager) -
     for name, routers in await manager.call_each("mes_register_routers", kernel=kernel):
         try:
             for router in routers:
-                app.include_router(router, prefix=API_PREFIX)
+                # Behind the kernel's scope: refused while the plugin is switched off, and to a
+                # station whose line does not enable it (mes_kernel.api.scope).
+                app.include_router(router, prefix=API_PREFIX, dependencies=[plugin_scope(name)])
                 records[name].routes += [
                     f"{','.join(sorted(getattr(r, 'methods', []) or []))} {API_PREFIX}{r.path}" for r in router.routes
                 ]
@@ -129,11 +134,24 @@ async def _mount_plugins(app: FastAPI, kernel: Kernel, manager: PluginManager) -
     panels: list[tuple[str, Panel]] = []
     for name, found in await manager.call_each("mes_register_panels"):
         for panel in found:
-            if isinstance(panel, Panel) and panel.kind in Panel.KINDS:
-                panels.append((name, panel))
+            endpoint = _panel_endpoint(panel.endpoint) if isinstance(panel, Panel) else None
+            if endpoint and panel.kind in Panel.KINDS:
+                panels.append((name, dataclasses.replace(panel, endpoint=endpoint)))
                 records[name].panels.append(panel.id)
+            else:
+                log.warning("panel_refused", plugin=name, panel=getattr(panel, "id", repr(panel)),
+                            reason="not a Panel, unknown kind, or an endpoint outside this server's API")
     app.state.panels = panels
     app.openapi_schema = None  # plugin routes joined after the first schema was built
+
+
+def _panel_endpoint(endpoint: str) -> str | None:
+    """The one form of a panel's data endpoint: a path on this server under ``/api/v1``. A path
+    relative to ``/api/v1`` (``/labels/stats/today``) is completed; a URL elsewhere is refused."""
+    if not isinstance(endpoint, str) or "://" in endpoint or endpoint.startswith("//"):
+        return None
+    path = endpoint if endpoint.startswith("/") else "/" + endpoint
+    return path if path.startswith(API_PREFIX + "/") else API_PREFIX + path
 
 
 async def _station_watchdog(kernel: Kernel, notifier: Notifier) -> None:
@@ -174,12 +192,15 @@ def create_app(
     extra_plugins: Iterable[Any] = (),
     load_entry_points: bool = True,
     on_database_ready: Iterable[Step] = (),
+    server: bool = True,
 ) -> FastAPI:
     """Build the app. Nothing connects and no plugin loads until the lifespan starts.
 
     ``on_database_ready``: start-up steps that need the database (``mes serve`` passes the schema
     upgrade and the first admin when the database was not reachable yet); they run before serving
     when the database answers at start, else as soon as it does (see ``startup.py``).
+    ``server=False`` builds the kernel for a command-line tool (``mes line apply`` …): plugins load,
+    but it does not follow configuration changes and does not log ``kernel_started``.
     """
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -204,6 +225,10 @@ def create_app(
             safe_mode=settings.plugins_safe_mode, allow=settings.plugins_allow, deny=settings.plugins_deny
         )
         kernel.plugins = manager
+        runtime = RuntimeConfig(kernel, poll_seconds=settings.config_poll_seconds)
+        kernel.runtime = runtime
+        app.state.permissions.owner_active = manager.is_active
+        runtime.listeners.append(lambda: observe_plugins(manager.snapshot()))
         if load_entry_points:
             manager.load_entry_points()
         for plugin in extra_plugins:
@@ -212,15 +237,22 @@ def create_app(
         breakers.listeners[:] = [breaker_listener, notifier.breaker_transition]
         await cache.start()
         await _mount_plugins(app, kernel, manager)
-        steps = [*on_database_ready, lambda: _apply_line_overrides(kernel)]
+        steps = list(on_database_ready)
         waiter = None
         if (reason := await database_answers(kernel)) is None:
             await run_steps(steps)
         else:  # started before the database: serve liveness now, full service once it answers
             kernel.state["database_waiting"] = reason
             waiter = asyncio.create_task(wait_for_database(kernel, steps, first_reason=reason), name="database-waiter")
+        # The line configuration follows the database's version; until the database answers, the
+        # periodic check keeps trying (runtime.py).
+        if server:
+            await runtime.start()
+        else:
+            await _load_runtime_once(runtime)
         await manager.call_each("mes_startup", kernel=kernel)
         app.state.health = HealthAggregator(kernel, app.state.plugin_checks, settings.health_cache_seconds)
+        runtime.listeners.append(app.state.health.invalidate)
         observe_plugins(manager.snapshot())
         writer = RecordWriter(kernel)
         writer.start()
@@ -235,16 +267,18 @@ def create_app(
             gc.collect()
             gc.freeze()
             gc.set_threshold(50_000, 20, 20)
-        log.info(
-            "kernel_started",
-            version=__version__,
-            database=engine.dialect.name,
-            redis=bool(redis),
-            plugins={r["name"]: r["state"] for r in manager.snapshot()},
-        )
+        if server:
+            log.info(
+                "kernel_started",
+                version=__version__,
+                database=engine.dialect.name,
+                redis=bool(redis),
+                plugins={r["name"]: r["state"] for r in manager.snapshot()},
+            )
         try:
             yield
         finally:
+            await runtime.close()
             await writer.close()
             for task in (sealer, watchdog, waiter):
                 if task is None:
@@ -304,13 +338,11 @@ def create_app(
     return app
 
 
-async def _apply_line_overrides(kernel: Kernel) -> None:
-    from .lines import load_breaker_overrides
-
+async def _load_runtime_once(runtime: RuntimeConfig) -> None:
     try:
-        await load_breaker_overrides(kernel)
+        await runtime.refresh(force=True)
     except Exception as exc:  # no schema yet (first start before `mes db upgrade`)
-        log.warning("line_overrides_not_loaded", error=str(exc))
+        log.warning("runtime_config_not_loaded", error=str(exc))
 
 
 def _mount_docs(app: FastAPI) -> None:

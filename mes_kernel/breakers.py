@@ -13,6 +13,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -25,6 +26,10 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+#: The line of the caller being served, set by the kernel's plugin-scope dependency for a station
+#: bound to a line; :meth:`BreakerRegistry.call` uses it when the plugin passes no ``line``.
+current_line: ContextVar[str | None] = ContextVar("current_line", default=None)
 
 
 class BreakerOpenError(ServiceUnavailable):
@@ -118,6 +123,7 @@ class MemoryBreakerStore:
 
     def __init__(self) -> None:
         self._records: dict[str, BreakerState] = {}
+        self._instances: dict[str, str] = {}
         self._lock = asyncio.Lock()
 
     async def apply(self, key: str, step: Callable[[BreakerState], tuple[BreakerState | None, tuple]]) -> tuple:
@@ -132,6 +138,14 @@ class MemoryBreakerStore:
 
     async def reset(self, key: str) -> None:
         self._records.pop(key, None)
+
+    async def remember(self, key: str, line: str) -> None:
+        """Note that breaker instance ``key`` serves ``line`` ("" for none)."""
+        self._instances[key] = line
+
+    async def instances(self) -> dict[str, str]:
+        """Every breaker instance used so far and the line it last served."""
+        return dict(self._instances)
 
 
 class RedisBreakerStore:
@@ -183,6 +197,27 @@ class RedisBreakerStore:
         await self.redis.delete(self.prefix + key)
         await self.fallback.reset(key)
 
+    async def remember(self, key: str, line: str) -> None:
+        from redis.exceptions import RedisError
+
+        await self.fallback.remember(key, line)
+        try:
+            await self.redis.hset(self.prefix + "instances", key, line)
+        except (RedisError, OSError) as exc:
+            log.warning("breaker_store_fallback", breaker=key, error=str(exc))
+
+    async def instances(self) -> dict[str, str]:
+        from redis.exceptions import RedisError
+
+        try:
+            raw = await self.redis.hgetall(self.prefix + "instances")
+        except (RedisError, OSError):
+            return await self.fallback.instances()
+        return {
+            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in raw.items()
+        }
+
 
 # -------------------------------------------------------------------- registry
 
@@ -197,8 +232,11 @@ class BreakerRegistry:
     clock: Callable[[], float] = time.time
     configs: dict[str, BreakerConfig] = field(default_factory=dict)
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: line code → its ``config_version``, for the lines whose overrides are installed
+    line_versions: dict[str, int] = field(default_factory=dict)
     listeners: list[TransitionListener] = field(default_factory=list)
-    known: set[str] = field(default_factory=set)
+    #: breaker instance key → the line it last served ("" for none), as this process knows it
+    known: dict[str, str] = field(default_factory=dict)
 
     def register(self, config: BreakerConfig, *, plugin: str = "") -> None:
         if config.name in self.configs:
@@ -221,11 +259,23 @@ class BreakerRegistry:
             )
         return cfg
 
-    def set_line_overrides(self, line: str, overrides: dict[str, dict[str, Any]]) -> None:
+    def set_line_overrides(
+        self, line: str, overrides: dict[str, dict[str, Any]], *, version: int | None = None
+    ) -> None:
         for key in [k for k in self.overrides if k.startswith(f"{line}:")]:
             del self.overrides[key]
         for name, values in overrides.items():
             self.overrides[f"{line}:{name}"] = dict(values)
+        if version is not None:
+            self.line_versions[line] = version
+
+    def replace_line_overrides(self, lines: dict[str, tuple[dict[str, dict[str, Any]], int]]) -> None:
+        """Install every line's overrides at once (line code → (overrides, config version)); lines
+        not named lose theirs. Called by the run-time configuration after each reload."""
+        self.overrides = {
+            f"{line}:{name}": dict(values) for line, (found, _) in lines.items() for name, values in found.items()
+        }
+        self.line_versions = {line: version for line, (_, version) in lines.items()}
 
     @staticmethod
     def key(name: str, instance: str | None) -> str:
@@ -239,10 +289,17 @@ class BreakerRegistry:
         *,
         line: str | None = None,
     ) -> T:
-        """Run ``fn`` through breaker ``name`` (one record per ``instance``, e.g. a printer id)."""
+        """Run ``fn`` through breaker ``name`` (one record per ``instance``, e.g. a printer id).
+
+        ``line`` selects the line's overrides of the thresholds; without it, the line of the station
+        being served (:data:`current_line`) applies, and the plugin's defaults when there is none.
+        """
+        line = line or current_line.get()
         cfg = self.config_for(name, line)
         key = self.key(name, instance)
-        self.known.add(key)
+        if self.known.get(key) != (line or ""):
+            self.known[key] = line or ""
+            await self.store.remember(key, line or "")
         decision, extra = await self.store.apply(key, lambda s: _step_before(s, self.clock(), cfg))
         if decision == "refuse":
             raise BreakerOpenError(key, retry_after=max(1, math.ceil(extra)))
@@ -277,12 +334,16 @@ class BreakerRegistry:
         await self.store.reset(self.key(name, instance))
 
     async def snapshot(self) -> dict[str, dict[str, Any]]:
-        """State of every breaker: configured ones and every instance used so far."""
+        """State of every breaker: configured ones and every instance used so far (by any worker,
+        when the store is shared), each with its *effective* threshold and timeout: the line's
+        override where the instance serves a line that has one, with that line's config version."""
         now = self.clock()
+        instances = {**self.known, **await self.store.instances()}
         out: dict[str, dict[str, Any]] = {}
-        for key in sorted(set(self.configs) | self.known):
+        for key in sorted(set(self.configs) | set(instances)):
             name = key.split(":", 1)[0]
-            cfg = self.configs.get(name)
+            line = instances.get(key) or None
+            cfg = self.config_for(name, line) if name in self.configs else None
             s = await self.store.read(key)
             state = s.state
             if state == OPEN and cfg and now >= s.opened_at + cfg.recovery_timeout:
@@ -292,6 +353,9 @@ class BreakerRegistry:
                 "failure_count": s.failures,
                 "failure_threshold": cfg.failure_threshold if cfg else None,
                 "recovery_timeout": cfg.recovery_timeout if cfg else None,
+                "line": line,
+                "config_version": self.line_versions.get(line) if line else None,
+                "overridden": bool(line and f"{line}:{name}" in self.overrides),
                 "last_failure": _iso(s.last_failure_at) if s.last_failure_at else None,
                 "last_failure_reason": s.last_failure_reason or None,
                 "opened_at": _iso(s.opened_at) if s.state != CLOSED else None,

@@ -48,7 +48,7 @@ async def _with_kernel(fn):
     """Run ``fn(kernel)`` against a kernel built from the environment (no HTTP server)."""
     from .app import create_app
 
-    application = create_app(_settings())
+    application = create_app(_settings(), server=False)
     async with application.router.lifespan_context(application):
         return await fn(application)
 
@@ -399,6 +399,8 @@ def line_apply(
         async with kernel.sessionmaker() as session:
             await lines.apply(session=session, config=config, catalog=catalog, actor="cli")
             await session.commit()
+        # Running servers follow: at once through Redis, else at their next version check (~1 s).
+        await kernel.runtime.announce()
         return config, []
 
     try:
@@ -488,6 +490,39 @@ def plugins_list():
     for rec in asyncio.run(_with_kernel(run)):
         table.add_row(rec["name"], rec["distribution"] or "-", rec["version"] or "-", rec["state"], rec["reason"] or "")
     out.print(table)
+
+
+def _switch_plugin(name: str, *, enabled: bool, reason: str) -> None:
+    from .runtime import set_plugin_enabled
+
+    async def run(application):
+        kernel = application.state.kernel
+        if name not in kernel.plugins.records:
+            return sorted(kernel.plugins.records)
+        async with kernel.sessionmaker() as session:
+            await set_plugin_enabled(session=session, name=name, enabled=enabled,
+                                     reason=reason or ("" if enabled else "disabled by cli"), actor="cli")
+            await session.commit()
+        await kernel.runtime.announce()
+        return None
+
+    installed = asyncio.run(_with_kernel(run))
+    if installed is not None:
+        console.print(f"[red]no plugin named {name!r} is installed[/red] (installed: {', '.join(installed)})")
+        raise typer.Exit(1)
+    out.print(f"plugin {name} {'enabled' if enabled else 'disabled'} on every server (within about a second)")
+
+
+@plugins_app.command("disable")
+def plugins_disable(name: str, reason: Annotated[str, typer.Option(help="shown in /plugins and /health")] = ""):
+    """Switch a plugin off on every running server (its routes answer 403 PLUGIN_DISABLED)."""
+    _switch_plugin(name, enabled=False, reason=reason)
+
+
+@plugins_app.command("enable")
+def plugins_enable(name: str):
+    """Switch a plugin back on on every running server."""
+    _switch_plugin(name, enabled=True, reason="")
 
 
 def _add_plugin_commands() -> None:

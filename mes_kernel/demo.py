@@ -67,7 +67,7 @@ def start_demo(settings: Settings, *, base_url: str) -> None:
 async def _write_demo_data(settings: Settings, devices: list[dict]) -> str | None:
     from .app import create_app
 
-    application = create_app(settings)
+    application = create_app(settings, server=False)
     async with application.router.lifespan_context(application):
         kernel = application.state.kernel
         async with kernel.sessionmaker() as session:

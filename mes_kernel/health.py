@@ -180,6 +180,10 @@ class HealthAggregator:
         self._cached: tuple[float, dict[str, Any]] | None = None
         self._inflight: asyncio.Future | None = None
 
+    def invalidate(self) -> None:
+        """Forget the cached tree (the configuration changed: other checks run now)."""
+        self._cached = None
+
     async def run(self) -> dict[str, Any]:
         """The latest tree: cached for ``cache_seconds``; callers arriving while a round of checks
         is running share that round instead of starting (or queueing for) another."""
@@ -195,11 +199,18 @@ class HealthAggregator:
         if not future.cancelled() and future.exception() is None:
             self._cached = (time.monotonic(), future.result())
 
+    def _serving(self, plugin: str) -> bool:
+        manager, runtime = self.kernel.plugins, self.kernel.runtime
+        if manager is not None and not manager.is_active(plugin):
+            return False
+        return not (runtime is not None and runtime.is_idle(plugin))
+
     async def _run(self) -> dict[str, Any]:
         started = time.perf_counter()
+        serving = [(p, c) for p, c in self.plugin_checks if self._serving(p)]
         kernel_jobs = [run_check(c) for c in self.kernel_checks]
-        plugin_jobs = [run_check(c) for _, c in self.plugin_checks]
-        budget = max([c.timeout for c in self.kernel_checks] + [c.timeout for _, c in self.plugin_checks]) + 1.0
+        plugin_jobs = [run_check(c) for _, c in serving]
+        budget = max([c.timeout for c in self.kernel_checks] + [c.timeout for _, c in serving]) + 1.0
         results = await asyncio.wait_for(
             asyncio.gather(
                 *kernel_jobs,
@@ -214,15 +225,18 @@ class HealthAggregator:
         if self.kernel.redis is None:
             kernel_items = {"database": kernel_items.pop("database"), "redis": redis_not_configured(), **kernel_items}
         plugins: dict[str, dict[str, Any]] = {}
-        for (plugin, check), result in zip(self.plugin_checks, results[n : n + len(plugin_jobs)], strict=True):
+        for (plugin, check), result in zip(serving, results[n : n + len(plugin_jobs)], strict=True):
             plugins.setdefault(plugin, {})[check.name] = result
+        plugin_nodes = {
+            p: {"status": _group_status(c).value, "critical": any(v["critical"] for v in c.values()),
+                "state": "loaded", "checks": c}
+            for p, c in plugins.items()
+        }
+        plugin_nodes.update(self._plugin_state_nodes(exclude=set(plugins)))
         breakers, stations = results[-2], results[-1]
         components = {
             "kernel": {"status": _group_status(kernel_items).value, "checks": kernel_items},
-            "plugins": {
-                "status": _group_status({f"{p}.{k}": v for p, c in plugins.items() for k, v in c.items()}).value,
-                "checks": {p: {"status": _group_status(c).value, "checks": c} for p, c in plugins.items()},
-            },
+            "plugins": {"status": _group_status(plugin_nodes).value, "checks": dict(sorted(plugin_nodes.items()))},
             "breakers": {"status": _group_status(breakers).value, "checks": breakers},
             "stations": {"status": _group_status(stations).value, "checks": stations},
         }
@@ -240,6 +254,24 @@ class HealthAggregator:
             "components": components,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         }
+
+    def _plugin_state_nodes(self, *, exclude: set[str]) -> dict[str, Any]:
+        """One non-critical node per plugin whose checks did not run: failed and incompatible ones
+        (DEGRADED, with the reason), disabled and idle ones (UP, with the reason), and loaded ones
+        that declare no check (UP)."""
+        manager, runtime = self.kernel.plugins, self.kernel.runtime
+        nodes: dict[str, Any] = {}
+        if manager is None:
+            return nodes
+        for name in manager.records:
+            if name in exclude:
+                continue
+            state, reason = manager.state_of(name)
+            status = Status.DEGRADED if state in ("failed", "incompatible") else Status.UP
+            if state == "loaded" and runtime is not None and runtime.is_idle(name):
+                state, reason = "idle", "enabled on no line"
+            nodes[name] = {"status": status.value, "critical": False, "state": state, "reason": reason, "checks": {}}
+        return nodes
 
     @staticmethod
     async def _safe(coro) -> dict[str, Any]:

@@ -25,7 +25,9 @@ def mes_register_routers(kernel):
     :param kernel: the running :class:`mes_kernel.kernel.Kernel` (settings, database, cache,
         breakers, drivers, traceability).
     :return: a list of ``fastapi.APIRouter``. Each router should carry a ``prefix`` and ``tags``;
-        its routes appear in ``/docs`` and in ``GET /api/v1/plugins`` under this plugin.
+        its routes appear in ``/docs`` and in ``GET /api/v1/plugins`` under this plugin. The kernel
+        mounts each behind its scope dependency: 403 ``PLUGIN_DISABLED`` while the plugin is switched
+        off, 403 ``PLUGIN_NOT_ENABLED`` to a station whose line does not enable the plugin.
     """
 
 
@@ -59,7 +61,8 @@ def mes_register_breakers():
 
     :return: a list of :class:`mes_kernel.contracts.BreakerConfig` (name, failure threshold,
         recovery timeout, which exceptions count). Lines may override the numbers in their
-        configuration. The plugin calls devices through ``kernel.breakers.call(name, instance, fn)``.
+        configuration. The plugin calls devices through ``kernel.breakers.call(name, instance, fn,
+        line=...)``; without ``line``, the line of the station being served applies.
     """
 
 
@@ -74,7 +77,9 @@ def mes_register_health_checks(kernel):
     :return: a list of :class:`mes_kernel.contracts.HealthCheck`. Each check is an async callable
         returning a :class:`mes_kernel.contracts.CheckResult`; it runs concurrently with the others
         under its own timeout. A check that raises or times out is reported DOWN with the reason.
-        Only checks marked ``critical`` can turn the endpoint's answer into 503.
+        Only checks marked ``critical`` can turn the endpoint's answer into 503. Checks of a
+        plugin that is disabled, failed or enabled on no line are not run; a check covers the lines
+        ``kernel.enabled_lines(plugin_name)`` names.
     """
 
 
@@ -86,8 +91,9 @@ def mes_register_panels():
     """Return dashboard panels the web shell renders, declaratively (no JavaScript shipped).
 
     :return: a list of :class:`mes_kernel.contracts.Panel` (id, title, kind — ``stat``,
-        ``timeseries``, ``bar`` or ``table`` — data endpoint and refresh interval). They are listed
-        by ``GET /api/v1/dashboard/panels``.
+        ``timeseries``, ``bar`` or ``table`` — data endpoint, the path ``/api/v1/...`` of one of the
+        plugin's routes, and refresh interval). They are listed by ``GET /api/v1/dashboard/panels``
+        while the plugin is active and enabled on a line.
     """
 
 

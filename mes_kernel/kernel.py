@@ -14,6 +14,7 @@ from .breakers import BreakerRegistry
 if TYPE_CHECKING:
     from .cache import Cache
     from .plugins import PluginManager
+    from .runtime import LineScope, RuntimeConfig
     from .settings import Settings
 
 
@@ -28,7 +29,19 @@ class Kernel:
     breakers: BreakerRegistry
     redis: Any = None
     plugins: PluginManager | None = None
+    #: the line configuration and plugin switches as this process follows them (see mes_kernel.runtime)
+    runtime: RuntimeConfig | None = None
     state: dict[str, Any] = field(default_factory=dict)
+
+    def enabled_lines(self, plugin: str) -> list[str]:
+        """Codes of the lines whose configuration enables ``plugin`` (its entry-point name), as of
+        now: changes reach every worker within about a second. A health check covers the devices of
+        these lines only; an empty list means the plugin is idle (its checks are not run at all)."""
+        return self.runtime.enabled_lines(plugin) if self.runtime else []
+
+    def line_scope(self, code: str) -> LineScope | None:
+        """The running configuration of line ``code``: enabled plugins, breaker overrides, version."""
+        return self.runtime.lines.get(code) if self.runtime else None
 
     @property
     def files_dir(self) -> Path:

@@ -118,7 +118,12 @@ def validate(config: LineConfig, catalog: Catalog) -> list[dict[str, Any]]:
 
 
 async def apply(*, session, config: LineConfig, catalog: Catalog, actor: str) -> Line:
-    """Validate, then write the line and replace its devices, all in the caller's transaction."""
+    """Validate, then write the line and replace its devices, all in the caller's transaction.
+
+    Any change (name, plugins, breakers, devices) bumps the line's ``config_version`` by one (a new
+    line starts at 1); an identical document changes nothing. After committing, the caller announces
+    the change (:meth:`mes_kernel.runtime.RuntimeConfig.announce`) so every worker follows it.
+    """
     errors = validate(config, catalog)
     stations = {}
     for i, device in enumerate(config.devices):
@@ -132,12 +137,14 @@ async def apply(*, session, config: LineConfig, catalog: Catalog, actor: str) ->
     line = (await session.execute(select(Line).where(Line.code == config.code))).scalar_one_or_none()
     stored = {"plugins": config.plugins,
               "breakers": {k: v.model_dump(exclude_none=True) for k, v in config.breakers.items()}}
+    created = changed = line is None
     if line is None:
-        line = Line(code=config.code, name=config.name, config=stored)
+        line = Line(code=config.code, name=config.name, config=stored, config_version=1)
         session.add(line)
         await session.flush()
         await write_audit(session, actor=actor, action="create", entity="line", entity_id=config.code, after=stored)
     elif line.config != stored or line.name != config.name:
+        changed = True
         before = {"name": line.name, **line.config}
         line.config, line.name = stored, config.name
         await write_audit(session, actor=actor, action="update", entity="line", entity_id=config.code,
@@ -153,20 +160,26 @@ async def apply(*, session, config: LineConfig, catalog: Catalog, actor: str) ->
                 raise Unprocessable(f"device {spec.code} belongs to another line", code="INVALID_LINE_CONFIG",
                                     errors=[{"loc": ["devices", spec.code], "msg": "code used on another line"}])
             session.add(Device(code=spec.code, **values))
+            changed = True
             await write_audit(session, actor=actor, action="create", entity="device", entity_id=spec.code,
                               after=spec.model_dump())
         else:
             before = {k: getattr(device, k) for k in values}
             if before != values:
+                changed = True
                 for k, v in values.items():
                     setattr(device, k, v)
                 await write_audit(session, actor=actor, action="update", entity="device", entity_id=spec.code,
                                   before=before, after=values)
     for code, device in existing.items():
+        changed = True
         await session.delete(device)
         await write_audit(session, actor=actor, action="delete", entity="device", entity_id=code,
                           before={"kind": device.kind, "driver": device.driver, "config": device.config})
+    if changed and not created:
+        line.config_version = Line.config_version + 1  # in SQL: two writers never share a number
     await session.flush()
+    await session.refresh(line, ["config_version"])
     return line
 
 
@@ -177,11 +190,6 @@ async def export(session, line: Line) -> dict[str, Any]:
         station = await session.get(Station, d.station_id) if d.station_id else None
         out.append({"code": d.code, "kind": d.kind, "driver": d.driver, "station": station.code if station else None,
                     "enabled": d.enabled, "config": d.config})
-    return {"code": line.code, "name": line.name, "plugins": line.config.get("plugins"),
+    return {"code": line.code, "name": line.name, "config_version": line.config_version,
+            "plugins": line.config.get("plugins"),
             "breakers": line.config.get("breakers", {}), "devices": out}
-
-
-async def load_breaker_overrides(kernel) -> None:
-    async with kernel.sessionmaker() as session:
-        for line in (await session.execute(select(Line))).scalars():
-            kernel.breakers.set_line_overrides(line.code, (line.config or {}).get("breakers", {}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .contracts import Permission
 
 ROLES = ("admin", "production_manager", "worker", "viewer")
@@ -23,16 +25,22 @@ KERNEL_PERMISSIONS = [
     ),
     Permission("audit:read", "Read the audit trail", ()),
     Permission("plugins:read", "List plugins and their state", ("production_manager", "viewer")),
+    Permission("plugins:manage", "Switch plugins off and on at run time", ()),
     Permission("health:details", "See health-check reasons and details", ("production_manager", "worker", "viewer")),
 ]
 
 
 class PermissionTable:
-    """Which roles hold which permission; admin holds all."""
+    """Which roles hold which permission; admin holds all.
+
+    A plugin's permissions hold only while the plugin is active: ``owner_active`` (set by the app to
+    the plugin manager's view) withdraws those of a failed or disabled plugin from every role.
+    """
 
     def __init__(self) -> None:
         self._perms: dict[str, Permission] = {}
         self._owner: dict[str, str] = {}
+        self.owner_active: Callable[[str], bool] = lambda owner: True
         for perm in KERNEL_PERMISSIONS:
             self.add(perm, owner="kernel")
 
@@ -48,6 +56,9 @@ class PermissionTable:
     def allows(self, role: str, name: str) -> bool:
         if name not in self._perms:
             raise KeyError(f"unknown permission {name!r}")
+        owner = self._owner[name]
+        if owner != "kernel" and not self.owner_active(owner):
+            return False
         return role == "admin" or role in self._perms[name].roles
 
     def for_role(self, role: str) -> list[str]:

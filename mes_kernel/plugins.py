@@ -1,10 +1,16 @@
 """The plugin manager: finds entry-point plugins, loads each inside its own error boundary, checks
 its kernel-API range, and calls hooks plugin by plugin so one broken plugin never takes the rest down.
+
+Two switches decide whether a loaded plugin serves: its state (a hook that raised marks it *failed*)
+and the administrator's run-time switch (``plugin_states``, followed by :mod:`mes_kernel.runtime`),
+which leaves it mounted — its routes stay in ``/docs`` and answer 403 ``PLUGIN_DISABLED`` — so it can
+be enabled again without a restart.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections import defaultdict
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -60,29 +66,69 @@ class PluginManager:
         self.allow = set(allow or [])
         self.deny = set(deny or [])
         self.records: dict[str, PluginRecord] = {}
+        #: plugins an administrator switched off at run time (name → reason); set by the runtime config
+        self.switched_off: dict[str, str] = {}
+        #: plugin names declared by several distributions: every claimant, none loaded
+        self.conflicts: dict[str, list[PluginRecord]] = {}
 
     # ------------------------------------------------------------------ loading
     def load_entry_points(self) -> None:
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist = getattr(ep, "dist", None)
-            record = PluginRecord(
-                name=ep.name,
-                distribution=dist.metadata["Name"] if dist else None,
-                version=dist.version if dist else None,
-            )
-            record.bundled = _normalize(record.distribution) in BUNDLED_DISTRIBUTIONS
-            self.records[ep.name] = record
-            reason = self._disabled_reason(record)
-            if reason:
-                record.state, record.reason = DISABLED, reason
-                continue
-            try:
-                plugin = ep.load()
-            except Exception as exc:  # the boundary: a plugin that fails to import is shown, not fatal
-                record.state, record.reason = FAILED, f"import failed: {type(exc).__name__}: {exc}"
-                log.error("plugin_import_failed", plugin=ep.name, error=record.reason)
-                continue
-            self._register(ep.name, plugin, record)
+        claims: dict[str, list[metadata.EntryPoint]] = defaultdict(list)
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            claims[ep.name].append(ep)
+        for name in sorted(claims):
+            candidates = []
+            for ep in claims[name]:
+                dist = getattr(ep, "dist", None)
+                record = PluginRecord(
+                    name=ep.name,
+                    distribution=dist.metadata["Name"] if dist else None,
+                    version=dist.version if dist else None,
+                )
+                record.bundled = _normalize(record.distribution) in BUNDLED_DISTRIBUTIONS
+                candidates.append((ep, record))
+            self._load_claims(name, candidates)
+
+    def _load_claims(self, name: str, candidates: list[tuple[metadata.EntryPoint, PluginRecord]]) -> None:
+        """Load plugin ``name``; when several distributions declare it, none of them (the deny list can
+        name a distribution to leave one)."""
+        if len(candidates) > 1:
+            denied = [(ep, rec) for ep, rec in candidates if _normalize(rec.distribution) in self._denied_dists()]
+            kept = [(ep, rec) for ep, rec in candidates if (ep, rec) not in denied]
+            for _, rec in denied:
+                rec.state, rec.reason = DISABLED, f"distribution {rec.distribution} denied by PLUGINS_DENY"
+            if len(kept) > 1:
+                claimants = ", ".join(f"{rec.distribution} {rec.version}" for _, rec in kept)
+                reason = (f"plugin name {name!r} is declared by {len(kept)} distributions ({claimants}); "
+                          f"none is loaded: uninstall one or name one distribution in PLUGINS_DENY")
+                for _, rec in kept:
+                    rec.state, rec.reason = FAILED, reason
+                self.conflicts[name] = [rec for _, rec in candidates]
+                self.records[name] = kept[0][1]
+                log.error("plugin_name_conflict", plugin=name, distributions=[rec.distribution for _, rec in kept])
+                return
+            if not kept:
+                self.conflicts[name] = [rec for _, rec in candidates]
+                self.records[name] = denied[0][1]
+                return
+            self.conflicts[name] = [rec for _, rec in candidates]
+            candidates = kept
+        ep, record = candidates[0]
+        self.records[name] = record
+        reason = self._disabled_reason(record)
+        if reason:
+            record.state, record.reason = DISABLED, reason
+            return
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # the boundary: a plugin that fails to import is shown, not fatal
+            record.state, record.reason = FAILED, f"import failed: {type(exc).__name__}: {exc}"
+            log.error("plugin_import_failed", plugin=ep.name, error=record.reason)
+            return
+        self._register(ep.name, plugin, record)
+
+    def _denied_dists(self) -> set[str]:
+        return {_normalize(d) for d in self.deny}
 
     def register(self, plugin: Any, name: str | None = None) -> PluginRecord:
         """Register an already-imported plugin (tests, embedded use); same checks as entry points."""
@@ -139,32 +185,93 @@ class PluginManager:
 
     # ------------------------------------------------------------------ calling hooks
     def loaded(self) -> list[str]:
+        """Plugins registered and mounted (including those switched off at run time)."""
         return [name for name, rec in self.records.items() if rec.state == LOADED]
+
+    def is_active(self, name: str) -> bool:
+        """Loaded and not switched off: its routes serve, its checks run, its permissions hold."""
+        record = self.records.get(name)
+        return record is not None and record.state == LOADED and name not in self.switched_off
+
+    def state_of(self, name: str) -> tuple[str, str | None]:
+        """(state, reason) as shown to people: a loaded plugin switched off at run time is *disabled*."""
+        record = self.records[name]
+        if record.state == LOADED and name in self.switched_off:
+            return DISABLED, self.switched_off[name]
+        return record.state, record.reason
 
     async def call_each(self, hook: str, *, fail_on_error: bool = True, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call ``hook`` on every loaded plugin separately; await coroutines.
 
         Returns ``(plugin name, result)`` for each plugin that implements it. A plugin whose hook
         raises is marked failed (when ``fail_on_error``) and left out; the others still answer.
+
+        Each plugin's implementation is called through pluggy itself, with every wrapper
+        implementation (``wrapper=True`` or ``hookwrapper=True``) of the hook around it, so wrappers
+        keep their pluggy meaning: they run before and after, see the result and may change it. A
+        wrapper that raises is the one marked failed, and the call is made again without it.
         """
         results = []
-        for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
-            name = impl.plugin_name
-            args = {a: kwargs[a] for a in impl.argnames if a in kwargs}
-            try:
-                value = impl.function(**args)
-                if inspect.isawaitable(value):
-                    value = await value
-            except Exception as exc:
-                reason = f"hook {hook} raised {type(exc).__name__}: {exc}"
-                if fail_on_error:
-                    self.fail(name, reason)
-                else:
-                    log.error("plugin_hook_failed", plugin=name, hook=hook, error=str(exc))
+        caller = getattr(self.pm.hook, hook)
+        for impl in reversed(caller.get_hookimpls()):
+            if impl.wrapper or impl.hookwrapper:
                 continue
-            if value is not None:
-                results.append((name, value))
+            for _attempt in range(len(caller.get_hookimpls()) + 1):
+                outcome = await self._call_one(hook, impl, kwargs, fail_on_error)
+                if outcome is not _RETRY:
+                    break
+            else:
+                continue
+            if outcome is _SKIP:
+                continue
+            results.extend((impl.plugin_name, value) for value in outcome if value is not None)
         return results
 
+    async def _call_one(self, hook: str, impl, kwargs: dict[str, Any], fail_on_error: bool):
+        """One plugin's implementation inside the wrappers: its values, ``_SKIP`` or ``_RETRY``."""
+        name = impl.plugin_name
+        if self.pm.get_plugin(name) is None:  # failed earlier in this round
+            return _SKIP
+        caller = getattr(self.pm.hook, hook)
+        impls = caller.get_hookimpls()
+        others = [i.plugin for i in impls if not (i.wrapper or i.hookwrapper) and i.plugin_name != name]
+        code_owner = {i.function.__code__: i.plugin_name for i in impls if hasattr(i.function, "__code__")}
+        if hasattr(impl.function, "__code__"):
+            code_owner[impl.function.__code__] = name
+        try:
+            values = self.pm.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
+            values = [await v if inspect.isawaitable(v) else v for v in values]
+        except Exception as exc:
+            blamed = _blame(exc, code_owner, default=name)
+            reason = f"hook {hook} raised {type(exc).__name__}: {exc}"
+            if fail_on_error:
+                self.fail(blamed, reason)
+            else:
+                log.error("plugin_hook_failed", plugin=blamed, hook=hook, error=str(exc))
+            return _RETRY if blamed != name and fail_on_error else _SKIP
+        return values
+
     def snapshot(self) -> list[dict[str, Any]]:
-        return [rec.__dict__.copy() for rec in sorted(self.records.values(), key=lambda r: r.name)]
+        """Every plugin as ``GET /api/v1/plugins`` lists it; each claimant of a conflicting name."""
+        out = []
+        for name, rec in sorted(self.records.items()):
+            for each in self.conflicts.get(name, [rec]):
+                item = each.__dict__.copy()
+                if each is rec:
+                    item["state"], item["reason"] = self.state_of(name)
+                item["enabled"] = name not in self.switched_off
+                out.append(item)
+        return out
+
+
+
+_SKIP, _RETRY = object(), object()
+
+
+def _blame(exc: BaseException, code_owner: dict[Any, str], *, default: str) -> str:
+    """The plugin whose function is the deepest frame of the traceback (where it was raised)."""
+    blamed, tb = default, exc.__traceback__
+    while tb is not None:
+        blamed = code_owner.get(tb.tb_frame.f_code, blamed)
+        tb = tb.tb_next
+    return blamed

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     plugins_safe_mode: bool = False
     plugins_allow: list[str] = Field(default_factory=list)
     plugins_deny: list[str] = Field(default_factory=list)
+    #: how often each worker checks the line configuration / plugin switches version (seconds)
+    config_poll_seconds: float = Field(1.0, gt=0, le=60)
 
     health_check_timeout: float = 2.0
     health_cache_seconds: float = 1.5

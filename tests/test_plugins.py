@@ -38,7 +38,7 @@ async def test_third_party_plugin_contributes_route_driver_breaker_health_and_pa
 
     panels = (await client.get("/api/v1/dashboard/panels", headers=viewer_headers)).json()
     panel = next(p for p in panels if p["id"] == "sample-reading")
-    assert (panel["plugin"], panel["kind"], panel["endpoint"]) == ("sample_meter", "stat", "/sample/reading")
+    assert (panel["plugin"], panel["kind"], panel["endpoint"]) == ("sample_meter", "stat", "/api/v1/sample/reading")
 
     health = (await client.get("/api/v1/health", headers=admin_headers)).json()
     assert health["components"]["plugins"]["checks"]["sample_meter"]["checks"]["meter"]["status"] == "UP"

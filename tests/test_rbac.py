@@ -159,6 +159,9 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/health/circuit-breakers"): Rule(EVERYONE, req("/health/circuit-breakers")),
     # plugins and dashboard panels
     ("GET", "/plugins"): Rule(frozenset({ADMIN, MANAGER, VIEWER}), req("/plugins")),
+    # run-time plugin switches: admins only
+    ("POST", "/plugins/{name}/disable"): Rule(ADMIN_ONLY, req("/plugins/Switchable/disable", {"reason": "{tag}"})),
+    ("POST", "/plugins/{name}/enable"): Rule(ADMIN_ONLY, req("/plugins/Switchable/enable")),
     ("GET", "/dashboard/panels"): Rule(SIGNED_IN, req("/dashboard/panels")),
 }
 
@@ -192,10 +195,16 @@ def kernel_routes(app) -> set[tuple[str, str]]:
     return found
 
 
+class Switchable:
+    """A plugin with no routes, for the run-time switch routes to act on."""
+
+    MES_KERNEL_API = ">=1.0"
+
+
 @pytest.fixture
 def app(settings):
     """The kernel alone: plugin routes are not part of this matrix."""
-    return create_app(settings, load_entry_points=False)
+    return create_app(settings, load_entry_points=False, extra_plugins=[Switchable()])
 
 
 def test_every_kernel_route_is_in_the_matrix(tmp_path):

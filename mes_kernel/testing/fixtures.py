@@ -24,10 +24,24 @@ PG_URL = os.environ.get("MES_TEST_DATABASE_URL")  # postgresql+asyncpg://user@12
 REDIS_URL = os.environ.get("MES_TEST_REDIS_URL")  # redis://127.0.0.1:6379/15
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
+    _default_asyncio_mode(config)
     config.addinivalue_line("markers", "mes_plugins(*plugins): register extra plugins in the app for this test")
     config.addinivalue_line("markers", "sqlite_only: the test is about SQLite behaviour")
     config.addinivalue_line("markers", "postgres_only: the test needs PostgreSQL")
+
+
+def _default_asyncio_mode(config) -> None:
+    """Run ``async def`` tests and fixtures without markers (pytest-asyncio's ``auto`` mode), so a
+    plugin author's ``pytest`` works with no configuration. A mode chosen on the command line or in
+    the project's pytest configuration is left alone."""
+    if not config.pluginmanager.hasplugin("asyncio") or config.getoption("asyncio_mode", None) is not None:
+        return
+    inipath = config.inipath
+    if inipath is not None and "asyncio_mode" in inipath.read_text(errors="replace"):
+        return
+    config.option.asyncio_mode = "auto"
 
 
 def _admin_url(pg_url: str, database: str) -> str:

@@ -48,7 +48,7 @@ async def put_line(code: str, request: Request, session: SessionDep, kernel: Ker
     line = await line_service.apply(session=session, config=config, catalog=line_service.catalog_from_app(request.app),
                                     actor=principal.actor)
     await session.commit()
-    kernel.breakers.set_line_overrides(code, line.config.get("breakers", {}))
+    await kernel.runtime.announce()  # every worker of every node follows within about a second
     return await line_service.export(session, line)
 
 

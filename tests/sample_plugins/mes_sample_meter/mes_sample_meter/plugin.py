@@ -30,7 +30,7 @@ def mes_register_routers(kernel):
 
 @hookimpl
 def mes_register_permissions():
-    return [Permission("sample:read", "Read the sample meter", ("production_manager", "worker", "viewer"))]
+    return [Permission("sample:read", "Read the sample meter", ("production_manager", "worker", "viewer", "station"))]
 
 
 @hookimpl

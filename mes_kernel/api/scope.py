@@ -1,0 +1,52 @@
+"""The kernel dependency every plugin router is mounted behind: plugin switched on, line enables it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ..breakers import current_line
+from ..errors import Forbidden, Unauthorized
+from ..security import STATION_TOKEN_PREFIX
+from .deps import get_principal, oauth2_scheme
+
+
+def plugin_scope(plugin: str):
+    """A dependency refusing calls into ``plugin``'s routes that the running configuration forbids.
+
+    - the plugin is failed or switched off by an administrator → 403 ``PLUGIN_DISABLED``;
+    - the caller is bound to a line (a station token; its station's line) and that line's
+      configuration does not enable the plugin → 403 ``PLUGIN_NOT_ENABLED`` naming plugin and line.
+
+    For a caller bound to a line it also sets :data:`mes_kernel.breakers.current_line`, so the
+    plugin's breakers use that line's overrides. People keep their role-based rights everywhere.
+    Authentication itself stays the route's business: a missing or bad token passes through here.
+    """
+
+    async def guard(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> None:
+        kernel = request.app.state.kernel
+        current_line.set(None)
+        if not kernel.plugins.is_active(plugin):
+            state, reason = kernel.plugins.state_of(plugin)
+            raise Forbidden(f"plugin {plugin} is {state}: {reason}", code="PLUGIN_DISABLED", plugin=plugin, state=state)
+        if not token or not token.startswith(STATION_TOKEN_PREFIX):
+            return
+        try:
+            principal = await get_principal(kernel, token)
+        except Unauthorized:
+            return
+        scope = kernel.runtime.line_by_id(principal.line_id)
+        if scope is None:
+            return
+        if not scope.enables(plugin):
+            raise Forbidden(
+                f"plugin {plugin} is not enabled on line {scope.code}",
+                code="PLUGIN_NOT_ENABLED",
+                plugin=plugin,
+                line=scope.code,
+            )
+        current_line.set(scope.code)
+
+    guard.__name__ = f"plugin_scope_{plugin}"
+    return Depends(guard)
