@@ -6,8 +6,17 @@ import typer
 from fastapi import APIRouter
 
 from mes_kernel import hookimpl
-from mes_kernel.api.deps import KernelDep, Principal, require_permission
-from mes_kernel.contracts import BreakerConfig, CheckResult, DeviceKind, HealthCheck, Panel, Permission, Status
+from mes_kernel.api.deps import KernelDep, Principal, SessionDep, require_permission
+from mes_kernel.contracts import (
+    BreakerConfig,
+    CheckResult,
+    DeviceKind,
+    HealthCheck,
+    Panel,
+    Permission,
+    Status,
+    resolve_device,
+)
 
 from .drivers import MeterDriver
 
@@ -23,6 +32,16 @@ async def reading(kernel: KernelDep, fail: bool = False, _: Principal = require_
     return {"value": value, "started": kernel.state.get("sample_started", False), "pid": os.getpid()}
 
 
+@router.post("/meters/{code}/read", summary="Read one configured meter (the kernel's device authority decides)")
+async def read_meter(
+    code: str, session: SessionDep, kernel: KernelDep, principal: Principal = require_permission("sample:read")
+):
+    device = await resolve_device(session=session, principal=principal, code=code, kind="sample_meter")
+    meter = kernel.load_driver("mes.drivers.sample_meter", device.driver, **device.config)
+    value = await kernel.breakers.call("sample_meter", device.code, meter.read, line=device.line_code)
+    return {"device": device.code, "line": device.line_code, "station": device.station_code, "value": value}
+
+
 @hookimpl
 def mes_register_routers(kernel):
     return [router]
@@ -30,7 +49,7 @@ def mes_register_routers(kernel):
 
 @hookimpl
 def mes_register_permissions():
-    return [Permission("sample:read", "Read the sample meter", ("production_manager", "worker", "viewer"))]
+    return [Permission("sample:read", "Read the sample meter", ("production_manager", "worker", "viewer", "station"))]
 
 
 @hookimpl
@@ -41,8 +60,11 @@ def mes_register_device_kinds():
 @hookimpl
 def mes_register_breakers():
     recovery = float(os.environ.get("SAMPLE_METER_RECOVERY_SECONDS", "5"))
-    return [BreakerConfig("sample_meter", failure_threshold=2, recovery_timeout=recovery,
-                          expected_exceptions=(ConnectionError,))]
+    return [
+        BreakerConfig(
+            "sample_meter", failure_threshold=2, recovery_timeout=recovery, expected_exceptions=(ConnectionError,)
+        )
+    ]
 
 
 @hookimpl
