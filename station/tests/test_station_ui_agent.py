@@ -304,19 +304,8 @@ def test_a_flash_the_kernel_refuses_is_shown_and_can_be_retried(online_window):
 
 def test_a_flash_through_the_stations_uploader_ends_done_at_100_percent(online_window, kernel_server):
     kernel = kernel_server
-    line = {
-        "devices": [
-            {
-                "code": "UPL-UI",
-                "kind": "firmware_uploader",
-                "driver": "simulator",
-                "station": kernel.station_code,
-                "config": {"flash_seconds": 0.3, "steps": 3},
-            }
-        ]
-    }
-    r = kernel.api("PUT", "/lines/LINE-UI", json=line)
-    assert r.status_code in (200, 201), r.text
+    # the station's own line gets the uploader (a station of another line would be refused, 422)
+    kernel.add_station_device("UPL-UI", "firmware_uploader", "simulator", flash_seconds=0.3, steps=3)
     image = kernel.api(
         "POST",
         "/firmware/images",
