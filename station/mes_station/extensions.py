@@ -79,10 +79,11 @@ def load_extensions() -> Extensions:
 _cached: Extensions | None = None
 
 
-def installed() -> Extensions:
-    """The extensions of this installation, loaded once per process."""
+def installed(*, refresh: bool = False) -> Extensions:
+    """The extensions of this installation, loaded once per process (again with ``refresh``, e.g. after
+    a plugin was installed into the running interpreter's path)."""
     global _cached
-    if _cached is None:
+    if _cached is None or refresh:
         _cached = load_extensions()
     return _cached
 
