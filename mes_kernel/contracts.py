@@ -15,6 +15,7 @@ _SERVER_EXPORTS = {
     "resolve_device": "mes_kernel.devices",
     "devices_for": "mes_kernel.devices",
     "ResolvedDevice": "mes_kernel.devices",
+    "ensure_lot_open": "mes_kernel.devices",
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from .db.models import Device, Line, Station
+from .db.models import Device, Line, Lot, Station
 from .errors import Conflict, Forbidden, NotFound, Unprocessable
 
 #: configuration keys never shown outside the station that owns the device (see ``redact_config``)
@@ -151,3 +151,30 @@ def _resolved(device: Device, line: Line | None, station_code: str | None) -> Re
         line_config_version=line.config_version if line is not None else None,
         own_config=dict(device.config or {}),
     )
+
+
+async def ensure_lot_open(
+    *, session: AsyncSession, lot_number: str | None = None, serial_number: str | None = None
+) -> Lot | None:
+    """The LOT a device action targets (by LOT number, or by the unit's serial number), refused when it
+    is closed or scrapped: 409 ``LOT_CLOSED``, as process records are. Unknown LOT → 404
+    ``LOT_NOT_FOUND``, unknown unit → 404 ``UNIT_NOT_FOUND``; None when neither is given."""
+    from .services.lots import FINAL, get_lot, get_unit
+
+    if serial_number:
+        unit = await get_unit(session, serial_number)
+        lot = await session.get(Lot, unit.lot_id)
+        if lot_number and lot.lot_number != lot_number:
+            raise Unprocessable(f"unit {serial_number} does not belong to LOT {lot_number}", field="serial_number")
+    elif lot_number:
+        lot = await get_lot(session, lot_number)
+    else:
+        return None
+    if lot.status in FINAL:
+        raise Conflict(
+            f"LOT {lot.lot_number} is {lot.status}; no device acts for it any more",
+            code="LOT_CLOSED",
+            lot_number=lot.lot_number,
+            lot_status=lot.status,
+        )
+    return lot

@@ -87,5 +87,13 @@ async def test_a_new_device_kind_reaches_the_station_through_its_plugin(tmp_path
         timeout=10,
     )
     assert r.status_code == 403 and r.json()["detail"]["code"] == "DEVICE_NOT_ON_STATION"
+    kernel.make_lot("LOT-SHUT")
+    kernel.set_lot_status("LOT-SHUT", "closed")
+    r = httpx.post(
+        f"{kernel.base_url}/api/v1/sample/meters/MTR-ST01/read?lot_number=LOT-SHUT",
+        headers={"Authorization": f"Bearer {kernel.station_token}"},
+        timeout=10,
+    )
+    assert r.status_code == 409 and r.json()["detail"]["code"] == "LOT_CLOSED"  # a plugin's action, as prints
     [station] = [s for s in kernel.api("GET", "/stations").json() if s["code"] == "ST-01"]
     assert station["heartbeat"]["devices"]["MTR-ST01"]["status"] == "up"

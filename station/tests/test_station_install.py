@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -61,11 +62,15 @@ def test_a_clean_venv_gets_the_station_and_its_drivers_without_the_server_stack(
     python = target / "bin" / "python"
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     env.pop("PYTHONPATH", None)
-    projects = [
-        ROOT,
-        ROOT / "station",
-        *(ROOT / "plugins" / p for p in ("label_printer", "barcode_hid", "firmware_uploader")),
-    ]
+    # Copies of the projects, so that building them leaves no build/ folders in the source tree.
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", "build", "tests", "static")
+    sources = tmp_path / "src"
+    (sources / "kernel").mkdir(parents=True)
+    shutil.copy(ROOT / "pyproject.toml", sources / "kernel")
+    shutil.copytree(ROOT / "mes_kernel", sources / "kernel" / "mes_kernel", ignore=ignore)
+    projects = [sources / "kernel"]
+    for name in ("station", "plugins/label_printer", "plugins/barcode_hid", "plugins/firmware_uploader"):
+        projects.append(shutil.copytree(ROOT / name, sources / name, ignore=ignore))
     # The local projects become wheels with this environment's build tools; the clean venv installs those
     # wheels, and their third-party dependencies from the configured package index, as a station would.
     wheels = tmp_path / "wheels"

@@ -21,12 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.audit import write_audit
 from mes_kernel.breakers import BreakerOpenError
-from mes_kernel.contracts import ResolvedDevice, devices_for, resolve_device
-from mes_kernel.db.models import DeviceJob, Lot
+from mes_kernel.contracts import ResolvedDevice, devices_for, ensure_lot_open, resolve_device
+from mes_kernel.db.models import DeviceJob
 from mes_kernel.drivers import DriverLoadError, driver_version
 from mes_kernel.errors import Conflict, MesError, NotFound, Unprocessable
 from mes_kernel.services.device_actions import record_device_action
-from mes_kernel.services.lots import FINAL, get_lot, get_unit
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN_NAME
 from .drivers.base import LabelPrinterDriver, PrinterError
@@ -158,25 +157,8 @@ def job_out(job: DeviceJob) -> dict[str, Any]:
 async def _trace_targets(session: AsyncSession, request: PrintRequest, values: dict[str, Any]):
     lot_number = request.lot_number or values.get("lot_number") or None
     serial_number = request.serial_number or values.get("serial_number") or None
-    if serial_number:
-        unit = await get_unit(session, serial_number)
-        if lot_number:
-            lot = await get_lot(session, lot_number)
-            if unit.lot_id != lot.id:
-                raise Unprocessable(f"unit {serial_number} does not belong to LOT {lot_number}", field="serial_number")
-        lot = await session.get(Lot, unit.lot_id)
-    elif lot_number:
-        lot = await get_lot(session, lot_number)
-    else:
-        return None, None
-    if lot.status in FINAL:
-        raise Conflict(
-            f"LOT {lot.lot_number} is {lot.status}; no more labels are printed for it",
-            code="LOT_CLOSED",
-            lot_number=lot.lot_number,
-            lot_status=lot.status,
-        )
-    return lot.lot_number, serial_number
+    lot = await ensure_lot_open(session=session, lot_number=lot_number, serial_number=serial_number)
+    return (lot.lot_number if lot else None), serial_number
 
 
 async def submit_print(

@@ -15,6 +15,7 @@ from mes_kernel.contracts import (
     Panel,
     Permission,
     Status,
+    ensure_lot_open,
     resolve_device,
 )
 
@@ -34,9 +35,14 @@ async def reading(kernel: KernelDep, fail: bool = False, _: Principal = require_
 
 @router.post("/meters/{code}/read", summary="Read one configured meter (the kernel's device authority decides)")
 async def read_meter(
-    code: str, session: SessionDep, kernel: KernelDep, principal: Principal = require_permission("sample:read")
+    code: str,
+    session: SessionDep,
+    kernel: KernelDep,
+    lot_number: str | None = None,
+    principal: Principal = require_permission("sample:read"),
 ):
     device = await resolve_device(session=session, principal=principal, code=code, kind="sample_meter")
+    await ensure_lot_open(session=session, lot_number=lot_number)  # 409 LOT_CLOSED, as prints and flashes
     meter = kernel.load_driver("mes.drivers.sample_meter", device.driver, **device.config)
     value = await kernel.breakers.call("sample_meter", device.code, meter.read, line=device.line_code)
     return {"device": device.code, "line": device.line_code, "station": device.station_code, "value": value}
