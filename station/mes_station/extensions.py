@@ -105,6 +105,12 @@ def fill(template: Any, values: dict[str, Any]) -> Any:
     return template
 
 
+def _without_empty(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_empty(v) for k, v in value.items() if v not in (None, "")}
+    return value
+
+
 def build_request(
     panel: ActionPanel, button_id: str, *, values: dict[str, Any], device: str, station: str
 ) -> tuple[str, str, dict[str, Any]]:
@@ -121,12 +127,13 @@ def build_request(
             raise ActionError(f"{f.label}: choose one of {', '.join(f.choices)}")
         if f.type == "number" and given.get(f.name) not in (None, ""):
             try:
-                given[f.name] = float(given[f.name])
+                number = float(given[f.name])
+                given[f.name] = int(number) if number.is_integer() else number
             except (TypeError, ValueError):
                 raise ActionError(f"{f.label}: not a number") from None
     context = {**given, "device": device, "station": station}
-    # a field left empty is left out, so the route applies its own default
-    body = {k: v for k, v in fill(dict(button.body), context).items() if v not in (None, "")}
+    # a field left empty is left out (at any depth), so the route applies its own default
+    body = _without_empty(fill(dict(button.body), context))
     if button.idempotent:
         body.setdefault("idempotency_key", str(uuid.uuid4()))
     return button.method, fill(button.path, context), body

@@ -28,6 +28,9 @@ STATION_EXTENSION = StationExtension(
                 ),
                 PanelField("serial_number", "Serial number", required=False),
                 PanelField("lot_number", "LOT number", required=False),
+                PanelField("product", "Product"),
+                PanelField("gtin", "GTIN (unit label)", required=False),
+                PanelField("quantity", "Quantity (LOT label)", type="number", required=False),
             ),
             buttons=(
                 PanelButton(
@@ -39,6 +42,7 @@ STATION_EXTENSION = StationExtension(
                         "template": "{template}",
                         "serial_number": "{serial_number}",
                         "lot_number": "{lot_number}",
+                        "fields": {"product": "{product}", "gtin": "{gtin}", "quantity": "{quantity}"},
                     },
                 ),
             ),
