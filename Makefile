@@ -14,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml $(foreach p,$(PLUGINS),$(p)/pyproject.toml) station/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(foreach p,$(PLUGINS),-e $(p)) -e '.[test]' -e './station[ui,test]'
+	$(BIN)/python -m pip install -q $(foreach p,$(PLUGINS),-e '$(p)[server]') -e '.[server,test]' -e './station[ui,test]'
 	@if [ -f web/package.json ]; then scripts/build-web.sh; fi
 	touch $(STAMP)
 

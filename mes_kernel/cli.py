@@ -394,9 +394,9 @@ def line_apply(
         kernel = application.state.kernel
         catalog = lines.catalog_from_app(application)
         config = lines.parse(document)
-        if dry_run:
-            return config, lines.validate(config, catalog)
         async with kernel.sessionmaker() as session:
+            if dry_run:  # the very checks of the real apply, against the same database; nothing written
+                return config, await lines.check(session=session, config=config, catalog=catalog)
             await lines.apply(session=session, config=config, catalog=catalog, actor="cli")
             await session.commit()
         # Running servers follow: at once through Redis, else at their next version check (~1 s).

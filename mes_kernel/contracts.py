@@ -9,6 +9,24 @@ from typing import Any
 
 KERNEL_API_VERSION = "1.0"
 
+#: server-side names re-exported lazily, so that importing the contracts (as a station does, to load
+#: drivers) never imports SQLAlchemy or FastAPI
+_SERVER_EXPORTS = {
+    "resolve_device": "mes_kernel.devices",
+    "devices_for": "mes_kernel.devices",
+    "ResolvedDevice": "mes_kernel.devices",
+    "ensure_lot_open": "mes_kernel.devices",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _SERVER_EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 class Status(enum.StrEnum):
     """Health states, worst last: DOWN > DEGRADED > UP."""
@@ -95,3 +113,73 @@ class Panel:
     permission: str | None = None
 
     KINDS = ("stat", "timeseries", "bar", "table")
+
+
+# ---------------------------------------------------------------- the station side of a plugin
+#
+# A plugin ships its station-side extension through the entry-point group ``mes_station.plugins``:
+# the entry point names a ``StationExtension`` (or a function returning one). The station agent reads
+# these without the server's stack, so they are plain data here, beside the other contracts.
+
+
+@dataclass(frozen=True)
+class StationDeviceKind:
+    """A device kind a station drives: the line configuration's ``kind``, its drivers' stevedore
+    ``namespace``, and the ``role`` word the station and its window use for it (``"printer"``)."""
+
+    kind: str
+    namespace: str
+    role: str
+    description: str = ""
+    #: device settings the server-side plugin uses and the driver's constructor does not take
+    server_settings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PanelField:
+    """One input of an action panel. ``type`` is ``text``, ``number`` or ``choice`` (from ``choices``)."""
+
+    name: str
+    label: str
+    type: str = "text"
+    required: bool = True
+    choices: tuple[str, ...] = ()
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class PanelButton:
+    """A button mapped to one of the plugin's routes.
+
+    ``path`` is relative to ``/api/v1``; ``body`` is a template whose string values may hold
+    ``{field}`` placeholders, plus ``{device}`` (the device's code) and ``{station}`` (the station's).
+    With ``idempotent`` the agent adds an ``idempotency_key`` so a double click acts once.
+    """
+
+    id: str
+    label: str
+    path: str
+    method: str = "POST"
+    body: dict[str, Any] = field(default_factory=dict)
+    idempotent: bool = True
+
+
+@dataclass(frozen=True)
+class ActionPanel:
+    """A declarative panel the station window renders for every device of ``kind`` at the station."""
+
+    id: str
+    title: str
+    kind: str
+    fields: tuple[PanelField, ...] = ()
+    buttons: tuple[PanelButton, ...] = ()
+
+
+@dataclass(frozen=True)
+class StationExtension:
+    """What a plugin adds to a station: device kinds, the event types it produces, action panels."""
+
+    name: str
+    device_kinds: tuple[StationDeviceKind, ...] = ()
+    events: tuple[str, ...] = ()
+    panels: tuple[ActionPanel, ...] = ()

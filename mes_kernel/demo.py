@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import atexit
+import importlib.util
+import signal
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 from rich.console import Console
@@ -24,8 +29,9 @@ PROCESSES = [
 ]
 
 
-def start_demo(settings: Settings, *, base_url: str) -> None:
-    """Start every plugin's simulators (daemon threads) and write the demo line, station and LOT."""
+def start_demo(settings: Settings, *, base_url: str) -> subprocess.Popen | None:
+    """Start every plugin's simulators (daemon threads), write the demo line, station and LOT, and start
+    the demo station's agent (``mes-station run``) provisioned from this server; returns its process."""
     manager = PluginManager(
         safe_mode=settings.plugins_safe_mode, allow=settings.plugins_allow, deny=settings.plugins_deny
     )
@@ -35,36 +41,81 @@ def start_demo(settings: Settings, *, base_url: str) -> None:
         for spec in specs:
             devices.append({"station": "ST-DEMO", **spec})
             console.print(f"demo: {plugin} started {spec['kind']} {spec['code']} ({spec['driver']})")
-    token = asyncio.run(_write_demo_data(settings, devices))
     note = Path(settings.files_dir).parent / "demo-station.toml"
-    if token:  # first demo run: the token is shown once, so keep the agent's config now
-        printer = next((d for d in devices if d["kind"] == "label_printer"), None)
-        lines_ = [
-            "# The demo station's agent:  mes-station run --config " + str(note) + "  (add --ui for the window)",
-            "[server]",
-            f'url = "{base_url}"',
-            f'token = "{token}"',
-            "",
-            "[station]",
-            'code = "ST-DEMO"',
-            f'work_dir = "{Path(settings.files_dir).parent.resolve() / "station"}"',
-            "",
-            "[devices.scanner]",
-            'driver = "wedge"',
-            "",
-        ]
-        if printer:
-            lines_ += ["[devices.printer]", f'driver = "{printer["driver"]}"']
-            lines_ += [f"{k} = {json.dumps(v)}" for k, v in printer["config"].items()]
-        note.write_text("\n".join(lines_) + "\n")
-        note.chmod(0o600)
+    known = _token_of(note)
+    token = asyncio.run(_write_demo_data(settings, devices, need_token=known is None)) or known
+    work_dir = Path(settings.files_dir).parent.resolve() / "station"
+    # Only what a worker PC keeps: the devices come from the server (GET /stations/me/config).
+    note.write_text(
+        "\n".join(
+            [
+                "# The demo station's agent (started by `mes serve --demo`; by hand: mes-station run --config "
+                + str(note)
+                + ", add --ui for the window)",
+                "[server]",
+                f'url = "{base_url}"',
+                f'token = "{token}"',
+                "",
+                "[station]",
+                f'work_dir = "{work_dir}"',
+                "",
+                "[heartbeat]",
+                "interval = 5.0",
+                "",
+            ]
+        )
+    )
+    note.chmod(0o600)
     console.print(
         f"demo: line DEMO with {len(devices)} device(s), station ST-DEMO (agent config {note}), "
         "LOT DEMO-LOT-001 with units SN-DEMO-0001…0005"
     )
+    return _start_demo_agent(note, work_dir)
 
 
-async def _write_demo_data(settings: Settings, devices: list[dict]) -> str | None:
+def _token_of(note: Path) -> str | None:
+    """The demo station's token kept in its agent configuration (shown once, so kept there)."""
+    try:
+        return tomllib.loads(note.read_text()).get("server", {}).get("token") or None
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+
+
+def _start_demo_agent(note: Path, work_dir: Path) -> subprocess.Popen | None:
+    """``mes-station run`` for ST-DEMO as a child process, stopped when the server exits."""
+    if importlib.util.find_spec("mes_station") is None:
+        console.print("demo: mes-station is not installed here; start the demo station's agent yourself")
+        return None
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log = open(work_dir / "agent.log", "ab")  # kept open: the child writes it as long as it runs
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mes_station", "run", "--config", str(note)], stdout=log, stderr=subprocess.STDOUT
+    )
+    console.print(f"demo: station agent ST-DEMO started (pid {process.pid}, log {work_dir / 'agent.log'})")
+
+    def stop() -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
+
+    atexit.register(stop)
+    # uvicorn re-raises the SIGTERM that stopped it once it has shut down; by default that kills this
+    # process before atexit runs. Exiting instead lets ``stop`` take the agent down with the server.
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    return process
+
+
+def _exit_on_sigterm(signum, _frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+async def _write_demo_data(settings: Settings, devices: list[dict], *, need_token: bool = False) -> str | None:
+    """Write the demo line, station, processes and LOT; the station's new token when one was issued."""
     from .app import create_app
 
     application = create_app(settings, server=False)
@@ -81,6 +132,8 @@ async def _write_demo_data(settings: Settings, devices: list[dict]) -> str | Non
                 station = Station(code="ST-DEMO", name="Demo station", line_id=line.id, heartbeat={})
                 session.add(station)
                 await session.flush()
+                need_token = True
+            if need_token:  # first run, or the agent's configuration (holding the token) was lost
                 token = new_opaque_token(STATION_TOKEN_PREFIX)
                 session.add(StationToken(station_id=station.id, name="demo", token_hash=token_digest(token)))
             for pid, name, seq in PROCESSES:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.exceptions import HTTPException as StarletteHTTPException
+
+# The error classes are imported by plugin code that also runs at a station (label templates, drivers),
+# where the server's stack is not installed: FastAPI, Starlette and SQLAlchemy are imported only by the
+# functions that install the HTTP handlers.
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
 
 log = structlog.get_logger(__name__)
 
@@ -99,6 +100,8 @@ _HTTP_CODES = {
 
 
 def error_response(status: int, code: str, message: str, headers=None, **extra: Any) -> JSONResponse:
+    from fastapi.responses import JSONResponse
+
     return JSONResponse(
         status_code=status,
         content={"detail": {"code": code, "message": message, **extra}},
@@ -108,6 +111,12 @@ def error_response(status: int, code: str, message: str, headers=None, **extra: 
 
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error as ``{"detail": {"code": ..., "message": ...}}``."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     @app.exception_handler(MesError)
     async def _mes_error(_request: Request, exc: MesError):
@@ -236,6 +245,8 @@ class StaleStatementRetryMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        from sqlalchemy.exc import DBAPIError
+
         received: list = []
         started = False
 

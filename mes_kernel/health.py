@@ -138,11 +138,19 @@ async def station_component(kernel) -> dict[str, Any]:
     items = {}
     for station in stations:
         beat = station.heartbeat or {}
+        problems = beat.get("driver_problems") or []
         if station.last_heartbeat_at is None:
             status, reason, age = Status.DEGRADED, "never reported", None
         else:
             age = (now - station.last_heartbeat_at).total_seconds()
             status, reason = (Status.UP, None) if age <= silent_after else (Status.DEGRADED, f"silent for {int(age)}s")
+        if problems and status is Status.UP:
+            status = Status.DEGRADED
+            reason = "drivers: " + "; ".join(
+                f"{p.get('device')}: {p.get('driver')} {p.get('problem')}"
+                + (f" (wanted {p['wanted']}, installed {p.get('installed')})" if p.get("wanted") else "")
+                for p in problems
+            )
         items[station.code] = {
             "status": status.value,
             "critical": False,
@@ -152,6 +160,8 @@ async def station_component(kernel) -> dict[str, Any]:
                 "outbox_depth": beat.get("outbox_depth"),
                 "oldest_queued_age_seconds": beat.get("oldest_queued_age_seconds"),
                 "agent_version": beat.get("agent_version"),
+                "config_version": beat.get("config_version"),
+                "driver_problems": problems,
             },
         }
     return items

@@ -34,11 +34,22 @@ class DeviceSpec(BaseModel):
     config: FiniteJSON = Field(default_factory=dict)
 
 
+class StationSpec(BaseModel):
+    code: str = Code
+    name: Text = Field("", max_length=200)
+
+
 class LineConfig(BaseModel):
     code: str = Code
     name: Text = Field("", max_length=200)
     plugins: list[Text] | None = Field(None, description="enabled plugins; omitted = every loaded plugin")
     breakers: dict[str, BreakerOverride] = Field(default_factory=dict)
+    stations: list[StationSpec] = Field(
+        default_factory=list, description="stations of the line, created when missing (one file sets up a line)"
+    )
+    device_defaults: dict[Text, FiniteJSON] = Field(
+        default_factory=dict, description="per device kind, settings every device of that kind starts from"
+    )
     devices: list[DeviceSpec] = Field(default_factory=list)
 
 
@@ -117,26 +128,54 @@ def validate(config: LineConfig, catalog: Catalog) -> list[dict[str, Any]]:
     return errors
 
 
-async def apply(*, session, config: LineConfig, catalog: Catalog, actor: str) -> Line:
-    """Validate, then write the line and replace its devices, all in the caller's transaction.
+async def check(*, session, config: LineConfig, catalog: Catalog) -> list[dict[str, Any]]:
+    """Every problem :func:`apply` would refuse, reading the database but writing nothing.
 
-    Any change (name, plugins, breakers, devices) bumps the line's ``config_version`` by one (a new
-    line starts at 1); an identical document changes nothing. After committing, the caller announces
-    the change (:meth:`mes_kernel.runtime.RuntimeConfig.announce`) so every worker follows it.
+    ``mes line apply --dry-run`` runs exactly this, so a file that passes a dry run applies.
     """
     errors = validate(config, catalog)
-    stations = {}
+    line_id = (await session.execute(select(Line.id).where(Line.code == config.code))).scalar()
+    declared = set()
+    for i, spec in enumerate(config.stations):
+        if spec.code in declared:
+            errors.append({"loc": ["stations", i, "code"], "msg": f"station {spec.code!r} appears twice"})
+        declared.add(spec.code)
+        station = (await session.execute(select(Station).where(Station.code == spec.code))).scalar()
+        if station is not None and station.line_id is not None and station.line_id != line_id:
+            other = (await session.execute(select(Line.code).where(Line.id == station.line_id))).scalar()
+            errors.append({"loc": ["stations", i, "code"],
+                           "msg": f"station {spec.code!r} belongs to line {other!r}"})
     for i, device in enumerate(config.devices):
-        if device.station:
-            station = (await session.execute(select(Station).where(Station.code == device.station))).scalar()
-            if station is None:
-                errors.append({"loc": ["devices", i, "station"], "msg": f"station {device.station!r} not found"})
-            stations[device.station] = station
+        if not device.station or device.station in declared:
+            continue
+        station = (await session.execute(select(Station).where(Station.code == device.station))).scalar()
+        if station is None:
+            errors.append({"loc": ["devices", i, "station"], "msg": f"station {device.station!r} not found "
+                           "(declare it under [[stations]] to create it)"})
+        elif station.line_id is not None and station.line_id != line_id:
+            other = (await session.execute(select(Line.code).where(Line.id == station.line_id))).scalar()
+            errors.append({"loc": ["devices", i, "station"],
+                           "msg": f"station {device.station!r} belongs to line {other!r}"})
+    for i, device in enumerate(config.devices):
+        owner = (await session.execute(select(Device.line_id).where(Device.code == device.code))).first()
+        if owner is not None and owner[0] != line_id:
+            errors.append({"loc": ["devices", i, "code"], "msg": f"device {device.code!r} belongs to another line"})
+    return errors
+
+
+async def apply(*, session, config: LineConfig, catalog: Catalog, actor: str) -> Line:
+    """Validate (:func:`check`), then write the line, its stations and its devices, all in the caller's
+    transaction. The line's ``config_version`` goes up by one whenever its stored configuration,
+    stations or devices change (a new line starts at 1). After committing, the caller announces the
+    change (:meth:`mes_kernel.runtime.RuntimeConfig.announce`) so every worker follows it."""
+    errors = await check(session=session, config=config, catalog=catalog)
     if errors:
         raise Unprocessable("line configuration is invalid", code="INVALID_LINE_CONFIG", errors=errors)
     line = (await session.execute(select(Line).where(Line.code == config.code))).scalar_one_or_none()
     stored = {"plugins": config.plugins,
               "breakers": {k: v.model_dump(exclude_none=True) for k, v in config.breakers.items()}}
+    if config.device_defaults:
+        stored["device_defaults"] = config.device_defaults
     created = changed = line is None
     if line is None:
         line = Line(code=config.code, name=config.name, config=stored, config_version=1)
@@ -147,8 +186,28 @@ async def apply(*, session, config: LineConfig, catalog: Catalog, actor: str) ->
         changed = True
         before = {"name": line.name, **line.config}
         line.config, line.name = stored, config.name
+        changed = True
         await write_audit(session, actor=actor, action="update", entity="line", entity_id=config.code,
                           before=before, after={"name": config.name, **stored})
+    for spec in config.stations:
+        station = (await session.execute(select(Station).where(Station.code == spec.code))).scalar()
+        if station is None:
+            session.add(Station(code=spec.code, name=spec.name, line_id=line.id, heartbeat={}))
+            await write_audit(session, actor=actor, action="create", entity="station", entity_id=spec.code,
+                              after={"code": spec.code, "name": spec.name, "line": config.code})
+            changed = True
+        elif station.line_id != line.id or (spec.name and station.name != spec.name):
+            before = {"line_id": station.line_id, "name": station.name}
+            station.line_id, station.name = line.id, spec.name or station.name
+            await write_audit(session, actor=actor, action="update", entity="station", entity_id=spec.code,
+                              before=before, after={"line": config.code, "name": station.name})
+            changed = True
+    await session.flush()
+    stations = {}
+    for device in config.devices:
+        if device.station:
+            stations[device.station] = (
+                await session.execute(select(Station).where(Station.code == device.station))).scalar_one()
     existing = {d.code: d for d in (await session.execute(select(Device).where(Device.line_id == line.id))).scalars()}
     for spec in config.devices:
         values = {"kind": spec.kind, "driver": spec.driver, "config": spec.config, "enabled": spec.enabled,
@@ -169,6 +228,7 @@ async def apply(*, session, config: LineConfig, catalog: Catalog, actor: str) ->
                 changed = True
                 for k, v in values.items():
                     setattr(device, k, v)
+                changed = True
                 await write_audit(session, actor=actor, action="update", entity="device", entity_id=spec.code,
                                   before=before, after=values)
     for code, device in existing.items():
@@ -190,6 +250,10 @@ async def export(session, line: Line) -> dict[str, Any]:
         station = await session.get(Station, d.station_id) if d.station_id else None
         out.append({"code": d.code, "kind": d.kind, "driver": d.driver, "station": station.code if station else None,
                     "enabled": d.enabled, "config": d.config})
-    return {"code": line.code, "name": line.name, "config_version": line.config_version,
-            "plugins": line.config.get("plugins"),
-            "breakers": line.config.get("breakers", {}), "devices": out}
+    query = select(Station).where(Station.line_id == line.id).order_by(Station.code)
+    stations = (await session.execute(query)).scalars()
+    return {"code": line.code, "name": line.name, "plugins": line.config.get("plugins"),
+            "breakers": line.config.get("breakers", {}), "device_defaults": line.config.get("device_defaults", {}),
+            "stations": [{"code": s.code, "name": s.name} for s in stations], "devices": out,
+            "config_version": line.config_version}
+

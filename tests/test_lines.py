@@ -85,3 +85,51 @@ def test_mes_line_apply_validates_a_file(third_party, tmp_path):
     out = subprocess.run([sys.executable, "-m", "mes_kernel.cli", "line", "apply", str(bad)], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 1 and "devices.0.driver" in out.stderr and "zzz" in out.stderr
+
+
+def test_dry_run_runs_the_checks_of_the_real_apply_and_one_file_sets_up_a_line(third_party, tmp_path):
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(third_party), "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/l.db",
+           "FILES_DIR": str(tmp_path / "files")}
+
+    def mes(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "mes_kernel.cli", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    assert mes("db", "upgrade").returncode == 0
+    devices = ('[[devices]]\ncode = "MTR-9"\nkind = "sample_meter"\ndriver = "fake_meter"\nstation = "ST-NEW"\n')
+    no_station = tmp_path / "line-n.toml"
+    no_station.write_text('[line]\ncode = "LINE-N"\n\n' + devices)
+    for args in (("--dry-run",), ()):  # the dry run refuses exactly what the apply refuses
+        out = mes("line", "apply", *args, str(no_station))
+        assert out.returncode == 1 and "devices.0.station" in out.stderr and "ST-NEW" in out.stderr, out
+
+    whole = tmp_path / "line-w.toml"
+    whole.write_text('[line]\ncode = "LINE-N"\nname = "New line"\n\n'
+                     '[[stations]]\ncode = "ST-NEW"\nname = "New station"\n\n' + devices)
+    out = mes("line", "apply", "--dry-run", str(whole))
+    assert out.returncode == 0 and "is valid" in out.stdout, out.stderr
+    shown = mes("line", "show", "LINE-N")
+    assert shown.returncode == 1 and "not found" in shown.stderr  # the dry run wrote nothing
+    out = mes("line", "apply", str(whole))
+    assert out.returncode == 0, out.stderr
+    shown = mes("line", "show", "LINE-N")
+    assert '"ST-NEW"' in shown.stdout and '"MTR-9"' in shown.stdout
+
+    other = tmp_path / "line-o.toml"  # a station of LINE-N claimed by another line
+    other.write_text('[line]\ncode = "LINE-O"\n\n[[stations]]\ncode = "ST-NEW"\n')
+    out = mes("line", "apply", "--dry-run", str(other))
+    assert out.returncode == 1 and "belongs to line 'LINE-N'" in out.stderr
+
+
+async def test_the_configuration_version_grows_only_when_the_line_changes(third_party, client, admin_headers,
+                                                                         station_headers):
+    first = (await client.put("/api/v1/lines/LINE-A", json=LINE, headers=admin_headers)).json()["config_version"]
+    same = (await client.put("/api/v1/lines/LINE-A", json=LINE, headers=admin_headers)).json()["config_version"]
+    assert same == first
+    changed = {**LINE, "devices": [{**LINE["devices"][0], "config": {"value": 4}}]}
+    r = await client.put("/api/v1/lines/LINE-A", json=changed, headers=admin_headers)
+    assert r.json()["config_version"] == first + 1
+    beat = await client.post("/api/v1/stations/heartbeat", json={"agent_version": "t"}, headers=station_headers)
+    assert beat.json()["config_version"] == first + 1

@@ -10,7 +10,7 @@ import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,10 +21,19 @@ from mes_station.completion import Completion
 from mes_station.config import StationConfig, load_config
 from mes_station.devices import DeviceSet
 from mes_station.errors import DeviceError, OfflineError, ServerError, TemplateNotCachedError
+from mes_station.extensions import ActionError, build_request, installed
 from mes_station.heartbeat import clock_offset, heartbeat_body
 from mes_station.instance import InstanceLock
 from mes_station.labels import TemplateError, local_template, render, sync_templates
 from mes_station.outbox import PROCESS_RECORD, STATION_EVENT, Outbox
+from mes_station.provisioning import (
+    CorruptCacheError,
+    device_configs,
+    driver_problems,
+    read_cache,
+    set_aside,
+    write_cache,
+)
 from mes_station.scans import Scan, scans_of
 from mes_station.sender import Sender
 from mes_station.watcher import CompletionWatcher, Outcome
@@ -50,6 +59,12 @@ class Agent:
         self.outbox = Outbox(config.outbox_path)
         self.client = ServerClient(config.api_url, config.station_token, timeout=config.request_timeout)
         self.devices = DeviceSet(config.devices)
+        self.extensions = installed()
+        #: the station's part of the line, as last fetched from the server (or read from the cache)
+        self.provisioned: dict[str, Any] | None = None
+        self.provisioning_error: str | None = None
+        self._scanner_task: asyncio.Task[Any] | None = None
+        self._config_lock = asyncio.Lock()
         self.sender = Sender(
             self.outbox,
             self.client,
@@ -95,16 +110,22 @@ class Agent:
         self._lock.acquire()
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        self.devices.load()
-        await self.devices.open_all()
+        self._load_cached_config()
+        try:
+            await self.refresh_config(apply=False)
+        except (OfflineError, ServerError) as exc:
+            log.info(
+                "station configuration not fetched (%s); running on %s",
+                exc,
+                "the cached one" if self.provisioned else "station.toml alone",
+            )
+        await self._apply_devices()
         self.outbox.prune_delivered(self.config.delivered_retention_days)
         self._tasks = [
             asyncio.create_task(self.sender.run(), name="outbox-sender"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self.watcher.run(self._stop), name="completion-watcher"),
         ]
-        if "scanner" in self.devices.devices and self.devices.devices["scanner"].loaded:
-            self._tasks.append(asyncio.create_task(self._scanner_loop(), name="scanner"))
         self._emit_status()
 
     async def stop(self) -> None:
@@ -115,10 +136,11 @@ class Agent:
         if self._stop is not None:
             self._stop.set()
         self.sender.stop()
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._scanner_task] if self._scanner_task else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks, self._scanner_task = [], None
         self.watcher.stop_observer()
         await self.devices.close()
         await self.client.aclose()
@@ -166,6 +188,9 @@ class Agent:
             "oldest_queued_age_seconds": self.outbox.oldest_queued_age(),
             "server_clock_offset_seconds": self.outbox.clock_offset(),
             "drivers": self.devices.drivers_report(),
+            "config_version": self.config_version,
+            "driver_problems": self.driver_problems(),
+            "provisioning_error": self.provisioning_error,
             "sender_error": self.sender.last_error,
             "watcher_error": self.watcher.last_error,
             "last_error": self.last_error,
@@ -204,6 +229,127 @@ class Agent:
         if changed:
             log.info("station is now %s%s", "online" if ok else "offline", f" ({reason})" if reason else "")
             self._emit_status()
+
+    # -- provisioning (the station's devices come from the server) -----------------------------
+
+    @property
+    def config_version(self) -> int | None:
+        """The line configuration version the station runs, None before its first configuration."""
+        return self.provisioned.get("config_version") if self.provisioned else None
+
+    def driver_problems(self) -> list[dict[str, Any]]:
+        """Drivers the configuration needs that are missing here or of another version than the server's."""
+        return driver_problems(self.provisioned) if self.provisioned else []
+
+    def _load_cached_config(self) -> None:
+        path = self.config.provisioned_cache
+        try:
+            cached = read_cache(path)
+        except CorruptCacheError as exc:
+            moved = set_aside(path)
+            self.provisioning_error = (
+                f"cached station configuration is corrupt ({exc}); set aside as {moved.name}, fetching a fresh one"
+            )
+            log.error(self.provisioning_error)
+            return
+        if cached is not None:
+            self._adopt(cached)
+
+    def _adopt(self, config: dict[str, Any]) -> None:
+        self.provisioned = config
+        code = (config.get("station") or {}).get("code")
+        if code and code != self.config.station_code:
+            self.config = replace(self.config, station_code=code)
+
+    async def refresh_config(self, *, apply: bool = True) -> dict[str, Any]:
+        """Fetch ``GET /stations/me/config``, keep it on disk and (with ``apply``) load, reload or unload
+        drivers to match. Raises OfflineError / ServerError when the server cannot answer."""
+        async with self._config_lock:
+            try:
+                config = await self.client.json("GET", "/stations/me/config")
+            except OfflineError as exc:
+                self._contact(False, str(exc))
+                raise
+            except ServerError as exc:
+                self._contact(exc.server_reachable, str(exc))
+                raise
+            self._contact(True, None)
+            previous = (self.provisioned or {}).get("label_templates")
+            self._adopt(config)
+            self.provisioning_error = None
+            try:
+                write_cache(self.config.provisioned_cache, config)
+            except OSError as exc:  # a full disk costs the offline start, not the running station
+                log.warning("could not cache the station configuration: %s", exc)
+            if apply:
+                await self._apply_devices()
+            if config.get("label_templates") and config.get("label_templates") != previous:
+                try:
+                    await self.sync_templates()
+                except (OfflineError, ServerError) as exc:
+                    log.info("label templates not synced: %s", exc)
+            log.info(
+                "station configuration version %s: %d device(s)",
+                config.get("config_version"),
+                len(config.get("devices", [])),
+            )
+            return config
+
+    async def _apply_devices(self) -> None:
+        """Load the provisioned devices (with local overrides) plus the ones only ``station.toml`` declares."""
+        configs = dict(self.config.devices)
+        if self.provisioned:
+            configs.update(
+                device_configs(self.provisioned, extensions=self.extensions, overrides=self.config.device_overrides)
+            )
+        scanner_before = self._scanner_driver()
+        changes = await self.devices.apply(configs)
+        if any(changes.values()):
+            log.info("devices changed: %s", {k: v for k, v in changes.items() if v})
+        scanner_now = self._scanner_driver()
+        if scanner_now is not scanner_before or (self._scanner_task is None and scanner_now is not None):
+            await self._restart_scanner_loop()
+        self._emit_status()
+
+    def _scanner_driver(self) -> Any:
+        try:
+            return self.devices.get("scanner")
+        except Exception:
+            return None
+
+    async def _restart_scanner_loop(self) -> None:
+        if self._scanner_task is not None:
+            self._scanner_task.cancel()
+            await asyncio.gather(self._scanner_task, return_exceptions=True)
+            self._scanner_task = None
+        if self._scanner_driver() is not None and self._stop is not None and not self._stop.is_set():
+            self._scanner_task = asyncio.create_task(self._scanner_loop(), name="scanner")
+
+    # -- action panels (declared by the plugins' station extensions) ----------------------------
+
+    def action_panels(self) -> list[dict[str, Any]]:
+        """Every action panel for the station's devices: ``[{device, role, panel}]``, by device code."""
+        out = []
+        for key in sorted(self.devices.devices):
+            device = self.devices.devices[key]
+            kind = device.config.kind
+            if kind is None:
+                declared = self.extensions.kind_for(device.config.role)
+                kind = declared.kind if declared else None
+            for panel in self.extensions.panels_for(kind) if kind else []:
+                out.append({"device": device.config.code or key, "role": device.config.role, "panel": panel})
+        return out
+
+    async def run_action(self, panel_id: str, button_id: str, *, device: str, values: dict[str, Any]) -> Any:
+        """Press ``button_id`` of panel ``panel_id`` for ``device``: the plugin's route is called in the
+        worker's name when one is logged in, else the station's. ActionError for a bad panel, button or field."""
+        panel = self.extensions.panel(panel_id)
+        if not any(p["device"] == device and p["panel"].id == panel_id for p in self.action_panels()):
+            raise ActionError(f"device {device!r} of this station has no panel {panel_id!r}")
+        method, path, body = build_request(
+            panel, button_id, values=values, device=device, station=self.config.station_code
+        )
+        return await self._read(method, path, json=body)
 
     # -- worker ---------------------------------------------------------------------------------
 
@@ -359,9 +505,14 @@ class Agent:
     async def lookup(self, code: str) -> dict[str, Any]:
         """Unit, LOT and next process for a scanned code (``POST /scans/lookup``); OfflineError offline."""
         body: dict[str, Any] = {"code": code, "station": self.config.station_code}
-        scanner = self.devices.devices.get("scanner")
+        key = self.devices.key_of("scanner")
+        scanner = self.devices.devices.get(key) if key else None
         if scanner is not None and scanner.loaded:
-            body.update(device="scanner", driver=scanner.config.driver, driver_version=scanner.version or "")
+            body.update(
+                device=scanner.config.code or "scanner",
+                driver=scanner.config.driver,
+                driver_version=scanner.version or "",
+            )
         return await self._read("POST", "/scans/lookup", json=body)
 
     async def lot(self, lot_number: str) -> dict[str, Any]:
@@ -389,7 +540,7 @@ class Agent:
         printer) or DeviceError (the printer failed — recorded as a failed device result first).
         """
         printer = self.devices.get("printer")
-        device = self.devices.devices["printer"]
+        device = self.devices.device("printer")
         cached = self.outbox.template(template)
         if cached is None:
             try:
@@ -403,6 +554,7 @@ class Agent:
         result: dict[str, Any] = {
             "action": "print",
             "role": "printer",
+            "device": device.config.code or f"{self.config.station_code}:printer",
             "driver": device.config.driver,
             "driver_version": device.version,
             "template": template,
@@ -462,7 +614,11 @@ class Agent:
     async def heartbeat(self) -> dict[str, Any]:
         """Send one heartbeat; learns the server's clock offset from the reply."""
         body = await heartbeat_body(
-            self.devices, outbox_depth=self.outbox.depth(), oldest_queued_age=self.outbox.oldest_queued_age()
+            self.devices,
+            outbox_depth=self.outbox.depth(),
+            oldest_queued_age=self.outbox.oldest_queued_age(),
+            config_version=self.config_version,
+            driver_problems=self.driver_problems(),
         )
         sent = time.time()
         try:
@@ -493,8 +649,11 @@ class Agent:
                 except Exception as exc:
                     log.warning("pruning delivered events failed: %s", exc)
             try:
-                await self.heartbeat()
-                if "printer" in self.config.devices and self._heartbeats % TEMPLATE_SYNC_EVERY == 0:
+                answer = await self.heartbeat()
+                wanted = answer.get("config_version")
+                if isinstance(wanted, int) and (self.provisioned is None or wanted != self.config_version):
+                    await self.refresh_config()
+                if self.devices.key_of("printer") and self._heartbeats % TEMPLATE_SYNC_EVERY == 0:
                     await self.sync_templates()
             except (OfflineError, ServerError) as exc:
                 log.info("heartbeat failed: %s", exc)

@@ -1,4 +1,11 @@
-"""Station configuration: one TOML file per worker PC (``station.toml``)."""
+"""Station configuration: one small TOML file per worker PC (``station.toml``).
+
+It holds only what the station needs to reach its server — the server URL, the station's token and
+its work folder — plus optional local overrides. The devices come from the server
+(``GET /api/v1/stations/me/config``, see ``mes_station.provisioning``); a ``[devices.<key>]`` table
+here overrides the settings of the server's device ``<key>`` (a device code) or, keyed by a role
+word such as ``printer``, adds a device only this PC has.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +18,6 @@ from typing import Any
 
 CONFIG_ENV = "MES_STATION_CONFIG"
 DEFAULT_CONFIG_NAME = "station.toml"
-
-#: device role → stevedore namespace of that device kind; a device table may name its own ``namespace``.
-ROLE_NAMESPACES: dict[str, str] = {
-    "scanner": "mes.drivers.barcode_scanner",
-    "printer": "mes.drivers.label_printer",
-    "flasher": "mes.drivers.firmware_uploader",
-}
 
 
 class ConfigError(ValueError):
@@ -33,12 +33,18 @@ def default_work_dir() -> Path:
 
 @dataclass(frozen=True)
 class DeviceConfig:
-    """One device of the station: its role, the driver name and the driver's own settings."""
+    """One device of the station: its role word, the driver name and the driver's own settings.
+
+    ``code`` and ``kind`` are the server's device code and kind for a provisioned device; a device
+    only this PC has (declared in ``station.toml``) has neither.
+    """
 
     role: str
     driver: str
     namespace: str
     settings: dict[str, Any] = field(default_factory=dict)
+    code: str | None = None
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,8 @@ class StationConfig:
     work_dir: Path
     watch_folder: Path
     devices: dict[str, DeviceConfig] = field(default_factory=dict)
+    #: ``[devices.<device code>]`` tables: settings laid over the server's configuration of that device
+    device_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     request_timeout: float = 10.0
     backoff_initial: float = 2.0
     backoff_max: float = 60.0
@@ -71,6 +79,11 @@ class StationConfig:
     @property
     def outbox_path(self) -> Path:
         return self.work_dir / "outbox.sqlite3"
+
+    @property
+    def provisioned_cache(self) -> Path:
+        """Where the last configuration fetched from the server is kept (so a station starts offline)."""
+        return self.work_dir / "station-config.json"
 
     @property
     def archive_dir(self) -> Path:
@@ -142,27 +155,36 @@ def config_from_dict(raw: dict[str, Any], *, source: Path | None = None) -> Stat
         raise ConfigError("no server URL: set [server] url in station.toml or API_BASE_URL")
     token = server.get("token") or raw.get("station_token") or os.environ.get("MES_STATION_TOKEN", "")
     station = raw.get("station", {})
-    code = station.get("code") or raw.get("station_code")
-    if not code:
-        raise ConfigError("no station code: set [station] code in station.toml")
+    # optional: the server tells a station its code (GET /stations/me/config); this one only fills in offline
+    code = station.get("code") or raw.get("station_code") or ""
 
     base = source.parent if source else Path.cwd()
     work_dir = _path(station.get("work_dir") or raw.get("work_dir"), base) or default_work_dir()
     watch = _path(station.get("watch_folder") or raw.get("watch_folder"), base) or work_dir / "inbox"
 
     devices: dict[str, DeviceConfig] = {}
+    overrides: dict[str, dict[str, Any]] = {}
     for role, table in (raw.get("devices") or {}).items():
         table = dict(table)
         driver = table.pop("driver", None)
-        if not driver:
-            raise ConfigError(f"device {role!r}: no driver name")
-        namespace = table.pop("namespace", None) or ROLE_NAMESPACES.get(role)
+        if not driver:  # no driver: settings for the server's device of that code
+            overrides[role] = dict(table.pop("settings", None) or table)
+            continue
+        namespace = table.pop("namespace", None)
+        kind = table.pop("kind", None)
         if not namespace:
-            raise ConfigError(
-                f"device {role!r}: unknown role and no namespace (known roles: {', '.join(ROLE_NAMESPACES)})"
-            )
+            from mes_station.extensions import installed
+
+            declared = installed().kind_for(kind or role)
+            if declared is None:
+                known = sorted({w for k in installed().kinds().values() for w in (k.role, k.kind)})
+                raise ConfigError(
+                    f"device {role!r}: unknown role and no namespace (roles of the installed plugins: "
+                    f"{', '.join(known) or 'none'})"
+                )
+            namespace, kind = declared.namespace, declared.kind
         settings = table.pop("settings", None) or table
-        devices[role] = DeviceConfig(role=role, driver=driver, namespace=namespace, settings=dict(settings))
+        devices[role] = DeviceConfig(role=role, driver=driver, namespace=namespace, settings=dict(settings), kind=kind)
 
     outbox = raw.get("outbox", {})
     heartbeat = raw.get("heartbeat", {})
@@ -174,6 +196,7 @@ def config_from_dict(raw: dict[str, Any], *, source: Path | None = None) -> Stat
         work_dir=work_dir,
         watch_folder=watch,
         devices=devices,
+        device_overrides=overrides,
         request_timeout=float(server.get("timeout", 10.0)),
         backoff_initial=float(outbox.get("backoff_initial", 2.0)),
         backoff_max=float(outbox.get("backoff_max", 60.0)),

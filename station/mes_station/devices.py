@@ -1,9 +1,15 @@
-"""The station's devices: drivers loaded by name per role, each inside its own error boundary."""
+"""The station's devices: drivers loaded by name, each inside its own error boundary, reloadable live.
+
+Devices are keyed by the server's device code (or, for a device only ``station.toml`` declares, by its
+role word). ``get("printer")`` finds a device by key or by the role its plugin's station extension
+gives its kind, so the agent's actions work whatever the devices are called.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -31,9 +37,16 @@ class Device:
     def loaded(self) -> bool:
         return self.driver is not None
 
+    @property
+    def fingerprint(self) -> str:
+        cfg = self.config
+        return json.dumps([cfg.namespace, cfg.driver, cfg.settings], sort_keys=True, default=str)
+
     def driver_report(self) -> dict[str, Any]:
-        """The heartbeat's ``drivers[role]`` entry."""
-        report: dict[str, Any] = {"name": self.config.driver, "loaded": self.loaded}
+        """The heartbeat's ``drivers[key]`` entry."""
+        report: dict[str, Any] = {"name": self.config.driver, "loaded": self.loaded, "role": self.config.role}
+        if self.config.kind:
+            report["kind"] = self.config.kind
         if self.version:
             report["version"] = self.version
         if self.error:
@@ -48,41 +61,59 @@ class DeviceSet:
         self.devices: dict[str, Device] = {role: Device(cfg) for role, cfg in configs.items()}
 
     def load(self) -> None:
-        for role, device in self.devices.items():
-            cfg = device.config
-            try:
-                device.driver = load_driver(cfg.namespace, cfg.driver, **cfg.settings)
-            except DriverLoadError as exc:
-                device.error = str(exc)
-                log.error("device %s: %s", role, exc)
-                continue
-            except Exception as exc:  # a driver raising something unexpected is still just one device
-                device.error = f"{type(exc).__name__}: {exc}"
-                log.exception("device %s: driver %s failed", role, cfg.driver)
-                continue
-            device.error = None
-            try:
-                device.version = driver_version(device.driver)
-            except Exception:
-                device.version = "unknown"
+        for key, device in self.devices.items():
+            if device.driver is None:
+                _load_one(key, device)
 
     async def open_all(self, timeout: float = 5.0) -> None:
         """Open the loaded drivers that need opening (scanners); a failure is that device's error."""
-        for role, device in self.devices.items():
-            opener = getattr(device.driver, "open", None)
-            if device.driver is None or not inspect.iscoroutinefunction(opener):
+        for key, device in self.devices.items():
+            await _open_one(key, device, timeout)
+
+    async def apply(self, configs: dict[str, DeviceConfig], timeout: float = 5.0) -> dict[str, list[str]]:
+        """Make the set match ``configs`` without a restart: load new devices, reload those whose driver
+        or settings changed, close and drop removed ones. Returns ``{"loaded", "reloaded", "unloaded"}`` keys."""
+        changes: dict[str, list[str]] = {"loaded": [], "reloaded": [], "unloaded": []}
+        for key in [k for k in self.devices if k not in configs]:
+            await _close_one(self.devices.pop(key))
+            changes["unloaded"].append(key)
+        for key, cfg in configs.items():
+            current = self.devices.get(key)
+            fresh = Device(cfg)
+            if current is not None and current.driver is not None and current.fingerprint == fresh.fingerprint:
+                if current.config != cfg:  # same driver and settings, new code/kind/role: keep the driver
+                    current.config = cfg
                 continue
-            try:
-                await asyncio.wait_for(opener(), timeout)
-            except Exception as exc:
-                device.error = f"open failed: {type(exc).__name__}: {exc}"
-                log.error("device %s: %s", role, device.error)
+            if current is not None:
+                await _close_one(current)
+            _load_one(key, fresh)
+            await _open_one(key, fresh, timeout)
+            self.devices[key] = fresh
+            changes["reloaded" if current is not None else "loaded"].append(key)
+        return changes
+
+    def device(self, role: str) -> Device:
+        """The device keyed ``role``, else the first (by key) whose role word is ``role``;
+        DeviceUnavailableError when there is none."""
+        found = self.devices.get(role)
+        if found is None:
+            found = next((self.devices[k] for k in sorted(self.devices) if self.devices[k].config.role == role), None)
+        if found is None:
+            raise DeviceUnavailableError(f"no {role} is configured for this station")
+        return found
+
+    def key_of(self, role: str) -> str | None:
+        """The key (device code) of ``device(role)``, or None when there is none."""
+        try:
+            found = self.device(role)
+        except DeviceUnavailableError:
+            return None
+        return next(k for k, d in self.devices.items() if d is found)
 
     def get(self, role: str) -> Any:
-        """The loaded driver for ``role``; raises DeviceUnavailableError naming why it is not there."""
-        device = self.devices.get(role)
-        if device is None:
-            raise DeviceUnavailableError(f"no {role} is configured for this station")
+        """The loaded driver for ``role`` (a key or role word); raises DeviceUnavailableError naming why
+        it is not there."""
+        device = self.device(role)
         if device.driver is None:
             raise DeviceUnavailableError(f"the {role} driver {device.config.driver!r} is not loaded: {device.error}")
         return device.driver
@@ -116,15 +147,49 @@ class DeviceSet:
 
     async def close(self) -> None:
         for device in self.devices.values():
-            close = getattr(device.driver, "close", None) or getattr(device.driver, "aclose", None)
-            if not callable(close):
-                continue
-            try:
-                answer = close()
-                if inspect.isawaitable(answer):
-                    await asyncio.wait_for(answer, 2.0)
-            except Exception as exc:
-                log.warning("closing %s failed: %s", device.config.role, exc)
+            await _close_one(device)
+
+
+def _load_one(key: str, device: Device) -> None:
+    cfg = device.config
+    try:
+        device.driver = load_driver(cfg.namespace, cfg.driver, **cfg.settings)
+    except DriverLoadError as exc:
+        device.error = str(exc)
+        log.error("device %s: %s", key, exc)
+        return
+    except Exception as exc:  # a driver raising something unexpected is still just one device
+        device.error = f"{type(exc).__name__}: {exc}"
+        log.exception("device %s: driver %s failed", key, cfg.driver)
+        return
+    device.error = None
+    try:
+        device.version = driver_version(device.driver)
+    except Exception:
+        device.version = "unknown"
+
+
+async def _open_one(key: str, device: Device, timeout: float) -> None:
+    opener = getattr(device.driver, "open", None)
+    if device.driver is None or not inspect.iscoroutinefunction(opener):
+        return
+    try:
+        await asyncio.wait_for(opener(), timeout)
+    except Exception as exc:
+        device.error = f"open failed: {type(exc).__name__}: {exc}"
+        log.error("device %s: %s", key, device.error)
+
+
+async def _close_one(device: Device) -> None:
+    close = getattr(device.driver, "close", None) or getattr(device.driver, "aclose", None)
+    if not callable(close):
+        return
+    try:
+        answer = close()
+        if inspect.isawaitable(answer):
+            await asyncio.wait_for(answer, 2.0)
+    except Exception as exc:
+        log.warning("closing %s failed: %s", device.config.role, exc)
 
 
 def _interpret(answer: Any) -> dict[str, Any]:

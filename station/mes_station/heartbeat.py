@@ -9,10 +9,20 @@ from mes_station import __version__
 from mes_station.devices import DeviceSet
 
 
-async def heartbeat_body(devices: DeviceSet, *, outbox_depth: int, oldest_queued_age: float | None) -> dict[str, Any]:
-    """``POST /stations/heartbeat``: agent version, drivers, device health, outbox backlog, local clock."""
+async def heartbeat_body(
+    devices: DeviceSet,
+    *,
+    outbox_depth: int,
+    oldest_queued_age: float | None,
+    config_version: int | None = None,
+    driver_problems: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """``POST /stations/heartbeat``: agent version, drivers, device health, outbox backlog, local clock,
+    the configuration version it runs and the drivers missing or of the wrong version."""
     return {
         "agent_version": __version__,
+        "config_version": config_version,
+        "driver_problems": driver_problems or [],
         "drivers": devices.drivers_report(),
         "devices": await devices.devices_report(),
         "outbox_depth": outbox_depth,

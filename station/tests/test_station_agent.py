@@ -72,7 +72,7 @@ async def test_heartbeat_reports_station_health_and_learns_the_server_clock(stat
     agent = Agent.from_config(station_toml)
     await agent.start()
     try:
-        await wait_for(lambda: len(state.heartbeats) >= 1)
+        await wait_for(lambda: len(state.heartbeats) >= 1 and agent.outbox.clock_offset() is not None)
         beat = state.heartbeats[0]
         assert set(beat) >= {
             "agent_version",

@@ -26,6 +26,7 @@ def test_the_readme_example_is_a_valid_configuration(monkeypatch):
     assert config.devices["scanner"].settings == {"port": "/dev/ttyACM0"}
     assert config.devices["printer"].namespace == "mes.drivers.label_printer"
     assert config.devices["flasher"].namespace == "mes.drivers.firmware_uploader"
+    assert config.device_overrides == {"SCN-01": {"port": "/dev/ttyACM1"}}  # laid over the server's SCN-01
     assert config.completion_retention_days == 90
     assert config.backoff_initial == 2.0
 

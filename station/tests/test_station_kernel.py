@@ -105,6 +105,8 @@ async def test_heartbeat_lands_on_the_kernel_and_sets_the_clock(tmp_path: Path, 
     assert beat["drivers"]["printer"] == {
         "name": "missing_driver",
         "loaded": False,
+        "role": "printer",
+        "kind": "label_printer",
         "error": beat["drivers"]["printer"]["error"],
     }
     assert beat["devices"]["printer"]["status"] == "down"

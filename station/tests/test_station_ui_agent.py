@@ -304,19 +304,8 @@ def test_a_flash_the_kernel_refuses_is_shown_and_can_be_retried(online_window):
 
 def test_a_flash_through_the_stations_uploader_ends_done_at_100_percent(online_window, kernel_server):
     kernel = kernel_server
-    line = {
-        "devices": [
-            {
-                "code": "UPL-UI",
-                "kind": "firmware_uploader",
-                "driver": "simulator",
-                "station": kernel.station_code,
-                "config": {"flash_seconds": 0.3, "steps": 3},
-            }
-        ]
-    }
-    r = kernel.api("PUT", "/lines/LINE-UI", json=line)
-    assert r.status_code in (200, 201), r.text
+    # the station's own line gets the uploader (a station of another line would be refused, 422)
+    kernel.add_station_device("UPL-UI", "firmware_uploader", "simulator", flash_seconds=0.3, steps=3)
     image = kernel.api(
         "POST",
         "/firmware/images",
@@ -337,3 +326,35 @@ def test_a_flash_through_the_stations_uploader_ends_done_at_100_percent(online_w
     assert screen.devices.flash_progress.value() == 100
     jobs = kernel.api("GET", "/firmware/jobs", params={"serial_number": "SN-UI-0002"}).json()["items"]
     assert [job["status"] for job in jobs] == ["done"]
+
+
+def test_a_printer_added_on_the_server_brings_its_plugins_panel_and_the_panel_prints(online_window, kernel_server):
+    from mes_label_printer.drivers.simulator import simulated_printer
+
+    agent, window = online_window
+    log_in(window)
+    wait_until(lambda: window.logged_in, timeout=10)
+    actions = window.main_screen.actions
+    assert not [b for b in actions.boxes if b.device == "PRN-PANEL"]
+    kernel_server.add_station_device("PRN-PANEL", "label_printer", "simulator", printer_id="ui-panel")
+    wait_until(
+        lambda: any(b.device == "PRN-PANEL" for b in actions.boxes), timeout=20, message="the printer's action panel"
+    )
+    box = actions.box("label_printer.print", "PRN-PANEL")
+    assert box.title() == "Print a label — PRN-PANEL" and actions.isVisibleTo(window)
+    for name, text in (
+        ("serial_number", "SN-UI-0002"),
+        ("lot_number", "LOT-UI-01"),
+        ("product", "NH-HUB-200"),
+        ("gtin", "09506000134352"),
+    ):
+        QTest.keyClicks(box.inputs[name], text)
+    before = simulated_printer("ui-panel").label_count
+    QTest.mouseClick(box.buttons["print"], Qt.MouseButton.LeftButton)
+    wait_until(lambda: box.message.text().startswith(("Done", "Print a label")), timeout=20, message="the print")
+    assert box.message.text() == "Done: done", box.message.text()
+    assert simulated_printer("ui-panel").label_count == before + 1  # printed by the kernel, on the station's printer
+    jobs = kernel_server.api("GET", "/labels/jobs?printer=PRN-PANEL").json()["items"]
+    assert [(j["serial_number"], j["status"], j["created_by"]) for j in jobs] == [
+        ("SN-UI-0002", "done", f"user:{WORKER}")
+    ]

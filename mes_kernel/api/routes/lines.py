@@ -31,13 +31,14 @@ async def get_line(code: str, session: SessionDep, _: Principal = require_permis
 
 
 @router.post("/validate", summary="Check a line configuration without applying it")
-async def validate_line(request: Request, document: dict[str, Any] = Body(...),
+async def validate_line(request: Request, session: SessionDep, document: dict[str, Any] = Body(...),
                         _: Principal = require_permission("lines:manage")):
     try:
         config = line_service.parse(document)
     except Unprocessable as exc:
         return {"valid": False, "errors": exc.extra.get("errors", [])}
-    errors = line_service.validate(config, line_service.catalog_from_app(request.app))
+    catalog = line_service.catalog_from_app(request.app)
+    errors = await line_service.check(session=session, config=config, catalog=catalog)
     return {"valid": not errors, "errors": errors}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -15,7 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from ...audit import write_audit
 from ...cache import commit, mark_stale
 from ...db.base import utcnow
-from ...db.models import Line, Station, StationEvent, StationToken
+from ...db.models import Device, Line, Station, StationEvent, StationToken
+from ...devices import effective_config, redact_config
+from ...drivers import list_drivers
 from ...errors import Conflict, Forbidden, NotFound
 from ...schemas import Code, FiniteJSON, Text
 from ...security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
@@ -50,6 +52,9 @@ class HeartbeatIn(BaseModel):
     drivers: FiniteJSON = Field(default_factory=dict)
     devices: FiniteJSON = Field(default_factory=dict)
     outbox_depth: int = Field(0, ge=0)
+    #: drivers the station's configuration needs that are missing or of another version than the server's
+    driver_problems: list[FiniteJSON] = Field(default_factory=list, max_length=200)
+    config_version: int | None = Field(None, ge=0, description="the line configuration the station runs")
     oldest_queued_age_seconds: float | None = Field(None, ge=0)
     clock: datetime | None = None
 
@@ -69,13 +74,20 @@ async def _station(session, code: str) -> Station:
 
 async def _out(session, station: Station) -> StationOut:
     line = await session.get(Line, station.line_id) if station.line_id else None
-    return StationOut(id=station.id, code=station.code, name=station.name, line=line.code if line else None,
-                      last_heartbeat_at=station.last_heartbeat_at, heartbeat=station.heartbeat or {})
+    return StationOut(
+        id=station.id,
+        code=station.code,
+        name=station.name,
+        line=line.code if line else None,
+        last_heartbeat_at=station.last_heartbeat_at,
+        heartbeat=station.heartbeat or {},
+    )
 
 
 @router.post("", response_model=StationOut, status_code=status.HTTP_201_CREATED, summary="Register a station")
-async def create_station(body: StationIn, session: SessionDep,
-                         principal: Principal = require_permission("stations:manage")):
+async def create_station(
+    body: StationIn, session: SessionDep, principal: Principal = require_permission("stations:manage")
+):
     line_id = None
     if body.line:
         line = (await session.execute(select(Line).where(Line.code == body.line))).scalar_one_or_none()
@@ -88,8 +100,9 @@ async def create_station(body: StationIn, session: SessionDep,
         await session.flush()
     except IntegrityError:
         raise Conflict(f"station {body.code} already exists", code="STATION_EXISTS") from None
-    await write_audit(session, actor=principal.actor, action="create", entity="station", entity_id=body.code,
-                      after=body.model_dump())
+    await write_audit(
+        session, actor=principal.actor, action="create", entity="station", entity_id=body.code, after=body.model_dump()
+    )
     out = await _out(session, station)
     await session.commit()
     return out
@@ -101,81 +114,191 @@ async def list_stations(session: SessionDep, _: Principal = require_permission("
     return [await _out(session, s) for s in stations]
 
 
-@router.post("/{code}/tokens", status_code=status.HTTP_201_CREATED,
-             summary="Issue a machine token (shown once)")
-async def issue_token(code: str, body: TokenIn, session: SessionDep,
-                      principal: Principal = require_permission("stations:manage")):
+@router.post("/{code}/tokens", status_code=status.HTTP_201_CREATED, summary="Issue a machine token (shown once)")
+async def issue_token(
+    code: str, body: TokenIn, session: SessionDep, principal: Principal = require_permission("stations:manage")
+):
     station = await _station(session, code)
     token = new_opaque_token(STATION_TOKEN_PREFIX)
     row = StationToken(station_id=station.id, name=body.name, token_hash=token_digest(token))
     session.add(row)
     await session.flush()
-    await write_audit(session, actor=principal.actor, action="create", entity="station_token",
-                      entity_id=row.id, after={"station": code, "name": body.name})
+    await write_audit(
+        session,
+        actor=principal.actor,
+        action="create",
+        entity="station_token",
+        entity_id=row.id,
+        after={"station": code, "name": body.name},
+    )
     await session.commit()
-    return {"id": row.id, "station": code, "name": body.name, "token": token,
-            "note": "store this token now; it is not shown again"}
+    return {
+        "id": row.id,
+        "station": code,
+        "name": body.name,
+        "token": token,
+        "note": "store this token now; it is not shown again",
+    }
 
 
 @router.get("/{code}/tokens", summary="List a station's tokens (never the secrets)")
 async def list_tokens(code: str, session: SessionDep, _: Principal = require_permission("stations:manage")):
     station = await _station(session, code)
-    rows = (await session.execute(select(StationToken).where(StationToken.station_id == station.id)
-                                  .order_by(StationToken.id))).scalars()
+    rows = (
+        await session.execute(
+            select(StationToken).where(StationToken.station_id == station.id).order_by(StationToken.id)
+        )
+    ).scalars()
     return [{"id": r.id, "name": r.name, "created_at": r.created_at, "revoked_at": r.revoked_at} for r in rows]
 
 
 @router.delete("/{code}/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Revoke a token")
-async def revoke_token(code: str, token_id: int, session: SessionDep, kernel: KernelDep,
-                       principal: Principal = require_permission("stations:manage")):
+async def revoke_token(
+    code: str,
+    token_id: int,
+    session: SessionDep,
+    kernel: KernelDep,
+    principal: Principal = require_permission("stations:manage"),
+):
     station = await _station(session, code)
     row = await session.get(StationToken, token_id)
     if row is None or row.station_id != station.id:
         raise NotFound("token not found", code="TOKEN_NOT_FOUND")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
-        await write_audit(session, actor=principal.actor, action="update", entity="station_token",
-                          entity_id=row.id, before={"revoked": False}, after={"revoked": True})
+        await write_audit(
+            session,
+            actor=principal.actor,
+            action="update",
+            entity="station_token",
+            entity_id=row.id,
+            before={"revoked": False},
+            after={"revoked": True},
+        )
         mark_stale(session, f"station_token:{row.token_hash}")
     await commit(session, kernel.cache)
 
 
+@router.get("/me/config", summary="The calling station's part of its line: devices, drivers, versions")
+async def my_config(
+    request: Request,
+    session: SessionDep,
+    kernel: KernelDep,
+    principal: Principal = require_permission("stations:heartbeat"),
+):
+    """What a station agent needs to run its devices, from the line configuration in the database.
+
+    ``devices`` are the station's own devices with their effective configuration (secrets included:
+    the token proves this is that station), then the line's shared devices (assigned to no station)
+    with secrets redacted and ``shared: true``. ``config_version`` is the line's version; the
+    heartbeat answer carries it too, so the agent fetches again when it grows. ``drivers`` lists the
+    distribution and version of each driver the devices need, as installed on the server.
+    """
+    if principal.station_id is None:
+        raise Forbidden("only stations have a station configuration", code="NOT_A_STATION")
+    station = await session.get(Station, principal.station_id)
+    line = await session.get(Line, station.line_id) if station.line_id else None
+    kinds = getattr(request.app.state, "device_kinds", {})
+    devices, drivers = [], {}
+    if line is not None:
+        rows = (await session.execute(select(Device).where(Device.line_id == line.id).order_by(Device.code))).scalars()
+        for device in rows:
+            own = device.station_id == station.id
+            if device.station_id is not None and not own:
+                continue
+            config = effective_config(line, device)
+            kind = kinds.get(device.kind)
+            namespace = kind.namespace if kind is not None else None
+            devices.append(
+                {
+                    "code": device.code,
+                    "kind": device.kind,
+                    "driver": device.driver,
+                    "namespace": namespace,
+                    "enabled": device.enabled,
+                    "shared": not own,
+                    "config": config if own else redact_config(config),
+                }
+            )
+            if own and device.enabled and namespace and (namespace, device.driver) not in drivers:
+                info = next((d for d in list_drivers(namespace) if d.name == device.driver), None)
+                drivers[(namespace, device.driver)] = {
+                    "kind": device.kind,
+                    "namespace": namespace,
+                    "driver": device.driver,
+                    "distribution": info.package if info else None,
+                    "version": info.version if info else None,
+                }
+    extras = kernel.state.get("station_config", {})
+    return {
+        "station": {"code": station.code, "name": station.name},
+        "line": line.code if line is not None else None,
+        "config_version": line.config_version if line is not None else 0,
+        "devices": devices,
+        "drivers": list(drivers.values()),
+        "label_templates": extras.get("label_templates"),
+    }
+
+
 @router.post("/heartbeat", summary="A station reports its state (agent, drivers, devices, outbox)")
-async def heartbeat(body: HeartbeatIn, session: SessionDep,
-                    principal: Principal = require_permission("stations:heartbeat")):
+async def heartbeat(
+    body: HeartbeatIn, session: SessionDep, principal: Principal = require_permission("stations:heartbeat")
+):
+    """Store the station's report; the answer carries the server time and the line's ``config_version``."""
     if principal.station_id is None:
         raise Forbidden("only stations send heartbeats", code="NOT_A_STATION")
     station = await session.get(Station, principal.station_id)
     previous = (station.heartbeat or {}).get("recent_outbox_depths", [])
-    station.heartbeat = {**body.model_dump(mode="json"),
-                         "recent_outbox_depths": [*previous, body.outbox_depth][-BACKLOG_BEATS:]}
+    station.heartbeat = {
+        **body.model_dump(mode="json"),
+        "recent_outbox_depths": [*previous, body.outbox_depth][-BACKLOG_BEATS:],
+    }
     station.last_heartbeat_at = utcnow()
+    version = (
+        (await session.execute(select(Line.config_version).where(Line.id == station.line_id))).scalar()
+        if station.line_id
+        else None
+    )
     await session.commit()
-    return {"server_time": utcnow().isoformat(), "station": principal.station_code}
+    return {"server_time": utcnow().isoformat(), "station": principal.station_code, "config_version": version or 0}
 
 
-@router.post("/events", status_code=status.HTTP_201_CREATED,
-             summary="A station reports an event (scan, completion file, device result); idempotent by key")
-async def station_event(body: EventIn, session: SessionDep,
-                        principal: Principal = require_permission("stations:heartbeat")):
+@router.post(
+    "/events",
+    status_code=status.HTTP_201_CREATED,
+    summary="A station reports an event (scan, completion file, device result); idempotent by key",
+)
+async def station_event(
+    body: EventIn, session: SessionDep, principal: Principal = require_permission("stations:heartbeat")
+):
     if principal.station_id is None:
         raise Forbidden("only stations report events", code="NOT_A_STATION")
     module = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-    stmt = (module.insert(StationEvent)
-            .values(idempotency_key=body.idempotency_key, station_id=principal.station_id, type=body.type,
-                    payload=body.payload, created_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(StationEvent.id))
+    stmt = (
+        module.insert(StationEvent)
+        .values(
+            idempotency_key=body.idempotency_key,
+            station_id=principal.station_id,
+            type=body.type,
+            payload=body.payload,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(StationEvent.id)
+    )
     new_id = (await session.execute(stmt)).scalar()
     if new_id is not None:
         traced = await _trace_device_result(session, body, principal)
         await session.commit()
         return {"id": new_id, "idempotency_key": body.idempotency_key, "status": "created", "traced": traced}
-    existing = (await session.execute(select(StationEvent).where(
-        StationEvent.idempotency_key == body.idempotency_key))).scalar_one()
+    existing = (
+        await session.execute(select(StationEvent).where(StationEvent.idempotency_key == body.idempotency_key))
+    ).scalar_one()
     if existing.type != body.type or existing.payload != body.payload or existing.station_id != principal.station_id:
         raise Conflict("idempotency key already used for a different event", code="IDEMPOTENCY_CONFLICT")
-    return JSONResponse(status_code=200, content={"id": existing.id, "idempotency_key": body.idempotency_key,
-                                                  "status": "duplicate"})
+    return JSONResponse(
+        status_code=200, content={"id": existing.id, "idempotency_key": body.idempotency_key, "status": "duplicate"}
+    )
 
 
 OUTCOMES = {"printed": "ok", "ok": "ok", "done": "ok", "flashed": "ok", "failed": "failed", "refused": "refused"}

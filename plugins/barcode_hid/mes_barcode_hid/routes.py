@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.api.deps import KernelDep, Principal, SessionDep, require_permission
+from mes_kernel.contracts import resolve_device
 from mes_kernel.db.models import Lot, Process, ProcessRecord, Unit
 from mes_kernel.errors import NotFound, ServiceUnavailable
 from mes_kernel.kernel import Kernel
@@ -26,6 +27,9 @@ router = APIRouter(prefix="/scans", tags=["scans"])
 
 BREAKER = "scan_lookup"
 STATE_KEY = "barcode_hid"
+DEVICE_KIND = "barcode_scanner"
+#: ``device`` values that name how a code came in rather than a configured scanner
+INPUT_ROLES = frozenset({"scanner", "keyboard", "wedge"})
 
 
 class LookupIn(BaseModel):
@@ -34,7 +38,12 @@ class LookupIn(BaseModel):
     code: str = Field(min_length=1, max_length=512, description="the code as scanned; an AIM prefix is allowed")
     symbology: str | None = Field(None, max_length=3, description="AIM identifier if the driver split it off")
     record: bool = Field(True, description="record the lookup as a 'scan' device action on the unit/LOT")
-    device: str = Field("scanner", max_length=64, description="device code or station role of the scanner")
+    device: str = Field(
+        "scanner",
+        max_length=64,
+        description="device code of the scanner (checked by the kernel's device authority), "
+        "or 'scanner' / 'keyboard' / 'wedge' for input that names no configured device",
+    )
     driver: str = Field("unknown", max_length=64, description="driver name (evdev, serial, wedge …)")
     driver_version: str = Field("", max_length=32)
     station: str | None = Field(None, max_length=64, description="station code when a person scans there")
@@ -164,6 +173,10 @@ async def lookup(
     kernel: KernelDep,
     principal: Principal = require_permission("scans:lookup"),
 ) -> dict[str, Any]:
+    driver = body.driver
+    if body.device not in INPUT_ROLES:
+        scanner = await resolve_device(session=session, principal=principal, code=body.device, kind=DEVICE_KIND)
+        driver = scanner.driver
     parsed = parse_code(body.code, config=parser_config(kernel), symbology=body.symbology)
     if parsed.kind not in ("serial", "lot"):
         what = "a product (GTIN), not a unit or LOT" if parsed.kind == "gtin" else "not a known code"
@@ -192,7 +205,7 @@ async def lookup(
             action="scan",
             plugin=PLUGIN_NAME,
             device=body.device,
-            driver=body.driver,
+            driver=driver,
             driver_version=body.driver_version,
             actor=principal.actor,
             outcome="ok",

@@ -7,6 +7,9 @@ import uuid
 import pytest
 from mes_barcode_hid.parsing import ParserConfig
 from mes_barcode_hid.routes import STATE_KEY
+from sqlalchemy import select
+
+from mes_kernel.db.models import Device, Line, Station
 
 LOOKUP = "/api/v1/scans/lookup"
 GTIN = "09501101530003"
@@ -124,7 +127,52 @@ async def test_default_patterns_find_sn_serials(client, worker_headers, admin_he
     assert r.status_code == 200 and r.json()["lot"]["lot_number"] == lot["lot_number"]
 
 
-async def test_lookup_is_recorded_as_a_scan_in_the_unit_history(client, worker_headers, make_lot, plant_patterns):
+async def add_scanner(kernel, code: str, *, station: str | None = None, line: str | None = None) -> None:
+    """Scanner ``code`` (serial driver); at ``station`` when given, else on ``line`` (created if missing)."""
+    async with kernel.sessionmaker() as session:
+        station_id = line_id = None
+        if station:
+            row = (await session.execute(select(Station).where(Station.code == station))).scalar_one()
+            station_id, line_id = row.id, row.line_id
+        elif line:
+            row = (await session.execute(select(Line).where(Line.code == line))).scalar()
+            if row is None:
+                row = Line(code=line, name=line, config={})
+                session.add(row)
+                await session.flush()
+            line_id = row.id
+        session.add(
+            Device(
+                code=code,
+                kind="barcode_scanner",
+                driver="serial",
+                config={"port": "/dev/null"},
+                station_id=station_id,
+                line_id=line_id,
+            )
+        )
+        await session.commit()
+
+
+async def test_a_station_names_only_its_own_scanners(client, kernel, station_headers, make_lot, plant_patterns):
+    await add_scanner(kernel, "SCN-OWN", station="ST-01")
+    await add_scanner(kernel, "SCN-LINE-A", line="LINE-A")  # the line's, at no station: usable by its stations
+    await add_scanner(kernel, "SCN-LINE-B", line="LINE-B")
+    lot = await make_lot(units=1)
+    (serial,) = lot["serial_numbers"]
+    for device in ("SCN-OWN", "SCN-LINE-A"):
+        r = await client.post(LOOKUP, json={"code": serial, "device": device}, headers=station_headers)
+        assert r.status_code == 200, r.text
+    r = await client.post(LOOKUP, json={"code": serial, "device": "SCN-LINE-B"}, headers=station_headers)
+    assert r.status_code == 403 and r.json()["detail"]["code"] == "DEVICE_NOT_ON_STATION", r.text
+    r = await client.post(LOOKUP, json={"code": serial, "device": "SCN-NONE"}, headers=station_headers)
+    assert r.status_code == 404 and r.json()["detail"]["code"] == "DEVICE_NOT_FOUND", r.text
+
+
+async def test_lookup_is_recorded_as_a_scan_in_the_unit_history(
+    client, kernel, worker_headers, make_lot, plant_patterns
+):
+    await add_scanner(kernel, "SCN-01")
     lot = await make_lot(units=1)
     (serial,) = lot["serial_numbers"]
     body = {"code": serial, "device": "SCN-01", "driver": "serial", "driver_version": "0.1.0", "station": "ST-01"}

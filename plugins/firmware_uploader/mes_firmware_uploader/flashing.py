@@ -66,6 +66,10 @@ class Caller:
     actor: str
     name: str
     station_code: str | None = None
+    #: the principal's kind, station and line: what the kernel's device authority checks
+    kind: str = "user"
+    station_id: int | None = None
+    line_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,7 @@ async def _replay(session: AsyncSession, order: FlashOrder) -> DeviceJob | None:
 
 
 async def _check_order(
-    session: AsyncSession, order: FlashOrder, station_code: str | None
+    session: AsyncSession, order: FlashOrder, station_code: str | None, caller: Caller
 ) -> tuple[Lot, StoredFile, UploaderDevice]:
     unit = await get_unit(session, order.serial_number)
     lot = await session.get(Lot, unit.lot_id)
@@ -146,9 +150,9 @@ async def _check_order(
             lot_status=lot.status,
         )
     if order.device:
-        device = await get_uploader(session, order.device)
+        device = await get_uploader(session, order.device, caller)
     else:
-        device = await uploader_of_station(session, station_code)
+        device = await uploader_of_station(session, station_code, caller)
     image = await resolve_image(session, image_id=order.image_id, product=order.product, version=order.version)
     image_product = image.meta.get("product")
     if image_product != lot.product:
@@ -185,7 +189,7 @@ async def prepare_flash(
     if earlier is not None and earlier.status == "done":
         return earlier, None
     station_code = caller.station_code or order.station_code
-    lot, image_row, device = await _check_order(session, order, station_code)
+    lot, image_row, device = await _check_order(session, order, station_code, caller)
     image = await verified_image(kernel.files_dir, image_row)
     await _refuse_if_breaker_open(kernel, device)
     station_code = station_code or device.station_code

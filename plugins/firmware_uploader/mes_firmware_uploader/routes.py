@@ -77,7 +77,14 @@ class FlashIn(BaseModel):
 
 
 def _caller(principal: Principal) -> Caller:
-    return Caller(actor=principal.actor, name=principal.name, station_code=principal.station_code)
+    return Caller(
+        actor=principal.actor,
+        name=principal.name,
+        station_code=principal.station_code,
+        kind=principal.kind,
+        station_id=principal.station_id,
+        line_id=principal.line_id,
+    )
 
 
 def build_router() -> APIRouter:

@@ -7,62 +7,40 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mes_kernel.db.models import Device, Line, Station
-from mes_kernel.errors import Conflict, NotFound, Unprocessable
+from mes_kernel.contracts import ResolvedDevice, devices_for, resolve_device
+from mes_kernel.errors import Unprocessable
 from mes_kernel.kernel import Kernel
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN_NAME
 from .drivers.base import FirmwareUploaderDriver
 
+#: what a flash needs to know about its device, detached from the session (the kernel's resolved device)
+UploaderDevice = ResolvedDevice
+
 
 @dataclass(frozen=True)
-class UploaderDevice:
-    """What a flash needs to know about its device, detached from the session."""
+class _Everyone:
+    """The kernel's own callers (health checks, listings): not bound to a station."""
 
-    code: str
-    driver: str
-    config: dict[str, Any]
-    line_code: str | None
-    station_code: str | None
+    kind: str = "user"
+    station_id: int | None = None
+    line_id: int | None = None
 
 
-async def get_uploader(session: AsyncSession, code: str) -> UploaderDevice:
-    """The enabled uploader device with this code; NotFound / 422 / 409 otherwise."""
-    row = (
-        await session.execute(
-            select(Device, Line.code, Station.code)
-            .outerjoin(Line, Line.id == Device.line_id)
-            .outerjoin(Station, Station.id == Device.station_id)
-            .where(Device.code == code)
-        )
-    ).first()
-    if row is None:
-        raise NotFound(f"device {code} not found", code="DEVICE_NOT_FOUND", device=code)
-    device, line_code, station_code = row
-    if device.kind != DEVICE_KIND:
-        raise Unprocessable(
-            f"device {code} is a {device.kind}, not a {DEVICE_KIND}", code="DEVICE_KIND_MISMATCH", device=code
-        )
-    if not device.enabled:
-        raise Conflict(f"device {code} is disabled", code="DEVICE_DISABLED", device=code)
-    return UploaderDevice(device.code, device.driver, dict(device.config or {}), line_code, station_code)
+KERNEL = _Everyone()
 
 
-async def list_uploaders(session: AsyncSession) -> list[UploaderDevice]:
-    """Every enabled uploader device."""
-    rows = (
-        await session.execute(
-            select(Device, Line.code, Station.code)
-            .outerjoin(Line, Line.id == Device.line_id)
-            .outerjoin(Station, Station.id == Device.station_id)
-            .where(Device.kind == DEVICE_KIND, Device.enabled.is_(True))
-            .order_by(Device.code)
-        )
-    ).all()
-    return [UploaderDevice(d.code, d.driver, dict(d.config or {}), line, st) for d, line, st in rows]
+async def get_uploader(session: AsyncSession, code: str, principal: Any = KERNEL) -> UploaderDevice:
+    """The enabled uploader ``code`` as ``principal`` may use it; the kernel's device authority answers
+    404 ``DEVICE_NOT_FOUND``, 403 ``DEVICE_NOT_ON_STATION``, 422 ``DEVICE_KIND_MISMATCH`` or 409 ``DEVICE_DISABLED``."""
+    return await resolve_device(session=session, principal=principal, code=code, kind=DEVICE_KIND)
+
+
+async def list_uploaders(session: AsyncSession, principal: Any = KERNEL) -> list[UploaderDevice]:
+    """Every enabled uploader device ``principal`` may use."""
+    return await devices_for(session=session, principal=principal, kind=DEVICE_KIND)
 
 
 class DriverPool:
@@ -103,13 +81,15 @@ def driver_pool(kernel: Kernel) -> DriverPool:
     return pool
 
 
-async def uploader_of_station(session: AsyncSession, station_code: str | None) -> UploaderDevice:
+async def uploader_of_station(
+    session: AsyncSession, station_code: str | None, principal: Any = KERNEL
+) -> UploaderDevice:
     """The one enabled uploader device of a station, for orders that name no device."""
     if not station_code:
         raise Unprocessable(
             "give the uploader device (or flash from a station that has one)", code="VALIDATION_ERROR", field="device"
         )
-    rows = [d for d in await list_uploaders(session) if d.station_code == station_code]
+    rows = [d for d in await list_uploaders(session, principal) if d.station_code == station_code]
     if not rows:
         raise Unprocessable(
             f"station {station_code} has no uploader device; name one in 'device'",

@@ -35,11 +35,19 @@ def add_uploader(kernel) -> Callable[..., Awaitable[str]]:
         if base_url is not None:
             config = {"base_url": base_url, "timeout": 1.0, "poll_interval": 0.02, **config}
         async with kernel.sessionmaker() as session:
-            station_id = None
+            station_id = line_id = None
             if station:
-                station_id = (await session.execute(select(Station.id).where(Station.code == station))).scalar_one()
+                row = (await session.execute(select(Station.id, Station.line_id).where(Station.code == station))).one()
+                station_id, line_id = row.id, row.line_id
             session.add(
-                Device(code=code, kind="firmware_uploader", driver=driver, config=config, station_id=station_id)
+                Device(
+                    code=code,
+                    kind="firmware_uploader",
+                    driver=driver,
+                    config=config,
+                    station_id=station_id,
+                    line_id=line_id,
+                )
             )
             await session.commit()
         return code

@@ -61,8 +61,9 @@ async def test_unit_history_shows_the_flash(client, worker_headers, line):
     assert (detail["product"], detail["version"], detail["operator"]) == ("WIDGET", "1.4.0", "kim")
 
 
-async def test_station_flash_records_the_station(client, station_headers, line):
-    r = await client.post(FLASH, json=_order(line), headers=station_headers)
+async def test_station_flash_records_the_station(client, station_headers, line, add_uploader):
+    await add_uploader("UPL-ST01", line["service"].url, station="ST-01")
+    r = await client.post(FLASH, json=_order(line, device="UPL-ST01"), headers=station_headers)
     assert r.status_code == 201, r.text
     assert r.json()["created_by"] == "station:ST-01"
     r = await client.get(f"/api/v1/units/{line['serials'][0]}/history", headers=station_headers)
@@ -70,6 +71,18 @@ async def test_station_flash_records_the_station(client, station_headers, line):
     events = body["events"] if isinstance(body, dict) else body
     [action] = [e for e in events if e["type"] == "device_action"]
     assert action["data"]["station_id"] is not None and action["data"]["detail"]["operator"] == "ST-01"
+
+
+async def test_a_station_cannot_flash_through_an_uploader_that_is_not_its_own(
+    client, station_headers, worker_headers, line
+):
+    # UPL-01 belongs to no station and no line: the plant's, not ST-01's
+    r = await client.post(FLASH, json=_order(line, idempotency_key="st-other"), headers=station_headers)
+    assert r.status_code == 403, r.text
+    assert r.json()["detail"]["code"] == "DEVICE_NOT_ON_STATION"
+    assert _flashes(line["service"]) == []
+    r = await client.post(FLASH, json=_order(line, idempotency_key="worker-any"), headers=worker_headers)
+    assert r.status_code == 201, r.text  # a person keeps the rights of their role
 
 
 async def test_same_idempotency_key_never_flashes_twice(client, worker_headers, line):

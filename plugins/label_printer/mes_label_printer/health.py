@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mes_kernel.contracts import CheckResult, HealthCheck, Status
-from mes_kernel.db.models import Device
+from mes_kernel.contracts import CheckResult, HealthCheck, ResolvedDevice, Status
 
 from .drivers.base import PrinterError, PrinterTimeout
 from .jobs import list_printers, printer_pool
@@ -14,7 +13,7 @@ from .jobs import list_printers, printer_pool
 PROBE_TIMEOUT = 4.0  # bounds one printer's probe, whatever its driver's own timeout
 
 
-async def probe_printer(kernel: Any, device: Device) -> dict[str, Any]:
+async def probe_printer(kernel: Any, device: ResolvedDevice) -> dict[str, Any]:
     """One printer's health: UP, DEGRADED (held back: paused, buffer full) or DOWN (with why)."""
     try:
         driver = printer_pool(kernel).driver_for(device)

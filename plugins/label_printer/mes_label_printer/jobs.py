@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.audit import write_audit
 from mes_kernel.breakers import BreakerOpenError
-from mes_kernel.db.models import Device, DeviceJob, Line, Station
+from mes_kernel.contracts import ResolvedDevice, devices_for, ensure_lot_open, resolve_device
+from mes_kernel.db.models import DeviceJob
 from mes_kernel.drivers import DriverLoadError, driver_version
 from mes_kernel.errors import Conflict, MesError, NotFound, Unprocessable
 from mes_kernel.services.device_actions import record_device_action
-from mes_kernel.services.lots import get_lot, get_unit
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN_NAME
 from .drivers.base import LabelPrinterDriver, PrinterError
@@ -52,7 +52,7 @@ class PrinterPool:
         self.kernel = kernel
         self._drivers: dict[str, tuple[str, LabelPrinterDriver]] = {}
 
-    def driver_for(self, device: Device) -> LabelPrinterDriver:
+    def driver_for(self, device: ResolvedDevice) -> LabelPrinterDriver:
         settings = {k: v for k, v in (device.config or {}).items() if k not in PLUGIN_SETTINGS}
         fingerprint = json.dumps([device.driver, settings], sort_keys=True, default=str)
         cached = self._drivers.get(device.code)
@@ -109,22 +109,27 @@ class PrintRequest:
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-async def get_printer(session: AsyncSession, code: str) -> Device:
-    """The label printer configured as device ``code``."""
-    device = (await session.execute(select(Device).where(Device.code == code))).scalar_one_or_none()
-    if device is None or device.kind != DEVICE_KIND:
-        raise NotFound(f"no label printer {code!r}", code="PRINTER_NOT_FOUND", printer=code)
-    if not device.enabled:
-        raise Conflict(f"label printer {code!r} is disabled", code="PRINTER_DISABLED", printer=code)
-    return device
+@dataclass(frozen=True)
+class _Everyone:
+    """The kernel's own callers (health checks, listings): not bound to a station."""
+
+    kind: str = "user"
+    station_id: int | None = None
+    line_id: int | None = None
 
 
-async def list_printers(session: AsyncSession) -> list[Device]:
-    """Every enabled label printer."""
-    rows = await session.execute(
-        select(Device).where(Device.kind == DEVICE_KIND, Device.enabled.is_(True)).order_by(Device.code)
-    )
-    return list(rows.scalars())
+KERNEL = _Everyone()
+
+
+async def get_printer(session: AsyncSession, code: str, principal: Any = KERNEL) -> ResolvedDevice:
+    """The label printer ``code`` as ``principal`` may use it (the kernel's device authority decides:
+    404 ``DEVICE_NOT_FOUND``, 403 ``DEVICE_NOT_ON_STATION``, 422 ``DEVICE_KIND_MISMATCH``, 409 ``DEVICE_DISABLED``)."""
+    return await resolve_device(session=session, principal=principal, code=code, kind=DEVICE_KIND)
+
+
+async def list_printers(session: AsyncSession, principal: Any = KERNEL) -> list[ResolvedDevice]:
+    """Every enabled label printer ``principal`` may use."""
+    return await devices_for(session=session, principal=principal, kind=DEVICE_KIND)
 
 
 def job_out(job: DeviceJob) -> dict[str, Any]:
@@ -152,15 +157,8 @@ def job_out(job: DeviceJob) -> dict[str, Any]:
 async def _trace_targets(session: AsyncSession, request: PrintRequest, values: dict[str, Any]):
     lot_number = request.lot_number or values.get("lot_number") or None
     serial_number = request.serial_number or values.get("serial_number") or None
-    if serial_number:
-        unit = await get_unit(session, serial_number)
-        if lot_number:
-            lot = await get_lot(session, lot_number)
-            if unit.lot_id != lot.id:
-                raise Unprocessable(f"unit {serial_number} does not belong to LOT {lot_number}", field="serial_number")
-    elif lot_number:
-        await get_lot(session, lot_number)
-    return lot_number, serial_number
+    lot = await ensure_lot_open(session=session, lot_number=lot_number, serial_number=serial_number)
+    return (lot.lot_number if lot else None), serial_number
 
 
 async def submit_print(
@@ -171,6 +169,7 @@ async def submit_print(
     actor: str,
     station_code: str | None = None,
     reprint_of: int | None = None,
+    principal: Any = KERNEL,
 ) -> tuple[DeviceJob, bool]:
     """Validate, persist and print; return ``(job, created)``.
 
@@ -180,7 +179,7 @@ async def submit_print(
     template = get_template(request.template)
     values = request.merged_fields()
     zpl = template.render_zpl(values)
-    device = await get_printer(session, request.printer)
+    device = await get_printer(session, request.printer, principal)
     lot_number, serial_number = await _trace_targets(session, request, values)
 
     job = await _job_by_key(session, request.idempotency_key)
@@ -240,24 +239,12 @@ async def _job_by_key(session: AsyncSession, key: str) -> DeviceJob | None:
     return (await session.execute(select(DeviceJob).where(DeviceJob.idempotency_key == key))).scalar_one_or_none()
 
 
-async def _station_of(session: AsyncSession, device: Device, station_code: str | None) -> str | None:
-    if station_code or device.station_id is None:
-        return station_code
-    return (await session.execute(select(Station.code).where(Station.id == device.station_id))).scalar()
-
-
-async def _line_of(session: AsyncSession, device: Device) -> str | None:
-    if device.line_id is None:
-        return None
-    return (await session.execute(select(Line.code).where(Line.id == device.line_id))).scalar()
-
-
 async def run_job(
     *,
     session: AsyncSession,
     kernel: Any,
     job: DeviceJob,
-    device: Device,
+    device: ResolvedDevice,
     actor: str,
     station_code: str | None,
 ) -> DeviceJob:
@@ -265,8 +252,8 @@ async def run_job(
     config = device.config or {}
     max_attempts = max(1, int(config.get("max_attempts", DEFAULT_MAX_ATTEMPTS)))
     retry_delay = float(config.get("retry_delay", 0.2))
-    station_code = await _station_of(session, device, station_code)
-    line_code = await _line_of(session, device)
+    station_code = station_code or device.station_code
+    line_code = device.line_code
     zpl = job.payload["zpl"].encode("utf-8")
     action = "reprint" if job.payload.get("reprint_of") else "print"
 
@@ -353,6 +340,7 @@ async def reprint(
     idempotency_key: str,
     reason: str | None,
     station_code: str | None,
+    principal: Any = KERNEL,
 ) -> tuple[DeviceJob, bool]:
     """Print job ``job_id``'s label again as a new, audited job that points at the original."""
     original = await session.get(DeviceJob, job_id)
@@ -382,4 +370,5 @@ async def reprint(
         actor=actor,
         station_code=station_code,
         reprint_of=original.id,
+        principal=principal,
     )

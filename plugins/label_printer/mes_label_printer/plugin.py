@@ -10,6 +10,7 @@ from .drivers.base import LabelPrinterDriver, PrinterError
 from .health import printer_checks
 from .jobs import BREAKER, printer_pool
 from .routes import router
+from .templates import templates_version
 
 MES_KERNEL_API = ">=1.0,<2"
 API = "/api/v1"
@@ -88,6 +89,12 @@ def mes_register_panels():
             options={"items": "items", "label": "status", "value": "count"},
         ),
     ]
+
+
+@hookimpl
+async def mes_startup(kernel):
+    # the stations' configuration (GET /stations/me/config) names the template set they should cache
+    kernel.state.setdefault("station_config", {})["label_templates"] = templates_version()
 
 
 @hookimpl

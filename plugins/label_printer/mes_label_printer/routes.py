@@ -101,6 +101,7 @@ async def print_label(
         request=request,
         actor=principal.actor,
         station_code=principal.station_code,
+        principal=principal,
     )
     return JSONResponse(job_out(job), status_code=201 if created else 200)
 
@@ -154,14 +155,15 @@ async def reprint_job(
         idempotency_key=body.idempotency_key or f"reprint:{job_id}:{uuid.uuid4()}",
         reason=body.reason,
         station_code=principal.station_code,
+        principal=principal,
     )
     return JSONResponse(job_out(job), status_code=201 if created else 200)
 
 
 @router.get("/printers", summary="Configured label printers (settings redacted)")
-async def printers(session: SessionDep, kernel: KernelDep, _: Principal = require_permission("labels:view")):
+async def printers(session: SessionDep, kernel: KernelDep, principal: Principal = require_permission("labels:view")):
     out = []
-    for device in await list_printers(session):
+    for device in await list_printers(session, principal):
         try:
             settings = printer_pool(kernel).driver_for(device).describe()
         except Exception as exc:  # a printer whose driver will not load is still listed, with why
@@ -172,9 +174,9 @@ async def printers(session: SessionDep, kernel: KernelDep, _: Principal = requir
 
 @router.get("/printers/{code}/status", summary="Ask a printer for its state now (~HS)")
 async def printer_status(
-    code: str, session: SessionDep, kernel: KernelDep, _: Principal = require_permission("labels:view")
+    code: str, session: SessionDep, kernel: KernelDep, principal: Principal = require_permission("labels:view")
 ):
-    device = await get_printer(session, code)
+    device = await get_printer(session, code, principal)
     return {"printer": code, **(await probe_printer(kernel, device))}
 
 

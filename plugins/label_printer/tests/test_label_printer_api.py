@@ -5,16 +5,40 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from mes_kernel.db.models import AuditEntry, Device
+from mes_kernel.db.models import AuditEntry, Device, Line, Station
 
 API = "/api/v1"
 GTIN = "09506000134352"
 
 
-async def add_printer(kernel, code: str, port: int, **config) -> None:
+async def add_printer(kernel, code: str, port: int, *, station: str | None = None, **config) -> None:
+    """A TCP printer as device ``code``; with ``station``, placed at that station (created on line LINE-B
+    when it does not exist yet)."""
     settings = {"host": "127.0.0.1", "port": port, "timeout": 2.0, "retry_delay": 0, **config}
     async with kernel.sessionmaker() as session:
-        session.add(Device(code=code, kind="label_printer", driver="zpl_tcp", config=settings))
+        station_id = line_id = None
+        if station:
+            row = (await session.execute(select(Station).where(Station.code == station))).scalar()
+            if row is None:
+                line = (await session.execute(select(Line).where(Line.code == "LINE-B"))).scalar()
+                if line is None:
+                    line = Line(code="LINE-B", name="Line B", config={})
+                    session.add(line)
+                    await session.flush()
+                row = Station(code=station, name=station, line_id=line.id, heartbeat={})
+                session.add(row)
+                await session.flush()
+            station_id, line_id = row.id, row.line_id
+        session.add(
+            Device(
+                code=code,
+                kind="label_printer",
+                driver="zpl_tcp",
+                config=settings,
+                station_id=station_id,
+                line_id=line_id,
+            )
+        )
         await session.commit()
 
 
@@ -61,13 +85,46 @@ async def test_a_label_prints_end_to_end_and_lands_in_the_lot_history(
 async def test_a_station_prints_and_the_history_says_where(
     client, kernel, station_headers, admin_headers, make_lot, tcp_printer
 ):
-    await add_printer(kernel, "PRN-01", tcp_printer.port)
+    await add_printer(kernel, "PRN-01", tcp_printer.port, station="ST-01")
     lot = await make_lot(units=1)
     r = await client.post(f"{API}/labels/print", json=unit_print(lot, "st-1"), headers=station_headers)
     assert r.status_code == 201, r.text
     events = (await client.get(f"{API}/lots/{lot['lot_number']}/history", headers=admin_headers)).json()["events"]
     (action,) = [e["data"] for e in events if e["type"] == "device_action"]
     assert action["actor"] == "station:ST-01" and action["station_id"] is not None
+
+
+async def test_a_station_cannot_print_on_another_stations_printer(
+    client, kernel, station_headers, admin_headers, make_lot, tcp_printer
+):
+    await add_printer(kernel, "PRN-OWN", tcp_printer.port, station="ST-01")
+    await add_printer(kernel, "PRN-B", tcp_printer.port, station="ST-B1")  # a station of line LINE-B
+    lot = await make_lot(units=1)
+    r = await client.post(f"{API}/labels/print", json=unit_print(lot, "st-b", "PRN-B"), headers=station_headers)
+    assert r.status_code == 403, r.text
+    assert r.json()["detail"]["code"] == "DEVICE_NOT_ON_STATION" and r.json()["detail"]["device"] == "PRN-B"
+    assert tcp_printer.core.label_count == 0  # nothing reached that printer
+    jobs = (await client.get(f"{API}/labels/jobs", headers=admin_headers)).json()
+    assert jobs["total"] == 0  # and no job was written
+    listed = (await client.get(f"{API}/labels/printers", headers=station_headers)).json()
+    assert [p["code"] for p in listed] == ["PRN-OWN"]
+    # a person keeps the rights of their role
+    r = await client.post(f"{API}/labels/print", json=unit_print(lot, "adm-b", "PRN-B"), headers=admin_headers)
+    assert r.status_code == 201, r.text
+
+
+async def test_an_unknown_printer_is_404_and_a_closed_lot_prints_nothing(
+    client, kernel, admin_headers, make_lot, tcp_printer
+):
+    await add_printer(kernel, "PRN-01", tcp_printer.port)
+    lot = await make_lot(units=1)
+    r = await client.post(f"{API}/labels/print", json=unit_print(lot, "k-404", "PRN-NONE"), headers=admin_headers)
+    assert r.status_code == 404 and r.json()["detail"]["code"] == "DEVICE_NOT_FOUND"
+    r = await client.patch(f"{API}/lots/{lot['lot_number']}", json={"status": "closed"}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    r = await client.post(f"{API}/labels/print", json=unit_print(lot, "k-closed"), headers=admin_headers)
+    assert r.status_code == 409 and r.json()["detail"]["code"] == "LOT_CLOSED", r.text
+    assert tcp_printer.core.label_count == 0
 
 
 async def test_the_same_idempotency_key_never_prints_a_second_label(

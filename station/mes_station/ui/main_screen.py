@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mes_station.ui.actions_panel import ActionsPanel
 from mes_station.ui.bridge import AgentBridge
 from mes_station.ui.devices_panel import ERROR_STYLE, NEUTRAL_STYLE, OK_STYLE, DevicesPanel, say
 from mes_station.ui.options import UiOptions
@@ -71,6 +72,9 @@ class MainScreen(QWidget):
         self.devices = DevicesPanel(bridge, options)
         bottom.addWidget(self.devices, stretch=1)
         layout.addLayout(bottom)
+        # the plugins' declared panels for this station's devices (printer, uploader, a third party's …)
+        self.actions = ActionsPanel(bridge)
+        layout.addWidget(self.actions)
         self._show_view(None)
 
     # -- layout ------------------------------------------------------------------

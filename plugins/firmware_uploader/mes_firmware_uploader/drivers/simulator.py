@@ -13,7 +13,7 @@ import httpx
 from mes_kernel.contracts import CheckResult, Status
 
 from .. import __version__
-from ..simulator.app import FAULTS
+from ..faults import FAULTS
 from .base import (
     FirmwareImage,
     FirmwareUploaderDriver,

@@ -36,8 +36,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .. import __version__
+from ..faults import FAULTS
 
-FAULTS = ("http_5xx", "timeout", "corrupt", "slow")
 HANG_LIMIT_SECONDS = 600.0
 
 

@@ -6,8 +6,18 @@ import typer
 from fastapi import APIRouter
 
 from mes_kernel import hookimpl
-from mes_kernel.api.deps import KernelDep, Principal, require_permission
-from mes_kernel.contracts import BreakerConfig, CheckResult, DeviceKind, HealthCheck, Panel, Permission, Status
+from mes_kernel.api.deps import KernelDep, Principal, SessionDep, require_permission
+from mes_kernel.contracts import (
+    BreakerConfig,
+    CheckResult,
+    DeviceKind,
+    HealthCheck,
+    Panel,
+    Permission,
+    Status,
+    ensure_lot_open,
+    resolve_device,
+)
 
 from .drivers import MeterDriver
 
@@ -21,6 +31,21 @@ async def reading(kernel: KernelDep, fail: bool = False, _: Principal = require_
     meter = kernel.load_driver("mes.drivers.sample_meter", "fake_meter", failing=fail)
     value = await kernel.breakers.call("sample_meter", "M-1", meter.read)
     return {"value": value, "started": kernel.state.get("sample_started", False), "pid": os.getpid()}
+
+
+@router.post("/meters/{code}/read", summary="Read one configured meter (the kernel's device authority decides)")
+async def read_meter(
+    code: str,
+    session: SessionDep,
+    kernel: KernelDep,
+    lot_number: str | None = None,
+    principal: Principal = require_permission("sample:read"),
+):
+    device = await resolve_device(session=session, principal=principal, code=code, kind="sample_meter")
+    await ensure_lot_open(session=session, lot_number=lot_number)  # 409 LOT_CLOSED, as prints and flashes
+    meter = kernel.load_driver("mes.drivers.sample_meter", device.driver, **device.config)
+    value = await kernel.breakers.call("sample_meter", device.code, meter.read, line=device.line_code)
+    return {"device": device.code, "line": device.line_code, "station": device.station_code, "value": value}
 
 
 @hookimpl
@@ -41,8 +66,11 @@ def mes_register_device_kinds():
 @hookimpl
 def mes_register_breakers():
     recovery = float(os.environ.get("SAMPLE_METER_RECOVERY_SECONDS", "5"))
-    return [BreakerConfig("sample_meter", failure_threshold=2, recovery_timeout=recovery,
-                          expected_exceptions=(ConnectionError,))]
+    return [
+        BreakerConfig(
+            "sample_meter", failure_threshold=2, recovery_timeout=recovery, expected_exceptions=(ConnectionError,)
+        )
+    ]
 
 
 @hookimpl

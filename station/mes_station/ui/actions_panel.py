@@ -1,0 +1,148 @@
+"""The plugins' action panels in the window: built from their declarations, for the station's devices.
+
+Each plugin's station extension (entry points ``mes_station.plugins``) declares panels with fields and
+buttons mapped to the plugin's routes; this box shows one for every device of that kind the server
+gave the station, and rebuilds itself when the station's configuration changes. It knows no device
+kind: a new plugin's panel appears here with no change to the window.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from mes_station.ui.bridge import AgentBridge
+from mes_station.ui.devices_panel import ERROR_STYLE, NEUTRAL_STYLE, OK_STYLE, say
+from mes_station.ui.view import describe_error
+
+
+class ActionPanelBox(QGroupBox):
+    """One declared panel for one device: its fields, its buttons and a line for the outcome."""
+
+    def __init__(self, bridge: AgentBridge, device: str, panel: Any, parent: QWidget | None = None) -> None:
+        super().__init__(f"{panel.title} — {device}", parent)
+        self.setObjectName(f"action:{panel.id}:{device}")
+        self._bridge = bridge
+        self.device = device
+        self.panel = panel
+        self.inputs: dict[str, QLineEdit | QComboBox] = {}
+        self.buttons: dict[str, QPushButton] = {}
+        form = QFormLayout()
+        for spec in panel.fields:
+            if spec.type == "choice":
+                widget: QLineEdit | QComboBox = QComboBox(objectName=f"field:{spec.name}")
+                widget.addItems([""] if not spec.required else [])
+                widget.addItems(list(spec.choices))
+                if spec.default is not None:
+                    widget.setCurrentText(str(spec.default))
+            else:
+                widget = QLineEdit(objectName=f"field:{spec.name}")
+                if spec.default is not None:
+                    widget.setText(str(spec.default))
+            self.inputs[spec.name] = widget
+            form.addRow(spec.label + ("" if spec.required else " (optional)"), widget)
+        row = QHBoxLayout()
+        for button in panel.buttons:
+            push = QPushButton(button.label, objectName=f"button:{button.id}")
+            push.clicked.connect(lambda _checked=False, b=button.id: self.press(b))
+            self.buttons[button.id] = push
+            row.addWidget(push)
+        self.message = QLabel(objectName="action_message")
+        self.message.setWordWrap(True)
+        column = QVBoxLayout(self)
+        column.addLayout(form)
+        column.addLayout(row)
+        column.addWidget(self.message)
+
+    def values(self) -> dict[str, Any]:
+        out = {}
+        for name, widget in self.inputs.items():
+            text = widget.currentText() if isinstance(widget, QComboBox) else widget.text()
+            out[name] = text.strip()
+        return out
+
+    def press(self, button_id: str) -> None:
+        """Send the button's request through the agent (worker's name when logged in, else the station's)."""
+        for push in self.buttons.values():
+            push.setEnabled(False)
+        say(self.message, f"{self.buttons[button_id].text()}…", NEUTRAL_STYLE)
+        self._bridge.submit(
+            self._bridge.agent.run_action,
+            self.panel.id,
+            button_id,
+            device=self.device,
+            values=self.values(),
+            on_result=self._done,
+            on_error=self._failed,
+        )
+
+    def _enable(self) -> None:
+        for push in self.buttons.values():
+            push.setEnabled(True)
+
+    def _done(self, answer: Any) -> None:
+        self._enable()
+        summary = answer
+        if isinstance(answer, dict):
+            summary = answer.get("status") or answer.get("value") or answer.get("id") or "done"
+        say(self.message, f"Done: {summary}", OK_STYLE)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._enable()
+        say(self.message, describe_error(exc, self.panel.title), ERROR_STYLE)
+
+
+class ActionsPanel(QGroupBox):
+    """Every action panel of the station's devices; hidden while there is none."""
+
+    def __init__(self, bridge: AgentBridge, parent: QWidget | None = None) -> None:
+        super().__init__("Device actions", parent)
+        self.setObjectName("actions_panel")
+        self._bridge = bridge
+        self._shown: list[tuple[str, str]] = []
+        self._asked_for: Any = object()
+        self.boxes: list[ActionPanelBox] = []
+        self._column = QVBoxLayout(self)
+        self.setVisible(False)
+        bridge.add_listener(self._on_agent_event)
+
+    def refresh(self) -> None:
+        """Ask the agent for its panels now (also done whenever its configuration version changes)."""
+        if getattr(self._bridge.agent, "action_panels", None) is None:
+            return  # an agent without station extensions: nothing to show
+        self._bridge.submit(self._bridge.agent.action_panels, on_result=self.show_panels, on_error=lambda _e: None)
+
+    def _on_agent_event(self, kind: str, payload: Any) -> None:
+        if kind != "status" or not isinstance(payload, dict):
+            return
+        key = (payload.get("config_version"), tuple(sorted(payload.get("drivers") or {})))
+        if key != self._asked_for:
+            self._asked_for = key
+            self.refresh()
+
+    def show_panels(self, panels: list[dict[str, Any]]) -> None:
+        wanted = [(p["device"], p["panel"].id) for p in panels]
+        if wanted == self._shown:
+            return
+        for box in self.boxes:
+            self._column.removeWidget(box)
+            box.deleteLater()
+        self.boxes = [ActionPanelBox(self._bridge, p["device"], p["panel"], self) for p in panels]
+        for box in self.boxes:
+            self._column.addWidget(box)
+        self._shown = wanted
+        self.setVisible(bool(self.boxes))
+
+    def box(self, panel_id: str, device: str) -> ActionPanelBox:
+        return next(b for b in self.boxes if b.panel.id == panel_id and b.device == device)

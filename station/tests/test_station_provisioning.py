@@ -1,0 +1,189 @@
+"""Stations provisioned from the real kernel: devices from ``/stations/me/config``, live line changes,
+the on-disk cache that lets a station start offline, and a corrupt cache."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import tomli_w
+from mes_label_printer.drivers.simulator import simulated_printer
+from mes_station.agent import Agent
+from mes_station.config import load_config
+from mes_station.provisioning import driver_problems
+from mes_station.testing.helpers import wait_for
+from mes_station.testing.kernel_server import KernelServer, start_kernel
+
+
+@pytest.fixture
+def kernel_server(settings) -> Iterator[KernelServer]:
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("station end-to-end tests run on the embedded SQLite kernel")
+    kernel = start_kernel(settings)
+    try:
+        yield kernel
+    finally:
+        kernel.stop()
+
+
+def minimal_toml(tmp_path: Path, kernel: KernelServer) -> Path:
+    """Only what a worker PC keeps: the server URL, the station's token and its work folder (plus a
+    short heartbeat so the test needs no long wait)."""
+    path = tmp_path / "station.toml"
+    doc = {
+        "server": {"url": kernel.base_url, "token": kernel.station_token, "timeout": 5.0},
+        "station": {"work_dir": str(tmp_path / "work")},
+        "heartbeat": {"interval": 0.2},
+    }
+    path.write_text(tomli_w.dumps(doc), encoding="utf-8")
+    return path
+
+
+def line_devices(kernel: KernelServer, *devices: dict) -> None:
+    r = kernel.api("PUT", f"/lines/{kernel.line_code}", json={"name": "Line A", "devices": list(devices)})
+    assert r.status_code == 200, r.text
+
+
+SCANNER = {"code": "SCN-A1", "kind": "barcode_scanner", "driver": "simulator", "station": "ST-01", "config": {}}
+PRINTER = {
+    "code": "PRN-A1",
+    "kind": "label_printer",
+    "driver": "simulator",
+    "station": "ST-01",
+    # max_attempts is the server's (print retries): the station's driver never sees it
+    "config": {"printer_id": "prov-prn-a1", "max_attempts": 2},
+}
+
+
+async def test_an_agent_with_only_url_token_and_work_folder_follows_its_line_without_a_restart(
+    tmp_path: Path, kernel_server: KernelServer
+):
+    kernel = kernel_server
+    line_devices(kernel, SCANNER)
+    config = load_config(minimal_toml(tmp_path, kernel))
+    assert config.devices == {} and config.station_code == ""
+    agent = Agent(config)
+    await agent.start()
+    try:
+        assert agent.config.station_code == "ST-01"  # told by the server
+        assert set(agent.devices.devices) == {"SCN-A1"}
+        assert agent.devices.devices["SCN-A1"].loaded and agent.devices.devices["SCN-A1"].config.role == "scanner"
+        first = agent.config_version
+        assert isinstance(first, int)
+
+        line_devices(kernel, SCANNER, PRINTER)  # a printer added to the station on the server
+        await wait_for(lambda: "PRN-A1" in agent.devices.devices, timeout=15)
+        printer = agent.devices.devices["PRN-A1"]
+        assert printer.loaded, printer.error
+        assert printer.config.settings == {"printer_id": "prov-prn-a1"}
+        assert agent.config_version > first
+        before = simulated_printer("prov-prn-a1").label_count
+        await agent.print_label(
+            template="unit_label",
+            fields={"serial_number": "SN-1", "product": "P", "lot_number": "L-1", "gtin": "09506000134352"},
+        )
+        assert simulated_printer("prov-prn-a1").label_count == before + 1
+
+        scanner = agent.devices.devices["SCN-A1"].driver
+        line_devices(kernel, PRINTER)  # the scanner taken away
+        await wait_for(lambda: "SCN-A1" not in agent.devices.devices, timeout=15)
+        assert agent.devices.devices["PRN-A1"].driver is printer.driver  # unchanged devices keep their driver
+        assert scanner is not None and agent.devices.key_of("scanner") is None
+        await wait_for(
+            lambda: kernel.api("GET", "/stations").json()[0]["heartbeat"].get("config_version") == agent.config_version,
+            timeout=15,
+        )
+    finally:
+        await agent.stop()
+
+
+async def test_a_station_starts_offline_from_its_cached_configuration(tmp_path: Path, kernel_server: KernelServer):
+    kernel = kernel_server
+    line_devices(kernel, SCANNER, PRINTER)
+    toml = minimal_toml(tmp_path, kernel)
+    agent = Agent.from_config(toml)
+    await agent.start()
+    version = agent.config_version
+    await agent.stop()
+    cached = json.loads((tmp_path / "work" / "station-config.json").read_text())
+    assert cached["config"]["config_version"] == version
+
+    kernel.stop()
+    agent = Agent.from_config(toml)
+    await agent.start()
+    try:
+        assert not agent.online
+        assert set(agent.devices.devices) == {"SCN-A1", "PRN-A1"}
+        assert all(d.loaded for d in agent.devices.devices.values())
+        assert agent.config.station_code == "ST-01" and agent.config_version == version
+    finally:
+        await agent.stop()
+
+
+async def test_a_corrupt_cache_is_set_aside_with_a_clear_error_and_a_fresh_configuration_fetched(
+    tmp_path: Path, kernel_server: KernelServer, caplog
+):
+    kernel = kernel_server
+    line_devices(kernel, PRINTER)
+    toml = minimal_toml(tmp_path, kernel)
+    cache = tmp_path / "work" / "station-config.json"
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(b'{"format": 1, "config": {"devices": [')  # cut off mid-write
+
+    kernel.stop()  # offline first: the error stays visible, nothing is loaded from the broken file
+    agent = Agent.from_config(toml)
+    with caplog.at_level(logging.ERROR, logger="mes_station.agent"):
+        await agent.start()
+    try:
+        assert "cached station configuration is corrupt" in agent.status()["provisioning_error"]
+        assert "not valid JSON" in caplog.text
+        assert agent.devices.devices == {}
+        assert (tmp_path / "work" / "station-config.corrupt").exists() and not cache.exists()
+    finally:
+        await agent.stop()
+
+    kernel.restart()
+    cache.write_text("[]")  # valid JSON, not a configuration
+    agent = Agent.from_config(toml)
+    await agent.start()
+    try:
+        assert agent.status()["provisioning_error"] is None  # a fresh configuration replaced it
+        assert set(agent.devices.devices) == {"PRN-A1"}
+        assert json.loads(cache.read_text())["config"]["devices"][0]["code"] == "PRN-A1"
+    finally:
+        await agent.stop()
+
+
+def test_drivers_missing_or_of_another_version_are_named():
+    config = {
+        "devices": [
+            {"code": "PRN-1", "kind": "label_printer", "driver": "simulator", "enabled": True},
+            {"code": "PRN-2", "kind": "label_printer", "driver": "zpl_teleport", "enabled": True},
+        ],
+        "drivers": [
+            {
+                "kind": "label_printer",
+                "namespace": "mes.drivers.label_printer",
+                "driver": "simulator",
+                "distribution": "mes-label-printer",
+                "version": "99.0",
+            },
+            {
+                "kind": "label_printer",
+                "namespace": "mes.drivers.label_printer",
+                "driver": "zpl_teleport",
+                "distribution": "mes-teleport",
+                "version": "1.0",
+            },
+        ],
+    }
+    problems = {p["device"]: p for p in driver_problems(config)}
+    assert problems["PRN-1"]["problem"] == "wrong_version" and problems["PRN-1"]["wanted"] == "99.0"
+    assert problems["PRN-1"]["installed"] not in (None, "99.0")
+    assert problems["PRN-2"]["problem"] == "missing" and problems["PRN-2"]["installed"] is None
+    config["drivers"] = config["drivers"][:1]
+    config["drivers"][0]["version"] = problems["PRN-1"]["installed"]
+    assert driver_problems(config) == []
