@@ -31,6 +31,7 @@ class Command:
     name: str
     args: str
     offset: int = 0
+    source: str = field(default="", compare=False)
 
     @property
     def code(self) -> str:
@@ -52,8 +53,14 @@ class Command:
         return default
 
     def text(self) -> str:
-        """ZPL back for this command."""
-        return f"{self.prefix}{self.name}{self.args}"
+        """ZPL back for this command: as it was written (line breaks kept) when read from text."""
+        return self.source or f"{self.prefix}{self.name}{self.args}"
+
+    @property
+    def trailing(self) -> str:
+        """The line breaks after this command in its source (kept when the command is rewritten)."""
+        stripped = self.source.rstrip("\r\n")
+        return self.source[len(stripped) :]
 
 
 def tokenize(zpl: str) -> list[Command]:
@@ -70,7 +77,7 @@ def tokenize(zpl: str) -> list[Command]:
             name, args = body[:2].upper(), body[2:]
         # printers drop CR and LF anywhere in the stream: label files wrap lines freely
         args = args.replace("\r", "").replace("\n", "")
-        commands.append(Command(prefix, name, args, start))
+        commands.append(Command(prefix, name, args, start, zpl[start:end]))
     return commands
 
 
@@ -242,6 +249,8 @@ def fields_of(fmt: Format) -> list[FieldOut]:
     number: str | None = None
     encoding = "cp850"
     by = Command("^", "BY", "2")
+    block: Command | None = None
+    typeset = False
     home_x = home_y = 0
     for command in fmt.commands:
         if command.prefix != "^":
@@ -253,6 +262,9 @@ def fields_of(fmt: Format) -> list[FieldOut]:
             home_x, home_y = command.int_param(0), command.int_param(1)
         elif name in ("FO", "FT"):
             x, y = home_x + command.int_param(0), home_y + command.int_param(1)
+            typeset = name == "FT"
+        elif name == "FB":
+            block = command
         elif name in ("A", "A@"):
             font = command
         elif name == "CF":
@@ -273,10 +285,10 @@ def fields_of(fmt: Format) -> list[FieldOut]:
         elif name in ("FD", "FV"):
             data = unescape(command.args, hex_indicator, encoding)
             field_kind = BARCODE_KINDS[kind.name] if kind is not None else "text"
-            options = {"font": font, "by": by, "barcode": kind}
+            options = {"font": font, "by": by, "barcode": kind, "block": block, "typeset": typeset}
             out.append(FieldOut(field_kind, x, y, data, command, options, number))
         elif name == "FS":
-            kind, hex_indicator, number = None, None, None
+            kind, hex_indicator, number, block = None, None, None, None
     return out
 
 
@@ -292,3 +304,89 @@ def printed_fields(zpl: str) -> list[FieldOut]:
             fmt = stored[fmt.recalls].merged_with(fmt)
         out.extend(fields_of(fmt))
     return out
+
+
+# ---------------------------------------------------------------- ^GF graphics
+
+_ZPL_REPEAT = {chr(ord("G") + i): i + 1 for i in range(19)}  # G..Y = 1..19
+_ZPL_REPEAT.update({chr(ord("g") + i): (i + 1) * 20 for i in range(20)})  # g..z = 20..400
+
+
+class GraphicError(ValueError):
+    """A ``^GF`` whose data does not match its declared size or format."""
+
+
+def _decode_ascii_hex(data: str, row_bytes: int) -> bytes:
+    """ZPL ASCII hex with ZPL's run-length compression (G–Y, g–z repeat counts, ``,`` zero-fill,
+    ``!`` one-fill, ``:`` repeat the previous row)."""
+    rows: list[str] = []
+    row = ""
+    count = 0
+    width = row_bytes * 2
+    for ch in data:
+        if ch in _ZPL_REPEAT:
+            count += _ZPL_REPEAT[ch]
+            continue
+        if ch in ",!:":
+            if ch == ":":
+                if row:
+                    raise GraphicError("':' inside a row")
+                rows.append(rows[-1] if rows else "0" * width)
+            else:
+                rows.append(row + ("0" if ch == "," else "F") * (width - len(row)))
+                row = ""
+            count = 0
+            continue
+        if ch.upper() not in "0123456789ABCDEF":
+            raise GraphicError(f"character {ch!r} in ASCII hex graphic data")
+        row += ch.upper() * (count or 1)
+        count = 0
+        while len(row) >= width:
+            rows.append(row[:width])
+            row = row[width:]
+    if row:
+        rows.append(row.ljust(width, "0"))
+    return bytes.fromhex("".join(rows))
+
+
+def decode_graphic(command: Command) -> tuple[int, int, bytes]:
+    """A ``^GF`` command as ``(width_px, height_px, packed rows)`` (1 bit per dot, 1 = black).
+
+    Formats: ``A`` ASCII hex (with ZPL compression), ``B`` binary, and the ``:B64:``/``:Z64:``
+    encodings (base64, zlib for Z64) of either.
+
+    :raises GraphicError: a missing parameter, undecodable data, or a byte count that differs
+        from the declared total.
+    """
+    import base64
+    import binascii
+    import zlib
+
+    params = command.args.split(",", 4)
+    if len(params) < 5:
+        raise GraphicError("^GF needs format, binary byte count, graphic field count, bytes per row and data")
+    kind = params[0].strip().upper() or "A"
+    try:
+        total, row_bytes = int(params[2]), int(params[3])
+    except ValueError:
+        raise GraphicError("^GF byte counts must be whole numbers") from None
+    if kind not in ("A", "B", "C"):
+        raise GraphicError(f"^GF format {kind!r} is not A, B or C")
+    if not 1 <= row_bytes <= 10_000 or not 1 <= total <= 20_000_000:
+        raise GraphicError("^GF byte counts out of range")
+    data = params[4]
+    if data.startswith((":B64:", ":Z64:")):
+        body = data[5:].rsplit(":", 1)[0]
+        try:
+            raw = base64.b64decode(body, validate=True)
+            raw = zlib.decompress(raw) if data.startswith(":Z64:") else raw
+        except (binascii.Error, zlib.error, ValueError) as exc:
+            raise GraphicError(f"^GF {data[:5]} data does not decode: {exc}") from None
+    elif kind == "A":
+        raw = _decode_ascii_hex(data, row_bytes)
+    else:
+        raw = data.encode("latin-1", errors="replace")
+    if len(raw) < total:
+        raise GraphicError(f"^GF declares {total} bytes, data holds {len(raw)}")
+    raw = raw[:total]
+    return row_bytes * 8, total // row_bytes, raw
