@@ -73,8 +73,10 @@ def _font_height(font: Command | None) -> tuple[int, str]:
     if font is None:
         return 9, "N"
     args = font.args
-    name = args[:1].upper() if font.name == "A" else "0"
-    params = args[1:].split(",")
+    if font.name == "A":  # ^A0N,30,30: the font's name, then orientation, height, width
+        name, params = args[:1].upper(), args[1:].split(",")
+    else:  # ^A@N,30,30,E:FONT.TTF: a font downloaded to the printer, drawn with ours
+        name, params = "0", args.split(",")
     orientation = (params[0][:1] or "N").upper() if params else "N"
     height = None
     if len(params) > 1 and params[1].strip().isdigit():
@@ -91,6 +93,7 @@ def _rotate(image: Image.Image, orientation: str) -> Image.Image:
 
 def _text(canvas: Image.Image, item: FieldOut, block: Command | None) -> Drawn:
     height, orientation = _font_height(item.options.get("font"))
+    height = max(6, min(height, canvas.height, canvas.width))
     font = _font(height)
     lines = [item.data]
     if block is not None:
@@ -152,16 +155,16 @@ def _bars(canvas: Image.Image, item: FieldOut, modules: str, module: int, height
 
 def _by(item: FieldOut) -> tuple[int, int]:
     by = item.options.get("by")
-    module = max(1, by.int_param(0, 2)) if by is not None else 2
+    module = max(1, min(by.int_param(0, 2), 10)) if by is not None else 2  # ^BY takes 1-10 dots
     height = by.int_param(2, 10) if by is not None else 10
-    return module, height or 10
+    return module, max(1, min(height or 10, 8000))
 
 
 def _linear(canvas: Image.Image, item: FieldOut) -> Drawn:
     command = item.options["barcode"]
     module, default_height = _by(item)
     params = command.params()
-    height = command.int_param(1, default_height) or default_height
+    height = max(1, min(command.int_param(1, default_height) or default_height, canvas.height))
     data = item.data
     if item.kind == "code128":
         for prefix in (">:", ">;", ">5", ">9"):  # ZPL subset invocation codes at the start
@@ -214,7 +217,7 @@ def _datamatrix(canvas: Image.Image, item: FieldOut) -> Drawn:
     from pystrich.datamatrix import FNC1, DataMatrixData, DataMatrixEncoder
 
     command = item.options["barcode"]
-    module = max(1, command.int_param(1, 6) or 6)
+    module = max(1, min(command.int_param(1, 6) or 6, 50))
     params = command.args.split(",")
     escape = params[6][:1] if len(params) > 6 and params[6][:1] else None
     data = item.data
@@ -260,8 +263,9 @@ def render_preview(template: LabelTemplate, values: dict) -> tuple[bytes, list[D
                     report.append(_datamatrix(image, item))
                 else:
                     report.append(Drawn(item.kind, item.x, item.y, item.data, drawn=False, note="not previewed"))
-            except (ValueError, TypeError, IndexError, KeyError, barcode.errors.BarcodeError) as exc:
-                # a symbol its data cannot make (a letter in an EAN-13): left out, and said so
+            except Exception as exc:  # noqa: BLE001 - third-party encoders raise their own errors
+                # a symbol its data cannot make (a letter in an EAN-13, too much for a QR code):
+                # left out of the picture and said so in the report, never a failed preview
                 report.append(Drawn(item.kind, item.x, item.y, item.data, drawn=False, note=str(exc)))
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)

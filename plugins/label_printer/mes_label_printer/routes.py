@@ -28,7 +28,7 @@ from .jobs import (
     reprint,
     submit_print,
 )
-from .preview import render_png
+from .preview import render_preview
 from .store import create_template, ensure_seeded, get_stored, list_stored, retire_template, versions_of
 
 router = APIRouter(prefix="/labels", tags=["labels"])
@@ -208,11 +208,12 @@ async def preview(
     values = request.merged_fields(template)
     if body.sample:
         values = {**template.sample_values(), **{k: v for k, v in values.items() if v not in (None, "")}}
-    png = render_png(template, values)
+    png, drawn = render_preview(template, values)
+    left_out = [f"{d.kind}@{d.x},{d.y}" for d in drawn if not d.drawn]
     return Response(
         content=png,
         media_type="image/png",
-        headers={"X-Template-Version": str(template.version)},
+        headers={"X-Template-Version": str(template.version), "X-Preview-Not-Drawn": " ".join(left_out)[:1000]},
     )
 
 

@@ -24,6 +24,9 @@ from mes_kernel.errors import Unprocessable
 from .zpl import Command, GraphicError, decode_graphic, tokenize
 
 MAX_ZPL_BYTES = 2 * 1024 * 1024
+# The widest Zebra print heads are 8.5 in (2550 dots at 300 dpi); 40 in of label at 203 dpi.
+MAX_WIDTH_DOTS = 4000
+MAX_LENGTH_DOTS = 8000
 
 KNOWN_COMMANDS = frozenset(
     """
@@ -140,8 +143,12 @@ def validate_zpl(raw: bytes | str) -> tuple[str, ZplInfo]:
             info.graphics += 1
         if code == "^PW" and command.params()[:1]:
             info.width = command.int_param(0)
+            if not 1 <= info.width <= MAX_WIDTH_DOTS:
+                raise _bad(f"^PW must be 1 to {MAX_WIDTH_DOTS} dots", command)
         if code == "^LL" and command.params()[:1]:
             info.height = command.int_param(0)
+            if not 1 <= info.height <= MAX_LENGTH_DOTS:
+                raise _bad(f"^LL must be 1 to {MAX_LENGTH_DOTS} dots", command)
         if code == "^FN":
             number = "".join(ch for ch in command.args.split('"')[0] if ch.isdigit())
             if not number:

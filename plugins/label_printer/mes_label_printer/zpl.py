@@ -379,7 +379,8 @@ def decode_graphic(command: Command) -> tuple[int, int, bytes]:
         body = data[5:].rsplit(":", 1)[0]
         try:
             raw = base64.b64decode(body, validate=True)
-            raw = zlib.decompress(raw) if data.startswith(":Z64:") else raw
+            if data.startswith(":Z64:"):  # never inflate past the declared size (a zip bomb stops here)
+                raw = zlib.decompressobj().decompress(raw, total + 1)
         except (binascii.Error, zlib.error, ValueError) as exc:
             raise GraphicError(f"^GF {data[:5]} data does not decode: {exc}") from None
     elif kind == "A":
