@@ -127,6 +127,23 @@ async def test_lookup_and_template_sync_through_the_plugins(tmp_path: Path, kern
         await agent.stop()
 
 
+async def test_a_scan_keeps_its_symbology_to_the_lookup(tmp_path: Path, kernel_server):
+    """A GS1 DataMatrix with an SSCC and a LOT needs no GS; only its ``]d2`` says it is GS1."""
+    kernel = kernel_server
+    kernel.make_lot("LOT-SSCC")
+    agent = Agent.from_config(_toml(tmp_path, kernel))
+    await agent.start()
+    try:
+        code = "00106141411234567897" + "10LOT-SSCC"
+        agent.submit_scan(code, source="scanner", symbology="]d2")
+        answer = await agent.lookup(code)
+        assert answer["kind"] == "lot" and answer["lot"]["lot_number"] == "LOT-SSCC"
+        assert answer["parsed"]["symbology"] == "]d2"
+        assert [e["ai"] for e in answer["parsed"]["elements"]] == ["00", "10"]
+    finally:
+        await agent.stop()
+
+
 async def test_a_plant_template_synced_once_prints_with_the_kernel_stopped(tmp_path: Path, kernel_server):
     """The plant's ZPL (``^FN`` fields, a ``^GF`` logo, ``^CI28``) is rendered at the station by the
     same code as on the server: values ``^FH``-escaped, the version the sync fetched."""
