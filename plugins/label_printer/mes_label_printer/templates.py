@@ -20,6 +20,7 @@ import re
 import string
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 from mes_kernel.errors import NotFound, Unprocessable
@@ -176,6 +177,12 @@ class Field:
 # ---------------------------------------------------------------- the template
 
 
+@lru_cache(maxsize=128)
+def _commands(zpl: str) -> tuple[Command, ...]:
+    """A template's commands, read once per ZPL text (templates are immutable, prints are many)."""
+    return tuple(tokenize(zpl))
+
+
 def _fn_number(command: Command) -> int | None:
     digits = re.match(r"\s*(\d+)", command.args)
     return int(digits.group(1)) if digits else None
@@ -250,6 +257,11 @@ class LabelTemplate:
 
     def validate(self, values: dict[str, Any]) -> dict[str, str]:
         """Every field checked and normalized; a missing, malformed or unknown field → 422 naming it."""
+        clean = self._clean(values)
+        self._render(clean)  # field-specific rules of the ZPL (DataMatrix escapes, GS1 data)
+        return clean
+
+    def _clean(self, values: dict[str, Any]) -> dict[str, str]:
         known = {f.name for f in self.fields}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -263,7 +275,6 @@ class LabelTemplate:
                 clean[f.name] = datetime.now(UTC).date().isoformat() if f.type == "date" else ""
                 continue
             clean[f.name] = f.clean(value)
-        self._render(clean)  # field-specific rules of the ZPL (DataMatrix escapes, GS1 data)
         return clean
 
     def sample_values(self) -> dict[str, str]:
@@ -272,7 +283,7 @@ class LabelTemplate:
 
     def render_zpl(self, values: dict[str, Any]) -> bytes:
         """Validated ZPL for one label (``^XA ... ^XZ``), UTF-8 with every field value hex-escaped."""
-        return self._render(self.validate(values)).encode("utf-8")
+        return self._render(self._clean(values)).encode("utf-8")
 
     def _render(self, data: dict[str, str]) -> str:
         by_fn = {f.fn: f.name for f in self.fields if f.fn is not None}
@@ -281,7 +292,7 @@ class LabelTemplate:
         fn_field: str | None = None
         fn_written = False
         datamatrix: str | None = None  # the ^BX escape character of the current field
-        for command in tokenize(self.zpl):
+        for command in _commands(self.zpl):
             code = command.code
             if code == "^DF":
                 continue  # a template prints directly; the printer need not store it
