@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml $(foreach p,$(PLUGINS),$(p)/pyproject.toml) station/pyp
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(foreach p,$(PLUGINS),-e '$(p)[server]') -e '.[server,test]' -e './station[ui,test]'
 	@if [ -f web/package.json ]; then scripts/build-web.sh; fi
+	@scripts/install-fonts.sh
 	touch $(STAMP)
 
 ## Start the server on the embedded default (SQLite, no Redis) with simulated devices.

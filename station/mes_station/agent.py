@@ -462,6 +462,7 @@ class Agent:
         """A code typed or wedged into the window: recorded like a scanner's, and announced."""
         key = self.record_event("scan", {"code": code, "source": source, "symbology": symbology, "worker": self.worker})
         scan = Scan(code=code, source=source, symbology=symbology, idempotency_key=key)
+        self._last_symbology = (code, symbology)
         self._emit("scan", scan)
         return scan
 
@@ -503,8 +504,14 @@ class Agent:
         return answer
 
     async def lookup(self, code: str) -> dict[str, Any]:
-        """Unit, LOT and next process for a scanned code (``POST /scans/lookup``); OfflineError offline."""
+        """Unit, LOT and next process for a scanned code (``POST /scans/lookup``); OfflineError offline.
+
+        The AIM symbology identifier the scanner sent with this code (``]d2`` for a GS1 DataMatrix)
+        goes along, so the server reads the data as GS1 even without a GS in it."""
         body: dict[str, Any] = {"code": code, "station": self.config.station_code}
+        last_code, symbology = getattr(self, "_last_symbology", (None, None))
+        if symbology and last_code is not None and last_code.strip() == code.strip():
+            body["symbology"] = symbology
         key = self.devices.key_of("scanner")
         scanner = self.devices.devices.get(key) if key else None
         if scanner is not None and scanner.loaded:

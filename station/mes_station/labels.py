@@ -31,13 +31,19 @@ def template_body(template: dict[str, Any]) -> str | None:
 def render(template: dict[str, Any], fields: dict[str, Any]) -> bytes:
     """ZPL for one label.
 
-    A cached template with a ZPL body has its ``{{ field }}`` (or ``{field}``) placeholders filled,
-    refusing ZPL command characters in values. A template described by layout only is rendered by
-    the label-printer plugin installed on this station (it ships the printer drivers anyway).
+    A cached template with a ZPL body and its field declarations (as ``GET /labels/templates/{name}``
+    gives it) is rendered by the label-printer plugin installed on this station — the same code as
+    the server: typed fields validated, ``^FN`` fields filled, every value ``^FH``-escaped. Without
+    the plugin, ``{{ field }}`` (or ``{field}``) placeholders are filled, refusing ZPL command
+    characters in values. A template without a body is the plugin's built-in one of that name.
     """
     body = template_body(template)
     if body is None:
         return render_with_plugin(str(template.get("name")), fields)
+    if "fields" in template and isinstance(template.get("zpl"), str):
+        rendered = render_stored_with_plugin(template, fields)
+        if rendered is not None:
+            return rendered
     pattern = _DOUBLE if _DOUBLE.search(body) else _SINGLE
     missing = sorted({m for m in pattern.findall(body) if m not in fields})
     if missing:
@@ -46,6 +52,18 @@ def render(template: dict[str, Any], fields: dict[str, Any]) -> bytes:
         if any(ch in str(value) for ch in "^~"):
             raise TemplateError(f"field {name!r} contains a ZPL command character (^ or ~)")
     return pattern.sub(lambda m: str(fields[m.group(1)]), body).encode("utf-8")
+
+
+def render_stored_with_plugin(template: dict[str, Any], fields: dict[str, Any]) -> bytes | None:
+    """Render a synced template with the installed plugin; None when the plugin is not installed."""
+    try:
+        from mes_label_printer.templates import LabelTemplate
+    except ImportError:
+        return None
+    try:
+        return LabelTemplate.from_dict(template).render_zpl(fields)
+    except Exception as exc:  # a bad cached template or a field the template refuses
+        raise TemplateError(f"template {template.get('name')!r}: {getattr(exc, 'message', exc)}") from exc
 
 
 def render_with_plugin(name: str, fields: dict[str, Any]) -> bytes:
@@ -69,7 +87,7 @@ def local_template(name: str) -> dict[str, Any] | None:
     except ImportError:
         return None
     template = TEMPLATES.get(name)
-    return template.describe() if template is not None else None
+    return template.describe(with_zpl=True) if template is not None else None
 
 
 def _as_list(answer: Any) -> list[dict[str, Any]]:

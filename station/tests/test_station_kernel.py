@@ -129,6 +129,57 @@ async def test_lookup_and_template_sync_through_the_plugins(tmp_path: Path, kern
         await agent.stop()
 
 
+async def test_a_scan_keeps_its_symbology_to_the_lookup(tmp_path: Path, kernel_server):
+    """A GS1 DataMatrix with an SSCC and a LOT needs no GS; only its ``]d2`` says it is GS1."""
+    kernel = kernel_server
+    kernel.make_lot("LOT-SSCC")
+    agent = Agent.from_config(_toml(tmp_path, kernel))
+    await agent.start()
+    try:
+        code = "00106141411234567897" + "10LOT-SSCC"
+        agent.submit_scan(code, source="scanner", symbology="]d2")
+        answer = await agent.lookup(code)
+        assert answer["kind"] == "lot" and answer["lot"]["lot_number"] == "LOT-SSCC"
+        assert answer["parsed"]["symbology"] == "]d2"
+        assert [e["ai"] for e in answer["parsed"]["elements"]] == ["00", "10"]
+    finally:
+        await agent.stop()
+
+
+async def test_a_plant_template_synced_once_prints_with_the_kernel_stopped(tmp_path: Path, kernel_server):
+    """The plant's ZPL (``^FN`` fields, a ``^GF`` logo, ``^CI28``) is rendered at the station by the
+    same code as on the server: values ``^FH``-escaped, the version the sync fetched."""
+    from mes_label_printer.drivers.simulator import simulated_printer
+    from mes_label_printer.zpl import printed_fields
+
+    kernel = kernel_server
+    zpl = (
+        "^XA^CI28^PW400^LL200^FO10,10^GFA,8,8,1,FF:::::::^FS"
+        "^FO10,40^A0N,30,30^FN1^FDserial^FS^FO10,80^A0N,30,30^FD{{product}}^FS^XZ"
+    )
+    fields = [{"name": "serial_number", "type": "serial_number", "fn": 1}, {"name": "product", "type": "text"}]
+    r = kernel.api("POST", "/labels/templates", json={"name": "plant_small", "zpl": zpl, "fields": fields})
+    assert r.status_code == 201, r.text
+    printer_id = f"plant-{os.getpid()}-{time.monotonic_ns()}"
+    toml = _toml(tmp_path, kernel, devices={"printer": {"driver": "simulator", "printer_id": printer_id}})
+    agent = Agent.from_config(toml)
+    await agent.start()
+    try:
+        assert await agent.sync_templates() >= 3
+        cached = agent.outbox.template("plant_small")
+        assert cached["version"] == 1 and cached["zpl"] == zpl
+        kernel.stop()
+        result = await agent.print_label(
+            template="plant_small", fields={"serial_number": "SN-77", "product": "모듈 ^XZ"}
+        )
+        assert result["outcome"] == "printed"
+    finally:
+        await agent.stop()
+    (label,) = simulated_printer(printer_id).printed
+    assert b"^GFA,8,8,1,FF:::::::" in label and b"^FH\\^FD" in label
+    assert [f.data for f in printed_fields(label.decode()) if f.kind == "text"] == ["SN-77", "모듈 ^XZ"]
+
+
 async def test_flash_started_from_the_station_runs_on_its_uploader(tmp_path: Path, kernel_server):
     kernel = kernel_server
     [serial] = kernel.make_lot("LOT-FW", units=1, product="PRD-100", serial_prefix="SN-FW")

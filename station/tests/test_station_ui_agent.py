@@ -16,8 +16,10 @@ from mes_station.testing.kernel_server import KernelServer, start_kernel
 from mes_station.ui.bridge import AgentBridge
 from mes_station.ui.testing import offscreen_app, wait_until
 from mes_station.ui.window import StationWindow
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 app = offscreen_app()
 
@@ -258,6 +260,16 @@ def test_print_label_renders_the_kernels_template_on_the_station_printer(tmp_pat
         bridge.stop()
 
 
+class ManualClock:
+    """A monotonic clock the test moves by hand: key timings no longer depend on machine load."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_wedge_scanner_bursts_are_scans_and_slow_typing_is_a_keyboard_entry(tmp_path, kernel_server):
     agent, bridge, window = start_online_window(
         tmp_path, kernel_server, devices={"scanner": {"driver": "wedge", "max_gap_ms": 40}}
@@ -267,22 +279,42 @@ def test_wedge_scanner_bursts_are_scans_and_slow_typing_is_a_keyboard_entry(tmp_
         wait_until(lambda: window.logged_in, timeout=10)
         screen = window.main_screen
         wait_until(lambda: screen.wedge_feeder is not None, message="the wedge driver attached")
+        clock = ManualClock()
+        screen.wedge_feeder.clock = clock
+        screen.wedge_feeder._wedge.clock = clock  # the driver judges gaps and deadlines on the same clock
 
-        QTest.keyClicks(screen.scan_input, "SN-UI-0001")  # a burst, microseconds apart
-        QTest.keyClick(screen.scan_input, Qt.Key.Key_Return)
+        def key_clicks(text: str, gap: float) -> None:
+            for char in text:
+                clock.now += gap
+                if char == "\x1d":  # what a scanner in keyboard mode types for GS: Ctrl+]
+                    for kind in (QEvent.Type.KeyPress, QEvent.Type.KeyRelease):
+                        event = QKeyEvent(kind, Qt.Key.Key_BracketRight, Qt.KeyboardModifier.ControlModifier, char)
+                        QApplication.sendEvent(screen.scan_input, event)
+                else:
+                    QTest.keyClick(screen.scan_input, char)
+            clock.now += gap
+            QTest.keyClick(screen.scan_input, Qt.Key.Key_Return)
+
+        key_clicks("SN-UI-0001", 0.005)  # a scanner's burst: 5 ms between keys
         wait_until(lambda: screen.serial_value.text() == "SN-UI-0001", timeout=10, message="scanned unit")
         wait_until(lambda: len(scan_events(kernel_server)) == 1, timeout=10, message="one scan event")
         assert scan_events(kernel_server)[0]["source"] == "scanner"
 
         screen.scan_input.clear()
-        for char in "SN-UI-0002":  # a person: 80 ms between keys
-            QTest.keyClick(screen.scan_input, char)
-            QTest.qWait(80)
-        QTest.keyClick(screen.scan_input, Qt.Key.Key_Return)
+        key_clicks("SN-UI-0002", 0.080)  # a person: 80 ms between keys
         wait_until(lambda: screen.serial_value.text() == "SN-UI-0002", timeout=10, message="typed unit")
         wait_until(lambda: len(scan_events(kernel_server)) == 2, timeout=10, message="two scan events")
         assert [e["source"] for e in scan_events(kernel_server)] == ["scanner", "keyboard"]
         assert [e["code"] for e in scan_events(kernel_server)] == ["SN-UI-0001", "SN-UI-0002"]
+
+        # a GS1 DataMatrix in keyboard mode: AIM prefix, GS typed as Ctrl+], an extra AI (240)
+        screen.scan_input.clear()
+        key_clicks("]d2010950110153000321SN-UI-0001\x1d240X", 0.005)
+        wait_until(lambda: len(scan_events(kernel_server)) == 3, timeout=10, message="the GS1 scan event")
+        event = scan_events(kernel_server)[2]
+        assert (event["code"], event["symbology"]) == ("010950110153000321SN-UI-0001\x1d240X", "]d2")
+        wait_until(lambda: screen.lookup_message.text().endswith(": unit."), timeout=10, message="GS1 lookup")
+        assert screen.serial_value.text() == "SN-UI-0001"
     finally:
         window.close()
         bridge.stop()

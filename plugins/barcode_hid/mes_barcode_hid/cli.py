@@ -26,14 +26,61 @@ def _settings(pairs: list[str]) -> dict[str, object]:
     return settings
 
 
+def _readable(text: str) -> str:
+    """``text`` for a terminal: GS as ``<GS>``, other control characters as ``\\xNN``."""
+    out = []
+    for char in text:
+        if char == "\x1d":
+            out.append("<GS>")
+        elif not char.isprintable():
+            out.append(f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 @app.command()
-def parse(code: str) -> None:
-    """Say what CODE is (uses the MES_BARCODE_* patterns); \\x1d may be written as <GS>."""
+def parse(
+    code: str = typer.Argument(..., help="the code; <GS> stands for the GS separator, '-' reads stdin"),
+    as_json: bool = typer.Option(False, "--json", help="print the verdict as JSON"),
+) -> None:
+    """Say what CODE is (uses the MES_BARCODE_* patterns): kind, serial/LOT, every GS1 element
+    with its AI, name and value. Exit status 0 for a serial, LOT or GTIN, 1 for an unknown code."""
+    import sys
+
     from .parsing import parse_code
     from .settings import BarcodeSettings
 
+    if code == "-":
+        code = sys.stdin.buffer.read().decode("utf-8", errors="surrogateescape").rstrip("\r\n")
+    # a code that is not valid UTF-8 reaches us with surrogate escapes; keep them visible, not fatal
+    code = code.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
     parsed = parse_code(code.replace("<GS>", "\x1d"), config=BarcodeSettings().parser_config())
-    typer.echo(json.dumps(parsed.as_dict(), indent=2, ensure_ascii=False))
+    if as_json:
+        typer.echo(json.dumps(parsed.as_dict(), indent=2, ensure_ascii=True))
+    else:
+        typer.echo(f"kind:      {parsed.kind}")
+        if parsed.symbology:
+            typer.echo(f"symbology: {parsed.symbology} ({parsed.symbology_name})")
+        for label, value in (
+            ("serial", parsed.serial_number),
+            ("LOT", parsed.lot_number),
+            ("GTIN", parsed.gtin),
+            ("expiry", parsed.expiry.isoformat() if parsed.expiry else None),
+        ):
+            if value:
+                typer.echo(f"{label + ':':<10} {value}")
+        for element in parsed.elements:
+            line = f"  ({element.ai}) {element.name}: {_readable(element.value)}"
+            if element.date:
+                line += f"  = {element.date.isoformat()}"
+            if element.decimal is not None:
+                line += f"  = {element.decimal}" + (f" {element.unit}" if element.unit else "")
+            if element.error:
+                line += f"  ! {element.error}"
+            typer.echo(line)
+        if parsed.reason:
+            typer.echo(f"reason:    {_readable(parsed.reason)}")
     raise typer.Exit(0 if parsed.kind != "unknown" else 1)
 
 

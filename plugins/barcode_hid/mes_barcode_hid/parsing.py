@@ -14,6 +14,11 @@ Order of rules for one code:
 4. Otherwise the configured serial and LOT patterns are tried; both matching is ambiguous → unknown.
 5. With ``gs1_bare`` on, a code that still matched nothing is accepted as a raw GS1 element string
    only if it parses completely, starts with AI 01 and the GTIN check digit is right.
+
+GS1 data is read by ``biip`` (:mod:`.gs1`): every AI of the GS1 General Specifications, so a
+label that also carries 240, 400, 8004, 310n weights or 392n prices still gives its (21) serial
+or (10) LOT. A check-digit error in any field makes the whole code unknown, with each field's
+error listed under ``elements``: a misread is never looked up.
 """
 
 from __future__ import annotations
@@ -25,27 +30,25 @@ from datetime import date
 from typing import Any, Literal
 
 from .gs1 import (
-    AI,
     GS,
-    GS1_AIS,
+    Element,
     GS1Error,
     gs1_check_digit,
     gs1_check_digit_ok,
-    gs1_date,
+    parse_elements,
     parse_gs1_element_string,
     parse_gs1_human_readable,
+    parse_human_readable,
 )
 
 __all__ = [
-    "AI",
     "GS",
-    "GS1_AIS",
+    "Element",
     "GS1Error",
     "ParsedCode",
     "ParserConfig",
     "gs1_check_digit",
     "gs1_check_digit_ok",
-    "gs1_date",
     "parse_code",
     "parse_gs1_element_string",
     "parse_gs1_human_readable",
@@ -91,6 +94,8 @@ class ParsedCode:
     :ivar symbology: the AIM identifier (``"]C1"``) or None; ``symbology_name`` spells it out.
     :ivar format: ``gs1``, ``ean``, ``pattern`` or None (unknown).
     :ivar ais: GS1 element strings, AI → value, in the order scanned.
+    :ivar elements: the GS1 element strings in full (name, date, decimal and unit, check-digit
+        error), in the order scanned.
     :ivar reason: why the code is unknown (None otherwise).
     """
 
@@ -105,6 +110,7 @@ class ParsedCode:
     gtin: str | None = None
     expiry: date | None = None
     ais: dict[str, str] = field(default_factory=dict)
+    elements: tuple[Element, ...] = ()
     reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -120,6 +126,7 @@ class ParsedCode:
             "gtin": self.gtin,
             "expiry": self.expiry.isoformat() if self.expiry else None,
             "ais": dict(self.ais),
+            "elements": [e.as_dict() for e in self.elements],
             "reason": self.reason,
         }
 
@@ -211,13 +218,17 @@ def _unknown(raw: str, data: str, symbology: str | None, reason: str, **kw: Any)
     )
 
 
-def _from_gs1(raw: str, data: str, symbology: str | None, elements: dict[str, str], today: date | None) -> ParsedCode:
-    expiry = gs1_date(elements["17"], today=today) if "17" in elements else None
-    for code in ("11", "13", "15", "16"):
-        if code in elements:
-            gs1_date(elements[code], today=today)
-    serial, lot, gtin = elements.get("21"), elements.get("10"), elements.get("01")
+def _from_gs1(raw: str, data: str, symbology: str | None, elements: list[Element]) -> ParsedCode:
+    ais = {e.ai: e.value for e in elements}
+    expiry = next((e.date for e in elements if e.ai == "17"), None)
+    serial, lot, gtin = ais.get("21"), ais.get("10"), ais.get("01")
     kind: Kind = "serial" if serial else "lot" if lot else "gtin" if gtin else "unknown"
+    errors = [f"({e.ai}) {e.error}" for e in elements if e.error]
+    reason = None
+    if errors:
+        kind, reason = "unknown", "check digit error: " + "; ".join(errors)
+    elif kind == "unknown":
+        reason = "GS1 string without GTIN, batch or serial"
     return ParsedCode(
         kind=kind,
         raw=raw,
@@ -225,12 +236,13 @@ def _from_gs1(raw: str, data: str, symbology: str | None, elements: dict[str, st
         symbology=symbology,
         symbology_name=symbology_name(symbology),
         format="gs1",
-        serial_number=serial,
-        lot_number=lot,
+        serial_number=serial if not errors else None,
+        lot_number=lot if not errors else None,
         gtin=gtin,
         expiry=expiry,
-        ais=elements,
-        reason=None if kind != "unknown" else "GS1 string without GTIN, batch or serial",
+        ais=ais,
+        elements=tuple(elements),
+        reason=reason,
     )
 
 
@@ -252,13 +264,11 @@ def parse_code(
     *,
     config: ParserConfig | None = None,
     symbology: str | None = None,
-    today: date | None = None,
 ) -> ParsedCode:
-    """Say what a scanned code is.
+    """Say what a scanned code is. Never raises for any text: what no rule accepts is unknown.
 
     :param text: the code as scanned; an AIM identifier at its front is stripped and reported.
     :param symbology: the AIM identifier when the driver already stripped it (``Scan.symbology``).
-    :param today: the date GS1 two-digit years are read against (tests pin it).
     """
     config = config or ParserConfig()
     raw = text
@@ -277,10 +287,10 @@ def parse_code(
     if _announces_gs1(gs1_data, symbology):
         try:
             if gs1_data.startswith("("):
-                elements = parse_gs1_human_readable(gs1_data)
+                elements = parse_human_readable(gs1_data)
             else:
-                elements = parse_gs1_element_string(gs1_data)
-            return _from_gs1(raw, data, symbology, elements, today)
+                elements = parse_elements(gs1_data)
+            return _from_gs1(raw, data, symbology, elements)
         except GS1Error as exc:
             return _unknown(raw, data, symbology, f"invalid GS1 data: {exc}")
 
@@ -315,10 +325,10 @@ def parse_code(
 
     if config.gs1_bare and data.startswith("01") and data.isascii():
         try:
-            elements = parse_gs1_element_string(data)
-        except GS1Error:
-            elements = {}
-        if elements.get("01"):
-            return _from_gs1(raw, data, symbology, elements, today)
+            elements = parse_elements(data)
+        except GS1Error as exc:
+            return _unknown(raw, data, symbology, f"matches no serial or LOT rule, and as GS1 data: {exc}")
+        if elements and elements[0].ai == "01":
+            return _from_gs1(raw, data, symbology, elements)
 
     return _unknown(raw, data, symbology, "matches no serial, LOT or GS1 rule")

@@ -20,10 +20,10 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 
 def test_parse_prints_the_verdict_and_fails_on_unknown():
-    done = run("parse", "]C10109501101530003<GS>10AB1<GS>21SN77")
+    done = run("parse", "--json", "]C10109501101530003<GS>10AB1<GS>21SN77")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["serial_number"] == "SN77"
-    done = run("parse", "SN-0001", env={"MES_BARCODE_SERIAL_PATTERNS": '["X\\\\d+"]'})
+    done = run("parse", "--json", "SN-0001", env={"MES_BARCODE_SERIAL_PATTERNS": '["X\\\\d+"]'})
     assert done.returncode == 1 and json.loads(done.stdout)["kind"] == "unknown"
 
 

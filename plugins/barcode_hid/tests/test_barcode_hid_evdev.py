@@ -183,16 +183,16 @@ async def test_decoder_reads_records_written_to_a_pipe():
         decoder = InputEventDecoder()
         data = Recorder().type("LOT-PIPE-1").enter().bytes()
         os.write(write_fd, data[:50])
-        got = await asyncio.wait_for(read_available(read_fd), 2)
+        got = await asyncio.wait_for(read_available(read_fd), 20)
         assert decoder.feed(got) == []
         os.write(write_fd, data[50:])
         codes = []
         while not codes:
-            codes = decoder.feed(await asyncio.wait_for(read_available(read_fd), 2))
+            codes = decoder.feed(await asyncio.wait_for(read_available(read_fd), 20))
         assert codes[0][0] == "LOT-PIPE-1"
         os.close(write_fd)
         write_fd = -1
-        assert await asyncio.wait_for(read_available(read_fd), 2) == b""
+        assert await asyncio.wait_for(read_available(read_fd), 20) == b""
     finally:
         os.close(read_fd)
         if write_fd >= 0:
@@ -210,7 +210,7 @@ async def test_driver_replays_a_fifo_and_ends_with_the_recording(tmp_path):
     assert scanner.connected
     os.write(writer, Recorder().type("]C1LOT-FIFO").enter().bytes())
     scans = scanner.scans()
-    first = await asyncio.wait_for(anext(scans), 2)
+    first = await asyncio.wait_for(anext(scans), 20)
     assert (first.code, first.symbology, first.source) == ("LOT-FIFO", "]C1", f"evdev:{fifo}")
     os.write(writer, Recorder().type("SN-2").enter().bytes())
     os.close(writer)

@@ -37,11 +37,11 @@ def pty_pair():
     pair.close()
 
 
-async def next_scan(scans, timeout: float = 2.0):
+async def next_scan(scans, timeout: float = 20.0):
     return await asyncio.wait_for(anext(scans), timeout)
 
 
-async def wait_until(predicate, timeout: float = 3.0) -> None:
+async def wait_until(predicate, timeout: float = 30.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not predicate():

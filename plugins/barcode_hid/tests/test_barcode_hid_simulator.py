@@ -47,7 +47,7 @@ async def test_interval_emits_by_itself():
     scanner = SimulatorScanner(codes=["LOT-T1", "LOT-T2"], interval=0.01)
     await scanner.open()
     scans = scanner.scans()
-    got = [await asyncio.wait_for(anext(scans), 1) for _ in range(3)]
+    got = [await asyncio.wait_for(anext(scans), 20) for _ in range(3)]
     await scanner.close()
     assert [s.code for s in got] == ["LOT-T1", "LOT-T2", "LOT-T1"]
 
@@ -108,5 +108,5 @@ async def test_reopen_after_close_gives_a_fresh_stream():
     assert [s.code async for s in scanner.scans()] == ["LOT-R"]
     await scanner.open()
     scanner.trigger("LOT-S")
-    assert (await asyncio.wait_for(anext(scanner.scans()), 1)).code == "LOT-S"
+    assert (await asyncio.wait_for(anext(scanner.scans()), 20)).code == "LOT-S"
     await scanner.close()

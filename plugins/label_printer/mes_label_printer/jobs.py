@@ -29,7 +29,8 @@ from mes_kernel.services.device_actions import record_device_action
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN_NAME
 from .drivers.base import LabelPrinterDriver, PrinterError
-from .templates import get_template
+from .store import ensure_seeded, get_stored
+from .templates import LabelTemplate
 
 BREAKER = "label_printer"
 JOB_KIND = "print"
@@ -89,10 +90,10 @@ class PrintRequest:
     idempotency_key: str = ""
     lot_number: str | None = None
     serial_number: str | None = None
+    template_version: int | None = None
 
-    def merged_fields(self) -> dict[str, Any]:
+    def merged_fields(self, template: LabelTemplate) -> dict[str, Any]:
         """Template fields, with the top-level LOT and serial filled in where the template has them."""
-        template = get_template(self.template)
         names = {f.name for f in template.fields}
         values = dict(self.fields)
         for name in ("lot_number", "serial_number"):
@@ -106,6 +107,8 @@ class PrintRequest:
 
     def fingerprint(self) -> str:
         body = [self.printer, self.template, self.fields, self.lot_number, self.serial_number]
+        if self.template_version is not None:
+            body.append(self.template_version)
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -141,6 +144,7 @@ def job_out(job: DeviceJob) -> dict[str, Any]:
         "status": job.status,
         "attempts": job.attempts,
         "template": payload.get("template"),
+        "template_version": payload.get("template_version"),
         "fields": payload.get("fields", {}),
         "lot_number": job.lot_number,
         "serial_number": job.serial_number,
@@ -176,8 +180,12 @@ async def submit_print(
     The same idempotency key returns the first job and prints nothing more — unless that job
     failed before any label reached the printer, in which case the same job is tried again.
     """
-    template = get_template(request.template)
-    values = request.merged_fields()
+    await ensure_seeded(session, kernel.state)
+    # a reprint reproduces the version its original used, even if the template is retired since
+    template = await get_stored(
+        session, request.template, version=request.template_version, allow_retired=reprint_of is not None
+    )
+    values = request.merged_fields(template)
     zpl = template.render_zpl(values)
     device = await get_printer(session, request.printer, principal)
     lot_number, serial_number = await _trace_targets(session, request, values)
@@ -204,6 +212,7 @@ async def submit_print(
             serial_number=serial_number,
             payload={
                 "template": template.name,
+                "template_version": template.version,
                 "fields": values,
                 "zpl": zpl.decode("utf-8"),
                 "request_hash": request.fingerprint(),
@@ -276,6 +285,7 @@ async def run_job(
             detail={
                 "job_id": job.id,
                 "template": job.payload.get("template"),
+                "template_version": job.payload.get("template_version"),
                 "attempts": job.attempts,
                 "error": error,
             },
@@ -350,6 +360,7 @@ async def reprint(
     request = PrintRequest(
         printer=original.device,
         template=payload["template"],
+        template_version=payload.get("template_version"),
         fields=payload.get("fields", {}),
         idempotency_key=idempotency_key,
         lot_number=original.lot_number,

@@ -32,6 +32,11 @@ def mes_register_permissions():
         # a station's agent prints for the worker at it, under the station's machine identity
         Permission("labels:print", "Print labels", ("admin", "production_manager", "worker", "station")),
         Permission("labels:reprint", "Reprint an already printed label (audited)", ("admin", "production_manager")),
+        Permission(
+            "labels:templates",
+            "Upload, replace and retire label templates (the plant's ZPL)",
+            ("admin", "production_manager"),
+        ),
     ]
 
 

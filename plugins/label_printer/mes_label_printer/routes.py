@@ -1,4 +1,5 @@
-"""HTTP routes under ``/api/v1/labels``: templates, preview, print, jobs, reprint, printers, stats."""
+"""HTTP routes under ``/api/v1/labels``: templates (upload, versions, retire), preview, print, jobs,
+reprint, printers, stats."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from mes_kernel.api.deps import KernelDep, Principal, SessionDep, require_permission
 from mes_kernel.db.models import DeviceJob
-from mes_kernel.errors import NotFound
+from mes_kernel.errors import NotFound, Unprocessable
 
 from . import PLUGIN_NAME
 from .health import probe_printer
@@ -27,8 +28,8 @@ from .jobs import (
     reprint,
     submit_print,
 )
-from .preview import render_png
-from .templates import TEMPLATES, get_template
+from .preview import render_preview
+from .store import create_template, ensure_seeded, get_stored, list_stored, retire_template, versions_of
 
 router = APIRouter(prefix="/labels", tags=["labels"])
 
@@ -36,13 +37,19 @@ Key = Annotated[str, Field(min_length=1, max_length=128, description="same key â
 
 
 class PreviewIn(BaseModel):
-    template: str
+    template: str = Field(max_length=64)
+    template_version: int | None = Field(None, ge=1, description="a stored version; the latest if left out")
     fields: dict[str, Any] = Field(default_factory=dict)
     lot_number: str | None = None
     serial_number: str | None = None
+    sample: bool = Field(False, description="fill every field left out with a sample value of its type")
 
 
-class PrintIn(PreviewIn):
+class PrintIn(BaseModel):
+    template: str = Field(max_length=64)
+    fields: dict[str, Any] = Field(default_factory=dict)
+    lot_number: str | None = None
+    serial_number: str | None = None
     printer: str = Field(description="device code of a label printer, e.g. PRN-01")
     idempotency_key: Key
 
@@ -52,14 +59,132 @@ class ReprintIn(BaseModel):
     reason: str | None = Field(None, max_length=500)
 
 
-@router.get("/templates", summary="List label templates and their typed fields")
-async def list_templates(_: Principal = require_permission("labels:view")) -> list[dict[str, Any]]:
-    return [t.describe() for t in TEMPLATES.values()]
+class TemplateIn(BaseModel):
+    """A label designer's ZPL file and the variable fields it takes."""
+
+    name: str = Field(min_length=1, max_length=64, description="lower-case letters, digits, '_' or '-'")
+    zpl: str = Field(min_length=1, description="the ZPL file as exported (UTF-8, one ^XA â€¦ ^XZ format)")
+    fields: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description='declarations {"name", "type", "required", "max_length", "description", "fn"}: '
+        "a {{name}} placeholder in field data, or the ^FN number that marks the field",
+    )
+    title: str = Field("", max_length=200)
+    description: str = Field("", max_length=2000)
+    dpi: int = 203
 
 
-@router.get("/templates/{name}", summary="One label template")
-async def get_template_route(name: str, _: Principal = require_permission("labels:view")) -> dict[str, Any]:
-    return get_template(name).describe()
+class RetireIn(BaseModel):
+    reason: str | None = Field(None, max_length=500)
+
+
+@router.get("/templates", summary="List label templates (latest version of each) and their typed fields")
+async def list_templates(
+    session: SessionDep,
+    kernel: KernelDep,
+    _: Principal = require_permission("labels:view"),
+    include_retired: bool = False,
+) -> list[dict[str, Any]]:
+    await ensure_seeded(session, kernel.state)
+    return [t.describe() for t in await list_stored(session, include_retired=include_retired)]
+
+
+@router.post(
+    "/templates",
+    summary="Register a plant's ZPL label (JSON {name, zpl, fields} or a multipart file); answers the new version",
+    status_code=201,
+    responses={422: {"description": "ZPL_INVALID (the file) or TEMPLATE_INVALID (name or fields)"}},
+)
+async def upload_template(
+    request: Request,
+    session: SessionDep,
+    kernel: KernelDep,
+    principal: Principal = require_permission("labels:templates"),
+) -> dict[str, Any]:
+    await ensure_seeded(session, kernel.state)
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        try:
+            form = await request.form()
+        except Exception as exc:  # a body that is not a readable form
+            raise Unprocessable(f"the form cannot be read: {exc}", code="TEMPLATE_INVALID") from None
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise Unprocessable(
+                "multipart upload needs a 'file' part with the ZPL", code="TEMPLATE_INVALID", field="file"
+            )
+        raw = await upload.read()
+        name = form.get("name") or (upload.filename or "").rsplit(".", 1)[0].lower()
+        fields: Any = form.get("fields") or "[]"
+        title, description = str(form.get("title") or ""), str(form.get("description") or "")
+        try:
+            dpi = int(str(form.get("dpi") or 203))
+        except ValueError:
+            raise Unprocessable("dpi must be a whole number", code="TEMPLATE_INVALID", field="dpi") from None
+    else:
+        try:
+            body = TemplateIn.model_validate_json(await request.body())
+        except ValueError as exc:
+            errors = getattr(exc, "errors", lambda: [])()
+            raise Unprocessable(
+                "the body must be JSON {name, zpl, fields, title, description}",
+                code="VALIDATION_ERROR",
+                errors=[{"loc": e.get("loc"), "msg": e.get("msg"), "type": e.get("type")} for e in errors],
+            ) from None
+        raw, name, fields, title, description, dpi = (
+            body.zpl,
+            body.name,
+            body.fields,
+            body.title,
+            body.description,
+            body.dpi,
+        )
+    template = await create_template(
+        session=session,
+        name=str(name),
+        zpl=raw,
+        fields=fields,
+        title=title,
+        description=description,
+        dpi=dpi,
+        actor=principal.actor,
+    )
+    return template.describe(with_zpl=True)
+
+
+@router.get("/templates/{name}", summary="One label template with its ZPL (latest version, or ?version=N)")
+async def get_template_route(
+    name: str,
+    session: SessionDep,
+    kernel: KernelDep,
+    _: Principal = require_permission("labels:view"),
+    version: Annotated[int | None, Query(ge=1)] = None,
+) -> dict[str, Any]:
+    await ensure_seeded(session, kernel.state)
+    return (await get_stored(session, name, version=version, allow_retired=True)).describe(with_zpl=True)
+
+
+@router.get("/templates/{name}/versions", summary="Every version of a label template, newest first")
+async def template_versions(
+    name: str, session: SessionDep, kernel: KernelDep, _: Principal = require_permission("labels:view")
+) -> list[dict[str, Any]]:
+    await ensure_seeded(session, kernel.state)
+    return [t.describe() for t in await versions_of(session, name)]
+
+
+@router.post("/templates/{name}/retire", summary="Retire a label template: no new prints until a new version")
+async def retire(
+    name: str,
+    session: SessionDep,
+    kernel: KernelDep,
+    body: RetireIn | None = None,
+    principal: Principal = require_permission("labels:templates"),
+) -> dict[str, Any]:
+    await ensure_seeded(session, kernel.state)
+    template = await retire_template(
+        session=session, name=name, actor=principal.actor, reason=(body or RetireIn()).reason
+    )
+    return template.describe()
 
 
 @router.post(
@@ -68,7 +193,11 @@ async def get_template_route(name: str, _: Principal = require_permission("label
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-async def preview(body: PreviewIn, _: Principal = require_permission("labels:view")) -> Response:
+async def preview(
+    body: PreviewIn, session: SessionDep, kernel: KernelDep, _: Principal = require_permission("labels:view")
+) -> Response:
+    await ensure_seeded(session, kernel.state)
+    template = await get_stored(session, body.template, version=body.template_version, allow_retired=True)
     request = PrintRequest(
         printer="",
         template=body.template,
@@ -76,8 +205,16 @@ async def preview(body: PreviewIn, _: Principal = require_permission("labels:vie
         lot_number=body.lot_number,
         serial_number=body.serial_number,
     )
-    png = render_png(get_template(body.template), request.merged_fields())
-    return Response(content=png, media_type="image/png")
+    values = request.merged_fields(template)
+    if body.sample:
+        values = {**template.sample_values(), **{k: v for k, v in values.items() if v not in (None, "")}}
+    png, drawn = render_preview(template, values)
+    left_out = [f"{d.kind}@{d.x},{d.y}" for d in drawn if not d.drawn]
+    return Response(
+        content=png,
+        media_type="image/png",
+        headers={"X-Template-Version": str(template.version), "X-Preview-Not-Drawn": " ".join(left_out)[:1000]},
+    )
 
 
 @router.post("/print", summary="Print a label (idempotent by key); answers the persisted job")

@@ -81,9 +81,18 @@ class PrinterStatus:
     )
 
     @property
+    def ribbon_needed(self) -> bool:
+        """Only thermal-transfer printing uses a ribbon. In direct-thermal mode (``^MTD``) many
+        printers report the ribbon flag set, since their ribbon sensor sees none; it means nothing."""
+        return self.thermal_transfer
+
+    @property
     def blocking_problems(self) -> list[str]:
-        """Reasons the printer cannot print until someone fixes it."""
-        return [text for name, text in self.BLOCKING if getattr(self, name)]
+        """Reasons the printer cannot print until someone fixes it (the ribbon flag only counts
+        in thermal-transfer mode)."""
+        return [
+            text for name, text in self.BLOCKING if getattr(self, name) and (name != "ribbon_out" or self.ribbon_needed)
+        ]
 
     @property
     def holding_problems(self) -> list[str]:

@@ -68,3 +68,57 @@ def test_reset_fault_drops_the_label():
 def test_unknown_fault_is_refused():
     with pytest.raises(ValueError, match="unknown fault"):
         PrinterCore().set_fault("on_fire")
+
+
+# ------------------------------------------------------------ ZPL as a printer reads it
+
+
+def test_lower_case_commands_are_commands():
+    core = PrinterCore()
+    (reply,) = core.new_stream().feed(b"^xa^fo10,10^a0n,30,30^fdHello^fs^xz~hs")
+    assert core.label_count == 1
+    assert parse_host_status(reply.data).ready
+
+
+def test_pq_prints_that_many_labels():
+    core = PrinterCore()
+    core.new_stream().feed(b"^XA^FO10,10^A0N,30,30^FDThree^FS^PQ3,0,1,Y^XZ^XA^FDOne^FS^pq1^XZ")
+    assert core.label_count == 4
+    assert sum(b"Three" in label for label in core.printed) == 3
+
+
+def test_a_stored_format_is_not_printed_and_xf_prints_it_with_the_field_data():
+    core = PrinterCore()
+    stream = core.new_stream()
+    stream.feed(b"^XA^DFR:UNIT.ZPL^FS^FO20,20^A0N,30,30^FN1^FDdefault^FS^FO20,60^A0N,30,30^FN2^FS^XZ")
+    assert core.label_count == 0 and "R:UNIT.ZPL" in core.stored_formats
+    stream.feed(b"^xa^xfunit^fs^fn1^fdSN-0042^fs^fn2^fdLOT-7^fs^pq2^xz")
+    assert core.label_count == 2
+    printed = core.printed[0]
+    assert b"SN-0042" in printed and b"LOT-7" in printed and b"default" not in printed
+    assert b"^DF" not in printed.upper()
+
+
+def test_xf_of_a_format_the_printer_does_not_hold_prints_nothing():
+    core = PrinterCore()
+    core.new_stream().feed(b"^XA^XFR:NOPE.ZPL^FS^FN1^FDx^FS^XZ")
+    assert core.label_count == 0
+
+
+def test_ribbon_flag_stops_thermal_transfer_but_not_direct_thermal():
+    core = PrinterCore()
+    core.set_fault("ribbon_out")
+    stream = core.new_stream()
+    (reply,) = stream.feed(LABEL + b"~HS")
+    status = parse_host_status(reply.data)
+    assert status.thermal_transfer and status.ribbon_out and not status.ready
+    assert core.label_count == 0 and len(core.held) == 1
+
+    core.clear_faults()  # the held label prints once the ribbon is back
+    assert core.label_count == 1
+    (reply,) = stream.feed(b"^XA^MTD^FO10,10^FDdirect thermal^FS^XZ~HS")
+    status = parse_host_status(reply.data)
+    # a direct-thermal printer's ribbon sensor sees no ribbon: the flag is set and means nothing
+    assert not status.thermal_transfer and status.ribbon_out
+    assert status.ready and "ribbon out" not in status.problems
+    assert core.label_count == 2

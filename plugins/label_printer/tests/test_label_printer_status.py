@@ -51,9 +51,17 @@ def test_a_healthy_printer_is_ready():
     [("paper_out", True), ("ribbon_out", True), ("head_open", True), ("paused", False), ("buffer_full", False)],
 )
 def test_blocking_and_holding_problems_are_told_apart(flag, blocking):
-    s = replace(PrinterStatus(), **{flag: True})
+    s = replace(PrinterStatus(thermal_transfer=True), **{flag: True})
     assert bool(s.blocking_problems) is blocking
     assert bool(s.holding_problems) is not blocking
+
+
+def test_the_ribbon_flag_is_read_against_the_print_mode():
+    """Direct thermal (``^MTD``) uses no ribbon; printers in that mode often report the flag set."""
+    thermal_transfer = parse_host_status(format_host_status(PrinterStatus(ribbon_out=True, thermal_transfer=True)))
+    assert thermal_transfer.problems == ["ribbon out"] and not thermal_transfer.ready
+    direct_thermal = parse_host_status(format_host_status(PrinterStatus(ribbon_out=True, thermal_transfer=False)))
+    assert direct_thermal.ribbon_out and direct_thermal.ready and direct_thermal.problems == []
 
 
 def test_reply_is_complete_only_with_three_frames():

@@ -41,7 +41,7 @@ async def test_labels_split_over_tcp_segments_and_batched_in_one_send(tcp_printe
     await writer.drain()
     writer.close()
     await writer.wait_closed()
-    deadline = loop.time() + 2
+    deadline = loop.time() + 30  # generous: only a broken stream waits this long
     while tcp_printer.core.label_count < 4 and loop.time() < deadline:
         await asyncio.sleep(0.01)
     assert tcp_printer.core.label_count == 4

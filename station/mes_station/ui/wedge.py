@@ -7,6 +7,9 @@ key of the scan field together with the moment it arrived (``time.monotonic()``,
 because the driver decides what it was: the end of a scan (the agent then announces a
 ``scan`` event and the window looks the code up) or a person's Enter (handed back through
 ``on_typed``, and the window looks up what was typed).
+
+The feeder's ``clock`` and the driver's ``clock`` must be the same clock; tests replace both with
+one they advance by hand, so the verdict never depends on how busy the machine is.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from PySide6.QtWidgets import QLineEdit
 from mes_station.ui.bridge import AgentBridge
 
 _ENTER_KEYS = {Qt.Key.Key_Return, Qt.Key.Key_Enter}
+GS = "\x1d"  # GS1's group separator: scanners type it as Ctrl+]; the driver must see it
 
 
 def find_wedge(agent: Any) -> Any | None:
@@ -47,8 +51,10 @@ class WedgeFeeder(QObject):
         wedge: Any,
         field: QLineEdit,
         on_enter: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(field)
+        self.clock = clock
         self._bridge = bridge
         self._wedge = wedge
         self._field = field
@@ -61,10 +67,10 @@ class WedgeFeeder(QObject):
         if not self.active or event.type() != QEvent.Type.KeyPress:
             return False
         assert isinstance(event, QKeyEvent)
-        at = time.monotonic()
+        at = self.clock()
         is_enter = event.key() in _ENTER_KEYS
         char = "\r" if is_enter else event.text()
-        if not char or not (is_enter or char.isprintable()):
+        if not char or not (is_enter or char.isprintable() or char == GS):
             return False
         self._bridge.submit(self._wedge.feed, char, at, on_error=self._failed)
         return is_enter

@@ -106,6 +106,9 @@ class WedgeScanner(ScannerDriver):
     :param max_gap_ms: longest gap between keys of one scan, milliseconds (30).
     :param min_length: shortest code accepted as a scan (3).
     :param terminator: ``"enter"`` or ``"tab"``.
+    :param clock: seconds on a monotonic clock, for keys fed without a timestamp and for deciding
+        when held-back keys have waited long enough; the event loop's ``loop.time()`` by default.
+        Tests inject a clock they advance by hand, so a loaded machine cannot turn a burst into typing.
     """
 
     name = "wedge"
@@ -116,9 +119,11 @@ class WedgeScanner(ScannerDriver):
         max_gap_ms: float = 30.0,
         min_length: int = 3,
         terminator: str = "enter",
+        clock: Callable[[], float] | None = None,
         **_ignored: Any,
     ) -> None:
         super().__init__(source="wedge")
+        self.clock: Callable[[], float] = clock or (lambda: asyncio.get_running_loop().time())
         self.decoder = WedgeDecoder(max_gap=max_gap_ms / 1000.0, min_length=min_length, terminator=terminator)
         self._typed: list[Callable[[str], None]] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -145,20 +150,26 @@ class WedgeScanner(ScannerDriver):
         self._typed.append(callback)
 
     def feed(self, char: str, timestamp: float | None = None) -> None:
-        """One keystroke from the window. Held-back keys are released as typing ``max_gap`` after
-        the last key, by a timer on the running event loop."""
-        loop = asyncio.get_running_loop()
-        at = loop.time() if timestamp is None else timestamp
+        """One keystroke from the window, ``timestamp`` on :attr:`clock` (now if omitted).
+
+        Held-back keys are released as typing once :attr:`clock` has passed ``max_gap`` after the
+        last key; a timer on the running event loop looks when that should be, and asks the clock
+        again rather than trusting that the timer ran on time."""
+        at = self.clock() if timestamp is None else timestamp
         self._deliver(self.decoder.feed(char, at))
         self._cancel_timer()
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
         deadline = self.decoder.deadline
         if deadline is not None:
-            delay = max(0.0, deadline - at) + 0.001
-            self._timer = loop.call_later(delay, self._expire, deadline)
+            delay = max(0.0, deadline - self.clock()) + 0.001
+            self._timer = asyncio.get_running_loop().call_later(delay, self._expire)
 
-    def _expire(self, deadline: float) -> None:
+    def _expire(self) -> None:
         self._timer = None
-        self._deliver(self.decoder.expire(deadline + 1e-9))
+        self._deliver(self.decoder.expire(self.clock()))
+        self._arm_timer()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:

@@ -84,6 +84,7 @@ def _status_from(response: httpx.Response) -> PrinterStatus:
         return PrinterStatus(
             paper_out="paper" in words,
             ribbon_out="ribbon" in words,
+            thermal_transfer="ribbon" in words,  # the service named the ribbon, so one is in use
             head_open="head open" in words,
             paused="paused" in words,
         )

@@ -1,7 +1,10 @@
 """The simulated printer itself: ZPL stream parsing, label store, ``~HS`` replies and faults.
 
 Transport-free, so the TCP server, the pty server, the HTTP print service and the in-process
-``simulator`` driver all share one behaviour.
+``simulator`` driver all share one behaviour. It reads ZPL as a Zebra printer does
+(:mod:`mes_label_printer.zpl`): commands in any case, ``^PQ`` copies, ``^DF`` formats stored and
+not printed, ``^XF`` recalls filled with the recalling format's ``^FN`` data, ``^MT`` print
+mode (direct thermal needs no ribbon, so the ``~HS`` ribbon flag does not stop it).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import time
 from dataclasses import dataclass, field, fields, replace
 
 from ..status import HOST_STATUS_REQUEST, PrinterStatus, format_host_status
+from ..zpl import split_formats
 
 LABEL_START, LABEL_END = b"^XA", b"^XZ"
 MAX_BUFFER = 1024 * 1024  # a real printer's receive buffer is smaller; this bounds a runaway sender
@@ -58,13 +62,15 @@ class PrinterCore:
     faults: Faults = field(default_factory=Faults)
     printed: list[bytes] = field(default_factory=list)
     held: list[bytes] = field(default_factory=list)
+    stored_formats: dict[str, bytes] = field(default_factory=dict)
+    thermal_transfer: bool = True
     status_requests: int = 0
     started_at: float = field(default_factory=time.time)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def label_count(self) -> int:
-        """Labels printed so far."""
+        """Labels printed so far (a ``^PQ3`` format counts three)."""
         return len(self.printed)
 
     def set_fault(self, name: str, value: bool | float = True) -> None:
@@ -87,17 +93,18 @@ class PrinterCore:
             PrinterStatus(),
             paper_out=f.paper_out,
             head_open=f.head_open,
-            ribbon_out=f.ribbon_out,
+            ribbon_out=f.ribbon_out or not self.thermal_transfer,  # no ribbon to see in DT mode
             paused=f.paused,
             buffer_full=f.buffer_full,
             formats_in_buffer=min(len(self.held), 999),
             label_length_dots=406,
-            thermal_transfer=True,
+            thermal_transfer=self.thermal_transfer,
         )
 
     def _can_print(self) -> bool:
         f = self.faults
-        return not (f.paper_out or f.head_open or f.ribbon_out or f.paused)
+        ribbon_missing = f.ribbon_out and self.thermal_transfer
+        return not (f.paper_out or f.head_open or ribbon_missing or f.paused)
 
     def _release_held(self) -> None:
         with self._lock:
@@ -106,9 +113,31 @@ class PrinterCore:
                 self.held.clear()
 
     def accept_label(self, label: bytes) -> None:
-        """A complete ``^XA ... ^XZ`` format arrived: print it, or hold it while not ready."""
+        """A complete ``^XA ... ^XZ`` format arrived: store it (``^DF``), or print it ``^PQ``
+        times — filled from a stored format for ``^XF`` — or hold it while not ready.
+
+        Each printed label is kept as the ZPL of what the printer drew (an ``^XF`` label as the
+        stored format with the recalled field data in it)."""
+        text = label.decode("utf-8", errors="replace")
+        formats, _ = split_formats(text)
+        if not formats:
+            return
+        fmt = formats[0]
         with self._lock:
-            (self.printed if self._can_print() else self.held).append(label)
+            mode = fmt.first("MT")
+            if mode is not None and mode.args[:1].upper() in ("T", "D"):
+                self.thermal_transfer = mode.args[:1].upper() == "T"
+            if fmt.stores_as:
+                self.stored_formats[fmt.stores_as] = label
+                return
+            if fmt.recalls:
+                stored = self.stored_formats.get(fmt.recalls)
+                if stored is None:
+                    return  # a printer prints nothing for a format it does not hold
+                stored_fmt = split_formats(stored.decode("utf-8", errors="replace"))[0][0]
+                label = stored_fmt.merged_with(fmt).zpl().encode("utf-8")
+            copies = [label] * fmt.quantity
+            (self.printed if self._can_print() else self.held).extend(copies)
 
     def answer_status(self) -> Reply | None:
         """The reply to ``~HS``, or None when the printer stays silent."""
@@ -136,9 +165,10 @@ class ZplStream:
             self.buffer = self.buffer[-MAX_BUFFER:]
         replies: list[Reply] = []
         while True:
-            status_at = self.buffer.find(HOST_STATUS_REQUEST)
-            start = self.buffer.find(LABEL_START)
-            end = self.buffer.find(LABEL_END, start + len(LABEL_START)) if start >= 0 else -1
+            upper = self.buffer.upper()  # commands are case-insensitive; ASCII-only, same length
+            status_at = upper.find(HOST_STATUS_REQUEST)
+            start = upper.find(LABEL_START)
+            end = upper.find(LABEL_END, start + len(LABEL_START)) if start >= 0 else -1
             if start >= 0 and self.core.faults.reset:
                 self.buffer = b""
                 raise ResetConnection("printer reset the connection")
@@ -152,7 +182,7 @@ class ZplStream:
             if end >= 0:
                 label = self.buffer[start : end + len(LABEL_END)]
                 self.buffer = self.buffer[end + len(LABEL_END) :]
-                if label.strip() != LABEL_START + LABEL_END:  # "^XA^XZ" around a ~HS prints nothing
+                if label.strip().upper() != LABEL_START + LABEL_END:  # "^XA^XZ" around a ~HS prints nothing
                     self.core.accept_label(label)
                 continue
             # keep an unfinished format, or the last bytes that may begin "^XA" or "~HS"

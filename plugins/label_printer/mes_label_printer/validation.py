@@ -1,0 +1,161 @@
+"""Checks a label designer's ZPL file before it becomes a template: syntax, one format, graphics.
+
+``zpl-toolchain`` (the maintained ZPL parser/validator on PyPI) ships only CPython 3.12 wheels and
+the project runs on 3.11, so this is a careful check of the command syntax the printer would read
+(:mod:`.zpl`), in the spirit of the ZPL II Programming Guide:
+
+* UTF-8 text (``^CI28`` is what makes a printer read it so; other ``^CI`` code pages are refused,
+  since field values are written as UTF-8 bytes), at most :data:`MAX_ZPL_BYTES`;
+* exactly one format ``^XA`` … ``^XZ``, nothing but whitespace outside it;
+* every command is a ZPL II command (:data:`KNOWN_COMMANDS`), numeric parameters are numbers;
+* every ``^FD``/``^FV`` field is closed by ``^FS`` before the next field starts or the format ends;
+* ``^GF`` graphics decode to the byte count they declare;
+* no ``^XF`` (a template must not depend on a format stored in one printer's memory), no host
+  commands that change the printer (``^JU``, ``~JR``, ``^ID`` …) — a label file prints, it does
+  not reconfigure the line's printers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mes_kernel.errors import Unprocessable
+
+from .zpl import Command, GraphicError, decode_graphic, tokenize
+
+MAX_ZPL_BYTES = 2 * 1024 * 1024
+# The widest Zebra print heads are 8.5 in (2550 dots at 300 dpi); 40 in of label at 203 dpi.
+MAX_WIDTH_DOTS = 4000
+MAX_LENGTH_DOTS = 8000
+
+KNOWN_COMMANDS = frozenset(
+    """
+    ^A ^A@ ^B0 ^B1 ^B2 ^B3 ^B4 ^B5 ^B7 ^B8 ^B9 ^BA ^BB ^BC ^BD ^BE ^BF ^BI ^BJ ^BK ^BL ^BM ^BO ^BP ^BQ
+    ^BR ^BS ^BT ^BU ^BX ^BY ^BZ ^CC ^CD ^CF ^CI ^CM ^CO ^CT ^CV ^CW ^DF ^FA ^FB ^FC ^FD ^FE ^FH ^FL
+    ^FM ^FN ^FO ^FP ^FR ^FS ^FT ^FV ^FW ^FX ^GB ^GC ^GD ^GE ^GF ^GS ^LH ^LL ^LR ^LS ^LT ^MC ^MD ^MF
+    ^MM ^MN ^MT ^MU ^PA ^PF ^PM ^PO ^PQ ^PR ^PW ^SF ^SN ^SO ^TB ^TO ^XA ^XB ^XF ^XG ^XZ ^FG
+    ~DG ~DY ~DB ~DN ~EG ~HS ~SD ~TA ~DE
+    """.split()
+)
+# Commands that change printer settings or memory for good: refused in a label file.
+PRINTER_SETTING_COMMANDS = frozenset({"^JU", "~JR", "~JC", "~JA", "^ID", "~WC", "^JUS", "~JD", "~JE", "^KN", "^NC"})
+
+_NUMERIC = {
+    "^FO": 2,
+    "^FT": 2,
+    "^LH": 2,
+    "^PW": 1,
+    "^LL": 1,
+    "^GB": 3,
+    "^BY": 1,
+    "^PQ": 1,
+    "^LT": 1,
+    "^LS": 1,
+}
+_SUPPORTED_CI = {"28", "29", "30", "0", ""}
+
+
+@dataclass
+class ZplInfo:
+    """What validation learnt from a file: label size, variable fields, warnings."""
+
+    width: int | None = None
+    height: int | None = None
+    fn_numbers: set[int] = field(default_factory=set)
+    graphics: int = 0
+    commands: int = 0
+
+
+def _bad(message: str, command: Command | None = None, **extra: object) -> Unprocessable:
+    if command is not None:
+        extra = {"command": command.code, "offset": command.offset, **extra}
+    return Unprocessable(message, code="ZPL_INVALID", **extra)
+
+
+def validate_zpl(raw: bytes | str) -> tuple[str, ZplInfo]:
+    """The file as text and what it holds, or :class:`Unprocessable` ``ZPL_INVALID`` naming the
+    command and its byte offset."""
+    if isinstance(raw, bytes):
+        if len(raw) > MAX_ZPL_BYTES:
+            raise _bad(f"ZPL file is larger than {MAX_ZPL_BYTES} bytes")
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise _bad(f"ZPL file is not UTF-8 (byte {exc.start}); save it as UTF-8 with ^CI28") from None
+    else:
+        text = raw
+        if len(text.encode("utf-8")) > MAX_ZPL_BYTES:
+            raise _bad(f"ZPL file is larger than {MAX_ZPL_BYTES} bytes")
+    if "\x00" in text:
+        raise _bad("ZPL file contains a NUL character")
+    commands = tokenize(text)
+    first = min((c.offset for c in commands), default=len(text))
+    if text[:first].strip():
+        raise _bad("text before the first ZPL command", offset=0)
+    info = ZplInfo(commands=len(commands))
+    in_format = False
+    formats = 0
+    open_field: Command | None = None
+    for command in commands:
+        code = command.code
+        if code not in KNOWN_COMMANDS:
+            if code in PRINTER_SETTING_COMMANDS or code[:3] in PRINTER_SETTING_COMMANDS:
+                raise _bad(f"{code} changes the printer's settings; a label file may not", command)
+            raise _bad(f"unknown ZPL command {code}", command)
+        if code == "^XA":
+            if in_format:
+                raise _bad("^XA inside a format (a missing ^XZ?)", command)
+            in_format, formats = True, formats + 1
+            if formats > 1:
+                raise _bad("more than one label format (^XA … ^XZ) in the file; a template is one label", command)
+            continue
+        if code == "^XZ":
+            if not in_format:
+                raise _bad("^XZ without ^XA", command)
+            if open_field is not None:
+                raise _bad("field data not closed by ^FS before ^XZ", open_field)
+            in_format = False
+            continue
+        if command.prefix == "^" and not in_format:
+            raise _bad(f"{code} outside a format (^XA … ^XZ)", command)
+        if code == "^XF":
+            raise _bad("^XF recalls a format stored in a printer; upload the format itself", command)
+        if code in ("^FD", "^FV"):
+            if open_field is not None:
+                raise _bad("field data not closed by ^FS", open_field)
+            open_field = command
+        elif code == "^FS":
+            open_field = None
+        elif code in ("^FO", "^FT") and open_field is not None:
+            raise _bad("field data not closed by ^FS before the next field", open_field)
+        if code in _NUMERIC:
+            params = command.params()
+            for i in range(min(_NUMERIC[code], len(params))):
+                if params[i] and not params[i].lstrip("-").isdigit():
+                    raise _bad(f"{code} parameter {i + 1} must be a whole number, got {params[i]!r}", command)
+        if code == "^CI" and command.params()[:1] and command.params()[0] not in _SUPPORTED_CI:
+            raise _bad("only ^CI28 (UTF-8) is supported: field values are written as UTF-8", command)
+        if code == "^GF":
+            try:
+                decode_graphic(command)
+            except GraphicError as exc:
+                raise _bad(str(exc), command) from None
+            info.graphics += 1
+        if code == "^PW" and command.params()[:1]:
+            info.width = command.int_param(0)
+            if not 1 <= info.width <= MAX_WIDTH_DOTS:
+                raise _bad(f"^PW must be 1 to {MAX_WIDTH_DOTS} dots", command)
+        if code == "^LL" and command.params()[:1]:
+            info.height = command.int_param(0)
+            if not 1 <= info.height <= MAX_LENGTH_DOTS:
+                raise _bad(f"^LL must be 1 to {MAX_LENGTH_DOTS} dots", command)
+        if code == "^FN":
+            number = "".join(ch for ch in command.args.split('"')[0] if ch.isdigit())
+            if not number:
+                raise _bad("^FN needs a field number", command)
+            info.fn_numbers.add(int(number))
+    if in_format:
+        raise _bad("the format is not ended by ^XZ")
+    if formats == 0:
+        raise _bad("no label format (^XA … ^XZ) in the file")
+    return text, info
