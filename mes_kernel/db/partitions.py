@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
@@ -158,3 +159,71 @@ def detach(conn: Connection, month: Month) -> str:
     """Detach one month's partition; it stays as a plain table ``mes_partitions.<name>`` until archived."""
     conn.execute(text(f"ALTER TABLE {PARENT} DETACH PARTITION {SCHEMA}.{month.name}"))
     return f"{SCHEMA}.{month.name}"
+
+
+# ---------------------------------------------------------------- jobs (CLI and the kernel's background work)
+LOCK_ID = 0x6D65_7370  # one advisory lock: workers and the CLI never create the same partition at once
+
+
+async def ensure_partitions(engine, *, today: date | None = None, ahead: int = AHEAD_MONTHS) -> list[str]:
+    """Create this month's partition and ``ahead`` more (no-op on SQLite); returns names created."""
+    if engine.dialect.name != "postgresql":
+        return []
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
+        return await conn.run_sync(lambda sync: ensure(sync, today=today or datetime.now(UTC).date(), ahead=ahead))
+
+
+def detached(conn: Connection) -> list[str]:
+    """Tables in the partition schema that are no longer attached (detached, not yet archived)."""
+    names = conn.execute(
+        text("SELECT tablename FROM pg_tables WHERE schemaname = :schema ORDER BY tablename"), {"schema": SCHEMA}
+    ).scalars()
+    present = attached(conn)
+    return [n for n in names if n not in present and n.startswith(PARENT + "_") and n != DEFAULT]
+
+
+async def archive_partitions(engine, *, database_url: str, before: date, backup_dir: Path) -> list[dict]:
+    """Detach every monthly partition wholly before ``before``, dump each (``pg_dump -Fc``, with a
+    ``.sha256`` beside it) into ``backup_dir``, check the dump reads back, then drop the table and
+    the idempotency keys of its month. A failed dump leaves the table detached and whole: run again.
+    Returns one entry per partition archived."""
+    import asyncio
+    import hashlib
+
+    if engine.dialect.name != "postgresql":
+        return []
+    async with engine.begin() as conn:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
+        for month in await conn.run_sync(lambda sync: older_than(sync, before)):
+            await conn.run_sync(lambda sync, m=month: detach(sync, m))
+    async with engine.connect() as conn:
+        waiting = await conn.run_sync(detached)
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    url = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    done = []
+    for name in waiting:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        target = backup_dir / f"mes-partition-{name}-{stamp}.dump"
+        for command in (
+            ["pg_dump", "-Fc", "-t", f"{SCHEMA}.{name}", "-f", str(target), url],
+            ["pg_restore", "--list", str(target)],
+        ):
+            proc = await asyncio.create_subprocess_exec(
+                *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            )
+            _, err = await proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"{command[0]} failed for {name}: {err.decode(errors='replace').strip()}")
+        digest = hashlib.sha256(target.read_bytes()).hexdigest()
+        target.with_name(target.name + ".sha256").write_text(f"{digest}  {target.name}\n")
+        year, month = (int(part) for part in name.rsplit("_", 2)[1:])
+        async with engine.begin() as conn:
+            rows = (await conn.execute(text(f"SELECT count(*) FROM {SCHEMA}.{name}"))).scalar()
+            await conn.execute(
+                text("DELETE FROM process_record_keys WHERE created_at >= :lo AND created_at < :hi"),
+                {"lo": Month(year, month).start, "hi": Month(year, month).next().start},
+            )
+            await conn.execute(text(f"DROP TABLE {SCHEMA}.{name}"))
+        done.append({"partition": name, "rows": rows, "dump": str(target), "sha256": digest})
+    return done
