@@ -106,7 +106,8 @@ RAW_ITEMS = """
 """
 RAW_DEFECTS = """
     SELECT defect_code, count(*) FROM process_records
-    WHERE result = 'fail' AND defect_code IS NOT NULL AND defect_code <> '' AND event_at >= :lo AND event_at < :hi {line}
+    WHERE result = 'fail' AND defect_code IS NOT NULL AND defect_code <> ''
+      AND event_at >= :lo AND event_at < :hi {line}
     GROUP BY defect_code
 """
 
