@@ -7,6 +7,7 @@ plant's time zone only decides where days, weeks and shifts start.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -390,21 +391,23 @@ async def _hourly(session: AsyncSession, line_id: int, since: datetime, until: d
         .where(KpiHourly.line_id == line_id, hours_between(KpiHourly, since, until))
         .group_by(KpiHourly.hour_start, KpiHourly.process_id)
     )
-    return [(hour.astimezone(UTC), process, int(total), int(passed or 0)) for hour, process, total, passed in rows]
+    return sorted(
+        (hour.astimezone(UTC), process, int(total), int(passed or 0)) for hour, process, total, passed in rows
+    )
 
 
 def _shift_figures(occ: Occurrence, down: list[Interval], hours, ideal: dict[str, float]) -> dict[str, Any]:
-    """A shift's planned and down seconds, and the counts of the rollup hours that start in it."""
+    """A shift's planned and down seconds, and the counts of the rollup hours that start in it
+    (``hours`` sorted by hour; an hour counts for the shift its first instant falls in, exact
+    when shifts start on whole hours)."""
     counted = good = total = 0
     ideal_total = 0.0
-    for hour, process, n, passed in hours:
-        # An hour counts for the shift its first instant falls in (exact when shifts start on whole hours).
-        if occ.start <= hour < occ.end:
-            total += n
-            good += passed
-            if process in ideal:
-                counted += n
-                ideal_total += ideal[process] * n
+    for _, process, n, passed in hours[bisect_left(hours, (occ.start,)) : bisect_left(hours, (occ.end,))]:
+        total += n
+        good += passed
+        if process in ideal:
+            counted += n
+            ideal_total += ideal[process] * n
     return {
         "planned": (occ.end - occ.start).total_seconds(),
         "down": _covered(down, occ.start, occ.end),

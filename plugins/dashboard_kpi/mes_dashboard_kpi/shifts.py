@@ -92,9 +92,9 @@ def occurrences(shifts: list[dict[str, Any]], *, since: datetime, until: datetim
     first_day = since.astimezone(zone).date() - timedelta(days=1)
     last_day = until.astimezone(zone).date()
     day = first_day
+    calendar = [Shift.model_validate(raw) for raw in shifts]
     while day <= last_day:
-        for raw in shifts:
-            shift = Shift.model_validate(raw)
+        for shift in calendar:
             if day.weekday() not in shift.days:
                 continue
             start_min, length = shift.minutes
