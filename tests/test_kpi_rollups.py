@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from mes_kernel.db.models import KpiHourly, KpiHourlyDefect, Line, Process, ProcessItem, Station
-from mes_kernel.services.rollups import rebuild
+from mes_kernel.services.rollups import COUNTS, rebuild
 
 API = "/api/v1"
 NOW = datetime.now(UTC)
@@ -174,19 +174,25 @@ async def _check_every_kpi(client, kernel, headers, lines) -> None:
 
 
 async def _rollups(kernel) -> tuple:
+    """The rollups as sets of rows, shards summed (a rebuild writes one shard, recording several)."""
     async with kernel.sessionmaker() as session:
         hourly = (await session.execute(select(KpiHourly))).scalars().all()
         defects = (await session.execute(select(KpiHourlyDefect))).scalars().all()
         items = (await session.execute(select(ProcessItem))).scalars().all()
 
-    def row(obj, skip=()):
-        return tuple(
-            round(v, 6) if isinstance(v, float) else v
-            for c, v in ((c.name, getattr(obj, c.name)) for c in obj.__table__.columns)
-            if c not in skip
-        )
+    def summed(rows, counts):
+        out: dict = {}
+        for obj in rows:
+            key = tuple(getattr(obj, c.name) for c in obj.__table__.primary_key.columns if c.name != "shard")
+            total = out.setdefault(key, dict.fromkeys(counts, 0))
+            for name in counts:
+                total[name] += getattr(obj, name)
+        return sorted((k, tuple(round(v[c], 6) for c in counts)) for k, v in out.items())
 
-    return sorted(map(row, hourly)), sorted(map(row, defects)), sorted(map(row, items))
+    def row(obj):
+        return tuple(getattr(obj, c.name) for c in obj.__table__.columns)
+
+    return summed(hourly, COUNTS), summed(defects, ("count",)), sorted(map(row, items))
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))

@@ -167,7 +167,8 @@ async def test_kpi_rebuild_command_recomputes_rollups_from_raw_records(
             "defect_code": "X" * (result == "fail"),
         }
         assert (await client.post(f"{API}/process-records", json=body, headers=worker_headers)).status_code == 201
-    before = await _sql(settings, "SELECT total, passed, first_total, first_passed, final_passed FROM kpi_hourly")
+    totals = "SELECT sum(total), sum(passed), sum(first_total), sum(first_passed), sum(final_passed) FROM kpi_hourly"
+    before = await _sql(settings, totals)
     assert before == [(2, 1, 2, 1, 1)]
     await _sql(settings, "UPDATE kpi_hourly SET total = 99")
     await _sql(settings, "DELETE FROM kpi_hourly_defects")

@@ -234,6 +234,8 @@ class KpiHourly(Base):
     ``total``/``passed`` count records whose ``event_at`` falls in the hour; ``first_total``,
     ``first_passed`` and ``final_passed`` count items whose first attempt falls in it (first-pass
     and final yield); ``cycle_seconds_sum``/``cycle_count`` sum ``data.cycle_seconds`` where given.
+    A bucket is split over a few ``shard`` rows so concurrent recording transactions rarely wait
+    for each other's row lock; readers sum over shards.
     """
 
     __tablename__ = "kpi_hourly"
@@ -242,6 +244,7 @@ class KpiHourly(Base):
     process_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     station_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     product: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
     total: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     first_total: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
@@ -262,6 +265,7 @@ class KpiHourlyDefect(Base):
     station_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     product: Mapped[str] = mapped_column(String(64), primary_key=True)
     defect_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import UTC
 from typing import Any
 
@@ -22,6 +23,9 @@ from .lots import FINAL, cached_lot, mark_started
 from .rollups import add_to_rollups
 
 RECORD_COLUMNS = [c.name for c in ProcessRecord.__table__.columns]
+# Benchmarks only (bench/bench_records.py measures what rollups cost): MES_ROLLUPS=off stops counting
+# records into the KPI rollups, so every KPI goes wrong until ``mes kpi rebuild``.
+ROLLUPS = os.environ.get("MES_ROLLUPS", "on") != "off"
 
 
 def request_hash(record_in: RecordIn) -> str:
@@ -120,8 +124,18 @@ async def _resolve(*, session: AsyncSession, cache: Cache, record_in: RecordIn, 
 
 
 # What a record says, as audited and as answered (the latter adds id, author and time).
-RECORD_FIELDS = ("idempotency_key", "lot_number", "process_id", "worker_id", "station_id", "serial_number",
-                 "result", "defect_code", "data", "recorded_at")
+RECORD_FIELDS = (
+    "idempotency_key",
+    "lot_number",
+    "process_id",
+    "worker_id",
+    "station_id",
+    "serial_number",
+    "result",
+    "defect_code",
+    "data",
+    "recorded_at",
+)
 
 
 def _audit_after(row: dict[str, Any]) -> dict[str, Any]:
@@ -163,9 +177,6 @@ async def _insert_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dic
         r.idempotency_key: InsertedRecord(by_key[r.idempotency_key], id=r.id)
         for r in await session.execute(stmt, values)
     }
-    await add_to_rollups(
-        session, [{**r, "id": created[r["idempotency_key"]]["id"]} for r in new_rows]
-    )
     return created
 
 
@@ -239,6 +250,10 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
             if r["idempotency_key"] in created
         ],
     )
+    if ROLLUPS:  # last, so the rollup rows stay locked for as short a time as possible
+        await add_to_rollups(
+            session, [{**r, "id": created[r["idempotency_key"]]["id"]} for r in rows if r["idempotency_key"] in created]
+        )
     started = {r["lot_number"]: r for r in rows if r["idempotency_key"] in created and r["_lot_status"] == "created"}
     for lot_number, r in started.items():
         await mark_started(

@@ -17,6 +17,7 @@ and final yield once per process step, in the bucket of its first record there; 
 from __future__ import annotations
 
 import math
+import random
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.models import KpiHourly, KpiHourlyDefect, ProcessItem
 
+SHARDS = 8
 COUNTS = ("total", "passed", "first_total", "first_passed", "final_passed", "cycle_seconds_sum", "cycle_count")
 
 
@@ -81,8 +83,12 @@ async def add_to_rollups(session: AsyncSession, rows: list[dict[str, Any]]) -> N
         if row["result"] == "fail" and row.get("defect_code"):
             defects[(*_bucket(row), row["defect_code"])] += 1
     await _count_items(session, rows, sums)
-    await _add(session, KpiHourly, sorted(sums.items()), COUNTS)
-    await _add(session, KpiHourlyDefect, sorted((k, {"count": n}) for k, n in defects.items()), ("count",))
+    # One shard per transaction: concurrent transactions counting into the same bucket mostly
+    # lock different rows (readers sum the shards).
+    shard = random.randrange(SHARDS)
+    await _add(session, KpiHourly, sorted((k + (shard,), v) for k, v in sums.items()), COUNTS)
+    defect_rows = sorted((k + (shard,), {"count": n}) for k, n in defects.items())
+    await _add(session, KpiHourlyDefect, defect_rows, ("count",))
 
 
 async def _count_items(session: AsyncSession, rows: list[dict[str, Any]], sums) -> None:
@@ -207,9 +213,9 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
     passed = "CASE WHEN r.result = 'pass' THEN 1 ELSE 0 END"
     records = await session.execute(
         text(f"""
-        INSERT INTO kpi_hourly (hour_start, line_id, process_id, station_id, product, total, passed,
+        INSERT INTO kpi_hourly (hour_start, line_id, process_id, station_id, product, shard, total, passed,
                                 first_total, first_passed, final_passed, cycle_seconds_sum, cycle_count)
-        SELECT {hour}, coalesce(r.line_id, 0), r.process_id, coalesce(r.station_id, 0), l.product,
+        SELECT {hour}, coalesce(r.line_id, 0), r.process_id, coalesce(r.station_id, 0), l.product, 0,
                count(*), sum({passed}), 0, 0, 0, coalesce(sum({cycle}), 0),
                sum(CASE WHEN {has_cycle} THEN 1 ELSE 0 END)
         FROM process_records r JOIN lots l ON l.id = r.lot_id
@@ -220,9 +226,10 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
     )
     defects = await session.execute(
         text(f"""
-        INSERT INTO kpi_hourly_defects (hour_start, line_id, process_id, station_id, product, defect_code, count)
+        INSERT INTO kpi_hourly_defects (hour_start, line_id, process_id, station_id, product, defect_code, shard,
+                                        count)
         SELECT {hour}, coalesce(r.line_id, 0), r.process_id, coalesce(r.station_id, 0), l.product,
-               r.defect_code, count(*)
+               r.defect_code, 0, count(*)
         FROM process_records r JOIN lots l ON l.id = r.lot_id
         WHERE r.event_at >= :since AND r.result = 'fail' AND r.defect_code IS NOT NULL AND r.defect_code <> ''
         GROUP BY {hour}, coalesce(r.line_id, 0), r.process_id, coalesce(r.station_id, 0), l.product,
@@ -261,7 +268,7 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
               GROUP BY hour_start, line_id, process_id, station_id, product) s
         WHERE kpi_hourly.hour_start = s.hour_start AND kpi_hourly.line_id = s.line_id
           AND kpi_hourly.process_id = s.process_id AND kpi_hourly.station_id = s.station_id
-          AND kpi_hourly.product = s.product
+          AND kpi_hourly.product = s.product AND kpi_hourly.shard = 0
     """),
         bound,
     )

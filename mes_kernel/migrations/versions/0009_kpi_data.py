@@ -217,8 +217,9 @@ def upgrade() -> None:
         sa.Column("final_passed", sa.BigInteger(), nullable=False),
         sa.Column("cycle_seconds_sum", sa.Float(), nullable=False),
         sa.Column("cycle_count", sa.BigInteger(), nullable=False),
+        sa.Column("shard", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint(
-            "hour_start", "line_id", "process_id", "station_id", "product", name=op.f("pk_kpi_hourly")
+            "hour_start", "line_id", "process_id", "station_id", "product", "shard", name=op.f("pk_kpi_hourly")
         ),
     )
     op.create_index("ix_kpi_hourly_line_id_hour_start", "kpi_hourly", ["line_id", "hour_start"])
@@ -227,6 +228,7 @@ def upgrade() -> None:
         *key(),
         sa.Column("defect_code", sa.String(length=64), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.Column("shard", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint(
             "hour_start",
             "line_id",
@@ -234,6 +236,7 @@ def upgrade() -> None:
             "station_id",
             "product",
             "defect_code",
+            "shard",
             name=op.f("pk_kpi_hourly_defects"),
         ),
     )
