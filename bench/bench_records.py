@@ -12,7 +12,8 @@ Prints requests/s, records/s, p50/p95/p99 latency and each path's ratio to the c
 the database holds exactly the records that were acknowledged. With ``--rollups both`` (the
 default) it runs everything twice, with the hourly KPI rollups maintained and without
 (``MES_ROLLUPS=off``), and prints what the rollups cost in records/s (goal: at most 15 %).
-Needs `wrk` (apt-get install wrk), PostgreSQL and Redis on 127.0.0.1. Traffic goes to 127.0.0.1 only, bounded by --duration.
+Needs `wrk` (apt-get install wrk), PostgreSQL and Redis on 127.0.0.1. Traffic goes to 127.0.0.1
+only, bounded by --duration.
 
     .venv/bin/python bench/bench_records.py --duration 15
 """
