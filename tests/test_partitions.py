@@ -128,7 +128,7 @@ async def test_partitions_are_kept_ahead_and_old_months_archived_to_a_restorable
     )
     assert result.returncode == 0, result.stderr
     assert f"{old.name}: 1 rows" in result.stdout
-    [dump] = list(backups.glob(f"mes-partition-{old.name}-*.dump"))
+    [dump] = list((backups / "partitions").glob(f"{old.name}-*.dump"))
     assert dump.with_name(dump.name + ".sha256").read_text().split()[1] == dump.name
     listing = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=True).stdout
     assert f"TABLE DATA {partitions.SCHEMA} {old.name}" in listing

@@ -185,7 +185,7 @@ def detached(conn: Connection) -> list[str]:
 
 async def archive_partitions(engine, *, database_url: str, before: date, backup_dir: Path) -> list[dict]:
     """Detach every monthly partition wholly before ``before``, dump each (``pg_dump -Fc``, with a
-    ``.sha256`` beside it) into ``backup_dir``, check the dump reads back, then drop the table and
+    ``.sha256`` beside it) into ``backup_dir/partitions``, check the dump reads back, then drop the table and
     the idempotency keys of its month. A failed dump leaves the table detached and whole: run again.
     Returns one entry per partition archived."""
     import asyncio
@@ -199,12 +199,15 @@ async def archive_partitions(engine, *, database_url: str, before: date, backup_
             await conn.run_sync(lambda sync, m=month: detach(sync, m))
     async with engine.connect() as conn:
         waiting = await conn.run_sync(detached)
+    # A folder of its own: the nightly backup's rotation deletes ``mes-*.dump`` after 30 days;
+    # archived months are kept as long as traceability requires.
+    backup_dir = backup_dir / "partitions"
     backup_dir.mkdir(parents=True, exist_ok=True)
     url = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
     done = []
     for name in waiting:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        target = backup_dir / f"mes-partition-{name}-{stamp}.dump"
+        target = backup_dir / f"{name}-{stamp}.dump"
         for command in (
             ["pg_dump", "-Fc", "-t", f"{SCHEMA}.{name}", "-f", str(target), url],
             ["pg_restore", "--list", str(target)],
