@@ -9,8 +9,11 @@ server's CPU) over 100 connections:
   3. the batch path: POST /api/v1/process-records/batch with --batch-size records per request.
 
 Prints requests/s, records/s, p50/p95/p99 latency and each path's ratio to the ceiling, and checks
-the database holds exactly the records that were acknowledged. Needs `wrk` (apt-get install wrk),
-PostgreSQL and Redis on 127.0.0.1. Traffic goes to 127.0.0.1 only, bounded by --duration.
+the database holds exactly the records that were acknowledged. With ``--rollups both`` (the
+default) it runs everything twice, with the hourly KPI rollups maintained and without
+(``MES_ROLLUPS=off``), and prints what the rollups cost in records/s (goal: at most 15 %).
+Needs `wrk` (apt-get install wrk), PostgreSQL and Redis on 127.0.0.1. Traffic goes to 127.0.0.1
+only, bounded by --duration.
 
     .venv/bin/python bench/bench_records.py --duration 15
 
@@ -149,17 +152,23 @@ async def drop(db_url: str) -> None:
 
 
 def run_wrk(url: str, script: Path, args: list[str], *, connections: int, duration: int) -> dict:
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), url, "--",
-           *args]
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", str(script), url, "--", *args]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")), None)
     if line is None:
         raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
     requests, duration_us, bad_status, socket_errors, p50, p95, p99 = map(int, line.split()[1:])
     seconds = duration_us / 1e6
-    return {"requests": requests, "seconds": round(seconds, 2), "rps": round(requests / seconds, 1),
-            "non_2xx": bad_status, "socket_errors": socket_errors,
-            "p50_ms": round(p50 / 1000, 1), "p95_ms": round(p95 / 1000, 1), "p99_ms": round(p99 / 1000, 1)}
+    return {
+        "requests": requests,
+        "seconds": round(seconds, 2),
+        "rps": round(requests / seconds, 1),
+        "non_2xx": bad_status,
+        "socket_errors": socket_errors,
+        "p50_ms": round(p50 / 1000, 1),
+        "p95_ms": round(p95 / 1000, 1),
+        "p99_ms": round(p99 / 1000, 1),
+    }
 
 
 def start_server(env: dict, cwd: Path) -> tuple[subprocess.Popen, str]:
@@ -246,21 +255,60 @@ def main() -> int:
     parser.add_argument("--revocation-cost", action="store_true",
                         help="measure the per-request session check: on vs off, single records by a person")
     parser.add_argument("--rounds", type=int, default=2, help="on/off alternations with --revocation-cost")
+    parser.add_argument(
+        "--rollups",
+        choices=["on", "off", "both"],
+        default="both",
+        help="measure with KPI rollups maintained, without, or both in one run",
+    )
     opts = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2
 
+    if opts.revocation_cost:
+        return measure(opts, rollups=True)
+    runs = {"on": [True], "off": [False], "both": [False, True]}[opts.rollups]
+    results = {}
+    for rollups in runs:
+        print(f"--- rollups {'on' if rollups else 'off'}", file=sys.stderr)
+        results[rollups] = measure(opts, rollups=rollups)
+    if len(results) == 2:
+        cost = {
+            path: 1 - results[True][path]["records_per_s"] / results[False][path]["records_per_s"]
+            for path in ("single_record", "batch")
+        }
+        print()
+        for path, share in cost.items():
+            print(
+                f"rollups cost on the {path.replace('_', ' ')} path: {share:.1%} of records/s "
+                f"({results[False][path]['records_per_s']} → {results[True][path]['records_per_s']} rec/s; "
+                "goal ≤ 15 %)"
+            )
+    return 0 if all(r["ok"] for r in results.values()) else 1
+
+
+def measure(opts, *, rollups: bool) -> dict:
     db_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/mes_bench_{uuid.uuid4().hex[:8]}"
     token = asyncio.run(prepare(db_url))
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="mes-bench-"))
     (work / "prom").mkdir()
-    env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "SECRET_KEY": SECRET,
-           "ENVIRONMENT": "production", "BIND": f"127.0.0.1:{port}", "WORKERS": str(opts.workers),
-           "PROMETHEUS_MULTIPROC_DIR": str(work / "prom"), "FILES_DIR": str(work / "files"),
-           "STATION_RATE_LIMIT_PER_MINUTE": "100000000", "LOG_LEVEL": "WARNING",
-           "REDIS_NAMESPACE": f"bench{uuid.uuid4().hex[:8]}"}
+    env = {
+        **os.environ,
+        "MES_ROLLUPS": "on" if rollups else "off",
+        "DATABASE_URL": db_url,
+        "REDIS_URL": REDIS_URL,
+        "SECRET_KEY": SECRET,
+        "ENVIRONMENT": "production",
+        "BIND": f"127.0.0.1:{port}",
+        "WORKERS": str(opts.workers),
+        "PROMETHEUS_MULTIPROC_DIR": str(work / "prom"),
+        "FILES_DIR": str(work / "files"),
+        "STATION_RATE_LIMIT_PER_MINUTE": "100000000",
+        "LOG_LEVEL": "WARNING",
+        "REDIS_NAMESPACE": f"bench{uuid.uuid4().hex[:8]}",
+    }
     if opts.revocation_cost:
         # people have the per-client budget: lift it so the limiter does not cap the measurement
         env["RATE_LIMIT_PER_MINUTE"] = "100000000"
@@ -269,8 +317,13 @@ def main() -> int:
         finally:
             asyncio.run(drop(db_url))
             shutil.rmtree(work, ignore_errors=True)
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
-                              cwd=work, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -288,13 +341,20 @@ def main() -> int:
         # warm-up: pools, caches, imports
         run_wrk(base, script, [token, prefix + "w", "single", "1"], connections=opts.connections, duration=3)
         before, _ = asyncio.run(count_rows(db_url))
-        ceiling = run_wrk(base, script, [token, prefix, "live", "1"], connections=opts.connections,
-                          duration=opts.duration)
-        single = run_wrk(base, script, [token, prefix + "s", "single", "1"], connections=opts.connections,
-                         duration=opts.duration)
+        ceiling = run_wrk(
+            base, script, [token, prefix, "live", "1"], connections=opts.connections, duration=opts.duration
+        )
+        single = run_wrk(
+            base, script, [token, prefix + "s", "single", "1"], connections=opts.connections, duration=opts.duration
+        )
         mid, _ = asyncio.run(count_rows(db_url))
-        batch = run_wrk(base, script, [token, prefix + "b", "batch", str(opts.batch_size)],
-                        connections=opts.connections, duration=opts.duration)
+        batch = run_wrk(
+            base,
+            script,
+            [token, prefix + "b", "batch", str(opts.batch_size)],
+            connections=opts.connections,
+            duration=opts.duration,
+        )
         after, audited = asyncio.run(count_rows(db_url))
     finally:
         server.send_signal(signal.SIGTERM)
@@ -312,31 +372,47 @@ def main() -> int:
     batch["acknowledged"] = (batch["requests"] - batch["non_2xx"]) * opts.batch_size
     batch["records_per_s"] = round(batch["acknowledged"] / batch["seconds"], 1)
     report = {
-        "setup": {"workers": opts.workers, "connections": opts.connections, "duration_s": opts.duration,
-                  "batch_size": opts.batch_size, "cpus": os.cpu_count(), "database": "postgresql", "redis": True},
+        "setup": {
+            "rollups": rollups,
+            "workers": opts.workers,
+            "connections": opts.connections,
+            "duration_s": opts.duration,
+            "batch_size": opts.batch_size,
+            "cpus": os.cpu_count(),
+            "database": "postgresql",
+            "redis": True,
+        },
         "ceiling_liveness": ceiling,
         "single_record": {**single, "ratio_to_ceiling": round(single["records_per_s"] / ceiling["rps"], 3)},
         "batch": {**batch, "ratio_to_ceiling_requests": round(batch["rps"] / ceiling["rps"], 3)},
         "audit_entries_for_records": audited,
     }
     print(json.dumps(report, indent=2))
+
     def row(name: str, unit: str, rate: float, r: dict) -> str:
         return f"{name:<18} {rate:>9.1f} {unit}  p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  p99 {r['p99_ms']} ms"
 
     print()
     print(row("ceiling liveness", "req/s", ceiling["rps"], ceiling))
-    print(row("single record", "rec/s", single["records_per_s"], single)
-          + f"  ({single['records_per_s'] / ceiling['rps']:.0%} of ceiling)")
+    print(
+        row("single record", "rec/s", single["records_per_s"], single)
+        + f"  ({single['records_per_s'] / ceiling['rps']:.0%} of ceiling)"
+    )
     print(row(f"batch x{opts.batch_size}", "rec/s", batch["records_per_s"], batch) + f"  ({batch['rps']:.1f} req/s)")
     if single["non_2xx"] or batch["non_2xx"]:
         print(f"non-2xx answers: single {single['non_2xx']}, batch {batch['non_2xx']} (rates count only 2xx)")
-    print(f"stored >= acknowledged (nothing acknowledged lost): single {single['stored']} >= {single['acknowledged']}, "
-          f"batch {batch['stored']} >= {batch['acknowledged']}; audit entries {audited}")
+    print(
+        f"stored >= acknowledged (nothing acknowledged lost): single {single['stored']} >= {single['acknowledged']}, "
+        f"batch {batch['stored']} >= {batch['acknowledged']}; audit entries {audited}"
+    )
     # Requests still in flight when wrk stops may be stored without wrk counting their answer:
     # stored may exceed acknowledged by at most what was in flight, never fall short of it.
-    ok = all(0 <= r["stored"] - r["acknowledged"] <= opts.connections * size
-             for r, size in ((single, 1), (batch, opts.batch_size)))
-    return 0 if ok else 1
+    ok = all(
+        0 <= r["stored"] - r["acknowledged"] <= opts.connections * size
+        for r, size in ((single, 1), (batch, opts.batch_size))
+    )
+    report["ok"] = ok
+    return report
 
 
 if __name__ == "__main__":

@@ -186,6 +186,22 @@ async def _sealer(kernel: Kernel) -> None:
             log.warning("audit_seal_failed", error=str(exc))
 
 
+async def _partition_keeper(kernel: Kernel) -> None:
+    """Keep next months' partitions of process records created ahead (PostgreSQL only)."""
+    from .db.partitions import ensure_partitions
+
+    while True:
+        try:
+            created = await ensure_partitions(kernel.engine)
+            if created:
+                log.info("partitions_created", partitions=created)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("partition_ensure_failed", error=str(exc))
+        await asyncio.sleep(6 * 3600)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -259,6 +275,7 @@ def create_app(
         kernel.state["record_writer"] = writer
         sealer = asyncio.create_task(_sealer(kernel), name="audit-sealer")
         watchdog = asyncio.create_task(_station_watchdog(kernel, notifier), name="station-watchdog")
+        keeper = asyncio.create_task(_partition_keeper(kernel), name="partition-keeper")
         kernel.state["notifier"] = notifier
         if settings.environment != "test":
             # Everything built so far lives as long as the process: keep it out of the collector's
@@ -280,7 +297,7 @@ def create_app(
         finally:
             await runtime.close()
             await writer.close()
-            for task in (sealer, watchdog, waiter):
+            for task in (sealer, watchdog, keeper, waiter):
                 if task is None:
                     continue
                 task.cancel()

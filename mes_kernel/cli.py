@@ -25,6 +25,10 @@ audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 line_app = typer.Typer(help="Per-line configuration: plugins, breakers, devices.", no_args_is_help=True)
 station_app = typer.Typer(help="Stations (worker PCs) and their machine tokens.", no_args_is_help=True)
 plugins_app = typer.Typer(help="Installed plugins.", no_args_is_help=True)
+partitions_app = typer.Typer(help="Monthly partitions of process records (PostgreSQL).", no_args_is_help=True)
+kpi_app = typer.Typer(help="KPI rollups.", no_args_is_help=True)
+db_app.add_typer(partitions_app, name="partitions")
+app.add_typer(kpi_app, name="kpi")
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
@@ -215,6 +219,78 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision, 
 
     downgrade(_settings(), revision)
     console.print(f"schema at {revision}")
+
+
+def _date(value: str, option: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        console.print(f"[red]{option} must be a date like 2026-01-31[/red]")
+        raise typer.Exit(2) from None
+
+
+async def _with_engine(fn):
+    from .db.base import make_engine
+
+    engine = make_engine(_settings())
+    try:
+        return await fn(engine)
+    finally:
+        await engine.dispose()
+
+
+@partitions_app.command("ensure")
+def partitions_ensure(ahead: Annotated[int, typer.Option(min=0, max=24, help="months after this one")] = 3):
+    """Create this month's partition and AHEAD more (the kernel also does this every few hours)."""
+    from .db.partitions import ensure_partitions
+
+    created = asyncio.run(_with_engine(lambda engine: ensure_partitions(engine, ahead=ahead)))
+    console.print(f"created {', '.join(created)}" if created else "every partition is there already")
+
+
+@partitions_app.command("archive")
+def partitions_archive(
+    before: Annotated[str, typer.Option(help="archive months that end on or before this date (YYYY-MM-DD)")],
+    backup_dir: Annotated[
+        Path, typer.Option(envvar="BACKUP_DIR", help="where the dumps go (the backups' folder)")
+    ] = Path("/var/backups/mes"),
+):
+    """Detach, dump (pg_dump -Fc + .sha256, next to the backups), verify and drop old monthly partitions."""
+    from .db.partitions import archive_partitions
+
+    settings = _settings()
+    until = _date(before, "--before")
+    try:
+        done = asyncio.run(_with_engine(lambda engine: archive_partitions(
+            engine, database_url=settings.database_url, before=until, backup_dir=backup_dir)))
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/red] (the partition stays detached and whole; run again)")
+        raise typer.Exit(1) from None
+    for item in done:
+        out.print(f"{item['partition']}: {item['rows']} rows → {item['dump']}")
+    if not done:
+        console.print("nothing to archive")
+
+
+@kpi_app.command("rebuild")
+def kpi_rebuild(since: Annotated[str | None, typer.Option(help="rebuild hours from this date on (UTC)")] = None):
+    """Recompute the hourly KPI rollups from raw process records, in one transaction."""
+    from datetime import UTC, datetime
+
+    from .db.base import make_sessionmaker
+    from .services.rollups import rebuild
+
+    start = datetime.combine(_date(since, "--since"), datetime.min.time(), UTC) if since else None
+
+    async def run(engine):
+        async with make_sessionmaker(engine)() as session, session.begin():
+            return await rebuild(session, since=start)
+
+    with console.status("rebuilding KPI rollups …"):
+        counts = asyncio.run(_with_engine(run))
+    console.print(", ".join(f"{table}: {n} rows" for table, n in counts.items()))
 
 
 # ---------------------------------------------------------------- users

@@ -6,9 +6,13 @@ from collections.abc import Callable
 
 from .contracts import Permission
 
-ROLES = ("admin", "production_manager", "worker", "viewer")
+ROLES = ("admin", "production_manager", "worker", "viewer", "quality_manager", "executive")
 STATION = "station"  # machine identities are checked against this pseudo-role
-EVERYONE = ("production_manager", "worker", "viewer", STATION)
+# Read-only managers: quality looks into LOTs, units and their history (the drill-down behind a
+# Pareto bar); the executive sees KPIs and lines, not individual records.
+QUALITY = "quality_manager"
+EXECUTIVE = "executive"
+EVERYONE = ("production_manager", "worker", "viewer", QUALITY, STATION)
 
 KERNEL_PERMISSIONS = [
     Permission("lots:read", "Read LOTs, units, records and history", EVERYONE),
@@ -18,15 +22,19 @@ KERNEL_PERMISSIONS = [
     Permission("users:manage", "Create users and change roles", ()),
     Permission("stations:manage", "Register stations and issue or revoke their tokens", ()),
     Permission("stations:heartbeat", "Report station heartbeat and events", (STATION,)),
-    Permission("stations:read", "See stations and their heartbeats", ("production_manager", "viewer")),
+    Permission("stations:read", "See stations and their heartbeats", ("production_manager", "viewer", QUALITY)),
     Permission("lines:manage", "Configure lines, their plugins and devices", ()),
     Permission(
-        "lines:read", "Read line configuration and devices", ("production_manager", "worker", "viewer", STATION)
+        "lines:read",
+        "Read line configuration and devices",
+        ("production_manager", "worker", "viewer", QUALITY, EXECUTIVE, STATION),
     ),
     Permission("audit:read", "Read the audit trail", ()),
     Permission("plugins:read", "List plugins and their state", ("production_manager", "viewer")),
     Permission("plugins:manage", "Switch plugins off and on at run time", ()),
-    Permission("health:details", "See health-check reasons and details", ("production_manager", "worker", "viewer")),
+    Permission(
+        "health:details", "See health-check reasons and details", ("production_manager", "worker", "viewer", QUALITY)
+    ),
 ]
 
 

@@ -72,7 +72,7 @@ class RefreshIn(BaseModel):
 
 
 # ---------------------------------------------------------------- users
-Role = Literal["admin", "production_manager", "worker", "viewer"]
+Role = Literal["admin", "production_manager", "worker", "viewer", "quality_manager", "executive"]
 
 
 class UserCreate(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -250,7 +251,7 @@ async def test_register_units_refuses_duplicates_with_409_serial_exists(
     assert (await client.get(f"{API}/lots/{number}", headers=viewer_headers)).json()["unit_count"] == 5
 
 
-async def test_lot_history_and_unit_history_are_in_time_order(client, kernel, worker_headers, viewer_headers, make_lot):
+async def test_lot_history_and_unit_history_are_newest_first(client, kernel, worker_headers, viewer_headers, make_lot):
     lot = await make_lot(units=2)
     number = lot["lot_number"]
     first_sn, second_sn = lot["serial_numbers"]
@@ -291,16 +292,19 @@ async def test_lot_history_and_unit_history_are_in_time_order(client, kernel, wo
     assert (body["lot_number"], body["status"]) == (number, "in_progress")
     events = [(e["type"], e["data"]["id"]) for e in body["events"]]
     assert events == [
-        ("process_record", rec1),
-        ("device_action", act1),
-        ("process_record", rec2),
-        ("process_record", rec3),
-        ("device_action", act2),
         ("process_record", rec4),
+        ("device_action", act2),
+        ("process_record", rec3),
+        ("process_record", rec2),
+        ("device_action", act1),
+        ("process_record", rec1),
     ]
+    assert (body["total"], body["next_before"]) == (6, None)
     times = [e["at"] for e in body["events"]]
-    assert times == sorted(times)
-    printed = body["events"][1]["data"]
+    assert times == sorted(times, reverse=True)
+    assert all(e["received_at"] == e["at"] for e in body["events"])  # no station time sent: receipt it is
+    assert [e["recorded_at"] for e in body["events"] if e["type"] == "process_record"] == [None] * 4
+    printed = body["events"][4]["data"]
     assert (printed["driver"], printed["driver_version"], printed["actor"], printed["outcome"]) == (
         "simulator",
         "1.0",
@@ -313,16 +317,16 @@ async def test_lot_history_and_unit_history_are_in_time_order(client, kernel, wo
     unit = r.json()
     assert (unit["serial_number"], unit["lot_number"], unit["product"]) == (first_sn, number, "PRD-100")
     assert [(e["type"], e["data"]["id"]) for e in unit["events"]] == [
-        ("process_record", rec1),
-        ("device_action", act1),
         ("process_record", rec3),
+        ("device_action", act1),
+        ("process_record", rec1),
     ]
     second = (await client.get(f"{API}/units/{second_sn}/history", headers=viewer_headers)).json()
     assert [(e["type"], e["data"]["id"]) for e in second["events"]] == [
-        ("process_record", rec2),
         ("device_action", act2),
+        ("process_record", rec2),
     ]
-    assert second["events"][0]["data"]["result"] == "fail"
+    assert second["events"][1]["data"]["result"] == "fail"
 
     assert (await client.get(f"{API}/lots/LOT-NOPE/history", headers=viewer_headers)).status_code == 404
     assert (await client.get(f"{API}/units/SN-NOPE/history", headers=viewer_headers)).status_code == 404
@@ -474,3 +478,80 @@ async def test_racing_status_changes_of_one_lot_have_one_winner(client, manager_
         assert sorted(r.status_code for r in answers) == [200, 409], [r.text for r in answers]
         winner = next(r.json()["status"] for r in answers if r.status_code == 200)
         assert (await client.get(f"{API}/lots/{number}", headers=manager_headers)).json()["status"] == winner
+
+
+async def test_history_pages_newest_first_by_station_time_with_the_true_total(
+    client, kernel, worker_headers, viewer_headers, make_lot
+):
+    lot = await make_lot(units=1)
+    number, serial = lot["lot_number"], lot["serial_numbers"][0]
+    start = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
+    # Sent in shuffled order, as an offline station's backlog arrives: station time decides the order.
+    minutes = list(range(230))
+    random.Random(13).shuffle(minutes)
+    batch = [
+        _record(
+            number,
+            serial_number=serial if m % 2 else None,
+            recorded_at=(start + timedelta(minutes=m)).isoformat(),
+            data={"m": m},
+        )
+        for m in minutes
+    ]
+    for chunk in (batch[:115], batch[115:]):
+        r = await client.post(f"{API}/process-records/batch", json={"records": chunk}, headers=worker_headers)
+        assert r.status_code == 200 and r.json()["created"] == len(chunk), r.text
+    await kernel.record_device_action(
+        action="print",
+        plugin="label_printer",
+        device="PRN-01",
+        driver="simulator",
+        driver_version="1.0",
+        actor="user:worker",
+        outcome="ok",
+        serial_number=serial,
+        detail={},
+    )
+
+    seen, cursor, pages = [], None, 0
+    while True:
+        params = {"limit": 100, **({"before": cursor} if cursor else {})}
+        r = await client.get(f"{API}/lots/{number}/history", params=params, headers=viewer_headers)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert page["total"] == 231
+        seen += page["events"]
+        pages += 1
+        cursor = page["next_before"]
+        if cursor is None:
+            break
+    assert pages == 3 and len(seen) == 231
+    assert seen[0]["type"] == "device_action"  # printed just now, after every recorded minute
+    recorded = [e["data"]["data"]["m"] for e in seen[1:]]
+    assert recorded == sorted(minutes, reverse=True)
+    assert seen[1]["recorded_at"] == (start + timedelta(minutes=229)).isoformat()
+    assert seen[1]["received_at"] > seen[1]["recorded_at"]
+
+    unit_pages = []
+    cursor = None
+    while True:
+        params = {"limit": 50, **({"before": cursor} if cursor else {})}
+        page = (await client.get(f"{API}/units/{serial}/history", params=params, headers=viewer_headers)).json()
+        unit_pages.append(page)
+        cursor = page["next_before"]
+        if cursor is None:
+            break
+    assert [len(p["events"]) for p in unit_pages] == [50, 50, 16]
+    assert {p["total"] for p in unit_pages} == {116}
+
+
+async def test_history_refuses_a_forged_cursor_and_a_limit_out_of_range(client, viewer_headers, make_lot):
+    number = (await make_lot())["lot_number"]
+    for before in ("not-a-cursor", "MjAyNnwzfDQ", "x" * 201):
+        r = await client.get(f"{API}/lots/{number}/history", params={"before": before}, headers=viewer_headers)
+        assert r.status_code == 422, (before, r.text)
+    r = await client.get(f"{API}/lots/{number}/history", params={"before": "not-a-cursor"}, headers=viewer_headers)
+    assert r.json()["detail"]["code"] == "INVALID_CURSOR"
+    for limit in (0, 501, -1):
+        r = await client.get(f"{API}/lots/{number}/history", params={"limit": limit}, headers=viewer_headers)
+        assert r.status_code == 422 and r.json()["detail"]["code"] == "VALIDATION_ERROR"

@@ -76,13 +76,28 @@ async def test_spec_indexes_exist(settings):
         return [ix["column_names"] for ix in inspect(sync_conn).get_indexes("process_records")]
 
     found = await _inspect(settings, indexes)
-    for columns in (["lot_number"], ["process_id"], ["worker_id"], ["lot_number", "process_id", "created_at"]):
+    for columns in (
+        ["lot_number"],
+        ["process_id"],
+        ["worker_id"],
+        ["lot_number", "process_id", "created_at"],
+        ["created_at"],
+        ["lot_id", "event_at", "id"],
+        ["unit_id", "event_at", "id"],
+    ):
         assert columns in found, (columns, found)
 
     def unique_keys(sync_conn) -> list[list[str]]:
         return [uq["column_names"] for uq in inspect(sync_conn).get_unique_constraints("process_records")]
 
-    assert ["idempotency_key"] in await _inspect(settings, unique_keys)
+    # Unique per partition (the key with the partition key), and unique across partitions through
+    # the key table, whose primary key is the idempotency key alone.
+    assert ["idempotency_key", "created_at"] in await _inspect(settings, unique_keys)
+
+    def key_table_pk(sync_conn) -> list[str]:
+        return inspect(sync_conn).get_pk_constraint("process_record_keys")["constrained_columns"]
+
+    assert await _inspect(settings, key_table_pk) == ["idempotency_key"]
 
 
 async def test_timestamps_come_back_timezone_aware_utc(settings):

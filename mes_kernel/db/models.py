@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -24,7 +25,7 @@ from .base import Base, JSONType, UTCDateTime, utcnow
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
-ROLES = ("admin", "production_manager", "worker", "viewer")
+ROLES = ("admin", "production_manager", "worker", "viewer", "quality_manager", "executive")
 LOT_STATUSES = ("created", "in_progress", "on_hold", "closed", "scrapped")
 
 
@@ -132,6 +133,9 @@ class Process(TimestampMixin, Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), default="", nullable=False)
     sequence: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    # The designed time for one item at this step (ISO 22400-2 "planned unit process time"): the
+    # performance factor of OEE counts it against run time. None leaves the step out of performance.
+    ideal_cycle_seconds: Mapped[float | None] = mapped_column(Float)
 
 
 class Lot(TimestampMixin, Base):
@@ -161,31 +165,152 @@ class Unit(TimestampMixin, Base):
 
 
 class ProcessRecord(Base):
-    """A process result for a LOT (optionally one unit), unique by idempotency key."""
+    """A process result for a LOT (optionally one unit), unique by idempotency key.
+
+    On PostgreSQL the table is partitioned by month of ``created_at`` (server receipt; migration
+    0009, ``mes db partitions``) and its primary key is ``(id, created_at)``; a key's uniqueness
+    across partitions is kept by :class:`ProcessRecordKey`.
+    """
 
     __tablename__ = "process_records"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    idempotency_key: Mapped[str] = mapped_column(String(128), nullable=False)
     request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id", ondelete="RESTRICT"), nullable=False)
     lot_number: Mapped[str] = mapped_column(String(64), nullable=False)
     process_id: Mapped[str] = mapped_column(ForeignKey("processes.id", ondelete="RESTRICT"), nullable=False)
     worker_id: Mapped[str] = mapped_column(String(64), nullable=False)
     station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id", ondelete="SET NULL"))
+    # The line the work counts for, fixed when recorded (the station's line, else the LOT's), so a
+    # station moved to another line later does not rewrite history or its rollups.
+    line_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"), index=True)
     serial_number: Mapped[str | None] = mapped_column(String(64))
     result: Mapped[str] = mapped_column(String(8), nullable=False)
     defect_code: Mapped[str | None] = mapped_column(String(64))
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
     recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When it happened: the station's ``recorded_at``, else server receipt. Histories sort by it and
+    # rollups bucket by its hour.
+    event_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     created_by: Mapped[str] = mapped_column(String(100), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     __table_args__ = (
         CheckConstraint("result IN ('pass', 'fail')", name="result"),
+        UniqueConstraint("idempotency_key", "created_at"),
         Index("ix_process_records_lot_number", "lot_number"),
         Index("ix_process_records_process_id", "process_id"),
         Index("ix_process_records_worker_id", "worker_id"),
         Index("ix_process_records_lot_process_created", "lot_number", "process_id", "created_at"),
+        Index("ix_process_records_created_at", "created_at"),
+        Index("ix_process_records_lot_id_event_at_id", "lot_id", "event_at", "id"),
+        Index("ix_process_records_unit_id_event_at_id", "unit_id", "event_at", "id"),
+    )
+
+
+class ProcessRecordKey(Base):
+    """One row per idempotency key: the global uniqueness a partitioned table cannot give.
+
+    Written first in the recording transaction; ``created_at`` says which partition (month) holds
+    the record, so a retry a month later finds the original instead of landing a copy.
+    """
+
+    __tablename__ = "process_record_keys"
+    idempotency_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ProcessItem(Base):
+    """An item (a unit by serial number, else the LOT) at one process step: where its first
+    attempt counts, and whether its latest attempt passed. Keeps first-pass and final yield exact
+    in the hourly rollups; first and latest are by record id (the order the server stored them)."""
+
+    __tablename__ = "process_items"
+    process_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    item: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_record_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    last_record_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    hour_start: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    line_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    station_id: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    product: Mapped[str] = mapped_column(String(64), nullable=False)
+    first_passed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    last_passed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    __table_args__ = (Index("ix_process_items_hour_start", "hour_start"),)
+
+
+class KpiHourly(Base):
+    """Hourly rollup of process records per line × process × station × product (0 = none).
+
+    ``total``/``passed`` count records whose ``event_at`` falls in the hour; ``first_total``,
+    ``first_passed`` and ``final_passed`` count items whose first attempt falls in it (first-pass
+    and final yield); ``cycle_seconds_sum``/``cycle_count`` sum ``data.cycle_seconds`` where given.
+    A bucket is split over a few ``shard`` rows so concurrent recording transactions rarely wait
+    for each other's row lock; readers sum over shards.
+    """
+
+    __tablename__ = "kpi_hourly"
+    hour_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    line_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    station_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    product: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    first_total: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    first_passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    final_passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    cycle_seconds_sum: Mapped[float] = mapped_column(Float, default=0.0, nullable=False)
+    cycle_count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    __table_args__ = (Index("ix_kpi_hourly_line_id_hour_start", "line_id", "hour_start"),)
+
+
+class KpiHourlyDefect(Base):
+    """Hourly count of failed records per defect code, on the same key as :class:`KpiHourly`."""
+
+    __tablename__ = "kpi_hourly_defects"
+    hour_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    line_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    station_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    product: Mapped[str] = mapped_column(String(64), primary_key=True)
+    defect_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+
+
+class ShiftCalendar(Base):
+    """A line's shifts: ``[{"name", "start": "06:00", "end": "14:00", "days": [0..6], "planned_output"}]``,
+    times local to the plant, days Monday = 0; an end at or before the start crosses midnight."""
+
+    __tablename__ = "shift_calendars"
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"), primary_key=True)
+    shifts: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list, nullable=False)
+    updated_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+MACHINE_STATES = ("running", "idle", "down", "setup")
+
+
+class MachineState(Base):
+    """An interval in one machine state, written by connector plugins (the contract: one row per
+    interval, ``ended_at`` null while it lasts). Every state but ``running`` is downtime for OEE."""
+
+    __tablename__ = "machine_states"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"), nullable=False)
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id", ondelete="SET NULL"))
+    device: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, default="", nullable=False)
+    source: Mapped[str] = mapped_column(String(64), nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    __table_args__ = (
+        CheckConstraint(f"state IN {MACHINE_STATES}", name="state"),
+        Index("ix_machine_states_line_id_started_at", "line_id", "started_at"),
     )
 
 
@@ -208,6 +333,7 @@ class DeviceAction(Base):
     outcome: Mapped[str] = mapped_column(String(16), nullable=False)
     detail: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    __table_args__ = (Index("ix_device_actions_lot_id_created_at_id", "lot_id", "created_at", "id"),)
 
 
 class DeviceJob(TimestampMixin, Base):

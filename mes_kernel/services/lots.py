@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+import binascii
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, false, func, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,7 +58,7 @@ async def cached_lot(session: AsyncSession, cache: Cache, lot_number: str) -> di
 
     async def load():
         lot = await get_lot(session, lot_number)
-        return {"id": lot.id, "status": lot.status, "product": lot.product}
+        return {"id": lot.id, "status": lot.status, "product": lot.product, "line_id": lot.line_id}
 
     return await cache.get_or_set(f"lot:{lot_number}", load, kind="lot")
 
@@ -208,62 +210,139 @@ async def add_units(*, session: AsyncSession, lot_number: str, serial_numbers: l
     return units
 
 
+def _encode_cursor(key: tuple[datetime, int, int]) -> str:
+    at, rank, ident = key
+    raw = f"{at.astimezone(UTC).isoformat()}|{rank}|{ident}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int, int]:
+    """The position a ``next_before`` cursor stands for; ``Unprocessable`` (``INVALID_CURSOR``) if it
+    is not one this server wrote."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, rank, ident = raw.split("|")
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None or rank not in ("0", "1"):
+            raise ValueError(raw)
+        return moment, int(rank), int(ident)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise Unprocessable("before is not a cursor this server gave", code="INVALID_CURSOR", field="before") from None
+
+
+# Events at the same moment: a process record ranks above a device action (rank 1 > 0), then by id.
+RECORD_RANK, ACTION_RANK = 1, 0
+
+
+def _before(at_col, id_col, rank: int, cursor: tuple[datetime, int, int] | None):
+    """Rows whose (time, rank, id) sorts below the cursor, for a table whose rows all have ``rank``."""
+    if cursor is None:
+        return true()
+    at, c_rank, c_id = cursor
+    same_time = (id_col < c_id) if rank == c_rank else (true() if rank < c_rank else false())
+    return or_(at_col < at, and_(at_col == at, same_time))
+
+
 async def history(
-    *, session: AsyncSession, lot_id: int | None = None, unit_id: int | None = None, limit: int = 1000
-) -> list[dict[str, Any]]:
-    """Process records and device actions of a LOT or a unit, oldest first."""
-    rec_q = select(ProcessRecord)
-    act_q = select(DeviceAction)
+    *,
+    session: AsyncSession,
+    lot_id: int | None = None,
+    unit_id: int | None = None,
+    limit: int = 100,
+    before: tuple[datetime, int, int] | None = None,
+) -> dict[str, Any]:
+    """One page of the process records and device actions of a LOT or a unit, newest first.
+
+    Ordered by when it happened: a record's ``recorded_at`` at the station (its receipt time when
+    the station sent none), a device action's time; equal times by id. Returns ``{"events",
+    "total", "next_before"}``: ``total`` counts every event, ``next_before`` is the opaque cursor of
+    the next (older) page, ``None`` on the last. Each event carries ``recorded_at`` (station time,
+    ISO 8601) and ``received_at`` (server receipt).
+    """
     if unit_id is not None:
-        rec_q = rec_q.where(ProcessRecord.unit_id == unit_id)
-        act_q = act_q.where(DeviceAction.unit_id == unit_id)
+        rec_where, act_where = ProcessRecord.unit_id == unit_id, DeviceAction.unit_id == unit_id
     else:
-        rec_q = rec_q.where(ProcessRecord.lot_id == lot_id)
-        act_q = act_q.where(DeviceAction.lot_id == lot_id)
-    records = (await session.execute(rec_q.order_by(ProcessRecord.created_at).limit(limit))).scalars().all()
-    actions = (await session.execute(act_q.order_by(DeviceAction.created_at).limit(limit))).scalars().all()
-    events = [
-        {
-            "at": r.created_at,
-            "type": "process_record",
-            "lot_number": r.lot_number,
-            "serial_number": r.serial_number,
-            "data": {
-                "id": r.id,
-                "process_id": r.process_id,
-                "result": r.result,
-                "defect_code": r.defect_code,
-                "worker_id": r.worker_id,
-                "station_id": r.station_id,
-                "created_by": r.created_by,
-                "recorded_at": r.recorded_at.isoformat() if r.recorded_at else None,
-                "data": r.data,
-            },
-        }
-        for r in records
-    ] + [
-        {
-            "at": a.created_at,
-            "type": "device_action",
-            "lot_number": a.lot_number,
-            "serial_number": a.serial_number,
-            "data": {
-                "id": a.id,
-                "action": a.action,
-                "plugin": a.plugin,
-                "device": a.device,
-                "driver": a.driver,
-                "driver_version": a.driver_version,
-                "actor": a.actor,
-                "station_id": a.station_id,
-                "outcome": a.outcome,
-                "detail": a.detail,
-            },
-        }
-        for a in actions
-    ]
-    events.sort(key=lambda e: e["at"])
-    return events[:limit]
+        rec_where, act_where = ProcessRecord.lot_id == lot_id, DeviceAction.lot_id == lot_id
+    records = (
+        (
+            await session.execute(
+                select(ProcessRecord)
+                .where(rec_where, _before(ProcessRecord.event_at, ProcessRecord.id, RECORD_RANK, before))
+                .order_by(ProcessRecord.event_at.desc(), ProcessRecord.id.desc())
+                .limit(limit + 1)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    actions = (
+        (
+            await session.execute(
+                select(DeviceAction)
+                .where(act_where, _before(DeviceAction.created_at, DeviceAction.id, ACTION_RANK, before))
+                .order_by(DeviceAction.created_at.desc(), DeviceAction.id.desc())
+                .limit(limit + 1)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    total = (await session.execute(select(func.count()).select_from(ProcessRecord).where(rec_where))).scalar_one()
+    total += (await session.execute(select(func.count()).select_from(DeviceAction).where(act_where))).scalar_one()
+    events = [((r.event_at, RECORD_RANK, r.id), _record_event(r)) for r in records]
+    events += [((a.created_at, ACTION_RANK, a.id), _action_event(a)) for a in actions]
+    events.sort(key=lambda e: e[0], reverse=True)
+    page = events[:limit]
+    return {
+        "total": total,
+        "next_before": _encode_cursor(page[-1][0]) if len(events) > limit else None,
+        "events": [event for _, event in page],
+    }
+
+
+def _record_event(r: ProcessRecord) -> dict[str, Any]:
+    return {
+        "at": r.event_at.isoformat(),
+        "recorded_at": r.recorded_at.isoformat() if r.recorded_at else None,
+        "received_at": r.created_at.isoformat(),
+        "type": "process_record",
+        "lot_number": r.lot_number,
+        "serial_number": r.serial_number,
+        "data": {
+            "id": r.id,
+            "process_id": r.process_id,
+            "result": r.result,
+            "defect_code": r.defect_code,
+            "worker_id": r.worker_id,
+            "station_id": r.station_id,
+            "created_by": r.created_by,
+            "recorded_at": r.recorded_at.isoformat() if r.recorded_at else None,
+            "data": r.data,
+        },
+    }
+
+
+def _action_event(a: DeviceAction) -> dict[str, Any]:
+    return {
+        "at": a.created_at.isoformat(),
+        "recorded_at": a.created_at.isoformat(),
+        "received_at": a.created_at.isoformat(),
+        "type": "device_action",
+        "lot_number": a.lot_number,
+        "serial_number": a.serial_number,
+        "data": {
+            "id": a.id,
+            "action": a.action,
+            "plugin": a.plugin,
+            "device": a.device,
+            "driver": a.driver,
+            "driver_version": a.driver_version,
+            "actor": a.actor,
+            "station_id": a.station_id,
+            "outcome": a.outcome,
+            "detail": a.detail,
+        },
+    }
 
 
 async def mark_started(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from datetime import UTC
 from typing import Any
 
@@ -14,13 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..audit import audit_row, canonical_json, write_audit_rows
 from ..cache import Cache
 from ..db.base import utcnow
-from ..db.models import Lot, Process, ProcessRecord, Station, Unit
+from ..db.models import Lot, Process, ProcessRecord, ProcessRecordKey, Station, Unit
 from ..errors import Conflict, MesError, NotFound
 from ..logging import client_ip_var, request_id_var
 from ..schemas import RecordIn
 from .lots import FINAL, cached_lot, mark_started
+from .rollups import add_to_rollups
 
 RECORD_COLUMNS = [c.name for c in ProcessRecord.__table__.columns]
+# Benchmarks only (bench/bench_records.py measures what rollups cost): MES_ROLLUPS=off stops counting
+# records into the KPI rollups, so every KPI goes wrong until ``mes kpi rebuild``.
+ROLLUPS = os.environ.get("MES_ROLLUPS", "on") != "off"
 
 
 def request_hash(record_in: RecordIn) -> str:
@@ -28,10 +33,10 @@ def request_hash(record_in: RecordIn) -> str:
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
-def _insert(session: AsyncSession):
+def _insert(session: AsyncSession, table=ProcessRecord.__table__):
     dialect = session.bind.dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(ProcessRecord.__table__)
+    return module.insert(table)
 
 
 async def _cached(cache: Cache, key: str, kind: str, factory) -> Any:
@@ -79,10 +84,20 @@ async def _resolve(*, session: AsyncSession, cache: Cache, record_in: RecordIn, 
         station_id = await _cached(cache, f"station:{record_in.station}", "lot", station_of)
         if station_id is None:
             raise NotFound(f"station {record_in.station} not found", code="STATION_NOT_FOUND")
+    line_id = lot.get("line_id")
+    if station_id is not None:
+
+        async def station_line():
+            found = await session.execute(select(Station.line_id).where(Station.id == station_id))
+            return {"line_id": found.scalar()}
+
+        line_id = (await _cached(cache, f"station-line:{station_id}", "lot", station_line))["line_id"] or line_id
 
     worker_id = record_in.worker_id or (principal.name if principal.kind == "user" else None)
     if not worker_id:
         raise MesError("worker_id is required when a station records", code="VALIDATION_ERROR", status=422)
+    created_at = utcnow()
+    recorded_at = record_in.recorded_at.astimezone(UTC) if record_in.recorded_at else None
     return {
         "idempotency_key": record_in.idempotency_key,
         "request_hash": request_hash(record_in),
@@ -91,23 +106,36 @@ async def _resolve(*, session: AsyncSession, cache: Cache, record_in: RecordIn, 
         "process_id": record_in.process_id,
         "worker_id": worker_id,
         "station_id": station_id,
+        "line_id": line_id,
         "unit_id": unit_id,
         "serial_number": record_in.serial_number,
         "result": record_in.result,
         "defect_code": record_in.defect_code,
         "data": record_in.data,
-        "recorded_at": record_in.recorded_at.astimezone(UTC) if record_in.recorded_at else None,
+        "recorded_at": recorded_at,
+        "event_at": recorded_at or created_at,
         "created_by": principal.actor,
-        "created_at": utcnow(),
+        "created_at": created_at,
         "_lot_status": lot["status"],
+        "_product": lot["product"],
         "_request_id": request_id_var.get(),
         "_client_ip": client_ip_var.get(),
     }
 
 
 # What a record says, as audited and as answered (the latter adds id, author and time).
-RECORD_FIELDS = ("idempotency_key", "lot_number", "process_id", "worker_id", "station_id", "serial_number",
-                 "result", "defect_code", "data", "recorded_at")
+RECORD_FIELDS = (
+    "idempotency_key",
+    "lot_number",
+    "process_id",
+    "worker_id",
+    "station_id",
+    "serial_number",
+    "result",
+    "defect_code",
+    "data",
+    "recorded_at",
+)
 
 
 def _audit_after(row: dict[str, Any]) -> dict[str, Any]:
@@ -115,24 +143,41 @@ def _audit_after(row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _insert_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """INSERT … ON CONFLICT DO NOTHING; returns the rows this transaction created, by key.
+    """Claim the keys, insert the records whose key this transaction claimed, add them to the
+    rollups; returns the rows this transaction created, by key.
 
-    One statement compiled once and cached, its parameters sent as a list (SQLAlchemy batches
+    The key table, not the partitioned records table, decides what is new: its primary key is the
+    idempotency key alone, so a retry in another month (another partition) still collides. A
+    concurrent claim of the same key waits for the first transaction and then finds the key taken.
+
+    Each statement is compiled once and cached, its parameters sent as a list (SQLAlchemy batches
     them into multi-row VALUES: "insertmanyvalues"); compiling a fresh VALUES clause per request
     cost more than the database's work.
     """
-    values = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-    stmt = (
-        _insert(session)
+    claim = (
+        _insert(session, ProcessRecordKey.__table__)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(ProcessRecord.id, ProcessRecord.idempotency_key)
+        .returning(ProcessRecordKey.idempotency_key)
     )
+    claimed = set(
+        (
+            await session.execute(
+                claim, [{"idempotency_key": r["idempotency_key"], "created_at": r["created_at"]} for r in rows]
+            )
+        ).scalars()
+    )
+    if not claimed:
+        return {}
+    new_rows = [r for r in rows if r["idempotency_key"] in claimed]
+    values = [{k: v for k, v in r.items() if not k.startswith("_")} for r in new_rows]
+    stmt = _insert(session).returning(ProcessRecord.id, ProcessRecord.idempotency_key)
     # Only the ids come back: every other column is what was just sent (no JSON to decode again).
     by_key = {v["idempotency_key"]: v for v in values}
-    return {
+    created = {
         r.idempotency_key: InsertedRecord(by_key[r.idempotency_key], id=r.id)
         for r in await session.execute(stmt, values)
     }
+    return created
 
 
 class InsertedRecord(dict):
@@ -205,6 +250,10 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
             if r["idempotency_key"] in created
         ],
     )
+    if ROLLUPS:  # last, so the rollup rows stay locked for as short a time as possible
+        await add_to_rollups(
+            session, [{**r, "id": created[r["idempotency_key"]]["id"]} for r in rows if r["idempotency_key"] in created]
+        )
     started = {r["lot_number"]: r for r in rows if r["idempotency_key"] in created and r["_lot_status"] == "created"}
     for lot_number, r in started.items():
         await mark_started(

@@ -235,6 +235,16 @@ async def viewer_headers(kernel) -> dict[str, str]:
 
 
 @pytest.fixture
+async def quality_headers(kernel) -> dict[str, str]:
+    return await _user_headers(kernel, "quality", "quality_manager")
+
+
+@pytest.fixture
+async def executive_headers(kernel) -> dict[str, str]:
+    return await _user_headers(kernel, "executive", "executive")
+
+
+@pytest.fixture
 async def station_headers(kernel) -> dict[str, str]:
     """A machine token for station ST-01 on line LINE-A."""
     from ..db.models import Line, Station, StationToken

@@ -95,11 +95,21 @@ async def list_units(lot_number: str, session: SessionDep, _: Principal = requir
     return (await session.execute(select(Unit).where(Unit.lot_id == lot.id).order_by(Unit.id).limit(limit))).scalars()
 
 
-@router.get("/{lot_number}/history", summary="Process records and device actions of a LOT, in time order")
-async def lot_history(lot_number: str, session: SessionDep, _: Principal = require_permission("lots:read")):
+HistoryLimit = Annotated[int, Query(ge=1, le=500, description="events per page")]
+HistoryBefore = Annotated[
+    str | None, Query(max_length=200, description="the `next_before` cursor of the previous page (older events)")
+]
+
+
+@router.get("/{lot_number}/history", summary="Process records and device actions of a LOT, newest first, paged")
+async def lot_history(lot_number: str, session: SessionDep, _: Principal = require_permission("lots:read"),
+                      limit: HistoryLimit = 100, before: HistoryBefore = None):
+    """One page of the LOT's history, newest first by when it happened at the station; `total`
+    counts every event, `next_before` is the cursor of the next (older) page or null."""
+    cursor = lot_service.decode_cursor(before) if before else None
     lot = await lot_service.get_lot(session, lot_number)
-    return {"lot_number": lot_number, "status": lot.status,
-            "events": await lot_service.history(session=session, lot_id=lot.id)}
+    page = await lot_service.history(session=session, lot_id=lot.id, limit=limit, before=cursor)
+    return {"lot_number": lot_number, "status": lot.status, **page}
 
 
 @units_router.get("/{serial_number}", response_model=UnitOut, summary="Get a unit by serial number")
@@ -107,12 +117,16 @@ async def get_unit(serial_number: str, session: SessionDep, _: Principal = requi
     return await lot_service.get_unit(session, serial_number)
 
 
-@units_router.get("/{serial_number}/history", summary="History of one unit by serial number")
-async def unit_history(serial_number: str, session: SessionDep, _: Principal = require_permission("lots:read")):
+@units_router.get("/{serial_number}/history", summary="History of one unit by serial number, newest first, paged")
+async def unit_history(serial_number: str, session: SessionDep, _: Principal = require_permission("lots:read"),
+                       limit: HistoryLimit = 100, before: HistoryBefore = None):
+    """One page of the unit's history, as the LOT history."""
+    cursor = lot_service.decode_cursor(before) if before else None
     unit = await lot_service.get_unit(session, serial_number)
     lot = await session.get(Lot, unit.lot_id)
+    page = await lot_service.history(session=session, unit_id=unit.id, limit=limit, before=cursor)
     return {"serial_number": serial_number, "lot_number": lot.lot_number, "lot_status": lot.status,
-            "product": lot.product, "events": await lot_service.history(session=session, unit_id=unit.id)}
+            "product": lot.product, **page}
 
 
 @processes_router.get("", response_model=list[ProcessOut], summary="Routing steps in sequence order")

@@ -3,11 +3,11 @@
 Every function takes keyword-only arguments, reads through the caller's session, and returns plain
 JSON-ready data (ISO-8601 strings for times) so results can sit in the kernel's Redis cache.
 
-Time of a process record is when it happened at the station (``recorded_at``), falling back to
-when the server received it (``created_at``): a station that was offline still counts its work in
-the hour it did it. Queries also bound ``created_at`` from below, which an index on it can serve;
-a record is always received after it happened, so that bound drops nothing but records from a
-station whose clock runs ahead of the server's.
+Process-record figures come from the hourly rollups (``kpi_hourly``, ``kpi_hourly_defects``, kept
+exact with the records by :mod:`mes_kernel.services.rollups`), never from raw records. A record
+counts in the hour it happened at the station (``event_at``); a window counts the hours that
+start inside it, so windows are exact when they start and end on whole hours (every whole-hour
+time zone's day).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mes_kernel.db.models import LOT_STATUSES, Alert, Device, DeviceAction, Lot, ProcessRecord, Station
+from mes_kernel.db.models import LOT_STATUSES, Alert, Device, DeviceAction, KpiHourly, KpiHourlyDefect, Lot, Station
 
 
 def plant_zone(name: str) -> ZoneInfo:
@@ -40,21 +40,9 @@ def day_window(*, now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
     return start_local.astimezone(UTC), end_local.astimezone(UTC)
 
 
-def _event_time() -> ColumnElement[datetime]:
-    return func.coalesce(ProcessRecord.recorded_at, ProcessRecord.created_at)
-
-
-def _records_between(since: datetime, until: datetime) -> ColumnElement[bool]:
-    event_time = _event_time()
-    return and_(ProcessRecord.created_at >= since, event_time >= since, event_time < until)
-
-
-def _hour_label(expr: ColumnElement[datetime], dialect: str) -> ColumnElement[str]:
-    """The UTC hour of ``expr`` as text ``YYYY-MM-DD HH`` — the same key on both databases."""
-    if dialect == "sqlite":
-        # SQLite stores these columns as naive UTC text.
-        return func.strftime("%Y-%m-%d %H", expr)
-    return func.to_char(func.timezone("UTC", expr), "YYYY-MM-DD HH24")
+def hours_between(model, since: datetime, until: datetime) -> ColumnElement[bool]:
+    """Rollup rows of the hours that start in ``[since, until)``."""
+    return and_(model.hour_start >= since, model.hour_start < until)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -72,29 +60,26 @@ async def lots_by_status(*, session: AsyncSession, closed_since: datetime) -> di
     return {"by_status": by_status, "total": sum(by_status.values()), "closed_today": closed or 0}
 
 
-async def process_results(*, session: AsyncSession, since: datetime, until: datetime) -> dict[str, Any]:
+async def process_results(
+    *, session: AsyncSession, since: datetime, until: datetime, line_id: int | None = None
+) -> dict[str, Any]:
     """Pass/fail counts of process records in a window, and the first-pass yield.
 
     First-pass yield is the share of items (a unit by serial number, or a LOT for LOT-level
-    records) whose first record at a process step in the window passed. ``None`` when nothing
-    was tested, so a dashboard shows "no data" rather than 0 %.
+    records) first tested at a process step in the window whose first record there passed.
+    ``None`` when nothing was tested, so a dashboard shows "no data" rather than 0 %.
     """
-    window = _records_between(since, until)
-    passed = func.sum(case((ProcessRecord.result == "pass", 1), else_=0))
-    total, passes = (await session.execute(select(func.count(), passed).select_from(ProcessRecord).where(window))).one()
-    item = func.coalesce(ProcessRecord.serial_number, ProcessRecord.lot_number)
-    first = (
-        select(func.min(ProcessRecord.id).label("first_id"))
-        .where(window)
-        .group_by(ProcessRecord.process_id, item)
-        .subquery()
-    )
-    attempts, first_passes = (
-        await session.execute(
-            select(func.count(), passed).select_from(ProcessRecord).join(first, ProcessRecord.id == first.c.first_id)
-        )
-    ).one()
-    total, passes, attempts, first_passes = total or 0, passes or 0, attempts or 0, first_passes or 0
+    query = select(
+        func.sum(KpiHourly.total),
+        func.sum(KpiHourly.passed),
+        func.sum(KpiHourly.first_total),
+        func.sum(KpiHourly.first_passed),
+    ).where(hours_between(KpiHourly, since, until))
+    if line_id is not None:
+        query = query.where(KpiHourly.line_id == line_id)
+    total, passes, attempts, first_passes = (await session.execute(query)).one()
+    # PostgreSQL sums BIGINTs as NUMERIC: back to int before any division.
+    total, passes, attempts, first_passes = (int(n or 0) for n in (total, passes, attempts, first_passes))
     return {
         "total": total,
         "pass": passes,
@@ -109,19 +94,15 @@ async def top_defects(
     *, session: AsyncSession, since: datetime, until: datetime, limit: int = 5
 ) -> list[dict[str, Any]]:
     """The most frequent defect codes among failed records in a window, most frequent first."""
-    count = func.count().label("count")
+    count = func.sum(KpiHourlyDefect.count).label("count")
     rows = await session.execute(
-        select(ProcessRecord.defect_code, count)
-        .where(
-            _records_between(since, until),
-            ProcessRecord.result == "fail",
-            ProcessRecord.defect_code.is_not(None),
-        )
-        .group_by(ProcessRecord.defect_code)
-        .order_by(count.desc(), ProcessRecord.defect_code)
+        select(KpiHourlyDefect.defect_code, count)
+        .where(hours_between(KpiHourlyDefect, since, until))
+        .group_by(KpiHourlyDefect.defect_code)
+        .order_by(count.desc(), KpiHourlyDefect.defect_code)
         .limit(limit)
     )
-    return [{"defect_code": code, "count": n} for code, n in rows]
+    return [{"defect_code": code, "count": int(n)} for code, n in rows]
 
 
 async def throughput_per_hour(*, session: AsyncSession, now: datetime, hours: int = 24) -> list[dict[str, Any]]:
@@ -129,19 +110,16 @@ async def throughput_per_hour(*, session: AsyncSession, now: datetime, hours: in
     first, with hours that saw no record present as zeros."""
     current_hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     first_hour = current_hour - timedelta(hours=hours - 1)
-    dialect = session.get_bind().dialect.name
-    hour = _hour_label(_event_time(), dialect).label("hour")
-    passed = func.sum(case((ProcessRecord.result == "pass", 1), else_=0))
     rows = await session.execute(
-        select(hour, func.count(), passed)
-        .where(_records_between(first_hour, current_hour + timedelta(hours=1)))
-        .group_by(hour)
+        select(KpiHourly.hour_start, func.sum(KpiHourly.total), func.sum(KpiHourly.passed))
+        .where(hours_between(KpiHourly, first_hour, current_hour + timedelta(hours=1)))
+        .group_by(KpiHourly.hour_start)
     )
-    counted = {label: (total, passes or 0) for label, total, passes in rows}
+    counted = {hour.astimezone(UTC): (int(total), int(passes or 0)) for hour, total, passes in rows}
     series = []
     for step in range(hours):
         start = first_hour + timedelta(hours=step)
-        total, passes = counted.get(start.strftime("%Y-%m-%d %H"), (0, 0))
+        total, passes = counted.get(start, (0, 0))
         series.append({"hour": start.isoformat(), "records": total, "pass": passes, "fail": total - passes})
     return series
 

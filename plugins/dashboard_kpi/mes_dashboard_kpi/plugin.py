@@ -5,7 +5,7 @@ from __future__ import annotations
 from mes_kernel import hookimpl
 from mes_kernel.contracts import Panel, Permission
 
-from .routes import READ, build_routers
+from .routes import KPI_READ, READ, SHIFTS_WRITE, build_routers
 
 MES_KERNEL_API = ">=1.0,<2"
 
@@ -23,8 +23,14 @@ def mes_register_permissions():
         Permission(
             READ,
             "See production KPIs, dashboard panels and alerts",
-            ("production_manager", "worker", "viewer"),
-        )
+            ("production_manager", "worker", "viewer", "quality_manager", "executive"),
+        ),
+        Permission(
+            KPI_READ,
+            "Read OEE, yield, Pareto, output against plan and shift calendars over a date range",
+            ("production_manager", "viewer", "quality_manager", "executive"),
+        ),
+        Permission(SHIFTS_WRITE, "Edit a line's shift calendar", ("production_manager",)),
     ]
 
 

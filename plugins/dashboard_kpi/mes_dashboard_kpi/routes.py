@@ -8,14 +8,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import select
 
-from mes_kernel.api.deps import SessionDep, require_permission
+from mes_kernel.api.deps import Principal, SessionDep, require_permission
+from mes_kernel.audit import write_audit
+from mes_kernel.db.base import utcnow
+from mes_kernel.db.models import ShiftCalendar
 from mes_kernel.errors import Unprocessable
 from mes_kernel.kernel import Kernel
 
-from . import kpi
+from . import kpi, reports
+from .shifts import ShiftCalendarIn, check_no_overlap
 
 READ = "dashboard:read"
+KPI_READ = "kpi:read"
+SHIFTS_WRITE = "shifts:write"
 
 
 class DashboardSettings(BaseSettings):
@@ -29,6 +36,23 @@ class DashboardSettings(BaseSettings):
     """How long a computed summary is reused (the web polls every 10 s, per open browser)."""
 
 
+FromQuery = Annotated[
+    str | None,
+    Query(
+        alias="from",
+        max_length=64,
+        description="start: ISO-8601 datetime with offset, or a date in the plant's zone (default: today)",
+    ),
+]
+ToQuery = Annotated[
+    str | None,
+    Query(
+        alias="to",
+        max_length=64,
+        description="end (exclusive): ISO-8601 datetime with offset, or a date (its whole day included)",
+    ),
+]
+LineQuery = Annotated[str | None, Query(max_length=64, description="line code (default: all lines)")]
 TzQuery = Annotated[
     str | None,
     Query(description="IANA time zone that defines 'today' (default: the plant's, MES_DASHBOARD_TIMEZONE)"),
@@ -119,4 +143,121 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         with open counts by severity. Polled by the dashboard every 30 s."""
         return await kpi.list_alerts(session=session, include_resolved=include_resolved, severity=severity, limit=limit)
 
-    return [dashboard, alerts]
+    kpis = APIRouter(prefix="/kpi", tags=["kpi"], dependencies=[require_permission(KPI_READ)])
+    calendars = APIRouter(prefix="/lines", tags=["kpi"])
+
+    def zone_for(tz: str | None):
+        return reports.zone_named(tz or config.timezone)
+
+    async def scope(session, since, until, tz, line):
+        span = reports.parse_range(since=since, until=until, zone=zone_for(tz), now=datetime.now(UTC))
+        return span, await reports.line_named(session, line)
+
+    def key_of(name: str, *parts: Any) -> str:
+        return f"dashboard_kpi:{name}:" + "|".join("" if p is None else str(p) for p in parts)
+
+    @kpis.get("/oee", summary="OEE per line and per shift over a range")
+    async def get_oee(
+        session: SessionDep, since: FromQuery = None, until: ToQuery = None, line: LineQuery = None, tz: TzQuery = None
+    ) -> dict[str, Any]:
+        """OEE = availability × performance × quality (ISO 22400-2), with what each factor was
+        computed from, for the line (or all lines) and for each shift in the range. Planned time
+        counts up to now."""
+        span, found = await scope(session, since, until, tz, line)
+        now = datetime.now(UTC)
+        return await cached(
+            key_of("oee", span.since, span.until, span.zone.key, line, now.replace(second=0, microsecond=0)),
+            lambda: reports.oee(session=session, span=span, line=found, now=now),
+        )
+
+    @kpis.get("/yield", summary="First-pass and final yield by process, station or product")
+    async def get_yield_by(
+        session: SessionDep,
+        group_by: Annotated[str, Query(pattern="^(process|station|product)$")] = "process",
+        since: FromQuery = None,
+        until: ToQuery = None,
+        line: LineQuery = None,
+        tz: TzQuery = None,
+    ) -> dict[str, Any]:
+        """Items first tried in the range, how many passed the first time and in the end, per group."""
+        span, found = await scope(session, since, until, tz, line)
+        return await cached(
+            key_of("yield", group_by, span.since, span.until, line),
+            lambda: reports.yields(session=session, group_by=group_by, span=span, line=found),
+        )
+
+    @kpis.get("/pareto", summary="Defect Pareto with cumulative percent")
+    async def get_pareto(
+        session: SessionDep, since: FromQuery = None, until: ToQuery = None, line: LineQuery = None, tz: TzQuery = None
+    ) -> dict[str, Any]:
+        """Failed records by defect code, most frequent first, with percent and cumulative percent."""
+        span, found = await scope(session, since, until, tz, line)
+        return await cached(
+            key_of("pareto", span.since, span.until, line),
+            lambda: reports.pareto(session=session, span=span, line=found),
+        )
+
+    @kpis.get("/output", summary="Output against plan per hour, day or week")
+    async def get_output(
+        session: SessionDep,
+        bucket: Annotated[str, Query(pattern="^(hour|day|week)$")] = "day",
+        since: FromQuery = None,
+        until: ToQuery = None,
+        line: LineQuery = None,
+        tz: TzQuery = None,
+    ) -> dict[str, Any]:
+        """Items that passed the last routing step (good), items tried there (total), and the
+        shifts' planned output, per bucket of the plant's calendar."""
+        span, found = await scope(session, since, until, tz, line)
+        return await cached(
+            key_of("output", bucket, span.since, span.until, span.zone.key, line),
+            lambda: reports.output(session=session, span=span, line=found, bucket=bucket),
+        )
+
+    @kpis.get("/lines/now", summary="Each line now: LOT, output against plan, OEE, open alerts")
+    async def get_lines_now(session: SessionDep, tz: TzQuery = None) -> dict[str, Any]:
+        """What the production view shows per line, for the plant's today."""
+        zone = zone_for(tz)
+        now = datetime.now(UTC)
+        return await cached(
+            key_of("lines_now", zone.key), lambda: reports.lines_now(session=session, zone=zone, now=now)
+        )
+
+    @calendars.get("/{code}/shifts", summary="A line's shift calendar", dependencies=[require_permission(KPI_READ)])
+    async def get_shifts(code: str, session: SessionDep) -> dict[str, Any]:
+        """The line's shifts (local times of the plant, Monday = 0); empty when none is set."""
+        line_row = await reports.line_named(session, code)
+        shifts = (
+            await session.execute(select(ShiftCalendar.shifts).where(ShiftCalendar.line_id == line_row.id))
+        ).scalar()
+        return {"line": code, "shifts": shifts or []}
+
+    @calendars.put("/{code}/shifts", summary="Replace a line's shift calendar")
+    async def put_shifts(
+        code: str, body: ShiftCalendarIn, session: SessionDep, principal: Principal = require_permission(SHIFTS_WRITE)
+    ) -> dict[str, Any]:
+        """Replace the line's shifts; overlapping shifts answer 422 ``SHIFTS_OVERLAP``. Audited."""
+        check_no_overlap(body.shifts)
+        line_row = await reports.line_named(session, code)
+        shifts = [s.model_dump() for s in body.shifts]
+        calendar = await session.get(ShiftCalendar, line_row.id)
+        before = {"shifts": calendar.shifts} if calendar else None
+        if calendar is None:
+            session.add(
+                ShiftCalendar(line_id=line_row.id, shifts=shifts, updated_by=principal.actor, updated_at=utcnow())
+            )
+        else:
+            calendar.shifts, calendar.updated_by, calendar.updated_at = shifts, principal.actor, utcnow()
+        await write_audit(
+            session,
+            actor=principal.actor,
+            action="update" if before else "create",
+            entity="shift_calendar",
+            entity_id=code,
+            before=before,
+            after={"shifts": shifts},
+        )
+        await session.commit()
+        return {"line": code, "shifts": shifts}
+
+    return [dashboard, alerts, kpis, calendars]

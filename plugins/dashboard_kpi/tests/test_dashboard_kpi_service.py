@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from mes_kernel.db.base import Base
 from mes_kernel.db.models import Alert, Device, DeviceAction, Lot, Process, ProcessRecord, Station
+from mes_kernel.services.rollups import add_to_rollups
 
 NOW = datetime(2026, 11, 26, 10, 30, tzinfo=UTC)
 TODAY = datetime(2026, 11, 26, tzinfo=UTC)
@@ -77,23 +78,26 @@ async def _record(
     recorded_at=None,
 ) -> None:
     key = f"k-{next(_keys)}"
-    session.add(
-        ProcessRecord(
-            idempotency_key=key,
-            request_hash=key,
-            lot_id=lot.id,
-            lot_number=lot.lot_number,
-            process_id=process_id,
-            worker_id="W-1",
-            serial_number=serial_number,
-            result=result,
-            defect_code=defect_code,
-            recorded_at=recorded_at,
-            created_by="user:test",
-            created_at=at,
-        )
+    record = ProcessRecord(
+        idempotency_key=key,
+        request_hash=key,
+        lot_id=lot.id,
+        lot_number=lot.lot_number,
+        process_id=process_id,
+        worker_id="W-1",
+        serial_number=serial_number,
+        result=result,
+        defect_code=defect_code,
+        recorded_at=recorded_at,
+        event_at=recorded_at or at,
+        created_by="user:test",
+        created_at=at,
     )
+    session.add(record)
     await session.flush()
+    # The kernel counts a record into the rollups in the transaction that stores it; so do we.
+    columns = {c.name: getattr(record, c.name) for c in ProcessRecord.__table__.columns}
+    await add_to_rollups(session, [{**columns, "_product": lot.product}])
 
 
 def test_day_window_follows_the_plant_time_zone():

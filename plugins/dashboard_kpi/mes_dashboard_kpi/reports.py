@@ -1,0 +1,458 @@
+"""The managers' KPIs over a date range and a line, read from the hourly rollups: OEE per line and
+shift, yield by process/station/product, defect Pareto, output against plan, each line now.
+
+Definitions and their sources are in ``docs/kpi.md``. Times in and out are UTC ``datetime``; the
+plant's time zone only decides where days, weeks and shifts start.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mes_kernel.db.models import (
+    Alert,
+    Device,
+    KpiHourly,
+    KpiHourlyDefect,
+    Line,
+    Lot,
+    MachineState,
+    Process,
+    ShiftCalendar,
+    Station,
+)
+from mes_kernel.errors import NotFound, Unprocessable
+
+from .kpi import hours_between
+from .shifts import Occurrence, occurrences
+
+MAX_RANGE = timedelta(days=366)
+
+
+# ------------------------------------------------------------------ range and filters
+@dataclass(frozen=True)
+class Range:
+    """A half-open UTC range ``[since, until)`` and the plant's zone it was read in."""
+
+    since: datetime
+    until: datetime
+    zone: ZoneInfo
+
+
+def zone_named(name: str) -> ZoneInfo:
+    """The IANA zone ``name``; ``Unprocessable`` (``INVALID_TIMEZONE``) if there is none."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Unprocessable(f"unknown time zone {name!r}", code="INVALID_TIMEZONE", field="tz") from None
+
+
+def _moment(value: str, *, field: str, zone: ZoneInfo, end: bool) -> datetime:
+    """An ISO-8601 datetime with offset, or a date taken in ``zone`` (as ``to``: the end of that day)."""
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime.combine(day + timedelta(days=1 if end else 0), datetime.min.time(), zone).astimezone(UTC)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise Unprocessable(f"{field} is not an ISO-8601 date or datetime", code="INVALID_RANGE", field=field) from None
+    if moment.tzinfo is None:
+        raise Unprocessable(f"{field} needs a UTC offset (or give a date)", code="INVALID_RANGE", field=field)
+    return moment.astimezone(UTC)
+
+
+def parse_range(*, since: str | None, until: str | None, zone: ZoneInfo, now: datetime) -> Range:
+    """``from``/``to`` as the API takes them; default: the plant's today. ``INVALID_RANGE`` when
+    reversed, empty, or longer than 366 days."""
+    today = now.astimezone(zone).date()
+    start = (
+        _moment(since, field="from", zone=zone, end=False)
+        if since
+        else datetime.combine(today, datetime.min.time(), zone).astimezone(UTC)
+    )
+    stop = (
+        _moment(until, field="to", zone=zone, end=True)
+        if until
+        else datetime.combine(today + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
+    )
+    if stop <= start:
+        raise Unprocessable("the range ends before it starts", code="INVALID_RANGE", field="to")
+    if stop - start > MAX_RANGE:
+        raise Unprocessable(
+            "the range is longer than 366 days", code="INVALID_RANGE", field="to", max_days=MAX_RANGE.days
+        )
+    return Range(start, stop, zone)
+
+
+async def line_named(session: AsyncSession, code: str | None) -> Line | None:
+    """The line with this code (None for "all lines"); ``LINE_NOT_FOUND`` when there is none."""
+    if code is None:
+        return None
+    line = (await session.execute(select(Line).where(Line.code == code))).scalar_one_or_none()
+    if line is None:
+        raise NotFound(f"line {code} not found", code="LINE_NOT_FOUND", field="line")
+    return line
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+# ------------------------------------------------------------------ yield, Pareto
+GROUPS = {"process": KpiHourly.process_id, "station": KpiHourly.station_id, "product": KpiHourly.product}
+
+
+async def yields(*, session: AsyncSession, group_by: str, span: Range, line: Line | None) -> dict[str, Any]:
+    """First-pass and final yield per process, station or product (keys: process id, station
+    code or ``null`` for records without a station, product)."""
+    column = GROUPS[group_by]
+    query = (
+        select(
+            column,
+            func.sum(KpiHourly.first_total),
+            func.sum(KpiHourly.final_passed),
+            func.sum(KpiHourly.first_passed),
+            func.sum(KpiHourly.total),
+            func.sum(KpiHourly.passed),
+        )
+        .where(hours_between(KpiHourly, span.since, span.until))
+        .group_by(column)
+        .order_by(column)
+    )
+    if line is not None:
+        query = query.where(KpiHourly.line_id == line.id)
+    rows = (await session.execute(query)).all()
+    names: dict[int, str] = {}
+    if group_by == "station":
+        ids = [r[0] for r in rows if r[0]]
+        if ids:
+            names = dict((await session.execute(select(Station.id, Station.code).where(Station.id.in_(ids)))).all())
+    items = []
+    for key, total, passed, first_pass, records, records_passed in rows:
+        total, passed, first_pass = int(total or 0), int(passed or 0), int(first_pass or 0)
+        items.append(
+            {
+                "key": (names.get(key, str(key)) if key else None) if group_by == "station" else key,
+                "total": total,
+                "passed": passed,
+                "first_pass": first_pass,
+                "first_pass_yield": _ratio(first_pass, total),
+                "final_yield": _ratio(passed, total),
+                "records": int(records or 0),
+                "records_passed": int(records_passed or 0),
+            }
+        )
+    return {"group_by": group_by, "items": items}
+
+
+async def pareto(*, session: AsyncSession, span: Range, line: Line | None) -> dict[str, Any]:
+    """Failed records by defect code, most frequent first, with each code's share and the
+    cumulative share (percent, 0–100)."""
+    count = func.sum(KpiHourlyDefect.count).label("count")
+    query = (
+        select(KpiHourlyDefect.defect_code, count)
+        .where(hours_between(KpiHourlyDefect, span.since, span.until))
+        .group_by(KpiHourlyDefect.defect_code)
+        .order_by(count.desc(), KpiHourlyDefect.defect_code)
+    )
+    if line is not None:
+        query = query.where(KpiHourlyDefect.line_id == line.id)
+    rows = [(code, int(n)) for code, n in await session.execute(query)]
+    total = sum(n for _, n in rows)
+    items, running = [], 0
+    for code, n in rows:
+        running += n
+        items.append(
+            {
+                "defect_code": code,
+                "count": n,
+                "percent": round(100 * n / total, 2),
+                "cumulative_percent": round(100 * running / total, 2),
+            }
+        )
+    return {"total": total, "items": items}
+
+
+# ------------------------------------------------------------------ output against plan
+async def last_step(session: AsyncSession) -> str | None:
+    """The routing step whose passes are the line's output: the one with the highest sequence."""
+    return (
+        await session.execute(select(Process.id).order_by(Process.sequence.desc(), Process.id.desc()).limit(1))
+    ).scalar()
+
+
+async def calendars(session: AsyncSession, line: Line | None) -> dict[int, list[dict[str, Any]]]:
+    query = select(ShiftCalendar.line_id, ShiftCalendar.shifts)
+    if line is not None:
+        query = query.where(ShiftCalendar.line_id == line.id)
+    return {line_id: shifts for line_id, shifts in await session.execute(query)}
+
+
+def _bucket_starts(span: Range, bucket: str) -> list[datetime]:
+    zone = span.zone
+    local = span.since.astimezone(zone)
+    if bucket == "hour":
+        first = span.since.replace(minute=0, second=0, microsecond=0)
+        step = timedelta(hours=1)
+        starts, at = [], first
+        while at < span.until:
+            starts.append(at)
+            at += step
+        return starts
+    day = local.date()
+    if bucket == "week":
+        day -= timedelta(days=day.weekday())
+    starts = []
+    while True:
+        at = datetime.combine(day, datetime.min.time(), zone).astimezone(UTC)
+        if at >= span.until:
+            return starts
+        starts.append(at)
+        day += timedelta(days=7 if bucket == "week" else 1)
+
+
+async def output(*, session: AsyncSession, span: Range, line: Line | None, bucket: str) -> dict[str, Any]:
+    """Per bucket (hour, day or week of the plant's calendar): items that passed the last routing
+    step (``good``), items tried there (``total``), and the plan: each shift's planned output
+    spread over the shift's hours."""
+    starts = _bucket_starts(span, bucket)
+    ends = [*starts[1:], span.until]
+    items = [{"start": s.isoformat(), "good": 0, "total": 0, "plan": 0.0} for s in starts]
+    step = await last_step(session)
+    if step is not None:
+        query = (
+            select(KpiHourly.hour_start, func.sum(KpiHourly.final_passed), func.sum(KpiHourly.first_total))
+            .where(hours_between(KpiHourly, span.since, span.until), KpiHourly.process_id == step)
+            .group_by(KpiHourly.hour_start)
+        )
+        if line is not None:
+            query = query.where(KpiHourly.line_id == line.id)
+        for hour, good, total in await session.execute(query):
+            i = _index(starts, hour.astimezone(UTC))
+            if i is not None:
+                items[i]["good"] += int(good or 0)
+                items[i]["total"] += int(total or 0)
+    for shifts in (await calendars(session, line)).values():
+        for occ in occurrences(shifts, since=span.since, until=span.until, zone=span.zone):
+            for i, (lo, hi) in enumerate(zip(starts, ends, strict=True)):
+                overlap = (min(hi, occ.end) - max(lo, occ.start)).total_seconds()
+                if overlap > 0:
+                    items[i]["plan"] += occ.planned_output * overlap / occ.full_seconds
+    for item in items:
+        item["plan"] = round(item["plan"], 2)
+    return {"bucket": bucket, "items": items}
+
+
+def _index(starts: list[datetime], moment: datetime) -> int | None:
+    lo, hi = 0, len(starts) - 1
+    if not starts or moment < starts[0]:
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if starts[mid] <= moment:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+# ------------------------------------------------------------------ OEE
+Interval = tuple[datetime, datetime]
+
+
+def _covered(intervals: list[Interval], lo: datetime, hi: datetime) -> float:
+    """Seconds of ``[lo, hi)`` covered by the union of ``intervals``."""
+    clipped = sorted((max(a, lo), min(b, hi)) for a, b in intervals if a < hi and b > lo)
+    seconds, end = 0.0, lo
+    for a, b in clipped:
+        a = max(a, end)
+        if b > a:
+            seconds += (b - a).total_seconds()
+            end = b
+    return seconds
+
+
+async def downtime_intervals(*, session: AsyncSession, line_id: int, span: Range, now: datetime) -> list[Interval]:
+    """When the line was down: machine states other than ``running`` (connector plugins), station
+    silence (from the station's last heartbeat until it reported again) and device faults (an
+    open circuit breaker of one of the line's devices), each open one lasting until ``now``."""
+    out: list[Interval] = []
+    states = await session.execute(
+        select(MachineState.started_at, MachineState.ended_at).where(
+            MachineState.line_id == line_id,
+            MachineState.state != "running",
+            MachineState.started_at < span.until,
+            (MachineState.ended_at.is_(None)) | (MachineState.ended_at > span.since),
+        )
+    )
+    out += [(a, b or now) for a, b in states]
+    stations = {code for (code,) in await session.execute(select(Station.code).where(Station.line_id == line_id))}
+    devices = {code for (code,) in await session.execute(select(Device.code).where(Device.line_id == line_id))}
+    alerts = await session.execute(
+        select(Alert.key, Alert.detail, Alert.raised_at, Alert.resolved_at).where(
+            Alert.raised_at < span.until,
+            (Alert.resolved_at.is_(None)) | (Alert.resolved_at > span.since),
+            (Alert.key.like("station:%:silent")) | (Alert.key.like("breaker:%")),
+        )
+    )
+    for key, detail, raised, resolved in alerts:
+        parts = key.split(":")
+        if parts[0] == "station" and parts[1] in stations:
+            try:
+                raised = min(raised, datetime.fromisoformat(detail.get("last_heartbeat_at")))
+            except (TypeError, ValueError, AttributeError):
+                pass
+            out.append((raised, resolved or now))
+        elif parts[0] == "breaker" and parts[-1] in devices:
+            out.append((raised, resolved or now))
+    return out
+
+
+def _factors(planned: float, down: float, ideal: float, counted: int, good: int, total: int) -> dict[str, Any]:
+    run = max(planned - down, 0.0)
+    availability = _ratio(run, planned)
+    performance = _ratio(ideal, run)
+    quality = _ratio(good, total)
+    oee = round(availability * performance * quality, 4) if None not in (availability, performance, quality) else None
+    return {
+        "oee": oee,
+        "availability": {
+            "value": availability,
+            "planned_seconds": planned,
+            "downtime_seconds": down,
+            "run_seconds": run,
+        },
+        "performance": {
+            "value": performance,
+            "ideal_cycle_seconds_total": ideal,
+            "run_seconds": run,
+            "total_count": counted,
+        },
+        "quality": {"value": quality, "good": good, "total": total},
+    }
+
+
+async def oee(*, session: AsyncSession, span: Range, line: Line | None, now: datetime) -> dict[str, Any]:
+    """OEE = availability × performance × quality for the line (or all lines together) and for
+    each shift occurrence in the range, planned time counted up to ``now``."""
+    ideal = dict(
+        (
+            await session.execute(
+                select(Process.id, Process.ideal_cycle_seconds).where(Process.ideal_cycle_seconds.is_not(None))
+            )
+        ).all()
+    )
+    codes = dict((await session.execute(select(Line.id, Line.code))).all())
+    until = min(span.until, now)
+    totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0}
+    shifts_out = []
+    for line_id, shifts in sorted((await calendars(session, line)).items()):
+        if until <= span.since:
+            break
+        occs = occurrences(shifts, since=span.since, until=until, zone=span.zone)
+        if not occs:
+            continue
+        down = await downtime_intervals(session=session, line_id=line_id, span=span, now=now)
+        hours = await _hourly(session, line_id, occs[0].start.replace(minute=0, second=0, microsecond=0), occs[-1].end)
+        for occ in occs:
+            figures = _shift_figures(occ, down, hours, ideal)
+            for key, value in figures.items():
+                totals[key] += value
+            factors = _factors(**figures)
+            shifts_out.append(
+                {
+                    "line": codes.get(line_id),
+                    "shift": occ.shift,
+                    "start": occ.start.isoformat(),
+                    "end": occ.end.isoformat(),
+                    "oee": factors["oee"],
+                    **{k: factors[k]["value"] for k in ("availability", "performance", "quality")},
+                }
+            )
+    return {
+        "line": line.code if line else None,
+        "from": span.since.isoformat(),
+        "to": span.until.isoformat(),
+        **_factors(**totals),
+        "shifts": shifts_out,
+    }
+
+
+async def _hourly(session: AsyncSession, line_id: int, since: datetime, until: datetime):
+    rows = await session.execute(
+        select(KpiHourly.hour_start, KpiHourly.process_id, func.sum(KpiHourly.total), func.sum(KpiHourly.passed))
+        .where(KpiHourly.line_id == line_id, hours_between(KpiHourly, since, until))
+        .group_by(KpiHourly.hour_start, KpiHourly.process_id)
+    )
+    return sorted(
+        (hour.astimezone(UTC), process, int(total), int(passed or 0)) for hour, process, total, passed in rows
+    )
+
+
+def _shift_figures(occ: Occurrence, down: list[Interval], hours, ideal: dict[str, float]) -> dict[str, Any]:
+    """A shift's planned and down seconds, and the counts of the rollup hours that start in it
+    (``hours`` sorted by hour; an hour counts for the shift its first instant falls in, exact
+    when shifts start on whole hours)."""
+    counted = good = total = 0
+    ideal_total = 0.0
+    for _, process, n, passed in hours[bisect_left(hours, (occ.start,)) : bisect_left(hours, (occ.end,))]:
+        total += n
+        good += passed
+        if process in ideal:
+            counted += n
+            ideal_total += ideal[process] * n
+    return {
+        "planned": (occ.end - occ.start).total_seconds(),
+        "down": _covered(down, occ.start, occ.end),
+        "ideal": round(ideal_total, 3),
+        "counted": counted,
+        "good": good,
+        "total": total,
+    }
+
+
+# ------------------------------------------------------------------ each line now
+async def lines_now(*, session: AsyncSession, zone: ZoneInfo, now: datetime) -> dict[str, Any]:
+    """Every line: its LOT in progress (the one most recently changed), today's output against
+    today's plan, today's OEE so far, and its open alerts (its stations' and devices')."""
+    today = parse_range(since=None, until=None, zone=zone, now=now)
+    open_alerts = (await session.execute(select(Alert.key).where(Alert.resolved_at.is_(None)))).scalars().all()
+    items = []
+    for line in (await session.execute(select(Line).order_by(Line.code))).scalars():
+        lot = (
+            await session.execute(
+                select(Lot.lot_number)
+                .where(Lot.line_id == line.id, Lot.status == "in_progress")
+                .order_by(Lot.updated_at.desc(), Lot.id.desc())
+                .limit(1)
+            )
+        ).scalar()
+        made = await output(session=session, span=today, line=line, bucket="day")
+        figures = await oee(session=session, span=today, line=line, now=now)
+        stations = set((await session.execute(select(Station.code).where(Station.line_id == line.id))).scalars())
+        devices = set((await session.execute(select(Device.code).where(Device.line_id == line.id))).scalars())
+        alerts = sum(
+            1
+            for key in open_alerts
+            if (key.startswith("station:") and key.split(":")[1] in stations)
+            or (key.startswith("breaker:") and key.split(":")[-1] in devices)
+        )
+        items.append(
+            {
+                "line": line.code,
+                "name": line.name,
+                "current_lot": lot,
+                "output": sum(i["good"] for i in made["items"]),
+                "plan": round(sum(i["plan"] for i in made["items"]), 2),
+                "oee": figures["oee"],
+                "open_alerts": alerts,
+            }
+        )
+    return {"items": items}

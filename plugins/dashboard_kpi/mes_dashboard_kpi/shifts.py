@@ -1,0 +1,110 @@
+"""A line's shift calendar: validation (no overlaps), and the shift occurrences inside a time range."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, field_validator
+
+from mes_kernel.errors import Unprocessable
+
+WEEK_MINUTES = 7 * 24 * 60
+HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class Shift(BaseModel):
+    """One shift: local start and end (``HH:MM``; an end at or before the start ends the next day),
+    the weekdays it starts on (Monday = 0) and the planned output of one occurrence."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    start: Annotated[str, Field(pattern=HHMM)]
+    end: Annotated[str, Field(pattern=HHMM)]
+    days: Annotated[list[Annotated[int, Field(ge=0, le=6)]], Field(min_length=1, max_length=7)] = [0, 1, 2, 3, 4]
+    planned_output: Annotated[int, Field(ge=0, le=10_000_000)] = 0
+
+    @field_validator("days")
+    @classmethod
+    def _distinct_days(cls, days: list[int]) -> list[int]:
+        if len(set(days)) != len(days):
+            raise ValueError("a day is listed twice")
+        return sorted(days)
+
+    @property
+    def minutes(self) -> tuple[int, int]:
+        """Start and length in minutes."""
+        start = _minutes(self.start)
+        length = (_minutes(self.end) - start) % (24 * 60) or 24 * 60
+        return start, length
+
+
+class ShiftCalendarIn(BaseModel):
+    shifts: Annotated[list[Shift], Field(max_length=24)]
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def check_no_overlap(shifts: list[Shift]) -> None:
+    """``Unprocessable`` (``SHIFTS_OVERLAP``) when two shifts share a minute of the week, or two
+    have one name."""
+    names = [s.name for s in shifts]
+    if len(set(names)) != len(names):
+        raise Unprocessable("two shifts have the same name", code="SHIFTS_OVERLAP", field="shifts")
+    spans: list[tuple[int, int, str]] = []
+    for shift in shifts:
+        start, length = shift.minutes
+        for day in shift.days:
+            begin = day * 24 * 60 + start
+            spans.append((begin, begin + length, shift.name))
+            if begin + length > WEEK_MINUTES:  # Sunday night into Monday morning
+                spans.append((begin - WEEK_MINUTES, begin + length - WEEK_MINUTES, shift.name))
+    spans.sort()
+    for (_, end_a, name_a), (start_b, _, name_b) in zip(spans, spans[1:], strict=False):
+        if start_b < end_a:
+            raise Unprocessable(
+                f"shifts {name_a} and {name_b} overlap", code="SHIFTS_OVERLAP", field="shifts", shifts=[name_a, name_b]
+            )
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One shift on one day, clipped to the range asked for."""
+
+    shift: str
+    start: datetime
+    end: datetime
+    full_seconds: float
+    planned_output: int
+
+
+def occurrences(shifts: list[dict[str, Any]], *, since: datetime, until: datetime, zone: ZoneInfo) -> list[Occurrence]:
+    """Every shift occurrence overlapping ``[since, until)``, clipped to it, oldest first.
+
+    Shift times are wall-clock times in ``zone``: a shift across a daylight-saving change is as
+    long as the clock on the wall says it lasted.
+    """
+    out = []
+    first_day = since.astimezone(zone).date() - timedelta(days=1)
+    last_day = until.astimezone(zone).date()
+    day = first_day
+    calendar = [Shift.model_validate(raw) for raw in shifts]
+    while day <= last_day:
+        for shift in calendar:
+            if day.weekday() not in shift.days:
+                continue
+            start_min, length = shift.minutes
+            start = datetime.combine(day, time(start_min // 60, start_min % 60), zone)
+            end_min = start_min + length
+            end = datetime.combine(
+                day + timedelta(days=end_min // (24 * 60)), time((end_min % (24 * 60)) // 60, end_min % 60), zone
+            )
+            lo, hi = max(start, since), min(end, until)
+            if lo < hi:
+                out.append(Occurrence(shift.name, lo, hi, (end - start).total_seconds(), shift.planned_output))
+        day += timedelta(days=1)
+    return sorted(out, key=lambda o: o.start)

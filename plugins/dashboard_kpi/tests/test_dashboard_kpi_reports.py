@@ -1,0 +1,319 @@
+"""The managers' KPIs through the API: OEE from a shift calendar, downtime and ideal cycle times;
+output against plan; each line now; shift calendars; bad input; who may read and write."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from mes_kernel.db.models import Alert, Line, MachineState, Process, Station
+
+API = "/api/v1"
+DAY = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+EVERY_DAY = [0, 1, 2, 3, 4, 5, 6]
+
+
+@pytest.fixture(autouse=True)
+def _uncached(monkeypatch):
+    monkeypatch.setenv("MES_DASHBOARD_CACHE_SECONDS", "0")
+
+
+@pytest.fixture
+async def line(client, kernel, admin_headers):
+    """LINE-K with station ST-K1, steps ASSY-10 (ideal 30 s) and PACK-30 (the last step, ideal 20 s),
+    and LOT-K1 on the line with six units."""
+    async with kernel.sessionmaker() as session:
+        row = Line(code="LINE-K", name="Line K", config={})
+        session.add(row)
+        session.add_all(
+            [
+                Process(id="ASSY-10", name="Assembly", sequence=10, ideal_cycle_seconds=30.0),
+                Process(id="PACK-30", name="Pack", sequence=30, ideal_cycle_seconds=20.0),
+            ]
+        )
+        await session.flush()
+        session.add(Station(code="ST-K1", line_id=row.id, heartbeat={}))
+        await session.commit()
+        line_id = row.id
+    r = await client.post(
+        f"{API}/lots", json={"lot_number": "LOT-K1", "product": "NH-7", "line": "LINE-K"}, headers=admin_headers
+    )
+    assert r.status_code == 201, r.text
+    serials = [f"SN-K{i}" for i in range(6)]
+    r = await client.post(f"{API}/lots/LOT-K1/units", json={"serial_numbers": serials}, headers=admin_headers)
+    assert r.status_code == 201, r.text
+    return line_id
+
+
+async def _record(client, headers, *, at: datetime, process_id: str, result: str = "pass", serial=None, defect=None):
+    body = {
+        "idempotency_key": uuid.uuid4().hex,
+        "lot_number": "LOT-K1",
+        "process_id": process_id,
+        "worker_id": "W-1",
+        "station": "ST-K1",
+        "result": result,
+        "serial_number": serial,
+        "defect_code": defect,
+        "recorded_at": at.isoformat(),
+    }
+    r = await client.post(f"{API}/process-records", json=body, headers=headers)
+    assert r.status_code == 201, r.text
+
+
+SHIFTS = {
+    "shifts": [
+        {"name": "Day", "start": "06:00", "end": "14:00", "days": EVERY_DAY, "planned_output": 800},
+        {"name": "Night", "start": "22:00", "end": "06:00", "days": EVERY_DAY, "planned_output": 400},
+    ]
+}
+
+
+async def test_oee_is_availability_times_performance_times_quality_per_line_and_shift(
+    client, kernel, line, manager_headers, worker_headers, executive_headers
+):
+    r = await client.put(f"{API}/lines/LINE-K/shifts", json=SHIFTS, headers=manager_headers)
+    assert r.status_code == 200, r.text
+    # Day shift: 8 h planned. Down 07:00–07:30 (a connector's machine state) and silent 07:18–07:40
+    # (station alert, from its last heartbeat): 07:00–07:40 once, 2,400 s, not 3,000.
+    async with kernel.sessionmaker() as session:
+        session.add(
+            MachineState(
+                line_id=line,
+                state="down",
+                reason="jam",
+                source="test",
+                started_at=DAY + timedelta(hours=7),
+                ended_at=DAY + timedelta(hours=7, minutes=30),
+            )
+        )
+        session.add(
+            Alert(
+                key="station:ST-K1:silent",
+                severity="warning",
+                source="station",
+                message="silent",
+                detail={"station": "ST-K1", "last_heartbeat_at": (DAY + timedelta(hours=7, minutes=18)).isoformat()},
+                raised_at=DAY + timedelta(hours=7, minutes=20),
+                resolved_at=DAY + timedelta(hours=7, minutes=40),
+            )
+        )
+        await session.commit()
+    for i in range(6):  # 6 assemblies at 08:xx, one failed; 4 packs at 09:xx; all in the day shift
+        await _record(
+            client,
+            worker_headers,
+            at=DAY + timedelta(hours=8, minutes=i),
+            process_id="ASSY-10",
+            serial=f"SN-K{i}",
+            result="fail" if i == 5 else "pass",
+            defect="SOLDER" if i == 5 else None,
+        )
+    for i in range(4):
+        await _record(
+            client, worker_headers, at=DAY + timedelta(hours=9, minutes=i), process_id="PACK-30", serial=f"SN-K{i}"
+        )
+    await _record(client, worker_headers, at=DAY + timedelta(hours=23), process_id="PACK-30", serial="SN-K4")
+
+    params = {"line": "LINE-K", "from": DAY.date().isoformat(), "to": DAY.date().isoformat(), "tz": "UTC"}
+    r = await client.get(f"{API}/kpi/oee", params=params, headers=executive_headers)
+    assert r.status_code == 200, r.text
+    oee = r.json()
+    day = next(s for s in oee["shifts"] if s["shift"] == "Day")
+    planned, down = 8 * 3600.0, 2400.0
+    run = planned - down
+    availability, performance, quality = run / planned, (6 * 30 + 4 * 20) / run, 9 / 10
+    assert day["availability"] == round(availability, 4)
+    assert day["performance"] == round(performance, 4)
+    assert day["quality"] == round(quality, 4)
+    assert day["oee"] == round(round(availability, 4) * round(performance, 4) * round(quality, 4), 4)
+    # The line over the day: both night shifts (00–06 and 22–24) add planned time and the 23:00 pack.
+    assert oee["availability"]["planned_seconds"] == planned + 6 * 3600 + 2 * 3600
+    assert oee["availability"]["downtime_seconds"] == down
+    assert oee["performance"]["ideal_cycle_seconds_total"] == 6 * 30 + 5 * 20
+    assert oee["performance"]["total_count"] == 11
+    assert oee["quality"] == {"value": round(10 / 11, 4), "good": 10, "total": 11}
+    assert [s["shift"] for s in oee["shifts"]] == ["Night", "Day", "Night"]
+
+    r = await client.get(f"{API}/kpi/output", params={**params, "bucket": "hour"}, headers=executive_headers)
+    hours = {i["start"]: i for i in r.json()["items"]}
+    assert len(hours) == 24
+    assert hours[(DAY + timedelta(hours=9)).isoformat()] == {
+        "start": (DAY + timedelta(hours=9)).isoformat(),
+        "good": 4,
+        "total": 4,
+        "plan": 100.0,
+    }
+    assert hours[(DAY + timedelta(hours=8)).isoformat()]["good"] == 0  # assemblies are not output
+    r = await client.get(f"{API}/kpi/output", params={**params, "bucket": "day"}, headers=executive_headers)
+    assert r.json()["items"] == [{"start": DAY.isoformat(), "good": 5, "total": 5, "plan": 800 + 400 * 8 / 8}]
+
+
+async def test_lines_now_shows_the_lot_in_progress_output_plan_and_open_alerts(
+    client, kernel, line, manager_headers, worker_headers
+):
+    await client.put(f"{API}/lines/LINE-K/shifts", json=SHIFTS, headers=manager_headers)
+    now = datetime.now(UTC)
+    await _record(client, worker_headers, at=now, process_id="PACK-30", serial="SN-K0")
+    async with kernel.sessionmaker() as session:
+        session.add(
+            Alert(
+                key="station:ST-K1:backlog", severity="warning", source="station", message="m", detail={}, raised_at=now
+            )
+        )
+        session.add(
+            Alert(
+                key="station:ST-ELSEWHERE:silent",
+                severity="warning",
+                source="station",
+                message="m",
+                detail={},
+                raised_at=now,
+            )
+        )
+        await session.commit()
+    r = await client.get(f"{API}/kpi/lines/now", params={"tz": "UTC"}, headers=manager_headers)
+    assert r.status_code == 200, r.text
+    [item] = r.json()["items"]
+    assert (item["line"], item["name"], item["current_lot"]) == ("LINE-K", "Line K", "LOT-K1")
+    assert (item["output"], item["plan"], item["open_alerts"]) == (1, 1200.0, 1)
+
+
+async def test_yield_by_station_names_the_station(client, line, worker_headers, quality_headers):
+    at = datetime.now(UTC)
+    await _record(client, worker_headers, at=at, process_id="ASSY-10", serial="SN-K0", result="fail", defect="X")
+    await _record(client, worker_headers, at=at, process_id="ASSY-10", serial="SN-K0")
+    r = await client.get(f"{API}/kpi/yield", params={"group_by": "station"}, headers=quality_headers)
+    assert r.json() == {
+        "group_by": "station",
+        "items": [
+            {
+                "key": "ST-K1",
+                "total": 1,
+                "passed": 1,
+                "first_pass": 0,
+                "first_pass_yield": 0.0,
+                "final_yield": 1.0,
+                "records": 2,
+                "records_passed": 1,
+            }
+        ],
+    }
+
+
+async def test_shift_calendar_is_replaced_by_managers_and_refuses_overlaps(
+    client, line, manager_headers, viewer_headers, quality_headers, executive_headers
+):
+    assert (await client.get(f"{API}/lines/LINE-K/shifts", headers=viewer_headers)).json() == {
+        "line": "LINE-K",
+        "shifts": [],
+    }
+    for headers in (viewer_headers, quality_headers, executive_headers):
+        r = await client.put(f"{API}/lines/LINE-K/shifts", json=SHIFTS, headers=headers)
+        assert r.status_code == 403, r.text
+    r = await client.put(f"{API}/lines/LINE-K/shifts", json=SHIFTS, headers=manager_headers)
+    assert r.status_code == 200
+    got = (await client.get(f"{API}/lines/LINE-K/shifts", headers=executive_headers)).json()["shifts"]
+    assert [s["name"] for s in got] == ["Day", "Night"]
+
+    overlapping = [
+        [
+            {"name": "A", "start": "06:00", "end": "14:00", "days": [0]},
+            {"name": "B", "start": "13:00", "end": "20:00", "days": [0]},
+        ],
+        # Monday's night shift runs into Tuesday's early shift.
+        [
+            {"name": "N", "start": "22:00", "end": "06:00", "days": [0]},
+            {"name": "E", "start": "05:00", "end": "08:00", "days": [1]},
+        ],
+        # Sunday night into Monday morning: the week wraps.
+        [
+            {"name": "N", "start": "22:00", "end": "06:00", "days": [6]},
+            {"name": "E", "start": "05:30", "end": "08:00", "days": [0]},
+        ],
+        [
+            {"name": "A", "start": "06:00", "end": "08:00", "days": [0]},
+            {"name": "A", "start": "09:00", "end": "10:00", "days": [0]},
+        ],
+    ]
+    for shifts in overlapping:
+        r = await client.put(f"{API}/lines/LINE-K/shifts", json={"shifts": shifts}, headers=manager_headers)
+        assert r.status_code == 422 and r.json()["detail"]["code"] == "SHIFTS_OVERLAP", (shifts, r.text)
+    adjacent = [{"name": "A", "start": "06:00", "end": "14:00"}, {"name": "B", "start": "14:00", "end": "22:00"}]
+    r = await client.put(f"{API}/lines/LINE-K/shifts", json={"shifts": adjacent}, headers=manager_headers)
+    assert r.status_code == 200, r.text
+    for bad in (
+        {"name": "A", "start": "24:00", "end": "06:00"},
+        {"name": "A", "start": "6:00", "end": "14:00"},
+        {"name": "", "start": "06:00", "end": "14:00"},
+        {"name": "A", "start": "06:00", "end": "14:00", "days": [7]},
+        {"name": "A", "start": "06:00", "end": "14:00", "days": [1, 1]},
+        {"name": "A", "start": "06:00", "end": "14:00", "planned_output": -1},
+    ):
+        r = await client.put(f"{API}/lines/LINE-K/shifts", json={"shifts": [bad]}, headers=manager_headers)
+        assert r.status_code == 422 and r.json()["detail"]["code"] == "VALIDATION_ERROR", (bad, r.text)
+    r = await client.put(f"{API}/lines/NOPE/shifts", json=SHIFTS, headers=manager_headers)
+    assert r.status_code == 404 and r.json()["detail"]["code"] == "LINE_NOT_FOUND"
+
+
+@pytest.mark.parametrize("path", ["oee", "yield", "pareto", "output"])
+async def test_bad_ranges_zones_and_lines_answer_422_or_404_with_a_code_naming_the_field(
+    client, line, manager_headers, path
+):
+    cases = [
+        ({"from": "2026-03-02", "to": "2026-03-01"}, 422, "INVALID_RANGE", "to"),
+        ({"from": "2025-01-01", "to": "2026-01-03"}, 422, "INVALID_RANGE", "to"),
+        ({"from": "2026-03-01T06:00:00"}, 422, "INVALID_RANGE", "from"),
+        ({"from": "yesterday"}, 422, "INVALID_RANGE", "from"),
+        ({"to": "2026-13-01"}, 422, "INVALID_RANGE", "to"),
+        ({"tz": "Mars/Olympus"}, 422, "INVALID_TIMEZONE", "tz"),
+        ({"line": "NO-SUCH-LINE"}, 404, "LINE_NOT_FOUND", "line"),
+    ]
+    for params, status, code, field in cases:
+        r = await client.get(f"{API}/kpi/{path}", params=params, headers=manager_headers)
+        assert r.status_code == status, (params, r.text)
+        assert (r.json()["detail"]["code"], r.json()["detail"]["field"]) == (code, field), params
+    ok = await client.get(
+        f"{API}/kpi/{path}",
+        params={"from": "2025-01-01", "to": "2025-12-31", "tz": "Asia/Seoul"},
+        headers=manager_headers,
+    )
+    assert ok.status_code == 200, ok.text
+
+
+async def test_read_only_managers_read_what_their_views_need_and_write_nothing(
+    client, line, quality_headers, executive_headers, worker_headers
+):
+    for url in ("/kpi/oee", "/kpi/pareto", "/kpi/lines/now", "/dashboard/summary", "/lots/LOT-K1/history"):
+        assert (await client.get(API + url, headers=quality_headers)).status_code == 200, url
+    for url in ("/kpi/oee", "/kpi/output", "/kpi/lines/now", "/dashboard/summary", "/lines/LINE-K/shifts"):
+        assert (await client.get(API + url, headers=executive_headers)).status_code == 200, url
+    assert (await client.get(f"{API}/lots/LOT-K1/history", headers=executive_headers)).status_code == 403
+    assert (await client.get(f"{API}/kpi/oee", headers=worker_headers)).status_code == 403
+    for headers in (quality_headers, executive_headers):
+        r = await client.post(f"{API}/lots", json={"lot_number": "LOT-NEW", "product": "P"}, headers=headers)
+        assert r.status_code == 403
+        body = {
+            "idempotency_key": uuid.uuid4().hex,
+            "lot_number": "LOT-K1",
+            "process_id": "ASSY-10",
+            "worker_id": "W",
+            "result": "pass",
+        }
+        assert (await client.post(f"{API}/process-records", json=body, headers=headers)).status_code == 403
+
+
+async def test_new_roles_are_accepted_by_the_user_api_and_log_in(client, admin_headers):
+    for role in ("quality_manager", "executive"):
+        r = await client.post(
+            f"{API}/users",
+            json={"username": f"u-{role}", "password": "a-long-password-1", "role": role},
+            headers=admin_headers,
+        )
+        assert r.status_code == 201, r.text
+        r = await client.post(f"{API}/auth/login", json={"username": f"u-{role}", "password": "a-long-password-1"})
+        assert r.status_code == 200, r.text
+        me = await client.get(f"{API}/auth/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+        assert "kpi:read" in me.json()["permissions"] and "lots:write" not in me.json()["permissions"]
