@@ -415,10 +415,41 @@ def _mount_web(app: FastAPI) -> None:
         from fastapi.staticfiles import StaticFiles
 
         class ImmutableAssets(StaticFiles):
+            """Hashed build assets, cached for good; the build's `.br`/`.gz` twin when the client accepts it."""
+
             async def get_response(self, path, scope):
                 response = await super().get_response(path, scope)
-                if response.status_code == 200:
-                    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+                if response.status_code != 200:
+                    return response
+                headers = {"Cache-Control": "public, max-age=31536000, immutable", "Vary": "Accept-Encoding"}
+                accepted = _accepted_encodings(scope)
+                for encoding, suffix in (("br", ".br"), ("gzip", ".gz")):
+                    if encoding not in accepted:
+                        continue
+                    full_path, stat_result = self.lookup_path(path + suffix)
+                    if stat_result is not None:
+                        return FileResponse(
+                            full_path,
+                            stat_result=stat_result,
+                            media_type=response.media_type,
+                            headers={**headers, "Content-Encoding": encoding},
+                        )
+                response.headers.update(headers)
                 return response
 
         app.mount("/assets", ImmutableAssets(directory=WEB_DIST / "assets"), name="web-assets")
+
+
+def _accepted_encodings(scope) -> set[str]:
+    """Content codings the client accepts (RFC 9110 §12.5.3), without those it refuses with `q=0`."""
+    raw = next((v for k, v in scope.get("headers", []) if k == b"accept-encoding"), b"").decode("latin-1")
+    accepted = set()
+    for item in raw.split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        quality = next((p[2:] for p in params if p.lower().startswith("q=")), "1")
+        try:
+            if float(quality) > 0:
+                accepted.add(coding.lower())
+        except ValueError:
+            continue
+    return accepted

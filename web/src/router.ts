@@ -3,6 +3,9 @@ import { useSyncExternalStore } from "react";
 
 export type Route =
   | { name: "overview" }
+  | { name: "production" }
+  | { name: "quality" }
+  | { name: "executive" }
   | { name: "lots" }
   | { name: "lot"; lotNumber: string }
   | { name: "unit"; serialNumber: string }
@@ -10,6 +13,8 @@ export type Route =
   | { name: "alerts" }
   | { name: "audit" }
   | { name: "not_found"; path: string };
+
+const PAGES = ["devices", "alerts", "audit", "production", "quality", "executive"] as const;
 
 /** Parse the part after `#` into a route; LOT numbers and serials may hold `/`, so they are encoded. */
 export function parseRoute(hash: string): Route {
@@ -20,7 +25,7 @@ export function parseRoute(hash: string): Route {
   if (head === "lots" && parts.length === 1) return { name: "lots" };
   if (head === "lots" && parts.length === 2) return { name: "lot", lotNumber: decodeURIComponent(arg) };
   if (head === "units" && parts.length === 2) return { name: "unit", serialNumber: decodeURIComponent(arg) };
-  if (parts.length === 1 && (head === "devices" || head === "alerts" || head === "audit")) return { name: head };
+  if (parts.length === 1 && (PAGES as readonly string[]).includes(head)) return { name: head as (typeof PAGES)[number] };
   return { name: "not_found", path };
 }
 
@@ -37,6 +42,19 @@ export function hrefOf(route: Route): string {
     default:
       return `#/${route.name}`;
   }
+}
+
+/** The query part of the hash (`#/lots?product=P-1` → product=P-1), for filters a link carries. */
+export function hashQuery(hash: string = window.location.hash): URLSearchParams {
+  const at = hash.indexOf("?");
+  return new URLSearchParams(at >= 0 ? hash.slice(at + 1) : "");
+}
+
+/** The LOT list filtered: plant-calendar days (YYYY-MM-DD) and a product (a drill-down from a chart). */
+export function lotsHref(filters: { from?: string; to?: string; product?: string }): string {
+  const query = new URLSearchParams(Object.entries(filters).filter((e): e is [string, string] => !!e[1]));
+  const text = query.toString();
+  return `#/lots${text ? `?${text}` : ""}`;
 }
 
 export function navigate(route: Route): void {

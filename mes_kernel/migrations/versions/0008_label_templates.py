@@ -1,7 +1,7 @@
 """Label templates: the plant's own ZPL, versioned, with declared fields.
 
 Revision ID: 0008
-Revises: 0002
+Revises: 0005
 Create Date: 2026-11-30 12:10:00
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0008"
-down_revision = "0002"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

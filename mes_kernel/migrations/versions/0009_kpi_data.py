@@ -6,7 +6,7 @@ On PostgreSQL ``process_records`` is rebuilt as a table partitioned by month of 
 records are not computed here: run ``mes kpi rebuild`` after upgrading.
 
 Revision ID: 0009
-Revises: 0002
+Revises: 0008
 Create Date: 2026-11-30 12:00:00
 """
 
@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql
 from mes_kernel.db import partitions
 
 revision = "0009"
-down_revision = "0002"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

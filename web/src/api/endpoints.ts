@@ -7,14 +7,21 @@ import type {
   HealthTree,
   Lot,
   LotHistory,
+  LinesNow,
   LotStatus,
+  Oee,
+  Output,
+  OutputBucket,
   Page,
+  Pareto,
   Panel,
   PluginRecord,
   Station,
   Summary,
   Unit,
   UnitHistory,
+  YieldAnswer,
+  YieldGroup,
 } from "./types";
 import { api } from "../store/auth";
 
@@ -22,6 +29,33 @@ import { api } from "../store/auth";
 export function params(values: Record<string, string | number | boolean | null | undefined>) {
   return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined && v !== null && v !== ""));
 }
+
+/** The key a poll is shared under: the path and its non-empty query, sorted (one URL, one request). */
+export function keyOf(path: string, query: Record<string, string | number | boolean | null | undefined> = {}): string {
+  const search = new URLSearchParams(Object.entries(params(query)).map(([k, v]) => [k, String(v)]) as [string, string][]);
+  search.sort();
+  const text = search.toString();
+  return `GET ${path}${text ? `?${text}` : ""}`;
+}
+
+/**
+ * A KPI range: `from`/`to` are ISO-8601 instants with the plant's offset (`to` exclusive), `tz` the
+ * plant's zone, `line` a line code or empty for all lines.
+ */
+export interface KpiQuery {
+  from: string;
+  to: string;
+  tz: string;
+  line?: string;
+}
+
+/** A page of history: at most `limit` events older than the cursor `before` (none: the newest). */
+export interface HistoryQuery {
+  limit: number;
+  before?: string | null;
+}
+
+export const HISTORY_PAGE_SIZE = 100;
 
 const get = <T,>(path: string, signal?: AbortSignal, query?: Record<string, unknown>) =>
   api.http.get<T>(path, { signal, params: query }).then((r) => r.data);
@@ -39,12 +73,12 @@ export interface LotQuery {
 export const endpoints = {
   lots: (query: LotQuery, signal?: AbortSignal) => get<Page<Lot>>("/lots", signal, params({ ...query })),
   lot: (lotNumber: string, signal?: AbortSignal) => get<Lot>(`/lots/${encodeURIComponent(lotNumber)}`, signal),
-  lotHistory: (lotNumber: string, signal?: AbortSignal) =>
-    get<LotHistory>(`/lots/${encodeURIComponent(lotNumber)}/history`, signal),
+  lotHistory: (lotNumber: string, query: HistoryQuery, signal?: AbortSignal) =>
+    get<LotHistory>(`/lots/${encodeURIComponent(lotNumber)}/history`, signal, params({ ...query })),
   lotUnits: (lotNumber: string, signal?: AbortSignal) =>
     get<Unit[]>(`/lots/${encodeURIComponent(lotNumber)}/units`, signal, { limit: 500 }),
-  unitHistory: (serial: string, signal?: AbortSignal) =>
-    get<UnitHistory>(`/units/${encodeURIComponent(serial)}/history`, signal),
+  unitHistory: (serial: string, query: HistoryQuery, signal?: AbortSignal) =>
+    get<UnitHistory>(`/units/${encodeURIComponent(serial)}/history`, signal, params({ ...query })),
   addUnits: (lotNumber: string, serialNumbers: string[]) =>
     api.http.post<Unit[]>(`/lots/${encodeURIComponent(lotNumber)}/units`, { serial_numbers: serialNumbers })
       .then((r) => r.data),
@@ -66,4 +100,11 @@ export const endpoints = {
   devices: (signal?: AbortSignal) => get<Device[]>("/devices", signal),
   audit: (query: { entity?: string; actor?: string; action?: string; limit: number; offset: number },
           signal?: AbortSignal) => get<Page<AuditEntry>>("/audit", signal, params({ ...query })),
+  kpiOee: (query: KpiQuery, signal?: AbortSignal) => get<Oee>("/kpi/oee", signal, params({ ...query })),
+  kpiYield: (query: KpiQuery & { group_by: YieldGroup }, signal?: AbortSignal) =>
+    get<YieldAnswer>("/kpi/yield", signal, params({ ...query })),
+  kpiPareto: (query: KpiQuery, signal?: AbortSignal) => get<Pareto>("/kpi/pareto", signal, params({ ...query })),
+  kpiOutput: (query: KpiQuery & { bucket: OutputBucket }, signal?: AbortSignal) =>
+    get<Output>("/kpi/output", signal, params({ ...query })),
+  linesNow: (signal?: AbortSignal) => get<LinesNow>("/kpi/lines/now", signal),
 };

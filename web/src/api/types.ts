@@ -48,19 +48,23 @@ export interface Unit {
 
 export interface HistoryEvent {
   at: string;
+  /** When it happened at the station (the station's clock); absent from kernels before issue 13. */
+  recorded_at?: string | null;
+  /** When the server received it. */
+  received_at?: string | null;
   type: "process_record" | "device_action";
   lot_number: string | null;
   serial_number: string | null;
   data: Record<string, unknown>;
 }
 
-export interface LotHistory {
+export interface LotHistory extends HistoryPage {
   lot_number: string;
   status: LotStatus;
   events: HistoryEvent[];
 }
 
-export interface UnitHistory {
+export interface UnitHistory extends HistoryPage {
   serial_number: string;
   lot_number: string;
   lot_status: LotStatus;
@@ -202,4 +206,93 @@ export interface Device {
   station: string | null;
   enabled: boolean;
   config: Record<string, unknown>;
+}
+
+// ---- issue 13: KPIs, views for each audience, histories by cursor ----
+
+/** One page of a LOT's or unit's history (newest first); `next_before` is the cursor of the next page. */
+export interface HistoryPage {
+  total?: number;
+  next_before?: string | null;
+}
+
+export interface OeeFactors {
+  availability: number | null;
+  performance: number | null;
+  quality: number | null;
+}
+
+export interface OeeShift extends OeeFactors {
+  line: string;
+  shift: string;
+  start: string;
+  end: string;
+  oee: number | null;
+}
+
+export interface Oee {
+  line: string | null;
+  from: string;
+  to: string;
+  oee: number | null;
+  availability: { value: number | null; planned_seconds: number; downtime_seconds: number; run_seconds: number };
+  performance: { value: number | null; ideal_cycle_seconds_total: number; run_seconds: number; total_count: number };
+  quality: { value: number | null; good: number; total: number };
+  shifts: OeeShift[];
+}
+
+export type YieldGroup = "process" | "station" | "product";
+
+export interface YieldItem {
+  key: string;
+  total: number;
+  passed: number;
+  first_pass: number;
+  first_pass_yield: number | null;
+  final_yield: number | null;
+}
+
+export interface YieldAnswer {
+  group_by: YieldGroup;
+  items: YieldItem[];
+}
+
+export interface ParetoItem {
+  defect_code: string;
+  count: number;
+  percent: number;
+  cumulative_percent: number;
+}
+
+export interface Pareto {
+  total: number;
+  items: ParetoItem[];
+}
+
+export type OutputBucket = "hour" | "day" | "week";
+
+export interface OutputItem {
+  start: string;
+  good: number;
+  total: number;
+  plan: number | null;
+}
+
+export interface Output {
+  bucket: OutputBucket;
+  items: OutputItem[];
+}
+
+export interface LineNow {
+  line: string;
+  name: string;
+  current_lot: string | null;
+  output: number;
+  plan: number | null;
+  oee: number | null;
+  open_alerts: number;
+}
+
+export interface LinesNow {
+  items: LineNow[];
 }

@@ -13,6 +13,8 @@ import TableHead from "@mui/material/TableHead";
 import TablePagination from "@mui/material/TablePagination";
 import TableRow from "@mui/material/TableRow";
 import TableContainer from "@mui/material/TableContainer";
+import { useTranslation } from "react-i18next";
+import { formatNumber } from "../i18n/format";
 
 export interface ServerPaging {
   pageIndex: number;
@@ -34,8 +36,9 @@ interface Props<T> {
 
 export const PAGE_SIZES = [10, 25, 50, 100];
 
-export function DataTable<T>({ columns, data, paging, onRowClick, rowKey, emptyText = "Nothing to show",
-                               size = "small", label }: Props<T>) {
+export function DataTable<T>({ columns, data, paging, onRowClick, rowKey, emptyText, size = "small",
+                               label }: Props<T>) {
+  const { t } = useTranslation();
   const table = useReactTable({
     data,
     columns,
@@ -70,7 +73,7 @@ export function DataTable<T>({ columns, data, paging, onRowClick, rowKey, emptyT
             {table.getRowModel().rows.length === 0 ? (
               <TableRow>
                 <TableCell colSpan={columns.length} sx={{ color: "text.secondary", textAlign: "center", py: 3 }}>
-                  {emptyText}
+                  {emptyText ?? t("common.nothing")}
                 </TableCell>
               </TableRow>
             ) : (
@@ -97,6 +100,10 @@ export function DataTable<T>({ columns, data, paging, onRowClick, rowKey, emptyT
           page={Math.min(paging.pageIndex, Math.max(0, Math.ceil(paging.total / paging.pageSize) - 1))}
           rowsPerPage={paging.pageSize}
           rowsPerPageOptions={PAGE_SIZES}
+          labelRowsPerPage={t("table.rowsPerPage")}
+          labelDisplayedRows={({ from, to, count }) => t("table.displayed", {
+            from: formatNumber(from), to: formatNumber(to), count: formatNumber(count) })}
+          getItemAriaLabel={(type) => t(`table.${type}`)}
           onPageChange={(_, page) => table.setPageIndex(page)}
           onRowsPerPageChange={(event) => paging.onChange({ pageIndex: 0, pageSize: Number(event.target.value) })}
         />

@@ -1,6 +1,7 @@
 // Keeps one broken panel or page (say, a plugin answering an unexpected shape) from blanking the dashboard.
 import { Component, type ErrorInfo, type ReactNode } from "react";
 import Alert from "@mui/material/Alert";
+import i18n from "../i18n";
 
 interface Props {
   /** What failed, in the user's words ("panel Defects today"). */
@@ -32,7 +33,7 @@ export class ErrorBoundary extends Component<Props, State> {
 
   render() {
     if (this.state.error) {
-      return <Alert severity="warning">Cannot show {this.props.what}: {this.state.error.message}</Alert>;
+      return <Alert severity="warning">{i18n.t("common.cannotShow", { what: this.props.what, error: this.state.error.message })}</Alert>;
     }
     return this.props.children;
   }

@@ -1,12 +1,13 @@
-// Small pieces every page uses: status chips, error notices, section cards, timestamps.
+// Small pieces every page uses: status chips, error notices, section cards, timestamps, empty states.
 import type { ReactNode } from "react";
 import Alert from "@mui/material/Alert";
 import Box from "@mui/material/Box";
 import Chip, { type ChipProps } from "@mui/material/Chip";
 import Paper from "@mui/material/Paper";
 import Typography from "@mui/material/Typography";
+import { useTranslation } from "react-i18next";
 import type { ApiError } from "../api/client";
-import { formatAge } from "../panels/panelData";
+import { formatDateTime, formatDuration, formatTime } from "../i18n/format";
 
 type Color = ChipProps["color"];
 
@@ -34,31 +35,65 @@ const LOT_COLORS: Record<string, Color> = {
   scrapped: "error",
 };
 
+/** A state from the kernel (UP, open, loaded …): its words from the catalog, the value itself if unknown. */
+export function useStateLabel(): (status: string) => string {
+  const { t } = useTranslation();
+  return (status: string) => t(`state.${status}`, { defaultValue: status });
+}
+
 export function StatusChip({ status, label }: { status: string; label?: string }) {
-  return <Chip size="small" color={STATUS_COLORS[status] ?? "default"} label={label ?? status} />;
+  const stateLabel = useStateLabel();
+  return <Chip size="small" color={STATUS_COLORS[status] ?? "default"} label={label ?? stateLabel(status)} />;
 }
 
 export function LotStatusChip({ status }: { status: string }) {
+  const { t } = useTranslation();
   return <Chip size="small" variant="outlined" color={LOT_COLORS[status] ?? "default"}
-               label={status.replace("_", " ")} />;
+               label={t(`lotStatus.${status}`, { defaultValue: status })} />;
 }
 
 /** A failed request, with a "retrying" note while a poller backs off. */
 export function ErrorNotice({ error, retryInMs, what }: { error?: ApiError; retryInMs?: number; what?: string }) {
+  const { t } = useTranslation();
   if (!error) return null;
-  const retry = retryInMs ? ` — retrying in ${Math.round(retryInMs / 1000)} s` : "";
   return (
     <Alert severity={error.status === 403 ? "info" : "error"} sx={{ mb: 2 }}>
       {what ? `${what}: ` : ""}
-      {error.message} <Typography component="span" variant="caption">({error.code}){retry}</Typography>
+      {error.message}{" "}
+      <Typography component="span" variant="caption">
+        {`(${error.code})`}{retryInMs ? ` — ${t("common.retryingIn", { after: formatDuration(retryInMs / 1000) })}` : ""}
+      </Typography>
     </Alert>
+  );
+}
+
+/** A view whose endpoints this kernel does not have (an older kernel, or the KPI plugin not loaded). */
+export function NotAvailable() {
+  const { t } = useTranslation();
+  return <Alert severity="info" sx={{ mb: 2 }} data-testid="not-available">{t("common.notAvailable")}</Alert>;
+}
+
+/** True when there is something to draw: at least one row with a non-zero value in one of `keys`. */
+export function hasData<T>(rows: T[] | undefined, keys: (keyof T)[]): boolean {
+  return !!rows && rows.some((row) => keys.some((k) => {
+    const v = row[k];
+    return typeof v === "number" && v !== 0;
+  }));
+}
+
+export function NoData() {
+  const { t } = useTranslation();
+  return (
+    <Typography color="text.secondary" sx={{ py: 4, textAlign: "center" }} data-testid="no-data">
+      {t("common.noData")}
+    </Typography>
   );
 }
 
 export function Section({ title, action, children }: { title: string; action?: ReactNode; children: ReactNode }) {
   return (
-    <Paper variant="outlined" sx={{ p: 2, mb: 2 }}>
-      <Box sx={{ display: "flex", alignItems: "center", mb: 1, gap: 1 }}>
+    <Paper variant="outlined" sx={{ p: 2, mb: 2, minWidth: 0 }} component="section" aria-label={title}>
+      <Box sx={{ display: "flex", alignItems: "center", mb: 1, gap: 1, flexWrap: "wrap" }}>
         <Typography variant="h6" component="h2" sx={{ flexGrow: 1, fontSize: "1.05rem" }}>
           {title}
         </Typography>
@@ -71,8 +106,8 @@ export function Section({ title, action, children }: { title: string; action?: R
 
 export function PageTitle({ children, action }: { children: ReactNode; action?: ReactNode }) {
   return (
-    <Box sx={{ display: "flex", alignItems: "center", mb: 2, gap: 2 }}>
-      <Typography variant="h5" component="h1" sx={{ flexGrow: 1 }}>
+    <Box sx={{ display: "flex", alignItems: "center", mb: 2, gap: 2, flexWrap: "wrap" }}>
+      <Typography variant="h5" component="h1" sx={{ flexGrow: 1, overflowWrap: "anywhere" }}>
         {children}
       </Typography>
       {action}
@@ -80,25 +115,28 @@ export function PageTitle({ children, action }: { children: ReactNode; action?: 
   );
 }
 
-export function When({ at }: { at: string | null | undefined }) {
+/** An instant in the plant's zone, with its age when recent; `hover` adds a second time to the tooltip. */
+export function When({ at, hover }: { at: string | null | undefined; hover?: string }) {
+  const { t } = useTranslation();
   if (!at) return <>—</>;
   const date = new Date(at);
   if (Number.isNaN(date.getTime())) return <>{at}</>;
   const age = (Date.now() - date.getTime()) / 1000;
   return (
-    <span title={date.toISOString()}>
-      {date.toLocaleString()}
+    <span title={hover ?? date.toISOString()}>
+      {formatDateTime(date)}
       {age >= 0 && age < 7 * 86400 ? <Typography component="span" variant="caption" color="text.secondary">
-        {` (${formatAge(age)} ago)`}</Typography> : null}
+        {` (${t("common.ago", { age: formatDuration(age) })})`}</Typography> : null}
     </span>
   );
 }
 
 export function Updated({ at }: { at?: number }) {
+  const { t } = useTranslation();
   if (!at) return null;
   return (
     <Typography variant="caption" color="text.secondary">
-      updated {new Date(at).toLocaleTimeString()}
+      {t("common.updated", { time: formatTime(at) })}
     </Typography>
   );
 }

@@ -59,6 +59,11 @@ export class Poller<T> {
     this.controller?.abort();
   }
 
+  /** Poll at another pace from the next wait on (subscribers of a shared poller come and go). */
+  setInterval(intervalMs: number): void {
+    this.options.intervalMs = intervalMs;
+  }
+
   /** Fetch now (a user pressed refresh, or a write changed the data) and restart the schedule. */
   poke(): void {
     if (!this.running) return;

@@ -1,22 +1,21 @@
-// React binding of Poller: data, the last error, consecutive failures and a refresh function.
-import { useCallback, useEffect, useRef, useState } from "react";
-import { Poller } from "./poller";
-import { toApiError, type ApiError } from "../api/client";
+// React binding of the shared poll store: data, the last error, consecutive failures and a refresh function.
+import { useCallback, useRef, useSyncExternalStore } from "react";
+import { pokePoll, pollSnapshot, subscribePoll, type PollSnapshot } from "./pollStore";
 
-export interface PollState<T> {
-  data: T | undefined;
-  error: ApiError | undefined;
-  failures: number;
-  /** When the next try after a failure is due (ms from the failure), for "retrying in …". */
-  retryInMs: number | undefined;
-  updatedAt: number | undefined;
-  loading: boolean;
+export interface PollState<T> extends PollSnapshot<T> {
   refresh(): void;
 }
 
+const IDLE: PollSnapshot<never> = {
+  data: undefined, error: undefined, failures: 0, retryInMs: undefined, updatedAt: undefined, loading: false,
+};
+const STARTING: PollSnapshot<never> = { ...IDLE, loading: true };
+
 /**
- * Poll `fetcher` every `intervalMs` while the component is mounted (and `enabled`); a change of
- * `key` starts over (new filters, another LOT). Failures back off 2, 4, 8 s; data stays on screen.
+ * Poll `fetcher` every `intervalMs` while the component is mounted (and `enabled`). `key` names what is
+ * fetched — the URL with its query — and every component polling the same key shares one request per
+ * interval (the shortest interval asked wins). A change of `key` starts over (new filters, another LOT).
+ * Failures back off 2, 4, 8 s; data stays on screen.
  */
 export function usePolling<T>(
   key: string,
@@ -24,43 +23,25 @@ export function usePolling<T>(
   intervalMs: number,
   enabled = true,
 ): PollState<T> {
-  const [state, setState] = useState<Omit<PollState<T>, "refresh">>({
-    data: undefined,
-    error: undefined,
-    failures: 0,
-    retryInMs: undefined,
-    updatedAt: undefined,
-    loading: enabled,
-  });
   const fetcherRef = useRef(fetcher);
   fetcherRef.current = fetcher;
-  const pollerRef = useRef<Poller<T> | null>(null);
 
-  useEffect(() => {
-    if (!enabled) {
-      setState((s) => ({ ...s, loading: false }));
-      return undefined;
-    }
-    setState((s) => ({ ...s, loading: s.data === undefined, error: undefined, failures: 0 }));
-    const poller = new Poller<T>((signal) => fetcherRef.current(signal), {
-      intervalMs,
-      onData: (data) =>
-        setState({ data, error: undefined, failures: 0, retryInMs: undefined, updatedAt: Date.now(), loading: false }),
-      onError: (error, failures, retryInMs) =>
-        setState((s) => ({ ...s, error: toApiError(error), failures, retryInMs, loading: false })),
-    });
-    pollerRef.current = poller;
-    // A hidden tab stops polling (the API allows 100 requests a minute per user) and catches up on return.
-    const onVisibility = () => (document.hidden ? poller.stop() : poller.start());
-    document.addEventListener("visibilitychange", onVisibility);
-    if (!document.hidden) poller.start();
-    return () => {
-      document.removeEventListener("visibilitychange", onVisibility);
-      poller.stop();
-      pollerRef.current = null;
-    };
+  const subscribe = useCallback((listener: () => void) => {
+    if (!enabled) return () => undefined;
+    return subscribePoll<T>(key, (signal) => fetcherRef.current(signal), intervalMs, listener);
   }, [key, intervalMs, enabled]);
+  const snapshot = useSyncExternalStore(
+    subscribe,
+    () => (enabled ? pollSnapshot<T>(key) ?? STARTING : IDLE) as PollSnapshot<T>,
+  );
 
-  const refresh = useCallback(() => pollerRef.current?.poke(), []);
-  return { ...state, refresh };
+  // A new key (new filters, another LOT) keeps the previous data on screen until its own arrive, as a
+  // filter change should not blank the table; pages that must not mix them check what the data are for.
+  const last = useRef<PollSnapshot<T> | undefined>(undefined);
+  if (snapshot.data !== undefined) last.current = snapshot;
+  const refresh = useCallback(() => pokePoll(key), [key]);
+  if (snapshot.data === undefined && snapshot.loading && last.current && enabled) {
+    return { ...snapshot, data: last.current.data, updatedAt: last.current.updatedAt, refresh };
+  }
+  return { ...snapshot, refresh };
 }

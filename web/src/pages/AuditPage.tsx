@@ -9,6 +9,8 @@ import { endpoints } from "../api/endpoints";
 import type { AuditEntry } from "../api/types";
 import { DataTable } from "../components/DataTable";
 import { ErrorNotice, PageTitle, Updated, When } from "../components/common";
+import type { TFunction } from "i18next";
+import { useTranslation } from "react-i18next";
 import { useDebounced } from "../hooks/useDebounced";
 import { usePolling } from "../hooks/usePolling";
 
@@ -25,20 +27,21 @@ export function changeOf(entry: Pick<AuditEntry, "before" | "after">): string {
     .join(", ");
 }
 
-const columns: ColumnDef<AuditEntry, any>[] = [
-  { accessorKey: "occurred_at", header: "When", cell: (i) => <When at={i.getValue()} /> },
-  { accessorKey: "actor", header: "Actor" },
-  { accessorKey: "action", header: "Action" },
-  { accessorKey: "entity", header: "Entity" },
-  { accessorKey: "entity_id", header: "Id" },
+const columns = (t: TFunction): ColumnDef<AuditEntry, any>[] => [
+  { accessorKey: "occurred_at", header: t("audit.col.when"), cell: (i) => <When at={i.getValue()} /> },
+  { accessorKey: "actor", header: t("audit.col.actor") },
+  { accessorKey: "action", header: t("audit.col.action") },
+  { accessorKey: "entity", header: t("audit.col.entity") },
+  { accessorKey: "entity_id", header: t("audit.col.id") },
   {
-    id: "change", header: "Change", accessorFn: changeOf,
+    id: "change", header: t("audit.col.change"), accessorFn: changeOf,
     cell: (i) => <Typography variant="body2" sx={{ maxWidth: 480, overflowWrap: "anywhere" }}>{i.getValue()}</Typography>,
   },
-  { accessorKey: "client_ip", header: "Client", cell: (i) => i.getValue() ?? "—" },
+  { accessorKey: "client_ip", header: t("audit.col.client"), cell: (i) => i.getValue() ?? "—" },
 ];
 
 export function AuditPage() {
+  const { t } = useTranslation();
   const [entity, setEntity] = useState("");
   const [actor, setActor] = useState("");
   const [action, setAction] = useState("");
@@ -51,7 +54,7 @@ export function AuditPage() {
     limit: page.pageSize, offset: page.pageIndex * page.pageSize,
   }), [filters, page]);
   const fetcher = useCallback((signal: AbortSignal) => endpoints.audit(query, signal), [query]);
-  const audit = usePolling(`audit:${JSON.stringify(query)}`, fetcher, 30_000);
+  const audit = usePolling(`GET /audit?${JSON.stringify(query)}`, fetcher, 30_000);
   const filter = (set: (v: string) => void) => (e: { target: { value: string } }) => {
     set(e.target.value);
     setPage((p) => ({ ...p, pageIndex: 0 }));
@@ -59,20 +62,20 @@ export function AuditPage() {
 
   return (
     <>
-      <PageTitle action={<Updated at={audit.updatedAt} />}>Audit log</PageTitle>
+      <PageTitle action={<Updated at={audit.updatedAt} />}>{t("nav.audit")}</PageTitle>
       <Paper variant="outlined" sx={{ p: 2, mb: 2 }}>
         <Box sx={{ display: "flex", gap: 2, flexWrap: "wrap" }}>
-          <TextField size="small" label="Entity" placeholder="lot, user, station…" value={entity}
+          <TextField size="small" label={t("audit.col.entity")} placeholder={t("audit.entityHint")} value={entity}
                      onChange={filter(setEntity)} />
-          <TextField size="small" label="Actor" placeholder="user:admin" value={actor} onChange={filter(setActor)} />
-          <TextField size="small" label="Action" placeholder="create, update, delete" value={action}
+          <TextField size="small" label={t("audit.col.actor")} placeholder={t("audit.actorHint")} value={actor} onChange={filter(setActor)} />
+          <TextField size="small" label={t("audit.col.action")} placeholder={t("audit.actionHint")} value={action}
                      onChange={filter(setAction)} />
         </Box>
       </Paper>
       <ErrorNotice error={audit.error} retryInMs={audit.retryInMs} />
       <Paper variant="outlined">
-        <DataTable label="Audit log" columns={columns} data={audit.data?.items ?? []} rowKey={(e) => String(e.id)}
-                   emptyText={audit.loading ? "Loading…" : "No entry matches"}
+        <DataTable label={t("nav.audit")} columns={columns(t)} data={audit.data?.items ?? []} rowKey={(e) => String(e.id)}
+                   emptyText={audit.loading ? t("common.loading") : t("audit.none")}
                    paging={{ ...page, total: audit.data?.total ?? 0, onChange: setPage }} />
       </Paper>
     </>

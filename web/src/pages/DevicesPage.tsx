@@ -5,9 +5,11 @@ import type { ColumnDef } from "@tanstack/react-table";
 import { endpoints } from "../api/endpoints";
 import type { BreakerState, CheckNode, Device, HealthTree, PluginRecord, Station } from "../api/types";
 import { DataTable } from "../components/DataTable";
-import { ErrorNotice, PageTitle, Section, StatusChip, Updated, When } from "../components/common";
+import { ErrorNotice, PageTitle, Section, StatusChip, Updated, useStateLabel, When } from "../components/common";
+import type { TFunction } from "i18next";
+import { useTranslation } from "react-i18next";
 import { usePolling } from "../hooks/usePolling";
-import { formatAge } from "../panels/panelData";
+import { formatDuration as formatAge, formatDuration, formatMilliseconds } from "../i18n/format";
 import { useCan } from "../store/auth";
 
 const HEALTH_INTERVAL_MS = 15_000;
@@ -16,12 +18,12 @@ interface CheckRow extends CheckNode {
   name: string;
 }
 
-const checkColumns: ColumnDef<CheckRow, any>[] = [
-  { accessorKey: "name", header: "Check" },
-  { accessorKey: "status", header: "State", cell: (i) => <StatusChip status={i.getValue()} /> },
-  { accessorKey: "critical", header: "Critical", cell: (i) => (i.getValue() ? "yes" : "no") },
-  { accessorKey: "reason", header: "Reason", cell: (i) => i.getValue() ?? "—" },
-  { accessorKey: "duration_ms", header: "Took", cell: (i) => (i.getValue() != null ? `${i.getValue()} ms` : "—") },
+const checkColumns = (t: TFunction): ColumnDef<CheckRow, any>[] => [
+  { accessorKey: "name", header: t("devices.col.check") },
+  { accessorKey: "status", header: t("devices.col.state"), cell: (i) => <StatusChip status={i.getValue()} /> },
+  { accessorKey: "critical", header: t("devices.col.critical"), cell: (i) => (i.getValue() ? t("common.yes") : t("common.no")) },
+  { accessorKey: "reason", header: t("devices.col.reason"), cell: (i) => i.getValue() ?? "—" },
+  { accessorKey: "duration_ms", header: t("devices.col.took"), cell: (i) => (i.getValue() != null ? formatMilliseconds(i.getValue()) : "—") },
 ];
 
 interface PluginRow extends PluginRecord {
@@ -29,21 +31,21 @@ interface PluginRow extends PluginRecord {
   healthReasons: string[];
 }
 
-const pluginColumns: ColumnDef<PluginRow, any>[] = [
-  { accessorKey: "name", header: "Plugin", cell: (i) => <strong>{i.getValue()}</strong> },
-  { accessorKey: "version", header: "Version", cell: (i) => i.getValue() ?? "—" },
-  { accessorKey: "state", header: "State", cell: (i) => <StatusChip status={i.getValue()} /> },
-  { accessorKey: "reason", header: "Reason", cell: (i) => i.getValue() ?? "—" },
+const pluginColumns = (t: TFunction): ColumnDef<PluginRow, any>[] => [
+  { accessorKey: "name", header: t("devices.col.plugin"), cell: (i) => <strong>{i.getValue()}</strong> },
+  { accessorKey: "version", header: t("devices.col.version"), cell: (i) => i.getValue() ?? "—" },
+  { accessorKey: "state", header: t("devices.col.state"), cell: (i) => <StatusChip status={i.getValue()} /> },
+  { accessorKey: "reason", header: t("devices.col.reason"), cell: (i) => i.getValue() ?? "—" },
   {
-    accessorKey: "health", header: "Health",
+    accessorKey: "health", header: t("devices.col.health"),
     cell: (i) => (i.getValue() ? <StatusChip status={i.getValue()} /> : "—"),
   },
   {
-    id: "checks", header: "Checks",
+    id: "checks", header: t("devices.col.checks"),
     accessorFn: (p) => p.healthReasons.join("; ") || (p.health_checks ?? []).join(", ") || "—",
   },
   {
-    id: "drivers", header: "Drivers",
+    id: "drivers", header: t("devices.col.drivers"),
     accessorFn: (p) => (p.drivers ?? []).map((d) => d.name).join(", ") || "—",
   },
 ];
@@ -52,17 +54,17 @@ interface BreakerRow extends BreakerState {
   name: string;
 }
 
-const breakerColumns: ColumnDef<BreakerRow, any>[] = [
-  { accessorKey: "name", header: "Breaker" },
-  { accessorKey: "state", header: "State", cell: (i) => <StatusChip status={i.getValue()} /> },
+const breakerColumns = (t: TFunction): ColumnDef<BreakerRow, any>[] => [
+  { accessorKey: "name", header: t("devices.col.breaker") },
+  { accessorKey: "state", header: t("devices.col.state"), cell: (i) => <StatusChip status={i.getValue()} /> },
   {
-    id: "failures", header: "Failures",
+    id: "failures", header: t("devices.col.failures"),
     accessorFn: (b) => `${b.failure_count}${b.failure_threshold != null ? ` / ${b.failure_threshold}` : ""}`,
   },
-  { accessorKey: "recovery_timeout", header: "Recovery", cell: (i) => (i.getValue() != null ? `${i.getValue()} s` : "—") },
-  { accessorKey: "opens", header: "Opened" },
-  { accessorKey: "last_failure", header: "Last failure", cell: (i) => <When at={i.getValue()} /> },
-  { accessorKey: "last_failure_reason", header: "Reason", cell: (i) => i.getValue() ?? "—" },
+  { accessorKey: "recovery_timeout", header: t("devices.col.recovery"), cell: (i) => (i.getValue() != null ? formatDuration(i.getValue()) : "—") },
+  { accessorKey: "opens", header: t("devices.col.opened") },
+  { accessorKey: "last_failure", header: t("devices.col.lastFailure"), cell: (i) => <When at={i.getValue()} /> },
+  { accessorKey: "last_failure_reason", header: t("devices.col.reason"), cell: (i) => i.getValue() ?? "—" },
 ];
 
 interface StationRow extends Station {
@@ -76,27 +78,27 @@ export function heartbeatAge(station: Station, now: number = Date.now()): number
   return Number.isNaN(at) ? null : Math.max(0, (now - at) / 1000);
 }
 
-const stationColumns: ColumnDef<StationRow, any>[] = [
-  { accessorKey: "code", header: "Station", cell: (i) => <strong>{i.getValue()}</strong> },
-  { accessorKey: "name", header: "Name", cell: (i) => i.getValue() || "—" },
-  { accessorKey: "line", header: "Line", cell: (i) => i.getValue() ?? "—" },
+const stationColumns = (t: TFunction): ColumnDef<StationRow, any>[] => [
+  { accessorKey: "code", header: t("devices.col.station"), cell: (i) => <strong>{i.getValue()}</strong> },
+  { accessorKey: "name", header: t("devices.col.name"), cell: (i) => i.getValue() || "—" },
+  { accessorKey: "line", header: t("devices.col.line"), cell: (i) => i.getValue() ?? "—" },
   {
-    id: "state", header: "State", accessorFn: (s) => s.health?.status,
+    id: "state", header: t("devices.col.state"), accessorFn: (s) => s.health?.status,
     cell: (i) => (i.getValue() ? <StatusChip status={i.getValue()} label={i.row.original.health?.reason
       ? `${i.getValue()}: ${i.row.original.health.reason}` : undefined} /> : "—"),
   },
   {
-    id: "age", header: "Heartbeat age", accessorFn: (s) => heartbeatAge(s),
-    cell: (i) => (i.getValue() == null ? "never" : formatAge(i.getValue())),
+    id: "age", header: t("devices.col.heartbeatAge"), accessorFn: (s) => heartbeatAge(s),
+    cell: (i) => (i.getValue() == null ? t("devices.never") : formatAge(i.getValue())),
   },
-  { id: "outbox", header: "Outbox", accessorFn: (s) => s.heartbeat.outbox_depth ?? "—" },
+  { id: "outbox", header: t("devices.col.outbox"), accessorFn: (s) => s.heartbeat.outbox_depth ?? "—" },
   {
-    id: "oldest", header: "Oldest queued", accessorFn: (s) => s.heartbeat.oldest_queued_age_seconds,
+    id: "oldest", header: t("devices.col.oldestQueued"), accessorFn: (s) => s.heartbeat.oldest_queued_age_seconds,
     cell: (i) => (typeof i.getValue() === "number" ? formatAge(i.getValue()) : "—"),
   },
-  { id: "agent", header: "Agent", accessorFn: (s) => s.heartbeat.agent_version ?? "—" },
+  { id: "agent", header: t("devices.col.agent"), accessorFn: (s) => s.heartbeat.agent_version ?? "—" },
   {
-    id: "devices", header: "Devices",
+    id: "devices", header: t("devices.col.devices"),
     accessorFn: (s) => Object.keys((s.heartbeat.devices as Record<string, unknown> | undefined) ?? {}).join(", ") || "—",
   },
 ];
@@ -130,20 +132,20 @@ export function deviceHealth(tree: HealthTree | undefined, code: string): Device
   return walk(tree?.components.plugins.checks, 0);
 }
 
-const deviceColumns: ColumnDef<DeviceRow, any>[] = [
-  { accessorKey: "code", header: "Device", cell: (i) => <strong>{i.getValue()}</strong> },
-  { accessorKey: "kind", header: "Kind" },
-  { accessorKey: "driver", header: "Driver" },
-  { accessorKey: "line", header: "Line", cell: (i) => i.getValue() ?? "—" },
-  { accessorKey: "station", header: "Station", cell: (i) => i.getValue() ?? "—" },
+const deviceColumns = (t: TFunction): ColumnDef<DeviceRow, any>[] => [
+  { accessorKey: "code", header: t("devices.col.device"), cell: (i) => <strong>{i.getValue()}</strong> },
+  { accessorKey: "kind", header: t("devices.col.kind") },
+  { accessorKey: "driver", header: t("devices.col.driver") },
+  { accessorKey: "line", header: t("devices.col.line"), cell: (i) => i.getValue() ?? "—" },
+  { accessorKey: "station", header: t("devices.col.station"), cell: (i) => i.getValue() ?? "—" },
   {
-    id: "health", header: "Health", accessorFn: (d) => d.health?.status,
+    id: "health", header: t("devices.col.health"), accessorFn: (d) => d.health?.status,
     cell: (i) => (i.row.original.enabled
       ? (i.getValue() ? <StatusChip status={i.getValue()} /> : "—") : <StatusChip status="disabled" />),
   },
-  { id: "reason", header: "Reason", accessorFn: (d) => d.health?.reason ?? "—" },
+  { id: "reason", header: t("devices.col.reason"), accessorFn: (d) => d.health?.reason ?? "—" },
   {
-    accessorKey: "breaker", header: "Breaker",
+    accessorKey: "breaker", header: t("devices.col.breaker"),
     cell: (i) => (i.getValue() ? <StatusChip status={i.getValue()} /> : "—"),
   },
 ];
@@ -160,14 +162,16 @@ export function pluginRows(plugins: PluginRecord[], health?: HealthTree): Plugin
 }
 
 export function DevicesPage() {
+  const { t } = useTranslation();
+  const stateLabel = useStateLabel();
   const canPlugins = useCan("plugins:read");
   const canStations = useCan("stations:read");
-  const health = usePolling("health", endpoints.health, HEALTH_INTERVAL_MS);
-  const breakers = usePolling("breakers", endpoints.breakers, HEALTH_INTERVAL_MS);
-  const plugins = usePolling("plugins", endpoints.plugins, HEALTH_INTERVAL_MS * 4, canPlugins);
-  const stations = usePolling("stations", endpoints.stations, HEALTH_INTERVAL_MS, canStations);
+  const health = usePolling("GET /health", endpoints.health, HEALTH_INTERVAL_MS);
+  const breakers = usePolling("GET /health/circuit-breakers", endpoints.breakers, HEALTH_INTERVAL_MS);
+  const plugins = usePolling("GET /plugins", endpoints.plugins, HEALTH_INTERVAL_MS * 4, canPlugins);
+  const stations = usePolling("GET /stations", endpoints.stations, HEALTH_INTERVAL_MS, canStations);
   const canDevices = useCan("lines:read");
-  const devices = usePolling("devices", endpoints.devices, HEALTH_INTERVAL_MS * 2, canDevices);
+  const devices = usePolling("GET /devices", endpoints.devices, HEALTH_INTERVAL_MS * 2, canDevices);
   const tree = health.data;
 
   const kernelRows: CheckRow[] = Object.entries(tree?.components.kernel.checks ?? {})
@@ -183,51 +187,51 @@ export function DevicesPage() {
 
   return (
     <>
-      <PageTitle action={<Updated at={health.updatedAt} />}>Devices &amp; health</PageTitle>
-      <ErrorNotice error={health.error} retryInMs={health.retryInMs} what="Health" />
+      <PageTitle action={<Updated at={health.updatedAt} />}>{t("nav.devices")}</PageTitle>
+      <ErrorNotice error={health.error} retryInMs={health.retryInMs} what={t("devices.health")} />
       {tree && (
         <Box sx={{ display: "flex", gap: 1, alignItems: "center", flexWrap: "wrap", mb: 2 }}>
-          <Typography>Overall</Typography>
+          <Typography>{t("devices.overall")}</Typography>
           <span data-testid="health-overall"><StatusChip status={tree.status} /></span>
           {(["kernel", "plugins", "breakers", "stations"] as const).map((k) => (
-            <StatusChip key={k} status={tree.components[k].status} label={`${k}: ${tree.components[k].status}`} />
+            <StatusChip key={k} status={tree.components[k].status} label={`${t(`devices.component.${k}`)}: ${stateLabel(tree.components[k].status)}`} />
           ))}
           {tree.critical_down && tree.critical_down.length > 0 && (
-            <Typography color="error">critical down: {tree.critical_down.join(", ")}</Typography>
+            <Typography color="error">{t("devices.criticalDown", { names: tree.critical_down.join(", ") })}</Typography>
           )}
-          {tree.version && <Typography variant="caption" color="text.secondary">kernel {tree.version}</Typography>}
+          {tree.version && <Typography variant="caption" color="text.secondary">{t("devices.kernelVersion", { version: tree.version })}</Typography>}
         </Box>
       )}
       {canDevices && (
-        <Section title="Devices">
+        <Section title={t("devices.devices")}>
           <ErrorNotice error={devices.error} retryInMs={devices.retryInMs} />
-          <DataTable label="Devices" columns={deviceColumns} data={deviceRows} rowKey={(d) => d.code}
-                     emptyText="No device configured (see `mes line apply`)" />
+          <DataTable label={t("devices.devices")} columns={deviceColumns(t)} data={deviceRows} rowKey={(d) => d.code}
+                     emptyText={t("devices.noDevices")} />
         </Section>
       )}
-      <Section title="Kernel">
-        <DataTable label="Kernel checks" columns={checkColumns} data={kernelRows} rowKey={(r) => r.name} />
+      <Section title={t("devices.kernel")}>
+        <DataTable label={t("devices.kernelChecks")} columns={checkColumns(t)} data={kernelRows} rowKey={(r) => r.name} />
       </Section>
       {canPlugins && (
-        <Section title="Plugins">
+        <Section title={t("devices.plugins")}>
           <ErrorNotice error={plugins.error} retryInMs={plugins.retryInMs} />
           {plugins.data?.safe_mode && (
-            <Typography color="warning.main" sx={{ mb: 1 }}>Safe mode: third-party plugins are not loaded.</Typography>
+            <Typography color="warning.dark" sx={{ mb: 1 }}>{t("devices.safeMode")}</Typography>
           )}
-          <DataTable label="Plugins" columns={pluginColumns} rowKey={(p) => p.name}
-                     data={pluginRows(plugins.data?.plugins ?? [], tree)} emptyText="No plugin installed" />
+          <DataTable label={t("devices.plugins")} columns={pluginColumns(t)} rowKey={(p) => p.name}
+                     data={pluginRows(plugins.data?.plugins ?? [], tree)} emptyText={t("devices.noPlugins")} />
         </Section>
       )}
-      <Section title="Circuit breakers">
+      <Section title={t("devices.breakers")}>
         <ErrorNotice error={breakers.error} retryInMs={breakers.retryInMs} />
-        <DataTable label="Circuit breakers" columns={breakerColumns} data={breakerRows} rowKey={(b) => b.name}
-                   emptyText="No breaker registered" />
+        <DataTable label={t("devices.breakers")} columns={breakerColumns(t)} data={breakerRows} rowKey={(b) => b.name}
+                   emptyText={t("devices.noBreakers")} />
       </Section>
       {canStations && (
-        <Section title="Stations">
+        <Section title={t("devices.stations")}>
           <ErrorNotice error={stations.error} retryInMs={stations.retryInMs} />
-          <DataTable label="Stations" columns={stationColumns} data={stationRows} rowKey={(s) => s.code}
-                     emptyText="No station registered" />
+          <DataTable label={t("devices.stations")} columns={stationColumns(t)} data={stationRows} rowKey={(s) => s.code}
+                     emptyText={t("devices.noStations")} />
         </Section>
       )}
     </>

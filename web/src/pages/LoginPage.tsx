@@ -7,15 +7,18 @@ import Paper from "@mui/material/Paper";
 import TextField from "@mui/material/TextField";
 import Typography from "@mui/material/Typography";
 import { toApiError } from "../api/client";
+import { useTranslation } from "react-i18next";
 import { useAuth } from "../store/auth";
 
+/** Error codes the form explains in the user's words (catalog keys). */
 const MESSAGES: Record<string, string> = {
-  INVALID_CREDENTIALS: "Wrong username or password.",
-  RATE_LIMITED: "Too many attempts. Wait a minute and try again.",
-  NETWORK_ERROR: "The server cannot be reached.",
+  INVALID_CREDENTIALS: "login.invalidCredentials",
+  RATE_LIMITED: "login.rateLimited",
+  NETWORK_ERROR: "login.networkError",
 };
 
 export function LoginPage() {
+  const { t } = useTranslation();
   const login = useAuth((s) => s.login);
   const notice = useAuth((s) => s.notice);
   const [username, setUsername] = useState("");
@@ -31,29 +34,29 @@ export function LoginPage() {
       await login(username.trim(), password);
     } catch (err) {
       const apiError = toApiError(err);
-      setError(MESSAGES[apiError.code] ?? apiError.message);
+      setError(MESSAGES[apiError.code] ? t(MESSAGES[apiError.code]) : apiError.message);
     } finally {
       setBusy(false);
     }
   }
 
   return (
-    <Box sx={{ minHeight: "100vh", display: "grid", placeItems: "center", bgcolor: "grey.100", p: 2 }}>
-      <Paper component="form" onSubmit={submit} sx={{ p: 4, width: "100%", maxWidth: 380 }} aria-label="Log in">
+    <Box component="main" sx={{ minHeight: "100vh", display: "grid", placeItems: "center", bgcolor: "grey.100", p: 2 }}>
+      <Paper component="form" onSubmit={submit} sx={{ p: 4, width: "100%", maxWidth: 380 }} aria-label={t("login.title")}>
         <Typography variant="h5" component="h1" gutterBottom>
-          NeuroHub MES
+          {t("app.name")}
         </Typography>
         <Typography variant="body2" color="text.secondary" sx={{ mb: 2 }}>
-          Production dashboard — log in with your MES account.
+          {t("login.intro")}
         </Typography>
-        {notice && !error && <Alert severity="info" sx={{ mb: 2 }}>{notice}</Alert>}
+        {notice && !error && <Alert severity="info" sx={{ mb: 2 }}>{t(notice.key, notice.params ?? {})}</Alert>}
         {error && <Alert severity="error" sx={{ mb: 2 }} role="alert">{error}</Alert>}
-        <TextField label="Username" name="username" autoComplete="username" fullWidth margin="normal" required
+        <TextField label={t("login.username")} name="username" autoComplete="username" fullWidth margin="normal" required
                    autoFocus value={username} onChange={(e) => setUsername(e.target.value)} />
-        <TextField label="Password" name="password" type="password" autoComplete="current-password" fullWidth
+        <TextField label={t("login.password")} name="password" type="password" autoComplete="current-password" fullWidth
                    margin="normal" required value={password} onChange={(e) => setPassword(e.target.value)} />
         <Button type="submit" variant="contained" fullWidth sx={{ mt: 2 }} disabled={busy || !username || !password}>
-          {busy ? "Logging in…" : "Log in"}
+          {busy ? t("login.busy") : t("login.title")}
         </Button>
       </Paper>
     </Box>

@@ -19,7 +19,10 @@ import { DataTable } from "../components/DataTable";
 import { ErrorNotice, LotStatusChip, PageTitle, Updated, When } from "../components/common";
 import { useDebounced } from "../hooks/useDebounced";
 import { usePolling } from "../hooks/usePolling";
-import { hrefOf, navigate } from "../router";
+import { hashQuery, hrefOf, navigate } from "../router";
+import type { TFunction } from "i18next";
+import { useTranslation } from "react-i18next";
+import { formatNumber, plantMidnight } from "../i18n/format";
 import { useCan } from "../store/auth";
 
 export const LOT_STATUSES: LotStatus[] = ["created", "in_progress", "on_hold", "closed", "scrapped"];
@@ -28,7 +31,7 @@ const SEARCH_DEBOUNCE_MS = 300;
 
 interface LotFilters {
   status: string;
-  /** Dates as the date input gives them (YYYY-MM-DD), in the browser's time zone. */
+  /** Dates as the date input gives them (YYYY-MM-DD), days of the plant's calendar. */
   from: string;
   to: string;
   product: string;
@@ -50,27 +53,35 @@ export const useLotFilters = create<LotFilters>()((set) => ({
   set: (patch) => set(patch),
 }));
 
-/** Local midnight of a YYYY-MM-DD date (plus `days`) as an ISO instant; "" when no date is set. */
+/** The plant's midnight starting a YYYY-MM-DD date (plus `days`) as ISO-8601; "" when no date is set. */
 export function dayStart(date: string, days = 0): string {
-  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
-  if (!match) return "";
-  return new Date(Number(match[1]), Number(match[2]) - 1, Number(match[3]) + days).toISOString();
+  return plantMidnight(date, days);
 }
 
-const columns: ColumnDef<Lot, any>[] = [
-  { accessorKey: "lot_number", header: "LOT", cell: (i) => <strong>{i.getValue()}</strong> },
-  { accessorKey: "product", header: "Product" },
-  { accessorKey: "quantity", header: "Quantity" },
-  { accessorKey: "status", header: "Status", cell: (i) => <LotStatusChip status={i.getValue()} /> },
-  { accessorKey: "created_at", header: "Created", cell: (i) => <When at={i.getValue()} /> },
-  { accessorKey: "updated_at", header: "Updated", cell: (i) => <When at={i.getValue()} /> },
+const columns = (t: TFunction): ColumnDef<Lot, any>[] => [
+  { accessorKey: "lot_number", header: t("lots.lot"), cell: (i) => <strong>{i.getValue()}</strong> },
+  { accessorKey: "product", header: t("lot.product") },
+  { accessorKey: "quantity", header: t("lot.quantity"), cell: (i) => formatNumber(i.getValue()) },
+  { accessorKey: "status", header: t("lot.status"), cell: (i) => <LotStatusChip status={i.getValue()} /> },
+  { accessorKey: "created_at", header: t("lot.created"), cell: (i) => <When at={i.getValue()} /> },
+  { accessorKey: "updated_at", header: t("lot.updated"), cell: (i) => <When at={i.getValue()} /> },
 ];
+
+/** Filters a link brings (`#/lots?from=…&to=…&product=…`, a drill-down from a chart) replace the current ones. */
+export function applyLinkFilters(hash: string = window.location.hash): void {
+  const query = hashQuery(hash);
+  if (![...query.keys()].length) return;
+  useLotFilters.getState().set({ from: query.get("from") ?? "", to: query.get("to") ?? "",
+                                 product: query.get("product") ?? "", status: query.get("status") ?? "",
+                                 q: query.get("q") ?? "", pageIndex: 0 });
+}
 
 export function CreateLotDialog({ open, onClose, onCreated }: {
   open: boolean;
   onClose(): void;
   onCreated(lot: Lot): void;
 }) {
+  const { t } = useTranslation();
   const [lotNumber, setLotNumber] = useState("");
   const [product, setProduct] = useState("");
   const [quantity, setQuantity] = useState("0");
@@ -104,23 +115,23 @@ export function CreateLotDialog({ open, onClose, onCreated }: {
 
   return (
     <Dialog open={open} onClose={onClose} fullWidth maxWidth="xs">
-      <form onSubmit={submit} aria-label="New LOT">
-        <DialogTitle>New LOT</DialogTitle>
+      <form onSubmit={submit} aria-label={t("lots.new")}>
+        <DialogTitle>{t("lots.new")}</DialogTitle>
         <DialogContent>
           {error && <Alert severity="error" role="alert" sx={{ mb: 1 }}>{error}</Alert>}
-          <TextField label="LOT number" name="lot_number" required fullWidth margin="dense" autoFocus
+          <TextField label={t("lots.lotNumber")} name="lot_number" required fullWidth margin="dense" autoFocus
                      value={lotNumber} onChange={(e) => setLotNumber(e.target.value)} />
-          <TextField label="Product" name="product" required fullWidth margin="dense"
+          <TextField label={t("lot.product")} name="product" required fullWidth margin="dense"
                      value={product} onChange={(e) => setProduct(e.target.value)} />
-          <TextField label="Quantity" name="quantity" type="number" fullWidth margin="dense"
+          <TextField label={t("lot.quantity")} name="quantity" type="number" fullWidth margin="dense"
                      value={quantity} onChange={(e) => setQuantity(e.target.value)} />
-          <TextField label="Note" name="note" fullWidth margin="dense" multiline minRows={2}
+          <TextField label={t("lots.note")} name="note" fullWidth margin="dense" multiline minRows={2}
                      value={note} onChange={(e) => setNote(e.target.value)} />
         </DialogContent>
         <DialogActions>
-          <Button onClick={onClose}>Cancel</Button>
+          <Button onClick={onClose}>{t("common.cancel")}</Button>
           <Button type="submit" variant="contained" disabled={busy || !lotNumber.trim() || !product.trim()}>
-            Create
+            {t("lots.create")}
           </Button>
         </DialogActions>
       </form>
@@ -129,6 +140,14 @@ export function CreateLotDialog({ open, onClose, onCreated }: {
 }
 
 export function LotsPage() {
+  const { t } = useTranslation();
+  // A link with filters (a chart's drill-down) applies them before the first fetch, and on each new link.
+  useState(() => applyLinkFilters());
+  useEffect(() => {
+    const onHash = () => applyLinkFilters();
+    window.addEventListener("hashchange", onHash);
+    return () => window.removeEventListener("hashchange", onHash);
+  }, []);
   const filters = useLotFilters();
   const canWrite = useCan("lots:write");
   const [creating, setCreating] = useState(false);
@@ -154,7 +173,7 @@ export function LotsPage() {
     offset: filters.pageIndex * filters.pageSize,
   }), [filters.status, filters.from, filters.to, filters.product, filters.q, filters.pageSize, filters.pageIndex]);
   const fetcher = useCallback((signal: AbortSignal) => endpoints.lots(query, signal), [query]);
-  const lots = usePolling(`lots:${JSON.stringify(query)}`, fetcher, LIST_INTERVAL_MS);
+  const lots = usePolling(`GET /lots?${JSON.stringify(query)}`, fetcher, LIST_INTERVAL_MS);
 
   function findSerial(event: FormEvent) {
     event.preventDefault();
@@ -166,45 +185,46 @@ export function LotsPage() {
       <PageTitle action={
         <>
           <Updated at={lots.updatedAt} />
-          {canWrite && <Button variant="contained" onClick={() => setCreating(true)}>New LOT</Button>}
+          {canWrite && <Button variant="contained" onClick={() => setCreating(true)}>{t("lots.new")}</Button>}
         </>
-      }>LOTs</PageTitle>
+      }>{t("lots.title")}</PageTitle>
       <Paper variant="outlined" sx={{ p: 2, mb: 2 }}>
         <Box sx={{ display: "flex", flexWrap: "wrap", gap: 2 }}>
-          <TextField label="Search" size="small" value={search} placeholder="LOT number or product"
-                     onChange={(e) => setSearch(e.target.value)} slotProps={{ htmlInput: { "aria-label": "Search LOTs" } }} />
-          <TextField label="Product" size="small" value={product} onChange={(e) => setProduct(e.target.value)} />
-          <TextField select label="Status" size="small" value={filters.status} sx={{ minWidth: 160 }}
+          <TextField label={t("lots.search")} size="small" value={search} placeholder={t("lots.searchPlaceholder")}
+                     onChange={(e) => setSearch(e.target.value)}
+                     slotProps={{ htmlInput: { "aria-label": t("lots.searchLots") } }} />
+          <TextField label={t("lot.product")} size="small" value={product} onChange={(e) => setProduct(e.target.value)} />
+          <TextField select label={t("lot.status")} size="small" value={filters.status} sx={{ minWidth: 160 }}
                      slotProps={{ inputLabel: { shrink: true }, select: { displayEmpty: true } }}
                      onChange={(e) => filters.set({ status: e.target.value, pageIndex: 0 })}>
-            <MenuItem value="">any</MenuItem>
-            {LOT_STATUSES.map((s) => <MenuItem key={s} value={s}>{s.replace("_", " ")}</MenuItem>)}
+            <MenuItem value="">{t("lots.anyStatus")}</MenuItem>
+            {LOT_STATUSES.map((s) => <MenuItem key={s} value={s}>{t(`lotStatus.${s}`)}</MenuItem>)}
           </TextField>
-          <TextField label="Created from" type="date" size="small" value={filters.from}
+          <TextField label={t("lots.createdFrom")} type="date" size="small" value={filters.from}
                      slotProps={{ inputLabel: { shrink: true } }}
                      onChange={(e) => filters.set({ from: e.target.value, pageIndex: 0 })} />
-          <TextField label="Created to" type="date" size="small" value={filters.to}
+          <TextField label={t("lots.createdTo")} type="date" size="small" value={filters.to}
                      slotProps={{ inputLabel: { shrink: true } }}
                      onChange={(e) => filters.set({ to: e.target.value, pageIndex: 0 })} />
           <Box component="form" onSubmit={findSerial} sx={{ ml: { md: "auto" } }}>
-            <TextField label="Find serial number" size="small" value={serial}
+            <TextField label={t("lots.findSerial")} size="small" value={serial}
                        onChange={(e) => setSerial(e.target.value)} />
           </Box>
         </Box>
       </Paper>
       {created && (
         <Alert severity="success" sx={{ mb: 2 }} onClose={() => setCreated(null)}>
-          LOT <a href={hrefOf({ name: "lot", lotNumber: created })}>{created}</a> created.
+          {t("lots.created")} <a href={hrefOf({ name: "lot", lotNumber: created })}>{created}</a>
         </Alert>
       )}
       <ErrorNotice error={lots.error} retryInMs={lots.retryInMs} />
       <Paper variant="outlined">
         <DataTable
-          label="LOTs"
-          columns={columns}
+          label={t("lots.title")}
+          columns={columns(t)}
           data={lots.data?.items ?? []}
           rowKey={(lot) => lot.lot_number}
-          emptyText={lots.loading ? "Loading…" : "No LOT matches"}
+          emptyText={lots.loading ? t("common.loading") : t("lots.none")}
           onRowClick={(lot) => navigate({ name: "lot", lotNumber: lot.lot_number })}
           paging={{
             pageIndex: filters.pageIndex,

@@ -8,6 +8,7 @@ import { loginAs, logoutLocally, useKernel } from "../test/session";
 import { DevicesPage, deviceHealth, heartbeatAge } from "./DevicesPage";
 import { LotDetailPage, parseSerials } from "./LotDetailPage";
 import { dayStart, LotsPage, useLotFilters } from "./LotsPage";
+import { usePlant } from "../i18n/format";
 import { OverviewPage, orderPanels } from "./OverviewPage";
 import { AuditPage, changeOf } from "./AuditPage";
 
@@ -48,7 +49,7 @@ describe("OverviewPage", () => {
     kernel.route("GET", "/api/v1/alerts", () => ({ body: { items: [{ message: "printer PRN-01 out of paper" }] } }));
     render(<OverviewPage />);
     const yieldPanel = await screen.findByTestId("panel-yield");
-    await within(yieldPanel).findByText("90.0 %");
+    await within(yieldPanel).findByText("90.0%");
     expect(within(yieldPanel).getByText("9 of 10 first tries")).toBeInTheDocument();
     await within(screen.getByTestId("panel-scrap")).findByText("12.5");
     await within(screen.getByTestId("panel-alerts")).findByRole("cell", { name: "printer PRN-01 out of paper" });
@@ -77,7 +78,7 @@ describe("OverviewPage", () => {
     } }));
     render(<OverviewPage />);
     expect(await screen.findByTestId("kpi-Active LOTs")).toHaveTextContent("5");
-    expect(screen.getByTestId("kpi-First-pass yield")).toHaveTextContent("80.0 %");
+    expect(screen.getByTestId("kpi-First-pass yield")).toHaveTextContent("80.0%");
     expect(screen.getByTestId("kpi-Stations online")).toHaveTextContent("2 / 3");
     expect(screen.getByText("1 critical · 1 warning")).toBeInTheDocument();
   });
@@ -90,7 +91,7 @@ describe("OverviewPage", () => {
       status: 403, body: { detail: { code: "FORBIDDEN", message: "viewer may not do this (needs scrap:read)" } },
     }));
     render(<OverviewPage />);
-    await within(await screen.findByTestId("panel-yield")).findByText("100.0 %");
+    await within(await screen.findByTestId("panel-yield")).findByText("100.0%");
     await waitFor(() => expect(kernel.seen.some((s) => s.path === "/api/v1/scrap/today")).toBe(true));
     await waitFor(() => expect(screen.queryByTestId("panel-scrap")).toBeNull());
   });
@@ -142,15 +143,17 @@ describe("LotsPage", () => {
     expect(Object.fromEntries(last?.query ?? [])).toEqual({ q: "B", limit: "25", offset: "0" });
   });
 
-  it("sends a created-date range as the local day's bounds", async () => {
+  it("sends a created-date range as the plant's day bounds, in the plant's zone", async () => {
     loginAs("viewer");
+    usePlant.setState({ timeZone: "Asia/Seoul" });
     useLotFilters.setState({ from: "2026-11-01", to: "2026-11-30" });
     render(<LotsPage />);
     await screen.findByRole("cell", { name: "LOT-A" });
     const query = kernel.seen.filter((s) => s.path === "/api/v1/lots").at(-1)?.query;
-    expect(query?.get("created_from")).toBe(new Date(2026, 10, 1).toISOString());
-    expect(query?.get("created_to")).toBe(new Date(2026, 11, 1).toISOString());
+    expect(query?.get("created_from")).toBe("2026-11-01T00:00:00+09:00");
+    expect(query?.get("created_to")).toBe("2026-12-01T00:00:00+09:00");
     expect(dayStart("")).toBe("");
+    usePlant.setState({ timeZone: "UTC" });
   });
 
   it("creates a LOT for a production manager and says so", async () => {
@@ -165,7 +168,7 @@ describe("LotsPage", () => {
     await user.clear(within(form).getByLabelText(/Quantity/));
     await user.type(within(form).getByLabelText(/Quantity/), "50");
     await user.click(within(form).getByRole("button", { name: "Create" }));
-    expect(await screen.findByText(/created\./)).toHaveTextContent("LOT LOT-NEW created.");
+    expect(await screen.findByText(/LOT created:/)).toHaveTextContent("LOT created: LOT-NEW");
     const post = kernel.seen.find((s) => s.method === "POST");
     expect(post?.body).toEqual({ lot_number: "LOT-NEW", product: "NH-9", quantity: 50, note: "" });
   });
@@ -228,7 +231,7 @@ describe("LotDetailPage", () => {
     const user = userEvent.setup();
     await user.type(await screen.findByLabelText("Register serial numbers"), "SN-1{Enter}SN-2{Enter}SN-1");
     await user.click(screen.getByRole("button", { name: "Register 2" }));
-    expect(await screen.findByText("2 unit(s) registered.")).toBeInTheDocument();
+    expect(await screen.findByText("2 units registered.")).toBeInTheDocument();
     expect(kernel.seen.find((s) => s.method === "POST")?.body).toEqual({ serial_numbers: ["SN-1", "SN-2"] });
     expect(parseSerials(" A, B;C\n\nA ")).toEqual(["A", "B", "C"]);
   });

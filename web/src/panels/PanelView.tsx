@@ -8,7 +8,8 @@ import type { ColumnDef } from "@tanstack/react-table";
 import { panelPath } from "../api/client";
 import type { Panel } from "../api/types";
 import { DataTable } from "../components/DataTable";
-import { ErrorNotice } from "../components/common";
+import { ErrorNotice, hasData, NoData } from "../components/common";
+import { useTranslation } from "react-i18next";
 import { ErrorBoundary } from "../components/ErrorBoundary";
 import { usePolling } from "../hooks/usePolling";
 import { api } from "../store/auth";
@@ -21,6 +22,7 @@ const BarsChart = lazy(() => import("./Charts").then((m) => ({ default: m.BarsCh
 export const MIN_REFRESH_SECONDS = 5;
 
 export function PanelBody({ panel, data }: { panel: Panel; data: Json }) {
+  const { t } = useTranslation();
   const options = panel.options ?? {};
   switch (panel.kind) {
     case "stat": {
@@ -37,7 +39,8 @@ export function PanelBody({ panel, data }: { panel: Panel; data: Json }) {
     case "timeseries":
     case "bar": {
       const view = seriesOf(data, options, panel.kind);
-      if (view.rows.length === 0) return <Typography color="text.secondary">No data yet</Typography>;
+      // An empty or all-zero series draws as an empty frame: say so instead.
+      if (!hasData(view.rows, view.series)) return <NoData />;
       const Chart = panel.kind === "bar" ? BarsChart : TimeseriesChart;
       return (
         <Suspense fallback={<Skeleton variant="rectangular" height={220} />}>
@@ -53,20 +56,30 @@ export function PanelBody({ panel, data }: { panel: Panel; data: Json }) {
         accessorFn: (row) => row[c.key],
         cell: (info) => formatValue(info.getValue(), c.format),
       }));
-      return <DataTable columns={columns} data={rows} emptyText="Nothing here" label={panel.title} />;
+      return <DataTable columns={columns} data={rows} emptyText={t("common.nothing")} label={panel.title} />;
     }
     default:
-      return <Typography color="text.secondary">Unknown panel kind {String(panel.kind)}</Typography>;
+      return <Typography color="text.secondary">{t("panels.unknownKind", { kind: String(panel.kind) })}</Typography>;
+  }
+}
+
+function panelKey(endpoint: string): string {
+  try {
+    return panelPath(endpoint);
+  } catch {
+    return endpoint; // refused by the fetcher, which shows why
   }
 }
 
 export function PanelView({ panel }: { panel: Panel }) {
+  const { t } = useTranslation();
   const fetcher = useCallback(
     (signal: AbortSignal) => api.http.get<Json>(panelPath(panel.endpoint), { signal }).then((r) => r.data),
     [panel.endpoint],
   );
   const seconds = Math.max(panel.refresh_seconds || 30, MIN_REFRESH_SECONDS);
-  const poll = usePolling(`panel:${panel.id}:${panel.endpoint}`, fetcher, seconds * 1000);
+  // Keyed by URL: two panels (or a panel and a page) on one endpoint share one request per interval.
+  const poll = usePolling(`GET ${panelKey(panel.endpoint)}`, fetcher, seconds * 1000);
   const wide = panel.kind === "timeseries" || panel.kind === "table";
   // Panels do not declare the permission their data needs: one this user may not read is left out.
   if (poll.error?.status === 403 && poll.data === undefined) return null;
@@ -81,7 +94,7 @@ export function PanelView({ panel }: { panel: Panel }) {
       {poll.data === undefined ? (
         poll.loading ? <Skeleton variant="rectangular" height={panel.kind === "stat" ? 60 : 180} /> : null
       ) : (
-        <ErrorBoundary what={`panel “${panel.title}”`} resetKey={poll.data}>
+        <ErrorBoundary what={t("panels.panel", { title: panel.title })} resetKey={poll.data}>
           <PanelBody panel={panel} data={poll.data} />
         </ErrorBoundary>
       )}

@@ -1,6 +1,7 @@
 // Reading panel data by the options plugins declare (the real panels of the bundled plugins).
 import { describe, expect, it } from "vitest";
 import { axisLabel, columnsOf, formatAge, formatValue, pick, rowsOf, seriesOf, statOf } from "./panelData";
+import { usePlant } from "../i18n/format";
 
 describe("pick", () => {
   it("follows dotted paths through objects and arrays", () => {
@@ -15,7 +16,7 @@ describe("stat panels", () => {
   it("formats the first-pass yield as a percentage with its caption", () => {
     const yieldAnswer = { value: 0.75, first_pass: 3, first_attempts: 4 };
     const options = { value: "value", format: "percent", caption: "{first_pass} of {first_attempts} first tries" };
-    expect(statOf(yieldAnswer, options)).toEqual({ value: "75.0 %", caption: "3 of 4 first tries" });
+    expect(statOf(yieldAnswer, options)).toEqual({ value: "75.0%", caption: "3 of 4 first tries" });
   });
 
   it("shows a dash when nothing was measured yet", () => {
@@ -23,7 +24,7 @@ describe("stat panels", () => {
   });
 
   it("reads `value` by default", () => {
-    expect(statOf({ value: 1234 }, {}).value).toBe((1234).toLocaleString());
+    expect(statOf({ value: 1234 }, {}).value).toBe("1,234");
   });
 });
 
@@ -75,14 +76,16 @@ describe("formatting", () => {
   it("formats values by kind", () => {
     expect(formatValue(undefined)).toBe("—");
     expect(formatValue(true)).toBe("yes");
-    expect(formatValue(0.5, "percent")).toBe("50.0 %");
+    expect(formatValue(0.5, "percent")).toBe("50.0%");
     expect(formatValue(90, "seconds")).toBe("1 min");
-    expect(formatValue("2026-11-26T05:00:00Z", "datetime")).toBe(new Date("2026-11-26T05:00:00Z").toLocaleString());
+    usePlant.setState({ timeZone: "Asia/Seoul" });
+    expect(formatValue("2026-11-26T05:00:00Z", "datetime")).toBe("11/26/26, 2:00:00 PM"); // the plant's 14:00
+    usePlant.setState({ timeZone: "UTC" });
   });
 
   it("writes ages the way a supervisor reads them", () => {
     expect([formatAge(42), formatAge(300), formatAge(3 * 3600 + 600), formatAge(2 * 86400 + 4 * 3600)])
-      .toEqual(["42 s", "5 min", "3 h 10 min", "2 d 4 h"]);
+      .toEqual(["42 sec", "5 min", "3 hr 10 min", "2 days 4 hr"]);
   });
 
   it("labels time axes by the hour and leaves other labels alone", () => {

@@ -1,5 +1,8 @@
 // Reading a panel's JSON by its declared options: where the value, rows, series and columns are.
 
+import i18n from "../i18n";
+import { formatDateTime, formatDuration, formatNumber, formatPercent, formatTime } from "../i18n/format";
+
 export type Json = unknown;
 
 /** The value at a dotted path (`a.b.0.c`); an empty path is the whole document. */
@@ -28,28 +31,20 @@ export function rowsOf(data: Json, options: Record<string, unknown>): Record<str
   return Array.isArray(node) ? node.filter((r): r is Record<string, Json> => !!r && typeof r === "object") : [];
 }
 
+/** A panel value by its declared format, through the one formatter the whole dashboard uses. */
 export function formatValue(value: Json, format?: string): string {
   if (value === null || value === undefined || value === "") return "—";
-  if (format === "percent" && typeof value === "number") return `${(value * 100).toFixed(1)} %`;
-  if (format === "datetime" && (typeof value === "string" || typeof value === "number")) {
-    const date = new Date(value);
-    return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
-  }
-  if (format === "seconds" && typeof value === "number") return formatAge(value);
-  if (typeof value === "number") return value.toLocaleString(undefined, { maximumFractionDigits: 2 });
-  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (format === "percent" && typeof value === "number") return formatPercent(value);
+  if (format === "datetime" && (typeof value === "string" || typeof value === "number")) return formatDateTime(value);
+  if (format === "seconds" && typeof value === "number") return formatDuration(value);
+  if (typeof value === "number") return formatNumber(value);
+  if (typeof value === "boolean") return i18n.t(value ? "common.yes" : "common.no");
   if (typeof value === "object") return JSON.stringify(value);
   return String(value);
 }
 
-/** "42 s", "5 min", "3 h 10 min", "2 d 4 h". */
-export function formatAge(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
-}
+/** "42 sec", "5 min", "3 hr 10 min", "2 days 4 hr" (words per the user's language). */
+export const formatAge = formatDuration;
 
 export interface StatView {
   value: string;
@@ -114,7 +109,7 @@ export function axisLabel(value: Json): string {
   if (typeof value === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(value)) {
     const date = new Date(value);
     if (!Number.isNaN(date.getTime())) {
-      return date.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+      return formatTime(date);
     }
   }
   return formatValue(value);

@@ -12,14 +12,19 @@ interface StoredTokens extends TokenPair {
   obtained_at: number;
 }
 
+export interface Notice {
+  key: string;
+  params?: Record<string, string>;
+}
+
 export type AuthStatus = "anonymous" | "loading" | "authenticated";
 
 interface AuthState {
   tokens: StoredTokens | null;
   me: Me | null;
   status: AuthStatus;
-  /** Why the user is looking at the login form again (session expired, revoked …). */
-  notice: string | null;
+  /** Why the user is looking at the login form again (session expired, revoked …): a catalog key and its values. */
+  notice: Notice | null;
   login(username: string, password: string): Promise<void>;
   logout(): Promise<void>;
   restore(): Promise<void>;
@@ -67,8 +72,8 @@ function scheduleRefresh(tokens: StoredTokens | null): void {
 }
 
 const NOTICES: Record<string, string> = {
-  expired: "Your session expired. Please log in again.",
-  revoked: "Your session was ended. Please log in again.",
+  expired: "auth.expired",
+  revoked: "auth.revoked",
 };
 
 export const useAuth = create<AuthState>()((set, get) => ({
@@ -111,7 +116,7 @@ export const useAuth = create<AuthState>()((set, get) => ({
       // The server is down or restarting: keep the login and try again (2, 4, 8 s …).
       restoreFailures += 1;
       const delay = backoffDelay(restoreFailures, apiError);
-      set({ notice: `${apiError.message} — retrying in ${Math.round(delay / 1000)} s` });
+      set({ notice: { key: "auth.retrying", params: { message: apiError.message, seconds: String(Math.round(delay / 1000)) } } });
       setTimeout(() => void get().restore(), delay);
     }
   },
@@ -132,7 +137,7 @@ function saveTokens(pair: TokenPair): void {
 function endSession(reason: string | null): void {
   writeStored(null);
   scheduleRefresh(null);
-  useAuth.setState({ tokens: null, me: null, status: "anonymous", notice: reason ? NOTICES[reason] ?? reason : null });
+  useAuth.setState({ tokens: null, me: null, status: "anonymous", notice: reason ? { key: NOTICES[reason] ?? reason } : null });
 }
 
 /** Adopt tokens another tab wrote (after its refresh); forget the login when another tab logged out. */

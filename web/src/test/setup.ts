@@ -1,7 +1,10 @@
 // Test setup: jest-dom matchers, a clean DOM and storage between tests.
 import "@testing-library/jest-dom/vitest";
-import { cleanup } from "@testing-library/react";
+import { cleanup, configure } from "@testing-library/react";
 import { afterEach } from "vitest";
+
+// findBy…/waitFor wait up to 10 s: answers come over real HTTP, on a machine that may be busy.
+configure({ asyncUtilTimeout: 10_000 });
 
 afterEach(() => {
   if (typeof window === "undefined") return; // node-environment tests

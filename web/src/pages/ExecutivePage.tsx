@@ -1,0 +1,89 @@
+// Executive view: OEE (with its three factors) and weekly output against plan, per line, over a range.
+import { lazy, Suspense, useCallback, useMemo } from "react";
+import Box from "@mui/material/Box";
+import Skeleton from "@mui/material/Skeleton";
+import Typography from "@mui/material/Typography";
+import { useTranslation } from "react-i18next";
+import { endpoints, keyOf, type KpiQuery } from "../api/endpoints";
+import { ErrorNotice, hasData, NoData, NotAvailable, PageTitle, Section } from "../components/common";
+import { RangeFilter, useKpiQuery } from "../components/RangeFilter";
+import { usePolling } from "../hooks/usePolling";
+import { formatNumber, formatPercent } from "../i18n/format";
+import { KPI_INTERVAL_MS } from "./QualityPage";
+import { useLinesNow } from "./ProductionPage";
+
+const OutputChart = lazy(() => import("../panels/KpiCharts").then((m) => ({ default: m.OutputChart })));
+
+function Factor({ label, value, detail, testId }: { label: string; value: string; detail?: string; testId?: string }) {
+  return (
+    <Box sx={{ minWidth: 0 }}>
+      <Typography variant="caption" color="text.secondary" component="p">{label}</Typography>
+      <Typography variant="h5" component="p" data-testid={testId}>{value}</Typography>
+      {detail && <Typography variant="caption" color="text.secondary" component="p">{detail}</Typography>}
+    </Box>
+  );
+}
+
+/** OEE and weekly output of one line (or of every line when `line` is empty). */
+export function LineSummary({ line, title, query }: { line: string; title: string; query: KpiQuery }) {
+  const { t } = useTranslation();
+  const scoped = useMemo(() => ({ from: query.from, to: query.to, tz: query.tz, line: line || undefined }),
+                         [query.from, query.to, query.tz, line]);
+  const oeeFetch = useCallback((signal: AbortSignal) => endpoints.kpiOee(scoped, signal), [scoped]);
+  const outputFetch = useCallback((signal: AbortSignal) => endpoints.kpiOutput({ ...scoped, bucket: "week" }, signal),
+                                  [scoped]);
+  const oee = usePolling(keyOf("/kpi/oee", scoped), oeeFetch, KPI_INTERVAL_MS * 5);
+  const output = usePolling(keyOf("/kpi/output", { ...scoped, bucket: "week" }), outputFetch, KPI_INTERVAL_MS * 5);
+  const missing = oee.error?.status === 404 && output.error?.status === 404;
+  const o = oee.data;
+  return (
+    <Section title={title}>
+      {missing ? <NotAvailable /> : (
+        <>
+          <ErrorNotice error={oee.error} retryInMs={oee.retryInMs} what={t("kpi.oee")} />
+          <ErrorNotice error={output.error} retryInMs={output.retryInMs} what={t("executive.output")} />
+        </>
+      )}
+      {o && (
+        <Box sx={{ display: "grid", gap: 2, mb: 2, gridTemplateColumns: { xs: "repeat(2, minmax(0, 1fr))",
+                                                                             md: "repeat(4, minmax(0, 1fr))" } }}>
+          <Factor label={t("kpi.oee")} value={formatPercent(o.oee)} testId={`oee-${line || "all"}`} />
+          <Factor label={t("kpi.availability")} value={formatPercent(o.availability.value)}
+                  detail={t("executive.availabilityDetail", {
+                    run: formatNumber(o.availability.run_seconds / 3600),
+                    planned: formatNumber(o.availability.planned_seconds / 3600) })} />
+          <Factor label={t("kpi.performance")} value={formatPercent(o.performance.value)}
+                  detail={t("executive.performanceDetail", { total: formatNumber(o.performance.total_count) })} />
+          <Factor label={t("kpi.quality")} value={formatPercent(o.quality.value)}
+                  detail={t("executive.qualityDetail", { good: formatNumber(o.quality.good),
+                                                          total: formatNumber(o.quality.total) })} />
+        </Box>
+      )}
+      {output.data && (hasData(output.data.items, ["total", "good"]) ? (
+        <Suspense fallback={<Skeleton variant="rectangular" height={220} />}>
+          <OutputChart items={output.data.items} />
+        </Suspense>
+      ) : <NoData />)}
+    </Section>
+  );
+}
+
+export function ExecutivePage() {
+  const { t } = useTranslation();
+  const lines = useLinesNow();
+  const { range, query } = useKpiQuery();
+  const shown = range.line ? [range.line] : (lines.data?.items ?? []).map((l) => l.line);
+  const nameOf = (code: string) => lines.data?.items.find((l) => l.line === code)?.name || code;
+  return (
+    <>
+      <PageTitle>{t("executive.title")}</PageTitle>
+      <RangeFilter lines={lines.data?.items} />
+      {query && (
+        <>
+          {!range.line && <LineSummary line="" title={t("range.allLines")} query={query} />}
+          {shown.map((code) => <LineSummary key={code} line={code} title={nameOf(code)} query={query} />)}
+        </>
+      )}
+    </>
+  );
+}

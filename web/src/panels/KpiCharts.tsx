@@ -1,0 +1,93 @@
+// Charts of the quality and executive views (Recharts; loaded lazily, with the panels' charts).
+import {
+  Bar,
+  BarChart,
+  CartesianGrid,
+  ComposedChart,
+  Legend,
+  Line,
+  ResponsiveContainer,
+  Tooltip,
+  XAxis,
+  YAxis,
+} from "recharts";
+import { useTranslation } from "react-i18next";
+import type { OutputItem, ParetoItem, YieldItem } from "../api/types";
+import { formatDate, formatNumber, formatPercent, formatPercentPoints } from "../i18n/format";
+
+const BLUE = "#1565c0";
+const GREEN = "#2e7d32";
+const ORANGE = "#e65100";
+const GREY = "#616161";
+const margin = { top: 8, right: 12, bottom: 0, left: 0 };
+const tickNumber = (v: unknown) => formatNumber(Number(v));
+const tickPercent = (v: unknown) => formatPercent(Number(v));
+
+export function ParetoChart({ items, height = 260 }: { items: ParetoItem[]; height?: number }) {
+  const { t } = useTranslation();
+  return (
+    <ResponsiveContainer width="100%" height={height}>
+      <ComposedChart data={items} margin={margin}>
+        <CartesianGrid strokeDasharray="3 3" />
+        <XAxis dataKey="defect_code" fontSize={12} />
+        <YAxis yAxisId="count" allowDecimals={false} fontSize={12} tickFormatter={tickNumber} />
+        <YAxis yAxisId="cumulative" orientation="right" domain={[0, 100]} fontSize={12}
+               tickFormatter={(v) => formatPercentPoints(Number(v))} />
+        <Tooltip formatter={(value, name) => name === t("quality.cumulative")
+          ? formatPercentPoints(Number(value)) : formatNumber(Number(value))} />
+        <Legend verticalAlign="top" height={28} />
+        <Bar yAxisId="count" dataKey="count" name={t("quality.count")} fill={BLUE} isAnimationActive={false}
+             maxBarSize={64} />
+        <Line yAxisId="cumulative" dataKey="cumulative_percent" name={t("quality.cumulative")} stroke={ORANGE}
+              strokeWidth={2} isAnimationActive={false} />
+      </ComposedChart>
+    </ResponsiveContainer>
+  );
+}
+
+export function YieldChart({ items, onPick, height = 260 }: {
+  items: YieldItem[];
+  onPick?(key: string): void;
+  height?: number;
+}) {
+  const { t } = useTranslation();
+  const pick = (entry: unknown) => {
+    const key = (entry as { payload?: YieldItem } | undefined)?.payload?.key;
+    if (key && onPick) onPick(key);
+  };
+  return (
+    <ResponsiveContainer width="100%" height={height}>
+      <BarChart data={items} margin={margin}>
+        <CartesianGrid strokeDasharray="3 3" />
+        <XAxis dataKey="key" fontSize={12} />
+        <YAxis domain={[0, 1]} fontSize={12} tickFormatter={tickPercent} />
+        <Tooltip formatter={(value) => formatPercent(Number(value))} />
+        <Legend verticalAlign="top" height={28} />
+        <Bar dataKey="first_pass_yield" name={t("quality.firstPassYield")} fill={BLUE} isAnimationActive={false}
+             maxBarSize={48} onClick={pick} cursor={onPick ? "pointer" : undefined} />
+        <Bar dataKey="final_yield" name={t("quality.finalYield")} fill={GREEN} isAnimationActive={false}
+             maxBarSize={48} onClick={pick} cursor={onPick ? "pointer" : undefined} />
+      </BarChart>
+    </ResponsiveContainer>
+  );
+}
+
+export function OutputChart({ items, height = 220 }: { items: OutputItem[]; height?: number }) {
+  const { t } = useTranslation();
+  const hasPlan = items.some((i) => i.plan !== null && i.plan !== undefined);
+  return (
+    <ResponsiveContainer width="100%" height={height}>
+      <ComposedChart data={items} margin={margin}>
+        <CartesianGrid strokeDasharray="3 3" />
+        <XAxis dataKey="start" fontSize={12} tickFormatter={(v) => formatDate(String(v))} minTickGap={16} />
+        <YAxis allowDecimals={false} fontSize={12} tickFormatter={tickNumber} />
+        <Tooltip labelFormatter={(v) => formatDate(String(v))} formatter={(value) => formatNumber(Number(value))} />
+        <Legend verticalAlign="top" height={28} />
+        <Bar dataKey="total" name={t("executive.total")} fill={GREY} isAnimationActive={false} maxBarSize={40} />
+        <Bar dataKey="good" name={t("executive.good")} fill={GREEN} isAnimationActive={false} maxBarSize={40} />
+        {hasPlan && <Line dataKey="plan" name={t("executive.plan")} stroke={ORANGE} strokeWidth={2}
+                          isAnimationActive={false} />}
+      </ComposedChart>
+    </ResponsiveContainer>
+  );
+}
