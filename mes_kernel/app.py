@@ -35,9 +35,9 @@ from .notify import Notifier
 from .openapi import build_openapi
 from .permissions import PermissionTable
 from .plugins import PluginManager
-from .security import ensure_secret_key
 from .ratelimit import RateLimiter, RateLimitMiddleware
 from .runtime import RuntimeConfig
+from .security import ensure_secret_key
 from .services.record_writer import RecordWriter
 from .settings import Settings
 from .startup import Step, database_answers, run_steps, wait_for_database
