@@ -152,8 +152,10 @@ class RuntimeConfig:
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            # Bounded: a Redis client caught mid-connect may take its time to notice the cancellation,
+            # and a server must never hang on its way down because of it.
+            await asyncio.wait(self._tasks, timeout=5.0)
         self._tasks.clear()
 
     async def _poll(self) -> None:
@@ -173,12 +175,16 @@ class RuntimeConfig:
     async def _listen(self) -> None:
         delay = 1.0
         while True:
+            pubsub = self.kernel.redis.pubsub()
             try:
-                pubsub = self.kernel.redis.pubsub()
                 await pubsub.subscribe(self.channel)
                 delay = 1.0
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if asyncio.current_task().cancelling():
+                        # the client's read timeout can swallow a cancellation that lands with it
+                        raise asyncio.CancelledError
+                    if message is not None:
                         await self.refresh()
             except asyncio.CancelledError:
                 raise
@@ -186,6 +192,9 @@ class RuntimeConfig:
                 log.warning("config_announcements_lost", error=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pubsub.aclose(), timeout=2.0)
 
 
 async def publish_change(redis, channel: str) -> None:
