@@ -64,6 +64,9 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     migrate: Annotated[bool, typer.Option(help="upgrade the schema before starting")] = True,
     demo: Annotated[bool, typer.Option(help="start the plugins' device simulators and a demo line")] = False,
+    demo_agent: Annotated[
+        bool, typer.Option(help="with --demo, also run station ST-DEMO's agent (off to run it yourself with --ui)")
+    ] = True,
     reload: Annotated[bool, typer.Option(help="reload on code changes (development)")] = False,
 ):
     """Run the server (one process: the embedded default). Production runs gunicorn: see deploy/.
@@ -105,7 +108,7 @@ def serve(
     if demo:
         from .demo import start_demo
 
-        start_demo(settings, base_url=url)
+        start_demo(settings, base_url=url, agent=demo_agent)
     from .app import create_app
 
     uvicorn.run(

@@ -29,7 +29,7 @@ PROCESSES = [
 ]
 
 
-def start_demo(settings: Settings, *, base_url: str) -> subprocess.Popen | None:
+def start_demo(settings: Settings, *, base_url: str, agent: bool = True) -> subprocess.Popen | None:
     """Start every plugin's simulators (daemon threads), write the demo line, station and LOT, and start
     the demo station's agent (``mes-station run``) provisioned from this server; returns its process."""
     manager = PluginManager(
@@ -70,7 +70,7 @@ def start_demo(settings: Settings, *, base_url: str) -> subprocess.Popen | None:
         f"demo: line DEMO with {len(devices)} device(s), station ST-DEMO (agent config {note}), "
         "LOT DEMO-LOT-001 with units SN-DEMO-0001…0005"
     )
-    return _start_demo_agent(note, work_dir)
+    return _start_demo_agent(note, work_dir) if agent else None
 
 
 def _token_of(note: Path) -> str | None:

@@ -140,6 +140,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     # An admin holds every permission but is no station: heartbeats and events are refused.
     ("GET", "/stations/me/config"): Rule(frozenset({STATION}), req("/stations/me/config")),
     ("POST", "/stations/heartbeat"): Rule(frozenset({STATION}), req("/stations/heartbeat", {"agent_version": "1.0"})),
+    ("GET", "/stations/me/config"): Rule(frozenset({STATION}), req("/stations/me/config")),
     ("POST", "/stations/events"): Rule(
         frozenset({STATION}),
         req("/stations/events", {"idempotency_key": "rbac-event-{tag}", "type": "scan", "payload": {"code": "X"}}),

@@ -107,8 +107,14 @@ def status(config: ConfigOption = None) -> None:
         report["drivers"] = snapshot.get("drivers")
     else:
         from mes_station.devices import DeviceSet
+        from mes_station.extensions import installed
+        from mes_station.provisioning import CorruptCacheError, known_devices
 
-        devices = DeviceSet(cfg.devices)
+        try:
+            devices = DeviceSet(known_devices(cfg, installed()))
+        except CorruptCacheError as exc:
+            report["provisioning_error"] = str(exc)
+            devices = DeviceSet(cfg.devices)
         devices.load()
         report["drivers"] = devices.drivers_report()
     _echo_json(report)
@@ -222,7 +228,16 @@ async def _doctor(cfg: StationConfig) -> list[tuple[str, bool | None, str]]:
     except Exception as exc:
         checks.append(("outbox", False, f"{type(exc).__name__}: {exc}"))
 
-    devices = DeviceSet(cfg.devices)
+    from mes_station.extensions import installed
+    from mes_station.provisioning import CorruptCacheError, known_devices
+
+    try:  # the devices of the last configuration the server gave, and station.toml's own
+        configs = known_devices(cfg, installed())
+        checks.append(("station configuration", True, f"{len(configs)} device(s) (cached from the server and local)"))
+    except CorruptCacheError as exc:
+        configs = dict(cfg.devices)
+        checks.append(("station configuration", False, f"{exc}; the agent fetches a fresh one at start"))
+    devices = DeviceSet(configs)
     devices.load()
     await devices.open_all()
     body = await heartbeat_body(devices, outbox_depth=counts["queued"], oldest_queued_age=age)

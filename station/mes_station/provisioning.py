@@ -117,3 +117,13 @@ def driver_problems(config: dict[str, Any]) -> list[dict[str, Any]]:
         elif need.get("version") and installed.version and installed.version != need["version"]:
             problems.append({**base, "problem": "wrong_version", "installed": installed.version})
     return problems
+
+
+def known_devices(config: Any, extensions: Extensions) -> dict[str, DeviceConfig]:
+    """The devices a station would run now: ``station.toml``'s plus those of the cached server
+    configuration (with local overrides). Raises CorruptCacheError for an unreadable cache."""
+    devices = dict(config.devices)
+    cached = read_cache(config.provisioned_cache)
+    if cached:
+        devices.update(device_configs(cached, extensions=extensions, overrides=config.device_overrides))
+    return devices

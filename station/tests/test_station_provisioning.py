@@ -13,7 +13,8 @@ import tomli_w
 from mes_label_printer.drivers.simulator import simulated_printer
 from mes_station.agent import Agent
 from mes_station.config import load_config
-from mes_station.provisioning import driver_problems
+from mes_station.extensions import installed
+from mes_station.provisioning import driver_problems, known_devices
 from mes_station.testing.helpers import wait_for
 from mes_station.testing.kernel_server import KernelServer, start_kernel
 
@@ -110,6 +111,8 @@ async def test_a_station_starts_offline_from_its_cached_configuration(tmp_path: 
     await agent.stop()
     cached = json.loads((tmp_path / "work" / "station-config.json").read_text())
     assert cached["config"]["config_version"] == version
+    # what `mes-station status` / `doctor` load when no agent runs
+    assert set(known_devices(load_config(toml), installed())) == {"SCN-A1", "PRN-A1"}
 
     kernel.stop()
     agent = Agent.from_config(toml)
