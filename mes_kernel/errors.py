@@ -232,11 +232,15 @@ def database_error_kind(exc: BaseException) -> str | None:
     return None
 
 
+REPLAY_MAX_BYTES = 4 * 1024 * 1024
+
+
 class StaleStatementRetryMiddleware:
     """Runs a request once more when its database statement was stale (see ``database_error_kind``).
 
     Nothing was written: the failed statement aborted its transaction before any commit. The body is
-    kept as it is read, so the second run reads the same bytes. Innermost of the kernel's middleware.
+    kept as it is read (up to ``REPLAY_MAX_BYTES``; a larger upload is not kept and not retried), so the
+    second run reads the same bytes. Innermost of the kernel's middleware.
     """
 
     def __init__(self, app) -> None:
@@ -248,11 +252,15 @@ class StaleStatementRetryMiddleware:
         from sqlalchemy.exc import DBAPIError
 
         received: list = []
+        kept = 0
         started = False
 
         async def recording_receive():
+            nonlocal kept
             message = await receive()
-            received.append(message)
+            if kept <= REPLAY_MAX_BYTES:  # an upload streams through; beyond this it is not kept, nor retried
+                kept += len(message.get("body", b""))
+                received.append(message)
             return message
 
         async def tracking_send(message):
@@ -264,7 +272,7 @@ class StaleStatementRetryMiddleware:
         try:
             return await self.app(scope, recording_receive, tracking_send)
         except DBAPIError as exc:
-            if started or database_error_kind(exc) != "stale_statement":
+            if started or kept > REPLAY_MAX_BYTES or database_error_kind(exc) != "stale_statement":
                 raise
             log.info("stale_statement_retried", error=str(exc)[:200], path=scope.get("path"))
             from .metrics import STALE_STATEMENT_RETRIES, route_template

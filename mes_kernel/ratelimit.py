@@ -115,6 +115,7 @@ class Budget:
     identity: str
     item: RateLimitItem
     station_digest: str | None = None
+    bucket: str = "all"
 
 
 class RateLimitMiddleware:
@@ -155,8 +156,9 @@ class RateLimitMiddleware:
             except jwt.PyJWTError:
                 claims = None
             if claims is not None and isinstance(claims.get("sub"), str):
-                item = self.read_item if scope["method"] in READ_METHODS else self.write_item
-                return Budget("user", claims["sub"], item)
+                if scope["method"] in READ_METHODS:
+                    return Budget("user", claims["sub"], self.read_item, bucket="reads")
+                return Budget("user", claims["sub"], self.write_item, bucket="writes")
         address = scope.get("state", {}).get("client_ip") or "unknown"
         return Budget("address", address, self.address_item)
 
@@ -177,12 +179,13 @@ class RateLimitMiddleware:
             state["station_digest"] = budget.station_digest
         if (
             budget.kind == "station"
+            and self.cache.l1.get(f"station_token:{budget.station_digest}") in (MISSING, None)
             and await self.limiter.exhausted(self.failure_item, address)
             and not await self._known_station(budget.station_digest)
         ):
             verdict = Verdict(False, self.failure_item.amount, 0, 60)
         else:
-            verdict = await self.limiter.hit(budget.item, budget.kind, budget.identity)
+            verdict = await self.limiter.hit(budget.item, budget.kind, budget.bucket, budget.identity)
         headers = [
             (b"x-ratelimit-limit", str(verdict.limit).encode()),
             (b"x-ratelimit-remaining", str(verdict.remaining).encode()),

@@ -73,3 +73,47 @@ async def test_a_stale_statement_after_a_live_alter_table_is_retried(client, ker
     assert r.status_code == 200, r.text
     assert r.json()["items"][0]["lot_number"] == "LOT-STALE-1"
     assert retries._value.get() == before + 1  # it did go stale, and was run again
+
+
+async def _starting_up_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers every connection as a PostgreSQL that is still starting: FATAL 57P03 (cannot_connect_now)."""
+    import struct
+
+    try:
+        length = struct.unpack("!I", await reader.readexactly(4))[0]
+        first = await reader.readexactly(length - 4)
+        if struct.unpack("!I", first[:4])[0] == 80877103:  # SSLRequest: no TLS here, then the startup message
+            writer.write(b"N")
+            await writer.drain()
+            length = struct.unpack("!I", await reader.readexactly(4))[0]
+            await reader.readexactly(length - 4)
+        fields = b"SFATAL\0VFATAL\0C57P03\0Mthe database system is starting up\0\0"
+        writer.write(b"E" + struct.pack("!I", len(fields) + 4) + fields)
+        await writer.drain()
+    finally:
+        writer.close()
+
+
+@pytest.mark.sqlite_only  # needs no real database: the fake server above is the database
+async def test_a_database_that_cannot_take_connections_yet_is_503(settings):
+    import httpx
+
+    from mes_kernel.app import create_app
+    from mes_kernel.security import create_access_token
+
+    server = await asyncio.start_server(_starting_up_server, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    starting = settings.model_copy(
+        update={"database_url": f"postgresql+asyncpg://postgres@127.0.0.1:{port}/mes", "redis_url": None}
+    )
+    app = create_app(starting, load_entry_points=False)
+    token = create_access_token(subject="ops", role="admin", uid=1, secret=starting.secret_key, minutes=5)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://mes.test") as client:
+                r = await client.get(f"{API}/lots", headers={"Authorization": f"Bearer {token}"})
+    finally:
+        server.close()
+    assert r.status_code == 503, r.text  # CannotConnectNowError underneath
+    assert r.json()["detail"]["code"] == "SERVICE_UNAVAILABLE" and r.headers["retry-after"] == "5"
