@@ -51,12 +51,17 @@ function setup(thread)
 end
 function init(args)
   token, prefix, mode, batch = args[1], args[2] .. "-" .. thread_id, args[3], tonumber(args[4])
+  units, offset = tonumber(args[5] or "0"), tonumber(args[6] or "0")
   wrk.headers["Authorization"] = "Bearer " .. token
   wrk.headers["Content-Type"] = "application/json"
 end
 local function record(n)
+  local serial = ""
+  if units > 0 then
+    serial = string.format(',"serial_number":"BENCH-LOT-%07d"', (n + offset) % units)
+  end
   return string.format('{"idempotency_key":"%s-%d","lot_number":"BENCH-LOT","process_id":"ASSY-10",' ..
-    '"worker_id":"W-%d","result":"pass","data":{"torque":%d}}', prefix, n, n % 50, n % 97)
+    '"worker_id":"W-%d","result":"pass","data":{"torque":%d}%s}', prefix, n, n % 50, n % 97, serial)
 end
 function request()
   if mode == "live" then
@@ -87,7 +92,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-async def prepare(db_url: str) -> str:
+async def prepare(db_url: str, units: int = 0) -> str:
     """Migrate a scratch database and create the station token, LOT and process the load uses."""
     import asyncpg
 
@@ -115,7 +120,20 @@ async def prepare(db_url: str) -> str:
         await session.flush()
         session.add(StationToken(station_id=station.id, name="bench", token_hash=token_digest(token)))
         session.add(Process(id="ASSY-10", name="Assembly", sequence=10))
-        session.add(Lot(lot_number="BENCH-LOT", product="PRD-1", status="in_progress", line_id=line.id))
+        lot = Lot(lot_number="BENCH-LOT", product="PRD-1", status="in_progress", line_id=line.id)
+        session.add(lot)
+        await session.flush()
+        if units:
+            from sqlalchemy import text
+
+            await session.execute(
+                text(
+                    "INSERT INTO units (serial_number, lot_id, status, created_at, updated_at) "
+                    "SELECT 'BENCH-LOT-' || lpad(g::text, 7, '0'), :lot, 'in_progress', now(), now() "
+                    "FROM generate_series(0, :n - 1) g"
+                ),
+                {"lot": lot.id, "n": units},
+            )
         await session.commit()
     await engine.dispose()
     return token
@@ -168,6 +186,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument(
+        "--units",
+        type=int,
+        default=400_000,
+        help="records name units (serial numbers) registered up front; 0 = LOT-level records, "
+        "every one a retest of the same item (the rollups' worst case)",
+    )
+    parser.add_argument(
         "--rollups",
         choices=["on", "off", "both"],
         default="both",
@@ -200,7 +225,7 @@ def main() -> int:
 
 def measure(opts, *, rollups: bool) -> dict:
     db_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/mes_bench_{uuid.uuid4().hex[:8]}"
-    token = asyncio.run(prepare(db_url))
+    token = asyncio.run(prepare(db_url, opts.units))
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="mes-bench-"))
     (work / "prom").mkdir()
@@ -241,19 +266,26 @@ def measure(opts, *, rollups: bool) -> dict:
         script.write_text(LUA)
         prefix = uuid.uuid4().hex[:8]
         # warm-up: pools, caches, imports
-        run_wrk(base, script, [token, prefix + "w", "single", "1"], connections=opts.connections, duration=3)
+        units = [str(opts.units)]
+        run_wrk(
+            base, script, [token, prefix + "w", "single", "1", *units, "0"], connections=opts.connections, duration=3
+        )
         before, _ = asyncio.run(count_rows(db_url))
         ceiling = run_wrk(
             base, script, [token, prefix, "live", "1"], connections=opts.connections, duration=opts.duration
         )
         single = run_wrk(
-            base, script, [token, prefix + "s", "single", "1"], connections=opts.connections, duration=opts.duration
+            base,
+            script,
+            [token, prefix + "s", "single", "1", *units, str(opts.units // 4)],
+            connections=opts.connections,
+            duration=opts.duration,
         )
         mid, _ = asyncio.run(count_rows(db_url))
         batch = run_wrk(
             base,
             script,
-            [token, prefix + "b", "batch", str(opts.batch_size)],
+            [token, prefix + "b", "batch", str(opts.batch_size), *units, str(opts.units // 2)],
             connections=opts.connections,
             duration=opts.duration,
         )
