@@ -242,6 +242,9 @@ def measure(opts, *, rollups: bool) -> dict:
         "PROMETHEUS_MULTIPROC_DIR": str(work / "prom"),
         "FILES_DIR": str(work / "files"),
         "STATION_RATE_LIMIT_PER_MINUTE": "100000000",
+        # A shared PostgreSQL (max_connections 100): a pool each worker can fill, no more.
+        "DB_POOL_SIZE": "8",
+        "DB_MAX_OVERFLOW": "4",
         "LOG_LEVEL": "WARNING",
         "REDIS_NAMESPACE": f"bench{uuid.uuid4().hex[:8]}",
     }
