@@ -208,17 +208,35 @@ async def test_migration_0009_keeps_existing_records_through_partitioning_and_ba
     at = moment.replace(tzinfo=None).isoformat(sep=" ") if settings.is_sqlite else moment
     try:
         async with engine.begin() as conn:
-            await conn.execute(text("INSERT INTO lines (id, code, name, config, config_version, created_at, "
-                                    "updated_at) VALUES (7, 'L-7', '', '{}', 1, :at, :at)"), {"at": at})
-            await conn.execute(text("INSERT INTO lots (id, lot_number, product, quantity, status, line_id, note, "
-                                    "created_at, updated_at) VALUES (3, 'LOT-OLD', 'P', 1, 'in_progress', 7, '', "
-                                    ":at, :at)"), {"at": at})
-            await conn.execute(text("INSERT INTO processes (id, name, sequence, created_at, updated_at) "
-                                    "VALUES ('S-1', '', 1, :at, :at)"), {"at": at})
-            await conn.execute(text(
-                "INSERT INTO process_records (id, idempotency_key, request_hash, lot_id, lot_number, process_id, "
-                "worker_id, result, data, created_by, created_at) VALUES (41, 'old-key-0001', 'h', 3, 'LOT-OLD', "
-                "'S-1', 'W', 'pass', '{}', 'test', :at)"), {"at": at})
+            await conn.execute(
+                text(
+                    "INSERT INTO lines (id, code, name, config, config_version, created_at, "
+                    "updated_at) VALUES (7, 'L-7', '', '{}', 1, :at, :at)"
+                ),
+                {"at": at},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO lots (id, lot_number, product, quantity, status, line_id, note, "
+                    "created_at, updated_at) VALUES (3, 'LOT-OLD', 'P', 1, 'in_progress', 7, '', "
+                    ":at, :at)"
+                ),
+                {"at": at},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO processes (id, name, sequence, created_at, updated_at) VALUES ('S-1', '', 1, :at, :at)"
+                ),
+                {"at": at},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO process_records (id, idempotency_key, request_hash, lot_id, lot_number, process_id, "
+                    "worker_id, result, data, created_by, created_at) VALUES (41, 'old-key-0001', 'h', 3, 'LOT-OLD', "
+                    "'S-1', 'W', 'pass', '{}', 'test', :at)"
+                ),
+                {"at": at},
+            )
     finally:
         await engine.dispose()
     upgrade(settings, "head")
