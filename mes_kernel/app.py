@@ -187,19 +187,30 @@ async def _sealer(kernel: Kernel) -> None:
 
 
 async def _partition_keeper(kernel: Kernel) -> None:
-    """Keep next months' partitions of process records created ahead (PostgreSQL only)."""
-    from .db.partitions import ensure_partitions
+    """PostgreSQL housekeeping of process data: keep next months' partitions created ahead (every
+    6 hours), fold KPI rollup shards of hours closed for 2 hours (every 10 minutes)."""
+    from datetime import UTC, datetime, timedelta
 
+    from .db.partitions import ensure_partitions
+    from .services.rollups import fold_shards
+
+    if kernel.engine.dialect.name != "postgresql":
+        return
+    rounds = 0
     while True:
         try:
-            created = await ensure_partitions(kernel.engine)
-            if created:
-                log.info("partitions_created", partitions=created)
+            if rounds % 36 == 0:
+                created = await ensure_partitions(kernel.engine)
+                if created:
+                    log.info("partitions_created", partitions=created)
+            async with kernel.sessionmaker() as session, session.begin():
+                await fold_shards(session, before=datetime.now(UTC) - timedelta(hours=2))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.warning("partition_ensure_failed", error=str(exc))
-        await asyncio.sleep(6 * 3600)
+            log.warning("process_data_housekeeping_failed", error=str(exc))
+        rounds += 1
+        await asyncio.sleep(600)
 
 
 def create_app(

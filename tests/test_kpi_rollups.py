@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from mes_kernel.db.models import KpiHourly, KpiHourlyDefect, Line, Process, ProcessItem, Station
-from mes_kernel.services.rollups import COUNTS, rebuild
+from mes_kernel.services.rollups import COUNTS, fold_shards, rebuild
 
 API = "/api/v1"
 NOW = datetime.now(UTC)
@@ -214,6 +214,11 @@ async def test_every_kpi_equals_a_plain_sql_count_over_raw_records(
     await _check_every_kpi(client, kernel, manager_headers, plant)
 
     before = await _rollups(kernel)
+    async with kernel.sessionmaker() as session, session.begin():
+        await fold_shards(session, before=TO + timedelta(days=1))
+    assert await _rollups(kernel) == before
+    async with kernel.sessionmaker() as session:
+        assert (await session.execute(text("SELECT count(*) FROM kpi_hourly WHERE shard <> 0"))).scalar() == 0
     async with kernel.sessionmaker() as session, session.begin():
         await rebuild(session)
     assert await _rollups(kernel) == before

@@ -197,3 +197,69 @@ async def test_foreign_keys_are_enforced(settings):
                 await session.commit()
     finally:
         await engine.dispose()
+
+
+async def test_migration_0009_keeps_existing_records_through_partitioning_and_back(settings):
+    """Records stored before 0009 come through upgrade (into a partition, with their key claimed,
+    event time and line filled in) and back through downgrade, ids and all."""
+    downgrade(settings, "0002")
+    engine = make_engine(settings)
+    moment = datetime(2026, 10, 15, 8, 30, tzinfo=UTC)
+    at = moment.replace(tzinfo=None).isoformat(sep=" ") if settings.is_sqlite else moment
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO lines (id, code, name, config, config_version, created_at, "
+                    "updated_at) VALUES (7, 'L-7', '', '{}', 1, :at, :at)"
+                ),
+                {"at": at},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO lots (id, lot_number, product, quantity, status, line_id, note, "
+                    "created_at, updated_at) VALUES (3, 'LOT-OLD', 'P', 1, 'in_progress', 7, '', "
+                    ":at, :at)"
+                ),
+                {"at": at},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO processes (id, name, sequence, created_at, updated_at) VALUES ('S-1', '', 1, :at, :at)"
+                ),
+                {"at": at},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO process_records (id, idempotency_key, request_hash, lot_id, lot_number, process_id, "
+                    "worker_id, result, data, created_by, created_at) VALUES (41, 'old-key-0001', 'h', 3, 'LOT-OLD', "
+                    "'S-1', 'W', 'pass', '{}', 'test', :at)"
+                ),
+                {"at": at},
+            )
+    finally:
+        await engine.dispose()
+    upgrade(settings, "head")
+    engine = make_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            row = (await conn.execute(text("SELECT id, line_id, event_at, created_at FROM process_records"))).one()
+            assert (row.id, row.line_id) == (41, 7)
+            assert row.event_at == row.created_at  # no station time: when the server received it
+            keys = (await conn.execute(text("SELECT idempotency_key FROM process_record_keys"))).scalars().all()
+            assert keys == ["old-key-0001"]
+            if not settings.is_sqlite:
+                where = (await conn.execute(text("SELECT tableoid::regclass::text FROM process_records"))).scalar()
+                assert where == "mes_partitions.process_records_2026_10"
+    finally:
+        await engine.dispose()
+    downgrade(settings, "0002")
+    engine = make_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT id, idempotency_key FROM process_records"))).all() == [
+                (41, "old-key-0001")
+            ]
+    finally:
+        await engine.dispose()
+    upgrade(settings, "head")

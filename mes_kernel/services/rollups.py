@@ -84,8 +84,9 @@ async def add_to_rollups(session: AsyncSession, rows: list[dict[str, Any]]) -> N
             defects[(*_bucket(row), row["defect_code"])] += 1
     await _count_items(session, rows, sums)
     # One shard per transaction: concurrent transactions counting into the same bucket mostly
-    # lock different rows (readers sum the shards).
-    shard = random.randrange(SHARDS)
+    # lock different rows (readers sum the shards; fold_shards folds closed hours back into
+    # shard 0). SQLite has one writer at a time: nothing to spread.
+    shard = random.randrange(SHARDS) if session.bind.dialect.name == "postgresql" else 0
     await _add(session, KpiHourly, sorted((k + (shard,), v) for k, v in sums.items()), COUNTS)
     defect_rows = sorted((k + (shard,), {"count": n}) for k, n in defects.items())
     await _add(session, KpiHourlyDefect, defect_rows, ("count",))
@@ -172,6 +173,33 @@ async def _add(session: AsyncSession, model, items: list[tuple[tuple, dict[str, 
         index_elements=key_columns, set_={c: table.c[c] + stmt.excluded[c] for c in columns}
     )
     await session.execute(stmt, values)
+
+
+async def fold_shards(session: AsyncSession, *, before: datetime) -> int:
+    """Fold the shards of every bucket of the hours before ``before`` into shard 0 (PostgreSQL),
+    in the caller's transaction; returns how many shard rows went. Exact under concurrent
+    recording: a transaction adding to a row being folded waits for the fold, then finds the row
+    gone and inserts it afresh (to be folded next time)."""
+    if session.bind.dialect.name != "postgresql":
+        return 0
+    folded = 0
+    for table, key, counts in (
+        ("kpi_hourly", "hour_start, line_id, process_id, station_id, product", COUNTS),
+        ("kpi_hourly_defects", "hour_start, line_id, process_id, station_id, product, defect_code", ("count",)),
+    ):
+        sums = ", ".join(f"sum({c})" for c in counts)
+        updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counts)
+        result = await session.execute(
+            text(f"""
+            WITH moved AS (DELETE FROM {table} WHERE hour_start < :before AND shard <> 0 RETURNING *)
+            INSERT INTO {table} ({key}, shard, {", ".join(counts)})
+            SELECT {key}, 0, {sums} FROM moved GROUP BY {key}
+            ON CONFLICT ({key}, shard) DO UPDATE SET {updates}
+            """),
+            {"before": before},
+        )
+        folded += result.rowcount
+    return folded
 
 
 def _hour_sql(column: str, dialect: str) -> str:
