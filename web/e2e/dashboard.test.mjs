@@ -15,6 +15,14 @@ const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgrou
 const SHOTS = process.env.E2E_SCREENSHOTS ?? join(tmpdir(), `mes-web-e2e-screens-${Date.now()}`);
 const TIMEOUT = 15_000;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * The strictest policy the dashboard runs under: no inline script or style. MUI's emotion adds its rules
+ * through CSSOM (`insertRule`, not subject to CSP) into `<style>` elements it creates empty; an empty
+ * style element needs the hash of the empty string, which allows nothing else.
+ */
+const STRICT_CSP = "default-src 'self'; script-src 'self'; " +
+  "style-src 'self' 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='; img-src 'self' data:; " +
+  "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 const ADMIN = { username: "e2e-admin", password: "admin-pass-123", role: "admin" };
 const MANAGER = { username: "e2e-manager", password: "manager-pass-123", role: "production_manager" };
@@ -386,5 +394,34 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
     for (const r of [br, gz, plain]) assert.equal(r.vary, "Accept-Encoding");
     assert.ok(br.size < plain.size / 3 && gz.size < plain.size / 2, JSON.stringify({ br, gz, plain }));
     console.log(`script ${script}: ${plain.size} B plain, ${gz.size} B gzip, ${br.size} B brotli`);
+  }));
+
+  test("under a strict CSP (no inline script or style) every page renders styled, without a violation",
+       withKernelLog(async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    const problems = [];
+    page.on("console", (m) => { if (/Content Security Policy/i.test(m.text())) problems.push(m.text()); });
+    page.on("pageerror", (err) => problems.push(err.message));
+    await page.route(kernel.baseUrl + "/", async (route) => {
+      const response = await route.fetch();
+      await route.fulfill({ response, headers: { ...response.headers(), "content-security-policy": STRICT_CSP } });
+    });
+    try {
+      await loginThroughForm(page, ADMIN);
+      for (const hash of ["#/", "#/lots/SEED-LOT-1", "#/quality", "#/devices"]) {
+        await page.goto(kernel.baseUrl + "/" + hash);
+        await page.getByRole("heading", { level: 1 }).waitFor({ timeout: TIMEOUT });
+        await page.waitForTimeout(300);
+      }
+      await page.goto(kernel.baseUrl + "/#/");
+      await page.getByTestId("panel-dashboard_kpi.defects").locator(".recharts-bar-rectangle").first()
+        .waitFor({ timeout: TIMEOUT });
+      const headerColor = await page.evaluate(() => getComputedStyle(document.querySelector("header")).backgroundColor);
+      assert.equal(headerColor, "rgb(21, 101, 192)", "MUI's styles applied");
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
   }));
 });
