@@ -5,6 +5,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import AxeBuilder from "@axe-core/playwright";
 import { chromium } from "playwright-core";
 import { apiClient, freePort, startKernel, WEB_DIR } from "./kernel.mjs";
 
@@ -14,6 +15,14 @@ const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backgrou
 const SHOTS = process.env.E2E_SCREENSHOTS ?? join(tmpdir(), `mes-web-e2e-screens-${Date.now()}`);
 const TIMEOUT = 15_000;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * The strictest policy the dashboard runs under: no inline script or style. MUI's emotion adds its rules
+ * through CSSOM (`insertRule`, not subject to CSP) into `<style>` elements it creates empty; an empty
+ * style element needs the hash of the empty string, which allows nothing else.
+ */
+const STRICT_CSP = "default-src 'self'; script-src 'self'; " +
+  "style-src 'self' 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='; img-src 'self' data:; " +
+  "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 const ADMIN = { username: "e2e-admin", password: "admin-pass-123", role: "admin" };
 const MANAGER = { username: "e2e-manager", password: "manager-pass-123", role: "production_manager" };
@@ -46,6 +55,27 @@ function withKernelLog(body) {
       throw error;
     }
   };
+}
+
+/** axe-core on the page as it is now: no serious or critical violation (WCAG 2.1 A/AA and best practice). */
+async function assertAccessible(page, where) {
+  const result = await new AxeBuilder({ page }).withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"])
+    .analyze();
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`),
+                   [], `axe-core on ${where}`);
+}
+
+/** Nothing wider than the viewport: no horizontal scrolling, no control cut off at the right edge. */
+async function assertFits(page, where) {
+  const overflow = await page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll("button, a, input, [role=tab], h1, h2")]
+      .filter((el) => { const r = el.getBoundingClientRect(); return r.width > 0 && (r.right > width + 1 || r.left < -1); })
+      .map((el) => `${el.tagName} ${el.textContent?.slice(0, 30)}`);
+    return { scroll: document.documentElement.scrollWidth - width, wide };
+  });
+  assert.deepEqual(overflow, { scroll: 0, wide: [] }, `${where} fits 390 px`);
 }
 
 async function shot(page, name) {
@@ -114,7 +144,7 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
       await loginThroughForm(page, MANAGER);
       // Panels come from /dashboard/panels; the yield stat reflects the seeded records (3 of 4 passed).
       const yieldPanel = page.getByTestId("panel-dashboard_kpi.yield_today");
-      await yieldPanel.getByTestId("stat-value").filter({ hasText: "75.0 %" }).waitFor({ timeout: TIMEOUT });
+      await yieldPanel.getByTestId("stat-value").filter({ hasText: "75.0%" }).waitFor({ timeout: TIMEOUT });
       await page.getByTestId("panel-dashboard_kpi.defects").locator(".recharts-bar-rectangle").first()
         .waitFor({ timeout: TIMEOUT });
       await page.getByTestId("panel-dashboard_kpi.throughput").locator(".recharts-area").first()
@@ -131,7 +161,7 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
       await form.getByLabel("Product").fill("NH-300");
       await form.getByLabel("Quantity").fill("120");
       await form.getByRole("button", { name: "Create" }).click();
-      await page.getByText("LOT E2E-LOT-42 created").waitFor({ timeout: TIMEOUT });
+      await page.getByText("LOT created: E2E-LOT-42").waitFor({ timeout: TIMEOUT });
       const row = page.getByRole("row").filter({ hasText: "E2E-LOT-42" });
       await row.waitFor({ timeout: TIMEOUT });
       assert.match(await row.textContent(), /NH-300.*120.*created/);
@@ -146,7 +176,7 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
       await page.getByRole("heading", { name: "LOT E2E-LOT-42" }).waitFor({ timeout: TIMEOUT });
       await page.getByLabel("Register serial numbers").fill("E2E-SN-1\nE2E-SN-2");
       await page.getByRole("button", { name: "Register 2" }).click();
-      await page.getByText("2 unit(s) registered.").waitFor({ timeout: TIMEOUT });
+      await page.getByText("2 units registered.").waitFor({ timeout: TIMEOUT });
       await page.getByRole("link", { name: "E2E-SN-2" }).waitFor({ timeout: TIMEOUT });
       const call = await apiClient(kernel.baseUrl, MANAGER.username, MANAGER.password);
       await call("POST", "/process-records", { idempotency_key: "e2e-record-1", lot_number: "E2E-LOT-42",
@@ -176,7 +206,7 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
       await page.getByRole("cell", { name: "ST-01", exact: true }).waitFor({ timeout: TIMEOUT });
       const breaker = page.getByRole("row").filter({ hasText: "label_printer:PRN-01" });
       await breaker.waitFor({ timeout: TIMEOUT });
-      assert.match(await breaker.textContent(), /(open|half_open)3 \/ 3/);
+      assert.match(await breaker.textContent(), /(open|half open)3 \/ 3/);
       const printer = page.getByRole("table", { name: "Devices" }).getByRole("row").filter({ hasText: "PRN-01" });
       await printer.filter({ hasText: "DOWN" }).waitFor({ timeout: TIMEOUT });
       assert.match(await printer.textContent(), /label_printerzpl_tcpLINE-A.*DOWN.*cannot connect.*open/);
@@ -235,6 +265,161 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
       await other.getByRole("button", { name: "Log in" }).waitFor({ timeout: TIMEOUT });
       await page.reload();
       await page.getByRole("button", { name: "Log in" }).waitFor({ timeout: TIMEOUT });
+    } finally {
+      await context.close();
+    }
+  }));
+
+  test("every page passes axe-core with no serious or critical violation", withKernelLog(async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (err) => errors.push(err.message));
+    try {
+      await page.goto(kernel.baseUrl + "/");
+      await page.getByRole("button", { name: "Log in" }).waitFor({ timeout: TIMEOUT });
+      await assertAccessible(page, "login");
+      await loginThroughForm(page, ADMIN);
+      const pages = [
+        ["#/", () => page.getByTestId("panel-dashboard_kpi.yield_today").getByTestId("stat-value").waitFor()],
+        ["#/production", () => page.getByRole("heading", { level: 1 }).waitFor()],
+        ["#/quality", () => page.getByRole("heading", { level: 1 }).waitFor()],
+        ["#/executive", () => page.getByRole("heading", { level: 1 }).waitFor()],
+        ["#/lots", () => page.getByRole("cell", { name: "SEED-LOT-1" }).waitFor()],
+        ["#/lots/SEED-LOT-1", () => page.getByRole("cell", { name: "TEST: pass" }).first().waitFor()],
+        ["#/units/SN-1", () => page.getByRole("cell", { name: "TEST: pass" }).first().waitFor()],
+        ["#/devices", () => page.getByRole("cell", { name: "dashboard_kpi" }).waitFor()],
+        ["#/alerts", () => page.getByRole("cell", { name: /Circuit breaker/ }).first().waitFor()],
+        ["#/audit", () => page.getByRole("cell", { name: "SEED-LOT-1" }).first().waitFor()],
+      ];
+      for (const [hash, ready] of pages) {
+        await page.goto(kernel.baseUrl + "/" + hash);
+        await ready();
+        await page.waitForTimeout(300);
+        await assertAccessible(page, hash);
+      }
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  }));
+
+  test("at 390 px a menu reaches every page and nothing runs off the screen", withKernelLog(async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (err) => errors.push(err.message));
+    try {
+      await page.goto(kernel.baseUrl + "/");
+      await page.getByLabel("Username").fill(MANAGER.username);
+      await page.getByLabel("Password").fill(MANAGER.password);
+      await page.getByRole("button", { name: "Log in" }).click();
+      const menuButton = page.getByRole("button", { name: "Open the menu" });
+      await menuButton.waitFor({ timeout: TIMEOUT });
+      await page.getByTestId("kpi-Active LOTs").waitFor({ timeout: TIMEOUT });
+      await assertFits(page, "overview");
+      await shot(page, "08-phone-overview");
+      for (const [name, hash] of [["Production", "#/production"], ["Quality", "#/quality"], ["Executive", "#/executive"],
+                                  ["LOTs", "#/lots"], ["Devices & health", "#/devices"], ["Alerts", "#/alerts"]]) {
+        await menuButton.click();
+        const menu = page.getByTestId("menu");
+        await menu.getByRole("link", { name }).click();
+        await page.waitForURL((url) => url.hash === hash, { timeout: TIMEOUT });
+        await menu.waitFor({ state: "detached", timeout: TIMEOUT });
+        await page.getByRole("heading", { level: 1 }).waitFor({ timeout: TIMEOUT });
+        await page.waitForTimeout(300);
+        await assertFits(page, hash);
+        await assertAccessible(page, `${hash} at 390 px`);
+      }
+      await page.goto(kernel.baseUrl + "/#/lots/SEED-LOT-1");
+      await page.getByRole("cell", { name: "TEST: pass" }).first().waitFor({ timeout: TIMEOUT });
+      await assertFits(page, "LOT detail");
+      await shot(page, "09-phone-lot");
+      await menuButton.click();
+      await shot(page, "10-phone-menu");
+      await page.getByTestId("menu").getByRole("button", { name: "Log out" }).click();
+      await page.getByRole("button", { name: "Log in" }).waitFor({ timeout: TIMEOUT });
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  }));
+
+  test("views whose KPI endpoints this kernel lacks say so, and Korean is one switch away", withKernelLog(async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (err) => errors.push(err.message));
+    try {
+      await loginThroughForm(page, MANAGER);
+      await page.goto(kernel.baseUrl + "/#/production");
+      const kpiMissing = (await fetch(`${kernel.baseUrl}/api/v1/kpi/lines/now`)).status === 404;
+      if (kpiMissing) await page.getByTestId("not-available").waitFor({ timeout: TIMEOUT });
+      else await page.getByTestId(/^line-/).first().waitFor({ timeout: TIMEOUT });
+      await page.getByRole("combobox", { name: "Language" }).click();
+      await page.getByRole("option", { name: "한국어" }).click();
+      await page.getByRole("heading", { name: "생산 — 라인별 현재 상황" }).waitFor({ timeout: TIMEOUT });
+      await page.getByRole("tab", { name: "LOT" }).click();
+      await page.getByRole("heading", { name: "LOT 목록" }).waitFor({ timeout: TIMEOUT });
+      await shot(page, "11-korean-lots");
+      // The choice is the user's: it survives a reload.
+      await page.reload();
+      await page.getByRole("heading", { name: "LOT 목록" }).waitFor({ timeout: TIMEOUT });
+      assert.equal(await page.evaluate(() => document.documentElement.lang), "ko");
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  }));
+
+  test("the kernel sends the dashboard's script compressed, brotli first", withKernelLog(async () => {
+    const html = await (await fetch(kernel.baseUrl + "/")).text();
+    const script = /<script[^>]+src="([^"]+\.js)"/.exec(html)?.[1];
+    assert.ok(script, "index.html names its script");
+    assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/, "no inline script (a strict CSP would block it)");
+    const { request } = await import("node:http");
+    const head = (encoding) => new Promise((resolve, reject) => {
+      request(kernel.baseUrl + script, { headers: { "accept-encoding": encoding } }, (res) => {
+        let size = 0;
+        res.on("data", (chunk) => (size += chunk.length));
+        res.on("end", () => resolve({ encoding: res.headers["content-encoding"], vary: res.headers.vary, size }));
+      }).on("error", reject).end();
+    });
+    const br = await head("gzip, deflate, br");
+    const gz = await head("gzip");
+    const plain = await head("identity");
+    assert.equal(br.encoding, "br");
+    assert.equal(gz.encoding, "gzip");
+    assert.equal(plain.encoding, undefined);
+    for (const r of [br, gz, plain]) assert.equal(r.vary, "Accept-Encoding");
+    assert.ok(br.size < plain.size / 3 && gz.size < plain.size / 2, JSON.stringify({ br, gz, plain }));
+    console.log(`script ${script}: ${plain.size} B plain, ${gz.size} B gzip, ${br.size} B brotli`);
+  }));
+
+  test("under a strict CSP (no inline script or style) every page renders styled, without a violation",
+       withKernelLog(async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    const problems = [];
+    page.on("console", (m) => { if (/Content Security Policy/i.test(m.text())) problems.push(m.text()); });
+    page.on("pageerror", (err) => problems.push(err.message));
+    await page.route(kernel.baseUrl + "/", async (route) => {
+      const response = await route.fetch();
+      await route.fulfill({ response, headers: { ...response.headers(), "content-security-policy": STRICT_CSP } });
+    });
+    try {
+      await loginThroughForm(page, ADMIN);
+      for (const hash of ["#/", "#/lots/SEED-LOT-1", "#/quality", "#/devices"]) {
+        await page.goto(kernel.baseUrl + "/" + hash);
+        await page.getByRole("heading", { level: 1 }).waitFor({ timeout: TIMEOUT });
+        await page.waitForTimeout(300);
+      }
+      await page.goto(kernel.baseUrl + "/#/");
+      await page.getByTestId("panel-dashboard_kpi.defects").locator(".recharts-bar-rectangle").first()
+        .waitFor({ timeout: TIMEOUT });
+      const headerColor = await page.evaluate(() => getComputedStyle(document.querySelector("header")).backgroundColor);
+      assert.equal(headerColor, "rgb(21, 101, 192)", "MUI's styles applied");
+      assert.deepEqual(problems, []);
     } finally {
       await context.close();
     }

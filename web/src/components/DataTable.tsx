@@ -56,7 +56,8 @@ export function DataTable<T>({ columns, data, paging, onRowClick, rowKey, emptyT
 
   return (
     <>
-      <TableContainer>
+      {/* Wide tables scroll sideways on a phone: the region takes keyboard focus so it can be scrolled. */}
+      <TableContainer tabIndex={0} role={label ? "region" : undefined} aria-label={label}>
         <Table size={size} aria-label={label}>
           <TableHead>
             {table.getHeaderGroups().map((group) => (

@@ -104,3 +104,22 @@ export function RangeFilter({ lines }: { lines: LineNow[] | undefined }) {
     </Box>
   );
 }
+
+/**
+ * The range cut into calendar weeks (Monday to Sunday, plant days, both ends included); the first and
+ * last weeks are cut at the range's ends.
+ */
+export function weeksOf(range: Pick<KpiRange, "from" | "to">): { from: string; to: string }[] {
+  if (rangeProblem(range)) return [];
+  const day = (text: string) => Date.parse(`${text}T00:00:00Z`);
+  const iso = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+  const weeks: { from: string; to: string }[] = [];
+  const end = day(range.to);
+  for (let start = day(range.from); start <= end;) {
+    const weekday = (new Date(start).getUTCDay() + 6) % 7; // Monday 0 … Sunday 6
+    const sunday = Math.min(start + (6 - weekday) * DAY_MS, end);
+    weeks.push({ from: iso(start), to: iso(sunday) });
+    start = sunday + DAY_MS;
+  }
+  return weeks;
+}

@@ -6,13 +6,45 @@ import Typography from "@mui/material/Typography";
 import { useTranslation } from "react-i18next";
 import { endpoints, keyOf, type KpiQuery } from "../api/endpoints";
 import { ErrorNotice, hasData, NoData, NotAvailable, PageTitle, Section } from "../components/common";
-import { RangeFilter, useKpiQuery } from "../components/RangeFilter";
+import { RangeFilter, useKpiQuery, weeksOf, type KpiRange } from "../components/RangeFilter";
 import { usePolling } from "../hooks/usePolling";
-import { formatNumber, formatPercent } from "../i18n/format";
+import { formatNumber, formatPercent, plantMidnight } from "../i18n/format";
 import { KPI_INTERVAL_MS } from "./QualityPage";
 import { useLinesNow } from "./ProductionPage";
 
 const OutputChart = lazy(() => import("../panels/KpiCharts").then((m) => ({ default: m.OutputChart })));
+const WeeklyOeeChart = lazy(() => import("../panels/KpiCharts").then((m) => ({ default: m.WeeklyOeeChart })));
+
+/** Weeks asked for one by one: at most this many (a year); longer ranges show the range's OEE only. */
+const MAX_WEEKS = 53;
+
+/**
+ * OEE week by week for one scope: one `/kpi/oee` per calendar week (the contract has no weekly bucket
+ * for OEE, and an average of shift OEEs would not be the week's OEE). Polled slowly, as one unit.
+ */
+function WeeklyOeeTrend({ line, range, query }: { line: string; range: KpiRange; query: KpiQuery }) {
+  const { t } = useTranslation();
+  const weeks = useMemo(() => weeksOf({ from: range.from, to: range.to }), [range.from, range.to]);
+  const fetcher = useCallback((signal: AbortSignal) => Promise.all(weeks.map((w) => endpoints.kpiOee({
+    from: plantMidnight(w.from, 0, query.tz), to: plantMidnight(w.to, 1, query.tz), tz: query.tz,
+    line: line || undefined,
+  }, signal).then((o) => ({ start: w.from, oee: o.oee })))), [weeks, query.tz, line]);
+  const enabled = weeks.length > 1 && weeks.length <= MAX_WEEKS;
+  const trend = usePolling(keyOf("/kpi/oee", { line, from: range.from, to: range.to, tz: query.tz, per: "week" }),
+                           fetcher, KPI_INTERVAL_MS * 10, enabled);
+  if (!enabled || trend.error?.status === 404) return null;
+  return (
+    <Box sx={{ mb: 2 }} data-testid={`weekly-oee-${line || "all"}`}>
+      <Typography variant="subtitle2" component="h3" color="text.secondary">{t("executive.oeeByWeek")}</Typography>
+      <ErrorNotice error={trend.error} retryInMs={trend.retryInMs} />
+      {trend.data && (trend.data.some((w) => w.oee !== null) ? (
+        <Suspense fallback={<Skeleton variant="rectangular" height={200} />}>
+          <WeeklyOeeChart items={trend.data} />
+        </Suspense>
+      ) : <NoData />)}
+    </Box>
+  );
+}
 
 function Factor({ label, value, detail, testId }: { label: string; value: string; detail?: string; testId?: string }) {
   return (
@@ -25,7 +57,9 @@ function Factor({ label, value, detail, testId }: { label: string; value: string
 }
 
 /** OEE and weekly output of one line (or of every line when `line` is empty). */
-export function LineSummary({ line, title, query }: { line: string; title: string; query: KpiQuery }) {
+export function LineSummary({ line, title, query, range }: {
+  line: string; title: string; query: KpiQuery; range: KpiRange;
+}) {
   const { t } = useTranslation();
   const scoped = useMemo(() => ({ from: query.from, to: query.to, tz: query.tz, line: line || undefined }),
                          [query.from, query.to, query.tz, line]);
@@ -59,6 +93,7 @@ export function LineSummary({ line, title, query }: { line: string; title: strin
                                                           total: formatNumber(o.quality.total) })} />
         </Box>
       )}
+      {o && <WeeklyOeeTrend line={line} range={range} query={query} />}
       {output.data && (hasData(output.data.items, ["total", "good"]) ? (
         <Suspense fallback={<Skeleton variant="rectangular" height={220} />}>
           <OutputChart items={output.data.items} />
@@ -80,8 +115,8 @@ export function ExecutivePage() {
       <RangeFilter lines={lines.data?.items} />
       {query && (
         <>
-          {!range.line && <LineSummary line="" title={t("range.allLines")} query={query} />}
-          {shown.map((code) => <LineSummary key={code} line={code} title={nameOf(code)} query={query} />)}
+          {!range.line && <LineSummary line="" title={t("range.allLines")} query={query} range={range} />}
+          {shown.map((code) => <LineSummary key={code} line={code} title={nameOf(code)} query={query} range={range} />)}
         </>
       )}
     </>

@@ -38,7 +38,8 @@ const unitColumns = (t: TFunction): ColumnDef<Unit, any>[] => [
     accessorKey: "serial_number", header: t("lot.serial"),
     cell: (i) => <Link href={hrefOf({ name: "unit", serialNumber: i.getValue() })}>{i.getValue()}</Link>,
   },
-  { accessorKey: "status", header: t("lot.unitStatus") },
+  { accessorKey: "status", header: t("lot.unitStatus"),
+    cell: (i) => t(`lotStatus.${String(i.getValue())}`, { defaultValue: String(i.getValue()) }) },
   { accessorKey: "created_at", header: t("lot.registered"), cell: (i) => <When at={i.getValue()} /> },
 ];
 

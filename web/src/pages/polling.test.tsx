@@ -93,4 +93,20 @@ describe("polling over HTTP", () => {
     await advance(30_000);
     await expectCount(alerts, 3);
   });
+
+  it("shares one request per interval between the shell's alert badge and an alerts panel", async () => {
+    loginAs("viewer");
+    kernel.route("GET", "/api/v1/dashboard/summary", () => ({ body: SUMMARY }));
+    kernel.route("GET", "/api/v1/dashboard/panels", () => ({ body: [
+      { plugin: "dashboard_kpi", id: "alerts", title: "Open alerts", kind: "table", endpoint: "/api/v1/alerts",
+        refresh_seconds: 30, options: { items: "items" } },
+    ] }));
+    window.location.hash = "#/";
+    render(<App />);
+    const alerts = "/api/v1/alerts";
+    await expectCount("/api/v1/dashboard/panels", 1);
+    await expectCount(alerts, 1);
+    await advance(30_000);
+    await expectCount(alerts, 2);
+  });
 });

@@ -3,7 +3,7 @@ import { render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { App } from "../App";
-import { useKpiRange } from "../components/RangeFilter";
+import { useKpiRange, weeksOf } from "../components/RangeFilter";
 import i18n from "../i18n";
 import { usePlant } from "../i18n/format";
 import { startFakeKernel, type FakeKernel } from "../test/fakeKernel";
@@ -111,11 +111,11 @@ describe("quality view", () => {
     render(<QualityPage />);
     await screen.findByRole("table", { name: "Defect Pareto" });
     expect(lastQuery("/api/v1/kpi/pareto")?.get("line")).toBe("L1");
-    const asked = kernel.seen.length;
     useKpiRange.setState({ from: "2026-11-09", to: "2026-11-01" });
     expect(await screen.findByText("The end comes before the start.")).toBeInTheDocument();
     expect(screen.queryByRole("table", { name: "Defect Pareto" })).toBeNull();
-    expect(kernel.seen.length).toBe(asked);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // a request it wrongly sent would have landed
+    expect(kernel.seen.filter((s) => s.query.get("from")?.startsWith("2026-11-09"))).toEqual([]);
   });
 
   it("says no data when every count is zero instead of drawing an empty chart", async () => {
@@ -143,6 +143,34 @@ describe("executive view", () => {
     expect(screen.getByText("1,200 good of 1,500")).toBeInTheDocument();
     await waitFor(() => expect(lastQuery("/api/v1/kpi/output")?.get("bucket")).toBe("week"));
     expect(lastQuery("/api/v1/kpi/oee")?.get("line")).toBe("L1");
+  });
+});
+
+describe("OEE by week", () => {
+  it("cuts a range into calendar weeks, Monday to Sunday, cut at the range's ends", () => {
+    expect(weeksOf({ from: "2026-11-01", to: "2026-11-14" })).toEqual([
+      { from: "2026-11-01", to: "2026-11-01" }, { from: "2026-11-02", to: "2026-11-08" },
+      { from: "2026-11-09", to: "2026-11-14" },
+    ]);
+    expect(weeksOf({ from: "2026-11-09", to: "2026-11-01" })).toEqual([]);
+  });
+
+  it("asks the OEE of each week of the range for the line shown", async () => {
+    loginAs("executive");
+    useKpiRange.setState({ from: "2026-11-01", to: "2026-11-14", line: "L1" });
+    kernel.route("GET", "/api/v1/kpi/lines/now", () => ({ body: LINES_NOW }));
+    kernel.route("GET", "/api/v1/kpi/oee", () => ({ body: OEE }));
+    kernel.route("GET", "/api/v1/kpi/output", () => ({ body: { bucket: "week", items: [] } }));
+    render(<ExecutivePage />);
+    await screen.findByTestId("weekly-oee-L1");
+    const asked = () => kernel.seen.filter((s) => s.path === "/api/v1/kpi/oee")
+      .map((s) => `${s.query.get("from")} ${s.query.get("to")} ${s.query.get("line")}`);
+    await waitFor(() => expect(new Set(asked())).toEqual(new Set([
+      "2026-11-01T00:00:00+09:00 2026-11-15T00:00:00+09:00 L1", // the range
+      "2026-11-01T00:00:00+09:00 2026-11-02T00:00:00+09:00 L1",
+      "2026-11-02T00:00:00+09:00 2026-11-09T00:00:00+09:00 L1",
+      "2026-11-09T00:00:00+09:00 2026-11-15T00:00:00+09:00 L1",
+    ])));
   });
 });
 

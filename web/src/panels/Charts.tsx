@@ -13,7 +13,11 @@ import {
   XAxis,
   YAxis,
 } from "recharts";
-import { axisLabel, type SeriesView } from "./panelData";
+import { axisLabel, formatValue, type SeriesView } from "./panelData";
+
+/** Axis ticks and tooltip values through the dashboard's one number format. */
+const tickNumber = (value: unknown) => formatValue(Number(value));
+const tipValue = (value: unknown) => formatValue(typeof value === "number" ? value : Number(value));
 
 const PALETTE = ["#2e7d32", "#c62828", "#1565c0", "#ef6c00", "#6a1b9a", "#00838f", "#5d4037"];
 
@@ -34,8 +38,8 @@ export function TimeseriesChart({ view, stacked, height = 220 }: ChartProps) {
   const axes = [
     <CartesianGrid key="grid" strokeDasharray="3 3" />,
     <XAxis key="x" dataKey={view.x} tickFormatter={axisLabel} minTickGap={24} fontSize={12} />,
-    <YAxis key="y" allowDecimals={false} fontSize={12} />,
-    <Tooltip key="tip" labelFormatter={(label) => axisLabel(label)} />,
+    <YAxis key="y" allowDecimals={false} fontSize={12} tickFormatter={tickNumber} />,
+    <Tooltip key="tip" labelFormatter={(label) => axisLabel(label)} formatter={tipValue} />,
     view.series.length > 1 ? <Legend key="legend" verticalAlign="top" height={28} /> : null,
   ];
   const margin = { top: 8, right: 12, bottom: 0, left: -12 };
@@ -68,8 +72,8 @@ export function BarsChart({ view, stacked, height = 220 }: ChartProps) {
       <BarChart data={view.rows} margin={{ top: 8, right: 12, bottom: 0, left: -12 }}>
         <CartesianGrid strokeDasharray="3 3" />
         <XAxis dataKey={view.x} tickFormatter={axisLabel} fontSize={12} />
-        <YAxis allowDecimals={false} fontSize={12} />
-        <Tooltip />
+        <YAxis allowDecimals={false} fontSize={12} tickFormatter={tickNumber} />
+        <Tooltip formatter={tipValue} />
         {view.series.length > 1 && <Legend verticalAlign="top" height={28} />}
         {view.series.map((s, i) => (
           <Bar key={s} dataKey={s} fill={view.series.length === 1 ? PALETTE[2] : colorOf(s, i)}

@@ -91,3 +91,24 @@ export function OutputChart({ items, height = 220 }: { items: OutputItem[]; heig
     </ResponsiveContainer>
   );
 }
+
+export interface WeeklyOee {
+  start: string;
+  oee: number | null;
+}
+
+export function WeeklyOeeChart({ items, height = 200 }: { items: WeeklyOee[]; height?: number }) {
+  const { t } = useTranslation();
+  return (
+    <ResponsiveContainer width="100%" height={height}>
+      <ComposedChart data={items} margin={margin}>
+        <CartesianGrid strokeDasharray="3 3" />
+        <XAxis dataKey="start" fontSize={12} tickFormatter={(v) => formatDate(`${String(v)}T12:00:00Z`)} minTickGap={16} />
+        <YAxis domain={[0, 1]} fontSize={12} tickFormatter={tickPercent} />
+        <Tooltip labelFormatter={(v) => formatDate(`${String(v)}T12:00:00Z`)} formatter={(value) => formatPercent(Number(value))} />
+        <Legend verticalAlign="top" height={28} />
+        <Line dataKey="oee" name={t("kpi.oee")} stroke={BLUE} strokeWidth={2} isAnimationActive={false} connectNulls={false} />
+      </ComposedChart>
+    </ResponsiveContainer>
+  );
+}
