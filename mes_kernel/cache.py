@@ -9,6 +9,7 @@ while Redis is down that cannot happen, so L1 entries are kept short (``l1_ttl``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -219,14 +220,19 @@ class Cache:
         delay = 1.0
         while True:
             subscribed = False
+            pubsub = self.redis.pubsub()
             try:
-                pubsub = self.redis.pubsub()
                 await pubsub.subscribe(self.channel)
                 if delay > 1.0:
                     self.l1.clear()  # back after an outage: invalidations were missed meanwhile
                 subscribed, delay = True, 1.0
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if asyncio.current_task().cancelling():
+                        # redis-py's read timeout can swallow a cancellation that lands with it: the
+                        # task would loop on, and the server's shutdown would wait for it forever.
+                        raise asyncio.CancelledError
+                    if message is None or message.get("type") != "message":
                         continue
                     body = json.loads(message["data"])
                     if body.get("node") != self.node:
@@ -243,16 +249,17 @@ class Cache:
                     self.l1.clear()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pubsub.aclose(), timeout=2.0)
 
     async def close(self) -> None:
         for task in list(self._later):
             task.cancel()
         if self._listener:
             self._listener.cancel()
-            try:
-                await self._listener
-            except (asyncio.CancelledError, Exception):
-                pass
+            # Bounded: a Redis client caught mid-connect may take its time to notice the cancellation.
+            await asyncio.wait([self._listener], timeout=5.0)
             self._listener = None
 
 
