@@ -103,7 +103,8 @@ def _seed_records(env: dict, database: str, records: int) -> None:
     _sql(
         env,
         database,
-        "INSERT INTO processes (id, name, sequence, created_at, updated_at) VALUES ('ASSY-10', 'Assembly', 10, now(), now())",
+        "INSERT INTO processes (id, name, sequence, created_at, updated_at) "
+        "VALUES ('ASSY-10', 'Assembly', 10, now(), now())",
     )
     _sql(
         env,

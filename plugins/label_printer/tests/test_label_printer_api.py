@@ -277,7 +277,8 @@ async def test_reprint_needs_its_own_permission_and_is_audited(
     assert len(entries) == 1 and entries[0].after["reason"] == "label smudged"
     assert entries[0].actor == "user:manager"
     events = (await client.get(f"{API}/lots/{lot['lot_number']}/history", headers=manager_headers)).json()
-    assert [e["data"]["action"] for e in events["events"] if e["type"] == "device_action"] == ["print", "reprint"]
+    # Histories answer newest first.
+    assert [e["data"]["action"] for e in events["events"] if e["type"] == "device_action"] == ["reprint", "print"]
 
 
 async def test_health_shows_each_printer_from_its_own_status(client, kernel, admin_headers, tcp_printer):
