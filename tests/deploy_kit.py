@@ -82,8 +82,8 @@ class Nginx:
                 self.proc.wait()
 
 
-def start_nginx(folder: Path, *, upstreams: list[str], web_root: Path) -> Nginx:
-    """Render the shipped site with render.sh --standalone and run nginx on free ports."""
+def start_nginx(folder: Path, *, upstreams: list[str], web_root: Path, render_args: tuple[str, ...] = ()) -> Nginx:
+    """Render the shipped site with render.sh --standalone (plus ``render_args``) and run nginx on free ports."""
     certs = self_signed(folder / "certs")
     http_port, https_port = free_port(), free_port()
     args = [
@@ -107,6 +107,7 @@ def start_nginx(folder: Path, *, upstreams: list[str], web_root: Path) -> Nginx:
     ]
     for node in upstreams:
         args += ["--upstream", node]
+    args += list(render_args)
     subprocess.run(args, check=True, capture_output=True, text=True, timeout=30)
     site = folder / "site"
     base = [NGINX, "-p", str(site), "-e", f"{site}/error.log", "-c", str(site / "nginx.conf")]

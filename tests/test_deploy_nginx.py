@@ -89,7 +89,13 @@ def nginx_site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("nginx")
     backend = ThreadingHTTPServer(("127.0.0.1", 0), _Backend)
     threading.Thread(target=backend.serve_forever, daemon=True).start()
-    nginx = start_nginx(tmp, upstreams=[f"127.0.0.1:{backend.server_port}"], web_root=_fake_web(tmp))
+    # A small flood guard, so the test can reach it quickly; the shipped size is checked on its own.
+    nginx = start_nginx(
+        tmp,
+        upstreams=[f"127.0.0.1:{backend.server_port}"],
+        web_root=_fake_web(tmp),
+        render_args=("--people-rate", "100", "--people-burst", "50"),
+    )
     yield {
         "https": nginx.https,
         "http": nginx.http,
@@ -165,7 +171,19 @@ def test_metrics_only_from_internal_addresses(nginx_site):
         assert outside.get(f"{nginx_site['https']}/metrics").status_code == 403
 
 
-def test_people_are_limited_to_100_per_minute_stations_and_probes_are_not(nginx_site):
+def test_the_shipped_flood_guard_never_refuses_what_the_kernel_accepts():
+    from mes_kernel.settings import Settings
+
+    conf = (DEPLOY / "nginx" / "mes.conf").read_text()
+    rate = int(re.search(r"zone=mes_people:10m\s+rate=(\d+)r/m;", conf).group(1))
+    bursts = {int(b) for b in re.findall(r"zone=mes_people burst=(\d+) nodelay;", conf)}
+    kernel = Settings(_env_file=None)
+    # one address may carry several people and screens: at least two people's whole budgets
+    assert rate >= 2 * (kernel.read_rate_limit_per_minute + kernel.rate_limit_per_minute)
+    assert bursts and min(bursts) >= 200
+
+
+def test_a_client_past_its_flood_guard_gets_429_stations_and_probes_do_not(nginx_site):
     url = nginx_site["https"]
     with _client("127.0.0.3") as client:
         codes = [client.get(f"{url}/api/v1/lots").status_code for _ in range(80)]

@@ -15,6 +15,8 @@
 #   --log-dir DIR          nginx logs (/var/log/nginx)
 #   --web-root DIR         the dashboard build, web/dist (/srv/mes/web)
 #   --acme-root DIR        certbot's webroot (/var/www/letsencrypt)
+#   --people-rate N        requests per minute per client address outside station tokens (1500)
+#   --people-burst N       how many of them may come at once (300)
 #   --standalone DIR       also write DIR/nginx.conf (pid, temp and log paths under DIR) that includes the
 #                          rendered site, so it runs without root:  nginx -p DIR -c DIR/nginx.conf
 #                          (the rendered site then goes to DIR/mes.conf, not to stdout)
@@ -23,10 +25,10 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 server_name=mes.example.com
 listen="" http_port=80 https_port=443 cert_dir="" log_dir=/var/log/nginx web_root=/srv/mes/web
-acme_root=/var/www/letsencrypt standalone=""
+acme_root=/var/www/letsencrypt standalone="" people_rate=1500 people_burst=300
 upstreams=()
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -40,12 +42,17 @@ while [ $# -gt 0 ]; do
     --web-root) web_root="$2"; shift 2 ;;
     --acme-root) acme_root="$2"; shift 2 ;;
     --standalone) standalone="$2"; shift 2 ;;
+    --people-rate) people_rate="$2"; shift 2 ;;
+    --people-burst) people_burst="$2"; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "render.sh: unknown option $1" >&2; usage 2 ;;
   esac
 done
 [ ${#upstreams[@]} -gt 0 ] || upstreams=(127.0.0.1:8000)
 cert_dir="${cert_dir:-/etc/letsencrypt/live/$server_name}"
+for n in "$people_rate" "$people_burst"; do
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "render.sh: --people-rate/--people-burst want a positive number, got $n" >&2; exit 2; }
+done
 for port in "$http_port" "$https_port"; do
   [[ "$port" =~ ^[0-9]+$ ]] || { echo "render.sh: not a port: $port" >&2; exit 2; }
 done
@@ -90,6 +97,8 @@ sub "/var/log/nginx/" "${log_dir%/}/" 2
 sub "root /srv/mes/web;" "root $web_root;" 1
 sub "root /var/www/letsencrypt;" "root $acme_root;" 1
 sub "server_name mes.example.com;" "server_name $server_name;" 2
+sub "zone=mes_people:10m   rate=1500r/m;" "zone=mes_people:10m   rate=${people_rate}r/m;" 1
+sub "zone=mes_people burst=300 nodelay;" "zone=mes_people burst=$people_burst nodelay;" 3
 
 if [ -z "$standalone" ]; then
   printf '%s\n' "$conf"
