@@ -67,7 +67,15 @@ if [[ -z "$exists" ]]; then
 fi
 
 log "restoring $dump into $db"
-pg_restore --dbname "$db" --clean --if-exists --no-owner --single-transaction --exit-on-error "$dump"
+# Not `pg_restore --clean`: it drops each partition's inherited primary key on its own, which
+# PostgreSQL refuses ("cannot drop inherited constraint"). Instead, in one transaction: drop the
+# database's own schemas, recreate an empty public one, replay the dump. Any error rolls all back.
+drop_sql=$(psql --dbname "$db" -XAtc "SELECT string_agg(format('DROP SCHEMA IF EXISTS %I CASCADE;', nspname), ' ')
+    FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema'")
+{
+    printf '%s\nCREATE SCHEMA public;\nGRANT USAGE ON SCHEMA public TO PUBLIC;\n' "$drop_sql"
+    pg_restore --no-owner --file - "$dump"
+} | psql --dbname "$db" -X -q --single-transaction -v ON_ERROR_STOP=1 >/dev/null
 log "database restored"
 
 if [[ -f "$archive" ]]; then
