@@ -90,7 +90,7 @@ class BodyLimitMiddleware:
         multipart = headers.get(b"content-type", b"").startswith(b"multipart/form-data")
         limit = self.max_upload if multipart else self.max_body
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and (declared.isascii() and declared.isdigit()) and int(declared) > limit:
             return await _send_json(
                 send, 413, {"detail": {"code": "PAYLOAD_TOO_LARGE", "message": f"body exceeds {limit} bytes"}}
             )

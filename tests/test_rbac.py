@@ -138,7 +138,6 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("GET", "/stations/{code}/tokens"): Rule(ADMIN_ONLY, req("/stations/ST-01/tokens")),
     ("DELETE", "/stations/{code}/tokens/{token_id}"): Rule(ADMIN_ONLY, _revoke_token),
     # An admin holds every permission but is no station: heartbeats and events are refused.
-    ("GET", "/stations/me/config"): Rule(frozenset({STATION}), req("/stations/me/config")),
     ("POST", "/stations/heartbeat"): Rule(frozenset({STATION}), req("/stations/heartbeat", {"agent_version": "1.0"})),
     ("GET", "/stations/me/config"): Rule(frozenset({STATION}), req("/stations/me/config")),
     ("POST", "/stations/events"): Rule(

@@ -600,7 +600,7 @@ class Agent:
             "idempotency_key": str(uuid.uuid4()),
             "wait": False,
         }
-        if isinstance(image_id, int) or str(image_id).isdigit():
+        if isinstance(image_id, int) or (str(image_id).isascii() and str(image_id).isdigit()):
             body["image_id"] = int(image_id)
         elif "@" in str(image_id):
             body["product"], body["version"] = str(image_id).split("@", 1)

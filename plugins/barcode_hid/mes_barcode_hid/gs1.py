@@ -39,7 +39,7 @@ class GS1Error(ValueError):
 
 def gs1_check_digit(digits: str) -> int:
     """The GS1 mod-10 check digit for ``digits`` (the number without its check digit)."""
-    if not digits.isdigit():
+    if not (digits.isascii() and digits.isdigit()):
         raise ValueError("check digit of non-digits")
     total = 0
     for position, char in enumerate(reversed(digits)):
@@ -49,7 +49,9 @@ def gs1_check_digit(digits: str) -> int:
 
 def gs1_check_digit_ok(number: str) -> bool:
     """Whether the last digit of ``number`` is the right GS1 check digit for the rest."""
-    return len(number) >= 2 and number.isdigit() and gs1_check_digit(number[:-1]) == int(number[-1])
+    if len(number) < 2 or not (number.isascii() and number.isdigit()):
+        return False
+    return gs1_check_digit(number[:-1]) == int(number[-1])
 
 
 # Keys whose check digit biip does not verify: AI → (start, length) of the number that ends in it.
@@ -128,7 +130,7 @@ def _field_error(element: Any) -> str | None:
     if span is not None:
         start, length = span
         number = element.value[start : start + length]
-        if len(number) == length and number.isdigit() and not gs1_check_digit_ok(number):
+        if len(number) == length and number.isascii() and number.isdigit() and not gs1_check_digit_ok(number):
             expected = gs1_check_digit(number[:-1])
             return f"Invalid {element.ai.data_title} check digit for {number!r}: Expected {expected}, got {number[-1]}."
     return None

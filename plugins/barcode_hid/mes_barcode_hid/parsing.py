@@ -295,7 +295,7 @@ def parse_code(
             return _unknown(raw, data, symbology, f"invalid GS1 data: {exc}")
 
     if symbology in EAN_SYMBOLOGIES:
-        if data.isdigit() and len(data) in (8, 12, 13) and gs1_check_digit_ok(data):
+        if data.isascii() and data.isdigit() and len(data) in (8, 12, 13) and gs1_check_digit_ok(data):
             return ParsedCode(
                 kind="gtin",
                 raw=raw,

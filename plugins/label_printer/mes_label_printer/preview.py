@@ -79,7 +79,7 @@ def _font_height(font: Command | None) -> tuple[int, str]:
         name, params = "0", args.split(",")
     orientation = (params[0][:1] or "N").upper() if params else "N"
     height = None
-    if len(params) > 1 and params[1].strip().isdigit():
+    if len(params) > 1 and params[1].strip().isascii() and params[1].strip().isdigit():
         height = int(params[1])
     if not height:
         height = BITMAP_FONT_HEIGHTS.get(name, 30)
@@ -174,7 +174,7 @@ def _linear(canvas: Image.Image, item: FieldOut) -> Drawn:
         human = data
         interpretation = params[2] if len(params) > 2 else "Y"
     else:
-        digits = "".join(ch for ch in data if ch.isdigit())[:12].rjust(12, "0")
+        digits = "".join(ch for ch in data if ch in "0123456789")[:12].rjust(12, "0")
         code = barcode.get("ean13", digits)
         modules = code.build()[0]
         human = code.get_fullcode()

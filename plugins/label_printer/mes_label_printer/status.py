@@ -121,7 +121,7 @@ def _flag(value: str, field: str) -> bool:
 
 
 def _int(value: str, field: str) -> int:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise StatusParseError(f"~HS field {field} should be a number, got {value!r}")
     return int(value)
 

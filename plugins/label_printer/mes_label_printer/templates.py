@@ -143,7 +143,7 @@ class Field:
         if self.type == "text" and any(not ch.isprintable() for ch in value):
             raise bad("must not contain control characters")
         if self.type == "gtin":
-            if not value.isdigit() or len(value) not in (8, 12, 13, 14):
+            if not (value.isascii() and value.isdigit()) or len(value) not in (8, 12, 13, 14):
                 raise bad("must be a GTIN of 8, 12, 13 or 14 digits")
             value = value.zfill(14)
             if gtin_check_digit(value[:-1]) != int(value[-1]):

@@ -17,6 +17,7 @@ the project runs on 3.11, so this is a careful check of the command syntax the p
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from mes_kernel.errors import Unprocessable
@@ -131,7 +132,7 @@ def validate_zpl(raw: bytes | str) -> tuple[str, ZplInfo]:
         if code in _NUMERIC:
             params = command.params()
             for i in range(min(_NUMERIC[code], len(params))):
-                if params[i] and not params[i].lstrip("-").isdigit():
+                if params[i] and not re.fullmatch(r"-?[0-9]+", params[i]):
                     raise _bad(f"{code} parameter {i + 1} must be a whole number, got {params[i]!r}", command)
         if code == "^CI" and command.params()[:1] and command.params()[0] not in _SUPPORTED_CI:
             raise _bad("only ^CI28 (UTF-8) is supported: field values are written as UTF-8", command)
@@ -150,7 +151,7 @@ def validate_zpl(raw: bytes | str) -> tuple[str, ZplInfo]:
             if not 1 <= info.height <= MAX_LENGTH_DOTS:
                 raise _bad(f"^LL must be 1 to {MAX_LENGTH_DOTS} dots", command)
         if code == "^FN":
-            number = "".join(ch for ch in command.args.split('"')[0] if ch.isdigit())
+            number = "".join(ch for ch in command.args.split('"')[0] if ch in "0123456789")
             if not number:
                 raise _bad("^FN needs a field number", command)
             info.fn_numbers.add(int(number))

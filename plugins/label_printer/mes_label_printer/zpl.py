@@ -48,7 +48,7 @@ class Command:
         if index < len(params):
             try:
                 return int(float(params[index]))
-            except ValueError:
+            except (ValueError, OverflowError):  # not a number, NaN, or infinity (``1e999``)
                 return default
         return default
 
