@@ -179,12 +179,14 @@ async def revoke_token(
     await commit(session, kernel.cache)
 
 
-async def station_extras(kernel, session) -> dict[str, Any]:
-    """What plugins add to a station's configuration (``kernel.state["station_config"]``): each entry
-    a value, or an async callable given the session and read now (e.g. the label-template version)."""
+async def station_extras(kernel, session, *, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """What plugins add to a station's configuration (``kernel.state["station_config"]``, all entries
+    or those in ``names``): each a value, or an async callable given the session and read now (e.g.
+    the label-template version)."""
     extras = {}
     for name, value in kernel.state.get("station_config", {}).items():
-        extras[name] = await value(session) if callable(value) else value
+        if names is None or name in names:
+            extras[name] = await value(session) if callable(value) else value
     return extras
 
 
@@ -260,7 +262,7 @@ async def heartbeat(
     and ``label_templates`` (as in the station's configuration) when the printer plugin runs."""
     if principal.station_id is None:
         raise Forbidden("only stations send heartbeats", code="NOT_A_STATION")
-    extras = await station_extras(kernel, session)
+    extras = await station_extras(kernel, session, names=("label_templates",))
     station = await session.get(Station, principal.station_id)
     previous = (station.heartbeat or {}).get("recent_outbox_depths", [])
     station.heartbeat = {
