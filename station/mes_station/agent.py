@@ -658,7 +658,13 @@ class Agent:
             try:
                 answer = await self.heartbeat()
                 wanted = answer.get("config_version")
+                templates = answer.get("label_templates")
+                known = (self.provisioned or {}).get("label_templates")
                 if isinstance(wanted, int) and (self.provisioned is None or wanted != self.config_version):
+                    await self.refresh_config()
+                elif templates and self.provisioned is not None and templates != known:
+                    # a template uploaded or retired on the server: refreshing the configuration
+                    # re-syncs the template cache (it follows the version the configuration names)
                     await self.refresh_config()
                 if self.devices.key_of("printer") and self._heartbeats % TEMPLATE_SYNC_EVERY == 0:
                     await self.sync_templates()

@@ -190,3 +190,34 @@ def test_drivers_missing_or_of_another_version_are_named():
     config["drivers"] = config["drivers"][:1]
     config["drivers"][0]["version"] = problems["PRN-1"]["installed"]
     assert driver_problems(config) == []
+
+
+async def test_a_template_uploaded_on_the_server_reaches_a_running_agent_without_a_restart(
+    tmp_path: Path, kernel_server: KernelServer, monkeypatch
+):
+    kernel = kernel_server
+    # the agent's periodic re-sync pushed out of reach: only the version the heartbeat carries can act
+    monkeypatch.setattr("mes_station.agent.TEMPLATE_SYNC_EVERY", 10**9)
+    line_devices(kernel, PRINTER)
+    agent = Agent.from_config(minimal_toml(tmp_path, kernel))
+    await agent.start()
+    try:
+        first = agent.provisioned["label_templates"]
+        assert first["count"] == len(agent.outbox.template_names()) >= 1
+        assert "shelf_tag" not in agent.outbox.template_names()
+
+        zpl = "^XA^FO20,20^A0N,30,30^FDSHELF {{lot_number}}^FS^XZ"
+        fields = [{"name": "lot_number", "type": "lot_number"}]
+        r = kernel.api("POST", "/labels/templates", json={"name": "shelf_tag", "zpl": zpl, "fields": fields})
+        assert r.status_code == 201, r.text
+        # the line did not change: the heartbeat's template version alone makes the agent re-sync
+        await wait_for(lambda: "shelf_tag" in agent.outbox.template_names(), timeout=15)
+        assert agent.provisioned["label_templates"]["count"] == first["count"] + 1
+        assert agent.provisioned["label_templates"]["version"] > first["version"]
+
+        r = kernel.api("POST", "/labels/templates/shelf_tag/retire", json={"reason": "no longer used"})
+        assert r.status_code == 200, r.text
+        await wait_for(lambda: "shelf_tag" not in agent.outbox.template_names(), timeout=15)
+        assert agent.provisioned["label_templates"]["count"] == first["count"]
+    finally:
+        await agent.stop()

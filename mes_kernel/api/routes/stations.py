@@ -179,6 +179,17 @@ async def revoke_token(
     await commit(session, kernel.cache)
 
 
+async def station_extras(kernel, session, *, names: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """What plugins add to a station's configuration (``kernel.state["station_config"]``, all entries
+    or those in ``names``): each a value, or an async callable given the session and read now (e.g.
+    the label-template version)."""
+    extras = {}
+    for name, value in kernel.state.get("station_config", {}).items():
+        if names is None or name in names:
+            extras[name] = await value(session) if callable(value) else value
+    return extras
+
+
 @router.get("/me/config", summary="The calling station's part of its line: devices, drivers, versions")
 async def my_config(
     request: Request,
@@ -196,6 +207,7 @@ async def my_config(
     """
     if principal.station_id is None:
         raise Forbidden("only stations have a station configuration", code="NOT_A_STATION")
+    extras = await station_extras(kernel, session)
     station = await session.get(Station, principal.station_id)
     line = await session.get(Line, station.line_id) if station.line_id else None
     kinds = getattr(request.app.state, "device_kinds", {})
@@ -229,7 +241,6 @@ async def my_config(
                     "distribution": info.package if info else None,
                     "version": info.version if info else None,
                 }
-    extras = kernel.state.get("station_config", {})
     return {
         "station": {"code": station.code, "name": station.name},
         "line": line.code if line is not None else None,
@@ -242,11 +253,16 @@ async def my_config(
 
 @router.post("/heartbeat", summary="A station reports its state (agent, drivers, devices, outbox)")
 async def heartbeat(
-    body: HeartbeatIn, session: SessionDep, principal: Principal = require_permission("stations:heartbeat")
+    body: HeartbeatIn,
+    session: SessionDep,
+    kernel: KernelDep,
+    principal: Principal = require_permission("stations:heartbeat"),
 ):
-    """Store the station's report; the answer carries the server time and the line's ``config_version``."""
+    """Store the station's report; the answer carries the server time, the line's ``config_version``
+    and ``label_templates`` (as in the station's configuration) when the printer plugin runs."""
     if principal.station_id is None:
         raise Forbidden("only stations send heartbeats", code="NOT_A_STATION")
+    extras = await station_extras(kernel, session, names=("label_templates",))
     station = await session.get(Station, principal.station_id)
     previous = (station.heartbeat or {}).get("recent_outbox_depths", [])
     station.heartbeat = {
@@ -260,7 +276,10 @@ async def heartbeat(
         else None
     )
     await session.commit()
-    return {"server_time": utcnow().isoformat(), "station": principal.station_code, "config_version": version or 0}
+    answer = {"server_time": utcnow().isoformat(), "station": principal.station_code, "config_version": version or 0}
+    if extras.get("label_templates") is not None:
+        answer["label_templates"] = extras["label_templates"]
+    return answer
 
 
 @router.post(

@@ -9,8 +9,10 @@ from sqlalchemy import select
 
 from mes_kernel.contracts import CheckResult, HealthCheck, Status
 from mes_kernel.db.base import utcnow
-from mes_kernel.db.models import Station
+from mes_kernel.db.models import Line, Station
 from mes_kernel.kernel import Kernel
+
+from . import PLUGIN_NAME
 
 UP_STATES = {"up", "ok", "connected", "healthy"}
 
@@ -58,13 +60,25 @@ def scanner_report(station: str, role: str, entry: dict[str, Any], now: datetime
     }
 
 
+def stations_in_scope(kernel: Kernel):
+    """Stations that reported at least once, of the lines that enable this plugin
+    (``kernel.enabled_lines``). With no line configured at all there is no scope yet and every
+    station counts (as every plugin is enabled)."""
+    query = select(Station).where(Station.last_heartbeat_at.is_not(None))
+    if kernel.runtime is None or not kernel.runtime.lines:
+        return query
+    lines = kernel.enabled_lines(PLUGIN_NAME)
+    return query.join(Line, Line.id == Station.line_id).where(Line.code.in_(lines))
+
+
 async def check_scanners(kernel: Kernel) -> CheckResult:
-    """DEGRADED while a scanner of a live station is disconnected; silent stations are left to the
-    kernel's own station check (their last report is listed as ``stale``)."""
+    """DEGRADED while a scanner of a live station (of a line enabling the plugin) is disconnected;
+    silent stations are left to the kernel's own station check (their last report is listed as
+    ``stale``)."""
     now = utcnow()
     silent_after = kernel.settings.station_silent_after_seconds
     async with kernel.sessionmaker() as session:
-        stations = (await session.execute(select(Station).where(Station.last_heartbeat_at.is_not(None)))).scalars()
+        stations = (await session.execute(stations_in_scope(kernel))).scalars()
         reports = []
         for station in stations:
             stale = (now - station.last_heartbeat_at).total_seconds() > silent_after

@@ -99,3 +99,20 @@ async def test_database_failures_open_the_lookup_breaker_with_retry_after(client
     assert r.status_code == 503
     assert r.json()["detail"]["code"] == "SERVICE_UNAVAILABLE" and int(r.headers["Retry-After"]) >= 1
     assert "scan_lookup" in r.json()["detail"]["message"]  # refused by the open breaker, not the database
+
+
+async def test_only_stations_of_lines_enabling_the_plugin_are_covered(client, kernel, admin_headers):
+    for line, plugins in (("LINE-A", ["barcode_hid"]), ("LINE-B", [])):
+        r = await client.put(f"/api/v1/lines/{line}", json={"name": line, "plugins": plugins}, headers=admin_headers)
+        assert r.status_code == 200, r.text
+    for code, line in (("ST-A", "LINE-A"), ("ST-B", "LINE-B")):
+        r = await client.post("/api/v1/stations", json={"code": code, "line": line}, headers=admin_headers)
+        assert r.status_code == 201, r.text
+        r = await client.post(f"/api/v1/stations/{code}/tokens", json={"name": "t"}, headers=admin_headers)
+        token = {"Authorization": f"Bearer {r.json()['token']}"}
+        r = await client.post(HEARTBEAT, json=beat({"scanner": {"connected": False}}), headers=token)
+        assert r.status_code == 200, r.text
+
+    result = await check_scanners(kernel)
+    assert [r["station"] for r in result.details["scanners"]] == ["ST-A"]
+    assert result.status == Status.DEGRADED and "ST-B" not in result.reason

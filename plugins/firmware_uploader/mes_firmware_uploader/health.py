@@ -8,7 +8,7 @@ from typing import Any
 from mes_kernel.contracts import CheckResult, HealthCheck, Status
 from mes_kernel.kernel import Kernel
 
-from . import BREAKER_NAME
+from . import BREAKER_NAME, PLUGIN_NAME
 from .uploaders import UploaderDevice, driver_pool, list_uploaders
 
 DEVICE_TIMEOUT = 2.5
@@ -39,10 +39,19 @@ async def device_health(kernel: Kernel, device: UploaderDevice) -> dict[str, Any
     }
 
 
+def in_scope(kernel: Kernel, devices: list[UploaderDevice]) -> list[UploaderDevice]:
+    """The uploaders of the lines that enable this plugin (``kernel.enabled_lines``). With no line
+    configured at all there is no scope yet and every uploader counts (as every plugin is enabled)."""
+    if kernel.runtime is None or not kernel.runtime.lines:
+        return devices
+    lines = set(kernel.enabled_lines(PLUGIN_NAME))
+    return [d for d in devices if d.line_code in lines]
+
+
 async def devices_health(kernel: Kernel) -> list[dict[str, Any]]:
-    """Every enabled uploader device, checked concurrently."""
+    """Every enabled uploader device of the lines enabling the plugin, checked concurrently."""
     async with kernel.sessionmaker() as session:
-        devices = await list_uploaders(session)
+        devices = in_scope(kernel, await list_uploaders(session))
     return list(await asyncio.gather(*(device_health(kernel, d) for d in devices)))
 
 

@@ -97,6 +97,28 @@ async def test_same_idempotency_key_never_flashes_twice(client, worker_headers, 
     assert other.status_code == 409 and other.json()["detail"]["code"] == "IDEMPOTENCY_KEY_REUSED"
 
 
+async def test_concurrent_flashes_with_one_key_flash_once(client, worker_headers, line):
+    import asyncio
+
+    answers = await asyncio.gather(
+        *(client.post(FLASH, json=_order(line, idempotency_key="race"), headers=worker_headers) for _ in range(3))
+    )
+    statuses = sorted(r.status_code for r in answers)
+    assert statuses.count(201) == 1 and set(statuses) <= {200, 201, 409}, [r.text for r in answers]
+    refused = [r.json()["detail"]["code"] for r in answers if r.status_code == 409]
+    assert set(refused) <= {"FLASH_IN_PROGRESS"}
+    assert len(_flashes(line["service"])) == 1
+
+
+async def test_a_flash_without_a_key_is_a_new_flash_each_time(client, worker_headers, line):
+    """The key is optional: without one, every request is a flash the worker asked for."""
+    for _ in range(2):
+        r = await client.post(FLASH, json=_order(line), headers=worker_headers)
+        assert r.status_code == 201, r.text
+        assert r.json()["idempotency_key"] is None
+    assert len(_flashes(line["service"])) == 2
+
+
 async def test_image_by_product_and_version(client, worker_headers, line):
     order = {"serial_number": line["serials"][0], "product": "WIDGET", "version": "1.4.0", "device": "UPL-01"}
     r = await client.post(FLASH, json=order, headers=worker_headers)

@@ -7,6 +7,7 @@ from typing import Any
 
 from mes_kernel.contracts import CheckResult, HealthCheck, ResolvedDevice, Status
 
+from . import PLUGIN_NAME
 from .drivers.base import PrinterError, PrinterTimeout
 from .jobs import list_printers, printer_pool
 
@@ -39,8 +40,19 @@ async def probe_printer(kernel: Any, device: ResolvedDevice) -> dict[str, Any]:
     return {**base, "status": state.value, "reason": reason, "host_status": status.to_dict()}
 
 
+def in_scope(kernel: Any, devices: list[ResolvedDevice]) -> list[ResolvedDevice]:
+    """The printers of the lines that enable this plugin (``kernel.enabled_lines``). With no line
+    configured at all there is no scope yet and every printer counts (as every plugin is enabled)."""
+    runtime = getattr(kernel, "runtime", None)
+    if runtime is None or not runtime.lines:
+        return devices
+    lines = set(kernel.enabled_lines(PLUGIN_NAME))
+    return [d for d in devices if d.line_code in lines]
+
+
 def printer_checks(kernel: Any) -> list[HealthCheck]:
-    """One check over every configured printer, probed concurrently, each printer in the details.
+    """One check over the printers of the lines enabling the plugin, probed concurrently, each
+    printer in the details (and one component per printer).
 
     Printers are devices configured at run time, so the check reads them on every run rather
     than once at start-up. Not critical: a printer down stops labels, not the MES.
@@ -48,7 +60,7 @@ def printer_checks(kernel: Any) -> list[HealthCheck]:
 
     async def printers() -> CheckResult:
         async with kernel.sessionmaker() as session:
-            devices = await list_printers(session)
+            devices = in_scope(kernel, await list_printers(session))
         if not devices:
             return CheckResult(Status.UP, reason="no label printers configured", details={"printers": {}})
         probes = await asyncio.gather(*(probe_printer(kernel, d) for d in devices))

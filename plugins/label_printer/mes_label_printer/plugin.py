@@ -10,7 +10,7 @@ from .drivers.base import LabelPrinterDriver, PrinterError
 from .health import printer_checks
 from .jobs import BREAKER, printer_pool
 from .routes import router
-from .templates import templates_version
+from .store import templates_version
 
 MES_KERNEL_API = ">=1.0,<2"
 API = "/api/v1"
@@ -98,8 +98,12 @@ def mes_register_panels():
 
 @hookimpl
 async def mes_startup(kernel):
-    # the stations' configuration (GET /stations/me/config) names the template set they should cache
-    kernel.state.setdefault("station_config", {})["label_templates"] = templates_version()
+    # The stations' configuration (GET /stations/me/config) and the heartbeat answer name the
+    # stored template set, read when asked, so a station re-syncs its cache right after an upload.
+    async def label_templates(session):
+        return await templates_version(session, kernel.state)
+
+    kernel.state.setdefault("station_config", {})["label_templates"] = label_templates
 
 
 @hookimpl

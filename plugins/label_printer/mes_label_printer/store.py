@@ -13,7 +13,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, distinct, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -83,6 +83,27 @@ async def ensure_seeded(session: AsyncSession, state: dict[str, Any] | None = No
             await session.rollback()
     if state is not None:
         state[SEEDED_KEY] = True
+
+
+async def templates_version(session: AsyncSession, state: dict[str, Any] | None = None) -> dict[str, int]:
+    """``{"version", "count"}`` of the stored template set, as a station's configuration names it.
+
+    ``version`` is the number of stored template versions plus the number of retired ones: every
+    upload adds one row and every retire marks at least one row, so it grows with each change and
+    a station re-syncs its cached templates exactly then. ``count`` is the number of active
+    templates (names a new print may use). One aggregate query over a small table.
+    """
+    await ensure_seeded(session, state)
+    rows, retired, active = (
+        await session.execute(
+            select(
+                func.count(TemplateRow.id),
+                func.count(case((TemplateRow.status == "retired", TemplateRow.id))),
+                func.count(distinct(case((TemplateRow.status == "active", TemplateRow.name)))),
+            )
+        )
+    ).one()
+    return {"version": rows + retired, "count": active}
 
 
 async def get_stored(

@@ -452,14 +452,3 @@ def register_template(template: LabelTemplate) -> None:
     if template.name in TEMPLATES:
         raise ValueError(f"label template {template.name!r} exists already")
     TEMPLATES[template.name] = template
-
-
-def templates_version() -> dict[str, Any]:
-    """``{"version", "count"}`` of the built-in template set: a digest of every template's description,
-    so a station re-syncs its cached templates exactly when they changed."""
-    import hashlib
-    import json
-
-    described = [TEMPLATES[name].describe() for name in sorted(TEMPLATES)]
-    digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
-    return {"version": digest[:16], "count": len(described)}

@@ -145,6 +145,28 @@ async def test_the_same_idempotency_key_never_prints_a_second_label(
     assert tcp_printer.core.label_count == 1
 
 
+async def test_a_reprint_with_a_key_prints_once_and_without_one_each_time(
+    client, kernel, manager_headers, make_lot, tcp_printer
+):
+    await add_printer(kernel, "PRN-01", tcp_printer.port)
+    lot = await make_lot(units=1)
+    job_id = (await client.post(f"{API}/labels/print", json=unit_print(lot, "orig"), headers=manager_headers)).json()[
+        "id"
+    ]
+    reprint = f"{API}/labels/jobs/{job_id}/reprint"
+    first = await client.post(reprint, json={"idempotency_key": "re-1", "reason": "smudged"}, headers=manager_headers)
+    again = await client.post(reprint, json={"idempotency_key": "re-1", "reason": "smudged"}, headers=manager_headers)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"] and first.json()["reprint_of"] == job_id
+    assert tcp_printer.core.label_count == 2  # the print and one reprint
+
+    # the key is optional: without one, each call is a reprint the manager asked for
+    for _ in range(2):
+        r = await client.post(reprint, json={"reason": "again"}, headers=manager_headers)
+        assert r.status_code == 201, r.text
+    assert tcp_printer.core.label_count == 4
+
+
 async def test_concurrent_requests_with_one_key_print_one_label(client, kernel, admin_headers, make_lot, tcp_printer):
     import asyncio
 
