@@ -76,6 +76,11 @@ class Attempt:
     ended: float
     status: int  # 0 = no answer (connection error or client timeout)
     retry_after: float | None = None  # the answer's Retry-After, seconds
+    code: str = ""  # the error's stable code (detail.code) of a non-2xx answer
+
+    @property
+    def label(self) -> str:
+        return f"{self.status} {self.code}" if self.code else str(self.status)
 
 
 @dataclass
@@ -226,18 +231,21 @@ def station_client(
                 "result": "pass",
                 "data": {"drill": "faults"},
             }
-            retry_after = None
+            retry_after, code = None, ""
             started = time.monotonic()
             try:
                 r = http.post(RECORDS, json=body)
                 status = r.status_code
                 with contextlib.suppress(TypeError, ValueError):
                     retry_after = float(r.headers.get("Retry-After"))
+                if status >= 300:
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        code = str(r.json()["detail"]["code"])
             except httpx.HTTPError:
                 status = 0
             ended = time.monotonic()
             with drill.lock:
-                drill.attempts.append(Attempt(key, started, ended, status, retry_after))
+                drill.attempts.append(Attempt(key, started, ended, status, retry_after, code))
                 if 200 <= status < 300:
                     drill.acked.add(key)
                 elif not retryable(status):
@@ -337,11 +345,11 @@ def report(drill: Drill, stored: dict[str, int]) -> tuple[list[str], bool]:
     lines.append(f"{'phase':<22}{'s':>6}{'answers':>10}  {'longest':>8}  statuses (0 = no answer); Retry-After seen")
     for p in drill.phases:
         attempts = by_phase[p.name]
-        statuses = dict(sorted(Counter(a.status for a in attempts).items()))
+        statuses = ", ".join(f"{label} ×{n}" for label, n in sorted(Counter(a.label for a in attempts).items()))
         longest = max((a.ended - a.started for a in attempts), default=0.0)
         waits = sorted({a.retry_after for a in attempts if a.retry_after is not None})
         lines.append(
-            f"{p.name:<22}{p.end - p.start:>6.1f}{len(attempts):>10}  {longest:>7.2f}s  {statuses}"
+            f"{p.name:<22}{p.end - p.start:>6.1f}{len(attempts):>10}  {longest:>7.2f}s  {statuses or '-'}"
             + (f"; Retry-After {', '.join(f'{w:g}' for w in waits)} s" if waits else "")
         )
     lines.append("")
