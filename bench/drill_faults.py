@@ -13,17 +13,20 @@ with a backoff of 0.2 s doubling to 2 s. After --duration they stop producing an
 (at most --drain seconds).
 
 Prints, per phase (steady → Redis away → steady → PostgreSQL away → steady → worker killed → steady →
-drain): the statuses seen (counts by code; 0 = no answer), the longest request, and for each fault the
-time from its end (for the kill: the kill itself) to the first 2xx answer and to the first readiness
-200 (GET /api/v1/health/readiness polled every 0.25 s). Then acknowledged vs stored (rows counted by
-idempotency key in the database, read directly, not through the relay), lost (acknowledged, not
-stored) and doubled (stored more than once; the unique key should make it impossible).
+drain): the statuses seen (counts by HTTP status and error code; 0 = no answer), the longest request,
+the oldest record acknowledged (seconds from its production to its acknowledgement: how far the
+stations fell behind), and for each fault the time from its end (for the kill: the kill itself) to
+the first 2xx answer, to the first readiness 200 (GET /api/v1/health/readiness polled every 0.25 s)
+and to the last record acknowledged 1 s or more after its production (the stations caught up).
+Then acknowledged vs stored (rows counted by idempotency key in the database, read directly, not
+through the relay), lost (acknowledged, not stored) and doubled (stored more than once; the unique
+key should make it impossible).
 
 Exit status: 0 when nothing acknowledged is lost and nothing is doubled, 1 otherwise, 2 when the
 drill could not start.
 
     /work/wt/integ/.venv/bin/python bench/drill_faults.py --duration 60
-    .venv/bin/python bench/drill_faults.py --duration 90 --rate 30 --clients 4 \\
+    .venv/bin/python bench/drill_faults.py --duration 90 --rate 30 --clients 10 \\
         --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres --redis-url redis://127.0.0.1:6379/14
 
 The database URL names a server's maintenance database: the drill creates its own database beside it
@@ -61,6 +64,7 @@ from tcp_relay import TcpRelay  # noqa: E402
 SECRET = "drill-secret-key-0123456789abcdef-0123456789"
 READINESS = "/api/v1/health/readiness"
 RECORDS = "/api/v1/process-records"
+CAUGHT_UP = 1.0  # seconds: a station whose records are acknowledged this soon after production has caught up
 
 
 def retryable(status: int) -> bool:
@@ -98,6 +102,7 @@ class Drill:
     probes: list[Attempt] = field(default_factory=list)  # readiness polls
     acked: set[str] = field(default_factory=set)
     rejected: dict[str, int] = field(default_factory=dict)  # key -> final non-2xx status
+    ack_ages: list[tuple[float, float]] = field(default_factory=list)  # (acknowledged at, seconds since produced)
     produced: list[str] = field(default_factory=list)
     phases: list[Phase] = field(default_factory=list)
     worker_replaced_after: float | None = None
@@ -201,7 +206,7 @@ def station_client(
 ) -> None:
     """One station: a record every `interval` seconds into its backlog until `produce_until`, sent in
     order, each retried with its idempotency key until acknowledged, finally refused, or `drain_until`."""
-    backlog: list[str] = []
+    backlog: list[tuple[str, float]] = []  # (idempotency key, produced at)
     produced = 0
     next_due = time.monotonic()
     delay = 0.2
@@ -211,7 +216,7 @@ def station_client(
             now = time.monotonic()
             while now < produce_until and now >= next_due:
                 key = f"fault-{index:02d}-{produced:06d}-{uuid.uuid4().hex[:6]}"
-                backlog.append(key)
+                backlog.append((key, now))
                 produced += 1
                 with drill.lock:
                     drill.produced.append(key)
@@ -222,7 +227,7 @@ def station_client(
                 wake = min(next_due if now < produce_until else drain_until, retry_at if backlog else drain_until)
                 time.sleep(max(0.005, min(wake - now, 0.25)))
                 continue
-            key = backlog[0]
+            key, produced_at = backlog[0]
             body = {
                 "idempotency_key": key,
                 "lot_number": "LOT-FAULTS",
@@ -248,6 +253,7 @@ def station_client(
                 drill.attempts.append(Attempt(key, started, ended, status, retry_after, code))
                 if 200 <= status < 300:
                     drill.acked.add(key)
+                    drill.ack_ages.append((ended, ended - produced_at))
                 elif not retryable(status):
                     drill.rejected[key] = status
             if 200 <= status < 300 or not retryable(status):
@@ -342,21 +348,31 @@ def report(drill: Drill, stored: dict[str, int]) -> tuple[list[str], bool]:
     by_phase: dict[str, list[Attempt]] = {p.name: [] for p in drill.phases}
     for a in drill.attempts:  # by when the answer came: a request cut by the kill belongs to the kill
         by_phase[phase_of(drill.phases, a.ended)].append(a)
-    lines.append(f"{'phase':<22}{'s':>6}{'answers':>10}  {'longest':>8}  statuses (0 = no answer); Retry-After seen")
+    lines.append(
+        f"{'phase':<22}{'s':>6}{'answers':>10}  {'longest':>8}  {'oldest':>7}  "
+        "statuses (0 = no answer); Retry-After seen"
+    )
+    oldest: dict[str, float] = {}
+    for acked_at, age in drill.ack_ages:
+        name = phase_of(drill.phases, acked_at)
+        oldest[name] = max(oldest.get(name, 0.0), age)
     for p in drill.phases:
         attempts = by_phase[p.name]
         statuses = ", ".join(f"{label} ×{n}" for label, n in sorted(Counter(a.label for a in attempts).items()))
         longest = max((a.ended - a.started for a in attempts), default=0.0)
         waits = sorted({a.retry_after for a in attempts if a.retry_after is not None})
         lines.append(
-            f"{p.name:<22}{p.end - p.start:>6.1f}{len(attempts):>10}  {longest:>7.2f}s  {statuses or '-'}"
+            f"{p.name:<22}{p.end - p.start:>6.1f}{len(attempts):>10}  {longest:>7.2f}s  "
+            f"{oldest.get(p.name, 0.0):>6.1f}s  {statuses or '-'}"
             + (f"; Retry-After {', '.join(f'{w:g}' for w in waits)} s" if waits else "")
         )
     lines.append("")
-    for p in drill.phases:
-        if not p.fault:
-            continue
+    faults = [p for p in drill.phases if p.fault]
+    for i, p in enumerate(faults):
         origin = p.recovered_from if p.recovered_from is not None else p.end
+        until = faults[i + 1].start if i + 1 < len(faults) else float("inf")
+        late = [at for at, age in drill.ack_ages if origin <= at < until and age >= CAUGHT_UP]
+        caught_up = f"{max(late) - origin:.1f} s" if late else "at once"
         first_2xx = min((a.ended for a in drill.attempts if 200 <= a.status < 300 and a.ended >= origin), default=None)
         first_ready = min((a.ended for a in drill.probes if a.status == 200 and a.ended >= origin), default=None)
         during = [a.status for a in drill.probes if p.start <= a.ended < p.end]
@@ -368,6 +384,7 @@ def report(drill: Drill, stored: dict[str, int]) -> tuple[list[str], bool]:
         since = "the kill" if p.recovered_from is not None else "its end"
         lines.append(
             f"{p.name}: from {since} to the first 2xx {fmt(first_2xx)}, to readiness 200 {fmt(first_ready)}; "
+            f"stations caught up (acknowledged within {CAUGHT_UP:g} s again) {caught_up}; "
             f"readiness during it: {not_ready}/{len(during)} polls not 200 {dict(sorted(Counter(during).items()))}"
         )
     if drill.worker_replaced_after is not None:
@@ -561,7 +578,7 @@ def main() -> int:
     parser.add_argument("--redis-url", default=os.environ.get("MES_TEST_REDIS_URL", "redis://127.0.0.1:6379/14"))
     parser.add_argument("--duration", type=float, default=90, help="seconds of load, faults included")
     parser.add_argument("--rate", type=float, default=30, help="records per second produced by all clients")
-    parser.add_argument("--clients", type=int, default=4, help="station clients")
+    parser.add_argument("--clients", type=int, default=10, help="station clients (each sends one request at a time)")
     parser.add_argument("--redis-seconds", type=float, default=15)
     parser.add_argument("--pg-seconds", type=float, default=10)
     parser.add_argument("--kill-window", type=float, default=5, help="seconds counted as the worker-kill phase")
