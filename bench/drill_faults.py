@@ -371,8 +371,12 @@ def report(drill: Drill, stored: dict[str, int]) -> tuple[list[str], bool]:
     for i, p in enumerate(faults):
         origin = p.recovered_from if p.recovered_from is not None else p.end
         until = faults[i + 1].start if i + 1 < len(faults) else float("inf")
-        late = [at for at, age in drill.ack_ages if origin <= at < until and age >= CAUGHT_UP]
-        caught_up = f"{max(late) - origin:.1f} s" if late else "at once"
+        window = sorted((at, age) for at, age in drill.ack_ages if origin <= at < until)
+        late = [at for at, age in window if age >= CAUGHT_UP]
+        if window and window[-1][1] >= CAUGHT_UP:
+            caught_up = f"not before the next fault or the end ({window[-1][1]:.1f} s behind)"
+        else:
+            caught_up = f"{max(late) - origin:.1f} s" if late else "at once"
         first_2xx = min((a.ended for a in drill.attempts if 200 <= a.status < 300 and a.ended >= origin), default=None)
         first_ready = min((a.ended for a in drill.probes if a.status == 200 and a.ended >= origin), default=None)
         during = [a.status for a in drill.probes if p.start <= a.ended < p.end]
