@@ -42,6 +42,7 @@ import contextlib
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -349,7 +350,7 @@ def report(drill: Drill, stored: dict[str, int]) -> tuple[list[str], bool]:
     for a in drill.attempts:  # by when the answer came: a request cut by the kill belongs to the kill
         by_phase[phase_of(drill.phases, a.ended)].append(a)
     lines.append(
-        f"{'phase':<22}{'s':>6}{'answers':>10}  {'longest':>8}  {'oldest':>7}  "
+        f"{'phase':<22}{'s':>6}{'answers':>10}  {'median':>7}  {'longest':>8}  {'oldest':>7}  "
         "statuses (0 = no answer); Retry-After seen"
     )
     oldest: dict[str, float] = {}
@@ -360,9 +361,10 @@ def report(drill: Drill, stored: dict[str, int]) -> tuple[list[str], bool]:
         attempts = by_phase[p.name]
         statuses = ", ".join(f"{label} ×{n}" for label, n in sorted(Counter(a.label for a in attempts).items()))
         longest = max((a.ended - a.started for a in attempts), default=0.0)
+        median = statistics.median([a.ended - a.started for a in attempts]) if attempts else 0.0
         waits = sorted({a.retry_after for a in attempts if a.retry_after is not None})
         lines.append(
-            f"{p.name:<22}{p.end - p.start:>6.1f}{len(attempts):>10}  {longest:>7.2f}s  "
+            f"{p.name:<22}{p.end - p.start:>6.1f}{len(attempts):>10}  {median:>6.2f}s  {longest:>7.2f}s  "
             f"{oldest.get(p.name, 0.0):>6.1f}s  {statuses or '-'}"
             + (f"; Retry-After {', '.join(f'{w:g}' for w in waits)} s" if waits else "")
         )
