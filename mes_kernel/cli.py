@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -320,7 +321,7 @@ def user_create(
         user_in = UserCreate(username=username, role=role, password=password, full_name=full_name)
     except ValidationError as exc:
         for err in exc.errors():
-            console.print(f"[red]{'.'.join(map(str, err['loc']))}: {err['msg']}[/red]")
+            console.print(f"[red]{escape('.'.join(map(str, err['loc'])))}: {escape(str(err['msg']))}[/red]")
         raise typer.Exit(2) from None
 
     async def run():
@@ -490,7 +491,7 @@ def line_apply(
     if errors:
         console.print(f"[red]{file}: {len(errors)} problem(s)[/red]")
         for err in errors:
-            console.print(f"  [red]{'.'.join(map(str, err['loc']))}[/red]: {err['msg']}")
+            console.print(f"  [red]{escape('.'.join(map(str, err['loc'])))}[/red]: {escape(str(err['msg']))}")
         raise typer.Exit(1)
     verb = "is valid" if dry_run else "applied"
     out.print(
@@ -523,7 +524,7 @@ def line_show(code: str):
 @station_app.command("create")
 def station_create(code: str, line: Annotated[str | None, typer.Option()] = None, name: str = ""):
     """Register a station and print its first machine token."""
-    from sqlalchemy import select
+    from sqlalchemy import select, update
 
     from .db.models import Line, Station, StationToken
     from .security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
@@ -535,8 +536,16 @@ def station_create(code: str, line: Annotated[str | None, typer.Option()] = None
                 line_id = (await session.execute(select(Line.id).where(Line.code == line))).scalar()
                 if line_id is None:
                     raise typer.BadParameter(f"line {line} not found")
+            if (await session.execute(select(Station.id).where(Station.code == code))).scalar() is not None:
+                raise typer.BadParameter(
+                    f"station {code} exists already; give it another token with POST /api/v1/stations/{code}/tokens"
+                )
             station = Station(code=code, name=name, line_id=line_id, heartbeat={})
             session.add(station)
+            if line_id is not None:  # the line's stations changed: its stations follow the new version
+                await session.execute(
+                    update(Line).where(Line.id == line_id).values(config_version=Line.config_version + 1)
+                )
             await session.flush()
             token = new_opaque_token(STATION_TOKEN_PREFIX)
             session.add(StationToken(station_id=station.id, name="cli", token_hash=token_digest(token)))

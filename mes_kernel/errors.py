@@ -175,6 +175,23 @@ def install_error_handlers(app: FastAPI) -> None:
             return await _data_error(request, exc)
         raise exc
 
+    from .drivers import DriverLoadError
+
+    @app.exception_handler(DriverLoadError)
+    async def _driver_unavailable(_request: Request, exc: DriverLoadError):
+        # A device whose configured driver cannot start (bad settings, package missing): the
+        # line configuration must change, so the caller gets the reason, not a 500.
+        log.warning("driver_load_failed", driver=exc.name, namespace=exc.namespace, reason=exc.reason)
+        return error_response(
+            503,
+            "DRIVER_UNAVAILABLE",
+            f"{exc}; fix the device's settings in its line configuration",
+            headers={"Retry-After": "30"},
+            retry_after=30,
+            driver=exc.name,
+            namespace=exc.namespace,
+        )
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException):
         if isinstance(exc.detail, dict) and "code" in exc.detail:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from .audit import write_audit
@@ -21,11 +21,15 @@ from .schemas import Code, FiniteJSON, Text
 
 
 class BreakerOverride(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, never silently dropped
+
     failure_threshold: int | None = Field(None, ge=1, le=1000)
     recovery_timeout: float | None = Field(None, gt=0, le=86400)
 
 
 class DeviceSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, never silently dropped
+
     code: str = Code
     kind: Text = Field(min_length=1, max_length=64)
     driver: Text = Field(min_length=1, max_length=64)
@@ -35,11 +39,15 @@ class DeviceSpec(BaseModel):
 
 
 class StationSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, never silently dropped
+
     code: str = Code
     name: Text = Field("", max_length=200)
 
 
 class LineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, never silently dropped
+
     code: str = Code
     name: Text = Field("", max_length=200)
     plugins: list[Text] | None = Field(None, description="enabled plugins; omitted = every loaded plugin")
@@ -87,8 +95,15 @@ def parse(document: dict[str, Any]) -> LineConfig:
     doc = dict(document)
     if isinstance(doc.get("line"), dict):
         doc = {**doc.pop("line"), **doc}
+    doc.pop("config_version", None)  # what GET /lines/{code} answers may be sent back as it is
     if isinstance(doc.get("plugins"), dict):
-        doc["plugins"] = doc["plugins"].get("enabled")
+        table = doc["plugins"]
+        unknown = sorted(set(table) - {"enabled"})
+        if unknown:
+            raise Unprocessable("line configuration is invalid", code="INVALID_LINE_CONFIG",
+                                errors=[{"loc": ["plugins", k], "msg": "unknown key (the [plugins] table takes "
+                                         "`enabled`)"} for k in unknown])
+        doc["plugins"] = table.get("enabled")
     try:
         return LineConfig.model_validate(doc)
     except ValidationError as exc:
@@ -108,6 +123,13 @@ def validate(config: LineConfig, catalog: Catalog) -> list[dict[str, Any]]:
         if name not in catalog.breakers:
             errors.append({"loc": ["breakers", name], "msg": f"no breaker named {name!r} "
                            f"(known: {sorted(catalog.breakers)})"})
+    for kind in config.device_defaults:
+        if kind not in catalog.kinds:
+            errors.append({"loc": ["device_defaults", kind], "msg": f"unknown device kind {kind!r} "
+                           f"(known: {sorted(catalog.kinds)})"})
+        elif (owner := catalog.kinds[kind][1]) and owner not in enabled:
+            errors.append({"loc": ["device_defaults", kind],
+                           "msg": f"kind {kind!r} belongs to plugin {owner!r}, not enabled on this line"})
     seen = set()
     for i, device in enumerate(config.devices):
         if device.code in seen:

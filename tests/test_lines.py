@@ -133,3 +133,23 @@ async def test_the_configuration_version_grows_only_when_the_line_changes(third_
     assert r.json()["config_version"] == first + 1
     beat = await client.post("/api/v1/stations/heartbeat", json={"agent_version": "t"}, headers=station_headers)
     assert beat.json()["config_version"] == first + 1
+
+
+async def test_a_body_naming_another_line_or_a_misspelt_key_is_refused_and_nothing_written(
+    third_party, client, admin_headers, station_headers
+):
+    assert (await client.put("/api/v1/lines/LINE-A", json=LINE, headers=admin_headers)).status_code == 200
+    before = (await client.get("/api/v1/lines/LINE-A", headers=admin_headers)).json()
+    for body in (
+        {**LINE, "code": "LINE-Z", "devices": []},
+        {"line": {"code": "LINE-Q"}, "devices": []},
+        {**LINE, "devices": [{**LINE["devices"][0], "statoin": "ST-02"}]},
+        {**LINE, "plugins": {"enabled": ["sample_meter"], "bogus": 1}},
+        {**LINE, "plugins": ["label_printer"], "devices": [], "device_defaults": {"sample_meter": {"value": 1}}},
+    ):
+        r = await client.put("/api/v1/lines/LINE-A", json=body, headers=admin_headers)
+        assert r.status_code == 422 and r.json()["detail"]["code"] == "INVALID_LINE_CONFIG", (body, r.text)
+    assert (await client.get("/api/v1/lines/LINE-A", headers=admin_headers)).json() == before
+    # what GET answers can be sent back as it is
+    r = await client.put("/api/v1/lines/LINE-A", json=before, headers=admin_headers)
+    assert r.status_code == 200, r.text

@@ -45,6 +45,14 @@ async def validate_line(request: Request, session: SessionDep, document: dict[st
 @router.put("/{code}", summary="Apply a line configuration (validated first; all or nothing)")
 async def put_line(code: str, request: Request, session: SessionDep, kernel: KernelDep,
                    document: dict[str, Any] = Body(...), principal: Principal = require_permission("lines:manage")):
+    table = document.get("line") if isinstance(document.get("line"), dict) else {}
+    named = document.get("code", table.get("code"))
+    if named is not None and named != code:
+        raise Unprocessable(
+            f"the body names line {named!r} but the address names {code!r}",
+            code="INVALID_LINE_CONFIG",
+            errors=[{"loc": ["code"], "msg": f"must be {code!r} (the line in the address) or left out"}],
+        )
     config = line_service.parse({**document, "code": code})
     line = await line_service.apply(session=session, config=config, catalog=line_service.catalog_from_app(request.app),
                                     actor=principal.actor)
