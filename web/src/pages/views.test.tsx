@@ -100,7 +100,9 @@ describe("quality view", () => {
     const table = await screen.findByRole("table", { name: "Yield" });
     expect(within(table).getByRole("cell", { name: "ICT" }).closest("tr")).toHaveTextContent("90.0%95.0%");
     await userEvent.setup().click(screen.getByRole("button", { name: "Product" }));
-    const link = await within(screen.getByRole("table", { name: "Yield" })).findByRole("link", { name: "NH-1" });
+    // the table is drawn again for the new grouping: wait for the link, wherever the table stands now
+    const link = await screen.findByRole("link", { name: "NH-1" });
+    expect(within(await screen.findByRole("table", { name: "Yield" })).getByRole("link", { name: "NH-1" })).toBe(link);
     expect(lastQuery("/api/v1/kpi/yield")?.get("group_by")).toBe("product");
     expect(link).toHaveAttribute("href", "#/lots?from=2026-11-01&to=2026-11-07&product=NH-1");
   });
