@@ -320,8 +320,10 @@ class InputGuardMiddleware:
     def _check_body(body_kind: str | None, media: bytes, rest: bytes, body: bytes) -> None:
         text = media.decode("latin-1")
         is_json = text in JSON_TYPES or (text.startswith("application/") and text.endswith("+json"))
-        if body_kind == "json" and media and not is_json and body:
-            raise InputRefused(415, "UNSUPPORTED_MEDIA_TYPE", f"send application/json, not {text}", ["header"])
+        if body_kind == "json" and not is_json and body:  # a body without a Content-Type included
+            raise InputRefused(
+                415, "UNSUPPORTED_MEDIA_TYPE", f"send application/json, not {text or 'no Content-Type'}", ["header"]
+            )
         if body_kind == "form" and text not in FORM_TYPES and body:
             raise InputRefused(
                 415,

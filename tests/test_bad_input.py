@@ -355,6 +355,12 @@ async def test_wrong_media_type_is_415_and_media_types_are_case_insensitive(clie
     for media in ("text/plain", "application/xml", "application/x-www-form-urlencoded"):
         r = await client.post(API + "/lots", content=body, headers={**manager_headers, "Content-Type": media})
         _refused(r, 415, "UNSUPPORTED_MEDIA_TYPE")
+    r = await client.post(API + "/lots", content=body, headers=manager_headers)  # a body with no Content-Type
+    _refused(r, 415, "UNSUPPORTED_MEDIA_TYPE")
+    for media in ("text/xml", "text/plain"):  # login reads JSON or the OAuth2 form, nothing else
+        r = await client.post(API + "/auth/login", content=b'{"username": "a", "password": "b"}',
+                              headers={"Content-Type": media})
+        _refused(r, 415, "UNSUPPORTED_MEDIA_TYPE")
     r = await client.post(API + "/lots", content=body, headers={**manager_headers, "Content-Type": "Application/JSON"})
     assert r.status_code == 201, r.text
 

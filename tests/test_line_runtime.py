@@ -369,3 +369,25 @@ async def test_mes_plugins_disable_in_another_process_reaches_the_running_embedd
 
     unknown = await asyncio.to_thread(mes, "plugins", "enable", "no_such_plugin")
     assert unknown.returncode == 1 and "no plugin named 'no_such_plugin'" in unknown.stderr
+
+
+@pytest.mark.mes_plugins(LineProbe())
+async def test_a_station_on_no_line_reaches_no_plugin_once_lines_exist(client, kernel, admin_headers):
+    from mes_kernel.db.models import Line, Station, StationToken
+    from mes_kernel.security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
+
+    async with kernel.sessionmaker() as session:
+        station = Station(code="ST-LOOSE", name="", heartbeat={})
+        session.add(station)
+        session.add(Line(code="LINE-X", name="", config={"plugins": ["LineProbe"], "breakers": {}}))
+        await session.flush()
+        token = new_opaque_token(STATION_TOKEN_PREFIX)
+        session.add(StationToken(station_id=station.id, name="t", token_hash=token_digest(token)))
+        await session.commit()
+    await kernel.runtime.refresh(force=True)
+    r = await client.get("/api/v1/probe/read", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 403, r.text
+    assert r.json()["detail"] | {"message": None} == {
+        "code": "PLUGIN_NOT_ENABLED", "plugin": "LineProbe", "line": None, "message": None,
+    }
+    assert (await client.get("/api/v1/probe/read", headers=admin_headers)).status_code == 200

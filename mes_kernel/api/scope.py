@@ -17,7 +17,8 @@ def plugin_scope(plugin: str):
 
     - the plugin is failed or switched off by an administrator → 403 ``PLUGIN_DISABLED``;
     - the caller is bound to a line (a station token; its station's line) and that line's
-      configuration does not enable the plugin → 403 ``PLUGIN_NOT_ENABLED`` naming plugin and line.
+      configuration does not enable the plugin → 403 ``PLUGIN_NOT_ENABLED`` naming plugin and line;
+      so is a station assigned to no line once any line is configured (``line`` is null then).
 
     For a caller bound to a line it also sets :data:`mes_kernel.breakers.current_line`, so the
     plugin's breakers use that line's overrides. People keep their role-based rights everywhere.
@@ -36,6 +37,15 @@ def plugin_scope(plugin: str):
             principal = await get_principal(kernel, token)
         except Unauthorized:
             return
+        if principal.line_id is None and kernel.runtime.lines:
+            # Lines are configured, and plugins are enabled per line: a station assigned to none
+            # has no line that enables anything.
+            raise Forbidden(
+                f"station {principal.name} belongs to no line, and plugin {plugin} is enabled per line",
+                code="PLUGIN_NOT_ENABLED",
+                plugin=plugin,
+                line=None,
+            )
         scope = kernel.runtime.line_by_id(principal.line_id)
         if scope is None:
             return

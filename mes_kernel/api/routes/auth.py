@@ -30,9 +30,13 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 async def login(request: Request, session: SessionDep, settings: SettingsDep):
     content_type = request.headers.get("content-type", "").lower()  # media types are case-insensitive
     try:
-        if content_type.startswith("application/x-www-form-urlencoded") or content_type.startswith("multipart/"):
+        media = content_type.split(";", 1)[0].strip()
+        if media in ("application/x-www-form-urlencoded", "multipart/form-data"):
             form = await request.form()
             body = LoginIn(username=str(form.get("username", "")), password=str(form.get("password", "")))
+        elif media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+            raise MesError(f"send application/json or the OAuth2 form, not {media or 'no Content-Type'}",
+                           code="UNSUPPORTED_MEDIA_TYPE", status=415)
         else:
             try:
                 raw = await request.json()
