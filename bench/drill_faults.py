@@ -60,6 +60,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from drill_two_nodes import seed_station  # noqa: E402  (beside this script)
 from tcp_relay import TcpRelay  # noqa: E402
 
 SECRET = "drill-secret-key-0123456789abcdef-0123456789"
@@ -141,40 +142,11 @@ def _with_port(url: str, port: int, path: str | None = None) -> str:
 def prepare_database(database_url: str) -> str:
     """Migrate the scratch database; create a line, a station with its machine token, a process and a LOT.
     Returns the station token."""
-
-    async def make() -> str:
-        from mes_kernel.db.base import make_engine, make_sessionmaker
-        from mes_kernel.db.models import Line, Lot, Process, Station, StationToken
-        from mes_kernel.security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
-        from mes_kernel.settings import Settings
-
-        token = new_opaque_token(STATION_TOKEN_PREFIX)
-        engine = make_engine(Settings(database_url=database_url, _env_file=None))
-        try:
-            async with make_sessionmaker(engine)() as session:
-                line = Line(code="LINE-F", name="Fault drill line", config={})
-                session.add_all(
-                    [
-                        line,
-                        Process(id="ASSY-10", name="Assembly", sequence=10),
-                        Lot(lot_number="LOT-FAULTS", product="P", status="in_progress"),
-                    ]
-                )
-                await session.flush()
-                station = Station(code="ST-F1", name="Fault drill station", line_id=line.id, heartbeat={})
-                session.add(station)
-                await session.flush()
-                session.add(StationToken(station_id=station.id, name="drill", token_hash=token_digest(token)))
-                await session.commit()
-        finally:
-            await engine.dispose()
-        return token
-
     from mes_kernel.migrate import upgrade
     from mes_kernel.settings import Settings
 
     upgrade(Settings(database_url=database_url, _env_file=None))
-    return asyncio.run(make())
+    return seed_station(database_url, line="LINE-F", station="ST-F1", lot="LOT-FAULTS")
 
 
 def count_stored(database_url: str) -> dict[str, int]:

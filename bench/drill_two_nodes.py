@@ -77,8 +77,9 @@ class DrillResult:
         return "\n".join(lines)
 
 
-def _station(database_url: str) -> dict[str, str]:
-    """A station with its machine token (as the station agent sends records), a process and a LOT."""
+def seed_station(database_url: str, *, line: str, station: str, lot: str) -> str:
+    """A line, a station on it with its machine token (as the station agent sends records), process
+    ASSY-10 and an in-progress LOT, in a migrated database. Returns the station token."""
 
     async def make() -> str:
         from mes_kernel.db.base import make_engine, make_sessionmaker
@@ -90,25 +91,30 @@ def _station(database_url: str) -> dict[str, str]:
         engine = make_engine(Settings(database_url=database_url, _env_file=None))
         try:
             async with make_sessionmaker(engine)() as session:
-                line = Line(code="LINE-D", name="Drill line", config={})
+                row = Line(code=line, name=f"{line} (drill)", config={})
                 session.add_all(
                     [
-                        line,
+                        row,
                         Process(id="ASSY-10", name="Assembly", sequence=10),
-                        Lot(lot_number="LOT-DRILL", product="P", status="in_progress"),
+                        Lot(lot_number=lot, product="P", status="in_progress"),
                     ]
                 )
                 await session.flush()
-                station = Station(code="ST-D1", name="Drill station", line_id=line.id, heartbeat={})
-                session.add(station)
+                place = Station(code=station, name=f"{station} (drill)", line_id=row.id, heartbeat={})
+                session.add(place)
                 await session.flush()
-                session.add(StationToken(station_id=station.id, name="drill", token_hash=token_digest(token)))
+                session.add(StationToken(station_id=place.id, name="drill", token_hash=token_digest(token)))
                 await session.commit()
         finally:
             await engine.dispose()
         return token
 
-    return {"Authorization": f"Bearer {asyncio.run(make())}"}
+    return asyncio.run(make())
+
+
+def _station(database_url: str) -> dict[str, str]:
+    token = seed_station(database_url, line="LINE-D", station="ST-D1", lot="LOT-DRILL")
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _station_client(
