@@ -28,7 +28,10 @@ export QT_QPA_PLATFORM=offscreen
 
 failed=()
 "$BIN/ruff" check mes_kernel plugins station tests bench || failed+=(ruff)
-"$BIN/pytest" "$@" || failed+=(pytest)
+# Most tests wait on real servers (gunicorn, PostgreSQL, nginx, ptys), not on the CPU: three pytest
+# processes fill the wait. Each has its own databases, Redis namespaces and free ports.
+# MES_TEST_PROCESSES=0 runs in one process; arguments after `make test` go to pytest (e.g. -k).
+"$BIN/pytest" -n "${MES_TEST_PROCESSES:-3}" --dist worksteal "$@" || failed+=(pytest)
 if [ -f web/package.json ] && command -v npm >/dev/null 2>&1; then
   [ -d web/node_modules ] || (cd web && npm ci --no-audit --no-fund --loglevel=error)
   (cd web && npm test --silent) || failed+=("web unit tests")

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,6 +208,35 @@ def wait_ready(node: Node, timeout: float = 90.0) -> None:
             raise RuntimeError(f"gunicorn exited: {node.log.read_text()[-4000:]}")
         time.sleep(0.3)
     raise RuntimeError(f"gunicorn did not become ready: {node.log.read_text()[-4000:]}")
+
+
+@contextmanager
+def kernel_node(
+    folder: Path, *, extra: dict[str, str] | None = None, workers: int = 2, timeout: float = 90.0
+) -> Iterator[tuple[Node, str]]:
+    """A migrated PostgreSQL database of its own and one kernel node on it, ready: ``(node, db_url)``.
+
+    The node is stopped and the database dropped on the way out. Needs ``MES_TEST_DATABASE_URL`` and
+    ``MES_TEST_REDIS_URL`` (the caller skips without them)."""
+    from mes_kernel.migrate import upgrade
+    from mes_kernel.settings import Settings
+    from mes_kernel.testing.fixtures import PG_URL, REDIS_URL, _admin_url, _in_thread, _pg_exec
+
+    assert PG_URL and REDIS_URL, "kernel_node needs MES_TEST_DATABASE_URL and MES_TEST_REDIS_URL"
+    name = f"mes_node_{uuid.uuid4().hex[:10]}"
+    admin = _admin_url(PG_URL, "postgres")
+    _in_thread(lambda: _pg_exec(admin, f'CREATE DATABASE "{name}"'))
+    db_url = _admin_url(PG_URL, name)
+    node = None
+    try:
+        upgrade(Settings(database_url=db_url, _env_file=None))
+        node = start_node(folder, database_url=db_url, redis_url=REDIS_URL, extra=extra, workers=workers)
+        wait_ready(node, timeout)
+        yield node, db_url
+    finally:
+        if node is not None:
+            node.stop()
+        _in_thread(lambda: _pg_exec(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def admin_token(uid: int = 1, role: str = "admin") -> dict[str, str]:

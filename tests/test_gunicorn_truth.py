@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -17,8 +15,9 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from deploy_kit import kernel_node
 
-from mes_kernel.testing.fixtures import PG_URL, REDIS_URL, _admin_url, _in_thread, _pg_exec
+from mes_kernel.testing.fixtures import PG_URL, REDIS_URL, _in_thread, _pg_exec
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "gunicorn-truth-secret-key-0123456789abcdef"
@@ -30,74 +29,15 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _workers(master: psutil.Process) -> list[psutil.Process]:
     return [p for p in master.children() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
 @pytest.fixture
 def gunicorn(tmp_path):
-    from mes_kernel.migrate import upgrade
-    from mes_kernel.settings import Settings
-
-    name = f"mes_gt_{uuid.uuid4().hex[:10]}"
-    _in_thread(lambda: _pg_exec(_admin_url(PG_URL, "postgres"), f'CREATE DATABASE "{name}"'))
-    db_url = _admin_url(PG_URL, name)
-    upgrade(Settings(database_url=db_url, _env_file=None))
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "REDIS_URL": REDIS_URL,
-        "SECRET_KEY": SECRET,
-        "ENVIRONMENT": "production",
-        "BIND": f"127.0.0.1:{port}",
-        "WORKERS": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
-        "FILES_DIR": str(tmp_path / "files"),
-        "RATE_LIMIT_PER_MINUTE": str(WRITE_LIMIT),
-        "LOG_LEVEL": "INFO",
-        "REDIS_NAMESPACE": f"gt{uuid.uuid4().hex[:8]}",
-    }
-    (tmp_path / "prom").mkdir()
-    log = open(tmp_path / "gunicorn.log", "w+")  # noqa: SIM115  (read back after the server stops)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/api/v1/health/readiness", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
-        time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"gunicorn did not become ready: {(tmp_path / 'gunicorn.log').read_text()[-3000:]}")
-    server = {"base": base, "proc": proc, "db_url": db_url, "log": tmp_path / "gunicorn.log"}
-    try:
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        _in_thread(lambda: _pg_exec(_admin_url(PG_URL, "postgres"), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    extra = {"SECRET_KEY": SECRET, "RATE_LIMIT_PER_MINUTE": str(WRITE_LIMIT), "LOG_LEVEL": "INFO"}
+    with kernel_node(tmp_path / "node", extra=extra) as (node, db_url):
+        yield {"base": node.base, "proc": node.proc, "db_url": db_url, "log": node.log}
 
 
 def _headers(subject: str, role: str) -> dict[str, str]:

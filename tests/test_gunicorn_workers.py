@@ -6,19 +6,14 @@ sample third-party plugin installed, and talks to it over TCP with fresh connect
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
+from deploy_kit import kernel_node
 
-from mes_kernel.testing.fixtures import PG_URL, REDIS_URL, _admin_url, _in_thread, _pg_exec
+from mes_kernel.testing.fixtures import PG_URL, REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "gunicorn-test-secret-key-0123456789abcdef"
@@ -26,66 +21,15 @@ SECRET = "gunicorn-test-secret-key-0123456789abcdef"
 pytestmark = pytest.mark.skipif(not (PG_URL and REDIS_URL), reason="needs MES_TEST_DATABASE_URL and MES_TEST_REDIS_URL")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def gunicorn_server(third_party_dir, tmp_path):
-    from mes_kernel.migrate import upgrade
-    from mes_kernel.settings import Settings
-
-    name = f"mes_gu_{uuid.uuid4().hex[:10]}"
-    _in_thread(lambda: _pg_exec(_admin_url(PG_URL, "postgres"), f'CREATE DATABASE "{name}"'))
-    db_url = _admin_url(PG_URL, name)
-    upgrade(Settings(database_url=db_url, _env_file=None))
-    port = _free_port()
-    env = {
-        **os.environ,
+    extra = {
         "PYTHONPATH": str(third_party_dir),
-        "DATABASE_URL": db_url,
-        "REDIS_URL": REDIS_URL,
         "SECRET_KEY": SECRET,
-        "ENVIRONMENT": "production",
-        "BIND": f"127.0.0.1:{port}",
-        "WORKERS": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prom"),
-        "FILES_DIR": str(tmp_path / "files"),
-        "RATE_LIMIT_PER_MINUTE": "100000",
-        "LOG_LEVEL": "WARNING",
         "SAMPLE_METER_RECOVERY_SECONDS": "120",  # longer than the test: no half-open trial sneaks in
-        "REDIS_NAMESPACE": f"gu{uuid.uuid4().hex[:8]}",  # no other test run on the machine shares these keys
     }
-    (tmp_path / "prom").mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/api/v1/health/readiness", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            pytest.fail(f"gunicorn exited: {proc.stdout.read()}")
-        time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail(f"gunicorn did not become ready: {proc.stdout.read() if proc.stdout else ''}")
-    try:
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            output, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            output, _ = proc.communicate()
-        print(output[-5000:])
-        _in_thread(lambda: _pg_exec(_admin_url(PG_URL, "postgres"), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with kernel_node(tmp_path / "node", extra=extra) as (node, _db_url):
+        yield node.base
 
 
 def _token() -> dict[str, str]:

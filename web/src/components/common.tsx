@@ -15,6 +15,8 @@ const STATUS_COLORS: Record<string, Color> = {
   UP: "success",
   DEGRADED: "warning",
   DOWN: "error",
+  NOT_CONFIGURED: "default",
+  idle: "default",
   loaded: "success",
   disabled: "default",
   incompatible: "warning",
