@@ -144,8 +144,8 @@ async def test_file_breaking_the_schema_is_quarantined_naming_the_fields(station
     (station.folder / "bad-schema.json").write_text(json.dumps(bad))
     await wait_for(lambda: len(station.outcomes) == 1)
     reason = (station.work / "quarantine" / "bad-schema.json.reason").read_text()
-    assert "equipment_id" in reason and "result must be 'pass' or 'fail'" in reason
-    assert "measurements must be an object" in reason
+    assert "equipment_id" in reason and "result must be one of 'pass', 'fail' (got 'maybe')" in reason
+    assert "measurements must be object (got [1, 2])" in reason
     assert station.outbox.count() == 0
 
 
