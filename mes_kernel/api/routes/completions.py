@@ -73,19 +73,11 @@ async def upload_attachment(
         limit=kernel.settings.max_attachment_bytes,
         expected_sha256=expected,
     )
+    stored = await _stored_file(session, digest)
     if existing is not None:
+        if existing[1].sha256 != digest and stored is None:
+            path.unlink(missing_ok=True)  # refused bytes that no stored attachment shares
         return _answer_existing(existing, digest)
-    stored = (
-        (
-            await session.execute(
-                select(StoredFile).where(
-                    StoredFile.kind == ATTACHMENT_KIND, StoredFile.sha256 == digest, StoredFile.deleted_at.is_(None)
-                )
-            )
-        )
-        .scalars()
-        .first()
-    )
     if stored is None:
         stored = StoredFile(
             kind=ATTACHMENT_KIND,
@@ -144,6 +136,15 @@ async def attachment_content(
     if stored is None or stored.deleted_at is not None or not Path(stored.path).is_file():
         raise NotFound(f"attachment {attachment_id} not found", code="ATTACHMENT_NOT_FOUND")
     return FileResponse(stored.path, media_type=link.media_type, filename=link.name)
+
+
+async def _stored_file(session, sha256: str) -> StoredFile | None:
+    found = await session.execute(
+        select(StoredFile).where(
+            StoredFile.kind == ATTACHMENT_KIND, StoredFile.sha256 == sha256, StoredFile.deleted_at.is_(None)
+        )
+    )
+    return found.scalars().first()
 
 
 async def _link(session, *, record_key: str, name: str) -> tuple[RecordAttachment, StoredFile] | None:
