@@ -51,6 +51,12 @@ async def schema() -> JSONResponse:
     "`sha256` that does not match answers 422 `CHECKSUM_MISMATCH`. Idempotent: the same record key, name "
     "and content answer 200 with the stored attachment.",
     responses={200: {"description": "already stored"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
 )
 async def upload_attachment(
     request: Request,
