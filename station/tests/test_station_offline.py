@@ -1,0 +1,170 @@
+"""Offline-first against the real kernel: a worker records a whole LOT with the server stopped,
+logs in offline, and every record arrives once when the server is back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from mes_station.agent import Agent
+from mes_station.cache import StationCache
+from mes_station.errors import LoginError
+from mes_station.outbox import Outbox
+from mes_station.testing.helpers import wait_for, write_station_toml
+from mes_station.testing.kernel_server import KernelServer, start_kernel
+
+
+@pytest.fixture
+def kernel_server(settings) -> Iterator[KernelServer]:
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("station end-to-end tests run on the embedded SQLite kernel")
+    kernel = start_kernel(settings)
+    try:
+        yield kernel
+    finally:
+        kernel.stop()
+
+
+def _toml(tmp_path: Path, kernel: KernelServer, **sections) -> Path:
+    return write_station_toml(
+        tmp_path / "station.toml",
+        server_url=kernel.base_url,
+        work_dir=tmp_path / "work",
+        server={"url": kernel.base_url, "token": kernel.station_token, "timeout": 5.0},
+        offline={"cache_sync_seconds": 3600},  # synced at start and login only: the test decides
+        ui={"defect_codes": ["LOCAL-1"]},
+        **sections,
+    )
+
+
+async def test_a_whole_lot_recorded_with_the_kernel_stopped_arrives_once(tmp_path: Path, kernel_server):
+    kernel = kernel_server
+    serials = kernel.make_lot("LOT-OFF", units=4, serial_prefix="SN-OFF")
+    kernel.create_user("alice", "alice-password")
+    r = kernel.api(
+        "PUT",
+        "/processes/TEST-20/defect-codes",
+        json={"defect_codes": [{"code": "V-LOW", "name": "Voltage low"}, {"code": "NO-BOOT", "name": "No boot"}]},
+    )
+    assert r.status_code == 200, r.text
+    agent = Agent.from_config(_toml(tmp_path, kernel))
+    deliveries: list[dict] = []
+    agent.subscribe(lambda kind, payload: deliveries.append(payload) if kind == "delivery" else None)
+    await agent.start()
+    try:
+        assert (await agent.login("alice", "alice-password"))["offline"] is False
+        await wait_for(lambda: agent.status()["cache"]["units"] == 4, timeout=30)
+        # a unit registered after the station's last sync: the cache does not know it
+        r = kernel.api("POST", "/lots/LOT-OFF/units", json={"serial_numbers": ["SN-OFF-LATE"]})
+        assert r.status_code == 201, r.text
+
+        kernel.stop()
+        assert agent.worker == "alice"  # logged in before the outage: stays logged in
+        keys = []
+        for serial in serials:
+            unit = await agent.lookup(serial)
+            assert unit["source"] == "cache" and unit["kind"] == "unit"
+            assert unit["lot"]["lot_number"] == "LOT-OFF" and unit["next_process"]["id"] == "ASSY-10"
+            keys.append(
+                agent.record_result(
+                    lot_number="LOT-OFF",
+                    process_id="ASSY-10",
+                    worker_id=agent.worker,
+                    result="pass",
+                    serial_number=serial,
+                )
+            )
+            again = await agent.lookup(serial)  # the queued pass moves the unit on
+            assert again["next_process"]["id"] == "TEST-20" and again["completed_processes"] == ["ASSY-10"]
+            failing = serial == serials[-1]
+            defect = agent.defect_codes("TEST-20")[0]["code"] if failing else None
+            keys.append(
+                agent.record_result(
+                    lot_number=unit["lot"]["lot_number"],
+                    process_id="TEST-20",
+                    worker_id=agent.worker,
+                    result="fail" if failing else "pass",
+                    serial_number=serial,
+                    defect_code=defect,
+                )
+            )
+        assert [d["code"] for d in agent.defect_codes("TEST-20")] == ["V-LOW", "NO-BOOT"]
+        assert agent.defect_codes("PACK-30") == [{"code": "LOCAL-1", "name": "LOCAL-1"}]
+        lot = await agent.lookup("LOT-OFF")
+        assert lot["kind"] == "lot" and lot["source"] == "cache" and lot["lot"]["units"] == 4
+
+        late = await agent.lookup("SN-OFF-LATE")
+        assert late == {"kind": "unknown", "code": "SN-OFF-LATE", "source": "cache", "serial_number": "SN-OFF-LATE"}
+        late_key = agent.record_result(
+            lot_number=None, process_id="ASSY-10", worker_id=agent.worker, result="pass", serial_number="SN-OFF-LATE"
+        )
+        ghost_key = agent.record_result(
+            lot_number=None, process_id="ASSY-10", worker_id=agent.worker, result="pass", serial_number="SN-GHOST"
+        )
+        assert agent.outbox_depth() >= 10 and not agent.online
+        assert {d["key"] for d in deliveries if d["state"] == "queued"} >= {*keys, late_key, ghost_key}
+
+        # a new shift while the server is still off: the cached credential lets alice in, nobody else
+        agent.logout()
+        with pytest.raises(LoginError) as wrong:
+            await agent.login("alice", "not-her-password")
+        assert wrong.value.code == "INVALID_CREDENTIALS" and agent.worker is None
+        with pytest.raises(LoginError) as stranger:
+            await agent.login("bob", "bob-password")
+        assert stranger.value.code == "OFFLINE_LOGIN_UNAVAILABLE"
+        assert (await agent.login("ALICE", "alice-password"))["offline"] is True
+        assert agent.worker == "alice"
+
+        kernel.restart()
+        await wait_for(lambda: agent.outbox_depth() == 0, timeout=60)
+        await wait_for(lambda: {d["key"] for d in deliveries if d["state"] != "queued"} >= {*keys, late_key, ghost_key})
+    finally:
+        await agent.stop()
+    stored = kernel.record_keys()
+    assert len(stored) == len(set(stored)) == len(keys) + 1
+    assert set(stored) == {*keys, late_key}
+    settled = {d["key"]: d for d in deliveries if d["state"] != "queued"}
+    assert all(settled[k]["state"] == "delivered" for k in (*keys, late_key))
+    assert settled[ghost_key]["state"] == "rejected" and settled[ghost_key]["code"] == "UNIT_NOT_FOUND"
+    history = kernel.api("GET", "/units/SN-OFF-LATE/history").json()
+    assert history["lot_number"] == "LOT-OFF" and history["total"] >= 1
+    with Outbox(tmp_path / "work" / "outbox.sqlite3") as outbox:
+        assert outbox.get(ghost_key).status == "rejected"
+        assert outbox.get(late_key).body["lot_number"] == "LOT-OFF"
+
+
+async def test_a_lookup_the_server_refuses_is_not_answered_from_the_cache(tmp_path: Path, kernel_server):
+    kernel = kernel_server
+    agent = Agent.from_config(_toml(tmp_path, kernel))
+    await agent.start()
+    try:
+        from mes_station.errors import ServerError
+
+        with pytest.raises(ServerError) as refused:
+            await agent.lookup("SN-NOBODY-KNOWS")
+        assert refused.value.status == 404 and agent.online
+    finally:
+        await agent.stop()
+
+
+def test_a_cached_credential_expires_and_is_never_the_password(tmp_path: Path):
+    cache = StationCache(tmp_path / "cache.sqlite3")
+    try:
+        cache.remember_login("Kim", "s3cret-pw", role="worker")
+        cache.remember_login("lee", "s3cret-pw", role="worker")
+        rows = cache._conn.execute("SELECT username, salt, hash, n FROM credentials ORDER BY username").fetchall()
+        assert all(b"s3cret-pw" not in bytes(r["hash"]) and r["n"] >= 2**15 for r in rows)
+        assert rows[0]["salt"] != rows[1]["salt"] and rows[0]["hash"] != rows[1]["hash"]
+        now = datetime.now(UTC)
+        assert cache.check_login("kim", "s3cret-pw", max_age_days=7, now=now + timedelta(days=6))["username"] == "Kim"
+        with pytest.raises(LoginError) as expired:
+            cache.check_login("kim", "s3cret-pw", max_age_days=7, now=now + timedelta(days=7, minutes=1))
+        assert expired.value.code == "OFFLINE_LOGIN_UNAVAILABLE"
+        cache.forget_login("KIM")
+        with pytest.raises(LoginError) as forgotten:
+            cache.check_login("kim", "s3cret-pw", max_age_days=7)
+        assert forgotten.value.code == "OFFLINE_LOGIN_UNAVAILABLE"
+    finally:
+        cache.close()
