@@ -3,6 +3,8 @@ logs in offline, and every record arrives once when the server is back."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,10 +12,12 @@ from pathlib import Path
 import pytest
 from mes_station.agent import Agent
 from mes_station.cache import StationCache
+from mes_station.cli import app as cli_app
 from mes_station.errors import LoginError
 from mes_station.outbox import Outbox
 from mes_station.testing.helpers import wait_for, write_station_toml
 from mes_station.testing.kernel_server import KernelServer, start_kernel
+from typer.testing import CliRunner
 
 
 @pytest.fixture
@@ -168,3 +172,88 @@ def test_a_cached_credential_expires_and_is_never_the_password(tmp_path: Path):
         assert forgotten.value.code == "OFFLINE_LOGIN_UNAVAILABLE"
     finally:
         cache.close()
+
+
+def _report(path: Path, *, lot: str, serial: str | None, waveform_points: int = 0, attachments=()) -> dict:
+    doc = {
+        "schema_version": 1,
+        "lot_number": lot,
+        "process_id": "TEST-20",
+        "result": "pass",
+        "equipment_id": "ICT-07",
+        "finished_at": "2026-11-30T06:00:12+09:00",
+        "measurements": {
+            "supply_voltage": {"value": 3.31, "unit": "V", "low": 3.2, "high": 3.4, "verdict": "pass"},
+            "idle_current": {"value": 41.8, "unit": "mA", "low": 0, "high": 50, "verdict": "pass"},
+        },
+        "attachments": list(attachments),
+    }
+    if serial:
+        doc["serial_number"] = serial
+    text = json.dumps(doc)
+    if waveform_points:  # a waveform in the measurements, as the report that once got a 413
+        samples = ",".join(["0.1234567"] * waveform_points)
+        wave = f'"ripple": {{"value": [{samples}], "unit": "V", "verdict": "none"}}, '
+        text = text.replace('"measurements": {', '"measurements": {' + wave, 1)
+    path.write_text(text, encoding="utf-8")
+    return doc
+
+
+async def test_a_25_mb_report_arrives_with_its_attachments_and_a_refused_one_is_quarantined(
+    tmp_path: Path, kernel_server
+):
+    kernel = kernel_server
+    [serial] = kernel.make_lot("LOT-CF", units=1, serial_prefix="SN-CF")
+    toml = _toml(tmp_path, kernel)
+    agent = Agent.from_config(toml)
+    inbox = agent.config.watch_folder
+    inbox.mkdir(parents=True, exist_ok=True)
+    image = bytes(range(256)) * 4096  # 1 MiB "AOI image"
+    (inbox / "SN-CF-top.png").write_bytes(image)
+    staging = tmp_path / "big.json.part"
+    _report(
+        staging,
+        lot="LOT-CF",
+        serial=serial,
+        waveform_points=2_700_000,
+        attachments=[{"file": "SN-CF-top.png", "media_type": "image/png", "description": "top side"}],
+    )
+    report_bytes = staging.read_bytes()
+    assert len(report_bytes) > 25 * 1024 * 1024
+    staging.rename(inbox / "SN-CF-0001.json")  # written under another name, then renamed: as equipment does
+    _report(inbox / "unknown-lot.json", lot="LOT-NOBODY", serial=None)
+    await agent.start()
+    try:
+        await wait_for(lambda: len(kernel.record_keys()) == 1 and agent.outbox_depth() == 0, timeout=120)
+        await wait_for(lambda: agent.status()["quarantined"] == 1, timeout=30)
+    finally:
+        await agent.stop()
+    [key] = kernel.record_keys()
+    attachments = kernel.api("GET", "/completions/attachments", params={"record_key": key}).json()["items"]
+    by_name = {a["name"]: a for a in attachments}
+    assert set(by_name) == {"SN-CF-0001.json", "SN-CF-top.png"}
+    assert by_name["SN-CF-0001.json"]["sha256"] == hashlib.sha256(report_bytes).hexdigest()
+    assert by_name["SN-CF-0001.json"]["size"] == len(report_bytes)
+    assert by_name["SN-CF-top.png"]["sha256"] == hashlib.sha256(image).hexdigest()
+    content = kernel.api("GET", f"/completions/attachments/{by_name['SN-CF-top.png']['id']}/content")
+    assert content.content == image
+    history = kernel.api("GET", f"/units/{serial}/history").json()
+    assert history["lot_number"] == "LOT-CF" and history["total"] >= 1
+    quarantine = tmp_path / "work" / "quarantine"
+    assert (quarantine / "unknown-lot.json").exists()
+    reason = (quarantine / "unknown-lot.json.reason").read_text()
+    assert "LOT_NOT_FOUND" in reason
+    assert not list((tmp_path / "work" / "archive").rglob("unknown-lot.json"))
+    result = CliRunner().invoke(cli_app, ["status", "--config", str(toml)])
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.stdout[: result.stdout.rindex("}") + 1])
+    assert status["quarantined"] == 1 and "quarantine" in result.stderr
+    with Outbox(tmp_path / "work" / "outbox.sqlite3") as outbox:
+        [event] = [e for e in outbox.list() if e.idempotency_key == key]
+    measurements = event.body["data"]["measurements"]
+    assert measurements["supply_voltage"]["value"] == 3.31
+    assert measurements["ripple"]["value"] == {
+        "attachment": "SN-CF-0001.json",
+        "pointer": "/measurements/ripple",
+        "bytes": measurements["ripple"]["value"]["bytes"],
+    }
