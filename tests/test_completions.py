@@ -190,3 +190,19 @@ async def test_a_viewer_may_read_but_not_upload_attachments(client, viewer_heade
         headers={**viewer_headers, "Content-Type": "application/octet-stream"},
     )
     assert r.status_code == 403
+
+
+def test_the_vendor_guide_examples_follow_the_schema():
+    """docs/completion-files.md is what vendors read: its full examples must validate."""
+    import re
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "completion-files.md").read_text(encoding="utf-8")
+    validator = Draft202012Validator(
+        json.loads(resources.files("mes_kernel").joinpath("completion.schema.json").read_text("utf-8"))
+    )
+    blocks = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", guide, flags=re.S) if b.lstrip().startswith("{")]
+    examples = [b for b in blocks if "lot_number" in b]
+    assert len(examples) == 2
+    for example in examples:
+        assert list(validator.iter_errors(example)) == []
