@@ -248,6 +248,8 @@ class Agent:
         self.last_error = None if ok else reason
         if changed:
             log.info("station is now %s%s", "online" if ok else "offline", f" ({reason})" if reason else "")
+            if ok:  # back from an outage: what changed meanwhile reaches the cache soon
+                self._sync_cache_soon()
             self._emit_status()
 
     # -- provisioning (the station's devices come from the server) -----------------------------

@@ -255,14 +255,14 @@ class StationCache:
         if row is None:
             raise LoginError(
                 "OFFLINE_LOGIN_UNAVAILABLE",
-                f"The server cannot be reached and {username} has not logged in at this station before: "
+                f"The server is unreachable (offline) and {username} has not logged in at this station before: "
                 "log in once while the server is reachable.",
             )
         logged_in = datetime.fromisoformat(row["logged_in_at"])
         if (now or datetime.now(UTC)) - logged_in > timedelta(days=max_age_days):
             raise LoginError(
                 "OFFLINE_LOGIN_UNAVAILABLE",
-                f"The server cannot be reached and {username}'s last login here is older than "
+                f"The server is unreachable (offline) and {username}'s last login here is older than "
                 f"{max_age_days:g} days: log in once while the server is reachable.",
             )
         digest = _scrypt(password, row["salt"], row["n"], row["r"], row["p"])

@@ -267,6 +267,11 @@ class Sender:
                 return False
             self.on_contact(True, None)
             self.outbox.mark_attachment_uploaded(ev.idempotency_key, item["name"])
+            if item["path"] not in self.outbox.attachment_paths_in_use():
+                try:  # the server has the bytes; the archive keeps the equipment's original
+                    path.unlink(missing_ok=True)
+                except OSError as exc:
+                    log.warning("could not remove the sent attachment %s: %s", path, exc)
         return True
 
     async def _send_single(self, ev: OutboxEvent) -> int:

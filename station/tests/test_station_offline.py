@@ -239,6 +239,7 @@ async def test_a_25_mb_report_arrives_with_its_attachments_and_a_refused_one_is_
     assert content.content == image
     history = kernel.api("GET", f"/units/{serial}/history").json()
     assert history["lot_number"] == "LOT-CF" and history["total"] >= 1
+    assert list((tmp_path / "work" / "attachments").iterdir()) == []  # sent: the archive keeps the originals
     quarantine = tmp_path / "work" / "quarantine"
     assert (quarantine / "unknown-lot.json").exists()
     reason = (quarantine / "unknown-lot.json.reason").read_text()
