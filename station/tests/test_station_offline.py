@@ -53,19 +53,27 @@ async def test_a_whole_lot_recorded_with_the_kernel_stopped_arrives_once(tmp_pat
         json={"defect_codes": [{"code": "V-LOW", "name": "Voltage low"}, {"code": "NO-BOOT", "name": "No boot"}]},
     )
     assert r.status_code == 200, r.text
+    image = kernel.upload_firmware("PRD-100", "1.4.0", b"\x7fELF" + bytes(range(256)) * 16)
     agent = Agent.from_config(_toml(tmp_path, kernel))
     deliveries: list[dict] = []
     agent.subscribe(lambda kind, payload: deliveries.append(payload) if kind == "delivery" else None)
     await agent.start()
     try:
-        assert (await agent.login("alice", "alice-password"))["offline"] is False
         await wait_for(lambda: agent.status()["cache"]["units"] == 4, timeout=30)
+        synced_before_login = agent.status()["cache"]["synced_at"]
+        assert (await agent.login("alice", "alice-password"))["offline"] is False
+        # a login syncs the cache again; after that, nothing does until cache_sync_seconds (an hour)
+        await wait_for(lambda: agent.status()["cache"]["synced_at"] != synced_before_login, timeout=30)
         # a unit registered after the station's last sync: the cache does not know it
         r = kernel.api("POST", "/lots/LOT-OFF/units", json={"serial_numbers": ["SN-OFF-LATE"]})
         assert r.status_code == 201, r.text
 
+        online_images = await agent.firmware_images("PRD-100")
         kernel.stop()
         assert agent.worker == "alice"  # logged in before the outage: stays logged in
+        assert await agent.firmware_images("PRD-100") == online_images
+        assert [(i["id"], i["version"], i["product"]) for i in online_images] == [(image["id"], "1.4.0", "PRD-100")]
+        assert await agent.firmware_images("PRD-999") == []
         keys = []
         for serial in serials:
             unit = await agent.lookup(serial)

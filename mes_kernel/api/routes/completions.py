@@ -35,6 +35,7 @@ RecordKey = Annotated[str, Query(min_length=1, max_length=128, description="the 
     "/schema",
     summary="The JSON Schema of completion files (draft 2020-12), with examples",
     response_class=JSONResponse,
+    responses={200: {"content": {"application/schema+json": {"schema": {"type": "object"}}}}},
 )
 async def schema() -> JSONResponse:
     """No authentication: equipment vendors read it to write conforming files."""
@@ -133,7 +134,13 @@ async def list_attachments(
     return {"record_key": record_key, "items": [attachment_view(link, stored) for link, stored in rows]}
 
 
-@router.get("/attachments/{attachment_id}/content", summary="Download an attachment's bytes")
+@router.get(
+    "/attachments/{attachment_id}/content",
+    summary="Download an attachment's bytes",
+    description="Answers with the media type the attachment was uploaded with.",
+    response_class=FileResponse,
+    responses={200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
+)
 async def attachment_content(
     attachment_id: int, session: SessionDep, _: Principal = require_permission("lots:read")
 ) -> FileResponse:
