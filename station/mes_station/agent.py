@@ -693,7 +693,6 @@ class Agent:
         routing, defect lists) and the firmware list. Returns ``status()["cache"]``; raises
         OfflineError / ServerError when the server cannot answer (the old cache stays)."""
         snapshot = await self._read("GET", "/stations/me/cache", as_user=False)
-        await asyncio.to_thread(self.cache.replace_snapshot, snapshot or {})
         try:
             images = await self._read("GET", "/firmware/images", as_user=False)
             await asyncio.to_thread(
@@ -701,6 +700,8 @@ class Agent:
             )
         except ServerError as exc:  # no firmware plugin on this server, or not allowed: no list
             log.info("firmware list not cached: %s", exc)
+        # the snapshot last: a new synced_at means everything of this sync is stored
+        await asyncio.to_thread(self.cache.replace_snapshot, snapshot or {})
         status = self.cache.status()
         self._emit_status()
         return status

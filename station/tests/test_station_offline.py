@@ -266,3 +266,32 @@ async def test_a_25_mb_report_arrives_with_its_attachments_and_a_refused_one_is_
         "pointer": "/measurements/ripple",
         "bytes": measurements["ripple"]["value"]["bytes"],
     }
+
+
+async def test_the_contract_server_feeds_the_cache_for_window_tests(tmp_path: Path, contract):
+    """``mes_station.testing.contract_server`` serves a station cache, so tests of the window can run
+    the real agent offline without the kernel."""
+    state, server = contract
+    state.station_cache = {
+        "synced_at": "2026-11-30T06:00:00+00:00",
+        "lots": [{"lot_number": "LOT-C", "product": "PRD-1", "status": "in_progress", "quantity": 1}],
+        "units": [{"serial_number": "SN-C1", "lot_number": "LOT-C", "status": "in_progress"}],
+        "processes": [
+            {"id": "P1", "name": "Assembly", "sequence": 10, "defect_codes": [{"code": "D1", "name": "Scratch"}]},
+            {"id": "P2", "name": "Test", "sequence": 20, "defect_codes": []},
+        ],
+    }
+    state.firmware_images = [{"id": 3, "product": "PRD-1", "version": "2.0", "name": "fw.bin"}]
+    toml = write_station_toml(tmp_path / "station.toml", server_url=server.base_url, work_dir=tmp_path / "work")
+    agent = Agent.from_config(toml)
+    await agent.start()
+    try:
+        await wait_for(lambda: agent.status()["cache"]["units"] == 1, timeout=30)
+        server.stop()
+        unit = await agent.lookup("SN-C1")
+        assert unit["source"] == "cache" and unit["next_process"] == {"id": "P1", "name": "Assembly", "sequence": 10}
+        assert agent.defect_codes("P1") == [{"code": "D1", "name": "Scratch"}]
+        assert [i["id"] for i in await agent.firmware_images("PRD-1")] == [3]
+        assert agent.status()["cache"] == {"synced_at": "2026-11-30T06:00:00+00:00", "lots": 1, "units": 1}
+    finally:
+        await agent.stop()
