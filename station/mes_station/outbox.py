@@ -277,7 +277,14 @@ class Outbox:
     def prune_delivered(self, older_than_days: int) -> int:
         """Forget delivered events older than ``older_than_days`` (queued and rejected are kept)."""
         cutoff = _iso(datetime.fromtimestamp(time.time() - older_than_days * 86400, UTC))
-        return self._write("DELETE FROM events WHERE status = 'delivered' AND delivered_at < ?", (cutoff,)).rowcount
+        removed = self._write(
+            "DELETE FROM events WHERE status = 'delivered' AND delivered_at < ?", (cutoff,)
+        ).rowcount
+        for table in ("attachments", "completion_files"):
+            self._write(
+                f"DELETE FROM {table} WHERE idempotency_key NOT IN (SELECT idempotency_key FROM events)"
+            )
+        return removed
 
     # -- looking --------------------------------------------------------------------------------
 
