@@ -295,3 +295,30 @@ async def test_the_contract_server_feeds_the_cache_for_window_tests(tmp_path: Pa
         assert agent.status()["cache"] == {"synced_at": "2026-11-30T06:00:00+00:00", "lots": 1, "units": 1}
     finally:
         await agent.stop()
+
+
+async def test_an_attachment_over_the_servers_limit_quarantines_its_file(tmp_path: Path, settings):
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("station end-to-end tests run on the embedded SQLite kernel")
+    object.__setattr__(settings, "max_attachment_bytes", 64 * 1024)
+    kernel = start_kernel(settings)
+    try:
+        kernel.make_lot("LOT-BIG")
+        agent = Agent.from_config(_toml(tmp_path, kernel))
+        inbox = agent.config.watch_folder
+        inbox.mkdir(parents=True, exist_ok=True)
+        (inbox / "scope.bin").write_bytes(b"\x00" * (128 * 1024))
+        _report(inbox / "too-big.json", lot="LOT-BIG", serial=None, attachments=[{"file": "scope.bin"}])
+        await agent.start()
+        try:
+            await wait_for(lambda: agent.status()["quarantined"] == 1, timeout=60)
+            assert agent.outbox_depth() == 0 and agent.status()["outbox_rejected"] == 1
+        finally:
+            await agent.stop()
+        assert kernel.record_keys() == []
+    finally:
+        kernel.stop()
+    quarantine = tmp_path / "work" / "quarantine"
+    reason = (quarantine / "too-big.json.reason").read_text()
+    assert "PAYLOAD_TOO_LARGE" in reason and "scope.bin" in reason
+    assert (quarantine / "too-big.files" / "scope.bin").stat().st_size == 128 * 1024
