@@ -215,16 +215,23 @@ def create_contract_app(state: ContractState) -> Starlette:
             return JSONResponse({"kind": "lot", "code": code, "lot": {"lot_number": code}, "next_process": None})
         return _error(404, "NOT_FOUND", f"unknown code {code}")
 
+    def station_only(request: Request) -> JSONResponse | None:
+        """The agent's background syncs go with the station token (not counted in ``user_requests``)."""
+        if request.headers.get("authorization", "") != f"Bearer {state.token}":
+            return _error(401, "UNAUTHORIZED", "station token required")
+        return None
+
     async def station_cache(request: Request) -> JSONResponse:
-        if (refused := user_or_station(request)) is not None:
+        if (refused := station_only(request)) is not None:
             return refused
         if state.station_cache is None:
             return _error(404, "NOT_FOUND", "no station cache configured")
         return JSONResponse(state.station_cache)
 
     async def firmware_images(request: Request) -> JSONResponse:
-        if (refused := user_or_station(request)) is not None:
-            return refused
+        if station_only(request) is not None:  # a worker's read (the window asks in the worker's name)
+            if (refused := user_or_station(request)) is not None:
+                return refused
         product = request.query_params.get("product")
         return JSONResponse({"items": [i for i in state.firmware_images if not product or i.get("product") == product]})
 
