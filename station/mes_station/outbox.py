@@ -359,6 +359,19 @@ class Outbox:
             ).fetchall()
         return [dict(r) for r in rows]
 
+    def keys_with_pending_attachments(self, keys: list[str]) -> set[str]:
+        """Which of ``keys`` still have attachments to upload (one query for a whole batch)."""
+        if not keys:
+            return set()
+        marks = ",".join("?" * len(keys))
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT DISTINCT idempotency_key FROM attachments WHERE uploaded_at IS NULL"
+                f" AND idempotency_key IN ({marks})",
+                keys,
+            ).fetchall()
+        return {r[0] for r in rows}
+
     def mark_attachment_uploaded(self, key: str, name: str) -> None:
         self._write(
             "UPDATE attachments SET uploaded_at = ? WHERE idempotency_key = ? AND name = ?",

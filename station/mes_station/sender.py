@@ -297,8 +297,9 @@ class Sender:
         """Send a run of process records in one request; None means "send them one by one"."""
         refused = 0
         ready = []
+        needing = self.outbox.keys_with_pending_attachments([ev.idempotency_key for ev in run])
         for ev in run:
-            if await self._upload_attachments(ev):
+            if ev.idempotency_key not in needing or await self._upload_attachments(ev):
                 ready.append(ev)
             else:
                 refused += 1
