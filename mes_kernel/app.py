@@ -16,7 +16,19 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse
 
 from . import __version__
-from .api.routes import audit, auth, health, lines, lots, plugins, records, stations, users
+from .api.routes import (
+    audit,
+    auth,
+    completions,
+    health,
+    lines,
+    lots,
+    plugins,
+    records,
+    station_cache,
+    stations,
+    users,
+)
 from .api.scope import plugin_scope
 from .audit import seal_pending
 from .breakers import BreakerRegistry, MemoryBreakerStore, RedisBreakerStore
@@ -51,7 +63,8 @@ TAGS = [
     {"name": "lots", "description": "LOTs, units (serial numbers) and their history."},
     {"name": "process records", "description": "Process results, idempotent by key."},
     {"name": "processes", "description": "Routing steps."},
-    {"name": "stations", "description": "Worker PCs: machine tokens, heartbeats, events."},
+    {"name": "stations", "description": "Worker PCs: machine tokens, heartbeats, events, offline cache."},
+    {"name": "completions", "description": "Completion files from test equipment: schema, attachments."},
     {"name": "lines", "description": "Production lines: enabled plugins, breaker overrides, devices."},
     {"name": "users", "description": "User administration."},
     {"name": "audit", "description": "The append-only audit trail."},
@@ -349,13 +362,18 @@ def create_app(
         settings=settings,
         cache=cache,
     )
-    app.add_middleware(BodyLimitMiddleware, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_body=settings.max_body_bytes,
+        max_upload=settings.max_upload_bytes,
+        streamed=frozenset({completions.ATTACHMENT_UPLOAD_PATH}),
+    )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(AccessLogMiddleware, cache=cache)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
 
-    for module in (auth, users, lots, records, stations, lines, audit, health, plugins):
+    for module in (auth, users, lots, records, station_cache, stations, lines, audit, health, plugins, completions):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(lots.units_router, prefix=API_PREFIX)
     app.include_router(lots.processes_router, prefix=API_PREFIX)

@@ -284,6 +284,8 @@ class InputGuardMiddleware:
                 found = re.search(rb'boundary="?([^";]+)"?', rest)
                 if found:
                     receive = _scanning(receive, MultipartFieldScanner(found.group(1)))
+            elif scope["method"] in BODY_METHODS and body_kind is None and media == b"application/octet-stream":
+                pass  # a streamed upload (completion attachments): the route reads it chunk by chunk
             elif scope["method"] in BODY_METHODS and (media or body_kind):
                 body, more = await _read_body(receive)
                 self._check_body(body_kind, media, rest, body)

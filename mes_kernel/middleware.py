@@ -76,15 +76,19 @@ class RequestContextMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuses bodies over the limit with 413 ``PAYLOAD_TOO_LARGE`` before the route reads them."""
+    """Refuses bodies over the limit with 413 ``PAYLOAD_TOO_LARGE`` before the route reads them.
 
-    def __init__(self, app, *, max_body: int, max_upload: int) -> None:
+    ``streamed`` paths are left alone: their routes read the body chunk by chunk to disk and
+    enforce a limit of their own (completion attachments, ``MAX_ATTACHMENT_BYTES``)."""
+
+    def __init__(self, app, *, max_body: int, max_upload: int, streamed: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.max_body = max_body
         self.max_upload = max_upload
+        self.streamed = streamed
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope["path"] in self.streamed:
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         multipart = headers.get(b"content-type", b"").startswith(b"multipart/form-data")

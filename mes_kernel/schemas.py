@@ -155,6 +155,27 @@ class ProcessOut(ORM):
     sequence: int
 
 
+class DefectCodeIn(BaseModel):
+    code: str = Code
+    name: Text = Field("", max_length=200)
+
+
+class DefectCodesIn(BaseModel):
+    """A process's whole defect list, in the order the station shows it (replaces the previous list)."""
+
+    defect_codes: list[DefectCodeIn] = Field(max_length=200)
+
+
+class DefectCodeOut(BaseModel):
+    code: str
+    name: str
+
+
+class DefectCodesOut(BaseModel):
+    process_id: str
+    defect_codes: list[DefectCodeOut]
+
+
 class RecordIn(BaseModel):
     idempotency_key: Text = Field(min_length=8, max_length=128)
     lot_number: str = Code

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     station_rate_limit_per_minute: int = 6000
     max_body_bytes: int = 2 * 1024 * 1024
     max_upload_bytes: int = 64 * 1024 * 1024
+    max_attachment_bytes: int = Field(
+        100 * 1024 * 1024, description="largest completion attachment (streamed to the files folder), bytes"
+    )
 
     files_dir: str = "./var/files"
     completion_retention_days: int = 90

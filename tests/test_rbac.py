@@ -42,6 +42,7 @@ class Ctx:
     lot_number: str
     serial_number: str
     token_ids: dict[str, int] = field(default_factory=dict)
+    attachment_id: int = 0
 
 
 Builder = Callable[[Ctx, str], Awaitable[tuple[str, Any]]]
@@ -86,6 +87,10 @@ async def _revoke_token(ctx: Ctx, caller: str) -> tuple[str, Any]:
     return f"/stations/ST-01/tokens/{ctx.token_ids[caller]}", None
 
 
+async def _attachment_content(ctx: Ctx, caller: str) -> tuple[str, Any]:
+    return f"/completions/attachments/{ctx.attachment_id}/content", None
+
+
 def _record(key: str) -> dict[str, Any]:
     return {
         "idempotency_key": key,
@@ -127,6 +132,10 @@ MATRIX: dict[tuple[str, str], Rule] = {
     # routing steps and records
     ("GET", "/processes"): Rule(LOT_READERS, req("/processes")),
     ("POST", "/processes"): Rule(LOT_WRITERS, req("/processes", {"id": "P-{tag}", "name": "step", "sequence": 5})),
+    ("GET", "/processes/{process_id}/defect-codes"): Rule(LOT_READERS, req("/processes/ASSY-10/defect-codes")),
+    ("PUT", "/processes/{process_id}/defect-codes"): Rule(
+        LOT_WRITERS, req("/processes/ASSY-10/defect-codes", {"defect_codes": [{"code": "D-{tag}"}]})
+    ),
     ("POST", "/process-records"): Rule(RECORDERS, req("/process-records", _record("rbac-one-{tag}"))),
     ("POST", "/process-records/batch"): Rule(
         RECORDERS, req("/process-records/batch", {"records": [_record("rbac-batch-{tag}")]})
@@ -140,6 +149,14 @@ MATRIX: dict[tuple[str, str], Rule] = {
     # An admin holds every permission but is no station: heartbeats and events are refused.
     ("POST", "/stations/heartbeat"): Rule(frozenset({STATION}), req("/stations/heartbeat", {"agent_version": "1.0"})),
     ("GET", "/stations/me/config"): Rule(frozenset({STATION}), req("/stations/me/config")),
+    ("GET", "/stations/me/cache"): Rule(frozenset({STATION}), req("/stations/me/cache")),
+    # completion files: the schema is public (equipment vendors read it); attachments go with records
+    ("GET", "/completions/schema"): Rule(EVERYONE, req("/completions/schema")),
+    ("PUT", "/completions/attachments"): Rule(
+        RECORDERS, req("/completions/attachments?record_key=rbac-{tag}&name=empty.bin")
+    ),
+    ("GET", "/completions/attachments"): Rule(LOT_READERS, req("/completions/attachments?record_key=rbac-x")),
+    ("GET", "/completions/attachments/{attachment_id}/content"): Rule(LOT_READERS, _attachment_content),
     ("POST", "/stations/events"): Rule(
         frozenset({STATION}),
         req("/stations/events", {"idempotency_key": "rbac-event-{tag}", "type": "scan", "payload": {"code": "X"}}),
@@ -240,6 +257,15 @@ async def test_rbac_matrix(
         )
         assert r.status_code == 201, r.text
         ctx.token_ids[caller] = r.json()["id"]
+
+    r = await client.put(
+        f"{API_PREFIX}/completions/attachments",
+        params={"record_key": "rbac-x", "name": "a.bin"},
+        content=b"abc",
+        headers={**station_headers, "Content-Type": "application/octet-stream"},
+    )
+    assert r.status_code == 201, r.text
+    ctx.attachment_id = r.json()["id"]
 
     mismatches = []
     for (method, route), rule in MATRIX.items():

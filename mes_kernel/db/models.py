@@ -138,6 +138,19 @@ class Process(TimestampMixin, Base):
     ideal_cycle_seconds: Mapped[float | None] = mapped_column(Float)
 
 
+class ProcessDefectCode(Base):
+    """A defect code a worker may choose when a unit fails at one process step (the process's
+    defect list, edited by production managers; stations cache it for offline use)."""
+
+    __tablename__ = "process_defect_codes"
+    process_id: Mapped[str] = mapped_column(ForeignKey("processes.id", ondelete="CASCADE"), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="", nullable=False)
+    position: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    updated_by: Mapped[str] = mapped_column(String(100), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
 class Lot(TimestampMixin, Base):
     __tablename__ = "lots"
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -371,6 +384,20 @@ class StoredFile(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RecordAttachment(Base):
+    """A file that travels with a process record (a completion file's waveform, image, or the report
+    itself), linked by the record's idempotency key: the station uploads it before the record."""
+
+    __tablename__ = "record_attachments"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    record_key: Mapped[str] = mapped_column(String(128), nullable=False)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    file_id: Mapped[int] = mapped_column(ForeignKey("stored_files.id", ondelete="RESTRICT"), nullable=False)
+    media_type: Mapped[str] = mapped_column(String(100), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    __table_args__ = (UniqueConstraint("record_key", "name"),)
 
 
 class Alert(Base):

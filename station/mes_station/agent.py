@@ -6,7 +6,9 @@ import asyncio
 import inspect
 import logging
 import os
+import shutil
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,15 +18,23 @@ from pathlib import Path
 from typing import Any
 
 from mes_station import __version__
+from mes_station.cache import StationCache
 from mes_station.client import ServerClient
-from mes_station.completion import Completion
+from mes_station.completion import AttachmentFile, Completion
 from mes_station.config import StationConfig, load_config
 from mes_station.devices import DeviceSet
-from mes_station.errors import DeviceError, OfflineError, ServerError, TemplateNotCachedError
+from mes_station.errors import (
+    DeviceError,
+    LoginError,
+    OfflineError,
+    ServerError,
+    TemplateNotCachedError,
+)
 from mes_station.extensions import ActionError, build_request, installed
 from mes_station.heartbeat import clock_offset, heartbeat_body
 from mes_station.instance import InstanceLock
 from mes_station.labels import TemplateError, local_template, render, sync_templates
+from mes_station.offline import lookup_from_cache
 from mes_station.outbox import PROCESS_RECORD, STATION_EVENT, Outbox
 from mes_station.provisioning import (
     CorruptCacheError,
@@ -35,8 +45,8 @@ from mes_station.provisioning import (
     write_cache,
 )
 from mes_station.scans import Scan, scans_of
-from mes_station.sender import Sender
-from mes_station.watcher import CompletionWatcher, Outcome
+from mes_station.sender import Sender, Settled
+from mes_station.watcher import CompletionWatcher, Outcome, quarantine_file, quarantined_count
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +67,8 @@ class Agent:
         self.config = config
         config.work_dir.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(config.outbox_path)
+        self.cache = StationCache(config.cache_path)
+        self._quarantine_lock = threading.Lock()
         self.client = ServerClient(config.api_url, config.station_token, timeout=config.request_timeout)
         self.devices = DeviceSet(config.devices)
         self.extensions = installed()
@@ -73,6 +85,7 @@ class Agent:
             backoff_max=config.backoff_max,
             on_contact=self._contact,
             on_progress=lambda handled: self._emit_status(),
+            on_settled=self._settled,
         )
         self.watcher = CompletionWatcher(
             watch_folder=config.watch_folder,
@@ -97,6 +110,7 @@ class Agent:
         self._closed = False
         self._lock = InstanceLock(config.work_dir / "agent.lock")
         self._refresh_token: str | None = None
+        self._cache_wanted = asyncio.Event()
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None) -> Agent:
@@ -125,6 +139,7 @@ class Agent:
             asyncio.create_task(self.sender.run(), name="outbox-sender"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self.watcher.run(self._stop), name="completion-watcher"),
+            asyncio.create_task(self._cache_loop(), name="offline-cache"),
         ]
         self._emit_status()
 
@@ -145,6 +160,7 @@ class Agent:
         await self.devices.close()
         await self.client.aclose()
         self.outbox.close()
+        self.cache.close()
         self._lock.release()
 
     async def run_forever(self) -> None:
@@ -194,10 +210,14 @@ class Agent:
             "sender_error": self.sender.last_error,
             "watcher_error": self.watcher.last_error,
             "last_error": self.last_error,
+            "quarantined": quarantined_count(self.config.quarantine_dir),
+            "cache": self.cache.status(),
         }
 
     def subscribe(self, callback: Callback) -> Callable[[], None]:
-        """Call ``callback(kind, payload)`` for ``("status", dict)`` and ``("scan", Scan)``.
+        """Call ``callback(kind, payload)`` for ``("status", dict)``, ``("scan", Scan)``,
+        ``("completion", dict)`` and ``("delivery", {"key", "state": "queued"|"delivered"|"rejected",
+        "code", "message"})`` — the last as each record is saved, acknowledged or refused.
 
         Returns a function that unsubscribes. Callbacks run in the agent's event loop; a Qt window
         must hand them over to its own thread (e.g. with a signal).
@@ -228,6 +248,8 @@ class Agent:
         self.last_error = None if ok else reason
         if changed:
             log.info("station is now %s%s", "online" if ok else "offline", f" ({reason})" if reason else "")
+            if ok:  # back from an outage: what changed meanwhile reaches the cache soon
+                self._sync_cache_soon()
             self._emit_status()
 
     # -- provisioning (the station's devices come from the server) -----------------------------
@@ -354,20 +376,55 @@ class Agent:
     # -- worker ---------------------------------------------------------------------------------
 
     async def login(self, username: str, password: str) -> dict[str, Any]:
-        """Identify the worker with ``POST /auth/login``; ``agent.worker`` becomes the worker id."""
+        """Identify the worker; ``agent.worker`` becomes the worker id.
+
+        Online: ``POST /auth/login``; the accepted password is remembered as a scrypt hash (never
+        in clear) so the worker can log in here offline for ``[offline] login_days`` (7). When the
+        server is unreachable the cached credential is checked instead and the answer carries
+        ``"offline": True``. Raises :class:`LoginError` with ``code`` ``INVALID_CREDENTIALS`` or
+        ``OFFLINE_LOGIN_UNAVAILABLE``; ServerError for other refusals (a locked account …).
+        """
+        if not username or not password:
+            raise LoginError("INVALID_CREDENTIALS", "Enter your user name and password.")
         try:
             answer = await self.client.json(
                 "POST", "/auth/login", json={"username": username, "password": password}, auth=False
             )
-        except OfflineError:
-            self._contact(False, "login: server unreachable")
+        except OfflineError as exc:
+            self._contact(False, str(exc))
+            return await self._login_offline(username, password)
+        except ServerError as exc:
+            self._contact(exc.server_reachable, str(exc))
+            if not exc.server_reachable:
+                return await self._login_offline(username, password)
+            if exc.status == 401:
+                await asyncio.to_thread(self.cache.forget_login, username)
+                raise LoginError("INVALID_CREDENTIALS", f"Wrong user name or password ({exc.code}).") from exc
             raise
         self._contact(True, None)
-        self.client.set_user_token((answer or {}).get("access_token"))
-        self._refresh_token = (answer or {}).get("refresh_token")
+        answer = answer or {}
+        self.client.set_user_token(answer.get("access_token"))
+        self._refresh_token = answer.get("refresh_token")
         self.worker = username
+        role = answer.get("role") or (answer.get("user") or {}).get("role")
+        try:  # the slow hash runs off the event loop
+            await asyncio.to_thread(self.cache.remember_login, username, password, role=role)
+        except Exception as exc:  # the online login worked; only a later offline one would miss it
+            log.warning("could not cache the credential of %s: %s", username, exc)
         self._emit_status()
-        return answer
+        self._sync_cache_soon()
+        return {**answer, "offline": False}
+
+    async def _login_offline(self, username: str, password: str) -> dict[str, Any]:
+        found = await asyncio.to_thread(
+            self.cache.check_login, username, password, max_age_days=self.config.offline_login_days
+        )
+        self.client.set_user_token(None)
+        self._refresh_token = None
+        self.worker = found["username"]
+        log.info("worker %s logged in offline (cached credential of %s)", self.worker, found["logged_in_at"])
+        self._emit_status()
+        return {"username": found["username"], "role": found["role"], "offline": True}
 
     def logout(self) -> None:
         self.worker = None
@@ -405,16 +462,23 @@ class Agent:
     ) -> str:
         """Commit a process result to the outbox; returns its idempotency key once it is durable.
 
+        ``lot_number`` may be None for a unit the offline cache did not know (``lookup`` answered
+        ``kind: "unknown"``): the sender asks the server for the unit's LOT by ``serial_number``
+        before it sends the record. A ``("delivery", …)`` event says ``queued`` at once, then
+        ``delivered`` or ``rejected`` when the server answers.
+
         Raises OutboxFullError when the disk is full (nothing was saved) and ValueError for input
         the server would refuse anyway.
         """
         if result not in ("pass", "fail"):
             raise ValueError(f"result must be 'pass' or 'fail', not {result!r}")
-        for name, value in (("lot_number", lot_number), ("process_id", process_id), ("worker_id", worker_id)):
+        for name, value in (("process_id", process_id), ("worker_id", worker_id)):
             if not value or not str(value).strip():
                 raise ValueError(f"{name} is required")
+        if not (lot_number and str(lot_number).strip()) and not serial_number:
+            raise ValueError("lot_number is required (or a serial_number whose LOT the server knows)")
         body: dict[str, Any] = {
-            "lot_number": lot_number,
+            "lot_number": lot_number or None,
             "process_id": process_id,
             "worker_id": worker_id,
             "result": result,
@@ -427,6 +491,7 @@ class Agent:
             body["defect_code"] = defect_code
         key, _ = self.outbox.enqueue(PROCESS_RECORD, body, source="worker")
         self._after_enqueue()
+        self._emit("delivery", {"key": key, "state": "queued", "code": None, "message": None})
         return key
 
     def record_event(self, type: str, payload: dict[str, Any], *, idempotency_key: str | None = None) -> str:
@@ -446,15 +511,74 @@ class Agent:
         return (datetime.now(UTC) + timedelta(seconds=offset)).isoformat()
 
     def _enqueue_completion(self, completion: Completion, path: Path) -> tuple[str, bool]:
+        """Commit a completion file's record with its attachments. A report larger than
+        ``[watcher] inline_max_bytes`` travels itself as an attachment and its bulky measurements
+        stay there (see ``Completion.process_record``). Attachment bytes are kept under
+        ``<work_dir>/attachments/<sha256>`` (a hard link where possible) until the server has them."""
+        files = list(completion.files)
+        if completion.size > self.config.inline_completion_bytes:
+            files.append(
+                AttachmentFile(
+                    name=path.name, path=path, sha256=completion.sha256, size=completion.size,
+                    media_type="application/json", description="the completion report as written by the equipment",
+                )
+            )
+            completion = replace(completion, files=tuple(files), report_attachment=path.name)
+        kept = [replace(f, path=self._keep_attachment(f)) for f in files]
         body = completion.process_record(default_worker=self.worker or f"equipment:{completion.equipment_id}")
         key, created = self.outbox.enqueue(
-            PROCESS_RECORD, body, idempotency_key=completion.idempotency_key, source=f"file:{path.name}"
+            PROCESS_RECORD,
+            body,
+            idempotency_key=completion.idempotency_key,
+            source=f"file:{path.name}",
+            attachments=kept,
         )
         self._after_enqueue()
         return key, created
 
+    def _keep_attachment(self, attachment: AttachmentFile) -> Path:
+        store = self.config.attachments_dir
+        store.mkdir(parents=True, exist_ok=True)
+        target = store / attachment.sha256
+        if not target.exists():
+            temp = store / f"{attachment.sha256}.{os.getpid()}.part"
+            try:
+                os.link(attachment.path, temp)
+            except OSError:  # another file system, or links not allowed: copy
+                shutil.copyfile(attachment.path, temp)
+            os.replace(temp, target)
+        return target
+
     def _watcher_outcome(self, outcome: Outcome) -> None:
+        if outcome.idempotency_key and outcome.action in ("recorded", "duplicate"):
+            self.outbox.set_completion_file(outcome.idempotency_key, outcome.moved_to)
+            event = self.outbox.get(outcome.idempotency_key)
+            if event is not None and event.status == "rejected":  # refused before it was archived
+                self._quarantine_rejected(outcome.idempotency_key, event.last_error or "rejected by the server")
         self._emit("completion", asdict(outcome))
+
+    def _settled(self, settled: list[Settled]) -> None:
+        """The sender's verdicts: announce each, and quarantine a completion file the server refused."""
+        for item in settled:
+            if item.state == "rejected":
+                self._quarantine_rejected(item.key, f"the server refused the record: {item.code}: {item.message}")
+            self._emit("delivery", {"key": item.key, "state": item.state, "code": item.code, "message": item.message})
+        self._emit_status()
+
+    def _quarantine_rejected(self, key: str, reason: str) -> None:
+        """Move the archived completion file behind a refused record to quarantine with its reason."""
+        with self._quarantine_lock:
+            known = self.outbox.completion_file(key)
+            if known is None or known.get("quarantined_at"):
+                return
+            archived = Path(known["path"])
+            if not archived.exists():
+                return
+            moved = quarantine_file(archived, self.config.quarantine_dir, reason)
+            companions = archived.parent / f"{archived.stem}.files"
+            if companions.is_dir():
+                shutil.move(str(companions), str(moved.parent / f"{moved.stem}.files"))
+            self.outbox.mark_completion_quarantined(key, moved)
 
     # -- scans ----------------------------------------------------------------------------------
 
@@ -504,7 +628,12 @@ class Agent:
         return answer
 
     async def lookup(self, code: str) -> dict[str, Any]:
-        """Unit, LOT and next process for a scanned code (``POST /scans/lookup``); OfflineError offline.
+        """Unit, LOT and next process for a scanned code (``POST /scans/lookup``), ``"source": "server"``.
+
+        When the server is unreachable (or answers 5xx) the station cache answers instead, in the
+        same shape with ``"source": "cache"``; a code it does not know answers ``{"kind": "unknown",
+        "code", "serial_number", "source": "cache"}`` (see :func:`mes_station.offline.lookup_from_cache`).
+        A 4xx (``UNKNOWN_CODE``, ``NOT_FOUND``) is the server's verdict and raises ServerError.
 
         The AIM symbology identifier the scanner sent with this code (``]d2`` for a GS1 DataMatrix)
         goes along, so the server reads the data as GS1 even without a GS in it."""
@@ -520,7 +649,84 @@ class Agent:
                 driver=scanner.config.driver,
                 driver_version=scanner.version or "",
             )
-        return await self._read("POST", "/scans/lookup", json=body)
+        try:
+            answer = await self._read("POST", "/scans/lookup", json=body)
+        except OfflineError:
+            return lookup_from_cache(self.cache, self.outbox, code, symbology=body.get("symbology"))
+        except ServerError as exc:
+            if exc.server_reachable:
+                raise
+            return lookup_from_cache(self.cache, self.outbox, code, symbology=body.get("symbology"))
+        return {**(answer or {}), "source": "server"}
+
+    def defect_codes(self, process_code: str | None) -> list[dict[str, str]]:
+        """``[{"code", "name"}]`` a worker may choose at ``process_code``: the server's defect list for
+        that process as last synced (``GET /stations/me/cache``); when the server has none for it,
+        ``[ui] defect_codes`` of station.toml (names equal to codes)."""
+        cached = self.cache.defect_codes(process_code) if process_code else None
+        if cached:
+            return [{"code": str(d.get("code")), "name": str(d.get("name") or d.get("code"))} for d in cached]
+        return [{"code": code, "name": code} for code in self.config.ui_defect_codes]
+
+    async def firmware_images(self, product_code: str | None) -> list[dict[str, Any]]:
+        """Firmware images valid for ``product_code``: ``[{"id", "name", "version", "device", "product"}]``,
+        from the server (``GET /firmware/images``) or, when it is unreachable, the cached list."""
+        try:
+            answer = await self._read("GET", "/firmware/images")
+        except OfflineError:
+            return [_image(i) for i in self.cache.firmware_images(product_code)]
+        except ServerError as exc:
+            if exc.server_reachable and exc.status != 404:
+                raise
+            return [_image(i) for i in self.cache.firmware_images(product_code)]
+        images = [i for i in (answer or {}).get("items", []) if not i.get("deleted_at")]
+        try:
+            await asyncio.to_thread(self.cache.replace_firmware, images)
+        except Exception as exc:
+            log.warning("could not cache the firmware list: %s", exc)
+        return [_image(i) for i in images if not product_code or i.get("product") == product_code]
+
+    # -- the offline cache ----------------------------------------------------------------------
+
+    async def sync_cache(self) -> dict[str, Any]:
+        """Refresh the offline cache now: ``GET /stations/me/cache`` (open LOTs of the line, units,
+        routing, defect lists) and the firmware list. Returns ``status()["cache"]``; raises
+        OfflineError / ServerError when the server cannot answer (the old cache stays)."""
+        snapshot = await self._read("GET", "/stations/me/cache", as_user=False)
+        try:
+            images = await self._read("GET", "/firmware/images", as_user=False)
+            await asyncio.to_thread(
+                self.cache.replace_firmware, [i for i in (images or {}).get("items", []) if not i.get("deleted_at")]
+            )
+        except ServerError as exc:  # no firmware plugin on this server, or not allowed: no list
+            log.info("firmware list not cached: %s", exc)
+        # the snapshot last: a new synced_at means everything of this sync is stored
+        await asyncio.to_thread(self.cache.replace_snapshot, snapshot or {})
+        status = self.cache.status()
+        self._emit_status()
+        return status
+
+    def _sync_cache_soon(self) -> None:
+        self._cache_wanted.set()
+
+    async def _cache_loop(self) -> None:
+        """Sync at start, after each login, and every ``[offline] cache_sync_seconds``."""
+        assert self._stop is not None
+        while not self._stop.is_set():
+            try:
+                await self.sync_cache()
+            except (OfflineError, ServerError) as exc:
+                log.info("offline cache not synced: %s", exc)
+            except Exception:
+                log.exception("offline cache sync failed")
+            self._cache_wanted.clear()
+            stop = asyncio.ensure_future(self._stop.wait())
+            wanted = asyncio.ensure_future(self._cache_wanted.wait())
+            done, pending = await asyncio.wait(
+                {stop, wanted}, timeout=self.config.cache_sync_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
 
     async def lot(self, lot_number: str) -> dict[str, Any]:
         return await self._read("GET", f"/lots/{lot_number}")
@@ -689,6 +895,16 @@ class Agent:
             )
         except Exception as exc:  # a full disk must not stop the heartbeat
             log.warning("could not save the status snapshot: %s", exc)
+
+
+def _image(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": item.get("id"),
+        "name": item.get("name"),
+        "version": item.get("version"),
+        "device": item.get("device"),
+        "product": item.get("product"),
+    }
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:

@@ -16,9 +16,11 @@ from typing import Annotated, Any
 
 import typer
 
+from mes_station.cache import StationCache
 from mes_station.config import ConfigError, StationConfig, load_config
 from mes_station.instance import is_running
 from mes_station.outbox import Outbox
+from mes_station.watcher import quarantined_count
 
 app = typer.Typer(help="NeuroHub MES station agent.", no_args_is_help=True, add_completion=False)
 outbox_app = typer.Typer(help="Look at and manage the local outbox.", no_args_is_help=True)
@@ -89,7 +91,14 @@ def status(config: ConfigOption = None) -> None:
             },
             "server_clock_offset_seconds": outbox.clock_offset(),
             "templates_cached": outbox.template_names(),
+            "quarantined": quarantined_count(cfg.quarantine_dir),
         }
+    if cfg.cache_path.exists():
+        cache = StationCache(cfg.cache_path)
+        try:
+            report["cache"] = cache.status()
+        finally:
+            cache.close()
     running = is_running(cfg.work_dir / "agent.lock")
     if snapshot:
         age = (datetime.now(UTC) - datetime.fromisoformat(snapshot["updated_at"])).total_seconds()
@@ -118,6 +127,12 @@ def status(config: ConfigOption = None) -> None:
         devices.load()
         report["drivers"] = devices.drivers_report()
     _echo_json(report)
+    if report["quarantined"]:
+        typer.secho(
+            f"{report['quarantined']} completion file(s) in quarantine: {cfg.quarantine_dir} (see the .reason files)",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
     broken = [role for role, d in (report["drivers"] or {}).items() if not d.get("loaded")]
     if broken:
         typer.secho(f"drivers not loaded: {', '.join(broken)}", fg=typer.colors.YELLOW, err=True)

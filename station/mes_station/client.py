@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -45,10 +46,37 @@ class ServerClient:
         try:
             response = await self._http.request(method, path, json=json, headers=headers)
         except (httpx.TransportError, OSError) as exc:
-            raise OfflineError(f"server unreachable at {self.api_url}: {type(exc).__name__}: {exc}") from exc
+            raise OfflineError(
+                f"the server is unreachable at {self.api_url} ({type(exc).__name__}: {exc})"
+            ) from exc
         if response.status_code >= 400:
             raise error_from_response(response)
         return response
+
+    async def upload(self, path: str, file: Path, *, params: dict[str, Any], chunk_size: int = 1 << 20) -> Any:
+        """PUT ``file`` as a raw ``application/octet-stream`` body, read and sent in ``chunk_size``
+        pieces (never whole in memory); answers the JSON reply, raises OfflineError/ServerError."""
+
+        async def pieces():
+            with file.open("rb") as f:
+                while chunk := f.read(chunk_size):
+                    yield chunk
+
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(file.stat().st_size),
+        }
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        try:
+            response = await self._http.request("PUT", path, params=params, content=pieces(), headers=headers)
+        except (httpx.TransportError, OSError) as exc:
+            raise OfflineError(
+                f"the server is unreachable at {self.api_url} ({type(exc).__name__}: {exc})"
+            ) from exc
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        return response.json() if response.content else None
 
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self.request(method, path, **kwargs)

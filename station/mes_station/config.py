@@ -69,6 +69,14 @@ class StationConfig:
     rescan_seconds: float = 5.0
     completion_retention_days: int = 90
     delivered_retention_days: int = 30
+    #: ``[offline] login_days``: a worker who logged in here within this many days may log in offline
+    offline_login_days: float = 7.0
+    #: ``[offline] cache_sync_seconds``: how often the offline cache (LOTs, units, routing) is refreshed
+    cache_sync_seconds: float = 300.0
+    #: ``[watcher] inline_max_bytes``: a completion file larger than this travels as an attachment
+    inline_completion_bytes: int = 1024 * 1024
+    #: ``[ui] defect_codes``: the defect list used when the server has none for a process
+    ui_defect_codes: tuple[str, ...] = ()
     source: Path | None = None
 
     @property
@@ -84,6 +92,16 @@ class StationConfig:
     def provisioned_cache(self) -> Path:
         """Where the last configuration fetched from the server is kept (so a station starts offline)."""
         return self.work_dir / "station-config.json"
+
+    @property
+    def cache_path(self) -> Path:
+        """The offline cache (LOTs, units, routing, defect lists, firmware list, worker credentials)."""
+        return self.work_dir / "station-cache.sqlite3"
+
+    @property
+    def attachments_dir(self) -> Path:
+        """Attachments of queued completion records, content-addressed, until the server has them."""
+        return self.work_dir / "attachments"
 
     @property
     def archive_dir(self) -> Path:
@@ -189,6 +207,8 @@ def config_from_dict(raw: dict[str, Any], *, source: Path | None = None) -> Stat
     outbox = raw.get("outbox", {})
     heartbeat = raw.get("heartbeat", {})
     watcher = raw.get("watcher", {})
+    offline = raw.get("offline", {})
+    ui = raw.get("ui", {})
     return StationConfig(
         server_url=_normalise_server_url(server_url),
         station_token=token,
@@ -209,6 +229,10 @@ def config_from_dict(raw: dict[str, Any], *, source: Path | None = None) -> Stat
         completion_retention_days=int(
             watcher.get("completion_retention_days", raw.get("completion_retention_days", 90))
         ),
+        offline_login_days=float(offline.get("login_days", 7.0)),
+        cache_sync_seconds=float(offline.get("cache_sync_seconds", 300.0)),
+        inline_completion_bytes=int(watcher.get("inline_max_bytes", 1024 * 1024)),
+        ui_defect_codes=tuple(str(code) for code in ui.get("defect_codes", ())),
         source=source,
     )
 

@@ -6,11 +6,26 @@ from typing import Any
 
 
 class StationError(Exception):
-    """Base class of every station-agent error."""
+    """Base class of every station-agent error: a plain-words message and a stable ``code``."""
+
+    code = "STATION_ERROR"
 
 
 class OfflineError(StationError):
     """The server could not be reached (connection refused, timeout, DNS)."""
+
+    code = "OFFLINE"
+
+
+class LoginError(StationError):
+    """A worker could not be logged in. ``code``: ``INVALID_CREDENTIALS`` (wrong name or password,
+    online or against the station's cached credential), ``OFFLINE_LOGIN_UNAVAILABLE`` (the server is
+    unreachable and this worker has no unexpired credential cached at this station), ``OFFLINE``."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class OutboxFullError(StationError):
@@ -20,13 +35,19 @@ class OutboxFullError(StationError):
     space is freed.
     """
 
+    code = "OUTBOX_FULL"
+
 
 class DeviceUnavailableError(StationError):
     """The device role is not configured, or its driver failed to load."""
 
+    code = "DEVICE_UNAVAILABLE"
+
 
 class TemplateNotCachedError(StationError):
     """A label template is neither in the local cache nor obtainable from the server."""
+
+    code = "TEMPLATE_NOT_CACHED"
 
 
 class ServerError(StationError):
@@ -60,3 +81,5 @@ class ServerError(StationError):
 
 class DeviceError(StationError):
     """A loaded device driver failed the action (printer offline, paper out, flasher refused)."""
+
+    code = "DEVICE_ERROR"

@@ -24,6 +24,8 @@ GROUP = "mes_station.plugins"
 class ActionError(ValueError):
     """An action panel's button cannot be sent: unknown panel or button, or a required field missing."""
 
+    code = "ACTION_INVALID"
+
 
 @dataclass
 class Extensions:

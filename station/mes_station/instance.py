@@ -13,6 +13,8 @@ from mes_station.errors import StationError
 class AgentAlreadyRunning(StationError):
     """Another agent (the window, or ``mes-station run``) already owns this work directory."""
 
+    code = "AGENT_ALREADY_RUNNING"
+
 
 def _try_lock(fh: IO[bytes]) -> bool:
     try:

@@ -19,6 +19,8 @@ _SINGLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 class TemplateError(ValueError):
     """A template cannot be rendered with the given fields (missing field, forbidden character)."""
 
+    code = "TEMPLATE_INVALID"
+
 
 def template_body(template: dict[str, Any]) -> str | None:
     for key in BODY_KEYS:

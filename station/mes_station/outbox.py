@@ -39,6 +39,21 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_status_seq ON events (status, seq);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS attachments (
+    idempotency_key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    path TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    media_type TEXT NOT NULL,
+    uploaded_at TEXT,
+    PRIMARY KEY (idempotency_key, name)
+);
+CREATE TABLE IF NOT EXISTS completion_files (
+    idempotency_key TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    quarantined_at TEXT
+);
 CREATE TABLE IF NOT EXISTS label_templates (
     name TEXT PRIMARY KEY,
     template TEXT NOT NULL,
@@ -160,22 +175,45 @@ class Outbox:
         *,
         idempotency_key: str | None = None,
         source: str | None = None,
+        attachments: Iterable[Any] = (),
     ) -> tuple[str, bool]:
         """Commit one event; returns ``(idempotency_key, created)``.
 
         ``created`` is False when an event with the same key is already in the outbox (for instance
-        the same completion file dropped twice): it is then not stored again.
+        the same completion file dropped twice): it is then not stored again. ``attachments``
+        (objects with ``name, path, sha256, size, media_type``) are committed in the same
+        transaction; the sender uploads them before it sends the event.
         """
+        attachments = list(attachments)
         if kind not in (PROCESS_RECORD, STATION_EVENT):
             raise ValueError(f"unknown outbox event kind {kind!r}")
         key = idempotency_key or str(uuid.uuid4())
         body = {**body, "idempotency_key": key}
-        cur = self._write(
+        row = (key, kind, json.dumps(body, separators=(",", ":")), source, _iso(utcnow()), self.clock_offset())
+        insert = (
             "INSERT OR IGNORE INTO events (idempotency_key, kind, body, source, created_at, clock_offset)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (key, kind, json.dumps(body, separators=(",", ":")), source, _iso(utcnow()), self.clock_offset()),
+            " VALUES (?, ?, ?, ?, ?, ?)"
         )
-        return key, cur.rowcount == 1
+        if not attachments:
+            return key, self._write(insert, row).rowcount == 1
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                created = self._conn.execute(insert, row).rowcount == 1
+                if created:
+                    self._conn.executemany(
+                        "INSERT OR REPLACE INTO attachments (idempotency_key, name, path, sha256, size, media_type)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        [(key, a.name, str(a.path), a.sha256, a.size, a.media_type) for a in attachments],
+                    )
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if _is_full(exc):
+                    raise OutboxFullError(f"outbox full: {exc} ({self.path})") from exc
+                raise
+        return key, created
 
     # -- draining -------------------------------------------------------------------------------
 
@@ -196,6 +234,15 @@ class Outbox:
             "UPDATE events SET status = 'delivered', delivered_at = ?, response = ?, last_error = NULL,"
             " attempts = attempts + 1, last_attempt_at = ? WHERE idempotency_key = ? AND status = 'queued'",
             [(now, json.dumps(resp) if resp is not None else None, now, key) for key, resp in acks],
+        )
+
+    def update_body(self, key: str, body: dict[str, Any]) -> None:
+        """Complete a queued event before its first send (a unit's LOT found by its serial number).
+
+        Only a queued event changes; the key stays, so a retry after this sends the same body."""
+        self._write(
+            "UPDATE events SET body = ? WHERE idempotency_key = ? AND status = 'queued'",
+            (json.dumps({**body, "idempotency_key": key}, separators=(",", ":")), key),
         )
 
     def mark_rejected(self, key: str, reason: str) -> None:
@@ -230,7 +277,14 @@ class Outbox:
     def prune_delivered(self, older_than_days: int) -> int:
         """Forget delivered events older than ``older_than_days`` (queued and rejected are kept)."""
         cutoff = _iso(datetime.fromtimestamp(time.time() - older_than_days * 86400, UTC))
-        return self._write("DELETE FROM events WHERE status = 'delivered' AND delivered_at < ?", (cutoff,)).rowcount
+        removed = self._write(
+            "DELETE FROM events WHERE status = 'delivered' AND delivered_at < ?", (cutoff,)
+        ).rowcount
+        for table in ("attachments", "completion_files"):
+            self._write(
+                f"DELETE FROM {table} WHERE idempotency_key NOT IN (SELECT idempotency_key FROM events)"
+            )
+        return removed
 
     # -- looking --------------------------------------------------------------------------------
 
@@ -294,6 +348,59 @@ class Outbox:
             for r in rows:
                 yield _event(r)
             last = rows[-1]["seq"]
+
+    # -- attachments and the completion files behind events ------------------------------------
+
+    def pending_attachments(self, key: str) -> list[dict[str, Any]]:
+        """Attachments of event ``key`` the server has not acknowledged yet."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM attachments WHERE idempotency_key = ? AND uploaded_at IS NULL ORDER BY name", (key,)
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    def keys_with_pending_attachments(self, keys: list[str]) -> set[str]:
+        """Which of ``keys`` still have attachments to upload (one query for a whole batch)."""
+        if not keys:
+            return set()
+        marks = ",".join("?" * len(keys))
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT DISTINCT idempotency_key FROM attachments WHERE uploaded_at IS NULL"
+                f" AND idempotency_key IN ({marks})",
+                keys,
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def mark_attachment_uploaded(self, key: str, name: str) -> None:
+        self._write(
+            "UPDATE attachments SET uploaded_at = ? WHERE idempotency_key = ? AND name = ?",
+            (_iso(utcnow()), key, name),
+        )
+
+    def attachment_paths_in_use(self) -> set[str]:
+        """Paths still needed: attachments not uploaded yet."""
+        with self._lock:
+            return {r[0] for r in self._conn.execute("SELECT path FROM attachments WHERE uploaded_at IS NULL")}
+
+    def set_completion_file(self, key: str, path: Path) -> None:
+        """Where the completion file behind event ``key`` lies now (archive, then maybe quarantine)."""
+        self._write(
+            "INSERT INTO completion_files (idempotency_key, path) VALUES (?, ?)"
+            " ON CONFLICT(idempotency_key) DO UPDATE SET path = excluded.path",
+            (key, str(path)),
+        )
+
+    def completion_file(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM completion_files WHERE idempotency_key = ?", (key,)).fetchone()
+        return dict(row) if row else None
+
+    def mark_completion_quarantined(self, key: str, path: Path) -> None:
+        self._write(
+            "UPDATE completion_files SET path = ?, quarantined_at = ? WHERE idempotency_key = ?",
+            (str(path), _iso(utcnow()), key),
+        )
 
     # -- station metadata: server clock offset, status snapshot ---------------------------------
 

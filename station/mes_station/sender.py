@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from mes_station.client import ServerClient
 from mes_station.errors import OfflineError, ServerError
@@ -22,6 +25,16 @@ RETRYABLE_ITEM_CODES = {
     "TOO_MANY_REQUESTS",
     "TIMEOUT",
 }
+
+
+@dataclass(frozen=True)
+class Settled:
+    """The server's verdict on one event: ``delivered`` or ``rejected`` (with its code and message)."""
+
+    key: str
+    state: str
+    code: str | None = None
+    message: str | None = None
 
 
 class TransientFailure(Exception):
@@ -52,6 +65,7 @@ class Sender:
         backoff_max: float = 60.0,
         on_contact: Callable[[bool, str | None], None] | None = None,
         on_progress: Callable[[int], None] | None = None,
+        on_settled: Callable[[list[Settled]], None] | None = None,
         idle_poll: float = 5.0,
     ):
         self.outbox = outbox
@@ -61,6 +75,7 @@ class Sender:
         self.backoff_max = backoff_max
         self.on_contact = on_contact or (lambda ok, reason: None)
         self.on_progress = on_progress or (lambda handled: None)
+        self.on_settled = on_settled or (lambda settled: None)
         self.idle_poll = idle_poll
         self.failures = 0
         self.last_error: str | None = None
@@ -145,6 +160,17 @@ class Sender:
         events = self.outbox.pending(self.batch_size)
         if not events:
             return 0
+        if any(_unresolved(ev) for ev in events):
+            resolved = []
+            for ev in events:
+                if _unresolved(ev):
+                    ev = await self._resolve_lot(ev)
+                    if ev is None:  # the server does not know the unit: rejected, its turn is over
+                        break
+                resolved.append(ev)
+            if not resolved:
+                return 1
+            events = resolved
         run = []
         for ev in events:
             if ev.kind != PROCESS_RECORD:
@@ -154,6 +180,9 @@ class Sender:
             handled = await self._send_batch(run)
             if handled is not None:
                 return handled
+            events = self.outbox.pending(1)  # an attachment refusal may have rejected the first one
+            if not events:
+                return 1
         return await self._send_single(events[0])
 
     async def _post(self, path: str, body: Any) -> Any:
@@ -168,8 +197,87 @@ class Sender:
         self.on_contact(True, None)
         return response.json() if response.content else None
 
+    async def _resolve_lot(self, ev: OutboxEvent) -> OutboxEvent | None:
+        """A record made offline against a unit the station's cache did not know carries only the
+        serial number: ask the server for the unit's LOT (``GET /units/{serial}/history``), write it
+        into the queued event, and send that. None when the server does not know the unit (the
+        event is rejected ``UNIT_NOT_FOUND``); TransientFailure when it cannot answer now."""
+        serial = str(ev.body.get("serial_number") or "")
+        try:
+            answer = await self.client.json("GET", f"/units/{quote(serial, safe='')}/history?limit=1")
+        except OfflineError as exc:
+            self.on_contact(False, str(exc))
+            self.outbox.mark_failed_attempt([ev.idempotency_key], str(exc))
+            raise TransientFailure(str(exc)) from exc
+        except ServerError as exc:
+            self.on_contact(exc.server_reachable, str(exc))
+            if exc.retryable:
+                self.outbox.mark_failed_attempt([ev.idempotency_key], str(exc))
+                raise TransientFailure(str(exc), exc.retry_after) from exc
+            message = f"unit {serial} recorded offline is not known to the server ({exc.code}: {exc.message})"
+            self._reject(ev.idempotency_key, "UNIT_NOT_FOUND", message, exc.status)
+            return None
+        self.on_contact(True, None)
+        lot_number = (answer or {}).get("lot_number") if isinstance(answer, dict) else None
+        if not lot_number:
+            self._reject(ev.idempotency_key, "UNIT_NOT_FOUND", f"the server names no LOT for unit {serial}")
+            return None
+        body = {**ev.body, "lot_number": lot_number}
+        body.pop("idempotency_key", None)
+        self.outbox.update_body(ev.idempotency_key, body)
+        return self.outbox.get(ev.idempotency_key) or ev
+
+    def _reject(self, key: str, code: str, message: str, status: int | None = None) -> None:
+        self.outbox.mark_rejected(key, f"{status} {code}: {message}" if status else f"{code}: {message}")
+        self.on_settled([Settled(key, "rejected", code, message)])
+
+    def _delivered(self, acks: list[tuple[str, dict[str, Any] | None]]) -> None:
+        self.outbox.mark_delivered(acks)
+        self.delivered_total += len(acks)
+        if acks:
+            self.on_settled([Settled(key, "delivered") for key, _ in acks])
+
+    async def _upload_attachments(self, ev: OutboxEvent) -> bool:
+        """Upload what event ``ev`` still needs on the server; False when the server refused one
+        (the event is then rejected with that reason). Raises TransientFailure to retry later."""
+        for item in self.outbox.pending_attachments(ev.idempotency_key):
+            params = {
+                "record_key": ev.idempotency_key,
+                "name": item["name"],
+                "sha256": item["sha256"],
+                "media_type": item["media_type"],
+            }
+            try:
+                path = Path(item["path"])
+                if not path.is_file():
+                    self._reject(ev.idempotency_key, "ATTACHMENT_MISSING", f"{item['name']} is gone from {path}")
+                    return False
+                await self.client.upload("/completions/attachments", path, params=params)
+            except OfflineError as exc:
+                self.on_contact(False, str(exc))
+                self.outbox.mark_failed_attempt([ev.idempotency_key], str(exc))
+                raise TransientFailure(str(exc)) from exc
+            except ServerError as exc:
+                self.on_contact(exc.server_reachable, str(exc))
+                if exc.retryable:
+                    self.outbox.mark_failed_attempt([ev.idempotency_key], str(exc))
+                    raise TransientFailure(str(exc), exc.retry_after) from exc
+                log.warning("server refused attachment %s of %s: %s", item["name"], ev.idempotency_key, exc)
+                self._reject(ev.idempotency_key, exc.code, f"attachment {item['name']}: {exc.message}", exc.status)
+                return False
+            self.on_contact(True, None)
+            self.outbox.mark_attachment_uploaded(ev.idempotency_key, item["name"])
+            if item["path"] not in self.outbox.attachment_paths_in_use():
+                try:  # the server has the bytes; the archive keeps the equipment's original
+                    path.unlink(missing_ok=True)
+                except OSError as exc:
+                    log.warning("could not remove the sent attachment %s: %s", path, exc)
+        return True
+
     async def _send_single(self, ev: OutboxEvent) -> int:
         path = "/process-records" if ev.kind == PROCESS_RECORD else "/stations/events"
+        if not await self._upload_attachments(ev):
+            return 1
         try:
             answer = await self._post(path, ev.body)
         except OfflineError as exc:
@@ -180,14 +288,24 @@ class Sender:
                 self.outbox.mark_failed_attempt([ev.idempotency_key], str(exc))
                 raise TransientFailure(str(exc), exc.retry_after) from exc
             log.warning("server rejected event %s: %s", ev.idempotency_key, exc)
-            self.outbox.mark_rejected(ev.idempotency_key, f"{exc.status} {exc.code}: {exc.message}")
+            self._reject(ev.idempotency_key, exc.code, exc.message, exc.status)
             return 1
-        self.outbox.mark_delivered([(ev.idempotency_key, answer)])
-        self.delivered_total += 1
+        self._delivered([(ev.idempotency_key, answer)])
         return 1
 
     async def _send_batch(self, run: list[OutboxEvent]) -> int | None:
         """Send a run of process records in one request; None means "send them one by one"."""
+        refused = 0
+        ready = []
+        needing = self.outbox.keys_with_pending_attachments([ev.idempotency_key for ev in run])
+        for ev in run:
+            if ev.idempotency_key not in needing or await self._upload_attachments(ev):
+                ready.append(ev)
+            else:
+                refused += 1
+        if not ready:
+            return refused
+        run = ready
         keys = [ev.idempotency_key for ev in run]
         try:
             answer = await self._post("/process-records/batch", {"records": [ev.body for ev in run]})
@@ -222,14 +340,18 @@ class Sender:
                 transient = transient or f"{code}: {message}"
                 self.outbox.mark_failed_attempt([ev.idempotency_key], f"{code}: {message}")
                 continue
-            self.outbox.mark_rejected(ev.idempotency_key, f"{code}: {message}")
+            self._reject(ev.idempotency_key, code, message)
             handled += 1
-        self.outbox.mark_delivered(acks)
-        self.delivered_total += len(acks)
-        handled += len(acks)
+        self._delivered(acks)
+        handled += len(acks) + refused
         if transient and handled == 0:
             raise TransientFailure(transient)
         return handled
+
+
+def _unresolved(ev: OutboxEvent) -> bool:
+    """A process record without its LOT (made offline for a unit the cache did not know)."""
+    return ev.kind == PROCESS_RECORD and not ev.body.get("lot_number") and bool(ev.body.get("serial_number"))
 
 
 def _in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:

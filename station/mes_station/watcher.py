@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
-from mes_station.completion import Completion, CompletionInvalid, parse_completion
+from mes_station.completion import (
+    AttachmentMissing,
+    Completion,
+    CompletionInvalid,
+    parse_completion,
+    resolve_attachments,
+)
 from mes_station.errors import OutboxFullError
 
 log = logging.getLogger(__name__)
@@ -166,12 +174,23 @@ class CompletionWatcher:
             return None
         try:
             completion = parse_completion(content)
+            completion = replace(completion, files=resolve_attachments(completion, path.parent))
+        except AttachmentMissing as exc:
+            if stable_for < self.malformed_after_seconds:
+                return None  # the equipment may still be writing its attachments
+            self._seen.pop(path, None)
+            return self._quarantine(path, str(exc))
         except CompletionInvalid as exc:
             incomplete = str(exc).startswith(("not valid JSON", "not UTF-8")) or not content.strip()
             if incomplete and stable_for < self.malformed_after_seconds:
                 return None  # may still be written in pieces with a pause: give it time
             self._seen.pop(path, None)
-            return self._quarantine(path, str(exc) if content.strip() else "empty file")
+            declared = []
+            try:
+                declared = [a.get("file") for a in json.loads(content).get("attachments") or [] if isinstance(a, dict)]
+            except (ValueError, AttributeError, RecursionError):
+                pass
+            return self._quarantine(path, str(exc) if content.strip() else "empty file", companions=declared)
         try:
             key, created = self.on_completion(completion, path)
         except OutboxFullError as exc:
@@ -180,28 +199,26 @@ class CompletionWatcher:
             log.error("completion file %s not saved: %s", path.name, exc)
             return None
         self._seen.pop(path, None)
-        moved = self._move(path, self.archive_dir / datetime.now(UTC).strftime("%Y-%m-%d"))
+        day = self.archive_dir / datetime.now(UTC).strftime("%Y-%m-%d")
+        moved = self._move(path, day)
+        for attachment in completion.files:
+            if attachment.path != path and attachment.path.exists():
+                self._move(attachment.path, day / f"{moved.stem}.files")
         self.last_error = None
         return Outcome(path, "recorded" if created else "duplicate", moved, idempotency_key=key)
 
-    def _quarantine(self, path: Path, reason: str) -> Outcome:
-        moved = self._move(path, self.quarantine_dir)
-        moved.with_name(moved.name + ".reason").write_text(
-            f"{datetime.now(UTC).isoformat()} {path.name}: {reason}\n", encoding="utf-8"
-        )
-        log.warning("completion file %s quarantined: %s", path.name, reason)
+    def _quarantine(self, path: Path, reason: str, *, companions: list[Any] = ()) -> Outcome:
+        moved = quarantine_file(path, self.quarantine_dir, reason)
+        for name in companions:
+            if isinstance(name, str) and name and "/" not in name and "\\" not in name and name not in (".", ".."):
+                companion = path.parent / name
+                if companion.is_file() and not is_candidate(companion):
+                    self._move(companion, self.quarantine_dir / f"{moved.stem}.files")
         return Outcome(path, "quarantined", moved, reason=reason)
 
     @staticmethod
     def _move(path: Path, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / path.name
-        n = 1
-        while target.exists():
-            target = folder / f"{path.stem}.{n}{path.suffix}"
-            n += 1
-        shutil.move(str(path), str(target))
-        return target
+        return move_unique(path, folder)
 
     # -- archive retention ----------------------------------------------------------------------
 
@@ -239,6 +256,36 @@ class CompletionWatcher:
                 await _wait_any(stop, self._hinted, tick)
         finally:
             self.stop_observer()
+
+
+def move_unique(path: Path, folder: Path) -> Path:
+    """Move ``path`` into ``folder`` under its name, or ``name.1.json`` … when that is taken."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    n = 1
+    while target.exists():
+        target = folder / f"{path.stem}.{n}{path.suffix}"
+        n += 1
+    shutil.move(str(path), str(target))
+    return target
+
+
+def quarantine_file(path: Path, quarantine_dir: Path, reason: str) -> Path:
+    """Move a completion file to quarantine with ``<name>.reason`` beside it; returns its new path."""
+    moved = move_unique(path, quarantine_dir)
+    moved.with_name(moved.name + ".reason").write_text(
+        f"{datetime.now(UTC).isoformat()} {path.name}: {reason}\n", encoding="utf-8"
+    )
+    log.warning("completion file %s quarantined: %s", path.name, reason)
+    return moved
+
+
+def quarantined_count(quarantine_dir: Path) -> int:
+    """How many completion files are in quarantine (their ``.reason`` files not counted)."""
+    try:
+        return sum(1 for p in quarantine_dir.iterdir() if p.is_file() and p.suffix.lower() == ".json")
+    except OSError:
+        return 0
 
 
 async def _wait_any(stop: asyncio.Event, hinted: threading.Event, timeout: float) -> None:

@@ -13,7 +13,7 @@ import pytest
 from mes_label_printer.simulator.tcp import ThreadedTcpPrinter
 from mes_station.agent import Agent, Scan
 from mes_station.config import load_config
-from mes_station.errors import DeviceUnavailableError, OfflineError, OutboxFullError, ServerError
+from mes_station.errors import DeviceUnavailableError, LoginError, OutboxFullError
 from mes_station.instance import AgentAlreadyRunning, is_running
 from mes_station.testing.helpers import wait_for, write_station_toml
 
@@ -131,21 +131,21 @@ async def test_missing_driver_shows_in_status_and_heartbeat_and_the_rest_works(t
         await agent.stop()
 
 
-async def test_lookup_answers_online_and_raises_offline_error_offline(agent: Agent, contract):
+async def test_lookup_answers_online_and_from_the_cache_offline(agent: Agent, contract):
     _, server = contract
     answer = await agent.lookup("SN0001")
-    assert answer["unit"]["serial_number"] == "SN0001"
+    assert answer["unit"]["serial_number"] == "SN0001" and answer["source"] == "server"
     assert agent.online
     server.stop()
-    with pytest.raises(OfflineError):
-        await agent.lookup("SN0001")
+    offline = await agent.lookup("SN0001")  # the contract server has no /stations/me/cache: nothing cached
+    assert offline == {"kind": "unknown", "code": "SN0001", "source": "cache", "serial_number": "SN0001"}
     assert not agent.online
 
 
 async def test_login_identifies_the_worker(agent: Agent):
-    with pytest.raises(ServerError) as refused:
+    with pytest.raises(LoginError) as refused:
         await agent.login("alice", "wrong")
-    assert refused.value.status == 401 and agent.worker is None
+    assert refused.value.code == "INVALID_CREDENTIALS" and agent.worker is None
     await agent.login("alice", "secret")
     assert agent.worker == "alice"
 

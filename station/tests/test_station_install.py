@@ -42,7 +42,9 @@ async def main():
     return report
 
 report = asyncio.run(main())
+from mes_station.completion import REQUIRED  # the completion schema ships in the kernel's base wheel
 print(json.dumps({
+    "completion_required": list(REQUIRED),
     "extensions": sorted(ext.loaded), "failed": ext.failed,
     "loaded": {c: d for c, d in report.items()},
     "server_modules": [m for m in ("fastapi", "starlette", "sqlalchemy", "asyncpg", "alembic", "gunicorn")
@@ -107,5 +109,6 @@ def test_a_clean_venv_gets_the_station_and_its_drivers_without_the_server_stack(
     result = json.loads(probe.stdout)
     assert result["extensions"] == ["barcode_hid", "firmware_uploader", "label_printer"] and result["failed"] == {}
     assert result["server_modules"] == []
+    assert "lot_number" in result["completion_required"]
     # every driver loaded (and the printer's ran: the probe sent it a label)
     assert {code: d["loaded"] for code, d in result["loaded"].items()} == {"PRN-1": True, "SCN-1": True, "UPL-1": True}

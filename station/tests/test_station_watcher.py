@@ -144,8 +144,8 @@ async def test_file_breaking_the_schema_is_quarantined_naming_the_fields(station
     (station.folder / "bad-schema.json").write_text(json.dumps(bad))
     await wait_for(lambda: len(station.outcomes) == 1)
     reason = (station.work / "quarantine" / "bad-schema.json.reason").read_text()
-    assert "equipment_id" in reason and "result must be 'pass' or 'fail'" in reason
-    assert "measurements must be an object" in reason
+    assert "equipment_id" in reason and "result must be one of 'pass', 'fail' (got 'maybe')" in reason
+    assert "measurements must be object (got [1, 2])" in reason
     assert station.outbox.count() == 0
 
 
@@ -174,3 +174,91 @@ def test_archive_days_older_than_retention_are_pruned(tmp_path: Path):
     assert watcher.prune_archive(today) == 2
     left = sorted(p.name for p in (tmp_path / "archive").iterdir())
     assert left == ["2026-08-28", "2026-11-26", "notes"]
+
+
+async def test_attachments_named_by_the_file_travel_with_it_into_the_archive(station: Station):
+    import hashlib
+
+    csv = b"t,v\n0,3.30\n1,3.31\n"
+    (station.folder / "ripple.csv").write_bytes(csv)
+    doc = {
+        **GOOD,
+        "measurements": {"voltage": {"value": 3.1, "unit": "V", "low": 3.2, "high": 3.4, "verdict": "fail"}},
+        "attachments": [{"file": "ripple.csv", "media_type": "text/csv", "sha256": hashlib.sha256(csv).hexdigest()}],
+        "x-fixture": "F-12",
+    }
+    (station.folder / "with-files.json").write_text(json.dumps(doc))
+    await wait_for(lambda: len(station.outcomes) == 1)
+    assert station.outcomes[0].action == "recorded"
+    [event] = station.outbox.pending(5)
+    assert event.body["data"]["attachments"] == [
+        {"name": "ripple.csv", "sha256": hashlib.sha256(csv).hexdigest(), "size": len(csv), "media_type": "text/csv"}
+    ]
+    assert event.body["data"]["extensions"] == {"x-fixture": "F-12"}
+    assert (_today_archive(station) / "with-files.files" / "ripple.csv").read_bytes() == csv
+    assert not (station.folder / "ripple.csv").exists()
+
+
+def test_a_missing_attachment_is_waited_for_then_the_file_is_quarantined(tmp_path: Path):
+    """On an injected clock: a named attachment may arrive after the JSON, up to malformed_after_seconds."""
+    now = [0.0]
+    with Outbox(tmp_path / "outbox.sqlite3") as outbox:
+
+        def enqueue(completion: Completion, path: Path) -> tuple[str, bool]:
+            body = completion.process_record(default_worker="equipment")
+            return outbox.enqueue(PROCESS_RECORD, body, idempotency_key=completion.idempotency_key)
+
+        watcher = CompletionWatcher(
+            watch_folder=tmp_path / "inbox",
+            archive_dir=tmp_path / "archive",
+            quarantine_dir=tmp_path / "quarantine",
+            on_completion=enqueue,
+            settle_seconds=1.0,
+            malformed_after_seconds=10.0,
+            rescan_seconds=0.0,
+            clock=lambda: now[0],
+        )
+        inbox = tmp_path / "inbox"
+        (inbox / "late.json").write_text(json.dumps({**GOOD, "attachments": [{"file": "late.png"}]}))
+        (inbox / "never.json").write_text(
+            json.dumps({**GOOD, "serial_number": "SN0002", "attachments": [{"file": "gone.png"}]})
+        )
+        assert watcher.poll() == []  # first seen
+        now[0] = 5.0
+        assert watcher.poll() == []  # settled, attachments missing: waited for
+        (inbox / "late.png").write_bytes(b"\x89PNG")
+        now[0] = 6.0
+        [recorded] = watcher.poll()
+        assert recorded.action == "recorded" and recorded.path.name == "late.json"
+        now[0] = 10.5
+        [quarantined] = watcher.poll()
+        assert quarantined.action == "quarantined" and quarantined.path.name == "never.json"
+        assert "gone.png" in (tmp_path / "quarantine" / "never.json.reason").read_text()
+        assert outbox.count() == 1
+
+
+async def test_an_attachment_whose_checksum_differs_quarantines_the_file_and_the_attachment(station: Station):
+    (station.folder / "scan.png").write_bytes(b"not the declared bytes")
+    doc = {**GOOD, "attachments": [{"file": "scan.png", "sha256": "0" * 64}]}
+    (station.folder / "bad-sum.json").write_text(json.dumps(doc))
+    await wait_for(lambda: len(station.outcomes) == 1)
+    reason = (station.work / "quarantine" / "bad-sum.json.reason").read_text()
+    assert "SHA-256" in reason
+    assert (station.work / "quarantine" / "bad-sum.files" / "scan.png").exists()
+    assert station.outbox.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"finished_at": "2026-11-26T05:00:00"}, "finished_at must be an RFC 3339 time with a zone"),
+        ({"measurements": {"v": {"value": 1.0, "verdict": "pass"}}}, "measurements/v"),
+        ({"attachments": [{"file": "../etc/passwd"}]}, "attachments/0/file"),
+        ({"serialnumber": "SN-typo"}, "vendor fields start with 'x-'"),
+    ],
+)
+async def test_schema_violations_name_the_place_in_plain_words(station: Station, change, words):
+    (station.folder / "bad.json").write_text(json.dumps({**GOOD, **change}))
+    await wait_for(lambda: len(station.outcomes) == 1)
+    reason = (station.work / "quarantine" / "bad.json.reason").read_text()
+    assert words in reason, reason

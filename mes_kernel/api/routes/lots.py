@@ -6,14 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 from pydantic import AwareDatetime
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from ...audit import write_audit
 from ...cache import commit
-from ...db.models import Lot, Process, Unit
-from ...errors import Conflict
+from ...db.models import Lot, Process, ProcessDefectCode, Unit
+from ...errors import Conflict, NotFound, Unprocessable
 from ...schemas import (
+    DefectCodesIn,
+    DefectCodesOut,
     LotCreate,
     LotOut,
     LotStatus,
@@ -150,3 +152,53 @@ async def create_process(body: ProcessIn, session: SessionDep,
     return process
 
 
+
+
+async def _defect_codes(session, process_id: str) -> list[dict[str, str]]:
+    rows = (
+        await session.execute(
+            select(ProcessDefectCode)
+            .where(ProcessDefectCode.process_id == process_id)
+            .order_by(ProcessDefectCode.position, ProcessDefectCode.code)
+        )
+    ).scalars()
+    return [{"code": r.code, "name": r.name} for r in rows]
+
+
+async def _process(session, process_id: str) -> Process:
+    process = await session.get(Process, process_id)
+    if process is None:
+        raise NotFound(f"process {process_id} not found", code="PROCESS_NOT_FOUND")
+    return process
+
+
+@processes_router.get("/{process_id}/defect-codes", response_model=DefectCodesOut,
+                      summary="The defect codes a worker may choose at this process")
+async def get_defect_codes(process_id: str, session: SessionDep, _: Principal = require_permission("lots:read")):
+    await _process(session, process_id)
+    return {"process_id": process_id, "defect_codes": await _defect_codes(session, process_id)}
+
+
+@processes_router.put("/{process_id}/defect-codes", response_model=DefectCodesOut,
+                      summary="Replace the defect list of a process (audited)",
+                      description="An empty list removes it. Records are not checked against the list: a "
+                      "station that recorded offline with an older list must not lose the record "
+                      "(see docs/completion-files.md, \"Defect codes\").")
+async def put_defect_codes(process_id: str, body: DefectCodesIn, session: SessionDep, kernel: KernelDep,
+                           principal: Principal = require_permission("processes:write")):
+    await _process(session, process_id)
+    codes = [item.code for item in body.defect_codes]
+    if len(set(codes)) != len(codes):
+        raise Unprocessable("each defect code may appear once", field="defect_codes")
+    before = await _defect_codes(session, process_id)
+    await session.execute(delete(ProcessDefectCode).where(ProcessDefectCode.process_id == process_id))
+    session.add_all(
+        ProcessDefectCode(process_id=process_id, code=item.code, name=item.name, position=i,
+                          updated_by=principal.actor)
+        for i, item in enumerate(body.defect_codes)
+    )
+    after = [{"code": item.code, "name": item.name} for item in body.defect_codes]
+    await write_audit(session, actor=principal.actor, action="update", entity="process_defect_codes",
+                      entity_id=process_id, before={"defect_codes": before}, after={"defect_codes": after})
+    await commit(session, kernel.cache)
+    return {"process_id": process_id, "defect_codes": after}

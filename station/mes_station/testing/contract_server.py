@@ -48,6 +48,9 @@ class ContractState:
     hold_after: int | None = None  # once this many records are stored, hold answers ...
     hold_seconds: float = 0.0  # ... for this long (to kill a client mid-send)
     batch_route: bool = True  # False: answer 404 on the batch route, like a server without it
+    #: the answer of ``GET /stations/me/cache`` (the kernel's shape); None answers 404, as before the route
+    station_cache: dict[str, Any] | None = None
+    firmware_images: list[dict[str, Any]] = field(default_factory=list)  # ``GET /firmware/images`` items
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     record_hashes: dict[str, str] = field(default_factory=dict)
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -212,6 +215,26 @@ def create_contract_app(state: ContractState) -> Starlette:
             return JSONResponse({"kind": "lot", "code": code, "lot": {"lot_number": code}, "next_process": None})
         return _error(404, "NOT_FOUND", f"unknown code {code}")
 
+    def station_only(request: Request) -> JSONResponse | None:
+        """The agent's background syncs go with the station token (not counted in ``user_requests``)."""
+        if request.headers.get("authorization", "") != f"Bearer {state.token}":
+            return _error(401, "UNAUTHORIZED", "station token required")
+        return None
+
+    async def station_cache(request: Request) -> JSONResponse:
+        if (refused := station_only(request)) is not None:
+            return refused
+        if state.station_cache is None:
+            return _error(404, "NOT_FOUND", "no station cache configured")
+        return JSONResponse(state.station_cache)
+
+    async def firmware_images(request: Request) -> JSONResponse:
+        if station_only(request) is not None:  # a worker's read (the window asks in the worker's name)
+            if (refused := user_or_station(request)) is not None:
+                return refused
+        product = request.query_params.get("product")
+        return JSONResponse({"items": [i for i in state.firmware_images if not product or i.get("product") == product]})
+
     async def templates(request: Request) -> JSONResponse:
         if (refused := user_or_station(request)) is not None:
             return refused
@@ -260,6 +283,8 @@ def create_contract_app(state: ContractState) -> Starlette:
             Route("/api/v1/auth/refresh", refresh, methods=["POST"]),
             Route("/api/v1/scans/lookup", lookup, methods=["POST"]),
             Route("/api/v1/labels/templates", templates, methods=["GET"]),
+            Route("/api/v1/stations/me/cache", station_cache, methods=["GET"]),
+            Route("/api/v1/firmware/images", firmware_images, methods=["GET"]),
             Route("/api/v1/firmware/upload", firmware_upload, methods=["POST"]),
             Route("/api/v1/firmware/jobs/{job_id}", firmware_job, methods=["GET"]),
             Route("/api/v1/health/liveness", liveness, methods=["GET"]),
