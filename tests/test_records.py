@@ -285,3 +285,50 @@ async def test_batches_racing_with_the_same_keys_in_another_order_both_succeed(
     outcomes = sorted(x["status"] for r in answers for x in r.json()["results"])
     assert outcomes == ["created", "created", "duplicate", "duplicate"]
     assert await _count(kernel) == 2
+
+
+@pytest.mark.postgres_only
+async def test_a_key_held_by_a_stalled_transaction_answers_503_within_seconds_then_the_retry_finds_one(
+    client, kernel, worker_headers, make_lot
+):
+    """A node froze halfway through inserting a record (its transaction holds the key, uncommitted);
+    nginx sends the same request here. The insert waits at most ``record_lock_timeout_seconds``, then
+    answers 503 with Retry-After; once the stalled transaction commits, the retry gets that record.
+    Nothing doubled; nothing acknowledged lost."""
+    lot = await make_lot()
+    body = _record(lot["lot_number"])
+    record_in = RecordIn.model_validate(body)
+    principal = Principal(kind="user", id=1, name="worker", role="worker")
+    async with kernel.sessionmaker() as stalled:
+        await create_record(session=stalled, cache=kernel.cache, record_in=record_in, principal=principal)
+        # ... and the node stops here, its transaction open.
+        started = asyncio.get_running_loop().time()
+        answer = await asyncio.wait_for(client.post(RECORDS, json=body, headers=worker_headers), timeout=30)
+        waited = asyncio.get_running_loop().time() - started
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["detail"]["code"] == "SERVICE_UNAVAILABLE"
+        assert int(answer.headers["Retry-After"]) >= 1
+        # Two waits at most (the group transaction, then the row alone), far below a freeze's length.
+        assert waited < 3 * kernel.settings.record_lock_timeout_seconds + 10, waited
+        await stalled.commit()  # the node thaws: its record is stored and answered to nobody
+    retry = await client.post(RECORDS, json=body, headers=worker_headers)
+    assert retry.status_code == 200, retry.text  # the stored one, not a second
+    assert await _count(kernel, ProcessRecord.idempotency_key == body["idempotency_key"]) == 1
+
+
+@pytest.mark.postgres_only
+async def test_a_key_whose_stalled_transaction_rolls_back_is_stored_by_the_retry(
+    client, kernel, worker_headers, make_lot
+):
+    lot = await make_lot()
+    body = _record(lot["lot_number"])
+    record_in = RecordIn.model_validate(body)
+    principal = Principal(kind="user", id=1, name="worker", role="worker")
+    async with kernel.sessionmaker() as stalled:
+        await create_record(session=stalled, cache=kernel.cache, record_in=record_in, principal=principal)
+        answer = await asyncio.wait_for(client.post(RECORDS, json=body, headers=worker_headers), timeout=30)
+        assert answer.status_code == 503, answer.text
+        await stalled.rollback()  # the frozen node's session was ended (or its insert failed)
+    retry = await client.post(RECORDS, json=body, headers=worker_headers)
+    assert retry.status_code == 201, retry.text
+    assert await _count(kernel, ProcessRecord.idempotency_key == body["idempotency_key"]) == 1

@@ -169,7 +169,11 @@ async def test_gunicorn_started_before_the_database_waits_then_serves(tmp_path):
             tmp_path,
         )
         try:
-            await server.wait_for(lambda: len(server.events("database_unreachable")) >= 3, "retry lines")
+            # Wait until a worker has begun a long pause (8 s) before the database comes up.
+            await server.wait_for(
+                lambda: any(e["retry_in_seconds"] >= 8 for e in server.events("database_unreachable")),
+                "an 8 s pause",
+            )
             assert (await _status(base, "/api/v1/health/liveness"))[0] == 200
             code, body = await _status(base, "/api/v1/health/readiness")
             assert code == 503 and body["message"].startswith("waiting for the database: attempt"), body
@@ -177,8 +181,11 @@ async def test_gunicorn_started_before_the_database_waits_then_serves(tmp_path):
             _assert_retry_pauses_grow(server.events("database_unreachable"))
 
             await relay.start()  # the database comes up
-            await server.wait_for(lambda: len(server.events("database_ready")) >= 2, "both workers ready")
+            # Readiness follows it at once: the probe finds the database answering and wakes the
+            # waiter out of its pause (said by database_ready), rather than waiting the pause out.
             await _until_ready(base, server)
+            assert any(e["woken_by_readiness"] for e in server.events("database_ready")), server.output
+            await server.wait_for(lambda: len(server.events("database_ready")) >= 2, "both workers ready")
             code, tree = await _status(base, "/api/v1/health")
             assert code == 200 and tree["status"] in ("UP", "DEGRADED"), tree
         finally:

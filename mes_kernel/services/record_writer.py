@@ -6,6 +6,14 @@ is in flight wait in a queue and go into the next one together — one multi-row
 CONFLICT DO NOTHING, one audit insert, one commit. A request is answered only after its commit,
 so nothing acknowledged is lost. If a shared transaction fails, its rows are retried one by one,
 so one bad row fails alone.
+
+On PostgreSQL a transaction waits at most ``RECORD_LOCK_TIMEOUT_SECONDS`` (2 s) for a row another
+transaction holds. The case that matters: a node froze (SIGSTOP, a paused VM) in the middle of
+inserting a record, nginx sent the same request to this node, and ``INSERT … ON CONFLICT`` would
+wait on the frozen transaction's uncommitted key for as long as the freeze lasts. Instead the
+record answers 503 ``SERVICE_UNAVAILABLE`` with ``Retry-After`` and the station retries with the
+same key: when the frozen node thaws, its insert either commits (the retry then finds it) or is
+rolled back (the retry stores it) — never both, never neither once acknowledged.
 """
 
 from __future__ import annotations
@@ -15,6 +23,8 @@ import contextlib
 from typing import Any
 
 import structlog
+
+from sqlalchemy import text
 
 from ..cache import commit
 from .records import _outcome, write_rows
@@ -65,6 +75,9 @@ class RecordWriter:
             unique.setdefault(row["idempotency_key"], row)
         try:
             async with self.kernel.sessionmaker() as session:
+                if session.bind.dialect.name == "postgresql":
+                    timeout_ms = int(self.kernel.settings.record_lock_timeout_seconds * 1000)
+                    await session.execute(text(f"SET LOCAL lock_timeout = {timeout_ms}"))
                 found = await write_rows(session, list(unique.values()))
                 await commit(session, self.kernel.cache)
         except Exception as exc:
@@ -76,7 +89,12 @@ class RecordWriter:
             log.warning("record_write_failed", error=str(exc))
             future = batch[0][1]
             if not future.done():
-                future.set_exception(exc if _is_client_error(exc) else _retry_later())
+                if _is_client_error(exc):
+                    future.set_exception(exc)
+                elif lock_timed_out(exc):
+                    future.set_exception(_held_elsewhere(self.kernel.settings.record_lock_timeout_seconds))
+                else:
+                    future.set_exception(_retry_later())
             return
         self.stats["transactions"] += 1
         self.stats["rows"] += len(unique)
@@ -100,6 +118,22 @@ def _is_client_error(exc: Exception) -> bool:
     from ..errors import MesError
 
     return isinstance(exc, MesError)
+
+
+def lock_timed_out(exc: BaseException) -> bool:
+    """PostgreSQL gave up waiting for a lock (SQLSTATE 55P03, ``lock_timeout``)."""
+    orig = getattr(exc, "orig", None)
+    return any(getattr(orig, name, None) == "55P03" for name in ("sqlstate", "pgcode"))
+
+
+def _held_elsewhere(waited: float):
+    from ..errors import ServiceUnavailable
+
+    return ServiceUnavailable(
+        f"another transaction has held this record's key or counters for more than {waited:g}s (a node that "
+        "stopped answering?); retry with the same key",
+        retry_after=max(1, round(waited)),
+    )
 
 
 def _retry_later():
