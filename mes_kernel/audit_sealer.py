@@ -86,9 +86,7 @@ class AuditSealer:
         conn: AsyncConnection = await self.kernel.engine.connect()
         won = False
         try:
-            won = bool(
-                (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": SEALER_LOCK_KEY})).scalar()
-            )
+            won = bool((await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": SEALER_LOCK_KEY})).scalar())
             await conn.commit()
             if not won:
                 self.role = "standby"

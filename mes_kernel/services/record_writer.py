@@ -23,7 +23,6 @@ import contextlib
 from typing import Any
 
 import structlog
-
 from sqlalchemy import text
 
 from ..cache import commit
