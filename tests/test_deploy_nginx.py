@@ -18,6 +18,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -211,6 +212,37 @@ def test_no_node_answering_gives_the_api_error_shape_with_security_headers(tmp_p
         assert r.status_code == 503 and r.headers["retry-after"] == "5"
         assert r.json()["detail"]["code"] == "SERVICE_UNAVAILABLE"
         _assert_security_headers(r)
+
+
+def test_a_node_that_accepts_and_never_answers_holds_a_read_5_s_at_most_then_the_other_node_answers(tmp_path):
+    """A frozen node (SIGSTOP, a paused VM): connections complete in the kernel's backlog and no
+    answer ever comes. Reads under /api/ leave it after the reads' 5 s (location @api_read, not the
+    writes' 30 s) and go to the other node; the frozen one is then out of rotation."""
+    frozen = socket.socket()
+    frozen.bind(("127.0.0.1", 0))
+    frozen.listen(64)  # accepts (the backlog), never reads, never answers
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), _Backend)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    nginx = start_nginx(
+        tmp_path,
+        upstreams=[f"127.0.0.1:{frozen.getsockname()[1]}", f"127.0.0.1:{backend.server_port}"],
+        web_root=_fake_web(tmp_path),
+    )
+    reads = []
+    try:
+        with httpx.Client(verify=False, timeout=60) as client:
+            for path in ("/api/v1/lots", "/api/v1/lots?page=2", "/api/v1/alerts", "/api/v1/dashboard/summary"):
+                started = time.monotonic()
+                answer = client.get(f"{nginx.https}{path}")
+                reads.append((path, answer.status_code, time.monotonic() - started))
+    finally:
+        nginx.stop()
+        backend.shutdown()
+        frozen.close()
+    assert all(status == 200 for _, status, _ in reads), reads  # each answered, by the other node
+    longest = max(took for _, _, took in reads)
+    # One read met the frozen node (least_conn ties take turns) and waited its 5 s, not 30 s.
+    assert 4.5 <= longest < 15, reads
 
 
 def test_render_script_refuses_bad_options_and_a_drifted_file(tmp_path):
