@@ -332,3 +332,27 @@ async def test_a_key_whose_stalled_transaction_rolls_back_is_stored_by_the_retry
     retry = await client.post(RECORDS, json=body, headers=worker_headers)
     assert retry.status_code == 201, retry.text
     assert await _count(kernel, ProcessRecord.idempotency_key == body["idempotency_key"]) == 1
+
+
+@pytest.mark.postgres_only
+async def test_a_batch_holding_a_key_a_stalled_transaction_holds_answers_503_within_seconds_writing_nothing(
+    client, kernel, worker_headers, make_lot
+):
+    lot = await make_lot()
+    held = _record(lot["lot_number"])
+    free = _record(lot["lot_number"])
+    principal = Principal(kind="user", id=1, name="worker", role="worker")
+    async with kernel.sessionmaker() as stalled:
+        await create_record(
+            session=stalled, cache=kernel.cache, record_in=RecordIn.model_validate(held), principal=principal
+        )
+        answer = await asyncio.wait_for(
+            client.post(f"{RECORDS}/batch", json={"records": [free, held]}, headers=worker_headers), timeout=30
+        )
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["detail"]["code"] == "SERVICE_UNAVAILABLE" and "retry-after" in answer.headers
+        await stalled.commit()
+    assert await _count(kernel, ProcessRecord.idempotency_key == free["idempotency_key"]) == 0  # all or nothing
+    again = await client.post(f"{RECORDS}/batch", json={"records": [free, held]}, headers=worker_headers)
+    assert again.status_code == 200, again.text
+    assert (again.json()["created"], again.json()["duplicates"]) == (1, 1), again.json()

@@ -23,10 +23,9 @@ import contextlib
 from typing import Any
 
 import structlog
-from sqlalchemy import text
 
 from ..cache import commit
-from .records import _outcome, write_rows
+from .records import _outcome, limit_lock_wait, write_rows
 
 log = structlog.get_logger(__name__)
 
@@ -74,9 +73,7 @@ class RecordWriter:
             unique.setdefault(row["idempotency_key"], row)
         try:
             async with self.kernel.sessionmaker() as session:
-                if session.bind.dialect.name == "postgresql":
-                    timeout_ms = int(self.kernel.settings.record_lock_timeout_seconds * 1000)
-                    await session.execute(text(f"SET LOCAL lock_timeout = {timeout_ms}"))
+                await limit_lock_wait(session, self.kernel.settings.record_lock_timeout_seconds)
                 found = await write_rows(session, list(unique.values()))
                 await commit(session, self.kernel.cache)
         except Exception as exc:
