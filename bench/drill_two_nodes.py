@@ -61,6 +61,7 @@ class DrillResult:
     attempts: list[Attempt] = field(default_factory=list)
     reads: list[Attempt] = field(default_factory=list)  # GET /stations/me/config
     read_failures: Counter = field(default_factory=Counter)  # answer body -> how many
+    no_answer: Counter = field(default_factory=Counter)  # client-side error -> how many (status 0)
     sealer: list[SealerSample] = field(default_factory=list)
     frozen_node: str = ""
     killed_node: str = ""
@@ -108,7 +109,8 @@ class DrillResult:
             f"lost (acknowledged, not stored): {len(self.lost)}   doubled: {len(self.doubled)}   "
             f"never acknowledged: {len(self.unacknowledged)}",
             f"requests: {len(self.attempts)}   answers the client had to retry: {failed}   "
-            f"by status: {dict(sorted(statuses.items()))} (0 = no answer)",
+            f"by status: {dict(sorted(statuses.items()))} (0 = no answer)"
+            + "".join(f"\n    no answer: {n} x {what}" for what, n in self.no_answer.most_common(3)),
             f"reads: {len(self.reads)}   by status: {dict(sorted(read_statuses.items()))}"
             + "".join(f"\n    {n} x {body}" for body, n in self.read_failures.most_common(3))
             + (
@@ -196,8 +198,10 @@ def _station_client(
                 try:
                     r = http.post("/api/v1/process-records", json=body)
                     status = r.status_code
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
                     status = 0
+                    with lock:
+                        result.no_answer[f"{type(exc).__name__}: {exc}"[:160]] += 1
                 ended = time.monotonic()
                 with lock:
                     result.attempts.append(Attempt(key, started, ended, status))
@@ -221,8 +225,10 @@ def _reader(base: str, headers: dict, result: DrillResult, lock: threading.Lock,
                 if status != 200:
                     with lock:
                         result.read_failures[answer.text[:160]] += 1
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
                 status = 0
+                with lock:
+                    result.no_answer[f"{type(exc).__name__}: {exc}"[:160]] += 1
             with lock:
                 result.reads.append(Attempt("read", started, time.monotonic(), status))
             done.wait(0.1)
@@ -332,8 +338,14 @@ def run_drill(
     freeze_seconds: float = 12.0,
     pace: float = 0.05,
     deadline_seconds: float = 300.0,
+    rejoin_seconds: float = 11.0,
 ) -> DrillResult:
-    """Run the whole drill against a fresh database created on ``server_url``'s server."""
+    """Run the whole drill against a fresh database created on ``server_url``'s server.
+
+    ``rejoin_seconds``: the kill comes at least this long after the thaw. nginx keeps a node that
+    failed out of rotation for its ``fail_timeout`` (10 s), so an earlier kill would be a double
+    fault that leaves nginx no node for the rest of those seconds (deploy/README.md); 0 tries it.
+    """
     from mes_kernel.migrate import upgrade
     from mes_kernel.settings import Settings
     from mes_kernel.testing.fixtures import _admin_url, _in_thread, _pg_exec
@@ -407,6 +419,7 @@ def run_drill(
         result.freeze_window = (freeze_start, time.monotonic())
 
         wait_acked(0.6)
+        time.sleep(max(0.0, result.freeze_window[1] + rejoin_seconds - time.monotonic()))
         # Kill the node of the sealer now in office (the other one, if it took over during the freeze).
         result.killed_node = _wait_sealer(result, other_than=None)
         _signal_node(folder / result.killed_node, signal.SIGKILL)
@@ -471,6 +484,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--records-per-client", type=int, default=150)
     parser.add_argument("--freeze-seconds", type=float, default=12.0)
+    parser.add_argument(
+        "--rejoin-seconds", type=float, default=11.0, help="kill at least this long after the thaw (0: a double fault)"
+    )
     parser.add_argument("--folder", type=Path, default=None)
     args = parser.parse_args()
     import tempfile
@@ -483,6 +499,7 @@ def main() -> None:
         clients=args.clients,
         records_per_client=args.records_per_client,
         freeze_seconds=args.freeze_seconds,
+        rejoin_seconds=args.rejoin_seconds,
     )
     print(result.report())
     print(f"(logs in {folder})")
