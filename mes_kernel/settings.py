@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     audit_sealer_lease_seconds: float = Field(15.0, ge=1, le=3600)
     #: PostgreSQL: how long a record insert waits on a row another transaction holds (the same
     #: idempotency key written by a node that stopped answering) before answering 503 + Retry-After.
-    record_lock_timeout_seconds: float = Field(2.0, gt=0, le=60)
+    record_lock_timeout_seconds: float = Field(1.0, gt=0, le=60)
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_and_oversized_pools(self) -> Settings:

@@ -48,7 +48,7 @@ def test_freeze_then_kill_a_node_loses_nothing_acknowledged_and_doubles_nothing(
     assert any(a.started >= result.kill_window[0] for a in result.attempts)
     # A frozen node accepts and never answers: nginx gives up on it after the location's read timeout
     # (5 s for records and for reads) and sends the same request to the other node; a record whose
-    # key the frozen node holds answers 503 + Retry-After after RECORD_LOCK_TIMEOUT_SECONDS (2 s)
+    # key the frozen node holds answers 503 + Retry-After after RECORD_LOCK_TIMEOUT_SECONDS (1 s)
     # and the client retries. Far below the 30 s the old settings waited.
     assert result.longest_during(result.freeze_window) < 20, result.report()
     assert result.longest_during(result.freeze_window, reads=True) < 15, result.report()

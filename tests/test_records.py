@@ -356,3 +356,36 @@ async def test_a_batch_holding_a_key_a_stalled_transaction_holds_answers_503_wit
     again = await client.post(f"{RECORDS}/batch", json={"records": [free, held]}, headers=worker_headers)
     assert again.status_code == 200, again.text
     assert (again.json()["created"], again.json()["duplicates"]) == (1, 1), again.json()
+
+
+@pytest.mark.postgres_only
+async def test_records_grouped_with_a_held_key_go_through_and_only_the_held_one_answers_503(
+    client, kernel, worker_headers, make_lot
+):
+    """Requests arriving together share one transaction; when a stalled transaction holds one of
+    their keys, the group is split and only that record is refused — the others are stored.
+
+    The stalled record is of another LOT and product, so it shares no LOT row and no KPI counter
+    row with the others (a record of the same bucket may meet the stalled transaction's counter
+    row and answer 503 too: one chance in ``SHARDS`` per try)."""
+    stalled_lot = await make_lot(product="PRD-STALLED")
+    lot = await make_lot()
+    for number in (stalled_lot["lot_number"], lot["lot_number"]):  # both in progress: no LOT row is taken
+        r = await client.post(RECORDS, json=_record(number), headers=worker_headers)
+        assert r.status_code == 201, r.text
+    held = _record(stalled_lot["lot_number"])
+    others = [_record(lot["lot_number"]) for _ in range(8)]
+    principal = Principal(kind="user", id=1, name="worker", role="worker")
+    async with kernel.sessionmaker() as stalled:
+        await create_record(
+            session=stalled, cache=kernel.cache, record_in=RecordIn.model_validate(held), principal=principal
+        )
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(client.post(RECORDS, json=body, headers=worker_headers) for body in [held, *others])),
+            timeout=60,
+        )
+        assert answers[0].status_code == 503, answers[0].text
+        assert [a.status_code for a in answers[1:]] == [201] * len(others), [a.text for a in answers[1:]]
+        await stalled.rollback()
+    for body in others:
+        assert await _count(kernel, ProcessRecord.idempotency_key == body["idempotency_key"]) == 1
