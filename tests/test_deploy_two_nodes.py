@@ -34,15 +34,17 @@ def test_freeze_then_kill_a_node_loses_nothing_acknowledged_and_doubles_nothing(
         redis_url=REDIS_URL,
         folder=tmp_path / "drill",
         clients=4,
-        records_per_client=60,
+        # Paced so that the load outlasts both faults: the kill comes 11 s after the thaw, once nginx
+        # has the thawed node back in rotation (100 records x 0.3 s = 30 s at the least).
+        records_per_client=100,
         freeze_seconds=8.0,
-        pace=0.05,
+        pace=0.3,
         deadline_seconds=240,
     )
     print(result.report())
     assert result.unacknowledged == [], f"{len(result.unacknowledged)} never acknowledged\n{result.report()}"
     assert result.lost == [] and result.doubled == [], result.report()
-    assert result.stored_rows == result.stored_keys == result.acknowledged == 4 * 60
+    assert result.stored_rows == result.stored_keys == result.acknowledged == 4 * 100
     # Some requests met a fault and were answered by the other node (the drill did test something).
     assert any(a.started >= result.freeze_window[0] and a.ended <= result.freeze_window[1] for a in result.attempts)
     assert any(a.started >= result.kill_window[0] for a in result.attempts)
