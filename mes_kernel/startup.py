@@ -15,6 +15,7 @@ database answering wakes the waiter at once (``nudge``) and answers 200 as soon 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable, Iterable
 
 import structlog
@@ -99,12 +100,12 @@ async def wait_for_database(
     reason = first_reason or await database_answers(kernel)
     while reason is not None:
         kernel.state["database_waiting"] = f"attempt {attempt} failed ({reason}); next in {delay:g}s"
-        log.warning("database_unreachable", attempt=attempt, retry_in_seconds=delay, error=reason)
+        log.warning("database_unreachable", attempt=attempt, retry_in_seconds=delay, error=reason, pid=os.getpid())
         nudged = await wait.pause(delay)
         delay = min(delay * 2, max_delay)
         attempt += 1
         reason = await database_answers(kernel)
-    log.info("database_ready", attempts=attempt, woken_by_readiness=nudged)
+    log.info("database_ready", attempts=attempt, woken_by_readiness=nudged, pid=os.getpid())
     while True:
         try:
             await run_steps(steps)
