@@ -1,9 +1,13 @@
 """Failover drill: two kernel nodes behind nginx (scripts/two-nodes.sh), a bounded load of process
-records from station-like clients that retry with their idempotency keys, one node frozen (SIGSTOP:
-it accepts connections and never answers), thawed, then the other killed (SIGKILL).
+records from station-like clients that retry with their idempotency keys and of reads (GET
+/stations/me/config) beside them; the node of the elected audit sealer is frozen (SIGSTOP: it
+accepts connections and never answers), thawed, then the node of the sealer elected meanwhile is
+killed (SIGKILL).
 
 Prints acknowledged vs stored records (nothing acknowledged lost, nothing doubled), the longest
-request during each fault, and the audit chain check (one chain sealed across both nodes).
+record and read request during each fault, which node held the audit sealer's election lock over
+time (one holder at a time; taken over on the freeze and on the kill), and the audit chain check
+(one chain sealed across both nodes).
 
     .venv/bin/python bench/drill_two_nodes.py --database-url postgresql+asyncpg://postgres@127.0.0.1/postgres \
         --redis-url redis://127.0.0.1:6379/14 [--clients 8 --records-per-client 150 --freeze-seconds 12]
@@ -41,6 +45,12 @@ class Attempt:
 
 
 @dataclass
+class SealerSample:
+    at: float
+    holders: list[str]  # node names ("node1", "node2") of sessions holding the sealer's lock
+
+
+@dataclass
 class DrillResult:
     acknowledged: int = 0
     stored_rows: int = 0
@@ -49,29 +59,73 @@ class DrillResult:
     doubled: list[str] = field(default_factory=list)  # stored more than once
     unacknowledged: list[str] = field(default_factory=list)  # never acknowledged within the deadline
     attempts: list[Attempt] = field(default_factory=list)
+    reads: list[Attempt] = field(default_factory=list)  # GET /stations/me/config
+    read_failures: Counter = field(default_factory=Counter)  # answer body -> how many
+    no_answer: Counter = field(default_factory=Counter)  # client-side error -> how many (status 0)
+    sealer: list[SealerSample] = field(default_factory=list)
+    frozen_node: str = ""
+    killed_node: str = ""
     freeze_window: tuple[float, float] = (0.0, 0.0)
     kill_window: tuple[float, float] = (0.0, 0.0)
     audit_ok: bool = False
     audit_detail: str = ""
     served_by_node: dict[str, int] = field(default_factory=dict)
 
-    def longest_during(self, window: tuple[float, float]) -> float:
+    def longest_during(self, window: tuple[float, float], *, reads: bool = False) -> float:
         start, end = window
-        overlapping = [a.ended - a.started for a in self.attempts if a.ended >= start and a.started <= end]
+        attempts = self.reads if reads else self.attempts
+        overlapping = [a.ended - a.started for a in attempts if a.ended >= start and a.started <= end]
         return max(overlapping, default=0.0)
+
+    def sealer_nodes(self, window: tuple[float, float]) -> list[str]:
+        """The nodes that held the sealer's lock, in order, between ``window``'s bounds."""
+        seen: list[str] = []
+        for sample in self.sealer:
+            if window[0] <= sample.at <= window[1]:
+                for node in sample.holders:
+                    if not seen or seen[-1] != node:
+                        seen.append(node)
+        return seen
+
+    def sealer_story(self) -> str:
+        if not self.sealer:
+            return "not sampled"
+        t0 = self.sealer[0].at
+        changes, last = [], None
+        for sample in self.sealer:
+            now = "+".join(sample.holders) or "nobody"
+            if now != last:
+                changes.append(f"{now} at {sample.at - t0:.1f}s")
+                last = now
+        return " -> ".join(changes)
 
     def report(self) -> str:
         failed = sum(1 for a in self.attempts if a.status not in (200, 201))
         statuses = Counter(a.status for a in self.attempts)
+        read_statuses = Counter(a.status for a in self.reads)
+        t0 = self.sealer[0].at if self.sealer else 0.0
         lines = [
             f"acknowledged: {self.acknowledged}   stored: {self.stored_rows} rows / {self.stored_keys} keys",
             f"lost (acknowledged, not stored): {len(self.lost)}   doubled: {len(self.doubled)}   "
             f"never acknowledged: {len(self.unacknowledged)}",
             f"requests: {len(self.attempts)}   answers the client had to retry: {failed}   "
-            f"by status: {dict(sorted(statuses.items()))} (0 = no answer)",
-            f"longest request while a node was frozen: {self.longest_during(self.freeze_window):.2f} s",
-            f"longest request after a node was killed: {self.longest_during(self.kill_window):.2f} s",
+            f"by status: {dict(sorted(statuses.items()))} (0 = no answer)"
+            + "".join(f"\n    no answer: {n} x {what}" for what, n in self.no_answer.most_common(3)),
+            f"reads: {len(self.reads)}   by status: {dict(sorted(read_statuses.items()))}"
+            + "".join(f"\n    {n} x {body}" for body, n in self.read_failures.most_common(3))
+            + (
+                f"\n    unanswered reads started between {min(bad) - t0:.1f}s and {max(bad) - t0:.1f}s"
+                if (bad := [a.started for a in self.reads if a.status != 200])
+                else ""
+            ),
+            f"{self.frozen_node} frozen {self.freeze_window[0] - t0:.1f}-{self.freeze_window[1] - t0:.1f}s: "
+            f"longest record request {self.longest_during(self.freeze_window):.2f} s, "
+            f"longest read {self.longest_during(self.freeze_window, reads=True):.2f} s",
+            f"{self.killed_node} killed at {self.kill_window[0] - t0:.1f}s: "
+            f"longest record request {self.longest_during(self.kill_window):.2f} s, "
+            f"longest read {self.longest_during(self.kill_window, reads=True):.2f} s",
             f"longest request overall: {max((a.ended - a.started for a in self.attempts), default=0):.2f} s",
+            f"audit sealer (holder of the election lock): {self.sealer_story()}",
             f"audit chain across both nodes: {'ok' if self.audit_ok else 'BROKEN'} ({self.audit_detail})",
         ]
         return "\n".join(lines)
@@ -144,8 +198,10 @@ def _station_client(
                 try:
                     r = http.post("/api/v1/process-records", json=body)
                     status = r.status_code
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
                     status = 0
+                    with lock:
+                        result.no_answer[f"{type(exc).__name__}: {exc}"[:160]] += 1
                 ended = time.monotonic()
                 with lock:
                     result.attempts.append(Attempt(key, started, ended, status))
@@ -156,6 +212,86 @@ def _station_client(
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
             time.sleep(pace)
+
+
+def _reader(base: str, headers: dict, result: DrillResult, lock: threading.Lock, done: threading.Event) -> None:
+    """Read the station's configuration over and over (as a station following its line does)."""
+    with httpx.Client(base_url=base, headers=headers, verify=False, timeout=40) as http:
+        while not done.is_set():
+            started = time.monotonic()
+            try:
+                answer = http.get("/api/v1/stations/me/config")
+                status = answer.status_code
+                if status != 200:
+                    with lock:
+                        result.read_failures[answer.text[:160]] += 1
+            except httpx.HTTPError as exc:
+                status = 0
+                with lock:
+                    result.no_answer[f"{type(exc).__name__}: {exc}"[:160]] += 1
+            with lock:
+                result.reads.append(Attempt("read", started, time.monotonic(), status))
+            done.wait(0.1)
+
+
+def _sealer_holders(database_url: str, folder: Path) -> list[str]:
+    """Which nodes hold the audit sealer's election lock now (from pg_locks and the sealer session's
+    application_name, "mes-audit-sealer <host> pid <worker pid>", mapped to the node's process group)."""
+    import re
+
+    import asyncpg
+
+    from mes_kernel.audit_sealer import SEALER_LOCK_KEY
+    from mes_kernel.testing.fixtures import _sync_pg
+
+    async def ask() -> list[str]:
+        conn = await asyncpg.connect(_sync_pg(database_url), timeout=10)
+        try:
+            rows = await conn.fetch(
+                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND ((l.classid::bigint << 32) | l.objid::bigint) = $1",
+                SEALER_LOCK_KEY,
+            )
+        finally:
+            await conn.close()
+        return [r[0] for r in rows]
+
+    names = asyncio.run(ask())
+    groups = {int((folder / n / "pid").read_text()): n for n in ("node1", "node2") if (folder / n / "pid").exists()}
+    holders = []
+    for name in names:
+        match = re.search(r"pid (\d+)$", name or "")
+        try:
+            holders.append(groups.get(os.getpgid(int(match.group(1))), name) if match else name)
+        except ProcessLookupError:
+            holders.append(f"gone ({name})")
+    return holders
+
+
+def _sample_sealer(database_url: str, folder: Path, result: DrillResult, done: threading.Event) -> None:
+    while not done.is_set():
+        try:
+            result.sealer.append(SealerSample(time.monotonic(), _sealer_holders(database_url, folder)))
+        except Exception as exc:  # a busy shared server: sample again
+            print(f"sealer sample failed ({exc.__class__.__name__})")
+        done.wait(0.25)
+
+
+def _wait_sealer(result: DrillResult, *, other_than: str | None, timeout: float = 60) -> str:
+    """The node that holds the sealer's lock (a different one than ``other_than``, if given)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result.sealer and len(result.sealer[-1].holders) == 1:
+            (node,) = result.sealer[-1].holders
+            if node in ("node1", "node2") and node != other_than:
+                return node
+        time.sleep(0.1)
+    raise RuntimeError(
+        f"no audit sealer elected{' besides ' + other_than if other_than else ''} in {timeout}s: "
+        f"{result.sealer_story()}"
+    )
 
 
 def _signal_node(folder: Path, sig: int) -> None:
@@ -202,8 +338,14 @@ def run_drill(
     freeze_seconds: float = 12.0,
     pace: float = 0.05,
     deadline_seconds: float = 300.0,
+    rejoin_seconds: float = 11.0,
 ) -> DrillResult:
-    """Run the whole drill against a fresh database created on ``server_url``'s server."""
+    """Run the whole drill against a fresh database created on ``server_url``'s server.
+
+    ``rejoin_seconds``: the kill comes at least this long after the thaw. nginx keeps a node that
+    failed out of rotation for its ``fail_timeout`` (10 s), so an earlier kill would be a double
+    fault that leaves nginx no node for the rest of those seconds (deploy/README.md); 0 tries it.
+    """
     from mes_kernel.migrate import upgrade
     from mes_kernel.settings import Settings
     from mes_kernel.testing.fixtures import _admin_url, _in_thread, _pg_exec
@@ -233,8 +375,11 @@ def run_drill(
         "DB_MAX_OVERFLOW": "2",
         "AUDIT_SEAL_INTERVAL_SECONDS": "1",
         "AUDIT_SEAL_GRACE_SECONDS": "1",
+        # A frozen sealer's session ends after 3 s of silence and another worker is elected.
+        "AUDIT_SEALER_LEASE_SECONDS": "3",
     }
     result = DrillResult()
+    done = threading.Event()  # stops the readers and the sealer sampler
     try:
         started = subprocess.run(
             ["bash", str(script), "start", str(folder), *ports], env=env, capture_output=True, text=True, timeout=240
@@ -243,13 +388,19 @@ def run_drill(
             raise RuntimeError(f"two-nodes.sh start failed: {started.stdout}\n{started.stderr}")
         base = f"https://127.0.0.1:{ports[2]}"
         lock, acked = threading.Lock(), set()
+        sampler = threading.Thread(target=_sample_sealer, args=(database_url, folder, result, done), daemon=True)
+        sampler.start()
+        first_sealer = _wait_sealer(result, other_than=None)
         all_keys = [[f"drill-{c:02d}-{i:05d}" for i in range(records_per_client)] for c in range(clients)]
         deadline = time.monotonic() + deadline_seconds
         threads = [
             threading.Thread(target=_station_client, args=(base, headers, keys, result, lock, acked, deadline, pace))
             for keys in all_keys
         ]
-        for t in threads:
+        readers = [
+            threading.Thread(target=_reader, args=(base, headers, result, lock, done), daemon=True) for _ in range(2)
+        ]
+        for t in threads + readers:
             t.start()
         total = clients * records_per_client
 
@@ -258,18 +409,31 @@ def run_drill(
                 time.sleep(0.05)
 
         wait_acked(0.2)
-        _signal_node(folder / "node2", signal.SIGSTOP)
+        # Freeze the sealer's node: its session goes silent, the lease runs out, the other node's
+        # workers elect a sealer among themselves.
+        result.frozen_node = first_sealer
+        _signal_node(folder / first_sealer, signal.SIGSTOP)
         freeze_start = time.monotonic()
         time.sleep(freeze_seconds)
-        _signal_node(folder / "node2", signal.SIGCONT)
+        _signal_node(folder / first_sealer, signal.SIGCONT)
         result.freeze_window = (freeze_start, time.monotonic())
 
         wait_acked(0.6)
-        _signal_node(folder / "node1", signal.SIGKILL)
+        time.sleep(max(0.0, result.freeze_window[1] + rejoin_seconds - time.monotonic()))
+        # Kill the node of the sealer now in office (the other one, if it took over during the freeze).
+        result.killed_node = _wait_sealer(result, other_than=None)
+        _signal_node(folder / result.killed_node, signal.SIGKILL)
         kill_start = time.monotonic()
         for t in threads:
             t.join()
+        try:
+            _wait_sealer(result, other_than=result.killed_node)
+        except RuntimeError as exc:
+            print(exc)
         result.kill_window = (kill_start, time.monotonic())
+        done.set()
+        for t in readers + [sampler]:
+            t.join()
 
         result.acknowledged = len(acked)
         every_key = {k for keys in all_keys for k in keys}
@@ -295,6 +459,7 @@ def run_drill(
         result.audit_ok, result.audit_detail = audit_ok, detail
         return result
     finally:
+        done.set()
         subprocess.run(["bash", str(script), "stop", str(folder)], capture_output=True, timeout=120)
         _in_thread(
             lambda: _pg_exec(_admin_url(server_url, "postgres"), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -319,6 +484,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--records-per-client", type=int, default=150)
     parser.add_argument("--freeze-seconds", type=float, default=12.0)
+    parser.add_argument(
+        "--rejoin-seconds", type=float, default=11.0, help="kill at least this long after the thaw (0: a double fault)"
+    )
     parser.add_argument("--folder", type=Path, default=None)
     args = parser.parse_args()
     import tempfile
@@ -331,6 +499,7 @@ def main() -> None:
         clients=args.clients,
         records_per_client=args.records_per_client,
         freeze_seconds=args.freeze_seconds,
+        rejoin_seconds=args.rejoin_seconds,
     )
     print(result.report())
     print(f"(logs in {folder})")

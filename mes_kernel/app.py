@@ -30,7 +30,7 @@ from .api.routes import (
     users,
 )
 from .api.scope import plugin_scope
-from .audit import seal_pending
+from .audit_sealer import AuditSealer
 from .breakers import BreakerRegistry, MemoryBreakerStore, RedisBreakerStore
 from .cache import Cache
 from .contracts import BreakerConfig, DeviceKind, HealthCheck, Panel, Permission
@@ -183,22 +183,6 @@ async def _station_watchdog(kernel: Kernel, notifier: Notifier) -> None:
             log.warning("station_watch_failed", error=str(exc))
 
 
-async def _sealer(kernel: Kernel) -> None:
-    """Seal audit entries into chained blocks in the background."""
-    while True:
-        await asyncio.sleep(kernel.settings.audit_seal_interval_seconds)
-        if "database_waiting" in kernel.state:
-            continue
-        try:
-            async with kernel.sessionmaker() as session:
-                while await seal_pending(session, grace_seconds=kernel.settings.audit_seal_grace_seconds):
-                    await session.commit()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.warning("audit_seal_failed", error=str(exc))
-
-
 async def _partition_keeper(kernel: Kernel) -> None:
     """PostgreSQL housekeeping of process data: keep next months' partitions created ahead (every
     6 hours), fold KPI rollup shards of hours closed for 2 hours (every 10 minutes)."""
@@ -297,7 +281,8 @@ def create_app(
         writer = RecordWriter(kernel)
         writer.start()
         kernel.state["record_writer"] = writer
-        sealer = asyncio.create_task(_sealer(kernel), name="audit-sealer")
+        kernel.state["audit_sealer"] = audit_sealer = AuditSealer(kernel)
+        sealer = asyncio.create_task(audit_sealer.run(), name="audit-sealer")
         watchdog = asyncio.create_task(_station_watchdog(kernel, notifier), name="station-watchdog")
         keeper = asyncio.create_task(_partition_keeper(kernel), name="partition-keeper")
         kernel.state["notifier"] = notifier

@@ -201,8 +201,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 # SQLSTATE classes and codes (PostgreSQL manual, appendix A) that mean "the database is away or
-# busy right now; the same request may succeed later".
-_UNAVAILABLE_CLASSES = ("08", "53", "57P", "58")
+# busy right now; the same request may succeed later". 55P03 lock_not_available: a lock_timeout ran
+# out (another transaction, perhaps of a frozen node, holds the rows; see RECORD_LOCK_TIMEOUT_SECONDS).
+_UNAVAILABLE_CLASSES = ("08", "53", "57P", "58", "55P03")
 _VALUE_CLASSES = ("22",)
 
 

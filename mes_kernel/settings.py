@@ -81,6 +81,12 @@ class Settings(BaseSettings):
 
     audit_seal_interval_seconds: float = 5.0
     audit_seal_grace_seconds: float = 10.0
+    #: PostgreSQL: the elected sealer's session ends when it stays silent this long (a frozen or
+    #: cut-off node), which frees the election lock for another worker (``audit_sealer.py``).
+    audit_sealer_lease_seconds: float = Field(15.0, ge=1, le=3600)
+    #: PostgreSQL: how long a record insert waits on a row another transaction holds (the same
+    #: idempotency key written by a node that stopped answering) before answering 503 + Retry-After.
+    record_lock_timeout_seconds: float = Field(1.0, gt=0, le=60)
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_and_oversized_pools(self) -> Settings:

@@ -456,3 +456,77 @@ async def test_the_running_kernel_seals_entries_in_the_background(settings, kern
     assert sealed, "no seal covered the new entry"
     result = await _verify(kernel)
     assert result.ok and result.seals_checked >= 1, result
+
+
+async def _until(predicate, what: str, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        assert asyncio.get_running_loop().time() < deadline, f"no {what} within {timeout}s"
+        await asyncio.sleep(0.05)
+
+
+async def _sealer_sessions(kernel) -> list[str]:
+    """application_name of every session holding the sealer's election lock."""
+    from mes_kernel.audit_sealer import SEALER_LOCK_KEY
+
+    async with kernel.sessionmaker() as session:
+        rows = await session.execute(
+            text(
+                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND ((l.classid::bigint << 32) | l.objid::bigint) = :k"
+            ),
+            {"k": SEALER_LOCK_KEY},
+        )
+        return [r[0] for r in rows]
+
+
+@pytest.mark.postgres_only
+async def test_one_sealer_is_elected_among_workers_and_another_takes_over_when_it_stops(
+    settings, kernel, manager_headers
+):
+    """Three "workers" (apps on one database) campaign every 50 ms; one holds the advisory lock and
+    seals, the others stand by. When the sealer's process goes away, another is elected and seals."""
+    eager = settings.model_copy(update={"audit_seal_interval_seconds": 0.05, "audit_seal_grace_seconds": 0.0})
+    apps = [create_app(eager, load_entry_points=False) for _ in range(3)]
+    lifespans = [app.router.lifespan_context(app) for app in apps]
+    for lifespan in lifespans:
+        await lifespan.__aenter__()
+    running = list(range(3))
+    try:
+        sealers = [app.state.kernel.state["audit_sealer"] for app in apps]
+
+        async def elected() -> bool:
+            roles = sorted(sealers[i].role for i in running)
+            return roles == ["sealer"] + ["standby"] * (len(running) - 1)
+
+        await _until(elected, "single sealer")
+        await asyncio.sleep(0.5)  # ten more rounds of campaigning change nothing
+        assert await elected(), [s.role for s in sealers]
+        leader = next(i for i in running if sealers[i].role == "sealer")
+        assert await _sealer_sessions(kernel) == [sealers[leader].name]
+
+        await lifespans[leader].__aexit__(None, None, None)  # the sealer's worker stops (or dies)
+        running.remove(leader)
+        await _until(elected, "a new sealer")
+        (successor,) = [i for i in running if sealers[i].role == "sealer"]
+        assert await _sealer_sessions(kernel) == [sealers[successor].name]
+
+        transport = httpx.ASGITransport(app=apps[successor], client=("127.0.0.1", 50003))
+        async with httpx.AsyncClient(transport=transport, base_url="http://mes.test") as c:
+            r = await c.post(f"{API}/lots", json={"lot_number": "LOT-AFTER", "product": "P"}, headers=manager_headers)
+            assert r.status_code == 201, r.text
+        (entry,) = await _entries(kernel, entity="lot", entity_id="LOT-AFTER")
+
+        async def sealed() -> bool:
+            async with kernel.sessionmaker() as session:
+                query = select(func.count()).select_from(AuditSeal).where(AuditSeal.last_id >= entry.id)
+                return bool((await session.execute(query)).scalar())
+
+        await _until(sealed, "seal by the new sealer")
+    finally:
+        for i in running:
+            await lifespans[i].__aexit__(None, None, None)
+    result = await _verify(kernel)
+    assert result.ok and result.unsealed == 0, result

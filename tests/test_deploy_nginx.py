@@ -18,6 +18,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -211,6 +212,118 @@ def test_no_node_answering_gives_the_api_error_shape_with_security_headers(tmp_p
         assert r.status_code == 503 and r.headers["retry-after"] == "5"
         assert r.json()["detail"]["code"] == "SERVICE_UNAVAILABLE"
         _assert_security_headers(r)
+
+
+def test_a_node_that_accepts_and_never_answers_holds_a_read_5_s_at_most_then_the_other_node_answers(tmp_path):
+    """A frozen node (SIGSTOP, a paused VM): connections complete in the kernel's backlog and no
+    answer ever comes. Reads under /api/ leave it after the reads' 5 s (location @api_read, not the
+    writes' 30 s) and go to the other node; the frozen one is then out of rotation."""
+    frozen = socket.socket()
+    frozen.bind(("127.0.0.1", 0))
+    frozen.listen(64)  # accepts (the backlog), never reads, never answers
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), _Backend)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    nginx = start_nginx(
+        tmp_path,
+        upstreams=[f"127.0.0.1:{frozen.getsockname()[1]}", f"127.0.0.1:{backend.server_port}"],
+        web_root=_fake_web(tmp_path),
+    )
+    reads = []
+    try:
+        with httpx.Client(verify=False, timeout=60) as client:
+            for path in ("/api/v1/lots", "/api/v1/lots?page=2", "/api/v1/alerts", "/api/v1/dashboard/summary"):
+                started = time.monotonic()
+                answer = client.get(f"{nginx.https}{path}")
+                reads.append((path, answer.status_code, time.monotonic() - started))
+    finally:
+        nginx.stop()
+        backend.shutdown()
+        frozen.close()
+    assert all(status == 200 for _, status, _ in reads), reads  # each answered, by the other node
+    longest = max(took for _, _, took in reads)
+    # One read met the frozen node (least_conn ties take turns) and waited its 5 s, not 30 s.
+    assert 4.5 <= longest < 15, reads
+
+
+class _Dropper:
+    """A node that dies under each request: reads it, then closes the connection without an answer."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.requests: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    self.requests.append(conn.recv(65536))
+                except OSError:
+                    pass
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.sock.getsockname()[1]}"
+
+
+class _Recorder(_Backend):
+    """The healthy node: answers every POST with 200 and remembers the X-Test-Id it carried."""
+
+    seen: list[str] = []
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.seen.append(self.headers.get("X-Test-Id", ""))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+
+@pytest.mark.parametrize(
+    ("path", "retried"),
+    [("/api/v1/lots", False), ("/api/v1/process-records", True)],
+    ids=["a-plain-post-is-never-sent-twice", "a-record-post-goes-to-the-other-node"],
+)
+def test_a_post_that_a_node_dropped_is_retried_only_where_it_is_idempotent(tmp_path, path, retried):
+    """A node that read the request and died may have done it: nginx sends a POST on to the other
+    node only in the records' location (an idempotency key makes a second delivery harmless)."""
+    dropper = _Dropper()
+    recorder = type("Recorder", (_Recorder,), {"seen": []})
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), recorder)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    nginx = start_nginx(
+        tmp_path, upstreams=[dropper.address, f"127.0.0.1:{backend.server_port}"], web_root=_fake_web(tmp_path)
+    )
+    answers = {}
+    try:
+        with httpx.Client(verify=False, timeout=60) as client:
+            for i in range(4):  # least_conn's ties take turns: the dropping node gets one of them
+                answer = client.post(f"{nginx.https}{path}", json={"n": i}, headers={"X-Test-Id": f"req-{i}"})
+                answers[f"req-{i}"] = answer
+                if dropper.requests:
+                    break
+    finally:
+        nginx.stop()
+        backend.shutdown()
+        dropper.sock.close()
+    assert dropper.requests, "the dropping node never got a request"
+    dropped = next(i for i in answers if i.encode() in dropper.requests[0])
+    if retried:
+        assert answers[dropped].status_code == 200 and recorder.seen.count(dropped) == 1, answers
+    else:
+        assert answers[dropped].status_code == 503, answers[dropped].text
+        assert answers[dropped].json()["detail"]["code"] == "SERVICE_UNAVAILABLE"
+        assert dropped not in recorder.seen, recorder.seen
+    assert all(a.status_code == 200 for i, a in answers.items() if i != dropped), answers
 
 
 def test_render_script_refuses_bad_options_and_a_drifted_file(tmp_path):

@@ -285,3 +285,107 @@ async def test_batches_racing_with_the_same_keys_in_another_order_both_succeed(
     outcomes = sorted(x["status"] for r in answers for x in r.json()["results"])
     assert outcomes == ["created", "created", "duplicate", "duplicate"]
     assert await _count(kernel) == 2
+
+
+@pytest.mark.postgres_only
+async def test_a_key_held_by_a_stalled_transaction_answers_503_within_seconds_then_the_retry_finds_one(
+    client, kernel, worker_headers, make_lot
+):
+    """A node froze halfway through inserting a record (its transaction holds the key, uncommitted);
+    nginx sends the same request here. The insert waits at most ``record_lock_timeout_seconds``, then
+    answers 503 with Retry-After; once the stalled transaction commits, the retry gets that record.
+    Nothing doubled; nothing acknowledged lost."""
+    lot = await make_lot()
+    body = _record(lot["lot_number"])
+    record_in = RecordIn.model_validate(body)
+    principal = Principal(kind="user", id=1, name="worker", role="worker")
+    async with kernel.sessionmaker() as stalled:
+        await create_record(session=stalled, cache=kernel.cache, record_in=record_in, principal=principal)
+        # ... and the node stops here, its transaction open.
+        started = asyncio.get_running_loop().time()
+        answer = await asyncio.wait_for(client.post(RECORDS, json=body, headers=worker_headers), timeout=30)
+        waited = asyncio.get_running_loop().time() - started
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["detail"]["code"] == "SERVICE_UNAVAILABLE"
+        assert int(answer.headers["Retry-After"]) >= 1
+        # Two waits at most (the group transaction, then the row alone), far below a freeze's length.
+        assert waited < 3 * kernel.settings.record_lock_timeout_seconds + 10, waited
+        await stalled.commit()  # the node thaws: its record is stored and answered to nobody
+    retry = await client.post(RECORDS, json=body, headers=worker_headers)
+    assert retry.status_code == 200, retry.text  # the stored one, not a second
+    assert await _count(kernel, ProcessRecord.idempotency_key == body["idempotency_key"]) == 1
+
+
+@pytest.mark.postgres_only
+async def test_a_key_whose_stalled_transaction_rolls_back_is_stored_by_the_retry(
+    client, kernel, worker_headers, make_lot
+):
+    lot = await make_lot()
+    body = _record(lot["lot_number"])
+    record_in = RecordIn.model_validate(body)
+    principal = Principal(kind="user", id=1, name="worker", role="worker")
+    async with kernel.sessionmaker() as stalled:
+        await create_record(session=stalled, cache=kernel.cache, record_in=record_in, principal=principal)
+        answer = await asyncio.wait_for(client.post(RECORDS, json=body, headers=worker_headers), timeout=30)
+        assert answer.status_code == 503, answer.text
+        await stalled.rollback()  # the frozen node's session was ended (or its insert failed)
+    retry = await client.post(RECORDS, json=body, headers=worker_headers)
+    assert retry.status_code == 201, retry.text
+    assert await _count(kernel, ProcessRecord.idempotency_key == body["idempotency_key"]) == 1
+
+
+@pytest.mark.postgres_only
+async def test_a_batch_holding_a_key_a_stalled_transaction_holds_answers_503_within_seconds_writing_nothing(
+    client, kernel, worker_headers, make_lot
+):
+    lot = await make_lot()
+    held = _record(lot["lot_number"])
+    free = _record(lot["lot_number"])
+    principal = Principal(kind="user", id=1, name="worker", role="worker")
+    async with kernel.sessionmaker() as stalled:
+        await create_record(
+            session=stalled, cache=kernel.cache, record_in=RecordIn.model_validate(held), principal=principal
+        )
+        answer = await asyncio.wait_for(
+            client.post(f"{RECORDS}/batch", json={"records": [free, held]}, headers=worker_headers), timeout=30
+        )
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["detail"]["code"] == "SERVICE_UNAVAILABLE" and "retry-after" in answer.headers
+        await stalled.commit()
+    assert await _count(kernel, ProcessRecord.idempotency_key == free["idempotency_key"]) == 0  # all or nothing
+    again = await client.post(f"{RECORDS}/batch", json={"records": [free, held]}, headers=worker_headers)
+    assert again.status_code == 200, again.text
+    assert (again.json()["created"], again.json()["duplicates"]) == (1, 1), again.json()
+
+
+@pytest.mark.postgres_only
+async def test_records_grouped_with_a_held_key_go_through_and_only_the_held_one_answers_503(
+    client, kernel, worker_headers, make_lot
+):
+    """Requests arriving together share one transaction; when a stalled transaction holds one of
+    their keys, the group is split and only that record is refused — the others are stored.
+
+    The stalled record is of another LOT and product, so it shares no LOT row and no KPI counter
+    row with the others (a record of the same bucket may meet the stalled transaction's counter
+    row and answer 503 too: one chance in ``SHARDS`` per try)."""
+    stalled_lot = await make_lot(product="PRD-STALLED")
+    lot = await make_lot()
+    for number in (stalled_lot["lot_number"], lot["lot_number"]):  # both in progress: no LOT row is taken
+        r = await client.post(RECORDS, json=_record(number), headers=worker_headers)
+        assert r.status_code == 201, r.text
+    held = _record(stalled_lot["lot_number"])
+    others = [_record(lot["lot_number"]) for _ in range(8)]
+    principal = Principal(kind="user", id=1, name="worker", role="worker")
+    async with kernel.sessionmaker() as stalled:
+        await create_record(
+            session=stalled, cache=kernel.cache, record_in=RecordIn.model_validate(held), principal=principal
+        )
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(client.post(RECORDS, json=body, headers=worker_headers) for body in [held, *others])),
+            timeout=60,
+        )
+        assert answers[0].status_code == 503, answers[0].text
+        assert [a.status_code for a in answers[1:]] == [201] * len(others), [a.text for a in answers[1:]]
+        await stalled.rollback()
+    for body in others:
+        assert await _count(kernel, ProcessRecord.idempotency_key == body["idempotency_key"]) == 1

@@ -141,6 +141,21 @@ def _assert_retry_pauses_grow(events: list[dict]) -> None:
     assert max(e["attempt"] for e in events) >= 2
 
 
+def _pauses_left(server: _Process, *, workers: int) -> float:
+    """Seconds until the first of ``workers`` workers ends its current pause (-1 until each logged one)."""
+    from datetime import UTC, datetime
+
+    latest: dict[int, dict] = {}
+    for event in server.events("database_unreachable"):
+        latest[event["pid"]] = event  # in log order: the last one is the current pause
+    if len(latest) < workers:
+        return -1.0
+    now = datetime.now(UTC)
+    return min(
+        (datetime.fromisoformat(e["timestamp"]) - now).total_seconds() + e["retry_in_seconds"] for e in latest.values()
+    )
+
+
 def _env(db_url: str, tmp_path: Path, port: int) -> dict[str, str]:
     return {
         "DATABASE_URL": db_url,
@@ -169,7 +184,9 @@ async def test_gunicorn_started_before_the_database_waits_then_serves(tmp_path):
             tmp_path,
         )
         try:
-            await server.wait_for(lambda: len(server.events("database_unreachable")) >= 3, "retry lines")
+            # The database comes up while every worker has at least 5 s of its pause left, so a
+            # worker that turns ready at once was woken by a readiness probe, not by its own timer.
+            await server.wait_for(lambda: _pauses_left(server, workers=2) >= 5, "both workers in a long pause", 90)
             assert (await _status(base, "/api/v1/health/liveness"))[0] == 200
             code, body = await _status(base, "/api/v1/health/readiness")
             assert code == 503 and body["message"].startswith("waiting for the database: attempt"), body
@@ -177,8 +194,12 @@ async def test_gunicorn_started_before_the_database_waits_then_serves(tmp_path):
             _assert_retry_pauses_grow(server.events("database_unreachable"))
 
             await relay.start()  # the database comes up
-            await server.wait_for(lambda: len(server.events("database_ready")) >= 2, "both workers ready")
+            # Readiness follows it at once: the probe finds the database answering and wakes the
+            # waiter out of its pause (said by database_ready), rather than waiting the pause out.
             await _until_ready(base, server)
+            first_ready = server.events("database_ready")[0]
+            assert first_ready["woken_by_readiness"], server.output
+            await server.wait_for(lambda: len(server.events("database_ready")) >= 2, "both workers ready")
             code, tree = await _status(base, "/api/v1/health")
             assert code == 200 and tree["status"] in ("UP", "DEGRADED"), tree
         finally:

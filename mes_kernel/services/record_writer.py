@@ -6,6 +6,14 @@ is in flight wait in a queue and go into the next one together — one multi-row
 CONFLICT DO NOTHING, one audit insert, one commit. A request is answered only after its commit,
 so nothing acknowledged is lost. If a shared transaction fails, its rows are retried one by one,
 so one bad row fails alone.
+
+On PostgreSQL a transaction waits at most ``RECORD_LOCK_TIMEOUT_SECONDS`` (1 s) for a row another
+transaction holds. The case that matters: a node froze (SIGSTOP, a paused VM) in the middle of
+inserting a record, nginx sent the same request to this node, and ``INSERT … ON CONFLICT`` would
+wait on the frozen transaction's uncommitted key for as long as the freeze lasts. Instead the
+record answers 503 ``SERVICE_UNAVAILABLE`` with ``Retry-After`` and the station retries with the
+same key: when the frozen node thaws, its insert either commits (the retry then finds it) or is
+rolled back (the retry stores it) — never both, never neither once acknowledged.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ from typing import Any
 import structlog
 
 from ..cache import commit
-from .records import _outcome, write_rows
+from .records import _outcome, limit_lock_wait, write_rows
 
 log = structlog.get_logger(__name__)
 
@@ -59,24 +67,35 @@ class RecordWriter:
                 batch.append(self._queue.get_nowait())
             await self._flush(batch)
 
-    async def _flush(self, batch: list[tuple[dict[str, Any], asyncio.Future]]) -> None:
+    async def _flush(
+        self, batch: list[tuple[dict[str, Any], asyncio.Future]], *, lock_wait: float | None = None
+    ) -> None:
         unique: dict[str, dict[str, Any]] = {}
         for row, _ in batch:
             unique.setdefault(row["idempotency_key"], row)
         try:
             async with self.kernel.sessionmaker() as session:
+                await limit_lock_wait(session, lock_wait or self.kernel.settings.record_lock_timeout_seconds)
                 found = await write_rows(session, list(unique.values()))
                 await commit(session, self.kernel.cache)
         except Exception as exc:
             if len(batch) > 1:
                 log.warning("record_group_commit_split", rows=len(batch), error=str(exc))
-                for item in batch:
-                    await self._flush([item])
+                if lock_timed_out(exc):
+                    await self._split_after_lock_timeout(batch)
+                else:
+                    for item in batch:
+                        await self._flush([item])
                 return
             log.warning("record_write_failed", error=str(exc))
             future = batch[0][1]
             if not future.done():
-                future.set_exception(exc if _is_client_error(exc) else _retry_later())
+                if _is_client_error(exc):
+                    future.set_exception(exc)
+                elif lock_timed_out(exc):
+                    future.set_exception(_held_elsewhere(self.kernel.settings.record_lock_timeout_seconds))
+                else:
+                    future.set_exception(_retry_later())
             return
         self.stats["transactions"] += 1
         self.stats["rows"] += len(unique)
@@ -95,11 +114,44 @@ class RecordWriter:
             except Exception as exc:
                 future.set_exception(exc)
 
+    async def _split_after_lock_timeout(self, batch: list[tuple[dict[str, Any], asyncio.Future]]) -> None:
+        """Find the rows a stalled transaction blocks, without making every row wait behind them.
+
+        The group transaction already waited the full lock timeout, so what blocked it is held by a
+        transaction that is not moving (a frozen node's). Each row is written alone with a quarter of
+        that wait, a few side by side: a held key costs its own request one short wait more (then
+        503 + Retry-After), and the other rows go through — all within nginx's 5 s for records."""
+        settings = self.kernel.settings
+        lock_wait = max(0.1, settings.record_lock_timeout_seconds / 4)
+        side_by_side = asyncio.Semaphore(max(1, settings.pool_size // 2))
+
+        async def alone(item: tuple[dict[str, Any], asyncio.Future]) -> None:
+            async with side_by_side:
+                await self._flush([item], lock_wait=lock_wait)
+
+        await asyncio.gather(*(alone(item) for item in batch))
+
 
 def _is_client_error(exc: Exception) -> bool:
     from ..errors import MesError
 
     return isinstance(exc, MesError)
+
+
+def lock_timed_out(exc: BaseException) -> bool:
+    """PostgreSQL gave up waiting for a lock (SQLSTATE 55P03, ``lock_timeout``)."""
+    orig = getattr(exc, "orig", None)
+    return any(getattr(orig, name, None) == "55P03" for name in ("sqlstate", "pgcode"))
+
+
+def _held_elsewhere(waited: float):
+    from ..errors import ServiceUnavailable
+
+    return ServiceUnavailable(
+        f"another transaction has held this record's key or counters for more than {waited:g}s (a node that "
+        "stopped answering?); retry with the same key",
+        retry_after=max(1, round(waited)),
+    )
 
 
 def _retry_later():

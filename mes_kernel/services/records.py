@@ -8,7 +8,7 @@ from datetime import UTC
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -218,6 +218,16 @@ def _duplicate_or_conflict(existing: ProcessRecord | dict[str, Any], row_hash: s
             code="IDEMPOTENCY_CONFLICT",
             record_id=get("id"),
         )
+
+
+async def limit_lock_wait(session: AsyncSession, seconds: float) -> None:
+    """PostgreSQL: for the rest of this transaction, wait at most ``seconds`` for a lock (``SET LOCAL
+    lock_timeout``); past it the statement fails with SQLSTATE 55P03, which answers 503 with
+    Retry-After. A node frozen halfway through a record holds its key (and counters) in an open
+    transaction; without a limit the same key sent to another node would wait out the freeze.
+    SQLite (one writer at a time) has nothing to limit."""
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(text(f"SET LOCAL lock_timeout = {max(1, int(seconds * 1000))}"))
 
 
 async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, tuple[ProcessRecord | None, bool]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from ... import __version__
 from ...health import redact_states_only
 from ...metrics import observe_health
+from ...startup import database_answers, database_wait
 from ..deps import OptionalPrincipal
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -44,11 +46,16 @@ async def liveness():
             "balancer must not take every node out at once because Redis went away.")
 async def readiness(request: Request):
     kernel = request.app.state.kernel
+    timeout = kernel.settings.health_check_timeout
+    if kernel.state.get("database_waiting") and await database_answers(kernel, timeout=timeout) is None:
+        # Back while the start-up waiter sleeps out its pause (up to 30 s): wake it, so readiness
+        # follows the database within a probe or two rather than a whole pause.
+        await database_wait(kernel).nudge(timeout=2 * timeout)
     if waiting := kernel.state.get("database_waiting"):
         return JSONResponse(status_code=503, content={"status": "not_ready", "timestamp": _now(),
                                                       "message": f"waiting for the database: {waiting}"})
     try:
-        async with kernel.engine.connect() as conn:
+        async with asyncio.timeout(timeout), kernel.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
             from ...migrate import current_matches_head
 
@@ -56,6 +63,9 @@ async def readiness(request: Request):
                 return JSONResponse(status_code=503, content={"status": "not_ready", "timestamp": _now(),
                                                               "message": "database schema is not at head; "
                                                               "run `mes db upgrade`"})
+    except TimeoutError:
+        return JSONResponse(status_code=503, content={"status": "not_ready", "timestamp": _now(),
+                                                      "message": f"the database did not answer within {timeout:g}s"})
     except Exception as exc:
         return JSONResponse(status_code=503, content={"status": "not_ready", "timestamp": _now(),
                                                       "message": f"{type(exc).__name__}: {exc}"})

@@ -51,6 +51,7 @@ async def create_record(
 async def create_batch(
     body: BatchIn, session: SessionDep, kernel: KernelDep, principal: Principal = require_permission("records:write")
 ):
+    await record_service.limit_lock_wait(session, kernel.settings.record_lock_timeout_seconds)
     results = await record_service.create_records_batch(
         session=session, cache=kernel.cache, items=body.records, principal=principal
     )
