@@ -660,7 +660,13 @@ class Agent:
                 wanted = answer.get("config_version")
                 templates = answer.get("label_templates")
                 known = (self.provisioned or {}).get("label_templates")
+                serving = answer.get("plugins")
                 if isinstance(wanted, int) and (self.provisioned is None or wanted != self.config_version):
+                    await self.refresh_config()
+                elif isinstance(serving, list) and self.provisioned is not None and serving != self.provisioned.get(
+                    "plugins"
+                ):
+                    # a plugin switched off or on for this station's line: its devices go or come back
                     await self.refresh_config()
                 elif templates and self.provisioned is not None and templates != known:
                     # a template uploaded or retired on the server: refreshing the configuration

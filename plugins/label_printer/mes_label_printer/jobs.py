@@ -192,7 +192,7 @@ async def submit_print(
 
     job = await _job_by_key(session, request.idempotency_key)
     if job is not None:
-        if job.payload.get("request_hash") != request.fingerprint():
+        if job.payload.get("request_hash") != request.fingerprint() or job.payload.get("reprint_of") != reprint_of:
             raise Conflict(
                 "idempotency key was used for a different print request",
                 code="IDEMPOTENCY_KEY_REUSED",
