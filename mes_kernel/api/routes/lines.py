@@ -62,8 +62,8 @@ async def put_line(code: str, request: Request, session: SessionDep, kernel: Ker
             errors=[{"loc": ["code"], "msg": f"must be {code!r} (the line in the address) or left out"}],
         )
     config = line_service.parse({**document, "code": code})
-    line, _ = await line_service.apply(session=session, config=config, catalog=line_service.catalog_from_app(request.app),
-                                    actor=principal.actor)
+    catalog = line_service.catalog_from_app(request.app)
+    line, _ = await line_service.apply(session=session, config=config, catalog=catalog, actor=principal.actor)
     await session.commit()
     await kernel.runtime.announce()  # every worker of every node follows within about a second
     return await line_service.export(session, line)
