@@ -212,13 +212,14 @@ class PluginManager:
         administrator (stored in the database), whose start-up runs when it is switched on."""
         async with self._lifecycle:
             self.running = set()
-        await self.follow_switches(kernel=kernel)
+        await self.follow_switches(kernel=kernel, quiet=True)
 
-    async def follow_switches(self, *, kernel: Any) -> dict[str, list[str]]:
+    async def follow_switches(self, *, kernel: Any, quiet: bool = False) -> dict[str, list[str]]:
         """Bring the plugins' lifecycle in line with their switches, in this process: ``mes_shutdown``
         of each plugin switched off (or failed) since the last call, then ``mes_startup`` of each one
         switched on. Called by the runtime configuration after every reload. A start-up that raises
-        marks the plugin failed, as at start; a shut-down that raises is logged. Returns
+        marks the plugin failed, as at start; a shut-down that raises is logged. Each switch followed
+        is logged (``plugins_stopped`` / ``plugins_started``; not the kernel's own start, ``quiet``). Returns
         ``{"stopped": [...], "started": [...]}``; nothing before :meth:`start` or after :meth:`stop`."""
         async with self._lifecycle:
             if self.running is None:
@@ -229,11 +230,13 @@ class PluginManager:
             if stopping:
                 await self.call_each("mes_shutdown", kernel=kernel, fail_on_error=False, only=stopping)
                 self.running -= set(stopping)
-                log.info("plugins_stopped", plugins=stopping)
+                if not quiet:
+                    log.info("plugins_stopped", plugins=stopping)
             if starting:
                 await self.call_each("mes_startup", kernel=kernel, only=starting)
                 self.running |= {name for name in starting if self.records[name].state == LOADED}
-                log.info("plugins_started", plugins=starting)
+                if not quiet:
+                    log.info("plugins_started", plugins=starting)
             return {"stopped": stopping, "started": starting}
 
     async def stop(self, *, kernel: Any) -> None:
