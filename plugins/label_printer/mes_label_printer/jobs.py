@@ -188,7 +188,6 @@ async def submit_print(
     values = request.merged_fields(template)
     zpl = template.render_zpl(values)
     device = await get_printer(session, request.printer, principal)
-    lot_number, serial_number = await _trace_targets(session, request, values)
 
     job = await _job_by_key(session, request.idempotency_key)
     if job is not None:
@@ -199,8 +198,11 @@ async def submit_print(
                 job_id=job.id,
             )
         if not (job.status == "failed" and not (job.result or {}).get("label_sent", True)):
+            # a retry of a print made before its LOT closed is answered, not refused: nothing prints
             return job, False
-    else:
+    # about to print (a new job, or one that failed before any label left): the LOT must be open
+    lot_number, serial_number = await _trace_targets(session, request, values)
+    if job is None:
         job = DeviceJob(
             kind=JOB_KIND,
             plugin=PLUGIN_NAME,

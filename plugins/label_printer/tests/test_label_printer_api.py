@@ -127,6 +127,23 @@ async def test_an_unknown_printer_is_404_and_a_closed_lot_prints_nothing(
     assert tcp_printer.core.label_count == 0
 
 
+async def test_a_retried_print_made_before_its_lot_closed_answers_the_first_job(
+    client, kernel, admin_headers, make_lot, tcp_printer
+):
+    await add_printer(kernel, "PRN-01", tcp_printer.port)
+    lot = await make_lot(units=1)
+    first = await client.post(f"{API}/labels/print", json=unit_print(lot, "k-before"), headers=admin_headers)
+    assert first.status_code == 201, first.text
+    r = await client.patch(f"{API}/lots/{lot['lot_number']}", json={"status": "closed"}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    again = await client.post(f"{API}/labels/print", json=unit_print(lot, "k-before"), headers=admin_headers)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"], again.text
+    reprint = await client.post(f"{API}/labels/jobs/{first.json()['id']}/reprint", json={"idempotency_key": "late"},
+                                headers=admin_headers)  # a new action on the closed LOT is refused
+    assert reprint.status_code == 409 and reprint.json()["detail"]["code"] == "LOT_CLOSED"
+    assert tcp_printer.core.label_count == 1
+
+
 async def test_the_same_idempotency_key_never_prints_a_second_label(
     client, kernel, admin_headers, make_lot, tcp_printer
 ):
