@@ -115,10 +115,12 @@ async def _mount_plugins(app: FastAPI, kernel: Kernel, manager: PluginManager) -
     from .drivers import list_drivers
 
     app.state.device_kinds = {}
+    app.state.device_kind_owners = {}
     for name, kinds in await manager.call_each("mes_register_device_kinds"):
         for kind in kinds:
             if isinstance(kind, DeviceKind):
                 app.state.device_kinds[kind.name] = kind
+                app.state.device_kind_owners[kind.name] = name
                 records[name].drivers += [
                     {"kind": kind.name, "name": d.name, "package": d.package, "version": d.version}
                     for d in list_drivers(kind.namespace)
@@ -274,7 +276,9 @@ def create_app(
             await runtime.start()
         else:
             await _load_runtime_once(runtime)
-        await manager.call_each("mes_startup", kernel=kernel)
+        # Not for a plugin switched off in the database: its start-up runs when it is switched on,
+        # and switching it off runs its shut-down (runtime.py follows the switches).
+        await manager.start(kernel=kernel)
         app.state.health = HealthAggregator(kernel, app.state.plugin_checks, settings.health_cache_seconds)
         runtime.listeners.append(app.state.health.invalidate)
         observe_plugins(manager.snapshot())
@@ -312,7 +316,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await manager.call_each("mes_shutdown", kernel=kernel, fail_on_error=False)
+            await manager.stop(kernel=kernel)
             await cache.close()
             await notifier.close()
             if redis is not None:
@@ -334,6 +338,7 @@ def create_app(
     app.state.panels = []
     app.state.plugin_checks = []
     app.state.device_kinds = {}
+    app.state.device_kind_owners = {}
     install_error_handlers(app)
 
     # Added innermost first: metrics see everything, the request id is set before limits answer,

@@ -458,9 +458,13 @@ def audit_seal(grace_seconds: Annotated[float, typer.Option()] = 10.0):
 @line_app.command("apply")
 def line_apply(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="line-a.toml")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="validate only")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="validate and print what would change; write nothing")
+    ] = False,
 ):
-    """Validate a line configuration file and apply it (all or nothing)."""
+    """Validate a line configuration file and apply it (all or nothing), printing each change: the line,
+    its stations and its devices created, changed and deleted. ``--dry-run`` runs the same checks and
+    prints the same plan, writing nothing."""
     from . import lines
     from .errors import MesError
 
@@ -475,29 +479,32 @@ def line_apply(
         catalog = lines.catalog_from_app(application)
         config = lines.parse(document)
         async with kernel.sessionmaker() as session:
-            if dry_run:  # the very checks of the real apply, against the same database; nothing written
-                return config, await lines.check(session=session, config=config, catalog=catalog)
-            await lines.apply(session=session, config=config, catalog=catalog, actor="cli")
+            if dry_run:  # the very checks and plan of the real apply, against the same database; nothing written
+                return config, await lines.plan(session=session, config=config, catalog=catalog)
+            _, steps = await lines.apply(session=session, config=config, catalog=catalog, actor="cli")
             await session.commit()
         # Running servers follow: at once through Redis, else at their next version check (~1 s).
         await kernel.runtime.announce()
-        return config, []
+        return config, steps
 
     try:
-        config, errors = asyncio.run(_with_kernel(run))
+        config, steps = asyncio.run(_with_kernel(run))
     except MesError as exc:
         errors = exc.extra.get("errors") or [{"loc": [], "msg": exc.message}]
-        config = None
-    if errors:
         console.print(f"[red]{file}: {len(errors)} problem(s)[/red]")
         for err in errors:
             console.print(f"  [red]{escape('.'.join(map(str, err['loc'])))}[/red]: {escape(str(err['msg']))}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     verb = "is valid" if dry_run else "applied"
     out.print(
         f"line {config.code} {verb}: {len(config.devices)} device(s), "
         f"plugins {config.plugins if config.plugins is not None else 'all loaded'}"
     )
+    changes = steps.describe()
+    header = "would change" if dry_run else "changed"
+    out.print(f"{header}: {'nothing' if not changes else len(changes)}", highlight=False, soft_wrap=True)
+    for change in changes:
+        out.print(f"  {escape(change)}", highlight=False, soft_wrap=True)
 
 
 @line_app.command("show")

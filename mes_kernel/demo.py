@@ -147,6 +147,7 @@ async def _write_demo_data(settings: Settings, devices: list[dict], *, need_toke
                 session.add_all([Unit(serial_number=f"SN-DEMO-{i:04d}", lot_id=lot.id) for i in range(1, 6)])
             await session.commit()
             config = lines.parse({"code": "DEMO", "name": "Demo line", "devices": devices})
-            await lines.apply(session=session, config=config, catalog=lines.catalog_from_app(application), actor="demo")
+            await lines.apply(session=session, config=config, catalog=lines.catalog_from_app(application),
+                              actor="demo")
             await session.commit()
         return token

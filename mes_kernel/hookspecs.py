@@ -131,6 +131,11 @@ def mes_demo_devices(settings):
 def mes_startup(kernel):
     """Do start-up work after the database is reachable and before the first request.
 
+    Runs in every worker process, only for a plugin that is switched on: a plugin an administrator
+    switched off (``POST /api/v1/plugins/{name}/disable``, stored in the database) is not started,
+    and its ``mes_startup`` runs when it is switched on again, without a restart. It may therefore
+    run again after a ``mes_shutdown`` in the same process.
+
     :param kernel: the running kernel.
     :return: ignored. May be ``async``. An exception here marks the plugin *failed* (with the
         reason) and unregisters it; the kernel keeps starting.
@@ -139,7 +144,9 @@ def mes_startup(kernel):
 
 @hookspec
 def mes_shutdown(kernel):
-    """Release what ``mes_startup`` acquired (connections, tasks) when the kernel stops.
+    """Release what ``mes_startup`` acquired (connections, tasks, background work) when the kernel
+    stops, and when an administrator switches the plugin off at run time (each worker process,
+    within the configuration's follow time). Runs only after the plugin's ``mes_startup`` ran.
 
     :param kernel: the running kernel.
     :return: ignored. May be ``async``. Exceptions are logged and do not stop other plugins.

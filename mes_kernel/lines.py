@@ -180,89 +180,181 @@ async def check(*, session, config: LineConfig, catalog: Catalog) -> list[dict[s
                            "msg": f"station {device.station!r} belongs to line {other!r}"})
     for i, device in enumerate(config.devices):
         owner = (await session.execute(select(Device.line_id).where(Device.code == device.code))).first()
-        if owner is not None and owner[0] != line_id:
+        if owner is not None and (owner[0] != line_id or line_id is None):
             errors.append({"loc": ["devices", i, "code"], "msg": f"device {device.code!r} belongs to another line"})
     return errors
 
 
-async def apply(*, session, config: LineConfig, catalog: Catalog, actor: str) -> Line:
-    """Validate (:func:`check`), then write the line, its stations and its devices, all in the caller's
-    transaction. The line's ``config_version`` goes up by one whenever its stored configuration,
-    stations or devices change (a new line starts at 1). After committing, the caller announces the
-    change (:meth:`mes_kernel.runtime.RuntimeConfig.announce`) so every worker follows it."""
-    errors = await check(session=session, config=config, catalog=catalog)
-    if errors:
-        raise Unprocessable("line configuration is invalid", code="INVALID_LINE_CONFIG", errors=errors)
-    line = (await session.execute(select(Line).where(Line.code == config.code))).scalar_one_or_none()
+@dataclass
+class LinePlan:
+    """What applying a configuration would change: the line, its stations and its devices.
+
+    ``mes line apply --dry-run`` prints it; the real apply computes the very same plan and carries it
+    out (:func:`apply`), so the dry run names exactly what the apply creates, changes and deletes.
+    ``updated`` entries name the fields that change.
+    """
+
+    line: str
+    line_action: str  # "create" | "update" | "keep"
+    line_fields: list[str] = field(default_factory=list)
+    stations_created: list[str] = field(default_factory=list)
+    stations_updated: dict[str, list[str]] = field(default_factory=dict)
+    devices_created: list[str] = field(default_factory=list)
+    devices_updated: dict[str, list[str]] = field(default_factory=dict)
+    devices_deleted: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.line_action != "keep" or any(
+            (self.stations_created, self.stations_updated, self.devices_created, self.devices_updated,
+             self.devices_deleted)
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "line": {"code": self.line, "action": self.line_action, "fields": self.line_fields},
+            "stations": {"create": self.stations_created, "update": self.stations_updated},
+            "devices": {"create": self.devices_created, "update": self.devices_updated,
+                        "delete": self.devices_deleted},
+            "changed": self.changed,
+        }
+
+    def describe(self) -> list[str]:
+        """One line of text per change, in the order the apply makes them (empty: nothing changes)."""
+        out = []
+        if self.line_action == "create":
+            out.append(f"create line {self.line}")
+        elif self.line_action == "update":
+            out.append(f"change line {self.line}: {', '.join(self.line_fields)}")
+        out += [f"create station {code}" for code in self.stations_created]
+        out += [f"change station {code}: {', '.join(f)}" for code, f in self.stations_updated.items()]
+        out += [f"create device {code}" for code in self.devices_created]
+        out += [f"change device {code}: {', '.join(f)}" for code, f in self.devices_updated.items()]
+        out += [f"delete device {code}" for code in self.devices_deleted]
+        return out
+
+
+def _stored(config: LineConfig) -> dict[str, Any]:
     stored = {"plugins": config.plugins,
               "breakers": {k: v.model_dump(exclude_none=True) for k, v in config.breakers.items()}}
     if config.device_defaults:
         stored["device_defaults"] = config.device_defaults
-    created = changed = line is None
-    if line is None:
+    return stored
+
+
+async def plan(*, session, config: LineConfig, catalog: Catalog) -> LinePlan:
+    """Validate (:func:`check`, raising 422 ``INVALID_LINE_CONFIG`` with every problem) and say what
+    :func:`apply` would change, reading the database but writing nothing."""
+    errors = await check(session=session, config=config, catalog=catalog)
+    if errors:
+        raise Unprocessable("line configuration is invalid", code="INVALID_LINE_CONFIG", errors=errors)
+    line = (await session.execute(select(Line).where(Line.code == config.code))).scalar_one_or_none()
+    stored = _stored(config)
+    result = LinePlan(line=config.code, line_action="create" if line is None else "keep")
+    if line is not None:
+        before = {"name": line.name, **(line.config or {})}
+        after = {"name": config.name, **stored}
+        result.line_fields = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        if result.line_fields:
+            result.line_action = "update"
+    line_id = line.id if line is not None else None
+    for spec in config.stations:
+        station = (await session.execute(select(Station).where(Station.code == spec.code))).scalar()
+        if station is None:
+            result.stations_created.append(spec.code)
+            continue
+        changes = []
+        if station.line_id != line_id or line_id is None:
+            changes.append("line")
+        if spec.name and station.name != spec.name:
+            changes.append("name")
+        if changes:
+            result.stations_updated[spec.code] = changes
+    existing = {}
+    if line_id is not None:
+        rows = await session.execute(
+            select(Device, Station.code).outerjoin(Station, Station.id == Device.station_id)
+            .where(Device.line_id == line_id)
+        )
+        existing = {device.code: (device, station_code) for device, station_code in rows}
+    for spec in config.devices:
+        found = existing.pop(spec.code, None)
+        if found is None:
+            result.devices_created.append(spec.code)
+            continue
+        device, station_code = found
+        before = {"kind": device.kind, "driver": device.driver, "config": device.config or {},
+                  "enabled": device.enabled, "station": station_code}
+        after = {"kind": spec.kind, "driver": spec.driver, "config": spec.config, "enabled": spec.enabled,
+                 "station": spec.station}
+        changes = [k for k in before if before[k] != after[k]]
+        if changes:
+            result.devices_updated[spec.code] = changes
+    result.devices_deleted = sorted(existing)
+    return result
+
+
+async def apply(*, session, config: LineConfig, catalog: Catalog, actor: str) -> tuple[Line, LinePlan]:
+    """Validate and plan (:func:`plan`), then carry the plan out: write the line, its stations and its
+    devices, all in the caller's transaction (every write audited). The line's ``config_version``
+    goes up by one whenever the plan changes anything (a new line starts at 1). Returns the line and
+    the plan. After committing, the caller announces the change
+    (:meth:`mes_kernel.runtime.RuntimeConfig.announce`) so every worker follows it."""
+    steps = await plan(session=session, config=config, catalog=catalog)
+    line = (await session.execute(select(Line).where(Line.code == config.code))).scalar_one_or_none()
+    stored = _stored(config)
+    if steps.line_action == "create":
         line = Line(code=config.code, name=config.name, config=stored, config_version=1)
         session.add(line)
         await session.flush()
         await write_audit(session, actor=actor, action="create", entity="line", entity_id=config.code, after=stored)
-    elif line.config != stored or line.name != config.name:
-        changed = True
+    elif steps.line_action == "update":
         before = {"name": line.name, **line.config}
         line.config, line.name = stored, config.name
-        changed = True
         await write_audit(session, actor=actor, action="update", entity="line", entity_id=config.code,
                           before=before, after={"name": config.name, **stored})
     for spec in config.stations:
-        station = (await session.execute(select(Station).where(Station.code == spec.code))).scalar()
-        if station is None:
+        if spec.code in steps.stations_created:
             session.add(Station(code=spec.code, name=spec.name, line_id=line.id, heartbeat={}))
             await write_audit(session, actor=actor, action="create", entity="station", entity_id=spec.code,
                               after={"code": spec.code, "name": spec.name, "line": config.code})
-            changed = True
-        elif station.line_id != line.id or (spec.name and station.name != spec.name):
+        elif spec.code in steps.stations_updated:
+            station = (await session.execute(select(Station).where(Station.code == spec.code))).scalar_one()
             before = {"line_id": station.line_id, "name": station.name}
             station.line_id, station.name = line.id, spec.name or station.name
             await write_audit(session, actor=actor, action="update", entity="station", entity_id=spec.code,
                               before=before, after={"line": config.code, "name": station.name})
-            changed = True
     await session.flush()
     stations = {}
     for device in config.devices:
-        if device.station:
+        if device.station and device.station not in stations:
             stations[device.station] = (
                 await session.execute(select(Station).where(Station.code == device.station))).scalar_one()
     existing = {d.code: d for d in (await session.execute(select(Device).where(Device.line_id == line.id))).scalars()}
     for spec in config.devices:
         values = {"kind": spec.kind, "driver": spec.driver, "config": spec.config, "enabled": spec.enabled,
                   "station_id": stations[spec.station].id if spec.station else None, "line_id": line.id}
-        device = existing.pop(spec.code, None)
-        if device is None:
-            device = (await session.execute(select(Device).where(Device.code == spec.code))).scalar_one_or_none()
-            if device is not None:
-                raise Unprocessable(f"device {spec.code} belongs to another line", code="INVALID_LINE_CONFIG",
-                                    errors=[{"loc": ["devices", spec.code], "msg": "code used on another line"}])
+        if spec.code in steps.devices_created:
             session.add(Device(code=spec.code, **values))
-            changed = True
             await write_audit(session, actor=actor, action="create", entity="device", entity_id=spec.code,
                               after=spec.model_dump())
-        else:
+        elif spec.code in steps.devices_updated:
+            device = existing[spec.code]
             before = {k: getattr(device, k) for k in values}
-            if before != values:
-                changed = True
-                for k, v in values.items():
-                    setattr(device, k, v)
-                changed = True
-                await write_audit(session, actor=actor, action="update", entity="device", entity_id=spec.code,
-                                  before=before, after=values)
-    for code, device in existing.items():
-        changed = True
+            for k, v in values.items():
+                setattr(device, k, v)
+            await write_audit(session, actor=actor, action="update", entity="device", entity_id=spec.code,
+                              before=before, after=values)
+    for code in steps.devices_deleted:
+        device = existing[code]
         await session.delete(device)
         await write_audit(session, actor=actor, action="delete", entity="device", entity_id=code,
                           before={"kind": device.kind, "driver": device.driver, "config": device.config})
-    if changed and not created:
+    if steps.changed and steps.line_action != "create":
         line.config_version = Line.config_version + 1  # in SQL: two writers never share a number
     await session.flush()
     await session.refresh(line, ["config_version"])
-    return line
+    return line, steps
 
 
 async def export(session, line: Line) -> dict[str, Any]:

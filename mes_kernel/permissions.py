@@ -69,8 +69,19 @@ class PermissionTable:
             return False
         return role == "admin" or role in self._perms[name].roles
 
-    def for_role(self, role: str) -> list[str]:
-        return sorted(n for n in self._perms if self.allows(role, n))
+    def for_role(self, role: str, *, plugin_serves: Callable[[str], bool] | None = None) -> list[str]:
+        """The permissions ``role`` holds (sorted). ``plugin_serves`` narrows a plugin's permissions to
+        those of plugins it says yes to (a station sees only the plugins its line enables)."""
+        return sorted(
+            n
+            for n in self._perms
+            if self.allows(role, n)
+            and (plugin_serves is None or self._owner[n] == "kernel" or plugin_serves(self._owner[n]))
+        )
+
+    def owner(self, name: str) -> str:
+        """``"kernel"`` or the name of the plugin that declared permission ``name``."""
+        return self._owner[name]
 
     def all(self) -> list[tuple[Permission, str]]:
         return [(p, self._owner[n]) for n, p in sorted(self._perms.items())]

@@ -9,8 +9,10 @@ be enabled again without a restart.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -70,6 +72,10 @@ class PluginManager:
         self.switched_off: dict[str, str] = {}
         #: plugin names declared by several distributions: every claimant, none loaded
         self.conflicts: dict[str, list[PluginRecord]] = {}
+        #: plugins whose ``mes_startup`` ran and whose ``mes_shutdown`` has not: None before the
+        #: kernel's start-up and after its shut-down (see :meth:`follow_switches`)
+        self.running: set[str] | None = None
+        self._lifecycle = asyncio.Lock()
 
     # ------------------------------------------------------------------ loading
     def load_entry_points(self) -> None:
@@ -200,8 +206,51 @@ class PluginManager:
             return DISABLED, self.switched_off[name]
         return record.state, record.reason
 
-    async def call_each(self, hook: str, *, fail_on_error: bool = True, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call ``hook`` on every loaded plugin separately; await coroutines.
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, *, kernel: Any) -> None:
+        """The kernel's start-up: ``mes_startup`` of every active plugin — not of one switched off by an
+        administrator (stored in the database), whose start-up runs when it is switched on."""
+        async with self._lifecycle:
+            self.running = set()
+        await self.follow_switches(kernel=kernel, quiet=True)
+
+    async def follow_switches(self, *, kernel: Any, quiet: bool = False) -> dict[str, list[str]]:
+        """Bring the plugins' lifecycle in line with their switches, in this process: ``mes_shutdown``
+        of each plugin switched off (or failed) since the last call, then ``mes_startup`` of each one
+        switched on. Called by the runtime configuration after every reload. A start-up that raises
+        marks the plugin failed, as at start; a shut-down that raises is logged. Each switch followed
+        is logged (``plugins_stopped`` / ``plugins_started``; not the kernel's own start, ``quiet``). Returns
+        ``{"stopped": [...], "started": [...]}``; nothing before :meth:`start` or after :meth:`stop`."""
+        async with self._lifecycle:
+            if self.running is None:
+                return {"stopped": [], "started": []}
+            active = {name for name in self.loaded() if self.is_active(name)}
+            stopping = sorted(self.running - active)
+            starting = sorted(active - self.running)
+            if stopping:
+                await self.call_each("mes_shutdown", kernel=kernel, fail_on_error=False, only=stopping)
+                self.running -= set(stopping)
+                if not quiet:
+                    log.info("plugins_stopped", plugins=stopping)
+            if starting:
+                await self.call_each("mes_startup", kernel=kernel, only=starting)
+                self.running |= {name for name in starting if self.records[name].state == LOADED}
+                if not quiet:
+                    log.info("plugins_started", plugins=starting)
+            return {"stopped": stopping, "started": starting}
+
+    async def stop(self, *, kernel: Any) -> None:
+        """The kernel's shut-down: ``mes_shutdown`` of every plugin whose start-up ran."""
+        async with self._lifecycle:
+            running, self.running = self.running or set(), None
+            if running:
+                await self.call_each("mes_shutdown", kernel=kernel, fail_on_error=False, only=running)
+
+    async def call_each(
+        self, hook: str, *, fail_on_error: bool = True, only: Iterable[str] | None = None, **kwargs: Any
+    ) -> list[tuple[str, Any]]:
+        """Call ``hook`` on every loaded plugin separately (on those named in ``only``, when given);
+        await coroutines.
 
         Returns ``(plugin name, result)`` for each plugin that implements it. A plugin whose hook
         raises is marked failed (when ``fail_on_error``) and left out; the others still answer.
@@ -212,9 +261,12 @@ class PluginManager:
         wrapper that raises is the one marked failed, and the call is made again without it.
         """
         results = []
+        names = set(only) if only is not None else None
         caller = getattr(self.pm.hook, hook)
         for impl in reversed(caller.get_hookimpls()):
             if impl.wrapper or impl.hookwrapper:
+                continue
+            if names is not None and impl.plugin_name not in names:
                 continue
             for _attempt in range(len(caller.get_hookimpls()) + 1):
                 outcome = await self._call_one(hook, impl, kwargs, fail_on_error)

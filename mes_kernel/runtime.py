@@ -10,8 +10,9 @@ where ``mes line apply`` in another process must reach the running server as wel
 
 What a reload changes in this process: the per-line breaker overrides (with the line's
 ``config_version``), the plugins switched off by an administrator (routes answer 403
-``PLUGIN_DISABLED``, checks stop, panels disappear, permissions are withdrawn), and which lines enable
-which plugin (routes answer a station of another line 403 ``PLUGIN_NOT_ENABLED``).
+``PLUGIN_DISABLED``, checks stop, panels disappear, permissions are withdrawn, its ``mes_shutdown``
+hook runs; switched on again, its ``mes_startup`` runs), and which lines enable which plugin (routes
+answer a station of another line 403 ``PLUGIN_NOT_ENABLED``).
 """
 
 from __future__ import annotations
@@ -109,6 +110,10 @@ class RuntimeConfig:
             self._install(lines, states)
             self._fingerprint = fingerprint
             self.reloads += 1
+        if self.kernel.plugins is not None:
+            # start-up of plugins switched on, shut-down of those switched off (outside the reload
+            # lock: a shut-down may wait a while for the plugin's work in flight)
+            await self.kernel.plugins.follow_switches(kernel=self.kernel)
         return True
 
     def _install(self, lines, states) -> None:

@@ -391,3 +391,110 @@ async def test_a_station_on_no_line_reaches_no_plugin_once_lines_exist(client, k
         "code": "PLUGIN_NOT_ENABLED", "plugin": "LineProbe", "line": None, "message": None,
     }
     assert (await client.get("/api/v1/probe/read", headers=admin_headers)).status_code == 200
+
+
+@pytest.mark.mes_plugins(LineProbe())
+async def test_a_station_is_shown_only_the_permissions_of_plugins_its_line_enables(app, client, admin_headers):
+    await _put_line(client, admin_headers, "LINE-A", plugins=["LineProbe"])
+    await _put_line(client, admin_headers, "LINE-B", plugins=[])
+    on_a = await _station(client, admin_headers, "ST-A", "LINE-A")
+    on_b = await _station(client, admin_headers, "ST-B", "LINE-B")
+
+    async def permissions(headers) -> set[str]:
+        r = await client.get("/api/v1/auth/me", headers=headers)
+        assert r.status_code == 200, r.text
+        return set(r.json()["permissions"])
+
+    assert "probe:read" in await permissions(on_a)
+    on_b_sees = await permissions(on_b)
+    assert "probe:read" not in on_b_sees and {"stations:heartbeat", "records:write"} <= on_b_sees
+    # the bundled plugins are not enabled on LINE-B either: none of their permissions
+    plugin_perms = {p.name for p, owner in app.state.permissions.all() if owner != "kernel"}
+    assert plugin_perms and not (on_b_sees & plugin_perms)
+
+    # disabled at run time: gone for the station of LINE-A too, back when enabled
+    assert (await client.post("/api/v1/plugins/LineProbe/disable", headers=admin_headers)).status_code == 200
+    assert "probe:read" not in await permissions(on_a)
+    assert (await client.post("/api/v1/plugins/LineProbe/enable", headers=admin_headers)).status_code == 200
+    assert "probe:read" in await permissions(on_a)
+    # the line enables it later: the station of LINE-B holds it at once
+    await _put_line(client, admin_headers, "LINE-B", plugins=["LineProbe"])
+    assert "probe:read" in await permissions(on_b)
+
+
+class LifecycleProbe(LineProbe):
+    """A plugin with background work: started by ``mes_startup``, stopped by ``mes_shutdown``."""
+
+    name = "LifecycleProbe"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+        self.ticks = 0
+        self.task: asyncio.Task | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            self.ticks += 1
+            await asyncio.sleep(0.01)
+
+    @hookimpl
+    def mes_register_routers(self, kernel):
+        return []
+
+    @hookimpl
+    def mes_register_breakers(self):
+        return []
+
+    @hookimpl
+    def mes_register_permissions(self):
+        return []
+
+    @hookimpl
+    def mes_register_panels(self):
+        return []
+
+    @hookimpl
+    async def mes_startup(self, kernel):
+        self.events.append("startup")
+        self.task = asyncio.create_task(self._tick())
+
+    @hookimpl
+    async def mes_shutdown(self, kernel):
+        self.events.append("shutdown")
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+            self.task = None
+
+
+@pytest.mark.mes_plugins(lifecycle := LifecycleProbe())
+async def test_a_plugin_switched_off_stops_its_work_and_one_switched_on_starts_it_without_a_restart(
+    app, client, admin_headers, settings
+):
+    # one instance serves each database's run of this test: look at what this run added
+    assert lifecycle.events[-1] == "startup" and lifecycle.task is not None
+    seen = len(lifecycle.events) - 1
+    r = await client.post("/api/v1/plugins/LifecycleProbe/disable", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert lifecycle.events[seen:] == ["startup", "shutdown"] and lifecycle.task is None
+    stopped_at = lifecycle.ticks
+    await asyncio.sleep(0.05)
+    assert lifecycle.ticks == stopped_at  # its background work stopped
+
+    # a kernel starting while the switch is off (stored in the database) never starts it ...
+    from mes_kernel.app import create_app
+
+    second = LifecycleProbe()
+    again = create_app(settings, extra_plugins=[second])
+    async with again.router.lifespan_context(again):
+        assert second.events == [] and again.state.kernel.plugins.running == {
+            n for n in again.state.kernel.plugins.loaded() if n != "LifecycleProbe"
+        }
+        # ... until it is switched on: then its start-up runs, in that kernel too
+        r = await client.post("/api/v1/plugins/LifecycleProbe/enable", headers=admin_headers)
+        assert r.status_code == 200
+        await again.state.kernel.runtime.refresh()
+        assert second.events == ["startup"] and second.task is not None
+    assert second.events == ["startup", "shutdown"]  # stopped with its kernel
+    assert lifecycle.events[seen:] == ["startup", "shutdown", "startup"]

@@ -153,3 +153,55 @@ async def test_a_body_naming_another_line_or_a_misspelt_key_is_refused_and_nothi
     # what GET answers can be sent back as it is
     r = await client.put("/api/v1/lines/LINE-A", json=before, headers=admin_headers)
     assert r.status_code == 200, r.text
+
+
+def test_a_dry_run_prints_exactly_the_plan_the_apply_carries_out(third_party, tmp_path):
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(third_party), "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/l.db",
+           "FILES_DIR": str(tmp_path / "files")}
+
+    def mes(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "mes_kernel.cli", *args], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    def plan(output: str) -> list[str]:
+        lines = output.splitlines()
+        start = next(i for i, text in enumerate(lines) if text.startswith(("would change:", "changed:")))
+        return lines[start:]
+
+    def device(code: str, station: str | None = None, value: int = 1) -> str:
+        at = f'station = "{station}"\n' if station else ""
+        return (f'[[devices]]\ncode = "{code}"\nkind = "sample_meter"\ndriver = "fake_meter"\n{at}'
+                f'[devices.config]\nvalue = {value}\n\n')
+
+    assert mes("db", "upgrade").returncode == 0
+    first = tmp_path / "first.toml"
+    first.write_text('[line]\ncode = "LINE-P"\nname = "P"\n\n[[stations]]\ncode = "ST-P1"\n\n'
+                     + device("MTR-1", "ST-P1") + device("MTR-2") + device("MTR-3"))
+    dry = mes("line", "apply", "--dry-run", str(first))
+    assert dry.returncode == 0, dry.stderr
+    assert plan(dry.stdout) == ["would change: 5", "  create line LINE-P", "  create station ST-P1",
+                                "  create device MTR-1", "  create device MTR-2", "  create device MTR-3"]
+    real = mes("line", "apply", str(first))
+    assert real.returncode == 0, real.stderr
+    assert plan(real.stdout)[1:] == plan(dry.stdout)[1:] and plan(real.stdout)[0] == "changed: 5"
+
+    # a second file: a new station, MTR-1 moved and re-set, MTR-2 unchanged, MTR-3 gone, MTR-4 new
+    second = tmp_path / "second.toml"
+    second.write_text('[line]\ncode = "LINE-P"\nname = "P renamed"\n\n[[stations]]\ncode = "ST-P1"\n\n'
+                      '[[stations]]\ncode = "ST-P2"\nname = "two"\n\n'
+                      + device("MTR-1", "ST-P2", value=9) + device("MTR-2") + device("MTR-4"))
+    dry = mes("line", "apply", "--dry-run", str(second))
+    assert plan(dry.stdout) == ["would change: 5", "  change line LINE-P: name", "  create station ST-P2",
+                                "  create device MTR-4", "  change device MTR-1: config, station",
+                                "  delete device MTR-3"]
+    assert '"MTR-3"' in mes("line", "show", "LINE-P").stdout  # the dry run wrote nothing
+    real = mes("line", "apply", str(second))
+    assert real.returncode == 0 and plan(real.stdout)[1:] == plan(dry.stdout)[1:], real.stdout + real.stderr
+    shown = mes("line", "show", "LINE-P").stdout
+    assert '"MTR-3"' not in shown and '"MTR-4"' in shown and '"ST-P2"' in shown
+
+    # applied again: both say nothing changes
+    assert plan(mes("line", "apply", "--dry-run", str(second)).stdout) == ["would change: nothing"]
+    assert plan(mes("line", "apply", str(second)).stdout) == ["changed: nothing"]

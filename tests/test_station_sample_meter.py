@@ -73,6 +73,29 @@ async def test_a_new_device_kind_reaches_the_station_through_its_plugin(tmp_path
         assert (panel["device"], panel["panel"].id) == ("MTR-ST01", "sample_meter.read")
         answer = await agent.run_action("sample_meter.read", "read", device="MTR-ST01", values={})
         assert answer == {"device": "MTR-ST01", "line": "LINE-A", "station": "ST-01", "value": 7.5}
+
+        # a press whose answer was lost keeps its idempotency key: pressing again retries that action
+        from mes_station.errors import OfflineError
+
+        real_json, sent = agent.client.json, []
+
+        async def answer_lost_once(method, path, **kwargs):
+            sent.append(kwargs.get("json") or {})
+            answer = await real_json(method, path, **kwargs)
+            if len(sent) == 1:
+                raise OfflineError("read timed out")
+            return answer
+
+        agent.client.json = answer_lost_once
+        try:
+            with pytest.raises(OfflineError):
+                await agent.run_action("sample_meter.read", "read", device="MTR-ST01", values={"note": "n"})
+            await agent.run_action("sample_meter.read", "read", device="MTR-ST01", values={"note": "n"})
+            await agent.run_action("sample_meter.read", "read", device="MTR-ST01", values={"note": "n"})
+        finally:
+            agent.client.json = real_json
+        keys = [body["idempotency_key"] for body in sent]
+        assert keys[0] == keys[1] != keys[2]  # the retry reused it; once answered, a new press is a new action
         with pytest.raises(ActionError):  # not this station's meter: no panel for it here
             await agent.run_action("sample_meter.read", "read", device="MTR-ST09", values={})
         heartbeat = await agent.heartbeat()

@@ -1,4 +1,6 @@
-"""The kernel dependency every plugin router is mounted behind: plugin switched on, line enables it."""
+"""Per-line plugin scope: the kernel dependency every plugin router is mounted behind (plugin switched on,
+the caller's line enables it), and the same rule for what a station is shown (``/auth/me``,
+``/stations/me/config``)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,27 @@ from ..breakers import current_line
 from ..errors import Forbidden, Unauthorized
 from ..security import STATION_TOKEN_PREFIX
 from .deps import get_principal, oauth2_scheme
+
+
+def serves_line(kernel, plugin: str, line_id: int | None) -> bool:
+    """Whether ``plugin`` serves a caller bound to ``line_id`` (a station's line) right now.
+
+    False when the plugin is failed, incompatible or switched off by an administrator; when lines are
+    configured and ``line_id`` is None (a station on no line); or when the line's configuration leaves
+    the plugin out. With no line configured at all, every active plugin serves. The rule
+    :func:`plugin_scope` enforces on routes, as a yes/no for what a station is shown.
+    """
+    if not kernel.plugins.is_active(plugin):
+        return False
+    if line_id is None:
+        return not kernel.runtime.lines
+    scope = kernel.runtime.line_by_id(line_id)
+    return scope is None or scope.enables(plugin)
+
+
+def plugins_serving(kernel, line_id: int | None) -> list[str]:
+    """Names of the loaded plugins that serve a station of ``line_id`` (sorted); see :func:`serves_line`."""
+    return sorted(name for name in kernel.plugins.loaded() if serves_line(kernel, name, line_id))
 
 
 def plugin_scope(plugin: str):

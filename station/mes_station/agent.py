@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import os
 import shutil
@@ -107,6 +108,8 @@ class Agent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._heartbeats = 0
+        #: device actions sent without an answer back: action → its idempotency key, reused by a retry
+        self._unanswered: dict[tuple, str] = {}
         self._closed = False
         self._lock = InstanceLock(config.work_dir / "agent.lock")
         self._refresh_token: str | None = None
@@ -368,10 +371,38 @@ class Agent:
         panel = self.extensions.panel(panel_id)
         if not any(p["device"] == device and p["panel"].id == panel_id for p in self.action_panels()):
             raise ActionError(f"device {device!r} of this station has no panel {panel_id!r}")
+        action = ("panel", panel_id, button_id, device, json.dumps(values, sort_keys=True, default=str))
         method, path, body = build_request(
-            panel, button_id, values=values, device=device, station=self.config.station_code
+            panel,
+            button_id,
+            values=values,
+            device=device,
+            station=self.config.station_code,
+            idempotency_key=self._unanswered.get(action),
         )
-        return await self._read(method, path, json=body)
+        return await self._act(action, body, self._read(method, path, json=body))
+
+    async def _act(self, action: tuple, body: dict[str, Any], request: Any) -> Any:
+        """Send a device action; when no answer came back (offline, a timeout, a server error), keep its
+        idempotency key, so pressing the same button again retries the *same* action: the server
+        answers the first job and never acts twice. An answer, or a refusal, forgets the key."""
+        key = body.get("idempotency_key")
+        if key:
+            self._unanswered[action] = key
+        try:
+            answer = await request
+        except OfflineError:
+            raise
+        except ServerError as exc:
+            # still running on the server: a retry must keep asking about that one
+            if exc.server_reachable and exc.code != "FLASH_IN_PROGRESS":
+                self._unanswered.pop(action, None)
+            raise
+        except BaseException:
+            self._unanswered.pop(action, None)
+            raise
+        self._unanswered.pop(action, None)
+        return answer
 
     # -- worker ---------------------------------------------------------------------------------
 
@@ -797,13 +828,18 @@ class Agent:
 
         ``image_id`` is the image's id (``12`` or ``"12"``) or ``"PRODUCT@VERSION"``. The request goes
         with the station's token (the station's own uploader is used) and names the worker as
-        operator; its idempotency key keeps a repeated click from flashing twice.
+        operator. An attempt whose answer was lost (offline, a timeout, a 5xx) keeps its idempotency
+        key, and the next call for the same unit and image sends it again: the server answers the
+        first job (or, while that flash runs, its id) and never flashes twice. Once answered, the
+        next call is a new flash.
         """
+        action = ("flash", serial_number, str(image_id), self.worker)
         body: dict[str, Any] = {
             "serial_number": serial_number,
             "station_code": self.config.station_code,
             "operator": self.worker,
-            "idempotency_key": str(uuid.uuid4()),
+            # the key of an earlier attempt whose answer was lost: the retry flashes once
+            "idempotency_key": self._unanswered.get(action) or str(uuid.uuid4()),
             "wait": False,
         }
         if isinstance(image_id, int) or (str(image_id).isascii() and str(image_id).isdigit()):
@@ -812,7 +848,13 @@ class Agent:
             body["product"], body["version"] = str(image_id).split("@", 1)
         else:
             body["image_id"] = image_id  # the server names what is wrong with it
-        answer = await self._read("POST", "/firmware/upload", json=body, as_user=False)
+        try:
+            answer = await self._act(action, body, self._read("POST", "/firmware/upload", json=body, as_user=False))
+        except ServerError as exc:
+            if exc.code == "FLASH_IN_PROGRESS" and exc.detail.get("job_id") is not None:
+                self._unanswered.pop(action, None)  # answered: the flash still running is that job
+                return str(exc.detail["job_id"])
+            raise
         answer = answer or {}
         job = answer.get("job_id") or answer.get("id") or (answer.get("job") or {}).get("id")
         if job is None:
@@ -866,7 +908,13 @@ class Agent:
                 wanted = answer.get("config_version")
                 templates = answer.get("label_templates")
                 known = (self.provisioned or {}).get("label_templates")
+                serving = answer.get("plugins")
                 if isinstance(wanted, int) and (self.provisioned is None or wanted != self.config_version):
+                    await self.refresh_config()
+                elif isinstance(serving, list) and self.provisioned is not None and serving != self.provisioned.get(
+                    "plugins"
+                ):
+                    # a plugin switched off or on for this station's line: its devices go or come back
                     await self.refresh_config()
                 elif templates and self.provisioned is not None and templates != known:
                     # a template uploaded or retired on the server: refreshing the configuration

@@ -104,4 +104,6 @@ def error_from_response(response: httpx.Response) -> ServerError:
         retry = float(retry_after) if retry_after else None
     except ValueError:
         retry = None
-    return ServerError(response.status_code, code, message, retry_after=retry)
+    return ServerError(
+        response.status_code, code, message, retry_after=retry, detail=detail if isinstance(detail, dict) else None
+    )

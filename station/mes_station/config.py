@@ -36,7 +36,9 @@ class DeviceConfig:
     """One device of the station: its role word, the driver name and the driver's own settings.
 
     ``code`` and ``kind`` are the server's device code and kind for a provisioned device; a device
-    only this PC has (declared in ``station.toml``) has neither.
+    only this PC has (declared in ``station.toml``) has neither. ``shared`` marks a device of the
+    station's line assigned to no station (e.g. one printer for the line): the station may use it,
+    and a device of its own with the same role word is preferred.
     """
 
     role: str
@@ -45,6 +47,7 @@ class DeviceConfig:
     settings: dict[str, Any] = field(default_factory=dict)
     code: str | None = None
     kind: str | None = None
+    shared: bool = False
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,8 @@ class Device:
     def driver_report(self) -> dict[str, Any]:
         """The heartbeat's ``drivers[key]`` entry."""
         report: dict[str, Any] = {"name": self.config.driver, "loaded": self.loaded, "role": self.config.role}
+        if self.config.shared:
+            report["shared"] = True
         if self.config.kind:
             report["kind"] = self.config.kind
         if self.version:
@@ -93,11 +95,12 @@ class DeviceSet:
         return changes
 
     def device(self, role: str) -> Device:
-        """The device keyed ``role``, else the first (by key) whose role word is ``role``;
-        DeviceUnavailableError when there is none."""
+        """The device keyed ``role``, else the first (by key) whose role word is ``role`` — the station's
+        own devices before its line's shared ones; DeviceUnavailableError when there is none."""
         found = self.devices.get(role)
         if found is None:
-            found = next((self.devices[k] for k in sorted(self.devices) if self.devices[k].config.role == role), None)
+            ordered = sorted(self.devices, key=lambda k: (self.devices[k].config.shared, k))
+            found = next((self.devices[k] for k in ordered if self.devices[k].config.role == role), None)
         if found is None:
             raise DeviceUnavailableError(f"no {role} is configured for this station")
         return found

@@ -53,12 +53,22 @@ class TemplateNotCachedError(StationError):
 class ServerError(StationError):
     """The server answered with an error body ``{"detail": {"code", "message"}}``."""
 
-    def __init__(self, status: int, code: str, message: str, *, retry_after: float | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        detail: dict[str, Any] | None = None,
+    ):
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        #: the whole ``detail`` object of the answer (e.g. ``job_id`` of a conflicting device job)
+        self.detail = detail or {}
 
     @property
     def retryable(self) -> bool:

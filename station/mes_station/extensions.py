@@ -114,9 +114,18 @@ def _without_empty(value: Any) -> Any:
 
 
 def build_request(
-    panel: ActionPanel, button_id: str, *, values: dict[str, Any], device: str, station: str
+    panel: ActionPanel,
+    button_id: str,
+    *,
+    values: dict[str, Any],
+    device: str,
+    station: str,
+    idempotency_key: str | None = None,
 ) -> tuple[str, str, dict[str, Any]]:
-    """``(method, path, body)`` for pressing ``button_id`` on ``panel`` with the field ``values``."""
+    """``(method, path, body)`` for pressing ``button_id`` on ``panel`` with the field ``values``.
+
+    An ``idempotent`` button's body carries ``idempotency_key`` (a fresh one unless given: the agent
+    gives the key of an attempt whose answer was lost, so the retry acts once)."""
     button: PanelButton | None = next((b for b in panel.buttons if b.id == button_id), None)
     if button is None:
         raise ActionError(f"panel {panel.id!r} has no button {button_id!r}")
@@ -137,5 +146,5 @@ def build_request(
     # a field left empty is left out (at any depth), so the route applies its own default
     body = _without_empty(fill(dict(button.body), context))
     if button.idempotent:
-        body.setdefault("idempotency_key", str(uuid.uuid4()))
+        body.setdefault("idempotency_key", idempotency_key or str(uuid.uuid4()))
     return button.method, fill(button.path, context), body

@@ -64,7 +64,9 @@ def set_aside(path: Path) -> Path:
 def device_configs(
     config: dict[str, Any], *, extensions: Extensions, overrides: dict[str, dict[str, Any]] | None = None
 ) -> dict[str, DeviceConfig]:
-    """Device code → :class:`DeviceConfig` for the station's own enabled devices in ``config``.
+    """Device code → :class:`DeviceConfig` for the enabled devices in ``config``: the station's own and
+    its line's shared ones (assigned to no station, ``shared: true``), which device authority lets
+    every station of the line use.
 
     The role word and the settings to leave out come from the kind's station extension; a kind no
     installed extension declares still gets its driver loaded from the server's namespace (and is
@@ -73,7 +75,7 @@ def device_configs(
     overrides = overrides or {}
     out: dict[str, DeviceConfig] = {}
     for item in config.get("devices", []):
-        if item.get("shared") or not item.get("enabled", True):
+        if not item.get("enabled", True):
             continue
         declared = extensions.kinds().get(item["kind"])
         namespace = item.get("namespace") or (declared.namespace if declared else "")
@@ -87,6 +89,7 @@ def device_configs(
             settings=settings,
             code=item["code"],
             kind=item["kind"],
+            shared=bool(item.get("shared")),
         )
     return out
 
@@ -99,8 +102,7 @@ def driver_problems(config: dict[str, Any]) -> list[dict[str, Any]]:
         devices = [
             d["code"]
             for d in config.get("devices", [])
-            if not d.get("shared")
-            and d.get("enabled", True)
+            if d.get("enabled", True)
             and d["driver"] == need["driver"]
             and d["kind"] == need["kind"]
         ]

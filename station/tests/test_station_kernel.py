@@ -207,6 +207,43 @@ async def test_flash_started_from_the_station_runs_on_its_uploader(tmp_path: Pat
         await agent.stop()
 
 
+async def test_a_flash_whose_answer_was_lost_is_retried_with_its_key_and_flashes_once(tmp_path: Path, kernel_server):
+    from mes_station.errors import OfflineError
+
+    kernel = kernel_server
+    [serial] = kernel.make_lot("LOT-FW2", units=1, product="PRD-100", serial_prefix="SN-FX")
+    kernel.add_station_device("FLASH-02", "firmware_uploader", "simulator", flash_seconds=0.1)
+    image = kernel.upload_firmware("PRD-100", "1.3.0", b"\x7fELF" + bytes(range(256)) * 16)
+    agent = Agent.from_config(_toml(tmp_path, kernel))
+    await agent.start()
+    real_json = agent.client.json
+    sent: list[dict] = []
+
+    async def answer_lost_once(method, path, **kwargs):
+        if path == "/firmware/upload":
+            sent.append(kwargs["json"])
+        answer = await real_json(method, path, **kwargs)  # the server acts ...
+        if path == "/firmware/upload":
+            if len(sent) == 1:
+                raise OfflineError("read timed out")  # ... and its answer never arrives
+        return answer
+
+    agent.client.json = answer_lost_once
+    try:
+        with pytest.raises(OfflineError):
+            await agent.start_flash(serial_number=serial, image_id=image["id"])
+        job = await agent.start_flash(serial_number=serial, image_id=image["id"])  # the operator tries again
+        assert sent[0]["idempotency_key"] == sent[1]["idempotency_key"]
+        jobs = kernel.api("GET", "/firmware/jobs", params={"serial_number": serial}).json()["items"]
+        assert [str(j["id"]) for j in jobs] == [job]  # one job: flashed once
+        await wait_for(lambda: kernel.api("GET", f"/firmware/jobs/{job}").json()["status"] == "done", timeout=15)
+        again = await agent.start_flash(serial_number=serial, image_id=image["id"])  # answered: a new flash
+        assert again != job and sent[2]["idempotency_key"] != sent[0]["idempotency_key"]
+    finally:
+        agent.client.json = real_json
+        await agent.stop()
+
+
 def test_kill_9_mid_drain_against_the_kernel_loses_and_doubles_nothing(tmp_path: Path, kernel_server):
     kernel = kernel_server
     kernel.make_lot("LOT-BIG")

@@ -226,3 +226,39 @@ async def test_a_template_uploaded_on_the_server_reaches_a_running_agent_without
         await wait_for(lambda: synced(False, first["count"]), timeout=30)
     finally:
         await agent.stop()
+
+
+async def test_an_agent_loads_its_lines_shared_devices_and_drops_a_disabled_plugins_devices_live(
+    tmp_path: Path, kernel_server: KernelServer
+):
+    kernel = kernel_server
+    shared_printer = {"code": "PRN-LINE", "kind": "label_printer", "driver": "simulator",
+                      "config": {"printer_id": "prov-prn-line"}}  # on the line, at no station
+    line_devices(kernel, SCANNER, shared_printer)
+    agent = Agent(load_config(minimal_toml(tmp_path, kernel)))
+    await agent.start()
+    try:
+        assert set(agent.devices.devices) == {"SCN-A1", "PRN-LINE"}
+        shared = agent.devices.devices["PRN-LINE"]
+        assert shared.loaded and shared.config.shared and shared.config.role == "printer"
+        before = simulated_printer("prov-prn-line").label_count
+        result = await agent.print_label(
+            template="unit_label",
+            fields={"serial_number": "SN-2", "product": "P", "lot_number": "L-1", "gtin": "09506000134352"},
+        )
+        assert result["device"] == "PRN-LINE" and simulated_printer("prov-prn-line").label_count == before + 1
+
+        line_devices(kernel, SCANNER, shared_printer, PRINTER)  # a printer of its own: preferred to the line's
+        await wait_for(lambda: "PRN-A1" in agent.devices.devices, timeout=15)
+        assert agent.devices.key_of("printer") == "PRN-A1"
+
+        # the printer plugin switched off at run time: the line's version stays, its devices leave the station
+        version = agent.config_version
+        r = kernel.api("POST", "/plugins/label_printer/disable", json={"reason": "test"})
+        assert r.status_code == 200, r.text
+        await wait_for(lambda: set(agent.devices.devices) == {"SCN-A1"}, timeout=15)
+        assert agent.config_version == version
+        assert kernel.api("POST", "/plugins/label_printer/enable").status_code == 200
+        await wait_for(lambda: {"PRN-A1", "PRN-LINE"} <= set(agent.devices.devices), timeout=15)
+    finally:
+        await agent.stop()

@@ -10,6 +10,7 @@ from ...errors import MesError, Unauthorized
 from ...schemas import LoginIn, RefreshIn, TokenPair
 from ...services import auth as auth_service
 from ..deps import CurrentPrincipal, KernelDep, SessionDep, SettingsDep
+from ..scope import serves_line
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -85,11 +86,18 @@ async def logout(body: RefreshIn, session: SessionDep, principal: CurrentPrincip
 
 
 @router.get("/me", summary="Who am I, and what may I do")
-async def me(principal: CurrentPrincipal, request: Request):
+async def me(principal: CurrentPrincipal, request: Request, kernel: KernelDep):
+    """The caller and the permissions it holds now. A failed or switched-off plugin's permissions are
+    withdrawn for everyone; a station holds a plugin's permissions only while its line enables that
+    plugin (the rule of :func:`mes_kernel.api.scope.serves_line`, which the plugin's routes enforce)."""
+    serves = None
+    if principal.kind == "station":
+        def serves(plugin: str) -> bool:
+            return serves_line(kernel, plugin, principal.line_id)
     return {
         "kind": principal.kind,
         "name": principal.name,
         "role": principal.role,
         "station": principal.station_code,
-        "permissions": request.app.state.permissions.for_role(principal.role),
+        "permissions": request.app.state.permissions.for_role(principal.role, plugin_serves=serves),
     }

@@ -30,7 +30,12 @@ async def get_line(code: str, session: SessionDep, _: Principal = require_permis
     return await line_service.export(session, line)
 
 
-@router.post("/validate", summary="Check a line configuration without applying it")
+@router.post(
+    "/validate",
+    summary="Check a line configuration without applying it; say what applying it would change",
+    description="Answers `{valid, errors, plan}`: `plan` names the line, stations and devices that `PUT` "
+    "would create, change (with the fields) and delete — the plan `mes line apply --dry-run` prints.",
+)
 async def validate_line(request: Request, session: SessionDep, document: dict[str, Any] = Body(...),
                         _: Principal = require_permission("lines:manage")):
     try:
@@ -38,8 +43,11 @@ async def validate_line(request: Request, session: SessionDep, document: dict[st
     except Unprocessable as exc:
         return {"valid": False, "errors": exc.extra.get("errors", [])}
     catalog = line_service.catalog_from_app(request.app)
-    errors = await line_service.check(session=session, config=config, catalog=catalog)
-    return {"valid": not errors, "errors": errors}
+    try:
+        steps = await line_service.plan(session=session, config=config, catalog=catalog)
+    except Unprocessable as exc:
+        return {"valid": False, "errors": exc.extra.get("errors", []), "plan": None}
+    return {"valid": True, "errors": [], "plan": steps.as_dict()}
 
 
 @router.put("/{code}", summary="Apply a line configuration (validated first; all or nothing)")
@@ -54,8 +62,8 @@ async def put_line(code: str, request: Request, session: SessionDep, kernel: Ker
             errors=[{"loc": ["code"], "msg": f"must be {code!r} (the line in the address) or left out"}],
         )
     config = line_service.parse({**document, "code": code})
-    line = await line_service.apply(session=session, config=config, catalog=line_service.catalog_from_app(request.app),
-                                    actor=principal.actor)
+    catalog = line_service.catalog_from_app(request.app)
+    line, _ = await line_service.apply(session=session, config=config, catalog=catalog, actor=principal.actor)
     await session.commit()
     await kernel.runtime.announce()  # every worker of every node follows within about a second
     return await line_service.export(session, line)

@@ -16,13 +16,14 @@ from ...audit import write_audit
 from ...cache import commit, mark_stale
 from ...db.base import utcnow
 from ...db.models import Device, Line, Station, StationEvent, StationToken
-from ...devices import effective_config, redact_config
+from ...devices import effective_config
 from ...drivers import list_drivers
 from ...errors import Conflict, Forbidden, NotFound
 from ...schemas import Code, FiniteJSON, Text
 from ...security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
 from ...services.device_actions import record_device_action
 from ..deps import KernelDep, Principal, SessionDep, require_permission
+from ..scope import plugins_serving
 
 router = APIRouter(prefix="/stations", tags=["stations"])
 BACKLOG_BEATS = 5  # heartbeats kept to tell a growing backlog from a busy moment
@@ -199,11 +200,15 @@ async def my_config(
 ):
     """What a station agent needs to run its devices, from the line configuration in the database.
 
-    ``devices`` are the station's own devices with their effective configuration (secrets included:
-    the token proves this is that station), then the line's shared devices (assigned to no station)
-    with secrets redacted and ``shared: true``. ``config_version`` is the line's version; the
-    heartbeat answer carries it too, so the agent fetches again when it grows. ``drivers`` lists the
-    distribution and version of each driver the devices need, as installed on the server.
+    ``devices`` are the station's own devices, then the line's shared devices (assigned to no
+    station, ``shared: true``), each with its effective configuration. Secrets are included for both:
+    the token proves this is that station, and device authority lets every station of the line act on
+    a shared device — never another station's device. Only devices of a kind owned by a plugin that
+    serves the station (active, and enabled on its line: ``plugins``) are handed out; the others are
+    listed in ``withheld`` with the reason, without their configuration. ``config_version`` is the
+    line's version; the heartbeat answer carries it and ``plugins`` too, so the agent fetches again
+    when either changes. ``drivers`` lists the distribution and version of each driver the devices
+    need, as installed on the server.
     """
     if principal.station_id is None:
         raise Forbidden("only stations have a station configuration", code="NOT_A_STATION")
@@ -211,32 +216,38 @@ async def my_config(
     station = await session.get(Station, principal.station_id)
     line = await session.get(Line, station.line_id) if station.line_id else None
     kinds = getattr(request.app.state, "device_kinds", {})
-    devices, drivers = [], {}
+    owners = getattr(request.app.state, "device_kind_owners", {})
+    serving = plugins_serving(kernel, station.line_id)
+    devices, withheld, drivers = [], [], {}
     if line is not None:
         rows = (await session.execute(select(Device).where(Device.line_id == line.id).order_by(Device.code))).scalars()
         for device in rows:
             own = device.station_id == station.id
             if device.station_id is not None and not own:
                 continue
-            config = effective_config(line, device)
-            kind = kinds.get(device.kind)
-            namespace = kind.namespace if kind is not None else None
+            owner = owners.get(device.kind)
+            if owner is None or owner not in serving:
+                withheld.append({"code": device.code, "kind": device.kind, "plugin": owner,
+                                 "reason": _withheld_reason(kernel, owner, device.kind, line.code)})
+                continue
+            kind = kinds[device.kind]
             devices.append(
                 {
                     "code": device.code,
                     "kind": device.kind,
                     "driver": device.driver,
-                    "namespace": namespace,
+                    "namespace": kind.namespace,
+                    "plugin": owner,
                     "enabled": device.enabled,
                     "shared": not own,
-                    "config": config if own else redact_config(config),
+                    "config": effective_config(line, device),
                 }
             )
-            if own and device.enabled and namespace and (namespace, device.driver) not in drivers:
-                info = next((d for d in list_drivers(namespace) if d.name == device.driver), None)
-                drivers[(namespace, device.driver)] = {
+            if device.enabled and (kind.namespace, device.driver) not in drivers:
+                info = next((d for d in list_drivers(kind.namespace) if d.name == device.driver), None)
+                drivers[(kind.namespace, device.driver)] = {
                     "kind": device.kind,
-                    "namespace": namespace,
+                    "namespace": kind.namespace,
                     "driver": device.driver,
                     "distribution": info.package if info else None,
                     "version": info.version if info else None,
@@ -245,10 +256,21 @@ async def my_config(
         "station": {"code": station.code, "name": station.name},
         "line": line.code if line is not None else None,
         "config_version": line.config_version if line is not None else 0,
+        "plugins": serving,
         "devices": devices,
+        "withheld": withheld,
         "drivers": list(drivers.values()),
         "label_templates": extras.get("label_templates"),
     }
+
+
+def _withheld_reason(kernel, plugin: str | None, kind: str, line_code: str) -> str:
+    if plugin is None:
+        return f"no loaded plugin drives devices of kind {kind!r}"
+    if not kernel.plugins.is_active(plugin):
+        state, reason = kernel.plugins.state_of(plugin)
+        return f"plugin {plugin} is {state}: {reason}"
+    return f"plugin {plugin} is not enabled on line {line_code}"
 
 
 @router.post("/heartbeat", summary="A station reports its state (agent, drivers, devices, outbox)")
@@ -258,8 +280,9 @@ async def heartbeat(
     kernel: KernelDep,
     principal: Principal = require_permission("stations:heartbeat"),
 ):
-    """Store the station's report; the answer carries the server time, the line's ``config_version``
-    and ``label_templates`` (as in the station's configuration) when the printer plugin runs."""
+    """Store the station's report; the answer carries the server time, the line's ``config_version``,
+    the ``plugins`` serving the station (both as in ``/stations/me/config``: a change in either means
+    fetch it again) and ``label_templates`` (as in the station's configuration) when the printer plugin runs."""
     if principal.station_id is None:
         raise Forbidden("only stations send heartbeats", code="NOT_A_STATION")
     extras = await station_extras(kernel, session, names=("label_templates",))
@@ -276,7 +299,12 @@ async def heartbeat(
         else None
     )
     await session.commit()
-    answer = {"server_time": utcnow().isoformat(), "station": principal.station_code, "config_version": version or 0}
+    answer = {
+        "server_time": utcnow().isoformat(),
+        "station": principal.station_code,
+        "config_version": version or 0,
+        "plugins": plugins_serving(kernel, station.line_id),
+    }
     if extras.get("label_templates") is not None:
         answer["label_templates"] = extras["label_templates"]
     return answer

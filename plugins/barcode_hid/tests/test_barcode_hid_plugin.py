@@ -47,7 +47,8 @@ async def test_a_line_may_configure_scanners_by_driver_name(client, admin_header
     }
     r = await client.post("/api/v1/lines/validate", json=line, headers=admin_headers)
     assert r.status_code == 200, r.text
-    assert r.json() == {"valid": True, "errors": []}
+    assert (r.json()["valid"], r.json()["errors"]) == (True, [])
+    assert r.json()["plan"]["devices"] == {"create": ["SCN-01"], "update": {}, "delete": []}
     line["breakers"] = {"scan_lookup": {"failure_threshold": 10}}  # the plugin's breaker, overridable per line
     line["devices"][0]["driver"] = "nosuch"
     r = await client.post("/api/v1/lines/validate", json=line, headers=admin_headers)

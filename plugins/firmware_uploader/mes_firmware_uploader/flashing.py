@@ -128,7 +128,12 @@ async def _replay(session: AsyncSession, order: FlashOrder) -> DeviceJob | None:
     if job is None:
         return None
     same_device = order.device is None or job.device == order.device
-    if job.plugin != PLUGIN_NAME or job.serial_number != order.serial_number or not same_device:
+    earlier = job.payload or {}
+    same_image = (order.image_id is None or order.image_id == earlier.get("image_id")) and all(
+        asked is None or asked == earlier.get(key) for key, asked in (("product", order.product),
+                                                                       ("version", order.version))
+    )
+    if job.plugin != PLUGIN_NAME or job.serial_number != order.serial_number or not same_device or not same_image:
         raise Conflict(
             "idempotency key already used for a different request", code="IDEMPOTENCY_KEY_REUSED", job_id=job.id
         )

@@ -66,7 +66,13 @@ class FlashIn(BaseModel):
     image_id: int | None = None
     product: str | None = Field(None, max_length=64)
     version: str | None = Field(None, max_length=64)
-    idempotency_key: str | None = Field(None, min_length=1, max_length=100)
+    idempotency_key: str = Field(
+        min_length=1,
+        max_length=100,
+        description="required: one key per flash the operator asked for; a retry with the same key never "
+        "flashes twice (200 with the job), the same key for another unit, device or image is 409 "
+        "IDEMPOTENCY_KEY_REUSED",
+    )
     operator: str | None = Field(None, max_length=100, description="worker at the station, if not the caller")
     station_code: str | None = Field(
         None, max_length=64, description="where a person flashes from (a station's own token always wins)"

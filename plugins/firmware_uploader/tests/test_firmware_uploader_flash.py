@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 from sqlalchemy import select
@@ -21,7 +23,14 @@ async def line(make_lot, upload_image, add_uploader, uploader_service):
 
 
 def _order(line, serial=None, **extra):
-    return {"serial_number": serial or line["serials"][0], "image_id": line["image"]["id"], "device": "UPL-01", **extra}
+    """A flash request; each call a new operator's request (a fresh idempotency key) unless one is given."""
+    return {"serial_number": serial or line["serials"][0], "image_id": line["image"]["id"], "device": "UPL-01",
+            "idempotency_key": str(uuid.uuid4()), **extra}
+
+
+def _keyed(order: dict) -> dict:
+    """``order`` as a new request (its own idempotency key)."""
+    return {**order, "idempotency_key": str(uuid.uuid4())}
 
 
 def _flashes(service) -> list[dict]:
@@ -110,18 +119,29 @@ async def test_concurrent_flashes_with_one_key_flash_once(client, worker_headers
     assert len(_flashes(line["service"])) == 1
 
 
-async def test_a_flash_without_a_key_is_a_new_flash_each_time(client, worker_headers, line):
-    """The key is optional: without one, every request is a flash the worker asked for."""
-    for _ in range(2):
-        r = await client.post(FLASH, json=_order(line), headers=worker_headers)
-        assert r.status_code == 201, r.text
-        assert r.json()["idempotency_key"] is None
-    assert len(_flashes(line["service"])) == 2
+async def test_a_flash_without_a_key_is_refused_and_touches_nothing(client, worker_headers, line):
+    """The key is required: a client that retries a flash whose answer was lost must never flash twice."""
+    order = _order(line)
+    del order["idempotency_key"]
+    r = await client.post(FLASH, json=order, headers=worker_headers)
+    assert r.status_code == 422 and r.json()["detail"]["code"] == "VALIDATION_ERROR"
+    assert any(e["loc"][-1] == "idempotency_key" for e in r.json()["detail"]["errors"])
+    assert _flashes(line["service"]) == []
+
+
+async def test_the_same_key_for_another_image_is_refused(client, worker_headers, line, upload_image):
+    first = await client.post(FLASH, json=_order(line, idempotency_key="img"), headers=worker_headers)
+    assert first.status_code == 201, first.text
+    other = (await upload_image("WIDGET", "9.9.9")).json()
+    r = await client.post(FLASH, json=_order(line, idempotency_key="img", image_id=other["id"]), headers=worker_headers)
+    assert r.status_code == 409 and r.json()["detail"]["code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert r.json()["detail"]["job_id"] == first.json()["id"]
+    assert len(_flashes(line["service"])) == 1
 
 
 async def test_image_by_product_and_version(client, worker_headers, line):
     order = {"serial_number": line["serials"][0], "product": "WIDGET", "version": "1.4.0", "device": "UPL-01"}
-    r = await client.post(FLASH, json=order, headers=worker_headers)
+    r = await client.post(FLASH, json=_keyed(order), headers=worker_headers)
     assert r.status_code == 201 and r.json()["image"]["image_id"] == line["image"]["id"]
 
 
@@ -358,14 +378,14 @@ async def test_a_station_flashes_with_its_own_uploader_when_no_device_is_named(
 ):
     await add_uploader("UPL-ST01", line["service"].url, station="ST-01")
     order = {"serial_number": line["serials"][0], "image_id": line["image"]["id"]}
-    r = await client.post(FLASH, json=order, headers=station_headers)
+    r = await client.post(FLASH, json=_keyed(order), headers=station_headers)
     assert r.status_code == 201 and r.json()["device"] == "UPL-ST01" and r.json()["station"] == "ST-01"
-    r = await client.post(FLASH, json=order, headers=worker_headers)
+    r = await client.post(FLASH, json=_keyed(order), headers=worker_headers)
     assert r.status_code == 422 and r.json()["detail"]["field"] == "device"
-    r = await client.post(FLASH, json={**order, "station_code": "ST-01"}, headers=worker_headers)
+    r = await client.post(FLASH, json=_keyed({**order, "station_code": "ST-01"}), headers=worker_headers)
     assert r.status_code == 201 and r.json()["device"] == "UPL-ST01"
     await add_uploader("UPL-ST01-B", line["service"].url, station="ST-01")
-    r = await client.post(FLASH, json=order, headers=station_headers)
+    r = await client.post(FLASH, json=_keyed(order), headers=station_headers)
     assert r.status_code == 422 and r.json()["detail"]["code"] == "AMBIGUOUS_UPLOADER"
 
 
@@ -389,9 +409,9 @@ async def test_uploader_configured_through_a_line_with_its_breaker_override(
     lot = await make_lot(product="WIDGET", units=1)
     image = (await upload_image("WIDGET", "3.0")).json()
     order = {"serial_number": lot["serial_numbers"][0], "image_id": image["id"], "device": "UPL-L1"}
-    assert (await client.post(FLASH, json=order, headers=worker_headers)).status_code == 201
+    assert (await client.post(FLASH, json=_keyed(order), headers=worker_headers)).status_code == 201
     uploader_service.set_fault("http_5xx")
-    assert [(await client.post(FLASH, json=order, headers=worker_headers)).status_code for _ in range(3)] == [
+    assert [(await client.post(FLASH, json=_keyed(order), headers=worker_headers)).status_code for _ in range(3)] == [
         502,
         502,
         503,

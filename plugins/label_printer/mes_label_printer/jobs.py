@@ -188,19 +188,21 @@ async def submit_print(
     values = request.merged_fields(template)
     zpl = template.render_zpl(values)
     device = await get_printer(session, request.printer, principal)
-    lot_number, serial_number = await _trace_targets(session, request, values)
 
     job = await _job_by_key(session, request.idempotency_key)
     if job is not None:
-        if job.payload.get("request_hash") != request.fingerprint():
+        if job.payload.get("request_hash") != request.fingerprint() or job.payload.get("reprint_of") != reprint_of:
             raise Conflict(
                 "idempotency key was used for a different print request",
                 code="IDEMPOTENCY_KEY_REUSED",
                 job_id=job.id,
             )
         if not (job.status == "failed" and not (job.result or {}).get("label_sent", True)):
+            # a retry of a print made before its LOT closed is answered, not refused: nothing prints
             return job, False
-    else:
+    # about to print (a new job, or one that failed before any label left): the LOT must be open
+    lot_number, serial_number = await _trace_targets(session, request, values)
+    if job is None:
         job = DeviceJob(
             kind=JOB_KIND,
             plugin=PLUGIN_NAME,

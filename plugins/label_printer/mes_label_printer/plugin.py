@@ -108,6 +108,8 @@ async def mes_startup(kernel):
 
 @hookimpl
 async def mes_shutdown(kernel):
+    # switched off at run time or stopping: stations stop hearing of label templates, printers close
+    kernel.state.get("station_config", {}).pop("label_templates", None)
     await printer_pool(kernel).close()
 
 

@@ -3,7 +3,6 @@ reprint, printers, stats."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -55,7 +54,9 @@ class PrintIn(BaseModel):
 
 
 class ReprintIn(BaseModel):
-    idempotency_key: Key | None = None
+    """A reprint the caller asked for once: a retry with the same key answers the first reprint job."""
+
+    idempotency_key: Key
     reason: str | None = Field(None, max_length=500)
 
 
@@ -280,16 +281,15 @@ async def reprint_job(
     job_id: int,
     session: SessionDep,
     kernel: KernelDep,
-    body: ReprintIn | None = None,
+    body: ReprintIn,
     principal: Principal = require_permission("labels:reprint"),
 ) -> JSONResponse:
-    body = body or ReprintIn()
     job, created = await reprint(
         session=session,
         kernel=kernel,
         job_id=job_id,
         actor=principal.actor,
-        idempotency_key=body.idempotency_key or f"reprint:{job_id}:{uuid.uuid4()}",
+        idempotency_key=body.idempotency_key,
         reason=body.reason,
         station_code=principal.station_code,
         principal=principal,

@@ -127,6 +127,23 @@ async def test_an_unknown_printer_is_404_and_a_closed_lot_prints_nothing(
     assert tcp_printer.core.label_count == 0
 
 
+async def test_a_retried_print_made_before_its_lot_closed_answers_the_first_job(
+    client, kernel, admin_headers, make_lot, tcp_printer
+):
+    await add_printer(kernel, "PRN-01", tcp_printer.port)
+    lot = await make_lot(units=1)
+    first = await client.post(f"{API}/labels/print", json=unit_print(lot, "k-before"), headers=admin_headers)
+    assert first.status_code == 201, first.text
+    r = await client.patch(f"{API}/lots/{lot['lot_number']}", json={"status": "closed"}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    again = await client.post(f"{API}/labels/print", json=unit_print(lot, "k-before"), headers=admin_headers)
+    assert again.status_code == 200 and again.json()["id"] == first.json()["id"], again.text
+    reprint = await client.post(f"{API}/labels/jobs/{first.json()['id']}/reprint", json={"idempotency_key": "late"},
+                                headers=admin_headers)  # a new action on the closed LOT is refused
+    assert reprint.status_code == 409 and reprint.json()["detail"]["code"] == "LOT_CLOSED"
+    assert tcp_printer.core.label_count == 1
+
+
 async def test_the_same_idempotency_key_never_prints_a_second_label(
     client, kernel, admin_headers, make_lot, tcp_printer
 ):
@@ -145,7 +162,7 @@ async def test_the_same_idempotency_key_never_prints_a_second_label(
     assert tcp_printer.core.label_count == 1
 
 
-async def test_a_reprint_with_a_key_prints_once_and_without_one_each_time(
+async def test_a_reprint_prints_once_per_key_and_needs_one(
     client, kernel, manager_headers, make_lot, tcp_printer
 ):
     await add_printer(kernel, "PRN-01", tcp_printer.port)
@@ -160,11 +177,21 @@ async def test_a_reprint_with_a_key_prints_once_and_without_one_each_time(
     assert again.json()["id"] == first.json()["id"] and first.json()["reprint_of"] == job_id
     assert tcp_printer.core.label_count == 2  # the print and one reprint
 
-    # the key is optional: without one, each call is a reprint the manager asked for
-    for _ in range(2):
-        r = await client.post(reprint, json={"reason": "again"}, headers=manager_headers)
-        assert r.status_code == 201, r.text
-    assert tcp_printer.core.label_count == 4
+    # the key is required: a retried reprint whose answer was lost must never print twice
+    for body in ({"reason": "again"}, {}):
+        r = await client.post(reprint, json=body, headers=manager_headers)
+        assert r.status_code == 422 and r.json()["detail"]["code"] == "VALIDATION_ERROR", r.text
+    r = await client.post(reprint, headers=manager_headers)
+    assert r.status_code == 422 and r.json()["detail"]["code"] == "VALIDATION_ERROR", r.text
+    # a new key is a new reprint; the print's own key or another job's reprint key is someone else's request
+    assert (await client.post(reprint, json={"idempotency_key": "re-2"}, headers=manager_headers)).status_code == 201
+    refused = [
+        await client.post(reprint, json={"idempotency_key": "orig"}, headers=manager_headers),  # the print's key
+        await client.post(f"{API}/labels/jobs/{first.json()['id']}/reprint", json={"idempotency_key": "re-1"},
+                          headers=manager_headers),  # the key of a reprint of another job
+    ]
+    assert [(r.status_code, r.json()["detail"]["code"]) for r in refused] == [(409, "IDEMPOTENCY_KEY_REUSED")] * 2
+    assert tcp_printer.core.label_count == 3
 
 
 async def test_concurrent_requests_with_one_key_print_one_label(client, kernel, admin_headers, make_lot, tcp_printer):
@@ -284,10 +311,12 @@ async def test_reprint_needs_its_own_permission_and_is_audited(
     assert r.status_code == 201
     job_id = r.json()["id"]
 
-    r = await client.post(f"{API}/labels/jobs/{job_id}/reprint", json={}, headers=worker_headers)
+    r = await client.post(f"{API}/labels/jobs/{job_id}/reprint", json={"idempotency_key": "w-re"},
+                          headers=worker_headers)
     assert r.status_code == 403
     r = await client.post(
-        f"{API}/labels/jobs/{job_id}/reprint", json={"reason": "label smudged"}, headers=manager_headers
+        f"{API}/labels/jobs/{job_id}/reprint", json={"reason": "label smudged", "idempotency_key": "m-re"},
+        headers=manager_headers,
     )
     assert r.status_code == 201, r.text
     assert r.json()["reprint_of"] == job_id and r.json()["status"] == "done"
