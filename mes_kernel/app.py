@@ -28,6 +28,7 @@ from .health import HealthAggregator
 from .inputguard import InputGuardMiddleware
 from .kernel import Kernel
 from .logging import AccessLogMiddleware, configure_logging
+from .machine_data import MachineDataHub
 from .metrics import MetricsMiddleware, breaker_listener, observe_plugins
 from .metrics import router as metrics_router
 from .middleware import BodyLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
@@ -245,6 +246,11 @@ def create_app(
         breakers=breakers,
         redis=redis,
     )
+    kernel.machine_data = MachineDataHub(
+        kernel,
+        flush_interval=settings.machine_data_flush_seconds,
+        max_pending_values=settings.machine_data_max_pending,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -277,6 +283,7 @@ def create_app(
             await runtime.start()
         else:
             await _load_runtime_once(runtime)
+        await kernel.machine_data.start()
         await manager.call_each("mes_startup", kernel=kernel)
         app.state.health = HealthAggregator(kernel, app.state.plugin_checks, settings.health_cache_seconds)
         runtime.listeners.append(app.state.health.invalidate)
@@ -315,6 +322,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await manager.call_each("mes_shutdown", kernel=kernel, fail_on_error=False)
+            await kernel.machine_data.aclose()
             await cache.close()
             await notifier.close()
             if redis is not None:
