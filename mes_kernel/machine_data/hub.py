@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import time
@@ -93,6 +94,7 @@ class MachineDataHub:
         self._leases: set[str] = set()
         self._local_leases: dict[str, str] = {}
         self._last_renewal = 0.0
+        self._last_published = 0.0
         self.flushes = 0
 
     # ------------------------------------------------------------ sinks
@@ -246,6 +248,8 @@ class MachineDataHub:
                 await self.flush()
                 if time.monotonic() - self._last_renewal > self.lease_seconds / 3:
                     await self._renew()
+                if time.monotonic() - self._last_published >= 1.0:
+                    await self._publish_health()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -311,9 +315,59 @@ class MachineDataHub:
         return CheckResult(Status.DOWN, "no connector is reading this device in this process", {"connected": False})
 
     def check(self, codes: Iterable[str], *, name: str = "machines") -> CheckResult:
-        """One health result with a node per device code (``CheckResult.components``); the worst
-        node decides. No devices: UP with ``devices: 0``."""
+        """One health result with a node per device code (``CheckResult.components``), as this
+        process sees them; the worst node decides. No devices: UP with ``devices: 0``."""
+        return self._summary({code: self.device_health(code) for code in sorted(set(codes))}, name)
+
+    async def health(self, codes: Iterable[str], *, name: str = "machines") -> CheckResult:
+        """As :meth:`check`, for the whole installation: a device read by another process (it
+        holds the lease) is shown as that process last published it (every second, through Redis);
+        a publication older than ``lease_seconds`` is DOWN. Use this in a plugin's health check."""
         parts = {code: self.device_health(code) for code in sorted(set(codes))}
+        redis = self.kernel.redis
+        remote = [c for c, p in parts.items() if c not in self.sinks and c not in self.failed]
+        if redis is not None and remote:
+            try:
+                raw = await redis.hmget(self._health_key(), remote)
+            except Exception as exc:
+                raw = [None] * len(remote)
+                log.warning("machine_health_read_failed", error=str(exc))
+            now = time.time()
+            for code, blob in zip(remote, raw, strict=True):
+                if not blob:
+                    continue
+                item = json.loads(blob)
+                age = now - item["at"]
+                if age > self.lease_seconds:
+                    parts[code] = CheckResult(
+                        Status.DOWN, f"the process reading this device last reported {age:.0f} s ago", item["details"]
+                    )
+                else:
+                    parts[code] = CheckResult(Status(item["status"]), item["reason"], item["details"])
+        return self._summary(parts, name)
+
+    def _health_key(self) -> str:
+        return f"{self.kernel.settings.redis_namespace}:machine-health"
+
+    async def _publish_health(self) -> None:
+        self._last_published = time.monotonic()
+        redis = self.kernel.redis
+        if redis is None or not self.sinks:
+            return
+        now = time.time()
+        blobs = {}
+        for code, sink in self.sinks.items():
+            if code in self._leases:
+                node = sink.health()
+                blobs[code] = json.dumps(
+                    {"at": now, "status": node.status.value, "reason": node.reason, "details": node.details},
+                    default=str,
+                )
+        if blobs:
+            await redis.hset(self._health_key(), mapping=blobs)
+
+    @staticmethod
+    def _summary(parts: dict[str, CheckResult], name: str) -> CheckResult:
         worst = Status.worst([p.status for p in parts.values()])
         down = [code for code, p in parts.items() if p.status != Status.UP]
         reason = f"{len(down)} of {len(parts)} {name} not UP: {', '.join(down[:5])}" if down else None
