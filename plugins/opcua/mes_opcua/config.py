@@ -96,7 +96,8 @@ def parse_settings(config: Mapping[str, Any]) -> OpcUaSettings:
         raise MappingError(f"security.mode must be one of {MODES}", field="security.mode")
     if security.policy != "None" and not (security.certificate and security.private_key):
         raise MappingError(
-            f"security.policy {security.policy} needs a client certificate and private_key", field="security.certificate"
+            f"security.policy {security.policy} needs a client certificate and private_key",
+            field="security.certificate",
         )
     writable = config.get("writable") or {}
     if not isinstance(writable, Mapping):

@@ -82,7 +82,8 @@ class DeviceConnector:
             self.attempt += 1
             if self.sink is not None:
                 self.sink.reconnecting()
-            await asyncio.sleep(backoff(self.attempt, low=self.settings.reconnect_min, high=self.settings.reconnect_max))
+            settings = self.settings
+            await asyncio.sleep(backoff(self.attempt, low=settings.reconnect_min, high=settings.reconnect_max))
 
     async def _session(self) -> None:
         sink = self.sink

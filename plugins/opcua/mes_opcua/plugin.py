@@ -30,13 +30,19 @@ def mes_register_permissions():
             "See OPC UA machines' connection, state and the unit on them",
             ("admin", "production_manager", "worker", "viewer", "quality_manager", "station"),
         ),
-        Permission("opcua:write", "Write OPC UA machine nodes (recipe, command); audited", ("admin", "production_manager")),
+        Permission(
+            "opcua:write", "Write OPC UA machine nodes (recipe, command); audited", ("admin", "production_manager")
+        ),
     ]
 
 
 @hookimpl
 def mes_register_device_kinds():
-    return [DeviceKind(DEVICE_KIND, DRIVER_NAMESPACE, OpcUaDriver, description="OPC UA machines (data-change subscriptions)")]
+    return [
+        DeviceKind(
+            DEVICE_KIND, DRIVER_NAMESPACE, OpcUaDriver, description="OPC UA machines (data-change subscriptions)"
+        )
+    ]
 
 
 @hookimpl

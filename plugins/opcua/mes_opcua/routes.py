@@ -69,7 +69,8 @@ async def write_node(
     node_id = settings.writable.get(body.name)
     if node_id is None:
         raise Unprocessable(
-            f"{body.name} is not a writable node of {code} (writable: {', '.join(sorted(settings.writable)) or 'none'})",
+            f"{body.name} is not a writable node of {code} "
+            f"(writable: {', '.join(sorted(settings.writable)) or 'none'})",
             code="OPCUA_NODE_NOT_WRITABLE",
             field="name",
         )
@@ -90,10 +91,10 @@ async def write_node(
     await write_audit(
         session,
         actor=principal.actor,
-        action="write" if outcome == "ok" else "write_failed",
+        action="update",  # the audit trail's verbs: a write updates the machine's node (or tried to)
         entity="opcua_node",
         entity_id=f"{device.code}:{body.name}",
-        after={"node_id": node_id, "value": body.value, "driver": device.driver, **detail},
+        after={"node_id": node_id, "value": body.value, "driver": device.driver, "outcome": outcome, **detail},
     )
     await session.commit()
     if outcome != "ok":

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import socket
 
+from mes_opcua.simulator import JAM, RUNNING, MachineSimulator
+from opcua_helpers import API, eventually, node_of, opcua_device, put_line
 from sqlalchemy import func, select
 
 from mes_kernel.db.models import MachineCount, MachineState
-from mes_opcua.simulator import JAM, RUNNING, MachineSimulator
-
-from opcua_helpers import API, eventually, node_of, opcua_device, put_line
 
 
 async def _states(kernel, device="MC-1"):
@@ -28,9 +27,9 @@ async def _counted(kernel, device="MC-1"):
     async with kernel.sessionmaker() as session:
         good, bad = (
             await session.execute(
-                select(func.coalesce(func.sum(MachineCount.good), 0), func.coalesce(func.sum(MachineCount.bad), 0)).where(
-                    MachineCount.device == device
-                )
+                select(
+                    func.coalesce(func.sum(MachineCount.good), 0), func.coalesce(func.sum(MachineCount.bad), 0)
+                ).where(MachineCount.device == device)
             )
         ).one()
         return int(good), int(bad)

@@ -1,7 +1,7 @@
 """``mes-opcua-sim``: run the simulated OPC UA machine until interrupted.
 
-    mes-opcua-sim --port 4840 --cycle 2 --sensors 100 --hz 10
-    mes-opcua-sim --security basic256sha256 --cert-dir ./pki    # makes server.der/.pem and client.der/.pem
+mes-opcua-sim --port 4840 --cycle 2 --sensors 100 --hz 10
+mes-opcua-sim --security basic256sha256 --cert-dir ./pki    # makes server.der/.pem and client.der/.pem
 """
 
 from __future__ import annotations

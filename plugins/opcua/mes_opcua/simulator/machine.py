@@ -231,7 +231,9 @@ class MachineSimulator:
             for i, name in enumerate(names):
                 await self.server.write_attribute_value(
                     self.nodes[name],
-                    ua.DataValue(ua.Variant(float(tick + i), ua.VariantType.Double), SourceTimestamp=at, ServerTimestamp=at),
+                    ua.DataValue(
+                        ua.Variant(float(tick + i), ua.VariantType.Double), SourceTimestamp=at, ServerTimestamp=at
+                    ),
                 )
             self.published += len(names)
             next_at += period
