@@ -143,7 +143,8 @@ async def test_bad_devices_are_down_or_degraded_with_the_reason_and_the_rest_run
     assert nodes["MC-GONE"]["status"] == "DOWN"
     assert "refused" in nodes["MC-GONE"]["reason"].lower() or "Error" in nodes["MC-GONE"]["reason"]
     assert "BadNodeIdUnknown" in nodes["MC-ODD"]["reason"]
-    assert nodes["MC-BROKEN"]["status"] == "DOWN" and "states.down" in nodes["MC-BROKEN"]["reason"]
+    # PostgreSQL's JSONB keeps keys in its own order: either state may be named as the second one
+    assert nodes["MC-BROKEN"]["status"] == "DOWN" and "raw state 1 is mapped twice" in nodes["MC-BROKEN"]["reason"]
 
     # A state value the mapping does not know: DEGRADED with the value, the state left as it was.
     await machine.set_state(7)
