@@ -15,7 +15,7 @@ from rich.console import Console
 from sqlalchemy import select
 
 from . import lines
-from .db.models import Line, Lot, Process, Station, StationToken, Unit
+from .db.models import Line, Lot, Process, ShiftCalendar, Station, StationToken, Unit
 from .plugins import PluginManager
 from .security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
 from .settings import Settings
@@ -26,6 +26,12 @@ PROCESSES = [
     ("FLASH-20", "Firmware flash", 20),
     ("TEST-30", "Functional test", 30),
     ("PACK-40", "Label and pack", 40),
+]
+
+
+#: the demo line plans production round the clock (an end at the start crosses midnight: 24 h)
+DEMO_SHIFTS = [
+    {"name": "All day", "start": "00:00", "end": "00:00", "days": [0, 1, 2, 3, 4, 5, 6], "planned_output": 14400}
 ]
 
 
@@ -139,6 +145,8 @@ async def _write_demo_data(settings: Settings, devices: list[dict], *, need_toke
             for pid, name, seq in PROCESSES:
                 if await session.get(Process, pid) is None:
                     session.add(Process(id=pid, name=name, sequence=seq))
+            if await session.get(ShiftCalendar, line.id) is None:  # OEE needs planned time: one shift all day
+                session.add(ShiftCalendar(line_id=line.id, shifts=DEMO_SHIFTS, updated_by="demo"))
             lot = (await session.execute(select(Lot).where(Lot.lot_number == "DEMO-LOT-001"))).scalar()
             if lot is None:
                 lot = Lot(lot_number="DEMO-LOT-001", product="PRD-100", quantity=5, status="created", line_id=line.id)

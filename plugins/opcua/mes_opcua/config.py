@@ -40,6 +40,7 @@ class OpcUaSettings:
     publishing_interval_ms: int = 100
     queue_size: int = 100
     timeout: float = 4.0
+    watchdog_seconds: float = 5.0
     reconnect_min: float = 1.0
     reconnect_max: float = 30.0
     writable: dict[str, str] = field(default_factory=dict)
@@ -52,6 +53,7 @@ class OpcUaSettings:
             "user": self.user,
             "password": self.password,
             "timeout": self.timeout,
+            "watchdog_seconds": self.watchdog_seconds,
         }
 
 
@@ -112,6 +114,7 @@ def parse_settings(config: Mapping[str, Any]) -> OpcUaSettings:
         publishing_interval_ms=int(_number(config, "publishing_interval_ms", 100, 10, 60_000)),
         queue_size=int(_number(config, "queue_size", 100, 1, 10_000)),
         timeout=float(_number(config, "timeout", 4.0, 0.1, 120)),
+        watchdog_seconds=float(_number(config, "watchdog_seconds", 5.0, 0.2, 600)),
         reconnect_min=float(_number(config, "reconnect_min", 1.0, 0.05, 60)),
         reconnect_max=float(_number(config, "reconnect_max", 30.0, 0.1, 3600)),
         writable={name: _node_id(v, f"writable.{name}") for name, v in writable.items()},

@@ -78,7 +78,7 @@ class AsyncuaDriver(OpcUaDriver):
         user: str | None = None,
         password: str | None = None,
         timeout: float = 4.0,
-        watchdog_seconds: float = 1.0,
+        watchdog_seconds: float = 5.0,
         **_ignored: Any,
     ) -> None:
         self.endpoint = endpoint

@@ -10,7 +10,13 @@ from mes_opcua.simulator import device_config
 
 API = "/api/v1"
 #: reconnect fast in tests; deadlines stay generous (a busy machine may take seconds)
-FAST = {"reconnect_min": 0.1, "reconnect_max": 0.5, "publishing_interval_ms": 50, "timeout": 3.0}
+FAST = {
+    "reconnect_min": 0.1,
+    "reconnect_max": 0.5,
+    "publishing_interval_ms": 50,
+    "timeout": 3.0,
+    "watchdog_seconds": 3.0,
+}
 
 
 async def eventually(probe: Callable[[], Awaitable], *, timeout: float = 30.0, interval: float = 0.1):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 from pathlib import Path
 
 from ..certs import CLIENT_URI, SERVER_URI, make_certificate
@@ -25,6 +26,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hz", type=float, default=10.0, help="how often the sensor nodes change")
     parser.add_argument("--security", choices=("none", "basic256sha256"), default="none")
     parser.add_argument("--cert-dir", type=Path, default=Path("./opcua-pki"))
+    parser.add_argument(
+        "--stats", action="store_true", help="print a JSON line each second: sensor values published so far"
+    )
+    parser.add_argument("--fault-every", type=float, default=0, help="seconds between jams (0 = none)")
+    parser.add_argument("--fault-seconds", type=float, default=30, help="how long a jam lasts")
     args = parser.parse_args(argv)
     if args.sensors < 0 or args.hz <= 0 or args.cycle < 0:
         parser.error("--sensors must be >= 0, --hz > 0, --cycle >= 0")
@@ -51,12 +57,17 @@ def main(argv: list[str] | None = None) -> None:
             sensors=args.sensors,
             sensor_hz=args.hz,
             security=security,
+            fault_every=args.fault_every or None,
+            fault_seconds=args.fault_seconds,
         )
         endpoint = await sim.start()
         print(f"OPC UA machine simulator on {endpoint}", flush=True)
         print("device config:", json.dumps(device_config(endpoint, sensors=0, **extra)), flush=True)
         try:
-            await asyncio.Event().wait()
+            while True:
+                await asyncio.sleep(1.0)
+                if args.stats:
+                    print(json.dumps({"published": sim.published, "at": time.time()}), flush=True)
         finally:
             await sim.stop()
 

@@ -65,7 +65,8 @@ class Security:
 
 class MachineSimulator:
     """The machine. ``cycle_seconds=None`` runs no cycles by itself (tests call
-    :meth:`complete_part`); ``sensors`` nodes change every ``1 / sensor_hz`` s."""
+    :meth:`complete_part`); ``sensors`` nodes change every ``1 / sensor_hz`` s; with ``fault_every``
+    the machine jams every so many seconds for ``fault_seconds``."""
 
     def __init__(
         self,
@@ -78,6 +79,8 @@ class MachineSimulator:
         sensors: int = 0,
         sensor_hz: float = 10.0,
         security: Security | None = None,
+        fault_every: float | None = None,
+        fault_seconds: float = 30.0,
     ) -> None:
         self.host, self.port = host, port
         self.cycle_seconds = cycle_seconds
@@ -86,6 +89,8 @@ class MachineSimulator:
         self.sensors = sensors
         self.sensor_hz = sensor_hz
         self.security = security or Security()
+        self.fault_every = fault_every
+        self.fault_seconds = fault_seconds
         self.server: Server | None = None
         self.nodes: dict[str, ua.NodeId] = {}
         self.state = RUNNING
@@ -142,6 +147,8 @@ class MachineSimulator:
             self.tasks.append(loop.create_task(self._cycles()))
         if self.sensors:
             self.tasks.append(loop.create_task(self._sensor_loop()))
+        if self.fault_every:
+            self.tasks.append(loop.create_task(self._faults()))
         return self.endpoint
 
     async def stop(self) -> None:
@@ -209,6 +216,16 @@ class MachineSimulator:
             await self.set_temperature(60.0 + 5.0 * math.sin(phase / 3))
             if phase % 5 == 0:
                 await self.complete_part()
+
+    async def _faults(self) -> None:
+        """A jam every ``fault_every`` seconds, cleared after ``fault_seconds`` (the demo's downtime)."""
+        while True:
+            await asyncio.sleep(self.fault_every)
+            if self.state == RUNNING:
+                await self.set_state(JAM)
+                await asyncio.sleep(self.fault_seconds)
+                if self.state == JAM:
+                    await self.set_state(RUNNING)
 
     async def _commands(self) -> None:
         """Apply a command written to ``Machine.Command`` (1 run, 2 idle, 3 jam, 4 e-stop), then clear it."""
