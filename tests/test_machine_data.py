@@ -289,3 +289,30 @@ async def test_the_visit_on_the_machine_at_shutdown_is_written_as_interrupted(ke
         ).scalar_one()
     assert action.detail["interrupted"] is True
     assert action.detail["values"]["spindle_temp"]["count"] == 1
+
+
+async def test_health_shows_a_device_read_by_another_process(kernel, machine):
+    """The process holding a machine's lease publishes its node through Redis every second; any
+    other process answers /health with it (without Redis there is one process, nothing to share)."""
+    import asyncio
+    import time
+
+    if kernel.redis is None:
+        assert (await kernel.machine_data.health(["MC-1"])).components["MC-1"].status == Status.DOWN
+        return
+    holder = kernel.machine_data
+    assert await holder.claim("MC-1")
+    sink = await holder.open("MC-1", source="test", mapping=MachineMapping.from_config(CONFIG))
+    sink.connected()
+    sink.subscription(True)
+    sink.submit("state", 3, T0)
+    other = MachineDataHub(kernel)
+    deadline = time.monotonic() + 30
+    while True:
+        node = (await other.health(["MC-1"])).components["MC-1"]
+        if node.status == Status.UP or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert node.status == Status.UP
+    assert node.details["state"] == "down" and node.details["state_reason"] == "jam"
+    assert other.check(["MC-1"]).components["MC-1"].status == Status.DOWN  # this process alone: nobody reads it
