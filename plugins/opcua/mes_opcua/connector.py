@@ -12,11 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 
-from mes_kernel.contracts import MappingError
-from mes_kernel.db.models import Device, Line
-from mes_kernel.devices import effective_config
+from mes_kernel.contracts import MappingError, devices_for
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN
 from .config import OpcUaSettings, parse_settings
@@ -146,6 +143,17 @@ class DeviceConnector:
             sink.submit(change.name, change.value, change.source_time)
 
 
+class _Installation:
+    """The connector reads machines for the installation, not for a station: every device of the kind."""
+
+    kind = "user"
+    station_id = None
+    line_id = None
+
+
+_INSTALLATION = _Installation()
+
+
 def _fingerprint(driver: str, config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps([driver, config], sort_keys=True, default=str).encode()).hexdigest()
 
@@ -162,16 +170,12 @@ class ConnectorManager:
 
     async def devices(self) -> dict[str, tuple[str, dict[str, Any]]]:
         """code -> (driver, effective config) of every enabled OPC UA device on an enabled line."""
-        lines = self.kernel.enabled_lines(PLUGIN)
+        lines = set(self.kernel.enabled_lines(PLUGIN))
         if not lines:
             return {}
         async with self.kernel.sessionmaker() as session:
-            rows = await session.execute(
-                select(Device, Line)
-                .join(Line, Line.id == Device.line_id)
-                .where(Device.kind == DEVICE_KIND, Device.enabled.is_(True), Line.code.in_(lines))
-            )
-            return {device.code: (device.driver, effective_config(line, device)) for device, line in rows}
+            devices = await devices_for(session=session, principal=_INSTALLATION, kind=DEVICE_KIND)
+        return {d.code: (d.driver, d.config) for d in devices if d.line_code in lines}
 
     async def sync(self) -> None:
         """Start, restart and stop connectors to match the configuration now."""
