@@ -325,7 +325,7 @@ class MachineDataHub:
         a publication older than ``lease_seconds`` is DOWN. Use this in a plugin's health check."""
         parts = {code: self.device_health(code) for code in sorted(set(codes))}
         redis = self.kernel.redis
-        remote = [c for c, p in parts.items() if c not in self.sinks and c not in self.failed]
+        remote = [c for c in parts if c not in self._leases and c not in self.failed]
         if redis is not None and remote:
             try:
                 raw = await redis.hmget(self._health_key(), remote)

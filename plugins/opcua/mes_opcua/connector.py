@@ -75,6 +75,9 @@ class DeviceConnector:
                 reason = f"{type(exc).__name__}: {exc}".strip(": ")[:300] or type(exc).__name__
                 if self.sink is not None:
                     self.sink.disconnected(reason)
+                    if not hub.holds(self.code):  # hand the machine over: its data is written, the sink closed
+                        await hub.close(self.code)
+                        self.sink = None
                 log.info("opcua_disconnected", device=self.code, reason=reason)
             self.attempt += 1
             if self.sink is not None:
@@ -112,8 +115,16 @@ class DeviceConnector:
                 raise ConnectionError(reason[0] if reason else "connection lost")
             feed = asyncio.create_task(self._feed(driver, readable))
             waiter = asyncio.create_task(lost.wait())
+            hub = self.kernel.machine_data
             try:
-                done, _ = await asyncio.wait({feed, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                while True:
+                    done, _ = await asyncio.wait(
+                        {feed, waiter}, timeout=hub.lease_seconds / 3, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if done:
+                        break
+                    if not hub.holds(self.code):  # Redis lost our lease: another process may read it now
+                        raise ConnectionError("lease lost: another process may read this machine")
             finally:
                 for task in (feed, waiter):
                     task.cancel()
