@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import atexit
 import importlib.util
+import os
 import signal
 import subprocess
 import sys
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 from sqlalchemy import select
@@ -29,10 +32,19 @@ PROCESSES = [
 ]
 
 
-#: the demo line plans production round the clock (an end at the start crosses midnight: 24 h)
-DEMO_SHIFTS = [
-    {"name": "All day", "start": "00:00", "end": "00:00", "days": [0, 1, 2, 3, 4, 5, 6], "planned_output": 14400}
-]
+def demo_shifts(now: datetime | None = None) -> list[dict]:
+    """The demo line's shift: from the hour the demo was first set up (the plant's zone,
+    ``MES_DASHBOARD_TIMEZONE``) to midnight, every day. Planned time starts when the demo does, so a
+    machine's first stop shows in today's OEE at once (a shift from midnight would hide it in hours
+    nobody worked)."""
+    try:
+        zone = ZoneInfo(os.environ.get("MES_DASHBOARD_TIMEZONE") or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    hour = (now or datetime.now(UTC)).astimezone(zone).hour
+    return [
+        {"name": "Demo", "start": f"{hour:02d}:00", "end": "00:00", "days": list(range(7)), "planned_output": 600}
+    ]
 
 
 def start_demo(settings: Settings, *, base_url: str, agent: bool = True) -> subprocess.Popen | None:
@@ -145,8 +157,8 @@ async def _write_demo_data(settings: Settings, devices: list[dict], *, need_toke
             for pid, name, seq in PROCESSES:
                 if await session.get(Process, pid) is None:
                     session.add(Process(id=pid, name=name, sequence=seq))
-            if await session.get(ShiftCalendar, line.id) is None:  # OEE needs planned time: one shift all day
-                session.add(ShiftCalendar(line_id=line.id, shifts=DEMO_SHIFTS, updated_by="demo"))
+            if await session.get(ShiftCalendar, line.id) is None:  # OEE needs planned time
+                session.add(ShiftCalendar(line_id=line.id, shifts=demo_shifts(), updated_by="demo"))
             lot = (await session.execute(select(Lot).where(Lot.lot_number == "DEMO-LOT-001"))).scalar()
             if lot is None:
                 lot = Lot(lot_number="DEMO-LOT-001", product="PRD-100", quantity=5, status="created", line_id=line.id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from asyncua import ua
 
 from mes_kernel import hookimpl
@@ -14,6 +16,16 @@ from .health import machine_checks
 from .routes import BREAKER, router
 
 MES_KERNEL_API = ">=1.0,<2"
+
+
+def quiet_asyncua() -> None:
+    """asyncua logs every publish at INFO: thousands of lines a second at a machine's rates. Keep
+    its loggers at WARNING unless the operator chose a level for them."""
+    logger = logging.getLogger("asyncua")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+
+
 STATE_KEY = "opcua_connectors"
 
 
@@ -66,6 +78,7 @@ def mes_register_health_checks(kernel):
 
 @hookimpl
 async def mes_startup(kernel):
+    quiet_asyncua()
     manager = ConnectorManager(kernel)
     kernel.state[STATE_KEY] = manager
     manager.start()

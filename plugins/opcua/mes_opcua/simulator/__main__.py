@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault-every", type=float, default=0, help="seconds between jams (0 = none)")
     parser.add_argument("--fault-seconds", type=float, default=30, help="how long a jam lasts")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
     if args.sensors < 0 or args.hz <= 0 or args.cycle < 0:
         parser.error("--sensors must be >= 0, --hz > 0, --cycle >= 0")
 
