@@ -275,6 +275,17 @@ async def test_one_process_holds_a_machine_lease(kernel, machine):
         await kernel.machine_data.release("MC-1")
         assert await other.claim("MC-1")
         await other.release("MC-1")
+        # A holder that stops renewing (its process died) loses the machine when the lease lapses.
+        import asyncio
+        import time
+
+        dying = MachineDataHub(kernel, lease_seconds=0.5)
+        assert await dying.claim("MC-1")
+        deadline = time.monotonic() + 30
+        while not await other.claim("MC-1"):
+            assert time.monotonic() < deadline, "the lapsed lease was never taken over"
+            await asyncio.sleep(0.1)
+        await other.release("MC-1")
 
 
 async def test_the_visit_on_the_machine_at_shutdown_is_written_as_interrupted(kernel, machine):
