@@ -327,3 +327,22 @@ async def test_health_shows_a_device_read_by_another_process(kernel, machine):
     assert node.status == Status.UP
     assert node.details["state"] == "down" and node.details["state_reason"] == "jam"
     assert other.check(["MC-1"]).components["MC-1"].status == Status.DOWN  # this process alone: nobody reads it
+
+
+async def test_metrics_count_samples_stored_values_and_lag(client, kernel, machine):
+    import uuid
+
+    source = f"metrics-{uuid.uuid4().hex[:8]}"  # the registry outlives one app: a label of this test's own
+    hub = kernel.machine_data
+    sink = await hub.open("MC-1", source=source, mapping=MachineMapping.from_config(CONFIG))
+    sink.reconnecting()
+    sink.submit("serial", "SN-M", T0)
+    for i in range(5):
+        sink.submit("spindle_temp", i, T0 + timedelta(seconds=i))
+    await hub.flush()
+    text = (await client.get("/metrics")).text
+    labels = f'device="MC-1",source="{source}"'
+    assert f"mes_machine_samples_total{{{labels}}} 6.0" in text
+    assert f"mes_machine_values_stored_total{{{labels}}} 5.0" in text
+    assert f"mes_machine_reconnects_total{{{labels}}} 1.0" in text
+    assert f'mes_machine_lag_seconds_count{{source="{source}"}} 5.0' in text
