@@ -40,6 +40,7 @@ from .health import HealthAggregator
 from .inputguard import InputGuardMiddleware
 from .kernel import Kernel
 from .logging import AccessLogMiddleware, configure_logging
+from .machine_data import MachineDataHub
 from .metrics import MetricsMiddleware, breaker_listener, observe_plugins
 from .metrics import router as metrics_router
 from .middleware import BodyLimitMiddleware, RequestContextMiddleware, SecurityHeadersMiddleware
@@ -244,6 +245,11 @@ def create_app(
         breakers=breakers,
         redis=redis,
     )
+    kernel.machine_data = MachineDataHub(
+        kernel,
+        flush_interval=settings.machine_data_flush_seconds,
+        max_pending_values=settings.machine_data_max_pending,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -276,6 +282,7 @@ def create_app(
             await runtime.start()
         else:
             await _load_runtime_once(runtime)
+        await kernel.machine_data.start()
         # Not for a plugin switched off in the database: its start-up runs when it is switched on,
         # and switching it off runs its shut-down (runtime.py follows the switches).
         await manager.start(kernel=kernel)
@@ -317,6 +324,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await manager.stop(kernel=kernel)
+            await kernel.machine_data.aclose()
             await cache.close()
             await notifier.close()
             if redis is not None:

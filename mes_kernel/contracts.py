@@ -16,10 +16,19 @@ _SERVER_EXPORTS = {
     "devices_for": "mes_kernel.devices",
     "ResolvedDevice": "mes_kernel.devices",
     "ensure_lot_open": "mes_kernel.devices",
+    "MachineDataHub": "mes_kernel.machine_data.hub",
+    "MachineSink": "mes_kernel.machine_data.sink",
 }
+
+#: plain (station-safe) names of the machine-data contract, imported on first use
+_MACHINE_EXPORTS = {"MachineMapping", "MappingError", "Signal", "MACHINE_STATES", "counter_increment", "raw_key"}
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MACHINE_EXPORTS:
+        from .machine_data import mapping
+
+        return getattr(mapping, name)
     module = _SERVER_EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import atexit
 import importlib.util
+import os
 import signal
 import subprocess
 import sys
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from rich.console import Console
 from sqlalchemy import select
 
 from . import lines
-from .db.models import Line, Lot, Process, Station, StationToken, Unit
+from .db.models import Line, Lot, Process, ShiftCalendar, Station, StationToken, Unit
 from .plugins import PluginManager
 from .security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
 from .settings import Settings
@@ -27,6 +30,21 @@ PROCESSES = [
     ("TEST-30", "Functional test", 30),
     ("PACK-40", "Label and pack", 40),
 ]
+
+
+def demo_shifts(now: datetime | None = None) -> list[dict]:
+    """The demo line's shift: from the hour the demo was first set up (the plant's zone,
+    ``MES_DASHBOARD_TIMEZONE``) to midnight, every day. Planned time starts when the demo does, so a
+    machine's first stop shows in today's OEE at once (a shift from midnight would hide it in hours
+    nobody worked)."""
+    try:
+        zone = ZoneInfo(os.environ.get("MES_DASHBOARD_TIMEZONE") or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    hour = (now or datetime.now(UTC)).astimezone(zone).hour
+    return [
+        {"name": "Demo", "start": f"{hour:02d}:00", "end": "00:00", "days": list(range(7)), "planned_output": 600}
+    ]
 
 
 def start_demo(settings: Settings, *, base_url: str, agent: bool = True) -> subprocess.Popen | None:
@@ -139,6 +157,8 @@ async def _write_demo_data(settings: Settings, devices: list[dict], *, need_toke
             for pid, name, seq in PROCESSES:
                 if await session.get(Process, pid) is None:
                     session.add(Process(id=pid, name=name, sequence=seq))
+            if await session.get(ShiftCalendar, line.id) is None:  # OEE needs planned time
+                session.add(ShiftCalendar(line_id=line.id, shifts=demo_shifts(), updated_by="demo"))
             lot = (await session.execute(select(Lot).where(Lot.lot_number == "DEMO-LOT-001"))).scalar()
             if lot is None:
                 lot = Lot(lot_number="DEMO-LOT-001", product="PRD-100", quantity=5, status="created", line_id=line.id)

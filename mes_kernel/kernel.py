@@ -13,6 +13,7 @@ from .breakers import BreakerRegistry
 
 if TYPE_CHECKING:
     from .cache import Cache
+    from .machine_data import MachineDataHub
     from .plugins import PluginManager
     from .runtime import LineScope, RuntimeConfig
     from .settings import Settings
@@ -32,6 +33,8 @@ class Kernel:
     #: the line configuration and plugin switches as this process follows them (see mes_kernel.runtime)
     runtime: RuntimeConfig | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    #: connector plugins' machine data: sinks, writer, health, leases (:class:`mes_kernel.machine_data.MachineDataHub`)
+    machine_data: MachineDataHub | None = None
 
     def enabled_lines(self, plugin: str) -> list[str]:
         """Codes of the lines whose configuration enables ``plugin`` (its entry-point name), as of

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
         100 * 1024 * 1024, description="largest completion attachment (streamed to the files folder), bytes"
     )
 
+    machine_data_flush_seconds: float = Field(
+        0.25, description="how often connector machine data is written (one transaction for every device)"
+    )
+    machine_data_max_pending: int = Field(
+        50_000, description="machine values a device may have waiting for the database before new ones drop"
+    )
+
     files_dir: str = "./var/files"
     completion_retention_days: int = 90
     log_level: str = "INFO"

@@ -99,3 +99,15 @@ def test_the_demo_station_reports_with_the_devices_the_server_gave_it(tmp_path: 
             time.sleep(0.1)
         gone = not Path(f"/proc/{agent_pid}").exists() or "zombie" in Path(f"/proc/{agent_pid}/status").read_text()
         assert gone, "the demo station agent outlived the server"
+
+
+def test_the_demo_line_is_planned_from_the_hour_it_was_set_up(monkeypatch):
+    from datetime import UTC, datetime
+
+    from mes_kernel.demo import demo_shifts
+
+    monkeypatch.delenv("MES_DASHBOARD_TIMEZONE", raising=False)
+    (shift,) = demo_shifts(datetime(2026, 11, 30, 15, 42, tzinfo=UTC))
+    assert (shift["start"], shift["end"], shift["days"]) == ("15:00", "00:00", list(range(7)))
+    monkeypatch.setenv("MES_DASHBOARD_TIMEZONE", "Asia/Seoul")  # the plant's zone decides the hour
+    assert demo_shifts(datetime(2026, 11, 30, 15, 42, tzinfo=UTC))[0]["start"] == "00:00"

@@ -44,7 +44,9 @@ class User(TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
     # security.username_key(username): the unique, case- and width-insensitive form logins match on.
     username_key: Mapped[str] = mapped_column(
-        String(64), unique=True, nullable=False,
+        String(64),
+        unique=True,
+        nullable=False,
         default=lambda context: username_key(context.get_current_parameters()["username"]),
     )
     # Bumped by a role change, a password change and deactivation: older access tokens stop working.
@@ -324,6 +326,53 @@ class MachineState(Base):
     __table_args__ = (
         CheckConstraint(f"state IN {MACHINE_STATES}", name="state"),
         Index("ix_machine_states_line_id_started_at", "line_id", "started_at"),
+        Index("ix_machine_states_device_started_at", "device", "started_at"),
+    )
+
+
+class MachineCount(Base):
+    """Parts a machine counted in one hour (by its source timestamps), from its good/bad counters:
+    written by connector plugins through the kernel's machine-data sink, read by OEE."""
+
+    __tablename__ = "machine_counts"
+    device: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hour_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"), nullable=False)
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id", ondelete="SET NULL"))
+    good: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    bad: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    __table_args__ = (Index("ix_machine_counts_line_id_hour_start", "line_id", "hour_start"),)
+
+
+class MachineCounter(Base):
+    """The last reading of a machine's absolute counter, so increments survive a kernel restart."""
+
+    __tablename__ = "machine_counters"
+    device: Mapped[str] = mapped_column(String(64), primary_key=True)
+    counter: Mapped[str] = mapped_column(String(16), primary_key=True)
+    reading: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class MachineValue(Base):
+    """A process value a machine reported (``source_at``: the machine's timestamp), with the unit
+    that was on the machine then (``serial_number``, ``unit_id`` when the MES knows the unit)."""
+
+    __tablename__ = "machine_values"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"), nullable=False)
+    device: Mapped[str] = mapped_column(String(64), nullable=False)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    value: Mapped[float | None] = mapped_column(Float)
+    text: Mapped[str | None] = mapped_column(String(256))
+    unit: Mapped[str] = mapped_column(String(16), default="", nullable=False)
+    serial_number: Mapped[str | None] = mapped_column(String(64))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"))
+    source_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    __table_args__ = (
+        Index("ix_machine_values_unit_id_source_at", "unit_id", "source_at"),
+        Index("ix_machine_values_device_source_at", "device", "source_at"),
     )
 
 

@@ -23,6 +23,7 @@ from mes_kernel.db.models import (
     KpiHourlyDefect,
     Line,
     Lot,
+    MachineCount,
     MachineState,
     Process,
     ShiftCalendar,
@@ -360,9 +361,13 @@ async def oee(*, session: AsyncSession, span: Range, line: Line | None, now: dat
         if not occs:
             continue
         down = await downtime_intervals(session=session, line_id=line_id, span=span, now=now)
-        hours = await _hourly(session, line_id, occs[0].start.replace(minute=0, second=0, microsecond=0), occs[-1].end)
+        first_hour = occs[0].start.replace(minute=0, second=0, microsecond=0)
+        hours, source = await _machine_hourly(session, line_id, first_hour, occs[-1].end), "machines"
+        if not hours:
+            hours, source = await _hourly(session, line_id, first_hour, occs[-1].end), "records"
+        per_unit = await _machine_ideal(session, line_id) if source == "machines" else ideal
         for occ in occs:
-            figures = _shift_figures(occ, down, hours, ideal)
+            figures = _shift_figures(occ, down, hours, per_unit)
             for key, value in figures.items():
                 totals[key] += value
             factors = _factors(**figures)
@@ -374,6 +379,7 @@ async def oee(*, session: AsyncSession, span: Range, line: Line | None, now: dat
                     "end": occ.end.isoformat(),
                     "oee": factors["oee"],
                     **{k: factors[k]["value"] for k in ("availability", "performance", "quality")},
+                    "counts_from": source,
                 }
             )
     return {
@@ -383,6 +389,35 @@ async def oee(*, session: AsyncSession, span: Range, line: Line | None, now: dat
         **_factors(**totals),
         "shifts": shifts_out,
     }
+
+
+async def _machine_hourly(session: AsyncSession, line_id: int, since: datetime, until: datetime):
+    """The line's machine counts (connector plugins) as ``(hour, device, good + bad, good)``, sorted;
+    empty when no machine of the line counted a part in the range."""
+    rows = await session.execute(
+        select(MachineCount.hour_start, MachineCount.device, MachineCount.good, MachineCount.bad).where(
+            MachineCount.line_id == line_id, hours_between(MachineCount, since, until)
+        )
+    )
+    return sorted(
+        (hour.astimezone(UTC), device, int(good) + int(bad), int(good))
+        for hour, device, good, bad in rows
+        if good or bad
+    )
+
+
+async def _machine_ideal(session: AsyncSession, line_id: int) -> dict[str, float]:
+    """Ideal cycle seconds per machine of the line: its effective configuration's
+    ``ideal_cycle_seconds`` (the device's own, else the line's ``device_defaults`` for its kind)."""
+    from mes_kernel.devices import effective_config
+
+    line = await session.get(Line, line_id)
+    out: dict[str, float] = {}
+    for device in (await session.execute(select(Device).where(Device.line_id == line_id))).scalars():
+        value = effective_config(line, device).get("ideal_cycle_seconds")
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            out[device.code] = float(value)
+    return out
 
 
 async def _hourly(session: AsyncSession, line_id: int, since: datetime, until: datetime):

@@ -317,3 +317,45 @@ async def test_new_roles_are_accepted_by_the_user_api_and_log_in(client, admin_h
         assert r.status_code == 200, r.text
         me = await client.get(f"{API}/auth/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
         assert "kpi:read" in me.json()["permissions"] and "lots:write" not in me.json()["permissions"]
+
+
+async def test_oee_counts_parts_from_the_line_machines_when_it_has_machine_data(
+    client, kernel, line, manager_headers, worker_headers, executive_headers
+):
+    """A connector's machine (ideal cycle 10 s) counted 300 good and 60 bad parts in the day shift:
+    performance and quality come from those counts, not from the process records; availability
+    still takes the machine's down state."""
+    from mes_kernel.contracts import MachineMapping
+    from mes_kernel.db.models import Device
+
+    config = {
+        "nodes": {"state": "s", "good": "g", "bad": "b"},
+        "states": {"running": [1], "down": [3]},
+        "ideal_cycle_seconds": 10.0,
+    }
+    async with kernel.sessionmaker() as session:
+        session.add(Device(code="MC-K1", kind="opcua", driver="opcua", line_id=line, config=config))
+        await session.commit()
+    r = await client.put(f"{API}/lines/LINE-K/shifts", json=SHIFTS, headers=manager_headers)
+    assert r.status_code == 200, r.text
+    sink = await kernel.machine_data.open("MC-K1", source="test", mapping=MachineMapping.from_config(config))
+    at = DAY + timedelta(hours=6)
+    sink.submit("state", 1, at)
+    sink.submit("good", 1000, at)
+    sink.submit("bad", 10, at)
+    sink.submit("state", 3, DAY + timedelta(hours=7))
+    sink.submit("state", 1, DAY + timedelta(hours=8))  # one hour down
+    sink.submit("good", 1300, DAY + timedelta(hours=9))
+    sink.submit("bad", 70, DAY + timedelta(hours=10))
+    await kernel.machine_data.flush()
+    await _record(client, worker_headers, at=DAY + timedelta(hours=8), process_id="ASSY-10", serial="SN-K0")
+
+    params = {"line": "LINE-K", "from": DAY.date().isoformat(), "to": DAY.date().isoformat(), "tz": "UTC"}
+    r = await client.get(f"{API}/kpi/oee", params=params, headers=executive_headers)
+    assert r.status_code == 200, r.text
+    day = next(s for s in r.json()["shifts"] if s["shift"] == "Day")
+    run = 8 * 3600.0 - 3600.0
+    assert day["counts_from"] == "machines"
+    assert day["availability"] == round(run / (8 * 3600.0), 4)
+    assert day["performance"] == round(360 * 10.0 / run, 4)
+    assert day["quality"] == round(300 / 360, 4)

@@ -1,0 +1,326 @@
+"""One device's machine-data sink: turns source-timestamped samples into pending state intervals,
+hourly counts, stored values and unit visits, in memory, until the hub writes them in a batch.
+
+A connector calls :meth:`MachineSink.submit` for every sample it receives (cheap, never blocks, never
+raises) and reports its link with :meth:`connected`, :meth:`disconnected` and :meth:`subscription`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ..contracts import CheckResult, Status
+from .mapping import COUNTERS, MachineMapping, counter_increment
+
+#: at most this many unit-visit samples kept per value name in a visit's summary
+VISIT_SAMPLES = 20
+#: state changes kept pending per device between flushes (a machine flapping faster is coalesced)
+MAX_TRANSITIONS = 10_000
+
+
+def utc(moment: datetime | None, *, default: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime (naive ones are taken as UTC); ``default`` when None."""
+    if moment is None:
+        return default
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass
+class Visit:
+    """A serial number's stay on the machine and a summary of the values seen meanwhile."""
+
+    serial_number: str
+    entered_at: datetime
+    left_at: datetime | None = None
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    interrupted: bool = False
+
+    def add(self, name: str, unit: str, value: float | str, at: datetime) -> None:
+        entry = self.values.get(name)
+        if entry is None:
+            entry = self.values[name] = {"unit": unit, "count": 0, "samples": []}
+        entry["count"] += 1
+        entry["last"] = value
+        if isinstance(value, float):
+            entry["min"] = value if "min" not in entry else min(entry["min"], value)
+            entry["max"] = value if "max" not in entry else max(entry["max"], value)
+            entry["sum"] = entry.get("sum", 0.0) + value
+        if len(entry["samples"]) < VISIT_SAMPLES:
+            entry["samples"].append([at.isoformat(), value])
+
+    def summary(self) -> dict[str, Any]:
+        values = {}
+        for name, entry in self.values.items():
+            out = {k: entry[k] for k in ("unit", "count", "last", "min", "max") if k in entry}
+            if "sum" in entry:
+                out["mean"] = entry["sum"] / entry["count"]
+            out["first_samples"] = entry["samples"]
+            values[name] = out
+        return {
+            "entered_at": self.entered_at.isoformat(),
+            "left_at": self.left_at.isoformat() if self.left_at else None,
+            "interrupted": self.interrupted,
+            "values": values,
+        }
+
+
+@dataclass
+class Pending:
+    """What a sink has to write: the unit of one batch."""
+
+    transitions: list[tuple[datetime, str, str]] = field(default_factory=list)
+    counts: dict[datetime, list[int]] = field(default_factory=dict)  # hour -> [good, bad]
+    counters: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    values: list[tuple[str, float | None, str | None, str, str | None, datetime]] = field(default_factory=list)
+    visits: list[Visit] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.transitions or self.counts or self.counters or self.values or self.visits)
+
+    def merge_newer(self, newer: Pending) -> None:
+        """Append ``newer`` (taken after this one) to this one."""
+        self.transitions += newer.transitions
+        for hour, (good, bad) in newer.counts.items():
+            row = self.counts.setdefault(hour, [0, 0])
+            row[0] += good
+            row[1] += bad
+        self.counters.update(newer.counters)
+        self.values += newer.values
+        self.visits += newer.visits
+
+
+class MachineSink:
+    """Machine data of one device. Made by :meth:`MachineDataHub.open`, never directly.
+
+    Attributes a connector may read: ``device`` (its code), ``mapping``, ``state`` (``(state,
+    reason)`` last seen), ``serial_number`` (the unit on the machine, or None), ``last_value_at``.
+    """
+
+    def __init__(
+        self,
+        *,
+        device: str,
+        driver: str,
+        source: str,
+        line_id: int,
+        station_id: int | None,
+        mapping: MachineMapping,
+        max_pending_values: int,
+        wake: Callable[[], None],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_sample: Callable[[str], None] | None = None,
+    ) -> None:
+        self.device = device
+        self.driver = driver
+        self.driver_version = ""
+        self.source = source
+        self.line_id = line_id
+        self.station_id = station_id
+        self.mapping = mapping
+        self.max_pending_values = max_pending_values
+        self.clock = clock
+        self._wake = wake
+        self._on_sample = on_sample
+        self.pending = Pending()
+        self.state: tuple[str, str] | None = None
+        self._state_since: datetime | None = None
+        self.serial_number: str | None = None
+        self.visit: Visit | None = None
+        self.last_raw: dict[str, int] = {}
+        self.last_value_at: datetime | None = None
+        self.last_value_monotonic: float | None = None
+        self.samples = 0
+        self.dropped = 0
+        self.reconnects = 0
+        self.is_connected = False
+        self.subscription_alive = False
+        self.link_reason: str | None = "not connected yet"
+        self.problems: dict[str, str] = {}
+        self.store_error: str | None = None
+        self.closed = False
+        self._room = asyncio.Event()
+        self._room.set()
+
+    # ------------------------------------------------------------ link status
+    def connected(self) -> None:
+        """The connector reached the machine (a session is open)."""
+        self.is_connected = True
+        self.link_reason = None
+
+    def disconnected(self, reason: str) -> None:
+        """The connection is lost (or could not be made): the device's health turns DOWN with
+        ``reason``. With ``disconnected_state`` in the mapping that state starts now."""
+        was = self.is_connected
+        self.is_connected = False
+        self.subscription_alive = False
+        self.link_reason = reason[:300]
+        if was and self.mapping.disconnected_state:
+            self._transition(self.clock(), (self.mapping.disconnected_state, f"connection lost: {reason}"[:200]))
+
+    def reconnecting(self) -> None:
+        """The connector starts another attempt after a loss (counted in ``mes_machine_reconnects_total``)."""
+        self.reconnects += 1
+
+    def subscription(self, alive: bool, reason: str | None = None) -> None:
+        """Whether data changes arrive (a subscription, or a poll loop, is running)."""
+        self.subscription_alive = alive
+        if not alive and reason:
+            self.link_reason = reason[:300]
+        elif alive and self.is_connected:
+            self.link_reason = None
+
+    def problem(self, key: str, reason: str) -> None:
+        """A standing problem (an unknown node, a value that does not fit the mapping): DEGRADED
+        with ``reason`` until :meth:`resolve` with the same ``key``."""
+        self.problems[key] = reason[:300]
+
+    def resolve(self, key: str) -> None:
+        self.problems.pop(key, None)
+
+    # ------------------------------------------------------------ samples
+    def submit(self, signal: str, raw: Any, source_time: datetime | None = None) -> bool:
+        """Take one sample of ``signal`` (a name of the mapping) as read at ``source_time`` (the
+        machine's timestamp; the kernel's clock when None). Never raises: a value that does not fit
+        the mapping becomes a health problem of the device. Returns False when the sample was not
+        taken (unknown signal, bad value, or a full queue of values — counted as dropped)."""
+        now = self.clock()
+        at = utc(source_time, default=now)
+        self.samples += 1
+        self.last_value_at = now
+        self.last_value_monotonic = time.monotonic()
+        if self._on_sample is not None:
+            self._on_sample(self.device)
+        spec = self.mapping.signals.get(signal)
+        if spec is None:
+            self.problem(f"signal:{signal}", f"sample of {signal!r}, a signal the mapping does not have")
+            return False
+        try:
+            if spec.role == "state":
+                state = self.mapping.state_of(raw)
+                if state is None:
+                    self.problem("state", f"state value {raw!r} is in no state of the mapping")
+                    return False
+                self.resolve("state")
+                self._transition(at, state)
+            elif spec.role in COUNTERS:
+                self._count(spec.role, self.mapping.counter_of(raw), at)
+            elif spec.role == "serial":
+                self._serial(None if raw is None else str(raw).strip()[:64] or None, at)
+            else:
+                return self._value(spec.name, spec.unit, self.mapping.value_of(spec.name, raw), at)
+        except ValueError as exc:
+            self.problem(f"value:{signal}", str(exc)[:300])
+            return False
+        self.resolve(f"value:{signal}")
+        self._wake()
+        return True
+
+    async def put(self, signal: str, raw: Any, source_time: datetime | None = None) -> bool:
+        """As :meth:`submit`, but waits (back-pressure) while the queue of values is full instead
+        of dropping — for protocols that can hold the peer back (MQTT QoS 1, a poll loop)."""
+        while len(self.pending.values) >= self.max_pending_values and not self.closed:
+            self._room.clear()
+            self._wake()
+            await self._room.wait()
+        return self.submit(signal, raw, source_time)
+
+    def _transition(self, at: datetime, state: tuple[str, str]) -> None:
+        if state == self.state:
+            return
+        if self._state_since is not None and at < self._state_since:
+            at = self._state_since  # out-of-order source times: an interval never ends before it starts
+        self.state, self._state_since = state, at
+        if len(self.pending.transitions) >= MAX_TRANSITIONS:
+            self.pending.transitions.pop()  # flapping: keep the first changes and this, the latest
+        self.pending.transitions.append((at, *state))
+
+    def _count(self, counter: str, reading: int, at: datetime) -> None:
+        increment = counter_increment(self.last_raw.get(counter), reading, wrap=self.mapping.counter_wrap)
+        self.last_raw[counter] = reading
+        self.pending.counters[counter] = (reading, at)
+        if increment:
+            row = self.pending.counts.setdefault(hour_of(at), [0, 0])
+            row[0 if counter == "good" else 1] += increment
+
+    def _serial(self, serial: str | None, at: datetime) -> None:
+        if serial == self.serial_number:
+            return
+        if self.visit is not None:
+            self.visit.left_at = at
+            self.pending.visits.append(self.visit)
+            self.visit = None
+        self.serial_number = serial
+        if serial is not None:
+            self.visit = Visit(serial_number=serial, entered_at=at)
+
+    def _value(self, name: str, unit: str, value: float | str, at: datetime) -> bool:
+        if self.visit is not None:
+            self.visit.add(name, unit, value, at)
+        elif self.mapping.record_values == "unit":
+            return True
+        if len(self.pending.values) >= self.max_pending_values:
+            self.dropped += 1
+            self.problem("queue", f"{self.dropped} values dropped: more than {self.max_pending_values} waiting")
+            return False
+        number, text = (value, None) if isinstance(value, float) else (None, value)
+        self.pending.values.append((name, number, text, unit, self.serial_number, at))
+        return True
+
+    # ------------------------------------------------------------ for the hub
+    def take(self) -> Pending:
+        """Hand the pending batch to the writer and start a new one."""
+        batch, self.pending = self.pending, Pending()
+        self._room.set()
+        return batch
+
+    def finish(self) -> None:
+        """Close the open visit (interrupted) so it is written with the last batch."""
+        if self.visit is not None:
+            self.visit.left_at = self.last_value_at or self.clock()
+            self.visit.interrupted = True
+            self.pending.visits.append(self.visit)
+            self.visit = None
+        self.closed = True
+        self._room.set()
+
+    def health(self, *, now: float | None = None) -> CheckResult:
+        """This device's node in ``/health``: DOWN while not connected, DEGRADED while the
+        subscription is not alive or a problem stands, else UP. Details: ``connected``,
+        ``subscription_alive``, ``last_value_age_seconds``, ``state``, ``serial_number``,
+        ``samples``, ``dropped``, ``reconnects``, ``pending_values``, ``problems``."""
+        now = time.monotonic() if now is None else now
+        age = None if self.last_value_monotonic is None else round(now - self.last_value_monotonic, 3)
+        details = {
+            "source": self.source,
+            "connected": self.is_connected,
+            "subscription_alive": self.subscription_alive,
+            "last_value_age_seconds": age,
+            "state": self.state[0] if self.state else None,
+            "state_reason": self.state[1] if self.state else None,
+            "serial_number": self.serial_number,
+            "samples": self.samples,
+            "dropped": self.dropped,
+            "reconnects": self.reconnects,
+            "pending_values": len(self.pending.values),
+            "problems": dict(self.problems),
+        }
+        if not self.is_connected:
+            return CheckResult(Status.DOWN, self.link_reason or "not connected", details)
+        reasons = []
+        if not self.subscription_alive:
+            reasons.append(self.link_reason or "no subscription")
+        if self.store_error:
+            reasons.append(f"machine data not stored: {self.store_error}")
+        reasons += list(self.problems.values())
+        if reasons:
+            return CheckResult(Status.DEGRADED, "; ".join(reasons)[:500], details)
+        return CheckResult(Status.UP, None, details)

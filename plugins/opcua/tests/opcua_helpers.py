@@ -1,0 +1,46 @@
+"""Helpers of the OPC UA plugin's tests: waiting for a condition, a line with OPC UA machines."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from mes_opcua.simulator import device_config
+
+API = "/api/v1"
+#: reconnect fast in tests; deadlines stay generous (a busy machine may take seconds)
+FAST = {
+    "reconnect_min": 0.1,
+    "reconnect_max": 0.5,
+    "publishing_interval_ms": 50,
+    "timeout": 3.0,
+    "watchdog_seconds": 3.0,
+}
+
+
+async def eventually(probe: Callable[[], Awaitable], *, timeout: float = 30.0, interval: float = 0.1):
+    """Poll ``probe`` until it returns something truthy; fail with its last answer at ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"not reached within {timeout} s; last: {last!r}")
+
+
+async def put_line(client, headers, code: str, devices: list[dict], **document) -> None:
+    r = await client.put(f"{API}/lines/{code}", json={"name": code, "devices": devices, **document}, headers=headers)
+    assert r.status_code == 200, r.text
+
+
+def opcua_device(code: str, endpoint: str, **config) -> dict:
+    return {"code": code, "kind": "opcua", "driver": "opcua", "config": {**device_config(endpoint), **FAST, **config}}
+
+
+async def node_of(client, headers, code: str) -> dict:
+    r = await client.get(f"{API}/opcua/devices/{code}", headers=headers)
+    assert r.status_code == 200, r.text
+    return r.json()
