@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         load_ui_options(args.config),
         title=f"NeuroHub MES station {station}".strip(),
     )
-    window.resize(1024, 700)
+    window.resize(1280, 800)
     window.show()
     app.aboutToQuit.connect(bridge.stop)
     return app.exec()
