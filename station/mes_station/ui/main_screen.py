@@ -18,7 +18,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QButtonGroup,
     QFrame,
     QGridLayout,
     QGroupBox,
@@ -60,7 +59,7 @@ def _button_style(colour: str, disabled: str) -> str:
     # A coloured button must still look off when disabled (after a save, before a lookup).
     return (
         f"QPushButton {{ background: {colour}; color: white; font-size: 40px; font-weight: bold;"
-        f" border-radius: 8px; }}"
+        f" border-radius: 8px; min-height: {RESULT_BUTTON_PX}px; }}"
         f"QPushButton:disabled {{ background: {disabled}; color: #f4f4f4; }}"
         "QPushButton:focus { border: 4px solid #1565c0; }"
     )
@@ -68,7 +67,7 @@ def _button_style(colour: str, disabled: str) -> str:
 
 _DEFECT_STYLE = (
     "QPushButton { font-size: 20px; font-weight: bold; background: #f4f4f4; border: 2px solid #999;"
-    " border-radius: 6px; }"
+    f" border-radius: 6px; min-height: {DEFECT_BUTTON_PX}px; }}"
     "QPushButton:checked { background: #c62828; color: white; border-color: #7f0000; }"
     "QPushButton:focus { border: 3px solid #1565c0; }"
 )
@@ -230,8 +229,6 @@ class MainScreen(QWidget):
         self.fail_button.clicked.connect(lambda: self.record("fail"))
         self.defect_caption = QLabel(objectName="defect_caption")
         self.defect_grid = QGridLayout()
-        self.defect_group = QButtonGroup(self)
-        self.defect_group.setExclusive(True)
         self.result_message = QLabel(objectName="result_message")
         self.result_message.setWordWrap(True)
 
@@ -471,8 +468,9 @@ class MainScreen(QWidget):
     def show_defect_codes(self, codes: list[dict[str, Any]]) -> None:
         """One big checkable button per defect code (Alt+1…9 pick the first nine)."""
         for button in self.defect_buttons:
-            self.defect_group.removeButton(button)
             self.defect_grid.removeWidget(button)
+            # Out of the focus chain now: deleted later, it would splice the new chain apart.
+            button.setParent(None)
             button.deleteLater()
         self.defect_buttons = []
         columns = 3
@@ -489,27 +487,34 @@ class MainScreen(QWidget):
             button.setCheckable(True)
             button.setMinimumHeight(DEFECT_BUTTON_PX)
             button.setStyleSheet(_DEFECT_STYLE)
-            self.defect_group.addButton(button)
+            # One defect at a time, kept by hand: an exclusive QButtonGroup would let Tab reach
+            # only its checked button, and a keyboard user could not walk the codes.
+            button.clicked.connect(lambda _checked=False, b=button: self._pick_defect(b))
             position = len(self.defect_buttons)
             self.defect_grid.addWidget(button, position // columns, position % columns)
+            button.show()
             self.defect_buttons.append(button)
         self._set_tab_order()
 
     def choose_defect(self, index: int) -> None:
         """Alt+number: check the index-th defect button."""
         if 0 <= index < len(self.defect_buttons):
-            self.defect_buttons[index].setChecked(True)
+            self._pick_defect(self.defect_buttons[index])
+
+    def _pick_defect(self, chosen: BigButton) -> None:
+        for button in self.defect_buttons:
+            button.setChecked(button is chosen)
 
     def defect_code(self) -> str | None:
         """The checked defect button's code, if any."""
-        button = self.defect_group.checkedButton()
-        return str(button.property("defect_code")) if button is not None else None
+        for button in self.defect_buttons:
+            if button.isChecked():
+                return str(button.property("defect_code"))
+        return None
 
     def _clear_defect(self) -> None:
-        self.defect_group.setExclusive(False)
         for button in self.defect_buttons:
             button.setChecked(False)
-        self.defect_group.setExclusive(True)
 
     # -- results -----------------------------------------------------------------
 

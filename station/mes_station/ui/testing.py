@@ -64,6 +64,7 @@ class FakeAgent:
         self.scans: list[dict[str, Any]] = []
         self.threads: set[str] = set()
         self.started = False
+        self.hold_lookups = threading.Event()
         self._subscribers: list[Callable[..., Any]] = []
 
     # -- AgentLike -----------------------------------------------------------------
@@ -97,6 +98,8 @@ class FakeAgent:
         self._seen()
         self.lookups.append(code)
         await asyncio.sleep(0)
+        while self.hold_lookups.is_set():  # a test holds the answer back to look at the screen meanwhile
+            await asyncio.sleep(0.005)
         if not self.online:
             if code not in self.cached_codes or code not in self.units:
                 return {"kind": "unknown", "code": code, "source": "cache", "serial_number": code}
@@ -153,10 +156,6 @@ class FakeAgent:
             raise OfflineError("server unreachable")
         events = demo_history() if serial_number == "SN-0001" else demo_history()[:1]
         return {"serial_number": serial_number, "events": events}
-
-    async def lot_history(self, lot_number: str) -> dict[str, Any]:
-        self._seen()
-        return {"lot_number": lot_number, "events": []}
 
     async def print_label(self, *, template: str, fields: dict[str, Any]) -> dict[str, Any]:
         self._seen()
