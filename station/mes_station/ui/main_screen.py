@@ -66,8 +66,8 @@ def _button_style(colour: str, disabled: str) -> str:
 
 
 _DEFECT_STYLE = (
-    "QPushButton { font-size: 20px; font-weight: bold; background: #f4f4f4; border: 2px solid #999;"
-    f" border-radius: 6px; min-height: {DEFECT_BUTTON_PX}px; }}"
+    "QPushButton { font-size: 18px; font-weight: bold; background: #f4f4f4; border: 2px solid #999;"
+    f" border-radius: 6px; min-height: {DEFECT_BUTTON_PX}px; padding: 0px 4px; }}"
     "QPushButton:checked { background: #c62828; color: white; border-color: #7f0000; }"
     "QPushButton:focus { border: 3px solid #1565c0; }"
 )
@@ -117,8 +117,8 @@ class MainScreen(QWidget):
         self.defect_buttons: list[BigButton] = []
 
         layout = QVBoxLayout(self)
-        layout.setSpacing(8)
-        layout.addLayout(self._build_top_row())
+        layout.setContentsMargins(0, 4, 0, 0)
+        layout.setSpacing(6)
         layout.addLayout(self._build_scan_row())
         layout.addWidget(self._build_unit_header())
         self.result_banner = ResultBanner(schedule, options.banner_ms)
@@ -142,28 +142,25 @@ class MainScreen(QWidget):
 
     # -- layout ------------------------------------------------------------------
 
-    def _build_top_row(self) -> QHBoxLayout:
+    def _build_scan_row(self) -> QHBoxLayout:
         self.worker_label = QLabel(objectName="worker_label")
         self.worker_label.setStyleSheet("font-size: 20px; font-weight: bold;")
         self.logout_button = BigButton(objectName="logout_button")
         self.logout_button.clicked.connect(lambda: self._on_logout())
-        row = QHBoxLayout()
-        row.addWidget(self.worker_label)
-        row.addStretch(1)
-        row.addWidget(self.logout_button)
-        return row
-
-    def _build_scan_row(self) -> QHBoxLayout:
         self.code_label = QLabel(objectName="code_label")
         self.scan_input = QLineEdit(objectName="scan_input")
-        self.scan_input.setStyleSheet("font-size: 24px; padding: 4px; min-height: 48px;")
+        self.scan_input.setStyleSheet("font-size: 24px; padding: 2px; min-height: 44px;")
         self.lookup_button = BigButton(objectName="lookup_button")
         self.scan_input.returnPressed.connect(self.enter_code)
         self.lookup_button.clicked.connect(self.enter_code)
         row = QHBoxLayout()
+        row.addWidget(self.worker_label)
+        row.addSpacing(16)
         row.addWidget(self.code_label)
         row.addWidget(self.scan_input, stretch=1)
         row.addWidget(self.lookup_button)
+        row.addSpacing(16)
+        row.addWidget(self.logout_button)
         return row
 
     def _build_unit_header(self) -> QFrame:
@@ -173,6 +170,7 @@ class MainScreen(QWidget):
         self.serial_caption = QLabel(objectName="serial_caption")
         self.serial_value = QLabel(objectName="serial_value")
         self.serial_value.setStyleSheet("font-size: 40px; font-weight: bold;")
+        self.serial_value.setMinimumWidth(360)
         self.serial_value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.next_caption = QLabel(objectName="next_caption")
         self.next_process_value = QLabel(objectName="next_process_value")
@@ -197,6 +195,8 @@ class MainScreen(QWidget):
         self.lookup_message.setWordWrap(True)
 
         grid = QGridLayout(frame)
+        grid.setContentsMargins(10, 4, 10, 4)
+        grid.setVerticalSpacing(2)
         grid.addWidget(self.serial_caption, 0, 0)
         grid.addWidget(self.serial_value, 1, 0, 1, 2)
         grid.addWidget(self.next_caption, 0, 2)
@@ -208,6 +208,7 @@ class MainScreen(QWidget):
             (self.lot_status_caption, self.lot_status_value),
         ):
             facts.addWidget(caption)
+            facts.addSpacing(6)
             facts.addWidget(value)
             facts.addSpacing(24)
         facts.addStretch(1)
@@ -217,8 +218,9 @@ class MainScreen(QWidget):
         grid.setColumnStretch(3, 1)
         return frame
 
-    def _build_result_box(self) -> QGroupBox:
-        self.result_box = QGroupBox(objectName="result_box")
+    def _build_result_box(self) -> QWidget:
+        # no frame or title: PASS and FAIL say what they are, and the space goes to them
+        self.result_box = QWidget(objectName="result_box")
         self.pass_button = BigButton(objectName="pass_button")
         self.pass_button.setStyleSheet(_button_style("#2e7d32", "#a9c7aa"))
         self.fail_button = BigButton(objectName="fail_button")
@@ -236,6 +238,8 @@ class MainScreen(QWidget):
         buttons.addWidget(self.pass_button)
         buttons.addWidget(self.fail_button)
         column = QVBoxLayout(self.result_box)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(6)
         column.addLayout(buttons)
         column.addWidget(self.defect_caption)
         column.addLayout(self.defect_grid)
@@ -293,7 +297,6 @@ class MainScreen(QWidget):
         self.lot_caption.setText(translate("MainScreen", "LOT"))
         self.product_caption.setText(translate("MainScreen", "Product"))
         self.lot_status_caption.setText(translate("MainScreen", "LOT status"))
-        self.result_box.setTitle(translate("MainScreen", "Result"))
         self.pass_button.setText(translate("MainScreen", "PASS") + "  [F1]")
         self.fail_button.setText(translate("MainScreen", "FAIL") + "  [F2]")
         self.defect_caption.setText(translate("MainScreen", "Defect code for FAIL (Alt+number)"))
@@ -473,7 +476,7 @@ class MainScreen(QWidget):
             button.setParent(None)
             button.deleteLater()
         self.defect_buttons = []
-        columns = 3
+        columns = 4 if len(codes) > 6 else 3
         for entry in codes:
             code = str(entry.get("code") or "")
             if not code:
@@ -626,7 +629,7 @@ class MainScreen(QWidget):
         if entry.state == "rejected":
             reason = entry.message or entry.code or ""
             code = f" [{entry.code}]" if entry.code else ""
-            text = translate("MainScreen", "REFUSED BY THE SERVER") + f" — {subject}\n{reason}{code}"
+            text = translate("MainScreen", "REFUSED BY THE SERVER") + f" — {subject} — {reason}{code}"
             self.result_banner.show_outcome("error", text, key=entry.key)
         elif entry.state == "delivered":
             state = "fail" if entry.result == "fail" else "saved"
@@ -634,7 +637,7 @@ class MainScreen(QWidget):
         else:
             text = (
                 translate("MainScreen", "QUEUED")
-                + f" — {subject}\n"
+                + f" — {subject} — "
                 + translate("MainScreen", "kept at this station, sent when the server answers")
             )
             self.result_banner.show_outcome("queued", text, key=entry.key)

@@ -16,8 +16,8 @@ from PySide6.QtWidgets import QLabel, QPushButton, QWidget
 MIN_TEXT_PX = 16
 BASE_TEXT_PX = 18
 RESULT_BUTTON_PX = 130
-DEFECT_BUTTON_PX = 60
-BANNER_PX = 72
+DEFECT_BUTTON_PX = 58
+BANNER_PX = 64
 
 GREEN = "#1b7a2b"
 RED = "#c62828"
@@ -39,6 +39,7 @@ def window_style_sheet(font_family: str | None) -> str:
         f"QPushButton {{ min-height: 40px; padding: 4px 14px; }}"
         f"QLineEdit, QComboBox {{ min-height: 40px; }}"
         f"QStatusBar QLabel {{ font-size: {BASE_TEXT_PX}px; }}"
+        f"QStatusBar QPushButton {{ min-height: 26px; padding: 0px 10px; }}"
     )
 
 
@@ -118,7 +119,7 @@ class ResultBanner(QLabel):
         self.key = key
         self.setText(text)
         self.setStyleSheet(
-            f"QLabel {{ background: {background}; color: {foreground}; font-size: 30px; font-weight: bold;"
+            f"QLabel {{ background: {background}; color: {foreground}; font-size: 26px; font-weight: bold;"
             f" padding: 6px; border-radius: 6px; }}"
         )
         if self._hide_handle is not None:
@@ -132,4 +133,4 @@ class ResultBanner(QLabel):
         self.state = ""
         self.key = None
         self.setText("")
-        self.setStyleSheet("QLabel { background: transparent; font-size: 30px; }")
+        self.setStyleSheet("QLabel { background: transparent; font-size: 26px; }")

@@ -22,13 +22,13 @@ from mes_station.ui.main_screen import MainScreen
 from mes_station.ui.options import UiOptions
 from mes_station.ui.view import login_language, queue_text, scan_code, scan_source, worker_name
 from mes_station.ui.wedge import find_wedge
-from mes_station.ui.widgets import AMBER, RED, BigButton, Scheduler, qt_scheduler, window_style_sheet
+from mes_station.ui.widgets import AMBER, BANNER_PX, RED, BigButton, Scheduler, qt_scheduler, window_style_sheet
 
 _ONLINE = "background: #2e7d32; color: white; padding: 2px 10px; font-weight: bold;"
 _OFFLINE = "background: #c62828; color: white; padding: 2px 10px; font-weight: bold;"
 _UNKNOWN = "background: #777; color: white; padding: 2px 10px; font-weight: bold;"
 _OFFLINE_BANNER = (
-    f"QLabel {{ background: {RED}; color: white; font-size: 26px; font-weight: bold; padding: 8px;"
+    f"QLabel {{ background: {RED}; color: white; font-size: 22px; font-weight: bold; padding: 4px;"
     " border-radius: 6px; }"
 )
 _QUARANTINE_BANNER = (
@@ -77,6 +77,7 @@ class StationWindow(QMainWindow):
         self.offline_banner.setStyleSheet(_OFFLINE_BANNER)
         self.offline_banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.offline_banner.setWordWrap(True)
+        self.offline_banner.setMinimumHeight(BANNER_PX)
         self.offline_banner.setVisible(False)
         self.quarantine_banner = QLabel(objectName="quarantine_banner")
         self.quarantine_banner.setStyleSheet(_QUARANTINE_BANNER)
@@ -218,14 +219,12 @@ class StationWindow(QMainWindow):
         offline = self._online is False
         self.login_screen.set_offline(offline)
         if offline:
-            text = translate(
-                "StationWindow", "OFFLINE — results are kept at this station and sent when the server is back."
-            )
-            text += "\n" + translate("StationWindow", "Waiting to be sent: {depth}").format(depth=depth or 0)
+            text = translate("StationWindow", "OFFLINE — results are kept here and sent when the server is back.")
+            text += " " + translate("StationWindow", "Waiting: {depth}").format(depth=depth or 0)
             cache = self._status.get("cache")
             if isinstance(cache, dict) and cache.get("synced_at"):
-                synced = str(cache["synced_at"]).replace("T", " ")[:16]
-                text += " · " + translate("StationWindow", "station data from {when}").format(when=synced)
+                synced = str(cache["synced_at"]).replace("T", " ")[5:16]
+                text += " · " + translate("StationWindow", "data from {when}").format(when=synced)
             self.offline_banner.setText(text)
         self.offline_banner.setVisible(offline)
         quarantined = self._status.get("quarantined")

@@ -165,10 +165,6 @@
         <translation>LOT 상태</translation>
     </message>
     <message>
-        <source>Result</source>
-        <translation>결과</translation>
-    </message>
-    <message>
         <source>PASS</source>
         <translation>합격</translation>
     </message>
@@ -261,7 +257,7 @@
         <translation>거부됨</translation>
     </message>
     <message>
-        <source>{code}: not in this station's data (offline). A result is kept and checked when the server is back.</source>
+        <source>{code}: not in this station&apos;s data (offline). A result is kept and checked when the server is back.</source>
         <translation>{code}: 이 스테이션 데이터에 없음 (오프라인). 결과는 보관되며 서버 복구 시 확인됩니다.</translation>
     </message>
     <message>
@@ -273,7 +269,7 @@
         <translation>제품 단위</translation>
     </message>
     <message>
-        <source>From this station's data (offline).</source>
+        <source>From this station&apos;s data (offline).</source>
         <translation>이 스테이션 데이터 기준 (오프라인).</translation>
     </message>
     <message>
@@ -284,16 +280,16 @@
 <context>
     <name>StationWindow</name>
     <message>
-        <source>OFFLINE — results are kept at this station and sent when the server is back.</source>
-        <translation>오프라인 — 결과는 이 스테이션에 보관되며 서버가 복구되면 전송됩니다.</translation>
+        <source>OFFLINE — results are kept here and sent when the server is back.</source>
+        <translation>오프라인 — 결과는 여기에 보관되고 서버가 복구되면 전송됩니다.</translation>
     </message>
     <message>
-        <source>Waiting to be sent: {depth}</source>
-        <translation>전송 대기: {depth}</translation>
+        <source>Waiting: {depth}</source>
+        <translation>대기: {depth}</translation>
     </message>
     <message>
-        <source>station data from {when}</source>
-        <translation>스테이션 데이터 기준 {when}</translation>
+        <source>data from {when}</source>
+        <translation>데이터 기준 {when}</translation>
     </message>
     <message>
         <source>Completion files refused by the server: {count} (in quarantine, see mes-station status).</source>
@@ -355,7 +351,7 @@
         <translation>서버에 연결할 수 없습니다. 스테이션은 오프라인으로 계속 작동합니다.</translation>
     </message>
     <message>
-        <source>NOT SAVED: the station's disk is full. Call maintenance, then enter it again.</source>
+        <source>NOT SAVED: the station&apos;s disk is full. Call maintenance, then enter it again.</source>
         <translation>저장 안 됨: 스테이션 디스크가 가득 찼습니다. 설비 담당자를 부른 뒤 다시 입력하세요.</translation>
     </message>
     <message>
@@ -375,7 +371,7 @@
         <translation>이 작업자에게는 권한이 없습니다.</translation>
     </message>
     <message>
-        <source>This worker's account is disabled. Ask a supervisor.</source>
+        <source>This worker&apos;s account is disabled. Ask a supervisor.</source>
         <translation>이 작업자 계정은 비활성화되었습니다. 관리자에게 문의하세요.</translation>
     </message>
     <message>
@@ -435,7 +431,7 @@
         <translation>제때 응답이 없습니다. 다시 시도하세요.</translation>
     </message>
     <message>
-        <source>This station's agent cannot do this yet.</source>
+        <source>This station&apos;s agent cannot do this yet.</source>
         <translation>이 스테이션의 에이전트는 아직 이 기능을 지원하지 않습니다.</translation>
     </message>
     <message>
