@@ -360,7 +360,10 @@ def test_a_flash_the_kernel_refuses_is_shown_and_can_be_retried(tmp_path, kernel
             message="refusal",
         )
         message = screen.devices.device_message.text()
-        assert "b00020" in screen.devices.device_message.styleSheet() or "c62828" in screen.devices.device_message.styleSheet()
+        assert (
+            "b00020" in screen.devices.device_message.styleSheet()
+            or "c62828" in screen.devices.device_message.styleSheet()
+        )
         assert message.rstrip(".").endswith("]") or "failed" in message, message  # a code, never a class name
         assert screen.devices.flash_button.isEnabled()
     finally:

@@ -75,7 +75,10 @@ def test_a_scan_shows_the_large_header_and_the_processs_defect_buttons(window, a
     scan(window, "SN-0001")
     screen = window.main_screen
     assert (screen.serial_value.text(), screen.lot_value.text()) == ("SN-0001", "LOT-2026-0042")
-    assert (screen.product_value.text(), screen.next_process_value.text()) == ("NH-HUB-200", "TEST-30 · Functional test")
+    assert (screen.product_value.text(), screen.next_process_value.text()) == (
+        "NH-HUB-200",
+        "TEST-30 · Functional test",
+    )
     assert QFontInfo(screen.serial_value.font()).pixelSize() >= 36
     assert QFontInfo(screen.next_process_value.font()).pixelSize() >= 28
     assert screen.pass_button.height() >= 120 and screen.fail_button.height() >= 120

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from mes_station.ui.bridge import AgentBridge
 from mes_station.ui.options import UiOptions
-from mes_station.ui.testing import FakeAgent, offscreen_app, wait_until
+from mes_station.ui.testing import FakeAgent, ManualTimers, offscreen_app, wait_until
 from mes_station.ui.window import StationWindow
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -26,8 +26,8 @@ def window(agent: FakeAgent) -> Iterator[StationWindow]:
     bridge = AgentBridge(agent)
     bridge.start()
     options = UiOptions(status_poll_ms=50, flash_poll_ms=20, firmware_image_id="fw-1.4.2")
-    win = StationWindow(bridge, options)
-    win.resize(1024, 700)
+    win = StationWindow(bridge, options, schedule=ManualTimers().schedule)
+    win.resize(1280, 800)
     win.show()
     yield win
     win.close()

@@ -99,7 +99,8 @@ class LoginScreen(QWidget):
         self.offline_hint.setText(
             translate(
                 "LoginScreen",
-                "The server cannot be reached. Workers who logged in at this station in the last days can still log in.",
+                "The server cannot be reached. "
+                "Workers who logged in at this station in the last days can still log in.",
             )
             if offline
             else ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -274,9 +274,7 @@ class MainScreen(QWidget):
             "clear": shortcut("Esc", self.clear_code),
         }
         for index in range(MAX_DEFECT_SHORTCUTS):
-            self.shortcuts[f"defect{index + 1}"] = shortcut(
-                f"Alt+{index + 1}", lambda i=index: self.choose_defect(i)
-            )
+            self.shortcuts[f"defect{index + 1}"] = shortcut(f"Alt+{index + 1}", lambda i=index: self.choose_defect(i))
 
     def _set_tab_order(self) -> None:
         chain: list[QWidget] = [self.scan_input, self.lookup_button, self.pass_button, self.fail_button]
@@ -376,7 +374,10 @@ class MainScreen(QWidget):
             source="keyboard",
             on_error=lambda exc: self._note(
                 self.lookup_message,
-                lambda: (describe_error(exc, translate("MainScreen", "Record scan {code}").format(code=code)), ERROR_STYLE),
+                lambda: (
+                    describe_error(exc, translate("MainScreen", "Record scan {code}").format(code=code)),
+                    ERROR_STYLE,
+                ),
             ),
         )
         self.lookup()
@@ -391,7 +392,8 @@ class MainScreen(QWidget):
         self._show_view(None)
         self._note(self.result_message, None)
         self._note(
-            self.lookup_message, lambda: (translate("MainScreen", "Looking up {code}…").format(code=code), NEUTRAL_STYLE)
+            self.lookup_message,
+            lambda: (translate("MainScreen", "Looking up {code}…").format(code=code), NEUTRAL_STYLE),
         )
         self._bridge.submit(
             lookup_with_history,
@@ -565,7 +567,7 @@ class MainScreen(QWidget):
         self._note(self.result_message, None)
         self._clear_defect()
         if self._view is view:
-            now = datetime.now().strftime("%Y-%m-%d %H:%M:%S")
+            now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")  # as the server's stamps are shown
             row = (
                 now,
                 entry.process_id,
@@ -589,7 +591,9 @@ class MainScreen(QWidget):
     def _record_failed(self, view: UnitView, exc: BaseException) -> None:
         self.result_banner.show_outcome(
             "error",
-            translate("MainScreen", "NOT SAVED") + " — " + describe_error(exc, translate("MainScreen", "Record result")),
+            translate("MainScreen", "NOT SAVED")
+            + " — "
+            + describe_error(exc, translate("MainScreen", "Record result")),
         )
         self._note(
             self.result_message, lambda: (describe_error(exc, translate("MainScreen", "Record result")), ERROR_STYLE)

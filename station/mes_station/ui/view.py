@@ -236,15 +236,21 @@ _CLASS_CODES = {
 }
 
 
+_GENERIC_CODES = {"NOT_FOUND", "VALIDATION_ERROR", "BAD_REQUEST", "CONFLICT", "MALFORMED_JSON", "DEVICE_ERROR"}
+"""Codes whose plain words are too general alone: the server's (or device's) message follows them."""
+
+
 def plain_words(code: str) -> str | None:
     """What an error code means for the worker, in the current language (None when not known here)."""
     words = {
         "OFFLINE": translate("view", "The server cannot be reached. The station keeps working offline."),
-        "OUTBOX_FULL": translate("view", "NOT SAVED: the station's disk is full. Call maintenance, then enter it again."),
+        "OUTBOX_FULL": translate(
+            "view", "NOT SAVED: the station's disk is full. Call maintenance, then enter it again."
+        ),
         "INVALID_CREDENTIALS": translate("view", "Wrong username or password."),
         "OFFLINE_LOGIN_UNAVAILABLE": translate(
             "view",
-            "The server cannot be reached, and this worker has no recent login at this station. Ask a supervisor."
+            "The server cannot be reached, and this worker has no recent login at this station. Ask a supervisor.",
         ),
         "UNAUTHORIZED": translate("view", "Not logged in, or the login has expired. Log in again."),
         "INVALID_TOKEN": translate("view", "Not logged in, or the login has expired. Log in again."),
@@ -257,9 +263,13 @@ def plain_words(code: str) -> str | None:
         "LOT_NOT_FOUND": translate("view", "This LOT is not known."),
         "LOT_CLOSED": translate("view", "This LOT is closed: nothing more can be recorded on it."),
         "VALIDATION_ERROR": translate("view", "The entry is incomplete or not valid."),
-        "DEVICE_UNAVAILABLE": translate("view", "This device is not set up at this station, or its driver did not start."),
+        "DEVICE_UNAVAILABLE": translate(
+            "view", "This device is not set up at this station, or its driver did not start."
+        ),
         "DEVICE_ERROR": translate("view", "The device reported a problem."),
-        "TEMPLATE_NOT_CACHED": translate("view", "The label template is not stored at this station and the server cannot be reached."),
+        "TEMPLATE_NOT_CACHED": translate(
+            "view", "The label template is not stored at this station and the server cannot be reached."
+        ),
         "TEMPLATE_NOT_FOUND": translate("view", "The label template does not exist."),
         "IMAGE_NOT_FOUND": translate("view", "The firmware image does not exist."),
         "FLASH_IN_PROGRESS": translate("view", "A flash is already running for this unit."),
@@ -291,9 +301,12 @@ def describe_error(exc: BaseException, action: str) -> str:
     """
     code = error_code(exc)
     words = plain_words(code)
+    server_message = getattr(exc, "message", None)
+    said = isinstance(server_message, str) and bool(server_message.strip())
     if words is None:
-        server_message = getattr(exc, "message", None)
-        words = server_message if isinstance(server_message, str) and server_message else plain_words("UNEXPECTED_ERROR")
+        words = server_message if said else plain_words("UNEXPECTED_ERROR")
+    elif said and code in _GENERIC_CODES:
+        words = f"{words} {server_message}"  # "Not found." alone would hide *what* was not found
     return f"{action}: {words} [{code}]"
 
 

@@ -231,7 +231,8 @@ class StationWindow(QMainWindow):
         count = int(quarantined) if isinstance(quarantined, int | float) else 0
         if count or self.last_quarantined:
             text = translate(
-                "StationWindow", "Completion files refused by the server: {count} (in quarantine, see mes-station status)."
+                "StationWindow",
+                "Completion files refused by the server: {count} (in quarantine, see mes-station status).",
             ).format(count=max(count, 1))
             last = self.last_quarantined
             if last:
