@@ -33,6 +33,7 @@ def closed_port() -> int:
 
 def write_config(folder: Path, server_url: str, token: str = "no-token", scanner: str | None = None) -> Path:
     devices = f'\n[devices.scanner]\ndriver = "{scanner}"\n' if scanner else ""
+    devices += "\n[watcher]\nsettle_seconds = 0.1\nrescan_seconds = 0.1\nmalformed_after_seconds = 0.2\n"
     path = folder / "station.toml"
     path.write_text(
         f'[server]\nurl = "{server_url}"\ntoken = "{token}"\ntimeout = 2.0\n'
@@ -89,6 +90,19 @@ def test_events_the_agent_queues_show_up_in_the_status_bar(offline_window):
     wait_until(lambda: window.online_label.text() == "OFFLINE")
     window.bridge.call(agent.record_event, "scan", {"code": "SN-0001", "source": "test"})
     wait_until(lambda: window.queue_label.text().startswith("Queue: 1"), message="queue depth 1")
+
+
+def test_a_completion_file_the_agent_quarantines_is_shown_in_the_window(offline_window, tmp_path):
+    agent, window = offline_window
+    wait_until(lambda: window.online_label.text() == "OFFLINE", message="OFFLINE")
+    assert not window.quarantine_banner.isVisible()
+    inbox = agent.config.watch_folder
+    inbox.mkdir(parents=True, exist_ok=True)
+    (inbox / "AOI-7.json").write_text('{"equipment": "AOI-7"}', encoding="utf-8")  # valid JSON, not a completion
+    wait_until(lambda: window.quarantine_banner.isVisible(), timeout=30, message="the quarantine banner")
+    text = window.quarantine_banner.text()
+    assert "Completion files refused by the server" in text and "AOI-7.json — " in text
+    assert (agent.config.quarantine_dir / "AOI-7.json").exists()
 
 
 # -- against the real kernel (create_app under uvicorn on 127.0.0.1) ------------------------------

@@ -236,7 +236,7 @@ class FakeAgent:
     def quarantine(self, name: str, reason: str) -> None:
         """A completion file the server refused: moved to quarantine, announced, counted."""
         self.quarantined += 1
-        self.emit("completion", {"path": name, "outcome": "quarantined", "reason": reason})
+        self.emit("completion", {"path": name, "action": "quarantined", "moved_to": name, "reason": reason})
         self._emit_status()
 
     def emit(self, kind: str, payload: Any) -> None:

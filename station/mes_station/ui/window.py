@@ -172,7 +172,8 @@ class StationWindow(QMainWindow):
         elif kind == "delivery" and isinstance(payload, dict):
             self.main_screen.apply_delivery(payload)
         elif kind == "completion" and isinstance(payload, dict):
-            if payload.get("outcome") == "quarantined" or payload.get("status") == "quarantined":
+            # the agent's watcher says ``action``; "outcome"/"status" are read too, for other shapes
+            if "quarantined" in (payload.get("action"), payload.get("outcome"), payload.get("status")):
                 self.last_quarantined = payload
                 self._show_queue_and_banners()
         elif kind == "scan" and self.logged_in:
