@@ -158,9 +158,12 @@ def test_offline_a_worker_records_from_the_cache_and_sees_queued_turn_saved(wind
     scan(window, "SN-NEW-77")
     assert screen.current_view.unknown_offline
     assert screen.lot_value.text() == "— (checked when the server is back)"
+    # its routing is unknown too: recorded at the process of the unit before, and said so
+    assert screen.next_process_value.text() == "TEST-30 · Functional test (as the unit before)"
     QTest.keyClick(screen.scan_input, Qt.Key.Key_F1)
     wait_until(lambda: len(agent.records) == 2, message="the second record")
     assert agent.records[1]["serial_number"] == "SN-NEW-77" and agent.records[1]["result"] == "pass"
+    assert (agent.records[1]["lot_number"], agent.records[1]["process_id"]) == ("", "TEST-30")
     wait_until(lambda: "Waiting: 2" in window.offline_banner.text(), message="queue depth 2 in the banner")
 
     agent.set_online(True)
@@ -168,6 +171,16 @@ def test_offline_a_worker_records_from_the_cache_and_sees_queued_turn_saved(wind
     wait_until(lambda: screen.result_banner.state == "saved", message="the last record SAVED")
     assert history_states(screen)[0] == "saved"
     assert [d["state"] for d in agent.deliveries] == ["delivered", "delivered"]
+
+
+def test_an_unknown_unit_as_the_first_scan_offline_cannot_be_recorded_yet(window, agent):
+    log_in(window)
+    agent.set_online(False)
+    scan(window, "SN-NEW-01")
+    screen = window.main_screen
+    assert screen.current_view.unknown_offline
+    assert not screen.pass_button.isEnabled()
+    assert screen.lookup_message.text().endswith("Scan a known unit first, so the station knows its process.")
 
 
 def test_a_record_the_server_refuses_is_shown_red_with_its_code(window, agent):

@@ -10,7 +10,7 @@ code, Ctrl+P prints a label, Esc clears; Tab walks every control in reading orde
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,6 +111,7 @@ class MainScreen(QWidget):
         self._lookup_note: Callable[[], tuple[str, str]] | None = None
         self._result_note: Callable[[], tuple[str, str]] | None = None
         self.station_code: str | None = None
+        self._last_process: tuple[str, str | None] | None = None
         self.records: dict[str, PendingRecord] = {}
         self._early_deliveries: dict[str, dict[str, Any]] = {}
         self.wedge_feeder: WedgeFeeder | None = None
@@ -407,6 +408,13 @@ class MainScreen(QWidget):
         if seq != self._lookup_seq:
             return  # a newer scan arrived while this answer was on its way
         view = unit_view(code, answer or {})
+        if view.next_process_id:
+            self._last_process = (view.next_process_id, view.next_process_name)
+        elif view.unknown_offline and self._last_process is not None:
+            # The station's cache does not know this unit, so neither its routing: the station
+            # records it at the process its previous unit was at (shown as such in the header).
+            process_id, name = self._last_process
+            view = replace(view, next_process_id=process_id, next_process_name=name, process_assumed=True)
         self._show_view(view)
         self._note(self.lookup_message, lambda: _lookup_text(view))
         self._load_defect_codes(view)
@@ -579,10 +587,9 @@ class MainScreen(QWidget):
             )
             self._add_history_row(row, key=key, at_top=True)
         early = self._early_deliveries.pop(key, None)
-        if early is not None:
+        if early is not None:  # the agent announced the record before its key came back here
             self.apply_delivery(early)
-        else:
-            self._show_banner(entry)
+        self._show_banner(entry)
         # One result per scan: the button stays off until the next lookup, so a double
         # press cannot record twice.
         self.scan_input.selectAll()
@@ -675,13 +682,13 @@ def _lookup_text(view: UnitView) -> tuple[str, str]:
     """The line under the header after a lookup, and its style."""
     code = view.code
     if view.unknown_offline:
-        return (
-            translate(
-                "MainScreen",
-                "{code}: not in this station's data (offline). A result is kept and checked when the server is back.",
-            ).format(code=code),
-            ERROR_STYLE,
-        )
+        text = translate(
+            "MainScreen",
+            "{code}: not in this station's data (offline). A result is kept and checked when the server is back.",
+        ).format(code=code)
+        if not view.next_process_id:
+            text += " " + translate("MainScreen", "Scan a known unit first, so the station knows its process.")
+        return text, ERROR_STYLE
     if view.kind == "unknown":
         return translate("MainScreen", "{code}: this code is not known. [UNKNOWN_CODE]").format(code=code), ERROR_STYLE
     kind = {"unit": translate("MainScreen", "unit"), "lot": translate("MainScreen", "LOT")}.get(view.kind, view.kind)

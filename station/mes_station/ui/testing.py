@@ -144,6 +144,8 @@ class FakeAgent:
             }
         )
         self.queued.append(key)
+        # as the real agent: "queued" at once, before the key is returned
+        self.emit("delivery", {"key": key, "state": "queued", "code": None, "message": None})
         self._emit_status()
         if self.online:
             # The sender delivers after the commit, as the real one does from its own task.

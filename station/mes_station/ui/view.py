@@ -51,6 +51,7 @@ class UnitView:
     warnings: tuple[str, ...] = ()
     history_error: str | None = None
     source: str = "server"
+    process_assumed: bool = False
 
     @property
     def from_cache(self) -> bool:
@@ -63,16 +64,19 @@ class UnitView:
 
     @property
     def can_record(self) -> bool:
-        """A result needs a LOT and a process to record against (or an offline unit to resolve later)."""
-        return bool(self.lot_number and self.next_process_id) or self.unknown_offline
+        """A result needs a process, and a LOT (or an offline unit whose LOT the server finds later)."""
+        return bool(self.next_process_id and (self.lot_number or self.unknown_offline))
 
     @property
     def next_process_text(self) -> str:
         if not self.next_process_id:
             return translate("view", "— (routing complete or unknown)")
+        text = self.next_process_id
         if self.next_process_name and self.next_process_name != self.next_process_id:
-            return f"{self.next_process_id} · {self.next_process_name}"
-        return self.next_process_id
+            text = f"{self.next_process_id} · {self.next_process_name}"
+        if self.process_assumed:
+            text += " " + translate("view", "(as the unit before)")
+        return text
 
     def label_fields(self, fixed: dict[str, Any] | None = None) -> dict[str, Any]:
         """Fields handed to ``print_label``: the scanned unit's (or LOT's) over ``fixed`` ones."""
