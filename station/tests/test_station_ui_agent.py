@@ -440,3 +440,58 @@ def test_a_printer_added_on_the_server_brings_its_plugins_panel_and_the_panel_pr
     assert [(j["serial_number"], j["status"], j["created_by"]) for j in jobs] == [
         ("SN-UI-0002", "done", f"user:{WORKER}")
     ]
+
+
+@pytest.mark.skipif(
+    not hasattr(Agent, "defect_codes"),
+    reason="needs the offline-first agent (station cache, offline login, delivery events) of branch h-offline",
+)
+def test_a_worker_records_with_the_kernel_off_and_sees_every_record_arrive(tmp_path, kernel_server):
+    """Issue 12's 'done when', through the window: a LOT recorded with the server off, then delivered."""
+    agent, bridge, window = start_online_window(tmp_path, kernel_server, ui={"defect_codes": ["SOLDER", "SCRATCH"]})
+    try:
+        log_in(window)  # online: the agent caches this worker's credential and syncs the LOT data
+        wait_until(lambda: window.logged_in, timeout=10)
+        wait_until(
+            lambda: (bridge.call(agent.status).get("cache") or {}).get("units", 0) >= 2,
+            timeout=30,
+            message="the station cache synced",
+        )
+        QTest.mouseClick(window.main_screen.logout_button, Qt.MouseButton.LeftButton)
+        kernel_server.stop()
+        wait_until(lambda: window.offline_banner.isVisible(), timeout=30, message="the offline banner")
+
+        log_in(window)  # offline, from the cached credential
+        wait_until(lambda: window.logged_in, timeout=10, message="an offline login")
+        screen = window.main_screen
+        assert screen.worker_label.text() == f"Worker: {WORKER} (logged in offline)"
+
+        enter(window, "SN-UI-0001")
+        assert screen.lookup_message.text() == "SN-UI-0001: unit. From this station's data (offline)."
+        assert screen.lot_value.text() == "LOT-UI-01"
+        QTest.keyClick(screen.scan_input, Qt.Key.Key_F1)
+        wait_until(lambda: screen.result_banner.state == "queued", timeout=10, message="QUEUED")
+        first = screen.result_banner.key
+
+        enter(window, "SN-UI-0002")
+        wait_until(lambda: screen.defect_buttons, timeout=10)
+        scratch = next(i for i, b in enumerate(screen.defect_buttons) if b.property("defect_code") == "SCRATCH")
+        screen.choose_defect(scratch)
+        QTest.keyClick(screen.scan_input, Qt.Key.Key_F2)
+        wait_until(lambda: screen.result_banner.state == "queued" and screen.result_banner.key != first, timeout=10)
+        second = screen.result_banner.key
+        # the two results and the two typed scans wait in the outbox
+        wait_until(lambda: "Waiting: 4" in window.offline_banner.text(), timeout=10, message="four waiting")
+
+        kernel_server.restart()
+        wait_until(lambda: not window.offline_banner.isVisible(), timeout=30, message="back online")
+        wait_until(lambda: screen.result_banner.state == "fail", timeout=30, message="the FAIL delivered")
+        assert screen.records[first].state == "delivered" and screen.records[second].state == "delivered"
+        assert screen.history_table.item(0, 2).text() == "saved"
+        wait_until(
+            lambda: set(kernel_server.record_keys()) == {first, second}, timeout=30, message="both on the kernel"
+        )
+        wait_until(lambda: window.queue_label.text() == "Queue: 0", timeout=30, message="outbox drained")
+    finally:
+        window.close()
+        bridge.stop()
