@@ -230,12 +230,10 @@ _CLASS_CODES = {
     "TemplateError": "TEMPLATE_INVALID",
     "ActionError": "VALIDATION_ERROR",
     "ValueError": "VALIDATION_ERROR",
-    "PermissionError": "INVALID_CREDENTIALS",
     "TimeoutError": "TIMEOUT",
     "NotFound": "NOT_FOUND",
     "NotFoundError": "NOT_FOUND",
     "UnknownCodeError": "UNKNOWN_CODE",
-    "AttributeError": "NOT_SUPPORTED",
     "NotImplementedError": "NOT_SUPPORTED",
 }
 
