@@ -69,6 +69,7 @@ def window(agent: FakeAgent) -> Iterator[StationWindow]:
 
 
 def log_in(win: StationWindow, username: str = "alice") -> None:
+    win.login_screen.username.clear()
     QTest.keyClicks(win.login_screen.username, username)
     QTest.keyClicks(win.login_screen.password, "secret")
     QTest.keyClick(win.login_screen.password, Qt.Key.Key_Return)
@@ -265,3 +266,33 @@ def test_korean_is_drawn_with_the_projects_cjk_font_not_boxes(window):
     window.set_language("ko")
     assert window.main_screen.pass_button.font().family() == family
     assert QFontMetrics(window.main_screen.pass_button.font()).inFontUcs4(ord("합"))
+
+
+def test_a_workers_switch_is_remembered_for_their_next_login_at_this_station(agent, tmp_path):
+    store = tmp_path / "work" / "ui-languages.json"
+    bridge = AgentBridge(agent)
+    bridge.start()
+    window = StationWindow(
+        bridge,
+        UiOptions(status_poll_ms=50),
+        schedule=ManualTimers().schedule,
+        worker_languages=i18n.WorkerLanguages(store),
+    )
+    window.show()
+    try:
+        log_in(window, "alice")
+        assert window.language == "en"
+        window.toggle_language()  # alice prefers Korean
+        QTest.mouseClick(window.main_screen.logout_button, Qt.MouseButton.LeftButton)
+        assert window.language == "en"  # the station's again
+        log_in(window, "alice")
+        assert window.language == "ko"
+    finally:
+        window.close()
+        bridge.stop()
+        window.set_language("en")
+    # kept in the station's work folder for the next start of the window
+    assert i18n.WorkerLanguages(store).get("alice") == "ko"
+    assert i18n.WorkerLanguages(tmp_path / "missing.json").get("alice") is None
+    store.write_text("not json", encoding="utf-8")
+    assert i18n.WorkerLanguages(store).get("alice") is None  # a broken file costs only the preference

@@ -18,11 +18,15 @@ files (``$MES_STATION_UI_FONT`` first), and the window draws all its text with i
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QTranslator
 from PySide6.QtGui import QFontDatabase
+
+log = logging.getLogger(__name__)
 
 LANGUAGES = {"en": "English", "ko": "한국어"}
 """The languages the window speaks: code → the language's own name (shown on the switch)."""
@@ -127,3 +131,40 @@ def station_font_family() -> str | None:
         if loaded:
             return loaded[0]
     return None
+
+
+class WorkerLanguages:
+    """The language each worker last chose at this station (the switch), kept across logins.
+
+    A JSON object ``{"username": "ko"}`` in ``path`` (the station's work folder, written whole
+    and replaced, so a crash leaves the old file); in memory only when ``path`` is None. A file
+    that cannot be read or written costs only the preference, never the login.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._chosen: dict[str, str] = {}
+        if path is not None:
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                loaded = {}
+            if isinstance(loaded, dict):
+                self._chosen = {str(k): normalise_language(str(v)) for k, v in loaded.items()}
+
+    def get(self, worker: str | None) -> str | None:
+        return self._chosen.get(worker) if worker else None
+
+    def remember(self, worker: str | None, language: str) -> None:
+        if not worker:
+            return
+        self._chosen[worker] = normalise_language(language)
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(self._chosen, ensure_ascii=False, indent=1), encoding="utf-8")
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            log.warning("could not keep the workers' languages in %s: %s", self.path, exc)

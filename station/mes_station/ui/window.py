@@ -12,6 +12,7 @@ from mes_station.ui.bridge import AgentBridge
 from mes_station.ui.i18n import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
+    WorkerLanguages,
     current_language,
     station_font_family,
     translate,
@@ -43,7 +44,8 @@ class StationWindow(QMainWindow):
     ``schedule`` runs the window's timed hides (the result banner); tests pass a hand-driven
     one (``mes_station.ui.testing.ManualTimers``). The language is the station's
     (``options.language``) until a worker's login answer names theirs or someone presses the
-    language switch (Ctrl+L); logout returns to the station's.
+    language switch (Ctrl+L); logout returns to the station's. A worker's switch is remembered
+    for their next login at this station (``worker_languages``).
     """
 
     def __init__(
@@ -53,9 +55,12 @@ class StationWindow(QMainWindow):
         *,
         title: str = "NeuroHub MES station",
         schedule: Scheduler | None = None,
+        worker_languages: WorkerLanguages | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        self.worker_languages = worker_languages or WorkerLanguages()
+        self._worker: str | None = None
         self.setWindowTitle(title)
         self.bridge = bridge
         self.options = options or UiOptions()
@@ -129,8 +134,10 @@ class StationWindow(QMainWindow):
         return self.language
 
     def toggle_language(self) -> None:
-        """The language switch: English ↔ Korean."""
-        self.set_language("ko" if current_language() == DEFAULT_LANGUAGE else DEFAULT_LANGUAGE)
+        """The language switch: English ↔ Korean (remembered for the logged-in worker)."""
+        language = self.set_language("ko" if current_language() == DEFAULT_LANGUAGE else DEFAULT_LANGUAGE)
+        if self.logged_in:
+            self.worker_languages.remember(self._worker, language)
 
     def retranslate(self) -> None:
         """Every text of the window again, in the current language."""
@@ -148,11 +155,12 @@ class StationWindow(QMainWindow):
         return self.stack.currentWidget() is self.main_screen
 
     def _on_logged_in(self, answer: Any, worker: Any) -> None:
-        language = login_language(answer)
+        self._worker = worker_name(worker)
+        language = self.worker_languages.get(self._worker) or login_language(answer)
         if language:
             self.set_language(language)
         offline = bool(isinstance(answer, dict) and answer.get("offline"))
-        self.main_screen.set_worker(worker_name(worker), offline=offline)
+        self.main_screen.set_worker(self._worker, offline=offline)
         self.stack.setCurrentWidget(self.main_screen)
         self.main_screen.scan_input.setFocus()
 
@@ -160,6 +168,7 @@ class StationWindow(QMainWindow):
         self.bridge.submit(self.bridge.agent.logout)
         self.main_screen.reset()
         self.main_screen.set_worker(None, focus=False)
+        self._worker = None
         self.set_language(self.options.language)
         self.stack.setCurrentWidget(self.login_screen)
         self.login_screen.username.setFocus()
