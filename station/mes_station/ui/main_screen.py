@@ -36,7 +36,7 @@ from mes_station.ui.bridge import AgentBridge
 from mes_station.ui.devices_panel import DevicesPanel
 from mes_station.ui.i18n import translate
 from mes_station.ui.options import UiOptions
-from mes_station.ui.view import UnitView, describe_error, history_columns, unit_view
+from mes_station.ui.view import UnitView, describe_error, event_word, history_columns, unit_view
 from mes_station.ui.wedge import WedgeFeeder
 from mes_station.ui.widgets import (
     DEFECT_BUTTON_PX,
@@ -580,7 +580,7 @@ class MainScreen(QWidget):
                 now,
                 entry.process_id,
                 _state_text("queued"),
-                result,
+                event_word(result),
                 defect_code or "",
                 self._worker_id or "",
                 self.station_code or translate("MainScreen", "this station"),

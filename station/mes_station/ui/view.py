@@ -150,12 +150,34 @@ def history_row(entry: dict[str, Any]) -> tuple[str, ...]:
     return (
         _short_time(str(when)),
         _text(flat.get("process_id")),
-        _text(action),
-        _text(flat.get("result") or flat.get("outcome")),
+        event_word(_text(action)),
+        event_word(_text(flat.get("result") or flat.get("outcome"))),
         _text(flat.get("defect_code")),
         _text(flat.get("worker_id") or flat.get("worker") or flat.get("actor") or flat.get("created_by")),
         station_label(flat),
     )
+
+
+def event_word(word: str) -> str:
+    """A history action or outcome the kernel names in English (``result``, ``pass``…), in the current language.
+
+    Words this window does not know are shown as they came.
+    """
+    words = {
+        "result": translate("view", "result"),
+        "scan": translate("view", "scan"),
+        "flash": translate("view", "flash"),
+        "print": translate("view", "print"),
+        "pass": translate("view", "pass"),
+        "fail": translate("view", "fail"),
+        "success": translate("view", "success"),
+        "failure": translate("view", "failure"),
+        "failed": translate("view", "failed"),
+        "done": translate("view", "done"),
+        "registered": translate("view", "registered"),
+        "status_change": translate("view", "status change"),
+    }
+    return words.get(word, word)
 
 
 def station_label(event: dict[str, Any]) -> str:

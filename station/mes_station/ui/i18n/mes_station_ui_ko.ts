@@ -355,6 +355,54 @@
         <translation>(이전 제품과 동일)</translation>
     </message>
     <message>
+        <source>result</source>
+        <translation>결과</translation>
+    </message>
+    <message>
+        <source>scan</source>
+        <translation>스캔</translation>
+    </message>
+    <message>
+        <source>flash</source>
+        <translation>플래시</translation>
+    </message>
+    <message>
+        <source>print</source>
+        <translation>인쇄</translation>
+    </message>
+    <message>
+        <source>pass</source>
+        <translation>합격</translation>
+    </message>
+    <message>
+        <source>fail</source>
+        <translation>불합격</translation>
+    </message>
+    <message>
+        <source>success</source>
+        <translation>성공</translation>
+    </message>
+    <message>
+        <source>failure</source>
+        <translation>실패</translation>
+    </message>
+    <message>
+        <source>failed</source>
+        <translation>실패</translation>
+    </message>
+    <message>
+        <source>done</source>
+        <translation>완료</translation>
+    </message>
+    <message>
+        <source>registered</source>
+        <translation>등록</translation>
+    </message>
+    <message>
+        <source>status change</source>
+        <translation>상태 변경</translation>
+    </message>
+    <message>
         <source>The server cannot be reached. The station keeps working offline.</source>
         <translation>서버에 연결할 수 없습니다. 스테이션은 오프라인으로 계속 작동합니다.</translation>
     </message>
