@@ -10,7 +10,7 @@ scan-lookup route's shape settles.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from mes_station.ui.i18n import translate
@@ -381,8 +381,8 @@ def _when(entry: dict[str, Any]) -> datetime | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        return moment
-    return moment.astimezone().replace(tzinfo=None)
+        return moment  # the kernel's stamps are UTC
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def _section(answer: dict[str, Any], key: str) -> dict[str, Any]:
