@@ -257,7 +257,7 @@
         <translation>거부됨</translation>
     </message>
     <message>
-        <source>{code}: not in this station's data (offline). A result is kept and checked when the server is back.</source>
+        <source>{code}: not in this station&apos;s data (offline). A result is kept and checked when the server is back.</source>
         <translation>{code}: 이 스테이션 데이터에 없음 (오프라인). 결과는 보관되며 서버 복구 시 확인됩니다.</translation>
     </message>
     <message>
@@ -273,7 +273,7 @@
         <translation>제품 단위</translation>
     </message>
     <message>
-        <source>From this station's data (offline).</source>
+        <source>From this station&apos;s data (offline).</source>
         <translation>이 스테이션 데이터 기준 (오프라인).</translation>
     </message>
     <message>
@@ -407,7 +407,7 @@
         <translation>서버에 연결할 수 없습니다. 스테이션은 오프라인으로 계속 작동합니다.</translation>
     </message>
     <message>
-        <source>NOT SAVED: the station's disk is full. Call maintenance, then enter it again.</source>
+        <source>NOT SAVED: the station&apos;s disk is full. Call maintenance, then enter it again.</source>
         <translation>저장 안 됨: 스테이션 디스크가 가득 찼습니다. 설비 담당자를 부른 뒤 다시 입력하세요.</translation>
     </message>
     <message>
@@ -427,7 +427,7 @@
         <translation>이 작업자에게는 권한이 없습니다.</translation>
     </message>
     <message>
-        <source>This worker's account is disabled. Ask a supervisor.</source>
+        <source>This worker&apos;s account is disabled. Ask a supervisor.</source>
         <translation>이 작업자 계정은 비활성화되었습니다. 관리자에게 문의하세요.</translation>
     </message>
     <message>
@@ -487,7 +487,7 @@
         <translation>제때 응답이 없습니다. 다시 시도하세요.</translation>
     </message>
     <message>
-        <source>This station's agent cannot do this yet.</source>
+        <source>This station&apos;s agent cannot do this yet.</source>
         <translation>이 스테이션의 에이전트는 아직 이 기능을 지원하지 않습니다.</translation>
     </message>
     <message>
