@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 from mes_station.ui.bridge import AgentBridge
 from mes_station.ui.i18n import translate
 from mes_station.ui.options import UiOptions
-from mes_station.ui.view import UnitView, describe_error, firmware_choice_text, flash_progress
+from mes_station.ui.view import UnitView, describe_error, event_word, firmware_choice_text, flash_progress
 from mes_station.ui.widgets import ERROR_STYLE, NEUTRAL_STYLE, OK_STYLE, BigButton, say
 
 __all__ = ["DevicesPanel", "ERROR_STYLE", "NEUTRAL_STYLE", "OK_STYLE", "say"]
@@ -186,7 +186,7 @@ class DevicesPanel(QGroupBox):
         job = answer.get("job_id") or answer.get("id") or answer.get("event_key")
 
         def text() -> str:
-            line = translate("DevicesPanel", "Label {status}").format(status=status)
+            line = translate("DevicesPanel", "Label {status}").format(status=event_word(str(status)))
             if job:
                 line += " " + translate("DevicesPanel", "(job {job})").format(job=str(job)[:12])
             return line
@@ -248,7 +248,7 @@ class DevicesPanel(QGroupBox):
         if not finished:
             self._say(
                 lambda: translate("DevicesPanel", "Flashing (job {job}): {state} {percent}%").format(
-                    job=job, state=state, percent=percent
+                    job=job, state=event_word(state), percent=percent
                 ),
                 NEUTRAL_STYLE,
             )
@@ -262,7 +262,10 @@ class DevicesPanel(QGroupBox):
         else:
             detail = f": {error}" if error else ""
             self._say(
-                lambda: translate("DevicesPanel", "Flash {state} (job {job})").format(state=state, job=job) + detail,
+                lambda: (
+                    translate("DevicesPanel", "Flash {state} (job {job})").format(state=event_word(state), job=job)
+                    + detail
+                ),
                 ERROR_STYLE,
             )
 

@@ -159,7 +159,8 @@ def history_row(entry: dict[str, Any]) -> tuple[str, ...]:
 
 
 def event_word(word: str) -> str:
-    """A history action or outcome the kernel names in English (``result``, ``pass``…), in the current language.
+    """An action, outcome or job state the kernel or agent names in English (``result``, ``pass``,
+    ``printed``, ``running``…), in the current language.
 
     Words this window does not know are shown as they came.
     """
@@ -176,6 +177,13 @@ def event_word(word: str) -> str:
         "done": translate("view", "done"),
         "registered": translate("view", "registered"),
         "status_change": translate("view", "status change"),
+        "printed": translate("view", "printed"),
+        "sent": translate("view", "sent"),
+        "queued": translate("view", "queued"),
+        "running": translate("view", "running"),
+        "pending": translate("view", "pending"),
+        "cancelled": translate("view", "cancelled"),
+        "error": translate("view", "error"),
     }
     return words.get(word, word)
 

@@ -403,6 +403,34 @@
         <translation>상태 변경</translation>
     </message>
     <message>
+        <source>printed</source>
+        <translation>인쇄됨</translation>
+    </message>
+    <message>
+        <source>sent</source>
+        <translation>전송됨</translation>
+    </message>
+    <message>
+        <source>queued</source>
+        <translation>대기</translation>
+    </message>
+    <message>
+        <source>running</source>
+        <translation>진행 중</translation>
+    </message>
+    <message>
+        <source>pending</source>
+        <translation>대기 중</translation>
+    </message>
+    <message>
+        <source>cancelled</source>
+        <translation>취소됨</translation>
+    </message>
+    <message>
+        <source>error</source>
+        <translation>오류</translation>
+    </message>
+    <message>
         <source>The server cannot be reached. The station keeps working offline.</source>
         <translation>서버에 연결할 수 없습니다. 스테이션은 오프라인으로 계속 작동합니다.</translation>
     </message>
