@@ -306,8 +306,12 @@ def test_wedge_scanner_bursts_are_scans_and_slow_typing_is_a_keyboard_entry(tmp_
         screen = window.main_screen
         wait_until(lambda: screen.wedge_feeder is not None, message="the wedge driver attached")
         clock = ManualClock()
-        screen.wedge_feeder.clock = clock
-        screen.wedge_feeder._wedge.clock = clock  # the driver judges gaps and deadlines on the same clock
+        screen.wedge_feeder.clock = clock  # stamps every key: the driver judges gaps on these stamps
+        # The driver's own "now" (when held-back keys expire as typing) must not run ahead of the keys
+        # it has been fed: this thread stamps keys faster than a loaded agent thread takes them, and
+        # a shared clock would let a burst's early keys expire before its later ones arrive. Frozen,
+        # nothing expires; bursts end with their terminator, typing by its gaps.
+        screen.wedge_feeder._wedge.clock = ManualClock()
 
         def key_clicks(text: str, gap: float) -> None:
             for char in text:
