@@ -307,10 +307,11 @@ def test_wedge_scanner_bursts_are_scans_and_slow_typing_is_a_keyboard_entry(tmp_
         wait_until(lambda: screen.wedge_feeder is not None, message="the wedge driver attached")
         clock = ManualClock()
         screen.wedge_feeder.clock = clock  # stamps every key: the driver judges gaps on these stamps
-        # The driver's own "now" (when held-back keys expire as typing) must not run ahead of the keys
-        # it has been fed: this thread stamps keys faster than a loaded agent thread takes them, and
-        # a shared clock would let a burst's early keys expire before its later ones arrive. Frozen,
-        # nothing expires; bursts end with their terminator, typing by its gaps.
+        # The driver's own "now" (when held-back keys expire as typing) must not be this clock: the
+        # test moves it ahead of a loaded agent thread, and a key could expire before the next keys
+        # are fed (seen once in four runs). Frozen, nothing expires here: a burst ends with its
+        # terminator, typing shows by its gaps. (The feeder posts keys ahead of the driver's timer
+        # in the agent loop, test_station_ui_bridge pins it; that narrows the same race live.)
         screen.wedge_feeder._wedge.clock = ManualClock()
 
         def key_clicks(text: str, gap: float) -> None:
