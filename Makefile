@@ -7,7 +7,7 @@ PORT   ?= 8000
 PLUGINS := plugins/label_printer plugins/firmware_uploader plugins/barcode_hid plugins/dashboard_kpi plugins/opcua
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test test-fast lint bench clean
+.PHONY: setup run test test-fast lint bench clean ui-translations
 
 setup: $(STAMP)
 
@@ -32,6 +32,13 @@ lint: setup
 
 bench: setup
 	$(BIN)/python bench/bench_records.py
+
+## The station window's catalogues: refresh the Korean .ts from the code (new strings come in
+## unfinished; translate them in the .ts or Qt Linguist), then compile the .qm that ships.
+UI_DIR := station/mes_station/ui
+ui-translations: setup
+	cd $(UI_DIR) && ../../../$(BIN)/pyside6-lupdate -no-obsolete -locations none *.py -ts i18n/mes_station_ui_ko.ts
+	$(BIN)/pyside6-lrelease $(UI_DIR)/i18n/mes_station_ui_ko.ts -qm $(UI_DIR)/i18n/mes_station_ui_ko.qm
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -14,7 +14,7 @@ from mes_station.agent import Agent
 from mes_station.testing.helpers import write_station_toml
 from mes_station.testing.kernel_server import KernelServer, start_kernel
 from mes_station.ui.bridge import AgentBridge
-from mes_station.ui.testing import offscreen_app, wait_until
+from mes_station.ui.testing import ManualTimers, offscreen_app, wait_until
 from mes_station.ui.window import StationWindow
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QKeyEvent
@@ -33,6 +33,7 @@ def closed_port() -> int:
 
 def write_config(folder: Path, server_url: str, token: str = "no-token", scanner: str | None = None) -> Path:
     devices = f'\n[devices.scanner]\ndriver = "{scanner}"\n' if scanner else ""
+    devices += "\n[watcher]\nsettle_seconds = 0.1\nrescan_seconds = 0.1\nmalformed_after_seconds = 0.2\n"
     path = folder / "station.toml"
     path.write_text(
         f'[server]\nurl = "{server_url}"\ntoken = "{token}"\ntimeout = 2.0\n'
@@ -51,8 +52,9 @@ def open_window(config: Path) -> tuple[Agent, AgentBridge, StationWindow]:
     agent = Agent.from_config(config)
     bridge = AgentBridge(agent)
     bridge.start()
-    window = StationWindow(bridge, load_ui_options(config))
-    window.resize(1024, 700)
+    # banners stay until the test moves this scheduler: a slow machine cannot make them vanish
+    window = StationWindow(bridge, load_ui_options(config), schedule=ManualTimers().schedule)
+    window.resize(1280, 800)
     window.show()
     return agent, bridge, window
 
@@ -73,7 +75,12 @@ def test_without_a_server_the_window_shows_offline_and_refuses_login(offline_win
     QTest.keyClicks(window.login_screen.password, "secret")
     QTest.keyClick(window.login_screen.password, Qt.Key.Key_Return)
     wait_until(lambda: window.login_screen.error.text(), message="a login error")
-    assert "server is unreachable (offline)" in window.login_screen.error.text()
+    # no credential of alice's is cached at this station: refused, in plain words with the code
+    # (OFFLINE from an agent without offline login, OFFLINE_LOGIN_UNAVAILABLE from one with it)
+    error = window.login_screen.error.text()
+    assert error.startswith("Login: The server cannot be reached"), error
+    assert error.endswith(("[OFFLINE]", "[OFFLINE_LOGIN_UNAVAILABLE]")), error
+    assert "ConnectError" not in error
     assert not window.logged_in
     assert agent.worker is None
 
@@ -83,6 +90,19 @@ def test_events_the_agent_queues_show_up_in_the_status_bar(offline_window):
     wait_until(lambda: window.online_label.text() == "OFFLINE")
     window.bridge.call(agent.record_event, "scan", {"code": "SN-0001", "source": "test"})
     wait_until(lambda: window.queue_label.text().startswith("Queue: 1"), message="queue depth 1")
+
+
+def test_a_completion_file_the_agent_quarantines_is_shown_in_the_window(offline_window, tmp_path):
+    agent, window = offline_window
+    wait_until(lambda: window.online_label.text() == "OFFLINE", message="OFFLINE")
+    assert not window.quarantine_banner.isVisible()
+    inbox = agent.config.watch_folder
+    inbox.mkdir(parents=True, exist_ok=True)
+    (inbox / "AOI-7.json").write_text('{"equipment": "AOI-7"}', encoding="utf-8")  # valid JSON, not a completion
+    wait_until(lambda: window.quarantine_banner.isVisible(), timeout=30, message="the quarantine banner")
+    text = window.quarantine_banner.text()
+    assert "Completion files refused by the server" in text and "AOI-7.json — " in text
+    assert (agent.config.quarantine_dir / "AOI-7.json").exists()
 
 
 # -- against the real kernel (create_app under uvicorn on 127.0.0.1) ------------------------------
@@ -185,11 +205,13 @@ def test_scan_shows_the_kernels_unit_and_a_pass_reaches_the_kernel_once(online_w
     assert "scan" in actions
 
     QTest.mouseClick(screen.pass_button, Qt.MouseButton.LeftButton)
-    wait_until(lambda: "Saved (queued)" in screen.result_message.text(), timeout=10, message="saved")
+    wait_until(lambda: screen.result_banner.key, timeout=10, message="the banner of the save")
     wait_until(lambda: len(kernel_server.record_keys()) == 1, timeout=10, message="the record on the kernel")
-    key = kernel_server.record_keys()[0]
-    assert key[:12] in screen.result_message.text()
+    assert kernel_server.record_keys()[0] == screen.result_banner.key
     wait_until(lambda: window.queue_label.text() == "Queue: 0", timeout=10, message="outbox drained")
+    # amber until the agent reports the delivery, green once it does (an agent without
+    # delivery events leaves it amber: never green for a record the server may not have)
+    assert screen.result_banner.state in ("queued", "saved")
 
     # Looked up again, the unit has moved on and its history holds the result.
     enter(window, "SN-UI-0001")
@@ -218,13 +240,17 @@ def test_kernel_down_shows_offline_results_queue_and_drain_after_restart(online_
     enter(window, "SN-UI-0002")
     screen = window.main_screen
     kernel_server.stop()
-    screen.defect_combo.setCurrentIndex(screen.defect_combo.findData("SCRATCH"))
+    wait_until(lambda: screen.defect_buttons, timeout=10, message="the defect buttons")
+    scratch = next(b for b in screen.defect_buttons if b.property("defect_code") == "SCRATCH")
+    QTest.mouseClick(scratch, Qt.MouseButton.LeftButton)
     QTest.mouseClick(screen.fail_button, Qt.MouseButton.LeftButton)
-    wait_until(lambda: "Saved (queued): FAIL (SCRATCH)" in screen.result_message.text(), timeout=10)
+    wait_until(lambda: screen.result_banner.state == "queued", timeout=10, message="QUEUED")
+    assert screen.result_banner.text().startswith("QUEUED — FAIL · SCRATCH · SN-UI-0002")
     wait_until(lambda: window.online_label.text() == "OFFLINE", timeout=10, message="OFFLINE")
+    wait_until(lambda: window.offline_banner.isVisible(), timeout=10, message="the offline banner")
     wait_until(lambda: window.queue_label.text().startswith("Queue: 1"), timeout=10, message="queue 1")
     enter(window, "SN-UI-0001")
-    assert "offline" in screen.lookup_message.text()
+    assert "offline" in screen.lookup_message.text().lower()
 
     kernel_server.restart()
     wait_until(lambda: window.online_label.text() == "ONLINE", timeout=15, message="ONLINE again")
@@ -280,8 +306,13 @@ def test_wedge_scanner_bursts_are_scans_and_slow_typing_is_a_keyboard_entry(tmp_
         screen = window.main_screen
         wait_until(lambda: screen.wedge_feeder is not None, message="the wedge driver attached")
         clock = ManualClock()
-        screen.wedge_feeder.clock = clock
-        screen.wedge_feeder._wedge.clock = clock  # the driver judges gaps and deadlines on the same clock
+        screen.wedge_feeder.clock = clock  # stamps every key: the driver judges gaps on these stamps
+        # The driver's own "now" (when held-back keys expire as typing) must not be this clock: the
+        # test moves it ahead of a loaded agent thread, and a key could expire before the next keys
+        # are fed (seen once in four runs). Frozen, nothing expires here: a burst ends with its
+        # terminator, typing shows by its gaps. (The feeder posts keys ahead of the driver's timer
+        # in the agent loop, test_station_ui_bridge pins it; that narrows the same race live.)
+        screen.wedge_feeder._wedge.clock = ManualClock()
 
         def key_clicks(text: str, gap: float) -> None:
             for char in text:
@@ -313,51 +344,75 @@ def test_wedge_scanner_bursts_are_scans_and_slow_typing_is_a_keyboard_entry(tmp_
         wait_until(lambda: len(scan_events(kernel_server)) == 3, timeout=10, message="the GS1 scan event")
         event = scan_events(kernel_server)[2]
         assert (event["code"], event["symbology"]) == ("010950110153000321SN-UI-0001\x1d240X", "]d2")
-        wait_until(lambda: screen.lookup_message.text().endswith(": unit."), timeout=10, message="GS1 lookup")
-        assert screen.serial_value.text() == "SN-UI-0001"
+        # the unit shown before was SN-UI-0002: only the GS1 scan's lookup can show SN-UI-0001
+        wait_until(lambda: screen.serial_value.text() == "SN-UI-0001", timeout=10, message="GS1 lookup")
+        assert screen.lookup_message.text().endswith(": unit."), screen.lookup_message.text()
     finally:
         window.close()
         bridge.stop()
 
 
-def test_a_flash_the_kernel_refuses_is_shown_and_can_be_retried(online_window):
-    agent, window = online_window
-    log_in(window)
-    wait_until(lambda: window.logged_in, timeout=10)
-    enter(window, "SN-UI-0001")
-    screen = window.main_screen
-    screen.devices.image_input.setText("999999")  # no such image
-    QTest.mouseClick(screen.devices.flash_button, Qt.MouseButton.LeftButton)
-    wait_until(lambda: screen.devices.device_message.text().startswith("Start flash:"), timeout=10, message="refusal")
-    assert "b00020" in screen.devices.device_message.styleSheet()  # shown as an error
-    assert screen.devices.flash_button.isEnabled()
-    assert screen.devices.flash_progress.value() == 0
-
-
-def test_a_flash_through_the_stations_uploader_ends_done_at_100_percent(online_window, kernel_server):
-    kernel = kernel_server
-    # the station's own line gets the uploader (a station of another line would be refused, 422)
-    kernel.add_station_device("UPL-UI", "firmware_uploader", "simulator", flash_seconds=0.3, steps=3)
+def upload_image(kernel: KernelServer, product: str = "NH-HUB-200", version: str = "1.4.2") -> str:
     image = kernel.api(
         "POST",
         "/firmware/images",
-        data={"product": "NH-HUB-200", "version": "1.4.2"},
+        data={"product": product, "version": version},
         files={"file": ("fw.bin", b"\x7fFW" * 2048, "application/octet-stream")},
     )
     assert image.status_code == 201, image.text
+    return str(image.json()["id"])
 
-    agent, window = online_window
-    log_in(window)
-    wait_until(lambda: window.logged_in, timeout=10)
-    enter(window, "SN-UI-0002")
-    screen = window.main_screen
-    screen.devices.image_input.setText(str(image.json()["id"]))
-    QTest.mouseClick(screen.devices.flash_button, Qt.MouseButton.LeftButton)
-    wait_until(lambda: screen.devices.device_message.text().startswith("Flash "), timeout=15, message="flash outcome")
-    assert screen.devices.device_message.text().startswith("Flash done"), screen.devices.device_message.text()
-    assert screen.devices.flash_progress.value() == 100
-    jobs = kernel.api("GET", "/firmware/jobs", params={"serial_number": "SN-UI-0002"}).json()["items"]
-    assert [job["status"] for job in jobs] == ["done"]
+
+def test_a_flash_the_kernel_refuses_is_shown_and_can_be_retried(tmp_path, kernel_server):
+    image_id = upload_image(kernel_server)  # valid for the product, but the station's line has no uploader
+    agent, bridge, window = start_online_window(tmp_path, kernel_server, ui={"firmware_image_id": image_id})
+    try:
+        log_in(window)
+        wait_until(lambda: window.logged_in, timeout=10)
+        enter(window, "SN-UI-0001")
+        screen = window.main_screen
+        wait_until(lambda: screen.devices.selected_image() == image_id, timeout=10, message="the image offered")
+        QTest.mouseClick(screen.devices.flash_button, Qt.MouseButton.LeftButton)
+        wait_until(
+            lambda: screen.devices.device_message.text().startswith(("Start flash:", "Flash ")),
+            timeout=10,
+            message="refusal",
+        )
+        message = screen.devices.device_message.text()
+        assert (
+            "b00020" in screen.devices.device_message.styleSheet()
+            or "c62828" in screen.devices.device_message.styleSheet()
+        )
+        assert message.rstrip(".").endswith("]") or "failed" in message, message  # a code, never a class name
+        assert screen.devices.flash_button.isEnabled()
+    finally:
+        window.close()
+        bridge.stop()
+
+
+def test_a_flash_through_the_stations_uploader_ends_done_at_100_percent(tmp_path, kernel_server):
+    kernel = kernel_server
+    # the station's own line gets the uploader (a station of another line would be refused, 422)
+    kernel.add_station_device("UPL-UI", "firmware_uploader", "simulator", flash_seconds=0.3, steps=3)
+    image_id = upload_image(kernel)
+    agent, bridge, window = start_online_window(tmp_path, kernel, ui={"firmware_image_id": image_id})
+    try:
+        log_in(window)
+        wait_until(lambda: window.logged_in, timeout=10)
+        enter(window, "SN-UI-0002")
+        screen = window.main_screen
+        wait_until(lambda: screen.devices.selected_image() == image_id, timeout=10, message="the image offered")
+        QTest.mouseClick(screen.devices.flash_button, Qt.MouseButton.LeftButton)
+        wait_until(
+            lambda: screen.devices.device_message.text().startswith("Flash "), timeout=15, message="flash outcome"
+        )
+        assert screen.devices.device_message.text().startswith("Flash done"), screen.devices.device_message.text()
+        assert screen.devices.flash_progress.value() == 100
+        jobs = kernel.api("GET", "/firmware/jobs", params={"serial_number": "SN-UI-0002"}).json()["items"]
+        assert [job["status"] for job in jobs] == ["done"]
+    finally:
+        window.close()
+        bridge.stop()
 
 
 def test_a_printer_added_on_the_server_brings_its_plugins_panel_and_the_panel_prints(online_window, kernel_server):
@@ -390,3 +445,58 @@ def test_a_printer_added_on_the_server_brings_its_plugins_panel_and_the_panel_pr
     assert [(j["serial_number"], j["status"], j["created_by"]) for j in jobs] == [
         ("SN-UI-0002", "done", f"user:{WORKER}")
     ]
+
+
+@pytest.mark.skipif(
+    not hasattr(Agent, "defect_codes"),
+    reason="needs the offline-first agent (station cache, offline login, delivery events) of branch h-offline",
+)
+def test_a_worker_records_with_the_kernel_off_and_sees_every_record_arrive(tmp_path, kernel_server):
+    """Issue 12's 'done when', through the window: a LOT recorded with the server off, then delivered."""
+    agent, bridge, window = start_online_window(tmp_path, kernel_server, ui={"defect_codes": ["SOLDER", "SCRATCH"]})
+    try:
+        log_in(window)  # online: the agent caches this worker's credential and syncs the LOT data
+        wait_until(lambda: window.logged_in, timeout=10)
+        wait_until(
+            lambda: (bridge.call(agent.status).get("cache") or {}).get("units", 0) >= 2,
+            timeout=30,
+            message="the station cache synced",
+        )
+        QTest.mouseClick(window.main_screen.logout_button, Qt.MouseButton.LeftButton)
+        kernel_server.stop()
+        wait_until(lambda: window.offline_banner.isVisible(), timeout=30, message="the offline banner")
+
+        log_in(window)  # offline, from the cached credential
+        wait_until(lambda: window.logged_in, timeout=10, message="an offline login")
+        screen = window.main_screen
+        assert screen.worker_label.text() == f"Worker: {WORKER} (logged in offline)"
+
+        enter(window, "SN-UI-0001")
+        assert screen.lookup_message.text() == "SN-UI-0001: unit. From this station's data (offline)."
+        assert screen.lot_value.text() == "LOT-UI-01"
+        QTest.keyClick(screen.scan_input, Qt.Key.Key_F1)
+        wait_until(lambda: screen.result_banner.state == "queued", timeout=10, message="QUEUED")
+        first = screen.result_banner.key
+
+        enter(window, "SN-UI-0002")
+        wait_until(lambda: screen.defect_buttons, timeout=10)
+        scratch = next(i for i, b in enumerate(screen.defect_buttons) if b.property("defect_code") == "SCRATCH")
+        screen.choose_defect(scratch)
+        QTest.keyClick(screen.scan_input, Qt.Key.Key_F2)
+        wait_until(lambda: screen.result_banner.state == "queued" and screen.result_banner.key != first, timeout=10)
+        second = screen.result_banner.key
+        # the two results and the two typed scans wait in the outbox
+        wait_until(lambda: "Waiting: 4" in window.offline_banner.text(), timeout=10, message="four waiting")
+
+        kernel_server.restart()
+        wait_until(lambda: not window.offline_banner.isVisible(), timeout=30, message="back online")
+        wait_until(lambda: screen.result_banner.state == "fail", timeout=30, message="the FAIL delivered")
+        assert screen.records[first].state == "delivered" and screen.records[second].state == "delivered"
+        assert screen.history_table.item(0, 2).text() == "saved"
+        wait_until(
+            lambda: set(kernel_server.record_keys()) == {first, second}, timeout=30, message="both on the kernel"
+        )
+        wait_until(lambda: window.queue_label.text() == "Queue: 0", timeout=30, message="outbox drained")
+    finally:
+        window.close()
+        bridge.stop()

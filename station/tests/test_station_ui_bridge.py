@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 
 import pytest
 from mes_station.ui.bridge import AgentBridge
@@ -145,3 +146,33 @@ def test_a_thousand_bridge_calls_leave_the_refcount_of_true_alone():
         """
     )
     assert abs(lost) < 50
+
+
+def test_posted_calls_run_in_order_before_a_timer_that_fell_due_while_the_loop_was_busy(bridge):
+    """The wedge feeder's keys must not lose to the driver's expiry timer on a loaded agent thread."""
+    order: list[str] = []
+    started = threading.Event()
+
+    def arm_timer_then_block() -> None:
+        asyncio.get_running_loop().call_later(0.01, order.append, "timer")
+        started.set()
+        time.sleep(0.3)  # the agent's loop is busy (a slow commit); the timer falls due meanwhile
+
+    bridge.post(arm_timer_then_block)
+    assert started.wait(30)
+    for n in range(5):
+        bridge.post(order.append, f"key{n}")  # the keys arrive while the loop is blocked
+    wait_until(lambda: len(order) == 6, message="keys and timer")
+    assert order == ["key0", "key1", "key2", "key3", "key4", "timer"]
+
+
+def test_a_posted_call_that_fails_reports_on_the_gui_thread(bridge):
+    errors: list[tuple[BaseException, str]] = []
+
+    def boom() -> None:
+        raise ValueError("driver refused the key")
+
+    bridge.post(boom, on_error=lambda exc: errors.append((exc, threading.current_thread().name)))
+    wait_until(lambda: errors, message="the error")
+    assert isinstance(errors[0][0], ValueError)
+    assert errors[0][1] == threading.main_thread().name

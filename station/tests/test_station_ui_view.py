@@ -6,7 +6,9 @@ from mes_station.errors import OfflineError, OutboxFullError, ServerError
 from mes_station.ui.options import UiOptions
 from mes_station.ui.view import (
     describe_error,
+    error_code,
     flash_progress,
+    history_rows,
     queue_text,
     scan_code,
     unit_view,
@@ -74,17 +76,59 @@ def test_worker_names():
     assert worker_name(None) is None
 
 
-def test_errors_tell_the_worker_what_happened():
-    assert "offline" in describe_error(OfflineError("x"), "Look up")
+def test_errors_tell_the_worker_what_happened_in_plain_words_with_a_code():
+    offline = describe_error(OfflineError("ConnectError: All connection attempts failed"), "Look up")
+    assert offline == "Look up: The server cannot be reached. The station keeps working offline. [OFFLINE]"
+    assert describe_error(OutboxFullError("disk full"), "Record result").endswith("[OUTBOX_FULL]")
     assert "NOT SAVED" in describe_error(OutboxFullError("disk full"), "Record result")
+    # a general code carries the server's detail; a specific one its own words
     server = describe_error(ServerError(404, "NOT_FOUND", "no LOT L-9"), "Look up")
-    assert server == "Look up: no LOT L-9 (NOT_FOUND)"
-    assert describe_error(ValueError("bad"), "Print") == "Print failed: ValueError: bad"
+    assert server == "Look up: Not found. no LOT L-9 [NOT_FOUND]"
+    closed = describe_error(ServerError(409, "LOT_CLOSED", "LOT L-1 is closed"), "Record result")
+    assert closed == "Record result: This LOT is closed: nothing more can be recorded on it. [LOT_CLOSED]"
+    # a code this window has no words for: the server's message
+    other = describe_error(ServerError(409, "SHIFTS_OVERLAP", "shift overlaps B"), "Save")
+    assert other == "Save: shift overlaps B [SHIFTS_OVERLAP]"
+    # a bug: no class name, no library text, a code to tell maintenance
+    bug = describe_error(KeyError("serial_number"), "Print")
+    assert bug == "Print: Something unexpected went wrong. Tell maintenance the code shown. [UNEXPECTED_ERROR]"
+    assert (
+        describe_error(ValueError("bad"), "Print") == "Print: The entry is incomplete or not valid. [VALIDATION_ERROR]"
+    )
+
+
+def test_an_error_code_attribute_wins_over_the_class():
+    class LoginError(Exception):
+        code = "OFFLINE_LOGIN_UNAVAILABLE"
+
+    assert error_code(LoginError("no cached credential")) == "OFFLINE_LOGIN_UNAVAILABLE"
+    assert error_code(OfflineError("x")) == "OFFLINE"
+    assert error_code(RuntimeError("x")) == "UNEXPECTED_ERROR"
+
+
+def test_history_is_newest_first_with_station_codes():
+    events = [
+        {"at": "2026-11-26T05:00:00+00:00", "type": "process_record", "data": {"process_id": "A", "station_id": 3}},
+        {"at": "2026-11-26T06:00:00+00:00", "type": "scan", "data": {"station_code": "ST-07"}},
+        {"at": "2026-11-26T04:00:00+00:00", "type": "device_action", "data": {"actor": "station:ST-02"}},
+        # recorded at the station before it reached the server: ordered by when it happened
+        {"at": "2026-11-26T07:00:00+00:00", "type": "process_record", "data": {"recorded_at": "2026-11-26T03:00:00Z"}},
+    ]
+    rows = history_rows({"events": events})
+    assert [row[0] for row in rows] == [
+        "2026-11-26 06:00:00",
+        "2026-11-26 05:00:00",
+        "2026-11-26 04:00:00",
+        "2026-11-26 03:00:00",
+    ]
+    assert [row[6] for row in rows] == ["ST-07", "#3", "ST-02", ""]
+    assert rows[0][2] == "scan"
 
 
 def test_queue_text_and_flash_progress():
     assert queue_text(0, None) == "Queue: 0"
     assert queue_text(3, 125.0) == "Queue: 3 (oldest 2 min)"
+    assert queue_text(None, None) == "Queue: ?"
     assert flash_progress({"status": "running", "progress": 40}) == (40, "running", False)
     assert flash_progress({"status": "done", "progress": 80}) == (100, "done", True)
     assert flash_progress({"status": "failed", "progress": 10})[2]

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from mes_station.ui.bridge import AgentBridge
 from mes_station.ui.options import UiOptions
-from mes_station.ui.testing import FakeAgent, offscreen_app, wait_until
+from mes_station.ui.testing import FakeAgent, ManualTimers, offscreen_app, wait_until
 from mes_station.ui.window import StationWindow
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
@@ -26,8 +26,8 @@ def window(agent: FakeAgent) -> Iterator[StationWindow]:
     bridge = AgentBridge(agent)
     bridge.start()
     options = UiOptions(status_poll_ms=50, flash_poll_ms=20, firmware_image_id="fw-1.4.2")
-    win = StationWindow(bridge, options)
-    win.resize(1024, 700)
+    win = StationWindow(bridge, options, schedule=ManualTimers().schedule)
+    win.resize(1280, 800)
     win.show()
     yield win
     win.close()
@@ -49,11 +49,7 @@ def scan(win: StationWindow, code: str) -> None:
     QTest.keyClicks(screen.scan_input, code)
     QTest.keyClick(screen.scan_input, Qt.Key.Key_Return)
     wait_until(
-        lambda: (
-            screen.current_view is not None
-            or "failed" in screen.lookup_message.text()
-            or "unreachable" in screen.lookup_message.text()
-        ),
+        lambda: screen.current_view is not None or "[" in screen.lookup_message.text(),
         message=f"lookup of {code}",
     )
 
@@ -69,7 +65,7 @@ def test_wrong_password_shows_an_error_and_stays_on_login(window, agent):
     QTest.keyClicks(window.login_screen.password, "nope")
     QTest.mouseClick(window.login_screen.login_button, Qt.MouseButton.LeftButton)
     wait_until(lambda: window.login_screen.error.text(), message="a login error")
-    assert "wrong username or password" in window.login_screen.error.text()
+    assert window.login_screen.error.text() == "Login: Wrong username or password. [INVALID_CREDENTIALS]"
     assert not window.logged_in
     assert window.login_screen.password.text() == ""
 
@@ -91,9 +87,17 @@ def test_scanning_a_serial_shows_lot_product_next_process_and_history(window, ag
     assert screen.next_process_value.text() == "TEST-30 · Functional test"
     assert screen.history_table.rowCount() == 2
     row = [screen.history_table.item(0, c).text() for c in range(7)]
-    assert row == ["2026-11-26 05:01:12", "SMT-10", "result", "pass", "", "bob", "1"]
-    assert screen.history_table.item(1, 2).text() == "flash"
-    assert screen.history_table.item(1, 3).text() == "success"
+    # newest first, stations by their codes
+    assert row == ["2026-11-26 05:20:44", "", "flash", "success", "", "station:ST-02", "ST-02"]
+    assert [screen.history_table.item(1, c).text() for c in range(7)] == [
+        "2026-11-26 05:01:12",
+        "SMT-10",
+        "result",
+        "pass",
+        "",
+        "bob",
+        "ST-01",
+    ]
     assert screen.pass_button.isEnabled() and screen.fail_button.isEnabled()
 
 
@@ -101,7 +105,7 @@ def test_scanning_an_unknown_code_says_so_and_offers_no_result_buttons(window):
     log_in(window)
     scan(window, "XYZ-999")
     screen = window.main_screen
-    assert "unknown code" in screen.lookup_message.text()
+    assert screen.lookup_message.text() == "XYZ-999: this code is not known. [UNKNOWN_CODE]"
     assert not screen.pass_button.isEnabled()
 
 
@@ -110,7 +114,7 @@ def test_pass_is_recorded_through_the_agent_and_confirmed_as_queued(window, agen
     scan(window, "SN-0002")
     screen = window.main_screen
     QTest.mouseClick(screen.pass_button, Qt.MouseButton.LeftButton)
-    wait_until(lambda: "Saved" in screen.result_message.text(), message="saved feedback")
+    wait_until(lambda: screen.result_banner.state == "saved", message="the green SAVED banner")
     assert len(agent.records) == 1
     record = agent.records[0]
     assert record["lot_number"] == "LOT-2026-0042"
@@ -118,9 +122,10 @@ def test_pass_is_recorded_through_the_agent_and_confirmed_as_queued(window, agen
     assert record["worker_id"] == "alice"
     assert record["serial_number"] == "SN-0002"
     assert record["result"] == "pass" and record["defect_code"] is None
-    assert "Saved (queued): PASS for SN-0002 at TEST-30" in screen.result_message.text()
-    assert record["idempotency_key"][:12] in screen.result_message.text()
-    assert screen.history_table.item(screen.history_table.rowCount() - 1, 2).text() == "queued"
+    assert screen.result_banner.text() == "SAVED — PASS · SN-0002 · TEST-30"
+    assert screen.result_banner.key == record["idempotency_key"]
+    # the new record is the newest history row, and the server has it
+    assert [screen.history_table.item(0, c).text() for c in (1, 2, 3)] == ["TEST-30", "saved", "pass"]
     # One result per scan: a second click cannot double the record.
     assert not screen.pass_button.isEnabled()
     QTest.mouseClick(screen.pass_button, Qt.MouseButton.LeftButton)
@@ -132,16 +137,17 @@ def test_fail_needs_a_defect_code_and_sends_it(window, agent):
     log_in(window)
     scan(window, "SN-0001")
     screen = window.main_screen
+    wait_until(lambda: len(screen.defect_buttons) == 5, message="the defect buttons of TEST-30")
     QTest.mouseClick(screen.fail_button, Qt.MouseButton.LeftButton)
     assert "Choose a defect code" in screen.result_message.text()
-    QTest.qWait(30)
-    assert agent.records == []
-    screen.defect_combo.setCurrentIndex(screen.defect_combo.findData("SCRATCH"))
+    assert screen.fail_button.isEnabled()
+    QTest.mouseClick(screen.defect_buttons[3], Qt.MouseButton.LeftButton)
+    assert screen.defect_code() == "SCRATCH"
     QTest.mouseClick(screen.fail_button, Qt.MouseButton.LeftButton)
-    wait_until(lambda: "Saved" in screen.result_message.text(), message="saved feedback")
-    assert agent.records[0]["result"] == "fail"
-    assert agent.records[0]["defect_code"] == "SCRATCH"
-    assert "FAIL (SCRATCH)" in screen.result_message.text()
+    wait_until(lambda: screen.result_banner.state == "fail", message="the red FAIL banner")
+    assert [(r["result"], r["defect_code"]) for r in agent.records] == [("fail", "SCRATCH")]
+    assert screen.result_banner.text() == "SAVED — FAIL · SCRATCH · SN-0001 · TEST-30"
+    assert screen.defect_code() is None  # the next unit starts without a defect chosen
 
 
 def test_a_full_outbox_is_shown_as_not_saved_and_the_worker_can_retry(window, agent):
@@ -150,12 +156,14 @@ def test_a_full_outbox_is_shown_as_not_saved_and_the_worker_can_retry(window, ag
     agent.outbox_full = True
     screen = window.main_screen
     QTest.mouseClick(screen.pass_button, Qt.MouseButton.LeftButton)
-    wait_until(lambda: "NOT SAVED" in screen.result_message.text(), message="outbox-full error")
+    wait_until(lambda: screen.result_banner.state == "error", message="outbox-full error")
+    assert screen.result_banner.text().startswith("NOT SAVED — Record result: NOT SAVED: the station's disk is full.")
+    assert screen.result_banner.text().endswith("[OUTBOX_FULL]")
     assert agent.records == []
     assert screen.pass_button.isEnabled()
     agent.outbox_full = False
     QTest.mouseClick(screen.pass_button, Qt.MouseButton.LeftButton)
-    wait_until(lambda: "Saved (queued)" in screen.result_message.text(), message="saved")
+    wait_until(lambda: screen.result_banner.state == "saved", message="saved")
     assert len(agent.records) == 1
 
 
@@ -168,21 +176,14 @@ def test_status_bar_follows_online_offline_and_queue_depth(window, agent):
     QTest.keyClicks(log_in_offline_fails.username, "alice")
     QTest.keyClicks(log_in_offline_fails.password, "secret")
     QTest.keyClick(log_in_offline_fails.password, Qt.Key.Key_Return)
-    wait_until(lambda: "unreachable" in log_in_offline_fails.error.text(), message="offline")
+    wait_until(lambda: "OFFLINE_LOGIN_UNAVAILABLE" in log_in_offline_fails.error.text(), message="offline")
     agent.set_online(True)
     log_in(window)
+    agent.set_online(False)
     scan(window, "SN-0001")
     QTest.mouseClick(window.main_screen.pass_button, Qt.MouseButton.LeftButton)
     wait_until(lambda: window.queue_label.text().startswith("Queue: 1"), message="queue 1")
     assert "oldest 42 s" in window.queue_label.text()
-
-
-def test_lookup_while_offline_shows_the_offline_error(window, agent):
-    log_in(window)
-    agent.set_online(False)
-    scan(window, "SN-0001")
-    assert "unreachable (offline)" in window.main_screen.lookup_message.text()
-    assert window.main_screen.current_view is None
 
 
 def test_a_scanner_event_from_the_agent_looks_the_code_up(window, agent):
@@ -215,7 +216,8 @@ def test_flash_progress_is_polled_until_done(window, agent):
     log_in(window)
     scan(window, "SN-0001")
     screen = window.main_screen
-    assert screen.devices.image_input.text() == "fw-1.4.2"
+    wait_until(lambda: screen.devices.image_combo.count() == 2, message="the product's firmware images")
+    assert screen.devices.selected_image() == "fw-1.4.2"
     seen: list[int] = []
     screen.devices.flash_progress.valueChanged.connect(seen.append)
     QTest.mouseClick(screen.devices.flash_button, Qt.MouseButton.LeftButton)

@@ -17,14 +17,14 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from mes_station.ui.bridge import AgentBridge
-from mes_station.ui.devices_panel import ERROR_STYLE, NEUTRAL_STYLE, OK_STYLE, say
+from mes_station.ui.i18n import translate
 from mes_station.ui.view import describe_error
+from mes_station.ui.widgets import ERROR_STYLE, NEUTRAL_STYLE, OK_STYLE, BigButton, say
 
 
 class ActionPanelBox(QGroupBox):
@@ -37,7 +37,7 @@ class ActionPanelBox(QGroupBox):
         self.device = device
         self.panel = panel
         self.inputs: dict[str, QLineEdit | QComboBox] = {}
-        self.buttons: dict[str, QPushButton] = {}
+        self.buttons: dict[str, BigButton] = {}
         form = QFormLayout()
         for spec in panel.fields:
             if spec.type == "choice":
@@ -51,10 +51,11 @@ class ActionPanelBox(QGroupBox):
                 if spec.default is not None:
                     widget.setText(str(spec.default))
             self.inputs[spec.name] = widget
-            form.addRow(spec.label + ("" if spec.required else " (optional)"), widget)
+            optional = "" if spec.required else " " + translate("ActionsPanel", "(optional)")
+            form.addRow(spec.label + optional, widget)
         row = QHBoxLayout()
         for button in panel.buttons:
-            push = QPushButton(button.label, objectName=f"button:{button.id}")
+            push = BigButton(button.label, objectName=f"button:{button.id}")
             push.clicked.connect(lambda _checked=False, b=button.id: self.press(b))
             self.buttons[button.id] = push
             row.addWidget(push)
@@ -96,7 +97,7 @@ class ActionPanelBox(QGroupBox):
         summary = answer
         if isinstance(answer, dict):
             summary = answer.get("status") or answer.get("value") or answer.get("id") or "done"
-        say(self.message, f"Done: {summary}", OK_STYLE)
+        say(self.message, translate("ActionsPanel", "Done: {summary}").format(summary=summary), OK_STYLE)
 
     def _failed(self, exc: BaseException) -> None:
         self._enable()
@@ -107,7 +108,7 @@ class ActionsPanel(QGroupBox):
     """Every action panel of the station's devices; hidden while there is none."""
 
     def __init__(self, bridge: AgentBridge, parent: QWidget | None = None) -> None:
-        super().__init__("Device actions", parent)
+        super().__init__(translate("ActionsPanel", "Device actions"), parent)
         self.setObjectName("actions_panel")
         self._bridge = bridge
         self._shown: list[tuple[str, str]] = []
@@ -116,6 +117,10 @@ class ActionsPanel(QGroupBox):
         self._column = QVBoxLayout(self)
         self.setVisible(False)
         bridge.add_listener(self._on_agent_event)
+
+    def retranslate(self) -> None:
+        """The box's own title in the current language (panel titles and labels come from the plugins)."""
+        self.setTitle(translate("ActionsPanel", "Device actions"))
 
     def refresh(self) -> None:
         """Ask the agent for its panels now (also done whenever its configuration version changes)."""

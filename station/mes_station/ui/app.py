@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     from mes_station.ui.bridge import AgentBridge
+    from mes_station.ui.i18n import WorkerLanguages
     from mes_station.ui.window import StationWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -63,12 +64,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     config = getattr(agent, "config", None)
     station = getattr(config, "station_code", None) or ("demo" if args.demo else "")
+    work_dir = getattr(config, "work_dir", None)
     window = StationWindow(
         bridge,
         load_ui_options(args.config),
         title=f"NeuroHub MES station {station}".strip(),
+        worker_languages=WorkerLanguages(Path(work_dir) / "ui-languages.json" if work_dir else None),
     )
-    window.resize(1024, 700)
+    window.resize(1280, 800)
     window.show()
     app.aboutToQuit.connect(bridge.stop)
     return app.exec()

@@ -123,6 +123,28 @@ class AgentBridge(QObject):
         future.add_done_callback(self._pending.discard)
         return token
 
+    def post(self, fn: Callable[..., Any], *args: Any, on_error: ErrorCallback | None = None) -> None:
+        """Run the synchronous ``fn(*args)`` on the agent thread, in order, with no answer.
+
+        For a stream of small calls whose order against the agent's own timers matters
+        (keystrokes for the wedge driver): each goes straight into the loop's ready queue, so a
+        loop that was busy for a while runs every call posted meanwhile before a timer that came
+        due meanwhile — ``submit`` wraps a call in a task, which would run one turn later.
+        """
+        if self._closed or not self._thread.is_alive():
+            if on_error is not None:
+                on_error(RuntimeError("the station agent is not running"))
+            return
+
+        def run() -> None:
+            try:
+                fn(*args)
+            except Exception as exc:  # reported on the GUI thread like submit's errors
+                if on_error is not None:
+                    self._post(on_error, (exc,))
+
+        self._loop.call_soon_threadsafe(run)
+
     def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 30.0, **kwargs: Any) -> Any:
         """Run ``fn`` on the agent thread and wait for its result (start-up and shutdown only)."""
         future = asyncio.run_coroutine_threadsafe(_call(fn, args, kwargs), self._loop)

@@ -1,4 +1,4 @@
-"""The login screen: username and password, handed to ``agent.login``."""
+"""The login screen: username and password, handed to ``agent.login`` (online, or offline from the cache)."""
 
 from __future__ import annotations
 
@@ -10,51 +10,66 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
 from mes_station.ui.bridge import AgentBridge
+from mes_station.ui.i18n import translate
 from mes_station.ui.view import describe_error
+from mes_station.ui.widgets import BigButton
 
 
 class LoginScreen(QWidget):
-    """Asks for credentials; calls ``on_logged_in(agent.worker)`` once the agent accepts them."""
+    """Asks for credentials; calls ``on_logged_in(answer, agent.worker)`` once the agent accepts them.
+
+    While the server is unreachable the agent checks the password against the credential it
+    cached at the worker's last login at this station; the screen says so.
+    """
 
     def __init__(
         self,
         bridge: AgentBridge,
-        on_logged_in: Callable[[Any], None],
+        on_logged_in: Callable[[Any, Any], None],
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self._bridge = bridge
         self._on_logged_in = on_logged_in
+        self._error: Callable[[], str] | None = None
+        self._busy = False
+        self.offline = False
         self.setObjectName("login_screen")
 
-        title = QLabel("NeuroHub MES — worker login")
-        title.setObjectName("login_title")
-        title.setStyleSheet("font-size: 20px; font-weight: bold;")
+        self.title = QLabel(objectName="login_title")
+        self.title.setStyleSheet("font-size: 30px; font-weight: bold;")
+        self.username_caption = QLabel(objectName="username_caption")
         self.username = QLineEdit(objectName="username")
-        self.username.setPlaceholderText("username or badge")
+        self.password_caption = QLabel(objectName="password_caption")
         self.password = QLineEdit(objectName="password")
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
-        self.login_button = QPushButton("Log in", objectName="login_button")
-        self.login_button.setDefault(True)
+        for field in (self.username, self.password):
+            field.setStyleSheet("font-size: 22px; min-height: 48px;")
+        self.login_button = BigButton(objectName="login_button")
+        self.login_button.setMinimumHeight(60)
+        self.offline_hint = QLabel(objectName="login_offline_hint")
+        self.offline_hint.setWordWrap(True)
+        self.offline_hint.setStyleSheet("color: #8a5a00; font-weight: bold;")
         self.error = QLabel(objectName="login_error")
-        self.error.setStyleSheet("color: #b00020;")
+        self.error.setStyleSheet("color: #b00020; font-weight: bold;")
         self.error.setWordWrap(True)
 
         panel = QWidget()
-        panel.setMaximumWidth(420)
+        panel.setMaximumWidth(620)
+        panel.setMinimumWidth(480)
         form = QFormLayout()
-        form.addRow("Username", self.username)
-        form.addRow("Password", self.password)
+        form.addRow(self.username_caption, self.username)
+        form.addRow(self.password_caption, self.password)
         column = QVBoxLayout(panel)
-        column.addWidget(title, alignment=Qt.AlignmentFlag.AlignHCenter)
+        column.addWidget(self.title, alignment=Qt.AlignmentFlag.AlignHCenter)
         column.addLayout(form)
         column.addWidget(self.login_button)
+        column.addWidget(self.offline_hint)
         column.addWidget(self.error)
         box = QVBoxLayout(self)
         box.addStretch(1)
@@ -64,16 +79,48 @@ class LoginScreen(QWidget):
         self.login_button.clicked.connect(self.submit)
         self.username.returnPressed.connect(self.password.setFocus)
         self.password.returnPressed.connect(self.submit)
+        QWidget.setTabOrder(self.username, self.password)
+        QWidget.setTabOrder(self.password, self.login_button)
+        self.retranslate()
+
+    def retranslate(self) -> None:
+        self.title.setText(translate("LoginScreen", "NeuroHub MES — worker login"))
+        self.username_caption.setText(translate("LoginScreen", "Username"))
+        self.password_caption.setText(translate("LoginScreen", "Password"))
+        self.username.setPlaceholderText(translate("LoginScreen", "username or badge"))
+        self._reset_button()
+        self.set_offline(self.offline)
+        if self._error is not None:
+            self.error.setText(self._error())
+
+    def set_offline(self, offline: bool) -> None:
+        """Say that a login now is checked at the station (the server is unreachable)."""
+        self.offline = offline
+        self.offline_hint.setText(
+            translate(
+                "LoginScreen",
+                "The server cannot be reached. "
+                "Workers who logged in at this station in the last days can still log in.",
+            )
+            if offline
+            else ""
+        )
+
+    def _show_error(self, error: Callable[[], str] | None) -> None:
+        self._error = error
+        self.error.setText(error() if error is not None else "")
 
     def submit(self) -> None:
         """Send the credentials to the agent; the answer arrives on the GUI thread."""
+        if self._busy:
+            return
         username = self.username.text().strip()
         if not username or not self.password.text():
-            self.error.setText("Enter your username and password.")
+            self._show_error(lambda: translate("LoginScreen", "Enter your username and password."))
             return
-        self.error.clear()
-        self.login_button.setEnabled(False)
-        self.login_button.setText("Logging in…")
+        self._show_error(None)
+        self._busy = True
+        self._reset_button()
         self._bridge.submit(
             self._login,
             username,
@@ -82,23 +129,28 @@ class LoginScreen(QWidget):
             on_error=self._refused,
         )
 
-    async def _login(self, username: str, password: str) -> object:
+    async def _login(self, username: str, password: str) -> tuple[Any, Any]:
         # Runs on the agent thread: read ``worker`` there too, right after login.
         agent = self._bridge.agent
-        await agent.login(username, password)
-        return agent.worker
+        answer = await agent.login(username, password)
+        return answer, agent.worker
 
-    def _accepted(self, worker: object) -> None:
+    def _accepted(self, outcome: tuple[Any, Any]) -> None:
+        self._busy = False
         self._reset_button()
         self.password.clear()
-        self._on_logged_in(worker)
+        answer, worker = outcome
+        self._on_logged_in(answer, worker)
 
     def _refused(self, exc: BaseException) -> None:
+        self._busy = False
         self._reset_button()
         self.password.clear()
         self.password.setFocus()
-        self.error.setText(describe_error(exc, "Login"))
+        self._show_error(lambda: describe_error(exc, translate("LoginScreen", "Login")))
 
     def _reset_button(self) -> None:
-        self.login_button.setEnabled(True)
-        self.login_button.setText("Log in")
+        self.login_button.setEnabled(not self._busy)
+        self.login_button.setText(
+            translate("LoginScreen", "Logging in…") if self._busy else translate("LoginScreen", "Log in")
+        )

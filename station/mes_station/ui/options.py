@@ -1,4 +1,4 @@
-"""Settings of the desktop window (defect codes, label template, poll intervals)."""
+"""Settings of the desktop window (language, defect codes, label template, poll intervals)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ class UiOptions:
 
     ``label_fields`` are fixed fields added to every label, for what the line's product
     master data would give (``gtin = "09506000134352"``); a scanned value wins over them.
+    ``defect_codes`` are the FAIL buttons when the agent has no defect list for the process.
+    ``language`` is the station's language (``en``, ``ko``); a worker's own (from the login
+    answer) or the window's switch overrides it until logout. ``banner_ms`` is how long the
+    result banner stays after a save.
     """
 
     defect_codes: tuple[str, ...] = DEFAULT_DEFECT_CODES
@@ -24,6 +28,8 @@ class UiOptions:
     status_poll_ms: int = 1000
     flash_poll_ms: int = 500
     flash_max_poll_errors: int = 5
+    language: str = "en"
+    banner_ms: int = 4000
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any] | None) -> UiOptions:
@@ -34,10 +40,10 @@ class UiOptions:
             values["defect_codes"] = tuple(str(code) for code in raw["defect_codes"])
         if "label_fields" in raw:
             values["label_fields"] = tuple((str(k), str(v)) for k, v in dict(raw["label_fields"]).items())
-        for key in ("label_template", "lot_label_template", "firmware_image_id"):
+        for key in ("label_template", "lot_label_template", "firmware_image_id", "language"):
             if key in raw:
                 values[key] = str(raw[key])
-        for key in ("status_poll_ms", "flash_poll_ms", "flash_max_poll_errors"):
+        for key in ("status_poll_ms", "flash_poll_ms", "flash_max_poll_errors", "banner_ms"):
             if key in raw:
                 values[key] = int(raw[key])
         return cls(**values)

@@ -1,8 +1,8 @@
-"""Test and demo helpers for the window: a fake agent and Qt waiting helpers.
+"""Test and demo helpers for the window: a fake agent, a hand-driven timer and Qt waiting helpers.
 
 ``FakeAgent`` implements ``AgentLike`` in memory, for screenshots and for tests that need an
-agent state the real one cannot be put in cheaply. Tests of the real wiring run the window
-against ``mes_station.agent.Agent``.
+agent state the real one cannot be put in cheaply (a full disk, a rejected record, a
+quarantined file). Tests of the real wiring run the window against ``mes_station.agent.Agent``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,25 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from mes_station.errors import OfflineError, OutboxFullError
+from mes_station.errors import OfflineError, OutboxFullError, StationError
+
+
+class FakeAgentError(StationError):
+    """An error with a stable ``code``, as the real agent's errors carry."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class FakeAgent:
-    """An in-memory ``AgentLike``: a few units, a worker list, a queue that never drains."""
+    """An in-memory ``AgentLike``: a few units, workers, a station cache and an outbox.
+
+    While online, recorded results are delivered at once (a ``delivery`` event ``delivered``
+    follows each key); while offline they stay queued and are delivered, in order, when
+    ``set_online(True)`` is called. ``reject_next`` makes the server refuse the next delivery.
+    """
 
     def __init__(
         self,
@@ -29,18 +43,28 @@ class FakeAgent:
         flash_steps: int = 4,
     ) -> None:
         self.online = True
-        self.worker: dict[str, Any] | None = None
+        self.worker: str | None = None
         self.units = units if units is not None else demo_units()
-        self.workers = workers if workers is not None else {"alice": "secret"}
+        self.workers = workers if workers is not None else {"alice": "secret", "minji": "secret"}
+        self.languages: dict[str, str] = {"minji": "ko"}
+        self.cached_credentials: set[str] = set()
+        self.cached_codes: set[str] = set(self.units)
+        self.defects = demo_defect_codes()
+        self.images = demo_firmware_images()
         self.outbox_full = False
+        self.reject_next: tuple[str, str] | None = None
+        self.quarantined = 0
         self.flash_steps = flash_steps
         self.records: list[dict[str, Any]] = []
+        self.queued: list[str] = []
+        self.deliveries: list[dict[str, Any]] = []
         self.labels: list[dict[str, Any]] = []
         self.flashes: dict[str, dict[str, Any]] = {}
         self.lookups: list[str] = []
         self.scans: list[dict[str, Any]] = []
         self.threads: set[str] = set()
         self.started = False
+        self.hold_lookups = threading.Event()
         self._subscribers: list[Callable[..., Any]] = []
 
     # -- AgentLike -----------------------------------------------------------------
@@ -56,22 +80,41 @@ class FakeAgent:
     async def login(self, username: str, password: str) -> dict[str, Any]:
         self._seen()
         await asyncio.sleep(0)
-        if not self.online:
-            raise OfflineError("server unreachable")
+        if not self.online and username not in self.cached_credentials:
+            raise FakeAgentError(
+                "OFFLINE_LOGIN_UNAVAILABLE", f"{username} has no recent login at this station and the server is away"
+            )
         if self.workers.get(username) != password:
-            raise PermissionError("wrong username or password")
-        self.worker = {"username": username, "role": "worker"}
-        return self.worker
+            raise FakeAgentError("INVALID_CREDENTIALS", "wrong username or password")
+        self.cached_credentials.add(username)
+        self.worker = username
+        answer: dict[str, Any] = {"username": username, "role": "worker", "offline": not self.online}
+        if username in self.languages:
+            answer["language"] = self.languages[username]
+        self._emit_status()
+        return answer
 
     async def lookup(self, code: str) -> dict[str, Any]:
         self._seen()
         self.lookups.append(code)
         await asyncio.sleep(0)
+        while self.hold_lookups.is_set():  # a test holds the answer back to look at the screen meanwhile
+            await asyncio.sleep(0.005)
         if not self.online:
-            raise OfflineError(f"cannot look up {code}: server unreachable")
+            if code not in self.cached_codes or code not in self.units:
+                return {"kind": "unknown", "code": code, "source": "cache", "serial_number": code}
+            return {**self.units[code], "source": "cache"}
         if code not in self.units:
-            return {"kind": "unknown", "code": code}
-        return self.units[code]
+            return {"kind": "unknown", "code": code, "source": "server"}
+        return {**self.units[code], "source": "server"}
+
+    def defect_codes(self, process_code: str | None) -> list[dict[str, Any]]:
+        self._seen()
+        return list(self.defects.get(process_code or "", self.defects.get("*", [])))
+
+    async def firmware_images(self, product_code: str | None) -> list[dict[str, Any]]:
+        self._seen()
+        return [image for image in self.images if image.get("product") == product_code]
 
     def record_result(
         self,
@@ -100,7 +143,13 @@ class FakeAgent:
                 "data": data,
             }
         )
+        self.queued.append(key)
+        # as the real agent: "queued" at once, before the key is returned
+        self.emit("delivery", {"key": key, "state": "queued", "code": None, "message": None})
         self._emit_status()
+        if self.online:
+            # The sender delivers after the commit, as the real one does from its own task.
+            asyncio.get_running_loop().call_soon(self.deliver_queued)
         return key
 
     async def unit_history(self, serial_number: str) -> dict[str, Any]:
@@ -109,10 +158,6 @@ class FakeAgent:
             raise OfflineError("server unreachable")
         events = demo_history() if serial_number == "SN-0001" else demo_history()[:1]
         return {"serial_number": serial_number, "events": events}
-
-    async def lot_history(self, lot_number: str) -> dict[str, Any]:
-        self._seen()
-        return {"lot_number": lot_number, "events": []}
 
     async def print_label(self, *, template: str, fields: dict[str, Any]) -> dict[str, Any]:
         self._seen()
@@ -149,18 +194,51 @@ class FakeAgent:
     def subscribe(self, callback: Callable[..., Any]) -> None:
         self._subscribers.append(callback)
 
+    def status(self) -> dict[str, Any]:
+        self._seen()
+        return {
+            "online": self.online,
+            "worker": self.worker,
+            "outbox_depth": self.outbox_depth(),
+            "oldest_queued_age_seconds": self.oldest_queued_age(),
+            "quarantined": self.quarantined,
+            "cache": {"synced_at": "2026-11-30T06:00:00+00:00", "lots": 1, "units": len(self.cached_codes)},
+        }
+
     def outbox_depth(self) -> int:
         self._seen()
-        return len(self.records)
+        return len(self.queued)
 
     def oldest_queued_age(self) -> float | None:
-        return 42.0 if self.records else None
+        return 42.0 if self.queued else None
 
     # -- test controls ----------------------------------------------------------------
 
     def set_online(self, online: bool) -> None:
-        """Flip connectivity and tell subscribers, as the real agent's sender does."""
+        """Flip connectivity and tell subscribers; coming back online delivers the queue."""
         self.online = online
+        self._emit_status()
+        if online:
+            self.deliver_queued()
+
+    def deliver_queued(self) -> None:
+        """Send every queued record, oldest first, as the sender does once the server answers."""
+        while self.online and self.queued:
+            key = self.queued.pop(0)
+            if self.reject_next is not None:
+                code, message = self.reject_next
+                self.reject_next = None
+                delivery = {"key": key, "state": "rejected", "code": code, "message": message}
+            else:
+                delivery = {"key": key, "state": "delivered", "code": None, "message": None}
+            self.deliveries.append(delivery)
+            self.emit("delivery", delivery)
+        self._emit_status()
+
+    def quarantine(self, name: str, reason: str) -> None:
+        """A completion file the server refused: moved to quarantine, announced, counted."""
+        self.quarantined += 1
+        self.emit("completion", {"path": name, "action": "quarantined", "moved_to": name, "reason": reason})
         self._emit_status()
 
     def emit(self, kind: str, payload: Any) -> None:
@@ -168,14 +246,7 @@ class FakeAgent:
             callback(kind, payload)
 
     def _emit_status(self) -> None:
-        self.emit(
-            "status",
-            {
-                "online": self.online,
-                "outbox_depth": len(self.records),
-                "oldest_queued_age": self.oldest_queued_age(),
-            },
-        )
+        self.emit("status", self.status())
 
     def _seen(self) -> None:
         self.threads.add(threading.current_thread().name)
@@ -204,12 +275,12 @@ def demo_units() -> dict[str, dict[str, Any]]:
 
 
 def demo_history() -> list[dict[str, Any]]:
-    """History events shaped like ``GET /units/{serial_number}/history``'s ``events``."""
+    """History events shaped like ``GET /units/{serial_number}/history``'s ``events`` (oldest first)."""
     return [
         {
             "at": "2026-11-26T05:01:12+00:00",
             "type": "process_record",
-            "data": {"process_id": "SMT-10", "result": "pass", "worker_id": "bob", "station_id": 1},
+            "data": {"process_id": "SMT-10", "result": "pass", "worker_id": "bob", "station_code": "ST-01"},
         },
         {
             "at": "2026-11-26T05:20:44+00:00",
@@ -217,6 +288,65 @@ def demo_history() -> list[dict[str, Any]]:
             "data": {"action": "flash", "outcome": "success", "actor": "station:ST-02", "station_id": 2},
         },
     ]
+
+
+def demo_defect_codes() -> dict[str, list[dict[str, Any]]]:
+    """Defect lists per process code (``"*"``: any other process)."""
+    return {
+        "TEST-30": [
+            {"code": "NO_BOOT", "name": "Does not boot"},
+            {"code": "RF_LOW", "name": "RF power low"},
+            {"code": "LED_DEAD", "name": "LED dead"},
+            {"code": "SCRATCH", "name": "Scratch"},
+            {"code": "OTHER", "name": "Other"},
+        ],
+        "*": [{"code": "SOLDER", "name": "Solder"}, {"code": "OTHER", "name": "Other"}],
+    }
+
+
+def demo_firmware_images() -> list[dict[str, Any]]:
+    """Firmware images of two products; the window offers only those of the unit's product."""
+    return [
+        {"id": "fw-1.4.2", "name": "hub-main", "version": "1.4.2", "device": "UPL-01", "product": "NH-HUB-200"},
+        {"id": "fw-1.5.0", "name": "hub-main", "version": "1.5.0", "device": "UPL-01", "product": "NH-HUB-200"},
+        {"id": "fw-9.0.0", "name": "sensor", "version": "9.0.0", "device": "UPL-02", "product": "NH-SENSOR-1"},
+    ]
+
+
+class ManualTimers:
+    """A scheduler for the window's timed hides (result banner), moved by hand in tests.
+
+    ``schedule(delay_ms, callback)`` returns a handle with ``cancel()``; ``advance(ms)`` runs
+    what has come due. Pass it as ``StationWindow(..., schedule=timers.schedule)``.
+    """
+
+    class Handle:
+        def __init__(self, due: float, callback: Callable[[], Any]) -> None:
+            self.due = due
+            self.callback = callback
+            self.cancelled = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.handles: list[ManualTimers.Handle] = []
+
+    def schedule(self, delay_ms: int, callback: Callable[[], Any]) -> ManualTimers.Handle:
+        handle = ManualTimers.Handle(self.now + delay_ms, callback)
+        self.handles.append(handle)
+        return handle
+
+    def pending(self) -> list[ManualTimers.Handle]:
+        return [h for h in self.handles if not h.cancelled]
+
+    def advance(self, ms: float) -> None:
+        self.now += ms
+        due = [h for h in self.pending() if h.due <= self.now]
+        for handle in sorted(due, key=lambda h: h.due):
+            handle.cancelled = True
+            handle.callback()
 
 
 def offscreen_app() -> Any:
@@ -227,8 +357,11 @@ def offscreen_app() -> Any:
     return QApplication.instance() or QApplication(["mes-station-test"])
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, message: str = "") -> Any:
-    """Process Qt events until ``predicate()`` is truthy; fail after ``timeout`` seconds."""
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, message: str = "") -> Any:
+    """Process Qt events until ``predicate()`` is truthy; fail after ``timeout`` seconds.
+
+    The generous default holds on a loaded machine; a passing wait returns as soon as it can.
+    """
     from PySide6.QtTest import QTest
 
     deadline = time.monotonic() + timeout

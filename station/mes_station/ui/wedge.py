@@ -72,7 +72,8 @@ class WedgeFeeder(QObject):
         char = "\r" if is_enter else event.text()
         if not char or not (is_enter or char.isprintable() or char == GS):
             return False
-        self._bridge.submit(self._wedge.feed, char, at, on_error=self._failed)
+        # post, not submit: keys stay ahead of the driver's expiry timer even when the agent's loop lags
+        self._bridge.post(self._wedge.feed, char, at, on_error=self._failed)
         return is_enter
 
     def _typed(self, text: str) -> None:
