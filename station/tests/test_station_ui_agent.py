@@ -99,7 +99,12 @@ def test_a_completion_file_the_agent_quarantines_is_shown_in_the_window(offline_
     inbox = agent.config.watch_folder
     inbox.mkdir(parents=True, exist_ok=True)
     (inbox / "AOI-7.json").write_text('{"equipment": "AOI-7"}', encoding="utf-8")  # valid JSON, not a completion
-    wait_until(lambda: window.quarantine_banner.isVisible(), timeout=30, message="the quarantine banner")
+    # the count (status poll) and the file's name and reason (the agent's event) may arrive in either order
+    wait_until(
+        lambda: window.quarantine_banner.isVisible() and "AOI-7.json — " in window.quarantine_banner.text(),
+        timeout=30,
+        message="the quarantine banner naming the file",
+    )
     text = window.quarantine_banner.text()
     assert "Completion files refused by the server" in text and "AOI-7.json — " in text
     assert (agent.config.quarantine_dir / "AOI-7.json").exists()
