@@ -171,7 +171,7 @@ class Sender:
     async def _send_single(self, ev: OutboxEvent) -> int:
         path = "/process-records" if ev.kind == PROCESS_RECORD else "/stations/events"
         try:
-            answer = await self._post(path, ev.body)
+            answer = await self._post(path, _with_seq(ev))
         except OfflineError as exc:
             self.outbox.mark_failed_attempt([ev.idempotency_key], str(exc))
             raise TransientFailure(str(exc)) from exc
@@ -190,7 +190,7 @@ class Sender:
         """Send a run of process records in one request; None means "send them one by one"."""
         keys = [ev.idempotency_key for ev in run]
         try:
-            answer = await self._post("/process-records/batch", {"records": [ev.body for ev in run]})
+            answer = await self._post("/process-records/batch", {"records": [_with_seq(ev) for ev in run]})
         except OfflineError as exc:
             self.outbox.mark_failed_attempt(keys[:1], str(exc))
             raise TransientFailure(str(exc)) from exc
@@ -230,6 +230,12 @@ class Sender:
         if transient and handled == 0:
             raise TransientFailure(transient)
         return handled
+
+
+def _with_seq(ev: OutboxEvent) -> dict[str, Any]:
+    """The event as sent: its body and its outbox sequence number, which orders a station's events
+    of one moment in the server's histories (a replayed batch keeps the order it was queued in)."""
+    return {**ev.body, "station_seq": ev.seq}
 
 
 def _in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:

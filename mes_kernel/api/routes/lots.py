@@ -25,6 +25,7 @@ from ...schemas import (
     UnitsCreate,
 )
 from ...services import lots as lot_service
+from ...services import trace
 from ..deps import KernelDep, Principal, SessionDep, require_permission
 
 router = APIRouter(prefix="/lots", tags=["lots"])
@@ -101,14 +102,15 @@ HistoryBefore = Annotated[
 ]
 
 
-@router.get("/{lot_number}/history", summary="Process records and device actions of a LOT, newest first, paged")
+@router.get("/{lot_number}/history", summary="History of a LOT (records, device actions, scans, status changes, registrations), newest first, paged")
 async def lot_history(lot_number: str, session: SessionDep, _: Principal = require_permission("lots:read"),
                       limit: HistoryLimit = 100, before: HistoryBefore = None):
-    """One page of the LOT's history, newest first by when it happened at the station; `total`
-    counts every event, `next_before` is the cursor of the next (older) page or null."""
-    cursor = lot_service.decode_cursor(before) if before else None
+    """One page of the LOT's history (its units' events included), newest first by when it happened
+    at the station, then the station's sequence number; `total` counts every event, `next_before` is
+    the cursor of the next (older) page or null (see `mes_kernel.services.trace.history`)."""
+    cursor = trace.decode_cursor(before) if before else None
     lot = await lot_service.get_lot(session, lot_number)
-    page = await lot_service.history(session=session, lot_id=lot.id, limit=limit, before=cursor)
+    page = await trace.history(session=session, lot_id=lot.id, limit=limit, before=cursor)
     return {"lot_number": lot_number, "status": lot.status, **page}
 
 
@@ -121,10 +123,10 @@ async def get_unit(serial_number: str, session: SessionDep, _: Principal = requi
 async def unit_history(serial_number: str, session: SessionDep, _: Principal = require_permission("lots:read"),
                        limit: HistoryLimit = 100, before: HistoryBefore = None):
     """One page of the unit's history, as the LOT history."""
-    cursor = lot_service.decode_cursor(before) if before else None
+    cursor = trace.decode_cursor(before) if before else None
     unit = await lot_service.get_unit(session, serial_number)
     lot = await session.get(Lot, unit.lot_id)
-    page = await lot_service.history(session=session, unit_id=unit.id, limit=limit, before=cursor)
+    page = await trace.history(session=session, unit_id=unit.id, limit=limit, before=cursor)
     return {"serial_number": serial_number, "lot_number": lot.lot_number, "lot_status": lot.status,
             "product": lot.product, **page}
 
