@@ -148,9 +148,8 @@ async def history(
         query = query.where(tuple_(*order) < tuple_(literal(at, UTCDateTime()), literal(seq), literal(last_id)))
     query = query.order_by(*(column.desc() for column in order)).limit(limit + 1)
     rows = list((await session.execute(query)).scalars())
-    total = (
-        await session.execute(select(TraceTotal.events).where(TraceTotal.scope == scope, TraceTotal.subject_id == ident))
-    ).scalar() or 0
+    counted = select(TraceTotal.events).where(TraceTotal.scope == scope, TraceTotal.subject_id == ident)
+    total = (await session.execute(counted)).scalar() or 0
     page = rows[:limit]
     stations = await _station_codes(session, {r.station_id for r in page if r.station_id is not None})
     records = await _record_details(session, [r for r in page if r.kind == "process_record"])

@@ -102,7 +102,10 @@ HistoryBefore = Annotated[
 ]
 
 
-@router.get("/{lot_number}/history", summary="History of a LOT (records, device actions, scans, status changes, registrations), newest first, paged")
+@router.get(
+    "/{lot_number}/history",
+    summary="History of a LOT (records, device actions, scans, status changes, registrations), newest first, paged",
+)
 async def lot_history(lot_number: str, session: SessionDep, _: Principal = require_permission("lots:read"),
                       limit: HistoryLimit = 100, before: HistoryBefore = None):
     """One page of the LOT's history (its units' events included), newest first by when it happened

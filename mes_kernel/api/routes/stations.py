@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -295,7 +294,10 @@ async def heartbeat(
     summary="A station reports an event (scan, completion file, device result); idempotent by key",
 )
 async def station_event(
-    body: EventIn, session: SessionDep, kernel: KernelDep, principal: Principal = require_permission("stations:heartbeat")
+    body: EventIn,
+    session: SessionDep,
+    kernel: KernelDep,
+    principal: Principal = require_permission("stations:heartbeat"),
 ):
     """Store the event once per key. A ``scan`` naming a known unit or LOT (by ``serial_number`` /
     ``lot_number`` in the payload, else its ``code`` read by the scan parser a plugin registered,
