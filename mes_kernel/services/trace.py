@@ -170,13 +170,15 @@ async def _station_codes(session: AsyncSession, ids: set[int]) -> dict[int, str]
 
 async def _record_details(session: AsyncSession, traced: list[TraceEvent]) -> dict[int, Any]:
     """The measurements and station time of the page's process records, by id. Their receipt time
-    is the partition key, so PostgreSQL looks only in the partitions that hold them."""
+    (the trace row's ``received_at``) is the partition key, so PostgreSQL looks only in the
+    partitions that hold them."""
     if not traced:
         return {}
     query = select(ProcessRecord.id, ProcessRecord.data, ProcessRecord.recorded_at).where(
-        ProcessRecord.id.in_([t.source_id for t in traced]),
-        ProcessRecord.created_at.in_(sorted({t.received_at for t in traced})),
+        ProcessRecord.id.in_([t.source_id for t in traced])
     )
+    if session.bind.dialect.name == "postgresql":  # SQLite has one table (and compares times as text)
+        query = query.where(ProcessRecord.created_at.in_(sorted({t.received_at for t in traced})))
     return {row.id: row for row in await session.execute(query)}
 
 
