@@ -165,7 +165,8 @@ async def history(
 async def _station_codes(session: AsyncSession, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
-    return dict((await session.execute(select(Station.id, Station.code).where(Station.id.in_(ids)))).tuples())
+    rows = await session.execute(select(Station.id, Station.code).where(Station.id.in_(ids)))
+    return {row.id: row.code for row in rows}
 
 
 async def _record_details(session: AsyncSession, traced: list[TraceEvent]) -> dict[int, Any]:

@@ -385,33 +385,32 @@ def station_time(payload: dict[str, Any]) -> datetime | None:
     return None
 
 
-def _scan_targets(kernel, payload: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(serial number, LOT number) a scan names: given by the station, else read from its code by
-    the parser a plugin registered as ``kernel.state["scan_resolver"]``, else the code as either."""
+def _scan_targets(kernel, payload: dict[str, Any]) -> list[tuple[str | None, str | None]]:
+    """The (serial number, LOT number) pairs a scan may name, to try in order: those the station
+    gave; else what the parser a plugin registered as ``kernel.state["scan_resolver"]`` reads in
+    its code (GS1 (21)/(10), a plant pattern), then the code itself as either."""
     serial, lot_number = payload.get("serial_number"), payload.get("lot_number")
     if isinstance(serial, str) or isinstance(lot_number, str):
-        return (serial if isinstance(serial, str) else None), (lot_number if isinstance(lot_number, str) else None)
+        return [((serial if isinstance(serial, str) else None), (lot_number if isinstance(lot_number, str) else None))]
     code = payload.get("code")
     if not isinstance(code, str) or not code or len(code) > 512:
-        return None, None
+        return []
+    targets: list[tuple[str | None, str | None]] = []
     resolver = kernel.state.get("scan_resolver")
     if resolver is not None:
         symbology = payload.get("symbology")
         try:
-            found = resolver(code, symbology if isinstance(symbology, str) else None)
+            found = resolver(code, symbology if isinstance(symbology, str) else None) or {}
         except Exception as exc:  # a parser's bug must not cost the station its event
             log.warning("scan_resolver_failed", error=str(exc))
-            found = None
-        if found and (found.get("serial_number") or found.get("lot_number")):
-            return found.get("serial_number"), found.get("lot_number")
-    return code, code
+            found = {}
+        if found.get("serial_number") or found.get("lot_number"):
+            targets.append((found.get("serial_number"), found.get("lot_number")))
+    return [*targets, (code, code)]
 
 
-async def _trace_scan(session, kernel, body: EventIn, principal: Principal, *, event_id: int) -> bool:
-    """A station scan of a known unit (else LOT) joins its history; an unknown code stays an event."""
-    payload = body.payload
-    serial, lot_number = _scan_targets(kernel, payload)
-    unit_id = lot_id = None
+async def _scan_subject(session, serial: str | None, lot_number: str | None):
+    """(lot id, LOT number, unit id, serial number) of a known unit, else a known LOT; or None."""
     if serial and len(serial) <= 64:
         row = (
             await session.execute(
@@ -420,15 +419,26 @@ async def _trace_scan(session, kernel, body: EventIn, principal: Principal, *, e
             )
         ).first()
         if row is not None:
-            unit_id, lot_id, lot_number = row.id, row.lot_id, row.lot_number
-    if lot_id is None:
-        serial = None
-        if lot_number and len(lot_number) <= 64:
-            lot_id = (await session.execute(select(Lot.id).where(Lot.lot_number == lot_number))).scalar()
-    if lot_id is None:
+            return row.lot_id, row.lot_number, row.id, serial
+    if lot_number and len(lot_number) <= 64:
+        lot_id = (await session.execute(select(Lot.id).where(Lot.lot_number == lot_number))).scalar()
+        if lot_id is not None:
+            return lot_id, lot_number, None, None
+    return None
+
+
+async def _trace_scan(session, kernel, body: EventIn, principal: Principal, *, event_id: int) -> bool:
+    """A station scan of a known unit (else LOT) joins its history; an unknown code stays an event."""
+    payload = body.payload
+    for serial, lot_number in _scan_targets(kernel, payload):
+        subject = await _scan_subject(session, serial, lot_number)
+        if subject is not None:
+            break
+    else:
         return False
+    lot_id, lot_number, unit_id, serial = subject
     worker = payload.get("worker")
-    shown = {k: payload[k] for k in ("code", "symbology", "source") if isinstance(payload.get(k), str | None)}
+    shown = {k: payload[k] for k in ("code", "symbology", "source") if isinstance(payload.get(k), str)}
     await add_trace_events(session, [trace_row(
         kind="scan", lot_id=lot_id, unit_id=unit_id, recorded_at=station_time(payload), station_seq=body.station_seq,
         station_id=principal.station_id, actor=principal.actor + (f" ({worker})" if isinstance(worker, str) else ""),
