@@ -240,26 +240,27 @@ async def add_units(*, session: AsyncSession, lot_number: str, serial_numbers: l
 async def mark_started(
     *, session: AsyncSession, lot: dict[str, Any], lot_number: str, actor: str, at: datetime | None = None,
     **context: Any,
-) -> None:
-    """A LOT's first record moves it from created to in progress (traced at ``at``, the record's
-    station time, so the history shows the start before the record that caused it)."""
+) -> dict[str, Any] | None:
+    """A LOT's first record moves it from created to in progress. Returns the trace row of the
+    change (at ``at``, the record's station time), or None when the LOT had started already; the
+    caller adds it with the records' own, so every transaction takes the trace totals in one order."""
     result = await session.execute(
         update(Lot)
         .where(Lot.id == lot["id"], Lot.status == "created")
         .values(status="in_progress", updated_at=utcnow())
     )
-    if result.rowcount:
-        await add_trace_events(session, [status_change(lot_id=lot["id"], lot_number=lot_number, before="created",
-                                                      after="in_progress", actor=actor, at=at,
-                                                      reason="first process record")])
-        await write_audit(
-            session,
-            actor=actor,
-            action="update",
-            entity="lot",
-            entity_id=lot_number,
-            before={"status": "created"},
-            after={"status": "in_progress"},
-            **context,
-        )
-        mark_stale(session, f"lot:{lot_number}")
+    if not result.rowcount:
+        return None
+    await write_audit(
+        session,
+        actor=actor,
+        action="update",
+        entity="lot",
+        entity_id=lot_number,
+        before={"status": "created"},
+        after={"status": "in_progress"},
+        **context,
+    )
+    mark_stale(session, f"lot:{lot_number}")
+    return status_change(lot_id=lot["id"], lot_number=lot_number, before="created", after="in_progress", actor=actor,
+                         at=at, reason="first process record")

@@ -254,10 +254,6 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
             if r["idempotency_key"] in created
         ],
     )
-    if ROLLUPS:  # last, so the rollup rows stay locked for as short a time as possible
-        await add_to_rollups(
-            session, [{**r, "id": created[r["idempotency_key"]]["id"]} for r in rows if r["idempotency_key"] in created]
-        )
     new_rows = [r for r in rows if r["idempotency_key"] in created]
     started: dict[str, dict[str, Any]] = {}
     for r in new_rows:
@@ -265,8 +261,9 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
             r["lot_number"] not in started or r["event_at"] < started[r["lot_number"]]["event_at"]
         ):
             started[r["lot_number"]] = r
+    traced = []
     for lot_number, r in started.items():
-        await mark_started(
+        start = await mark_started(
             session=session,
             lot={"id": r["lot_id"]},
             lot_number=lot_number,
@@ -275,8 +272,13 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
             request_id=r.get("_request_id"),
             client_ip=r.get("_client_ip"),
         )
-    # After the start, so that at one moment the start sorts first.
-    await add_trace_events(session, [_trace(r, created[r["idempotency_key"]]["id"]) for r in new_rows])
+        traced += [start] if start else []
+    # The start first, so that at one moment it sorts below the record that caused it.
+    await add_trace_events(session, traced + [_trace(r, created[r["idempotency_key"]]["id"]) for r in new_rows])
+    if ROLLUPS:  # last, so the rollup rows stay locked for as short a time as possible
+        await add_to_rollups(
+            session, [{**r, "id": created[r["idempotency_key"]]["id"]} for r in rows if r["idempotency_key"] in created]
+        )
     missing = [r["idempotency_key"] for r in rows + refused if r["idempotency_key"] not in created]
     existing = await _existing(session, missing) if missing else {}
     out: dict[str, tuple[ProcessRecord | None, bool] | MesError] = {k: (v, True) for k, v in created.items()}
