@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -566,7 +567,13 @@ async def test_history_pages_newest_first_by_station_time_with_the_true_total(
 
 async def test_history_refuses_a_forged_cursor_and_a_limit_out_of_range(client, viewer_headers, make_lot):
     number = (await make_lot())["lot_number"]
-    for before in ("not-a-cursor", "MjAyNnwzfDQ", "x" * 201):
+    forged = [base64.urlsafe_b64encode(raw.encode()).decode() for raw in (
+        "0001-01-01T00:00:00+05:00|1|1",  # before year 1 in UTC
+        "2026-11-30T10:00:00|1|1",  # no zone
+        "2026-11-30T10:00:00+00:00|-1|1",
+        "2026-11-30T10:00:00+00:00|1|99999999999999999999",
+    )]
+    for before in ("not-a-cursor", "MjAyNnwzfDQ", "x" * 201, *forged):
         r = await client.get(f"{API}/lots/{number}/history", params={"before": before}, headers=viewer_headers)
         assert r.status_code == 422, (before, r.text)
     r = await client.get(f"{API}/lots/{number}/history", params={"before": "not-a-cursor"}, headers=viewer_headers)

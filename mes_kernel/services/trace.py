@@ -110,7 +110,7 @@ def decode_cursor(cursor: str) -> Cursor:
         moment = datetime.fromisoformat(at)
         if moment.tzinfo is None or not seq.isdigit() or not ident.isdigit():
             raise ValueError(raw)
-        position = moment, int(seq), int(ident)
+        position = moment.astimezone(UTC), int(seq), int(ident)
         if position[1] >= 2**63 or position[2] >= 2**63:
             raise ValueError(raw)
         return position
