@@ -137,67 +137,60 @@ async def history(
     time), ``received_at`` (server receipt), ``seq`` (station sequence number or null),
     ``station`` (code or null), ``actor``, ``lot_number``, ``serial_number`` and ``data``.
     """
+    trace = TraceEvent.__table__
     if unit_id is not None:
-        subject, scope, ident = TraceEvent.unit_id, "unit", unit_id
+        subject, scope, ident = trace.c.unit_id, "unit", unit_id
     else:
-        subject, scope, ident = TraceEvent.lot_id, "lot", lot_id
-    order = (TraceEvent.recorded_at, TraceEvent.station_seq, TraceEvent.id)
-    query = select(TraceEvent).where(subject == ident)
+        subject, scope, ident = trace.c.lot_id, "lot", lot_id
+    order = (trace.c.recorded_at, trace.c.station_seq, trace.c.id)
+    newest = select(trace).where(subject == ident)
     if before is not None:
         at, seq, last_id = before
-        query = query.where(tuple_(*order) < tuple_(literal(at, UTCDateTime()), literal(seq), literal(last_id)))
-    query = query.order_by(*(column.desc() for column in order)).limit(limit + 1)
-    rows = list((await session.execute(query)).scalars())
+        newest = newest.where(tuple_(*order) < tuple_(literal(at, UTCDateTime()), literal(seq), literal(last_id)))
+    page = newest.order_by(*(column.desc() for column in order)).limit(limit + 1).subquery("page")
     counted = select(TraceTotal.events).where(TraceTotal.scope == scope, TraceTotal.subject_id == ident)
-    total = (await session.execute(counted)).scalar() or 0
-    page = rows[:limit]
-    stations = await _station_codes(session, {r.station_id for r in page if r.station_id is not None})
-    records = await _record_details(session, [r for r in page if r.kind == "process_record"])
-    return {
-        "total": total,
-        "next_before": encode_cursor((page[-1].recorded_at, page[-1].station_seq, page[-1].id))
-        if len(rows) > limit
-        else None,
-        "events": [_event(r, stations, records) for r in page],
-    }
-
-
-async def _station_codes(session: AsyncSession, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    rows = await session.execute(select(Station.id, Station.code).where(Station.id.in_(ids)))
-    return {row.id: row.code for row in rows}
-
-
-async def _record_details(session: AsyncSession, traced: list[TraceEvent]) -> dict[int, Any]:
-    """The measurements and station time of the page's process records, by id. Their receipt time
-    (the trace row's ``received_at``) is the partition key, so PostgreSQL looks only in the
-    partitions that hold them."""
-    if not traced:
-        return {}
-    query = select(ProcessRecord.id, ProcessRecord.data, ProcessRecord.recorded_at).where(
-        ProcessRecord.id.in_([t.source_id for t in traced])
+    # One round trip: the page (one backward range scan of the subject's index), its stations'
+    # codes, its records' measurements and the total. A record is found by its primary key; on
+    # PostgreSQL with its receipt time too, the partition key, so only its partition is probed.
+    record = ProcessRecord.__table__
+    joined = (page.c.kind == "process_record") & (record.c.id == page.c.source_id)
+    if session.bind.dialect.name == "postgresql":
+        joined &= record.c.created_at == page.c.received_at
+    query = (
+        select(
+            page,
+            Station.code.label("station_code"),
+            record.c.data.label("record_data"),
+            record.c.recorded_at.label("record_recorded_at"),
+            counted.scalar_subquery().label("total"),
+        )
+        .select_from(page.outerjoin(Station, Station.id == page.c.station_id).outerjoin(record, joined))
+        .order_by(page.c.recorded_at.desc(), page.c.station_seq.desc(), page.c.id.desc())
     )
-    if session.bind.dialect.name == "postgresql":  # SQLite has one table (and compares times as text)
-        query = query.where(ProcessRecord.created_at.in_(sorted({t.received_at for t in traced})))
-    return {row.id: row for row in await session.execute(query)}
+    rows = (await session.execute(query)).all()
+    total = rows[0].total if rows else (await session.execute(counted)).scalar()
+    shown = rows[:limit]
+    last = shown[-1] if shown else None
+    return {
+        "total": total or 0,
+        "next_before": encode_cursor((last.recorded_at, last.station_seq, last.id)) if len(rows) > limit else None,
+        "events": [_event(row) for row in shown],
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
-def _event(row: TraceEvent, stations: dict[int, str], records: dict[int, Any]) -> dict[str, Any]:
+def _event(row: Any) -> dict[str, Any]:
     payload = dict(row.payload or {})
     lot_number, serial_number = payload.pop("lot_number", None), payload.pop("serial_number", None)
-    station = stations.get(row.station_id) if row.station_id is not None else None
     recorded_at = _iso(row.recorded_at)
     data: dict[str, Any] = {"id": row.source_id, **payload}
     if row.kind == "process_record":
-        record = records.get(row.source_id)
-        recorded_at = _iso(record.recorded_at) if record is not None else None
+        recorded_at = _iso(row.record_recorded_at)
         data.update(created_by=row.actor, station_id=row.station_id, recorded_at=recorded_at,
-                    data=record.data if record is not None else {})
+                    data=row.record_data if row.record_data is not None else {})
     elif row.kind == "device_action":
         data.update(actor=row.actor, station_id=row.station_id)
     return {
@@ -207,7 +200,7 @@ def _event(row: TraceEvent, stations: dict[int, str], records: dict[int, Any]) -
         "recorded_at": recorded_at,
         "received_at": _iso(row.received_at),
         "seq": row.station_seq or None,
-        "station": station,
+        "station": row.station_code,
         "actor": row.actor,
         "lot_number": lot_number,
         "serial_number": serial_number,
