@@ -221,3 +221,29 @@ async def test_totals_are_true_counts_of_what_was_committed(client, kernel, work
     for serial in serials:
         unit_events, unit_totals = await _all(client, f"/units/{serial}/history", viewer_headers, limit=2)
         assert set(unit_totals) == {len(unit_events)} == {4}
+
+
+async def test_odd_scan_payloads_are_kept_as_events_and_never_fail(client, station_headers, viewer_headers, make_lot):
+    lot = await make_lot(units=1)
+    serial = lot["serial_numbers"][0]
+    odd = [
+        {"code": 12345},
+        {"code": None, "serial_number": ["not", "a", "string"]},
+        {"code": "x" * 600},
+        {"code": serial, "recorded_at": "yesterday", "station_time": 5},  # traced, at server receipt
+        {"code": serial, "recorded_at": "2026-11-20T06:00:00"},  # no zone: receipt time too
+        {"code": "\x00\x1d]d2"},
+        {"lot_number": lot["lot_number"], "serial_number": "SN-ELSEWHERE", "recorded_at": T0.isoformat()},
+    ]
+    traced = []
+    for payload in odd:
+        body = {"idempotency_key": uuid.uuid4().hex, "type": "scan", "payload": payload, "station_seq": 3}
+        r = await client.post(f"{API}/stations/events", json=body, headers=station_headers)
+        assert r.status_code in (201, 422), (payload, r.text)
+        traced.append(r.json().get("traced") if r.status_code == 201 else "refused")
+    assert traced[:4] == [False, False, False, True] and traced[4] is True and traced[6] is True
+    events, _ = await _all(client, f"/lots/{lot['lot_number']}/history", viewer_headers, limit=100)
+    scans = [e for e in events if e["type"] == "scan"]
+    assert [e["serial_number"] for e in scans[:2]] == [serial, serial]
+    assert all(e["at"] > T0.isoformat() for e in scans[:2])  # no usable station time: when it arrived
+    assert scans[2]["serial_number"] is None and scans[2]["at"] == T0.isoformat()  # the LOT, not the stranger
