@@ -144,6 +144,9 @@ async def build(db_url: str, records: int) -> dict:
             "INSERT INTO process_record_keys (idempotency_key, created_at) "
             "SELECT idempotency_key, created_at FROM process_records"
         )
+        trace_started = time.perf_counter()
+        await fill_trace(conn, big_id)
+        print(f"  trace stream filled in {time.perf_counter() - trace_started:.1f} s", file=sys.stderr)
     finally:
         await conn.close()
     # As autovacuum would have by now: visibility maps let counts read the index alone.
@@ -153,6 +156,32 @@ async def build(db_url: str, records: int) -> dict:
     finally:
         await conn.close()
     return {"records": records, "lots": lots + 1, "generate_s": round(time.perf_counter() - started, 1)}
+
+
+async def fill_trace(conn, big_id: int) -> None:
+    """The trace stream of the generated records, as the ingest path writes it (migration 0013's
+    backfill, plus units): the big LOT's serial numbers become 100 registered units, each record a
+    ``process_record`` event (its outbox sequence number made up), and every total is kept."""
+    await conn.execute(
+        "INSERT INTO units (serial_number, lot_id, status, created_at, updated_at) "
+        "SELECT DISTINCT serial_number, lot_id, 'in_progress', now(), now() FROM process_records WHERE lot_id = $1",
+        big_id,
+    )
+    await conn.execute(
+        "INSERT INTO trace_events (lot_id, unit_id, kind, recorded_at, station_seq, received_at, station_id, actor, "
+        "source_id, payload) SELECT r.lot_id, u.id, 'process_record', r.event_at, r.id % 100000, r.created_at, "
+        "r.station_id, r.created_by, r.id, jsonb_build_object('lot_number', r.lot_number, 'serial_number', "
+        "r.serial_number, 'process_id', r.process_id, 'result', r.result, 'defect_code', r.defect_code, "
+        "'worker_id', r.worker_id) FROM process_records r LEFT JOIN units u ON u.serial_number = r.serial_number"
+    )
+    await conn.execute(
+        "INSERT INTO trace_totals (scope, subject_id, events) "
+        "SELECT 'lot', lot_id, count(*) FROM trace_events GROUP BY lot_id"
+    )
+    await conn.execute(
+        "INSERT INTO trace_totals (scope, subject_id, events) "
+        "SELECT 'unit', unit_id, count(*) FROM trace_events WHERE unit_id IS NOT NULL GROUP BY unit_id"
+    )
 
 
 def rebuild(db_url: str) -> float:

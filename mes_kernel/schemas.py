@@ -115,6 +115,9 @@ class LotUpdate(BaseModel):
     status: LotStatus | None = None
     quantity: int | None = Field(None, ge=0, le=10_000_000)
     note: Text | None = Field(None, max_length=2000)
+    reason: Text | None = Field(
+        None, max_length=500, description="why the status changes (a hold, a scrap); shown in the LOT history"
+    )
 
 
 class LotOut(ORM):
@@ -187,6 +190,10 @@ class RecordIn(BaseModel):
     defect_code: Text | None = Field(None, max_length=64)
     data: FiniteJSON = Field(default_factory=dict)
     recorded_at: AwareDatetime | None = None
+    station_seq: int | None = Field(
+        None, ge=0, lt=2**63,
+        description="the station outbox's sequence number: orders events of one station time in a history",
+    )
 
 
 class RecordOut(ORM):

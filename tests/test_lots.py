@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
@@ -291,7 +292,7 @@ async def test_lot_history_and_unit_history_are_newest_first(client, kernel, wor
     body = r.json()
     assert (body["lot_number"], body["status"]) == (number, "in_progress")
     events = [(e["type"], e["data"]["id"]) for e in body["events"]]
-    assert events == [
+    assert events[:6] == [
         ("process_record", rec4),
         ("device_action", act2),
         ("process_record", rec3),
@@ -299,7 +300,16 @@ async def test_lot_history_and_unit_history_are_newest_first(client, kernel, wor
         ("device_action", act1),
         ("process_record", rec1),
     ]
-    assert (body["total"], body["next_before"]) == (6, None)
+    # Older still: the start the first record caused, the registrations, the creation.
+    started, *registered, opened = body["events"][6:]
+    assert (started["type"], started["data"]["from"], started["data"]["to"]) == ("status_change", "created",
+                                                                                  "in_progress")
+    assert started["data"]["reason"] == "first process record" and started["at"] == body["events"][5]["at"]
+    assert sorted((e["type"], e["serial_number"]) for e in registered) == [
+        ("registration", first_sn), ("registration", second_sn)]
+    assert (opened["type"], opened["data"]["from"], opened["data"]["to"]) == ("status_change", None, "created")
+    assert opened["actor"] == registered[0]["actor"] and opened["actor"].startswith("user:")
+    assert (body["total"], body["next_before"]) == (10, None)
     times = [e["at"] for e in body["events"]]
     assert times == sorted(times, reverse=True)
     assert all(e["received_at"] == e["at"] for e in body["events"])  # no station time sent: receipt it is
@@ -320,11 +330,14 @@ async def test_lot_history_and_unit_history_are_newest_first(client, kernel, wor
         ("process_record", rec3),
         ("device_action", act1),
         ("process_record", rec1),
+        ("registration", None),
     ]
+    assert unit["total"] == 4
     second = (await client.get(f"{API}/units/{second_sn}/history", headers=viewer_headers)).json()
     assert [(e["type"], e["data"]["id"]) for e in second["events"]] == [
         ("device_action", act2),
         ("process_record", rec2),
+        ("registration", None),
     ]
     assert second["events"][1]["data"]["result"] == "fail"
 
@@ -519,18 +532,25 @@ async def test_history_pages_newest_first_by_station_time_with_the_true_total(
         r = await client.get(f"{API}/lots/{number}/history", params=params, headers=viewer_headers)
         assert r.status_code == 200, r.text
         page = r.json()
-        assert page["total"] == 231
+        assert page["total"] == 234  # 230 records, a print, the creation, a registration, the start
         seen += page["events"]
         pages += 1
         cursor = page["next_before"]
         if cursor is None:
             break
-    assert pages == 3 and len(seen) == 231
-    assert seen[0]["type"] == "device_action"  # printed just now, after every recorded minute
-    recorded = [e["data"]["data"]["m"] for e in seen[1:]]
-    assert recorded == sorted(minutes, reverse=True)
-    assert seen[1]["recorded_at"] == (start + timedelta(minutes=229)).isoformat()
-    assert seen[1]["received_at"] > seen[1]["recorded_at"]
+    assert pages == 3 and len(seen) == 234 and len({e["id"] for e in seen}) == 234
+    # printed just now; created and registered today, while the records tell of a week ago
+    assert [e["type"] for e in seen[:3]] == ["device_action", "registration", "status_change"]
+    records = [e for e in seen if e["type"] == "process_record"]
+    assert [e["data"]["data"]["m"] for e in records] == sorted(minutes, reverse=True)
+    assert records[0]["recorded_at"] == (start + timedelta(minutes=229)).isoformat()
+    assert records[0]["received_at"] > records[0]["recorded_at"]
+    # The first batch started the LOT at its earliest station time: the start sorts just below that record.
+    first = min(minutes[:115])
+    kinds = [e["type"] if e["type"] != "process_record" else e["data"]["data"]["m"] for e in seen[3:]]
+    at = kinds.index(first) + 1
+    assert kinds[:at] + kinds[at + 1:] == sorted(minutes, reverse=True) and kinds[at] == "status_change"
+    assert seen[3 + at]["at"] == (start + timedelta(minutes=first)).isoformat()
 
     unit_pages = []
     cursor = None
@@ -541,13 +561,19 @@ async def test_history_pages_newest_first_by_station_time_with_the_true_total(
         cursor = page["next_before"]
         if cursor is None:
             break
-    assert [len(p["events"]) for p in unit_pages] == [50, 50, 16]
-    assert {p["total"] for p in unit_pages} == {116}
+    assert [len(p["events"]) for p in unit_pages] == [50, 50, 17]
+    assert {p["total"] for p in unit_pages} == {117}
 
 
 async def test_history_refuses_a_forged_cursor_and_a_limit_out_of_range(client, viewer_headers, make_lot):
     number = (await make_lot())["lot_number"]
-    for before in ("not-a-cursor", "MjAyNnwzfDQ", "x" * 201):
+    forged = [base64.urlsafe_b64encode(raw.encode()).decode() for raw in (
+        "0001-01-01T00:00:00+05:00|1|1",  # before year 1 in UTC
+        "2026-11-30T10:00:00|1|1",  # no zone
+        "2026-11-30T10:00:00+00:00|-1|1",
+        "2026-11-30T10:00:00+00:00|1|99999999999999999999",
+    )]
+    for before in ("not-a-cursor", "MjAyNnwzfDQ", "x" * 201, *forged):
         r = await client.get(f"{API}/lots/{number}/history", params={"before": before}, headers=viewer_headers)
         assert r.status_code == 422, (before, r.text)
     r = await client.get(f"{API}/lots/{number}/history", params={"before": "not-a-cursor"}, headers=viewer_headers)

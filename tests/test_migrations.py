@@ -263,3 +263,77 @@ async def test_migration_0009_keeps_existing_records_through_partitioning_and_ba
     finally:
         await engine.dispose()
     upgrade(settings, "head")
+
+
+async def test_migration_0013_puts_what_exists_into_the_trace_stream_in_station_order(settings):
+    """A LOT's creation, its status changes (from the audit log), unit registrations, records (at
+    their station time) and device actions stored before 0013 make up its history after it, with
+    true totals; the downgrade drops only the stream."""
+    from mes_kernel.services import trace
+
+    downgrade(settings, "0009")
+    t0 = datetime(2026, 10, 15, 8, 0, tzinfo=UTC)
+
+    def at(minutes: int):
+        moment = t0 + timedelta(minutes=minutes)  # on SQLite as SQLAlchemy writes it (times compare as text)
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f") if settings.is_sqlite else moment
+
+    statements = [
+        ("INSERT INTO lots (id, lot_number, product, quantity, status, note, created_at, updated_at) "
+         "VALUES (3, 'LOT-OLD', 'P', 1, 'in_progress', '', :t0, :t0)", {"t0": at(0)}),
+        ("INSERT INTO units (id, serial_number, lot_id, status, created_at, updated_at) "
+         "VALUES (5, 'SN-OLD-1', 3, 'in_progress', :t1, :t1)", {"t1": at(1)}),
+        ("INSERT INTO processes (id, name, sequence, created_at, updated_at) VALUES ('S-1', '', 1, :t0, :t0)",
+         {"t0": at(0)}),
+        ("INSERT INTO audit_log (id, occurred_at, actor, action, entity, entity_id, before, after, row_hash) "
+         "VALUES (1, :t5, 'user:manager', 'update', 'lot', 'LOT-OLD', :before, :after, 'h')",
+         {"t5": at(5), "before": '{"status": "created"}', "after": '{"status": "in_progress"}'}),
+        ("INSERT INTO process_record_keys (idempotency_key, created_at) VALUES ('old-key-0001', :t20)",
+         {"t20": at(20)}),
+        ("INSERT INTO process_records (id, idempotency_key, request_hash, lot_id, lot_number, process_id, worker_id, "
+         "unit_id, serial_number, result, data, recorded_at, event_at, created_by, created_at) VALUES (41, "
+         "'old-key-0001', 'h', 3, 'LOT-OLD', 'S-1', 'W', 5, 'SN-OLD-1', 'fail', '{\"v\": 1.5}', :t10, :t10, "
+         "'station:ST-1', :t20)", {"t10": at(10), "t20": at(20)}),
+        ("INSERT INTO device_actions (id, action, plugin, device, driver, driver_version, lot_id, unit_id, "
+         "lot_number, serial_number, actor, outcome, detail, created_at) VALUES (9, 'print', 'label_printer', "
+         "'PRN-1', 'simulator', '1.0', 3, 5, 'LOT-OLD', 'SN-OLD-1', 'user:worker', 'ok', '{\"copies\": 2}', :t30)",
+         {"t30": at(30)}),
+    ]
+    engine = make_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            for sql, params in statements:
+                await conn.execute(text(sql), params)
+    finally:
+        await engine.dispose()
+    upgrade(settings, "head")
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            page = await trace.history(session=session, lot_id=3, limit=100)
+            unit = await trace.history(session=session, unit_id=5, limit=2)
+            rest = await trace.history(session=session, unit_id=5, limit=2,
+                                       before=trace.decode_cursor(unit["next_before"]))
+    finally:
+        await engine.dispose()
+    assert page["total"] == 5 and page["next_before"] is None
+    assert [(e["type"], e["at"]) for e in page["events"]] == [
+        ("device_action", (t0 + timedelta(minutes=30)).isoformat()),
+        ("process_record", (t0 + timedelta(minutes=10)).isoformat()),
+        ("status_change", (t0 + timedelta(minutes=5)).isoformat()),
+        ("registration", (t0 + timedelta(minutes=1)).isoformat()),
+        ("status_change", t0.isoformat()),
+    ]
+    printed, record, started, registered, created = page["events"]
+    assert (printed["data"]["id"], printed["data"]["detail"], printed["actor"]) == (9, {"copies": 2}, "user:worker")
+    assert (record["data"]["id"], record["data"]["result"], record["data"]["data"]) == (41, "fail", {"v": 1.5})
+    assert record["received_at"] == (t0 + timedelta(minutes=20)).isoformat()
+    assert (started["data"]["from"], started["data"]["to"], started["actor"]) == ("created", "in_progress",
+                                                                                 "user:manager")
+    assert (registered["serial_number"], registered["lot_number"]) == ("SN-OLD-1", "LOT-OLD")
+    assert (created["data"]["from"], created["data"]["to"]) == (None, "created")
+    assert unit["total"] == 3 and [e["type"] for e in unit["events"] + rest["events"]] == [
+        "device_action", "process_record", "registration"]
+    downgrade(settings, "0009")
+    assert not {"trace_events", "trace_totals"} & await _inspect(settings, _tables)
+    upgrade(settings, "head")

@@ -398,6 +398,51 @@ class DeviceAction(Base):
     __table_args__ = (Index("ix_device_actions_lot_id_created_at_id", "lot_id", "created_at", "id"),)
 
 
+class TraceEvent(Base):
+    """One entry of a LOT's (and, with ``unit_id``, a unit's) history, written in the transaction of
+    what it traces: a process record, a device action, a station scan, a LOT status change, a unit
+    registration.
+
+    Histories read this table alone, newest first by ``(recorded_at, station_seq, id)``: when it
+    happened at the station (server receipt when the station sent no time), then the station's
+    outbox sequence number (so a replayed batch keeps its order), then arrival. ``source_id`` is the
+    id of the traced row in its own table (``process_records``, ``device_actions``,
+    ``station_events``; none for status changes and registrations); ``payload`` is what the history
+    shows of it, fixed when written.
+    """
+
+    __tablename__ = "trace_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id", ondelete="RESTRICT"), nullable=False)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"))
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    station_seq: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id", ondelete="SET NULL"))
+    actor: Mapped[str] = mapped_column(String(100), default="", nullable=False)
+    source_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('process_record', 'device_action', 'scan', 'status_change', 'registration')", name="kind"
+        ),
+        Index("ix_trace_events_lot_history", "lot_id", "recorded_at", "station_seq", "id"),
+        Index("ix_trace_events_unit_history", "unit_id", "recorded_at", "station_seq", "id"),
+    )
+
+
+class TraceTotal(Base):
+    """How many trace events a LOT (``scope='lot'``) or a unit (``scope='unit'``) has: kept in the
+    transaction that adds them, so a history page reads its true total without counting."""
+
+    __tablename__ = "trace_totals"
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    subject_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    events: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    __table_args__ = (CheckConstraint("scope IN ('lot', 'unit')", name="scope"),)
+
+
 class DeviceJob(TimestampMixin, Base):
     """A persisted device job (a print, a flash): queued → sent → done | failed, with attempts."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -10,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..audit import write_audit
 from ..db.models import DeviceAction, Lot, Station, Unit
 from ..errors import NotFound
+from .trace import add_trace_events, trace_row
 
 OUTCOMES = ("ok", "failed", "refused", "started")
 
@@ -28,10 +30,15 @@ async def record_device_action(
     serial_number: str | None = None,
     station_code: str | None = None,
     detail: dict[str, Any] | None = None,
+    recorded_at: datetime | None = None,
+    station_seq: int | None = None,
 ) -> DeviceAction:
-    """Add a device action (and its audit entry) to the caller's transaction.
+    """Add a device action (and its audit entry) to the caller's transaction; one naming a LOT or a
+    unit joins their history (``trace_events``).
 
     ``serial_number`` alone is enough: the unit's LOT is filled in. Unknown LOT or serial → NotFound.
+    ``recorded_at`` (UTC-aware) and ``station_seq`` are the station's time and outbox sequence
+    number when a station reports the action; a server-side action happens now.
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}")
@@ -57,6 +64,14 @@ async def record_device_action(
     )
     session.add(entry)
     await session.flush()
+    if lot_id is not None:
+        await add_trace_events(session, [trace_row(
+            kind="device_action", lot_id=lot_id, unit_id=unit_id, recorded_at=recorded_at, station_seq=station_seq,
+            received_at=entry.created_at, station_id=station_id, actor=actor, source_id=entry.id,
+            payload={"lot_number": lot_number, "serial_number": serial_number, "action": action, "plugin": plugin,
+                     "device": device, "driver": driver, "driver_version": driver_version, "outcome": outcome,
+                     "detail": detail or {}},
+        )])
     await write_audit(session, actor=actor, action="create", entity="device_action", entity_id=entry.id,
                       after={"action": action, "plugin": plugin, "device": device, "driver": driver,
                              "driver_version": driver_version, "lot_number": lot_number,

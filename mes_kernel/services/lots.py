@@ -1,22 +1,21 @@
-"""LOTs and units: create, list, update with validated status transitions, history."""
+"""LOTs and units: create, list, update with validated status transitions (each one traced)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select, true, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..audit import write_audit
 from ..cache import Cache, mark_stale
 from ..db.base import utcnow
-from ..db.models import DeviceAction, Line, Lot, ProcessRecord, Unit
+from ..db.models import Line, Lot, Unit
 from ..errors import Conflict, NotFound, Unprocessable
 from ..schemas import LotCreate, LotUpdate
+from .trace import add_trace_events, trace_row
 
 TRANSITIONS: dict[str, set[str]] = {
     "created": {"in_progress", "on_hold", "closed", "scrapped"},
@@ -37,6 +36,18 @@ def lot_snapshot(lot: Lot) -> dict[str, Any]:
         "note": lot.note,
         "line_id": lot.line_id,
     }
+
+
+def status_change(
+    *, lot_id: int, lot_number: str, before: str | None, after: str, actor: str, at: datetime | None = None,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    """The trace row of a LOT moving from ``before`` (None at creation) to ``after``: who and why."""
+    payload: dict[str, Any] = {"lot_number": lot_number, "from": before, "to": after}
+    if reason:
+        payload["reason"] = reason
+    return trace_row(kind="status_change", lot_id=lot_id, recorded_at=at, received_at=at, actor=actor,
+                     payload=payload)
 
 
 async def get_lot(session: AsyncSession, lot_number: str) -> Lot:
@@ -84,6 +95,8 @@ async def create_lot(*, session: AsyncSession, lot_in: LotCreate, actor: str) ->
     except IntegrityError:
         await session.rollback()
         raise Conflict(f"LOT {lot_in.lot_number} already exists", code="LOT_EXISTS") from None
+    await add_trace_events(session, [status_change(lot_id=lot.id, lot_number=lot.lot_number, before=None,
+                                                  after="created", actor=actor, at=lot.created_at)])
     await write_audit(
         session, actor=actor, action="create", entity="lot", entity_id=lot.lot_number, after=lot_snapshot(lot)
     )
@@ -98,6 +111,7 @@ async def update_lot(*, session: AsyncSession, lot_number: str, lot_in: LotUpdat
         raise NotFound(f"LOT {lot_number} not found", code="LOT_NOT_FOUND")
     before = lot_snapshot(lot)
     changes = lot_in.model_dump(exclude_unset=True, exclude_none=True)
+    reason = changes.pop("reason", None)
     if lot.status in FINAL and changes:
         raise Conflict(f"LOT {lot_number} is {lot.status}; it cannot change", code="LOT_CLOSED", status_now=lot.status)
     new_status = changes.get("status")
@@ -128,6 +142,10 @@ async def update_lot(*, session: AsyncSession, lot_number: str, lot_in: LotUpdat
             status_now=now.status,
         )
     await session.refresh(lot)
+    if lot.status != before["status"]:
+        await add_trace_events(session, [status_change(lot_id=lot.id, lot_number=lot_number, before=before["status"],
+                                                      after=lot.status, actor=actor, at=values["updated_at"],
+                                                      reason=reason or changes.get("note"))])
     await write_audit(
         session,
         actor=actor,
@@ -192,6 +210,15 @@ async def add_units(*, session: AsyncSession, lot_number: str, serial_numbers: l
     except IntegrityError:
         await session.rollback()
         raise Conflict("serial numbers already registered", code="SERIAL_EXISTS") from None
+    await add_trace_events(
+        session,
+        [
+            trace_row(kind="registration", lot_id=lot.id, unit_id=u.id, recorded_at=u.created_at,
+                      received_at=u.created_at, actor=actor,
+                      payload={"lot_number": lot_number, "serial_number": u.serial_number})
+            for u in units
+        ],
+    )
     from ..audit import audit_row, write_audit_rows
 
     await write_audit_rows(
@@ -210,161 +237,30 @@ async def add_units(*, session: AsyncSession, lot_number: str, serial_numbers: l
     return units
 
 
-def _encode_cursor(key: tuple[datetime, int, int]) -> str:
-    at, rank, ident = key
-    raw = f"{at.astimezone(UTC).isoformat()}|{rank}|{ident}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int, int]:
-    """The position a ``next_before`` cursor stands for; ``Unprocessable`` (``INVALID_CURSOR``) if it
-    is not one this server wrote."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, rank, ident = raw.split("|")
-        moment = datetime.fromisoformat(at)
-        if moment.tzinfo is None or rank not in ("0", "1"):
-            raise ValueError(raw)
-        return moment, int(rank), int(ident)
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise Unprocessable("before is not a cursor this server gave", code="INVALID_CURSOR", field="before") from None
-
-
-# Events at the same moment: a process record ranks above a device action (rank 1 > 0), then by id.
-RECORD_RANK, ACTION_RANK = 1, 0
-
-
-def _before(at_col, id_col, rank: int, cursor: tuple[datetime, int, int] | None):
-    """Rows whose (time, rank, id) sorts below the cursor, for a table whose rows all have ``rank``."""
-    if cursor is None:
-        return true()
-    at, c_rank, c_id = cursor
-    same_time = (id_col < c_id) if rank == c_rank else (true() if rank < c_rank else false())
-    return or_(at_col < at, and_(at_col == at, same_time))
-
-
-async def history(
-    *,
-    session: AsyncSession,
-    lot_id: int | None = None,
-    unit_id: int | None = None,
-    limit: int = 100,
-    before: tuple[datetime, int, int] | None = None,
-) -> dict[str, Any]:
-    """One page of the process records and device actions of a LOT or a unit, newest first.
-
-    Ordered by when it happened: a record's ``recorded_at`` at the station (its receipt time when
-    the station sent none), a device action's time; equal times by id. Returns ``{"events",
-    "total", "next_before"}``: ``total`` counts every event, ``next_before`` is the opaque cursor of
-    the next (older) page, ``None`` on the last. Each event carries ``recorded_at`` (station time,
-    ISO 8601) and ``received_at`` (server receipt).
-    """
-    if unit_id is not None:
-        rec_where, act_where = ProcessRecord.unit_id == unit_id, DeviceAction.unit_id == unit_id
-    else:
-        rec_where, act_where = ProcessRecord.lot_id == lot_id, DeviceAction.lot_id == lot_id
-    records = (
-        (
-            await session.execute(
-                select(ProcessRecord)
-                .where(rec_where, _before(ProcessRecord.event_at, ProcessRecord.id, RECORD_RANK, before))
-                .order_by(ProcessRecord.event_at.desc(), ProcessRecord.id.desc())
-                .limit(limit + 1)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    actions = (
-        (
-            await session.execute(
-                select(DeviceAction)
-                .where(act_where, _before(DeviceAction.created_at, DeviceAction.id, ACTION_RANK, before))
-                .order_by(DeviceAction.created_at.desc(), DeviceAction.id.desc())
-                .limit(limit + 1)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    # One round trip for both counts (each an index-only scan once the table is vacuumed).
-    records_n = select(func.count()).select_from(ProcessRecord).where(rec_where).scalar_subquery()
-    actions_n = select(func.count()).select_from(DeviceAction).where(act_where).scalar_subquery()
-    total = (await session.execute(select(records_n + actions_n))).scalar_one()
-    events = [((r.event_at, RECORD_RANK, r.id), _record_event(r)) for r in records]
-    events += [((a.created_at, ACTION_RANK, a.id), _action_event(a)) for a in actions]
-    events.sort(key=lambda e: e[0], reverse=True)
-    page = events[:limit]
-    return {
-        "total": total,
-        "next_before": _encode_cursor(page[-1][0]) if len(events) > limit else None,
-        "events": [event for _, event in page],
-    }
-
-
-def _record_event(r: ProcessRecord) -> dict[str, Any]:
-    return {
-        "at": r.event_at.isoformat(),
-        "recorded_at": r.recorded_at.isoformat() if r.recorded_at else None,
-        "received_at": r.created_at.isoformat(),
-        "type": "process_record",
-        "lot_number": r.lot_number,
-        "serial_number": r.serial_number,
-        "data": {
-            "id": r.id,
-            "process_id": r.process_id,
-            "result": r.result,
-            "defect_code": r.defect_code,
-            "worker_id": r.worker_id,
-            "station_id": r.station_id,
-            "created_by": r.created_by,
-            "recorded_at": r.recorded_at.isoformat() if r.recorded_at else None,
-            "data": r.data,
-        },
-    }
-
-
-def _action_event(a: DeviceAction) -> dict[str, Any]:
-    return {
-        "at": a.created_at.isoformat(),
-        "recorded_at": a.created_at.isoformat(),
-        "received_at": a.created_at.isoformat(),
-        "type": "device_action",
-        "lot_number": a.lot_number,
-        "serial_number": a.serial_number,
-        "data": {
-            "id": a.id,
-            "action": a.action,
-            "plugin": a.plugin,
-            "device": a.device,
-            "driver": a.driver,
-            "driver_version": a.driver_version,
-            "actor": a.actor,
-            "station_id": a.station_id,
-            "outcome": a.outcome,
-            "detail": a.detail,
-        },
-    }
-
-
 async def mark_started(
-    *, session: AsyncSession, lot: dict[str, Any], lot_number: str, actor: str, **context: Any
-) -> None:
-    """A LOT's first record moves it from created to in progress."""
+    *, session: AsyncSession, lot: dict[str, Any], lot_number: str, actor: str, at: datetime | None = None,
+    **context: Any,
+) -> dict[str, Any] | None:
+    """A LOT's first record moves it from created to in progress. Returns the trace row of the
+    change (at ``at``, the record's station time), or None when the LOT had started already; the
+    caller adds it with the records' own, so every transaction takes the trace totals in one order."""
     result = await session.execute(
         update(Lot)
         .where(Lot.id == lot["id"], Lot.status == "created")
         .values(status="in_progress", updated_at=utcnow())
     )
-    if result.rowcount:
-        await write_audit(
-            session,
-            actor=actor,
-            action="update",
-            entity="lot",
-            entity_id=lot_number,
-            before={"status": "created"},
-            after={"status": "in_progress"},
-            **context,
-        )
-        mark_stale(session, f"lot:{lot_number}")
+    if not result.rowcount:
+        return None
+    await write_audit(
+        session,
+        actor=actor,
+        action="update",
+        entity="lot",
+        entity_id=lot_number,
+        before={"status": "created"},
+        after={"status": "in_progress"},
+        **context,
+    )
+    mark_stale(session, f"lot:{lot_number}")
+    return status_change(lot_id=lot["id"], lot_number=lot_number, before="created", after="in_progress", actor=actor,
+                         at=at, reason="first process record")

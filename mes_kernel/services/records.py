@@ -21,6 +21,7 @@ from ..logging import client_ip_var, request_id_var
 from ..schemas import RecordIn
 from .lots import FINAL, cached_lot, mark_started
 from .rollups import add_to_rollups
+from .trace import add_trace_events, trace_row
 
 RECORD_COLUMNS = [c.name for c in ProcessRecord.__table__.columns]
 # Benchmarks only (bench/bench_records.py measures what rollups cost): MES_ROLLUPS=off stops counting
@@ -29,7 +30,9 @@ ROLLUPS = os.environ.get("MES_ROLLUPS", "on") != "off"
 
 
 def request_hash(record_in: RecordIn) -> str:
-    body = record_in.model_dump(mode="json", exclude={"idempotency_key"})
+    # The sequence number says where the station queued it, not what it is: a resend with another
+    # number (an outbox rebuilt, an older agent's backlog) is still the same record.
+    body = record_in.model_dump(mode="json", exclude={"idempotency_key", "station_seq"})
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
@@ -116,6 +119,7 @@ async def _resolve(*, session: AsyncSession, cache: Cache, record_in: RecordIn, 
         "event_at": recorded_at or created_at,
         "created_by": principal.actor,
         "created_at": created_at,
+        "_station_seq": record_in.station_seq,
         "_lot_status": lot["status"],
         "_product": lot["product"],
         "_request_id": request_id_var.get(),
@@ -260,19 +264,30 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
             if r["idempotency_key"] in created
         ],
     )
-    if ROLLUPS:  # last, so the rollup rows stay locked for as short a time as possible
-        await add_to_rollups(
-            session, [{**r, "id": created[r["idempotency_key"]]["id"]} for r in rows if r["idempotency_key"] in created]
-        )
-    started = {r["lot_number"]: r for r in rows if r["idempotency_key"] in created and r["_lot_status"] == "created"}
+    new_rows = [r for r in rows if r["idempotency_key"] in created]
+    started: dict[str, dict[str, Any]] = {}
+    for r in new_rows:
+        if r["_lot_status"] == "created" and (
+            r["lot_number"] not in started or r["event_at"] < started[r["lot_number"]]["event_at"]
+        ):
+            started[r["lot_number"]] = r
+    traced = []
     for lot_number, r in started.items():
-        await mark_started(
+        start = await mark_started(
             session=session,
             lot={"id": r["lot_id"]},
             lot_number=lot_number,
             actor=r["created_by"],
+            at=r["event_at"],
             request_id=r.get("_request_id"),
             client_ip=r.get("_client_ip"),
+        )
+        traced += [start] if start else []
+    # The start first, so that at one moment it sorts below the record that caused it.
+    await add_trace_events(session, traced + [_trace(r, created[r["idempotency_key"]]["id"]) for r in new_rows])
+    if ROLLUPS:  # last, so the rollup rows stay locked for as short a time as possible
+        await add_to_rollups(
+            session, [{**r, "id": created[r["idempotency_key"]]["id"]} for r in rows if r["idempotency_key"] in created]
         )
     missing = [r["idempotency_key"] for r in rows + refused if r["idempotency_key"] not in created]
     existing = await _existing(session, missing) if missing else {}
@@ -284,6 +299,17 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
                 f"LOT {r['lot_number']} is {closed[r['lot_id']]} and accepts no records", code="LOT_CLOSED"
             )
     return out
+
+
+def _trace(row: dict[str, Any], record_id: int) -> dict[str, Any]:
+    return trace_row(
+        kind="process_record", lot_id=row["lot_id"], unit_id=row["unit_id"], recorded_at=row["event_at"],
+        station_seq=row["_station_seq"], received_at=row["created_at"], station_id=row["station_id"],
+        actor=row["created_by"], source_id=record_id,
+        payload={"lot_number": row["lot_number"], "serial_number": row["serial_number"],
+                 "process_id": row["process_id"], "result": row["result"], "defect_code": row["defect_code"],
+                 "worker_id": row["worker_id"]},
+    )
 
 
 async def _closed_lots(session: AsyncSession, lot_ids: set[int], *, starting: set[int]) -> dict[int, str]:

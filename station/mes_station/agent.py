@@ -527,7 +527,10 @@ class Agent:
 
     def record_event(self, type: str, payload: dict[str, Any], *, idempotency_key: str | None = None) -> str:
         """Commit a station event (scan, device result …) for ``POST /stations/events``."""
-        body = {"type": type, "payload": {**payload, "station_time": datetime.now(UTC).isoformat()}}
+        # ``recorded_at`` is the time the server's histories order by (the local clock corrected by
+        # the last measured offset); ``station_time`` is the raw local clock, kept for diagnosis.
+        payload = {**payload, "station_time": datetime.now(UTC).isoformat(), "recorded_at": self._server_now()}
+        body = {"type": type, "payload": payload}
         key, _ = self.outbox.enqueue(STATION_EVENT, body, idempotency_key=idempotency_key, source=type)
         self._after_enqueue()
         return key

@@ -279,7 +279,7 @@ class Sender:
         if not await self._upload_attachments(ev):
             return 1
         try:
-            answer = await self._post(path, ev.body)
+            answer = await self._post(path, _with_seq(ev))
         except OfflineError as exc:
             self.outbox.mark_failed_attempt([ev.idempotency_key], str(exc))
             raise TransientFailure(str(exc)) from exc
@@ -308,7 +308,7 @@ class Sender:
         run = ready
         keys = [ev.idempotency_key for ev in run]
         try:
-            answer = await self._post("/process-records/batch", {"records": [ev.body for ev in run]})
+            answer = await self._post("/process-records/batch", {"records": [_with_seq(ev) for ev in run]})
         except OfflineError as exc:
             self.outbox.mark_failed_attempt(keys[:1], str(exc))
             raise TransientFailure(str(exc)) from exc
@@ -352,6 +352,12 @@ class Sender:
 def _unresolved(ev: OutboxEvent) -> bool:
     """A process record without its LOT (made offline for a unit the cache did not know)."""
     return ev.kind == PROCESS_RECORD and not ev.body.get("lot_number") and bool(ev.body.get("serial_number"))
+
+
+def _with_seq(ev: OutboxEvent) -> dict[str, Any]:
+    """The event as sent: its body and its outbox sequence number, which orders a station's events
+    of one moment in the server's histories (a replayed batch keeps the order it was queued in)."""
+    return {**ev.body, "station_seq": ev.seq}
 
 
 def _in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:

@@ -292,3 +292,36 @@ def test_kill_9_mid_drain_against_the_kernel_loses_and_doubles_nothing(tmp_path:
             agent.kill()
     stored = kernel.record_keys()
     assert sorted(stored) == sorted(keys)  # each exactly once
+
+
+async def test_a_backlog_replayed_to_the_kernel_keeps_the_stations_order_in_the_unit_history(
+    tmp_path: Path, kernel_server, monkeypatch
+):
+    """Offline, a worker scans a unit, records a fail, a rework pass and a retest within one tick of
+    a coarse station clock. When the kernel returns, the unit's history shows them in the order
+    they were queued (the outbox sequence numbers the agent sends), not by arrival or id."""
+    kernel = kernel_server
+    serial = kernel.make_lot("LOT-SEQ", units=1)[0]
+    agent = Agent.from_config(_toml(tmp_path, kernel))
+    monkeypatch.setattr(agent, "_server_now", lambda: "2026-11-26T05:00:00+00:00")
+    kernel.stop()
+    await agent.start()
+    try:
+        agent.submit_scan(serial)
+        for result, defect in (("fail", "D-SOLDER"), ("pass", None), ("pass", None)):
+            agent.record_result(lot_number="LOT-SEQ", process_id="TEST-20", worker_id="alice", result=result,
+                                serial_number=serial, defect_code=defect)
+        await wait_for(lambda: agent.outbox_depth() == 4)
+        kernel.restart()
+        await wait_for(lambda: agent.outbox_depth() == 0, timeout=20)
+    finally:
+        await agent.stop()
+    with Outbox(tmp_path / "work" / "outbox.sqlite3") as outbox:
+        queued = [ev.seq for ev in outbox.list()]
+    history = kernel.api("GET", f"/units/{serial}/history").json()
+    events = [e for e in history["events"] if e["type"] != "registration"]
+    assert [e["seq"] for e in events] == sorted(queued, reverse=True)
+    assert [(e["type"], e["data"].get("result")) for e in events] == [
+        ("process_record", "pass"), ("process_record", "pass"), ("process_record", "fail"), ("scan", None)]
+    assert {e["at"] for e in events} == {"2026-11-26T05:00:00+00:00"} and {e["station"] for e in events} == {"ST-01"}
+    assert history["total"] == 5

@@ -188,8 +188,13 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
       // Put it on hold through the form.
       await page.getByLabel("New status").click();
       await page.getByRole("option", { name: "on hold" }).click();
+      await page.getByLabel("Reason (shown in the history)").fill("e2e hold");
       await page.getByRole("button", { name: "Change status" }).click();
       await page.getByTestId("lot-status").filter({ hasText: "on hold" }).waitFor({ timeout: TIMEOUT });
+      // The history tells the whole story: the hold with its reason, the start, the registrations, the creation.
+      await page.getByRole("cell", { name: "Status in progress → on hold: e2e hold" }).waitFor({ timeout: TIMEOUT });
+      await page.getByRole("cell", { name: "Unit E2E-SN-2 registered" }).waitFor({ timeout: TIMEOUT });
+      await page.getByRole("cell", { name: "LOT created" }).waitFor({ timeout: TIMEOUT });
       await shot(page, "04-lot-detail");
 
       await page.getByRole("link", { name: "E2E-SN-1" }).first().click();
@@ -252,7 +257,8 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
       await page.getByRole("cell", { name: "E2E-LOT-42" }).waitFor({ timeout: TIMEOUT });
       assert.equal(await page.getByRole("button", { name: "New LOT" }).count(), 0);
       await page.getByRole("cell", { name: "E2E-LOT-42" }).click();
-      await page.getByRole("heading", { name: "History (1)" }).waitFor({ timeout: TIMEOUT });
+      // created, two registrations, started, one record, put on hold
+      await page.getByRole("heading", { name: "History (6)" }).waitFor({ timeout: TIMEOUT });
       assert.equal(await page.getByRole("button", { name: "Change status" }).count(), 0);
       assert.equal(await page.getByRole("tab", { name: "Audit log" }).count(), 0);
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -15,17 +16,19 @@ from sqlalchemy.exc import IntegrityError
 from ...audit import write_audit
 from ...cache import commit, mark_stale
 from ...db.base import utcnow
-from ...db.models import Device, Line, Station, StationEvent, StationToken
+from ...db.models import Device, Line, Lot, Station, StationEvent, StationToken, Unit
 from ...devices import effective_config
 from ...drivers import list_drivers
 from ...errors import Conflict, Forbidden, NotFound
 from ...schemas import Code, FiniteJSON, Text
 from ...security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
 from ...services.device_actions import record_device_action
+from ...services.trace import add_trace_events, trace_row
 from ..deps import KernelDep, Principal, SessionDep, require_permission
 from ..scope import plugins_serving
 
 router = APIRouter(prefix="/stations", tags=["stations"])
+log = structlog.get_logger(__name__)
 BACKLOG_BEATS = 5  # heartbeats kept to tell a growing backlog from a busy moment
 
 
@@ -64,6 +67,9 @@ class EventIn(BaseModel):
     idempotency_key: Text = Field(min_length=8, max_length=128)
     type: Text = Field(min_length=1, max_length=64)
     payload: FiniteJSON = Field(default_factory=dict)
+    station_seq: int | None = Field(
+        None, ge=0, lt=2**63, description="the station outbox's sequence number (orders a history at one time)"
+    )
 
 
 async def _station(session, code: str) -> Station:
@@ -316,8 +322,15 @@ async def heartbeat(
     summary="A station reports an event (scan, completion file, device result); idempotent by key",
 )
 async def station_event(
-    body: EventIn, session: SessionDep, principal: Principal = require_permission("stations:heartbeat")
+    body: EventIn,
+    session: SessionDep,
+    kernel: KernelDep,
+    principal: Principal = require_permission("stations:heartbeat"),
 ):
+    """Store the event once per key. A ``scan`` naming a known unit or LOT (by ``serial_number`` /
+    ``lot_number`` in the payload, else its ``code`` read by the scan parser a plugin registered,
+    else the code itself as a serial or LOT number) and a ``device_result`` naming one join their
+    history at the station's time (``payload.recorded_at``, else ``payload.station_time``)."""
     if principal.station_id is None:
         raise Forbidden("only stations report events", code="NOT_A_STATION")
     module = postgresql if session.bind.dialect.name == "postgresql" else sqlite
@@ -335,7 +348,10 @@ async def station_event(
     )
     new_id = (await session.execute(stmt)).scalar()
     if new_id is not None:
-        traced = await _trace_device_result(session, body, principal)
+        if body.type == "scan":
+            traced = await _trace_scan(session, kernel, body, principal, event_id=new_id)
+        else:
+            traced = await _trace_device_result(session, body, principal)
         await session.commit()
         return {"id": new_id, "idempotency_key": body.idempotency_key, "status": "created", "traced": traced}
     existing = (
@@ -373,7 +389,87 @@ async def _trace_device_result(session, body: EventIn, principal: Principal) -> 
                 serial_number=payload.get("serial_number"),
                 station_code=principal.station_code,
                 detail={k: v for k, v in payload.items() if k not in ("lot_number", "serial_number")},
+                recorded_at=station_time(payload),
+                station_seq=body.station_seq,
             )
     except NotFound:
         return False
+    return True
+
+
+def station_time(payload: dict[str, Any]) -> datetime | None:
+    """When the station says the event happened: ``recorded_at`` (the agent's clock corrected by the
+    server offset), else ``station_time``; None (server receipt) when absent or not an ISO 8601
+    time with a zone."""
+    for name in ("recorded_at", "station_time"):
+        value = payload.get(name)
+        if isinstance(value, str) and len(value) <= 64:
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                continue
+            if moment.tzinfo is not None:
+                return moment.astimezone(UTC)
+    return None
+
+
+def _scan_targets(kernel, payload: dict[str, Any]) -> list[tuple[str | None, str | None]]:
+    """The (serial number, LOT number) pairs a scan may name, to try in order: those the station
+    gave; else what the parser a plugin registered as ``kernel.state["scan_resolver"]`` reads in
+    its code (GS1 (21)/(10), a plant pattern), then the code itself as either."""
+    serial, lot_number = payload.get("serial_number"), payload.get("lot_number")
+    if isinstance(serial, str) or isinstance(lot_number, str):
+        return [((serial if isinstance(serial, str) else None), (lot_number if isinstance(lot_number, str) else None))]
+    code = payload.get("code")
+    if not isinstance(code, str) or not code or len(code) > 512:
+        return []
+    targets: list[tuple[str | None, str | None]] = []
+    resolver = kernel.state.get("scan_resolver")
+    if resolver is not None:
+        symbology = payload.get("symbology")
+        try:
+            found = resolver(code, symbology if isinstance(symbology, str) else None) or {}
+        except Exception as exc:  # a parser's bug must not cost the station its event
+            log.warning("scan_resolver_failed", error=str(exc))
+            found = {}
+        if found.get("serial_number") or found.get("lot_number"):
+            targets.append((found.get("serial_number"), found.get("lot_number")))
+    return [*targets, (code, code)]
+
+
+async def _scan_subject(session, serial: str | None, lot_number: str | None):
+    """(lot id, LOT number, unit id, serial number) of a known unit, else a known LOT; or None."""
+    if serial and len(serial) <= 64:
+        row = (
+            await session.execute(
+                select(Unit.id, Unit.lot_id, Lot.lot_number).join(Lot, Lot.id == Unit.lot_id)
+                .where(Unit.serial_number == serial)
+            )
+        ).first()
+        if row is not None:
+            return row.lot_id, row.lot_number, row.id, serial
+    if lot_number and len(lot_number) <= 64:
+        lot_id = (await session.execute(select(Lot.id).where(Lot.lot_number == lot_number))).scalar()
+        if lot_id is not None:
+            return lot_id, lot_number, None, None
+    return None
+
+
+async def _trace_scan(session, kernel, body: EventIn, principal: Principal, *, event_id: int) -> bool:
+    """A station scan of a known unit (else LOT) joins its history; an unknown code stays an event."""
+    payload = body.payload
+    for serial, lot_number in _scan_targets(kernel, payload):
+        subject = await _scan_subject(session, serial, lot_number)
+        if subject is not None:
+            break
+    else:
+        return False
+    lot_id, lot_number, unit_id, serial = subject
+    worker = payload.get("worker")
+    shown = {k: payload[k] for k in ("code", "symbology", "source") if isinstance(payload.get(k), str)}
+    await add_trace_events(session, [trace_row(
+        kind="scan", lot_id=lot_id, unit_id=unit_id, recorded_at=station_time(payload), station_seq=body.station_seq,
+        station_id=principal.station_id, actor=principal.actor + (f" ({worker})" if isinstance(worker, str) else ""),
+        source_id=event_id, payload={"lot_number": lot_number, "serial_number": serial, **shown},
+    )])
     return True

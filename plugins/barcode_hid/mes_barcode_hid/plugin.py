@@ -70,6 +70,17 @@ def mes_register_health_checks(kernel):
 def mes_startup(kernel):
     # read the settings (and compile the patterns) once, so a bad pattern fails the plugin at start
     plugin_state(kernel)
+    kernel.state["scan_resolver"] = lambda code, symbology: scan_targets(kernel, code, symbology)
+
+
+def scan_targets(kernel, code: str, symbology: str | None) -> dict[str, str | None]:
+    """The serial and LOT number a station's scan names (a GS1 (21)/(10), a plant pattern), so the
+    kernel can put the scan into that unit's or LOT's history."""
+    from .parsing import parse_code
+    from .routes import parser_config
+
+    parsed = parse_code(code, config=parser_config(kernel), symbology=symbology)
+    return {"serial_number": parsed.serial_number, "lot_number": parsed.lot_number}
 
 
 @hookimpl

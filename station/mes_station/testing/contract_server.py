@@ -73,7 +73,8 @@ class ContractState:
             problems.append("result")
         if problems:
             return 422, {"code": "VALIDATION_ERROR", "message": "invalid field(s): " + ", ".join(problems)}
-        digest = _hash(body)
+        # as the kernel: the outbox sequence number says where it was queued, not what it is
+        digest = _hash({k: v for k, v in body.items() if k != "station_seq"})
         with self.lock:
             self.record_posts += 1
             if key in self.records:

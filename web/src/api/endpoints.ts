@@ -84,7 +84,8 @@ export const endpoints = {
       .then((r) => r.data),
   createLot: (body: { lot_number: string; product: string; quantity: number; note?: string }) =>
     api.http.post<Lot>("/lots", body).then((r) => r.data),
-  updateLot: (lotNumber: string, body: { status?: LotStatus; note?: string; quantity?: number }) =>
+  updateLot: (lotNumber: string,
+              body: { status?: LotStatus; note?: string; quantity?: number; reason?: string }) =>
     api.http.patch<Lot>(`/lots/${encodeURIComponent(lotNumber)}`, body).then((r) => r.data),
   panels: (signal?: AbortSignal) => get<Panel[]>("/dashboard/panels", signal),
   summary: (signal?: AbortSignal) => get<Summary>("/dashboard/summary", signal),

@@ -46,13 +46,24 @@ export interface Unit {
   created_at: string;
 }
 
+/** What a history event is: a process result, a device action (print, flash, scan lookup), a station
+ *  scan, a LOT status change (creation included, with who and why) or a unit registration. */
+export type HistoryKind = "process_record" | "device_action" | "scan" | "status_change" | "registration";
+
 export interface HistoryEvent {
+  /** The event's id in the kernel's trace stream (absent from kernels before issue 12). */
+  id?: number;
   at: string;
   /** When it happened at the station (the station's clock); absent from kernels before issue 13. */
   recorded_at?: string | null;
   /** When the server received it. */
   received_at?: string | null;
-  type: "process_record" | "device_action";
+  type: HistoryKind;
+  /** The station outbox's sequence number: orders one station's events of the same moment. */
+  seq?: number | null;
+  /** The code of the station it happened at. */
+  station?: string | null;
+  actor?: string;
   lot_number: string | null;
   serial_number: string | null;
   data: Record<string, unknown>;

@@ -13,8 +13,18 @@ import { hrefOf } from "../router";
 import { DataTable } from "./DataTable";
 import { ErrorNotice, StatusChip, When } from "./common";
 
+const lotStatus = (status: unknown, t: TFunction) =>
+  t(`lotStatus.${String(status)}`, { defaultValue: String(status) });
+
 function describe(event: HistoryEvent, t: TFunction): string {
   const d = event.data;
+  if (event.type === "scan") return t("history.scan", { code: String(d.code ?? event.serial_number ?? "") });
+  if (event.type === "registration") return t("history.registered", { serial: String(event.serial_number ?? "") });
+  if (event.type === "status_change") {
+    if (d.from === null || d.from === undefined) return t("history.created");
+    const change = { from: lotStatus(d.from, t), to: lotStatus(d.to, t), reason: String(d.reason ?? "") };
+    return t(d.reason ? "history.statusChangeWhy" : "history.statusChange", change);
+  }
   if (event.type === "process_record") {
     return t(d.defect_code ? "history.recordWithDefect" : "history.record", {
       process: String(d.process_id), result: t(`result.${String(d.result)}`, { defaultValue: String(d.result) }),
@@ -32,8 +42,16 @@ function describe(event: HistoryEvent, t: TFunction): string {
 
 function who(event: HistoryEvent): string {
   const d = event.data;
-  return String(d.actor ?? d.created_by ?? d.worker_id ?? "—");
+  return String(d.worker_id ?? event.actor ?? d.actor ?? d.created_by ?? "") || "—";
 }
+
+const KIND_LABELS: Record<HistoryEvent["type"], string> = {
+  process_record: "history.kindProcess",
+  device_action: "history.kindDevice",
+  scan: "history.kindScan",
+  status_change: "history.kindStatus",
+  registration: "history.kindRegistration",
+};
 
 export function historyColumns(t: TFunction): ColumnDef<HistoryEvent, any>[] {
   return [
@@ -47,7 +65,15 @@ export function historyColumns(t: TFunction): ColumnDef<HistoryEvent, any>[] {
       ),
     },
     { accessorKey: "type", header: t("history.kind"),
-      cell: (i) => i.getValue() === "process_record" ? t("history.kindProcess") : t("history.kindDevice") },
+      cell: (i) => t(KIND_LABELS[i.getValue() as HistoryEvent["type"]] ?? "history.kindDevice") },
+    {
+      id: "station", header: t("history.station"), accessorFn: (e) => e.station ?? "",
+      cell: (i) => {
+        const seq = i.row.original.seq;
+        return i.getValue()
+          ? <span title={seq ? t("history.sequence", { seq }) : undefined}>{i.getValue()}</span> : "—";
+      },
+    },
     {
       accessorKey: "serial_number", header: t("history.serial"),
       cell: (i) => i.getValue()
@@ -56,7 +82,8 @@ export function historyColumns(t: TFunction): ColumnDef<HistoryEvent, any>[] {
     { id: "what", header: t("history.what"), accessorFn: (e) => describe(e, t) },
     {
       id: "result", header: t("history.result"),
-      accessorFn: (e) => String(e.data.result ?? e.data.outcome ?? ""),
+      accessorFn: (e) => e.type === "process_record" || e.type === "device_action"
+        ? String(e.data.result ?? e.data.outcome ?? "") : "",
       cell: (i) => {
         const v = String(i.getValue());
         return <StatusChip status={v === "pass" || v === "ok" ? "UP" : v === "" ? "info" : "DOWN"}

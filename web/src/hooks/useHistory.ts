@@ -7,13 +7,15 @@ import { usePolling, type PollState } from "./usePolling";
 
 export type HistoryTarget = { kind: "lot"; lotNumber: string } | { kind: "unit"; serialNumber: string };
 
-/** One event's identity across pages (the kernel sends each event the same way every time). */
-const identity = (event: HistoryEvent) => JSON.stringify([event.type, event.data, event.recorded_at ?? event.at]);
+/** One event's identity across pages: its trace id, or (older kernels) the way it is sent every time. */
+const identity = (event: HistoryEvent) =>
+  event.id !== undefined ? `#${event.id}` : JSON.stringify([event.type, event.data, event.recorded_at ?? event.at]);
 
 /** When it happened at the station; before issue 13 the kernel only gave the receipt time `at`. */
 export const happenedAt = (event: HistoryEvent) => event.recorded_at ?? event.at;
 
-/** Events from several pages, each once, newest first (station time, then as the kernel ordered them). */
+/** Events from several pages, each once, newest first: station time, then the station's sequence number,
+ *  then as the kernel ordered them (its cursor order: time, sequence, id). */
 export function mergeEvents(...pages: HistoryEvent[][]): HistoryEvent[] {
   const seen = new Set<string>();
   const merged: { event: HistoryEvent; order: number }[] = [];
@@ -24,7 +26,8 @@ export function mergeEvents(...pages: HistoryEvent[][]): HistoryEvent[] {
     merged.push({ event, order: merged.length });
   }
   return merged
-    .sort((a, b) => Date.parse(happenedAt(b.event)) - Date.parse(happenedAt(a.event)) || a.order - b.order)
+    .sort((a, b) => Date.parse(happenedAt(b.event)) - Date.parse(happenedAt(a.event))
+      || (b.event.seq ?? 0) - (a.event.seq ?? 0) || a.order - b.order)
     .map((m) => m.event);
 }
 

@@ -59,6 +59,7 @@ export function StatusChanger({ lotNumber, status, onChanged }: {
 }) {
   const { t } = useTranslation();
   const [next, setNext] = useState<LotStatus | "">("");
+  const [reason, setReason] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const allowed = TRANSITIONS[status] ?? [];
@@ -71,8 +72,9 @@ export function StatusChanger({ lotNumber, status, onChanged }: {
     setBusy(true);
     setError(null);
     try {
-      await endpoints.updateLot(lotNumber, { status: next });
+      await endpoints.updateLot(lotNumber, { status: next, ...(reason.trim() ? { reason: reason.trim() } : {}) });
       setNext("");
+      setReason("");
       onChanged();
     } catch (err) {
       setError(toApiError(err).message);
@@ -87,6 +89,8 @@ export function StatusChanger({ lotNumber, status, onChanged }: {
                  onChange={(e) => setNext(e.target.value as LotStatus)}>
         {allowed.map((s) => <MenuItem key={s} value={s}>{t(`lotStatus.${s}`)}</MenuItem>)}
       </TextField>
+      <TextField size="small" label={t("lot.reason")} value={reason} sx={{ minWidth: 240 }}
+                 slotProps={{ htmlInput: { maxLength: 500 } }} onChange={(e) => setReason(e.target.value)} />
       <Button variant="outlined" onClick={apply} disabled={!next || busy}>{t("lot.changeStatus")}</Button>
       {error && <Alert severity="error" role="alert" sx={{ width: "100%" }}>{error}</Alert>}
     </Box>

@@ -216,9 +216,10 @@ describe("LotDetailPage", () => {
     const options = screen.getAllByRole("option").map((o) => o.textContent);
     expect(options).toEqual(["on hold", "closed", "scrapped"]); // in progress → never back to created
     await user.click(screen.getByRole("option", { name: "on hold" }));
+    await user.type(screen.getByLabelText("Reason (shown in the history)"), "paste expired ");
     await user.click(screen.getByRole("button", { name: "Change status" }));
     await waitFor(() => expect(screen.getByTestId("lot-status")).toHaveTextContent("on hold"));
-    expect(kernel.seen.find((s) => s.method === "PATCH")?.body).toEqual({ status: "on_hold" });
+    expect(kernel.seen.find((s) => s.method === "PATCH")?.body).toEqual({ status: "on_hold", reason: "paste expired" });
   });
 
   it("registers scanned serial numbers for a manager", async () => {

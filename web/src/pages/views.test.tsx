@@ -252,6 +252,40 @@ describe("histories by cursor", () => {
     expect(whats).toEqual(["P3: pass", "P2: pass", "P1: pass"]);
   });
 
+  it("shows scans, status changes and registrations with station codes, in the station's order, in ko and en",
+     async () => {
+    loginAs("viewer");
+    const at = "2026-11-26T05:10:00Z";
+    const ev = (id: number, type: string, extra: object) => ({ id, at, recorded_at: at, received_at: at, type,
+      lot_number: "LOT-9", serial_number: null, station: null, seq: null, actor: "user:kim", data: {}, ...extra });
+    const events = [
+      ev(7, "process_record", { seq: 12, station: "ST-02", serial_number: "SN-1",
+        data: { process_id: "TEST-20", result: "pass", worker_id: "w1" } }),
+      ev(6, "scan", { seq: 11, station: "ST-02", serial_number: "SN-1", actor: "station:ST-02 (w1)",
+        data: { code: "SN-1", source: "scanner" } }),
+      ev(5, "status_change", { data: { from: "in_progress", to: "on_hold", reason: "paste expired" } }),
+      ev(4, "registration", { serial_number: "SN-1" }),
+      ev(3, "status_change", { data: { from: null, to: "created" } }),
+    ];
+    kernel.route("GET", "/api/v1/units/SN-1/history", () => ({ body: { serial_number: "SN-1", lot_number: "LOT-9",
+      lot_status: "on_hold", product: "NH-1", events, total: 5, next_before: null } }));
+    const { unmount } = render(<UnitPage serialNumber="SN-1" />);
+    const table = await screen.findByRole("table", { name: /history/i });
+    const rows = within(table).getAllByRole("row").slice(1).map((r) =>
+      within(r).getAllByRole("cell").map((c) => c.textContent));
+    expect(rows.map((r) => r.slice(1, 3))).toEqual([
+      ["process", "ST-02"], ["scan", "ST-02"], ["status", "—"], ["registration", "—"], ["status", "—"]]);
+    expect(rows.map((r) => r[4])).toEqual(["TEST-20: pass", "Scanned SN-1", "Status in progress → on hold: paste expired",
+                                          "Unit SN-1 registered", "LOT created"]);
+    expect(within(table).getAllByTitle("Station sequence 11")).toHaveLength(1);
+    unmount();
+    await i18n.changeLanguage("ko");
+    render(<UnitPage serialNumber="SN-1" />);
+    expect(await screen.findByRole("cell", { name: "SN-1 스캔" })).toBeInTheDocument();
+    expect(screen.getByRole("cell", { name: "LOT 생성" })).toBeInTheDocument();
+    expect(screen.getAllByRole("cell", { name: "스캔" })).toHaveLength(1);
+  });
+
   it("shows the station's time in When, and the server's receipt on hover", async () => {
     loginAs("viewer");
     kernel.route("GET", "/api/v1/units/SN-1/history", () => ({ body: { serial_number: "SN-1", lot_number: "LOT-9",
