@@ -83,7 +83,7 @@ def test_neighbouring_registers_share_a_request_and_far_ones_do_not():
     plan = plan_reads(registers)
     assert [(b.table, b.start, b.count, [n for n, _ in b.signals]) for b in plan] == [
         ("discrete", 3, 1, ["door"]),
-        ("holding", 0, 18, ["state", "good", "serial"]),
+        ("holding", 0, 26, ["state", "good", "serial"]),
         ("holding", 400, 1, ["far"]),
         ("input", 0, 1, ["temp"]),
     ]

@@ -91,9 +91,14 @@ async def test_an_unreachable_device_is_down_with_the_reason_and_the_others_keep
     await eventually(lambda: status_is(client, admin_headers, "MB-OK", "UP"))
     dead = await eventually(lambda: _reconnects_at_least(client, admin_headers, "MB-DEAD", 2))
     assert dead["status"] == "DOWN" and "ModbusLinkError" in dead["reason"] and str(dead_port) in dead["reason"]
-    health = (await client.get(f"{API}/health", headers=admin_headers)).json()
-    assert health_node(health, "MB-DEAD")["status"] == "DOWN"
-    assert health_node(health, "MB-OK")["status"] == "UP"
+
+    async def both_in_health():  # a check that timed out on a busy machine has no nodes: ask again
+        tree = (await client.get(f"{API}/health", headers=admin_headers)).json()
+        nodes = health_node(tree, "MB-DEAD"), health_node(tree, "MB-OK")
+        return nodes if all(nodes) else None
+
+    dead_node, ok_node = await eventually(both_in_health)
+    assert dead_node["status"] == "DOWN" and ok_node["status"] == "UP"
 
 
 async def test_a_register_out_of_range_degrades_the_device_and_the_other_signals_still_arrive(
@@ -128,8 +133,12 @@ async def test_a_configuration_that_does_not_parse_is_down_with_the_key_at_fault
     await put_line(client, admin_headers, "LINE-B", [device])
     node = await eventually(lambda: status_is(client, admin_headers, "MB-BAD", "DOWN", "registers.good.data_type:"))
     assert "int64" in node["reason"] and node["details"]["connected"] is False
-    r = await client.get(f"{API}/health", headers=admin_headers)
-    assert r.status_code in (200, 503) and "MB-BAD" in r.text
+
+    async def in_health():
+        tree = (await client.get(f"{API}/health", headers=admin_headers)).json()
+        return health_node(tree, "MB-BAD")
+
+    assert (await eventually(in_health))["status"] == "DOWN"
 
 
 async def _has_state(kernel, device, state):
