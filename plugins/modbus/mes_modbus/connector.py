@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from prometheus_client import Counter, Histogram
 from sqlalchemy import select
 
 from mes_kernel.contracts import MappingError
@@ -24,9 +25,20 @@ from mes_kernel.devices import effective_config
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN
 from .codec import decode
 from .config import Block, ModbusSettings, parse_settings, plan_reads
-from .drivers import ModbusDriver, ModbusExceptionResponse
+from .drivers import ModbusDriver, ModbusExceptionResponse, ModbusLinkError
 
 log = structlog.get_logger(__name__)
+
+REQUESTS = Counter(
+    "mes_modbus_requests_total",
+    "Modbus read requests by outcome (ok, exception = an exception response, no_answer)",
+    ["device", "outcome"],
+)
+POLL = Histogram(
+    "mes_modbus_poll_seconds",
+    "Duration of one poll of a device (every request of its plan); compare with poll_seconds",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
 
 
 def backoff(attempt: int, *, low: float, high: float, rng: Callable[[], float] = random.random) -> float:
@@ -132,6 +144,7 @@ class DeviceConnector:
                 async with self.lock:
                     plan = await self._poll(driver, plan)
                 self.polls += 1
+                POLL.observe(time.monotonic() - started)
                 await asyncio.sleep(max(0.0, self.settings.poll_seconds - (time.monotonic() - started)))
         finally:
             self.driver = None
@@ -150,7 +163,11 @@ class DeviceConnector:
             block = pending.pop(0)
             try:
                 items = await driver.read(block.table, block.start, block.count)
+            except ModbusLinkError:
+                REQUESTS.labels(self.code, "no_answer").inc()
+                raise
             except ModbusExceptionResponse as exc:
+                REQUESTS.labels(self.code, "exception").inc()
                 if len(block.signals) > 1:
                     pending[:0] = [Block(block.table, r.address, r.count, ((n, r),)) for n, r in block.signals]
                     continue
@@ -159,6 +176,7 @@ class DeviceConnector:
                 refused.append(name)
                 next_plan.append(block)
                 continue
+            REQUESTS.labels(self.code, "ok").inc()
             next_plan.append(block)
             at = self.clock()
             for name, reg in block.signals:

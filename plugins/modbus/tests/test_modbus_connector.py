@@ -77,6 +77,13 @@ async def test_an_rtu_machine_on_a_serial_line_is_read_the_same_way(client, kern
     for _ in range(3):
         await sim.complete_part(good=True)
     assert await eventually(lambda: _counted_at_least(kernel, (3, 0), device="MB-RTU")) == (3, 0)
+    # a write shares the poll loop's link: one master on the serial line
+    r = await client.post(
+        f"{API}/modbus/devices/MB-RTU/write", json={"name": "recipe", "value": 7}, headers=admin_headers
+    )
+    assert r.status_code == 200, r.text
+    assert await sim.peek("holding", 30) == [7]
+    assert (await node_of(client, admin_headers, "MB-RTU"))["status"] == "UP"
 
 
 async def test_an_unreachable_device_is_down_with_the_reason_and_the_others_keep_running(
@@ -112,6 +119,9 @@ async def test_a_register_out_of_range_degrades_the_device_and_the_other_signals
     assert node["details"]["connected"] and node["details"]["subscription_alive"]
     await machine.set_state(JAM)
     assert await eventually(lambda: _has_state(kernel, "MB-2", "down"))
+    metrics = (await client.get("/metrics", headers=admin_headers)).text
+    assert 'mes_modbus_requests_total{device="MB-2",outcome="exception"}' in metrics
+    assert 'mes_modbus_requests_total{device="MB-2",outcome="ok"}' in metrics
 
 
 async def test_a_device_that_stops_answering_goes_down_and_comes_back(client, kernel, admin_headers, machine):

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import random
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import aiomqtt
 import structlog
 from jsonpointer import JsonPointerException
+from prometheus_client import Counter, Histogram
 from sqlalchemy import select
 
 from mes_kernel.contracts import MappingError
@@ -27,6 +29,17 @@ from .config import MqttSettings, Route, parse_settings
 from .drivers import MqttDriver, Received
 
 log = structlog.get_logger(__name__)
+
+MESSAGES = Counter(
+    "mes_mqtt_messages_total",
+    "MQTT messages by outcome (received; mismatched = a payload that does not fit its mapping; acknowledged)",
+    ["device", "outcome"],
+)
+ACK_DELAY = Histogram(
+    "mes_mqtt_ack_delay_seconds",
+    "Delay from a message's arrival to its acknowledgement (the kernel has stored it by then)",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
 
 #: epoch numbers above this are milliseconds (10^11 s is the year 5138; 10^11 ms is 1973)
 EPOCH_MS_ABOVE = 1e11
@@ -95,7 +108,7 @@ class DeviceConnector:
         self.sessions = 0
         self.received = 0
         self.acked = 0
-        self._unacked: list[Received] = []
+        self._unacked: list[tuple[Received, float]] = []
         self._wake = asyncio.Event()
 
     def start(self) -> None:
@@ -163,8 +176,11 @@ class DeviceConnector:
                 sink.subscription(False, "the broker refused every subscription")
             async for message in driver.messages():
                 self.received += 1
-                await self._take(message)
-                self._unacked.append(message)
+                MESSAGES.labels(self.code, "received").inc()
+                arrived = time.monotonic()
+                if not await self._take(message):
+                    MESSAGES.labels(self.code, "mismatched").inc()
+                self._unacked.append((message, arrived))
                 self._wake.set()
         finally:
             if acker is not None:
@@ -174,13 +190,15 @@ class DeviceConnector:
             sink.subscription(False)
             await driver.close()
 
-    async def _take(self, message: Received) -> None:
+    async def _take(self, message: Received) -> bool:
         """Hand every signal a message carries to the sink; a payload that does not fit its mapping
-        is a problem of the device (DEGRADED with the reason) until that signal's next good one."""
+        is a problem of the device (DEGRADED with the reason) until that signal's next good one.
+        Returns whether everything in it fitted."""
         sink = self.sink
         routes = [(name, route) for name, route in self.settings.routes.items() if _matches(message.topic, route)]
+        fitted = True
         if not routes:
-            return
+            return fitted
         try:
             document: Any = json.loads(message.payload)
             parsed = True
@@ -190,10 +208,12 @@ class DeviceConnector:
             key = f"payload:{name}"
             if not parsed and route.path.path:
                 sink.problem(key, f"{message.topic}: payload is not JSON (for {name} at {route.path.path})")
+                fitted = False
                 continue
             value = _resolve(route.path, document)
             if value is _MISSING:
                 sink.problem(key, f"{message.topic}: no {route.path.path} in the payload (for {name})")
+                fitted = False
                 continue
             at = None
             if route.time is not None:
@@ -204,15 +224,18 @@ class DeviceConnector:
                     at = source_time(raw_time)
                 except ValueError as exc:
                     sink.problem(key, f"{message.topic}: {exc} (for {name})")
+                    fitted = False
                     continue
             if isinstance(value, dict | list):
                 where = route.path.path or "the payload"
                 sink.problem(key, f"{message.topic}: {where} is a JSON {type(value).__name__} (for {name})")
+                fitted = False
                 continue
             if name == "serial" and value == "":
                 value = None  # no unit on the machine
             sink.resolve(key)
-            await sink.put(name, value, at)
+            fitted = await sink.put(name, value, at) and fitted
+        return fitted
 
     async def _acknowledge(self, driver: MqttDriver) -> None:
         """Acknowledge what arrived once the hub has committed it (a flush after the messages were
@@ -227,9 +250,11 @@ class DeviceConnector:
                 if self.sink.store_error is None:
                     break
                 await asyncio.sleep(max(hub.flush_interval, 0.25))
-            for message in batch:
+            for message, arrived in batch:
                 driver.ack(message)
                 self.acked += 1
+                MESSAGES.labels(self.code, "acknowledged").inc()
+                ACK_DELAY.observe(time.monotonic() - arrived)
 
 
 def _matches(topic: str, route: Route) -> bool:

@@ -54,6 +54,9 @@ async def test_states_counts_and_values_flow_from_the_payloads(
     assert node["details"]["connected"] and node["details"]["subscription_alive"]
     assert node["details"]["last_value_age_seconds"] is not None
     assert await eventually(lambda: _acked(client, admin_headers, "MQ-1", 9))
+    metrics = (await client.get("/metrics", headers=admin_headers)).text
+    assert 'mes_mqtt_messages_total{device="MQ-1",outcome="acknowledged"}' in metrics
+    assert 'mes_machine_samples_total{device="MQ-1",source="mqtt"}' in metrics
 
 
 async def test_a_payload_that_does_not_match_degrades_its_device_only(
@@ -77,6 +80,8 @@ async def test_a_payload_that_does_not_match_degrades_its_device_only(
     await eventually(lambda: status_is(client, admin_headers, "MQ-BAD", "DEGRADED", "not ISO 8601"))
     await publisher.client.publish(f"{prefix}/status", b'{"state": 9, "ts": 1764489600}', qos=1)
     await eventually(lambda: status_is(client, admin_headers, "MQ-BAD", "DEGRADED", "state value 9"))
+    metrics = (await client.get("/metrics", headers=admin_headers)).text
+    assert 'mes_mqtt_messages_total{device="MQ-BAD",outcome="mismatched"} 4.0' in metrics
 
     await publisher.client.publish(f"{other}/status", b'{"state": 2, "ts": 1764489600000}', qos=1)
     rows = await eventually(lambda: states(kernel, "MQ-OK"))
