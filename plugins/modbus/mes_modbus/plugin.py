@@ -75,3 +75,10 @@ async def mes_shutdown(kernel):
     manager = kernel.state.pop(STATE_KEY, None)
     if manager is not None:
         await manager.close()
+
+
+@hookimpl
+def mes_demo_devices(settings):
+    from .demo import demo_devices
+
+    return demo_devices()

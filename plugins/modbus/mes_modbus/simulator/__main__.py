@@ -13,24 +13,7 @@ import json
 import random
 import signal
 
-from .machine import JAM, RUNNING, MachineSimulator, PtyLink, device_config
-
-
-async def run_machine(sim: MachineSimulator, *, cycle: float, jam_every: int, rng: random.Random) -> None:
-    """Make parts forever: a serial number per part, a temperature drifting around 60 degC, one bad
-    part in ten, a jam of two cycles every ``jam_every`` parts (0: never)."""
-    part = 0
-    while True:
-        part += 1
-        await sim.set_serial(f"SIM-{part:06d}")
-        await sim.set_temperature(60 + rng.uniform(-2, 2))
-        await sim.set_pressure(6 + rng.uniform(-0.3, 0.3))
-        await asyncio.sleep(cycle)
-        await sim.complete_part(good=rng.random() > 0.1)
-        if jam_every and part % jam_every == 0:
-            await sim.set_state(JAM)
-            await asyncio.sleep(2 * cycle)
-            await sim.set_state(RUNNING)
+from .machine import MachineSimulator, PtyLink, device_config, run_machine
 
 
 async def main_async(args: argparse.Namespace) -> None:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
+import threading
 import tty
 from typing import Any
 
@@ -163,6 +165,41 @@ class MachineSimulator:
 
     async def set_door(self, open_: bool) -> None:
         await self.poke("discrete", 0, [bool(open_)])
+
+
+async def run_machine(sim: MachineSimulator, *, cycle: float, jam_every: int, rng: random.Random) -> None:
+    """Make parts forever: a serial number per part, a temperature drifting around 60 degC, one bad
+    part in ten, a jam of two cycles every ``jam_every`` parts (0: never)."""
+    part = 0
+    while True:
+        part += 1
+        await sim.set_serial(f"SIM-{part:06d}")
+        await sim.set_temperature(60 + rng.uniform(-2, 2))
+        await sim.set_pressure(6 + rng.uniform(-0.3, 0.3))
+        await asyncio.sleep(cycle)
+        await sim.complete_part(good=rng.random() > 0.1)
+        if jam_every and part % jam_every == 0:
+            await sim.set_state(JAM)
+            await asyncio.sleep(2 * cycle)
+            await sim.set_state(RUNNING)
+
+
+def start_in_thread(*, cycle: float = 3.0, jam_every: int = 20, timeout: float = 10.0) -> int:
+    """Run a simulated machine making parts (:func:`run_machine`) in a daemon thread with its own
+    event loop, serving Modbus TCP on 127.0.0.1; returns its port (``mes serve --demo``)."""
+    ready = threading.Event()
+    box: dict[str, int] = {}
+
+    async def serve() -> None:
+        sim = await MachineSimulator().start_tcp()
+        box["port"] = sim.port
+        ready.set()
+        await run_machine(sim, cycle=cycle, jam_every=jam_every, rng=random.Random())
+
+    threading.Thread(target=lambda: asyncio.run(serve()), name="modbus-demo-machine", daemon=True).start()
+    if not ready.wait(timeout):
+        raise RuntimeError("the Modbus demo machine did not start")
+    return box["port"]
 
 
 class PtyLink:
