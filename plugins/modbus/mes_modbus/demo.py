@@ -7,6 +7,6 @@ from .simulator.machine import device_config, start_in_thread
 
 def demo_devices() -> list[dict]:
     port = start_in_thread(cycle=3.0, jam_every=20)
-    return [
-        {"code": "MB-DEMO", "kind": "modbus", "driver": "tcp", "config": device_config(host="127.0.0.1", port=port)}
-    ]
+    # on the line, at no station: the kernel's connector reads it, no station agent drives it
+    config = device_config(host="127.0.0.1", port=port)
+    return [{"code": "MB-DEMO", "kind": "modbus", "driver": "tcp", "station": None, "config": config}]

@@ -36,7 +36,7 @@ async def test_the_demo_machine_makes_parts_in_its_own_thread():
 
 def test_the_demo_line_gets_a_tcp_machine():
     (device,) = demo_devices()
-    assert device["kind"] == "modbus" and device["driver"] == "tcp"
+    assert device["kind"] == "modbus" and device["driver"] == "tcp" and device["station"] is None
     assert device["config"]["registers"]["state"] == "holding:0" and device["config"]["port"] > 0
 
 
