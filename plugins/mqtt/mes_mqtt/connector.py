@@ -246,9 +246,12 @@ class DeviceConnector:
             self._wake.clear()
             batch, self._unacked = self._unacked, []
             while True:
-                await hub.flush()
-                if self.sink.store_error is None:
-                    break
+                try:
+                    await hub.flush()
+                    if self.sink.store_error is None:
+                        break
+                except Exception as exc:  # keep the messages unacknowledged and try again
+                    log.warning("mqtt_ack_flush_failed", device=self.code, error=str(exc))
                 await asyncio.sleep(max(hub.flush_interval, 0.25))
             for message, arrived in batch:
                 driver.ack(message)
