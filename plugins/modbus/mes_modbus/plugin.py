@@ -52,7 +52,7 @@ def mes_register_breakers():
             BREAKER,
             failure_threshold=3,
             recovery_timeout=30,
-            expected_exceptions=(ModbusExceptionResponse, ModbusLinkError),
+            expected_exceptions=(ModbusLinkError, ModbusExceptionResponse),
             description="per Modbus machine, on writes",
         )
     ]
