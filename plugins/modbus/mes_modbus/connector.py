@@ -11,16 +11,14 @@ import json
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
-from sqlalchemy import select
 
-from mes_kernel.contracts import MappingError
-from mes_kernel.db.models import Device, Line
-from mes_kernel.devices import effective_config
+from mes_kernel.contracts import MappingError, devices_for
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN
 from .codec import decode
@@ -39,6 +37,10 @@ POLL = Histogram(
     "Duration of one poll of a device (every request of its plan); compare with poll_seconds",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+
+
+class LeaseLost(Exception):
+    """Another process of the installation may read this machine now (the lease lapsed)."""
 
 
 def backoff(attempt: int, *, low: float, high: float, rng: Callable[[], float] = random.random) -> float:
@@ -111,6 +113,11 @@ class DeviceConnector:
                 await self._session()
             except asyncio.CancelledError:
                 raise
+            except LeaseLost:  # hand the machine over: its data written, its sink closed
+                log.warning("modbus_lease_lost", device=self.code)
+                self.sink = None
+                await hub.close(self.code)
+                continue
             except MappingError as exc:
                 hub.mark_failed(self.code, f"{exc.field}: {exc}")
                 await asyncio.sleep(settings.reconnect_max)
@@ -145,6 +152,8 @@ class DeviceConnector:
                     plan = await self._poll(driver, plan)
                 self.polls += 1
                 POLL.observe(time.monotonic() - started)
+                if not self.kernel.machine_data.holds(self.code):
+                    raise LeaseLost(self.code)
                 await asyncio.sleep(max(0.0, self.settings.poll_seconds - (time.monotonic() - started)))
         finally:
             self.driver = None
@@ -206,6 +215,19 @@ class DeviceConnector:
         self.sink.submit(name, value, at)
 
 
+@dataclass(frozen=True)
+class _Installation:
+    """The connector's principal for the device helper: it serves the whole installation, at no
+    station, so every device of the enabled lines is in its reach."""
+
+    kind: str = "installation"
+    station_id: int | None = None
+    line_id: int | None = None
+
+
+INSTALLATION = _Installation()
+
+
 def _fingerprint(driver: str, config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps([driver, config], sort_keys=True, default=str).encode()).hexdigest()
 
@@ -221,17 +243,14 @@ class ConnectorManager:
         self.task: asyncio.Task | None = None
 
     async def devices(self) -> dict[str, tuple[str, dict[str, Any]]]:
-        """code -> (driver, effective config) of every enabled Modbus device on an enabled line."""
-        lines = self.kernel.enabled_lines(PLUGIN)
+        """code -> (driver, effective config) of every enabled Modbus device on an enabled line,
+        found through the kernel's device helper (``devices_for``) as any plugin finds its devices."""
+        lines = set(self.kernel.enabled_lines(PLUGIN))
         if not lines:
             return {}
         async with self.kernel.sessionmaker() as session:
-            rows = await session.execute(
-                select(Device, Line)
-                .join(Line, Line.id == Device.line_id)
-                .where(Device.kind == DEVICE_KIND, Device.enabled.is_(True), Line.code.in_(lines))
-            )
-            return {device.code: (device.driver, effective_config(line, device)) for device, line in rows}
+            devices = await devices_for(session=session, principal=INSTALLATION, kind=DEVICE_KIND)
+        return {d.code: (d.driver, d.config) for d in devices if d.line_code in lines}
 
     def connector(self, code: str) -> DeviceConnector | None:
         entry = self.connectors.get(code)

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from mes_kernel.contracts import CheckResult, HealthCheck
 
 from .connector import ConnectorManager
+
+
+async def device_nodes(kernel: Any, codes: Iterable[str]) -> CheckResult:
+    """The machine-data hub's nodes for ``codes``: installation-wide (``hub.health``: a device read by
+    another process shows as its lease holder reported it) where the kernel offers that, else as this
+    process sees them (``hub.check``)."""
+    hub = kernel.machine_data
+    installation = getattr(hub, "health", None)
+    if installation is not None:
+        return await installation(codes, name="Modbus machines")
+    return hub.check(codes, name="Modbus machines")
 
 
 def machine_checks(kernel: Any) -> list[HealthCheck]:
@@ -15,7 +27,6 @@ def machine_checks(kernel: Any) -> list[HealthCheck]:
     configuration that does not parse). Not critical: a machine down stops OEE data, not the MES."""
 
     async def machines() -> CheckResult:
-        codes = await ConnectorManager(kernel).devices()
-        return kernel.machine_data.check(codes, name="Modbus machines")
+        return await device_nodes(kernel, await ConnectorManager(kernel).devices())
 
     return [HealthCheck("machines", machines, critical=False, timeout=3.0)]

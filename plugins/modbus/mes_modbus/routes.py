@@ -17,6 +17,7 @@ from . import DEVICE_KIND, DRIVER_NAMESPACE
 from .codec import encode
 from .config import parse_settings
 from .drivers import ModbusExceptionResponse, ModbusLinkError
+from .health import device_nodes
 
 BREAKER = "modbus_write"
 STATE_KEY = "modbus_connectors"
@@ -145,5 +146,5 @@ async def device_status(
     (connected, subscription_alive = the poll loop reads, last_value_age_seconds, state, serial
     number on the machine, problems such as a register out of range)."""
     device = await resolve_device(session=session, principal=principal, code=code, kind=DEVICE_KIND)
-    node = kernel.machine_data.check([device.code]).components[device.code]
+    node = (await device_nodes(kernel, [device.code])).components[device.code]
     return {"device": device.code, "status": node.status.value, "reason": node.reason, "details": node.details}

@@ -11,6 +11,7 @@ import json
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,11 +19,8 @@ import aiomqtt
 import structlog
 from jsonpointer import JsonPointerException
 from prometheus_client import Counter, Histogram
-from sqlalchemy import select
 
-from mes_kernel.contracts import MappingError
-from mes_kernel.db.models import Device, Line
-from mes_kernel.devices import effective_config
+from mes_kernel.contracts import MappingError, devices_for
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN
 from .config import MqttSettings, Route, parse_settings
@@ -44,6 +42,10 @@ ACK_DELAY = Histogram(
 #: epoch numbers above this are milliseconds (10^11 s is the year 5138; 10^11 ms is 1973)
 EPOCH_MS_ABOVE = 1e11
 _MISSING = object()
+
+
+class LeaseLost(Exception):
+    """Another process of the installation may read this machine now (the lease lapsed)."""
 
 
 def backoff(attempt: int, *, low: float, high: float, rng: Callable[[], float] = random.random) -> float:
@@ -136,6 +138,11 @@ class DeviceConnector:
                 await self._session()
             except asyncio.CancelledError:
                 raise
+            except LeaseLost:  # hand the machine over: its data written, its sink closed
+                log.warning("mqtt_lease_lost", device=self.code)
+                self.sink = None
+                await hub.close(self.code)
+                continue
             except MappingError as exc:
                 hub.mark_failed(self.code, f"{exc.field}: {exc}")
                 await asyncio.sleep(settings.reconnect_max)
@@ -174,14 +181,19 @@ class DeviceConnector:
                 sink.subscription(True)
             else:
                 sink.subscription(False, "the broker refused every subscription")
-            async for message in driver.messages():
-                self.received += 1
-                MESSAGES.labels(self.code, "received").inc()
-                arrived = time.monotonic()
-                if not await self._take(message):
-                    MESSAGES.labels(self.code, "mismatched").inc()
-                self._unacked.append((message, arrived))
-                self._wake.set()
+            consume = asyncio.create_task(self._consume(driver))
+            watch = asyncio.create_task(self._watch_lease())
+            try:
+                done, _ = await asyncio.wait({consume, watch}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (consume, watch):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            if consume in done:
+                consume.result()  # the link error that ended it
+                raise ConnectionError("the message stream ended")
+            raise LeaseLost(self.code)
         finally:
             if acker is not None:
                 acker.cancel()
@@ -189,6 +201,22 @@ class DeviceConnector:
                     await acker
             sink.subscription(False)
             await driver.close()
+
+    async def _consume(self, driver: MqttDriver) -> None:
+        async for message in driver.messages():
+            self.received += 1
+            MESSAGES.labels(self.code, "received").inc()
+            arrived = time.monotonic()
+            if not await self._take(message):
+                MESSAGES.labels(self.code, "mismatched").inc()
+            self._unacked.append((message, arrived))
+            self._wake.set()
+
+    async def _watch_lease(self) -> None:
+        """Return once this process no longer holds the machine's lease (Redis lost it)."""
+        hub = self.kernel.machine_data
+        while hub.holds(self.code):
+            await asyncio.sleep(hub.lease_seconds / 3)
 
     async def _take(self, message: Received) -> bool:
         """Hand every signal a message carries to the sink; a payload that does not fit its mapping
@@ -264,6 +292,19 @@ def _matches(topic: str, route: Route) -> bool:
     return aiomqtt.Topic(topic).matches(route.filter)
 
 
+@dataclass(frozen=True)
+class _Installation:
+    """The connector's principal for the device helper: it serves the whole installation, at no
+    station, so every device of the enabled lines is in its reach."""
+
+    kind: str = "installation"
+    station_id: int | None = None
+    line_id: int | None = None
+
+
+INSTALLATION = _Installation()
+
+
 def _fingerprint(driver: str, config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps([driver, config], sort_keys=True, default=str).encode()).hexdigest()
 
@@ -279,17 +320,14 @@ class ConnectorManager:
         self.task: asyncio.Task | None = None
 
     async def devices(self) -> dict[str, tuple[str, dict[str, Any]]]:
-        """code -> (driver, effective config) of every enabled MQTT device on an enabled line."""
-        lines = self.kernel.enabled_lines(PLUGIN)
+        """code -> (driver, effective config) of every enabled MQTT device on an enabled line,
+        found through the kernel's device helper (``devices_for``) as any plugin finds its devices."""
+        lines = set(self.kernel.enabled_lines(PLUGIN))
         if not lines:
             return {}
         async with self.kernel.sessionmaker() as session:
-            rows = await session.execute(
-                select(Device, Line)
-                .join(Line, Line.id == Device.line_id)
-                .where(Device.kind == DEVICE_KIND, Device.enabled.is_(True), Line.code.in_(lines))
-            )
-            return {device.code: (device.driver, effective_config(line, device)) for device, line in rows}
+            devices = await devices_for(session=session, principal=INSTALLATION, kind=DEVICE_KIND)
+        return {d.code: (d.driver, d.config) for d in devices if d.line_code in lines}
 
     def connector(self, code: str) -> DeviceConnector | None:
         entry = self.connectors.get(code)

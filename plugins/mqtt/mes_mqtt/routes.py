@@ -10,6 +10,7 @@ from mes_kernel.api.deps import KernelDep, Principal, SessionDep, require_permis
 from mes_kernel.contracts import resolve_device
 
 from . import DEVICE_KIND
+from .health import device_nodes
 
 STATE_KEY = "mqtt_connectors"
 
@@ -25,7 +26,7 @@ async def device_status(
     problems such as a payload that does not match its mapping), plus ``messages`` received and
     acknowledged by this process."""
     device = await resolve_device(session=session, principal=principal, code=code, kind=DEVICE_KIND)
-    node = kernel.machine_data.check([device.code]).components[device.code]
+    node = (await device_nodes(kernel, [device.code])).components[device.code]
     manager = kernel.state.get(STATE_KEY)
     connector = manager.connector(device.code) if manager is not None else None
     messages = {"received": connector.received, "acknowledged": connector.acked} if connector else None
