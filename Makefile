@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
-PLUGINS := plugins/label_printer plugins/firmware_uploader plugins/barcode_hid plugins/dashboard_kpi plugins/opcua
+PLUGINS := plugins/label_printer plugins/firmware_uploader plugins/barcode_hid plugins/dashboard_kpi plugins/opcua plugins/modbus plugins/mqtt
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup run test test-fast lint bench clean ui-translations

@@ -1,0 +1,300 @@
+"""The running side: one poll loop per Modbus device (claim, connect, read the poll plan every
+``poll_seconds``, feed the kernel's sink, reconnect with backoff) and the manager that follows the
+lines' devices."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from prometheus_client import Counter, Histogram
+
+from mes_kernel.contracts import MappingError, devices_for
+
+from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN
+from .codec import decode
+from .config import Block, ModbusSettings, parse_settings, plan_reads
+from .drivers import ModbusDriver, ModbusExceptionResponse, ModbusLinkError
+
+log = structlog.get_logger(__name__)
+
+REQUESTS = Counter(
+    "mes_modbus_requests_total",
+    "Modbus read requests by outcome (ok, exception = an exception response, no_answer)",
+    ["device", "outcome"],
+)
+POLL = Histogram(
+    "mes_modbus_poll_seconds",
+    "Duration of one poll of a device (every request of its plan); compare with poll_seconds",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+class LeaseLost(Exception):
+    """Another process of the installation may read this machine now (the lease lapsed)."""
+
+
+def backoff(attempt: int, *, low: float, high: float, rng: Callable[[], float] = random.random) -> float:
+    """Seconds before reconnect attempt ``attempt`` (1, 2, …): ``low`` doubling up to ``high``, with
+    ±20 % jitter so that many machines lost at once do not come back in step."""
+    base = min(low * 2 ** (attempt - 1), high)
+    return base * (0.8 + 0.4 * rng())
+
+
+class DeviceConnector:
+    """Polls one device until stopped. Nothing it meets (a refused connection, a silent device, an
+    exception response, a value that does not fit) escapes: each ends in the device's health node.
+
+    Modbus carries no timestamps: a sample's source time is the moment its answer arrived. Only
+    changes are handed to the sink (the first poll of a session hands everything), as a data-change
+    subscription would.
+    """
+
+    def __init__(
+        self,
+        kernel: Any,
+        code: str,
+        driver_name: str,
+        settings: ModbusSettings,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.kernel = kernel
+        self.code = code
+        self.driver_name = driver_name
+        self.settings = settings
+        self.clock = clock
+        self.task: asyncio.Task | None = None
+        self.sink: Any = None
+        self.driver: ModbusDriver | None = None
+        #: serializes the poll loop's requests and the write route's (one master on the link)
+        self.lock = asyncio.Lock()
+        self.attempt = 0
+        self.sessions = 0
+        self.polls = 0
+        self._last: dict[str, Any] = {}
+
+    @property
+    def online(self) -> bool:
+        """Whether a session is open (the write route then uses this link)."""
+        return self.driver is not None and self.sink is not None and self.sink.is_connected
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"modbus:{self.code}")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        hub = self.kernel.machine_data
+        await hub.close(self.code)
+        await hub.release(self.code)
+
+    async def _run(self) -> None:
+        hub = self.kernel.machine_data
+        settings = self.settings
+        while True:
+            try:
+                if not await hub.claim(self.code):
+                    await asyncio.sleep(hub.lease_seconds / 2)  # another process polls this machine
+                    continue
+                if self.sink is None:
+                    self.sink = await hub.open(self.code, source=PLUGIN, mapping=settings.mapping)
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except LeaseLost:  # hand the machine over: its data written, its sink closed
+                log.warning("modbus_lease_lost", device=self.code)
+                self.sink = None
+                await hub.close(self.code)
+                continue
+            except MappingError as exc:
+                hub.mark_failed(self.code, f"{exc.field}: {exc}")
+                await asyncio.sleep(settings.reconnect_max)
+                continue
+            except Exception as exc:  # refused, silent, port gone: try again later
+                reason = f"{type(exc).__name__}: {exc}"[:300]
+                if self.sink is not None:
+                    self.sink.disconnected(reason)
+                log.info("modbus_disconnected", device=self.code, reason=reason)
+            self.attempt += 1
+            if self.sink is not None:
+                self.sink.reconnecting()
+            await asyncio.sleep(backoff(self.attempt, low=settings.reconnect_min, high=settings.reconnect_max))
+
+    async def _session(self) -> None:
+        sink = self.sink
+        driver: ModbusDriver = self.kernel.load_driver(
+            DRIVER_NAMESPACE, self.driver_name, **self.settings.driver_settings()
+        )
+        sink.driver_version = getattr(driver, "version", "")
+        try:
+            async with self.lock:
+                await driver.connect()
+            self.driver = driver
+            sink.connected()
+            self.sessions += 1
+            self._last.clear()
+            plan = plan_reads(self.settings.registers)
+            while True:
+                started = time.monotonic()
+                async with self.lock:
+                    plan = await self._poll(driver, plan)
+                self.polls += 1
+                POLL.observe(time.monotonic() - started)
+                if not self.kernel.machine_data.holds(self.code):
+                    raise LeaseLost(self.code)
+                await asyncio.sleep(max(0.0, self.settings.poll_seconds - (time.monotonic() - started)))
+        finally:
+            self.driver = None
+            sink.subscription(False)
+            await driver.close()
+
+    async def _poll(self, driver: ModbusDriver, plan: list[Block]) -> list[Block]:
+        """Read every block once; a block the device refuses is split into one request per signal,
+        so one register out of range costs only its own signal. Returns the plan for the next poll."""
+        sink = self.sink
+        next_plan: list[Block] = []
+        read: list[str] = []
+        refused: list[str] = []
+        pending = list(plan)
+        while pending:
+            block = pending.pop(0)
+            try:
+                items = await driver.read(block.table, block.start, block.count)
+            except ModbusLinkError:
+                REQUESTS.labels(self.code, "no_answer").inc()
+                raise
+            except ModbusExceptionResponse as exc:
+                REQUESTS.labels(self.code, "exception").inc()
+                if len(block.signals) > 1:
+                    pending[:0] = [Block(block.table, r.address, r.count, ((n, r),)) for n, r in block.signals]
+                    continue
+                name, reg = block.signals[0]
+                sink.problem(f"register:{name}", f"{name} ({reg.describe()}): {exc}")
+                refused.append(name)
+                next_plan.append(block)
+                continue
+            REQUESTS.labels(self.code, "ok").inc()
+            next_plan.append(block)
+            at = self.clock()
+            for name, reg in block.signals:
+                read.append(name)
+                sink.resolve(f"register:{name}")
+                offset = reg.address - block.start
+                self._feed(name, reg, items[offset : offset + reg.count], at)
+        if read:
+            if not sink.subscription_alive:
+                self.attempt = 0
+            sink.subscription(True)
+        else:
+            sink.subscription(False, "the device refuses every mapped register")
+        return next_plan
+
+    def _feed(self, name: str, reg, items, at: datetime) -> None:
+        try:
+            value = decode(reg, items)
+        except ValueError as exc:
+            self.sink.problem(f"value:{name}", str(exc))
+            return
+        if name in self._last and self._last[name] == value:
+            return
+        self._last[name] = value
+        if name == "serial" and isinstance(value, str) and not value:
+            value = None  # an empty serial register: no unit on the machine
+        self.sink.submit(name, value, at)
+
+
+@dataclass(frozen=True)
+class _Installation:
+    """The connector's principal for the device helper: it serves the whole installation, at no
+    station, so every device of the enabled lines is in its reach."""
+
+    kind: str = "installation"
+    station_id: int | None = None
+    line_id: int | None = None
+
+
+INSTALLATION = _Installation()
+
+
+def _fingerprint(driver: str, config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps([driver, config], sort_keys=True, default=str).encode()).hexdigest()
+
+
+class ConnectorManager:
+    """Keeps one :class:`DeviceConnector` per enabled Modbus device of the lines that enable the
+    plugin: started, restarted when its driver or configuration changes, stopped when it goes."""
+
+    def __init__(self, kernel: Any, *, poll_seconds: float = 2.0) -> None:
+        self.kernel = kernel
+        self.poll_seconds = poll_seconds
+        self.connectors: dict[str, tuple[str, DeviceConnector]] = {}
+        self.task: asyncio.Task | None = None
+
+    async def devices(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """code -> (driver, effective config) of every enabled Modbus device on an enabled line,
+        found through the kernel's device helper (``devices_for``) as any plugin finds its devices."""
+        lines = set(self.kernel.enabled_lines(PLUGIN))
+        if not lines:
+            return {}
+        async with self.kernel.sessionmaker() as session:
+            devices = await devices_for(session=session, principal=INSTALLATION, kind=DEVICE_KIND)
+        return {d.code: (d.driver, d.config) for d in devices if d.line_code in lines}
+
+    def connector(self, code: str) -> DeviceConnector | None:
+        entry = self.connectors.get(code)
+        return entry[1] if entry else None
+
+    async def sync(self) -> None:
+        """Start, restart and stop connectors to match the configuration now."""
+        wanted = await self.devices()
+        hub = self.kernel.machine_data
+        for code in list(self.connectors):
+            if code not in wanted or self.connectors[code][0] != _fingerprint(*wanted[code]):
+                _, connector = self.connectors.pop(code)
+                await connector.stop()
+        for code, (driver, config) in wanted.items():
+            if code in self.connectors:
+                continue
+            fingerprint = _fingerprint(driver, config)
+            try:
+                settings = parse_settings(config, driver=driver)
+            except MappingError as exc:
+                hub.mark_failed(code, f"{exc.field}: {exc}")
+                continue
+            connector = DeviceConnector(self.kernel, code, driver, settings)
+            connector.start()
+            self.connectors[code] = (fingerprint, connector)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.sync()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database away: keep the connectors, look again later
+                log.warning("modbus_sync_failed", error=str(exc))
+            await asyncio.sleep(self.poll_seconds)
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.run(), name="modbus-connectors")
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        for _, connector in list(self.connectors.values()):
+            await connector.stop()
+        self.connectors.clear()

@@ -1,0 +1,180 @@
+"""A Modbus machine on a line, end to end against the pymodbus simulator (TCP, and RTU over a pty):
+states become intervals, counters become counts, values land in the unit's history; an unreachable
+device, a register out of range and a device that stops answering each end in the device's health
+node, not in a crash, and the rest keeps running."""
+
+from __future__ import annotations
+
+import socket
+
+from mes_modbus.simulator import IDLE, JAM, RUNNING
+from modbus_helpers import (
+    API,
+    counted,
+    eventually,
+    health_node,
+    node_of,
+    put_line,
+    rtu_device,
+    states,
+    status_is,
+    tcp_device,
+)
+
+
+async def test_states_counts_and_values_flow_from_the_machine(client, kernel, admin_headers, machine, make_lot):
+    lot = await make_lot(units=2)
+    first, second = lot["serial_numbers"]
+    await machine.set_counters(100, 7)  # the first reading is a baseline: parts made before count nothing
+    await put_line(client, admin_headers, "LINE-M", [tcp_device("MB-1", machine.port)])
+    await eventually(lambda: status_is(client, admin_headers, "MB-1", "UP"))
+    assert await eventually(lambda: states(kernel, "MB-1")) == [("running", "", True)]
+
+    await machine.set_state(JAM)
+    await eventually(lambda: _has_state(kernel, "MB-1", "down"))
+    await machine.set_state(RUNNING)
+    await machine.set_serial(first)
+    await machine.set_temperature(61.5)
+    await machine.set_pressure(6.25)
+    await eventually(lambda: _serial_on(client, admin_headers, first))
+    await eventually(lambda: _node_detail(client, admin_headers, "samples", 6))
+    await machine.complete_part(good=True)
+    await machine.set_serial(second)
+    await machine.set_temperature(62.5)
+    await eventually(lambda: _serial_on(client, admin_headers, second))
+    await machine.complete_part(good=False)
+    await machine.set_serial("")
+
+    assert await eventually(lambda: _counted_at_least(kernel, (1, 1))) == (1, 1)
+    assert await eventually(lambda: _states_if(kernel, 3)) == [
+        ("running", "", False),
+        ("down", "jam", False),
+        ("running", "", True),
+    ]
+
+    async def visit():
+        r = await client.get(f"{API}/units/{first}/history", headers=admin_headers)
+        events = r.json()["events"]
+        return [e for e in events if e["type"] == "device_action" and e["data"]["action"] == "machine_data"]
+
+    (event,) = await eventually(visit)
+    assert event["data"]["plugin"] == "modbus" and event["data"]["device"] == "MB-1"
+    values = event["data"]["detail"]["values"]
+    assert values["spindle_temp"]["last"] == 61.5 and values["spindle_temp"]["unit"] == "degC"
+    assert values["pressure"]["last"] == 6.25 and values["pressure"]["unit"] == "bar"
+    node = await node_of(client, admin_headers, "MB-1")
+    assert node["details"]["connected"] and node["details"]["subscription_alive"]
+    assert node["details"]["last_value_age_seconds"] is not None
+
+
+async def test_an_rtu_machine_on_a_serial_line_is_read_the_same_way(client, kernel, admin_headers, rtu_machine):
+    sim, link = rtu_machine
+    await put_line(client, admin_headers, "LINE-R", [rtu_device("MB-RTU", link.host_side)])
+    await eventually(lambda: status_is(client, admin_headers, "MB-RTU", "UP"))
+    await sim.set_state(IDLE)
+    await eventually(lambda: _has_state(kernel, "MB-RTU", "idle"))
+    await eventually(lambda: _node_detail(client, admin_headers, "samples", 1, code="MB-RTU"))
+    for _ in range(3):
+        await sim.complete_part(good=True)
+    assert await eventually(lambda: _counted_at_least(kernel, (3, 0), device="MB-RTU")) == (3, 0)
+    # a write shares the poll loop's link: one master on the serial line
+    r = await client.post(
+        f"{API}/modbus/devices/MB-RTU/write", json={"name": "recipe", "value": 7}, headers=admin_headers
+    )
+    assert r.status_code == 200, r.text
+    assert await sim.peek("holding", 30) == [7]
+    assert (await node_of(client, admin_headers, "MB-RTU"))["status"] == "UP"
+
+
+async def test_an_unreachable_device_is_down_with_the_reason_and_the_others_keep_running(
+    client, kernel, admin_headers, machine
+):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    await put_line(
+        client, admin_headers, "LINE-U", [tcp_device("MB-DEAD", dead_port), tcp_device("MB-OK", machine.port)]
+    )
+    await eventually(lambda: status_is(client, admin_headers, "MB-OK", "UP"))
+    dead = await eventually(lambda: _reconnects_at_least(client, admin_headers, "MB-DEAD", 2))
+    assert dead["status"] == "DOWN" and "ModbusLinkError" in dead["reason"] and str(dead_port) in dead["reason"]
+
+    async def both_in_health():  # a check that timed out on a busy machine has no nodes: ask again
+        tree = (await client.get(f"{API}/health", headers=admin_headers)).json()
+        nodes = health_node(tree, "MB-DEAD"), health_node(tree, "MB-OK")
+        return nodes if all(nodes) else None
+
+    dead_node, ok_node = await eventually(both_in_health)
+    assert dead_node["status"] == "DOWN" and ok_node["status"] == "UP"
+
+
+async def test_a_register_out_of_range_degrades_the_device_and_the_other_signals_still_arrive(
+    client, kernel, admin_headers, machine
+):
+    device = tcp_device("MB-2", machine.port)
+    device["config"]["registers"]["oil_level"] = "holding:5000"
+    await put_line(client, admin_headers, "LINE-X", [device])
+    node = await eventually(lambda: status_is(client, admin_headers, "MB-2", "DEGRADED", "oil_level"))
+    assert "oil_level (holding 5000)" in node["reason"] and "illegal data address" in node["reason"]
+    assert node["details"]["connected"] and node["details"]["subscription_alive"]
+    await machine.set_state(JAM)
+    assert await eventually(lambda: _has_state(kernel, "MB-2", "down"))
+    metrics = (await client.get("/metrics", headers=admin_headers)).text
+    assert 'mes_modbus_requests_total{device="MB-2",outcome="exception"}' in metrics
+    assert 'mes_modbus_requests_total{device="MB-2",outcome="ok"}' in metrics
+
+
+async def test_a_device_that_stops_answering_goes_down_and_comes_back(client, kernel, admin_headers, machine):
+    await put_line(client, admin_headers, "LINE-S", [tcp_device("MB-3", machine.port)])
+    await eventually(lambda: status_is(client, admin_headers, "MB-3", "UP"))
+    machine.silent = True
+    node = await eventually(lambda: status_is(client, admin_headers, "MB-3", "DOWN", "ModbusLinkError"))
+    assert node["details"]["connected"] is False
+    machine.silent = False
+    node = await eventually(lambda: status_is(client, admin_headers, "MB-3", "UP"))
+    assert node["details"]["reconnects"] >= 1
+    await machine.set_state(IDLE)
+    assert await eventually(lambda: _has_state(kernel, "MB-3", "idle"))
+
+
+async def test_a_configuration_that_does_not_parse_is_down_with_the_key_at_fault(client, admin_headers, machine):
+    device = tcp_device("MB-BAD", machine.port)
+    device["config"]["registers"]["good"] = "holding:1:int64"
+    await put_line(client, admin_headers, "LINE-B", [device])
+    node = await eventually(lambda: status_is(client, admin_headers, "MB-BAD", "DOWN", "registers.good.data_type:"))
+    assert "int64" in node["reason"] and node["details"]["connected"] is False
+
+    async def in_health():
+        tree = (await client.get(f"{API}/health", headers=admin_headers)).json()
+        return health_node(tree, "MB-BAD")
+
+    assert (await eventually(in_health))["status"] == "DOWN"
+
+
+async def _has_state(kernel, device, state):
+    return any(s[0] == state for s in await states(kernel, device))
+
+
+async def _states_if(kernel, n, device="MB-1"):
+    rows = await states(kernel, device)
+    return rows if len(rows) >= n else None
+
+
+async def _counted_at_least(kernel, want, device="MB-1"):
+    got = await counted(kernel, device)
+    return got if got[0] >= want[0] and got[1] >= want[1] else None
+
+
+async def _serial_on(client, headers, serial, code="MB-1"):
+    node = await node_of(client, headers, code)
+    return node["details"]["serial_number"] == serial
+
+
+async def _node_detail(client, headers, key, at_least, code="MB-1"):
+    node = await node_of(client, headers, code)
+    return node["details"][key] >= at_least
+
+
+async def _reconnects_at_least(client, headers, code, n):
+    node = await node_of(client, headers, code)
+    return node if node["details"]["reconnects"] >= n else None

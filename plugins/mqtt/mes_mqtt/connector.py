@@ -1,0 +1,376 @@
+"""The running side: one session per MQTT device (claim, connect with its stable client id, subscribe,
+map every payload into the kernel's sink, acknowledge once stored, reconnect with backoff) and the
+manager that follows the lines' devices."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import aiomqtt
+import structlog
+from jsonpointer import JsonPointerException
+from prometheus_client import Counter, Histogram
+
+from mes_kernel.contracts import MappingError, devices_for
+
+from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN
+from .config import MqttSettings, Route, parse_settings
+from .drivers import MqttDriver, Received
+
+log = structlog.get_logger(__name__)
+
+MESSAGES = Counter(
+    "mes_mqtt_messages_total",
+    "MQTT messages by outcome (received; mismatched = a payload that does not fit its mapping; acknowledged)",
+    ["device", "outcome"],
+)
+ACK_DELAY = Histogram(
+    "mes_mqtt_ack_delay_seconds",
+    "Delay from a message's arrival to its acknowledgement (the kernel has stored it by then)",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+
+#: epoch numbers above this are milliseconds (10^11 s is the year 5138; 10^11 ms is 1973)
+EPOCH_MS_ABOVE = 1e11
+_MISSING = object()
+
+
+class LeaseLost(Exception):
+    """Another process of the installation may read this machine now (the lease lapsed)."""
+
+
+def backoff(attempt: int, *, low: float, high: float, rng: Callable[[], float] = random.random) -> float:
+    """Seconds before reconnect attempt ``attempt`` (1, 2, …): ``low`` doubling up to ``high``, with
+    ±20 % jitter so that many machines lost at once do not come back in step."""
+    base = min(low * 2 ** (attempt - 1), high)
+    return base * (0.8 + 0.4 * rng())
+
+
+def source_time(raw: Any) -> datetime:
+    """A payload's timestamp as aware UTC: ISO 8601 text (no zone = UTC) or seconds since 1970
+    (milliseconds above 10^11). Raises ``ValueError`` for anything else."""
+    if isinstance(raw, bool):
+        raise ValueError(f"timestamp {raw!r} is neither ISO 8601 text nor a number")
+    if isinstance(raw, int | float):
+        seconds = raw / 1000 if raw > EPOCH_MS_ABOVE else raw
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"timestamp {raw!r} is out of range") from None
+    if isinstance(raw, str):
+        try:
+            moment = datetime.fromisoformat(raw.strip())
+        except ValueError:
+            raise ValueError(f"timestamp {raw[:40]!r} is not ISO 8601") from None
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    raise ValueError(f"timestamp {raw!r} is neither ISO 8601 text nor a number")
+
+
+def _resolve(pointer, document: Any) -> Any:
+    try:
+        return pointer.resolve(document)
+    except (JsonPointerException, TypeError, KeyError, IndexError):
+        return _MISSING
+
+
+class DeviceConnector:
+    """Reads one device until stopped. Nothing it meets (a refused connection, a refused subscription,
+    a payload that does not match its mapping) escapes: each ends in the device's health node.
+
+    QoS 1 messages are acknowledged only after the kernel has committed what they carried (the
+    hub's flush), so a kernel that dies in between gets them again from the broker's session.
+    """
+
+    def __init__(
+        self,
+        kernel: Any,
+        code: str,
+        driver_name: str,
+        settings: MqttSettings,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.kernel = kernel
+        self.code = code
+        self.driver_name = driver_name
+        self.settings = settings
+        self.clock = clock
+        self.task: asyncio.Task | None = None
+        self.sink: Any = None
+        self.attempt = 0
+        self.sessions = 0
+        self.received = 0
+        self.acked = 0
+        self._unacked: list[tuple[Received, float]] = []
+        self._wake = asyncio.Event()
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"mqtt:{self.code}")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        hub = self.kernel.machine_data
+        await hub.close(self.code)
+        await hub.release(self.code)
+
+    async def _run(self) -> None:
+        hub = self.kernel.machine_data
+        settings = self.settings
+        while True:
+            try:
+                if not await hub.claim(self.code):
+                    await asyncio.sleep(hub.lease_seconds / 2)  # another process reads this machine
+                    continue
+                if self.sink is None:
+                    self.sink = await hub.open(self.code, source=PLUGIN, mapping=settings.mapping)
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except LeaseLost:  # hand the machine over: its data written, its sink closed
+                log.warning("mqtt_lease_lost", device=self.code)
+                self.sink = None
+                await hub.close(self.code)
+                continue
+            except MappingError as exc:
+                hub.mark_failed(self.code, f"{exc.field}: {exc}")
+                await asyncio.sleep(settings.reconnect_max)
+                continue
+            except Exception as exc:  # refused, lost, broker restarting: try again later
+                reason = f"{type(exc).__name__}: {exc}"[:300]
+                if self.sink is not None:
+                    self.sink.disconnected(reason)
+                log.info("mqtt_disconnected", device=self.code, reason=reason)
+            self.attempt += 1
+            if self.sink is not None:
+                self.sink.reconnecting()
+            await asyncio.sleep(backoff(self.attempt, low=settings.reconnect_min, high=settings.reconnect_max))
+
+    async def _session(self) -> None:
+        sink = self.sink
+        driver: MqttDriver = self.kernel.load_driver(
+            DRIVER_NAMESPACE, self.driver_name, **self.settings.driver_settings()
+        )
+        sink.driver_version = getattr(driver, "version", "")
+        self._unacked = []  # unacknowledged messages of a lost connection come again from the session
+        acker: asyncio.Task | None = None
+        try:
+            await driver.connect()
+            sink.connected()
+            self.sessions += 1
+            acker = asyncio.create_task(self._acknowledge(driver), name=f"mqtt-ack:{self.code}")
+            granted = await driver.subscribe(self.settings.filters, self.settings.qos)
+            for topic, ok in granted.items():
+                if ok:
+                    sink.resolve(f"topic:{topic}")
+                else:
+                    sink.problem(f"topic:{topic}", f"the broker refused the subscription to {topic}")
+            if any(granted.values()):
+                self.attempt = 0
+                sink.subscription(True)
+            else:
+                sink.subscription(False, "the broker refused every subscription")
+            consume = asyncio.create_task(self._consume(driver))
+            watch = asyncio.create_task(self._watch_lease())
+            try:
+                done, _ = await asyncio.wait({consume, watch}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (consume, watch):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+            if consume in done:
+                consume.result()  # the link error that ended it
+                raise ConnectionError("the message stream ended")
+            raise LeaseLost(self.code)
+        finally:
+            if acker is not None:
+                acker.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await acker
+            sink.subscription(False)
+            await driver.close()
+
+    async def _consume(self, driver: MqttDriver) -> None:
+        async for message in driver.messages():
+            self.received += 1
+            MESSAGES.labels(self.code, "received").inc()
+            arrived = time.monotonic()
+            if not await self._take(message):
+                MESSAGES.labels(self.code, "mismatched").inc()
+            self._unacked.append((message, arrived))
+            self._wake.set()
+
+    async def _watch_lease(self) -> None:
+        """Return once this process no longer holds the machine's lease (Redis lost it)."""
+        hub = self.kernel.machine_data
+        while hub.holds(self.code):
+            await asyncio.sleep(hub.lease_seconds / 3)
+
+    async def _take(self, message: Received) -> bool:
+        """Hand every signal a message carries to the sink; a payload that does not fit its mapping
+        is a problem of the device (DEGRADED with the reason) until that signal's next good one.
+        Returns whether everything in it fitted."""
+        sink = self.sink
+        routes = [(name, route) for name, route in self.settings.routes.items() if _matches(message.topic, route)]
+        fitted = True
+        if not routes:
+            return fitted
+        try:
+            document: Any = json.loads(message.payload)
+            parsed = True
+        except (ValueError, UnicodeDecodeError):
+            document, parsed = message.payload.decode("utf-8", errors="replace"), False
+        for name, route in routes:
+            key = f"payload:{name}"
+            if not parsed and route.path.path:
+                sink.problem(key, f"{message.topic}: payload is not JSON (for {name} at {route.path.path})")
+                fitted = False
+                continue
+            value = _resolve(route.path, document)
+            if value is _MISSING:
+                sink.problem(key, f"{message.topic}: no {route.path.path} in the payload (for {name})")
+                fitted = False
+                continue
+            at = None
+            if route.time is not None:
+                raw_time = _resolve(route.time, document) if parsed else _MISSING
+                try:
+                    if raw_time is _MISSING:
+                        raise ValueError(f"no timestamp at {route.time.path}")
+                    at = source_time(raw_time)
+                except ValueError as exc:
+                    sink.problem(key, f"{message.topic}: {exc} (for {name})")
+                    fitted = False
+                    continue
+            if isinstance(value, dict | list):
+                where = route.path.path or "the payload"
+                sink.problem(key, f"{message.topic}: {where} is a JSON {type(value).__name__} (for {name})")
+                fitted = False
+                continue
+            if name == "serial" and value == "":
+                value = None  # no unit on the machine
+            sink.resolve(key)
+            fitted = await sink.put(name, value, at) and fitted
+        return fitted
+
+    async def _acknowledge(self, driver: MqttDriver) -> None:
+        """Acknowledge what arrived once the hub has committed it (a flush after the messages were
+        taken); while the database refuses, nothing is acknowledged and the broker holds back."""
+        hub = self.kernel.machine_data
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._unacked = self._unacked, []
+            while True:
+                try:
+                    await hub.flush()
+                    if self.sink.store_error is None:
+                        break
+                except Exception as exc:  # keep the messages unacknowledged and try again
+                    log.warning("mqtt_ack_flush_failed", device=self.code, error=str(exc))
+                await asyncio.sleep(max(hub.flush_interval, 0.25))
+            for message, arrived in batch:
+                driver.ack(message)
+                self.acked += 1
+                MESSAGES.labels(self.code, "acknowledged").inc()
+                ACK_DELAY.observe(time.monotonic() - arrived)
+
+
+def _matches(topic: str, route: Route) -> bool:
+    return aiomqtt.Topic(topic).matches(route.filter)
+
+
+@dataclass(frozen=True)
+class _Installation:
+    """The connector's principal for the device helper: it serves the whole installation, at no
+    station, so every device of the enabled lines is in its reach."""
+
+    kind: str = "installation"
+    station_id: int | None = None
+    line_id: int | None = None
+
+
+INSTALLATION = _Installation()
+
+
+def _fingerprint(driver: str, config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps([driver, config], sort_keys=True, default=str).encode()).hexdigest()
+
+
+class ConnectorManager:
+    """Keeps one :class:`DeviceConnector` per enabled MQTT device of the lines that enable the
+    plugin: started, restarted when its driver or configuration changes, stopped when it goes."""
+
+    def __init__(self, kernel: Any, *, poll_seconds: float = 2.0) -> None:
+        self.kernel = kernel
+        self.poll_seconds = poll_seconds
+        self.connectors: dict[str, tuple[str, DeviceConnector]] = {}
+        self.task: asyncio.Task | None = None
+
+    async def devices(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """code -> (driver, effective config) of every enabled MQTT device on an enabled line,
+        found through the kernel's device helper (``devices_for``) as any plugin finds its devices."""
+        lines = set(self.kernel.enabled_lines(PLUGIN))
+        if not lines:
+            return {}
+        async with self.kernel.sessionmaker() as session:
+            devices = await devices_for(session=session, principal=INSTALLATION, kind=DEVICE_KIND)
+        return {d.code: (d.driver, d.config) for d in devices if d.line_code in lines}
+
+    def connector(self, code: str) -> DeviceConnector | None:
+        entry = self.connectors.get(code)
+        return entry[1] if entry else None
+
+    async def sync(self) -> None:
+        """Start, restart and stop connectors to match the configuration now."""
+        wanted = await self.devices()
+        hub = self.kernel.machine_data
+        for code in list(self.connectors):
+            if code not in wanted or self.connectors[code][0] != _fingerprint(*wanted[code]):
+                _, connector = self.connectors.pop(code)
+                await connector.stop()
+        for code, (driver, config) in wanted.items():
+            if code in self.connectors:
+                continue
+            try:
+                settings = parse_settings(config, device_code=code)
+            except MappingError as exc:
+                hub.mark_failed(code, f"{exc.field}: {exc}")
+                continue
+            connector = DeviceConnector(self.kernel, code, driver, settings)
+            connector.start()
+            self.connectors[code] = (_fingerprint(driver, config), connector)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.sync()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database away: keep the connectors, look again later
+                log.warning("mqtt_sync_failed", error=str(exc))
+            await asyncio.sleep(self.poll_seconds)
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.run(), name="mqtt-connectors")
+
+    async def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        for _, connector in list(self.connectors.values()):
+            await connector.stop()
+        self.connectors.clear()

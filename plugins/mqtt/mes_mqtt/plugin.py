@@ -1,0 +1,54 @@
+"""The MQTT plugin's hook implementations: what it adds to the kernel."""
+
+from __future__ import annotations
+
+from mes_kernel import hookimpl
+from mes_kernel.contracts import DeviceKind, Permission
+
+from . import DEVICE_KIND, DRIVER_NAMESPACE
+from .connector import ConnectorManager
+from .drivers import MqttDriver
+from .health import machine_checks
+from .routes import STATE_KEY, router
+
+MES_KERNEL_API = ">=1.0,<2"
+
+
+@hookimpl
+def mes_register_routers(kernel):
+    return [router]
+
+
+@hookimpl
+def mes_register_permissions():
+    return [
+        Permission(
+            "mqtt:read",
+            "See MQTT machines' session, state and the unit on them",
+            ("admin", "production_manager", "worker", "viewer", "quality_manager", "station"),
+        )
+    ]
+
+
+@hookimpl
+def mes_register_device_kinds():
+    return [DeviceKind(DEVICE_KIND, DRIVER_NAMESPACE, MqttDriver, description="Machines publishing JSON over MQTT")]
+
+
+@hookimpl
+def mes_register_health_checks(kernel):
+    return machine_checks(kernel)
+
+
+@hookimpl
+async def mes_startup(kernel):
+    manager = ConnectorManager(kernel)
+    kernel.state[STATE_KEY] = manager
+    manager.start()
+
+
+@hookimpl
+async def mes_shutdown(kernel):
+    manager = kernel.state.pop(STATE_KEY, None)
+    if manager is not None:
+        await manager.close()
