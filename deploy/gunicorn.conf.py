@@ -68,6 +68,9 @@ logconfig_dict = {
 _OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
 if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(Path(tempfile.gettempdir()) / f"mes-prometheus-{os.getpid()}")
+# A metric without labels writes its file when its module is imported, before on_starting when the
+# app is loaded early (`gunicorn --check-config`, preload): the directory must exist from here on.
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 
 def on_starting(server):
