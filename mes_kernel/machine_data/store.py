@@ -25,6 +25,7 @@ from ..db.models import (
     MachineValue,
     Unit,
 )
+from ..services.trace import add_trace_events, trace_row
 from .sink import MachineSink, Pending
 
 #: the ``action`` of the device action that records a unit's stay on a machine
@@ -64,6 +65,7 @@ async def write_batches(
     serials |= {visit.serial_number for _, batch in batches for visit in batch.visits}
     units = await _units(session, serials)
     value_rows: list[dict[str, Any]] = []
+    visits: list[tuple[DeviceAction, Any]] = []
     for sink, batch in batches:
         await _states(session, sink, batch.transitions)
         await _counts(session, sink, batch)
@@ -85,24 +87,55 @@ async def write_batches(
             )
         for visit in batch.visits:
             unit_id, lot_id, lot_number = units.get(visit.serial_number, (None, None, None))
-            session.add(
-                DeviceAction(
-                    action=VISIT_ACTION,
-                    plugin=sink.source,
-                    device=sink.device,
-                    driver=sink.driver,
-                    driver_version=sink.driver_version[:32],
-                    lot_id=lot_id,
-                    unit_id=unit_id,
-                    lot_number=lot_number,
-                    serial_number=visit.serial_number,
-                    station_id=sink.station_id,
-                    actor=f"device:{sink.device}"[:100],
-                    outcome="recorded",
-                    detail=visit.summary(),
-                    created_at=visit.left_at or visit.entered_at,
-                )
+            entry = DeviceAction(
+                action=VISIT_ACTION,
+                plugin=sink.source,
+                device=sink.device,
+                driver=sink.driver,
+                driver_version=sink.driver_version[:32],
+                lot_id=lot_id,
+                unit_id=unit_id,
+                lot_number=lot_number,
+                serial_number=visit.serial_number,
+                station_id=sink.station_id,
+                actor=f"device:{sink.device}"[:100],
+                outcome="recorded",
+                detail=visit.summary(),
+                created_at=visit.left_at or visit.entered_at,
             )
+            session.add(entry)
+            if lot_id is not None:
+                visits.append((entry, visit))
+    if visits:
+        # a unit's stay on the machine joins its (and its LOT's) history, at the time it entered
+        await session.flush()
+        await add_trace_events(
+            session,
+            [
+                trace_row(
+                    kind="device_action",
+                    lot_id=entry.lot_id,
+                    unit_id=entry.unit_id,
+                    recorded_at=visit.entered_at,
+                    received_at=stored_at,
+                    station_id=entry.station_id,
+                    actor=entry.actor,
+                    source_id=entry.id,
+                    payload={
+                        "lot_number": entry.lot_number,
+                        "serial_number": entry.serial_number,
+                        "action": entry.action,
+                        "plugin": entry.plugin,
+                        "device": entry.device,
+                        "driver": entry.driver,
+                        "driver_version": entry.driver_version,
+                        "outcome": entry.outcome,
+                        "detail": entry.detail,
+                    },
+                )
+                for entry, visit in visits
+            ],
+        )
     if value_rows:
         await session.execute(insert(MachineValue), value_rows)
     return len(value_rows)
