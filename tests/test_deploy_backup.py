@@ -95,6 +95,21 @@ def test_restore_refuses_a_dump_whose_checksum_does_not_match(scratch_db, tmp_pa
     assert result.returncode == 1 and "checksum" in result.stderr
 
 
+def test_restore_without_yes_and_without_a_terminal_says_why_it_did_nothing(scratch_db, tmp_path):
+    """Run from a script or a job (no one to answer the question), the restore must say it did not
+    restore and how to go on, not exit 1 in silence."""
+    dump = _backup(tmp_path, scratch_db)
+    _sql(scratch_db, "UPDATE lots SET status = 'scrapped'")
+    cmd = [str(BACKUP / "pg_restore.sh"), str(dump), scratch_db]
+    silent = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=_env(), stdin=subprocess.DEVNULL)
+    assert silent.returncode == 1
+    assert "not restored" in silent.stderr and "--yes" in silent.stderr, (silent.stdout, silent.stderr)
+    assert _sql(scratch_db, "SELECT string_agg(status, ',' ORDER BY id) FROM lots") == "scrapped,scrapped"
+    answered = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=_env(), input="y\n")
+    assert answered.returncode == 0, answered.stderr
+    assert _sql(scratch_db, "SELECT string_agg(status, ',' ORDER BY id) FROM lots") == "in_progress,closed"
+
+
 def test_restore_into_a_missing_database_needs_create_db(scratch_db, tmp_path):
     dump = _backup(tmp_path, scratch_db)
     missing = f"{scratch_db}_absent"
