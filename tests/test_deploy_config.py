@@ -271,6 +271,31 @@ def test_prometheus_scrapes_every_15_seconds_with_the_rules():
     assert "--storage.tsdb.retention.time=90d" in retention
 
 
+def _on_premises_steps() -> str:
+    readme = (DEPLOY / "README.md").read_text()
+    return readme[readme.index("## On premises") : readme.index("## Docker Compose")]
+
+
+def test_on_premises_steps_create_every_secret_file_alertmanager_reads():
+    """Alertmanager reads its Slack URL and SMTP password from files; on premises nothing mounts
+    prometheus/secrets/ (that is compose), so the steps must create each file it names."""
+    config = (DEPLOY / "prometheus" / "alertmanager.yml").read_text()
+    files = set(re.findall(r"_file:\s*(\S+)", config))
+    assert files, config
+    steps = _on_premises_steps()
+    for path in files:
+        assert f"/dev/stdin {path}" in steps, path
+
+
+def test_two_nodes_share_one_files_folder():
+    """A firmware image uploaded through one node is read by whichever node flashes it, and the
+    backup of a node that lacks a stored file fails: the files folder is one, shared."""
+    steps = _on_premises_steps()
+    two_nodes = steps[steps.index("### Two nodes") : steps.index("### Monitoring")]
+    assert "`FILES_DIR`" in two_nodes and "shared folder" in two_nodes
+    assert "one node only" in two_nodes  # the backup timer
+
+
 def test_rules_cover_the_spec_alerts():
     rules = yaml.safe_load((DEPLOY / "prometheus" / "rules.yml").read_text())
     alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
