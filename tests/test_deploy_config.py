@@ -287,6 +287,16 @@ def test_on_premises_steps_create_every_secret_file_alertmanager_reads():
         assert f"/dev/stdin {path}" in steps, path
 
 
+def test_compose_secrets_are_readable_by_the_alertmanager_image_user():
+    """prom/alertmanager runs as nobody (uid 65534): a secret file chmod 600 owned by the operator
+    is unreadable in the container, and every notification fails."""
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    assert compose["services"]["alertmanager"]["image"].startswith("prom/alertmanager:")
+    assert "user" not in compose["services"]["alertmanager"]  # the image's own user, nobody
+    steps = (DEPLOY / "prometheus" / "secrets" / "README.md").read_text()
+    assert "chown 65534" in steps
+
+
 def test_two_nodes_share_one_files_folder():
     """A firmware image uploaded through one node is read by whichever node flashes it, and the
     backup of a node that lacks a stored file fails: the files folder is one, shared."""
