@@ -297,6 +297,15 @@ def test_compose_secrets_are_readable_by_the_alertmanager_image_user():
     assert "chown 65534" in steps
 
 
+def test_the_deployment_steps_create_the_first_admin():
+    """Under gunicorn no user is created (only `mes serve` makes a first admin): without this step
+    an operator following deploy/README.md has a kernel nobody can log in to."""
+    readme = (DEPLOY / "README.md").read_text()
+    compose_steps = readme[readme.index("## Docker Compose") : readme.index("## Railway")]
+    assert "mes user create admin --role admin" in _on_premises_steps()
+    assert "docker compose exec kernel mes user create admin --role admin" in compose_steps
+
+
 def test_two_nodes_share_one_files_folder():
     """A firmware image uploaded through one node is read by whichever node flashes it, and the
     backup of a node that lacks a stored file fails: the files folder is one, shared."""
