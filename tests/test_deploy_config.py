@@ -306,6 +306,22 @@ def test_the_deployment_steps_create_the_first_admin():
     assert "docker compose exec kernel mes user create admin --role admin" in compose_steps
 
 
+def test_on_premises_tls_steps_work_in_their_order():
+    """nginx refuses a site whose certificate file is missing, and certbot --webroot needs that
+    site on port 80: the steps start it with a stand-in certificate at the path render.sh wrote,
+    for the same host name certbot asks for, and install what they call (venv, certbot)."""
+    steps = _on_premises_steps()
+    names = set(re.findall(r"render\.sh --server-name (\S+)", steps))
+    assert names == set(re.findall(r"certbot certonly .*?-d (\S+)", steps, re.S)), names
+    (name,) = names
+    stand_in = steps.index(f"live=/etc/letsencrypt/live/{name}")
+    assert stand_in < steps.index('-out "$live/fullchain.pem"') < steps.index("systemctl reload nginx")
+    assert steps.index("systemctl reload nginx") < steps.index("certbot certonly")
+    install = re.search(r"apt-get install ([^#\n]+)", steps).group(1).split()
+    assert {"python3.11-venv", "certbot", "nginx"} <= set(install), install
+    assert "scripts/build-web.sh" in steps and "/srv/mes/web" in steps
+
+
 def test_two_nodes_share_one_files_folder():
     """A firmware image uploaded through one node is read by whichever node flashes it, and the
     backup of a node that lacks a stored file fails: the files folder is one, shared."""
