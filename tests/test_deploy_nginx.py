@@ -485,7 +485,12 @@ def _route_families(site) -> list[tuple[str, str, str, dict | None, dict, int]]:
         ),
         ("static assets", "GET", f"/assets/{asset}", None, {}, 200),
         ("docs", "GET", "/docs", None, {}, 200),
+        ("docs", "GET", "/redoc", None, {}, 200),
         ("docs", "GET", "/openapi.json", None, {}, 200),
+        # What /docs and /redoc load: the kernel's, never the dashboard's index.html.
+        ("docs", "GET", "/docs-assets/swagger-ui-bundle.js", None, {}, 200),
+        ("docs", "GET", "/docs-assets/swagger-ui.css", None, {}, 200),
+        ("docs", "GET", "/docs-assets/redoc.standalone.js", None, {}, 200),
         ("metrics", "GET", "/metrics", None, {}, 200),
     ]
 
@@ -506,6 +511,8 @@ def test_every_route_family_answers_through_nginx_over_http2_with_headers_and_gz
             assert r.http_version == "HTTP/2", (path, r.http_version)
             _assert_security_headers(r)
             kind = r.headers.get("content-type", "").split(";")[0]
+            if path.startswith("/docs-assets/"):
+                assert kind in ("text/javascript", "application/javascript", "text/css"), (path, kind)
             # nginx's gzip_min_length is 1024. /metrics is left out: its type carries a parameter before the
             # charset ("text/plain; version=1.0.0; charset=utf-8"), which gzip_types does not match, and only
             # Prometheus inside the plant reads it.

@@ -105,7 +105,7 @@ sub "root /srv/mes/web;" "root $web_root;" 1
 sub "root /var/www/letsencrypt;" "root $acme_root;" 1
 sub "server_name mes.example.com;" "server_name $server_name;" 2
 sub "zone=mes_people:10m   rate=1500r/m;" "zone=mes_people:10m   rate=${people_rate}r/m;" 1
-sub "zone=mes_people burst=300 nodelay;" "zone=mes_people burst=$people_burst nodelay;" 5
+sub "zone=mes_people burst=300 nodelay;" "zone=mes_people burst=$people_burst nodelay;" 6
 sub '"more than 1500 requests per minute from this address"' "\"more than $people_rate requests per minute from this address\"" 1
 
 if [ -z "$standalone" ]; then
