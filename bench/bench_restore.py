@@ -119,14 +119,20 @@ def _seed_records(env: dict, database: str, records: int) -> None:
         _sql(
             env,
             database,
-            "INSERT INTO process_records (idempotency_key, request_hash, lot_id, lot_number, process_id, worker_id,"
-            " result, defect_code, data, recorded_at, created_by, created_at) "
+            # As the kernel writes a record: event_at (the station's time, else the server's) and
+            # the key row that keeps idempotency across the monthly partitions.
+            "WITH made AS (INSERT INTO process_records (idempotency_key, request_hash, lot_id, lot_number,"
+            " process_id, worker_id, result, defect_code, data, recorded_at, event_at, created_by, created_at) "
             "SELECT 'bench-' || g, md5(g::text) || md5((g + 1)::text), l.id, l.lot_number, 'ASSY-10',"
             " 'W-' || (g % 50), CASE WHEN g % 20 = 0 THEN 'fail' ELSE 'pass' END,"
             " CASE WHEN g % 20 = 0 THEN 'D-' || (g % 5) END,"
             " jsonb_build_object('torque_nm', 1.5 + (g % 100) / 100.0, 'cycle_s', 30 + g % 9),"
-            " now() - make_interval(secs => g), 'bench', now() - make_interval(secs => g) "
-            f"FROM generate_series({first}, {last}) g JOIN lots l ON l.id = 1 + g % 1000",
+            " now() - make_interval(secs => g), now() - make_interval(secs => g), 'bench',"
+            " now() - make_interval(secs => g) "
+            f"FROM generate_series({first}, {last}) g JOIN lots l ON l.id = 1 + g % 1000 "
+            "RETURNING idempotency_key, created_at) "
+            "INSERT INTO process_record_keys (idempotency_key, created_at) "
+            "SELECT idempotency_key, created_at FROM made",
         )
 
 
@@ -232,9 +238,9 @@ def run(*, server_url: str, records: int, files: int, file_size: int, audit_entr
         _sql(env, "postgres", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     checked = [line for line in restore_out.splitlines() if "stored files checked" in line]
-    print("\nrow counts     before      after")
+    print(f"\nrow counts{'before':>23} {'after':>10}")
     for table in before:
-        print(f"  {table:<14} {before[table]:>9,} {after[table]:>10,}")
+        print(f"  {table:<20} {before[table]:>9,} {after[table]:>10,}")
     print(
         f"\nsizes: database {_human(db_bytes)}, dump {_human(dump.stat().st_size)}, "
         f"files {_human(files_bytes)} (archive {_human(archive.stat().st_size)})"
@@ -262,7 +268,7 @@ def run(*, server_url: str, records: int, files: int, file_size: int, audit_entr
 
 
 def _counts(env: dict, database: str) -> dict[str, int]:
-    tables = ("process_records", "audit_log", "audit_seals", "stored_files", "lots")
+    tables = ("process_records", "process_record_keys", "audit_log", "audit_seals", "stored_files", "lots")
     return {t: int(_sql(env, database, f"SELECT count(*) FROM {t}")) for t in tables}
 
 

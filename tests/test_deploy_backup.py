@@ -7,8 +7,10 @@ scratch database of its own, dropped at the end. Skips when the client tools or 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -93,6 +95,21 @@ def test_restore_refuses_a_dump_whose_checksum_does_not_match(scratch_db, tmp_pa
         fh.write(b"\0")
     result = _run(str(BACKUP / "pg_restore.sh"), "--yes", str(dump), scratch_db)
     assert result.returncode == 1 and "checksum" in result.stderr
+
+
+def test_restore_without_yes_and_without_a_terminal_says_why_it_did_nothing(scratch_db, tmp_path):
+    """Run from a script or a job (no one to answer the question), the restore must say it did not
+    restore and how to go on, not exit 1 in silence."""
+    dump = _backup(tmp_path, scratch_db)
+    _sql(scratch_db, "UPDATE lots SET status = 'scrapped'")
+    cmd = [str(BACKUP / "pg_restore.sh"), str(dump), scratch_db]
+    silent = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=_env(), stdin=subprocess.DEVNULL)
+    assert silent.returncode == 1
+    assert "not restored" in silent.stderr and "--yes" in silent.stderr, (silent.stdout, silent.stderr)
+    assert _sql(scratch_db, "SELECT string_agg(status, ',' ORDER BY id) FROM lots") == "scrapped,scrapped"
+    answered = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=_env(), input="y\n")
+    assert answered.returncode == 0, answered.stderr
+    assert _sql(scratch_db, "SELECT string_agg(status, ',' ORDER BY id) FROM lots") == "in_progress,closed"
 
 
 def test_restore_into_a_missing_database_needs_create_db(scratch_db, tmp_path):
@@ -236,3 +253,19 @@ def test_retention_deletes_an_old_dump_together_with_its_files_archive(scratch_d
     left = {p.name for p in tmp_path.iterdir()}
     assert not set(names) & left
     assert len([n for n in left if n.endswith(".files.tar")]) == 1  # tonight's
+
+
+def test_the_restore_bench_runs_against_the_current_schema(tmp_path):
+    """bench/bench_restore.py seeds rows with SQL of its own: a schema change (a new NOT NULL
+    column, the idempotency key table) must not leave the documented drill broken."""
+    probe = _run("psql", "-XAtq", "--dbname", "postgres", "-c", "SELECT 1")
+    if probe.returncode != 0:
+        pytest.skip(f"no PostgreSQL at {PG_ENV['PGHOST']}:{PG_ENV['PGPORT']}: {probe.stderr.strip()}")
+    url = f"postgresql+asyncpg://{PG_ENV['PGUSER']}@{PG_ENV['PGHOST']}:{PG_ENV['PGPORT']}/postgres"
+    bench = Path(__file__).resolve().parents[1] / "bench" / "bench_restore.py"
+    args = [sys.executable, str(bench), "--records", "600", "--files", "2", "--file-size", "1000"]
+    result = subprocess.run([*args, "--database-url", url], capture_output=True, text=True, timeout=300, env=_env())
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    rows = {m[0]: (m[1], m[2]) for m in re.findall(r"^  (\w+)\s+([\d,]+)\s+([\d,]+)$", result.stdout, re.M)}
+    assert rows["process_records"] == ("600", "600") and rows["process_record_keys"] == ("600", "600"), rows
+    assert "audit verify: OK" in result.stdout

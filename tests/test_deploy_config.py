@@ -271,6 +271,66 @@ def test_prometheus_scrapes_every_15_seconds_with_the_rules():
     assert "--storage.tsdb.retention.time=90d" in retention
 
 
+def _on_premises_steps() -> str:
+    readme = (DEPLOY / "README.md").read_text()
+    return readme[readme.index("## On premises") : readme.index("## Docker Compose")]
+
+
+def test_on_premises_steps_create_every_secret_file_alertmanager_reads():
+    """Alertmanager reads its Slack URL and SMTP password from files; on premises nothing mounts
+    prometheus/secrets/ (that is compose), so the steps must create each file it names."""
+    config = (DEPLOY / "prometheus" / "alertmanager.yml").read_text()
+    files = set(re.findall(r"_file:\s*(\S+)", config))
+    assert files, config
+    steps = _on_premises_steps()
+    for path in files:
+        assert f"/dev/stdin {path}" in steps, path
+
+
+def test_compose_secrets_are_readable_by_the_alertmanager_image_user():
+    """prom/alertmanager runs as nobody (uid 65534): a secret file chmod 600 owned by the operator
+    is unreadable in the container, and every notification fails."""
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    assert compose["services"]["alertmanager"]["image"].startswith("prom/alertmanager:")
+    assert "user" not in compose["services"]["alertmanager"]  # the image's own user, nobody
+    steps = (DEPLOY / "prometheus" / "secrets" / "README.md").read_text()
+    assert "chown 65534" in steps
+
+
+def test_the_deployment_steps_create_the_first_admin():
+    """Under gunicorn no user is created (only `mes serve` makes a first admin): without this step
+    an operator following deploy/README.md has a kernel nobody can log in to."""
+    readme = (DEPLOY / "README.md").read_text()
+    compose_steps = readme[readme.index("## Docker Compose") : readme.index("## Railway")]
+    assert "mes user create admin --role admin" in _on_premises_steps()
+    assert "docker compose exec kernel mes user create admin --role admin" in compose_steps
+
+
+def test_on_premises_tls_steps_work_in_their_order():
+    """nginx refuses a site whose certificate file is missing, and certbot --webroot needs that
+    site on port 80: the steps start it with a stand-in certificate at the path render.sh wrote,
+    for the same host name certbot asks for, and install what they call (venv, certbot)."""
+    steps = _on_premises_steps()
+    names = set(re.findall(r"render\.sh --server-name (\S+)", steps))
+    assert names == set(re.findall(r"certbot certonly .*?-d (\S+)", steps, re.S)), names
+    (name,) = names
+    stand_in = steps.index(f"live=/etc/letsencrypt/live/{name}")
+    assert stand_in < steps.index('-out "$live/fullchain.pem"') < steps.index("systemctl reload nginx")
+    assert steps.index("systemctl reload nginx") < steps.index("certbot certonly")
+    install = re.search(r"apt-get install ([^#\n]+)", steps).group(1).split()
+    assert {"python3.11-venv", "certbot", "nginx"} <= set(install), install
+    assert "scripts/build-web.sh" in steps and "/srv/mes/web" in steps
+
+
+def test_two_nodes_share_one_files_folder():
+    """A firmware image uploaded through one node is read by whichever node flashes it, and the
+    backup of a node that lacks a stored file fails: the files folder is one, shared."""
+    steps = _on_premises_steps()
+    two_nodes = steps[steps.index("### Two nodes") : steps.index("### Monitoring")]
+    assert "`FILES_DIR`" in two_nodes and "shared folder" in two_nodes
+    assert "one node only" in two_nodes  # the backup timer
+
+
 def test_rules_cover_the_spec_alerts():
     rules = yaml.safe_load((DEPLOY / "prometheus" / "rules.yml").read_text())
     alerts = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}

@@ -125,11 +125,26 @@ def test_tls_offers_http2(nginx_site):
             assert tls.selected_alpn_protocol() == "h2"
 
 
-def test_plain_http_redirects_to_https(nginx_site):
+def test_plain_http_redirects_to_https_on_the_rendered_port(nginx_site):
+    # Rendered with --https-port other than 443 (as scripts/two-nodes.sh does): the redirect names it.
     with _client() as client:
         answer = client.get(f"{nginx_site['http']}/lots?page=2", headers={"Host": "mes.example.com"})
     assert answer.status_code == 301
-    assert answer.headers["location"] == "https://mes.example.com/lots?page=2"
+    assert answer.headers["location"] == f"https://mes.example.com:{nginx_site['https_port']}/lots?page=2"
+
+
+def test_the_kernel_sees_the_host_with_the_https_port_so_its_own_redirects_keep_it(nginx_site):
+    with _client() as client:
+        answer = client.get(f"{nginx_site['https']}/api/v1/echo", headers={"Host": "mes.example.com"})
+    assert answer.json()["headers"]["host"] == f"mes.example.com:{nginx_site['https_port']}"
+
+
+def test_on_port_443_urls_carry_no_port():
+    rendered = subprocess.run(
+        [str(DEPLOY / "nginx" / "render.sh")], check=True, capture_output=True, text=True, timeout=30
+    ).stdout
+    assert "return 301 https://$host$request_uri;" in rendered
+    assert "proxy_set_header Host $host;" in rendered
 
 
 def test_client_side_routes_fall_back_to_the_app(nginx_site):
@@ -184,6 +199,17 @@ def test_the_shipped_flood_guard_never_refuses_what_the_kernel_accepts():
     assert bursts and min(bursts) >= 200
 
 
+def test_the_429_message_names_the_rendered_rate():
+    rendered = subprocess.run(
+        [str(DEPLOY / "nginx" / "render.sh"), "--people-rate", "2400"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    assert '"message":"more than 2400 requests per minute from this address"' in rendered
+
+
 def test_a_client_past_its_flood_guard_gets_429_stations_and_probes_do_not(nginx_site):
     url = nginx_site["https"]
     with _client("127.0.0.3") as client:
@@ -193,6 +219,8 @@ def test_a_client_past_its_flood_guard_gets_429_stations_and_probes_do_not(nginx
         refused = client.get(f"{url}/api/v1/lots")
         assert refused.status_code == 429 and refused.headers["retry-after"] == "60"
         assert refused.json()["detail"]["code"] == "RATE_LIMITED"
+        # The rendered limit (--people-rate 100), not the kernel's per-person one.
+        assert refused.json()["detail"]["message"] == "more than 100 requests per minute from this address"
         _assert_security_headers(refused)  # nginx's own 429, which adds Retry-After
         # Same address, but a probe, and a station with its machine token: both still served.
         assert client.get(f"{url}/api/v1/health/liveness").status_code == 200
@@ -326,6 +354,36 @@ def test_a_post_that_a_node_dropped_is_retried_only_where_it_is_idempotent(tmp_p
     assert all(a.status_code == 200 for i, a in answers.items() if i != dropped), answers
 
 
+def test_a_plain_post_to_a_node_that_refuses_goes_to_the_other_node_once(tmp_path):
+    """A refused connection carried nothing, so nginx sends even a non-idempotent POST on to the
+    next node (not 503): deploy/README.md's failover table must say so."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections to it are refused
+    recorder = type("Recorder", (_Recorder,), {"seen": []})
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), recorder)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    refused = f"127.0.0.1:{closed.getsockname()[1]}"
+    nginx = start_nginx(tmp_path, upstreams=[refused, f"127.0.0.1:{backend.server_port}"], web_root=_fake_web(tmp_path))
+    try:
+        with httpx.Client(verify=False, timeout=30) as client:
+            answers = [
+                client.post(f"{nginx.https}/api/v1/lots", json={"n": i}, headers={"X-Test-Id": f"lot-{i}"})
+                for i in range(4)
+            ]
+        log = (tmp_path / "mes.access.log").read_text()
+    finally:
+        nginx.stop()
+        backend.shutdown()
+        closed.close()
+    assert refused in log, "the refusing node was never tried"
+    assert [a.status_code for a in answers] == [200] * 4, [a.text for a in answers]
+    assert sorted(recorder.seen) == [f"lot-{i}" for i in range(4)]  # each once
+    lines = (DEPLOY / "README.md").read_text().splitlines()
+    row = next(line for line in lines if line.startswith("| any other `POST`"))
+    refused_cell = row.split("|")[2]
+    assert refused_cell.strip().startswith("sent to the other node"), row
+
+
 def test_render_script_refuses_bad_options_and_a_drifted_file(tmp_path):
     render = DEPLOY / "nginx" / "render.sh"
     bad = subprocess.run([str(render), "--upstream", "no-port"], capture_output=True, text=True, timeout=30)
@@ -348,7 +406,10 @@ def test_render_script_refuses_bad_options_and_a_drifted_file(tmp_path):
     assert ok.stdout.count("max_fails=1 fail_timeout=10s;") == 2
     # Only the substituted values differ from the shipped file.
     removed = [line[1:] for line in difflib.ndiff(conf.splitlines(), ok.stdout.splitlines()) if line.startswith("- ")]
-    assert removed and all(("443" in line) or ("127.0.0.1:8000" in line) for line in removed), removed
+    port_named = {"return 301 https://$host$request_uri;", "proxy_set_header Host $host;"}  # off 443
+    assert removed and all(
+        ("443" in line) or ("127.0.0.1:8000" in line) or line.strip() in port_named for line in removed
+    ), removed
 
 
 # ---------------------------------------------------------------- the real kernel behind nginx
@@ -424,7 +485,12 @@ def _route_families(site) -> list[tuple[str, str, str, dict | None, dict, int]]:
         ),
         ("static assets", "GET", f"/assets/{asset}", None, {}, 200),
         ("docs", "GET", "/docs", None, {}, 200),
+        ("docs", "GET", "/redoc", None, {}, 200),
         ("docs", "GET", "/openapi.json", None, {}, 200),
+        # What /docs and /redoc load: the kernel's, never the dashboard's index.html.
+        ("docs", "GET", "/docs-assets/swagger-ui-bundle.js", None, {}, 200),
+        ("docs", "GET", "/docs-assets/swagger-ui.css", None, {}, 200),
+        ("docs", "GET", "/docs-assets/redoc.standalone.js", None, {}, 200),
         ("metrics", "GET", "/metrics", None, {}, 200),
     ]
 
@@ -445,6 +511,8 @@ def test_every_route_family_answers_through_nginx_over_http2_with_headers_and_gz
             assert r.http_version == "HTTP/2", (path, r.http_version)
             _assert_security_headers(r)
             kind = r.headers.get("content-type", "").split(";")[0]
+            if path.startswith("/docs-assets/"):
+                assert kind in ("text/javascript", "application/javascript", "text/css"), (path, kind)
             # nginx's gzip_min_length is 1024. /metrics is left out: its type carries a parameter before the
             # charset ("text/plain; version=1.0.0; charset=utf-8"), which gzip_types does not match, and only
             # Prometheus inside the plant reads it.

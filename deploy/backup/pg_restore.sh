@@ -51,8 +51,9 @@ if [[ -f "$archive" && -f "$archive.sha256" ]]; then
 fi
 
 if (( ! yes )); then
-    read -r -p "Replace the contents of database '$db' with $dump? [y/N] " answer
-    [[ $answer == [yY]* ]] || { echo "not restored"; exit 1; }
+    # No terminal (a script, a job): read finds no answer; say so instead of exiting in silence.
+    read -r -p "Replace the contents of database '$db' with $dump? [y/N] " answer || answer=""
+    [[ $answer == [yY]* ]] || { echo "not restored (no 'y'; --yes restores without asking)" >&2; exit 1; }
 fi
 
 exists=$(psql --dbname postgres -XAtc "SELECT 1 FROM pg_database WHERE datname = '${db//\'/\'\'}'")

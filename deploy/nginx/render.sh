@@ -9,7 +9,8 @@
 #   --server-name NAME     host name (mes.example.com)
 #   --listen ADDR          listen on this address only, e.g. 127.0.0.1 (default: every IPv4 and IPv6 address)
 #   --http-port N          plain HTTP port: ACME and the redirect to HTTPS (80)
-#   --https-port N         HTTPS port (443)
+#   --https-port N         HTTPS port (443); another port is then named in the redirect to HTTPS and
+#                          in the Host the kernel sees, so redirects keep it
 #   --upstream HOST:PORT   a kernel node (gunicorn BIND); repeat once per node (127.0.0.1:8000)
 #   --cert-dir DIR         folder with fullchain.pem and privkey.pem (/etc/letsencrypt/live/<server-name>)
 #   --log-dir DIR          nginx logs (/var/log/nginx)
@@ -28,7 +29,7 @@ listen="" http_port=80 https_port=443 cert_dir="" log_dir=/var/log/nginx web_roo
 acme_root=/var/www/letsencrypt standalone="" people_rate=1500 people_burst=300
 upstreams=()
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -92,13 +93,20 @@ else
   sub "listen 80;" "listen $http_port;" 1
   sub "listen 443 ssl http2;" "listen $https_port ssl http2;" 1
 fi
+# Off port 443, every absolute URL names the port: nginx's redirect to HTTPS, and the Host the kernel
+# sees (it builds its own redirects, e.g. /api/v1/health/ -> /api/v1/health, from it).
+if [ "$https_port" != 443 ]; then
+  sub 'return 301 https://$host$request_uri;' "return 301 https://\$host:$https_port\$request_uri;" 1
+  sub 'proxy_set_header Host $host;' "proxy_set_header Host \$host:$https_port;" 1
+fi
 sub "/etc/letsencrypt/live/mes.example.com/" "${cert_dir%/}/" 2
 sub "/var/log/nginx/" "${log_dir%/}/" 2
 sub "root /srv/mes/web;" "root $web_root;" 1
 sub "root /var/www/letsencrypt;" "root $acme_root;" 1
 sub "server_name mes.example.com;" "server_name $server_name;" 2
 sub "zone=mes_people:10m   rate=1500r/m;" "zone=mes_people:10m   rate=${people_rate}r/m;" 1
-sub "zone=mes_people burst=300 nodelay;" "zone=mes_people burst=$people_burst nodelay;" 5
+sub "zone=mes_people burst=300 nodelay;" "zone=mes_people burst=$people_burst nodelay;" 6
+sub '"more than 1500 requests per minute from this address"' "\"more than $people_rate requests per minute from this address\"" 1
 
 if [ -z "$standalone" ]; then
   printf '%s\n' "$conf"
