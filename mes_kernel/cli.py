@@ -468,10 +468,13 @@ def line_apply(
     from . import lines
     from .errors import MesError
 
-    try:
-        document = tomllib.loads(file.read_text())
+    try:  # TOML is UTF-8 whatever the machine's locale
+        document = tomllib.loads(file.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        console.print(f"[red]{escape(str(file))}: not valid TOML: not UTF-8 text ({escape(str(exc))})[/red]")
+        raise typer.Exit(2) from None
     except tomllib.TOMLDecodeError as exc:
-        console.print(f"[red]{file}: not valid TOML: {exc}[/red]")
+        console.print(f"[red]{escape(str(file))}: not valid TOML: {escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
 
     async def run(application):
