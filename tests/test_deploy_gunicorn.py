@@ -86,7 +86,9 @@ def test_no_control_socket_shared_by_every_gunicorn_of_the_user():
         "c = runpy.run_path(sys.argv[1]); [cfg.set(k, v) for k, v in c.items() if k in cfg.settings]; "
         "print(json.dumps(cfg.control_socket_disable))"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(CONF)], capture_output=True, text=True, timeout=30, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(CONF)], capture_output=True, text=True, timeout=30, check=True
+    )
     assert json.loads(out.stdout) is True
 
 
