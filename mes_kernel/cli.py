@@ -628,7 +628,12 @@ def _add_plugin_commands() -> None:
     from .plugins import PluginManager
 
     settings = Settings() if "--help" not in sys.argv[1:2] else None
-    manager = PluginManager(safe_mode=bool(settings and settings.plugins_safe_mode))
+    # the same safe mode, allow and deny lists as the kernel: a denied plugin's code is not run here either
+    manager = PluginManager(
+        safe_mode=bool(settings and settings.plugins_safe_mode),
+        allow=settings.plugins_allow if settings else None,
+        deny=settings.plugins_deny if settings else None,
+    )
     manager.load_entry_points()
     for _name, groups in asyncio.run(manager.call_each("mes_register_commands")):
         for group_name, typer_app in groups:

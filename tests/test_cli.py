@@ -260,3 +260,14 @@ def test_line_apply_of_a_file_that_is_not_utf8_says_so_without_a_traceback(cli_e
     assert result.returncode == 2, output
     assert "Traceback" not in output and "UnicodeDecodeError" not in output
     assert "not valid TOML" in output and "UTF-8" in output
+
+
+def test_a_plugin_denied_by_plugins_deny_adds_no_command(cli_env, tmp_path):
+    """PLUGINS_DENY keeps a plugin's code out of the kernel: its command group (``mes barcode``) is not
+    collected either, whereas with the plugin allowed it is."""
+    allowed = mes(cli_env, "barcode", "--help", cwd=tmp_path)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    denied = mes({**cli_env, "PLUGINS_DENY": '["barcode_hid"]'}, "barcode", "--help", cwd=tmp_path)
+    assert denied.returncode != 0 and "No such command" in denied.stdout + denied.stderr
+    outside = mes({**cli_env, "PLUGINS_ALLOW": '["label_printer"]'}, "barcode", "--help", cwd=tmp_path)
+    assert outside.returncode != 0 and "No such command" in outside.stdout + outside.stderr
