@@ -45,6 +45,11 @@ max_requests_jitter = 1000
 
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
+# gunicorn 27's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl): a second
+# node on the host would take it over and the first one's exit unlink it. Nothing here uses it
+# (systemd and Docker signal the master); older gunicorns ignore the setting.
+control_socket_disable = True
+
 accesslog = "-" if os.environ.get("GUNICORN_ACCESS_LOG") == "1" else None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()

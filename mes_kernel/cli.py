@@ -468,10 +468,13 @@ def line_apply(
     from . import lines
     from .errors import MesError
 
-    try:
-        document = tomllib.loads(file.read_text())
+    try:  # TOML is UTF-8 whatever the machine's locale
+        document = tomllib.loads(file.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        console.print(f"[red]{escape(str(file))}: not valid TOML: not UTF-8 text ({escape(str(exc))})[/red]")
+        raise typer.Exit(2) from None
     except tomllib.TOMLDecodeError as exc:
-        console.print(f"[red]{file}: not valid TOML: {exc}[/red]")
+        console.print(f"[red]{escape(str(file))}: not valid TOML: {escape(str(exc))}[/red]")
         raise typer.Exit(2) from None
 
     async def run(application):
@@ -625,7 +628,12 @@ def _add_plugin_commands() -> None:
     from .plugins import PluginManager
 
     settings = Settings() if "--help" not in sys.argv[1:2] else None
-    manager = PluginManager(safe_mode=bool(settings and settings.plugins_safe_mode))
+    # the same safe mode, allow and deny lists as the kernel: a denied plugin's code is not run here either
+    manager = PluginManager(
+        safe_mode=bool(settings and settings.plugins_safe_mode),
+        allow=settings.plugins_allow if settings else None,
+        deny=settings.plugins_deny if settings else None,
+    )
     manager.load_entry_points()
     for _name, groups in asyncio.run(manager.call_each("mes_register_commands")):
         for group_name, typer_app in groups:

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from stevedore import DriverManager
-
 
 class DriverLoadError(Exception):
     """A configured driver could not be loaded; names the driver, namespace and package."""
@@ -65,30 +63,22 @@ def load_driver(namespace: str, name: str, **settings: Any) -> Any:
         raise DriverLoadError(
             namespace=namespace, name=name, package=None, reason=f"no such driver (known: {known})"
         )
-    failure: list[BaseException] = []
-
-    def on_failure(_manager, _ep, exc):
-        failure.append(exc)
-
+    # Loaded from the entry point importlib.metadata just found, as stevedore's DriverManager would
+    # (import, then call with the settings), but not through stevedore's lookup: it keeps the entry
+    # points it read for the life of the process, so a driver pip-installed on a running station
+    # (or server) would stay "not found" until a restart.
     try:
-        manager = DriverManager(
-            namespace=namespace,
-            name=name,
-            invoke_on_load=True,
-            invoke_kwds=settings,
-            on_load_failure_callback=on_failure,
-        )
-    except Exception as exc:  # stevedore raises NoMatches/RuntimeError when loading failed
-        reason = failure[0] if failure else exc
-        raise DriverLoadError(
-            namespace=namespace, name=name, package=package, reason=f"{type(reason).__name__}: {reason}"
-        ) from exc
-    if failure:
-        exc = failure[0]
+        factory = eps[0].load()
+    except Exception as exc:  # the boundary: a driver that fails to import is reported, not fatal
         raise DriverLoadError(
             namespace=namespace, name=name, package=package, reason=f"{type(exc).__name__}: {exc}"
         ) from exc
-    return manager.driver
+    try:
+        return factory(**settings)
+    except Exception as exc:  # the constructor rejected the settings
+        raise DriverLoadError(
+            namespace=namespace, name=name, package=package, reason=f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def driver_version(driver: Any) -> str:

@@ -116,7 +116,9 @@ def validate(config: LineConfig, catalog: Catalog) -> list[dict[str, Any]]:
     errors = []
     enabled = set(config.plugins) if config.plugins is not None else set(catalog.plugins)
     for i, name in enumerate(config.plugins or []):
-        if name not in catalog.plugins:
+        if name in (config.plugins or [])[:i]:
+            errors.append({"loc": ["plugins", i], "msg": f"plugin {name!r} appears twice"})
+        elif name not in catalog.plugins:
             errors.append({"loc": ["plugins", i], "msg": f"plugin {name!r} is not installed or not loaded "
                            f"(loaded: {sorted(catalog.plugins)})"})
     for name in config.breakers:

@@ -383,3 +383,19 @@ async def test_wrong_media_type_is_415_and_media_types_are_case_insensitive(clie
         headers={"Content-Type": "Application/X-WWW-Form-Urlencoded"},
     )
     assert r.status_code == 200, r.text
+
+
+async def test_heartbeat_counters_beyond_64_bits_are_422_not_stored_as_floats(client, admin_headers, station_headers):
+    """A heartbeat's ``config_version`` or ``outbox_depth`` past 2**63-1 is refused; JSON storage would keep
+    it as a float (1e+20) that /health and /stations then show."""
+    for field in ("config_version", "outbox_depth"):
+        r = await client.post(
+            API + "/stations/heartbeat", json={"agent_version": "t", field: int(BIG)}, headers=station_headers
+        )
+        _refused(r, 422, "VALIDATION_ERROR")
+    ok = await client.post(
+        API + "/stations/heartbeat",
+        json={"agent_version": "t", "config_version": 2**63 - 1, "outbox_depth": 0},
+        headers=station_headers,
+    )
+    assert ok.status_code == 200, ok.text

@@ -246,3 +246,28 @@ def test_serve_on_first_run_prints_the_url_and_a_login_that_works(cli_env, tmp_p
             server.kill()
             server.wait(timeout=5)
         server.stderr.close()
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_line_apply_of_a_file_that_is_not_utf8_says_so_without_a_traceback(cli_env, tmp_path, dry_run):
+    """TOML is UTF-8: a Latin-1 export or a binary file is refused like a file that is not TOML (exit 2,
+    the file named), not with a UnicodeDecodeError traceback."""
+    bad = tmp_path / "line-latin1.toml"
+    bad.write_bytes('[line]\ncode = "LINE-A"\nname = "Ligne d\'assemblage \u00e9t\u00e9"\n'.encode("latin-1"))
+    args = ["line", "apply", *(["--dry-run"] if dry_run else []), str(bad)]
+    result = mes(cli_env, *args, cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    assert "Traceback" not in output and "UnicodeDecodeError" not in output
+    assert "not valid TOML" in output and "UTF-8" in output
+
+
+def test_a_plugin_denied_by_plugins_deny_adds_no_command(cli_env, tmp_path):
+    """PLUGINS_DENY keeps a plugin's code out of the kernel: its command group (``mes barcode``) is not
+    collected either, whereas with the plugin allowed it is."""
+    allowed = mes(cli_env, "barcode", "--help", cwd=tmp_path)
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    denied = mes({**cli_env, "PLUGINS_DENY": '["barcode_hid"]'}, "barcode", "--help", cwd=tmp_path)
+    assert denied.returncode != 0 and "No such command" in denied.stdout + denied.stderr
+    outside = mes({**cli_env, "PLUGINS_ALLOW": '["label_printer"]'}, "barcode", "--help", cwd=tmp_path)
+    assert outside.returncode != 0 and "No such command" in outside.stdout + outside.stderr

@@ -73,6 +73,25 @@ def test_config_defaults_follow_the_spec():
     assert _config_values(WORKERS="3", BIND="0.0.0.0:9000")["workers"] == 3
 
 
+def test_no_control_socket_shared_by_every_gunicorn_of_the_user():
+    """gunicorn 27 opens a control socket at ``~/.gunicorn/gunicorn.ctl`` by default: one path for every
+    instance of the user, so a second node on the host (or any other gunicorn) takes it over and the
+    first one's exit unlinks it. The kernel's instances open none."""
+    from gunicorn.config import Config
+
+    if "control_socket_disable" not in Config().settings:
+        pytest.skip("this gunicorn has no control socket")
+    code = (
+        "import json, runpy, sys; from gunicorn.config import Config; cfg = Config(); "
+        "c = runpy.run_path(sys.argv[1]); [cfg.set(k, v) for k, v in c.items() if k in cfg.settings]; "
+        "print(json.dumps(cfg.control_socket_disable))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(CONF)], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert json.loads(out.stdout) is True
+
+
 def test_check_config_loads_the_real_app(tmp_path):
     result = subprocess.run(
         [str(GUNICORN), "--check-config", "-c", str(CONF)],

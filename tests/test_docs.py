@@ -51,3 +51,25 @@ async def test_every_kernel_route_is_tagged_and_described(client):
     assert not undocumented, undocumented
     assert (await client.get("/docs")).status_code == 200
     assert (await client.get("/redoc")).status_code == 200
+
+
+def _orphan_table_rows(text: str) -> list[str]:
+    """Rows of a Markdown table block (outside code fences) with no header and separator line: a
+    renderer shows them as a paragraph of pipes."""
+    orphans, block, fenced = [], [], False
+    for line in [*text.splitlines(), ""]:
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if not fenced and line.startswith("|"):
+            block.append(line)
+            continue
+        if block and not (len(block) >= 2 and re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", block[1].replace(" ", ""))):
+            orphans.append(block[0])
+        block = []
+    return orphans
+
+
+def test_every_table_in_the_user_docs_has_its_header():
+    for path in (ROOT / "README.md", ROOT / "docs" / "plugin-guide.md", ROOT / "docs" / "api.md",
+                 ROOT / "station" / "README.md"):
+        assert not _orphan_table_rows(path.read_text()), (path.name, _orphan_table_rows(path.read_text()))

@@ -146,6 +146,7 @@ async def test_a_body_naming_another_line_or_a_misspelt_key_is_refused_and_nothi
         {**LINE, "devices": [{**LINE["devices"][0], "statoin": "ST-02"}]},
         {**LINE, "plugins": {"enabled": ["sample_meter"], "bogus": 1}},
         {**LINE, "plugins": ["label_printer"], "devices": [], "device_defaults": {"sample_meter": {"value": 1}}},
+        {**LINE, "plugins": ["sample_meter", "label_printer", "sample_meter"]},  # a plugin listed twice
     ):
         r = await client.put("/api/v1/lines/LINE-A", json=body, headers=admin_headers)
         assert r.status_code == 422 and r.json()["detail"]["code"] == "INVALID_LINE_CONFIG", (body, r.text)

@@ -161,13 +161,13 @@ def pytester_like(tmp_path):
     """Run pytest in a fresh project folder with no pytest configuration at all, as a plugin author
     would on their own package (SQLite only, to stay fast)."""
 
-    def run(source: str) -> subprocess.CompletedProcess:
+    def run(source: str, *args: str) -> subprocess.CompletedProcess:
         project = tmp_path / "author-project"
         project.mkdir()
         (project / "test_author.py").write_text(source)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MES_TEST_", "PYTEST_"))}
         return subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_author.py"],
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args, "test_author.py"],
             cwd=project,
             env=env,
             capture_output=True,
@@ -188,3 +188,19 @@ def test_the_test_kit_sets_its_own_pytest_asyncio_options(pytester_like):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout
+
+
+def test_the_test_kit_registers_every_marker_it_puts_on_tests(pytester_like):
+    """The kit parametrizes tests with a ``postgres`` marker: registered by the kit itself, so an author's
+    run has no PytestUnknownMarkWarning and ``--strict-markers`` (a common setting) does not fail."""
+    result = pytester_like(
+        textwrap.dedent("""
+        async def test_liveness(client):
+            assert (await client.get("/api/v1/health/liveness")).status_code == 200
+    """),
+        "--strict-markers",
+        "-W",
+        "error::pytest.PytestUnknownMarkWarning",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PytestUnknownMarkWarning" not in result.stdout + result.stderr

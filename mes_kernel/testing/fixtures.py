@@ -30,6 +30,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "mes_plugins(*plugins): register extra plugins in the app for this test")
     config.addinivalue_line("markers", "sqlite_only: the test is about SQLite behaviour")
     config.addinivalue_line("markers", "postgres_only: the test needs PostgreSQL")
+    config.addinivalue_line("markers", "postgres: the PostgreSQL + Redis run of a test (MES_TEST_DATABASE_URL)")
 
 
 def _default_asyncio_mode(config) -> None:

@@ -39,7 +39,29 @@ def read_cache(path: Path) -> dict[str, Any] | None:
     config = doc["config"]
     if not isinstance(config.get("devices"), list) or not isinstance(config.get("config_version"), int):
         raise CorruptCacheError(f"{path}: the cached configuration has no devices list or config_version")
+    for index, item in enumerate(config["devices"]):
+        if problem := _device_problem(item):
+            raise CorruptCacheError(f"{path}: device {index} of the cached configuration {problem}")
+    drivers = config.get("drivers", [])
+    if not isinstance(drivers, list) or not all(
+        isinstance(d, dict) and all(isinstance(d.get(k), str) for k in ("kind", "namespace", "driver")) for d in drivers
+    ):
+        raise CorruptCacheError(f"{path}: the cached configuration's drivers are not a list of kind/namespace/driver")
     return config
+
+
+def _device_problem(item: Any) -> str | None:
+    """What makes one cached device entry unusable, or None: the agent would otherwise fail on it at start."""
+    if not isinstance(item, dict):
+        return "is not an object"
+    for key in ("code", "kind", "driver"):
+        if not isinstance(item.get(key), str) or not item[key]:
+            return f"has no {key}"
+    if not isinstance(item.get("config") or {}, dict):
+        return "has settings that are not an object"
+    if item.get("namespace") is not None and not isinstance(item["namespace"], str):
+        return "has a namespace that is not text"
+    return None
 
 
 def write_cache(path: Path, config: dict[str, Any]) -> None:

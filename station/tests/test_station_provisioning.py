@@ -262,3 +262,38 @@ async def test_an_agent_loads_its_lines_shared_devices_and_drops_a_disabled_plug
         await wait_for(lambda: {"PRN-A1", "PRN-LINE"} <= set(agent.devices.devices), timeout=15)
     finally:
         await agent.stop()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"config_version": 3, "devices": [{"code": 5}]},
+        {"config_version": 3, "devices": [5, None]},
+        {"config_version": 3, "devices": [{"code": "X", "kind": "thermometer", "driver": "sim", "config": "x"}]},
+        {"config_version": 3, "devices": [{"code": "X", "kind": "thermometer", "namespace": 7, "driver": "sim"}]},
+        {"config_version": 3, "devices": [], "drivers": [{"kind": "label_printer"}]},
+        {"config_version": 3, "devices": [], "drivers": "x"},
+    ],
+)
+def test_a_cache_with_unusable_device_entries_is_corrupt_not_a_crash_at_start(tmp_path: Path, config):
+    """Valid JSON in the cache's shape whose device (or driver) entries the agent cannot use is corrupt:
+    set aside and fetched again, rather than a KeyError/AttributeError that stops the agent offline."""
+    from mes_station.provisioning import CorruptCacheError, read_cache
+
+    cache = tmp_path / "station-config.json"
+    cache.write_text(json.dumps({"format": 1, "config": config}))
+    with pytest.raises(CorruptCacheError, match="cached configuration"):
+        read_cache(cache)
+
+
+def test_a_cache_with_usable_devices_is_read(tmp_path: Path):
+    from mes_station.provisioning import read_cache
+
+    config = {
+        "config_version": 3,
+        "devices": [{"code": "X", "kind": "thermometer", "driver": "sim", "namespace": "ns", "config": None}],
+        "drivers": [{"kind": "thermometer", "namespace": "ns", "driver": "sim", "version": "1"}],
+    }
+    cache = tmp_path / "station-config.json"
+    cache.write_text(json.dumps({"format": 1, "config": config}))
+    assert read_cache(cache) == config

@@ -55,10 +55,12 @@ class HeartbeatIn(BaseModel):
     agent_version: Text = Field(max_length=64)
     drivers: FiniteJSON = Field(default_factory=dict)
     devices: FiniteJSON = Field(default_factory=dict)
-    outbox_depth: int = Field(0, ge=0)
+    outbox_depth: int = Field(0, ge=0, le=2**63 - 1)
     #: drivers the station's configuration needs that are missing or of another version than the server's
     driver_problems: list[FiniteJSON] = Field(default_factory=list, max_length=200)
-    config_version: int | None = Field(None, ge=0, description="the line configuration the station runs")
+    config_version: int | None = Field(
+        None, ge=0, le=2**63 - 1, description="the line configuration the station runs"
+    )
     oldest_queued_age_seconds: float | None = Field(None, ge=0)
     clock: datetime | None = None
 
