@@ -305,15 +305,67 @@ async def _add(session: AsyncSession, model, items: list[tuple[tuple, dict[str, 
 
 
 FOLD_LOCK_ID = 0x6D65_735F_666F_6C64  # "mes_fold": one folder at a time across workers
+_DAY = "date_trunc('day', {0} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+# The coarser levels (PostgreSQL), each the sum of its finer table's folded rows (shard 0):
+# (table, its key as selected from the finer table's rows, its key columns, counts, finer table)
+COARSE = (
+    ("kpi_daily", (_DAY.format("hour_start"), *_KEY[1:]), ("day_start", *_KEY[1:]), COUNTS, "kpi_hourly"),
+    (
+        "kpi_daily_defects",
+        (_DAY.format("hour_start"), *_KEY[1:], "defect_code"),
+        ("day_start", *_KEY[1:], "defect_code"),
+        ("count",),
+        "kpi_hourly_defects",
+    ),
+    (
+        "kpi_line_hourly",
+        ("hour_start", "line_id", "process_id"),
+        ("hour_start", "line_id", "process_id"),
+        COUNTS,
+        "kpi_hourly",
+    ),
+)
+
+
+def _add_into(table: str, select_key, key, counts, source: str) -> str:
+    """``INSERT INTO table … SELECT … FROM source GROUP BY … ON CONFLICT DO UPDATE`` (adds)."""
+    picked = ", ".join(f"{expr} AS {name}" for expr, name in zip(select_key, key, strict=True))
+    grouped = ", ".join(expr for expr in select_key if not expr.isdigit())  # not the constant shard
+    return (
+        f"INSERT INTO {table} ({', '.join(key)}, {', '.join(counts)}) "
+        f"SELECT {picked}, {', '.join(f'sum({c})' for c in counts)} FROM {source} "
+        f"GROUP BY {grouped} ORDER BY {grouped} "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+        + ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counts)
+    )
+
+
+def derive_coarse(*, since_day: datetime | None) -> list[tuple[Any, dict[str, Any]]]:
+    """PostgreSQL statements (with their parameters) that recompute the coarser rollups of every
+    day from ``since_day`` (a UTC midnight; all when None) from the folded hourly rows."""
+    statements = []
+    for table, select_key, key, counts, source in COARSE:
+        lower = "day_start" if table.startswith("kpi_daily") else "hour_start"
+        if since_day is None:
+            statements.append((text(f"DELETE FROM {table}"), {}))
+            rows = f"(SELECT * FROM {source} WHERE shard = 0) s"
+            statements.append((text(_add_into(table, select_key, key, counts, rows)), {}))
+        else:
+            statements.append((text(f"DELETE FROM {table} WHERE {lower} >= :since"), {"since": since_day}))
+            rows = f"(SELECT * FROM {source} WHERE shard = 0 AND hour_start >= :since) s"
+            statements.append((text(_add_into(table, select_key, key, counts, rows)), {"since": since_day}))
+    return statements
 
 
 async def fold_shards(session: AsyncSession, *, before: datetime | None = None, only_if_free: bool = False) -> int:
     """Fold every bucket's shards (of the hours before ``before``; all when None) into shard 0
-    (PostgreSQL), in the caller's transaction; returns how many shard rows went.
+    (PostgreSQL), adding what moved to the coarser rollups too, in the caller's transaction;
+    returns how many shard rows went.
 
-    Exact under concurrent recording: the ``DELETE … RETURNING`` takes the shard rows committed
-    when it starts and moves exactly those; a transaction committing later left its own rows,
-    folded next time (writers never write shard 0, so they never wait for a fold).
+    Exact under concurrent recording: one statement's ``DELETE … RETURNING`` takes the shard rows
+    committed when it starts and adds exactly those, once, to shard 0 and to the daily and
+    line-hourly rows; a transaction committing later left its own rows, folded next time
+    (writers never write shard 0, so they never wait for a fold).
     ``only_if_free``: do nothing (0) when another session is folding right now."""
     if session.bind.dialect.name != "postgresql":
         return 0
@@ -324,21 +376,27 @@ async def fold_shards(session: AsyncSession, *, before: datetime | None = None, 
     folded = 0
     bound = "hour_start < :before AND " if before is not None else ""
     for table, key, counts in (
-        ("kpi_hourly", "hour_start, line_id, process_id, station_id, product", COUNTS),
-        ("kpi_hourly_defects", "hour_start, line_id, process_id, station_id, product, defect_code", ("count",)),
+        ("kpi_hourly", _KEY, COUNTS),
+        ("kpi_hourly_defects", (*_KEY, "defect_code"), ("count",)),
     ):
-        sums = ", ".join(f"sum({c})" for c in counts)
-        updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counts)
+        coarse = [
+            f"{name} AS ({_add_into(target, select_key, target_key, counts, 'moved')} RETURNING 1)"
+            for name, (target, select_key, target_key, _, source) in (
+                (f"c{i}", level) for i, level in enumerate(COARSE)
+            )
+            if source == table
+        ]
+        shard0 = _add_into(table, (*key, "0"), (*key, "shard"), counts, "moved")
         result = await session.execute(
             text(f"""
-            WITH moved AS (DELETE FROM {table} WHERE {bound}shard <> 0 RETURNING *)
-            INSERT INTO {table} ({key}, shard, {", ".join(counts)})
-            SELECT {key}, 0, {sums} FROM moved GROUP BY {key} ORDER BY {key}
-            ON CONFLICT ({key}, shard) DO UPDATE SET {updates}
+            WITH moved AS (DELETE FROM {table} WHERE {bound}shard <> 0 RETURNING *),
+                 folded AS ({shard0} RETURNING 1),
+                 {", ".join(coarse)}
+            SELECT count(*) FROM moved
             """),
             {"before": before} if before is not None else {},
         )
-        folded += result.rowcount
+        folded += result.scalar()
     return folded
 
 
@@ -371,7 +429,12 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
     """
     dialect = session.bind.dialect.name
     if dialect == "postgresql":
-        await session.execute(text("LOCK TABLE process_items, kpi_hourly, kpi_hourly_defects IN EXCLUSIVE MODE"))
+        await session.execute(
+            text(
+                "LOCK TABLE process_items, kpi_hourly, kpi_hourly_defects, kpi_daily, kpi_daily_defects, "
+                "kpi_line_hourly IN EXCLUSIVE MODE"
+            )
+        )
     start = hour_of(since) if since else datetime(1970, 1, 1, tzinfo=UTC)
     bound = {"since": start if dialect == "postgresql" else start.strftime("%Y-%m-%d %H:%M:%S.%f")}
     for table in ("kpi_hourly", "kpi_hourly_defects", "process_items"):
@@ -440,4 +503,8 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
     """),
         bound,
     )
+    if dialect == "postgresql":
+        day = start.replace(hour=0)
+        for statement, params in derive_coarse(since_day=day if since else None):
+            await session.execute(statement, params)
     return {"kpi_hourly": records.rowcount, "kpi_hourly_defects": defects.rowcount, "process_items": items.rowcount}

@@ -16,10 +16,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mes_kernel.db.models import LOT_STATUSES, Alert, Device, DeviceAction, KpiHourly, KpiHourlyDefect, Lot, Station
+from mes_kernel.db.models import LOT_STATUSES, Alert, Device, DeviceAction, Lot, Station
+
+from . import sources
+from .sources import hours_between
+
+__all__ = ["hours_between"]
 
 
 def plant_zone(name: str) -> ZoneInfo:
@@ -38,11 +43,6 @@ def day_window(*, now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
     # so days around a DST change keep their real length.
     end_local = start_local + timedelta(days=1)
     return start_local.astimezone(UTC), end_local.astimezone(UTC)
-
-
-def hours_between(model, since: datetime, until: datetime) -> ColumnElement[bool]:
-    """Rollup rows of the hours that start in ``[since, until)``."""
-    return and_(model.hour_start >= since, model.hour_start < until)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -69,14 +69,10 @@ async def process_results(
     records) first tested at a process step in the window whose first record there passed.
     ``None`` when nothing was tested, so a dashboard shows "no data" rather than 0 %.
     """
+    rows = sources.line_hours(session, since, until, line_id)
     query = select(
-        func.sum(KpiHourly.total),
-        func.sum(KpiHourly.passed),
-        func.sum(KpiHourly.first_total),
-        func.sum(KpiHourly.first_passed),
-    ).where(hours_between(KpiHourly, since, until))
-    if line_id is not None:
-        query = query.where(KpiHourly.line_id == line_id)
+        func.sum(rows.c.total), func.sum(rows.c.passed), func.sum(rows.c.first_total), func.sum(rows.c.first_passed)
+    )
     total, passes, attempts, first_passes = (await session.execute(query)).one()
     # PostgreSQL sums BIGINTs as NUMERIC: back to int before any division.
     total, passes, attempts, first_passes = (int(n or 0) for n in (total, passes, attempts, first_passes))
@@ -94,12 +90,12 @@ async def top_defects(
     *, session: AsyncSession, since: datetime, until: datetime, limit: int = 5
 ) -> list[dict[str, Any]]:
     """The most frequent defect codes among failed records in a window, most frequent first."""
-    count = func.sum(KpiHourlyDefect.count).label("count")
+    defects = sources.defect_counts(session, since, until)
+    count = func.sum(defects.c.count).label("count")
     rows = await session.execute(
-        select(KpiHourlyDefect.defect_code, count)
-        .where(hours_between(KpiHourlyDefect, since, until))
-        .group_by(KpiHourlyDefect.defect_code)
-        .order_by(count.desc(), KpiHourlyDefect.defect_code)
+        select(defects.c.defect_code, count)
+        .group_by(defects.c.defect_code)
+        .order_by(count.desc(), defects.c.defect_code)
         .limit(limit)
     )
     return [{"defect_code": code, "count": int(n)} for code, n in rows]
@@ -110,10 +106,9 @@ async def throughput_per_hour(*, session: AsyncSession, now: datetime, hours: in
     first, with hours that saw no record present as zeros."""
     current_hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     first_hour = current_hour - timedelta(hours=hours - 1)
+    hours_ = sources.line_hours(session, first_hour, current_hour + timedelta(hours=1))
     rows = await session.execute(
-        select(KpiHourly.hour_start, func.sum(KpiHourly.total), func.sum(KpiHourly.passed))
-        .where(hours_between(KpiHourly, first_hour, current_hour + timedelta(hours=1)))
-        .group_by(KpiHourly.hour_start)
+        select(hours_.c.hour_start, func.sum(hours_.c.total), func.sum(hours_.c.passed)).group_by(hours_.c.hour_start)
     )
     counted = {hour.astimezone(UTC): (int(total), int(passes or 0)) for hour, total, passes in rows}
     series = []

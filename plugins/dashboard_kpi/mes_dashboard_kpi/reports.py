@@ -19,8 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mes_kernel.db.models import (
     Alert,
     Device,
-    KpiHourly,
-    KpiHourlyDefect,
     Line,
     Lot,
     MachineState,
@@ -30,7 +28,7 @@ from mes_kernel.db.models import (
 )
 from mes_kernel.errors import NotFound, Unprocessable
 
-from .kpi import hours_between
+from . import sources
 from .shifts import Occurrence, occurrences
 
 MAX_RANGE = timedelta(days=366)
@@ -106,28 +104,26 @@ def _ratio(num: float, den: float) -> float | None:
 
 
 # ------------------------------------------------------------------ yield, Pareto
-GROUPS = {"process": KpiHourly.process_id, "station": KpiHourly.station_id, "product": KpiHourly.product}
+GROUPS = ("process_id", "station_id", "product")
 
 
 async def yields(*, session: AsyncSession, group_by: str, span: Range, line: Line | None) -> dict[str, Any]:
     """First-pass and final yield per process, station or product (keys: process id, station
     code or ``null`` for records without a station, product)."""
-    column = GROUPS[group_by]
+    rows_ = sources.item_counts(session, span.since, span.until, line.id if line else None)
+    column = rows_.c[{"process": "process_id", "station": "station_id", "product": "product"}[group_by]]
     query = (
         select(
             column,
-            func.sum(KpiHourly.first_total),
-            func.sum(KpiHourly.final_passed),
-            func.sum(KpiHourly.first_passed),
-            func.sum(KpiHourly.total),
-            func.sum(KpiHourly.passed),
+            func.sum(rows_.c.first_total),
+            func.sum(rows_.c.final_passed),
+            func.sum(rows_.c.first_passed),
+            func.sum(rows_.c.total),
+            func.sum(rows_.c.passed),
         )
-        .where(hours_between(KpiHourly, span.since, span.until))
         .group_by(column)
         .order_by(column)
     )
-    if line is not None:
-        query = query.where(KpiHourly.line_id == line.id)
     rows = (await session.execute(query)).all()
     names: dict[int, str] = {}
     if group_by == "station":
@@ -155,15 +151,13 @@ async def yields(*, session: AsyncSession, group_by: str, span: Range, line: Lin
 async def pareto(*, session: AsyncSession, span: Range, line: Line | None) -> dict[str, Any]:
     """Failed records by defect code, most frequent first, with each code's share and the
     cumulative share (percent, 0–100)."""
-    count = func.sum(KpiHourlyDefect.count).label("count")
+    defects = sources.defect_counts(session, span.since, span.until, line.id if line else None)
+    count = func.sum(defects.c.count).label("count")
     query = (
-        select(KpiHourlyDefect.defect_code, count)
-        .where(hours_between(KpiHourlyDefect, span.since, span.until))
-        .group_by(KpiHourlyDefect.defect_code)
-        .order_by(count.desc(), KpiHourlyDefect.defect_code)
+        select(defects.c.defect_code, count)
+        .group_by(defects.c.defect_code)
+        .order_by(count.desc(), defects.c.defect_code)
     )
-    if line is not None:
-        query = query.where(KpiHourlyDefect.line_id == line.id)
     rows = [(code, int(n)) for code, n in await session.execute(query)]
     total = sum(n for _, n in rows)
     items, running = [], 0
@@ -227,13 +221,12 @@ async def output(*, session: AsyncSession, span: Range, line: Line | None, bucke
     items = [{"start": s.isoformat(), "good": 0, "total": 0, "plan": 0.0} for s in starts]
     step = await last_step(session)
     if step is not None:
+        hours = sources.line_hours(session, span.since, span.until, line.id if line else None)
         query = (
-            select(KpiHourly.hour_start, func.sum(KpiHourly.final_passed), func.sum(KpiHourly.first_total))
-            .where(hours_between(KpiHourly, span.since, span.until), KpiHourly.process_id == step)
-            .group_by(KpiHourly.hour_start)
+            select(hours.c.hour_start, func.sum(hours.c.final_passed), func.sum(hours.c.first_total))
+            .where(hours.c.process_id == step)
+            .group_by(hours.c.hour_start)
         )
-        if line is not None:
-            query = query.where(KpiHourly.line_id == line.id)
         for hour, good, total in await session.execute(query):
             i = _index(starts, hour.astimezone(UTC))
             if i is not None:
@@ -386,10 +379,11 @@ async def oee(*, session: AsyncSession, span: Range, line: Line | None, now: dat
 
 
 async def _hourly(session: AsyncSession, line_id: int, since: datetime, until: datetime):
+    hours = sources.line_hours(session, since, until, line_id)
     rows = await session.execute(
-        select(KpiHourly.hour_start, KpiHourly.process_id, func.sum(KpiHourly.total), func.sum(KpiHourly.passed))
-        .where(KpiHourly.line_id == line_id, hours_between(KpiHourly, since, until))
-        .group_by(KpiHourly.hour_start, KpiHourly.process_id)
+        select(hours.c.hour_start, hours.c.process_id, func.sum(hours.c.total), func.sum(hours.c.passed)).group_by(
+            hours.c.hour_start, hours.c.process_id
+        )
     )
     return sorted(
         (hour.astimezone(UTC), process, int(total), int(passed or 0)) for hour, process, total, passed in rows
