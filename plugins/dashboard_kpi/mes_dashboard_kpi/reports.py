@@ -273,21 +273,40 @@ def _covered(intervals: list[Interval], lo: datetime, hi: datetime) -> float:
 
 
 async def downtime_intervals(*, session: AsyncSession, line_id: int, span: Range, now: datetime) -> list[Interval]:
-    """When the line was down: machine states other than ``running`` (connector plugins), station
+    """When the line was down (see :func:`downtime_by_line`)."""
+    return (await downtime_by_line(session=session, line_ids={line_id}, span=span, now=now))[line_id]
+
+
+async def downtime_by_line(
+    *, session: AsyncSession, line_ids: set[int], span: Range, now: datetime
+) -> dict[int, list[Interval]]:
+    """When each line was down: machine states other than ``running`` (connector plugins), station
     silence (from the station's last heartbeat until it reported again) and device faults (an
-    open circuit breaker of one of the line's devices), each open one lasting until ``now``."""
-    out: list[Interval] = []
+    open circuit breaker of one of the line's devices), each open one lasting until ``now``.
+    Four queries, however many lines."""
+    out: dict[int, list[Interval]] = {line_id: [] for line_id in line_ids}
+    if not line_ids:
+        return out
     states = await session.execute(
-        select(MachineState.started_at, MachineState.ended_at).where(
-            MachineState.line_id == line_id,
+        select(MachineState.line_id, MachineState.started_at, MachineState.ended_at).where(
+            MachineState.line_id.in_(sorted(line_ids)),
             MachineState.state != "running",
             MachineState.started_at < span.until,
             (MachineState.ended_at.is_(None)) | (MachineState.ended_at > span.since),
         )
     )
-    out += [(a, b or now) for a, b in states]
-    stations = {code for (code,) in await session.execute(select(Station.code).where(Station.line_id == line_id))}
-    devices = {code for (code,) in await session.execute(select(Device.code).where(Device.line_id == line_id))}
+    for line_id, a, b in states:
+        out[line_id].append((a, b or now))
+    stations: dict[str, set[int]] = {}
+    for code, line_id in await session.execute(
+        select(Station.code, Station.line_id).where(Station.line_id.in_(sorted(line_ids)))
+    ):
+        stations.setdefault(code, set()).add(line_id)
+    devices: dict[str, set[int]] = {}
+    for code, line_id in await session.execute(
+        select(Device.code, Device.line_id).where(Device.line_id.in_(sorted(line_ids)))
+    ):
+        devices.setdefault(code, set()).add(line_id)
     alerts = await session.execute(
         select(Alert.key, Alert.detail, Alert.raised_at, Alert.resolved_at).where(
             Alert.raised_at < span.until,
@@ -297,14 +316,16 @@ async def downtime_intervals(*, session: AsyncSession, line_id: int, span: Range
     )
     for key, detail, raised, resolved in alerts:
         parts = key.split(":")
-        if parts[0] == "station" and parts[1] in stations:
+        if parts[0] == "station":
             try:
                 raised = min(raised, datetime.fromisoformat(detail.get("last_heartbeat_at")))
             except (TypeError, ValueError, AttributeError):
                 pass
-            out.append((raised, resolved or now))
-        elif parts[0] == "breaker" and parts[-1] in devices:
-            out.append((raised, resolved or now))
+            lines = stations.get(parts[1], ())
+        else:
+            lines = devices.get(parts[-1], ())
+        for line_id in lines:
+            out[line_id].append((raised, resolved or now))
     return out
 
 
@@ -335,6 +356,25 @@ def _factors(planned: float, down: float, ideal: float, counted: int, good: int,
 async def oee(*, session: AsyncSession, span: Range, line: Line | None, now: datetime) -> dict[str, Any]:
     """OEE = availability × performance × quality for the line (or all lines together) and for
     each shift occurrence in the range, planned time counted up to ``now``."""
+    by_line, shifts_out = await _oee_by_line(session=session, span=span, line=line, now=now)
+    totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0}
+    for figures in by_line.values():
+        for key, value in figures.items():
+            totals[key] += value
+    return {
+        "line": line.code if line else None,
+        "from": span.since.isoformat(),
+        "to": span.until.isoformat(),
+        **_factors(**totals),
+        "shifts": shifts_out,
+    }
+
+
+async def _oee_by_line(
+    *, session: AsyncSession, span: Range, line: Line | None, now: datetime
+) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]]]:
+    """Each line's OEE figures over the range (summed over its shifts), and every shift's factors.
+    A fixed number of queries however many lines and shifts."""
     ideal = dict(
         (
             await session.execute(
@@ -344,18 +384,23 @@ async def oee(*, session: AsyncSession, span: Range, line: Line | None, now: dat
     )
     codes = dict((await session.execute(select(Line.id, Line.code))).all())
     until = min(span.until, now)
-    totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0}
-    shifts_out = []
-    for line_id, shifts in sorted((await calendars(session, line)).items()):
-        if until <= span.since:
-            break
-        occs = occurrences(shifts, since=span.since, until=until, zone=span.zone)
-        if not occs:
-            continue
-        down = await downtime_intervals(session=session, line_id=line_id, span=span, now=now)
-        hours = await _hourly(session, line_id, occs[0].start.replace(minute=0, second=0, microsecond=0), occs[-1].end)
+    plans = {}
+    if until > span.since:
+        for line_id, shifts in sorted((await calendars(session, line)).items()):
+            occs = occurrences(shifts, since=span.since, until=until, zone=span.zone)
+            if occs:
+                plans[line_id] = occs
+    by_line: dict[int, dict[str, Any]] = {}
+    shifts_out: list[dict[str, Any]] = []
+    if not plans:
+        return by_line, shifts_out
+    down = await downtime_by_line(session=session, line_ids=set(plans), span=span, now=now)
+    first = min(occs[0].start for occs in plans.values()).replace(minute=0, second=0, microsecond=0)
+    hours = await _hourly_by_line(session, line, first, max(occs[-1].end for occs in plans.values()))
+    for line_id, occs in plans.items():
+        totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0}
         for occ in occs:
-            figures = _shift_figures(occ, down, hours, ideal)
+            figures = _shift_figures(occ, down[line_id], hours.get(line_id, []), ideal)
             for key, value in figures.items():
                 totals[key] += value
             factors = _factors(**figures)
@@ -369,25 +414,24 @@ async def oee(*, session: AsyncSession, span: Range, line: Line | None, now: dat
                     **{k: factors[k]["value"] for k in ("availability", "performance", "quality")},
                 }
             )
-    return {
-        "line": line.code if line else None,
-        "from": span.since.isoformat(),
-        "to": span.until.isoformat(),
-        **_factors(**totals),
-        "shifts": shifts_out,
-    }
+        by_line[line_id] = totals
+    return by_line, shifts_out
 
 
-async def _hourly(session: AsyncSession, line_id: int, since: datetime, until: datetime):
-    hours = sources.line_hours(session, since, until, line_id)
+async def _hourly_by_line(session: AsyncSession, line: Line | None, since: datetime, until: datetime):
+    """Per line: ``(hour, process, records, passed)`` sorted by hour, from one query."""
+    hours = sources.line_hours(session, since, until, line.id if line else None)
     rows = await session.execute(
-        select(hours.c.hour_start, hours.c.process_id, func.sum(hours.c.total), func.sum(hours.c.passed)).group_by(
-            hours.c.hour_start, hours.c.process_id
-        )
+        select(
+            hours.c.line_id, hours.c.hour_start, hours.c.process_id, func.sum(hours.c.total), func.sum(hours.c.passed)
+        ).group_by(hours.c.line_id, hours.c.hour_start, hours.c.process_id)
     )
-    return sorted(
-        (hour.astimezone(UTC), process, int(total), int(passed or 0)) for hour, process, total, passed in rows
-    )
+    out: dict[int, list] = {}
+    for line_id, hour, process, total, passed in rows:
+        out.setdefault(line_id, []).append((hour.astimezone(UTC), process, int(total), int(passed or 0)))
+    for items in out.values():
+        items.sort()
+    return out
 
 
 def _shift_figures(occ: Occurrence, down: list[Interval], hours, ideal: dict[str, float]) -> dict[str, Any]:
@@ -415,37 +459,71 @@ def _shift_figures(occ: Occurrence, down: list[Interval], hours, ideal: dict[str
 # ------------------------------------------------------------------ each line now
 async def lines_now(*, session: AsyncSession, zone: ZoneInfo, now: datetime) -> dict[str, Any]:
     """Every line: its LOT in progress (the one most recently changed), today's output against
-    today's plan, today's OEE so far, and its open alerts (its stations' and devices')."""
+    today's plan, today's OEE so far, and its open alerts (its stations' and devices').
+    A fixed number of queries however many lines."""
     today = parse_range(since=None, until=None, zone=zone, now=now)
-    open_alerts = (await session.execute(select(Alert.key).where(Alert.resolved_at.is_(None)))).scalars().all()
-    items = []
-    for line in (await session.execute(select(Line).order_by(Line.code))).scalars():
-        lot = (
-            await session.execute(
-                select(Lot.lot_number)
-                .where(Lot.line_id == line.id, Lot.status == "in_progress")
-                .order_by(Lot.updated_at.desc(), Lot.id.desc())
-                .limit(1)
+    lines = (await session.execute(select(Line).order_by(Line.code))).scalars().all()
+    if not lines:
+        return {"items": []}
+    newest = (
+        func.row_number()
+        .over(partition_by=Lot.line_id, order_by=(Lot.updated_at.desc(), Lot.id.desc()))
+        .label("newest")
+    )
+    in_progress = (
+        select(Lot.line_id, Lot.lot_number, newest)
+        .where(Lot.status == "in_progress", Lot.line_id.is_not(None))
+        .subquery()
+    )
+    query = select(in_progress.c.line_id, in_progress.c.lot_number).where(in_progress.c.newest == 1)
+    current = {line_id: lot_number for line_id, lot_number in await session.execute(query)}
+    good: dict[int, int] = {}
+    step = await last_step(session)
+    if step is not None:
+        hours = sources.line_hours(session, today.since, today.until)
+        good = {
+            line_id: int(n or 0)
+            for line_id, n in await session.execute(
+                select(hours.c.line_id, func.sum(hours.c.final_passed))
+                .where(hours.c.process_id == step)
+                .group_by(hours.c.line_id)
             )
-        ).scalar()
-        made = await output(session=session, span=today, line=line, bucket="day")
-        figures = await oee(session=session, span=today, line=line, now=now)
-        stations = set((await session.execute(select(Station.code).where(Station.line_id == line.id))).scalars())
-        devices = set((await session.execute(select(Device.code).where(Device.line_id == line.id))).scalars())
+        }
+    plans = {
+        line_id: sum(
+            occ.planned_output
+            * max((min(today.until, occ.end) - max(today.since, occ.start)).total_seconds(), 0)
+            / occ.full_seconds
+            for occ in occurrences(shifts, since=today.since, until=today.until, zone=zone)
+        )
+        for line_id, shifts in (await calendars(session, None)).items()
+    }
+    figures, _ = await _oee_by_line(session=session, span=today, line=None, now=now)
+    open_alerts = (await session.execute(select(Alert.key).where(Alert.resolved_at.is_(None)))).scalars().all()
+    stations: dict[int, set[str]] = {}
+    for code, line_id in await session.execute(select(Station.code, Station.line_id)):
+        stations.setdefault(line_id, set()).add(code)
+    devices: dict[int, set[str]] = {}
+    for code, line_id in await session.execute(select(Device.code, Device.line_id)):
+        devices.setdefault(line_id, set()).add(code)
+    items = []
+    for line in lines:
+        mine_stations, mine_devices = stations.get(line.id, set()), devices.get(line.id, set())
         alerts = sum(
             1
             for key in open_alerts
-            if (key.startswith("station:") and key.split(":")[1] in stations)
-            or (key.startswith("breaker:") and key.split(":")[-1] in devices)
+            if (key.startswith("station:") and key.split(":")[1] in mine_stations)
+            or (key.startswith("breaker:") and key.split(":")[-1] in mine_devices)
         )
+        line_figures = figures.get(line.id)
         items.append(
             {
                 "line": line.code,
                 "name": line.name,
-                "current_lot": lot,
-                "output": sum(i["good"] for i in made["items"]),
-                "plan": round(sum(i["plan"] for i in made["items"]), 2),
-                "oee": figures["oee"],
+                "current_lot": current.get(line.id),
+                "output": good.get(line.id, 0),
+                "plan": round(plans.get(line.id, 0.0), 2),
+                "oee": _factors(**line_figures)["oee"] if line_figures else None,
                 "open_alerts": alerts,
             }
         )
