@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.db.models import (
@@ -375,13 +375,6 @@ async def _oee_by_line(
 ) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]]]:
     """Each line's OEE figures over the range (summed over its shifts), and every shift's factors.
     A fixed number of queries however many lines and shifts."""
-    ideal = dict(
-        (
-            await session.execute(
-                select(Process.id, Process.ideal_cycle_seconds).where(Process.ideal_cycle_seconds.is_not(None))
-            )
-        ).all()
-    )
     codes = dict((await session.execute(select(Line.id, Line.code))).all())
     until = min(span.until, now)
     plans = {}
@@ -400,7 +393,7 @@ async def _oee_by_line(
     for line_id, occs in plans.items():
         totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0}
         for occ in occs:
-            figures = _shift_figures(occ, down[line_id], hours.get(line_id, []), ideal)
+            figures = _shift_figures(occ, down[line_id], hours.get(line_id, []))
             for key, value in figures.items():
                 totals[key] += value
             factors = _factors(**figures)
@@ -419,33 +412,44 @@ async def _oee_by_line(
 
 
 async def _hourly_by_line(session: AsyncSession, line: Line | None, since: datetime, until: datetime):
-    """Per line: ``(hour, process, records, passed)`` sorted by hour, from one query."""
+    """Per line, sorted by hour: ``(hour, records, passed, records of steps with an ideal cycle
+    time, Σ ideal cycle seconds × records)`` — summed over steps in the database, so a 30-day
+    range brings back one row per line and hour."""
     hours = sources.line_hours(session, since, until, line.id if line else None)
+    ideal = Process.ideal_cycle_seconds
     rows = await session.execute(
         select(
-            hours.c.line_id, hours.c.hour_start, hours.c.process_id, func.sum(hours.c.total), func.sum(hours.c.passed)
-        ).group_by(hours.c.line_id, hours.c.hour_start, hours.c.process_id)
+            hours.c.line_id,
+            hours.c.hour_start,
+            func.sum(hours.c.total),
+            func.sum(hours.c.passed),
+            func.sum(case((ideal.is_not(None), hours.c.total), else_=0)),
+            func.sum(func.coalesce(ideal, 0.0) * hours.c.total),
+        )
+        .select_from(hours.outerjoin(Process, Process.id == hours.c.process_id))
+        .group_by(hours.c.line_id, hours.c.hour_start)
     )
     out: dict[int, list] = {}
-    for line_id, hour, process, total, passed in rows:
-        out.setdefault(line_id, []).append((hour.astimezone(UTC), process, int(total), int(passed or 0)))
+    for line_id, hour, total, passed, counted, ideal_total in rows:
+        out.setdefault(line_id, []).append(
+            (hour.astimezone(UTC), int(total), int(passed or 0), int(counted or 0), float(ideal_total or 0.0))
+        )
     for items in out.values():
         items.sort()
     return out
 
 
-def _shift_figures(occ: Occurrence, down: list[Interval], hours, ideal: dict[str, float]) -> dict[str, Any]:
+def _shift_figures(occ: Occurrence, down: list[Interval], hours) -> dict[str, Any]:
     """A shift's planned and down seconds, and the counts of the rollup hours that start in it
-    (``hours`` sorted by hour; an hour counts for the shift its first instant falls in, exact
-    when shifts start on whole hours)."""
+    (``hours`` sorted by hour, see :func:`_hourly_by_line`; an hour counts for the shift its first
+    instant falls in, exact when shifts start on whole hours)."""
     counted = good = total = 0
     ideal_total = 0.0
-    for _, process, n, passed in hours[bisect_left(hours, (occ.start,)) : bisect_left(hours, (occ.end,))]:
+    for _, n, passed, n_counted, n_ideal in hours[bisect_left(hours, (occ.start,)) : bisect_left(hours, (occ.end,))]:
         total += n
         good += passed
-        if process in ideal:
-            counted += n
-            ideal_total += ideal[process] * n
+        counted += n_counted
+        ideal_total += n_ideal
     return {
         "planned": (occ.end - occ.start).total_seconds(),
         "down": _covered(down, occ.start, occ.end),
