@@ -263,18 +263,20 @@ async def history(
         rec_where, act_where = ProcessRecord.unit_id == unit_id, DeviceAction.unit_id == unit_id
     else:
         rec_where, act_where = ProcessRecord.lot_id == lot_id, DeviceAction.lot_id == lot_id
-    records = (
-        (
-            await session.execute(
-                select(ProcessRecord)
-                .where(rec_where, _before(ProcessRecord.event_at, ProcessRecord.id, RECORD_RANK, before))
-                .order_by(ProcessRecord.event_at.desc(), ProcessRecord.id.desc())
-                .limit(limit + 1)
-            )
+    # The total rides along with the page of records (one round trip less); asked on its own
+    # only when no record is left before the cursor.
+    records_n = select(func.count()).select_from(ProcessRecord).where(rec_where).scalar_subquery()
+    actions_n = select(func.count()).select_from(DeviceAction).where(act_where).scalar_subquery()
+    total_n = (records_n + actions_n).label("total")
+    page_rows = (
+        await session.execute(
+            select(ProcessRecord, total_n)
+            .where(rec_where, _before(ProcessRecord.event_at, ProcessRecord.id, RECORD_RANK, before))
+            .order_by(ProcessRecord.event_at.desc(), ProcessRecord.id.desc())
+            .limit(limit + 1)
         )
-        .scalars()
-        .all()
-    )
+    ).all()
+    records = [row[0] for row in page_rows]
     actions = (
         (
             await session.execute(
@@ -287,10 +289,10 @@ async def history(
         .scalars()
         .all()
     )
-    # One round trip for both counts (each an index-only scan once the table is vacuumed).
-    records_n = select(func.count()).select_from(ProcessRecord).where(rec_where).scalar_subquery()
-    actions_n = select(func.count()).select_from(DeviceAction).where(act_where).scalar_subquery()
-    total = (await session.execute(select(records_n + actions_n))).scalar_one()
+    if page_rows:
+        total = page_rows[0][1]
+    else:
+        total = (await session.execute(select(total_n))).scalar_one()
     events = [((r.event_at, RECORD_RANK, r.id), _record_event(r)) for r in records]
     events += [((a.created_at, ACTION_RANK, a.id), _action_event(a)) for a in actions]
     events.sort(key=lambda e: e[0], reverse=True)
