@@ -193,13 +193,9 @@ def run_wrk(url: str, script: Path, args: list[str], *, connections: int, durati
 
 def start_server(env: dict, cwd: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
-        cwd=cwd,
-        env={**env, "BIND": f"127.0.0.1:{port}"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
+                              cwd=cwd, env={**env, "BIND": f"127.0.0.1:{port}"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -227,18 +223,10 @@ def revocation_cost(opts, env: dict, work: Path) -> int:
         for check in ("on", "off"):
             (work / check / "prom").mkdir(parents=True)
             servers[check] = start_server(
-                {
-                    **env,
-                    "TOKEN_REVOCATION_CHECK": "true" if check == "on" else "false",
-                    "PROMETHEUS_MULTIPROC_DIR": str(work / check / "prom"),
-                },
-                work / check,
-            )
-        login = httpx.post(
-            f"{servers['on'][1]}/api/v1/auth/login",
-            json={"username": "bench-worker", "password": WORKER_PASSWORD},
-            timeout=30,
-        )
+                {**env, "TOKEN_REVOCATION_CHECK": "true" if check == "on" else "false",
+                 "PROMETHEUS_MULTIPROC_DIR": str(work / check / "prom")}, work / check)
+        login = httpx.post(f"{servers['on'][1]}/api/v1/auth/login",
+                           json={"username": "bench-worker", "password": WORKER_PASSWORD}, timeout=30)
         login.raise_for_status()
         token = login.json()["access_token"]  # carries sid and ver: the checked kind
         script = work / "load.lua"
@@ -246,23 +234,13 @@ def revocation_cost(opts, env: dict, work: Path) -> int:
         prefix = uuid.uuid4().hex[:8]
         runs: dict[str, list[dict]] = {"on": [], "off": []}
         for check in ("on", "off"):  # warm-up: pools, caches, imports
-            run_wrk(
-                servers[check][1],
-                script,
-                [token, f"{prefix}w{check}", "single", "1"],
-                connections=opts.connections,
-                duration=3,
-            )
+            run_wrk(servers[check][1], script, [token, f"{prefix}w{check}", "single", "1"],
+                    connections=opts.connections, duration=3)
         for i in range(opts.rounds):
             # alternate, and swap the order each round, so drift in the machine's load hits both alike
-            for check in ("on", "off") if i % 2 == 0 else ("off", "on"):
-                r = run_wrk(
-                    servers[check][1],
-                    script,
-                    [token, f"{prefix}{check}{i}", "single", "1"],
-                    connections=opts.connections,
-                    duration=opts.duration,
-                )
+            for check in (("on", "off") if i % 2 == 0 else ("off", "on")):
+                r = run_wrk(servers[check][1], script, [token, f"{prefix}{check}{i}", "single", "1"],
+                            connections=opts.connections, duration=opts.duration)
                 r["records_per_s"] = round((r["requests"] - r["non_2xx"]) / r["seconds"], 1)
                 runs[check].append(r)
     finally:
@@ -270,23 +248,10 @@ def revocation_cost(opts, env: dict, work: Path) -> int:
             stop_server(server)
     rate = {check: round(sum(r["records_per_s"] for r in rs) / len(rs), 1) for check, rs in runs.items()}
     ratio = rate["on"] / rate["off"]
-    print(
-        json.dumps(
-            {
-                "setup": {
-                    "workers": opts.workers,
-                    "connections": opts.connections,
-                    "duration_s": opts.duration,
-                    "rounds": opts.rounds,
-                    "cpus": os.cpu_count(),
-                    "principal": "worker (JWT from a login)",
-                },
-                "check_on": runs["on"],
-                "check_off": runs["off"],
-            },
-            indent=2,
-        )
-    )
+    print(json.dumps({"setup": {"workers": opts.workers, "connections": opts.connections,
+                                "duration_s": opts.duration, "rounds": opts.rounds, "cpus": os.cpu_count(),
+                                "principal": "worker (JWT from a login)"},
+                      "check_on": runs["on"], "check_off": runs["off"]}, indent=2))
     print()
     for check in ("on", "off"):
         per_round = ", ".join(f"{r['records_per_s']:.0f}" for r in runs[check])
@@ -307,11 +272,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument(
-        "--revocation-cost",
-        action="store_true",
-        help="measure the per-request session check: on vs off, single records by a person",
-    )
+    parser.add_argument("--revocation-cost", action="store_true",
+                        help="measure the per-request session check: on vs off, single records by a person")
     parser.add_argument(
         "--units",
         type=int,
@@ -325,12 +287,8 @@ def main() -> int:
         default="both",
         help="measure with KPI rollups maintained, without, or both in one run",
     )
-    parser.add_argument(
-        "--rounds",
-        type=int,
-        default=3,
-        help="off/on rounds with --rollups both, or on/off alternations with --revocation-cost",
-    )
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="off/on rounds with --rollups both, or on/off alternations with --revocation-cost")
     opts = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
@@ -351,10 +309,8 @@ def main() -> int:
             off = statistics.median(r[path]["records_per_s"] for r in results[False])
             on = statistics.median(r[path]["records_per_s"] for r in results[True])
             if not off:
-                print(
-                    f"rollups cost on the {path.replace('_', ' ')} path: not measured (no record acknowledged "
-                    "with rollups off; every request outlasted wrk's 10 s timeout — try fewer --connections)"
-                )
+                print(f"rollups cost on the {path.replace('_', ' ')} path: not measured (no record acknowledged "
+                      "with rollups off: every request outlasted wrk's 10 s timeout; try fewer --connections)")
                 continue
             print(
                 f"rollups cost on the {path.replace('_', ' ')} path: {1 - on / off:.1%} of records/s "
