@@ -10,6 +10,11 @@ rollups on and off (same process, same database, ``--rounds`` pairs, order swapp
 drift in the machine's load hits both alike). Prints records/s of each and the cost
 (goal: at most 15 %), and checks the rollups against a plain count of the records.
 
+Records/s moves with whatever else runs on the machine; so it also reads the CPU seconds used by
+this process and by the PostgreSQL backends serving its database (``/proc``, same machine) and
+prints CPU per record with rollups on and off: on a CPU-bound machine, records/s is inversely
+proportional to it. (The WAL writer, checkpointer and autovacuum are not counted.)
+
 The default scenario is bench_records.py's: one LOT, one step, one station, every record a
 unit's first attempt (``--retests`` makes a share of them retests of units already seen).
 
@@ -27,6 +32,7 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -122,9 +128,38 @@ async def run_round(sessionmaker, ids, opts, *, rollups: bool, serials, prefix: 
                 await session.commit()
             written += len(rows)
 
-    started = time.monotonic()
+    started, cpu = time.monotonic(), await cpu_seconds(sessionmaker)
     await asyncio.gather(*(writer() for _ in range(opts.concurrency)))
-    return written / (time.monotonic() - started), written
+    elapsed, used = time.monotonic() - started, await cpu_seconds(sessionmaker, since=cpu)
+    return written / elapsed, written, used / written
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def cpu_seconds(sessionmaker, since: dict | None = None):
+    """CPU used by this process and by the PostgreSQL backends serving its database: a reading,
+    or (``since`` a reading) the seconds used since then. Unlike records/s, this does not move
+    when other work on the machine takes the CPUs away."""
+    from sqlalchemy import text
+
+    async with sessionmaker() as session:
+        pids = (
+            (await session.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")))
+            .scalars()
+            .all()
+        )
+    reading = {"self": time.process_time(), **{pid: _proc_cpu(pid) for pid in pids}}
+    if since is None:
+        return reading
+    # backends that came or went in between count from 0 / are dropped: the pool keeps its connections
+    return sum(value - since.get(key, 0.0) for key, value in reading.items())
 
 
 async def check(sessionmaker) -> tuple[int, int, int]:
@@ -160,18 +195,24 @@ async def main_async(opts) -> int:
                 yield seen % opts.units
 
     rates: dict[bool, list[float]] = {True: [], False: []}
+    cpu: dict[bool, list[float]] = {True: [], False: []}
     try:
         ids = await prepare(db_url, opts.units)
         serials = serial_source(0)
-        _, counted = await run_round(sessionmaker, ids, opts, rollups=True, serials=serials, prefix="warm")
+        _, counted, _ = await run_round(sessionmaker, ids, opts, rollups=True, serials=serials, prefix="warm")
         for i in range(opts.rounds):
             for rollups in (True, False) if i % 2 == 0 else (False, True):
-                rate, written = await run_round(
+                rate, written, per_record = await run_round(
                     sessionmaker, ids, opts, rollups=rollups, serials=serials, prefix=f"r{i}{int(rollups)}"
                 )
                 rates[rollups].append(rate)
+                cpu[rollups].append(per_record)
                 counted += written if rollups else 0
-                print(f"round {i} rollups {'on ' if rollups else 'off'} {rate:9.1f} rec/s", file=sys.stderr)
+                print(
+                    f"round {i} rollups {'on ' if rollups else 'off'} {rate:9.1f} rec/s, "
+                    f"{per_record * 1e6:7.0f} µs CPU per record",
+                    file=sys.stderr,
+                )
         raw, rolled, items = await check(sessionmaker)
     finally:
         await engine.dispose()
@@ -185,6 +226,11 @@ async def main_async(opts) -> int:
     print(
         f"batch {opts.batch_size} x concurrency {opts.concurrency}: rollups off {off:.1f} rec/s, on {on:.1f} rec/s; "
         f"cost {1 - on / off:.1%} of records/s (goal <= 15 %); per-round on/off " + ", ".join(f"{p:.3f}" for p in pairs)
+    )
+    cpu_on, cpu_off = statistics.median(cpu[True]), statistics.median(cpu[False])
+    print(
+        f"CPU per record (this process + its PostgreSQL backends): off {cpu_off * 1e6:.0f} µs, "
+        f"on {cpu_on * 1e6:.0f} µs; records/s on CPU alone would drop {1 - cpu_off / cpu_on:.1%} (goal <= 15 %)"
     )
     print(
         f"records stored {raw}; written with rollups on {counted}, counted by the rollups {rolled} "
