@@ -70,28 +70,36 @@ def _upsert(session: AsyncSession, table):
 
 def _sums(rows: list[dict[str, Any]]) -> tuple[dict[tuple, dict[str, float]], dict[tuple, int], dict[tuple, list]]:
     """Per bucket: record counts; per bucket and defect code: failed records; per item (process,
-    item): its records here, oldest first. One pass over the rows."""
-    sums: dict[tuple, dict[str, float]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
+    item): its records here as ``(id, passed, bucket)``. One pass over the rows (this runs in
+    every recording transaction: lists and local names, not a dict per count)."""
+    per_bucket: dict[tuple, list] = {}
     defects: dict[tuple, int] = defaultdict(int)
     by_item: dict[tuple[str, str], list] = defaultdict(list)
-    hours: dict[datetime, datetime] = {}
     for row in rows:
         at = row["event_at"]
-        hour = hours.get(at)
-        if hour is None:
-            hour = hours[at] = hour_of(at)
+        # Rows carry UTC times (the resolver converts a station's time); anything else is converted.
+        hour = at.replace(minute=0, second=0, microsecond=0) if at.tzinfo is UTC else hour_of(at)
         bucket = (hour, row.get("line_id") or 0, row["process_id"], row.get("station_id") or 0, row["_product"])
-        counts = sums[bucket]
-        counts["total"] += 1
-        passed = row["result"] == "pass"
-        counts["passed"] += passed
-        cycle = cycle_seconds(row.get("data"))
-        if cycle is not None:
-            counts["cycle_seconds_sum"] += cycle
-            counts["cycle_count"] += 1
-        if not passed and row["result"] == "fail" and row.get("defect_code"):
+        counts = per_bucket.get(bucket)
+        if counts is None:
+            counts = per_bucket[bucket] = [0, 0, 0.0, 0]  # records, passed, cycle seconds, cycles
+        counts[0] += 1
+        result = row["result"]
+        passed = result == "pass"
+        if passed:
+            counts[1] += 1
+        data = row.get("data")
+        if data:
+            cycle = cycle_seconds(data)
+            if cycle is not None:
+                counts[2] += cycle
+                counts[3] += 1
+        if result == "fail" and row.get("defect_code"):
             defects[(*bucket, row["defect_code"])] += 1
-        by_item[(row["process_id"], item_of(row))].append((row["id"], passed, bucket))
+        by_item[(row["process_id"], row.get("serial_number") or row["lot_number"])].append((row["id"], passed, bucket))
+    sums: dict[tuple, dict[str, float]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
+    for bucket, (total, passed_n, cycle_sum, cycle_n) in per_bucket.items():
+        sums[bucket].update(total=total, passed=passed_n, cycle_seconds_sum=cycle_sum, cycle_count=cycle_n)
     return sums, defects, by_item
 
 
@@ -100,7 +108,10 @@ def _item_values(by_item: dict[tuple, list]) -> list[dict[str, Any]]:
     values = []
     for key in sorted(by_item):
         attempts = by_item[key]
-        first, last = min(attempts), max(attempts)
+        if len(attempts) == 1:
+            first = last = attempts[0]
+        else:
+            first, last = min(attempts), max(attempts)
         hour, line_id, _, station_id, product = first[2]
         values.append(
             {
