@@ -90,6 +90,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--spawn-rate", type=int, default=20)
     parser.add_argument("--run-time", type=int, default=60, help="seconds of load (set-up comes on top)")
+    parser.add_argument("--setup-time", type=int, default=60, help="seconds allowed for locust's set-up")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--records", type=int, default=0, help="process records generated up front")
     opts = parser.parse_args()
@@ -111,14 +112,15 @@ def main() -> int:
             db_url, work, cache_seconds=5, workers=opts.workers, env={"RATE_LIMIT_PER_MINUTE": "100"}
         )
         prefix = work / "locust"
-        # The set-up (accounts, stations, tokens through the API) runs inside locust's clock: add 30 s.
+        # The set-up (accounts, stations, tokens through the API) runs inside locust's clock: add it.
         cmd = [
             locust, "-f", str(ROOT / "bench" / "locustfile.py"), "--headless", "-u", str(opts.users),
-            "-r", str(opts.spawn_rate), "-t", f"{opts.run_time + 30}s", "--host", base,
+            "-r", str(opts.spawn_rate), "-t", f"{opts.run_time + opts.setup_time}s", "--host", base,
             "--csv", str(prefix), "--only-summary", "--stop-timeout", "10",
         ]  # fmt: skip
         env = {**os.environ, "MES_ADMIN_PASSWORD": ADMIN_PASSWORD, "MES_LOCUST_RUN": run}
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=opts.run_time + 180)
+        bound = opts.run_time + opts.setup_time + 180
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=bound)
         if not Path(f"{prefix}_stats.csv").exists():
             print(done.stdout[-3000:], done.stderr[-3000:], file=sys.stderr)
             return 1
@@ -130,7 +132,7 @@ def main() -> int:
         asyncio.run(_drop(db_url))
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"locust -u {opts.users} -r {opts.spawn_rate}, {opts.run_time} s of load (+30 s set-up), "
+    print(f"locust -u {opts.users} -r {opts.spawn_rate}, {opts.run_time} s of load (+{opts.setup_time} s set-up), "
           f"gunicorn {opts.workers} workers, PostgreSQL + Redis, {opts.records:,} records up front")  # fmt: skip
     print(f"{'endpoint':<34} {'requests':>8} {'failures':>8} {'req/s':>7} {'p50':>6} {'p95':>6} {'p99':>6}  ms")
     for r in [*endpoints, total]:
