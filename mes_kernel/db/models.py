@@ -310,15 +310,13 @@ class KpiDaily(Base):
     __table_args__ = (Index("ix_kpi_daily_line_id_day_start", "line_id", "day_start"),)
 
 
-class KpiDailyDefect(Base):
-    """Daily count of failed records per defect code, on :class:`KpiDaily`'s key (PostgreSQL)."""
+class KpiLineDailyDefect(Base):
+    """Daily count of failed records per line and defect code (stations, steps and products
+    summed), what the Pareto and the defect panel read over whole days (PostgreSQL)."""
 
-    __tablename__ = "kpi_daily_defects"
+    __tablename__ = "kpi_line_daily_defects"
     day_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     line_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    process_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    station_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    product: Mapped[str] = mapped_column(String(64), primary_key=True)
     defect_code: Mapped[str] = mapped_column(String(64), primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
 

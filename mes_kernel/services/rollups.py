@@ -322,9 +322,9 @@ _DAY = "date_trunc('day', {0} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
 COARSE = (
     ("kpi_daily", (_DAY.format("hour_start"), *_KEY[1:]), ("day_start", *_KEY[1:]), COUNTS, "kpi_hourly"),
     (
-        "kpi_daily_defects",
-        (_DAY.format("hour_start"), *_KEY[1:], "defect_code"),
-        ("day_start", *_KEY[1:], "defect_code"),
+        "kpi_line_daily_defects",
+        (_DAY.format("hour_start"), "line_id", "defect_code"),
+        ("day_start", "line_id", "defect_code"),
         ("count",),
         "kpi_hourly_defects",
     ),
@@ -356,7 +356,7 @@ def derive_coarse(*, since_day: datetime | None) -> list[tuple[Any, dict[str, An
     day from ``since_day`` (a UTC midnight; all when None) from the folded hourly rows."""
     statements = []
     for table, select_key, key, counts, source in COARSE:
-        lower = "day_start" if table.startswith("kpi_daily") else "hour_start"
+        lower = "day_start" if "day_start" in key else "hour_start"
         if since_day is None:
             statements.append((text(f"DELETE FROM {table}"), {}))
             rows = f"(SELECT * FROM {source} WHERE shard = 0) s"
@@ -442,8 +442,8 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
     if dialect == "postgresql":
         await session.execute(
             text(
-                "LOCK TABLE process_items, kpi_hourly, kpi_hourly_defects, kpi_daily, kpi_daily_defects, "
-                "kpi_line_hourly IN EXCLUSIVE MODE"
+                "LOCK TABLE process_items, kpi_hourly, kpi_hourly_defects, kpi_daily, "
+                "kpi_line_daily_defects, kpi_line_hourly IN EXCLUSIVE MODE"
             )
         )
     start = hour_of(since) if since else datetime(1970, 1, 1, tzinfo=UTC)

@@ -1,5 +1,5 @@
-"""Coarser KPI rollups for long ranges: daily per line × process × station × product (and its
-defects), hourly per line × process; partial indexes on the unfolded shard rows.
+"""Coarser KPI rollups for long ranges: daily per line × process × station × product, daily
+defects per line and code, hourly per line × process; partial indexes on the unfolded shard rows.
 
 PostgreSQL fills them as the kernel folds recording transactions' shards (and ``mes kpi rebuild``);
 SQLite's readers keep reading the hourly rollups, so there they stay empty. Existing rollups are
@@ -43,23 +43,12 @@ def upgrade() -> None:
     )
     op.create_index("ix_kpi_daily_line_id_day_start", "kpi_daily", ["line_id", "day_start"])
     op.create_table(
-        "kpi_daily_defects",
+        "kpi_line_daily_defects",
         sa.Column("day_start", sa.DateTime(timezone=True), nullable=False),
         sa.Column("line_id", sa.BigInteger(), nullable=False),
-        sa.Column("process_id", sa.String(length=64), nullable=False),
-        sa.Column("station_id", sa.BigInteger(), nullable=False),
-        sa.Column("product", sa.String(length=64), nullable=False),
         sa.Column("defect_code", sa.String(length=64), nullable=False),
         sa.Column("count", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "day_start",
-            "line_id",
-            "process_id",
-            "station_id",
-            "product",
-            "defect_code",
-            name=op.f("pk_kpi_daily_defects"),
-        ),
+        sa.PrimaryKeyConstraint("day_start", "line_id", "defect_code", name=op.f("pk_kpi_line_daily_defects")),
     )
     op.create_table(
         "kpi_line_hourly",
@@ -87,6 +76,6 @@ def downgrade() -> None:
         op.drop_index(f"ix_{table}_unfolded", table_name=table)
     op.drop_index("ix_kpi_line_hourly_line_id_hour_start", table_name="kpi_line_hourly")
     op.drop_table("kpi_line_hourly")
-    op.drop_table("kpi_daily_defects")
+    op.drop_table("kpi_line_daily_defects")
     op.drop_index("ix_kpi_daily_line_id_day_start", table_name="kpi_daily")
     op.drop_table("kpi_daily")

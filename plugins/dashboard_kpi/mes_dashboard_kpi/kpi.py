@@ -90,7 +90,7 @@ async def top_defects(
     *, session: AsyncSession, since: datetime, until: datetime, limit: int = 5
 ) -> list[dict[str, Any]]:
     """The most frequent defect codes among failed records in a window, most frequent first."""
-    defects = sources.defect_counts(session, since, until)
+    defects = sources.line_defect_counts(session, since, until)
     count = func.sum(defects.c.count).label("count")
     rows = await session.execute(
         select(defects.c.defect_code, count)

@@ -151,7 +151,7 @@ async def yields(*, session: AsyncSession, group_by: str, span: Range, line: Lin
 async def pareto(*, session: AsyncSession, span: Range, line: Line | None) -> dict[str, Any]:
     """Failed records by defect code, most frequent first, with each code's share and the
     cumulative share (percent, 0–100)."""
-    defects = sources.defect_counts(session, span.since, span.until, line.id if line else None)
+    defects = sources.line_defect_counts(session, span.since, span.until, line.id if line else None)
     count = func.sum(defects.c.count).label("count")
     query = (
         select(defects.c.defect_code, count)

@@ -2,7 +2,8 @@
 
 On PostgreSQL the recording transactions write hourly rows in shards of their own, which the
 kernel folds every few seconds into shard 0 and, at the same moment, into the coarser levels
-(``kpi_daily``, ``kpi_daily_defects`` per UTC day; ``kpi_line_hourly`` per line × process × hour).
+(``kpi_daily`` and ``kpi_line_daily_defects`` per UTC day; ``kpi_line_hourly`` per line ×
+process × hour).
 So a range's counts are: the coarse rows of the range, plus the hourly rows not folded yet
 (``shard <> 0``, a partial index finds them) — for the daily level, plus the hourly rows of the
 partial days at either end. SQLite has no shards and no coarse rows: it reads ``kpi_hourly``.
@@ -18,7 +19,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, Select, and_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mes_kernel.db.models import KpiDaily, KpiDailyDefect, KpiHourly, KpiHourlyDefect, KpiLineHourly
+from mes_kernel.db.models import (
+    KpiDaily,
+    KpiHourly,
+    KpiHourlyDefect,
+    KpiLineDailyDefect,
+    KpiLineHourly,
+)
 from mes_kernel.services.rollups import COUNTS
 
 
@@ -78,9 +85,11 @@ def item_counts(session: AsyncSession, since: datetime, until: datetime, line_id
     return _by_day(session, KpiHourly, KpiDaily, [*KEY, *COUNTS], since, until, line_id)
 
 
-def defect_counts(session: AsyncSession, since: datetime, until: datetime, line_id: int | None = None):
-    """Failed records per key and defect code over the range: what the Pareto sums."""
-    return _by_day(session, KpiHourlyDefect, KpiDailyDefect, [*KEY, "defect_code", "count"], since, until, line_id)
+def line_defect_counts(session: AsyncSession, since: datetime, until: datetime, line_id: int | None = None):
+    """Failed records per line and defect code over the range (whole days from the per-line
+    daily rows): what the Pareto and the defect panel sum."""
+    columns = ["hour_start", "line_id", "defect_code", "count"]
+    return _by_day(session, KpiHourlyDefect, KpiLineDailyDefect, columns, since, until, line_id)
 
 
 def line_hours(session: AsyncSession, since: datetime, until: datetime, line_id: int | None = None):
