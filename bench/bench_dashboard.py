@@ -207,11 +207,13 @@ async def _analyze(db_url: str) -> float:
     return time.perf_counter() - started
 
 
-def start_server(db_url: str, work: Path, *, cache_seconds: float, workers: int) -> tuple[subprocess.Popen, str]:
+def start_server(
+    db_url: str, work: Path, *, cache_seconds: float, workers: int, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     prom = work / f"prom-{port}"
     prom.mkdir()
-    env = {
+    settings = {
         **os.environ,
         "DATABASE_URL": db_url,
         "REDIS_URL": REDIS_URL,
@@ -227,11 +229,12 @@ def start_server(db_url: str, work: Path, *, cache_seconds: float, workers: int)
         "DB_MAX_OVERFLOW": "1",
         "MES_DASHBOARD_CACHE_SECONDS": str(cache_seconds),
         "REDIS_NAMESPACE": f"bench{uuid.uuid4().hex[:8]}",
+        **(env or {}),
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
         cwd=work,
-        env=env,
+        env=settings,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )

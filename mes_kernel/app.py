@@ -155,8 +155,12 @@ async def _mount_plugins(app: FastAPI, kernel: Kernel, manager: PluginManager) -
                 panels.append((name, dataclasses.replace(panel, endpoint=endpoint)))
                 records[name].panels.append(panel.id)
             else:
-                log.warning("panel_refused", plugin=name, panel=getattr(panel, "id", repr(panel)),
-                            reason="not a Panel, unknown kind, or an endpoint outside this server's API")
+                log.warning(
+                    "panel_refused",
+                    plugin=name,
+                    panel=getattr(panel, "id", repr(panel)),
+                    reason="not a Panel, unknown kind, or an endpoint outside this server's API",
+                )
     app.state.panels = panels
     app.openapi_schema = None  # plugin routes joined after the first schema was built
 
@@ -188,29 +192,30 @@ async def _station_watchdog(kernel: Kernel, notifier: Notifier) -> None:
 
 async def _partition_keeper(kernel: Kernel) -> None:
     """PostgreSQL housekeeping of process data: keep next months' partitions created ahead (every
-    6 hours), fold KPI rollup shards of hours closed for 2 hours (every 10 minutes)."""
-    from datetime import UTC, datetime, timedelta
+    6 hours), fold the KPI rollup shards recording transactions wrote (every
+    ``KPI_FOLD_INTERVAL_SECONDS``, one worker at a time), so dashboards sum few rows."""
+    import time
 
     from .db.partitions import ensure_partitions
     from .services.rollups import fold_shards
 
     if kernel.engine.dialect.name != "postgresql":
         return
-    rounds = 0
+    next_ensure = 0.0
     while True:
         try:
-            if rounds % 36 == 0:
+            if time.monotonic() >= next_ensure:
+                next_ensure = time.monotonic() + 6 * 3600
                 created = await ensure_partitions(kernel.engine)
                 if created:
                     log.info("partitions_created", partitions=created)
             async with kernel.sessionmaker() as session, session.begin():
-                await fold_shards(session, before=datetime.now(UTC) - timedelta(hours=2))
+                await fold_shards(session, only_if_free=True)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.warning("process_data_housekeeping_failed", error=str(exc))
-        rounds += 1
-        await asyncio.sleep(600)
+        await asyncio.sleep(kernel.settings.kpi_fold_interval_seconds)
 
 
 def create_app(

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     smtp_to: list[str] = Field(default_factory=list)
 
     audit_seal_interval_seconds: float = 5.0
+    kpi_fold_interval_seconds: float = Field(
+        15.0, gt=0, description="PostgreSQL: how often recording transactions' rollup shards are summed into one row"
+    )
     audit_seal_grace_seconds: float = 10.0
     #: PostgreSQL: the elected sealer's session ends when it stays silent this long (a frozen or
     #: cut-off node), which frees the election lock for another worker (``audit_sealer.py``).

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -254,6 +255,9 @@ class ProcessItem(Base):
     __table_args__ = (Index("ix_process_items_hour_start", "hour_start"),)
 
 
+UNFOLDED = text("shard <> 0")  # rows recording transactions wrote and the fold has not summed yet
+
+
 class KpiHourly(Base):
     """Hourly rollup of process records per line × process × station × product (0 = none).
 
@@ -278,7 +282,10 @@ class KpiHourly(Base):
     final_passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     cycle_seconds_sum: Mapped[float] = mapped_column(Float, default=0.0, nullable=False)
     cycle_count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
-    __table_args__ = (Index("ix_kpi_hourly_line_id_hour_start", "line_id", "hour_start"),)
+    __table_args__ = (
+        Index("ix_kpi_hourly_line_id_hour_start", "line_id", "hour_start"),
+        Index("ix_kpi_hourly_unfolded", "hour_start", postgresql_where=UNFOLDED, sqlite_where=UNFOLDED),
+    )
 
 
 class KpiHourlyDefect(Base):
@@ -293,6 +300,58 @@ class KpiHourlyDefect(Base):
     defect_code: Mapped[str] = mapped_column(String(64), primary_key=True)
     shard: Mapped[int] = mapped_column(Integer, primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    __table_args__ = (
+        Index("ix_kpi_hourly_defects_unfolded", "hour_start", postgresql_where=UNFOLDED, sqlite_where=UNFOLDED),
+    )
+
+
+class KpiDaily(Base):
+    """Daily (UTC day) rollup on :class:`KpiHourly`'s key, for long ranges (PostgreSQL): the sum of
+    the day's folded hourly rows (shard 0), kept by the fold and the rebuild."""
+
+    __tablename__ = "kpi_daily"
+    day_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    line_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    station_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    product: Mapped[str] = mapped_column(String(64), primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    first_total: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    first_passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    final_passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    cycle_seconds_sum: Mapped[float] = mapped_column(Float, default=0.0, nullable=False)
+    cycle_count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    __table_args__ = (Index("ix_kpi_daily_line_id_day_start", "line_id", "day_start"),)
+
+
+class KpiLineDailyDefect(Base):
+    """Daily count of failed records per line and defect code (stations, steps and products
+    summed), what the Pareto and the defect panel read over whole days (PostgreSQL)."""
+
+    __tablename__ = "kpi_line_daily_defects"
+    day_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    line_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    defect_code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+
+
+class KpiLineHourly(Base):
+    """Hourly rollup per line × process (stations and products summed), what OEE, output and
+    throughput read (PostgreSQL): the sum of the hour's folded :class:`KpiHourly` rows."""
+
+    __tablename__ = "kpi_line_hourly"
+    hour_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    line_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    total: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    first_total: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    first_passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    final_passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    cycle_seconds_sum: Mapped[float] = mapped_column(Float, default=0.0, nullable=False)
+    cycle_count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    __table_args__ = (Index("ix_kpi_line_hourly_line_id_hour_start", "line_id", "hour_start"),)
 
 
 class ShiftCalendar(Base):

@@ -28,7 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.models import KpiHourly, KpiHourlyDefect, ProcessItem
 
-SHARDS = 8
+# PostgreSQL: every recording transaction adds its counts in rows of its own shard (a random
+# number in [1, SHARD_SPACE)), so it inserts rows nobody else writes and never waits for another
+# transaction's row lock; fold_shards sums them into shard 0 (the rebuild's) every few seconds.
+SHARD_SPACE = 2**31 - 1
 COUNTS = ("total", "passed", "first_total", "first_passed", "final_passed", "cycle_seconds_sum", "cycle_count")
 
 
@@ -65,57 +68,89 @@ def _upsert(session: AsyncSession, table):
     return module.insert(table)
 
 
-async def add_to_rollups(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Count records just inserted (each with ``id``, ``_product`` and its columns) into the rollups,
-    in the caller's transaction. Rows are locked in key order, so concurrent batches never deadlock."""
-    if not rows:
-        return
-    sums: dict[tuple, dict[str, float]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
+def _sums(rows: list[dict[str, Any]]) -> tuple[dict[tuple, dict[str, float]], dict[tuple, int], dict[tuple, list]]:
+    """Per bucket: record counts; per bucket and defect code: failed records; per item (process,
+    item): its records here as ``(id, passed, bucket)``. One pass over the rows (this runs in
+    every recording transaction: lists and local names, not a dict per count)."""
+    per_bucket: dict[tuple, list] = {}
     defects: dict[tuple, int] = defaultdict(int)
+    by_item: dict[tuple[str, str], list] = defaultdict(list)
     for row in rows:
-        counts = sums[_bucket(row)]
-        counts["total"] += 1
-        counts["passed"] += row["result"] == "pass"
-        cycle = cycle_seconds(row.get("data"))
-        if cycle is not None:
-            counts["cycle_seconds_sum"] += cycle
-            counts["cycle_count"] += 1
-        if row["result"] == "fail" and row.get("defect_code"):
-            defects[(*_bucket(row), row["defect_code"])] += 1
-    await _count_items(session, rows, sums)
-    # One shard per transaction: concurrent transactions counting into the same bucket mostly
-    # lock different rows (readers sum the shards; fold_shards folds closed hours back into
-    # shard 0). SQLite has one writer at a time: nothing to spread.
-    shard = random.randrange(SHARDS) if session.bind.dialect.name == "postgresql" else 0
-    await _add(session, KpiHourly, sorted((k + (shard,), v) for k, v in sums.items()), COUNTS)
-    defect_rows = sorted((k + (shard,), {"count": n}) for k, n in defects.items())
-    await _add(session, KpiHourlyDefect, defect_rows, ("count",))
+        at = row["event_at"]
+        # Rows carry UTC times (the resolver converts a station's time); anything else is converted.
+        hour = at.replace(minute=0, second=0, microsecond=0) if at.tzinfo is UTC else hour_of(at)
+        bucket = (hour, row.get("line_id") or 0, row["process_id"], row.get("station_id") or 0, row["_product"])
+        counts = per_bucket.get(bucket)
+        if counts is None:
+            counts = per_bucket[bucket] = [0, 0, 0.0, 0]  # records, passed, cycle seconds, cycles
+        counts[0] += 1
+        result = row["result"]
+        passed = result == "pass"
+        if passed:
+            counts[1] += 1
+        data = row.get("data")
+        if data:
+            cycle = cycle_seconds(data)
+            if cycle is not None:
+                counts[2] += cycle
+                counts[3] += 1
+        if result == "fail" and row.get("defect_code"):
+            defects[(*bucket, row["defect_code"])] += 1
+        by_item[(row["process_id"], row.get("serial_number") or row["lot_number"])].append((row["id"], passed, bucket))
+    sums: dict[tuple, dict[str, float]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
+    for bucket, (total, passed_n, cycle_sum, cycle_n) in per_bucket.items():
+        sums[bucket].update(total=total, passed=passed_n, cycle_seconds_sum=cycle_sum, cycle_count=cycle_n)
+    return sums, defects, by_item
 
 
-async def _count_items(session: AsyncSession, rows: list[dict[str, Any]], sums) -> None:
-    by_item: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_item[(row["process_id"], item_of(row))].append(row)
-    items = sorted(by_item)
+def _item_values(by_item: dict[tuple, list]) -> list[dict[str, Any]]:
+    """The ``process_items`` row each item of the batch would start, in key order."""
     values = []
-    for key in items:
-        ordered = sorted(by_item[key], key=lambda r: r["id"])
-        first, last = ordered[0], ordered[-1]
-        hour, line_id, _, station_id, product = _bucket(first)
+    for key in sorted(by_item):
+        attempts = by_item[key]
+        if len(attempts) == 1:
+            first = last = attempts[0]
+        else:
+            first, last = min(attempts), max(attempts)
+        hour, line_id, _, station_id, product = first[2]
         values.append(
             {
                 "process_id": key[0],
                 "item": key[1],
-                "first_record_id": first["id"],
-                "last_record_id": last["id"],
+                "first_record_id": first[0],
+                "last_record_id": last[0],
                 "hour_start": hour,
                 "line_id": line_id,
                 "station_id": station_id,
                 "product": product,
-                "first_passed": first["result"] == "pass",
-                "last_passed": last["result"] == "pass",
+                "first_passed": first[1],
+                "last_passed": last[1],
             }
         )
+    return values
+
+
+async def add_to_rollups(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Count records just inserted (each with ``id``, ``_product`` and its columns) into the rollups,
+    in the caller's transaction. Rows are locked in key order, so concurrent batches never deadlock.
+
+    PostgreSQL: one statement claims the batch's new items and adds every count (records,
+    first attempts, defects) to this transaction's own shard; a second and third run only when
+    the batch retests items already seen (their latest result may change final yield)."""
+    if not rows:
+        return
+    sums, defects, by_item = _sums(rows)
+    values = _item_values(by_item)
+    if session.bind.dialect.name == "postgresql":
+        shard = random.randrange(1, SHARD_SPACE)
+        new = await _add_postgresql(session, values, sums, defects, shard)
+        seen = [v for v in values if (v["process_id"], v["item"]) not in new]
+        if seen:
+            changes: dict[tuple, dict[str, float]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
+            await _update_seen(session, seen, changes)
+            await _add(session, KpiHourly, sorted((k + (shard,), v) for k, v in changes.items()), COUNTS)
+        return
+    # SQLite: one writer at a time, statements in process; no shards.
     stmt = (
         _upsert(session, ProcessItem.__table__)
         .on_conflict_do_nothing(index_elements=["process_id", "item"])
@@ -124,24 +159,124 @@ async def _count_items(session: AsyncSession, rows: list[dict[str, Any]], sums) 
     new = {(r.process_id, r.item) for r in await session.execute(stmt, values)}
     for value in values:
         if (value["process_id"], value["item"]) in new:
-            bucket = (value["hour_start"], value["line_id"], value["process_id"], value["station_id"], value["product"])
-            counts = sums[bucket]
+            counts = sums[_item_bucket(value)]
             counts["first_total"] += 1
             counts["first_passed"] += value["first_passed"]
             counts["final_passed"] += value["last_passed"]
-    seen = [(v["process_id"], v["item"]) for v in values if (v["process_id"], v["item"]) not in new]
-    if not seen:
-        return
+    seen = [v for v in values if (v["process_id"], v["item"]) not in new]
+    if seen:
+        await _update_seen(session, seen, sums)
+    await _add(session, KpiHourly, sorted((k + (0,), v) for k, v in sums.items()), COUNTS)
+    await _add(session, KpiHourlyDefect, sorted((k + (0,), {"count": n}) for k, n in defects.items()), ("count",))
+
+
+def _item_bucket(value: dict[str, Any]) -> tuple:
+    return (value["hour_start"], value["line_id"], value["process_id"], value["station_id"], value["product"])
+
+
+_KEY = ("hour_start", "line_id", "process_id", "station_id", "product")
+_ADD_POSTGRESQL = text(f"""
+    WITH v AS (
+        SELECT * FROM unnest(CAST(:i_process AS text[]), CAST(:i_item AS text[]), CAST(:i_first AS bigint[]),
+                             CAST(:i_last AS bigint[]), CAST(:i_hour AS timestamptz[]), CAST(:i_line AS bigint[]),
+                             CAST(:i_station AS bigint[]), CAST(:i_product AS text[]),
+                             CAST(:i_first_ok AS boolean[]), CAST(:i_last_ok AS boolean[]))
+            AS v(process_id, item, first_record_id, last_record_id, hour_start, line_id, station_id, product,
+                 first_passed, last_passed)
+    ), new_items AS (
+        INSERT INTO process_items (process_id, item, first_record_id, last_record_id, hour_start, line_id,
+                                   station_id, product, first_passed, last_passed)
+        SELECT * FROM v ORDER BY process_id, item
+        ON CONFLICT (process_id, item) DO NOTHING
+        RETURNING process_id, item, hour_start, line_id, station_id, product, first_passed, last_passed
+    ), firsts AS (
+        SELECT {", ".join(_KEY)}, count(*) AS first_total, count(*) FILTER (WHERE first_passed) AS first_passed,
+               count(*) FILTER (WHERE last_passed) AS final_passed
+        FROM new_items GROUP BY {", ".join(_KEY)}
+    ), b AS (
+        SELECT * FROM unnest(CAST(:b_hour AS timestamptz[]), CAST(:b_line AS bigint[]), CAST(:b_process AS text[]),
+                             CAST(:b_station AS bigint[]), CAST(:b_product AS text[]), CAST(:b_total AS bigint[]),
+                             CAST(:b_passed AS bigint[]), CAST(:b_cycle AS float8[]), CAST(:b_cycles AS bigint[]))
+            AS b({", ".join(_KEY)}, total, passed, cycle_seconds_sum, cycle_count)
+    ), hourly AS (
+        INSERT INTO kpi_hourly ({", ".join(_KEY)}, shard, total, passed, first_total, first_passed, final_passed,
+                                cycle_seconds_sum, cycle_count)
+        SELECT b.hour_start, b.line_id, b.process_id, b.station_id, b.product, :shard, b.total, b.passed,
+               coalesce(f.first_total, 0), coalesce(f.first_passed, 0), coalesce(f.final_passed, 0),
+               b.cycle_seconds_sum, b.cycle_count
+        FROM b LEFT JOIN firsts f USING ({", ".join(_KEY)})
+        ORDER BY b.hour_start, b.line_id, b.process_id, b.station_id, b.product
+        ON CONFLICT ({", ".join(_KEY)}, shard) DO UPDATE SET
+            {", ".join(f"{c} = kpi_hourly.{c} + excluded.{c}" for c in COUNTS)}
+    ), defects AS (
+        INSERT INTO kpi_hourly_defects ({", ".join(_KEY)}, defect_code, shard, count)
+        SELECT {", ".join(f"d.{c}" for c in _KEY)}, d.defect_code, :shard, d.n
+        FROM unnest(CAST(:d_hour AS timestamptz[]), CAST(:d_line AS bigint[]),
+                                           CAST(:d_process AS text[]), CAST(:d_station AS bigint[]),
+                                           CAST(:d_product AS text[]), CAST(:d_code AS text[]),
+                                           CAST(:d_count AS bigint[]))
+            AS d({", ".join(_KEY)}, defect_code, n)
+        ORDER BY 1, 2, 3, 4, 5, 6
+        ON CONFLICT ({", ".join(_KEY)}, defect_code, shard) DO UPDATE SET
+            count = kpi_hourly_defects.count + excluded.count
+    )
+    SELECT process_id, item FROM new_items
+""")
+
+
+async def _add_postgresql(session: AsyncSession, values, sums, defects, shard: int) -> set[tuple[str, str]]:
+    """The batch's rollups in one round trip: claim new items (first attempts count in their
+    first record's bucket), add the counts to ``shard``'s rows; returns the items claimed."""
+    buckets = sorted(sums.items())
+    failed = sorted(defects.items())
+    params: dict[str, Any] = {"shard": shard}
+    for name, column in (
+        ("process", "process_id"),
+        ("item", "item"),
+        ("first", "first_record_id"),
+        ("last", "last_record_id"),
+        ("hour", "hour_start"),
+        ("line", "line_id"),
+        ("station", "station_id"),
+        ("product", "product"),
+        ("first_ok", "first_passed"),
+        ("last_ok", "last_passed"),
+    ):
+        params[f"i_{name}"] = [v[column] for v in values]
+    for i, name in enumerate(("hour", "line", "process", "station", "product")):
+        params[f"b_{name}"] = [k[i] for k, _ in buckets]
+        params[f"d_{name}"] = [k[i] for k, _ in failed]
+    params["b_total"] = [c["total"] for _, c in buckets]
+    params["b_passed"] = [c["passed"] for _, c in buckets]
+    params["b_cycle"] = [float(c["cycle_seconds_sum"]) for _, c in buckets]
+    params["b_cycles"] = [c["cycle_count"] for _, c in buckets]
+    params["d_code"] = [k[5] for k, _ in failed]
+    params["d_count"] = [n for _, n in failed]
+    return {(r.process_id, r.item) for r in await session.execute(_ADD_POSTGRESQL, params)}
+
+
+async def _update_seen(session: AsyncSession, seen: list[dict[str, Any]], sums) -> None:
+    """Items this batch retests: lock them (key order), move their latest attempt forward, and
+    count a change of their latest result into ``sums`` at the item's first bucket."""
     query = (
-        select(ProcessItem)
-        .where(tuple_(ProcessItem.process_id, ProcessItem.item).in_(seen))
+        select(
+            ProcessItem.process_id,
+            ProcessItem.item,
+            ProcessItem.last_record_id,
+            ProcessItem.last_passed,
+            ProcessItem.hour_start,
+            ProcessItem.line_id,
+            ProcessItem.station_id,
+            ProcessItem.product,
+        )
+        .where(tuple_(ProcessItem.process_id, ProcessItem.item).in_([(v["process_id"], v["item"]) for v in seen]))
         .order_by(ProcessItem.process_id, ProcessItem.item)
     )
     if session.bind.dialect.name == "postgresql":
         query = query.with_for_update()
-    latest = {(v["process_id"], v["item"]): v for v in values}
+    latest = {(v["process_id"], v["item"]): v for v in seen}
     changes = []
-    for item in (await session.execute(query)).scalars():
+    for item in await session.execute(query):
         value = latest[(item.process_id, item.item)]
         if value["last_record_id"] <= item.last_record_id:
             continue
@@ -152,14 +287,16 @@ async def _count_items(session: AsyncSession, rows: list[dict[str, Any]], sums) 
             {"p": item.process_id, "i": item.item, "last_id": value["last_record_id"], "last_ok": value["last_passed"]}
         )
     if changes:
-        table = ProcessItem.__table__
-        await session.execute(
-            update(table)
-            .where(table.c.process_id == bindparam("p"), table.c.item == bindparam("i"))
-            .values(last_record_id=bindparam("last_id"), last_passed=bindparam("last_ok")),
-            changes,
-            execution_options={"synchronize_session": False},
-        )
+        await session.execute(_UPDATE_ITEM, changes, execution_options={"synchronize_session": False})
+
+
+_items = ProcessItem.__table__
+_UPDATE_ITEM = (
+    update(_items)
+    .where(_items.c.process_id == bindparam("p"), _items.c.item == bindparam("i"))
+    .values(last_record_id=bindparam("last_id"), last_passed=bindparam("last_ok"))
+)
+_UPSERTS: dict[tuple[str, str], Any] = {}
 
 
 async def _add(session: AsyncSession, model, items: list[tuple[tuple, dict[str, float]]], columns) -> None:
@@ -168,37 +305,109 @@ async def _add(session: AsyncSession, model, items: list[tuple[tuple, dict[str, 
     table = model.__table__
     key_columns = [c.name for c in table.primary_key.columns]
     values = [{**dict(zip(key_columns, key, strict=True)), **counts} for key, counts in items]
-    stmt = _upsert(session, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=key_columns, set_={c: table.c[c] + stmt.excluded[c] for c in columns}
-    )
+    dialect = session.bind.dialect.name
+    stmt = _UPSERTS.get((dialect, table.name))
+    if stmt is None:  # built once per dialect and table: constructing it cost as much as running it
+        insert = _upsert(session, table)
+        stmt = _UPSERTS[(dialect, table.name)] = insert.on_conflict_do_update(
+            index_elements=key_columns, set_={c: table.c[c] + insert.excluded[c] for c in columns}
+        )
     await session.execute(stmt, values)
 
 
-async def fold_shards(session: AsyncSession, *, before: datetime) -> int:
-    """Fold the shards of every bucket of the hours before ``before`` into shard 0 (PostgreSQL),
-    in the caller's transaction; returns how many shard rows went. Exact under concurrent
-    recording: a transaction adding to a row being folded waits for the fold, then finds the row
-    gone and inserts it afresh (to be folded next time)."""
+FOLD_LOCK_ID = 0x6D65_735F_666F_6C64  # "mes_fold": one folder at a time across workers
+_DAY = "date_trunc('day', {0} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+# The coarser levels (PostgreSQL), each the sum of its finer table's folded rows (shard 0):
+# (table, its key as selected from the finer table's rows, its key columns, counts, finer table)
+COARSE = (
+    ("kpi_daily", (_DAY.format("hour_start"), *_KEY[1:]), ("day_start", *_KEY[1:]), COUNTS, "kpi_hourly"),
+    (
+        "kpi_line_daily_defects",
+        (_DAY.format("hour_start"), "line_id", "defect_code"),
+        ("day_start", "line_id", "defect_code"),
+        ("count",),
+        "kpi_hourly_defects",
+    ),
+    (
+        "kpi_line_hourly",
+        ("hour_start", "line_id", "process_id"),
+        ("hour_start", "line_id", "process_id"),
+        COUNTS,
+        "kpi_hourly",
+    ),
+)
+
+
+def _add_into(table: str, select_key, key, counts, source: str) -> str:
+    """``INSERT INTO table … SELECT … FROM source GROUP BY … ON CONFLICT DO UPDATE`` (adds)."""
+    picked = ", ".join(f"{expr} AS {name}" for expr, name in zip(select_key, key, strict=True))
+    grouped = ", ".join(expr for expr in select_key if not expr.isdigit())  # not the constant shard
+    return (
+        f"INSERT INTO {table} ({', '.join(key)}, {', '.join(counts)}) "
+        f"SELECT {picked}, {', '.join(f'sum({c})' for c in counts)} FROM {source} "
+        f"GROUP BY {grouped} ORDER BY {grouped} "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET "
+        + ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counts)
+    )
+
+
+def derive_coarse(*, since_day: datetime | None) -> list[tuple[Any, dict[str, Any]]]:
+    """PostgreSQL statements (with their parameters) that recompute the coarser rollups of every
+    day from ``since_day`` (a UTC midnight; all when None) from the folded hourly rows."""
+    statements = []
+    for table, select_key, key, counts, source in COARSE:
+        lower = "day_start" if "day_start" in key else "hour_start"
+        if since_day is None:
+            statements.append((text(f"DELETE FROM {table}"), {}))
+            rows = f"(SELECT * FROM {source} WHERE shard = 0) s"
+            statements.append((text(_add_into(table, select_key, key, counts, rows)), {}))
+        else:
+            statements.append((text(f"DELETE FROM {table} WHERE {lower} >= :since"), {"since": since_day}))
+            rows = f"(SELECT * FROM {source} WHERE shard = 0 AND hour_start >= :since) s"
+            statements.append((text(_add_into(table, select_key, key, counts, rows)), {"since": since_day}))
+    return statements
+
+
+async def fold_shards(session: AsyncSession, *, before: datetime | None = None, only_if_free: bool = False) -> int:
+    """Fold every bucket's shards (of the hours before ``before``; all when None) into shard 0
+    (PostgreSQL), adding what moved to the coarser rollups too, in the caller's transaction;
+    returns how many shard rows went.
+
+    Exact under concurrent recording: one statement's ``DELETE … RETURNING`` takes the shard rows
+    committed when it starts and adds exactly those, once, to shard 0 and to the daily and
+    line-hourly rows; a transaction committing later left its own rows, folded next time
+    (writers never write shard 0, so they never wait for a fold).
+    ``only_if_free``: do nothing (0) when another session is folding right now."""
     if session.bind.dialect.name != "postgresql":
         return 0
+    if only_if_free:
+        free = await session.execute(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": FOLD_LOCK_ID})
+        if not free.scalar():
+            return 0
     folded = 0
+    bound = "hour_start < :before AND " if before is not None else ""
     for table, key, counts in (
-        ("kpi_hourly", "hour_start, line_id, process_id, station_id, product", COUNTS),
-        ("kpi_hourly_defects", "hour_start, line_id, process_id, station_id, product, defect_code", ("count",)),
+        ("kpi_hourly", _KEY, COUNTS),
+        ("kpi_hourly_defects", (*_KEY, "defect_code"), ("count",)),
     ):
-        sums = ", ".join(f"sum({c})" for c in counts)
-        updates = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in counts)
+        coarse = [
+            f"{name} AS ({_add_into(target, select_key, target_key, counts, 'moved')} RETURNING 1)"
+            for name, (target, select_key, target_key, _, source) in (
+                (f"c{i}", level) for i, level in enumerate(COARSE)
+            )
+            if source == table
+        ]
+        shard0 = _add_into(table, (*key, "0"), (*key, "shard"), counts, "moved")
         result = await session.execute(
             text(f"""
-            WITH moved AS (DELETE FROM {table} WHERE hour_start < :before AND shard <> 0 RETURNING *)
-            INSERT INTO {table} ({key}, shard, {", ".join(counts)})
-            SELECT {key}, 0, {sums} FROM moved GROUP BY {key}
-            ON CONFLICT ({key}, shard) DO UPDATE SET {updates}
+            WITH moved AS (DELETE FROM {table} WHERE {bound}shard <> 0 RETURNING *),
+                 folded AS ({shard0} RETURNING 1),
+                 {", ".join(coarse)}
+            SELECT count(*) FROM moved
             """),
-            {"before": before},
+            {"before": before} if before is not None else {},
         )
-        folded += result.rowcount
+        folded += result.scalar()
     return folded
 
 
@@ -231,7 +440,12 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
     """
     dialect = session.bind.dialect.name
     if dialect == "postgresql":
-        await session.execute(text("LOCK TABLE process_items, kpi_hourly, kpi_hourly_defects IN EXCLUSIVE MODE"))
+        await session.execute(
+            text(
+                "LOCK TABLE process_items, kpi_hourly, kpi_hourly_defects, kpi_daily, "
+                "kpi_line_daily_defects, kpi_line_hourly IN EXCLUSIVE MODE"
+            )
+        )
     start = hour_of(since) if since else datetime(1970, 1, 1, tzinfo=UTC)
     bound = {"since": start if dialect == "postgresql" else start.strftime("%Y-%m-%d %H:%M:%S.%f")}
     for table in ("kpi_hourly", "kpi_hourly_defects", "process_items"):
@@ -300,4 +514,8 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
     """),
         bound,
     )
+    if dialect == "postgresql":
+        day = start.replace(hour=0)
+        for statement, params in derive_coarse(since_day=day if since else None):
+            await session.execute(statement, params)
     return {"kpi_hourly": records.rowcount, "kpi_hourly_defects": defects.rowcount, "process_items": items.rowcount}

@@ -16,10 +16,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import and_, case, func, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mes_kernel.db.models import LOT_STATUSES, Alert, Device, DeviceAction, KpiHourly, KpiHourlyDefect, Lot, Station
+from mes_kernel.db.models import LOT_STATUSES, Alert, Device, DeviceAction, Lot, Station
+
+from . import sources
+from .sources import hours_between
+
+__all__ = ["hours_between"]
 
 
 def plant_zone(name: str) -> ZoneInfo:
@@ -38,11 +43,6 @@ def day_window(*, now: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
     # so days around a DST change keep their real length.
     end_local = start_local + timedelta(days=1)
     return start_local.astimezone(UTC), end_local.astimezone(UTC)
-
-
-def hours_between(model, since: datetime, until: datetime) -> ColumnElement[bool]:
-    """Rollup rows of the hours that start in ``[since, until)``."""
-    return and_(model.hour_start >= since, model.hour_start < until)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -69,14 +69,10 @@ async def process_results(
     records) first tested at a process step in the window whose first record there passed.
     ``None`` when nothing was tested, so a dashboard shows "no data" rather than 0 %.
     """
+    rows = sources.line_hours(session, since, until, line_id)
     query = select(
-        func.sum(KpiHourly.total),
-        func.sum(KpiHourly.passed),
-        func.sum(KpiHourly.first_total),
-        func.sum(KpiHourly.first_passed),
-    ).where(hours_between(KpiHourly, since, until))
-    if line_id is not None:
-        query = query.where(KpiHourly.line_id == line_id)
+        func.sum(rows.c.total), func.sum(rows.c.passed), func.sum(rows.c.first_total), func.sum(rows.c.first_passed)
+    )
     total, passes, attempts, first_passes = (await session.execute(query)).one()
     # PostgreSQL sums BIGINTs as NUMERIC: back to int before any division.
     total, passes, attempts, first_passes = (int(n or 0) for n in (total, passes, attempts, first_passes))
@@ -94,12 +90,12 @@ async def top_defects(
     *, session: AsyncSession, since: datetime, until: datetime, limit: int = 5
 ) -> list[dict[str, Any]]:
     """The most frequent defect codes among failed records in a window, most frequent first."""
-    count = func.sum(KpiHourlyDefect.count).label("count")
+    defects = sources.line_defect_counts(session, since, until)
+    count = func.sum(defects.c.count).label("count")
     rows = await session.execute(
-        select(KpiHourlyDefect.defect_code, count)
-        .where(hours_between(KpiHourlyDefect, since, until))
-        .group_by(KpiHourlyDefect.defect_code)
-        .order_by(count.desc(), KpiHourlyDefect.defect_code)
+        select(defects.c.defect_code, count)
+        .group_by(defects.c.defect_code)
+        .order_by(count.desc(), defects.c.defect_code)
         .limit(limit)
     )
     return [{"defect_code": code, "count": int(n)} for code, n in rows]
@@ -110,10 +106,9 @@ async def throughput_per_hour(*, session: AsyncSession, now: datetime, hours: in
     first, with hours that saw no record present as zeros."""
     current_hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     first_hour = current_hour - timedelta(hours=hours - 1)
+    hours_ = sources.line_hours(session, first_hour, current_hour + timedelta(hours=1))
     rows = await session.execute(
-        select(KpiHourly.hour_start, func.sum(KpiHourly.total), func.sum(KpiHourly.passed))
-        .where(hours_between(KpiHourly, first_hour, current_hour + timedelta(hours=1)))
-        .group_by(KpiHourly.hour_start)
+        select(hours_.c.hour_start, func.sum(hours_.c.total), func.sum(hours_.c.passed)).group_by(hours_.c.hour_start)
     )
     counted = {hour.astimezone(UTC): (int(total), int(passes or 0)) for hour, total, passes in rows}
     series = []
@@ -199,21 +194,95 @@ async def open_alert_counts(*, session: AsyncSession) -> dict[str, Any]:
     return {"open": sum(by_severity.values()), "open_by_severity": by_severity}
 
 
+async def plant_counts(
+    *, session: AsyncSession, now: datetime, since: datetime, silent_after_seconds: float
+) -> dict[str, Any]:
+    """What :func:`lots_by_status`, :func:`station_counts`, :func:`device_counts`,
+    :func:`device_actions` and :func:`open_alert_counts` return, from one query (a ``UNION ALL``
+    of their counts): one round trip instead of six for the summary."""
+    fresh_since = now - timedelta(seconds=silent_after_seconds)
+    zero = literal_column("0")
+
+    def kind(name: str):
+        return literal_column(f"'{name}'").label("kind")
+
+    parts = [
+        select(
+            kind("lots"),
+            Lot.status.label("key"),
+            func.count().label("a"),
+            func.sum(case((and_(Lot.status == "closed", Lot.closed_at >= since), 1), else_=0)).label("b"),
+            zero.label("c"),
+        ).group_by(Lot.status),
+        select(
+            kind("stations"),
+            literal_column("''"),
+            func.count(),
+            func.sum(case((Station.last_heartbeat_at >= fresh_since, 1), else_=0)),
+            func.sum(case((Station.last_heartbeat_at.is_(None), 1), else_=0)),
+        ).select_from(Station),
+        select(
+            kind("devices"),
+            Device.kind,
+            func.count(),
+            func.sum(case((Device.enabled.is_(True), 1), else_=0)),
+            zero,
+        ).group_by(Device.kind),
+        select(kind("actions"), DeviceAction.outcome, func.count(), zero, zero)
+        .where(DeviceAction.created_at >= since)
+        .group_by(DeviceAction.outcome),
+        select(kind("alerts"), Alert.severity, func.count(), zero, zero)
+        .where(Alert.resolved_at.is_(None))
+        .group_by(Alert.severity),
+    ]
+    rows: dict[str, list[tuple[str, int, int, int]]] = {}
+    for name, key, a, b, c in await session.execute(union_all(*parts)):
+        rows.setdefault(name, []).append((key, int(a or 0), int(b or 0), int(c or 0)))
+    by_status = dict.fromkeys(LOT_STATUSES, 0)
+    by_status.update({key: a for key, a, _, _ in rows.get("lots", [])})
+    stations_total, online, never = next(((a, b, c) for _, a, b, c in rows.get("stations", [])), (0, 0, 0))
+    by_kind = {key: a for key, a, _, _ in rows.get("devices", [])}
+    by_outcome = {key: a for key, a, _, _ in rows.get("actions", [])}
+    by_severity = {key: a for key, a, _, _ in rows.get("alerts", [])}
+    return {
+        "lots": {
+            "by_status": by_status,
+            "total": sum(by_status.values()),
+            "closed_today": sum(b for _, _, b, _ in rows.get("lots", [])),
+        },
+        "stations": {
+            "total": stations_total,
+            "online": online,
+            "silent": stations_total - online - never,
+            "never_seen": never,
+        },
+        "devices": {
+            "total": sum(by_kind.values()),
+            "enabled": sum(b for _, _, b, _ in rows.get("devices", [])),
+            "by_kind": by_kind,
+        },
+        "device_actions_today": {"total": sum(by_outcome.values()), "by_outcome": by_outcome},
+        "alerts": {"open": sum(by_severity.values()), "open_by_severity": by_severity},
+    }
+
+
 async def summary(
     *, session: AsyncSession, now: datetime, zone: ZoneInfo, silent_after_seconds: float
 ) -> dict[str, Any]:
-    """Everything ``GET /dashboard/summary`` shows, computed in one pass over the session."""
+    """Everything ``GET /dashboard/summary`` shows, in four queries: the plant's counts (one
+    ``UNION ALL``), today's records, today's top defects, the last 24 hours."""
     day_start, day_end = day_window(now=now, zone=zone)
+    counts = await plant_counts(session=session, now=now, since=day_start, silent_after_seconds=silent_after_seconds)
     return {
         "generated_at": now.astimezone(UTC).isoformat(),
         "timezone": zone.key,
         "day_start": day_start.isoformat(),
-        "lots": await lots_by_status(session=session, closed_since=day_start),
+        "lots": counts["lots"],
         "records_today": await process_results(session=session, since=day_start, until=day_end),
         "top_defects": await top_defects(session=session, since=day_start, until=day_end),
         "throughput_per_hour": await throughput_per_hour(session=session, now=now),
-        "stations": await station_counts(session=session, now=now, silent_after_seconds=silent_after_seconds),
-        "devices": await device_counts(session=session),
-        "device_actions_today": await device_actions(session=session, since=day_start),
-        "alerts": await open_alert_counts(session=session),
+        "stations": counts["stations"],
+        "devices": counts["devices"],
+        "device_actions_today": counts["device_actions_today"],
+        "alerts": counts["alerts"],
     }

@@ -13,14 +13,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.db.models import (
     Alert,
     Device,
-    KpiHourly,
-    KpiHourlyDefect,
     Line,
     Lot,
     MachineCount,
@@ -31,8 +29,9 @@ from mes_kernel.db.models import (
 )
 from mes_kernel.errors import NotFound, Unprocessable
 
-from .kpi import hours_between
+from . import sources
 from .shifts import Occurrence, occurrences
+from .sources import hours_between
 
 MAX_RANGE = timedelta(days=366)
 
@@ -107,28 +106,26 @@ def _ratio(num: float, den: float) -> float | None:
 
 
 # ------------------------------------------------------------------ yield, Pareto
-GROUPS = {"process": KpiHourly.process_id, "station": KpiHourly.station_id, "product": KpiHourly.product}
+GROUPS = ("process_id", "station_id", "product")
 
 
 async def yields(*, session: AsyncSession, group_by: str, span: Range, line: Line | None) -> dict[str, Any]:
     """First-pass and final yield per process, station or product (keys: process id, station
     code or ``null`` for records without a station, product)."""
-    column = GROUPS[group_by]
+    rows_ = sources.item_counts(session, span.since, span.until, line.id if line else None)
+    column = rows_.c[{"process": "process_id", "station": "station_id", "product": "product"}[group_by]]
     query = (
         select(
             column,
-            func.sum(KpiHourly.first_total),
-            func.sum(KpiHourly.final_passed),
-            func.sum(KpiHourly.first_passed),
-            func.sum(KpiHourly.total),
-            func.sum(KpiHourly.passed),
+            func.sum(rows_.c.first_total),
+            func.sum(rows_.c.final_passed),
+            func.sum(rows_.c.first_passed),
+            func.sum(rows_.c.total),
+            func.sum(rows_.c.passed),
         )
-        .where(hours_between(KpiHourly, span.since, span.until))
         .group_by(column)
         .order_by(column)
     )
-    if line is not None:
-        query = query.where(KpiHourly.line_id == line.id)
     rows = (await session.execute(query)).all()
     names: dict[int, str] = {}
     if group_by == "station":
@@ -156,15 +153,13 @@ async def yields(*, session: AsyncSession, group_by: str, span: Range, line: Lin
 async def pareto(*, session: AsyncSession, span: Range, line: Line | None) -> dict[str, Any]:
     """Failed records by defect code, most frequent first, with each code's share and the
     cumulative share (percent, 0–100)."""
-    count = func.sum(KpiHourlyDefect.count).label("count")
+    defects = sources.line_defect_counts(session, span.since, span.until, line.id if line else None)
+    count = func.sum(defects.c.count).label("count")
     query = (
-        select(KpiHourlyDefect.defect_code, count)
-        .where(hours_between(KpiHourlyDefect, span.since, span.until))
-        .group_by(KpiHourlyDefect.defect_code)
-        .order_by(count.desc(), KpiHourlyDefect.defect_code)
+        select(defects.c.defect_code, count)
+        .group_by(defects.c.defect_code)
+        .order_by(count.desc(), defects.c.defect_code)
     )
-    if line is not None:
-        query = query.where(KpiHourlyDefect.line_id == line.id)
     rows = [(code, int(n)) for code, n in await session.execute(query)]
     total = sum(n for _, n in rows)
     items, running = [], 0
@@ -228,13 +223,12 @@ async def output(*, session: AsyncSession, span: Range, line: Line | None, bucke
     items = [{"start": s.isoformat(), "good": 0, "total": 0, "plan": 0.0} for s in starts]
     step = await last_step(session)
     if step is not None:
+        hours = sources.line_hours(session, span.since, span.until, line.id if line else None)
         query = (
-            select(KpiHourly.hour_start, func.sum(KpiHourly.final_passed), func.sum(KpiHourly.first_total))
-            .where(hours_between(KpiHourly, span.since, span.until), KpiHourly.process_id == step)
-            .group_by(KpiHourly.hour_start)
+            select(hours.c.hour_start, func.sum(hours.c.final_passed), func.sum(hours.c.first_total))
+            .where(hours.c.process_id == step)
+            .group_by(hours.c.hour_start)
         )
-        if line is not None:
-            query = query.where(KpiHourly.line_id == line.id)
         for hour, good, total in await session.execute(query):
             i = _index(starts, hour.astimezone(UTC))
             if i is not None:
@@ -281,21 +275,40 @@ def _covered(intervals: list[Interval], lo: datetime, hi: datetime) -> float:
 
 
 async def downtime_intervals(*, session: AsyncSession, line_id: int, span: Range, now: datetime) -> list[Interval]:
-    """When the line was down: machine states other than ``running`` (connector plugins), station
+    """When the line was down (see :func:`downtime_by_line`)."""
+    return (await downtime_by_line(session=session, line_ids={line_id}, span=span, now=now))[line_id]
+
+
+async def downtime_by_line(
+    *, session: AsyncSession, line_ids: set[int], span: Range, now: datetime
+) -> dict[int, list[Interval]]:
+    """When each line was down: machine states other than ``running`` (connector plugins), station
     silence (from the station's last heartbeat until it reported again) and device faults (an
-    open circuit breaker of one of the line's devices), each open one lasting until ``now``."""
-    out: list[Interval] = []
+    open circuit breaker of one of the line's devices), each open one lasting until ``now``.
+    Four queries, however many lines."""
+    out: dict[int, list[Interval]] = {line_id: [] for line_id in line_ids}
+    if not line_ids:
+        return out
     states = await session.execute(
-        select(MachineState.started_at, MachineState.ended_at).where(
-            MachineState.line_id == line_id,
+        select(MachineState.line_id, MachineState.started_at, MachineState.ended_at).where(
+            MachineState.line_id.in_(sorted(line_ids)),
             MachineState.state != "running",
             MachineState.started_at < span.until,
             (MachineState.ended_at.is_(None)) | (MachineState.ended_at > span.since),
         )
     )
-    out += [(a, b or now) for a, b in states]
-    stations = {code for (code,) in await session.execute(select(Station.code).where(Station.line_id == line_id))}
-    devices = {code for (code,) in await session.execute(select(Device.code).where(Device.line_id == line_id))}
+    for line_id, a, b in states:
+        out[line_id].append((a, b or now))
+    stations: dict[str, set[int]] = {}
+    for code, line_id in await session.execute(
+        select(Station.code, Station.line_id).where(Station.line_id.in_(sorted(line_ids)))
+    ):
+        stations.setdefault(code, set()).add(line_id)
+    devices: dict[str, set[int]] = {}
+    for code, line_id in await session.execute(
+        select(Device.code, Device.line_id).where(Device.line_id.in_(sorted(line_ids)))
+    ):
+        devices.setdefault(code, set()).add(line_id)
     alerts = await session.execute(
         select(Alert.key, Alert.detail, Alert.raised_at, Alert.resolved_at).where(
             Alert.raised_at < span.until,
@@ -305,14 +318,16 @@ async def downtime_intervals(*, session: AsyncSession, line_id: int, span: Range
     )
     for key, detail, raised, resolved in alerts:
         parts = key.split(":")
-        if parts[0] == "station" and parts[1] in stations:
+        if parts[0] == "station":
             try:
                 raised = min(raised, datetime.fromisoformat(detail.get("last_heartbeat_at")))
             except (TypeError, ValueError, AttributeError):
                 pass
-            out.append((raised, resolved or now))
-        elif parts[0] == "breaker" and parts[-1] in devices:
-            out.append((raised, resolved or now))
+            lines = stations.get(parts[1], ())
+        else:
+            lines = devices.get(parts[-1], ())
+        for line_id in lines:
+            out[line_id].append((raised, resolved or now))
     return out
 
 
@@ -343,31 +358,52 @@ def _factors(planned: float, down: float, ideal: float, counted: int, good: int,
 async def oee(*, session: AsyncSession, span: Range, line: Line | None, now: datetime) -> dict[str, Any]:
     """OEE = availability × performance × quality for the line (or all lines together) and for
     each shift occurrence in the range, planned time counted up to ``now``."""
-    ideal = dict(
-        (
-            await session.execute(
-                select(Process.id, Process.ideal_cycle_seconds).where(Process.ideal_cycle_seconds.is_not(None))
-            )
-        ).all()
-    )
+    by_line, shifts_out = await _oee_by_line(session=session, span=span, line=line, now=now)
+    totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0}
+    for figures in by_line.values():
+        for key, value in figures.items():
+            totals[key] += value
+    return {
+        "line": line.code if line else None,
+        "from": span.since.isoformat(),
+        "to": span.until.isoformat(),
+        **_factors(**totals),
+        "shifts": shifts_out,
+    }
+
+
+async def _oee_by_line(
+    *, session: AsyncSession, span: Range, line: Line | None, now: datetime
+) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]]]:
+    """Each line's OEE figures over the range (summed over its shifts), and every shift's factors.
+    A fixed number of queries however many lines and shifts."""
     codes = dict((await session.execute(select(Line.id, Line.code))).all())
     until = min(span.until, now)
-    totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0}
-    shifts_out = []
-    for line_id, shifts in sorted((await calendars(session, line)).items()):
-        if until <= span.since:
-            break
-        occs = occurrences(shifts, since=span.since, until=until, zone=span.zone)
-        if not occs:
-            continue
-        down = await downtime_intervals(session=session, line_id=line_id, span=span, now=now)
-        first_hour = occs[0].start.replace(minute=0, second=0, microsecond=0)
-        hours, source = await _machine_hourly(session, line_id, first_hour, occs[-1].end), "machines"
-        if not hours:
-            hours, source = await _hourly(session, line_id, first_hour, occs[-1].end), "records"
-        per_unit = await _machine_ideal(session, line_id) if source == "machines" else ideal
+    plans = {}
+    if until > span.since:
+        for line_id, shifts in sorted((await calendars(session, line)).items()):
+            occs = occurrences(shifts, since=span.since, until=until, zone=span.zone)
+            if occs:
+                plans[line_id] = occs
+    by_line: dict[int, dict[str, Any]] = {}
+    shifts_out: list[dict[str, Any]] = []
+    if not plans:
+        return by_line, shifts_out
+    down = await downtime_by_line(session=session, line_ids=set(plans), span=span, now=now)
+    first = min(occs[0].start for occs in plans.values()).replace(minute=0, second=0, microsecond=0)
+    last = max(occs[-1].end for occs in plans.values())
+    hours = await _hourly_by_line(session, line, first, last)
+    # a line whose machines counted parts in the range (connector plugins) takes performance and
+    # quality from those counts, else from its process records (docs/kpi.md)
+    machines = await _machine_hours_by_line(session, set(plans), first, last)
+    for line_id, occs in plans.items():
+        totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0}
+        if machines.get(line_id):
+            line_hours, source = machines[line_id], "machines"
+        else:
+            line_hours, source = hours.get(line_id, []), "records"
         for occ in occs:
-            figures = _shift_figures(occ, down, hours, per_unit)
+            figures = _shift_figures(occ, down[line_id], line_hours)
             for key, value in figures.items():
                 totals[key] += value
             factors = _factors(**figures)
@@ -382,67 +418,91 @@ async def oee(*, session: AsyncSession, span: Range, line: Line | None, now: dat
                     "counts_from": source,
                 }
             )
-    return {
-        "line": line.code if line else None,
-        "from": span.since.isoformat(),
-        "to": span.until.isoformat(),
-        **_factors(**totals),
-        "shifts": shifts_out,
-    }
+        by_line[line_id] = totals
+    return by_line, shifts_out
 
 
-async def _machine_hourly(session: AsyncSession, line_id: int, since: datetime, until: datetime):
-    """The line's machine counts (connector plugins) as ``(hour, device, good + bad, good)``, sorted;
-    empty when no machine of the line counted a part in the range."""
-    rows = await session.execute(
-        select(MachineCount.hour_start, MachineCount.device, MachineCount.good, MachineCount.bad).where(
-            MachineCount.line_id == line_id, hours_between(MachineCount, since, until)
-        )
-    )
-    return sorted(
-        (hour.astimezone(UTC), device, int(good) + int(bad), int(good))
-        for hour, device, good, bad in rows
-        if good or bad
-    )
-
-
-async def _machine_ideal(session: AsyncSession, line_id: int) -> dict[str, float]:
-    """Ideal cycle seconds per machine of the line: its effective configuration's
-    ``ideal_cycle_seconds`` (the device's own, else the line's ``device_defaults`` for its kind)."""
+async def _machine_hours_by_line(
+    session: AsyncSession, line_ids: set[int], since: datetime, until: datetime
+) -> dict[int, list[tuple]]:
+    """Per line, sorted by hour, the machine counts of connector plugins in the shape of
+    :func:`_hourly_by_line`: ``(hour, parts, good parts, parts of machines with an ideal cycle time,
+    Σ ideal cycle seconds × parts)``; a line whose machines counted nothing is left out. The ideal
+    cycle time of a machine is its effective configuration's ``ideal_cycle_seconds`` (the device's
+    own, else the line's ``device_defaults`` for its kind). Two queries however many lines."""
     from mes_kernel.devices import effective_config
 
-    line = await session.get(Line, line_id)
-    out: dict[str, float] = {}
-    for device in (await session.execute(select(Device).where(Device.line_id == line_id))).scalars():
-        value = effective_config(line, device).get("ideal_cycle_seconds")
+    rows = (
+        await session.execute(
+            select(
+                MachineCount.line_id, MachineCount.hour_start, MachineCount.device, MachineCount.good, MachineCount.bad
+            ).where(MachineCount.line_id.in_(line_ids), hours_between(MachineCount, since, until))
+        )
+    ).all()
+    rows = [row for row in rows if row.good or row.bad]
+    if not rows:
+        return {}
+    counted_lines = {row.line_id for row in rows}
+    lines = {x.id: x for x in (await session.execute(select(Line).where(Line.id.in_(counted_lines)))).scalars()}
+    ideal: dict[str, float] = {}
+    for device in (await session.execute(select(Device).where(Device.line_id.in_(counted_lines)))).scalars():
+        value = effective_config(lines[device.line_id], device).get("ideal_cycle_seconds")
         if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-            out[device.code] = float(value)
+            ideal[device.code] = float(value)
+    sums: dict[tuple[int, datetime], list[float]] = {}
+    for row in rows:
+        parts, good = int(row.good) + int(row.bad), int(row.good)
+        figures = sums.setdefault((row.line_id, row.hour_start.astimezone(UTC)), [0, 0, 0, 0.0])
+        figures[0] += parts
+        figures[1] += good
+        if row.device in ideal:
+            figures[2] += parts
+            figures[3] += ideal[row.device] * parts
+    out: dict[int, list[tuple]] = {}
+    for (line_id, hour), (parts, good, counted, ideal_seconds) in sorted(sums.items()):
+        out.setdefault(line_id, []).append((hour, parts, good, counted, ideal_seconds))
     return out
 
 
-async def _hourly(session: AsyncSession, line_id: int, since: datetime, until: datetime):
+async def _hourly_by_line(session: AsyncSession, line: Line | None, since: datetime, until: datetime):
+    """Per line, sorted by hour: ``(hour, records, passed, records of steps with an ideal cycle
+    time, Σ ideal cycle seconds × records)`` — summed over steps in the database, so a 30-day
+    range brings back one row per line and hour."""
+    hours = sources.line_hours(session, since, until, line.id if line else None)
+    ideal = Process.ideal_cycle_seconds
     rows = await session.execute(
-        select(KpiHourly.hour_start, KpiHourly.process_id, func.sum(KpiHourly.total), func.sum(KpiHourly.passed))
-        .where(KpiHourly.line_id == line_id, hours_between(KpiHourly, since, until))
-        .group_by(KpiHourly.hour_start, KpiHourly.process_id)
+        select(
+            hours.c.line_id,
+            hours.c.hour_start,
+            func.sum(hours.c.total),
+            func.sum(hours.c.passed),
+            func.sum(case((ideal.is_not(None), hours.c.total), else_=0)),
+            func.sum(func.coalesce(ideal, 0.0) * hours.c.total),
+        )
+        .select_from(hours.outerjoin(Process, Process.id == hours.c.process_id))
+        .group_by(hours.c.line_id, hours.c.hour_start)
     )
-    return sorted(
-        (hour.astimezone(UTC), process, int(total), int(passed or 0)) for hour, process, total, passed in rows
-    )
+    out: dict[int, list] = {}
+    for line_id, hour, total, passed, counted, ideal_total in rows:
+        out.setdefault(line_id, []).append(
+            (hour.astimezone(UTC), int(total), int(passed or 0), int(counted or 0), float(ideal_total or 0.0))
+        )
+    for items in out.values():
+        items.sort()
+    return out
 
 
-def _shift_figures(occ: Occurrence, down: list[Interval], hours, ideal: dict[str, float]) -> dict[str, Any]:
+def _shift_figures(occ: Occurrence, down: list[Interval], hours) -> dict[str, Any]:
     """A shift's planned and down seconds, and the counts of the rollup hours that start in it
-    (``hours`` sorted by hour; an hour counts for the shift its first instant falls in, exact
-    when shifts start on whole hours)."""
+    (``hours`` sorted by hour, see :func:`_hourly_by_line`; an hour counts for the shift its first
+    instant falls in, exact when shifts start on whole hours)."""
     counted = good = total = 0
     ideal_total = 0.0
-    for _, process, n, passed in hours[bisect_left(hours, (occ.start,)) : bisect_left(hours, (occ.end,))]:
+    for _, n, passed, n_counted, n_ideal in hours[bisect_left(hours, (occ.start,)) : bisect_left(hours, (occ.end,))]:
         total += n
         good += passed
-        if process in ideal:
-            counted += n
-            ideal_total += ideal[process] * n
+        counted += n_counted
+        ideal_total += n_ideal
     return {
         "planned": (occ.end - occ.start).total_seconds(),
         "down": _covered(down, occ.start, occ.end),
@@ -456,37 +516,71 @@ def _shift_figures(occ: Occurrence, down: list[Interval], hours, ideal: dict[str
 # ------------------------------------------------------------------ each line now
 async def lines_now(*, session: AsyncSession, zone: ZoneInfo, now: datetime) -> dict[str, Any]:
     """Every line: its LOT in progress (the one most recently changed), today's output against
-    today's plan, today's OEE so far, and its open alerts (its stations' and devices')."""
+    today's plan, today's OEE so far, and its open alerts (its stations' and devices').
+    A fixed number of queries however many lines."""
     today = parse_range(since=None, until=None, zone=zone, now=now)
-    open_alerts = (await session.execute(select(Alert.key).where(Alert.resolved_at.is_(None)))).scalars().all()
-    items = []
-    for line in (await session.execute(select(Line).order_by(Line.code))).scalars():
-        lot = (
-            await session.execute(
-                select(Lot.lot_number)
-                .where(Lot.line_id == line.id, Lot.status == "in_progress")
-                .order_by(Lot.updated_at.desc(), Lot.id.desc())
-                .limit(1)
+    lines = (await session.execute(select(Line).order_by(Line.code))).scalars().all()
+    if not lines:
+        return {"items": []}
+    newest = (
+        func.row_number()
+        .over(partition_by=Lot.line_id, order_by=(Lot.updated_at.desc(), Lot.id.desc()))
+        .label("newest")
+    )
+    in_progress = (
+        select(Lot.line_id, Lot.lot_number, newest)
+        .where(Lot.status == "in_progress", Lot.line_id.is_not(None))
+        .subquery()
+    )
+    query = select(in_progress.c.line_id, in_progress.c.lot_number).where(in_progress.c.newest == 1)
+    current = {line_id: lot_number for line_id, lot_number in await session.execute(query)}
+    good: dict[int, int] = {}
+    step = await last_step(session)
+    if step is not None:
+        hours = sources.line_hours(session, today.since, today.until)
+        good = {
+            line_id: int(n or 0)
+            for line_id, n in await session.execute(
+                select(hours.c.line_id, func.sum(hours.c.final_passed))
+                .where(hours.c.process_id == step)
+                .group_by(hours.c.line_id)
             )
-        ).scalar()
-        made = await output(session=session, span=today, line=line, bucket="day")
-        figures = await oee(session=session, span=today, line=line, now=now)
-        stations = set((await session.execute(select(Station.code).where(Station.line_id == line.id))).scalars())
-        devices = set((await session.execute(select(Device.code).where(Device.line_id == line.id))).scalars())
+        }
+    plans = {
+        line_id: sum(
+            occ.planned_output
+            * max((min(today.until, occ.end) - max(today.since, occ.start)).total_seconds(), 0)
+            / occ.full_seconds
+            for occ in occurrences(shifts, since=today.since, until=today.until, zone=zone)
+        )
+        for line_id, shifts in (await calendars(session, None)).items()
+    }
+    figures, _ = await _oee_by_line(session=session, span=today, line=None, now=now)
+    open_alerts = (await session.execute(select(Alert.key).where(Alert.resolved_at.is_(None)))).scalars().all()
+    stations: dict[int, set[str]] = {}
+    for code, line_id in await session.execute(select(Station.code, Station.line_id)):
+        stations.setdefault(line_id, set()).add(code)
+    devices: dict[int, set[str]] = {}
+    for code, line_id in await session.execute(select(Device.code, Device.line_id)):
+        devices.setdefault(line_id, set()).add(code)
+    items = []
+    for line in lines:
+        mine_stations, mine_devices = stations.get(line.id, set()), devices.get(line.id, set())
         alerts = sum(
             1
             for key in open_alerts
-            if (key.startswith("station:") and key.split(":")[1] in stations)
-            or (key.startswith("breaker:") and key.split(":")[-1] in devices)
+            if (key.startswith("station:") and key.split(":")[1] in mine_stations)
+            or (key.startswith("breaker:") and key.split(":")[-1] in mine_devices)
         )
+        line_figures = figures.get(line.id)
         items.append(
             {
                 "line": line.code,
                 "name": line.name,
-                "current_lot": lot,
-                "output": sum(i["good"] for i in made["items"]),
-                "plan": round(sum(i["plan"] for i in made["items"]), 2),
-                "oee": figures["oee"],
+                "current_lot": current.get(line.id),
+                "output": good.get(line.id, 0),
+                "plan": round(plans.get(line.id, 0.0), 2),
+                "oee": _factors(**line_figures)["oee"] if line_figures else None,
                 "open_alerts": alerts,
             }
         )

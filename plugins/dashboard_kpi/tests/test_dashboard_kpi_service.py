@@ -215,6 +215,11 @@ async def test_stations_devices_and_device_actions_are_counted(session):
     assert devices == {"total": 3, "enabled": 2, "by_kind": {"label_printer": 2, "barcode": 1}}
     actions = await kpi.device_actions(session=session, since=TODAY)
     assert actions == {"total": 3, "by_outcome": {"ok": 2, "failed": 1}}
+    # The summary reads all of these in one UNION ALL: the same numbers.
+    counts = await kpi.plant_counts(session=session, now=NOW, since=TODAY, silent_after_seconds=120)
+    assert (counts["stations"], counts["devices"], counts["device_actions_today"]) == (stations, devices, actions)
+    assert counts["lots"] == await kpi.lots_by_status(session=session, closed_since=TODAY)
+    assert counts["alerts"] == await kpi.open_alert_counts(session=session)
 
 
 async def test_alerts_newest_first_open_only_unless_asked(session):

@@ -1,0 +1,104 @@
+"""Where each KPI reads its counts: the fewest rollup rows that cover a range exactly.
+
+On PostgreSQL the recording transactions write hourly rows in shards of their own, which the
+kernel folds every few seconds into shard 0 and, at the same moment, into the coarser levels
+(``kpi_daily`` and ``kpi_line_daily_defects`` per UTC day; ``kpi_line_hourly`` per line ×
+process × hour).
+So a range's counts are: the coarse rows of the range, plus the hourly rows not folded yet
+(``shard <> 0``, a partial index finds them) — for the daily level, plus the hourly rows of the
+partial days at either end. SQLite has no shards and no coarse rows: it reads ``kpi_hourly``.
+
+Every source is a subquery with the column names of ``kpi_hourly``; a range ``[since, until)``
+counts the hours that start in it (``kpi.hours_between``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import ColumnElement, Select, and_, select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mes_kernel.db.models import (
+    KpiDaily,
+    KpiHourly,
+    KpiHourlyDefect,
+    KpiLineDailyDefect,
+    KpiLineHourly,
+)
+from mes_kernel.services.rollups import COUNTS
+
+
+def hours_between(model, since: datetime, until: datetime) -> ColumnElement[bool]:
+    """Rollup rows of the hours that start in ``[since, until)``."""
+    return and_(model.hour_start >= since, model.hour_start < until)
+
+
+def _coarse(session: AsyncSession) -> bool:
+    return session.bind.dialect.name == "postgresql"
+
+
+def _whole_days(since: datetime, until: datetime) -> tuple[datetime, datetime] | None:
+    """The UTC days wholly inside ``[since, until)`` as ``(first midnight, last midnight)``."""
+    first = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if first < since:
+        first += timedelta(days=1)
+    last = until.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return (first, last) if first < last else None
+
+
+def _hourly(model, columns: list[str], since, until, line_id, *, unfolded_only: bool = False) -> Select:
+    query = select(*(getattr(model, c) for c in columns)).where(hours_between(model, since, until))
+    if unfolded_only:
+        query = query.where(model.shard != 0)
+    return query.where(model.line_id == line_id) if line_id is not None else query
+
+
+def _daily(model, columns: list[str], first: datetime, last: datetime, line_id) -> Select:
+    picked = [model.day_start.label("hour_start") if c == "hour_start" else getattr(model, c) for c in columns]
+    query = select(*picked).where(model.day_start >= first, model.day_start < last)
+    return query.where(model.line_id == line_id) if line_id is not None else query
+
+
+def _by_day(session, hourly, daily, columns, since, until, line_id):
+    days = _whole_days(since, until) if _coarse(session) else None
+    if days is None:
+        return _hourly(hourly, columns, since, until, line_id).subquery()
+    first, last = days
+    parts = [
+        _daily(daily, columns, first, last, line_id),
+        _hourly(hourly, columns, first, last, line_id, unfolded_only=True),
+    ]
+    if since < first:
+        parts.append(_hourly(hourly, columns, since, first, line_id))
+    if last < until:
+        parts.append(_hourly(hourly, columns, last, until, line_id))
+    return union_all(*parts).subquery()
+
+
+KEY = ["hour_start", "line_id", "process_id", "station_id", "product"]
+
+
+def item_counts(session: AsyncSession, since: datetime, until: datetime, line_id: int | None = None):
+    """Counts per line × process × station × product over the range (``hour_start`` is the hour,
+    or the day of a daily row): what yield by process, station or product sums."""
+    return _by_day(session, KpiHourly, KpiDaily, [*KEY, *COUNTS], since, until, line_id)
+
+
+def line_defect_counts(session: AsyncSession, since: datetime, until: datetime, line_id: int | None = None):
+    """Failed records per line and defect code over the range (whole days from the per-line
+    daily rows): what the Pareto and the defect panel sum."""
+    columns = ["hour_start", "line_id", "defect_code", "count"]
+    return _by_day(session, KpiHourlyDefect, KpiLineDailyDefect, columns, since, until, line_id)
+
+
+def line_hours(session: AsyncSession, since: datetime, until: datetime, line_id: int | None = None):
+    """Counts per hour × line × process over the range (stations and products summed): what OEE,
+    output, throughput and today's totals read."""
+    columns = ["hour_start", "line_id", "process_id", *COUNTS]
+    if not _coarse(session):
+        return _hourly(KpiHourly, columns, since, until, line_id).subquery()
+    coarse = select(*(getattr(KpiLineHourly, c) for c in columns)).where(hours_between(KpiLineHourly, since, until))
+    if line_id is not None:
+        coarse = coarse.where(KpiLineHourly.line_id == line_id)
+    return union_all(coarse, _hourly(KpiHourly, columns, since, until, line_id, unfolded_only=True)).subquery()
