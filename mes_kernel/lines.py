@@ -96,6 +96,11 @@ def parse(document: dict[str, Any]) -> LineConfig:
     if isinstance(doc.get("line"), dict):
         doc = {**doc.pop("line"), **doc}
     doc.pop("config_version", None)  # what GET /lines/{code} answers may be sent back as it is
+    if not set(doc) - {"code"}:
+        # an apply replaces the whole line: an empty body would delete every device and enable every plugin
+        raise Unprocessable("line configuration is empty", code="INVALID_LINE_CONFIG",
+                            errors=[{"loc": [], "msg": "empty: a line configuration replaces the whole line; "
+                                     "send at least its name (and its plugins, stations and devices)"}])
     if isinstance(doc.get("plugins"), dict):
         table = doc["plugins"]
         unknown = sorted(set(table) - {"enabled"})

@@ -206,3 +206,13 @@ def test_a_dry_run_prints_exactly_the_plan_the_apply_carries_out(third_party, tm
     # applied again: both say nothing changes
     assert plan(mes("line", "apply", "--dry-run", str(second)).stdout) == ["would change: nothing"]
     assert plan(mes("line", "apply", str(second)).stdout) == ["changed: nothing"]
+
+
+async def test_an_empty_body_is_refused_and_changes_nothing(client, admin_headers):
+    r = await client.put("/api/v1/lines/LINE-E", json={"name": "E", "plugins": []}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    for body in ({}, {"line": {}}, {"code": "LINE-E"}, {"config_version": 3}):
+        r = await client.put("/api/v1/lines/LINE-E", json=body, headers=admin_headers)
+        assert r.status_code == 422 and r.json()["detail"]["code"] == "INVALID_LINE_CONFIG", (body, r.text)
+    r = await client.get("/api/v1/lines/LINE-E", headers=admin_headers)
+    assert r.json()["name"] == "E" and r.json()["plugins"] == []
