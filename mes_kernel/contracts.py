@@ -18,6 +18,8 @@ _SERVER_EXPORTS = {
     "ensure_lot_open": "mes_kernel.devices",
     "MachineDataHub": "mes_kernel.machine_data.hub",
     "MachineSink": "mes_kernel.machine_data.sink",
+    "ConnectorFleet": "mes_kernel.machine_data.fleet",
+    "INSTALLATION": "mes_kernel.machine_data.fleet",
 }
 
 #: plain (station-safe) names of the machine-data contract, imported on first use

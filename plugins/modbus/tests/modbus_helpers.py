@@ -3,35 +3,18 @@ the kernel stored."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-
 from mes_modbus.simulator import device_config
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from mes_kernel.db.models import MachineCount, MachineState
+from mes_kernel.db.models import MachineState
 
 API = "/api/v1"
 #: poll and reconnect fast in tests; deadlines stay generous (a busy machine may take seconds)
 FAST = {"poll_seconds": 0.05, "reconnect_min": 0.05, "reconnect_max": 0.3, "timeout": 1.0}
 
 
-async def eventually(probe: Callable[[], Awaitable], *, timeout: float = 30.0, interval: float = 0.05):
-    """Poll ``probe`` until it returns something truthy; fail with its last answer at ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"not reached within {timeout} s; last: {last!r}")
 
 
-async def put_line(client, headers, code: str, devices: list[dict], **document) -> None:
-    r = await client.put(f"{API}/lines/{code}", json={"name": code, "devices": devices, **document}, headers=headers)
-    assert r.status_code == 200, r.text
 
 
 def tcp_device(code: str, port: int, **config) -> dict:
@@ -74,16 +57,6 @@ async def states(kernel, device: str) -> list[tuple]:
         return [tuple(r) for r in rows]
 
 
-async def counted(kernel, device: str) -> tuple[int, int]:
-    async with kernel.sessionmaker() as session:
-        good, bad = (
-            await session.execute(
-                select(
-                    func.coalesce(func.sum(MachineCount.good), 0), func.coalesce(func.sum(MachineCount.bad), 0)
-                ).where(MachineCount.device == device)
-            )
-        ).one()
-        return int(good), int(bad)
 
 
 def health_node(tree, code: str) -> dict | None:

@@ -10,16 +10,16 @@ import socket
 from mes_modbus.simulator import IDLE, JAM, RUNNING
 from modbus_helpers import (
     API,
-    counted,
-    eventually,
     health_node,
     node_of,
-    put_line,
     rtu_device,
     states,
     status_is,
     tcp_device,
 )
+
+from mes_kernel.testing.helpers import eventually, put_line
+from mes_kernel.testing.helpers import machine_counts as counted
 
 
 async def test_states_counts_and_values_flow_from_the_machine(client, kernel, admin_headers, machine, make_lot):

@@ -5,7 +5,9 @@ once the lease is free again."""
 from __future__ import annotations
 
 import pytest
-from modbus_helpers import eventually, put_line, status_is, tcp_device
+from modbus_helpers import status_is, tcp_device
+
+from mes_kernel.testing.helpers import eventually, put_line
 
 
 async def test_a_lost_lease_hands_the_machine_over_and_a_free_one_takes_it_back(client, kernel, admin_headers, machine):

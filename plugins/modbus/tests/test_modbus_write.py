@@ -4,10 +4,11 @@ write route's own permission."""
 
 from __future__ import annotations
 
-from modbus_helpers import API, eventually, put_line, status_is, tcp_device
+from modbus_helpers import API, status_is, tcp_device
 from sqlalchemy import select
 
 from mes_kernel.db.models import AuditEntry
+from mes_kernel.testing.helpers import eventually, put_line
 
 
 async def _audit(kernel, entity_id):

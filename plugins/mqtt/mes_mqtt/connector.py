@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +18,7 @@ import structlog
 from jsonpointer import JsonPointerException
 from prometheus_client import Counter, Histogram
 
-from mes_kernel.contracts import MappingError, devices_for
+from mes_kernel.contracts import ConnectorFleet, MappingError
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN
 from .config import MqttSettings, Route, parse_settings
@@ -292,85 +290,12 @@ def _matches(topic: str, route: Route) -> bool:
     return aiomqtt.Topic(topic).matches(route.filter)
 
 
-@dataclass(frozen=True)
-class _Installation:
-    """The connector's principal for the device helper: it serves the whole installation, at no
-    station, so every device of the enabled lines is in its reach."""
-
-    kind: str = "installation"
-    station_id: int | None = None
-    line_id: int | None = None
-
-
-INSTALLATION = _Installation()
-
-
-def _fingerprint(driver: str, config: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps([driver, config], sort_keys=True, default=str).encode()).hexdigest()
-
-
-class ConnectorManager:
+class ConnectorManager(ConnectorFleet):
     """Keeps one :class:`DeviceConnector` per enabled MQTT device of the lines that enable the
-    plugin: started, restarted when its driver or configuration changes, stopped when it goes."""
+    plugin (the kernel's :class:`~mes_kernel.contracts.ConnectorFleet` does the bookkeeping)."""
 
     def __init__(self, kernel: Any, *, poll_seconds: float = 2.0) -> None:
-        self.kernel = kernel
-        self.poll_seconds = poll_seconds
-        self.connectors: dict[str, tuple[str, DeviceConnector]] = {}
-        self.task: asyncio.Task | None = None
+        super().__init__(kernel, plugin=PLUGIN, kind=DEVICE_KIND, poll_seconds=poll_seconds)
 
-    async def devices(self) -> dict[str, tuple[str, dict[str, Any]]]:
-        """code -> (driver, effective config) of every enabled MQTT device on an enabled line,
-        found through the kernel's device helper (``devices_for``) as any plugin finds its devices."""
-        lines = set(self.kernel.enabled_lines(PLUGIN))
-        if not lines:
-            return {}
-        async with self.kernel.sessionmaker() as session:
-            devices = await devices_for(session=session, principal=INSTALLATION, kind=DEVICE_KIND)
-        return {d.code: (d.driver, d.config) for d in devices if d.line_code in lines}
-
-    def connector(self, code: str) -> DeviceConnector | None:
-        entry = self.connectors.get(code)
-        return entry[1] if entry else None
-
-    async def sync(self) -> None:
-        """Start, restart and stop connectors to match the configuration now."""
-        wanted = await self.devices()
-        hub = self.kernel.machine_data
-        for code in list(self.connectors):
-            if code not in wanted or self.connectors[code][0] != _fingerprint(*wanted[code]):
-                _, connector = self.connectors.pop(code)
-                await connector.stop()
-        for code, (driver, config) in wanted.items():
-            if code in self.connectors:
-                continue
-            try:
-                settings = parse_settings(config, device_code=code)
-            except MappingError as exc:
-                hub.mark_failed(code, f"{exc.field}: {exc}")
-                continue
-            connector = DeviceConnector(self.kernel, code, driver, settings)
-            connector.start()
-            self.connectors[code] = (_fingerprint(driver, config), connector)
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.sync()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database away: keep the connectors, look again later
-                log.warning("mqtt_sync_failed", error=str(exc))
-            await asyncio.sleep(self.poll_seconds)
-
-    def start(self) -> None:
-        self.task = asyncio.create_task(self.run(), name="mqtt-connectors")
-
-    async def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-        for _, connector in list(self.connectors.values()):
-            await connector.stop()
-        self.connectors.clear()
+    def build(self, code: str, driver: str, config: dict[str, Any]) -> DeviceConnector:
+        return DeviceConnector(self.kernel, code, driver, parse_settings(config, device_code=code))

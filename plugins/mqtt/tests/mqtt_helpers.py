@@ -3,35 +3,19 @@ kernel stored."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 from mes_mqtt.simulator import device_config
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from mes_kernel.db.models import MachineCount, MachineState, MachineValue
+from mes_kernel.db.models import MachineState, MachineValue
 
 API = "/api/v1"
 FAST = {"reconnect_min": 0.05, "reconnect_max": 0.5, "timeout": 5.0}
 
 
-async def eventually(probe: Callable[[], Awaitable], *, timeout: float = 30.0, interval: float = 0.05):
-    """Poll ``probe`` until it returns something truthy; fail with its last answer at ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"not reached within {timeout} s; last: {last!r}")
 
 
-async def put_line(client, headers, code: str, devices: list[dict]) -> None:
-    r = await client.put(f"{API}/lines/{code}", json={"name": code, "devices": devices}, headers=headers)
-    assert r.status_code == 200, r.text
 
 
 def mqtt_device(code: str, broker, prefix: str, **config) -> dict:
@@ -62,16 +46,6 @@ async def states(kernel, device: str) -> list[tuple]:
         return [tuple(r) for r in rows]
 
 
-async def counted(kernel, device: str) -> tuple[int, int]:
-    async with kernel.sessionmaker() as session:
-        good, bad = (
-            await session.execute(
-                select(
-                    func.coalesce(func.sum(MachineCount.good), 0), func.coalesce(func.sum(MachineCount.bad), 0)
-                ).where(MachineCount.device == device)
-            )
-        ).one()
-        return int(good), int(bad)
 
 
 async def values(kernel, device: str) -> list[tuple]:

@@ -5,8 +5,11 @@ once the database answers, everything is stored and then acknowledged."""
 from __future__ import annotations
 
 from mes_mqtt.simulator import RUNNING
-from mqtt_helpers import counted, eventually, mqtt_device, put_line, status_is
+from mqtt_helpers import mqtt_device, status_is
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+from mes_kernel.testing.helpers import eventually, put_line
+from mes_kernel.testing.helpers import machine_counts as counted
 
 
 async def test_messages_are_acknowledged_only_once_stored(client, kernel, admin_headers, broker, prefix, publisher):

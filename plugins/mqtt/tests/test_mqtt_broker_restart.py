@@ -17,7 +17,10 @@ import aiomqtt
 import pytest
 from mes_mqtt.connector import ConnectorManager
 from mes_mqtt.simulator import RUNNING, MachinePublisher
-from mqtt_helpers import counted, eventually, mqtt_device, put_line, states, status_is
+from mqtt_helpers import mqtt_device, states, status_is
+
+from mes_kernel.testing.helpers import eventually, put_line
+from mes_kernel.testing.helpers import machine_counts as counted
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 

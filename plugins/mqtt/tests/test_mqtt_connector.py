@@ -10,7 +10,10 @@ import socket
 from datetime import UTC, datetime, timedelta
 
 from mes_mqtt.simulator import IDLE, JAM, RUNNING
-from mqtt_helpers import API, counted, eventually, mqtt_device, node_of, put_line, states, status_is, values
+from mqtt_helpers import API, mqtt_device, node_of, states, status_is, values
+
+from mes_kernel.testing.helpers import eventually, put_line
+from mes_kernel.testing.helpers import machine_counts as counted
 
 
 async def test_states_counts_and_values_flow_from_the_payloads(

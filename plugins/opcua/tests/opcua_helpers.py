@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
-
 from mes_opcua.simulator import device_config
 
 API = "/api/v1"
@@ -19,21 +15,8 @@ FAST = {
 }
 
 
-async def eventually(probe: Callable[[], Awaitable], *, timeout: float = 30.0, interval: float = 0.1):
-    """Poll ``probe`` until it returns something truthy; fail with its last answer at ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"not reached within {timeout} s; last: {last!r}")
 
 
-async def put_line(client, headers, code: str, devices: list[dict], **document) -> None:
-    r = await client.put(f"{API}/lines/{code}", json={"name": code, "devices": devices, **document}, headers=headers)
-    assert r.status_code == 200, r.text
 
 
 def opcua_device(code: str, endpoint: str, **config) -> dict:

@@ -7,10 +7,11 @@ from __future__ import annotations
 import socket
 
 from mes_opcua.simulator import JAM, RUNNING, MachineSimulator
-from opcua_helpers import API, eventually, node_of, opcua_device, put_line
+from opcua_helpers import API, node_of, opcua_device
 from sqlalchemy import func, select
 
 from mes_kernel.db.models import MachineCount, MachineState
+from mes_kernel.testing.helpers import eventually, put_line
 
 
 async def _states(kernel, device="MC-1"):

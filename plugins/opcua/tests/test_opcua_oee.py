@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 
 from mes_opcua.simulator import JAM, RUNNING
-from opcua_helpers import API, eventually, node_of, opcua_device, put_line
+from opcua_helpers import API, node_of, opcua_device
+
+from mes_kernel.testing.helpers import eventually, put_line
 
 ALL_DAY = {
     "shifts": [

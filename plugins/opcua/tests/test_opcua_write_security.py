@@ -7,10 +7,11 @@ import socket
 
 from mes_opcua.certs import CLIENT_URI, SERVER_URI, make_certificate
 from mes_opcua.simulator import MachineSimulator, Security
-from opcua_helpers import API, eventually, node_of, opcua_device, put_line
+from opcua_helpers import API, node_of, opcua_device
 from sqlalchemy import select
 
 from mes_kernel.db.models import AuditEntry
+from mes_kernel.testing.helpers import eventually, put_line
 
 
 async def test_a_write_reaches_the_machine_and_is_audited(client, kernel, admin_headers, manager_headers, machine):

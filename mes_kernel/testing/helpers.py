@@ -1,0 +1,53 @@
+"""Helpers for plugin authors' tests, beside the fixtures of :mod:`mes_kernel.testing.fixtures`.
+
+``eventually`` waits on a condition without depending on the machine's speed (a generous deadline,
+the last answer in the failure); ``put_line`` applies a line configuration through the API;
+``machine_counts`` sums what the machine-data hub stored for a connector's device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+API = "/api/v1"
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], *, timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Await ``probe()`` until it returns something truthy and return that; after ``timeout`` seconds
+    raise AssertionError with its last answer."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"not reached within {timeout} s; last: {last!r}")
+
+
+async def put_line(client, headers: dict[str, str], code: str, devices: list[dict[str, Any]], **document: Any) -> None:
+    """``PUT /api/v1/lines/{code}`` with ``devices`` (and any other keys of a line document); the
+    line's name is its code unless given. Fails the test unless the kernel answers 200."""
+    body = {"name": code, "devices": devices, **document}
+    r = await client.put(f"{API}/lines/{code}", json=body, headers=headers)
+    assert r.status_code == 200, r.text
+
+
+async def machine_counts(kernel, device: str) -> tuple[int, int]:
+    """``(good, bad)`` parts the machine-data hub stored for ``device`` (all hours)."""
+    from sqlalchemy import func, select
+
+    from ..db.models import MachineCount
+
+    async with kernel.sessionmaker() as session:
+        good, bad = (
+            await session.execute(
+                select(
+                    func.coalesce(func.sum(MachineCount.good), 0), func.coalesce(func.sum(MachineCount.bad), 0)
+                ).where(MachineCount.device == device)
+            )
+        ).one()
+        return int(good), int(bad)
