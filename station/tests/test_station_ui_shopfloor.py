@@ -328,3 +328,25 @@ def test_no_text_is_drawn_under_16_px(window, agent, language):
     wait_until(lambda: window.main_screen.result_banner.state == "queued")
     QTest.qWait(20)
     assert text_too_small(window) == []
+
+
+def test_fail_first_then_the_defect_code_records_the_fail(window, agent):
+    """A worker presses FAIL, is asked for a defect code and taps it: that is the FAIL, recorded
+    with that code — not a chosen code waiting for a second FAIL the worker never presses."""
+    log_in(window)
+    scan(window, "SN-0001")
+    screen = window.main_screen
+    wait_until(lambda: len(screen.defect_buttons) >= 2, message="defect buttons")
+    QTest.keyClick(screen.scan_input, Qt.Key.Key_F2)
+    assert agent.records == []
+    assert "defect code" in screen.result_message.text()
+    QTest.keyClick(screen.scan_input, Qt.Key.Key_2, Qt.KeyboardModifier.AltModifier)
+    wait_until(lambda: len(agent.records) == 1, message="the FAIL recorded once its code is picked")
+    record = agent.records[0]
+    assert (record["result"], record["defect_code"]) == ("fail", screen.defect_buttons[1].property("defect_code"))
+    # picking a code with no FAIL asked for only selects it
+    screen.scan_input.clear()
+    scan(window, "SN-0002")
+    wait_until(lambda: screen.pass_button.isEnabled(), message="the next unit")
+    QTest.keyClick(screen.scan_input, Qt.Key.Key_1, Qt.KeyboardModifier.AltModifier)
+    assert len(agent.records) == 1
