@@ -350,3 +350,25 @@ def test_fail_first_then_the_defect_code_records_the_fail(window, agent):
     wait_until(lambda: screen.pass_button.isEnabled(), message="the next unit")
     QTest.keyClick(screen.scan_input, Qt.Key.Key_1, Qt.KeyboardModifier.AltModifier)
     assert len(agent.records) == 1
+
+
+def test_the_window_fits_1280x800_with_the_plugins_action_panels(window, agent):
+    """The real station shows the label printer's and the uploader's declared panels (and a
+    scanner's): the window still fits 1280×800, the panels scroll inside it."""
+    from mes_barcode_hid.station import STATION_EXTENSION as SCANNER
+    from mes_firmware_uploader.station import STATION_EXTENSION as UPLOADER
+    from mes_label_printer.station import STATION_EXTENSION as PRINTER
+
+    log_in(window)
+    scan(window, "SN-0001")
+    panels = [
+        {"device": device, "role": "", "panel": panel}
+        for device, extension in (("PRN-01", PRINTER), ("UPL-01", UPLOADER), ("SCN-01", SCANNER))
+        for panel in extension.panels
+    ]
+    window.main_screen.actions.show_panels(panels)
+    window.resize(1280, 800)
+    QApplication.processEvents()
+    assert window.main_screen.actions.boxes
+    assert window.height() <= 800 and window.minimumSizeHint().height() <= 800, window.size()
+    assert window.main_screen.pass_button.height() >= 120
