@@ -206,3 +206,18 @@ def test_the_vendor_guide_examples_follow_the_schema():
     assert len(examples) == 2
     for example in examples:
         assert list(validator.iter_errors(example)) == []
+
+
+@pytest.mark.parametrize(
+    "when", ["2026-13-01T10:00:00Z", "2026-11-45T10:00:00Z", "2026-11-30T25:00:00Z", "2026-11-30T10:61:00Z",
+             "2026-11-30T10:00:00+24:00"]
+)
+def test_a_time_the_station_refuses_breaks_the_schema_too(when):
+    """The guide promises a file that validates is accepted: the station refuses impossible times,
+    so the schema alone (any validator, formats asserted or not) must refuse them as well."""
+    validator = Draft202012Validator(
+        json.loads(resources.files("mes_kernel").joinpath("completion.schema.json").read_text("utf-8"))
+    )
+    doc = {"lot_number": "L", "process_id": "P", "result": "pass", "equipment_id": "E", "measurements": {}}
+    assert list(validator.iter_errors({**doc, "finished_at": when})) != []
+    assert list(validator.iter_errors({**doc, "finished_at": "2026-11-30T23:59:59.5+09:00"})) == []

@@ -621,6 +621,7 @@ class Agent:
         key = self.record_event("scan", {"code": code, "source": source, "symbology": symbology, "worker": self.worker})
         scan = Scan(code=code, source=source, symbology=symbology, idempotency_key=key)
         self._last_symbology = (code, symbology)
+        self._scan_not_looked_up = code  # its lookup must not log it again (see lookup)
         self._emit("scan", scan)
         return scan
 
@@ -672,6 +673,12 @@ class Agent:
         The AIM symbology identifier the scanner sent with this code (``]d2`` for a GS1 DataMatrix)
         goes along, so the server reads the data as GS1 even without a GS in it."""
         body: dict[str, Any] = {"code": code, "station": self.config.station_code}
+        scanned = getattr(self, "_scan_not_looked_up", None)
+        if scanned is not None and scanned.strip() == code.strip():
+            # the scan is already a `scan` event in the outbox (it reaches the unit history with the
+            # station's time and sequence, offline too): the server must not log it a second time
+            body["record"] = False
+            self._scan_not_looked_up = None
         last_code, symbology = getattr(self, "_last_symbology", (None, None))
         if symbology and last_code is not None and last_code.strip() == code.strip():
             body["symbology"] = symbology

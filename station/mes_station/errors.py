@@ -17,6 +17,13 @@ class OfflineError(StationError):
     code = "OFFLINE"
 
 
+class UnknownCodeError(StationError):
+    """A scanned code the station reads as a misread (a GS1 label its parser refuses), offline:
+    what the server would answer 404 ``UNKNOWN_CODE`` online. Nothing may be recorded against it."""
+
+    code = "UNKNOWN_CODE"
+
+
 class LoginError(StationError):
     """A worker could not be logged in. ``code``: ``INVALID_CREDENTIALS`` (wrong name or password,
     online or against the station's cached credential), ``OFFLINE_LOGIN_UNAVAILABLE`` (the server is

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from mes_station.cache import StationCache
+from mes_station.errors import UnknownCodeError
 from mes_station.outbox import PROCESS_RECORD, QUEUED, Outbox
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,31 @@ def parse_scanned(code: str, symbology: str | None) -> tuple[str | None, str | N
         log.exception("scan parser failed on %r", code)
         return None, None
     return parsed.serial_number, parsed.lot_number
+
+
+def gs1_misread(code: str, symbology: str | None) -> str | None:
+    """Why a code that announces GS1 (identifier, GS, ``(01)…``, or a check digit read) is refused
+    by the barcode plugin's parser — a misread the server would answer 404 ``UNKNOWN_CODE`` — else
+    None (also for text that announces nothing: a plant's own serial scheme is the server's call)."""
+    try:
+        from mes_barcode_hid.parsing import GS1_SYMBOLOGIES, parse_code, split_symbology
+    except ImportError:
+        return None
+    try:
+        parsed = parse_code(code, symbology=symbology)
+        aim, data = split_symbology(code)
+    except Exception:  # the parser promises not to raise; a station must not fall over if it does
+        log.exception("scan parser failed on %r", code)
+        return None
+    if parsed.kind != "unknown":
+        return None
+    announced = (
+        parsed.format == "gs1"
+        or (symbology or aim or parsed.symbology) in GS1_SYMBOLOGIES
+        or "\x1d" in data
+        or data.lstrip().startswith("(")
+    )
+    return (parsed.reason or "not a valid GS1 label") if announced else None
 
 
 def queued_passes(outbox: Outbox) -> list[tuple[str | None, str | None, str]]:
@@ -63,6 +89,9 @@ def lookup_from_cache(
     text = code.strip()
     serial, lot_number = (text, None) if cache.unit(text) else (None, text if cache.lot(text) else None)
     if serial is None and lot_number is None:
+        misread = gs1_misread(text, symbology)
+        if misread is not None:
+            raise UnknownCodeError(f"{text!r} is not a known code: {misread}")
         serial, lot_number = parse_scanned(text, symbology)
     processes = cache.processes()
     local = queued_passes(outbox)

@@ -325,3 +325,24 @@ async def test_a_backlog_replayed_to_the_kernel_keeps_the_stations_order_in_the_
         ("process_record", "pass"), ("process_record", "pass"), ("process_record", "fail"), ("scan", None)]
     assert {e["at"] for e in events} == {"2026-11-26T05:00:00+00:00"} and {e["station"] for e in events} == {"ST-01"}
     assert history["total"] == 5
+
+
+async def test_one_scan_looked_up_online_is_one_event_in_the_unit_history(tmp_path: Path, kernel_server):
+    """The agent records every scan in its outbox (it arrives offline too, with the station's time
+    and sequence); the lookup that follows must not log the same scan a second time."""
+    kernel = kernel_server
+    serial = kernel.make_lot("LOT-ONCE", units=1, serial_prefix="SN-ONCE")[0]
+    agent = Agent.from_config(_toml(tmp_path, kernel))
+    await agent.start()
+    try:
+        agent.submit_scan(serial)
+        answer = await agent.lookup(serial)
+        assert answer["kind"] == "unit"
+        await wait_for(lambda: agent.outbox_depth() == 0, timeout=20)
+        other = await agent.lookup(serial)  # a lookup with no scan behind it (e.g. a refresh) is logged
+        assert other["kind"] == "unit"
+    finally:
+        await agent.stop()
+    history = kernel.api("GET", f"/units/{serial}/history").json()
+    scans = [e["type"] for e in history["events"] if e["type"] in ("scan", "device_action")]
+    assert sorted(scans) == ["device_action", "scan"], history["events"]

@@ -328,3 +328,47 @@ def test_no_text_is_drawn_under_16_px(window, agent, language):
     wait_until(lambda: window.main_screen.result_banner.state == "queued")
     QTest.qWait(20)
     assert text_too_small(window) == []
+
+
+def test_fail_first_then_the_defect_code_records_the_fail(window, agent):
+    """A worker presses FAIL, is asked for a defect code and taps it: that is the FAIL, recorded
+    with that code — not a chosen code waiting for a second FAIL the worker never presses."""
+    log_in(window)
+    scan(window, "SN-0001")
+    screen = window.main_screen
+    wait_until(lambda: len(screen.defect_buttons) >= 2, message="defect buttons")
+    QTest.keyClick(screen.scan_input, Qt.Key.Key_F2)
+    assert agent.records == []
+    assert "defect code" in screen.result_message.text()
+    QTest.keyClick(screen.scan_input, Qt.Key.Key_2, Qt.KeyboardModifier.AltModifier)
+    wait_until(lambda: len(agent.records) == 1, message="the FAIL recorded once its code is picked")
+    record = agent.records[0]
+    assert (record["result"], record["defect_code"]) == ("fail", screen.defect_buttons[1].property("defect_code"))
+    # picking a code with no FAIL asked for only selects it
+    screen.scan_input.clear()
+    scan(window, "SN-0002")
+    wait_until(lambda: screen.pass_button.isEnabled(), message="the next unit")
+    QTest.keyClick(screen.scan_input, Qt.Key.Key_1, Qt.KeyboardModifier.AltModifier)
+    assert len(agent.records) == 1
+
+
+def test_the_window_fits_1280x800_with_the_plugins_action_panels(window, agent):
+    """The real station shows the label printer's and the uploader's declared panels (and a
+    scanner's): the window still fits 1280×800, the panels scroll inside it."""
+    from mes_barcode_hid.station import STATION_EXTENSION as SCANNER
+    from mes_firmware_uploader.station import STATION_EXTENSION as UPLOADER
+    from mes_label_printer.station import STATION_EXTENSION as PRINTER
+
+    log_in(window)
+    scan(window, "SN-0001")
+    panels = [
+        {"device": device, "role": "", "panel": panel}
+        for device, extension in (("PRN-01", PRINTER), ("UPL-01", UPLOADER), ("SCN-01", SCANNER))
+        for panel in extension.panels
+    ]
+    window.main_screen.actions.show_panels(panels)
+    window.resize(1280, 800)
+    QApplication.processEvents()
+    assert window.main_screen.actions.boxes
+    assert window.height() <= 800 and window.minimumSizeHint().height() <= 800, window.size()
+    assert window.main_screen.pass_button.height() >= 120

@@ -292,8 +292,12 @@ class LabelTemplate:
         fn_field: str | None = None
         fn_written = False
         datamatrix: str | None = None  # the ^BX escape character of the current field
+        code_page = "0"  # the printer's default until a ^CI
+        restore: str | None = None  # the code page to return to after a filled field's ^FS
         for command in _commands(self.zpl):
             code = command.code
+            if code == "^CI":
+                code_page = (command.params()[:1] or ["0"])[0] or "0"
             if code == "^DF":
                 continue  # a template prints directly; the printer need not store it
             if code == "^FH":
@@ -308,6 +312,8 @@ class LabelTemplate:
                 use = indicator
                 if use is None:
                     use, prefix = HEX_INDICATOR, f"^FH{HEX_INDICATOR}"
+                if code_page != "28":  # values are UTF-8: this field under ^CI28, then back
+                    prefix, restore = f"{prefix}^CI28", code_page
                 if fn_field:
                     text = self._value(fn_field, data, use, datamatrix)
                     fn_written = True
@@ -326,8 +332,14 @@ class LabelTemplate:
             elif code == "^FS":
                 if fn_field and not fn_written:
                     text = self._value(fn_field, data, indicator or HEX_INDICATOR, datamatrix)
-                    out.append(("" if indicator else f"^FH{HEX_INDICATOR}") + f"^FD{text}")
+                    switch = "^CI28" if code_page != "28" else ""
+                    out.append(("" if indicator else f"^FH{HEX_INDICATOR}") + f"{switch}^FD{text}")
+                    restore = code_page if switch else restore
                 indicator, fn_field, datamatrix = None, None, None
+                if restore is not None:
+                    out.append(command.text() + f"^CI{restore}")
+                    restore = None
+                    continue
             out.append(command.text())
         return "".join(out)
 

@@ -4,8 +4,11 @@
 the project runs on 3.11, so this is a careful check of the command syntax the printer would read
 (:mod:`.zpl`), in the spirit of the ZPL II Programming Guide:
 
-* UTF-8 text (``^CI28`` is what makes a printer read it so; other ``^CI`` code pages are refused,
-  since field values are written as UTF-8 bytes), at most :data:`MAX_ZPL_BYTES`;
+* UTF-8 text, at most :data:`MAX_ZPL_BYTES`. Any single-byte ``^CI`` code page (0–28, 31–36) is
+  accepted — designers write ``^CI0``/``^CI27`` and switch to ``^CI28`` around fields — because a
+  filled field is always sent under ``^CI28`` (see ``templates``); the UTF-16 pages ``^CI29``/``^CI30``
+  are refused (the file is UTF-8), and so is static non-ASCII text that is not under ``^CI28``
+  (it would print as other characters);
 * exactly one format ``^XA`` … ``^XZ``, nothing but whitespace outside it;
 * every command is a ZPL II command (:data:`KNOWN_COMMANDS`), numeric parameters are numbers;
 * every ``^FD``/``^FV`` field is closed by ``^FS`` before the next field starts or the format ends;
@@ -53,7 +56,8 @@ _NUMERIC = {
     "^LT": 1,
     "^LS": 1,
 }
-_SUPPORTED_CI = {"28", "29", "30", "0", ""}
+_SUPPORTED_CI = {"", *(str(n) for n in range(0, 37) if n not in (29, 30))}
+_PLACEHOLDER = re.compile(r"\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}")
 
 
 @dataclass
@@ -97,6 +101,8 @@ def validate_zpl(raw: bytes | str) -> tuple[str, ZplInfo]:
     in_format = False
     formats = 0
     open_field: Command | None = None
+    code_page = "0"  # a printer's default, until a ^CI
+    variable_field = False  # the current field has a ^FN (its data is replaced when printed)
     for command in commands:
         code = command.code
         if code not in KNOWN_COMMANDS:
@@ -125,8 +131,19 @@ def validate_zpl(raw: bytes | str) -> tuple[str, ZplInfo]:
             if open_field is not None:
                 raise _bad("field data not closed by ^FS", open_field)
             open_field = command
+            if (
+                code_page != "28"
+                and not variable_field
+                and not _PLACEHOLDER.search(command.args)
+                and any(ord(ch) > 0x7E for ch in command.args)
+            ):
+                raise _bad(
+                    "text other than ASCII needs ^CI28 (UTF-8) before its field: the file is UTF-8", command
+                )
+        elif code == "^FN":
+            variable_field = True
         elif code == "^FS":
-            open_field = None
+            open_field, variable_field = None, False
         elif code in ("^FO", "^FT") and open_field is not None:
             raise _bad("field data not closed by ^FS before the next field", open_field)
         if code in _NUMERIC:
@@ -135,7 +152,9 @@ def validate_zpl(raw: bytes | str) -> tuple[str, ZplInfo]:
                 if params[i] and not re.fullmatch(r"-?[0-9]+", params[i]):
                     raise _bad(f"{code} parameter {i + 1} must be a whole number, got {params[i]!r}", command)
         if code == "^CI" and command.params()[:1] and command.params()[0] not in _SUPPORTED_CI:
-            raise _bad("only ^CI28 (UTF-8) is supported: field values are written as UTF-8", command)
+            raise _bad("^CI29/^CI30 (UTF-16) and unknown code pages are refused: the file is UTF-8; use ^CI28", command)
+        if code == "^CI":
+            code_page = (command.params()[:1] or ["0"])[0] or "0"
         if code == "^GF":
             try:
                 decode_graphic(command)

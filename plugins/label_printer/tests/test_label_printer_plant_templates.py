@@ -223,7 +223,7 @@ async def test_a_template_with_fn_fields_as_json(client, admin_headers):
         ({"name": "a", "zpl": "^XA^FDx^FS^XZ^XA^XZ"}, "ZPL_INVALID", "more than one"),
         ({"name": "a", "zpl": "^XA^GFA,8,8,1,FF^FS^XZ"}, "ZPL_INVALID", "declares 8 bytes"),
         ({"name": "a", "zpl": "^XA^JUS^XZ"}, "ZPL_INVALID", "printer's settings"),
-        ({"name": "a", "zpl": "^XA^CI13^FDx^FS^XZ"}, "ZPL_INVALID", "^CI28"),
+        ({"name": "a", "zpl": "^XA^CI29^FDx^FS^XZ"}, "ZPL_INVALID", "^CI28"),
         ({"name": "a", "zpl": "^XA^FD{{who}}^FS^XZ"}, "TEMPLATE_INVALID", "undeclared"),
         (
             {"name": "a", "zpl": "^XA^FDx^FS^XZ", "fields": [{"name": "who", "type": "text", "fn": 3}]},

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -107,6 +108,8 @@ class ActionPanelBox(QGroupBox):
 class ActionsPanel(QGroupBox):
     """Every action panel of the station's devices; hidden while there is none."""
 
+    MAX_HEIGHT = 220  # px of panels shown at once; more scroll
+
     def __init__(self, bridge: AgentBridge, parent: QWidget | None = None) -> None:
         super().__init__(translate("ActionsPanel", "Device actions"), parent)
         self.setObjectName("actions_panel")
@@ -114,7 +117,19 @@ class ActionsPanel(QGroupBox):
         self._shown: list[tuple[str, str]] = []
         self._asked_for: Any = object()
         self.boxes: list[ActionPanelBox] = []
-        self._column = QVBoxLayout(self)
+        # the panels scroll inside a bounded area: a station with a printer, an uploader and a
+        # scanner must still fit 1280×800 with its header, PASS/FAIL and history
+        self.scroll = QScrollArea(objectName="actions_scroll")
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setMaximumHeight(self.MAX_HEIGHT)
+        self.scroll.setMinimumHeight(56)
+        inner = QWidget()
+        self._column = QVBoxLayout(inner)
+        self._column.setContentsMargins(0, 0, 0, 0)
+        self.scroll.setWidget(inner)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 2, 4, 4)
+        outer.addWidget(self.scroll)
         self.setVisible(False)
         bridge.add_listener(self._on_agent_event)
 

@@ -106,6 +106,8 @@ class MainScreen(QWidget):
         self._worker_id: str | None = None
         self._worker_offline = False
         self._view: UnitView | None = None
+        # FAIL was pressed with no defect code: the code the worker picks next records that FAIL
+        self._fail_pending: UnitView | None = None
         self._lookup_seq = 0
         self._defect_seq = 0
         self._lookup_note: Callable[[], tuple[str, str]] | None = None
@@ -435,6 +437,7 @@ class MainScreen(QWidget):
 
     def _show_view(self, view: UnitView | None) -> None:
         self._view = view
+        self._fail_pending = None
         dash = "—"
         self.serial_value.setText((view and view.serial_number) or dash)
         if view is not None and view.unknown_offline and not view.lot_number:
@@ -517,6 +520,8 @@ class MainScreen(QWidget):
     def _pick_defect(self, chosen: BigButton) -> None:
         for button in self.defect_buttons:
             button.setChecked(button is chosen)
+        if self._fail_pending is not None and self._fail_pending is self._view:
+            self.record("fail")  # the FAIL the worker already pressed, now with its code
 
     def defect_code(self) -> str | None:
         """The checked defect button's code, if any."""
@@ -537,7 +542,9 @@ class MainScreen(QWidget):
         if view is None or not view.can_record or not self.pass_button.isEnabled():
             return
         defect_code = self.defect_code() if result == "fail" else None
+        self._fail_pending = None
         if result == "fail" and not defect_code:
+            self._fail_pending = view
             self._note(
                 self.result_message,
                 lambda: (translate("MainScreen", "Choose a defect code to record a FAIL (Alt+number)."), ERROR_STYLE),
