@@ -92,7 +92,10 @@ async def list_templates(
 
 @router.post(
     "/templates",
-    summary="Register a plant's ZPL label (JSON {name, zpl, fields} or a multipart file); answers the new version",
+    summary=(
+        "Register a plant's ZPL label (JSON {name, zpl, fields} or a multipart file); answers the new "
+        "version and `warnings` naming what of a designer's export was left out"
+    ),
     status_code=201,
     responses={422: {"description": "ZPL_INVALID (the file) or TEMPLATE_INVALID (name or fields)"}},
 )
@@ -140,7 +143,7 @@ async def upload_template(
             body.description,
             body.dpi,
         )
-    template = await create_template(
+    template, warnings = await create_template(
         session=session,
         name=str(name),
         zpl=raw,
@@ -150,7 +153,8 @@ async def upload_template(
         dpi=dpi,
         actor=principal.actor,
     )
-    return template.describe(with_zpl=True)
+    # ``warnings``: what of a designer's export was left out and why (empty for a bare label file)
+    return {**template.describe(with_zpl=True), "warnings": warnings}
 
 
 @router.get("/templates/{name}", summary="One label template with its ZPL (latest version, or ?version=N)")

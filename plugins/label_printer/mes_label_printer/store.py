@@ -180,8 +180,12 @@ async def create_template(
     description: str = "",
     dpi: int = 203,
     actor: str,
-) -> LabelTemplate:
+) -> tuple[LabelTemplate, list[str]]:
     """Validate a designer's ZPL with its field declarations and store it as the name's next version.
+
+    Answers the stored template and the warnings of validation: what of a designer's export was
+    left out (a leading prefix change, a printer settings format) and why; only the label format
+    is stored.
 
     :raises Unprocessable: ``ZPL_INVALID`` (the file) or ``TEMPLATE_INVALID`` (name, fields, or
         a field the ZPL does not carry).
@@ -247,10 +251,11 @@ async def create_template(
                 "height": row.height,
                 "zpl_bytes": len(text.encode("utf-8")),
                 "graphics": info.graphics,
+                **({"left_out": info.warnings} if info.warnings else {}),
             },
         )
         await session.commit()
-        return _from_row(row)
+        return _from_row(row), list(info.warnings)
     raise Conflict(f"label template {name!r} is being changed by someone else; retry", code="CONFLICT")
 
 

@@ -9,7 +9,10 @@ the project runs on 3.11, so this is a careful check of the command syntax the p
   filled field is always sent under ``^CI28`` (see ``templates``); the UTF-16 pages ``^CI29``/``^CI30``
   are refused (the file is UTF-8), and so is static non-ASCII text that is not under ``^CI28``
   (it would print as other characters);
-* exactly one format ``^XA`` … ``^XZ``, nothing but whitespace outside it;
+* exactly one format ``^XA`` … ``^XZ``, nothing but whitespace outside it — except a designer
+  export's leading prefix change to the defaults (``CT~~CD,~CC^~CT~``) and leading settings-only
+  formats (``^XA~TA000~JSN … ^JUS … ^XZ``), which are left out with a warning
+  (:func:`_strip_designer_preamble`); only the label format is kept;
 * every command is a ZPL II command (:data:`KNOWN_COMMANDS`), numeric parameters are numbers;
 * every ``^FD``/``^FV`` field is closed by ``^FS`` before the next field starts or the format ends;
 * ``^GF`` graphics decode to the byte count they declare;
@@ -69,6 +72,7 @@ class ZplInfo:
     fn_numbers: set[int] = field(default_factory=set)
     graphics: int = 0
     commands: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 def _bad(message: str, command: Command | None = None, **extra: object) -> Unprocessable:
@@ -93,11 +97,12 @@ def validate_zpl(raw: bytes | str) -> tuple[str, ZplInfo]:
             raise _bad(f"ZPL file is larger than {MAX_ZPL_BYTES} bytes")
     if "\x00" in text:
         raise _bad("ZPL file contains a NUL character")
+    text, warnings = _strip_designer_preamble(text)
     commands = tokenize(text)
     first = min((c.offset for c in commands), default=len(text))
     if text[:first].strip():
         raise _bad("text before the first ZPL command", offset=0)
-    info = ZplInfo(commands=len(commands))
+    info = ZplInfo(commands=len(commands), warnings=warnings)
     in_format = False
     formats = 0
     open_field: Command | None = None
@@ -137,9 +142,7 @@ def validate_zpl(raw: bytes | str) -> tuple[str, ZplInfo]:
                 and not _PLACEHOLDER.search(command.args)
                 and any(ord(ch) > 0x7E for ch in command.args)
             ):
-                raise _bad(
-                    "text other than ASCII needs ^CI28 (UTF-8) before its field: the file is UTF-8", command
-                )
+                raise _bad("text other than ASCII needs ^CI28 (UTF-8) before its field: the file is UTF-8", command)
         elif code == "^FN":
             variable_field = True
         elif code == "^FS":
@@ -178,4 +181,72 @@ def validate_zpl(raw: bytes | str) -> tuple[str, ZplInfo]:
         raise _bad("the format is not ended by ^XZ")
     if formats == 0:
         raise _bad("no label format (^XA … ^XZ) in the file")
+    if warnings:  # store the label format only, from its ^XA
+        text = text.lstrip()
     return text, info
+
+
+# ---------------------------------------------------------------- a designer's export preamble
+
+# ZebraDesigner begins an export with ``CT~~CD,~CC^~CT~``: ``~CT~`` (tilde ``~``), ``~CD,``
+# (delimiter ``,``), ``~CC^`` (caret ``^``), ``~CT~`` — the prefix characters set to their defaults
+# (the first ``~`` is often missing, ``CT~`` then reads as text the printer ignores).
+_PREFIX_DEFAULTS = {"CC": "^", "CD": ",", "CT": "~"}
+_PREFIX_NAMES = {"CC": "caret (format prefix)", "CD": "delimiter", "CT": "tilde (control prefix)"}
+_PREFIX_CHANGES = re.compile(r"\A(\s*)((?:~?CT~)?(?:\s*~C[CDT][^\s])+)", re.IGNORECASE)
+# Commands a designer's settings format holds: media, darkness, speed, home, code page, save.
+SETTINGS_FORMAT_COMMANDS = frozenset(
+    """
+    ~TA ~JS ^LT ^MN ^MT ^PO ^PM ^LH ^JM ^PR ~SD ^JU ^LR ^CI ^PA ^MM ^MD ^PW ^LL ^LS ^JZ ^MU ^MF
+    """.split()
+)
+
+
+def _strip_designer_preamble(text: str) -> tuple[str, list[str]]:
+    """``text`` with a designer export's leading prefix change and settings-only format(s) blanked
+    out (spaces, so offsets still point into the uploaded file), and a warning for each.
+
+    A prefix change to anything but the defaults is refused: the rest of the file would read
+    differently. A leading format is a settings format only when every command in it is one of
+    :data:`SETTINGS_FORMAT_COMMANDS` (no field data, no graphics, no stored formats)."""
+    warnings: list[str] = []
+    match = _PREFIX_CHANGES.match(text)
+    if match:
+        block = match.group(2)
+        for change in re.finditer(r"~(C[CDT])([^\s])", block, re.IGNORECASE):
+            name, char = change.group(1).upper(), change.group(2)
+            if char != _PREFIX_DEFAULTS[name]:
+                raise _bad(
+                    f"~{name}{char} changes the {_PREFIX_NAMES[name]} to {char!r}; export with the default "
+                    "prefix characters (^ ~ ,)",
+                    offset=match.start(2) + change.start(),
+                )
+        warnings.append(
+            f"prefix settings {block.strip()!r} left out: they set ^, ~ and , to the defaults the printer already uses"
+        )
+        text = " " * match.end() + text[match.end() :]
+    while True:
+        start = len(text) - len(text.lstrip())
+        if text[start : start + 3].upper() != "^XA":
+            break
+        end = text.upper().find("^XZ", start + 3)
+        if end < 0 or "^XA" not in text[end + 3 :].upper():
+            break  # a settings format with no label after it is refused as it is
+        commands = tokenize(text[start + 3 : end])
+        if not commands or any(c.code not in SETTINGS_FORMAT_COMMANDS for c in commands):
+            break
+        if text[start + 3 : start + 3 + min(c.offset for c in commands)].strip():
+            break  # text inside the format before its first command: not a settings format
+        codes = " ".join(dict.fromkeys(c.code + (c.args[:1].upper() if c.code == "^JU" else "") for c in commands))
+        reason = "the printer keeps its own media, darkness and speed settings"
+        saves = [c for c in commands if c.code == "^JU"]
+        if saves:
+            save = "^JU" + saves[0].args[:1].upper()
+            reason = (
+                f"{save} would save settings to the printer's flash at every print"
+                if save == "^JUS"
+                else f"{save} would reload or reset the printer's saved settings at every print"
+            )
+        warnings.append(f"printer settings format left out: {reason} ({codes})")
+        text = text[:start] + " " * (end + 3 - start) + text[end + 3 :]
+    return text, warnings
