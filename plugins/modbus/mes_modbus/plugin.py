@@ -75,6 +75,8 @@ def mes_register_health_checks(kernel):
 
 @hookimpl
 async def mes_startup(kernel):
+    if not kernel.state.get("serving", True):  # a command-line kernel (mes line apply): no machine links
+        return
     manager = ConnectorManager(kernel)
     kernel.state[STATE_KEY] = manager
     manager.start()
