@@ -290,6 +290,8 @@ def create_app(
         await kernel.machine_data.start()
         # Not for a plugin switched off in the database: its start-up runs when it is switched on,
         # and switching it off runs its shut-down (runtime.py follows the switches).
+        # Plugins' background work (machine connectors …) runs in a server only, not in `mes line apply`.
+        kernel.state["serving"] = server
         await manager.start(kernel=kernel)
         app.state.health = HealthAggregator(kernel, app.state.plugin_checks, settings.health_cache_seconds)
         runtime.listeners.append(app.state.health.invalidate)

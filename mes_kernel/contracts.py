@@ -72,6 +72,10 @@ class DeviceKind:
     namespace: str
     base_class: type
     description: str = ""
+    # Optional: check a device's effective configuration (line defaults under its own) before a line
+    # is applied. Called as ``validate_config(config, code=..., driver=...)``; raise ``MappingError``
+    # (its ``field`` becomes the error's location under ``config``) or ``ValueError``.
+    validate_config: Callable[..., None] | None = None
 
 
 @dataclass(frozen=True)

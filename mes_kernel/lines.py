@@ -17,6 +17,7 @@ from .audit import write_audit
 from .db.models import Device, Line, Station
 from .drivers import list_drivers
 from .errors import Unprocessable
+from .machine_data.mapping import MappingError
 from .schemas import Code, FiniteJSON, Text
 
 
@@ -68,6 +69,7 @@ class Catalog:
     plugins: set[str]
     kinds: dict[str, tuple[str, str]] = field(default_factory=dict)
     breakers: set[str] = field(default_factory=set)
+    validators: dict[str, Any] = field(default_factory=dict)  # kind -> DeviceKind.validate_config
 
 
 def catalog_from_app(app) -> Catalog:
@@ -80,7 +82,10 @@ def catalog_from_app(app) -> Catalog:
                 kinds[d["kind"]] = (app.state.device_kinds[d["kind"]].namespace, name)
     for kind_name, kind in app.state.device_kinds.items():
         kinds.setdefault(kind_name, (kind.namespace, _owner_of(manager, kind_name)))
-    return Catalog(plugins=set(manager.loaded()), kinds=kinds, breakers=set(kernel.breakers.configs))
+    validators = {name: kind.validate_config for name, kind in app.state.device_kinds.items()
+                  if getattr(kind, "validate_config", None) is not None}
+    return Catalog(plugins=set(manager.loaded()), kinds=kinds, breakers=set(kernel.breakers.configs),
+                   validators=validators)
 
 
 def _owner_of(manager, kind_name: str) -> str:
@@ -154,7 +159,24 @@ def validate(config: LineConfig, catalog: Catalog) -> list[dict[str, Any]]:
         if device.driver not in drivers:
             errors.append({"loc": ["devices", i, "driver"], "msg": f"no driver {device.driver!r} in "
                            f"{namespace} (installed: {drivers})"})
+        elif (check_config := catalog.validators.get(device.kind)) is not None:
+            errors.extend(_config_errors(check_config, config, device, i))
     return errors
+
+
+def _config_errors(check_config, config: LineConfig, device: DeviceSpec, i: int) -> list[dict[str, Any]]:
+    """The device kind's own check of the device's effective configuration (what its connector will
+    parse): a mapping that does not parse is refused here, with the key at fault, not stored."""
+    defaults = config.device_defaults.get(device.kind)
+    effective = {**(defaults if isinstance(defaults, dict) else {}), **(device.config or {})}
+    try:
+        check_config(effective, code=device.code, driver=device.driver)
+    except MappingError as exc:
+        where = [part for part in (exc.field or "").split(".") if part]
+        return [{"loc": ["devices", i, "config", *where], "msg": str(exc)}]
+    except (ValueError, TypeError) as exc:
+        return [{"loc": ["devices", i, "config"], "msg": str(exc)}]
+    return []
 
 
 async def check(*, session, config: LineConfig, catalog: Catalog) -> list[dict[str, Any]]:

@@ -114,6 +114,10 @@ class ConnectorFleet:
             await asyncio.sleep(self.poll_seconds)
 
     def start(self) -> None:
+        """Start following the configuration; a no-op in a command-line kernel (``mes line apply``
+        and the like), which must not connect to machines nor take the server's sessions."""
+        if not self.kernel.state.get("serving", True):
+            return
         self.task = asyncio.create_task(self.run(), name=f"{self.plugin}-connectors")
 
     async def close(self) -> None:

@@ -6,6 +6,7 @@ from mes_kernel import hookimpl
 from mes_kernel.contracts import DeviceKind, Permission
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE
+from .config import parse_settings
 from .connector import ConnectorManager
 from .drivers import MqttDriver
 from .health import machine_checks
@@ -32,7 +33,20 @@ def mes_register_permissions():
 
 @hookimpl
 def mes_register_device_kinds():
-    return [DeviceKind(DEVICE_KIND, DRIVER_NAMESPACE, MqttDriver, description="Machines publishing JSON over MQTT")]
+    return [
+        DeviceKind(
+            DEVICE_KIND,
+            DRIVER_NAMESPACE,
+            MqttDriver,
+            description="Machines publishing JSON over MQTT",
+            validate_config=_validate_config,
+        )
+    ]
+
+
+def _validate_config(config, *, code: str, driver: str) -> None:
+    """The line apply's check: the mapping the connector will parse (MappingError names the key)."""
+    parse_settings(config, device_code=code)
 
 
 @hookimpl

@@ -24,6 +24,11 @@ class OpcUaError(Exception):
     """A device action (connect, read, write) failed: the server refused or did not answer."""
 
 
+class OpcUaValueError(ValueError):
+    """The value does not fit the node's data type: nothing was written. The caller's mistake, not
+    the machine's, so it does not count against the device's write breaker."""
+
+
 @dataclass(frozen=True)
 class Change:
     """One data change: the signal's ``name``, its ``value``, the server's ``source_time`` (UTC,
@@ -59,7 +64,8 @@ class OpcUaDriver(abc.ABC):
     @abc.abstractmethod
     async def write(self, node_id: str, value: Any) -> str:
         """Write ``value`` to ``node_id`` in the node's own data type; returns that type's name.
-        Raises ``OpcUaError`` with the server's status (``BadTypeMismatch``, ``BadNotWritable`` …)."""
+        Raises ``OpcUaError`` with the server's status (``BadTypeMismatch``, ``BadNotWritable`` …), or
+        ``OpcUaValueError`` before sending anything when ``value`` does not fit the node's type."""
 
     @abc.abstractmethod
     async def disconnect(self) -> None:
@@ -190,7 +196,14 @@ class AsyncuaDriver(OpcUaDriver):
         node = self.client.get_node(node_id)
         try:
             variant_type = await node.read_data_type_as_variant_type()
-            await node.write_value(ua.DataValue(ua.Variant(_coerce(value, variant_type), variant_type)))
+        except ua.UaStatusCodeError as exc:
+            raise OpcUaError(f"{type(exc).__name__}: {exc}") from exc
+        try:
+            coerced = _coerce(value, variant_type)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise OpcUaValueError(f"BadTypeMismatch: {exc}") from exc
+        try:
+            await node.write_value(ua.DataValue(ua.Variant(coerced, variant_type)))
         except ua.UaStatusCodeError as exc:
             raise OpcUaError(f"{type(exc).__name__}: {exc}") from exc
         except (TypeError, ValueError, OverflowError) as exc:

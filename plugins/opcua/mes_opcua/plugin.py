@@ -10,6 +10,7 @@ from mes_kernel import hookimpl
 from mes_kernel.contracts import BreakerConfig, DeviceKind, Permission
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE
+from .config import parse_settings
 from .connector import ConnectorManager
 from .drivers import OpcUaDriver, OpcUaError
 from .health import machine_checks
@@ -52,9 +53,18 @@ def mes_register_permissions():
 def mes_register_device_kinds():
     return [
         DeviceKind(
-            DEVICE_KIND, DRIVER_NAMESPACE, OpcUaDriver, description="OPC UA machines (data-change subscriptions)"
+            DEVICE_KIND,
+            DRIVER_NAMESPACE,
+            OpcUaDriver,
+            description="OPC UA machines (data-change subscriptions)",
+            validate_config=_validate_config,
         )
     ]
+
+
+def _validate_config(config, *, code: str, driver: str) -> None:
+    """The line apply's check: the mapping the connector will parse (MappingError names the key)."""
+    parse_settings(config)
 
 
 @hookimpl

@@ -15,7 +15,7 @@ from mes_kernel.errors import MesError, Unprocessable
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE
 from .config import parse_settings
-from .drivers import OpcUaError
+from .drivers import OpcUaError, OpcUaValueError
 
 BREAKER = "opcua_write"
 
@@ -59,8 +59,9 @@ async def write_node(
 ):
     """Write ``value`` to the node the device's ``writable`` table names ``name``. Only those nodes
     can be written. 422 ``OPCUA_NODE_NOT_WRITABLE`` for another name, 422 ``OPCUA_CONFIG_INVALID``
-    for a device whose configuration does not parse, 502 ``OPCUA_WRITE_FAILED`` when the server
-    refuses (wrong type, out of range, not writable) or does not answer, 503 while the breaker is open."""
+    for a device whose configuration does not parse, 422 ``OPCUA_VALUE_INVALID`` when the value does
+    not fit the node's data type (nothing sent; the breaker is not charged), 502 ``OPCUA_WRITE_FAILED``
+    when the server refuses (out of range, not writable) or does not answer, 503 while the breaker is open."""
     device = await resolve_device(session=session, principal=principal, code=code, kind=DEVICE_KIND)
     try:
         settings = parse_settings(device.config)
@@ -83,9 +84,13 @@ async def write_node(
         finally:
             await driver.disconnect()
 
-    outcome, detail = "ok", {}
+    outcome, detail, invalid = "ok", {}, False
     try:
+        # OpcUaValueError (the value does not fit the node's type, nothing sent) is not one of the
+        # breaker's exceptions: a caller's typo must not stop writes to the machine for everybody.
         data_type = await kernel.breakers.call(BREAKER, device.code, write, line=device.line_code)
+    except OpcUaValueError as exc:
+        outcome, detail, invalid = "failed", {"error": f"{exc}"[:300]}, True
     except (OpcUaError, OSError, TimeoutError) as exc:
         outcome, detail = "failed", {"error": f"{type(exc).__name__}: {exc}"[:300]}
     await write_audit(
@@ -97,6 +102,8 @@ async def write_node(
         after={"node_id": node_id, "value": body.value, "driver": device.driver, "outcome": outcome, **detail},
     )
     await session.commit()
+    if invalid:
+        raise Unprocessable(f"{body.name} on {code}: {detail['error']}", code="OPCUA_VALUE_INVALID", field="value")
     if outcome != "ok":
         raise WriteFailed(f"writing {body.name} on {code} failed: {detail['error']}", device=code, field="name")
     return WriteOut(device=device.code, name=body.name, node_id=node_id, value=body.value, data_type=data_type)

@@ -57,13 +57,24 @@ async def test_writes_are_refused_with_a_stable_code(client, kernel, admin_heade
     r = await client.post(url, json={"name": "state", "value": 1}, headers=admin_headers)
     assert (r.status_code, r.json()["detail"]["code"]) == (422, "OPCUA_NODE_NOT_WRITABLE")
     r = await client.post(url, json={"name": "recipe", "value": "fast"}, headers=admin_headers)
-    assert (r.status_code, r.json()["detail"]["code"]) == (502, "OPCUA_WRITE_FAILED")
+    assert (r.status_code, r.json()["detail"]["code"]) == (422, "OPCUA_VALUE_INVALID")
     assert "Int32" in r.json()["detail"]["message"]
     r = await client.post(url, json={"name": "recipe", "value": 2**40}, headers=admin_headers)
-    assert (r.status_code, r.json()["detail"]["code"]) == (502, "OPCUA_WRITE_FAILED")
+    assert (r.status_code, r.json()["detail"]["code"]) == (422, "OPCUA_VALUE_INVALID")
+    r = await client.post(url, json={"name": "recipe", "value": 1.5}, headers=admin_headers)
+    assert (r.status_code, r.json()["detail"]["code"]) == (422, "OPCUA_VALUE_INVALID")
+    # A value the machine was never sent is the caller's mistake, not the machine's: three of them
+    # do not open the device's write breaker, and a right value still goes through.
+    breaker = await kernel.breakers.state("opcua_write", "MC-1")
+    assert (breaker.state, breaker.failures) == ("closed", 0)
+    async with kernel.sessionmaker() as session:
+        entries = (await session.execute(select(AuditEntry).where(AuditEntry.entity == "opcua_node"))).scalars().all()
+    assert [e.after["outcome"] for e in entries] == ["failed"] * 3
+    r = await client.post(url, json={"name": "recipe", "value": 7}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert machine.read("Machine.Recipe") == 7
     r = await client.post(f"{API}/opcua/devices/NOPE/write", json={"name": "recipe", "value": 1}, headers=admin_headers)
     assert (r.status_code, r.json()["detail"]["code"]) == (404, "DEVICE_NOT_FOUND")
-    assert machine.read("Machine.Recipe") == 0
 
 
 def _closed_port() -> int:
