@@ -3,9 +3,10 @@ not connect to the machines, take an MQTT client id from the server, or write ma
 
 from __future__ import annotations
 
-from opcua_helpers import opcua_device, put_line
+from opcua_helpers import opcua_device
 
 from mes_kernel.app import create_app
+from mes_kernel.testing.helpers import put_line
 
 
 async def test_a_command_line_kernel_starts_no_connector(client, settings, admin_headers, machine):
