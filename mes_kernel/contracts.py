@@ -20,6 +20,7 @@ _SERVER_EXPORTS = {
     "MachineSink": "mes_kernel.machine_data.sink",
     "ConnectorFleet": "mes_kernel.machine_data.fleet",
     "INSTALLATION": "mes_kernel.machine_data.fleet",
+    "stop_task": "mes_kernel.machine_data.fleet",
 }
 
 #: plain (station-safe) names of the machine-data contract, imported on first use

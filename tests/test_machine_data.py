@@ -346,3 +346,31 @@ async def test_metrics_count_samples_stored_values_and_lag(client, kernel, machi
     assert f"mes_machine_values_stored_total{{{labels}}} 5.0" in text
     assert f"mes_machine_reconnects_total{{{labels}}} 1.0" in text
     assert f'mes_machine_lag_seconds_count{{source="{source}"}} 5.0' in text
+
+
+async def test_stopping_a_connector_that_swallows_its_cancellation_does_not_hang():
+    """A protocol library may swallow a cancellation while it reconnects: stop_task gives up after
+    its timeout (and says so) instead of hanging the kernel's shutdown."""
+    import asyncio
+
+    from mes_kernel.contracts import stop_task
+
+    release = asyncio.Event()
+
+    async def stubborn():
+        while not release.is_set():
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                continue  # swallowed, as a reconnect loop might
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    assert await stop_task(task, what="stubborn", timeout=0.2) is False
+    release.set()
+    task.cancel()
+    await asyncio.wait({task}, timeout=5)
+
+    polite = asyncio.create_task(asyncio.sleep(3600))
+    await asyncio.sleep(0)
+    assert await stop_task(polite, what="polite", timeout=30) is True and polite.cancelled()

@@ -51,6 +51,25 @@ def fingerprint(driver: str, config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps([driver, config], sort_keys=True, default=str).encode()).hexdigest()
 
 
+async def stop_task(task: asyncio.Task | None, *, what: str, timeout: float = 5.0) -> bool:
+    """Cancel ``task`` and wait at most ``timeout`` seconds for it to end; True when it ended.
+
+    A protocol library that swallows a cancellation while it reconnects must not hang the kernel's
+    shutdown (or a line change): past the timeout the task is left behind, cancelled once more, and
+    a warning names ``what``."""
+    if task is None or task.done():
+        return True
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if done:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            task.result()
+        return True
+    task.cancel()
+    log.warning("connector_stop_timeout", what=what, seconds=timeout)
+    return False
+
+
 class ConnectorFleet:
     """Keeps one connector per enabled device of kind ``kind`` on the lines that enable ``plugin``.
 
@@ -121,10 +140,7 @@ class ConnectorFleet:
         self.task = asyncio.create_task(self.run(), name=f"{self.plugin}-connectors")
 
     async def close(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        await stop_task(self.task, what=f"{self.plugin} connectors")
         for _, connector in list(self.connectors.values()):
             await connector.stop()
         self.connectors.clear()

@@ -5,7 +5,6 @@ lines' devices."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Histogram
 
-from mes_kernel.contracts import ConnectorFleet, MappingError
+from mes_kernel.contracts import ConnectorFleet, MappingError, stop_task
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN
 from .codec import decode
@@ -89,10 +88,7 @@ class DeviceConnector:
         self.task = asyncio.create_task(self._run(), name=f"modbus:{self.code}")
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        await stop_task(self.task, what=f"connector {self.code}")
         hub = self.kernel.machine_data
         await hub.close(self.code)
         await hub.release(self.code)

@@ -18,7 +18,7 @@ import structlog
 from jsonpointer import JsonPointerException
 from prometheus_client import Counter, Histogram
 
-from mes_kernel.contracts import ConnectorFleet, MappingError
+from mes_kernel.contracts import ConnectorFleet, MappingError, stop_task
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN
 from .config import MqttSettings, Route, parse_settings
@@ -115,10 +115,7 @@ class DeviceConnector:
         self.task = asyncio.create_task(self._run(), name=f"mqtt:{self.code}")
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        await stop_task(self.task, what=f"connector {self.code}")
         hub = self.kernel.machine_data
         await hub.close(self.code)
         await hub.release(self.code)

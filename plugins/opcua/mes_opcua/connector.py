@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from mes_kernel.contracts import ConnectorFleet, MappingError
+from mes_kernel.contracts import ConnectorFleet, MappingError, stop_task
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN
 from .config import OpcUaSettings, parse_settings
@@ -45,10 +45,7 @@ class DeviceConnector:
         self.task = asyncio.create_task(self._run(), name=f"opcua:{self.code}")
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        await stop_task(self.task, what=f"connector {self.code}")
         hub = self.kernel.machine_data
         await hub.close(self.code)
         await hub.release(self.code)
