@@ -331,7 +331,10 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await manager.stop(kernel=kernel)
-            await kernel.machine_data.aclose()
+            try:  # the last machine data is written; a database that does not answer must not hang shut-down
+                await asyncio.wait_for(kernel.machine_data.aclose(), timeout=15.0)
+            except TimeoutError:
+                log.error("machine_data_close_timeout", seconds=15.0)
             await cache.close()
             await notifier.close()
             if redis is not None:

@@ -28,6 +28,7 @@ from .contracts import KERNEL_API_VERSION
 log = structlog.get_logger(__name__)
 
 ENTRY_POINT_GROUP = "mes_kernel.plugins"
+SHUTDOWN_TIMEOUT = 15.0  # seconds a plugin's mes_shutdown may take before the kernel goes on without it
 # Distributions that ship with the product; safe mode loads only these.
 BUNDLED_DISTRIBUTIONS = {"mes-label-printer", "mes-firmware-uploader", "mes-barcode-hid", "mes-dashboard-kpi"}
 
@@ -279,6 +280,18 @@ class PluginManager:
             results.extend((impl.plugin_name, value) for value in outcome if value is not None)
         return results
 
+    async def _bounded(self, hook: str, name: str, awaitable: Any) -> Any:
+        """A plugin's ``mes_shutdown`` may take at most ``SHUTDOWN_TIMEOUT`` seconds: one that hangs
+        (a protocol library waiting on a dead peer) must not hang the kernel's shut-down or a switch.
+        Other hooks are awaited as they are."""
+        if hook != "mes_shutdown":
+            return await awaitable
+        try:
+            return await asyncio.wait_for(awaitable, timeout=SHUTDOWN_TIMEOUT)
+        except TimeoutError:
+            log.error("plugin_shutdown_timeout", plugin=name, seconds=SHUTDOWN_TIMEOUT)
+            return None
+
     async def _call_one(self, hook: str, impl, kwargs: dict[str, Any], fail_on_error: bool):
         """One plugin's implementation inside the wrappers: its values, ``_SKIP`` or ``_RETRY``."""
         name = impl.plugin_name
@@ -292,7 +305,7 @@ class PluginManager:
             code_owner[impl.function.__code__] = name
         try:
             values = self.pm.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
-            values = [await v if inspect.isawaitable(v) else v for v in values]
+            values = [await self._bounded(hook, name, v) if inspect.isawaitable(v) else v for v in values]
         except Exception as exc:
             blamed = _blame(exc, code_owner, default=name)
             reason = f"hook {hook} raised {type(exc).__name__}: {exc}"

@@ -242,3 +242,37 @@ async def test_panels_are_listed_only_for_roles_that_may_read_them(client, viewe
     manager = {p["id"] for p in (await client.get("/api/v1/dashboard/panels", headers=manager_headers)).json()}
     assert "open" in viewer and "secret" not in viewer
     assert {"open", "secret"} <= manager
+
+
+class HangingShutdownPlugin:
+    """A plugin whose shut-down never returns (a protocol library waiting on a dead peer)."""
+
+    MES_KERNEL_API = ">=1.0"
+
+    def __init__(self) -> None:
+        self.shutdown_started = False
+
+    @hookimpl
+    async def mes_shutdown(self, kernel):
+        import asyncio
+
+        self.shutdown_started = True
+        await asyncio.Event().wait()
+
+
+async def test_a_plugin_whose_shutdown_hangs_does_not_hang_the_kernel(settings, monkeypatch):
+    import asyncio
+
+    from mes_kernel import plugins
+    from mes_kernel.app import create_app
+
+    monkeypatch.setattr(plugins, "SHUTDOWN_TIMEOUT", 0.5)
+    plugin = HangingShutdownPlugin()
+    app = create_app(settings, extra_plugins=[plugin])
+
+    async def run_and_stop():
+        async with app.router.lifespan_context(app):
+            pass
+
+    await asyncio.wait_for(run_and_stop(), timeout=60)  # the hook is given up on after 0.5 s
+    assert plugin.shutdown_started
