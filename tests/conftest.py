@@ -21,11 +21,20 @@ def third_party_dir() -> Path:
     Not under pytest's numbered temp dirs: other pytest runs on the machine rotate those away.
     """
     target = Path(tempfile.mkdtemp(prefix="mes-third-party-"))
+    # built from private copies: setuptools writes build/ and *.egg-info into the source folder, and
+    # the pytest processes of `make test` (xdist) build these at the same moment
+    sources = Path(tempfile.mkdtemp(prefix="mes-third-party-src-"))
+    copies = []
+    for p in sorted(SAMPLES.iterdir()):
+        if (p / "pyproject.toml").exists():
+            copies.append(sources / p.name)
+            shutil.copytree(p, copies[-1], ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
-         *(str(p) for p in sorted(SAMPLES.iterdir()) if (p / "pyproject.toml").exists())],
+         *(str(c) for c in copies)],
         check=True,
     )
+    shutil.rmtree(sources, ignore_errors=True)
     yield target
     shutil.rmtree(target, ignore_errors=True)
 
