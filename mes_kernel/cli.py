@@ -26,7 +26,9 @@ audit_app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 line_app = typer.Typer(help="Per-line configuration: plugins, breakers, devices.", no_args_is_help=True)
 station_app = typer.Typer(help="Stations (worker PCs) and their machine tokens.", no_args_is_help=True)
 plugins_app = typer.Typer(help="Installed plugins.", no_args_is_help=True)
-partitions_app = typer.Typer(help="Monthly partitions of process records (PostgreSQL).", no_args_is_help=True)
+partitions_app = typer.Typer(
+    help="Monthly partitions of process records and trace events (PostgreSQL).", no_args_is_help=True
+)
 kpi_app = typer.Typer(help="KPI rollups.", no_args_is_help=True)
 db_app.add_typer(partitions_app, name="partitions")
 app.add_typer(kpi_app, name="kpi")
@@ -261,21 +263,43 @@ def partitions_archive(
         Path, typer.Option(envvar="BACKUP_DIR", help="where the dumps go (the backups' folder)")
     ] = Path("/var/backups/mes"),
 ):
-    """Detach, dump (pg_dump -Fc + .sha256, next to the backups), verify and drop old monthly partitions."""
-    from .db.partitions import archive_partitions
+    """Detach, dump (one pg_dump -Fc + .sha256 per month, next to the backups), verify and drop old
+    months of process records and their trace events; run again to finish an interrupted run."""
+    from .db.archive import ArchiveError, archive_partitions
 
     settings = _settings()
     until = _date(before, "--before")
     try:
         done = asyncio.run(_with_engine(lambda engine: archive_partitions(
             engine, database_url=settings.database_url, before=until, backup_dir=backup_dir)))
-    except RuntimeError as exc:
-        console.print(f"[red]{exc}[/red] (the partition stays detached and whole; run again)")
+    except ArchiveError as exc:
+        console.print(f"[red]{exc}[/red] (what was archived stays archived; run again to finish)")
         raise typer.Exit(1) from None
     for item in done:
-        out.print(f"{item['partition']}: {item['rows']} rows → {item['dump']}")
+        rows = ", ".join(f"{name} {count} rows" for name, count in sorted(item["rows"].items()))
+        out.print(f"{item['month']}: {rows} → {item['dump']}")
     if not done:
         console.print("nothing to archive")
+
+
+@partitions_app.command("restore")
+def partitions_restore(
+    dump: Annotated[Path, typer.Argument(help="an archive written by `mes db partitions archive`")],
+):
+    """Bring an archived month back online: its records and their trace events (histories and
+    totals), its idempotency keys. Run the KPI rebuild for that month afterwards only if its
+    rollups were rebuilt while it was archived."""
+    from .db.archive import ArchiveError, restore_month
+
+    settings = _settings()
+    try:
+        done = asyncio.run(_with_engine(lambda engine: restore_month(
+            engine, database_url=settings.database_url, dump=dump)))
+    except ArchiveError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    rows = ", ".join(f"{name} {count} rows" for name, count in sorted(done["rows"].items()))
+    out.print(f"{done['month']}: {rows} attached")
 
 
 @kpi_app.command("rebuild")

@@ -337,3 +337,81 @@ async def test_migration_0013_puts_what_exists_into_the_trace_stream_in_station_
     downgrade(settings, "0009")
     assert not {"trace_events", "trace_totals"} & await _inspect(settings, _tables)
     upgrade(settings, "head")
+
+
+async def test_migration_0015_moves_trace_events_into_monthly_partitions_and_back(settings):
+    """Trace events stored before 0015 land in their receipt month's partition on PostgreSQL (ids
+    kept, new ids continue the sequence, histories read the same); the downgrade puts them back in
+    one table. SQLite keeps one table throughout."""
+    from mes_kernel.db import partitions
+    from mes_kernel.services import trace
+
+    downgrade(settings, "0014")
+    moments = [datetime(2026, 8, 30, 23, 59, tzinfo=UTC), datetime(2026, 9, 1, 0, 0, tzinfo=UTC),
+               datetime(2026, 10, 15, 8, 0, tzinfo=UTC)]
+
+    def at(moment):
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f") if settings.is_sqlite else moment
+
+    engine = make_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO lots (id, lot_number, product, quantity, status, note, created_at, updated_at) "
+                "VALUES (3, 'LOT-OLD', 'P', 1, 'in_progress', '', :t, :t)"), {"t": at(moments[0])})
+            for ident, moment in zip((11, 12, 13), moments, strict=True):
+                await conn.execute(text(
+                    "INSERT INTO trace_events (id, lot_id, kind, recorded_at, station_seq, received_at, actor, "
+                    "payload) VALUES (:id, 3, 'scan', :t, 0, :t, 'ST', '{}')"), {"id": ident, "t": at(moment)})
+            await conn.execute(text("INSERT INTO trace_totals (scope, subject_id, events) VALUES ('lot', 3, 3)"))
+            if not settings.is_sqlite:
+                await conn.execute(text("SELECT setval('trace_events_id_seq', 13)"))
+    finally:
+        await engine.dispose()
+
+    def where(sync_conn) -> list[tuple[int, str]]:
+        column = "tableoid::regclass::text" if sync_conn.dialect.name == "postgresql" else "'trace_events'"
+        return [tuple(row) for row in sync_conn.execute(text(f"SELECT id, {column} FROM trace_events ORDER BY id"))]
+
+    async def page_ids() -> list[int]:
+        engine = make_engine(settings)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                page = await trace.history(session=session, lot_id=3, limit=10)
+        finally:
+            await engine.dispose()
+        assert page["total"] == len(page["events"])
+        return [e["id"] for e in page["events"]]
+
+    assert await page_ids() == [13, 12, 11]
+    upgrade(settings, "head")
+    if settings.is_sqlite:
+        assert await _inspect(settings, where) == [(11, "trace_events"), (12, "trace_events"), (13, "trace_events")]
+    else:
+        schema = partitions.SCHEMA
+        assert await _inspect(settings, where) == [
+            (11, f"{schema}.trace_events_2026_08"), (12, f"{schema}.trace_events_2026_09"),
+            (13, f"{schema}.trace_events_2026_10")]
+        kind = await _inspect(settings, lambda c: c.execute(text(
+            "SELECT relkind::text FROM pg_class WHERE relname = 'trace_events'")).scalar())
+        assert kind == "p"
+    assert await page_ids() == [13, 12, 11]
+    engine = make_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            new_id = (await conn.execute(text(
+                "INSERT INTO trace_events (lot_id, kind, recorded_at, station_seq, received_at, actor, payload) "
+                "VALUES (3, 'scan', :t, 0, :t, '', '{}') RETURNING id"), {"t": at(datetime.now(UTC))})).scalar()
+            await conn.execute(text("UPDATE trace_totals SET events = 4"))
+    finally:
+        await engine.dispose()
+    assert new_id == 14
+    downgrade(settings, "0014")
+    if not settings.is_sqlite:
+        kind = await _inspect(settings, lambda c: c.execute(text(
+            "SELECT relkind::text FROM pg_class WHERE relname = 'trace_events'")).scalar())
+        assert kind == "r"
+    assert [ident for ident, _ in await _inspect(settings, where)] == [11, 12, 13, 14]
+    assert await page_ids() == [14, 13, 12, 11]
+    upgrade(settings, "head")
+    assert await page_ids() == [14, 13, 12, 11]

@@ -104,7 +104,7 @@ async def test_partitions_are_kept_ahead_and_old_months_archived_to_a_restorable
         created = await partitions.ensure_partitions(engine, today=old.start.date(), ahead=0)
     finally:
         await engine.dispose()
-    assert created == [old.name]
+    assert created == [old.name, old.of_table(partitions.TRACE)]
     where = (
         await _sql(
             settings,
@@ -127,8 +127,8 @@ async def test_partitions_are_kept_ahead_and_old_months_archived_to_a_restorable
         tmp_path=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert f"{old.name}: 1 rows" in result.stdout
-    [dump] = list((backups / "partitions").glob(f"{old.name}-*.dump"))
+    assert f"{old.label}: {old.name} 1 rows, {old.of_table(partitions.TRACE)} 0 rows" in result.stdout
+    [dump] = list((backups / "partitions").glob(f"process_data_{old.label}-*.dump"))
     assert dump.with_name(dump.name + ".sha256").read_text().split()[1] == dump.name
     listing = subprocess.run(["pg_restore", "--list", str(dump)], capture_output=True, text=True, check=True).stdout
     assert f"TABLE DATA {partitions.SCHEMA} {old.name}" in listing

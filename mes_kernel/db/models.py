@@ -468,6 +468,10 @@ class TraceEvent(Base):
     id of the traced row in its own table (``process_records``, ``device_actions``,
     ``station_events``; none for status changes and registrations); ``payload`` is what the history
     shows of it, fixed when written.
+
+    On PostgreSQL the table is partitioned by month of ``received_at`` (server receipt; a record's
+    event carries the record's ``created_at``, so both share a month and are archived together;
+    migration 0015, ``mes db partitions``) and its primary key is ``(id, received_at)``.
     """
 
     __tablename__ = "trace_events"

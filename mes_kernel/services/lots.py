@@ -40,13 +40,16 @@ def lot_snapshot(lot: Lot) -> dict[str, Any]:
 
 def status_change(
     *, lot_id: int, lot_number: str, before: str | None, after: str, actor: str, at: datetime | None = None,
-    reason: str | None = None,
+    received_at: datetime | None = None, reason: str | None = None,
 ) -> dict[str, Any]:
-    """The trace row of a LOT moving from ``before`` (None at creation) to ``after``: who and why."""
+    """The trace row of a LOT moving from ``before`` (None at creation) to ``after``: who and why;
+    ``at`` when it happened (station time), ``received_at`` the server's time (default: now)."""
     payload: dict[str, Any] = {"lot_number": lot_number, "from": before, "to": after}
     if reason:
         payload["reason"] = reason
-    return trace_row(kind="status_change", lot_id=lot_id, recorded_at=at, received_at=at, actor=actor,
+    # The receipt time is the partition key (the month the change is archived with): the server's,
+    # never a station's ``at``.
+    return trace_row(kind="status_change", lot_id=lot_id, recorded_at=at, received_at=received_at, actor=actor,
                      payload=payload)
 
 
@@ -239,11 +242,12 @@ async def add_units(*, session: AsyncSession, lot_number: str, serial_numbers: l
 
 async def mark_started(
     *, session: AsyncSession, lot: dict[str, Any], lot_number: str, actor: str, at: datetime | None = None,
-    **context: Any,
+    received_at: datetime | None = None, **context: Any,
 ) -> dict[str, Any] | None:
     """A LOT's first record moves it from created to in progress. Returns the trace row of the
-    change (at ``at``, the record's station time), or None when the LOT had started already; the
-    caller adds it with the records' own, so every transaction takes the trace totals in one order."""
+    change (at ``at``, the record's station time; received with the record, at ``received_at``), or
+    None when the LOT had started already; the caller adds it with the records' own, so every
+    transaction takes the trace totals in one order."""
     result = await session.execute(
         update(Lot)
         .where(Lot.id == lot["id"], Lot.status == "created")
@@ -263,4 +267,4 @@ async def mark_started(
     )
     mark_stale(session, f"lot:{lot_number}")
     return status_change(lot_id=lot["id"], lot_number=lot_number, before="created", after="in_progress", actor=actor,
-                         at=at, reason="first process record")
+                         at=at, received_at=received_at, reason="first process record")

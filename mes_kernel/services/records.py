@@ -279,6 +279,7 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
             lot_number=lot_number,
             actor=r["created_by"],
             at=r["event_at"],
+            received_at=r["created_at"],
             request_id=r.get("_request_id"),
             client_ip=r.get("_client_ip"),
         )

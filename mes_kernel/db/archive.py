@@ -1,0 +1,365 @@
+"""Archive old months of process data (PostgreSQL) and bring them back.
+
+A month is archived as one dump holding both of its partitions: ``process_records_YYYY_MM`` and
+``trace_events_YYYY_MM`` (the records and their history entries; both are partitioned by the
+server's receipt month, see :mod:`mes_kernel.db.partitions`). Each step commits on its own, and the
+state of a month between steps is written in the database, so a run interrupted anywhere (killed,
+a failed dump, a lost connection) is finished by running the command again:
+
+1. **detach** (one short transaction, under the partitions' advisory lock): both
+   partitions leave their parents. Rows of the month still waiting in a default partition are
+   first moved into the month's partition, so none stays behind.
+2. **uncount** (one transaction): the month's trace events are subtracted from ``trace_totals``
+   and its records' idempotency keys deleted, so a history's total counts what it can show; the
+   tables are marked ``COMMENT … 'mes:uncounted'`` in the same transaction, so no rerun subtracts
+   twice. Done after the detach, not in it: a detach holds an exclusive lock on the parent table
+   until commit, and this step reads the whole month.
+3. **dump**: ``pg_dump -Fc`` of the month's tables into ``<backup_dir>/partitions/
+   process_data_YYYY_MM-<stamp>.dump.partial``, read back with ``pg_restore --list`` (every table
+   must be listed with its data), a ``.sha256`` written beside it, then renamed to ``.dump``. A
+   ``.partial`` left by an interrupted run is deleted by the next.
+4. **drop** the month's tables.
+
+Restore (:func:`restore_month`) is the reverse, in one transaction: the month's partitions are
+created anew, the dump's rows loaded into them, its events added back to ``trace_totals`` and its
+records' idempotency keys claimed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import re
+from collections import defaultdict
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from .partitions import (
+    LOCK_ID,
+    RECORDS,
+    SCHEMA,
+    TABLES,
+    TRACE,
+    Month,
+    Partitioned,
+    attached,
+    create_month,
+    detach,
+    detached,
+    month_of_partition,
+    older_than,
+    partitioned_tables,
+    waiting_in_default,
+)
+
+ARCHIVE_LOCK_ID = 0x6D65_7361  # one archive or restore run at a time (a session lock, freed if the run dies)
+UNCOUNTED = "mes:uncounted"  # a detached table whose rows are out of trace_totals and process_record_keys
+FOLDER = "partitions"
+
+
+class ArchiveError(RuntimeError):
+    """An archive or restore step failed; what was done stays done, running again continues."""
+
+
+def dump_name(month: Month) -> str:
+    """The file name prefix of a month's archive."""
+    return f"process_data_{month.label}"
+
+
+# ---------------------------------------------------------------- steps (sync, inside a transaction)
+
+
+def _detach_older(conn: Connection, before: date) -> None:
+    conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
+    tables = partitioned_tables(conn)
+    months: set[Month] = set()
+    for table in tables:
+        present = attached(conn, table)
+        for month in waiting_in_default(conn, table, before):
+            if month.of_table(table) not in present:
+                create_month(conn, month, table)
+        months |= set(older_than(conn, before, table))
+    for month in sorted(months, key=lambda m: (m.year, m.month)):
+        for table in tables:
+            if month.of_table(table) in attached(conn, table):
+                detach(conn, month, table)
+
+
+def _waiting(conn: Connection) -> dict[Month, list[tuple[Partitioned, str]]]:
+    """Detached monthly tables by month (detached by a run, or restored and not attached yet)."""
+    months: dict[Month, list[tuple[Partitioned, str]]] = defaultdict(list)
+    for table in TABLES:
+        for name in detached(conn, table):
+            months[month_of_partition(name)].append((table, name))
+    return dict(months)
+
+
+def _is_counted(conn: Connection, name: str) -> bool:
+    comment = conn.execute(
+        text("SELECT obj_description(to_regclass(:name), 'pg_class')"), {"name": f"{SCHEMA}.{name}"}
+    ).scalar()
+    return comment != UNCOUNTED
+
+
+def _exists(conn: Connection, name: str) -> bool:
+    return conn.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": f"{SCHEMA}.{name}"}).scalar()
+
+
+def _totals_delta(name: str) -> str:
+    """SQL: the events per LOT and per unit of a month's trace table (``scope, subject_id, n``)."""
+    return (
+        f"SELECT 'lot' AS scope, lot_id AS subject_id, count(*) AS n FROM {SCHEMA}.{name} GROUP BY lot_id "
+        f"UNION ALL SELECT 'unit', unit_id, count(*) FROM {SCHEMA}.{name} WHERE unit_id IS NOT NULL "
+        "GROUP BY unit_id"
+    )
+
+
+def _uncount(conn: Connection, month: Month, tables: list[tuple[Partitioned, str]]) -> None:
+    """Take a detached month out of ``trace_totals`` and ``process_record_keys``, once."""
+    conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
+    for table, name in tables:
+        if not _exists(conn, name) or not _is_counted(conn, name):
+            continue
+        if table is TRACE:
+            conn.execute(text(f"CREATE TEMP TABLE mes_delta ON COMMIT DROP AS {_totals_delta(name)}"))
+            # Lock the totals in the writers' order (scope, then id) before changing them, so a
+            # recording transaction touching the same LOTs waits instead of deadlocking.
+            conn.execute(
+                text(
+                    "SELECT 1 FROM trace_totals t JOIN mes_delta d USING (scope, subject_id) "
+                    "ORDER BY t.scope, t.subject_id FOR UPDATE OF t"
+                )
+            )
+            conn.execute(
+                text(
+                    "UPDATE trace_totals t SET events = t.events - d.n FROM mes_delta d "
+                    "WHERE t.scope = d.scope AND t.subject_id = d.subject_id"
+                )
+            )
+            conn.execute(text("DELETE FROM trace_totals WHERE events <= 0"))
+            conn.execute(text("DROP TABLE mes_delta"))
+        else:
+            conn.execute(
+                text(
+                    f"DELETE FROM process_record_keys k USING {SCHEMA}.{name} r "
+                    "WHERE k.idempotency_key = r.idempotency_key AND k.created_at = r.created_at"
+                )
+            )
+        conn.execute(text(f"COMMENT ON TABLE {SCHEMA}.{name} IS '{UNCOUNTED}'"))
+
+
+def _drop(conn: Connection, tables: list[tuple[Partitioned, str]]) -> dict[str, int]:
+    conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
+    rows = {}
+    for _, name in tables:
+        if _exists(conn, name) and not _is_counted(conn, name):
+            rows[name] = conn.execute(text(f"SELECT count(*) FROM {SCHEMA}.{name}")).scalar()
+            conn.execute(text(f"DROP TABLE {SCHEMA}.{name}"))
+    return rows
+
+
+# ---------------------------------------------------------------- commands
+
+
+async def _run(*command: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise ArchiveError(f"{command[0]} failed: {err.decode(errors='replace').strip()}")
+    return out.decode(errors="replace")
+
+
+def _listed_tables(listing: str) -> set[str]:
+    """``schema.table`` of every table whose data a ``pg_restore --list`` shows."""
+    return {f"{schema}.{name}" for schema, name in re.findall(r" TABLE DATA (\S+) (\S+) ", listing)}
+
+
+def _plain_url(database_url: str) -> str:
+    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@contextlib.asynccontextmanager
+async def _one_run_at_a_time(engine):
+    """Hold the archive lock on a connection of its own for the whole run (freed if the run dies)."""
+    async with engine.connect() as conn:
+        if not (await conn.execute(text("SELECT pg_try_advisory_lock(:id)"), {"id": ARCHIVE_LOCK_ID})).scalar():
+            raise ArchiveError("another archive or restore of partitions is running")
+        await conn.commit()  # the lock is the session's; no transaction stays open for the run
+        try:
+            yield
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": ARCHIVE_LOCK_ID})
+            await conn.commit()
+
+
+async def archive_partitions(engine, *, database_url: str, before: date, backup_dir: Path) -> list[dict]:
+    """Archive every month wholly before ``before``: detach its ``process_records`` and
+    ``trace_events`` partitions, take them out of the trace totals and idempotency keys, dump both
+    into one file ``backup_dir/partitions/process_data_YYYY_MM-<stamp>.dump`` (``pg_dump -Fc``, a
+    ``.sha256`` beside it), check the dump reads back, drop them. Also finishes months a previous
+    run left detached. No-op on SQLite.
+
+    Returns one entry per month archived: ``month`` (``YYYY_MM``), ``rows`` (by table name),
+    ``dump`` (path), ``sha256``. Raises :class:`ArchiveError` when a step fails (``pg_dump`` or
+    ``pg_restore --list`` failing, a dump missing a table, another run holding the lock); what was
+    done stays done and running again continues.
+    """
+    if engine.dialect.name != "postgresql":
+        return []
+    folder = backup_dir / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    done = []
+    async with _one_run_at_a_time(engine):
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda sync: _detach_older(sync, before))
+        async with engine.connect() as conn:
+            waiting = await conn.run_sync(_waiting)
+        for month in sorted(waiting, key=lambda m: (m.year, m.month)):
+            tables = waiting[month]
+            async with engine.begin() as conn:
+                await conn.run_sync(lambda sync, m=month, t=tables: _uncount(sync, m, t))
+            target, digest = await _dump(database_url, folder, month, [name for _, name in tables])
+            async with engine.begin() as conn:
+                rows = await conn.run_sync(lambda sync, t=tables: _drop(sync, t))
+            done.append({"month": month.label, "rows": rows, "dump": str(target), "sha256": digest})
+    return done
+
+
+async def _dump(database_url: str, folder: Path, month: Month, names: list[str]) -> tuple[Path, str]:
+    for stale in folder.glob(f"{dump_name(month)}-*.dump.partial"):
+        stale.unlink()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = folder / f"{dump_name(month)}-{stamp}.dump"
+    partial = target.with_name(target.name + ".partial")
+    tables = [arg for name in names for arg in ("-t", f"{SCHEMA}.{name}")]
+    await _run("pg_dump", "-Fc", *tables, "-f", str(partial), _plain_url(database_url))
+    listed = _listed_tables(await _run("pg_restore", "--list", str(partial)))
+    missing = {f"{SCHEMA}.{name}" for name in names} - listed
+    if missing:
+        raise ArchiveError(f"the dump of {month.label} lacks {', '.join(sorted(missing))}")
+    digest = hashlib.sha256(partial.read_bytes()).hexdigest()
+    target.with_name(target.name + ".sha256").write_text(f"{digest}  {target.name}\n")
+    partial.rename(target)
+    return target, digest
+
+
+def _restore_sql(month: Month, names: list[str]) -> tuple[str, str]:
+    """What runs before and after the dump's data, in the same transaction: create the month's
+    partitions (fresh, so they carry the parents' own constraints), then count them again."""
+    before = [f"SELECT pg_advisory_xact_lock({LOCK_ID});"]
+    after = ["RESET search_path;"]  # pg_restore's script empties it
+    bounds = f"FOR VALUES FROM ('{month.start.isoformat()}') TO ('{month.next().start.isoformat()}')"
+    for table in TABLES:
+        name = month.of_table(table)
+        if name not in names:
+            continue
+        before.append(f"CREATE TABLE {SCHEMA}.{name} PARTITION OF {table.parent} {bounds};")
+        if table is TRACE:
+            after.append(
+                f"INSERT INTO trace_totals (scope, subject_id, events) SELECT scope, subject_id, n "
+                f"FROM ({_totals_delta(name)}) d ORDER BY scope, subject_id "
+                "ON CONFLICT (scope, subject_id) DO UPDATE SET events = trace_totals.events + EXCLUDED.events;"
+            )
+        else:
+            # A key reused after the archive (a new record under it) keeps that record.
+            after.append(
+                f"INSERT INTO process_record_keys (idempotency_key, created_at) "
+                f"SELECT idempotency_key, created_at FROM {SCHEMA}.{name} ON CONFLICT DO NOTHING;"
+            )
+    return "\n".join(before) + "\n", "\n".join(after) + "\n"
+
+
+async def _pipe_restore(database_url: str, dump: Path, before: str, after: str) -> None:
+    """``before``, the dump's data (``pg_restore --data-only``) and ``after`` through one ``psql
+    --single-transaction``: all of it or, on any error, nothing. Streamed: a month is gigabytes."""
+    psql = await asyncio.create_subprocess_exec(
+        "psql", "--single-transaction", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "-d",
+        _plain_url(database_url), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    data = await asyncio.create_subprocess_exec(
+        "pg_restore", "--data-only", "-f", "-", str(dump), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+    async def feed() -> None:
+        try:
+            psql.stdin.write(before.encode())
+            while chunk := await data.stdout.read(1 << 20):
+                psql.stdin.write(chunk)
+                await psql.stdin.drain()
+            psql.stdin.write(after.encode())
+            await psql.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            # psql stopped at an error (its own message says which): let pg_restore finish writing
+            while await data.stdout.read(1 << 20):
+                pass
+        finally:
+            psql.stdin.close()
+
+    async def errors(proc) -> bytes:
+        return await proc.stderr.read()
+
+    _, restore_err, psql_err = await asyncio.gather(feed(), errors(data), errors(psql))
+    await data.wait()
+    await psql.wait()
+    if data.returncode != 0:
+        raise ArchiveError(f"pg_restore failed: {restore_err.decode(errors='replace').strip()}")
+    if psql.returncode != 0:
+        raise ArchiveError(
+            f"restoring {dump.name} failed, nothing restored: {psql_err.decode(errors='replace').strip()}"
+        )
+
+
+async def restore_month(engine, *, database_url: str, dump: Path) -> dict:
+    """Bring an archived month back from its dump: check its ``.sha256`` (when beside it), then in
+    one transaction create the month's partitions of ``process_records`` / ``trace_events`` anew,
+    load the dump's rows into them, add its events back to ``trace_totals`` and claim its records'
+    idempotency keys again. All or nothing: after an interruption or an error nothing was
+    restored; run it again.
+
+    The dumped tables themselves are not restored and attached: a ``CHECK`` constraint read back
+    from a dump can differ in its parsed form from the parent's (``result IN (...)`` on a
+    ``varchar``), and PostgreSQL then refuses the attach.
+
+    Returns ``{"month": "YYYY_MM", "rows": {table: rows restored}}``. Raises :class:`ArchiveError`
+    for a file that is not such an archive, a checksum mismatch, a month already online (or
+    detached and not yet archived), or a failed restore (with PostgreSQL's message).
+    """
+    if engine.dialect.name != "postgresql":
+        raise ArchiveError("partitions exist on PostgreSQL only")
+    if not dump.is_file():
+        raise ArchiveError(f"{dump}: no such file")
+    checksum = dump.with_name(dump.name + ".sha256")
+    if checksum.is_file():
+        expected = checksum.read_text().split()[0]
+        if hashlib.sha256(dump.read_bytes()).hexdigest() != expected:
+            raise ArchiveError(f"{dump.name} does not match its .sha256: not restoring a damaged archive")
+    listed = _listed_tables(await _run("pg_restore", "--list", str(dump)))
+    names = sorted(name.split(".", 1)[1] for name in listed if name.startswith(SCHEMA + "."))
+    months = {month_of_partition(name) for name in names}
+    valid = {m.of_table(t) for m in months if m is not None for t in TABLES}
+    if len(months) != 1 or None in months or set(names) - valid or len(listed) != len(names):
+        raise ArchiveError(f"{dump.name} is not the archive of one month of process data")
+    [month] = months
+    async with _one_run_at_a_time(engine):
+        async with engine.connect() as conn:
+            present = await conn.run_sync(lambda sync: [n for n in names if _exists(sync, n)])
+        if present:
+            raise ArchiveError(
+                f"month {month.label} is online already or not archived yet ({', '.join(present)} exist): "
+                "nothing restored"
+            )
+        await _pipe_restore(database_url, dump, *_restore_sql(month, names))
+        async with engine.connect() as conn:
+            rows = {n: (await conn.execute(text(f"SELECT count(*) FROM {SCHEMA}.{n}"))).scalar() for n in names}
+    return {"month": month.label, "rows": rows}
+
+
+__all__ = ["ArchiveError", "archive_partitions", "dump_name", "restore_month", "RECORDS", "TRACE"]
