@@ -259,3 +259,27 @@ async def test_sqlite_keeps_one_trace_table_and_the_partition_commands_say_so(se
     (tmp_path / "x.dump").write_bytes(b"PGDMP")
     restored = _mes(settings, "db", "partitions", "restore", str(tmp_path / "x.dump"), tmp_path=tmp_path)
     assert restored.returncode == 1 and "PostgreSQL only" in restored.stderr, restored.stderr
+
+
+async def test_a_lots_start_is_received_when_its_first_record_is_whatever_time_the_station_gives(
+    settings, client, make_lot, worker_headers
+):
+    """The start a LOT's first record causes happened at the record's station time, but was
+    received with the record: its receipt time (the partition key, the month it is archived with)
+    is the server's, so a station clock two months behind cannot file it under an old month."""
+    lot = await make_lot()
+    station_time = datetime.now(UTC) - timedelta(days=62)
+    body = {"idempotency_key": uuid.uuid4().hex, "lot_number": lot["lot_number"], "process_id": "ASSY-10",
+            "worker_id": "W-1", "result": "pass", "recorded_at": station_time.isoformat()}
+    r = await client.post(f"{API}/process-records", json=body, headers=worker_headers)
+    assert r.status_code == 201, r.text
+    events = (await _history(client, worker_headers, lot["lot_number"]))["events"]
+    record = next(e for e in events if e["type"] == "process_record")
+    [started] = [e for e in events if e["type"] == "status_change" and e["data"]["to"] == "in_progress"]
+    assert datetime.fromisoformat(started["at"]) == station_time
+    assert started["received_at"] == record["received_at"] == r.json()["created_at"]
+    if not settings.is_sqlite:
+        where = await _sql(settings, "SELECT tableoid::regclass::text FROM trace_events WHERE lot_id = :id "
+                           "AND kind = 'status_change' AND payload ->> 'to' = 'in_progress'", id=lot["id"])
+        month = partitions.Month.of(datetime.fromisoformat(r.json()["created_at"]))
+        assert where == [(f"{partitions.SCHEMA}.{month.of_table(partitions.TRACE)}",)]

@@ -99,7 +99,8 @@ async def create_lot(*, session: AsyncSession, lot_in: LotCreate, actor: str) ->
         await session.rollback()
         raise Conflict(f"LOT {lot_in.lot_number} already exists", code="LOT_EXISTS") from None
     await add_trace_events(session, [status_change(lot_id=lot.id, lot_number=lot.lot_number, before=None,
-                                                  after="created", actor=actor, at=lot.created_at)])
+                                                  after="created", actor=actor, at=lot.created_at,
+                                                  received_at=lot.created_at)])
     await write_audit(
         session, actor=actor, action="create", entity="lot", entity_id=lot.lot_number, after=lot_snapshot(lot)
     )
@@ -148,6 +149,7 @@ async def update_lot(*, session: AsyncSession, lot_number: str, lot_in: LotUpdat
     if lot.status != before["status"]:
         await add_trace_events(session, [status_change(lot_id=lot.id, lot_number=lot_number, before=before["status"],
                                                       after=lot.status, actor=actor, at=values["updated_at"],
+                                                      received_at=values["updated_at"],
                                                       reason=reason or changes.get("note"))])
     await write_audit(
         session,
