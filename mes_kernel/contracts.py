@@ -21,6 +21,9 @@ _SERVER_EXPORTS = {
     "ConnectorFleet": "mes_kernel.machine_data.fleet",
     "INSTALLATION": "mes_kernel.machine_data.fleet",
     "stop_task": "mes_kernel.machine_data.fleet",
+    "MachineConnector": "mes_kernel.machine_data.fleet",
+    "LeaseLost": "mes_kernel.machine_data.fleet",
+    "backoff": "mes_kernel.machine_data.fleet",
 }
 
 #: plain (station-safe) names of the machine-data contract, imported on first use
