@@ -23,6 +23,7 @@ import os
 import random
 import threading
 import tty
+from collections.abc import Sequence
 from typing import Any
 
 from pymodbus import FramerType
@@ -167,13 +168,16 @@ class MachineSimulator:
         await self.poke("discrete", 0, [bool(open_)])
 
 
-async def run_machine(sim: MachineSimulator, *, cycle: float, jam_every: int, rng: random.Random) -> None:
-    """Make parts forever: a serial number per part, a temperature drifting around 60 degC, one bad
-    part in ten, a jam of two cycles every ``jam_every`` parts (0: never)."""
+async def run_machine(
+    sim: MachineSimulator, *, cycle: float, jam_every: int, rng: random.Random, serials: Sequence[str] = ()
+) -> None:
+    """Make parts forever: a serial number per part (``SIM-`` + the part number, or ``serials`` in
+    turn, round and round), a temperature drifting around 60 degC, one bad part in ten, a jam of two
+    cycles every ``jam_every`` parts (0: never)."""
     part = 0
     while True:
         part += 1
-        await sim.set_serial(f"SIM-{part:06d}")
+        await sim.set_serial(serials[(part - 1) % len(serials)] if serials else f"SIM-{part:06d}")
         await sim.set_temperature(60 + rng.uniform(-2, 2))
         await sim.set_pressure(6 + rng.uniform(-0.3, 0.3))
         await asyncio.sleep(cycle)
@@ -184,9 +188,12 @@ async def run_machine(sim: MachineSimulator, *, cycle: float, jam_every: int, rn
             await sim.set_state(RUNNING)
 
 
-def start_in_thread(*, cycle: float = 3.0, jam_every: int = 20, timeout: float = 10.0) -> int:
-    """Run a simulated machine making parts (:func:`run_machine`) in a daemon thread with its own
-    event loop, serving Modbus TCP on 127.0.0.1; returns its port (``mes serve --demo``)."""
+def start_in_thread(
+    *, cycle: float = 3.0, jam_every: int = 20, serials: Sequence[str] = (), timeout: float = 10.0
+) -> int:
+    """Run a simulated machine making parts (:func:`run_machine`, the serial numbers ``serials``)
+    in a daemon thread with its own event loop, serving Modbus TCP on 127.0.0.1; returns its port
+    (``mes serve --demo``)."""
     ready = threading.Event()
     box: dict[str, int] = {}
 
@@ -194,7 +201,7 @@ def start_in_thread(*, cycle: float = 3.0, jam_every: int = 20, timeout: float =
         sim = await MachineSimulator().start_tcp()
         box["port"] = sim.port
         ready.set()
-        await run_machine(sim, cycle=cycle, jam_every=jam_every, rng=random.Random())
+        await run_machine(sim, cycle=cycle, jam_every=jam_every, rng=random.Random(), serials=tuple(serials))
 
     threading.Thread(target=lambda: asyncio.run(serve()), name="modbus-demo-machine", daemon=True).start()
     if not ready.wait(timeout):
