@@ -90,10 +90,16 @@ class DeviceConnector(MachineConnector):
         super().__init__(kernel, code, settings)
         self.driver_name = driver_name
         self.clock = clock
+        self.driver: MqttDriver | None = None
         self.received = 0
         self.acked = 0
         self._unacked: list[tuple[Received, float]] = []
         self._wake = asyncio.Event()
+
+    @property
+    def online(self) -> bool:
+        """Whether a session is open (the write route then publishes through it)."""
+        return self.driver is not None and self.sink is not None and self.sink.is_connected
 
     async def session(self) -> None:
         sink = self.sink
@@ -105,6 +111,7 @@ class DeviceConnector(MachineConnector):
         acker: asyncio.Task | None = None
         try:
             await driver.connect()
+            self.driver = driver
             self.connected()
             acker = asyncio.create_task(self._acknowledge(driver), name=f"mqtt-ack:{self.code}")
             granted = await driver.subscribe(self.settings.filters, self.settings.qos)
@@ -136,6 +143,7 @@ class DeviceConnector(MachineConnector):
                 acker.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await acker
+            self.driver = None
             sink.subscription(False)
             await driver.close()
 

@@ -35,6 +35,10 @@ def device_config(host: str, prefix: str, **settings: Any) -> dict[str, Any]:
         "states": {"running": [RUNNING], "idle": [IDLE], "down": [JAM, ESTOP]},
         "reasons": {str(JAM): "jam", str(ESTOP): "emergency stop"},
         "values": {"spindle_temp": {"unit": "degC"}},
+        "writable": {
+            "recipe": {"topic": f"{prefix}/cmd/recipe", "type": "integer"},
+            "command": {"topic": f"{prefix}/cmd", "path": "/command", "type": "integer"},
+        },
         **settings,
     }
 
