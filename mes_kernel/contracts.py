@@ -27,7 +27,15 @@ _SERVER_EXPORTS = {
 }
 
 #: plain (station-safe) names of the machine-data contract, imported on first use
-_MACHINE_EXPORTS = {"MachineMapping", "MappingError", "Signal", "MACHINE_STATES", "counter_increment", "raw_key"}
+_MACHINE_EXPORTS = {
+    "MachineMapping",
+    "MappingError",
+    "Signal",
+    "MACHINE_STATES",
+    "counter_increment",
+    "from_float32",
+    "raw_key",
+}
 
 
 def __getattr__(name: str) -> Any:

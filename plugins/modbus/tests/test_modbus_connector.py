@@ -35,8 +35,8 @@ async def test_states_counts_and_values_flow_from_the_machine(client, kernel, ad
     await eventually(lambda: _has_state(kernel, "MB-1", "down"))
     await machine.set_state(RUNNING)
     await machine.set_serial(first)
-    await machine.set_temperature(61.5)
-    await machine.set_pressure(6.25)
+    await machine.set_temperature(59.3)  # int16 593 at scale 0.1: 59.300000000000004 unrounded
+    await machine.set_pressure(6.2)  # float32: 6.199999809265137 read as it is
     await eventually(lambda: _serial_on(client, admin_headers, first))
     await eventually(lambda: _node_detail(client, admin_headers, "samples", 6))
     await machine.complete_part(good=True)
@@ -61,8 +61,8 @@ async def test_states_counts_and_values_flow_from_the_machine(client, kernel, ad
     (event,) = await eventually(visit)
     assert event["data"]["plugin"] == "modbus" and event["data"]["device"] == "MB-1"
     values = event["data"]["detail"]["values"]
-    assert values["spindle_temp"]["last"] == 61.5 and values["spindle_temp"]["unit"] == "degC"
-    assert values["pressure"]["last"] == 6.25 and values["pressure"]["unit"] == "bar"
+    assert values["spindle_temp"]["last"] == 59.3 and values["spindle_temp"]["unit"] == "degC"
+    assert values["pressure"]["last"] == 6.2 and values["pressure"]["unit"] == "bar"
     node = await node_of(client, admin_headers, "MB-1")
     assert node["details"]["connected"] and node["details"]["subscription_alive"]
     assert node["details"]["last_value_age_seconds"] is not None
