@@ -21,10 +21,21 @@ _SERVER_EXPORTS = {
     "ConnectorFleet": "mes_kernel.machine_data.fleet",
     "INSTALLATION": "mes_kernel.machine_data.fleet",
     "stop_task": "mes_kernel.machine_data.fleet",
+    "MachineConnector": "mes_kernel.machine_data.fleet",
+    "LeaseLost": "mes_kernel.machine_data.fleet",
+    "backoff": "mes_kernel.machine_data.fleet",
 }
 
 #: plain (station-safe) names of the machine-data contract, imported on first use
-_MACHINE_EXPORTS = {"MachineMapping", "MappingError", "Signal", "MACHINE_STATES", "counter_increment", "raw_key"}
+_MACHINE_EXPORTS = {
+    "MachineMapping",
+    "MappingError",
+    "Signal",
+    "MACHINE_STATES",
+    "counter_increment",
+    "from_float32",
+    "raw_key",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -30,6 +30,9 @@ PROCESSES = [
     ("TEST-30", "Functional test", 30),
     ("PACK-40", "Label and pack", 40),
 ]
+DEMO_LOT = "DEMO-LOT-001"
+#: the demo LOT's units, passed to the plugins' simulators (``mes_demo_devices(units=...)``)
+DEMO_UNITS = [f"SN-DEMO-{i:04d}" for i in range(1, 6)]
 
 
 def demo_shifts(now: datetime | None = None) -> list[dict]:
@@ -55,7 +58,7 @@ def start_demo(settings: Settings, *, base_url: str, agent: bool = True) -> subp
     )
     manager.load_entry_points()
     devices = []
-    for plugin, specs in asyncio.run(manager.call_each("mes_demo_devices", settings=settings)):
+    for plugin, specs in asyncio.run(manager.call_each("mes_demo_devices", settings=settings, units=list(DEMO_UNITS))):
         for spec in specs:
             devices.append({"station": "ST-DEMO", **spec})
             console.print(f"demo: {plugin} started {spec['kind']} {spec['code']} ({spec['driver']})")
@@ -86,7 +89,7 @@ def start_demo(settings: Settings, *, base_url: str, agent: bool = True) -> subp
     note.chmod(0o600)
     console.print(
         f"demo: line DEMO with {len(devices)} device(s), station ST-DEMO (agent config {note}), "
-        "LOT DEMO-LOT-001 with units SN-DEMO-0001…0005"
+        f"LOT {DEMO_LOT} with units {DEMO_UNITS[0]}…{DEMO_UNITS[-1][-4:]}"
     )
     return _start_demo_agent(note, work_dir) if agent else None
 
@@ -159,12 +162,13 @@ async def _write_demo_data(settings: Settings, devices: list[dict], *, need_toke
                     session.add(Process(id=pid, name=name, sequence=seq))
             if await session.get(ShiftCalendar, line.id) is None:  # OEE needs planned time
                 session.add(ShiftCalendar(line_id=line.id, shifts=demo_shifts(), updated_by="demo"))
-            lot = (await session.execute(select(Lot).where(Lot.lot_number == "DEMO-LOT-001"))).scalar()
+            lot = (await session.execute(select(Lot).where(Lot.lot_number == DEMO_LOT))).scalar()
             if lot is None:
-                lot = Lot(lot_number="DEMO-LOT-001", product="PRD-100", quantity=5, status="created", line_id=line.id)
+                lot = Lot(lot_number=DEMO_LOT, product="PRD-100", quantity=len(DEMO_UNITS), status="created",
+                          line_id=line.id)
                 session.add(lot)
                 await session.flush()
-                session.add_all([Unit(serial_number=f"SN-DEMO-{i:04d}", lot_id=lot.id) for i in range(1, 6)])
+                session.add_all([Unit(serial_number=serial, lot_id=lot.id) for serial in DEMO_UNITS])
             await session.commit()
             config = lines.parse({"code": "DEMO", "name": "Demo line", "devices": devices})
             await lines.apply(session=session, config=config, catalog=lines.catalog_from_app(application),

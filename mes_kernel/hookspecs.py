@@ -112,13 +112,16 @@ def mes_register_commands():
 
 
 @hookspec
-def mes_demo_devices(settings):
+def mes_demo_devices(settings, units):
     """Start this plugin's device simulators for the demo line and describe the devices on it.
 
     Called only by ``mes serve --demo`` (the README's run command), in the server's process,
     before it listens; simulators should run in daemon threads on 127.0.0.1.
 
     :param settings: the kernel :class:`mes_kernel.settings.Settings`.
+    :param units: the serial numbers of the demo LOT's units (``SN-DEMO-0001`` …), registered by the
+        time the server listens. A simulated machine that reports the serial number of the part it
+        works on should work these, so a unit's history shows what the machine recorded.
     :return: a list of device dicts shaped like a line file's ``[[devices]]`` entries (``code``,
         ``kind``, ``driver``, ``config``); the kernel puts them on line ``DEMO`` at station ``ST-DEMO``.
     """

@@ -1,24 +1,34 @@
 """``mes serve --demo`` (what ``make run`` starts) is healthy out of the box: its station ST-DEMO runs an
-agent provisioned from the server, so ``/health`` does not say "ST-DEMO never reported"."""
+agent provisioned from the server, so ``/health`` does not say "ST-DEMO never reported", and its
+simulated machines work the demo LOT's units, so a unit's history shows the machines' values."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from mes_kernel.demo import DEMO_UNITS
+
 MES = Path(sys.executable).with_name("mes")
 
 
-@pytest.mark.slow
-def test_the_demo_station_reports_with_the_devices_the_server_gave_it(tmp_path: Path):
+@contextlib.contextmanager
+def demo_server(tmp_path: Path, *options: str) -> Iterator[tuple[queue.Queue, int]]:
+    """``mes serve --demo`` on SQLite in ``tmp_path`` on a free port: its console lines (read by a
+    thread, so a full pipe never blocks the server; ``None`` once it ends) and its port. Stopped
+    (SIGTERM) at the end."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MES_", "DATABASE_", "REDIS_", "SECRET_"))}
     env.update(
         {
@@ -34,7 +44,7 @@ def test_the_demo_station_reports_with_the_devices_the_server_gave_it(tmp_path: 
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     server = subprocess.Popen(
-        [str(MES), "serve", "--demo", "--host", "127.0.0.1", "--port", str(port)],
+        [str(MES), "serve", "--demo", *options, "--host", "127.0.0.1", "--port", str(port)],
         env=env,
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
@@ -42,33 +52,73 @@ def test_the_demo_station_reports_with_the_devices_the_server_gave_it(tmp_path: 
         stderr=subprocess.PIPE,
         text=True,
     )
-    agent_pid = None
+    console: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        for line in server.stderr:
+            console.put(line)
+        console.put(None)
+
+    reader = threading.Thread(target=read, name="demo-console", daemon=True)
+    reader.start()
     try:
-        said, password = [], None
+        yield console, port
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
+        reader.join(timeout=10)
+        server.stderr.close()
+
+
+def read_console(console: queue.Queue, deadline: float, *patterns: str) -> list[re.Match]:
+    """Read the server's console until each of ``patterns`` has matched a line (or the deadline passes,
+    the console ends: the test fails with what it said)."""
+    said: list[str] = []
+    found: dict[str, re.Match] = {}
+    while len(found) < len(patterns) and time.monotonic() < deadline:
+        try:
+            line = console.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        said.append(line)
+        for pattern in patterns:
+            if pattern not in found and (match := re.search(pattern, line)):
+                found[pattern] = match
+    assert len(found) == len(patterns), "".join(said)
+    return [found[p] for p in patterns]
+
+
+def login(http: httpx.Client, base: str, password: str, deadline: float) -> dict[str, str]:
+    while time.monotonic() < deadline:
+        try:
+            r = http.post(f"{base}/auth/login", json={"username": "admin", "password": password})
+            return {"Authorization": f"Bearer {r.json()['access_token']}"}
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError("the demo server never answered the login")
+
+
+@pytest.mark.slow
+def test_the_demo_station_reports_with_the_devices_the_server_gave_it(tmp_path: Path):
+    agent_pid = None
+    with demo_server(tmp_path) as (console, port):
         deadline = time.monotonic() + 90
-        while agent_pid is None and time.monotonic() < deadline:
-            line = server.stderr.readline()
-            if not line:
-                break
-            said.append(line)
-            if found := re.search(r"log in as admin with password (\S+)", line):
-                password = found.group(1)
-            if found := re.search(r"station agent ST-DEMO started \(pid (\d+)", line):
-                agent_pid = int(found.group(1))
-        assert password and agent_pid, "".join(said)
+        password, agent = read_console(
+            console, deadline, r"log in as admin with password (\S+)", r"station agent ST-DEMO started \(pid (\d+)"
+        )
+        agent_pid = int(agent.group(1))
         toml = (tmp_path / "demo-station.toml").read_text()
         assert "[devices" not in toml  # URL, token and work folder: the devices come from the server
 
         base = f"http://127.0.0.1:{port}/api/v1"
         with httpx.Client(timeout=10) as http:
-            token = None
-            while token is None and time.monotonic() < deadline:
-                try:
-                    r = http.post(f"{base}/auth/login", json={"username": "admin", "password": password})
-                    token = r.json()["access_token"]
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            headers = {"Authorization": f"Bearer {token}"}
+            headers = login(http, base, password.group(1), deadline)
             station = {}
             while time.monotonic() < deadline:
                 [station] = [s for s in http.get(f"{base}/stations", headers=headers).json() if s["code"] == "ST-DEMO"]
@@ -85,20 +135,42 @@ def test_the_demo_station_reports_with_the_devices_the_server_gave_it(tmp_path: 
                     break
                 time.sleep(0.5)
             assert node["status"] == "UP" and node["reason"] is None, node
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=5)
-        server.stderr.close()
     if agent_pid is not None:  # the server stopped its agent on the way out
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and Path(f"/proc/{agent_pid}").exists():
             time.sleep(0.1)
         gone = not Path(f"/proc/{agent_pid}").exists() or "zombie" in Path(f"/proc/{agent_pid}/status").read_text()
         assert gone, "the demo station agent outlived the server"
+
+
+@pytest.mark.slow
+def test_the_demo_machines_work_the_demo_lot_and_its_units_history_shows_their_values(tmp_path: Path):
+    """MC-DEMO (OPC UA simulator) and MB-DEMO (Modbus simulator) work the demo LOT's registered units:
+    a unit's history shows each machine's visit with the values recorded while it was on it."""
+    pytest.importorskip("mes_opcua")
+    pytest.importorskip("mes_modbus")
+    with demo_server(tmp_path, "--no-demo-agent") as (console, port):
+        deadline = time.monotonic() + 240
+        (password,) = read_console(console, deadline, r"log in as admin with password (\S+)")
+        base = f"http://127.0.0.1:{port}/api/v1"
+        with httpx.Client(timeout=10) as http:
+            headers = login(http, base, password.group(1), deadline)
+            visits: dict[str, dict] = {}
+            while time.monotonic() < deadline and {"MC-DEMO", "MB-DEMO"} - set(visits):
+                for serial in DEMO_UNITS:
+                    r = http.get(f"{base}/units/{serial}/history", headers=headers)
+                    assert r.status_code == 200, r.text
+                    for event in r.json()["events"]:
+                        data = event["data"]
+                        if event["type"] == "device_action" and data.get("action") == "machine_data":
+                            visits.setdefault(data["device"], {"serial": serial, **data})
+                time.sleep(1.0)
+        assert {"MC-DEMO", "MB-DEMO"} <= set(visits), visits
+        opcua = visits["MC-DEMO"]["detail"]
+        temp = opcua["values"]["spindle_temp"]
+        assert temp["unit"] == "degC" and temp["count"] >= 1 and 50 <= temp["min"] <= temp["max"] <= 70, opcua
+        assert opcua["entered_at"] < opcua["left_at"]
+        assert visits["MB-DEMO"]["detail"]["values"], visits["MB-DEMO"]
 
 
 def test_the_demo_line_is_planned_from_the_hour_it_was_set_up(monkeypatch):

@@ -47,7 +47,7 @@ def test_mapping_reads_the_issue_configuration():
     assert mapping.state_of("4") == ("down", "emergency stop")
     assert mapping.state_of(2) == ("idle", "raw state 2")
     assert mapping.state_of(9) is None
-    assert mapping.value_of("spindle_temp", 425) == pytest.approx(42.5)
+    assert mapping.value_of("spindle_temp", 425) == 42.5
     assert mapping.signals["spindle_temp"].unit == "degC"
 
 
@@ -70,6 +70,32 @@ def test_a_mapping_that_cannot_work_names_its_field(config, field):
     with pytest.raises(MappingError) as caught:
         MachineMapping.from_config(config)
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("scaling", "raw", "stored"),
+    [
+        ({"scale": 0.1}, 593, 59.3),  # 593 * 0.1 is 59.300000000000004 in binary floating point
+        ({"scale": 0.1}, 3, 0.3),
+        ({"scale": 0.01}, 1234567, 12345.67),
+        ({"scale": 0.001}, 12345, 12.345),
+        ({"scale": 0.1, "offset": -40.25}, 593, 19.05),  # the offset's places count too
+        ({"offset": 0.1}, 0.2, 0.3),  # a float raw value keeps its own places: 0.2 + 0.1
+        ({"scale": 0.1}, 60.123, 6.0123),  # … so nothing the machine measured is rounded away
+        ({"scale": 2}, 21, 42.0),
+        ({"scale": 1e-6}, 1, 1e-06),
+    ],
+)
+def test_a_scaled_value_keeps_the_precision_its_scaling_implies_and_no_float_noise(scaling, raw, stored):
+    mapping = MachineMapping.from_config({"nodes": {"t": "x"}, "values": {"t": scaling}})
+    value = mapping.value_of("t", raw)
+    assert value == stored and repr(value) == repr(stored)
+
+
+def test_an_unscaled_value_is_stored_as_the_machine_sent_it():
+    mapping = MachineMapping.from_config({"nodes": {"t": "x"}})
+    assert mapping.value_of("t", 0.30000000000000004) == 0.30000000000000004
+    assert mapping.value_of("t", 7) == 7.0
 
 
 def test_counters_count_forward_through_a_wrap_and_a_reset():
@@ -189,6 +215,28 @@ async def test_values_go_into_the_history_of_the_unit_on_the_machine(client, ker
             )
         ).all()
     assert [tuple(r) for r in rows] == [(first, 40.0, True), (first, 42.0, True), (second, 41.0, True)]
+
+
+async def test_scaled_values_are_stored_and_summed_up_without_float_noise(
+    client, kernel, machine, admin_headers, make_lot
+):
+    (serial,) = (await make_lot(units=1))["serial_numbers"]
+    hub = kernel.machine_data
+    sink = await hub.open("MC-1", source="test", mapping=MachineMapping.from_config(CONFIG))  # scale 0.1
+    sink.submit("serial", serial, T0)
+    for i, raw in enumerate((593, 594, 596), start=1):
+        sink.submit("spindle_temp", raw, T0 + timedelta(seconds=i))
+    sink.submit("serial", "", T0 + timedelta(seconds=10))
+    await hub.flush()
+    async with kernel.sessionmaker() as session:
+        stored = (await session.execute(select(MachineValue.value).order_by(MachineValue.source_at))).scalars().all()
+    assert stored == [59.3, 59.4, 59.6]
+    r = await client.get(f"{API}/units/{serial}/history", headers=admin_headers)
+    (visit,) = [e for e in r.json()["events"] if e["type"] == "device_action" and e["data"]["action"] == "machine_data"]
+    temp = visit["data"]["detail"]["values"]["spindle_temp"]
+    assert (temp["min"], temp["max"], temp["last"]) == (59.3, 59.6, 59.6)
+    assert temp["mean"] == 59.43333  # four places beyond the samples' one, not 59.43333333333333
+    assert [v for _, v in temp["first_samples"]] == [59.3, 59.4, 59.6]
 
 
 async def test_ten_thousand_values_are_one_transaction(kernel, machine):
@@ -374,3 +422,17 @@ async def test_stopping_a_connector_that_swallows_its_cancellation_does_not_hang
     polite = asyncio.create_task(asyncio.sleep(3600))
     await asyncio.sleep(0)
     assert await stop_task(polite, what="polite", timeout=30) is True and polite.cancelled()
+
+
+@pytest.mark.parametrize(
+    ("stored_as_float32", "read"),
+    [(6.2, 6.2), (0.1, 0.1), (59.3, 59.3), (123456.7, 123456.7), (1e-07, 1e-07), (1.5, 1.5), (16777217.0, 16777216.0)],
+)
+def test_a_float32_from_a_machine_reads_as_its_shortest_decimal(stored_as_float32, read):
+    import struct
+
+    from mes_kernel.contracts import from_float32
+
+    widened = struct.unpack(">f", struct.pack(">f", stored_as_float32))[0]  # what a protocol library hands over
+    assert from_float32(widened) == read and repr(from_float32(widened)) == repr(read)
+    assert from_float32(float("inf")) == float("inf")

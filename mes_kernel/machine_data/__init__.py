@@ -2,7 +2,15 @@
 per-device sinks, the batched writer, health and leases. The public names are re-exported by
 :mod:`mes_kernel.contracts`; see ``docs/machine-data.md``."""
 
-from .mapping import MACHINE_STATES, MachineMapping, MappingError, Signal, counter_increment, raw_key
+from .mapping import (
+    MACHINE_STATES,
+    MachineMapping,
+    MappingError,
+    Signal,
+    counter_increment,
+    from_float32,
+    raw_key,
+)
 
 __all__ = [
     "MACHINE_STATES",
@@ -12,6 +20,7 @@ __all__ = [
     "MappingError",
     "Signal",
     "counter_increment",
+    "from_float32",
     "raw_key",
 ]
 

@@ -5,6 +5,10 @@ it. :class:`ConnectorFleet` keeps one connector per such device, started, restar
 or configuration changes, stopped when it goes or its line stops enabling the plugin, and looks
 again every ``poll_seconds`` (a line change reaches every worker within about a second; the fleet
 follows at its next look). A plugin subclasses it and says how to build one device's connector.
+
+:class:`MachineConnector` is that one device's run loop (claim the machine's lease, open its sink,
+run a protocol session, reconnect with backoff, hand the machine over when the lease is lost); a
+plugin subclasses it and writes only :meth:`MachineConnector.session`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,6 +42,16 @@ class _Installation:
 
 #: the principal a plugin's background work passes to the device helper
 INSTALLATION = _Installation()
+
+
+class ConnectorSettings(Protocol):
+    """What :class:`MachineConnector` reads of a plugin's parsed device settings."""
+
+    #: the device's machine-data mapping (:class:`~mes_kernel.contracts.MachineMapping`)
+    mapping: Any
+    #: seconds before the first reconnect attempt, and the most between two
+    reconnect_min: float
+    reconnect_max: float
 
 
 class Connector(Protocol):
@@ -68,6 +84,132 @@ async def stop_task(task: asyncio.Task | None, *, what: str, timeout: float = 5.
     task.cancel()
     log.warning("connector_stop_timeout", what=what, seconds=timeout)
     return False
+
+
+class LeaseLost(Exception):
+    """Another process of the installation may read this machine now (its lease lapsed in Redis).
+
+    Raised by a :meth:`MachineConnector.session` that sees ``hub.holds(code)`` turn false; the run
+    loop then closes the machine's sink (its data written) and tries to claim the machine again."""
+
+
+def backoff(attempt: int, *, low: float, high: float, rng: Callable[[], float] = random.random) -> float:
+    """Seconds before reconnect attempt ``attempt`` (1, 2, …): ``low`` doubling up to ``high``, with
+    ±20 % jitter (``rng`` gives a number in [0, 1)) so that many machines lost at once do not come
+    back in step."""
+    base = min(low * 2 ** (attempt - 1), high)
+    return base * (0.8 + 0.4 * rng())
+
+
+class MachineConnector:
+    """Reads one machine until stopped: the run loop every connector plugin needs.
+
+    The loop claims the machine's lease (``hub.claim``; while another process holds it, it looks
+    again every ``lease_seconds / 2``), opens the machine's sink once (``self.sink``, kept across
+    reconnections so that a state or a unit's stay is not cut by a short loss of the link), then
+    awaits :meth:`session`. When the session ends:
+
+    - :class:`LeaseLost`: the sink is closed (its data written) and the machine claimed again at once;
+    - :class:`~mes_kernel.contracts.MappingError` (the device is on no line, a mapping the device
+      refuses): the device's health node is DOWN with the field at fault, tried again after
+      ``reconnect_max`` seconds;
+    - any other exception (a refused connection, a timeout, the peer gone): ``sink.disconnected``
+      with ``"<ExceptionType>: <message>"`` (at most 300 characters) as the reason, then
+      ``sink.reconnecting()`` and a wait of :func:`backoff` seconds, ``reconnect_min`` doubling up
+      to ``reconnect_max``. A session resets the backoff by calling :meth:`subscribed` once data
+      flows. If the lease was lost meanwhile, the sink is closed too (the machine handed over).
+
+    Nothing escapes the loop but a cancellation; :meth:`stop` cancels it (bounded by
+    :func:`stop_task`), closes the sink and releases the lease.
+
+    ``settings`` is the plugin's parsed device settings: anything with ``mapping``,
+    ``reconnect_min`` and ``reconnect_max`` (:class:`ConnectorSettings`). ``rng`` gives the
+    backoff's jitter (a number in [0, 1)).
+
+    Attributes: ``kernel``, ``code`` (the device code), ``settings``, ``sink`` (``MachineSink`` or
+    None), ``attempt`` (reconnect attempts since data last flowed), ``sessions`` (sessions begun;
+    a session increments it through :meth:`connected`), ``task``.
+    """
+
+    #: the plugin's name: the ``source`` of the machine's data, and the prefix of task and log names
+    source: str = "connector"
+
+    def __init__(
+        self,
+        kernel: Any,
+        code: str,
+        settings: ConnectorSettings,
+        *,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.kernel = kernel
+        self.code = code
+        self.settings = settings
+        self.rng = rng
+        self.task: asyncio.Task | None = None
+        self.sink: Any = None
+        self.attempt = 0
+        self.sessions = 0
+
+    async def session(self) -> None:
+        """Connect to the machine and feed ``self.sink`` until the link ends; never return normally
+        without a reason (raise the exception that ended it, :class:`LeaseLost` when
+        ``hub.holds(code)`` turned false). Call :meth:`connected` once the link is open and
+        :meth:`subscribed` once data flows."""
+        raise NotImplementedError
+
+    def connected(self) -> None:
+        """The session's link is open: the sink is told, the session counted."""
+        self.sink.connected()
+        self.sessions += 1
+
+    def subscribed(self) -> None:
+        """Data flows again: the next loss of the link starts its backoff from ``reconnect_min``."""
+        self.attempt = 0
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"{self.source}:{self.code}")
+
+    async def stop(self) -> None:
+        await stop_task(self.task, what=f"connector {self.code}")
+        hub = self.kernel.machine_data
+        await hub.close(self.code)
+        await hub.release(self.code)
+
+    async def _run(self) -> None:
+        hub = self.kernel.machine_data
+        while True:
+            try:
+                if not await hub.claim(self.code):
+                    await asyncio.sleep(hub.lease_seconds / 2)  # another process reads this machine
+                    continue
+                if self.sink is None:
+                    self.sink = await hub.open(self.code, source=self.source, mapping=self.settings.mapping)
+                await self.session()
+            except asyncio.CancelledError:
+                raise
+            except LeaseLost:  # hand the machine over: its data written, its sink closed
+                log.warning("connector_lease_lost", source=self.source, device=self.code)
+                self.sink = None
+                await hub.close(self.code)
+                continue
+            except MappingError as exc:
+                hub.mark_failed(self.code, f"{exc.field}: {exc}")
+                await asyncio.sleep(self.settings.reconnect_max)
+                continue
+            except Exception as exc:  # refused, timed out, peer gone: try again later
+                reason = f"{type(exc).__name__}: {exc}".strip(": ")[:300] or type(exc).__name__
+                if self.sink is not None:
+                    self.sink.disconnected(reason)
+                    if not hub.holds(self.code):  # the lease lapsed meanwhile: hand the machine over
+                        await hub.close(self.code)
+                        self.sink = None
+                log.info("connector_disconnected", source=self.source, device=self.code, reason=reason)
+            self.attempt += 1
+            if self.sink is not None:
+                self.sink.reconnecting()
+            low, high = self.settings.reconnect_min, self.settings.reconnect_max
+            await asyncio.sleep(backoff(self.attempt, low=low, high=high, rng=self.rng))
 
 
 class ConnectorFleet:

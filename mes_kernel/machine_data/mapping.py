@@ -21,7 +21,9 @@ named process value. Nothing here imports the server's stack, so a station may u
 
 from __future__ import annotations
 
+import decimal
 import math
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,6 +57,30 @@ class Signal:
     unit: str = ""
     scale: float = 1.0
     offset: float = 0.0
+
+
+def decimal_places(number: float) -> int:
+    """Decimal places of ``number`` as written in its shortest form (``repr``): ``0.1`` → 1,
+    ``2.5e-3`` → 4, ``600`` and ``1e20`` → 0."""
+    exponent = decimal.Decimal(repr(number)).as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def from_float32(value: float) -> float:
+    """A 32-bit float read from a machine (a Modbus float32 register pair, an OPC UA ``Float``) as the
+    shortest decimal that is the same float32: ``6.2``, not ``6.199999809265137`` (the float32 nearest
+    to 6.2, widened to Python's 64-bit float). NaN and infinities come back unchanged."""
+    if not math.isfinite(value):
+        return value
+    try:
+        packed = struct.pack(">f", value)
+    except OverflowError:  # not a float32 at all: leave it
+        return value
+    for digits in range(1, 10):  # nine significant digits always round-trip a float32
+        candidate = float(f"{value:.{digits}g}")
+        if struct.pack(">f", candidate) == packed:
+            return candidate
+    return value
 
 
 def raw_key(raw: Any) -> int | str | None:
@@ -180,7 +206,12 @@ class MachineMapping:
 
     def value_of(self, name: str, raw: Any) -> float | str | None:
         """A process value as stored: numbers scaled (``raw * scale + offset``), text as text (at most
-        256 characters). Raises ``ValueError`` for what is neither, or text where scaling is declared."""
+        256 characters). Raises ``ValueError`` for what is neither, or text where scaling is declared.
+
+        A scaled number is rounded to the precision the scaling implies, so binary floating point
+        adds no noise (593 × 0.1 is 59.3, not 59.300000000000004): to the decimal places of ``raw``
+        plus those of ``scale``, or those of ``offset`` when more (``values.t = {scale = 0.1,
+        offset = -40.25}``: 593 → 19.05)."""
         signal = self.signals[name]
         if isinstance(raw, bool):
             raw = int(raw)
@@ -188,6 +219,9 @@ class MachineMapping:
             number = float(raw) * signal.scale + signal.offset
             if not math.isfinite(number):
                 raise ValueError(f"{name}: {raw!r} is not a finite number")
+            if signal.scale != 1.0 or signal.offset != 0.0:
+                places = max(decimal_places(raw) + decimal_places(signal.scale), decimal_places(signal.offset))
+                number = round(number, places)
             return number
         if isinstance(raw, str) and signal.scale == 1.0 and signal.offset == 0.0:
             return raw[:256]

@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..contracts import CheckResult, Status
-from .mapping import COUNTERS, MachineMapping, counter_increment
+from .mapping import COUNTERS, MachineMapping, counter_increment, decimal_places
 
 #: at most this many unit-visit samples kept per value name in a visit's summary
 VISIT_SAMPLES = 20
+#: decimal places a visit's mean keeps beyond those of its samples
+MEAN_EXTRA_PLACES = 4
 #: state changes kept pending per device between flushes (a machine flapping faster is coalesced)
 MAX_TRANSITIONS = 10_000
 
@@ -54,6 +56,7 @@ class Visit:
             entry["min"] = value if "min" not in entry else min(entry["min"], value)
             entry["max"] = value if "max" not in entry else max(entry["max"], value)
             entry["sum"] = entry.get("sum", 0.0) + value
+            entry["places"] = max(entry.get("places", 0), decimal_places(value))
         if len(entry["samples"]) < VISIT_SAMPLES:
             entry["samples"].append([at.isoformat(), value])
 
@@ -62,7 +65,8 @@ class Visit:
         for name, entry in self.values.items():
             out = {k: entry[k] for k in ("unit", "count", "last", "min", "max") if k in entry}
             if "sum" in entry:
-                out["mean"] = entry["sum"] / entry["count"]
+                # four places beyond the samples' own: a mean, without the sum's binary float noise
+                out["mean"] = round(entry["sum"] / entry["count"], entry["places"] + MEAN_EXTRA_PLACES)
             out["first_samples"] = entry["samples"]
             values[name] = out
         return {

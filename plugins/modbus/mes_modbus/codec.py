@@ -9,6 +9,8 @@ from typing import Any
 
 from pymodbus.client.mixin import ModbusClientMixin
 
+from mes_kernel.contracts import from_float32
+
 from .config import BIT_TABLES, Register
 
 DATATYPE = ModbusClientMixin.DATATYPE
@@ -30,7 +32,8 @@ _RANGES = {
 
 def decode(register: Register, items: Sequence[int] | Sequence[bool]) -> bool | int | float | str:
     """The value of ``register`` from its ``items`` (exactly its registers, or one bit). Strings lose
-    trailing NULs and surrounding spaces; a float32 that is NaN or infinite raises ``ValueError``."""
+    trailing NULs and surrounding spaces; a float32 is its shortest decimal (``from_float32``), and
+    one that is NaN or infinite raises ``ValueError``."""
     if register.table in BIT_TABLES:
         return bool(items[0])
     if register.data_type == "string":
@@ -39,8 +42,10 @@ def decode(register: Register, items: Sequence[int] | Sequence[bool]) -> bool | 
     value = ModbusClientMixin.convert_from_registers(
         list(items), _TYPES[register.data_type], word_order=register.word_order
     )
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{register.describe()}: float32 is {value}")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{register.describe()}: float32 is {value}")
+        return from_float32(value)  # 6.2, not the float32's 6.199999809265137
     return value
 
 

@@ -5,7 +5,6 @@ lines' devices."""
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,7 +13,7 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Histogram
 
-from mes_kernel.contracts import ConnectorFleet, MappingError, stop_task
+from mes_kernel.contracts import ConnectorFleet, LeaseLost, MachineConnector
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN
 from .codec import decode
@@ -35,18 +34,7 @@ POLL = Histogram(
 )
 
 
-class LeaseLost(Exception):
-    """Another process of the installation may read this machine now (the lease lapsed)."""
-
-
-def backoff(attempt: int, *, low: float, high: float, rng: Callable[[], float] = random.random) -> float:
-    """Seconds before reconnect attempt ``attempt`` (1, 2, …): ``low`` doubling up to ``high``, with
-    ±20 % jitter so that many machines lost at once do not come back in step."""
-    base = min(low * 2 ** (attempt - 1), high)
-    return base * (0.8 + 0.4 * rng())
-
-
-class DeviceConnector:
+class DeviceConnector(MachineConnector):
     """Polls one device until stopped. Nothing it meets (a refused connection, a silent device, an
     exception response, a value that does not fit) escapes: each ends in the device's health node.
 
@@ -54,6 +42,8 @@ class DeviceConnector:
     changes are handed to the sink (the first poll of a session hands everything), as a data-change
     subscription would.
     """
+
+    source = PLUGIN
 
     def __init__(
         self,
@@ -64,18 +54,12 @@ class DeviceConnector:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.kernel = kernel
-        self.code = code
+        super().__init__(kernel, code, settings)
         self.driver_name = driver_name
-        self.settings = settings
         self.clock = clock
-        self.task: asyncio.Task | None = None
-        self.sink: Any = None
         self.driver: ModbusDriver | None = None
         #: serializes the poll loop's requests and the write route's (one master on the link)
         self.lock = asyncio.Lock()
-        self.attempt = 0
-        self.sessions = 0
         self.polls = 0
         self._last: dict[str, Any] = {}
 
@@ -84,48 +68,7 @@ class DeviceConnector:
         """Whether a session is open (the write route then uses this link)."""
         return self.driver is not None and self.sink is not None and self.sink.is_connected
 
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._run(), name=f"modbus:{self.code}")
-
-    async def stop(self) -> None:
-        await stop_task(self.task, what=f"connector {self.code}")
-        hub = self.kernel.machine_data
-        await hub.close(self.code)
-        await hub.release(self.code)
-
-    async def _run(self) -> None:
-        hub = self.kernel.machine_data
-        settings = self.settings
-        while True:
-            try:
-                if not await hub.claim(self.code):
-                    await asyncio.sleep(hub.lease_seconds / 2)  # another process polls this machine
-                    continue
-                if self.sink is None:
-                    self.sink = await hub.open(self.code, source=PLUGIN, mapping=settings.mapping)
-                await self._session()
-            except asyncio.CancelledError:
-                raise
-            except LeaseLost:  # hand the machine over: its data written, its sink closed
-                log.warning("modbus_lease_lost", device=self.code)
-                self.sink = None
-                await hub.close(self.code)
-                continue
-            except MappingError as exc:
-                hub.mark_failed(self.code, f"{exc.field}: {exc}")
-                await asyncio.sleep(settings.reconnect_max)
-                continue
-            except Exception as exc:  # refused, silent, port gone: try again later
-                reason = f"{type(exc).__name__}: {exc}"[:300]
-                if self.sink is not None:
-                    self.sink.disconnected(reason)
-                log.info("modbus_disconnected", device=self.code, reason=reason)
-            self.attempt += 1
-            if self.sink is not None:
-                self.sink.reconnecting()
-            await asyncio.sleep(backoff(self.attempt, low=settings.reconnect_min, high=settings.reconnect_max))
-
-    async def _session(self) -> None:
+    async def session(self) -> None:
         sink = self.sink
         driver: ModbusDriver = self.kernel.load_driver(
             DRIVER_NAMESPACE, self.driver_name, **self.settings.driver_settings()
@@ -135,8 +78,7 @@ class DeviceConnector:
             async with self.lock:
                 await driver.connect()
             self.driver = driver
-            sink.connected()
-            self.sessions += 1
+            self.connected()
             self._last.clear()
             plan = plan_reads(self.settings.registers)
             while True:
@@ -188,7 +130,7 @@ class DeviceConnector:
                 self._feed(name, reg, items[offset : offset + reg.count], at)
         if read:
             if not sink.subscription_alive:
-                self.attempt = 0
+                self.subscribed()
             sink.subscription(True)
         else:
             sink.subscription(False, "the device refuses every mapped register")

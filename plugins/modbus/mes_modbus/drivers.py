@@ -5,7 +5,9 @@ serial-to-Ethernet gateway)."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pymodbus
@@ -180,8 +182,59 @@ class ModbusRtuOverTcpDriver(ModbusTcpDriver):
     framer = FramerType.RTU
 
 
+class SerialBus:
+    """One serial port as every device on it shares it in this process: RS-485 carries several
+    slaves (unit ids) on one pair of wires with one master, so the devices of one port use **one**
+    pymodbus client and take turns (``lock``: one request on the line at a time). Two clients on one
+    port would interleave their frames and read each other's answers.
+
+    Kept in :data:`BUSES` by port while a driver uses it; the last driver to close closes the port.
+    ``settings`` (baud rate, parity, byte size, stop bits, timeout) are the port's: a device that
+    asks for others is refused, since one line has one speed."""
+
+    def __init__(self, port: str, settings: tuple, make_client) -> None:
+        self.port = port
+        self.settings = settings
+        self.make_client = make_client
+        self.client: Any = None
+        self.users = 0
+        self.lock = asyncio.Lock()
+
+    async def ensure_open(self) -> Any:
+        """The port's client, (re)opened when it is not connected (a pymodbus client may close its
+        port after a slave's timeout; the other slaves must not pay for it). Call under ``lock``."""
+        if self.client is not None and self.client.connected:
+            return self.client
+        if self.client is not None:
+            try:
+                self.client.close()
+            except Exception:  # a half-open port: nothing left to release
+                pass
+        self.client = self.make_client()
+        try:
+            ok = await self.client.connect()
+        except (OSError, ModbusException) as exc:
+            raise ModbusLinkError(f"{self.port}: {exc}") from exc
+        if not ok:
+            raise ModbusLinkError(f"{self.port}: cannot open the serial port")
+        return self.client
+
+    def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                pass
+
+
+#: the serial ports open in this process, by path (see :class:`SerialBus`)
+BUSES: dict[str, SerialBus] = {}
+
+
 class ModbusRtuDriver(_PymodbusDriver):
-    """Modbus RTU on a serial port (RS-485/RS-232 adapter, or a pty in tests)."""
+    """Modbus RTU on a serial port (RS-485/RS-232 adapter, or a pty in tests). Every device on one
+    port (its own ``unit`` id) shares the port's :class:`SerialBus`: one client, one request at a time."""
 
     def __init__(
         self,
@@ -201,6 +254,58 @@ class ModbusRtuDriver(_PymodbusDriver):
         self.parity = parity
         self.bytesize = bytesize
         self.stopbits = stopbits
+        self.bus: SerialBus | None = None
+
+    def _settings(self) -> tuple:
+        return (self.baudrate, self.parity, self.bytesize, self.stopbits, self.timeout)
+
+    async def connect(self) -> None:
+        await self.close()
+        bus = BUSES.get(self.serial_port)
+        if bus is None:
+            bus = BUSES[self.serial_port] = SerialBus(self.serial_port, self._settings(), self._client)
+        elif bus.settings != self._settings():
+            baud, parity, bytesize, stopbits, timeout = bus.settings
+            raise ModbusLinkError(
+                f"{self.serial_port} is open at {baud} baud {bytesize}{parity}{stopbits} (timeout {timeout} s) "
+                "for another device: every device on one port must use the port's settings"
+            )
+        bus.users += 1
+        self.bus = bus
+        try:
+            async with bus.lock:
+                self.client = await bus.ensure_open()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        bus, self.bus, self.client = getattr(self, "bus", None), None, None
+        if bus is None:
+            return
+        bus.users -= 1
+        if bus.users <= 0:
+            bus.close()
+            if BUSES.get(bus.port) is bus:
+                del BUSES[bus.port]
+
+    async def read(self, table: str, address: int, count: int) -> list[int] | list[bool]:
+        async with self._turn():
+            return await super().read(table, address, count)
+
+    async def write(self, table: str, address: int, values: Sequence[int] | Sequence[bool]) -> None:
+        async with self._turn():
+            await super().write(table, address, values)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """This device's turn on the line: the bus lock held, the port (re)opened if need be."""
+        bus = self.bus
+        if bus is None:
+            raise ModbusLinkError(f"{self.serial_port}: not connected")
+        async with bus.lock:
+            self.client = await bus.ensure_open()
+            yield
 
     def _client(self) -> Any:
         return AsyncModbusSerialClient(

@@ -106,6 +106,8 @@ def test_a_request_never_exceeds_125_registers():
         ("uint32", "little", 70000, [0x1170, 0x0001]),
         ("float32", "big", 1.5, [0x3FC0, 0x0000]),
         ("float32", "little", 1.5, [0x0000, 0x3FC0]),
+        ("float32", "big", 6.2, [0x40C6, 0x6666]),  # read back as 6.2, not the float32's 6.199999809265137
+        ("float32", "big", 0.1, [0x3DCC, 0xCCCD]),
     ],
 )
 def test_values_round_trip_through_registers(data_type, order, value, registers):

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import socket
 
-from mes_modbus.simulator import IDLE, JAM, RUNNING
+import pytest
+from mes_modbus.simulator import IDLE, JAM, RUNNING, MachineSimulator, PtyLink
 from modbus_helpers import (
     API,
     health_node,
@@ -35,8 +36,8 @@ async def test_states_counts_and_values_flow_from_the_machine(client, kernel, ad
     await eventually(lambda: _has_state(kernel, "MB-1", "down"))
     await machine.set_state(RUNNING)
     await machine.set_serial(first)
-    await machine.set_temperature(61.5)
-    await machine.set_pressure(6.25)
+    await machine.set_temperature(59.3)  # int16 593 at scale 0.1: 59.300000000000004 unrounded
+    await machine.set_pressure(6.2)  # float32: 6.199999809265137 read as it is
     await eventually(lambda: _serial_on(client, admin_headers, first))
     await eventually(lambda: _node_detail(client, admin_headers, "samples", 6))
     await machine.complete_part(good=True)
@@ -61,8 +62,8 @@ async def test_states_counts_and_values_flow_from_the_machine(client, kernel, ad
     (event,) = await eventually(visit)
     assert event["data"]["plugin"] == "modbus" and event["data"]["device"] == "MB-1"
     values = event["data"]["detail"]["values"]
-    assert values["spindle_temp"]["last"] == 61.5 and values["spindle_temp"]["unit"] == "degC"
-    assert values["pressure"]["last"] == 6.25 and values["pressure"]["unit"] == "bar"
+    assert values["spindle_temp"]["last"] == 59.3 and values["spindle_temp"]["unit"] == "degC"
+    assert values["pressure"]["last"] == 6.2 and values["pressure"]["unit"] == "bar"
     node = await node_of(client, admin_headers, "MB-1")
     assert node["details"]["connected"] and node["details"]["subscription_alive"]
     assert node["details"]["last_value_age_seconds"] is not None
@@ -184,3 +185,67 @@ async def _node_detail(client, headers, key, at_least, code="MB-1"):
 async def _reconnects_at_least(client, headers, code, n):
     node = await node_of(client, headers, code)
     return node if node["details"]["reconnects"] >= n else None
+
+
+async def test_several_machines_on_one_rs485_port_share_one_client_and_take_turns(client, kernel, admin_headers):
+    """Units 1 and 2 on one serial line (a pty), unit 3 configured but absent: one client for the port,
+    each machine read as itself, the absent one DOWN while the others stay UP."""
+    from mes_modbus.drivers import BUSES
+
+    link = PtyLink().start()
+    first, second = await MachineSimulator.start_serial_bus(
+        link.device_side, [MachineSimulator(unit=1), MachineSimulator(unit=2)]
+    )
+    try:
+        await first.set_serial("SN-ON-UNIT-1")
+        await second.set_serial("SN-ON-UNIT-2")
+        await second.set_state(JAM)
+        devices = [
+            rtu_device("MB-U1", link.host_side, unit=1),
+            rtu_device("MB-U2", link.host_side, unit=2),
+            rtu_device("MB-U3", link.host_side, unit=3),
+        ]
+        await put_line(client, admin_headers, "LINE-485", devices)
+        one = await eventually(lambda: _serial_node(client, admin_headers, "MB-U1", "SN-ON-UNIT-1"))
+        two = await eventually(lambda: _serial_node(client, admin_headers, "MB-U2", "SN-ON-UNIT-2"))
+        assert one["details"]["state"] == "running" and two["details"]["state"] == "down"
+        await eventually(lambda: status_is(client, admin_headers, "MB-U3", "DOWN"))
+        bus = BUSES[link.host_side]
+        assert bus.client is not None and 2 <= bus.users <= 3  # one client for the port, whoever reconnects
+
+        await first.complete_part(good=True)  # counted for unit 1 only
+        await first.complete_part(good=True)
+        assert await eventually(lambda: _counted_at_least_of(kernel, "MB-U1", (2, 0))) == (2, 0)
+        assert await counted(kernel, "MB-U2") == (0, 0)
+        for code in ("MB-U1", "MB-U2"):  # the absent slave's timeouts cost the others nothing
+            assert (await node_of(client, admin_headers, code))["status"] == "UP"
+    finally:
+        await first.stop()
+        link.close()
+
+
+async def test_a_device_asking_another_speed_of_a_shared_port_is_refused_with_the_reason():
+    from mes_modbus.drivers import BUSES, ModbusLinkError, ModbusRtuDriver
+
+    link = PtyLink().start()
+    try:
+        one = ModbusRtuDriver(serial_port=link.host_side, unit=1, baudrate=19200)
+        other = ModbusRtuDriver(serial_port=link.host_side, unit=2, baudrate=9600)
+        await one.connect()
+        with pytest.raises(ModbusLinkError, match="19200 baud"):
+            await other.connect()
+        assert BUSES[link.host_side].users == 1
+        await one.close()
+        assert link.host_side not in BUSES  # the last user closed the port
+    finally:
+        link.close()
+
+
+async def _serial_node(client, headers, code: str, serial: str) -> dict | None:
+    node = await node_of(client, headers, code)
+    return node if node["status"] == "UP" and node["details"].get("serial_number") == serial else None
+
+
+async def _counted_at_least_of(kernel, device: str, at_least: tuple[int, int]) -> tuple[int, int] | None:
+    got = await counted(kernel, device)
+    return got if got[0] >= at_least[0] and got[1] >= at_least[1] else None

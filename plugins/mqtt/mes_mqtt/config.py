@@ -12,6 +12,13 @@ optionally, of the source timestamp::
               spindle_temp = "plant/mc7/+/temp"}           # a bare filter: the whole payload is the value
     states = {running = [1], idle = [2], down = [3, 4]}
 
+Commands to the machine (``POST /api/v1/mqtt/devices/{code}/write``) are published, QoS 1, to the
+topics of the ``writable`` table::
+
+    writable = {recipe = {topic = "plant/mc7/cmd/recipe", type = "integer"},
+                command = {topic = "plant/mc7/cmd", path = "/command", type = "integer"},
+                note = "plant/mc7/cmd/note"}                # a bare topic: the payload is the JSON value
+
 Paths are JSON pointers (RFC 6901: ``/a/0/b``; ``""`` is the whole payload). A payload that is not JSON
 is taken as text when the path is the whole payload. Timestamps are ISO 8601 text (a time without zone
 is UTC) or numbers of seconds since 1970 (milliseconds when above 10^11).
@@ -19,8 +26,11 @@ is UTC) or numbers of seconds since 1970 (milliseconds when above 10^11).
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiomqtt
@@ -29,6 +39,10 @@ from jsonpointer import JsonPointer, JsonPointerException
 from mes_kernel.contracts import MachineMapping, MappingError
 
 QOS = (0, 1)
+#: the JSON types a ``writable`` entry may declare for its value
+VALUE_TYPES = ("integer", "number", "boolean", "string")
+MAX_TEXT = 256
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -42,6 +56,43 @@ class Route:
 
     def describe(self) -> str:
         return f"{self.filter} {self.path.path or '(whole payload)'}"
+
+
+@dataclass(frozen=True)
+class Command:
+    """A value the MES may publish to the machine: the ``topic`` (no wildcards), the ``path`` (a JSON
+    pointer) where the value goes in the payload (``""``: the payload is the JSON value itself), the
+    JSON ``type`` the value must have (None: any number, boolean or text) and whether the broker
+    keeps it as the topic's retained message (``retain``)."""
+
+    topic: str
+    path: JsonPointer = field(default_factory=lambda: JsonPointer(""))
+    type: str | None = None
+    retain: bool = False
+
+    def check(self, value: Any) -> None:
+        """Raise ``ValueError`` for a value the declared type cannot hold (before anything is sent)."""
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{value} is not a number JSON can carry")
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise ValueError(f"text longer than {MAX_TEXT} characters")
+        if self.type is None:
+            return
+        fits = {
+            "integer": isinstance(value, int) and not isinstance(value, bool),
+            "number": isinstance(value, int | float) and not isinstance(value, bool),
+            "boolean": isinstance(value, bool),
+            "string": isinstance(value, str),
+        }[self.type]
+        if not fits:
+            raise ValueError(f"{value!r} is not of type {self.type}")
+
+    def payload(self, value: Any) -> bytes:
+        """The message body: ``value`` as JSON, placed at ``path`` (nested objects built as needed)."""
+        document: Any = value
+        for part in reversed(self.path.parts):
+            document = {part: document}
+        return json.dumps(document).encode()
 
 
 @dataclass(frozen=True)
@@ -61,6 +112,7 @@ class MqttSettings:
     timeout: float = 10.0
     reconnect_min: float = 1.0
     reconnect_max: float = 30.0
+    writable: dict[str, Command] = field(default_factory=dict)
 
     @property
     def filters(self) -> list[str]:
@@ -114,6 +166,32 @@ def parse_route(value: Any, *, field: str, default_time: JsonPointer | None) -> 
     )
 
 
+def parse_command(value: Any, *, field: str) -> Command:
+    """A writable entry from its configured form (a topic, or ``{topic, path, type, retain}``)."""
+    if isinstance(value, str):
+        value = {"topic": value}
+    if not isinstance(value, Mapping):
+        raise MappingError(f"{field} must be a topic or a table {{topic, path, type, retain}}", field=field)
+    unknown = set(value) - {"topic", "path", "type", "retain"}
+    if unknown:
+        raise MappingError(f"{field}: unknown key {sorted(unknown)[0]}", field=f"{field}.{sorted(unknown)[0]}")
+    topic = value.get("topic")
+    if not isinstance(topic, str) or not topic or len(topic) > 512:
+        raise MappingError(f"{field}.topic must be an MQTT topic", field=f"{field}.topic")
+    try:
+        aiomqtt.Topic(topic)
+    except ValueError as exc:
+        where = f"{field}.topic"
+        raise MappingError(f"{where}: {topic!r} is not a topic to publish to ({exc})", field=where) from None
+    kind = value.get("type")
+    if kind is not None and kind not in VALUE_TYPES:
+        raise MappingError(f"{field}.type must be one of {', '.join(VALUE_TYPES)}", field=f"{field}.type")
+    retain = value.get("retain", False)
+    if not isinstance(retain, bool):
+        raise MappingError(f"{field}.retain must be true or false", field=f"{field}.retain")
+    return Command(topic, _pointer(value.get("path", ""), f"{field}.path"), kind, retain)
+
+
 def _number(config: Mapping[str, Any], key: str, default: float, low: float, high: float) -> float:
     value = config.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
@@ -149,6 +227,15 @@ def parse_settings(config: Mapping[str, Any], *, device_code: str) -> MqttSettin
     reconnect_max = float(_number(config, "reconnect_max", 30.0, 0.1, 3600))
     if reconnect_max < reconnect_min:
         raise MappingError("reconnect_max must not be below reconnect_min", field="reconnect_max")
+    writable_cfg = config.get("writable") or {}
+    if not isinstance(writable_cfg, Mapping):
+        raise MappingError("writable must be a table of name -> topic", field="writable")
+    writable = {}
+    for name, value in writable_cfg.items():
+        if not _NAME.match(str(name)):
+            raise MappingError(f"writable.{name}: a name is a letter then up to 63 letters, digits, _ . -",
+                               field=f"writable.{name}")
+        writable[str(name)] = parse_command(value, field=f"writable.{name}")
     return MqttSettings(
         host=host,
         routes=routes,
@@ -163,4 +250,5 @@ def parse_settings(config: Mapping[str, Any], *, device_code: str) -> MqttSettin
         timeout=float(_number(config, "timeout", 10.0, 0.5, 120)),
         reconnect_min=reconnect_min,
         reconnect_max=reconnect_max,
+        writable=writable,
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ import structlog
 from jsonpointer import JsonPointerException
 from prometheus_client import Counter, Histogram
 
-from mes_kernel.contracts import ConnectorFleet, MappingError, stop_task
+from mes_kernel.contracts import ConnectorFleet, LeaseLost, MachineConnector
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN
 from .config import MqttSettings, Route, parse_settings
@@ -40,17 +39,6 @@ ACK_DELAY = Histogram(
 #: epoch numbers above this are milliseconds (10^11 s is the year 5138; 10^11 ms is 1973)
 EPOCH_MS_ABOVE = 1e11
 _MISSING = object()
-
-
-class LeaseLost(Exception):
-    """Another process of the installation may read this machine now (the lease lapsed)."""
-
-
-def backoff(attempt: int, *, low: float, high: float, rng: Callable[[], float] = random.random) -> float:
-    """Seconds before reconnect attempt ``attempt`` (1, 2, …): ``low`` doubling up to ``high``, with
-    ±20 % jitter so that many machines lost at once do not come back in step."""
-    base = min(low * 2 ** (attempt - 1), high)
-    return base * (0.8 + 0.4 * rng())
 
 
 def source_time(raw: Any) -> datetime:
@@ -80,13 +68,15 @@ def _resolve(pointer, document: Any) -> Any:
         return _MISSING
 
 
-class DeviceConnector:
+class DeviceConnector(MachineConnector):
     """Reads one device until stopped. Nothing it meets (a refused connection, a refused subscription,
     a payload that does not match its mapping) escapes: each ends in the device's health node.
 
     QoS 1 messages are acknowledged only after the kernel has committed what they carried (the
     hub's flush), so a kernel that dies in between gets them again from the broker's session.
     """
+
+    source = PLUGIN
 
     def __init__(
         self,
@@ -97,62 +87,21 @@ class DeviceConnector:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.kernel = kernel
-        self.code = code
+        super().__init__(kernel, code, settings)
         self.driver_name = driver_name
-        self.settings = settings
         self.clock = clock
-        self.task: asyncio.Task | None = None
-        self.sink: Any = None
-        self.attempt = 0
-        self.sessions = 0
+        self.driver: MqttDriver | None = None
         self.received = 0
         self.acked = 0
         self._unacked: list[tuple[Received, float]] = []
         self._wake = asyncio.Event()
 
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._run(), name=f"mqtt:{self.code}")
+    @property
+    def online(self) -> bool:
+        """Whether a session is open (the write route then publishes through it)."""
+        return self.driver is not None and self.sink is not None and self.sink.is_connected
 
-    async def stop(self) -> None:
-        await stop_task(self.task, what=f"connector {self.code}")
-        hub = self.kernel.machine_data
-        await hub.close(self.code)
-        await hub.release(self.code)
-
-    async def _run(self) -> None:
-        hub = self.kernel.machine_data
-        settings = self.settings
-        while True:
-            try:
-                if not await hub.claim(self.code):
-                    await asyncio.sleep(hub.lease_seconds / 2)  # another process reads this machine
-                    continue
-                if self.sink is None:
-                    self.sink = await hub.open(self.code, source=PLUGIN, mapping=settings.mapping)
-                await self._session()
-            except asyncio.CancelledError:
-                raise
-            except LeaseLost:  # hand the machine over: its data written, its sink closed
-                log.warning("mqtt_lease_lost", device=self.code)
-                self.sink = None
-                await hub.close(self.code)
-                continue
-            except MappingError as exc:
-                hub.mark_failed(self.code, f"{exc.field}: {exc}")
-                await asyncio.sleep(settings.reconnect_max)
-                continue
-            except Exception as exc:  # refused, lost, broker restarting: try again later
-                reason = f"{type(exc).__name__}: {exc}"[:300]
-                if self.sink is not None:
-                    self.sink.disconnected(reason)
-                log.info("mqtt_disconnected", device=self.code, reason=reason)
-            self.attempt += 1
-            if self.sink is not None:
-                self.sink.reconnecting()
-            await asyncio.sleep(backoff(self.attempt, low=settings.reconnect_min, high=settings.reconnect_max))
-
-    async def _session(self) -> None:
+    async def session(self) -> None:
         sink = self.sink
         driver: MqttDriver = self.kernel.load_driver(
             DRIVER_NAMESPACE, self.driver_name, **self.settings.driver_settings()
@@ -162,8 +111,8 @@ class DeviceConnector:
         acker: asyncio.Task | None = None
         try:
             await driver.connect()
-            sink.connected()
-            self.sessions += 1
+            self.driver = driver
+            self.connected()
             acker = asyncio.create_task(self._acknowledge(driver), name=f"mqtt-ack:{self.code}")
             granted = await driver.subscribe(self.settings.filters, self.settings.qos)
             for topic, ok in granted.items():
@@ -172,7 +121,7 @@ class DeviceConnector:
                 else:
                     sink.problem(f"topic:{topic}", f"the broker refused the subscription to {topic}")
             if any(granted.values()):
-                self.attempt = 0
+                self.subscribed()
                 sink.subscription(True)
             else:
                 sink.subscription(False, "the broker refused every subscription")
@@ -194,6 +143,7 @@ class DeviceConnector:
                 acker.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await acker
+            self.driver = None
             sink.subscription(False)
             await driver.close()
 

@@ -30,9 +30,10 @@ class Received:
 
 class MqttDriver(abc.ABC):
     """One session with a broker. Built by the kernel's ``load_driver`` with ``host``, ``port``,
-    ``client_id``, ``username``, ``password``, ``tls``, ``keepalive`` and ``timeout`` (seconds). The
-    session is **persistent** (MQTT 3.1.1 clean session off): the broker keeps the subscriptions and
-    queues QoS 1 messages while the client is away. Messages are **acknowledged by the caller**
+    ``client_id``, ``username``, ``password``, ``tls``, ``keepalive``, ``timeout`` (seconds) and
+    ``persistent``. A persistent session (the default; MQTT 3.1.1 clean session off) has the broker
+    keep the subscriptions and queue QoS 1 messages while the client is away; the write route's
+    own short link is not persistent. Messages are **acknowledged by the caller**
     (:meth:`ack`) once it has stored them, so a message is never acknowledged and then lost."""
 
     version: str = ""
@@ -48,6 +49,12 @@ class MqttDriver(abc.ABC):
     @abc.abstractmethod
     def messages(self) -> AsyncIterator[Received]:
         """The messages as they arrive; ends by raising :class:`MqttLinkError` when the link is lost."""
+
+    @abc.abstractmethod
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Publish ``payload`` to ``topic``; with QoS 1 return once the broker acknowledged it (PUBACK).
+        Raises :class:`MqttLinkError` when not connected, the link fails or no PUBACK comes within the
+        timeout."""
 
     @abc.abstractmethod
     def ack(self, message: Received) -> None:
@@ -74,11 +81,13 @@ class AiomqttDriver(MqttDriver):
         tls: bool = False,
         keepalive: int = 30,
         timeout: float = 10.0,
+        persistent: bool = True,
         **_: Any,
     ) -> None:
         self.host, self.port, self.client_id = host, port, client_id
         self.username, self.password = username, password
         self.tls, self.keepalive, self.timeout = tls, keepalive, timeout
+        self.persistent = persistent
         self.client: aiomqtt.Client | None = None
         self._stack: contextlib.AsyncExitStack | None = None
 
@@ -91,7 +100,7 @@ class AiomqttDriver(MqttDriver):
             username=self.username,
             password=self.password,
             protocol=aiomqtt.ProtocolVersion.V311,
-            clean_session=False,
+            clean_session=not self.persistent,
             keepalive=self.keepalive,
             timeout=self.timeout,
             tls_context=ssl.create_default_context() if self.tls else None,
@@ -133,6 +142,15 @@ class AiomqttDriver(MqttDriver):
         except aiomqtt.MqttError as exc:
             raise MqttLinkError(f"connection lost: {exc}") from exc
         raise MqttLinkError("connection closed")
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        if self.client is None:
+            raise MqttLinkError("not connected")
+        try:
+            # aiomqtt waits for paho's on_publish: the PUBACK for QoS 1
+            await self.client.publish(topic, payload, qos=qos, retain=retain, timeout=self.timeout)
+        except aiomqtt.MqttError as exc:
+            raise MqttLinkError(f"publish {topic}: {exc}") from exc
 
     def ack(self, message: Received) -> None:
         if message.qos > 0 and self.client is not None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from mes_kernel import hookimpl
-from mes_kernel.contracts import DeviceKind, Permission
+from mes_kernel.contracts import BreakerConfig, DeviceKind, Permission
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE
 from .config import parse_settings
 from .connector import ConnectorManager
-from .drivers import MqttDriver
+from .drivers import MqttDriver, MqttLinkError
 from .health import machine_checks
-from .routes import STATE_KEY, router
+from .routes import BREAKER, STATE_KEY, router
 
 MES_KERNEL_API = ">=1.0,<2"
 
@@ -27,7 +27,12 @@ def mes_register_permissions():
             "mqtt:read",
             "See MQTT machines' session, state and the unit on them",
             ("admin", "production_manager", "worker", "viewer", "quality_manager", "station"),
-        )
+        ),
+        Permission(
+            "mqtt:write",
+            "Publish commands to MQTT machines (recipe, command); audited",
+            ("admin", "production_manager"),
+        ),
     ]
 
 
@@ -47,6 +52,20 @@ def mes_register_device_kinds():
 def _validate_config(config, *, code: str, driver: str) -> None:
     """The line apply's check: the mapping the connector will parse (MappingError names the key)."""
     parse_settings(config, device_code=code)
+
+
+@hookimpl
+def mes_register_breakers():
+    # A broker that cannot be reached or does not acknowledge counts; 3 in a row stop writes for 30 s.
+    return [
+        BreakerConfig(
+            BREAKER,
+            failure_threshold=3,
+            recovery_timeout=30,
+            expected_exceptions=(MqttLinkError,),
+            description="per MQTT machine, on writes (published commands)",
+        )
+    ]
 
 
 @hookimpl

@@ -1,7 +1,9 @@
 """``mes-mqtt-sim``: a simulated machine publishing JSON to a broker under a topic prefix — its state
 (``<prefix>/status``: ``{"state": 1, "ts": ...}``), counters (``<prefix>/counters``: ``{"good": n,
 "bad": n, "ts": ...}``), the serial number on it (``<prefix>/unit``) and a spindle temperature
-(``<prefix>/spindle/temp``) — with QoS 1, making a part every ``--cycle`` seconds.
+(``<prefix>/spindle/temp``) — with QoS 1, making a part every ``--cycle`` seconds. The state and the
+serial number are published **retained**: they describe the machine now, so a kernel that subscribes
+later (a restart, a new installation) learns them at once from the broker.
 
     mes-mqtt-sim --host 127.0.0.1 --prefix plant/mc7 --cycle 2
 """
@@ -35,6 +37,10 @@ def device_config(host: str, prefix: str, **settings: Any) -> dict[str, Any]:
         "states": {"running": [RUNNING], "idle": [IDLE], "down": [JAM, ESTOP]},
         "reasons": {str(JAM): "jam", str(ESTOP): "emergency stop"},
         "values": {"spindle_temp": {"unit": "degC"}},
+        "writable": {
+            "recipe": {"topic": f"{prefix}/cmd/recipe", "type": "integer"},
+            "command": {"topic": f"{prefix}/cmd", "path": "/command", "type": "integer"},
+        },
         **settings,
     }
 
@@ -46,12 +52,15 @@ class MachinePublisher:
         self.client, self.prefix = client, prefix
         self.good = self.bad = 0
 
-    async def publish(self, suffix: str, document: dict[str, Any], *, at: datetime | None = None) -> None:
+    async def publish(
+        self, suffix: str, document: dict[str, Any], *, at: datetime | None = None, retain: bool = False
+    ) -> None:
         body = {**document, "ts": (at or datetime.now(UTC)).isoformat()}
-        await self.client.publish(f"{self.prefix}/{suffix}", json.dumps(body), qos=1)
+        await self.client.publish(f"{self.prefix}/{suffix}", json.dumps(body), qos=1, retain=retain)
 
     async def state(self, state: int, *, at: datetime | None = None) -> None:
-        await self.publish("status", {"state": state}, at=at)
+        """The machine's state now: retained, so a late subscriber learns it from the broker."""
+        await self.publish("status", {"state": state}, at=at, retain=True)
 
     async def part(self, *, good: bool = True, at: datetime | None = None) -> None:
         if good:
@@ -61,7 +70,13 @@ class MachinePublisher:
         await self.publish("counters", {"good": self.good, "bad": self.bad}, at=at)
 
     async def unit(self, serial: str, *, at: datetime | None = None) -> None:
-        await self.publish("unit", {"serial": serial}, at=at)
+        """The serial number on the machine now (``""``: none): retained, as the state."""
+        await self.publish("unit", {"serial": serial}, at=at, retain=True)
+
+    async def forget(self) -> None:
+        """Clear the retained state and serial (an empty retained message deletes the broker's copy)."""
+        for suffix in ("status", "unit"):
+            await self.client.publish(f"{self.prefix}/{suffix}", b"", qos=1, retain=True)
 
     async def temperature(self, celsius: float, *, at: datetime | None = None) -> None:
         await self.publish("spindle/temp", {"value": celsius}, at=at)

@@ -31,6 +31,9 @@ def prefix() -> str:
 
 @pytest.fixture
 async def publisher(broker, prefix):
-    """A machine publishing under ``prefix`` (QoS 1)."""
+    """A machine publishing under ``prefix`` (QoS 1; state and serial retained, cleared at the end so
+    the shared broker keeps nothing of the test)."""
     async with aiomqtt.Client(broker[0], broker[1], identifier=f"pub-{uuid.uuid4().hex[:12]}") as client:
-        yield MachinePublisher(client, prefix)
+        machine = MachinePublisher(client, prefix)
+        yield machine
+        await machine.forget()

@@ -31,6 +31,14 @@ def test_the_simulator_configuration_parses_with_a_stable_client_id():
         ({"client_id": ""}, "client_id"),
         ({"reconnect_min": 10, "reconnect_max": 1}, "reconnect_max"),
         ({"tls": "yes"}, "tls"),
+        ({"writable": {"recipe": "plant/+/recipe"}}, "writable.recipe.topic"),
+        ({"writable": {"recipe": {"topic": "a/b", "type": "int"}}}, "writable.recipe.type"),
+        ({"writable": {"recipe": {"topic": "a/b", "path": "value"}}}, "writable.recipe.path"),
+        ({"writable": {"recipe": {"topic": "a/b", "retain": "no"}}}, "writable.recipe.retain"),
+        ({"writable": {"recipe": {"topic": "a/b", "qos": 2}}}, "writable.recipe.qos"),
+        ({"writable": {"recipe": 5}}, "writable.recipe"),
+        ({"writable": {"9 lives": "a/b"}}, "writable.9 lives"),
+        ({"writable": ["a/b"]}, "writable"),
     ],
 )
 def test_bad_settings_name_the_key_at_fault(change, field):
@@ -61,3 +69,19 @@ def test_timestamps_are_iso_8601_or_epoch_seconds_or_milliseconds(raw, expected)
 def test_anything_else_is_not_a_timestamp(raw):
     with pytest.raises(ValueError):
         source_time(raw)
+
+
+def test_a_command_is_checked_against_its_type_and_placed_at_its_path():
+    settings = parse_settings(device_config("broker", "plant/mc7"), device_code="MC-7")
+    recipe, command = settings.writable["recipe"], settings.writable["command"]
+    assert recipe.payload(42) == b"42" and command.payload(3) == b'{"command": 3}'
+    for bad in (True, 2.5, "42"):
+        with pytest.raises(ValueError):
+            recipe.check(bad)
+    with pytest.raises(ValueError):
+        parse_settings({**device_config("b", "p"), "writable": {"x": "p/x"}}, device_code="D").writable["x"].check(
+            "x" * 257
+        )
+    nested = parse_settings({**device_config("b", "p"), "writable": {"x": {"topic": "p/x", "path": "/a/b"}}},
+                            device_code="D").writable["x"]
+    assert nested.payload("on") == b'{"a": {"b": "on"}}'

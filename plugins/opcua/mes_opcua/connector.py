@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
-from collections.abc import Callable
 from typing import Any
 
 import structlog
 
-from mes_kernel.contracts import ConnectorFleet, MappingError, stop_task
+from mes_kernel.contracts import ConnectorFleet, LeaseLost, MachineConnector
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN
 from .config import OpcUaSettings, parse_settings
@@ -20,67 +18,18 @@ from .drivers import OpcUaDriver
 log = structlog.get_logger(__name__)
 
 
-def backoff(attempt: int, *, low: float, high: float, rng: Callable[[], float] = random.random) -> float:
-    """Seconds before reconnect attempt ``attempt`` (1, 2, …): ``low`` doubling up to ``high``,
-    with ±20 % jitter so that many machines lost at once do not come back in step."""
-    base = min(low * 2 ** (attempt - 1), high)
-    return base * (0.8 + 0.4 * rng())
-
-
-class DeviceConnector:
+class DeviceConnector(MachineConnector):
     """Reads one device until stopped. Nothing it meets (a refused connection, an unknown node, a
-    value that does not fit) escapes: each ends in the device's health node."""
+    value that does not fit) escapes: each ends in the device's health node (the kernel's
+    :class:`~mes_kernel.contracts.MachineConnector` runs the claim / reconnect loop)."""
+
+    source = PLUGIN
 
     def __init__(self, kernel, code: str, driver_name: str, settings: OpcUaSettings) -> None:
-        self.kernel = kernel
-        self.code = code
+        super().__init__(kernel, code, settings)
         self.driver_name = driver_name
-        self.settings = settings
-        self.task: asyncio.Task | None = None
-        self.sink = None
-        self.attempt = 0
-        self.sessions = 0
 
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._run(), name=f"opcua:{self.code}")
-
-    async def stop(self) -> None:
-        await stop_task(self.task, what=f"connector {self.code}")
-        hub = self.kernel.machine_data
-        await hub.close(self.code)
-        await hub.release(self.code)
-
-    async def _run(self) -> None:
-        hub = self.kernel.machine_data
-        while True:
-            try:
-                if not await hub.claim(self.code):
-                    await asyncio.sleep(hub.lease_seconds / 2)  # another process reads this machine
-                    continue
-                if self.sink is None:
-                    self.sink = await hub.open(self.code, source=PLUGIN, mapping=self.settings.mapping)
-                await self._session()
-            except asyncio.CancelledError:
-                raise
-            except MappingError as exc:
-                hub.mark_failed(self.code, f"{exc.field}: {exc}")
-                await asyncio.sleep(self.settings.reconnect_max)
-                continue
-            except Exception as exc:  # connect refused, timeout, server gone: try again later
-                reason = f"{type(exc).__name__}: {exc}".strip(": ")[:300] or type(exc).__name__
-                if self.sink is not None:
-                    self.sink.disconnected(reason)
-                    if not hub.holds(self.code):  # hand the machine over: its data is written, the sink closed
-                        await hub.close(self.code)
-                        self.sink = None
-                log.info("opcua_disconnected", device=self.code, reason=reason)
-            self.attempt += 1
-            if self.sink is not None:
-                self.sink.reconnecting()
-            settings = self.settings
-            await asyncio.sleep(backoff(self.attempt, low=settings.reconnect_min, high=settings.reconnect_max))
-
-    async def _session(self) -> None:
+    async def session(self) -> None:
         sink = self.sink
         driver: OpcUaDriver = self.kernel.load_driver(
             DRIVER_NAMESPACE, self.driver_name, **self.settings.driver_settings()
@@ -95,8 +44,7 @@ class DeviceConnector:
 
         try:
             await driver.connect(on_lost)
-            sink.connected()
-            self.sessions += 1
+            self.connected()
             missing = await driver.missing_nodes(self.settings.nodes)
             for name in self.settings.nodes:
                 if name in missing:
@@ -119,7 +67,7 @@ class DeviceConnector:
                     if done:
                         break
                     if not hub.holds(self.code):  # Redis lost our lease: another process may read it now
-                        raise ConnectionError("lease lost: another process may read this machine")
+                        raise LeaseLost(self.code)
             finally:
                 for task in (feed, waiter):
                     task.cancel()
@@ -140,7 +88,7 @@ class DeviceConnector:
         ):
             if not subscribed:
                 subscribed = True
-                self.attempt = 0
+                self.subscribed()
                 sink.subscription(True)
             if not change.good:
                 sink.problem(f"quality:{change.name}", f"{change.name}: {change.status}")

@@ -17,6 +17,8 @@ from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 
+from mes_kernel.contracts import from_float32
+
 from .config import Security
 
 
@@ -181,7 +183,11 @@ class AsyncuaDriver(OpcUaDriver):
                         continue
                     data_value = item.data.monitored_item.Value
                     status = data_value.StatusCode if data_value.StatusCode is not None else ua.StatusCode()
-                    changes.append(Change(name, item.value, data_value.SourceTimestamp, status.is_good(), status.name))
+                    value = item.value
+                    variant = getattr(data_value.Value, "VariantType", None)
+                    if isinstance(value, float) and variant == ua.VariantType.Float:
+                        value = from_float32(value)  # 6.2, not the Float's 6.199999809265137
+                    changes.append(Change(name, value, data_value.SourceTimestamp, status.is_good(), status.name))
                 changes.sort(key=_source_order)
                 for change in changes:
                     yield change

@@ -102,7 +102,7 @@ async def mes_shutdown(kernel):
 
 
 @hookimpl
-def mes_demo_devices(settings):
+def mes_demo_devices(settings, units):
     from .demo import demo_devices
 
-    return demo_devices()
+    return demo_devices(units)

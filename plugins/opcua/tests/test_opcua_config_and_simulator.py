@@ -10,11 +10,10 @@ import sys
 
 import pytest
 from mes_opcua.config import parse_settings
-from mes_opcua.connector import backoff
 from mes_opcua.drivers import AsyncuaDriver
 from mes_opcua.simulator import device_config
 
-from mes_kernel.contracts import MappingError
+from mes_kernel.contracts import MappingError, backoff
 
 
 def test_the_issue_configuration_parses():

@@ -23,6 +23,7 @@ import os
 import random
 import threading
 import tty
+from collections.abc import Sequence
 from typing import Any
 
 from pymodbus import FramerType
@@ -45,8 +46,8 @@ def device_config(**link: Any) -> dict[str, Any]:
     """The line configuration of a device reading this simulator (``link``: ``host``/``port`` or
     ``serial_port``, plus any other setting)."""
     return {
-        **link,
         "unit": UNIT,
+        **link,
         "registers": {
             "state": "holding:0",
             "good": "holding:1:uint32",
@@ -68,9 +69,11 @@ class MachineSimulator:
     """The machine model and its Modbus server. ``await start_tcp()`` (127.0.0.1, a free port unless
     given; ``.port`` tells it) or ``await start_serial(path)``; ``await stop()``. Tests drive it with
     :meth:`set_state`, :meth:`complete_part`, :meth:`set_serial`, :meth:`set_temperature`; ``silent``
-    makes it drop requests (a device that stopped answering)."""
+    makes it drop requests (a device that stopped answering). ``unit`` is its device id;
+    :meth:`start_serial_bus` puts several machines (unit ids) on one serial line, as on RS-485."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, unit: int = UNIT) -> None:
+        self.unit = unit
         self.server: Any = None
         self.port: int | None = None
         self.serial_port: str | None = None
@@ -81,7 +84,7 @@ class MachineSimulator:
 
     def _device(self) -> SimDevice:
         return SimDevice(
-            id=UNIT,
+            id=self.unit,
             simdata=(
                 [SimData(0, count=BITS, values=False, datatype=DataType.BITS)],
                 [SimData(0, count=BITS, values=False, datatype=DataType.BITS)],
@@ -108,6 +111,37 @@ class MachineSimulator:
         await self._start()
         return self
 
+    @staticmethod
+    async def start_serial_bus(
+        path: str, machines: list[MachineSimulator], *, baudrate: int = 19200
+    ) -> list[MachineSimulator]:
+        """Serve ``machines`` (each its own ``unit``) on one serial line: one RTU server answering for
+        every unit id, silent for any other (an absent slave does not answer). Stop the first to stop
+        the line."""
+        first = machines[0]
+        units = {m.unit for m in machines}
+
+        def trace(sending: bool, data: bytes) -> bytes:
+            # pymodbus answers an unknown unit id with an exception; on a real line nobody answers
+            if sending and data and data[0] not in units:
+                return b""
+            return first._trace(sending, data)
+
+        first.server = ModbusSerialServer(
+            [m._device() for m in machines],
+            port=path,
+            framer=FramerType.RTU,
+            baudrate=baudrate,
+            ignore_missing_devices=True,
+            trace_packet=trace,
+        )
+        first.serial_port = path
+        await first._start()
+        for machine in machines[1:]:
+            machine.server, machine.serial_port = first.server, path
+            await machine.set_state(RUNNING)
+        return machines
+
     async def _start(self) -> None:
         self._task = asyncio.create_task(self.server.serve_forever(), name="modbus-simulator")
         for _ in range(200):
@@ -129,13 +163,13 @@ class MachineSimulator:
 
     async def poke(self, table: str, address: int, values: list[int] | list[bool]) -> None:
         """Write the simulator's memory directly (any table)."""
-        result = await self.server.context.async_setValues(UNIT, _FC[table], address, values)
+        result = await self.server.context.async_setValues(self.unit, _FC[table], address, values)
         if result is not None:
             raise ValueError(f"simulator: {table} {address}: {result!r}")
 
     async def peek(self, table: str, address: int, count: int = 1) -> list[int] | list[bool]:
         codes = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
-        return await self.server.context.async_getValues(UNIT, codes[table], address, count)
+        return await self.server.context.async_getValues(self.unit, codes[table], address, count)
 
     async def set_state(self, state: int) -> None:
         await self.poke("holding", 0, [state])
@@ -167,13 +201,16 @@ class MachineSimulator:
         await self.poke("discrete", 0, [bool(open_)])
 
 
-async def run_machine(sim: MachineSimulator, *, cycle: float, jam_every: int, rng: random.Random) -> None:
-    """Make parts forever: a serial number per part, a temperature drifting around 60 degC, one bad
-    part in ten, a jam of two cycles every ``jam_every`` parts (0: never)."""
+async def run_machine(
+    sim: MachineSimulator, *, cycle: float, jam_every: int, rng: random.Random, serials: Sequence[str] = ()
+) -> None:
+    """Make parts forever: a serial number per part (``SIM-`` + the part number, or ``serials`` in
+    turn, round and round), a temperature drifting around 60 degC, one bad part in ten, a jam of two
+    cycles every ``jam_every`` parts (0: never)."""
     part = 0
     while True:
         part += 1
-        await sim.set_serial(f"SIM-{part:06d}")
+        await sim.set_serial(serials[(part - 1) % len(serials)] if serials else f"SIM-{part:06d}")
         await sim.set_temperature(60 + rng.uniform(-2, 2))
         await sim.set_pressure(6 + rng.uniform(-0.3, 0.3))
         await asyncio.sleep(cycle)
@@ -184,9 +221,12 @@ async def run_machine(sim: MachineSimulator, *, cycle: float, jam_every: int, rn
             await sim.set_state(RUNNING)
 
 
-def start_in_thread(*, cycle: float = 3.0, jam_every: int = 20, timeout: float = 10.0) -> int:
-    """Run a simulated machine making parts (:func:`run_machine`) in a daemon thread with its own
-    event loop, serving Modbus TCP on 127.0.0.1; returns its port (``mes serve --demo``)."""
+def start_in_thread(
+    *, cycle: float = 3.0, jam_every: int = 20, serials: Sequence[str] = (), timeout: float = 10.0
+) -> int:
+    """Run a simulated machine making parts (:func:`run_machine`, the serial numbers ``serials``)
+    in a daemon thread with its own event loop, serving Modbus TCP on 127.0.0.1; returns its port
+    (``mes serve --demo``)."""
     ready = threading.Event()
     box: dict[str, int] = {}
 
@@ -194,7 +234,7 @@ def start_in_thread(*, cycle: float = 3.0, jam_every: int = 20, timeout: float =
         sim = await MachineSimulator().start_tcp()
         box["port"] = sim.port
         ready.set()
-        await run_machine(sim, cycle=cycle, jam_every=jam_every, rng=random.Random())
+        await run_machine(sim, cycle=cycle, jam_every=jam_every, rng=random.Random(), serials=tuple(serials))
 
     threading.Thread(target=lambda: asyncio.run(serve()), name="modbus-demo-machine", daemon=True).start()
     if not ready.wait(timeout):

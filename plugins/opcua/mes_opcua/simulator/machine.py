@@ -15,6 +15,7 @@ import contextlib
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,7 +67,9 @@ class Security:
 class MachineSimulator:
     """The machine. ``cycle_seconds=None`` runs no cycles by itself (tests call
     :meth:`complete_part`); ``sensors`` nodes change every ``1 / sensor_hz`` s; with ``fault_every``
-    the machine jams every so many seconds for ``fault_seconds``."""
+    the machine jams every so many seconds for ``fault_seconds``. The part on the machine has the
+    serial number ``serial_prefix`` + its six-digit part number, or, with ``serials`` (the units of a
+    LOT the MES knows), those in turn, round and round."""
 
     def __init__(
         self,
@@ -76,6 +79,7 @@ class MachineSimulator:
         cycle_seconds: float | None = 2.0,
         bad_every: int = 10,
         serial_prefix: str = "SIM-",
+        serials: Sequence[str] = (),
         sensors: int = 0,
         sensor_hz: float = 10.0,
         security: Security | None = None,
@@ -86,6 +90,7 @@ class MachineSimulator:
         self.cycle_seconds = cycle_seconds
         self.bad_every = bad_every
         self.serial_prefix = serial_prefix
+        self.serials = tuple(serials)
         self.sensors = sensors
         self.sensor_hz = sensor_hz
         self.security = security or Security()
@@ -197,16 +202,22 @@ class MachineSimulator:
         else:
             self.bad += 1
             await self._write("Machine.Bad", self.bad, ua.VariantType.UInt32)
-        serial = f"{self.serial_prefix}{self.parts + 1:06d}"
+        serial = self.serial_of(self.parts + 1)
         await self.set_serial(serial)
         return serial
+
+    def serial_of(self, part: int) -> str:
+        """The serial number of part ``part`` (1, 2, …)."""
+        if self.serials:
+            return self.serials[(part - 1) % len(self.serials)]
+        return f"{self.serial_prefix}{part:06d}"
 
     def read(self, name: str) -> Any:
         """The current value of node ``name`` (``Machine.Recipe`` …) as the server holds it."""
         return self.server.read_attribute_value(self.nodes[name]).Value.Value
 
     async def _cycles(self) -> None:
-        await self.set_serial(f"{self.serial_prefix}{self.parts + 1:06d}")
+        await self.set_serial(self.serial_of(self.parts + 1))
         phase = 0.0
         while True:
             await asyncio.sleep(self.cycle_seconds / 5)
