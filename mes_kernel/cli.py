@@ -121,6 +121,9 @@ def serve(
         port=port,
         reload=reload,
         log_level=settings.log_level.lower(),
+        # uvicorn's own lines (start, stop, invalid requests) go through the kernel's JSON logging,
+        # as gunicorn's do under deploy/gunicorn.conf.py: no plain-text handler of uvicorn's.
+        log_config=None,
         access_log=False,  # the kernel writes one JSON line per request
         server_header=False,
     )

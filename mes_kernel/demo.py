@@ -42,7 +42,7 @@ def demo_shifts(now: datetime | None = None) -> list[dict]:
     nobody worked)."""
     try:
         zone = ZoneInfo(os.environ.get("MES_DASHBOARD_TIMEZONE") or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
         zone = ZoneInfo("UTC")
     hour = (now or datetime.now(UTC)).astimezone(zone).hour
     return [

@@ -8,7 +8,11 @@ Policy (docs/api.md "Rate limits", the nginx zones in deploy/nginx are the outer
 - a **person** (a JWT whose signature verifies) has two budgets: reads (``GET``/``HEAD``/``OPTIONS``,
   ``RATE_LIMIT_READS_PER_MINUTE``, sized for one dashboard open on several screens) and writes
   (``RATE_LIMIT_PER_MINUTE``, the spec's 100/min);
-- everyone else — no credential, a forged or unreadable one — is counted against the client address
+  A person's token that has expired (past the 30 s leeway), or whose session or user this process
+  already knows to have ended (logout, reuse, deactivation, a new role or password: the in-process
+  copy the session check keeps), spends no one's personal budget: a stolen or outdated token cannot
+  use up its owner's budget;
+- everyone else — no credential, a forged, expired or ended one — is counted against the client address
   (``RATE_LIMIT_PER_MINUTE``), so an invalid credential never buys a fresh budget. Station-shaped tokens
   that turn out invalid (401) also count against the address's failure budget; once it is spent, an
   address may only present station tokens the kernel already knows.
@@ -33,7 +37,8 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from .cache import MISSING
 from .inputguard import match_route
-from .security import ALGORITHM, STATION_TOKEN_PREFIX, token_digest
+from .security import ALGORITHM, LEEWAY_SECONDS, STATION_TOKEN_PREFIX, token_digest
+from .services.auth import session_state_key, user_state_key
 
 log = structlog.get_logger(__name__)
 
@@ -151,16 +156,31 @@ class RateLimitMiddleware:
         if token:
             try:
                 claims = jwt.decode(
-                    token, self.secret, algorithms=[ALGORITHM], options={"verify_exp": False, "require": ["sub"]}
+                    token, self.secret, algorithms=[ALGORITHM], leeway=LEEWAY_SECONDS,
+                    options={"require": ["exp", "sub"]},
                 )
             except jwt.PyJWTError:
                 claims = None
-            if claims is not None and isinstance(claims.get("sub"), str):
+            if claims is not None and isinstance(claims.get("sub"), str) and not self._known_ended(claims):
                 if scope["method"] in READ_METHODS:
                     return Budget("user", claims["sub"], self.read_item, bucket="reads")
                 return Budget("user", claims["sub"], self.write_item, bucket="writes")
         address = scope.get("state", {}).get("client_ip") or "unknown"
         return Budget("address", address, self.address_item)
+
+    def _known_ended(self, claims: dict) -> bool:
+        """Whether this process's copy of the session and user state (kept by the session check,
+        :func:`mes_kernel.services.auth.check_access_claims`; no I/O here) says the token is dead."""
+        sid, uid = claims.get("sid"), claims.get("uid")
+        if isinstance(sid, str):
+            session = self.cache.l1.get(session_state_key(sid))
+            if isinstance(session, dict) and session.get("live") is False:
+                return True
+        if type(uid) is int:
+            user = self.cache.l1.get(user_state_key(uid))
+            if isinstance(user, dict) and (not user.get("active") or user.get("version") != claims.get("ver", 0)):
+                return True
+        return False
 
     async def __call__(self, scope, receive, send):
         if (

@@ -420,6 +420,33 @@ async def test_clock_skew_of_up_to_30_s_is_tolerated_on_iat_nbf_and_exp(client, 
     assert (expired.status_code, _code(expired)) == (401, "TOKEN_EXPIRED")
 
 
+
+async def test_a_signed_token_with_claims_of_odd_shapes_is_401_invalid_token_never_422_or_500(
+    client, kernel, viewer_headers
+):
+    """Only the key's holder mints these, but a claim goes to the cache and the database: a session id
+    that is a number (500: ``str`` of it then an integer compared to a text column on PostgreSQL), a
+    user id beyond 64 bits or a NUL in the session id (422 from the database) must be refused first."""
+    claims = jwt.decode((await _login(client))["access_token"], options={"verify_signature": False})
+    secret = kernel.settings.secret_key
+    odd = {
+        "sid a number": {"sid": 5},
+        "sid with a NUL": {"sid": "a\x00b"},
+        "sid a list": {"sid": ["x"]},
+        "sid far too long": {"sid": "a" * 5000},
+        "uid beyond 64 bits": {"uid": 2**70},
+        "uid a bool": {"uid": True},
+        "ver a string": {"ver": "0"},
+        "ver beyond 64 bits": {"ver": 2**64},
+        "sub with a NUL": {"sub": "viewer\x00"},
+        "sub empty": {"sub": ""},
+        "role a number": {"role": 1},
+    }
+    for what, change in odd.items():
+        r = await client.get(ME, headers=_bearer(jwt.encode(claims | change, secret, algorithm="HS256")))
+        assert (r.status_code, _code(r)) == (401, "INVALID_TOKEN"), (what, r.text)
+    assert (await client.get(ME, headers=_bearer(jwt.encode(claims, secret, algorithm="HS256")))).status_code == 200
+
 async def test_another_process_refuses_a_revoked_access_token_within_a_second(
     client, settings, admin_headers, viewer_headers
 ):

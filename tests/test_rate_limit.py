@@ -263,3 +263,28 @@ async def test_a_database_restart_does_not_lock_a_station_out(settings, kernel):
             assert after.status_code == 200, after.text
             assert after.json()["name"] == "ST-RL" or "ST-RL" in after.text
     await relay.cut()
+
+
+async def test_an_ended_or_expired_token_does_not_spend_its_owners_budget(app, client, kernel, viewer_headers):
+    """A stolen token, once its login ended or it expired, must not keep its owner at 429: it is
+    counted against the address it comes from, like any other invalid credential."""
+    def login():
+        return client.post("/api/v1/auth/login", json={"username": "viewer", "password": "password-viewer"})
+
+    await _fresh_window()
+    stolen = (await login()).json()
+    stolen_headers = {"Authorization": f"Bearer {stolen['access_token']}"}
+    logout = await client.post("/api/v1/auth/logout", json={"refresh_token": stolen["refresh_token"]},
+                               headers=stolen_headers)
+    assert logout.status_code == 204, logout.text
+    expired = create_access_token(subject="viewer", role="viewer", uid=0, secret=kernel.settings.secret_key,
+                                  minutes=-60)
+    async with _client_from_address(app) as thief:
+        for _ in range(2 * USER_LIMIT):
+            r = await thief.post(LOTS, json={"lot_number": "L-T", "product": "P"}, headers=stolen_headers)
+            assert r.status_code in (401, 429), r.text
+            r = await thief.get(LOTS, headers={"Authorization": f"Bearer {expired}"})
+            assert r.status_code in (401, 429), r.text
+    owner = {"Authorization": f"Bearer {(await login()).json()['access_token']}"}
+    assert (await client.get(LOTS, headers=owner)).status_code == 200
+    assert (await client.post(LOTS, json={"lot_number": "L-OWN", "product": "P"}, headers=owner)).status_code != 429

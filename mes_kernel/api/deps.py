@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -145,6 +146,29 @@ async def get_principal(kernel: KernelDep, token: Annotated[str | None, Depends(
     return await user_from_access_token(kernel, token)
 
 
+_INT64 = range(-(2**63), 2**63)
+_SESSION_ID = re.compile(r"[0-9a-f-]{1,36}")
+
+
+def _plain_text(value: object, longest: int) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= longest and value.isprintable()
+
+
+def access_claims_well_formed(claims: dict) -> bool:
+    """Whether a correctly signed token's claims have the shapes the kernel issues: ``uid`` and
+    ``ver`` integers in the signed 64-bit range, ``sid`` a session id (a UUID), ``sub`` and ``role``
+    printable text. Checked before any of them reaches the cache or the database, so a token minted
+    with odd claims (by anything holding the key) is 401 ``INVALID_TOKEN``, never a 422 or 500."""
+    uid, ver, sid = claims.get("uid"), claims.get("ver", 0), claims.get("sid")
+    return (
+        type(uid) is int and uid in _INT64
+        and type(ver) is int and ver in _INT64
+        and (sid is None or (isinstance(sid, str) and _SESSION_ID.fullmatch(sid) is not None))
+        and _plain_text(claims.get("sub"), 256)
+        and _plain_text(claims.get("role"), 64)
+    )
+
+
 async def user_from_access_token(kernel: Kernel, token: str) -> Principal:
     """The user an access token (JWT) names, once its signature, lifetime, session and user
     version are checked (see :func:`mes_kernel.services.auth.check_access_claims`). 401 with
@@ -155,9 +179,9 @@ async def user_from_access_token(kernel: Kernel, token: str) -> Principal:
         raise Unauthorized("access token expired", code="TOKEN_EXPIRED") from None
     except jwt.PyJWTError:
         raise Unauthorized("invalid access token", code="INVALID_TOKEN") from None
-    uid, name, role = claims.get("uid"), claims.get("sub"), claims.get("role")
-    if type(uid) is not int or not isinstance(name, str) or not isinstance(role, str):
+    if not access_claims_well_formed(claims):
         raise Unauthorized("invalid access token", code="INVALID_TOKEN")
+    uid, name, role = claims["uid"], claims["sub"], claims["role"]
     if kernel.settings.token_revocation_check:
         await check_access_claims(kernel, claims)
     return Principal(kind="user", id=uid, name=name, role=role, session_id=claims.get("sid"))

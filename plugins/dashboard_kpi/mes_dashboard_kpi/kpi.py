@@ -28,10 +28,13 @@ __all__ = ["hours_between"]
 
 
 def plant_zone(name: str) -> ZoneInfo:
-    """The IANA time zone that defines the plant's "today"; ``ValueError`` for an unknown name."""
+    """The IANA time zone that defines the plant's "today"; ``ValueError`` for an unknown name.
+
+    ``ZoneInfo`` looks the name up as a file: a name longer than the file system allows raises
+    ``OSError`` (``ENAMETOOLONG``), not ``ZoneInfoNotFoundError``; it is an unknown name all the same."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(f"unknown time zone {name!r}") from exc
 
 

@@ -11,7 +11,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +30,7 @@ from mes_kernel.db.models import (
 from mes_kernel.errors import NotFound, Unprocessable
 
 from . import sources
+from .kpi import plant_zone
 from .shifts import Occurrence, occurrences
 from .sources import hours_between
 
@@ -49,8 +50,8 @@ class Range:
 def zone_named(name: str) -> ZoneInfo:
     """The IANA zone ``name``; ``Unprocessable`` (``INVALID_TIMEZONE``) if there is none."""
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+        return plant_zone(name)
+    except ValueError:
         raise Unprocessable(f"unknown time zone {name!r}", code="INVALID_TIMEZONE", field="tz") from None
 
 

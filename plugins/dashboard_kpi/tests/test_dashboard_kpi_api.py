@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
 from mes_dashboard_kpi.routes import summary_cache_key
 
 from mes_kernel.db.base import utcnow
@@ -146,6 +147,15 @@ async def test_unknown_time_zone_is_refused_with_a_code(client, viewer_headers):
     answer = await client.get(f"{API}/dashboard/summary?tz=Mars/Olympus", headers=viewer_headers)
     assert answer.status_code == 422
     assert answer.json()["detail"]["code"] == "VALIDATION_ERROR"
+
+
+@pytest.mark.parametrize("path", ["dashboard/summary", "dashboard/kpi/yield", "dashboard/kpi/defects", "kpi/lines/now"])
+async def test_a_time_zone_name_too_long_for_a_file_name_is_422_not_500(client, admin_headers, path):
+    """``ZoneInfo`` opens the name as a file: past 255 bytes it raises ``OSError``, not "not found"."""
+    for tz in ("x" * 300, "Asia/" + "Seoul" * 60, "a/" * 3000):
+        answer = await client.get(f"{API}/{path}", params={"tz": tz}, headers=admin_headers)
+        assert answer.status_code == 422, (tz[:20], answer.text)
+        assert answer.json()["detail"]["code"] in ("VALIDATION_ERROR", "INVALID_TIMEZONE")
 
 
 async def test_plant_time_zone_moves_the_start_of_today(client, viewer_headers):

@@ -269,6 +269,7 @@ async def test_bad_ranges_zones_and_lines_answer_422_or_404_with_a_code_naming_t
         ({"from": "yesterday"}, 422, "INVALID_RANGE", "from"),
         ({"to": "2026-13-01"}, 422, "INVALID_RANGE", "to"),
         ({"tz": "Mars/Olympus"}, 422, "INVALID_TIMEZONE", "tz"),
+        ({"tz": "Europe/" + "x" * 300}, 422, "INVALID_TIMEZONE", "tz"),  # too long for a file name: OSError
         ({"line": "NO-SUCH-LINE"}, 404, "LINE_NOT_FOUND", "line"),
     ]
     for params, status, code, field in cases:
