@@ -27,7 +27,8 @@ async def _age(kernel, lot_numbers: list[str], by: timedelta = timedelta(hours=1
             )
         ).all()
         for row_id, received_at in rows:
-            await session.execute(update(TraceEvent).where(TraceEvent.id == row_id).values(received_at=received_at - by))
+            aged = update(TraceEvent).where(TraceEvent.id == row_id).values(received_at=received_at - by)
+            await session.execute(aged)
         await session.commit()
 
 

@@ -78,7 +78,7 @@ async def my_cache(
     ``removed_lots`` the LOT numbers the station must drop with their units (closed, scrapped, or
     moved to another line). A LOT whose own row changed comes with all its units. ``processes`` are
     always whole (a short list). Every answer carries the ``cursor`` for the next sync. A delta that
-    would hold more than ``max_units`` units answers in full instead. ``INVALID_CURSOR`` (422) for a
+    would hold more than ``max_units`` units (or changes) answers in full instead. ``INVALID_CURSOR`` (422) for a
     ``since`` this server did not give.
 
     ``lots``: the LOTs open on the station's line (and those on no line), ``units`` of those LOTs
@@ -208,8 +208,11 @@ async def _delta(
             select(TraceEvent.id, TraceEvent.lot_id, TraceEvent.unit_id, TraceEvent.kind, TraceEvent.received_at)
             .where(TraceEvent.id > after_id, TraceEvent.kind.in_(CACHE_KINDS))
             .order_by(TraceEvent.id)
+            .limit(max_units + 1)
         )
     ).all()
+    if len(rows) > max_units:
+        return None  # a station away for long: more changes than units to send; a snapshot is cheaper
     # the next watermark: the longest run of rows (by id) that has settled; the rest is read again
     settled_id = after_id
     for row in rows:
@@ -220,7 +223,6 @@ async def _delta(
     # station may never have had its units. A LOT-level pass changes only the LOT's own entry (the
     # station adds a LOT's passes to each of its units when it answers).
     lot_changed = set((await session.execute(select(Lot.id).where(Lot.updated_at >= after_at - SETTLE))).scalars())
-    unit_changed = {row.unit_id for row in rows if row.unit_id is not None}
     touched = sorted(lot_changed | {row.lot_id for row in rows})
     lots: list[Lot] = []
     open_ids: set[int] = set()
