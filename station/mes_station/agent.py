@@ -429,7 +429,8 @@ class Agent:
     # -- action panels (declared by the plugins' station extensions) ----------------------------
 
     def action_panels(self) -> list[dict[str, Any]]:
-        """Every action panel for the station's devices: ``[{device, role, panel}]``, by device code."""
+        """Every action panel for the station's devices: ``[{device, role, panel, plugin}]``, by device
+        code (``plugin``: the declaring station extension's name, whose catalogue translates the panel)."""
         out = []
         for key in sorted(self.devices.devices):
             device = self.devices.devices[key]
@@ -438,7 +439,14 @@ class Agent:
                 declared = self.extensions.kind_for(device.config.role)
                 kind = declared.kind if declared else None
             for panel in self.extensions.panels_for(kind) if kind else []:
-                out.append({"device": device.config.code or key, "role": device.config.role, "panel": panel})
+                out.append(
+                    {
+                        "device": device.config.code or key,
+                        "role": device.config.role,
+                        "panel": panel,
+                        "plugin": self.extensions.plugin_of(panel.id),
+                    }
+                )
         return out
 
     async def run_action(self, panel_id: str, button_id: str, *, device: str, values: dict[str, Any]) -> Any:
