@@ -290,6 +290,23 @@ def test_a_missing_translation_falls_back_to_english(tmp_path):
     assert i18n.translate("MainScreen", "PASS") == "PASS"
 
 
+def test_a_panel_in_korean_names_a_missing_field_in_korean_and_sends_nothing(window, agent):
+    window.set_language("ko")
+    log_in(window)
+    actions = window.main_screen.actions
+    actions.refresh()
+    wait_until(lambda: len(actions.boxes) == 3, message="the plugins' action panels")
+    box = actions.box("label_printer.print", "PRN-01")
+    QTest.mouseClick(box.buttons["print"], Qt.MouseButton.LeftButton)
+    assert box.message.text() == "입력하세요: 제품 (ACTION_INVALID)"
+    assert agent.actions == []
+    QTest.keyClicks(box.inputs["product"], "NH-HUB-200")
+    QTest.mouseClick(box.buttons["print"], Qt.MouseButton.LeftButton)
+    wait_until(lambda: agent.actions, message="the action sent")
+    assert agent.actions[0]["values"]["product"] == "NH-HUB-200"
+    wait_until(lambda: box.message.text() == "완료: done", message="done")
+
+
 def test_a_third_party_plugins_catalogue_translates_its_panel_and_nothing_else(tmp_path):
     from mes_kernel.contracts import StationExtension
 

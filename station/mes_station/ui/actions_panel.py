@@ -101,7 +101,20 @@ class ActionPanelBox(QGroupBox):
         return out
 
     def press(self, button_id: str) -> None:
-        """Send the button's request through the agent (worker's name when logged in, else the station's)."""
+        """Send the button's request through the agent (worker's name when logged in, else the station's).
+
+        A required field left empty is named here, in the window's language, before anything is sent."""
+        values = self.values()
+        missing = [self.text(f.label) for f in self.panel.fields if f.required and not values.get(f.name)]
+        if missing:
+            say(
+                self.message,
+                translate("ActionsPanel", "Fill in: {fields}").format(fields=", ".join(missing))
+                + " (ACTION_INVALID)",
+                ERROR_STYLE,
+            )
+            self.inputs[next(f.name for f in self.panel.fields if f.required and not values.get(f.name))].setFocus()
+            return
         for push in self.buttons.values():
             push.setEnabled(False)
         say(self.message, f"{self.buttons[button_id].text()}…", NEUTRAL_STYLE)
@@ -110,7 +123,7 @@ class ActionPanelBox(QGroupBox):
             self.panel.id,
             button_id,
             device=self.device,
-            values=self.values(),
+            values=values,
             on_result=self._done,
             on_error=self._failed,
         )

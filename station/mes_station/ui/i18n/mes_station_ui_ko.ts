@@ -8,6 +8,10 @@
         <translation>(선택)</translation>
     </message>
     <message>
+        <source>Fill in: {fields}</source>
+        <translation>입력하세요: {fields}</translation>
+    </message>
+    <message>
         <source>Done: {summary}</source>
         <translation>완료: {summary}</translation>
     </message>
