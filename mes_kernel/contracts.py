@@ -204,9 +204,27 @@ class ActionPanel:
 
 @dataclass(frozen=True)
 class StationExtension:
-    """What a plugin adds to a station: device kinds, the event types it produces, action panels."""
+    """What a plugin adds to a station: device kinds, the event types it produces, action panels,
+    and the panels' words in the languages the station window speaks.
+
+    ``translations`` maps a language code (``"ko"``; ``"ko-KR"`` is read as ``"ko"``) to a message
+    catalogue ``{English text: translated text}`` for the panels' titles, field labels and button
+    labels. The window installs it into Qt's translation system (context ``plugin:<name>``) when it
+    speaks that language; a text missing from it stays English. ``PanelField.choices`` are values
+    sent to the plugin's route and are shown as they are.
+    """
 
     name: str
     device_kinds: tuple[StationDeviceKind, ...] = ()
     events: tuple[str, ...] = ()
     panels: tuple[ActionPanel, ...] = ()
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def panel_texts(self) -> list[str]:
+        """Every English text of the panels a worker reads (what ``translations`` should cover)."""
+        texts: list[str] = []
+        for panel in self.panels:
+            texts.append(panel.title)
+            texts.extend(f.label for f in panel.fields)
+            texts.extend(b.label for b in panel.buttons)
+        return list(dict.fromkeys(texts))

@@ -20,6 +20,17 @@ def test_every_hook_has_a_section_in_the_plugin_guide():
     assert not missing, f"hooks without a section in docs/plugin-guide.md: {missing}"
 
 
+def test_every_station_extension_field_is_in_the_plugin_guide():
+    import dataclasses
+
+    from mes_kernel.contracts import StationExtension
+
+    station_side = GUIDE[GUIDE.index("## 8. The station side"):]
+    missing = [f.name for f in dataclasses.fields(StationExtension) if f"`{f.name}`" not in station_side]
+    assert not missing, f"StationExtension fields without a word in docs/plugin-guide.md section 8: {missing}"
+    assert "### Translating your panels" in station_side
+
+
 def test_every_hook_documents_itself():
     for name, fn in inspect.getmembers(hookspecs, inspect.isfunction):
         if name.startswith("mes_"):

@@ -40,7 +40,32 @@ async def test_offline_print_result_joins_the_unit_history(client, station_heade
     history = (await client.get(f"/api/v1/units/{serial}/history", headers=admin_headers)).json()
     action = next(e for e in history["events"] if e["type"] == "device_action")["data"]
     assert action["action"] == "print" and action["outcome"] == "ok" and action["driver"] == "zpl_tcp"
-    assert action["actor"] == "station:ST-01 (kim)" and action["device"] == "ST-01:printer"
+    # kim is no user of this kernel: the station did it, and the name it gave is kept beside
+    assert action["actor"] == "station:ST-01 (worker? kim)" and action["device"] == "ST-01:printer"
+
+
+async def test_scans_and_device_results_name_the_worker_logged_in_at_the_station(
+    client, station_headers, admin_headers, worker_headers, make_lot
+):
+    """A worker's scan at a station is the worker's (``user:<name>``, as logins match names); the
+    history row still names the station."""
+    lot = await make_lot(units=1)
+    serial = lot["serial_numbers"][0]
+    for kind, payload in (
+        ("scan", {"code": serial, "source": "scanner", "worker": "WORKER"}),
+        ("device_result", {"action": "print", "outcome": "printed", "worker": "worker", "serial_number": serial}),
+        ("scan", {"code": serial, "source": "scanner"}),  # nobody logged in: the station's
+    ):
+        body = {"idempotency_key": uuid.uuid4().hex, "type": kind, "payload": payload}
+        r = await client.post("/api/v1/stations/events", json=body, headers=station_headers)
+        assert r.status_code == 201 and r.json()["traced"] is True, r.text
+    history = (await client.get(f"/api/v1/units/{serial}/history", headers=admin_headers)).json()["events"]
+    seen = sorted((e["type"], e["actor"], e["station"]) for e in history if e["type"] in ("scan", "device_action"))
+    assert seen == [
+        ("device_action", "user:worker", "ST-01"),
+        ("scan", "station:ST-01", "ST-01"),
+        ("scan", "user:worker", "ST-01"),
+    ]
 
 
 async def test_device_result_for_unknown_serial_keeps_the_event(client, station_headers):

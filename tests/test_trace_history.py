@@ -110,7 +110,7 @@ async def test_a_station_scan_and_an_offline_print_join_the_unit_history_at_stat
     assert unit[1]["data"]["action"] == "print" and unit[1]["data"]["outcome"] == "ok"
     assert (unit[2]["data"]["code"], unit[2]["data"]["source"], unit[2]["data"]["id"]) == (first, "scanner",
                                                                                            scan["id"])
-    assert unit[2]["actor"].endswith("(W-7)") and unit[2]["received_at"] > unit[2]["at"]
+    assert unit[2]["actor"] == "station:ST-01 (worker? W-7)" and unit[2]["received_at"] > unit[2]["at"]
 
     other, _ = await _all(client, f"/units/{second}/history", viewer_headers, limit=100)
     assert [(e["type"], e["serial_number"]) for e in other] == [("registration", second), ("scan", second)]

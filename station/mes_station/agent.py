@@ -114,6 +114,12 @@ class Agent:
         self._lock = InstanceLock(config.work_dir / "agent.lock")
         self._refresh_token: str | None = None
         self._cache_wanted = asyncio.Event()
+        #: (username, password) of a worker logged in offline, kept in this process's memory only,
+        #: until the server answers again and turns it into a real session (then forgotten)
+        self._offline_session: tuple[str, str] | None = None
+        self._resume_task: asyncio.Task[Any] | None = None
+        #: why the last offline session could not become a real one (the window asks to log in again)
+        self.session_error: dict[str, str] | None = None
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None) -> Agent:
@@ -154,11 +160,12 @@ class Agent:
         if self._stop is not None:
             self._stop.set()
         self.sender.stop()
-        tasks = [*self._tasks, *([self._scanner_task] if self._scanner_task else [])]
+        tasks = [*self._tasks, *(t for t in (self._scanner_task, self._resume_task) if t is not None)]
+        self._offline_session = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks, self._scanner_task = [], None
+        self._tasks, self._scanner_task, self._resume_task = [], None, None
         self.watcher.stop_observer()
         await self.devices.close()
         await self.client.aclose()
@@ -202,6 +209,8 @@ class Agent:
             "agent_version": __version__,
             "online": self._online,
             "worker": self.worker,
+            "worker_offline": self.worker is not None and self._offline_session is not None,
+            "session_error": self.session_error,
             "outbox_depth": counts["queued"],
             "outbox_rejected": counts["rejected"],
             "oldest_queued_age_seconds": self.outbox.oldest_queued_age(),
@@ -254,6 +263,73 @@ class Agent:
             if ok:  # back from an outage: what changed meanwhile reaches the cache soon
                 self._sync_cache_soon()
             self._emit_status()
+        if ok and self._offline_session is not None:
+            self._resume_session_soon()
+
+    # -- an offline login becomes a real session when the server answers -----------------------
+
+    def _resume_session_soon(self) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed() or self._closed:
+            return
+        if not _in_loop(loop):
+            loop.call_soon_threadsafe(self._resume_session_soon)
+            return
+        if self._resume_task is None or self._resume_task.done():
+            self._resume_task = loop.create_task(self._resume_session(), name="resume-session")
+
+    async def _resume_session(self) -> bool:
+        """Log the worker of an offline session in at the server (``POST /auth/login`` with the
+        password they typed at the offline login, held in memory only until now).
+
+        Accepted: the worker's token is used from now on, the cached credential is refreshed, and
+        ``status()["worker_offline"]`` turns False. Refused (the password was changed or the account
+        locked while the station was offline): the worker is logged out, the cached credential is
+        forgotten, and ``status()["session_error"]`` says why, so the window asks for the password
+        once. Unreachable again: nothing changes; the next contact tries again. Returns whether the
+        session is now a real one."""
+        session = self._offline_session
+        if session is None:
+            return False
+        username, password = session
+        try:
+            answer = await self.client.json(
+                "POST", "/auth/login", json={"username": username, "password": password}, auth=False
+            )
+        except OfflineError:
+            return False
+        except ServerError as exc:
+            if not exc.server_reachable or exc.status in (429,):
+                return False
+            if self._offline_session != session:
+                return False  # logged out (or another worker in) meanwhile
+            self._offline_session = None
+            await asyncio.to_thread(self.cache.forget_login, username)
+            self.worker = None
+            self.client.set_user_token(None)
+            self.session_error = {
+                "code": "SESSION_NOT_RESUMED" if exc.status != 401 else "INVALID_CREDENTIALS",
+                "message": f"The server refused {username}'s offline login ({exc.code}): log in again.",
+                "worker": username,
+            }
+            log.warning("offline session of %s not resumed: %s", username, exc)
+            self._emit_status()
+            return False
+        if self._offline_session != session:
+            return False
+        answer = answer or {}
+        self.client.set_user_token(answer.get("access_token"))
+        self._refresh_token = answer.get("refresh_token")
+        self._offline_session = None
+        self.session_error = None
+        log.info("worker %s: the offline session is a server session again", username)
+        try:
+            role = answer.get("role") or (answer.get("user") or {}).get("role")
+            await asyncio.to_thread(self.cache.remember_login, username, password, role=role)
+        except Exception as exc:
+            log.warning("could not cache the credential of %s: %s", username, exc)
+        self._emit_status()
+        return True
 
     # -- provisioning (the station's devices come from the server) -----------------------------
 
@@ -353,7 +429,8 @@ class Agent:
     # -- action panels (declared by the plugins' station extensions) ----------------------------
 
     def action_panels(self) -> list[dict[str, Any]]:
-        """Every action panel for the station's devices: ``[{device, role, panel}]``, by device code."""
+        """Every action panel for the station's devices: ``[{device, role, panel, plugin}]``, by device
+        code (``plugin``: the declaring station extension's name, whose catalogue translates the panel)."""
         out = []
         for key in sorted(self.devices.devices):
             device = self.devices.devices[key]
@@ -362,7 +439,14 @@ class Agent:
                 declared = self.extensions.kind_for(device.config.role)
                 kind = declared.kind if declared else None
             for panel in self.extensions.panels_for(kind) if kind else []:
-                out.append({"device": device.config.code or key, "role": device.config.role, "panel": panel})
+                out.append(
+                    {
+                        "device": device.config.code or key,
+                        "role": device.config.role,
+                        "panel": panel,
+                        "plugin": self.extensions.plugin_of(panel.id),
+                    }
+                )
         return out
 
     async def run_action(self, panel_id: str, button_id: str, *, device: str, values: dict[str, Any]) -> Any:
@@ -432,6 +516,8 @@ class Agent:
                 await asyncio.to_thread(self.cache.forget_login, username)
                 raise LoginError("INVALID_CREDENTIALS", f"Wrong user name or password ({exc.code}).") from exc
             raise
+        self._offline_session = None
+        self.session_error = None
         self._contact(True, None)
         answer = answer or {}
         self.client.set_user_token(answer.get("access_token"))
@@ -453,12 +539,16 @@ class Agent:
         self.client.set_user_token(None)
         self._refresh_token = None
         self.worker = found["username"]
+        self.session_error = None
+        self._offline_session = (found["username"], password)
         log.info("worker %s logged in offline (cached credential of %s)", self.worker, found["logged_in_at"])
         self._emit_status()
         return {"username": found["username"], "role": found["role"], "offline": True}
 
     def logout(self) -> None:
         self.worker = None
+        self._offline_session = None
+        self.session_error = None
         self._refresh_token = None
         self.client.set_user_token(None)
         self._emit_status()
@@ -530,6 +620,9 @@ class Agent:
         # ``recorded_at`` is the time the server's histories order by (the local clock corrected by
         # the last measured offset); ``station_time`` is the raw local clock, kept for diagnosis.
         payload = {**payload, "station_time": datetime.now(UTC).isoformat(), "recorded_at": self._server_now()}
+        if self.worker and not payload.get("worker"):
+            # who did it: the kernel names the logged-in worker (and the station) in the history
+            payload["worker"] = self.worker
         body = {"type": type, "payload": payload}
         key, _ = self.outbox.enqueue(STATION_EVENT, body, idempotency_key=idempotency_key, source=type)
         self._after_enqueue()
@@ -732,8 +825,22 @@ class Agent:
     async def sync_cache(self) -> dict[str, Any]:
         """Refresh the offline cache now: ``GET /stations/me/cache`` (open LOTs of the line, units,
         routing, defect lists) and the firmware list. Returns ``status()["cache"]``; raises
-        OfflineError / ServerError when the server cannot answer (the old cache stays)."""
-        snapshot = await self._read("GET", "/stations/me/cache", as_user=False)
+        OfflineError / ServerError when the server cannot answer (the old cache stays).
+
+        The first sync takes the full snapshot; later ones send the answer's ``cursor`` back
+        (``?since=``) and receive only what changed since (``"mode": "delta"``). A cursor the server
+        refuses (``INVALID_CURSOR``, e.g. another server's) costs one full sync, nothing more."""
+        cursor = await asyncio.to_thread(self.cache.cursor)
+        try:
+            snapshot = await self._read(
+                "GET", "/stations/me/cache", as_user=False, params={"since": cursor} if cursor else None
+            )
+        except ServerError as exc:
+            if not (cursor and exc.code == "INVALID_CURSOR"):
+                raise
+            log.info("cache cursor refused (%s): syncing in full", exc)
+            await asyncio.to_thread(self.cache.forget_cursor)
+            snapshot = await self._read("GET", "/stations/me/cache", as_user=False)
         try:
             images = await self._read("GET", "/firmware/images", as_user=False)
             await asyncio.to_thread(
@@ -742,7 +849,9 @@ class Agent:
         except ServerError as exc:  # no firmware plugin on this server, or not allowed: no list
             log.info("firmware list not cached: %s", exc)
         # the snapshot last: a new synced_at means everything of this sync is stored
-        await asyncio.to_thread(self.cache.replace_snapshot, snapshot or {})
+        snapshot = snapshot or {}
+        store = self.cache.apply_delta if snapshot.get("mode") == "delta" else self.cache.replace_snapshot
+        await asyncio.to_thread(store, snapshot)
         status = self.cache.status()
         self._emit_status()
         return status

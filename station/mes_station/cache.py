@@ -98,47 +98,77 @@ class StationCache:
     # -- sync -----------------------------------------------------------------------------------
 
     def replace_snapshot(self, snapshot: dict[str, Any]) -> None:
-        """Store ``GET /stations/me/cache``'s answer, replacing the previous snapshot."""
+        """Store ``GET /stations/me/cache``'s full answer, replacing the previous snapshot (and its
+        ``cursor``, from which the next sync asks for changes only)."""
 
         def work() -> None:
             for table in ("lots", "units", "processes"):
                 self._conn.execute(f"DELETE FROM {table}")
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO lots VALUES (?, ?, ?, ?, ?)",
-                [
-                    (
-                        lot["lot_number"],
-                        lot.get("product") or "",
-                        lot.get("status") or "created",
-                        int(lot.get("quantity") or 0),
-                        json.dumps(lot.get("completed_processes") or []),
-                    )
-                    for lot in snapshot.get("lots", [])
-                ],
-            )
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO units VALUES (?, ?, ?, ?)",
-                [
-                    (
-                        unit["serial_number"],
-                        unit["lot_number"],
-                        unit.get("status") or "in_progress",
-                        json.dumps(unit.get("completed_processes") or []),
-                    )
-                    for unit in snapshot.get("units", [])
-                ],
-            )
-            self._conn.executemany(
-                "INSERT OR REPLACE INTO processes VALUES (?, ?, ?, ?)",
-                [
-                    (p["id"], p.get("name") or "", int(p.get("sequence") or 0), json.dumps(p.get("defect_codes") or []))
-                    for p in snapshot.get("processes", [])
-                ],
-            )
-            self._set_meta("synced_at", snapshot.get("synced_at") or datetime.now(UTC).isoformat())
+            self._store(snapshot)
             self._set_meta("truncated", bool(snapshot.get("truncated")))
 
         self._transaction(work)
+
+    def apply_delta(self, delta: dict[str, Any]) -> None:
+        """Apply a ``"mode": "delta"`` answer: its LOTs and units replace the cached ones of the same
+        number, its ``removed_lots`` go with their units, its routing replaces the cached one; then
+        its ``cursor`` is the next sync's. One transaction: a reader sees before or after, never half."""
+
+        def work() -> None:
+            removed = [(str(n),) for n in delta.get("removed_lots") or []]
+            self._conn.executemany("DELETE FROM units WHERE lot_number = ?", removed)
+            self._conn.executemany("DELETE FROM lots WHERE lot_number = ?", removed)
+            self._conn.execute("DELETE FROM processes")
+            self._store(delta)
+
+        self._transaction(work)
+
+    def cursor(self) -> str | None:
+        """The cursor of the last sync (the next one asks for changes since it); None: sync in full."""
+        with self._lock:
+            return self._meta("cursor")
+
+    def forget_cursor(self) -> None:
+        """The server refused the cursor (``INVALID_CURSOR``): the next sync is a full one."""
+        with self._lock:
+            self._set_meta("cursor", None)
+
+    def _store(self, answer: dict[str, Any]) -> None:
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO lots VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    lot["lot_number"],
+                    lot.get("product") or "",
+                    lot.get("status") or "created",
+                    int(lot.get("quantity") or 0),
+                    json.dumps(lot.get("completed_processes") or []),
+                )
+                for lot in answer.get("lots", [])
+            ],
+        )
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO units VALUES (?, ?, ?, ?)",
+            [
+                (
+                    unit["serial_number"],
+                    unit["lot_number"],
+                    unit.get("status") or "in_progress",
+                    json.dumps(unit.get("completed_processes") or []),
+                )
+                for unit in answer.get("units", [])
+            ],
+        )
+        self._conn.executemany(
+            "INSERT OR REPLACE INTO processes VALUES (?, ?, ?, ?)",
+            [
+                (p["id"], p.get("name") or "", int(p.get("sequence") or 0), json.dumps(p.get("defect_codes") or []))
+                for p in answer.get("processes", [])
+            ],
+        )
+        self._set_meta("synced_at", answer.get("synced_at") or datetime.now(UTC).isoformat())
+        self._set_meta("cursor", answer.get("cursor"))
+        self._set_meta("sync_mode", answer.get("mode") or "full")
 
     def replace_firmware(self, images: list[dict[str, Any]]) -> None:
         """Store the firmware images the server lists (``GET /firmware/images``)."""
@@ -154,10 +184,12 @@ class StationCache:
         self._transaction(work)
 
     def status(self) -> dict[str, Any]:
-        """``{"synced_at": iso | None, "lots": n, "units": n}`` for ``agent.status()["cache"]``."""
+        """``{"synced_at": iso | None, "sync_mode": "full" | "delta" | None, "lots": n, "units": n}``
+        for ``agent.status()["cache"]``."""
         with self._lock:
             return {
                 "synced_at": self._meta("synced_at"),
+                "sync_mode": self._meta("sync_mode"),
                 "lots": self._conn.execute("SELECT COUNT(*) FROM lots").fetchone()[0],
                 "units": self._conn.execute("SELECT COUNT(*) FROM units").fetchone()[0],
             }
@@ -189,15 +221,21 @@ class StationCache:
         return [json.loads(r[0]) for r in rows]
 
     def unit(self, serial_number: str) -> dict[str, Any] | None:
+        """The cached unit; its ``completed_processes`` include its LOT's (a pass for the whole LOT)."""
         with self._lock:
-            row = self._conn.execute("SELECT * FROM units WHERE serial_number = ?", (serial_number,)).fetchone()
+            row = self._conn.execute(
+                "SELECT units.*, lots.completed_processes AS lot_completed FROM units"
+                " LEFT JOIN lots ON lots.lot_number = units.lot_number WHERE serial_number = ?",
+                (serial_number,),
+            ).fetchone()
         if row is None:
             return None
+        completed = set(json.loads(row["completed_processes"])) | set(json.loads(row["lot_completed"] or "[]"))
         return {
             "serial_number": row["serial_number"],
             "lot_number": row["lot_number"],
             "status": row["status"],
-            "completed_processes": json.loads(row["completed_processes"]),
+            "completed_processes": sorted(completed),
         }
 
     def lot(self, lot_number: str) -> dict[str, Any] | None:

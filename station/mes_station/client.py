@@ -36,7 +36,14 @@ class ServerClient:
         self._user_token = token
 
     async def request(
-        self, method: str, path: str, *, json: Any = None, as_user: bool = False, auth: bool = True
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        as_user: bool = False,
+        auth: bool = True,
     ) -> httpx.Response:
         """Send one request; answers 2xx responses, raises for everything else."""
         headers = {}
@@ -44,7 +51,7 @@ class ServerClient:
         if auth and token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            response = await self._http.request(method, path, json=json, headers=headers)
+            response = await self._http.request(method, path, json=json, params=params, headers=headers)
         except (httpx.TransportError, OSError) as exc:
             raise OfflineError(
                 f"the server is unreachable at {self.api_url} ({type(exc).__name__}: {exc})"

@@ -48,6 +48,13 @@ class Extensions:
     def panels_for(self, kind: str) -> list[ActionPanel]:
         return [p for ext in self.loaded.values() for p in ext.panels if p.kind == kind]
 
+    def plugin_of(self, panel_id: str) -> str | None:
+        """The name of the station extension that declares panel ``panel_id`` (its catalogue's)."""
+        for ext in self.loaded.values():
+            if any(p.id == panel_id for p in ext.panels):
+                return ext.name
+        return None
+
     def panel(self, panel_id: str) -> ActionPanel:
         for ext in self.loaded.values():
             for p in ext.panels:

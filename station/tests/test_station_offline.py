@@ -147,6 +147,38 @@ async def test_a_whole_lot_recorded_with_the_kernel_stopped_arrives_once(tmp_pat
         assert outbox.get(late_key).body["lot_number"] == "LOT-OFF"
 
 
+async def test_the_cache_syncs_in_full_once_then_by_changes_since_its_cursor(tmp_path: Path, kernel_server):
+    kernel = kernel_server
+    kernel.make_lot("LOT-D1", units=2, serial_prefix="SN-D1")
+    kernel.make_lot("LOT-D2", units=1, serial_prefix="SN-D2")
+    agent = Agent.from_config(_toml(tmp_path, kernel))
+    await agent.start()
+    try:
+        await wait_for(lambda: agent.status()["cache"]["units"] == 3, timeout=30)
+        assert agent.status()["cache"]["sync_mode"] == "full" and agent.cache.cursor()
+
+        r = kernel.api("POST", "/lots/LOT-D1/units", json={"serial_numbers": ["SN-D1-LATE"]})
+        assert r.status_code == 201, r.text
+        kernel.set_lot_status("LOT-D1", "on_hold")
+        kernel.set_lot_status("LOT-D2", "closed")
+        assert agent.cache.unit("SN-D1-LATE") is None
+        status = await agent.sync_cache()
+        assert status["sync_mode"] == "delta" and status["units"] == 3  # +1 registered, -1 of the closed LOT
+        assert agent.cache.unit("SN-D1-LATE")["lot_number"] == "LOT-D1"
+        assert agent.cache.lot("LOT-D1")["status"] == "on_hold"
+        assert agent.cache.lot("LOT-D2") is None and agent.cache.unit("SN-D2-0001") is None
+        late = await agent.lookup("SN-D1-LATE")  # the server answers; offline the cache would too
+        assert late["kind"] == "unit"
+
+        # a cursor the server does not know (another server's, a restored backup's) costs one full sync
+        with agent.cache._lock:
+            agent.cache._set_meta("cursor", "not-a-cursor")
+        status = await agent.sync_cache()
+        assert status["sync_mode"] == "full" and status["units"] == 3 and agent.cache.cursor() != "not-a-cursor"
+    finally:
+        await agent.stop()
+
+
 async def test_a_lookup_the_server_refuses_is_not_answered_from_the_cache(tmp_path: Path, kernel_server):
     kernel = kernel_server
     agent = Agent.from_config(_toml(tmp_path, kernel))
@@ -292,7 +324,9 @@ async def test_the_contract_server_feeds_the_cache_for_window_tests(tmp_path: Pa
         assert unit["source"] == "cache" and unit["next_process"] == {"id": "P1", "name": "Assembly", "sequence": 10}
         assert agent.defect_codes("P1") == [{"code": "D1", "name": "Scratch"}]
         assert [i["id"] for i in await agent.firmware_images("PRD-1")] == [3]
-        assert agent.status()["cache"] == {"synced_at": "2026-11-30T06:00:00+00:00", "lots": 1, "units": 1}
+        assert agent.status()["cache"] == {
+                "synced_at": "2026-11-30T06:00:00+00:00", "sync_mode": "full", "lots": 1, "units": 1
+            }
     finally:
         await agent.stop()
 

@@ -502,6 +502,51 @@ def test_a_worker_records_with_the_kernel_off_and_sees_every_record_arrive(tmp_p
             lambda: set(kernel_server.record_keys()) == {first, second}, timeout=30, message="both on the kernel"
         )
         wait_until(lambda: window.queue_label.text() == "Queue: 0", timeout=30, message="outbox drained")
+
+        # the offline login became a server session once the kernel answered: no password asked,
+        # the label says so, and what the worker does next goes in the worker's name
+        wait_until(
+            lambda: screen.worker_label.text() == f"Worker: {WORKER}", timeout=30, message="a server session again"
+        )
+        status = bridge.call(agent.status)
+        assert status["worker"] == WORKER and status["worker_offline"] is False and status["session_error"] is None
+        assert agent.client.has_user_token
+        # the scans typed while offline name the worker (and the station) in the unit's history
+        history = kernel_server.api("GET", "/units/SN-UI-0001/history").json()["events"]
+        scans = [(e["actor"], e["station"]) for e in history if e["type"] == "scan"]
+        assert scans and set(scans) == {(f"user:{WORKER}", "ST-01")}, history
+    finally:
+        window.close()
+        bridge.stop()
+
+
+def test_an_offline_login_the_server_no_longer_accepts_asks_for_the_password_once(tmp_path, kernel_server):
+    """Alice logs in offline; meanwhile her password was changed on the server: when it answers
+    again, the window returns to the login screen with her name filled in and says why."""
+    agent, bridge, window = start_online_window(tmp_path, kernel_server)
+    try:
+        log_in(window)
+        wait_until(lambda: window.logged_in, timeout=10)
+        QTest.mouseClick(window.main_screen.logout_button, Qt.MouseButton.LeftButton)
+        kernel_server.stop()
+        wait_until(lambda: window.offline_banner.isVisible(), timeout=30, message="the offline banner")
+        log_in(window)
+        wait_until(lambda: window.logged_in, timeout=10, message="an offline login")
+        assert window.main_screen.worker_label.text() == f"Worker: {WORKER} (logged in offline)"
+        from mes_kernel.security import hash_password
+
+        with sqlite3.connect(kernel_server.database, timeout=30) as db:  # an admin changed it meanwhile
+            db.execute("UPDATE users SET password_hash = ? WHERE username = ?", (hash_password("new", 4), WORKER))
+        kernel_server.restart()
+        wait_until(lambda: not window.logged_in, timeout=30, message="back at the login screen")
+        assert window.login_screen.username.text() == WORKER
+        assert "Enter your password again" in window.login_screen.error.text()
+        assert "INVALID_CREDENTIALS" in window.login_screen.error.text()
+        assert bridge.call(agent.status)["worker"] is None
+        # the old cached credential is gone: with the server off again it would not let her in
+        with pytest.raises(Exception) as gone:
+            agent.cache.check_login(WORKER, PASSWORD, max_age_days=7)
+        assert getattr(gone.value, "code", None) == "OFFLINE_LOGIN_UNAVAILABLE"
     finally:
         window.close()
         bridge.stop()

@@ -3,7 +3,8 @@
 The catalogue (``mes_station/ui/i18n/mes_station_ui_ko.ts``) must hold every string of the code,
 each translated; the committed ``.qm`` must be what the ``.ts`` compiles to; in Korean no English
 catalogue text may remain on screen; a string outside ``translate`` is caught with a marking
-translator; Korean glyphs must be real glyphs, not boxes.
+translator; Korean glyphs must be real glyphs, not boxes. The plugins' action panels are on screen
+in these tests (a printer, an uploader and a scanner), translated by the plugins' own catalogues.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mes_station.extensions import installed
 from mes_station.ui import i18n
 from mes_station.ui.bridge import AgentBridge
 from mes_station.ui.options import UiOptions
@@ -45,9 +47,24 @@ def catalogue() -> list[tuple[str, str, str]]:
     return out
 
 
+#: the bundled plugins' devices at the fake station: their action panels are on screen
+PANEL_DEVICES = {"PRN-01": "label_printer", "UPL-01": "firmware_uploader", "SCN-01": "barcode_scanner"}
+BUNDLED_EXTENSIONS = ("label_printer", "firmware_uploader", "barcode_hid")
+
+
+def plugin_catalogue(language: str = "ko") -> list[tuple[str, str, str]]:
+    """``(plugin, source, translation)`` of every panel text of the installed station extensions
+    (translation empty when the plugin's catalogue lacks it)."""
+    out = []
+    for extension in installed().loaded.values():
+        catalogue = i18n.installed_plugin_catalogues(language).get(extension.name, {})
+        out += [(extension.name, text, catalogue.get(text, "")) for text in extension.panel_texts()]
+    return out
+
+
 @pytest.fixture
 def agent() -> FakeAgent:
-    return FakeAgent()
+    return FakeAgent(panel_devices=PANEL_DEVICES)
 
 
 def open_window(agent: FakeAgent, **options) -> tuple[AgentBridge, StationWindow]:
@@ -108,6 +125,8 @@ def drive_every_state(win: StationWindow, agent: FakeAgent, *, cells: bool = Fal
     texts = visible_texts(win, cells=cells)
     log_in(win)
     screen = win.main_screen
+    screen.actions.refresh()
+    wait_until(lambda: len(screen.actions.boxes) == 3, message="the plugins' action panels")
     QTest.keyClicks(screen.scan_input, "SN-0001")
     QTest.keyClick(screen.scan_input, Qt.Key.Key_Return)
     wait_until(lambda: screen.current_view is not None and len(screen.defect_buttons) == 5, message="lookup")
@@ -131,6 +150,18 @@ def test_every_catalogue_message_is_translated():
     for context, source, translation in messages:
         for name in ("{code}", "{worker}", "{depth}", "{job}", "{count}", "{n}", "{status}", "{state}"):
             assert (name in source) == (name in translation), (context, source)
+
+
+def test_every_bundled_plugin_panel_text_is_translated():
+    names = {extension.name for extension in installed().loaded.values()}
+    assert set(BUNDLED_EXTENSIONS) <= names
+    texts = [(p, s, t) for p, s, t in plugin_catalogue() if p in BUNDLED_EXTENSIONS]
+    assert len(texts) >= 15
+    assert [(p, s) for p, s, t in texts if not t.strip()] == []
+    # every catalogue entry is a text of the plugin's panels (no stale entry left after a rename)
+    for extension in installed().loaded.values():
+        stale = set(i18n.installed_plugin_catalogues("ko").get(extension.name, {})) - set(extension.panel_texts())
+        assert stale == set(), (extension.name, stale)
 
 
 def test_every_string_in_the_code_is_in_the_catalogue(tmp_path):
@@ -166,7 +197,12 @@ def test_the_committed_qm_is_the_compiled_ts(tmp_path):
 def test_in_korean_no_english_catalogue_text_is_left_on_screen(window, agent):
     window.set_language("ko")
     english = {source for _, source, translation in catalogue() if source != translation and len(source) > 2}
+    english |= {source for _, source, translation in plugin_catalogue() if source != translation and len(source) > 2}
     texts = drive_every_state(window, agent, cells=True)
+    actions = window.main_screen.actions
+    assert actions.box("label_printer.print", "PRN-01").title() == "라벨 인쇄 — PRN-01"
+    assert actions.box("firmware_uploader.flash", "UPL-01").buttons["flash"].text() == "플래시"
+    assert actions.box("barcode_hid.lookup", "SCN-01").captions["code"].text() == "스캔한 코드"
     assert window.main_screen.pass_button.text() == "합격  [F1]"
     assert window.main_screen.history_table.item(0, 3).text() == "합격"  # the kernel's "pass" too
     words = {source for source in english if "{" not in source and " " not in source}
@@ -198,6 +234,8 @@ def test_no_text_on_screen_bypasses_the_translation_system(window, agent):
     data = {"alice", "SN-0001", "LOT-2026-0042", "NH-HUB-200", "in_progress", "TEST-30 · Functional test", "—"}
     data |= {name for code, name in [(d["code"], d["name"]) for d in agent.defects["TEST-30"]]}
     data |= {"hub-main 1.4.2 · UPL-01", "hub-main 1.5.0 · UPL-01", "한국어 [Ctrl+L]"}
+    # a panel's choices are values the plugin's route takes (template names), shown as they are
+    data |= {choice for row in agent.action_panels() for f in row["panel"].fields for choice in f.choices}
     bare = sorted(
         {
             text
@@ -250,6 +288,43 @@ def test_a_missing_translation_falls_back_to_english(tmp_path):
     finally:
         i18n.use_language("en")
     assert i18n.translate("MainScreen", "PASS") == "PASS"
+
+
+def test_a_panel_in_korean_names_a_missing_field_in_korean_and_sends_nothing(window, agent):
+    window.set_language("ko")
+    log_in(window)
+    actions = window.main_screen.actions
+    actions.refresh()
+    wait_until(lambda: len(actions.boxes) == 3, message="the plugins' action panels")
+    box = actions.box("label_printer.print", "PRN-01")
+    QTest.mouseClick(box.buttons["print"], Qt.MouseButton.LeftButton)
+    assert box.message.text() == "입력하세요: 제품 (ACTION_INVALID)"
+    assert agent.actions == []
+    QTest.keyClicks(box.inputs["product"], "NH-HUB-200")
+    QTest.mouseClick(box.buttons["print"], Qt.MouseButton.LeftButton)
+    wait_until(lambda: agent.actions, message="the action sent")
+    assert agent.actions[0]["values"]["product"] == "NH-HUB-200"
+    wait_until(lambda: box.message.text() == "완료: done", message="done")
+
+
+def test_a_third_party_plugins_catalogue_translates_its_panel_and_nothing_else(tmp_path):
+    from mes_kernel.contracts import StationExtension
+
+    acme = StationExtension(name="acme_scale", translations={"ko-KR": {"Weigh": "계량", "Tare": ""}})
+    broken = StationExtension(name="broken", translations=["not", "a", "mapping"])  # type: ignore[arg-type]
+    catalogues = i18n.plugin_catalogues_of([acme, broken], "ko")
+    assert catalogues == {"acme_scale": {"Weigh": "계량"}}  # an empty translation is no translation
+
+    translations = i18n.Translations(plugin_catalogues=lambda language: catalogues)
+    assert translations.use("ko") == "ko"
+    try:
+        assert i18n.plugin_text("acme_scale", "Weigh") == "계량"
+        assert i18n.plugin_text("acme_scale", "Tare") == "Tare"  # untranslated: English
+        assert i18n.plugin_text("other_plugin", "Weigh") == "Weigh"  # only its own plugin's words
+        assert i18n.translate("MainScreen", "PASS") == "합격"  # the window's own catalogue still answers
+    finally:
+        translations.use("en")
+    assert i18n.plugin_text("acme_scale", "Weigh") == "Weigh"
 
 
 def glyph(font: QFont, char: str) -> bytes:

@@ -16,12 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from ...audit import write_audit
 from ...cache import commit, mark_stale
 from ...db.base import utcnow
-from ...db.models import Device, Line, Lot, Station, StationEvent, StationToken, Unit
+from ...db.models import Device, Line, Lot, Station, StationEvent, StationToken, Unit, User
 from ...devices import effective_config
 from ...drivers import list_drivers
 from ...errors import Conflict, Forbidden, NotFound
 from ...schemas import Code, FiniteJSON, Text
-from ...security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
+from ...security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest, username_key
 from ...services.device_actions import record_device_action
 from ...services.trace import add_trace_events, trace_row
 from ..deps import KernelDep, Principal, SessionDep, require_permission
@@ -375,7 +375,7 @@ async def _trace_device_result(session, body: EventIn, principal: Principal) -> 
     payload = body.payload
     if body.type != "device_result" or not (payload.get("lot_number") or payload.get("serial_number")):
         return False
-    worker = payload.get("worker")
+    actor = await station_actor(session, principal, payload.get("worker"))
     try:
         async with session.begin_nested():
             await record_device_action(
@@ -385,7 +385,7 @@ async def _trace_device_result(session, body: EventIn, principal: Principal) -> 
                 device=str(payload.get("device") or f"{principal.station_code}:{payload.get('role', 'device')}"),
                 driver=str(payload.get("driver") or "unknown"),
                 driver_version=str(payload.get("driver_version") or ""),
-                actor=f"{principal.actor}" + (f" ({worker})" if worker else ""),
+                actor=actor,
                 outcome=OUTCOMES.get(str(payload.get("outcome")), "failed"),
                 lot_number=payload.get("lot_number"),
                 serial_number=payload.get("serial_number"),
@@ -397,6 +397,24 @@ async def _trace_device_result(session, body: EventIn, principal: Principal) -> 
     except NotFound:
         return False
     return True
+
+
+async def station_actor(session, principal: Principal, worker: Any) -> str:
+    """Who did what a station reports: ``user:<username>`` when the event names a worker (``payload.worker``,
+    the one logged in at the station) who is an active user here (matched as logins match: case- and
+    width-insensitive), the station otherwise. The station itself stays on the history row
+    (``station_id``), so the entry names both. A name the kernel does not know is kept beside the
+    station's actor (``station:ST-01 (worker? bob)``), never taken as a user's."""
+    if not isinstance(worker, str) or not worker.strip() or len(worker) > 64:
+        return principal.actor
+    username = (
+        await session.execute(
+            select(User.username).where(User.username_key == username_key(worker.strip()), User.is_active.is_(True))
+        )
+    ).scalar()
+    if username is None:
+        return f"{principal.actor} (worker? {worker.strip()})"[:100]
+    return f"user:{username}"
 
 
 def station_time(payload: dict[str, Any]) -> datetime | None:
@@ -467,11 +485,11 @@ async def _trace_scan(session, kernel, body: EventIn, principal: Principal, *, e
     else:
         return False
     lot_id, lot_number, unit_id, serial = subject
-    worker = payload.get("worker")
+    actor = await station_actor(session, principal, payload.get("worker"))
     shown = {k: payload[k] for k in ("code", "symbology", "source") if isinstance(payload.get(k), str)}
     await add_trace_events(session, [trace_row(
         kind="scan", lot_id=lot_id, unit_id=unit_id, recorded_at=station_time(payload), station_seq=body.station_seq,
-        station_id=principal.station_id, actor=principal.actor + (f" ({worker})" if isinstance(worker, str) else ""),
+        station_id=principal.station_id, actor=actor,
         source_id=event_id, payload={"lot_number": lot_number, "serial_number": serial, **shown},
     )])
     return True

@@ -29,4 +29,11 @@ STATION_EXTENSION = StationExtension(
             ),
         ),
     ),
+    translations={
+        "ko": {
+            "Look up a code": "코드 조회",
+            "Scanned code": "스캔한 코드",
+            "Look up": "조회",
+        }
+    },
 )

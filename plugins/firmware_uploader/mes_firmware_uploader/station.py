@@ -36,4 +36,13 @@ STATION_EXTENSION = StationExtension(
             ),
         ),
     ),
+    translations={
+        "ko": {
+            "Flash firmware": "펌웨어 플래시",
+            "Serial number": "시리얼 번호",
+            "Product": "제품",
+            "Firmware version": "펌웨어 버전",
+            "Flash": "플래시",
+        }
+    },
 )

@@ -48,4 +48,16 @@ STATION_EXTENSION = StationExtension(
             ),
         ),
     ),
+    translations={
+        "ko": {
+            "Print a label": "라벨 인쇄",
+            "Template": "템플릿",
+            "Serial number": "시리얼 번호",
+            "LOT number": "LOT 번호",
+            "Product": "제품",
+            "GTIN (unit label)": "GTIN (유닛 라벨)",
+            "Quantity (LOT label)": "수량 (LOT 라벨)",
+            "Print": "인쇄",
+        }
+    },
 )

@@ -4,6 +4,9 @@ Each plugin's station extension (entry points ``mes_station.plugins``) declares 
 buttons mapped to the plugin's routes; this box shows one for every device of that kind the server
 gave the station, and rebuilds itself when the station's configuration changes. It knows no device
 kind: a new plugin's panel appears here with no change to the window.
+
+The panels' words come from the plugin, in English, and are shown through the plugin's own catalogue
+(``StationExtension.translations``, installed by ``mes_station.ui.i18n``) in the window's language.
 """
 
 from __future__ import annotations
@@ -22,26 +25,35 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from mes_station.extensions import installed
 from mes_station.ui.bridge import AgentBridge
-from mes_station.ui.i18n import translate
+from mes_station.ui.i18n import plugin_text, translate
 from mes_station.ui.view import describe_error
 from mes_station.ui.widgets import ERROR_STYLE, NEUTRAL_STYLE, OK_STYLE, BigButton, say
 
 
 class ActionPanelBox(QGroupBox):
-    """One declared panel for one device: its fields, its buttons and a line for the outcome."""
+    """One declared panel for one device: its fields, its buttons and a line for the outcome.
 
-    def __init__(self, bridge: AgentBridge, device: str, panel: Any, parent: QWidget | None = None) -> None:
-        super().__init__(f"{panel.title} — {device}", parent)
+    ``plugin`` names the station extension that declared the panel; its catalogue translates the
+    title and labels (looked up among the installed extensions when not given)."""
+
+    def __init__(
+        self, bridge: AgentBridge, device: str, panel: Any, parent: QWidget | None = None, *, plugin: str | None = None
+    ) -> None:
+        super().__init__(parent)
         self.setObjectName(f"action:{panel.id}:{device}")
         self._bridge = bridge
         self.device = device
         self.panel = panel
+        self.plugin = plugin or installed().plugin_of(panel.id) or panel.id.split(".")[0]
         self.inputs: dict[str, QLineEdit | QComboBox] = {}
+        self.captions: dict[str, QLabel] = {}
         self.buttons: dict[str, BigButton] = {}
         form = QFormLayout()
         for spec in panel.fields:
             if spec.type == "choice":
+                # the choices are values the plugin's route takes: shown as they are
                 widget: QLineEdit | QComboBox = QComboBox(objectName=f"field:{spec.name}")
                 widget.addItems([""] if not spec.required else [])
                 widget.addItems(list(spec.choices))
@@ -52,11 +64,11 @@ class ActionPanelBox(QGroupBox):
                 if spec.default is not None:
                     widget.setText(str(spec.default))
             self.inputs[spec.name] = widget
-            optional = "" if spec.required else " " + translate("ActionsPanel", "(optional)")
-            form.addRow(spec.label + optional, widget)
+            self.captions[spec.name] = QLabel(objectName=f"caption:{spec.name}")
+            form.addRow(self.captions[spec.name], widget)
         row = QHBoxLayout()
         for button in panel.buttons:
-            push = BigButton(button.label, objectName=f"button:{button.id}")
+            push = BigButton(objectName=f"button:{button.id}")
             push.clicked.connect(lambda _checked=False, b=button.id: self.press(b))
             self.buttons[button.id] = push
             row.addWidget(push)
@@ -66,6 +78,20 @@ class ActionPanelBox(QGroupBox):
         column.addLayout(form)
         column.addLayout(row)
         column.addWidget(self.message)
+        self.retranslate()
+
+    def text(self, english: str) -> str:
+        """One of the panel's texts in the window's language (the plugin's catalogue; else English)."""
+        return plugin_text(self.plugin, english)
+
+    def retranslate(self) -> None:
+        """Title, field labels and buttons in the current language."""
+        self.setTitle(f"{self.text(self.panel.title)} — {self.device}")
+        for spec in self.panel.fields:
+            optional = "" if spec.required else " " + translate("ActionsPanel", "(optional)")
+            self.captions[spec.name].setText(self.text(spec.label) + optional)
+        for button in self.panel.buttons:
+            self.buttons[button.id].setText(self.text(button.label))
 
     def values(self) -> dict[str, Any]:
         out = {}
@@ -75,7 +101,20 @@ class ActionPanelBox(QGroupBox):
         return out
 
     def press(self, button_id: str) -> None:
-        """Send the button's request through the agent (worker's name when logged in, else the station's)."""
+        """Send the button's request through the agent (worker's name when logged in, else the station's).
+
+        A required field left empty is named here, in the window's language, before anything is sent."""
+        values = self.values()
+        missing = [self.text(f.label) for f in self.panel.fields if f.required and not values.get(f.name)]
+        if missing:
+            say(
+                self.message,
+                translate("ActionsPanel", "Fill in: {fields}").format(fields=", ".join(missing))
+                + " (ACTION_INVALID)",
+                ERROR_STYLE,
+            )
+            self.inputs[next(f.name for f in self.panel.fields if f.required and not values.get(f.name))].setFocus()
+            return
         for push in self.buttons.values():
             push.setEnabled(False)
         say(self.message, f"{self.buttons[button_id].text()}…", NEUTRAL_STYLE)
@@ -84,7 +123,7 @@ class ActionPanelBox(QGroupBox):
             self.panel.id,
             button_id,
             device=self.device,
-            values=self.values(),
+            values=values,
             on_result=self._done,
             on_error=self._failed,
         )
@@ -102,7 +141,7 @@ class ActionPanelBox(QGroupBox):
 
     def _failed(self, exc: BaseException) -> None:
         self._enable()
-        say(self.message, describe_error(exc, self.panel.title), ERROR_STYLE)
+        say(self.message, describe_error(exc, self.text(self.panel.title)), ERROR_STYLE)
 
 
 class ActionsPanel(QGroupBox):
@@ -134,8 +173,11 @@ class ActionsPanel(QGroupBox):
         bridge.add_listener(self._on_agent_event)
 
     def retranslate(self) -> None:
-        """The box's own title in the current language (panel titles and labels come from the plugins)."""
+        """The box's title and every panel in the current language (the panels' words through their
+        plugins' catalogues)."""
         self.setTitle(translate("ActionsPanel", "Device actions"))
+        for box in self.boxes:
+            box.retranslate()
 
     def refresh(self) -> None:
         """Ask the agent for its panels now (also done whenever its configuration version changes)."""
@@ -158,7 +200,9 @@ class ActionsPanel(QGroupBox):
         for box in self.boxes:
             self._column.removeWidget(box)
             box.deleteLater()
-        self.boxes = [ActionPanelBox(self._bridge, p["device"], p["panel"], self) for p in panels]
+        self.boxes = [
+            ActionPanelBox(self._bridge, p["device"], p["panel"], self, plugin=p.get("plugin")) for p in panels
+        ]
         for box in self.boxes:
             self._column.addWidget(box)
         self._shown = wanted

@@ -10,6 +10,12 @@ which runs ``pyside6-lupdate``), ``mes_station_ui_<lang>.qm`` the compiled catal
 (``pyside6-lrelease``). Both are committed, so a station needs no Qt tools to run; a test
 checks that the committed ``.qm`` is the one the ``.ts`` compiles to.
 
+Plugins' action panels bring their own words: a station extension's ``translations``
+(``{"ko": {"Print a label": "라벨 인쇄"}}``, see ``mes_kernel.contracts.StationExtension``) is
+installed into the same translation system by :class:`PluginCatalogues` under the context
+``plugin:<extension name>``, and the panels ask for their texts with :func:`plugin_text`. A text a
+plugin did not translate stays English, as the window's own do.
+
 The font: Korean needs CJK glyphs, which the usual Latin fonts lack (tofu boxes). The
 project installs Noto Sans CJK (``scripts/install-fonts.sh``, Debian ``fonts-noto-cjk``);
 ``station_font_family`` finds it among the system's fonts, or loads it from the known font
@@ -21,7 +27,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QTranslator
 from PySide6.QtGui import QFontDatabase
@@ -57,19 +65,85 @@ def translate(context: str, text: str) -> str:
     return QCoreApplication.translate(context, text)
 
 
+PLUGIN_CONTEXT = "plugin:"
+"""Translation context prefix of a plugin's panel texts: ``plugin:<station extension name>``."""
+
+
+def plugin_text(plugin: str, text: str) -> str:
+    """A plugin panel's ``text`` in the current language, from the plugin's own catalogue
+    (``QCoreApplication.translate("plugin:<plugin>", text)``); English when it has none."""
+    return QCoreApplication.translate(PLUGIN_CONTEXT + plugin, text)
+
+
+def language_code(language: str | None) -> str:
+    """The bare language code of a setting (``"ko-KR"``, ``"ko_KR"`` → ``"ko"``)."""
+    return (language or "").strip().lower().replace("_", "-").split("-")[0]
+
+
+def plugin_catalogues_of(extensions: Iterable[Any], language: str) -> dict[str, dict[str, str]]:
+    """``{extension name: {English: translated}}`` of the station extensions that have a catalogue
+    for ``language`` (regional codes such as ``ko-KR`` count as ``ko``). A catalogue that is not a
+    mapping of texts is skipped with a warning: it costs that plugin its words, never the window."""
+    out: dict[str, dict[str, str]] = {}
+    for extension in extensions:
+        catalogues = getattr(extension, "translations", None) or {}
+        if not isinstance(catalogues, Mapping):
+            log.warning("station extension %s: translations is not a mapping, ignored", extension.name)
+            continue
+        merged: dict[str, str] = {}
+        for code, catalogue in catalogues.items():
+            if language_code(str(code)) == language and isinstance(catalogue, Mapping):
+                merged.update({str(k): v for k, v in catalogue.items() if isinstance(v, str) and v.strip()})
+        if merged:
+            out[extension.name] = merged
+    return out
+
+
+def installed_plugin_catalogues(language: str) -> dict[str, dict[str, str]]:
+    """The catalogues for ``language`` of every station extension installed here."""
+    from mes_station.extensions import installed
+
+    return plugin_catalogues_of(installed().loaded.values(), language)
+
+
+class PluginCatalogues(QTranslator):
+    """The plugins' panel catalogues of one language, as a Qt translator: it answers the
+    ``plugin:<name>`` contexts from the named plugin's catalogue and nothing else (``None`` lets Qt
+    ask the next translator, and at the end fall back to the English source)."""
+
+    def __init__(self, catalogues: Mapping[str, Mapping[str, str]]) -> None:
+        super().__init__()
+        self.catalogues = {name: dict(messages) for name, messages in catalogues.items()}
+
+    def translate(self, context, source_text, disambiguation=None, n=-1):  # noqa: N802 - Qt's signature
+        if not context or not context.startswith(PLUGIN_CONTEXT):
+            return None
+        return self.catalogues.get(context[len(PLUGIN_CONTEXT) :], {}).get(source_text)
+
+    def isEmpty(self) -> bool:  # noqa: N802 - Qt's name
+        return not self.catalogues
+
+
 def normalise_language(language: str | None) -> str:
     """A supported language code from a setting or a login answer (``"ko-KR"`` → ``"ko"``); else English."""
-    code = (language or "").strip().lower().replace("_", "-").split("-")[0]
+    code = language_code(language)
     return code if code in LANGUAGES else DEFAULT_LANGUAGE
 
 
 class Translations:
-    """Installs one language's catalogue into the application (one at a time)."""
+    """Installs one language's catalogue into the application (one at a time), with the installed
+    plugins' catalogues of that language (``plugin_catalogues(language)``)."""
 
-    def __init__(self, catalogue_dir: Path = CATALOGUE_DIR) -> None:
+    def __init__(
+        self,
+        catalogue_dir: Path = CATALOGUE_DIR,
+        plugin_catalogues: Callable[[str], Mapping[str, Mapping[str, str]]] = installed_plugin_catalogues,
+    ) -> None:
         self.catalogue_dir = catalogue_dir
+        self.plugin_catalogues = plugin_catalogues
         self.language = DEFAULT_LANGUAGE
         self._translator: QTranslator | None = None
+        self._plugins: PluginCatalogues | None = None
 
     def catalogue(self, language: str) -> Path:
         """The compiled catalogue file of ``language`` (may not exist)."""
@@ -83,9 +157,10 @@ class Translations:
         """
         wanted = normalise_language(language)
         app = QCoreApplication.instance()
-        if self._translator is not None and app is not None:
-            app.removeTranslator(self._translator)
-        self._translator = None
+        for installed_translator in (self._translator, self._plugins):
+            if installed_translator is not None and app is not None:
+                app.removeTranslator(installed_translator)
+        self._translator = self._plugins = None
         self.language = DEFAULT_LANGUAGE
         if wanted == DEFAULT_LANGUAGE or app is None:
             return self.language
@@ -93,6 +168,13 @@ class Translations:
         if translator.load(str(self.catalogue(wanted))) and app.installTranslator(translator):
             self._translator = translator
             self.language = wanted
+            try:
+                plugins = PluginCatalogues(self.plugin_catalogues(wanted))
+            except Exception as exc:  # a plugin's bad catalogue costs its words, never the window's
+                log.warning("plugin catalogues for %s not loaded: %s", wanted, exc)
+            else:
+                if not plugins.isEmpty() and app.installTranslator(plugins):
+                    self._plugins = plugins
         return self.language
 
 

@@ -110,6 +110,15 @@ class LoginScreen(QWidget):
         self._error = error
         self.error.setText(error() if error is not None else "")
 
+    def ask_again(self, code: str) -> None:
+        """The server refused the session of an offline login once it was reachable again (the
+        password changed, the account was locked): say so, with the code, and ask once more."""
+        self._show_error(
+            lambda: translate(
+                "LoginScreen", "The server did not accept your offline login. Enter your password again. ({code})"
+            ).format(code=code)
+        )
+
     def submit(self) -> None:
         """Send the credentials to the agent; the answer arrives on the GUI thread."""
         if self._busy:

@@ -319,6 +319,11 @@ class MainScreen(QWidget):
 
     # -- session -----------------------------------------------------------------
 
+    @property
+    def worker_offline(self) -> bool:
+        """Whether the worker shown logged in offline (from the station's cached credential)."""
+        return self._worker_offline
+
     def set_worker(self, worker_id: str | None, *, offline: bool = False, focus: bool = True) -> None:
         """Show who is logged in (and whether offline); results are recorded under this id."""
         self._worker_id = worker_id

@@ -41,8 +41,12 @@ class FakeAgent:
         units: dict[str, dict[str, Any]] | None = None,
         workers: dict[str, str] | None = None,
         flash_steps: int = 4,
+        panel_devices: dict[str, str] | None = None,
     ) -> None:
         self.online = True
+        #: device code → device kind: the installed plugins' action panels shown for these devices
+        self.panel_devices = dict(panel_devices or {})
+        self.actions: list[dict[str, Any]] = []
         self.worker: str | None = None
         self.units = units if units is not None else demo_units()
         self.workers = workers if workers is not None else {"alice": "secret", "minji": "secret"}
@@ -190,6 +194,22 @@ class FakeAgent:
 
     def logout(self) -> None:
         self.worker = None
+
+    def action_panels(self) -> list[dict[str, Any]]:
+        """The installed station extensions' panels for ``panel_devices``, as the agent lists them."""
+        from mes_station.extensions import installed
+
+        extensions = installed()
+        return [
+            {"device": code, "role": kind, "panel": panel, "plugin": extensions.plugin_of(panel.id)}
+            for code, kind in sorted(self.panel_devices.items())
+            for panel in extensions.panels_for(kind)
+        ]
+
+    async def run_action(self, panel_id: str, button_id: str, *, device: str, values: dict[str, Any]) -> Any:
+        self._seen()
+        self.actions.append({"panel": panel_id, "button": button_id, "device": device, "values": values})
+        return {"status": "done"}
 
     def subscribe(self, callback: Callable[..., Any]) -> None:
         self._subscribers.append(callback)

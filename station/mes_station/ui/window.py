@@ -214,7 +214,28 @@ class StationWindow(QMainWindow):
             self._show_online(self._online)
         if status.get("station_code"):
             self.main_screen.station_code = str(status["station_code"])
+        if self.logged_in and "worker" in status:
+            self._follow_session(status)
         self._show_queue_and_banners()
+
+    def _follow_session(self, status: dict[str, Any]) -> None:
+        """The agent's side of the worker's session: an offline login that became a server session
+        drops "(logged in offline)"; one the server refused returns to the login screen, asking for
+        the password once, with the reason and its code."""
+        worker = worker_name(status.get("worker"))
+        error = status.get("session_error")
+        if not worker and isinstance(error, dict):
+            name = str(error.get("worker") or self._worker or "")
+            code = str(error.get("code") or "SESSION_NOT_RESUMED")
+            self._on_logout()
+            self.login_screen.username.setText(name)
+            self.login_screen.password.setFocus()
+            self.login_screen.ask_again(code)
+            return
+        if worker and worker == self._worker and "worker_offline" in status:
+            offline = bool(status["worker_offline"])
+            if offline != self.main_screen.worker_offline:
+                self.main_screen.set_worker(worker, offline=offline, focus=False)
 
     def _queue(self) -> tuple[int | None, float | None]:
         status = self._status

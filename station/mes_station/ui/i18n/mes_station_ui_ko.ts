@@ -8,6 +8,10 @@
         <translation>(선택)</translation>
     </message>
     <message>
+        <source>Fill in: {fields}</source>
+        <translation>입력하세요: {fields}</translation>
+    </message>
+    <message>
         <source>Done: {summary}</source>
         <translation>완료: {summary}</translation>
     </message>
@@ -108,6 +112,10 @@
     <message>
         <source>The server cannot be reached. Workers who logged in at this station in the last days can still log in.</source>
         <translation>서버에 연결할 수 없습니다. 최근 며칠 안에 이 스테이션에서 로그인한 작업자는 로그인할 수 있습니다.</translation>
+    </message>
+    <message>
+        <source>The server did not accept your offline login. Enter your password again. ({code})</source>
+        <translation>서버가 오프라인 로그인을 받아들이지 않았습니다. 비밀번호를 다시 입력하세요. ({code})</translation>
     </message>
     <message>
         <source>Enter your username and password.</source>

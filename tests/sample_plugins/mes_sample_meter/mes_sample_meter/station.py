@@ -17,4 +17,6 @@ STATION_EXTENSION = StationExtension(
             ),
         ),
     ),
+    # the panel's words in Korean; a language with no catalogue shows the English ones
+    translations={"ko": {"Read the meter": "계측기 읽기", "Note": "메모", "Read": "읽기"}},
 )
