@@ -20,7 +20,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * through CSSOM (`insertRule`, not subject to CSP) into `<style>` elements it creates empty; an empty
  * style element needs the hash of the empty string, which allows nothing else.
  */
-const STRICT_CSP = "default-src 'self'; script-src 'self'; " +
+const STRICT_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; " +
   "style-src 'self' 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='; img-src 'self' data:; " +
   "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 

@@ -31,6 +31,7 @@ import { AuditPage } from "./pages/AuditPage";
 import { DevicesPage } from "./pages/DevicesPage";
 import { ExecutivePage } from "./pages/ExecutivePage";
 import { LoginPage } from "./pages/LoginPage";
+import { LabelTemplatesPage } from "./pages/LabelTemplatesPage";
 import { LotDetailPage } from "./pages/LotDetailPage";
 import { LotsPage } from "./pages/LotsPage";
 import { OverviewPage } from "./pages/OverviewPage";
@@ -61,6 +62,7 @@ export const NAV: NavItem[] = [
   { route: { name: "executive" }, label: "nav.executive", permission: "dashboard:read",
     audience: ["production_manager", "executive"] },
   { route: { name: "lots" }, label: "nav.lots", permission: "lots:read" },
+  { route: { name: "labels" }, label: "nav.labels", permission: "labels:view" },
   { route: { name: "devices" }, label: "nav.devices", permission: null },
   { route: { name: "alerts" }, label: "nav.alerts", permission: "dashboard:read" },
   { route: { name: "audit" }, label: "nav.audit", permission: "audit:read" },
@@ -123,6 +125,8 @@ function Page({ route, allowed }: { route: Route; allowed: (item: NavItem | unde
       return <AlertsPage />;
     case "audit":
       return <AuditPage />;
+    case "labels":
+      return <LabelTemplatesPage />;
     default:
       return (
         <Alert severity="warning">
