@@ -1,5 +1,5 @@
 // The shell: login gate, top bar (a menu drawer on phones) with the views this user may use, the page.
-import { useCallback, useEffect, useState } from "react";
+import { lazy, Suspense, useCallback, useEffect, useState } from "react";
 import AppBar from "@mui/material/AppBar";
 import Badge from "@mui/material/Badge";
 import Box from "@mui/material/Box";
@@ -31,7 +31,6 @@ import { AuditPage } from "./pages/AuditPage";
 import { DevicesPage } from "./pages/DevicesPage";
 import { ExecutivePage } from "./pages/ExecutivePage";
 import { LoginPage } from "./pages/LoginPage";
-import { LabelTemplatesPage } from "./pages/LabelTemplatesPage";
 import { LotDetailPage } from "./pages/LotDetailPage";
 import { LotsPage } from "./pages/LotsPage";
 import { OverviewPage } from "./pages/OverviewPage";
@@ -52,6 +51,10 @@ interface NavItem {
   /** The roles whose view this is (admins see every view); absent: every role with the permission. */
   audience?: string[];
 }
+
+/** The label page is loaded when first opened: few users need it, and it brings a renderer worker. */
+const LabelTemplatesPage = lazy(() => import("./pages/LabelTemplatesPage")
+  .then((m) => ({ default: m.LabelTemplatesPage })));
 
 export const NAV: NavItem[] = [
   { route: { name: "overview" }, label: "nav.overview", permission: "dashboard:read" },
@@ -126,7 +129,11 @@ function Page({ route, allowed }: { route: Route; allowed: (item: NavItem | unde
     case "audit":
       return <AuditPage />;
     case "labels":
-      return <LabelTemplatesPage />;
+      return (
+        <Suspense fallback={<CircularProgress aria-label={t("common.loading")} />}>
+          <LabelTemplatesPage />
+        </Suspense>
+      );
     default:
       return (
         <Alert severity="warning">
