@@ -125,10 +125,13 @@ class _TooLarge(HTTPException):
 
 
 # The dashboard is a Vite build: its scripts and styles are files of its own origin. React sets
-# style attributes, hence 'unsafe-inline' for styles only. The API docs pages start Swagger UI and
-# ReDoc with one inline script, and ReDoc runs a worker from a blob: URL.
+# style attributes, hence 'unsafe-inline' for styles only. 'wasm-unsafe-eval' lets the label-template
+# page compile the ZPL renderer's WebAssembly (zpl-renderer-js, loaded from our own origin in a worker);
+# it allows WebAssembly compilation only, never eval() or new Function(). The API docs pages start
+# Swagger UI and ReDoc with one inline script, and ReDoc runs a worker from a blob: URL.
 CSP_APP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; "
     "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
     "frame-ancestors 'none'"
 )

@@ -6,7 +6,8 @@ Policy (docs/api.md "Rate limits", the nginx zones in deploy/nginx are the outer
   no database or cache round trip is needed to know whose budget a request spends, so a station whose
   token dropped out of the cache (a database restart) keeps its own budget instead of its address's;
 - a **person** (a JWT whose signature verifies) has two budgets: reads (``GET``/``HEAD``/``OPTIONS``,
-  ``RATE_LIMIT_READS_PER_MINUTE``, sized for one dashboard open on several screens) and writes
+  and routes that declare :data:`COUNTS_AS_READ` — a lookup or preview that takes a body but changes
+  nothing; ``RATE_LIMIT_READS_PER_MINUTE``, sized for one dashboard open on several screens) and writes
   (``RATE_LIMIT_PER_MINUTE``, the spec's 100/min);
   A person's token that has expired (past the 30 s leeway), or whose session or user this process
   already knows to have ended (logout, reuse, deactivation, a new role or password: the in-process
@@ -45,6 +46,14 @@ log = structlog.get_logger(__name__)
 EXEMPT_PREFIXES = ("/api/v1/health", "/metrics", "/docs", "/redoc", "/openapi.json", "/assets", "/favicon")
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REDIS_RETRY_SECONDS = 5.0
+
+RATE_LIMIT_EXTENSION = "x-rate-limit-budget"
+COUNTS_AS_READ: dict[str, str] = {RATE_LIMIT_EXTENSION: "reads"}
+"""A route's ``openapi_extra`` that makes a person's request to it count against the reads budget,
+whatever its method: ``@router.post("/scans/lookup", openapi_extra=COUNTS_AS_READ)``. For a route that
+takes a body but changes nothing (a lookup, a preview, a dry run). It is plain OpenAPI data, so a plugin
+may also write ``openapi_extra={"x-rate-limit-budget": "reads"}`` itself, and ``/openapi.json`` shows
+it to clients. Stations and addresses keep their single budget."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +171,7 @@ class RateLimitMiddleware:
             except jwt.PyJWTError:
                 claims = None
             if claims is not None and isinstance(claims.get("sub"), str) and not self._known_ended(claims):
-                if scope["method"] in READ_METHODS:
+                if scope["method"] in READ_METHODS or _declared_read(scope):
                     return Budget("user", claims["sub"], self.read_item, bucket="reads")
                 return Budget("user", claims["sub"], self.write_item, bucket="writes")
         address = scope.get("state", {}).get("client_ip") or "unknown"
@@ -254,6 +263,14 @@ async def _refuse(send, verdict: Verdict, headers) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def _declared_read(scope) -> bool:
+    """Whether the route ``scope`` asks for declares :data:`COUNTS_AS_READ` in its ``openapi_extra``."""
+    route, _child = match_route(scope)
+    endpoint = getattr(route, "original_route", route)
+    extra = getattr(endpoint, "openapi_extra", None) or {}
+    return extra.get(RATE_LIMIT_EXTENSION) == "reads"
 
 
 def _resolve_route(scope) -> None:

@@ -130,7 +130,7 @@ class LotOut(ORM):
     created_at: datetime
     updated_at: datetime
     closed_at: datetime | None
-    unit_count: int | None = None
+    unit_count: int = Field(description="serial numbers registered in the LOT (every answer carries it)")
 
 
 class UnitsCreate(BaseModel):

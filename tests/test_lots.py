@@ -581,3 +581,30 @@ async def test_history_refuses_a_forged_cursor_and_a_limit_out_of_range(client, 
     for limit in (0, 501, -1):
         r = await client.get(f"{API}/lots/{number}/history", params={"limit": limit}, headers=viewer_headers)
         assert r.status_code == 422 and r.json()["detail"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_every_answer_that_carries_a_lot_carries_its_unit_count(client, manager_headers, make_lot):
+    """Issue 12: PATCH answered ``unit_count: null`` while GET answered the count. Create, list, get and
+    update all answer the registered units; the OpenAPI schema says the count is always there."""
+    empty = await make_lot()
+    assert empty["unit_count"] == 0
+    lot = await make_lot(units=3, product="PRD-COUNT")
+    number = lot["lot_number"]
+
+    patched = await client.patch(f"{API}/lots/{number}", json={"status": "in_progress"}, headers=manager_headers)
+    assert patched.status_code == 200, patched.text
+    assert (patched.json()["status"], patched.json()["unit_count"]) == ("in_progress", 3)
+    noted = await client.patch(f"{API}/lots/{empty['lot_number']}", json={"note": "n"}, headers=manager_headers)
+    assert noted.json()["unit_count"] == 0
+
+    got = await client.get(f"{API}/lots/{number}", headers=manager_headers)
+    assert got.json()["unit_count"] == 3
+    listed = await client.get(f"{API}/lots", params={"product": "PRD-COUNT"}, headers=manager_headers)
+    assert [(i["lot_number"], i["unit_count"]) for i in listed.json()["items"]] == [(number, 3)]
+    everything = (await client.get(f"{API}/lots", params={"limit": 500}, headers=manager_headers)).json()["items"]
+    assert all(isinstance(i["unit_count"], int) for i in everything)
+    assert {i["lot_number"]: i["unit_count"] for i in everything}[empty["lot_number"]] == 0
+
+    schema = (await client.get("/openapi.json")).json()["components"]["schemas"]["LotOut"]
+    assert "unit_count" in schema["required"]
+    assert schema["properties"]["unit_count"]["type"] == "integer"

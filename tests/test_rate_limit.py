@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+from fastapi import APIRouter
 
 from mes_kernel.app import create_app
 from mes_kernel.security import create_access_token
@@ -288,3 +289,48 @@ async def test_an_ended_or_expired_token_does_not_spend_its_owners_budget(app, c
     owner = {"Authorization": f"Bearer {(await login()).json()['access_token']}"}
     assert (await client.get(LOTS, headers=owner)).status_code == 200
     assert (await client.post(LOTS, json={"lot_number": "L-OWN", "product": "P"}, headers=owner)).status_code != 429
+
+
+async def test_reads_with_a_body_spend_a_persons_reads_budget_not_the_writes_budget(settings, kernel):
+    """Issue 12: a person's scan lookups (and label previews, line checks) are reads sent with a body.
+    Routes declare it (``COUNTS_AS_READ``, or the plain OpenAPI key from a plugin that imports nothing),
+    so more of them than the writes budget leave every write of the minute intact."""
+    budgets = settings.model_copy(
+        update={"rate_limit_per_minute": 3, "rate_limit_reads_per_minute": 9, "station_rate_limit_per_minute": 50}
+    )
+    app = create_app(budgets)
+    acme = APIRouter(prefix="/api/v1/acme", tags=["acme"])
+
+    @acme.post("/dry-run", openapi_extra={"x-rate-limit-budget": "reads"})
+    async def dry_run() -> dict:
+        return {"changed": False}
+
+    @acme.post("/apply")
+    async def apply() -> dict:
+        return {"changed": True}
+
+    app.include_router(acme)
+    person = _user(kernel, role="admin")
+    async with app.router.lifespan_context(app):
+        async with _client_from_address(app) as c:
+            await _fresh_window()
+            reads = [
+                await c.post("/api/v1/scans/lookup", json={"code": "NO-SUCH-UNIT", "record": False}, headers=person),
+                await c.post("/api/v1/scans/lookup", json={"code": "NO-SUCH-UNIT", "record": False}, headers=person),
+                await c.post("/api/v1/labels/preview", json={"template": "unit_label", "sample": True}, headers=person),
+                await c.post("/api/v1/lines/validate", json={"line": {"code": "L1"}}, headers=person),
+                await c.post("/api/v1/acme/dry-run", headers=person),
+            ]
+            assert [r.status_code for r in reads][2:] == [200, 200, 200], [r.text for r in reads]
+            assert {r.status_code for r in reads[:2]} == {404}  # counted all the same
+            assert [r.headers["x-ratelimit-limit"] for r in reads] == ["9"] * 5
+            assert [int(r.headers["x-ratelimit-remaining"]) for r in reads] == [8, 7, 6, 5, 4]
+            writes = [await c.post("/api/v1/acme/apply", headers=person) for _ in range(4)]
+            assert [r.status_code for r in writes] == [200, 200, 200, 429]
+            assert {r.headers["x-ratelimit-limit"] for r in writes} == {"3"}
+            # the writes budget is spent; the reads budget is not
+            assert (await c.post("/api/v1/acme/dry-run", headers=person)).status_code == 200
+            spec = (await c.get("/openapi.json")).json()["paths"]
+            for path in ("/api/v1/scans/lookup", "/api/v1/labels/preview", "/api/v1/lines/validate"):
+                assert spec[path]["post"]["x-rate-limit-budget"] == "reads", path
+            assert "x-rate-limit-budget" not in spec["/api/v1/lots"]["post"]

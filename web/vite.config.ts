@@ -19,6 +19,8 @@ export default defineConfig({
     assetsDir: "assets",
     chunkSizeWarningLimit: 700,
   },
+  // the ZPL renderer's worker (src/labels/zpl.worker.ts) is an ES module of its own chunk
+  worker: { format: "es" },
   server: { proxy: { "/api": api } },
   test: {
     environment: "jsdom",

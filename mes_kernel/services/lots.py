@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -190,6 +191,23 @@ async def list_lots(
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
     rows = await session.execute(query.order_by(Lot.created_at.desc(), Lot.id.desc()).limit(limit).offset(offset))
     return list(rows.scalars()), total
+
+
+async def unit_counts(session: AsyncSession, lot_ids: Iterable[int]) -> dict[int, int]:
+    """Registered units per LOT id, in one query: ``{lot_id: count}`` with 0 for a LOT without units.
+
+    Every answer that carries a LOT's ``unit_count`` takes it from here, so no route can answer a LOT
+    without its count (``LotOut.unit_count`` is required).
+    """
+    ids = list(dict.fromkeys(lot_ids))
+    if not ids:
+        return {}
+    rows = await session.execute(
+        select(Unit.lot_id, func.count(Unit.id)).where(Unit.lot_id.in_(ids)).group_by(Unit.lot_id)
+    )
+    counts = dict.fromkeys(ids, 0)
+    counts.update({lot_id: n for lot_id, n in rows.all()})
+    return counts
 
 
 async def add_units(*, session: AsyncSession, lot_number: str, serial_numbers: list[str], actor: str) -> list[Unit]:

@@ -20,9 +20,12 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * through CSSOM (`insertRule`, not subject to CSP) into `<style>` elements it creates empty; an empty
  * style element needs the hash of the empty string, which allows nothing else.
  */
-const STRICT_CSP = "default-src 'self'; script-src 'self'; " +
+const STRICT_CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; " +
   "style-src 'self' 'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='; img-src 'self' data:; " +
   "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/** A plant's label as a designer exports it: a ^GF logo, ^CI28, Korean, Chinese and Japanese text, ^FN fields. */
+const PLANT_LABEL = join(WEB_DIR, "..", "plugins", "label_printer", "tests", "labels", "plant_unit_label.zpl");
 
 const ADMIN = { username: "e2e-admin", password: "admin-pass-123", role: "admin" };
 const MANAGER = { username: "e2e-manager", password: "manager-pass-123", role: "production_manager" };
@@ -244,6 +247,89 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
     }
   }));
 
+  test("a manager uploads a plant's ZPL file (^GF logo, CJK text) and sees it drawn in the browser and by the server",
+       withKernelLog(async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (err) => errors.push(err.message));
+    page.on("console", (m) => { if (/Content Security Policy/i.test(m.text())) errors.push(m.text()); });
+    try {
+      await loginThroughForm(page, MANAGER);
+      await page.getByRole("tab", { name: "Labels" }).click();
+      await page.getByRole("button", { name: "unit_label" }).waitFor({ timeout: TIMEOUT });
+      await page.getByRole("button", { name: "Upload template" }).click();
+      const dialog = page.getByRole("dialog");
+      await dialog.getByTestId("zpl-file").setInputFiles(PLANT_LABEL);
+      await dialog.getByTestId("picked-file").filter({ hasText: "plant_unit_label.zpl" }).waitFor({ timeout: TIMEOUT });
+      // its {{placeholders}} are declared from the file; the ^FN1 and ^FN2 fields get their numbers here
+      const rows = dialog.locator("[data-testid^=field-row-]");
+      await dialog.getByTestId("field-row-4").waitFor({ timeout: TIMEOUT });
+      const row = (name) => rows.filter({ has: page.locator(`input[value="${name}"]`) });
+      await row("lot_number").getByLabel("^FN no.").fill("1");
+      await row("serial_number").getByLabel("^FN no.").fill("2");
+      await row("ean").getByLabel("Max length").fill("13");
+      await row("ean").getByLabel("Required").uncheck();
+      await dialog.getByRole("button", { name: "Upload", exact: true }).click();
+      await page.getByTestId("upload-result").filter({ hasText: "Template plant_unit_label is now version 1." })
+        .waitFor({ timeout: TIMEOUT });
+
+      // The same label, drawn twice: by zpl-renderer-js (WebAssembly, in a worker) and by the kernel.
+      const detail = page.getByRole("region", { name: "Template plant_unit_label" });
+      const inBrowser = detail.getByTestId("preview-browser");
+      const onServer = detail.getByTestId("preview-server");
+      await inBrowser.waitFor({ timeout: 60_000 });
+      await onServer.waitFor({ timeout: TIMEOUT });
+      await detail.getByTestId("cjk-note").waitFor({ timeout: TIMEOUT });
+      const drawn = await page.evaluate(() => [...document.querySelectorAll("[data-testid^=preview-] ")]
+        .filter((img) => img.tagName === "IMG").map((img) => {
+          // the ^GF logo sits at (20, 20) in a 64 × 32 box: count its dark pixels
+          const canvas = document.createElement("canvas");
+          canvas.width = img.naturalWidth;
+          canvas.height = img.naturalHeight;
+          const ctx = canvas.getContext("2d");
+          ctx.drawImage(img, 0, 0);
+          const { data } = ctx.getImageData(20, 20, 64, 32);
+          let dark = 0;
+          for (let i = 0; i < data.length; i += 4) if (data[i] < 128) dark += 1;
+          return { id: img.dataset.testid, width: img.naturalWidth, height: img.naturalHeight, dark };
+        }));
+      assert.equal(drawn.length, 2, JSON.stringify(drawn));
+      for (const picture of drawn) {
+        assert.deepEqual([picture.width, picture.height], [812, 406], JSON.stringify(picture));
+        assert.ok(picture.dark > 200 && picture.dark < 64 * 32, `the ^GF logo is drawn: ${JSON.stringify(picture)}`);
+      }
+      await shot(page, "12-labels-preview");
+      await assertAccessible(page, "#/labels with a template open");
+
+      // Retire it: the kernel keeps it, marked retired, out of the active list.
+      await detail.getByTestId("retire").click();
+      const retire = page.getByRole("dialog", { name: "Retire plant_unit_label?" });
+      await retire.getByLabel("Reason").fill("new box size");
+      await retire.getByTestId("retire-confirm").click();
+      await detail.getByText("retired", { exact: true }).first().waitFor({ timeout: TIMEOUT });
+      await page.getByRole("table", { name: "Templates" }).getByRole("button", { name: "plant_unit_label" })
+        .waitFor({ state: "detached", timeout: TIMEOUT });
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+
+    // A viewer sees the templates and their previews, and no upload or retire.
+    const viewerContext = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const viewerPage = await viewerContext.newPage();
+    try {
+      await loginThroughForm(viewerPage, VIEWER);
+      await viewerPage.getByRole("tab", { name: "Labels" }).click();
+      await viewerPage.getByRole("button", { name: "lot_label" }).click();
+      await viewerPage.getByTestId("preview-server").waitFor({ timeout: TIMEOUT });
+      assert.equal(await viewerPage.getByRole("button", { name: "Upload template" }).count(), 0);
+      assert.equal(await viewerPage.getByTestId("retire").count(), 0);
+    } finally {
+      await viewerContext.close();
+    }
+  }));
+
   test("an admin reads the audit log, which recorded the manager's changes", withKernelLog(async () => {
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     const page = await context.newPage();
@@ -309,6 +395,7 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
         ["#/devices", () => page.getByRole("cell", { name: "dashboard_kpi" }).waitFor()],
         ["#/alerts", () => page.getByRole("cell", { name: /Circuit breaker/ }).first().waitFor()],
         ["#/audit", () => page.getByRole("cell", { name: "SEED-LOT-1" }).first().waitFor()],
+        ["#/labels", () => page.getByRole("button", { name: "unit_label" }).waitFor()],
       ];
       for (const [hash, ready] of pages) {
         await page.goto(kernel.baseUrl + "/" + hash);
@@ -338,7 +425,8 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
       await assertFits(page, "overview");
       await shot(page, "08-phone-overview");
       for (const [name, hash] of [["Production", "#/production"], ["Quality", "#/quality"], ["Executive", "#/executive"],
-                                  ["LOTs", "#/lots"], ["Devices & health", "#/devices"], ["Alerts", "#/alerts"]]) {
+                                  ["LOTs", "#/lots"], ["Labels", "#/labels"], ["Devices & health", "#/devices"],
+                                  ["Alerts", "#/alerts"]]) {
         await menuButton.click();
         const menu = page.getByTestId("menu");
         await menu.getByRole("link", { name }).click();
@@ -427,7 +515,7 @@ describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () =
     });
     try {
       await loginThroughForm(page, ADMIN);
-      for (const hash of ["#/", "#/lots/SEED-LOT-1", "#/quality", "#/devices"]) {
+      for (const hash of ["#/", "#/lots/SEED-LOT-1", "#/quality", "#/devices", "#/labels"]) {
         await page.goto(kernel.baseUrl + "/" + hash);
         await page.getByRole("heading", { level: 1 }).waitFor({ timeout: TIMEOUT });
         await page.waitForTimeout(300);

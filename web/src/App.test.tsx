@@ -60,7 +60,7 @@ describe("App", () => {
     await logIn("boss");
     const nav = await screen.findByRole("tablist", { name: "Pages" });
     expect(within(nav).getAllByRole("tab").map((t) => t.textContent?.replace(/\d+$/, ""))).toEqual([
-      "Overview", "Production", "Quality", "Executive", "LOTs", "Devices & health", "Alerts", "Audit log",
+      "Overview", "Production", "Quality", "Executive", "LOTs", "Labels", "Devices & health", "Alerts", "Audit log",
     ]);
     expect(screen.getByTestId("whoami")).toHaveTextContent("boss · admin");
     await waitFor(() => expect(within(nav).getByRole("tab", { name: /Alerts/ })).toHaveTextContent("Alerts1"));

@@ -1,5 +1,5 @@
 // The shell: login gate, top bar (a menu drawer on phones) with the views this user may use, the page.
-import { useCallback, useEffect, useState } from "react";
+import { lazy, Suspense, useCallback, useEffect, useState } from "react";
 import AppBar from "@mui/material/AppBar";
 import Badge from "@mui/material/Badge";
 import Box from "@mui/material/Box";
@@ -52,6 +52,10 @@ interface NavItem {
   audience?: string[];
 }
 
+/** The label page is loaded when first opened: few users need it, and it brings a renderer worker. */
+const LabelTemplatesPage = lazy(() => import("./pages/LabelTemplatesPage")
+  .then((m) => ({ default: m.LabelTemplatesPage })));
+
 export const NAV: NavItem[] = [
   { route: { name: "overview" }, label: "nav.overview", permission: "dashboard:read" },
   { route: { name: "production" }, label: "nav.production", permission: "dashboard:read",
@@ -61,6 +65,7 @@ export const NAV: NavItem[] = [
   { route: { name: "executive" }, label: "nav.executive", permission: "dashboard:read",
     audience: ["production_manager", "executive"] },
   { route: { name: "lots" }, label: "nav.lots", permission: "lots:read" },
+  { route: { name: "labels" }, label: "nav.labels", permission: "labels:view" },
   { route: { name: "devices" }, label: "nav.devices", permission: null },
   { route: { name: "alerts" }, label: "nav.alerts", permission: "dashboard:read" },
   { route: { name: "audit" }, label: "nav.audit", permission: "audit:read" },
@@ -123,6 +128,12 @@ function Page({ route, allowed }: { route: Route; allowed: (item: NavItem | unde
       return <AlertsPage />;
     case "audit":
       return <AuditPage />;
+    case "labels":
+      return (
+        <Suspense fallback={<CircularProgress aria-label={t("common.loading")} />}>
+          <LabelTemplatesPage />
+        </Suspense>
+      );
     default:
       return (
         <Alert severity="warning">

@@ -12,9 +12,10 @@ export type Route =
   | { name: "devices" }
   | { name: "alerts" }
   | { name: "audit" }
+  | { name: "labels" }
   | { name: "not_found"; path: string };
 
-const PAGES = ["devices", "alerts", "audit", "production", "quality", "executive"] as const;
+const PAGES = ["devices", "alerts", "audit", "production", "quality", "executive", "labels"] as const;
 
 /** Parse the part after `#` into a route; LOT numbers and serials may hold `/`, so they are encoded. */
 export function parseRoute(hash: string): Route {

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from ... import lines as line_service
 from ...db.models import Device, Line, Station
 from ...errors import NotFound, Unprocessable
+from ...ratelimit import COUNTS_AS_READ
 from ..deps import KernelDep, Principal, SessionDep, require_permission
 
 router = APIRouter(prefix="/lines", tags=["lines"])
@@ -35,6 +36,7 @@ async def get_line(code: str, session: SessionDep, _: Principal = require_permis
     summary="Check a line configuration without applying it; say what applying it would change",
     description="Answers `{valid, errors, plan}`: `plan` names the line, stations and devices that `PUT` "
     "would create, change (with the fields) and delete — the plan `mes line apply --dry-run` prints.",
+    openapi_extra=COUNTS_AS_READ,
 )
 async def validate_line(request: Request, session: SessionDep, document: dict[str, Any] = Body(...),
                         _: Principal = require_permission("lines:manage")):

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Response, status
 from pydantic import AwareDatetime
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from ...audit import write_audit
@@ -37,17 +37,25 @@ units_router = APIRouter(prefix="/units", tags=["lots"])
 processes_router = APIRouter(prefix="/processes", tags=["processes"])
 
 
-def _out(lot: Lot, unit_count: int | None = None) -> LotOut:
-    out = LotOut.model_validate(lot)
-    out.unit_count = unit_count
-    return out
+async def _lots_out(session, lots: list[Lot]) -> list[LotOut]:
+    """The LOTs as answered, each with its registered ``unit_count`` (one count query for all)."""
+    counts = await lot_service.unit_counts(session, (lot.id for lot in lots))
+    return [LotOut.model_validate({**_columns(lot), "unit_count": counts[lot.id]}) for lot in lots]
+
+
+async def _lot_out(session, lot: Lot) -> LotOut:
+    return (await _lots_out(session, [lot]))[0]
+
+
+def _columns(lot: Lot) -> dict[str, Any]:
+    return {name: getattr(lot, name) for name in LotOut.model_fields if name != "unit_count"}
 
 
 @router.post("", response_model=LotOut, status_code=status.HTTP_201_CREATED, summary="Create a LOT")
 async def create_lot(body: LotCreate, session: SessionDep, principal: Principal = require_permission("lots:write")):
     lot = await lot_service.create_lot(session=session, lot_in=body, actor=principal.actor)
     await session.commit()
-    return _out(lot, 0)
+    return await _lot_out(session, lot)
 
 
 @router.get("", response_model=Page[LotOut], summary="List LOTs (filter, search, paginate)")
@@ -65,14 +73,12 @@ async def list_lots(
     lots, total = await lot_service.list_lots(session=session, status=lot_status, product=product,
                                               created_from=created_from, created_to=created_to, search=q,
                                               limit=limit, offset=offset)
-    return Page[LotOut](items=[_out(lot) for lot in lots], total=total, limit=limit, offset=offset)
+    return Page[LotOut](items=await _lots_out(session, lots), total=total, limit=limit, offset=offset)
 
 
 @router.get("/{lot_number}", response_model=LotOut, summary="Get a LOT")
 async def get_lot(lot_number: str, session: SessionDep, _: Principal = require_permission("lots:read")):
-    lot = await lot_service.get_lot(session, lot_number)
-    count = (await session.execute(select(func.count()).where(Unit.lot_id == lot.id))).scalar_one()
-    return _out(lot, count)
+    return await _lot_out(session, await lot_service.get_lot(session, lot_number))
 
 
 @router.patch("/{lot_number}", response_model=LotOut, summary="Update a LOT (status transitions are validated)")
@@ -80,7 +86,7 @@ async def update_lot(lot_number: str, body: LotUpdate, session: SessionDep, kern
                      principal: Principal = require_permission("lots:write")):
     lot = await lot_service.update_lot(session=session, lot_number=lot_number, lot_in=body, actor=principal.actor)
     await commit(session, kernel.cache)
-    return _out(lot)
+    return await _lot_out(session, lot)
 
 
 @router.post("/{lot_number}/units", response_model=list[UnitOut], status_code=status.HTTP_201_CREATED,

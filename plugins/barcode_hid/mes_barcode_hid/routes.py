@@ -16,7 +16,9 @@ from mes_kernel.contracts import resolve_device
 from mes_kernel.db.models import Lot, Process, ProcessRecord, Unit
 from mes_kernel.errors import NotFound, ServiceUnavailable
 from mes_kernel.kernel import Kernel
+from mes_kernel.ratelimit import COUNTS_AS_READ
 from mes_kernel.services.device_actions import record_device_action
+from mes_kernel.services.lots import unit_counts
 
 from . import PLUGIN_NAME
 from .parsing import ParsedCode, ParserConfig, parse_code
@@ -97,7 +99,7 @@ def _lot_out(lot: Lot, units: int) -> dict[str, Any]:
 
 
 async def _unit_count(session: AsyncSession, lot_id: int) -> int:
-    return (await session.execute(select(func.count(Unit.id)).where(Unit.lot_id == lot_id))).scalar_one()
+    return (await unit_counts(session, [lot_id]))[lot_id]
 
 
 async def _lookup_unit(session: AsyncSession, parsed: ParsedCode) -> dict[str, Any]:
@@ -165,6 +167,7 @@ async def _lookup_lot(session: AsyncSession, parsed: ParsedCode) -> dict[str, An
 @router.post(
     "/lookup",
     summary="Parse a scanned code and find its unit or LOT and next process",
+    openapi_extra=COUNTS_AS_READ,  # a read with a body: a person's lookups spend the reads budget
     responses={404: {"description": "UNKNOWN_CODE (no rule accepts it) or NOT_FOUND (no such unit/LOT)"}},
 )
 async def lookup(

@@ -4,7 +4,7 @@ reprint, printers, stats."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from mes_kernel.api.deps import KernelDep, Principal, SessionDep, require_permission
 from mes_kernel.db.models import DeviceJob
 from mes_kernel.errors import NotFound, Unprocessable
+from mes_kernel.ratelimit import COUNTS_AS_READ
 
 from . import PLUGIN_NAME
 from .health import probe_printer
@@ -42,6 +43,11 @@ class PreviewIn(BaseModel):
     lot_number: str | None = None
     serial_number: str | None = None
     sample: bool = Field(False, description="fill every field left out with a sample value of its type")
+    format: Literal["png", "zpl"] = Field(
+        "png",
+        description="png: the server's drawing; zpl: the filled ZPL exactly as a print would send it "
+        "(UTF-8 text), for a renderer of the caller's own such as the dashboard's in-browser preview",
+    )
 
 
 class PrintIn(BaseModel):
@@ -195,8 +201,9 @@ async def retire(
 @router.post(
     "/preview",
     summary="Render a filled label as PNG (validated like a print; nothing is printed)",
+    openapi_extra=COUNTS_AS_READ,
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}},
+    responses={200: {"content": {"image/png": {}, "text/plain": {}}}},
 )
 async def preview(
     body: PreviewIn, session: SessionDep, kernel: KernelDep, _: Principal = require_permission("labels:view")
@@ -213,6 +220,12 @@ async def preview(
     values = request.merged_fields(template)
     if body.sample:
         values = {**template.sample_values(), **{k: v for k, v in values.items() if v not in (None, "")}}
+    if body.format == "zpl":
+        return Response(
+            content=template.render_zpl(values),
+            media_type="text/plain; charset=utf-8",
+            headers={"X-Template-Version": str(template.version)},
+        )
     png, drawn = render_preview(template, values)
     left_out = [f"{d.kind}@{d.x},{d.y}" for d in drawn if not d.drawn]
     return Response(

@@ -272,3 +272,37 @@ async def test_a_gs1_datamatrix_field_refuses_values_that_break_gs1(client, admi
 async def test_unknown_template_is_a_coded_404(client, admin_headers):
     r = await client.get(f"{API}/labels/templates/nope", headers=admin_headers)
     assert r.status_code == 404 and r.json()["detail"]["code"] == "TEMPLATE_NOT_FOUND"
+
+
+async def test_the_preview_as_zpl_is_what_a_print_sends(client, kernel, admin_headers, make_lot):
+    """The dashboard renders the label in the browser from this: the filled ZPL, byte for byte what a
+    print would send (^GF logo, ^CI28, CJK text and the ^FH-escaped values), with the same validation."""
+    await upload_plant_label(client, admin_headers)
+    lot = await make_lot(units=1)
+    values = plant_values(lot)
+    r = await client.post(
+        f"{API}/labels/preview",
+        json={"template": "plant_unit", "fields": values, "format": "zpl"},
+        headers=admin_headers,
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    assert r.headers["x-template-version"] == "1"
+    async with kernel.sessionmaker() as session:
+        template = await get_stored(session, "plant_unit")
+    assert r.content == template.render_zpl(values)
+    text = r.content.decode("utf-8")
+    assert "^GFA,256,256,8," in text and "中文" in text and "{{" not in text
+
+    sample = await client.post(
+        f"{API}/labels/preview", json={"template": "plant_unit", "sample": True, "format": "zpl"}, headers=admin_headers
+    )
+    assert sample.status_code == 200 and "{{" not in sample.text
+    refused = await client.post(
+        f"{API}/labels/preview", json={"template": "plant_unit", "format": "zpl"}, headers=admin_headers
+    )
+    assert refused.status_code == 422, refused.text
+    bad = await client.post(
+        f"{API}/labels/preview", json={"template": "plant_unit", "format": "pdf"}, headers=admin_headers
+    )
+    assert bad.status_code == 422 and bad.json()["detail"]["code"] == "VALIDATION_ERROR"

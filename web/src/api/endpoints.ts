@@ -5,6 +5,7 @@ import type {
   BreakerState,
   Device,
   HealthTree,
+  LabelTemplate,
   Lot,
   LotHistory,
   LinesNow,
@@ -18,6 +19,7 @@ import type {
   PluginRecord,
   Station,
   Summary,
+  TemplateUpload,
   Unit,
   UnitHistory,
   YieldAnswer,
@@ -108,4 +110,46 @@ export const endpoints = {
   kpiOutput: (query: KpiQuery & { bucket: OutputBucket }, signal?: AbortSignal) =>
     get<Output>("/kpi/output", signal, params({ ...query })),
   linesNow: (signal?: AbortSignal) => get<LinesNow>("/kpi/lines/now", signal),
+  labelTemplates: (includeRetired: boolean, signal?: AbortSignal) =>
+    get<LabelTemplate[]>("/labels/templates", signal, params({ include_retired: includeRetired || undefined })),
+  labelTemplate: (name: string, version?: number, signal?: AbortSignal) =>
+    get<LabelTemplate>(`/labels/templates/${encodeURIComponent(name)}`, signal, params({ version })),
+  labelTemplateVersions: (name: string, signal?: AbortSignal) =>
+    get<LabelTemplate[]>(`/labels/templates/${encodeURIComponent(name)}/versions`, signal),
+  /** Pasted ZPL goes as JSON; a picked file as multipart, its bytes untouched (a `^GFB` binary logo too). */
+  uploadLabelTemplate: (upload: TemplateUpload, file?: File) => {
+    if (!file) return api.http.post<LabelTemplate>("/labels/templates", upload).then((r) => r.data);
+    const form = new FormData();
+    form.append("file", file, file.name);
+    form.append("name", upload.name);
+    form.append("fields", JSON.stringify(upload.fields));
+    form.append("title", upload.title ?? "");
+    form.append("description", upload.description ?? "");
+    if (upload.dpi) form.append("dpi", String(upload.dpi));
+    return api.http.post<LabelTemplate>("/labels/templates", form).then((r) => r.data);
+  },
+  retireLabelTemplate: (name: string, reason: string) =>
+    api.http.post<LabelTemplate>(`/labels/templates/${encodeURIComponent(name)}/retire`,
+                                 { reason: reason || null }).then((r) => r.data),
+  /** The server's PNG of a version filled with sample values, as a `data:` URL (the CSP allows no `blob:`). */
+  labelPreviewPng: async (name: string, version: number, signal?: AbortSignal) => {
+    const r = await api.http.post<ArrayBuffer>("/labels/preview", { template: name, template_version: version,
+                                                                    sample: true }, {
+      signal, responseType: "arraybuffer", headers: { Accept: "image/png" } });
+    return `data:image/png;base64,${base64Of(new Uint8Array(r.data))}`;
+  },
+  /** The same label's filled ZPL, exactly as a print would send it, for the in-browser renderer. */
+  labelPreviewZpl: (name: string, version: number, signal?: AbortSignal) =>
+    api.http.post<string>("/labels/preview", { template: name, template_version: version, sample: true,
+                                               format: "zpl" }, {
+      signal, responseType: "text", headers: { Accept: "text/plain" } }).then((r) => r.data),
 };
+
+/** Base64 of bytes, in slices (a spread of a whole PNG would overflow the argument limit). */
+export function base64Of(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(text);
+}

@@ -307,3 +307,44 @@ export interface LineNow {
 export interface LinesNow {
   items: LineNow[];
 }
+
+/** A variable field of a label template: a `{{name}}` placeholder in field data, or the `^FN` number `fn`. */
+export interface TemplateField {
+  name: string;
+  type: "text" | "lot_number" | "serial_number" | "product" | "date" | "integer" | "gtin";
+  required: boolean;
+  max_length: number;
+  description: string;
+  fn: number | null;
+}
+
+/** A label template version (`GET /labels/templates`, `/templates/{name}`, `/versions`); sizes in dots. */
+export interface LabelTemplate {
+  name: string;
+  version: number;
+  title: string;
+  description: string;
+  width: number;
+  height: number;
+  dpi: number;
+  status: "active" | "retired";
+  fields: TemplateField[];
+  source?: string;
+  created_by?: string;
+  created_at?: string | null;
+  retired_at?: string | null;
+  /** The ZPL as uploaded (single template answers only). */
+  zpl?: string;
+  /** What of a designer's export was left out and why (the upload's answer only). */
+  warnings?: string[];
+}
+
+/** The upload as JSON (`POST /labels/templates`); a file goes as multipart with the same names. */
+export interface TemplateUpload {
+  name: string;
+  zpl: string;
+  fields: Omit<TemplateField, "description">[] | TemplateField[];
+  title?: string;
+  description?: string;
+  dpi?: number;
+}

@@ -190,7 +190,7 @@ describe("navigation by audience", () => {
     useAuth.setState({ tokens: { access_token: "a", refresh_token: "r", token_type: "bearer", expires_in: 900,
                                  role: "quality_manager", obtained_at: Date.now() }, status: "loading" });
     render(<App />);
-    expect(await tabs()).toEqual(["Overview", "Quality", "LOTs", "Devices & health", "Alerts"]);
+    expect(await tabs()).toEqual(["Overview", "Quality", "LOTs", "Labels", "Devices & health", "Alerts"]);
     await waitFor(() => expect(window.location.hash).toBe("#/quality"));
   });
 
@@ -199,7 +199,7 @@ describe("navigation by audience", () => {
     useAuth.setState({ tokens: { access_token: "a", refresh_token: "r", token_type: "bearer", expires_in: 900,
                                  role: "executive", obtained_at: Date.now() }, status: "loading" });
     render(<App />);
-    expect(await tabs()).toEqual(["Overview", "Executive", "LOTs", "Devices & health", "Alerts"]);
+    expect(await tabs()).toEqual(["Overview", "Executive", "LOTs", "Labels", "Devices & health", "Alerts"]);
     await waitFor(() => expect(window.location.hash).toBe("#/executive"));
   });
 });

@@ -10,7 +10,10 @@ export interface Seen {
   body: unknown;
 }
 
-export type Handler = (req: Seen) => { status?: number; body?: unknown; headers?: Record<string, string> } | undefined;
+/** An answer: `body` is sent as JSON, `raw` as it is (a PNG, a text) with its own content type. */
+export type Handler = (req: Seen) => {
+  status?: number; body?: unknown; raw?: string | Uint8Array; headers?: Record<string, string>;
+} | undefined;
 
 export interface FakeKernel {
   url: string;
@@ -52,7 +55,8 @@ export async function startFakeKernel(): Promise<FakeKernel> {
       status: 404, body: { detail: { code: "NOT_FOUND", message: `${entry.path} not found` } },
     };
     res.writeHead(answer.status ?? 200, { "content-type": "application/json", ...answer.headers });
-    res.end(answer.body === undefined ? "" : JSON.stringify(answer.body));
+    if (answer.raw !== undefined) res.end(answer.raw);
+    else res.end(answer.body === undefined ? "" : JSON.stringify(answer.body));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
