@@ -33,7 +33,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_dashboard import BIG_EVENTS, BIG_LOT, _drop, build, measure, start_server, stop, token  # noqa: E402
+from bench_dashboard import BIG_EVENTS, BIG_LOT, _drop, bench_user, build, measure, start_server, stop, token  # noqa: E402
 
 
 async def select1_round_trip(db_url: str, n: int) -> dict:
@@ -81,7 +81,7 @@ def main() -> int:
         print(f"generating {opts.records:,} records and their trace stream …", file=sys.stderr)
         setup = asyncio.run(build(db_url, opts.records))
         server, base = start_server(db_url, work, cache_seconds=0, workers=opts.workers)
-        headers = {"Authorization": f"Bearer {token()}"}
+        headers = {"Authorization": f"Bearer {token(asyncio.run(bench_user(db_url)))}"}
         with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
             first = client.get(f"/api/v1/lots/{BIG_LOT}/history", params={"limit": 100}).json()
             assert first["total"] >= BIG_EVENTS, first["total"]

@@ -11,7 +11,7 @@ import jwt
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ..db.models import Station, StationToken
 from ..errors import Forbidden, Unauthorized
@@ -45,6 +45,27 @@ async def get_session(kernel: KernelDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+def read_sessionmaker(kernel: Kernel) -> async_sessionmaker[AsyncSession]:
+    """Sessions for requests that only read: each statement runs on its own (``AUTOCOMMIT``), so a
+    request that reads sends no ``BEGIN`` before its first query and no ``ROLLBACK`` after its last
+    — two round trips of the three a one-query request made. Under READ COMMITTED, what the kernel
+    runs, each statement took its own snapshot already, so the answers are the same. The pool is the
+    kernel engine's own. Not for anything that writes: two writes would commit apart."""
+    maker = kernel.state.get("read_sessionmaker")
+    if maker is None:
+        engine = kernel.engine.execution_options(isolation_level="AUTOCOMMIT")
+        maker = kernel.state["read_sessionmaker"] = async_sessionmaker(engine, expire_on_commit=False)
+    return maker
+
+
+async def get_read_session(kernel: KernelDep) -> AsyncIterator[AsyncSession]:
+    async with read_sessionmaker(kernel)() as session:
+        yield session
+
+
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session)]
+"""A session for a route that only reads (dashboards, KPIs, histories): see :func:`read_sessionmaker`."""
 
 
 class LazySession:

@@ -30,7 +30,7 @@ from ...schemas import (
 )
 from ...services import lots as lot_service
 from ...services import trace
-from ..deps import KernelDep, Principal, SessionDep, require_permission
+from ..deps import KernelDep, Principal, ReadSessionDep, SessionDep, require_permission
 
 router = APIRouter(prefix="/lots", tags=["lots"])
 units_router = APIRouter(prefix="/units", tags=["lots"])
@@ -116,7 +116,7 @@ HistoryBefore = Annotated[
     "/{lot_number}/history",
     summary="History of a LOT (records, device actions, scans, status changes, registrations), newest first, paged",
 )
-async def lot_history(lot_number: str, session: SessionDep, _: Principal = require_permission("lots:read"),
+async def lot_history(lot_number: str, session: ReadSessionDep, _: Principal = require_permission("lots:read"),
                       limit: HistoryLimit = 100, before: HistoryBefore = None):
     """One page of the LOT's history (its units' events included), newest first by when it happened
     at the station, then the station's sequence number; `total` counts every event, `next_before` is
@@ -133,7 +133,7 @@ async def get_unit(serial_number: str, session: SessionDep, _: Principal = requi
 
 
 @units_router.get("/{serial_number}/history", summary="History of one unit by serial number, newest first, paged")
-async def unit_history(serial_number: str, session: SessionDep, _: Principal = require_permission("lots:read"),
+async def unit_history(serial_number: str, session: ReadSessionDep, _: Principal = require_permission("lots:read"),
                        limit: HistoryLimit = 100, before: HistoryBefore = None):
     """One page of the unit's history, as the LOT history."""
     cursor = trace.decode_cursor(before) if before else None

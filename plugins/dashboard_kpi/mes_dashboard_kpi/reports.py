@@ -7,7 +7,7 @@ plant's time zone only decides where days, weeks and shifts start.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -237,8 +237,9 @@ async def output(*, session: AsyncSession, span: Range, line: Line | None, bucke
                 items[i]["total"] += int(total or 0)
     for shifts in (await calendars(session, line)).values():
         for occ in occurrences(shifts, since=span.since, until=span.until, zone=span.zone):
-            for i, (lo, hi) in enumerate(zip(starts, ends, strict=True)):
-                overlap = (min(hi, occ.end) - max(lo, occ.start)).total_seconds()
+            # only the buckets the shift overlaps: from the one it starts in to the one it ends in
+            for i in range(max(bisect_right(starts, occ.start) - 1, 0), bisect_left(starts, occ.end)):
+                overlap = (min(ends[i], occ.end) - max(starts[i], occ.start)).total_seconds()
                 if overlap > 0:
                     items[i]["plan"] += occ.planned_output * overlap / occ.full_seconds
     for item in items:
@@ -485,8 +486,8 @@ async def _hourly_by_line(session: AsyncSession, line: Line | None, since: datet
     )
     out: dict[int, list] = {}
     for line_id, hour, total, passed, counted, ideal_total in rows:
-        out.setdefault(line_id, []).append(
-            (hour.astimezone(UTC), int(total), int(passed or 0), int(counted or 0), float(ideal_total or 0.0))
+        out.setdefault(line_id, []).append(  # hour: UTC already (UTCDateTime)
+            (hour, int(total), int(passed or 0), int(counted or 0), float(ideal_total or 0.0))
         )
     for items in out.values():
         items.sort()

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
 
-from mes_kernel.api.deps import Principal, SessionDep, require_permission
+from mes_kernel.api.deps import Principal, ReadSessionDep, SessionDep, require_permission
 from mes_kernel.audit import write_audit
 from mes_kernel.db.base import utcnow
 from mes_kernel.db.models import ShiftCalendar
@@ -85,7 +85,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
     alerts = APIRouter(prefix="/alerts", tags=["alerts"], dependencies=[require_permission(READ)])
 
     @dashboard.get("/summary", summary="Production at a glance")
-    async def get_summary(session: SessionDep, tz: TzQuery = None) -> dict[str, Any]:
+    async def get_summary(session: ReadSessionDep, tz: TzQuery = None) -> dict[str, Any]:
         """LOTs by status, today's process records (pass, fail, first-pass yield), top defect
         codes, records per hour over the last 24 h, stations and devices, open alerts.
 
@@ -105,7 +105,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         return await cached(summary_cache_key(zone.key), compute)
 
     @dashboard.get("/kpi/yield", summary="First-pass yield today (stat panel)")
-    async def get_yield(session: SessionDep, tz: TzQuery = None) -> dict[str, Any]:
+    async def get_yield(session: ReadSessionDep, tz: TzQuery = None) -> dict[str, Any]:
         """Today's first-pass yield as ``value`` (a ratio 0–1, ``null`` when nothing was tested),
         with the pass/fail counts behind it."""
         zone = zone_of(tz)
@@ -119,13 +119,15 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         }
 
     @dashboard.get("/kpi/throughput", summary="Process records per hour (timeseries panel)")
-    async def get_throughput(session: SessionDep, hours: Annotated[int, Query(ge=1, le=168)] = 24) -> dict[str, Any]:
+    async def get_throughput(
+        session: ReadSessionDep, hours: Annotated[int, Query(ge=1, le=168)] = 24
+    ) -> dict[str, Any]:
         """Records per UTC hour, oldest first, zeros included, for the last ``hours`` hours."""
         return {"points": await kpi.throughput_per_hour(session=session, now=datetime.now(UTC), hours=hours)}
 
     @dashboard.get("/kpi/defects", summary="Defects today by code (bar panel)")
     async def get_defects(
-        session: SessionDep, tz: TzQuery = None, limit: Annotated[int, Query(ge=1, le=50)] = 10
+        session: ReadSessionDep, tz: TzQuery = None, limit: Annotated[int, Query(ge=1, le=50)] = 10
     ) -> dict[str, Any]:
         """Failed records today by defect code, most frequent first."""
         since, until = kpi.day_window(now=datetime.now(UTC), zone=zone_of(tz))
@@ -134,7 +136,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
 
     @alerts.get("", summary="Alerts, newest first")
     async def get_alerts(
-        session: SessionDep,
+        session: ReadSessionDep,
         include_resolved: Annotated[bool, Query(description="also list alerts that have cleared")] = False,
         severity: Annotated[str | None, Query(description="only this severity, e.g. critical")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -158,7 +160,11 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
 
     @kpis.get("/oee", summary="OEE per line and per shift over a range")
     async def get_oee(
-        session: SessionDep, since: FromQuery = None, until: ToQuery = None, line: LineQuery = None, tz: TzQuery = None
+        session: ReadSessionDep,
+        since: FromQuery = None,
+        until: ToQuery = None,
+        line: LineQuery = None,
+        tz: TzQuery = None,
     ) -> dict[str, Any]:
         """OEE = availability × performance × quality (ISO 22400-2), with what each factor was
         computed from, for the line (or all lines) and for each shift in the range. Planned time
@@ -172,7 +178,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
 
     @kpis.get("/yield", summary="First-pass and final yield by process, station or product")
     async def get_yield_by(
-        session: SessionDep,
+        session: ReadSessionDep,
         group_by: Annotated[str, Query(pattern="^(process|station|product)$")] = "process",
         since: FromQuery = None,
         until: ToQuery = None,
@@ -188,7 +194,11 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
 
     @kpis.get("/pareto", summary="Defect Pareto with cumulative percent")
     async def get_pareto(
-        session: SessionDep, since: FromQuery = None, until: ToQuery = None, line: LineQuery = None, tz: TzQuery = None
+        session: ReadSessionDep,
+        since: FromQuery = None,
+        until: ToQuery = None,
+        line: LineQuery = None,
+        tz: TzQuery = None,
     ) -> dict[str, Any]:
         """Failed records by defect code, most frequent first, with percent and cumulative percent."""
         span, found = await scope(session, since, until, tz, line)
@@ -199,7 +209,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
 
     @kpis.get("/output", summary="Output against plan per hour, day or week")
     async def get_output(
-        session: SessionDep,
+        session: ReadSessionDep,
         bucket: Annotated[str, Query(pattern="^(hour|day|week)$")] = "day",
         since: FromQuery = None,
         until: ToQuery = None,
@@ -215,7 +225,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         )
 
     @kpis.get("/lines/now", summary="Each line now: LOT, output against plan, OEE, open alerts")
-    async def get_lines_now(session: SessionDep, tz: TzQuery = None) -> dict[str, Any]:
+    async def get_lines_now(session: ReadSessionDep, tz: TzQuery = None) -> dict[str, Any]:
         """What the production view shows per line, for the plant's today."""
         zone = zone_for(tz)
         now = datetime.now(UTC)
@@ -224,7 +234,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         )
 
     @calendars.get("/{code}/shifts", summary="A line's shift calendar", dependencies=[require_permission(KPI_READ)])
-    async def get_shifts(code: str, session: SessionDep) -> dict[str, Any]:
+    async def get_shifts(code: str, session: ReadSessionDep) -> dict[str, Any]:
         """The line's shifts (local times of the plant, Monday = 0); empty when none is set."""
         line_row = await reports.line_named(session, code)
         shifts = (

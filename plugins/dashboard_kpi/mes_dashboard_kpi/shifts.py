@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -83,7 +83,8 @@ class Occurrence:
 
 
 def occurrences(shifts: list[dict[str, Any]], *, since: datetime, until: datetime, zone: ZoneInfo) -> list[Occurrence]:
-    """Every shift occurrence overlapping ``[since, until)``, clipped to it, oldest first.
+    """Every shift occurrence overlapping ``[since, until)``, clipped to it, oldest first; its
+    ``start`` and ``end`` in UTC.
 
     Shift times are wall-clock times in ``zone``: a shift across a daylight-saving change is as
     long as the clock on the wall says it lasted.
@@ -103,7 +104,10 @@ def occurrences(shifts: list[dict[str, Any]], *, since: datetime, until: datetim
             end = datetime.combine(
                 day + timedelta(days=end_min // (24 * 60)), time((end_min % (24 * 60)) // 60, end_min % 60), zone
             )
-            lo, hi = max(start, since), min(end, until)
+            # In UTC, as every time the KPIs compare them with: comparing datetimes of two different
+            # zones asks both for their offset each time (the bisects over 30 days of hours cost more
+            # than the queries when occurrences kept the plant's zone).
+            lo, hi = max(start, since).astimezone(UTC), min(end, until).astimezone(UTC)
             if lo < hi:
                 out.append(Occurrence(shift.name, lo, hi, (end - start).total_seconds(), shift.planned_output))
         day += timedelta(days=1)
