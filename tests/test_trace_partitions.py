@@ -283,3 +283,28 @@ async def test_a_lots_start_is_received_when_its_first_record_is_whatever_time_t
                            "AND kind = 'status_change' AND payload ->> 'to' = 'in_progress'", id=lot["id"])
         month = partitions.Month.of(datetime.fromisoformat(r.json()["created_at"]))
         assert where == [(f"{partitions.SCHEMA}.{month.of_table(partitions.TRACE)}",)]
+
+
+@pytest.mark.postgres_only
+async def test_an_old_months_events_left_in_the_default_partition_are_archived_with_it(settings, tmp_path):
+    """A month whose partition was never created kept its rows in the default partition; archiving
+    creates the month's partition (moving them), then archives it like any other."""
+    now = partitions.Month.of(datetime.now(UTC))
+    old = partitions.Month(now.year - 1, now.month)
+    at = old.start + timedelta(days=10)
+    await _sql(settings, "INSERT INTO lots (id, lot_number, product, quantity, status, note, created_at, updated_at) "
+               "VALUES (5, 'LOT-STRAY', 'P', 1, 'closed', '', :at, :at)", at=at)
+    await _sql(settings, "INSERT INTO trace_events (lot_id, kind, recorded_at, station_seq, received_at, actor, "
+               "payload) VALUES (5, 'scan', :at, 0, :at, '', '{}'), (5, 'scan', now(), 0, now(), '', '{}')", at=at)
+    await _sql(settings, "INSERT INTO trace_totals (scope, subject_id, events) VALUES ('lot', 5, 2)")
+    assert await _sql(settings, f"SELECT count(*) FROM {partitions.SCHEMA}.{partitions.TRACE.default}") == [(1,)]
+    engine = make_engine(settings)
+    try:
+        done = await archive.archive_partitions(engine, database_url=settings.database_url,
+                                                before=old.next().start.date(), backup_dir=tmp_path)
+    finally:
+        await engine.dispose()
+    assert [(d["month"], d["rows"]) for d in done] == [(old.label, {old.of_table(partitions.TRACE): 1})]
+    assert await _sql(settings, f"SELECT count(*) FROM {partitions.SCHEMA}.{partitions.TRACE.default}") == [(0,)]
+    assert await _sql(settings, "SELECT events FROM trace_totals WHERE scope = 'lot' AND subject_id = 5") == [(1,)]
+    assert await _sql(settings, TOTALS_OFF) == []

@@ -83,6 +83,8 @@ def _detach_older(conn: Connection, before: date) -> None:
             if month.of_table(table) not in present:
                 create_month(conn, month, table)
         months |= set(older_than(conn, before, table))
+        # A month a run left half-detached (the earlier code detached records alone) goes whole.
+        months |= {month_of_partition(name) for name in detached(conn, table)}
     for month in sorted(months, key=lambda m: (m.year, m.month)):
         for table in tables:
             if month.of_table(table) in attached(conn, table):
@@ -90,7 +92,7 @@ def _detach_older(conn: Connection, before: date) -> None:
 
 
 def _waiting(conn: Connection) -> dict[Month, list[tuple[Partitioned, str]]]:
-    """Detached monthly tables by month (detached by a run, or restored and not attached yet)."""
+    """Detached monthly tables by month: what this run or an interrupted one detached."""
     months: dict[Month, list[tuple[Partitioned, str]]] = defaultdict(list)
     for table in TABLES:
         for name in detached(conn, table):
@@ -234,6 +236,9 @@ async def archive_partitions(engine, *, database_url: str, before: date, backup_
 async def _dump(database_url: str, folder: Path, month: Month, names: list[str]) -> tuple[Path, str]:
     for stale in folder.glob(f"{dump_name(month)}-*.dump.partial"):
         stale.unlink()
+    for checksum in folder.glob(f"{dump_name(month)}-*.dump.sha256"):
+        if not checksum.with_suffix("").exists():  # written just before a rename that never happened
+            checksum.unlink()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     target = folder / f"{dump_name(month)}-{stamp}.dump"
     partial = target.with_name(target.name + ".partial")
