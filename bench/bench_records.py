@@ -22,7 +22,8 @@ only, bounded by --duration.
 ``--revocation-cost`` measures instead what checking each access token's session and user version
 costs (issue 8): a worker *person* (a JWT from a real login) posts single records to two servers on
 the same database and Redis, one with TOKEN_REVOCATION_CHECK on and one with it off, alternately
-for --rounds rounds, and prints records/s of each and the ratio (target: on/off >= 0.95).
+for --rounds rounds, and prints records/s of each and the ratio (target: on/off >= 0.95), and the
+workers' CPU time per record of each (read from /proc; the figure a busy machine disturbs least).
 
     .venv/bin/python bench/bench_records.py --revocation-cost --duration 10 --rounds 3
 """
@@ -216,6 +217,20 @@ def stop_server(server: subprocess.Popen) -> None:
         server.kill()
 
 
+def workers_cpu_seconds(master_pid: int) -> float:
+    """User + system CPU seconds of a gunicorn master's worker processes so far (Linux ``/proc``)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    total = 0
+    for pid in children:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # a worker recycled meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def revocation_cost(opts, env: dict, work: Path) -> int:
     """Single records posted by a logged-in worker to a server checking sessions and to one not."""
     servers = {}
@@ -239,9 +254,15 @@ def revocation_cost(opts, env: dict, work: Path) -> int:
         for i in range(opts.rounds):
             # alternate, and swap the order each round, so drift in the machine's load hits both alike
             for check in (("on", "off") if i % 2 == 0 else ("off", "on")):
+                cpu_before = workers_cpu_seconds(servers[check][0].pid)
                 r = run_wrk(servers[check][1], script, [token, f"{prefix}{check}{i}", "single", "1"],
                             connections=opts.connections, duration=opts.duration)
-                r["records_per_s"] = round((r["requests"] - r["non_2xx"]) / r["seconds"], 1)
+                records = r["requests"] - r["non_2xx"]
+                r["records_per_s"] = round(records / r["seconds"], 1)
+                # CPU the workers spent per record: unlike records/s, it barely moves when other
+                # processes take the machine's cores (a shared 2-core machine at load 10).
+                r["worker_cpu_ms_per_record"] = round(
+                    (workers_cpu_seconds(servers[check][0].pid) - cpu_before) * 1000 / max(records, 1), 3)
                 runs[check].append(r)
     finally:
         for server, _ in servers.values():
@@ -260,6 +281,10 @@ def revocation_cost(opts, env: dict, work: Path) -> int:
     # Each round's pair ran back to back: their ratio is the least disturbed by a busy machine.
     pairs = sorted(on["records_per_s"] / off["records_per_s"] for on, off in zip(runs["on"], runs["off"], strict=True))
     print(f"per-round ratios {', '.join(f'{p:.3f}' for p in pairs)}; median {statistics.median(pairs):.3f}")
+    cpu = {check: statistics.median(r["worker_cpu_ms_per_record"] for r in rs) for check, rs in runs.items()}
+    print(f"worker CPU per record (median of rounds): on {cpu['on']:.3f} ms, off {cpu['off']:.3f} ms; "
+          f"the check costs {cpu['on'] / cpu['off'] - 1:+.1%} CPU per record "
+          f"(CPU-bound: {1 - cpu['off'] / cpu['on']:+.1%} fewer records/s)")
     bad = sum(r["non_2xx"] for rs in runs.values() for r in rs)
     if bad:
         print(f"non-2xx answers: {bad}")
