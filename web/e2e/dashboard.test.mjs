@@ -98,10 +98,10 @@ async function shot(page, name) {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
-describe("managers' dashboard against a real kernel", { timeout: 240_000 }, () => {
+describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () => {
   before(async () => {
     if (!process.env.E2E_SKIP_BUILD) {
-      const build = spawnSync("npm", ["run", "build"], { cwd: WEB_DIR, encoding: "utf8", timeout: 180_000 });
+      const build = spawnSync("npm", ["run", "build"], { cwd: WEB_DIR, encoding: "utf8", timeout: 600_000 });
       assert.equal(build.status, 0, `npm run build failed:\n${build.stdout}\n${build.stderr}`);
     }
     mkdirSync(SHOTS, { recursive: true });
