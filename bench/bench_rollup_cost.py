@@ -102,6 +102,7 @@ def make_row(ids: dict, n: int, prefix: str, serial: int) -> dict:
         "created_by": "station:ST-BENCH",
         "created_at": now,
         "_lot_status": "in_progress",
+        "_station_seq": n + 1,  # the station's outbox sequence number (the trace stream keeps it)
         "_product": "PRD-1",
         "_request_id": None,
         "_client_ip": None,

@@ -167,6 +167,15 @@ class Lot(TimestampMixin, Base):
     __table_args__ = (
         CheckConstraint(f"status IN {LOT_STATUSES}", name="status"),
         Index("ix_lots_created_at", "created_at"),
+        # each line's LOT in progress, newest first (the production view), migration 0018
+        Index(
+            "ix_lots_in_progress_by_line",
+            "line_id",
+            "updated_at",
+            "id",
+            postgresql_where=text("status = 'in_progress'"),
+            sqlite_where=text("status = 'in_progress'"),
+        ),
     )
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select
+from sqlalchemy import BigInteger, Float, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.db.models import (
@@ -469,25 +469,27 @@ async def _machine_hours_by_line(
 async def _hourly_by_line(session: AsyncSession, line: Line | None, since: datetime, until: datetime):
     """Per line, sorted by hour: ``(hour, records, passed, records of steps with an ideal cycle
     time, Σ ideal cycle seconds × records)`` — summed over steps in the database, so a 30-day
-    range brings back one row per line and hour."""
+    range brings back one row per line and hour (≈ 2,900 for 4 lines). The sums come back as
+    integers and floats (not PostgreSQL's ``numeric``, which arrives as ``Decimal``) through the
+    Core connection (no ORM row processing): a third of this function's CPU."""
     hours = sources.line_hours(session, since, until, line.id if line else None)
     ideal = Process.ideal_cycle_seconds
-    rows = await session.execute(
+    query = (
         select(
             hours.c.line_id,
             hours.c.hour_start,
-            func.sum(hours.c.total),
-            func.sum(hours.c.passed),
-            func.sum(case((ideal.is_not(None), hours.c.total), else_=0)),
-            func.sum(func.coalesce(ideal, 0.0) * hours.c.total),
+            cast(func.sum(hours.c.total), BigInteger),
+            cast(func.sum(hours.c.passed), BigInteger),
+            cast(func.sum(case((ideal.is_not(None), hours.c.total), else_=0)), BigInteger),
+            cast(func.sum(func.coalesce(ideal, 0.0) * hours.c.total), Float),
         )
         .select_from(hours.outerjoin(Process, Process.id == hours.c.process_id))
         .group_by(hours.c.line_id, hours.c.hour_start)
     )
     out: dict[int, list] = {}
-    for line_id, hour, total, passed, counted, ideal_total in rows:
+    for line_id, hour, total, passed, counted, ideal_total in await (await session.connection()).execute(query):
         out.setdefault(line_id, []).append(  # hour: UTC already (UTCDateTime)
-            (hour, int(total), int(passed or 0), int(counted or 0), float(ideal_total or 0.0))
+            (hour, total, passed or 0, counted or 0, ideal_total or 0.0)
         )
     for items in out.values():
         items.sort()
@@ -524,18 +526,17 @@ async def lines_now(*, session: AsyncSession, zone: ZoneInfo, now: datetime) -> 
     lines = (await session.execute(select(Line).order_by(Line.code))).scalars().all()
     if not lines:
         return {"items": []}
+    # per line, its newest LOT in progress: one backward probe of ix_lots_in_progress_by_line each
+    # (a window over every LOT in progress sorted them all: 23 ms at 18,000)
     newest = (
-        func.row_number()
-        .over(partition_by=Lot.line_id, order_by=(Lot.updated_at.desc(), Lot.id.desc()))
-        .label("newest")
+        select(Lot.lot_number)
+        .where(Lot.line_id == Line.id, Lot.status == "in_progress")
+        .order_by(Lot.updated_at.desc(), Lot.id.desc())
+        .limit(1)
+        .scalar_subquery()
     )
-    in_progress = (
-        select(Lot.line_id, Lot.lot_number, newest)
-        .where(Lot.status == "in_progress", Lot.line_id.is_not(None))
-        .subquery()
-    )
-    query = select(in_progress.c.line_id, in_progress.c.lot_number).where(in_progress.c.newest == 1)
-    current = {line_id: lot_number for line_id, lot_number in await session.execute(query)}
+    rows = await session.execute(select(Line.id, newest).where(Line.id.in_([x.id for x in lines])))
+    current = {line_id: lot_number for line_id, lot_number in rows if lot_number is not None}
     good: dict[int, int] = {}
     step = await last_step(session)
     if step is not None:
