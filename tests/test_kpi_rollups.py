@@ -1,19 +1,33 @@
 """Rollups stay exact: every KPI read from them equals a plain SQL count over raw records, for
 random records sent through the real ingest paths (group commit, batches, retries), on both
-databases; a rebuild from raw records gives the same rollups, and an interrupted one changes nothing."""
+databases; a rebuild from raw records gives the same rollups, and an interrupted one changes nothing.
+OEE per line and per shift (random shift calendars, time zones, ideal cycle times and machine
+states) equals the same figures counted over raw records shift by shift."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select, text
+from mes_dashboard_kpi.reports import _factors
+from mes_dashboard_kpi.shifts import occurrences
+from sqlalchemy import select, text, update
 
-from mes_kernel.db.models import KpiHourly, KpiHourlyDefect, Line, Process, ProcessItem, Station
+from mes_kernel.db.models import (
+    KpiHourly,
+    KpiHourlyDefect,
+    Line,
+    MachineState,
+    Process,
+    ProcessItem,
+    ShiftCalendar,
+    Station,
+)
 from mes_kernel.services.rollups import COUNTS, fold_shards, rebuild
 
 API = "/api/v1"
@@ -35,6 +49,38 @@ record = st.fixed_dictionaries(
         "cycle": st.one_of(st.none(), st.floats(0, 120, allow_nan=False), st.just("n/a"), st.just(-1)),
         "retry": st.booleans(),
     }
+)
+
+ZONES = ("UTC", "Asia/Seoul", "America/New_York", "Asia/Kolkata")  # whole-hour, DST, half-hour offsets
+IDEAL = st.sampled_from([None, 12.5, 30.0, 45.25])  # exact in binary: any summing order, same sum
+
+
+@st.composite
+def calendar(draw) -> list[dict]:
+    """Shifts between cut points of the day (on whole and half hours; one cut: a 24-hour shift),
+    some left out, each on some weekdays: never overlapping, often with gaps."""
+    cuts = sorted(draw(st.lists(st.integers(0, 47), min_size=1, max_size=4, unique=True)))
+    shifts = []
+    for i, cut in enumerate(cuts):
+        if draw(st.booleans()):
+            end = cuts[(i + 1) % len(cuts)]
+            shifts.append(
+                {
+                    "name": f"S{i}",
+                    "start": f"{cut // 2:02d}:{cut % 2 * 30:02d}",
+                    "end": f"{end // 2:02d}:{end % 2 * 30:02d}",
+                    "days": draw(st.lists(st.integers(0, 6), min_size=1, max_size=7, unique=True)),
+                    "planned_output": 100,
+                }
+            )
+    return shifts
+
+
+machine_state = st.tuples(
+    st.sampled_from(["LINE-A", "LINE-B"]),
+    st.sampled_from(["running", "idle", "down", "setup"]),
+    st.integers(0, 4 * 24 * 60),  # minutes ago it started
+    st.one_of(st.none(), st.integers(1, 600)),  # minutes it lasted; None: still on
 )
 
 
@@ -132,7 +178,8 @@ def _expected_yield(rows, group_by: str, station_codes: dict[int, str]) -> dict:
     return out
 
 
-async def _check_every_kpi(client, kernel, headers, lines) -> None:
+async def _check_every_kpi(client, kernel, headers, lines, zone: str = "UTC") -> None:
+    await _check_oee(client, kernel, headers, lines, zone)
     params = {"from": FROM.isoformat(), "to": TO.isoformat()}
     async with kernel.sessionmaker() as session:
         codes = dict((await session.execute(select(Station.id, Station.code))).all())
@@ -179,6 +226,94 @@ async def _check_every_kpi(client, kernel, headers, lines) -> None:
     assert got == expected_hours
 
 
+def _utc(at) -> datetime:
+    at = at if isinstance(at, datetime) else datetime.fromisoformat(at)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _down_seconds(intervals: list[tuple[datetime, datetime | None]], lo: datetime, hi: datetime) -> float:
+    """Seconds of ``[lo, hi)`` inside at least one interval (an open one lasts past ``hi``)."""
+    clipped = sorted((max(a, lo), min(b or hi, hi)) for a, b in intervals if a < hi and (b is None or b > lo))
+    seconds, covered_to = 0.0, lo
+    for a, b in clipped:
+        if b > max(a, covered_to):
+            seconds += (b - max(a, covered_to)).total_seconds()
+            covered_to = b
+    return seconds
+
+
+async def _expected_oee(kernel, *, line_id: int | None, since: datetime, until: datetime, zone: str) -> dict:
+    """``GET /kpi/oee`` computed from raw records, shift by shift: a record counts for the shift
+    its hour starts in; downtime is the union of the line's machine states other than running."""
+    async with kernel.sessionmaker() as session:
+        records = (
+            await session.execute(text("SELECT line_id, process_id, result, event_at FROM process_records"))
+        ).all()
+        ideal = dict((await session.execute(select(Process.id, Process.ideal_cycle_seconds))).all())
+        states = (
+            await session.execute(
+                select(MachineState.line_id, MachineState.started_at, MachineState.ended_at).where(
+                    MachineState.state != "running"
+                )
+            )
+        ).all()
+        calendars = dict((await session.execute(select(ShiftCalendar.line_id, ShiftCalendar.shifts))).all())
+        codes = dict((await session.execute(select(Line.id, Line.code))).all())
+    hours = [
+        (r.line_id, r.process_id, r.result, _utc(r.event_at).replace(minute=0, second=0, microsecond=0))
+        for r in records
+    ]
+    totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0}
+    shifts = []
+    for line in sorted(calendars):
+        if line_id is not None and line != line_id:
+            continue
+        down = [(_utc(a), _utc(b) if b else None) for lid, a, b in states if lid == line]
+        for occ in occurrences(calendars[line], since=since, until=until, zone=ZoneInfo(zone)):
+            mine = [(p, result) for lid, p, result, hour in hours if lid == line and occ.start <= hour < occ.end]
+            figures = {
+                "planned": (occ.end - occ.start).total_seconds(),
+                "down": _down_seconds(down, occ.start, occ.end),
+                "ideal": round(sum(ideal[p] for p, _ in mine if ideal[p] is not None), 3),
+                "counted": sum(1 for p, _ in mine if ideal[p] is not None),
+                "good": sum(1 for _, result in mine if result == "pass"),
+                "total": len(mine),
+            }
+            for key, value in figures.items():
+                totals[key] += value
+            factors = _factors(**figures)
+            shifts.append(
+                {
+                    "line": codes[line],
+                    "shift": occ.shift,
+                    "start": occ.start.isoformat(),
+                    "end": occ.end.isoformat(),
+                    "oee": factors["oee"],
+                    **{k: factors[k]["value"] for k in ("availability", "performance", "quality")},
+                    "counts_from": "records",
+                }
+            )
+    return {
+        "line": codes[line_id] if line_id is not None else None,
+        "from": since.isoformat(),
+        "to": until.isoformat(),
+        **_factors(**totals),
+        "shifts": shifts,
+    }
+
+
+async def _check_oee(client, kernel, headers, lines, zone: str) -> None:
+    until = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)  # before now: planned time is fixed
+    params = {"from": FROM.isoformat(), "to": until.isoformat(), "tz": zone}
+    for line_code, line_id in [(None, None), *lines.items()]:
+        r = await client.get(
+            f"{API}/kpi/oee", params={**params, **({"line": line_code} if line_code else {})}, headers=headers
+        )
+        assert r.status_code == 200, r.text
+        expected = await _expected_oee(kernel, line_id=line_id, since=FROM, until=until, zone=zone)
+        assert r.json() == expected, line_code
+
+
 async def _rollups(kernel) -> tuple:
     """The rollups as sets of rows, shards summed (a rebuild writes one shard, recording several)."""
     async with kernel.sessionmaker() as session:
@@ -206,6 +341,27 @@ async def _rollups(kernel) -> tuple:
 async def test_every_kpi_equals_a_plain_sql_count_over_raw_records(
     client, kernel, plant, worker_headers, manager_headers, batches, data
 ):
+    zone = data.draw(st.sampled_from(ZONES), label="plant time zone")
+    for code in plant:
+        r = await client.put(
+            f"{API}/lines/{code}/shifts", json={"shifts": data.draw(calendar(), label=code)}, headers=manager_headers
+        )
+        assert r.status_code == 200, r.text
+    async with kernel.sessionmaker() as session, session.begin():
+        for pid in ("ASSY-10", "TEST-20", "PACK-30"):  # edited between examples: OEE reads them as they are
+            ideal = data.draw(IDEAL, label=f"ideal {pid}")
+            await session.execute(update(Process).where(Process.id == pid).values(ideal_cycle_seconds=ideal))
+        for code, state, ago, minutes in data.draw(st.lists(machine_state, max_size=4), label="machine states"):
+            started = NOW - timedelta(minutes=ago)
+            session.add(
+                MachineState(
+                    line_id=plant[code],
+                    state=state,
+                    source="test",
+                    started_at=started,
+                    ended_at=started + timedelta(minutes=minutes) if minutes is not None else None,
+                )
+            )
     for batch in batches:
         bodies = [_body(spec) for spec in batch]
         bodies += [dict(b) for b, spec in zip(bodies, batch, strict=True) if spec["retry"]]  # retries: no double count
@@ -217,7 +373,7 @@ async def test_every_kpi_equals_a_plain_sql_count_over_raw_records(
         else:
             r = await client.post(f"{API}/process-records/batch", json={"records": bodies}, headers=worker_headers)
             assert r.status_code == 200 and r.json()["errors"] == 0, r.text
-    await _check_every_kpi(client, kernel, manager_headers, plant)
+    await _check_every_kpi(client, kernel, manager_headers, plant, zone)
 
     before = await _rollups(kernel)
     async with kernel.sessionmaker() as session, session.begin():
@@ -227,15 +383,15 @@ async def test_every_kpi_equals_a_plain_sql_count_over_raw_records(
         assert (await session.execute(text("SELECT count(*) FROM kpi_hourly WHERE shard <> 0"))).scalar() == 0
     # Folded, PostgreSQL's readers take whole days from the daily rows and hours from the
     # line-hourly rows: the same numbers.
-    await _check_every_kpi(client, kernel, manager_headers, plant)
+    await _check_every_kpi(client, kernel, manager_headers, plant, zone)
     async with kernel.sessionmaker() as session, session.begin():
         await rebuild(session)
     assert await _rollups(kernel) == before
-    await _check_every_kpi(client, kernel, manager_headers, plant)
+    await _check_every_kpi(client, kernel, manager_headers, plant, zone)
     async with kernel.sessionmaker() as session, session.begin():
         await rebuild(session, since=FROM + timedelta(hours=30))  # from the middle of a day
     assert await _rollups(kernel) == before
-    await _check_every_kpi(client, kernel, manager_headers, plant)
+    await _check_every_kpi(client, kernel, manager_headers, plant, zone)
 
 
 async def test_an_interrupted_rebuild_leaves_the_rollups_as_they_were(client, kernel, plant, worker_headers):
