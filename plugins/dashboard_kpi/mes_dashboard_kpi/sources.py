@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, and_, select, union_all
+from sqlalchemy import ColumnElement, Integer, Select, and_, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.db.models import (
@@ -50,7 +50,11 @@ def _whole_days(since: datetime, until: datetime) -> tuple[datetime, datetime] |
 def _hourly(model, columns: list[str], since, until, line_id, *, unfolded_only: bool = False) -> Select:
     query = select(*(getattr(model, c) for c in columns)).where(hours_between(model, since, until))
     if unfolded_only:
-        query = query.where(model.shard != 0)
+        # 0 written into the SQL, not bound: the partial index ``WHERE shard <> 0`` serves only a
+        # predicate the planner can prove implies it. With ``shard <> $1`` the first five runs of
+        # a prepared statement (custom plans) used the index, and from the sixth the cached generic
+        # plan scanned every hourly row: the 30-day OEE's query took 14.5 ms instead of 4.2.
+        query = query.where(model.shard != literal_column("0", Integer))
     return query.where(model.line_id == line_id) if line_id is not None else query
 
 
