@@ -16,18 +16,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mes_dashboard_kpi.reports import _factors
 from mes_dashboard_kpi.shifts import occurrences
-from sqlalchemy import select, text, update
+from sqlalchemy import event, select, text, update
 
 from mes_kernel.db.models import (
     KpiHourly,
     KpiHourlyDefect,
     Line,
+    Lot,
     MachineState,
     Process,
     ProcessItem,
     ShiftCalendar,
     Station,
 )
+from mes_kernel.services import records
 from mes_kernel.services.rollups import COUNTS, fold_shards, rebuild
 
 API = "/api/v1"
@@ -424,3 +426,50 @@ async def test_an_interrupted_rebuild_leaves_the_rollups_as_they_were(client, ke
             await session.execute(text("DELETE FROM kpi_hourly"))  # as far as a rebuild can go wrong
             raise PowerCut
     assert await _rollups(kernel) == before
+
+
+async def test_the_rollups_ride_in_the_trace_statement_and_add_no_round_trip(kernel, plant, monkeypatch):
+    """PostgreSQL: a recording transaction sends as many statements with rollups as without (the
+    rollup CTEs travel in the trace's statement), and still writes its trace and its counts."""
+    if kernel.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs its statements in process: no round trips to save")
+    async with kernel.sessionmaker() as session:
+        lot = (await session.execute(select(Lot.id, Lot.line_id).where(Lot.lot_number == "LOT-A1"))).one()
+
+    def row(n: int) -> dict:
+        now = datetime.now(UTC)
+        return {
+            "idempotency_key": uuid.uuid4().hex, "request_hash": f"{n:064x}", "lot_id": lot.id,
+            "lot_number": "LOT-A1", "process_id": "ASSY-10", "worker_id": "W-1", "station_id": None,
+            "line_id": lot.line_id, "unit_id": None, "serial_number": f"LOT-A1-{SERIALS[n]}",
+            "result": "fail" if n == 0 else "pass", "defect_code": "SOLDER" if n == 0 else None,
+            "data": {"cycle_seconds": 12.5}, "recorded_at": None, "event_at": now, "created_by": "test",
+            "created_at": now, "_station_seq": n + 1, "_lot_status": "in_progress", "_product": "P-A",
+            "_request_id": None, "_client_ip": None,
+        }  # fmt: skip
+
+    sent: dict[bool, list[str]] = {}
+    for rollups, serials in ((False, range(0, 3)), (True, range(3, 6))):
+        monkeypatch.setattr(records, "ROLLUPS", rollups)
+        async with kernel.sessionmaker() as session:
+            statements = sent[rollups] = []
+            connection = await session.connection()
+            event.listen(
+                connection.sync_connection, "before_cursor_execute", lambda *a, into=statements: into.append(a[2])
+            )
+            found = await records.write_rows(session, [row(n) for n in serials])
+            await session.commit()
+        assert all(created for _, created in found.values())
+    assert len(sent[True]) == len(sent[False]), sent
+    async with kernel.sessionmaker() as session:
+        counted = (await session.execute(text("SELECT sum(total), sum(first_total) FROM kpi_hourly"))).one()
+        traced = (
+            await session.execute(text("SELECT count(*) FROM trace_events WHERE kind = 'process_record'"))
+        ).scalar()
+        total = (
+            await session.execute(
+                text("SELECT events FROM trace_totals WHERE scope = 'lot' AND subject_id = :l"), {"l": lot.id}
+            )
+        ).scalar()
+    assert tuple(counted) == (3, 3)  # the three records written with rollups on
+    assert traced == 6 and total >= 6  # both transactions traced (the LOT's creation may add events)

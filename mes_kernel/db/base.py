@@ -61,7 +61,8 @@ class UTCDateTime(TypeDecorator):
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
-def _json_dumps(value: Any) -> str:
+def json_dumps(value: Any) -> str:
+    """JSON text of a value, as the engine writes JSON columns (statements that send JSON as text use it too)."""
     try:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:  # an integer beyond 64 bits: the standard library takes any size
@@ -73,7 +74,7 @@ def make_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     url = settings.database_url
     # orjson writes JSON columns several times faster than json on the record path; reads stay with
     # json, which keeps integers beyond 64 bits exact (orjson turns them into floats).
-    overrides = {"json_serializer": _json_dumps, **overrides}
+    overrides = {"json_serializer": json_dumps, **overrides}
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **overrides)
 
@@ -109,7 +110,8 @@ def make_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
 
             raise ServiceUnavailable(
                 f"the database is not reachable right now ({exc.strerror or exc}); retry",
-                retry_after=5, code="SERVICE_UNAVAILABLE",
+                retry_after=5,
+                code="SERVICE_UNAVAILABLE",
             ) from exc
 
     return engine

@@ -285,11 +285,11 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
         )
         traced += [start] if start else []
     # The start first, so that at one moment it sorts below the record that caused it.
-    await add_trace_events(session, traced + [_trace(r, created[r["idempotency_key"]]["id"]) for r in new_rows])
-    if ROLLUPS:  # last, so the rollup rows stay locked for as short a time as possible
-        await add_to_rollups(
-            session, [{**r, "id": created[r["idempotency_key"]]["id"]} for r in rows if r["idempotency_key"] in created]
-        )
+    trace = traced + [_trace(r, created[r["idempotency_key"]]["id"]) for r in new_rows]
+    if ROLLUPS:  # the trace rides in the rollups' statement (PostgreSQL): one round trip for both
+        await add_to_rollups(session, [{**r, "id": created[r["idempotency_key"]]["id"]} for r in new_rows], trace=trace)
+    else:
+        await add_trace_events(session, trace)
     missing = [r["idempotency_key"] for r in rows + refused if r["idempotency_key"] not in created]
     existing = await _existing(session, missing) if missing else {}
     out: dict[str, tuple[ProcessRecord | None, bool] | MesError] = {k: (v, True) for k, v in created.items()}

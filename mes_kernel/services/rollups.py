@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.models import KpiHourly, KpiHourlyDefect, ProcessItem
+from .trace import TRACE_CTES, add_trace_events, trace_params
 
 # PostgreSQL: every recording transaction adds its counts in rows of its own shard (a random
 # number in [1, SHARD_SPACE)), so it inserts rows nobody else writes and never waits for another
@@ -130,20 +131,29 @@ def _item_values(by_item: dict[tuple, list]) -> list[dict[str, Any]]:
     return values
 
 
-async def add_to_rollups(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+async def add_to_rollups(
+    session: AsyncSession, rows: list[dict[str, Any]], *, trace: list[dict[str, Any]] | None = None
+) -> None:
     """Count records just inserted (each with ``id``, ``_product`` and its columns) into the rollups,
     in the caller's transaction. Rows are locked in key order, so concurrent batches never deadlock.
 
-    PostgreSQL: one statement claims the batch's new items and adds every count (records,
-    first attempts, defects) to this transaction's own shard; a second and third run only when
-    the batch retests items already seen (their latest result may change final yield)."""
+    ``trace``: the transaction's trace rows (:func:`trace.trace_row`), written here too
+    (:func:`trace.add_trace_events`), so that on PostgreSQL they ride in the rollups' statement.
+
+    PostgreSQL: one statement writes the trace, claims the batch's new items and adds every
+    count (records, first attempts, defects) to this transaction's own shard — the rollups add no
+    round trip of their own; a second and third run only when the batch retests items already
+    seen (their latest result may change final yield)."""
+    postgres = session.bind.dialect.name == "postgresql"
+    if trace and not (postgres and rows):
+        await add_trace_events(session, trace)
     if not rows:
         return
     sums, defects, by_item = _sums(rows)
     values = _item_values(by_item)
-    if session.bind.dialect.name == "postgresql":
+    if postgres:
         shard = random.randrange(1, SHARD_SPACE)
-        new = await _add_postgresql(session, values, sums, defects, shard)
+        new = await _add_postgresql(session, values, sums, defects, shard, trace=trace)
         seen = [v for v in values if (v["process_id"], v["item"]) not in new]
         if seen:
             changes: dict[tuple, dict[str, float]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
@@ -175,8 +185,12 @@ def _item_bucket(value: dict[str, Any]) -> tuple:
 
 
 _KEY = ("hour_start", "line_id", "process_id", "station_id", "product")
-_ADD_POSTGRESQL = text(f"""
-    WITH v AS (
+# One statement per batch (data-modifying CTEs fed by ``unnest`` of arrays). With the trace's CTEs
+# (``trace.TRACE_CTES``) it also writes the batch's trace events and totals. In which order a
+# statement's sub-statements run is PostgreSQL's choice; every recording transaction runs the
+# same statement, so all take their row locks (items, trace totals) in one order.
+_ROLLUP_CTES = f"""
+    v AS (
         SELECT * FROM unnest(CAST(:i_process AS text[]), CAST(:i_item AS text[]), CAST(:i_first AS bigint[]),
                              CAST(:i_last AS bigint[]), CAST(:i_hour AS timestamptz[]), CAST(:i_line AS bigint[]),
                              CAST(:i_station AS bigint[]), CAST(:i_product AS text[]),
@@ -219,17 +233,21 @@ _ADD_POSTGRESQL = text(f"""
         ORDER BY 1, 2, 3, 4, 5, 6
         ON CONFLICT ({", ".join(_KEY)}, defect_code, shard) DO UPDATE SET
             count = kpi_hourly_defects.count + excluded.count
-    )
-    SELECT process_id, item FROM new_items
-""")
+    )"""
+_ADD_POSTGRESQL = text(f"WITH {_ROLLUP_CTES} SELECT process_id, item FROM new_items")
+_ADD_POSTGRESQL_TRACED = text(f"WITH {TRACE_CTES}, {_ROLLUP_CTES} SELECT process_id, item FROM new_items")
 
 
-async def _add_postgresql(session: AsyncSession, values, sums, defects, shard: int) -> set[tuple[str, str]]:
-    """The batch's rollups in one round trip: claim new items (first attempts count in their
-    first record's bucket), add the counts to ``shard``'s rows; returns the items claimed."""
+async def _add_postgresql(
+    session: AsyncSession, values, sums, defects, shard: int, *, trace: list[dict[str, Any]] | None
+) -> set[tuple[str, str]]:
+    """The batch's rollups (and its ``trace`` rows) in one round trip: claim new items (first
+    attempts count in their first record's bucket), add the counts to ``shard``'s rows; returns
+    the items claimed."""
     buckets = sorted(sums.items())
     failed = sorted(defects.items())
-    params: dict[str, Any] = {"shard": shard}
+    params: dict[str, Any] = trace_params(trace) if trace else {}
+    params["shard"] = shard
     for name, column in (
         ("process", "process_id"),
         ("item", "item"),
@@ -252,7 +270,8 @@ async def _add_postgresql(session: AsyncSession, values, sums, defects, shard: i
     params["b_cycles"] = [c["cycle_count"] for _, c in buckets]
     params["d_code"] = [k[5] for k, _ in failed]
     params["d_count"] = [n for _, n in failed]
-    return {(r.process_id, r.item) for r in await session.execute(_ADD_POSTGRESQL, params)}
+    statement = _ADD_POSTGRESQL_TRACED if trace else _ADD_POSTGRESQL
+    return {(r.process_id, r.item) for r in await session.execute(statement, params)}
 
 
 async def _update_seen(session: AsyncSession, seen: list[dict[str, Any]], sums) -> None:

@@ -14,11 +14,11 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import literal, select, tuple_
+from sqlalchemy import literal, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db.base import UTCDateTime, utcnow
+from ..db.base import UTCDateTime, json_dumps, utcnow
 from ..db.models import ProcessRecord, Station, TraceEvent, TraceTotal
 from ..errors import Unprocessable
 
@@ -74,19 +74,76 @@ async def add_trace_events(session: AsyncSession, rows: list[dict[str, Any]]) ->
     """
     if not rows:
         return
+    if session.bind.dialect.name == "postgresql":
+        await session.execute(_TRACE_ALONE, trace_params(rows))
+        return
     await session.execute(_insert(session, TraceEvent.__table__), rows)
-    counts: Counter[tuple[str, int]] = Counter()
-    for row in rows:
-        counts[("lot", row["lot_id"])] += 1
-        if row["unit_id"] is not None:
-            counts[("unit", row["unit_id"])] += 1
     stmt = _insert(session, TraceTotal.__table__)
     stmt = stmt.on_conflict_do_update(
         index_elements=["scope", "subject_id"], set_={"events": TraceTotal.__table__.c.events + stmt.excluded.events}
     )
     await session.execute(
-        stmt, [{"scope": scope, "subject_id": ident, "events": n} for (scope, ident), n in sorted(counts.items())]
+        stmt, [{"scope": scope, "subject_id": ident, "events": n} for (scope, ident), n in _totals(rows)]
     )
+
+
+def _totals(rows: list[dict[str, Any]]) -> list[tuple[tuple[str, int], int]]:
+    """Events per LOT and per unit, in the one order every writer locks ``trace_totals`` rows."""
+    counts: Counter[tuple[str, int]] = Counter()
+    for row in rows:
+        counts[("lot", row["lot_id"])] += 1
+        if row["unit_id"] is not None:
+            counts[("unit", row["unit_id"])] += 1
+    return sorted(counts.items())
+
+
+# PostgreSQL: the events and their totals in one statement (two data-modifying CTEs fed by
+# ``unnest`` of arrays, parameters ``t_*``), so tracing costs one round trip. The rollups put the
+# same two CTEs into their own statement (``rollups.add_to_rollups(trace=...)``), so a record's
+# trace and its counts travel together.
+TRACE_CTES = """
+    trace_counted AS (
+        INSERT INTO trace_totals (scope, subject_id, events)
+        SELECT * FROM unnest(CAST(:t_scope AS text[]), CAST(:t_subject AS bigint[]), CAST(:t_events AS bigint[]))
+            AS c(scope, subject_id, events)
+        ORDER BY scope, subject_id
+        ON CONFLICT (scope, subject_id) DO UPDATE SET events = trace_totals.events + excluded.events
+    ), trace_added AS (
+        INSERT INTO trace_events (lot_id, unit_id, kind, recorded_at, station_seq, received_at, station_id, actor,
+                                  source_id, payload)
+        SELECT t.lot_id, t.unit_id, t.kind, t.recorded_at, t.station_seq, t.received_at, t.station_id, t.actor,
+               t.source_id, CAST(t.payload AS jsonb)
+        FROM unnest(CAST(:t_lot AS bigint[]), CAST(:t_unit AS bigint[]), CAST(:t_kind AS text[]),
+                    CAST(:t_recorded AS timestamptz[]), CAST(:t_seq AS bigint[]), CAST(:t_received AS timestamptz[]),
+                    CAST(:t_station AS bigint[]), CAST(:t_actor AS text[]), CAST(:t_source AS bigint[]),
+                    CAST(:t_payload AS text[]))
+            AS t(lot_id, unit_id, kind, recorded_at, station_seq, received_at, station_id, actor, source_id, payload)
+    )"""
+_TRACE_ALONE = text(f"WITH {TRACE_CTES} SELECT 1")
+
+
+def trace_params(rows: list[dict[str, Any]]) -> dict[str, list]:
+    """The ``t_*`` parameters of :data:`TRACE_CTES` for these trace rows (from :func:`trace_row`)."""
+    for row in rows:
+        for name in ("recorded_at", "received_at"):
+            if row[name].tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column; attach a timezone")
+    totals = _totals(rows)
+    return {
+        "t_lot": [r["lot_id"] for r in rows],
+        "t_unit": [r["unit_id"] for r in rows],
+        "t_kind": [r["kind"] for r in rows],
+        "t_recorded": [r["recorded_at"] for r in rows],
+        "t_seq": [r["station_seq"] for r in rows],
+        "t_received": [r["received_at"] for r in rows],
+        "t_station": [r["station_id"] for r in rows],
+        "t_actor": [r["actor"] for r in rows],
+        "t_source": [r["source_id"] for r in rows],
+        "t_payload": [json_dumps(r["payload"]) for r in rows],
+        "t_scope": [scope for (scope, _), _ in totals],
+        "t_subject": [ident for (_, ident), _ in totals],
+        "t_events": [n for _, n in totals],
+    }
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -189,8 +246,12 @@ def _event(row: Any) -> dict[str, Any]:
     data: dict[str, Any] = {"id": row.source_id, **payload}
     if row.kind == "process_record":
         recorded_at = _iso(row.record_recorded_at)
-        data.update(created_by=row.actor, station_id=row.station_id, recorded_at=recorded_at,
-                    data=row.record_data if row.record_data is not None else {})
+        data.update(
+            created_by=row.actor,
+            station_id=row.station_id,
+            recorded_at=recorded_at,
+            data=row.record_data if row.record_data is not None else {},
+        )
     elif row.kind == "device_action":
         data.update(actor=row.actor, station_id=row.station_id)
     return {
