@@ -75,6 +75,9 @@ def make_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     # json, which keeps integers beyond 64 bits exact (orjson turns them into floats).
     overrides = {"json_serializer": _json_dumps, **overrides}
     if url.startswith("sqlite"):
+        from ..private_files import secure_sqlite
+
+        secure_sqlite(url)  # it holds password and token hashes: 0600 before SQLite creates it 0644
         engine = create_async_engine(url, connect_args={"timeout": 30}, **overrides)
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -109,7 +112,8 @@ def make_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
 
             raise ServiceUnavailable(
                 f"the database is not reachable right now ({exc.strerror or exc}); retry",
-                retry_after=5, code="SERVICE_UNAVAILABLE",
+                retry_after=5,
+                code="SERVICE_UNAVAILABLE",
             ) from exc
 
     return engine
