@@ -30,14 +30,22 @@ DEADLINE = 240.0  # seconds; a loaded 2-core machine starts `mes` in seconds, no
 
 def _env(settings, tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MES_", "DATABASE_", "REDIS_"))}
-    env.update({"DATABASE_URL": settings.database_url, "FILES_DIR": str(tmp_path / "files"),
-                "LOG_LEVEL": "WARNING", "COLUMNS": "300", "NO_COLOR": "1"})
+    env.update(
+        {
+            "DATABASE_URL": settings.database_url,
+            "FILES_DIR": str(tmp_path / "files"),
+            "LOG_LEVEL": "WARNING",
+            "COLUMNS": "300",
+            "NO_COLOR": "1",
+        }
+    )
     return env
 
 
 def _mes(settings, *args: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(MES), *args], env=_env(settings, tmp_path), cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [str(MES), *args], env=_env(settings, tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
 
 
 async def _sql(settings, statement: str, **params):
@@ -77,12 +85,28 @@ async def _snapshot(settings) -> tuple:
 async def _move(settings, record_id: int, *, received: datetime, happened: datetime) -> None:
     """Make a stored record (its key and its history entry too) one received at ``received`` that
     happened at ``happened`` at the station."""
-    await _sql(settings, "UPDATE process_record_keys k SET created_at = :at FROM process_records r "
-               "WHERE r.id = :id AND k.idempotency_key = r.idempotency_key", at=received, id=record_id)
-    await _sql(settings, "UPDATE process_records SET created_at = :at, event_at = :ev WHERE id = :id",
-               at=received, ev=happened, id=record_id)
-    await _sql(settings, "UPDATE trace_events SET received_at = :at, recorded_at = :ev "
-               "WHERE kind = 'process_record' AND source_id = :id", at=received, ev=happened, id=record_id)
+    await _sql(
+        settings,
+        "UPDATE process_record_keys k SET created_at = :at FROM process_records r "
+        "WHERE r.id = :id AND k.idempotency_key = r.idempotency_key",
+        at=received,
+        id=record_id,
+    )
+    await _sql(
+        settings,
+        "UPDATE process_records SET created_at = :at, event_at = :ev WHERE id = :id",
+        at=received,
+        ev=happened,
+        id=record_id,
+    )
+    await _sql(
+        settings,
+        "UPDATE trace_events SET received_at = :at, recorded_at = :ev "
+        "WHERE kind = 'process_record' AND source_id = :id",
+        at=received,
+        ev=happened,
+        id=record_id,
+    )
 
 
 async def _until(check, what: str) -> None:
@@ -107,10 +131,21 @@ async def test_an_archive_killed_between_uncount_batches_resumes_without_subtrac
 
     lot_a, lot_b, lot_c = await make_lot(), await make_lot(), await make_lot()
     ids = {}
-    for name, lot, result in (("a1", lot_a, "pass"), ("a2", lot_a, "fail"), ("b1", lot_b, "pass"),
-                              ("c1", lot_c, "fail"), ("c2", lot_c, "pass")):
-        body = {"idempotency_key": uuid.uuid4().hex, "lot_number": lot["lot_number"], "process_id": "ASSY-10",
-                "worker_id": "W-1", "result": result, "defect_code": "X" if result == "fail" else None}
+    for name, lot, result in (
+        ("a1", lot_a, "pass"),
+        ("a2", lot_a, "fail"),
+        ("b1", lot_b, "pass"),
+        ("c1", lot_c, "fail"),
+        ("c2", lot_c, "pass"),
+    ):
+        body = {
+            "idempotency_key": uuid.uuid4().hex,
+            "lot_number": lot["lot_number"],
+            "process_id": "ASSY-10",
+            "worker_id": "W-1",
+            "result": result,
+            "defect_code": "X" if result == "fail" else None,
+        }
         r = await client.post(f"{API}/process-records", json=body, headers=worker_headers)
         assert r.status_code == 201, r.text
         ids[name] = (r.json()["id"], body["idempotency_key"])
@@ -129,8 +164,13 @@ async def test_an_archive_killed_between_uncount_batches_resumes_without_subtrac
         await engine.dispose()
     before = await _snapshot(settings)
     trace_id = {
-        name: (await _sql(settings, "SELECT id FROM trace_events WHERE kind = 'process_record' AND source_id = :id",
-                          id=ids[name][0]))[0][0]
+        name: (
+            await _sql(
+                settings,
+                "SELECT id FROM trace_events WHERE kind = 'process_record' AND source_id = :id",
+                id=ids[name][0],
+            )
+        )[0][0]
         for name in ids
     }
     assert trace_id["a1"] < trace_id["a2"] < trace_id["b1"]
@@ -142,20 +182,38 @@ async def test_an_archive_killed_between_uncount_batches_resumes_without_subtrac
     blocker_engine = make_engine(settings)
     blocker = await blocker_engine.connect()
     await blocker.begin()
-    await blocker.execute(text("SELECT 1 FROM trace_totals WHERE scope = 'lot' AND subject_id = :id FOR UPDATE"),
-                          {"id": lot_b["id"]})
+    await blocker.execute(
+        text("SELECT 1 FROM trace_totals WHERE scope = 'lot' AND subject_id = :id FOR UPDATE"), {"id": lot_b["id"]}
+    )
     backups = tmp_path / "backups"
-    args = ("db", "partitions", "archive", "--before", old2.next().start.date().isoformat(),
-            "--backup-dir", str(backups), "--batch-rows", "1")
-    run = subprocess.Popen([str(MES), *args], env=_env(settings, tmp_path), cwd=tmp_path,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = (
+        "db",
+        "partitions",
+        "archive",
+        "--before",
+        old2.next().start.date().isoformat(),
+        "--backup-dir",
+        str(backups),
+        "--batch-rows",
+        "1",
+    )
+    run = subprocess.Popen(
+        [str(MES), *args],
+        env=_env(settings, tmp_path),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         state = "SELECT state, trace_after, keys_after FROM archived_months WHERE month_start = :m"
 
         async def waiting_at_b1() -> bool:
             row = await _sql(settings, state, m=old1.start)
-            waits = await _sql(settings, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                               "AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE OF t%'")
+            waits = await _sql(
+                settings,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE OF t%'",
+            )
             return bool(row) and row[0][1] == trace_id["a2"] and waits[0][0] == 1
 
         await _until(waiting_at_b1, "the archive to wait at b1's batch")
@@ -174,8 +232,11 @@ async def test_an_archive_killed_between_uncount_batches_resumes_without_subtrac
     assert again.returncode == 0, again.stderr
     assert f"{old1.label}: {old1.name} 3 rows" in again.stdout and f"{old2.label}: {old2.name} 1 rows" in again.stdout
     assert await _sql(settings, TOTALS_OFF) == []  # every event out of the totals exactly once
-    assert await _sql(settings, "SELECT count(*) FROM process_record_keys WHERE idempotency_key = ANY(:k)",
-                      k=[ids[n][1] for n in ("a1", "a2", "b1", "c1")]) == [(0,)]
+    assert await _sql(
+        settings,
+        "SELECT count(*) FROM process_record_keys WHERE idempotency_key = ANY(:k)",
+        k=[ids[n][1] for n in ("a1", "a2", "b1", "c1")],
+    ) == [(0,)]
     months = await _sql(settings, "SELECT month_start, state, last_event_at FROM archived_months ORDER BY 1")
     assert [(m, s) for m, s, _ in months] == [(old1.start, "archived"), (old2.start, "archived")]
     assert months[1][2] == ahead
@@ -215,8 +276,17 @@ def test_dates_that_would_archive_this_month_or_rebuild_the_future_are_refused_n
         r = _mes(settings, "db", "partitions", "archive", "--before", before.isoformat(), tmp_path=tmp_path)
         assert r.returncode == 2, r.stderr
         assert f"latest allowed date is {first.isoformat()}" in r.stderr and f"{first:%Y-%m}" in r.stderr
-    r = _mes(settings, "db", "partitions", "archive", "--before", first.isoformat(), "--backup-dir",
-             str(tmp_path / "b"), tmp_path=tmp_path)
+    r = _mes(
+        settings,
+        "db",
+        "partitions",
+        "archive",
+        "--before",
+        first.isoformat(),
+        "--backup-dir",
+        str(tmp_path / "b"),
+        tmp_path=tmp_path,
+    )
     assert r.returncode == 0 and "nothing to archive" in r.stderr, r.stderr
     r = _mes(settings, "kpi", "rebuild", "--since", tomorrow.isoformat(), tmp_path=tmp_path)
     assert r.returncode == 2 and "is in the future" in r.stderr and today.isoformat() in r.stderr, r.stderr
@@ -263,7 +333,16 @@ def test_the_sqlite_database_its_wal_and_the_first_admin_note_are_private(tmp_pa
     assert stat.S_IMODE((tmp_path / "var/mes.db").stat().st_mode) == 0o600
     assert stat.S_IMODE((tmp_path / "var/initial-admin.txt").stat().st_mode) == 0o600
     os.chmod(tmp_path / "var/mes.db", 0o644)  # as an earlier version left it
-    subprocess.run([sys.executable, "-c", "from mes_kernel.migrate import upgrade\n"
-                    "from mes_kernel.settings import Settings\nupgrade(Settings(_env_file=None))"],
-                   env=env, cwd=tmp_path, check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from mes_kernel.migrate import upgrade\n"
+            "from mes_kernel.settings import Settings\nupgrade(Settings(_env_file=None))",
+        ],
+        env=env,
+        cwd=tmp_path,
+        check=True,
+        timeout=300,
+    )
     assert stat.S_IMODE((tmp_path / "var/mes.db").stat().st_mode) == 0o600
