@@ -328,8 +328,8 @@ def partitions_restore(
     dump: Annotated[Path, typer.Argument(help="an archive written by `mes db partitions archive`")],
 ):
     """Bring an archived month back online: its records and their trace events (histories and
-    totals), its idempotency keys. Run the KPI rebuild for that month afterwards only if its
-    rollups were rebuilt while it was archived."""
+    totals), its idempotency keys. Its rollups were kept while it was archived (a rebuild never
+    rewrites an archived month's), so no KPI rebuild is needed."""
     from .db.archive import ArchiveError, restore_month
 
     settings = _settings()
