@@ -280,7 +280,7 @@ def partitions_archive(
     ] = Path("/var/backups/mes"),
     batch_rows: Annotated[
         int, typer.Option(min=1, max=10_000_000, help="rows per transaction when taking a month out of the totals")
-    ] = 50_000,
+    ] = 200_000,
 ):
     """Detach, dump (one pg_dump -Fc + .sha256 per month, next to the backups), verify and drop old
     months of process records and their trace events; run again to finish an interrupted run."""

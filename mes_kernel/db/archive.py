@@ -68,7 +68,7 @@ ARCHIVE_LOCK_ID = 0x6D65_7361  # one archive or restore run at a time (a session
 # trace_totals and process_record_keys (COMMENT ON TABLE); read when adopting such a month.
 UNCOUNTED = "mes:uncounted"
 FOLDER = "partitions"
-BATCH_ROWS = 50_000  # rows of a month's table per uncount transaction
+BATCH_ROWS = 200_000  # rows of a month's table per uncount transaction
 DETACHED, UNCOUNTED_STATE, ARCHIVED = "detached", "uncounted", "archived"
 
 
