@@ -182,10 +182,9 @@ async def _ensure_first_admin(settings: Settings) -> str | None:
             await session.commit()
     finally:
         await engine.dispose()
-    note = Path(settings.files_dir).parent / "initial-admin.txt"
-    note.parent.mkdir(parents=True, exist_ok=True)
-    note.write_text(f"username: admin\npassword: {password}\n")
-    note.chmod(0o600)
+    from .private_files import write_private
+
+    write_private(Path(settings.files_dir).parent / "initial-admin.txt", f"username: admin\npassword: {password}\n")
     return password
 
 
@@ -231,13 +230,24 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision, 
 
 
 def _date(value: str, option: str):
+    """A ``YYYY-MM-DD`` date (ISO 8601's calendar form only: not ``20261130`` or ``2026-W48-1``,
+    which Python would read too); anything else exits 2 naming the option."""
+    import re
     from datetime import date
 
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:
-        console.print(f"[red]{option} must be a date like 2026-01-31[/red]")
+        console.print(f"[red]{option} must be a date like 2026-01-31 (got {escape(repr(value))})[/red]")
         raise typer.Exit(2) from None
+
+
+def _today():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).date()  # partitions and rollups are UTC months, days and hours
 
 
 async def _with_engine(fn):
@@ -261,10 +271,16 @@ def partitions_ensure(ahead: Annotated[int, typer.Option(min=0, max=24, help="mo
 
 @partitions_app.command("archive")
 def partitions_archive(
-    before: Annotated[str, typer.Option(help="archive months that end on or before this date (YYYY-MM-DD)")],
+    before: Annotated[
+        str,
+        typer.Option(help="archive months that end on or before this date (YYYY-MM-DD, at most this month's 1st)"),
+    ],
     backup_dir: Annotated[
         Path, typer.Option(envvar="BACKUP_DIR", help="where the dumps go (the backups' folder)")
     ] = Path("/var/backups/mes"),
+    batch_rows: Annotated[
+        int, typer.Option(min=1, max=10_000_000, help="rows per transaction when taking a month out of the totals")
+    ] = 200_000,
 ):
     """Detach, dump (one pg_dump -Fc + .sha256 per month, next to the backups), verify and drop old
     months of process records and their trace events; run again to finish an interrupted run."""
@@ -272,9 +288,31 @@ def partitions_archive(
 
     settings = _settings()
     until = _date(before, "--before")
+    latest = _today().replace(day=1)
+    if until > latest:
+        console.print(
+            f"[red]--before {until.isoformat()} would archive the current month "
+            f"({latest.strftime('%Y-%m')}), whose records are still being written: "
+            f"the latest allowed date is {latest.isoformat()}[/red]"
+        )
+        raise typer.Exit(2)
+
+    def progress(month: str, rows: int) -> None:
+        console.print(f"{month}: {rows} rows taken out of the totals and keys", highlight=False)
+
     try:
-        done = asyncio.run(_with_engine(lambda engine: archive_partitions(
-            engine, database_url=settings.database_url, before=until, backup_dir=backup_dir)))
+        done = asyncio.run(
+            _with_engine(
+                lambda engine: archive_partitions(
+                    engine,
+                    database_url=settings.database_url,
+                    before=until,
+                    backup_dir=backup_dir,
+                    batch_rows=batch_rows,
+                    on_batch=progress,
+                )
+            )
+        )
     except ArchiveError as exc:
         console.print(f"[red]{exc}[/red] (what was archived stays archived; run again to finish)")
         raise typer.Exit(1) from None
@@ -290,14 +328,15 @@ def partitions_restore(
     dump: Annotated[Path, typer.Argument(help="an archive written by `mes db partitions archive`")],
 ):
     """Bring an archived month back online: its records and their trace events (histories and
-    totals), its idempotency keys. Run the KPI rebuild for that month afterwards only if its
-    rollups were rebuilt while it was archived."""
+    totals), its idempotency keys. Its rollups were kept while it was archived (a rebuild never
+    rewrites an archived month's), so no KPI rebuild is needed."""
     from .db.archive import ArchiveError, restore_month
 
     settings = _settings()
     try:
-        done = asyncio.run(_with_engine(lambda engine: restore_month(
-            engine, database_url=settings.database_url, dump=dump)))
+        done = asyncio.run(
+            _with_engine(lambda engine: restore_month(engine, database_url=settings.database_url, dump=dump))
+        )
     except ArchiveError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
@@ -306,21 +345,49 @@ def partitions_restore(
 
 
 @kpi_app.command("rebuild")
-def kpi_rebuild(since: Annotated[str | None, typer.Option(help="rebuild hours from this date on (UTC)")] = None):
-    """Recompute the hourly KPI rollups from raw process records, in one transaction."""
+def kpi_rebuild(
+    since: Annotated[
+        str | None, typer.Option(help="rebuild hours from this date on (UTC, YYYY-MM-DD; default: all online months)")
+    ] = None,
+):
+    """Recompute the hourly KPI rollups from raw process records, in one transaction, and analyze
+    the tables rewritten. Archived months keep their rollups: without --since the rebuild starts
+    after them (and says so); a --since inside them is refused."""
     from datetime import UTC, datetime
 
     from .db.base import make_sessionmaker
+    from .db.offline import RollupsOffline, offline_months
     from .services.rollups import rebuild
 
-    start = datetime.combine(_date(since, "--since"), datetime.min.time(), UTC) if since else None
+    start = None
+    if since is not None:
+        day = _date(since, "--since")
+        if day > _today():
+            console.print(
+                f"[red]--since {day.isoformat()} is in the future (today is {_today().isoformat()} UTC): "
+                "there is nothing to rebuild[/red]"
+            )
+            raise typer.Exit(2)
+        start = datetime.combine(day, datetime.min.time(), UTC)
 
     async def run(engine):
+        async with make_sessionmaker(engine)() as session:
+            offline = await offline_months(session)
+        if start is None and offline.rebuild_from is not None and not offline.unfinished:
+            console.print(
+                f"{', '.join(offline.archived)} archived (records offline): their rollups are kept; "
+                f"rebuilding from {offline.rebuild_from.date().isoformat()}",
+                highlight=False,
+            )
         async with make_sessionmaker(engine)() as session, session.begin():
             return await rebuild(session, since=start)
 
-    with console.status("rebuilding KPI rollups …"):
-        counts = asyncio.run(_with_engine(run))
+    try:
+        with console.status("rebuilding KPI rollups …"):
+            counts = asyncio.run(_with_engine(run))
+    except RollupsOffline as exc:
+        console.print(f"[red]nothing rebuilt: {escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
     console.print(", ".join(f"{table}: {n} rows" for table, n in counts.items()))
 
 
@@ -625,8 +692,13 @@ def _switch_plugin(name: str, *, enabled: bool, reason: str) -> None:
         if name not in kernel.plugins.records:
             return sorted(kernel.plugins.records)
         async with kernel.sessionmaker() as session:
-            await set_plugin_enabled(session=session, name=name, enabled=enabled,
-                                     reason=reason or ("" if enabled else "disabled by cli"), actor="cli")
+            await set_plugin_enabled(
+                session=session,
+                name=name,
+                enabled=enabled,
+                reason=reason or ("" if enabled else "disabled by cli"),
+                actor="cli",
+            )
             await session.commit()
         await kernel.runtime.announce()
         return None

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from . import lines
 from .db.models import Line, Lot, Process, ShiftCalendar, Station, StationToken, Unit
 from .plugins import PluginManager
+from .private_files import write_private
 from .security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
 from .settings import Settings
 
@@ -45,9 +46,7 @@ def demo_shifts(now: datetime | None = None) -> list[dict]:
     except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
         zone = ZoneInfo("UTC")
     hour = (now or datetime.now(UTC)).astimezone(zone).hour
-    return [
-        {"name": "Demo", "start": f"{hour:02d}:00", "end": "00:00", "days": list(range(7)), "planned_output": 600}
-    ]
+    return [{"name": "Demo", "start": f"{hour:02d}:00", "end": "00:00", "days": list(range(7)), "planned_output": 600}]
 
 
 def start_demo(settings: Settings, *, base_url: str, agent: bool = True) -> subprocess.Popen | None:
@@ -67,7 +66,8 @@ def start_demo(settings: Settings, *, base_url: str, agent: bool = True) -> subp
     token = asyncio.run(_write_demo_data(settings, devices, need_token=known is None)) or known
     work_dir = Path(settings.files_dir).parent.resolve() / "station"
     # Only what a worker PC keeps: the devices come from the server (GET /stations/me/config).
-    note.write_text(
+    write_private(
+        note,
         "\n".join(
             [
                 "# The demo station's agent (started by `mes serve --demo`; by hand: mes-station run --config "
@@ -84,9 +84,8 @@ def start_demo(settings: Settings, *, base_url: str, agent: bool = True) -> subp
                 "interval = 5.0",
                 "",
             ]
-        )
+        ),
     )
-    note.chmod(0o600)
     console.print(
         f"demo: line DEMO with {len(devices)} device(s), station ST-DEMO (agent config {note}), "
         f"LOT {DEMO_LOT} with units {DEMO_UNITS[0]}…{DEMO_UNITS[-1][-4:]}"
@@ -164,14 +163,14 @@ async def _write_demo_data(settings: Settings, devices: list[dict], *, need_toke
                 session.add(ShiftCalendar(line_id=line.id, shifts=demo_shifts(), updated_by="demo"))
             lot = (await session.execute(select(Lot).where(Lot.lot_number == DEMO_LOT))).scalar()
             if lot is None:
-                lot = Lot(lot_number=DEMO_LOT, product="PRD-100", quantity=len(DEMO_UNITS), status="created",
-                          line_id=line.id)
+                lot = Lot(
+                    lot_number=DEMO_LOT, product="PRD-100", quantity=len(DEMO_UNITS), status="created", line_id=line.id
+                )
                 session.add(lot)
                 await session.flush()
                 session.add_all([Unit(serial_number=serial, lot_id=lot.id) for serial in DEMO_UNITS])
             await session.commit()
             config = lines.parse({"code": "DEMO", "name": "Demo line", "devices": devices})
-            await lines.apply(session=session, config=config, catalog=lines.catalog_from_app(application),
-                              actor="demo")
+            await lines.apply(session=session, config=config, catalog=lines.catalog_from_app(application), actor="demo")
             await session.commit()
         return token

@@ -22,15 +22,10 @@ def alembic_config(settings: Settings) -> Config:
     return cfg
 
 
-def _ensure_sqlite_dir(settings: Settings) -> None:
-    if settings.is_sqlite and ":///" in settings.database_url:
-        path = settings.database_url.split(":///", 1)[1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-
-
 def upgrade(settings: Settings, revision: str = "head") -> None:
-    _ensure_sqlite_dir(settings)
+    from .private_files import secure_sqlite
+
+    secure_sqlite(settings.database_url)  # folder 0700 and file 0600 before SQLite creates it
     command.upgrade(alembic_config(settings), revision)
 
 

@@ -121,7 +121,9 @@ def ensure_secret_key(settings: Settings) -> str:
         return settings.secret_key
     path = secret_key_path(settings)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        from .private_files import private_dir
+
+        private_dir(path.parent)
         aside = path.with_name(f".{SECRET_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
         fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -179,5 +179,14 @@ async def test_kpi_rebuild_command_recomputes_rollups_from_raw_records(
         await _sql(settings, "SELECT total, passed, first_total, first_passed, final_passed FROM kpi_hourly") == before
     )
     assert await _sql(settings, "SELECT defect_code, count FROM kpi_hourly_defects") == [("X", 1)]
+    # ...and analyzed the tables it rewrote, so the planner knows their new sizes
+    if settings.is_sqlite:
+        analyzed = await _sql(settings, "SELECT DISTINCT tbl FROM sqlite_stat1 ORDER BY tbl")
+        assert {"kpi_hourly", "kpi_hourly_defects", "process_items"} <= {t for (t,) in analyzed}
+    else:
+        analyzed = await _sql(settings, "SELECT relname, analyze_count FROM pg_stat_user_tables "
+                              "WHERE relname IN ('kpi_hourly', 'kpi_hourly_defects', 'process_items', 'kpi_daily', "
+                              "'kpi_line_daily_defects', 'kpi_line_hourly') AND analyze_count > 0")
+        assert len(analyzed) == 6, analyzed
     bad = _mes(settings, "kpi", "rebuild", "--since", "yesterday", tmp_path=tmp_path)
     assert bad.returncode == 2 and "--since must be a date" in bad.stderr

@@ -2,27 +2,33 @@
 
 A month is archived as one dump holding both of its partitions: ``process_records_YYYY_MM`` and
 ``trace_events_YYYY_MM`` (the records and their history entries; both are partitioned by the
-server's receipt month, see :mod:`mes_kernel.db.partitions`). Each step commits on its own, and the
-state of a month between steps is written in the database, so a run interrupted anywhere (killed,
-a failed dump, a lost connection) is finished by running the command again:
+server's receipt month, see :mod:`mes_kernel.db.partitions`). Each step commits on its own, and
+where a month stands is written in ``archived_months`` (one row per month), so a run interrupted
+anywhere (killed, a failed dump, a lost connection) is finished by running the command again:
 
-1. **detach** (one short transaction, under the partitions' advisory lock): both
-   partitions leave their parents. Rows of the month still waiting in a default partition are
-   first moved into the month's partition, so none stays behind.
-2. **uncount** (one transaction): the month's trace events are subtracted from ``trace_totals``
-   and its records' idempotency keys deleted, so a history's total counts what it can show; the
-   tables are marked ``COMMENT … 'mes:uncounted'`` in the same transaction, so no rerun subtracts
-   twice. Done after the detach, not in it: a detach holds an exclusive lock on the parent table
-   until commit, and this step reads the whole month.
+1. **detach** (one short transaction, under the partitions' advisory lock): the month's row is
+   written (``detached``) and both partitions leave their parents. Rows of the month still
+   waiting in a default partition are first moved into the month's partition, so none stays behind.
+2. **uncount**, in bounded batches (``batch_rows`` rows of a table each, one transaction per
+   batch): the batch's trace events are subtracted from ``trace_totals``, then the batch's
+   records' idempotency keys deleted, so a history's total counts what it can show. Each batch
+   moves the month's cursor (``trace_after``, ``keys_after``: the last id done) in its own
+   transaction, so a crash between batches resumes after the last one committed and never
+   subtracts twice; the last batch sets the month ``uncounted``. At the spec's load a month is
+   ~52 M records and as many events: one transaction would hold their locks and its WAL for an
+   hour, and start over from nothing after a crash. The records' latest station time
+   (``last_event_at``) is gathered on the way, for ``mes kpi rebuild``'s guard. Done after the
+   detach, not in it: a detach holds an exclusive lock on the parent table until commit.
 3. **dump**: ``pg_dump -Fc`` of the month's tables into ``<backup_dir>/partitions/
-   process_data_YYYY_MM-<stamp>.dump.partial``, read back with ``pg_restore --list`` (every table
-   must be listed with its data), a ``.sha256`` written beside it, then renamed to ``.dump``. A
-   ``.partial`` left by an interrupted run is deleted by the next.
-4. **drop** the month's tables.
+   process_data_YYYY_MM-<stamp>.dump.partial`` (folder 0700, file 0600: it holds the plant's
+   production data), read back with ``pg_restore --list`` (every table must be listed with its
+   data), a ``.sha256`` written beside it, then renamed to ``.dump``. A ``.partial`` left by an
+   interrupted run is deleted by the next.
+4. **drop** the month's tables; the month's row says ``archived`` and names the dump.
 
 Restore (:func:`restore_month`) is the reverse, in one transaction: the month's partitions are
-created anew, the dump's rows loaded into them, its events added back to ``trace_totals`` and its
-records' idempotency keys claimed again.
+created anew, the dump's rows loaded into them, its events added back to ``trace_totals``, its
+records' idempotency keys claimed again and its ``archived_months`` row deleted.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from ..private_files import private_dir, private_file, write_private
 from .partitions import (
     LOCK_ID,
     RECORDS,
@@ -57,8 +64,12 @@ from .partitions import (
 )
 
 ARCHIVE_LOCK_ID = 0x6D65_7361  # one archive or restore run at a time (a session lock, freed if the run dies)
-UNCOUNTED = "mes:uncounted"  # a detached table whose rows are out of trace_totals and process_record_keys
+# How runs before archived_months marked a detached table whose rows were already out of
+# trace_totals and process_record_keys (COMMENT ON TABLE); read when adopting such a month.
+UNCOUNTED = "mes:uncounted"
 FOLDER = "partitions"
+BATCH_ROWS = 200_000  # rows of a month's table per uncount transaction
+DETACHED, UNCOUNTED_STATE, ARCHIVED = "detached", "uncounted", "archived"
 
 
 class ArchiveError(RuntimeError):
@@ -86,9 +97,25 @@ def _detach_older(conn: Connection, before: date) -> None:
         # A month a run left half-detached (the earlier code detached records alone) goes whole.
         months |= {month_of_partition(name) for name in detached(conn, table)}
     for month in sorted(months, key=lambda m: (m.year, m.month)):
-        for table in tables:
-            if month.of_table(table) in attached(conn, table):
-                detach(conn, month, table)
+        going = [table for table in tables if month.of_table(table) in attached(conn, table)]
+        if going:
+            _mark_detached(conn, month)
+        for table in going:
+            detach(conn, month, table)
+
+
+def _mark_detached(conn: Connection, month: Month) -> None:
+    """The month's row, written in the detach's transaction: its records go offline now. A row
+    left ``archived`` (the month was brought back by hand) starts over; a run's own row stays."""
+    conn.execute(
+        text(
+            "INSERT INTO archived_months (month_start, state, trace_after, keys_after, updated_at) "
+            "VALUES (:m, :state, 0, 0, now()) ON CONFLICT (month_start) DO UPDATE SET state = EXCLUDED.state, "
+            "trace_after = 0, keys_after = 0, last_event_at = NULL, dump = NULL, updated_at = now() "
+            "WHERE archived_months.state = :archived"
+        ),
+        {"m": month.start, "state": DETACHED, "archived": ARCHIVED},
+    )
 
 
 def _waiting(conn: Connection) -> dict[Month, list[tuple[Partitioned, str]]]:
@@ -111,23 +138,53 @@ def _exists(conn: Connection, name: str) -> bool:
     return conn.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": f"{SCHEMA}.{name}"}).scalar()
 
 
-def _totals_delta(name: str) -> str:
-    """SQL: the events per LOT and per unit of a month's trace table (``scope, subject_id, n``)."""
+def _totals_delta(relation: str) -> str:
+    """SQL: the events per LOT and per unit of ``relation``'s trace rows (``scope, subject_id, n``)."""
     return (
-        f"SELECT 'lot' AS scope, lot_id AS subject_id, count(*) AS n FROM {SCHEMA}.{name} GROUP BY lot_id "
-        f"UNION ALL SELECT 'unit', unit_id, count(*) FROM {SCHEMA}.{name} WHERE unit_id IS NOT NULL "
+        f"SELECT 'lot' AS scope, lot_id AS subject_id, count(*) AS n FROM {relation} GROUP BY lot_id "
+        f"UNION ALL SELECT 'unit', unit_id, count(*) FROM {relation} WHERE unit_id IS NOT NULL "
         "GROUP BY unit_id"
     )
 
 
-def _uncount(conn: Connection, month: Month, tables: list[tuple[Partitioned, str]]) -> None:
-    """Take a detached month out of ``trace_totals`` and ``process_record_keys``, once."""
+def _adopt(conn: Connection, month: Month, tables: list[tuple[Partitioned, str]]) -> None:
+    """Give a month left detached by a run before ``archived_months`` its row: ``uncounted`` when
+    that run marked its tables so, else ``detached`` from the start."""
+    counted = any(_is_counted(conn, name) for _, name in tables)
+    conn.execute(
+        text(
+            "INSERT INTO archived_months (month_start, state, trace_after, keys_after, updated_at) "
+            "VALUES (:m, :state, 0, 0, now()) ON CONFLICT (month_start) DO NOTHING"
+        ),
+        {"m": month.start, "state": DETACHED if counted else UNCOUNTED_STATE},
+    )
+
+
+def _uncount_batch(conn: Connection, month: Month, tables: list[tuple[Partitioned, str]], batch_rows: int) -> int:
+    """One batch of a detached month's uncount, in the caller's transaction: up to ``batch_rows``
+    trace events after the month's ``trace_after`` taken out of ``trace_totals``, or (the events
+    done) up to ``batch_rows`` records after ``keys_after`` out of ``process_record_keys``; the
+    cursor moves in the same transaction. Returns the rows done; 0 when the month is uncounted
+    (then marked so)."""
     conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
-    for table, name in tables:
-        if not _exists(conn, name) or not _is_counted(conn, name):
-            continue
-        if table is TRACE:
-            conn.execute(text(f"CREATE TEMP TABLE mes_delta ON COMMIT DROP AS {_totals_delta(name)}"))
+    state = conn.execute(
+        text("SELECT state, trace_after, keys_after FROM archived_months WHERE month_start = :m FOR UPDATE"),
+        {"m": month.start},
+    ).one_or_none()
+    if state is None or state.state != DETACHED:
+        return 0
+    names = {table: name for table, name in tables if _exists(conn, name)}
+    if TRACE in names:
+        conn.execute(
+            text(
+                f"CREATE TEMP TABLE mes_batch ON COMMIT DROP AS SELECT id, lot_id, unit_id "
+                f"FROM {SCHEMA}.{names[TRACE]} WHERE id > :after ORDER BY id LIMIT :n"
+            ),
+            {"after": state.trace_after, "n": batch_rows},
+        )
+        done, last = conn.execute(text("SELECT count(*), max(id) FROM mes_batch")).one()
+        if done:
+            conn.execute(text(f"CREATE TEMP TABLE mes_delta ON COMMIT DROP AS {_totals_delta('mes_batch')}"))
             # Lock the totals in the writers' order (scope, then id) before changing them, so a
             # recording transaction touching the same LOTs waits instead of deadlocking.
             conn.execute(
@@ -142,25 +199,69 @@ def _uncount(conn: Connection, month: Month, tables: list[tuple[Partitioned, str
                     "WHERE t.scope = d.scope AND t.subject_id = d.subject_id"
                 )
             )
-            conn.execute(text("DELETE FROM trace_totals WHERE events <= 0"))
-            conn.execute(text("DROP TABLE mes_delta"))
-        else:
             conn.execute(
                 text(
-                    f"DELETE FROM process_record_keys k USING {SCHEMA}.{name} r "
-                    "WHERE k.idempotency_key = r.idempotency_key AND k.created_at = r.created_at"
+                    "DELETE FROM trace_totals t USING mes_delta d "
+                    "WHERE t.scope = d.scope AND t.subject_id = d.subject_id AND t.events <= 0"
                 )
             )
-        conn.execute(text(f"COMMENT ON TABLE {SCHEMA}.{name} IS '{UNCOUNTED}'"))
+            conn.execute(
+                text("UPDATE archived_months SET trace_after = :last, updated_at = now() WHERE month_start = :m"),
+                {"last": last, "m": month.start},
+            )
+            conn.execute(text("DROP TABLE mes_delta"))
+        conn.execute(text("DROP TABLE mes_batch"))
+        if done:
+            return done
+    if RECORDS in names:
+        conn.execute(
+            text(
+                f"CREATE TEMP TABLE mes_batch ON COMMIT DROP AS SELECT id, idempotency_key, created_at, event_at "
+                f"FROM {SCHEMA}.{names[RECORDS]} WHERE id > :after ORDER BY id LIMIT :n"
+            ),
+            {"after": state.keys_after, "n": batch_rows},
+        )
+        done, last, latest = conn.execute(text("SELECT count(*), max(id), max(event_at) FROM mes_batch")).one()
+        if done:
+            conn.execute(
+                text(
+                    "DELETE FROM process_record_keys k USING mes_batch b "
+                    "WHERE k.idempotency_key = b.idempotency_key AND k.created_at = b.created_at"
+                )
+            )
+            conn.execute(
+                text(
+                    "UPDATE archived_months SET keys_after = :last, updated_at = now(), "
+                    "last_event_at = greatest(last_event_at, :latest) WHERE month_start = :m"
+                ),
+                {"last": last, "latest": latest, "m": month.start},
+            )
+        conn.execute(text("DROP TABLE mes_batch"))
+        if done:
+            return done
+    conn.execute(
+        text("UPDATE archived_months SET state = :s, updated_at = now() WHERE month_start = :m"),
+        {"s": UNCOUNTED_STATE, "m": month.start},
+    )
+    return 0
 
 
-def _drop(conn: Connection, tables: list[tuple[Partitioned, str]]) -> dict[str, int]:
+def _drop(conn: Connection, month: Month, tables: list[tuple[Partitioned, str]], dump: Path) -> dict[str, int]:
     conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
+    state = conn.execute(
+        text("SELECT state FROM archived_months WHERE month_start = :m FOR UPDATE"), {"m": month.start}
+    ).scalar()
+    if state != UNCOUNTED_STATE:
+        raise ArchiveError(f"{month.label} is not uncounted ({state}): not dropping its tables")
     rows = {}
     for _, name in tables:
-        if _exists(conn, name) and not _is_counted(conn, name):
+        if _exists(conn, name):
             rows[name] = conn.execute(text(f"SELECT count(*) FROM {SCHEMA}.{name}")).scalar()
             conn.execute(text(f"DROP TABLE {SCHEMA}.{name}"))
+    conn.execute(
+        text("UPDATE archived_months SET state = :s, dump = :dump, updated_at = now() WHERE month_start = :m"),
+        {"s": ARCHIVED, "dump": str(dump), "m": month.start},
+    )
     return rows
 
 
@@ -200,12 +301,22 @@ async def _one_run_at_a_time(engine):
             await conn.commit()
 
 
-async def archive_partitions(engine, *, database_url: str, before: date, backup_dir: Path) -> list[dict]:
+async def archive_partitions(
+    engine,
+    *,
+    database_url: str,
+    before: date,
+    backup_dir: Path,
+    batch_rows: int = BATCH_ROWS,
+    on_batch=None,
+) -> list[dict]:
     """Archive every month wholly before ``before``: detach its ``process_records`` and
-    ``trace_events`` partitions, take them out of the trace totals and idempotency keys, dump both
-    into one file ``backup_dir/partitions/process_data_YYYY_MM-<stamp>.dump`` (``pg_dump -Fc``, a
-    ``.sha256`` beside it), check the dump reads back, drop them. Also finishes months a previous
-    run left detached. No-op on SQLite.
+    ``trace_events`` partitions, take them out of the trace totals and idempotency keys (in
+    batches of ``batch_rows`` rows, a transaction each), dump both into one file
+    ``backup_dir/partitions/process_data_YYYY_MM-<stamp>.dump`` (``pg_dump -Fc``, a ``.sha256``
+    beside it; both 0600, the folder 0700), check the dump reads back, drop them. Also finishes
+    months a previous run left detached, from the batch it had reached. No-op on SQLite.
+    ``on_batch(month_label, rows)`` is called after each committed batch (progress).
 
     Returns one entry per month archived: ``month`` (``YYYY_MM``), ``rows`` (by table name),
     ``dump`` (path), ``sha256``. Raises :class:`ArchiveError` when a step fails (``pg_dump`` or
@@ -214,21 +325,29 @@ async def archive_partitions(engine, *, database_url: str, before: date, backup_
     """
     if engine.dialect.name != "postgresql":
         return []
-    folder = backup_dir / FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
+    if batch_rows < 1:
+        raise ValueError("batch_rows must be at least 1")
+    folder = private_dir(backup_dir / FOLDER)
     done = []
     async with _one_run_at_a_time(engine):
         async with engine.begin() as conn:
             await conn.run_sync(lambda sync: _detach_older(sync, before))
-        async with engine.connect() as conn:
+        async with engine.begin() as conn:
             waiting = await conn.run_sync(_waiting)
+            for month, tables in waiting.items():  # months a run before archived_months left detached
+                await conn.run_sync(lambda sync, m=month, t=tables: _adopt(sync, m, t))
         for month in sorted(waiting, key=lambda m: (m.year, m.month)):
             tables = waiting[month]
-            async with engine.begin() as conn:
-                await conn.run_sync(lambda sync, m=month, t=tables: _uncount(sync, m, t))
+            while True:
+                async with engine.begin() as conn:
+                    rows = await conn.run_sync(lambda sync, m=month, t=tables: _uncount_batch(sync, m, t, batch_rows))
+                if not rows:
+                    break
+                if on_batch is not None:
+                    on_batch(month.label, rows)
             target, digest = await _dump(database_url, folder, month, [name for _, name in tables])
             async with engine.begin() as conn:
-                rows = await conn.run_sync(lambda sync, t=tables: _drop(sync, t))
+                rows = await conn.run_sync(lambda sync, m=month, t=tables, d=target: _drop(sync, m, t, d))
             done.append({"month": month.label, "rows": rows, "dump": str(target), "sha256": digest})
     return done
 
@@ -243,22 +362,30 @@ async def _dump(database_url: str, folder: Path, month: Month, names: list[str])
     target = folder / f"{dump_name(month)}-{stamp}.dump"
     partial = target.with_name(target.name + ".partial")
     tables = [arg for name in names for arg in ("-t", f"{SCHEMA}.{name}")]
+    private_file(partial)  # pg_dump writes into it and keeps its mode: 0600 from the start
     await _run("pg_dump", "-Fc", *tables, "-f", str(partial), _plain_url(database_url))
     listed = _listed_tables(await _run("pg_restore", "--list", str(partial)))
     missing = {f"{SCHEMA}.{name}" for name in names} - listed
     if missing:
         raise ArchiveError(f"the dump of {month.label} lacks {', '.join(sorted(missing))}")
-    digest = hashlib.sha256(partial.read_bytes()).hexdigest()
-    target.with_name(target.name + ".sha256").write_text(f"{digest}  {target.name}\n")
+    digest = _sha256(partial)
+    write_private(target.with_name(target.name + ".sha256"), f"{digest}  {target.name}\n")
     partial.rename(target)
     return target, digest
+
+
+def _sha256(path: Path) -> str:
+    """The file's SHA-256, read in chunks (a month's dump is gigabytes)."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _restore_sql(month: Month, names: list[str]) -> tuple[str, str]:
     """What runs before and after the dump's data, in the same transaction: create the month's
     partitions (fresh, so they carry the parents' own constraints), then count them again."""
     before = [f"SELECT pg_advisory_xact_lock({LOCK_ID});"]
-    after = ["RESET search_path;"]  # pg_restore's script empties it
+    # pg_restore's script empties the search path; the month is online again once this commits
+    after = ["RESET search_path;", f"DELETE FROM archived_months WHERE month_start = '{month.start.isoformat()}';"]
     bounds = f"FOR VALUES FROM ('{month.start.isoformat()}') TO ('{month.next().start.isoformat()}')"
     for table in TABLES:
         name = month.of_table(table)
@@ -268,7 +395,7 @@ def _restore_sql(month: Month, names: list[str]) -> tuple[str, str]:
         if table is TRACE:
             after.append(
                 f"INSERT INTO trace_totals (scope, subject_id, events) SELECT scope, subject_id, n "
-                f"FROM ({_totals_delta(name)}) d ORDER BY scope, subject_id "
+                f"FROM ({_totals_delta(SCHEMA + '.' + name)}) d ORDER BY scope, subject_id "
                 "ON CONFLICT (scope, subject_id) DO UPDATE SET events = trace_totals.events + EXCLUDED.events;"
             )
         else:
@@ -284,12 +411,25 @@ async def _pipe_restore(database_url: str, dump: Path, before: str, after: str) 
     """``before``, the dump's data (``pg_restore --data-only``) and ``after`` through one ``psql
     --single-transaction``: all of it or, on any error, nothing. Streamed: a month is gigabytes."""
     psql = await asyncio.create_subprocess_exec(
-        "psql", "--single-transaction", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", "-d",
-        _plain_url(database_url), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        "psql",
+        "--single-transaction",
+        "--no-psqlrc",
+        "--quiet",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        _plain_url(database_url),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
     data = await asyncio.create_subprocess_exec(
-        "pg_restore", "--data-only", "-f", "-", str(dump), stdout=asyncio.subprocess.PIPE,
+        "pg_restore",
+        "--data-only",
+        "-f",
+        "-",
+        str(dump),
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
 
@@ -344,7 +484,7 @@ async def restore_month(engine, *, database_url: str, dump: Path) -> dict:
     checksum = dump.with_name(dump.name + ".sha256")
     if checksum.is_file():
         expected = checksum.read_text().split()[0]
-        if hashlib.sha256(dump.read_bytes()).hexdigest() != expected:
+        if _sha256(dump) != expected:
             raise ArchiveError(f"{dump.name} does not match its .sha256: not restoring a damaged archive")
     listed = _listed_tables(await _run("pg_restore", "--list", str(dump)))
     names = sorted(name.split(".", 1)[1] for name in listed if name.startswith(SCHEMA + "."))

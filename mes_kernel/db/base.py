@@ -76,6 +76,9 @@ def make_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     # json, which keeps integers beyond 64 bits exact (orjson turns them into floats).
     overrides = {"json_serializer": json_dumps, **overrides}
     if url.startswith("sqlite"):
+        from ..private_files import secure_sqlite
+
+        secure_sqlite(url)  # it holds password and token hashes: 0600 before SQLite creates it 0644
         engine = create_async_engine(url, connect_args={"timeout": 30}, **overrides)
 
         @event.listens_for(engine.sync_engine, "connect")

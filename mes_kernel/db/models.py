@@ -515,6 +515,25 @@ class TraceTotal(Base):
     __table_args__ = (CheckConstraint("scope IN ('lot', 'unit')", name="scope"),)
 
 
+class ArchivedMonth(Base):
+    """A month of process records and trace events taken offline by ``mes db partitions archive``
+    (PostgreSQL), and how far its run got: ``detached`` (its rows are being taken out of the trace
+    totals and idempotency keys, batch by batch: ``trace_after`` / ``keys_after`` are the last ids
+    done), ``uncounted`` (dumped next, then dropped), ``archived``. ``last_event_at`` is the latest
+    station time among its records, so ``mes kpi rebuild`` never rewrites an hour they count in.
+    A restored month's row is deleted."""
+
+    __tablename__ = "archived_months"
+    month_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    trace_after: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    keys_after: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    dump: Mapped[str | None] = mapped_column(String(1000))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    __table_args__ = (CheckConstraint("state IN ('detached', 'uncounted', 'archived')", name="state"),)
+
+
 class DeviceJob(TimestampMixin, Base):
     """A persisted device job (a print, a flash): queued → sent → done | failed, with attempts."""
 

@@ -448,23 +448,47 @@ def _cycle_sql(dialect: str) -> tuple[str, str]:
     return f"CASE WHEN {number} THEN json_extract(r.data, '$.cycle_seconds') END", number
 
 
+ROLLUP_TABLES = ("process_items", "kpi_hourly", "kpi_hourly_defects")
+COARSE_TABLES = ("kpi_daily", "kpi_line_daily_defects", "kpi_line_hourly")  # PostgreSQL
+
+
 async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> dict[str, int]:
-    """Recompute the rollups of every hour from ``since`` (all when None) from raw records, in the
-    caller's transaction: the caller commits once, so an interrupted rebuild leaves the previous
-    rollups as they were. Returns how many rollup rows were written.
+    """Recompute the rollups of every hour from ``since`` (all that is online when None) from raw
+    records, in the caller's transaction: the caller commits once, so an interrupted rebuild
+    leaves the previous rollups as they were. Returns how many rollup rows were written.
+
+    Archived months' rollups are kept (their records are offline, :mod:`mes_kernel.db.offline`):
+    without ``since`` the rebuild starts after them; a ``since`` before that raises
+    :class:`~mes_kernel.db.offline.RollupsOffline`, as does an archive run not yet finished.
+    The tables rewritten are analyzed at the end (same transaction): their row counts just
+    changed wholesale, and a planner left with the old statistics picks scans for the dashboards'
+    reads that are slower by orders of magnitude until autovacuum gets there.
 
     On PostgreSQL the rollup tables are locked against writers first (recording transactions wait
     at their rollup upsert, then add their counts to the rebuilt rows): a record committed while
-    the rebuild reads is either in its reading or added after, never both, never neither.
+    the rebuild reads is either in its reading or added after, never both, never neither. It
+    holds the partitions' advisory lock too, so no archive run detaches a month while it reads.
     """
+    from ..db.offline import RollupsOffline, offline_months
+    from ..db.partitions import LOCK_ID
+
     dialect = session.bind.dialect.name
     if dialect == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
         await session.execute(
             text(
                 "LOCK TABLE process_items, kpi_hourly, kpi_hourly_defects, kpi_daily, "
                 "kpi_line_daily_defects, kpi_line_hourly IN EXCLUSIVE MODE"
             )
         )
+    offline = await offline_months(session)
+    if offline.unfinished:
+        raise RollupsOffline(offline, since)
+    if offline.rebuild_from is not None:
+        if since is None:
+            since = offline.rebuild_from
+        elif hour_of(since) < offline.rebuild_from:
+            raise RollupsOffline(offline, since)
     start = hour_of(since) if since else datetime(1970, 1, 1, tzinfo=UTC)
     bound = {"since": start if dialect == "postgresql" else start.strftime("%Y-%m-%d %H:%M:%S.%f")}
     for table in ("kpi_hourly", "kpi_hourly_defects", "process_items"):
@@ -514,6 +538,8 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
         JOIN process_records b ON b.id = f.last_id
         JOIN lots l ON l.id = a.lot_id
         WHERE a.event_at >= :since
+          -- an item whose first record is archived keeps its row (its hour lies before the rebuild)
+          AND NOT EXISTS (SELECT 1 FROM process_items p WHERE p.process_id = f.process_id AND p.item = f.item)
     """),
         bound,
     )
@@ -537,4 +563,8 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
         day = start.replace(hour=0)
         for statement, params in derive_coarse(since_day=day if since else None):
             await session.execute(statement, params)
+        await session.execute(text(f"ANALYZE {', '.join(ROLLUP_TABLES + COARSE_TABLES)}"))
+    else:
+        for table in ROLLUP_TABLES:
+            await session.execute(text(f"ANALYZE {table}"))
     return {"kpi_hourly": records.rowcount, "kpi_hourly_defects": defects.rowcount, "process_items": items.rowcount}

@@ -1,0 +1,100 @@
+"""Which months of process records are offline (detached or archived by ``mes db partitions
+archive``), and from which day ``mes kpi rebuild`` may rewrite rollups without losing them.
+
+A rollup hour counts records by their station time (``event_at``); a month is archived by the
+server's receipt time. So an archived month's records count in its own hours and, when a
+station's clock ran ahead, in some later ones: the archive keeps the latest station time of each
+month's records (``archived_months.last_event_at``). A rebuild may start at the first UTC midnight
+after both the end of the last archived month and the hour of the latest archived record —
+before it, it would delete counts whose records it can no longer read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def _month_label(start: datetime) -> str:
+    return f"{start.year:04d}-{start.month:02d}"
+
+
+def _next_month(start: datetime) -> datetime:
+    return datetime(start.year + (start.month == 12), start.month % 12 + 1, 1, tzinfo=UTC)
+
+
+def _midnight_at_or_after(moment: datetime) -> datetime:
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day if day == moment else day + timedelta(days=1)
+
+
+@dataclass
+class OfflineMonths:
+    """``archived``: labels (``YYYY-MM``) of months whose records are offline; ``unfinished``: those
+    an archive run is still taking out (their records' latest station time not known yet);
+    ``rebuild_from``: the earliest UTC midnight a rebuild may start at (None: no month is offline)."""
+
+    archived: list[str] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)
+    rebuild_from: datetime | None = None
+
+    def within(self, since: datetime) -> list[str]:
+        """The offline months whose rollups a rebuild from ``since`` would rewrite."""
+        if self.rebuild_from is None or since >= self.rebuild_from:
+            return []
+        return [label for label in self.archived if label >= _month_label(since)] or self.archived[-1:]
+
+
+async def offline_months(session: AsyncSession) -> OfflineMonths:
+    """Read ``archived_months`` (empty on SQLite, which has no partitions)."""
+    query = "SELECT month_start, state, last_event_at FROM archived_months ORDER BY month_start"
+    rows = (await session.execute(text(query))).all()
+    found = OfflineMonths()
+    bound = None
+    for month_start, state, last_event_at in rows:
+        start = _utc(month_start)
+        found.archived.append(_month_label(start))
+        if state == "detached":
+            found.unfinished.append(_month_label(start))
+        end = _next_month(start)
+        if last_event_at is not None:
+            latest = _utc(last_event_at).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+            end = max(end, latest)
+        bound = end if bound is None else max(bound, end)
+    if bound is not None:
+        found.rebuild_from = _midnight_at_or_after(bound)
+    return found
+
+
+def _utc(value) -> datetime:
+    if isinstance(value, str):  # SQLite hands back text for a raw SELECT
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class RollupsOffline(Exception):
+    """A rebuild would rewrite rollups whose records are archived; the message says what to run."""
+
+    def __init__(self, offline: OfflineMonths, since: datetime | None):
+        self.offline = offline
+        self.since = since
+        if offline.unfinished:
+            message = (
+                f"the archive of {', '.join(offline.unfinished)} is not finished (its records are offline, "
+                "how far their rollups reach is not known yet): run `mes db partitions archive` again to "
+                "finish it, then rebuild"
+            )
+        else:
+            months = offline.within(since) if since else offline.archived
+            first = offline.rebuild_from.date().isoformat()
+            message = (
+                f"{', '.join(months)} {'is' if len(months) == 1 else 'are'} archived: "
+                f"a rebuild from {since.date().isoformat() if since else 'the start'} would delete "
+                f"{'its' if len(months) == 1 else 'their'} rollups, and their records are no longer online to "
+                f"count again. Rebuild with --since {first} or later (or restore the month first: "
+                "mes db partitions restore <dump>)"
+            )
+        super().__init__(message)
