@@ -114,7 +114,7 @@ def install_error_handlers(app: FastAPI) -> None:
     from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
-    from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError, StatementError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -161,6 +161,14 @@ def install_error_handlers(app: FastAPI) -> None:
         # not bind it: sqlite3's OverflowError for an integer beyond 64 bits): the client's input.
         log.warning("database_refused_value", error=str(getattr(exc, "orig", exc))[:300])
         return error_response(422, "VALIDATION_ERROR", "a value was refused by the database (out of range?)")
+
+    @app.exception_handler(StatementError)
+    async def _unbindable_value(request: Request, exc: StatementError):
+        # A value SQLAlchemy could not bind, before the driver saw it: an aware time with no UTC
+        # time (``0001-01-01T00:00+09:00``) overflows in the UTC column type. Input, not a fault.
+        if isinstance(exc.orig, OverflowError):
+            return await _data_error(request, exc)
+        raise exc
 
     @app.exception_handler(DBAPIError)
     async def _database_error(request: Request, exc: DBAPIError):

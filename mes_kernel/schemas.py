@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
@@ -38,7 +38,21 @@ def _no_nul(value: str | None) -> str | None:
     return value
 
 
+def _utc_representable(value: datetime | None) -> datetime | None:
+    """Refuse an aware time that has no UTC time (``0001-01-01T00:00+09:00``, ``9999-12-31T23:59-14:00``):
+    every stored and compared time is UTC, and converting it would overflow. The value is kept as
+    given (an idempotency key compares the body as sent)."""
+    if value is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is outside the years 1-9999 once converted to UTC") from None
+    return value
+
+
 FiniteJSON = Annotated[dict[str, Any], AfterValidator(_finite)]
+UtcMoment = Annotated[AwareDatetime, AfterValidator(_utc_representable)]
+"""An ISO-8601 time with offset that converts to UTC: for every time a client sends."""
 Text = Annotated[str, AfterValidator(_no_nul)]
 
 
@@ -146,16 +160,35 @@ class UnitOut(ORM):
 
 
 # ---------------------------------------------------------------- processes and records
+IdealCycleSeconds = Field(
+    None, gt=0, le=86_400, allow_inf_nan=False,
+    description="seconds one item ideally takes at this step (OEE performance, ISO 22400 PTU); null: not set",
+)
+
+
 class ProcessIn(BaseModel):
     id: str = Code
     name: Text = Field("", max_length=200)
     sequence: int = Field(0, ge=0, le=INT32_MAX, description="order of the step on the route (an INTEGER column)")
+    ideal_cycle_seconds: float | None = IdealCycleSeconds
+
+
+class ProcessUpdate(BaseModel):
+    """The fields of a routing step to change; a field left out keeps its value (``null`` clears
+    the ideal cycle time)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Text | None = Field(None, max_length=200)
+    sequence: int | None = Field(None, ge=0, le=INT32_MAX)
+    ideal_cycle_seconds: float | None = IdealCycleSeconds
 
 
 class ProcessOut(ORM):
     id: str
     name: str
     sequence: int
+    ideal_cycle_seconds: float | None = None
 
 
 class DefectCodeIn(BaseModel):
@@ -189,7 +222,7 @@ class RecordIn(BaseModel):
     result: Literal["pass", "fail"]
     defect_code: Text | None = Field(None, max_length=64)
     data: FiniteJSON = Field(default_factory=dict)
-    recorded_at: AwareDatetime | None = None
+    recorded_at: UtcMoment | None = None
     station_seq: int | None = Field(
         None, ge=0, lt=2**63,
         description="the station outbox's sequence number: orders events of one station time in a history",

@@ -399,3 +399,50 @@ async def test_heartbeat_counters_beyond_64_bits_are_422_not_stored_as_floats(cl
         headers=station_headers,
     )
     assert ok.status_code == 200, ok.text
+
+
+# An aware time whose UTC time falls outside the years 1-9999: the UTC column type overflowed while
+# binding it, before the driver saw it (a 500 from the query filters, a 422 without a field from records).
+TIMES_WITHOUT_A_UTC_TIME = ("0001-01-01T00:00:00+09:00", "9999-12-31T23:59:59-14:00")
+
+
+async def test_times_with_no_utc_time_are_422_naming_the_field_everywhere(
+    client, kernel, admin_headers, worker_headers, station_headers, make_lot
+):
+    lot = await make_lot()
+    before = await _counts(kernel)
+    for moment in TIMES_WITHOUT_A_UTC_TIME:
+        for path, name in (
+            ("/lots", "created_from"),
+            ("/lots", "created_to"),
+            ("/audit", "since"),
+            ("/audit", "until"),
+        ):
+            r = await client.get(API + path, params={name: moment}, headers=admin_headers)
+            _refused(r, 422, "VALIDATION_ERROR")
+            assert r.json()["detail"]["errors"][0]["loc"] == ["query", name], r.text
+        r = await client.post(
+            API + "/process-records", json=_record(lot["lot_number"], recorded_at=moment), headers=worker_headers
+        )
+        _refused(r, 422, "VALIDATION_ERROR")
+        assert r.json()["detail"]["errors"][0]["loc"] == ["body", "recorded_at"], r.text
+        good = _record(lot["lot_number"])
+        r = await client.post(
+            API + "/process-records/batch",
+            json={"records": [_record(lot["lot_number"], recorded_at=moment), good]},
+            headers=worker_headers,
+        )
+        assert r.status_code == 200, r.text
+        assert [item["status"] for item in r.json()["results"]] == ["error", "created"], r.text
+    assert (await _counts(kernel))["process_records"] == before["process_records"] + len(TIMES_WITHOUT_A_UTC_TIME)
+    # A station event's time is free-form payload: one with no UTC time falls back to server receipt.
+    r = await client.post(
+        API + "/stations/events",
+        json={
+            "idempotency_key": uuid.uuid4().hex,
+            "type": "scan",
+            "payload": {"code": lot["lot_number"], "recorded_at": TIMES_WITHOUT_A_UTC_TIME[0]},
+        },
+        headers=station_headers,
+    )
+    assert r.status_code == 201, r.text

@@ -132,6 +132,7 @@ MATRIX: dict[tuple[str, str], Rule] = {
     # routing steps and records
     ("GET", "/processes"): Rule(LOT_READERS, req("/processes")),
     ("POST", "/processes"): Rule(LOT_WRITERS, req("/processes", {"id": "P-{tag}", "name": "step", "sequence": 5})),
+    ("PATCH", "/processes/{process_id}"): Rule(LOT_WRITERS, req("/processes/ASSY-10", {"ideal_cycle_seconds": 30})),
     ("GET", "/processes/{process_id}/defect-codes"): Rule(LOT_READERS, req("/processes/ASSY-10/defect-codes")),
     ("PUT", "/processes/{process_id}/defect-codes"): Rule(
         LOT_WRITERS, req("/processes/ASSY-10/defect-codes", {"defect_codes": [{"code": "D-{tag}"}]})

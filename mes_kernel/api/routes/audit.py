@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 from sqlalchemy import func, select
 
 from ...audit import verify
 from ...db.models import AuditEntry
-from ...schemas import Page
+from ...schemas import Page, UtcMoment
 from ..deps import Principal, SessionDep, require_permission
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -41,8 +41,8 @@ async def list_audit(
     entity_id: str | None = None,
     actor: str | None = None,
     action: str | None = None,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: UtcMoment | None = None,
+    until: UtcMoment | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ):

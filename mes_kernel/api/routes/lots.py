@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Response, status
-from pydantic import AwareDatetime
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
@@ -25,8 +24,10 @@ from ...schemas import (
     Page,
     ProcessIn,
     ProcessOut,
+    ProcessUpdate,
     UnitOut,
     UnitsCreate,
+    UtcMoment,
 )
 from ...services import lots as lot_service
 from ...services import trace
@@ -64,8 +65,8 @@ async def list_lots(
     _: Principal = require_permission("lots:read"),
     lot_status: Annotated[LotStatus | None, Query(alias="status")] = None,
     product: str | None = None,
-    created_from: AwareDatetime | None = None,
-    created_to: AwareDatetime | None = None,
+    created_from: UtcMoment | None = None,
+    created_to: UtcMoment | None = None,
     q: Annotated[str | None, Query(max_length=64, description="search in LOT number and product")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -162,7 +163,8 @@ async def list_processes(session: SessionDep, _: Principal = require_permission(
                        summary="Define a routing step")
 async def create_process(body: ProcessIn, session: SessionDep,
                          principal: Principal = require_permission("processes:write")):
-    process = Process(id=body.id, name=body.name, sequence=body.sequence)
+    process = Process(id=body.id, name=body.name, sequence=body.sequence,
+                      ideal_cycle_seconds=body.ideal_cycle_seconds)
     session.add(process)
     try:
         await session.flush()
@@ -172,6 +174,26 @@ async def create_process(body: ProcessIn, session: SessionDep,
                       after=body.model_dump())
     await session.commit()
     return process
+
+
+@processes_router.patch("/{process_id}", response_model=ProcessOut,
+                        summary="Change a routing step: name, sequence, ideal cycle time (audited)")
+async def update_process(process_id: str, body: ProcessUpdate, session: SessionDep,
+                         principal: Principal = require_permission("processes:write")):
+    process = await _process(session, process_id)
+    changes = body.model_dump(exclude_unset=True)
+    for name in ("name", "sequence"):
+        if name in changes and changes[name] is None:
+            raise Unprocessable(f"{name} cannot be null", field=name)
+    before = ProcessOut.model_validate(process).model_dump()
+    for name, value in changes.items():
+        setattr(process, name, value)
+    await session.flush()
+    after = ProcessOut.model_validate(process).model_dump()
+    await write_audit(session, actor=principal.actor, action="update", entity="process", entity_id=process_id,
+                      before=before, after=after)
+    await session.commit()
+    return after
 
 
 

@@ -426,10 +426,10 @@ def station_time(payload: dict[str, Any]) -> datetime | None:
         if isinstance(value, str) and len(value) <= 64:
             try:
                 moment = datetime.fromisoformat(value)
-            except ValueError:
+                if moment.tzinfo is not None:
+                    return moment.astimezone(UTC)
+            except (ValueError, OverflowError):  # OverflowError: no UTC time (0001-01-01T00:00+09:00)
                 continue
-            if moment.tzinfo is not None:
-                return moment.astimezone(UTC)
     return None
 
 

@@ -52,6 +52,10 @@ from .shifts import Occurrence, occurrences
 from .sources import hours_between
 
 MAX_RANGE = timedelta(days=366)
+# Times a range may span: calendar arithmetic around a range (the next shift, the week's start)
+# must stay within what a datetime holds (years 1-9999), and no plant records before 1900.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 # ------------------------------------------------------------------ range and filters
@@ -77,13 +81,27 @@ def _moment(value: str, *, field: str, zone: ZoneInfo, end: bool) -> datetime:
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
-            return datetime.combine(day + timedelta(days=1 if end else 0), datetime.min.time(), zone).astimezone(UTC)
-        moment = datetime.fromisoformat(value)
+            moment = datetime.combine(day, datetime.min.time(), zone)
+            if end:
+                moment = datetime.combine(day + timedelta(days=1), datetime.min.time(), zone)
+        else:
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is None:
+                raise Unprocessable(f"{field} needs a UTC offset (or give a date)", code="INVALID_RANGE", field=field)
+        moment = moment.astimezone(UTC)
     except ValueError:
         raise Unprocessable(f"{field} is not an ISO-8601 date or datetime", code="INVALID_RANGE", field=field) from None
-    if moment.tzinfo is None:
-        raise Unprocessable(f"{field} needs a UTC offset (or give a date)", code="INVALID_RANGE", field=field)
-    return moment.astimezone(UTC)
+    except OverflowError:  # 9999-12-31 as ``to`` (its next midnight), 0001-01-01 east of UTC
+        moment = None
+    if moment is None or not EARLIEST <= moment <= LATEST:
+        raise Unprocessable(
+            f"{field} lies outside the years 1900-9998",
+            code="INVALID_RANGE",
+            field=field,
+            earliest=EARLIEST.isoformat(),
+            latest=LATEST.isoformat(),
+        )
+    return moment
 
 
 def parse_range(*, since: str | None, until: str | None, zone: ZoneInfo, now: datetime) -> Range:

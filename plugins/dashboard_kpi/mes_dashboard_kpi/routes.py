@@ -14,7 +14,6 @@ from mes_kernel.api.deps import Principal, ReadSessionDep, SessionDep, require_p
 from mes_kernel.audit import write_audit
 from mes_kernel.db.base import utcnow
 from mes_kernel.db.models import ShiftCalendar
-from mes_kernel.errors import Unprocessable
 from mes_kernel.kernel import Kernel
 
 from . import kpi, reports
@@ -70,10 +69,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
     kpi.plant_zone(config.timezone)  # fail at start-up, not on the first request
 
     def zone_of(tz: str | None):
-        try:
-            return kpi.plant_zone(tz or config.timezone)
-        except ValueError as exc:
-            raise Unprocessable(str(exc), field="tz") from None
+        return reports.zone_named(tz or config.timezone)
 
     async def cached(key: str, compute: Callable[[], Awaitable[Any]]) -> Any:
         get_or_set = getattr(kernel.cache, "get_or_set", None)

@@ -271,6 +271,12 @@ async def test_bad_ranges_zones_and_lines_answer_422_or_404_with_a_code_naming_t
         ({"tz": "Mars/Olympus"}, 422, "INVALID_TIMEZONE", "tz"),
         ({"tz": "Europe/" + "x" * 300}, 422, "INVALID_TIMEZONE", "tz"),  # too long for a file name: OSError
         ({"line": "NO-SUCH-LINE"}, 404, "LINE_NOT_FOUND", "line"),
+        # Dates a datetime holds whose UTC time or next midnight it does not (an OverflowError once:
+        # 422 VALIDATION_ERROR with no field), and dates too far out for the calendar arithmetic.
+        ({"from": "0001-01-01", "to": "0001-01-02", "tz": "Asia/Seoul"}, 422, "INVALID_RANGE", "from"),
+        ({"from": "9998-12-31", "to": "9999-12-31"}, 422, "INVALID_RANGE", "to"),
+        ({"from": "9999-12-30T00:00:00+00:00", "to": "9999-12-31T23:59:59-14:00"}, 422, "INVALID_RANGE", "from"),
+        ({"from": "1899-12-31", "to": "1900-01-02"}, 422, "INVALID_RANGE", "from"),
     ]
     for params, status, code, field in cases:
         r = await client.get(f"{API}/kpi/{path}", params=params, headers=manager_headers)
@@ -360,3 +366,45 @@ async def test_oee_counts_parts_from_the_line_machines_when_it_has_machine_data(
     assert day["availability"] == round(run / (8 * 3600.0), 4)
     assert day["performance"] == round(360 * 10.0 / run, 4)
     assert day["quality"] == round(300 / 360, 4)
+
+
+async def test_ideal_cycle_times_are_set_through_the_api_and_feed_oee_performance(
+    client, line, manager_headers, viewer_headers, worker_headers
+):
+    """A plant without machine data sets each step's ideal cycle time (ISO 22400 PTU) itself; it was
+    a column no route wrote (``POST /processes`` dropped the field), so performance read 0."""
+    r = await client.post(
+        f"{API}/processes", json={"id": "TEST-20", "sequence": 20, "ideal_cycle_seconds": 45}, headers=manager_headers
+    )
+    assert r.status_code == 201 and r.json()["ideal_cycle_seconds"] == 45.0, r.text
+    r = await client.patch(f"{API}/processes/ASSY-10", json={"ideal_cycle_seconds": 60}, headers=manager_headers)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"id": "ASSY-10", "name": "Assembly", "sequence": 10, "ideal_cycle_seconds": 60.0}
+    listed = (await client.get(f"{API}/processes", headers=viewer_headers)).json()
+    assert {p["id"]: p["ideal_cycle_seconds"] for p in listed} == {"ASSY-10": 60.0, "TEST-20": 45.0, "PACK-30": 20.0}
+    for body in ({"ideal_cycle_seconds": 0}, {"ideal_cycle_seconds": -1}, {"name": None}, {"cycle": 5}):
+        r = await client.patch(f"{API}/processes/ASSY-10", json=body, headers=manager_headers)
+        assert r.status_code == 422, (body, r.text)
+    r = await client.patch(f"{API}/processes/ASSY-10", json={"ideal_cycle_seconds": 1}, headers=viewer_headers)
+    assert r.status_code == 403
+    r = await client.patch(f"{API}/processes/NO-SUCH", json={"name": "x"}, headers=manager_headers)
+    assert r.status_code == 404 and r.json()["detail"]["code"] == "PROCESS_NOT_FOUND"
+
+    r = await client.put(
+        f"{API}/lines/LINE-K/shifts",
+        json={"shifts": [{"name": "All", "start": "00:00", "end": "00:00", "days": EVERY_DAY}]},
+        headers=manager_headers,
+    )
+    assert r.status_code == 200, r.text
+    for i in range(3):
+        await _record(
+            client, worker_headers, at=DAY + timedelta(hours=2, minutes=i), process_id="ASSY-10", serial=f"SN-K{i}"
+        )
+    oee = (
+        await client.get(
+            f"{API}/kpi/oee",
+            params={"line": "LINE-K", "from": DAY.isoformat(), "to": (DAY + timedelta(days=1)).isoformat()},
+            headers=viewer_headers,
+        )
+    ).json()
+    assert oee["performance"]["ideal_cycle_seconds_total"] == 3 * 60.0, oee
