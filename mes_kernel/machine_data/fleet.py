@@ -215,15 +215,28 @@ class MachineConnector:
 class ConnectorFleet:
     """Keeps one connector per enabled device of kind ``kind`` on the lines that enable ``plugin``.
 
-    Subclasses implement :meth:`build`. A device whose configuration does not parse (``build``
-    raises :class:`MappingError`) is marked failed in the machine-data hub, so ``/health`` shows it
-    DOWN with the field at fault, and the other devices keep running.
+    Subclasses set ``plugin`` and ``kind`` and implement :meth:`build`. A device whose configuration
+    does not parse (``build`` raises :class:`MappingError`) is marked failed in the machine-data
+    hub, so ``/health`` shows it DOWN with the field at fault, and the other devices keep running.
+
+    The plugin's lifecycle hooks are one line each: ``await Fleet.launch(kernel)`` in
+    ``mes_startup``, ``await Fleet.shutdown(kernel)`` in ``mes_shutdown``; the running fleet is
+    ``kernel.state["<plugin>_connectors"]``, found by :meth:`running` and :meth:`running_connector`.
     """
 
-    def __init__(self, kernel: Any, *, plugin: str, kind: str, poll_seconds: float = 2.0) -> None:
+    #: the plugin's entry-point name (the lines enable it by this name)
+    plugin: str = ""
+    #: the device kind its connectors read
+    kind: str = ""
+
+    def __init__(
+        self, kernel: Any, *, plugin: str | None = None, kind: str | None = None, poll_seconds: float = 2.0
+    ) -> None:
         self.kernel = kernel
-        self.plugin = plugin
-        self.kind = kind
+        self.plugin = plugin or type(self).plugin
+        self.kind = kind or type(self).kind
+        if not self.plugin or not self.kind:
+            raise TypeError(f"{type(self).__name__} needs a plugin and a device kind")
         self.poll_seconds = poll_seconds
         self.connectors: dict[str, tuple[str, Any]] = {}
         self.task: asyncio.Task | None = None
@@ -286,3 +299,43 @@ class ConnectorFleet:
         for _, connector in list(self.connectors.values()):
             await connector.stop()
         self.connectors.clear()
+
+    # ------------------------------------------------------------ the plugin's lifecycle hooks
+
+    @classmethod
+    def state_key(cls) -> str:
+        """Where the running fleet is kept in ``kernel.state``: ``"<plugin>_connectors"``."""
+        if not cls.plugin:
+            raise TypeError(f"{cls.__name__} must set the class attribute plugin to use the lifecycle helpers")
+        return f"{cls.plugin}_connectors"
+
+    @classmethod
+    async def launch(cls, kernel: Any, **options: Any) -> ConnectorFleet:
+        """``mes_startup``'s work: build the fleet (``options`` go to the constructor), keep it in
+        ``kernel.state`` and :meth:`start` it. A fleet left there by an earlier start is closed
+        first, so its machines are never read twice by one process."""
+        await cls.shutdown(kernel)
+        fleet = cls(kernel, **options)
+        kernel.state[cls.state_key()] = fleet
+        fleet.start()
+        return fleet
+
+    @classmethod
+    async def shutdown(cls, kernel: Any) -> None:
+        """``mes_shutdown``'s work: take the running fleet out of ``kernel.state`` and close it
+        (every connector stopped, its sink written, its lease released). Nothing running: a no-op."""
+        fleet = kernel.state.pop(cls.state_key(), None)
+        if fleet is not None:
+            await fleet.close()
+
+    @classmethod
+    def running(cls, kernel: Any) -> ConnectorFleet | None:
+        """The fleet this process runs, or None (the plugin not started, or stopped)."""
+        return kernel.state.get(cls.state_key())
+
+    @classmethod
+    def running_connector(cls, kernel: Any, code: str) -> Any | None:
+        """Device ``code``'s connector in this process, or None: a write route uses its open link
+        when there is one, and opens its own otherwise."""
+        fleet = cls.running(kernel)
+        return fleet.connector(code) if fleet is not None else None

@@ -101,8 +101,8 @@ class ConnectorManager(ConnectorFleet):
     """Keeps one :class:`DeviceConnector` per enabled OPC UA device of the lines that enable the
     plugin (the kernel's :class:`~mes_kernel.contracts.ConnectorFleet` does the bookkeeping)."""
 
-    def __init__(self, kernel: Any, *, poll_seconds: float = 2.0) -> None:
-        super().__init__(kernel, plugin=PLUGIN, kind=DEVICE_KIND, poll_seconds=poll_seconds)
+    plugin = PLUGIN
+    kind = DEVICE_KIND
 
     def build(self, code: str, driver: str, config: dict[str, Any]) -> DeviceConnector:
         return DeviceConnector(self.kernel, code, driver, parse_settings(config))
