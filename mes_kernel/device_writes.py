@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from .audit import write_audit
 from .devices import ResolvedDevice
 from .errors import DeviceFailed, Unprocessable
+from .schemas import _finite
 
 T = TypeVar("T")
 
@@ -38,7 +39,7 @@ async def audited_write(
     what: str,
     done: str = "written",
     invalid: tuple[type[BaseException], ...] = (),
-    invalid_code: str = "VALUE_INVALID",
+    invalid_code: str | None = None,
 ) -> T:
     """Run ``write`` through breaker ``breaker`` for ``device``, audit the attempt, commit, and
     return what ``write`` returned.
@@ -54,30 +55,45 @@ async def audited_write(
       <error>"``, with ``device`` and ``field = "name"``.
     - ``invalid``: exceptions that mean the device was sent nothing because the value cannot be
       written (the caller's mistake, so the breaker must not count them): audited as ``failed``
-      with ``error = "<message>"``, then 422 ``invalid_code`` with ``field = "value"``.
+      with ``error = "<message>"``, then 422 ``invalid_code`` (``VALIDATION_ERROR`` when None)
+      with ``field = "value"``.
+    - ``after`` holding NaN, ±Infinity or a NUL character (which the audit trail cannot store on
+      PostgreSQL) is refused before anything is sent or audited: 422 ``invalid_code`` (or
+      ``VALIDATION_ERROR``), so a machine is never written without its audit entry.
     - An open breaker raises :class:`~mes_kernel.breakers.BreakerOpenError` before anything is
       sent or audited (503 ``SERVICE_UNAVAILABLE`` with ``Retry-After``). Any other exception of
       ``write`` passes through unaudited: it is a bug of the plugin, not the device's answer.
     """
+    refusal = invalid_code or "VALIDATION_ERROR"
+    try:
+        _finite(after)
+    except ValueError as exc:
+        raise Unprocessable(f"{name} on {device.code}: {exc}", code=refusal, field="value") from None
     failures = kernel.breakers.config_for(breaker, device.line_code).expected_exceptions
     outcome, error, refused = done, None, False
     try:
         result = await kernel.breakers.call(breaker, device.code, write, line=device.line_code)
-    except invalid as exc:  # checked first: such an exception is never the breaker's failure
-        outcome, error, refused, result = "failed", f"{exc}"[:ERROR_CHARS], True, None
+    except invalid as exc:  # before failures: the caller's mistake, however the breaker counted it
+        outcome, error, refused, result = "failed", _storable(f"{exc}"), True, None
     except failures as exc:
-        outcome, error, result = "failed", f"{type(exc).__name__}: {exc}"[:ERROR_CHARS], None
+        outcome, error, result = "failed", _storable(f"{type(exc).__name__}: {exc}"), None
     await write_audit(
         session,
         actor=actor,
         action="update",  # the audit trail's verbs: a write updates the machine (or tried to)
         entity=entity,
         entity_id=f"{device.code}:{name}",
-        after={**after, "driver": device.driver, "outcome": outcome, **({"error": error} if error is not None else {})},
+        after={**after, "driver": device.driver, "outcome": outcome, **({} if error is None else {"error": error})},
     )
     await session.commit()
     if refused:
-        raise Unprocessable(f"{name} on {device.code}: {error}", code=invalid_code, field="value")
+        raise Unprocessable(f"{name} on {device.code}: {error}", code=refusal, field="value")
     if error is not None:
         raise DeviceFailed(f"{what} failed: {error}", code=failed_code, device=device.code, field="name")
     return result  # type: ignore[return-value]
+
+
+def _storable(reason: str) -> str:
+    """A device's error as the audit trail keeps it: at most ``ERROR_CHARS`` characters, no NUL
+    (a device's reply may carry one; PostgreSQL text cannot)."""
+    return reason.replace("\x00", "")[:ERROR_CHARS]
