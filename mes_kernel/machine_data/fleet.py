@@ -53,6 +53,10 @@ class ConnectorSettings(Protocol):
     reconnect_min: float
     reconnect_max: float
 
+    def driver_settings(self) -> dict[str, Any]:
+        """The driver's constructor arguments (only :meth:`MachineConnector.load_driver` asks)."""
+        ...
+
 
 class Connector(Protocol):
     """What a fleet needs of one device's connector."""
@@ -123,16 +127,20 @@ class MachineConnector:
     :func:`stop_task`), closes the sink and releases the lease.
 
     ``settings`` is the plugin's parsed device settings: anything with ``mapping``,
-    ``reconnect_min`` and ``reconnect_max`` (:class:`ConnectorSettings`). ``rng`` gives the
-    backoff's jitter (a number in [0, 1)).
+    ``reconnect_min`` and ``reconnect_max`` (:class:`ConnectorSettings`). ``driver_name`` is the
+    device's configured driver, which :meth:`load_driver` loads from the class's ``namespace``.
+    ``rng`` gives the backoff's jitter (a number in [0, 1)).
 
-    Attributes: ``kernel``, ``code`` (the device code), ``settings``, ``sink`` (``MachineSink`` or
-    None), ``attempt`` (reconnect attempts since data last flowed), ``sessions`` (sessions begun;
-    a session increments it through :meth:`connected`), ``task``.
+    Attributes: ``kernel``, ``code`` (the device code), ``settings``, ``driver_name``, ``driver``
+    (the open session's driver, if the session sets it; see :attr:`online`), ``sink``
+    (``MachineSink`` or None), ``attempt`` (reconnect attempts since data last flowed),
+    ``sessions`` (sessions begun; a session increments it through :meth:`connected`), ``task``.
     """
 
     #: the plugin's name: the ``source`` of the machine's data, and the prefix of task and log names
     source: str = "connector"
+    #: the stevedore namespace of the plugin's drivers (``mes.drivers.<kind>``), for :meth:`load_driver`
+    namespace: str = ""
 
     def __init__(
         self,
@@ -140,16 +148,33 @@ class MachineConnector:
         code: str,
         settings: ConnectorSettings,
         *,
+        driver_name: str = "",
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.kernel = kernel
         self.code = code
         self.settings = settings
+        self.driver_name = driver_name
         self.rng = rng
         self.task: asyncio.Task | None = None
         self.sink: Any = None
+        self.driver: Any = None
         self.attempt = 0
         self.sessions = 0
+
+    @property
+    def online(self) -> bool:
+        """Whether a session is open: it set ``self.driver`` and the sink is connected. A write route
+        then uses that link (one master on a serial line, one client id per MQTT session)."""
+        return self.driver is not None and self.sink is not None and self.sink.is_connected
+
+    def load_driver(self) -> Any:
+        """The device's driver for a new session: ``driver_name`` from ``namespace``, built with the
+        settings' ``driver_settings()``; its ``version`` goes to the sink (the traceability of what
+        the machine reported through it)."""
+        driver = self.kernel.load_driver(self.namespace, self.driver_name, **self.settings.driver_settings())
+        self.sink.driver_version = getattr(driver, "version", "")
+        return driver
 
     async def session(self) -> None:
         """Connect to the machine and feed ``self.sink`` until the link ends; never return normally

@@ -44,6 +44,7 @@ class DeviceConnector(MachineConnector):
     """
 
     source = PLUGIN
+    namespace = DRIVER_NAMESPACE
 
     def __init__(
         self,
@@ -54,26 +55,16 @@ class DeviceConnector(MachineConnector):
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        super().__init__(kernel, code, settings)
-        self.driver_name = driver_name
+        super().__init__(kernel, code, settings, driver_name=driver_name)
         self.clock = clock
-        self.driver: ModbusDriver | None = None
         #: serializes the poll loop's requests and the write route's (one master on the link)
         self.lock = asyncio.Lock()
         self.polls = 0
         self._last: dict[str, Any] = {}
 
-    @property
-    def online(self) -> bool:
-        """Whether a session is open (the write route then uses this link)."""
-        return self.driver is not None and self.sink is not None and self.sink.is_connected
-
     async def session(self) -> None:
         sink = self.sink
-        driver: ModbusDriver = self.kernel.load_driver(
-            DRIVER_NAMESPACE, self.driver_name, **self.settings.driver_settings()
-        )
-        sink.driver_version = getattr(driver, "version", "")
+        driver: ModbusDriver = self.load_driver()
         try:
             async with self.lock:
                 await driver.connect()

@@ -77,6 +77,7 @@ class DeviceConnector(MachineConnector):
     """
 
     source = PLUGIN
+    namespace = DRIVER_NAMESPACE
 
     def __init__(
         self,
@@ -87,26 +88,16 @@ class DeviceConnector(MachineConnector):
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        super().__init__(kernel, code, settings)
-        self.driver_name = driver_name
+        super().__init__(kernel, code, settings, driver_name=driver_name)
         self.clock = clock
-        self.driver: MqttDriver | None = None
         self.received = 0
         self.acked = 0
         self._unacked: list[tuple[Received, float]] = []
         self._wake = asyncio.Event()
 
-    @property
-    def online(self) -> bool:
-        """Whether a session is open (the write route then publishes through it)."""
-        return self.driver is not None and self.sink is not None and self.sink.is_connected
-
     async def session(self) -> None:
         sink = self.sink
-        driver: MqttDriver = self.kernel.load_driver(
-            DRIVER_NAMESPACE, self.driver_name, **self.settings.driver_settings()
-        )
-        sink.driver_version = getattr(driver, "version", "")
+        driver: MqttDriver = self.load_driver()
         self._unacked = []  # unacknowledged messages of a lost connection come again from the session
         acker: asyncio.Task | None = None
         try:
