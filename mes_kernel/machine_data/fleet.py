@@ -20,6 +20,7 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
@@ -129,7 +130,8 @@ class MachineConnector:
     ``settings`` is the plugin's parsed device settings: anything with ``mapping``,
     ``reconnect_min`` and ``reconnect_max`` (:class:`ConnectorSettings`). ``driver_name`` is the
     device's configured driver, which :meth:`load_driver` loads from the class's ``namespace``.
-    ``rng`` gives the backoff's jitter (a number in [0, 1)).
+    ``clock`` is the source time of a sample whose protocol carries none (aware UTC; a test injects
+    its own). ``rng`` gives the backoff's jitter (a number in [0, 1)).
 
     Attributes: ``kernel``, ``code`` (the device code), ``settings``, ``driver_name``, ``driver``
     (the open session's driver, if the session sets it; see :attr:`online`), ``sink``
@@ -149,12 +151,14 @@ class MachineConnector:
         settings: ConnectorSettings,
         *,
         driver_name: str = "",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.kernel = kernel
         self.code = code
         self.settings = settings
         self.driver_name = driver_name
+        self.clock = clock
         self.rng = rng
         self.task: asyncio.Task | None = None
         self.sink: Any = None

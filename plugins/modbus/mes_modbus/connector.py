@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -46,17 +45,8 @@ class DeviceConnector(MachineConnector):
     source = PLUGIN
     namespace = DRIVER_NAMESPACE
 
-    def __init__(
-        self,
-        kernel: Any,
-        code: str,
-        driver_name: str,
-        settings: ModbusSettings,
-        *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        super().__init__(kernel, code, settings, driver_name=driver_name)
-        self.clock = clock
+    def __init__(self, kernel: Any, code: str, driver_name: str, settings: ModbusSettings, **options: Any) -> None:
+        super().__init__(kernel, code, settings, driver_name=driver_name, **options)  # clock, rng
         #: serializes the poll loop's requests and the write route's (one master on the link)
         self.lock = asyncio.Lock()
         self.polls = 0

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,17 +78,8 @@ class DeviceConnector(MachineConnector):
     source = PLUGIN
     namespace = DRIVER_NAMESPACE
 
-    def __init__(
-        self,
-        kernel: Any,
-        code: str,
-        driver_name: str,
-        settings: MqttSettings,
-        *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
+    def __init__(self, kernel: Any, code: str, driver_name: str, settings: MqttSettings) -> None:
         super().__init__(kernel, code, settings, driver_name=driver_name)
-        self.clock = clock
         self.received = 0
         self.acked = 0
         self._unacked: list[tuple[Received, float]] = []
