@@ -16,6 +16,7 @@ _SERVER_EXPORTS = {
     "devices_for": "mes_kernel.devices",
     "ResolvedDevice": "mes_kernel.devices",
     "ensure_lot_open": "mes_kernel.devices",
+    "audited_write": "mes_kernel.device_writes",
     "MachineDataHub": "mes_kernel.machine_data.hub",
     "MachineSink": "mes_kernel.machine_data.sink",
     "ConnectorFleet": "mes_kernel.machine_data.fleet",

@@ -73,6 +73,14 @@ class Unprocessable(MesError):
     code = "VALIDATION_ERROR"
 
 
+class DeviceFailed(MesError):
+    """A device refused an action or did not answer (a write, a print): the gateway's error, 502.
+    Plugins give it their own ``code`` (``MODBUS_WRITE_FAILED``)."""
+
+    status = 502
+    code = "DEVICE_FAILED"
+
+
 class ServiceUnavailable(MesError):
     """A dependency refuses for now; ``retry_after`` seconds go into the body and the header."""
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from mes_kernel.contracts import LeaseLost, MachineConnector, MachineMapping, Status, backoff
+from mes_kernel.contracts import ConnectorFleet, LeaseLost, MachineConnector, MachineMapping, Status, backoff
 from mes_kernel.db.models import Device, Line, Station
 from mes_kernel.testing.helpers import eventually
 
@@ -120,8 +120,9 @@ async def _add_device(kernel, code: str, *, on_line: bool = True) -> None:
             await session.flush()
             line_id, station_id = line.id, station.id
         session.add(
-            Device(code=code, kind="lineproto", driver="tcp", line_id=line_id, station_id=station_id,
-                   config=MAPPING_CONFIG)
+            Device(
+                code=code, kind="lineproto", driver="tcp", line_id=line_id, station_id=station_id, config=MAPPING_CONFIG
+            )
         )
         await session.commit()
 
@@ -133,9 +134,7 @@ def test_backoff_doubles_up_to_its_ceiling_with_jitter():
     assert backoff(1, low=1.0, high=30.0, rng=lambda: 1.0) == pytest.approx(1.2)
 
 
-async def test_a_dropped_connection_is_down_with_its_reason_then_reconnected_with_the_same_sink(
-    kernel, line_machine
-):
+async def test_a_dropped_connection_is_down_with_its_reason_then_reconnected_with_the_same_sink(kernel, line_machine):
     hub = kernel.machine_data
     async with _running(kernel, "MC-L1", line_machine) as connector:
         sink = connector.sink
@@ -220,3 +219,34 @@ def _down(hub, code):
 
 async def _async(value):
     return value
+
+
+class LineFleet(ConnectorFleet):
+    plugin = "lineproto"
+    kind = "lineproto"
+
+    def build(self, code, driver, config):
+        return LineConnector(self.kernel, code, int(config.get("port", 0)))
+
+
+async def test_a_fleet_is_launched_into_the_kernel_state_and_shut_down_from_it(kernel):
+    first = await LineFleet.launch(kernel, poll_seconds=0.05)
+    assert kernel.state["lineproto_connectors"] is first and LineFleet.running(kernel) is first
+    assert first.task is not None and not first.task.done(), "a serving kernel's fleet follows the lines"
+    second = await LineFleet.launch(kernel)  # started again without a stop: the first must not keep running
+    assert first.task.done() and LineFleet.running(kernel) is second
+    assert LineFleet.running_connector(kernel, "MC-NONE") is None
+    await LineFleet.shutdown(kernel)
+    assert second.task.done() and LineFleet.running(kernel) is None
+    assert LineFleet.running_connector(kernel, "MC-NONE") is None
+    await LineFleet.shutdown(kernel)  # nothing running: a no-op
+
+
+def test_a_fleet_without_its_plugin_name_is_refused():
+    class Nameless(ConnectorFleet):
+        kind = "lineproto"
+
+    with pytest.raises(TypeError, match="plugin"):
+        Nameless(SimpleNamespace())
+    with pytest.raises(TypeError, match="plugin"):
+        Nameless.running(SimpleNamespace(state={}))

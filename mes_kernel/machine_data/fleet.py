@@ -20,6 +20,7 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
@@ -52,6 +53,10 @@ class ConnectorSettings(Protocol):
     #: seconds before the first reconnect attempt, and the most between two
     reconnect_min: float
     reconnect_max: float
+
+    def driver_settings(self) -> dict[str, Any]:
+        """The driver's constructor arguments (only :meth:`MachineConnector.load_driver` asks)."""
+        ...
 
 
 class Connector(Protocol):
@@ -123,16 +128,21 @@ class MachineConnector:
     :func:`stop_task`), closes the sink and releases the lease.
 
     ``settings`` is the plugin's parsed device settings: anything with ``mapping``,
-    ``reconnect_min`` and ``reconnect_max`` (:class:`ConnectorSettings`). ``rng`` gives the
-    backoff's jitter (a number in [0, 1)).
+    ``reconnect_min`` and ``reconnect_max`` (:class:`ConnectorSettings`). ``driver_name`` is the
+    device's configured driver, which :meth:`load_driver` loads from the class's ``namespace``.
+    ``clock`` is the source time of a sample whose protocol carries none (aware UTC; a test injects
+    its own). ``rng`` gives the backoff's jitter (a number in [0, 1)).
 
-    Attributes: ``kernel``, ``code`` (the device code), ``settings``, ``sink`` (``MachineSink`` or
-    None), ``attempt`` (reconnect attempts since data last flowed), ``sessions`` (sessions begun;
-    a session increments it through :meth:`connected`), ``task``.
+    Attributes: ``kernel``, ``code`` (the device code), ``settings``, ``driver_name``, ``driver``
+    (the open session's driver, if the session sets it; see :attr:`online`), ``sink``
+    (``MachineSink`` or None), ``attempt`` (reconnect attempts since data last flowed),
+    ``sessions`` (sessions begun; a session increments it through :meth:`connected`), ``task``.
     """
 
     #: the plugin's name: the ``source`` of the machine's data, and the prefix of task and log names
     source: str = "connector"
+    #: the stevedore namespace of the plugin's drivers (``mes.drivers.<kind>``), for :meth:`load_driver`
+    namespace: str = ""
 
     def __init__(
         self,
@@ -140,16 +150,35 @@ class MachineConnector:
         code: str,
         settings: ConnectorSettings,
         *,
+        driver_name: str = "",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.kernel = kernel
         self.code = code
         self.settings = settings
+        self.driver_name = driver_name
+        self.clock = clock
         self.rng = rng
         self.task: asyncio.Task | None = None
         self.sink: Any = None
+        self.driver: Any = None
         self.attempt = 0
         self.sessions = 0
+
+    @property
+    def online(self) -> bool:
+        """Whether a session is open: it set ``self.driver`` and the sink is connected. A write route
+        then uses that link (one master on a serial line, one client id per MQTT session)."""
+        return self.driver is not None and self.sink is not None and self.sink.is_connected
+
+    def load_driver(self) -> Any:
+        """The device's driver for a new session: ``driver_name`` from ``namespace``, built with the
+        settings' ``driver_settings()``; its ``version`` goes to the sink (the traceability of what
+        the machine reported through it)."""
+        driver = self.kernel.load_driver(self.namespace, self.driver_name, **self.settings.driver_settings())
+        self.sink.driver_version = getattr(driver, "version", "")
+        return driver
 
     async def session(self) -> None:
         """Connect to the machine and feed ``self.sink`` until the link ends; never return normally
@@ -215,15 +244,28 @@ class MachineConnector:
 class ConnectorFleet:
     """Keeps one connector per enabled device of kind ``kind`` on the lines that enable ``plugin``.
 
-    Subclasses implement :meth:`build`. A device whose configuration does not parse (``build``
-    raises :class:`MappingError`) is marked failed in the machine-data hub, so ``/health`` shows it
-    DOWN with the field at fault, and the other devices keep running.
+    Subclasses set ``plugin`` and ``kind`` and implement :meth:`build`. A device whose configuration
+    does not parse (``build`` raises :class:`MappingError`) is marked failed in the machine-data
+    hub, so ``/health`` shows it DOWN with the field at fault, and the other devices keep running.
+
+    The plugin's lifecycle hooks are one line each: ``await Fleet.launch(kernel)`` in
+    ``mes_startup``, ``await Fleet.shutdown(kernel)`` in ``mes_shutdown``; the running fleet is
+    ``kernel.state["<plugin>_connectors"]``, found by :meth:`running` and :meth:`running_connector`.
     """
 
-    def __init__(self, kernel: Any, *, plugin: str, kind: str, poll_seconds: float = 2.0) -> None:
+    #: the plugin's entry-point name (the lines enable it by this name)
+    plugin: str = ""
+    #: the device kind its connectors read
+    kind: str = ""
+
+    def __init__(
+        self, kernel: Any, *, plugin: str | None = None, kind: str | None = None, poll_seconds: float = 2.0
+    ) -> None:
         self.kernel = kernel
-        self.plugin = plugin
-        self.kind = kind
+        self.plugin = plugin or type(self).plugin
+        self.kind = kind or type(self).kind
+        if not self.plugin or not self.kind:
+            raise TypeError(f"{type(self).__name__} needs a plugin and a device kind")
         self.poll_seconds = poll_seconds
         self.connectors: dict[str, tuple[str, Any]] = {}
         self.task: asyncio.Task | None = None
@@ -286,3 +328,43 @@ class ConnectorFleet:
         for _, connector in list(self.connectors.values()):
             await connector.stop()
         self.connectors.clear()
+
+    # ------------------------------------------------------------ the plugin's lifecycle hooks
+
+    @classmethod
+    def state_key(cls) -> str:
+        """Where the running fleet is kept in ``kernel.state``: ``"<plugin>_connectors"``."""
+        if not cls.plugin:
+            raise TypeError(f"{cls.__name__} must set the class attribute plugin to use the lifecycle helpers")
+        return f"{cls.plugin}_connectors"
+
+    @classmethod
+    async def launch(cls, kernel: Any, **options: Any) -> ConnectorFleet:
+        """``mes_startup``'s work: build the fleet (``options`` go to the constructor), keep it in
+        ``kernel.state`` and :meth:`start` it. A fleet left there by an earlier start is closed
+        first, so its machines are never read twice by one process."""
+        await cls.shutdown(kernel)
+        fleet = cls(kernel, **options)
+        kernel.state[cls.state_key()] = fleet
+        fleet.start()
+        return fleet
+
+    @classmethod
+    async def shutdown(cls, kernel: Any) -> None:
+        """``mes_shutdown``'s work: take the running fleet out of ``kernel.state`` and close it
+        (every connector stopped, its sink written, its lease released). Nothing running: a no-op."""
+        fleet = kernel.state.pop(cls.state_key(), None)
+        if fleet is not None:
+            await fleet.close()
+
+    @classmethod
+    def running(cls, kernel: Any) -> ConnectorFleet | None:
+        """The fleet this process runs, or None (the plugin not started, or stopped)."""
+        return kernel.state.get(cls.state_key())
+
+    @classmethod
+    def running_connector(cls, kernel: Any, code: str) -> Any | None:
+        """Device ``code``'s connector in this process, or None: a write route uses its open link
+        when there is one, and opens its own otherwise."""
+        fleet = cls.running(kernel)
+        return fleet.connector(code) if fleet is not None else None

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -44,36 +43,18 @@ class DeviceConnector(MachineConnector):
     """
 
     source = PLUGIN
+    namespace = DRIVER_NAMESPACE
 
-    def __init__(
-        self,
-        kernel: Any,
-        code: str,
-        driver_name: str,
-        settings: ModbusSettings,
-        *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        super().__init__(kernel, code, settings)
-        self.driver_name = driver_name
-        self.clock = clock
-        self.driver: ModbusDriver | None = None
+    def __init__(self, kernel: Any, code: str, driver_name: str, settings: ModbusSettings, **options: Any) -> None:
+        super().__init__(kernel, code, settings, driver_name=driver_name, **options)  # clock, rng
         #: serializes the poll loop's requests and the write route's (one master on the link)
         self.lock = asyncio.Lock()
         self.polls = 0
         self._last: dict[str, Any] = {}
 
-    @property
-    def online(self) -> bool:
-        """Whether a session is open (the write route then uses this link)."""
-        return self.driver is not None and self.sink is not None and self.sink.is_connected
-
     async def session(self) -> None:
         sink = self.sink
-        driver: ModbusDriver = self.kernel.load_driver(
-            DRIVER_NAMESPACE, self.driver_name, **self.settings.driver_settings()
-        )
-        sink.driver_version = getattr(driver, "version", "")
+        driver: ModbusDriver = self.load_driver()
         try:
             async with self.lock:
                 await driver.connect()
@@ -154,8 +135,8 @@ class ConnectorManager(ConnectorFleet):
     """Keeps one :class:`DeviceConnector` per enabled Modbus device of the lines that enable the
     plugin (the kernel's :class:`~mes_kernel.contracts.ConnectorFleet` does the bookkeeping)."""
 
-    def __init__(self, kernel: Any, *, poll_seconds: float = 2.0) -> None:
-        super().__init__(kernel, plugin=PLUGIN, kind=DEVICE_KIND, poll_seconds=poll_seconds)
+    plugin = PLUGIN
+    kind = DEVICE_KIND
 
     def build(self, code: str, driver: str, config: dict[str, Any]) -> DeviceConnector:
         return DeviceConnector(self.kernel, code, driver, parse_settings(config, driver=driver))

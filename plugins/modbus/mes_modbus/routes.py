@@ -9,18 +9,16 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from mes_kernel.api.deps import KernelDep, Principal, SessionDep, require_permission
-from mes_kernel.audit import write_audit
-from mes_kernel.contracts import MappingError, resolve_device
-from mes_kernel.errors import MesError, Unprocessable
+from mes_kernel.contracts import MappingError, audited_write, resolve_device
+from mes_kernel.errors import Unprocessable
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE
 from .codec import encode
 from .config import parse_settings
-from .drivers import ModbusExceptionResponse, ModbusLinkError
+from .connector import ConnectorManager
 from .health import device_nodes
 
 BREAKER = "modbus_write"
-STATE_KEY = "modbus_connectors"
 
 router = APIRouter(prefix="/modbus", tags=["modbus"])
 
@@ -42,11 +40,6 @@ class WriteOut(BaseModel):
     data_type: str
     value: Any
     registers: list[int] | list[bool]
-
-
-class WriteFailed(MesError):
-    status = 502
-    code = "MODBUS_WRITE_FAILED"
 
 
 @router.post(
@@ -87,8 +80,7 @@ async def write_register(
         items = encode(register, body.value)
     except ValueError as exc:
         raise Unprocessable(f"{body.name}: {exc}", code="MODBUS_VALUE_INVALID", field="value") from None
-    manager = kernel.state.get(STATE_KEY)
-    connector = manager.connector(device.code) if manager is not None else None
+    connector = ConnectorManager.running_connector(kernel, device.code)
 
     async def write() -> None:
         if connector is not None and connector.online:
@@ -103,30 +95,24 @@ async def write_register(
         finally:
             await driver.close()
 
-    error = None
-    try:
-        await kernel.breakers.call(BREAKER, device.code, write, line=device.line_code)
-    except (ModbusExceptionResponse, ModbusLinkError) as exc:
-        error = f"{type(exc).__name__}: {exc}"[:300]
-    await write_audit(
-        session,
+    await audited_write(
+        session=session,
+        kernel=kernel,
         actor=principal.actor,
-        action="update",
+        device=device,
+        name=body.name,
+        write=write,
+        breaker=BREAKER,
         entity="modbus_register",
-        entity_id=f"{device.code}:{body.name}",
         after={
             "table": register.table,
             "address": register.address,
             "data_type": register.data_type,
             "value": body.value,
-            "driver": device.driver,
-            "outcome": "written" if error is None else "failed",
-            **({"error": error} if error else {}),
         },
+        failed_code="MODBUS_WRITE_FAILED",
+        what=f"writing {body.name} on {code}",
     )
-    await session.commit()
-    if error is not None:
-        raise WriteFailed(f"writing {body.name} on {code} failed: {error}", device=code, field="name")
     return WriteOut(
         device=device.code,
         name=body.name,

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -77,36 +76,18 @@ class DeviceConnector(MachineConnector):
     """
 
     source = PLUGIN
+    namespace = DRIVER_NAMESPACE
 
-    def __init__(
-        self,
-        kernel: Any,
-        code: str,
-        driver_name: str,
-        settings: MqttSettings,
-        *,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        super().__init__(kernel, code, settings)
-        self.driver_name = driver_name
-        self.clock = clock
-        self.driver: MqttDriver | None = None
+    def __init__(self, kernel: Any, code: str, driver_name: str, settings: MqttSettings) -> None:
+        super().__init__(kernel, code, settings, driver_name=driver_name)
         self.received = 0
         self.acked = 0
         self._unacked: list[tuple[Received, float]] = []
         self._wake = asyncio.Event()
 
-    @property
-    def online(self) -> bool:
-        """Whether a session is open (the write route then publishes through it)."""
-        return self.driver is not None and self.sink is not None and self.sink.is_connected
-
     async def session(self) -> None:
         sink = self.sink
-        driver: MqttDriver = self.kernel.load_driver(
-            DRIVER_NAMESPACE, self.driver_name, **self.settings.driver_settings()
-        )
-        sink.driver_version = getattr(driver, "version", "")
+        driver: MqttDriver = self.load_driver()
         self._unacked = []  # unacknowledged messages of a lost connection come again from the session
         acker: asyncio.Task | None = None
         try:
@@ -241,8 +222,8 @@ class ConnectorManager(ConnectorFleet):
     """Keeps one :class:`DeviceConnector` per enabled MQTT device of the lines that enable the
     plugin (the kernel's :class:`~mes_kernel.contracts.ConnectorFleet` does the bookkeeping)."""
 
-    def __init__(self, kernel: Any, *, poll_seconds: float = 2.0) -> None:
-        super().__init__(kernel, plugin=PLUGIN, kind=DEVICE_KIND, poll_seconds=poll_seconds)
+    plugin = PLUGIN
+    kind = DEVICE_KIND
 
     def build(self, code: str, driver: str, config: dict[str, Any]) -> DeviceConnector:
         return DeviceConnector(self.kernel, code, driver, parse_settings(config, device_code=code))

@@ -10,7 +10,7 @@ from .config import parse_settings
 from .connector import ConnectorManager
 from .drivers import MqttDriver, MqttLinkError
 from .health import machine_checks
-from .routes import BREAKER, STATE_KEY, router
+from .routes import BREAKER, router
 
 MES_KERNEL_API = ">=1.0,<2"
 
@@ -75,13 +75,9 @@ def mes_register_health_checks(kernel):
 
 @hookimpl
 async def mes_startup(kernel):
-    manager = ConnectorManager(kernel)
-    kernel.state[STATE_KEY] = manager
-    manager.start()
+    await ConnectorManager.launch(kernel)
 
 
 @hookimpl
 async def mes_shutdown(kernel):
-    manager = kernel.state.pop(STATE_KEY, None)
-    if manager is not None:
-        await manager.close()
+    await ConnectorManager.shutdown(kernel)

@@ -10,17 +10,15 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from mes_kernel.api.deps import KernelDep, Principal, SessionDep, require_permission
-from mes_kernel.audit import write_audit
-from mes_kernel.contracts import MappingError, resolve_device
-from mes_kernel.errors import MesError, Unprocessable
+from mes_kernel.contracts import MappingError, audited_write, resolve_device
+from mes_kernel.errors import Unprocessable
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE
 from .config import parse_settings
-from .drivers import MqttLinkError
+from .connector import ConnectorManager
 from .health import device_nodes
 
 BREAKER = "mqtt_write"
-STATE_KEY = "mqtt_connectors"
 #: the write route publishes at least once: QoS 1, acknowledged by the broker
 WRITE_QOS = 1
 
@@ -42,11 +40,6 @@ class WriteOut(BaseModel):
     retain: bool
     value: Any
     payload: str = Field(description="the message body published (JSON)")
-
-
-class WriteFailed(MesError):
-    status = 502
-    code = "MQTT_WRITE_FAILED"
 
 
 @router.post(
@@ -90,8 +83,7 @@ async def write_command(
     except ValueError as exc:
         raise Unprocessable(f"{body.name}: {exc}", code="MQTT_VALUE_INVALID", field="value") from None
     payload = command.payload(body.value)
-    manager = kernel.state.get(STATE_KEY)
-    connector = manager.connector(device.code) if manager is not None else None
+    connector = ConnectorManager.running_connector(kernel, device.code)
 
     async def publish() -> None:
         if connector is not None and connector.online and connector.driver is not None:
@@ -109,30 +101,20 @@ async def write_command(
         finally:
             await driver.close()
 
-    error = None
-    try:
-        await kernel.breakers.call(BREAKER, device.code, publish, line=device.line_code)
-    except MqttLinkError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:300]
-    await write_audit(
-        session,
+    await audited_write(
+        session=session,
+        kernel=kernel,
         actor=principal.actor,
-        action="update",
+        device=device,
+        name=body.name,
+        write=publish,
+        breaker=BREAKER,
         entity="mqtt_command",
-        entity_id=f"{device.code}:{body.name}",
-        after={
-            "topic": command.topic,
-            "qos": WRITE_QOS,
-            "retain": command.retain,
-            "value": body.value,
-            "driver": device.driver,
-            "outcome": "published" if error is None else "failed",
-            **({"error": error} if error else {}),
-        },
+        after={"topic": command.topic, "qos": WRITE_QOS, "retain": command.retain, "value": body.value},
+        failed_code="MQTT_WRITE_FAILED",
+        what=f"publishing {body.name} to {code}",
+        done="published",
     )
-    await session.commit()
-    if error is not None:
-        raise WriteFailed(f"publishing {body.name} to {code} failed: {error}", device=code, field="name")
     return WriteOut(
         device=device.code,
         name=body.name,
@@ -154,8 +136,7 @@ async def device_status(
     acknowledged by this process."""
     device = await resolve_device(session=session, principal=principal, code=code, kind=DEVICE_KIND)
     node = (await device_nodes(kernel, [device.code])).components[device.code]
-    manager = kernel.state.get(STATE_KEY)
-    connector = manager.connector(device.code) if manager is not None else None
+    connector = ConnectorManager.running_connector(kernel, device.code)
     messages = {"received": connector.received, "acknowledged": connector.acked} if connector else None
     return {
         "device": device.code,

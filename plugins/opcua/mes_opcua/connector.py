@@ -24,17 +24,14 @@ class DeviceConnector(MachineConnector):
     :class:`~mes_kernel.contracts.MachineConnector` runs the claim / reconnect loop)."""
 
     source = PLUGIN
+    namespace = DRIVER_NAMESPACE
 
     def __init__(self, kernel, code: str, driver_name: str, settings: OpcUaSettings) -> None:
-        super().__init__(kernel, code, settings)
-        self.driver_name = driver_name
+        super().__init__(kernel, code, settings, driver_name=driver_name)
 
     async def session(self) -> None:
         sink = self.sink
-        driver: OpcUaDriver = self.kernel.load_driver(
-            DRIVER_NAMESPACE, self.driver_name, **self.settings.driver_settings()
-        )
-        sink.driver_version = getattr(driver, "version", "")
+        driver: OpcUaDriver = self.load_driver()
         lost = asyncio.Event()
         reason: list[str] = []
 
@@ -101,8 +98,8 @@ class ConnectorManager(ConnectorFleet):
     """Keeps one :class:`DeviceConnector` per enabled OPC UA device of the lines that enable the
     plugin (the kernel's :class:`~mes_kernel.contracts.ConnectorFleet` does the bookkeeping)."""
 
-    def __init__(self, kernel: Any, *, poll_seconds: float = 2.0) -> None:
-        super().__init__(kernel, plugin=PLUGIN, kind=DEVICE_KIND, poll_seconds=poll_seconds)
+    plugin = PLUGIN
+    kind = DEVICE_KIND
 
     def build(self, code: str, driver: str, config: dict[str, Any]) -> DeviceConnector:
         return DeviceConnector(self.kernel, code, driver, parse_settings(config))

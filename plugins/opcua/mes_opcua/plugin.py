@@ -27,9 +27,6 @@ def quiet_asyncua() -> None:
         logger.setLevel(logging.WARNING)
 
 
-STATE_KEY = "opcua_connectors"
-
-
 @hookimpl
 def mes_register_routers(kernel):
     return [router]
@@ -89,16 +86,12 @@ def mes_register_health_checks(kernel):
 @hookimpl
 async def mes_startup(kernel):
     quiet_asyncua()
-    manager = ConnectorManager(kernel)
-    kernel.state[STATE_KEY] = manager
-    manager.start()
+    await ConnectorManager.launch(kernel)
 
 
 @hookimpl
 async def mes_shutdown(kernel):
-    manager = kernel.state.pop(STATE_KEY, None)
-    if manager is not None:
-        await manager.close()
+    await ConnectorManager.shutdown(kernel)
 
 
 @hookimpl

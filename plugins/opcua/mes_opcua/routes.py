@@ -9,13 +9,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from mes_kernel.api.deps import KernelDep, Principal, SessionDep, require_permission
-from mes_kernel.audit import write_audit
-from mes_kernel.contracts import MappingError, resolve_device
-from mes_kernel.errors import MesError, Unprocessable
+from mes_kernel.contracts import MappingError, audited_write, resolve_device
+from mes_kernel.errors import Unprocessable
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE
 from .config import parse_settings
-from .drivers import OpcUaError, OpcUaValueError
+from .drivers import OpcUaValueError
 
 BREAKER = "opcua_write"
 
@@ -35,11 +34,6 @@ class WriteOut(BaseModel):
     node_id: str
     value: Any
     data_type: str
-
-
-class WriteFailed(MesError):
-    status = 502
-    code = "OPCUA_WRITE_FAILED"
 
 
 @router.post(
@@ -84,28 +78,24 @@ async def write_node(
         finally:
             await driver.disconnect()
 
-    outcome, detail, invalid = "ok", {}, False
-    try:
-        # OpcUaValueError (the value does not fit the node's type, nothing sent) is not one of the
-        # breaker's exceptions: a caller's typo must not stop writes to the machine for everybody.
-        data_type = await kernel.breakers.call(BREAKER, device.code, write, line=device.line_code)
-    except OpcUaValueError as exc:
-        outcome, detail, invalid = "failed", {"error": f"{exc}"[:300]}, True
-    except (OpcUaError, OSError, TimeoutError) as exc:
-        outcome, detail = "failed", {"error": f"{type(exc).__name__}: {exc}"[:300]}
-    await write_audit(
-        session,
+    # OpcUaValueError (the value does not fit the node's type, nothing sent) is not one of the
+    # breaker's exceptions: a caller's typo must not stop writes to the machine for everybody.
+    data_type = await audited_write(
+        session=session,
+        kernel=kernel,
         actor=principal.actor,
-        action="update",  # the audit trail's verbs: a write updates the machine's node (or tried to)
+        device=device,
+        name=body.name,
+        write=write,
+        breaker=BREAKER,
         entity="opcua_node",
-        entity_id=f"{device.code}:{body.name}",
-        after={"node_id": node_id, "value": body.value, "driver": device.driver, "outcome": outcome, **detail},
+        after={"node_id": node_id, "value": body.value},
+        failed_code="OPCUA_WRITE_FAILED",
+        what=f"writing {body.name} on {code}",
+        done="ok",
+        invalid=(OpcUaValueError,),
+        invalid_code="OPCUA_VALUE_INVALID",
     )
-    await session.commit()
-    if invalid:
-        raise Unprocessable(f"{body.name} on {code}: {detail['error']}", code="OPCUA_VALUE_INVALID", field="value")
-    if outcome != "ok":
-        raise WriteFailed(f"writing {body.name} on {code} failed: {detail['error']}", device=code, field="name")
     return WriteOut(device=device.code, name=body.name, node_id=node_id, value=body.value, data_type=data_type)
 
 

@@ -77,6 +77,24 @@ async def test_writes_are_refused_with_a_stable_code(client, kernel, admin_heade
     assert (r.status_code, r.json()["detail"]["code"]) == (404, "DEVICE_NOT_FOUND")
 
 
+async def test_a_value_json_cannot_carry_is_refused_before_the_machine_is_reached(
+    client, kernel, admin_headers, machine
+):
+    # Python's JSON parser takes NaN and Infinity; a Double node would take them too, and the audit
+    # trail (PostgreSQL JSON) would not: the write is refused before anything is sent or audited.
+    device = opcua_device("MC-1", machine.endpoint)
+    device["config"]["writable"]["temp"] = "ns=2;s=Machine.SpindleTemp"
+    await put_line(client, admin_headers, "LINE-O", [device])
+    url = f"{API}/opcua/devices/MC-1/write"
+    for raw in (b'{"name": "temp", "value": NaN}', b'{"name": "temp", "value": -Infinity}'):
+        r = await client.post(url, content=raw, headers={**admin_headers, "Content-Type": "application/json"})
+        assert (r.status_code, r.json()["detail"]["code"]) == (422, "OPCUA_VALUE_INVALID"), r.text
+        assert r.json()["detail"]["field"] == "value"
+    async with kernel.sessionmaker() as session:
+        assert (await session.execute(select(AuditEntry).where(AuditEntry.entity == "opcua_node"))).first() is None
+    assert machine.read("Machine.SpindleTemp") == 20.0
+
+
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -15,6 +15,7 @@ from mes_kernel.contracts import (
     Panel,
     Permission,
     Status,
+    audited_write,
     ensure_lot_open,
     resolve_device,
 )
@@ -48,6 +49,38 @@ async def read_meter(
     return {"device": device.code, "line": device.line_code, "station": device.station_code, "value": value}
 
 
+@router.post(
+    "/meters/{code}/setpoint",
+    summary="Set a meter's setpoint (audited, behind the meter's breaker)",
+    responses={502: {"description": "METER_WRITE_FAILED: the meter did not answer"}},
+)
+async def write_setpoint(
+    code: str,
+    value: float,
+    session: SessionDep,
+    kernel: KernelDep,
+    principal: Principal = require_permission("sample:write"),
+):
+    device = await resolve_device(session=session, principal=principal, code=code, kind="sample_meter")
+    meter = kernel.load_driver("mes.drivers.sample_meter", device.driver, **device.config)
+    await audited_write(
+        session=session,
+        kernel=kernel,
+        actor=principal.actor,
+        device=device,
+        name="setpoint",
+        write=lambda: meter.write_setpoint(value),
+        breaker="sample_meter",  # what it counts as failures (ConnectionError) answers 502
+        entity="meter_setpoint",
+        after={"value": value},
+        failed_code="METER_WRITE_FAILED",
+        what=f"setting the setpoint of {code}",
+        invalid=(ValueError,),  # refused before sending: 422, the breaker not charged
+        invalid_code="METER_VALUE_INVALID",
+    )
+    return {"device": device.code, "setpoint": value}
+
+
 @hookimpl
 def mes_register_routers(kernel):
     return [router]
@@ -55,7 +88,10 @@ def mes_register_routers(kernel):
 
 @hookimpl
 def mes_register_permissions():
-    return [Permission("sample:read", "Read the sample meter", ("production_manager", "worker", "viewer", "station"))]
+    return [
+        Permission("sample:read", "Read the sample meter", ("production_manager", "worker", "viewer", "station")),
+        Permission("sample:write", "Set the sample meter's setpoint; audited", ("production_manager",)),
+    ]
 
 
 @hookimpl
