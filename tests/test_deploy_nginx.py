@@ -197,6 +197,14 @@ def test_the_shipped_flood_guard_never_refuses_what_the_kernel_accepts():
     # one address may carry several people and screens: at least two people's whole budgets
     assert rate >= 2 * (kernel.read_rate_limit_per_minute + kernel.rate_limit_per_minute)
     assert bursts and min(bursts) >= 200
+    # a station token's own bucket holds the kernel's station budget; one address holds several
+    # stations' and the people's together
+    station = int(re.search(r"zone=mes_stations:10m rate=(\d+)r/m;", conf).group(1))
+    assert station >= kernel.station_rate_limit_per_minute
+    address = int(re.search(r"zone=mes_addresses:10m rate=(\d+)r/m;", conf).group(1))
+    assert address >= rate + 4 * station
+    # the station bucket is keyed by the token itself, never by a prefix and the address
+    assert re.search(r"limit_req_zone \$mes_station_token zone=mes_stations", conf)
 
 
 def test_the_429_message_names_the_rendered_rate():
@@ -226,6 +234,57 @@ def test_a_client_past_its_flood_guard_gets_429_stations_and_probes_do_not(nginx
         assert client.get(f"{url}/api/v1/health/liveness").status_code == 200
         station = {"Authorization": "Bearer mst_0123456789abcdef"}
         assert [client.get(f"{url}/api/v1/records", headers=station).status_code for _ in range(60)] == [200] * 60
+
+
+@pytest.fixture(scope="module")
+def small_limits_site(tmp_path_factory):
+    """nginx with every bucket small (people 100/min, a station token 60/min, an address 600/min),
+    so a test reaches each limit in a few dozen requests."""
+    tmp = tmp_path_factory.mktemp("nginx-limits")
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), _Backend)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    nginx = start_nginx(
+        tmp,
+        upstreams=[f"127.0.0.1:{backend.server_port}"],
+        web_root=_fake_web(tmp),
+        render_args=(
+            "--people-rate", "100", "--people-burst", "50",
+            "--station-rate", "60", "--station-burst", "20",
+            "--address-rate", "600", "--address-burst", "150",
+        ),
+    )  # fmt: skip
+    yield nginx.https
+    nginx.stop()
+    backend.shutdown()
+
+
+def test_a_forged_station_token_spends_its_own_budget_never_a_real_stations(small_limits_site):
+    url = small_limits_site
+    with _client("127.0.0.5") as client:  # a real station and a forger behind one address (a NAT)
+        forged = {"Authorization": "Bearer mst_forged-by-someone-else"}
+        codes = [client.get(f"{url}/api/v1/records", headers=forged).status_code for _ in range(40)]
+        assert codes[:21] == [200] * 21 and 429 in codes  # the forged token's own burst, then refused
+        station = {"Authorization": "Bearer mst_0123456789abcdef"}
+        assert [client.get(f"{url}/api/v1/records", headers=station).status_code for _ in range(15)] == [200] * 15
+        # the "bearer" scheme is case-insensitive (RFC 7235), as the kernel reads it: the same token
+        lower = {"Authorization": "bearer mst_0123456789abcdef"}
+        assert client.get(f"{url}/api/v1/records", headers=lower).status_code == 200
+
+
+def test_a_new_forged_token_for_each_request_meets_the_per_address_limit(small_limits_site):
+    url = small_limits_site
+    with _client("127.0.0.6") as client:
+        codes = [
+            client.get(f"{url}/api/v1/records", headers={"Authorization": f"Bearer mst_{i:08d}"}).status_code
+            for i in range(300)
+        ]
+        assert codes[:151] == [200] * 151 and 429 in codes
+        # and a header that only looks like a token (a space inside) counts as a person's
+    with _client("127.0.0.7") as client:
+        odd = {"Authorization": "Bearer mst_abc def"}
+        codes = [client.get(f"{url}/api/v1/records", headers=odd).status_code for _ in range(80)]
+        assert codes[:51] == [200] * 51 and 429 in codes
+        assert client.get(f"{url}/api/v1/records", headers={"Authorization": "Bearer mst_x"}).status_code == 200
 
 
 def test_no_node_answering_gives_the_api_error_shape_with_security_headers(tmp_path):

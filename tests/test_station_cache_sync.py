@@ -56,12 +56,19 @@ async def test_after_a_full_sync_only_changes_arrive_by_cursor(
 
     # what happens on the floor between two syncs
     late = f"{busy['lot_number']}-LATE"
-    r = await client.post(f"{API}/lots/{busy['lot_number']}/units", json={"serial_numbers": [late]},
-                          headers=manager_headers)
+    r = await client.post(
+        f"{API}/lots/{busy['lot_number']}/units", json={"serial_numbers": [late]}, headers=manager_headers
+    )
     assert r.status_code == 201, r.text
     first = busy["serial_numbers"][0]
-    record = {"idempotency_key": uuid.uuid4().hex, "lot_number": busy["lot_number"], "process_id": "ASSY-10",
-              "worker_id": "w1", "result": "pass", "serial_number": first}
+    record = {
+        "idempotency_key": uuid.uuid4().hex,
+        "lot_number": busy["lot_number"],
+        "process_id": "ASSY-10",
+        "worker_id": "w1",
+        "result": "pass",
+        "serial_number": first,
+    }
     assert (await client.post(f"{API}/process-records", json=record, headers=station_headers)).status_code == 201
     r = await client.patch(f"{API}/lots/{busy['lot_number']}", json={"status": "on_hold"}, headers=manager_headers)
     assert r.status_code == 200, r.text
@@ -102,3 +109,93 @@ async def test_a_cursor_this_server_did_not_give_is_refused_with_its_code(client
         r = await client.get(f"{API}/stations/me/cache", params={"since": since}, headers=station_headers)
         assert r.status_code == 422, r.text
         assert r.json()["detail"]["code"] == "INVALID_CURSOR"
+
+
+async def _pages(client, headers, *, max_units: int, first: dict | None = None, between=None) -> list[dict]:
+    """Every page of a full snapshot, following ``next_page``; ``between(i)`` runs after page ``i``."""
+    pages = [first] if first else []
+    params: dict = {"max_units": max_units}
+    if first:
+        params["page"] = first["next_page"]
+    while not pages or pages[-1]["next_page"]:
+        if pages:
+            params["page"] = pages[-1]["next_page"]
+        r = await client.get(f"{API}/stations/me/cache", params=params, headers=headers)
+        assert r.status_code == 200, r.text
+        pages.append(r.json())
+        if between is not None:
+            await between(len(pages))
+        assert len(pages) < 10_000
+    return pages
+
+
+async def test_a_first_snapshot_larger_than_max_units_comes_whole_in_pages_each_unit_once(
+    client, kernel, make_lot, manager_headers, station_headers
+):
+    big = await make_lot(units=7)
+    small = await make_lot(units=3)
+    ours = {big["lot_number"], small["lot_number"]}
+    await _age(kernel, sorted(ours))
+    passed = big["serial_numbers"][5]
+    record = {
+        "idempotency_key": uuid.uuid4().hex,
+        "lot_number": big["lot_number"],
+        "process_id": "ASSY-10",
+        "worker_id": "w1",
+        "result": "pass",
+        "serial_number": passed,
+    }
+    assert (await client.post(f"{API}/process-records", json=record, headers=station_headers)).status_code == 201
+    lot_pass = {
+        "idempotency_key": uuid.uuid4().hex,
+        "lot_number": small["lot_number"],
+        "process_id": "TEST-20",
+        "worker_id": "w1",
+        "result": "pass",
+    }
+    assert (await client.post(f"{API}/process-records", json=lot_pass, headers=station_headers)).status_code == 201
+
+    late = f"{big['lot_number']}-MID"
+
+    async def register_midway(page: int) -> None:
+        if page == 1:  # registered while the station reads the snapshot's pages
+            r = await client.post(
+                f"{API}/lots/{big['lot_number']}/units", json={"serial_numbers": [late]}, headers=manager_headers
+            )
+            assert r.status_code == 201, r.text
+
+    pages = await _pages(client, station_headers, max_units=3, between=register_midway)
+    assert len(pages) >= 4 and all(len(p["units"]) <= 3 for p in pages)
+    *before_last, last = pages
+    assert all(p["next_page"] and p["truncated"] and p["cursor"] is None for p in before_last)
+    assert last["next_page"] is None and not last["truncated"] and last["cursor"]
+    serials = [u["serial_number"] for p in pages for u in p["units"]]
+    assert len(serials) == len(set(serials))  # no unit twice
+    mine = {u["serial_number"]: u for p in pages for u in p["units"] if u["lot_number"] in ours}
+    assert set(mine) >= {*big["serial_numbers"], *small["serial_numbers"]}
+    assert mine[passed]["completed_processes"] == ["ASSY-10"]
+    assert all(mine[s]["completed_processes"] == ["TEST-20"] for s in small["serial_numbers"])
+    assert all(set(_mine(p, ours)[0]) == ours for p in pages)  # the LOTs come with every page
+
+    # the last page's cursor is the first page's moment: the first delta brings what changed meanwhile
+    r = await client.get(f"{API}/stations/me/cache", params={"since": last["cursor"]}, headers=station_headers)
+    assert r.status_code == 200, r.text
+    assert late in _mine(r.json(), ours)[1]
+
+    # a page asked again (the connection dropped before its answer arrived) is the same page
+    again = await _pages(client, station_headers, max_units=3, first=pages[1])
+    resent = [u["serial_number"] for p in again[1:] for u in p["units"]]
+    assert len(resent) == len(set(resent))
+    assert set(resent) >= {u["serial_number"] for p in pages[2:] for u in p["units"]}
+    assert not set(resent) & {u["serial_number"] for p in pages[:2] for u in p["units"]}
+
+
+async def test_a_page_this_server_did_not_give_is_refused_with_its_code(client, station_headers):
+    for page in ("nonsense", "cDF8MXx4fDE", "x" * 250):
+        r = await client.get(f"{API}/stations/me/cache", params={"page": page}, headers=station_headers)
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"]["code"] == "INVALID_CURSOR"
+    r = await client.get(f"{API}/stations/me/cache", params={"max_units": 1}, headers=station_headers)
+    page = r.json()["next_page"] or "cDF8MHwyMDI2LTAxLTAxVDAwOjAwOjAwKzAwOjAwfDA"
+    r = await client.get(f"{API}/stations/me/cache", params={"page": page, "since": "x"}, headers=station_headers)
+    assert r.status_code == 422 and r.json()["detail"]["code"] == "INVALID_CURSOR"

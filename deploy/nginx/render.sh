@@ -18,6 +18,11 @@
 #   --acme-root DIR        certbot's webroot (/var/www/letsencrypt)
 #   --people-rate N        requests per minute per client address outside station tokens (1500)
 #   --people-burst N       how many of them may come at once (300)
+#   --station-rate N       requests per minute per station token (6000, the kernel's STATION_RATE_LIMIT_PER_MINUTE)
+#   --station-burst N      how many of them may come at once (500)
+#   --address-rate N       requests per minute per client address, whatever it sends (30000): above what
+#                          every station and person behind one address sends together
+#   --address-burst N      how many of them may come at once (2000)
 #   --standalone DIR       also write DIR/nginx.conf (pid, temp and log paths under DIR) that includes the
 #                          rendered site, so it runs without root:  nginx -p DIR -c DIR/nginx.conf
 #                          (the rendered site then goes to DIR/mes.conf, not to stdout)
@@ -27,9 +32,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 server_name=mes.example.com
 listen="" http_port=80 https_port=443 cert_dir="" log_dir=/var/log/nginx web_root=/srv/mes/web
 acme_root=/var/www/letsencrypt standalone="" people_rate=1500 people_burst=300
+station_rate=6000 station_burst=500 address_rate=30000 address_burst=2000
 upstreams=()
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -45,14 +51,18 @@ while [ $# -gt 0 ]; do
     --standalone) standalone="$2"; shift 2 ;;
     --people-rate) people_rate="$2"; shift 2 ;;
     --people-burst) people_burst="$2"; shift 2 ;;
+    --station-rate) station_rate="$2"; shift 2 ;;
+    --station-burst) station_burst="$2"; shift 2 ;;
+    --address-rate) address_rate="$2"; shift 2 ;;
+    --address-burst) address_burst="$2"; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "render.sh: unknown option $1" >&2; usage 2 ;;
   esac
 done
 [ ${#upstreams[@]} -gt 0 ] || upstreams=(127.0.0.1:8000)
 cert_dir="${cert_dir:-/etc/letsencrypt/live/$server_name}"
-for n in "$people_rate" "$people_burst"; do
-  [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "render.sh: --people-rate/--people-burst want a positive number, got $n" >&2; exit 2; }
+for n in "$people_rate" "$people_burst" "$station_rate" "$station_burst" "$address_rate" "$address_burst"; do
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "render.sh: --people-*, --station-* and --address-* want a positive number, got $n" >&2; exit 2; }
 done
 for port in "$http_port" "$https_port"; do
   [[ "$port" =~ ^[0-9]+$ ]] || { echo "render.sh: not a port: $port" >&2; exit 2; }
@@ -106,6 +116,10 @@ sub "root /var/www/letsencrypt;" "root $acme_root;" 1
 sub "server_name mes.example.com;" "server_name $server_name;" 2
 sub "zone=mes_people:10m   rate=1500r/m;" "zone=mes_people:10m   rate=${people_rate}r/m;" 1
 sub "zone=mes_people burst=300 nodelay;" "zone=mes_people burst=$people_burst nodelay;" 6
+sub "zone=mes_stations:10m rate=6000r/m;" "zone=mes_stations:10m rate=${station_rate}r/m;" 1
+sub "zone=mes_stations burst=500 nodelay;" "zone=mes_stations burst=$station_burst nodelay;" 3
+sub "zone=mes_addresses:10m rate=30000r/m;" "zone=mes_addresses:10m rate=${address_rate}r/m;" 1
+sub "zone=mes_addresses burst=2000 nodelay;" "zone=mes_addresses burst=$address_burst nodelay;" 6
 sub '"more than 1500 requests per minute from this address"' "\"more than $people_rate requests per minute from this address\"" 1
 
 if [ -z "$standalone" ]; then

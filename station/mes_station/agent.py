@@ -646,8 +646,12 @@ class Agent:
         if completion.size > self.config.inline_completion_bytes:
             files.append(
                 AttachmentFile(
-                    name=path.name, path=path, sha256=completion.sha256, size=completion.size,
-                    media_type="application/json", description="the completion report as written by the equipment",
+                    name=path.name,
+                    path=path,
+                    sha256=completion.sha256,
+                    size=completion.size,
+                    media_type="application/json",
+                    description="the completion report as written by the equipment",
                 )
             )
             completion = replace(completion, files=tuple(files), report_attachment=path.name)
@@ -829,18 +833,36 @@ class Agent:
 
         The first sync takes the full snapshot; later ones send the answer's ``cursor`` back
         (``?since=``) and receive only what changed since (``"mode": "delta"``). A cursor the server
-        refuses (``INVALID_CURSOR``, e.g. another server's) costs one full sync, nothing more."""
-        cursor = await asyncio.to_thread(self.cache.cursor)
+        refuses (``INVALID_CURSOR``, e.g. another server's) costs one full sync, nothing more.
+
+        A full snapshot of more units than ``[offline] cache_page_units`` comes in pages: each page is
+        kept (with the server's ``next_page``) as it arrives, so a sync cut off midway resumes at the
+        next page instead of starting again, and the cache changes once, when the last page is in."""
+        pages = self.config.cache_page_units
+        resume = await asyncio.to_thread(self.cache.next_page)
+        cursor = None if resume else await asyncio.to_thread(self.cache.cursor)
+        params: dict[str, Any] = {"max_units": pages}
+        if resume:
+            params["page"] = resume
+        elif cursor:
+            params["since"] = cursor
         try:
-            snapshot = await self._read(
-                "GET", "/stations/me/cache", as_user=False, params={"since": cursor} if cursor else None
-            )
+            snapshot = await self._read("GET", "/stations/me/cache", as_user=False, params=params)
         except ServerError as exc:
-            if not (cursor and exc.code == "INVALID_CURSOR"):
+            if not ((cursor or resume) and exc.code == "INVALID_CURSOR"):
                 raise
-            log.info("cache cursor refused (%s): syncing in full", exc)
+            log.info("cache cursor or page refused (%s): syncing in full", exc)
             await asyncio.to_thread(self.cache.forget_cursor)
-            snapshot = await self._read("GET", "/stations/me/cache", as_user=False)
+            await asyncio.to_thread(self.cache.abandon_pages)
+            resume = None
+            snapshot = await self._read("GET", "/stations/me/cache", as_user=False, params={"max_units": pages})
+        first = not resume
+        while (snapshot or {}).get("mode") == "full" and snapshot.get("next_page"):
+            await asyncio.to_thread(self.cache.stage_page, snapshot, first=first)
+            first = False
+            snapshot = await self._read(
+                "GET", "/stations/me/cache", as_user=False, params={"max_units": pages, "page": snapshot["next_page"]}
+            )
         try:
             images = await self._read("GET", "/firmware/images", as_user=False)
             await asyncio.to_thread(
@@ -1030,8 +1052,10 @@ class Agent:
                 serving = answer.get("plugins")
                 if isinstance(wanted, int) and (self.provisioned is None or wanted != self.config_version):
                     await self.refresh_config()
-                elif isinstance(serving, list) and self.provisioned is not None and serving != self.provisioned.get(
-                    "plugins"
+                elif (
+                    isinstance(serving, list)
+                    and self.provisioned is not None
+                    and serving != self.provisioned.get("plugins")
                 ):
                     # a plugin switched off or on for this station's line: its devices go or come back
                     await self.refresh_config()

@@ -31,6 +31,14 @@ CREATE INDEX IF NOT EXISTS units_lot ON units (lot_number);
 CREATE TABLE IF NOT EXISTS processes (
     id TEXT PRIMARY KEY, name TEXT NOT NULL, sequence INTEGER NOT NULL, defect_codes TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS stage_lots (
+    lot_number TEXT PRIMARY KEY, product TEXT NOT NULL, status TEXT NOT NULL, quantity INTEGER NOT NULL,
+    completed_processes TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stage_units (
+    serial_number TEXT PRIMARY KEY, lot_number TEXT NOT NULL, status TEXT NOT NULL,
+    completed_processes TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS firmware_images (
     id INTEGER PRIMARY KEY, product TEXT, image TEXT NOT NULL
 );
@@ -48,6 +56,31 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 def username_key(username: str) -> str:
     """The form a login matches on: NFKC-normalised, case-folded, trimmed (as the kernel's)."""
     return unicodedata.normalize("NFKC", username).casefold().strip()
+
+
+def _lot_rows(answer: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            lot["lot_number"],
+            lot.get("product") or "",
+            lot.get("status") or "created",
+            int(lot.get("quantity") or 0),
+            json.dumps(lot.get("completed_processes") or []),
+        )
+        for lot in answer.get("lots", [])
+    ]
+
+
+def _unit_rows(answer: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            unit["serial_number"],
+            unit["lot_number"],
+            unit.get("status") or "in_progress",
+            json.dumps(unit.get("completed_processes") or []),
+        )
+        for unit in answer.get("units", [])
+    ]
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
@@ -98,16 +131,51 @@ class StationCache:
     # -- sync -----------------------------------------------------------------------------------
 
     def replace_snapshot(self, snapshot: dict[str, Any]) -> None:
-        """Store ``GET /stations/me/cache``'s full answer, replacing the previous snapshot (and its
-        ``cursor``, from which the next sync asks for changes only)."""
+        """Store ``GET /stations/me/cache``'s full answer (or the last page of a paged one, with the
+        pages kept by :meth:`stage_page` before it), replacing the previous snapshot (and its
+        ``cursor``, from which the next sync asks for changes only). One transaction."""
 
         def work() -> None:
             for table in ("lots", "units", "processes"):
                 self._conn.execute(f"DELETE FROM {table}")
+            if self._meta("next_page"):  # the pages before this last one
+                self._conn.execute("INSERT INTO lots SELECT * FROM stage_lots")
+                self._conn.execute("INSERT INTO units SELECT * FROM stage_units")
+            self._clear_stage()
             self._store(snapshot)
             self._set_meta("truncated", bool(snapshot.get("truncated")))
 
         self._transaction(work)
+
+    def stage_page(self, page: dict[str, Any], *, first: bool) -> None:
+        """Keep one page of a paged full snapshot (one with a ``next_page``) beside the cache, and
+        its ``next_page`` with it in one transaction: a sync cut off midway resumes from the page
+        after the last one kept (:meth:`next_page`), and no page is stored twice. Readers go on
+        seeing the previous snapshot until :meth:`replace_snapshot` stores the last page. ``first``:
+        this page starts a new snapshot (pages kept from an abandoned one are dropped)."""
+
+        def work() -> None:
+            if first:
+                self._clear_stage()
+            self._conn.executemany("INSERT OR REPLACE INTO stage_lots VALUES (?, ?, ?, ?, ?)", _lot_rows(page))
+            self._conn.executemany("INSERT OR REPLACE INTO stage_units VALUES (?, ?, ?, ?)", _unit_rows(page))
+            self._set_meta("next_page", page["next_page"])
+
+        self._transaction(work)
+
+    def next_page(self) -> str | None:
+        """The page a paged full snapshot continues from (it was cut off midway); None: none pending."""
+        with self._lock:
+            return self._meta("next_page")
+
+    def abandon_pages(self) -> None:
+        """The server refused the ``next_page`` (``INVALID_CURSOR``): the snapshot starts again."""
+        self._transaction(self._clear_stage)
+
+    def _clear_stage(self) -> None:
+        self._conn.execute("DELETE FROM stage_lots")
+        self._conn.execute("DELETE FROM stage_units")
+        self._set_meta("next_page", None)
 
     def apply_delta(self, delta: dict[str, Any]) -> None:
         """Apply a ``"mode": "delta"`` answer: its LOTs and units replace the cached ones of the same
@@ -115,6 +183,7 @@ class StationCache:
         its ``cursor`` is the next sync's. One transaction: a reader sees before or after, never half."""
 
         def work() -> None:
+            self._clear_stage()
             removed = [(str(n),) for n in delta.get("removed_lots") or []]
             self._conn.executemany("DELETE FROM units WHERE lot_number = ?", removed)
             self._conn.executemany("DELETE FROM lots WHERE lot_number = ?", removed)
@@ -134,31 +203,8 @@ class StationCache:
             self._set_meta("cursor", None)
 
     def _store(self, answer: dict[str, Any]) -> None:
-        self._conn.executemany(
-            "INSERT OR REPLACE INTO lots VALUES (?, ?, ?, ?, ?)",
-            [
-                (
-                    lot["lot_number"],
-                    lot.get("product") or "",
-                    lot.get("status") or "created",
-                    int(lot.get("quantity") or 0),
-                    json.dumps(lot.get("completed_processes") or []),
-                )
-                for lot in answer.get("lots", [])
-            ],
-        )
-        self._conn.executemany(
-            "INSERT OR REPLACE INTO units VALUES (?, ?, ?, ?)",
-            [
-                (
-                    unit["serial_number"],
-                    unit["lot_number"],
-                    unit.get("status") or "in_progress",
-                    json.dumps(unit.get("completed_processes") or []),
-                )
-                for unit in answer.get("units", [])
-            ],
-        )
+        self._conn.executemany("INSERT OR REPLACE INTO lots VALUES (?, ?, ?, ?, ?)", _lot_rows(answer))
+        self._conn.executemany("INSERT OR REPLACE INTO units VALUES (?, ?, ?, ?)", _unit_rows(answer))
         self._conn.executemany(
             "INSERT OR REPLACE INTO processes VALUES (?, ?, ?, ?)",
             [

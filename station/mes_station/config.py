@@ -76,6 +76,8 @@ class StationConfig:
     offline_login_days: float = 7.0
     #: ``[offline] cache_sync_seconds``: how often the offline cache (LOTs, units, routing) is refreshed
     cache_sync_seconds: float = 300.0
+    #: ``[offline] cache_page_units``: the first (full) cache sync comes in pages of this many units
+    cache_page_units: int = 10_000
     #: ``[watcher] inline_max_bytes``: a completion file larger than this travels as an attachment
     inline_completion_bytes: int = 1024 * 1024
     #: ``[ui] defect_codes``: the defect list used when the server has none for a process
@@ -234,6 +236,7 @@ def config_from_dict(raw: dict[str, Any], *, source: Path | None = None) -> Stat
         ),
         offline_login_days=float(offline.get("login_days", 7.0)),
         cache_sync_seconds=float(offline.get("cache_sync_seconds", 300.0)),
+        cache_page_units=max(1, min(200_000, int(offline.get("cache_page_units", 10_000)))),
         inline_completion_bytes=int(watcher.get("inline_max_bytes", 1024 * 1024)),
         ui_defect_codes=tuple(str(code) for code in ui.get("defect_codes", ())),
         source=source,

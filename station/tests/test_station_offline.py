@@ -13,7 +13,7 @@ import pytest
 from mes_station.agent import Agent
 from mes_station.cache import StationCache
 from mes_station.cli import app as cli_app
-from mes_station.errors import LoginError
+from mes_station.errors import LoginError, OfflineError
 from mes_station.outbox import Outbox
 from mes_station.testing.helpers import wait_for, write_station_toml
 from mes_station.testing.kernel_server import KernelServer, start_kernel
@@ -37,9 +37,9 @@ def _toml(tmp_path: Path, kernel: KernelServer, **sections) -> Path:
         server_url=kernel.base_url,
         work_dir=tmp_path / "work",
         server={"url": kernel.base_url, "token": kernel.station_token, "timeout": 5.0},
-        offline={"cache_sync_seconds": 3600},  # synced at start and login only: the test decides
         ui={"defect_codes": ["LOCAL-1"]},
-        **sections,
+        # the cache syncs at start and login only: the test decides
+        **{"offline": {"cache_sync_seconds": 3600}, **sections},
     )
 
 
@@ -175,6 +175,54 @@ async def test_the_cache_syncs_in_full_once_then_by_changes_since_its_cursor(tmp
             agent.cache._set_meta("cursor", "not-a-cursor")
         status = await agent.sync_cache()
         assert status["sync_mode"] == "full" and status["units"] == 3 and agent.cache.cursor() != "not-a-cursor"
+    finally:
+        await agent.stop()
+
+
+async def test_a_first_sync_larger_than_a_page_comes_whole_and_resumes_where_it_was_cut_off(
+    tmp_path: Path, kernel_server
+):
+    kernel = kernel_server
+    serials = kernel.make_lot("LOT-PG1", units=7, serial_prefix="SN-PG1")
+    serials += kernel.make_lot("LOT-PG2", units=5, serial_prefix="SN-PG2")
+    agent = Agent.from_config(_toml(tmp_path, kernel, offline={"cache_sync_seconds": 3600, "cache_page_units": 5}))
+    asked: list[dict] = []
+    read = agent._read
+
+    async def recording_read(method, path, **kwargs):
+        if path == "/stations/me/cache":
+            asked.append(dict(kwargs.get("params") or {}))
+        return await read(method, path, **kwargs)
+
+    agent._read = recording_read
+    staged: list[list[str]] = []
+    stage = agent.cache.stage_page
+
+    def stage_then_cut_off(page, *, first):
+        stage(page, first=first)
+        staged.append([u["serial_number"] for u in page["units"]])
+        if len(staged) == 2:
+            kernel.stop()  # the connection drops after the second page of three
+
+    agent.cache.stage_page = stage_then_cut_off
+    try:
+        with pytest.raises(OfflineError):
+            await agent.sync_cache()
+        # nothing half-written: readers still see the previous (empty) cache, the two pages wait
+        assert agent.status()["cache"]["units"] == 0 and agent.cache.next_page()
+        assert [p.get("page") for p in asked] == [None, asked[1]["page"], asked[2]["page"]]
+        kernel.restart()
+        asked.clear()
+        status = await agent.sync_cache()
+        # resumed at the third page: one request, no page asked twice, every unit cached once
+        assert len(asked) == 1 and asked[0]["page"]
+        assert status["sync_mode"] == "full" and status["units"] == 12 and status["lots"] >= 2
+        assert all(agent.cache.unit(s)["lot_number"] in ("LOT-PG1", "LOT-PG2") for s in serials)
+        assert sorted(sum(staged, [])) == sorted(serials[:10]) and agent.cache.next_page() is None
+        assert agent.cache.cursor()
+        # the next sync asks from the snapshot's cursor (more changes than a page since: in full again)
+        asked.clear()
+        assert (await agent.sync_cache())["units"] == 12 and asked[0].get("since")
     finally:
         await agent.stop()
 
@@ -325,8 +373,11 @@ async def test_the_contract_server_feeds_the_cache_for_window_tests(tmp_path: Pa
         assert agent.defect_codes("P1") == [{"code": "D1", "name": "Scratch"}]
         assert [i["id"] for i in await agent.firmware_images("PRD-1")] == [3]
         assert agent.status()["cache"] == {
-                "synced_at": "2026-11-30T06:00:00+00:00", "sync_mode": "full", "lots": 1, "units": 1
-            }
+            "synced_at": "2026-11-30T06:00:00+00:00",
+            "sync_mode": "full",
+            "lots": 1,
+            "units": 1,
+        }
     finally:
         await agent.stop()
 

@@ -262,12 +262,24 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
       const dialog = page.getByRole("dialog");
       await dialog.getByTestId("zpl-file").setInputFiles(PLANT_LABEL);
       await dialog.getByTestId("picked-file").filter({ hasText: "plant_unit_label.zpl" }).waitFor({ timeout: TIMEOUT });
-      // its {{placeholders}} are declared from the file; the ^FN1 and ^FN2 fields get their numbers here
+      // the kernel reads the file before it is saved: its ^FN fields and {{placeholders}}, as an upload will
+      const detected = dialog.getByRole("region", { name: "Read by the server" });
+      await detected.waitFor({ timeout: TIMEOUT });
+      const fn1 = detected.getByTestId("detected-fn-1");
+      const fn2 = detected.getByTestId("detected-fn-2");
+      assert.equal(await fn1.textContent(),
+                   "^FN1 text · prints “LOT-PLACEHOLDER” when not filled — not declared: prints its default Declare ^FN1");
+      assert.match(await fn2.textContent(), /^\^FN2 text, code128 · in 2 fields — not declared/);
+      assert.equal(await detected.getByTestId("detected-placeholders").textContent(),
+                   "Placeholders: {{product}} {{gtin}} {{lot_number}} {{serial_number}} {{ean}}");
+      // each placeholder became a field row; the ^FN1 and ^FN2 fields get their rows' numbers here
       const rows = dialog.locator("[data-testid^=field-row-]");
       await dialog.getByTestId("field-row-4").waitFor({ timeout: TIMEOUT });
       const row = (name) => rows.filter({ has: page.locator(`input[value="${name}"]`) });
       await row("lot_number").getByLabel("^FN no.").fill("1");
       await row("serial_number").getByLabel("^FN no.").fill("2");
+      await fn1.filter({ hasText: "declared as lot_number" }).waitFor({ timeout: TIMEOUT });
+      await fn2.filter({ hasText: "declared as serial_number" }).waitFor({ timeout: TIMEOUT });
       await row("ean").getByLabel("Max length").fill("13");
       await row("ean").getByLabel("Required").uncheck();
       await dialog.getByRole("button", { name: "Upload", exact: true }).click();

@@ -1,7 +1,8 @@
 """``GET /stations/me/cache``: what a station keeps to work while the server is unreachable.
 
-The first sync is a full snapshot; each later one asks for the changes since the ``cursor`` the last
-answer gave (``?since=``). The change feed is the traceability stream (``trace_events``): every unit
+The first sync is a full snapshot, in pages of at most ``max_units`` units (``?page=`` the
+``next_page`` the last page gave); each later one asks for the changes since the ``cursor`` the
+last answer gave (``?since=``). The change feed is the traceability stream (``trace_events``): every unit
 registration, LOT status change and process record writes a row there in its own transaction, so
 the rows after a watermark name every LOT and unit whose cached state may have changed; LOT edits
 that change no status (product, quantity, line) are found by ``lots.updated_at``.
@@ -45,6 +46,36 @@ def encode_sync_cursor(trace_id: int, at: datetime) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def encode_page_token(trace_id: int, at: datetime, after_unit_id: int) -> str:
+    """The opaque ``next_page`` of a full snapshot: the snapshot's cursor and the last unit id sent."""
+    raw = f"p1|{trace_id}|{at.astimezone(UTC).isoformat()}|{after_unit_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(page: str) -> tuple[int, datetime, int]:
+    """``(trace_id, at, after_unit_id)`` of a ``next_page`` this server gave; ``Unprocessable``
+    ``INVALID_CURSOR`` otherwise (the station then starts the snapshot again)."""
+    try:
+        raw = base64.urlsafe_b64decode(page + "=" * (-len(page) % 4)).decode()
+        version, ident, at, after = raw.split("|")
+        moment = datetime.fromisoformat(at)
+        if (
+            version != "p1"
+            or not ident.isdigit()
+            or not after.isdigit()
+            or max(int(ident), int(after)) >= 2**63
+            or moment.tzinfo is None
+        ):
+            raise ValueError(raw)
+        return int(ident), moment.astimezone(UTC), int(after)
+    except (ValueError, UnicodeDecodeError, binascii.Error, OverflowError):
+        raise Unprocessable(
+            "page is not a next_page this server gave: start the snapshot again (no page)",
+            code="INVALID_CURSOR",
+            field="page",
+        ) from None
+
+
 def decode_sync_cursor(cursor: str) -> tuple[int, datetime]:
     """``(trace_id, at)`` of a cursor this server gave; ``Unprocessable`` ``INVALID_CURSOR`` otherwise
     (the station then asks for a full snapshot)."""
@@ -65,9 +96,12 @@ def decode_sync_cursor(cursor: str) -> tuple[int, datetime]:
 async def my_cache(
     session: SessionDep,
     principal: Principal = require_permission("stations:heartbeat"),
-    max_units: Annotated[int, Query(ge=1, le=200_000, description="at most this many units")] = 50_000,
+    max_units: Annotated[int, Query(ge=1, le=200_000, description="at most this many units (a page)")] = 50_000,
     since: Annotated[
         str | None, Query(max_length=200, description="the cursor of the last sync: answer only what changed since")
+    ] = None,
+    page: Annotated[
+        str | None, Query(max_length=300, description="the next_page of the last answer: the snapshot's next page")
     ] = None,
 ) -> dict[str, Any]:
     """A snapshot, taken in one read, of what the station's agent answers scans from while offline.
@@ -84,20 +118,31 @@ async def my_cache(
     ``lots``: the LOTs open on the station's line (and those on no line), ``units`` of those LOTs
     with ``completed_processes`` (the process ids a pass was recorded for, for the unit itself or
     the whole LOT), ``processes`` in routing order with each process's ``defect_codes``. ``synced_at``
-    is the server's time of the snapshot; ``truncated`` says the unit list stopped at ``max_units``.
+    is the server's time of the snapshot.
+
+    A full snapshot of more than ``max_units`` units comes in pages, by unit id: a page that is not
+    the last has ``next_page`` (ask again with ``?page=``), ``truncated: true`` and no ``cursor``;
+    the last page has the ``cursor`` of the first page's moment, so the first delta brings every
+    change made while the pages were read (each unit is in exactly one page; LOTs come with every
+    page, the later page's state winning). A ``page`` stays valid: a station that lost the
+    connection midway asks for the same page again. ``INVALID_CURSOR`` (422) for a ``page`` this
+    server did not give, or one sent together with ``since``.
     """
     if principal.station_id is None:
         raise Forbidden("only stations have an offline cache", code="NOT_A_STATION")
+    if page is not None and since is not None:
+        raise Unprocessable(
+            "page continues a full snapshot: send it without since", code="INVALID_CURSOR", field="page"
+        )
     watermark = decode_sync_cursor(since) if since is not None else None
+    resumed = decode_page_token(page) if page is not None else None
     synced_at = utcnow()
     station = await session.get(Station, principal.station_id)
     line_id = station.line_id if station else None
     on_line = or_(Lot.line_id.is_(None), Lot.line_id == line_id) if line_id else Lot.line_id.is_(None)
     lot_filter = Lot.status.in_(OPEN_STATUSES) & on_line
     if watermark is not None:
-        delta = await _delta(
-            session, watermark=watermark, now=synced_at, lot_filter=lot_filter, max_units=max_units
-        )
+        delta = await _delta(session, watermark=watermark, now=synced_at, lot_filter=lot_filter, max_units=max_units)
         if delta is not None:
             return {
                 "mode": "delta",
@@ -107,7 +152,10 @@ async def my_cache(
                 "truncated": False,
                 "processes": await _processes(session),
             }
-    cursor = encode_sync_cursor(await _settled_trace_id(session, synced_at), synced_at)
+    if resumed is not None:
+        snapshot_trace_id, snapshot_at, after_unit_id = resumed
+    else:
+        snapshot_trace_id, snapshot_at, after_unit_id = await _settled_trace_id(session, synced_at), synced_at, 0
     lots = (await session.execute(select(Lot).where(lot_filter).order_by(Lot.id))).scalars().all()
     lot_ids = {lot.id: lot.lot_number for lot in lots}
 
@@ -115,21 +163,29 @@ async def my_cache(
     passed_by_unit: dict[int, set[str]] = {}
     passed_by_lot: dict[int, set[str]] = {}
     truncated = False
+    next_page: str | None = None
     if lot_ids:
         rows = (
             await session.execute(
                 select(Unit.id, Unit.serial_number, Unit.status, Unit.lot_id)
-                .where(Unit.lot_id.in_(lot_ids))
+                .where(Unit.lot_id.in_(lot_ids), Unit.id > after_unit_id)
                 .order_by(Unit.id)
                 .limit(max_units + 1)
             )
         ).all()
         truncated = len(rows) > max_units
         rows = rows[:max_units]
+        if truncated:
+            next_page = encode_page_token(snapshot_trace_id, snapshot_at, rows[-1].id)
+        # the LOTs' own passes, and the passes of this page's units only (by id range: a page of
+        # 50,000 units never becomes 50,000 bound parameters)
+        this_page = ProcessRecord.unit_id.is_(None)
+        if rows:
+            this_page = or_(this_page, ProcessRecord.unit_id.between(rows[0].id, rows[-1].id))
         passes = (
             await session.execute(
                 select(ProcessRecord.lot_id, ProcessRecord.unit_id, ProcessRecord.process_id)
-                .where(ProcessRecord.lot_id.in_(lot_ids), ProcessRecord.result == "pass")
+                .where(ProcessRecord.lot_id.in_(lot_ids), ProcessRecord.result == "pass", this_page)
                 .distinct()
             )
         ).all()
@@ -154,12 +210,13 @@ async def my_cache(
         "mode": "full",
         "synced_at": synced_at.isoformat(),
         "station": principal.station_code,
-        # a truncated snapshot has units the station lacks and no delta would bring: no cursor,
-        # so the next sync is a full one again
-        "cursor": None if truncated else cursor,
+        # a page before the last has units the station lacks and no delta would bring: no cursor
+        # (a station that does not follow next_page syncs in full again next time)
+        "cursor": None if truncated else encode_sync_cursor(snapshot_trace_id, snapshot_at),
         "lots": [_lot_out(lot, passed_by_lot) for lot in lots],
         "units": units,
         "truncated": truncated,
+        "next_page": next_page,
         "processes": await _processes(session),
     }
 

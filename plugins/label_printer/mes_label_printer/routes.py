@@ -30,6 +30,7 @@ from .jobs import (
 )
 from .preview import render_preview
 from .store import create_template, ensure_seeded, get_stored, list_stored, retire_template, versions_of
+from .validation import validate_zpl
 
 router = APIRouter(prefix="/labels", tags=["labels"])
 
@@ -79,6 +80,12 @@ class TemplateIn(BaseModel):
     title: str = Field("", max_length=200)
     description: str = Field("", max_length=2000)
     dpi: int = 203
+
+
+class InspectIn(BaseModel):
+    """A ZPL file the upload dialog is about to save."""
+
+    zpl: str = Field(min_length=1, description="the ZPL file as exported (UTF-8, one ^XA … ^XZ format)")
 
 
 class RetireIn(BaseModel):
@@ -161,6 +168,21 @@ async def upload_template(
     )
     # ``warnings``: what of a designer's export was left out and why (empty for a bare label file)
     return {**template.describe(with_zpl=True), "warnings": warnings}
+
+
+@router.post(
+    "/templates/inspect",
+    summary=(
+        "What the server reads in a ZPL file before it is saved: its ^FN fields (number, prompt, default "
+        "data, uses, what they draw), {{name}} placeholders, size and warnings; nothing is stored"
+    ),
+    openapi_extra=COUNTS_AS_READ,
+    responses={422: {"description": "ZPL_INVALID naming the command and its byte offset"}},
+)
+async def inspect_template(body: InspectIn, _: Principal = require_permission("labels:templates")) -> dict[str, Any]:
+    # the same reading an upload makes (validate_zpl), so the dialog shows what the server will see
+    _, info = validate_zpl(body.zpl)
+    return info.describe()
 
 
 @router.get("/templates/{name}", summary="One label template with its ZPL (latest version, or ?version=N)")

@@ -25,7 +25,7 @@ from typing import Any
 
 from mes_kernel.errors import NotFound, Unprocessable
 
-from .zpl import Command, tokenize, unescape
+from .zpl import Command, field_number, tokenize, unescape
 
 HEX_INDICATOR = "\\"
 # Characters that go into ^FD as they are; everything else is hex-escaped byte by byte.
@@ -184,8 +184,7 @@ def _commands(zpl: str) -> tuple[Command, ...]:
 
 
 def _fn_number(command: Command) -> int | None:
-    digits = re.match(r"\s*(\d+)", command.args)
-    return int(digits.group(1)) if digits else None
+    return field_number(command.args)[0]
 
 
 def _datamatrix_escape(command: Command) -> str | None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from mes_kernel.errors import Unprocessable
 
-from .zpl import Command, GraphicError, decode_graphic, tokenize
+from .zpl import BARCODE_KINDS, Command, GraphicError, decode_graphic, field_number, tokenize
 
 MAX_ZPL_BYTES = 2 * 1024 * 1024
 # The widest Zebra print heads are 8.5 in (2550 dots at 300 dpi); 40 in of label at 203 dpi.
@@ -60,7 +60,23 @@ _NUMERIC = {
     "^LS": 1,
 }
 _SUPPORTED_CI = {"", *(str(n) for n in range(0, 37) if n not in (29, 30))}
-_PLACEHOLDER = re.compile(r"\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+@dataclass
+class FnField:
+    """A ``^FN`` numbered field of the file: its number, the designer's prompt (``^FN1"product"``),
+    the data it prints when nothing fills it (its first ``^FD``, escapes kept), how many fields carry
+    the number and what they draw (``text``, ``code128``, ``datamatrix`` …)."""
+
+    fn: int
+    prompt: str | None = None
+    default: str | None = None
+    uses: int = 0
+    kinds: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict[str, object]:
+        return {"fn": self.fn, "prompt": self.prompt, "default": self.default, "uses": self.uses, "kinds": self.kinds}
 
 
 @dataclass
@@ -70,9 +86,24 @@ class ZplInfo:
     width: int | None = None
     height: int | None = None
     fn_numbers: set[int] = field(default_factory=set)
+    #: the ``^FN`` fields by number, in order of first appearance
+    fn_fields: dict[int, FnField] = field(default_factory=dict)
+    #: the ``{{name}}`` placeholders in field data, each once, in order of first appearance
+    placeholders: list[str] = field(default_factory=list)
     graphics: int = 0
     commands: int = 0
     warnings: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict[str, object]:
+        """What the upload dialog shows before saving (``POST /labels/templates/inspect``)."""
+        return {
+            "fn_fields": [f.describe() for f in self.fn_fields.values()],
+            "placeholders": list(self.placeholders),
+            "width": self.width,
+            "height": self.height,
+            "graphics": self.graphics,
+            "warnings": list(self.warnings),
+        }
 
 
 def _bad(message: str, command: Command | None = None, **extra: object) -> Unprocessable:
@@ -108,6 +139,8 @@ def validate_zpl(raw: bytes | str) -> tuple[str, ZplInfo]:
     open_field: Command | None = None
     code_page = "0"  # a printer's default, until a ^CI
     variable_field = False  # the current field has a ^FN (its data is replaced when printed)
+    current_fn: FnField | None = None  # the ^FN of the current field
+    kind = "text"  # what the current field draws
     for command in commands:
         code = command.code
         if code not in KNOWN_COMMANDS:
@@ -136,6 +169,11 @@ def validate_zpl(raw: bytes | str) -> tuple[str, ZplInfo]:
             if open_field is not None:
                 raise _bad("field data not closed by ^FS", open_field)
             open_field = command
+            if current_fn is not None and current_fn.default is None:
+                current_fn.default = command.args
+            for name in _PLACEHOLDER.findall(command.args):
+                if name not in info.placeholders:
+                    info.placeholders.append(name)
             if (
                 code_page != "28"
                 and not variable_field
@@ -146,9 +184,13 @@ def validate_zpl(raw: bytes | str) -> tuple[str, ZplInfo]:
         elif code == "^FN":
             variable_field = True
         elif code == "^FS":
-            open_field, variable_field = None, False
+            if current_fn is not None and kind not in current_fn.kinds:
+                current_fn.kinds.append(kind)  # at the field's end: a ^BC may follow its ^FN
+            open_field, variable_field, current_fn, kind = None, False, None, "text"
         elif code in ("^FO", "^FT") and open_field is not None:
             raise _bad("field data not closed by ^FS before the next field", open_field)
+        elif command.prefix == "^" and command.name in BARCODE_KINDS:
+            kind = BARCODE_KINDS[command.name]
         if code in _NUMERIC:
             params = command.params()
             for i in range(min(_NUMERIC[code], len(params))):
@@ -173,10 +215,13 @@ def validate_zpl(raw: bytes | str) -> tuple[str, ZplInfo]:
             if not 1 <= info.height <= MAX_LENGTH_DOTS:
                 raise _bad(f"^LL must be 1 to {MAX_LENGTH_DOTS} dots", command)
         if code == "^FN":
-            number = "".join(ch for ch in command.args.split('"')[0] if ch in "0123456789")
-            if not number:
-                raise _bad("^FN needs a field number", command)
-            info.fn_numbers.add(int(number))
+            number, prompt = field_number(command.args)
+            if number is None:
+                raise _bad("^FN needs a field number 0 to 9999", command)
+            info.fn_numbers.add(number)
+            current_fn = info.fn_fields.setdefault(number, FnField(fn=number))
+            current_fn.uses += 1
+            current_fn.prompt = current_fn.prompt or prompt or None
     if in_format:
         raise _bad("the format is not ended by ^XZ")
     if formats == 0:

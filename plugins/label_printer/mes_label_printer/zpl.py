@@ -81,6 +81,25 @@ def tokenize(zpl: str) -> list[Command]:
     return commands
 
 
+_FN = re.compile(r'\s*(\d{1,4})(?![0-9])\s*(?:"([^"]*)")?')
+
+
+def field_number(args: str) -> tuple[int | None, str | None]:
+    """``(number, prompt)`` of a ``^FN#"prompt"`` (ZPL II: a field number 0–9999, then an optional
+    quoted prompt); ``(None, None)`` when it has no number. The one reading of ``^FN`` used by
+    validation, templates, the upload dialog's inspection and the printer simulator."""
+    match = _FN.match(args)
+    if not match:
+        return None, None
+    return int(match.group(1)), match.group(2)
+
+
+def _fn_key(args: str) -> str:
+    """A ``^FN`` field's number as a key (``^FN01`` and ``^FN1`` are one field); its text if it has none."""
+    number, _ = field_number(args)
+    return str(number) if number is not None else args.strip()
+
+
 def format_name(raw: str) -> str:
     """A stored format's full name: ``"LABEL"`` → ``"R:LABEL.ZPL"``, case-insensitive."""
     name = raw.strip().upper()
@@ -127,7 +146,7 @@ class Format:
             if command.prefix != "^":
                 continue
             if command.name == "FN":
-                number = command.args.strip().split('"')[0].strip()
+                number = _fn_key(command.args)
             elif command.name == "FD" and number is not None:
                 out[number] = command.args
             elif command.name == "FS":
@@ -147,7 +166,7 @@ class Format:
             if command.prefix == "^" and command.name == "DF":
                 continue
             if command.prefix == "^" and command.name == "FN":
-                pending = command.args.strip().split('"')[0].strip()
+                pending = _fn_key(command.args)
                 out.append(command)
                 continue
             if command.prefix == "^" and command.name == "FD" and pending in data:
@@ -277,7 +296,7 @@ def fields_of(fmt: Format) -> list[FieldOut]:
             indicator = command.args[:1]
             hex_indicator = indicator if indicator and indicator not in ",^~" else "_"
         elif name == "FN":
-            number = command.args.strip().split('"')[0].strip()
+            number = _fn_key(command.args)
         elif name == "GB":
             out.append(FieldOut("box", x, y, "", command))
         elif name == "GF":

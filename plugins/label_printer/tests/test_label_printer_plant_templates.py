@@ -306,3 +306,44 @@ async def test_the_preview_as_zpl_is_what_a_print_sends(client, kernel, admin_he
         f"{API}/labels/preview", json={"template": "plant_unit", "format": "pdf"}, headers=admin_headers
     )
     assert bad.status_code == 422 and bad.json()["detail"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_inspect_answers_the_fn_fields_and_placeholders_an_upload_reads_storing_nothing(
+    client, admin_headers, worker_headers
+):
+    r = await client.post(
+        f"{API}/labels/templates/inspect", json={"zpl": PLANT_ZPL.decode("utf-8")}, headers=admin_headers
+    )
+    assert r.status_code == 200, r.text
+    seen = r.json()
+    assert seen["placeholders"] == ["product", "gtin", "lot_number", "serial_number", "ean"]
+    assert seen["fn_fields"] == [
+        {"fn": 1, "prompt": None, "default": "LOT-PLACEHOLDER", "uses": 1, "kinds": ["text"]},
+        {"fn": 2, "prompt": None, "default": None, "uses": 2, "kinds": ["text", "code128"]},
+    ]
+    assert (seen["width"], seen["height"], seen["graphics"]) == (812, 406, 1)
+
+    # a designer's prompt, a leading zero and a barcode named after the ^FN: read as an upload reads them
+    zpl = '^XA^FO20,20^FN01"Serial"^BCN,60^FDSN-0^FS^FO20,120^A0N,30,30^FN1^FS^XZ'
+    r = await client.post(f"{API}/labels/templates/inspect", json={"zpl": zpl}, headers=admin_headers)
+    assert r.json()["fn_fields"] == [
+        {"fn": 1, "prompt": "Serial", "default": "SN-0", "uses": 2, "kinds": ["code128", "text"]}
+    ]
+    fields = [{"name": "serial", "type": "text", "fn": f["fn"]} for f in r.json()["fn_fields"]]
+    r = await client.post(
+        f"{API}/labels/templates", json={"name": "inspected", "zpl": zpl, "fields": fields}, headers=admin_headers
+    )
+    assert r.status_code == 201, r.text
+    r = await client.get(f"{API}/labels/templates/inspect", headers=admin_headers)
+    assert r.status_code == 404  # nothing was stored under the route's name
+
+    r = await client.post(
+        f"{API}/labels/templates/inspect", json={"zpl": "^XA^FO1,1^FNx^FDa^FS^XZ"}, headers=admin_headers
+    )
+    assert r.status_code == 422 and r.json()["detail"]["code"] == "ZPL_INVALID"
+    assert r.json()["detail"]["command"] == "^FN" and r.json()["detail"]["offset"] == 9
+    for body in ({}, {"zpl": ""}, {"zpl": 5}):
+        r = await client.post(f"{API}/labels/templates/inspect", json=body, headers=admin_headers)
+        assert r.status_code == 422, (body, r.text)
+    r = await client.post(f"{API}/labels/templates/inspect", json={"zpl": "^XA^XZ"}, headers=worker_headers)
+    assert r.status_code == 403 and r.json()["detail"]["permission"] == "labels:templates"

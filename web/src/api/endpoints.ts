@@ -6,6 +6,7 @@ import type {
   Device,
   HealthTree,
   LabelTemplate,
+  ZplInspection,
   Lot,
   LotHistory,
   LinesNow,
@@ -128,6 +129,9 @@ export const endpoints = {
     if (upload.dpi) form.append("dpi", String(upload.dpi));
     return api.http.post<LabelTemplate>("/labels/templates", form).then((r) => r.data);
   },
+  /** What the kernel reads in a ZPL file (its ^FN fields, placeholders, size), before it is saved. */
+  inspectLabelZpl: (zpl: string, signal?: AbortSignal) =>
+    api.http.post<ZplInspection>("/labels/templates/inspect", { zpl }, { signal }).then((r) => r.data),
   retireLabelTemplate: (name: string, reason: string) =>
     api.http.post<LabelTemplate>(`/labels/templates/${encodeURIComponent(name)}/retire`,
                                  { reason: reason || null }).then((r) => r.data),

@@ -318,6 +318,30 @@ export interface TemplateField {
   fn: number | null;
 }
 
+/** A `^FN` numbered field as the kernel reads it in a ZPL file (`POST /labels/templates/inspect`). */
+export interface ZplFnField {
+  fn: number;
+  /** The designer's prompt, `^FN1"product"`. */
+  prompt: string | null;
+  /** The field data it prints when nothing fills it (its first `^FD`, escapes kept). */
+  default: string | null;
+  /** How many fields carry the number. */
+  uses: number;
+  /** What those fields draw: `text`, `code128`, `datamatrix`, `qr` … */
+  kinds: string[];
+}
+
+/** What an upload of a ZPL file would read in it; nothing is stored. */
+export interface ZplInspection {
+  fn_fields: ZplFnField[];
+  /** `{{name}}` placeholders, each once, in order of appearance. */
+  placeholders: string[];
+  width: number | null;
+  height: number | null;
+  graphics: number;
+  warnings: string[];
+}
+
 /** A label template version (`GET /labels/templates`, `/templates/{name}`, `/versions`); sizes in dots. */
 export interface LabelTemplate {
   name: string;

@@ -1,5 +1,7 @@
 // Upload a plant's ZPL label (a designer's file or pasted text) with the variable fields it declares.
-import { useState, type FormEvent } from "react";
+// The ZPL is read by the kernel itself (POST /labels/templates/inspect, the reading an upload makes):
+// its ^FN fields and {{name}} placeholders are shown before saving, never parsed a second time here.
+import { useRef, useState, type FormEvent } from "react";
 import Alert from "@mui/material/Alert";
 import Box from "@mui/material/Box";
 import Button from "@mui/material/Button";
@@ -16,7 +18,7 @@ import Typography from "@mui/material/Typography";
 import { useTranslation } from "react-i18next";
 import { toApiError } from "../api/client";
 import { endpoints } from "../api/endpoints";
-import type { LabelTemplate, TemplateField } from "../api/types";
+import type { LabelTemplate, TemplateField, ZplFnField, ZplInspection } from "../api/types";
 
 export const FIELD_TYPES: TemplateField["type"][] = ["text", "lot_number", "serial_number", "product", "date",
                                                       "integer", "gtin"];
@@ -31,13 +33,33 @@ export interface FieldRow {
 }
 
 const NAME = /^[a-z][a-z0-9_]*$/;
-const PLACEHOLDER = /\{\{\s*([a-z][a-z0-9_]*)\s*\}\}/g;
 /** A template's name as the kernel takes it: lower-case letters, digits, '_' or '-'. */
 const TEMPLATE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
-/** The `{{name}}` placeholders of a ZPL text, each once, in order of appearance. */
-export function placeholdersOf(zpl: string): string[] {
-  return [...new Set([...zpl.matchAll(PLACEHOLDER)].map((m) => m[1]))];
+/** A field name for a `^FN` field the kernel found: its designer's prompt as a name, else `field_<n>`. */
+export function nameForFn(field: ZplFnField, taken: Set<string>): string {
+  const fromPrompt = (field.prompt ?? "").toLowerCase().replace(/[^a-z0-9_]+/g, "_").replace(/^[^a-z]+|_+$/g, "")
+    .slice(0, 64);
+  let name = NAME.test(fromPrompt) ? fromPrompt : `field_${field.fn}`;
+  for (let i = 2; taken.has(name); i += 1) name = `${fromPrompt && NAME.test(fromPrompt) ? fromPrompt : `field_${field.fn}`}_${i}`;
+  return name;
+}
+
+/** Which row declares each `^FN` the kernel found, and the rows naming a `^FN` the ZPL lacks. */
+export function fnDeclarations(rows: FieldRow[], found: ZplFnField[]): {
+  declaredAs: Map<number, string>;
+  missing: { name: string; fn: number }[];
+} {
+  const numbers = new Set(found.map((f) => f.fn));
+  const declaredAs = new Map<number, string>();
+  const missing: { name: string; fn: number }[] = [];
+  for (const row of rows) {
+    const fn = row.fn.trim() ? Number(row.fn) : null;
+    if (fn === null || !Number.isInteger(fn)) continue;
+    if (numbers.has(fn)) declaredAs.set(fn, row.name.trim());
+    else missing.push({ name: row.name.trim(), fn });
+  }
+  return { declaredAs, missing };
 }
 
 /** A field's likely type from its name (a LOT number, a serial…); the user may change it. */
@@ -90,6 +112,11 @@ export function TemplateUploadDialog({ open, onClose, onUploaded, initialName = 
   const [rows, setRows] = useState<FieldRow[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [inspection, setInspection] = useState<ZplInspection | null>(null);
+  const [inspectError, setInspectError] = useState<string | null>(null);
+  const [inspecting, setInspecting] = useState(false);
+  /** The ZPL text of the last inspection asked for: an older answer arriving late is dropped. */
+  const inspected = useRef<string | null>(null);
 
   function reset() {
     setName(initialName);
@@ -98,13 +125,43 @@ export function TemplateUploadDialog({ open, onClose, onUploaded, initialName = 
     setFile(null);
     setRows([]);
     setError(null);
+    setInspection(null);
+    setInspectError(null);
+    inspected.current = null;
   }
 
-  /** Rows for placeholders not declared yet (a designer's `{{name}}`); `^FN` fields are added by hand. */
-  function addPlaceholders(text: string) {
+  /** Ask the kernel what it reads in `text`; rows are added for placeholders not declared yet. */
+  async function inspect(text: string) {
+    if (!text.trim() || inspected.current === text) return;
+    inspected.current = text;
+    setInspecting(true);
+    try {
+      const seen = await endpoints.inspectLabelZpl(text);
+      if (inspected.current !== text) return;
+      setInspection(seen);
+      setInspectError(null);
+      setRows((current) => {
+        const known = new Set(current.map((r) => r.name));
+        return [...current, ...seen.placeholders.filter((n) => !known.has(n)).map((n) => emptyRow(n))];
+      });
+    } catch (err) {
+      if (inspected.current !== text) return;
+      const apiError = toApiError(err);
+      const detail = apiError.detail;
+      const at = typeof detail.command === "string"
+        ? ` — ${t("labels.at", { command: detail.command, offset: detail.offset ?? "?" })}` : "";
+      setInspection(null);
+      setInspectError(`${t("labels.inspectFailed", { message: apiError.message })}${at} [${apiError.code}]`);
+    } finally {
+      if (inspected.current === text) setInspecting(false);
+    }
+  }
+
+  function declareFn(field: ZplFnField) {
     setRows((current) => {
-      const known = new Set(current.map((r) => r.name));
-      return [...current, ...placeholdersOf(text).filter((n) => !known.has(n)).map((n) => emptyRow(n))];
+      const row = emptyRow(nameForFn(field, new Set(current.map((r) => r.name))));
+      const kind = field.kinds.find((k) => k !== "text");
+      return [...current, { ...row, fn: String(field.fn), type: kind === "ean13" || kind === "upca" ? "gtin" : row.type }];
     });
   }
 
@@ -114,7 +171,7 @@ export function TemplateUploadDialog({ open, onClose, onUploaded, initialName = 
     setFile(picked);
     setZpl(text);
     if (!name) setName(picked.name.replace(/\.[^.]*$/, "").toLowerCase().replace(/[^a-z0-9_-]+/g, "_").slice(0, 64));
-    addPlaceholders(text);
+    await inspect(text);
   }
 
   function update(index: number, patch: Partial<FieldRow>) {
@@ -178,8 +235,9 @@ export function TemplateUploadDialog({ open, onClose, onUploaded, initialName = 
             </Typography>
           </Box>
           <TextField label={t("labels.zpl")} name="zpl" required fullWidth multiline minRows={6} maxRows={14}
-                     value={zpl} onChange={(e) => setZpl(e.target.value)} onBlur={() => addPlaceholders(zpl)}
+                     value={zpl} onChange={(e) => setZpl(e.target.value)} onBlur={() => void inspect(zpl)}
                      slotProps={{ htmlInput: { spellCheck: false, style: { fontFamily: "monospace", fontSize: 13 } } }} />
+          <Detected inspection={inspection} failed={inspectError} busy={inspecting} rows={rows} onDeclare={declareFn} />
           <Box sx={{ display: "flex", alignItems: "center", mt: 2, mb: 1, gap: 1 }}>
             <Typography variant="subtitle1" component="h3" sx={{ flexGrow: 1 }}>{t("labels.fields")}</Typography>
             <Button onClick={() => setRows((r) => [...r, emptyRow()])}>{t("labels.addField")}</Button>
@@ -218,5 +276,75 @@ export function TemplateUploadDialog({ open, onClose, onUploaded, initialName = 
         </DialogActions>
       </form>
     </Dialog>
+  );
+}
+
+/** What the kernel read in the ZPL: each `^FN` field (declared by which row, or a button to declare it),
+ *  the placeholders, and the rows naming a `^FN` the file lacks. */
+function Detected({ inspection, failed, busy, rows, onDeclare }: {
+  inspection: ZplInspection | null;
+  failed: string | null;
+  busy: boolean;
+  rows: FieldRow[];
+  onDeclare(field: ZplFnField): void;
+}) {
+  const { t } = useTranslation();
+  if (failed) {
+    return <Alert severity="warning" sx={{ mt: 2 }} data-testid="inspect-error">{failed}</Alert>;
+  }
+  if (!inspection) {
+    return busy ? <Typography variant="body2" color="text.secondary" sx={{ mt: 2 }}>{t("labels.inspecting")}</Typography>
+      : null;
+  }
+  const { declaredAs, missing } = fnDeclarations(rows, inspection.fn_fields);
+  const nothing = inspection.fn_fields.length === 0 && inspection.placeholders.length === 0;
+  return (
+    <Box component="section" aria-label={t("labels.detected")} data-testid="zpl-detected" sx={{ mt: 2 }}>
+      <Typography variant="subtitle1" component="h3">{t("labels.detected")}</Typography>
+      <Typography variant="body2" color="text.secondary" sx={{ mb: 1 }}>
+        {nothing ? t("labels.detectedNone") : t("labels.detectedHelp")}
+      </Typography>
+      {inspection.fn_fields.length > 0 && (
+        <Box component="ul" sx={{ m: 0, pl: 2 }}>
+          {inspection.fn_fields.map((field) => {
+            const declared = declaredAs.get(field.fn);
+            const facts = [
+              field.prompt ? t("labels.fnPrompt", { prompt: field.prompt }) : null,
+              field.kinds.join(", "),
+              field.uses > 1 ? t("labels.fnUses", { count: field.uses }) : null,
+              field.default ? t("labels.fnDefault", { value: field.default }) : null,
+            ].filter(Boolean);
+            return (
+              <Box component="li" key={field.fn} data-testid={`detected-fn-${field.fn}`} sx={{ mb: 0.5 }}>
+                <code>{t("labels.detectedFn", { fn: field.fn })}</code>{" "}
+                <Typography component="span" variant="body2">{facts.join(" · ")}</Typography>{" — "}
+                {declared
+                  ? <Typography component="span" variant="body2" color="success.main">
+                      {t("labels.fnDeclaredAs", { name: declared })}
+                    </Typography>
+                  : <>
+                      <Typography component="span" variant="body2" color="warning.main">
+                        {t("labels.fnUndeclared")}
+                      </Typography>{" "}
+                      <Button size="small" onClick={() => onDeclare(field)}>
+                        {t("labels.declareFn", { fn: field.fn })}
+                      </Button>
+                    </>}
+              </Box>
+            );
+          })}
+        </Box>
+      )}
+      {inspection.placeholders.length > 0 && (
+        <Typography variant="body2" data-testid="detected-placeholders">
+          {t("labels.placeholdersFound")}: {inspection.placeholders.map((p) => `{{${p}}}`).join(" ")}
+        </Typography>
+      )}
+      {missing.map((m) => (
+        <Alert severity="warning" key={`${m.name}-${m.fn}`} sx={{ mt: 1 }} data-testid="fn-missing">
+          {t("labels.fnMissing", { name: m.name || "—", fn: m.fn })}
+        </Alert>
+      ))}
+    </Box>
   );
 }

@@ -5,8 +5,8 @@ import { render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import axios from "axios";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { LabelTemplate } from "../api/types";
-import { declarations, guessType, placeholdersOf } from "../labels/TemplateUploadDialog";
+import type { LabelTemplate, ZplInspection } from "../api/types";
+import { declarations, fnDeclarations, guessType, nameForFn } from "../labels/TemplateUploadDialog";
 import { hasCjk, renderArgs, renderZpl } from "../labels/zplRender";
 import { startFakeKernel, type FakeKernel, type Seen } from "../test/fakeKernel";
 import { loginAs, logoutLocally, useKernel } from "../test/session";
@@ -52,6 +52,20 @@ function serveTemplates(zpl = PLANT_ZPL) {
       ? { raw: zpl, headers: { "content-type": "text/plain; charset=utf-8" } }
       : { raw: PNG, headers: { "content-type": "image/png" } };
   });
+}
+
+/** What the kernel reads in PLANT_ZPL (its own test, test_inspect_answers_the_fn_fields_…, asserts the same). */
+const PLANT_INSPECTION: ZplInspection = {
+  fn_fields: [{ fn: 1, prompt: null, default: "LOT-PLACEHOLDER", uses: 1, kinds: ["text"] },
+              { fn: 2, prompt: null, default: null, uses: 2, kinds: ["text", "code128"] }],
+  placeholders: ["product", "gtin", "lot_number", "serial_number", "ean"],
+  width: 812, height: 406, graphics: 1, warnings: [],
+};
+
+/** The kernel's inspection route answering `answer` (and recording what it was asked). */
+function serveInspection(answer: ZplInspection | { status: number; body: unknown }) {
+  kernel.route("POST", "/api/v1/labels/templates/inspect", () =>
+    ("status" in answer ? answer : { body: answer }));
 }
 
 /** A renderer that answers at once, for tests about the page rather than the drawing. */
@@ -121,6 +135,8 @@ describe("LabelTemplatesPage", () => {
       sent = req;
       return { status: 201, body: { ...template("box_label", 1), warnings: ["^PQ left out: the print decides"] } };
     });
+    serveInspection({ fn_fields: [], placeholders: ["lot_number", "note"], width: null, height: null, graphics: 0,
+                      warnings: [] });
     render(<LabelTemplatesPage render={quickRender} />);
     const user = userEvent.setup();
     await user.click(await screen.findByRole("button", { name: "Upload template" }));
@@ -129,7 +145,7 @@ describe("LabelTemplatesPage", () => {
     const zpl = within(dialog).getByRole("textbox", { name: "ZPL" });
     await user.click(zpl);
     await user.paste("^XA^FO10,10^A0N,30,30^FD{{lot_number}} {{note}}^FS^PQ2^XZ");
-    await user.tab(); // leaving the text declares its placeholders
+    await user.tab(); // leaving the text asks the kernel what it reads: rows for its placeholders
     await within(dialog).findByTestId("field-row-1");
     await user.click(within(within(dialog).getByTestId("field-row-1")).getByRole("checkbox", { name: "Required" }));
     await user.click(within(dialog).getByRole("button", { name: "Upload" }));
@@ -150,6 +166,7 @@ describe("LabelTemplatesPage", () => {
     // adapter. The e2e test uploads the same file through Chromium to a real kernel.
     loginAs("production_manager");
     serveTemplates();
+    serveInspection(PLANT_INSPECTION);
     let form: FormData | undefined;
     const adapter = api.http.defaults.adapter;
     api.http.defaults.adapter = async (config) => {
@@ -168,7 +185,7 @@ describe("LabelTemplatesPage", () => {
                       new File([PLANT_ZPL], "Plant Unit.zpl", { type: "application/octet-stream" }));
     expect(await within(dialog).findByTestId("picked-file")).toHaveTextContent("Plant Unit.zpl");
     expect(within(dialog).getByRole("textbox", { name: "Name" })).toHaveValue("plant_unit");
-    // {{product}}, {{gtin}}, {{lot_number}}, {{serial_number}}, {{ean}} found; ^FN fields are typed by hand
+    // {{product}}, {{gtin}}, {{lot_number}}, {{serial_number}}, {{ean}}: the placeholders the kernel read
     await within(dialog).findByTestId("field-row-4");
     await user.click(within(dialog).getByRole("button", { name: "Upload" }));
     await screen.findByTestId("upload-result");
@@ -180,13 +197,64 @@ describe("LabelTemplatesPage", () => {
       .toEqual(["product", "gtin", "lot_number", "serial_number", "ean"]);
   });
 
+  it("shows the ^FN fields and placeholders the kernel reads before saving, and declares an ^FN field", async () => {
+    loginAs("production_manager");
+    serveTemplates();
+    serveInspection(PLANT_INSPECTION);
+    let sent: Seen | undefined;
+    kernel.route("POST", "/api/v1/labels/templates", (req) => {
+      sent = req;
+      return { status: 201, body: { ...template("plant", 1), warnings: [] } };
+    });
+    render(<LabelTemplatesPage render={quickRender} />);
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("button", { name: "Upload template" }));
+    const dialog = await screen.findByRole("dialog");
+    await user.type(within(dialog).getByRole("textbox", { name: "Name" }), "plant");
+    await user.click(within(dialog).getByRole("textbox", { name: "ZPL" }));
+    await user.paste(PLANT_ZPL);
+    await user.tab();
+    const detected = await within(dialog).findByRole("region", { name: "Read by the server" });
+    // asked of the kernel with the text as it is: one reading, the server's
+    const asked = kernel.seen.filter((x) => x.path === "/api/v1/labels/templates/inspect");
+    expect(asked.map((x) => x.body)).toEqual([{ zpl: PLANT_ZPL }]);
+    expect(within(detected).getByTestId("detected-fn-1")).toHaveTextContent(
+      "^FN1 text · prints “LOT-PLACEHOLDER” when not filled — not declared: prints its default");
+    expect(within(detected).getByTestId("detected-fn-2")).toHaveTextContent("^FN2 text, code128 · in 2 fields");
+    expect(within(detected).getByTestId("detected-placeholders")).toHaveTextContent(
+      "Placeholders: {{product}} {{gtin}} {{lot_number}} {{serial_number}} {{ean}}");
+
+    // the serial_number row takes ^FN2; ^FN1 is declared from the list (a row named after it)
+    const serialRow = within(dialog).getByTestId("field-row-3");
+    expect(within(serialRow).getByRole("textbox", { name: "Field" })).toHaveValue("serial_number");
+    await user.type(within(serialRow).getByRole("textbox", { name: "^FN no." }), "2");
+    expect(within(detected).getByTestId("detected-fn-2")).toHaveTextContent("declared as serial_number");
+    await user.click(within(detected).getByRole("button", { name: "Declare ^FN1" }));
+    const fnRow = await within(dialog).findByTestId("field-row-5");
+    expect(within(fnRow).getByRole("textbox", { name: "Field" })).toHaveValue("field_1");
+    expect(within(fnRow).getByRole("textbox", { name: "^FN no." })).toHaveValue("1");
+    expect(within(detected).getByTestId("detected-fn-1")).toHaveTextContent("declared as field_1");
+    // a number the file lacks is flagged before the kernel would refuse it
+    await user.clear(within(fnRow).getByRole("textbox", { name: "^FN no." }));
+    await user.type(within(fnRow).getByRole("textbox", { name: "^FN no." }), "7");
+    expect(within(detected).getByTestId("fn-missing")).toHaveTextContent(
+      "Field \"field_1\" names ^FN7, which the ZPL lacks.");
+    await user.clear(within(fnRow).getByRole("textbox", { name: "^FN no." }));
+    await user.type(within(fnRow).getByRole("textbox", { name: "^FN no." }), "1");
+    await user.click(within(dialog).getByRole("button", { name: "Upload" }));
+    await screen.findByTestId("upload-result");
+    const fields = (sent?.body as { fields: { name: string; fn: number | null }[] }).fields;
+    expect(fields.map((f) => [f.name, f.fn])).toEqual([["product", null], ["gtin", null], ["lot_number", null],
+      ["serial_number", 2], ["ean", null], ["field_1", 1]]);
+  });
+
   it("shows the kernel's refusal with its code, and refuses bad declarations before sending", async () => {
     loginAs("production_manager");
     serveTemplates();
-    kernel.route("POST", "/api/v1/labels/templates", () => ({
-      status: 422, body: { detail: { code: "ZPL_INVALID", message: "^ZZ is not a ZPL II command", command: "^ZZ",
-                                     offset: 3 } },
-    }));
+    const refusal = { detail: { code: "ZPL_INVALID", message: "^ZZ is not a ZPL II command", command: "^ZZ",
+                                offset: 3 } };
+    kernel.route("POST", "/api/v1/labels/templates", () => ({ status: 422, body: refusal }));
+    serveInspection({ status: 422, body: refusal });
     render(<LabelTemplatesPage render={quickRender} />);
     const user = userEvent.setup();
     await user.click(await screen.findByRole("button", { name: "Upload template" }));
@@ -195,6 +263,9 @@ describe("LabelTemplatesPage", () => {
     await user.click(within(dialog).getByRole("textbox", { name: "ZPL" }));
     await user.paste("^XA^ZZ^XZ");
     await user.click(within(dialog).getByRole("button", { name: "Add field" }));
+    // the kernel's reading of the file says so before anything is saved
+    expect(await within(dialog).findByTestId("inspect-error")).toHaveTextContent(
+      "The server cannot read this ZPL: ^ZZ is not a ZPL II command — at ^ZZ, byte 3 [ZPL_INVALID]");
     await user.type(within(dialog).getByRole("textbox", { name: "Field" }), "Bad Name");
     await user.click(within(dialog).getByRole("button", { name: "Upload" }));
     expect(await within(dialog).findByTestId("upload-error")).toHaveTextContent(/Field "Bad Name": a name is/);
@@ -279,8 +350,21 @@ describe("the in-browser ZPL renderer (zpl-renderer-js)", () => {
 });
 
 describe("field declarations", () => {
-  it("finds each placeholder once, in order", () => {
-    expect(placeholdersOf(PLANT_ZPL)).toEqual(["product", "gtin", "lot_number", "serial_number", "ean"]);
+  it("names a ^FN field after its designer's prompt, else field_<n>, never twice", () => {
+    const fn = { fn: 3, prompt: null, default: null, uses: 1, kinds: ["text"] };
+    expect(nameForFn(fn, new Set())).toBe("field_3");
+    expect(nameForFn({ ...fn, prompt: "Product Name" }, new Set())).toBe("product_name");
+    expect(nameForFn({ ...fn, prompt: "Product Name" }, new Set(["product_name"]))).toBe("product_name_2");
+    expect(nameForFn({ ...fn, prompt: "제품" }, new Set(["field_3"]))).toBe("field_3_2");
+  });
+
+  it("tells which row declares each ^FN the kernel found, and which rows name one it did not", () => {
+    const row = { name: "a", type: "text" as const, required: true, fn: "1", max_length: "40" };
+    const found = PLANT_INSPECTION.fn_fields;
+    const { declaredAs, missing } = fnDeclarations([row, { ...row, name: "b", fn: "9" }, { ...row, name: "c", fn: "" }],
+                                                   found);
+    expect([...declaredAs]).toEqual([[1, "a"]]);
+    expect(missing).toEqual([{ name: "b", fn: 9 }]);
   });
 
   it("guesses a type from the name", () => {
