@@ -40,10 +40,14 @@ async def test_states_counts_and_values_flow_from_the_machine(client, kernel, ad
     await machine.set_pressure(6.2)  # float32: 6.199999809265137 read as it is
     await eventually(lambda: _serial_on(client, admin_headers, first))
     await eventually(lambda: _node_detail(client, admin_headers, "samples", 6))
+    # values are taken when they change: wait until the first unit's visit holds both, and until
+    # the machine shows the second unit before its temperature changes (a poll may fall between
+    # two register writes of the simulator)
+    await eventually(lambda: _visit_holds(kernel, first, {"spindle_temp", "pressure"}))
     await machine.complete_part(good=True)
     await machine.set_serial(second)
-    await machine.set_temperature(62.5)
     await eventually(lambda: _serial_on(client, admin_headers, second))
+    await machine.set_temperature(62.5)
     await machine.complete_part(good=False)
     await machine.set_serial("")
 
@@ -175,6 +179,13 @@ async def _counted_at_least(kernel, want, device="MB-1"):
 async def _serial_on(client, headers, serial, code="MB-1"):
     node = await node_of(client, headers, code)
     return node["details"]["serial_number"] == serial
+
+
+async def _visit_holds(kernel, serial, names, code="MB-1"):
+    """Whether the unit ``serial`` is on the machine and its visit has a value of every name."""
+    sink = kernel.machine_data.sinks.get(code)
+    visit = sink.visit if sink is not None else None
+    return visit is not None and visit.serial_number == serial and names <= visit.values.keys()
 
 
 async def _node_detail(client, headers, key, at_least, code="MB-1"):
