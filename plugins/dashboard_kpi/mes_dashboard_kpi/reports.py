@@ -420,7 +420,9 @@ def _no(type_):
 def _factors(planned: float, down: float, ideal: float, counted: int, good: int, total: int) -> dict[str, Any]:
     run = max(planned - down, 0.0)
     availability = _ratio(run, planned)
-    performance = _ratio(ideal, run)
+    # parts were made but no step (or machine) they were made at has an ideal cycle time: the
+    # performance is unknown, not zero
+    performance = None if total and not counted else _ratio(ideal, run)
     quality = _ratio(good, total)
     oee = round(availability * performance * quality, 4) if None not in (availability, performance, quality) else None
     return {

@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
 from mes_kernel.db.models import Alert, Line, MachineState, Process, Station
 
@@ -408,3 +409,29 @@ async def test_ideal_cycle_times_are_set_through_the_api_and_feed_oee_performanc
         )
     ).json()
     assert oee["performance"]["ideal_cycle_seconds_total"] == 3 * 60.0, oee
+
+
+async def test_performance_is_unknown_not_zero_when_no_step_has_an_ideal_cycle_time(
+    client, kernel, line, manager_headers, worker_headers, executive_headers
+):
+    r = await client.put(f"{API}/lines/LINE-K/shifts", json=SHIFTS, headers=manager_headers)
+    assert r.status_code == 200, r.text
+    async with kernel.sessionmaker() as session:
+        await session.execute(update(Process).values(ideal_cycle_seconds=None))
+        await session.commit()
+    for i in range(3):
+        await _record(
+            client, worker_headers, at=DAY + timedelta(hours=8, minutes=i), process_id="PACK-30", serial=f"SN-K{i}"
+        )
+    params = {"line": "LINE-K", "from": DAY.date().isoformat(), "to": DAY.date().isoformat(), "tz": "UTC"}
+    r = await client.get(f"{API}/kpi/oee", params=params, headers=executive_headers)
+    assert r.status_code == 200, r.text
+    oee = r.json()
+    day = next(s for s in oee["shifts"] if s["shift"] == "Day")
+    assert day["availability"] == 1.0 and day["quality"] == 1.0
+    assert day["performance"] is None and day["oee"] is None  # parts made, no ideal time to weigh them
+    assert oee["performance"]["value"] is None and oee["oee"] is None
+    assert oee["performance"]["total_count"] == 0 and oee["quality"]["total"] == 3
+    # a shift that ran and made nothing performed at 0, known
+    night = oee["shifts"][0]
+    assert night["shift"] == "Night" and night["performance"] == 0.0
