@@ -139,8 +139,22 @@ class Panel:
     options: dict[str, Any] = field(default_factory=dict)
     #: permission needed to read ``endpoint``; the panel is listed only for roles that hold it
     permission: str | None = None
+    #: language code (``"ko"``) → message catalogue ``{English text: translated text}`` for what a
+    #: reader sees of the panel (:meth:`texts`); the web shell shows a text without an entry as is
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
 
     KINDS = ("stat", "timeseries", "bar", "table")
+
+    def texts(self) -> list[str]:
+        """Every English text of the panel a reader sees: its title, a stat's ``caption``, a
+        chart's ``series`` names (the legend) and a table's column ``title``s."""
+        options = self.options or {}
+        texts = [self.title]
+        if isinstance(options.get("caption"), str):
+            texts.append(options["caption"])
+        texts += [name for name in options.get("series", ()) if isinstance(name, str)]
+        texts += [c["title"] for c in options.get("columns", ()) if isinstance(c, dict) and "title" in c]
+        return texts
 
 
 # ---------------------------------------------------------------- the station side of a plugin

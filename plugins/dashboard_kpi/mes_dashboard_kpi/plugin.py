@@ -34,6 +34,24 @@ def mes_register_permissions():
     ]
 
 
+#: the panels' texts in the managers' other language (``Panel.translations``)
+PANEL_TRANSLATIONS = {
+    "ko": {
+        "First-pass yield today": "오늘 직행률",
+        "{first_pass} of {first_attempts} first tries": "첫 시도 {first_attempts}건 중 {first_pass}건 합격",
+        "Process records per hour (24 h)": "시간별 공정 기록 (24시간)",
+        "pass": "합격",
+        "fail": "불합격",
+        "Defects today by code": "오늘 불량 코드별 건수",
+        "Open alerts": "미해결 경보",
+        "Severity": "심각도",
+        "Source": "출처",
+        "Message": "메시지",
+        "Raised": "발생 시각",
+    }
+}
+
+
 @hookimpl
 def mes_register_panels():
     # Each endpoint answers plain JSON; ``options`` tell the shell where in it the data are.
@@ -45,6 +63,7 @@ def mes_register_panels():
             endpoint=f"{API}/dashboard/kpi/yield",
             refresh_seconds=10,
             permission="dashboard:read",
+            translations=PANEL_TRANSLATIONS,
             options={
                 "value": "value",
                 "format": "percent",
@@ -58,6 +77,7 @@ def mes_register_panels():
             endpoint=f"{API}/dashboard/kpi/throughput",
             refresh_seconds=60,
             permission="dashboard:read",
+            translations=PANEL_TRANSLATIONS,
             options={"items": "points", "x": "hour", "series": ["pass", "fail"], "stacked": True},
         ),
         Panel(
@@ -67,6 +87,7 @@ def mes_register_panels():
             endpoint=f"{API}/dashboard/kpi/defects",
             refresh_seconds=30,
             permission="dashboard:read",
+            translations=PANEL_TRANSLATIONS,
             options={"items": "items", "label": "defect_code", "value": "count"},
         ),
         Panel(
@@ -76,6 +97,7 @@ def mes_register_panels():
             endpoint=f"{API}/alerts",
             refresh_seconds=30,
             permission="dashboard:read",
+            translations=PANEL_TRANSLATIONS,
             options={
                 "items": "items",
                 "columns": [

@@ -81,6 +81,7 @@ def mes_register_panels():
             refresh_seconds=30,
             permission=PERM_READ,
             options={"items": "items", "label": "outcome", "value": "count"},
+            translations={"ko": {"Firmware flashes today by outcome": "오늘 결과별 펌웨어 업로드"}},
         )
     ]
 

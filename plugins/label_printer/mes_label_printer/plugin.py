@@ -72,6 +72,15 @@ def mes_register_health_checks(kernel):
     return printer_checks(kernel)
 
 
+#: the panels' texts in the managers' other language (``Panel.translations``)
+PANEL_TRANSLATIONS = {
+    "ko": {
+        "Labels printed today": "오늘 인쇄한 라벨",
+        "Print jobs by status (24 h)": "상태별 인쇄 작업 (24시간)",
+    }
+}
+
+
 @hookimpl
 def mes_register_panels():
     return [
@@ -83,6 +92,7 @@ def mes_register_panels():
             refresh_seconds=30,
             permission="labels:view",
             options={"value": "value"},
+            translations=PANEL_TRANSLATIONS,
         ),
         Panel(
             id="label_printer.jobs_by_status",
@@ -92,6 +102,7 @@ def mes_register_panels():
             refresh_seconds=30,
             permission="labels:view",
             options={"items": "items", "label": "status", "value": "count"},
+            translations=PANEL_TRANSLATIONS,
         ),
     ]
 

@@ -93,6 +93,8 @@ export interface Panel {
   endpoint: string;
   refresh_seconds: number;
   options: Record<string, unknown>;
+  /** language ("ko") → {English text: translated text} for the title, caption, series and columns */
+  translations?: Record<string, Record<string, string>>;
 }
 
 export type HealthStatus = "UP" | "DEGRADED" | "DOWN";

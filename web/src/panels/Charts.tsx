@@ -49,7 +49,7 @@ export function TimeseriesChart({ view, stacked, height = 220 }: ChartProps) {
         <AreaChart data={view.rows} margin={margin}>
           {axes}
           {view.series.map((s, i) => (
-            <Area key={s} type="monotone" dataKey={s} stackId="stack" stroke={colorOf(s, i)} fill={colorOf(s, i)}
+            <Area key={s} type="monotone" dataKey={s} name={view.labels?.[s] ?? s} stackId="stack" stroke={colorOf(s, i)} fill={colorOf(s, i)}
                   fillOpacity={0.35} isAnimationActive={false} />
           ))}
         </AreaChart>
@@ -57,7 +57,7 @@ export function TimeseriesChart({ view, stacked, height = 220 }: ChartProps) {
         <LineChart data={view.rows} margin={margin}>
           {axes}
           {view.series.map((s, i) => (
-            <Line key={s} type="monotone" dataKey={s} stroke={colorOf(s, i)} dot={false} strokeWidth={2}
+            <Line key={s} type="monotone" dataKey={s} name={view.labels?.[s] ?? s} stroke={colorOf(s, i)} dot={false} strokeWidth={2}
                   isAnimationActive={false} />
           ))}
         </LineChart>
@@ -76,7 +76,7 @@ export function BarsChart({ view, stacked, height = 220 }: ChartProps) {
         <Tooltip formatter={tipValue} />
         {view.series.length > 1 && <Legend verticalAlign="top" height={28} />}
         {view.series.map((s, i) => (
-          <Bar key={s} dataKey={s} fill={view.series.length === 1 ? PALETTE[2] : colorOf(s, i)}
+          <Bar key={s} dataKey={s} name={view.labels?.[s] ?? s} fill={view.series.length === 1 ? PALETTE[2] : colorOf(s, i)}
                stackId={stacked ? "stack" : undefined} isAnimationActive={false} maxBarSize={64} />
         ))}
       </BarChart>

@@ -1,5 +1,5 @@
 // One plugin panel: fetches its endpoint every refresh_seconds and draws it by kind.
-import { lazy, Suspense, useCallback } from "react";
+import { lazy, Suspense, useCallback, useMemo } from "react";
 import Box from "@mui/material/Box";
 import Paper from "@mui/material/Paper";
 import Skeleton from "@mui/material/Skeleton";
@@ -13,7 +13,7 @@ import { useTranslation } from "react-i18next";
 import { ErrorBoundary } from "../components/ErrorBoundary";
 import { usePolling } from "../hooks/usePolling";
 import { api } from "../store/auth";
-import { columnsOf, formatValue, rowsOf, seriesOf, statOf, type Json } from "./panelData";
+import { columnsOf, formatValue, localizePanel, rowsOf, seriesOf, statOf, type Json } from "./panelData";
 
 const TimeseriesChart = lazy(() => import("./Charts").then((m) => ({ default: m.TimeseriesChart })));
 const BarsChart = lazy(() => import("./Charts").then((m) => ({ default: m.BarsChart })));
@@ -71,8 +71,9 @@ function panelKey(endpoint: string): string {
   }
 }
 
-export function PanelView({ panel }: { panel: Panel }) {
-  const { t } = useTranslation();
+export function PanelView({ panel: declared }: { panel: Panel }) {
+  const { t, i18n } = useTranslation();
+  const panel = useMemo(() => localizePanel(declared, i18n.language), [declared, i18n.language]);
   const fetcher = useCallback(
     (signal: AbortSignal) => api.http.get<Json>(panelPath(panel.endpoint), { signal }).then((r) => r.data),
     [panel.endpoint],

@@ -1,6 +1,6 @@
 // Reading panel data by the options plugins declare (the real panels of the bundled plugins).
 import { describe, expect, it } from "vitest";
-import { axisLabel, columnsOf, formatAge, formatValue, pick, rowsOf, seriesOf, statOf } from "./panelData";
+import { axisLabel, columnsOf, formatAge, formatValue, localizePanel, pick, rowsOf, seriesOf, statOf } from "./panelData";
 import { usePlant } from "../i18n/format";
 
 describe("pick", () => {
@@ -91,5 +91,34 @@ describe("formatting", () => {
   it("labels time axes by the hour and leaves other labels alone", () => {
     expect(axisLabel("SOLDER-BRIDGE")).toBe("SOLDER-BRIDGE");
     expect(axisLabel("2026-11-26T05:00:00+00:00")).toMatch(/\d\d[:.]\d\d/);
+  });
+});
+
+describe("localizePanel", () => {
+  const panel = {
+    plugin: "p", id: "p.x", title: "Open alerts", kind: "table" as const, endpoint: "/api/v1/x", refresh_seconds: 30,
+    options: {
+      caption: "{first_pass} of {first_attempts} first tries",
+      series: ["pass", "fail"],
+      columns: [{ key: "severity", title: "Severity" }, { key: "raised_at", title: "Raised", format: "datetime" }, "source"],
+    },
+    translations: { ko: { "Open alerts": "미해결 경보", "{first_pass} of {first_attempts} first tries": "첫 시도 {first_attempts}건 중 {first_pass}건 합격", pass: "합격", Severity: "심각도" } },
+  };
+
+  it("reads the panel's texts through its catalogue for the language (ko-KR reads ko)", () => {
+    const local = localizePanel(panel, "ko-KR");
+    expect(local.title).toBe("미해결 경보");
+    expect(local.options.caption).toBe("첫 시도 {first_attempts}건 중 {first_pass}건 합격");
+    expect(local.options.series).toEqual(["pass", "fail"]); // data keys stay
+    expect(local.options.series_labels).toEqual({ pass: "합격", fail: "fail" }); // no entry: as is
+    expect(local.options.columns).toEqual([
+      { key: "severity", title: "심각도" }, { key: "raised_at", title: "Raised", format: "datetime" }, "source",
+    ]);
+    expect(seriesOf({ points: [] }, local.options, "timeseries").labels).toEqual({ pass: "합격", fail: "fail" });
+  });
+
+  it("leaves a panel as declared in a language it has no catalogue for", () => {
+    expect(localizePanel(panel, "en")).toBe(panel);
+    expect(seriesOf({ points: [] }, panel.options, "timeseries").labels).toBeUndefined(); // the legend shows keys
   });
 });

@@ -1,5 +1,6 @@
 // Reading a panel's JSON by its declared options: where the value, rows, series and columns are.
 
+import type { Panel } from "../api/types";
 import i18n from "../i18n";
 import { formatDateTime, formatDuration, formatNumber, formatPercent, formatTime } from "../i18n/format";
 
@@ -64,6 +65,34 @@ export interface SeriesView {
   x: string;
   series: string[];
   rows: Record<string, Json>[];
+  /** each series' legend label (its name when the panel gives none) */
+  labels?: Record<string, string>;
+}
+
+/**
+ * The panel in the reader's language: its title, a stat's caption, a chart's series names (as legend
+ * labels, `options.series_labels`; the data keys stay) and a table's column titles, through the
+ * plugin's `translations[language]` catalogue ("ko-KR" reads "ko"); a text without an entry stays.
+ */
+export function localizePanel(panel: Panel, language: string): Panel {
+  const catalogue = panel.translations?.[language] ?? panel.translations?.[language.split("-")[0]];
+  if (!catalogue) return panel;
+  const tr = (text: string) => catalogue[text] || text;
+  const options: Record<string, unknown> = { ...(panel.options ?? {}) };
+  if (typeof options.caption === "string") options.caption = tr(options.caption);
+  if (Array.isArray(options.series)) {
+    options.series_labels = Object.fromEntries(
+      options.series.filter((s): s is string => typeof s === "string").map((s) => [s, tr(s)]),
+    );
+  }
+  if (Array.isArray(options.columns)) {
+    options.columns = options.columns.map((c) =>
+      c && typeof c === "object" && typeof (c as ColumnSpec).title === "string"
+        ? { ...(c as ColumnSpec), title: tr((c as ColumnSpec).title) }
+        : c,
+    );
+  }
+  return { ...panel, title: tr(panel.title), options };
 }
 
 /**
@@ -80,7 +109,11 @@ export function seriesOf(data: Json, options: Record<string, unknown>, kind: "ti
   if (Array.isArray(options.series)) series = options.series.filter((s): s is string => typeof s === "string");
   else if (str(options, "value")) series = [str(options, "value") as string];
   else series = Object.keys(first).filter((k) => k !== x && typeof first[k] === "number");
-  return { x, series, rows };
+  const given = options.series_labels;
+  if (!given || typeof given !== "object") return { x, series, rows };
+  const named = given as Record<string, unknown>;
+  const labels = Object.fromEntries(series.map((s) => [s, typeof named[s] === "string" ? (named[s] as string) : s]));
+  return { x, series, rows, labels };
 }
 
 export interface ColumnSpec {
