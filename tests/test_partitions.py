@@ -12,10 +12,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from mes_kernel.db import partitions
 from mes_kernel.db.base import make_engine
+from mes_kernel.testing.helpers import run_sql as _sql
 
 MES = Path(sys.executable).with_name("mes")
 API = "/api/v1"
@@ -33,16 +33,6 @@ def _mes(settings, *args: str, tmp_path: Path) -> subprocess.CompletedProcess:
         }
     )
     return subprocess.run([str(MES), *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-
-
-async def _sql(settings, statement: str, **params):
-    engine = make_engine(settings)
-    try:
-        async with engine.begin() as conn:
-            result = await conn.execute(text(statement), params)
-            return result.all() if result.returns_rows else None
-    finally:
-        await engine.dispose()
 
 
 @pytest.mark.postgres_only

@@ -20,6 +20,8 @@ from sqlalchemy import event, text
 from mes_kernel.db import archive, partitions
 from mes_kernel.db.base import make_engine, make_sessionmaker
 from mes_kernel.services import trace
+from mes_kernel.testing.helpers import TRACE_TOTALS_OFF as TOTALS_OFF
+from mes_kernel.testing.helpers import run_sql as _sql
 
 MES = Path(sys.executable).with_name("mes")
 API = "/api/v1"
@@ -33,26 +35,6 @@ def _mes(settings, *args: str, tmp_path: Path, path_first: Path | None = None) -
         env["PATH"] = f"{path_first}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run([str(MES), *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
-
-async def _sql(settings, statement: str, **params):
-    engine = make_engine(settings)
-    try:
-        async with engine.begin() as conn:
-            result = await conn.execute(text(statement), params)
-            return result.all() if result.returns_rows else None
-    finally:
-        await engine.dispose()
-
-
-TOTALS_OFF = """
-    SELECT scope, subject_id, events FROM trace_totals WHERE events <> 0
-    EXCEPT (SELECT 'lot', lot_id, count(*) FROM trace_events GROUP BY lot_id
-            UNION ALL SELECT 'unit', unit_id, count(*) FROM trace_events WHERE unit_id IS NOT NULL GROUP BY unit_id)
-    UNION ALL
-    (SELECT 'lot', lot_id, count(*) FROM trace_events GROUP BY lot_id
-     UNION ALL SELECT 'unit', unit_id, count(*) FROM trace_events WHERE unit_id IS NOT NULL GROUP BY unit_id)
-    EXCEPT SELECT scope, subject_id, events FROM trace_totals WHERE events <> 0
-"""
 
 
 async def _history(client, headers, lot_number: str) -> dict:

@@ -51,3 +51,32 @@ async def machine_counts(kernel, device: str) -> tuple[int, int]:
             )
         ).one()
         return int(good), int(bad)
+
+
+async def run_sql(settings: Any, statement: str, **params: Any) -> list[Any] | None:
+    """Run one SQL ``statement`` on the database of ``settings`` in its own transaction (a fresh
+    engine, disposed after): its rows, or None for a statement that returns none."""
+    from sqlalchemy import text
+
+    from mes_kernel.db.base import make_engine
+
+    engine = make_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            result = await conn.execute(text(statement), params)
+            return result.all() if result.returns_rows else None
+    finally:
+        await engine.dispose()
+
+
+#: the ``trace_totals`` rows that differ from a count of ``trace_events`` per LOT and unit (none when
+#: the totals are exact)
+TRACE_TOTALS_OFF = """
+    SELECT scope, subject_id, events FROM trace_totals WHERE events <> 0
+    EXCEPT (SELECT 'lot', lot_id, count(*) FROM trace_events GROUP BY lot_id
+            UNION ALL SELECT 'unit', unit_id, count(*) FROM trace_events WHERE unit_id IS NOT NULL GROUP BY unit_id)
+    UNION ALL
+    (SELECT 'lot', lot_id, count(*) FROM trace_events GROUP BY lot_id
+     UNION ALL SELECT 'unit', unit_id, count(*) FROM trace_events WHERE unit_id IS NOT NULL GROUP BY unit_id)
+    EXCEPT SELECT scope, subject_id, events FROM trace_totals WHERE events <> 0
+"""
