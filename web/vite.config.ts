@@ -26,7 +26,7 @@ export default defineConfig({
     environment: "jsdom",
     globals: true,
     setupFiles: ["src/test/setup.ts"],
-    include: ["src/**/*.test.{ts,tsx}"],
+    include: ["src/**/*.test.{ts,tsx}", "scripts/**/*.test.mjs"],
     css: false,
     // Generous deadlines: the suite must hold on a busy 2-core machine shared by several builds.
     testTimeout: 30_000,

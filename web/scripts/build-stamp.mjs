@@ -16,6 +16,12 @@ export const WEB_DIR = resolve(fileURLToPath(new URL("..", import.meta.url)));
 export const OUT_DIR = resolve(WEB_DIR, "..", "mes_kernel", "static", "web");
 export const STAMP = join(WEB_DIR, "node_modules", ".cache", "mes-web-build.json");
 
+/**
+ * Where the stamp looks: `webDir` (the sources), `outDir` (the build) and `stamp` (the record file).
+ * Every function below takes them, defaulting to this project's; the tests pass a temp dir's.
+ */
+export const PLACES = Object.freeze({ webDir: WEB_DIR, outDir: OUT_DIR, stamp: STAMP });
+
 const SKIP_DIRS = new Set(["node_modules", "e2e", "dist", ".git"]);
 const SKIP_FILE = (name) => name.endsWith(".tsbuildinfo") || name.endsWith(".md") || name === ".gitignore";
 
@@ -44,31 +50,34 @@ function digest(root, paths) {
   return hash.digest("hex");
 }
 
-export function sourceDigest() {
-  return digest(WEB_DIR, files(WEB_DIR, (name) => SKIP_DIRS.has(name)).filter((p) => !SKIP_FILE(p)));
+/** SHA-256 (hex) over the sources in `webDir`. */
+export function sourceDigest({ webDir } = PLACES) {
+  return digest(webDir, files(webDir, (name) => SKIP_DIRS.has(name)).filter((p) => !SKIP_FILE(p)));
 }
 
-export function outputDigest() {
-  if (!existsSync(join(OUT_DIR, "index.html"))) return null;
-  return digest(OUT_DIR, files(OUT_DIR));
+/** SHA-256 (hex) over every file of `outDir`, or null when it holds no build (no index.html). */
+export function outputDigest({ outDir } = PLACES) {
+  if (!existsSync(join(outDir, "index.html"))) return null;
+  return digest(outDir, files(outDir));
 }
 
-export function writeStamp() {
-  mkdirSync(dirname(STAMP), { recursive: true });
-  writeFileSync(STAMP, JSON.stringify({ sources: sourceDigest(), output: outputDigest() }, null, 2) + "\n");
+/** Record the digests of the sources and the build as they are now in the `stamp` file. */
+export function writeStamp(places = PLACES) {
+  mkdirSync(dirname(places.stamp), { recursive: true });
+  writeFileSync(places.stamp, JSON.stringify({ sources: sourceDigest(places), output: outputDigest(places) }, null, 2) + "\n");
 }
 
-/** Why the build must be made again, or null when the one in OUT_DIR was made from the sources as they are now. */
-export function staleReason() {
-  if (!existsSync(STAMP)) return "no record of a previous build";
+/** Why the build must be made again, or null when the one in `outDir` was made from the sources as they are now. */
+export function staleReason(places = PLACES) {
+  if (!existsSync(places.stamp)) return "no record of a previous build";
   let stamp;
   try {
-    stamp = JSON.parse(readFileSync(STAMP, "utf8"));
+    stamp = JSON.parse(readFileSync(places.stamp, "utf8"));
   } catch {
     return "the record of the previous build is unreadable";
   }
-  if (stamp.sources !== sourceDigest()) return "the sources changed since the last build";
-  const output = outputDigest();
+  if (stamp.sources !== sourceDigest(places)) return "the sources changed since the last build";
+  const output = outputDigest(places);
   if (output === null) return "there is no build";
   if (stamp.output !== output) return "the build output changed since it was made";
   return null;
