@@ -207,15 +207,20 @@ def test_the_shipped_flood_guard_never_refuses_what_the_kernel_accepts():
     assert re.search(r"limit_req_zone \$mes_station_token zone=mes_stations", conf)
 
 
-def test_the_429_message_names_the_rendered_rate():
+def test_the_429_messages_name_the_rendered_rates():
     rendered = subprocess.run(
-        [str(DEPLOY / "nginx" / "render.sh"), "--people-rate", "2400"],
+        [str(DEPLOY / "nginx" / "render.sh"), "--people-rate", "2400", "--station-rate", "7000", "--address-rate", "40000"],
         check=True,
         capture_output=True,
         text=True,
         timeout=30,
     ).stdout
-    assert '"message":"more than 2400 requests per minute from this address"' in rendered
+    assert '"more than 2400 requests per minute from this address";' in rendered
+    assert (
+        '"more than 7000 requests per minute with this station token, or more than 40000 with station tokens'
+        ' from this address";' in rendered
+    )
+    assert '"message":"$mes_rate_limited"' in rendered
 
 
 def test_a_client_past_its_flood_guard_gets_429_stations_and_probes_do_not(nginx_site):
@@ -269,6 +274,49 @@ def test_a_forged_station_token_spends_its_own_budget_never_a_real_stations(smal
         # the "bearer" scheme is case-insensitive (RFC 7235), as the kernel reads it: the same token
         lower = {"Authorization": "bearer mst_0123456789abcdef"}
         assert client.get(f"{url}/api/v1/records", headers=lower).status_code == 200
+
+
+SMALL_PERSON_LIMIT = "more than 100 requests per minute from this address"
+SMALL_STATION_LIMIT = (
+    "more than 60 requests per minute with this station token, or more than 600 with station tokens from this address"
+)
+
+
+def _refused_message(answer: httpx.Response) -> str:
+    assert answer.status_code == 429 and answer.headers["retry-after"] == "60", answer
+    assert answer.json()["detail"]["code"] == "RATE_LIMITED"
+    _assert_security_headers(answer)
+    return answer.json()["detail"]["message"]
+
+
+def test_a_station_token_past_its_own_limit_is_told_so_not_that_its_address_is(small_limits_site):
+    url = small_limits_site
+    with _client("127.0.0.8") as client:
+        station = {"Authorization": "Bearer mst_station-past-its-budget"}
+        answers = [client.get(f"{url}/api/v1/records", headers=station) for _ in range(40)]
+        assert [a.status_code for a in answers[:21]] == [200] * 21  # the token's own burst (20)
+        refused = [a for a in answers if a.status_code == 429]
+        assert refused and {_refused_message(a) for a in refused} == {SMALL_STATION_LIMIT}
+        # the address itself is far from its limit: a person from it is served, and told of the address
+        person = [client.get(f"{url}/api/v1/lots") for _ in range(80)]
+        assert [a.status_code for a in person[:51]] == [200] * 51  # the people's burst (50)
+        assert {_refused_message(a) for a in person if a.status_code == 429} == {SMALL_PERSON_LIMIT}
+
+
+def test_stations_that_spent_their_address_budget_leave_its_people_served(small_limits_site):
+    url = small_limits_site
+    with _client("127.0.0.9") as client:  # many stations (here: made-up tokens) behind one NAT
+        answers = [
+            client.get(f"{url}/api/v1/records", headers={"Authorization": f"Bearer mst_nat{i:08d}"})
+            for i in range(300)
+        ]
+        assert [a.status_code for a in answers[:151]] == [200] * 151  # the address's burst (150)
+        refused = [a for a in answers if a.status_code == 429]
+        assert refused and {_refused_message(a) for a in refused} == {SMALL_STATION_LIMIT}
+        # a person at the same address spends the people's bucket only: served, and refused only past it
+        person = [client.get(f"{url}/api/v1/lots") for _ in range(80)]
+        assert [a.status_code for a in person[:51]] == [200] * 51  # the people's burst (50)
+        assert {_refused_message(a) for a in person if a.status_code == 429} == {SMALL_PERSON_LIMIT}
 
 
 def test_a_new_forged_token_for_each_request_meets_the_per_address_limit(small_limits_site):

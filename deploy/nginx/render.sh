@@ -20,8 +20,8 @@
 #   --people-burst N       how many of them may come at once (300)
 #   --station-rate N       requests per minute per station token (6000, the kernel's STATION_RATE_LIMIT_PER_MINUTE)
 #   --station-burst N      how many of them may come at once (500)
-#   --address-rate N       requests per minute per client address, whatever it sends (30000): above what
-#                          every station and person behind one address sends together
+#   --address-rate N       requests per minute per client address with station tokens (30000): above what
+#                          every station behind one address sends together
 #   --address-burst N      how many of them may come at once (2000)
 #   --standalone DIR       also write DIR/nginx.conf (pid, temp and log paths under DIR) that includes the
 #                          rendered site, so it runs without root:  nginx -p DIR -c DIR/nginx.conf
@@ -120,7 +120,9 @@ sub "zone=mes_stations:10m rate=6000r/m;" "zone=mes_stations:10m rate=${station_
 sub "zone=mes_stations burst=500 nodelay;" "zone=mes_stations burst=$station_burst nodelay;" 3
 sub "zone=mes_addresses:10m rate=30000r/m;" "zone=mes_addresses:10m rate=${address_rate}r/m;" 1
 sub "zone=mes_addresses burst=2000 nodelay;" "zone=mes_addresses burst=$address_burst nodelay;" 6
-sub '"more than 1500 requests per minute from this address"' "\"more than $people_rate requests per minute from this address\"" 1
+sub '"more than 1500 requests per minute from this address";' "\"more than $people_rate requests per minute from this address\";" 1
+sub '"more than 6000 requests per minute with this station token, or more than 30000 with station tokens from this address";' \
+    "\"more than $station_rate requests per minute with this station token, or more than $address_rate with station tokens from this address\";" 1
 
 if [ -z "$standalone" ]; then
   printf '%s\n' "$conf"
