@@ -209,7 +209,15 @@ def test_the_shipped_flood_guard_never_refuses_what_the_kernel_accepts():
 
 def test_the_429_messages_name_the_rendered_rates():
     rendered = subprocess.run(
-        [str(DEPLOY / "nginx" / "render.sh"), "--people-rate", "2400", "--station-rate", "7000", "--address-rate", "40000"],
+        [
+            str(DEPLOY / "nginx" / "render.sh"),
+            "--people-rate",
+            "2400",
+            "--station-rate",
+            "7000",
+            "--address-rate",
+            "40000",
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -307,8 +315,7 @@ def test_stations_that_spent_their_address_budget_leave_its_people_served(small_
     url = small_limits_site
     with _client("127.0.0.9") as client:  # many stations (here: made-up tokens) behind one NAT
         answers = [
-            client.get(f"{url}/api/v1/records", headers={"Authorization": f"Bearer mst_nat{i:08d}"})
-            for i in range(300)
+            client.get(f"{url}/api/v1/records", headers={"Authorization": f"Bearer mst_nat{i:08d}"}) for i in range(300)
         ]
         assert [a.status_code for a in answers[:151]] == [200] * 151  # the address's burst (150)
         refused = [a for a in answers if a.status_code == 429]
