@@ -31,6 +31,8 @@ const PLANT_LABEL = join(WEB_DIR, "..", "plugins", "label_printer", "tests", "la
 const ADMIN = { username: "e2e-admin", password: "admin-pass-123", role: "admin" };
 const MANAGER = { username: "e2e-manager", password: "manager-pass-123", role: "production_manager" };
 const VIEWER = { username: "e2e-viewer", password: "viewer-pass-123", role: "viewer" };
+/** Seeds the long tables of the last test (its own writes budget) and pages through them. */
+const PAGER = { username: "e2e-pager", password: "pager-pass-123", role: "admin" };
 
 if (!existsSync(CHROMIUM)) {
   throw new Error(`Chromium is missing at ${CHROMIUM}: install it with \`apt-get install -y chromium\` ` +
@@ -70,28 +72,44 @@ async function assertAccessible(page, where) {
                    [], `axe-core on ${where}`);
 }
 
-/** Nothing wider than the viewport: no horizontal scrolling, no control cut off at the right edge. */
+/**
+ * Nothing wider than the viewport: no horizontal scrolling of the page, and no element past the left or right
+ * edge except inside a declared scroll container (`data-scroll-container`: a wide table's region), which itself
+ * fits. Any other element that scrolls sideways is a fault too: what it hides is off-screen to a user who has no
+ * reason to scroll it (MUI's pager did that to its "next page" button).
+ */
 async function assertFits(page, where) {
   const overflow = await page.evaluate(() => {
     const width = document.documentElement.clientWidth;
-    // inside a region that scrolls sideways (a wide table) and itself fits, an element is reached by scrolling it
-    const inScroller = (el) => {
-      for (let p = el.parentElement; p; p = p.parentElement) {
-        const style = getComputedStyle(p);
-        if (["auto", "scroll"].includes(style.overflowX) && p.scrollWidth > p.clientWidth) {
-          const r = p.getBoundingClientRect();
-          return r.left >= -1 && r.right <= width + 1;
-        }
+    const name = (el) => `${el.tagName.toLowerCase()}${el.getAttribute("aria-label") ? `[${el.getAttribute("aria-label")}]` : ""}` +
+      `.${String(el.className?.baseVal ?? el.className).split(" ")[0]} "${(el.textContent ?? "").trim().slice(0, 30)}"`;
+    const outside = (r) => r.right > width + 1 || r.left < -1;
+    const problems = [];
+    for (const el of document.body.querySelectorAll("*")) {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) continue;
+      const style = getComputedStyle(el);
+      const declared = el.hasAttribute("data-scroll-container");
+      if (["auto", "scroll"].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 1 && !declared) {
+        problems.push(`scrolls sideways, undeclared: ${name(el)} (${el.scrollWidth} > ${el.clientWidth} px)`);
       }
-      return false;
-    };
-    const wide = [...document.querySelectorAll("button, a, input, [role=tab], h1, h2")]
-      .filter((el) => { const r = el.getBoundingClientRect(); return r.width > 0 && (r.right > width + 1 || r.left < -1); })
-      .filter((el) => !inScroller(el))
-      .map((el) => `${el.tagName} ${el.textContent?.slice(0, 30)}`);
-    return { scroll: document.documentElement.scrollWidth - width, wide };
+      if (outside(r) && (declared || !el.parentElement?.closest("[data-scroll-container]"))) {
+        problems.push(`past the edge: ${name(el)} (${Math.round(r.left)}–${Math.round(r.right)} px)`);
+      }
+    }
+    return { scroll: document.documentElement.scrollWidth - width, problems: problems.slice(0, 10) };
   });
-  assert.deepEqual(overflow, { scroll: 0, wide: [] }, `${where} fits 390 px`);
+  assert.deepEqual(overflow, { scroll: 0, problems: [] }, `${where} fits 390 px`);
+}
+
+/** The control is within the screen's width where it is, before anything scrolls it (a click would). */
+async function assertOnScreen(page, locator, what) {
+  const width = await page.evaluate(() => document.documentElement.clientWidth);
+  const box = await locator.evaluate((el) => {
+    const r = el.getBoundingClientRect();
+    return { left: r.left, right: r.right, width: r.width };
+  });
+  assert.ok(box.width > 0 && box.left >= 0 && box.right <= width, `${what} within the ${width} px screen: ${JSON.stringify(box)}`);
 }
 
 async function shot(page, name) {
@@ -111,7 +129,7 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
       console.log("reusing the dashboard build: made from the sources as they are now");
     }
     mkdirSync(SHOTS, { recursive: true });
-    kernel = await startKernel({ users: [ADMIN, MANAGER, VIEWER] });
+    kernel = await startKernel({ users: [ADMIN, MANAGER, VIEWER, PAGER] });
     // Data a plant would have: a routing step, a station, a LOT with records (one failed).
     const call = await apiClient(kernel.baseUrl, ADMIN.username, ADMIN.password);
     await call("POST", "/processes", { id: "ASSY", name: "Assembly", sequence: 10 });
@@ -544,6 +562,124 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
       const headerColor = await page.evaluate(() => getComputedStyle(document.querySelector("header")).backgroundColor);
       assert.equal(headerColor, "rgb(21, 101, 192)", "MUI's styles applied");
       assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+    }
+  }));
+
+  // Last: it adds LOTs, alerts and devices the earlier steps do not expect on their first pages.
+  test("at 390 px every long table's pager is on the screen, outside the sideways scroll, and pages",
+       withKernelLog(async () => {
+    // Enough rows for a second page in every long table: 30 LOTs (LOT list, audit log, a quality drill-down),
+    // 30 units and 130 records in one LOT (its history, its units, a unit's history), 30 defect codes (the
+    // Pareto), 26 printers nobody answers for (26 open alerts: the alerts page and the overview's alerts
+    // panel; devices; breakers).
+    const call = await apiClient(kernel.baseUrl, PAGER.username, PAGER.password);
+    for (let i = 0; i < 30; i += 1) {
+      await call("POST", "/lots", { lot_number: `PAGE-LOT-${String(i).padStart(2, "0")}`, product: "NH-PAGE", quantity: 30 });
+    }
+    const serials = Array.from({ length: 30 }, (_, i) => `PAGE-SN-${String(i).padStart(2, "0")}`);
+    await call("POST", "/lots/PAGE-LOT-00/units", { serial_numbers: serials });
+    const batch = await call("POST", "/process-records/batch", { records: Array.from({ length: 130 }, (_, i) => ({
+      idempotency_key: `page-record-${i}`, lot_number: "PAGE-LOT-00", process_id: "TEST", serial_number: "PAGE-SN-00",
+      result: i < 30 ? "fail" : "pass", defect_code: i < 30 ? `DEF-${String(i).padStart(2, "0")}` : null,
+    })) });
+    assert.equal(batch.created, 130, JSON.stringify(batch.results.find((r) => r.status !== "created")));
+    const deadPort = await freePort();
+    const printers = Array.from({ length: 26 }, (_, i) => `PRN-P${String(i).padStart(2, "0")}`);
+    await call("PUT", "/lines/LINE-P", { code: "LINE-P", name: "Line P", devices: printers.map((code) => (
+      { code, kind: "label_printer", driver: "zpl_tcp", config: { host: "127.0.0.1", port: deadPort, timeout: 1 } })) });
+    await Promise.all(printers.map((printer, i) => call("POST", "/labels/print", {
+      printer, template: "lot_label", lot_number: "PAGE-LOT-01", idempotency_key: `page-print-${i}`,
+      fields: { product: "NH-PAGE", quantity: 30 },
+    }).catch((error) => error)));
+    const deadline = Date.now() + 60_000;
+    while ((await call("GET", "/alerts")).open < 27 && Date.now() < deadline) await sleep(200);
+    assert.ok((await call("GET", "/alerts")).open >= 27, "each breaker raised its alert");
+
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (err) => errors.push(err.message));
+    /** On the screen, its next page one tap away: the pager of the table called `table`, then its second page. */
+    async function pagesOn(where, table, firstRow) {
+      const pager = page.getByRole("navigation", { name: `Pages of ${table}` });
+      await pager.getByText(/^1–25 of \d+$/).waitFor({ timeout: TIMEOUT });
+      await assertFits(page, `${where}, ${table}`);
+      const next = pager.getByRole("button", { name: "Go to next page" });
+      await assertOnScreen(page, pager, `${where}: the pager of ${table}`);
+      await assertOnScreen(page, next, `${where}: next page of ${table}`);
+      const region = page.locator(`[role=region][data-scroll-container][aria-label="${table}"]`);
+      assert.equal(await region.evaluate((el, p) => el.contains(p), await pager.elementHandle()), false,
+                   `${where}: the pager of ${table} is outside its scrolling region`);
+      const before = await region.getByRole("row").nth(1).textContent();
+      if (firstRow) assert.match(before, firstRow);
+      await next.click();
+      await pager.getByText(/^26–\d+ of \d+$/).waitFor({ timeout: TIMEOUT });
+      await page.waitForFunction(([label, text]) => {
+        const el = document.querySelector(`[role=region][data-scroll-container][aria-label="${label}"] tbody tr`);
+        return el && el.textContent !== text;
+      }, [table, before], { timeout: TIMEOUT });
+      await assertFits(page, `${where}, ${table}, page 2`);
+    }
+    /** A history's "Show older events", on the screen; it loads the rest of the history. */
+    async function olderOn(where, total) {
+      const count = page.getByTestId("history-count");
+      await count.filter({ hasText: `Showing 100 of ${total}` }).waitFor({ timeout: TIMEOUT });
+      const older = page.getByRole("button", { name: "Show older events" });
+      await assertOnScreen(page, older, `${where}: Show older events`);
+      await older.click();
+      await count.filter({ hasText: `Showing ${total} of ${total}` }).waitFor({ timeout: TIMEOUT });
+      await assertFits(page, `${where}, all events`);
+    }
+    try {
+      await page.goto(kernel.baseUrl + "/");
+      await page.getByLabel("Username").fill(PAGER.username);
+      await page.getByLabel("Password").fill(PAGER.password);
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.getByRole("button", { name: "Open the menu" }).waitFor({ timeout: TIMEOUT });
+
+      await page.goto(kernel.baseUrl + "/#/lots");
+      await pagesOn("#/lots", "LOTs");
+      await assertAccessible(page, "#/lots page 2 at 390 px");
+
+      await page.goto(kernel.baseUrl + "/#/audit");
+      await pagesOn("#/audit", "Audit log");
+      await assertAccessible(page, "#/audit page 2 at 390 px");
+
+      // the LOT's history (created, 30 registrations, started, 130 records) and its 30 units
+      await page.goto(kernel.baseUrl + "/#/lots/PAGE-LOT-00");
+      await olderOn("#/lots/PAGE-LOT-00", 162);
+      await pagesOn("#/lots/PAGE-LOT-00", "Units", /PAGE-SN-00/);
+      await assertAccessible(page, "#/lots/PAGE-LOT-00 at 390 px");
+
+      await page.goto(kernel.baseUrl + "/#/units/PAGE-SN-00");
+      await olderOn("#/units/PAGE-SN-00", 131);
+      await assertAccessible(page, "#/units/PAGE-SN-00 at 390 px");
+
+      // the Pareto (31 defect codes), then a drill-down from its second page to the LOTs behind it
+      await page.goto(kernel.baseUrl + "/#/quality");
+      await pagesOn("#/quality", "Defect Pareto");
+      await assertAccessible(page, "#/quality page 2 at 390 px");
+      await page.locator("[data-scroll-container][aria-label='Defect Pareto']").getByRole("link").first().click();
+      await page.waitForURL((url) => url.hash.startsWith("#/lots?"), { timeout: TIMEOUT });
+      await pagesOn("a drill-down from the Pareto", "LOTs");
+
+      await page.goto(kernel.baseUrl + "/#/alerts");
+      await pagesOn("#/alerts", "Alerts");
+      await assertAccessible(page, "#/alerts page 2 at 390 px");
+
+      // a plugin's table panel (dashboard_kpi's open alerts), drawn by the shell from its declaration
+      await page.goto(kernel.baseUrl + "/#/");
+      await pagesOn("#/ (the open alerts panel)", "Open alerts");
+      await assertAccessible(page, "#/ at 390 px");
+
+      await page.goto(kernel.baseUrl + "/#/devices");
+      await pagesOn("#/devices", "Devices");
+      await pagesOn("#/devices", "Circuit breakers");
+      await assertAccessible(page, "#/devices at 390 px");
+      await shot(page, "13-phone-devices-paged");
+      assert.deepEqual(errors, []);
     } finally {
       await context.close();
     }

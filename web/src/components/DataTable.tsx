@@ -1,4 +1,6 @@
-// A TanStack table drawn with MUI; paging is either the server's (total + page change) or none.
+// A TanStack table drawn with MUI; paging is the server's (total + page change), or this table's own for
+// long data. The pager sits below the table, outside the region that scrolls sideways, and wraps on a phone.
+import { useState } from "react";
 import {
   flexRender,
   getCoreRowModel,
@@ -32,32 +34,63 @@ interface Props<T> {
   emptyText?: string;
   size?: "small" | "medium";
   label?: string;
+  /** Without server paging, more rows than a page (25) are paged here; false shows them all (a history
+   *  that loads older pages itself). */
+  pageLongData?: boolean;
 }
 
 export const PAGE_SIZES = [10, 25, 50, 100];
+/** Rows per page of a table paged here (one without server paging). */
+export const LOCAL_PAGE_SIZE = 25;
+
+/**
+ * MUI's pager is a scroll container of its own (`overflow: auto`) laid out on one line: on a phone its
+ * last buttons ("next page") sat past the right edge, reached only by scrolling the pager sideways.
+ * Here nothing scrolls: its parts wrap onto a second line, the page buttons at the right.
+ */
+const PAGER_SX = {
+  overflow: "visible",
+  "& .MuiTablePagination-toolbar": {
+    flexWrap: "wrap", justifyContent: "flex-end", alignItems: "center", columnGap: 1, rowGap: 0.5,
+    px: { xs: 1, sm: 2 }, minHeight: 52,
+  },
+  "& .MuiTablePagination-spacer": { display: "none" },
+  "& .MuiTablePagination-input": { ml: 0.5, mr: { xs: 1, sm: 3 } },
+  "& .MuiTablePagination-actions": { ml: { xs: 0, sm: 1.5 }, flexShrink: 0 },
+} as const;
 
 export function DataTable<T>({ columns, data, paging, onRowClick, rowKey, emptyText, size = "small",
-                               label }: Props<T>) {
+                               label, pageLongData = true }: Props<T>) {
   const { t } = useTranslation();
+  const [local, setLocal] = useState<PaginationState>({ pageIndex: 0, pageSize: LOCAL_PAGE_SIZE });
+  const pagedHere = !paging && pageLongData && data.length > Math.min(LOCAL_PAGE_SIZE, local.pageSize);
+  const pager: ServerPaging | undefined = paging
+    ?? (pagedHere ? { ...local, total: data.length, onChange: setLocal } : undefined);
+  // a page past the end (the data shrank) shows the last one
+  const pageIndex = pager
+    ? Math.min(pager.pageIndex, Math.max(0, Math.ceil(pager.total / pager.pageSize) - 1)) : 0;
+  const rows = pagedHere ? data.slice(pageIndex * local.pageSize, (pageIndex + 1) * local.pageSize) : data;
   const table = useReactTable({
-    data,
+    data: rows,
     columns,
     getCoreRowModel: getCoreRowModel(),
     manualPagination: true,
-    rowCount: paging?.total ?? data.length,
-    state: paging ? { pagination: { pageIndex: paging.pageIndex, pageSize: paging.pageSize } } : undefined,
+    rowCount: pager?.total ?? data.length,
+    state: pager ? { pagination: { pageIndex, pageSize: pager.pageSize } } : undefined,
     onPaginationChange: (updater) => {
-      if (!paging) return;
-      const current = { pageIndex: paging.pageIndex, pageSize: paging.pageSize };
-      paging.onChange(typeof updater === "function" ? updater(current) : updater);
+      if (!pager) return;
+      const current = { pageIndex, pageSize: pager.pageSize };
+      pager.onChange(typeof updater === "function" ? updater(current) : updater);
     },
     getRowId: rowKey ? (row) => rowKey(row) : undefined,
   });
 
   return (
     <>
-      {/* Wide tables scroll sideways on a phone: the region takes keyboard focus so it can be scrolled. */}
-      <TableContainer tabIndex={0} role={label ? "region" : undefined} aria-label={label}>
+      {/* Wide tables scroll sideways on a phone: the region takes keyboard focus so it can be scrolled. It is
+          the one part of a page declared to scroll sideways (data-scroll-container; the e2e test holds the rest
+          to the screen's width). */}
+      <TableContainer tabIndex={0} role={label ? "region" : undefined} aria-label={label} data-scroll-container="x">
         <Table size={size} aria-label={label}>
           <TableHead>
             {table.getHeaderGroups().map((group) => (
@@ -94,19 +127,23 @@ export function DataTable<T>({ columns, data, paging, onRowClick, rowKey, emptyT
           </TableBody>
         </Table>
       </TableContainer>
-      {paging && (
+      {pager && (
         <TablePagination
           component="div"
-          count={paging.total}
-          page={Math.min(paging.pageIndex, Math.max(0, Math.ceil(paging.total / paging.pageSize) - 1))}
-          rowsPerPage={paging.pageSize}
+          role="navigation"
+          aria-label={label ? t("table.pagesOf", { table: label }) : t("table.pages")}
+          data-testid="pager"
+          sx={PAGER_SX}
+          count={pager.total}
+          page={pageIndex}
+          rowsPerPage={pager.pageSize}
           rowsPerPageOptions={PAGE_SIZES}
           labelRowsPerPage={t("table.rowsPerPage")}
           labelDisplayedRows={({ from, to, count }) => t("table.displayed", {
             from: formatNumber(from), to: formatNumber(to), count: formatNumber(count) })}
           getItemAriaLabel={(type) => t(`table.${type}`)}
           onPageChange={(_, page) => table.setPageIndex(page)}
-          onRowsPerPageChange={(event) => paging.onChange({ pageIndex: 0, pageSize: Number(event.target.value) })}
+          onRowsPerPageChange={(event) => pager.onChange({ pageIndex: 0, pageSize: Number(event.target.value) })}
         />
       )}
     </>

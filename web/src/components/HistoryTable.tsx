@@ -99,7 +99,10 @@ export function HistoryTable({ history, label }: { history: HistoryState<unknown
   return (
     <>
       <ErrorNotice error={history.latest.error} retryInMs={history.latest.retryInMs} />
-      <DataTable label={label} columns={historyColumns(t)} data={history.events} emptyText={t("history.empty")} />
+      {/* every event loaded so far, newest first; the button below the table (not inside its sideways
+          scroll) loads the next older page */}
+      <DataTable label={label} columns={historyColumns(t)} data={history.events} emptyText={t("history.empty")}
+                 pageLongData={false} />
       <Box sx={{ display: "flex", alignItems: "center", gap: 2, mt: 1, flexWrap: "wrap" }}>
         <Typography variant="body2" color="text.secondary" data-testid="history-count">
           {t("history.showing", { shown: formatNumber(history.events.length), total: formatNumber(history.total) })}

@@ -176,7 +176,7 @@ function TemplateDetail({ name, canManage, onChanged, render }: {
             {current.description}</Typography>}
           <LabelPreview template={current} render={render} />
           <Typography variant="subtitle1" component="h3" sx={{ mt: 2 }}>{t("labels.fields")}</Typography>
-          <TableContainer>
+          <TableContainer data-scroll-container="x">
             <Table size="small" aria-label={t("labels.fields")}>
               <TableHead>
                 <TableRow>
@@ -204,7 +204,7 @@ function TemplateDetail({ name, canManage, onChanged, render }: {
             <Box component="details" sx={{ mt: 2 }}>
               <Box component="summary" sx={{ cursor: "pointer" }}>{t("labels.zpl")}</Box>
               <Box component="pre" tabIndex={0} sx={{ fontSize: 13, overflow: "auto", maxHeight: 320, bgcolor: "grey.100",
-                                         p: 1 }} data-testid="zpl-source">{current.zpl}</Box>
+                                         p: 1 }} data-testid="zpl-source" data-scroll-container="x">{current.zpl}</Box>
             </Box>
           )}
         </>
