@@ -601,6 +601,11 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
     const page = await context.newPage();
     const errors = [];
     page.on("pageerror", (err) => errors.push(err.message));
+    /** The pointer off the page buttons and their tooltip gone (axe would judge it mid fade-in). */
+    async function noTooltip() {
+      await page.mouse.move(1, 1);
+      await page.getByRole("tooltip").waitFor({ state: "detached", timeout: TIMEOUT });
+    }
     /** On the screen, its next page one tap away: the pager of the table called `table`, then its second page. */
     async function pagesOn(where, table, firstRow) {
       const pager = page.getByRole("navigation", { name: `Pages of ${table}` });
@@ -616,6 +621,7 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
       if (firstRow) assert.match(before, firstRow);
       await next.click();
       await pager.getByText(/^26–\d+ of \d+$/).waitFor({ timeout: TIMEOUT });
+      await noTooltip();
       await page.waitForFunction(([label, text]) => {
         const el = document.querySelector(`[role=region][data-scroll-container][aria-label="${label}"] tbody tr`);
         return el && el.textContent !== text;
@@ -679,6 +685,21 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
       await pagesOn("#/devices", "Circuit breakers");
       await assertAccessible(page, "#/devices at 390 px");
       await shot(page, "13-phone-devices-paged");
+
+      // In Korean the pager says other words, of other widths: still on the screen, still paging.
+      await page.evaluate((name) => window.localStorage.setItem(`mes.language.${name}`, "ko"), PAGER.username);
+      await page.goto(kernel.baseUrl + "/#/audit");
+      await page.reload();
+      const pager = page.getByTestId("pager");
+      await pager.getByText(/개 중 1–25$/).waitFor({ timeout: TIMEOUT });
+      assert.equal(await page.evaluate(() => document.documentElement.lang), "ko");
+      await assertFits(page, "#/audit in Korean");
+      const next = pager.getByRole("button", { name: "다음 페이지로" });
+      await assertOnScreen(page, next, "#/audit in Korean: next page");
+      await next.click();
+      await pager.getByText(/개 중 26–\d+$/).waitFor({ timeout: TIMEOUT });
+      await noTooltip();
+      await assertFits(page, "#/audit in Korean, page 2");
       assert.deepEqual(errors, []);
     } finally {
       await context.close();
