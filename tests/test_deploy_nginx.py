@@ -197,14 +197,16 @@ def test_the_shipped_flood_guard_never_refuses_what_the_kernel_accepts():
     # one address may carry several people and screens: at least two people's whole budgets
     assert rate >= 2 * (kernel.read_rate_limit_per_minute + kernel.rate_limit_per_minute)
     assert bursts and min(bursts) >= 200
-    # a station token's own bucket holds the kernel's station budget; one address holds several
-    # stations' and the people's together
+    # a station token's own bucket holds the kernel's station budget; one address's station bucket holds
+    # several stations' (and, with room to spare, what its people send too)
     station = int(re.search(r"zone=mes_stations:10m rate=(\d+)r/m;", conf).group(1))
     assert station >= kernel.station_rate_limit_per_minute
     address = int(re.search(r"zone=mes_addresses:10m rate=(\d+)r/m;", conf).group(1))
     assert address >= rate + 4 * station
-    # the station bucket is keyed by the token itself, never by a prefix and the address
+    # the station bucket is keyed by the token itself, never by a prefix and the address; the address
+    # bucket counts requests with a token only (people's have their own)
     assert re.search(r"limit_req_zone \$mes_station_token zone=mes_stations", conf)
+    assert re.search(r"limit_req_zone \$mes_station_address zone=mes_addresses", conf)
 
 
 def test_the_429_messages_name_the_rendered_rates():
