@@ -18,7 +18,6 @@ from mes_kernel.db.models import (
     Line,
     MachineState,
     ProcessRecord,
-    Station,
     StationEvent,
 )
 from mes_kernel.station_times import ImplausibleTime
