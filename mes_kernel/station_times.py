@@ -65,7 +65,7 @@ class StationTimeWindow:
             f"{field_name} {moment.isoformat()} {why}; accepted: {self.earliest.isoformat()} to "
             f"{self.latest.isoformat()} (the server's receipt time minus {_days(self.max_age)}, plus "
             f"{int(self.max_lead.total_seconds())} s). A station whose clock is wrong: correct it, then resend "
-            "(mes-station outbox requeue --restamp sends with the time of sending)",
+            "(`mes-station outbox retry --restamp` sends it at the receipt time, keeping the original)",
             field=field_name,
             value=moment.isoformat(),
             accepted_from=self.earliest.isoformat(),
