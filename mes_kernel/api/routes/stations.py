@@ -343,7 +343,7 @@ async def station_event(
         at, field_name = station_time(body.payload)
         times = kernel.station_time_window()
         refusal = times.refusal(at, field_name) or await times.archived_refusal(session, at, field_name)
-    except Unprocessable as exc:  # no time at all: a retry of an event stored before this rule still answers
+    except Unprocessable as exc:  # not a time: a retry of an event stored before this rule is still a duplicate
         at, refusal = None, exc
     if refusal is not None:
         return await _duplicate(session, body, principal, refusal)
