@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from . import drivers
 from .breakers import BreakerRegistry
+from .station_times import StationTimeWindow, window
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 if TYPE_CHECKING:
     from .cache import Cache
@@ -35,6 +42,14 @@ class Kernel:
     state: dict[str, Any] = field(default_factory=dict)
     #: connector plugins' machine data: sinks, writer, health, leases (:class:`mes_kernel.machine_data.MachineDataHub`)
     machine_data: MachineDataHub | None = None
+    #: the kernel's wall clock (aware UTC): the receipt time station times are judged against
+    #: (:meth:`station_time_window`); a test sets it to stand time still
+    clock: Callable[[], datetime] = _utcnow
+
+    def station_time_window(self) -> StationTimeWindow:
+        """The station times accepted now (:mod:`mes_kernel.station_times`): receipt (``clock()``)
+        minus ``STATION_TIME_MAX_AGE_DAYS`` to plus ``STATION_TIME_MAX_LEAD_SECONDS``."""
+        return window(self.settings, self.clock())
 
     def enabled_lines(self, plugin: str) -> list[str]:
         """Codes of the lines whose configuration enables ``plugin`` (its entry-point name), as of
@@ -60,8 +75,11 @@ class Kernel:
     async def record_device_action(self, **kwargs: Any):
         """Write a device action into the LOT/unit history (and the audit trail), in its own
         transaction. Arguments as :func:`mes_kernel.services.device_actions.record_device_action`
-        except ``session``."""
+        except ``session``. A ``recorded_at`` outside the station-time window raises
+        :class:`mes_kernel.station_times.ImplausibleTime` (422 ``IMPLAUSIBLE_TIME``), nothing written."""
         from .services.device_actions import record_device_action
 
         async with self.sessionmaker() as session, session.begin():
+            # a plugin passing on a time a station or device gave: the same window as every station time
+            await self.station_time_window().check(session, kwargs.get("recorded_at"), "recorded_at")
             return await record_device_action(session=session, **kwargs)

@@ -97,6 +97,15 @@ class Settings(BaseSettings):
     #: PostgreSQL: how long a record insert waits on a row another transaction holds (the same
     #: idempotency key written by a node that stopped answering) before answering 503 + Retry-After.
     record_lock_timeout_seconds: float = Field(1.0, gt=0, le=60)
+    #: A station time (``recorded_at``, a scan's time, a machine sample's source time) is accepted from
+    #: receipt minus ``station_time_max_age_days`` to receipt plus ``station_time_max_lead_seconds``;
+    #: outside, 422 ``IMPLAUSIBLE_TIME`` (see mes_kernel/station_times.py and docs/station-times.md).
+    station_time_max_lead_seconds: float = Field(
+        300.0, ge=0, le=86_400, description="how far ahead of the server's clock a station time may be, seconds"
+    )
+    station_time_max_age_days: float = Field(
+        30.0, gt=0, le=3650, description="how long before its receipt a station time may be, days"
+    )
 
     @model_validator(mode="after")
     def _refuse_weak_secrets_and_oversized_pools(self) -> Settings:

@@ -435,7 +435,7 @@ async def test_times_with_no_utc_time_are_422_naming_the_field_everywhere(
         assert r.status_code == 200, r.text
         assert [item["status"] for item in r.json()["results"]] == ["error", "created"], r.text
     assert (await _counts(kernel))["process_records"] == before["process_records"] + len(TIMES_WITHOUT_A_UTC_TIME)
-    # A station event's time is free-form payload: one with no UTC time falls back to server receipt.
+    # A station event's time is refused as a record's is, naming the payload's field; nothing stored.
     r = await client.post(
         API + "/stations/events",
         json={
@@ -445,4 +445,6 @@ async def test_times_with_no_utc_time_are_422_naming_the_field_everywhere(
         },
         headers=station_headers,
     )
-    assert r.status_code == 201, r.text
+    _refused(r, 422, "VALIDATION_ERROR")
+    assert r.json()["detail"]["field"] == "payload.recorded_at", r.text
+

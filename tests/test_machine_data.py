@@ -109,7 +109,9 @@ def test_counters_count_forward_through_a_wrap_and_a_reset():
 # ---------------------------------------------------------------- through the kernel
 @pytest.fixture
 async def machine(kernel):
-    """Device MC-1 (kind ``machine``) at station ST-M1 of LINE-M, with the issue's mapping."""
+    """Device MC-1 (kind ``machine``) at station ST-M1 of LINE-M, with the issue's mapping. The
+    kernel's clock stands a day after T0, so source times of T0 stay plausible on any test day."""
+    kernel.clock = lambda: T0 + timedelta(days=1)
     async with kernel.sessionmaker() as session:
         line = Line(code="LINE-M", name="Line M", config={})
         session.add(line)

@@ -243,11 +243,13 @@ async def test_sqlite_keeps_one_trace_table_and_the_partition_commands_say_so(se
 
 
 async def test_a_lots_start_is_received_when_its_first_record_is_whatever_time_the_station_gives(
-    settings, client, make_lot, worker_headers
+    settings, client, kernel, make_lot, worker_headers
 ):
     """The start a LOT's first record causes happened at the record's station time, but was
     received with the record: its receipt time (the partition key, the month it is archived with)
-    is the server's, so a station clock two months behind cannot file it under an old month."""
+    is the server's, so a station time two months back (a plant that accepts 90 days) cannot file
+    it under an old month."""
+    kernel.settings.station_time_max_age_days = 90
     lot = await make_lot()
     station_time = datetime.now(UTC) - timedelta(days=62)
     body = {"idempotency_key": uuid.uuid4().hex, "lot_number": lot["lot_number"], "process_id": "ASSY-10",

@@ -15,7 +15,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -76,13 +76,14 @@ class MachineDataHub:
         flush_interval: float = 0.25,
         max_pending_values: int = 50_000,
         lease_seconds: float = 15.0,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.kernel = kernel
         self.flush_interval = flush_interval
         self.max_pending_values = max_pending_values
         self.lease_seconds = lease_seconds
-        self.clock = clock
+        # the kernel's clock unless a test gives its own: source times are judged against it
+        self.clock = clock or (lambda: getattr(self.kernel, "clock", lambda: datetime.now(UTC))())
         self.sinks: dict[str, MachineSink] = {}
         self.failed: dict[str, str] = {}
         self._retry: dict[str, Pending] = {}
@@ -129,6 +130,8 @@ class MachineDataHub:
             max_pending_values=self.max_pending_values,
             wake=lambda: self._maybe_wake(sink),
             clock=self.clock,
+            max_lead=timedelta(seconds=self.kernel.settings.station_time_max_lead_seconds),
+            max_age=timedelta(days=self.kernel.settings.station_time_max_age_days),
         )
         sink.driver_version = driver_version
         sink.state = state

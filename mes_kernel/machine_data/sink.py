@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..contracts import CheckResult, Status
@@ -122,6 +122,8 @@ class MachineSink:
         wake: Callable[[], None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_sample: Callable[[str], None] | None = None,
+        max_lead: timedelta = timedelta(minutes=5),
+        max_age: timedelta = timedelta(days=30),
     ) -> None:
         self.device = device
         self.driver = driver
@@ -132,6 +134,9 @@ class MachineSink:
         self.mapping = mapping
         self.max_pending_values = max_pending_values
         self.clock = clock
+        #: the station-time window (mes_kernel.station_times): a source time outside it is replaced
+        self.max_lead, self.max_age = max_lead, max_age
+        self.implausible_times = 0
         self._wake = wake
         self._on_sample = on_sample
         self.pending = Pending()
@@ -194,10 +199,26 @@ class MachineSink:
     def submit(self, signal: str, raw: Any, source_time: datetime | None = None) -> bool:
         """Take one sample of ``signal`` (a name of the mapping) as read at ``source_time`` (the
         machine's timestamp; the kernel's clock when None). Never raises: a value that does not fit
-        the mapping becomes a health problem of the device. Returns False when the sample was not
-        taken (unknown signal, bad value, or a full queue of values — counted as dropped)."""
+        the mapping becomes a health problem of the device. A source time outside the station-time
+        window (older than ``max_age`` or more than ``max_lead`` ahead of the kernel's clock: a PLC
+        whose clock was never set, or runs wrong) is replaced by the kernel's clock, counted in
+        ``implausible_times`` and shown as the problem ``clock`` (DEGRADED) until a plausible one
+        arrives: a sample has no sender to refuse, and an hour decades away would hide it. Returns
+        False when the sample was not taken (unknown signal, bad value, or a full queue of values —
+        counted as dropped)."""
         now = self.clock()
         at = utc(source_time, default=now)
+        if not now - self.max_age <= at <= now + self.max_lead:
+            self.implausible_times += 1
+            self.problem(
+                "clock",
+                f"{signal}: source time {at.isoformat()} is outside {(now - self.max_age).isoformat()} to "
+                f"{(now + self.max_lead).isoformat()}; stored at the kernel's time — check the machine's clock "
+                f"({self.implausible_times} so far)",
+            )
+            at = now
+        elif source_time is not None:
+            self.resolve("clock")
         self.samples += 1
         self.last_value_at = now
         self.last_value_monotonic = time.monotonic()
@@ -300,7 +321,8 @@ class MachineSink:
         """This device's node in ``/health``: DOWN while not connected, DEGRADED while the
         subscription is not alive or a problem stands, else UP. Details: ``connected``,
         ``subscription_alive``, ``last_value_age_seconds``, ``state``, ``serial_number``,
-        ``samples``, ``dropped``, ``reconnects``, ``pending_values``, ``problems``."""
+        ``samples``, ``dropped``, ``reconnects``, ``implausible_times`` (source times replaced by the
+        kernel's, see :meth:`submit`), ``pending_values``, ``problems``."""
         now = time.monotonic() if now is None else now
         age = None if self.last_value_monotonic is None else round(now - self.last_value_monotonic, 3)
         details = {
@@ -314,6 +336,7 @@ class MachineSink:
             "samples": self.samples,
             "dropped": self.dropped,
             "reconnects": self.reconnects,
+            "implausible_times": self.implausible_times,
             "pending_values": len(self.pending.values),
             "problems": dict(self.problems),
         }

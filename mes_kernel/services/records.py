@@ -19,6 +19,7 @@ from ..db.models import Lot, Process, ProcessRecord, ProcessRecordKey, Station, 
 from ..errors import Conflict, MesError, NotFound
 from ..logging import client_ip_var, request_id_var
 from ..schemas import RecordIn
+from ..station_times import StationTimeWindow
 from .lots import FINAL, cached_lot, mark_started
 from .rollups import add_to_rollups
 from .trace import add_trace_events, trace_row
@@ -46,8 +47,12 @@ async def _cached(cache: Cache, key: str, kind: str, factory) -> Any:
     return await cache.get_or_set(key, factory, kind=kind)
 
 
-async def _resolve(*, session: AsyncSession, cache: Cache, record_in: RecordIn, principal) -> dict[str, Any]:
-    """Validate references and build the row (without inserting it)."""
+async def _resolve(
+    *, session: AsyncSession, cache: Cache, record_in: RecordIn, principal, times: StationTimeWindow | None = None
+) -> dict[str, Any]:
+    """Validate references and build the row (without inserting it). A station time outside
+    ``times`` is not raised here but carried as the row's ``_refusal``: the writer answers a retry
+    of a record stored earlier (when its time was acceptable) with the original, any other with it."""
     # The LOT's status is checked again, in the database, by the writing transaction: a cached
     # status may lag a close by a moment, and a retry of a record stored before the close must
     # still get its original back rather than LOT_CLOSED.
@@ -101,6 +106,11 @@ async def _resolve(*, session: AsyncSession, cache: Cache, record_in: RecordIn, 
         raise MesError("worker_id is required when a station records", code="VALIDATION_ERROR", status=422)
     created_at = utcnow()
     recorded_at = record_in.recorded_at.astimezone(UTC) if record_in.recorded_at else None
+    refusal = None
+    if times is not None:
+        refusal = times.refusal(recorded_at, "recorded_at") or await times.archived_refusal(
+            session, recorded_at, "recorded_at"
+        )
     return {
         "idempotency_key": record_in.idempotency_key,
         "request_hash": request_hash(record_in),
@@ -124,6 +134,7 @@ async def _resolve(*, session: AsyncSession, cache: Cache, record_in: RecordIn, 
         "_product": lot["product"],
         "_request_id": request_id_var.get(),
         "_client_ip": client_ip_var.get(),
+        "_refusal": refusal,
     }
 
 
@@ -243,9 +254,11 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
     """
     # One order for every transaction, so two batches holding the same keys never deadlock.
     rows = sorted(rows, key=lambda r: r["idempotency_key"])
+    refused = [r for r in rows if r.get("_refusal") is not None]  # an implausible station time
+    rows = [r for r in rows if r.get("_refusal") is None]
     starting = {r["lot_id"] for r in rows if r["_lot_status"] == "created"}
     closed = await _closed_lots(session, {r["lot_id"] for r in rows}, starting=starting)
-    refused = [r for r in rows if r["lot_id"] in closed]
+    refused += [r for r in rows if r["lot_id"] in closed]
     rows = [r for r in rows if r["lot_id"] not in closed]
     created = await _insert_rows(session, rows) if rows else {}
     await write_audit_rows(
@@ -295,8 +308,9 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
     out: dict[str, tuple[ProcessRecord | None, bool] | MesError] = {k: (v, True) for k, v in created.items()}
     out.update({k: (existing.get(k), False) for k in missing})
     for r in refused:
-        if r["idempotency_key"] not in existing:  # a retry of a record stored before the close is no refusal
-            out[r["idempotency_key"]] = Conflict(
+        # a retry of a record stored before the close (or while its time was acceptable) is no refusal
+        if r["idempotency_key"] not in existing:
+            out[r["idempotency_key"]] = r.get("_refusal") or Conflict(
                 f"LOT {r['lot_number']} is {closed[r['lot_id']]} and accepts no records", code="LOT_CLOSED"
             )
     return out
@@ -347,14 +361,17 @@ def _outcome(row: dict[str, Any], found: tuple[ProcessRecord | None, bool] | Mes
 
 
 async def create_record(
-    *, session: AsyncSession, cache: Cache, record_in: RecordIn, principal, writer=None
+    *, session: AsyncSession, cache: Cache, record_in: RecordIn, principal, writer=None,
+    times: StationTimeWindow | None = None,
 ) -> tuple[ProcessRecord, bool]:
     """Record one result. Returns (record, created); a retry with the same key gets the original.
+    A ``recorded_at`` outside ``times`` (the kernel's station-time window) raises
+    :class:`mes_kernel.station_times.ImplausibleTime` unless the key holds a record already.
 
     With a ``writer`` (the kernel's group commit) the row joins whatever other requests of this
     process are being written at the same moment: one transaction, one multi-row insert.
     """
-    row = await _resolve(session=session, cache=cache, record_in=record_in, principal=principal)
+    row = await _resolve(session=session, cache=cache, record_in=record_in, principal=principal, times=times)
     if writer is not None:
         await session.close()  # hand the connection back before waiting for the shared transaction
         return await writer.submit(row)
@@ -363,9 +380,10 @@ async def create_record(
 
 
 async def create_records_batch(
-    *, session: AsyncSession, cache: Cache, items: list[Any], principal
+    *, session: AsyncSession, cache: Cache, items: list[Any], principal, times: StationTimeWindow | None = None
 ) -> list[dict[str, Any]]:
-    """Record many results in one transaction; each item gets its own outcome, never the batch's."""
+    """Record many results in one transaction; each item gets its own outcome, never the batch's
+    (an item whose ``recorded_at`` is outside ``times``: ``error`` with ``IMPLAUSIBLE_TIME``)."""
     results: list[dict[str, Any]] = [None] * len(items)  # type: ignore[list-item]
     rows: list[tuple[int, dict[str, Any]]] = []
     seen: set[str] = set()
@@ -385,7 +403,9 @@ async def create_records_batch(
                     )
                 )
                 continue
-            rows.append((i, await _resolve(session=session, cache=cache, record_in=record_in, principal=principal)))
+            rows.append(
+                (i, await _resolve(session=session, cache=cache, record_in=record_in, principal=principal, times=times))
+            )
             seen.add(record_in.idempotency_key)
         except ValidationError as exc:
             results[i] = {

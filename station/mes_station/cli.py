@@ -160,19 +160,34 @@ def outbox_list(
             if full:
                 typer.echo(f"{'':>42}{json.dumps(ev.body, ensure_ascii=False)}")
         counts = outbox.counts()
+        wrong_time = sum(1 for ev in outbox.iter_all("rejected") if "IMPLAUSIBLE_TIME" in (ev.last_error or ""))
     typer.echo(f"queued {counts['queued']}, rejected {counts['rejected']}, delivered {counts['delivered']}")
+    if wrong_time:
+        typer.echo(
+            f"{wrong_time} event(s) refused for their time (IMPLAUSIBLE_TIME): the station's clock was wrong when "
+            "they were made. Check the clock (mes-station status shows the server offset), then "
+            "`mes-station outbox retry --restamp` sends them at the server's receipt time, keeping the original."
+        )
 
 
 @outbox_app.command("retry")
 def outbox_retry(
     keys: Annotated[list[str] | None, typer.Argument(help="idempotency keys; none = every rejected event")] = None,
     config: ConfigOption = None,
+    restamp: Annotated[
+        bool,
+        typer.Option(
+            "--restamp",
+            help="only events refused IMPLAUSIBLE_TIME (the station's clock was wrong): send them without "
+            "their time, so the server files them when it receives them; the original time stays in the data",
+        ),
+    ] = False,
 ) -> None:
     """Queue rejected events again (after the LOT was reopened, say); the agent sends them."""
     cfg = _config(config)
     with Outbox(cfg.outbox_path) as outbox:
-        count = outbox.retry(keys or None)
-    typer.echo(f"{count} event(s) queued again")
+        count = outbox.restamp(keys or None) if restamp else outbox.retry(keys or None)
+    typer.echo(f"{count} event(s) queued again" + (" without their refused time" if restamp else ""))
 
 
 @outbox_app.command("export")

@@ -274,6 +274,34 @@ class Outbox:
             cur = self._write("UPDATE events SET status = 'queued' WHERE status = 'rejected'")
         return cur.rowcount
 
+    def restamp(self, keys: list[str] | None = None) -> int:
+        """Queue again the rejected events (all, or those named) the server refused for their time
+        (``IMPLAUSIBLE_TIME``: a station clock that was wrong), to be sent without it, so the server
+        files them at their receipt time. The time the station gave is kept in the body
+        (``data.original_recorded_at`` of a process record, ``payload.original_recorded_at`` /
+        ``original_station_time`` of a station event), with the refusal (``..._refused``).
+        The key stays (the server stored nothing under it). Returns how many were queued."""
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                rows = self._conn.execute(
+                    "SELECT * FROM events WHERE status = 'rejected' AND last_error LIKE '%IMPLAUSIBLE_TIME%'"
+                ).fetchall()
+                wanted = [_event(r) for r in rows if not keys or r["idempotency_key"] in keys]
+                for ev in wanted:
+                    self._conn.execute(
+                        "UPDATE events SET body = ?, status = 'queued' WHERE idempotency_key = ?",
+                        (json.dumps(_restamped(ev), separators=(",", ":")), ev.idempotency_key),
+                    )
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if _is_full(exc):
+                    raise OutboxFullError(f"outbox full: {exc} ({self.path})") from exc
+                raise
+        return len(wanted)
+
     def prune_delivered(self, older_than_days: int) -> int:
         """Forget delivered events older than ``older_than_days`` (queued and rejected are kept)."""
         cutoff = _iso(datetime.fromtimestamp(time.time() - older_than_days * 86400, UTC))
@@ -447,6 +475,28 @@ class Outbox:
     def template_names(self) -> list[str]:
         with self._lock:
             return [r[0] for r in self._conn.execute("SELECT name FROM label_templates ORDER BY name")]
+
+
+def _restamped(ev: OutboxEvent) -> dict[str, Any]:
+    """``ev``'s body without the station time the server refused, which is kept beside the data."""
+    body = dict(ev.body)
+    refusal = (ev.last_error or "")[:500]
+    if ev.kind == PROCESS_RECORD:
+        data = dict(body.get("data") or {})
+        if body.get("recorded_at") is not None:
+            data["original_recorded_at"] = body.pop("recorded_at")
+        body.pop("recorded_at", None)
+        data["original_recorded_at_refused"] = refusal
+        body["data"] = data
+        return body
+    payload = dict(body.get("payload") or {})
+    for name in ("recorded_at", "station_time"):
+        if payload.get(name) is not None:
+            payload[f"original_{name}"] = payload.pop(name)
+        payload.pop(name, None)
+    payload["original_time_refused"] = refusal
+    body["payload"] = payload
+    return body
 
 
 def _event(row: sqlite3.Row) -> OutboxEvent:

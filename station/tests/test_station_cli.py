@@ -99,3 +99,27 @@ def test_missing_config_is_a_clear_error(tmp_path: Path):
     result = runner.invoke(app, ["status", "--config", str(tmp_path / "nope.toml")])
     assert result.exit_code == 2
     assert "station configuration not found" in result.output
+
+
+def test_outbox_retry_restamp_requeues_only_events_refused_for_their_time_keeping_the_original(station_toml: Path):
+    _, closed = _fill(station_toml)
+    with Outbox(load_config(station_toml).outbox_path) as outbox:
+        record, _ = outbox.enqueue(PROCESS_RECORD, {"lot_number": "LOT-1", "process_id": "P", "worker_id": "w",
+                                                    "result": "pass", "data": {"v": 1},
+                                                    "recorded_at": "2999-01-01T00:00:00+00:00"})
+        outbox.mark_rejected(record, "422 IMPLAUSIBLE_TIME: recorded_at 2999-01-01T00:00:00+00:00 is later than …")
+        event, _ = outbox.enqueue("event", {"type": "scan", "payload": {
+            "code": "SN-1", "recorded_at": "1900-01-01T00:00:00+00:00", "station_time": "1900-01-01T00:00:01+00:00"}})
+        outbox.mark_rejected(event, "422 IMPLAUSIBLE_TIME: payload.recorded_at 1900-01-01T00:00:00+00:00 is older …")
+    result = runner.invoke(app, ["outbox", "retry", "--restamp", "--config", str(station_toml)])
+    assert result.exit_code == 0 and "2 event(s) queued again without their refused time" in result.output
+    with Outbox(load_config(station_toml).outbox_path) as outbox:
+        assert outbox.get(closed).status == "rejected"  # refused for another reason: left as it is
+        sent = outbox.get(record)
+        assert sent.status == "queued" and "recorded_at" not in sent.body
+        assert sent.body["data"]["v"] == 1 and sent.body["data"]["original_recorded_at"] == "2999-01-01T00:00:00+00:00"
+        assert sent.body["idempotency_key"] == record
+        payload = outbox.get(event).body["payload"]
+        assert "recorded_at" not in payload and "station_time" not in payload
+        assert payload["original_recorded_at"] == "1900-01-01T00:00:00+00:00" and payload["code"] == "SN-1"
+        assert payload["original_station_time"] == "1900-01-01T00:00:01+00:00"

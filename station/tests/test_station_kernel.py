@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,7 @@ async def test_results_saved_while_the_kernel_is_down_arrive_exactly_once(tmp_pa
             "serial_number": "LOT-OPEN-0002",
             "measurements": {"v": 3.3},
             "equipment_id": "ICT-1",
-            "finished_at": "2026-11-26T05:00:00Z",
+            "finished_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),  # within the accepted window
         }
         (agent.config.watch_folder / "ict.json").write_text(json.dumps(doc))
         await wait_for(lambda: agent.outbox_depth() == 29)
@@ -303,7 +304,8 @@ async def test_a_backlog_replayed_to_the_kernel_keeps_the_stations_order_in_the_
     kernel = kernel_server
     serial = kernel.make_lot("LOT-SEQ", units=1)[0]
     agent = Agent.from_config(_toml(tmp_path, kernel))
-    monkeypatch.setattr(agent, "_server_now", lambda: "2026-11-26T05:00:00+00:00")
+    tick = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0).isoformat()  # one coarse tick
+    monkeypatch.setattr(agent, "_server_now", lambda: tick)
     kernel.stop()
     await agent.start()
     try:
@@ -323,7 +325,7 @@ async def test_a_backlog_replayed_to_the_kernel_keeps_the_stations_order_in_the_
     assert [e["seq"] for e in events] == sorted(queued, reverse=True)
     assert [(e["type"], e["data"].get("result")) for e in events] == [
         ("process_record", "pass"), ("process_record", "pass"), ("process_record", "fail"), ("scan", None)]
-    assert {e["at"] for e in events} == {"2026-11-26T05:00:00+00:00"} and {e["station"] for e in events} == {"ST-01"}
+    assert {e["at"] for e in events} == {tick} and {e["station"] for e in events} == {"ST-01"}
     assert history["total"] == 5
 
 
@@ -346,3 +348,54 @@ async def test_one_scan_looked_up_online_is_one_event_in_the_unit_history(tmp_pa
     history = kernel.api("GET", f"/units/{serial}/history").json()
     scans = [e["type"] for e in history["events"] if e["type"] in ("scan", "device_action")]
     assert sorted(scans) == ["device_action", "scan"], history["events"]
+
+
+async def test_results_refused_for_the_stations_clock_wait_and_arrive_restamped_with_the_original_kept(
+    tmp_path: Path, kernel_server, monkeypatch
+):
+    """A station whose clock was never set stamps a result and a scan 1900: the kernel refuses both
+    (IMPLAUSIBLE_TIME), they wait in the outbox as rejected with the reason, ``outbox list`` says
+    what to do, and ``outbox retry --restamp`` sends them at the kernel's receipt time, the station's
+    time kept in the data. Nothing is lost and nothing is counted in 1900."""
+    from mes_station.cli import app as cli_app
+    from typer.testing import CliRunner
+
+    kernel = kernel_server
+    (serial,) = kernel.make_lot("LOT-CLK", units=1)
+    toml = _toml(tmp_path, kernel)
+    agent = Agent.from_config(toml)
+    monkeypatch.setattr(agent, "_server_now", lambda: "1900-01-01T00:00:00+00:00")
+    outbox_path = tmp_path / "work" / "outbox.sqlite3"
+    await agent.start()
+    try:
+        record = agent.record_result(lot_number="LOT-CLK", process_id="ASSY-10", worker_id="alice", result="pass",
+                                     serial_number=serial)
+        scan = agent.submit_scan(serial).idempotency_key
+
+        def rejected() -> bool:
+            with Outbox(outbox_path) as outbox:
+                return {outbox.get(record).status, outbox.get(scan).status} == {"rejected"}
+
+        await wait_for(rejected, timeout=20)
+        with Outbox(outbox_path) as outbox:
+            assert "IMPLAUSIBLE_TIME" in outbox.get(record).last_error
+            assert "payload.recorded_at" in outbox.get(scan).last_error
+        assert record not in kernel.record_keys() and scan not in kernel.event_keys()
+        runner = CliRunner()
+        listed = runner.invoke(cli_app, ["outbox", "list", "--config", str(toml)])
+        assert listed.exit_code == 0 and "IMPLAUSIBLE_TIME" in listed.output, listed.output
+        assert "2 event(s) refused for their time" in listed.output and "retry --restamp" in listed.output
+
+        requeued = runner.invoke(cli_app, ["outbox", "retry", "--restamp", "--config", str(toml)])
+        assert requeued.exit_code == 0 and "2 event(s) queued again" in requeued.output, requeued.output
+        agent.sender.nudge()
+        await wait_for(lambda: record in kernel.record_keys() and scan in kernel.event_keys(), timeout=20)
+    finally:
+        await agent.stop()
+    history = kernel.api("GET", f"/units/{serial}/history").json()["events"]
+    (stored,) = [e for e in history if e["type"] == "process_record"]
+    assert stored["data"]["data"]["original_recorded_at"] == "1900-01-01T00:00:00+00:00"
+    assert "IMPLAUSIBLE_TIME" in stored["data"]["data"]["original_recorded_at_refused"]
+    assert stored["at"] > "2026" and stored["at"] == stored["received_at"]  # filed when the kernel got it
+    (scanned,) = [e for e in history if e["type"] == "scan"]
+    assert scanned["at"] > "2026"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -269,7 +269,7 @@ def _report(path: Path, *, lot: str, serial: str | None, waveform_points: int = 
         "process_id": "TEST-20",
         "result": "pass",
         "equipment_id": "ICT-07",
-        "finished_at": "2026-11-30T06:00:12+09:00",
+        "finished_at": (datetime.now(UTC) - timedelta(hours=1)).astimezone(timezone(timedelta(hours=9))).isoformat(),
         "measurements": {
             "supply_voltage": {"value": 3.31, "unit": "V", "low": 3.2, "high": 3.4, "verdict": "pass"},
             "idle_current": {"value": 41.8, "unit": "mA", "low": 0, "high": 50, "verdict": "pass"},

@@ -21,7 +21,9 @@ router = APIRouter(prefix="/process-records", tags=["process records"])
     status_code=201,
     summary="Record a process result",
     description="Idempotent by `idempotency_key`: a retry answers 200 with the original record; the same key "
-    "with a different body answers 409 `IDEMPOTENCY_CONFLICT`. A closed or scrapped LOT answers 409 `LOT_CLOSED`.",
+    "with a different body answers 409 `IDEMPOTENCY_CONFLICT`. A closed or scrapped LOT answers 409 `LOT_CLOSED`. "
+    "A `recorded_at` outside the station-time window (receipt − `STATION_TIME_MAX_AGE_DAYS` … receipt + "
+    "`STATION_TIME_MAX_LEAD_SECONDS`) or in an archived month answers 422 `IMPLAUSIBLE_TIME`.",
     responses={200: {"model": RecordOut, "description": "a retry: the original record"}},
 )
 async def create_record(
@@ -36,6 +38,7 @@ async def create_record(
         record_in=body,
         principal=principal,
         writer=kernel.state.get("record_writer"),
+        times=kernel.station_time_window(),
     )
     await commit(session, kernel.cache)
     return _json(record_service.record_out(record), 201 if created else 200)
@@ -46,14 +49,15 @@ async def create_record(
     response_model=BatchOut,
     summary="Record up to 1000 results in one transaction",
     description="Each item gets its own outcome (`created`, `duplicate` or `error` with a code); "
-    "one bad item never fails the batch.",
+    "one bad item never fails the batch (an implausible `recorded_at`: that item's `error` is `IMPLAUSIBLE_TIME`).",
 )
 async def create_batch(
     body: BatchIn, session: SessionDep, kernel: KernelDep, principal: Principal = require_permission("records:write")
 ):
     await record_service.limit_lock_wait(session, kernel.settings.record_lock_timeout_seconds)
     results = await record_service.create_records_batch(
-        session=session, cache=kernel.cache, items=body.records, principal=principal
+        session=session, cache=kernel.cache, items=body.records, principal=principal,
+        times=kernel.station_time_window(),
     )
     await commit(session, kernel.cache)
     counts = {s: sum(1 for r in results if r["status"] == s) for s in ("created", "duplicate", "error")}

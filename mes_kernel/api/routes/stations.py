@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -19,11 +19,12 @@ from ...db.base import utcnow
 from ...db.models import Device, Line, Lot, Station, StationEvent, StationToken, Unit, User
 from ...devices import effective_config
 from ...drivers import list_drivers
-from ...errors import Conflict, Forbidden, NotFound
+from ...errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
 from ...schemas import Code, FiniteJSON, Text
 from ...security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest, username_key
 from ...services.device_actions import record_device_action
 from ...services.trace import add_trace_events, trace_row
+from ...station_times import station_time
 from ..deps import KernelDep, Principal, SessionDep, require_permission
 from ..scope import plugins_serving
 
@@ -332,9 +333,20 @@ async def station_event(
     """Store the event once per key. A ``scan`` naming a known unit or LOT (by ``serial_number`` /
     ``lot_number`` in the payload, else its ``code`` read by the scan parser a plugin registered,
     else the code itself as a serial or LOT number) and a ``device_result`` naming one join their
-    history at the station's time (``payload.recorded_at``, else ``payload.station_time``)."""
+    history at the station's time (``payload.recorded_at``, else ``payload.station_time``; neither:
+    the receipt time). That time, when given, must be an ISO 8601 time with a zone (else 422
+    ``VALIDATION_ERROR``) within the station-time window (else 422 ``IMPLAUSIBLE_TIME``); a retry
+    of an event stored earlier answers ``duplicate`` whatever its time."""
     if principal.station_id is None:
         raise Forbidden("only stations report events", code="NOT_A_STATION")
+    try:
+        at, field_name = station_time(body.payload)
+        times = kernel.station_time_window()
+        refusal = times.refusal(at, field_name) or await times.archived_refusal(session, at, field_name)
+    except Unprocessable as exc:  # not a time: a retry of an event stored before this rule is still a duplicate
+        at, refusal = None, exc
+    if refusal is not None:
+        return await _duplicate(session, body, principal, refusal)
     module = postgresql if session.bind.dialect.name == "postgresql" else sqlite
     stmt = (
         module.insert(StationEvent)
@@ -351,14 +363,22 @@ async def station_event(
     new_id = (await session.execute(stmt)).scalar()
     if new_id is not None:
         if body.type == "scan":
-            traced = await _trace_scan(session, kernel, body, principal, event_id=new_id)
+            traced = await _trace_scan(session, kernel, body, principal, event_id=new_id, at=at)
         else:
-            traced = await _trace_device_result(session, body, principal)
+            traced = await _trace_device_result(session, body, principal, at=at)
         await session.commit()
         return {"id": new_id, "idempotency_key": body.idempotency_key, "status": "created", "traced": traced}
+    return await _duplicate(session, body, principal)
+
+
+async def _duplicate(session, body: EventIn, principal: Principal, refusal: Exception | None = None) -> JSONResponse:
+    """The answer to an event whose key is stored already (200 ``duplicate``; 409 for another body);
+    with no event under the key, ``refusal`` is raised."""
     existing = (
         await session.execute(select(StationEvent).where(StationEvent.idempotency_key == body.idempotency_key))
-    ).scalar_one()
+    ).scalar_one_or_none()
+    if existing is None:
+        raise refusal or ServiceUnavailable("event was not stored; retry", retry_after=1, code="NOT_RECORDED")
     if existing.type != body.type or existing.payload != body.payload or existing.station_id != principal.station_id:
         raise Conflict("idempotency key already used for a different event", code="IDEMPOTENCY_CONFLICT")
     return JSONResponse(
@@ -369,7 +389,7 @@ async def station_event(
 OUTCOMES = {"printed": "ok", "ok": "ok", "done": "ok", "flashed": "ok", "failed": "failed", "refused": "refused"}
 
 
-async def _trace_device_result(session, body: EventIn, principal: Principal) -> bool:
+async def _trace_device_result(session, body: EventIn, principal: Principal, *, at: datetime | None) -> bool:
     """A device result the station recorded (e.g. a label printed while offline) joins the LOT/unit
     history like any server-side device action. An unknown LOT or serial keeps the event only."""
     payload = body.payload
@@ -391,7 +411,7 @@ async def _trace_device_result(session, body: EventIn, principal: Principal) -> 
                 serial_number=payload.get("serial_number"),
                 station_code=principal.station_code,
                 detail={k: v for k, v in payload.items() if k not in ("lot_number", "serial_number")},
-                recorded_at=station_time(payload),
+                recorded_at=at,
                 station_seq=body.station_seq,
             )
     except NotFound:
@@ -415,22 +435,6 @@ async def station_actor(session, principal: Principal, worker: Any) -> str:
     if username is None:
         return f"{principal.actor} (worker? {worker.strip()})"[:100]
     return f"user:{username}"
-
-
-def station_time(payload: dict[str, Any]) -> datetime | None:
-    """When the station says the event happened: ``recorded_at`` (the agent's clock corrected by the
-    server offset), else ``station_time``; None (server receipt) when absent or not an ISO 8601
-    time with a zone."""
-    for name in ("recorded_at", "station_time"):
-        value = payload.get(name)
-        if isinstance(value, str) and len(value) <= 64:
-            try:
-                moment = datetime.fromisoformat(value)
-                if moment.tzinfo is not None:
-                    return moment.astimezone(UTC)
-            except (ValueError, OverflowError):  # OverflowError: no UTC time (0001-01-01T00:00+09:00)
-                continue
-    return None
 
 
 def _scan_targets(kernel, payload: dict[str, Any]) -> list[tuple[str | None, str | None]]:
@@ -475,7 +479,9 @@ async def _scan_subject(session, serial: str | None, lot_number: str | None):
     return None
 
 
-async def _trace_scan(session, kernel, body: EventIn, principal: Principal, *, event_id: int) -> bool:
+async def _trace_scan(
+    session, kernel, body: EventIn, principal: Principal, *, event_id: int, at: datetime | None
+) -> bool:
     """A station scan of a known unit (else LOT) joins its history; an unknown code stays an event."""
     payload = body.payload
     for serial, lot_number in _scan_targets(kernel, payload):
@@ -488,7 +494,7 @@ async def _trace_scan(session, kernel, body: EventIn, principal: Principal, *, e
     actor = await station_actor(session, principal, payload.get("worker"))
     shown = {k: payload[k] for k in ("code", "symbology", "source") if isinstance(payload.get(k), str)}
     await add_trace_events(session, [trace_row(
-        kind="scan", lot_id=lot_id, unit_id=unit_id, recorded_at=station_time(payload), station_seq=body.station_seq,
+        kind="scan", lot_id=lot_id, unit_id=unit_id, recorded_at=at, station_seq=body.station_seq,
         station_id=principal.station_id, actor=actor,
         source_id=event_id, payload={"lot_number": lot_number, "serial_number": serial, **shown},
     )])

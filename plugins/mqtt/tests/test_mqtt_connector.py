@@ -25,6 +25,7 @@ async def test_states_counts_and_values_flow_from_the_payloads(
     await put_line(client, admin_headers, "LINE-Q", [mqtt_device("MQ-1", broker, prefix)])
     await eventually(lambda: status_is(client, admin_headers, "MQ-1", "UP"))
     t0 = datetime(2026, 11, 30, 8, 0, 0, tzinfo=UTC)
+    kernel.clock = lambda: t0 + timedelta(hours=1)  # the payloads' times stay plausible on any test day
     await publisher.state(RUNNING, at=t0)
     await publisher.part(at=t0)  # the first reading is the counters' baseline
     await publisher.state(JAM, at=t0 + timedelta(minutes=5))
@@ -63,6 +64,22 @@ async def test_states_counts_and_values_flow_from_the_payloads(
     assert 'mes_machine_samples_total{device="MQ-1",source="mqtt"}' in metrics
 
 
+async def test_a_machine_time_outside_the_window_is_stored_at_the_kernels_time_and_degrades_the_device(
+    client, kernel, admin_headers, broker, prefix, publisher
+):
+    """A PLC whose clock was never set stamps its payloads 1900: the state is kept at the kernel's
+    time (not in an hour 126 years back, where no dashboard looks) and the device says why."""
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    kernel.clock = lambda: now
+    await put_line(client, admin_headers, "LINE-CLK", [mqtt_device("MQ-CLK", broker, prefix)])
+    await eventually(lambda: status_is(client, admin_headers, "MQ-CLK", "UP"))
+    await publisher.state(JAM, at=datetime(1900, 1, 1, tzinfo=UTC))
+    rows = await eventually(lambda: states(kernel, "MQ-CLK"))
+    assert [(s, at.replace(tzinfo=UTC) if at.tzinfo is None else at) for s, _, at in rows] == [("down", now)]
+    node = await eventually(lambda: status_is(client, admin_headers, "MQ-CLK", "DEGRADED", "1900-01-01"))
+    assert node["details"]["implausible_times"] == 1 and "clock" in node["reason"], node
+
+
 async def test_a_payload_that_does_not_match_degrades_its_device_only(
     client, kernel, admin_headers, broker, prefix, publisher
 ):
@@ -89,7 +106,8 @@ async def test_a_payload_that_does_not_match_degrades_its_device_only(
     # counters live as long as the process: an earlier test run (the other database) counted too
     assert _metric(await client.get("/metrics", headers=admin_headers), mismatched) - before == 4
 
-    await publisher.client.publish(f"{other}/status", b'{"state": 2, "ts": 1764489600000}', qos=1)
+    millis = int(kernel.clock().timestamp() * 1000)  # epoch milliseconds, within the accepted window
+    await publisher.client.publish(f"{other}/status", b'{"state": 2, "ts": %d}' % millis, qos=1)
     rows = await eventually(lambda: states(kernel, "MQ-OK"))
     assert rows[0][:2] == ("idle", "raw state 2")
     assert (await node_of(client, admin_headers, "MQ-OK"))["status"] == "UP"

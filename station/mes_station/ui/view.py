@@ -295,6 +295,10 @@ def plain_words(code: str) -> str | None:
         "LOT_NOT_FOUND": translate("view", "This LOT is not known."),
         "LOT_CLOSED": translate("view", "This LOT is closed: nothing more can be recorded on it."),
         "VALIDATION_ERROR": translate("view", "The entry is incomplete or not valid."),
+        "IMPLAUSIBLE_TIME": translate(
+            "view",
+            "The station's clock is wrong: this entry is kept at the station but not accepted. Tell maintenance.",
+        ),
         "DEVICE_UNAVAILABLE": translate(
             "view", "This device is not set up at this station, or its driver did not start."
         ),

@@ -491,6 +491,10 @@
         <translation>입력이 불완전하거나 올바르지 않습니다.</translation>
     </message>
     <message>
+        <source>The station&apos;s clock is wrong: this entry is kept at the station but not accepted. Tell maintenance.</source>
+        <translation>스테이션 시계가 잘못되었습니다: 이 기록은 스테이션에 보관되었지만 접수되지 않았습니다. 유지보수 담당자에게 알리세요.</translation>
+    </message>
+    <message>
         <source>This device is not set up at this station, or its driver did not start.</source>
         <translation>이 장치가 스테이션에 설정되지 않았거나 드라이버가 시작되지 않았습니다.</translation>
     </message>
