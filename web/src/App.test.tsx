@@ -89,6 +89,22 @@ describe("App", () => {
     expect(kernel.seen.some((s) => s.path === "/api/v1/alerts")).toBe(false);
   });
 
+  it("shows a worker the overview but none of the views that read KPIs (they need kpi:read)", async () => {
+    kernel.route("GET", "/api/v1/auth/me", () => ({
+      body: { ...me("worker"), permissions: ["dashboard:read", "lots:read", "records:write"] },
+    }));
+    kernel.route("GET", "/api/v1/dashboard/summary", () => ({ status: 503, body: { detail: { code: "X", message: "x" } } }));
+    render(<App />);
+    await logIn("worker");
+    const nav = await screen.findByRole("tablist", { name: "Pages" });
+    const tabs = within(nav).getAllByRole("tab").map((t) => t.textContent?.replace(/\d+$/, ""));
+    expect(tabs).toContain("Overview");
+    for (const view of ["Production", "Quality", "Executive"]) expect(tabs).not.toContain(view);
+    window.location.hash = "#/production";
+    expect(await screen.findByText("Your role may not see this page.")).toBeInTheDocument();
+    expect(kernel.seen.some((s) => s.path.startsWith("/api/v1/kpi/"))).toBe(false);
+  });
+
   it("keeps a stored login while the server is unreachable, and gets in when it answers", async () => {
     localStorage.setItem("mes.tokens", JSON.stringify({ access_token: "access-viewer", refresh_token: "refresh-v-0000",
                                                         token_type: "bearer", expires_in: 900, role: "viewer",

@@ -58,11 +58,12 @@ const LabelTemplatesPage = lazy(() => import("./pages/LabelTemplatesPage")
 
 export const NAV: NavItem[] = [
   { route: { name: "overview" }, label: "nav.overview", permission: "dashboard:read" },
-  { route: { name: "production" }, label: "nav.production", permission: "dashboard:read",
-    audience: ["production_manager", "worker", "viewer"] },
-  { route: { name: "quality" }, label: "nav.quality", permission: "dashboard:read",
+  // The three audience views read `GET /kpi/*`, so they need `kpi:read` (a worker has the overview only).
+  { route: { name: "production" }, label: "nav.production", permission: "kpi:read",
+    audience: ["production_manager", "viewer"] },
+  { route: { name: "quality" }, label: "nav.quality", permission: "kpi:read",
     audience: ["production_manager", "quality_manager"] },
-  { route: { name: "executive" }, label: "nav.executive", permission: "dashboard:read",
+  { route: { name: "executive" }, label: "nav.executive", permission: "kpi:read",
     audience: ["production_manager", "executive"] },
   { route: { name: "lots" }, label: "nav.lots", permission: "lots:read" },
   { route: { name: "labels" }, label: "nav.labels", permission: "labels:view" },

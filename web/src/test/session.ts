@@ -5,12 +5,12 @@ import type { Me } from "../api/types";
 import type { FakeKernel } from "./fakeKernel";
 
 export const PERMISSIONS: Record<string, string[]> = {
-  production_manager: ["dashboard:read", "health:details", "labels:templates", "labels:view", "lines:read", "lots:read",
-                       "lots:write", "plugins:read", "processes:write", "records:write", "stations:read"],
-  viewer: ["dashboard:read", "health:details", "labels:view", "lines:read", "lots:read", "plugins:read",
+  production_manager: ["dashboard:read", "health:details", "kpi:read", "labels:templates", "labels:view", "lines:read",
+                       "lots:read", "lots:write", "plugins:read", "processes:write", "records:write", "stations:read"],
+  viewer: ["dashboard:read", "health:details", "kpi:read", "labels:view", "lines:read", "lots:read", "plugins:read",
            "stations:read"],
   worker: ["dashboard:read", "health:details", "labels:view", "lines:read", "lots:read", "records:write"],
-  admin: ["audit:read", "dashboard:read", "lots:read", "lots:write", "plugins:read", "stations:read"],
+  admin: ["audit:read", "dashboard:read", "kpi:read", "lots:read", "lots:write", "plugins:read", "stations:read"],
 };
 
 export function useKernel(kernel: FakeKernel): void {
