@@ -313,6 +313,8 @@ def main() -> int:
         default="both",
         help="measure with KPI rollups maintained, without, or both in one run",
     )
+    parser.add_argument("--server-log", metavar="PATH",
+                        help="append the servers' output (warnings and errors at LOG_LEVEL=WARNING) to PATH")
     parser.add_argument("--rounds", type=int, default=3,
                         help="off/on rounds with --rollups both, or on/off alternations with --revocation-cost")
     opts = parser.parse_args()
@@ -377,11 +379,12 @@ def measure(opts, *, rollups: bool) -> dict:
         finally:
             asyncio.run(drop(db_url))
             shutil.rmtree(work, ignore_errors=True)
+    server_log = open(opts.server_log, "a") if opts.server_log else subprocess.DEVNULL  # noqa: SIM115
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
         cwd=work,
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=server_log,
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
