@@ -62,7 +62,7 @@ async def _resolve(*, session: AsyncSession, cache: Cache, record_in: RecordIn, 
         raise NotFound(f"process {record_in.process_id} not found", code="PROCESS_NOT_FOUND")
 
     # The unit a serial number names is looked up by the writing transaction, for all its rows in
-    # one statement (:func:`_units`): serial numbers are mostly new to each request, so a cache
+    # one statement (:func:`_place_units`): serial numbers are mostly new to each request, so a cache
     # missed, and a lookup of its own took a connection, a BEGIN and a SELECT per record.
     station_id = principal.station_id
     if station_id is None and record_in.station:
@@ -225,7 +225,10 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
 
     Returns, by idempotency key, ``(record, created)``: the new record, or the one stored earlier
     under that key (``None`` when it vanished, which only a concurrent delete could cause). The
-    caller compares ``request_hash`` to tell a retry from a conflicting reuse of the key.
+    caller compares ``request_hash`` to tell a retry from a conflicting reuse of the key. A row
+    whose key is new and that cannot be stored gets its error instead: ``UNIT_NOT_FOUND`` or
+    ``UNIT_NOT_IN_LOT`` (its serial number, looked up here: it sets the row's ``unit_id``) or
+    ``LOT_CLOSED``.
     """
     # One order for every transaction, so two batches holding the same keys never deadlock.
     rows = sorted(rows, key=lambda r: r["idempotency_key"])
