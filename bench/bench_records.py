@@ -8,8 +8,9 @@ server's CPU) over 100 connections:
   2. the single-record path: POST /api/v1/process-records, a unique idempotency key per request;
   3. the batch path: POST /api/v1/process-records/batch with --batch-size records per request.
 
-Prints requests/s, records/s, p50/p95/p99 latency and each path's ratio to the ceiling, and checks
-the database holds exactly the records that were acknowledged. With ``--rollups both`` (the
+Prints requests/s, records/s, p50/p95/p99 latency and each path's ratio to the ceiling, the
+gunicorn workers' CPU per record (from ``/proc``: the figure a busy machine disturbs least) and the
+load average, and checks the database holds exactly the records that were acknowledged. With ``--rollups both`` (the
 default) it runs everything twice, with the hourly KPI rollups maintained and without
 (``MES_ROLLUPS=off``), and prints what the rollups cost in records/s (goal: at most 15 %).
 On a machine whose CPUs are shared with other work the HTTP path's figures swing widely:
@@ -312,6 +313,8 @@ def main() -> int:
         default="both",
         help="measure with KPI rollups maintained, without, or both in one run",
     )
+    parser.add_argument("--server-log", metavar="PATH",
+                        help="append the servers' output (warnings and errors at LOG_LEVEL=WARNING) to PATH")
     parser.add_argument("--rounds", type=int, default=3,
                         help="off/on rounds with --rollups both, or on/off alternations with --revocation-cost")
     opts = parser.parse_args()
@@ -376,11 +379,12 @@ def measure(opts, *, rollups: bool) -> dict:
         finally:
             asyncio.run(drop(db_url))
             shutil.rmtree(work, ignore_errors=True)
+    server_log = open(opts.server_log, "a") if opts.server_log else subprocess.DEVNULL  # noqa: SIM115
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "deploy" / "gunicorn.conf.py")],
         cwd=work,
         env=env,
-        stdout=subprocess.DEVNULL,
+        stdout=server_log,
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -406,6 +410,7 @@ def measure(opts, *, rollups: bool) -> dict:
         ceiling = run_wrk(
             base, script, [token, prefix, "live", "1"], connections=opts.connections, duration=opts.duration
         )
+        cpu_single = workers_cpu_seconds(server.pid)
         single = run_wrk(
             base,
             script,
@@ -413,7 +418,9 @@ def measure(opts, *, rollups: bool) -> dict:
             connections=opts.connections,
             duration=opts.duration,
         )
+        cpu_single = workers_cpu_seconds(server.pid) - cpu_single
         mid, _ = asyncio.run(count_rows(db_url))
+        cpu_batch = workers_cpu_seconds(server.pid)
         batch = run_wrk(
             base,
             script,
@@ -421,6 +428,7 @@ def measure(opts, *, rollups: bool) -> dict:
             connections=opts.connections,
             duration=opts.duration,
         )
+        cpu_batch = workers_cpu_seconds(server.pid) - cpu_batch
         after, audited = asyncio.run(count_rows(db_url))
     finally:
         server.send_signal(signal.SIGTERM)
@@ -437,6 +445,9 @@ def measure(opts, *, rollups: bool) -> dict:
     batch["stored"] = after - mid
     batch["acknowledged"] = (batch["requests"] - batch["non_2xx"]) * opts.batch_size
     batch["records_per_s"] = round(batch["acknowledged"] / batch["seconds"], 1)
+    # The workers' CPU per record (from /proc): the figure other load on a shared machine disturbs least.
+    single["worker_cpu_ms_per_record"] = round(cpu_single * 1000 / max(single["acknowledged"], 1), 3)
+    batch["worker_cpu_ms_per_record"] = round(cpu_batch * 1000 / max(batch["acknowledged"], 1), 3)
     report = {
         "setup": {
             "rollups": rollups,
@@ -453,10 +464,14 @@ def measure(opts, *, rollups: bool) -> dict:
         "batch": {**batch, "ratio_to_ceiling_requests": round(batch["rps"] / ceiling["rps"], 3)},
         "audit_entries_for_records": audited,
     }
+    report["load_average"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(report, indent=2))
 
     def row(name: str, unit: str, rate: float, r: dict) -> str:
-        return f"{name:<18} {rate:>9.1f} {unit}  p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  p99 {r['p99_ms']} ms"
+        line = f"{name:<18} {rate:>9.1f} {unit}  p50 {r['p50_ms']} ms  p95 {r['p95_ms']} ms  p99 {r['p99_ms']} ms"
+        if "worker_cpu_ms_per_record" in r:
+            line += f"  worker CPU {r['worker_cpu_ms_per_record']} ms/rec"
+        return line
 
     print()
     print(row("ceiling liveness", "req/s", ceiling["rps"], ceiling))
@@ -467,6 +482,7 @@ def measure(opts, *, rollups: bool) -> dict:
     print(row(f"batch x{opts.batch_size}", "rec/s", batch["records_per_s"], batch) + f"  ({batch['rps']:.1f} req/s)")
     if single["non_2xx"] or batch["non_2xx"]:
         print(f"non-2xx answers: single {single['non_2xx']}, batch {batch['non_2xx']} (rates count only 2xx)")
+    print(f"load average at the end (1, 5, 15 min): {', '.join(str(x) for x in report['load_average'])}")
     print(
         f"stored >= acknowledged (nothing acknowledged lost): single {single['stored']} >= {single['acknowledged']}, "
         f"batch {batch['stored']} >= {batch['acknowledged']}; audit entries {audited}"

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mes_dashboard_kpi.reports import _factors
+from mes_dashboard_kpi.oee import factors as _factors
 from mes_dashboard_kpi.shifts import occurrences
 from sqlalchemy import event, select, text, update
 

@@ -310,10 +310,11 @@ async def test_migration_0013_puts_what_exists_into_the_trace_stream_in_station_
     engine = make_engine(settings)
     try:
         async with make_sessionmaker(engine)() as session:
-            page = await trace.history(session=session, lot_id=3, limit=100)
-            unit = await trace.history(session=session, unit_id=5, limit=2)
-            rest = await trace.history(session=session, unit_id=5, limit=2,
-                                       before=trace.decode_cursor(unit["next_before"]))
+            page = await trace.history(session=session, secret=settings.secret_key, lot_id=3, limit=100)
+            unit = await trace.history(session=session, secret=settings.secret_key, unit_id=5, limit=2)
+            rest = await trace.history(session=session, secret=settings.secret_key, unit_id=5, limit=2,
+                                       before=trace.decode_cursor(unit["next_before"], secret=settings.secret_key,
+                                                                  unit_id=5))
     finally:
         await engine.dispose()
     assert page["total"] == 5 and page["next_before"] is None
@@ -377,7 +378,7 @@ async def test_migration_0015_moves_trace_events_into_monthly_partitions_and_bac
         engine = make_engine(settings)
         try:
             async with make_sessionmaker(engine)() as session:
-                page = await trace.history(session=session, lot_id=3, limit=10)
+                page = await trace.history(session=session, secret=settings.secret_key, lot_id=3, limit=10)
         finally:
             await engine.dispose()
         assert page["total"] == len(page["events"])

@@ -7,11 +7,11 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from mes_kernel.api.deps import Principal
 from mes_kernel.app import create_app
-from mes_kernel.db.models import AuditEntry, Lot, ProcessRecord
+from mes_kernel.db.models import AuditEntry, Lot, ProcessRecord, Unit
 from mes_kernel.schemas import RecordIn
 from mes_kernel.services.records import create_record
 
@@ -227,6 +227,74 @@ async def test_batch_gives_each_item_its_own_outcome_and_stores_the_good_ones(cl
     for bad in ({"records": []}, {"records": [good1] * 1001}, {"records": "x"}, {}):
         refused = await client.post(f"{RECORDS}/batch", json=bad, headers=worker_headers)
         assert refused.status_code == 422, refused.text
+
+
+async def test_records_naming_units_look_them_up_together_in_the_writing_transaction(
+    client, kernel, worker_headers, station_headers, make_lot
+):
+    """A record naming a unit sends no statement of its own to find it: a batch of two records and
+    one of twenty (after one that warms the cache), each naming another unit, send as many
+    statements (the units are looked up in one, by the transaction that writes them); each record
+    keeps its own unit."""
+    lot = await make_lot(units=24)
+    number, serials = lot["lot_number"], lot["serial_numbers"]
+    first = await client.post(RECORDS, json=_record(number, serial_number=serials[0]), headers=station_headers)
+    assert first.status_code == 201, first.text  # moves the LOT to in progress
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    sent = []
+    event.listen(kernel.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        # the first batch also reads what the cache lacks (the LOT's new status, the worker's session)
+        for batch in (serials[1:2], serials[2:4], serials[4:24]):
+            statements.clear()
+            r = await client.post(
+                f"{RECORDS}/batch",
+                json={"records": [_record(number, serial_number=s) for s in batch]},
+                headers=worker_headers,
+            )
+            assert r.status_code == 200 and r.json()["created"] == len(batch), r.text
+            sent.append(len(statements))
+    finally:
+        event.remove(kernel.engine.sync_engine, "before_cursor_execute", count)
+    assert sent[1] == sent[2], sent
+    async with kernel.sessionmaker() as session:
+        stored = (
+            await session.execute(
+                select(ProcessRecord.serial_number, Unit.serial_number, Unit.lot_id)
+                .join(Unit, Unit.id == ProcessRecord.unit_id)
+                .where(ProcessRecord.lot_number == number)
+            )
+        ).all()
+        lot_id = (await session.execute(select(Lot.id).where(Lot.lot_number == number))).scalar_one()
+    assert sorted(stored) == sorted((s, s, lot_id) for s in serials)
+
+
+async def test_a_retry_of_a_stored_record_gets_the_original_even_when_its_unit_now_refuses(
+    client, kernel, worker_headers, make_lot
+):
+    """The unit is checked by the writing transaction, after the key: a retry of a record stored
+    before its unit went away answers 200 with the original, as a retry after a LOT closed does;
+    a new key naming that serial number answers 404 ``UNIT_NOT_FOUND``."""
+    lot = await make_lot(units=1)
+    body = _record(lot["lot_number"], serial_number=lot["serial_numbers"][0])
+    first = await client.post(RECORDS, json=body, headers=worker_headers)
+    assert first.status_code == 201, first.text
+    async with kernel.sessionmaker() as session:
+        # the unit is renamed (as a correction would): its old serial number names no unit now
+        await session.execute(
+            text("UPDATE units SET serial_number = 'RENAMED-1' WHERE serial_number = :s"),
+            {"s": lot["serial_numbers"][0]},
+        )
+        await session.commit()
+    retry = await client.post(RECORDS, json=body, headers=worker_headers)
+    assert retry.status_code == 200, retry.text
+    assert retry.json()["id"] == first.json()["id"]
+    fresh = await client.post(RECORDS, json={**body, "idempotency_key": uuid.uuid4().hex}, headers=worker_headers)
+    assert fresh.status_code == 404 and fresh.json()["detail"]["code"] == "UNIT_NOT_FOUND", fresh.text
 
 
 async def test_first_record_of_a_batch_moves_the_lot_to_in_progress(client, kernel, worker_headers, make_lot):

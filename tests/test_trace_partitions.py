@@ -193,9 +193,10 @@ async def test_a_history_page_reads_one_index_range_per_monthly_partition(settin
 
         event.listen(engine.sync_engine, "before_cursor_execute", keep)
         async with make_sessionmaker(engine)() as session:
-            page = await trace.history(session=session, lot_id=7, limit=100)
-            deep = await trace.history(session=session, lot_id=7, limit=100,
-                                       before=trace.decode_cursor(page["next_before"]))
+            page = await trace.history(session=session, secret=settings.secret_key, lot_id=7, limit=100)
+            deep = await trace.history(session=session, secret=settings.secret_key, lot_id=7, limit=100,
+                                       before=trace.decode_cursor(page["next_before"], secret=settings.secret_key,
+                                                                  lot_id=7))
         event.remove(engine.sync_engine, "before_cursor_execute", keep)
         assert len(statements) == 2
         assert page["total"] == 400 and len(page["events"]) == len(deep["events"]) == 100

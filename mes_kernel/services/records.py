@@ -8,8 +8,9 @@ from datetime import UTC
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select, text
+from sqlalchemy import String, any_, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..audit import audit_row, canonical_json, write_audit_rows
@@ -65,24 +66,9 @@ async def _resolve(
     if not await _cached(cache, f"process:{record_in.process_id}", "permission", process_exists):
         raise NotFound(f"process {record_in.process_id} not found", code="PROCESS_NOT_FOUND")
 
-    unit_id = None
-    if record_in.serial_number:
-
-        async def unit_of():
-            row = (
-                await session.execute(select(Unit.id, Unit.lot_id).where(Unit.serial_number == record_in.serial_number))
-            ).first()
-            return {"id": row.id, "lot_id": row.lot_id} if row else None
-
-        unit = await _cached(cache, f"unit:{record_in.serial_number}", "lot", unit_of)
-        if unit is None:
-            raise NotFound(f"unit {record_in.serial_number} not found", code="UNIT_NOT_FOUND")
-        if unit["lot_id"] != lot["id"]:
-            raise Conflict(
-                f"unit {record_in.serial_number} is not in LOT {record_in.lot_number}", code="UNIT_NOT_IN_LOT"
-            )
-        unit_id = unit["id"]
-
+    # The unit a serial number names is looked up by the writing transaction, for all its rows in
+    # one statement (:func:`_place_units`): serial numbers are mostly new to each request, so a cache
+    # missed, and a lookup of its own took a connection, a BEGIN and a SELECT per record.
     station_id = principal.station_id
     if station_id is None and record_in.station:
 
@@ -120,7 +106,7 @@ async def _resolve(
         "worker_id": worker_id,
         "station_id": station_id,
         "line_id": line_id,
-        "unit_id": unit_id,
+        "unit_id": None,  # set by write_rows from the serial number
         "serial_number": record_in.serial_number,
         "result": record_in.result,
         "defect_code": record_in.defect_code,
@@ -250,16 +236,26 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
 
     Returns, by idempotency key, ``(record, created)``: the new record, or the one stored earlier
     under that key (``None`` when it vanished, which only a concurrent delete could cause). The
-    caller compares ``request_hash`` to tell a retry from a conflicting reuse of the key.
+    caller compares ``request_hash`` to tell a retry from a conflicting reuse of the key. A row
+    whose key is new and that cannot be stored gets its error instead: ``UNIT_NOT_FOUND`` or
+    ``UNIT_NOT_IN_LOT`` (its serial number, looked up here: it sets the row's ``unit_id``) or
+    ``LOT_CLOSED``.
     """
     # One order for every transaction, so two batches holding the same keys never deadlock.
     rows = sorted(rows, key=lambda r: r["idempotency_key"])
-    refused = [r for r in rows if r.get("_refusal") is not None]  # an implausible station time
-    rows = [r for r in rows if r.get("_refusal") is None]
+    # an implausible station time is refused before anything is looked up
+    refused: dict[str, MesError] = {r["idempotency_key"]: r["_refusal"] for r in rows if r.get("_refusal") is not None}
+    rows = [r for r in rows if r["idempotency_key"] not in refused]
+    refused.update(await _place_units(session, rows))
+    rows = [r for r in rows if r["idempotency_key"] not in refused]
     starting = {r["lot_id"] for r in rows if r["_lot_status"] == "created"}
     closed = await _closed_lots(session, {r["lot_id"] for r in rows}, starting=starting)
-    refused += [r for r in rows if r["lot_id"] in closed]
-    rows = [r for r in rows if r["lot_id"] not in closed]
+    for r in rows:
+        if r["lot_id"] in closed:
+            refused[r["idempotency_key"]] = Conflict(
+                f"LOT {r['lot_number']} is {closed[r['lot_id']]} and accepts no records", code="LOT_CLOSED"
+            )
+    rows = [r for r in rows if r["idempotency_key"] not in refused]
     created = await _insert_rows(session, rows) if rows else {}
     await write_audit_rows(
         session,
@@ -303,17 +299,48 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
         await add_to_rollups(session, [{**r, "id": created[r["idempotency_key"]]["id"]} for r in new_rows], trace=trace)
     else:
         await add_trace_events(session, trace)
-    missing = [r["idempotency_key"] for r in rows + refused if r["idempotency_key"] not in created]
+    missing = [r["idempotency_key"] for r in rows if r["idempotency_key"] not in created] + list(refused)
     existing = await _existing(session, missing) if missing else {}
     out: dict[str, tuple[ProcessRecord | None, bool] | MesError] = {k: (v, True) for k, v in created.items()}
     out.update({k: (existing.get(k), False) for k in missing})
-    for r in refused:
-        # a retry of a record stored before the close (or while its time was acceptable) is no refusal
-        if r["idempotency_key"] not in existing:
-            out[r["idempotency_key"]] = r.get("_refusal") or Conflict(
-                f"LOT {r['lot_number']} is {closed[r['lot_id']]} and accepts no records", code="LOT_CLOSED"
-            )
+    for key, error in refused.items():
+        # a retry of a record stored before the close (or its unit's move, or while its time was acceptable)
+        # is no refusal
+        if key not in existing:
+            out[key] = error
     return out
+
+
+async def _place_units(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, MesError]:
+    """Set each row's ``unit_id`` from its serial number (one query for all of them); returns, by
+    idempotency key, the rows refused: ``UNIT_NOT_FOUND`` (404) for a serial number no unit has,
+    ``UNIT_NOT_IN_LOT`` (409) for a unit of another LOT."""
+    serials = sorted({r["serial_number"] for r in rows if r["serial_number"]})
+    if not serials:
+        return {}
+    query = select(Unit.serial_number, Unit.id, Unit.lot_id)
+    if session.bind.dialect.name == "postgresql":
+        # one array parameter: a statement prepared once whatever the count (an IN list is another
+        # statement for each count, and the driver prepares each)
+        query = query.where(Unit.serial_number == any_(bindparam("serials", serials, type_=ARRAY(String))))
+    else:
+        query = query.where(Unit.serial_number.in_(serials))
+    units = {serial: (ident, lot_id) for serial, ident, lot_id in await session.execute(query)}
+    refused: dict[str, MesError] = {}
+    for r in rows:
+        serial = r["serial_number"]
+        if not serial:
+            continue
+        unit = units.get(serial)
+        if unit is None:
+            refused[r["idempotency_key"]] = NotFound(f"unit {serial} not found", code="UNIT_NOT_FOUND")
+        elif unit[1] != r["lot_id"]:
+            refused[r["idempotency_key"]] = Conflict(
+                f"unit {serial} is not in LOT {r['lot_number']}", code="UNIT_NOT_IN_LOT"
+            )
+        else:
+            r["unit_id"] = unit[0]
+    return refused
 
 
 def _trace(row: dict[str, Any], record_id: int) -> dict[str, Any]:

@@ -8,8 +8,6 @@ never shows a thing that was rolled back nor misses one that was committed. Hist
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +16,7 @@ from sqlalchemy import literal, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .. import cursors
 from ..db.base import UTCDateTime, json_dumps, utcnow
 from ..db.models import ProcessRecord, Station, TraceEvent, TraceTotal
 from ..errors import Unprocessable
@@ -151,18 +150,29 @@ def trace_params(rows: list[dict[str, Any]]) -> dict[str, list]:
 Cursor = tuple[datetime, int, int]
 
 
-def encode_cursor(key: Cursor) -> str:
-    """The opaque ``next_before`` cursor of a position ``(recorded_at, station_seq, id)``."""
+def _purpose(lot_id: int | None, unit_id: int | None) -> str:
+    return f"history:unit:{unit_id}" if unit_id is not None else f"history:lot:{lot_id}"
+
+
+def encode_cursor(key: Cursor, *, secret: str, lot_id: int | None = None, unit_id: int | None = None) -> str:
+    """The opaque ``next_before`` cursor of a position ``(recorded_at, station_seq, id)`` in the
+    history of the LOT ``lot_id`` (or the unit ``unit_id``), signed with ``secret`` (the kernel's
+    ``SECRET_KEY``; see :mod:`mes_kernel.cursors`)."""
     at, seq, ident = key
-    raw = f"{at.astimezone(UTC).isoformat()}|{seq}|{ident}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.sign(f"{at.astimezone(UTC).isoformat()}|{seq}|{ident}", secret=secret,
+                        purpose=_purpose(lot_id, unit_id))
 
 
-def decode_cursor(cursor: str) -> Cursor:
-    """The position a ``next_before`` cursor stands for; ``Unprocessable`` (``INVALID_CURSOR``) if it
-    is not one this server wrote."""
+def decode_cursor(cursor: str, *, secret: str, lot_id: int | None = None, unit_id: int | None = None) -> Cursor:
+    """The position a ``next_before`` cursor stands for in the history of the LOT ``lot_id`` (or
+    the unit ``unit_id``); ``Unprocessable`` (422 ``INVALID_CURSOR``, field ``before``) if this
+    server did not give it for that history under ``secret`` — changed, cut short, signed with
+    another key, or another LOT's or unit's (a position in one history is no page of another: the
+    page it named would silently skip the newer events of this one)."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        raw = cursors.unsign(cursor, secret=secret, purpose=_purpose(lot_id, unit_id))
+        if raw is None:
+            raise ValueError(cursor)
         at, seq, ident = raw.split("|")
         moment = datetime.fromisoformat(at)
         if moment.tzinfo is None or not seq.isdigit() or not ident.isdigit():
@@ -171,13 +181,14 @@ def decode_cursor(cursor: str) -> Cursor:
         if position[1] >= 2**63 or position[2] >= 2**63:
             raise ValueError(raw)
         return position
-    except (ValueError, UnicodeDecodeError, binascii.Error, OverflowError):
+    except (ValueError, OverflowError):
         raise Unprocessable("before is not a cursor this server gave", code="INVALID_CURSOR", field="before") from None
 
 
 async def history(
     *,
     session: AsyncSession,
+    secret: str,
     lot_id: int | None = None,
     unit_id: int | None = None,
     limit: int = 100,
@@ -189,10 +200,11 @@ async def history(
     then id — a total order, so paging with ``before`` neither skips nor repeats an event while new
     ones arrive. Returns ``{"events", "total", "next_before"}``: ``total`` counts every event of the
     subject (from ``trace_totals``), ``next_before`` is the cursor of the next (older) page, ``None``
-    on the last. Each event: ``id``, ``type`` (one of :data:`KINDS`), ``at`` and ``recorded_at``
-    (station time, ISO 8601; a process record's ``recorded_at`` is null when its station sent no
-    time), ``received_at`` (server receipt), ``seq`` (station sequence number or null),
-    ``station`` (code or null), ``actor``, ``lot_number``, ``serial_number`` and ``data``.
+    on the last (signed with ``secret``, the kernel's ``SECRET_KEY``: :func:`decode_cursor`). Each
+    event: ``id``, ``type`` (one of :data:`KINDS`), ``at`` and ``recorded_at`` (station time, ISO
+    8601; a process record's ``recorded_at`` is null when its station sent no time), ``received_at``
+    (server receipt), ``seq`` (station sequence number or null), ``station`` (code or null),
+    ``actor``, ``lot_number``, ``serial_number`` and ``data``.
     """
     trace = TraceEvent.__table__
     if unit_id is not None:
@@ -230,7 +242,11 @@ async def history(
     last = shown[-1] if shown else None
     return {
         "total": total or 0,
-        "next_before": encode_cursor((last.recorded_at, last.station_seq, last.id)) if len(rows) > limit else None,
+        "next_before": (
+            encode_cursor((last.recorded_at, last.station_seq, last.id), secret=secret, lot_id=lot_id, unit_id=unit_id)
+            if len(rows) > limit
+            else None
+        ),
         "events": [_event(row) for row in shown],
     }
 

@@ -31,7 +31,7 @@ from ...schemas import (
 )
 from ...services import lots as lot_service
 from ...services import trace
-from ..deps import KernelDep, Principal, ReadSessionDep, SessionDep, require_permission
+from ..deps import KernelDep, Principal, ReadSessionDep, SessionDep, SettingsDep, require_permission
 
 router = APIRouter(prefix="/lots", tags=["lots"])
 units_router = APIRouter(prefix="/units", tags=["lots"])
@@ -117,14 +117,16 @@ HistoryBefore = Annotated[
     "/{lot_number}/history",
     summary="History of a LOT (records, device actions, scans, status changes, registrations), newest first, paged",
 )
-async def lot_history(lot_number: str, session: ReadSessionDep, _: Principal = require_permission("lots:read"),
-                      limit: HistoryLimit = 100, before: HistoryBefore = None):
+async def lot_history(lot_number: str, session: ReadSessionDep, settings: SettingsDep,
+                      _: Principal = require_permission("lots:read"), limit: HistoryLimit = 100,
+                      before: HistoryBefore = None):
     """One page of the LOT's history (its units' events included), newest first by when it happened
     at the station, then the station's sequence number; `total` counts every event, `next_before` is
     the cursor of the next (older) page or null (see `mes_kernel.services.trace.history`)."""
-    cursor = trace.decode_cursor(before) if before else None
     lot = await lot_service.get_lot(session, lot_number)
-    page = await trace.history(session=session, lot_id=lot.id, limit=limit, before=cursor)
+    secret = settings.secret_key
+    cursor = trace.decode_cursor(before, secret=secret, lot_id=lot.id) if before else None
+    page = await trace.history(session=session, secret=secret, lot_id=lot.id, limit=limit, before=cursor)
     return _json({"lot_number": lot_number, "status": lot.status, **page})
 
 
@@ -134,13 +136,15 @@ async def get_unit(serial_number: str, session: SessionDep, _: Principal = requi
 
 
 @units_router.get("/{serial_number}/history", summary="History of one unit by serial number, newest first, paged")
-async def unit_history(serial_number: str, session: ReadSessionDep, _: Principal = require_permission("lots:read"),
-                       limit: HistoryLimit = 100, before: HistoryBefore = None):
+async def unit_history(serial_number: str, session: ReadSessionDep, settings: SettingsDep,
+                       _: Principal = require_permission("lots:read"), limit: HistoryLimit = 100,
+                       before: HistoryBefore = None):
     """One page of the unit's history, as the LOT history."""
-    cursor = trace.decode_cursor(before) if before else None
     unit = await lot_service.get_unit(session, serial_number)
+    secret = settings.secret_key
+    cursor = trace.decode_cursor(before, secret=secret, unit_id=unit.id) if before else None
     lot = await session.get(Lot, unit.lot_id)
-    page = await trace.history(session=session, unit_id=unit.id, limit=limit, before=cursor)
+    page = await trace.history(session=session, secret=secret, unit_id=unit.id, limit=limit, before=cursor)
     return _json({"serial_number": serial_number, "lot_number": lot.lot_number, "lot_status": lot.status,
                   "product": lot.product, **page})
 

@@ -10,18 +10,17 @@ that change no status (product, quantity, line) are found by ``lots.updated_at``
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import or_, select
 
+from ... import cursors
 from ...db.base import utcnow
 from ...db.models import Lot, Process, ProcessDefectCode, ProcessRecord, Station, TraceEvent, Unit
 from ...errors import Forbidden, Unprocessable
-from ..deps import Principal, SessionDep, require_permission
+from ..deps import Principal, SessionDep, SettingsDep, require_permission
 
 router = APIRouter(prefix="/stations", tags=["stations"])
 
@@ -39,24 +38,29 @@ CACHE_KINDS = ("registration", "status_change", "process_record")
 SETTLE = timedelta(minutes=5)
 
 
-def encode_sync_cursor(trace_id: int, at: datetime) -> str:
-    """The opaque ``cursor`` of a sync: every trace row up to ``trace_id`` is in it, and LOT edits
-    up to ``at`` (server time)."""
-    raw = f"c1|{trace_id}|{at.astimezone(UTC).isoformat()}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def encode_sync_cursor(trace_id: int, at: datetime, *, secret: str, station_id: int) -> str:
+    """The opaque ``cursor`` of a sync of station ``station_id``: every trace row up to ``trace_id``
+    is in it, and LOT edits up to ``at`` (server time). Signed with ``secret`` (``SECRET_KEY``,
+    :mod:`mes_kernel.cursors`) for that station alone."""
+    return cursors.sign(f"c1|{trace_id}|{at.astimezone(UTC).isoformat()}", secret=secret,
+                        purpose=f"sync:station:{station_id}")
 
 
-def encode_page_token(trace_id: int, at: datetime, after_unit_id: int) -> str:
-    """The opaque ``next_page`` of a full snapshot: the snapshot's cursor and the last unit id sent."""
-    raw = f"p1|{trace_id}|{at.astimezone(UTC).isoformat()}|{after_unit_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def encode_page_token(trace_id: int, at: datetime, after_unit_id: int, *, secret: str, station_id: int) -> str:
+    """The opaque ``next_page`` of a full snapshot of station ``station_id``: the snapshot's cursor
+    and the last unit id sent. Signed as the sync cursor is."""
+    return cursors.sign(f"p1|{trace_id}|{at.astimezone(UTC).isoformat()}|{after_unit_id}", secret=secret,
+                        purpose=f"page:station:{station_id}")
 
 
-def decode_page_token(page: str) -> tuple[int, datetime, int]:
-    """``(trace_id, at, after_unit_id)`` of a ``next_page`` this server gave; ``Unprocessable``
-    ``INVALID_CURSOR`` otherwise (the station then starts the snapshot again)."""
+def decode_page_token(page: str, *, secret: str, station_id: int) -> tuple[int, datetime, int]:
+    """``(trace_id, at, after_unit_id)`` of a ``next_page`` this server gave station ``station_id``;
+    ``Unprocessable`` ``INVALID_CURSOR`` otherwise — changed, cut short, signed with another key or
+    given another station (the station then starts the snapshot again)."""
     try:
-        raw = base64.urlsafe_b64decode(page + "=" * (-len(page) % 4)).decode()
+        raw = cursors.unsign(page, secret=secret, purpose=f"page:station:{station_id}")
+        if raw is None:
+            raise ValueError(page)
         version, ident, at, after = raw.split("|")
         moment = datetime.fromisoformat(at)
         if (
@@ -68,7 +72,7 @@ def decode_page_token(page: str) -> tuple[int, datetime, int]:
         ):
             raise ValueError(raw)
         return int(ident), moment.astimezone(UTC), int(after)
-    except (ValueError, UnicodeDecodeError, binascii.Error, OverflowError):
+    except (ValueError, OverflowError):
         raise Unprocessable(
             "page is not a next_page this server gave: start the snapshot again (no page)",
             code="INVALID_CURSOR",
@@ -76,17 +80,20 @@ def decode_page_token(page: str) -> tuple[int, datetime, int]:
         ) from None
 
 
-def decode_sync_cursor(cursor: str) -> tuple[int, datetime]:
-    """``(trace_id, at)`` of a cursor this server gave; ``Unprocessable`` ``INVALID_CURSOR`` otherwise
-    (the station then asks for a full snapshot)."""
+def decode_sync_cursor(cursor: str, *, secret: str, station_id: int) -> tuple[int, datetime]:
+    """``(trace_id, at)`` of a cursor this server gave station ``station_id``; ``Unprocessable``
+    ``INVALID_CURSOR`` otherwise — changed, cut short, signed with another key or given another
+    station, whose cache holds other LOTs (the station then asks for a full snapshot)."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        raw = cursors.unsign(cursor, secret=secret, purpose=f"sync:station:{station_id}")
+        if raw is None:
+            raise ValueError(cursor)
         version, ident, at = raw.split("|")
         moment = datetime.fromisoformat(at)
         if version != "c1" or not ident.isdigit() or int(ident) >= 2**63 or moment.tzinfo is None:
             raise ValueError(raw)
         return int(ident), moment.astimezone(UTC)
-    except (ValueError, UnicodeDecodeError, binascii.Error, OverflowError):
+    except (ValueError, OverflowError):
         raise Unprocessable(
             "since is not a cursor this server gave: sync in full (no since)", code="INVALID_CURSOR", field="since"
         ) from None
@@ -95,6 +102,7 @@ def decode_sync_cursor(cursor: str) -> tuple[int, datetime]:
 @router.get("/me/cache", summary="The station's offline cache: open LOTs of its line, units, routing, defect lists")
 async def my_cache(
     session: SessionDep,
+    settings: SettingsDep,
     principal: Principal = require_permission("stations:heartbeat"),
     max_units: Annotated[int, Query(ge=1, le=200_000, description="at most this many units (a page)")] = 50_000,
     since: Annotated[
@@ -134,15 +142,18 @@ async def my_cache(
         raise Unprocessable(
             "page continues a full snapshot: send it without since", code="INVALID_CURSOR", field="page"
         )
-    watermark = decode_sync_cursor(since) if since is not None else None
-    resumed = decode_page_token(page) if page is not None else None
+    signed = {"secret": settings.secret_key, "station_id": principal.station_id}
+    watermark = decode_sync_cursor(since, **signed) if since is not None else None
+    resumed = decode_page_token(page, **signed) if page is not None else None
     synced_at = utcnow()
     station = await session.get(Station, principal.station_id)
     line_id = station.line_id if station else None
     on_line = or_(Lot.line_id.is_(None), Lot.line_id == line_id) if line_id else Lot.line_id.is_(None)
     lot_filter = Lot.status.in_(OPEN_STATUSES) & on_line
     if watermark is not None:
-        delta = await _delta(session, watermark=watermark, now=synced_at, lot_filter=lot_filter, max_units=max_units)
+        delta = await _delta(
+            session, watermark=watermark, now=synced_at, lot_filter=lot_filter, max_units=max_units, signed=signed
+        )
         if delta is not None:
             return {
                 "mode": "delta",
@@ -176,7 +187,7 @@ async def my_cache(
         truncated = len(rows) > max_units
         rows = rows[:max_units]
         if truncated:
-            next_page = encode_page_token(snapshot_trace_id, snapshot_at, rows[-1].id)
+            next_page = encode_page_token(snapshot_trace_id, snapshot_at, rows[-1].id, **signed)
         # the LOTs' own passes, and the passes of this page's units only (by id range: a page of
         # 50,000 units never becomes 50,000 bound parameters)
         this_page = ProcessRecord.unit_id.is_(None)
@@ -212,7 +223,7 @@ async def my_cache(
         "station": principal.station_code,
         # a page before the last has units the station lacks and no delta would bring: no cursor
         # (a station that does not follow next_page syncs in full again next time)
-        "cursor": None if truncated else encode_sync_cursor(snapshot_trace_id, snapshot_at),
+        "cursor": None if truncated else encode_sync_cursor(snapshot_trace_id, snapshot_at, **signed),
         "lots": [_lot_out(lot, passed_by_lot) for lot in lots],
         "units": units,
         "truncated": truncated,
@@ -255,10 +266,10 @@ async def _settled_trace_id(session, now: datetime) -> int:
 
 
 async def _delta(
-    session, *, watermark: tuple[int, datetime], now: datetime, lot_filter: Any, max_units: int
+    session, *, watermark: tuple[int, datetime], now: datetime, lot_filter: Any, max_units: int, signed: dict[str, Any]
 ) -> dict[str, Any] | None:
     """``{"cursor", "lots", "units", "removed_lots"}`` changed since ``watermark``; None when more than
-    ``max_units`` units changed (the caller answers in full)."""
+    ``max_units`` units changed (the caller answers in full). ``signed``: the cursor's secret and station."""
     after_id, after_at = watermark
     rows = (
         await session.execute(
@@ -324,7 +335,7 @@ async def _delta(
             elif unit_id in sent:
                 passed_by_unit.setdefault(unit_id, set()).add(process_id)
     return {
-        "cursor": encode_sync_cursor(settled_id, now),
+        "cursor": encode_sync_cursor(settled_id, now, **signed),
         "lots": [_lot_out(lot, passed_by_lot) for lot in kept],
         "units": [
             {

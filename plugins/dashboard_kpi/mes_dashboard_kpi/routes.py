@@ -16,7 +16,7 @@ from mes_kernel.db.base import utcnow
 from mes_kernel.db.models import ShiftCalendar
 from mes_kernel.kernel import Kernel
 
-from . import kpi, reports
+from . import kpi, oee, ranges, reports
 from .shifts import ShiftCalendarIn, check_no_overlap
 
 READ = "dashboard:read"
@@ -69,7 +69,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
     kpi.plant_zone(config.timezone)  # fail at start-up, not on the first request
 
     def zone_of(tz: str | None):
-        return reports.zone_named(tz or config.timezone)
+        return ranges.zone_named(tz or config.timezone)
 
     async def cached(key: str, compute: Callable[[], Awaitable[Any]]) -> Any:
         get_or_set = getattr(kernel.cache, "get_or_set", None)
@@ -145,11 +145,11 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
     calendars = APIRouter(prefix="/lines", tags=["kpi"])
 
     def zone_for(tz: str | None):
-        return reports.zone_named(tz or config.timezone)
+        return ranges.zone_named(tz or config.timezone)
 
     async def scope(session, since, until, tz, line):
-        span = reports.parse_range(since=since, until=until, zone=zone_for(tz), now=datetime.now(UTC))
-        return span, await reports.line_named(session, line)
+        span = ranges.parse_range(since=since, until=until, zone=zone_for(tz), now=datetime.now(UTC))
+        return span, await ranges.line_named(session, line)
 
     def key_of(name: str, *parts: Any) -> str:
         return f"dashboard_kpi:{name}:" + "|".join("" if p is None else str(p) for p in parts)
@@ -169,7 +169,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         now = datetime.now(UTC)
         return await cached(
             key_of("oee", span.since, span.until, span.zone.key, line, now.replace(second=0, microsecond=0)),
-            lambda: reports.oee(session=session, span=span, line=found, now=now),
+            lambda: oee.oee(session=session, span=span, line=found, now=now),
         )
 
     @kpis.get("/yield", summary="First-pass and final yield by process, station or product")
@@ -232,7 +232,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
     @calendars.get("/{code}/shifts", summary="A line's shift calendar", dependencies=[require_permission(KPI_READ)])
     async def get_shifts(code: str, session: ReadSessionDep) -> dict[str, Any]:
         """The line's shifts (local times of the plant, Monday = 0); empty when none is set."""
-        line_row = await reports.line_named(session, code)
+        line_row = await ranges.line_named(session, code)
         shifts = (
             await session.execute(select(ShiftCalendar.shifts).where(ShiftCalendar.line_id == line_row.id))
         ).scalar()
@@ -244,7 +244,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
     ) -> dict[str, Any]:
         """Replace the line's shifts; overlapping shifts answer 422 ``SHIFTS_OVERLAP``. Audited."""
         check_no_overlap(body.shifts)
-        line_row = await reports.line_named(session, code)
+        line_row = await ranges.line_named(session, code)
         shifts = [s.model_dump() for s in body.shifts]
         calendar = await session.get(ShiftCalendar, line_row.id)
         before = {"shifts": calendar.shifts} if calendar else None

@@ -1,0 +1,344 @@
+"""OEE = availability × performance × quality per line and shift, from the hourly rollups (or the
+parts machines counted), the shift calendars and the line's downtime.
+
+Definitions and their sources are in ``docs/kpi.md``. Times in and out are UTC ``datetime``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Float,
+    String,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mes_kernel.db.base import UTCDateTime
+from mes_kernel.db.models import Alert, Device, Line, MachineCount, MachineState, Process, ShiftCalendar, Station
+
+from . import sources
+from .ranges import Range, SharedOccurrences, ratio
+from .shifts import Occurrence
+from .sources import hours_between
+
+Interval = tuple[datetime, datetime]
+
+
+def _covered(intervals: list[Interval], lo: datetime, hi: datetime) -> float:
+    """Seconds of ``[lo, hi)`` covered by the union of ``intervals``."""
+    clipped = sorted((max(a, lo), min(b, hi)) for a, b in intervals if a < hi and b > lo)
+    seconds, end = 0.0, lo
+    for a, b in clipped:
+        a = max(a, end)
+        if b > a:
+            seconds += (b - a).total_seconds()
+            end = b
+    return seconds
+
+
+async def downtime_intervals(*, session: AsyncSession, line_id: int, span: Range, now: datetime) -> list[Interval]:
+    """When the line was down (see :func:`downtime_by_line`)."""
+    return (await downtime_by_line(session=session, line_ids={line_id}, span=span, now=now))[line_id]
+
+
+async def downtime_by_line(
+    *, session: AsyncSession, line_ids: set[int], span: Range, now: datetime
+) -> dict[int, list[Interval]]:
+    """When each line was down: machine states other than ``running`` (connector plugins), station
+    silence (from the station's last heartbeat until it reported again) and device faults (an
+    open circuit breaker of one of the line's devices), each open one lasting until ``now``.
+    One query however many lines: the alerts, the states, and the station and device codes that
+    tie an alert to its lines, as one ``UNION ALL`` (a round trip each cost more than the rows)."""
+    out: dict[int, list[Interval]] = {line_id: [] for line_id in line_ids}
+    if not line_ids:
+        return out
+    ids = sorted(line_ids)
+    # the alerts come first: a UNION's columns take the first SELECT's types (JSON, UTC datetimes)
+    query = union_all(
+        select(_kind("alert"), _no(BigInteger), Alert.key, Alert.detail, Alert.raised_at, Alert.resolved_at).where(
+            Alert.raised_at < span.until,
+            (Alert.resolved_at.is_(None)) | (Alert.resolved_at > span.since),
+            (Alert.key.like("station:%:silent")) | (Alert.key.like("breaker:%")),
+        ),
+        select(
+            _kind("state"),
+            MachineState.line_id,
+            _no(String),
+            _no(Alert.detail.type),
+            MachineState.started_at,
+            MachineState.ended_at,
+        ).where(
+            MachineState.line_id.in_(ids),
+            MachineState.state != "running",
+            MachineState.started_at < span.until,
+            (MachineState.ended_at.is_(None)) | (MachineState.ended_at > span.since),
+        ),
+        select(
+            _kind("station"), Station.line_id, Station.code, _no(Alert.detail.type), _no(UTCDateTime), _no(UTCDateTime)
+        ).where(Station.line_id.in_(ids)),
+        select(
+            _kind("device"), Device.line_id, Device.code, _no(Alert.detail.type), _no(UTCDateTime), _no(UTCDateTime)
+        ).where(Device.line_id.in_(ids)),
+    )
+    stations: dict[str, set[int]] = {}
+    devices: dict[str, set[int]] = {}
+    alerts = []
+    for kind, line_id, code, detail, a, b in await session.execute(query):
+        if kind == "state":
+            out[line_id].append((a, b or now))
+        elif kind == "station":
+            stations.setdefault(code, set()).add(line_id)
+        elif kind == "device":
+            devices.setdefault(code, set()).add(line_id)
+        else:
+            alerts.append((code, detail, a, b))
+    for key, detail, raised, resolved in alerts:
+        parts = key.split(":")
+        if parts[0] == "station":
+            try:
+                raised = min(raised, datetime.fromisoformat(detail.get("last_heartbeat_at")))
+            except (TypeError, ValueError, AttributeError):
+                pass
+            lines = stations.get(parts[1], ())
+        else:
+            lines = devices.get(parts[-1], ())
+        for line_id in lines:
+            out[line_id].append((raised, resolved or now))
+    return out
+
+
+def _kind(name: str):
+    return literal_column(f"'{name}'", String).label("kind")
+
+
+def _no(type_):
+    """A typed NULL column of a ``UNION`` arm that has no such value."""
+    return cast(null(), type_)
+
+
+def factors(planned: float, down: float, ideal: float, counted: int, good: int, total: int) -> dict[str, Any]:
+    run = max(planned - down, 0.0)
+    availability = ratio(run, planned)
+    # parts were made but no step (or machine) they were made at has an ideal cycle time: the
+    # performance is unknown, not zero
+    performance = None if total and not counted else ratio(ideal, run)
+    quality = ratio(good, total)
+    oee = round(availability * performance * quality, 4) if None not in (availability, performance, quality) else None
+    return {
+        "oee": oee,
+        "availability": {
+            "value": availability,
+            "planned_seconds": planned,
+            "downtime_seconds": down,
+            "run_seconds": run,
+        },
+        "performance": {
+            "value": performance,
+            "ideal_cycle_seconds_total": ideal,
+            "run_seconds": run,
+            "total_count": counted,
+        },
+        "quality": {"value": quality, "good": good, "total": total},
+    }
+
+
+async def oee(*, session: AsyncSession, span: Range, line: Line | None, now: datetime) -> dict[str, Any]:
+    """OEE = availability × performance × quality for the line (or all lines together) and for
+    each shift occurrence in the range, planned time counted up to ``now``."""
+    by_line, shifts_out = await oee_by_line(session=session, span=span, line=line, now=now)
+    totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0}
+    for figures in by_line.values():
+        for key, value in figures.items():
+            totals[key] += value
+    return {
+        "line": line.code if line else None,
+        "from": span.since.isoformat(),
+        "to": span.until.isoformat(),
+        **factors(**totals),
+        "shifts": shifts_out,
+    }
+
+
+async def oee_by_line(
+    *, session: AsyncSession, span: Range, line: Line | None, now: datetime
+) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]]]:
+    """Each line's OEE figures over the range (summed over its shifts), and every shift's factors.
+    Three queries however many lines and shifts (lines with their calendars, the counts per
+    span between shift bounds, the downtime), a fourth and fifth only when machines counted parts."""
+    query = select(Line.id, Line.code, ShiftCalendar.shifts).join(ShiftCalendar, ShiftCalendar.line_id == Line.id)
+    if line is not None:
+        query = query.where(Line.id == line.id)
+    until = min(span.until, now)
+    codes, plans = {}, {}
+    if until > span.since:
+        shared = SharedOccurrences(since=span.since, until=until, zone=span.zone)
+        for line_id, code, shifts in sorted(await session.execute(query)):
+            if occs := shared(shifts):
+                codes[line_id], plans[line_id] = code, occs
+    by_line: dict[int, dict[str, Any]] = {}
+    shifts_out: list[dict[str, Any]] = []
+    if not plans:
+        return by_line, shifts_out
+    bounds = sorted({moment for occs in plans.values() for occ in occs for moment in (occ.start, occ.end)})
+    hours, machines = await _counts_by_line(session, line, set(plans), bounds)
+    down = await downtime_by_line(session=session, line_ids=set(plans), span=span, now=now)
+    for line_id, occs in plans.items():
+        totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0}
+        # a line whose machines counted parts in the range (connector plugins) takes performance
+        # and quality from those counts, else from its process records (docs/kpi.md)
+        if machines.get(line_id):
+            line_hours, source = machines[line_id], "machines"
+        else:
+            line_hours, source = hours.get(line_id, []), "records"
+        for occ in occs:
+            figures = _shift_figures(occ, down[line_id], line_hours)
+            for key, value in figures.items():
+                totals[key] += value
+            shift_factors = factors(**figures)
+            shifts_out.append(
+                {
+                    "line": codes[line_id],
+                    "shift": occ.shift,
+                    "start": occ.start.isoformat(),
+                    "end": occ.end.isoformat(),
+                    "oee": shift_factors["oee"],
+                    **{k: shift_factors[k]["value"] for k in ("availability", "performance", "quality")},
+                    "counts_from": source,
+                }
+            )
+        by_line[line_id] = totals
+    return by_line, shifts_out
+
+
+async def _counts_by_line(
+    session: AsyncSession, line: Line | None, line_ids: set[int], bounds: list[datetime]
+) -> tuple[dict[int, list[tuple]], dict[int, list[tuple]]]:
+    """Per line, sorted by time: ``(start, records, passed, records of steps with an ideal cycle
+    time, Σ ideal cycle seconds × records)`` of the rollup hours that start in each span between
+    two consecutive ``bounds`` (sorted UTC times: every shift's start and end), ``start`` being the
+    span's first bound; and the same of the parts the machines of ``line_ids`` counted (connector
+    plugins; a line whose machines counted nothing is left out). A shift is a run of whole spans,
+    so :func:`_shift_figures` sums a few rows per shift, not each of its hours. One query.
+
+    PostgreSQL sums the spans itself (``width_bucket`` over the bounds: a binary search per rollup
+    row), so a 30-day range of 4 lines brings back ~360 rows, not ~2,900 hours; SQLite sums per
+    hour (each hour's start its own key: the same sums, as more rows). Steps and their ideal cycle
+    times are joined as they are now, so an edited ideal time counts at once. The sums come back
+    as integers and floats (not ``numeric``, which arrives as ``Decimal``) through the Core
+    connection (no ORM row processing)."""
+    spans = session.bind.dialect.name == "postgresql"
+    # machine hours from the first hour a shift starts in: one there (before any shift) still makes
+    # the line's counts come from its machines, as it always did
+    first_hour = bounds[0].replace(minute=0, second=0, microsecond=0)
+    edges = bindparam("bounds", bounds, type_=postgresql.ARRAY(DateTime(timezone=True)))
+
+    def span_of(hour_start):
+        return func.width_bucket(hour_start, edges) if spans else hour_start
+
+    hours = sources.line_hours(session, bounds[0], bounds[-1], line.id if line else None)
+    ideal = Process.ideal_cycle_seconds
+    records = (
+        select(
+            hours.c.line_id,
+            span_of(hours.c.hour_start),
+            _no(String),
+            cast(func.sum(hours.c.total), BigInteger),
+            cast(func.sum(hours.c.passed), BigInteger),
+            cast(func.sum(case((ideal.is_not(None), hours.c.total), else_=0)), BigInteger),
+            cast(func.sum(func.coalesce(ideal, 0.0) * hours.c.total), Float),
+        )
+        .select_from(hours.outerjoin(Process, Process.id == hours.c.process_id))
+        .group_by(hours.c.line_id, span_of(hours.c.hour_start))
+    )
+    # per machine: its ideal cycle time is in its configuration, applied below
+    parts = MachineCount.good + MachineCount.bad
+    machine = (
+        select(
+            MachineCount.line_id,
+            span_of(MachineCount.hour_start),
+            MachineCount.device,
+            cast(func.sum(parts), BigInteger),
+            cast(func.sum(MachineCount.good), BigInteger),
+            # hours in which the machine counted something (a line with none is not a counted one)
+            cast(func.sum(case(((MachineCount.good != 0) | (MachineCount.bad != 0), 1), else_=0)), BigInteger),
+            _no(Float),
+        )
+        .where(MachineCount.line_id.in_(sorted(line_ids)), hours_between(MachineCount, first_hour, bounds[-1]))
+        .group_by(MachineCount.line_id, span_of(MachineCount.hour_start), MachineCount.device)
+    )
+    out: dict[int, list] = {}
+    counted_by: dict[tuple[int, Any], list] = {}
+    for line_id, at, device, total, passed, counted, ideal_total in await (await session.connection()).execute(
+        union_all(records, machine)
+    ):
+        # a span's index counts from 1 (0: before the first bound); an hour is UTC already (UTCDateTime)
+        start = (bounds[at - 1] if at else first_hour) if spans else at
+        if device is None:
+            out.setdefault(line_id, []).append((start, total, passed or 0, counted or 0, ideal_total or 0.0))
+        elif counted:
+            counted_by.setdefault((line_id, start), []).append((device, total, passed))
+    for items in out.values():
+        items.sort()
+    return out, await _machine_counts(session, counted_by)
+
+
+async def _machine_counts(session: AsyncSession, counted_by: dict[tuple[int, Any], list]) -> dict[int, list[tuple]]:
+    """Machine counts per line and span (``(device, parts, good)`` each) in the shape of
+    :func:`_counts_by_line`. The ideal cycle time of a machine is its effective configuration's
+    ``ideal_cycle_seconds`` (the device's own, else the line's ``device_defaults`` for its kind).
+    Two queries, only when machines counted parts."""
+    if not counted_by:
+        return {}
+    from mes_kernel.devices import effective_config
+
+    counted_lines = {line_id for line_id, _ in counted_by}
+    lines = {x.id: x for x in (await session.execute(select(Line).where(Line.id.in_(counted_lines)))).scalars()}
+    ideal: dict[str, float] = {}
+    for device in (await session.execute(select(Device).where(Device.line_id.in_(counted_lines)))).scalars():
+        value = effective_config(lines[device.line_id], device).get("ideal_cycle_seconds")
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            ideal[device.code] = float(value)
+    out: dict[int, list[tuple]] = {}
+    for (line_id, start), machines in sorted(counted_by.items()):
+        n = sum(total for _, total, _ in machines)
+        good = sum(passed for _, _, passed in machines)
+        with_ideal = sum(total for device, total, _ in machines if device in ideal)
+        seconds = sum(ideal[device] * total for device, total, _ in machines if device in ideal)
+        out.setdefault(line_id, []).append((start, n, good, with_ideal, seconds))
+    return out
+
+
+def _shift_figures(occ: Occurrence, down: list[Interval], hours) -> dict[str, Any]:
+    """A shift's planned and down seconds, and the counts of the rollup hours that start in it
+    (``hours``: rows of hours, or of spans between shift bounds, sorted by their start, see
+    :func:`_counts_by_line`; an hour counts for the shift its first instant falls in, exact when
+    shifts start on whole hours)."""
+    counted = good = total = 0
+    ideal_total = 0.0
+    for _, n, passed, n_counted, n_ideal in hours[bisect_left(hours, (occ.start,)) : bisect_left(hours, (occ.end,))]:
+        total += n
+        good += passed
+        counted += n_counted
+        ideal_total += n_ideal
+    return {
+        "planned": (occ.end - occ.start).total_seconds(),
+        "down": _covered(down, occ.start, occ.end),
+        "ideal": round(ideal_total, 3),
+        "counted": counted,
+        "good": good,
+        "total": total,
+    }

@@ -1,0 +1,135 @@
+"""The span a KPI report covers: a date range read in the plant's time zone, an optional line, and
+the shifts planned in it; and the ratio every report's figures are given as.
+
+Times in and out are UTC ``datetime``; the plant's zone only decides where days, weeks and shifts start.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mes_kernel.db.models import Line, ShiftCalendar
+from mes_kernel.errors import NotFound, Unprocessable
+
+from .kpi import plant_zone
+from .shifts import Occurrence, occurrences
+
+MAX_RANGE = timedelta(days=366)
+# Times a range may span: calendar arithmetic around a range (the next shift, the week's start)
+# must stay within what a datetime holds (years 1-9999), and no plant records before 1900.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Range:
+    """A half-open UTC range ``[since, until)`` and the plant's zone it was read in."""
+
+    since: datetime
+    until: datetime
+    zone: ZoneInfo
+
+
+def zone_named(name: str) -> ZoneInfo:
+    """The IANA zone ``name``; ``Unprocessable`` (``INVALID_TIMEZONE``) if there is none."""
+    try:
+        return plant_zone(name)
+    except ValueError:
+        raise Unprocessable(f"unknown time zone {name!r}", code="INVALID_TIMEZONE", field="tz") from None
+
+
+def _moment(value: str, *, field: str, zone: ZoneInfo, end: bool) -> datetime:
+    """An ISO-8601 datetime with offset, or a date taken in ``zone`` (as ``to``: the end of that day)."""
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime.combine(day, datetime.min.time(), zone)
+            if end:
+                moment = datetime.combine(day + timedelta(days=1), datetime.min.time(), zone)
+        else:
+            moment = datetime.fromisoformat(value)
+            if moment.tzinfo is None:
+                raise Unprocessable(f"{field} needs a UTC offset (or give a date)", code="INVALID_RANGE", field=field)
+        moment = moment.astimezone(UTC)
+    except ValueError:
+        raise Unprocessable(f"{field} is not an ISO-8601 date or datetime", code="INVALID_RANGE", field=field) from None
+    except OverflowError:  # 9999-12-31 as ``to`` (its next midnight), 0001-01-01 east of UTC
+        moment = None
+    if moment is None or not EARLIEST <= moment <= LATEST:
+        raise Unprocessable(
+            f"{field} lies outside the years 1900-9998",
+            code="INVALID_RANGE",
+            field=field,
+            earliest=EARLIEST.isoformat(),
+            latest=LATEST.isoformat(),
+        )
+    return moment
+
+
+def parse_range(*, since: str | None, until: str | None, zone: ZoneInfo, now: datetime) -> Range:
+    """``from``/``to`` as the API takes them; default: the plant's today. ``INVALID_RANGE`` when
+    reversed, empty, or longer than 366 days."""
+    today = now.astimezone(zone).date()
+    start = (
+        _moment(since, field="from", zone=zone, end=False)
+        if since
+        else datetime.combine(today, datetime.min.time(), zone).astimezone(UTC)
+    )
+    stop = (
+        _moment(until, field="to", zone=zone, end=True)
+        if until
+        else datetime.combine(today + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
+    )
+    if stop <= start:
+        raise Unprocessable("the range ends before it starts", code="INVALID_RANGE", field="to")
+    if stop - start > MAX_RANGE:
+        raise Unprocessable(
+            "the range is longer than 366 days", code="INVALID_RANGE", field="to", max_days=MAX_RANGE.days
+        )
+    return Range(start, stop, zone)
+
+
+async def line_named(session: AsyncSession, code: str | None) -> Line | None:
+    """The line with this code (None for "all lines"); ``LINE_NOT_FOUND`` when there is none."""
+    if code is None:
+        return None
+    line = (await session.execute(select(Line).where(Line.code == code))).scalar_one_or_none()
+    if line is None:
+        raise NotFound(f"line {code} not found", code="LINE_NOT_FOUND", field="line")
+    return line
+
+
+def ratio(num: float, den: float) -> float | None:
+    """``num / den`` to 4 places; None when ``den`` is 0 (nothing to divide by: unknown, not zero)."""
+    return round(num / den, 4) if den else None
+
+
+# ------------------------------------------------------------------ shifts planned in a range
+async def calendars(session: AsyncSession, line: Line | None) -> dict[int, list[dict[str, Any]]]:
+    """Each line's shifts (``{line id: shifts}``), of ``line`` alone when given."""
+    query = select(ShiftCalendar.line_id, ShiftCalendar.shifts)
+    if line is not None:
+        query = query.where(ShiftCalendar.line_id == line.id)
+    return {line_id: shifts for line_id, shifts in await session.execute(query)}
+
+
+class SharedOccurrences:
+    """:func:`shifts.occurrences` of each calendar once: lines that share a calendar (as most of a
+    plant's do) share its occurrences, one request's worth (≈ 0.5 ms of Python per line and month)."""
+
+    def __init__(self, *, since: datetime, until: datetime, zone: ZoneInfo) -> None:
+        self.since, self.until, self.zone = since, until, zone
+        self.seen: dict[str, list[Occurrence]] = {}
+
+    def __call__(self, shifts: list[dict[str, Any]]) -> list[Occurrence]:
+        key = json.dumps(shifts, sort_keys=True)
+        if key not in self.seen:
+            self.seen[key] = occurrences(shifts, since=self.since, until=self.until, zone=self.zone)
+        return self.seen[key]
