@@ -319,6 +319,7 @@ def endpoints(base: str, headers: dict) -> list[tuple[str, str]]:
         ("alerts", "/api/v1/alerts"),
         ("kpi oee line 7d", f"/api/v1/kpi/oee?line=L1&from={week}&to={today}"),
         ("kpi oee all 30d", f"/api/v1/kpi/oee?from={month}&to={today}"),
+        ("kpi oee all 30d by week", f"/api/v1/kpi/oee?from={month}&to={today}&bucket=week"),
         ("kpi yield process 30d", f"/api/v1/kpi/yield?group_by=process&from={month}&to={today}"),
         ("kpi yield station 30d", f"/api/v1/kpi/yield?group_by=station&from={month}&to={today}"),
         ("kpi yield product 30d", f"/api/v1/kpi/yield?group_by=product&from={month}&to={today}"),

@@ -259,6 +259,12 @@ async def _expected_oee(kernel, *, line_id: int | None, since: datetime, until: 
                 )
             )
         ).all()
+        # stations never heard are silent from their registration on (docs/kpi.md, station silence)
+        unheard = (
+            await session.execute(
+                select(Station.line_id, Station.created_at).where(Station.last_heartbeat_at.is_(None))
+            )
+        ).all()
         calendars = dict((await session.execute(select(ShiftCalendar.line_id, ShiftCalendar.shifts))).all())
         codes = dict((await session.execute(select(Line.id, Line.code))).all())
     hours = [
@@ -271,6 +277,7 @@ async def _expected_oee(kernel, *, line_id: int | None, since: datetime, until: 
         if line_id is not None and line != line_id:
             continue
         down = [(_utc(a), _utc(b) if b else None) for lid, a, b in states if lid == line]
+        down += [(_utc(a), None) for lid, a in unheard if lid == line]
         for occ in occurrences(calendars[line], since=since, until=until, zone=ZoneInfo(zone)):
             mine = [(p, result) for lid, p, result, hour in hours if lid == line and occ.start <= hour < occ.end]
             figures = {
@@ -292,6 +299,7 @@ async def _expected_oee(kernel, *, line_id: int | None, since: datetime, until: 
                     "end": occ.end.isoformat(),
                     "oee": factors["oee"],
                     **{k: factors[k]["value"] for k in ("availability", "performance", "quality")},
+                    "computed_from": factors["computed_from"],
                     "counts_from": "records",
                 }
             )

@@ -445,6 +445,37 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
     }
   }));
 
+  test("the executive view asks one OEE per line for a year, its weeks in the answer", withKernelLog(async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (err) => errors.push(err.message));
+    try {
+      await loginThroughForm(page, MANAGER);
+      await page.goto(kernel.baseUrl + "/#/executive");
+      await page.getByRole("heading", { level: 1 }).waitFor({ timeout: TIMEOUT });
+      await page.getByTestId("oee-all").waitFor({ timeout: TIMEOUT });
+      const asked = [];
+      page.on("request", (request) => {
+        const url = new URL(request.url());
+        if (url.pathname === "/api/v1/kpi/oee") asked.push(url.searchParams);
+      });
+      const yearAgo = new Date(Date.now() - 360 * 86_400_000).toISOString().slice(0, 10);
+      await page.getByLabel("From").fill(yearAgo);
+      await page.getByTestId("weekly-oee-all").waitFor({ timeout: TIMEOUT });
+      await page.waitForTimeout(2_000); // any request a panel would add comes within this
+      const charts = await page.locator("[data-testid^='weekly-oee-']").count();
+      assert.ok(charts >= 2, `a chart for all lines and for LINE-A, got ${charts}`);
+      // before: one request per week per line (53 × (lines + 1)); now one per line, all lines included
+      assert.equal(asked.length, charts, asked.map(String).join("\n"));
+      assert.ok(asked.every((q) => q.get("bucket") === "week" && q.get("from").startsWith(yearAgo)));
+      await shot(page, "07b-executive-year");
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  }));
+
   test("at 390 px a menu reaches every page and nothing runs off the screen", withKernelLog(async () => {
     const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
     const page = await context.newPage();

@@ -31,6 +31,7 @@ from mes_kernel.db.base import UTCDateTime
 from mes_kernel.db.models import Alert, Device, Line, MachineCount, MachineState, Process, ShiftCalendar, Station
 
 from . import sources
+from .periods import Periods
 from .ranges import Range, SharedOccurrences, ratio
 from .shifts import Occurrence
 from .sources import hours_between
@@ -50,19 +51,39 @@ def _covered(intervals: list[Interval], lo: datetime, hi: datetime) -> float:
     return seconds
 
 
-async def downtime_intervals(*, session: AsyncSession, line_id: int, span: Range, now: datetime) -> list[Interval]:
+#: A station is silent when its last heartbeat is older than this (the kernel's default
+#: ``STATION_SILENT_AFTER_SECONDS``; the routes pass the running kernel's setting).
+SILENT_AFTER_SECONDS = 120.0
+
+
+async def downtime_intervals(
+    *, session: AsyncSession, line_id: int, span: Range, now: datetime, silent_after: float = SILENT_AFTER_SECONDS
+) -> list[Interval]:
     """When the line was down (see :func:`downtime_by_line`)."""
-    return (await downtime_by_line(session=session, line_ids={line_id}, span=span, now=now))[line_id]
+    down = await downtime_by_line(session=session, line_ids={line_id}, span=span, now=now, silent_after=silent_after)
+    return down[line_id]
 
 
 async def downtime_by_line(
-    *, session: AsyncSession, line_ids: set[int], span: Range, now: datetime
+    *,
+    session: AsyncSession,
+    line_ids: set[int],
+    span: Range,
+    now: datetime,
+    silent_after: float = SILENT_AFTER_SECONDS,
 ) -> dict[int, list[Interval]]:
     """When each line was down: machine states other than ``running`` (connector plugins), station
-    silence (from the station's last heartbeat until it reported again) and device faults (an
-    open circuit breaker of one of the line's devices), each open one lasting until ``now``.
-    One query however many lines: the alerts, the states, and the station and device codes that
-    tie an alert to its lines, as one ``UNION ALL`` (a round trip each cost more than the rows)."""
+    silence and device faults (an open circuit breaker of one of the line's devices), each open one
+    lasting until ``now``.
+
+    A station is silent (docs/kpi.md): from its last heartbeat until it reported again (its
+    ``station:<code>:silent`` alerts); since its last heartbeat when that is more than
+    ``silent_after`` seconds before ``now`` (whether or not the watchdog raised the alert yet); and,
+    never heard at all (``last_heartbeat_at`` null), from its registration (``created_at``) on.
+
+    One query however many lines: the alerts, the states, and the stations (with their
+    registration and last heartbeat) and devices that tie an alert to its lines, as one
+    ``UNION ALL`` (a round trip each cost more than the rows)."""
     out: dict[int, list[Interval]] = {line_id: [] for line_id in line_ids}
     if not line_ids:
         return out
@@ -88,7 +109,12 @@ async def downtime_by_line(
             (MachineState.ended_at.is_(None)) | (MachineState.ended_at > span.since),
         ),
         select(
-            _kind("station"), Station.line_id, Station.code, _no(Alert.detail.type), _no(UTCDateTime), _no(UTCDateTime)
+            _kind("station"),
+            Station.line_id,
+            Station.code,
+            _no(Alert.detail.type),
+            Station.created_at,
+            Station.last_heartbeat_at,
         ).where(Station.line_id.in_(ids)),
         select(
             _kind("device"), Device.line_id, Device.code, _no(Alert.detail.type), _no(UTCDateTime), _no(UTCDateTime)
@@ -102,6 +128,8 @@ async def downtime_by_line(
             out[line_id].append((a, b or now))
         elif kind == "station":
             stations.setdefault(code, set()).add(line_id)
+            if (silent_since := _silent_since(a, b, now=now, silent_after=silent_after)) is not None:
+                out[line_id].append((silent_since, now))
         elif kind == "device":
             devices.setdefault(code, set()).add(line_id)
         else:
@@ -121,6 +149,17 @@ async def downtime_by_line(
     return out
 
 
+def _silent_since(
+    registered: datetime, heard: datetime | None, *, now: datetime, silent_after: float
+) -> datetime | None:
+    """Since when a station is silent at ``now`` by its own row: never heard, since it was
+    registered; heard, since its last heartbeat once that is over ``silent_after`` seconds old;
+    None while it reports."""
+    if heard is None:
+        return registered if registered < now else None
+    return heard if (now - heard).total_seconds() > silent_after else None
+
+
 def _kind(name: str):
     return literal_column(f"'{name}'", String).label("kind")
 
@@ -131,15 +170,36 @@ def _no(type_):
 
 
 def factors(planned: float, down: float, ideal: float, counted: int, good: int, total: int) -> dict[str, Any]:
+    """OEE and its three factors from a period's sums (seconds planned and down, Σ ideal cycle
+    seconds × parts, parts at steps with an ideal cycle time, good parts, parts), each factor with
+    the figures it was divided from, and ``computed_from`` naming how OEE was obtained:
+
+    - ``"factors"``: availability × performance × quality;
+    - ``"no_output"``: planned time and nothing made: OEE = good count × ideal cycle time ÷ planned
+      time = 0 (fully productive time is none); quality stays null (no part to divide by);
+    - ``"no_planned_time"``, ``"no_run_time"`` (parts made while the line counted as down all the
+      planned time), ``"no_ideal_cycle_time"`` (parts made at no step or machine with an ideal
+      cycle time): OEE null, unknown rather than zero.
+    """
     run = max(planned - down, 0.0)
     availability = ratio(run, planned)
     # parts were made but no step (or machine) they were made at has an ideal cycle time: the
     # performance is unknown, not zero
     performance = None if total and not counted else ratio(ideal, run)
     quality = ratio(good, total)
-    oee = round(availability * performance * quality, 4) if None not in (availability, performance, quality) else None
+    if None not in (availability, performance, quality):
+        oee, computed_from = round(availability * performance * quality, 4), "factors"
+    elif not planned:
+        oee, computed_from = None, "no_planned_time"
+    elif not total:
+        oee, computed_from = 0.0, "no_output"
+    elif not run:
+        oee, computed_from = None, "no_run_time"
+    else:
+        oee, computed_from = None, "no_ideal_cycle_time"
     return {
         "oee": oee,
+        "computed_from": computed_from,
         "availability": {
             "value": availability,
             "planned_seconds": planned,
@@ -156,27 +216,45 @@ def factors(planned: float, down: float, ideal: float, counted: int, good: int, 
     }
 
 
-async def oee(*, session: AsyncSession, span: Range, line: Line | None, now: datetime) -> dict[str, Any]:
+async def oee(
+    *,
+    session: AsyncSession,
+    span: Range,
+    line: Line | None,
+    now: datetime,
+    bucket: str | None = None,
+    silent_after: float = SILENT_AFTER_SECONDS,
+) -> dict[str, Any]:
     """OEE = availability × performance × quality for the line (or all lines together) and for
-    each shift occurrence in the range, planned time counted up to ``now``."""
-    by_line, shifts_out = await oee_by_line(session=session, span=span, line=line, now=now)
+    each shift occurrence in the range, planned time counted up to ``now``. With ``bucket``
+    (``"day"`` or ``"week"``, ISO 8601 weeks of ``span.zone``) the answer carries ``bucket`` and
+    ``buckets`` (each period's factors, :class:`periods.Periods`) instead of ``shifts``, from the
+    same queries."""
+    periods = Periods(span, bucket) if bucket else None
+    by_line, shifts_out = await oee_by_line(
+        session=session, span=span, line=line, now=now, periods=periods, silent_after=silent_after
+    )
     totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0}
     for figures in by_line.values():
         for key, value in figures.items():
             totals[key] += value
-    return {
-        "line": line.code if line else None,
-        "from": span.since.isoformat(),
-        "to": span.until.isoformat(),
-        **factors(**totals),
-        "shifts": shifts_out,
-    }
+    head = {"line": line.code if line else None, "from": span.since.isoformat(), "to": span.until.isoformat()}
+    if periods is not None:
+        return {**head, **factors(**totals), "bucket": bucket, "buckets": periods.items(factors)}
+    return {**head, **factors(**totals), "shifts": shifts_out}
 
 
 async def oee_by_line(
-    *, session: AsyncSession, span: Range, line: Line | None, now: datetime
+    *,
+    session: AsyncSession,
+    span: Range,
+    line: Line | None,
+    now: datetime,
+    periods: Periods | None = None,
+    silent_after: float = SILENT_AFTER_SECONDS,
 ) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]]]:
-    """Each line's OEE figures over the range (summed over its shifts), and every shift's factors.
+    """Each line's OEE figures over the range (summed over its shifts), and every shift's factors
+    (each shift's figures also added to ``periods`` when given).
     Three queries however many lines and shifts (lines with their calendars, the counts per
     span between shift bounds, the downtime), a fourth and fifth only when machines counted parts."""
     query = select(Line.id, Line.code, ShiftCalendar.shifts).join(ShiftCalendar, ShiftCalendar.line_id == Line.id)
@@ -195,7 +273,7 @@ async def oee_by_line(
         return by_line, shifts_out
     bounds = sorted({moment for occs in plans.values() for occ in occs for moment in (occ.start, occ.end)})
     hours, machines = await _counts_by_line(session, line, set(plans), bounds)
-    down = await downtime_by_line(session=session, line_ids=set(plans), span=span, now=now)
+    down = await downtime_by_line(session=session, line_ids=set(plans), span=span, now=now, silent_after=silent_after)
     for line_id, occs in plans.items():
         totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0}
         # a line whose machines counted parts in the range (connector plugins) takes performance
@@ -208,6 +286,8 @@ async def oee_by_line(
             figures = _shift_figures(occ, down[line_id], line_hours)
             for key, value in figures.items():
                 totals[key] += value
+            if periods is not None:
+                periods.add(occ.start, figures)
             shift_factors = factors(**figures)
             shifts_out.append(
                 {
@@ -217,6 +297,7 @@ async def oee_by_line(
                     "end": occ.end.isoformat(),
                     "oee": shift_factors["oee"],
                     **{k: shift_factors[k]["value"] for k in ("availability", "performance", "quality")},
+                    "computed_from": shift_factors["computed_from"],
                     "counts_from": source,
                 }
             )

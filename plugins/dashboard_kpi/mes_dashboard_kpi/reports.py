@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mes_kernel.db.models import Alert, Device, Line, Lot, Process, Station
 
 from . import sources
-from .oee import factors, oee_by_line
+from .oee import SILENT_AFTER_SECONDS, factors, oee_by_line
 from .ranges import Range, SharedOccurrences, calendars, parse_range, ratio
 
 # ------------------------------------------------------------------ yield, Pareto
@@ -199,7 +199,9 @@ def current_lots(line_ids: list[int]) -> Select:
     return select(Line.id, newest).where(Line.id.in_(line_ids))
 
 
-async def lines_now(*, session: AsyncSession, zone: ZoneInfo, now: datetime) -> dict[str, Any]:
+async def lines_now(
+    *, session: AsyncSession, zone: ZoneInfo, now: datetime, silent_after: float = SILENT_AFTER_SECONDS
+) -> dict[str, Any]:
     """Every line: its LOT in progress (the one most recently changed), today's output against
     today's plan, today's OEE so far, and its open alerts (its stations' and devices').
     A fixed number of queries however many lines."""
@@ -231,7 +233,7 @@ async def lines_now(*, session: AsyncSession, zone: ZoneInfo, now: datetime) -> 
         )
         for line_id, shifts in (await calendars(session, None)).items()
     }
-    figures, _ = await oee_by_line(session=session, span=today, line=None, now=now)
+    figures, _ = await oee_by_line(session=session, span=today, line=None, now=now, silent_after=silent_after)
     open_alerts = (await session.execute(select(Alert.key).where(Alert.resolved_at.is_(None)))).scalars().all()
     stations: dict[int, set[str]] = {}
     for code, line_id in await session.execute(select(Station.code, Station.line_id)):

@@ -161,15 +161,30 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         until: ToQuery = None,
         line: LineQuery = None,
         tz: TzQuery = None,
+        bucket: Annotated[
+            str | None,
+            Query(
+                pattern="^(day|week)$",
+                description="per day or ISO 8601 week of the plant's calendar: `buckets` instead of `shifts`",
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         """OEE = availability × performance × quality (ISO 22400-2), with what each factor was
-        computed from, for the line (or all lines) and for each shift in the range. Planned time
+        computed from, for the line (or all lines) and for each shift in the range — or, with
+        ``bucket``, for each day or week (a shift counts in the period it starts in). Planned time
         counts up to now."""
         span, found = await scope(session, since, until, tz, line)
         now = datetime.now(UTC)
         return await cached(
-            key_of("oee", span.since, span.until, span.zone.key, line, now.replace(second=0, microsecond=0)),
-            lambda: oee.oee(session=session, span=span, line=found, now=now),
+            key_of("oee", span.since, span.until, span.zone.key, line, bucket, now.replace(second=0, microsecond=0)),
+            lambda: oee.oee(
+                session=session,
+                span=span,
+                line=found,
+                now=now,
+                bucket=bucket,
+                silent_after=kernel.settings.station_silent_after_seconds,
+            ),
         )
 
     @kpis.get("/yield", summary="First-pass and final yield by process, station or product")
@@ -226,7 +241,10 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         zone = zone_for(tz)
         now = datetime.now(UTC)
         return await cached(
-            key_of("lines_now", zone.key), lambda: reports.lines_now(session=session, zone=zone, now=now)
+            key_of("lines_now", zone.key),
+            lambda: reports.lines_now(
+                session=session, zone=zone, now=now, silent_after=kernel.settings.station_silent_after_seconds
+            ),
         )
 
     @calendars.get("/{code}/shifts", summary="A line's shift calendar", dependencies=[require_permission(KPI_READ)])

@@ -12,6 +12,7 @@ import type {
   LinesNow,
   LotStatus,
   Oee,
+  OeeBucketSize,
   Output,
   OutputBucket,
   Page,
@@ -104,7 +105,8 @@ export const endpoints = {
   devices: (signal?: AbortSignal) => get<Device[]>("/devices", signal),
   audit: (query: { entity?: string; actor?: string; action?: string; limit: number; offset: number },
           signal?: AbortSignal) => get<Page<AuditEntry>>("/audit", signal, params({ ...query })),
-  kpiOee: (query: KpiQuery, signal?: AbortSignal) => get<Oee>("/kpi/oee", signal, params({ ...query })),
+  kpiOee: (query: KpiQuery & { bucket?: OeeBucketSize }, signal?: AbortSignal) =>
+    get<Oee>("/kpi/oee", signal, params({ ...query })),
   kpiYield: (query: KpiQuery & { group_by: YieldGroup }, signal?: AbortSignal) =>
     get<YieldAnswer>("/kpi/yield", signal, params({ ...query })),
   kpiPareto: (query: KpiQuery, signal?: AbortSignal) => get<Pareto>("/kpi/pareto", signal, params({ ...query })),

@@ -241,17 +241,42 @@ export interface OeeShift extends OeeFactors {
   start: string;
   end: string;
   oee: number | null;
+  computed_from?: OeeComputedFrom;
 }
 
-export interface Oee {
-  line: string | null;
-  from: string;
-  to: string;
+/**
+ * How OEE was obtained: the product of its factors; 0 for planned time with no output; or null
+ * for want of planned time, run time or an ideal cycle time (docs/kpi.md).
+ */
+export type OeeComputedFrom = "factors" | "no_output" | "no_planned_time" | "no_run_time" | "no_ideal_cycle_time";
+
+/** OEE with the figures each factor was divided from. */
+export interface OeeFigures {
   oee: number | null;
+  computed_from: OeeComputedFrom;
   availability: { value: number | null; planned_seconds: number; downtime_seconds: number; run_seconds: number };
   performance: { value: number | null; ideal_cycle_seconds_total: number; run_seconds: number; total_count: number };
   quality: { value: number | null; good: number; total: number };
-  shifts: OeeShift[];
+}
+
+export type OeeBucketSize = "day" | "week";
+
+/** One day or ISO 8601 week ("2026-W49") of the plant's calendar, bounds clipped to the range. */
+export interface OeeBucket extends OeeFigures {
+  period: string;
+  start: string;
+  end: string;
+}
+
+export interface Oee extends OeeFigures {
+  line: string | null;
+  from: string;
+  to: string;
+  /** Without `bucket`. */
+  shifts?: OeeShift[];
+  /** With `bucket`: every period of the range, oldest first. */
+  bucket?: OeeBucketSize;
+  buckets?: OeeBucket[];
 }
 
 export type YieldGroup = "process" | "station" | "product";

@@ -5,43 +5,33 @@ import Skeleton from "@mui/material/Skeleton";
 import Typography from "@mui/material/Typography";
 import { useTranslation } from "react-i18next";
 import { endpoints, keyOf, type KpiQuery } from "../api/endpoints";
+import type { OeeBucket } from "../api/types";
 import { ErrorNotice, hasData, NoData, NotAvailable, PageTitle, Section } from "../components/common";
-import { RangeFilter, useKpiQuery, weeksOf, type KpiRange } from "../components/RangeFilter";
+import { RangeFilter, useKpiQuery } from "../components/RangeFilter";
 import { usePolling } from "../hooks/usePolling";
-import { formatNumber, formatPercent, plantMidnight } from "../i18n/format";
+import { formatNumber, formatPercent, plantDate } from "../i18n/format";
 import { KPI_INTERVAL_MS } from "./QualityPage";
 import { useLinesNow } from "./ProductionPage";
 
 const OutputChart = lazy(() => import("../panels/KpiCharts").then((m) => ({ default: m.OutputChart })));
 const WeeklyOeeChart = lazy(() => import("../panels/KpiCharts").then((m) => ({ default: m.WeeklyOeeChart })));
 
-/** Weeks asked for one by one: at most this many (a year); longer ranges show the range's OEE only. */
-const MAX_WEEKS = 53;
-
 /**
- * OEE week by week for one scope: one `/kpi/oee` per calendar week (the contract has no weekly bucket
- * for OEE, and an average of shift OEEs would not be the week's OEE). Polled slowly, as one unit.
+ * OEE week by week (ISO weeks of the plant's calendar) from the `buckets` of the line's one
+ * `/kpi/oee?bucket=week` answer: no request of its own. All null or zero: "No data".
  */
-function WeeklyOeeTrend({ line, range, query }: { line: string; range: KpiRange; query: KpiQuery }) {
+function WeeklyOeeTrend({ line, buckets }: { line: string; buckets: OeeBucket[] }) {
   const { t } = useTranslation();
-  const weeks = useMemo(() => weeksOf({ from: range.from, to: range.to }), [range.from, range.to]);
-  const fetcher = useCallback((signal: AbortSignal) => Promise.all(weeks.map((w) => endpoints.kpiOee({
-    from: plantMidnight(w.from, 0, query.tz), to: plantMidnight(w.to, 1, query.tz), tz: query.tz,
-    line: line || undefined,
-  }, signal).then((o) => ({ start: w.from, oee: o.oee })))), [weeks, query.tz, line]);
-  const enabled = weeks.length > 1 && weeks.length <= MAX_WEEKS;
-  const trend = usePolling(keyOf("/kpi/oee", { line, from: range.from, to: range.to, tz: query.tz, per: "week" }),
-                           fetcher, KPI_INTERVAL_MS * 10, enabled);
-  if (!enabled || trend.error?.status === 404) return null;
+  const items = useMemo(() => buckets.map((b) => ({ start: plantDate(new Date(b.start)), oee: b.oee })), [buckets]);
+  if (items.length < 2) return null;
   return (
     <Box sx={{ mb: 2 }} data-testid={`weekly-oee-${line || "all"}`}>
       <Typography variant="subtitle2" component="h3" color="text.secondary">{t("executive.oeeByWeek")}</Typography>
-      <ErrorNotice error={trend.error} retryInMs={trend.retryInMs} />
-      {trend.data && (trend.data.some((w) => w.oee !== null) ? (
+      {hasData(items, ["oee"]) ? (
         <Suspense fallback={<Skeleton variant="rectangular" height={200} />}>
-          <WeeklyOeeChart items={trend.data} />
+          <WeeklyOeeChart items={items} />
         </Suspense>
-      ) : <NoData />)}
+      ) : <NoData />}
     </Box>
   );
 }
@@ -57,16 +47,16 @@ function Factor({ label, value, detail, testId }: { label: string; value: string
 }
 
 /** OEE and weekly output of one line (or of every line when `line` is empty). */
-export function LineSummary({ line, title, query, range }: {
-  line: string; title: string; query: KpiQuery; range: KpiRange;
-}) {
+export function LineSummary({ line, title, query }: { line: string; title: string; query: KpiQuery }) {
   const { t } = useTranslation();
   const scoped = useMemo(() => ({ from: query.from, to: query.to, tz: query.tz, line: line || undefined }),
                          [query.from, query.to, query.tz, line]);
-  const oeeFetch = useCallback((signal: AbortSignal) => endpoints.kpiOee(scoped, signal), [scoped]);
+  // one OEE request per line and interval: the range's factors and each week's, in one answer
+  const oeeFetch = useCallback((signal: AbortSignal) => endpoints.kpiOee({ ...scoped, bucket: "week" }, signal),
+                               [scoped]);
   const outputFetch = useCallback((signal: AbortSignal) => endpoints.kpiOutput({ ...scoped, bucket: "week" }, signal),
                                   [scoped]);
-  const oee = usePolling(keyOf("/kpi/oee", scoped), oeeFetch, KPI_INTERVAL_MS * 5);
+  const oee = usePolling(keyOf("/kpi/oee", { ...scoped, bucket: "week" }), oeeFetch, KPI_INTERVAL_MS * 5);
   const output = usePolling(keyOf("/kpi/output", { ...scoped, bucket: "week" }), outputFetch, KPI_INTERVAL_MS * 5);
   const missing = oee.error?.status === 404 && output.error?.status === 404;
   const o = oee.data;
@@ -93,7 +83,7 @@ export function LineSummary({ line, title, query, range }: {
                                                           total: formatNumber(o.quality.total) })} />
         </Box>
       )}
-      {o && <WeeklyOeeTrend line={line} range={range} query={query} />}
+      {o?.buckets && <WeeklyOeeTrend line={line} buckets={o.buckets} />}
       {output.data && (hasData(output.data.items, ["total", "good"]) ? (
         <Suspense fallback={<Skeleton variant="rectangular" height={220} />}>
           <OutputChart items={output.data.items} />
@@ -115,8 +105,8 @@ export function ExecutivePage() {
       <RangeFilter lines={lines.data?.items} />
       {query && (
         <>
-          {!range.line && <LineSummary line="" title={t("range.allLines")} query={query} range={range} />}
-          {shown.map((code) => <LineSummary key={code} line={code} title={nameOf(code)} query={query} range={range} />)}
+          {!range.line && <LineSummary line="" title={t("range.allLines")} query={query} />}
+          {shown.map((code) => <LineSummary key={code} line={code} title={nameOf(code)} query={query} />)}
         </>
       )}
     </>

@@ -3,6 +3,7 @@ import { render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { App } from "../App";
+import { hasData } from "../components/common";
 import { useKpiRange, weeksOf } from "../components/RangeFilter";
 import i18n from "../i18n";
 import { usePlant } from "../i18n/format";
@@ -157,22 +158,53 @@ describe("OEE by week", () => {
     expect(weeksOf({ from: "2026-11-09", to: "2026-11-01" })).toEqual([]);
   });
 
-  it("asks the OEE of each week of the range for the line shown", async () => {
+  const week = (period: string, start: string, oee: number | null) => ({
+    ...OEE, period, start, end: start, oee, computed_from: oee === null ? "no_planned_time" : "factors",
+  });
+  const WEEKS = [week("2026-W44", "2026-10-31T15:00:00+00:00", 0.5),
+                 week("2026-W45", "2026-11-01T15:00:00+00:00", 0.625),
+                 week("2026-W46", "2026-11-08T15:00:00+00:00", 0)];
+
+  it("asks one OEE per line and interval, with the weeks in its answer, not one per week", async () => {
     loginAs("executive");
-    useKpiRange.setState({ from: "2026-11-01", to: "2026-11-14", line: "L1" });
+    useKpiRange.setState({ from: "2026-11-01", to: "2026-11-14", line: "" });
     kernel.route("GET", "/api/v1/kpi/lines/now", () => ({ body: LINES_NOW }));
-    kernel.route("GET", "/api/v1/kpi/oee", () => ({ body: OEE }));
+    kernel.route("GET", "/api/v1/kpi/oee", () => ({ body: { ...OEE, shifts: undefined, bucket: "week",
+                                                              buckets: WEEKS } }));
     kernel.route("GET", "/api/v1/kpi/output", () => ({ body: { bucket: "week", items: [] } }));
     render(<ExecutivePage />);
-    await screen.findByTestId("weekly-oee-L1");
+    for (const scope of ["all", "L1", "L2"]) await screen.findByTestId(`weekly-oee-${scope}`);
     const asked = () => kernel.seen.filter((s) => s.path === "/api/v1/kpi/oee")
-      .map((s) => `${s.query.get("from")} ${s.query.get("to")} ${s.query.get("line")}`);
-    await waitFor(() => expect(new Set(asked())).toEqual(new Set([
-      "2026-11-01T00:00:00+09:00 2026-11-15T00:00:00+09:00 L1", // the range
-      "2026-11-01T00:00:00+09:00 2026-11-02T00:00:00+09:00 L1",
-      "2026-11-02T00:00:00+09:00 2026-11-09T00:00:00+09:00 L1",
-      "2026-11-09T00:00:00+09:00 2026-11-15T00:00:00+09:00 L1",
-    ])));
+      .map((s) => `${s.query.get("from")} ${s.query.get("to")} ${s.query.get("line")} ${s.query.get("bucket")}`);
+    await waitFor(() => expect(asked().sort()).toEqual([
+      "2026-11-01T00:00:00+09:00 2026-11-15T00:00:00+09:00 L1 week",
+      "2026-11-01T00:00:00+09:00 2026-11-15T00:00:00+09:00 L2 week",
+      "2026-11-01T00:00:00+09:00 2026-11-15T00:00:00+09:00 null week", // all lines
+    ]));
+    expect(within(screen.getByTestId("weekly-oee-L1")).queryByTestId("no-data")).toBeNull();
+  });
+
+  it("says No data when every week's OEE is null or zero", async () => {
+    loginAs("executive");
+    useKpiRange.setState({ from: "2026-11-01", to: "2026-11-14", line: "L2" });
+    kernel.route("GET", "/api/v1/kpi/lines/now", () => ({ body: LINES_NOW }));
+    kernel.route("GET", "/api/v1/kpi/oee", () => ({ body: { ...OEE, line: "L2", bucket: "week",
+      buckets: [week("2026-W44", "2026-10-31T15:00:00+00:00", null),
+                week("2026-W45", "2026-11-01T15:00:00+00:00", null),
+                week("2026-W46", "2026-11-08T15:00:00+00:00", 0)] } }));
+    kernel.route("GET", "/api/v1/kpi/output", () => ({ body: { bucket: "week", items: [] } }));
+    render(<ExecutivePage />);
+    const trend = await screen.findByTestId("weekly-oee-L2");
+    expect(within(trend).getByTestId("no-data")).toBeInTheDocument();
+  });
+});
+
+describe("no data", () => {
+  it("is any series all null or zero", () => {
+    expect(hasData([{ v: null }, { v: null }], ["v"])).toBe(false);
+    expect(hasData([{ v: 0 }, { v: null }], ["v"])).toBe(false);
+    expect(hasData([{ v: 0 }, { v: 0.25 }], ["v"])).toBe(true);
+    expect(hasData(undefined, ["v"] as never[])).toBe(false);
   });
 });
 
