@@ -30,6 +30,13 @@ def _uncached(monkeypatch):
     monkeypatch.setenv("MES_DASHBOARD_CACHE_SECONDS", "0")
 
 
+@pytest.fixture(autouse=True)
+def _kernel_after_the_window(kernel):
+    """The kernel's clock a day after the last record here: station times weeks ahead of the real
+    time are then in the past, within the accepted window (:mod:`mes_kernel.station_times`)."""
+    kernel.clock = lambda: MONDAY + timedelta(days=15)
+
+
 @pytest.fixture
 async def line(client, kernel, admin_headers, manager_headers):
     """LINE-P with station ST-P1 (registered now, heard at no time yet), steps ASSY-10 (ideal 30 s)
