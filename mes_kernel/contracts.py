@@ -25,6 +25,11 @@ _SERVER_EXPORTS = {
     "MachineConnector": "mes_kernel.machine_data.fleet",
     "LeaseLost": "mes_kernel.machine_data.fleet",
     "backoff": "mes_kernel.machine_data.fleet",
+    # the kernel's text types for request models: what a person types, what a scanner sends
+    "Name": "mes_kernel.schemas",
+    "Comment": "mes_kernel.schemas",
+    "Identifier": "mes_kernel.schemas",
+    "checked": "mes_kernel.schemas",
 }
 
 #: plain (station-safe) names of the machine-data contract, imported on first use

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from .errors import Unprocessable
 
 T = TypeVar("T")
 
@@ -50,10 +54,102 @@ def _utc_representable(value: datetime | None) -> datetime | None:
     return value
 
 
+# ---------------------------------------------------------------- names, comments and identifiers
+# What a person types is cleaned up; what a scanner or machine sends is taken exactly or refused.
+# The policy, for every entry point (kernel, plugins, CLI): docs/api.md "Names and identifiers".
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, format (U+200B, U+FEFF, bidi), separators
+_JOINERS = frozenset("\u200c\u200d")  # ZWNJ, ZWJ: how Persian words and some emoji are written
+_LAYOUT = frozenset("\t\n\r")  # a comment's lines and indents
+
+
+def _invisible_char(value: str, allowed: frozenset[str]) -> str | None:
+    for char in value:
+        if char not in allowed and unicodedata.category(char) in _INVISIBLE:
+            return char
+    return None
+
+
+def _refuse_invisible(value: str, allowed: frozenset[str]) -> None:
+    char = _invisible_char(value, allowed)
+    if char is not None:
+        name = unicodedata.name(char, "a control character")
+        raise ValueError(f"contains an invisible character U+{ord(char):04X} ({name})")
+
+
+def _typed_text(value: str | None, allowed: frozenset[str]) -> str | None:
+    if value is None:
+        return None
+    stripped = value.strip()
+    if value and not stripped.strip("".join(_JOINERS)):
+        raise ValueError("is blank: it has no visible character")
+    _refuse_invisible(stripped, allowed)
+    return stripped
+
+
+def _name(value: str | None) -> str | None:
+    """A display name a person typed: surrounding whitespace stripped; blank or invisible characters refused."""
+    return _typed_text(value, _JOINERS)
+
+
+def _comment(value: str | None) -> str | None:
+    """A reason, note or description: like a name, but it may hold line breaks and tabs."""
+    return _typed_text(value, _JOINERS | _LAYOUT)
+
+
+def _identifier(value: str | None) -> str | None:
+    """A LOT number, serial number, code or key as a scanner or a machine sends it: kept byte for byte,
+    so refused (never changed) when it has surrounding whitespace or an invisible character."""
+    if value is None:
+        return None
+    if value != value.strip():
+        raise ValueError("has leading or trailing whitespace (identifiers are kept exactly as sent, not trimmed)")
+    _refuse_invisible(value, frozenset())
+    if not value.isprintable():  # whitespace other than a space inside (NBSP, U+3000), unassigned …
+        char = next(c for c in value if not c.isprintable())
+        raise ValueError(f"contains a character a label or scanner cannot carry: U+{ord(char):04X}")
+    return value
+
+
+def is_identifier(value: str) -> bool:
+    """Whether ``value`` is a well-formed ``Identifier`` (for code that checks many at once)."""
+    return bool(value) and value.isprintable() and value == value.strip()
+
+
 FiniteJSON = Annotated[dict[str, Any], AfterValidator(_finite)]
 UtcMoment = Annotated[AwareDatetime, AfterValidator(_utc_representable)]
 """An ISO-8601 time with offset that converts to UTC: for every time a client sends."""
 Text = Annotated[str, AfterValidator(_no_nul)]
+"""Any text without NUL (passwords, tokens, free-form keys): taken as sent."""
+Name = Annotated[str, AfterValidator(_name)]
+"""A display name or title a person types (shift, line, station, routing step, user, template title):
+surrounding whitespace is stripped; only whitespace (``"   "``) or a control/format character
+(tab, newline, U+200B, U+FEFF, bidi controls…) inside is refused. ``""`` passes: give the field
+``min_length=1`` where a name is required."""
+Comment = Annotated[str, AfterValidator(_comment)]
+"""A reason, note or description: a ``Name`` that may hold line breaks and tabs."""
+Identifier = Annotated[str, AfterValidator(_identifier)]
+"""A LOT number, serial number, worker id, device/station/product code as a scanner or machine sends
+it: taken exactly, so surrounding whitespace or any invisible character is refused, never trimmed."""
+
+
+@lru_cache(maxsize=64)
+def _adapter(kind: Any) -> TypeAdapter:
+    return TypeAdapter(kind)
+
+
+def checked(kind: Any, value: Any, *, field: str, code: str = "VALIDATION_ERROR") -> Any:
+    """``value`` validated as ``kind`` (``Name``, ``Comment``, ``Identifier``, or one of them in an
+    ``Annotated`` with a ``Field``) where no request model reads it: a form field, a CLI option.
+
+    :returns: the value as the type keeps it (a ``Name`` stripped).
+    :raises Unprocessable: 422 ``code`` with ``field`` and ``errors`` as a request model would give.
+    """
+    try:
+        return _adapter(kind).validate_python(value)
+    except ValidationError as exc:
+        errors = [{"loc": [field, *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        message = f"{field} {errors[0]['msg'].removeprefix('Value error, ')}"
+        raise Unprocessable(message, code=code, field=field, errors=errors) from None
 
 
 class Page(BaseModel, Generic[T]):
@@ -93,12 +189,12 @@ class UserCreate(BaseModel):
     username: Text = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-@]+$")
     password: Text = Field(min_length=8, max_length=256)
     role: Role
-    full_name: Text = Field("", max_length=200)
+    full_name: Name = Field("", max_length=200)
 
 
 class UserUpdate(BaseModel):
     role: Role | None = None
-    full_name: Text | None = Field(None, max_length=200)
+    full_name: Name | None = Field(None, max_length=200)
     is_active: bool | None = None
     password: Text | None = Field(None, min_length=8, max_length=256)
 
@@ -121,15 +217,15 @@ class LotCreate(BaseModel):
     lot_number: str = Code
     product: str = Code
     quantity: int = Field(0, ge=0, le=10_000_000)
-    line: Text | None = Field(None, max_length=64)
-    note: Text = Field("", max_length=2000)
+    line: Identifier | None = Field(None, max_length=64)
+    note: Comment = Field("", max_length=2000)
 
 
 class LotUpdate(BaseModel):
     status: LotStatus | None = None
     quantity: int | None = Field(None, ge=0, le=10_000_000)
-    note: Text | None = Field(None, max_length=2000)
-    reason: Text | None = Field(
+    note: Comment | None = Field(None, max_length=2000)
+    reason: Comment | None = Field(
         None, max_length=500, description="why the status changes (a hold, a scrap); shown in the LOT history"
     )
 
@@ -148,7 +244,9 @@ class LotOut(ORM):
 
 
 class UnitsCreate(BaseModel):
-    serial_numbers: list[str] = Field(min_length=1, max_length=10_000)
+    serial_numbers: list[str] = Field(
+        min_length=1, max_length=10_000, description="each 1-64 characters, an Identifier (checked all at once)"
+    )
 
 
 class UnitOut(ORM):
@@ -168,7 +266,7 @@ IdealCycleSeconds = Field(
 
 class ProcessIn(BaseModel):
     id: str = Code
-    name: Text = Field("", max_length=200)
+    name: Name = Field("", max_length=200)
     sequence: int = Field(0, ge=0, le=INT32_MAX, description="order of the step on the route (an INTEGER column)")
     ideal_cycle_seconds: float | None = IdealCycleSeconds
 
@@ -179,7 +277,7 @@ class ProcessUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Text | None = Field(None, max_length=200)
+    name: Name | None = Field(None, max_length=200)
     sequence: int | None = Field(None, ge=0, le=INT32_MAX)
     ideal_cycle_seconds: float | None = IdealCycleSeconds
 
@@ -193,7 +291,7 @@ class ProcessOut(ORM):
 
 class DefectCodeIn(BaseModel):
     code: str = Code
-    name: Text = Field("", max_length=200)
+    name: Name = Field("", max_length=200)
 
 
 class DefectCodesIn(BaseModel):
@@ -216,11 +314,11 @@ class RecordIn(BaseModel):
     idempotency_key: Text = Field(min_length=8, max_length=128)
     lot_number: str = Code
     process_id: str = Code
-    worker_id: Text | None = Field(None, min_length=1, max_length=64)
-    serial_number: Text | None = Field(None, max_length=64)
-    station: Text | None = Field(None, max_length=64, description="station code; stations send their own")
+    worker_id: Identifier | None = Field(None, min_length=1, max_length=64)
+    serial_number: Identifier | None = Field(None, max_length=64)
+    station: Identifier | None = Field(None, max_length=64, description="station code; stations send their own")
     result: Literal["pass", "fail"]
-    defect_code: Text | None = Field(None, max_length=64)
+    defect_code: Identifier | None = Field(None, max_length=64)
     data: FiniteJSON = Field(default_factory=dict)
     recorded_at: UtcMoment | None = None
     station_seq: int | None = Field(
