@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import func, select
 
 from mes_kernel.db.models import AuditEntry, Line, Lot, Process, ProcessRecord, Station, StationToken, Unit, User
-from mes_kernel.schemas import Comment, Identifier, Name, checked
 from mes_kernel.errors import Unprocessable
+from mes_kernel.schemas import Comment, Identifier, Name, checked
 
 API = "/api/v1"
 
