@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import unicodedata
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -11,6 +10,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .errors import Unprocessable
+from .text import check_comment, check_identifier, check_name
 
 T = TypeVar("T")
 
@@ -54,80 +54,19 @@ def _utc_representable(value: datetime | None) -> datetime | None:
     return value
 
 
-# ---------------------------------------------------------------- names, comments and identifiers
-# What a person types is cleaned up; what a scanner or machine sends is taken exactly or refused.
-# The policy, for every entry point (kernel, plugins, CLI): docs/api.md "Names and identifiers".
-_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, format (U+200B, U+FEFF, bidi), separators
-_JOINERS = frozenset("\u200c\u200d")  # ZWNJ, ZWJ: how Persian words and some emoji are written
-_LAYOUT = frozenset("\t\n\r")  # a comment's lines and indents
-
-
-def _invisible_char(value: str, allowed: frozenset[str]) -> str | None:
-    for char in value:
-        if char not in allowed and unicodedata.category(char) in _INVISIBLE:
-            return char
-    return None
-
-
-def _refuse_invisible(value: str, allowed: frozenset[str]) -> None:
-    char = _invisible_char(value, allowed)
-    if char is not None:
-        name = unicodedata.name(char, "a control character")
-        raise ValueError(f"contains an invisible character U+{ord(char):04X} ({name})")
-
-
-def _typed_text(value: str | None, allowed: frozenset[str]) -> str | None:
-    if value is None:
-        return None
-    stripped = value.strip()
-    if value and not stripped.strip("".join(_JOINERS)):
-        raise ValueError("is blank: it has no visible character")
-    _refuse_invisible(stripped, allowed)
-    return stripped
-
-
-def _name(value: str | None) -> str | None:
-    """A display name a person typed: surrounding whitespace stripped; blank or invisible characters refused."""
-    return _typed_text(value, _JOINERS)
-
-
-def _comment(value: str | None) -> str | None:
-    """A reason, note or description: like a name, but it may hold line breaks and tabs."""
-    return _typed_text(value, _JOINERS | _LAYOUT)
-
-
-def _identifier(value: str | None) -> str | None:
-    """A LOT number, serial number, code or key as a scanner or a machine sends it: kept byte for byte,
-    so refused (never changed) when it has surrounding whitespace or an invisible character."""
-    if value is None:
-        return None
-    if value != value.strip():
-        raise ValueError("has leading or trailing whitespace (identifiers are kept exactly as sent, not trimmed)")
-    _refuse_invisible(value, frozenset())
-    if not value.isprintable():  # whitespace other than a space inside (NBSP, U+3000), unassigned …
-        char = next(c for c in value if not c.isprintable())
-        raise ValueError(f"contains a character a label or scanner cannot carry: U+{ord(char):04X}")
-    return value
-
-
-def is_identifier(value: str) -> bool:
-    """Whether ``value`` is a well-formed ``Identifier`` (for code that checks many at once)."""
-    return bool(value) and value.isprintable() and value == value.strip()
-
-
 FiniteJSON = Annotated[dict[str, Any], AfterValidator(_finite)]
 UtcMoment = Annotated[AwareDatetime, AfterValidator(_utc_representable)]
 """An ISO-8601 time with offset that converts to UTC: for every time a client sends."""
 Text = Annotated[str, AfterValidator(_no_nul)]
 """Any text without NUL (passwords, tokens, free-form keys): taken as sent."""
-Name = Annotated[str, AfterValidator(_name)]
+Name = Annotated[str, AfterValidator(check_name)]
 """A display name or title a person types (shift, line, station, routing step, user, template title):
 surrounding whitespace is stripped; only whitespace (``"   "``) or a control/format character
 (tab, newline, U+200B, U+FEFF, bidi controls…) inside is refused. ``""`` passes: give the field
 ``min_length=1`` where a name is required."""
-Comment = Annotated[str, AfterValidator(_comment)]
+Comment = Annotated[str, AfterValidator(check_comment)]
 """A reason, note or description: a ``Name`` that may hold line breaks and tabs."""
-Identifier = Annotated[str, AfterValidator(_identifier)]
+Identifier = Annotated[str, AfterValidator(check_identifier)]
 """A LOT number, serial number, worker id, device/station/product code as a scanner or machine sends
 it: taken exactly, so surrounding whitespace or any invisible character is refused, never trimmed."""
 

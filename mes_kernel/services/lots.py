@@ -15,7 +15,8 @@ from ..cache import Cache, mark_stale
 from ..db.base import utcnow
 from ..db.models import Line, Lot, Unit
 from ..errors import Conflict, NotFound, Unprocessable
-from ..schemas import LotCreate, LotUpdate, is_identifier
+from ..schemas import LotCreate, LotUpdate
+from ..text import is_identifier
 from .trace import add_trace_events, trace_row
 
 TRANSITIONS: dict[str, set[str]] = {
