@@ -10,6 +10,10 @@ Refused before any route code runs, the same on SQLite and PostgreSQL:
   escapes and lone UTF-16 surrogates) or a form field (multipart fields too, not file contents):
   422 ``VALIDATION_ERROR``; PostgreSQL text holds neither. (A JSON body whose raw bytes are not UTF-8
   is not JSON: 400 ``MALFORMED_JSON``.);
+- ``NaN``, ``Infinity`` or ``-Infinity`` outside a string: Python's parser (the one FastAPI uses) takes
+  them, but they are not JSON (RFC 8259 §6) and PostgreSQL's ``jsonb`` and the dashboard's parser
+  refuse them: 400 ``MALFORMED_JSON``, the same as any other body that is not JSON. A number too large
+  for a 64-bit float (``1e400``), which the parser turns into infinity: 422 ``VALIDATION_ERROR``;
 - JSON nested deeper than ``MAX_JSON_DEPTH``: 422 ``VALIDATION_ERROR``, at any depth (the parsers
   and orjson's writer, which stops at 254 levels, are never reached);
 - an integer query or path parameter outside the signed 64-bit range of a ``BIGINT`` column:
@@ -19,6 +23,7 @@ Refused before any route code runs, the same on SQLite and PostgreSQL:
 
 from __future__ import annotations
 
+import math
 import re
 import types
 import typing
@@ -44,6 +49,9 @@ _HIGH_ALONE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a
 _LOW_ALONE = re.compile(rb"(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NON_JSON_CONSTANT = re.compile(rb"-?(?:NaN|Infinity)")
+_LARGE_NUMBER_HINT = re.compile(rb"[eE][+-]?[0-9]{3}|[0-9]{300}")  # cheap: most bodies have neither
+_NUMBER = re.compile(rb"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
 class InputRefused(Exception):
@@ -152,11 +160,31 @@ def check_json(body: bytes) -> None:
             raise _refuse("contains a NUL character", "body")
         if _HIGH_ALONE.search(body) or _LOW_ALONE.search(body):
             raise _refuse("contains a lone UTF-16 surrogate", "body")
+    _check_numbers(body)
     if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH:
         brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
         deepest = max(accumulate(1 if c in b"[{" else -1 for c in brackets), default=0)
         if deepest > MAX_JSON_DEPTH:
             raise _refuse(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "body")
+
+
+def _check_numbers(body: bytes) -> None:
+    """Refuse the non-JSON constants and numbers no float holds, found outside strings only (a serial
+    number may well read ``NaN-7``)."""
+    constant = b"NaN" in body or b"Infinity" in body
+    if not constant and not _LARGE_NUMBER_HINT.search(body):
+        return
+    outside = _JSON_STRING.sub(b'""', body)
+    found = _NON_JSON_CONSTANT.search(outside) if constant else None
+    if found:
+        token = found.group().decode()
+        raise InputRefused(
+            400, "MALFORMED_JSON", f"request body is not valid JSON: {token} is not a JSON number (RFC 8259)", ["body"]
+        )
+    for number in _NUMBER.finditer(outside):
+        text = number.group()
+        if (b"." in text or b"e" in text or b"E" in text) and math.isinf(float(text)):
+            raise _refuse(f"number {text[:40].decode()} is out of range (beyond a 64-bit float)", "body")
 
 
 def check_urlencoded(body: bytes) -> None:
