@@ -104,3 +104,20 @@ async def test_a_real_server_answers_400_not_500(served, kernel, headers, make_l
             r = await http.request(method, API + path, content=template % "NaN", headers=headers[who])
             assert (r.status_code, r.json()["detail"]["code"]) == (400, "MALFORMED_JSON"), (path, r.text)
     assert await _counts(kernel) == before
+
+
+async def test_a_large_batch_is_checked_as_a_small_body_is(client, kernel, headers, make_lot):
+    """A batch of many records (brackets enough for the depth check) takes the other path of the guard:
+    the same answers, and a "NaN" inside strings still passes."""
+    lot = (await make_lot())["lot_number"]
+    before = await _counts(kernel)
+    texts = [_record(lot, '"NaN"') for _ in range(40)]
+    for bad, answer in (("NaN", (400, "MALFORMED_JSON")), ("-Infinity", (400, "MALFORMED_JSON")),
+                        ("1e400", (422, "VALIDATION_ERROR"))):
+        body = '{"records": [' + ", ".join([*texts, _record(lot, bad)]) + "]}"
+        r = await client.post(f"{API}/process-records/batch", content=body, headers=headers["worker"])
+        assert (r.status_code, r.json()["detail"]["code"]) == answer, (bad, r.text)
+    assert await _counts(kernel) == before
+    r = await client.post(f"{API}/process-records/batch", content='{"records": [' + ", ".join(texts) + "]}",
+                          headers=headers["worker"])
+    assert r.status_code == 200 and r.json()["created"] == 40, r.text
