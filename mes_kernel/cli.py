@@ -628,7 +628,18 @@ def line_show(code: str):
 @station_app.command("create")
 def station_create(code: str, line: Annotated[str | None, typer.Option()] = None, name: str = ""):
     """Register a station and print its first machine token."""
+    from pydantic import ValidationError
     from sqlalchemy import select, update
+
+    from .api.routes.stations import StationIn
+
+    try:  # the API's rules: a code as in Code, a name stripped, blank or invisible characters refused
+        station_in = StationIn(code=code, name=name, line=line)
+    except ValidationError as exc:
+        for err in exc.errors():
+            console.print(f"[red]{escape('.'.join(map(str, err['loc'])))}: {escape(str(err['msg']))}[/red]")
+        raise typer.Exit(2) from None
+    name = station_in.name
 
     from .db.models import Line, Station, StationToken
     from .security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
@@ -685,7 +696,15 @@ def plugins_list():
 
 
 def _switch_plugin(name: str, *, enabled: bool, reason: str) -> None:
+    from .errors import MesError
     from .runtime import set_plugin_enabled
+    from .schemas import Comment, checked
+
+    try:
+        reason = checked(Comment, reason, field="reason")
+    except MesError as exc:
+        console.print(f"[red]{escape(exc.message)}[/red]")
+        raise typer.Exit(2) from None
 
     async def run(application):
         kernel = application.state.kernel

@@ -7,6 +7,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .text import check_comment as check_comment
+from .text import check_identifier as check_identifier
+from .text import check_name as check_name
+from .text import is_identifier as is_identifier
+
 KERNEL_API_VERSION = "1.0"
 
 #: server-side names re-exported lazily, so that importing the contracts (as a station does, to load
@@ -25,6 +30,11 @@ _SERVER_EXPORTS = {
     "MachineConnector": "mes_kernel.machine_data.fleet",
     "LeaseLost": "mes_kernel.machine_data.fleet",
     "backoff": "mes_kernel.machine_data.fleet",
+    # the kernel's text types for request models (pydantic); the plain rules are check_name … above
+    "Name": "mes_kernel.schemas",
+    "Comment": "mes_kernel.schemas",
+    "Identifier": "mes_kernel.schemas",
+    "checked": "mes_kernel.schemas",
 }
 
 #: plain (station-safe) names of the machine-data contract, imported on first use

@@ -10,6 +10,10 @@ Refused before any route code runs, the same on SQLite and PostgreSQL:
   escapes and lone UTF-16 surrogates) or a form field (multipart fields too, not file contents):
   422 ``VALIDATION_ERROR``; PostgreSQL text holds neither. (A JSON body whose raw bytes are not UTF-8
   is not JSON: 400 ``MALFORMED_JSON``.);
+- ``NaN``, ``Infinity`` or ``-Infinity`` outside a string: Python's parser (the one FastAPI uses) takes
+  them, but they are not JSON (RFC 8259 §6) and PostgreSQL's ``jsonb`` and the dashboard's parser
+  refuse them: 400 ``MALFORMED_JSON``, the same as any other body that is not JSON. A number too large
+  for a 64-bit float (``1e400``), which the parser turns into infinity: 422 ``VALIDATION_ERROR``;
 - JSON nested deeper than ``MAX_JSON_DEPTH``: 422 ``VALIDATION_ERROR``, at any depth (the parsers
   and orjson's writer, which stops at 254 levels, are never reached);
 - an integer query or path parameter outside the signed 64-bit range of a ``BIGINT`` column:
@@ -19,6 +23,8 @@ Refused before any route code runs, the same on SQLite and PostgreSQL:
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import types
 import typing
@@ -44,6 +50,12 @@ _HIGH_ALONE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a
 _LOW_ALONE = re.compile(rb"(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+# Numbers JSON has not: the constants Python's parser takes, and numbers no 64-bit float holds (a
+# 3-digit exponent, or 309 digits before the point). Searched for in the body without its strings.
+_NOT_A_NUMBER = re.compile(rb"-?(?:NaN|Infinity)")
+_LARGE_NUMBER = re.compile(rb"-?[0-9]+(?:\.[0-9]*)?[eE]\+?[0-9]{3,}|-?[0-9]{309,}(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?")
+_EXPONENT_3 = re.compile(rb"[eE]\+?[0-9]{3}")
+_NUMBER_HINT = re.compile(rb"NaN|Infinity|[eE]\+?[0-9]{3}")  # cheap: most small bodies have none
 
 
 class InputRefused(Exception):
@@ -153,10 +165,51 @@ def check_json(body: bytes) -> None:
         if _HIGH_ALONE.search(body) or _LOW_ALONE.search(body):
             raise _refuse("contains a lone UTF-16 surrogate", "body")
     if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH:
-        brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
-        deepest = max(accumulate(1 if c in b"[{" else -1 for c in brackets), default=0)
+        syntax = _JSON_STRING.sub(b"", body)  # what is left outside strings: JSON's own syntax and numbers
+        deepest = max(accumulate(1 if c in b"[{" else -1 for c in syntax.translate(None, _NOT_BRACKETS)), default=0)
         if deepest > MAX_JSON_DEPTH:
             raise _refuse(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "body")
+        _check_numbers(syntax)  # the strings are out already: a search of what is left
+    elif _NUMBER_HINT.search(body) is not None or _long_mantissa(body):
+        try:  # a hint only (a hex key "4e123…" matches): the routes' own parser says what is a number
+            json.loads(body, parse_constant=_not_a_number, parse_float=_finite_float)
+        except (ValueError, RecursionError):
+            pass  # not JSON at all: the route's parser says so (MALFORMED_JSON)
+
+
+def _long_mantissa(body: bytes) -> bool:
+    """Whether 309 digits come before a point somewhere: a float no 64-bit float holds, maybe."""
+    point = body.find(b".", 309)
+    while point != -1:
+        if body[point - 309 : point].isdigit():
+            return True
+        point = body.find(b".", point + 1)
+    return False
+
+
+def _not_a_number(token: str):
+    raise InputRefused(
+        400, "MALFORMED_JSON", f"request body is not valid JSON: {token} is not a JSON number (RFC 8259)", ["body"]
+    )
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise _refuse(f"number {text[:40]} is out of range (beyond a 64-bit float)", "body")
+    return number
+
+
+def _check_numbers(syntax: bytes) -> None:
+    """Refuse ``NaN``/``Infinity`` and numbers no float holds in ``syntax``, a body without its strings
+    (``"NaN-7"`` is a serial number, not a number)."""
+    found = (b"NaN" in syntax or b"Infinity" in syntax) and _NOT_A_NUMBER.search(syntax)
+    if found:
+        _not_a_number(found.group().decode())
+    if _EXPONENT_3.search(syntax) is None and not _long_mantissa(syntax):
+        return
+    for number in _LARGE_NUMBER.finditer(syntax):
+        _finite_float(number.group().decode())
 
 
 def check_urlencoded(body: bytes) -> None:

@@ -18,7 +18,7 @@ from .db.models import Device, Line, Station
 from .drivers import list_drivers
 from .errors import Unprocessable
 from .machine_data.mapping import MappingError
-from .schemas import Code, FiniteJSON, Text
+from .schemas import Code, FiniteJSON, Identifier, Name
 
 
 class BreakerOverride(BaseModel):
@@ -32,9 +32,9 @@ class DeviceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, never silently dropped
 
     code: str = Code
-    kind: Text = Field(min_length=1, max_length=64)
-    driver: Text = Field(min_length=1, max_length=64)
-    station: Text | None = Field(None, max_length=64)
+    kind: Identifier = Field(min_length=1, max_length=64)
+    driver: Identifier = Field(min_length=1, max_length=64)
+    station: Identifier | None = Field(None, max_length=64)
     enabled: bool = True
     config: FiniteJSON = Field(default_factory=dict)
 
@@ -43,20 +43,20 @@ class StationSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, never silently dropped
 
     code: str = Code
-    name: Text = Field("", max_length=200)
+    name: Name = Field("", max_length=200)
 
 
 class LineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, never silently dropped
 
     code: str = Code
-    name: Text = Field("", max_length=200)
-    plugins: list[Text] | None = Field(None, description="enabled plugins; omitted = every loaded plugin")
+    name: Name = Field("", max_length=200)
+    plugins: list[Identifier] | None = Field(None, description="enabled plugins; omitted = every loaded plugin")
     breakers: dict[str, BreakerOverride] = Field(default_factory=dict)
     stations: list[StationSpec] = Field(
         default_factory=list, description="stations of the line, created when missing (one file sets up a line)"
     )
-    device_defaults: dict[Text, FiniteJSON] = Field(
+    device_defaults: dict[Identifier, FiniteJSON] = Field(
         default_factory=dict, description="per device kind, settings every device of that kind starts from"
     )
     devices: list[DeviceSpec] = Field(default_factory=list)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from .errors import Unprocessable
+from .text import check_comment, check_identifier, check_name
 
 T = TypeVar("T")
 
@@ -54,6 +58,37 @@ FiniteJSON = Annotated[dict[str, Any], AfterValidator(_finite)]
 UtcMoment = Annotated[AwareDatetime, AfterValidator(_utc_representable)]
 """An ISO-8601 time with offset that converts to UTC: for every time a client sends."""
 Text = Annotated[str, AfterValidator(_no_nul)]
+"""Any text without NUL (passwords, tokens, free-form keys): taken as sent."""
+Name = Annotated[str, AfterValidator(check_name)]
+"""A display name or title a person types (shift, line, station, routing step, user, template title):
+surrounding whitespace is stripped; only whitespace (``"   "``) or a control/format character
+(tab, newline, U+200B, U+FEFF, bidi controls…) inside is refused. ``""`` passes: give the field
+``min_length=1`` where a name is required."""
+Comment = Annotated[str, AfterValidator(check_comment)]
+"""A reason, note or description: a ``Name`` that may hold line breaks and tabs."""
+Identifier = Annotated[str, AfterValidator(check_identifier)]
+"""A LOT number, serial number, worker id, device/station/product code as a scanner or machine sends
+it: taken exactly, so surrounding whitespace or any invisible character is refused, never trimmed."""
+
+
+@lru_cache(maxsize=64)
+def _adapter(kind: Any) -> TypeAdapter:
+    return TypeAdapter(kind)
+
+
+def checked(kind: Any, value: Any, *, field: str, code: str = "VALIDATION_ERROR") -> Any:
+    """``value`` validated as ``kind`` (``Name``, ``Comment``, ``Identifier``, or one of them in an
+    ``Annotated`` with a ``Field``) where no request model reads it: a form field, a CLI option.
+
+    :returns: the value as the type keeps it (a ``Name`` stripped).
+    :raises Unprocessable: 422 ``code`` with ``field`` and ``errors`` as a request model would give.
+    """
+    try:
+        return _adapter(kind).validate_python(value)
+    except ValidationError as exc:
+        errors = [{"loc": [field, *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        message = f"{field} {errors[0]['msg'].removeprefix('Value error, ')}"
+        raise Unprocessable(message, code=code, field=field, errors=errors) from None
 
 
 class Page(BaseModel, Generic[T]):
@@ -93,12 +128,12 @@ class UserCreate(BaseModel):
     username: Text = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-@]+$")
     password: Text = Field(min_length=8, max_length=256)
     role: Role
-    full_name: Text = Field("", max_length=200)
+    full_name: Name = Field("", max_length=200)
 
 
 class UserUpdate(BaseModel):
     role: Role | None = None
-    full_name: Text | None = Field(None, max_length=200)
+    full_name: Name | None = Field(None, max_length=200)
     is_active: bool | None = None
     password: Text | None = Field(None, min_length=8, max_length=256)
 
@@ -121,15 +156,15 @@ class LotCreate(BaseModel):
     lot_number: str = Code
     product: str = Code
     quantity: int = Field(0, ge=0, le=10_000_000)
-    line: Text | None = Field(None, max_length=64)
-    note: Text = Field("", max_length=2000)
+    line: Identifier | None = Field(None, max_length=64)
+    note: Comment = Field("", max_length=2000)
 
 
 class LotUpdate(BaseModel):
     status: LotStatus | None = None
     quantity: int | None = Field(None, ge=0, le=10_000_000)
-    note: Text | None = Field(None, max_length=2000)
-    reason: Text | None = Field(
+    note: Comment | None = Field(None, max_length=2000)
+    reason: Comment | None = Field(
         None, max_length=500, description="why the status changes (a hold, a scrap); shown in the LOT history"
     )
 
@@ -148,7 +183,9 @@ class LotOut(ORM):
 
 
 class UnitsCreate(BaseModel):
-    serial_numbers: list[str] = Field(min_length=1, max_length=10_000)
+    serial_numbers: list[str] = Field(
+        min_length=1, max_length=10_000, description="each 1-64 characters, an Identifier (checked all at once)"
+    )
 
 
 class UnitOut(ORM):
@@ -168,7 +205,7 @@ IdealCycleSeconds = Field(
 
 class ProcessIn(BaseModel):
     id: str = Code
-    name: Text = Field("", max_length=200)
+    name: Name = Field("", max_length=200)
     sequence: int = Field(0, ge=0, le=INT32_MAX, description="order of the step on the route (an INTEGER column)")
     ideal_cycle_seconds: float | None = IdealCycleSeconds
 
@@ -179,7 +216,7 @@ class ProcessUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Text | None = Field(None, max_length=200)
+    name: Name | None = Field(None, max_length=200)
     sequence: int | None = Field(None, ge=0, le=INT32_MAX)
     ideal_cycle_seconds: float | None = IdealCycleSeconds
 
@@ -193,7 +230,7 @@ class ProcessOut(ORM):
 
 class DefectCodeIn(BaseModel):
     code: str = Code
-    name: Text = Field("", max_length=200)
+    name: Name = Field("", max_length=200)
 
 
 class DefectCodesIn(BaseModel):
@@ -216,11 +253,11 @@ class RecordIn(BaseModel):
     idempotency_key: Text = Field(min_length=8, max_length=128)
     lot_number: str = Code
     process_id: str = Code
-    worker_id: Text | None = Field(None, min_length=1, max_length=64)
-    serial_number: Text | None = Field(None, max_length=64)
-    station: Text | None = Field(None, max_length=64, description="station code; stations send their own")
+    worker_id: Identifier | None = Field(None, min_length=1, max_length=64)
+    serial_number: Identifier | None = Field(None, max_length=64)
+    station: Identifier | None = Field(None, max_length=64, description="station code; stations send their own")
     result: Literal["pass", "fail"]
-    defect_code: Text | None = Field(None, max_length=64)
+    defect_code: Identifier | None = Field(None, max_length=64)
     data: FiniteJSON = Field(default_factory=dict)
     recorded_at: UtcMoment | None = None
     station_seq: int | None = Field(

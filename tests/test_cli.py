@@ -271,3 +271,38 @@ def test_a_plugin_denied_by_plugins_deny_adds_no_command(cli_env, tmp_path):
     assert denied.returncode != 0 and "No such command" in denied.stdout + denied.stderr
     outside = mes({**cli_env, "PLUGINS_ALLOW": '["label_printer"]'}, "barcode", "--help", cwd=tmp_path)
     assert outside.returncode != 0 and "No such command" in outside.stdout + outside.stderr
+
+
+def test_names_typed_at_the_command_line_follow_the_api_rules(cli_env, tmp_path):
+    """``mes user create --full-name``, ``mes station create --name``, ``mes plugins disable --reason`` and
+    ``mes line apply`` refuse a blank name or an invisible character as the API does (non-zero), write
+    nothing, and store a name stripped."""
+    upgrade(Settings(database_url=cli_env["DATABASE_URL"], _env_file=None))
+    line = tmp_path / "line-n.toml"
+    line.write_text('[line]\ncode = "LINE-N"\nname = "   "\n')
+    runs = {
+        "user": start(cli_env, "user", "create", "eve", "--role", "worker", "--full-name", "\u200b",
+                      "--password-stdin", cwd=tmp_path, stdin="eve-secret-pw\n"),
+        "station name": start(cli_env, "station", "create", "ST-N1", "--name", "   ", cwd=tmp_path),
+        "station code": start(cli_env, "station", "create", " ST-N1", cwd=tmp_path),
+        "reason": start(cli_env, "plugins", "disable", "label_printer", "--reason", "\t", cwd=tmp_path),
+        "line": start(cli_env, "line", "apply", str(line), cwd=tmp_path),
+    }
+    for what, started in runs.items():
+        code, output = finish(started)
+        assert code in (1, 2), (what, output)  # 2: bad usage; 1: `line apply` lists its problems
+        assert "blank" in output or "invisible" in output or "code" in output, (what, output)
+    db = sqlite3.connect(tmp_path / "mes.db")
+    try:
+        for table in ("users", "stations", "lines", "plugin_states", "audit_log"):
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
+                assert db.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
+    finally:
+        db.close()
+    code, output = finish(start(cli_env, "station", "create", "ST-N1", "--name", "  Packing  ", cwd=tmp_path))
+    assert code == 0, output
+    db = sqlite3.connect(tmp_path / "mes.db")
+    try:
+        assert db.execute("SELECT name FROM stations WHERE code = 'ST-N1'").fetchone() == ("Packing",)
+    finally:
+        db.close()

@@ -16,6 +16,7 @@ from ..db.base import utcnow
 from ..db.models import Line, Lot, Unit
 from ..errors import Conflict, NotFound, Unprocessable
 from ..schemas import LotCreate, LotUpdate
+from ..text import is_identifier
 from .trace import add_trace_events, trace_row
 
 TRANSITIONS: dict[str, set[str]] = {
@@ -216,7 +217,7 @@ async def add_units(*, session: AsyncSession, lot_number: str, serial_numbers: l
         raise Conflict(f"LOT {lot_number} is {lot.status}", code="LOT_CLOSED")
     if len(set(serial_numbers)) != len(serial_numbers):
         raise Unprocessable("serial numbers repeat within the request", code="DUPLICATE_SERIAL")
-    bad = [s for s in serial_numbers if not s or len(s) > 64 or not s.isprintable() or s.strip() != s]
+    bad = [s for s in serial_numbers if len(s) > 64 or not is_identifier(s)]
     if bad:
         raise Unprocessable("malformed serial numbers", code="VALIDATION_ERROR", serial_numbers=bad[:20])
     existing = (

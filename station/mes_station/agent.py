@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from mes_kernel.contracts import check_identifier
 from mes_station import __version__
 from mes_station.cache import StationCache
 from mes_station.client import ServerClient
@@ -598,6 +599,14 @@ class Agent:
                 raise ValueError(f"{name} is required")
         if not (lot_number and str(lot_number).strip()) and not serial_number:
             raise ValueError("lot_number is required (or a serial_number whose LOT the server knows)")
+        named = {"lot_number": lot_number, "process_id": process_id, "worker_id": worker_id,
+                 "serial_number": serial_number, "defect_code": defect_code}
+        for name, value in named.items():
+            if isinstance(value, str) and value:
+                try:
+                    check_identifier(value)
+                except ValueError as exc:  # the server takes it exactly or refuses it: refuse before queueing
+                    raise ValueError(f"{name} {exc}") from None
         body: dict[str, Any] = {
             "lot_number": lot_number or None,
             "process_id": process_id,

@@ -18,11 +18,14 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from mes_kernel.completions import completion_schema
+from mes_kernel.contracts import check_identifier
 
 #: namespace of completion-file idempotency keys: the same bytes always give the same key
 COMPLETION_KEY_NAMESPACE = uuid.UUID("5d0c6a52-8f8e-4b1c-9a35-3f1f4c1e7a10")
 
 REQUIRED = tuple(completion_schema()["required"])
+#: what the file names exactly (a scanner, a label or a LOT carries them byte for byte)
+IDENTIFIERS = ("lot_number", "process_id", "serial_number", "defect_code", "worker_id", "equipment_id")
 #: a measurement larger than this (as JSON) stays in the report attachment when the file is large
 BULKY_MEASUREMENT_BYTES = 1024
 
@@ -174,13 +177,18 @@ def _plain(error: Any) -> str:
     return f"{where}: {message}"
 
 
+def _not_json(token: str) -> None:
+    # Python's parser takes NaN and ±Infinity; JSON (RFC 8259) and the server do not
+    raise json.JSONDecodeError(f"{token} is not a JSON number (RFC 8259)", token, 0)
+
+
 def parse_completion(content: bytes) -> Completion:
     """Parse and validate a completion file's bytes; raises :class:`CompletionInvalid` with the reason.
 
     The reason names each problem with its place in the file (``measurements/v/unit: …``).
     """
     try:
-        doc = json.loads(content.decode("utf-8-sig"))
+        doc = json.loads(content.decode("utf-8-sig"), parse_constant=_not_json)
     except UnicodeDecodeError as exc:
         raise CompletionInvalid(f"not UTF-8 text: {exc}") from exc
     except json.JSONDecodeError as exc:
@@ -204,6 +212,13 @@ def parse_completion(content: bytes) -> Completion:
             datetime.fromisoformat(finished.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
             problems.append(f"finished_at is not an ISO 8601 time: {finished!r}")
+    for key in IDENTIFIERS:  # the server takes them exactly or refuses them: say so here, with the file
+        value = doc.get(key)
+        if isinstance(value, str) and value:
+            try:
+                check_identifier(value)
+            except ValueError as exc:
+                problems.append(f"{key}: {exc}")
     names = [a.get("file") for a in doc.get("attachments") or [] if isinstance(a, dict)]
     if len(names) != len(set(names)):
         problems.append("attachments: each file may be named once")

@@ -204,6 +204,17 @@ async def test_full_disk_tells_the_worker_and_saves_nothing(agent: Agent):
     assert agent.outbox.count() >= before
 
 
+@pytest.mark.parametrize("field", ["lot_number", "worker_id", "serial_number", "defect_code"])
+async def test_a_result_naming_something_untrimmed_or_invisible_is_refused_before_the_outbox(agent: Agent, field):
+    """The server takes identifiers exactly or refuses them: a worker hears it now, not a rejection later."""
+    before = agent.outbox.count()
+    fields = {"lot_number": "LOT-1", "process_id": "P1", "worker_id": "alice", "result": "fail"}
+    for value in (" X-1", "X-1\t", "X\u200b1"):
+        with pytest.raises(ValueError, match=field):
+            agent.record_result(**{**fields, field: value})
+    assert agent.outbox.count() == before
+
+
 async def test_label_prints_offline_from_templates_cached_at_the_last_sync(tmp_path: Path, contract):
     state, server = contract
     state.templates = [{"name": "serial_tag", "zpl": "^XA^FO20,20^FDS/N {{ serial_number }}^FS^XZ"}]

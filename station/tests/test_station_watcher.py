@@ -255,6 +255,11 @@ async def test_an_attachment_whose_checksum_differs_quarantines_the_file_and_the
         ({"measurements": {"v": {"value": 1.0, "verdict": "pass"}}}, "measurements/v"),
         ({"attachments": [{"file": "../etc/passwd"}]}, "attachments/0/file"),
         ({"serialnumber": "SN-typo"}, "vendor fields start with 'x-'"),
+        # the server takes identifiers exactly, never trimmed: the file says so here, not a rejection later
+        ({"serial_number": "SN0001 "}, "serial_number: has leading or trailing whitespace"),
+        ({"worker_id": "\ufeffW-1"}, "worker_id: contains an invisible character U+FEFF"),
+        ({"defect_code": "V\u200bLOW"}, "defect_code: contains an invisible character U+200B"),
+        ({"measurements": {"v": float("nan")}}, "NaN is not a JSON number"),
     ],
 )
 async def test_schema_violations_name_the_place_in_plain_words(station: Station, change, words):

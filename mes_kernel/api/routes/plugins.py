@@ -10,14 +10,14 @@ from pydantic import BaseModel, Field
 
 from ...errors import NotFound
 from ...runtime import set_plugin_enabled
-from ...schemas import Text
+from ...schemas import Comment
 from ..deps import CurrentPrincipal, KernelDep, Principal, SessionDep, require_permission
 
 router = APIRouter(tags=["plugins"])
 
 
 class SwitchIn(BaseModel):
-    reason: Text = Field("", max_length=500, description="why (shown in /plugins and /health)")
+    reason: Comment = Field("", max_length=500, description="why (shown in /plugins and /health)")
 
 
 def _view(kernel, name: str) -> dict:

@@ -20,7 +20,7 @@ from ...db.models import Device, Line, Lot, Station, StationEvent, StationToken,
 from ...devices import effective_config
 from ...drivers import list_drivers
 from ...errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unprocessable
-from ...schemas import Code, FiniteJSON, Text
+from ...schemas import Code, FiniteJSON, Identifier, Name, Text
 from ...security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest, username_key
 from ...services.device_actions import record_device_action
 from ...services.trace import add_trace_events, trace_row
@@ -35,8 +35,8 @@ BACKLOG_BEATS = 5  # heartbeats kept to tell a growing backlog from a busy momen
 
 class StationIn(BaseModel):
     code: str = Code
-    name: Text = Field("", max_length=200)
-    line: Text | None = Field(None, max_length=64)
+    name: Name = Field("", max_length=200)
+    line: Identifier | None = Field(None, max_length=64)
 
 
 class StationOut(BaseModel):
@@ -49,7 +49,7 @@ class StationOut(BaseModel):
 
 
 class TokenIn(BaseModel):
-    name: Text = Field("", max_length=100)
+    name: Name = Field("", max_length=100)
 
 
 class HeartbeatIn(BaseModel):
@@ -68,7 +68,7 @@ class HeartbeatIn(BaseModel):
 
 class EventIn(BaseModel):
     idempotency_key: Text = Field(min_length=8, max_length=128)
-    type: Text = Field(min_length=1, max_length=64)
+    type: Identifier = Field(min_length=1, max_length=64)
     payload: FiniteJSON = Field(default_factory=dict)
     station_seq: int | None = Field(
         None, ge=0, lt=2**63, description="the station outbox's sequence number (orders a history at one time)"

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.api.deps import KernelDep, Principal, SessionDep, require_permission
-from mes_kernel.contracts import resolve_device
+from mes_kernel.contracts import Identifier, resolve_device
 from mes_kernel.db.models import Lot, Process, ProcessRecord, Unit
 from mes_kernel.errors import NotFound, ServiceUnavailable
 from mes_kernel.kernel import Kernel
@@ -40,15 +40,15 @@ class LookupIn(BaseModel):
     code: str = Field(min_length=1, max_length=512, description="the code as scanned; an AIM prefix is allowed")
     symbology: str | None = Field(None, max_length=3, description="AIM identifier if the driver split it off")
     record: bool = Field(True, description="record the lookup as a 'scan' device action on the unit/LOT")
-    device: str = Field(
+    device: Identifier = Field(
         "scanner",
         max_length=64,
         description="device code of the scanner (checked by the kernel's device authority), "
         "or 'scanner' / 'keyboard' / 'wedge' for input that names no configured device",
     )
-    driver: str = Field("unknown", max_length=64, description="driver name (evdev, serial, wedge …)")
+    driver: Identifier = Field("unknown", max_length=64, description="driver name (evdev, serial, wedge …)")
     driver_version: str = Field("", max_length=32)
-    station: str | None = Field(None, max_length=64, description="station code when a person scans there")
+    station: Identifier | None = Field(None, max_length=64, description="station code when a person scans there")
 
 
 def plugin_state(kernel: Kernel) -> dict[str, Any]:

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
+from pydantic import Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.audit import write_audit
+from mes_kernel.contracts import Comment, Identifier, checked
 from mes_kernel.db.base import utcnow
 from mes_kernel.db.models import StoredFile
 from mes_kernel.errors import Conflict, MesError, NotFound, Unprocessable
@@ -35,7 +36,6 @@ log = structlog.get_logger(__name__)
 
 KIND = "firmware"
 FOLDER = "firmware"
-_LABEL = re.compile(r"^[^\x00-\x1f\x7f]{1,64}$")
 
 # One upload of a product+version at a time in this process; see README for several workers.
 registration_lock = asyncio.Lock()
@@ -75,10 +75,11 @@ def image_view(row: StoredFile) -> dict[str, Any]:
 
 
 def _label(value: str | None, what: str) -> str:
-    value = (value or "").strip()
-    if not _LABEL.match(value):
+    """A product or version as the uploader typed it: an identifier, matched exactly against LOTs and
+    flash requests, so surrounding whitespace is refused rather than trimmed."""
+    if not value:
         raise Unprocessable(f"{what} is required (1-64 printable characters)", code="VALIDATION_ERROR", field=what)
-    return value
+    return checked(Annotated[Identifier, Field(max_length=64)], value, field=what)
 
 
 async def find_image(session: AsyncSession, *, product: str, version: str) -> StoredFile | None:
@@ -104,6 +105,7 @@ async def register_image(*, session: AsyncSession, files_dir: Path, upload: Rece
     try:
         product = _label(upload.fields.get("product"), "product")
         version = _label(upload.fields.get("version"), "version")
+        notes = checked(Comment, upload.fields.get("notes", ""), field="notes")[:1000]
         if upload.size == 0:
             raise Unprocessable("the firmware image is empty", code="VALIDATION_ERROR", field="file")
         existing = await find_image(session, product=product, version=version)
@@ -124,7 +126,7 @@ async def register_image(*, session: AsyncSession, files_dir: Path, upload: Rece
         path=relative.as_posix(),
         sha256=upload.sha256,
         size=upload.size,
-        meta={"product": product, "version": version, "notes": upload.fields.get("notes", "")[:1000]},
+        meta={"product": product, "version": version, "notes": notes},
         created_by=actor,
         expires_at=None,
     )

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from mes_kernel.api.deps import KernelDep, Principal, SessionDep, require_permission
+from mes_kernel.contracts import Identifier
 from mes_kernel.db.models import DeviceAction, DeviceJob
 
 from . import PLUGIN_NAME
@@ -56,16 +57,16 @@ _MULTIPART_DOC = {
 class FlashIn(BaseModel):
     """A flash request: which unit, which image (by id or product + version), which uploader."""
 
-    serial_number: str = Field(min_length=1, max_length=64)
-    device: str | None = Field(
+    serial_number: Identifier = Field(min_length=1, max_length=64)
+    device: Identifier | None = Field(
         None,
         min_length=1,
         max_length=64,
         description="code of a firmware_uploader device; default: the only uploader of the calling station",
     )
     image_id: int | None = None
-    product: str | None = Field(None, max_length=64)
-    version: str | None = Field(None, max_length=64)
+    product: Identifier | None = Field(None, max_length=64)
+    version: Identifier | None = Field(None, max_length=64)
     idempotency_key: str = Field(
         min_length=1,
         max_length=100,
@@ -73,8 +74,8 @@ class FlashIn(BaseModel):
         "flashes twice (200 with the job), the same key for another unit, device or image is 409 "
         "IDEMPOTENCY_KEY_REUSED",
     )
-    operator: str | None = Field(None, max_length=100, description="worker at the station, if not the caller")
-    station_code: str | None = Field(
+    operator: Identifier | None = Field(None, max_length=100, description="worker at the station, if not the caller")
+    station_code: Identifier | None = Field(
         None, max_length=64, description="where a person flashes from (a station's own token always wins)"
     )
     wait: bool = Field(

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from mes_kernel.api.deps import KernelDep, Principal, SessionDep, require_permission
+from mes_kernel.contracts import Comment, Identifier, Name, checked
 from mes_kernel.db.models import DeviceJob
 from mes_kernel.errors import NotFound, Unprocessable
 from mes_kernel.ratelimit import COUNTS_AS_READ
@@ -41,8 +42,8 @@ class PreviewIn(BaseModel):
     template: str = Field(max_length=64)
     template_version: int | None = Field(None, ge=1, description="a stored version; the latest if left out")
     fields: dict[str, Any] = Field(default_factory=dict)
-    lot_number: str | None = None
-    serial_number: str | None = None
+    lot_number: Identifier | None = Field(None, max_length=64)
+    serial_number: Identifier | None = Field(None, max_length=64)
     sample: bool = Field(False, description="fill every field left out with a sample value of its type")
     format: Literal["png", "zpl"] = Field(
         "png",
@@ -54,9 +55,9 @@ class PreviewIn(BaseModel):
 class PrintIn(BaseModel):
     template: str = Field(max_length=64)
     fields: dict[str, Any] = Field(default_factory=dict)
-    lot_number: str | None = None
-    serial_number: str | None = None
-    printer: str = Field(description="device code of a label printer, e.g. PRN-01")
+    lot_number: Identifier | None = Field(None, max_length=64)
+    serial_number: Identifier | None = Field(None, max_length=64)
+    printer: Identifier = Field(min_length=1, max_length=64, description="device code of a label printer, e.g. PRN-01")
     idempotency_key: Key
 
 
@@ -64,7 +65,7 @@ class ReprintIn(BaseModel):
     """A reprint the caller asked for once: a retry with the same key answers the first reprint job."""
 
     idempotency_key: Key
-    reason: str | None = Field(None, max_length=500)
+    reason: Comment | None = Field(None, max_length=500)
 
 
 class TemplateIn(BaseModel):
@@ -77,8 +78,8 @@ class TemplateIn(BaseModel):
         description='declarations {"name", "type", "required", "max_length", "description", "fn"}: '
         "a {{name}} placeholder in field data, or the ^FN number that marks the field",
     )
-    title: str = Field("", max_length=200)
-    description: str = Field("", max_length=2000)
+    title: Name = Field("", max_length=200)
+    description: Comment = Field("", max_length=2000)
     dpi: int = 203
 
 
@@ -89,7 +90,7 @@ class InspectIn(BaseModel):
 
 
 class RetireIn(BaseModel):
-    reason: str | None = Field(None, max_length=500)
+    reason: Comment | None = Field(None, max_length=500)
 
 
 @router.get("/templates", summary="List label templates (latest version of each) and their typed fields")
@@ -133,7 +134,10 @@ async def upload_template(
         raw = await upload.read()
         name = form.get("name") or (upload.filename or "").rsplit(".", 1)[0].lower()
         fields: Any = form.get("fields") or "[]"
-        title, description = str(form.get("title") or ""), str(form.get("description") or "")
+        title = checked(Annotated[Name, Field(max_length=200)], str(form.get("title") or ""), field="title")
+        description = checked(
+            Annotated[Comment, Field(max_length=2000)], str(form.get("description") or ""), field="description"
+        )
         try:
             dpi = int(str(form.get("dpi") or 203))
         except ValueError:

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from mes_kernel.api.deps import KernelDep, Principal, SessionDep, require_permission
-from mes_kernel.contracts import MappingError, audited_write, resolve_device
+from mes_kernel.contracts import Identifier, MappingError, audited_write, resolve_device
 from mes_kernel.errors import Unprocessable
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE
@@ -26,7 +26,7 @@ router = APIRouter(prefix="/modbus", tags=["modbus"])
 class WriteIn(BaseModel):
     """A value for one of the device's ``writable`` registers or coils, by its configured name."""
 
-    name: str = Field(min_length=1, max_length=64, description="a key of the device's `writable` table")
+    name: Identifier = Field(min_length=1, max_length=64, description="a key of the device's `writable` table")
     value: int | float | bool | str = Field(
         description="a number for a register (in its data type's range), true/false for a coil, text for a string"
     )

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from mes_kernel.api.deps import KernelDep, Principal, SessionDep, require_permission
-from mes_kernel.contracts import MappingError, audited_write, resolve_device
+from mes_kernel.contracts import Identifier, MappingError, audited_write, resolve_device
 from mes_kernel.errors import Unprocessable
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE
@@ -28,7 +28,7 @@ router = APIRouter(prefix="/mqtt", tags=["mqtt"])
 class WriteIn(BaseModel):
     """A value for one of the device's ``writable`` commands, by its configured name."""
 
-    name: str = Field(min_length=1, max_length=64, description="a key of the device's `writable` table")
+    name: Identifier = Field(min_length=1, max_length=64, description="a key of the device's `writable` table")
     value: int | float | bool | str = Field(description="a JSON number, true/false or text, of the command's type")
 
 

@@ -86,10 +86,13 @@ async def test_a_value_json_cannot_carry_is_refused_before_the_machine_is_reache
     device["config"]["writable"]["temp"] = "ns=2;s=Machine.SpindleTemp"
     await put_line(client, admin_headers, "LINE-O", [device])
     url = f"{API}/opcua/devices/MC-1/write"
-    for raw in (b'{"name": "temp", "value": NaN}', b'{"name": "temp", "value": -Infinity}'):
+    # The kernel's input guard refuses such a body for every route before it is parsed (not JSON: 400;
+    # a number no float holds: 422), so the plugin's own check of the value is never reached by HTTP.
+    for raw, answer in ((b'{"name": "temp", "value": NaN}', (400, "MALFORMED_JSON")),
+                        (b'{"name": "temp", "value": -Infinity}', (400, "MALFORMED_JSON")),
+                        (b'{"name": "temp", "value": 1e400}', (422, "VALIDATION_ERROR"))):
         r = await client.post(url, content=raw, headers={**admin_headers, "Content-Type": "application/json"})
-        assert (r.status_code, r.json()["detail"]["code"]) == (422, "OPCUA_VALUE_INVALID"), r.text
-        assert r.json()["detail"]["field"] == "value"
+        assert (r.status_code, r.json()["detail"]["code"]) == answer, r.text
     async with kernel.sessionmaker() as session:
         assert (await session.execute(select(AuditEntry).where(AuditEntry.entity == "opcua_node"))).first() is None
     assert machine.read("Machine.SpindleTemp") == 20.0
