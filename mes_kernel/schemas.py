@@ -124,11 +124,16 @@ class RefreshIn(BaseModel):
 Role = Literal["admin", "production_manager", "worker", "viewer", "quality_manager", "executive"]
 
 
+#: The dashboard's languages; a user's choice is stored with the user (``users.language``).
+Language = Literal["en", "ko"]
+
+
 class UserCreate(BaseModel):
     username: Text = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-@]+$")
     password: Text = Field(min_length=8, max_length=256)
     role: Role
     full_name: Name = Field("", max_length=200)
+    language: Language | None = None
 
 
 class UserUpdate(BaseModel):
@@ -136,6 +141,14 @@ class UserUpdate(BaseModel):
     full_name: Name | None = Field(None, max_length=200)
     is_active: bool | None = None
     password: Text | None = Field(None, min_length=8, max_length=256)
+    language: Language | None = None
+
+
+class MeUpdate(BaseModel):
+    """What users may change about themselves (``PATCH /auth/me``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    language: Language
 
 
 class UserOut(ORM):
@@ -146,6 +159,7 @@ class UserOut(ORM):
     is_active: bool
     created_at: datetime
     locked_until: datetime | None = None  # set while too many wrong passwords lock the account
+    language: str | None = None  # "en" | "ko" as the user chose; None: not chosen (the browser's)
 
 
 # ---------------------------------------------------------------- lots

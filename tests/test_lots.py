@@ -305,6 +305,8 @@ async def test_lot_history_and_unit_history_are_newest_first(client, kernel, wor
     assert (started["type"], started["data"]["from"], started["data"]["to"]) == ("status_change", "created",
                                                                                   "in_progress")
     assert started["data"]["reason"] == "first process record" and started["at"] == body["events"][5]["at"]
+    # the server's own reason comes as a code the dashboard translates, its English text beside it
+    assert started["data"]["reason_code"] == "FIRST_PROCESS_RECORD"
     assert sorted((e["type"], e["serial_number"]) for e in registered) == [
         ("registration", first_sn), ("registration", second_sn)]
     assert (opened["type"], opened["data"]["from"], opened["data"]["to"]) == ("status_change", None, "created")

@@ -110,6 +110,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
         USERS, req("/auth/logout", {"refresh_token": "mrt_not-a-known-token-{tag}"}), special={STATION: "401"}
     ),
     ("GET", "/auth/me"): Rule(SIGNED_IN, req("/auth/me")),
+    # every person sets their own language; a station has no settings of its own
+    ("PATCH", "/auth/me"): Rule(USERS, req("/auth/me", {"language": "ko"})),
     # users
     ("GET", "/users"): Rule(ADMIN_ONLY, req("/users")),
     ("POST", "/users"): Rule(

@@ -55,6 +55,8 @@ class User(TimestampMixin, Base):
     # Wrong passwords since the last good login or lock; at the threshold the account locks until locked_until.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The dashboard language the user chose (schemas.Language: "en" | "ko"); None: not chosen, the browser's.
+    language: Mapped[str | None] = mapped_column(String(8))
     __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="role"),)
 
 

@@ -63,7 +63,8 @@ class LoginThrottled(MesError):
 
 
 def user_snapshot(user: User) -> dict:
-    return {"username": user.username, "role": user.role, "full_name": user.full_name, "is_active": user.is_active}
+    return {"username": user.username, "role": user.role, "full_name": user.full_name, "is_active": user.is_active,
+            "language": user.language}
 
 
 async def find_user(session: AsyncSession, username: str) -> User | None:
@@ -83,6 +84,7 @@ async def create_user(*, session: AsyncSession, user_in: UserCreate, actor: str,
         full_name=user_in.full_name,
         role=user_in.role,
         password_hash=password_hash,
+        language=user_in.language,
     )
     session.add(user)
     try:

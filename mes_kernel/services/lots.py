@@ -40,13 +40,23 @@ def lot_snapshot(lot: Lot) -> dict[str, Any]:
     }
 
 
+#: Reasons the server itself gives a LOT's status change: code → English text (the dashboard's catalogs
+#: hold each code's translations under ``history.reason.<code>``).
+STATUS_REASONS: dict[str, str] = {"FIRST_PROCESS_RECORD": "first process record"}
+
+
 def status_change(
     *, lot_id: int, lot_number: str, before: str | None, after: str, actor: str, at: datetime | None = None,
-    received_at: datetime | None = None, reason: str | None = None,
+    received_at: datetime | None = None, reason: str | None = None, reason_code: str | None = None,
 ) -> dict[str, Any]:
     """The trace row of a LOT moving from ``before`` (None at creation) to ``after``: who and why;
-    ``at`` when it happened (station time), ``received_at`` the server's time (default: now)."""
+    ``at`` when it happened (station time), ``received_at`` the server's time (default: now).
+    ``reason`` is a person's words as given; a reason the server writes itself is ``reason_code`` (one of
+    :data:`STATUS_REASONS`, which the dashboard translates) with its English text in ``reason`` for API users."""
     payload: dict[str, Any] = {"lot_number": lot_number, "from": before, "to": after}
+    if reason_code:
+        payload["reason_code"] = reason_code
+        reason = STATUS_REASONS[reason_code]
     if reason:
         payload["reason"] = reason
     # The receipt time is the partition key (the month the change is archived with): the server's,
@@ -288,4 +298,4 @@ async def mark_started(
     )
     mark_stale(session, f"lot:{lot_number}")
     return status_change(lot_id=lot["id"], lot_number=lot_number, before="created", after="in_progress", actor=actor,
-                         at=at, received_at=received_at, reason="first process record")
+                         at=at, received_at=received_at, reason_code="FIRST_PROCESS_RECORD")

@@ -505,7 +505,8 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
         await assertAccessible(page, `${hash} at 390 px`);
       }
       await page.goto(kernel.baseUrl + "/#/lots/SEED-LOT-1");
-      await page.getByRole("cell", { name: "TEST: pass" }).first().waitFor({ timeout: TIMEOUT });
+      // below `md` a history is a list of stacked entries, not a table
+      await page.getByTestId("history-entry").filter({ hasText: "TEST: pass" }).first().waitFor({ timeout: TIMEOUT });
       await assertFits(page, "LOT detail");
       await shot(page, "09-phone-lot");
       await menuButton.click();

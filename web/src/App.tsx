@@ -146,12 +146,24 @@ function Page({ route, allowed }: { route: Route; allowed: (item: NavItem | unde
 
 const LANGUAGE_NAMES: Record<Language, string> = { en: "English", ko: "한국어" };
 
-export function LanguageSwitch({ username }: { username: string | undefined }) {
+/** Switch the language now, and store the choice with the user on the server so it follows them to any
+ *  browser (a station's login, or a kernel without `PATCH /auth/me`, keeps it in this browser only). */
+export function pickLanguage(language: Language, me: Me | null): void {
+  chooseLanguage(language, me?.name);
+  if (me?.kind !== "user") return;
+  endpoints.saveLanguage(language).then((saved) => {
+    const now = useAuth.getState().me;
+    if (now && now.name === saved.name) useAuth.setState({ me: { ...now, language: saved.language } });
+  }, () => undefined); // not stored on the server: this browser still keeps the choice
+}
+
+export function LanguageSwitch() {
   const { t, i18n } = useTranslation();
+  const me = useAuth((s) => s.me);
   return (
     <TextField select size="small" label={t("shell.language")} value={i18n.language}
                sx={{ minWidth: 120, "& .MuiInputBase-root": { bgcolor: "background.paper" } }}
-               onChange={(e) => chooseLanguage(e.target.value as Language, username)}
+               onChange={(e) => pickLanguage(e.target.value as Language, me)}
                slotProps={{ htmlInput: { "data-testid": "language" } }}>
       {LANGUAGES.map((l) => <MenuItem key={l} value={l} lang={l}>{LANGUAGE_NAMES[l]}</MenuItem>)}
     </TextField>
@@ -174,7 +186,7 @@ function Shell() {
   const openAlerts = useAlerts((s) => s.data?.open ?? 0);
   const current = section(route);
 
-  useEffect(() => applyUserLanguage(me?.name), [me?.name]);
+  useEffect(() => applyUserLanguage({ name: me?.name, language: me?.language }), [me?.name, me?.language]);
   // Dates show in the plant's zone, which the KPI summary names.
   useEffect(() => {
     if (!canAlerts) return;
@@ -222,7 +234,7 @@ function Shell() {
           </Box>
           <Box sx={{ display: { xs: "none", md: "flex" }, gap: 2, alignItems: "center" }}>
             <Typography variant="body2" sx={{ whiteSpace: "nowrap" }} data-testid="whoami">{whoami}</Typography>
-            <LanguageSwitch username={me?.name} />
+            <LanguageSwitch />
             <Button color="inherit" onClick={() => void logout()}>{t("shell.logout")}</Button>
           </Box>
         </Toolbar>
@@ -241,7 +253,7 @@ function Shell() {
           </List>
           <Divider />
           <Box sx={{ p: 2, display: "flex", flexDirection: "column", gap: 2 }}>
-            <LanguageSwitch username={me?.name} />
+            <LanguageSwitch />
             <Button variant="outlined" onClick={() => void logout()}>{t("shell.logout")}</Button>
           </Box>
         </Box>

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from ...cache import commit as cache_commit
-from ...errors import MesError, Unauthorized
-from ...schemas import LoginIn, RefreshIn, TokenPair
+from ...db.models import User
+from ...errors import Forbidden, MesError, Unauthorized
+from ...schemas import LoginIn, MeUpdate, RefreshIn, TokenPair, UserUpdate
 from ...services import auth as auth_service
 from ..deps import CurrentPrincipal, KernelDep, SessionDep, SettingsDep
 from ..scope import serves_line
@@ -86,10 +88,15 @@ async def logout(body: RefreshIn, session: SessionDep, principal: CurrentPrincip
 
 
 @router.get("/me", summary="Who am I, and what may I do")
-async def me(principal: CurrentPrincipal, request: Request, kernel: KernelDep):
+async def me(principal: CurrentPrincipal, request: Request, kernel: KernelDep, session: SessionDep):
     """The caller and the permissions it holds now. A failed or switched-off plugin's permissions are
     withdrawn for everyone; a station holds a plugin's permissions only while its line enables that
-    plugin (the rule of :func:`mes_kernel.api.scope.serves_line`, which the plugin's routes enforce)."""
+    plugin (the rule of :func:`mes_kernel.api.scope.serves_line`, which the plugin's routes enforce).
+    ``language`` is the dashboard language a user chose (``en`` | ``ko``; null: not chosen; always null
+    for a station)."""
+    language = None
+    if principal.kind == "user":
+        language = (await session.execute(select(User.language).where(User.id == principal.id))).scalar()
     serves = None
     if principal.kind == "station":
         def serves(plugin: str) -> bool:
@@ -99,5 +106,27 @@ async def me(principal: CurrentPrincipal, request: Request, kernel: KernelDep):
         "name": principal.name,
         "role": principal.role,
         "station": principal.station_code,
+        "language": language,
         "permissions": request.app.state.permissions.for_role(principal.role, plugin_serves=serves),
     }
+
+
+@router.patch(
+    "/me",
+    summary="Change my own settings: the dashboard language",
+    description="`{\"language\": \"en\" | \"ko\"}` — stored with the user, so every browser the user logs "
+    "in from shows it (`GET /auth/me` answers it). Another value is 422 `VALIDATION_ERROR` naming "
+    "`language`. Users only (a station's token is 403 `FORBIDDEN`); audited like any user change. "
+    "Administrators change anyone's with `PATCH /users/{username}`.",
+)
+async def update_me(body: MeUpdate, principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep,
+                    kernel: KernelDep):
+    if principal.kind != "user":
+        raise Forbidden("only a person has settings of their own; a station has none")
+    name = (await session.execute(select(User.username).where(User.id == principal.id))).scalar_one()
+    user = await auth_service.update_user(session=session, username=name,
+                                          user_in=UserUpdate(language=body.language), actor=principal.actor,
+                                          settings=settings)
+    language = user.language
+    await cache_commit(session, kernel.cache)
+    return {"name": name, "language": language}

@@ -91,6 +91,9 @@ export const endpoints = {
   updateLot: (lotNumber: string,
               body: { status?: LotStatus; note?: string; quantity?: number; reason?: string }) =>
     api.http.patch<Lot>(`/lots/${encodeURIComponent(lotNumber)}`, body).then((r) => r.data),
+  /** Store the logged-in user's dashboard language with the user (`PATCH /auth/me`). */
+  saveLanguage: (language: "en" | "ko") =>
+    api.http.patch<{ name: string; language: "en" | "ko" }>("/auth/me", { language }).then((r) => r.data),
   panels: (signal?: AbortSignal) => get<Panel[]>("/dashboard/panels", signal),
   summary: (signal?: AbortSignal) => get<Summary>("/dashboard/summary", signal),
   alerts: (includeResolved: boolean, signal?: AbortSignal) =>

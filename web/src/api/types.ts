@@ -13,6 +13,8 @@ export interface Me {
   name: string;
   role: string;
   station: string | null;
+  /** The dashboard language the user chose, stored with the user; null until chosen (and for a station). */
+  language?: "en" | "ko" | null;
   permissions: string[];
 }
 
@@ -288,6 +290,9 @@ export interface YieldItem {
   first_pass: number;
   first_pass_yield: number | null;
   final_yield: number | null;
+  /** Every record in the range (retests too), and how many of them passed. */
+  records?: number;
+  records_passed?: number;
 }
 
 export interface YieldAnswer {

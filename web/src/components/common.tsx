@@ -117,7 +117,8 @@ export function PageTitle({ children, action }: { children: ReactNode; action?: 
   );
 }
 
-/** An instant in the plant's zone, with its age when recent; `hover` adds a second time to the tooltip. */
+/** An instant in the plant's zone, with its age when recent; `hover` replaces the tooltip ("" for none: the
+ *  caller shows one of its own). */
 export function When({ at, hover }: { at: string | null | undefined; hover?: string }) {
   const { t } = useTranslation();
   if (!at) return <>—</>;
@@ -125,7 +126,7 @@ export function When({ at, hover }: { at: string | null | undefined; hover?: str
   if (Number.isNaN(date.getTime())) return <>{at}</>;
   const age = (Date.now() - date.getTime()) / 1000;
   return (
-    <span title={hover ?? date.toISOString()}>
+    <span title={hover === "" ? undefined : hover ?? date.toISOString()}>
       {formatDateTime(date)}
       {age >= 0 && age < 7 * 86400 ? <Typography component="span" variant="caption" color="text.secondary">
         {` (${t("common.ago", { age: formatDuration(age) })})`}</Typography> : null}

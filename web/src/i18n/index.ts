@@ -1,4 +1,5 @@
-// Korean and English through i18next: the catalogs, the language each user chose (kept per user), the switch.
+// Korean and English through i18next: the catalogs, the language each user chose (stored with the user on the
+// server, `GET/PATCH /auth/me`; this browser keeps a copy per user for a kernel without it), the switch.
 import i18n from "i18next";
 import { initReactI18next } from "react-i18next";
 import en from "./en.json";
@@ -20,7 +21,7 @@ export function browserLanguage(): Language {
   return preferred?.toLowerCase().startsWith("ko") ? "ko" : "en";
 }
 
-/** The language `username` chose in this browser (kept per user: a shared shop-floor PC serves several). */
+/** The language `username` last chose in this browser (kept per user: a shared shop-floor PC serves several). */
 export function storedLanguage(username: string | null | undefined): Language | null {
   try {
     const value = window.localStorage.getItem(STORAGE_PREFIX + (username ?? ""));
@@ -30,7 +31,8 @@ export function storedLanguage(username: string | null | undefined): Language | 
   }
 }
 
-/** Switch the interface to `language` and remember it for `username`. */
+/** Switch the interface to `language` and remember it for `username` in this browser (the caller also stores
+ *  it with the user on the server: `saveLanguage` in the shell). */
 export function chooseLanguage(language: Language, username: string | null | undefined): void {
   try {
     window.localStorage.setItem(STORAGE_PREFIX + (username ?? ""), language);
@@ -40,9 +42,23 @@ export function chooseLanguage(language: Language, username: string | null | und
   void i18n.changeLanguage(language);
 }
 
-/** Apply the user's stored choice (or the browser's) after login. */
-export function applyUserLanguage(username: string | null | undefined): void {
-  const language = storedLanguage(username) ?? browserLanguage();
+/** The language to show `user` after login: the one stored with the user on the server (`/auth/me`'s
+ *  `language`), else the one last chosen in this browser, else the browser's. */
+export function userLanguage(user: { name?: string | null; language?: string | null } | null | undefined): Language {
+  if (isLanguage(user?.language)) return user.language;
+  return storedLanguage(user?.name) ?? browserLanguage();
+}
+
+/** Apply `user`'s language (see `userLanguage`) after login, and keep this browser's copy in step with it. */
+export function applyUserLanguage(user: { name?: string | null; language?: string | null } | null | undefined): void {
+  const language = userLanguage(user);
+  if (user?.name && isLanguage(user.language) && storedLanguage(user.name) !== language) {
+    try {
+      window.localStorage.setItem(STORAGE_PREFIX + user.name, language);
+    } catch {
+      // storage disabled
+    }
+  }
   if (i18n.language !== language) void i18n.changeLanguage(language);
 }
 

@@ -3,9 +3,11 @@ import { lazy, Suspense, useCallback, useState } from "react";
 import Box from "@mui/material/Box";
 import Link from "@mui/material/Link";
 import Skeleton from "@mui/material/Skeleton";
+import Typography from "@mui/material/Typography";
 import ToggleButton from "@mui/material/ToggleButton";
 import ToggleButtonGroup from "@mui/material/ToggleButtonGroup";
 import type { ColumnDef } from "@tanstack/react-table";
+import type { TFunction } from "i18next";
 import { useTranslation } from "react-i18next";
 import { endpoints, keyOf, type KpiQuery } from "../api/endpoints";
 import type { ParetoItem, YieldGroup, YieldItem } from "../api/types";
@@ -56,6 +58,29 @@ function ParetoSection({ query, range }: { query: KpiQuery; range: KpiRange }) {
   );
 }
 
+/** Retest records of a row: every record in the range that was not a unit's first try at the step (each unit
+ *  first tried in the range has exactly one first-try record in it). Null when the server gives no records. */
+export function retests(item: YieldItem): number | null {
+  return typeof item.records === "number" ? Math.max(0, item.records - item.total) : null;
+}
+
+/** The yield table's columns, named as docs/kpi.md defines them: `total` counts units (items) first tried, not
+ *  records; `passed` those finally good. */
+export function yieldColumns(t: TFunction, group: YieldGroup, range: KpiRange): ColumnDef<YieldItem, any>[] {
+  const num = (v: unknown) => (typeof v === "number" ? formatNumber(v) : "—");
+  return [
+    { accessorKey: "key", header: t(`quality.group.${group}`),
+      cell: (i) => <Link href={drillDown(range, group, i.getValue())}>{i.getValue()}</Link> },
+    { accessorKey: "total", header: t("quality.total"), cell: (i) => num(i.getValue()) },
+    { accessorKey: "first_pass", header: t("quality.firstPass"), cell: (i) => num(i.getValue()) },
+    { accessorKey: "passed", header: t("quality.passed"), cell: (i) => num(i.getValue()) },
+    { accessorKey: "first_pass_yield", header: t("quality.firstPassYield"), cell: (i) => formatPercent(i.getValue()) },
+    { accessorKey: "final_yield", header: t("quality.finalYield"), cell: (i) => formatPercent(i.getValue()) },
+    { id: "records", header: t("quality.records"), accessorFn: (r) => r.records ?? null, cell: (i) => num(i.getValue()) },
+    { id: "retests", header: t("quality.retests"), accessorFn: retests, cell: (i) => num(i.getValue()) },
+  ];
+}
+
 function YieldSection({ query, range }: { query: KpiQuery; range: KpiRange }) {
   const { t } = useTranslation();
   const [group, setGroup] = useState<YieldGroup>("process");
@@ -63,15 +88,7 @@ function YieldSection({ query, range }: { query: KpiQuery; range: KpiRange }) {
                               [query, group]);
   const yields = usePolling(keyOf("/kpi/yield", { ...query, group_by: group }), fetcher, KPI_INTERVAL_MS);
   const items = yields.data?.group_by === group ? yields.data.items : [];
-  const columns: ColumnDef<YieldItem, any>[] = [
-    { accessorKey: "key", header: t(`quality.group.${group}`),
-      cell: (i) => <Link href={drillDown(range, group, i.getValue())}>{i.getValue()}</Link> },
-    { accessorKey: "total", header: t("quality.total"), cell: (i) => formatNumber(i.getValue()) },
-    { accessorKey: "passed", header: t("quality.passed"), cell: (i) => formatNumber(i.getValue()) },
-    { accessorKey: "first_pass", header: t("quality.firstPass"), cell: (i) => formatNumber(i.getValue()) },
-    { accessorKey: "first_pass_yield", header: t("quality.firstPassYield"), cell: (i) => formatPercent(i.getValue()) },
-    { accessorKey: "final_yield", header: t("quality.finalYield"), cell: (i) => formatPercent(i.getValue()) },
-  ];
+  const columns = yieldColumns(t, group, range);
   const picker = (
     <ToggleButtonGroup size="small" exclusive value={group} aria-label={t("quality.groupBy")}
                        onChange={(_, value: YieldGroup | null) => value && setGroup(value)}>
@@ -87,6 +104,9 @@ function YieldSection({ query, range }: { query: KpiQuery; range: KpiRange }) {
             <YieldChart items={items} onPick={(key) => { window.location.hash = drillDown(range, group, key).slice(1); }} />
           </Suspense>
           <DataTable label={t("quality.yield")} columns={columns} data={items} rowKey={(r) => r.key} />
+          <Typography variant="caption" color="text.secondary" component="p" sx={{ mt: 1 }} data-testid="yield-legend">
+            {t("quality.legend")}
+          </Typography>
         </>
       ) : <NoData />)}
     </Section>
@@ -102,7 +122,7 @@ export function QualityPage() {
       <PageTitle>{t("quality.title")}</PageTitle>
       <RangeFilter lines={lines.data?.items} />
       {query && !problem && (
-        <Box sx={{ display: "grid", gap: 2, gridTemplateColumns: { xs: "minmax(0, 1fr)", lg: "repeat(2, minmax(0, 1fr))" } }}>
+        <Box sx={{ display: "grid", gap: 2, gridTemplateColumns: "minmax(0, 1fr)" }}>
           <ParetoSection query={query} range={range} />
           <YieldSection query={query} range={range} />
         </Box>

@@ -210,7 +210,7 @@ describe("LotDetailPage", () => {
     render(<LotDetailPage lotNumber="LOT/7" />);
     expect(await screen.findByRole("cell", { name: "label_printer print on PRN-01 via zpl_tcp 0.1.0: ok" }))
       .toBeInTheDocument();
-    expect(screen.getByRole("cell", { name: "station:ST-01" })).toBeInTheDocument();
+    expect(screen.getByRole("cell", { name: "station ST-01" })).toBeInTheDocument(); // the API's station:ST-01
     const user = userEvent.setup();
     await user.click(screen.getByLabelText("New status"));
     const options = screen.getAllByRole("option").map((o) => o.textContent);

@@ -80,7 +80,7 @@ describe("quality view", () => {
     kernel.route("GET", "/api/v1/kpi/yield", (req) => ({ body: {
       group_by: req.query.get("group_by"),
       items: [{ key: req.query.get("group_by") === "product" ? "NH-1" : "ICT", total: 200, passed: 190,
-                first_pass: 180, first_pass_yield: 0.9, final_yield: 0.95 }],
+                first_pass: 180, first_pass_yield: 0.9, final_yield: 0.95, records: 230, records_passed: 205 }],
     } }));
   });
 
@@ -93,6 +93,23 @@ describe("quality view", () => {
     expect(Object.fromEntries(lastQuery("/api/v1/kpi/pareto") ?? [])).toEqual({
       from: "2026-11-01T00:00:00+09:00", to: "2026-11-08T00:00:00+09:00", tz: "Asia/Seoul",
     });
+  });
+
+  it("names the yield columns for what they count: units tested, first-pass and final good, records, retests",
+     async () => {
+    loginAs("quality_manager");
+    render(<QualityPage />);
+    const table = await screen.findByRole("table", { name: "Yield" });
+    const header = within(table).getAllByRole("columnheader").map((c) => c.textContent);
+    expect(header).toEqual(["Process", "Units tested", "First-pass good", "Final good", "First-pass yield",
+                            "Final yield", "Records", "Retests"]);
+    // `total` (units first tried) is not shown as records; records (230) and retests (230 − 200) are
+    expect(within(table).getByRole("cell", { name: "ICT" }).closest("tr")?.textContent)
+      .toBe("ICT20018019090.0%95.0%23030");
+    expect(screen.getByTestId("yield-legend")).toHaveTextContent("Units tested: units first tried at the step");
+    await i18n.changeLanguage("ko");
+    expect(within(table).getAllByRole("columnheader").map((c) => c.textContent)).toEqual([
+      "공정", "검사 유닛", "초도 합격", "최종 양품", "초도 수율", "최종 수율", "기록 수", "재검사"]);
   });
 
   it("groups yield by process, station or product and drills down to the LOTs behind a bar", async () => {
@@ -256,6 +273,54 @@ describe("language", () => {
   });
 });
 
+describe("language stored with the user", () => {
+  const startApp = (language: "en" | "ko" | null) => {
+    kernel.route("GET", "/api/v1/alerts", () => ({ body: { items: [], open: 0, open_by_severity: {} } }));
+    kernel.route("GET", "/api/v1/kpi/lines/now", () => ({ body: LINES_NOW }));
+    kernel.route("GET", "/api/v1/auth/me", () => ({ body: { ...me("production_manager", "park"), language } }));
+    useAuth.setState({ tokens: { access_token: "a", refresh_token: "r", token_type: "bearer", expires_in: 900,
+                                 role: "production_manager", obtained_at: Date.now() }, status: "loading" });
+    window.location.hash = "#/production";
+    render(<App />);
+  };
+
+  it("shows the language /auth/me names, whatever this browser kept", async () => {
+    localStorage.setItem("mes.language.park", "en");
+    startApp("ko");
+    expect(await screen.findByRole("heading", { name: "생산 — 라인별 현재 상황" })).toBeInTheDocument();
+    expect(localStorage.getItem("mes.language.park")).toBe("ko");
+  });
+
+  it("stores a switch with the user on the server (PATCH /auth/me)", async () => {
+    localStorage.removeItem("mes.language.park");
+    const saved: unknown[] = [];
+    kernel.route("PATCH", "/api/v1/auth/me", (req) => {
+      saved.push(req.body);
+      return { body: { name: "park", language: (req.body as { language: string }).language } };
+    });
+    startApp(null);
+    await screen.findByTestId("line-L1");
+    const user = userEvent.setup();
+    await user.click(screen.getAllByTestId("language")[0].previousElementSibling ?? screen.getAllByRole("combobox")[0]);
+    await user.click(await screen.findByRole("option", { name: "한국어" }));
+    await waitFor(() => expect(saved).toEqual([{ language: "ko" }]));
+    await waitFor(() => expect(useAuth.getState().me?.language).toBe("ko"));
+    expect(await screen.findByRole("heading", { name: "생산 — 라인별 현재 상황" })).toBeInTheDocument();
+  });
+
+  it("keeps the switch in this browser when the server cannot store it", async () => {
+    localStorage.removeItem("mes.language.park");
+    kernel.route("PATCH", "/api/v1/auth/me", () => ({ status: 405, body: { detail: "Method Not Allowed" } }));
+    startApp(null);
+    await screen.findByTestId("line-L1");
+    const user = userEvent.setup();
+    await user.click(screen.getAllByTestId("language")[0].previousElementSibling ?? screen.getAllByRole("combobox")[0]);
+    await user.click(await screen.findByRole("option", { name: "한국어" }));
+    expect(await screen.findByRole("heading", { name: "생산 — 라인별 현재 상황" })).toBeInTheDocument();
+    expect(localStorage.getItem("mes.language.park")).toBe("ko");
+  });
+});
+
 describe("histories by cursor", () => {
   const event = (n: number) => ({
     at: `2026-11-26T05:${String(n).padStart(2, "0")}:30Z`, recorded_at: `2026-11-26T05:${String(n).padStart(2, "0")}:00Z`,
@@ -318,14 +383,50 @@ describe("histories by cursor", () => {
     expect(screen.getAllByRole("cell", { name: "스캔" })).toHaveLength(1);
   });
 
-  it("shows the station's time in When, and the server's receipt on hover", async () => {
+  it("shows the station's time in When, and the server's receipt in a tooltip of the focusable time", async () => {
     loginAs("viewer");
     kernel.route("GET", "/api/v1/units/SN-1/history", () => ({ body: { serial_number: "SN-1", lot_number: "LOT-9",
       lot_status: "in_progress", product: "NH-1", events: [event(4)], total: 1, next_before: null } }));
     render(<UnitPage serialNumber="SN-1" />);
     const when = await screen.findByTestId("history-when");
     expect(when).toHaveTextContent("11/26/26, 2:04:00 PM"); // recorded_at 05:04:00Z in Seoul
-    expect(when.querySelector("[title]")).toHaveAttribute("title", "Received by the server 11/26/26, 2:04:30 PM");
+    expect(when).toHaveAttribute("tabindex", "0"); // focusable: the tooltip opens on keyboard focus (e2e checks it)
+    await userEvent.setup().hover(when);
+    expect(await screen.findByRole("tooltip")).toHaveTextContent("Received by the server 11/26/26, 2:04:30 PM");
+  });
+
+  it("translates the server's own reasons by their code and spells every actor one way", async () => {
+    loginAs("viewer");
+    kernel.route("GET", "/api/v1/lots/LOT-9", () => ({ body: { id: 9, lot_number: "LOT-9", product: "NH-1", quantity: 5,
+      status: "in_progress", note: "", created_at: "2026-11-26T05:00:00Z", updated_at: "2026-11-26T05:00:00Z",
+      closed_at: null, unit_count: 0 } }));
+    kernel.route("GET", "/api/v1/lots/LOT-9/units", () => ({ body: [] }));
+    kernel.route("GET", "/api/v1/lots/LOT-9/history", () => ({ body: { lot_number: "LOT-9", status: "in_progress",
+      total: 5, next_before: null, events: [
+        { ...event(5), data: { process_id: "TEST-30", result: "pass", worker_id: "admin" }, actor: "user:admin" },
+        { at: "2026-11-26T05:04:00Z", type: "status_change", lot_number: "LOT-9", serial_number: null,
+          actor: "user:admin", data: { from: "created", to: "in_progress", reason: "first process record",
+                                       reason_code: "FIRST_PROCESS_RECORD" } },
+        { at: "2026-11-26T05:03:00Z", type: "device_action", lot_number: "LOT-9", serial_number: "SN-2",
+          actor: "station:ST-01 (worker? bob)", data: { action: "flash", plugin: "firmware_uploader", device: "FW-1",
+            outcome: "error", detail: { reason: "FLASH_TIMEOUT", error: "no answer from the uploader in 60 s" } } },
+        { at: "2026-11-26T05:02:00Z", type: "registration", lot_number: "LOT-9", serial_number: "SN-2",
+          actor: "user:admin", data: {} },
+        { at: "2026-11-26T05:01:00Z", type: "status_change", lot_number: "LOT-9", serial_number: null,
+          actor: "cli", data: { from: "on_hold", to: "in_progress", reason: "paste replaced" } },
+      ] } }));
+    await i18n.changeLanguage("ko");
+    render(<LotDetailPage lotNumber="LOT-9" />);
+    await screen.findByRole("cell", { name: "TEST-30: 합격" });
+    const table = screen.getByRole("table", { name: /이력/ });
+    const rows = within(table).getAllByRole("row").slice(1).map((r) =>
+      within(r).getAllByRole("cell").map((c) => c.textContent));
+    expect(rows.map((r) => r[4])).toEqual([
+      "TEST-30: 합격", "상태 생성됨 → 진행 중: 첫 공정 기록",
+      "FW-1에서 firmware_uploader flash: 오류 — 플래시 시간 초과", "유닛 SN-2 등록",
+      "상태 보류 → 진행 중: paste replaced"]); // a person's reason stays as typed
+    expect(rows.map((r) => r[6])).toEqual(["admin", "admin", "스테이션 ST-01 (미등록 작업자 bob)", "admin", "명령줄"]);
+    expect(table).not.toHaveTextContent(/user:|first process record|no answer/);
   });
 
   it("shows today's answer as it is from a kernel that gives no cursor", async () => {

@@ -22,6 +22,9 @@ const GREY = "#616161";
 const margin = { top: 8, right: 12, bottom: 0, left: 0 };
 const tickNumber = (v: unknown) => formatNumber(Number(v));
 const tickPercent = (v: unknown) => formatPercent(Number(v));
+/** A category axis that names every bar (Recharts' default drops labels that would overlap — on a phone the
+ *  first bar's), slanted so long codes fit side by side. */
+const categoryAxis = { interval: 0, angle: -30, textAnchor: "end", height: 56, fontSize: 12 } as const;
 
 export function ParetoChart({ items, height = 260 }: { items: ParetoItem[]; height?: number }) {
   const { t } = useTranslation();
@@ -29,7 +32,7 @@ export function ParetoChart({ items, height = 260 }: { items: ParetoItem[]; heig
     <ResponsiveContainer width="100%" height={height}>
       <ComposedChart data={items} margin={margin}>
         <CartesianGrid strokeDasharray="3 3" />
-        <XAxis dataKey="defect_code" fontSize={12} />
+        <XAxis dataKey="defect_code" {...categoryAxis} />
         <YAxis yAxisId="count" allowDecimals={false} fontSize={12} tickFormatter={tickNumber} />
         <YAxis yAxisId="cumulative" orientation="right" domain={[0, 100]} fontSize={12}
                tickFormatter={(v) => formatPercentPoints(Number(v))} />
@@ -59,7 +62,7 @@ export function YieldChart({ items, onPick, height = 260 }: {
     <ResponsiveContainer width="100%" height={height}>
       <BarChart data={items} margin={margin}>
         <CartesianGrid strokeDasharray="3 3" />
-        <XAxis dataKey="key" fontSize={12} />
+        <XAxis dataKey="key" {...categoryAxis} />
         <YAxis domain={[0, 1]} fontSize={12} tickFormatter={tickPercent} />
         <Tooltip formatter={(value) => formatPercent(Number(value))} />
         <Legend verticalAlign="top" height={28} />
