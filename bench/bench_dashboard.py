@@ -103,8 +103,9 @@ async def build(db_url: str, records: int) -> dict:
                     line_id,
                 )
             await conn.execute(
-                "INSERT INTO shift_calendars (line_id, shifts, updated_by, updated_at) "
-                "VALUES ($1, $2::jsonb, 'bench', now())",
+                # in force since before the generated records (they go back 30 days)
+                "INSERT INTO shift_calendar_versions (line_id, valid_from, shifts, updated_by, updated_at) "
+                "VALUES ($1, now() - interval '400 days', $2::jsonb, 'bench', now())",
                 line_id,
                 json.dumps(SHIFTS),
             )

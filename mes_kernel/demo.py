@@ -18,7 +18,7 @@ from rich.console import Console
 from sqlalchemy import select
 
 from . import lines
-from .db.models import Line, Lot, Process, ShiftCalendar, Station, StationToken, Unit
+from .db.models import Line, Lot, Process, ShiftCalendarVersion, Station, StationToken, Unit
 from .plugins import PluginManager
 from .private_files import write_private
 from .security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest
@@ -159,8 +159,13 @@ async def _write_demo_data(settings: Settings, devices: list[dict], *, need_toke
             for pid, name, seq in PROCESSES:
                 if await session.get(Process, pid) is None:
                     session.add(Process(id=pid, name=name, sequence=seq))
-            if await session.get(ShiftCalendar, line.id) is None:  # OEE needs planned time
-                session.add(ShiftCalendar(line_id=line.id, shifts=demo_shifts(), updated_by="demo"))
+            calendar = select(ShiftCalendarVersion.id).where(ShiftCalendarVersion.line_id == line.id).limit(1)
+            if (await session.execute(calendar)).scalar() is None:  # OEE needs planned time, from now on
+                session.add(
+                    ShiftCalendarVersion(
+                        line_id=line.id, valid_from=datetime.now(UTC), shifts=demo_shifts(), updated_by="demo"
+                    )
+                )
             lot = (await session.execute(select(Lot).where(Lot.lot_number == DEMO_LOT))).scalar()
             if lot is None:
                 lot = Lot(

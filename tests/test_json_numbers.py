@@ -12,7 +12,7 @@ import pytest
 from live_server import served_fixture  # noqa: F401  (the `served` fixture)
 from sqlalchemy import func, select
 
-from mes_kernel.db.models import AuditEntry, DeviceJob, Line, Lot, ProcessRecord, ShiftCalendar, Station
+from mes_kernel.db.models import AuditEntry, DeviceJob, Line, Lot, ProcessRecord, ShiftCalendarVersion, Station
 
 API = "/api/v1"
 CONSTANTS = ["NaN", "Infinity", "-Infinity"]
@@ -45,7 +45,7 @@ async def _counts(kernel) -> dict[str, int]:
     async with kernel.sessionmaker() as session:
         return {
             model.__tablename__: (await session.execute(select(func.count()).select_from(model))).scalar_one()
-            for model in (AuditEntry, DeviceJob, Line, Lot, ProcessRecord, ShiftCalendar, Station)
+            for model in (AuditEntry, DeviceJob, Line, Lot, ProcessRecord, ShiftCalendarVersion, Station)
         }
 
 

@@ -1,8 +1,9 @@
 """Rollups stay exact: every KPI read from them equals a plain SQL count over raw records, for
 random records sent through the real ingest paths (group commit, batches, retries), on both
 databases; a rebuild from raw records gives the same rollups, and an interrupted one changes nothing.
-OEE per line and per shift (random shift calendars, time zones, ideal cycle times and machine
-states) equals the same figures counted over raw records shift by shift."""
+OEE per line and per shift (random shift calendars changed at random hours, readers' time zones,
+ideal cycle times and machine states) equals the same figures counted over raw records shift by
+shift, each shift of the calendar version in force then, on the plant's clock whatever ``tz``."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from mes_kernel.db.models import (
     MachineState,
     Process,
     ProcessItem,
-    ShiftCalendar,
+    ShiftCalendarVersion,
     Station,
 )
 from mes_kernel.services import records
@@ -54,6 +55,7 @@ record = st.fixed_dictionaries(
 )
 
 ZONES = ("UTC", "Asia/Seoul", "America/New_York", "Asia/Kolkata")  # whole-hour, DST, half-hour offsets
+PLANT = "America/New_York"  # the plant's zone (MES_DASHBOARD_TIMEZONE): shift times are on its clock
 IDEAL = st.sampled_from([None, 12.5, 30.0, 45.25])  # exact in binary: any summing order, same sum
 
 
@@ -88,8 +90,9 @@ machine_state = st.tuples(
 
 @pytest.fixture(autouse=True)
 def _uncached(monkeypatch):
-    """Every read computes afresh: these tests compare numbers, not the cache."""
+    """Every read computes afresh: these tests compare numbers, not the cache. The plant is in PLANT."""
     monkeypatch.setenv("MES_DASHBOARD_CACHE_SECONDS", "0")
+    monkeypatch.setenv("MES_DASHBOARD_TIMEZONE", PLANT)
 
 
 @pytest.fixture
@@ -244,9 +247,11 @@ def _down_seconds(intervals: list[tuple[datetime, datetime | None]], lo: datetim
     return seconds
 
 
-async def _expected_oee(kernel, *, line_id: int | None, since: datetime, until: datetime, zone: str) -> dict:
+async def _expected_oee(kernel, *, line_id: int | None, since: datetime, until: datetime) -> dict:
     """``GET /kpi/oee`` computed from raw records, shift by shift: a record counts for the shift
-    its hour starts in; downtime is the union of the line's machine states other than running."""
+    its hour starts in; downtime is the union of the line's machine states other than running.
+    Shifts are those of the calendar version in force at each moment (clipped at a change), on
+    the plant's clock."""
     async with kernel.sessionmaker() as session:
         records = (
             await session.execute(text("SELECT line_id, process_id, result, event_at FROM process_records"))
@@ -265,7 +270,11 @@ async def _expected_oee(kernel, *, line_id: int | None, since: datetime, until: 
                 select(Station.line_id, Station.created_at).where(Station.last_heartbeat_at.is_(None))
             )
         ).all()
-        calendars = dict((await session.execute(select(ShiftCalendar.line_id, ShiftCalendar.shifts))).all())
+        calendars: dict[int, list] = {}
+        for lid, valid_from, shifts in await session.execute(
+            select(ShiftCalendarVersion.line_id, ShiftCalendarVersion.valid_from, ShiftCalendarVersion.shifts)
+        ):
+            calendars.setdefault(lid, []).append((valid_from, shifts))
         codes = dict((await session.execute(select(Line.id, Line.code))).all())
     hours = [
         (r.line_id, r.process_id, r.result, _utc(r.event_at).replace(minute=0, second=0, microsecond=0))
@@ -278,7 +287,13 @@ async def _expected_oee(kernel, *, line_id: int | None, since: datetime, until: 
             continue
         down = [(_utc(a), _utc(b) if b else None) for lid, a, b in states if lid == line]
         down += [(_utc(a), None) for lid, a in unheard if lid == line]
-        for occ in occurrences(calendars[line], since=since, until=until, zone=ZoneInfo(zone)):
+        versions = sorted(calendars[line], key=lambda v: v[0])
+        in_force = []  # each version from its start (or ``since``) to the next one's (or ``until``)
+        for i, (valid_from, calendar_shifts) in enumerate(versions):
+            lo, hi = max(since, valid_from), min(until, versions[i + 1][0]) if i + 1 < len(versions) else until
+            if lo < hi:
+                in_force += occurrences(calendar_shifts, since=lo, until=hi, zone=ZoneInfo(PLANT))
+        for occ in in_force:
             mine = [(p, result) for lid, p, result, hour in hours if lid == line and occ.start <= hour < occ.end]
             figures = {
                 "planned": (occ.end - occ.start).total_seconds(),
@@ -320,7 +335,7 @@ async def _check_oee(client, kernel, headers, lines, zone: str) -> None:
             f"{API}/kpi/oee", params={**params, **({"line": line_code} if line_code else {})}, headers=headers
         )
         assert r.status_code == 200, r.text
-        expected = await _expected_oee(kernel, line_id=line_id, since=FROM, until=until, zone=zone)
+        expected = await _expected_oee(kernel, line_id=line_id, since=FROM, until=until)
         assert r.json() == expected, line_code
 
 
@@ -349,14 +364,20 @@ async def _rollups(kernel) -> tuple:
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
 @given(batches=st.lists(st.lists(record, min_size=1, max_size=25), min_size=1, max_size=3), data=st.data())
 async def test_every_kpi_equals_a_plain_sql_count_over_raw_records(
-    client, kernel, plant, worker_headers, manager_headers, batches, data
+    client, kernel, plant, worker_headers, manager_headers, admin_headers, batches, data
 ):
-    zone = data.draw(st.sampled_from(ZONES), label="plant time zone")
+    zone = data.draw(st.sampled_from(ZONES), label="reader's time zone (tz)")
     for code in plant:
-        r = await client.put(
-            f"{API}/lines/{code}/shifts", json={"shifts": data.draw(calendar(), label=code)}, headers=manager_headers
-        )
+        # a calendar since before the range (replacing the one of an earlier example), and maybe a
+        # change at some hour inside it (dating back: admin); the versions of earlier examples stay
+        body = {"shifts": data.draw(calendar(), label=code), "effective_from": (FROM - timedelta(days=1)).isoformat()}
+        r = await client.put(f"{API}/lines/{code}/shifts", json=body, headers=admin_headers)
         assert r.status_code == 200, r.text
+        if (hours := data.draw(st.one_of(st.none(), st.integers(0, 80)), label=f"{code} changed at")) is not None:
+            at = (FROM + timedelta(hours=hours)).isoformat()
+            body = {"shifts": data.draw(calendar(), label=f"{code} from then"), "effective_from": at}
+            r = await client.put(f"{API}/lines/{code}/shifts", json=body, headers=admin_headers)
+            assert r.status_code == 200, r.text
     async with kernel.sessionmaker() as session, session.begin():
         for pid in ("ASSY-10", "TEST-20", "PACK-30"):  # edited between examples: OEE reads them as they are
             ideal = data.draw(IDEAL, label=f"ideal {pid}")

@@ -416,3 +416,44 @@ async def test_migration_0015_moves_trace_events_into_monthly_partitions_and_bac
     assert await page_ids() == [14, 13, 12, 11]
     upgrade(settings, "head")
     assert await page_ids() == [14, 13, 12, 11]
+
+
+async def test_migration_0021_keeps_each_calendar_in_force_from_its_lines_creation_and_back(settings):
+    """A calendar stored before 0021 becomes its line's first version, in force from the start of
+    the hour the line was created in (no planned time before the line existed); the downgrade
+    keeps the version in force then."""
+    downgrade(settings, "0020")
+    created = datetime(2026, 10, 15, 8, 20, 30, tzinfo=UTC)
+    stamp = created.strftime("%Y-%m-%d %H:%M:%S.%f") if settings.is_sqlite else created
+    shifts = '[{"name": "A", "start": "06:00", "end": "14:00", "days": [0], "planned_output": 5}]'
+    engine = make_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("INSERT INTO lines (id, code, name, config, created_at, updated_at) "
+                     "VALUES (7, 'L-OLD', 'Old', '{}', :t, :t)"), {"t": stamp})
+            await conn.execute(
+                text("INSERT INTO shift_calendars (line_id, shifts, updated_by, updated_at) "
+                     "VALUES (7, :shifts, 'user:pm', :t)"), {"t": stamp, "shifts": shifts})
+    finally:
+        await engine.dispose()
+    upgrade(settings, "head")
+    from mes_kernel.db.models import ShiftCalendarVersion
+
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            rows = (await session.execute(select(ShiftCalendarVersion))).scalars().all()
+    finally:
+        await engine.dispose()
+    assert [(r.line_id, r.valid_from, r.updated_by) for r in rows] == [
+        (7, datetime(2026, 10, 15, 8, 0, tzinfo=UTC), "user:pm")
+    ]
+    assert rows[0].shifts[0]["name"] == "A"
+    downgrade(settings, "0020")
+
+    def calendars(sync_conn):
+        return [tuple(row) for row in sync_conn.execute(text("SELECT line_id, updated_by FROM shift_calendars"))]
+
+    assert await _inspect(settings, calendars) == [(7, "user:pm")]
+    upgrade(settings, "head")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from mes_kernel.db.models import AuditEntry, DeviceJob, LabelTemplate, Line, ShiftCalendar, StoredFile
+from mes_kernel.db.models import AuditEntry, DeviceJob, LabelTemplate, Line, ShiftCalendarVersion, StoredFile
 
 API = "/api/v1"
 SHIFT = {"name": "Day", "start": "06:00", "end": "14:00", "days": [0, 1, 2, 3, 4, 5, 6], "planned_output": 10}
@@ -23,7 +23,7 @@ async def _counts(kernel) -> dict[str, int]:
     async with kernel.sessionmaker() as session:
         return {
             model.__tablename__: (await session.execute(select(func.count()).select_from(model))).scalar_one()
-            for model in (AuditEntry, DeviceJob, LabelTemplate, ShiftCalendar, StoredFile)
+            for model in (AuditEntry, DeviceJob, LabelTemplate, ShiftCalendarVersion, StoredFile)
         }
 
 
@@ -64,8 +64,9 @@ async def test_a_blank_shift_stored_before_the_rule_still_lets_the_oee_answer(
 ):
     async with kernel.sessionmaker() as session:
         line_id = (await session.execute(select(Line.id).where(Line.code == "LINE-K"))).scalar_one()
-        session.add(ShiftCalendar(line_id=line_id, shifts=[{**SHIFT, "name": "   "}], updated_by="old",
-                                  updated_at=datetime.now(UTC)))
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        session.add(ShiftCalendarVersion(line_id=line_id, valid_from=midnight, shifts=[{**SHIFT, "name": "   "}],
+                                         updated_by="old", updated_at=datetime.now(UTC)))
         await session.commit()
     today = datetime.now(UTC).date().isoformat()
     r = await client.get(f"{API}/kpi/oee", params={"line": "LINE-K", "from": today, "to": today, "tz": "UTC"},

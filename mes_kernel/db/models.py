@@ -365,15 +365,22 @@ class KpiLineHourly(Base):
     __table_args__ = (Index("ix_kpi_line_hourly_line_id_hour_start", "line_id", "hour_start"),)
 
 
-class ShiftCalendar(Base):
-    """A line's shifts: ``[{"name", "start": "06:00", "end": "14:00", "days": [0..6], "planned_output"}]``,
-    times local to the plant, days Monday = 0; an end at or before the start crosses midnight."""
+class ShiftCalendarVersion(Base):
+    """One version of a line's shifts, in force from ``valid_from`` (UTC) until the line's next
+    version: ``[{"name", "start": "06:00", "end": "14:00", "days": [0..6], "planned_output"}]``,
+    times on the plant's wall clock (``MES_DASHBOARD_TIMEZONE``), days Monday = 0; an end at or
+    before the start crosses midnight. No planned time before a line's first version; an empty
+    ``shifts`` plans nothing from ``valid_from`` on. ``updated_by``/``updated_at``: who wrote the
+    version and when (a version written again at the same ``valid_from`` is replaced)."""
 
-    __tablename__ = "shift_calendars"
-    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"), primary_key=True)
+    __tablename__ = "shift_calendar_versions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    line_id: Mapped[int] = mapped_column(ForeignKey("lines.id", ondelete="CASCADE"), nullable=False)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     shifts: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list, nullable=False)
     updated_by: Mapped[str] = mapped_column(String(100), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    __table_args__ = (UniqueConstraint("line_id", "valid_from"),)
 
 
 MACHINE_STATES = ("running", "idle", "down", "setup")

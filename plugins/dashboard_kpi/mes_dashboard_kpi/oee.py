@@ -28,11 +28,11 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.db.base import UTCDateTime
-from mes_kernel.db.models import Alert, Device, Line, MachineCount, MachineState, Process, ShiftCalendar, Station
+from mes_kernel.db.models import Alert, Device, Line, MachineCount, MachineState, Process, Station
 
 from . import sources
 from .periods import Periods
-from .ranges import Range, SharedOccurrences, ratio
+from .ranges import Range, SharedOccurrences, calendars, ratio
 from .shifts import Occurrence
 from .sources import hours_between
 
@@ -255,18 +255,20 @@ async def oee_by_line(
 ) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]]]:
     """Each line's OEE figures over the range (summed over its shifts), and every shift's factors
     (each shift's figures also added to ``periods`` when given).
-    Three queries however many lines and shifts (lines with their calendars, the counts per
-    span between shift bounds, the downtime), a fourth and fifth only when machines counted parts."""
-    query = select(Line.id, Line.code, ShiftCalendar.shifts).join(ShiftCalendar, ShiftCalendar.line_id == Line.id)
-    if line is not None:
-        query = query.where(Line.id == line.id)
+    Each line's shifts are those of the calendar version in force at each moment, read on the
+    plant's clock (``span.shift_zone``). Four queries however many lines and shifts (the calendar
+    versions, the lines' codes, the counts per span between shift bounds, the downtime), two more
+    only when machines counted parts."""
     until = min(span.until, now)
     codes, plans = {}, {}
     if until > span.since:
-        shared = SharedOccurrences(since=span.since, until=until, zone=span.zone)
-        for line_id, code, shifts in sorted(await session.execute(query)):
-            if occs := shared(shifts):
-                codes[line_id], plans[line_id] = code, occs
+        shared = SharedOccurrences(since=span.since, until=until, zone=span.shift_zone)
+        versions = await calendars(session, line)
+        if versions:
+            codes = dict((await session.execute(select(Line.id, Line.code).where(Line.id.in_(sorted(versions))))).all())
+        for line_id in sorted(versions):
+            if occs := shared(versions[line_id]):
+                plans[line_id] = occs
     by_line: dict[int, dict[str, Any]] = {}
     shifts_out: list[dict[str, Any]] = []
     if not plans:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from mes_kernel import hookimpl
 from mes_kernel.contracts import Panel, Permission
 
+from .calendars import SHIFTS_BACKDATE
 from .routes import KPI_READ, READ, SHIFTS_WRITE, build_routers
 
 MES_KERNEL_API = ">=1.0,<2"
@@ -30,7 +31,8 @@ def mes_register_permissions():
             "Read OEE, yield, Pareto, output against plan and shift calendars over a date range",
             ("production_manager", "viewer", "quality_manager", "executive"),
         ),
-        Permission(SHIFTS_WRITE, "Edit a line's shift calendar", ("production_manager",)),
+        Permission(SHIFTS_WRITE, "Edit a line's shift calendar from today on", ("production_manager",)),
+        Permission(SHIFTS_BACKDATE, "Date a shift calendar change before today (rewrites past plans and OEE)", ()),
     ]
 
 

@@ -1,7 +1,9 @@
-"""The span a KPI report covers: a date range read in the plant's time zone, an optional line, and
-the shifts planned in it; and the ratio every report's figures are given as.
+"""The span a KPI report covers: a date range read in the reader's time zone (``tz``, default the
+plant's), an optional line, and the shifts planned in it; and the ratio every report's figures are
+given as.
 
-Times in and out are UTC ``datetime``; the plant's zone only decides where days, weeks and shifts start.
+Times in and out are UTC ``datetime``. The reader's zone decides where days and weeks start; shifts
+start on the plant's wall clock (``MES_DASHBOARD_TIMEZONE``) whoever reads.
 """
 
 from __future__ import annotations
@@ -9,17 +11,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mes_kernel.db.models import Line, ShiftCalendar
+from mes_kernel.db.models import Line, ShiftCalendarVersion
 from mes_kernel.errors import NotFound, Unprocessable
 
 from .kpi import plant_zone
-from .shifts import Occurrence, occurrences
+from .shifts import Occurrence, Version, versioned_occurrences
 
 MAX_RANGE = timedelta(days=366)
 # Times a range may span: calendar arithmetic around a range (the next shift, the week's start)
@@ -30,11 +31,18 @@ LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class Range:
-    """A half-open UTC range ``[since, until)`` and the plant's zone it was read in."""
+    """A half-open UTC range ``[since, until)``, the zone it was read in (``tz``: where its days
+    and weeks start) and the plant's zone (where its shifts start)."""
 
     since: datetime
     until: datetime
     zone: ZoneInfo
+    plant: ZoneInfo | None = None
+
+    @property
+    def shift_zone(self) -> ZoneInfo:
+        """The zone the shift calendars' times are read in: the plant's (the reader's if unknown)."""
+        return self.plant or self.zone
 
 
 def zone_named(name: str) -> ZoneInfo:
@@ -45,7 +53,7 @@ def zone_named(name: str) -> ZoneInfo:
         raise Unprocessable(f"unknown time zone {name!r}", code="INVALID_TIMEZONE", field="tz") from None
 
 
-def _moment(value: str, *, field: str, zone: ZoneInfo, end: bool) -> datetime:
+def _moment(value: str, *, field: str, zone: ZoneInfo, end: bool, code: str = "INVALID_RANGE") -> datetime:
     """An ISO-8601 datetime with offset, or a date taken in ``zone`` (as ``to``: the end of that day)."""
     try:
         if len(value) == 10:
@@ -56,16 +64,16 @@ def _moment(value: str, *, field: str, zone: ZoneInfo, end: bool) -> datetime:
         else:
             moment = datetime.fromisoformat(value)
             if moment.tzinfo is None:
-                raise Unprocessable(f"{field} needs a UTC offset (or give a date)", code="INVALID_RANGE", field=field)
+                raise Unprocessable(f"{field} needs a UTC offset (or give a date)", code=code, field=field)
         moment = moment.astimezone(UTC)
     except ValueError:
-        raise Unprocessable(f"{field} is not an ISO-8601 date or datetime", code="INVALID_RANGE", field=field) from None
+        raise Unprocessable(f"{field} is not an ISO-8601 date or datetime", code=code, field=field) from None
     except OverflowError:  # 9999-12-31 as ``to`` (its next midnight), 0001-01-01 east of UTC
         moment = None
     if moment is None or not EARLIEST <= moment <= LATEST:
         raise Unprocessable(
             f"{field} lies outside the years 1900-9998",
-            code="INVALID_RANGE",
+            code=code,
             field=field,
             earliest=EARLIEST.isoformat(),
             latest=LATEST.isoformat(),
@@ -73,8 +81,11 @@ def _moment(value: str, *, field: str, zone: ZoneInfo, end: bool) -> datetime:
     return moment
 
 
-def parse_range(*, since: str | None, until: str | None, zone: ZoneInfo, now: datetime) -> Range:
-    """``from``/``to`` as the API takes them; default: the plant's today. ``INVALID_RANGE`` when
+def parse_range(
+    *, since: str | None, until: str | None, zone: ZoneInfo, now: datetime, plant: ZoneInfo | None = None
+) -> Range:
+    """``from``/``to`` as the API takes them, dates read in ``zone``; default: today in ``zone``.
+    ``plant``: the zone shift times are read in (default ``zone``). ``INVALID_RANGE`` when
     reversed, empty, or longer than 366 days."""
     today = now.astimezone(zone).date()
     start = (
@@ -93,7 +104,7 @@ def parse_range(*, since: str | None, until: str | None, zone: ZoneInfo, now: da
         raise Unprocessable(
             "the range is longer than 366 days", code="INVALID_RANGE", field="to", max_days=MAX_RANGE.days
         )
-    return Range(start, stop, zone)
+    return Range(start, stop, zone, plant)
 
 
 async def line_named(session: AsyncSession, code: str | None) -> Line | None:
@@ -112,24 +123,29 @@ def ratio(num: float, den: float) -> float | None:
 
 
 # ------------------------------------------------------------------ shifts planned in a range
-async def calendars(session: AsyncSession, line: Line | None) -> dict[int, list[dict[str, Any]]]:
-    """Each line's shifts (``{line id: shifts}``), of ``line`` alone when given."""
-    query = select(ShiftCalendar.line_id, ShiftCalendar.shifts)
+async def calendars(session: AsyncSession, line: Line | None) -> dict[int, list[Version]]:
+    """Each line's calendar versions (``{line id: [(valid_from, shifts), ...]}``, oldest first), of
+    ``line`` alone when given. One query."""
+    query = select(ShiftCalendarVersion.line_id, ShiftCalendarVersion.valid_from, ShiftCalendarVersion.shifts)
     if line is not None:
-        query = query.where(ShiftCalendar.line_id == line.id)
-    return {line_id: shifts for line_id, shifts in await session.execute(query)}
+        query = query.where(ShiftCalendarVersion.line_id == line.id)
+    out: dict[int, list[Version]] = {}
+    for line_id, valid_from, shifts in await session.execute(query.order_by("line_id", "valid_from")):
+        out.setdefault(line_id, []).append((valid_from, shifts))
+    return out
 
 
 class SharedOccurrences:
-    """:func:`shifts.occurrences` of each calendar once: lines that share a calendar (as most of a
-    plant's do) share its occurrences, one request's worth (≈ 0.5 ms of Python per line and month)."""
+    """:func:`shifts.versioned_occurrences` of each calendar history once: lines that share one (as
+    most of a plant's do) share its occurrences, one request's worth (≈ 0.5 ms of Python per line
+    and month). Shift times are read in ``zone``: the plant's."""
 
     def __init__(self, *, since: datetime, until: datetime, zone: ZoneInfo) -> None:
         self.since, self.until, self.zone = since, until, zone
         self.seen: dict[str, list[Occurrence]] = {}
 
-    def __call__(self, shifts: list[dict[str, Any]]) -> list[Occurrence]:
-        key = json.dumps(shifts, sort_keys=True)
+    def __call__(self, versions: list[Version]) -> list[Occurrence]:
+        key = json.dumps([(at.isoformat(), shifts) for at, shifts in versions], sort_keys=True)
         if key not in self.seen:
-            self.seen[key] = occurrences(shifts, since=self.since, until=self.until, zone=self.zone)
+            self.seen[key] = versioned_occurrences(versions, since=self.since, until=self.until, zone=self.zone)
         return self.seen[key]

@@ -3,7 +3,7 @@ process/station/product, defect Pareto, output against plan, each line now (OEE:
 range, line and shift plans a report covers: ``ranges.py``).
 
 Definitions and their sources are in ``docs/kpi.md``. Times in and out are UTC ``datetime``; the
-plant's time zone only decides where days, weeks and shifts start.
+reader's zone (``tz``) decides where days and weeks start, the plant's where shifts start.
 """
 
 from __future__ import annotations
@@ -155,9 +155,9 @@ async def output(*, session: AsyncSession, span: Range, line: Line | None, bucke
             if i is not None and 0 <= i < len(items):
                 items[i]["good"] += int(good or 0)
                 items[i]["total"] += int(total or 0)
-    shared = SharedOccurrences(since=span.since, until=span.until, zone=span.zone)
-    for shifts in (await calendars(session, line)).values():
-        for occ in shared(shifts):
+    shared = SharedOccurrences(since=span.since, until=span.until, zone=span.shift_zone)
+    for versions in (await calendars(session, line)).values():
+        for occ in shared(versions):
             # only the buckets the shift overlaps: from the one it starts in to the one it ends in
             for i in range(max(bisect_right(starts, occ.start) - 1, 0), bisect_left(starts, occ.end)):
                 overlap = (min(ends[i], occ.end) - max(starts[i], occ.start)).total_seconds()
@@ -200,12 +200,18 @@ def current_lots(line_ids: list[int]) -> Select:
 
 
 async def lines_now(
-    *, session: AsyncSession, zone: ZoneInfo, now: datetime, silent_after: float = SILENT_AFTER_SECONDS
+    *,
+    session: AsyncSession,
+    zone: ZoneInfo,
+    now: datetime,
+    plant: ZoneInfo | None = None,
+    silent_after: float = SILENT_AFTER_SECONDS,
 ) -> dict[str, Any]:
     """Every line: its LOT in progress (the one most recently changed), today's output against
     today's plan, today's OEE so far, and its open alerts (its stations' and devices').
+    "Today" is the day in ``zone``; shifts start on the ``plant``'s clock (default ``zone``).
     A fixed number of queries however many lines."""
-    today = parse_range(since=None, until=None, zone=zone, now=now)
+    today = parse_range(since=None, until=None, zone=zone, now=now, plant=plant)
     lines = (await session.execute(select(Line).order_by(Line.code))).scalars().all()
     if not lines:
         return {"items": []}
@@ -223,15 +229,15 @@ async def lines_now(
                 .group_by(hours.c.line_id)
             )
         }
-    shared = SharedOccurrences(since=today.since, until=today.until, zone=zone)
+    shared = SharedOccurrences(since=today.since, until=today.until, zone=today.shift_zone)
     plans = {
         line_id: sum(
             occ.planned_output
             * max((min(today.until, occ.end) - max(today.since, occ.start)).total_seconds(), 0)
             / occ.full_seconds
-            for occ in shared(shifts)
+            for occ in shared(versions)
         )
-        for line_id, shifts in (await calendars(session, None)).items()
+        for line_id, versions in (await calendars(session, None)).items()
     }
     figures, _ = await oee_by_line(session=session, span=today, line=None, now=now, silent_after=silent_after)
     open_alerts = (await session.execute(select(Alert.key).where(Alert.resolved_at.is_(None)))).scalars().all()

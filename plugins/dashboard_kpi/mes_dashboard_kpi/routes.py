@@ -6,16 +6,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import select
 
 from mes_kernel.api.deps import Principal, ReadSessionDep, SessionDep, require_permission
-from mes_kernel.audit import write_audit
-from mes_kernel.db.base import utcnow
-from mes_kernel.db.models import ShiftCalendar
 from mes_kernel.kernel import Kernel
 
+from . import calendars as shift_calendars
 from . import kpi, oee, ranges, reports
 from .shifts import ShiftCalendarIn, check_no_overlap
 
@@ -30,7 +27,8 @@ class DashboardSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MES_DASHBOARD_", extra="ignore")
 
     timezone: str = "UTC"
-    """The plant's IANA time zone: it decides where "today" starts."""
+    """The plant's IANA time zone: it decides where "today" starts (unless a request names its own
+    ``tz``), and the shift calendars' times are on its clock (whatever ``tz`` a request names)."""
     cache_seconds: float = 5.0
     """How long a computed summary is reused (the web polls every 10 s, per open browser)."""
 
@@ -54,7 +52,10 @@ ToQuery = Annotated[
 LineQuery = Annotated[str | None, Query(max_length=64, description="line code (default: all lines)")]
 TzQuery = Annotated[
     str | None,
-    Query(description="IANA time zone that defines 'today' (default: the plant's, MES_DASHBOARD_TIMEZONE)"),
+    Query(
+        description="IANA time zone that defines 'today', days and weeks (default: the plant's, "
+        "MES_DASHBOARD_TIMEZONE); shifts stay on the plant's clock"
+    ),
 ]
 
 
@@ -66,7 +67,7 @@ def summary_cache_key(zone_name: str) -> str:
 def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> list[APIRouter]:
     """The plugin's routers, closed over the running kernel and this plugin's settings."""
     config = config or DashboardSettings()
-    kpi.plant_zone(config.timezone)  # fail at start-up, not on the first request
+    plant = kpi.plant_zone(config.timezone)  # fail at start-up, not on the first request
 
     def zone_of(tz: str | None):
         return ranges.zone_named(tz or config.timezone)
@@ -148,7 +149,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         return ranges.zone_named(tz or config.timezone)
 
     async def scope(session, since, until, tz, line):
-        span = ranges.parse_range(since=since, until=until, zone=zone_for(tz), now=datetime.now(UTC))
+        span = ranges.parse_range(since=since, until=until, zone=zone_for(tz), now=datetime.now(UTC), plant=plant)
         return span, await ranges.line_named(session, line)
 
     def key_of(name: str, *parts: Any) -> str:
@@ -243,45 +244,54 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         return await cached(
             key_of("lines_now", zone.key),
             lambda: reports.lines_now(
-                session=session, zone=zone, now=now, silent_after=kernel.settings.station_silent_after_seconds
+                session=session,
+                zone=zone,
+                now=now,
+                plant=plant,
+                silent_after=kernel.settings.station_silent_after_seconds,
             ),
         )
 
-    @calendars.get("/{code}/shifts", summary="A line's shift calendar", dependencies=[require_permission(KPI_READ)])
+    @calendars.get(
+        "/{code}/shifts",
+        summary="A line's shift calendar and its versions",
+        dependencies=[require_permission(KPI_READ)],
+    )
     async def get_shifts(code: str, session: ReadSessionDep) -> dict[str, Any]:
-        """The line's shifts (local times of the plant, Monday = 0); empty when none is set."""
+        """The shifts in force now (times on the plant's clock, ``timezone``; Monday = 0; empty
+        when none is), from when (``effective_from``), and every version of the calendar oldest
+        first (``versions``: ``{effective_from, until, shifts, updated_by, updated_at}``)."""
         line_row = await ranges.line_named(session, code)
-        shifts = (
-            await session.execute(select(ShiftCalendar.shifts).where(ShiftCalendar.line_id == line_row.id))
-        ).scalar()
-        return {"line": code, "shifts": shifts or []}
+        return await shift_calendars.history(session=session, line=line_row, plant=plant, now=datetime.now(UTC))
 
-    @calendars.put("/{code}/shifts", summary="Replace a line's shift calendar")
+    @calendars.put("/{code}/shifts", summary="Change a line's shift calendar from a moment on")
     async def put_shifts(
-        code: str, body: ShiftCalendarIn, session: SessionDep, principal: Principal = require_permission(SHIFTS_WRITE)
+        code: str,
+        body: ShiftCalendarIn,
+        session: SessionDep,
+        request: Request,
+        principal: Principal = require_permission(SHIFTS_WRITE),
     ) -> dict[str, Any]:
-        """Replace the line's shifts; overlapping shifts answer 422 ``SHIFTS_OVERLAP``. Audited."""
+        """Put ``shifts`` in force from ``effective_from`` (ISO-8601 datetime with offset, or a date:
+        its midnight on the plant's clock; default now) until the calendar's next version; the time
+        before keeps the calendar that was in force. Dating it before the plant's today needs
+        ``shifts:backdate`` (403 ``FORBIDDEN``); overlapping shifts answer 422 ``SHIFTS_OVERLAP``,
+        an unreadable date 422 ``INVALID_EFFECTIVE_FROM``. Audited. Answers as ``GET``."""
         check_no_overlap(body.shifts)
         line_row = await ranges.line_named(session, code)
-        shifts = [s.model_dump() for s in body.shifts]
-        calendar = await session.get(ShiftCalendar, line_row.id)
-        before = {"shifts": calendar.shifts} if calendar else None
-        if calendar is None:
-            session.add(
-                ShiftCalendar(line_id=line_row.id, shifts=shifts, updated_by=principal.actor, updated_at=utcnow())
-            )
-        else:
-            calendar.shifts, calendar.updated_by, calendar.updated_at = shifts, principal.actor, utcnow()
-        await write_audit(
-            session,
+        now = datetime.now(UTC)
+        may_backdate = request.app.state.permissions.allows(principal.role, shift_calendars.SHIFTS_BACKDATE)
+        valid_from = shift_calendars.effective_moment(
+            body.effective_from, line=line_row, plant=plant, now=now, may_backdate=may_backdate
+        )
+        await shift_calendars.write_version(
+            session=session,
+            line=line_row,
+            shifts=[s.model_dump() for s in body.shifts],
+            valid_from=valid_from,
             actor=principal.actor,
-            action="update" if before else "create",
-            entity="shift_calendar",
-            entity_id=code,
-            before=before,
-            after={"shifts": shifts},
         )
         await session.commit()
-        return {"line": code, "shifts": shifts}
+        return await shift_calendars.history(session=session, line=line_row, plant=plant, now=now)
 
     return [dashboard, alerts, kpis, calendars]

@@ -42,7 +42,11 @@ class Shift(BaseModel):
 
 
 class ShiftCalendarIn(BaseModel):
+    """``PUT /lines/{code}/shifts``: the shifts, in force from ``effective_from`` (an ISO-8601
+    datetime with offset, or a date: its midnight on the plant's clock; default now)."""
+
     shifts: Annotated[list[Shift], Field(max_length=24)]
+    effective_from: Annotated[str | None, Field(max_length=64)] = None
 
 
 def _minutes(hhmm: str) -> int:
@@ -115,3 +119,33 @@ def occurrences(shifts: list[dict[str, Any]], *, since: datetime, until: datetim
                 out.append(Occurrence(shift.name, lo, hi, (end - start).total_seconds(), shift.planned_output))
         day += timedelta(days=1)
     return sorted(out, key=lambda o: o.start)
+
+
+Version = tuple[datetime, list[dict[str, Any]]]
+"""A calendar version: ``(valid_from, shifts)``, ``valid_from`` in UTC."""
+
+
+def windows(versions: list[Version], *, since: datetime, until: datetime) -> list[tuple[datetime, datetime, list]]:
+    """The part of ``[since, until)`` each version was in force (``(lo, hi, shifts)``, oldest first;
+    ``versions`` sorted by ``valid_from``): from its ``valid_from`` to the next one's. Nothing
+    before the first version."""
+    out = []
+    for i, (valid_from, shifts) in enumerate(versions):
+        lo = max(since, valid_from)
+        hi = min(until, versions[i + 1][0]) if i + 1 < len(versions) else until
+        if lo < hi:
+            out.append((lo, hi, shifts))
+    return out
+
+
+def versioned_occurrences(
+    versions: list[Version], *, since: datetime, until: datetime, zone: ZoneInfo
+) -> list[Occurrence]:
+    """:func:`occurrences` of the calendar in force at each moment of ``[since, until)``: each
+    version's shifts clipped to the time it was in force (a night shift running across a change
+    counts under the old calendar up to the change and under the new one from it). ``zone`` is the
+    plant's: shift times are its wall clock whoever asks."""
+    out: list[Occurrence] = []
+    for lo, hi, shifts in windows(versions, since=since, until=until):
+        out += occurrences(shifts, since=lo, until=hi, zone=zone)
+    return out

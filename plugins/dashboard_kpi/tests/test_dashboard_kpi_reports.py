@@ -70,12 +70,15 @@ SHIFTS = {
         {"name": "Night", "start": "22:00", "end": "06:00", "days": EVERY_DAY, "planned_output": 400},
     ]
 }
+# The calendar in force since before the days these tests record on (dating it back needs
+# shifts:backdate: admin); a calendar put without a date plans from now on.
+BACKDATED = {**SHIFTS, "effective_from": (DAY - timedelta(days=1)).date().isoformat()}
 
 
 async def test_oee_is_availability_times_performance_times_quality_per_line_and_shift(
-    client, kernel, line, manager_headers, worker_headers, executive_headers
+    client, kernel, line, admin_headers, worker_headers, executive_headers
 ):
-    r = await client.put(f"{API}/lines/LINE-K/shifts", json=SHIFTS, headers=manager_headers)
+    r = await client.put(f"{API}/lines/LINE-K/shifts", json=BACKDATED, headers=admin_headers)
     assert r.status_code == 200, r.text
     # Day shift: 8 h planned. Down 07:00–07:30 (a connector's machine state) and silent 07:18–07:40
     # (station alert, from its last heartbeat): 07:00–07:40 once, 2,400 s, not 3,000.
@@ -153,9 +156,10 @@ async def test_oee_is_availability_times_performance_times_quality_per_line_and_
 
 
 async def test_lines_now_shows_the_lot_in_progress_output_plan_and_open_alerts(
-    client, kernel, line, manager_headers, worker_headers
+    client, kernel, line, admin_headers, manager_headers, worker_headers
 ):
-    await client.put(f"{API}/lines/LINE-K/shifts", json=SHIFTS, headers=manager_headers)
+    r = await client.put(f"{API}/lines/LINE-K/shifts", json=BACKDATED, headers=admin_headers)
+    assert r.status_code == 200, r.text
     now = datetime.now(UTC)
     await _record(client, worker_headers, at=now, process_id="PACK-30", serial="SN-K0")
     async with kernel.sessionmaker() as session:
@@ -209,7 +213,10 @@ async def test_shift_calendar_is_replaced_by_managers_and_refuses_overlaps(
 ):
     assert (await client.get(f"{API}/lines/LINE-K/shifts", headers=viewer_headers)).json() == {
         "line": "LINE-K",
+        "timezone": "UTC",
+        "effective_from": None,
         "shifts": [],
+        "versions": [],
     }
     for headers in (viewer_headers, quality_headers, executive_headers):
         r = await client.put(f"{API}/lines/LINE-K/shifts", json=SHIFTS, headers=headers)
@@ -328,7 +335,7 @@ async def test_new_roles_are_accepted_by_the_user_api_and_log_in(client, admin_h
 
 
 async def test_oee_counts_parts_from_the_line_machines_when_it_has_machine_data(
-    client, kernel, line, manager_headers, worker_headers, executive_headers
+    client, kernel, line, admin_headers, worker_headers, executive_headers
 ):
     """A connector's machine (ideal cycle 10 s) counted 300 good and 60 bad parts in the day shift:
     performance and quality come from those counts, not from the process records; availability
@@ -344,7 +351,7 @@ async def test_oee_counts_parts_from_the_line_machines_when_it_has_machine_data(
     async with kernel.sessionmaker() as session:
         session.add(Device(code="MC-K1", kind="opcua", driver="opcua", line_id=line, config=config))
         await session.commit()
-    r = await client.put(f"{API}/lines/LINE-K/shifts", json=SHIFTS, headers=manager_headers)
+    r = await client.put(f"{API}/lines/LINE-K/shifts", json=BACKDATED, headers=admin_headers)
     assert r.status_code == 200, r.text
     sink = await kernel.machine_data.open("MC-K1", source="test", mapping=MachineMapping.from_config(config))
     at = DAY + timedelta(hours=6)
@@ -370,7 +377,7 @@ async def test_oee_counts_parts_from_the_line_machines_when_it_has_machine_data(
 
 
 async def test_ideal_cycle_times_are_set_through_the_api_and_feed_oee_performance(
-    client, line, manager_headers, viewer_headers, worker_headers
+    client, line, admin_headers, manager_headers, viewer_headers, worker_headers
 ):
     """A plant without machine data sets each step's ideal cycle time (ISO 22400 PTU) itself; it was
     a column no route wrote (``POST /processes`` dropped the field), so performance read 0."""
@@ -393,8 +400,11 @@ async def test_ideal_cycle_times_are_set_through_the_api_and_feed_oee_performanc
 
     r = await client.put(
         f"{API}/lines/LINE-K/shifts",
-        json={"shifts": [{"name": "All", "start": "00:00", "end": "00:00", "days": EVERY_DAY}]},
-        headers=manager_headers,
+        json={
+            "shifts": [{"name": "All", "start": "00:00", "end": "00:00", "days": EVERY_DAY}],
+            "effective_from": BACKDATED["effective_from"],
+        },
+        headers=admin_headers,
     )
     assert r.status_code == 200, r.text
     for i in range(3):
@@ -412,9 +422,9 @@ async def test_ideal_cycle_times_are_set_through_the_api_and_feed_oee_performanc
 
 
 async def test_performance_is_unknown_not_zero_when_no_step_has_an_ideal_cycle_time(
-    client, kernel, line, manager_headers, worker_headers, executive_headers
+    client, kernel, line, admin_headers, worker_headers, executive_headers
 ):
-    r = await client.put(f"{API}/lines/LINE-K/shifts", json=SHIFTS, headers=manager_headers)
+    r = await client.put(f"{API}/lines/LINE-K/shifts", json=BACKDATED, headers=admin_headers)
     assert r.status_code == 200, r.text
     async with kernel.sessionmaker() as session:
         await session.execute(update(Process).values(ideal_cycle_seconds=None))
