@@ -230,6 +230,14 @@ class ProcessRecord(Base):
         Index("ix_process_records_created_at", "created_at"),
         Index("ix_process_records_lot_id_event_at_id", "lot_id", "event_at", "id"),
         Index("ix_process_records_unit_id_event_at_id", "unit_id", "event_at", "id"),
+        # the failed records of a defect code in a range (the drill-down behind a Pareto bar), 0020
+        Index(
+            "ix_process_records_failed_defect",
+            "defect_code",
+            "event_at",
+            postgresql_where=text("result = 'fail'"),
+            sqlite_where=text("result = 'fail'"),
+        ),
     )
 
 

@@ -1,0 +1,35 @@
+"""The failed records of one defect code in a range, found by an index: ``process_records
+(defect_code, event_at) WHERE result = 'fail'``. The quality view's drill-down behind a Pareto bar
+(``GET /kpi/drilldown?kind=defect``) otherwise scanned every partition of ``process_records``
+(no index leads with ``event_at`` or ``defect_code``); failed records are a few percent of all, so
+the index is small. On PostgreSQL it is created on the partitioned table, so every month's
+partition (and those ``mes db partitions`` makes later) gets its own.
+
+Revision ID: 0020
+Revises: 0019
+Create Date: 2026-12-01 04:00:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0020"
+down_revision = "0019"
+branch_labels = None
+depends_on = None
+
+FAILED = sa.text("result = 'fail'")
+
+
+def upgrade() -> None:
+    op.create_index(
+        "ix_process_records_failed_defect",
+        "process_records",
+        ["defect_code", "event_at"],
+        postgresql_where=FAILED,
+        sqlite_where=FAILED,
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_process_records_failed_defect", table_name="process_records")
