@@ -88,9 +88,12 @@ async def drilldown(
     Defect: totals ``{"count": failed records, "units", "lots"}``; a LOT's ``count`` and
     ``units``; a unit's ``count``, ``first_at``, ``last_at`` (ISO UTC). Yield: totals ``{"total",
     "first_pass", "passed", "first_pass_yield", "final_yield", "lots"}`` as ``/kpi/yield`` gives
-    them; a unit's ``station``, ``first_passed`` and ``passed`` (its latest record there), and
-    ``first_hour``. ``outcome`` (yield only) lists only the units that failed their first try
-    (``first_fail``) or are not passed in the end (``failed``); totals and LOTs stay the bar's.
+    them (read from the rollups, as the bar), ``lots`` and ``listed``: the LOTs and items the
+    lists hold; a LOT's ``total``, ``first_pass``, ``passed``; a unit's ``process``, ``station``,
+    ``first_passed`` and ``passed`` (its latest record there), and ``first_hour``. ``outcome``
+    (yield only) lists only the items that failed their first try (``first_fail``) or are not
+    passed in the end (``failed``) — the bar's loss, read through a partial index however long
+    the range; ``all`` reads every item of the bar (≈ 2 µs each on PostgreSQL).
 
     Errors: ``KEY_REQUIRED`` (422) without a ``key`` where one is needed, ``PROCESS_NOT_FOUND``
     / ``STATION_NOT_FOUND`` (404) for a step or station that does not exist, ``INVALID_CURSOR``.
@@ -202,11 +205,26 @@ async def _bar_filter(session, kind: str, key: str | None):
     return p.product == key
 
 
+async def _bar_numbers(session, kind, key, span, line) -> dict[str, Any]:
+    """The bar's own numbers, from what ``/kpi/yield`` reads (the rollups: a few rows, any range)."""
+    from .reports import yields
+
+    bars = await yields(session=session, group_by=kind, span=span, line=line)
+    bar = next((b for b in bars["items"] if b["key"] == (key or None)), None)
+    return {k: bar[k] if bar else 0 for k in ("total", "first_pass", "passed")}
+
+
 async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[str, Any]:
     p = ProcessItem
     where = [await _bar_filter(session, kind, key), p.hour_start >= span.since, p.hour_start < span.until]
     if line is not None:
         where.append(p.line_id == line.id)
+    # ``NOT first_passed`` / ``NOT last_passed`` as such: the partial index ``ix_process_items_not_passed``
+    # (``WHERE NOT first_passed OR NOT last_passed``) serves them, so a year's losses are read, not its items.
+    if outcome == "first_fail":
+        where.append(~p.first_passed)
+    elif outcome == "failed":
+        where.append(~p.last_passed)
     # An item is a unit's serial number (its LOT: the unit's) or, for LOT-level records, the LOT number.
     joined = p.__table__.outerjoin(Unit, Unit.serial_number == p.item).outerjoin(Lot, Lot.id == Unit.lot_id)
     lot_number = func.coalesce(Lot.lot_number, p.item)
@@ -237,10 +255,6 @@ async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[
         .order_by(p.item, p.process_id)
         .limit(limit + 1)
     )
-    if outcome == "first_fail":
-        units_query = units_query.where(p.first_passed.is_(False))
-    elif outcome == "failed":
-        units_query = units_query.where(p.last_passed.is_(False))
     if after is not None:
         item, process_id = after
         units_query = units_query.where(or_(p.item > item, and_(p.item == item, p.process_id > process_id)))
@@ -251,15 +265,14 @@ async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[
         if station_ids
         else {}
     )
-    total, first_pass, passed = (sum(row[i] for row in per_lot) for i in (1, 2, 3))
+    bar = await _bar_numbers(session, kind, key, span, line)
     return {
         "totals": {
-            "total": total,
-            "first_pass": first_pass,
-            "passed": passed,
-            "first_pass_yield": ratio(first_pass, total),
-            "final_yield": ratio(passed, total),
+            **bar,
+            "first_pass_yield": ratio(bar["first_pass"], bar["total"]),
+            "final_yield": ratio(bar["passed"], bar["total"]),
             "lots": len(per_lot),
+            "listed": sum(row[1] for row in per_lot),
         },
         "lots": [
             {"lot_number": lot, "product": products.get(lot), "total": n, "first_pass": f, "passed": g}

@@ -212,9 +212,19 @@ async def test_every_bar_s_drilldown_counts_what_the_bar_and_plain_sql_count(
             units_seen = await _all_units(
                 client, quality_headers, kind=group, **({"key": bar["key"]} if bar["key"] else {}), **span
             )
-            assert len(units_seen) == bar["total"]
+            assert len(units_seen) == bar["total"] == drill["totals"]["listed"]
             assert sum(u["first_passed"] for u in units_seen) == bar["first_pass"]
             assert sum(u["passed"] for u in units_seen) == bar["passed"]
+            loss = await _drill(
+                client,
+                quality_headers,
+                kind=group,
+                outcome="first_fail",
+                **({"key": bar["key"]} if bar["key"] else {}),
+                **span,
+            )
+            assert loss["totals"]["listed"] == bar["total"] - bar["first_pass"]
+            assert sum(x["total"] - x["first_pass"] for x in loss["lots"]) == bar["total"] - bar["first_pass"]
             if group == "process":
                 [(total, first_pass, passed)] = await run_sql(
                     settings,
@@ -259,7 +269,12 @@ async def test_a_yield_bar_lists_its_items_with_their_first_and_final_outcome(cl
     ]
     failed = await _drill(client, quality_headers, kind="process", key="ASSY-10", outcome="failed", **day)
     assert [u["lot_number"] for u in failed["units"]] == ["LOT-B", "LOT-B", "LOT-C"]
-    assert failed["totals"] == drill["totals"]  # the bar's numbers, whatever the list shows
+    # the bar's numbers, whatever the lists show; the lists hold the loss
+    assert {k: v for k, v in failed["totals"].items() if k not in ("lots", "listed")} == {
+        k: v for k, v in drill["totals"].items() if k not in ("lots", "listed")
+    }
+    assert (failed["totals"]["listed"], failed["totals"]["lots"]) == (3, 2)
+    assert [(x["lot_number"], x["total"], x["passed"]) for x in failed["lots"]] == [("LOT-B", 2, 0), ("LOT-C", 1, 0)]
     first_fail = await _drill(client, quality_headers, kind="process", key="ASSY-10", outcome="first_fail", **day)
     assert [u["serial_number"] for u in first_fail["units"]] == ["A-1", "B-1", "B-2", None]
     product = await _drill(client, quality_headers, kind="product", key="NH-9", **day)
