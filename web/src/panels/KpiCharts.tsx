@@ -23,8 +23,16 @@ const margin = { top: 8, right: 12, bottom: 0, left: 0 };
 const tickNumber = (v: unknown) => formatNumber(Number(v));
 const tickPercent = (v: unknown) => formatPercent(Number(v));
 
-export function ParetoChart({ items, height = 260 }: { items: ParetoItem[]; height?: number }) {
+export function ParetoChart({ items, onPick, height = 260 }: {
+  items: ParetoItem[];
+  onPick?(code: string): void;
+  height?: number;
+}) {
   const { t } = useTranslation();
+  const pick = (entry: unknown) => {
+    const code = (entry as { payload?: ParetoItem } | undefined)?.payload?.defect_code;
+    if (code && onPick) onPick(code);
+  };
   return (
     <ResponsiveContainer width="100%" height={height}>
       <ComposedChart data={items} margin={margin}>
@@ -37,7 +45,7 @@ export function ParetoChart({ items, height = 260 }: { items: ParetoItem[]; heig
           ? formatPercentPoints(Number(value)) : formatNumber(Number(value))} />
         <Legend verticalAlign="top" height={28} />
         <Bar yAxisId="count" dataKey="count" name={t("quality.count")} fill={BLUE} isAnimationActive={false}
-             maxBarSize={64} />
+             maxBarSize={64} onClick={pick} cursor={onPick ? "pointer" : undefined} />
         <Line yAxisId="cumulative" dataKey="cumulative_percent" name={t("quality.cumulative")} stroke={ORANGE}
               strokeWidth={2} isAnimationActive={false} />
       </ComposedChart>
