@@ -141,13 +141,19 @@ async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
     if line is not None:
         where.append(r.line_id == line.id)
     item = func.coalesce(r.serial_number, r.lot_number).label("item")
-    per_lot = (
+    # The most affected LOTs, sorted and cut in SQL; the window sums are over every LOT (the totals).
+    n, units = func.count(), func.count(func.distinct(item))
+    rows = (
         await session.execute(
-            select(r.lot_number, func.count(), func.count(func.distinct(item))).where(*where).group_by(r.lot_number)
+            select(r.lot_number, n, units, func.count().over(), func.sum(n).over(), func.sum(units).over())
+            .where(*where)
+            .group_by(r.lot_number)
+            .order_by(n.desc(), r.lot_number)
+            .limit(MAX_LOTS)
         )
     ).all()
-    per_lot.sort(key=lambda row: (-row[1], row[0]))
-    shown = per_lot[:MAX_LOTS]
+    shown = [(lot, int(c), int(u)) for lot, c, u, *_ in rows]
+    lots_total, count_total, units_total = (int(x or 0) for x in rows[0][3:]) if rows else (0, 0, 0)
     products = await _products(session, [row[0] for row in shown])
     units_query = (
         select(
@@ -168,9 +174,9 @@ async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
     rows, next_cursor = _page((await session.execute(units_query)).all(), limit)
     return {
         "totals": {
-            "count": sum(row[1] for row in per_lot),
-            "units": sum(row[2] for row in per_lot),
-            "lots": len(per_lot),
+            "count": count_total,
+            "units": units_total,
+            "lots": lots_total,
         },
         "lots": [
             {"lot_number": lot, "product": products.get(lot), "count": n, "units": units} for lot, n, units in shown
@@ -230,14 +236,19 @@ async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[
     lot_number = func.coalesce(Lot.lot_number, p.item)
     first = func.sum(case((p.first_passed, 1), else_=0))
     final = func.sum(case((p.last_passed, 1), else_=0))
-    per_lot = (
+    n = func.count()
+    rows = (
         await session.execute(
-            select(lot_number, func.count(), first, final).select_from(joined).where(*where).group_by(lot_number)
+            select(lot_number, n, first, final, func.count().over(), func.sum(n).over())
+            .select_from(joined)
+            .where(*where)
+            .group_by(lot_number)
+            .order_by((n - first).desc(), n.desc(), lot_number)  # most first-try failures first
+            .limit(MAX_LOTS)
         )
     ).all()
-    per_lot = [(lot, int(n), int(f or 0), int(g or 0)) for lot, n, f, g in per_lot]
-    per_lot.sort(key=lambda row: (-(row[1] - row[2]), -row[1], row[0]))  # most first-try failures first
-    shown = per_lot[:MAX_LOTS]
+    shown = [(lot, int(c), int(f or 0), int(g or 0)) for lot, c, f, g, *_ in rows]
+    lots_total, listed = (int(x or 0) for x in rows[0][4:]) if rows else (0, 0)
     products = await _products(session, [row[0] for row in shown])
     units_query = (
         select(
@@ -271,8 +282,8 @@ async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[
             **bar,
             "first_pass_yield": ratio(bar["first_pass"], bar["total"]),
             "final_yield": ratio(bar["passed"], bar["total"]),
-            "lots": len(per_lot),
-            "listed": sum(row[1] for row in per_lot),
+            "lots": lots_total,
+            "listed": listed,
         },
         "lots": [
             {"lot_number": lot, "product": products.get(lot), "total": n, "first_pass": f, "passed": g}
