@@ -325,6 +325,13 @@ def endpoints(base: str, headers: dict) -> list[tuple[str, str]]:
         ("kpi yield station 30d", f"/api/v1/kpi/yield?group_by=station&from={month}&to={today}"),
         ("kpi yield product 30d", f"/api/v1/kpi/yield?group_by=product&from={month}&to={today}"),
         ("kpi pareto 30d", f"/api/v1/kpi/pareto?from={month}&to={today}"),
+        ("kpi drilldown defect 7d", f"/api/v1/kpi/drilldown?kind=defect&key=D1&from={week}&to={today}"),
+        ("kpi drilldown defect 30d", f"/api/v1/kpi/drilldown?kind=defect&key=D1&from={month}&to={today}"),
+        (
+            "kpi drilldown step loss 30d",
+            f"/api/v1/kpi/drilldown?kind=process&key=P10&outcome=first_fail&from={month}&to={today}",
+        ),
+        ("kpi drilldown step all 7d", f"/api/v1/kpi/drilldown?kind=process&key=P10&from={week}&to={today}"),
         ("kpi output day 30d", f"/api/v1/kpi/output?bucket=day&from={month}&to={today}"),
         ("kpi output hour today", "/api/v1/kpi/output?bucket=hour"),
         ("kpi lines now", "/api/v1/kpi/lines/now"),

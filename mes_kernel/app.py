@@ -33,6 +33,7 @@ from .api.scope import plugin_scope
 from .audit_sealer import AuditSealer
 from .breakers import BreakerRegistry, MemoryBreakerStore, RedisBreakerStore
 from .cache import Cache
+from .compression import JsonGzipMiddleware, accepted_encodings
 from .contracts import BreakerConfig, DeviceKind, HealthCheck, Panel, Permission
 from .db.base import make_engine, make_sessionmaker
 from .errors import StaleStatementRetryMiddleware, UnhandledErrorMiddleware, install_error_handlers
@@ -380,6 +381,8 @@ def create_app(
     app.add_middleware(AccessLogMiddleware, cache=cache)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
+    # outermost: everything inside (metrics, access log, limits) sees the answer as the app wrote it
+    app.add_middleware(JsonGzipMiddleware)
 
     for module in (auth, users, lots, records, station_cache, stations, lines, audit, health, plugins, completions):
         app.include_router(module.router, prefix=API_PREFIX)
@@ -459,7 +462,7 @@ def _mount_web(app: FastAPI) -> None:
                 if response.status_code != 200:
                     return response
                 headers = {"Cache-Control": "public, max-age=31536000, immutable", "Vary": "Accept-Encoding"}
-                accepted = _accepted_encodings(scope)
+                accepted = accepted_encodings(scope)
                 for encoding, suffix in (("br", ".br"), ("gzip", ".gz")):
                     if encoding not in accepted:
                         continue
@@ -475,18 +478,3 @@ def _mount_web(app: FastAPI) -> None:
                 return response
 
         app.mount("/assets", ImmutableAssets(directory=WEB_DIST / "assets"), name="web-assets")
-
-
-def _accepted_encodings(scope) -> set[str]:
-    """Content codings the client accepts (RFC 9110 §12.5.3), without those it refuses with `q=0`."""
-    raw = next((v for k, v in scope.get("headers", []) if k == b"accept-encoding"), b"").decode("latin-1")
-    accepted = set()
-    for item in raw.split(","):
-        coding, *params = (part.strip() for part in item.split(";"))
-        quality = next((p[2:] for p in params if p.lower().startswith("q=")), "1")
-        try:
-            if float(quality) > 0:
-                accepted.add(coding.lower())
-        except ValueError:
-            continue
-    return accepted

@@ -232,6 +232,14 @@ class ProcessRecord(Base):
         Index("ix_process_records_created_at", "created_at"),
         Index("ix_process_records_lot_id_event_at_id", "lot_id", "event_at", "id"),
         Index("ix_process_records_unit_id_event_at_id", "unit_id", "event_at", "id"),
+        # the failed records of a defect code in a range (the drill-down behind a Pareto bar), 0020
+        Index(
+            "ix_process_records_failed_defect",
+            "defect_code",
+            "event_at",
+            postgresql_where=text("result = 'fail'"),
+            sqlite_where=text("result = 'fail'"),
+        ),
     )
 
 
@@ -263,7 +271,16 @@ class ProcessItem(Base):
     product: Mapped[str] = mapped_column(String(64), nullable=False)
     first_passed: Mapped[bool] = mapped_column(Boolean, nullable=False)
     last_passed: Mapped[bool] = mapped_column(Boolean, nullable=False)
-    __table_args__ = (Index("ix_process_items_hour_start", "hour_start"),)
+    __table_args__ = (
+        Index("ix_process_items_hour_start", "hour_start"),
+        # the items that failed a first try or their latest (a yield bar's loss, the drill-down), 0020
+        Index(
+            "ix_process_items_not_passed",
+            "hour_start",
+            postgresql_where=text("NOT first_passed OR NOT last_passed"),
+            sqlite_where=text("NOT first_passed OR NOT last_passed"),
+        ),
+    )
 
 
 UNFOLDED = text("shard <> 0")  # rows recording transactions wrote and the fold has not summed yet

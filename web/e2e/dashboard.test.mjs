@@ -519,6 +519,32 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
     }
   }));
 
+  test("a Pareto bar opens the LOTs and units with that defect", withKernelLog(async () => {
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    const errors = [];
+    page.on("pageerror", (err) => errors.push(err.message));
+    try {
+      await loginThroughForm(page, MANAGER);
+      await page.goto(kernel.baseUrl + "/#/quality");
+      const pareto = page.getByRole("table", { name: "Defect Pareto" });
+      await pareto.getByRole("link", { name: "SOLDER-BRIDGE" }).click();
+      await page.getByRole("heading", { name: "Behind defect SOLDER-BRIDGE" }).waitFor({ timeout: TIMEOUT });
+      await page.getByTestId("drill-totals").filter({ hasText: "1 failed records on 1 units in 1 LOTs" })
+        .waitFor({ timeout: TIMEOUT });
+      await page.getByRole("table", { name: "LOTs" }).getByRole("link", { name: "SEED-LOT-1" })
+        .waitFor({ timeout: TIMEOUT });
+      const unit = page.getByRole("table", { name: "Units" }).getByRole("link", { name: "SN-4" });
+      await unit.waitFor({ timeout: TIMEOUT });
+      await shot(page, "13-drill-defect");
+      await unit.click();
+      await page.waitForURL(/#\/units\/SN-4$/, { timeout: TIMEOUT });
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  }));
+
   test("views whose KPI endpoints this kernel lacks say so, and Korean is one switch away", withKernelLog(async () => {
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     const page = await context.newPage();

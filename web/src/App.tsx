@@ -38,6 +38,7 @@ import { ProductionPage } from "./pages/ProductionPage";
 import { QualityPage } from "./pages/QualityPage";
 import { UnitPage } from "./pages/UnitPage";
 import { hrefOf, useRoute, type Route } from "./router";
+import { DrillDownPage } from "./pages/DrillDownPage";
 import { useAlerts } from "./store/alerts";
 import { useAuth, useCan } from "./store/auth";
 import type { Me } from "./api/types";
@@ -78,6 +79,7 @@ const LANDING: Record<string, Route["name"]> = { quality_manager: "quality", exe
 /** Which page a route belongs to, for highlighting (a LOT's page is under LOTs). */
 function section(route: Route): string {
   if (route.name === "lot" || route.name === "unit") return "lots";
+  if (route.name === "drill") return "quality";
   return route.name;
 }
 
@@ -115,6 +117,8 @@ function Page({ route, allowed }: { route: Route; allowed: (item: NavItem | unde
       return <ProductionPage />;
     case "quality":
       return <QualityPage />;
+    case "drill":
+      return <DrillDownPage />;
     case "executive":
       return <ExecutivePage />;
     case "lots":

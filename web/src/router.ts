@@ -5,6 +5,7 @@ export type Route =
   | { name: "overview" }
   | { name: "production" }
   | { name: "quality" }
+  | { name: "drill" }
   | { name: "executive" }
   | { name: "lots" }
   | { name: "lot"; lotNumber: string }
@@ -25,6 +26,7 @@ export function parseRoute(hash: string): Route {
   if (parts.length === 0) return { name: "overview" };
   if (head === "lots" && parts.length === 1) return { name: "lots" };
   if (head === "lots" && parts.length === 2) return { name: "lot", lotNumber: decodeURIComponent(arg) };
+  if (head === "quality" && arg === "drill" && parts.length === 2) return { name: "drill" };
   if (head === "units" && parts.length === 2) return { name: "unit", serialNumber: decodeURIComponent(arg) };
   if (parts.length === 1 && (PAGES as readonly string[]).includes(head)) return { name: head as (typeof PAGES)[number] };
   return { name: "not_found", path };
@@ -38,6 +40,8 @@ export function hrefOf(route: Route): string {
       return `#/lots/${encodeURIComponent(route.lotNumber)}`;
     case "unit":
       return `#/units/${encodeURIComponent(route.serialNumber)}`;
+    case "drill":
+      return "#/quality/drill";
     case "not_found":
       return `#${route.path}`;
     default:
@@ -56,6 +60,34 @@ export function lotsHref(filters: { from?: string; to?: string; product?: string
   const query = new URLSearchParams(Object.entries(filters).filter((e): e is [string, string] => !!e[1]));
   const text = query.toString();
   return `#/lots${text ? `?${text}` : ""}`;
+}
+
+/** What a bar of the quality view stands for: the chart (`kind`), the bar (`key`; none: records
+ * without a station), and the range and line it was counted over (plant-calendar days). */
+export interface DrillTarget {
+  kind: "defect" | "process" | "station" | "product";
+  key: string | null;
+  from: string;
+  to: string;
+  line?: string;
+}
+
+/** The page listing the LOTs and units behind a bar (`GET /kpi/drilldown`). */
+export function drillHref(target: DrillTarget): string {
+  const query = new URLSearchParams(
+    Object.entries(target).filter((e): e is [string, string] => typeof e[1] === "string" && e[1] !== ""),
+  );
+  return `#/quality/drill?${query.toString()}`;
+}
+
+/** The bar a drill-down page is for, read back from its hash (null when the link is incomplete). */
+export function drillTarget(hash: string = window.location.hash): DrillTarget | null {
+  const q = hashQuery(hash);
+  const kind = q.get("kind");
+  const from = q.get("from");
+  const to = q.get("to");
+  if (!kind || !["defect", "process", "station", "product"].includes(kind) || !from || !to) return null;
+  return { kind: kind as DrillTarget["kind"], key: q.get("key"), from, to, line: q.get("line") ?? undefined };
 }
 
 export function navigate(route: Route): void {

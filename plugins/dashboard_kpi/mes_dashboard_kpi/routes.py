@@ -13,10 +13,11 @@ from mes_kernel.api.deps import Principal, ReadSessionDep, SessionDep, require_p
 from mes_kernel.kernel import Kernel
 
 from . import calendars as shift_calendars
-from . import kpi, oee, ranges, reports
+from . import drilldown, kpi, oee, ranges, reports
 from .shifts import ShiftCalendarIn, check_no_overlap
 
 READ = "dashboard:read"
+LOTS_READ = "lots:read"  # the kernel's: LOTs, units and their records (not the executive's)
 KPI_READ = "kpi:read"
 SHIFTS_WRITE = "shifts:write"
 
@@ -234,6 +235,53 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         return await cached(
             key_of("output", bucket, span.since, span.until, span.zone.key, line),
             lambda: reports.output(session=session, span=span, line=found, bucket=bucket),
+        )
+
+    @kpis.get(
+        "/drilldown",
+        summary="The LOTs and units behind a Pareto or yield bar",
+        dependencies=[require_permission(LOTS_READ)],
+    )
+    async def get_drilldown(
+        session: ReadSessionDep,
+        kind: Annotated[
+            str, Query(pattern="^(defect|process|station|product)$", description="the chart the bar is in")
+        ],
+        key: Annotated[
+            str | None,
+            Query(
+                max_length=64,
+                description="defect code, process id, station code (none: records without a station) or product",
+            ),
+        ] = None,
+        since: FromQuery = None,
+        until: ToQuery = None,
+        line: LineQuery = None,
+        tz: TzQuery = None,
+        outcome: Annotated[
+            str,
+            Query(
+                pattern="^(all|first_fail|failed)$",
+                description="yield bars: all units, those that failed their first try, or those not passed in the end",
+            ),
+        ] = "all",
+        limit: Annotated[int, Query(ge=1, le=500, description="units per page")] = 50,
+        cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page")] = None,
+    ) -> dict[str, Any]:
+        """The LOTs (with counts, most affected first) and a page of units behind one bar of
+        ``/kpi/pareto`` (``kind=defect``) or ``/kpi/yield`` (``kind=process|station|product``),
+        over the same ``from``/``to``/``line``/``tz``; totals equal the bar's numbers. Needs
+        ``kpi:read`` and ``lots:read``. Shapes: :func:`drilldown.drilldown`, docs/kpi.md."""
+        span, found = await scope(session, since, until, tz, line)
+        return await drilldown.drilldown(
+            session=session,
+            kind=kind,
+            key=key,
+            span=span,
+            line=found,
+            outcome=outcome,
+            limit=limit,
+            cursor=cursor,
         )
 
     @kpis.get("/lines/now", summary="Each line now: LOT, output against plan, OEE, open alerts")

@@ -25,6 +25,9 @@ import type {
   Unit,
   UnitHistory,
   YieldAnswer,
+  DrillDown,
+  DrillKind,
+  DrillOutcome,
   YieldGroup,
 } from "./types";
 import { api } from "../store/auth";
@@ -115,6 +118,9 @@ export const endpoints = {
   kpiPareto: (query: KpiQuery, signal?: AbortSignal) => get<Pareto>("/kpi/pareto", signal, params({ ...query })),
   kpiOutput: (query: KpiQuery & { bucket: OutputBucket }, signal?: AbortSignal) =>
     get<Output>("/kpi/output", signal, params({ ...query })),
+  kpiDrillDown: (query: KpiQuery & { kind: DrillKind; key?: string; outcome?: DrillOutcome; limit?: number;
+                                     cursor?: string }, signal?: AbortSignal) =>
+    get<DrillDown>("/kpi/drilldown", signal, params({ ...query })),
   linesNow: (signal?: AbortSignal) => get<LinesNow>("/kpi/lines/now", signal),
   labelTemplates: (includeRetired: boolean, signal?: AbortSignal) =>
     get<LabelTemplate[]>("/labels/templates", signal, params({ include_retired: includeRetired || undefined })),

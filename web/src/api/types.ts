@@ -312,6 +312,50 @@ export interface Pareto {
   items: ParetoItem[];
 }
 
+/** What a drill-down opens: a Pareto bar (a defect code) or a yield bar. */
+export type DrillKind = "defect" | YieldGroup;
+/** Yield bars: every item, those that failed their first try, or those not passed in the end. */
+export type DrillOutcome = "all" | "first_fail" | "failed";
+
+export interface DrillLot {
+  lot_number: string;
+  product: string | null;
+  /** defect: failed records with the code; yield: items of the bar in the LOT */
+  count?: number;
+  units?: number;
+  total?: number;
+  first_pass?: number;
+  passed?: number;
+}
+
+export interface DrillUnit {
+  /** null: a LOT-level record */
+  serial_number: string | null;
+  lot_number: string;
+  count?: number;
+  first_at?: string;
+  last_at?: string;
+  process?: string;
+  station?: string | null;
+  first_passed?: boolean;
+  passed?: boolean;
+  first_hour?: string;
+}
+
+/** `GET /kpi/drilldown`: the LOTs and a page of units behind one bar; totals are the bar's. */
+export interface DrillDown {
+  kind: DrillKind;
+  key: string | null;
+  from: string;
+  to: string;
+  line: string | null;
+  totals: { count?: number; units?: number; total?: number; first_pass?: number; passed?: number;
+            first_pass_yield?: number | null; final_yield?: number | null; lots: number; listed?: number };
+  lots: DrillLot[];
+  units: DrillUnit[];
+  next_cursor: string | null;
+}
+
 export type OutputBucket = "hour" | "day" | "week";
 
 export interface OutputItem {

@@ -16,7 +16,7 @@ import { ErrorNotice, hasData, NoData, NotAvailable, PageTitle, Section, Updated
 import { RangeFilter, useKpiQuery, type KpiRange } from "../components/RangeFilter";
 import { usePolling } from "../hooks/usePolling";
 import { formatNumber, formatPercent, formatPercentPoints } from "../i18n/format";
-import { lotsHref } from "../router";
+import { drillHref } from "../router";
 import { useLinesNow } from "./ProductionPage";
 
 const ParetoChart = lazy(() => import("../panels/KpiCharts").then((m) => ({ default: m.ParetoChart })));
@@ -25,9 +25,10 @@ const YieldChart = lazy(() => import("../panels/KpiCharts").then((m) => ({ defau
 export const KPI_INTERVAL_MS = 60_000;
 export const GROUPS: YieldGroup[] = ["process", "station", "product"];
 
-/** The LOT list behind a bar: the range's LOTs, narrowed to the product when the bar is one. */
-export function drillDown(range: KpiRange, group: YieldGroup | "defect", key: string): string {
-  return lotsHref({ from: range.from, to: range.to, product: group === "product" ? key : undefined });
+/** The LOTs and units behind a bar (a defect code, or a step, station or product of the yield chart),
+ * over the range and line the bar was counted on. A station bar without a key: records without a station. */
+export function drillDown(range: KpiRange, group: YieldGroup | "defect", key: string | null): string {
+  return drillHref({ kind: group, key, from: range.from, to: range.to, line: range.line || undefined });
 }
 
 const chartFallback = <Skeleton variant="rectangular" height={260} />;
@@ -50,7 +51,10 @@ function ParetoSection({ query, range }: { query: KpiQuery; range: KpiRange }) {
       {pareto.error?.status === 404 ? <NotAvailable /> : <ErrorNotice error={pareto.error} retryInMs={pareto.retryInMs} />}
       {pareto.data && (hasData(items, ["count"]) ? (
         <>
-          <Suspense fallback={chartFallback}><ParetoChart items={items} /></Suspense>
+          <Suspense fallback={chartFallback}>
+            <ParetoChart items={items}
+                         onPick={(code) => { window.location.hash = drillDown(range, "defect", code).slice(1); }} />
+          </Suspense>
           <DataTable label={t("quality.pareto")} columns={columns} data={items} rowKey={(r) => r.defect_code} />
         </>
       ) : <NoData />)}
@@ -70,7 +74,7 @@ export function yieldColumns(t: TFunction, group: YieldGroup, range: KpiRange): 
   const num = (v: unknown) => (typeof v === "number" ? formatNumber(v) : "—");
   return [
     { accessorKey: "key", header: t(`quality.group.${group}`),
-      cell: (i) => <Link href={drillDown(range, group, i.getValue())}>{i.getValue()}</Link> },
+      cell: (i) => <Link href={drillDown(range, group, i.getValue())}>{i.getValue() ?? t("drill.noStation")}</Link> },
     { accessorKey: "total", header: t("quality.total"), cell: (i) => num(i.getValue()) },
     { accessorKey: "first_pass", header: t("quality.firstPass"), cell: (i) => num(i.getValue()) },
     { accessorKey: "passed", header: t("quality.passed"), cell: (i) => num(i.getValue()) },

@@ -10,6 +10,7 @@ import { usePlant } from "../i18n/format";
 import { startFakeKernel, type FakeKernel } from "../test/fakeKernel";
 import { loginAs, logoutLocally, me, useKernel } from "../test/session";
 import { useAuth } from "../store/auth";
+import { DrillDownPage } from "./DrillDownPage";
 import { ExecutivePage } from "./ExecutivePage";
 import { LotDetailPage } from "./LotDetailPage";
 import { ProductionPage } from "./ProductionPage";
@@ -122,7 +123,16 @@ describe("quality view", () => {
     const link = await screen.findByRole("link", { name: "NH-1" });
     expect(within(await screen.findByRole("table", { name: "Yield" })).getByRole("link", { name: "NH-1" })).toBe(link);
     expect(lastQuery("/api/v1/kpi/yield")?.get("group_by")).toBe("product");
-    expect(link).toHaveAttribute("href", "#/lots?from=2026-11-01&to=2026-11-07&product=NH-1");
+    expect(link).toHaveAttribute("href", "#/quality/drill?kind=product&key=NH-1&from=2026-11-01&to=2026-11-07");
+  });
+
+  it("opens the LOTs and units behind a Pareto row, for the range and line the bar was counted on", async () => {
+    loginAs("quality_manager");
+    useKpiRange.setState({ line: "L1" });
+    render(<QualityPage />);
+    const pareto = await screen.findByRole("table", { name: "Defect Pareto" });
+    expect(within(pareto).getByRole("link", { name: "SCRATCH" }))
+      .toHaveAttribute("href", "#/quality/drill?kind=defect&key=SCRATCH&from=2026-11-01&to=2026-11-07&line=L1");
   });
 
   it("filters by line and refuses a reversed range before asking the server", async () => {
@@ -146,6 +156,77 @@ describe("quality view", () => {
     render(<QualityPage />);
     await waitFor(() => expect(screen.getAllByTestId("no-data")).toHaveLength(2));
     expect(screen.queryByRole("table", { name: "Yield" })).toBeNull();
+  });
+});
+
+const DRILL = {
+  kind: "defect", key: "SCRATCH", from: "2026-10-31T15:00:00+00:00", to: "2026-11-07T15:00:00+00:00", line: null,
+  totals: { count: 3, units: 2, lots: 2 },
+  lots: [{ lot_number: "LOT-A", product: "NH-1", count: 2, units: 1 },
+         { lot_number: "LOT-C", product: "NH-9", count: 1, units: 1 }],
+  units: [{ serial_number: "A-005", lot_number: "LOT-A", count: 2, first_at: "2026-11-02T01:00:00+00:00",
+            last_at: "2026-11-02T01:05:00+00:00" }],
+  next_cursor: "c1",
+};
+
+describe("drill-down behind a bar", () => {
+  beforeEach(() => {
+    window.location.hash = "#/quality/drill?kind=defect&key=SCRATCH&from=2026-11-01&to=2026-11-07";
+  });
+  afterEach(() => { window.location.hash = ""; });
+
+  it("lists the LOTs and units with that defect, asks the bar's range, and pages further units", async () => {
+    loginAs("quality_manager");
+    kernel.route("GET", "/api/v1/kpi/drilldown", (req) => ({ body: req.query.get("cursor") === "c1"
+      ? { ...DRILL, units: [{ serial_number: null, lot_number: "LOT-C", count: 1,
+                              first_at: "2026-11-03T01:00:00+00:00", last_at: "2026-11-03T01:00:00+00:00" }],
+          next_cursor: null }
+      : DRILL }));
+    render(<DrillDownPage />);
+    expect(await screen.findByTestId("drill-totals")).toHaveTextContent("3 failed records on 2 units in 2 LOTs");
+    const lots = screen.getByRole("table", { name: "LOTs" });
+    expect(within(lots).getByRole("link", { name: "LOT-A" })).toHaveAttribute("href", "#/lots/LOT-A");
+    expect(within(lots).getByRole("cell", { name: "LOT-C" }).closest("tr")).toHaveTextContent("LOT-CNH-911");
+    expect(Object.fromEntries(lastQuery("/api/v1/kpi/drilldown") ?? [])).toEqual({
+      kind: "defect", key: "SCRATCH", limit: "50",
+      from: "2026-11-01T00:00:00+09:00", to: "2026-11-08T00:00:00+09:00", tz: "Asia/Seoul",
+    });
+    const units = screen.getByRole("table", { name: "Units" });
+    expect(within(units).getByRole("link", { name: "A-005" })).toHaveAttribute("href", "#/units/A-005");
+    await userEvent.setup().click(screen.getByRole("button", { name: "Show more" }));
+    expect(await within(units).findByText("(whole LOT)")).toBeInTheDocument();
+    expect(lastQuery("/api/v1/kpi/drilldown")?.get("cursor")).toBe("c1");
+    expect(screen.queryByRole("button", { name: "Show more" })).toBeNull();
+  });
+
+  it("lists a yield bar's units with their outcome and narrows them to the loss", async () => {
+    loginAs("quality_manager");
+    window.location.hash = "#/quality/drill?kind=process&key=ICT&from=2026-11-01&to=2026-11-07";
+    kernel.route("GET", "/api/v1/kpi/drilldown", (req) => ({ body: {
+      ...DRILL, kind: "process", key: "ICT", next_cursor: null,
+      totals: { total: 200, first_pass: 180, passed: 190, first_pass_yield: 0.9, final_yield: 0.95, lots: 1,
+                listed: req.query.get("outcome") === "all" ? 200 : 20 },
+      lots: [{ lot_number: "LOT-A", product: "NH-1", total: 200, first_pass: 180, passed: 190 }],
+      units: [{ serial_number: "A-005", lot_number: "LOT-A", process: "ICT", station: "S1", first_passed: false,
+                passed: true, first_hour: "2026-11-02T01:00:00+00:00" }],
+    } }));
+    render(<DrillDownPage />);
+    expect(await screen.findByTestId("drill-totals")).toHaveTextContent(
+      "200 items first tried here: 180 passed the first time (90.0%), 190 in the end; 1 LOTs");
+    expect(within(screen.getByRole("table", { name: "Units" })).getByRole("cell", { name: "A-005" })
+      .closest("tr")).toHaveTextContent("A-005LOT-AICTS1noyes");
+    expect(lastQuery("/api/v1/kpi/drilldown")?.get("outcome")).toBe("all");
+    await userEvent.setup().click(screen.getByRole("button", { name: "Failed first try" }));
+    await waitFor(() => expect(lastQuery("/api/v1/kpi/drilldown")?.get("outcome")).toBe("first_fail"));
+  });
+
+  it("shows the drill-down in Korean", async () => {
+    loginAs("quality_manager");
+    await i18n.changeLanguage("ko");
+    kernel.route("GET", "/api/v1/kpi/drilldown", () => ({ body: { ...DRILL, next_cursor: null } }));
+    render(<DrillDownPage />);
+    expect(await screen.findByTestId("drill-totals")).toHaveTextContent("불량 기록 3건 · 유닛 2개 · LOT 2개");
+    expect(screen.getByRole("heading", { name: "불량 SCRATCH의 내역" })).toBeInTheDocument();
   });
 });
 

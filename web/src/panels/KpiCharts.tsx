@@ -26,8 +26,16 @@ const tickPercent = (v: unknown) => formatPercent(Number(v));
  *  first bar's), slanted so long codes fit side by side. */
 const categoryAxis = { interval: 0, angle: -30, textAnchor: "end", height: 56, fontSize: 12 } as const;
 
-export function ParetoChart({ items, height = 260 }: { items: ParetoItem[]; height?: number }) {
+export function ParetoChart({ items, onPick, height = 260 }: {
+  items: ParetoItem[];
+  onPick?(code: string): void;
+  height?: number;
+}) {
   const { t } = useTranslation();
+  const pick = (entry: unknown) => {
+    const code = (entry as { payload?: ParetoItem } | undefined)?.payload?.defect_code;
+    if (code && onPick) onPick(code);
+  };
   return (
     <ResponsiveContainer width="100%" height={height}>
       <ComposedChart data={items} margin={margin}>
@@ -40,7 +48,7 @@ export function ParetoChart({ items, height = 260 }: { items: ParetoItem[]; heig
           ? formatPercentPoints(Number(value)) : formatNumber(Number(value))} />
         <Legend verticalAlign="top" height={28} />
         <Bar yAxisId="count" dataKey="count" name={t("quality.count")} fill={BLUE} isAnimationActive={false}
-             maxBarSize={64} />
+             maxBarSize={64} onClick={pick} cursor={onPick ? "pointer" : undefined} />
         <Line yAxisId="cumulative" dataKey="cumulative_percent" name={t("quality.cumulative")} stroke={ORANGE}
               strokeWidth={2} isAnimationActive={false} />
       </ComposedChart>

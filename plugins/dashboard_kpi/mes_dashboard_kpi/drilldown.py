@@ -1,0 +1,305 @@
+"""The LOTs and units behind one bar of the quality view: a Pareto bar (a defect code) or a yield
+bar (a process step, a station, a product), over the same range and line the bar was counted on.
+
+Counts match the bar exactly because they read what the bar's rollup was summed from:
+
+- a **defect** bar counts failed records with that code whose hour (of ``event_at``) starts in the
+  range — the rows :func:`mes_kernel.services.rollups.rebuild` sums into ``kpi_hourly_defects``;
+  read from ``process_records`` through the partial index ``ix_process_records_failed_defect``
+  (``(defect_code, event_at) WHERE result = 'fail'``, migration 0022);
+- a **yield** bar counts items (a unit, or the LOT for LOT-level records) first tried at the step
+  in the range: the ``process_items`` rows whose ``hour_start`` lies in it — the rows the rollup's
+  ``first_total`` / ``first_passed`` / ``final_passed`` count.
+
+Times in and out are UTC; the plant's zone only decided where the range's days start.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import String, and_, case, func, literal_column, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mes_kernel.db.models import Line, Lot, Process, ProcessItem, ProcessRecord, Station, Unit
+from mes_kernel.errors import NotFound, Unprocessable
+from mes_kernel.services.rollups import hour_of
+
+from .ranges import Range, ratio
+
+KINDS = ("defect", "process", "station", "product")
+OUTCOMES = ("all", "first_fail", "failed")
+MAX_LOTS = 200  # LOTs listed (most affected first); ``totals.lots`` counts them all
+
+
+def encode_cursor(item: str, process_id: str = "") -> str:
+    """The opaque ``next_cursor`` after the unit (or LOT-level item) ``item`` at step ``process_id``."""
+    return base64.urlsafe_b64encode(json.dumps([item, process_id]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """``(item, process id)`` of a ``next_cursor``; ``Unprocessable`` (``INVALID_CURSOR``) otherwise."""
+    try:
+        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        position = None
+    if (
+        not isinstance(position, list)
+        or len(position) != 2
+        or not all(isinstance(x, str) and len(x) <= 64 for x in position)
+        or not position[0]
+    ):
+        raise Unprocessable("cursor is not one this server gave", code="INVALID_CURSOR", field="cursor")
+    return position[0], position[1]
+
+
+def _hour_ceil(moment: datetime) -> datetime:
+    """The first whole UTC hour at or after ``moment``: a range holds the hours that start in it."""
+    hour = hour_of(moment)
+    return hour if hour == moment else hour + timedelta(hours=1)
+
+
+async def drilldown(
+    *,
+    session: AsyncSession,
+    kind: str,
+    key: str | None,
+    span: Range,
+    line: Line | None,
+    outcome: str = "all",
+    limit: int = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """The LOTs and units behind one bar.
+
+    ``kind`` ``defect`` (``key``: the defect code), ``process`` (a step id), ``station`` (a
+    station code; no ``key``: records made without a station) or ``product``. Answer::
+
+        {"kind", "key", "from", "to", "line",
+         "totals": {...},            # the bar's numbers (below)
+         "lots": [{"lot_number", "product", ...counts}],   # most affected first, at most 200
+         "units": [{"serial_number" (null: LOT-level), "lot_number", ...}],  # by serial number
+         "next_cursor": str | null}
+
+    Defect: totals ``{"count": failed records, "units", "lots"}``; a LOT's ``count`` and
+    ``units``; a unit's ``count``, ``first_at``, ``last_at`` (ISO UTC). Yield: totals ``{"total",
+    "first_pass", "passed", "first_pass_yield", "final_yield", "lots"}`` as ``/kpi/yield`` gives
+    them (read from the rollups, as the bar), ``lots`` and ``listed``: the LOTs and items the
+    lists hold; a LOT's ``total``, ``first_pass``, ``passed``; a unit's ``process``, ``station``,
+    ``first_passed`` and ``passed`` (its latest record there), and ``first_hour``. ``outcome``
+    (yield only) lists only the items that failed their first try (``first_fail``) or are not
+    passed in the end (``failed``) — the bar's loss, read through a partial index however long
+    the range; ``all`` reads every item of the bar (≈ 2 µs each on PostgreSQL).
+
+    Errors: ``KEY_REQUIRED`` (422) without a ``key`` where one is needed, ``PROCESS_NOT_FOUND``
+    / ``STATION_NOT_FOUND`` (404) for a step or station that does not exist, ``INVALID_CURSOR``.
+    """
+    if kind != "station" and not key:
+        raise Unprocessable(f"a {kind} bar needs its key", code="KEY_REQUIRED", field="key")
+    after = decode_cursor(cursor) if cursor else None
+    head = {
+        "kind": kind,
+        "key": key or None,
+        "from": span.since.isoformat(),
+        "to": span.until.isoformat(),
+        "line": line.code if line else None,
+    }
+    if kind == "defect":
+        body = await _defect(session, key, span, line, limit, after)
+    else:
+        body = await _yield(session, kind, key, span, line, outcome, limit, after)
+    return {**head, **body}
+
+
+async def _products(session: AsyncSession, lot_numbers: list[str]) -> dict[str, str]:
+    if not lot_numbers:
+        return {}
+    query = select(Lot.lot_number, Lot.product).where(Lot.lot_number.in_(lot_numbers))
+    return dict((await session.execute(query)).all())
+
+
+def _page(rows: list, limit: int) -> tuple[list, str | None]:
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1].item, getattr(rows[-1], "process_id", "")) if more else None
+
+
+async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
+    r = ProcessRecord
+    # 'fail' written into the SQL, not bound: the partial index serves only a predicate the planner
+    # can prove implies ``result = 'fail'`` (a bound $1 loses it in the cached generic plan).
+    where = [
+        r.result == literal_column("'fail'", String),
+        r.defect_code == code,
+        r.event_at >= _hour_ceil(span.since),
+        r.event_at < _hour_ceil(span.until),
+    ]
+    if line is not None:
+        where.append(r.line_id == line.id)
+    item = func.coalesce(r.serial_number, r.lot_number).label("item")
+    # The most affected LOTs, sorted and cut in SQL; the window sums are over every LOT (the totals).
+    n, units = func.count(), func.count(func.distinct(item))
+    rows = (
+        await session.execute(
+            select(r.lot_number, n, units, func.count().over(), func.sum(n).over(), func.sum(units).over())
+            .where(*where)
+            .group_by(r.lot_number)
+            .order_by(n.desc(), r.lot_number)
+            .limit(MAX_LOTS)
+        )
+    ).all()
+    shown = [(lot, int(c), int(u)) for lot, c, u, *_ in rows]
+    lots_total, count_total, units_total = (int(x or 0) for x in rows[0][3:]) if rows else (0, 0, 0)
+    products = await _products(session, [row[0] for row in shown])
+    units_query = (
+        select(
+            item,
+            r.lot_number,
+            func.max(r.serial_number).label("serial_number"),
+            func.count().label("count"),
+            func.min(r.event_at).label("first_at"),
+            func.max(r.event_at).label("last_at"),
+        )
+        .where(*where)
+        .group_by(item, r.lot_number)
+        .order_by(item)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        units_query = units_query.having(item > after[0])
+    rows, next_cursor = _page((await session.execute(units_query)).all(), limit)
+    return {
+        "totals": {
+            "count": count_total,
+            "units": units_total,
+            "lots": lots_total,
+        },
+        "lots": [
+            {"lot_number": lot, "product": products.get(lot), "count": n, "units": units} for lot, n, units in shown
+        ],
+        "units": [
+            {
+                "serial_number": row.serial_number,
+                "lot_number": row.lot_number,
+                "count": row.count,
+                "first_at": row.first_at.isoformat(),
+                "last_at": row.last_at.isoformat(),
+            }
+            for row in rows
+        ],
+        "next_cursor": next_cursor,
+    }
+
+
+async def _bar_filter(session, kind: str, key: str | None):
+    p = ProcessItem
+    if kind == "process":
+        if await session.get(Process, key) is None:
+            raise NotFound(f"process {key} not found", code="PROCESS_NOT_FOUND", field="key")
+        return p.process_id == key
+    if kind == "station":
+        if not key:
+            return p.station_id == 0
+        station_id = (await session.execute(select(Station.id).where(Station.code == key))).scalar()
+        if station_id is None:
+            raise NotFound(f"station {key} not found", code="STATION_NOT_FOUND", field="key")
+        return p.station_id == station_id
+    return p.product == key
+
+
+async def _bar_numbers(session, kind, key, span, line) -> dict[str, Any]:
+    """The bar's own numbers, from what ``/kpi/yield`` reads (the rollups: a few rows, any range)."""
+    from .reports import yields
+
+    bars = await yields(session=session, group_by=kind, span=span, line=line)
+    bar = next((b for b in bars["items"] if b["key"] == (key or None)), None)
+    return {k: bar[k] if bar else 0 for k in ("total", "first_pass", "passed")}
+
+
+async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[str, Any]:
+    p = ProcessItem
+    where = [await _bar_filter(session, kind, key), p.hour_start >= span.since, p.hour_start < span.until]
+    if line is not None:
+        where.append(p.line_id == line.id)
+    # ``NOT first_passed`` / ``NOT last_passed`` as such: the partial index ``ix_process_items_not_passed``
+    # (``WHERE NOT first_passed OR NOT last_passed``) serves them, so a year's losses are read, not its items.
+    if outcome == "first_fail":
+        where.append(~p.first_passed)
+    elif outcome == "failed":
+        where.append(~p.last_passed)
+    # An item is a unit's serial number (its LOT: the unit's) or, for LOT-level records, the LOT number.
+    joined = p.__table__.outerjoin(Unit, Unit.serial_number == p.item).outerjoin(Lot, Lot.id == Unit.lot_id)
+    lot_number = func.coalesce(Lot.lot_number, p.item)
+    first = func.sum(case((p.first_passed, 1), else_=0))
+    final = func.sum(case((p.last_passed, 1), else_=0))
+    n = func.count()
+    rows = (
+        await session.execute(
+            select(lot_number, n, first, final, func.count().over(), func.sum(n).over())
+            .select_from(joined)
+            .where(*where)
+            .group_by(lot_number)
+            .order_by((n - first).desc(), n.desc(), lot_number)  # most first-try failures first
+            .limit(MAX_LOTS)
+        )
+    ).all()
+    shown = [(lot, int(c), int(f or 0), int(g or 0)) for lot, c, f, g, *_ in rows]
+    lots_total, listed = (int(x or 0) for x in rows[0][4:]) if rows else (0, 0)
+    products = await _products(session, [row[0] for row in shown])
+    units_query = (
+        select(
+            p.item.label("item"),
+            p.process_id,
+            lot_number.label("lot_number"),
+            Unit.serial_number,
+            p.station_id,
+            p.first_passed,
+            p.last_passed,
+            p.hour_start,
+        )
+        .select_from(joined)
+        .where(*where)
+        .order_by(p.item, p.process_id)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        item, process_id = after
+        units_query = units_query.where(or_(p.item > item, and_(p.item == item, p.process_id > process_id)))
+    rows, next_cursor = _page((await session.execute(units_query)).all(), limit)
+    station_ids = {row.station_id for row in rows if row.station_id}
+    codes = (
+        dict((await session.execute(select(Station.id, Station.code).where(Station.id.in_(station_ids)))).all())
+        if station_ids
+        else {}
+    )
+    bar = await _bar_numbers(session, kind, key, span, line)
+    return {
+        "totals": {
+            **bar,
+            "first_pass_yield": ratio(bar["first_pass"], bar["total"]),
+            "final_yield": ratio(bar["passed"], bar["total"]),
+            "lots": lots_total,
+            "listed": listed,
+        },
+        "lots": [
+            {"lot_number": lot, "product": products.get(lot), "total": n, "first_pass": f, "passed": g}
+            for lot, n, f, g in shown
+        ],
+        "units": [
+            {
+                "serial_number": row.serial_number,
+                "lot_number": row.lot_number,
+                "process": row.process_id,
+                "station": codes.get(row.station_id) if row.station_id else None,
+                "first_passed": bool(row.first_passed),
+                "passed": bool(row.last_passed),
+                "first_hour": row.hour_start.isoformat(),
+            }
+            for row in rows
+        ],
+        "next_cursor": next_cursor,
+    }
