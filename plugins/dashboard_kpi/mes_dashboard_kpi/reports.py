@@ -231,7 +231,7 @@ async def lines_now(*, session: AsyncSession, zone: ZoneInfo, now: datetime) -> 
         )
         for line_id, shifts in (await calendars(session, None)).items()
     }
-    figures, _ = await oee_by_line(session=session, span=today, line=None, now=now)
+    figures, _, _ = await oee_by_line(session=session, span=today, line=None, now=now)
     open_alerts = (await session.execute(select(Alert.key).where(Alert.resolved_at.is_(None)))).scalars().all()
     stations: dict[int, set[str]] = {}
     for code, line_id in await session.execute(select(Station.code, Station.line_id)):
@@ -249,6 +249,7 @@ async def lines_now(*, session: AsyncSession, zone: ZoneInfo, now: datetime) -> 
             or (key.startswith("breaker:") and key.split(":")[-1] in mine_devices)
         )
         line_figures = figures.get(line.id)
+        line_factors = factors(**line_figures) if line_figures else None
         items.append(
             {
                 "line": line.code,
@@ -256,7 +257,9 @@ async def lines_now(*, session: AsyncSession, zone: ZoneInfo, now: datetime) -> 
                 "current_lot": current.get(line.id),
                 "output": good.get(line.id, 0),
                 "plan": round(plans.get(line.id, 0.0), 2),
-                "oee": factors(**line_figures)["oee"] if line_figures else None,
+                "oee": line_factors["oee"] if line_factors else None,
+                # faster than ideal: the views warn instead of showing an OEE over 100 % as is
+                "performance_over_ideal": line_factors["performance"]["over_ideal"] if line_factors else False,
                 "open_alerts": alerts,
             }
         )
