@@ -257,6 +257,7 @@ async def _expected_oee(kernel, *, line_id: int | None, since: datetime, until: 
             await session.execute(text("SELECT line_id, process_id, result, event_at FROM process_records"))
         ).all()
         ideal = dict((await session.execute(select(Process.id, Process.ideal_cycle_seconds))).all())
+        sequence = dict((await session.execute(select(Process.id, Process.sequence))).all())
         states = (
             await session.execute(
                 select(MachineState.line_id, MachineState.started_at, MachineState.ended_at).where(
@@ -280,31 +281,42 @@ async def _expected_oee(kernel, *, line_id: int | None, since: datetime, until: 
         (r.line_id, r.process_id, r.result, _utc(r.event_at).replace(minute=0, second=0, microsecond=0))
         for r in records
     ]
-    totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0}
-    shifts = []
+    totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0, "timed": 0}
+    shifts, computed_from = [], []
     for line in sorted(calendars):
         if line_id is not None and line != line_id:
             continue
         down = [(_utc(a), _utc(b) if b else None) for lid, a, b in states if lid == line]
         down += [(_utc(a), None) for lid, a in unheard if lid == line]
         versions = sorted(calendars[line], key=lambda v: v[0])
-        in_force = []  # each version from its start (or ``since``) to the next one's (or ``until``)
+        occs = []  # each version from its start (or ``since``) to the next one's (or ``until``)
         for i, (valid_from, calendar_shifts) in enumerate(versions):
             lo, hi = max(since, valid_from), min(until, versions[i + 1][0]) if i + 1 < len(versions) else until
             if lo < hi:
-                in_force += occurrences(calendar_shifts, since=lo, until=hi, zone=ZoneInfo(PLANT))
-        for occ in in_force:
+                occs += occurrences(calendar_shifts, since=lo, until=hi, zone=ZoneInfo(PLANT))
+        if not occs:
+            continue
+        # the line's bottleneck: of the steps with records in its shifts and an ideal cycle time,
+        # the largest ideal (a tie: the later step); performance counts its records only
+        steps = {p for lid, p, _, hour in hours if lid == line and any(o.start <= hour < o.end for o in occs)}
+        timed = sorted((ideal[p], sequence[p], p) for p in steps if ideal[p])
+        neck = timed[-1][2] if timed else None
+        line_totals = dict.fromkeys(totals, 0)
+        for occ in occs:
             mine = [(p, result) for lid, p, result, hour in hours if lid == line and occ.start <= hour < occ.end]
+            counted = sum(1 for p, _ in mine if p == neck)
             figures = {
                 "planned": (occ.end - occ.start).total_seconds(),
                 "down": _down_seconds(down, occ.start, occ.end),
-                "ideal": round(sum(ideal[p] for p, _ in mine if ideal[p] is not None), 3),
-                "counted": sum(1 for p, _ in mine if ideal[p] is not None),
+                "ideal": round(ideal[neck] * counted, 3) if neck else 0.0,
+                "counted": counted,
                 "good": sum(1 for _, result in mine if result == "pass"),
                 "total": len(mine),
+                "timed": 1 if neck else 0,
             }
             for key, value in figures.items():
                 totals[key] += value
+                line_totals[key] += value
             factors = _factors(**figures)
             shifts.append(
                 {
@@ -316,13 +328,29 @@ async def _expected_oee(kernel, *, line_id: int | None, since: datetime, until: 
                     **{k: factors[k]["value"] for k in ("availability", "performance", "quality")},
                     "computed_from": factors["computed_from"],
                     "counts_from": "records",
+                    "bottleneck": neck,
+                    "performance_over_ideal": factors["performance"]["value"] is not None
+                    and factors["performance"]["value"] > 1,
                 }
             )
+        totals["timed"] += (1 if neck else 0) - line_totals["timed"]  # a line counts once
+        computed_from.append(
+            {
+                "line": codes[line],
+                "counts_from": "records",
+                "step": neck,
+                "ideal_cycle_seconds": ideal[neck] if neck else None,
+                "count": line_totals["counted"],
+                "ideal_seconds": round(line_totals["ideal"], 3),
+            }
+        )
+    out = _factors(**totals)
+    out["performance"]["computed_from"] = computed_from
     return {
         "line": codes[line_id] if line_id is not None else None,
         "from": since.isoformat(),
         "to": until.isoformat(),
-        **_factors(**totals),
+        **out,
         "shifts": shifts,
     }
 

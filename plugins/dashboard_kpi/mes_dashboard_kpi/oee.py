@@ -169,10 +169,14 @@ def _no(type_):
     return cast(null(), type_)
 
 
-def factors(planned: float, down: float, ideal: float, counted: int, good: int, total: int) -> dict[str, Any]:
-    """OEE and its three factors from a period's sums (seconds planned and down, Σ ideal cycle
-    seconds × parts, parts at steps with an ideal cycle time, good parts, parts), each factor with
-    the figures it was divided from, and ``computed_from`` naming how OEE was obtained:
+def factors(
+    planned: float, down: float, ideal: float, counted: int, good: int, total: int, timed: int = 0
+) -> dict[str, Any]:
+    """OEE and its three factors from a period's sums (seconds planned and down; ``ideal`` the
+    bottleneck's ideal seconds × its ``counted`` parts, see :func:`bottleneck`; good parts, parts;
+    ``timed`` how many of the summed lines or shifts have a bottleneck — a step or machine with an
+    ideal cycle time that made parts in the range), each factor with the figures it was divided
+    from, and ``computed_from`` naming how OEE was obtained:
 
     - ``"factors"``: availability × performance × quality;
     - ``"no_output"``: planned time and nothing made: OEE = good count × ideal cycle time ÷ planned
@@ -185,7 +189,7 @@ def factors(planned: float, down: float, ideal: float, counted: int, good: int, 
     availability = ratio(run, planned)
     # parts were made but no step (or machine) they were made at has an ideal cycle time: the
     # performance is unknown, not zero
-    performance = None if total and not counted else ratio(ideal, run)
+    performance = None if total and not timed else ratio(ideal, run)
     quality = ratio(good, total)
     if None not in (availability, performance, quality):
         oee, computed_from = round(availability * performance * quality, 4), "factors"
@@ -211,9 +215,31 @@ def factors(planned: float, down: float, ideal: float, counted: int, good: int, 
             "ideal_cycle_seconds_total": ideal,
             "run_seconds": run,
             "total_count": counted,
+            # above 1: the line made parts faster than its ideal cycle time says it can (the
+            # ideal is set too slow) — kept, not capped, and flagged for the views to warn
+            "over_ideal": over_ideal(performance),
         },
         "quality": {"value": quality, "good": good, "total": total},
     }
+
+
+def over_ideal(performance: float | None) -> bool:
+    """Whether a performance is above 1 (faster than ideal: the ideal cycle time is set too slow)."""
+    return performance is not None and performance > 1
+
+
+def bottleneck(steps: dict[str, tuple[float | None, int]], rows) -> tuple[str, float] | None:
+    """The line's bottleneck (constraint) over a range: of the steps (or machines) that made parts
+    in ``rows`` (``(start, step, parts, good)``) and have an ideal cycle time, the one with the
+    largest (``steps``: ``{step: (ideal cycle seconds or None, sequence)}``); a tie goes to the
+    later step in the routing, then the larger code. ``(step, ideal seconds)``, or None when no
+    step that made parts has an ideal cycle time."""
+    made = {step for _, step, parts, _ in rows if parts}
+    timed = [(ideal, sequence, step) for step, (ideal, sequence) in steps.items() if step in made and ideal]
+    if not timed:
+        return None
+    ideal, _, step = max(timed)
+    return step, ideal
 
 
 async def oee(
@@ -226,22 +252,28 @@ async def oee(
     silent_after: float = SILENT_AFTER_SECONDS,
 ) -> dict[str, Any]:
     """OEE = availability × performance × quality for the line (or all lines together) and for
-    each shift occurrence in the range, planned time counted up to ``now``. With ``bucket``
-    (``"day"`` or ``"week"``, ISO 8601 weeks of ``span.zone``) the answer carries ``bucket`` and
-    ``buckets`` (each period's factors, :class:`periods.Periods`) instead of ``shifts``, from the
-    same queries."""
+    each shift occurrence in the range, planned time counted up to ``now``. ``performance``
+    says what it was computed from: each line's bottleneck, its ideal cycle time and parts. With
+    ``bucket`` (``"day"`` or ``"week"``, ISO 8601 weeks of ``span.zone``) the answer carries
+    ``bucket`` and ``buckets`` (each period's factors, :class:`periods.Periods`) instead of
+    ``shifts``, from the same queries."""
     periods = Periods(span, bucket) if bucket else None
-    by_line, shifts_out = await oee_by_line(
+    by_line, shifts_out, bottlenecks = await oee_by_line(
         session=session, span=span, line=line, now=now, periods=periods, silent_after=silent_after
     )
-    totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0}
+    totals = dict(ZERO)
     for figures in by_line.values():
         for key, value in figures.items():
             totals[key] += value
+    out = factors(**totals)
+    out["performance"]["computed_from"] = [bottlenecks[line_id] for line_id in by_line]
     head = {"line": line.code if line else None, "from": span.since.isoformat(), "to": span.until.isoformat()}
     if periods is not None:
-        return {**head, **factors(**totals), "bucket": bucket, "buckets": periods.items(factors)}
-    return {**head, **factors(**totals), "shifts": shifts_out}
+        return {**head, **out, "bucket": bucket, "buckets": periods.items(factors)}
+    return {**head, **out, "shifts": shifts_out}
+
+
+ZERO = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0, "timed": 0}
 
 
 async def oee_by_line(
@@ -252,9 +284,11 @@ async def oee_by_line(
     now: datetime,
     periods: Periods | None = None,
     silent_after: float = SILENT_AFTER_SECONDS,
-) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]]]:
-    """Each line's OEE figures over the range (summed over its shifts), and every shift's factors
-    (each shift's figures also added to ``periods`` when given).
+) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]], dict[int, dict[str, Any]]]:
+    """Each line's OEE figures over the range (summed over its shifts), every shift's factors
+    (each shift's figures also added to ``periods`` when given), and each line's
+    ``computed_from`` of performance (its bottleneck: ``{line, counts_from, step,
+    ideal_cycle_seconds, count, ideal_seconds}``, ``step`` None when none has an ideal time).
     Each line's shifts are those of the calendar version in force at each moment, read on the
     plant's clock (``span.shift_zone``). Four queries however many lines and shifts (the calendar
     versions, the lines' codes, the counts per span between shift bounds, the downtime), two more
@@ -271,21 +305,26 @@ async def oee_by_line(
                 plans[line_id] = occs
     by_line: dict[int, dict[str, Any]] = {}
     shifts_out: list[dict[str, Any]] = []
+    bottlenecks: dict[int, dict[str, Any]] = {}
     if not plans:
-        return by_line, shifts_out
+        return by_line, shifts_out, bottlenecks
     bounds = sorted({moment for occs in plans.values() for occ in occs for moment in (occ.start, occ.end)})
-    hours, machines = await _counts_by_line(session, line, set(plans), bounds)
+    hours, steps, machines, machine_ideals = await _counts_by_line(session, line, set(plans), bounds)
     down = await downtime_by_line(session=session, line_ids=set(plans), span=span, now=now, silent_after=silent_after)
     for line_id, occs in plans.items():
-        totals = {"planned": 0.0, "down": 0.0, "ideal": 0.0, "counted": 0, "good": 0, "total": 0}
+        totals = dict(ZERO)
         # a line whose machines counted parts in the range (connector plugins) takes performance
         # and quality from those counts, else from its process records (docs/kpi.md)
         if machines.get(line_id):
-            line_hours, source = machines[line_id], "machines"
+            line_hours, line_steps, source = machines[line_id], machine_ideals, "machines"
         else:
-            line_hours, source = hours.get(line_id, []), "records"
+            line_hours, line_steps, source = hours.get(line_id, []), steps, "records"
+        # performance counts the parts of the line's bottleneck only (docs/kpi.md): summing
+        # every step's ideal seconds would count a unit once per step the line runs in parallel
+        in_shifts = [row for occ in occs for row in line_hours[_rows_of(line_hours, occ)]]
+        constraint = bottleneck(line_steps, in_shifts)
         for occ in occs:
-            figures = _shift_figures(occ, down[line_id], line_hours)
+            figures = _shift_figures(occ, down[line_id], line_hours, constraint)
             for key, value in figures.items():
                 totals[key] += value
             if periods is not None:
@@ -301,28 +340,40 @@ async def oee_by_line(
                     **{k: shift_factors[k]["value"] for k in ("availability", "performance", "quality")},
                     "computed_from": shift_factors["computed_from"],
                     "counts_from": source,
+                    "bottleneck": constraint[0] if constraint else None,
+                    "performance_over_ideal": shift_factors["performance"]["over_ideal"],
                 }
             )
+        totals["timed"] = 1 if constraint else 0
         by_line[line_id] = totals
-    return by_line, shifts_out
+        bottlenecks[line_id] = {
+            "line": codes[line_id],
+            "counts_from": source,
+            "step": constraint[0] if constraint else None,
+            "ideal_cycle_seconds": constraint[1] if constraint else None,
+            "count": totals["counted"],
+            "ideal_seconds": round(totals["ideal"], 3),
+        }
+    return by_line, shifts_out, bottlenecks
 
 
 async def _counts_by_line(
     session: AsyncSession, line: Line | None, line_ids: set[int], bounds: list[datetime]
-) -> tuple[dict[int, list[tuple]], dict[int, list[tuple]]]:
-    """Per line, sorted by time: ``(start, records, passed, records of steps with an ideal cycle
-    time, Σ ideal cycle seconds × records)`` of the rollup hours that start in each span between
-    two consecutive ``bounds`` (sorted UTC times: every shift's start and end), ``start`` being the
-    span's first bound; and the same of the parts the machines of ``line_ids`` counted (connector
-    plugins; a line whose machines counted nothing is left out). A shift is a run of whole spans,
-    so :func:`_shift_figures` sums a few rows per shift, not each of its hours. One query.
+) -> tuple[dict[int, list[tuple]], dict[str, tuple], dict[int, list[tuple]], dict[str, tuple]]:
+    """Per line, sorted: ``(start, step, records, passed)`` of the rollup hours that start in each
+    span between two consecutive ``bounds`` (sorted UTC times: every shift's start and end),
+    ``start`` being the span's first bound, one row per step; the steps that made them as
+    ``{step: (ideal cycle seconds or None, sequence)}``; and the same of the parts the machines of
+    ``line_ids`` counted (connector plugins; ``step`` the machine's code; a line whose machines
+    counted nothing is left out), with the machines' ideal cycle times. A shift is a run of whole
+    spans, so :func:`_shift_figures` sums a few rows per shift, not each of its hours. One query.
 
     PostgreSQL sums the spans itself (``width_bucket`` over the bounds: a binary search per rollup
-    row), so a 30-day range of 4 lines brings back ~360 rows, not ~2,900 hours; SQLite sums per
-    hour (each hour's start its own key: the same sums, as more rows). Steps and their ideal cycle
-    times are joined as they are now, so an edited ideal time counts at once. The sums come back
-    as integers and floats (not ``numeric``, which arrives as ``Decimal``) through the Core
-    connection (no ORM row processing)."""
+    row), so a 30-day range of 4 lines brings back a few rows per step and shift, not every hour;
+    SQLite sums per hour (each hour's start its own key: the same sums, as more rows). Steps and
+    their ideal cycle times are joined as they are now, so an edited ideal time counts at once.
+    The sums come back as integers and floats (not ``numeric``, which arrives as ``Decimal``)
+    through the Core connection (no ORM row processing)."""
     spans = session.bind.dialect.name == "postgresql"
     # machine hours from the first hour a shift starts in: one there (before any shift) still makes
     # the line's counts come from its machines, as it always did
@@ -333,24 +384,25 @@ async def _counts_by_line(
         return func.width_bucket(hour_start, edges) if spans else hour_start
 
     hours = sources.line_hours(session, bounds[0], bounds[-1], line.id if line else None)
-    ideal = Process.ideal_cycle_seconds
     records = (
         select(
+            _kind("record"),
             hours.c.line_id,
             span_of(hours.c.hour_start),
-            _no(String),
+            hours.c.process_id,
             cast(func.sum(hours.c.total), BigInteger),
             cast(func.sum(hours.c.passed), BigInteger),
-            cast(func.sum(case((ideal.is_not(None), hours.c.total), else_=0)), BigInteger),
-            cast(func.sum(func.coalesce(ideal, 0.0) * hours.c.total), Float),
+            cast(func.max(Process.sequence), BigInteger),
+            cast(func.max(Process.ideal_cycle_seconds), Float),
         )
         .select_from(hours.outerjoin(Process, Process.id == hours.c.process_id))
-        .group_by(hours.c.line_id, span_of(hours.c.hour_start))
+        .group_by(hours.c.line_id, span_of(hours.c.hour_start), hours.c.process_id)
     )
     # per machine: its ideal cycle time is in its configuration, applied below
     parts = MachineCount.good + MachineCount.bad
     machine = (
         select(
+            _kind("machine"),
             MachineCount.line_id,
             span_of(MachineCount.hour_start),
             MachineCount.device,
@@ -364,64 +416,73 @@ async def _counts_by_line(
         .group_by(MachineCount.line_id, span_of(MachineCount.hour_start), MachineCount.device)
     )
     out: dict[int, list] = {}
+    steps: dict[str, tuple] = {}
     counted_by: dict[tuple[int, Any], list] = {}
-    for line_id, at, device, total, passed, counted, ideal_total in await (await session.connection()).execute(
+    for kind, line_id, at, step, total, passed, aux, ideal in await (await session.connection()).execute(
         union_all(records, machine)
     ):
         # a span's index counts from 1 (0: before the first bound); an hour is UTC already (UTCDateTime)
         start = (bounds[at - 1] if at else first_hour) if spans else at
-        if device is None:
-            out.setdefault(line_id, []).append((start, total, passed or 0, counted or 0, ideal_total or 0.0))
-        elif counted:
-            counted_by.setdefault((line_id, start), []).append((device, total, passed))
+        if kind == "record":
+            out.setdefault(line_id, []).append((start, step, total, passed or 0))
+            steps[step] = (ideal, aux or 0)
+        elif aux:
+            counted_by.setdefault((line_id, start), []).append((step, total, passed))
     for items in out.values():
         items.sort()
-    return out, await _machine_counts(session, counted_by)
+    return out, steps, *await _machine_counts(session, counted_by)
 
 
-async def _machine_counts(session: AsyncSession, counted_by: dict[tuple[int, Any], list]) -> dict[int, list[tuple]]:
+async def _machine_counts(
+    session: AsyncSession, counted_by: dict[tuple[int, Any], list]
+) -> tuple[dict[int, list[tuple]], dict[str, tuple]]:
     """Machine counts per line and span (``(device, parts, good)`` each) in the shape of
-    :func:`_counts_by_line`. The ideal cycle time of a machine is its effective configuration's
-    ``ideal_cycle_seconds`` (the device's own, else the line's ``device_defaults`` for its kind).
-    Two queries, only when machines counted parts."""
+    :func:`_counts_by_line`, and each machine's ``(ideal cycle seconds or None, 0)``: its effective
+    configuration's ``ideal_cycle_seconds`` (the device's own, else the line's ``device_defaults``
+    for its kind). Two queries, only when machines counted parts."""
     if not counted_by:
-        return {}
+        return {}, {}
     from mes_kernel.devices import effective_config
 
     counted_lines = {line_id for line_id, _ in counted_by}
     lines = {x.id: x for x in (await session.execute(select(Line).where(Line.id.in_(counted_lines)))).scalars()}
-    ideal: dict[str, float] = {}
+    ideal: dict[str, tuple] = {}
     for device in (await session.execute(select(Device).where(Device.line_id.in_(counted_lines)))).scalars():
         value = effective_config(lines[device.line_id], device).get("ideal_cycle_seconds")
-        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-            ideal[device.code] = float(value)
+        valid = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+        ideal[device.code] = (float(value) if valid else None, 0)
     out: dict[int, list[tuple]] = {}
     for (line_id, start), machines in sorted(counted_by.items()):
-        n = sum(total for _, total, _ in machines)
-        good = sum(passed for _, _, passed in machines)
-        with_ideal = sum(total for device, total, _ in machines if device in ideal)
-        seconds = sum(ideal[device] * total for device, total, _ in machines if device in ideal)
-        out.setdefault(line_id, []).append((start, n, good, with_ideal, seconds))
-    return out
+        for device, total, good in sorted(machines):
+            out.setdefault(line_id, []).append((start, device, total, good))
+    return out, ideal
 
 
-def _shift_figures(occ: Occurrence, down: list[Interval], hours) -> dict[str, Any]:
+def _rows_of(hours, occ: Occurrence) -> slice:
+    """The rows of ``hours`` (sorted by their start) that start in the shift occurrence."""
+    return slice(bisect_left(hours, (occ.start,)), bisect_left(hours, (occ.end,)))
+
+
+def _shift_figures(
+    occ: Occurrence, down: list[Interval], hours, constraint: tuple[str, float] | None
+) -> dict[str, Any]:
     """A shift's planned and down seconds, and the counts of the rollup hours that start in it
-    (``hours``: rows of hours, or of spans between shift bounds, sorted by their start, see
-    :func:`_counts_by_line`; an hour counts for the shift its first instant falls in, exact when
-    shifts start on whole hours)."""
+    (``hours``: rows of hours, or of spans between shift bounds, per step, sorted by their start,
+    see :func:`_counts_by_line`; an hour counts for the shift its first instant falls in, exact
+    when shifts start on whole hours): good and total of every step, the parts of the line's
+    bottleneck (``constraint``: its step and ideal cycle seconds) and their ideal seconds."""
     counted = good = total = 0
-    ideal_total = 0.0
-    for _, n, passed, n_counted, n_ideal in hours[bisect_left(hours, (occ.start,)) : bisect_left(hours, (occ.end,))]:
+    for _, step, n, passed in hours[_rows_of(hours, occ)]:
         total += n
         good += passed
-        counted += n_counted
-        ideal_total += n_ideal
+        if constraint and step == constraint[0]:
+            counted += n
     return {
         "planned": (occ.end - occ.start).total_seconds(),
         "down": _covered(down, occ.start, occ.end),
-        "ideal": round(ideal_total, 3),
+        "ideal": round(constraint[1] * counted, 3) if constraint else 0.0,
         "counted": counted,
         "good": good,
         "total": total,
+        "timed": 1 if constraint else 0,
     }

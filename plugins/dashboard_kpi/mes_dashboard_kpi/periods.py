@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from .ranges import Range
 
 BUCKETS = ("day", "week")
-FIGURES = ("planned", "down", "ideal", "counted", "good", "total")
+FIGURES = ("planned", "down", "ideal", "counted", "good", "total", "timed")
 
 
 def _first_day(day: date, bucket: str) -> date:

@@ -239,7 +239,7 @@ async def lines_now(
         )
         for line_id, versions in (await calendars(session, None)).items()
     }
-    figures, _ = await oee_by_line(session=session, span=today, line=None, now=now, silent_after=silent_after)
+    figures, _, _ = await oee_by_line(session=session, span=today, line=None, now=now, silent_after=silent_after)
     open_alerts = (await session.execute(select(Alert.key).where(Alert.resolved_at.is_(None)))).scalars().all()
     stations: dict[int, set[str]] = {}
     for code, line_id in await session.execute(select(Station.code, Station.line_id)):
@@ -257,6 +257,7 @@ async def lines_now(
             or (key.startswith("breaker:") and key.split(":")[-1] in mine_devices)
         )
         line_figures = figures.get(line.id)
+        line_factors = factors(**line_figures) if line_figures else None
         items.append(
             {
                 "line": line.code,
@@ -264,7 +265,9 @@ async def lines_now(
                 "current_lot": current.get(line.id),
                 "output": good.get(line.id, 0),
                 "plan": round(plans.get(line.id, 0.0), 2),
-                "oee": factors(**line_figures)["oee"] if line_figures else None,
+                "oee": line_factors["oee"] if line_factors else None,
+                # faster than ideal: the views warn instead of showing an OEE over 100 % as is
+                "performance_over_ideal": line_factors["performance"]["over_ideal"] if line_factors else False,
                 "open_alerts": alerts,
             }
         )

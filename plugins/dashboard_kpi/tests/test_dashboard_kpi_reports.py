@@ -128,7 +128,8 @@ async def test_oee_is_availability_times_performance_times_quality_per_line_and_
     day = next(s for s in oee["shifts"] if s["shift"] == "Day")
     planned, down = 8 * 3600.0, 2400.0
     run = planned - down
-    availability, performance, quality = run / planned, (6 * 30 + 4 * 20) / run, 9 / 10
+    # performance from the line's bottleneck (ASSY-10, the larger ideal cycle time): its 6 parts
+    availability, performance, quality = run / planned, 6 * 30 / run, 9 / 10
     assert day["availability"] == round(availability, 4)
     assert day["performance"] == round(performance, 4)
     assert day["quality"] == round(quality, 4)
@@ -136,8 +137,20 @@ async def test_oee_is_availability_times_performance_times_quality_per_line_and_
     # The line over the day: both night shifts (00–06 and 22–24) add planned time and the 23:00 pack.
     assert oee["availability"]["planned_seconds"] == planned + 6 * 3600 + 2 * 3600
     assert oee["availability"]["downtime_seconds"] == down
-    assert oee["performance"]["ideal_cycle_seconds_total"] == 6 * 30 + 5 * 20
-    assert oee["performance"]["total_count"] == 11
+    assert oee["performance"]["ideal_cycle_seconds_total"] == 6 * 30
+    assert oee["performance"]["total_count"] == 6
+    assert oee["performance"]["computed_from"] == [
+        {
+            "line": "LINE-K",
+            "counts_from": "records",
+            "step": "ASSY-10",
+            "ideal_cycle_seconds": 30.0,
+            "count": 6,
+            "ideal_seconds": 180.0,
+        }
+    ]
+    assert oee["performance"]["over_ideal"] is False and day["performance_over_ideal"] is False
+    assert day["bottleneck"] == "ASSY-10"
     assert oee["quality"] == {"value": round(10 / 11, 4), "good": 10, "total": 11}
     assert [s["shift"] for s in oee["shifts"]] == ["Night", "Day", "Night"]
 

@@ -244,6 +244,20 @@ export interface OeeShift extends OeeFactors {
   end: string;
   oee: number | null;
   computed_from?: OeeComputedFrom;
+  /** The line's bottleneck step (or machine) whose parts performance counts; null when none is timed. */
+  bottleneck?: string | null;
+  /** Performance above 100 %: the ideal cycle time is set slower than the line runs. */
+  performance_over_ideal?: boolean;
+}
+
+/** What a line's performance was computed from: its bottleneck's ideal cycle time × the parts made there. */
+export interface PerformanceSource {
+  line: string;
+  counts_from: "records" | "machines";
+  step: string | null;
+  ideal_cycle_seconds: number | null;
+  count: number;
+  ideal_seconds: number;
 }
 
 /**
@@ -257,7 +271,12 @@ export interface OeeFigures {
   oee: number | null;
   computed_from: OeeComputedFrom;
   availability: { value: number | null; planned_seconds: number; downtime_seconds: number; run_seconds: number };
-  performance: { value: number | null; ideal_cycle_seconds_total: number; run_seconds: number; total_count: number };
+  performance: {
+    value: number | null; ideal_cycle_seconds_total: number; run_seconds: number; total_count: number;
+    /** Above 100 %: kept, shown as a warning (the ideal cycle time is set too slow). */
+    over_ideal?: boolean;
+    computed_from?: PerformanceSource[];
+  };
   quality: { value: number | null; good: number; total: number };
 }
 
@@ -377,6 +396,8 @@ export interface LineNow {
   output: number;
   plan: number | null;
   oee: number | null;
+  /** Performance above 100 % today: the OEE is shown with a warning, not as a plain figure. */
+  performance_over_ideal?: boolean;
   open_alerts: number;
 }
 

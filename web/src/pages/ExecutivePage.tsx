@@ -4,8 +4,9 @@ import Box from "@mui/material/Box";
 import Skeleton from "@mui/material/Skeleton";
 import Typography from "@mui/material/Typography";
 import { useTranslation } from "react-i18next";
+import type { TFunction } from "i18next";
 import { endpoints, keyOf, type KpiQuery } from "../api/endpoints";
-import type { OeeBucket } from "../api/types";
+import type { OeeBucket, PerformanceSource } from "../api/types";
 import { ErrorNotice, hasData, NoData, NotAvailable, PageTitle, Section } from "../components/common";
 import { RangeFilter, useKpiQuery } from "../components/RangeFilter";
 import { usePolling } from "../hooks/usePolling";
@@ -36,14 +37,35 @@ function WeeklyOeeTrend({ line, buckets }: { line: string; buckets: OeeBucket[] 
   );
 }
 
-function Factor({ label, value, detail, testId }: { label: string; value: string; detail?: string; testId?: string }) {
+function Factor({ label, value, detail, testId, warning }: {
+  label: string; value: string; detail?: string; testId?: string; warning?: string;
+}) {
   return (
     <Box sx={{ minWidth: 0 }}>
       <Typography variant="caption" color="text.secondary" component="p">{label}</Typography>
-      <Typography variant="h5" component="p" data-testid={testId}>{value}</Typography>
+      <Typography variant="h5" component="p" data-testid={testId} color={warning ? "warning.main" : undefined}>
+        {value}{warning && " ⚠"}
+      </Typography>
       {detail && <Typography variant="caption" color="text.secondary" component="p">{detail}</Typography>}
+      {warning && (
+        <Typography variant="caption" color="warning.main" component="p" data-testid={testId && `${testId}-warning`}>
+          {warning}
+        </Typography>
+      )}
     </Box>
   );
+}
+
+/** What performance counted: the one line's bottleneck step and its ideal time, or each line's. */
+function bottleneckDetail(sources: PerformanceSource[] | undefined, total: number, t: TFunction): string {
+  const timed = (sources ?? []).filter((s) => s.step !== null);
+  if (timed.length === 1) {
+    const [s] = timed;
+    return t("executive.performanceAt", { total: formatNumber(total), step: s.step,
+                                          seconds: formatNumber(s.ideal_cycle_seconds ?? 0) });
+  }
+  return t(timed.length > 1 ? "executive.performanceAtBottlenecks" : "executive.performanceDetail",
+           { total: formatNumber(total) });
 }
 
 /** OEE and weekly output of one line (or of every line when `line` is empty). */
@@ -71,13 +93,16 @@ export function LineSummary({ line, title, query }: { line: string; title: strin
       {o && (
         <Box sx={{ display: "grid", gap: 2, mb: 2, gridTemplateColumns: { xs: "repeat(2, minmax(0, 1fr))",
                                                                              md: "repeat(4, minmax(0, 1fr))" } }}>
-          <Factor label={t("kpi.oee")} value={formatPercent(o.oee)} testId={`oee-${line || "all"}`} />
+          <Factor label={t("kpi.oee")} value={formatPercent(o.oee)} testId={`oee-${line || "all"}`}
+                  warning={o.performance.over_ideal ? t("kpi.overIdeal") : undefined} />
           <Factor label={t("kpi.availability")} value={formatPercent(o.availability.value)}
                   detail={t("executive.availabilityDetail", {
                     run: formatNumber(o.availability.run_seconds / 3600),
                     planned: formatNumber(o.availability.planned_seconds / 3600) })} />
           <Factor label={t("kpi.performance")} value={formatPercent(o.performance.value)}
-                  detail={t("executive.performanceDetail", { total: formatNumber(o.performance.total_count) })} />
+                  testId={`performance-${line || "all"}`}
+                  detail={bottleneckDetail(o.performance.computed_from, o.performance.total_count, t)}
+                  warning={o.performance.over_ideal ? t("kpi.overIdeal") : undefined} />
           <Factor label={t("kpi.quality")} value={formatPercent(o.quality.value)}
                   detail={t("executive.qualityDetail", { good: formatNumber(o.quality.good),
                                                           total: formatNumber(o.quality.total) })} />

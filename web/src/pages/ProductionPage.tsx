@@ -20,11 +20,18 @@ export function useLinesNow(enabled = true) {
   return usePolling(LINES_NOW_KEY, endpoints.linesNow, LINES_NOW_INTERVAL_MS, enabled);
 }
 
-function Figure({ label, value, testId }: { label: string; value: string; testId?: string }) {
+function Figure({ label, value, testId, warning }: { label: string; value: string; testId?: string; warning?: string }) {
   return (
     <Box>
       <Typography variant="caption" color="text.secondary" component="p">{label}</Typography>
-      <Typography variant="h6" component="p" data-testid={testId}>{value}</Typography>
+      <Typography variant="h6" component="p" data-testid={testId} color={warning ? "warning.main" : undefined}>
+        {value}{warning && " ⚠"}
+      </Typography>
+      {warning && (
+        <Typography variant="caption" color="warning.main" component="p" data-testid={testId && `${testId}-warning`}>
+          {warning}
+        </Typography>
+      )}
     </Box>
   );
 }
@@ -49,7 +56,8 @@ export function LineCard({ line }: { line: LineNow }) {
                 value={line.plan ? t("production.ofPlan", { output: formatNumber(line.output),
                                                              plan: formatNumber(line.plan) })
                                  : formatNumber(line.output)} />
-        <Figure label={t("kpi.oee")} value={formatPercent(line.oee)} testId="oee" />
+        <Figure label={t("kpi.oee")} value={formatPercent(line.oee)} testId="oee"
+                warning={line.performance_over_ideal ? t("kpi.overIdeal") : undefined} />
         <Box>
           <Typography variant="caption" color="text.secondary" component="p">{t("production.openAlerts")}</Typography>
           <Typography variant="h6" component="p" data-testid="open-alerts">

@@ -64,6 +64,17 @@ describe("production view", () => {
     expect(within(l2).getByText(/none/)).toBeInTheDocument();
   });
 
+  it("warns instead of showing a plain OEE over 100 % when performance is faster than ideal", async () => {
+    loginAs("production_manager");
+    kernel.route("GET", "/api/v1/kpi/lines/now", () => ({ body: { items: [
+      { ...LINES_NOW.items[0], oee: 5.0259, performance_over_ideal: true }, LINES_NOW.items[1]] } }));
+    render(<ProductionPage />);
+    const l1 = await screen.findByTestId("line-L1");
+    expect(within(l1).getByTestId("oee")).toHaveTextContent("502.6% ⚠");
+    expect(within(l1).getByTestId("oee-warning")).toHaveTextContent(/ideal cycle time is set slower/);
+    expect(within(screen.getByTestId("line-L2")).queryByTestId("oee-warning")).toBeNull();
+  });
+
   it("says the view is not available when this kernel has no KPI endpoints", async () => {
     loginAs("production_manager");
     render(<ProductionPage />);
@@ -242,8 +253,25 @@ describe("executive view", () => {
     expect(await screen.findByTestId("oee-L1")).toHaveTextContent("60.0%");
     expect(screen.getByText("8 h run of 10 h planned")).toBeInTheDocument();
     expect(screen.getByText("1,200 good of 1,500")).toBeInTheDocument();
+    expect(screen.queryByTestId("performance-L1-warning")).toBeNull();
     await waitFor(() => expect(lastQuery("/api/v1/kpi/output")?.get("bucket")).toBe("week"));
     expect(lastQuery("/api/v1/kpi/oee")?.get("line")).toBe("L1");
+  });
+
+  it("names the bottleneck performance counted and warns when it is over 100 %", async () => {
+    loginAs("executive");
+    useKpiRange.setState({ line: "L1" });
+    kernel.route("GET", "/api/v1/kpi/lines/now", () => ({ body: LINES_NOW }));
+    kernel.route("GET", "/api/v1/kpi/oee", () => ({ body: { ...OEE, oee: 1.2, performance: {
+      value: 1.5625, ideal_cycle_seconds_total: 45_000, run_seconds: 28_800, total_count: 750, over_ideal: true,
+      computed_from: [{ line: "L1", counts_from: "records", step: "TEST-30", ideal_cycle_seconds: 60, count: 750,
+                        ideal_seconds: 45_000 }] } } }));
+    kernel.route("GET", "/api/v1/kpi/output", () => ({ body: { bucket: "week", items: [] } }));
+    render(<ExecutivePage />);
+    expect(await screen.findByTestId("performance-L1")).toHaveTextContent("156.3% ⚠");
+    expect(screen.getByText("750 at bottleneck TEST-30 (ideal 60 s)")).toBeInTheDocument();
+    expect(screen.getByTestId("performance-L1-warning")).toHaveTextContent(/ideal cycle time is set slower/);
+    expect(screen.getByTestId("oee-L1")).toHaveTextContent("120.0% ⚠");
   });
 });
 
