@@ -11,7 +11,9 @@ Buckets are ``(hour_start, line_id, process_id, station_id, product)``; ``0`` st
 or "no station" so the key has no NULLs. A record counts in the UTC hour of ``event_at`` (when it
 happened at the station). An item (a unit by serial number, else its LOT) counts for first-pass
 and final yield once per process step, in the bucket of its first record there; "first" and
-"latest" are by record id, the order the server stored them.
+"latest" are by record id, the order the server stored them — not the order transactions commit
+in: a record whose id is below its item's first one, committed late, moves the item's first
+attempt (and its counts) to itself (:func:`_update_seen`).
 """
 
 from __future__ import annotations
@@ -275,12 +277,21 @@ async def _add_postgresql(
 
 
 async def _update_seen(session: AsyncSession, seen: list[dict[str, Any]], sums) -> None:
-    """Items this batch retests: lock them (key order), move their latest attempt forward, and
-    count a change of their latest result into ``sums`` at the item's first bucket."""
+    """Items this batch retests: lock them (key order), then move their first attempt back when
+    the batch holds a lower record id than the one claimed (a transaction that took its ids
+    earlier committed later), and their latest attempt forward; the counts that move go into
+    ``sums`` (bucket → counts, added to this transaction's shard), so first-pass and final yield
+    stay those of the lowest and highest record id, whatever order transactions commit in.
+
+    Race-free under READ COMMITTED: the row lock orders every transaction touching the item, and
+    each reads the item as the previous one left it (``SELECT … FOR UPDATE`` sees the latest
+    committed version)."""
     query = (
         select(
             ProcessItem.process_id,
             ProcessItem.item,
+            ProcessItem.first_record_id,
+            ProcessItem.first_passed,
             ProcessItem.last_record_id,
             ProcessItem.last_passed,
             ProcessItem.hour_start,
@@ -293,20 +304,53 @@ async def _update_seen(session: AsyncSession, seen: list[dict[str, Any]], sums) 
     )
     if session.bind.dialect.name == "postgresql":
         query = query.with_for_update()
-    latest = {(v["process_id"], v["item"]): v for v in seen}
-    changes = []
+    batch = {(v["process_id"], v["item"]): v for v in seen}
+    changes, moves = [], []
     for item in await session.execute(query):
-        value = latest[(item.process_id, item.item)]
-        if value["last_record_id"] <= item.last_record_id:
+        value = batch[(item.process_id, item.item)]
+        later = value["last_record_id"] > item.last_record_id
+        last_id = value["last_record_id"] if later else item.last_record_id
+        last_ok = value["last_passed"] if later else item.last_passed
+        bucket = (_utc_hour(item.hour_start), item.line_id, item.process_id, item.station_id, item.product)
+        if value["first_record_id"] < item.first_record_id:
+            # the item's first attempt is this batch's: its counts leave the old bucket
+            old = sums[bucket]
+            old["first_total"] -= 1
+            old["first_passed"] -= 1 if item.first_passed else 0
+            old["final_passed"] -= 1 if item.last_passed else 0
+            new = sums[_item_bucket(value)]
+            new["first_total"] += 1
+            new["first_passed"] += 1 if value["first_passed"] else 0
+            new["final_passed"] += 1 if last_ok else 0
+            moves.append(
+                {
+                    "p": item.process_id,
+                    "i": item.item,
+                    "first_id": value["first_record_id"],
+                    "first_ok": value["first_passed"],
+                    "hour": value["hour_start"],
+                    "line": value["line_id"],
+                    "station": value["station_id"],
+                    "product": value["product"],
+                    "last_id": last_id,
+                    "last_ok": last_ok,
+                }
+            )
             continue
-        if value["last_passed"] != item.last_passed:
-            bucket = (item.hour_start, item.line_id, item.process_id, item.station_id, item.product)
-            sums[bucket]["final_passed"] += 1 if value["last_passed"] else -1
-        changes.append(
-            {"p": item.process_id, "i": item.item, "last_id": value["last_record_id"], "last_ok": value["last_passed"]}
-        )
+        if not later:
+            continue
+        if last_ok != item.last_passed:
+            sums[bucket]["final_passed"] += 1 if last_ok else -1
+        changes.append({"p": item.process_id, "i": item.item, "last_id": last_id, "last_ok": last_ok})
     if changes:
         await session.execute(_UPDATE_ITEM, changes, execution_options={"synchronize_session": False})
+    if moves:
+        await session.execute(_MOVE_FIRST, moves, execution_options={"synchronize_session": False})
+
+
+def _utc_hour(value: datetime) -> datetime:
+    """An item's stored hour as the aware UTC datetime the batch's buckets use (SQLite hands it back naive)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 _items = ProcessItem.__table__
@@ -314,6 +358,20 @@ _UPDATE_ITEM = (
     update(_items)
     .where(_items.c.process_id == bindparam("p"), _items.c.item == bindparam("i"))
     .values(last_record_id=bindparam("last_id"), last_passed=bindparam("last_ok"))
+)
+_MOVE_FIRST = (
+    update(_items)
+    .where(_items.c.process_id == bindparam("p"), _items.c.item == bindparam("i"))
+    .values(
+        first_record_id=bindparam("first_id"),
+        first_passed=bindparam("first_ok"),
+        hour_start=bindparam("hour"),
+        line_id=bindparam("line"),
+        station_id=bindparam("station"),
+        product=bindparam("product"),
+        last_record_id=bindparam("last_id"),
+        last_passed=bindparam("last_ok"),
+    )
 )
 _UPSERTS: dict[tuple[str, str], Any] = {}
 
