@@ -540,7 +540,7 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
             )
         )
     offline = await offline_months(session)
-    if offline.unfinished:
+    if offline.unfinished or offline.blocked(datetime.now(UTC)):
         raise RollupsOffline(offline, since)
     if offline.rebuild_from is not None:
         if since is None:
