@@ -168,6 +168,16 @@ RAW_DEFECTS = """
 """
 
 
+# Output: each item's first passing record at the last step (PACK-30), in that record's hour.
+RAW_OUTPUT = """
+    SELECT a.event_at FROM (SELECT coalesce(serial_number, lot_number) AS item, min(id) AS pass_id
+                            FROM process_records WHERE process_id = 'PACK-30' AND result = 'pass'
+                            GROUP BY coalesce(serial_number, lot_number)) f
+    JOIN process_records a ON a.id = f.pass_id
+    WHERE a.event_at >= :lo AND a.event_at < :hi {line}
+"""
+
+
 async def _raw(kernel, sql: str, line_id: int | None):
     bounds = {"lo": FROM, "hi": TO}
     if kernel.engine.dialect.name == "sqlite":  # stored as UTC wall time text
@@ -204,6 +214,13 @@ async def _check_every_kpi(client, kernel, headers, lines, zone: str = "UTC") ->
             assert all(i["first_pass_yield"] is None and i["records"] for i in answer if not i["total"])
             got = {i["key"]: (i["total"], i["first_pass"], i["passed"]) for i in answer if i["total"]}
             assert got == _expected_yield(items, group_by, codes), (line_code, group_by)
+        r = await client.get(f"{API}/kpi/output", params={**scoped, "bucket": "hour"}, headers=headers)
+        assert r.status_code == 200, r.text
+        passed: dict[str, int] = {}
+        for (at,) in await _raw(kernel, RAW_OUTPUT, line_id):
+            hour = _utc(at).replace(minute=0, second=0, microsecond=0).isoformat()
+            passed[hour] = passed.get(hour, 0) + 1
+        assert {i["start"]: i["good"] for i in r.json()["items"] if i["good"]} == passed, line_code
         r = await client.get(f"{API}/kpi/pareto", params=scoped, headers=headers)
         assert r.status_code == 200, r.text
         expected = dict(await _raw(kernel, RAW_DEFECTS, line_id))
@@ -544,3 +561,28 @@ async def test_every_kpi_equals_sql_whatever_order_transactions_commit_in(
     async with kernel.sessionmaker() as session, session.begin():
         await rebuild(session)
     assert await _rollups(kernel) == counted
+
+
+async def test_a_unit_reworked_at_the_last_step_counts_as_output_in_the_hour_it_passed(
+    client, kernel, plant, worker_headers, manager_headers
+):
+    """F17: a unit fails the last step yesterday and passes it after rework today: today's hour
+    gets the output, yesterday's none — live, and after a rebuild."""
+    yesterday = (NOW - timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+    today = NOW.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    for at, result in ((yesterday, "fail"), (today + timedelta(minutes=15), "pass")):
+        spec = {"lot": "LOT-A1", "unit": 5, "process_id": "PACK-30", "station": "ST-A", "result": result,
+                "defect_code": "LABEL", "minutes_ago": None, "cycle": None}  # fmt: skip
+        body = {**_body(spec), "recorded_at": at.isoformat()}
+        r = await client.post(f"{API}/process-records", json=body, headers=worker_headers)
+        assert r.status_code == 201, r.text
+    params = {"from": (yesterday - timedelta(hours=1)).isoformat(), "to": TO.isoformat(), "bucket": "hour",
+              "line": "LINE-A"}  # fmt: skip
+    for rebuilt in (False, True):
+        if rebuilt:
+            async with kernel.sessionmaker() as session, session.begin():
+                await rebuild(session)
+        r = await client.get(f"{API}/kpi/output", params=params, headers=manager_headers)
+        assert r.status_code == 200, r.text
+        good = {i["start"]: i["good"] for i in r.json()["items"] if i["good"]}
+        assert good == {today.isoformat(): 1}, (rebuilt, good)
