@@ -284,7 +284,7 @@ def partitions_archive(
 ):
     """Detach, dump (one pg_dump -Fc + .sha256 per month, next to the backups), verify and drop old
     months of process records and their trace events; run again to finish an interrupted run."""
-    from .db.archive import ArchiveError, archive_partitions
+    from .db.archive import ArchiveError, FarStationTimes, archive_partitions
 
     settings = _settings()
     until = _date(before, "--before")
@@ -313,6 +313,9 @@ def partitions_archive(
                 )
             )
         )
+    except FarStationTimes as exc:
+        console.print(f"[red]{escape(str(exc))}[/red]", highlight=False)
+        raise typer.Exit(1) from None
     except ArchiveError as exc:
         console.print(f"[red]{exc}[/red] (what was archived stays archived; run again to finish)")
         raise typer.Exit(1) from None
@@ -373,7 +376,12 @@ def kpi_rebuild(
     async def run(engine):
         async with make_sessionmaker(engine)() as session:
             offline = await offline_months(session)
-        if start is None and offline.rebuild_from is not None and not offline.unfinished:
+        if (
+            start is None
+            and offline.rebuild_from is not None
+            and not offline.unfinished
+            and not offline.blocked(datetime.now(UTC))
+        ):
             console.print(
                 f"{', '.join(offline.archived)} archived (records offline): their rollups are kept; "
                 f"rebuilding from {offline.rebuild_from.date().isoformat()}",

@@ -329,3 +329,83 @@ def test_the_sqlite_database_its_wal_and_the_first_admin_note_are_private(tmp_pa
         timeout=300,
     )
     assert stat.S_IMODE((tmp_path / "var/mes.db").stat().st_mode) == 0o600
+
+
+@pytest.mark.postgres_only
+async def test_a_month_with_a_record_far_ahead_of_it_is_not_archived_and_the_records_are_named(
+    settings, client, make_lot, worker_headers, tmp_path
+):
+    """F14: a station time of 9999-12-31 in a month to archive: nothing is detached, exit 1, the
+    record named with what to do — archived, it would keep every rebuild from starting."""
+    now = partitions.Month.of(datetime.now(UTC))
+    old = partitions.Month(now.year - 2, now.month)
+    engine = make_engine(settings)
+    try:
+        await partitions.ensure_partitions(engine, today=old.start.date(), ahead=1)
+    finally:
+        await engine.dispose()
+    lot = await make_lot()
+    ids = []
+    for _ in range(2):
+        body = {"idempotency_key": uuid.uuid4().hex, "lot_number": lot["lot_number"], "process_id": "ASSY-10",
+                "worker_id": "W-1", "result": "pass"}  # fmt: skip
+        r = await client.post(f"{API}/process-records", json=body, headers=worker_headers)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    received = old.start + timedelta(days=3)
+    await _move(settings, ids[0], received=received, happened=received)
+    await _move(settings, ids[1], received=received, happened=datetime(9999, 12, 31, 9, 59, 59, tzinfo=UTC))
+    before = old.next().start.date().isoformat()
+    refused = _mes(settings, "db", "partitions", "archive", "--before", before, "--backup-dir", str(tmp_path),
+                   tmp_path=tmp_path)  # fmt: skip
+    assert refused.returncode == 1, refused.stderr
+    assert "Traceback" not in refused.stderr
+    message = " ".join(refused.stderr.split())
+    assert f"#{ids[1]} " in message and "station time 9999-12-31 09:59 UTC" in message, message
+    assert f"#{ids[0]} " not in message
+    assert f"mes kpi rebuild --since {old.start:%Y-%m}-01" in message
+    assert await _sql(settings, "SELECT count(*) FROM archived_months") == [(0,)]
+    assert await _sql(settings, "SELECT count(*) FROM process_records WHERE id = ANY(:ids)", ids=ids) == [(2,)]
+    # Corrected as the message says, the month archives
+    await _sql(settings, "UPDATE process_records SET event_at = created_at WHERE id = :id", id=ids[1])
+    done = _mes(settings, "db", "partitions", "archive", "--before", before, "--backup-dir", str(tmp_path),
+                tmp_path=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert await _sql(settings, "SELECT state, last_event_at FROM archived_months") == [("archived", received)]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize(
+    ("latest", "says"),
+    [
+        (datetime(9999, 12, 31, 9, 59, 59, tzinfo=UTC), "no rebuild can ever start after them"),
+        (datetime(2031, 6, 1, 1, 0, tzinfo=UTC), "no rebuild can start before 2031-06-02"),
+    ],
+)
+async def test_a_month_archived_with_a_far_station_time_makes_rebuild_say_so_not_crash(
+    settings, client, make_lot, worker_headers, tmp_path, latest, says
+):
+    """F14: a month archived before the archive checked station times, its latest one 9999-12-31
+    (Python's last day) or in 2031: `mes kpi rebuild`, with or without --since, exits 1 naming the
+    month and what to do; no traceback, no rollup touched."""
+    lot = await make_lot()
+    body = {"idempotency_key": uuid.uuid4().hex, "lot_number": lot["lot_number"], "process_id": "ASSY-10",
+            "worker_id": "W-1", "result": "pass"}  # fmt: skip
+    assert (await client.post(f"{API}/process-records", json=body, headers=worker_headers)).status_code == 201
+    month = datetime(datetime.now(UTC).year - 1, 1, 1, tzinfo=UTC)
+    await _sql(
+        settings,
+        "INSERT INTO archived_months (month_start, state, trace_after, keys_after, last_event_at, dump, updated_at) "
+        "VALUES (:m, 'archived', 0, 0, :latest, '/nowhere.dump', now())",
+        m=month,
+        latest=latest,
+    )
+    before = await _snapshot(settings)
+    for args in ((), ("--since", datetime.now(UTC).date().isoformat())):
+        run = _mes(settings, "kpi", "rebuild", *args, tmp_path=tmp_path)
+        assert run.returncode == 1, (args, run.stdout, run.stderr)
+        assert "Traceback" not in run.stderr and "rebuilding from" not in run.stderr
+        message = " ".join(run.stderr.split())
+        assert f"{month:%Y-%m} (up to {latest:%Y-%m-%d %H:%M} UTC)" in message and says in message, message
+        assert "mes db partitions restore" in message
+    assert await _snapshot(settings) == before

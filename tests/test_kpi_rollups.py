@@ -8,6 +8,7 @@ shift, each shift of the calendar version in force then, on the plant's clock wh
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -31,7 +32,14 @@ from mes_kernel.db.models import (
     Station,
 )
 from mes_kernel.services import records
-from mes_kernel.services.rollups import COUNTS, fold_shards, rebuild
+from mes_kernel.services.rollups import (
+    COARSE_TABLES,
+    COUNTS,
+    ROLLUP_TABLES,
+    add_to_rollups,
+    fold_shards,
+    rebuild,
+)
 
 API = "/api/v1"
 NOW = datetime.now(UTC)
@@ -163,6 +171,16 @@ RAW_DEFECTS = """
 """
 
 
+# Output: each item's first passing record at the last step (PACK-30), in that record's hour.
+RAW_OUTPUT = """
+    SELECT a.event_at FROM (SELECT coalesce(serial_number, lot_number) AS item, min(id) AS pass_id
+                            FROM process_records WHERE process_id = 'PACK-30' AND result = 'pass'
+                            GROUP BY coalesce(serial_number, lot_number)) f
+    JOIN process_records a ON a.id = f.pass_id
+    WHERE a.event_at >= :lo AND a.event_at < :hi {line}
+"""
+
+
 async def _raw(kernel, sql: str, line_id: int | None):
     bounds = {"lo": FROM, "hi": TO}
     if kernel.engine.dialect.name == "sqlite":  # stored as UTC wall time text
@@ -199,6 +217,13 @@ async def _check_every_kpi(client, kernel, headers, lines, zone: str = "UTC") ->
             assert all(i["first_pass_yield"] is None and i["records"] for i in answer if not i["total"])
             got = {i["key"]: (i["total"], i["first_pass"], i["passed"]) for i in answer if i["total"]}
             assert got == _expected_yield(items, group_by, codes), (line_code, group_by)
+        r = await client.get(f"{API}/kpi/output", params={**scoped, "bucket": "hour"}, headers=headers)
+        assert r.status_code == 200, r.text
+        passed: dict[str, int] = {}
+        for (at,) in await _raw(kernel, RAW_OUTPUT, line_id):
+            hour = _utc(at).replace(minute=0, second=0, microsecond=0).isoformat()
+            passed[hour] = passed.get(hour, 0) + 1
+        assert {i["start"]: i["good"] for i in r.json()["items"] if i["good"]} == passed, line_code
         r = await client.get(f"{API}/kpi/pareto", params=scoped, headers=headers)
         assert r.status_code == 200, r.text
         expected = dict(await _raw(kernel, RAW_DEFECTS, line_id))
@@ -530,3 +555,91 @@ async def test_the_rollups_ride_in_the_trace_statement_and_add_no_round_trip(ker
         ).scalar()
     assert tuple(counted) == (3, 3)  # the three records written with rollups on
     assert traced == 6 and total >= 6  # both transactions traced (the LOT's creation may add events)
+
+
+async def _stored_rows(kernel) -> list[dict]:
+    """Every stored record as :func:`records.write_rows` hands it to the rollups."""
+    async with kernel.sessionmaker() as session:
+        found = await session.execute(
+            text(
+                "SELECT r.id, r.event_at, r.line_id, r.process_id, r.station_id, l.product AS _product, r.result, "
+                "r.data, r.defect_code, r.serial_number, r.lot_number FROM process_records r "
+                "JOIN lots l ON l.id = r.lot_id ORDER BY r.id"
+            )
+        )
+        rows = [dict(row._mapping) for row in found]
+    for row in rows:
+        row["event_at"] = _utc(row["event_at"])
+        if isinstance(row["data"], str):  # SQLite: JSON text
+            row["data"] = json.loads(row["data"])
+    return rows
+
+
+async def _keys(kernel) -> list:
+    async with kernel.sessionmaker() as session:
+        return (await session.execute(text("SELECT id, idempotency_key FROM process_records"))).all()
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(specs=st.lists(record, min_size=10, max_size=40), data=st.data())
+async def test_every_kpi_equals_sql_whatever_order_transactions_commit_in(
+    client, kernel, plant, worker_headers, manager_headers, monkeypatch, specs, data
+):
+    """Record ids are taken when a transaction inserts, not when it commits: the rollups of records
+    counted in any order of transactions (a higher id's first) are the plain SQL's (first attempt
+    = lowest id, latest = highest) and a rebuild's. The records are stored first, uncounted, then
+    counted in random groups in a random order, a transaction per group — what concurrent
+    recording transactions committing out of id order leave (PostgreSQL's real race:
+    ``test_a_lower_id_committed_late_becomes_the_items_first_attempt``)."""
+    monkeypatch.setattr(records, "ROLLUPS", False)
+    bodies = [_body(spec) for spec in specs]
+    r = await client.post(f"{API}/process-records/batch", json={"records": bodies}, headers=worker_headers)
+    assert r.status_code == 200 and r.json()["errors"] == 0, r.text
+    async with kernel.sessionmaker() as session, session.begin():
+        postgres = kernel.engine.dialect.name == "postgresql"
+        for table in ROLLUP_TABLES + (COARSE_TABLES if postgres else ()):
+            await session.execute(text(f"DELETE FROM {table}"))
+    rows = await _stored_rows(kernel)
+    mine = {b["idempotency_key"] for b in bodies}
+    keys = dict(await _keys(kernel))
+    earlier = [row for row in rows if keys[row["id"]] not in mine]  # an earlier example's, counted first
+    rows = [row for row in rows if keys[row["id"]] in mine]
+    assert len(rows) == len(specs)
+    order = data.draw(st.permutations(range(len(rows))), label="commit order")
+    cuts = sorted(
+        data.draw(st.lists(st.integers(1, len(rows) - 1), min_size=1, max_size=8, unique=True), label="groups")
+    )
+    groups = [earlier] + [[rows[i] for i in order[a:b]] for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True)]
+    for group in groups:
+        async with kernel.sessionmaker() as session, session.begin():
+            await add_to_rollups(session, [dict(row) for row in group])
+    await _check_every_kpi(client, kernel, manager_headers, plant)
+    counted = await _rollups(kernel)
+    async with kernel.sessionmaker() as session, session.begin():
+        await rebuild(session)
+    assert await _rollups(kernel) == counted
+
+
+async def test_a_unit_reworked_at_the_last_step_counts_as_output_in_the_hour_it_passed(
+    client, kernel, plant, worker_headers, manager_headers
+):
+    """F17: a unit fails the last step yesterday and passes it after rework today: today's hour
+    gets the output, yesterday's none — live, and after a rebuild."""
+    yesterday = (NOW - timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+    today = NOW.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    for at, result in ((yesterday, "fail"), (today + timedelta(minutes=15), "pass")):
+        spec = {"lot": "LOT-A1", "unit": 5, "process_id": "PACK-30", "station": "ST-A", "result": result,
+                "defect_code": "LABEL", "minutes_ago": None, "cycle": None}  # fmt: skip
+        body = {**_body(spec), "recorded_at": at.isoformat()}
+        r = await client.post(f"{API}/process-records", json=body, headers=worker_headers)
+        assert r.status_code == 201, r.text
+    params = {"from": (yesterday - timedelta(hours=1)).isoformat(), "to": TO.isoformat(), "bucket": "hour",
+              "line": "LINE-A"}  # fmt: skip
+    for rebuilt in (False, True):
+        if rebuilt:
+            async with kernel.sessionmaker() as session, session.begin():
+                await rebuild(session)
+        r = await client.get(f"{API}/kpi/output", params=params, headers=manager_headers)
+        assert r.status_code == 200, r.text
+        good = {i["start"]: i["good"] for i in r.json()["items"] if i["good"]}
+        assert good == {today.isoformat(): 1}, (rebuilt, good)

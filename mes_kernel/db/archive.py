@@ -17,7 +17,11 @@ anywhere (killed, a failed dump, a lost connection) is finished by running the c
    subtracts twice; the last batch sets the month ``uncounted``. At the spec's load a month is
    ~52 M records and as many events: one transaction would hold their locks and its WAL for an
    hour, and start over from nothing after a crash. The records' latest station time
-   (``last_event_at``) is gathered on the way, for ``mes kpi rebuild``'s guard. Done after the
+   (``last_event_at``) is gathered on the way, for ``mes kpi rebuild``'s guard (which may start only
+   after it). So before anything is detached, a month holding a record whose station time lies
+   more than :data:`~mes_kernel.db.offline.AHEAD` after the month's end (a station clock far off:
+   2031, 9999) is refused, naming the records (:class:`FarStationTimes`) — archived, such a record
+   would keep every rebuild from starting before its time. Done after the
    detach, not in it: a detach holds an exclusive lock on the parent table until commit.
 3. **dump**: ``pg_dump -Fc`` of the month's tables into ``<backup_dir>/partitions/
    process_data_YYYY_MM-<stamp>.dump.partial`` (folder 0700, file 0600: it holds the plant's
@@ -45,6 +49,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from ..private_files import private_dir, private_file, write_private
+from .offline import AHEAD
 from .partitions import (
     LOCK_ID,
     RECORDS,
@@ -74,6 +79,49 @@ DETACHED, UNCOUNTED_STATE, ARCHIVED = "detached", "uncounted", "archived"
 
 class ArchiveError(RuntimeError):
     """An archive or restore step failed; what was done stays done, running again continues."""
+
+
+class FarStationTimes(ArchiveError):
+    """Months to archive hold records whose station time lies far after their month; nothing was
+    archived. ``records``: up to :data:`SHOWN` of them as ``(id, item, process_id, event_at,
+    created_at)``; ``count``: how many there are."""
+
+    def __init__(self, records: list[tuple], count: int):
+        self.records, self.count = records, count
+        listed = "; ".join(
+            f"#{rid} {item} at {step}: station time {at:%Y-%m-%d %H:%M} UTC, received {got:%Y-%m-%d %H:%M} UTC"
+            for rid, item, step, at, got in records
+        )
+        more = f" and {count - len(records)} more" if count > len(records) else ""
+        months = sorted({f"{got:%Y-%m}-01" for *_, got in records})
+        super().__init__(
+            f"nothing archived: {count} record{'s' if count != 1 else ''} in the months to archive "
+            f"{'have' if count != 1 else 'has'} a station time more than {AHEAD.days} days after "
+            f"{'their' if count != 1 else 'its'} month (a station clock far off): {listed}{more}. "
+            "Archived, they would keep `mes kpi rebuild` from starting before that time. "
+            "Set their station time to their receipt time (UPDATE process_records "
+            "SET event_at = created_at WHERE id IN (…)), run `mes kpi rebuild --since "
+            f"{months[0]}`, then archive again"
+        )
+
+
+SHOWN = 10
+_FAR = text(
+    "SELECT id, coalesce(serial_number, lot_number), process_id, event_at, created_at FROM process_records "
+    "WHERE created_at < :before AND event_at > "
+    "(date_trunc('month', created_at AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC' + :ahead "
+    "ORDER BY id"
+)
+
+
+def _far_station_times(conn: Connection, before: date) -> None:
+    """Raise :class:`FarStationTimes` when a month wholly before ``before`` (attached, or rows of
+    it waiting in a default partition) holds a record far ahead of it. One read of those months'
+    records, before the run detaches anything (no lock held but the read's own)."""
+    bound = datetime(before.year, before.month, 1, tzinfo=UTC)
+    far = conn.execute(_FAR, {"before": bound, "ahead": AHEAD}).all()
+    if far:
+        raise FarStationTimes([tuple(row) for row in far[:SHOWN]], len(far))
 
 
 def dump_name(month: Month) -> str:
@@ -321,7 +369,8 @@ async def archive_partitions(
     Returns one entry per month archived: ``month`` (``YYYY_MM``), ``rows`` (by table name),
     ``dump`` (path), ``sha256``. Raises :class:`ArchiveError` when a step fails (``pg_dump`` or
     ``pg_restore --list`` failing, a dump missing a table, another run holding the lock); what was
-    done stays done and running again continues.
+    done stays done and running again continues. Raises :class:`FarStationTimes` (nothing done)
+    when a month to archive holds a record whose station time lies far after the month.
     """
     if engine.dialect.name != "postgresql":
         return []
@@ -330,6 +379,8 @@ async def archive_partitions(
     folder = private_dir(backup_dir / FOLDER)
     done = []
     async with _one_run_at_a_time(engine):
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda sync: _far_station_times(sync, before))
         async with engine.begin() as conn:
             await conn.run_sync(lambda sync: _detach_older(sync, before))
         async with engine.begin() as conn:

@@ -232,7 +232,7 @@ class ProcessRecord(Base):
         Index("ix_process_records_created_at", "created_at"),
         Index("ix_process_records_lot_id_event_at_id", "lot_id", "event_at", "id"),
         Index("ix_process_records_unit_id_event_at_id", "unit_id", "event_at", "id"),
-        # the failed records of a defect code in a range (the drill-down behind a Pareto bar), 0020
+        # the failed records of a defect code in a range (the drill-down behind a Pareto bar), 0022
         Index(
             "ix_process_records_failed_defect",
             "defect_code",
@@ -271,9 +271,15 @@ class ProcessItem(Base):
     product: Mapped[str] = mapped_column(String(64), nullable=False)
     first_passed: Mapped[bool] = mapped_column(Boolean, nullable=False)
     last_passed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    # Its first passing record (lowest id among its passes; None: never passed): where it counts as
+    # output (``output`` of the rollups, at the last routing step).
+    pass_record_id: Mapped[int | None] = mapped_column(BigInteger)
+    pass_hour_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    pass_line_id: Mapped[int | None] = mapped_column(BigInteger)
+    pass_station_id: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (
         Index("ix_process_items_hour_start", "hour_start"),
-        # the items that failed a first try or their latest (a yield bar's loss, the drill-down), 0020
+        # the items that failed a first try or their latest (a yield bar's loss, the drill-down), 0022
         Index(
             "ix_process_items_not_passed",
             "hour_start",
@@ -291,7 +297,8 @@ class KpiHourly(Base):
 
     ``total``/``passed`` count records whose ``event_at`` falls in the hour; ``first_total``,
     ``first_passed`` and ``final_passed`` count items whose first attempt falls in it (first-pass
-    and final yield); ``cycle_seconds_sum``/``cycle_count`` sum ``data.cycle_seconds`` where given.
+    and final yield); ``output`` counts items whose first passing record falls in it (output at the
+    last step); ``cycle_seconds_sum``/``cycle_count`` sum ``data.cycle_seconds`` where given.
     A bucket is split over a few ``shard`` rows so concurrent recording transactions rarely wait
     for each other's row lock; readers sum over shards.
     """
@@ -308,6 +315,7 @@ class KpiHourly(Base):
     first_total: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     first_passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     final_passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    output: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", nullable=False)
     cycle_seconds_sum: Mapped[float] = mapped_column(Float, default=0.0, nullable=False)
     cycle_count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     __table_args__ = (
@@ -348,6 +356,7 @@ class KpiDaily(Base):
     first_total: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     first_passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     final_passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    output: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", nullable=False)
     cycle_seconds_sum: Mapped[float] = mapped_column(Float, default=0.0, nullable=False)
     cycle_count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     __table_args__ = (Index("ix_kpi_daily_line_id_day_start", "line_id", "day_start"),)
@@ -377,6 +386,7 @@ class KpiLineHourly(Base):
     first_total: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     first_passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     final_passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    output: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0", nullable=False)
     cycle_seconds_sum: Mapped[float] = mapped_column(Float, default=0.0, nullable=False)
     cycle_count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     __table_args__ = (Index("ix_kpi_line_hourly_line_id_hour_start", "line_id", "hour_start"),)

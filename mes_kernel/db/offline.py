@@ -7,6 +7,12 @@ station's clock ran ahead, in some later ones: the archive keeps the latest stat
 month's records (``archived_months.last_event_at``). A rebuild may start at the first UTC midnight
 after both the end of the last archived month and the hour of the latest archived record —
 before it, it would delete counts whose records it can no longer read.
+
+A month whose records reach far beyond it (a station clock years ahead: ``9999-12-31``, ``2031``)
+would push that start past today, or past the last date Python can hold; such a month is named in
+``far``, and a rebuild is refused with a message saying which month and what to do — never a
+traceback. ``mes db partitions archive`` no longer archives such a month (it names the records),
+so only data archived before that check can hold one.
 """
 
 from __future__ import annotations
@@ -16,6 +22,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+# How far after its month's end a record's station time may lie and still be a clock slightly
+# ahead; beyond it the archive refuses the month (mes_kernel.db.archive), and a month archived
+# earlier with such a record is reported by name.
+AHEAD = timedelta(days=31)
+NEVER = datetime.max.replace(tzinfo=UTC)  # rebuild_from when a month's records reach year 9999
 
 
 def _month_label(start: datetime) -> str:
@@ -35,11 +47,18 @@ def _midnight_at_or_after(moment: datetime) -> datetime:
 class OfflineMonths:
     """``archived``: labels (``YYYY-MM``) of months whose records are offline; ``unfinished``: those
     an archive run is still taking out (their records' latest station time not known yet);
-    ``rebuild_from``: the earliest UTC midnight a rebuild may start at (None: no month is offline)."""
+    ``rebuild_from``: the earliest UTC midnight a rebuild may start at (None: no month is offline;
+    :data:`NEVER`: a month's records reach the end of the calendar); ``far``: months whose records'
+    latest station time lies more than :data:`AHEAD` after the month's end, with that time."""
 
     archived: list[str] = field(default_factory=list)
     unfinished: list[str] = field(default_factory=list)
     rebuild_from: datetime | None = None
+    far: dict[str, datetime] = field(default_factory=dict)
+
+    def blocked(self, now: datetime) -> bool:
+        """True when no rebuild can run today: the earliest start lies after ``now``."""
+        return self.rebuild_from is not None and self.rebuild_from > now
 
     def within(self, since: datetime) -> list[str]:
         """The offline months whose rollups a rebuild from ``since`` would rewrite."""
@@ -61,12 +80,24 @@ async def offline_months(session: AsyncSession) -> OfflineMonths:
             found.unfinished.append(_month_label(start))
         end = _next_month(start)
         if last_event_at is not None:
-            latest = _utc(last_event_at).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-            end = max(end, latest)
+            latest = _utc(last_event_at)
+            if latest > end + AHEAD:
+                found.far[_month_label(start)] = latest
+            end = max(end, _hour_after(latest))
         bound = end if bound is None else max(bound, end)
     if bound is not None:
-        found.rebuild_from = _midnight_at_or_after(bound)
+        found.rebuild_from = NEVER if bound == NEVER else _midnight_at_or_after(bound)
     return found
+
+
+def _hour_after(moment: datetime) -> datetime:
+    """The end of ``moment``'s hour; :data:`NEVER` when that (or its midnight) is past year 9999."""
+    try:
+        end = moment.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        _midnight_at_or_after(end)
+    except OverflowError:
+        return NEVER
+    return end
 
 
 def _utc(value) -> datetime:
@@ -81,7 +112,20 @@ class RollupsOffline(Exception):
     def __init__(self, offline: OfflineMonths, since: datetime | None):
         self.offline = offline
         self.since = since
-        if offline.unfinished:
+        if offline.far and offline.blocked(datetime.now(UTC)):
+            months = ", ".join(f"{label} (up to {at:%Y-%m-%d %H:%M} UTC)" for label, at in offline.far.items())
+            when = (
+                "no rebuild can ever start after them"
+                if offline.rebuild_from == NEVER
+                else f"no rebuild can start before {offline.rebuild_from.date().isoformat()}"
+            )
+            message = (
+                f"archived months hold records whose station time lies far after the month: {months} — a "
+                f"station clock that was far off. Their counts sit in those hours and their records are "
+                f"offline, so {when}. Restore the month (mes db partitions restore <dump>), correct or "
+                "delete those records, archive it again, then rebuild"
+            )
+        elif offline.unfinished:
             message = (
                 f"the archive of {', '.join(offline.unfinished)} is not finished (its records are offline, "
                 "how far their rollups reach is not known yet): run `mes db partitions archive` again to "

@@ -11,7 +11,9 @@ Buckets are ``(hour_start, line_id, process_id, station_id, product)``; ``0`` st
 or "no station" so the key has no NULLs. A record counts in the UTC hour of ``event_at`` (when it
 happened at the station). An item (a unit by serial number, else its LOT) counts for first-pass
 and final yield once per process step, in the bucket of its first record there; "first" and
-"latest" are by record id, the order the server stored them.
+"latest" are by record id, the order the server stored them — not the order transactions commit
+in: a record whose id is below its item's first one, committed late, moves the item's first
+attempt (and its counts) to itself (:func:`_update_seen`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,16 @@ from .trace import TRACE_CTES, add_trace_events, trace_params
 # number in [1, SHARD_SPACE)), so it inserts rows nobody else writes and never waits for another
 # transaction's row lock; fold_shards sums them into shard 0 (the rebuild's) every few seconds.
 SHARD_SPACE = 2**31 - 1
-COUNTS = ("total", "passed", "first_total", "first_passed", "final_passed", "cycle_seconds_sum", "cycle_count")
+COUNTS = (
+    "total",
+    "passed",
+    "first_total",
+    "first_passed",
+    "final_passed",
+    "output",
+    "cycle_seconds_sum",
+    "cycle_count",
+)
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -114,6 +125,8 @@ def _item_values(by_item: dict[tuple, list]) -> list[dict[str, Any]]:
         else:
             first, last = min(attempts), max(attempts)
         hour, line_id, _, station_id, product = first[2]
+        passes = [a for a in attempts if a[1]]
+        passed = min(passes) if passes else None
         values.append(
             {
                 "process_id": key[0],
@@ -126,9 +139,18 @@ def _item_values(by_item: dict[tuple, list]) -> list[dict[str, Any]]:
                 "product": product,
                 "first_passed": first[1],
                 "last_passed": last[1],
+                "pass_record_id": passed[0] if passed else None,
+                "pass_hour_start": passed[2][0] if passed else None,
+                "pass_line_id": passed[2][1] if passed else None,
+                "pass_station_id": passed[2][3] if passed else None,
             }
         )
     return values
+
+
+def _pass_bucket(value: dict[str, Any]) -> tuple:
+    return (value["pass_hour_start"], value["pass_line_id"], value["process_id"], value["pass_station_id"],
+            value["product"])  # fmt: skip
 
 
 async def add_to_rollups(
@@ -173,6 +195,8 @@ async def add_to_rollups(
             counts["first_total"] += 1
             counts["first_passed"] += value["first_passed"]
             counts["final_passed"] += value["last_passed"]
+            if value["pass_record_id"] is not None:
+                sums[_pass_bucket(value)]["output"] += 1
     seen = [v for v in values if (v["process_id"], v["item"]) not in new]
     if seen:
         await _update_seen(session, seen, sums)
@@ -194,15 +218,24 @@ _ROLLUP_CTES = f"""
         SELECT * FROM unnest(CAST(:i_process AS text[]), CAST(:i_item AS text[]), CAST(:i_first AS bigint[]),
                              CAST(:i_last AS bigint[]), CAST(:i_hour AS timestamptz[]), CAST(:i_line AS bigint[]),
                              CAST(:i_station AS bigint[]), CAST(:i_product AS text[]),
-                             CAST(:i_first_ok AS boolean[]), CAST(:i_last_ok AS boolean[]))
+                             CAST(:i_first_ok AS boolean[]), CAST(:i_last_ok AS boolean[]),
+                             CAST(:i_pass AS bigint[]), CAST(:i_pass_hour AS timestamptz[]),
+                             CAST(:i_pass_line AS bigint[]), CAST(:i_pass_station AS bigint[]))
             AS v(process_id, item, first_record_id, last_record_id, hour_start, line_id, station_id, product,
-                 first_passed, last_passed)
+                 first_passed, last_passed, pass_record_id, pass_hour_start, pass_line_id, pass_station_id)
     ), new_items AS (
         INSERT INTO process_items (process_id, item, first_record_id, last_record_id, hour_start, line_id,
-                                   station_id, product, first_passed, last_passed)
+                                   station_id, product, first_passed, last_passed, pass_record_id,
+                                   pass_hour_start, pass_line_id, pass_station_id)
         SELECT * FROM v ORDER BY process_id, item
         ON CONFLICT (process_id, item) DO NOTHING
-        RETURNING process_id, item, hour_start, line_id, station_id, product, first_passed, last_passed
+        RETURNING process_id, item, hour_start, line_id, station_id, product, first_passed, last_passed,
+                  pass_record_id, pass_hour_start, pass_line_id, pass_station_id
+    ), passes AS (
+        SELECT pass_hour_start AS hour_start, pass_line_id AS line_id, process_id, pass_station_id AS station_id,
+               product, count(*) AS output
+        FROM new_items WHERE pass_record_id IS NOT NULL
+        GROUP BY pass_hour_start, pass_line_id, process_id, pass_station_id, product
     ), firsts AS (
         SELECT {", ".join(_KEY)}, count(*) AS first_total, count(*) FILTER (WHERE first_passed) AS first_passed,
                count(*) FILTER (WHERE last_passed) AS final_passed
@@ -214,11 +247,11 @@ _ROLLUP_CTES = f"""
             AS b({", ".join(_KEY)}, total, passed, cycle_seconds_sum, cycle_count)
     ), hourly AS (
         INSERT INTO kpi_hourly ({", ".join(_KEY)}, shard, total, passed, first_total, first_passed, final_passed,
-                                cycle_seconds_sum, cycle_count)
+                                output, cycle_seconds_sum, cycle_count)
         SELECT b.hour_start, b.line_id, b.process_id, b.station_id, b.product, :shard, b.total, b.passed,
                coalesce(f.first_total, 0), coalesce(f.first_passed, 0), coalesce(f.final_passed, 0),
-               b.cycle_seconds_sum, b.cycle_count
-        FROM b LEFT JOIN firsts f USING ({", ".join(_KEY)})
+               coalesce(p.output, 0), b.cycle_seconds_sum, b.cycle_count
+        FROM b LEFT JOIN firsts f USING ({", ".join(_KEY)}) LEFT JOIN passes p USING ({", ".join(_KEY)})
         ORDER BY b.hour_start, b.line_id, b.process_id, b.station_id, b.product
         ON CONFLICT ({", ".join(_KEY)}, shard) DO UPDATE SET
             {", ".join(f"{c} = kpi_hourly.{c} + excluded.{c}" for c in COUNTS)}
@@ -259,6 +292,10 @@ async def _add_postgresql(
         ("product", "product"),
         ("first_ok", "first_passed"),
         ("last_ok", "last_passed"),
+        ("pass", "pass_record_id"),
+        ("pass_hour", "pass_hour_start"),
+        ("pass_line", "pass_line_id"),
+        ("pass_station", "pass_station_id"),
     ):
         params[f"i_{name}"] = [v[column] for v in values]
     for i, name in enumerate(("hour", "line", "process", "station", "product")):
@@ -275,38 +312,104 @@ async def _add_postgresql(
 
 
 async def _update_seen(session: AsyncSession, seen: list[dict[str, Any]], sums) -> None:
-    """Items this batch retests: lock them (key order), move their latest attempt forward, and
-    count a change of their latest result into ``sums`` at the item's first bucket."""
+    """Items this batch retests: lock them (key order), then move their first attempt back when
+    the batch holds a lower record id than the one claimed (a transaction that took its ids
+    earlier committed later), and their latest attempt forward; the counts that move go into
+    ``sums`` (bucket → counts, added to this transaction's shard), so first-pass and final yield
+    stay those of the lowest and highest record id, whatever order transactions commit in.
+
+    Race-free under READ COMMITTED: the row lock orders every transaction touching the item, and
+    each reads the item as the previous one left it (``SELECT … FOR UPDATE`` sees the latest
+    committed version). Likewise the item's first pass (where it counts as output) moves to the
+    batch's when that has a lower id, or starts there when the item had none."""
     query = (
         select(
             ProcessItem.process_id,
             ProcessItem.item,
+            ProcessItem.first_record_id,
+            ProcessItem.first_passed,
             ProcessItem.last_record_id,
             ProcessItem.last_passed,
             ProcessItem.hour_start,
             ProcessItem.line_id,
             ProcessItem.station_id,
             ProcessItem.product,
+            ProcessItem.pass_record_id,
+            ProcessItem.pass_hour_start,
+            ProcessItem.pass_line_id,
+            ProcessItem.pass_station_id,
         )
         .where(tuple_(ProcessItem.process_id, ProcessItem.item).in_([(v["process_id"], v["item"]) for v in seen]))
         .order_by(ProcessItem.process_id, ProcessItem.item)
     )
     if session.bind.dialect.name == "postgresql":
         query = query.with_for_update()
-    latest = {(v["process_id"], v["item"]): v for v in seen}
-    changes = []
+    batch = {(v["process_id"], v["item"]): v for v in seen}
+    changes, moves, passes = [], [], []
     for item in await session.execute(query):
-        value = latest[(item.process_id, item.item)]
-        if value["last_record_id"] <= item.last_record_id:
+        value = batch[(item.process_id, item.item)]
+        if value["pass_record_id"] is not None and (
+            item.pass_record_id is None or value["pass_record_id"] < item.pass_record_id
+        ):  # the item's first pass is this batch's: its output moves (or starts) here
+            if item.pass_record_id is not None:
+                where = (_utc_hour(item.pass_hour_start), item.pass_line_id, item.process_id, item.pass_station_id)
+                sums[(*where, item.product)]["output"] -= 1
+            sums[_pass_bucket(value)]["output"] += 1
+            passes.append(
+                {
+                    "p": item.process_id,
+                    "i": item.item,
+                    "pass_id": value["pass_record_id"],
+                    "pass_hour": value["pass_hour_start"],
+                    "pass_line": value["pass_line_id"],
+                    "pass_station": value["pass_station_id"],
+                }
+            )
+        later = value["last_record_id"] > item.last_record_id
+        last_id = value["last_record_id"] if later else item.last_record_id
+        last_ok = value["last_passed"] if later else item.last_passed
+        bucket = (_utc_hour(item.hour_start), item.line_id, item.process_id, item.station_id, item.product)
+        if value["first_record_id"] < item.first_record_id:
+            # the item's first attempt is this batch's: its counts leave the old bucket
+            old = sums[bucket]
+            old["first_total"] -= 1
+            old["first_passed"] -= 1 if item.first_passed else 0
+            old["final_passed"] -= 1 if item.last_passed else 0
+            new = sums[_item_bucket(value)]
+            new["first_total"] += 1
+            new["first_passed"] += 1 if value["first_passed"] else 0
+            new["final_passed"] += 1 if last_ok else 0
+            moves.append(
+                {
+                    "p": item.process_id,
+                    "i": item.item,
+                    "first_id": value["first_record_id"],
+                    "first_ok": value["first_passed"],
+                    "hour": value["hour_start"],
+                    "line": value["line_id"],
+                    "station": value["station_id"],
+                    "product": value["product"],
+                    "last_id": last_id,
+                    "last_ok": last_ok,
+                }
+            )
             continue
-        if value["last_passed"] != item.last_passed:
-            bucket = (item.hour_start, item.line_id, item.process_id, item.station_id, item.product)
-            sums[bucket]["final_passed"] += 1 if value["last_passed"] else -1
-        changes.append(
-            {"p": item.process_id, "i": item.item, "last_id": value["last_record_id"], "last_ok": value["last_passed"]}
-        )
+        if not later:
+            continue
+        if last_ok != item.last_passed:
+            sums[bucket]["final_passed"] += 1 if last_ok else -1
+        changes.append({"p": item.process_id, "i": item.item, "last_id": last_id, "last_ok": last_ok})
     if changes:
         await session.execute(_UPDATE_ITEM, changes, execution_options={"synchronize_session": False})
+    if moves:
+        await session.execute(_MOVE_FIRST, moves, execution_options={"synchronize_session": False})
+    if passes:
+        await session.execute(_MOVE_PASS, passes, execution_options={"synchronize_session": False})
+
+
+def _utc_hour(value: datetime) -> datetime:
+    """An item's stored hour as the aware UTC datetime the batch's buckets use (SQLite hands it back naive)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 _items = ProcessItem.__table__
@@ -314,6 +417,30 @@ _UPDATE_ITEM = (
     update(_items)
     .where(_items.c.process_id == bindparam("p"), _items.c.item == bindparam("i"))
     .values(last_record_id=bindparam("last_id"), last_passed=bindparam("last_ok"))
+)
+_MOVE_PASS = (
+    update(_items)
+    .where(_items.c.process_id == bindparam("p"), _items.c.item == bindparam("i"))
+    .values(
+        pass_record_id=bindparam("pass_id"),
+        pass_hour_start=bindparam("pass_hour"),
+        pass_line_id=bindparam("pass_line"),
+        pass_station_id=bindparam("pass_station"),
+    )
+)
+_MOVE_FIRST = (
+    update(_items)
+    .where(_items.c.process_id == bindparam("p"), _items.c.item == bindparam("i"))
+    .values(
+        first_record_id=bindparam("first_id"),
+        first_passed=bindparam("first_ok"),
+        hour_start=bindparam("hour"),
+        line_id=bindparam("line"),
+        station_id=bindparam("station"),
+        product=bindparam("product"),
+        last_record_id=bindparam("last_id"),
+        last_passed=bindparam("last_ok"),
+    )
 )
 _UPSERTS: dict[tuple[str, str], Any] = {}
 
@@ -370,11 +497,14 @@ def _add_into(table: str, select_key, key, counts, source: str) -> str:
     )
 
 
-def derive_coarse(*, since_day: datetime | None) -> list[tuple[Any, dict[str, Any]]]:
+def derive_coarse(*, since_day: datetime | None, counts_then: tuple | None = None) -> list[tuple[Any, dict[str, Any]]]:
     """PostgreSQL statements (with their parameters) that recompute the coarser rollups of every
-    day from ``since_day`` (a UTC midnight; all when None) from the folded hourly rows."""
+    day from ``since_day`` (a UTC midnight; all when None) from the folded hourly rows.
+    ``counts_then``: the record counts as a migration's schema has them (a migration that ran
+    before a count was added must not name it)."""
     statements = []
     for table, select_key, key, counts, source in COARSE:
+        counts = counts_then if counts_then is not None and counts == COUNTS else counts
         lower = "day_start" if "day_start" in key else "hour_start"
         if since_day is None:
             statements.append((text(f"DELETE FROM {table}"), {}))
@@ -449,6 +579,45 @@ def _cycle_sql(dialect: str) -> tuple[str, str]:
 
 
 ROLLUP_TABLES = ("process_items", "kpi_hourly", "kpi_hourly_defects")
+_PASS_KEY = "pass_hour_start, pass_line_id, process_id, pass_station_id, product"
+_OUTPUT_UPDATE = f"""
+        UPDATE kpi_hourly SET output = s.output
+        FROM (SELECT {_PASS_KEY}, count(*) AS output FROM process_items"""
+_OUTPUT_MATCH = f"""
+              GROUP BY {_PASS_KEY}) s
+        WHERE kpi_hourly.hour_start = s.pass_hour_start AND kpi_hourly.line_id = s.pass_line_id
+          AND kpi_hourly.process_id = s.process_id AND kpi_hourly.station_id = s.pass_station_id
+          AND kpi_hourly.product = s.product AND kpi_hourly.shard = 0"""
+
+
+def backfill_output(dialect: str) -> list:
+    """Migration 0023's statements: every item's first pass from the online records, and each
+    bucket's ``output`` from them, into the rebuild's rows (shard 0; PostgreSQL: the coarser
+    levels derived again). A bucket with a pass has records, but maybe only in unfolded shards:
+    its shard-0 row is inserted then."""
+    statements = [
+        text("""
+        UPDATE process_items SET pass_record_id = f.pass_id
+        FROM (SELECT process_id, coalesce(serial_number, lot_number) AS item,
+                     min(CASE WHEN result = 'pass' THEN id END) AS pass_id
+              FROM process_records GROUP BY process_id, coalesce(serial_number, lot_number)) f
+        WHERE f.process_id = process_items.process_id AND f.item = process_items.item
+        """),
+        text(f"""
+        UPDATE process_items SET pass_hour_start = {_hour_sql("c.event_at", dialect)},
+               pass_line_id = coalesce(c.line_id, 0), pass_station_id = coalesce(c.station_id, 0)
+        FROM process_records c WHERE c.id = process_items.pass_record_id
+        """),
+        text(f"""
+        INSERT INTO kpi_hourly ({", ".join(_KEY)}, shard, {", ".join(COUNTS)})
+        SELECT {_PASS_KEY}, 0, {", ".join("count(*)" if c == "output" else "0" for c in COUNTS)}
+        FROM process_items WHERE pass_record_id IS NOT NULL GROUP BY {_PASS_KEY}
+        ON CONFLICT ({", ".join(_KEY)}, shard) DO UPDATE SET output = excluded.output
+        """),
+    ]
+    if dialect == "postgresql":
+        statements += [statement for statement, _ in derive_coarse(since_day=None)]
+    return statements
 COARSE_TABLES = ("kpi_daily", "kpi_line_daily_defects", "kpi_line_hourly")  # PostgreSQL
 
 
@@ -482,7 +651,7 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
             )
         )
     offline = await offline_months(session)
-    if offline.unfinished:
+    if offline.unfinished or offline.blocked(datetime.now(UTC)):
         raise RollupsOffline(offline, since)
     if offline.rebuild_from is not None:
         if since is None:
@@ -499,9 +668,9 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
     records = await session.execute(
         text(f"""
         INSERT INTO kpi_hourly (hour_start, line_id, process_id, station_id, product, shard, total, passed,
-                                first_total, first_passed, final_passed, cycle_seconds_sum, cycle_count)
+                                first_total, first_passed, final_passed, output, cycle_seconds_sum, cycle_count)
         SELECT {hour}, coalesce(r.line_id, 0), r.process_id, coalesce(r.station_id, 0), l.product, 0,
-               count(*), sum({passed}), 0, 0, 0, coalesce(sum({cycle}), 0),
+               count(*), sum({passed}), 0, 0, 0, 0, coalesce(sum({cycle}), 0),
                sum(CASE WHEN {has_cycle} THEN 1 ELSE 0 END)
         FROM process_records r JOIN lots l ON l.id = r.lot_id
         WHERE r.event_at >= :since
@@ -526,16 +695,21 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
     items = await session.execute(
         text(f"""
         INSERT INTO process_items (process_id, item, first_record_id, last_record_id, hour_start, line_id,
-                                   station_id, product, first_passed, last_passed)
+                                   station_id, product, first_passed, last_passed, pass_record_id,
+                                   pass_hour_start, pass_line_id, pass_station_id)
         SELECT f.process_id, f.item, f.first_id, f.last_id, {_hour_sql("a.event_at", dialect)},
                coalesce(a.line_id, 0), coalesce(a.station_id, 0), l.product,
                CASE WHEN a.result = 'pass' THEN {true} ELSE {false} END,
-               CASE WHEN b.result = 'pass' THEN {true} ELSE {false} END
+               CASE WHEN b.result = 'pass' THEN {true} ELSE {false} END,
+               c.id, {_hour_sql("c.event_at", dialect)},  -- all NULL when the item never passed
+               CASE WHEN c.id IS NOT NULL THEN coalesce(c.line_id, 0) END,
+               CASE WHEN c.id IS NOT NULL THEN coalesce(c.station_id, 0) END
         FROM (SELECT process_id, coalesce(serial_number, lot_number) AS item, min(id) AS first_id,
-                     max(id) AS last_id
+                     max(id) AS last_id, min(CASE WHEN result = 'pass' THEN id END) AS pass_id
               FROM process_records GROUP BY process_id, coalesce(serial_number, lot_number)) f
         JOIN process_records a ON a.id = f.first_id
         JOIN process_records b ON b.id = f.last_id
+        LEFT JOIN process_records c ON c.id = f.pass_id
         JOIN lots l ON l.id = a.lot_id
         WHERE a.event_at >= :since
           -- an item whose first record is archived keeps its row (its hour lies before the rebuild)
@@ -559,6 +733,9 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
     """),
         bound,
     )
+    # Output: items whose first pass lies in the bucket (the pass record is there: its row exists);
+    # an item kept from an archived month may have passed after ``since``, so all items are read.
+    await session.execute(text(_OUTPUT_UPDATE + " WHERE pass_hour_start >= :since" + _OUTPUT_MATCH), bound)
     if dialect == "postgresql":
         day = start.replace(hour=0)
         for statement, params in derive_coarse(since_day=day if since else None):

@@ -127,7 +127,8 @@ def _bucket_starts(span: Range, bucket: str) -> list[datetime]:
 
 async def output(*, session: AsyncSession, span: Range, line: Line | None, bucket: str) -> dict[str, Any]:
     """Per bucket (hour, day or week of the plant's calendar): items that passed the last routing
-    step (``good``), items tried there (``total``), and the plan: each shift's planned output
+    step, each in the bucket of its first pass there (``good``: a unit reworked and passing today
+    counts today), items first tried there (``total``), and the plan: each shift's planned output
     spread over the shift's hours."""
     starts = _bucket_starts(span, bucket)
     ends = [*starts[1:], span.until]
@@ -145,7 +146,7 @@ async def output(*, session: AsyncSession, span: Range, line: Line | None, bucke
             key = hours.c.hour_start
         query = (
             select(
-                key, cast(func.sum(hours.c.final_passed), BigInteger), cast(func.sum(hours.c.first_total), BigInteger)
+                key, cast(func.sum(hours.c.output), BigInteger), cast(func.sum(hours.c.first_total), BigInteger)
             )
             .where(hours.c.process_id == step)
             .group_by(key)
@@ -224,7 +225,7 @@ async def lines_now(
         good = {
             line_id: int(n or 0)
             for line_id, n in await session.execute(
-                select(hours.c.line_id, func.sum(hours.c.final_passed))
+                select(hours.c.line_id, func.sum(hours.c.output))
                 .where(hours.c.process_id == step)
                 .group_by(hours.c.line_id)
             )
