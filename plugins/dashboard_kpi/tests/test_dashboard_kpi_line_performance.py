@@ -41,7 +41,11 @@ async def _line(client, kernel, admin_headers, manager_headers, steps: dict[str,
         f"{API}/lots", json={"lot_number": "LOT-P1", "product": "NH-9", "line": "LINE-P"}, headers=admin_headers
     )
     assert r.status_code == 201, r.text
-    r = await client.put(f"{API}/lines/LINE-P/shifts", json=ONE_HOUR, headers=manager_headers)
+    # in force from the day the records are on: shift calendars are effective-dated, and dating one
+    # back before today takes an admin (``shifts:backdate``)
+    r = await client.put(
+        f"{API}/lines/LINE-P/shifts", json={**ONE_HOUR, "effective_from": DAY.isoformat()}, headers=admin_headers
+    )
     assert r.status_code == 200, r.text
     return line_id
 
