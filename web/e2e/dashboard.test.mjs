@@ -1,18 +1,15 @@
 // End to end: the built dashboard served by a real kernel, driven in Debian's Chromium.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import AxeBuilder from "@axe-core/playwright";
 import { chromium } from "playwright-core";
+import { assertAccessible, CHROMIUM, CHROMIUM_ARGS, withKernelLog as logging } from "./browser.mjs";
 import { staleReason } from "../scripts/build-stamp.mjs";
 import { apiClient, freePort, startKernel, WEB_DIR } from "./kernel.mjs";
 
-const CHROMIUM = process.env.E2E_CHROMIUM ?? "/usr/bin/chromium";
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync"];
 const SHOTS = process.env.E2E_SCREENSHOTS ?? join(tmpdir(), `mes-web-e2e-screens-${Date.now()}`);
 const TIMEOUT = 15_000;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -34,12 +31,8 @@ const VIEWER = { username: "e2e-viewer", password: "viewer-pass-123", role: "vie
 /** Seeds the long tables of the last test (its own writes budget) and pages through them. */
 const PAGER = { username: "e2e-pager", password: "pager-pass-123", role: "admin" };
 
-if (!existsSync(CHROMIUM)) {
-  throw new Error(`Chromium is missing at ${CHROMIUM}: install it with \`apt-get install -y chromium\` ` +
-                  "(or point E2E_CHROMIUM at a Chromium binary); this test never downloads a browser.");
-}
-
 let kernel;
+const withKernelLog = (body) => logging(() => kernel, body);
 let browser;
 
 async function loginThroughForm(page, user) {
@@ -48,28 +41,6 @@ async function loginThroughForm(page, user) {
   await page.getByLabel("Password").fill(user.password);
   await page.getByRole("button", { name: "Log in" }).click();
   await page.getByTestId("whoami").waitFor({ timeout: TIMEOUT });
-}
-
-/** A failing step says what the kernel logged, and whether it was still running. */
-function withKernelLog(body) {
-  return async () => {
-    try {
-      await body();
-    } catch (error) {
-      const state = kernel?.exited() ? `kernel exited: ${JSON.stringify(kernel.exited())}` : "kernel still running";
-      error.message += `\n--- ${state}; last lines of its log ---\n${kernel?.log().slice(-4000) ?? ""}`;
-      throw error;
-    }
-  };
-}
-
-/** axe-core on the page as it is now: no serious or critical violation (WCAG 2.1 A/AA and best practice). */
-async function assertAccessible(page, where) {
-  const result = await new AxeBuilder({ page }).withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"])
-    .analyze();
-  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  assert.deepEqual(bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`),
-                   [], `axe-core on ${where}`);
 }
 
 /**
@@ -155,7 +126,7 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
     assert.match(String(print), /PRINT_FAILED/);
     // The kernel raises the breaker's alert in the background; the pages below expect it there.
     for (let i = 0; i < 50 && (await call("GET", "/alerts")).open < 1; i += 1) await sleep(100);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
     console.log(`screenshots: ${SHOTS}`);
   });
 
@@ -434,6 +405,9 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
         ["#/labels", () => page.getByRole("button", { name: "unit_label" }).waitFor()],
       ];
       for (const [hash, ready] of pages) {
+        // the pointer off the page's content: a chart drawn under it shows a tooltip mid fade-in, whose
+        // half-transparent text axe would judge (the login button's place is a chart on some pages)
+        await page.mouse.move(1, 1);
         await page.goto(kernel.baseUrl + "/" + hash);
         await ready();
         await page.waitForTimeout(300);
@@ -467,8 +441,10 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
       const charts = await page.locator("[data-testid^='weekly-oee-']").count();
       assert.ok(charts >= 2, `a chart for all lines and for LINE-A, got ${charts}`);
       // before: one request per week per line (53 × (lines + 1)); now one per line, all lines included
-      assert.equal(asked.length, charts, asked.map(String).join("\n"));
-      assert.ok(asked.every((q) => q.get("bucket") === "week" && q.get("from").startsWith(yearAgo)));
+      // (a panel still loading the default range when the year was set may ask once more for that range)
+      const yearly = asked.filter((q) => q.get("from").startsWith(yearAgo));
+      assert.equal(yearly.length, charts, asked.map(String).join("\n"));
+      assert.ok(yearly.every((q) => q.get("bucket") === "week"), yearly.map(String).join("\n"));
       await shot(page, "07b-executive-year");
       assert.deepEqual(errors, []);
     } finally {
@@ -628,7 +604,7 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
   // Last: it adds LOTs, alerts and devices the earlier steps do not expect on their first pages.
   test("at 390 px every long table's pager is on the screen, outside the sideways scroll, and pages",
        withKernelLog(async () => {
-    // Enough rows for a second page in every long table: 30 LOTs (LOT list, audit log, a quality drill-down),
+    // Enough rows for a second page in every long table: 30 LOTs (LOT list, audit log),
     // 30 units and 130 records in one LOT (its history, its units, a unit's history), 30 defect codes (the
     // Pareto), 26 printers nobody answers for (26 open alerts: the alerts page and the overview's alerts
     // panel; devices; breakers).
@@ -721,13 +697,16 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
       await olderOn("#/units/PAGE-SN-00", 131);
       await assertAccessible(page, "#/units/PAGE-SN-00 at 390 px");
 
-      // the Pareto (31 defect codes), then a drill-down from its second page to the LOTs behind it
+      // the Pareto (31 defect codes), then a drill-down from its second page to the LOT and units behind
+      // the bar (one each here: nothing to page, but it must fit the phone too)
       await page.goto(kernel.baseUrl + "/#/quality");
       await pagesOn("#/quality", "Defect Pareto");
       await assertAccessible(page, "#/quality page 2 at 390 px");
       await page.locator("[data-scroll-container][aria-label='Defect Pareto']").getByRole("link").first().click();
-      await page.waitForURL((url) => url.hash.startsWith("#/lots?"), { timeout: TIMEOUT });
-      await pagesOn("a drill-down from the Pareto", "LOTs");
+      await page.waitForURL((url) => url.hash.startsWith("#/quality/drill?"), { timeout: TIMEOUT });
+      await page.getByTestId("drill-totals").waitFor({ timeout: TIMEOUT });
+      await assertFits(page, "a drill-down from the Pareto's second page");
+      await assertAccessible(page, "a drill-down at 390 px");
 
       await page.goto(kernel.baseUrl + "/#/alerts");
       await pagesOn("#/alerts", "Alerts");

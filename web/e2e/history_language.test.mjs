@@ -4,20 +4,18 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
-import AxeBuilder from "@axe-core/playwright";
 import { chromium } from "playwright-core";
+import { assertAccessible, CHROMIUM, CHROMIUM_ARGS, withKernelLog as logging } from "./browser.mjs";
 import { staleReason } from "../scripts/build-stamp.mjs";
 import { apiClient, startKernel, WEB_DIR } from "./kernel.mjs";
 
-const CHROMIUM = process.env.E2E_CHROMIUM ?? "/usr/bin/chromium";
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync"];
 const TIMEOUT = 15_000;
 const ADMIN = { username: "lang-admin", password: "admin-pass-123", role: "admin" };
 const KIM = { username: "kim", password: "kim-pass-12345", role: "production_manager" };
 const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };
 
 let kernel;
+const withKernelLog = (body) => logging(() => kernel, body);
 let browser;
 
 async function login(page, user) {
@@ -26,25 +24,6 @@ async function login(page, user) {
   await page.getByLabel(/Password|비밀번호/).fill(user.password);
   await page.getByRole("button", { name: /Log in|로그인/ }).click();
   await page.getByTestId(/^whoami/).first().waitFor({ state: "attached", timeout: TIMEOUT });
-}
-
-function withKernelLog(body) {
-  return async () => {
-    try {
-      await body();
-    } catch (error) {
-      error.message += `\n--- last lines of the kernel's log ---\n${kernel?.log().slice(-3000) ?? ""}`;
-      throw error;
-    }
-  };
-}
-
-async function assertAccessible(page, where) {
-  const result = await new AxeBuilder({ page }).withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"])
-    .analyze();
-  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  assert.deepEqual(bad.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`),
-                   [], `axe-core on ${where}`);
 }
 
 /** Nothing on the page past the screen's right edge, and nothing that scrolls sideways. */
@@ -89,7 +68,7 @@ describe("language per user, histories on a phone, the yield table", { timeout: 
         defect_code: result === "fail" ? (i === 1 ? "D-SCRATCH" : "D-SOLDER-BRIDGE") : null, worker_id: ADMIN.username,
       });
     }
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
   });
 
   after(async () => {
