@@ -43,6 +43,41 @@ def test_sync_and_async_calls_run_on_the_agent_thread_and_report_on_the_gui_thre
     assert seen == [("mes-station-agent", main), ("mes-station-agent", main)]
 
 
+class _Cycle:
+    """Garbage only the cyclic collector frees (it refers to itself); says on which thread."""
+
+    freed_on: list[str] = []
+
+    def __init__(self) -> None:
+        self.me = self
+
+    def __del__(self) -> None:
+        _Cycle.freed_on.append(threading.current_thread().name)
+
+
+def test_cyclic_garbage_made_on_the_agent_thread_is_collected_on_the_gui_thread(bridge):
+    # Qt objects freed by a collection on the agent thread crash PySide (collector.py); the
+    # agent thread makes garbage cycles and allocates far past the collector's thresholds
+    _Cycle.freed_on.clear()
+
+    def churn() -> list[list[int]]:
+        for _ in range(200):
+            _Cycle()
+        # container allocations, kept (handed to the GUI thread): what passes the thresholds
+        return [[] for _ in range(50_000)]
+
+    done: list[object] = []
+    bridge.submit(churn, on_result=done.append)
+    wait_until(lambda: done, message="the agent thread's churn")
+    wait_until(lambda: len(_Cycle.freed_on) == 200, message="every cycle collected")
+    assert set(_Cycle.freed_on) == {threading.main_thread().name}
+    done.clear()
+    bridge.stop()
+    import gc
+
+    assert gc.isenabled()  # automatic collection is back once no bridge runs
+
+
 def test_callbacks_never_run_inside_submit(bridge):
     answers: list[int] = []
     bridge.submit(lambda: 7, on_result=answers.append)

@@ -35,6 +35,7 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject
 
+from mes_station.ui.collector import GuiThreadCollector
 from mes_station.ui.protocol import AgentLike
 
 ResultCallback = Callable[[Any], None]
@@ -66,6 +67,8 @@ class AgentBridge(QObject):
         self._pending: set[concurrent.futures.Future[Any]] = set()
         self._listeners: list[EventListener] = []
         self._closed = False
+        # cyclic garbage is collected on the GUI thread while the agent's thread runs (collector.py)
+        self._collector = GuiThreadCollector(self)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -80,6 +83,7 @@ class AgentBridge(QObject):
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the loop thread, subscribe to agent events, then ``await agent.start()``."""
+        self._collector.start()
         self._thread.start()
         self.call(self.agent.subscribe, self._on_agent_event, timeout=timeout)
         self.call(self.agent.start, timeout=timeout)
@@ -90,12 +94,14 @@ class AgentBridge(QObject):
             return
         self._closed = True
         if not self._thread.is_alive():
+            self._collector.stop()
             return
         try:
             self.call(self.agent.stop, timeout=timeout)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout)
+            self._collector.stop()
 
     # -- calls -------------------------------------------------------------------
 
