@@ -163,7 +163,11 @@ async def _write_demo_data(settings: Settings, devices: list[dict], *, need_toke
             if (await session.execute(calendar)).scalar() is None:  # OEE needs planned time, from now on
                 session.add(
                     ShiftCalendarVersion(
-                        line_id=line.id, valid_from=datetime.now(UTC), shifts=demo_shifts(), updated_by="demo"
+                        line_id=line.id,
+                        # on the hour, as every calendar version (rollup hours count whole)
+                        valid_from=datetime.now(UTC).replace(minute=0, second=0, microsecond=0),
+                        shifts=demo_shifts(),
+                        updated_by="demo",
                     )
                 )
             lot = (await session.execute(select(Lot).where(Lot.lot_number == DEMO_LOT))).scalar()

@@ -82,7 +82,7 @@ async def test_retry_answers_200_with_the_original_and_another_body_409(
     nameless = {k: v for k, v in _record(number).items() if k != "worker_id"}
     refused = await client.post(RECORDS, json=nameless, headers=station_headers)
     assert refused.status_code == 422, refused.text
-    assert refused.json()["detail"]["code"] == "VALIDATION_ERROR"
+    assert (refused.json()["detail"]["code"], refused.json()["detail"]["field"]) == ("VALIDATION_ERROR", "worker_id")
     assert await _count(kernel, ProcessRecord.lot_number == number) == 2
 
 

@@ -89,7 +89,9 @@ async def _resolve(
 
     worker_id = record_in.worker_id or (principal.name if principal.kind == "user" else None)
     if not worker_id:
-        raise MesError("worker_id is required when a station records", code="VALIDATION_ERROR", status=422)
+        raise MesError(
+            "worker_id is required when a station records", code="VALIDATION_ERROR", status=422, field="worker_id"
+        )
     created_at = utcnow()
     recorded_at = record_in.recorded_at.astimezone(UTC) if record_in.recorded_at else None
     refusal = None

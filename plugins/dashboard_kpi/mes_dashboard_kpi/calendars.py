@@ -76,8 +76,9 @@ async def history(*, session: AsyncSession, line: Line, plant: ZoneInfo, now: da
 
 
 def effective_moment(value: str | None, *, line: Line, plant: ZoneInfo, now: datetime, may_backdate: bool) -> datetime:
-    """When a change takes effect (UTC): ``value`` (an ISO-8601 datetime with offset, or a date:
-    its midnight on the plant's clock), default the start of ``now``'s hour (the KPIs count whole
+    """When a change takes effect (UTC, always on a whole UTC hour — rounded down): ``value`` (an
+    ISO-8601 datetime with offset, or a date: its midnight on the plant's clock), default the start
+    of ``now``'s hour (the KPIs count whole
     rollup hours, each for the shift its start falls in: a change on the hour splits none).
     ``Unprocessable`` (``INVALID_EFFECTIVE_FROM``, field ``effective_from``) when unreadable or
     outside 1900-9998; ``Forbidden`` (``FORBIDDEN``, permission ``shifts:backdate``) when before
@@ -95,8 +96,13 @@ def effective_moment(value: str | None, *, line: Line, plant: ZoneInfo, now: dat
             permission=SHIFTS_BACKDATE,
             field="effective_from",
         )
-    if not may_backdate and line.created_at is not None:
-        moment = max(moment, _hour(line.created_at))
+    # on the hour (rollup hours are UTC hours, each counted for the shift its first instant is in): a
+    # version from 04:30 would plan 04:30–05:00 but count none of the 04:00 hour's parts
+    moment = _hour(moment)
+    if not may_backdate:
+        moment = max(moment, today)
+        if line.created_at is not None:
+            moment = max(moment, _hour(line.created_at))
     return moment
 
 

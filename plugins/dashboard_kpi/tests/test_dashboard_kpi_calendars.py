@@ -191,3 +191,26 @@ async def test_the_production_view_plans_the_readers_day_with_the_plants_shifts(
     r = await client.get(f"{API}/kpi/lines/now", params={"tz": "Asia/Seoul"}, headers=manager_headers)
     assert r.status_code == 200, r.text
     assert r.json()["items"][0]["plan"] == 300.0
+
+
+async def test_a_version_is_dated_on_the_hour_so_that_hour_s_parts_count_with_its_planned_time(
+    client, admin_headers, manager_headers, executive_headers
+):
+    """A version from 04:30 planned 04:30–05:00 but counted none of the 04:00 hour's parts (rollup
+    hours count for the shift their first instant is in): OEE "no output" while the line made parts.
+    Every ``effective_from`` is rounded down to its whole UTC hour."""
+    at = DAY.replace(hour=9, minute=40, second=12)
+    r = await client.put(
+        f"{API}/lines/LINE-K/shifts", json={**OTHER, "effective_from": at.isoformat()}, headers=admin_headers
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["versions"][0]["effective_from"] == DAY.replace(hour=9).isoformat()
+    # a production manager's mid-hour "now" is on the hour too
+    now = datetime.now(UTC)
+    r = await client.put(
+        f"{API}/lines/LINE-K/shifts",
+        json={**OTHER, "effective_from": (now + timedelta(hours=2)).isoformat()},
+        headers=manager_headers,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["versions"][-1]["effective_from"] == _hour(now + timedelta(hours=2)).isoformat()

@@ -45,6 +45,12 @@ export function formatNumber(value: number | null | undefined): string {
   return numberFormat({ maximumFractionDigits: 2 }).format(value);
 }
 
+/** A count of units, whole: a plan pro-rated over part of a shift (584.59) is shown as 585. */
+export function formatUnits(value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return EMPTY;
+  return numberFormat({ maximumFractionDigits: 0 }).format(value);
+}
+
 /** A 0–1 ratio as a percentage with one decimal ("87.5%"); null (nothing to divide) is "—". */
 export function formatPercent(ratio: number | null | undefined): string {
   if (ratio === null || ratio === undefined || !Number.isFinite(ratio)) return EMPTY;

@@ -9,7 +9,7 @@ import { endpoints, keyOf } from "../api/endpoints";
 import type { LineNow } from "../api/types";
 import { ErrorNotice, NotAvailable, PageTitle, Updated } from "../components/common";
 import { usePolling } from "../hooks/usePolling";
-import { formatNumber, formatPercent } from "../i18n/format";
+import { formatNumber, formatPercent, formatUnits } from "../i18n/format";
 import { hrefOf } from "../router";
 
 export const LINES_NOW_INTERVAL_MS = 30_000;
@@ -54,7 +54,7 @@ export function LineCard({ line }: { line: LineNow }) {
       <Box sx={{ display: "grid", gridTemplateColumns: "repeat(3, minmax(0, 1fr))", gap: 1 }}>
         <Figure label={t("production.output")} testId="output"
                 value={line.plan ? t("production.ofPlan", { output: formatNumber(line.output),
-                                                             plan: formatNumber(line.plan) })
+                                                             plan: formatUnits(line.plan) })
                                  : formatNumber(line.output)} />
         <Figure label={t("kpi.oee")} value={formatPercent(line.oee)} testId="oee"
                 warning={line.performance_over_ideal ? t("kpi.overIdeal") : undefined} />

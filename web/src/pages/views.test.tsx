@@ -20,7 +20,7 @@ import { UnitPage } from "./UnitPage";
 let kernel: FakeKernel;
 
 const LINES_NOW = { items: [
-  { line: "L1", name: "SMT line 1", current_lot: "LOT-7", output: 420, plan: 600, oee: 0.712, open_alerts: 2 },
+  { line: "L1", name: "SMT line 1", current_lot: "LOT-7", output: 420, plan: 600.4, oee: 0.712, open_alerts: 2 },
   { line: "L2", name: "Final assembly", current_lot: null, output: 0, plan: null, oee: null, open_alerts: 0 },
 ] };
 
@@ -55,7 +55,7 @@ describe("production view", () => {
     render(<ProductionPage />);
     const l1 = await screen.findByTestId("line-L1");
     expect(within(l1).getByRole("link", { name: "LOT-7" })).toHaveAttribute("href", "#/lots/LOT-7");
-    expect(within(l1).getByTestId("output")).toHaveTextContent("420 of 600");
+    expect(within(l1).getByTestId("output")).toHaveTextContent(/420 of 600(?![.,\d])/); // a pro-rated plan (600.4), in whole units
     expect(within(l1).getByTestId("oee")).toHaveTextContent("71.2%");
     expect(within(l1).getByTestId("open-alerts")).toHaveTextContent("2");
     expect(within(l1).getByRole("progressbar", { name: "70.0% of plan" })).toBeInTheDocument();
