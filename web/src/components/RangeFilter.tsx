@@ -30,13 +30,26 @@ interface RangeState extends KpiRange {
   set(patch: Partial<KpiRange>): void;
 }
 
-/** One range for the quality and executive views: a manager moving between them keeps it. */
+/** One range for the quality and executive views: a manager moving between them keeps it. Empty days
+ *  mean "the last 7 plant days" (see `useShownRange`). */
 export const useKpiRange = create<RangeState>()((set) => ({
-  from: daysAgo(6),
-  to: daysAgo(0),
+  from: "",
+  to: "",
   line: "",
   set: (patch) => set(patch),
 }));
+
+/**
+ * The range the views show: the days a manager chose, else the last 7 days of the plant's calendar, today
+ * included — worked out at each render, in the plant's zone. (Worked out once when the page loaded, it took the
+ * browser's calendar, before the kernel had said the plant's zone: a manager in New York missed the plant's
+ * today; and a view left open over midnight kept yesterday's week.)
+ */
+export function useShownRange(): KpiRange {
+  const { from, to, line } = useKpiRange();
+  usePlant((s) => s.timeZone); // renders again once the plant's zone is known
+  return { from: from || daysAgo(6), to: to || daysAgo(0), line };
+}
 
 /** Why the range cannot be asked for, as a catalog key (null when it is fine). */
 export function rangeProblem(range: Pick<KpiRange, "from" | "to">): string | null {
@@ -59,7 +72,7 @@ export function kpiQuery(range: KpiRange, timeZone: string): KpiQuery {
 }
 
 export function useKpiQuery(): { range: KpiRange; query: KpiQuery | null; problem: string | null } {
-  const { from, to, line } = useKpiRange();
+  const { from, to, line } = useShownRange();
   const timeZone = usePlant((s) => s.timeZone);
   const problem = rangeProblem({ from, to });
   return { range: { from, to, line }, query: problem ? null : kpiQuery({ from, to, line }, timeZone), problem };
@@ -73,7 +86,7 @@ const PRESETS = [
 
 export function RangeFilter({ lines }: { lines: LineNow[] | undefined }) {
   const { t } = useTranslation();
-  const range = useKpiRange();
+  const range = { ...useKpiRange(), ...useShownRange() };
   const problem = rangeProblem(range);
   return (
     <Box sx={{ display: "flex", flexWrap: "wrap", gap: 2, alignItems: "center", mb: 2 }}

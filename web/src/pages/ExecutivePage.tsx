@@ -109,7 +109,7 @@ export function LineSummary({ line, title, query }: { line: string; title: strin
         </Box>
       )}
       {o?.buckets && <WeeklyOeeTrend line={line} buckets={o.buckets} />}
-      {output.data && (hasData(output.data.items, ["total", "good"]) ? (
+      {output.data && (hasData(output.data.items, ["total", "good", "plan"]) ? (
         <Suspense fallback={<Skeleton variant="rectangular" height={220} />}>
           <OutputChart items={output.data.items} />
         </Suspense>

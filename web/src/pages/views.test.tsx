@@ -325,6 +325,26 @@ describe("OEE by week", () => {
   });
 });
 
+describe("output against plan", () => {
+  it("draws a planned week that made nothing (a zero against its plan), not No data", async () => {
+    const week = (period: string, start: string, oee: number) =>
+      ({ ...OEE, period, start, end: start, oee, computed_from: "factors" });
+    loginAs("executive");
+    useKpiRange.setState({ from: "2026-11-01", to: "2026-11-14", line: "L2" });
+    kernel.route("GET", "/api/v1/kpi/lines/now", () => ({ body: LINES_NOW }));
+    kernel.route("GET", "/api/v1/kpi/oee", () => ({ body: { ...OEE, line: "L2", bucket: "week",
+      buckets: [week("2026-W44", "2026-10-31T15:00:00+00:00", 0.5),
+                week("2026-W45", "2026-11-01T15:00:00+00:00", 0.4)] } }));
+    kernel.route("GET", "/api/v1/kpi/output", () => ({ body: { bucket: "week", items: [
+      { start: "2026-10-31T15:00:00+00:00", good: 0, total: 0, plan: 400 },
+      { start: "2026-11-07T15:00:00+00:00", good: 0, total: 0, plan: 400 }] } }));
+    const { container } = render(<ExecutivePage />);
+    await screen.findByTestId("weekly-oee-L2");
+    await waitFor(() => expect(container.querySelectorAll(".recharts-responsive-container")).toHaveLength(2));
+    expect(screen.queryAllByTestId("no-data")).toHaveLength(0);
+  });
+});
+
 describe("no data", () => {
   it("is any series all null or zero", () => {
     expect(hasData([{ v: null }, { v: null }], ["v"])).toBe(false);
