@@ -299,6 +299,13 @@ def _refused_message(answer: httpx.Response) -> str:
     return answer.json()["detail"]["message"]
 
 
+def _assert_a_person_spends_the_peoples_bucket_only(client: httpx.Client, url: str) -> None:
+    """80 requests without a token: the people's burst (50) served, then refused with the people's text."""
+    person = [client.get(f"{url}/api/v1/lots") for _ in range(80)]
+    assert [a.status_code for a in person[:51]] == [200] * 51
+    assert {_refused_message(a) for a in person if a.status_code == 429} == {SMALL_PERSON_LIMIT}
+
+
 def test_a_station_token_past_its_own_limit_is_told_so_not_that_its_address_is(small_limits_site):
     url = small_limits_site
     with _client("127.0.0.8") as client:
@@ -308,9 +315,7 @@ def test_a_station_token_past_its_own_limit_is_told_so_not_that_its_address_is(s
         refused = [a for a in answers if a.status_code == 429]
         assert refused and {_refused_message(a) for a in refused} == {SMALL_STATION_LIMIT}
         # the address itself is far from its limit: a person from it is served, and told of the address
-        person = [client.get(f"{url}/api/v1/lots") for _ in range(80)]
-        assert [a.status_code for a in person[:51]] == [200] * 51  # the people's burst (50)
-        assert {_refused_message(a) for a in person if a.status_code == 429} == {SMALL_PERSON_LIMIT}
+        _assert_a_person_spends_the_peoples_bucket_only(client, url)
 
 
 def test_stations_that_spent_their_address_budget_leave_its_people_served(small_limits_site):
@@ -323,9 +328,7 @@ def test_stations_that_spent_their_address_budget_leave_its_people_served(small_
         refused = [a for a in answers if a.status_code == 429]
         assert refused and {_refused_message(a) for a in refused} == {SMALL_STATION_LIMIT}
         # a person at the same address spends the people's bucket only: served, and refused only past it
-        person = [client.get(f"{url}/api/v1/lots") for _ in range(80)]
-        assert [a.status_code for a in person[:51]] == [200] * 51  # the people's burst (50)
-        assert {_refused_message(a) for a in person if a.status_code == 429} == {SMALL_PERSON_LIMIT}
+        _assert_a_person_spends_the_peoples_bucket_only(client, url)
 
 
 def test_a_new_forged_token_for_each_request_meets_the_per_address_limit(small_limits_site):

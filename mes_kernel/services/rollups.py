@@ -413,34 +413,30 @@ def _utc_hour(value: datetime) -> datetime:
 
 
 _items = ProcessItem.__table__
-_UPDATE_ITEM = (
-    update(_items)
-    .where(_items.c.process_id == bindparam("p"), _items.c.item == bindparam("i"))
-    .values(last_record_id=bindparam("last_id"), last_passed=bindparam("last_ok"))
-)
-_MOVE_PASS = (
-    update(_items)
-    .where(_items.c.process_id == bindparam("p"), _items.c.item == bindparam("i"))
-    .values(
-        pass_record_id=bindparam("pass_id"),
-        pass_hour_start=bindparam("pass_hour"),
-        pass_line_id=bindparam("pass_line"),
-        pass_station_id=bindparam("pass_station"),
+
+
+def _item_update(**columns: str) -> Any:
+    """``UPDATE process_items SET column = :param, … WHERE process_id = :p AND item = :i``."""
+    return (
+        update(_items)
+        .where(_items.c.process_id == bindparam("p"), _items.c.item == bindparam("i"))
+        .values({column: bindparam(param) for column, param in columns.items()})
     )
+
+
+_UPDATE_ITEM = _item_update(last_record_id="last_id", last_passed="last_ok")
+_MOVE_PASS = _item_update(
+    pass_record_id="pass_id", pass_hour_start="pass_hour", pass_line_id="pass_line", pass_station_id="pass_station"
 )
-_MOVE_FIRST = (
-    update(_items)
-    .where(_items.c.process_id == bindparam("p"), _items.c.item == bindparam("i"))
-    .values(
-        first_record_id=bindparam("first_id"),
-        first_passed=bindparam("first_ok"),
-        hour_start=bindparam("hour"),
-        line_id=bindparam("line"),
-        station_id=bindparam("station"),
-        product=bindparam("product"),
-        last_record_id=bindparam("last_id"),
-        last_passed=bindparam("last_ok"),
-    )
+_MOVE_FIRST = _item_update(
+    first_record_id="first_id",
+    first_passed="first_ok",
+    hour_start="hour",
+    line_id="line",
+    station_id="station",
+    product="product",
+    last_record_id="last_id",
+    last_passed="last_ok",
 )
 _UPSERTS: dict[tuple[str, str], Any] = {}
 

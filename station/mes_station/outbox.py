@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,36 +136,32 @@ class Outbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _write(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
-        """Run one statement in its own committed transaction, turning "disk full" into OutboxFullError."""
+    @contextmanager
+    def _transaction(self, full: str = "outbox full: {exc} ({path})") -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` … ``COMMIT`` under the lock, rolled back on an error; a full disk
+        is raised as :class:`OutboxFullError` with the message ``full`` (``{exc}``, ``{path}``)."""
         with self._lock:
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-                cur = self._conn.execute(sql, tuple(params))
-                self._conn.execute("COMMIT")
-                return cur
-            except sqlite3.Error as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and _is_full(exc):
-                    raise OutboxFullError(
-                        f"the station's outbox could not save the event: {exc} ({self.path}). "
-                        "Free disk space, then enter it again."
-                    ) from exc
-                raise
-
-    def _write_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                self._conn.executemany(sql, rows)
+                yield self._conn
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
                 if _is_full(exc):
-                    raise OutboxFullError(f"outbox full: {exc} ({self.path})") from exc
+                    raise OutboxFullError(full.format(exc=exc, path=self.path)) from exc
                 raise
+
+    def _write(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """Run one statement in its own committed transaction, turning "disk full" into OutboxFullError."""
+        with self._transaction(
+            "the station's outbox could not save the event: {exc} ({path}). Free disk space, then enter it again."
+        ) as conn:
+            return conn.execute(sql, tuple(params))
+
+    def _write_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        with self._transaction() as conn:
+            conn.executemany(sql, rows)
 
     # -- producing ------------------------------------------------------------------------------
 
@@ -196,23 +193,14 @@ class Outbox:
         )
         if not attachments:
             return key, self._write(insert, row).rowcount == 1
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                created = self._conn.execute(insert, row).rowcount == 1
-                if created:
-                    self._conn.executemany(
-                        "INSERT OR REPLACE INTO attachments (idempotency_key, name, path, sha256, size, media_type)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        [(key, a.name, str(a.path), a.sha256, a.size, a.media_type) for a in attachments],
-                    )
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                if _is_full(exc):
-                    raise OutboxFullError(f"outbox full: {exc} ({self.path})") from exc
-                raise
+        with self._transaction() as conn:
+            created = conn.execute(insert, row).rowcount == 1
+            if created:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO attachments (idempotency_key, name, path, sha256, size, media_type)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [(key, a.name, str(a.path), a.sha256, a.size, a.media_type) for a in attachments],
+                )
         return key, created
 
     # -- draining -------------------------------------------------------------------------------
@@ -281,25 +269,16 @@ class Outbox:
         (``data.original_recorded_at`` of a process record, ``payload.original_recorded_at`` /
         ``original_station_time`` of a station event), with the refusal (``..._refused``).
         The key stays (the server stored nothing under it). Returns how many were queued."""
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                rows = self._conn.execute(
-                    "SELECT * FROM events WHERE status = 'rejected' AND last_error LIKE '%IMPLAUSIBLE_TIME%'"
-                ).fetchall()
-                wanted = [_event(r) for r in rows if not keys or r["idempotency_key"] in keys]
-                for ev in wanted:
-                    self._conn.execute(
-                        "UPDATE events SET body = ?, status = 'queued' WHERE idempotency_key = ?",
-                        (json.dumps(_restamped(ev), separators=(",", ":")), ev.idempotency_key),
-                    )
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                if _is_full(exc):
-                    raise OutboxFullError(f"outbox full: {exc} ({self.path})") from exc
-                raise
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT * FROM events WHERE status = 'rejected' AND last_error LIKE '%IMPLAUSIBLE_TIME%'"
+            ).fetchall()
+            wanted = [_event(r) for r in rows if not keys or r["idempotency_key"] in keys]
+            for ev in wanted:
+                conn.execute(
+                    "UPDATE events SET body = ?, status = 'queued' WHERE idempotency_key = ?",
+                    (json.dumps(_restamped(ev), separators=(",", ":")), ev.idempotency_key),
+                )
         return len(wanted)
 
     def prune_delivered(self, older_than_days: int) -> int:
@@ -451,21 +430,12 @@ class Outbox:
 
     def replace_templates(self, templates: list[dict[str, Any]]) -> None:
         now = _iso(utcnow())
-        with self._lock:
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                self._conn.execute("DELETE FROM label_templates")
-                self._conn.executemany(
-                    "INSERT INTO label_templates (name, template, synced_at) VALUES (?, ?, ?)",
-                    [(t["name"], json.dumps(t), now) for t in templates],
-                )
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                if _is_full(exc):
-                    raise OutboxFullError(f"outbox full while caching templates: {exc}") from exc
-                raise
+        with self._transaction("outbox full while caching templates: {exc}") as conn:
+            conn.execute("DELETE FROM label_templates")
+            conn.executemany(
+                "INSERT INTO label_templates (name, template, synced_at) VALUES (?, ?, ?)",
+                [(t["name"], json.dumps(t), now) for t in templates],
+            )
 
     def template(self, name: str) -> dict[str, Any] | None:
         with self._lock:

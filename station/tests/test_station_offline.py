@@ -36,7 +36,9 @@ def _toml(tmp_path: Path, kernel: KernelServer, **sections) -> Path:
         tmp_path / "station.toml",
         server_url=kernel.base_url,
         work_dir=tmp_path / "work",
-        server={"url": kernel.base_url, "token": kernel.station_token, "timeout": 5.0},
+        # generous: a request that waits on a busy shared machine is not the server being away (no test
+        # here stalls the server; an offline kernel is a stopped one, refused at once)
+        server={"url": kernel.base_url, "token": kernel.station_token, "timeout": 30.0},
         ui={"defect_codes": ["LOCAL-1"]},
         # the cache syncs at start and login only: the test decides
         **{"offline": {"cache_sync_seconds": 3600}, **sections},

@@ -162,6 +162,9 @@ describe("language per user, histories on a phone, the yield table", { timeout: 
       // a tap on another time shows when the server received that one
       await entries.nth(3).getByTestId("history-when").tap();
       await page.getByRole("tooltip").filter({ hasText: "서버 수신" }).waitFor({ timeout: TIMEOUT });
+      // axe judges what is drawn: wait for the tooltip's fade-in to end (half-transparent text fails contrast)
+      await page.waitForFunction(() => [...document.querySelectorAll(".MuiTooltip-tooltip")]
+        .every((el) => getComputedStyle(el).opacity === "1"), null, { timeout: TIMEOUT });
       await assertAccessible(page, "#/lots/LOT-C at 390 px in Korean");
       // the same history on a wide screen stays a table, with the same words
       await page.setViewportSize({ width: 1400, height: 900 });
