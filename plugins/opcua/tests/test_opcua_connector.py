@@ -140,8 +140,10 @@ async def test_bad_devices_are_down_or_degraded_with_the_reason_and_the_rest_run
     async def health():
         tree = (await client.get(f"{API}/health", headers=admin_headers)).json()
         nodes = tree["components"]["plugins"]["checks"]["opcua"]["checks"]["machines"]["checks"]
-        ready = nodes.get("MC-ODD", {}).get("status") == "DEGRADED" and nodes.get("MC-GONE", {}).get("reason")
-        return nodes if ready else None
+        # MC-ODD is DEGRADED ("no subscription") from its connect until its subscribe names the node
+        odd = nodes.get("MC-ODD", {})
+        ready = odd.get("status") == "DEGRADED" and odd.get("details", {}).get("problems")
+        return nodes if ready and nodes.get("MC-GONE", {}).get("reason") else None
 
     nodes = await eventually(health)
     assert nodes["MC-1"]["status"] == "UP"
