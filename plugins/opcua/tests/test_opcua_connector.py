@@ -158,7 +158,7 @@ async def test_bad_devices_are_down_or_degraded_with_the_reason_and_the_rest_run
 
     async def unmapped():
         node = await node_of(client, admin_headers, "MC-1")
-        return node if node["status"] == "DEGRADED" else None
+        return node if node["status"] == "DEGRADED" and "state value" in (node["reason"] or "") else None
 
     node = await eventually(unmapped)
     assert "state value 7" in node["reason"]
