@@ -17,6 +17,7 @@ from ..audit import audit_row, canonical_json, write_audit_rows
 from ..cache import Cache
 from ..db.base import utcnow
 from ..db.models import Lot, Process, ProcessRecord, ProcessRecordKey, Station, Unit
+from ..db.record_keys import ArchivedRecord, archived_answer, archived_records
 from ..errors import Conflict, MesError, NotFound
 from ..logging import client_ip_var, request_id_var
 from ..schemas import RecordIn
@@ -198,7 +199,11 @@ OUT_FIELDS = ("id", *RECORD_FIELDS, "created_by", "created_at")
 
 
 def record_out(record: Any) -> dict[str, Any]:
-    """A record (just inserted, as a dict; or loaded, as an ORM object) as the API answers it."""
+    """A record (just inserted, as a dict; or loaded, as an ORM object) as the API answers it; a
+    record archived since (:class:`~mes_kernel.db.record_keys.ArchivedRecord`) as
+    :func:`~mes_kernel.db.record_keys.archived_answer`."""
+    if isinstance(record, ArchivedRecord):
+        return archived_answer(record)
     get = record.get if isinstance(record, dict) else lambda name: getattr(record, name)
     out = {name: get(name) for name in OUT_FIELDS}
     for name in ("recorded_at", "created_at"):
@@ -214,6 +219,8 @@ async def _existing(session: AsyncSession, keys: list[str]) -> dict[str, Process
 
 def _duplicate_or_conflict(existing: ProcessRecord | dict[str, Any], row_hash: str) -> None:
     """``existing`` is a stored record, or one inserted moments ago in this transaction (a dict)."""
+    if isinstance(existing, ArchivedRecord):
+        return  # its body is in the month's dump: nothing to compare with
     get = existing.get if isinstance(existing, dict) else lambda name: getattr(existing, name)
     if get("request_hash") != row_hash:
         raise Conflict(
@@ -237,7 +244,8 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
     """Insert resolved rows (unique keys) with their audit entries, in the caller's transaction.
 
     Returns, by idempotency key, ``(record, created)``: the new record, or the one stored earlier
-    under that key (``None`` when it vanished, which only a concurrent delete could cause). The
+    under that key (an :class:`~mes_kernel.db.record_keys.ArchivedRecord` when its month is archived;
+    ``None`` when it vanished, which only a concurrent delete could cause). The
     caller compares ``request_hash`` to tell a retry from a conflicting reuse of the key. A row
     whose key is new and that cannot be stored gets its error instead: ``UNIT_NOT_FOUND`` or
     ``UNIT_NOT_IN_LOT`` (its serial number, looked up here: it sets the row's ``unit_id``) or
@@ -302,7 +310,11 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
     else:
         await add_trace_events(session, trace)
     missing = [r["idempotency_key"] for r in rows if r["idempotency_key"] not in created] + list(refused)
-    existing = await _existing(session, missing) if missing else {}
+    existing: dict[str, ProcessRecord | ArchivedRecord] = await _existing(session, missing) if missing else {}
+    if len(existing) < len(missing):
+        # the key is claimed and no record online holds it: its month is archived (the key is
+        # looked up before any refusal stands, so the retry is a duplicate, not IMPLAUSIBLE_TIME)
+        existing.update(await archived_records(session, [k for k in missing if k not in existing]))
     out: dict[str, tuple[ProcessRecord | None, bool] | MesError] = {k: (v, True) for k, v in created.items()}
     out.update({k: (existing.get(k), False) for k in missing})
     for key, error in refused.items():
@@ -393,7 +405,8 @@ async def create_record(
     *, session: AsyncSession, cache: Cache, record_in: RecordIn, principal, writer=None,
     times: StationTimeWindow | None = None,
 ) -> tuple[ProcessRecord, bool]:
-    """Record one result. Returns (record, created); a retry with the same key gets the original.
+    """Record one result. Returns (record, created); a retry with the same key gets the original
+    (an :class:`~mes_kernel.db.record_keys.ArchivedRecord` when its month is archived since).
     A ``recorded_at`` outside ``times`` (the kernel's station-time window) raises
     :class:`mes_kernel.station_times.ImplausibleTime` unless the key holds a record already.
 
