@@ -33,7 +33,8 @@ def _body(lot_number: str, recorded_at: datetime | None = None) -> dict:
 async def _move(settings, key: str, *, received: datetime, happened: datetime) -> None:
     """Make the record stored under ``key`` (its key row and history entry too) one received at
     ``received`` that happened at ``happened`` at the station."""
-    await _sql(settings, "UPDATE process_record_keys SET created_at = :at WHERE idempotency_key = :k", at=received, k=key)
+    await _sql(settings, "UPDATE process_record_keys SET created_at = :at WHERE idempotency_key = :k",
+               at=received, k=key)
     await _sql(settings, "UPDATE trace_events t SET received_at = :at, recorded_at = :ev FROM process_records r "
                "WHERE t.kind = 'process_record' AND t.source_id = r.id AND r.idempotency_key = :k",
                at=received, ev=happened, k=key)

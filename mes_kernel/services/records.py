@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -97,8 +97,12 @@ async def _resolve(
     recorded_at = record_in.recorded_at.astimezone(UTC) if record_in.recorded_at else None
     refusal = None
     if times is not None:
-        refusal = times.refusal(recorded_at, "recorded_at") or await times.archived_refusal(
-            session, recorded_at, "recorded_at"
+        refusal = (
+            times.refusal(recorded_at, "recorded_at")
+            or await times.archived_refusal(session, recorded_at, "recorded_at")
+            or times.registration_refusal(
+                recorded_at, "recorded_at", registered_at=_registered(lot), subject=f"LOT {record_in.lot_number}"
+            )
         )
     return {
         "idempotency_key": record_in.idempotency_key,
@@ -124,7 +128,14 @@ async def _resolve(
         "_request_id": request_id_var.get(),
         "_client_ip": client_ip_var.get(),
         "_refusal": refusal,
+        "_times": times,  # the unit's registration is judged where its serial number is looked up
     }
+
+
+def _registered(lot: dict[str, Any]) -> datetime | None:
+    """When a cached LOT was registered (None from an entry cached before it was kept)."""
+    at = lot.get("registered_at")
+    return datetime.fromisoformat(at) if at else None
 
 
 # What a record says, as audited and as answered (the latter adds id, author and time).
@@ -328,18 +339,19 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
 async def _place_units(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, MesError]:
     """Set each row's ``unit_id`` from its serial number (one query for all of them); returns, by
     idempotency key, the rows refused: ``UNIT_NOT_FOUND`` (404) for a serial number no unit has,
-    ``UNIT_NOT_IN_LOT`` (409) for a unit of another LOT."""
+    ``UNIT_NOT_IN_LOT`` (409) for a unit of another LOT, ``IMPLAUSIBLE_TIME`` (422) for a
+    ``recorded_at`` before the unit was registered (less the clock lead; rows resolved with a window)."""
     serials = sorted({r["serial_number"] for r in rows if r["serial_number"]})
     if not serials:
         return {}
-    query = select(Unit.serial_number, Unit.id, Unit.lot_id)
+    query = select(Unit.serial_number, Unit.id, Unit.lot_id, Unit.created_at)
     if session.bind.dialect.name == "postgresql":
         # one array parameter: a statement prepared once whatever the count (an IN list is another
         # statement for each count, and the driver prepares each)
         query = query.where(Unit.serial_number == any_(bindparam("serials", serials, type_=ARRAY(String))))
     else:
         query = query.where(Unit.serial_number.in_(serials))
-    units = {serial: (ident, lot_id) for serial, ident, lot_id in await session.execute(query)}
+    units = {serial: (ident, lot_id, created_at) for serial, ident, lot_id, created_at in await session.execute(query)}
     refused: dict[str, MesError] = {}
     for r in rows:
         serial = r["serial_number"]
@@ -352,6 +364,12 @@ async def _place_units(session: AsyncSession, rows: list[dict[str, Any]]) -> dic
             refused[r["idempotency_key"]] = Conflict(
                 f"unit {serial} is not in LOT {r['lot_number']}", code="UNIT_NOT_IN_LOT"
             )
+        elif r.get("_times") is not None and (
+            early := r["_times"].registration_refusal(
+                r["recorded_at"], "recorded_at", registered_at=unit[2], subject=f"unit {serial}"
+            )
+        ):
+            refused[r["idempotency_key"]] = early
         else:
             r["unit_id"] = unit[0]
     return refused
