@@ -25,21 +25,38 @@ TOTAL = "SELECT coalesce(sum(total), 0) FROM kpi_hourly"
 
 
 def _body(lot_number: str, recorded_at: datetime | None = None) -> dict:
-    return {"idempotency_key": uuid.uuid4().hex, "lot_number": lot_number, "process_id": "ASSY-10",
-            "worker_id": "W-1", "result": "pass", "data": {},
-            "recorded_at": recorded_at.isoformat() if recorded_at else None}
+    return {
+        "idempotency_key": uuid.uuid4().hex,
+        "lot_number": lot_number,
+        "process_id": "ASSY-10",
+        "worker_id": "W-1",
+        "result": "pass",
+        "data": {},
+        "recorded_at": recorded_at.isoformat() if recorded_at else None,
+    }
 
 
 async def _move(settings, key: str, *, received: datetime, happened: datetime) -> None:
     """Make the record stored under ``key`` (its key row and history entry too) one received at
     ``received`` that happened at ``happened`` at the station."""
-    await _sql(settings, "UPDATE process_record_keys SET created_at = :at WHERE idempotency_key = :k",
-               at=received, k=key)
-    await _sql(settings, "UPDATE trace_events t SET received_at = :at, recorded_at = :ev FROM process_records r "
-               "WHERE t.kind = 'process_record' AND t.source_id = r.id AND r.idempotency_key = :k",
-               at=received, ev=happened, k=key)
-    await _sql(settings, "UPDATE process_records SET created_at = :at, event_at = :ev, recorded_at = :ev "
-               "WHERE idempotency_key = :k", at=received, ev=happened, k=key)
+    await _sql(
+        settings, "UPDATE process_record_keys SET created_at = :at WHERE idempotency_key = :k", at=received, k=key
+    )
+    await _sql(
+        settings,
+        "UPDATE trace_events t SET received_at = :at, recorded_at = :ev FROM process_records r "
+        "WHERE t.kind = 'process_record' AND t.source_id = r.id AND r.idempotency_key = :k",
+        at=received,
+        ev=happened,
+        k=key,
+    )
+    await _sql(
+        settings,
+        "UPDATE process_records SET created_at = :at, event_at = :ev, recorded_at = :ev WHERE idempotency_key = :k",
+        at=received,
+        ev=happened,
+        k=key,
+    )
 
 
 def _archived(r, key: str, month: partitions.Month) -> None:
@@ -50,8 +67,9 @@ def _archived(r, key: str, month: partitions.Month) -> None:
 
 
 async def _keys(settings, keys: list[str]) -> set[str]:
-    rows = await _sql(settings, "SELECT idempotency_key FROM process_record_keys WHERE idempotency_key = ANY(:k)",
-                      k=keys)
+    rows = await _sql(
+        settings, "SELECT idempotency_key FROM process_record_keys WHERE idempotency_key = ANY(:k)", k=keys
+    )
     return {key for (key,) in rows}
 
 
@@ -78,28 +96,43 @@ async def test_a_retry_of_an_archived_record_is_a_duplicate_until_its_key_is_pru
         late = after.start - 2 * SECOND
         await _move(settings, plain["idempotency_key"], received=plain_at, happened=plain_at)
         await _move(settings, boundary["idempotency_key"], received=late, happened=after.start + 3 * SECOND)
-        await _sql(settings, "UPDATE lots SET created_at = :at WHERE lot_number = :n", at=plain_at - timedelta(days=1),
-                   n=lot["lot_number"])
+        await _sql(
+            settings,
+            "UPDATE lots SET created_at = :at WHERE lot_number = :n",
+            at=plain_at - timedelta(days=1),
+            n=lot["lot_number"],
+        )
         window = retry_window(kernel.settings)
-        [done] = await archive.archive_partitions(engine, database_url=settings.database_url,
-                                                  before=after.start.date(), backup_dir=tmp_path / "backups",
-                                                  keep_keys=window, now=now)
+        [done] = await archive.archive_partitions(
+            engine,
+            database_url=settings.database_url,
+            before=after.start.date(),
+            backup_dir=tmp_path / "backups",
+            keep_keys=window,
+            now=now,
+        )
         keys = [plain["idempotency_key"], boundary["idempotency_key"]]
         assert await _keys(settings, keys) == set(keys)  # archived two days ago: within the window
         counted = await _sql(settings, TOTAL)
 
         # The station resends: the original body, as a single POST and in a batch.
         retry = {**plain, "recorded_at": plain_at.isoformat()}
-        _archived(await client.post(f"{API}/process-records", json=retry, headers=worker_headers),
-                  plain["idempotency_key"], month)
+        _archived(
+            await client.post(f"{API}/process-records", json=retry, headers=worker_headers),
+            plain["idempotency_key"],
+            month,
+        )
         r = await client.post(f"{API}/process-records/batch", json={"records": [retry]}, headers=worker_headers)
         assert r.status_code == 200 and r.json()["duplicates"] == 1, r.text
         [item] = r.json()["results"]
         assert item["status"] == "duplicate" and item["record"]["archived"] is True, item
         # The record received 2 s before midnight with a station time of the next (online) month.
         retry_late = {**boundary, "recorded_at": (after.start + 3 * SECOND).isoformat()}
-        _archived(await client.post(f"{API}/process-records", json=retry_late, headers=worker_headers),
-                  boundary["idempotency_key"], month)
+        _archived(
+            await client.post(f"{API}/process-records", json=retry_late, headers=worker_headers),
+            boundary["idempotency_key"],
+            month,
+        )
         # The station's restamp (`mes-station outbox retry --restamp`): same key, no station time.
         with Outbox(tmp_path / "outbox.db") as outbox:
             outbox.enqueue(PROCESS_RECORD, retry, idempotency_key=plain["idempotency_key"])
@@ -107,10 +140,14 @@ async def test_a_retry_of_an_archived_record_is_a_duplicate_until_its_key_is_pru
             assert outbox.restamp() == 1
             [restamped] = outbox.pending(10)
         assert "recorded_at" not in restamped.body
-        _archived(await client.post(f"{API}/process-records", json=restamped.body, headers=worker_headers),
-                  plain["idempotency_key"], month)
-        assert await _sql(settings, "SELECT count(*) FROM process_records WHERE idempotency_key = ANY(:k)",
-                          k=keys) == [(0,)]  # nothing stored a second time
+        _archived(
+            await client.post(f"{API}/process-records", json=restamped.body, headers=worker_headers),
+            plain["idempotency_key"],
+            month,
+        )
+        assert await _sql(settings, "SELECT count(*) FROM process_records WHERE idempotency_key = ANY(:k)", k=keys) == [
+            (0,)
+        ]  # nothing stored a second time
         assert await _sql(settings, TOTAL) == counted  # no rollup counted a record again
 
         # Pruned only once no retry can arrive: received + max age + max lead.
@@ -150,7 +187,8 @@ async def test_a_key_claimed_in_an_archived_month_answers_the_duplicate_on_eithe
     r = await client.post(f"{API}/process-records", json=body, headers=worker_headers)
     _archived(r, body["idempotency_key"], partitions.Month(2026, 3))
     assert r.json()["created_at"] == (march + timedelta(days=30)).isoformat()
-    r = await client.post(f"{API}/process-records/batch", json={"records": [body, _body(lot["lot_number"])]},
-                          headers=worker_headers)
+    r = await client.post(
+        f"{API}/process-records/batch", json={"records": [body, _body(lot["lot_number"])]}, headers=worker_headers
+    )
     assert [i["status"] for i in r.json()["results"]] == ["duplicate", "created"], r.text
     assert await prune_keys(kernel.engine, keep=timedelta(0)) == (1 if kernel.engine.dialect.name != "sqlite" else 0)

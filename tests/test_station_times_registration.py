@@ -38,8 +38,15 @@ async def lot(make_lot, kernel) -> dict:
 
 
 def _record(lot_number: str, at: datetime, **extra) -> dict:
-    return {"idempotency_key": uuid.uuid4().hex, "lot_number": lot_number, "process_id": "ASSY-10",
-            "worker_id": "W-1", "result": "pass", "recorded_at": at.isoformat(), **extra}
+    return {
+        "idempotency_key": uuid.uuid4().hex,
+        "lot_number": lot_number,
+        "process_id": "ASSY-10",
+        "worker_id": "W-1",
+        "result": "pass",
+        "recorded_at": at.isoformat(),
+        **extra,
+    }
 
 
 def _before_registration(detail: dict, field: str, value: datetime, registered: str, at: datetime) -> None:
@@ -65,8 +72,9 @@ async def test_a_record_before_its_lots_or_units_registration_is_refused_and_the
     _before_registration(r.json()["detail"], "recorded_at", early, f"LOT {number}", LOT_REGISTERED)
     # a day after the LOT's registration but before its unit's
     before_unit = UNIT_REGISTERED - timedelta(days=1)
-    r = await client.post(f"{API}/process-records", json=_record(number, before_unit, serial_number=serial),
-                          headers=worker_headers)
+    r = await client.post(
+        f"{API}/process-records", json=_record(number, before_unit, serial_number=serial), headers=worker_headers
+    )
     assert r.status_code == 422, r.text
     _before_registration(r.json()["detail"], "recorded_at", before_unit, f"unit {serial}", UNIT_REGISTERED)
     assert await _count(kernel, ProcessRecord) == 0
@@ -80,14 +88,18 @@ async def test_a_record_before_its_lots_or_units_registration_is_refused_and_the
 
 async def test_in_a_batch_only_the_item_before_its_registration_fails(client, kernel, lot, worker_headers):
     number, (serial,) = lot["lot_number"], lot["serial_numbers"]
-    items = [_record(number, LOT_REGISTERED - timedelta(hours=1)), _record(number, NOW),
-             _record(number, LOT_REGISTERED + timedelta(hours=1), serial_number=serial)]
+    items = [
+        _record(number, LOT_REGISTERED - timedelta(hours=1)),
+        _record(number, NOW),
+        _record(number, LOT_REGISTERED + timedelta(hours=1), serial_number=serial),
+    ]
     r = await client.post(f"{API}/process-records/batch", json={"records": items}, headers=worker_headers)
     assert r.status_code == 200, r.text
     results = r.json()["results"]
     assert [i["status"] for i in results] == ["error", "created", "error"], r.text
-    _before_registration(results[0]["error"], "recorded_at", LOT_REGISTERED - timedelta(hours=1), f"LOT {number}",
-                         LOT_REGISTERED)
+    _before_registration(
+        results[0]["error"], "recorded_at", LOT_REGISTERED - timedelta(hours=1), f"LOT {number}", LOT_REGISTERED
+    )
     assert results[2]["error"]["registered"] == f"unit {serial}", results[2]
     assert await _count(kernel, ProcessRecord) == 1
 
@@ -102,21 +114,27 @@ async def test_a_station_scan_or_device_result_before_the_registration_is_refuse
     number, (serial,) = lot["lot_number"], lot["serial_numbers"]
     events, actions = await _count(kernel, StationEvent), await _count(kernel, DeviceAction)
     early = UNIT_REGISTERED - timedelta(hours=2)
-    r = await client.post(f"{API}/stations/events", json=_event("scan", code=serial, recorded_at=early.isoformat()),
-                          headers=station_headers)
+    r = await client.post(
+        f"{API}/stations/events",
+        json=_event("scan", code=serial, recorded_at=early.isoformat()),
+        headers=station_headers,
+    )
     assert r.status_code == 422, r.text
     _before_registration(r.json()["detail"], "payload.recorded_at", early, f"unit {serial}", UNIT_REGISTERED)
     before_lot = LOT_REGISTERED - timedelta(days=1)
-    result = _event("device_result", lot_number=number, action="print", outcome="printed",
-                    station_time=before_lot.isoformat())
+    result = _event(
+        "device_result", lot_number=number, action="print", outcome="printed", station_time=before_lot.isoformat()
+    )
     r = await client.post(f"{API}/stations/events", json=result, headers=station_headers)
     assert r.status_code == 422, r.text
     _before_registration(r.json()["detail"], "payload.station_time", before_lot, f"LOT {number}", LOT_REGISTERED)
     assert (await _count(kernel, StationEvent), await _count(kernel, DeviceAction)) == (events, actions)
     # after the registration: stored and traced
-    r = await client.post(f"{API}/stations/events",
-                          json=_event("scan", code=serial, recorded_at=UNIT_REGISTERED.isoformat()),
-                          headers=station_headers)
+    r = await client.post(
+        f"{API}/stations/events",
+        json=_event("scan", code=serial, recorded_at=UNIT_REGISTERED.isoformat()),
+        headers=station_headers,
+    )
     assert r.status_code == 201 and r.json()["traced"] is True, r.text
 
 
@@ -124,8 +142,16 @@ async def test_a_plugins_device_action_before_the_registration_raises(kernel, lo
     number = lot["lot_number"]
     early = LOT_REGISTERED - timedelta(minutes=6)
     with pytest.raises(ImplausibleTime) as refused:
-        await kernel.record_device_action(action="print", plugin="label_printer", device="PR-1", driver="zebra",
-                                          driver_version="1", actor="kit", outcome="ok", lot_number=number,
-                                          recorded_at=early)
+        await kernel.record_device_action(
+            action="print",
+            plugin="label_printer",
+            device="PR-1",
+            driver="zebra",
+            driver_version="1",
+            actor="kit",
+            outcome="ok",
+            lot_number=number,
+            recorded_at=early,
+        )
     _before_registration(refused.value.detail(), "recorded_at", early, f"LOT {number}", LOT_REGISTERED)
     assert await _count(kernel, DeviceAction) == 0
