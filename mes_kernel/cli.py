@@ -283,8 +283,11 @@ def partitions_archive(
     ] = 200_000,
 ):
     """Detach, dump (one pg_dump -Fc + .sha256 per month, next to the backups), verify and drop old
-    months of process records and their trace events; run again to finish an interrupted run."""
+    months of process records and their trace events; run again to finish an interrupted run. Then
+    prune the archived months' idempotency keys received before the station-time window (a retry
+    can no longer arrive for them)."""
     from .db.archive import ArchiveError, FarStationTimes, archive_partitions
+    from .db.record_keys import retry_window
 
     settings = _settings()
     until = _date(before, "--before")
@@ -298,7 +301,10 @@ def partitions_archive(
         raise typer.Exit(2)
 
     def progress(month: str, rows: int) -> None:
-        console.print(f"{month}: {rows} rows taken out of the totals and keys", highlight=False)
+        console.print(f"{month}: {rows} rows taken out of the totals", highlight=False)
+
+    def pruned(month: str, keys: int) -> None:
+        console.print(f"{month}: {keys} idempotency keys past the retry window pruned", highlight=False)
 
     try:
         done = asyncio.run(
@@ -310,6 +316,8 @@ def partitions_archive(
                     backup_dir=backup_dir,
                     batch_rows=batch_rows,
                     on_batch=progress,
+                    keep_keys=retry_window(settings),
+                    on_prune=pruned,
                 )
             )
         )

@@ -75,11 +75,14 @@ class Kernel:
     async def record_device_action(self, **kwargs: Any):
         """Write a device action into the LOT/unit history (and the audit trail), in its own
         transaction. Arguments as :func:`mes_kernel.services.device_actions.record_device_action`
-        except ``session``. A ``recorded_at`` outside the station-time window raises
-        :class:`mes_kernel.station_times.ImplausibleTime` (422 ``IMPLAUSIBLE_TIME``), nothing written."""
+        except ``session``. A ``recorded_at`` outside the station-time window (or before the LOT's or
+        unit's registration) raises :class:`mes_kernel.station_times.ImplausibleTime` (422
+        ``IMPLAUSIBLE_TIME``), nothing written."""
         from .services.device_actions import record_device_action
 
         async with self.sessionmaker() as session, session.begin():
-            # a plugin passing on a time a station or device gave: the same window as every station time
-            await self.station_time_window().check(session, kwargs.get("recorded_at"), "recorded_at")
-            return await record_device_action(session=session, **kwargs)
+            # a plugin passing on a time a station or device gave: the same window as every station
+            # time, and not before the LOT's or unit's registration
+            times = self.station_time_window()
+            await times.check(session, kwargs.get("recorded_at"), "recorded_at")
+            return await record_device_action(session=session, times=times, **kwargs)

@@ -8,9 +8,11 @@ forever, so the kernel accepts a station time only when it lies within
 
     [receipt − STATION_TIME_MAX_AGE_DAYS, receipt + STATION_TIME_MAX_LEAD_SECONDS]
 
-(both ends included; receipt is the kernel's clock, :attr:`mes_kernel.kernel.Kernel.clock`) and
-not in a month ``mes db partitions archive`` took offline, whose rollups are closed. Anything else
-is refused with 422 ``IMPLAUSIBLE_TIME`` (:class:`ImplausibleTime`), naming the field and the window.
+(both ends included; receipt is the kernel's clock, :attr:`mes_kernel.kernel.Kernel.clock`),
+not in a month ``mes db partitions archive`` took offline, whose rollups are closed, and not before
+the LOT or unit it concerns was registered (less the clock lead: :meth:`StationTimeWindow.registration_refusal`).
+Anything else is refused with 422 ``IMPLAUSIBLE_TIME`` (:class:`ImplausibleTime`), naming the field,
+the value and the bound.
 See docs/station-times.md for the reasons behind the defaults.
 """
 
@@ -30,7 +32,9 @@ from .errors import Unprocessable
 class ImplausibleTime(Unprocessable):
     """422 ``IMPLAUSIBLE_TIME``: a station time outside the accepted window or in an archived month.
     The body names ``field``, the ``value`` given and the window (``accepted_from``, ``accepted_until``,
-    ISO 8601 UTC, computed at ``received_at``); ``archived_month`` (``YYYY-MM``) when that is the reason."""
+    ISO 8601 UTC, computed at ``received_at``); ``archived_month`` (``YYYY-MM``) when that is the reason;
+    ``registered_at`` and ``registered`` (``"LOT …"``, ``"unit …"``) when the time is before that registration
+    (``accepted_from`` is then the registration less the lead)."""
 
     code = "IMPLAUSIBLE_TIME"
 
@@ -84,6 +88,33 @@ class StationTimeWindow:
         if moment > self.latest:
             return self._refusal(moment, field_name, "is later than the accepted window")
         return None
+
+    def registration_refusal(
+        self, moment: datetime | None, field_name: str, *, registered_at: datetime | None, subject: str
+    ) -> ImplausibleTime | None:
+        """The refusal of ``moment`` because it lies before ``subject`` (``"LOT L-1"``, ``"unit S-1"``)
+        was registered — more than the clock lead before ``registered_at`` (aware; the registration's
+        own time) — or None. A history would show the LOT or unit at work before it existed. The
+        body adds ``registered_at`` and ``registered`` (the subject); ``accepted_from`` is the bound."""
+        if moment is None or registered_at is None:
+            return None
+        bound = registered_at.astimezone(UTC) - self.max_lead
+        if moment >= bound:
+            return None
+        return ImplausibleTime(
+            f"{field_name} {moment.isoformat()} is before {subject} was registered "
+            f"({registered_at.astimezone(UTC).isoformat()}); accepted: {bound.isoformat()} (its registration minus "
+            f"{int(self.max_lead.total_seconds())} s) to {self.latest.isoformat()}. A station whose clock is wrong: "
+            "correct it, then resend (`mes-station outbox retry --restamp` sends it at the receipt time, keeping "
+            "the original)",
+            field=field_name,
+            value=moment.isoformat(),
+            accepted_from=bound.isoformat(),
+            accepted_until=self.latest.isoformat(),
+            received_at=self.received_at.isoformat(),
+            registered_at=registered_at.astimezone(UTC).isoformat(),
+            registered=subject,
+        )
 
     async def archived_refusal(
         self, session: AsyncSession, moment: datetime | None, field_name: str

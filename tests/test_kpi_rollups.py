@@ -40,6 +40,7 @@ from mes_kernel.services.rollups import (
     fold_shards,
     rebuild,
 )
+from mes_kernel.testing.helpers import register_lots_at
 
 API = "/api/v1"
 NOW = datetime.now(UTC)
@@ -130,6 +131,7 @@ async def plant(client, kernel, admin_headers):
         serials = [f"{lot}-{s}" for s in SERIALS]
         r = await client.post(f"{API}/lots/{lot}/units", json={"serial_numbers": serials}, headers=admin_headers)
         assert r.status_code == 201, r.text
+    await register_lots_at(kernel, NOW - timedelta(days=31))  # before the records' station times
     return lines
 
 

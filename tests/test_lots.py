@@ -498,7 +498,7 @@ async def test_racing_status_changes_of_one_lot_have_one_winner(client, manager_
 async def test_history_pages_newest_first_by_station_time_with_the_true_total(
     client, kernel, worker_headers, viewer_headers, make_lot
 ):
-    lot = await make_lot(units=1)
+    lot = await make_lot(units=1, registered_at=datetime(2026, 11, 19, tzinfo=UTC))
     number, serial = lot["lot_number"], lot["serial_numbers"][0]
     start = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
     # Sent in shuffled order, as an offline station's backlog arrives: station time decides the order.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -42,7 +43,8 @@ async def _lot_status(kernel, lot_number: str) -> str:
 async def test_retry_answers_200_with_the_original_and_another_body_409(
     client, kernel, worker_headers, station_headers, make_lot
 ):
-    lot = await make_lot(units=1)
+    # registered before the record's station time (one before it is refused)
+    lot = await make_lot(units=1, registered_at=datetime(2026, 11, 25, tzinfo=UTC))
     number, serial = lot["lot_number"], lot["serial_numbers"][0]
     assert await _lot_status(kernel, number) == "created"
     body = _record(

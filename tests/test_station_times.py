@@ -43,6 +43,17 @@ def _clock(kernel):
     kernel.clock = lambda: NOW
 
 
+@pytest.fixture
+def make_lot(make_lot):
+    """LOTs (and units) registered before the oldest station time these tests send (a station time
+    before its LOT's registration is refused: tests/test_station_times_registration.py)."""
+
+    async def make(*args, **kwargs):
+        return await make_lot(*args, registered_at=NOW - 2 * MAX_AGE, **kwargs)
+
+    return make
+
+
 def _record(lot_number: str, recorded_at: str | None, **extra) -> dict:
     return {"idempotency_key": uuid.uuid4().hex, "lot_number": lot_number, "process_id": "ASSY-10",
             "worker_id": "W-1", "result": "pass", "recorded_at": recorded_at, **extra}

@@ -20,6 +20,16 @@ def _received_a_week_after_t0(kernel):
     kernel.clock = lambda: T0 + timedelta(days=7)
 
 
+@pytest.fixture
+def make_lot(make_lot):
+    """LOTs (and units) registered the day before T0: a station time before them is refused."""
+
+    async def make(*args, **kwargs):
+        return await make_lot(*args, registered_at=T0 - timedelta(days=1), **kwargs)
+
+    return make
+
+
 def _record(lot_number: str, serial_number: str | None, *, result: str, at: datetime, seq: int | None, **extra):
     return {
         "idempotency_key": uuid.uuid4().hex,

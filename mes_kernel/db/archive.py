@@ -10,8 +10,9 @@ anywhere (killed, a failed dump, a lost connection) is finished by running the c
    written (``detached``) and both partitions leave their parents. Rows of the month still
    waiting in a default partition are first moved into the month's partition, so none stays behind.
 2. **uncount**, in bounded batches (``batch_rows`` rows of a table each, one transaction per
-   batch): the batch's trace events are subtracted from ``trace_totals``, then the batch's
-   records' idempotency keys deleted, so a history's total counts what it can show. Each batch
+   batch): the batch's trace events are subtracted from ``trace_totals``, so a history's total
+   counts what it can show, then the batch's records read for their latest station time. The
+   records' idempotency keys stay (:mod:`mes_kernel.db.record_keys`). Each batch
    moves the month's cursor (``trace_after``, ``keys_after``: the last id done) in its own
    transaction, so a crash between batches resumes after the last one committed and never
    subtracts twice; the last batch sets the month ``uncounted``. At the spec's load a month is
@@ -30,9 +31,14 @@ anywhere (killed, a failed dump, a lost connection) is finished by running the c
    interrupted run is deleted by the next.
 4. **drop** the month's tables; the month's row says ``archived`` and names the dump.
 
+Last, every archived month's idempotency keys received before the retry window are pruned, in
+batches (:func:`mes_kernel.db.record_keys.prune_keys`): until then a retry of an archived record
+finds its key and is answered as a duplicate.
+
 Restore (:func:`restore_month`) is the reverse, in one transaction: the month's partitions are
 created anew, the dump's rows loaded into them, its events added back to ``trace_totals``, its
-records' idempotency keys claimed again and its ``archived_months`` row deleted.
+records' idempotency keys claimed again (those not pruned are still there) and its
+``archived_months`` row deleted.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ import contextlib
 import hashlib
 import re
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import text
@@ -67,6 +73,7 @@ from .partitions import (
     partitioned_tables,
     waiting_in_default,
 )
+from .record_keys import default_retry_window, prune_keys
 
 ARCHIVE_LOCK_ID = 0x6D65_7361  # one archive or restore run at a time (a session lock, freed if the run dies)
 # How runs before archived_months marked a detached table whose rows were already out of
@@ -211,9 +218,9 @@ def _adopt(conn: Connection, month: Month, tables: list[tuple[Partitioned, str]]
 def _uncount_batch(conn: Connection, month: Month, tables: list[tuple[Partitioned, str]], batch_rows: int) -> int:
     """One batch of a detached month's uncount, in the caller's transaction: up to ``batch_rows``
     trace events after the month's ``trace_after`` taken out of ``trace_totals``, or (the events
-    done) up to ``batch_rows`` records after ``keys_after`` out of ``process_record_keys``; the
-    cursor moves in the same transaction. Returns the rows done; 0 when the month is uncounted
-    (then marked so)."""
+    done) up to ``batch_rows`` records after ``keys_after`` read for their latest station time
+    (``last_event_at``; their keys stay); the cursor moves in the same transaction. Returns the
+    rows done; 0 when the month is uncounted (then marked so)."""
     conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
     state = conn.execute(
         text("SELECT state, trace_after, keys_after FROM archived_months WHERE month_start = :m FOR UPDATE"),
@@ -264,19 +271,15 @@ def _uncount_batch(conn: Connection, month: Month, tables: list[tuple[Partitione
     if RECORDS in names:
         conn.execute(
             text(
-                f"CREATE TEMP TABLE mes_batch ON COMMIT DROP AS SELECT id, idempotency_key, created_at, event_at "
+                f"CREATE TEMP TABLE mes_batch ON COMMIT DROP AS SELECT id, event_at "
                 f"FROM {SCHEMA}.{names[RECORDS]} WHERE id > :after ORDER BY id LIMIT :n"
             ),
             {"after": state.keys_after, "n": batch_rows},
         )
         done, last, latest = conn.execute(text("SELECT count(*), max(id), max(event_at) FROM mes_batch")).one()
         if done:
-            conn.execute(
-                text(
-                    "DELETE FROM process_record_keys k USING mes_batch b "
-                    "WHERE k.idempotency_key = b.idempotency_key AND k.created_at = b.created_at"
-                )
-            )
+            # The records' idempotency keys stay: a retry of one must still be answered as the
+            # duplicate it is (see :func:`prune_keys` for when they go).
             conn.execute(
                 text(
                     "UPDATE archived_months SET keys_after = :last, updated_at = now(), "
@@ -357,14 +360,21 @@ async def archive_partitions(
     backup_dir: Path,
     batch_rows: int = BATCH_ROWS,
     on_batch=None,
+    keep_keys: timedelta | None = None,
+    on_prune=None,
+    now: datetime | None = None,
 ) -> list[dict]:
     """Archive every month wholly before ``before``: detach its ``process_records`` and
-    ``trace_events`` partitions, take them out of the trace totals and idempotency keys (in
-    batches of ``batch_rows`` rows, a transaction each), dump both into one file
+    ``trace_events`` partitions, take them out of the trace totals (in batches of ``batch_rows``
+    rows, a transaction each; their idempotency keys stay), dump both into one file
     ``backup_dir/partitions/process_data_YYYY_MM-<stamp>.dump`` (``pg_dump -Fc``, a ``.sha256``
     beside it; both 0600, the folder 0700), check the dump reads back, drop them. Also finishes
     months a previous run left detached, from the batch it had reached. No-op on SQLite.
-    ``on_batch(month_label, rows)`` is called after each committed batch (progress).
+    ``on_batch(month_label, rows)`` is called after each committed batch (progress). Then the
+    idempotency keys of every archived month received more than ``keep_keys`` (the retry window,
+    :func:`mes_kernel.db.record_keys.retry_window`; default: under the default settings) before
+    ``now`` (default: the current time) are pruned, ``on_prune(month_label, keys)`` after each
+    batch (:func:`mes_kernel.db.record_keys.prune_keys`).
 
     Returns one entry per month archived: ``month`` (``YYYY_MM``), ``rows`` (by table name),
     ``dump`` (path), ``sha256``. Raises :class:`ArchiveError` when a step fails (``pg_dump`` or
@@ -400,6 +410,9 @@ async def archive_partitions(
             async with engine.begin() as conn:
                 rows = await conn.run_sync(lambda sync, m=month, t=tables, d=target: _drop(sync, m, t, d))
             done.append({"month": month.label, "rows": rows, "dump": str(target), "sha256": digest})
+        await prune_keys(
+            engine, keep=keep_keys or default_retry_window(), now=now, batch_rows=batch_rows, on_batch=on_prune
+        )
     return done
 
 

@@ -247,12 +247,15 @@ class ProcessRecordKey(Base):
     """One row per idempotency key: the global uniqueness a partitioned table cannot give.
 
     Written first in the recording transaction; ``created_at`` says which partition (month) holds
-    the record, so a retry a month later finds the original instead of landing a copy.
+    the record, so a retry a month later finds the original instead of landing a copy. A key
+    outlives its record's archive until no retry can arrive any more
+    (:func:`mes_kernel.db.record_keys.prune_keys`).
     """
 
     __tablename__ = "process_record_keys"
     idempotency_key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # by receipt: the keys of archived months pruned once no retry can arrive (migration 0024)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
 
 
 class ProcessItem(Base):

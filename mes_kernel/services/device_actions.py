@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..audit import write_audit
 from ..db.models import DeviceAction, Lot, Station, Unit
 from ..errors import NotFound
+from ..station_times import StationTimeWindow
 from .trace import add_trace_events, trace_row
 
 OUTCOMES = ("ok", "failed", "refused", "started")
@@ -32,29 +33,42 @@ async def record_device_action(
     detail: dict[str, Any] | None = None,
     recorded_at: datetime | None = None,
     station_seq: int | None = None,
+    times: StationTimeWindow | None = None,
+    field_name: str = "recorded_at",
 ) -> DeviceAction:
     """Add a device action (and its audit entry) to the caller's transaction; one naming a LOT or a
     unit joins their history (``trace_events``).
 
     ``serial_number`` alone is enough: the unit's LOT is filled in. Unknown LOT or serial → NotFound.
     ``recorded_at`` (UTC-aware) and ``station_seq`` are the station's time and outbox sequence
-    number when a station reports the action; a server-side action happens now.
+    number when a station reports the action; a server-side action happens now. With ``times``
+    (the station-time window), a ``recorded_at`` before the unit's (else the LOT's) registration,
+    less the clock lead, raises :class:`~mes_kernel.station_times.ImplausibleTime` naming
+    ``field_name``; nothing is added.
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}")
-    lot_id = unit_id = station_id = None
+    lot_id = unit_id = station_id = registered_at = None
     if serial_number:
         row = (await session.execute(
-            select(Unit.id, Unit.lot_id, Lot.lot_number).join(Lot, Lot.id == Unit.lot_id)
+            select(Unit.id, Unit.lot_id, Lot.lot_number, Unit.created_at).join(Lot, Lot.id == Unit.lot_id)
             .where(Unit.serial_number == serial_number))).first()
         if row is None:
             raise NotFound(f"unit {serial_number} not found", code="UNIT_NOT_FOUND")
-        unit_id, lot_id = row.id, row.lot_id
+        unit_id, lot_id, registered_at = row.id, row.lot_id, row.created_at
         lot_number = lot_number or row.lot_number
     if lot_number and lot_id is None:
-        lot_id = (await session.execute(select(Lot.id).where(Lot.lot_number == lot_number))).scalar()
-        if lot_id is None:
+        row = (await session.execute(select(Lot.id, Lot.created_at).where(Lot.lot_number == lot_number))).first()
+        if row is None:
             raise NotFound(f"LOT {lot_number} not found", code="LOT_NOT_FOUND")
+        lot_id, registered_at = row.id, row.created_at
+    if times is not None:
+        early = times.registration_refusal(
+            recorded_at, field_name, registered_at=registered_at,
+            subject=f"unit {serial_number}" if unit_id is not None else f"LOT {lot_number}",
+        )
+        if early is not None:
+            raise early
     if station_code:
         station_id = (await session.execute(select(Station.id).where(Station.code == station_code))).scalar()
     entry = DeviceAction(

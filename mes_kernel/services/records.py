@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,6 +17,7 @@ from ..audit import audit_row, canonical_json, write_audit_rows
 from ..cache import Cache
 from ..db.base import utcnow
 from ..db.models import Lot, Process, ProcessRecord, ProcessRecordKey, Station, Unit
+from ..db.record_keys import ArchivedRecord, archived_answer, archived_records
 from ..errors import Conflict, MesError, NotFound
 from ..logging import client_ip_var, request_id_var
 from ..schemas import RecordIn
@@ -96,8 +97,12 @@ async def _resolve(
     recorded_at = record_in.recorded_at.astimezone(UTC) if record_in.recorded_at else None
     refusal = None
     if times is not None:
-        refusal = times.refusal(recorded_at, "recorded_at") or await times.archived_refusal(
-            session, recorded_at, "recorded_at"
+        refusal = (
+            times.refusal(recorded_at, "recorded_at")
+            or await times.archived_refusal(session, recorded_at, "recorded_at")
+            or times.registration_refusal(
+                recorded_at, "recorded_at", registered_at=_registered(lot), subject=f"LOT {record_in.lot_number}"
+            )
         )
     return {
         "idempotency_key": record_in.idempotency_key,
@@ -123,7 +128,14 @@ async def _resolve(
         "_request_id": request_id_var.get(),
         "_client_ip": client_ip_var.get(),
         "_refusal": refusal,
+        "_times": times,  # the unit's registration is judged where its serial number is looked up
     }
+
+
+def _registered(lot: dict[str, Any]) -> datetime | None:
+    """When a cached LOT was registered (None from an entry cached before it was kept)."""
+    at = lot.get("registered_at")
+    return datetime.fromisoformat(at) if at else None
 
 
 # What a record says, as audited and as answered (the latter adds id, author and time).
@@ -198,7 +210,11 @@ OUT_FIELDS = ("id", *RECORD_FIELDS, "created_by", "created_at")
 
 
 def record_out(record: Any) -> dict[str, Any]:
-    """A record (just inserted, as a dict; or loaded, as an ORM object) as the API answers it."""
+    """A record (just inserted, as a dict; or loaded, as an ORM object) as the API answers it; a
+    record archived since (:class:`~mes_kernel.db.record_keys.ArchivedRecord`) as
+    :func:`~mes_kernel.db.record_keys.archived_answer`."""
+    if isinstance(record, ArchivedRecord):
+        return archived_answer(record)
     get = record.get if isinstance(record, dict) else lambda name: getattr(record, name)
     out = {name: get(name) for name in OUT_FIELDS}
     for name in ("recorded_at", "created_at"):
@@ -214,6 +230,8 @@ async def _existing(session: AsyncSession, keys: list[str]) -> dict[str, Process
 
 def _duplicate_or_conflict(existing: ProcessRecord | dict[str, Any], row_hash: str) -> None:
     """``existing`` is a stored record, or one inserted moments ago in this transaction (a dict)."""
+    if isinstance(existing, ArchivedRecord):
+        return  # its body is in the month's dump: nothing to compare with
     get = existing.get if isinstance(existing, dict) else lambda name: getattr(existing, name)
     if get("request_hash") != row_hash:
         raise Conflict(
@@ -237,7 +255,8 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
     """Insert resolved rows (unique keys) with their audit entries, in the caller's transaction.
 
     Returns, by idempotency key, ``(record, created)``: the new record, or the one stored earlier
-    under that key (``None`` when it vanished, which only a concurrent delete could cause). The
+    under that key (an :class:`~mes_kernel.db.record_keys.ArchivedRecord` when its month is archived;
+    ``None`` when it vanished, which only a concurrent delete could cause). The
     caller compares ``request_hash`` to tell a retry from a conflicting reuse of the key. A row
     whose key is new and that cannot be stored gets its error instead: ``UNIT_NOT_FOUND`` or
     ``UNIT_NOT_IN_LOT`` (its serial number, looked up here: it sets the row's ``unit_id``) or
@@ -302,7 +321,11 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
     else:
         await add_trace_events(session, trace)
     missing = [r["idempotency_key"] for r in rows if r["idempotency_key"] not in created] + list(refused)
-    existing = await _existing(session, missing) if missing else {}
+    existing: dict[str, ProcessRecord | ArchivedRecord] = await _existing(session, missing) if missing else {}
+    if len(existing) < len(missing):
+        # the key is claimed and no record online holds it: its month is archived (the key is
+        # looked up before any refusal stands, so the retry is a duplicate, not IMPLAUSIBLE_TIME)
+        existing.update(await archived_records(session, [k for k in missing if k not in existing]))
     out: dict[str, tuple[ProcessRecord | None, bool] | MesError] = {k: (v, True) for k, v in created.items()}
     out.update({k: (existing.get(k), False) for k in missing})
     for key, error in refused.items():
@@ -316,18 +339,19 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
 async def _place_units(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, MesError]:
     """Set each row's ``unit_id`` from its serial number (one query for all of them); returns, by
     idempotency key, the rows refused: ``UNIT_NOT_FOUND`` (404) for a serial number no unit has,
-    ``UNIT_NOT_IN_LOT`` (409) for a unit of another LOT."""
+    ``UNIT_NOT_IN_LOT`` (409) for a unit of another LOT, ``IMPLAUSIBLE_TIME`` (422) for a
+    ``recorded_at`` before the unit was registered (less the clock lead; rows resolved with a window)."""
     serials = sorted({r["serial_number"] for r in rows if r["serial_number"]})
     if not serials:
         return {}
-    query = select(Unit.serial_number, Unit.id, Unit.lot_id)
+    query = select(Unit.serial_number, Unit.id, Unit.lot_id, Unit.created_at)
     if session.bind.dialect.name == "postgresql":
         # one array parameter: a statement prepared once whatever the count (an IN list is another
         # statement for each count, and the driver prepares each)
         query = query.where(Unit.serial_number == any_(bindparam("serials", serials, type_=ARRAY(String))))
     else:
         query = query.where(Unit.serial_number.in_(serials))
-    units = {serial: (ident, lot_id) for serial, ident, lot_id in await session.execute(query)}
+    units = {serial: (ident, lot_id, created_at) for serial, ident, lot_id, created_at in await session.execute(query)}
     refused: dict[str, MesError] = {}
     for r in rows:
         serial = r["serial_number"]
@@ -340,6 +364,12 @@ async def _place_units(session: AsyncSession, rows: list[dict[str, Any]]) -> dic
             refused[r["idempotency_key"]] = Conflict(
                 f"unit {serial} is not in LOT {r['lot_number']}", code="UNIT_NOT_IN_LOT"
             )
+        elif r.get("_times") is not None and (
+            early := r["_times"].registration_refusal(
+                r["recorded_at"], "recorded_at", registered_at=unit[2], subject=f"unit {serial}"
+            )
+        ):
+            refused[r["idempotency_key"]] = early
         else:
             r["unit_id"] = unit[0]
     return refused
@@ -393,7 +423,8 @@ async def create_record(
     *, session: AsyncSession, cache: Cache, record_in: RecordIn, principal, writer=None,
     times: StationTimeWindow | None = None,
 ) -> tuple[ProcessRecord, bool]:
-    """Record one result. Returns (record, created); a retry with the same key gets the original.
+    """Record one result. Returns (record, created); a retry with the same key gets the original
+    (an :class:`~mes_kernel.db.record_keys.ArchivedRecord` when its month is archived since).
     A ``recorded_at`` outside ``times`` (the kernel's station-time window) raises
     :class:`mes_kernel.station_times.ImplausibleTime` unless the key holds a record already.
 

@@ -264,6 +264,17 @@ async def station_headers(kernel) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+async def _register_at(kernel, lot_id: int, registered_at: Any) -> None:
+    from sqlalchemy import update
+
+    from ..db.models import Lot, Unit
+
+    async with kernel.sessionmaker() as session:
+        await session.execute(update(Lot).where(Lot.id == lot_id).values(created_at=registered_at))
+        await session.execute(update(Unit).where(Unit.lot_id == lot_id).values(created_at=registered_at))
+        await session.commit()
+
+
 @pytest.fixture
 async def make_lot(client, kernel):
     """``await make_lot(units=3)`` creates a LOT (and the processes ASSY-10, TEST-20, PACK-30)."""
@@ -278,7 +289,11 @@ async def make_lot(client, kernel):
                 session.add(Process(id=pid, name=pid, sequence=(seq + 1) * 10))
         await session.commit()
 
-    async def make(lot_number: str | None = None, *, product: str = "PRD-100", units: int = 0) -> dict[str, Any]:
+    async def make(
+        lot_number: str | None = None, *, product: str = "PRD-100", units: int = 0, registered_at: Any = None
+    ) -> dict[str, Any]:
+        """``registered_at`` (aware): the LOT and its units as if registered then (their
+        ``created_at``), so station times before now are not refused as before their registration."""
         lot_number = lot_number or f"LOT-{uuid.uuid4().hex[:8].upper()}"
         r = await client.post("/api/v1/lots", json={"lot_number": lot_number, "product": product}, headers=headers)
         assert r.status_code == 201, r.text
@@ -289,6 +304,9 @@ async def make_lot(client, kernel):
                                   headers=headers)
             assert r.status_code == 201, r.text
         lot["serial_numbers"] = serials
+        if registered_at is not None:
+            await _register_at(kernel, lot["id"], registered_at)
+            lot["created_at"] = registered_at.isoformat()
         return lot
 
     return make

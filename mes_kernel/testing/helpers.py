@@ -80,3 +80,18 @@ TRACE_TOTALS_OFF = """
      UNION ALL SELECT 'unit', unit_id, count(*) FROM trace_events WHERE unit_id IS NOT NULL GROUP BY unit_id)
     EXCEPT SELECT scope, subject_id, events FROM trace_totals WHERE events <> 0
 """
+
+
+async def register_lots_at(kernel: Any, at: Any) -> None:
+    """Make every LOT and unit registered after ``at`` (aware) registered at ``at`` (their
+    ``created_at``): a test that files records at station times in the past registers its LOTs
+    before them, as a plant does (a station time before a LOT's or unit's registration is refused,
+    docs/station-times.md). Registrations already earlier stay."""
+    from sqlalchemy import update
+
+    from mes_kernel.db.models import Lot, Unit
+
+    async with kernel.sessionmaker() as session:
+        for model in (Lot, Unit):
+            await session.execute(update(model).where(model.created_at > at).values(created_at=at))
+        await session.commit()

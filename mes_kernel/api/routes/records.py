@@ -23,7 +23,9 @@ router = APIRouter(prefix="/process-records", tags=["process records"])
     description="Idempotent by `idempotency_key`: a retry answers 200 with the original record; the same key "
     "with a different body answers 409 `IDEMPOTENCY_CONFLICT`. A closed or scrapped LOT answers 409 `LOT_CLOSED`. "
     "A `recorded_at` outside the station-time window (receipt − `STATION_TIME_MAX_AGE_DAYS` … receipt + "
-    "`STATION_TIME_MAX_LEAD_SECONDS`) or in an archived month answers 422 `IMPLAUSIBLE_TIME`.",
+    "`STATION_TIME_MAX_LEAD_SECONDS`) or in an archived month answers 422 `IMPLAUSIBLE_TIME`. A retry of a record "
+    "whose month is archived since answers 200 `{idempotency_key, created_at, duplicate: true, archived: true, "
+    "archived_month}` (its body is in the archive), whatever its time.",
     responses={200: {"model": RecordOut, "description": "a retry: the original record"}},
 )
 async def create_record(
@@ -49,7 +51,9 @@ async def create_record(
     response_model=BatchOut,
     summary="Record up to 1000 results in one transaction",
     description="Each item gets its own outcome (`created`, `duplicate` or `error` with a code); "
-    "one bad item never fails the batch (an implausible `recorded_at`: that item's `error` is `IMPLAUSIBLE_TIME`).",
+    "one bad item never fails the batch (an implausible `recorded_at`: that item's `error` is `IMPLAUSIBLE_TIME`). "
+    "A retry of an archived record is `duplicate` with `record` `{idempotency_key, created_at, duplicate: true, "
+    "archived: true, archived_month}`.",
 )
 async def create_batch(
     body: BatchIn, session: SessionDep, kernel: KernelDep, principal: Principal = require_permission("records:write")

@@ -24,7 +24,7 @@ from ...schemas import Code, FiniteJSON, Identifier, Name, Text
 from ...security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest, username_key
 from ...services.device_actions import record_device_action
 from ...services.trace import add_trace_events, trace_row
-from ...station_times import station_time
+from ...station_times import StationTimeWindow, station_time
 from ..deps import KernelDep, Principal, SessionDep, require_permission
 from ..scope import plugins_serving
 
@@ -363,9 +363,11 @@ async def station_event(
     new_id = (await session.execute(stmt)).scalar()
     if new_id is not None:
         if body.type == "scan":
-            traced = await _trace_scan(session, kernel, body, principal, event_id=new_id, at=at)
+            traced = await _trace_scan(
+                session, kernel, body, principal, event_id=new_id, at=at, field_name=field_name, times=times
+            )
         else:
-            traced = await _trace_device_result(session, body, principal, at=at)
+            traced = await _trace_device_result(session, body, principal, at=at, field_name=field_name, times=times)
         await session.commit()
         return {"id": new_id, "idempotency_key": body.idempotency_key, "status": "created", "traced": traced}
     return await _duplicate(session, body, principal)
@@ -389,7 +391,9 @@ async def _duplicate(session, body: EventIn, principal: Principal, refusal: Exce
 OUTCOMES = {"printed": "ok", "ok": "ok", "done": "ok", "flashed": "ok", "failed": "failed", "refused": "refused"}
 
 
-async def _trace_device_result(session, body: EventIn, principal: Principal, *, at: datetime | None) -> bool:
+async def _trace_device_result(
+    session, body: EventIn, principal: Principal, *, at: datetime | None, field_name: str, times: StationTimeWindow
+) -> bool:
     """A device result the station recorded (e.g. a label printed while offline) joins the LOT/unit
     history like any server-side device action. An unknown LOT or serial keeps the event only."""
     payload = body.payload
@@ -413,6 +417,8 @@ async def _trace_device_result(session, body: EventIn, principal: Principal, *, 
                 detail={k: v for k, v in payload.items() if k not in ("lot_number", "serial_number")},
                 recorded_at=at,
                 station_seq=body.station_seq,
+                times=times,
+                field_name=field_name,
             )
     except NotFound:
         return False
@@ -462,27 +468,31 @@ def _scan_targets(kernel, payload: dict[str, Any]) -> list[tuple[str | None, str
 
 
 async def _scan_subject(session, serial: str | None, lot_number: str | None):
-    """(lot id, LOT number, unit id, serial number) of a known unit, else a known LOT; or None."""
+    """(lot id, LOT number, unit id, serial number, registered at) of a known unit, else a known
+    LOT; or None. ``registered at``: the unit's (else the LOT's) registration."""
     if serial and len(serial) <= 64:
         row = (
             await session.execute(
-                select(Unit.id, Unit.lot_id, Lot.lot_number).join(Lot, Lot.id == Unit.lot_id)
+                select(Unit.id, Unit.lot_id, Lot.lot_number, Unit.created_at).join(Lot, Lot.id == Unit.lot_id)
                 .where(Unit.serial_number == serial)
             )
         ).first()
         if row is not None:
-            return row.lot_id, row.lot_number, row.id, serial
+            return row.lot_id, row.lot_number, row.id, serial, row.created_at
     if lot_number and len(lot_number) <= 64:
-        lot_id = (await session.execute(select(Lot.id).where(Lot.lot_number == lot_number))).scalar()
-        if lot_id is not None:
-            return lot_id, lot_number, None, None
+        row = (await session.execute(select(Lot.id, Lot.created_at).where(Lot.lot_number == lot_number))).first()
+        if row is not None:
+            return row.id, lot_number, None, None, row.created_at
     return None
 
 
 async def _trace_scan(
-    session, kernel, body: EventIn, principal: Principal, *, event_id: int, at: datetime | None
+    session, kernel, body: EventIn, principal: Principal, *, event_id: int, at: datetime | None,
+    field_name: str, times: StationTimeWindow,
 ) -> bool:
-    """A station scan of a known unit (else LOT) joins its history; an unknown code stays an event."""
+    """A station scan of a known unit (else LOT) joins its history; an unknown code stays an event.
+    Raises :class:`ImplausibleTime` for a time before the unit's (LOT's) registration (the caller's
+    transaction, with the event, is then not committed)."""
     payload = body.payload
     for serial, lot_number in _scan_targets(kernel, payload):
         subject = await _scan_subject(session, serial, lot_number)
@@ -490,7 +500,12 @@ async def _trace_scan(
             break
     else:
         return False
-    lot_id, lot_number, unit_id, serial = subject
+    lot_id, lot_number, unit_id, serial, registered_at = subject
+    early = times.registration_refusal(
+        at, field_name, registered_at=registered_at, subject=f"unit {serial}" if serial else f"LOT {lot_number}"
+    )
+    if early is not None:
+        raise early
     actor = await station_actor(session, principal, payload.get("worker"))
     shown = {k: payload[k] for k in ("code", "symbology", "source") if isinstance(payload.get(k), str)}
     await add_trace_events(session, [trace_row(

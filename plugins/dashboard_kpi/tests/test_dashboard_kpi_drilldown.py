@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from mes_kernel.db.models import Line, Lot, Process, Station
-from mes_kernel.testing.helpers import run_sql
+from mes_kernel.testing.helpers import register_lots_at, run_sql
 
 API = "/api/v1"
 DAY = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -83,6 +83,7 @@ async def plant(client, kernel, admin_headers, worker_headers):
         if serials:
             r = await client.post(f"{API}/lots/{lot}/units", json={"serial_numbers": serials}, headers=admin_headers)
             assert r.status_code == 201, r.text
+    await register_lots_at(kernel, DAY - timedelta(days=7))  # before the records' station times
     async with kernel.sessionmaker() as session:  # a LOT started before the range: the usual case
         await session.execute(update(Lot).where(Lot.lot_number == "LOT-A").values(created_at=DAY - timedelta(days=30)))
         await session.commit()

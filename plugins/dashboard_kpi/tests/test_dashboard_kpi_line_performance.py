@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from mes_kernel.db.models import Line, Process, Station
+from mes_kernel.testing.helpers import register_lots_at
 
 API = "/api/v1"
 DAY = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -41,6 +42,7 @@ async def _line(client, kernel, admin_headers, manager_headers, steps: dict[str,
         f"{API}/lots", json={"lot_number": "LOT-P1", "product": "NH-9", "line": "LINE-P"}, headers=admin_headers
     )
     assert r.status_code == 201, r.text
+    await register_lots_at(kernel, DAY - timedelta(days=1))  # before the records' station times
     # in force from the day the records are on: shift calendars are effective-dated, and dating one
     # back before today takes an admin (``shifts:backdate``)
     r = await client.put(

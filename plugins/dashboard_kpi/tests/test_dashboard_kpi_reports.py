@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from mes_kernel.db.models import Alert, Line, MachineState, Process, Station
+from mes_kernel.testing.helpers import register_lots_at
 
 API = "/api/v1"
 DAY = (datetime.now(UTC) - timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -45,6 +46,7 @@ async def line(client, kernel, admin_headers):
     serials = [f"SN-K{i}" for i in range(6)]
     r = await client.post(f"{API}/lots/LOT-K1/units", json={"serial_numbers": serials}, headers=admin_headers)
     assert r.status_code == 201, r.text
+    await register_lots_at(kernel, DAY - timedelta(days=1))  # before the records' station times
     return line_id
 
 

@@ -45,6 +45,17 @@ class KernelServer:
         if serials:
             r = self.api("POST", f"/lots/{lot_number}/units", json={"serial_numbers": serials})
             assert r.status_code == 201, r.text
+        # registered a day before the work, as a plant does: a station time (a completion file's
+        # finished_at, a result saved while offline) before the registration is refused
+        with sqlite3.connect(self.database, timeout=30) as db:
+            db.execute(
+                "UPDATE lots SET created_at = datetime(created_at, '-1 day') WHERE lot_number = ?", (lot_number,)
+            )
+            db.execute(
+                "UPDATE units SET created_at = datetime(created_at, '-1 day') "
+                "WHERE lot_id = (SELECT id FROM lots WHERE lot_number = ?)",
+                (lot_number,),
+            )
         self.lots.append(lot_number)
         return serials
 
