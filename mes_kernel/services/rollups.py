@@ -82,7 +82,7 @@ def _upsert(session: AsyncSession, table):
 
 def _sums(rows: list[dict[str, Any]]) -> tuple[dict[tuple, dict[str, float]], dict[tuple, int], dict[tuple, list]]:
     """Per bucket: record counts; per bucket and defect code: failed records; per item (process,
-    item): its records here as ``(id, passed, bucket)``. One pass over the rows (this runs in
+    item): its records here as ``(id, passed, bucket, lot id)``. One pass over the rows (this runs in
     every recording transaction: lists and local names, not a dict per count)."""
     per_bucket: dict[tuple, list] = {}
     defects: dict[tuple, int] = defaultdict(int)
@@ -108,7 +108,9 @@ def _sums(rows: list[dict[str, Any]]) -> tuple[dict[tuple, dict[str, float]], di
                 counts[3] += 1
         if result == "fail" and row.get("defect_code"):
             defects[(*bucket, row["defect_code"])] += 1
-        by_item[(row["process_id"], row.get("serial_number") or row["lot_number"])].append((row["id"], passed, bucket))
+        by_item[(row["process_id"], row.get("serial_number") or row["lot_number"])].append(
+            (row["id"], passed, bucket, row["lot_id"])
+        )
     sums: dict[tuple, dict[str, float]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
     for bucket, (total, passed_n, cycle_sum, cycle_n) in per_bucket.items():
         sums[bucket].update(total=total, passed=passed_n, cycle_seconds_sum=cycle_sum, cycle_count=cycle_n)
@@ -143,6 +145,7 @@ def _item_values(by_item: dict[tuple, list]) -> list[dict[str, Any]]:
                 "pass_hour_start": passed[2][0] if passed else None,
                 "pass_line_id": passed[2][1] if passed else None,
                 "pass_station_id": passed[2][3] if passed else None,
+                "lot_id": first[3],
             }
         )
     return values
@@ -220,13 +223,14 @@ _ROLLUP_CTES = f"""
                              CAST(:i_station AS bigint[]), CAST(:i_product AS text[]),
                              CAST(:i_first_ok AS boolean[]), CAST(:i_last_ok AS boolean[]),
                              CAST(:i_pass AS bigint[]), CAST(:i_pass_hour AS timestamptz[]),
-                             CAST(:i_pass_line AS bigint[]), CAST(:i_pass_station AS bigint[]))
+                             CAST(:i_pass_line AS bigint[]), CAST(:i_pass_station AS bigint[]),
+                             CAST(:i_lot AS bigint[]))
             AS v(process_id, item, first_record_id, last_record_id, hour_start, line_id, station_id, product,
-                 first_passed, last_passed, pass_record_id, pass_hour_start, pass_line_id, pass_station_id)
+                 first_passed, last_passed, pass_record_id, pass_hour_start, pass_line_id, pass_station_id, lot_id)
     ), new_items AS (
         INSERT INTO process_items (process_id, item, first_record_id, last_record_id, hour_start, line_id,
                                    station_id, product, first_passed, last_passed, pass_record_id,
-                                   pass_hour_start, pass_line_id, pass_station_id)
+                                   pass_hour_start, pass_line_id, pass_station_id, lot_id)
         SELECT * FROM v ORDER BY process_id, item
         ON CONFLICT (process_id, item) DO NOTHING
         RETURNING process_id, item, hour_start, line_id, station_id, product, first_passed, last_passed,
@@ -296,6 +300,7 @@ async def _add_postgresql(
         ("pass_hour", "pass_hour_start"),
         ("pass_line", "pass_line_id"),
         ("pass_station", "pass_station_id"),
+        ("lot", "lot_id"),
     ):
         params[f"i_{name}"] = [v[column] for v in values]
     for i, name in enumerate(("hour", "line", "process", "station", "product")):
@@ -389,6 +394,7 @@ async def _update_seen(session: AsyncSession, seen: list[dict[str, Any]], sums) 
                     "line": value["line_id"],
                     "station": value["station_id"],
                     "product": value["product"],
+                    "lot": value["lot_id"],
                     "last_id": last_id,
                     "last_ok": last_ok,
                 }
@@ -435,6 +441,7 @@ _MOVE_FIRST = _item_update(
     line_id="line",
     station_id="station",
     product="product",
+    lot_id="lot",
     last_record_id="last_id",
     last_passed="last_ok",
 )
@@ -692,14 +699,14 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
         text(f"""
         INSERT INTO process_items (process_id, item, first_record_id, last_record_id, hour_start, line_id,
                                    station_id, product, first_passed, last_passed, pass_record_id,
-                                   pass_hour_start, pass_line_id, pass_station_id)
+                                   pass_hour_start, pass_line_id, pass_station_id, lot_id)
         SELECT f.process_id, f.item, f.first_id, f.last_id, {_hour_sql("a.event_at", dialect)},
                coalesce(a.line_id, 0), coalesce(a.station_id, 0), l.product,
                CASE WHEN a.result = 'pass' THEN {true} ELSE {false} END,
                CASE WHEN b.result = 'pass' THEN {true} ELSE {false} END,
                c.id, {_hour_sql("c.event_at", dialect)},  -- all NULL when the item never passed
                CASE WHEN c.id IS NOT NULL THEN coalesce(c.line_id, 0) END,
-               CASE WHEN c.id IS NOT NULL THEN coalesce(c.station_id, 0) END
+               CASE WHEN c.id IS NOT NULL THEN coalesce(c.station_id, 0) END, a.lot_id
         FROM (SELECT process_id, coalesce(serial_number, lot_number) AS item, min(id) AS first_id,
                      max(id) AS last_id, min(CASE WHEN result = 'pass' THEN id END) AS pass_id
               FROM process_records GROUP BY process_id, coalesce(serial_number, lot_number)) f
