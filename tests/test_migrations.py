@@ -457,3 +457,40 @@ async def test_migration_0021_keeps_each_calendar_in_force_from_its_lines_creati
 
     assert await _inspect(settings, calendars) == [(7, "user:pm")]
     upgrade(settings, "head")
+
+
+async def test_migration_0025_gives_every_item_its_lot_and_back(settings):
+    """``process_items.lot_id`` of rows stored before 0025: a unit's LOT by serial number, the LOT a
+    LOT-level item names; an item naming neither (its records archived) keeps none."""
+    downgrade(settings, "0023")
+    at = datetime(2026, 10, 15, 8, 0, tzinfo=UTC)
+    stamp = at.strftime("%Y-%m-%d %H:%M:%S.%f") if settings.is_sqlite else at
+    engine = make_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            for ident, lot in ((3, "LOT-A"), (4, "LOT-B")):
+                await conn.execute(
+                    text("INSERT INTO lots (id, lot_number, product, quantity, status, note, created_at, updated_at) "
+                         "VALUES (:id, :lot, 'NH-7', 0, 'in_progress', '', :t, :t)"),
+                    {"id": ident, "lot": lot, "t": stamp})
+            await conn.execute(
+                text("INSERT INTO units (serial_number, lot_id, status, created_at, updated_at) "
+                     "VALUES ('A-1', 3, 'in_progress', :t, :t)"), {"t": stamp})
+            for n, item in enumerate(("A-1", "LOT-B", "GONE-9")):
+                await conn.execute(
+                    text("INSERT INTO process_items (process_id, item, first_record_id, last_record_id, hour_start, "
+                         "line_id, station_id, product, first_passed, last_passed) "
+                         "VALUES ('ASSY-10', :item, :n, :n, :t, 0, 0, 'NH-7', :yes, :yes)"),
+                    {"item": item, "n": 100 + n, "t": stamp, "yes": True})
+    finally:
+        await engine.dispose()
+    upgrade(settings, "head")
+
+    def lots(sync_conn):
+        return [tuple(row) for row in sync_conn.execute(text("SELECT item, lot_id FROM process_items ORDER BY item"))]
+
+    assert await _inspect(settings, lots) == [("A-1", 3), ("GONE-9", None), ("LOT-B", 4)]
+    downgrade(settings, "0023")
+    columns = await _inspect(settings, lambda c: [col["name"] for col in inspect(c).get_columns("process_items")])
+    assert "lot_id" not in columns
+    upgrade(settings, "head")

@@ -280,8 +280,19 @@ class ProcessItem(Base):
     pass_hour_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pass_line_id: Mapped[int | None] = mapped_column(BigInteger)
     pass_station_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The item's LOT (the LOT of its records; a unit's LOT is its records', UNIT_NOT_IN_LOT): the
+    # drill-down groups a bar's items by it without a join to ``units`` (0025). None only for a row
+    # older than 0025 whose item names no unit or LOT and whose records are all archived.
+    lot_id: Mapped[int | None] = mapped_column(BigInteger)
     __table_args__ = (
         Index("ix_process_items_hour_start", "hour_start"),
+        # a step's items in a range with all the drill-down counts (an index-only scan), 0025
+        Index(
+            "ix_process_items_process_hour",
+            "process_id",
+            "hour_start",
+            postgresql_include=["lot_id", "line_id", "first_passed", "last_passed"],
+        ),
         # the items that failed a first try or their latest (a yield bar's loss, the drill-down), 0022
         Index(
             "ix_process_items_not_passed",

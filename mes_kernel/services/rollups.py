@@ -29,6 +29,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db.models import KpiHourly, KpiHourlyDefect, ProcessItem
+from . import rebuild_sql
+from .rebuild_sql import hour_sql
 from .trace import TRACE_CTES, add_trace_events, trace_params
 
 # PostgreSQL: every recording transaction adds its counts in rows of its own shard (a random
@@ -82,7 +84,7 @@ def _upsert(session: AsyncSession, table):
 
 def _sums(rows: list[dict[str, Any]]) -> tuple[dict[tuple, dict[str, float]], dict[tuple, int], dict[tuple, list]]:
     """Per bucket: record counts; per bucket and defect code: failed records; per item (process,
-    item): its records here as ``(id, passed, bucket)``. One pass over the rows (this runs in
+    item): its records here as ``(id, passed, bucket, lot id)``. One pass over the rows (this runs in
     every recording transaction: lists and local names, not a dict per count)."""
     per_bucket: dict[tuple, list] = {}
     defects: dict[tuple, int] = defaultdict(int)
@@ -108,7 +110,9 @@ def _sums(rows: list[dict[str, Any]]) -> tuple[dict[tuple, dict[str, float]], di
                 counts[3] += 1
         if result == "fail" and row.get("defect_code"):
             defects[(*bucket, row["defect_code"])] += 1
-        by_item[(row["process_id"], row.get("serial_number") or row["lot_number"])].append((row["id"], passed, bucket))
+        by_item[(row["process_id"], row.get("serial_number") or row["lot_number"])].append(
+            (row["id"], passed, bucket, row["lot_id"])
+        )
     sums: dict[tuple, dict[str, float]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
     for bucket, (total, passed_n, cycle_sum, cycle_n) in per_bucket.items():
         sums[bucket].update(total=total, passed=passed_n, cycle_seconds_sum=cycle_sum, cycle_count=cycle_n)
@@ -143,6 +147,7 @@ def _item_values(by_item: dict[tuple, list]) -> list[dict[str, Any]]:
                 "pass_hour_start": passed[2][0] if passed else None,
                 "pass_line_id": passed[2][1] if passed else None,
                 "pass_station_id": passed[2][3] if passed else None,
+                "lot_id": first[3],
             }
         )
     return values
@@ -220,13 +225,14 @@ _ROLLUP_CTES = f"""
                              CAST(:i_station AS bigint[]), CAST(:i_product AS text[]),
                              CAST(:i_first_ok AS boolean[]), CAST(:i_last_ok AS boolean[]),
                              CAST(:i_pass AS bigint[]), CAST(:i_pass_hour AS timestamptz[]),
-                             CAST(:i_pass_line AS bigint[]), CAST(:i_pass_station AS bigint[]))
+                             CAST(:i_pass_line AS bigint[]), CAST(:i_pass_station AS bigint[]),
+                             CAST(:i_lot AS bigint[]))
             AS v(process_id, item, first_record_id, last_record_id, hour_start, line_id, station_id, product,
-                 first_passed, last_passed, pass_record_id, pass_hour_start, pass_line_id, pass_station_id)
+                 first_passed, last_passed, pass_record_id, pass_hour_start, pass_line_id, pass_station_id, lot_id)
     ), new_items AS (
         INSERT INTO process_items (process_id, item, first_record_id, last_record_id, hour_start, line_id,
                                    station_id, product, first_passed, last_passed, pass_record_id,
-                                   pass_hour_start, pass_line_id, pass_station_id)
+                                   pass_hour_start, pass_line_id, pass_station_id, lot_id)
         SELECT * FROM v ORDER BY process_id, item
         ON CONFLICT (process_id, item) DO NOTHING
         RETURNING process_id, item, hour_start, line_id, station_id, product, first_passed, last_passed,
@@ -296,6 +302,7 @@ async def _add_postgresql(
         ("pass_hour", "pass_hour_start"),
         ("pass_line", "pass_line_id"),
         ("pass_station", "pass_station_id"),
+        ("lot", "lot_id"),
     ):
         params[f"i_{name}"] = [v[column] for v in values]
     for i, name in enumerate(("hour", "line", "process", "station", "product")):
@@ -389,6 +396,7 @@ async def _update_seen(session: AsyncSession, seen: list[dict[str, Any]], sums) 
                     "line": value["line_id"],
                     "station": value["station_id"],
                     "product": value["product"],
+                    "lot": value["lot_id"],
                     "last_id": last_id,
                     "last_ok": last_ok,
                 }
@@ -435,6 +443,7 @@ _MOVE_FIRST = _item_update(
     line_id="line",
     station_id="station",
     product="product",
+    lot_id="lot",
     last_record_id="last_id",
     last_passed="last_ok",
 )
@@ -556,34 +565,8 @@ async def fold_shards(session: AsyncSession, *, before: datetime | None = None, 
     return folded
 
 
-def _hour_sql(column: str, dialect: str) -> str:
-    if dialect == "postgresql":
-        return f"date_trunc('hour', {column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
-    # SQLite keeps UTC wall time as text in SQLAlchemy's format; the hour must be the same text.
-    return f"strftime('%Y-%m-%d %H:00:00.000000', {column})"
-
-
-def _cycle_sql(dialect: str) -> tuple[str, str]:
-    if dialect == "postgresql":
-        number = "jsonb_typeof(r.data->'cycle_seconds') = 'number' AND (r.data->>'cycle_seconds')::float8 >= 0"
-        return f"CASE WHEN {number} THEN (r.data->>'cycle_seconds')::float8 END", number
-    number = (
-        "json_valid(r.data) AND json_type(r.data, '$.cycle_seconds') IN ('integer', 'real') "
-        "AND json_extract(r.data, '$.cycle_seconds') >= 0"
-    )
-    return f"CASE WHEN {number} THEN json_extract(r.data, '$.cycle_seconds') END", number
-
-
 ROLLUP_TABLES = ("process_items", "kpi_hourly", "kpi_hourly_defects")
 _PASS_KEY = "pass_hour_start, pass_line_id, process_id, pass_station_id, product"
-_OUTPUT_UPDATE = f"""
-        UPDATE kpi_hourly SET output = s.output
-        FROM (SELECT {_PASS_KEY}, count(*) AS output FROM process_items"""
-_OUTPUT_MATCH = f"""
-              GROUP BY {_PASS_KEY}) s
-        WHERE kpi_hourly.hour_start = s.pass_hour_start AND kpi_hourly.line_id = s.pass_line_id
-          AND kpi_hourly.process_id = s.process_id AND kpi_hourly.station_id = s.pass_station_id
-          AND kpi_hourly.product = s.product AND kpi_hourly.shard = 0"""
 
 
 def backfill_output(dialect: str) -> list:
@@ -600,7 +583,7 @@ def backfill_output(dialect: str) -> list:
         WHERE f.process_id = process_items.process_id AND f.item = process_items.item
         """),
         text(f"""
-        UPDATE process_items SET pass_hour_start = {_hour_sql("c.event_at", dialect)},
+        UPDATE process_items SET pass_hour_start = {hour_sql("c.event_at", dialect)},
                pass_line_id = coalesce(c.line_id, 0), pass_station_id = coalesce(c.station_id, 0)
         FROM process_records c WHERE c.id = process_items.pass_record_id
         """),
@@ -614,6 +597,8 @@ def backfill_output(dialect: str) -> list:
     if dialect == "postgresql":
         statements += [statement for statement, _ in derive_coarse(since_day=None)]
     return statements
+
+
 COARSE_TABLES = ("kpi_daily", "kpi_line_daily_defects", "kpi_line_hourly")  # PostgreSQL
 
 
@@ -658,80 +643,9 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
     bound = {"since": start if dialect == "postgresql" else start.strftime("%Y-%m-%d %H:%M:%S.%f")}
     for table in ("kpi_hourly", "kpi_hourly_defects", "process_items"):
         await session.execute(text(f"DELETE FROM {table} WHERE hour_start >= :since"), bound)
-    hour = _hour_sql("r.event_at", dialect)
-    cycle, has_cycle = _cycle_sql(dialect)
-    passed = "CASE WHEN r.result = 'pass' THEN 1 ELSE 0 END"
-    records = await session.execute(
-        text(f"""
-        INSERT INTO kpi_hourly (hour_start, line_id, process_id, station_id, product, shard, total, passed,
-                                first_total, first_passed, final_passed, output, cycle_seconds_sum, cycle_count)
-        SELECT {hour}, coalesce(r.line_id, 0), r.process_id, coalesce(r.station_id, 0), l.product, 0,
-               count(*), sum({passed}), 0, 0, 0, 0, coalesce(sum({cycle}), 0),
-               sum(CASE WHEN {has_cycle} THEN 1 ELSE 0 END)
-        FROM process_records r JOIN lots l ON l.id = r.lot_id
-        WHERE r.event_at >= :since
-        GROUP BY {hour}, coalesce(r.line_id, 0), r.process_id, coalesce(r.station_id, 0), l.product
-    """),
-        bound,
-    )
-    defects = await session.execute(
-        text(f"""
-        INSERT INTO kpi_hourly_defects (hour_start, line_id, process_id, station_id, product, defect_code, shard,
-                                        count)
-        SELECT {hour}, coalesce(r.line_id, 0), r.process_id, coalesce(r.station_id, 0), l.product,
-               r.defect_code, 0, count(*)
-        FROM process_records r JOIN lots l ON l.id = r.lot_id
-        WHERE r.event_at >= :since AND r.result = 'fail' AND r.defect_code IS NOT NULL AND r.defect_code <> ''
-        GROUP BY {hour}, coalesce(r.line_id, 0), r.process_id, coalesce(r.station_id, 0), l.product,
-                 r.defect_code
-    """),
-        bound,
-    )
-    true, false = ("true", "false") if dialect == "postgresql" else ("1", "0")
-    items = await session.execute(
-        text(f"""
-        INSERT INTO process_items (process_id, item, first_record_id, last_record_id, hour_start, line_id,
-                                   station_id, product, first_passed, last_passed, pass_record_id,
-                                   pass_hour_start, pass_line_id, pass_station_id)
-        SELECT f.process_id, f.item, f.first_id, f.last_id, {_hour_sql("a.event_at", dialect)},
-               coalesce(a.line_id, 0), coalesce(a.station_id, 0), l.product,
-               CASE WHEN a.result = 'pass' THEN {true} ELSE {false} END,
-               CASE WHEN b.result = 'pass' THEN {true} ELSE {false} END,
-               c.id, {_hour_sql("c.event_at", dialect)},  -- all NULL when the item never passed
-               CASE WHEN c.id IS NOT NULL THEN coalesce(c.line_id, 0) END,
-               CASE WHEN c.id IS NOT NULL THEN coalesce(c.station_id, 0) END
-        FROM (SELECT process_id, coalesce(serial_number, lot_number) AS item, min(id) AS first_id,
-                     max(id) AS last_id, min(CASE WHEN result = 'pass' THEN id END) AS pass_id
-              FROM process_records GROUP BY process_id, coalesce(serial_number, lot_number)) f
-        JOIN process_records a ON a.id = f.first_id
-        JOIN process_records b ON b.id = f.last_id
-        LEFT JOIN process_records c ON c.id = f.pass_id
-        JOIN lots l ON l.id = a.lot_id
-        WHERE a.event_at >= :since
-          -- an item whose first record is archived keeps its row (its hour lies before the rebuild)
-          AND NOT EXISTS (SELECT 1 FROM process_items p WHERE p.process_id = f.process_id AND p.item = f.item)
-    """),
-        bound,
-    )
-    # Every item's first record lies in its bucket, so the bucket's row exists: update it.
-    await session.execute(
-        text("""
-        UPDATE kpi_hourly SET
-            first_total = s.first_total, first_passed = s.first_passed, final_passed = s.final_passed
-        FROM (SELECT hour_start, line_id, process_id, station_id, product, count(*) AS first_total,
-                     sum(CASE WHEN first_passed THEN 1 ELSE 0 END) AS first_passed,
-                     sum(CASE WHEN last_passed THEN 1 ELSE 0 END) AS final_passed
-              FROM process_items WHERE hour_start >= :since
-              GROUP BY hour_start, line_id, process_id, station_id, product) s
-        WHERE kpi_hourly.hour_start = s.hour_start AND kpi_hourly.line_id = s.line_id
-          AND kpi_hourly.process_id = s.process_id AND kpi_hourly.station_id = s.station_id
-          AND kpi_hourly.product = s.product AND kpi_hourly.shard = 0
-    """),
-        bound,
-    )
-    # Output: items whose first pass lies in the bucket (the pass record is there: its row exists);
-    # an item kept from an archived month may have passed after ``since``, so all items are read.
-    await session.execute(text(_OUTPUT_UPDATE + " WHERE pass_hour_start >= :since" + _OUTPUT_MATCH), bound)
+    defects = await session.execute(text(rebuild_sql.defects(dialect)), bound)
+    items = await session.execute(text(rebuild_sql.items(dialect)), bound)
+    records = await session.execute(text(rebuild_sql.hourly(dialect)), bound)
     if dialect == "postgresql":
         day = start.replace(hour=0)
         for statement, params in derive_coarse(since_day=day if since else None):

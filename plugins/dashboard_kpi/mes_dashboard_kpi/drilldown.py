@@ -9,7 +9,8 @@ Counts match the bar exactly because they read what the bar's rollup was summed 
   (``(defect_code, event_at) WHERE result = 'fail'``, migration 0022);
 - a **yield** bar counts items (a unit, or the LOT for LOT-level records) first tried at the step
   in the range: the ``process_items`` rows whose ``hour_start`` lies in it — the rows the rollup's
-  ``first_total`` / ``first_passed`` / ``final_passed`` count.
+  ``first_total`` / ``first_passed`` / ``final_passed`` count; an item's LOT is the row's ``lot_id``
+  (migration 0025), and a step's items are read from ``ix_process_items_process_hour`` alone.
 
 Times in and out are UTC; the plant's zone only decided where the range's days start.
 """
@@ -231,19 +232,25 @@ async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[
         where.append(~p.first_passed)
     elif outcome == "failed":
         where.append(~p.last_passed)
-    # An item is a unit's serial number (its LOT: the unit's) or, for LOT-level records, the LOT number.
-    joined = p.__table__.outerjoin(Unit, Unit.serial_number == p.item).outerjoin(Lot, Lot.id == Unit.lot_id)
-    lot_number = func.coalesce(Lot.lot_number, p.item)
-    first = func.sum(case((p.first_passed, 1), else_=0))
-    final = func.sum(case((p.last_passed, 1), else_=0))
-    n = func.count()
+    # The items' counts per LOT (``lot_id``: kind=process reads them from the covering index
+    # ``ix_process_items_process_hour`` alone), then the LOTs' numbers for those groups only.
+    per_lot = (
+        select(
+            p.lot_id,
+            func.count().label("n"),
+            func.sum(case((p.first_passed, 1), else_=0)).label("first"),
+            func.sum(case((p.last_passed, 1), else_=0)).label("final"),
+        )
+        .where(*where)
+        .group_by(p.lot_id)
+        .subquery()
+    )
+    n, first = per_lot.c.n, per_lot.c.first
     rows = (
         await session.execute(
-            select(lot_number, n, first, final, func.count().over(), func.sum(n).over())
-            .select_from(joined)
-            .where(*where)
-            .group_by(lot_number)
-            .order_by((n - first).desc(), n.desc(), lot_number)  # most first-try failures first
+            select(Lot.lot_number, n, first, per_lot.c.final, func.count().over(), func.sum(n).over())
+            .select_from(per_lot.outerjoin(Lot, Lot.id == per_lot.c.lot_id))
+            .order_by((n - first).desc(), n.desc(), Lot.lot_number)  # most first-try failures first
             .limit(MAX_LOTS)
         )
     ).all()
@@ -254,14 +261,14 @@ async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[
         select(
             p.item.label("item"),
             p.process_id,
-            lot_number.label("lot_number"),
-            Unit.serial_number,
+            Lot.lot_number,
+            Unit.serial_number,  # None: a LOT-level item
             p.station_id,
             p.first_passed,
             p.last_passed,
             p.hour_start,
         )
-        .select_from(joined)
+        .select_from(p.__table__.outerjoin(Lot, Lot.id == p.lot_id).outerjoin(Unit, Unit.serial_number == p.item))
         .where(*where)
         .order_by(p.item, p.process_id)
         .limit(limit + 1)
