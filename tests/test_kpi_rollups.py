@@ -176,7 +176,8 @@ RAW_DEFECTS = """
 
 
 # Output (docs/kpi.md): each line at its own output step, the configured one, else the highest-
-# sequence step it has records at in the range or the DEFAULT_STEP_LOOKBACK before its end. Per
+# sequence step it has records at in the DEFAULT_STEP_LOOKBACK before the range's end, else (none
+# there) in the range. Per
 # (step, item): the first passing record (``good``, in that record's hour and line) and the first
 # record (``first_tried``).
 RAW_FIRSTS = """
@@ -199,10 +200,16 @@ async def _expected_output(kernel, line_id: int | None) -> dict[str, tuple[int, 
     """``{hour: (good, first_tried)}`` of ``GET /kpi/output?bucket=hour`` over [FROM, TO)."""
     async with kernel.sessionmaker() as session:
         configured = {i: c.get("output_step") for i, c in await session.execute(select(Line.id, Line.config))}
-    highest: dict[int, tuple] = {}
-    for line, step, sequence in await _raw(kernel, RAW_STEPS, None, lo=min(FROM, TO - DEFAULT_STEP_LOOKBACK)):
-        highest[line] = max(highest.get(line, (sequence, step)), (sequence, step))
-    steps = {line: configured.get(line) or step for line, (_, step) in highest.items()}
+
+    def highest(rows) -> dict[int, str]:
+        best: dict[int, tuple] = {}
+        for line, step, sequence in rows:
+            best[line] = max(best.get(line, (sequence, step)), (sequence, step))
+        return {line: step for line, (_, step) in best.items()}
+
+    recent = highest(await _raw(kernel, RAW_STEPS, None, lo=TO - DEFAULT_STEP_LOOKBACK))
+    in_range = highest(await _raw(kernel, RAW_STEPS, None))  # a line quiet in the lookback
+    steps = {**in_range, **recent, **{line: step for line, step in configured.items() if step}}
     out: dict[str, list[int]] = {}
     for line, step, at, kind in await _raw(kernel, RAW_FIRSTS, None):
         if line_id in (None, line) and steps.get(line) == step:

@@ -130,7 +130,13 @@ async def lines_now(
         return {"items": []}
     rows = await session.execute(current_lots([x.id for x in lines]))
     current = {line_id: lot_number for line_id, lot_number in rows if lot_number is not None}
-    steps, rows = await output_rows(session, since=today.since, until=today.until, configured=configured_steps(lines))
+    steps, rows = await output_rows(
+        session,
+        since=today.since,
+        until=today.until,
+        lines=[x.id for x in lines],
+        configured=configured_steps(lines),
+    )
     good = {row.line_id: row.good for row in rows}
     shared = SharedOccurrences(since=today.since, until=today.until, zone=today.shift_zone)
     plans = {

@@ -116,6 +116,23 @@ async def test_the_default_step_looks_back_before_a_short_range(client, plant, w
     assert r.json()["output_steps"] == [{"line": "LINE-B", "step": "TEST-20", "configured": False}]
 
 
+async def test_a_line_quiet_before_the_ranges_end_takes_its_highest_step_in_the_range(
+    client, plant, worker_headers, manager_headers
+):
+    """A line that recorded nothing in the week before the range's end (stopped since) still shows
+    what it made in the range: at the highest step it recorded at there."""
+    then = HOUR - timedelta(days=15)
+    for i in range(2):
+        for pid in ("ASSY-10", "TEST-20"):
+            await _record(client, worker_headers, "LINE-B", pid, f"B-{i}", then)
+    await _record(client, worker_headers, "LINE-B", "ASSY-10", "B-2", then)
+    params = {"from": (then - timedelta(days=5)).isoformat(), "to": (then + timedelta(days=10)).isoformat()}
+    r = await client.get(f"{API}/kpi/output", params={**params, "line": "LINE-B"}, headers=manager_headers)
+    assert r.status_code == 200, r.text
+    assert sum(i["good"] for i in r.json()["items"]) == 2
+    assert r.json()["output_steps"] == [{"line": "LINE-B", "step": "TEST-20", "configured": False}]
+
+
 async def test_the_configured_output_step_wins_over_the_default(
     client, plant, worker_headers, manager_headers, admin_headers
 ):
