@@ -31,6 +31,8 @@ PROCESSES = [
     ("TEST-30", "Functional test", 30),
     ("PACK-40", "Label and pack", 40),
 ]
+#: the demo line's output step (its configured ``output_step``): a unit packed is a unit made
+PACKED_AT = "PACK-40"
 DEMO_LOT = "DEMO-LOT-001"
 #: the demo LOT's units, passed to the plugins' simulators (``mes_demo_devices(units=...)``)
 DEMO_UNITS = [f"SN-DEMO-{i:04d}" for i in range(1, 6)]
@@ -179,7 +181,8 @@ async def _write_demo_data(settings: Settings, devices: list[dict], *, need_toke
                 await session.flush()
                 session.add_all([Unit(serial_number=serial, lot_id=lot.id) for serial in DEMO_UNITS])
             await session.commit()
-            config = lines.parse({"code": "DEMO", "name": "Demo line", "devices": devices})
+            # the demo's output is what passes its pack step, whatever other steps the plant defines
+            config = lines.parse({"code": "DEMO", "name": "Demo line", "devices": devices, "output_step": PACKED_AT})
             await lines.apply(session=session, config=config, catalog=lines.catalog_from_app(application), actor="demo")
             await session.commit()
         return token

@@ -1,4 +1,5 @@
-"""Per-line configuration: which plugins and devices a line uses, breaker overrides.
+"""Per-line configuration: which plugins and devices a line uses, breaker overrides, the step whose
+passes are its output (KPIs).
 
 The same document comes from the API (JSON), the CLI (``mes line apply line-a.toml``) or a file an
 integrator keeps in version control; it is validated against what is installed before anything
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from .audit import write_audit
-from .db.models import Device, Line, Station
+from .db.models import Device, Line, Process, Station
 from .drivers import list_drivers
 from .errors import Unprocessable
 from .machine_data.mapping import MappingError
@@ -60,6 +61,13 @@ class LineConfig(BaseModel):
         default_factory=dict, description="per device kind, settings every device of that kind starts from"
     )
     devices: list[DeviceSpec] = Field(default_factory=list)
+    output_step: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="the routing step (process id) whose first passes are the line's output in the KPIs; "
+        "omitted = the highest-sequence step the line recorded at (docs/kpi.md)",
+    )
 
 
 @dataclass
@@ -185,6 +193,9 @@ async def check(*, session, config: LineConfig, catalog: Catalog) -> list[dict[s
     ``mes line apply --dry-run`` runs exactly this, so a file that passes a dry run applies.
     """
     errors = validate(config, catalog)
+    if config.output_step is not None and await session.get(Process, config.output_step) is None:
+        known = (await session.execute(select(Process.id).order_by(Process.sequence, Process.id))).scalars().all()
+        errors.append({"loc": ["output_step"], "msg": f"no routing step {config.output_step!r} (known: {known})"})
     line_id = (await session.execute(select(Line.id).where(Line.code == config.code))).scalar()
     declared = set()
     for i, spec in enumerate(config.stations):
@@ -268,6 +279,8 @@ def _stored(config: LineConfig) -> dict[str, Any]:
               "breakers": {k: v.model_dump(exclude_none=True) for k, v in config.breakers.items()}}
     if config.device_defaults:
         stored["device_defaults"] = config.device_defaults
+    if config.output_step is not None:
+        stored["output_step"] = config.output_step
     return stored
 
 
@@ -397,6 +410,7 @@ async def export(session, line: Line) -> dict[str, Any]:
     stations = (await session.execute(query)).scalars()
     return {"code": line.code, "name": line.name, "plugins": line.config.get("plugins"),
             "breakers": line.config.get("breakers", {}), "device_defaults": line.config.get("device_defaults", {}),
+            "output_step": line.config.get("output_step"),
             "stations": [{"code": s.code, "name": s.name} for s in stations], "devices": out,
             "config_version": line.config_version}
 

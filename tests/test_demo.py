@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mes_kernel.demo import DEMO_UNITS
+from mes_kernel.demo import DEMO_UNITS, PACKED_AT
 
 MES = Path(sys.executable).with_name("mes")
 
@@ -135,6 +135,8 @@ def test_the_demo_station_reports_with_the_devices_the_server_gave_it(tmp_path: 
                     break
                 time.sleep(0.5)
             assert node["status"] == "UP" and node["reason"] is None, node
+            # the demo line's output is its packs, whatever steps the plant adds later (issue 13, N7)
+            assert http.get(f"{base}/lines/DEMO", headers=headers).json()["output_step"] == PACKED_AT
     if agent_pid is not None:  # the server stopped its agent on the way out
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and Path(f"/proc/{agent_pid}").exists():

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mes_dashboard_kpi.oee import factors as _factors
+from mes_dashboard_kpi.outputs import DEFAULT_STEP_LOOKBACK
 from mes_dashboard_kpi.shifts import occurrences
 from sqlalchemy import event, select, text, update
 
@@ -136,10 +137,13 @@ async def plant(client, kernel, admin_headers):
 
 
 def _body(spec: dict) -> dict:
+    # LINE-B's routing ends at TEST-20 (a record's line: its station's, else its LOT's): the lines'
+    # default output steps differ, and neither is the plant's last step for both
+    on_b = spec["station"] == "ST-B" or (spec["station"] is None and spec["lot"] == "LOT-B1")
     body = {
         "idempotency_key": uuid.uuid4().hex,
         "lot_number": spec["lot"],
-        "process_id": spec["process_id"],
+        "process_id": "TEST-20" if on_b and spec["process_id"] == "PACK-30" else spec["process_id"],
         "worker_id": "W-1",
         "result": spec["result"],
         "serial_number": f"{spec['lot']}-{SERIALS[spec['unit']]}" if spec["unit"] is not None else None,
@@ -173,18 +177,51 @@ RAW_DEFECTS = """
 """
 
 
-# Output: each item's first passing record at the last step (PACK-30), in that record's hour.
-RAW_OUTPUT = """
-    SELECT a.event_at FROM (SELECT coalesce(serial_number, lot_number) AS item, min(id) AS pass_id
-                            FROM process_records WHERE process_id = 'PACK-30' AND result = 'pass'
-                            GROUP BY coalesce(serial_number, lot_number)) f
-    JOIN process_records a ON a.id = f.pass_id
-    WHERE a.event_at >= :lo AND a.event_at < :hi {line}
+# Output (docs/kpi.md): each line at its own output step, the configured one, else the highest-
+# sequence step it has records at in the DEFAULT_STEP_LOOKBACK before the range's end, else (none
+# there) in the range. Per
+# (step, item): the first passing record (``good``, in that record's hour and line) and the first
+# record (``first_tried``).
+RAW_FIRSTS = """
+    SELECT coalesce(a.line_id, 0), a.process_id, a.event_at, f.kind
+    FROM (SELECT process_id, coalesce(serial_number, lot_number) AS item, min(id) AS first_id, 'good' AS kind
+          FROM process_records WHERE result = 'pass' GROUP BY process_id, coalesce(serial_number, lot_number)
+          UNION ALL
+          SELECT process_id, coalesce(serial_number, lot_number), min(id), 'first_tried'
+          FROM process_records GROUP BY process_id, coalesce(serial_number, lot_number)) f
+    JOIN process_records a ON a.id = f.first_id
+    WHERE a.event_at >= :lo AND a.event_at < :hi
+"""
+RAW_STEPS = """
+    SELECT DISTINCT coalesce(r.line_id, 0), r.process_id, p.sequence FROM process_records r
+    JOIN processes p ON p.id = r.process_id WHERE r.event_at >= :lo AND r.event_at < :hi
 """
 
 
-async def _raw(kernel, sql: str, line_id: int | None):
-    bounds = {"lo": FROM, "hi": TO}
+async def _expected_output(kernel, line_id: int | None) -> dict[str, tuple[int, int]]:
+    """``{hour: (good, first_tried)}`` of ``GET /kpi/output?bucket=hour`` over [FROM, TO)."""
+    async with kernel.sessionmaker() as session:
+        configured = {i: c.get("output_step") for i, c in await session.execute(select(Line.id, Line.config))}
+
+    def highest(rows) -> dict[int, str]:
+        best: dict[int, tuple] = {}
+        for line, step, sequence in rows:
+            best[line] = max(best.get(line, (sequence, step)), (sequence, step))
+        return {line: step for line, (_, step) in best.items()}
+
+    recent = highest(await _raw(kernel, RAW_STEPS, None, lo=TO - DEFAULT_STEP_LOOKBACK))
+    in_range = highest(await _raw(kernel, RAW_STEPS, None))  # a line quiet in the lookback
+    steps = {**in_range, **recent, **{line: step for line, step in configured.items() if step}}
+    out: dict[str, list[int]] = {}
+    for line, step, at, kind in await _raw(kernel, RAW_FIRSTS, None):
+        if line_id in (None, line) and steps.get(line) == step:
+            counts = out.setdefault(_utc(at).replace(minute=0, second=0, microsecond=0).isoformat(), [0, 0])
+            counts[kind == "first_tried"] += 1
+    return {hour: tuple(counts) for hour, counts in out.items()}
+
+
+async def _raw(kernel, sql: str, line_id: int | None, lo: datetime = FROM):
+    bounds = {"lo": lo, "hi": TO}
     if kernel.engine.dialect.name == "sqlite":  # stored as UTC wall time text
         bounds = {k: v.replace(tzinfo=None).isoformat(sep=" ") for k, v in bounds.items()}
     line = ""
@@ -221,11 +258,8 @@ async def _check_every_kpi(client, kernel, headers, lines, zone: str = "UTC") ->
             assert got == _expected_yield(items, group_by, codes), (line_code, group_by)
         r = await client.get(f"{API}/kpi/output", params={**scoped, "bucket": "hour"}, headers=headers)
         assert r.status_code == 200, r.text
-        passed: dict[str, int] = {}
-        for (at,) in await _raw(kernel, RAW_OUTPUT, line_id):
-            hour = _utc(at).replace(minute=0, second=0, microsecond=0).isoformat()
-            passed[hour] = passed.get(hour, 0) + 1
-        assert {i["start"]: i["good"] for i in r.json()["items"] if i["good"]} == passed, line_code
+        got = {i["start"]: (i["good"], i["first_tried"]) for i in r.json()["items"] if i["good"] or i["first_tried"]}
+        assert got == await _expected_output(kernel, line_id), line_code
         r = await client.get(f"{API}/kpi/pareto", params=scoped, headers=headers)
         assert r.status_code == 200, r.text
         expected = dict(await _raw(kernel, RAW_DEFECTS, line_id))
@@ -433,6 +467,10 @@ async def test_every_kpi_equals_a_plain_sql_count_over_raw_records(
             body = {"shifts": data.draw(calendar(), label=f"{code} from then"), "effective_from": at}
             r = await client.put(f"{API}/lines/{code}/shifts", json=body, headers=admin_headers)
             assert r.status_code == 200, r.text
+    for code in plant:  # each line's output step: configured, or left out (the default)
+        step = data.draw(st.one_of(st.none(), st.sampled_from(["ASSY-10", "TEST-20", "PACK-30"])), label=code)
+        r = await client.put(f"{API}/lines/{code}", json={"name": code, "output_step": step}, headers=admin_headers)
+        assert r.status_code == 200, r.text
     async with kernel.sessionmaker() as session, session.begin():
         for pid in ("ASSY-10", "TEST-20", "PACK-30"):  # edited between examples: OEE reads them as they are
             ideal = data.draw(IDEAL, label=f"ideal {pid}")

@@ -1,6 +1,6 @@
 """The managers' KPIs over a date range and a line, read from the hourly rollups: yield by
-process/station/product, defect Pareto, output against plan, each line now (OEE: ``oee.py``; the
-range, line and shift plans a report covers: ``ranges.py``).
+process/station/product, defect Pareto, each line now (OEE: ``oee.py``; output against plan:
+``outputs.py``; the range, line and shift plans a report covers: ``ranges.py``).
 
 Definitions and their sources are in ``docs/kpi.md``. Times in and out are UTC ``datetime``; the
 reader's zone (``tz``) decides where days and weeks start, the plant's where shifts start.
@@ -8,19 +8,18 @@ reader's zone (``tz``) decides where days and weeks start, the plant's where shi
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, DateTime, Select, String, bindparam, cast, func, literal_column, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Select, String, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mes_kernel.db.models import Alert, Device, Line, Lot, Process, Station
+from mes_kernel.db.models import Alert, Device, Line, Lot, Station
 
 from . import sources
 from .oee import SILENT_AFTER_SECONDS, factors, oee_by_line
+from .outputs import configured_steps, output_rows
 from .ranges import Range, SharedOccurrences, calendars, parse_range, ratio
 
 # ------------------------------------------------------------------ yield, Pareto
@@ -94,94 +93,6 @@ async def pareto(*, session: AsyncSession, span: Range, line: Line | None) -> di
     return {"total": total, "items": items}
 
 
-# ------------------------------------------------------------------ output against plan
-async def last_step(session: AsyncSession) -> str | None:
-    """The routing step whose passes are the line's output: the one with the highest sequence."""
-    return (
-        await session.execute(select(Process.id).order_by(Process.sequence.desc(), Process.id.desc()).limit(1))
-    ).scalar()
-
-
-def _bucket_starts(span: Range, bucket: str) -> list[datetime]:
-    zone = span.zone
-    local = span.since.astimezone(zone)
-    if bucket == "hour":
-        first = span.since.replace(minute=0, second=0, microsecond=0)
-        step = timedelta(hours=1)
-        starts, at = [], first
-        while at < span.until:
-            starts.append(at)
-            at += step
-        return starts
-    day = local.date()
-    if bucket == "week":
-        day -= timedelta(days=day.weekday())
-    starts = []
-    while True:
-        at = datetime.combine(day, datetime.min.time(), zone).astimezone(UTC)
-        if at >= span.until:
-            return starts
-        starts.append(at)
-        day += timedelta(days=7 if bucket == "week" else 1)
-
-
-async def output(*, session: AsyncSession, span: Range, line: Line | None, bucket: str) -> dict[str, Any]:
-    """Per bucket (hour, day or week of the plant's calendar): items that passed the last routing
-    step, each in the bucket of its first pass there (``good``: a unit reworked and passing today
-    counts today), items first tried there (``total``), and the plan: each shift's planned output
-    spread over the shift's hours."""
-    starts = _bucket_starts(span, bucket)
-    ends = [*starts[1:], span.until]
-    items = [{"start": s.isoformat(), "good": 0, "total": 0, "plan": 0.0} for s in starts]
-    step = await last_step(session)
-    if step is not None:
-        hours = sources.line_hours(session, span.since, span.until, line.id if line else None)
-        # PostgreSQL sums each bucket itself (``width_bucket`` over the bucket starts: 30 rows for
-        # 30 days, not 720 hours); SQLite sums per hour, each placed by a bisect here
-        buckets = session.bind.dialect.name == "postgresql" and bucket != "hour"
-        if buckets:
-            edges = bindparam("starts", [*starts, span.until], type_=postgresql.ARRAY(DateTime(timezone=True)))
-            key = func.width_bucket(hours.c.hour_start, edges)
-        else:
-            key = hours.c.hour_start
-        query = (
-            select(
-                key, cast(func.sum(hours.c.output), BigInteger), cast(func.sum(hours.c.first_total), BigInteger)
-            )
-            .where(hours.c.process_id == step)
-            .group_by(key)
-        )
-        for at, good, total in await (await session.connection()).execute(query):
-            i = at - 1 if buckets else _index(starts, at)  # a bucket's index counts from 1; an hour is UTC
-            if i is not None and 0 <= i < len(items):
-                items[i]["good"] += int(good or 0)
-                items[i]["total"] += int(total or 0)
-    shared = SharedOccurrences(since=span.since, until=span.until, zone=span.shift_zone)
-    for versions in (await calendars(session, line)).values():
-        for occ in shared(versions):
-            # only the buckets the shift overlaps: from the one it starts in to the one it ends in
-            for i in range(max(bisect_right(starts, occ.start) - 1, 0), bisect_left(starts, occ.end)):
-                overlap = (min(ends[i], occ.end) - max(starts[i], occ.start)).total_seconds()
-                if overlap > 0:
-                    items[i]["plan"] += occ.planned_output * overlap / occ.full_seconds
-    for item in items:
-        item["plan"] = round(item["plan"], 2)
-    return {"bucket": bucket, "items": items}
-
-
-def _index(starts: list[datetime], moment: datetime) -> int | None:
-    lo, hi = 0, len(starts) - 1
-    if not starts or moment < starts[0]:
-        return None
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if starts[mid] <= moment:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
 # ------------------------------------------------------------------ each line now
 def current_lots(line_ids: list[int]) -> Select:
     """``(line id, lot_number)`` of each line's newest LOT in progress (None: none): one backward
@@ -208,8 +119,9 @@ async def lines_now(
     plant: ZoneInfo | None = None,
     silent_after: float = SILENT_AFTER_SECONDS,
 ) -> dict[str, Any]:
-    """Every line: its LOT in progress (the one most recently changed), today's output against
-    today's plan, today's OEE so far, and its open alerts (its stations' and devices').
+    """Every line: its LOT in progress (the one most recently changed), today's output (first passes
+    at its output step, named as ``output_step``: None when it has none yet) against today's plan,
+    today's OEE so far, and its open alerts (its stations' and devices').
     "Today" is the day in ``zone``; shifts start on the ``plant``'s clock (default ``zone``).
     A fixed number of queries however many lines."""
     today = parse_range(since=None, until=None, zone=zone, now=now, plant=plant)
@@ -218,18 +130,14 @@ async def lines_now(
         return {"items": []}
     rows = await session.execute(current_lots([x.id for x in lines]))
     current = {line_id: lot_number for line_id, lot_number in rows if lot_number is not None}
-    good: dict[int, int] = {}
-    step = await last_step(session)
-    if step is not None:
-        hours = sources.line_hours(session, today.since, today.until)
-        good = {
-            line_id: int(n or 0)
-            for line_id, n in await session.execute(
-                select(hours.c.line_id, func.sum(hours.c.output))
-                .where(hours.c.process_id == step)
-                .group_by(hours.c.line_id)
-            )
-        }
+    steps, rows = await output_rows(
+        session,
+        since=today.since,
+        until=today.until,
+        lines=[x.id for x in lines],
+        configured=configured_steps(lines),
+    )
+    good = {row.line_id: row.good for row in rows}
     shared = SharedOccurrences(since=today.since, until=today.until, zone=today.shift_zone)
     plans = {
         line_id: sum(
@@ -265,6 +173,7 @@ async def lines_now(
                 "name": line.name,
                 "current_lot": current.get(line.id),
                 "output": good.get(line.id, 0),
+                "output_step": steps.get(line.id, (None,))[0],
                 "plan": round(plans.get(line.id, 0.0), 2),
                 "oee": line_factors["oee"] if line_factors else None,
                 # faster than ideal: the views warn instead of showing an OEE over 100 % as is

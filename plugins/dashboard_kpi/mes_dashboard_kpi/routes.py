@@ -13,7 +13,7 @@ from mes_kernel.api.deps import Principal, ReadSessionDep, SessionDep, require_p
 from mes_kernel.kernel import Kernel
 
 from . import calendars as shift_calendars
-from . import drilldown, kpi, oee, ranges, reports
+from . import drilldown, kpi, oee, outputs, ranges, reports
 from .shifts import ShiftCalendarIn, check_no_overlap
 
 READ = "dashboard:read"
@@ -229,12 +229,14 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         line: LineQuery = None,
         tz: TzQuery = None,
     ) -> dict[str, Any]:
-        """Items that passed the last routing step (good), items tried there (total), and the
-        shifts' planned output, per bucket of the plant's calendar."""
+        """Per bucket of the plant's calendar: items first passing their line's output step
+        (``good``), items first tried there (``first_tried``: other items, not a denominator), and
+        the shifts' planned output; ``output_steps`` names each line's step (its configured
+        ``output_step``, else its highest-sequence step with records; docs/kpi.md)."""
         span, found = await scope(session, since, until, tz, line)
         return await cached(
             key_of("output", bucket, span.since, span.until, span.zone.key, line),
-            lambda: reports.output(session=session, span=span, line=found, bucket=bucket),
+            lambda: outputs.output(session=session, span=span, line=found, bucket=bucket),
         )
 
     @kpis.get(

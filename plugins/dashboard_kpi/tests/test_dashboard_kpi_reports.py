@@ -162,12 +162,12 @@ async def test_oee_is_availability_times_performance_times_quality_per_line_and_
     assert hours[(DAY + timedelta(hours=9)).isoformat()] == {
         "start": (DAY + timedelta(hours=9)).isoformat(),
         "good": 4,
-        "total": 4,
+        "first_tried": 4,
         "plan": 100.0,
     }
     assert hours[(DAY + timedelta(hours=8)).isoformat()]["good"] == 0  # assemblies are not output
     r = await client.get(f"{API}/kpi/output", params={**params, "bucket": "day"}, headers=executive_headers)
-    assert r.json()["items"] == [{"start": DAY.isoformat(), "good": 5, "total": 5, "plan": 800 + 400 * 8 / 8}]
+    assert r.json()["items"] == [{"start": DAY.isoformat(), "good": 5, "first_tried": 5, "plan": 800 + 400 * 8 / 8}]
 
 
 async def test_lines_now_shows_the_lot_in_progress_output_plan_and_open_alerts(

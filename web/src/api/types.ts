@@ -377,15 +377,28 @@ export interface DrillDown {
 
 export type OutputBucket = "hour" | "day" | "week";
 
+/** One bucket's output. `good` and `first_tried` are different items (a unit reworked and passing today
+ *  was first tried yesterday): neither is a share of the other. */
 export interface OutputItem {
   start: string;
+  /** Items whose first pass at their line's output step falls in the bucket: what the line made. */
   good: number;
-  total: number;
+  /** Items whose first attempt at the output step falls in the bucket. */
+  first_tried: number;
   plan: number | null;
+}
+
+/** The step a line's output is counted at: its configured `output_step`, else its highest-sequence step
+ *  with records (`configured: false`); `line` null for records without a line. */
+export interface OutputStep {
+  line: string | null;
+  step: string;
+  configured: boolean;
 }
 
 export interface Output {
   bucket: OutputBucket;
+  output_steps?: OutputStep[];
   items: OutputItem[];
 }
 
@@ -394,6 +407,8 @@ export interface LineNow {
   name: string;
   current_lot: string | null;
   output: number;
+  /** The step today's output is counted at (null: the line recorded nothing yet). */
+  output_step?: string | null;
   plan: number | null;
   oee: number | null;
   /** Performance above 100 % today: the OEE is shown with a warning, not as a plain figure. */

@@ -6,7 +6,7 @@ import Typography from "@mui/material/Typography";
 import { useTranslation } from "react-i18next";
 import type { TFunction } from "i18next";
 import { endpoints, keyOf, type KpiQuery } from "../api/endpoints";
-import type { OeeBucket, PerformanceSource } from "../api/types";
+import type { OeeBucket, OutputStep, PerformanceSource } from "../api/types";
 import { ErrorNotice, hasData, NoData, NotAvailable, PageTitle, Section } from "../components/common";
 import { RangeFilter, useKpiQuery } from "../components/RangeFilter";
 import { usePolling } from "../hooks/usePolling";
@@ -68,6 +68,11 @@ function bottleneckDetail(sources: PerformanceSource[] | undefined, total: numbe
            { total: formatNumber(total) });
 }
 
+/** Where output is counted: the step of one line, or each line's ("L1 PACK-30 · L2 TEST-20"). */
+function outputSteps(steps: OutputStep[], oneLine: boolean): string {
+  return steps.map((s) => (oneLine || s.line === null ? s.step : `${s.line} ${s.step}`)).join(" · ");
+}
+
 /** OEE and weekly output of one line (or of every line when `line` is empty). */
 export function LineSummary({ line, title, query }: { line: string; title: string; query: KpiQuery }) {
   const { t } = useTranslation();
@@ -109,11 +114,16 @@ export function LineSummary({ line, title, query }: { line: string; title: strin
         </Box>
       )}
       {o?.buckets && <WeeklyOeeTrend line={line} buckets={o.buckets} />}
-      {output.data && (hasData(output.data.items, ["total", "good", "plan"]) ? (
+      {output.data && (hasData(output.data.items, ["good", "first_tried", "plan"]) ? (
         <Suspense fallback={<Skeleton variant="rectangular" height={220} />}>
           <OutputChart items={output.data.items} />
         </Suspense>
       ) : <NoData />)}
+      {output.data?.output_steps?.length ? (
+        <Typography variant="caption" color="text.secondary" component="p" data-testid={`output-steps-${line || "all"}`}>
+          {t("executive.outputAt", { steps: outputSteps(output.data.output_steps, Boolean(line)) })}
+        </Typography>
+      ) : null}
     </Section>
   );
 }

@@ -52,7 +52,8 @@ export function LineCard({ line }: { line: LineNow }) {
           : t("production.noLot")}
       </Typography>
       <Box sx={{ display: "grid", gridTemplateColumns: "repeat(3, minmax(0, 1fr))", gap: 1 }}>
-        <Figure label={t("production.output")} testId="output"
+        <Figure label={line.output_step ? t("production.outputAt", { step: line.output_step }) : t("production.output")}
+                testId="output"
                 value={line.plan ? t("production.ofPlan", { output: formatNumber(line.output),
                                                              plan: formatUnits(line.plan) })
                                  : formatNumber(line.output)} />

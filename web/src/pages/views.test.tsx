@@ -20,7 +20,8 @@ import { UnitPage } from "./UnitPage";
 let kernel: FakeKernel;
 
 const LINES_NOW = { items: [
-  { line: "L1", name: "SMT line 1", current_lot: "LOT-7", output: 420, plan: 600.4, oee: 0.712, open_alerts: 2 },
+  { line: "L1", name: "SMT line 1", current_lot: "LOT-7", output: 420, output_step: "PACK-30", plan: 600.4, oee: 0.712,
+    open_alerts: 2 },
   { line: "L2", name: "Final assembly", current_lot: null, output: 0, plan: null, oee: null, open_alerts: 0 },
 ] };
 
@@ -56,12 +57,14 @@ describe("production view", () => {
     const l1 = await screen.findByTestId("line-L1");
     expect(within(l1).getByRole("link", { name: "LOT-7" })).toHaveAttribute("href", "#/lots/LOT-7");
     expect(within(l1).getByTestId("output")).toHaveTextContent(/420 of 600(?![.,\d])/); // a pro-rated plan (600.4), in whole units
+    expect(within(l1).getByText("Output at PACK-30 vs plan")).toBeInTheDocument(); // each line's own output step
     expect(within(l1).getByTestId("oee")).toHaveTextContent("71.2%");
     expect(within(l1).getByTestId("open-alerts")).toHaveTextContent("2");
     expect(within(l1).getByRole("progressbar", { name: "70.0% of plan" })).toBeInTheDocument();
     const l2 = screen.getByTestId("line-L2");
     expect(within(l2).getByTestId("oee")).toHaveTextContent("—");
     expect(within(l2).getByText(/none/)).toBeInTheDocument();
+    expect(within(l2).getByText("Output vs plan")).toBeInTheDocument(); // nothing recorded yet: no step to name
   });
 
   it("warns instead of showing a plain OEE over 100 % when performance is faster than ideal", async () => {
@@ -247,8 +250,9 @@ describe("executive view", () => {
     useKpiRange.setState({ line: "L1" });
     kernel.route("GET", "/api/v1/kpi/lines/now", () => ({ body: LINES_NOW }));
     kernel.route("GET", "/api/v1/kpi/oee", () => ({ body: OEE }));
-    kernel.route("GET", "/api/v1/kpi/output", () => ({ body: { bucket: "week", items: [
-      { start: "2026-11-02T00:00:00+09:00", good: 1_200, total: 1_500, plan: 1_400 }] } }));
+    kernel.route("GET", "/api/v1/kpi/output", () => ({ body: { bucket: "week",
+      output_steps: [{ line: "L1", step: "PACK-30", configured: true }],
+      items: [{ start: "2026-11-02T00:00:00+09:00", good: 1_200, first_tried: 1_150, plan: 1_400 }] } }));
     render(<ExecutivePage />);
     expect(await screen.findByTestId("oee-L1")).toHaveTextContent("60.0%");
     expect(screen.getByText("8 h run of 10 h planned")).toBeInTheDocument();
@@ -256,6 +260,19 @@ describe("executive view", () => {
     expect(screen.queryByTestId("performance-L1-warning")).toBeNull();
     await waitFor(() => expect(lastQuery("/api/v1/kpi/output")?.get("bucket")).toBe("week"));
     expect(lastQuery("/api/v1/kpi/oee")?.get("line")).toBe("L1");
+    expect(await screen.findByTestId("output-steps-L1")).toHaveTextContent("Output counted at PACK-30");
+  });
+
+  it("names each line's output step when showing every line", async () => {
+    loginAs("executive");
+    useKpiRange.setState({ line: "" });
+    kernel.route("GET", "/api/v1/kpi/lines/now", () => ({ body: LINES_NOW }));
+    kernel.route("GET", "/api/v1/kpi/oee", () => ({ body: { ...OEE, line: null } }));
+    kernel.route("GET", "/api/v1/kpi/output", () => ({ body: { bucket: "week",
+      output_steps: [{ line: "L1", step: "PACK-30", configured: false }, { line: "L2", step: "TEST-20", configured: true }],
+      items: [{ start: "2026-11-02T00:00:00+09:00", good: 4, first_tried: 3, plan: 10 }] } }));
+    render(<ExecutivePage />);
+    expect(await screen.findByTestId("output-steps-all")).toHaveTextContent("Output counted at L1 PACK-30 · L2 TEST-20");
   });
 
   it("names the bottleneck performance counted and warns when it is over 100 %", async () => {
@@ -336,8 +353,8 @@ describe("output against plan", () => {
       buckets: [week("2026-W44", "2026-10-31T15:00:00+00:00", 0.5),
                 week("2026-W45", "2026-11-01T15:00:00+00:00", 0.4)] } }));
     kernel.route("GET", "/api/v1/kpi/output", () => ({ body: { bucket: "week", items: [
-      { start: "2026-10-31T15:00:00+00:00", good: 0, total: 0, plan: 400 },
-      { start: "2026-11-07T15:00:00+00:00", good: 0, total: 0, plan: 400 }] } }));
+      { start: "2026-10-31T15:00:00+00:00", good: 0, first_tried: 0, plan: 400 },
+      { start: "2026-11-07T15:00:00+00:00", good: 0, first_tried: 0, plan: 400 }] } }));
     const { container } = render(<ExecutivePage />);
     await screen.findByTestId("weekly-oee-L2");
     await waitFor(() => expect(container.querySelectorAll(".recharts-responsive-container")).toHaveLength(2));

@@ -18,7 +18,6 @@ import { formatDate, formatNumber, formatPercent, formatPercentPoints } from "..
 const BLUE = "#1565c0";
 const GREEN = "#2e7d32";
 const ORANGE = "#e65100";
-const GREY = "#616161";
 const margin = { top: 8, right: 12, bottom: 0, left: 0 };
 const tickNumber = (v: unknown) => formatNumber(Number(v));
 const tickPercent = (v: unknown) => formatPercent(Number(v));
@@ -94,8 +93,8 @@ export function OutputChart({ items, height = 220 }: { items: OutputItem[]; heig
         <YAxis allowDecimals={false} fontSize={12} tickFormatter={tickNumber} />
         <Tooltip labelFormatter={(v) => formatDate(String(v))} formatter={(value) => formatNumber(Number(value))} />
         <Legend verticalAlign="top" height={28} />
-        <Bar dataKey="total" name={t("executive.total")} fill={GREY} isAnimationActive={false} maxBarSize={40} />
-        <Bar dataKey="good" name={t("executive.good")} fill={GREEN} isAnimationActive={false} maxBarSize={40} />
+        {/* made against plan only: items first tried at the step are other items, not a total to divide by */}
+        <Bar dataKey="good" name={t("executive.made")} fill={GREEN} isAnimationActive={false} maxBarSize={40} />
         {hasPlan && <Line dataKey="plan" name={t("executive.plan")} stroke={ORANGE} strokeWidth={2}
                           isAnimationActive={false} />}
       </ComposedChart>
