@@ -469,3 +469,40 @@ export interface TemplateUpload {
   description?: string;
   dpi?: number;
 }
+
+/** One shift of a line's calendar (`GET/PUT /lines/{code}/shifts`): local `HH:MM` times on the plant's clock (an
+ *  end at or before the start ends the next day), the weekdays it starts on (Monday = 0), the planned output of
+ *  one occurrence. */
+export interface Shift {
+  name: string;
+  start: string;
+  end: string;
+  days: number[];
+  planned_output: number;
+}
+
+/** A calendar version: in force from `effective_from` until `until` (the next version's; null for the last). */
+export interface ShiftCalendarVersion {
+  effective_from: string;
+  until: string | null;
+  shifts: Shift[];
+  updated_by: string;
+  updated_at: string;
+}
+
+/** A line's calendar: the shifts in force now (from `effective_from`; empty and null before the first version)
+ *  and every version, oldest first. */
+export interface ShiftCalendar {
+  line: string;
+  timezone: string;
+  effective_from: string | null;
+  shifts: Shift[];
+  versions: ShiftCalendarVersion[];
+}
+
+/** `PUT /lines/{code}/shifts`: `effective_from` a plant-calendar date (its midnight) or an ISO-8601 instant;
+ *  absent: from the current hour. */
+export interface ShiftCalendarChange {
+  shifts: Shift[];
+  effective_from?: string;
+}
