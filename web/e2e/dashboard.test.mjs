@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
-import { assertAccessible, CHROMIUM, CHROMIUM_ARGS, withKernelLog as logging } from "./browser.mjs";
+import { assertAccessible, assertFits, logIn, CHROMIUM, CHROMIUM_ARGS, withKernelLog as logging } from "./browser.mjs";
 import { staleReason } from "../scripts/build-stamp.mjs";
 import { apiClient, freePort, startKernel, WEB_DIR } from "./kernel.mjs";
 
@@ -35,43 +35,7 @@ let kernel;
 const withKernelLog = (body) => logging(() => kernel, body);
 let browser;
 
-async function loginThroughForm(page, user) {
-  await page.goto(kernel.baseUrl + "/");
-  await page.getByLabel("Username").fill(user.username);
-  await page.getByLabel("Password").fill(user.password);
-  await page.getByRole("button", { name: "Log in" }).click();
-  await page.getByTestId("whoami").waitFor({ timeout: TIMEOUT });
-}
-
-/**
- * Nothing wider than the viewport: no horizontal scrolling of the page, and no element past the left or right
- * edge except inside a declared scroll container (`data-scroll-container`: a wide table's region), which itself
- * fits. Any other element that scrolls sideways is a fault too: what it hides is off-screen to a user who has no
- * reason to scroll it (MUI's pager did that to its "next page" button).
- */
-async function assertFits(page, where) {
-  const overflow = await page.evaluate(() => {
-    const width = document.documentElement.clientWidth;
-    const name = (el) => `${el.tagName.toLowerCase()}${el.getAttribute("aria-label") ? `[${el.getAttribute("aria-label")}]` : ""}` +
-      `.${String(el.className?.baseVal ?? el.className).split(" ")[0]} "${(el.textContent ?? "").trim().slice(0, 30)}"`;
-    const outside = (r) => r.right > width + 1 || r.left < -1;
-    const problems = [];
-    for (const el of document.body.querySelectorAll("*")) {
-      const r = el.getBoundingClientRect();
-      if (r.width === 0 || r.height === 0) continue;
-      const style = getComputedStyle(el);
-      const declared = el.hasAttribute("data-scroll-container");
-      if (["auto", "scroll"].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 1 && !declared) {
-        problems.push(`scrolls sideways, undeclared: ${name(el)} (${el.scrollWidth} > ${el.clientWidth} px)`);
-      }
-      if (outside(r) && (declared || !el.parentElement?.closest("[data-scroll-container]"))) {
-        problems.push(`past the edge: ${name(el)} (${Math.round(r.left)}–${Math.round(r.right)} px)`);
-      }
-    }
-    return { scroll: document.documentElement.scrollWidth - width, problems: problems.slice(0, 10) };
-  });
-  assert.deepEqual(overflow, { scroll: 0, problems: [] }, `${where} fits 390 px`);
-}
+const loginThroughForm = (page, user) => logIn(page, kernel.baseUrl, user);
 
 /** The control is within the screen's width where it is, before anything scrolls it (a click would). */
 async function assertOnScreen(page, locator, what) {

@@ -18,6 +18,11 @@ import { formatWeekday } from "../i18n/format";
 import { calendarErrors, type FieldErrors } from "./calendarErrors";
 
 const WEEKDAYS = [0, 1, 2, 3, 4, 5, 6];
+/** A picked weekday filled, the others plain, both in colours that read (MUI's greyed text falls short of 4.5:1). */
+const DAY_STYLE = {
+  minWidth: 44, color: "text.primary",
+  "&.Mui-selected, &.Mui-selected:hover": { color: "primary.contrastText", bgcolor: "primary.main" },
+};
 
 /** A shift as typed: the planned output is text until sent. */
 interface DraftShift extends Omit<Shift, "planned_output"> {
@@ -74,7 +79,7 @@ function ShiftRow({ shift, index, errors, onChange, onRemove }: {
                            onChange={(_, days: number[]) => onChange({ ...shift, days })}
                            sx={{ flexWrap: "wrap" }} data-testid={`shift-${index}-days`}>
           {WEEKDAYS.map((d) => (
-            <ToggleButton key={d} value={d} sx={{ minWidth: 44 }}>{formatWeekday(d)}</ToggleButton>
+            <ToggleButton key={d} value={d} sx={DAY_STYLE}>{formatWeekday(d)}</ToggleButton>
           ))}
         </ToggleButtonGroup>
         {at("days") && <FormHelperText error>{at("days")}</FormHelperText>}
