@@ -181,7 +181,7 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
         .waitFor({ timeout: TIMEOUT });
 
       await page.getByRole("tab", { name: "Devices & health" }).click();
-      await page.getByRole("cell", { name: "dashboard_kpi" }).waitFor({ timeout: TIMEOUT });
+      await page.getByRole("cell", { name: /Dashboard and KPIs/ }).waitFor({ timeout: TIMEOUT });
       await page.getByRole("cell", { name: "ST-01", exact: true }).waitFor({ timeout: TIMEOUT });
       const breaker = page.getByRole("row").filter({ hasText: "label_printer:PRN-01" });
       await breaker.waitFor({ timeout: TIMEOUT });
@@ -195,7 +195,7 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
       const alertsTab = page.getByRole("tab", { name: /Alerts/ });
       assert.equal(await alertsTab.textContent(), "Alerts1");
       await alertsTab.click();
-      await page.getByRole("cell", { name: /Circuit breaker label_printer:PRN-01 OPENED/ }).waitFor({ timeout: TIMEOUT });
+      await page.getByRole("cell", { name: /Circuit breaker label_printer:PRN-01 opened after 3 failures/ }).waitFor({ timeout: TIMEOUT });
       await shot(page, "06-alerts");
 
       // A production manager has no audit page.
@@ -363,7 +363,7 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
         ["#/lots", () => page.getByRole("cell", { name: "SEED-LOT-1" }).waitFor()],
         ["#/lots/SEED-LOT-1", () => page.getByRole("cell", { name: "TEST: pass" }).first().waitFor()],
         ["#/units/SN-1", () => page.getByRole("cell", { name: "TEST: pass" }).first().waitFor()],
-        ["#/devices", () => page.getByRole("cell", { name: "dashboard_kpi" }).waitFor()],
+        ["#/devices", () => page.getByRole("cell", { name: /Dashboard and KPIs/ }).waitFor()],
         ["#/alerts", () => page.getByRole("cell", { name: /Circuit breaker/ }).first().waitFor()],
         ["#/audit", () => page.getByRole("cell", { name: "SEED-LOT-1" }).first().waitFor()],
         ["#/labels", () => page.getByRole("button", { name: "unit_label" }).waitFor()],

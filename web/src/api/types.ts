@@ -143,7 +143,10 @@ export interface PluginRecord {
   distribution: string | null;
   version: string | null;
   state: "loaded" | "disabled" | "incompatible" | "failed" | string;
+  /** English, for logs; the dashboard words `reason_code` with `reason_params` (a kernel before them: this). */
   reason: string | null;
+  reason_code?: string | null;
+  reason_params?: Record<string, unknown>;
   kernel_api: string | null;
   bundled?: boolean;
   routes?: string[];
