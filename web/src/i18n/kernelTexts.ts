@@ -3,6 +3,7 @@
 import type { TFunction } from "i18next";
 import type { Alert, PluginRecord } from "../api/types";
 import { formatDuration, formatNumber } from "./format";
+import i18n from "./index";
 
 /**
  * A device failure as a breaker records it (`"<ExceptionClass>: <the driver's words>"`, `last_failure_reason`):
@@ -25,7 +26,7 @@ export function alertText(alert: Alert, t: TFunction): string {
   const detail = alert.detail ?? {};
   const code = typeof detail.code === "string" ? detail.code : "";
   const key = `alerts.code.${code}`;
-  if (!code || !t(key, { defaultValue: "" })) return alert.message;
+  if (!code || !i18n.exists(key)) return alert.message;
   const number = (value: unknown) => (typeof value === "number" ? formatNumber(value) : "?");
   return t(key, {
     breaker: detail.breaker, station: detail.station,
@@ -55,6 +56,6 @@ export function pluginReason(plugin: PluginRecord, t: TFunction): string {
   const params = plugin.reason_params ?? {};
   const key = code === "SWITCHED_OFF" && !plugin.reason?.trim() ? "devices.pluginReason.SWITCHED_OFF_UNSAID"
     : `devices.pluginReason.${code}`;
-  if (!t(key, { defaultValue: "" })) return plugin.reason ?? "—";
+  if (!i18n.exists(key)) return plugin.reason ?? "—";
   return t(key, { ...params, reason: plugin.reason ?? "", error: failureText(String(params.error ?? ""), t) });
 }

@@ -68,10 +68,14 @@ describe("the Korean UI shows no English the kernel wrote", () => {
     expect(englishOn(container)).toEqual([]);
   });
 
-  it("shows an alert without a code (raised by an older kernel) as it was written", async () => {
-    useAlerts.setState({ data: { ...ALERTS, items: [{ ...ALERTS.items[1], detail: { station: "ST-01" } }] } });
+  it("shows an alert without a known code (an older kernel's, a plugin's) as it was written", async () => {
+    useAlerts.setState({ data: { ...ALERTS, items: [
+      { ...ALERTS.items[1], detail: { station: "ST-01" } },
+      { ...ALERTS.items[2], message: "Oven 3 too hot", detail: { code: "OVEN_HOT" } },
+    ] } });
     render(<AlertsPage />);
     expect(await screen.findByText("Station ST-01 silent for 3600 s")).toBeInTheDocument();
+    expect(screen.getByText("Oven 3 too hot")).toBeInTheDocument();
   });
 
   it("words plugin names, plugin states and breaker failures", async () => {

@@ -98,7 +98,8 @@ const stationColumns = (t: TFunction): ColumnDef<StationRow, any>[] => [
   {
     id: "state", header: t("devices.col.state"), accessorFn: (s) => s.health?.status,
     cell: (i) => (i.getValue() ? <StatusChip status={i.getValue()} label={i.row.original.health?.reason
-      ? `${i.getValue()}: ${i.row.original.health.reason}` : undefined} /> : "—"),
+      ? `${t(`state.${i.getValue()}`, { defaultValue: i.getValue() })}: ${i.row.original.health.reason}`
+      : undefined} /> : "—"),
   },
   {
     id: "age", header: t("devices.col.heartbeatAge"), accessorFn: (s) => heartbeatAge(s),
