@@ -470,7 +470,7 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
       const pareto = page.getByRole("table", { name: "Defect Pareto" });
       await pareto.getByRole("link", { name: "SOLDER-BRIDGE" }).click();
       await page.getByRole("heading", { name: "Behind defect SOLDER-BRIDGE" }).waitFor({ timeout: TIMEOUT });
-      await page.getByTestId("drill-totals").filter({ hasText: "1 failed records on 1 units in 1 LOTs" })
+      await page.getByTestId("drill-totals").filter({ hasText: "1 failed record on 1 unit in 1 LOT" })
         .waitFor({ timeout: TIMEOUT });
       await page.getByRole("table", { name: "LOTs" }).getByRole("link", { name: "SEED-LOT-1" })
         .waitFor({ timeout: TIMEOUT });
