@@ -1,5 +1,5 @@
 // The shell: login gate, top bar (a menu drawer on phones) with the views this user may use, the page.
-import { lazy, Suspense, useCallback, useEffect, useState, type ReactNode } from "react";
+import { lazy, Suspense, useCallback, useEffect, useState } from "react";
 import AppBar from "@mui/material/AppBar";
 import Badge from "@mui/material/Badge";
 import Box from "@mui/material/Box";
@@ -36,6 +36,7 @@ import { LotsPage } from "./pages/LotsPage";
 import { OverviewPage } from "./pages/OverviewPage";
 import { ProductionPage } from "./pages/ProductionPage";
 import { QualityPage } from "./pages/QualityPage";
+import { ShiftCalendarPage } from "./pages/ShiftCalendarPage";
 import { UnitPage } from "./pages/UnitPage";
 import { hrefOf, useRoute, type Route } from "./router";
 import { DrillDownPage } from "./pages/DrillDownPage";
@@ -56,9 +57,6 @@ interface NavItem {
 /** The label page is loaded when first opened: few users need it, and it brings a renderer worker. */
 const LabelTemplatesPage = lazy(() => import("./pages/LabelTemplatesPage")
   .then((m) => ({ default: m.LabelTemplatesPage })));
-/** The shift-calendar editor too: production managers open it now and then. */
-const ShiftCalendarPage = lazy(() => import("./pages/ShiftCalendarPage")
-  .then((m) => ({ default: m.ShiftCalendarPage })));
 
 export const NAV: NavItem[] = [
   { route: { name: "overview" }, label: "nav.overview", permission: "dashboard:read" },
@@ -110,12 +108,6 @@ function Forbidden() {
   return <Alert severity="info">{t("shell.forbidden")}</Alert>;
 }
 
-/** A page loaded when first opened, a spinner meanwhile. */
-function Lazily({ children }: { children: ReactNode }) {
-  const { t } = useTranslation();
-  return <Suspense fallback={<CircularProgress aria-label={t("common.loading")} />}>{children}</Suspense>;
-}
-
 function Page({ route, allowed }: { route: Route; allowed: (item: NavItem | undefined) => boolean }) {
   const { t } = useTranslation();
   const item = NAV.find((n) => n.route.name === section(route));
@@ -126,7 +118,7 @@ function Page({ route, allowed }: { route: Route; allowed: (item: NavItem | unde
     case "production":
       return <ProductionPage />;
     case "calendar":
-      return <Lazily><ShiftCalendarPage /></Lazily>;
+      return <ShiftCalendarPage />;
     case "quality":
       return <QualityPage />;
     case "drill":
@@ -146,7 +138,11 @@ function Page({ route, allowed }: { route: Route; allowed: (item: NavItem | unde
     case "audit":
       return <AuditPage />;
     case "labels":
-      return <Lazily><LabelTemplatesPage /></Lazily>;
+      return (
+        <Suspense fallback={<CircularProgress aria-label={t("common.loading")} />}>
+          <LabelTemplatesPage />
+        </Suspense>
+      );
     default:
       return (
         <Alert severity="warning">
