@@ -109,7 +109,8 @@ describe("the Korean UI shows no English the kernel wrote", () => {
     kernel.route("GET", "/api/v1/devices", () => ({ status: 503, body: { detail: {
       code: "SERVICE_UNAVAILABLE", message: "the database is not reachable right now; retry", retry_after: 5 } } }));
     const { container } = render(<DevicesPage />);
-    expect(await screen.findByText("라벨 프린터")).toBeInTheDocument();
+    // the first answer drawn: four MUI tables take jsdom seconds on a busy machine (it took 10 s once)
+    expect(await screen.findByText("라벨 프린터", {}, { timeout: 40_000 })).toBeInTheDocument();
     expect(await screen.findByText(/지금은 사용할 수 없습니다/)).toBeInTheDocument();
     expect(await screen.findByText("커널 API >=2.0,<3이(가) 필요하지만 이 커널은 1.4임")).toBeInTheDocument();
     expect(screen.getByText("불러오지 못함: 필요한 모듈이 없음")).toBeInTheDocument();
@@ -117,5 +118,5 @@ describe("the Korean UI shows no English the kernel wrote", () => {
     // an administrator's reason for switching a plugin off is a person's words, shown as typed
     expect(screen.getByText("관리자가 끔: probe recalibration")).toBeInTheDocument();
     expect(englishOn(container)).toEqual(["probe recalibration"]);
-  });
+  }, 60_000);
 });
