@@ -102,7 +102,7 @@ async def _mount_plugins(app: FastAPI, kernel: Kernel, manager: PluginManager) -
                 table.add(perm, owner=name)
                 records[name].permissions.append(perm.name)
         except (TypeError, ValueError) as exc:
-            manager.fail(name, f"mes_register_permissions: {exc}")
+            manager.fail(name, f"mes_register_permissions: {exc}", hook="mes_register_permissions", error=str(exc))
 
     for name, configs in await manager.call_each("mes_register_breakers"):
         try:
@@ -112,7 +112,7 @@ async def _mount_plugins(app: FastAPI, kernel: Kernel, manager: PluginManager) -
                 kernel.breakers.register(cfg, plugin=name)
                 records[name].breakers.append(cfg.name)
         except (TypeError, ValueError) as exc:
-            manager.fail(name, f"mes_register_breakers: {exc}")
+            manager.fail(name, f"mes_register_breakers: {exc}", hook="mes_register_breakers", error=str(exc))
 
     from .drivers import list_drivers
 
@@ -138,7 +138,9 @@ async def _mount_plugins(app: FastAPI, kernel: Kernel, manager: PluginManager) -
                     f"{','.join(sorted(getattr(r, 'methods', []) or []))} {API_PREFIX}{r.path}" for r in router.routes
                 ]
         except Exception as exc:
-            manager.fail(name, f"mes_register_routers: {type(exc).__name__}: {exc}")
+            manager.fail(
+                name, f"mes_register_routers: {type(exc).__name__}: {exc}", hook="mes_register_routers", error=str(exc)
+            )
 
     checks: list[tuple[str, HealthCheck]] = []
     for name, found in await manager.call_each("mes_register_health_checks", kernel=kernel):

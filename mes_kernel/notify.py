@@ -1,5 +1,9 @@
 """Notifications on breaker transitions: an alert row, a Slack-compatible webhook, an e-mail.
 
+An alert's ``message`` is English, for the webhook and the mail; its ``detail`` carries a stable ``code``
+(``BREAKER_OPEN``, ``STATION_SILENT``, ``STATION_BACKLOG``) and the values the message names, so the
+dashboard words it in the reader's language (``alerts.code.<code>`` in ``web/src/i18n``).
+
 Sending happens in the background so a slow webhook never slows the device action that tripped
 the breaker; failures to notify are logged and do not propagate.
 """
@@ -30,7 +34,13 @@ class Notifier:
     async def breaker_transition(self, key: str, old: str, new: str, state) -> None:
         if new == "open":
             text = f"Circuit breaker {key} OPENED after {state.failures} failures: {state.last_failure_reason}"
-            await self._raise_alert(f"breaker:{key}", "critical", "breaker", text, {"breaker": key})
+            detail = {
+                "code": "BREAKER_OPEN",
+                "breaker": key,
+                "failures": state.failures,
+                "reason": state.last_failure_reason,
+            }
+            await self._raise_alert(f"breaker:{key}", "critical", "breaker", text, detail)
         elif new == "closed" and old in ("half_open", "open"):
             text = f"Circuit breaker {key} recovered (closed)"
             await self._resolve_alert(f"breaker:{key}")
@@ -41,8 +51,9 @@ class Notifier:
     async def _raise_alert(self, key: str, severity: str, source: str, message: str, detail: dict) -> bool:
         """Open an alert unless one with this key is open already; True when it opened."""
         async with self.kernel.sessionmaker() as session:
-            open_alert = (await session.execute(
-                select(Alert.id).where(Alert.key == key, Alert.resolved_at.is_(None)))).first()
+            open_alert = (
+                await session.execute(select(Alert.id).where(Alert.key == key, Alert.resolved_at.is_(None)))
+            ).first()
             if open_alert is not None:
                 return False
             session.add(Alert(key=key, severity=severity, source=source, message=message, detail=detail))
@@ -52,8 +63,9 @@ class Notifier:
     async def _resolve_alert(self, key: str) -> bool:
         """Close the open alert with this key; True when there was one."""
         async with self.kernel.sessionmaker() as session:
-            result = await session.execute(update(Alert).where(Alert.key == key, Alert.resolved_at.is_(None))
-                                           .values(resolved_at=utcnow()))
+            result = await session.execute(
+                update(Alert).where(Alert.key == key, Alert.resolved_at.is_(None)).values(resolved_at=utcnow())
+            )
             await session.commit()
             return bool(result.rowcount)
 

@@ -44,6 +44,12 @@ class PluginRecord:
     version: str | None = None
     state: str = LOADED
     reason: str | None = None
+    #: ``reason`` as a stable code and the values it names, for a dashboard to word in its reader's
+    #: language (``DENIED``, ``DISTRIBUTION_DENIED``, ``NOT_ALLOWED``, ``SAFE_MODE``, ``NAME_CONFLICT``,
+    #: ``IMPORT_FAILED``, ``NO_KERNEL_API``, ``BAD_KERNEL_API``, ``KERNEL_API_MISMATCH``,
+    #: ``REGISTRATION_FAILED``, ``HOOK_FAILED``, ``SWITCHED_OFF`` — whose ``reason`` is the administrator's)
+    reason_code: str | None = None
+    reason_params: dict[str, Any] = field(default_factory=dict)
     kernel_api: str | None = None
     bundled: bool = False
     hooks: list[str] = field(default_factory=list)
@@ -53,6 +59,10 @@ class PluginRecord:
     panels: list[str] = field(default_factory=list)
     health_checks: list[str] = field(default_factory=list)
     permissions: list[str] = field(default_factory=list)
+
+    def refuse(self, state: str, code: str, reason: str, **params: Any) -> None:
+        """Not serving: ``state`` because of ``reason`` (English), worded by ``code`` and ``params``."""
+        self.state, self.reason, self.reason_code, self.reason_params = state, reason, code, params
 
 
 def _normalize(name: str | None) -> str | None:
@@ -103,13 +113,20 @@ class PluginManager:
             denied = [(ep, rec) for ep, rec in candidates if _normalize(rec.distribution) in self._denied_dists()]
             kept = [(ep, rec) for ep, rec in candidates if (ep, rec) not in denied]
             for _, rec in denied:
-                rec.state, rec.reason = DISABLED, f"distribution {rec.distribution} denied by PLUGINS_DENY"
+                rec.refuse(
+                    DISABLED,
+                    "DISTRIBUTION_DENIED",
+                    f"distribution {rec.distribution} denied by PLUGINS_DENY",
+                    distribution=rec.distribution,
+                )
             if len(kept) > 1:
                 claimants = ", ".join(f"{rec.distribution} {rec.version}" for _, rec in kept)
-                reason = (f"plugin name {name!r} is declared by {len(kept)} distributions ({claimants}); "
-                          f"none is loaded: uninstall one or name one distribution in PLUGINS_DENY")
+                reason = (
+                    f"plugin name {name!r} is declared by {len(kept)} distributions ({claimants}); "
+                    f"none is loaded: uninstall one or name one distribution in PLUGINS_DENY"
+                )
                 for _, rec in kept:
-                    rec.state, rec.reason = FAILED, reason
+                    rec.refuse(FAILED, "NAME_CONFLICT", reason, claimants=claimants)
                 self.conflicts[name] = [rec for _, rec in candidates]
                 self.records[name] = kept[0][1]
                 log.error("plugin_name_conflict", plugin=name, distributions=[rec.distribution for _, rec in kept])
@@ -122,14 +139,15 @@ class PluginManager:
             candidates = kept
         ep, record = candidates[0]
         self.records[name] = record
-        reason = self._disabled_reason(record)
-        if reason:
-            record.state, record.reason = DISABLED, reason
+        refusal = self._disabled_reason(record)
+        if refusal:
+            record.refuse(DISABLED, *refusal)
             return
         try:
             plugin = ep.load()
         except Exception as exc:  # the boundary: a plugin that fails to import is shown, not fatal
-            record.state, record.reason = FAILED, f"import failed: {type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
+            record.refuse(FAILED, "IMPORT_FAILED", f"import failed: {error}", error=error)
             log.error("plugin_import_failed", plugin=ep.name, error=record.reason)
             return
         self._register(ep.name, plugin, record)
@@ -142,49 +160,53 @@ class PluginManager:
         name = name or getattr(plugin, "__name__", type(plugin).__name__)
         record = PluginRecord(name=name, distribution=None, version=getattr(plugin, "__version__", None))
         self.records[name] = record
-        reason = self._disabled_reason(record)
-        if reason:
-            record.state, record.reason = DISABLED, reason
+        refusal = self._disabled_reason(record)
+        if refusal:
+            record.refuse(DISABLED, *refusal)
             return record
         self._register(name, plugin, record)
         return record
 
-    def _disabled_reason(self, record: PluginRecord) -> str | None:
+    def _disabled_reason(self, record: PluginRecord) -> tuple[str, str] | None:
+        """Why the settings keep ``record`` from loading: ``(code, reason)``, or None."""
         if record.name in self.deny:
-            return "denied by PLUGINS_DENY"
+            return "DENIED", "denied by PLUGINS_DENY"
         if self.allow and record.name not in self.allow:
-            return "not in PLUGINS_ALLOW"
+            return "NOT_ALLOWED", "not in PLUGINS_ALLOW"
         if self.safe_mode and not record.bundled:
-            return "safe mode: third-party plugins are not loaded"
+            return "SAFE_MODE", "safe mode: third-party plugins are not loaded"
         return None
 
     def _register(self, name: str, plugin: Any, record: PluginRecord) -> None:
         spec = getattr(plugin, "MES_KERNEL_API", None)
         record.kernel_api = spec
         if spec is None:
-            record.state, record.reason = INCOMPATIBLE, "declares no MES_KERNEL_API range"
+            record.refuse(INCOMPATIBLE, "NO_KERNEL_API", "declares no MES_KERNEL_API range")
             return
         try:
             compatible = Version(KERNEL_API_VERSION) in SpecifierSet(spec)
         except InvalidSpecifier:
-            record.state, record.reason = INCOMPATIBLE, f"MES_KERNEL_API {spec!r} is not a valid version range"
+            record.refuse(
+                INCOMPATIBLE, "BAD_KERNEL_API", f"MES_KERNEL_API {spec!r} is not a valid version range", spec=spec
+            )
             return
         if not compatible:
-            record.state = INCOMPATIBLE
-            record.reason = f"needs kernel API {spec}, this kernel provides {KERNEL_API_VERSION}"
+            reason = f"needs kernel API {spec}, this kernel provides {KERNEL_API_VERSION}"
+            record.refuse(INCOMPATIBLE, "KERNEL_API_MISMATCH", reason, spec=spec, kernel=KERNEL_API_VERSION)
             return
         try:
             self.pm.register(plugin, name=name)
         except Exception as exc:  # e.g. a hookimpl with an argument the spec does not have
-            record.state, record.reason = FAILED, f"registration failed: {type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
+            record.refuse(FAILED, "REGISTRATION_FAILED", f"registration failed: {error}", error=error)
             return
         record.state = LOADED
         record.hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or [])
 
-    def fail(self, name: str, reason: str) -> None:
-        """Mark a loaded plugin failed (a hook raised) and stop calling it."""
+    def fail(self, name: str, reason: str, *, hook: str | None = None, error: str | None = None) -> None:
+        """Mark a loaded plugin failed (``hook`` raised ``error``) and stop calling it."""
         record = self.records[name]
-        record.state, record.reason = FAILED, reason
+        record.refuse(FAILED, "HOOK_FAILED", reason, hook=hook, error=error or reason)
         plugin = self.pm.get_plugin(name)
         if plugin is not None:
             self.pm.unregister(plugin, name=name)
@@ -308,9 +330,9 @@ class PluginManager:
             values = [await self._bounded(hook, name, v) if inspect.isawaitable(v) else v for v in values]
         except Exception as exc:
             blamed = _blame(exc, code_owner, default=name)
-            reason = f"hook {hook} raised {type(exc).__name__}: {exc}"
+            error = f"{type(exc).__name__}: {exc}"
             if fail_on_error:
-                self.fail(blamed, reason)
+                self.fail(blamed, f"hook {hook} raised {error}", hook=hook, error=error)
             else:
                 log.error("plugin_hook_failed", plugin=blamed, hook=hook, error=str(exc))
             return _RETRY if blamed != name and fail_on_error else _SKIP
@@ -322,12 +344,13 @@ class PluginManager:
         for name, rec in sorted(self.records.items()):
             for each in self.conflicts.get(name, [rec]):
                 item = each.__dict__.copy()
-                if each is rec:
-                    item["state"], item["reason"] = self.state_of(name)
+                if each is rec and name in self.switched_off and rec.state == LOADED:
+                    # the administrator's words, shown as typed
+                    item.update(state=DISABLED, reason=self.switched_off[name], reason_code="SWITCHED_OFF")
+                    item["reason_params"] = {}
                 item["enabled"] = name not in self.switched_off
                 out.append(item)
         return out
-
 
 
 _SKIP, _RETRY = object(), object()

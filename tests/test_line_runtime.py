@@ -160,6 +160,7 @@ async def test_disabling_a_plugin_refuses_its_routes_stops_checks_hides_panels_a
     )
     assert r.status_code == 200, r.text
     assert (r.json()["state"], r.json()["reason"], r.json()["enabled"]) == ("disabled", "probe recalibration", False)
+    assert r.json()["reason_code"] == "SWITCHED_OFF"  # worded by the dashboard, the reason shown as typed
 
     refused = await client.get("/api/v1/probe/read", headers=admin_headers)
     assert refused.status_code == 403

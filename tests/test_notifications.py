@@ -107,6 +107,9 @@ async def test_breaker_open_and_recovery_are_notified_and_alerted(third_party, s
     async with kernel.sessionmaker() as session:
         alert = (await session.execute(select(Alert).where(Alert.key == "breaker:sample_meter:M-1"))).scalar_one()
     assert alert.severity == "critical" and alert.resolved_at is None
+    # the dashboard words it by code in the reader's language (web/src/i18n: alerts.code.BREAKER_OPEN)
+    assert alert.detail["code"] == "BREAKER_OPEN" and alert.detail["breaker"] == "sample_meter:M-1"
+    assert alert.detail["failures"] == 2 and "meter does not answer" in alert.detail["reason"]
 
     now[0] += 5.0
     assert (await client.get("/api/v1/sample/reading", headers=admin_headers)).status_code == 200

@@ -60,6 +60,8 @@ async def test_the_deny_list_can_name_one_distribution_of_a_conflict(twins, sett
         listed = {p["distribution"]: p for p in app.state.kernel.plugins.snapshot() if p["name"] == "twin"}
         assert listed["acme-twin"]["state"] == "loaded"
         assert listed["globex-twin"]["state"] == "disabled" and "PLUGINS_DENY" in listed["globex-twin"]["reason"]
+        assert listed["globex-twin"]["reason_code"] == "DISTRIBUTION_DENIED"
+        assert listed["globex-twin"]["reason_params"] == {"distribution": "globex-twin"}
         assert app.state.kernel.plugins.is_active("twin")
 
 

@@ -53,6 +53,10 @@ async def test_broken_and_incompatible_plugins_are_shown_with_reasons_while_the_
     assert broken["state"] == "failed" and "vendor_sdk" in broken["reason"]
     future = _plugin(body, "future_plugin")
     assert future["state"] == "incompatible" and ">=2.0,<3" in future["reason"]
+    # the reasons as codes with their values, for the dashboard to word in the reader's language
+    assert broken["reason_code"] == "IMPORT_FAILED" and "vendor_sdk" in broken["reason_params"]["error"]
+    assert future["reason_code"] == "KERNEL_API_MISMATCH" and future["reason_params"]["spec"] == ">=2.0,<3"
+    assert _plugin(body, "sample_meter")["reason_code"] is None
     assert (await client.get("/api/v1/future/ping")).status_code == 404  # never mounted
     assert (await client.get("/api/v1/sample/reading", headers=admin_headers)).status_code == 200
 

@@ -4,8 +4,13 @@ import uuid
 
 
 async def test_heartbeat_is_stored_and_shown_in_health(client, station_headers, admin_headers):
-    beat = {"agent_version": "1.0", "drivers": {"printer": {"name": "zpl_tcp", "loaded": True}},
-            "devices": {}, "outbox_depth": 3, "oldest_queued_age_seconds": 12.5}
+    beat = {
+        "agent_version": "1.0",
+        "drivers": {"printer": {"name": "zpl_tcp", "loaded": True}},
+        "devices": {},
+        "outbox_depth": 3,
+        "oldest_queued_age_seconds": 12.5,
+    }
     r = await client.post("/api/v1/stations/heartbeat", json=beat, headers=station_headers)
     assert r.status_code == 200 and "server_time" in r.json()
     tree = (await client.get("/api/v1/health", headers=admin_headers)).json()
@@ -24,17 +29,29 @@ async def test_station_event_is_idempotent(client, station_headers):
     again = await client.post("/api/v1/stations/events", json=body, headers=station_headers)
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json()["id"] == again.json()["id"] and again.json()["status"] == "duplicate"
-    other = await client.post("/api/v1/stations/events", json={**body, "payload": {"code": "SN-2"}},
-                              headers=station_headers)
+    other = await client.post(
+        "/api/v1/stations/events", json={**body, "payload": {"code": "SN-2"}}, headers=station_headers
+    )
     assert other.status_code == 409 and other.json()["detail"]["code"] == "IDEMPOTENCY_CONFLICT"
 
 
 async def test_offline_print_result_joins_the_unit_history(client, station_headers, admin_headers, make_lot):
     lot = await make_lot(units=1)
     serial = lot["serial_numbers"][0]
-    body = {"idempotency_key": uuid.uuid4().hex, "type": "device_result",
-            "payload": {"action": "print", "role": "printer", "driver": "zpl_tcp", "driver_version": "1.0",
-                        "outcome": "printed", "worker": "kim", "serial_number": serial, "template": "unit_label"}}
+    body = {
+        "idempotency_key": uuid.uuid4().hex,
+        "type": "device_result",
+        "payload": {
+            "action": "print",
+            "role": "printer",
+            "driver": "zpl_tcp",
+            "driver_version": "1.0",
+            "outcome": "printed",
+            "worker": "kim",
+            "serial_number": serial,
+            "template": "unit_label",
+        },
+    }
     r = await client.post("/api/v1/stations/events", json=body, headers=station_headers)
     assert r.status_code == 201 and r.json()["traced"] is True
     history = (await client.get(f"/api/v1/units/{serial}/history", headers=admin_headers)).json()
@@ -69,8 +86,11 @@ async def test_scans_and_device_results_name_the_worker_logged_in_at_the_station
 
 
 async def test_device_result_for_unknown_serial_keeps_the_event(client, station_headers):
-    body = {"idempotency_key": uuid.uuid4().hex, "type": "device_result",
-            "payload": {"action": "print", "outcome": "printed", "serial_number": "NOPE-1"}}
+    body = {
+        "idempotency_key": uuid.uuid4().hex,
+        "type": "device_result",
+        "payload": {"action": "print", "outcome": "printed", "serial_number": "NOPE-1"},
+    }
     r = await client.post("/api/v1/stations/events", json=body, headers=station_headers)
     assert r.status_code == 201 and r.json()["traced"] is False
 
@@ -100,7 +120,19 @@ async def test_silent_station_and_growing_backlog_raise_alerts_that_resolve(clie
         return {a.key for a in rows}
 
     assert await open_alerts() == {"station:ST-01:backlog", "station:ST-01:silent"}
-    await client.post("/api/v1/stations/heartbeat", json={"agent_version": "1", "outbox_depth": 3},
-                      headers=station_headers)
+    async with kernel.sessionmaker() as session:
+        details = {a.key: a.detail for a in (await session.execute(select(Alert))).scalars()}
+    # stable codes and the values the message names, for the dashboard to word (alerts.code.* in web/src/i18n)
+    silent, backlog = details["station:ST-01:silent"], details["station:ST-01:backlog"]
+    assert silent["code"] == "STATION_SILENT" and silent["station"] == "ST-01" and silent["silent_seconds"] >= 3600
+    assert backlog == {
+        "code": "STATION_BACKLOG",
+        "station": "ST-01",
+        "queued": 40,
+        "recent_outbox_depths": [1, 5, 9, 20, 40],
+    }
+    await client.post(
+        "/api/v1/stations/heartbeat", json={"agent_version": "1", "outbox_depth": 3}, headers=station_headers
+    )
     await watch_stations(kernel, notifier)
     assert await open_alerts() == set()

@@ -32,7 +32,12 @@ async def watch_stations(kernel, notifier, *, beats: int = 5) -> None:
                 severity="warning",
                 source="station",
                 message=f"Station {station.code} silent for {int(age)} s",
-                detail={"station": station.code, "last_heartbeat_at": station.last_heartbeat_at.isoformat()},
+                detail={
+                    "code": "STATION_SILENT",
+                    "station": station.code,
+                    "silent_seconds": int(age),
+                    "last_heartbeat_at": station.last_heartbeat_at.isoformat(),
+                },
             )
         else:
             await notifier.resolve(key, f"Station {station.code} reports again")
@@ -44,7 +49,12 @@ async def watch_stations(kernel, notifier, *, beats: int = 5) -> None:
                 severity="warning",
                 source="station",
                 message=f"Station {station.code} outbox keeps growing ({depths[-1]} queued)",
-                detail={"station": station.code, "recent_outbox_depths": depths},
+                detail={
+                    "code": "STATION_BACKLOG",
+                    "station": station.code,
+                    "queued": depths[-1],
+                    "recent_outbox_depths": depths,
+                },
             )
         elif depths and depths[-1] <= (depths[-2] if len(depths) > 1 else depths[-1]):
             await notifier.resolve(key, f"Station {station.code} outbox is draining")

@@ -1,5 +1,5 @@
-// What every end-to-end spec shares: Debian's Chromium and its flags, axe-core's verdict, and a failing
-// step's message carrying the kernel's log.
+// What every end-to-end spec shares: Debian's Chromium and its flags, logging in through the form, axe-core's
+// verdict, the 390 px fit, and a failing step's message carrying the kernel's log.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import AxeBuilder from "@axe-core/playwright";
@@ -36,3 +36,44 @@ export function withKernelLog(kernelOf, body) {
     }
   };
 }
+
+/** Log `user` in through the login form (English or Korean) and wait for the shell. */
+export async function logIn(page, baseUrl, user, timeout = 15_000) {
+  await page.goto(baseUrl + "/");
+  await page.getByLabel(/Username|사용자 이름/).fill(user.username);
+  await page.getByLabel(/Password|비밀번호/).fill(user.password);
+  await page.getByRole("button", { name: /Log in|로그인/ }).click();
+  await page.getByTestId(/^whoami/).first().waitFor({ state: "attached", timeout });
+}
+
+/**
+ * Nothing wider than the viewport: no horizontal scrolling of the page, and no element past the left or right
+ * edge except inside a declared scroll container (`data-scroll-container`: a wide table's region), which itself
+ * fits. Any other element that scrolls sideways is a fault too: what it hides is off-screen to a user who has no
+ * reason to scroll it (MUI's pager did that to its "next page" button).
+ * `root`: where to look (a desktop width passes `main`: the navigation tabs scroll sideways by design).
+ */
+export async function assertFits(page, where, root = "body") {
+  const overflow = await page.evaluate((root) => {
+    const width = document.documentElement.clientWidth;
+    const name = (el) => `${el.tagName.toLowerCase()}${el.getAttribute("aria-label") ? `[${el.getAttribute("aria-label")}]` : ""}` +
+      `.${String(el.className?.baseVal ?? el.className).split(" ")[0]} "${(el.textContent ?? "").trim().slice(0, 30)}"`;
+    const outside = (r) => r.right > width + 1 || r.left < -1;
+    const problems = [];
+    for (const el of document.querySelector(root).querySelectorAll("*")) {
+      const r = el.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0) continue;
+      const style = getComputedStyle(el);
+      const declared = el.hasAttribute("data-scroll-container");
+      if (["auto", "scroll"].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 1 && !declared) {
+        problems.push(`scrolls sideways, undeclared: ${name(el)} (${el.scrollWidth} > ${el.clientWidth} px)`);
+      }
+      if (outside(r) && (declared || !el.parentElement?.closest("[data-scroll-container]"))) {
+        problems.push(`past the edge: ${name(el)} (${Math.round(r.left)}–${Math.round(r.right)} px)`);
+      }
+    }
+    return { scroll: document.documentElement.scrollWidth - width, problems: problems.slice(0, 10) };
+  }, root);
+  assert.deepEqual(overflow, { scroll: 0, problems: [] }, `${where} fits ${await page.evaluate(() => document.documentElement.clientWidth)} px`);
+}
+

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
-import { assertAccessible, CHROMIUM, CHROMIUM_ARGS, withKernelLog as logging } from "./browser.mjs";
+import { assertAccessible, CHROMIUM, logIn, CHROMIUM_ARGS, withKernelLog as logging } from "./browser.mjs";
 import { staleReason } from "../scripts/build-stamp.mjs";
 import { apiClient, startKernel, WEB_DIR } from "./kernel.mjs";
 
@@ -18,13 +18,7 @@ let kernel;
 const withKernelLog = (body) => logging(() => kernel, body);
 let browser;
 
-async function login(page, user) {
-  await page.goto(kernel.baseUrl + "/");
-  await page.getByLabel(/Username|사용자 이름/).fill(user.username);
-  await page.getByLabel(/Password|비밀번호/).fill(user.password);
-  await page.getByRole("button", { name: /Log in|로그인/ }).click();
-  await page.getByTestId(/^whoami/).first().waitFor({ state: "attached", timeout: TIMEOUT });
-}
+const login = (page, user) => logIn(page, kernel.baseUrl, user, TIMEOUT);
 
 /** Nothing on the page past the screen's right edge, and nothing that scrolls sideways. */
 async function assertNoSideways(page, where) {

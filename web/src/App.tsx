@@ -36,6 +36,7 @@ import { LotsPage } from "./pages/LotsPage";
 import { OverviewPage } from "./pages/OverviewPage";
 import { ProductionPage } from "./pages/ProductionPage";
 import { QualityPage } from "./pages/QualityPage";
+import { ShiftCalendarPage } from "./pages/ShiftCalendarPage";
 import { UnitPage } from "./pages/UnitPage";
 import { hrefOf, useRoute, type Route } from "./router";
 import { DrillDownPage } from "./pages/DrillDownPage";
@@ -80,6 +81,7 @@ const LANDING: Record<string, Route["name"]> = { quality_manager: "quality", exe
 function section(route: Route): string {
   if (route.name === "lot" || route.name === "unit") return "lots";
   if (route.name === "drill") return "quality";
+  if (route.name === "calendar") return "production";
   return route.name;
 }
 
@@ -115,6 +117,8 @@ function Page({ route, allowed }: { route: Route; allowed: (item: NavItem | unde
       return <OverviewPage />;
     case "production":
       return <ProductionPage />;
+    case "calendar":
+      return <ShiftCalendarPage />;
     case "quality":
       return <QualityPage />;
     case "drill":

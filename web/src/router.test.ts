@@ -11,6 +11,7 @@ describe("hash routes", () => {
     expect(parseRoute("#/devices")).toEqual({ name: "devices" });
     expect(parseRoute("#/alerts")).toEqual({ name: "alerts" });
     expect(parseRoute("#/audit")).toEqual({ name: "audit" });
+    expect(parseRoute("#/production/calendar?line=L1")).toEqual({ name: "calendar" });
     expect(parseRoute("#/nope/1/2")).toEqual({ name: "not_found", path: "/nope/1/2" });
   });
 
@@ -19,6 +20,7 @@ describe("hash routes", () => {
       { name: "lot", lotNumber: "2026/11/LOT 7" },
       { name: "unit", serialNumber: "SN:01/A" },
       { name: "lots" },
+      { name: "calendar" },
       { name: "overview" },
     ];
     for (const route of routes) expect(parseRoute(hrefOf(route))).toEqual(route);

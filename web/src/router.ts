@@ -4,6 +4,7 @@ import { useSyncExternalStore } from "react";
 export type Route =
   | { name: "overview" }
   | { name: "production" }
+  | { name: "calendar" }
   | { name: "quality" }
   | { name: "drill" }
   | { name: "executive" }
@@ -27,6 +28,7 @@ export function parseRoute(hash: string): Route {
   if (head === "lots" && parts.length === 1) return { name: "lots" };
   if (head === "lots" && parts.length === 2) return { name: "lot", lotNumber: decodeURIComponent(arg) };
   if (head === "quality" && arg === "drill" && parts.length === 2) return { name: "drill" };
+  if (head === "production" && arg === "calendar" && parts.length === 2) return { name: "calendar" };
   if (head === "units" && parts.length === 2) return { name: "unit", serialNumber: decodeURIComponent(arg) };
   if (parts.length === 1 && (PAGES as readonly string[]).includes(head)) return { name: head as (typeof PAGES)[number] };
   return { name: "not_found", path };
@@ -42,6 +44,8 @@ export function hrefOf(route: Route): string {
       return `#/units/${encodeURIComponent(route.serialNumber)}`;
     case "drill":
       return "#/quality/drill";
+    case "calendar":
+      return "#/production/calendar";
     case "not_found":
       return `#${route.path}`;
     default:

@@ -50,6 +50,16 @@ PANEL_TRANSLATIONS = {
         "Source": "출처",
         "Message": "메시지",
         "Raised": "발생 시각",
+        # the alerts' values, by word (severity, source) and by code (the message: mes_kernel/notify.py and
+        # services/stations.py write it in English for the webhook and the mail)
+        "critical": "심각",
+        "warning": "경고",
+        "info": "정보",
+        "breaker": "회로 차단기",
+        "station": "스테이션",
+        "BREAKER_OPEN": "회로 차단기 {breaker}이(가) {failures}회 실패 후 열렸습니다",
+        "STATION_SILENT": "스테이션 {station}이(가) {silent_seconds}초 동안 응답이 없습니다",
+        "STATION_BACKLOG": "스테이션 {station}의 전송 대기열이 계속 늘고 있습니다 (대기 {queued}건)",
     }
 }
 
@@ -103,9 +113,9 @@ def mes_register_panels():
             options={
                 "items": "items",
                 "columns": [
-                    {"key": "severity", "title": "Severity"},
-                    {"key": "source", "title": "Source"},
-                    {"key": "message", "title": "Message"},
+                    {"key": "severity", "title": "Severity", "translate": True},
+                    {"key": "source", "title": "Source", "translate": True},
+                    {"key": "message", "title": "Message", "code": "detail.code", "params": "detail"},
                     {"key": "raised_at", "title": "Raised", "format": "datetime"},
                 ],
             },

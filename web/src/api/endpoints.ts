@@ -19,6 +19,8 @@ import type {
   Pareto,
   Panel,
   PluginRecord,
+  ShiftCalendar,
+  ShiftCalendarChange,
   Station,
   Summary,
   TemplateUpload,
@@ -122,6 +124,12 @@ export const endpoints = {
                                      cursor?: string }, signal?: AbortSignal) =>
     get<DrillDown>("/kpi/drilldown", signal, params({ ...query })),
   linesNow: (signal?: AbortSignal) => get<LinesNow>("/kpi/lines/now", signal),
+  shiftCalendar: (line: string, signal?: AbortSignal) =>
+    get<ShiftCalendar>(`/lines/${encodeURIComponent(line)}/shifts`, signal),
+  /** A new calendar version; answers as `shiftCalendar`. 422 `SHIFTS_OVERLAP` / `INVALID_EFFECTIVE_FROM` /
+   *  `VALIDATION_ERROR` (`errors[].loc`), 403 `FORBIDDEN` for a date before today without `shifts:backdate`. */
+  saveShiftCalendar: (line: string, change: ShiftCalendarChange) =>
+    api.http.put<ShiftCalendar>(`/lines/${encodeURIComponent(line)}/shifts`, change).then((r) => r.data),
   labelTemplates: (includeRetired: boolean, signal?: AbortSignal) =>
     get<LabelTemplate[]>("/labels/templates", signal, params({ include_retired: includeRetired || undefined })),
   labelTemplate: (name: string, version?: number, signal?: AbortSignal) =>

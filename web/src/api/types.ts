@@ -143,7 +143,10 @@ export interface PluginRecord {
   distribution: string | null;
   version: string | null;
   state: "loaded" | "disabled" | "incompatible" | "failed" | string;
+  /** English, for logs; the dashboard words `reason_code` with `reason_params` (a kernel before them: this). */
   reason: string | null;
+  reason_code?: string | null;
+  reason_params?: Record<string, unknown>;
   kernel_api: string | null;
   bundled?: boolean;
   routes?: string[];
@@ -483,4 +486,41 @@ export interface TemplateUpload {
   title?: string;
   description?: string;
   dpi?: number;
+}
+
+/** One shift of a line's calendar (`GET/PUT /lines/{code}/shifts`): local `HH:MM` times on the plant's clock (an
+ *  end at or before the start ends the next day), the weekdays it starts on (Monday = 0), the planned output of
+ *  one occurrence. */
+export interface Shift {
+  name: string;
+  start: string;
+  end: string;
+  days: number[];
+  planned_output: number;
+}
+
+/** A calendar version: in force from `effective_from` until `until` (the next version's; null for the last). */
+export interface ShiftCalendarVersion {
+  effective_from: string;
+  until: string | null;
+  shifts: Shift[];
+  updated_by: string;
+  updated_at: string;
+}
+
+/** A line's calendar: the shifts in force now (from `effective_from`; empty and null before the first version)
+ *  and every version, oldest first. */
+export interface ShiftCalendar {
+  line: string;
+  timezone: string;
+  effective_from: string | null;
+  shifts: Shift[];
+  versions: ShiftCalendarVersion[];
+}
+
+/** `PUT /lines/{code}/shifts`: `effective_from` a plant-calendar date (its midnight) or an ISO-8601 instant;
+ *  absent: from the current hour. */
+export interface ShiftCalendarChange {
+  shifts: Shift[];
+  effective_from?: string;
 }

@@ -61,7 +61,7 @@ export function ErrorNotice({ error, retryInMs, what }: { error?: ApiError; retr
   return (
     <Alert severity={error.status === 403 ? "info" : "error"} sx={{ mb: 2 }}>
       {what ? `${what}: ` : ""}
-      {error.message}{" "}
+      {t(`errors.${error.code}`, { defaultValue: error.message })}{" "}
       <Typography component="span" variant="caption">
         {`(${error.code})`}{retryInMs ? ` — ${t("common.retryingIn", { after: formatDuration(retryInMs / 1000) })}` : ""}
       </Typography>

@@ -107,23 +107,44 @@ function scan() {
 const found = scan();
 const show = (items: Finding[]) => items.map((f) => `${f.file}:${f.line} ${f.text}`);
 
+/** A plural form's suffix (i18next's: `key_one`, `key_other` …) and the key without it. */
+const PLURAL_SUFFIX = /_(zero|one|two|few|many|other)$/;
+const baseOf = (key: string) => key.replace(PLURAL_SUFFIX, "");
+/** A key's text, for a plural key its `other` form (the one every language has). */
+const textOf = (catalog: Record<string, string>, base: string) => catalog[base] ?? catalog[`${base}_other`];
+const bases = (catalog: Record<string, string>) => [...new Set(Object.keys(catalog).map(baseOf))].sort();
+
 describe("translations", () => {
-  it("English and Korean catalogs hold the same keys, none empty", () => {
-    expect(Object.keys(KO).sort()).toEqual(Object.keys(EN).sort());
+  it("English and Korean catalogs hold the same keys (plural forms aside), none empty", () => {
+    expect(bases(KO)).toEqual(bases(EN));
     expect(Object.entries({ ...EN }).filter(([, v]) => !v.trim())).toEqual([]);
     expect(Object.entries(KO).filter(([, v]) => !v.trim())).toEqual([]);
   });
 
+  it("a plural key has exactly the forms its language's plural rules name (en: one, other; ko: other)", () => {
+    const plural = new Set([...Object.keys(EN), ...Object.keys(KO)].filter((k) => PLURAL_SUFFIX.test(k)).map(baseOf));
+    for (const [language, catalog] of [["en", EN], ["ko", KO]] as const) {
+      const categories = [...new Intl.PluralRules(language).resolvedOptions().pluralCategories].sort();
+      const wrong = [...plural].filter((base) => {
+        const forms = Object.keys(catalog).filter((k) => baseOf(k) === base && k !== base)
+          .map((k) => k.slice(base.length + 1)).sort();
+        return JSON.stringify(forms) !== JSON.stringify(categories) || base in catalog;
+      });
+      expect(wrong, `${language} plural keys`).toEqual([]);
+    }
+  });
+
   it("a Korean string names the same placeholders as its English one", () => {
     const names = (s: string) => [...s.matchAll(/\{\{\s*(\w+)/g)].map((m) => m[1]).sort();
-    const mismatched = Object.keys(EN).filter((k) => JSON.stringify(names(EN[k])) !== JSON.stringify(names(KO[k])));
+    const mismatched = bases(EN).filter((k) => JSON.stringify(names(textOf(EN, k))) !==
+                                               JSON.stringify(names(textOf(KO, k))));
     expect(mismatched).toEqual([]);
   });
 
   it("the Korean catalog is translated, not a copy of the English one", () => {
     const words = (s: string) => s.replace(/\{\{[^}]*\}\}/g, "").trim();
-    const copied = Object.keys(EN).filter((k) => EN[k] === KO[k] && /[a-z]{3}/i.test(words(EN[k])) &&
-                                                 !UNTRANSLATABLE.has(words(EN[k])));
+    const copied = bases(EN).filter((k) => textOf(EN, k) === textOf(KO, k) && /[a-z]{3}/i.test(words(textOf(EN, k))) &&
+                                           !UNTRANSLATABLE.has(words(textOf(EN, k))));
     expect(copied).toEqual([]);
   });
 

@@ -135,3 +135,10 @@ export function plantMidnight(date: string, days = 0, timeZone: string = zone())
   const abs = Math.abs(offset);
   return `${day}T00:00:00${sign}${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`;
 }
+
+/** A weekday's short name in the user's language, Monday = 0 as the shift calendar counts ("Mon", "월"). */
+export function formatWeekday(day: number): string {
+  // 2024-01-01 was a Monday; read in UTC so the plant's zone cannot move it to another day
+  return new Intl.DateTimeFormat(locale(), { weekday: "short", timeZone: "UTC" })
+    .format(new Date(Date.UTC(2024, 0, 1 + day)));
+}

@@ -13,6 +13,7 @@ import { ErrorNotice, PageTitle, StatusChip, Updated, useStateLabel, When } from
 import type { TFunction } from "i18next";
 import { useTranslation } from "react-i18next";
 import { formatNumber } from "../i18n/format";
+import { alertSource, alertText } from "../i18n/kernelTexts";
 import { usePolling } from "../hooks/usePolling";
 import { useAlerts } from "../store/alerts";
 
@@ -20,8 +21,8 @@ export const ALERTS_INTERVAL_MS = 30_000;
 
 const columns = (t: TFunction): ColumnDef<AlertRow, any>[] => [
   { accessorKey: "severity", header: t("alerts.col.severity"), cell: (i) => <StatusChip status={i.getValue()} /> },
-  { accessorKey: "source", header: t("alerts.col.source") },
-  { accessorKey: "message", header: t("alerts.col.message") },
+  { id: "source", header: t("alerts.col.source"), accessorFn: (a) => alertSource(a.source, t) },
+  { id: "message", header: t("alerts.col.message"), accessorFn: (a) => alertText(a, t) },
   { accessorKey: "raised_at", header: t("alerts.col.raised"), cell: (i) => <When at={i.getValue()} /> },
   {
     accessorKey: "resolved_at", header: t("alerts.col.resolved"),

@@ -10,6 +10,7 @@ import type { TFunction } from "i18next";
 import { useTranslation } from "react-i18next";
 import { usePolling } from "../hooks/usePolling";
 import { formatDuration as formatAge, formatDuration, formatMilliseconds } from "../i18n/format";
+import { failureText, pluginReason, pluginTitle } from "../i18n/kernelTexts";
 import { useCan } from "../store/auth";
 
 const HEALTH_INTERVAL_MS = 15_000;
@@ -19,7 +20,8 @@ interface CheckRow extends CheckNode {
 }
 
 const checkColumns = (t: TFunction): ColumnDef<CheckRow, any>[] => [
-  { accessorKey: "name", header: t("devices.col.check") },
+  { accessorKey: "name", header: t("devices.col.check"),
+    cell: (i) => t(`devices.check.${i.getValue()}`, { defaultValue: i.getValue() }) },
   { accessorKey: "status", header: t("devices.col.state"), cell: (i) => <StatusChip status={i.getValue()} /> },
   { accessorKey: "critical", header: t("devices.col.critical"), cell: (i) => (i.getValue() ? t("common.yes") : t("common.no")) },
   { accessorKey: "reason", header: t("devices.col.reason"), cell: (i) => i.getValue() ?? "—" },
@@ -32,10 +34,17 @@ interface PluginRow extends PluginRecord {
 }
 
 const pluginColumns = (t: TFunction): ColumnDef<PluginRow, any>[] => [
-  { accessorKey: "name", header: t("devices.col.plugin"), cell: (i) => <strong>{i.getValue()}</strong> },
+  {
+    accessorKey: "name", header: t("devices.col.plugin"),
+    cell: (i) => {
+      const title = pluginTitle(i.getValue(), t);
+      return <><strong>{title}</strong>{title !== i.getValue() && <Typography variant="caption" component="div">
+        {i.getValue()}</Typography>}</>;
+    },
+  },
   { accessorKey: "version", header: t("devices.col.version"), cell: (i) => i.getValue() ?? "—" },
   { accessorKey: "state", header: t("devices.col.state"), cell: (i) => <StatusChip status={i.getValue()} /> },
-  { accessorKey: "reason", header: t("devices.col.reason"), cell: (i) => i.getValue() ?? "—" },
+  { id: "reason", header: t("devices.col.reason"), accessorFn: (p) => pluginReason(p, t) },
   {
     accessorKey: "health", header: t("devices.col.health"),
     cell: (i) => (i.getValue() ? <StatusChip status={i.getValue()} /> : "—"),
@@ -64,7 +73,11 @@ const breakerColumns = (t: TFunction): ColumnDef<BreakerRow, any>[] => [
   { accessorKey: "recovery_timeout", header: t("devices.col.recovery"), cell: (i) => (i.getValue() != null ? formatDuration(i.getValue()) : "—") },
   { accessorKey: "opens", header: t("devices.col.opened") },
   { accessorKey: "last_failure", header: t("devices.col.lastFailure"), cell: (i) => <When at={i.getValue()} /> },
-  { accessorKey: "last_failure_reason", header: t("devices.col.reason"), cell: (i) => i.getValue() ?? "—" },
+  {
+    // the kind of failure in the reader's language; the driver's own words for a technician, on hover
+    accessorKey: "last_failure_reason", header: t("devices.col.reason"),
+    cell: (i) => <span title={i.getValue() ?? undefined}>{failureText(i.getValue(), t)}</span>,
+  },
 ];
 
 interface StationRow extends Station {
@@ -85,7 +98,8 @@ const stationColumns = (t: TFunction): ColumnDef<StationRow, any>[] => [
   {
     id: "state", header: t("devices.col.state"), accessorFn: (s) => s.health?.status,
     cell: (i) => (i.getValue() ? <StatusChip status={i.getValue()} label={i.row.original.health?.reason
-      ? `${i.getValue()}: ${i.row.original.health.reason}` : undefined} /> : "—"),
+      ? `${t(`state.${i.getValue()}`, { defaultValue: i.getValue() })}: ${i.row.original.health.reason}`
+      : undefined} /> : "—"),
   },
   {
     id: "age", header: t("devices.col.heartbeatAge"), accessorFn: (s) => heartbeatAge(s),

@@ -67,12 +67,14 @@ export function DrillDownPage() {
   const title = defect ? t("drill.defectTitle", { code: label }) : t("drill.yieldTitle", {
     group: t(`quality.group.${target.kind}`), key: label });
   const totals = current?.totals;
+  // each count with its noun in the language's plural form ("1 unit", "2 units"; Korean has one form)
+  const counted = (key: string, count: number | undefined) => t(key, { count: count ?? 0, n: formatNumber(count) });
   const summary = totals && (defect
-    ? t("drill.defectTotals", { count: formatNumber(totals.count), units: formatNumber(totals.units),
-                                lots: formatNumber(totals.lots) })
-    : t("drill.yieldTotals", { total: formatNumber(totals.total), firstPass: formatNumber(totals.first_pass),
+    ? t("drill.defectTotals", { records: counted("drill.failedRecordCount", totals.count),
+                                units: counted("drill.unitCount", totals.units), lots: counted("drill.lotCount", totals.lots) })
+    : t("drill.yieldTotals", { items: counted("drill.itemCount", totals.total), firstPass: formatNumber(totals.first_pass),
                                passed: formatNumber(totals.passed), fpy: formatPercent(totals.first_pass_yield),
-                               lots: formatNumber(totals.lots) }));
+                               lots: counted("drill.lotCount", totals.lots) }));
   const lotColumns: ColumnDef<DrillLot, any>[] = [
     { accessorKey: "lot_number", header: t("drill.lot"),
       cell: (i) => <Link href={hrefOf({ name: "lot", lotNumber: i.getValue() })}>{i.getValue()}</Link> },

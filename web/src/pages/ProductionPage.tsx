@@ -11,6 +11,7 @@ import { ErrorNotice, NotAvailable, PageTitle, Updated } from "../components/com
 import { usePolling } from "../hooks/usePolling";
 import { formatNumber, formatPercent, formatUnits } from "../i18n/format";
 import { hrefOf } from "../router";
+import { useCan } from "../store/auth";
 
 export const LINES_NOW_INTERVAL_MS = 30_000;
 export const LINES_NOW_KEY = keyOf("/kpi/lines/now");
@@ -79,9 +80,14 @@ export function LineCard({ line }: { line: LineNow }) {
 export function ProductionPage() {
   const { t } = useTranslation();
   const lines = useLinesNow();
+  const canEditShifts = useCan("shifts:write");
   return (
     <>
-      <PageTitle action={<Updated at={lines.updatedAt} />}>{t("production.title")}</PageTitle>
+      <PageTitle action={
+        <Box sx={{ display: "flex", gap: 2, alignItems: "center", flexWrap: "wrap" }}>
+          {canEditShifts && <Link href={hrefOf({ name: "calendar" })}>{t("production.editCalendars")}</Link>}
+          <Updated at={lines.updatedAt} />
+        </Box>}>{t("production.title")}</PageTitle>
       {lines.error?.status === 404 ? <NotAvailable /> : (
         <ErrorNotice error={lines.error} retryInMs={lines.retryInMs} />
       )}

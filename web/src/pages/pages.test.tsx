@@ -261,7 +261,8 @@ describe("DevicesPage", () => {
     } }));
     kernel.route("GET", "/api/v1/health/circuit-breakers", () => ({ body: {
       "label_printer:PRN-01": { state: "open", failure_count: 3, failure_threshold: 3, recovery_timeout: 30,
-                                last_failure: beat, last_failure_reason: "ConnectionRefusedError", opened_at: beat,
+                                last_failure: beat, last_failure_reason: "ConnectionRefusedError: [Errno 111] refused",
+                                opened_at: beat,
                                 opens: 1 },
     } }));
     kernel.route("GET", "/api/v1/plugins", () => ({ body: { safe_mode: false, plugins: [
@@ -274,9 +275,12 @@ describe("DevicesPage", () => {
     ] }));
     render(<DevicesPage />);
     expect(await screen.findByRole("cell", { name: "needs kernel API >=2,<3" })).toBeInTheDocument();
-    expect(await screen.findByRole("cell", { name: "connection refused" })).toBeInTheDocument();
+    expect(await within(screen.getByRole("table", { name: "Kernel checks" }))
+      .findByRole("cell", { name: "connection refused" })).toBeInTheDocument();
     expect(screen.getByTestId("health-overall")).toHaveTextContent("DOWN");
-    expect(await screen.findByRole("cell", { name: "ConnectionRefusedError" })).toBeInTheDocument();
+    // the kind of failure worded; the driver's own words on hover
+    expect(await screen.findByTitle("ConnectionRefusedError: [Errno 111] refused")).toHaveTextContent(
+      /^connection refused$/);
     const station = (await screen.findByRole("cell", { name: "ST-01" })).closest("tr") as HTMLElement;
     expect(station).toHaveTextContent("1 min");
     expect(station).toHaveTextContent("LINE-A");

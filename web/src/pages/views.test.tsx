@@ -226,7 +226,7 @@ describe("drill-down behind a bar", () => {
     } }));
     render(<DrillDownPage />);
     expect(await screen.findByTestId("drill-totals")).toHaveTextContent(
-      "200 items first tried here: 180 passed the first time (90.0%), 190 in the end; 1 LOTs");
+      "200 items first tried here: 180 passed the first time (90.0%), 190 in the end; 1 LOT"); // one LOT: the singular
     expect(within(screen.getByRole("table", { name: "Units" })).getByRole("cell", { name: "A-005" })
       .closest("tr")).toHaveTextContent("A-005LOT-AICTS1noyes");
     expect(lastQuery("/api/v1/kpi/drilldown")?.get("outcome")).toBe("all");

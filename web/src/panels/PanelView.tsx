@@ -13,7 +13,7 @@ import { useTranslation } from "react-i18next";
 import { ErrorBoundary } from "../components/ErrorBoundary";
 import { usePolling } from "../hooks/usePolling";
 import { api } from "../store/auth";
-import { columnsOf, formatValue, localizePanel, rowsOf, seriesOf, statOf, type Json } from "./panelData";
+import { cellText, columnsOf, localizePanel, rowsOf, seriesOf, statOf, type Json } from "./panelData";
 
 const TimeseriesChart = lazy(() => import("./Charts").then((m) => ({ default: m.TimeseriesChart })));
 const BarsChart = lazy(() => import("./Charts").then((m) => ({ default: m.BarsChart })));
@@ -53,8 +53,7 @@ export function PanelBody({ panel, data }: { panel: Panel; data: Json }) {
       const columns: ColumnDef<Record<string, Json>, unknown>[] = columnsOf(rows, options).map((c) => ({
         id: c.key,
         header: c.title,
-        accessorFn: (row) => row[c.key],
-        cell: (info) => formatValue(info.getValue(), c.format),
+        accessorFn: (row) => cellText(row, c),
       }));
       return <DataTable columns={columns} data={rows} emptyText={t("common.nothing")} label={panel.title} />;
     }

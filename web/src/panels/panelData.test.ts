@@ -1,6 +1,6 @@
 // Reading panel data by the options plugins declare (the real panels of the bundled plugins).
 import { describe, expect, it } from "vitest";
-import { axisLabel, columnsOf, formatAge, formatValue, localizePanel, pick, rowsOf, seriesOf, statOf } from "./panelData";
+import { axisLabel, cellText, columnsOf, formatAge, formatValue, localizePanel, pick, rowsOf, seriesOf, statOf } from "./panelData";
 import { usePlant } from "../i18n/format";
 
 describe("pick", () => {
@@ -111,10 +111,26 @@ describe("localizePanel", () => {
     expect(local.options.caption).toBe("첫 시도 {first_attempts}건 중 {first_pass}건 합격");
     expect(local.options.series).toEqual(["pass", "fail"]); // data keys stay
     expect(local.options.series_labels).toEqual({ pass: "합격", fail: "fail" }); // no entry: as is
-    expect(local.options.columns).toEqual([
+    const declared = (local.options.columns as unknown[]).map((c) =>
+      typeof c === "object" ? { ...(c as object), words: undefined } : c);
+    expect(declared).toEqual([
       { key: "severity", title: "심각도" }, { key: "raised_at", title: "Raised", format: "datetime" }, "source",
     ]);
     expect(seriesOf({ points: [] }, local.options, "timeseries").labels).toEqual({ pass: "합격", fail: "fail" });
+  });
+
+  it("words a table's cells by the column's code or word, from the same catalogue", () => {
+    const alerts = { ...panel, options: { columns: [
+      { key: "severity", title: "Severity", translate: true },
+      { key: "message", title: "Message", code: "detail.code", params: "detail" },
+    ] }, translations: { ko: { critical: "심각", BREAKER_OPEN: "차단기 {breaker}: {failures}회 실패" } } };
+    const [severity, message] = columnsOf([], localizePanel(alerts, "ko").options);
+    const row = { severity: "critical", message: "Circuit breaker b:1 OPENED after 1234 failures",
+                  detail: { code: "BREAKER_OPEN", breaker: "b:1", failures: 1234 } };
+    expect([cellText(row, severity), cellText(row, message)]).toEqual(["심각", "차단기 b:1: 1,234회 실패"]);
+    // a word or code the catalogue lacks: the value as it is
+    const other = { severity: "minor", message: "plugin text", detail: { code: "PLUGIN_THING" } };
+    expect([cellText(other, severity), cellText(other, message)]).toEqual(["minor", "plugin text"]);
   });
 
   it("leaves a panel as declared in a language it has no catalogue for", () => {

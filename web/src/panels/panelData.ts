@@ -86,9 +86,10 @@ export function localizePanel(panel: Panel, language: string): Panel {
     );
   }
   if (Array.isArray(options.columns)) {
+    // a column's values are worded from the same catalogue when it says so (`translate`, `code`)
     options.columns = options.columns.map((c) =>
       c && typeof c === "object" && typeof (c as ColumnSpec).title === "string"
-        ? { ...(c as ColumnSpec), title: tr((c as ColumnSpec).title) }
+        ? { ...(c as ColumnSpec), title: tr((c as ColumnSpec).title), words: catalogue }
         : c,
     );
   }
@@ -120,6 +121,27 @@ export interface ColumnSpec {
   key: string;
   title: string;
   format?: string;
+  /** The cell's value is a word of the plugin's catalogue ("critical" → "심각"). */
+  translate?: boolean;
+  /** Path in the row to a stable code whose catalogue entry words the cell, `{name}` placeholders filled from
+   *  the object at `params` ("detail.code", "detail"); a code without an entry shows the value. */
+  code?: string;
+  params?: string;
+  /** The reader's catalogue, set by `localizePanel`. */
+  words?: Record<string, string>;
+}
+
+/** A table cell as the reader reads it: by the column's code or word in the plugin's catalogue, else formatted. */
+export function cellText(row: Record<string, Json>, column: ColumnSpec): string {
+  const words = column.words ?? {};
+  const code = column.code ? pick(row, column.code) : undefined;
+  if (typeof code === "string" && words[code]) {
+    const params = pick(row, column.params ?? "");
+    return words[code].replace(/\{([^}]+)\}/g, (_, key: string) => formatValue(pick(params, key)));
+  }
+  const value = row[column.key];
+  if (column.translate && typeof value === "string" && words[value]) return words[value];
+  return formatValue(value, column.format);
 }
 
 /** A table panel's columns: `options.columns` ([{key, title, format}] or keys), else the first row's keys. */
@@ -129,7 +151,7 @@ export function columnsOf(rows: Record<string, Json>[], options: Record<string, 
       if (typeof c === "string") return [{ key: c, title: c }];
       if (c && typeof c === "object" && typeof (c as ColumnSpec).key === "string") {
         const spec = c as ColumnSpec;
-        return [{ key: spec.key, title: spec.title ?? spec.key, format: spec.format }];
+        return [{ ...spec, title: spec.title ?? spec.key }];
       }
       return [];
     });

@@ -6,7 +6,8 @@ import type { FakeKernel } from "./fakeKernel";
 
 export const PERMISSIONS: Record<string, string[]> = {
   production_manager: ["dashboard:read", "health:details", "kpi:read", "labels:templates", "labels:view", "lines:read",
-                       "lots:read", "lots:write", "plugins:read", "processes:write", "records:write", "stations:read"],
+                       "lots:read", "lots:write", "plugins:read", "processes:write", "records:write", "shifts:write",
+                       "stations:read"],
   viewer: ["dashboard:read", "health:details", "kpi:read", "labels:view", "lines:read", "lots:read", "plugins:read",
            "stations:read"],
   worker: ["dashboard:read", "health:details", "labels:view", "lines:read", "lots:read", "records:write"],
