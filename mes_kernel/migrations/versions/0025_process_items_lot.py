@@ -11,7 +11,7 @@ transaction of its own, the rows are filled in batches of ``BATCH`` items each c
 own (no long lock on a big table: recording goes on), and the index is built ``CONCURRENTLY``.
 
 Revision ID: 0025
-Revises: 0023
+Revises: 0024
 Create Date: 2026-12-01 06:30:00
 """
 
