@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from mes_kernel.testing.helpers import register_lots_at
+
 API = "/api/v1"
 NOW = datetime.now(UTC)
 HOUR = NOW.replace(minute=0, second=0, microsecond=0)
@@ -24,7 +26,7 @@ def _uncached(monkeypatch):
 
 
 @pytest.fixture
-async def plant(client, admin_headers):
+async def plant(client, kernel, admin_headers):
     """Two lines set up through their configuration (a station each), three steps, a LOT per line
     with units A-0..A-3 and B-0..B-3."""
     for pid, sequence in STEPS:
@@ -45,6 +47,8 @@ async def plant(client, admin_headers):
             f"{API}/lots/LOT-{code[-1]}/units", json={"serial_numbers": serials}, headers=admin_headers
         )
         assert r.status_code == 201, r.text
+    # registered before the records' station times (up to the station-time window back)
+    await register_lots_at(kernel, datetime.now(UTC) - timedelta(days=40))
 
 
 async def _record(client, headers, line: str, process_id: str, serial: str, at: datetime, result: str = "pass"):
