@@ -6,7 +6,6 @@ archived months are pruned only after the window; a restore still brings the rec
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,23 +16,13 @@ from mes_kernel.db import archive, partitions
 from mes_kernel.db.base import make_engine
 from mes_kernel.db.models import ArchivedMonth, ProcessRecordKey
 from mes_kernel.db.record_keys import prune_keys, retry_window
+from mes_kernel.testing.helpers import record_body
 from mes_kernel.testing.helpers import run_sql as _sql
 
 API = "/api/v1"
 SECOND = timedelta(seconds=1)
 TOTAL = "SELECT coalesce(sum(total), 0) FROM kpi_hourly"
 
-
-def _body(lot_number: str, recorded_at: datetime | None = None) -> dict:
-    return {
-        "idempotency_key": uuid.uuid4().hex,
-        "lot_number": lot_number,
-        "process_id": "ASSY-10",
-        "worker_id": "W-1",
-        "result": "pass",
-        "data": {},
-        "recorded_at": recorded_at.isoformat() if recorded_at else None,
-    }
 
 
 async def _move(settings, key: str, *, received: datetime, happened: datetime) -> None:
@@ -85,9 +74,8 @@ async def test_a_retry_of_an_archived_record_is_a_duplicate_until_its_key_is_pru
     try:
         await partitions.ensure_partitions(engine, today=month.start.date(), ahead=1)
         lot = await make_lot()
-        plain, boundary = _body(lot["lot_number"]), _body(lot["lot_number"])
+        plain, boundary = record_body(lot["lot_number"]), record_body(lot["lot_number"])
         for body in (plain, boundary):
-            del body["recorded_at"]
             r = await client.post(f"{API}/process-records", json=body, headers=worker_headers)
             assert r.status_code == 201, r.text
         # plain: received and done on 20 March; boundary: received at 23:59:58 on 31 March from a
@@ -156,8 +144,7 @@ async def test_a_retry_of_an_archived_record_is_a_duplicate_until_its_key_is_pru
         assert await prune_keys(engine, keep=window, now=late + window - SECOND) == 0
         assert await prune_keys(engine, keep=window, now=late + window + SECOND) == 1
         assert await _keys(settings, keys) == set()
-        online = _body(lot["lot_number"])
-        del online["recorded_at"]
+        online = record_body(lot["lot_number"])
         kernel.clock = lambda: datetime.now(UTC)
         assert (await client.post(f"{API}/process-records", json=online, headers=worker_headers)).status_code == 201
         assert await prune_keys(engine, keep=window, now=datetime.now(UTC) + 10 * window) == 0  # not archived
@@ -179,7 +166,7 @@ async def test_a_key_claimed_in_an_archived_month_answers_the_duplicate_on_eithe
     lot = await make_lot()
     march = datetime(2026, 3, 1, tzinfo=UTC)
     kernel.clock = lambda: datetime(2026, 4, 2, tzinfo=UTC)
-    body = _body(lot["lot_number"], march + timedelta(days=30, hours=23))
+    body = record_body(lot["lot_number"], recorded_at=march + timedelta(days=30, hours=23))
     async with kernel.sessionmaker() as session:
         session.add(ArchivedMonth(month_start=march, state="archived"))
         session.add(ProcessRecordKey(idempotency_key=body["idempotency_key"], created_at=march + timedelta(days=30)))
@@ -188,7 +175,7 @@ async def test_a_key_claimed_in_an_archived_month_answers_the_duplicate_on_eithe
     _archived(r, body["idempotency_key"], partitions.Month(2026, 3))
     assert r.json()["created_at"] == (march + timedelta(days=30)).isoformat()
     r = await client.post(
-        f"{API}/process-records/batch", json={"records": [body, _body(lot["lot_number"])]}, headers=worker_headers
+        f"{API}/process-records/batch", json={"records": [body, record_body(lot["lot_number"])]}, headers=worker_headers
     )
     assert [i["status"] for i in r.json()["results"]] == ["duplicate", "created"], r.text
     assert await prune_keys(kernel.engine, keep=timedelta(0)) == (1 if kernel.engine.dialect.name != "sqlite" else 0)

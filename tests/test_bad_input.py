@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mes_kernel.db.models import AuditEntry, Lot, ProcessRecord, Unit
+from mes_kernel.testing.helpers import record_body as _record
 
 API = "/api/v1"
 MAX_BODY = 64 * 1024
@@ -27,16 +28,6 @@ async def _counts(kernel) -> dict[str, int]:
             for model in (ProcessRecord, AuditEntry, Lot, Unit)
         }
 
-
-def _record(lot_number: str, **extra) -> dict:
-    return {
-        "idempotency_key": uuid.uuid4().hex,
-        "lot_number": lot_number,
-        "process_id": "ASSY-10",
-        "worker_id": "W-1",
-        "result": "pass",
-        **extra,
-    }
 
 
 def _refused(r, status: int, code: str) -> None:

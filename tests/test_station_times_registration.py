@@ -12,6 +12,7 @@ from sqlalchemy import func, select, update
 
 from mes_kernel.db.models import DeviceAction, ProcessRecord, StationEvent, Unit
 from mes_kernel.station_times import ImplausibleTime
+from mes_kernel.testing.helpers import record_body
 
 API = "/api/v1"
 NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)  # the kernel's clock in these tests
@@ -37,18 +38,6 @@ async def lot(make_lot, kernel) -> dict:
     return made
 
 
-def _record(lot_number: str, at: datetime, **extra) -> dict:
-    return {
-        "idempotency_key": uuid.uuid4().hex,
-        "lot_number": lot_number,
-        "process_id": "ASSY-10",
-        "worker_id": "W-1",
-        "result": "pass",
-        "recorded_at": at.isoformat(),
-        **extra,
-    }
-
-
 def _before_registration(detail: dict, field: str, value: datetime, registered: str, at: datetime) -> None:
     assert detail["code"] == "IMPLAUSIBLE_TIME", detail
     assert detail["field"] == field and datetime.fromisoformat(detail["value"]) == value, detail
@@ -67,13 +56,15 @@ async def test_a_record_before_its_lots_or_units_registration_is_refused_and_the
 ):
     number, (serial,) = lot["lot_number"], lot["serial_numbers"]
     early = LOT_REGISTERED - LEAD - SECOND
-    r = await client.post(f"{API}/process-records", json=_record(number, early), headers=worker_headers)
+    r = await client.post(f"{API}/process-records", json=record_body(number, recorded_at=early), headers=worker_headers)
     assert r.status_code == 422, r.text
     _before_registration(r.json()["detail"], "recorded_at", early, f"LOT {number}", LOT_REGISTERED)
     # a day after the LOT's registration but before its unit's
     before_unit = UNIT_REGISTERED - timedelta(days=1)
     r = await client.post(
-        f"{API}/process-records", json=_record(number, before_unit, serial_number=serial), headers=worker_headers
+        f"{API}/process-records",
+        json=record_body(number, recorded_at=before_unit, serial_number=serial),
+        headers=worker_headers,
     )
     assert r.status_code == 422, r.text
     _before_registration(r.json()["detail"], "recorded_at", before_unit, f"unit {serial}", UNIT_REGISTERED)
@@ -81,7 +72,10 @@ async def test_a_record_before_its_lots_or_units_registration_is_refused_and_the
     r = await client.get(f"{API}/lots/{number}", headers=worker_headers)
     assert r.json()["status"] == "created"  # nothing started the LOT
     # on the bound: the registration less the clock lead (a station clock a little ahead of the server's)
-    for body in (_record(number, LOT_REGISTERED - LEAD), _record(number, UNIT_REGISTERED - LEAD, serial_number=serial)):
+    for body in (
+        record_body(number, recorded_at=LOT_REGISTERED - LEAD),
+        record_body(number, recorded_at=UNIT_REGISTERED - LEAD, serial_number=serial),
+    ):
         r = await client.post(f"{API}/process-records", json=body, headers=worker_headers)
         assert r.status_code == 201, r.text
 
@@ -89,9 +83,9 @@ async def test_a_record_before_its_lots_or_units_registration_is_refused_and_the
 async def test_in_a_batch_only_the_item_before_its_registration_fails(client, kernel, lot, worker_headers):
     number, (serial,) = lot["lot_number"], lot["serial_numbers"]
     items = [
-        _record(number, LOT_REGISTERED - timedelta(hours=1)),
-        _record(number, NOW),
-        _record(number, LOT_REGISTERED + timedelta(hours=1), serial_number=serial),
+        record_body(number, recorded_at=LOT_REGISTERED - timedelta(hours=1)),
+        record_body(number, recorded_at=NOW),
+        record_body(number, recorded_at=LOT_REGISTERED + timedelta(hours=1), serial_number=serial),
     ]
     r = await client.post(f"{API}/process-records/batch", json={"records": items}, headers=worker_headers)
     assert r.status_code == 200, r.text

@@ -2,14 +2,17 @@
 
 ``eventually`` waits on a condition without depending on the machine's speed (a generous deadline,
 the last answer in the failure); ``put_line`` applies a line configuration through the API;
-``machine_counts`` sums what the machine-data hub stored for a connector's device.
+``record_body`` builds a station's process record; ``machine_counts`` sums what the machine-data
+hub stored for a connector's device.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 API = "/api/v1"
@@ -26,6 +29,23 @@ async def eventually(probe: Callable[[], Awaitable[Any]], *, timeout: float = 30
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"not reached within {timeout} s; last: {last!r}")
+
+
+def record_body(lot_number: str, **fields: Any) -> dict[str, Any]:
+    """A station's process record for ``POST /process-records`` (a pass of ``ASSY-10`` by ``W-1``
+    under a fresh idempotency key), ``fields`` added or replacing; a ``recorded_at`` given as a
+    datetime is sent in ISO 8601."""
+    body: dict[str, Any] = {
+        "idempotency_key": uuid.uuid4().hex,
+        "lot_number": lot_number,
+        "process_id": "ASSY-10",
+        "worker_id": "W-1",
+        "result": "pass",
+        **fields,
+    }
+    if isinstance(body.get("recorded_at"), datetime):
+        body["recorded_at"] = body["recorded_at"].isoformat()
+    return body
 
 
 async def put_line(client, headers: dict[str, str], code: str, devices: list[dict[str, Any]], **document: Any) -> None:
