@@ -251,7 +251,7 @@ async def test_a_lots_start_is_received_when_its_first_record_is_whatever_time_t
     is the server's, so a station time two months back (a plant that accepts 90 days) cannot file
     it under an old month."""
     kernel.settings.station_time_max_age_days = 90
-    lot = await make_lot()
+    lot = await make_lot(registered_at=datetime.now(UTC) - timedelta(days=70))  # before its first record
     station_time = datetime.now(UTC) - timedelta(days=62)
     body = {"idempotency_key": uuid.uuid4().hex, "lot_number": lot["lot_number"], "process_id": "ASSY-10",
             "worker_id": "W-1", "result": "pass", "recorded_at": station_time.isoformat()}
