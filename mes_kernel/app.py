@@ -178,18 +178,24 @@ def _panel_endpoint(endpoint: str) -> str | None:
 
 
 async def _station_watchdog(kernel: Kernel, notifier: Notifier) -> None:
-    """Alert when a station goes silent or its backlog keeps growing."""
+    """Alert when a station goes silent or its backlog keeps growing. After a pause (the kernel
+    starting, the database not answering) stations get time to report before they are called
+    silent (``watching_since``, see :func:`~mes_kernel.services.stations.watch_stations`)."""
     from .services.stations import watch_stations
 
+    watching_since = kernel.clock()
     while True:
         await asyncio.sleep(kernel.settings.station_watch_interval_seconds)
         if "database_waiting" in kernel.state:  # said once per retry by the waiter, not here too
+            watching_since = None
             continue
         try:
-            await watch_stations(kernel, notifier)
+            watching_since = watching_since or kernel.clock()
+            await watch_stations(kernel, notifier, watching_since=watching_since)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            watching_since = None
             log.warning("station_watch_failed", error=str(exc))
 
 

@@ -79,6 +79,11 @@ class Notifier:
         if await self._resolve_alert(key):
             self._spawn(self._send(message))
 
+    def announce(self, text: str) -> None:
+        """Send ``text`` (webhook, mail) in the background, for an alert written elsewhere (a
+        station's silence: ``mes_kernel.services.silence``)."""
+        self._spawn(self._send(text))
+
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)

@@ -118,3 +118,24 @@ async def test_breaker_open_and_recovery_are_notified_and_alerted(third_party, s
     async with kernel.sessionmaker() as session:
         alert = (await session.execute(select(Alert).where(Alert.key == "breaker:sample_meter:M-1"))).scalar_one()
     assert alert.resolved_at is not None
+
+
+async def test_a_stations_silence_and_its_end_are_notified(sinks, client, station_headers, kernel):
+    from datetime import UTC, datetime, timedelta
+
+    from mes_kernel.services.stations import watch_stations
+
+    web, _ = sinks
+    heard = datetime.now(UTC)
+    beat = {"agent_version": "1"}
+    kernel.clock = lambda: heard
+    assert (await client.post("/api/v1/stations/heartbeat", json=beat, headers=station_headers)).status_code == 200
+    kernel.clock = lambda: heard + timedelta(minutes=5)
+    await watch_stations(kernel, kernel.state["notifier"])
+    assert await _until(lambda: len(web.bodies) == 1)
+    assert web.bodies[0]["text"] == "Station ST-01 silent for 300 s"
+    # the heartbeat that ends it resolves the alert, and says so
+    kernel.clock = lambda: heard + timedelta(minutes=6)
+    assert (await client.post("/api/v1/stations/heartbeat", json=beat, headers=station_headers)).status_code == 200
+    assert await _until(lambda: len(web.bodies) == 2)
+    assert web.bodies[1]["text"] == "Station ST-01 reports again after 360 s silent"

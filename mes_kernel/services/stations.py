@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 
 from ..db.models import Station
+from .silence import raise_silence, silent_key
 
 
 def backlog_growing(depths: list[int], beats: int) -> bool:
@@ -15,32 +16,36 @@ def backlog_growing(depths: list[int], beats: int) -> bool:
     return len(recent) == beats and all(b > a for a, b in zip(recent, recent[1:], strict=False))
 
 
-async def watch_stations(kernel, notifier, *, beats: int = 5) -> None:
-    """One round: raise or resolve each station's silence and backlog alerts."""
+async def watch_stations(kernel, notifier, *, beats: int = 5, watching_since: datetime | None = None) -> None:
+    """One round: raise or resolve each station's silence and backlog alerts.
+
+    A silence alert is raised at the station's last heartbeat (``mes_kernel.services.silence``);
+    the heartbeat that ends it resolves it. ``watching_since``: when the watchdog resumed after a
+    pause (the kernel started, or the database answers again): a station heard last before then
+    could not report while nobody listened, so it gets ``STATION_SILENT_AFTER_SECONDS`` from then
+    to report before an alert goes out. Its silence counts all the same (the OEE reads the
+    station's row, and its next heartbeat records the gap)."""
     silent_after = kernel.settings.station_silent_after_seconds
-    now = datetime.now(UTC)
+    now = kernel.clock()
     async with kernel.sessionmaker() as session:
         stations = (await session.execute(select(Station))).scalars().all()
     for station in stations:
         if station.last_heartbeat_at is None:
             continue  # registered, never started: not an outage
-        key = f"station:{station.code}:silent"
+        key = silent_key(station.code)
         age = (now - station.last_heartbeat_at).total_seconds()
-        if age > silent_after:
-            await notifier.alert(
-                key,
-                severity="warning",
-                source="station",
-                message=f"Station {station.code} silent for {int(age)} s",
-                detail={
-                    "code": "STATION_SILENT",
-                    "station": station.code,
-                    "silent_seconds": int(age),
-                    "last_heartbeat_at": station.last_heartbeat_at.isoformat(),
-                },
-            )
-        else:
+        just_back = (
+            watching_since is not None
+            and station.last_heartbeat_at < watching_since
+            and (now - watching_since).total_seconds() <= silent_after
+        )
+        if age <= silent_after:
+            # the heartbeat resolved it already; this closes one raised before it did so
             await notifier.resolve(key, f"Station {station.code} reports again")
+        elif not just_back:
+            async with kernel.sessionmaker() as session:
+                if message := await raise_silence(session=session, station=station, age=age):
+                    notifier.announce(message)
         depths = (station.heartbeat or {}).get("recent_outbox_depths", [])
         key = f"station:{station.code}:backlog"
         if backlog_growing(depths, beats):

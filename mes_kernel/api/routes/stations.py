@@ -23,6 +23,7 @@ from ...errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unproce
 from ...schemas import Code, FiniteJSON, Identifier, Name, Text
 from ...security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest, username_key
 from ...services.device_actions import record_device_action
+from ...services.silence import record_heartbeat
 from ...services.trace import add_trace_events, trace_row
 from ...station_times import StationTimeWindow, station_time
 from ..deps import KernelDep, Principal, SessionDep, require_permission
@@ -289,25 +290,31 @@ async def heartbeat(
     kernel: KernelDep,
     principal: Principal = require_permission("stations:heartbeat"),
 ):
-    """Store the station's report; the answer carries the server time, the line's ``config_version``,
-    the ``plugins`` serving the station (both as in ``/stations/me/config``: a change in either means
-    fetch it again) and ``label_templates`` (as in the station's configuration) when the printer plugin runs."""
+    """Store the station's report. Its receipt is the station's sign of life: a silence it ends is
+    kept as a resolved ``station:<code>:silent`` alert (``mes_kernel.services.silence``). The answer
+    carries the server time, the line's ``config_version``, the ``plugins`` serving the station
+    (both as in ``/stations/me/config``: a change in either means fetch it again) and
+    ``label_templates`` (as in the station's configuration) when the printer plugin runs."""
     if principal.station_id is None:
         raise Forbidden("only stations send heartbeats", code="NOT_A_STATION")
     extras = await station_extras(kernel, session, names=("label_templates",))
-    station = await session.get(Station, principal.station_id)
-    previous = (station.heartbeat or {}).get("recent_outbox_depths", [])
-    station.heartbeat = {
-        **body.model_dump(mode="json"),
-        "recent_outbox_depths": [*previous, body.outbox_depth][-BACKLOG_BEATS:],
-    }
-    station.last_heartbeat_at = utcnow()
+    # the sign of life is the server's receipt, not the station's clock (which only measures its offset)
+    station, heard = await record_heartbeat(
+        session=session,
+        station_id=principal.station_id,
+        at=kernel.clock(),
+        report=body.model_dump(mode="json"),
+        silent_after=kernel.settings.station_silent_after_seconds,
+        beats=BACKLOG_BEATS,
+    )
     version = (
         (await session.execute(select(Line.config_version).where(Line.id == station.line_id))).scalar()
         if station.line_id
         else None
     )
     await session.commit()
+    if heard.alerts and (notifier := kernel.state.get("notifier")) is not None:
+        notifier.announce(f"Station {heard.code} reports again after {int(heard.seconds)} s silent")
     answer = {
         "server_time": utcnow().isoformat(),
         "station": principal.station_code,

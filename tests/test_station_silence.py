@@ -1,0 +1,149 @@
+"""A station's silence is kept as one ``station:<code>:silent`` alert from its last heartbeat to the
+next, whoever saw it: the watchdog while it ran, else the heartbeat that ended it — two heartbeats
+at once, a watchdog that read the station just before it reported, a kernel just restarted and a
+station never heard before (mes_kernel.services.silence; docs/kpi.md, *Station silence*).
+
+The kernel's clock is injected: heartbeats are received when the test says."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from mes_kernel.db.models import Alert, Station
+from mes_kernel.services.silence import raise_silence
+from mes_kernel.services.stations import watch_stations
+
+KEY = "station:ST-01:silent"
+T0 = datetime.now(UTC).replace(microsecond=0)  # ST-01 is registered at the test's real time, just before
+
+
+async def _beat(client, headers, kernel, at: datetime) -> None:
+    kernel.clock = lambda: at
+    r = await client.post("/api/v1/stations/heartbeat", json={"agent_version": "1"}, headers=headers)
+    assert r.status_code == 200, r.text
+
+
+async def _silences(kernel) -> list[tuple[datetime, datetime | None]]:
+    async with kernel.sessionmaker() as session:
+        rows = (await session.execute(select(Alert).where(Alert.key == KEY).order_by(Alert.id))).scalars()
+        return [(a.raised_at, a.resolved_at) for a in rows]
+
+
+async def test_heartbeats_within_the_limit_keep_no_silence(client, station_headers, kernel):
+    for seconds in (0, 60, 180, 300):  # 120 s apart at most: STATION_SILENT_AFTER_SECONDS
+        await _beat(client, station_headers, kernel, T0 + timedelta(seconds=seconds))
+    assert await _silences(kernel) == []
+
+
+async def test_a_silence_no_watchdog_saw_is_recorded_by_the_heartbeat_that_ends_it(client, station_headers, kernel):
+    await _beat(client, station_headers, kernel, T0)
+    await _beat(client, station_headers, kernel, T0 + timedelta(days=6))
+    assert await _silences(kernel) == [(T0, T0 + timedelta(days=6))]
+    async with kernel.sessionmaker() as session:
+        alert = (await session.execute(select(Alert).where(Alert.key == KEY))).scalar_one()
+    assert alert.severity == "warning" and alert.source == "station"
+    assert alert.detail == {
+        "code": "STATION_SILENT",
+        "station": "ST-01",
+        "silent_seconds": 6 * 86400,
+        "last_heartbeat_at": T0.isoformat(),
+        "never_heard": False,
+        "recorded_at_heartbeat": True,
+    }
+
+
+async def test_two_heartbeats_at_once_end_one_silence_once(client, station_headers, kernel):
+    await _beat(client, station_headers, kernel, T0)
+    back = T0 + timedelta(hours=1)
+    kernel.clock = lambda: back
+    beat = {"agent_version": "1"}
+    answers = await asyncio.gather(
+        *(client.post("/api/v1/stations/heartbeat", json=beat, headers=station_headers) for _ in range(4))
+    )
+    assert [r.status_code for r in answers] == [200] * 4, [r.text for r in answers]
+    assert await _silences(kernel) == [(T0, back)]
+
+
+async def test_the_heartbeat_resolves_the_watchdogs_alert_at_its_receipt(client, station_headers, kernel):
+    await _beat(client, station_headers, kernel, T0)
+    kernel.clock = lambda: T0 + timedelta(minutes=10)
+    await watch_stations(kernel, kernel.state["notifier"])
+    await watch_stations(kernel, kernel.state["notifier"])  # raised once while it stays open
+    assert await _silences(kernel) == [(T0, None)]  # raised at the silence's start, the last heartbeat
+    await _beat(client, station_headers, kernel, T0 + timedelta(minutes=30))
+    assert await _silences(kernel) == [(T0, T0 + timedelta(minutes=30))]
+    async with kernel.sessionmaker() as session:
+        alert = (await session.execute(select(Alert).where(Alert.key == KEY))).scalar_one()
+    assert alert.detail["silent_seconds"] == 1800 and "1800 s" in alert.message  # the whole silence
+    await watch_stations(kernel, kernel.state["notifier"])
+    assert await _silences(kernel) == [(T0, T0 + timedelta(minutes=30))]
+
+
+async def test_a_watchdog_that_read_the_station_before_it_reported_raises_nothing(client, station_headers, kernel):
+    await _beat(client, station_headers, kernel, T0)
+    async with kernel.sessionmaker() as session:
+        seen = (await session.execute(select(Station).where(Station.code == "ST-01"))).scalar_one()
+    await _beat(client, station_headers, kernel, T0 + timedelta(minutes=1))  # reports between read and raise
+    async with kernel.sessionmaker() as session:
+        assert await raise_silence(session=session, station=seen, age=600.0) is None
+    assert await _silences(kernel) == []
+    async with kernel.sessionmaker() as session:  # read after the heartbeat, still silent: raised
+        seen = (await session.execute(select(Station).where(Station.code == "ST-01"))).scalar_one()
+        assert await raise_silence(session=session, station=seen, age=600.0) == "Station ST-01 silent for 600 s"
+    assert await _silences(kernel) == [(T0 + timedelta(minutes=1), None)]
+
+
+async def test_after_a_restart_the_watchdog_gives_stations_the_limit_to_report(client, station_headers, kernel):
+    await _beat(client, station_headers, kernel, T0)
+    started = T0 + timedelta(days=2)  # the kernel was down for two days
+    notifier = kernel.state["notifier"]
+    kernel.clock = lambda: started + timedelta(seconds=30)
+    await watch_stations(kernel, notifier, watching_since=started)
+    assert await _silences(kernel) == []  # it could not report while nobody listened
+    kernel.clock = lambda: started + timedelta(seconds=121)
+    await watch_stations(kernel, notifier, watching_since=started)
+    assert await _silences(kernel) == [(T0, None)]  # silent since its last heartbeat all the same
+
+
+async def test_a_station_heard_first_long_after_its_registration_keeps_that_silence(client, station_headers, kernel):
+    registered = T0 - timedelta(days=3)
+    async with kernel.sessionmaker() as session:
+        await session.execute(update(Station).where(Station.code == "ST-01").values(created_at=registered))
+        await session.commit()
+    await _beat(client, station_headers, kernel, T0)
+    assert await _silences(kernel) == [(registered, T0)]  # as the OEE counted it while never heard
+    async with kernel.sessionmaker() as session:
+        alert = (await session.execute(select(Alert).where(Alert.key == KEY))).scalar_one()
+    assert alert.detail["never_heard"] is True and alert.detail["last_heartbeat_at"] is None
+
+
+async def test_a_station_heard_soon_after_its_registration_keeps_nothing(client, station_headers, kernel):
+    async with kernel.sessionmaker() as session:
+        registered = (await session.execute(select(Station.created_at).where(Station.code == "ST-01"))).scalar_one()
+    await _beat(client, station_headers, kernel, registered + timedelta(seconds=100))
+    assert await _silences(kernel) == []
+
+
+async def test_an_alert_left_open_from_an_earlier_silence_ends_at_the_next_heartbeat(client, station_headers, kernel):
+    # raised by a kernel before this rule, while silent since T0; the station reported at T0 + 1 h
+    # and the kernel stopped before its watchdog resolved the alert
+    async with kernel.sessionmaker() as session:
+        heard = T0 + timedelta(hours=1)
+        await session.execute(update(Station).where(Station.code == "ST-01").values(last_heartbeat_at=heard))
+        session.add(
+            Alert(
+                key=KEY,
+                severity="warning",
+                source="station",
+                message="Station ST-01 silent for 150 s",
+                detail={"code": "STATION_SILENT", "station": "ST-01", "last_heartbeat_at": T0.isoformat()},
+                raised_at=T0 + timedelta(seconds=150),
+            )
+        )
+        await session.commit()
+    await _beat(client, station_headers, kernel, T0 + timedelta(hours=1, seconds=30))
+    # closed at the heartbeat that came after it (the one it missed), not at this one
+    assert await _silences(kernel) == [(T0 + timedelta(seconds=150), T0 + timedelta(hours=1))]
