@@ -76,10 +76,13 @@ async def downtime_by_line(
     silence and device faults (an open circuit breaker of one of the line's devices), each open one
     lasting until ``now``.
 
-    A station is silent (docs/kpi.md): from its last heartbeat until it reported again (its
-    ``station:<code>:silent`` alerts); since its last heartbeat when that is more than
-    ``silent_after`` seconds before ``now`` (whether or not the watchdog raised the alert yet); and,
-    never heard at all (``last_heartbeat_at`` null), from its registration (``created_at``) on.
+    A station is silent (docs/kpi.md): between two heartbeats more than ``silent_after`` seconds
+    apart (its ``station:<code>:silent`` alerts, raised at the earlier one — by the watchdog, or
+    recorded by the later heartbeat when no watchdog saw the silence: ``mes_kernel.services.silence``;
+    an alert raised before that rule counts from the last heartbeat its detail names); since its
+    last heartbeat when that is more than ``silent_after`` seconds before ``now`` (whether or not
+    an alert is raised yet); and, never heard at all (``last_heartbeat_at`` null), from its
+    registration (``created_at``) on.
 
     One query however many lines: the alerts, the states, and the stations (with their
     registration and last heartbeat) and devices that tie an alert to its lines, as one
