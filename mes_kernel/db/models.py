@@ -22,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..security import username_key
 from .base import Base, JSONType, UTCDateTime, utcnow
+from .lot_counts import install_on_create
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -352,6 +353,40 @@ class KpiHourlyDefect(Base):
     count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     __table_args__ = (
         Index("ix_kpi_hourly_defects_unfolded", "hour_start", postgresql_where=UNFOLDED, sqlite_where=UNFOLDED),
+    )
+
+
+class KpiHourlyLot(Base):
+    """Per LOT and hour, the items first tried at a step (the yield counts of :class:`KpiHourly`
+    with the item's LOT added to the key): what the drill-down behind a yield bar lists, a few
+    rows per LOT and hour however many units the LOT holds.
+
+    Kept by triggers on ``process_items`` (:mod:`mes_kernel.db.lot_counts`), so every path that
+    writes an item — recording, a moved first attempt, a retest, ``mes kpi rebuild`` — counts it
+    in the same statement. ``first_total`` items first tried in the hour, ``first_passed`` that
+    passed that try, ``final_passed`` whose latest attempt passed, ``recovered`` that failed the
+    first try and passed the latest. ``lot_id`` 0: an item with no LOT known (rows older than
+    migration 0025). On PostgreSQL every statement adds its counts in a ``shard`` of its own (no
+    writer waits for another's row lock) and :func:`~mes_kernel.services.rollups.fold_shards`
+    sums them into shard 0; readers sum over shards.
+    """
+
+    __tablename__ = "kpi_hourly_lots"
+    process_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hour_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    line_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    station_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    product: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_total: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    first_passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    final_passed: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    recovered: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
+    __table_args__ = (
+        Index("ix_kpi_hourly_lots_station_hour", "station_id", "hour_start"),
+        Index("ix_kpi_hourly_lots_product_hour", "product", "hour_start"),
+        Index("ix_kpi_hourly_lots_unfolded", "hour_start", postgresql_where=UNFOLDED, sqlite_where=UNFOLDED),
     )
 
 
@@ -720,3 +755,7 @@ class LabelTemplate(Base):
         UniqueConstraint("name", "version"),
         CheckConstraint("status IN ('active', 'retired')", name="status"),
     )
+
+
+# kpi_hourly_lots is kept by triggers on process_items: a schema made by create_all gets them too.
+install_on_create(Base.metadata)

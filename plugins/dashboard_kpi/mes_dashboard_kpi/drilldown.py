@@ -23,10 +23,10 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, case, func, literal_column, or_, select
+from sqlalchemy import String, and_, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mes_kernel.db.models import Line, Lot, Process, ProcessItem, ProcessRecord, Station, Unit
+from mes_kernel.db.models import KpiHourlyLot, Line, Lot, Process, ProcessItem, ProcessRecord, Station, Unit
 from mes_kernel.errors import NotFound, Unprocessable
 from mes_kernel.services.rollups import hour_of
 
@@ -196,20 +196,20 @@ async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
     }
 
 
-async def _bar_filter(session, kind: str, key: str | None):
-    p = ProcessItem
+async def _bar_column(session, kind: str, key: str | None) -> tuple[str, Any]:
+    """The column (of ``process_items`` and ``kpi_hourly_lots`` alike) and value a bar is."""
     if kind == "process":
         if await session.get(Process, key) is None:
             raise NotFound(f"process {key} not found", code="PROCESS_NOT_FOUND", field="key")
-        return p.process_id == key
+        return "process_id", key
     if kind == "station":
         if not key:
-            return p.station_id == 0
+            return "station_id", 0
         station_id = (await session.execute(select(Station.id).where(Station.code == key))).scalar()
         if station_id is None:
             raise NotFound(f"station {key} not found", code="STATION_NOT_FOUND", field="key")
-        return p.station_id == station_id
-    return p.product == key
+        return "station_id", station_id
+    return "product", key
 
 
 async def _bar_numbers(session, kind, key, span, line) -> dict[str, Any]:
@@ -221,9 +221,41 @@ async def _bar_numbers(session, kind, key, span, line) -> dict[str, Any]:
     return {k: bar[k] if bar else 0 for k in ("total", "first_pass", "passed")}
 
 
+def _per_lot(column: str, value: Any, span: Range, line: Line | None, outcome: str):
+    """Per LOT, the bar's items (those of ``outcome``): ``n``, ``first`` (passed the first try),
+    ``final`` (passed the latest) — summed from ``kpi_hourly_lots``, a few rows per LOT and hour.
+
+    With ``recovered`` (failed the first try, passed the latest) the losses' counts follow from
+    the sums: first-try failures are ``n − first`` of which ``recovered`` passed in the end; items
+    not passed in the end are ``n − final``, of which ``first − (final − recovered)`` had passed
+    their first try."""
+    k = KpiHourlyLot
+    where = [k.__table__.c[column] == value, k.hour_start >= span.since, k.hour_start < span.until]
+    if line is not None:
+        where.append(k.line_id == line.id)
+    n, first, final, recovered = (
+        func.sum(k.first_total),
+        func.sum(k.first_passed),
+        func.sum(k.final_passed),
+        func.sum(k.recovered),
+    )
+    if outcome == "first_fail":
+        n, first, final = n - first, literal_column("0"), recovered
+    elif outcome == "failed":
+        n, first, final = n - final, first - (final - recovered), literal_column("0")
+    return (
+        select(k.lot_id, n.label("n"), first.label("first"), final.label("final"))
+        .where(*where)
+        .group_by(k.lot_id)
+        .having(n > 0)
+        .subquery()
+    )
+
+
 async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[str, Any]:
     p = ProcessItem
-    where = [await _bar_filter(session, kind, key), p.hour_start >= span.since, p.hour_start < span.until]
+    column, value = await _bar_column(session, kind, key)
+    where = [p.__table__.c[column] == value, p.hour_start >= span.since, p.hour_start < span.until]
     if line is not None:
         where.append(p.line_id == line.id)
     # ``NOT first_passed`` / ``NOT last_passed`` as such: the partial index ``ix_process_items_not_passed``
@@ -232,19 +264,7 @@ async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[
         where.append(~p.first_passed)
     elif outcome == "failed":
         where.append(~p.last_passed)
-    # The items' counts per LOT (``lot_id``: kind=process reads them from the covering index
-    # ``ix_process_items_process_hour`` alone), then the LOTs' numbers for those groups only.
-    per_lot = (
-        select(
-            p.lot_id,
-            func.count().label("n"),
-            func.sum(case((p.first_passed, 1), else_=0)).label("first"),
-            func.sum(case((p.last_passed, 1), else_=0)).label("final"),
-        )
-        .where(*where)
-        .group_by(p.lot_id)
-        .subquery()
-    )
+    per_lot = _per_lot(column, value, span, line, outcome)
     n, first = per_lot.c.n, per_lot.c.first
     rows = (
         await session.execute(
