@@ -21,6 +21,7 @@ from mes_dashboard_kpi.outputs import DEFAULT_STEP_LOOKBACK
 from mes_dashboard_kpi.shifts import occurrences
 from sqlalchemy import event, select, text, update
 
+from mes_kernel.db import lot_counts
 from mes_kernel.db.models import (
     KpiHourly,
     KpiHourlyDefect,
@@ -33,7 +34,6 @@ from mes_kernel.db.models import (
     ShiftCalendarVersion,
     Station,
 )
-from mes_kernel.db import lot_counts
 from mes_kernel.services import records
 from mes_kernel.services.rollups import (
     COARSE_TABLES,

@@ -90,8 +90,10 @@ def _row(ref: str, sign: str) -> str:
 
 _COUNTED = "first_passed, last_passed, hour_start, line_id, station_id, product, lot_id, process_id, item"
 SQLITE = [
-    f"CREATE TRIGGER IF NOT EXISTS process_items_lots_insert AFTER INSERT ON process_items BEGIN {_row('NEW', '1')} END",
-    f"CREATE TRIGGER IF NOT EXISTS process_items_lots_delete AFTER DELETE ON process_items BEGIN {_row('OLD', '-1')} END",
+    f"CREATE TRIGGER IF NOT EXISTS process_items_lots_insert AFTER INSERT ON process_items "
+    f"BEGIN {_row('NEW', '1')} END",
+    f"CREATE TRIGGER IF NOT EXISTS process_items_lots_delete AFTER DELETE ON process_items "
+    f"BEGIN {_row('OLD', '-1')} END",
     f"CREATE TRIGGER IF NOT EXISTS process_items_lots_update AFTER UPDATE OF {_COUNTED} ON process_items "
     f"BEGIN {_row('OLD', '-1')} {_row('NEW', '1')} END",
 ]
