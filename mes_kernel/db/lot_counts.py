@@ -25,6 +25,7 @@ from sqlalchemy import DDL, MetaData, event
 
 KEY = ("process_id", "hour_start", "line_id", "station_id", "product", "lot_id")
 COUNTS = ("first_total", "first_passed", "final_passed", "recovered")
+COVERED = ["lot_id", "line_id", *COUNTS]  # what the station's and product's indexes carry
 _CONFLICT = f"ON CONFLICT ({', '.join(KEY)}, shard) DO UPDATE SET " + ", ".join(
     f"{c} = kpi_hourly_lots.{c} + excluded.{c}" for c in COUNTS
 )

@@ -23,7 +23,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, func, literal_column, or_, select
+from sqlalchemy import String, func, literal, literal_column, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.db.models import KpiHourlyLot, Line, Lot, Process, ProcessItem, ProcessRecord, Station, Unit
@@ -37,25 +37,36 @@ OUTCOMES = ("all", "first_fail", "failed")
 MAX_LOTS = 200  # LOTs listed (most affected first); ``totals.lots`` counts them all
 
 
-def encode_cursor(item: str, process_id: str = "") -> str:
-    """The opaque ``next_cursor`` after the unit (or LOT-level item) ``item`` at step ``process_id``."""
-    return base64.urlsafe_b64encode(json.dumps([item, process_id]).encode()).decode().rstrip("=")
+def encode_cursor(*position: str) -> str:
+    """The opaque ``next_cursor`` after a page's last row: a defect bar's ``(item,)``, a yield
+    bar's ``(first hour ISO, item, process id)``."""
+    return base64.urlsafe_b64encode(json.dumps(list(position)).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    """``(item, process id)`` of a ``next_cursor``; ``Unprocessable`` (``INVALID_CURSOR``) otherwise."""
+def decode_cursor(cursor: str, size: int) -> tuple[str, ...]:
+    """The ``size`` strings of a ``next_cursor``; ``Unprocessable`` (``INVALID_CURSOR``) otherwise."""
     try:
         position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
     except (ValueError, UnicodeDecodeError, binascii.Error):
         position = None
     if (
         not isinstance(position, list)
-        or len(position) != 2
+        or len(position) != size
         or not all(isinstance(x, str) and len(x) <= 64 for x in position)
-        or not position[0]
+        or not all(position[:-1] if size > 1 else position)
     ):
         raise Unprocessable("cursor is not one this server gave", code="INVALID_CURSOR", field="cursor")
-    return position[0], position[1]
+    return tuple(position)
+
+
+def _cursor_hour(text: str) -> datetime:
+    try:
+        hour = datetime.fromisoformat(text)
+    except ValueError:
+        hour = None
+    if hour is None or hour.tzinfo is None:
+        raise Unprocessable("cursor is not one this server gave", code="INVALID_CURSOR", field="cursor")
+    return hour
 
 
 def _hour_ceil(moment: datetime) -> datetime:
@@ -101,7 +112,7 @@ async def drilldown(
     """
     if kind != "station" and not key:
         raise Unprocessable(f"a {kind} bar needs its key", code="KEY_REQUIRED", field="key")
-    after = decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor, 1 if kind == "defect" else 3) if cursor else None
     head = {
         "kind": kind,
         "key": key or None,
@@ -123,10 +134,11 @@ async def _products(session: AsyncSession, lot_numbers: list[str]) -> dict[str, 
     return dict((await session.execute(query)).all())
 
 
-def _page(rows: list, limit: int) -> tuple[list, str | None]:
+def _page(rows: list, limit: int, position) -> tuple[list, str | None]:
+    """The page's rows (of ``limit + 1`` read) and the cursor after it (``position``: its strings)."""
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, encode_cursor(rows[-1].item, getattr(rows[-1], "process_id", "")) if more else None
+    return rows, encode_cursor(*position(rows[-1])) if more else None
 
 
 async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
@@ -171,8 +183,8 @@ async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
         .limit(limit + 1)
     )
     if after is not None:
-        units_query = units_query.having(item > after[0])
-    rows, next_cursor = _page((await session.execute(units_query)).all(), limit)
+        units_query = units_query.where(item > after[0])
+    rows, next_cursor = _page((await session.execute(units_query)).all(), limit, lambda row: (row.item,))
     return {
         "totals": {
             "count": count_total,
@@ -258,7 +270,7 @@ async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[
     where = [p.__table__.c[column] == value, p.hour_start >= span.since, p.hour_start < span.until]
     if line is not None:
         where.append(p.line_id == line.id)
-    # ``NOT first_passed`` / ``NOT last_passed`` as such: the partial index ``ix_process_items_not_passed``
+    # ``NOT first_passed`` / ``NOT last_passed`` as such: the partial index ``ix_process_items_<kind>_losses``
     # (``WHERE NOT first_passed OR NOT last_passed``) serves them, so a year's losses are read, not its items.
     if outcome == "first_fail":
         where.append(~p.first_passed)
@@ -266,12 +278,19 @@ async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[
         where.append(~p.last_passed)
     per_lot = _per_lot(column, value, span, line, outcome)
     n, first = per_lot.c.n, per_lot.c.first
+    # The most first-try failures first; the LOTs cut (ties at the cut by registration) before
+    # their numbers are looked up, so only the LOTs listed are joined.
+    top = (
+        select(per_lot, func.count().over().label("lots"), func.sum(n).over().label("listed"))
+        .order_by((n - first).desc(), n.desc(), per_lot.c.lot_id)
+        .limit(MAX_LOTS)
+        .subquery()
+    )
     rows = (
         await session.execute(
-            select(Lot.lot_number, n, first, per_lot.c.final, func.count().over(), func.sum(n).over())
-            .select_from(per_lot.outerjoin(Lot, Lot.id == per_lot.c.lot_id))
-            .order_by((n - first).desc(), n.desc(), Lot.lot_number)  # most first-try failures first
-            .limit(MAX_LOTS)
+            select(Lot.lot_number, top.c.n, top.c.first, top.c.final, top.c.lots, top.c.listed)
+            .select_from(top.outerjoin(Lot, Lot.id == top.c.lot_id))
+            .order_by((top.c.n - top.c.first).desc(), top.c.n.desc(), Lot.lot_number)
         )
     ).all()
     shown = [(lot, int(c), int(f or 0), int(g or 0)) for lot, c, f, g, *_ in rows]
@@ -290,13 +309,21 @@ async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[
         )
         .select_from(p.__table__.outerjoin(Lot, Lot.id == p.lot_id).outerjoin(Unit, Unit.serial_number == p.item))
         .where(*where)
-        .order_by(p.item, p.process_id)
+        .order_by(p.hour_start, p.item, p.process_id)
         .limit(limit + 1)
     )
-    if after is not None:
-        item, process_id = after
-        units_query = units_query.where(or_(p.item > item, and_(p.item == item, p.process_id > process_id)))
-    rows, next_cursor = _page((await session.execute(units_query)).all(), limit)
+    if after is not None:  # the page order is the kind's index's (a step's: its step is the bar)
+        hour, item, process_id = literal(_cursor_hour(after[0]), p.hour_start.type), after[1], after[2]
+        if column == "process_id":
+            units_query = units_query.where(tuple_(p.hour_start, p.item) > tuple_(hour, item))
+        else:
+            position = tuple_(hour, item, process_id)
+            units_query = units_query.where(tuple_(p.hour_start, p.item, p.process_id) > position)
+    rows, next_cursor = _page(
+        (await session.execute(units_query)).all(),
+        limit,
+        lambda row: (row.hour_start.isoformat(), row.item, row.process_id),
+    )
     station_ids = {row.station_id for row in rows if row.station_id}
     codes = (
         dict((await session.execute(select(Station.id, Station.code).where(Station.id.in_(station_ids)))).all())

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from mes_dashboard_kpi.drilldown import drilldown
+from mes_dashboard_kpi.drilldown import drilldown, encode_cursor
 from mes_dashboard_kpi.ranges import Range
 from sqlalchemy import event, update
 
@@ -288,6 +288,35 @@ async def test_a_yield_bar_lists_its_items_with_their_first_and_final_outcome(cl
     assert station["totals"]["total"] == 6  # five assemblies and B-1's pack
     no_station = await _drill(client, quality_headers, kind="station", **day)
     assert no_station["totals"]["total"] == 0 and no_station["key"] is None
+
+
+async def test_a_bar_s_units_page_by_first_hour_then_item_then_step_each_once(client, plant, quality_headers):
+    """A page follows the order of the bar's own index (hour, item, step): a page reads its rows
+    whatever the range. A station's bar holds items of two steps; one a page, each comes once."""
+    day = {"from": DAY.date().isoformat(), "to": DAY.date().isoformat(), "tz": "UTC"}
+    units = await _all_units(client, quality_headers, kind="station", key="ST-K1", **day)
+    hour = DAY + timedelta(hours=8)
+    assert [(u["first_hour"], u["serial_number"] or u["lot_number"], u["process"]) for u in units] == [
+        (hour.isoformat(), "A-1", "ASSY-10"),
+        (hour.isoformat(), "A-2", "ASSY-10"),
+        ((hour + timedelta(hours=2)).isoformat(), "B-1", "ASSY-10"),
+        ((hour + timedelta(hours=2)).isoformat(), "B-2", "ASSY-10"),
+        ((hour + timedelta(hours=3)).isoformat(), "B-1", "PACK-30"),
+        ((hour + timedelta(hours=4)).isoformat(), "LOT-C", "ASSY-10"),
+    ]
+    losses = await _all_units(client, quality_headers, kind="process", key="ASSY-10", outcome="first_fail", **day)
+    assert [u["serial_number"] or u["lot_number"] for u in losses] == ["A-1", "M-1", "B-1", "B-2", "LOT-C"]
+    forged = [
+        encode_cursor("A-1"),  # a defect bar's cursor
+        encode_cursor("not an hour", "A-1", "ASSY-10"),
+        encode_cursor(DAY.replace(tzinfo=None).isoformat(), "A-1", "ASSY-10"),  # no zone
+        encode_cursor(DAY.isoformat(), "", "ASSY-10"),
+    ]
+    for cursor in forged:
+        r = await client.get(
+            f"{API}/kpi/drilldown", params={"kind": "station", "key": "ST-K1", "cursor": cursor}, headers=quality_headers
+        )
+        assert r.status_code == 422 and r.json()["detail"]["code"] == "INVALID_CURSOR", (cursor, r.text)
 
 
 async def test_bad_drilldown_input_answers_a_code_naming_the_field(client, plant, quality_headers):
