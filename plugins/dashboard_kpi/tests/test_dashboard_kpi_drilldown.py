@@ -313,9 +313,8 @@ async def test_a_bar_s_units_page_by_first_hour_then_item_then_step_each_once(cl
         encode_cursor(DAY.isoformat(), "", "ASSY-10"),
     ]
     for cursor in forged:
-        r = await client.get(
-            f"{API}/kpi/drilldown", params={"kind": "station", "key": "ST-K1", "cursor": cursor}, headers=quality_headers
-        )
+        params = {"kind": "station", "key": "ST-K1", "cursor": cursor}
+        r = await client.get(f"{API}/kpi/drilldown", params=params, headers=quality_headers)
         assert r.status_code == 422 and r.json()["detail"]["code"] == "INVALID_CURSOR", (cursor, r.text)
 
 
