@@ -271,7 +271,6 @@ ITEM_PAGES = {
     "station": ("station_id", "hour_start", "item", "process_id"),
     "product": ("product", "hour_start", "item", "process_id"),
 }
-ITEM_PAGE_COVERED = ("lot_id", "line_id", "station_id", "first_passed", "last_passed")
 ITEM_LOSSES = text("NOT first_passed OR NOT last_passed")
 
 
@@ -302,16 +301,13 @@ class ProcessItem(Base):
     # older than 0025 whose item names no unit or LOT and whose records are all archived.
     lot_id: Mapped[int | None] = mapped_column(BigInteger)
     # The drill-down behind a yield bar pages the bar's items in (hour, item, step) order, each
-    # kind of bar from an index of its own read alone (0026): a page is its 50 entries whatever the
-    # range. The losses (failed a first try or the latest) have partial indexes, so a bar with few
-    # or no losses finds them without reading its items.
+    # kind of bar from an index of its own (0026): a page is its 50 entries whatever the range.
+    # The losses (failed a first try or the latest) have partial indexes, so a bar with few or no
+    # losses finds them without reading its items.
     __table_args__ = tuple(
         Index(f"ix_process_items_{kind}_{part}", *columns, **options)
         for kind, columns in ITEM_PAGES.items()
-        for part, options in (
-            ("page", {"postgresql_include": [c for c in ITEM_PAGE_COVERED if c not in columns]}),
-            ("losses", {"postgresql_where": ITEM_LOSSES, "sqlite_where": ITEM_LOSSES}),
-        )
+        for part, options in (("page", {}), ("losses", {"postgresql_where": ITEM_LOSSES, "sqlite_where": ITEM_LOSSES}))
     )
 
 

@@ -12,9 +12,11 @@ triggers are in place: creating a trigger locks ``process_items`` against writer
 migration commits, so no item is written between the fill's reading and the triggers counting.
 
 The drill-down pages a yield bar's items in (hour, item, step) order, each kind of bar (a step, a
-station, a product) from an index of its own with what a page shows (``ix_process_items_<kind>_page``)
-and one of its losses only (``…_losses``, partial: failed a first try or the latest): a page reads
-its 50 entries whatever the range, and a bar with no losses finds none without reading its items.
+station, a product) from an index of its own (``ix_process_items_<kind>_page``) and one of its
+losses only (``…_losses``, partial: failed a first try or the latest): a page reads its 50 entries
+(and their rows) whatever the range, and a bar with no losses finds none without reading its items.
+The indexes carry no more than their order: every recorded item writes each, and a page reads few
+rows.
 They replace ``ix_process_items_process_hour`` (0025: the per-LOT sums, now the table above),
 ``ix_process_items_not_passed`` (0022) and ``ix_process_items_hour_start`` (0009: only the rebuild
 read by it, which reads most of the table anyway). On PostgreSQL they are built ``CONCURRENTLY``
@@ -47,7 +49,6 @@ PAGES = {  # models.ITEM_PAGES as of this migration
     "station": ["station_id", "hour_start", "item", "process_id"],
     "product": ["product", "hour_start", "item", "process_id"],
 }
-COVERED = ["lot_id", "line_id", "station_id", "first_passed", "last_passed"]
 REPLACED = {  # name: (columns, options) of the item indexes the pages replace
     "ix_process_items_hour_start": (["hour_start"], {}),
     "ix_process_items_process_hour": (
@@ -105,13 +106,8 @@ def upgrade() -> None:
 
 def _item_pages(*, concurrently: bool) -> None:
     for kind, columns in PAGES.items():
-        include = [c for c in COVERED if c not in columns]
         op.create_index(
-            f"ix_process_items_{kind}_page",
-            "process_items",
-            columns,
-            postgresql_include=include,
-            postgresql_concurrently=concurrently,
+            f"ix_process_items_{kind}_page", "process_items", columns, postgresql_concurrently=concurrently
         )
         op.create_index(
             f"ix_process_items_{kind}_losses",
