@@ -332,6 +332,12 @@ def endpoints(base: str, headers: dict) -> list[tuple[str, str]]:
             f"/api/v1/kpi/drilldown?kind=process&key=P10&outcome=first_fail&from={month}&to={today}",
         ),
         ("kpi drilldown step all 7d", f"/api/v1/kpi/drilldown?kind=process&key=P10&from={week}&to={today}"),
+        ("kpi drilldown step all 30d", f"/api/v1/kpi/drilldown?kind=process&key=P10&from={month}&to={today}"),
+        (
+            "kpi drilldown station failed 30d",
+            f"/api/v1/kpi/drilldown?kind=station&key=L1-S1&outcome=failed&from={month}&to={today}",
+        ),
+        ("kpi drilldown product all 7d", f"/api/v1/kpi/drilldown?kind=product&key=PRD-1&from={week}&to={today}"),
         ("kpi output day 30d", f"/api/v1/kpi/output?bucket=day&from={month}&to={today}"),
         ("kpi output hour today", "/api/v1/kpi/output?bucket=hour"),
         ("kpi lines now", "/api/v1/kpi/lines/now"),

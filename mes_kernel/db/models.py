@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -22,6 +23,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from ..security import username_key
 from .base import Base, JSONType, UTCDateTime, utcnow
+from .lot_counts import COUNTS as LOT_COUNTS
+from .lot_counts import COVERED as LOT_COVERED
+from .lot_counts import KEY as LOT_KEY
+from .lot_counts import install_on_create
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -232,11 +237,13 @@ class ProcessRecord(Base):
         Index("ix_process_records_created_at", "created_at"),
         Index("ix_process_records_lot_id_event_at_id", "lot_id", "event_at", "id"),
         Index("ix_process_records_unit_id_event_at_id", "unit_id", "event_at", "id"),
-        # the failed records of a defect code in a range (the drill-down behind a Pareto bar), 0022
+        # the failed records of a defect code in a range (the drill-down behind a Pareto bar), 0022;
+        # with what the drill-down counts of them, read from the index alone (0026)
         Index(
             "ix_process_records_failed_defect",
             "defect_code",
             "event_at",
+            postgresql_include=["lot_number", "serial_number", "line_id"],
             postgresql_where=text("result = 'fail'"),
             sqlite_where=text("result = 'fail'"),
         ),
@@ -256,6 +263,15 @@ class ProcessRecordKey(Base):
     idempotency_key: Mapped[str] = mapped_column(String(128), primary_key=True)
     # by receipt: the keys of archived months pruned once no retry can arrive (migration 0024)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+
+
+# A bar's column first, then the page order (hour, item, step); the step is fixed for a step's bar.
+ITEM_PAGES = {
+    "process": ("process_id", "hour_start", "item"),
+    "station": ("station_id", "hour_start", "item", "process_id"),
+    "product": ("product", "hour_start", "item", "process_id"),
+}
+ITEM_LOSSES = text("NOT first_passed OR NOT last_passed")
 
 
 class ProcessItem(Base):
@@ -284,22 +300,14 @@ class ProcessItem(Base):
     # drill-down groups a bar's items by it without a join to ``units`` (0025). None only for a row
     # older than 0025 whose item names no unit or LOT and whose records are all archived.
     lot_id: Mapped[int | None] = mapped_column(BigInteger)
-    __table_args__ = (
-        Index("ix_process_items_hour_start", "hour_start"),
-        # a step's items in a range with all the drill-down counts (an index-only scan), 0025
-        Index(
-            "ix_process_items_process_hour",
-            "process_id",
-            "hour_start",
-            postgresql_include=["lot_id", "line_id", "first_passed", "last_passed"],
-        ),
-        # the items that failed a first try or their latest (a yield bar's loss, the drill-down), 0022
-        Index(
-            "ix_process_items_not_passed",
-            "hour_start",
-            postgresql_where=text("NOT first_passed OR NOT last_passed"),
-            sqlite_where=text("NOT first_passed OR NOT last_passed"),
-        ),
+    # The drill-down behind a yield bar pages the bar's items in (hour, item, step) order, each
+    # kind of bar from an index of its own (0026): a page is its 50 entries whatever the range.
+    # The losses (failed a first try or the latest) have partial indexes, so a bar with few or no
+    # losses finds them without reading its items.
+    __table_args__ = tuple(
+        Index(f"ix_process_items_{kind}_{part}", *columns, **options)
+        for kind, columns in ITEM_PAGES.items()
+        for part, options in (("page", {}), ("losses", {"postgresql_where": ITEM_LOSSES, "sqlite_where": ITEM_LOSSES}))
     )
 
 
@@ -352,6 +360,45 @@ class KpiHourlyDefect(Base):
     count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     __table_args__ = (
         Index("ix_kpi_hourly_defects_unfolded", "hour_start", postgresql_where=UNFOLDED, sqlite_where=UNFOLDED),
+    )
+
+
+class KpiHourlyLot(Base):
+    """Per LOT and hour, the items first tried at a step (the yield counts of :class:`KpiHourly`
+    with the item's LOT added to the key): what the drill-down behind a yield bar lists, a few
+    rows per LOT and hour however many units the LOT holds.
+
+    Kept by triggers on ``process_items`` (:mod:`mes_kernel.db.lot_counts`), so every path that
+    writes an item — recording, a moved first attempt, a retest, ``mes kpi rebuild`` — counts it
+    in the same statement. ``first_total`` items first tried in the hour, ``first_passed`` that
+    passed that try, ``final_passed`` whose latest attempt passed, ``recovered`` that failed the
+    first try and passed the latest. ``lot_id`` 0: an item with no LOT known (rows older than
+    migration 0025). On PostgreSQL every statement adds its counts in a ``shard`` of its own (no
+    writer waits for another's row lock) and :func:`~mes_kernel.services.rollups.fold_shards`
+    sums them into shard 0; readers sum over shards.
+    """
+
+    __tablename__ = "kpi_hourly_lots"
+    process_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hour_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    line_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    station_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    product: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # integers, not bigints: a LOT's items in an hour fit, and PostgreSQL sums integers into a
+    # bigint but bigints into numeric — three times slower over a month of a step's LOTs
+    first_total: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    first_passed: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    final_passed: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    recovered: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    # every index carries what the drill-down sums (PostgreSQL reads it alone): a step's LOTs by
+    # the primary key (step, hour, …), a station's and a product's by their own
+    __table_args__ = (
+        PrimaryKeyConstraint(*LOT_KEY, "shard", postgresql_include=list(LOT_COUNTS)),
+        Index("ix_kpi_hourly_lots_station_hour", "station_id", "hour_start", postgresql_include=LOT_COVERED),
+        Index("ix_kpi_hourly_lots_product_hour", "product", "hour_start", postgresql_include=LOT_COVERED),
+        Index("ix_kpi_hourly_lots_unfolded", "hour_start", postgresql_where=UNFOLDED, sqlite_where=UNFOLDED),
     )
 
 
@@ -720,3 +767,7 @@ class LabelTemplate(Base):
         UniqueConstraint("name", "version"),
         CheckConstraint("status IN ('active', 'retired')", name="status"),
     )
+
+
+# kpi_hourly_lots is kept by triggers on process_items: a schema made by create_all gets them too.
+install_on_create(Base.metadata)

@@ -28,6 +28,7 @@ from sqlalchemy import bindparam, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..db import lot_counts
 from ..db.models import KpiHourly, KpiHourlyDefect, ProcessItem
 from . import rebuild_sql
 from .rebuild_sql import hour_sql
@@ -543,6 +544,7 @@ async def fold_shards(session: AsyncSession, *, before: datetime | None = None, 
     for table, key, counts in (
         ("kpi_hourly", _KEY, COUNTS),
         ("kpi_hourly_defects", (*_KEY, "defect_code"), ("count",)),
+        ("kpi_hourly_lots", lot_counts.KEY, lot_counts.COUNTS),
     ):
         coarse = [
             f"{name} AS ({_add_into(target, select_key, target_key, counts, 'moved')} RETURNING 1)"
@@ -552,20 +554,19 @@ async def fold_shards(session: AsyncSession, *, before: datetime | None = None, 
             if source == table
         ]
         shard0 = _add_into(table, (*key, "0"), (*key, "shard"), counts, "moved")
+        ctes = ",\n".join(
+            [f"moved AS (DELETE FROM {table} WHERE {bound}shard <> 0 RETURNING *)", f"folded AS ({shard0} RETURNING 1)"]
+            + coarse
+        )
         result = await session.execute(
-            text(f"""
-            WITH moved AS (DELETE FROM {table} WHERE {bound}shard <> 0 RETURNING *),
-                 folded AS ({shard0} RETURNING 1),
-                 {", ".join(coarse)}
-            SELECT count(*) FROM moved
-            """),
+            text(f"WITH {ctes} SELECT count(*) FROM moved"),
             {"before": before} if before is not None else {},
         )
         folded += result.scalar()
     return folded
 
 
-ROLLUP_TABLES = ("process_items", "kpi_hourly", "kpi_hourly_defects")
+ROLLUP_TABLES = ("process_items", "kpi_hourly", "kpi_hourly_defects", "kpi_hourly_lots")
 _PASS_KEY = "pass_hour_start, pass_line_id, process_id, pass_station_id, product"
 
 
@@ -627,7 +628,7 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
         await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
         await session.execute(
             text(
-                "LOCK TABLE process_items, kpi_hourly, kpi_hourly_defects, kpi_daily, "
+                "LOCK TABLE process_items, kpi_hourly, kpi_hourly_defects, kpi_hourly_lots, kpi_daily, "
                 "kpi_line_daily_defects, kpi_line_hourly IN EXCLUSIVE MODE"
             )
         )
@@ -641,7 +642,8 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
             raise RollupsOffline(offline, since)
     start = hour_of(since) if since else datetime(1970, 1, 1, tzinfo=UTC)
     bound = {"since": start if dialect == "postgresql" else start.strftime("%Y-%m-%d %H:%M:%S.%f")}
-    for table in ("kpi_hourly", "kpi_hourly_defects", "process_items"):
+    # kpi_hourly_lots last: the items' delete trigger has just taken their counts away there.
+    for table in ("kpi_hourly", "kpi_hourly_defects", "process_items", "kpi_hourly_lots"):
         await session.execute(text(f"DELETE FROM {table} WHERE hour_start >= :since"), bound)
     defects = await session.execute(text(rebuild_sql.defects(dialect)), bound)
     items = await session.execute(text(rebuild_sql.items(dialect)), bound)

@@ -23,10 +23,10 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, case, func, literal_column, or_, select
+from sqlalchemy import String, func, literal, literal_column, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mes_kernel.db.models import Line, Lot, Process, ProcessItem, ProcessRecord, Station, Unit
+from mes_kernel.db.models import KpiHourlyLot, Line, Lot, Process, ProcessItem, ProcessRecord, Station, Unit
 from mes_kernel.errors import NotFound, Unprocessable
 from mes_kernel.services.rollups import hour_of
 
@@ -37,25 +37,36 @@ OUTCOMES = ("all", "first_fail", "failed")
 MAX_LOTS = 200  # LOTs listed (most affected first); ``totals.lots`` counts them all
 
 
-def encode_cursor(item: str, process_id: str = "") -> str:
-    """The opaque ``next_cursor`` after the unit (or LOT-level item) ``item`` at step ``process_id``."""
-    return base64.urlsafe_b64encode(json.dumps([item, process_id]).encode()).decode().rstrip("=")
+def encode_cursor(*position: str) -> str:
+    """The opaque ``next_cursor`` after a page's last row: a defect bar's ``(item,)``, a yield
+    bar's ``(first hour ISO, item, process id)``."""
+    return base64.urlsafe_b64encode(json.dumps(list(position)).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[str, str]:
-    """``(item, process id)`` of a ``next_cursor``; ``Unprocessable`` (``INVALID_CURSOR``) otherwise."""
+def decode_cursor(cursor: str, size: int) -> tuple[str, ...]:
+    """The ``size`` strings of a ``next_cursor``; ``Unprocessable`` (``INVALID_CURSOR``) otherwise."""
     try:
         position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
     except (ValueError, UnicodeDecodeError, binascii.Error):
         position = None
     if (
         not isinstance(position, list)
-        or len(position) != 2
+        or len(position) != size
         or not all(isinstance(x, str) and len(x) <= 64 for x in position)
-        or not position[0]
+        or not all(position[:-1] if size > 1 else position)
     ):
         raise Unprocessable("cursor is not one this server gave", code="INVALID_CURSOR", field="cursor")
-    return position[0], position[1]
+    return tuple(position)
+
+
+def _cursor_hour(text: str) -> datetime:
+    try:
+        hour = datetime.fromisoformat(text)
+    except ValueError:
+        hour = None
+    if hour is None or hour.tzinfo is None:
+        raise Unprocessable("cursor is not one this server gave", code="INVALID_CURSOR", field="cursor")
+    return hour
 
 
 def _hour_ceil(moment: datetime) -> datetime:
@@ -101,7 +112,7 @@ async def drilldown(
     """
     if kind != "station" and not key:
         raise Unprocessable(f"a {kind} bar needs its key", code="KEY_REQUIRED", field="key")
-    after = decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor, 1 if kind == "defect" else 3) if cursor else None
     head = {
         "kind": kind,
         "key": key or None,
@@ -123,10 +134,11 @@ async def _products(session: AsyncSession, lot_numbers: list[str]) -> dict[str, 
     return dict((await session.execute(query)).all())
 
 
-def _page(rows: list, limit: int) -> tuple[list, str | None]:
+def _page(rows: list, limit: int, position) -> tuple[list, str | None]:
+    """The page's rows (of ``limit + 1`` read) and the cursor after it (``position``: its strings)."""
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, encode_cursor(rows[-1].item, getattr(rows[-1], "process_id", "")) if more else None
+    return rows, encode_cursor(*position(rows[-1])) if more else None
 
 
 async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
@@ -171,8 +183,8 @@ async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
         .limit(limit + 1)
     )
     if after is not None:
-        units_query = units_query.having(item > after[0])
-    rows, next_cursor = _page((await session.execute(units_query)).all(), limit)
+        units_query = units_query.where(item > after[0])
+    rows, next_cursor = _page((await session.execute(units_query)).all(), limit, lambda row: (row.item,))
     return {
         "totals": {
             "count": count_total,
@@ -196,20 +208,20 @@ async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
     }
 
 
-async def _bar_filter(session, kind: str, key: str | None):
-    p = ProcessItem
+async def _bar_column(session, kind: str, key: str | None) -> tuple[str, Any]:
+    """The column (of ``process_items`` and ``kpi_hourly_lots`` alike) and value a bar is."""
     if kind == "process":
         if await session.get(Process, key) is None:
             raise NotFound(f"process {key} not found", code="PROCESS_NOT_FOUND", field="key")
-        return p.process_id == key
+        return "process_id", key
     if kind == "station":
         if not key:
-            return p.station_id == 0
+            return "station_id", 0
         station_id = (await session.execute(select(Station.id).where(Station.code == key))).scalar()
         if station_id is None:
             raise NotFound(f"station {key} not found", code="STATION_NOT_FOUND", field="key")
-        return p.station_id == station_id
-    return p.product == key
+        return "station_id", station_id
+    return "product", key
 
 
 async def _bar_numbers(session, kind, key, span, line) -> dict[str, Any]:
@@ -221,37 +233,64 @@ async def _bar_numbers(session, kind, key, span, line) -> dict[str, Any]:
     return {k: bar[k] if bar else 0 for k in ("total", "first_pass", "passed")}
 
 
+def _per_lot(column: str, value: Any, span: Range, line: Line | None, outcome: str):
+    """Per LOT, the bar's items (those of ``outcome``): ``n``, ``first`` (passed the first try),
+    ``final`` (passed the latest) — summed from ``kpi_hourly_lots``, a few rows per LOT and hour.
+
+    With ``recovered`` (failed the first try, passed the latest) the losses' counts follow from
+    the sums: first-try failures are ``n − first`` of which ``recovered`` passed in the end; items
+    not passed in the end are ``n − final``, of which ``first − (final − recovered)`` had passed
+    their first try."""
+    k = KpiHourlyLot
+    where = [k.__table__.c[column] == value, k.hour_start >= span.since, k.hour_start < span.until]
+    if line is not None:
+        where.append(k.line_id == line.id)
+    n, first, final, recovered = (
+        func.sum(k.first_total),
+        func.sum(k.first_passed),
+        func.sum(k.final_passed),
+        func.sum(k.recovered),
+    )
+    if outcome == "first_fail":
+        n, first, final = n - first, literal_column("0"), recovered
+    elif outcome == "failed":
+        n, first, final = n - final, first - (final - recovered), literal_column("0")
+    return (
+        select(k.lot_id, n.label("n"), first.label("first"), final.label("final"))
+        .where(*where)
+        .group_by(k.lot_id)
+        .having(n > 0)
+        .subquery()
+    )
+
+
 async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[str, Any]:
     p = ProcessItem
-    where = [await _bar_filter(session, kind, key), p.hour_start >= span.since, p.hour_start < span.until]
+    column, value = await _bar_column(session, kind, key)
+    where = [p.__table__.c[column] == value, p.hour_start >= span.since, p.hour_start < span.until]
     if line is not None:
         where.append(p.line_id == line.id)
-    # ``NOT first_passed`` / ``NOT last_passed`` as such: the partial index ``ix_process_items_not_passed``
+    # ``NOT first_passed`` / ``NOT last_passed`` as such: the partial index ``ix_process_items_<kind>_losses``
     # (``WHERE NOT first_passed OR NOT last_passed``) serves them, so a year's losses are read, not its items.
     if outcome == "first_fail":
         where.append(~p.first_passed)
     elif outcome == "failed":
         where.append(~p.last_passed)
-    # The items' counts per LOT (``lot_id``: kind=process reads them from the covering index
-    # ``ix_process_items_process_hour`` alone), then the LOTs' numbers for those groups only.
-    per_lot = (
-        select(
-            p.lot_id,
-            func.count().label("n"),
-            func.sum(case((p.first_passed, 1), else_=0)).label("first"),
-            func.sum(case((p.last_passed, 1), else_=0)).label("final"),
-        )
-        .where(*where)
-        .group_by(p.lot_id)
+    per_lot = _per_lot(column, value, span, line, outcome)
+    n, first = per_lot.c.n, per_lot.c.first
+    # The most first-try failures first; the LOTs cut (ties at the cut by registration) before
+    # their numbers are looked up, so only the LOTs listed are joined.
+    top = (
+        select(per_lot, func.count().over().label("lots"), func.sum(n).over().label("listed"))
+        .order_by((n - first).desc(), n.desc(), per_lot.c.lot_id)
+        .limit(MAX_LOTS)
         .subquery()
     )
-    n, first = per_lot.c.n, per_lot.c.first
     rows = (
         await session.execute(
-            select(Lot.lot_number, n, first, per_lot.c.final, func.count().over(), func.sum(n).over())
-            .select_from(per_lot.outerjoin(Lot, Lot.id == per_lot.c.lot_id))
-            .order_by((n - first).desc(), n.desc(), Lot.lot_number)  # most first-try failures first
-            .limit(MAX_LOTS)
+            select(Lot.lot_number, top.c.n, top.c.first, top.c.final, top.c.lots, top.c.listed)
+            .select_from(top.outerjoin(Lot, Lot.id == top.c.lot_id))
+            .order_by((top.c.n - top.c.first).desc(), top.c.n.desc(), Lot.lot_number)
         )
     ).all()
     shown = [(lot, int(c), int(f or 0), int(g or 0)) for lot, c, f, g, *_ in rows]
@@ -270,13 +309,21 @@ async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[
         )
         .select_from(p.__table__.outerjoin(Lot, Lot.id == p.lot_id).outerjoin(Unit, Unit.serial_number == p.item))
         .where(*where)
-        .order_by(p.item, p.process_id)
+        .order_by(p.hour_start, p.item, p.process_id)
         .limit(limit + 1)
     )
-    if after is not None:
-        item, process_id = after
-        units_query = units_query.where(or_(p.item > item, and_(p.item == item, p.process_id > process_id)))
-    rows, next_cursor = _page((await session.execute(units_query)).all(), limit)
+    if after is not None:  # the page order is the kind's index's (a step's: its step is the bar)
+        hour, item, process_id = literal(_cursor_hour(after[0]), p.hour_start.type), after[1], after[2]
+        if column == "process_id":
+            units_query = units_query.where(tuple_(p.hour_start, p.item) > tuple_(hour, item))
+        else:
+            position = tuple_(hour, item, process_id)
+            units_query = units_query.where(tuple_(p.hour_start, p.item, p.process_id) > position)
+    rows, next_cursor = _page(
+        (await session.execute(units_query)).all(),
+        limit,
+        lambda row: (row.hour_start.isoformat(), row.item, row.process_id),
+    )
     station_ids = {row.station_id for row in rows if row.station_id}
     codes = (
         dict((await session.execute(select(Station.id, Station.code).where(Station.id.in_(station_ids)))).all())
