@@ -102,7 +102,7 @@ async def create_station(
     if body.line:
         line = (await session.execute(select(Line).where(Line.code == body.line))).scalar_one_or_none()
         if line is None:
-            raise NotFound(f"line {body.line} not found", code="LINE_NOT_FOUND")
+            raise NotFound(f"line {body.line} not found", code="LINE_NOT_FOUND", field="line")
         line_id = line.id
     station = Station(code=body.code, name=body.name, line_id=line_id, heartbeat={})
     session.add(station)

@@ -27,7 +27,7 @@ from sqlalchemy import String, and_, case, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.db.models import Line, Lot, Process, ProcessItem, ProcessRecord, Station, Unit
-from mes_kernel.errors import NotFound, Unprocessable
+from mes_kernel.errors import Unprocessable
 from mes_kernel.services.rollups import hour_of
 
 from .ranges import Range, ratio
@@ -96,8 +96,9 @@ async def drilldown(
     passed in the end (``failed``) — the bar's loss, read through a partial index however long
     the range; ``all`` reads every item of the bar (≈ 2 µs each on PostgreSQL).
 
-    Errors: ``KEY_REQUIRED`` (422) without a ``key`` where one is needed, ``PROCESS_NOT_FOUND``
-    / ``STATION_NOT_FOUND`` (404) for a step or station that does not exist, ``INVALID_CURSOR``.
+    Errors (422, ``field: key`` or ``cursor``): ``KEY_REQUIRED`` without a ``key`` where one is
+    needed, ``PROCESS_NOT_FOUND`` / ``STATION_NOT_FOUND`` for a step or station that does not
+    exist, ``INVALID_CURSOR``.
     """
     if kind != "station" and not key:
         raise Unprocessable(f"a {kind} bar needs its key", code="KEY_REQUIRED", field="key")
@@ -200,14 +201,14 @@ async def _bar_filter(session, kind: str, key: str | None):
     p = ProcessItem
     if kind == "process":
         if await session.get(Process, key) is None:
-            raise NotFound(f"process {key} not found", code="PROCESS_NOT_FOUND", field="key")
+            raise Unprocessable(f"process {key} not found", code="PROCESS_NOT_FOUND", field="key")
         return p.process_id == key
     if kind == "station":
         if not key:
             return p.station_id == 0
         station_id = (await session.execute(select(Station.id).where(Station.code == key))).scalar()
         if station_id is None:
-            raise NotFound(f"station {key} not found", code="STATION_NOT_FOUND", field="key")
+            raise Unprocessable(f"station {key} not found", code="STATION_NOT_FOUND", field="key")
         return p.station_id == station_id
     return p.product == key
 

@@ -311,7 +311,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         """The shifts in force now (times on the plant's clock, ``timezone``; Monday = 0; empty
         when none is), from when (``effective_from``), and every version of the calendar oldest
         first (``versions``: ``{effective_from, until, shifts, updated_by, updated_at}``)."""
-        line_row = await ranges.line_named(session, code)
+        line_row = await ranges.line_at(session, code)
         return await shift_calendars.history(session=session, line=line_row, plant=plant, now=datetime.now(UTC))
 
     @calendars.put("/{code}/shifts", summary="Change a line's shift calendar from a moment on")
@@ -328,7 +328,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         ``shifts:backdate`` (403 ``FORBIDDEN``); overlapping shifts answer 422 ``SHIFTS_OVERLAP``,
         an unreadable date 422 ``INVALID_EFFECTIVE_FROM``. Audited. Answers as ``GET``."""
         check_no_overlap(body.shifts)
-        line_row = await ranges.line_named(session, code)
+        line_row = await ranges.line_at(session, code)
         now = datetime.now(UTC)
         may_backdate = request.app.state.permissions.allows(principal.role, shift_calendars.SHIFTS_BACKDATE)
         valid_from = shift_calendars.effective_moment(

@@ -298,12 +298,12 @@ async def test_bad_drilldown_input_answers_a_code_naming_the_field(client, plant
         ({"from": "2026-03-01T06:00:00"}, 422, "INVALID_RANGE", "from"),
         ({"from": "0001-01-01", "to": "0001-01-02", "tz": "Asia/Seoul"}, 422, "INVALID_RANGE", "from"),
         ({"tz": "Mars/Olympus"}, 422, "INVALID_TIMEZONE", "tz"),
-        ({"line": "NO-SUCH-LINE"}, 404, "LINE_NOT_FOUND", "line"),
+        ({"line": "NO-SUCH-LINE"}, 422, "LINE_NOT_FOUND", "line"),
         ({"cursor": "!!not-a-cursor"}, 422, "INVALID_CURSOR", "cursor"),
         ({"cursor": ""}, 200, None, None),
         ({"key": ""}, 422, "KEY_REQUIRED", "key"),
-        ({"kind": "process", "key": "NOPE"}, 404, "PROCESS_NOT_FOUND", "key"),
-        ({"kind": "station", "key": "NOPE"}, 404, "STATION_NOT_FOUND", "key"),
+        ({"kind": "process", "key": "NOPE"}, 422, "PROCESS_NOT_FOUND", "key"),
+        ({"kind": "station", "key": "NOPE"}, 422, "STATION_NOT_FOUND", "key"),
         ({"kind": "product", "key": None}, 422, "KEY_REQUIRED", "key"),
     ]
     for extra, status, code, field in cases:

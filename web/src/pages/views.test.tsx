@@ -162,6 +162,21 @@ describe("quality view", () => {
     expect(kernel.seen.filter((s) => s.query.get("from")?.startsWith("2026-11-09"))).toEqual([]);
   });
 
+  it("names a line that does not exist (LINE_NOT_FOUND: 422, 404 from older kernels), not a kernel too old", async () => {
+    loginAs("quality_manager");
+    useKpiRange.setState({ line: "GONE" });
+    for (const status of [422, 404]) {
+      const noLine = () => ({ status, body: { detail: { code: "LINE_NOT_FOUND", message: "line GONE not found",
+                                                        field: "line" } } });
+      kernel.route("GET", "/api/v1/kpi/pareto", noLine);
+      kernel.route("GET", "/api/v1/kpi/yield", noLine);
+      const { unmount } = render(<QualityPage />);
+      await waitFor(() => expect(screen.getAllByText("No such line.")).toHaveLength(2));
+      expect(screen.queryByTestId("not-available")).toBeNull();
+      unmount();
+    }
+  });
+
   it("says no data when every count is zero instead of drawing an empty chart", async () => {
     loginAs("quality_manager");
     kernel.route("GET", "/api/v1/kpi/pareto", () => ({ body: { total: 0, items: [] } }));
