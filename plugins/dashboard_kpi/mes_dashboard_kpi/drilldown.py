@@ -12,6 +12,13 @@ Counts match the bar exactly because they read what the bar's rollup was summed 
   ``first_total`` / ``first_passed`` / ``final_passed`` count; an item's LOT is the row's ``lot_id``
   (migration 0025), and a step's items are read from ``ix_process_items_process_hour`` alone.
 
+A month archived by ``mes db partitions archive`` keeps its rollups (the charts keep their history)
+while its records go offline: a defect bar still counts its failed records, the drill-down can no
+longer list them. The answer then says so — ``archived`` names the months and how many of the
+bar's records (or items) are not listed — and its ``totals`` keep the bar's number apart from what
+is listed. A yield bar's items stay listed (``process_items`` rows are kept with the rollups); only
+their records of those months are offline.
+
 Times in and out are UTC; the plant's zone only decided where the range's days start.
 """
 
@@ -27,14 +34,17 @@ from sqlalchemy import String, and_, case, func, literal_column, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.db.models import Line, Lot, Process, ProcessItem, ProcessRecord, Station, Unit
+from mes_kernel.db.offline import archived_within
 from mes_kernel.errors import Unprocessable
 from mes_kernel.services.rollups import hour_of
 
+from . import sources
 from .ranges import Range, ratio
 
 KINDS = ("defect", "process", "station", "product")
 OUTCOMES = ("all", "first_fail", "failed")
 MAX_LOTS = 200  # LOTs listed (most affected first); ``totals.lots`` counts them all
+OLDEST_STATION_TIME = timedelta(days=30)  # STATION_TIME_MAX_AGE_DAYS's default
 
 
 def encode_cursor(item: str, process_id: str = "") -> str:
@@ -74,6 +84,7 @@ async def drilldown(
     outcome: str = "all",
     limit: int = 50,
     cursor: str | None = None,
+    oldest_station_time: timedelta = OLDEST_STATION_TIME,
 ) -> dict[str, Any]:
     """The LOTs and units behind one bar.
 
@@ -84,10 +95,19 @@ async def drilldown(
          "totals": {...},            # the bar's numbers (below)
          "lots": [{"lot_number", "product", ...counts}],   # most affected first, at most 200
          "units": [{"serial_number" (null: LOT-level), "lot_number", ...}],  # by serial number
-         "next_cursor": str | null}
+         "next_cursor": str | null,
+         "archived": {"months": ["YYYY-MM", ...], "not_listed": n} | null}
 
-    Defect: totals ``{"count": failed records, "units", "lots"}``; a LOT's ``count`` and
-    ``units``; a unit's ``count``, ``first_at``, ``last_at`` (ISO UTC). Yield: totals ``{"total",
+    ``archived``: null unless the range covers months whose records are archived
+    (:func:`mes_kernel.db.offline.archived_within`; ``oldest_station_time``: how long before its
+    receipt a record's station time may lie, ``STATION_TIME_MAX_AGE_DAYS``); then ``months``
+    names them and ``not_listed`` counts the bar's records (defect) or items (yield, of the
+    ``outcome``) that the lists lack because they are archived.
+
+    Defect: totals ``{"count": the bar's failed records (from the rollups, as ``/kpi/pareto``),
+    "listed": those listed (online), "units", "lots"}`` (``units`` and ``lots``: of the records
+    listed); a LOT's ``count`` and ``units``; a unit's ``count``, ``first_at``, ``last_at`` (ISO
+    UTC). Yield: totals ``{"total",
     "first_pass", "passed", "first_pass_yield", "final_yield", "lots"}`` as ``/kpi/yield`` gives
     them (read from the rollups, as the bar), ``lots`` and ``listed``: the LOTs and items the
     lists hold; a LOT's ``total``, ``first_pass``, ``passed``; a unit's ``process``, ``station``,
@@ -112,9 +132,16 @@ async def drilldown(
     }
     if kind == "defect":
         body = await _defect(session, key, span, line, limit, after)
+        missing = body["totals"]["count"] - body["totals"]["listed"]
     else:
         body = await _yield(session, kind, key, span, line, outcome, limit, after)
-    return {**head, **body}
+        totals = body["totals"]
+        expected = {"all": totals["total"], "first_fail": totals["total"] - totals["first_pass"],
+                    "failed": totals["total"] - totals["passed"]}[outcome]  # fmt: skip
+        missing = expected - totals["listed"]
+    months = await archived_within(session, _hour_ceil(span.since), _hour_ceil(span.until), behind=oldest_station_time)
+    archived = {"months": months, "not_listed": max(missing, 0)} if months else None
+    return {**head, **body, "archived": archived}
 
 
 async def _products(session: AsyncSession, lot_numbers: list[str]) -> dict[str, str]:
@@ -176,7 +203,8 @@ async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
     rows, next_cursor = _page((await session.execute(units_query)).all(), limit)
     return {
         "totals": {
-            "count": count_total,
+            "count": await _defect_bar(session, code, span, line),
+            "listed": count_total,
             "units": units_total,
             "lots": lots_total,
         },
@@ -195,6 +223,14 @@ async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
         ],
         "next_cursor": next_cursor,
     }
+
+
+async def _defect_bar(session, code: str, span: Range, line: Line | None) -> int:
+    """The Pareto bar's own count, from what ``/kpi/pareto`` reads (the rollups, which keep the
+    counts of archived months)."""
+    defects = sources.line_defect_counts(session, span.since, span.until, line.id if line else None)
+    query = select(func.coalesce(func.sum(defects.c.count), 0)).where(defects.c.defect_code == code)
+    return int((await session.execute(query)).scalar())
 
 
 async def _bar_filter(session, kind: str, key: str | None):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -272,8 +272,10 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
     ) -> dict[str, Any]:
         """The LOTs (with counts, most affected first) and a page of units behind one bar of
         ``/kpi/pareto`` (``kind=defect``) or ``/kpi/yield`` (``kind=process|station|product``),
-        over the same ``from``/``to``/``line``/``tz``; totals equal the bar's numbers. Needs
-        ``kpi:read`` and ``lots:read``. Shapes: :func:`drilldown.drilldown`, docs/kpi.md."""
+        over the same ``from``/``to``/``line``/``tz``; totals hold the bar's numbers and what is
+        listed, and ``archived`` names the archived months the range covers (their records counted,
+        not listed). Needs ``kpi:read`` and ``lots:read``. Shapes: :func:`drilldown.drilldown`,
+        docs/kpi.md."""
         span, found = await scope(session, since, until, tz, line)
         return await drilldown.drilldown(
             session=session,
@@ -284,6 +286,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
             outcome=outcome,
             limit=limit,
             cursor=cursor,
+            oldest_station_time=timedelta(days=kernel.settings.station_time_max_age_days),
         )
 
     @kpis.get("/lines/now", summary="Each line now: LOT, output against plan, OEE, open alerts")
