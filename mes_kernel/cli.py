@@ -695,7 +695,10 @@ def station_create(code: str, line: Annotated[str | None, typer.Option()] = None
                 after={"code": code, "line": line},
             )
             await session.commit()
-            return token
+        # Running servers follow (their dashboards' stations too): at once through Redis, else at their
+        # next version check.
+        await application.state.kernel.runtime.announce()
+        return token
 
     token = asyncio.run(_with_kernel(run))
     out.print(f"station {code} registered; token (shown once): {token}")
