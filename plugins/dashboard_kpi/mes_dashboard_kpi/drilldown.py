@@ -104,7 +104,8 @@ async def drilldown(
     names them and ``not_listed`` counts the bar's records (defect) or items (yield, of the
     ``outcome``) that the lists lack because they are archived.
 
-    Defect: totals ``{"count": the bar's failed records (from the rollups, as ``/kpi/pareto``),
+    Defect: totals ``{"count": the bar's failed records (from the rollups as ``/kpi/pareto`` reads
+    them when the range covers an archived month; else the records listed, which they equal),
     "listed": those listed (online), "units", "lots"}`` (``units`` and ``lots``: of the records
     listed); a LOT's ``count`` and ``units``; a unit's ``count``, ``first_at``, ``last_at`` (ISO
     UTC). Yield: totals ``{"total",
@@ -130,8 +131,11 @@ async def drilldown(
         "to": span.until.isoformat(),
         "line": line.code if line else None,
     }
+    months = await archived_within(session, _hour_ceil(span.since), _hour_ceil(span.until), behind=oldest_station_time)
     if kind == "defect":
         body = await _defect(session, key, span, line, limit, after)
+        if months:  # else every record the bar counts is online: the bar is what is listed
+            body["totals"]["count"] = await _defect_bar(session, key, span, line)
         missing = body["totals"]["count"] - body["totals"]["listed"]
     else:
         body = await _yield(session, kind, key, span, line, outcome, limit, after)
@@ -139,7 +143,6 @@ async def drilldown(
         expected = {"all": totals["total"], "first_fail": totals["total"] - totals["first_pass"],
                     "failed": totals["total"] - totals["passed"]}[outcome]  # fmt: skip
         missing = expected - totals["listed"]
-    months = await archived_within(session, _hour_ceil(span.since), _hour_ceil(span.until), behind=oldest_station_time)
     archived = {"months": months, "not_listed": max(missing, 0)} if months else None
     return {**head, **body, "archived": archived}
 
@@ -203,7 +206,7 @@ async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
     rows, next_cursor = _page((await session.execute(units_query)).all(), limit)
     return {
         "totals": {
-            "count": await _defect_bar(session, code, span, line),
+            "count": count_total,
             "listed": count_total,
             "units": units_total,
             "lots": lots_total,
@@ -227,7 +230,8 @@ async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
 
 async def _defect_bar(session, code: str, span: Range, line: Line | None) -> int:
     """The Pareto bar's own count, from what ``/kpi/pareto`` reads (the rollups, which keep the
-    counts of archived months)."""
+    counts of archived months). Asked only when the range covers one: otherwise the rollups count
+    exactly the records listed (``mes_kernel.services.rollups``), and the drill-down reads no more."""
     defects = sources.line_defect_counts(session, span.since, span.until, line.id if line else None)
     query = select(func.coalesce(func.sum(defects.c.count), 0)).where(defects.c.defect_code == code)
     return int((await session.execute(query)).scalar())
