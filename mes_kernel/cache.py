@@ -25,6 +25,13 @@ MISSING = object()
 CHANNEL = "mes:cache:invalidate"
 PREFIX = "mes:cache:"
 
+#: Invalidated after every committed change of the plant's configuration that answers are computed
+#: from: a line's configuration (its output step, plugins, devices, stations — every reload of
+#: :class:`mes_kernel.runtime.RuntimeConfig`), a routing step (``/processes``), a station registered,
+#: a shift calendar. Put ``await cache.stamp(CONFIGURATION)`` into the key of an answer computed
+#: from them, and the change retires it on every worker at once (:meth:`Cache.stamp`).
+CONFIGURATION = "kernel:configuration"
+
 # TTL (seconds) by kind of data: the spec's 5 min – 1 h range for L2.
 KIND_TTL = {"lot": 300, "station_token": 300, "permission": 3600, "template": 3600, "dashboard": 300}
 
@@ -158,6 +165,21 @@ class Cache:
             except Exception as exc:
                 self._redis_failed(exc)
         return self._local_gen.get(key, 0), remote
+
+    async def stamp(self, key: str) -> str:
+        """A token that changes whenever ``key`` is invalidated, here or in any other process: put
+        it into the keys of values derived from what ``key`` stands for, and one
+        ``invalidate(key)`` retires them all (unread, they expire). Race-free: a value computed from
+        the old state before the invalidation is stored under the old token, which nobody asks for
+        once the invalidating request has answered. Read from Redis (one GET) so every worker sees
+        the new token at once; while Redis is unreachable, this process's own count, and another
+        process's change reaches it only as its values expire."""
+        if self._redis_usable():
+            try:
+                return f"r{int(await self.redis.get(self.prefix + 'gen:' + key) or 0)}"
+            except Exception as exc:
+                self._redis_failed(exc)
+        return f"l{self._local_gen.get(key, 0)}"
 
     async def get_or_set(
         self,

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .permissions import ROLES
 from .settings import Settings
 
 app = typer.Typer(help="NeuroHub MES kernel.", no_args_is_help=True, add_completion=False)
@@ -411,7 +412,10 @@ def kpi_rebuild(
 @user_app.command("create")
 def user_create(
     username: str,
-    role: Annotated[str, typer.Option(help="admin | production_manager | worker | viewer")],
+    role: Annotated[
+        str,
+        typer.Option(help="the user's role, one of: " + ", ".join(ROLES) + " (what each may do: docs/api.md, Roles)"),
+    ],
     full_name: Annotated[str, typer.Option()] = "",
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
 ):
@@ -691,7 +695,10 @@ def station_create(code: str, line: Annotated[str | None, typer.Option()] = None
                 after={"code": code, "line": line},
             )
             await session.commit()
-            return token
+        # Running servers follow (their dashboards' stations too): at once through Redis, else at their
+        # next version check.
+        await application.state.kernel.runtime.announce()
+        return token
 
     token = asyncio.run(_with_kernel(run))
     out.print(f"station {code} registered; token (shown once): {token}")

@@ -29,6 +29,7 @@ import structlog
 from sqlalchemy import Integer, case, func, select
 
 from .audit import write_audit
+from .cache import CONFIGURATION
 from .db.models import Line, PluginState
 
 if TYPE_CHECKING:
@@ -108,12 +109,17 @@ class RuntimeConfig:
                 lines = (await session.execute(select(Line))).scalars().all()
                 states = (await session.execute(select(PluginState))).scalars().all()
             self._install(lines, states)
+            changed = self._fingerprint is not None  # not the first load: answers may rest on the old one
             self._fingerprint = fingerprint
             self.reloads += 1
         if self.kernel.plugins is not None:
             # start-up of plugins switched on, shut-down of those switched off (outside the reload
             # lock: a shut-down may wait a while for the plugin's work in flight)
             await self.kernel.plugins.follow_switches(kernel=self.kernel)
+        if changed:
+            # Cached answers computed from the configuration (the dashboard's reports) retire here
+            # too when another process made the change (one without Redis: `mes line apply`).
+            await self.kernel.cache.invalidate(CONFIGURATION)
         return True
 
     def _install(self, lines, states) -> None:
@@ -140,8 +146,11 @@ class RuntimeConfig:
             listener()
 
     async def announce(self) -> None:
-        """After a committed change: reload here at once and tell every other worker and node."""
+        """After a committed change: reload here at once, retire every cached answer computed from
+        the configuration (on every worker: :data:`~mes_kernel.cache.CONFIGURATION`'s stamp lives
+        in Redis) and tell every other worker and node."""
         await self.refresh()
+        await self.kernel.cache.invalidate(CONFIGURATION)
         await publish_change(self.kernel.redis, self.channel)
 
     # ------------------------------------------------------------------ following

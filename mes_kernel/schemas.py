@@ -10,6 +10,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from .errors import Unprocessable
+from .permissions import ROLES
 from .text import check_comment, check_identifier, check_name
 
 T = TypeVar("T")
@@ -121,7 +122,7 @@ class RefreshIn(BaseModel):
 
 
 # ---------------------------------------------------------------- users
-Role = Literal["admin", "production_manager", "worker", "viewer", "quality_manager", "executive"]
+Role = Literal[ROLES]  # the kernel's roles (mes_kernel.permissions), one list
 
 
 #: The dashboard's languages; a user's choice is stored with the user (``users.language``).

@@ -153,6 +153,31 @@ async def test_invalidate_in_one_worker_drops_the_other_workers_l1():
 
 
 @needs_redis
+async def test_a_stamp_moves_on_every_worker_the_moment_one_invalidates_it():
+    """No waiting on the pub/sub message: the other worker reads the stamp from Redis, so its next
+    lookup after the invalidating call returns is under the new token."""
+    key = _key()
+    async with _two_workers() as (first, second):
+        stamp = await second.stamp(key)
+        assert stamp == await first.stamp(key)  # both workers share one answer under it
+        await first.set(f"report@{stamp}", {"step": "PACK-30"}, kind="dashboard")
+        assert await second.get(f"report@{await second.stamp(key)}") == {"step": "PACK-30"}
+        await first.invalidate(key)
+        fresh = await second.stamp(key)
+        assert fresh != stamp
+        assert await second.get(f"report@{fresh}") is MISSING
+        assert await first.stamp(key) == fresh
+
+
+async def test_without_redis_a_stamp_is_this_process_s_own():
+    cache = Cache(None)
+    stamp = await cache.stamp("kernel:configuration")
+    assert await cache.stamp("kernel:configuration") == stamp
+    await cache.invalidate("kernel:configuration")
+    assert await cache.stamp("kernel:configuration") != stamp
+
+
+@needs_redis
 async def test_l2_ttl_follows_the_kind_of_data():
     cache = Cache(_redis(REDIS_URL), namespace=f"t{uuid.uuid4().hex[:10]}")
     try:

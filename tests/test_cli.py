@@ -306,3 +306,23 @@ def test_names_typed_at_the_command_line_follow_the_api_rules(cli_env, tmp_path)
         assert db.execute("SELECT name FROM stations WHERE code = 'ST-N1'").fetchone() == ("Packing",)
     finally:
         db.close()
+
+
+def test_user_create_lists_and_takes_every_role_the_kernel_knows(cli_env, tmp_path):
+    from mes_kernel.permissions import ROLES
+
+    helped = mes(cli_env, "user", "create", "--help", cwd=tmp_path)
+    assert helped.returncode == 0, helped.stderr
+    listed = re.search(r"one of: ([a-z_, ]+)", " ".join(helped.stdout.split()))
+    assert listed and tuple(listed.group(1).rstrip(" ,").split(", ")) == ROLES, helped.stdout
+    assert {"quality_manager", "executive"} <= set(ROLES)  # the read-only managers' roles are among them
+    upgrade(Settings(database_url=cli_env["DATABASE_URL"], _env_file=None))
+    for role in ROLES:
+        made = mes(cli_env, "user", "create", f"u-{role}", "--role", role, "--password-stdin", cwd=tmp_path,
+                   stdin="a-long-secret-pw\n")
+        assert made.returncode == 0, (role, made.stdout, made.stderr)
+    db = sqlite3.connect(tmp_path / "mes.db")
+    try:
+        assert sorted(r for (r,) in db.execute("SELECT role FROM users")) == sorted(ROLES)
+    finally:
+        db.close()

@@ -84,3 +84,14 @@ def test_every_table_in_the_user_docs_has_its_header():
     for path in (ROOT / "README.md", ROOT / "docs" / "plugin-guide.md", ROOT / "docs" / "api.md",
                  ROOT / "station" / "README.md"):
         assert not _orphan_table_rows(path.read_text()), (path.name, _orphan_table_rows(path.read_text()))
+
+
+def test_every_list_of_roles_in_the_docs_names_every_role_the_kernel_knows():
+    from mes_kernel.permissions import ROLES
+
+    readme = (ROOT / "README.md").read_text()
+    for name, text, start in (("README.md", readme, "Roles: "), ("docs/api.md", API, "- Roles: "),
+                              ("docs/plugin-guide.md", GUIDE, "roles that hold it by default")):
+        paragraph = text[text.index(start):].split("\n\n")[0]
+        missing = [role for role in ROLES if role != "admin" and f"`{role}`" not in paragraph]
+        assert not missing, f"{name}'s list of roles lacks {missing}"

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..permissions import ROLES  # the users table's check (a new role needs a migration too)
 from ..security import username_key
 from .base import Base, JSONType, UTCDateTime, utcnow
 from .lot_counts import COUNTS as LOT_COUNTS
@@ -31,7 +32,6 @@ from .lot_counts import install_on_create
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
-ROLES = ("admin", "production_manager", "worker", "viewer", "quality_manager", "executive")
 LOT_STATUSES = ("created", "in_progress", "on_hold", "closed", "scrapped")
 
 

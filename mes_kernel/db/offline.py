@@ -90,6 +90,27 @@ async def offline_months(session: AsyncSession) -> OfflineMonths:
     return found
 
 
+async def archived_within(
+    session: AsyncSession, since: datetime, until: datetime, *, behind: timedelta
+) -> list[str]:
+    """The offline months (``YYYY-MM``, oldest first) whose records may count in the rollup hours
+    of ``[since, until)`` — what a report over that range still counts and a list of its records
+    can no longer show. A month is archived by receipt and its records count by station time,
+    which lies from ``behind`` before the month's start (the oldest station time accepted,
+    ``STATION_TIME_MAX_AGE_DAYS``) to the month's latest station time (``last_event_at``; while
+    the archive run is unfinished, not known yet: the month's end plus :data:`AHEAD`, beyond
+    which the archive refuses a month). Empty on SQLite, which has no partitions."""
+    query = "SELECT month_start, last_event_at FROM archived_months ORDER BY month_start"
+    found = []
+    for month_start, last_event_at in (await session.execute(text(query))).all():
+        start = _utc(month_start)
+        end = _next_month(start)
+        end = max(end, _hour_after(_utc(last_event_at))) if last_event_at is not None else end + AHEAD
+        if start - behind < until and end > since:
+            found.append(_month_label(start))
+    return found
+
+
 def _hour_after(moment: datetime) -> datetime:
     """The end of ``moment``'s hour; :data:`NEVER` when that (or its midnight) is past year 9999."""
     try:

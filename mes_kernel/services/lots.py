@@ -96,7 +96,7 @@ async def create_lot(*, session: AsyncSession, lot_in: LotCreate, actor: str) ->
     if lot_in.line:
         line = (await session.execute(select(Line).where(Line.code == lot_in.line))).scalar_one_or_none()
         if line is None:
-            raise NotFound(f"line {lot_in.line} not found", code="LINE_NOT_FOUND")
+            raise NotFound(f"line {lot_in.line} not found", code="LINE_NOT_FOUND", field="line")
         line_id = line.id
     lot = Lot(
         lot_number=lot_in.lot_number,

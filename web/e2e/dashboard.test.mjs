@@ -479,6 +479,13 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
       await shot(page, "13-drill-defect");
       await unit.click();
       await page.waitForURL(/#\/units\/SN-4$/, { timeout: TIMEOUT });
+      // the drill-down's address without a bar (typed, bookmarked): where to choose one, not "server too old"
+      await page.goto(kernel.baseUrl + "/#/quality/drill");
+      const choose = page.getByTestId("drill-choose");
+      await choose.filter({ hasText: "No bar chosen" }).waitFor({ timeout: TIMEOUT });
+      assert.equal(await page.getByTestId("not-available").count(), 0);
+      await choose.getByRole("link", { name: "Go to the quality view" }).click();
+      await page.getByRole("table", { name: "Defect Pareto" }).waitFor({ timeout: TIMEOUT });
       assert.deepEqual(errors, []);
     } finally {
       await context.close();

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from ...audit import write_audit
-from ...cache import commit
+from ...cache import CONFIGURATION, commit
 from ...db.models import Lot, Process, ProcessDefectCode, Unit
 from ...errors import Conflict, NotFound, Unprocessable
 from ...schemas import (
@@ -165,7 +165,7 @@ async def list_processes(session: SessionDep, _: Principal = require_permission(
 
 @processes_router.post("", response_model=ProcessOut, status_code=status.HTTP_201_CREATED,
                        summary="Define a routing step")
-async def create_process(body: ProcessIn, session: SessionDep,
+async def create_process(body: ProcessIn, session: SessionDep, kernel: KernelDep,
                          principal: Principal = require_permission("processes:write")):
     process = Process(id=body.id, name=body.name, sequence=body.sequence,
                       ideal_cycle_seconds=body.ideal_cycle_seconds)
@@ -177,12 +177,13 @@ async def create_process(body: ProcessIn, session: SessionDep,
     await write_audit(session, actor=principal.actor, action="create", entity="process", entity_id=body.id,
                       after=body.model_dump())
     await session.commit()
+    await kernel.cache.invalidate(CONFIGURATION)  # reports read steps' sequence and ideal cycle times
     return process
 
 
 @processes_router.patch("/{process_id}", response_model=ProcessOut,
                         summary="Change a routing step: name, sequence, ideal cycle time (audited)")
-async def update_process(process_id: str, body: ProcessUpdate, session: SessionDep,
+async def update_process(process_id: str, body: ProcessUpdate, session: SessionDep, kernel: KernelDep,
                          principal: Principal = require_permission("processes:write")):
     process = await _process(session, process_id)
     changes = body.model_dump(exclude_unset=True)
@@ -197,6 +198,7 @@ async def update_process(process_id: str, body: ProcessUpdate, session: SessionD
     await write_audit(session, actor=principal.actor, action="update", entity="process", entity_id=process_id,
                       before=before, after=after)
     await session.commit()
+    await kernel.cache.invalidate(CONFIGURATION)
     return after
 
 

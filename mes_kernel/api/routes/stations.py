@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from ...audit import write_audit
-from ...cache import commit, mark_stale
+from ...cache import CONFIGURATION, commit, mark_stale
 from ...db.base import utcnow
 from ...db.models import Device, Line, Lot, Station, StationEvent, StationToken, Unit, User
 from ...devices import effective_config
@@ -97,13 +97,16 @@ async def _out(session, station: Station) -> StationOut:
 
 @router.post("", response_model=StationOut, status_code=status.HTTP_201_CREATED, summary="Register a station")
 async def create_station(
-    body: StationIn, session: SessionDep, principal: Principal = require_permission("stations:manage")
+    body: StationIn,
+    session: SessionDep,
+    kernel: KernelDep,
+    principal: Principal = require_permission("stations:manage"),
 ):
     line_id = None
     if body.line:
         line = (await session.execute(select(Line).where(Line.code == body.line))).scalar_one_or_none()
         if line is None:
-            raise NotFound(f"line {body.line} not found", code="LINE_NOT_FOUND")
+            raise NotFound(f"line {body.line} not found", code="LINE_NOT_FOUND", field="line")
         line_id = line.id
     station = Station(code=body.code, name=body.name, line_id=line_id, heartbeat={})
     session.add(station)
@@ -116,6 +119,7 @@ async def create_station(
     )
     out = await _out(session, station)
     await session.commit()
+    await kernel.cache.invalidate(CONFIGURATION)  # the dashboard's stations and each line's
     return out
 
 

@@ -12,6 +12,13 @@ Counts match the bar exactly because they read what the bar's rollup was summed 
   ``first_total`` / ``first_passed`` / ``final_passed`` count; an item's LOT is the row's ``lot_id``
   (migration 0025), and a step's items are read from ``ix_process_items_process_hour`` alone.
 
+A month archived by ``mes db partitions archive`` keeps its rollups (the charts keep their history)
+while its records go offline: a defect bar still counts its failed records, the drill-down can no
+longer list them. The answer then says so — ``archived`` names the months and how many of the
+bar's records (or items) are not listed — and its ``totals`` keep the bar's number apart from what
+is listed. A yield bar's items stay listed (``process_items`` rows are kept with the rollups); only
+their records of those months are offline.
+
 Times in and out are UTC; the plant's zone only decided where the range's days start.
 """
 
@@ -27,14 +34,17 @@ from sqlalchemy import String, func, literal, literal_column, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.db.models import KpiHourlyLot, Line, Lot, Process, ProcessItem, ProcessRecord, Station, Unit
-from mes_kernel.errors import NotFound, Unprocessable
+from mes_kernel.db.offline import archived_within
+from mes_kernel.errors import Unprocessable
 from mes_kernel.services.rollups import hour_of
 
+from . import sources
 from .ranges import Range, ratio
 
 KINDS = ("defect", "process", "station", "product")
 OUTCOMES = ("all", "first_fail", "failed")
 MAX_LOTS = 200  # LOTs listed (most affected first); ``totals.lots`` counts them all
+OLDEST_STATION_TIME = timedelta(days=30)  # STATION_TIME_MAX_AGE_DAYS's default
 
 
 def encode_cursor(*position: str) -> str:
@@ -85,6 +95,7 @@ async def drilldown(
     outcome: str = "all",
     limit: int = 50,
     cursor: str | None = None,
+    oldest_station_time: timedelta = OLDEST_STATION_TIME,
 ) -> dict[str, Any]:
     """The LOTs and units behind one bar.
 
@@ -94,21 +105,35 @@ async def drilldown(
         {"kind", "key", "from", "to", "line",
          "totals": {...},            # the bar's numbers (below)
          "lots": [{"lot_number", "product", ...counts}],   # most affected first, at most 200
-         "units": [{"serial_number" (null: LOT-level), "lot_number", ...}],  # by serial number
-         "next_cursor": str | null}
+         "units": [{"serial_number" (null: LOT-level), "lot_number", ...}],  # a page (below)
+         "next_cursor": str | null,
+         "archived": {"months": ["YYYY-MM", ...], "not_listed": n} | null}
 
-    Defect: totals ``{"count": failed records, "units", "lots"}``; a LOT's ``count`` and
-    ``units``; a unit's ``count``, ``first_at``, ``last_at`` (ISO UTC). Yield: totals ``{"total",
+    ``archived``: null unless the range covers months whose records are archived
+    (:func:`mes_kernel.db.offline.archived_within`; ``oldest_station_time``: how long before its
+    receipt a record's station time may lie, ``STATION_TIME_MAX_AGE_DAYS``); then ``months``
+    names them and ``not_listed`` counts the bar's records (defect) or items (yield, of the
+    ``outcome``) that the lists lack because they are archived.
+
+    Defect: totals ``{"count": the bar's failed records (from the rollups as ``/kpi/pareto`` reads
+    them when the range covers an archived month; else the records listed, which they equal),
+    "listed": those listed (online), "units", "lots"}`` (``units`` and ``lots``: of the records
+    listed); a LOT's ``count`` and ``units``; a unit's ``count``, ``first_at``, ``last_at`` (ISO
+    UTC). Yield: totals ``{"total",
     "first_pass", "passed", "first_pass_yield", "final_yield", "lots"}`` as ``/kpi/yield`` gives
     them (read from the rollups, as the bar), ``lots`` and ``listed``: the LOTs and items the
     lists hold; a LOT's ``total``, ``first_pass``, ``passed``; a unit's ``process``, ``station``,
     ``first_passed`` and ``passed`` (its latest record there), and ``first_hour``. ``outcome``
     (yield only) lists only the items that failed their first try (``first_fail``) or are not
     passed in the end (``failed``) — the bar's loss, read through a partial index however long
-    the range; ``all`` reads every item of the bar (≈ 2 µs each on PostgreSQL).
+    the range. The LOTs and their counts are summed from ``kpi_hourly_lots`` (a few rows per LOT
+    and hour); ``units`` is a page of ``limit`` items in (first hour, item, step) order, read from
+    the bar's own index (``ix_process_items_<kind>_page`` / ``_losses``), whatever the range. A
+    defect bar's units are by item (serial number, else the LOT number).
 
-    Errors: ``KEY_REQUIRED`` (422) without a ``key`` where one is needed, ``PROCESS_NOT_FOUND``
-    / ``STATION_NOT_FOUND`` (404) for a step or station that does not exist, ``INVALID_CURSOR``.
+    Errors (422, ``field: key`` or ``cursor``): ``KEY_REQUIRED`` without a ``key`` where one is
+    needed, ``PROCESS_NOT_FOUND`` / ``STATION_NOT_FOUND`` for a step or station that does not
+    exist, ``INVALID_CURSOR``.
     """
     if kind != "station" and not key:
         raise Unprocessable(f"a {kind} bar needs its key", code="KEY_REQUIRED", field="key")
@@ -120,11 +145,20 @@ async def drilldown(
         "to": span.until.isoformat(),
         "line": line.code if line else None,
     }
+    months = await archived_within(session, _hour_ceil(span.since), _hour_ceil(span.until), behind=oldest_station_time)
     if kind == "defect":
         body = await _defect(session, key, span, line, limit, after)
+        if months:  # else every record the bar counts is online: the bar is what is listed
+            body["totals"]["count"] = await _defect_bar(session, key, span, line)
+        missing = body["totals"]["count"] - body["totals"]["listed"]
     else:
         body = await _yield(session, kind, key, span, line, outcome, limit, after)
-    return {**head, **body}
+        totals = body["totals"]
+        expected = {"all": totals["total"], "first_fail": totals["total"] - totals["first_pass"],
+                    "failed": totals["total"] - totals["passed"]}[outcome]  # fmt: skip
+        missing = expected - totals["listed"]
+    archived = {"months": months, "not_listed": max(missing, 0)} if months else None
+    return {**head, **body, "archived": archived}
 
 
 async def _products(session: AsyncSession, lot_numbers: list[str]) -> dict[str, str]:
@@ -188,6 +222,7 @@ async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
     return {
         "totals": {
             "count": count_total,
+            "listed": count_total,
             "units": units_total,
             "lots": lots_total,
         },
@@ -208,18 +243,27 @@ async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
     }
 
 
+async def _defect_bar(session, code: str, span: Range, line: Line | None) -> int:
+    """The Pareto bar's own count, from what ``/kpi/pareto`` reads (the rollups, which keep the
+    counts of archived months). Asked only when the range covers one: otherwise the rollups count
+    exactly the records listed (``mes_kernel.services.rollups``), and the drill-down reads no more."""
+    defects = sources.line_defect_counts(session, span.since, span.until, line.id if line else None)
+    query = select(func.coalesce(func.sum(defects.c.count), 0)).where(defects.c.defect_code == code)
+    return int((await session.execute(query)).scalar())
+
+
 async def _bar_column(session, kind: str, key: str | None) -> tuple[str, Any]:
     """The column (of ``process_items`` and ``kpi_hourly_lots`` alike) and value a bar is."""
     if kind == "process":
         if await session.get(Process, key) is None:
-            raise NotFound(f"process {key} not found", code="PROCESS_NOT_FOUND", field="key")
+            raise Unprocessable(f"process {key} not found", code="PROCESS_NOT_FOUND", field="key")
         return "process_id", key
     if kind == "station":
         if not key:
             return "station_id", 0
         station_id = (await session.execute(select(Station.id).where(Station.code == key))).scalar()
         if station_id is None:
-            raise NotFound(f"station {key} not found", code="STATION_NOT_FOUND", field="key")
+            raise Unprocessable(f"station {key} not found", code="STATION_NOT_FOUND", field="key")
         return "station_id", station_id
     return "product", key
 

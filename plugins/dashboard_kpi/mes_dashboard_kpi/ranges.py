@@ -108,13 +108,28 @@ def parse_range(
 
 
 async def line_named(session: AsyncSession, code: str | None) -> Line | None:
-    """The line with this code (None for "all lines"); ``LINE_NOT_FOUND`` when there is none."""
+    """The line a report's ``line`` query parameter names (None for "all lines"); 422
+    ``LINE_NOT_FOUND`` (``field: line``) when there is none: the report exists, its filter is
+    wrong — as for a reversed range or an unknown zone."""
     if code is None:
         return None
-    line = (await session.execute(select(Line).where(Line.code == code))).scalar_one_or_none()
+    line = await _line(session, code)
+    if line is None:
+        raise Unprocessable(f"line {code} not found", code="LINE_NOT_FOUND", field="line", value=code)
+    return line
+
+
+async def line_at(session: AsyncSession, code: str) -> Line:
+    """The line an address names (``/lines/{code}/shifts``); 404 ``LINE_NOT_FOUND`` when there is
+    none: the resource itself does not exist."""
+    line = await _line(session, code)
     if line is None:
         raise NotFound(f"line {code} not found", code="LINE_NOT_FOUND", field="line")
     return line
+
+
+async def _line(session: AsyncSession, code: str) -> Line | None:
+    return (await session.execute(select(Line).where(Line.code == code))).scalar_one_or_none()
 
 
 def ratio(num: float, den: float) -> float | None:

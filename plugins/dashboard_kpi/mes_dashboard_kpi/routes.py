@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mes_kernel.api.deps import Principal, ReadSessionDep, SessionDep, require_permission
+from mes_kernel.cache import CONFIGURATION
 from mes_kernel.kernel import Kernel
 
 from . import calendars as shift_calendars
@@ -31,7 +32,9 @@ class DashboardSettings(BaseSettings):
     """The plant's IANA time zone: it decides where "today" starts (unless a request names its own
     ``tz``), and the shift calendars' times are on its clock (whatever ``tz`` a request names)."""
     cache_seconds: float = 5.0
-    """How long a computed summary is reused (the web polls every 10 s, per open browser)."""
+    """How long a computed answer is reused (the web polls every 10 s, per open browser). Records
+    show after at most this; a configuration change (a line's, a step's, a station, a shift
+    calendar) on the next request: the answers carry :data:`mes_kernel.cache.CONFIGURATION`'s stamp."""
 
 
 FromQuery = Annotated[
@@ -61,7 +64,8 @@ TzQuery = Annotated[
 
 
 def summary_cache_key(zone_name: str) -> str:
-    """The kernel-cache key of the summary for one time zone."""
+    """The kernel-cache key of the summary for one time zone (stamped with the configuration's
+    token when cached)."""
     return f"dashboard_kpi:summary:{zone_name}"
 
 
@@ -77,7 +81,11 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         get_or_set = getattr(kernel.cache, "get_or_set", None)
         if config.cache_seconds <= 0 or get_or_set is None:
             return await compute()
-        return await get_or_set(key, compute, ttl=config.cache_seconds, kind="dashboard")
+        # Stamped with the configuration's token: a change of a line, a step, a station or a shift
+        # calendar retires every answer computed before it, on every worker (the next request
+        # computes anew) — data alone waits out ``cache_seconds``.
+        stamp = await kernel.cache.stamp(CONFIGURATION)
+        return await get_or_set(f"{key}@{stamp}", compute, ttl=config.cache_seconds, kind="dashboard")
 
     dashboard = APIRouter(prefix="/dashboard", tags=["dashboard"], dependencies=[require_permission(READ)])
     alerts = APIRouter(prefix="/alerts", tags=["alerts"], dependencies=[require_permission(READ)])
@@ -272,8 +280,10 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
     ) -> dict[str, Any]:
         """The LOTs (with counts, most affected first) and a page of units behind one bar of
         ``/kpi/pareto`` (``kind=defect``) or ``/kpi/yield`` (``kind=process|station|product``),
-        over the same ``from``/``to``/``line``/``tz``; totals equal the bar's numbers. Needs
-        ``kpi:read`` and ``lots:read``. Shapes: :func:`drilldown.drilldown`, docs/kpi.md."""
+        over the same ``from``/``to``/``line``/``tz``; totals hold the bar's numbers and what is
+        listed, and ``archived`` names the archived months the range covers (their records counted,
+        not listed). Needs ``kpi:read`` and ``lots:read``. Shapes: :func:`drilldown.drilldown`,
+        docs/kpi.md."""
         span, found = await scope(session, since, until, tz, line)
         return await drilldown.drilldown(
             session=session,
@@ -284,6 +294,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
             outcome=outcome,
             limit=limit,
             cursor=cursor,
+            oldest_station_time=timedelta(days=kernel.settings.station_time_max_age_days),
         )
 
     @kpis.get("/lines/now", summary="Each line now: LOT, output against plan, OEE, open alerts")
@@ -311,7 +322,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         """The shifts in force now (times on the plant's clock, ``timezone``; Monday = 0; empty
         when none is), from when (``effective_from``), and every version of the calendar oldest
         first (``versions``: ``{effective_from, until, shifts, updated_by, updated_at}``)."""
-        line_row = await ranges.line_named(session, code)
+        line_row = await ranges.line_at(session, code)
         return await shift_calendars.history(session=session, line=line_row, plant=plant, now=datetime.now(UTC))
 
     @calendars.put("/{code}/shifts", summary="Change a line's shift calendar from a moment on")
@@ -328,7 +339,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         ``shifts:backdate`` (403 ``FORBIDDEN``); overlapping shifts answer 422 ``SHIFTS_OVERLAP``,
         an unreadable date 422 ``INVALID_EFFECTIVE_FROM``. Audited. Answers as ``GET``."""
         check_no_overlap(body.shifts)
-        line_row = await ranges.line_named(session, code)
+        line_row = await ranges.line_at(session, code)
         now = datetime.now(UTC)
         may_backdate = request.app.state.permissions.allows(principal.role, shift_calendars.SHIFTS_BACKDATE)
         valid_from = shift_calendars.effective_moment(
@@ -342,6 +353,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
             actor=principal.actor,
         )
         await session.commit()
+        await kernel.cache.invalidate(CONFIGURATION)  # OEE, plan and output answers read the calendar
         return await shift_calendars.history(session=session, line=line_row, plant=plant, now=now)
 
     return [dashboard, alerts, kpis, calendars]

@@ -6,8 +6,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from mes_dashboard_kpi.routes import summary_cache_key
 
+from mes_kernel.cache import CONFIGURATION
 from mes_kernel.db.base import utcnow
 from mes_kernel.db.models import Alert
 
@@ -64,7 +64,7 @@ async def test_summary_is_reused_briefly_then_recomputed(client, kernel, make_lo
     cached = (await client.get(f"{API}/dashboard/summary", headers=viewer_headers)).json()
     assert cached == before
 
-    await kernel.cache.invalidate(summary_cache_key("UTC"))
+    await kernel.cache.invalidate(CONFIGURATION)  # what a configuration change does
     fresh = (await client.get(f"{API}/dashboard/summary", headers=viewer_headers)).json()
     assert fresh["records_today"]["total"] == 2 and fresh["top_defects"][0]["defect_code"] == "SCRATCH"
 

@@ -134,7 +134,7 @@ async def test_a_pareto_bar_lists_the_lots_and_units_with_that_defect_in_the_ran
     day = {"from": DAY.date().isoformat(), "to": DAY.date().isoformat(), "tz": "UTC"}
     drill = await _drill(client, quality_headers, kind="defect", key="D-SCRATCH", **day)
     # LOT-A was created a month before the range and holds two of the scratches; LOT-M (LINE-M) too.
-    assert drill["totals"] == {"count": 5, "units": 4, "lots": 4}
+    assert drill["totals"] == {"count": 5, "listed": 5, "units": 4, "lots": 4} and drill["archived"] is None
     assert [(x["lot_number"], x["count"], x["units"], x["product"]) for x in drill["lots"]] == [
         ("LOT-A", 2, 1, "NH-7"),
         ("LOT-B", 1, 1, "NH-7"),
@@ -151,10 +151,11 @@ async def test_a_pareto_bar_lists_the_lots_and_units_with_that_defect_in_the_ran
     assert datetime.fromisoformat(a1["first_at"]) == DAY + timedelta(hours=8)
     assert datetime.fromisoformat(a1["last_at"]) == DAY + timedelta(hours=8, minutes=5)
     one_line = await _drill(client, quality_headers, kind="defect", key="D-SCRATCH", line="LINE-K", **day)
-    assert one_line["totals"] == {"count": 4, "units": 3, "lots": 3} and one_line["line"] == "LINE-K"
+    assert one_line["totals"] == {"count": 4, "listed": 4, "units": 3, "lots": 3} and one_line["line"] == "LINE-K"
     assert await _all_units(client, quality_headers, kind="defect", key="D-SCRATCH", **day) == drill["units"]
     nothing = await _drill(client, quality_headers, kind="defect", key="D-NONE", **day)
-    assert nothing["totals"] == {"count": 0, "units": 0, "lots": 0} and nothing["units"] == nothing["lots"] == []
+    assert nothing["totals"] == {"count": 0, "listed": 0, "units": 0, "lots": 0}
+    assert nothing["units"] == nothing["lots"] == []
 
 
 @pytest.mark.parametrize(
@@ -195,7 +196,8 @@ async def test_every_bar_s_drilldown_counts_what_the_bar_and_plain_sql_count(
             last=_stored(settings, last),
             **line_params,
         )
-        assert drill["totals"] == {"count": count, "units": units, "lots": lots}, bar
+        assert drill["totals"] == {"count": count, "listed": count, "units": units, "lots": lots}, bar
+        assert drill["archived"] is None
         assert sum(x["count"] for x in drill["lots"]) == bar["count"]
         units_seen = await _all_units(client, quality_headers, kind="defect", key=bar["defect_code"], **span)
         assert sum(u["count"] for u in units_seen) == bar["count"] and len(units_seen) == units
@@ -326,12 +328,12 @@ async def test_bad_drilldown_input_answers_a_code_naming_the_field(client, plant
         ({"from": "2026-03-01T06:00:00"}, 422, "INVALID_RANGE", "from"),
         ({"from": "0001-01-01", "to": "0001-01-02", "tz": "Asia/Seoul"}, 422, "INVALID_RANGE", "from"),
         ({"tz": "Mars/Olympus"}, 422, "INVALID_TIMEZONE", "tz"),
-        ({"line": "NO-SUCH-LINE"}, 404, "LINE_NOT_FOUND", "line"),
+        ({"line": "NO-SUCH-LINE"}, 422, "LINE_NOT_FOUND", "line"),
         ({"cursor": "!!not-a-cursor"}, 422, "INVALID_CURSOR", "cursor"),
         ({"cursor": ""}, 200, None, None),
         ({"key": ""}, 422, "KEY_REQUIRED", "key"),
-        ({"kind": "process", "key": "NOPE"}, 404, "PROCESS_NOT_FOUND", "key"),
-        ({"kind": "station", "key": "NOPE"}, 404, "STATION_NOT_FOUND", "key"),
+        ({"kind": "process", "key": "NOPE"}, 422, "PROCESS_NOT_FOUND", "key"),
+        ({"kind": "station", "key": "NOPE"}, 422, "STATION_NOT_FOUND", "key"),
         ({"kind": "product", "key": None}, 422, "KEY_REQUIRED", "key"),
     ]
     for extra, status, code, field in cases:

@@ -364,7 +364,16 @@ export interface DrillUnit {
   first_hour?: string;
 }
 
-/** `GET /kpi/drilldown`: the LOTs and a page of units behind one bar; totals are the bar's. */
+/** The archived months a drill-down's range covers: their records are offline, their counts stay in the bars. */
+export interface DrillArchived {
+  /** `YYYY-MM` (UTC), oldest first */
+  months: string[];
+  /** the bar's failed records (defect) or items (yield, of the outcome asked) the lists lack for it */
+  not_listed: number;
+}
+
+/** `GET /kpi/drilldown`: the LOTs and a page of units behind one bar. `count` (defect) and `total`,
+ *  `first_pass`, `passed` (yield) are the bar's; `listed`, `units` and `lots` what the lists hold. */
 export interface DrillDown {
   kind: DrillKind;
   key: string | null;
@@ -376,6 +385,8 @@ export interface DrillDown {
   lots: DrillLot[];
   units: DrillUnit[];
   next_cursor: string | null;
+  /** null (or absent, from an older kernel): the range covers no archived month */
+  archived?: DrillArchived | null;
 }
 
 export type OutputBucket = "hour" | "day" | "week";

@@ -70,6 +70,12 @@ export function ErrorNotice({ error, retryInMs, what }: { error?: ApiError; retr
 }
 
 /** A view whose endpoints this kernel does not have (an older kernel, or the KPI plugin not loaded). */
+/** True when the kernel lacks the endpoint itself (404 `NOT_FOUND`: an older kernel, the plugin not loaded) —
+ *  not when it answered that a thing asked for does not exist (`LOT_NOT_FOUND`, `LINE_NOT_FOUND` …). */
+export function endpointMissing(error?: ApiError): boolean {
+  return error?.status === 404 && error.code === "NOT_FOUND";
+}
+
 export function NotAvailable() {
   const { t } = useTranslation();
   return <Alert severity="info" sx={{ mb: 2 }} data-testid="not-available">{t("common.notAvailable")}</Alert>;

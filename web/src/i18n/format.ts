@@ -102,6 +102,17 @@ export function formatDuration(seconds: number): string {
   return `${unit(Math.floor(s / 86400), "day")} ${unit(Math.floor((s % 86400) / 3600), "hour")}`;
 }
 
+/** Calendar months as the kernel names them (`YYYY-MM`, UTC: archived months) in words, listed for the locale
+ *  ("January 2026 and February 2026" / "2026년 1월 및 2026년 2월"); a label it cannot read, as it is. */
+export function formatMonths(labels: string[]): string {
+  const month = new Intl.DateTimeFormat(locale(), { year: "numeric", month: "long", timeZone: "UTC" });
+  const words = labels.map((label) => {
+    const m = /^(\d{4})-(\d{2})$/.exec(label);
+    return m ? month.format(new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, 1))) : label;
+  });
+  return new Intl.ListFormat(locale(), { style: "long", type: "conjunction" }).format(words);
+}
+
 /** The plant-zone calendar date (YYYY-MM-DD) of an instant, for date inputs and range defaults. */
 export function plantDate(at: Date): string {
   const parts = new Intl.DateTimeFormat("en-CA", { timeZone: zone(), year: "numeric", month: "2-digit",

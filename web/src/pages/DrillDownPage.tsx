@@ -1,6 +1,8 @@
 // What is behind one bar of the quality view: the LOTs (most affected first) and the units, from
-// `GET /kpi/drilldown`, over the range and line the bar was counted on; the totals are the bar's.
+// `GET /kpi/drilldown`, over the range and line the bar was counted on; the totals are the bar's. A range
+// covering archived months says so: their counts stay in the bar, their records are no longer listed.
 import { useCallback, useEffect, useState } from "react";
+import Alert from "@mui/material/Alert";
 import Button from "@mui/material/Button";
 import Link from "@mui/material/Link";
 import ToggleButton from "@mui/material/ToggleButton";
@@ -10,12 +12,12 @@ import type { ColumnDef } from "@tanstack/react-table";
 import { useTranslation } from "react-i18next";
 import { endpoints, keyOf } from "../api/endpoints";
 import { toApiError, type ApiError } from "../api/client";
-import type { DrillDown, DrillLot, DrillOutcome, DrillUnit } from "../api/types";
+import type { DrillArchived, DrillDown, DrillLot, DrillOutcome, DrillUnit } from "../api/types";
 import { DataTable } from "../components/DataTable";
 import { kpiQuery } from "../components/RangeFilter";
-import { ErrorNotice, NotAvailable, PageTitle, Section, Updated } from "../components/common";
+import { endpointMissing, ErrorNotice, NotAvailable, PageTitle, Section, Updated } from "../components/common";
 import { usePolling } from "../hooks/usePolling";
-import { formatDateTime, formatNumber, formatPercent, usePlant } from "../i18n/format";
+import { formatDateTime, formatMonths, formatNumber, formatPercent, usePlant } from "../i18n/format";
 import { drillTarget, hrefOf, useRoute } from "../router";
 import { KPI_INTERVAL_MS } from "./QualityPage";
 
@@ -25,6 +27,34 @@ function unitLink(unit: DrillUnit) {
   return unit.serial_number
     ? <Link href={hrefOf({ name: "unit", serialNumber: unit.serial_number })}>{unit.serial_number}</Link>
     : null;
+}
+
+/** The archived months the range covers, and what of the bar the lists lack because of them. */
+function ArchivedNotice({ archived, defect }: { archived: DrillArchived; defect: boolean }) {
+  const { t } = useTranslation();
+  const n = archived.not_listed;
+  const lacking = n > 0 ? t(defect ? "drill.archivedRecords" : "drill.archivedItems", { count: n, n: formatNumber(n) })
+    : defect ? "" : t("drill.archivedHistories");
+  return (
+    <Alert severity="info" sx={{ mb: 2 }} data-testid="drill-archived">
+      {t("drill.archived", { months: formatMonths(archived.months) })}{lacking ? ` ${lacking}` : ""}{" "}
+      {t("drill.archivedRestore")}
+    </Alert>
+  );
+}
+
+/** `#/quality/drill` without a bar (typed, bookmarked, cut short): where to choose one. */
+function NoBarChosen() {
+  const { t } = useTranslation();
+  const back = hrefOf({ name: "quality" });
+  return (
+    <>
+      <PageTitle action={<Link href={back}>{t("drill.back")}</Link>}>{t("drill.title")}</PageTitle>
+      <Alert severity="info" sx={{ mb: 2 }} data-testid="drill-choose">
+        {t("drill.chooseBar")} <Link href={back}>{t("drill.toQuality")}</Link>
+      </Alert>
+    </>
+  );
 }
 
 export function DrillDownPage() {
@@ -61,7 +91,7 @@ export function DrillDownPage() {
     }
   };
 
-  if (!target) return <NotAvailable />;
+  if (!target) return <NoBarChosen />;
   const defect = target.kind === "defect";
   const label = target.key ?? t("drill.noStation");
   const title = defect ? t("drill.defectTitle", { code: label }) : t("drill.yieldTitle", {
@@ -69,9 +99,12 @@ export function DrillDownPage() {
   const totals = current?.totals;
   // each count with its noun in the language's plural form ("1 unit", "2 units"; Korean has one form)
   const counted = (key: string, count: number | undefined) => t(key, { count: count ?? 0, n: formatNumber(count) });
+  // a defect bar whose records are partly archived: its count, and how many of them are listed
+  const partly = defect && totals?.listed !== undefined && totals.listed !== totals.count;
   const summary = totals && (defect
-    ? t("drill.defectTotals", { records: counted("drill.failedRecordCount", totals.count),
-                                units: counted("drill.unitCount", totals.units), lots: counted("drill.lotCount", totals.lots) })
+    ? t(partly ? "drill.defectTotalsListed" : "drill.defectTotals", {
+        records: counted("drill.failedRecordCount", totals.count), listed: formatNumber(totals.listed),
+        units: counted("drill.unitCount", totals.units), lots: counted("drill.lotCount", totals.lots) })
     : t("drill.yieldTotals", { items: counted("drill.itemCount", totals.total), firstPass: formatNumber(totals.first_pass),
                                passed: formatNumber(totals.passed), fpy: formatPercent(totals.first_pass_yield),
                                lots: counted("drill.lotCount", totals.lots) }));
@@ -117,9 +150,10 @@ export function DrillDownPage() {
       <Typography color="text.secondary" sx={{ mb: 2 }} data-testid="drill-range">
         {t("drill.range", { from: target.from, to: target.to, line: target.line || t("drill.allLines") })}
       </Typography>
-      {drill.error?.status === 404 && drill.error.code === "NOT_FOUND"
+      {endpointMissing(drill.error)
         ? <NotAvailable /> : <ErrorNotice error={drill.error} retryInMs={drill.retryInMs} />}
       {summary && <Typography sx={{ mb: 2 }} data-testid="drill-totals">{summary}</Typography>}
+      {current?.archived && <ArchivedNotice archived={current.archived} defect={defect} />}
       {current && (
         <>
           <Section title={t("drill.lots")} action={<Updated at={drill.updatedAt} />}>

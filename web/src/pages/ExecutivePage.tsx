@@ -7,7 +7,7 @@ import { useTranslation } from "react-i18next";
 import type { TFunction } from "i18next";
 import { endpoints, keyOf, type KpiQuery } from "../api/endpoints";
 import type { OeeBucket, OutputStep, PerformanceSource } from "../api/types";
-import { ErrorNotice, hasData, NoData, NotAvailable, PageTitle, Section } from "../components/common";
+import { endpointMissing, ErrorNotice, hasData, NoData, NotAvailable, PageTitle, Section } from "../components/common";
 import { RangeFilter, useKpiQuery } from "../components/RangeFilter";
 import { usePolling } from "../hooks/usePolling";
 import { formatNumber, formatPercent, plantDate } from "../i18n/format";
@@ -85,7 +85,7 @@ export function LineSummary({ line, title, query }: { line: string; title: strin
                                   [scoped]);
   const oee = usePolling(keyOf("/kpi/oee", { ...scoped, bucket: "week" }), oeeFetch, KPI_INTERVAL_MS * 5);
   const output = usePolling(keyOf("/kpi/output", { ...scoped, bucket: "week" }), outputFetch, KPI_INTERVAL_MS * 5);
-  const missing = oee.error?.status === 404 && output.error?.status === 404;
+  const missing = endpointMissing(oee.error) && endpointMissing(output.error);
   const o = oee.data;
   return (
     <Section title={title}>

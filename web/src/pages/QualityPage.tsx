@@ -12,7 +12,7 @@ import { useTranslation } from "react-i18next";
 import { endpoints, keyOf, type KpiQuery } from "../api/endpoints";
 import type { ParetoItem, YieldGroup, YieldItem } from "../api/types";
 import { DataTable } from "../components/DataTable";
-import { ErrorNotice, hasData, NoData, NotAvailable, PageTitle, Section, Updated } from "../components/common";
+import { endpointMissing, ErrorNotice, hasData, NoData, NotAvailable, PageTitle, Section, Updated } from "../components/common";
 import { RangeFilter, useKpiQuery, type KpiRange } from "../components/RangeFilter";
 import { usePolling } from "../hooks/usePolling";
 import { formatNumber, formatPercent, formatPercentPoints } from "../i18n/format";
@@ -48,7 +48,7 @@ function ParetoSection({ query, range }: { query: KpiQuery; range: KpiRange }) {
   const items = pareto.data?.items ?? [];
   return (
     <Section title={t("quality.pareto")} action={<Updated at={pareto.updatedAt} />}>
-      {pareto.error?.status === 404 ? <NotAvailable /> : <ErrorNotice error={pareto.error} retryInMs={pareto.retryInMs} />}
+      {endpointMissing(pareto.error) ? <NotAvailable /> : <ErrorNotice error={pareto.error} retryInMs={pareto.retryInMs} />}
       {pareto.data && (hasData(items, ["count"]) ? (
         <>
           <Suspense fallback={chartFallback}>
@@ -101,7 +101,7 @@ function YieldSection({ query, range }: { query: KpiQuery; range: KpiRange }) {
   );
   return (
     <Section title={t("quality.yield")} action={picker}>
-      {yields.error?.status === 404 ? <NotAvailable /> : <ErrorNotice error={yields.error} retryInMs={yields.retryInMs} />}
+      {endpointMissing(yields.error) ? <NotAvailable /> : <ErrorNotice error={yields.error} retryInMs={yields.retryInMs} />}
       {yields.data && (hasData(items, ["total"]) ? (
         <>
           <Suspense fallback={chartFallback}>

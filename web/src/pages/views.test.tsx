@@ -162,6 +162,21 @@ describe("quality view", () => {
     expect(kernel.seen.filter((s) => s.query.get("from")?.startsWith("2026-11-09"))).toEqual([]);
   });
 
+  it("names a line that does not exist (LINE_NOT_FOUND: 422, 404 from older kernels), not a kernel too old", async () => {
+    loginAs("quality_manager");
+    useKpiRange.setState({ line: "GONE" });
+    for (const status of [422, 404]) {
+      const noLine = () => ({ status, body: { detail: { code: "LINE_NOT_FOUND", message: "line GONE not found",
+                                                        field: "line" } } });
+      kernel.route("GET", "/api/v1/kpi/pareto", noLine);
+      kernel.route("GET", "/api/v1/kpi/yield", noLine);
+      const { unmount } = render(<QualityPage />);
+      await waitFor(() => expect(screen.getAllByText("No such line.")).toHaveLength(2));
+      expect(screen.queryByTestId("not-available")).toBeNull();
+      unmount();
+    }
+  });
+
   it("says no data when every count is zero instead of drawing an empty chart", async () => {
     loginAs("quality_manager");
     kernel.route("GET", "/api/v1/kpi/pareto", () => ({ body: { total: 0, items: [] } }));
@@ -232,6 +247,49 @@ describe("drill-down behind a bar", () => {
     expect(lastQuery("/api/v1/kpi/drilldown")?.get("outcome")).toBe("all");
     await userEvent.setup().click(screen.getByRole("button", { name: "Failed first try" }));
     await waitFor(() => expect(lastQuery("/api/v1/kpi/drilldown")?.get("outcome")).toBe("first_fail"));
+  });
+
+  it("says which archived months the range covers and how many of the bar's records are not listed", async () => {
+    loginAs("quality_manager");
+    kernel.route("GET", "/api/v1/kpi/drilldown", () => ({ body: {
+      ...DRILL, next_cursor: null, totals: { count: 15, listed: 3, units: 2, lots: 2 },
+      archived: { months: ["2026-09", "2026-10"], not_listed: 12 } } }));
+    render(<DrillDownPage />);
+    expect(await screen.findByTestId("drill-totals"))
+      .toHaveTextContent("15 failed records (3 listed) on 2 units in 2 LOTs");
+    expect(screen.getByTestId("drill-archived")).toHaveTextContent(
+      "This range covers archived months (September 2026 and October 2026): their records are offline, while the " +
+      "charts keep counting them. 12 failed records of this bar are among them and not listed.");
+  });
+
+  it("says a yield bar's units stay listed when its range covers an archived month, in Korean too", async () => {
+    loginAs("quality_manager");
+    window.location.hash = "#/quality/drill?kind=process&key=ICT&from=2026-10-01&to=2026-11-07";
+    kernel.route("GET", "/api/v1/kpi/drilldown", () => ({ body: {
+      ...DRILL, kind: "process", key: "ICT", next_cursor: null,
+      totals: { total: 1, first_pass: 1, passed: 1, first_pass_yield: 1, final_yield: 1, lots: 1, listed: 1 },
+      lots: [{ lot_number: "LOT-A", product: "NH-1", total: 1, first_pass: 1, passed: 1 }], units: [],
+      archived: { months: ["2026-10"], not_listed: 0 } } }));
+    render(<DrillDownPage />);
+    expect(await screen.findByTestId("drill-archived")).toHaveTextContent(
+      "(October 2026): their records are offline, while the charts keep counting them. Their units are listed;");
+    await i18n.changeLanguage("ko");
+    expect(await screen.findByTestId("drill-archived")).toHaveTextContent(
+      "보관(아카이브)된 달이 있습니다(2026년 10월). 그 달의 기록은 오프라인이며, 차트에는 계속 집계됩니다. 유닛은 표시되지만");
+  });
+
+  it("without a bar chosen, says to choose one and links back to the quality view, in both languages", async () => {
+    loginAs("quality_manager");
+    window.location.hash = "#/quality/drill";
+    render(<DrillDownPage />);
+    const notice = await screen.findByTestId("drill-choose");
+    expect(notice).toHaveTextContent("No bar chosen: choose a bar of the Pareto or a yield chart");
+    expect(within(notice).getByRole("link", { name: "Go to the quality view" })).toHaveAttribute("href", "#/quality");
+    expect(screen.queryByTestId("not-available")).toBeNull();
+    expect(kernel.seen.filter((s) => s.path === "/api/v1/kpi/drilldown")).toEqual([]);
+    await i18n.changeLanguage("ko");
+    expect(await screen.findByTestId("drill-choose")).toHaveTextContent("선택한 막대가 없습니다");
+    expect(screen.getByRole("link", { name: "품질 화면으로 이동" })).toHaveAttribute("href", "#/quality");
   });
 
   it("shows the drill-down in Korean", async () => {
