@@ -332,14 +332,14 @@ async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[
     )
     rows = (
         await session.execute(
-            select(Lot.lot_number, top.c.n, top.c.first, top.c.final, top.c.lots, top.c.listed)
+            select(Lot.lot_number, top.c.n, top.c.first, top.c.final, top.c.lots, top.c.listed, Lot.product)
             .select_from(top.outerjoin(Lot, Lot.id == top.c.lot_id))
             .order_by((top.c.n - top.c.first).desc(), top.c.n.desc(), Lot.lot_number)
         )
     ).all()
     shown = [(lot, int(c), int(f or 0), int(g or 0)) for lot, c, f, g, *_ in rows]
-    lots_total, listed = (int(x or 0) for x in rows[0][4:]) if rows else (0, 0)
-    products = await _products(session, [row[0] for row in shown])
+    lots_total, listed = (int(x or 0) for x in rows[0][4:6]) if rows else (0, 0)
+    products = {row.lot_number: row.product for row in rows}
     units_query = (
         select(
             p.item.label("item"),
