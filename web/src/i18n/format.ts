@@ -136,6 +136,15 @@ export function plantMidnight(date: string, days = 0, timeZone: string = zone())
   return `${day}T00:00:00${sign}${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`;
 }
 
+/** A plant-calendar day (YYYY-MM-DD) as month and day in the user's language ("Nov 23", "11월 23일"). The date is
+ *  a calendar day already, so it is read in UTC: no zone can move it to the day before. */
+export function formatMonthDay(date: string): string {
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
+  if (!match) return EMPTY;
+  return new Intl.DateTimeFormat(locale(), { month: "short", day: "numeric", timeZone: "UTC" })
+    .format(new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]))));
+}
+
 /** A weekday's short name in the user's language, Monday = 0 as the shift calendar counts ("Mon", "월"). */
 export function formatWeekday(day: number): string {
   // 2024-01-01 was a Monday; read in UTC so the plant's zone cannot move it to another day
