@@ -104,7 +104,10 @@ export type HealthStatus = "UP" | "DEGRADED" | "DOWN";
 export interface CheckNode {
   status: HealthStatus;
   critical?: boolean;
+  /** English, for logs and API users; the dashboard words `reason_code` with `reason_params` (without a code: this). */
   reason?: string | null;
+  reason_code?: string | null;
+  reason_params?: Record<string, unknown> | null;
   details?: Record<string, unknown>;
   duration_ms?: number;
 }

@@ -93,6 +93,14 @@ export function formatMilliseconds(ms: number): string {
   return numberFormat({ style: "unit", unit: "millisecond", unitDisplay: "short", maximumFractionDigits: 1 }).format(ms);
 }
 
+/** A time limit or age in seconds: under a minute with up to one decimal ("2.5 sec", "0.05 sec"), longer as
+ *  `formatDuration`. */
+export function formatSeconds(seconds: number): string {
+  if (!Number.isFinite(seconds)) return EMPTY;
+  if (seconds >= 60) return formatDuration(seconds);
+  return numberFormat({ style: "unit", unit: "second", unitDisplay: "short", maximumFractionDigits: 2 }).format(seconds);
+}
+
 /** A duration in the largest two units ("42 sec", "5 min", "3 hr 10 min", "2 days 4 hr"; "3시간 10분"). */
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
