@@ -116,15 +116,47 @@ class BreakerConfig:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class Reason:
+    """Why a health node is not UP (or what an UP one lacks), said twice: ``text`` in English for
+    logs and API users, and ``code`` with the values it names (``params``) for a dashboard to word
+    in its reader's language. A code is stable, upper snake case, and names one kind of reason
+    (``PRINTER_SILENT``); the web dashboard words it by ``health.reason.<code>`` in its catalogs,
+    and a test there fails when a code the kernel or a bundled plugin gives has no text. A value
+    that is itself a list of reasons (several devices, several problems) is a list of
+    :meth:`fields` dicts, each with its own code."""
+
+    code: str
+    text: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def fields(self) -> dict[str, Any]:
+        """``{reason, reason_code, reason_params}``: how a health node carries it."""
+        return {"reason": self.text, "reason_code": self.code, "reason_params": dict(self.params)}
+
+
 @dataclass
 class CheckResult:
-    """What a health check found."""
+    """What a health check found. ``reason`` is English text, or a :class:`Reason`, which also
+    fills ``reason_code`` and ``reason_params`` (a plain text leaves them empty: the dashboard then
+    shows the text as it is)."""
 
     status: Status
-    reason: str | None = None
+    reason: str | Reason | None = None
     details: dict[str, Any] = field(default_factory=dict)
     #: one result per device (printer, uploader …) when a check covers several; shown as a subtree
     components: dict[str, CheckResult] = field(default_factory=dict)
+    reason_code: str | None = None
+    reason_params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.reason, Reason):
+            why = self.reason
+            self.reason, self.reason_code, self.reason_params = why.text, why.code, dict(why.params)
+
+    def why(self) -> dict[str, Any]:
+        """``{reason, reason_code, reason_params}`` as the health tree shows them."""
+        return {"reason": self.reason, "reason_code": self.reason_code, "reason_params": self.reason_params}
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """Health aggregation: kernel checks, every plugin's checks, breakers and stations, as one tree.
 
 Checks run concurrently, each under its own timeout; one that raises or hangs is reported DOWN with
-its reason and never holds the answer past its budget. Only a critical check DOWN makes the whole
+its reason and never holds the answer past its budget. Every reason the kernel gives carries a
+stable ``reason_code`` and its ``reason_params`` beside the English ``reason`` (:class:`Reason`), so
+the dashboard words it in its reader's language. Only a critical check DOWN makes the whole
 answer DOWN (and the endpoint 503); an open breaker is DEGRADED. Results are cached briefly so a
 storm of probes does not hammer the database.
 """
@@ -17,7 +19,7 @@ from typing import Any
 import psutil
 from sqlalchemy import select, text
 
-from .contracts import CheckResult, HealthCheck, Status
+from .contracts import CheckResult, HealthCheck, Reason, Status
 from .db.models import Station
 
 DISK_WARN_PERCENT = 90.0
@@ -41,7 +43,11 @@ def kernel_checks(kernel) -> list[HealthCheck]:
             reason = str(exc) or type(exc).__name__
             return CheckResult(
                 Status.DEGRADED,
-                reason=f"unreachable ({reason}); serving from the in-process cache, limits and breakers",
+                reason=Reason(
+                    "REDIS_UNREACHABLE",
+                    f"unreachable ({reason}); serving from the in-process cache, limits and breakers",
+                    {"error": _error(exc)},
+                ),
                 details={"configured": True, "mode": "in-process fallback"},
             )
         return CheckResult(Status.UP, details={"configured": True, "mode": "shared"})
@@ -52,7 +58,9 @@ def kernel_checks(kernel) -> list[HealthCheck]:
         status = Status.UP if percent < DISK_WARN_PERCENT else Status.DEGRADED
         return CheckResult(
             status,
-            reason=None if status is Status.UP else f"disk {percent}% used",
+            reason=None
+            if status is Status.UP
+            else Reason("DISK_NEARLY_FULL", f"disk {percent}% used", {"percent": percent}),
             details={"usage_percent": percent, "free_bytes": usage.free},
         )
 
@@ -61,7 +69,9 @@ def kernel_checks(kernel) -> list[HealthCheck]:
         status = Status.UP if percent < MEMORY_WARN_PERCENT else Status.DEGRADED
         return CheckResult(
             status,
-            reason=None if status is Status.UP else f"memory {percent}% used",
+            reason=None
+            if status is Status.UP
+            else Reason("MEMORY_NEARLY_FULL", f"memory {percent}% used", {"percent": percent}),
             details={"usage_percent": percent},
         )
 
@@ -78,12 +88,25 @@ def kernel_checks(kernel) -> list[HealthCheck]:
 NOT_CONFIGURED = "NOT_CONFIGURED"
 
 
+def _error(exc: BaseException) -> str:
+    """An exception as ``"<Class>: <message>"``: the dashboard words the kind of failure by its class."""
+    return f"{type(exc).__name__}: {exc}".strip(": ") or type(exc).__name__
+
+
+def _why(reason: Reason | None) -> dict[str, Any]:
+    return reason.fields() if reason else {"reason": None, "reason_code": None, "reason_params": {}}
+
+
+def _node(result: CheckResult, *, critical: bool) -> dict[str, Any]:
+    return {"status": Status(result.status).value, "critical": critical, **result.why(), "details": result.details}
+
+
 def redis_not_configured() -> dict[str, Any]:
     """The tree's entry for Redis in the embedded mode: neither UP nor critical, just absent."""
     return {
         "status": NOT_CONFIGURED,
         "critical": False,
-        "reason": "no REDIS_URL: one process with its own cache, limits and breakers",
+        **Reason("REDIS_NOT_CONFIGURED", "no REDIS_URL: one process with its own cache, limits and breakers").fields(),
         "details": {"configured": False, "mode": "in-process"},
         "duration_ms": 0.0,
     }
@@ -94,23 +117,26 @@ async def run_check(check: HealthCheck) -> dict[str, Any]:
     try:
         result = await asyncio.wait_for(check.check(), timeout=check.timeout)
         if not isinstance(result, CheckResult):
-            result = CheckResult(Status.DOWN, reason=f"check returned {type(result).__name__}, not CheckResult")
+            kind = type(result).__name__
+            result = CheckResult(
+                Status.DOWN,
+                Reason("CHECK_NOT_A_RESULT", f"check returned {kind}, not CheckResult", {"type": kind}),
+            )
     except TimeoutError:
-        result = CheckResult(Status.DOWN, reason=f"timed out after {check.timeout}s")
+        result = CheckResult(
+            Status.DOWN,
+            Reason("CHECK_TIMED_OUT", f"timed out after {check.timeout}s", {"seconds": check.timeout}),
+        )
     except Exception as exc:
-        result = CheckResult(Status.DOWN, reason=f"{type(exc).__name__}: {exc}")
+        result = CheckResult(
+            Status.DOWN, Reason("CHECK_FAILED", f"{type(exc).__name__}: {exc}", {"error": _error(exc)})
+        )
     out = {
-        "status": Status(result.status).value,
-        "critical": check.critical,
-        "reason": result.reason,
-        "details": result.details,
+        **_node(result, critical=check.critical),
         "duration_ms": round((time.perf_counter() - started) * 1000, 1),
     }
     if result.components:
-        out["checks"] = {
-            name: {"status": Status(sub.status).value, "critical": False, "reason": sub.reason, "details": sub.details}
-            for name, sub in result.components.items()
-        }
+        out["checks"] = {name: _node(sub, critical=False) for name, sub in result.components.items()}
     return out
 
 
@@ -119,15 +145,36 @@ async def breaker_component(kernel) -> dict[str, Any]:
     items = {}
     for name, state in snapshot.items():
         status = Status.UP if state["state"] == "closed" else Status.DEGRADED
-        items[name] = {
-            "status": status.value,
-            "critical": False,
-            "reason": None
-            if status is Status.UP
-            else f"circuit {state['state']}: {state['last_failure_reason'] or ''}".strip(),
-            "details": state,
-        }
+        why = _why(_breaker_reason(state) if status is not Status.UP else None)
+        items[name] = {"status": status.value, "critical": False, **why, "details": state}
     return items
+
+
+def _breaker_reason(state: dict[str, Any]) -> Reason:
+    failure = state["last_failure_reason"] or ""
+    text = f"circuit {state['state']}: {failure}".strip(": ")
+    if state["state"] == "half_open":
+        return Reason("BREAKER_HALF_OPEN", text, {"error": failure})
+    return Reason("BREAKER_OPEN", text, {"error": failure})
+
+
+def _driver_problem(problem: dict[str, Any]) -> dict[str, Any]:
+    """One driver a station's heartbeat says is missing or of the wrong version, as a coded reason."""
+    device, driver, kind = problem.get("device"), problem.get("driver"), problem.get("problem")
+    text = f"{device}: {driver} {kind}" + (
+        f" (wanted {problem['wanted']}, installed {problem.get('installed')})" if problem.get("wanted") else ""
+    )
+    params = {
+        "device": device,
+        "driver": driver,
+        "wanted": problem.get("wanted"),
+        "installed": problem.get("installed"),
+    }
+    if kind == "missing":
+        return Reason("STATION_DRIVER_MISSING", text, params).fields()
+    if kind == "wrong_version":
+        return Reason("STATION_DRIVER_WRONG_VERSION", text, params).fields()
+    return Reason("STATION_DRIVER_PROBLEM", text, {**params, "problem": kind}).fields()
 
 
 async def station_component(kernel) -> dict[str, Any]:
@@ -139,22 +186,24 @@ async def station_component(kernel) -> dict[str, Any]:
     for station in stations:
         beat = station.heartbeat or {}
         problems = beat.get("driver_problems") or []
+        reason: Reason | None = None
         if station.last_heartbeat_at is None:
-            status, reason, age = Status.DEGRADED, "never reported", None
+            status, age = Status.DEGRADED, None
+            reason = Reason("STATION_NEVER_REPORTED", "never reported")
         else:
             age = (now - station.last_heartbeat_at).total_seconds()
-            status, reason = (Status.UP, None) if age <= silent_after else (Status.DEGRADED, f"silent for {int(age)}s")
+            status = Status.UP if age <= silent_after else Status.DEGRADED
+            if status is Status.DEGRADED:
+                reason = Reason("STATION_SILENT", f"silent for {int(age)}s", {"seconds": int(age)})
         if problems and status is Status.UP:
             status = Status.DEGRADED
-            reason = "drivers: " + "; ".join(
-                f"{p.get('device')}: {p.get('driver')} {p.get('problem')}"
-                + (f" (wanted {p['wanted']}, installed {p.get('installed')})" if p.get("wanted") else "")
-                for p in problems
-            )
+            each = [_driver_problem(p) for p in problems if isinstance(p, dict)]
+            text = "drivers: " + "; ".join(p["reason"] for p in each)
+            reason = Reason("STATION_DRIVER_PROBLEMS", text, {"problems": each})
         items[station.code] = {
             "status": status.value,
             "critical": False,
-            "reason": reason,
+            **_why(reason),
             "details": {
                 "heartbeat_age_seconds": age,
                 "outbox_depth": beat.get("outbox_depth"),
@@ -277,10 +326,15 @@ class HealthAggregator:
             if name in exclude:
                 continue
             state, reason = manager.state_of(name)
+            record = manager.records[name]
+            # the plugin's own code (devices.pluginReason.* in the web's catalogs), as /plugins gives it
+            why = {"reason": reason, "reason_code": record.reason_code, "reason_params": record.reason_params}
+            if state == "disabled" and record.state == "loaded":  # switched off: the administrator's words
+                why.update(reason_code="SWITCHED_OFF", reason_params={})
             status = Status.DEGRADED if state in ("failed", "incompatible") else Status.UP
             if state == "loaded" and runtime is not None and runtime.is_idle(name):
-                state, reason = "idle", "enabled on no line"
-            nodes[name] = {"status": status.value, "critical": False, "state": state, "reason": reason, "checks": {}}
+                state, why = "idle", Reason("PLUGIN_IDLE", "enabled on no line").fields()
+            nodes[name] = {"status": status.value, "critical": False, "state": state, **why, "checks": {}}
         return nodes
 
     @staticmethod
@@ -288,17 +342,17 @@ class HealthAggregator:
         try:
             return await coro
         except Exception as exc:
-            return {
-                "error": {"status": "DOWN", "critical": False, "reason": f"{type(exc).__name__}: {exc}", "details": {}}
-            }
+            failed = Reason("CHECK_FAILED", f"{type(exc).__name__}: {exc}", {"error": _error(exc)})
+            return {"error": {"status": "DOWN", "critical": False, **failed.fields(), "details": {}}}
 
 
 def redact_states_only(tree: dict[str, Any]) -> dict[str, Any]:
     """What an anonymous caller sees: states, no reasons or details."""
+    hidden = ("reason", "reason_code", "reason_params", "details", "critical_down")
 
     def strip(node):
         if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k not in ("reason", "details", "critical_down")}
+            return {k: strip(v) for k, v in node.items() if k not in hidden}
         return node
 
     return strip(tree)

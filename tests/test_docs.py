@@ -1,4 +1,4 @@
-"""Documentation that cannot drift: every hook, error code and route is described."""
+"""Documentation that cannot drift: every hook, error code, health reason code and route is described."""
 
 from __future__ import annotations
 
@@ -49,6 +49,18 @@ def test_every_error_code_the_kernel_raises_is_in_the_api_docs():
     assert len(codes) > 20
     missing = sorted(c for c in codes if f"`{c}`" not in API)
     assert not missing, f"error codes missing from docs/api.md: {missing}"
+
+
+def test_every_health_reason_code_of_the_kernel_and_bundled_plugins_is_in_the_api_docs():
+    """``Reason("CODE", …)`` is how they give one; the web's catalog test checks each has a text."""
+    sources = [*(ROOT / "mes_kernel").rglob("*.py"), *(ROOT / "plugins").glob("*/mes_*/**/*.py")]
+    codes = set()
+    for path in sources:
+        codes |= set(re.findall(r'\bReason\(\s*"([A-Z][A-Z0-9_]*)"', path.read_text()))
+    assert len(codes) > 50
+    section = API[API.index("### Health reason codes") :]
+    missing = sorted(c for c in codes if f"`{c}`" not in section)
+    assert not missing, f"health reason codes missing from docs/api.md: {missing}"
 
 
 async def test_every_kernel_route_is_tagged_and_described(client):

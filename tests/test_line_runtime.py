@@ -144,7 +144,15 @@ async def test_a_plugin_enabled_on_no_line_is_idle_its_check_and_panel_gone(clie
     runs = len(probe.checked_lines)
     tree = (await client.get("/api/v1/health", headers=admin_headers)).json()
     node = tree["components"]["plugins"]["checks"]["LineProbe"]
-    assert node == {"status": "UP", "critical": False, "state": "idle", "reason": "enabled on no line", "checks": {}}
+    assert node == {
+        "status": "UP",
+        "critical": False,
+        "state": "idle",
+        "reason": "enabled on no line",
+        "reason_code": "PLUGIN_IDLE",
+        "reason_params": {},
+        "checks": {},
+    }
     assert len(probe.checked_lines) == runs  # the check did not run
     assert "probe-panel" not in {
         p["id"] for p in (await client.get("/api/v1/dashboard/panels", headers=viewer_headers)).json()

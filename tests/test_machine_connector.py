@@ -175,9 +175,11 @@ async def test_a_device_on_no_line_is_down_with_the_field_at_fault(kernel, line_
     connector.start()
     try:
         health = await eventually(lambda: _async(kernel.machine_data.failed.get("MC-L3")))
-        assert health.startswith("line: ") and "no line" in health
+        assert health.code == "MACHINE_CONFIG_INVALID" and health.params["field"] == "line"
+        assert health.text.startswith("line: ") and "no line" in health.text
         node = kernel.machine_data.device_health("MC-L3")
-        assert node.status == Status.DOWN and node.reason == health and line_machine.accepted == 0
+        assert node.status == Status.DOWN and node.reason == health.text and line_machine.accepted == 0
+        assert (node.reason_code, node.reason_params) == ("MACHINE_CONFIG_INVALID", health.params)
     finally:
         await connector.stop()
 

@@ -273,6 +273,12 @@ async def test_a_database_outage_keeps_the_data_for_the_next_write(kernel, machi
         health = sink.health()
         assert health.status == Status.DEGRADED
         assert "not stored" in health.reason
+        # two problems at once (not stored, values dropped): each coded, listed under MACHINE_PROBLEMS
+        assert health.reason_code == "MACHINE_PROBLEMS"
+        assert [p["reason_code"] for p in health.reason_params["problems"]] == [
+            "MACHINE_DATA_NOT_STORED",
+            "MACHINE_VALUES_DROPPED",
+        ]
     finally:
         kernel.sessionmaker = real
         await dead.dispose()
@@ -291,13 +297,22 @@ async def test_each_device_is_one_health_node(kernel, machine):
     result = hub.check(["MC-1", "MC-BAD", "MC-NONE"])
     assert result.status == Status.DOWN
     assert result.components["MC-1"].status == Status.DOWN  # not connected yet
+    assert result.components["MC-1"].reason_code == "MACHINE_NOT_CONNECTED_YET"
     assert result.components["MC-BAD"].reason.startswith("nodes:")
+    assert result.components["MC-BAD"].reason_code is None  # plain text from a connector: shown as it is
+    assert result.components["MC-NONE"].reason_code == "MACHINE_NOT_READ"
+    assert (result.reason_code, result.reason_params) == (
+        "MACHINES_NOT_UP",
+        {"count": 3, "total": 3, "devices": ["MC-1", "MC-BAD", "MC-NONE"]},
+    )
     sink.connected()
     assert sink.health().status == Status.DEGRADED  # connected, no subscription yet
+    assert sink.health().reason_code == "MACHINE_NO_SUBSCRIPTION"
     sink.subscription(True)
     sink.submit("state", 7, T0)
     node = sink.health()
     assert node.status == Status.DEGRADED and "state value 7" in node.reason
+    assert (node.reason_code, node.reason_params) == ("MACHINE_UNKNOWN_STATE", {"value": "7"})
     sink.submit("state", 2, T0)
     node = sink.health()
     assert node.status == Status.UP
@@ -305,6 +320,7 @@ async def test_each_device_is_one_health_node(kernel, machine):
     assert node.details["last_value_age_seconds"] is not None
     sink.disconnected("connection refused")
     assert sink.health().status == Status.DOWN and sink.health().reason == "connection refused"
+    assert sink.health().reason_code == "MACHINE_DISCONNECTED"
 
 
 async def test_a_device_on_no_line_is_refused(kernel):

@@ -44,6 +44,7 @@ async def test_redis_outage_degrades_health_and_keeps_the_node_ready_and_serving
             redis = tree["components"]["kernel"]["checks"]["redis"]
             assert redis["status"] == "DEGRADED" and redis["critical"] is False, redis
             assert "in-process" in redis["reason"]
+            assert redis["reason_code"] == "REDIS_UNREACHABLE" and redis["reason_params"]["error"]
             assert tree["status"] == "DEGRADED" and tree["critical_down"] == []
             ready = await client.get("/api/v1/health/readiness")
             assert ready.status_code == 200, ready.text

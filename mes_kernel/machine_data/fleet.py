@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from ..contracts import Reason
 from ..devices import devices_for
 from .mapping import MappingError
 
@@ -223,7 +224,7 @@ class MachineConnector:
                 await hub.close(self.code)
                 continue
             except MappingError as exc:
-                hub.mark_failed(self.code, f"{exc.field}: {exc}")
+                hub.mark_failed(self.code, config_problem(exc))
                 await asyncio.sleep(self.settings.reconnect_max)
                 continue
             except Exception as exc:  # refused, timed out, peer gone: try again later
@@ -301,7 +302,7 @@ class ConnectorFleet:
             try:
                 connector = self.build(code, driver, config)
             except MappingError as exc:
-                self.kernel.machine_data.mark_failed(code, f"{exc.field}: {exc}")
+                self.kernel.machine_data.mark_failed(code, config_problem(exc))
                 continue
             connector.start()
             self.connectors[code] = (fingerprint(driver, config), connector)
@@ -368,3 +369,8 @@ class ConnectorFleet:
         when there is one, and opens its own otherwise."""
         fleet = cls.running(kernel)
         return fleet.connector(code) if fleet is not None else None
+
+
+def config_problem(exc: MappingError) -> Reason:
+    """A device configuration that does not parse: the field at fault, and why (in English)."""
+    return Reason("MACHINE_CONFIG_INVALID", f"{exc.field}: {exc}", {"field": exc.field, "error": str(exc)})

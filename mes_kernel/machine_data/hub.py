@@ -22,7 +22,7 @@ import structlog
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import select
 
-from ..contracts import CheckResult, Status
+from ..contracts import CheckResult, Reason, Status
 from ..db.models import Device
 from .mapping import MachineMapping, MappingError
 from .sink import MachineSink, Pending
@@ -85,7 +85,7 @@ class MachineDataHub:
         # the kernel's clock unless a test gives its own: source times are judged against it
         self.clock = clock or (lambda: getattr(self.kernel, "clock", lambda: datetime.now(UTC))())
         self.sinks: dict[str, MachineSink] = {}
-        self.failed: dict[str, str] = {}
+        self.failed: dict[str, Reason | str] = {}
         self._retry: dict[str, Pending] = {}
         self._seen: dict[str, tuple[int, int, int]] = {}
         self._lock = asyncio.Lock()
@@ -151,10 +151,13 @@ class MachineDataHub:
             del self.sinks[code]
             CONNECTED.labels(sink.source, code).set(0)
 
-    def mark_failed(self, code: str, reason: str) -> None:
+    def mark_failed(self, code: str, reason: Reason | str) -> None:
         """Report a device the connector cannot serve at all (its mapping does not parse, its
-        driver is missing): its health node is DOWN with ``reason``."""
-        self.failed[code] = reason[:300]
+        driver is missing): its health node is DOWN with ``reason`` (a :class:`Reason`, so a
+        dashboard can word it; plain text is shown as it is)."""
+        if isinstance(reason, Reason):
+            reason = Reason(reason.code, reason.text[:300], reason.params)
+        self.failed[code] = reason if isinstance(reason, Reason) else reason[:300]
 
     def _maybe_wake(self, sink: MachineSink) -> None:
         if len(sink.pending.values) * 2 >= self.max_pending_values:
@@ -315,7 +318,11 @@ class MachineDataHub:
             return sink.health()
         if code in self.failed:
             return CheckResult(Status.DOWN, self.failed[code], {"connected": False})
-        return CheckResult(Status.DOWN, "no connector is reading this device in this process", {"connected": False})
+        return CheckResult(
+            Status.DOWN,
+            Reason("MACHINE_NOT_READ", "no connector is reading this device in this process"),
+            {"connected": False},
+        )
 
     def check(self, codes: Iterable[str], *, name: str = "machines") -> CheckResult:
         """One health result with a node per device code (``CheckResult.components``), as this
@@ -342,11 +349,20 @@ class MachineDataHub:
                 item = json.loads(blob)
                 age = now - item["at"]
                 if age > self.lease_seconds:
-                    parts[code] = CheckResult(
-                        Status.DOWN, f"the process reading this device last reported {age:.0f} s ago", item["details"]
+                    stale = Reason(
+                        "MACHINE_REPORT_STALE",
+                        f"the process reading this device last reported {age:.0f} s ago",
+                        {"seconds": round(age)},
                     )
+                    parts[code] = CheckResult(Status.DOWN, stale, item["details"])
                 else:
-                    parts[code] = CheckResult(Status(item["status"]), item["reason"], item["details"])
+                    parts[code] = CheckResult(
+                        Status(item["status"]),
+                        item["reason"],
+                        item["details"],
+                        reason_code=item.get("reason_code"),
+                        reason_params=item.get("reason_params") or {},
+                    )
         return self._summary(parts, name)
 
     def _health_key(self) -> str:
@@ -363,7 +379,7 @@ class MachineDataHub:
             if code in self._leases:
                 node = sink.health()
                 blobs[code] = json.dumps(
-                    {"at": now, "status": node.status.value, "reason": node.reason, "details": node.details},
+                    {"at": now, "status": node.status.value, **node.why(), "details": node.details},
                     default=str,
                 )
         if blobs:
@@ -373,7 +389,15 @@ class MachineDataHub:
     def _summary(parts: dict[str, CheckResult], name: str) -> CheckResult:
         worst = Status.worst([p.status for p in parts.values()])
         down = [code for code, p in parts.items() if p.status != Status.UP]
-        reason = f"{len(down)} of {len(parts)} {name} not UP: {', '.join(down[:5])}" if down else None
+        reason = (
+            Reason(
+                "MACHINES_NOT_UP",
+                f"{len(down)} of {len(parts)} {name} not UP: {', '.join(down[:5])}",
+                {"count": len(down), "total": len(parts), "devices": down[:5]},
+            )
+            if down
+            else None
+        )
         return CheckResult(worst, reason, {"devices": len(parts)}, components=parts)
 
 

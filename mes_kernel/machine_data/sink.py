@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ..contracts import CheckResult, Status
+from ..contracts import CheckResult, Reason, Status
 from .mapping import COUNTERS, MachineMapping, counter_increment, decimal_places
 
 #: at most this many unit-visit samples kept per value name in a visit's summary
@@ -152,8 +152,10 @@ class MachineSink:
         self.reconnects = 0
         self.is_connected = False
         self.subscription_alive = False
-        self.link_reason: str | None = "not connected yet"
+        self.link: Reason | str | None = Reason("MACHINE_NOT_CONNECTED_YET", "not connected yet")
+        #: standing problems' English texts (shown in the health details), and their reasons by key
         self.problems: dict[str, str] = {}
+        self._reasons: dict[str, Reason | str] = {}
         self.store_error: str | None = None
         self.closed = False
         self._room = asyncio.Event()
@@ -163,15 +165,22 @@ class MachineSink:
     def connected(self) -> None:
         """The connector reached the machine (a session is open)."""
         self.is_connected = True
-        self.link_reason = None
+        self.link = None
+
+    @property
+    def link_reason(self) -> str | None:
+        """Why the link is down or no data flows, in English (None while it is fine)."""
+        return _text(self.link)
 
     def disconnected(self, reason: str) -> None:
         """The connection is lost (or could not be made): the device's health turns DOWN with
-        ``reason``. With ``disconnected_state`` in the mapping that state starts now."""
+        ``reason`` (``"<ExceptionType>: <message>"``, coded ``MACHINE_DISCONNECTED``: a dashboard
+        words the kind of failure by its type). With ``disconnected_state`` in the mapping that
+        state starts now."""
         was = self.is_connected
         self.is_connected = False
         self.subscription_alive = False
-        self.link_reason = reason[:300]
+        self.link = Reason("MACHINE_DISCONNECTED", reason[:300], {"error": reason[:300]})
         if was and self.mapping.disconnected_state:
             self._transition(self.clock(), (self.mapping.disconnected_state, f"connection lost: {reason}"[:200]))
 
@@ -179,21 +188,26 @@ class MachineSink:
         """The connector starts another attempt after a loss (counted in ``mes_machine_reconnects_total``)."""
         self.reconnects += 1
 
-    def subscription(self, alive: bool, reason: str | None = None) -> None:
-        """Whether data changes arrive (a subscription, or a poll loop, is running)."""
+    def subscription(self, alive: bool, reason: Reason | str | None = None) -> None:
+        """Whether data changes arrive (a subscription, or a poll loop, is running); ``reason``: why
+        not (a :class:`Reason`, so a dashboard can word it; plain text is shown as it is)."""
         self.subscription_alive = alive
         if not alive and reason:
-            self.link_reason = reason[:300]
+            self.link = _clipped(reason)
         elif alive and self.is_connected:
-            self.link_reason = None
+            self.link = None
 
-    def problem(self, key: str, reason: str) -> None:
+    def problem(self, key: str, reason: Reason | str) -> None:
         """A standing problem (an unknown node, a value that does not fit the mapping): DEGRADED
-        with ``reason`` until :meth:`resolve` with the same ``key``."""
-        self.problems[key] = reason[:300]
+        with ``reason`` until :meth:`resolve` with the same ``key``. A :class:`Reason` lets a
+        dashboard word it in its reader's language; plain text is shown as it is."""
+        reason = _clipped(reason)
+        self.problems[key] = _text(reason) or ""
+        self._reasons[key] = reason
 
     def resolve(self, key: str) -> None:
         self.problems.pop(key, None)
+        self._reasons.pop(key, None)
 
     # ------------------------------------------------------------ samples
     def submit(self, signal: str, raw: Any, source_time: datetime | None = None) -> bool:
@@ -210,11 +224,15 @@ class MachineSink:
         at = utc(source_time, default=now)
         if not now - self.max_age <= at <= now + self.max_lead:
             self.implausible_times += 1
+            earliest, latest = (now - self.max_age).isoformat(), (now + self.max_lead).isoformat()
             self.problem(
                 "clock",
-                f"{signal}: source time {at.isoformat()} is outside {(now - self.max_age).isoformat()} to "
-                f"{(now + self.max_lead).isoformat()}; stored at the kernel's time — check the machine's clock "
-                f"({self.implausible_times} so far)",
+                Reason(
+                    "MACHINE_CLOCK_IMPLAUSIBLE",
+                    f"{signal}: source time {at.isoformat()} is outside {earliest} to {latest}; stored at the "
+                    f"kernel's time — check the machine's clock ({self.implausible_times} so far)",
+                    {"signal": signal, "at": at.isoformat(), "count": self.implausible_times},
+                ),
             )
             at = now
         elif source_time is not None:
@@ -226,13 +244,27 @@ class MachineSink:
             self._on_sample(self.device)
         spec = self.mapping.signals.get(signal)
         if spec is None:
-            self.problem(f"signal:{signal}", f"sample of {signal!r}, a signal the mapping does not have")
+            self.problem(
+                f"signal:{signal}",
+                Reason(
+                    "MACHINE_UNKNOWN_SIGNAL",
+                    f"sample of {signal!r}, a signal the mapping does not have",
+                    {"signal": signal},
+                ),
+            )
             return False
         try:
             if spec.role == "state":
                 state = self.mapping.state_of(raw)
                 if state is None:
-                    self.problem("state", f"state value {raw!r} is in no state of the mapping")
+                    self.problem(
+                        "state",
+                        Reason(
+                            "MACHINE_UNKNOWN_STATE",
+                            f"state value {raw!r} is in no state of the mapping",
+                            {"value": str(raw)[:64]},
+                        ),
+                    )
                     return False
                 self.resolve("state")
                 self._transition(at, state)
@@ -243,7 +275,7 @@ class MachineSink:
             else:
                 return self._value(spec.name, spec.unit, self.mapping.value_of(spec.name, raw), at)
         except ValueError as exc:
-            self.problem(f"value:{signal}", str(exc)[:300])
+            self.problem(f"value:{signal}", value_problem(signal, exc))
             return False
         self.resolve(f"value:{signal}")
         self._wake()
@@ -294,7 +326,14 @@ class MachineSink:
             return True
         if len(self.pending.values) >= self.max_pending_values:
             self.dropped += 1
-            self.problem("queue", f"{self.dropped} values dropped: more than {self.max_pending_values} waiting")
+            self.problem(
+                "queue",
+                Reason(
+                    "MACHINE_VALUES_DROPPED",
+                    f"{self.dropped} values dropped: more than {self.max_pending_values} waiting",
+                    {"dropped": self.dropped, "limit": self.max_pending_values},
+                ),
+            )
             return False
         number, text = (value, None) if isinstance(value, float) else (None, value)
         self.pending.values.append((name, number, text, unit, self.serial_number, at))
@@ -341,13 +380,44 @@ class MachineSink:
             "problems": dict(self.problems),
         }
         if not self.is_connected:
-            return CheckResult(Status.DOWN, self.link_reason or "not connected", details)
-        reasons = []
+            return CheckResult(Status.DOWN, self.link or Reason("MACHINE_NOT_CONNECTED", "not connected"), details)
+        reasons: list[Reason | str] = []
         if not self.subscription_alive:
-            reasons.append(self.link_reason or "no subscription")
+            reasons.append(self.link or Reason("MACHINE_NO_SUBSCRIPTION", "no subscription"))
         if self.store_error:
-            reasons.append(f"machine data not stored: {self.store_error}")
-        reasons += list(self.problems.values())
+            reasons.append(
+                Reason(
+                    "MACHINE_DATA_NOT_STORED",
+                    f"machine data not stored: {self.store_error}",
+                    {"error": self.store_error},
+                )
+            )
+        reasons += list(self._reasons.values())
+        if len(reasons) == 1:
+            return CheckResult(Status.DEGRADED, reasons[0], details)
         if reasons:
-            return CheckResult(Status.DEGRADED, "; ".join(reasons)[:500], details)
+            text = "; ".join(_text(r) or "" for r in reasons)[:500]
+            problems = [_fields(r) for r in reasons]
+            return CheckResult(Status.DEGRADED, Reason("MACHINE_PROBLEMS", text, {"problems": problems}), details)
         return CheckResult(Status.UP, None, details)
+
+
+def value_problem(signal: str, exc: Exception) -> Reason:
+    """A value of ``signal`` that does not fit the mapping (``exc`` says why, in English)."""
+    return Reason("MACHINE_VALUE_INVALID", str(exc)[:300], {"signal": signal, "error": str(exc)[:300]})
+
+
+def _text(reason: Reason | str | None) -> str | None:
+    return reason.text if isinstance(reason, Reason) else reason
+
+
+def _clipped(reason: Reason | str) -> Reason | str:
+    if isinstance(reason, Reason):
+        return Reason(reason.code, reason.text[:300], reason.params)
+    return reason[:300]
+
+
+def _fields(reason: Reason | str) -> dict[str, Any]:
+    if isinstance(reason, Reason):
+        return reason.fields()
+    return {"reason": reason, "reason_code": None, "reason_params": {}}

@@ -3,7 +3,8 @@
 ``eventually`` waits on a condition without depending on the machine's speed (a generous deadline,
 the last answer in the failure); ``put_line`` applies a line configuration through the API;
 ``record_body`` builds a station's process record; ``machine_counts`` sums what the machine-data
-hub stored for a connector's device.
+hub stored for a connector's device; ``uncoded_reasons`` finds health reasons a dashboard could
+not word in its reader's language.
 """
 
 from __future__ import annotations
@@ -115,3 +116,20 @@ async def register_lots_at(kernel: Any, at: Any) -> None:
         for model in (Lot, Unit):
             await session.execute(update(model).where(model.created_at > at).values(created_at=at))
         await session.commit()
+
+
+def uncoded_reasons(node: Any, path: str = "") -> list[str]:
+    """Where in a ``/api/v1/health`` tree (or any part of it) a ``reason`` comes without a
+    ``reason_code`` — including each reason a coded one lists in its ``reason_params`` (several
+    devices, several problems) — as ``"path: reason"``. A check built with
+    :class:`mes_kernel.contracts.Reason` leaves none: ``assert uncoded_reasons(tree) == []``."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if node.get("reason") and not node.get("reason_code"):
+            found.append(f"{path or '.'}: {node['reason']}")
+        for key, value in node.items():
+            found += uncoded_reasons(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += uncoded_reasons(value, f"{path}[{i}]")
+    return found

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mes_kernel.contracts import CheckResult, HealthCheck, Status
+from mes_kernel.contracts import CheckResult, HealthCheck, Reason, Status
 from mes_kernel.db.base import utcnow
 from mes_kernel.db.models import Line, Station
 from mes_kernel.kernel import Kernel
@@ -89,8 +89,9 @@ async def check_scanners(kernel: Kernel) -> CheckResult:
     down = [r for r in reports if not r["connected"] and not r["stale"]]
     details = {"scanners": reports, "disconnected": len(down)}
     if down:
-        names = ", ".join(f"{r['station']}/{r['role']}" for r in down)
-        return CheckResult(Status.DEGRADED, f"scanner disconnected: {names}", details)
+        names = [f"{r['station']}/{r['role']}" for r in down]
+        why = Reason("SCANNERS_DISCONNECTED", f"scanner disconnected: {', '.join(names)}", {"scanners": names})
+        return CheckResult(Status.DEGRADED, why, details)
     return CheckResult(Status.UP, None, details)
 
 

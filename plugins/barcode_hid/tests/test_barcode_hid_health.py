@@ -53,6 +53,7 @@ async def test_disconnected_scanner_degrades_and_names_the_station(client, kerne
     result = await check_scanners(kernel)
     assert result.status == Status.DEGRADED
     assert "ST-01/scanner" in result.reason
+    assert (result.reason_code, result.reason_params) == ("SCANNERS_DISCONNECTED", {"scanners": ["ST-01/scanner"]})
     assert "ttyACM0" in result.details["scanners"][0]["detail"]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, DateTime, Integer, bindparam, case, cast, func, literal, select
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mes_kernel.db.models import Line, Process
 
 from . import sources
+from .periods import periods_of
 from .ranges import Range, SharedOccurrences, calendars
 
 #: How far back from a range's end the default output step looks for the steps a line recorded at:
@@ -120,27 +121,23 @@ def configured_steps(lines) -> dict[int, str]:
     return {line.id: step for line in lines if (step := (line.config or {}).get("output_step"))}
 
 
-def _bucket_starts(span: Range, bucket: str) -> list[datetime]:
-    zone = span.zone
-    local = span.since.astimezone(zone)
-    if bucket == "hour":
-        first = span.since.replace(minute=0, second=0, microsecond=0)
-        step = timedelta(hours=1)
-        starts, at = [], first
+def _buckets(span: Range, bucket: str) -> tuple[list[datetime], list[dict[str, Any]]]:
+    """The buckets' starts and their items, oldest first. A day or week is a whole period of the
+    plant's calendar (:func:`periods.periods_of`): ``period``, ``start`` its midnight (a week's
+    Monday 00:00, as ``/kpi/oee?bucket=week`` answers), ``end``, ``counted_from``/``counted_to`` the
+    part inside the range and ``partial``. An hour has ``start`` and ``end``, the first one the hour
+    the range starts in."""
+    if bucket != "hour":
+        found = periods_of(span, bucket)
+        starts = [p.start for p in found]
+        bounds = [p.bounds() for p in found]
+    else:
+        starts, at = [], span.since.replace(minute=0, second=0, microsecond=0)
         while at < span.until:
             starts.append(at)
-            at += step
-        return starts
-    day = local.date()
-    if bucket == "week":
-        day -= timedelta(days=day.weekday())
-    starts = []
-    while True:
-        at = datetime.combine(day, datetime.min.time(), zone).astimezone(UTC)
-        if at >= span.until:
-            return starts
-        starts.append(at)
-        day += timedelta(days=7 if bucket == "week" else 1)
+            at += timedelta(hours=1)
+        bounds = [{"start": s.isoformat(), "end": (s + timedelta(hours=1)).isoformat()} for s in starts]
+    return starts, [{**b, "good": 0, "first_tried": 0, "plan": 0.0} for b in bounds]
 
 
 async def output(*, session: AsyncSession, span: Range, line: Line | None, bucket: str) -> dict[str, Any]:
@@ -148,12 +145,16 @@ async def output(*, session: AsyncSession, span: Range, line: Line | None, bucke
     at their line's output step falls in the bucket (a unit reworked and passing today counts
     today); ``first_tried``, the items whose first attempt there falls in the bucket (other items:
     not a denominator of ``good``); and ``plan``, each shift's planned output spread over the
-    shift's hours. Without a line, each line counts at its own output step, summed.
+    shift's hours. Day and week buckets are whole periods of the plant's calendar (a week from its
+    Monday 00:00); one the range cuts says ``partial``, and its output and plan both count only
+    the part inside the range (``counted_from`` to ``counted_to``). Without a line, each line counts
+    at its own output step, summed.
     ``output_steps`` names each line's step: ``[{line (code, null: records without a line), step,
     configured (false: the default)}]``."""
-    starts = _bucket_starts(span, bucket)
+    starts, items = _buckets(span, bucket)
+    # a bucket's output and plan count only its part inside the range: the rollup hours read are
+    # the range's, the shift occurrences are clipped to it, and the last bucket ends with it
     ends = [*starts[1:], span.until]
-    items = [{"start": s.isoformat(), "good": 0, "first_tried": 0, "plan": 0.0} for s in starts]
     lines = [line] if line else (await session.execute(select(Line))).scalars().all()
     # PostgreSQL sums each bucket itself (``width_bucket`` over the bucket starts: 30 rows a line
     # and step for 30 days, not 720 hours); SQLite sums per hour, each placed by a bisect here

@@ -161,13 +161,22 @@ async def test_oee_is_availability_times_performance_times_quality_per_line_and_
     assert len(hours) == 24
     assert hours[(DAY + timedelta(hours=9)).isoformat()] == {
         "start": (DAY + timedelta(hours=9)).isoformat(),
+        "end": (DAY + timedelta(hours=10)).isoformat(),
         "good": 4,
         "first_tried": 4,
         "plan": 100.0,
     }
     assert hours[(DAY + timedelta(hours=8)).isoformat()]["good"] == 0  # assemblies are not output
     r = await client.get(f"{API}/kpi/output", params={**params, "bucket": "day"}, headers=executive_headers)
-    assert r.json()["items"] == [{"start": DAY.isoformat(), "good": 5, "first_tried": 5, "plan": 800 + 400 * 8 / 8}]
+    whole_day = {
+        "period": DAY.date().isoformat(),
+        "start": DAY.isoformat(),
+        "end": (DAY + timedelta(days=1)).isoformat(),
+        "counted_from": DAY.isoformat(),
+        "counted_to": (DAY + timedelta(days=1)).isoformat(),
+        "partial": False,
+    }
+    assert r.json()["items"] == [{**whole_day, "good": 5, "first_tried": 5, "plan": 800 + 400 * 8 / 8}]
 
 
 async def test_lines_now_shows_the_lot_in_progress_output_plan_and_open_alerts(

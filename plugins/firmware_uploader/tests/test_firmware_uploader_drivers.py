@@ -68,6 +68,7 @@ async def test_http_driver_raises_http_error_on_5xx(http_driver, service, image)
     with pytest.raises(httpx.HTTPStatusError):
         await http_driver.flash(serial_number="SN-1", image=image)
     assert (await http_driver.health()).status is Status.DOWN
+    assert (await http_driver.health()).reason_params["status"] == 503
 
 
 async def test_http_driver_times_out_when_service_never_answers(service, image):
@@ -128,6 +129,7 @@ async def test_simulator_driver_faults(image):
     with pytest.raises(httpx.ReadTimeout):
         await driver.flash(serial_number="SN-1", image=image)
     assert (await driver.health()).status is Status.DOWN
+    assert (await driver.health()).reason_code == "UPLOADER_SILENT"
     driver.inject("corrupt")
     with pytest.raises(FlashFailed):
         await driver.flash(serial_number="SN-1", image=image)

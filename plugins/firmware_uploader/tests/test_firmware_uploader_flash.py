@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from mes_kernel.db.models import StoredFile
+from mes_kernel.testing.helpers import uncoded_reasons
 
 FLASH = "/api/v1/firmware/upload"
 
@@ -292,6 +293,11 @@ async def test_devices_health_up_and_down_with_reason(client, admin_headers, lin
     check = r.json()["components"]["plugins"]["checks"]["firmware_uploader"]["checks"]["firmware_uploader.devices"]
     assert check["status"] == "DOWN" and "UPL-DEAD" in check["reason"]
     assert check["details"]["devices"]["UPL-01"]["status"] == "UP"
+    # coded for the dashboard: the device's reason, and the check's listing it
+    assert devices["UPL-DEAD"]["reason_code"] == "UPLOADER_UNREACHABLE"
+    assert devices["UPL-DEAD"]["reason_params"]["error"].startswith("ConnectError")
+    assert check["reason_code"] == "DEVICES_NOT_UP" and check["reason_params"]["problems"][0]["device"] == "UPL-DEAD"
+    assert uncoded_reasons(check) == []
 
 
 async def test_device_answering_but_with_an_open_breaker_is_degraded(client, admin_headers, worker_headers, line):
@@ -300,6 +306,7 @@ async def test_device_answering_but_with_an_open_breaker_is_degraded(client, adm
         await client.post(FLASH, json=_order(line), headers=worker_headers)
     [device] = (await client.get("/api/v1/firmware/devices", headers=admin_headers)).json()["items"]
     assert (device["status"], device["breaker"], device["reason"]) == ("DEGRADED", "open", "breaker open")
+    assert device["reason_code"] == "DEVICE_BREAKER_OPEN"
 
 
 async def test_plugin_registers_panel_and_device_kind(app, client):

@@ -5,39 +5,52 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from mes_kernel.contracts import CheckResult, HealthCheck, ResolvedDevice, Status
+from mes_kernel.contracts import CheckResult, HealthCheck, Reason, ResolvedDevice, Status
 
 from . import PLUGIN_NAME
 from .drivers.base import PrinterError, PrinterTimeout
 from .jobs import list_printers, printer_pool
 
 PROBE_TIMEOUT = 4.0  # bounds one printer's probe, whatever its driver's own timeout
+WHY = ("reason", "reason_code", "reason_params")
+
+
+def _why(probe: dict[str, Any]) -> dict[str, Any]:
+    return {k: probe.get(k) for k in WHY}
 
 
 async def probe_printer(kernel: Any, device: ResolvedDevice) -> dict[str, Any]:
-    """One printer's health: UP, DEGRADED (held back: paused, buffer full) or DOWN (with why)."""
+    """One printer's health: UP, DEGRADED (held back: paused, buffer full) or DOWN (with why).
+    ``reason`` in English, ``reason_code`` and ``reason_params`` for the dashboard (:class:`Reason`)."""
     try:
         driver = printer_pool(kernel).driver_for(device)
     except Exception as exc:
-        return {
-            "status": Status.DOWN.value,
-            "reason": f"driver does not load: {exc}",
-            "driver": device.driver,
-        }
+        why = Reason("PRINTER_DRIVER_FAILED", f"driver does not load: {exc}", {"error": _error(exc)})
+        return {"status": Status.DOWN.value, **why.fields(), "driver": device.driver}
     base = {"driver": device.driver}
     try:
         status = await asyncio.wait_for(driver.status(), PROBE_TIMEOUT)
     except (PrinterTimeout, TimeoutError):
-        return {**base, "status": Status.DOWN.value, "reason": "no reply to ~HS (printer silent)"}
+        why = Reason("PRINTER_SILENT", "no reply to ~HS (printer silent)")
+        return {**base, "status": Status.DOWN.value, **why.fields()}
     except (PrinterError, ValueError, OSError) as exc:
-        return {**base, "status": Status.DOWN.value, "reason": str(exc) or type(exc).__name__}
-    if status.blocking_problems:
-        state, reason = Status.DOWN, ", ".join(status.problems)
-    elif status.holding_problems:
-        state, reason = Status.DEGRADED, ", ".join(status.problems)
+        why = Reason("PRINTER_ERROR", str(exc) or type(exc).__name__, {"error": _error(exc)})
+        return {**base, "status": Status.DOWN.value, **why.fields()}
+    problems = [why.fields() for why in status.blocking_reasons + status.holding_reasons]
+    text = ", ".join(status.problems)
+    if status.blocking_reasons:
+        state, reason = Status.DOWN, Reason("PRINTER_NOT_READY", text, {"problems": problems})
+    elif status.holding_reasons:
+        state, reason = Status.DEGRADED, Reason("PRINTER_HELD", text, {"problems": problems})
     else:
         state, reason = Status.UP, None
-    return {**base, "status": state.value, "reason": reason, "host_status": status.to_dict()}
+    why = reason.fields() if reason else {"reason": None, "reason_code": None, "reason_params": {}}
+    return {**base, "status": state.value, **why, "host_status": status.to_dict()}
+
+
+def _error(exc: BaseException) -> str:
+    """An exception as ``"<Class>: <message>"``: the dashboard words the kind of failure by its class."""
+    return f"{type(exc).__name__}: {exc}".strip(": ") or type(exc).__name__
 
 
 def in_scope(kernel: Any, devices: list[ResolvedDevice]) -> list[ResolvedDevice]:
@@ -62,17 +75,31 @@ def printer_checks(kernel: Any) -> list[HealthCheck]:
         async with kernel.sessionmaker() as session:
             devices = in_scope(kernel, await list_printers(session))
         if not devices:
-            return CheckResult(Status.UP, reason="no label printers configured", details={"printers": {}})
+            none = Reason("PRINTERS_NONE", "no label printers configured")
+            return CheckResult(Status.UP, reason=none, details={"printers": {}})
         probes = await asyncio.gather(*(probe_printer(kernel, d) for d in devices))
         by_code = {d.code: p for d, p in zip(devices, probes, strict=True)}
         worst = Status.worst([Status(p["status"]) for p in probes])
-        reasons = [f"{code}: {p['reason']}" for code, p in by_code.items() if p["status"] != Status.UP.value]
+        bad = {code: p for code, p in by_code.items() if p["status"] != Status.UP.value}
+        reason = (
+            Reason(
+                "DEVICES_NOT_UP",
+                "; ".join(f"{code}: {p['reason']}" for code, p in bad.items()),
+                {"problems": [{"device": code, **_why(p)} for code, p in bad.items()]},
+            )
+            if bad
+            else None
+        )
         components = {
-            code: CheckResult(Status(p["status"]), p.get("reason"), {k: v for k, v in p.items() if k != "reason"})
+            code: CheckResult(
+                Status(p["status"]),
+                p.get("reason"),
+                {k: v for k, v in p.items() if k not in WHY},
+                reason_code=p.get("reason_code"),
+                reason_params=p.get("reason_params") or {},
+            )
             for code, p in by_code.items()
         }
-        return CheckResult(
-            worst, reason="; ".join(reasons) or None, details={"printers": by_code}, components=components
-        )
+        return CheckResult(worst, reason=reason, details={"printers": by_code}, components=components)
 
     return [HealthCheck(name="printers", check=printers, critical=False, timeout=PROBE_TIMEOUT + 1.0)]

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from mes_kernel.contracts import Reason
+
 STX, ETX = b"\x02", b"\x03"
 HOST_STATUS_REQUEST = b"~HS"
 
@@ -64,20 +66,21 @@ class PrinterStatus:
     labels_remaining: int = 0
     graphics_stored: int = 0
 
-    # Conditions that stop printing, and the words an operator reads for each.
+    # Conditions that stop printing, and the words an operator reads for each (coded, so the
+    # dashboard words them in its reader's language).
     BLOCKING = (
-        ("paper_out", "paper out"),
-        ("ribbon_out", "ribbon out"),
-        ("head_open", "head open"),
-        ("corrupt_ram", "corrupt RAM"),
-        ("over_temperature", "head over temperature"),
+        ("paper_out", Reason("PRINTER_PAPER_OUT", "paper out")),
+        ("ribbon_out", Reason("PRINTER_RIBBON_OUT", "ribbon out")),
+        ("head_open", Reason("PRINTER_HEAD_OPEN", "head open")),
+        ("corrupt_ram", Reason("PRINTER_CORRUPT_RAM", "corrupt RAM")),
+        ("over_temperature", Reason("PRINTER_HEAD_OVER_TEMPERATURE", "head over temperature")),
     )
     # Conditions that hold labels back but clear without a repair.
     HOLDING = (
-        ("paused", "paused"),
-        ("buffer_full", "receive buffer full"),
-        ("under_temperature", "head under temperature"),
-        ("diagnostic_mode", "communications diagnostic mode"),
+        ("paused", Reason("PRINTER_PAUSED", "paused")),
+        ("buffer_full", Reason("PRINTER_BUFFER_FULL", "receive buffer full")),
+        ("under_temperature", Reason("PRINTER_HEAD_UNDER_TEMPERATURE", "head under temperature")),
+        ("diagnostic_mode", Reason("PRINTER_DIAGNOSTIC_MODE", "communications diagnostic mode")),
     )
 
     @property
@@ -87,17 +90,27 @@ class PrinterStatus:
         return self.thermal_transfer
 
     @property
-    def blocking_problems(self) -> list[str]:
-        """Reasons the printer cannot print until someone fixes it (the ribbon flag only counts
-        in thermal-transfer mode)."""
+    def blocking_reasons(self) -> list[Reason]:
+        """Why the printer cannot print until someone fixes it (the ribbon flag only counts in
+        thermal-transfer mode)."""
         return [
-            text for name, text in self.BLOCKING if getattr(self, name) and (name != "ribbon_out" or self.ribbon_needed)
+            why for name, why in self.BLOCKING if getattr(self, name) and (name != "ribbon_out" or self.ribbon_needed)
         ]
 
     @property
+    def holding_reasons(self) -> list[Reason]:
+        """Why the printer is holding labels back for now."""
+        return [why for name, why in self.HOLDING if getattr(self, name)]
+
+    @property
+    def blocking_problems(self) -> list[str]:
+        """:attr:`blocking_reasons` in English."""
+        return [why.text for why in self.blocking_reasons]
+
+    @property
     def holding_problems(self) -> list[str]:
-        """Reasons the printer is holding labels back for now."""
-        return [text for name, text in self.HOLDING if getattr(self, name)]
+        """:attr:`holding_reasons` in English."""
+        return [why.text for why in self.holding_reasons]
 
     @property
     def problems(self) -> list[str]:

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from mes_kernel.db.models import AuditEntry, Device, Line, Station
+from mes_kernel.testing.helpers import uncoded_reasons
 
 API = "/api/v1"
 GTIN = "09506000134352"
@@ -348,6 +349,14 @@ async def test_health_shows_each_printer_from_its_own_status(client, kernel, adm
     assert printers["PRN-SILENT"]["status"] == "DOWN" and "no reply" in printers["PRN-SILENT"]["reason"]
     assert printers["PRN-NOPAPER"]["status"] == "DOWN" and printers["PRN-NOPAPER"]["reason"] == "paper out"
     assert check["status"] == "DOWN"
+    # every reason coded, for the dashboard to word: the check's, each printer's, each problem's
+    assert uncoded_reasons(check) == []
+    assert printers["PRN-SILENT"]["reason_code"] == "PRINTER_SILENT"
+    assert printers["PRN-NOPAPER"]["reason_code"] == "PRINTER_NOT_READY"
+    assert [p["reason_code"] for p in printers["PRN-NOPAPER"]["reason_params"]["problems"]] == ["PRINTER_PAPER_OUT"]
+    assert check["reason_code"] == "DEVICES_NOT_UP"
+    assert sorted(p["device"] for p in check["reason_params"]["problems"]) == ["PRN-NOPAPER", "PRN-SILENT"]
+    assert check["checks"]["PRN-SILENT"]["reason_code"] == "PRINTER_SILENT"
 
 
 @pytest.mark.parametrize("path", ["/labels/stats/today", "/labels/stats/jobs-by-status", "/labels/printers"])

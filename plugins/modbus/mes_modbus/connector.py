@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Histogram
 
-from mes_kernel.contracts import ConnectorFleet, LeaseLost, MachineConnector
+from mes_kernel.contracts import ConnectorFleet, LeaseLost, MachineConnector, Reason
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN
 from .codec import decode
@@ -97,7 +97,14 @@ class DeviceConnector(MachineConnector):
                     pending[:0] = [Block(block.table, r.address, r.count, ((n, r),)) for n, r in block.signals]
                     continue
                 name, reg = block.signals[0]
-                sink.problem(f"register:{name}", f"{name} ({reg.describe()}): {exc}")
+                sink.problem(
+                    f"register:{name}",
+                    Reason(
+                        "MODBUS_REGISTER_REFUSED",
+                        f"{name} ({reg.describe()}): {exc}",
+                        {"signal": name, "register": reg.describe(), "error": f"{type(exc).__name__}: {exc}"},
+                    ),
+                )
                 refused.append(name)
                 next_plan.append(block)
                 continue
@@ -114,14 +121,16 @@ class DeviceConnector(MachineConnector):
                 self.subscribed()
             sink.subscription(True)
         else:
-            sink.subscription(False, "the device refuses every mapped register")
+            sink.subscription(False, Reason("MODBUS_ALL_REGISTERS_REFUSED", "the device refuses every mapped register"))
         return next_plan
 
     def _feed(self, name: str, reg, items, at: datetime) -> None:
         try:
             value = decode(reg, items)
         except ValueError as exc:
-            self.sink.problem(f"value:{name}", str(exc))
+            self.sink.problem(
+                f"value:{name}", Reason("MACHINE_VALUE_INVALID", str(exc), {"signal": name, "error": str(exc)})
+            )
             return
         if name in self._last and self._last[name] == value:
             return

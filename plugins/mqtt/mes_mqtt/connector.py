@@ -16,7 +16,7 @@ import structlog
 from jsonpointer import JsonPointerException
 from prometheus_client import Counter, Histogram
 
-from mes_kernel.contracts import ConnectorFleet, LeaseLost, MachineConnector
+from mes_kernel.contracts import ConnectorFleet, LeaseLost, MachineConnector, Reason
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN
 from .config import MqttSettings, Route, parse_settings
@@ -100,12 +100,21 @@ class DeviceConnector(MachineConnector):
                 if ok:
                     sink.resolve(f"topic:{topic}")
                 else:
-                    sink.problem(f"topic:{topic}", f"the broker refused the subscription to {topic}")
+                    sink.problem(
+                        f"topic:{topic}",
+                        Reason(
+                            "MQTT_SUBSCRIPTION_REFUSED",
+                            f"the broker refused the subscription to {topic}",
+                            {"topic": topic},
+                        ),
+                    )
             if any(granted.values()):
                 self.subscribed()
                 sink.subscription(True)
             else:
-                sink.subscription(False, "the broker refused every subscription")
+                sink.subscription(
+                    False, Reason("MQTT_ALL_SUBSCRIPTIONS_REFUSED", "the broker refused every subscription")
+                )
             consume = asyncio.create_task(self._consume(driver))
             watch = asyncio.create_task(self._watch_lease())
             try:
@@ -161,12 +170,26 @@ class DeviceConnector(MachineConnector):
         for name, route in routes:
             key = f"payload:{name}"
             if not parsed and route.path.path:
-                sink.problem(key, f"{message.topic}: payload is not JSON (for {name} at {route.path.path})")
+                sink.problem(
+                    key,
+                    Reason(
+                        "MQTT_PAYLOAD_NOT_JSON",
+                        f"{message.topic}: payload is not JSON (for {name} at {route.path.path})",
+                        {"topic": message.topic, "signal": name, "path": route.path.path},
+                    ),
+                )
                 fitted = False
                 continue
             value = _resolve(route.path, document)
             if value is _MISSING:
-                sink.problem(key, f"{message.topic}: no {route.path.path} in the payload (for {name})")
+                sink.problem(
+                    key,
+                    Reason(
+                        "MQTT_PATH_MISSING",
+                        f"{message.topic}: no {route.path.path} in the payload (for {name})",
+                        {"topic": message.topic, "signal": name, "path": route.path.path},
+                    ),
+                )
                 fitted = False
                 continue
             at = None
@@ -177,12 +200,27 @@ class DeviceConnector(MachineConnector):
                         raise ValueError(f"no timestamp at {route.time.path}")
                     at = source_time(raw_time)
                 except ValueError as exc:
-                    sink.problem(key, f"{message.topic}: {exc} (for {name})")
+                    sink.problem(
+                        key,
+                        Reason(
+                            "MQTT_TIME_UNREADABLE",
+                            f"{message.topic}: {exc} (for {name})",
+                            {"topic": message.topic, "signal": name, "path": route.time.path, "error": str(exc)},
+                        ),
+                    )
                     fitted = False
                     continue
             if isinstance(value, dict | list):
                 where = route.path.path or "the payload"
-                sink.problem(key, f"{message.topic}: {where} is a JSON {type(value).__name__} (for {name})")
+                kind = type(value).__name__
+                sink.problem(
+                    key,
+                    Reason(
+                        "MQTT_VALUE_NOT_SCALAR",
+                        f"{message.topic}: {where} is a JSON {kind} (for {name})",
+                        {"topic": message.topic, "signal": name, "path": route.path.path or "/", "type": kind},
+                    ),
+                )
                 fitted = False
                 continue
             if name == "serial" and value == "":

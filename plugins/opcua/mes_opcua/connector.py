@@ -9,7 +9,7 @@ from typing import Any
 
 import structlog
 
-from mes_kernel.contracts import ConnectorFleet, LeaseLost, MachineConnector
+from mes_kernel.contracts import ConnectorFleet, LeaseLost, MachineConnector, Reason
 
 from . import DEVICE_KIND, DRIVER_NAMESPACE, PLUGIN
 from .config import OpcUaSettings, parse_settings
@@ -45,12 +45,20 @@ class DeviceConnector(MachineConnector):
             missing = await driver.missing_nodes(self.settings.nodes)
             for name in self.settings.nodes:
                 if name in missing:
-                    sink.problem(f"node:{name}", f"node {self.settings.nodes[name]} ({name}): {missing[name]}")
+                    node = self.settings.nodes[name]
+                    sink.problem(
+                        f"node:{name}",
+                        Reason(
+                            "OPCUA_NODE_MISSING",
+                            f"node {node} ({name}): {missing[name]}",
+                            {"node": str(node), "signal": name, "status": str(missing[name])},
+                        ),
+                    )
                 else:
                     sink.resolve(f"node:{name}")
             readable = {n: i for n, i in self.settings.nodes.items() if n not in missing}
             if not readable:
-                sink.subscription(False, "none of the mapped nodes exists on the server")
+                sink.subscription(False, Reason("OPCUA_NO_NODES", "none of the mapped nodes exists on the server"))
                 await lost.wait()
                 raise ConnectionError(reason[0] if reason else "connection lost")
             feed = asyncio.create_task(self._feed(driver, readable))
@@ -88,7 +96,14 @@ class DeviceConnector(MachineConnector):
                 self.subscribed()
                 sink.subscription(True)
             if not change.good:
-                sink.problem(f"quality:{change.name}", f"{change.name}: {change.status}")
+                sink.problem(
+                    f"quality:{change.name}",
+                    Reason(
+                        "OPCUA_BAD_QUALITY",
+                        f"{change.name}: {change.status}",
+                        {"signal": change.name, "status": str(change.status)},
+                    ),
+                )
                 continue
             sink.resolve(f"quality:{change.name}")
             sink.submit(change.name, change.value, change.source_time)

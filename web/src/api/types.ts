@@ -104,7 +104,10 @@ export type HealthStatus = "UP" | "DEGRADED" | "DOWN";
 export interface CheckNode {
   status: HealthStatus;
   critical?: boolean;
+  /** English, for logs and API users; the dashboard words `reason_code` with `reason_params` (without a code: this). */
   reason?: string | null;
+  reason_code?: string | null;
+  reason_params?: Record<string, unknown> | null;
   details?: Record<string, unknown>;
   duration_ms?: number;
 }
@@ -285,10 +288,20 @@ export interface OeeFigures {
 
 export type OeeBucketSize = "day" | "week";
 
-/** One day or ISO 8601 week ("2026-W49") of the plant's calendar, bounds clipped to the range. */
-export interface OeeBucket extends OeeFigures {
-  period: string;
+/** One whole day or ISO 8601 week ("2026-W49") of the plant's calendar: `start` its midnight (a week's Monday
+ *  00:00), `end` the next one's. A period the range cuts is `partial`: its figures count only `counted_from` to
+ *  `counted_to` (a kernel before them sent neither). */
+export interface PeriodBounds {
+  period?: string;
   start: string;
+  end?: string;
+  counted_from?: string;
+  counted_to?: string;
+  partial?: boolean;
+}
+
+export interface OeeBucket extends OeeFigures, PeriodBounds {
+  period: string;
   end: string;
 }
 
@@ -393,8 +406,8 @@ export type OutputBucket = "hour" | "day" | "week";
 
 /** One bucket's output. `good` and `first_tried` are different items (a unit reworked and passing today
  *  was first tried yesterday): neither is a share of the other. */
-export interface OutputItem {
-  start: string;
+/** One hour, day or week; a day or week with its bounds as `OeeBucket`'s (the same weeks). */
+export interface OutputItem extends PeriodBounds {
   /** Items whose first pass at their line's output step falls in the bucket: what the line made. */
   good: number;
   /** Items whose first attempt at the output step falls in the bucket. */

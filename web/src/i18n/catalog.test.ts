@@ -1,6 +1,7 @@
 // @vitest-environment node
 // Every string the dashboard shows goes through i18next: both catalogs hold the same keys, every key the
-// code asks for exists, and no JSX text or user-facing attribute is a bare literal.
+// code asks for exists, every health reason code the kernel and its bundled plugins send has a text, and no JSX
+// text or user-facing attribute is a bare literal.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -104,6 +105,36 @@ function scan() {
   return { keys, prefixes, literals };
 }
 
+/**
+ * The health reason codes the kernel and the bundled plugins give (`Reason("PRINTER_SILENT", …)` in their Python,
+ * the one way they make one), each with the file it is in. The dashboard words each by `health.reason.<code>`.
+ */
+const REPO = fileURLToPath(new URL("../../../", import.meta.url));
+
+function pythonFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) {
+      return name === "tests" || name.startsWith(".") || name === "__pycache__" || name.endsWith(".egg-info")
+        ? [] : pythonFiles(path);
+    }
+    return name.endsWith(".py") ? [path] : [];
+  });
+}
+
+function reasonCodes(): Finding[] {
+  const roots = [join(REPO, "mes_kernel"), ...readdirSync(join(REPO, "plugins")).map((p) => join(REPO, "plugins", p))
+    .filter((p) => statSync(p).isDirectory())];
+  const codes: Finding[] = [];
+  for (const file of roots.flatMap(pythonFiles)) {
+    const text = readFileSync(file, "utf8");
+    for (const match of text.matchAll(/\bReason\(\s*"([A-Z][A-Z0-9_]*)"/g)) {
+      codes.push({ file: relative(REPO, file), line: text.slice(0, match.index).split("\n").length, text: match[1] });
+    }
+  }
+  return codes;
+}
+
 const found = scan();
 const show = (items: Finding[]) => items.map((f) => `${f.file}:${f.line} ${f.text}`);
 
@@ -158,6 +189,22 @@ describe("translations", () => {
       Object.keys(catalog).some((k) => k.startsWith(prefix));
     expect(show(found.prefixes.filter((p) => !p.text.endsWith(".") || !sections(EN, p.text) ||
                                              !sections(KO, p.text)))).toEqual([]);
+  });
+
+  it("every health reason code the kernel and the bundled plugins give has a text in both catalogs", () => {
+    const codes = reasonCodes();
+    // the scanner sees the kernel's and every bundled plugin's reasons
+    expect(codes.length).toBeGreaterThan(50);
+    for (const where of ["mes_kernel/health.py", "mes_kernel/machine_data/sink.py", "plugins/label_printer/",
+                         "plugins/firmware_uploader/", "plugins/barcode_hid/", "plugins/modbus/", "plugins/mqtt/",
+                         "plugins/opcua/"]) {
+      expect(codes.some((c) => c.file.startsWith(where)), where).toBe(true);
+    }
+    const missing = codes.filter((c) => !exists(EN, `health.reason.${c.text}`) || !exists(KO, `health.reason.${c.text}`));
+    expect(show(missing)).toEqual([]);
+    // and no text for a code nobody gives (a code renamed in the Python, its text left behind)
+    const given = new Set(codes.map((c) => c.text));
+    expect(Object.keys(EN).filter((k) => k.startsWith("health.reason.") && !given.has(k.slice(14)))).toEqual([]);
   });
 
   it("no JSX text or user-facing attribute is a bare literal", () => {

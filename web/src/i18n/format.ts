@@ -93,6 +93,14 @@ export function formatMilliseconds(ms: number): string {
   return numberFormat({ style: "unit", unit: "millisecond", unitDisplay: "short", maximumFractionDigits: 1 }).format(ms);
 }
 
+/** A time limit or age in seconds: under a minute with up to one decimal ("2.5 sec", "0.05 sec"), longer as
+ *  `formatDuration`. */
+export function formatSeconds(seconds: number): string {
+  if (!Number.isFinite(seconds)) return EMPTY;
+  if (seconds >= 60) return formatDuration(seconds);
+  return numberFormat({ style: "unit", unit: "second", unitDisplay: "short", maximumFractionDigits: 2 }).format(seconds);
+}
+
 /** A duration in the largest two units ("42 sec", "5 min", "3 hr 10 min", "2 days 4 hr"; "3시간 10분"). */
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
@@ -145,6 +153,15 @@ export function plantMidnight(date: string, days = 0, timeZone: string = zone())
   const sign = offset < 0 ? "-" : "+";
   const abs = Math.abs(offset);
   return `${day}T00:00:00${sign}${String(Math.floor(abs / 60)).padStart(2, "0")}:${String(abs % 60).padStart(2, "0")}`;
+}
+
+/** A plant-calendar day (YYYY-MM-DD) as month and day in the user's language ("Nov 23", "11월 23일"). The date is
+ *  a calendar day already, so it is read in UTC: no zone can move it to the day before. */
+export function formatMonthDay(date: string): string {
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(date);
+  if (!match) return EMPTY;
+  return new Intl.DateTimeFormat(locale(), { month: "short", day: "numeric", timeZone: "UTC" })
+    .format(new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]))));
 }
 
 /** A weekday's short name in the user's language, Monday = 0 as the shift calendar counts ("Mon", "월"). */

@@ -2,7 +2,7 @@
 // worded in the reader's language from the stable codes its answers carry beside the English text.
 import type { TFunction } from "i18next";
 import type { Alert, PluginRecord } from "../api/types";
-import { formatDuration, formatNumber } from "./format";
+import { formatDateTime, formatDuration, formatNumber, formatSeconds } from "./format";
 import i18n from "./index";
 
 /**
@@ -58,4 +58,52 @@ export function pluginReason(plugin: PluginRecord, t: TFunction): string {
     : `devices.pluginReason.${code}`;
   if (!i18n.exists(key)) return plugin.reason ?? "—";
   return t(key, { ...params, reason: plugin.reason ?? "", error: failureText(String(params.error ?? ""), t) });
+}
+
+/** A reason as the health tree carries it (`/health` nodes, a plugin's per-device entries): English `reason` for logs
+ *  and API users, and — from a kernel and plugins that give one — a stable `reason_code` with its `reason_params`. */
+export interface HealthReason {
+  reason?: string | null;
+  reason_code?: string | null;
+  reason_params?: Record<string, unknown> | null;
+  /** Set on the entries of a `problems` list that name their device. */
+  device?: string;
+}
+
+function isReason(value: unknown): value is HealthReason {
+  return typeof value === "object" && value !== null && ("reason" in value || "reason_code" in value);
+}
+
+/** A value a reason names, in the reader's words: an exception by its kind (`error`), times and counts for the
+ *  locale, lists of reasons each worded in turn, lists of names joined. */
+function reasonValue(name: string, value: unknown, t: TFunction): string {
+  if (value === null || value === undefined || value === "") return "—";
+  if (name === "error") return failureText(String(value), t);
+  if (name === "seconds" && typeof value === "number") return formatSeconds(value);
+  if (name === "at") return formatDateTime(String(value));
+  if (Array.isArray(value)) {
+    return value.map((item) => (isReason(item)
+      ? `${item.device ? `${item.device}: ` : ""}${healthReason(item, t)}` : String(item))).join("; ");
+  }
+  if (typeof value === "number") return formatNumber(value);
+  return String(value);
+}
+
+/**
+ * Why a health node is not UP, in the reader's language: by its `reason_code` (`health.reason.<code>`, or a
+ * plugin's state, `devices.pluginReason.<code>`) with its `reason_params`; a reason without a known code (a
+ * third-party plugin's, an older kernel's) as the English it came in. Nothing: "—".
+ */
+export function healthReason(node: HealthReason | null | undefined, t: TFunction): string {
+  const code = node?.reason_code;
+  const key = code && [`health.reason.${code}`, `devices.pluginReason.${code}`].find((k) => i18n.exists(k));
+  if (!key) return node?.reason || "—";
+  const params = node?.reason_params ?? {};
+  const words = Object.fromEntries(Object.entries(params).map(([name, value]) => [name, reasonValue(name, value, t)]));
+  return t(key, { ...words, reason: node?.reason ?? "" });
+}
+
+/** A health check's name for people ("printers" → "Label printers"); another plugin's check name as it is. */
+export function checkTitle(name: string, t: TFunction): string {
+  return t(`devices.check.${name}`, { defaultValue: name });
 }

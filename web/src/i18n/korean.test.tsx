@@ -1,8 +1,8 @@
 // Beside the catalog test (no bare literal in the code), the other way English reaches the Korean UI: texts the
-// kernel writes (alerts, breaker failures, plugin states). The alerts and devices pages are drawn in Korean from
+// kernel writes (alerts, breaker failures, plugin states, health reasons). The alerts and devices pages are drawn in Korean from
 // answers shaped as the kernel sends them, and every word on screen must be Korean but for the identifiers the
 // answers carry (codes of stations, devices, breakers, plugins) and the names of protocols and settings.
-import { render, screen } from "@testing-library/react";
+import { render, screen, waitFor } from "@testing-library/react";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AlertsPage } from "../pages/AlertsPage";
 import { DevicesPage } from "../pages/DevicesPage";
@@ -16,9 +16,9 @@ const AT = "2026-11-30T01:00:00+00:00";
 
 /** Words that are not English prose: identifiers from the answers below, protocol and setting names, a command;
  *  and AM/PM, which Node's ICU writes in Korean times (Chromium writes 오전/오후). */
-const NOT_WORDS = ["label_printer:PRN-01", "label_printer", "firmware_uploader", "acme_printer", "future_plugin",
-                   "PRN-01", "ST-01", "LINE-A", "zpl_tcp", "Modbus", "MQTT", "OPC UA", "HTTP", "API", "LOT",
-                   "Redis", "mes line apply", "AM", "PM"];
+const NOT_WORDS = ["label_printer:PRN-01", "label_printer", "firmware_uploader", "acme_printer", "future_plugin", "modbus",
+                   "PRN-01", "PRN-02", "ST-01", "ST-02", "MC-01", "LINE-A", "zpl_tcp", "Modbus", "MQTT", "OPC UA",
+                   "HTTP", "API", "LOT", "Redis", "RAM", "~HS", "mes line apply", "AM", "PM"];
 /** An error or setting code (`NOT_FOUND`, `PLUGINS_DENY`): shown beside its words, for a technician. */
 const CODE = /\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b/g;
 
@@ -118,5 +118,75 @@ describe("the Korean UI shows no English the kernel wrote", () => {
     // an administrator's reason for switching a plugin off is a person's words, shown as typed
     expect(screen.getByText("관리자가 끔: probe recalibration")).toBeInTheDocument();
     expect(englishOn(container)).toEqual(["probe recalibration"]);
+  }, 60_000);
+
+  it("words health reasons by their code: kernel checks, plugin checks and their devices, stations", async () => {
+    const why = (code: string, reason: string, params: Record<string, unknown> = {}) =>
+      ({ reason, reason_code: code, reason_params: params });
+    const silent = why("PRINTER_SILENT", "no reply to ~HS (printer silent)");
+    const noPaper = why("PRINTER_NOT_READY", "paper out, head open", { problems: [
+      why("PRINTER_PAPER_OUT", "paper out"), why("PRINTER_HEAD_OPEN", "head open")] });
+    kernel.route("GET", "/api/v1/health", () => ({ body: {
+      status: "DEGRADED", timestamp: AT, critical_down: [],
+      components: {
+        kernel: { status: "DEGRADED", checks: {
+          database: { status: "UP", critical: true, reason: null },
+          redis: { status: "DEGRADED", critical: false, ...why("REDIS_UNREACHABLE",
+            "unreachable (Connection refused); serving from the in-process cache, limits and breakers",
+            { error: "ConnectionRefusedError: Connection refused" }) },
+          disk: { status: "DEGRADED", critical: false, ...why("DISK_NEARLY_FULL", "disk 93.1% used", { percent: 93.1 }) },
+        } },
+        plugins: { status: "DOWN", checks: {
+          label_printer: { status: "DOWN", state: "loaded", checks: {
+            printers: { status: "DOWN", critical: false,
+              ...why("DEVICES_NOT_UP", "PRN-01: no reply to ~HS (printer silent); PRN-02: paper out, head open",
+                     { problems: [{ device: "PRN-01", ...silent }, { device: "PRN-02", ...noPaper }] }),
+              checks: { "PRN-01": { status: "DOWN", ...silent }, "PRN-02": { status: "DOWN", ...noPaper } } },
+          } },
+          modbus: { status: "DOWN", state: "loaded", checks: {
+            machines: { status: "DOWN", critical: false, ...why("MACHINES_NOT_UP",
+              "1 of 1 Modbus machines not UP: MC-01", { count: 1, total: 1, devices: ["MC-01"] }) } } },
+          acme_printer: { status: "DEGRADED", state: "loaded", checks: {
+            printers: { status: "DEGRADED", critical: false, reason: "toner low" } } }, // a plugin without codes
+        } },
+        breakers: { status: "UP", checks: {} },
+        stations: { status: "DEGRADED", checks: {
+          "ST-01": { status: "DEGRADED", critical: false, ...why("STATION_SILENT", "silent for 3600s", { seconds: 3600 }) },
+          "ST-02": { status: "DEGRADED", critical: false, ...why("STATION_DRIVER_PROBLEMS",
+            "drivers: PRN-01: zpl_tcp missing", { problems: [why("STATION_DRIVER_MISSING", "PRN-01: zpl_tcp missing",
+              { device: "PRN-01", driver: "zpl_tcp" })] }) },
+        } },
+      },
+    } }));
+    kernel.route("GET", "/api/v1/health/circuit-breakers", () => ({ body: {} }));
+    const plugin = { distribution: null, version: "0.1.0", kernel_api: ">=1,<2", state: "loaded", reason: null,
+                     reason_code: null, reason_params: {} };
+    kernel.route("GET", "/api/v1/plugins", () => ({ body: { safe_mode: false, plugins: [
+      { ...plugin, name: "label_printer", health_checks: ["printers"] },
+      { ...plugin, name: "modbus", health_checks: ["machines"] },
+      { ...plugin, name: "acme_printer", health_checks: ["printers"] },
+    ] } }));
+    const station = (code: string, beat: string | null) => ({ id: 1, code, name: "", line: "LINE-A",
+                                                              last_heartbeat_at: beat, heartbeat: {} });
+    kernel.route("GET", "/api/v1/stations", () => ({ body: [station("ST-01", AT), station("ST-02", AT)] }));
+    kernel.route("GET", "/api/v1/devices", () => ({ body: [
+      { code: "PRN-02", kind: "label_printer", driver: "zpl_tcp", line: "LINE-A", station: "ST-01", enabled: true,
+        config: {} }] }));
+    const { container } = render(<DevicesPage />);
+    const texts = [
+      "연결 안 됨 (연결 거부됨): 프로세스 내부 캐시, 제한, 차단기로 운영 중",
+      "디스크 93.1% 사용 중",
+      "라벨 프린터: 비정상 장치: PRN-01: ~HS에 응답 없음 (프린터 무응답); PRN-02: 준비 안 됨: 용지 없음; 헤드 열림",
+      "설비: 설비 1대 중 1대 비정상: MC-01",
+      "준비 안 됨: 용지 없음; 헤드 열림", // the device's own row
+      "저하: 1시간 0분 동안 응답 없음",
+      "저하: 드라이버 문제: PRN-01: 드라이버 zpl_tcp이(가) 설치되지 않음",
+    ];
+    // every answer drawn (four MUI tables take jsdom seconds on a busy machine)
+    await waitFor(() => { for (const text of texts) expect(screen.getByText(text)).toBeInTheDocument(); },
+                  { timeout: 40_000 });
+    expect(screen.getByText("디스크 93.1% 사용 중")).toHaveAttribute("title", "disk 93.1% used"); // English on hover
+    // a third-party plugin's reason without a code: its own words, as given
+    expect(englishOn(container)).toEqual(["toner low"]);
   }, 60_000);
 });

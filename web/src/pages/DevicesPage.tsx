@@ -1,4 +1,5 @@
 // Devices and health: the health tree, plugins with state and reason, breakers, stations' heartbeats.
+import { useMemo } from "react";
 import Box from "@mui/material/Box";
 import Typography from "@mui/material/Typography";
 import type { ColumnDef } from "@tanstack/react-table";
@@ -10,7 +11,7 @@ import type { TFunction } from "i18next";
 import { useTranslation } from "react-i18next";
 import { usePolling } from "../hooks/usePolling";
 import { formatDuration as formatAge, formatDuration, formatMilliseconds } from "../i18n/format";
-import { failureText, pluginReason, pluginTitle } from "../i18n/kernelTexts";
+import { checkTitle, failureText, healthReason, type HealthReason, pluginReason, pluginTitle } from "../i18n/kernelTexts";
 import { useCan } from "../store/auth";
 
 const HEALTH_INTERVAL_MS = 15_000;
@@ -20,11 +21,14 @@ interface CheckRow extends CheckNode {
 }
 
 const checkColumns = (t: TFunction): ColumnDef<CheckRow, any>[] => [
-  { accessorKey: "name", header: t("devices.col.check"),
-    cell: (i) => t(`devices.check.${i.getValue()}`, { defaultValue: i.getValue() }) },
+  { accessorKey: "name", header: t("devices.col.check"), cell: (i) => checkTitle(i.getValue(), t) },
   { accessorKey: "status", header: t("devices.col.state"), cell: (i) => <StatusChip status={i.getValue()} /> },
   { accessorKey: "critical", header: t("devices.col.critical"), cell: (i) => (i.getValue() ? t("common.yes") : t("common.no")) },
-  { accessorKey: "reason", header: t("devices.col.reason"), cell: (i) => i.getValue() ?? "—" },
+  {
+    // the reason in the reader's words by its code; the kernel's English for a technician, on hover
+    id: "reason", header: t("devices.col.reason"), accessorFn: (c) => healthReason(c, t),
+    cell: (i) => <span title={i.row.original.reason ?? undefined}>{i.getValue()}</span>,
+  },
   { accessorKey: "duration_ms", header: t("devices.col.took"), cell: (i) => (i.getValue() != null ? formatMilliseconds(i.getValue()) : "—") },
 ];
 
@@ -51,7 +55,7 @@ const pluginColumns = (t: TFunction): ColumnDef<PluginRow, any>[] => [
   },
   {
     id: "checks", header: t("devices.col.checks"),
-    accessorFn: (p) => p.healthReasons.join("; ") || (p.health_checks ?? []).join(", ") || "—",
+    accessorFn: (p) => p.healthReasons.join("; ") || (p.health_checks ?? []).map((c) => checkTitle(c, t)).join(", ") || "—",
   },
   {
     id: "drivers", header: t("devices.col.drivers"),
@@ -98,7 +102,7 @@ const stationColumns = (t: TFunction): ColumnDef<StationRow, any>[] => [
   {
     id: "state", header: t("devices.col.state"), accessorFn: (s) => s.health?.status,
     cell: (i) => (i.getValue() ? <StatusChip status={i.getValue()} label={i.row.original.health?.reason
-      ? `${t(`state.${i.getValue()}`, { defaultValue: i.getValue() })}: ${i.row.original.health.reason}`
+      ? `${t(`state.${i.getValue()}`, { defaultValue: i.getValue() })}: ${healthReason(i.row.original.health, t)}`
       : undefined} /> : "—"),
   },
   {
@@ -118,7 +122,7 @@ const stationColumns = (t: TFunction): ColumnDef<StationRow, any>[] => [
 ];
 
 interface DeviceRow extends Device {
-  health?: { status: string; reason: string | null };
+  health?: HealthReason & { status: string };
   breaker?: string;
 }
 
@@ -135,7 +139,13 @@ export function deviceHealth(tree: HealthTree | undefined, code: string): Device
     const record = node as Record<string, unknown>;
     const own = record[code] as Record<string, unknown> | undefined;
     if (own && typeof own === "object" && typeof own.status === "string") {
-      return { status: own.status.toUpperCase(), reason: typeof own.reason === "string" ? own.reason : null };
+      return {
+        status: own.status.toUpperCase(),
+        reason: typeof own.reason === "string" ? own.reason : null,
+        reason_code: typeof own.reason_code === "string" ? own.reason_code : null,
+        reason_params: own.reason_params && typeof own.reason_params === "object"
+          ? own.reason_params as Record<string, unknown> : null,
+      };
     }
     for (const child of Object.values(record)) {
       const found = walk(child, depth + 1);
@@ -157,20 +167,23 @@ const deviceColumns = (t: TFunction): ColumnDef<DeviceRow, any>[] => [
     cell: (i) => (i.row.original.enabled
       ? (i.getValue() ? <StatusChip status={i.getValue()} /> : "—") : <StatusChip status="disabled" />),
   },
-  { id: "reason", header: t("devices.col.reason"), accessorFn: (d) => d.health?.reason ?? "—" },
+  {
+    id: "reason", header: t("devices.col.reason"), accessorFn: (d) => healthReason(d.health, t),
+    cell: (i) => <span title={i.row.original.health?.reason ?? undefined}>{i.getValue()}</span>,
+  },
   {
     accessorKey: "breaker", header: t("devices.col.breaker"),
     cell: (i) => (i.getValue() ? <StatusChip status={i.getValue()} /> : "—"),
   },
 ];
 
-export function pluginRows(plugins: PluginRecord[], health?: HealthTree): PluginRow[] {
+export function pluginRows(plugins: PluginRecord[], health: HealthTree | undefined, t: TFunction): PluginRow[] {
   const groups = health?.components.plugins.checks ?? {};
   return plugins.map((p) => {
     const group = groups[p.name];
     const reasons = Object.entries(group?.checks ?? {})
       .filter(([, c]) => c.reason)
-      .map(([name, c]) => `${name}: ${c.reason}`);
+      .map(([name, c]) => `${checkTitle(name, t)}: ${healthReason(c, t)}`);
     return { ...p, health: group?.status, healthReasons: reasons };
   });
 }
@@ -187,6 +200,10 @@ export function DevicesPage() {
   const canDevices = useCan("lines:read");
   const devices = usePolling("GET /devices", endpoints.devices, HEALTH_INTERVAL_MS * 2, canDevices);
   const tree = health.data;
+  // made once per language: the tables render their cells as components, and new cell functions on every poll
+  // would remount every cell (a tooltip open on one would close, a finder holding one would lose it)
+  const columns = useMemo(() => ({ device: deviceColumns(t), check: checkColumns(t), plugin: pluginColumns(t),
+                                   breaker: breakerColumns(t), station: stationColumns(t) }), [t]);
 
   const kernelRows: CheckRow[] = Object.entries(tree?.components.kernel.checks ?? {})
     .map(([name, c]) => ({ name, ...c }));
@@ -219,12 +236,12 @@ export function DevicesPage() {
       {canDevices && (
         <Section title={t("devices.devices")}>
           <ErrorNotice error={devices.error} retryInMs={devices.retryInMs} />
-          <DataTable label={t("devices.devices")} columns={deviceColumns(t)} data={deviceRows} rowKey={(d) => d.code}
+          <DataTable label={t("devices.devices")} columns={columns.device} data={deviceRows} rowKey={(d) => d.code}
                      emptyText={t("devices.noDevices")} />
         </Section>
       )}
       <Section title={t("devices.kernel")}>
-        <DataTable label={t("devices.kernelChecks")} columns={checkColumns(t)} data={kernelRows} rowKey={(r) => r.name} />
+        <DataTable label={t("devices.kernelChecks")} columns={columns.check} data={kernelRows} rowKey={(r) => r.name} />
       </Section>
       {canPlugins && (
         <Section title={t("devices.plugins")}>
@@ -232,19 +249,19 @@ export function DevicesPage() {
           {plugins.data?.safe_mode && (
             <Typography color="warning.dark" sx={{ mb: 1 }}>{t("devices.safeMode")}</Typography>
           )}
-          <DataTable label={t("devices.plugins")} columns={pluginColumns(t)} rowKey={(p) => p.name}
-                     data={pluginRows(plugins.data?.plugins ?? [], tree)} emptyText={t("devices.noPlugins")} />
+          <DataTable label={t("devices.plugins")} columns={columns.plugin} rowKey={(p) => p.name}
+                     data={pluginRows(plugins.data?.plugins ?? [], tree, t)} emptyText={t("devices.noPlugins")} />
         </Section>
       )}
       <Section title={t("devices.breakers")}>
         <ErrorNotice error={breakers.error} retryInMs={breakers.retryInMs} />
-        <DataTable label={t("devices.breakers")} columns={breakerColumns(t)} data={breakerRows} rowKey={(b) => b.name}
+        <DataTable label={t("devices.breakers")} columns={columns.breaker} data={breakerRows} rowKey={(b) => b.name}
                    emptyText={t("devices.noBreakers")} />
       </Section>
       {canStations && (
         <Section title={t("devices.stations")}>
           <ErrorNotice error={stations.error} retryInMs={stations.retryInMs} />
-          <DataTable label={t("devices.stations")} columns={stationColumns(t)} data={stationRows} rowKey={(s) => s.code}
+          <DataTable label={t("devices.stations")} columns={columns.station} data={stationRows} rowKey={(s) => s.code}
                      emptyText={t("devices.noStations")} />
         </Section>
       )}

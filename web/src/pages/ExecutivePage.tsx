@@ -6,11 +6,12 @@ import Typography from "@mui/material/Typography";
 import { useTranslation } from "react-i18next";
 import type { TFunction } from "i18next";
 import { endpoints, keyOf, type KpiQuery } from "../api/endpoints";
-import type { OeeBucket, OutputStep, PerformanceSource } from "../api/types";
+import type { OeeBucket, OutputItem, OutputStep, PerformanceSource, PeriodBounds } from "../api/types";
 import { endpointMissing, ErrorNotice, hasData, NoData, NotAvailable, PageTitle, Section } from "../components/common";
 import { RangeFilter, useKpiQuery } from "../components/RangeFilter";
 import { usePolling } from "../hooks/usePolling";
-import { formatNumber, formatPercent, plantDate } from "../i18n/format";
+import { formatNumber, formatPercent } from "../i18n/format";
+import { weekLabel } from "../i18n/weeks";
 import { KPI_INTERVAL_MS } from "./QualityPage";
 import { useLinesNow } from "./ProductionPage";
 
@@ -23,7 +24,7 @@ const WeeklyOeeChart = lazy(() => import("../panels/KpiCharts").then((m) => ({ d
  */
 function WeeklyOeeTrend({ line, buckets }: { line: string; buckets: OeeBucket[] }) {
   const { t } = useTranslation();
-  const items = useMemo(() => buckets.map((b) => ({ start: plantDate(new Date(b.start)), oee: b.oee })), [buckets]);
+  const items = useMemo(() => buckets.map((b) => ({ ...weekLabel(b, t), oee: b.oee })), [buckets, t]);
   if (items.length < 2) return null;
   return (
     <Box sx={{ mb: 2 }} data-testid={`weekly-oee-${line || "all"}`}>
@@ -34,6 +35,36 @@ function WeeklyOeeTrend({ line, buckets }: { line: string; buckets: OeeBucket[] 
         </Suspense>
       ) : <NoData />}
     </Box>
+  );
+}
+
+/** Output against plan week by week, each week named as on the OEE chart (`weekLabel`). */
+function WeeklyOutput({ items }: { items: OutputItem[] }) {
+  const { t } = useTranslation();
+  const weeks = useMemo(() => items.map((i) => ({ ...i, ...weekLabel(i, t) })), [items, t]);
+  return hasData(weeks, ["good", "first_tried", "plan"]) ? (
+    <Suspense fallback={<Skeleton variant="rectangular" height={220} />}>
+      <OutputChart items={weeks} />
+    </Suspense>
+  ) : <NoData />;
+}
+
+/**
+ * The weeks the range cuts (its first and last, unless it starts on a Monday and ends on a Sunday), said under
+ * the charts: their output, plan and OEE count only the days in the range, not a whole week's.
+ */
+function PartialWeeks({ line, weeks }: { line: string; weeks: PeriodBounds[] }) {
+  const { t } = useTranslation();
+  const seen = new Map<string, string>();
+  for (const w of weeks) {
+    const note = weekLabel(w, t).partialNote;
+    if (note && !seen.has(w.start)) seen.set(w.start, note);
+  }
+  if (!seen.size) return null;
+  return (
+    <Typography variant="caption" color="text.secondary" component="p" data-testid={`partial-weeks-${line || "all"}`}>
+      {t("executive.partialWeeks", { weeks: [...seen.values()].join(", ") })}
+    </Typography>
   );
 }
 
@@ -114,11 +145,8 @@ export function LineSummary({ line, title, query }: { line: string; title: strin
         </Box>
       )}
       {o?.buckets && <WeeklyOeeTrend line={line} buckets={o.buckets} />}
-      {output.data && (hasData(output.data.items, ["good", "first_tried", "plan"]) ? (
-        <Suspense fallback={<Skeleton variant="rectangular" height={220} />}>
-          <OutputChart items={output.data.items} />
-        </Suspense>
-      ) : <NoData />)}
+      {output.data && <WeeklyOutput items={output.data.items} />}
+      <PartialWeeks line={line} weeks={[...(o?.buckets ?? []), ...(output.data?.items ?? [])]} />
       {output.data?.output_steps?.length ? (
         <Typography variant="caption" color="text.secondary" component="p" data-testid={`output-steps-${line || "all"}`}>
           {t("executive.outputAt", { steps: outputSteps(output.data.output_steps, Boolean(line)) })}

@@ -291,15 +291,19 @@ describe("DevicesPage", () => {
       kernel: { status: "UP", checks: {} },
       plugins: { status: "DEGRADED", checks: {
         label_printer: { status: "DEGRADED", checks: { printers: { status: "DOWN", reason: "PRN-01 down", details: {
-          printers: { "PRN-01": { driver: "zpl_tcp", status: "DOWN", reason: "connection refused" } } } } } },
+          printers: { "PRN-01": { driver: "zpl_tcp", status: "DOWN", reason: "connection refused",
+                                  reason_code: "PRINTER_ERROR",
+                                  reason_params: { error: "PrinterConnectionError: connection refused" } } } } } } },
         firmware_uploader: { status: "UP", checks: { devices: { status: "UP", checks: {
           "FW-01": { status: "UP", reason: null } } } } },
       } },
       breakers: { status: "UP", checks: {} },
       stations: { status: "UP", checks: {} },
     } } as never;
-    expect(deviceHealth(tree, "PRN-01")).toEqual({ status: "DOWN", reason: "connection refused" });
-    expect(deviceHealth(tree, "FW-01")).toEqual({ status: "UP", reason: null });
+    expect(deviceHealth(tree, "PRN-01")).toEqual({ status: "DOWN", reason: "connection refused",
+      reason_code: "PRINTER_ERROR", reason_params: { error: "PrinterConnectionError: connection refused" } });
+    // a kernel before reason codes: the English alone
+    expect(deviceHealth(tree, "FW-01")).toEqual({ status: "UP", reason: null, reason_code: null, reason_params: null });
     expect(deviceHealth(tree, "SCN-9")).toBeUndefined();
   });
 

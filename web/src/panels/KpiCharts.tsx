@@ -13,7 +13,7 @@ import {
 } from "recharts";
 import { useTranslation } from "react-i18next";
 import type { OutputItem, ParetoItem, YieldItem } from "../api/types";
-import { formatDate, formatNumber, formatPercent, formatPercentPoints } from "../i18n/format";
+import { formatNumber, formatPercent, formatPercentPoints } from "../i18n/format";
 
 const BLUE = "#1565c0";
 const GREEN = "#2e7d32";
@@ -82,16 +82,27 @@ export function YieldChart({ items, onPick, height = 260 }: {
   );
 }
 
-export function OutputChart({ items, height = 220 }: { items: OutputItem[]; height?: number }) {
+/** A week on the executive charts: its label and tooltip from `weekLabel` (i18n/weeks.ts), one way on both. */
+export interface WeekNamed {
+  label: string;
+  tooltip: string;
+}
+
+const weekTooltip = (_label: unknown, payload: readonly { payload?: WeekNamed }[] | undefined) =>
+  payload?.[0]?.payload?.tooltip ?? String(_label);
+
+export type OutputWeek = OutputItem & WeekNamed;
+
+export function OutputChart({ items, height = 220 }: { items: OutputWeek[]; height?: number }) {
   const { t } = useTranslation();
   const hasPlan = items.some((i) => i.plan !== null && i.plan !== undefined);
   return (
     <ResponsiveContainer width="100%" height={height}>
       <ComposedChart data={items} margin={margin}>
         <CartesianGrid strokeDasharray="3 3" />
-        <XAxis dataKey="start" fontSize={12} tickFormatter={(v) => formatDate(String(v))} minTickGap={16} />
+        <XAxis dataKey="label" fontSize={12} minTickGap={16} />
         <YAxis allowDecimals={false} fontSize={12} tickFormatter={tickNumber} />
-        <Tooltip labelFormatter={(v) => formatDate(String(v))} formatter={(value) => formatNumber(Number(value))} />
+        <Tooltip labelFormatter={weekTooltip} formatter={(value) => formatNumber(Number(value))} />
         <Legend verticalAlign="top" height={28} />
         {/* made against plan only: items first tried at the step are other items, not a total to divide by */}
         <Bar dataKey="good" name={t("executive.made")} fill={GREEN} isAnimationActive={false} maxBarSize={40} />
@@ -102,8 +113,7 @@ export function OutputChart({ items, height = 220 }: { items: OutputItem[]; heig
   );
 }
 
-export interface WeeklyOee {
-  start: string;
+export interface WeeklyOee extends WeekNamed {
   oee: number | null;
 }
 
@@ -113,9 +123,9 @@ export function WeeklyOeeChart({ items, height = 200 }: { items: WeeklyOee[]; he
     <ResponsiveContainer width="100%" height={height}>
       <ComposedChart data={items} margin={margin}>
         <CartesianGrid strokeDasharray="3 3" />
-        <XAxis dataKey="start" fontSize={12} tickFormatter={(v) => formatDate(`${String(v)}T12:00:00Z`)} minTickGap={16} />
+        <XAxis dataKey="label" fontSize={12} minTickGap={16} />
         <YAxis domain={[0, 1]} fontSize={12} tickFormatter={tickPercent} />
-        <Tooltip labelFormatter={(v) => formatDate(`${String(v)}T12:00:00Z`)} formatter={(value) => formatPercent(Number(value))} />
+        <Tooltip labelFormatter={weekTooltip} formatter={(value) => formatPercent(Number(value))} />
         <Legend verticalAlign="top" height={28} />
         <Line dataKey="oee" name={t("kpi.oee")} stroke={BLUE} strokeWidth={2} isAnimationActive={false} connectNulls={false} />
       </ComposedChart>

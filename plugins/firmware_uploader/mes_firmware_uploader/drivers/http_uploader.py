@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from mes_kernel.contracts import CheckResult, Status
+from mes_kernel.contracts import CheckResult, Reason, Status
 
 from .. import __version__
 from .base import (
@@ -126,9 +126,18 @@ class HttpUploaderDriver(FirmwareUploaderDriver):
         try:
             response = await self._client.get("/health", timeout=min(self.timeout, 5.0))
         except httpx.HTTPError as exc:
-            return CheckResult(Status.DOWN, f"{self.base_url} unreachable: {type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            why = Reason(
+                "UPLOADER_UNREACHABLE", f"{self.base_url} unreachable: {error}", {"url": self.base_url, "error": error}
+            )
+            return CheckResult(Status.DOWN, why)
         if response.status_code != 200:
-            return CheckResult(Status.DOWN, f"{self.base_url}/health answered HTTP {response.status_code}")
+            why = Reason(
+                "UPLOADER_HTTP_ERROR",
+                f"{self.base_url}/health answered HTTP {response.status_code}",
+                {"url": self.base_url, "status": response.status_code},
+            )
+            return CheckResult(Status.DOWN, why)
         body: dict[str, Any] = response.json()
         return CheckResult(
             Status.UP,

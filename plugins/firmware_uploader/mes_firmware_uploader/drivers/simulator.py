@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from mes_kernel.contracts import CheckResult, Status
+from mes_kernel.contracts import CheckResult, Reason, Status
 
 from .. import __version__
 from ..faults import FAULTS
@@ -109,9 +109,12 @@ class SimulatorDriver(FirmwareUploaderDriver):
 
     async def health(self) -> CheckResult:
         if self.fault == "http_5xx":
-            return CheckResult(Status.DOWN, "simulated uploader answers HTTP 503")
+            why = Reason(
+                "UPLOADER_HTTP_ERROR", "simulated uploader answers HTTP 503", {"url": "simulator", "status": 503}
+            )
+            return CheckResult(Status.DOWN, why)
         if self.fault == "timeout":
-            return CheckResult(Status.DOWN, "simulated uploader does not answer")
+            return CheckResult(Status.DOWN, Reason("UPLOADER_SILENT", "simulated uploader does not answer"))
         return CheckResult(Status.UP, None, {"flashed": len(self.flashed), "fault": self.fault})
 
 
