@@ -159,32 +159,29 @@ def _body(spec: dict) -> dict:
 
 
 # A plain SQL over raw records for each KPI: no rollup table is read.
-RAW_ITEMS = """
-    SELECT f.process_id, a.station_id, l.product, count(*) AS total,
-           sum(CASE WHEN a.result = 'pass' THEN 1 ELSE 0 END) AS first_pass,
-           sum(CASE WHEN b.result = 'pass' THEN 1 ELSE 0 END) AS passed
+# Each item (process, unit else LOT) with its first record ``a`` and latest ``b``, first tried in the range.
+_ITEMS = """
     FROM (SELECT process_id, coalesce(serial_number, lot_number) AS item, min(id) AS first_id, max(id) AS last_id
           FROM process_records GROUP BY process_id, coalesce(serial_number, lot_number)) f
     JOIN process_records a ON a.id = f.first_id
     JOIN process_records b ON b.id = f.last_id
     JOIN lots l ON l.id = a.lot_id
     WHERE a.event_at >= :lo AND a.event_at < :hi {line}
-    GROUP BY f.process_id, a.station_id, l.product
+"""
+_FIRST_AND_FINAL = """
+    count(*) AS total, sum(CASE WHEN a.result = 'pass' THEN 1 ELSE 0 END) AS first_pass,
+    sum(CASE WHEN b.result = 'pass' THEN 1 ELSE 0 END) AS passed
+"""
+RAW_ITEMS = f"""
+    SELECT f.process_id, a.station_id, l.product, {_FIRST_AND_FINAL}
+    {_ITEMS} GROUP BY f.process_id, a.station_id, l.product
 """
 # Per step and LOT (the item's first record's LOT): what the drill-down behind a step's bar lists.
-RAW_LOT_ITEMS = """
-    SELECT f.process_id, l.lot_number, count(*) AS total,
-           sum(CASE WHEN a.result = 'pass' THEN 1 ELSE 0 END) AS first_pass,
-           sum(CASE WHEN b.result = 'pass' THEN 1 ELSE 0 END) AS passed,
+RAW_LOT_ITEMS = f"""
+    SELECT f.process_id, l.lot_number, {_FIRST_AND_FINAL},
            sum(CASE WHEN a.result = 'fail' AND b.result = 'pass' THEN 1 ELSE 0 END) AS recovered,
            sum(CASE WHEN a.result = 'pass' AND b.result = 'fail' THEN 1 ELSE 0 END) AS relapsed
-    FROM (SELECT process_id, coalesce(serial_number, lot_number) AS item, min(id) AS first_id, max(id) AS last_id
-          FROM process_records GROUP BY process_id, coalesce(serial_number, lot_number)) f
-    JOIN process_records a ON a.id = f.first_id
-    JOIN process_records b ON b.id = f.last_id
-    JOIN lots l ON l.id = a.lot_id
-    WHERE a.event_at >= :lo AND a.event_at < :hi {line}
-    GROUP BY f.process_id, l.lot_number
+    {_ITEMS} GROUP BY f.process_id, l.lot_number
 """
 RAW_DEFECTS = """
     SELECT defect_code, count(*) FROM process_records
