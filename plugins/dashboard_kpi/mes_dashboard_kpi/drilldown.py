@@ -24,15 +24,15 @@ Times in and out are UTC; the plant's zone only decided where the range's days s
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import String, func, literal, literal_column, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mes_kernel import cursors
 from mes_kernel.db.models import KpiHourlyLot, Line, Lot, Process, ProcessItem, ProcessRecord, Station, Unit
 from mes_kernel.db.offline import archived_within
 from mes_kernel.errors import Unprocessable
@@ -47,17 +47,28 @@ MAX_LOTS = 200  # LOTs listed (most affected first); ``totals.lots`` counts them
 OLDEST_STATION_TIME = timedelta(days=30)  # STATION_TIME_MAX_AGE_DAYS's default
 
 
-def encode_cursor(*position: str) -> str:
-    """The opaque ``next_cursor`` after a page's last row: a defect bar's ``(item,)``, a yield
-    bar's ``(first hour ISO, item, process id)``."""
-    return base64.urlsafe_b64encode(json.dumps(list(position)).encode()).decode().rstrip("=")
+def _bar(kind: str, key: str | None, span: Range, line: Line | None, outcome: str) -> str:
+    """What a cursor is for: its bar, range, line and outcome (a position in one bar's list is no
+    page of another's: the page it named would silently skip units)."""
+    bar = [kind, key or "", span.since.isoformat(), span.until.isoformat(), line.code if line else "", outcome]
+    return "drilldown:" + json.dumps(bar)
 
 
-def decode_cursor(cursor: str, size: int) -> tuple[str, ...]:
-    """The ``size`` strings of a ``next_cursor``; ``Unprocessable`` (``INVALID_CURSOR``) otherwise."""
+def encode_cursor(*position: str, secret: str, bar: str) -> str:
+    """The opaque ``next_cursor`` after a page's last row — a defect bar's ``(item,)``, a yield
+    bar's ``(first hour ISO, item, process id)`` — signed for ``bar`` (:func:`_bar`) with ``secret``,
+    the kernel's ``SECRET_KEY`` (:mod:`mes_kernel.cursors`)."""
+    return cursors.sign(json.dumps(list(position)), secret=secret, purpose=bar)
+
+
+def decode_cursor(cursor: str, size: int, *, secret: str, bar: str) -> tuple[str, ...]:
+    """The ``size`` strings of a ``next_cursor`` this server gave for ``bar``; ``Unprocessable``
+    (422 ``INVALID_CURSOR``, field ``cursor``) for anything else — changed, made up, or another
+    bar's, range's, line's or outcome's."""
+    raw = cursors.unsign(cursor, secret=secret, purpose=bar)
     try:
-        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode())
-    except (ValueError, UnicodeDecodeError, binascii.Error):
+        position = json.loads(raw) if raw is not None else None
+    except ValueError:
         position = None
     if (
         not isinstance(position, list)
@@ -96,6 +107,7 @@ async def drilldown(
     limit: int = 50,
     cursor: str | None = None,
     oldest_station_time: timedelta = OLDEST_STATION_TIME,
+    secret: str,
 ) -> dict[str, Any]:
     """The LOTs and units behind one bar.
 
@@ -137,7 +149,9 @@ async def drilldown(
     """
     if kind != "station" and not key:
         raise Unprocessable(f"a {kind} bar needs its key", code="KEY_REQUIRED", field="key")
-    after = decode_cursor(cursor, 1 if kind == "defect" else 3) if cursor else None
+    bar = _bar(kind, key, span, line, outcome)
+    after = decode_cursor(cursor, 1 if kind == "defect" else 3, secret=secret, bar=bar) if cursor else None
+    page = partial(_page, secret=secret, bar=bar)
     head = {
         "kind": kind,
         "key": key or None,
@@ -147,12 +161,12 @@ async def drilldown(
     }
     months = await archived_within(session, _hour_ceil(span.since), _hour_ceil(span.until), behind=oldest_station_time)
     if kind == "defect":
-        body = await _defect(session, key, span, line, limit, after)
+        body = await _defect(session, key, span, line, limit, after, page)
         if months:  # else every record the bar counts is online: the bar is what is listed
             body["totals"]["count"] = await _defect_bar(session, key, span, line)
         missing = body["totals"]["count"] - body["totals"]["listed"]
     else:
-        body = await _yield(session, kind, key, span, line, outcome, limit, after)
+        body = await _yield(session, kind, key, span, line, outcome, limit, after, page)
         totals = body["totals"]
         expected = {"all": totals["total"], "first_fail": totals["total"] - totals["first_pass"],
                     "failed": totals["total"] - totals["passed"]}[outcome]  # fmt: skip
@@ -168,14 +182,14 @@ async def _products(session: AsyncSession, lot_numbers: list[str]) -> dict[str, 
     return dict((await session.execute(query)).all())
 
 
-def _page(rows: list, limit: int, position) -> tuple[list, str | None]:
+def _page(rows: list, limit: int, position, *, secret: str, bar: str) -> tuple[list, str | None]:
     """The page's rows (of ``limit + 1`` read) and the cursor after it (``position``: its strings)."""
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, encode_cursor(*position(rows[-1])) if more else None
+    return rows, encode_cursor(*position(rows[-1]), secret=secret, bar=bar) if more else None
 
 
-async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
+async def _defect(session, code, span, line, limit, after, page) -> dict[str, Any]:
     r = ProcessRecord
     # 'fail' written into the SQL, not bound: the partial index serves only a predicate the planner
     # can prove implies ``result = 'fail'`` (a bound $1 loses it in the cached generic plan).
@@ -218,7 +232,7 @@ async def _defect(session, code, span, line, limit, after) -> dict[str, Any]:
     )
     if after is not None:
         units_query = units_query.where(item > after[0])
-    rows, next_cursor = _page((await session.execute(units_query)).all(), limit, lambda row: (row.item,))
+    rows, next_cursor = page((await session.execute(units_query)).all(), limit, lambda row: (row.item,))
     return {
         "totals": {
             "count": count_total,
@@ -308,7 +322,7 @@ def _per_lot(column: str, value: Any, span: Range, line: Line | None, outcome: s
     )
 
 
-async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[str, Any]:
+async def _yield(session, kind, key, span, line, outcome, limit, after, page) -> dict[str, Any]:
     p = ProcessItem
     column, value = await _bar_column(session, kind, key)
     where = [p.__table__.c[column] == value, p.hour_start >= span.since, p.hour_start < span.until]
@@ -363,7 +377,7 @@ async def _yield(session, kind, key, span, line, outcome, limit, after) -> dict[
         else:
             position = tuple_(hour, item, process_id)
             units_query = units_query.where(tuple_(p.hour_start, p.item, p.process_id) > position)
-    rows, next_cursor = _page(
+    rows, next_cursor = page(
         (await session.execute(units_query)).all(),
         limit,
         lambda row: (row.hour_start.isoformat(), row.item, row.process_id),

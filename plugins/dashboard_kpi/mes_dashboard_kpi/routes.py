@@ -276,7 +276,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
             ),
         ] = "all",
         limit: Annotated[int, Query(ge=1, le=500, description="units per page")] = 50,
-        cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` of the previous page")] = None,
+        cursor: Annotated[str | None, Query(max_length=600, description="`next_cursor` of the previous page")] = None,
     ) -> dict[str, Any]:
         """The LOTs (with counts, most affected first) and a page of units behind one bar of
         ``/kpi/pareto`` (``kind=defect``) or ``/kpi/yield`` (``kind=process|station|product``),
@@ -295,6 +295,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
             limit=limit,
             cursor=cursor,
             oldest_station_time=timedelta(days=kernel.settings.station_time_max_age_days),
+            secret=kernel.settings.secret_key,
         )
 
     @kpis.get("/lines/now", summary="Each line now: LOT, output against plan, OEE, open alerts")

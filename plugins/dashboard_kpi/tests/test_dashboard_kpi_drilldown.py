@@ -5,15 +5,17 @@ included — and a yield bar the items first tried there; every count equals the
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from mes_dashboard_kpi.drilldown import drilldown, encode_cursor
+from mes_dashboard_kpi.drilldown import _bar, drilldown, encode_cursor
 from mes_dashboard_kpi.ranges import Range
 from sqlalchemy import event, update
 
+from mes_kernel import cursors
 from mes_kernel.db.models import Line, Lot, Process, Station
 from mes_kernel.services.rollups import rebuild
 from mes_kernel.testing.helpers import register_lots_at, run_sql
@@ -292,7 +294,9 @@ async def test_a_yield_bar_lists_its_items_with_their_first_and_final_outcome(cl
     assert no_station["totals"]["total"] == 0 and no_station["key"] is None
 
 
-async def test_a_bar_s_units_page_by_first_hour_then_item_then_step_each_once(client, plant, quality_headers):
+async def test_a_bar_s_units_page_by_first_hour_then_item_then_step_each_once(
+    client, plant, quality_headers, settings
+):
     """A page follows the order of the bar's own index (hour, item, step): a page reads its rows
     whatever the range. A station's bar holds items of two steps; one a page, each comes once."""
     day = {"from": DAY.date().isoformat(), "to": DAY.date().isoformat(), "tz": "UTC"}
@@ -308,15 +312,35 @@ async def test_a_bar_s_units_page_by_first_hour_then_item_then_step_each_once(cl
     ]
     losses = await _all_units(client, quality_headers, kind="process", key="ASSY-10", outcome="first_fail", **day)
     assert [u["serial_number"] or u["lot_number"] for u in losses] == ["A-1", "M-1", "B-1", "B-2", "LOT-C"]
-    forged = [
-        encode_cursor("A-1"),  # a defect bar's cursor
-        encode_cursor("not an hour", "A-1", "ASSY-10"),
-        encode_cursor(DAY.replace(tzinfo=None).isoformat(), "A-1", "ASSY-10"),  # no zone
-        encode_cursor(DAY.isoformat(), "", "ASSY-10"),
+    # A cursor opens only the list it was given for: not another bar's, range's, line's or
+    # outcome's (its page would silently skip units), nor one made up or signed with another key.
+    station = {"kind": "station", "key": "ST-K1", **day}
+    page = await _drill(client, quality_headers, **station, limit=2)
+    given = page["next_cursor"]
+    second = await _drill(client, quality_headers, **station, limit=2, cursor=given)
+    assert second["units"][0]["serial_number"] == "B-1"
+    secret, position = settings.secret_key, '["' + DAY.isoformat() + '", "A-1", "ASSY-10"]'
+    span = Range(DAY, DAY + timedelta(days=1), ZoneInfo("UTC"))
+    elsewhere = [
+        {**station, "key": "ST-M1"},
+        {**station, "kind": "process", "key": "ASSY-10"},
+        {**station, "from": (DAY - timedelta(days=1)).date().isoformat()},
+        {**station, "line": "LINE-K"},
+        {**station, "outcome": "failed"},
     ]
-    for cursor in forged:
-        params = {"kind": "station", "key": "ST-K1", "cursor": cursor}
-        r = await client.get(f"{API}/kpi/drilldown", params=params, headers=quality_headers)
+    forged = [
+        *[(params, given) for params in elsewhere],
+        (station, given[:-2] + ("AA" if not given.endswith("AA") else "BB")),  # changed
+        (station, base64.urlsafe_b64encode(position.encode()).decode()),  # unsigned
+        (station, cursors.sign(position, secret="another-" + secret, purpose="drilldown")),
+        # signed for this bar, but not a position this server writes
+        *[
+            (station, encode_cursor(*bad, secret=secret, bar=_bar("station", "ST-K1", span, None, "all")))
+            for bad in (("A-1",), ("not an hour", "A-1", "P"), (DAY.replace(tzinfo=None).isoformat(), "A-1", "P"))
+        ],
+    ]
+    for params, cursor in forged:
+        r = await client.get(f"{API}/kpi/drilldown", params={**params, "cursor": cursor}, headers=quality_headers)
         assert r.status_code == 422 and r.json()["detail"]["code"] == "INVALID_CURSOR", (cursor, r.text)
 
 
@@ -393,7 +417,9 @@ async def test_a_step_s_lots_are_summed_from_the_per_lot_rollup_not_the_items(pl
     try:
         async with kernel.sessionmaker() as session:
             span = Range(DAY, DAY + timedelta(days=1), ZoneInfo("UTC"))
-            drill = await drilldown(session=session, kind="process", key="ASSY-10", span=span, line=None)
+            drill = await drilldown(
+                session=session, kind="process", key="ASSY-10", span=span, line=None, secret="s" * 32
+            )
     finally:
         event.remove(kernel.engine.sync_engine, "before_cursor_execute", keep)
     assert [lot["lot_number"] for lot in drill["lots"]] == ["LOT-B", "LOT-A", "LOT-C", "LOT-M"]
