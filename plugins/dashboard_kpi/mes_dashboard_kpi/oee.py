@@ -195,7 +195,9 @@ def factors(
     performance = None if total and not timed else ratio(ideal, run)
     quality = ratio(good, total)
     if None not in (availability, performance, quality):
-        oee, computed_from = round(availability * performance * quality, 4), "factors"
+        # the product of the exact factors, rounded once (the rounded factors' product can be
+        # 0.0 for an OEE of 0.0083)
+        oee, computed_from = round((run / planned) * (ideal / run) * (good / total), 4), "factors"
     elif not planned:
         oee, computed_from = None, "no_planned_time"
     elif not total:

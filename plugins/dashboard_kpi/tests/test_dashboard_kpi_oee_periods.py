@@ -281,3 +281,12 @@ async def test_oee_bucket_through_the_api_and_bad_buckets(client, line, executiv
         r = await client.get(f"{API}/kpi/oee", params={**params, "bucket": bad}, headers=executive_headers)
         assert r.status_code == 422, (bad, r.text)
         assert r.json()["detail"]["code"] == "VALIDATION_ERROR"
+
+
+def test_oee_is_the_product_of_the_exact_factors_rounded_once():
+    """A line down all but 4 s of its planned 100,000 s that still made a part whose ideal cycle
+    is 830 s (counts over the ideal: a mis-set cycle time): availability rounds to 0.0, but OEE is
+    good × ideal ÷ planned = 0.0083 — not the 0.0 the rounded factors' product gives."""
+    result = oee.factors(100_000.0, 99_996.0, 830.0, 1, 1, 1, timed=1)
+    assert result["availability"]["value"] == 0.0
+    assert result["oee"] == 0.0083 and result["computed_from"] == "factors"
