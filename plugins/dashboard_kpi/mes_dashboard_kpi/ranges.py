@@ -70,7 +70,8 @@ def _moment(value: str, *, field: str, zone: ZoneInfo, end: bool, code: str = "I
         raise Unprocessable(f"{field} is not an ISO-8601 date or datetime", code=code, field=field) from None
     except OverflowError:  # 9999-12-31 as ``to`` (its next midnight), 0001-01-01 east of UTC
         moment = None
-    if moment is None or not EARLIEST <= moment <= LATEST:
+    # years 1900-9998: a moment in 9999 only as the end of 9998's last day
+    if moment is None or not EARLIEST <= moment <= LATEST or (moment == LATEST and not end):
         raise Unprocessable(
             f"{field} lies outside the years 1900-9998",
             code=code,
