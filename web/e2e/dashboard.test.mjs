@@ -188,7 +188,9 @@ describe("managers' dashboard against a real kernel", { timeout: 600_000 }, () =
       assert.match(await breaker.textContent(), /(open|half open)3 \/ 3/);
       const printer = page.getByRole("table", { name: "Devices" }).getByRole("row").filter({ hasText: "PRN-01" });
       await printer.filter({ hasText: "DOWN" }).waitFor({ timeout: TIMEOUT });
-      assert.match(await printer.textContent(), /label_printerzpl_tcpLINE-A.*DOWN.*cannot connect.*open/);
+      // the reason in the reader's words (its code), the device's own English on hover
+      assert.match(await printer.textContent(), /label_printerzpl_tcpLINE-A.*DOWN.*status not read: the printer cannot be reached.*open/);
+      assert.match(await printer.locator("span[title*='cannot connect']").first().getAttribute("title"), /cannot connect/);
       await shot(page, "05-devices");
 
       // The opened breaker raised an alert: counted on the tab, listed on the page.
