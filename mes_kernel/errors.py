@@ -259,6 +259,9 @@ def database_error_kind(exc: BaseException) -> str | None:
     if (
         state.startswith(_UNAVAILABLE_CLASSES)
         or {"AdminShutdownError", "CannotConnectNowError", "ConnectionDoesNotExistError"} & names
+        # the pool dropped the connection as gone (``db.base``: asyncpg's "another operation is in
+        # progress" on a connection whose server process was terminated mid-query)
+        or getattr(exc, "connection_invalidated", False)
     ):
         return "unavailable"
     if state.startswith(_VALUE_CLASSES) or "invalid input for query argument" in str(exc):

@@ -117,3 +117,35 @@ async def test_a_database_that_cannot_take_connections_yet_is_503(settings):
         server.close()
     assert r.status_code == 503, r.text  # CannotConnectNowError underneath
     assert r.json()["detail"]["code"] == "SERVICE_UNAVAILABLE" and r.headers["retry-after"] == "5"
+
+
+@pytest.mark.postgres_only
+async def test_a_connection_broken_mid_query_is_dropped_by_the_pool_and_answered_503(kernel, client, admin_headers):
+    """A server process terminated mid-query can leave asyncpg's connection answering
+    ``InternalClientError: cannot switch to state 12; another operation (2) is in progress`` (seen
+    once under load in the test above, as a 500). The engine counts that as a disconnect — the pool
+    drops the connection — and the request answers 503 with Retry-After, like any lost database."""
+    from asyncpg.exceptions._base import InternalClientError
+    from sqlalchemy import event
+
+    from mes_kernel.db.base import is_broken_connection
+
+    message = "cannot switch to state 12; another operation (2) is in progress"
+    assert is_broken_connection(InternalClientError(message)) and not is_broken_connection(InternalClientError("x"))
+    broken = kernel.engine.dialect.dbapi.InternalClientError(message)  # as SQLAlchemy's adapter raises it
+
+    def fail_once(conn, cursor, statement, parameters, context, executemany):
+        if "FROM lots" in statement and not failed:
+            failed.append(statement)
+            raise broken
+
+    failed: list[str] = []
+    event.listen(kernel.engine.sync_engine, "before_cursor_execute", fail_once)
+    try:
+        r = await client.get(f"{API}/lots", headers=admin_headers)
+    finally:
+        event.remove(kernel.engine.sync_engine, "before_cursor_execute", fail_once)
+    assert failed, "the statement was not made to fail"
+    assert r.status_code == 503, r.text
+    assert r.json()["detail"]["code"] == "SERVICE_UNAVAILABLE" and r.headers["retry-after"] == "5"
+    assert (await client.get(f"{API}/lots", headers=admin_headers)).status_code == 200

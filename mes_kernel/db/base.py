@@ -101,6 +101,7 @@ def make_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
     engine = create_async_engine(url, **kw)
     if not kw.get("pool_pre_ping"):
         _ping_when_idle(engine)
+    event.listen(engine.sync_engine, "handle_error", _broken_connection)
 
     @event.listens_for(engine.sync_engine, "do_connect")
     def _connect(dialect, _record, cargs, cparams):
@@ -121,6 +122,21 @@ def make_engine(settings: Settings, **overrides: Any) -> AsyncEngine:
 
 
 PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def is_broken_connection(error: BaseException | None) -> bool:
+    """asyncpg's ``InternalClientError: cannot switch to state …; another operation … is in
+    progress``: what a connection whose server process was terminated mid-query raises on its next
+    use (seen under load: ``tests/test_db_errors.py``). SQLAlchemy does not count it as a
+    disconnect, so the pool would hand the dead connection out again."""
+    return type(error).__name__ == "InternalClientError" and "another operation" in str(error)
+
+
+def _broken_connection(context) -> None:
+    """``handle_error``: a broken connection (:func:`is_broken_connection`) is a disconnect — the
+    pool drops it, and the request answers 503 with Retry-After (``errors.database_error_kind``)."""
+    if is_broken_connection(context.original_exception):
+        context.is_disconnect = True
 
 
 def _ping_when_idle(engine: AsyncEngine) -> None:
