@@ -147,3 +147,43 @@ async def test_an_alert_left_open_from_an_earlier_silence_ends_at_the_next_heart
     await _beat(client, station_headers, kernel, T0 + timedelta(hours=1, seconds=30))
     # closed at the heartbeat that came after it (the one it missed), not at this one
     assert await _silences(kernel) == [(T0 + timedelta(seconds=150), T0 + timedelta(hours=1))]
+
+
+async def test_a_station_never_heard_is_alerted_from_its_registration_until_its_first_heartbeat(
+    client, station_headers, kernel
+):
+    """Registered on a line and never started: the OEE counts it down from its registration, and the
+    watchdog says so (the alert explains the line's availability); its first heartbeat resolves that
+    alert at its receipt — one silence, not a second one recorded."""
+    registered = T0 - timedelta(minutes=10)
+    async with kernel.sessionmaker() as session:
+        await session.execute(update(Station).where(Station.code == "ST-01").values(created_at=registered))
+        await session.commit()
+    notifier = kernel.state["notifier"]
+    kernel.clock = lambda: registered + timedelta(seconds=100)
+    await watch_stations(kernel, notifier)
+    assert await _silences(kernel) == []  # within the limit of its registration
+    kernel.clock = lambda: T0
+    await watch_stations(kernel, notifier)
+    await watch_stations(kernel, notifier)  # raised once while it stays open
+    assert await _silences(kernel) == [(registered, None)]
+    async with kernel.sessionmaker() as session:
+        alert = (await session.execute(select(Alert).where(Alert.key == KEY))).scalar_one()
+    assert alert.detail["never_heard"] is True and alert.detail["last_heartbeat_at"] is None
+    assert "never heard" in alert.message
+    await _beat(client, station_headers, kernel, T0 + timedelta(minutes=5))
+    assert await _silences(kernel) == [(registered, T0 + timedelta(minutes=5))]
+
+
+async def test_after_a_restart_a_station_never_heard_gets_the_limit_too(client, station_headers, kernel):
+    registered = T0 - timedelta(days=2)
+    async with kernel.sessionmaker() as session:
+        await session.execute(update(Station).where(Station.code == "ST-01").values(created_at=registered))
+        await session.commit()
+    notifier = kernel.state["notifier"]
+    kernel.clock = lambda: T0 + timedelta(seconds=30)
+    await watch_stations(kernel, notifier, watching_since=T0)
+    assert await _silences(kernel) == []
+    kernel.clock = lambda: T0 + timedelta(seconds=121)
+    await watch_stations(kernel, notifier, watching_since=T0)
+    assert await _silences(kernel) == [(registered, None)]

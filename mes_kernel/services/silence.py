@@ -140,12 +140,13 @@ async def end_silence(
 
 
 async def raise_silence(*, session: AsyncSession, station: Station, age: float) -> str | None:
-    """The watchdog's alert for ``station``, silent for ``age`` seconds since its last heartbeat:
-    raised at that heartbeat (the silence's start, as the OEE counts it), unless an alert is open
+    """The watchdog's alert for ``station``, silent for ``age`` seconds since its last heartbeat (a
+    station never heard: since its registration, ``detail.never_heard``): raised at that moment
+    (the silence's start, as the OEE counts it), unless an alert is open
     already or the station reported since it was read. Commits; answers the alert's message when it
     raised one, for the notifier."""
     key = silent_key(station.code)
-    heard = station.last_heartbeat_at
+    heard = station.last_heartbeat_at  # None: never heard, silent since its registration
     open_alert = select(Alert.id).where(Alert.key == key, Alert.resolved_at.is_(None))
     if (await session.execute(open_alert)).first():  # the usual case while silent: nothing written
         return None
@@ -153,7 +154,7 @@ async def raise_silence(*, session: AsyncSession, station: Station, age: float) 
     # committed first (no row matches: not silent any more) or waits and then resolves this alert.
     held = await session.execute(
         update(Station)
-        .where(Station.id == station.id, Station.last_heartbeat_at == heard)
+        .where(Station.id == station.id, Station.last_heartbeat_at.is_not_distinct_from(heard))
         .values(last_heartbeat_at=Station.last_heartbeat_at, updated_at=Station.updated_at)
         .execution_options(synchronize_session=False)
     )
@@ -164,6 +165,8 @@ async def raise_silence(*, session: AsyncSession, station: Station, age: float) 
         await session.rollback()
         return None
     message = f"Station {station.code} silent for {int(age)} s"
+    if heard is None:
+        message += ", never heard since its registration"
     session.add(
         Alert(
             key=key,
@@ -174,9 +177,10 @@ async def raise_silence(*, session: AsyncSession, station: Station, age: float) 
                 "code": "STATION_SILENT",
                 "station": station.code,
                 "silent_seconds": int(age),
-                "last_heartbeat_at": heard.isoformat(),
+                "last_heartbeat_at": heard.isoformat() if heard else None,
+                "never_heard": heard is None,
             },
-            raised_at=heard,
+            raised_at=heard or station.created_at,
         )
     )
     await session.commit()

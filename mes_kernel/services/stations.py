@@ -30,16 +30,19 @@ async def watch_stations(kernel, notifier, *, beats: int = 5, watching_since: da
     async with kernel.sessionmaker() as session:
         stations = (await session.execute(select(Station))).scalars().all()
     for station in stations:
-        if station.last_heartbeat_at is None:
-            continue  # registered, never started: not an outage
         key = silent_key(station.code)
-        age = (now - station.last_heartbeat_at).total_seconds()
+        # never heard: silent since its registration, as the OEE counts it (a line whose station
+        # never started cannot work; the alert says why its availability is what it is)
+        since = station.last_heartbeat_at or station.created_at
+        age = (now - since).total_seconds()
         just_back = (
             watching_since is not None
-            and station.last_heartbeat_at < watching_since
+            and since < watching_since
             and (now - watching_since).total_seconds() <= silent_after
         )
-        if age <= silent_after:
+        if age <= silent_after and station.last_heartbeat_at is None:
+            pass  # registered just now: nothing to raise or resolve
+        elif age <= silent_after:
             # the heartbeat resolved it already; this closes one raised before it did so
             await notifier.resolve(key, f"Station {station.code} reports again")
         elif not just_back:
