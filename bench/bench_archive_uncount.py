@@ -108,7 +108,7 @@ async def uncount(name: str, month: partitions.Month, batch_rows: int) -> dict:
         while True:
             began = time.perf_counter()
             async with engine.begin() as conn:
-                rows = await conn.run_sync(lambda sync: archive._uncount_batch(sync, month, tables, batch_rows))
+                rows, _ = await conn.run_sync(lambda sync: archive._uncount_batch(sync, month, tables, batch_rows))
             longest = max(longest, time.perf_counter() - began)
             if not rows:
                 break

@@ -301,8 +301,8 @@ def partitions_archive(
         )
         raise typer.Exit(2)
 
-    def progress(month: str, rows: int) -> None:
-        console.print(f"{month}: {rows} rows taken out of the totals", highlight=False)
+    def progress(month: str, rows: int, what: str) -> None:
+        console.print(f"{month}: {rows} {what}", highlight=False)
 
     def pruned(month: str, keys: int) -> None:
         console.print(f"{month}: {keys} idempotency keys past the retry window pruned", highlight=False)

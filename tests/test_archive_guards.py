@@ -214,6 +214,12 @@ async def test_an_archive_killed_between_uncount_batches_resumes_without_subtrac
     again = _mes(settings, *args, tmp_path=tmp_path)
     assert again.returncode == 0, again.stderr
     assert f"{old1.label}: {old1.name} 3 rows" in again.stdout and f"{old2.label}: {old2.name} 1 rows" in again.stdout
+    # each batch's progress says what it did (trace events, then records), once
+    said = (again.stdout + again.stderr).splitlines()
+    progress = [line for line in said if line.startswith(f"{old2.label}: 1 ")]
+    assert progress == [f"{old2.label}: 1 trace events taken out of the history totals",
+                        f"{old2.label}: 1 records read for their latest station time",
+                        f"{old2.label}: 1 idempotency keys past the retry window pruned"], said
     assert await _sql(settings, TOTALS_OFF) == []  # every event out of the totals exactly once
     assert await _sql(
         settings,

@@ -215,19 +215,26 @@ def _adopt(conn: Connection, month: Month, tables: list[tuple[Partitioned, str]]
     )
 
 
-def _uncount_batch(conn: Connection, month: Month, tables: list[tuple[Partitioned, str]], batch_rows: int) -> int:
+TRACE_BATCH = "trace events taken out of the history totals"
+RECORDS_BATCH = "records read for their latest station time"
+
+
+def _uncount_batch(
+    conn: Connection, month: Month, tables: list[tuple[Partitioned, str]], batch_rows: int
+) -> tuple[int, str]:
     """One batch of a detached month's uncount, in the caller's transaction: up to ``batch_rows``
     trace events after the month's ``trace_after`` taken out of ``trace_totals``, or (the events
     done) up to ``batch_rows`` records after ``keys_after`` read for their latest station time
     (``last_event_at``; their keys stay); the cursor moves in the same transaction. Returns the
-    rows done; 0 when the month is uncounted (then marked so)."""
+    rows done and what was done to them (:data:`TRACE_BATCH` or :data:`RECORDS_BATCH`); 0 rows when
+    the month is uncounted (then marked so)."""
     conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
     state = conn.execute(
         text("SELECT state, trace_after, keys_after FROM archived_months WHERE month_start = :m FOR UPDATE"),
         {"m": month.start},
     ).one_or_none()
     if state is None or state.state != DETACHED:
-        return 0
+        return 0, ""
     names = {table: name for table, name in tables if _exists(conn, name)}
     if TRACE in names:
         conn.execute(
@@ -267,7 +274,7 @@ def _uncount_batch(conn: Connection, month: Month, tables: list[tuple[Partitione
             conn.execute(text("DROP TABLE mes_delta"))
         conn.execute(text("DROP TABLE mes_batch"))
         if done:
-            return done
+            return done, TRACE_BATCH
     if RECORDS in names:
         conn.execute(
             text(
@@ -289,12 +296,12 @@ def _uncount_batch(conn: Connection, month: Month, tables: list[tuple[Partitione
             )
         conn.execute(text("DROP TABLE mes_batch"))
         if done:
-            return done
+            return done, RECORDS_BATCH
     conn.execute(
         text("UPDATE archived_months SET state = :s, updated_at = now() WHERE month_start = :m"),
         {"s": UNCOUNTED_STATE, "m": month.start},
     )
-    return 0
+    return 0, ""
 
 
 def _drop(conn: Connection, month: Month, tables: list[tuple[Partitioned, str]], dump: Path) -> dict[str, int]:
@@ -370,7 +377,8 @@ async def archive_partitions(
     ``backup_dir/partitions/process_data_YYYY_MM-<stamp>.dump`` (``pg_dump -Fc``, a ``.sha256``
     beside it; both 0600, the folder 0700), check the dump reads back, drop them. Also finishes
     months a previous run left detached, from the batch it had reached. No-op on SQLite.
-    ``on_batch(month_label, rows)`` is called after each committed batch (progress). Then the
+    ``on_batch(month_label, rows, what)`` is called after each committed batch (progress; ``what``
+    the batch's rows and what was done to them, e.g. "trace events taken out of the history totals"). Then the
     idempotency keys of every archived month received more than ``keep_keys`` (the retry window,
     :func:`mes_kernel.db.record_keys.retry_window`; default: under the default settings) before
     ``now`` (default: the current time) are pruned, ``on_prune(month_label, keys)`` after each
@@ -401,11 +409,13 @@ async def archive_partitions(
             tables = waiting[month]
             while True:
                 async with engine.begin() as conn:
-                    rows = await conn.run_sync(lambda sync, m=month, t=tables: _uncount_batch(sync, m, t, batch_rows))
+                    rows, what = await conn.run_sync(
+                        lambda sync, m=month, t=tables: _uncount_batch(sync, m, t, batch_rows)
+                    )
                 if not rows:
                     break
                 if on_batch is not None:
-                    on_batch(month.label, rows)
+                    on_batch(month.label, rows, what)
             target, digest = await _dump(database_url, folder, month, [name for _, name in tables])
             async with engine.begin() as conn:
                 rows = await conn.run_sync(lambda sync, m=month, t=tables, d=target: _drop(sync, m, t, d))
