@@ -1,4 +1,5 @@
 // The date range (plant calendar days) and line a KPI view covers, shared by the quality and executive views.
+import { useEffect } from "react";
 import { create } from "zustand";
 import Box from "@mui/material/Box";
 import Button from "@mui/material/Button";
@@ -8,6 +9,7 @@ import { useTranslation } from "react-i18next";
 import type { KpiQuery } from "../api/endpoints";
 import type { LineNow } from "../api/types";
 import { plantDate, plantMidnight, usePlant } from "../i18n/format";
+import { hashQuery } from "../router";
 
 /** The server refuses longer ranges (`INVALID_RANGE`); the form says so before asking. */
 export const MAX_RANGE_DAYS = 366;
@@ -51,6 +53,32 @@ export function useShownRange(): KpiRange {
   return { from: from || daysAgo(6), to: to || daysAgo(0), line };
 }
 
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/**
+ * A link's range becomes the views' range when it is opened: `#/quality?from=2026-11-10&to=2026-11-30&line=L1`
+ * (a date in another form is ignored; a link without `line` keeps the line chosen). The form changes it from there.
+ */
+export function useLinkedRange(): void {
+  const set = useKpiRange((s) => s.set);
+  useEffect(() => {
+    const apply = () => {
+      const query = hashQuery();
+      const patch: Partial<KpiRange> = {};
+      for (const key of ["from", "to"] as const) {
+        const day = query.get(key);
+        if (day && DAY.test(day)) patch[key] = day;
+      }
+      const line = query.get("line");
+      if (line !== null) patch.line = line;
+      if (Object.keys(patch).length) set(patch);
+    };
+    apply();
+    window.addEventListener("hashchange", apply);
+    return () => window.removeEventListener("hashchange", apply);
+  }, [set]);
+}
+
 /** Why the range cannot be asked for, as a catalog key (null when it is fine). */
 export function rangeProblem(range: Pick<KpiRange, "from" | "to">): string | null {
   if (!range.from || !range.to) return "range.missing";
@@ -86,6 +114,7 @@ const PRESETS = [
 
 export function RangeFilter({ lines }: { lines: LineNow[] | undefined }) {
   const { t } = useTranslation();
+  useLinkedRange();
   const range = { ...useKpiRange(), ...useShownRange() };
   const problem = rangeProblem(range);
   return (

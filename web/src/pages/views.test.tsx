@@ -110,6 +110,24 @@ describe("quality view", () => {
     });
   });
 
+  it("opens on the range and line a link carries, and ignores a date it cannot read", async () => {
+    loginAs("quality_manager");
+    window.location.hash = "#/quality?from=2026-10-20&to=2026-10-31&line=L2";
+    try {
+      render(<QualityPage />);
+      await waitFor(() => expect(Object.fromEntries(lastQuery("/api/v1/kpi/pareto") ?? [])).toEqual({
+        from: "2026-10-20T00:00:00+09:00", to: "2026-11-01T00:00:00+09:00", tz: "Asia/Seoul", line: "L2",
+      }));
+      expect(screen.getByLabelText("From")).toHaveValue("2026-10-20");
+      window.location.hash = "#/quality?from=20.10.2026&to=2026-10-25";
+      await waitFor(() => expect(lastQuery("/api/v1/kpi/pareto")?.get("to")).toBe("2026-10-26T00:00:00+09:00"));
+      expect(lastQuery("/api/v1/kpi/pareto")?.get("from")).toBe("2026-10-20T00:00:00+09:00");
+      expect(lastQuery("/api/v1/kpi/pareto")?.get("line")).toBe("L2");
+    } finally {
+      window.location.hash = "";
+    }
+  });
+
   it("names the yield columns for what they count: units tested, first-pass and final good, records, retests",
      async () => {
     loginAs("quality_manager");
