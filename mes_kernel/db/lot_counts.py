@@ -112,7 +112,7 @@ DROP = {
     ],
 }
 
-# Every item's counts as of now (shard 0): the migration's fill, and a check in the tests.
+# Every item's counts as of now (shard 0): migration 0026 fills the table with it.
 FILL = (
     f"INSERT INTO kpi_hourly_lots ({', '.join(KEY)}, shard, {', '.join(COUNTS)}) "
     f"SELECT {', '.join(KEY)}, 0, {', '.join(f'sum({c})' for c in COUNTS)} "

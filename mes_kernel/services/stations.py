@@ -40,11 +40,10 @@ async def watch_stations(kernel, notifier, *, beats: int = 5, watching_since: da
             and since < watching_since
             and (now - watching_since).total_seconds() <= silent_after
         )
-        if age <= silent_after and station.last_heartbeat_at is None:
-            pass  # registered just now: nothing to raise or resolve
-        elif age <= silent_after:
-            # the heartbeat resolved it already; this closes one raised before it did so
-            await notifier.resolve(key, f"Station {station.code} reports again")
+        if age <= silent_after:
+            if station.last_heartbeat_at is not None:  # (registered just now: nothing to resolve)
+                # the heartbeat resolved it already; this closes one raised before it did so
+                await notifier.resolve(key, f"Station {station.code} reports again")
         elif not just_back:
             async with kernel.sessionmaker() as session:
                 if message := await raise_silence(session=session, station=station, age=age):

@@ -205,7 +205,14 @@ def test_scan_shows_the_kernels_unit_and_a_pass_reaches_the_kernel_once(online_w
     assert screen.lot_value.text() == "LOT-UI-01"
     assert screen.product_value.text() == "NH-HUB-200"
     assert screen.next_process_value.text() == "ASSY-10"
-    # The lookup itself is in the unit's history: the kernel recorded the scan.
+    # The scan itself is in the unit's history: the window queued it as a `scan` event (its lookup
+    # does not log it twice), so once the outbox delivered it the kernel's history holds it. (Read
+    # right after the first lookup, the history raced the outbox's delivery.)
+    wait_until(lambda: "scan" in kernel_server.event_types(), timeout=10, message="the scan delivered")
+    screen.lookup()  # the same code again, without a new scan
+    wait_until(
+        lambda: "Looking up" not in screen.lookup_message.text(), timeout=10, message="lookup after the delivery"
+    )
     actions = [screen.history_table.item(r, 2).text() for r in range(screen.history_table.rowCount())]
     assert "scan" in actions
 

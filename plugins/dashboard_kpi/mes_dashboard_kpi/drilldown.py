@@ -6,11 +6,13 @@ Counts match the bar exactly because they read what the bar's rollup was summed 
 - a **defect** bar counts failed records with that code whose hour (of ``event_at``) starts in the
   range — the rows :func:`mes_kernel.services.rollups.rebuild` sums into ``kpi_hourly_defects``;
   read from ``process_records`` through the partial index ``ix_process_records_failed_defect``
-  (``(defect_code, event_at) WHERE result = 'fail'``, migration 0022);
+  (``(defect_code, event_at) INCLUDE (lot_number, serial_number, line_id) WHERE result = 'fail'``,
+  migrations 0022 and 0026) alone;
 - a **yield** bar counts items (a unit, or the LOT for LOT-level records) first tried at the step
   in the range: the ``process_items`` rows whose ``hour_start`` lies in it — the rows the rollup's
-  ``first_total`` / ``first_passed`` / ``final_passed`` count; an item's LOT is the row's ``lot_id``
-  (migration 0025), and a step's items are read from ``ix_process_items_process_hour`` alone.
+  ``first_total`` / ``first_passed`` / ``final_passed`` count. Its LOTs are summed from
+  ``kpi_hourly_lots`` (those rows per LOT and hour, kept by triggers: migration 0026), and a page
+  of its items is read from the bar's own index (``ix_process_items_<kind>_page`` / ``_losses``).
 
 A month archived by ``mes db partitions archive`` keeps its rollups (the charts keep their history)
 while its records go offline: a defect bar still counts its failed records, the drill-down can no

@@ -100,6 +100,11 @@ class KernelServer:
         with sqlite3.connect(self.database, timeout=30) as db:
             return [row[0] for row in db.execute("SELECT idempotency_key FROM station_events ORDER BY id")]
 
+    def event_types(self) -> list[str]:
+        """Every station event's type (``scan``, ``login``, …), as stored, oldest first."""
+        with sqlite3.connect(self.database, timeout=30) as db:
+            return [row[0] for row in db.execute("SELECT type FROM station_events ORDER BY id")]
+
     def stop(self) -> None:
         self.server.stop()
 
