@@ -598,7 +598,9 @@ def line_apply(
         async with kernel.sessionmaker() as session:
             if dry_run:  # the very checks and plan of the real apply, against the same database; nothing written
                 return config, await lines.plan(session=session, config=config, catalog=catalog)
-            _, steps = await lines.apply(session=session, config=config, catalog=catalog, actor="cli")
+            _, steps = await lines.apply(
+                session=session, config=config, catalog=catalog, actor="cli", at=kernel.clock()
+            )
             await session.commit()
         # Running servers follow: at once through Redis, else at their next version check (~1 s).
         await kernel.runtime.announce()

@@ -9,6 +9,7 @@ is written, and applied in one transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,6 +21,7 @@ from .drivers import list_drivers
 from .errors import Unprocessable
 from .machine_data.mapping import MappingError
 from .schemas import Code, FiniteJSON, Identifier, Name
+from .services.silence import move_silence
 
 
 class BreakerOverride(BaseModel):
@@ -336,12 +338,20 @@ async def plan(*, session, config: LineConfig, catalog: Catalog) -> LinePlan:
     return result
 
 
-async def apply(*, session, config: LineConfig, catalog: Catalog, actor: str) -> tuple[Line, LinePlan]:
+async def apply(
+    *, session, config: LineConfig, catalog: Catalog, actor: str, at: datetime | None = None
+) -> tuple[Line, LinePlan]:
     """Validate and plan (:func:`plan`), then carry the plan out: write the line, its stations and its
     devices, all in the caller's transaction (every write audited). The line's ``config_version``
     goes up by one whenever the plan changes anything (a new line starts at 1). Returns the line and
     the plan. After committing, the caller announces the change
-    (:meth:`mes_kernel.runtime.RuntimeConfig.announce`) so every worker follows it."""
+    (:meth:`mes_kernel.runtime.RuntimeConfig.announce`) so every worker follows it.
+
+    ``at`` (aware UTC; default: now) is the moment of the change, the kernel's clock: a station
+    moved onto this line while silent has its silence alert split there
+    (:func:`mes_kernel.services.silence.move_silence`), so its silence counts against the line it
+    was on until then and this one from then on."""
+    at = at or datetime.now(UTC)
     steps = await plan(session=session, config=config, catalog=catalog)
     line = (await session.execute(select(Line).where(Line.code == config.code))).scalar_one_or_none()
     stored = _stored(config)
@@ -362,6 +372,8 @@ async def apply(*, session, config: LineConfig, catalog: Catalog, actor: str) ->
                               after={"code": spec.code, "name": spec.name, "line": config.code})
         elif spec.code in steps.stations_updated:
             station = (await session.execute(select(Station).where(Station.code == spec.code))).scalar_one()
+            if station.line_id != line.id:
+                await move_silence(session=session, station=station, line_id=line.id, at=at)
             before = {"line_id": station.line_id, "name": station.name}
             station.line_id, station.name = line.id, spec.name or station.name
             await write_audit(session, actor=actor, action="update", entity="station", entity_id=spec.code,

@@ -44,6 +44,7 @@ async def test_a_silence_no_watchdog_saw_is_recorded_by_the_heartbeat_that_ends_
     assert await _silences(kernel) == [(T0, T0 + timedelta(days=6))]
     async with kernel.sessionmaker() as session:
         alert = (await session.execute(select(Alert).where(Alert.key == KEY))).scalar_one()
+        line_a = (await session.execute(select(Station.line_id).where(Station.code == "ST-01"))).scalar_one()
     assert alert.severity == "warning" and alert.source == "station"
     assert alert.detail == {
         "code": "STATION_SILENT",
@@ -52,6 +53,7 @@ async def test_a_silence_no_watchdog_saw_is_recorded_by_the_heartbeat_that_ends_
         "last_heartbeat_at": T0.isoformat(),
         "never_heard": False,
         "recorded_at_heartbeat": True,
+        "line_id": line_a,  # the station's line then: the silence counts against it wherever the station goes
     }
 
 
@@ -73,6 +75,10 @@ async def test_the_heartbeat_resolves_the_watchdogs_alert_at_its_receipt(client,
     await watch_stations(kernel, kernel.state["notifier"])
     await watch_stations(kernel, kernel.state["notifier"])  # raised once while it stays open
     assert await _silences(kernel) == [(T0, None)]  # raised at the silence's start, the last heartbeat
+    async with kernel.sessionmaker() as session:
+        raised = (await session.execute(select(Alert).where(Alert.key == KEY))).scalar_one()
+        line_a = (await session.execute(select(Station.line_id).where(Station.code == "ST-01"))).scalar_one()
+    assert raised.detail["line_id"] == line_a
     await _beat(client, station_headers, kernel, T0 + timedelta(minutes=30))
     assert await _silences(kernel) == [(T0, T0 + timedelta(minutes=30))]
     async with kernel.sessionmaker() as session:
@@ -187,3 +193,95 @@ async def test_after_a_restart_a_station_never_heard_gets_the_limit_too(client, 
     kernel.clock = lambda: T0 + timedelta(seconds=121)
     await watch_stations(kernel, notifier, watching_since=T0)
     assert await _silences(kernel) == [(registered, None)]
+
+
+# ------------------------------------------------------------------ a line configuration moves a silent station
+async def _onto_line_b(client, admin_headers, kernel, at: datetime) -> int:
+    """ST-01 taken off LINE-A (no API does that: its row, by hand) and put on LINE-B by applying
+    LINE-B's configuration at ``at`` (the kernel's clock); LINE-B's id."""
+    async with kernel.sessionmaker() as session:
+        await session.execute(update(Station).where(Station.code == "ST-01").values(line_id=None))
+        await session.commit()
+    kernel.clock = lambda: at
+    body = {"name": "Line B", "stations": [{"code": "ST-01"}]}
+    r = await client.put("/api/v1/lines/LINE-B", json=body, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    async with kernel.sessionmaker() as session:
+        return (await session.execute(select(Station.line_id).where(Station.code == "ST-01"))).scalar_one()
+
+
+async def _alerts(kernel) -> list[Alert]:
+    async with kernel.sessionmaker() as session:
+        return list((await session.execute(select(Alert).where(Alert.key == KEY).order_by(Alert.id))).scalars())
+
+
+async def test_a_move_splits_the_open_silence_alert_and_the_next_heartbeat_ends_the_new_one(
+    client, station_headers, admin_headers, kernel
+):
+    await _beat(client, station_headers, kernel, T0)
+    kernel.clock = lambda: T0 + timedelta(minutes=10)
+    await watch_stations(kernel, kernel.state["notifier"])
+    (raised,) = await _alerts(kernel)
+    line_a = raised.detail["line_id"]
+    moved_at = T0 + timedelta(minutes=40)
+    line_b = await _onto_line_b(client, admin_headers, kernel, moved_at)
+    old, new = await _alerts(kernel)
+    assert (old.id, old.raised_at, old.resolved_at) == (raised.id, T0, moved_at)
+    assert old.detail["line_id"] == line_a and old.detail["moved_to_line_id"] == line_b
+    assert old.detail["silent_seconds"] == 40 * 60
+    assert (new.raised_at, new.resolved_at) == (moved_at, None)
+    assert new.detail["line_id"] == line_b and new.detail["moved_from_line_id"] == line_a
+    assert new.detail["last_heartbeat_at"] == T0.isoformat() and new.detail["never_heard"] is False
+    kernel.clock = lambda: T0 + timedelta(minutes=50)
+    await watch_stations(kernel, kernel.state["notifier"])  # the moved alert is the open one: nothing more
+    assert len(await _alerts(kernel)) == 2
+    back = T0 + timedelta(hours=1)
+    await _beat(client, station_headers, kernel, back)
+    assert [(a.raised_at, a.resolved_at) for a in await _alerts(kernel)] == [(T0, moved_at), (moved_at, back)]
+    # the same configuration again moves nothing
+    kernel.clock = lambda: back + timedelta(hours=1)
+    r = await client.put("/api/v1/lines/LINE-B", json={"name": "Line B", "stations": [{"code": "ST-01"}]},
+                         headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert len(await _alerts(kernel)) == 2
+
+
+async def test_a_move_with_no_open_silence_alert_writes_none(client, station_headers, admin_headers, kernel):
+    await _beat(client, station_headers, kernel, T0)
+    await _onto_line_b(client, admin_headers, kernel, T0 + timedelta(seconds=30))
+    assert await _alerts(kernel) == []
+
+
+async def test_a_move_gives_an_alert_raised_before_alerts_named_their_line_its_line_then(
+    client, station_headers, admin_headers, kernel
+):
+    """An alert of a kernel before this rule: raised at the watchdog's round, 150 s after the last
+    heartbeat, no ``line_id``, for a station on no line. Moved onto LINE-B, it names no line (the
+    station's then) and starts at the heartbeat (what the OEE counted it from); an alert left open
+    from an earlier silence is closed at the heartbeat after it, not carried on."""
+    async with kernel.sessionmaker() as session:
+        await session.execute(update(Station).where(Station.code == "ST-01").values(line_id=None))
+        await session.commit()
+    await _beat(client, station_headers, kernel, T0)
+    async with kernel.sessionmaker() as session:
+        def legacy(raised: datetime, heard: datetime) -> Alert:
+            detail = {"code": "STATION_SILENT", "station": "ST-01", "last_heartbeat_at": heard.isoformat()}
+            return Alert(key=KEY, severity="warning", source="station", message="silent", raised_at=raised,
+                         detail=detail)
+
+        session.add_all(
+            [
+                legacy(T0 - timedelta(hours=2), T0 - timedelta(hours=3)),  # an earlier silence's, left open
+                legacy(T0 + timedelta(seconds=150), T0),
+            ]
+        )
+        await session.commit()
+    moved_at = T0 + timedelta(minutes=20)
+    line_b = await _onto_line_b(client, admin_headers, kernel, moved_at)
+    earlier, old, new = await _alerts(kernel)
+    assert (earlier.raised_at, earlier.resolved_at) == (T0 - timedelta(hours=2), T0)
+    assert "moved_to_line_id" not in earlier.detail
+    assert (old.raised_at, old.resolved_at) == (T0, moved_at)
+    assert "line_id" in old.detail and old.detail["line_id"] is None and old.detail["moved_to_line_id"] == line_b
+    assert (new.raised_at, new.resolved_at, new.detail["line_id"]) == (moved_at, None, line_b)
+    assert new.detail["moved_from_line_id"] is None

@@ -7,7 +7,12 @@ at that heartbeat, or recording the silence nobody watched (the kernel was down 
 alert raised and resolved at once. Either way one alert per silence, raised at its start: the OEE's
 downtime (docs/kpi.md, *Station silence*) and the alert history read the same intervals.
 
-Both writers take the station's row first (PostgreSQL: a row lock; SQLite: its one writer at a
+Each alert names the line the station was on (``detail.line_id``, null for none), so its silence
+counts against that line however the station moves later. A line configuration that moves a silent
+station (:func:`move_silence`, from ``mes_kernel.lines.apply``) splits its open alert at the move:
+the old line's ends there, the new line's starts there.
+
+The writers take the station's row first (PostgreSQL: a row lock; SQLite: its one writer at a
 time) and check that its last heartbeat is still the one they read, so two heartbeats at once
 (several workers) end one silence once, and the watchdog never raises for a silence a heartbeat
 has just ended.
@@ -84,19 +89,34 @@ async def record_heartbeat(
         raise ServiceUnavailable("heartbeat was not stored; retry", retry_after=1, code="NOT_RECORDED")
     since = previous or station.created_at
     ended = await end_silence(
-        session=session, code=station.code, since=since, at=at, silent_after=silent_after, never_heard=not previous
+        session=session,
+        code=station.code,
+        line_id=station.line_id,
+        since=since,
+        at=at,
+        silent_after=silent_after,
+        never_heard=not previous,
     )
     return station, ended
 
 
 async def end_silence(
-    *, session: AsyncSession, code: str, since: datetime, at: datetime, silent_after: float, never_heard: bool
+    *,
+    session: AsyncSession,
+    code: str,
+    line_id: int | None,
+    since: datetime,
+    at: datetime,
+    silent_after: float,
+    never_heard: bool,
 ) -> Heard:
     """A sign of life at ``at`` after none since ``since``: resolve the station's open silence
-    alerts — at ``at`` one raised in this silence (raised at ``since`` or later), at ``since`` one
-    left open from an earlier silence (the station reported by then) — and, when the gap is over
-    ``silent_after`` seconds and no alert covered it, record it as a resolved alert from ``since``
-    to ``at``. The caller holds the station's row (see :func:`record_heartbeat`)."""
+    alerts — at ``at`` one raised in this silence (raised at ``since`` or later, a line
+    configuration's move included: :func:`move_silence`), at ``since`` one left open from an
+    earlier silence (the station reported by then) — and, when the gap is over ``silent_after``
+    seconds and no alert covered it, record it as a resolved alert from ``since`` to ``at`` on the
+    station's line ``line_id`` (``detail.line_id``; None: on no line). The caller holds the
+    station's row (see :func:`record_heartbeat`)."""
     key = silent_key(code)
     gap = (at - since).total_seconds()
     opened = (await session.execute(select(Alert).where(Alert.key == key, Alert.resolved_at.is_(None)))).scalars().all()
@@ -130,6 +150,7 @@ async def end_silence(
                     # recorded by the heartbeat that ended it: the kernel was down, or its watchdog
                     # had not raised the alert yet
                     "recorded_at_heartbeat": True,
+                    "line_id": line_id,
                 },
                 raised_at=since,
                 resolved_at=at,
@@ -142,9 +163,9 @@ async def end_silence(
 async def raise_silence(*, session: AsyncSession, station: Station, age: float) -> str | None:
     """The watchdog's alert for ``station``, silent for ``age`` seconds since its last heartbeat (a
     station never heard: since its registration, ``detail.never_heard``): raised at that moment
-    (the silence's start, as the OEE counts it), unless an alert is open
-    already or the station reported since it was read. Commits; answers the alert's message when it
-    raised one, for the notifier."""
+    (the silence's start, as the OEE counts it), on the line the station is on once its row is
+    held (``detail.line_id``), unless an alert is open already or the station reported since it
+    was read. Commits; answers the alert's message when it raised one, for the notifier."""
     key = silent_key(station.code)
     heard = station.last_heartbeat_at  # None: never heard, silent since its registration
     open_alert = select(Alert.id).where(Alert.key == key, Alert.resolved_at.is_(None))
@@ -164,6 +185,9 @@ async def raise_silence(*, session: AsyncSession, station: Station, age: float) 
     if (await session.execute(open_alert)).first():  # another worker's watchdog was first
         await session.rollback()
         return None
+    # read with the row held, not from the watchdog's earlier read: a line configuration may have
+    # moved the station since (it takes the row too, so it moved it before or moves this alert after)
+    line_id = (await session.execute(select(Station.line_id).where(Station.id == station.id))).scalar()
     message = f"Station {station.code} silent for {int(age)} s"
     if heard is None:
         message += ", never heard since its registration"
@@ -179,9 +203,82 @@ async def raise_silence(*, session: AsyncSession, station: Station, age: float) 
                 "silent_seconds": int(age),
                 "last_heartbeat_at": heard.isoformat() if heard else None,
                 "never_heard": heard is None,
+                "line_id": line_id,
             },
             raised_at=heard or station.created_at,
         )
     )
     await session.commit()
     return message
+
+
+async def move_silence(*, session: AsyncSession, station: Station, line_id: int | None, at: datetime) -> Alert | None:
+    """A line configuration moves ``station`` to line ``line_id`` (None: off every line) at ``at``
+    while it may be silent: its open silence alert, which counts against the line it names, is
+    resolved at the move (``detail.moved_to_line_id``, ``silent_seconds`` up to the move) and a new
+    one opened for the rest of the silence — same key and ``last_heartbeat_at``, raised at the move,
+    ``detail.line_id`` the new line, ``detail.moved_from_line_id`` the line the resolved one names
+    (the station's line before, unless its row was changed by hand during the silence) — so
+    the old line's downtime ends at the move and the new line's starts there (docs/kpi.md,
+    *Station silence*). The next heartbeat resolves the new alert as any other (:func:`end_silence`:
+    it was raised after the last heartbeat). An open alert raised before alerts named their line
+    (no ``detail.line_id``) is given the station's line before the move and raised at the last
+    heartbeat its detail names — what the OEE counted it from. An alert raised before the last
+    heartbeat, left open from an earlier silence, is resolved at that heartbeat (as
+    :func:`end_silence` does) and not carried on: the station reported since.
+
+    Call it before changing ``station.line_id``, in the transaction that changes it (the caller
+    commits). It takes the station's row first, as the heartbeat and the watchdog do, so none of
+    them writes this silence's alerts meanwhile; the station is read again under it. Answers the new
+    alert, or None when no silence alert of the current silence was open."""
+    await session.execute(
+        update(Station)
+        .where(Station.id == station.id)
+        .values(line_id=Station.line_id, updated_at=Station.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    query = select(Station).where(Station.id == station.id).execution_options(populate_existing=True)
+    station = (await session.execute(query)).scalar_one()
+    key = silent_key(station.code)
+    query = select(Alert).where(Alert.key == key, Alert.resolved_at.is_(None)).order_by(Alert.raised_at, Alert.id)
+    opened = (await session.execute(query)).scalars().all() if station.line_id != line_id else []
+    if not opened:
+        return None
+    since = station.last_heartbeat_at or station.created_at
+    silent = []
+    for alert in opened:
+        if alert.raised_at < since:  # left open from an earlier silence: over at the heartbeat after it
+            alert.resolved_at = since
+            continue
+        detail = dict(alert.detail or {})
+        if "line_id" not in detail:
+            detail["line_id"] = station.line_id
+            try:
+                alert.raised_at = min(alert.raised_at, datetime.fromisoformat(detail["last_heartbeat_at"]))
+            except (KeyError, TypeError, ValueError):
+                pass
+        moment = max(at, alert.raised_at)
+        alert.resolved_at = moment
+        alert.detail = {**detail, "silent_seconds": int((moment - since).total_seconds()), "moved_to_line_id": line_id}
+        silent.append(alert)
+    if not silent:  # the station reported since: not silent now
+        return None
+    last, seconds = silent[-1], int((moment - since).total_seconds())
+    moved = Alert(
+        key=key,
+        severity=last.severity,
+        source="station",
+        message=f"Station {station.code} silent for {seconds} s, moved by a line configuration",
+        detail={
+            "code": "STATION_SILENT",
+            "station": station.code,
+            "silent_seconds": seconds,
+            "last_heartbeat_at": (last.detail or {}).get("last_heartbeat_at"),
+            "never_heard": (last.detail or {}).get("never_heard", station.last_heartbeat_at is None),
+            "line_id": line_id,
+            "moved_from_line_id": last.detail["line_id"],
+        },
+        raised_at=moment,
+    )
+    session.add(moved)
+    return moved

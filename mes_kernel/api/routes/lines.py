@@ -65,7 +65,9 @@ async def put_line(code: str, request: Request, session: SessionDep, kernel: Ker
         )
     config = line_service.parse({**document, "code": code})
     catalog = line_service.catalog_from_app(request.app)
-    line, _ = await line_service.apply(session=session, config=config, catalog=catalog, actor=principal.actor)
+    line, _ = await line_service.apply(
+        session=session, config=config, catalog=catalog, actor=principal.actor, at=kernel.clock()
+    )
     await session.commit()
     await kernel.runtime.announce()  # every worker of every node follows within about a second
     return await line_service.export(session, line)

@@ -177,13 +177,22 @@ async def list_alerts(
     severity: str | None = None,
     limit: int = 100,
 ) -> dict[str, Any]:
-    """Alerts newest first (open ones only unless ``include_resolved``), and open counts by severity."""
+    """Alerts (open ones only unless ``include_resolved``; at most ``limit``), and open counts by
+    severity. Ordered by what happened last: open alerts first, newest raised first; then resolved
+    ones, latest resolved first (``coalesce(resolved_at, raised_at)``), then by id, newest first.
+    A silence recorded by the heartbeat that ended it is raised at its start, days back, and
+    resolved now: it shows among today's, not six days down the history."""
     query = select(Alert)
     if not include_resolved:
         query = query.where(Alert.resolved_at.is_(None))
     if severity:
         query = query.where(Alert.severity == severity)
-    alerts = (await session.scalars(query.order_by(Alert.raised_at.desc(), Alert.id.desc()).limit(limit))).all()
+    order = (
+        case((Alert.resolved_at.is_(None), 0), else_=1),
+        func.coalesce(Alert.resolved_at, Alert.raised_at).desc(),
+        Alert.id.desc(),
+    )
+    alerts = (await session.scalars(query.order_by(*order).limit(limit))).all()
     counts = await open_alert_counts(session=session)
     return {"items": [_alert_row(a) for a in alerts], **counts}
 

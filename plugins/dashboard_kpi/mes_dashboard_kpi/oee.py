@@ -78,11 +78,27 @@ async def downtime_by_line(
 
     A station is silent (docs/kpi.md): between two heartbeats more than ``silent_after`` seconds
     apart (its ``station:<code>:silent`` alerts, raised at the earlier one — by the watchdog, or
-    recorded by the later heartbeat when no watchdog saw the silence: ``mes_kernel.services.silence``;
-    an alert raised before that rule counts from the last heartbeat its detail names); since its
-    last heartbeat when that is more than ``silent_after`` seconds before ``now`` (whether or not
-    an alert is raised yet); and, never heard at all (``last_heartbeat_at`` null), from its
+    recorded by the later heartbeat when no watchdog saw the silence: ``mes_kernel.services.silence``);
+    since its last heartbeat when that is more than ``silent_after`` seconds before ``now`` (whether
+    or not an alert is raised yet); and, never heard at all (``last_heartbeat_at`` null), from its
     registration (``created_at``) on.
+
+    Which line a silence counts against:
+
+    - an alert whose detail names a line (``detail.line_id``: the station's line when it was
+      written) counts for that line only, wherever the station is now (null: for no line). A line
+      configuration that moved the station while it was silent split its alert at the move
+      (``mes_kernel.services.silence.move_silence``): the old line's resolved there, the new line's
+      raised there;
+    - an alert written before alerts named their line counts for the station's line now, and from
+      the last heartbeat its detail names (it may have been raised later, at the watchdog's round);
+      an alert naming its line is raised at its silence's start already, and one opened by a move
+      must not reach back before the move;
+    - silent now, by the station's row: for its line now, from its last heartbeat (or registration)
+      — but not before it joined that line, when a silence alert of the station that names another
+      line was resolved by a move (``detail.moved_to_line_id``): from the latest such alert's
+      ``resolved_at`` (a move before ``span.since`` is not read, and need not be: the intervals
+      are read within the span).
 
     One query however many lines: the alerts, the states, and the stations (with their
     registration and last heartbeat) and devices that tie an alert to its lines, as one
@@ -125,30 +141,42 @@ async def downtime_by_line(
     )
     stations: dict[str, set[int]] = {}
     devices: dict[str, set[int]] = {}
-    alerts = []
+    alerts, silent = [], []
     for kind, line_id, code, detail, a, b in await session.execute(query):
         if kind == "state":
             out[line_id].append((a, b or now))
         elif kind == "station":
             stations.setdefault(code, set()).add(line_id)
             if (silent_since := _silent_since(a, b, now=now, silent_after=silent_after)) is not None:
-                out[line_id].append((silent_since, now))
+                silent.append((code, line_id, silent_since))
         elif kind == "device":
             devices.setdefault(code, set()).add(line_id)
         else:
             alerts.append((code, detail, a, b))
+    joined: dict[tuple[str, int], datetime] = {}  # (station, its line now): moved onto it at
     for key, detail, raised, resolved in alerts:
         parts = key.split(":")
-        if parts[0] == "station":
+        if parts[0] != "station":
+            lines = devices.get(parts[-1], ())
+        elif isinstance(detail, dict) and "line_id" in detail:
+            named = detail["line_id"]
+            lines = (named,) if isinstance(named, int) and named in out else ()
+            if "moved_to_line_id" in detail and resolved is not None:
+                for line_id in stations.get(parts[1], ()):
+                    if named != line_id:  # resolved by the move that may have brought it to line_id
+                        joined[parts[1], line_id] = max(resolved, joined.get((parts[1], line_id), resolved))
+        else:  # written before alerts named their line
             try:
                 raised = min(raised, datetime.fromisoformat(detail.get("last_heartbeat_at")))
             except (TypeError, ValueError, AttributeError):
                 pass
             lines = stations.get(parts[1], ())
-        else:
-            lines = devices.get(parts[-1], ())
         for line_id in lines:
             out[line_id].append((raised, resolved or now))
+    for code, line_id, since in silent:
+        since = max(since, joined.get((code, line_id), since))
+        if since < now:
+            out[line_id].append((since, now))
     return out
 
 

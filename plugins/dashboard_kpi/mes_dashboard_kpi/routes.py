@@ -140,14 +140,15 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         items = await kpi.top_defects(session=session, since=since, until=until, limit=limit)
         return {"items": items, "day_start": since.isoformat()}
 
-    @alerts.get("", summary="Alerts, newest first")
+    @alerts.get("", summary="Alerts: open ones first, then the latest resolved")
     async def get_alerts(
         session: ReadSessionDep,
         include_resolved: Annotated[bool, Query(description="also list alerts that have cleared")] = False,
         severity: Annotated[str | None, Query(description="only this severity, e.g. critical")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
-        """Open alerts (a breaker opened, a station went silent, a backlog grows), newest first,
+        """Open alerts (a breaker opened, a station went silent, a backlog grows), newest raised
+        first — with ``include_resolved``, followed by the resolved ones, latest resolved first —
         with open counts by severity. Polled by the dashboard every 30 s."""
         return await kpi.list_alerts(session=session, include_resolved=include_resolved, severity=severity, limit=limit)
 

@@ -262,6 +262,41 @@ async def test_alerts_newest_first_open_only_unless_asked(session):
     assert [a["severity"] for a in critical["items"]] == ["critical"]
 
 
+async def test_alerts_list_open_ones_first_then_the_latest_resolved(session):
+    """A six-day silence recorded by the heartbeat that ended it (raised six days back, resolved a
+    minute ago) is among the newest of the history, not six days down it; open alerts come first,
+    even one raised three days ago."""
+
+    def alert(key: str, raised: timedelta, resolved: timedelta | None = None) -> Alert:
+        return Alert(key=key, severity="warning", source="station", message=key, raised_at=NOW - raised,
+                     resolved_at=None if resolved is None else NOW - resolved)
+
+    session.add_all(
+        [
+            alert("recorded-six-days", timedelta(days=6), timedelta(minutes=1)),
+            alert("open-three-days", timedelta(days=3)),
+            alert("resolved-this-morning", timedelta(hours=2), timedelta(minutes=30)),
+            alert("open-just-now", timedelta(minutes=5)),
+            alert("resolved-yesterday", timedelta(days=1, hours=1), timedelta(days=1)),
+            alert("resolved-this-morning-too", timedelta(hours=3), timedelta(minutes=30)),  # same moment: id
+        ]
+    )
+    await session.flush()
+    everything = await kpi.list_alerts(session=session, include_resolved=True)
+    assert [a["key"] for a in everything["items"]] == [
+        "open-just-now",
+        "open-three-days",
+        "recorded-six-days",
+        "resolved-this-morning-too",
+        "resolved-this-morning",
+        "resolved-yesterday",
+    ]
+    first_three = await kpi.list_alerts(session=session, include_resolved=True, limit=3)
+    assert [a["key"] for a in first_three["items"]] == ["open-just-now", "open-three-days", "recorded-six-days"]
+    open_only = await kpi.list_alerts(session=session)
+    assert [a["key"] for a in open_only["items"]] == ["open-just-now", "open-three-days"]
+
+
 async def test_summary_puts_it_all_together(session):
     lot = await _lot(session, "L-SUM")
     await _record(

@@ -1,0 +1,131 @@
+"""Station silence counts against the line the station was on during it: each silence alert names
+its line (``detail.line_id``), a line configuration that moves a silent station splits its alert at
+the move, and the station's own "silent now" interval on its new line starts no earlier than the
+move (docs/kpi.md, *Station silence*; ``mes_kernel.services.silence.move_silence``).
+
+A real kernel on SQLite and PostgreSQL; its clock (the heartbeats' receipt, the watchdog's round, the
+move) and the OEE's ``now`` are injected, on a Monday two to three weeks after the test's real time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from mes_dashboard_kpi import oee
+from mes_dashboard_kpi.ranges import Range
+from sqlalchemy import select, update
+
+from mes_kernel.db.models import Alert, Line, Station
+from mes_kernel.services.stations import watch_stations
+
+API = "/api/v1"
+_today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+MONDAY = _today + timedelta(days=14 + (7 - _today.weekday()) % 7)
+T0 = MONDAY + timedelta(hours=6)  # the day shift's start, 06:00 UTC
+HOUR = 3600.0
+KEY = "station:ST-01:silent"
+
+
+async def _lines(client, admin_headers, manager_headers, kernel) -> dict[str, int]:
+    """LINE-A (ST-01's, from ``station_headers``) and LINE-B (created by its configuration), each
+    with a day shift 06–22 every day; their ids by code. ST-01 registered at 05:59 Monday."""
+    r = await client.put(f"{API}/lines/LINE-B", json={"name": "Line B"}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    shifts = [{"name": "Day", "start": "06:00", "end": "22:00", "days": list(range(7)), "planned_output": 100}]
+    for code in ("LINE-A", "LINE-B"):
+        r = await client.put(f"{API}/lines/{code}/shifts", json={"shifts": shifts}, headers=manager_headers)
+        assert r.status_code == 200, r.text
+    async with kernel.sessionmaker() as session:
+        await session.execute(
+            update(Station).where(Station.code == "ST-01").values(created_at=T0 - timedelta(minutes=1))
+        )
+        await session.commit()
+        return dict((await session.execute(select(Line.code, Line.id))).all())
+
+
+async def _beat(client, headers, kernel, at: datetime) -> None:
+    kernel.clock = lambda: at
+    r = await client.post(f"{API}/stations/heartbeat", json={"agent_version": "1"}, headers=headers)
+    assert r.status_code == 200, r.text
+
+
+async def _down(kernel, code: str, now: datetime) -> tuple[float, float]:
+    """Monday's planned and down seconds of line ``code``, read at ``now``."""
+    async with kernel.sessionmaker() as session:
+        line = (await session.execute(select(Line).where(Line.code == code))).scalar_one()
+        span = Range(MONDAY, MONDAY + timedelta(days=1), ZoneInfo("UTC"))
+        figures = (await oee.oee(session=session, span=span, line=line, now=now))["availability"]
+    return figures["planned_seconds"], figures["downtime_seconds"]
+
+
+async def _silences(kernel) -> list[tuple[datetime, datetime | None, int | None]]:
+    async with kernel.sessionmaker() as session:
+        rows = (await session.execute(select(Alert).where(Alert.key == KEY).order_by(Alert.id))).scalars()
+        return [(a.raised_at, a.resolved_at, a.detail.get("line_id")) for a in rows]
+
+
+async def test_a_station_moved_while_silent_is_down_on_each_line_for_its_part(
+    client, kernel, station_headers, admin_headers, manager_headers
+):
+    ids = await _lines(client, admin_headers, manager_headers, kernel)
+    await _beat(client, station_headers, kernel, T0)
+    kernel.clock = lambda: T0 + timedelta(hours=1)
+    await watch_stations(kernel, kernel.state["notifier"])
+    assert await _silences(kernel) == [(T0, None, ids["LINE-A"])]
+    # 10:00: ST-01 leaves LINE-A (its row by hand: no API takes a station off its line) and joins
+    # LINE-B by applying LINE-B's configuration — silent on
+    moved = T0 + timedelta(hours=4)
+    async with kernel.sessionmaker() as session:
+        await session.execute(update(Station).where(Station.code == "ST-01").values(line_id=None))
+        await session.commit()
+    kernel.clock = lambda: moved
+    body = {"name": "Line B", "stations": [{"code": "ST-01"}]}
+    r = await client.put(f"{API}/lines/LINE-B", json=body, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert await _silences(kernel) == [(T0, moved, ids["LINE-A"]), (moved, None, ids["LINE-B"])]
+    noon = T0 + timedelta(hours=6)
+    # LINE-A: down 06–10, its alert's part (the station left it); LINE-B: down 10–12, not from the
+    # last heartbeat at 06:00 (its open alert and the station's own silent-now interval both start
+    # at the move)
+    assert await _down(kernel, "LINE-A", noon) == (6 * HOUR, 4 * HOUR)
+    assert await _down(kernel, "LINE-B", noon) == (6 * HOUR, 2 * HOUR)
+    kernel.clock = lambda: noon
+    await watch_stations(kernel, kernel.state["notifier"])  # the moved alert is open: nothing raised
+    # 13:00: heard again; the heartbeat resolves the moved alert, the split stays
+    back = T0 + timedelta(hours=7)
+    await _beat(client, station_headers, kernel, back)
+    assert await _silences(kernel) == [(T0, moved, ids["LINE-A"]), (moved, back, ids["LINE-B"])]
+    after = back + timedelta(seconds=60)
+    assert await _down(kernel, "LINE-A", after) == (7 * HOUR + 60, 4 * HOUR)
+    assert await _down(kernel, "LINE-B", after) == (7 * HOUR + 60, 3 * HOUR)
+
+
+async def test_an_alert_counts_for_the_line_it_names(client, kernel, station_headers, admin_headers, manager_headers):
+    """ST-01 is on LINE-A and heard throughout; its alerts name the line it was on. One naming
+    LINE-B counts for LINE-B, one naming no line for none, one without ``line_id`` (written before
+    alerts named their line) for LINE-A, from the last heartbeat its detail names; one naming LINE-A
+    counts from when it was raised, not from that heartbeat."""
+    ids = await _lines(client, admin_headers, manager_headers, kernel)
+    async with kernel.sessionmaker() as session:
+        far = MONDAY + timedelta(days=30)
+        await session.execute(update(Station).where(Station.code == "ST-01").values(last_heartbeat_at=far))
+
+        def silence(hours: float, until: float, **detail) -> Alert:
+            return Alert(key=KEY, severity="warning", source="station", message="silent",
+                         detail={"code": "STATION_SILENT", "station": "ST-01", **detail},
+                         raised_at=MONDAY + timedelta(hours=hours), resolved_at=MONDAY + timedelta(hours=until))
+
+        heard = (MONDAY + timedelta(hours=11)).isoformat()
+        late_heard = (MONDAY + timedelta(hours=14)).isoformat()
+        session.add_all(
+            [
+                silence(8, 9, line_id=ids["LINE-B"]),
+                silence(9, 10, line_id=None),
+                silence(11.5, 12, last_heartbeat_at=heard),
+                silence(14.5, 15, last_heartbeat_at=late_heard, line_id=ids["LINE-A"]),
+            ]
+        )
+        await session.commit()
+    evening = MONDAY + timedelta(hours=22)
+    assert await _down(kernel, "LINE-A", evening) == (16 * HOUR, HOUR + HOUR / 2)
+    assert await _down(kernel, "LINE-B", evening) == (16 * HOUR, HOUR)
