@@ -215,7 +215,8 @@ async def _analyze(db_url: str) -> float:
     # ones the planner guessed 32 rows of kpi_line_hourly for 30 days (14,315), and sorted them
     await conn.execute(
         "ANALYZE kpi_hourly; ANALYZE kpi_hourly_defects; ANALYZE process_items; ANALYZE kpi_daily; "
-        "ANALYZE kpi_line_hourly; ANALYZE kpi_line_daily_defects"
+        "ANALYZE kpi_line_hourly; ANALYZE kpi_line_daily_defects; ANALYZE kpi_hourly_lots; "
+        "ANALYZE kpi_daily_lots; ANALYZE kpi_daily_product_lots"
     )
     await conn.close()
     return time.perf_counter() - started

@@ -47,6 +47,7 @@ from mes_kernel.testing.helpers import register_lots_at
 
 API = "/api/v1"
 NOW = datetime.now(UTC)
+OUTCOMES = ("all", "first_fail", "failed")
 FROM = (NOW - timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
 TO = (NOW + timedelta(hours=2)).replace(minute=0, second=0, microsecond=0)
 SERIALS = [f"SN-{i}" for i in range(6)]
@@ -178,10 +179,10 @@ RAW_ITEMS = f"""
 """
 # Per step and LOT (the item's first record's LOT): what the drill-down behind a step's bar lists.
 RAW_LOT_ITEMS = f"""
-    SELECT f.process_id, l.lot_number, {_FIRST_AND_FINAL},
+    SELECT f.process_id, l.product, l.lot_number, {_FIRST_AND_FINAL},
            sum(CASE WHEN a.result = 'fail' AND b.result = 'pass' THEN 1 ELSE 0 END) AS recovered,
            sum(CASE WHEN a.result = 'pass' AND b.result = 'fail' THEN 1 ELSE 0 END) AS relapsed
-    {_ITEMS} GROUP BY f.process_id, l.lot_number
+    {_ITEMS} GROUP BY f.process_id, l.product, l.lot_number
 """
 RAW_DEFECTS = """
     SELECT defect_code, count(*) FROM process_records
@@ -308,29 +309,37 @@ async def _check_every_kpi(client, kernel, headers, lines, zone: str = "UTC") ->
 
 
 async def _check_drilldown_lots(client, kernel, headers, scoped: dict, line_id: int | None) -> None:
-    """The LOTs behind each step's bar (``kpi_hourly_lots``, kept by triggers) are the raw
-    records' items per LOT, for every outcome."""
-    expected: dict[str, dict] = {"all": {}, "first_fail": {}, "failed": {}}
-    for process_id, lot, total, first, passed, recovered, relapsed in await _raw(kernel, RAW_LOT_ITEMS, line_id):
+    """The LOTs behind each step's and each product's bar (``kpi_hourly_lots``, kept by triggers,
+    and the daily per-LOT rows the fold and the rebuild sum from it) are the raw records' items
+    per LOT, for every outcome."""
+    expected: dict[tuple, dict] = {}
+    products = set()
+    for process_id, product, lot, total, first, passed, recovered, relapsed in await _raw(
+        kernel, RAW_LOT_ITEMS, line_id
+    ):
+        products.add(product)
         rows = {
             "all": (total, first, passed),
             "first_fail": (total - first, 0, recovered),
             "failed": (total - passed, relapsed, 0),
         }
         for outcome, counts in rows.items():
-            if counts[0]:
-                expected[outcome].setdefault(process_id, {})[lot] = tuple(int(c) for c in counts)
-    for outcome, steps in expected.items():
-        for process_id in ("ASSY-10", "TEST-20", "PACK-30"):
+            for bar in (("process", process_id), ("product", product)):
+                summed = expected.setdefault((outcome, *bar), {}).get(lot, (0, 0, 0))
+                expected[(outcome, *bar)][lot] = tuple(int(a) + int(b) for a, b in zip(summed, counts, strict=True))
+    bars = [("process", p) for p in ("ASSY-10", "TEST-20", "PACK-30")] + [("product", p) for p in sorted(products)]
+    for outcome in OUTCOMES:
+        for kind, key in bars:
             r = await client.get(
                 f"{API}/kpi/drilldown",
-                params={**scoped, "kind": "process", "key": process_id, "outcome": outcome, "limit": 1},
+                params={**scoped, "kind": kind, "key": key, "outcome": outcome, "limit": 1},
                 headers=headers,
             )
             assert r.status_code == 200, r.text
             drill = r.json()
             got = {lot["lot_number"]: (lot["total"], lot["first_pass"], lot["passed"]) for lot in drill["lots"]}
-            assert got == steps.get(process_id, {}), (outcome, process_id, scoped.get("line"))
+            want = {lot: counts for lot, counts in expected.get((outcome, kind, key), {}).items() if counts[0]}
+            assert got == want, (outcome, kind, key, scoped.get("line"))
             assert drill["totals"]["lots"] == len(got)
             assert drill["totals"]["listed"] == sum(n for n, _, _ in got.values())
 

@@ -26,6 +26,7 @@ from ..security import username_key
 from .base import Base, JSONType, UTCDateTime, utcnow
 from .lot_counts import COUNTS as LOT_COUNTS
 from .lot_counts import COVERED as LOT_COVERED
+from .lot_counts import DAY_KEYS as LOT_DAY_KEYS
 from .lot_counts import KEY as LOT_KEY
 from .lot_counts import install_on_create
 
@@ -196,6 +197,9 @@ class Unit(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(16), default="in_progress", nullable=False)
 
 
+FAILED_ITEM = text("coalesce(serial_number, lot_number)")  # a record's item, as process_items names it
+
+
 class ProcessRecord(Base):
     """A process result for a LOT (optionally one unit), unique by idempotency key.
 
@@ -242,6 +246,17 @@ class ProcessRecord(Base):
         Index(
             "ix_process_records_failed_defect",
             "defect_code",
+            "event_at",
+            postgresql_include=["lot_number", "serial_number", "line_id"],
+            postgresql_where=text("result = 'fail'"),
+            sqlite_where=text("result = 'fail'"),
+        ),
+        # the same records by item (a unit's serial number, else its LOT's number), 0027: a page of
+        # a Pareto bar's units is read in this order, each unit's failures together, whatever the range
+        Index(
+            "ix_process_records_failed_defect_item",
+            "defect_code",
+            FAILED_ITEM,
             "event_at",
             postgresql_include=["lot_number", "serial_number", "line_id"],
             postgresql_where=text("result = 'fail'"),
@@ -421,6 +436,48 @@ class KpiDaily(Base):
     cycle_seconds_sum: Mapped[float] = mapped_column(Float, default=0.0, nullable=False)
     cycle_count: Mapped[int] = mapped_column(BigInteger, default=0, nullable=False)
     __table_args__ = (Index("ix_kpi_daily_line_id_day_start", "line_id", "day_start"),)
+
+
+class KpiDailyLot(Base):
+    """Per step, LOT and UTC day, the counts of :class:`KpiHourlyLot` with its stations summed
+    (PostgreSQL): the sum of the day's folded hourly rows (shard 0), kept by the fold and the
+    rebuild like :class:`KpiDaily`. A step's month is about a row per LOT here, where the hourly
+    table holds one per LOT, hour and station: the drill-down behind a step's bar reads its whole
+    days from it. (``product`` is not in the key: a LOT has one.)"""
+
+    __tablename__ = "kpi_daily_lots"
+    process_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    line_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    lot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    # integers, as kpi_hourly_lots' (a LOT's items in a day fit; sums of integers are bigints)
+    first_total: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    first_passed: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    final_passed: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    recovered: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    __table_args__ = (
+        PrimaryKeyConstraint(*LOT_DAY_KEYS["kpi_daily_lots"], postgresql_include=list(LOT_COUNTS)),
+    )
+
+
+class KpiDailyProductLot(Base):
+    """Per product, LOT and UTC day, the counts of :class:`KpiHourlyLot` with its steps and
+    stations summed (PostgreSQL), kept like :class:`KpiDailyLot`: what the drill-down behind a
+    product's bar reads for whole days (a plant making one product has every LOT, step and
+    station in that bar)."""
+
+    __tablename__ = "kpi_daily_product_lots"
+    product: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    line_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    lot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    first_total: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    first_passed: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    final_passed: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    recovered: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    __table_args__ = (
+        PrimaryKeyConstraint(*LOT_DAY_KEYS["kpi_daily_product_lots"], postgresql_include=list(LOT_COUNTS)),
+    )
 
 
 class KpiLineDailyDefect(Base):

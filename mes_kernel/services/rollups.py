@@ -487,6 +487,11 @@ COARSE = (
         COUNTS,
         "kpi_hourly",
     ),
+    *(
+        (table, tuple(_DAY.format("hour_start") if c == "day_start" else c for c in key), key, lot_counts.COUNTS,
+         "kpi_hourly_lots")
+        for table, key in lot_counts.DAY_KEYS.items()
+    ),
 )
 
 
@@ -503,13 +508,18 @@ def _add_into(table: str, select_key, key, counts, source: str) -> str:
     )
 
 
-def derive_coarse(*, since_day: datetime | None, counts_then: tuple | None = None) -> list[tuple[Any, dict[str, Any]]]:
+def derive_coarse(
+    *, since_day: datetime | None, counts_then: tuple | None = None, sources: tuple[str, ...] | None = None
+) -> list[tuple[Any, dict[str, Any]]]:
     """PostgreSQL statements (with their parameters) that recompute the coarser rollups of every
     day from ``since_day`` (a UTC midnight; all when None) from the folded hourly rows.
     ``counts_then``: the record counts as a migration's schema has them (a migration that ran
-    before a count was added must not name it)."""
+    before a count was added must not name it); ``sources``: only the levels summed from these
+    hourly tables (a migration's, of the tables that existed then; all when None)."""
     statements = []
     for table, select_key, key, counts, source in COARSE:
+        if sources is not None and source not in sources:
+            continue
         counts = counts_then if counts_then is not None and counts == COUNTS else counts
         lower = "day_start" if "day_start" in key else "hour_start"
         if since_day is None:
@@ -596,11 +606,12 @@ def backfill_output(dialect: str) -> list:
         """),
     ]
     if dialect == "postgresql":
-        statements += [statement for statement, _ in derive_coarse(since_day=None)]
+        levels = derive_coarse(since_day=None, sources=("kpi_hourly", "kpi_hourly_defects"))  # as of 0023
+        statements += [statement for statement, _ in levels]
     return statements
 
 
-COARSE_TABLES = ("kpi_daily", "kpi_line_daily_defects", "kpi_line_hourly")  # PostgreSQL
+COARSE_TABLES = tuple(level[0] for level in COARSE)  # PostgreSQL
 
 
 async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> dict[str, int]:
@@ -628,8 +639,7 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
         await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
         await session.execute(
             text(
-                "LOCK TABLE process_items, kpi_hourly, kpi_hourly_defects, kpi_hourly_lots, kpi_daily, "
-                "kpi_line_daily_defects, kpi_line_hourly IN EXCLUSIVE MODE"
+                f"LOCK TABLE {', '.join(ROLLUP_TABLES + COARSE_TABLES)} IN EXCLUSIVE MODE"
             )
         )
     offline = await offline_months(session)
@@ -642,11 +652,19 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
             raise RollupsOffline(offline, since)
     start = hour_of(since) if since else datetime(1970, 1, 1, tzinfo=UTC)
     bound = {"since": start if dialect == "postgresql" else start.strftime("%Y-%m-%d %H:%M:%S.%f")}
-    # kpi_hourly_lots last: the items' delete trigger has just taken their counts away there.
+    # PostgreSQL: the per-LOT triggers paused while the range's items go and come back (only rows
+    # from ``since`` on are written), which are then counted with one grouped insert. SQLite's row
+    # triggers count them (kpi_hourly_lots last: the items' delete trigger has just taken their
+    # counts away there).
+    if dialect == "postgresql":
+        await session.execute(text(lot_counts.pause(True)))
     for table in ("kpi_hourly", "kpi_hourly_defects", "process_items", "kpi_hourly_lots"):
         await session.execute(text(f"DELETE FROM {table} WHERE hour_start >= :since"), bound)
     defects = await session.execute(text(rebuild_sql.defects(dialect)), bound)
     items = await session.execute(text(rebuild_sql.items(dialect)), bound)
+    if dialect == "postgresql":
+        await session.execute(text(lot_counts.fill("hour_start >= :since")), bound)
+        await session.execute(text(lot_counts.pause(False)))
     records = await session.execute(text(rebuild_sql.hourly(dialect)), bound)
     if dialect == "postgresql":
         day = start.replace(hour=0)

@@ -67,7 +67,7 @@ def upgrade() -> None:
 
         bind = op.get_bind()
         bind.execute(sa.text("LOCK TABLE kpi_hourly, kpi_hourly_defects IN EXCLUSIVE MODE"))
-        for statement, params in derive_coarse(since_day=None, counts_then=COUNTS):
+        for statement, params in derive_coarse(since_day=None, counts_then=COUNTS, sources=("kpi_hourly", "kpi_hourly_defects")):
             bind.execute(statement, params)
 
 

@@ -2,8 +2,8 @@
 
 On PostgreSQL the recording transactions write hourly rows in shards of their own, which the
 kernel folds every few seconds into shard 0 and, at the same moment, into the coarser levels
-(``kpi_daily`` and ``kpi_line_daily_defects`` per UTC day; ``kpi_line_hourly`` per line ×
-process × hour).
+(``kpi_daily``, ``kpi_line_daily_defects``, ``kpi_daily_lots`` and ``kpi_daily_product_lots``
+per UTC day; ``kpi_line_hourly`` per line × process × hour).
 So a range's counts are: the coarse rows of the range, plus the hourly rows not folded yet
 (``shard <> 0``, a partial index finds them) — for the daily level, plus the hourly rows of the
 partial days at either end. SQLite has no shards and no coarse rows: it reads ``kpi_hourly``.
@@ -19,10 +19,14 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, Integer, Select, and_, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mes_kernel.db import lot_counts
 from mes_kernel.db.models import (
     KpiDaily,
+    KpiDailyLot,
+    KpiDailyProductLot,
     KpiHourly,
     KpiHourlyDefect,
+    KpiHourlyLot,
     KpiLineDailyDefect,
     KpiLineHourly,
 )
@@ -106,3 +110,44 @@ def line_hours(session: AsyncSession, since: datetime, until: datetime, line_id:
     if line_id is not None:
         coarse = coarse.where(KpiLineHourly.line_id == line_id)
     return union_all(coarse, _hourly(KpiHourly, columns, since, until, line_id, unfolded_only=True)).subquery()
+
+
+_DAILY_LOTS = {"process_id": KpiDailyLot, "product": KpiDailyProductLot}  # a station's bar: hourly rows
+
+
+def lot_counts_of(
+    session: AsyncSession, column: str, value, since: datetime, until: datetime, line_id: int | None = None
+):
+    """Per LOT (and hour or day, and more of their key), the yield counts of the items first tried
+    in the range whose ``column`` (``process_id``, ``station_id`` or ``product``) is ``value``:
+    ``lot_id``, ``first_total``, ``first_passed``, ``final_passed``, ``recovered``
+    (:class:`~mes_kernel.db.models.KpiHourlyLot`) — what the drill-down behind a yield bar sums
+    per LOT. A step's or a product's whole days from ``kpi_daily_lots`` / ``kpi_daily_product_lots``
+    (about a row per LOT and day), like :func:`item_counts`; a station's from the hourly rows."""
+    columns = ["lot_id", *lot_counts.COUNTS]
+
+    def hourly(first: datetime, last: datetime, *, unfolded_only: bool = False) -> Select:
+        rows = KpiHourlyLot
+        query = select(*(getattr(rows, c) for c in columns)).where(
+            rows.__table__.c[column] == value, hours_between(rows, first, last)
+        )
+        if unfolded_only:  # written as 0 for the partial index (see _hourly)
+            query = query.where(rows.shard != literal_column("0", Integer))
+        return query.where(rows.line_id == line_id) if line_id is not None else query
+
+    daily_rows = _DAILY_LOTS.get(column)
+    days = _whole_days(since, until) if daily_rows is not None and _coarse(session) else None
+    if days is None:
+        return hourly(since, until).subquery()
+    first, last = days
+    daily = select(*(getattr(daily_rows, c) for c in columns)).where(
+        daily_rows.__table__.c[column] == value, daily_rows.day_start >= first, daily_rows.day_start < last
+    )
+    if line_id is not None:
+        daily = daily.where(daily_rows.line_id == line_id)
+    parts = [daily, hourly(first, last, unfolded_only=True)]
+    if since < first:
+        parts.append(hourly(since, first))
+    if last < until:
+        parts.append(hourly(last, until))
+    return union_all(*parts).subquery()
