@@ -157,8 +157,17 @@ def _audit_after(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row[k] for k in RECORD_FIELDS}
 
 
-async def _insert_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Claim the keys, insert the records whose key this transaction claimed, add them to the
+def _happened(row: dict[str, Any], sent: dict[str, int]) -> tuple:
+    """Where a record of a batch is stored among the others: by station time (``event_at``), then
+    the station's sequence number, then as sent. Ids are given in that order, and the lowest id of
+    an item at a step is its first attempt (docs/kpi.md): an offline station replaying a failure
+    and its retest in one batch must not have the retest counted first."""
+    return (row["event_at"], row.get("_station_seq") or 0, sent[row["idempotency_key"]])
+
+
+async def _insert_rows(session: AsyncSession, rows: list[dict[str, Any]], *, order=None) -> dict[str, Any]:
+    """Claim the keys (in the order of ``rows``), insert the records whose key this transaction
+    claimed (sorted by ``order``, a sort key of a row: their ids follow it), add them to the
     rollups; returns the rows this transaction created, by key.
 
     The key table, not the partitioned records table, decides what is new: its primary key is the
@@ -183,7 +192,9 @@ async def _insert_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dic
     )
     if not claimed:
         return {}
-    new_rows = [r for r in rows if r["idempotency_key"] in claimed]
+    new_rows = sorted((r for r in rows if r["idempotency_key"] in claimed), key=order) if order else [
+        r for r in rows if r["idempotency_key"] in claimed
+    ]
     values = [{k: v for k, v in r.items() if not k.startswith("_")} for r in new_rows]
     stmt = _insert(session).returning(ProcessRecord.id, ProcessRecord.idempotency_key)
     # Only the ids come back: every other column is what was just sent (no JSON to decode again).
@@ -262,7 +273,9 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
     ``UNIT_NOT_IN_LOT`` (its serial number, looked up here: it sets the row's ``unit_id``) or
     ``LOT_CLOSED``.
     """
-    # One order for every transaction, so two batches holding the same keys never deadlock.
+    # Keys are claimed in one order for every transaction, so two batches holding the same keys
+    # never deadlock; the records are stored (and numbered) in the order they happened.
+    sent = {r["idempotency_key"]: i for i, r in enumerate(rows)}
     rows = sorted(rows, key=lambda r: r["idempotency_key"])
     # an implausible station time is refused before anything is looked up
     refused: dict[str, MesError] = {r["idempotency_key"]: r["_refusal"] for r in rows if r.get("_refusal") is not None}
@@ -277,7 +290,7 @@ async def write_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[
                 f"LOT {r['lot_number']} is {closed[r['lot_id']]} and accepts no records", code="LOT_CLOSED"
             )
     rows = [r for r in rows if r["idempotency_key"] not in refused]
-    created = await _insert_rows(session, rows) if rows else {}
+    created = await _insert_rows(session, rows, order=lambda r: _happened(r, sent)) if rows else {}
     await write_audit_rows(
         session,
         [
