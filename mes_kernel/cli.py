@@ -706,6 +706,36 @@ def station_create(code: str, line: Annotated[str | None, typer.Option()] = None
     out.print(f"station {code} registered; token (shown once): {token}")
 
 
+@station_app.command("move")
+def station_move(
+    code: str,
+    line: Annotated[str | None, typer.Option(help="the line to put the station on")] = None,
+    off: Annotated[bool, typer.Option("--off", help="take the station off every line")] = False,
+):
+    """Move a station to another line (--line) or off every line (--off), as PUT
+    /api/v1/stations/{code}/line does: its silence is split at the move, both lines' stations follow."""
+    from .errors import MesError
+    from .services.stations import move_station
+
+    if off == (line is not None):
+        console.print("[red]give either --line LINE or --off[/red]")
+        raise typer.Exit(2)
+
+    async def run(application):
+        kernel = application.state.kernel
+        async with kernel.sessionmaker() as session:
+            await move_station(session=session, code=code, line_code=line, actor="cli", at=kernel.clock())
+            await session.commit()
+        await kernel.runtime.announce()
+
+    try:
+        asyncio.run(_with_kernel(run))
+    except MesError as exc:
+        console.print(f"[red]{escape(exc.code)}: {escape(str(exc))}[/red]")
+        raise typer.Exit(1) from None
+    out.print(f"station {code} is {'off every line' if off else f'on line {line}'}")
+
+
 # ---------------------------------------------------------------- plugins
 @plugins_app.command("list")
 def plugins_list():

@@ -65,3 +65,50 @@ async def watch_stations(kernel, notifier, *, beats: int = 5, watching_since: da
             )
         elif depths and depths[-1] <= (depths[-2] if len(depths) > 1 else depths[-1]):
             await notifier.resolve(key, f"Station {station.code} outbox is draining")
+
+
+async def move_station(*, session, code: str, line_code: str | None, actor: str, at: datetime) -> Station:
+    """Put station ``code`` on line ``line_code`` (None: off every line) at ``at`` (aware UTC, the
+    kernel's clock), in the caller's transaction (the caller commits, then announces the change).
+
+    Its silence alert, if one is open, is split at the move (:func:`~.silence.move_silence`: the
+    old line's downtime ends there, the new line's starts); both lines' ``config_version`` goes up
+    (their stations follow); the change is audited. Moving a station to the line it is on changes
+    nothing. Errors: 404 ``STATION_NOT_FOUND``; 422 ``LINE_NOT_FOUND`` (field ``line``); 409
+    ``STATION_HAS_DEVICES`` while devices of its line are bound to it (take them out of that
+    line's configuration first: they would be left on a line their station is not on)."""
+    from sqlalchemy import update
+
+    from ..audit import write_audit
+    from ..db.models import Device, Line
+    from ..errors import Conflict, NotFound, Unprocessable
+    from .silence import move_silence
+
+    station = (await session.execute(select(Station).where(Station.code == code))).scalar_one_or_none()
+    if station is None:
+        raise NotFound(f"station {code} not found", code="STATION_NOT_FOUND")
+    line_id = None
+    if line_code is not None:
+        line_id = (await session.execute(select(Line.id).where(Line.code == line_code))).scalar()
+        if line_id is None:
+            raise Unprocessable(f"line {line_code} not found", code="LINE_NOT_FOUND", field="line")
+    if station.line_id == line_id:
+        return station
+    bound = select(Device.code).where(Device.station_id == station.id, Device.line_id == station.line_id)
+    devices = sorted((await session.execute(bound.order_by(Device.code))).scalars())
+    if devices and station.line_id is not None:
+        raise Conflict(
+            f"devices {', '.join(devices)} of the station's line are bound to it; take them out of that "
+            "line's configuration first",
+            code="STATION_HAS_DEVICES",
+            devices=devices,
+        )
+    await move_silence(session=session, station=station, line_id=line_id, at=at)
+    before = station.line_id
+    lines = [i for i in (before, line_id) if i is not None]
+    await session.execute(update(Line).where(Line.id.in_(lines)).values(config_version=Line.config_version + 1))
+    station.line_id = line_id
+    await write_audit(session, actor=actor, action="update", entity="station", entity_id=code,
+                      before={"line_id": before}, after={"line": line_code})
+    await session.flush()
+    return station

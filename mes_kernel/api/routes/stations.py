@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +24,7 @@ from ...schemas import Code, FiniteJSON, Identifier, Name, Text
 from ...security import STATION_TOKEN_PREFIX, new_opaque_token, token_digest, username_key
 from ...services.device_actions import record_device_action
 from ...services.silence import record_heartbeat
+from ...services.stations import move_station
 from ...services.trace import add_trace_events, trace_row
 from ...station_times import StationTimeWindow, station_time
 from ..deps import KernelDep, Principal, SessionDep, require_permission
@@ -120,6 +121,34 @@ async def create_station(
     out = await _out(session, station)
     await session.commit()
     await kernel.cache.invalidate(CONFIGURATION)  # the dashboard's stations and each line's
+    return out
+
+
+class StationLineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    line: Identifier | None = Field(..., max_length=64)  # null: off every line
+
+
+@router.put("/{code}/line", response_model=StationOut, summary="Move a station to a line, or off every line")
+async def move_station_line(
+    code: str,
+    body: StationLineIn,
+    session: SessionDep,
+    kernel: KernelDep,
+    principal: Principal = require_permission("lines:manage"),
+):
+    """Put the station on ``line`` (``null``: off every line; its own line: nothing changes). Its
+    open silence alert is split at the move, so the OEE counts the silence against each line for
+    its part; both lines' stations follow the new configuration. 404 ``STATION_NOT_FOUND``; 422
+    ``LINE_NOT_FOUND`` (field ``line``); 409 ``STATION_HAS_DEVICES`` while devices of its line are
+    bound to it (take them out of that line's configuration first)."""
+    station = await move_station(
+        session=session, code=code, line_code=body.line, actor=principal.actor, at=kernel.clock()
+    )
+    out = await _out(session, station)
+    await session.commit()
+    await kernel.cache.invalidate(CONFIGURATION)
+    await kernel.runtime.announce()  # every worker of every node follows within about a second
     return out
 
 
