@@ -18,6 +18,7 @@ import re
 from functools import lru_cache
 
 TAG_BYTES = 16
+MAX_LENGTH = 2048  # longer than any token this server gives: not one (the callers answer INVALID_CURSOR)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}")
 
 
@@ -45,7 +46,7 @@ def sign(payload: str, *, secret: str, purpose: str) -> str:
 def unsign(token: str, *, secret: str, purpose: str) -> str | None:
     """The payload of a token :func:`sign` gave for ``purpose`` under ``secret``; None for anything
     else — a changed or missing character, another key or purpose, not a token at all. Never raises."""
-    if not isinstance(token, str) or _TOKEN.fullmatch(token) is None:
+    if not isinstance(token, str) or len(token) > MAX_LENGTH or _TOKEN.fullmatch(token) is None:
         return None
     body, _, tag = token.partition(".")
     try:

@@ -33,7 +33,9 @@ def test_a_token_opens_only_unchanged_whole_and_for_its_key_and_purpose():
     assert cursors.unsign(token, secret=SECRET + "x", purpose="history:lot:1") is None
     assert cursors.unsign(token, secret=SECRET, purpose="history:lot:2") is None
     assert cursors.unsign(token, secret=SECRET, purpose="history:unit:1") is None
-    for junk in ("", ".", "a.b", token + "=", token + "\n", " " + token, "é" + token, token.replace(".", "..")):
+    too_long = "A" * cursors.MAX_LENGTH + token  # well-formed but longer than any token: not read at all
+    junks = ("", ".", "a.b", token + "=", token + "\n", " " + token, "é" + token, token.replace(".", ".."), too_long)
+    for junk in junks:
         assert cursors.unsign(junk, secret=SECRET, purpose="history:lot:1") is None, junk
     # a payload that is not UTF-8, signed: refused as a token, never a UnicodeDecodeError
     body, _, _ = token.partition(".")
@@ -82,6 +84,7 @@ async def test_history_cursors_page_on_and_a_changed_cut_foreign_or_forged_one_i
     payload = base64.urlsafe_b64decode(cursor.partition(".")[0] + "==").decode()
     forged = cursors.sign(payload, secret="another-key-0123456789abcdef0123456789", purpose="history:lot:1")
     _refused(await ask(forged), "before")
+    _refused(await ask("A" * 3000 + cursor), "before")  # longer than any cursor: the same code as every other
     # another LOT's cursor on this LOT's history, and this LOT's on the other's and on a unit's
     other_first, _ = await _history_pages(client, viewer_headers, f"{API}/lots/{other['lot_number']}/history")
     _refused(await ask(other_first["next_before"]), "before")

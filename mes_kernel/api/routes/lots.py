@@ -109,7 +109,7 @@ async def list_units(lot_number: str, session: SessionDep, _: Principal = requir
 
 HistoryLimit = Annotated[int, Query(ge=1, le=500, description="events per page")]
 HistoryBefore = Annotated[
-    str | None, Query(max_length=200, description="the `next_before` cursor of the previous page (older events)")
+    str | None, Query(description="the `next_before` cursor of the previous page (older events)")
 ]
 
 

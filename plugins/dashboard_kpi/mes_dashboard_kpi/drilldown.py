@@ -136,7 +136,8 @@ async def drilldown(
     Defect: totals ``{"count": the bar's failed records (from the rollups as ``/kpi/pareto`` reads
     them when the range covers an archived month; else the records listed, which they equal),
     "listed": those listed (online), "units", "lots"}`` (``units`` and ``lots``: of the records
-    listed); a LOT's ``count`` and ``units``; a unit's ``count``, ``first_at``, ``last_at`` (ISO
+    listed; ``units`` counts items: each unit, and a LOT once for its LOT-level records); a LOT's
+    ``count`` and ``units``; a unit's ``count``, ``first_at``, ``last_at`` (ISO
     UTC). Yield: totals ``{"total",
     "first_pass", "passed", "first_pass_yield", "final_yield", "lots"}`` as ``/kpi/yield`` gives
     them (read from the rollups, as the bar), ``lots`` and ``listed``: the LOTs and items the

@@ -145,10 +145,12 @@ async def test_panels_are_listed_and_each_endpoint_answers_what_its_options_name
 
 async def test_unknown_time_zone_is_refused_with_a_code(client, viewer_headers):
     """The same code and field as every KPI route that takes ``tz``."""
-    for path in ("dashboard/summary", "dashboard/kpi/yield", "dashboard/kpi/defects", "kpi/lines/now"):
-        answer = await client.get(f"{API}/{path}?tz=Mars/Olympus", headers=viewer_headers)
-        assert answer.status_code == 422
-        assert (answer.json()["detail"]["code"], answer.json()["detail"]["field"]) == ("INVALID_TIMEZONE", "tz")
+    for path in ("dashboard/summary", "dashboard/kpi/yield", "dashboard/kpi/defects", "kpi/lines/now",
+                 "kpi/yield", "kpi/pareto"):
+        for tz in ("Mars/Olympus", ""):  # "tz=" names no zone: not the plant's by default
+            answer = await client.get(f"{API}/{path}?tz={tz}", headers=viewer_headers)
+            assert answer.status_code == 422, (path, tz, answer.text)
+            assert (answer.json()["detail"]["code"], answer.json()["detail"]["field"]) == ("INVALID_TIMEZONE", "tz")
 
 
 @pytest.mark.parametrize("path", ["dashboard/summary", "dashboard/kpi/yield", "dashboard/kpi/defects", "kpi/lines/now"])

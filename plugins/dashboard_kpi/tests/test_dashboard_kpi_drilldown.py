@@ -354,6 +354,7 @@ async def test_bad_drilldown_input_answers_a_code_naming_the_field(client, plant
         ({"from": "2026-03-01T06:00:00"}, 422, "INVALID_RANGE", "from"),
         ({"from": "0001-01-01", "to": "0001-01-02", "tz": "Asia/Seoul"}, 422, "INVALID_RANGE", "from"),
         ({"tz": "Mars/Olympus"}, 422, "INVALID_TIMEZONE", "tz"),
+        ({"cursor": "A" * 3000 + ".B"}, 422, "INVALID_CURSOR", "cursor"),
         ({"line": "NO-SUCH-LINE"}, 422, "LINE_NOT_FOUND", "line"),
         ({"cursor": "!!not-a-cursor"}, 422, "INVALID_CURSOR", "cursor"),
         ({"cursor": ""}, 200, None, None),
