@@ -438,15 +438,10 @@ class KpiDaily(Base):
     __table_args__ = (Index("ix_kpi_daily_line_id_day_start", "line_id", "day_start"),)
 
 
-class KpiDailyLot(Base):
-    """Per step, LOT and UTC day, the counts of :class:`KpiHourlyLot` with its stations summed
-    (PostgreSQL): the sum of the day's folded hourly rows (shard 0), kept by the fold and the
-    rebuild like :class:`KpiDaily`. A step's month is about a row per LOT here, where the hourly
-    table holds one per LOT, hour and station: the drill-down behind a step's bar reads its whole
-    days from it. (``product`` is not in the key: a LOT has one.)"""
+class _DailyLotCounts:
+    """The counts of a per-LOT daily rollup: :class:`KpiHourlyLot`'s, summed over a UTC day, with
+    its day, line and LOT (the first key column, a step or a product, is the table's own)."""
 
-    __tablename__ = "kpi_daily_lots"
-    process_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     day_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
     line_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     lot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -455,12 +450,23 @@ class KpiDailyLot(Base):
     first_passed: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     final_passed: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     recovered: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+
+
+class KpiDailyLot(_DailyLotCounts, Base):
+    """Per step, LOT and UTC day, the counts of :class:`KpiHourlyLot` with its stations summed
+    (PostgreSQL): the sum of the day's folded hourly rows (shard 0), kept by the fold and the
+    rebuild like :class:`KpiDaily`. A step's month is about a row per LOT here, where the hourly
+    table holds one per LOT, hour and station: the drill-down behind a step's bar reads its whole
+    days from it. (``product`` is not in the key: a LOT has one.)"""
+
+    __tablename__ = "kpi_daily_lots"
+    process_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     __table_args__ = (
         PrimaryKeyConstraint(*LOT_DAY_KEYS["kpi_daily_lots"], postgresql_include=list(LOT_COUNTS)),
     )
 
 
-class KpiDailyProductLot(Base):
+class KpiDailyProductLot(_DailyLotCounts, Base):
     """Per product, LOT and UTC day, the counts of :class:`KpiHourlyLot` with its steps and
     stations summed (PostgreSQL), kept like :class:`KpiDailyLot`: what the drill-down behind a
     product's bar reads for whole days (a plant making one product has every LOT, step and
@@ -468,13 +474,6 @@ class KpiDailyProductLot(Base):
 
     __tablename__ = "kpi_daily_product_lots"
     product: Mapped[str] = mapped_column(String(64), primary_key=True)
-    day_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
-    line_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    lot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    first_total: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
-    first_passed: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
-    final_passed: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
-    recovered: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     __table_args__ = (
         PrimaryKeyConstraint(*LOT_DAY_KEYS["kpi_daily_product_lots"], postgresql_include=list(LOT_COUNTS)),
     )
