@@ -149,6 +149,8 @@ MATRIX: dict[tuple[str, str], Rule] = {
     ("POST", "/stations/{code}/tokens"): Rule(ADMIN_ONLY, req("/stations/ST-01/tokens", {"name": "{tag}"})),
     ("GET", "/stations/{code}/tokens"): Rule(ADMIN_ONLY, req("/stations/ST-01/tokens")),
     ("DELETE", "/stations/{code}/tokens/{token_id}"): Rule(ADMIN_ONLY, _revoke_token),
+    # moving a station between lines is line configuration (lines:manage); onto its own line: no change
+    ("PUT", "/stations/{code}/line"): Rule(ADMIN_ONLY, req("/stations/ST-01/line", {"line": "LINE-A"})),
     # An admin holds every permission but is no station: heartbeats and events are refused.
     ("POST", "/stations/heartbeat"): Rule(frozenset({STATION}), req("/stations/heartbeat", {"agent_version": "1.0"})),
     ("GET", "/stations/me/config"): Rule(frozenset({STATION}), req("/stations/me/config")),
