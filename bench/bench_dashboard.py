@@ -339,6 +339,7 @@ def endpoints(base: str, headers: dict) -> list[tuple[str, str]]:
             f"/api/v1/kpi/drilldown?kind=station&key=L1-S1&outcome=failed&from={month}&to={today}",
         ),
         ("kpi drilldown product all 7d", f"/api/v1/kpi/drilldown?kind=product&key=PRD-1&from={week}&to={today}"),
+        ("kpi drilldown product all 30d", f"/api/v1/kpi/drilldown?kind=product&key=PRD-1&from={month}&to={today}"),
         ("kpi output day 30d", f"/api/v1/kpi/output?bucket=day&from={month}&to={today}"),
         ("kpi output hour today", "/api/v1/kpi/output?bucket=hour"),
         ("kpi lines now", "/api/v1/kpi/lines/now"),
