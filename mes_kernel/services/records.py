@@ -165,7 +165,7 @@ def _happened(row: dict[str, Any], sent: dict[str, int]) -> tuple:
     return (row["event_at"], row.get("_station_seq") or 0, sent[row["idempotency_key"]])
 
 
-async def _insert_rows(session: AsyncSession, rows: list[dict[str, Any]], *, order=None) -> dict[str, Any]:
+async def _insert_rows(session: AsyncSession, rows: list[dict[str, Any]], *, order) -> dict[str, Any]:
     """Claim the keys (in the order of ``rows``), insert the records whose key this transaction
     claimed (sorted by ``order``, a sort key of a row: their ids follow it), add them to the
     rollups; returns the rows this transaction created, by key.
@@ -192,9 +192,7 @@ async def _insert_rows(session: AsyncSession, rows: list[dict[str, Any]], *, ord
     )
     if not claimed:
         return {}
-    new_rows = sorted((r for r in rows if r["idempotency_key"] in claimed), key=order) if order else [
-        r for r in rows if r["idempotency_key"] in claimed
-    ]
+    new_rows = sorted((r for r in rows if r["idempotency_key"] in claimed), key=order)
     values = [{k: v for k, v in r.items() if not k.startswith("_")} for r in new_rows]
     stmt = _insert(session).returning(ProcessRecord.id, ProcessRecord.idempotency_key)
     # Only the ids come back: every other column is what was just sent (no JSON to decode again).

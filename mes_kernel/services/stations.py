@@ -95,7 +95,7 @@ async def move_station(*, session, code: str, line_code: str | None, actor: str,
     if station.line_id == line_id:
         return station
     bound = select(Device.code).where(Device.station_id == station.id, Device.line_id == station.line_id)
-    devices = sorted((await session.execute(bound.order_by(Device.code))).scalars())
+    devices = list((await session.execute(bound.order_by(Device.code))).scalars())
     if devices and station.line_id is not None:
         raise Conflict(
             f"devices {', '.join(devices)} of the station's line are bound to it; take them out of that "

@@ -51,7 +51,14 @@ def _whole_days(since: datetime, until: datetime) -> tuple[datetime, datetime] |
     return (first, last) if first < last else None
 
 
-def _hourly(model, columns: list[str], since, until, line_id, *, unfolded_only: bool = False) -> Select:
+def _matching(model, query: Select, line_id, match) -> Select:
+    if match is not None:
+        column, value = match
+        query = query.where(model.__table__.c[column] == value)
+    return query.where(model.line_id == line_id) if line_id is not None else query
+
+
+def _hourly(model, columns: list[str], since, until, line_id, *, unfolded_only: bool = False, match=None) -> Select:
     query = select(*(getattr(model, c) for c in columns)).where(hours_between(model, since, until))
     if unfolded_only:
         # 0 written into the SQL, not bound: the partial index ``WHERE shard <> 0`` serves only a
@@ -59,28 +66,30 @@ def _hourly(model, columns: list[str], since, until, line_id, *, unfolded_only: 
         # a prepared statement (custom plans) used the index, and from the sixth the cached generic
         # plan scanned every hourly row: the 30-day OEE's query took 14.5 ms instead of 4.2.
         query = query.where(model.shard != literal_column("0", Integer))
-    return query.where(model.line_id == line_id) if line_id is not None else query
+    return _matching(model, query, line_id, match)
 
 
-def _daily(model, columns: list[str], first: datetime, last: datetime, line_id) -> Select:
+def _daily(model, columns: list[str], first: datetime, last: datetime, line_id, match=None) -> Select:
     picked = [model.day_start.label("hour_start") if c == "hour_start" else getattr(model, c) for c in columns]
     query = select(*picked).where(model.day_start >= first, model.day_start < last)
-    return query.where(model.line_id == line_id) if line_id is not None else query
+    return _matching(model, query, line_id, match)
 
 
-def _by_day(session, hourly, daily, columns, since, until, line_id):
-    days = _whole_days(since, until) if _coarse(session) else None
+def _by_day(session, hourly, daily, columns, since, until, line_id, match=None):
+    """``columns`` of the ``hourly`` rows of ``[since, until)``, its whole UTC days read from the
+    ``daily`` rows (None: hourly rows only); ``match`` = ``(column, value)`` narrows both."""
+    days = _whole_days(since, until) if daily is not None and _coarse(session) else None
     if days is None:
-        return _hourly(hourly, columns, since, until, line_id).subquery()
+        return _hourly(hourly, columns, since, until, line_id, match=match).subquery()
     first, last = days
     parts = [
-        _daily(daily, columns, first, last, line_id),
-        _hourly(hourly, columns, first, last, line_id, unfolded_only=True),
+        _daily(daily, columns, first, last, line_id, match),
+        _hourly(hourly, columns, first, last, line_id, unfolded_only=True, match=match),
     ]
     if since < first:
-        parts.append(_hourly(hourly, columns, since, first, line_id))
+        parts.append(_hourly(hourly, columns, since, first, line_id, match=match))
     if last < until:
-        parts.append(_hourly(hourly, columns, last, until, line_id))
+        parts.append(_hourly(hourly, columns, last, until, line_id, match=match))
     return union_all(*parts).subquery()
 
 
@@ -125,29 +134,4 @@ def lot_counts_of(
     per LOT. A step's or a product's whole days from ``kpi_daily_lots`` / ``kpi_daily_product_lots``
     (about a row per LOT and day), like :func:`item_counts`; a station's from the hourly rows."""
     columns = ["lot_id", *lot_counts.COUNTS]
-
-    def hourly(first: datetime, last: datetime, *, unfolded_only: bool = False) -> Select:
-        rows = KpiHourlyLot
-        query = select(*(getattr(rows, c) for c in columns)).where(
-            rows.__table__.c[column] == value, hours_between(rows, first, last)
-        )
-        if unfolded_only:  # written as 0 for the partial index (see _hourly)
-            query = query.where(rows.shard != literal_column("0", Integer))
-        return query.where(rows.line_id == line_id) if line_id is not None else query
-
-    daily_rows = _DAILY_LOTS.get(column)
-    days = _whole_days(since, until) if daily_rows is not None and _coarse(session) else None
-    if days is None:
-        return hourly(since, until).subquery()
-    first, last = days
-    daily = select(*(getattr(daily_rows, c) for c in columns)).where(
-        daily_rows.__table__.c[column] == value, daily_rows.day_start >= first, daily_rows.day_start < last
-    )
-    if line_id is not None:
-        daily = daily.where(daily_rows.line_id == line_id)
-    parts = [daily, hourly(first, last, unfolded_only=True)]
-    if since < first:
-        parts.append(hourly(since, first))
-    if last < until:
-        parts.append(hourly(last, until))
-    return union_all(*parts).subquery()
+    return _by_day(session, KpiHourlyLot, _DAILY_LOTS.get(column), columns, since, until, line_id, (column, value))
