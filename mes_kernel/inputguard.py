@@ -16,6 +16,8 @@ Refused before any route code runs, the same on SQLite and PostgreSQL:
   for a 64-bit float (``1e400``), which the parser turns into infinity: 422 ``VALIDATION_ERROR``;
 - JSON nested deeper than ``MAX_JSON_DEPTH``: 422 ``VALIDATION_ERROR``, at any depth (the parsers
   and orjson's writer, which stops at 254 levels, are never reached);
+- a query parameter that takes one value sent more than once (``?line=L1&line=L2``): 422
+  ``VALIDATION_ERROR`` naming it (the framework would silently keep the last);
 - an integer query or path parameter outside the signed 64-bit range of a ``BIGINT`` column:
   422 ``VALIDATION_ERROR``. Body integers beyond a column's range are mapped to 422 from the database's
   own refusal (``errors.py``), since only the column knows its range.
@@ -97,11 +99,13 @@ def match_route(scope) -> tuple[object | None, dict]:
 
 
 class RouteInputs:
-    """What one route reads: which body kind, and which query/path parameters are integers."""
+    """What one route reads: which body kind, which query/path parameters are integers, and which
+    query parameters take one value."""
 
     def __init__(self, route) -> None:
         self.body: str | None = None
         self.int_query: set[str] = set()
+        self.single_query: set[str] = set()
         self.int_path: set[str] = set()
         if not isinstance(getattr(route, "original_route", route), APIRoute):
             return
@@ -116,6 +120,7 @@ class RouteInputs:
         if body:
             self.body = "form" if any(isinstance(f.field_info, params.Form) for f in body) else "json"
         self.int_query = {f.alias for f in query if _is_int(f.field_info.annotation)}
+        self.single_query = {f.alias for f in query if not _is_sequence(f.field_info.annotation)}
         self.int_path = {f.alias for f in path if _is_int(f.field_info.annotation)}
 
 
@@ -128,6 +133,16 @@ def _is_int(annotation) -> bool:
     if origin in (typing.Union, types.UnionType):
         return any(_is_int(a) for a in typing.get_args(annotation))
     return False
+
+
+def _is_sequence(annotation) -> bool:
+    """A parameter that takes several values (``list[str]``, ``tuple``, ``set``, optional or annotated)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _is_sequence(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_sequence(a) for a in typing.get_args(annotation))
+    return annotation in (list, tuple, set, frozenset) or origin in (list, tuple, set, frozenset)
 
 
 def _check_int(value: str, *loc) -> None:
@@ -360,11 +375,16 @@ class InputGuardMiddleware:
         except UnicodeDecodeError:
             raise _refuse("is not valid UTF-8", "query") from None
         inputs, path_params = self._inputs(scope)
+        seen: set[str] = set()
         for name, value in query:
             if "\x00" in name or "\x00" in value:
                 raise _refuse("contains a NUL character", "query", name.replace("\x00", ""))
             if inputs is not None and name in inputs.int_query:
                 _check_int(value, "query", name)
+            if inputs is not None and name in inputs.single_query:
+                if name in seen:  # else the last one sent would silently win over the others
+                    raise _refuse("given more than once; this parameter takes one value", "query", name)
+                seen.add(name)
         if inputs is not None:
             for name in inputs.int_path:
                 if isinstance(path_params.get(name), str):

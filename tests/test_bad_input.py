@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Annotated
 
+import httpx
 import pytest
+from fastapi import FastAPI, Query
 from sqlalchemy import func, select
 
 from mes_kernel.db.models import AuditEntry, Lot, ProcessRecord, Unit
+from mes_kernel.inputguard import InputGuardMiddleware
 from mes_kernel.testing.helpers import record_body as _record
 
 API = "/api/v1"
@@ -436,3 +440,35 @@ async def test_times_with_no_utc_time_are_422_naming_the_field_everywhere(
     _refused(r, 422, "VALIDATION_ERROR")
     assert r.json()["detail"]["field"] == "payload.recorded_at", r.text
 
+
+
+async def test_a_one_value_query_parameter_sent_twice_is_422_naming_it(client, admin_headers):
+    """``?limit=5&limit=6`` would silently be read as 6 (the framework keeps the last): refused on
+    every route, the kernel's and the plugins', before any route code runs."""
+    for path, name in (
+        ("/lots?limit=5&limit=6", "limit"),
+        ("/lots?status=open&limit=5&status=closed", "status"),
+        ("/kpi/oee?line=L1&line=L2", "line"),
+        ("/kpi/drilldown?kind=defect&key=D1&key=D2", "key"),
+    ):
+        r = await client.get(API + path, headers=admin_headers)
+        _refused(r, 422, "VALIDATION_ERROR")
+        assert r.json()["detail"]["errors"][0]["loc"] == ["query", name], r.text
+    # a parameter no route reads is ignored as before, however often it is sent
+    assert (await client.get(API + "/lots?limit=5&x=1&x=2", headers=admin_headers)).status_code == 200
+
+
+async def test_a_list_query_parameter_still_takes_several_values():
+    """A route (a plugin's, say) that declares a list keeps its several values."""
+    app = FastAPI()
+
+    @app.get("/api/v1/tags")
+    async def tags(tag: Annotated[list[str] | None, Query()] = None, limit: int = 10):
+        return {"tags": tag, "limit": limit}
+
+    app.add_middleware(InputGuardMiddleware)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.get("/api/v1/tags?tag=a&tag=b&limit=3")
+        assert r.status_code == 200 and r.json() == {"tags": ["a", "b"], "limit": 3}, r.text
+        r = await c.get("/api/v1/tags?tag=a&limit=3&limit=4")
+        assert r.status_code == 422 and r.json()["detail"]["errors"][0]["loc"] == ["query", "limit"], r.text
