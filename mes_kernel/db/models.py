@@ -111,6 +111,11 @@ class Station(TimestampMixin, Base):
     line_id: Mapped[int | None] = mapped_column(ForeignKey("lines.id", ondelete="SET NULL"), index=True)
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     heartbeat: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    # moves to another line since the last heartbeat, while no silence alert was open (0028):
+    # [{"at": ISO UTC, "from_line_id": int | None}]; the silence's alerts are split at each
+    line_moves: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONType, default=list, server_default=text("'[]'"), nullable=False
+    )
 
 
 class StationToken(Base):

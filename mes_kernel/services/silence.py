@@ -9,8 +9,11 @@ downtime (docs/kpi.md, *Station silence*) and the alert history read the same in
 
 Each alert names the line the station was on (``detail.line_id``, null for none), so its silence
 counts against that line however the station moves later. A line configuration that moves a silent
-station (:func:`move_silence`, from ``mes_kernel.lines.apply``) splits its open alert at the move:
-the old line's ends there, the new line's starts there.
+station (:func:`move_silence`, from ``mes_kernel.lines.apply`` and ``mes station move``) splits its
+open alert at the move: the old line's ends there, the new line's starts there. A move while no alert
+is open yet (the gap is still short, or no watchdog runs) is kept on the station
+(``stations.line_moves``) until its next heartbeat: the alerts raised or recorded for that silence
+are split at it the same way.
 
 The writers take the station's row first (PostgreSQL: a row lock; SQLite: its one writer at a
 time) and check that its last heartbeat is still the one they read, so two heartbeats at once
@@ -37,6 +40,18 @@ ATTEMPTS = 5
 def silent_key(code: str) -> str:
     """The key of a station's silence alerts."""
     return f"station:{code}:silent"
+
+
+def line_spans(since: datetime, until: datetime | None, moves, line_id: int | None) -> list[tuple]:
+    """A silence from ``since`` (to ``until``; None: still on) cut at the line moves made in it
+    (``stations.line_moves``): ``[(start, end, line_id)]`` in order, the last on ``line_id``."""
+    spans, start = [], since
+    for move in moves:
+        at = datetime.fromisoformat(move["at"])
+        if start < at and (until is None or at < until):
+            spans.append((start, at, move.get("from_line_id")))
+            start = at
+    return [*spans, (start, until, line_id)]
 
 
 @dataclass(frozen=True)
@@ -72,7 +87,7 @@ async def record_heartbeat(
         # FOR UPDATE on PostgreSQL (SQLite has no row locks: the conditional update below decides)
         query = select(Station).where(Station.id == station_id).with_for_update()
         station = (await session.execute(query.execution_options(populate_existing=True))).scalar_one()
-        previous = station.last_heartbeat_at
+        previous, moves = station.last_heartbeat_at, list(station.line_moves or ())
         depths = [*(station.heartbeat or {}).get("recent_outbox_depths", []), report.get("outbox_depth", 0)]
         stored = await session.execute(
             update(Station)
@@ -80,6 +95,7 @@ async def record_heartbeat(
             .values(
                 last_heartbeat_at=max(at, previous) if previous else at,
                 heartbeat={**report, "recent_outbox_depths": depths[-beats:]},
+                line_moves=[],  # this heartbeat ends the silence they were kept for
             )
             .execution_options(synchronize_session=False)
         )
@@ -96,6 +112,7 @@ async def record_heartbeat(
         at=at,
         silent_after=silent_after,
         never_heard=not previous,
+        moves=moves,
     )
     return station, ended
 
@@ -109,6 +126,7 @@ async def end_silence(
     at: datetime,
     silent_after: float,
     never_heard: bool,
+    moves=(),
 ) -> Heard:
     """A sign of life at ``at`` after none since ``since``: resolve the station's open silence
     alerts — at ``at`` one raised in this silence (raised at ``since`` or later, a line
@@ -132,31 +150,39 @@ async def end_silence(
             alert.resolved_at = max(since, alert.raised_at)
     recorded = 0
     if gap > silent_after and not covered:
-        session.add(
-            Alert(
-                key=key,
-                severity="warning",
-                source="station",
-                message=f"Station {code} silent for {int(gap)} s, "
-                + (
-                    "from its registration to its first heartbeat" if never_heard else "recorded when it reported again"
-                ),
-                detail={
-                    "code": "STATION_SILENT",
-                    "station": code,
-                    "silent_seconds": int(gap),
-                    "last_heartbeat_at": None if never_heard else since.isoformat(),
-                    "never_heard": never_heard,
-                    # recorded by the heartbeat that ended it: the kernel was down, or its watchdog
-                    # had not raised the alert yet
-                    "recorded_at_heartbeat": True,
-                    "line_id": line_id,
-                },
-                raised_at=since,
-                resolved_at=at,
+        spans = line_spans(since, at, moves, line_id)
+        for i, (start, end, on_line) in enumerate(spans):
+            last = i == len(spans) - 1
+            seconds = int((end - since).total_seconds())
+            detail = {
+                "code": "STATION_SILENT",
+                "station": code,
+                "silent_seconds": seconds,
+                "last_heartbeat_at": None if never_heard else since.isoformat(),
+                "never_heard": never_heard,
+                # recorded by the heartbeat that ended it: the kernel was down, or its watchdog
+                # had not raised the alert yet
+                "recorded_at_heartbeat": True,
+                "line_id": on_line,
+            }
+            if i:
+                detail["moved_from_line_id"] = spans[i - 1][2]
+            if not last:
+                detail["moved_to_line_id"] = spans[i + 1][2]
+            how = "from its registration to its first heartbeat" if never_heard else "recorded when it reported again"
+            session.add(
+                Alert(
+                    key=key,
+                    severity="warning",
+                    source="station",
+                    message=f"Station {code} silent for {seconds} s, "
+                    + (how if last else "until a line configuration moved it"),
+                    detail=detail,
+                    raised_at=start,
+                    resolved_at=end,
+                )
             )
-        )
-        recorded = 1
+        recorded = len(spans)
     return Heard(code=code, since=since, at=at, never_heard=never_heard, alerts=len(opened) + recorded)
 
 
@@ -165,7 +191,9 @@ async def raise_silence(*, session: AsyncSession, station: Station, age: float) 
     station never heard: since its registration, ``detail.never_heard``): raised at that moment
     (the silence's start, as the OEE counts it), on the line the station is on once its row is
     held (``detail.line_id``), unless an alert is open already or the station reported since it
-    was read. Commits; answers the alert's message when it raised one, for the notifier."""
+    was read. A station moved to another line during the silence (``stations.line_moves``) gets a
+    resolved alert for each line it was on, up to the move, and the open one from its last move.
+    Commits; answers the alert's message when it raised one, for the notifier."""
     key = silent_key(station.code)
     heard = station.last_heartbeat_at  # None: never heard, silent since its registration
     open_alert = select(Alert.id).where(Alert.key == key, Alert.resolved_at.is_(None))
@@ -187,27 +215,45 @@ async def raise_silence(*, session: AsyncSession, station: Station, age: float) 
         return None
     # read with the row held, not from the watchdog's earlier read: a line configuration may have
     # moved the station since (it takes the row too, so it moved it before or moves this alert after)
-    line_id = (await session.execute(select(Station.line_id).where(Station.id == station.id))).scalar()
+    line_id, moves = (
+        await session.execute(select(Station.line_id, Station.line_moves).where(Station.id == station.id))
+    ).one()
     message = f"Station {station.code} silent for {int(age)} s"
     if heard is None:
         message += ", never heard since its registration"
-    session.add(
-        Alert(
-            key=key,
-            severity="warning",
-            source="station",
-            message=message,
-            detail={
-                "code": "STATION_SILENT",
-                "station": station.code,
-                "silent_seconds": int(age),
-                "last_heartbeat_at": heard.isoformat() if heard else None,
-                "never_heard": heard is None,
-                "line_id": line_id,
-            },
-            raised_at=heard or station.created_at,
+    since = heard or station.created_at
+    spans = line_spans(since, None, moves or (), line_id)
+    for i, (start, end, on_line) in enumerate(spans):
+        detail = {
+            "code": "STATION_SILENT",
+            "station": station.code,
+            "silent_seconds": int(age) if end is None else int((end - since).total_seconds()),
+            "last_heartbeat_at": heard.isoformat() if heard else None,
+            "never_heard": heard is None,
+            "line_id": on_line,
+        }
+        if i:
+            detail["moved_from_line_id"] = spans[i - 1][2]
+        if end is not None:  # a line it was moved off during the silence: over there at the move
+            detail["moved_to_line_id"] = spans[i + 1][2]
+        session.add(
+            Alert(
+                key=key,
+                severity="warning",
+                source="station",
+                message=message if end is None else f"{message}, until a line configuration moved it",
+                detail=detail,
+                raised_at=start,
+                resolved_at=end,
+            )
         )
-    )
+    if moves:  # split now: a move from here on splits the open alert (move_silence)
+        await session.execute(
+            update(Station)
+            .where(Station.id == station.id)
+            .values(line_moves=[], updated_at=Station.updated_at)
+            .execution_options(synchronize_session=False)
+        )
     await session.commit()
     return message
 
@@ -225,7 +271,9 @@ async def move_silence(*, session: AsyncSession, station: Station, line_id: int 
     (no ``detail.line_id``) is given the station's line before the move and raised at the last
     heartbeat its detail names — what the OEE counted it from. An alert raised before the last
     heartbeat, left open from an earlier silence, is resolved at that heartbeat (as
-    :func:`end_silence` does) and not carried on: the station reported since.
+    :func:`end_silence` does) and not carried on: the station reported since. With no alert of the
+    current silence open, the move is kept (``stations.line_moves``) for the alert that the
+    watchdog or the next heartbeat writes later (:func:`raise_silence`, :func:`end_silence`).
 
     Call it before changing ``station.line_id``, in the transaction that changes it (the caller
     commits). It takes the station's row first, as the heartbeat and the watchdog do, so none of
@@ -240,10 +288,10 @@ async def move_silence(*, session: AsyncSession, station: Station, line_id: int 
     query = select(Station).where(Station.id == station.id).execution_options(populate_existing=True)
     station = (await session.execute(query)).scalar_one()
     key = silent_key(station.code)
-    query = select(Alert).where(Alert.key == key, Alert.resolved_at.is_(None)).order_by(Alert.raised_at, Alert.id)
-    opened = (await session.execute(query)).scalars().all() if station.line_id != line_id else []
-    if not opened:
+    if station.line_id == line_id:
         return None
+    query = select(Alert).where(Alert.key == key, Alert.resolved_at.is_(None)).order_by(Alert.raised_at, Alert.id)
+    opened = (await session.execute(query)).scalars().all()
     since = station.last_heartbeat_at or station.created_at
     silent = []
     for alert in opened:
@@ -261,7 +309,9 @@ async def move_silence(*, session: AsyncSession, station: Station, line_id: int 
         alert.resolved_at = moment
         alert.detail = {**detail, "silent_seconds": int((moment - since).total_seconds()), "moved_to_line_id": line_id}
         silent.append(alert)
-    if not silent:  # the station reported since: not silent now
+    if not silent:  # no alert of this silence yet: split the one written later at this move
+        if since < at:
+            station.line_moves = [*(station.line_moves or ()), {"at": at.isoformat(), "from_line_id": station.line_id}]
         return None
     last, seconds = silent[-1], int((moment - since).total_seconds())
     moved = Alert(

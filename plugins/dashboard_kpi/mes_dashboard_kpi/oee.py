@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mes_kernel.db.base import UTCDateTime
 from mes_kernel.db.models import Alert, Device, Line, MachineCount, MachineState, Process, Station
+from mes_kernel.services.silence import line_spans
 
 from . import sources
 from .periods import Periods
@@ -98,7 +99,8 @@ async def downtime_by_line(
       — but not before it joined that line, when a silence alert of the station that names another
       line was resolved by a move (``detail.moved_to_line_id``): from the latest such alert's
       ``resolved_at`` (a move before ``span.since`` is not read, and need not be: the intervals
-      are read within the span).
+      are read within the span); moved during this silence before any alert was raised
+      (``stations.line_moves``), each line it was on for its part, up to the move.
 
     One query however many lines: the alerts, the states, and the stations (with their
     registration and last heartbeat) and devices that tie an alert to its lines, as one
@@ -127,14 +129,16 @@ async def downtime_by_line(
             MachineState.started_at < span.until,
             (MachineState.ended_at.is_(None)) | (MachineState.ended_at > span.since),
         ),
+        # every station (a plant has hundreds at most): one moved off a line during a silence no
+        # alert covers yet keeps that line's part in ``line_moves``, wherever it is now
         select(
             _kind("station"),
             Station.line_id,
             Station.code,
-            _no(Alert.detail.type),
+            Station.line_moves,
             Station.created_at,
             Station.last_heartbeat_at,
-        ).where(Station.line_id.in_(ids)),
+        ),
         select(
             _kind("device"), Device.line_id, Device.code, _no(Alert.detail.type), _no(UTCDateTime), _no(UTCDateTime)
         ).where(Device.line_id.in_(ids)),
@@ -146,9 +150,10 @@ async def downtime_by_line(
         if kind == "state":
             out[line_id].append((a, b or now))
         elif kind == "station":
-            stations.setdefault(code, set()).add(line_id)
+            if line_id in out:
+                stations.setdefault(code, set()).add(line_id)
             if (silent_since := _silent_since(a, b, now=now, silent_after=silent_after)) is not None:
-                silent.append((code, line_id, silent_since))
+                silent += [(code, *span) for span in line_spans(silent_since, None, detail or (), line_id)]
         elif kind == "device":
             devices.setdefault(code, set()).add(line_id)
         else:
@@ -173,10 +178,12 @@ async def downtime_by_line(
             lines = stations.get(parts[1], ())
         for line_id in lines:
             out[line_id].append((raised, resolved or now))
-    for code, line_id, since in silent:
-        since = max(since, joined.get((code, line_id), since))
-        if since < now:
-            out[line_id].append((since, now))
+    for code, since, until, line_id in silent:
+        if line_id not in out:
+            continue
+        since, until = max(since, joined.get((code, line_id), since)), until or now
+        if since < until:
+            out[line_id].append((since, until))
     return out
 
 

@@ -129,3 +129,84 @@ async def test_an_alert_counts_for_the_line_it_names(client, kernel, station_hea
     evening = MONDAY + timedelta(hours=22)
     assert await _down(kernel, "LINE-A", evening) == (16 * HOUR, HOUR + HOUR / 2)
     assert await _down(kernel, "LINE-B", evening) == (16 * HOUR, HOUR)
+
+
+async def _move(client, admin_headers, kernel, line: str | None, at: datetime) -> None:
+    kernel.clock = lambda: at
+    r = await client.put(f"{API}/stations/ST-01/line", json={"line": line}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+
+
+async def test_a_move_before_the_silence_alert_splits_the_alert_the_watchdog_raises_later(
+    client, kernel, station_headers, admin_headers, manager_headers
+):
+    """Heard at 06:00, moved to LINE-B at 06:01 — under the 120 s after which a station is silent,
+    so no alert to split yet — and to LINE-A and back to LINE-B later still, before any watchdog
+    round: the alert raised at 08:00 is cut at each move, every line down for its part only."""
+    ids = await _lines(client, admin_headers, manager_headers, kernel)
+    await _beat(client, station_headers, kernel, T0)
+    first, second, third = (T0 + timedelta(minutes=m) for m in (1, 30, 60))
+    await _move(client, admin_headers, kernel, "LINE-B", first)
+    await _move(client, admin_headers, kernel, "LINE-A", second)
+    await _move(client, admin_headers, kernel, "LINE-B", third)
+    assert await _silences(kernel) == []
+    kernel.clock = lambda: T0 + timedelta(hours=2)
+    await watch_stations(kernel, kernel.state["notifier"])
+    a, b = ids["LINE-A"], ids["LINE-B"]
+    assert await _silences(kernel) == [(T0, first, a), (first, second, b), (second, third, a), (third, None, b)]
+    eight = T0 + timedelta(hours=2)
+    assert await _down(kernel, "LINE-A", eight) == (2 * HOUR, 60 + 30 * 60)
+    assert await _down(kernel, "LINE-B", eight) == (2 * HOUR, 29 * 60 + HOUR)
+    # a move now splits the open alert as before; the kept moves were spent on the alerts above
+    fourth = T0 + timedelta(hours=3)
+    await _move(client, admin_headers, kernel, "LINE-A", fourth)
+    back = T0 + timedelta(hours=4)
+    await _beat(client, station_headers, kernel, back)
+    assert await _silences(kernel) == [
+        (T0, first, a), (first, second, b), (second, third, a), (third, fourth, b), (fourth, back, a)
+    ]  # fmt: skip
+    async with kernel.sessionmaker() as session:
+        assert (await session.execute(select(Station.line_moves).where(Station.code == "ST-01"))).scalar() == []
+
+
+async def test_a_move_before_the_silence_alert_splits_the_silence_the_heartbeat_records(
+    client, kernel, station_headers, admin_headers, manager_headers
+):
+    """No watchdog ran (the kernel was down): the heartbeat that ends the silence records it cut at
+    the move. A move after which the station reports within 120 s records nothing, and the
+    heartbeat forgets the move: it does not split the next silence."""
+    ids = await _lines(client, admin_headers, manager_headers, kernel)
+    await _beat(client, station_headers, kernel, T0)
+    moved = T0 + timedelta(minutes=1)
+    await _move(client, admin_headers, kernel, "LINE-B", moved)
+    back = T0 + timedelta(hours=3)
+    await _beat(client, station_headers, kernel, back)
+    a, b = ids["LINE-A"], ids["LINE-B"]
+    assert await _silences(kernel) == [(T0, moved, a), (moved, back, b)]
+    async with kernel.sessionmaker() as session:
+        rows = (await session.execute(select(Alert).where(Alert.key == KEY).order_by(Alert.id))).scalars().all()
+    assert [r.detail.get("moved_to_line_id") for r in rows] == [b, None]
+    assert [r.detail.get("moved_from_line_id") for r in rows] == [None, a]
+    assert [r.detail["silent_seconds"] for r in rows] == [60, 3 * 3600]
+    assert await _down(kernel, "LINE-A", back) == (3 * HOUR, 60)
+    assert await _down(kernel, "LINE-B", back) == (3 * HOUR, 3 * HOUR - 60)
+    # heard again 60 s after a move back: no silence, and the move is forgotten
+    await _move(client, admin_headers, kernel, "LINE-A", back + timedelta(seconds=30))
+    await _beat(client, station_headers, kernel, back + timedelta(seconds=90))
+    later = back + timedelta(hours=1)
+    await _beat(client, station_headers, kernel, later)
+    assert (await _silences(kernel))[2:] == [(back + timedelta(seconds=90), later, a)]
+
+
+async def test_silent_now_after_a_move_before_any_alert_counts_each_line_for_its_part(
+    client, kernel, station_headers, admin_headers, manager_headers
+):
+    """No alert raised yet (no watchdog round), the station's row alone: silent since 06:00, moved
+    to LINE-B at 06:01 — LINE-A is down 60 s, LINE-B from the move on."""
+    await _lines(client, admin_headers, manager_headers, kernel)
+    await _beat(client, station_headers, kernel, T0)
+    await _move(client, admin_headers, kernel, "LINE-B", T0 + timedelta(minutes=1))
+    assert await _silences(kernel) == []
+    two = T0 + timedelta(hours=2)
+    assert await _down(kernel, "LINE-A", two) == (2 * HOUR, 60)
+    assert await _down(kernel, "LINE-B", two) == (2 * HOUR, 2 * HOUR - 60)
