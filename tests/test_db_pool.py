@@ -3,12 +3,14 @@ and read-only routes run without a transaction (no BEGIN / ROLLBACK round trips)
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from mes_kernel.api.deps import read_sessionmaker
+from mes_kernel.api.deps import range_read_sessionmaker, read_sessionmaker
 from mes_kernel.db import base
 from mes_kernel.db.base import make_engine
 
@@ -68,3 +70,34 @@ async def test_read_sessions_send_no_begin_and_no_rollback(kernel):
         assert (await session.execute(text("SELECT 1"))).scalar() == 1
         assert not await _in_transaction(session)
     assert read_sessionmaker(kernel) is read_sessionmaker(kernel)  # one maker per kernel
+
+
+@pytest.mark.postgres_only
+async def test_range_read_sessions_plan_each_statement_for_its_values(kernel):
+    """PostgreSQL keeps one generic plan for a prepared statement from its sixth run on (asyncpg
+    prepares them all) — a plan blind to the range it is given. A range read session's statements
+    are planned for their values every time (``SET LOCAL plan_cache_mode``), and the setting ends
+    with its transaction: the pooled connection is back to the default."""
+    query = text("SELECT count(*) FROM process_records WHERE event_at >= :since AND event_at < :until /* %s */")
+    since, until = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
+
+    async def plans(session, tag: str) -> tuple[int, int]:
+        marked = text(query.text % tag)
+        for _ in range(8):
+            assert (await session.execute(marked, {"since": since, "until": until})).scalar() == 0
+        found = await session.execute(
+            text("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE :tag"),
+            {"tag": f"%/* {tag} */%"},
+        )
+        return found.one()
+
+    async with read_sessionmaker(kernel)() as session:  # what we rely on upstream: a generic plan
+        generic, custom = await plans(session, "read")
+        assert generic > 0 and custom == 5, (generic, custom)
+    async with range_read_sessionmaker(kernel)() as session:
+        assert (await session.execute(text("SHOW plan_cache_mode"))).scalar() == "force_custom_plan"
+        generic, custom = await plans(session, "range")
+        assert (generic, custom) == (0, 8)
+        raw = (await (await session.connection()).get_raw_connection()).driver_connection
+    assert await raw.fetchval("SHOW plan_cache_mode") == "auto"
+    assert range_read_sessionmaker(kernel) is range_read_sessionmaker(kernel)

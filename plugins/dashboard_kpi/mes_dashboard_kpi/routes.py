@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mes_kernel.api.deps import Principal, ReadSessionDep, SessionDep, require_permission
+from mes_kernel.api.deps import Principal, RangeReadSessionDep, ReadSessionDep, SessionDep, require_permission
 from mes_kernel.cache import CONFIGURATION
 from mes_kernel.kernel import Kernel
 
@@ -167,7 +167,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
 
     @kpis.get("/oee", summary="OEE per line and per shift over a range")
     async def get_oee(
-        session: ReadSessionDep,
+        session: RangeReadSessionDep,
         since: FromQuery = None,
         until: ToQuery = None,
         line: LineQuery = None,
@@ -200,7 +200,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
 
     @kpis.get("/yield", summary="First-pass and final yield by process, station or product")
     async def get_yield_by(
-        session: ReadSessionDep,
+        session: RangeReadSessionDep,
         group_by: Annotated[str, Query(pattern="^(process|station|product)$")] = "process",
         since: FromQuery = None,
         until: ToQuery = None,
@@ -216,7 +216,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
 
     @kpis.get("/pareto", summary="Defect Pareto with cumulative percent")
     async def get_pareto(
-        session: ReadSessionDep,
+        session: RangeReadSessionDep,
         since: FromQuery = None,
         until: ToQuery = None,
         line: LineQuery = None,
@@ -231,7 +231,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
 
     @kpis.get("/output", summary="Output against plan per hour, day or week")
     async def get_output(
-        session: ReadSessionDep,
+        session: RangeReadSessionDep,
         bucket: Annotated[str, Query(pattern="^(hour|day|week)$")] = "day",
         since: FromQuery = None,
         until: ToQuery = None,
@@ -254,7 +254,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         dependencies=[require_permission(LOTS_READ)],
     )
     async def get_drilldown(
-        session: ReadSessionDep,
+        session: RangeReadSessionDep,
         kind: Annotated[
             str, Query(pattern="^(defect|process|station|product)$", description="the chart the bar is in")
         ],
