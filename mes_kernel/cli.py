@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import os
 import secrets
 import sys
 import tomllib
@@ -84,6 +85,7 @@ def serve(
     import uvicorn
 
     settings = _settings()
+    _hold_data_directory(settings, f"http://{host}:{port}")
     deferred = []
     password = None
     reason = None if settings.is_sqlite or reload else asyncio.run(_database_unreachable(settings))
@@ -128,6 +130,29 @@ def serve(
         access_log=False,  # the kernel writes one JSON line per request
         server_header=False,
     )
+
+
+_serve_lock = None  # held while this process serves (released when it exits)
+
+
+def _hold_data_directory(settings: Settings, url: str) -> None:
+    """One ``mes serve`` per data directory (where ``FILES_DIR`` lies: ``var/`` by default, with the
+    embedded database, the demo station's configuration and the first admin's password): a second
+    one started there — a second ``make run`` — would rewrite the demo line's devices and the demo
+    station's configuration under the first. Refused with the first one's pid and URL, exit 1."""
+    global _serve_lock
+    from .locks import DirectoryLock
+
+    data_dir = Path(settings.files_dir).parent
+    lock = DirectoryLock(data_dir / "serve.lock")
+    holder = lock.acquire(f"pid {os.getpid()}, {url}")
+    if holder is not None:
+        console.print(
+            f"[red]another mes serve is running on {data_dir.resolve()}[/red] ({holder}): stop it first, or give "
+            "this one a data directory of its own (FILES_DIR, and DATABASE_URL for its database)"
+        )
+        raise typer.Exit(1)
+    _serve_lock = lock
 
 
 async def _database_unreachable(settings: Settings) -> str | None:

@@ -326,3 +326,41 @@ def test_user_create_lists_and_takes_every_role_the_kernel_knows(cli_env, tmp_pa
         assert sorted(r for (r,) in db.execute("SELECT role FROM users")) == sorted(ROLES)
     finally:
         db.close()
+
+
+def test_a_second_serve_on_the_same_data_directory_is_refused_and_the_first_serves_on(cli_env, tmp_path):
+    """A second `make run` in the same checkout would rewrite the demo line's devices and the demo
+    station's configuration under the first server: refused (exit 1) naming the first one's pid
+    and URL; the first answers as before, and once it stops the directory is free again."""
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    first = subprocess.Popen(
+        [str(MES), "serve", "--host", "127.0.0.1", "--port", str(ports[0])],
+        env=cli_env, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{ports[0]}/api/v1"
+    try:
+        with httpx.Client(timeout=5) as http:
+            deadline = time.monotonic() + TIMEOUT
+            while time.monotonic() < deadline:
+                try:
+                    if http.get(f"{base}/health/liveness").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            second = mes(cli_env, "serve", "--host", "127.0.0.1", "--port", str(ports[1]), cwd=tmp_path)
+            output = second.stdout + second.stderr
+            assert second.returncode == 1, output
+            assert "another mes serve is running" in output and f"pid {first.pid}" in output, output
+            assert f"http://127.0.0.1:{ports[0]}" in output, output
+            assert "Traceback" not in output
+            assert http.get(f"{base}/health/readiness").status_code == 200
+    finally:
+        first.terminate()
+        first.wait(timeout=15)
+    from mes_kernel.locks import is_locked
+
+    assert not is_locked(tmp_path / "serve.lock")
