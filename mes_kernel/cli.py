@@ -132,27 +132,35 @@ def serve(
     )
 
 
-_serve_lock = None  # held while this process serves (released when it exits)
+_serve_locks: list = []  # held while this process serves (released when it exits)
 
 
 def _hold_data_directory(settings: Settings, url: str) -> None:
     """One ``mes serve`` per data directory (where ``FILES_DIR`` lies: ``var/`` by default, with the
-    embedded database, the demo station's configuration and the first admin's password): a second
-    one started there — a second ``make run`` — would rewrite the demo line's devices and the demo
-    station's configuration under the first. Refused with the first one's pid and URL, exit 1."""
-    global _serve_lock
+    demo station's configuration and the first admin's password) and per SQLite database file: a
+    second one started there — a second ``make run`` — would rewrite the demo line's devices and
+    the demo station's configuration under the first, or run a second watchdog and signing key on
+    the same embedded database. Refused with the first one's pid and URL, exit 1. (Servers on one
+    PostgreSQL database are a cluster's nodes: each has its own data directory.)"""
     from .locks import DirectoryLock
+    from .private_files import private_dir, sqlite_file
 
-    data_dir = Path(settings.files_dir).parent
-    lock = DirectoryLock(data_dir / "serve.lock")
-    holder = lock.acquire(f"pid {os.getpid()}, {url}")
-    if holder is not None:
-        console.print(
-            f"[red]another mes serve is running on {data_dir.resolve()}[/red] ({holder}): stop it first, or give "
-            "this one a data directory of its own (FILES_DIR, and DATABASE_URL for its database)"
-        )
-        raise typer.Exit(1)
-    _serve_lock = lock
+    data_dir = private_dir(Path(settings.files_dir).parent)  # 0700 from the start: it holds secrets
+    paths = [data_dir / "serve.lock"]
+    database = sqlite_file(settings.database_url)
+    if database is not None:
+        paths.append(private_dir(database.parent) / f"{database.name}.serve.lock")
+    for path in paths:
+        lock = DirectoryLock(path)
+        holder = lock.acquire(f"pid {os.getpid()}, {url}")
+        if holder is not None:
+            what = data_dir.resolve() if path == paths[0] else database.resolve()
+            console.print(
+                f"[red]another mes serve is running on {what}[/red] ({holder}): stop it first, or give this "
+                "one a data directory of its own (FILES_DIR, and DATABASE_URL for its database)"
+            )
+            raise typer.Exit(1)
+        _serve_locks.append(lock)
 
 
 async def _database_unreachable(settings: Settings) -> str | None:

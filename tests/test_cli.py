@@ -6,6 +6,7 @@ import os
 import re
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -357,6 +358,13 @@ def test_a_second_serve_on_the_same_data_directory_is_refused_and_the_first_serv
             assert "another mes serve is running" in output and f"pid {first.pid}" in output, output
             assert f"http://127.0.0.1:{ports[0]}" in output, output
             assert "Traceback" not in output
+            # another data directory, the same SQLite database: refused too, naming the database
+            other = {**cli_env, "FILES_DIR": str(tmp_path / "other" / "files")}
+            third = mes(other, "serve", "--host", "127.0.0.1", "--port", str(ports[1]), cwd=tmp_path)
+            output = third.stdout + third.stderr
+            assert third.returncode == 1, output
+            assert "mes.db" in output and f"pid {first.pid}" in output, output
+            assert stat.S_IMODE((tmp_path / "other").stat().st_mode) == 0o700  # made private, like var/
             assert http.get(f"{base}/health/readiness").status_code == 200
     finally:
         first.terminate()
