@@ -32,6 +32,18 @@ PREFIX = "mes:cache:"
 #: from them, and the change retires it on every worker at once (:meth:`Cache.stamp`).
 CONFIGURATION = "kernel:configuration"
 
+
+
+def station_line_key(station_id: int) -> str:
+    """The cached line of a station (what its records are counted on)."""
+    return f"station-line:{station_id}"
+
+
+def station_token_key(digest: str) -> str:
+    """A station token's cached owner: the station's id, code and line."""
+    return f"station_token:{digest}"
+
+
 # TTL (seconds) by kind of data: the spec's 5 min – 1 h range for L2.
 KIND_TTL = {"lot": 300, "station_token": 300, "permission": 3600, "template": 3600, "dashboard": 300}
 

@@ -374,7 +374,8 @@ async def apply(
             station = (await session.execute(select(Station).where(Station.code == spec.code))).scalar_one()
             if station.line_id != line.id:
                 await move_silence(session=session, station=station, line_id=line.id, at=at)
-            before = {"line_id": station.line_id, "name": station.name}
+            left = (await session.execute(select(Line.code).where(Line.id == station.line_id))).scalar()
+            before = {"line": left, "name": station.name}
             station.line_id, station.name = line.id, spec.name or station.name
             await write_audit(session, actor=actor, action="update", entity="station", entity_id=spec.code,
                               before=before, after={"line": config.code, "name": station.name})

@@ -12,7 +12,8 @@ What a reload changes in this process: the per-line breaker overrides (with the 
 ``config_version``), the plugins switched off by an administrator (routes answer 403
 ``PLUGIN_DISABLED``, checks stop, panels disappear, permissions are withdrawn, its ``mes_shutdown``
 hook runs; switched on again, its ``mes_startup`` runs), and which lines enable which plugin (routes
-answer a station of another line 403 ``PLUGIN_NOT_ENABLED``).
+answer a station of another line 403 ``PLUGIN_NOT_ENABLED``), and the cached line of every station
+moved since the last reload (its records' line, its token's principal).
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ import structlog
 from sqlalchemy import Integer, case, func, select
 
 from .audit import write_audit
-from .cache import CONFIGURATION
-from .db.models import Line, PluginState
+from .cache import CONFIGURATION, station_line_key, station_token_key
+from .db.models import Line, PluginState, Station, StationToken
 
 if TYPE_CHECKING:
     from .kernel import Kernel
@@ -69,6 +70,7 @@ class RuntimeConfig:
         #: called (synchronously) after every reload, e.g. to drop the cached health tree
         self.listeners: list[Callable[[], None]] = []
         self._fingerprint: tuple | None = None
+        self._station_lines: dict[int, int | None] | None = None  # station id → its line, as last read
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         self.reloads = 0
@@ -108,7 +110,20 @@ class RuntimeConfig:
                     return False
                 lines = (await session.execute(select(Line))).scalars().all()
                 states = (await session.execute(select(PluginState))).scalars().all()
+                stations = dict((await session.execute(select(Station.id, Station.line_id))).all())
+                moved = [
+                    i for i, line in stations.items()
+                    if self._station_lines is not None and self._station_lines.get(i, line) != line
+                ]  # fmt: skip
+                tokens = (
+                    (await session.execute(select(StationToken.token_hash).where(StationToken.station_id.in_(moved))))
+                    .scalars()
+                    .all()
+                    if moved
+                    else []
+                )
             self._install(lines, states)
+            self._station_lines = stations
             changed = self._fingerprint is not None  # not the first load: answers may rest on the old one
             self._fingerprint = fingerprint
             self.reloads += 1
@@ -120,6 +135,13 @@ class RuntimeConfig:
             # Cached answers computed from the configuration (the dashboard's reports) retire here
             # too when another process made the change (one without Redis: `mes line apply`).
             await self.kernel.cache.invalidate(CONFIGURATION)
+        if moved:
+            # A station moved to another line (`PUT /stations/{code}/line`, `mes station move`, a
+            # line configuration): its records count on the new line, and its token's principal
+            # is of the new line, from now on — not when their cached copies expire (5 min).
+            await self.kernel.cache.invalidate(
+                *(station_line_key(i) for i in moved), *(station_token_key(t) for t in tokens)
+            )
         return True
 
     def _install(self, lines, states) -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from mes_kernel.db.models import Alert, AuditEntry, Device, Line, Station
+from mes_kernel.db.models import Alert, AuditEntry, Device, Line, ProcessRecord, Station
 from mes_kernel.services.silence import raise_silence, silent_key
 
 API = "/api/v1"
@@ -54,7 +54,7 @@ async def test_a_silent_station_moved_to_another_line_and_off_every_line(
     old, new = alerts
     assert (old.detail["line_id"], old.resolved_at, old.detail["moved_to_line_id"]) == (line_a, NOW, line_b)
     assert (new.detail["line_id"], new.raised_at, new.resolved_at) == (line_b, NOW, None)
-    assert (audit.entity_id, audit.before, audit.after) == ("ST-01", {"line_id": line_a}, {"line": "LINE-B"})
+    assert (audit.entity_id, audit.before, audit.after) == ("ST-01", {"line": "LINE-A"}, {"line": "LINE-B"})
 
     again = await client.put(f"{API}/stations/ST-01/line", json={"line": "LINE-B"}, headers=admin_headers)
     assert again.status_code == 200 and await _versions(kernel) == after  # its own line: nothing changes
@@ -99,3 +99,42 @@ async def test_bad_moves_are_refused_with_a_code_and_change_nothing(
     async with kernel.sessionmaker() as session:
         station = (await session.execute(select(Station).where(Station.code == "ST-01"))).scalar_one()
         assert station.line_id == (await session.execute(select(Line.id).where(Line.code == "LINE-A"))).scalar()
+
+
+async def test_its_records_and_its_token_follow_a_move_at_once(
+    client, kernel, admin_headers, station_headers, make_lot
+):
+    """The station's line is cached (its records' line, its token's principal, 5 minutes each):
+    a move retires both at once — through the API on this worker, and from another process (the
+    CLI, which reaches no cache of the server's) at the server's next configuration check."""
+    from mes_kernel.services.stations import move_station
+    from mes_kernel.testing.helpers import record_body
+
+    lot = (await make_lot())["lot_number"]
+    r = await client.put(f"{API}/lines/LINE-B", json={"name": "Line B", "plugins": []}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+
+    async def recorded_on() -> str | None:
+        body = record_body(lot)
+        r = await client.post(f"{API}/process-records", json=body, headers=station_headers)
+        assert r.status_code in (200, 201), r.text
+        async with kernel.sessionmaker() as session:
+            query = (
+                select(Line.code)
+                .join(ProcessRecord, ProcessRecord.line_id == Line.id)
+                .where(ProcessRecord.idempotency_key == body["idempotency_key"])
+            )
+            return (await session.execute(query)).scalar()
+
+    async def label_templates() -> int:  # a plugin route: LINE-B enables no plugin
+        return (await client.get(f"{API}/labels/templates", headers=station_headers)).status_code
+
+    assert (await recorded_on(), await label_templates()) == ("LINE-A", 200)  # both now cached
+    r = await client.put(f"{API}/stations/ST-01/line", json={"line": "LINE-B"}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert (await recorded_on(), await label_templates()) == ("LINE-B", 403)
+    async with kernel.sessionmaker() as session:  # `mes station move ST-01 --line LINE-A`, elsewhere
+        await move_station(session=session, code="ST-01", line_code="LINE-A", actor="cli", at=NOW)
+        await session.commit()
+    await kernel.runtime.refresh()  # the server's check of the configuration, every second
+    assert (await recorded_on(), await label_templates()) == ("LINE-A", 200)

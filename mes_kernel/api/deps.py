@@ -14,6 +14,7 @@ from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from ..cache import station_token_key
 from ..db.models import Station, StationToken
 from ..errors import Forbidden, Unauthorized
 from ..kernel import Kernel
@@ -176,7 +177,7 @@ class Principal:
 
 async def _station_from_token(kernel: Kernel, token: str) -> Principal:
     digest = token_digest(token)
-    key = f"station_token:{digest}"
+    key = station_token_key(digest)
 
     async def lookup():
         async with kernel.sessionmaker() as session:

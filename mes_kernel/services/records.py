@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..audit import audit_row, canonical_json, write_audit_rows
-from ..cache import Cache
+from ..cache import Cache, station_line_key
 from ..db.base import utcnow
 from ..db.models import Lot, Process, ProcessRecord, ProcessRecordKey, Station, Unit
 from ..db.record_keys import ArchivedRecord, archived_answer, archived_records
@@ -86,7 +86,7 @@ async def _resolve(
             found = await session.execute(select(Station.line_id).where(Station.id == station_id))
             return {"line_id": found.scalar()}
 
-        line_id = (await _cached(cache, f"station-line:{station_id}", "lot", station_line))["line_id"] or line_id
+        line_id = (await _cached(cache, station_line_key(station_id), "lot", station_line))["line_id"] or line_id
 
     worker_id = record_in.worker_id or (principal.name if principal.kind == "user" else None)
     if not worker_id:

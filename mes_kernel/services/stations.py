@@ -105,10 +105,11 @@ async def move_station(*, session, code: str, line_code: str | None, actor: str,
         )
     await move_silence(session=session, station=station, line_id=line_id, at=at)
     before = station.line_id
+    before_code = (await session.execute(select(Line.code).where(Line.id == before))).scalar() if before else None
     lines = [i for i in (before, line_id) if i is not None]
     await session.execute(update(Line).where(Line.id.in_(lines)).values(config_version=Line.config_version + 1))
     station.line_id = line_id
     await write_audit(session, actor=actor, action="update", entity="station", entity_id=code,
-                      before={"line_id": before}, after={"line": line_code})
+                      before={"line": before_code}, after={"line": line_code})
     await session.flush()
     return station
