@@ -117,6 +117,20 @@ def error_response(status: int, code: str, message: str, headers=None, **extra: 
     )
 
 
+def _message(err: dict) -> str:
+    """Pydantic's message, but a length limit on text reads in characters: a limit on an optional
+    constrained string (``Identifier | None = Field(max_length=64)``) is checked after its
+    validator, where pydantic words it for any sized value ("at most 64 items")."""
+    ctx, text = err.get("ctx") or {}, err.get("input")
+    if err.get("type") in ("too_long", "too_short") and isinstance(text, str):
+        limit = ctx.get("max_length") if err["type"] == "too_long" else ctx.get("min_length")
+        if isinstance(limit, int):
+            bound = "at most" if err["type"] == "too_long" else "at least"
+            unit = "character" if limit == 1 else "characters"
+            return f"String should have {bound} {limit} {unit}"
+    return err.get("msg")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error as ``{"detail": {"code": ..., "message": ...}}``."""
     from fastapi import Request
@@ -137,7 +151,7 @@ def install_error_handlers(app: FastAPI) -> None:
             errors.append(
                 {
                     "loc": list(err.get("loc", ())),
-                    "msg": err.get("msg"),
+                    "msg": _message(err),
                     "type": err.get("type"),
                 }
             )

@@ -171,7 +171,7 @@ class LotCreate(BaseModel):
     lot_number: str = Code
     product: str = Code
     quantity: int = Field(0, ge=0, le=10_000_000)
-    line: Identifier | None = Field(None, max_length=64)
+    line: Identifier | None = Field(None, min_length=1, max_length=64)
     note: Comment = Field("", max_length=2000)
 
 

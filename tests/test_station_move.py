@@ -138,3 +138,11 @@ async def test_its_records_and_its_token_follow_a_move_at_once(
         await session.commit()
     await kernel.runtime.refresh()  # the server's check of the configuration, every second
     assert (await recorded_on(), await label_templates()) == ("LINE-A", 200)
+
+
+async def test_a_line_name_empty_or_too_long_is_422_worded_in_characters(client, admin_headers):
+    for line, words in (("", "at least 1 character"), ("L" * 65, "at most 64 characters")):
+        r = await client.put(f"{API}/stations/ST-01/line", json={"line": line}, headers=admin_headers)
+        assert r.status_code == 422, r.text
+        error = r.json()["detail"]["errors"][0]
+        assert error["loc"] == ["body", "line"] and words in error["msg"], r.text

@@ -38,7 +38,7 @@ BACKLOG_BEATS = 5  # heartbeats kept to tell a growing backlog from a busy momen
 class StationIn(BaseModel):
     code: str = Code
     name: Name = Field("", max_length=200)
-    line: Identifier | None = Field(None, max_length=64)
+    line: Identifier | None = Field(None, min_length=1, max_length=64)
 
 
 class StationOut(BaseModel):
@@ -126,7 +126,7 @@ async def create_station(
 
 class StationLineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    line: Identifier | None = Field(..., max_length=64)  # null: off every line
+    line: Identifier | None = Field(..., min_length=1, max_length=64)  # null: off every line
 
 
 @router.put("/{code}/line", response_model=StationOut, summary="Move a station to a line, or off every line")

@@ -64,7 +64,12 @@ def _moment(value: str, *, field: str, zone: ZoneInfo, end: bool, code: str = "I
         else:
             moment = datetime.fromisoformat(value)
             if moment.tzinfo is None:
-                raise Unprocessable(f"{field} needs a UTC offset (or give a date)", code=code, field=field)
+                raise Unprocessable(
+                    f"{field} {value!r} is no date as YYYY-MM-DD nor a date-time with its UTC offset "
+                    "(2026-12-01T08:00:00+09:00)",
+                    code=code,
+                    field=field,
+                )
         moment = moment.astimezone(UTC)
     except ValueError:
         raise Unprocessable(f"{field} is not an ISO-8601 date or datetime", code=code, field=field) from None
@@ -100,7 +105,9 @@ def parse_range(
         else datetime.combine(today + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
     )
     if stop <= start:
-        raise Unprocessable("the range ends before it starts", code="INVALID_RANGE", field="to")
+        empty = stop == start
+        message = "the range is empty: to is the same moment as from" if empty else "the range ends before it starts"
+        raise Unprocessable(message, code="INVALID_RANGE", field="to")
     if stop - start > MAX_RANGE:
         raise Unprocessable(
             "the range is longer than 366 days", code="INVALID_RANGE", field="to", max_days=MAX_RANGE.days

@@ -314,6 +314,14 @@ async def test_bad_ranges_zones_and_lines_answer_422_with_a_code_naming_the_fiel
         r = await client.get(f"{API}/kpi/{path}", params=params, headers=manager_headers)
         assert r.status_code == status, (params, r.text)
         assert (r.json()["detail"]["code"], r.json()["detail"]["field"]) == (code, field), params
+    worded = [  # the message says what is wrong with this value
+        ({"from": "2026-03-01T06:00:00+00:00", "to": "2026-03-01T06:00:00+00:00"}, "the range is empty"),
+        ({"from": "2026-W09"}, "no date as YYYY-MM-DD nor a date-time with its UTC offset"),
+        ({"from": "20260301"}, "no date as YYYY-MM-DD nor a date-time with its UTC offset"),
+    ]
+    for params, words in worded:
+        r = await client.get(f"{API}/kpi/{path}", params=params, headers=manager_headers)
+        assert r.status_code == 422 and words in r.json()["detail"]["message"], (params, r.text)
     ok = await client.get(
         f"{API}/kpi/{path}",
         params={"from": "2025-01-01", "to": "2025-12-31", "tz": "Asia/Seoul"},
