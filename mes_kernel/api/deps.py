@@ -82,7 +82,8 @@ def _plan_for_the_parameters(session, transaction, connection) -> None:
 
 def range_read_sessionmaker(kernel: Kernel) -> async_sessionmaker[AsyncSession]:
     """Sessions for reports over a range of time the caller chooses (KPIs, drill-downs): a
-    read-only transaction in which PostgreSQL plans each statement for the values it is given
+    transaction (they only read; it is rolled back) in which PostgreSQL plans each statement for
+    the values it is given
     (``plan_cache_mode = force_custom_plan``, ``SET LOCAL``: over when the transaction ends).
 
     asyncpg prepares every statement; from its sixth run PostgreSQL may keep one generic plan
