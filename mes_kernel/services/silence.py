@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..db.models import Alert, Station
+from ..db.models import Alert, Line, Station
 from ..errors import ServiceUnavailable
 
 #: heartbeats of one station racing for its row before one gives up (503, the station retries)
@@ -52,6 +52,21 @@ def line_spans(since: datetime, until: datetime | None, moves, line_id: int | No
             spans.append((start, at, move.get("from_line_id")))
             start = at
     return [*spans, (start, until, line_id)]
+
+
+_LINE_KEYS = ("line_id", "moved_to_line_id", "moved_from_line_id")
+
+
+async def _with_line_codes(session: AsyncSession, *details: dict) -> None:
+    """Beside each line id of the ``details`` (``line_id``, ``moved_to_line_id``,
+    ``moved_from_line_id``), the line's code (``line``, ``moved_to_line``, ``moved_from_line``;
+    null for none): what people and ``GET /lines`` know a line by."""
+    ids = {d[k] for d in details for k in _LINE_KEYS if d.get(k) is not None}
+    codes = dict((await session.execute(select(Line.id, Line.code).where(Line.id.in_(ids)))).all()) if ids else {}
+    for detail in details:
+        for key in _LINE_KEYS:
+            if key in detail:
+                detail[key.removesuffix("_id")] = codes.get(detail[key])
 
 
 @dataclass(frozen=True)
@@ -151,6 +166,7 @@ async def end_silence(
     recorded = 0
     if gap > silent_after and not covered:
         spans = line_spans(since, at, moves, line_id)
+        recorded_alerts = []
         for i, (start, end, on_line) in enumerate(spans):
             last = i == len(spans) - 1
             seconds = int((end - since).total_seconds())
@@ -170,7 +186,7 @@ async def end_silence(
             if not last:
                 detail["moved_to_line_id"] = spans[i + 1][2]
             how = "from its registration to its first heartbeat" if never_heard else "recorded when it reported again"
-            session.add(
+            recorded_alerts.append(
                 Alert(
                     key=key,
                     severity="warning",
@@ -182,6 +198,8 @@ async def end_silence(
                     resolved_at=end,
                 )
             )
+        await _with_line_codes(session, *(a.detail for a in recorded_alerts))
+        session.add_all(recorded_alerts)
         recorded = len(spans)
     return Heard(code=code, since=since, at=at, never_heard=never_heard, alerts=len(opened) + recorded)
 
@@ -223,6 +241,7 @@ async def raise_silence(*, session: AsyncSession, station: Station, age: float) 
         message += ", never heard since its registration"
     since = heard or station.created_at
     spans = line_spans(since, None, moves or (), line_id)
+    raised = []
     for i, (start, end, on_line) in enumerate(spans):
         detail = {
             "code": "STATION_SILENT",
@@ -236,7 +255,7 @@ async def raise_silence(*, session: AsyncSession, station: Station, age: float) 
             detail["moved_from_line_id"] = spans[i - 1][2]
         if end is not None:  # a line it was moved off during the silence: over there at the move
             detail["moved_to_line_id"] = spans[i + 1][2]
-        session.add(
+        raised.append(
             Alert(
                 key=key,
                 severity="warning",
@@ -247,6 +266,8 @@ async def raise_silence(*, session: AsyncSession, station: Station, age: float) 
                 resolved_at=end,
             )
         )
+    await _with_line_codes(session, *(a.detail for a in raised))
+    session.add_all(raised)
     if moves:  # split now: a move from here on splits the open alert (move_silence)
         await session.execute(
             update(Station)
@@ -330,5 +351,6 @@ async def move_silence(*, session: AsyncSession, station: Station, line_id: int 
         },
         raised_at=moment,
     )
+    await _with_line_codes(session, *(a.detail for a in silent), moved.detail)
     session.add(moved)
     return moved

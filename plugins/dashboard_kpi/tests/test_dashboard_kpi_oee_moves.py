@@ -210,3 +210,26 @@ async def test_silent_now_after_a_move_before_any_alert_counts_each_line_for_its
     two = T0 + timedelta(hours=2)
     assert await _down(kernel, "LINE-A", two) == (2 * HOUR, 60)
     assert await _down(kernel, "LINE-B", two) == (2 * HOUR, 2 * HOUR - 60)
+
+
+async def test_silence_alerts_name_their_lines_by_code_too(
+    client, kernel, station_headers, admin_headers, manager_headers
+):
+    """Line ids are the database's; people and ``GET /lines`` know lines by code: every line id of a
+    silence alert's detail has its code beside it (null for no line), moves included."""
+    await _lines(client, admin_headers, manager_headers, kernel)
+    await _beat(client, station_headers, kernel, T0)
+    await _move(client, admin_headers, kernel, "LINE-B", T0 + timedelta(minutes=1))
+    kernel.clock = lambda: T0 + timedelta(hours=1)
+    await watch_stations(kernel, kernel.state["notifier"])
+    await _move(client, admin_headers, kernel, None, T0 + timedelta(hours=2))
+    await _beat(client, station_headers, kernel, T0 + timedelta(hours=3))
+    r = await client.get(f"{API}/alerts", params={"include_resolved": "true"}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    named = sorted(
+        (a["raised_at"], a["detail"].get("line"), a["detail"].get("moved_from_line"), a["detail"].get("moved_to_line"))
+        for a in r.json()["items"] if a["key"] == KEY
+    )  # fmt: skip
+    assert [n[1:] for n in named] == [
+        ("LINE-A", None, "LINE-B"), ("LINE-B", "LINE-A", None), (None, "LINE-B", None)
+    ], named  # fmt: skip
