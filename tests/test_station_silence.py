@@ -54,6 +54,7 @@ async def test_a_silence_no_watchdog_saw_is_recorded_by_the_heartbeat_that_ends_
         "never_heard": False,
         "recorded_at_heartbeat": True,
         "line_id": line_a,  # the station's line then: the silence counts against it wherever the station goes
+        "line": "LINE-A",  # and its code, as people know it
     }
 
 
