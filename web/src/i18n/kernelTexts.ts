@@ -25,11 +25,13 @@ export function failureText(reason: string | null | undefined, t: TFunction): st
 export function alertText(alert: Alert, t: TFunction): string {
   const detail = alert.detail ?? {};
   const code = typeof detail.code === "string" ? detail.code : "";
-  const key = `alerts.code.${code}`;
+  // a silence names the line it counts against (kernels before that name none)
+  const onLine = code === "STATION_SILENT" && typeof detail.line === "string";
+  const key = `alerts.code.${onLine ? "STATION_SILENT_ON_LINE" : code}`;
   if (!code || !i18n.exists(key)) return alert.message;
   const number = (value: unknown) => (typeof value === "number" ? formatNumber(value) : "?");
   return t(key, {
-    breaker: detail.breaker, station: detail.station,
+    breaker: detail.breaker, station: detail.station, line: detail.line,
     failures: number(detail.failures), queued: number(detail.queued),
     silent: typeof detail.silent_seconds === "number" ? formatDuration(detail.silent_seconds) : "?",
     reason: failureText(detail.reason as string | undefined, t),

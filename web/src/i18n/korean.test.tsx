@@ -39,6 +39,9 @@ const ALERTS = { open: 3, open_by_severity: { critical: 1, warning: 2 }, items: 
   { id: 2, key: "station:ST-01:silent", severity: "warning", source: "station", raised_at: AT, resolved_at: null,
     open: true, message: "Station ST-01 silent for 3600 s",
     detail: { code: "STATION_SILENT", station: "ST-01", silent_seconds: 3600, last_heartbeat_at: AT } },
+  { id: 4, key: "station:ST-02:silent", severity: "warning", source: "station", raised_at: AT, resolved_at: null,
+    open: true, message: "Station ST-02 silent for 120 s",
+    detail: { code: "STATION_SILENT", station: "ST-02", silent_seconds: 120, line_id: 7, line: "LINE-A" } },
   { id: 3, key: "station:ST-01:backlog", severity: "warning", source: "station", raised_at: AT, resolved_at: null,
     open: true, message: "Station ST-01 outbox keeps growing (40 queued)",
     detail: { code: "STATION_BACKLOG", station: "ST-01", queued: 40, recent_outbox_depths: [1, 5, 9, 20, 40] } },
@@ -64,6 +67,7 @@ describe("the Korean UI shows no English the kernel wrote", () => {
     const { container } = render(<AlertsPage />);
     await screen.findByText(/회로 차단기 label_printer:PRN-01이\(가\) 3회 실패 후 열렸습니다: 연결 거부됨/);
     expect(screen.getByText("스테이션 ST-01이(가) 1시간 0분 동안 응답이 없습니다")).toBeInTheDocument();
+    expect(screen.getByText("LINE-A 라인의 스테이션 ST-02이(가) 2분 동안 응답이 없습니다")).toBeInTheDocument();
     expect(screen.getByText("스테이션 ST-01의 전송 대기열이 계속 늘고 있습니다 (대기 40건)")).toBeInTheDocument();
     expect(englishOn(container)).toEqual([]);
   });
