@@ -33,7 +33,6 @@ PREFIX = "mes:cache:"
 CONFIGURATION = "kernel:configuration"
 
 
-
 def station_line_key(station_id: int) -> str:
     """The cached line of a station (what its records are counted on)."""
     return f"station-line:{station_id}"

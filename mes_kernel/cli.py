@@ -146,17 +146,16 @@ def _hold_data_directory(settings: Settings, url: str) -> None:
     from .private_files import private_dir, sqlite_file
 
     data_dir = private_dir(Path(settings.files_dir).parent)  # 0700 from the start: it holds secrets
-    paths = [data_dir / "serve.lock"]
+    held = [(data_dir / "serve.lock", data_dir)]  # (lock file, what it keeps to one server)
     database = sqlite_file(settings.database_url)
     if database is not None:
-        paths.append(private_dir(database.parent) / f"{database.name}.serve.lock")
-    for path in paths:
+        held.append((private_dir(database.parent) / f"{database.name}.serve.lock", database))
+    for path, what in held:
         lock = DirectoryLock(path)
         holder = lock.acquire(f"pid {os.getpid()}, {url}")
         if holder is not None:
-            what = data_dir.resolve() if path == paths[0] else database.resolve()
             console.print(
-                f"[red]another mes serve is running on {what}[/red] ({holder}): stop it first, or give this "
+                f"[red]another mes serve is running on {what.resolve()}[/red] ({holder}): stop it first, or give this "
                 "one a data directory of its own (FILES_DIR, and DATABASE_URL for its database)"
             )
             raise typer.Exit(1)

@@ -111,17 +111,12 @@ class RuntimeConfig:
                 lines = (await session.execute(select(Line))).scalars().all()
                 states = (await session.execute(select(PluginState))).scalars().all()
                 stations = dict((await session.execute(select(Station.id, Station.line_id))).all())
-                moved = [
-                    i for i, line in stations.items()
-                    if self._station_lines is not None and self._station_lines.get(i, line) != line
-                ]  # fmt: skip
-                tokens = (
-                    (await session.execute(select(StationToken.token_hash).where(StationToken.station_id.in_(moved))))
-                    .scalars()
-                    .all()
-                    if moved
-                    else []
-                )
+                known = self._station_lines  # None at the first load: nothing cached to retire
+                moved = [i for i, line in stations.items() if known is not None and known.get(i, line) != line]
+                tokens = []
+                if moved:
+                    query = select(StationToken.token_hash).where(StationToken.station_id.in_(moved))
+                    tokens = (await session.execute(query)).scalars().all()
             self._install(lines, states)
             self._station_lines = stations
             changed = self._fingerprint is not None  # not the first load: answers may rest on the old one

@@ -69,6 +69,32 @@ async def _with_line_codes(session: AsyncSession, *details: dict) -> None:
                 detail[key.removesuffix("_id")] = codes.get(detail[key])
 
 
+async def _add_silence(
+    session: AsyncSession, *, code: str, since: datetime, spans: list[tuple], last_seconds: int, words, **detail
+) -> int:
+    """Add a silence's alerts, one per span of :func:`line_spans`: raised at the span's start and
+    resolved at its end (open for a last span still on), each naming its line, the line it came
+    from and the line it moved to (ids and codes); ``silent_seconds`` up to the span's end (the last:
+    ``last_seconds``); ``detail``: what they share; ``words(seconds, last)``: the message. Answers
+    how many."""
+    alerts = []
+    for i, (start, end, on_line) in enumerate(spans):
+        last = i == len(spans) - 1
+        seconds = last_seconds if last else int((end - since).total_seconds())
+        named = {"code": "STATION_SILENT", "station": code, "silent_seconds": seconds, **detail, "line_id": on_line}
+        if i:
+            named["moved_from_line_id"] = spans[i - 1][2]
+        if not last:  # a line it was moved off during the silence: over there at the move
+            named["moved_to_line_id"] = spans[i + 1][2]
+        alerts.append(
+            Alert(key=silent_key(code), severity="warning", source="station", message=words(seconds, last),
+                  detail=named, raised_at=start, resolved_at=end)  # fmt: skip
+        )
+    await _with_line_codes(session, *(a.detail for a in alerts))
+    session.add_all(alerts)
+    return len(alerts)
+
+
 @dataclass(frozen=True)
 class Heard:
     """What a heartbeat received at ``at`` ended: the silence since ``since`` (its previous
@@ -165,42 +191,21 @@ async def end_silence(
             alert.resolved_at = max(since, alert.raised_at)
     recorded = 0
     if gap > silent_after and not covered:
-        spans = line_spans(since, at, moves, line_id)
-        recorded_alerts = []
-        for i, (start, end, on_line) in enumerate(spans):
-            last = i == len(spans) - 1
-            seconds = int((end - since).total_seconds())
-            detail = {
-                "code": "STATION_SILENT",
-                "station": code,
-                "silent_seconds": seconds,
-                "last_heartbeat_at": None if never_heard else since.isoformat(),
-                "never_heard": never_heard,
-                # recorded by the heartbeat that ended it: the kernel was down, or its watchdog
-                # had not raised the alert yet
-                "recorded_at_heartbeat": True,
-                "line_id": on_line,
-            }
-            if i:
-                detail["moved_from_line_id"] = spans[i - 1][2]
-            if not last:
-                detail["moved_to_line_id"] = spans[i + 1][2]
-            how = "from its registration to its first heartbeat" if never_heard else "recorded when it reported again"
-            recorded_alerts.append(
-                Alert(
-                    key=key,
-                    severity="warning",
-                    source="station",
-                    message=f"Station {code} silent for {seconds} s, "
-                    + (how if last else "until a line configuration moved it"),
-                    detail=detail,
-                    raised_at=start,
-                    resolved_at=end,
-                )
-            )
-        await _with_line_codes(session, *(a.detail for a in recorded_alerts))
-        session.add_all(recorded_alerts)
-        recorded = len(spans)
+        how = "from its registration to its first heartbeat" if never_heard else "recorded when it reported again"
+        recorded = await _add_silence(
+            session,
+            code=code,
+            since=since,
+            spans=line_spans(since, at, moves, line_id),
+            last_seconds=int(gap),
+            words=lambda seconds, last: f"Station {code} silent for {seconds} s, "
+            + (how if last else "until a line configuration moved it"),
+            last_heartbeat_at=None if never_heard else since.isoformat(),
+            never_heard=never_heard,
+            # recorded by the heartbeat that ended it: the kernel was down, or its watchdog had not
+            # raised the alert yet
+            recorded_at_heartbeat=True,
+        )
     return Heard(code=code, since=since, at=at, never_heard=never_heard, alerts=len(opened) + recorded)
 
 
@@ -240,34 +245,16 @@ async def raise_silence(*, session: AsyncSession, station: Station, age: float) 
     if heard is None:
         message += ", never heard since its registration"
     since = heard or station.created_at
-    spans = line_spans(since, None, moves or (), line_id)
-    raised = []
-    for i, (start, end, on_line) in enumerate(spans):
-        detail = {
-            "code": "STATION_SILENT",
-            "station": station.code,
-            "silent_seconds": int(age) if end is None else int((end - since).total_seconds()),
-            "last_heartbeat_at": heard.isoformat() if heard else None,
-            "never_heard": heard is None,
-            "line_id": on_line,
-        }
-        if i:
-            detail["moved_from_line_id"] = spans[i - 1][2]
-        if end is not None:  # a line it was moved off during the silence: over there at the move
-            detail["moved_to_line_id"] = spans[i + 1][2]
-        raised.append(
-            Alert(
-                key=key,
-                severity="warning",
-                source="station",
-                message=message if end is None else f"{message}, until a line configuration moved it",
-                detail=detail,
-                raised_at=start,
-                resolved_at=end,
-            )
-        )
-    await _with_line_codes(session, *(a.detail for a in raised))
-    session.add_all(raised)
+    await _add_silence(
+        session,
+        code=station.code,
+        since=since,
+        spans=line_spans(since, None, moves or (), line_id),
+        last_seconds=int(age),
+        words=lambda _seconds, last: message if last else f"{message}, until a line configuration moved it",
+        last_heartbeat_at=heard.isoformat() if heard else None,
+        never_heard=heard is None,
+    )
     if moves:  # split now: a move from here on splits the open alert (move_silence)
         await session.execute(
             update(Station)

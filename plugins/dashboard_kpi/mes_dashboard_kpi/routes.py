@@ -155,11 +155,8 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
     kpis = APIRouter(prefix="/kpi", tags=["kpi"], dependencies=[require_permission(KPI_READ)])
     calendars = APIRouter(prefix="/lines", tags=["kpi"])
 
-    def zone_for(tz: str | None):
-        return ranges.zone_named(config.timezone if tz is None else tz)  # "tz=" names no zone: 422
-
     async def scope(session, since, until, tz, line):
-        span = ranges.parse_range(since=since, until=until, zone=zone_for(tz), now=datetime.now(UTC), plant=plant)
+        span = ranges.parse_range(since=since, until=until, zone=zone_of(tz), now=datetime.now(UTC), plant=plant)
         return span, await ranges.line_named(session, line)
 
     def key_of(name: str, *parts: Any) -> str:
@@ -302,7 +299,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
     @kpis.get("/lines/now", summary="Each line now: LOT, output against plan, OEE, open alerts")
     async def get_lines_now(session: ReadSessionDep, tz: TzQuery = None) -> dict[str, Any]:
         """What the production view shows per line, for the plant's today."""
-        zone = zone_for(tz)
+        zone = zone_of(tz)
         now = datetime.now(UTC)
         return await cached(
             key_of("lines_now", zone.key),
