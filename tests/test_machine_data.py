@@ -188,7 +188,7 @@ async def test_values_go_into_the_history_of_the_unit_on_the_machine(client, ker
     first, second = lot["serial_numbers"]
     hub = kernel.machine_data
     sink = await hub.open("MC-1", source="test", mapping=MachineMapping.from_config(CONFIG))
-    sink.submit("spindle_temp", 200, T0)  # no unit on the machine: not recorded
+    sink.submit("spindle_temp", 200, T0)  # no unit on the machine: no row, but the first finds it there
     sink.submit("serial", first, T0 + timedelta(seconds=1))
     sink.submit("spindle_temp", 400, T0 + timedelta(seconds=2))
     sink.submit("spindle_temp", 420, T0 + timedelta(seconds=3))
@@ -206,8 +206,13 @@ async def test_values_go_into_the_history_of_the_unit_on_the_machine(client, ker
     assert detail["entered_at"] == (T0 + timedelta(seconds=1)).isoformat()
     assert detail["left_at"] == (T0 + timedelta(seconds=10)).isoformat()
     temp = detail["values"]["spindle_temp"]
-    assert (temp["unit"], temp["count"], temp["min"], temp["max"]) == ("degC", 2, 40.0, 42.0)
-    assert temp["mean"] == pytest.approx(41.0)
+    assert (temp["unit"], temp["count"], temp["min"], temp["max"]) == ("degC", 3, 20.0, 42.0)
+    assert temp["mean"] == pytest.approx(34.0)
+    assert temp["first_samples"][0] == [(T0 + timedelta(seconds=1)).isoformat(), 20.0]  # in effect at entry
+    r = await client.get(f"{API}/units/{second}/history", headers=admin_headers)
+    (visit,) = [e for e in r.json()["events"] if e["type"] == "device_action" and e["data"]["action"] == "machine_data"]
+    later = visit["data"]["detail"]["values"]["spindle_temp"]
+    assert [v for _, v in later["first_samples"]] == [42.0, 41.0]  # the first unit's last, then its own
     async with kernel.sessionmaker() as session:
         rows = (
             await session.execute(
@@ -217,6 +222,37 @@ async def test_values_go_into_the_history_of_the_unit_on_the_machine(client, ker
             )
         ).all()
     assert [tuple(r) for r in rows] == [(first, 40.0, True), (first, 42.0, True), (second, 41.0, True)]
+
+
+async def test_a_value_steady_through_a_visit_is_in_it_and_a_lost_link_forgets_it(
+    client, kernel, machine, admin_headers, make_lot
+):
+    """Samples arrive when a value changes: a temperature that held still while a unit was on the
+    machine is still that unit's temperature. What was read before the link was lost is not."""
+    first, second = (await make_lot(units=2))["serial_numbers"]
+    hub = kernel.machine_data
+    sink = await hub.open("MC-1", source="test", mapping=MachineMapping.from_config(CONFIG))
+    sink.submit("spindle_temp", 593, T0)
+    sink.submit("serial", first, T0 + timedelta(seconds=5))
+    sink.submit("serial", "", T0 + timedelta(seconds=9))
+    sink.disconnected("ConnectionResetError: reset by peer")
+    sink.submit("serial", second, T0 + timedelta(seconds=20))
+    sink.submit("serial", "", T0 + timedelta(seconds=29))
+    await hub.flush()
+
+    async def visit_values(serial):
+        r = await client.get(f"{API}/units/{serial}/history", headers=admin_headers)
+        (visit,) = [
+            e for e in r.json()["events"] if e["type"] == "device_action" and e["data"]["action"] == "machine_data"
+        ]
+        return visit["data"]["detail"]["values"]
+
+    temp = (await visit_values(first))["spindle_temp"]
+    assert (temp["count"], temp["min"], temp["max"], temp["last"]) == (1, 59.3, 59.3, 59.3)
+    assert temp["first_samples"] == [[(T0 + timedelta(seconds=5)).isoformat(), 59.3]]
+    assert await visit_values(second) == {}
+    async with kernel.sessionmaker() as session:  # the stored series stays one row per change
+        assert (await session.execute(select(func.count()).select_from(MachineValue))).scalar_one() == 0
 
 
 async def test_scaled_values_are_stored_and_summed_up_without_float_noise(

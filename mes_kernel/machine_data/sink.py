@@ -38,7 +38,8 @@ def hour_of(moment: datetime) -> datetime:
 
 @dataclass
 class Visit:
-    """A serial number's stay on the machine and a summary of the values seen meanwhile."""
+    """A serial number's stay on the machine and a summary of the values seen meanwhile: those in
+    effect when it entered (sampled at ``entered_at``) and every change until it left."""
 
     serial_number: str
     entered_at: datetime
@@ -144,6 +145,9 @@ class MachineSink:
         self._state_since: datetime | None = None
         self.serial_number: str | None = None
         self.visit: Visit | None = None
+        #: each process value's last reading, ``name -> (unit, value)``: what a unit that enters the
+        #: machine finds there (sample and hold); forgotten when the link is lost
+        self.in_effect: dict[str, tuple[str, float | str]] = {}
         self.last_raw: dict[str, int] = {}
         self.last_value_at: datetime | None = None
         self.last_value_monotonic: float | None = None
@@ -180,6 +184,7 @@ class MachineSink:
         was = self.is_connected
         self.is_connected = False
         self.subscription_alive = False
+        self.in_effect.clear()  # unknown until the next session reads them again
         self.link = Reason("MACHINE_DISCONNECTED", reason[:300], {"error": reason[:300]})
         if was and self.mapping.disconnected_state:
             self._transition(self.clock(), (self.mapping.disconnected_state, f"connection lost: {reason}"[:200]))
@@ -318,8 +323,14 @@ class MachineSink:
         self.serial_number = serial
         if serial is not None:
             self.visit = Visit(serial_number=serial, entered_at=at)
+            # a value read before the unit came and unchanged since is still the machine's value:
+            # the visit holds it (as of its entry), or a steady temperature would be missing from
+            # every unit's history — samples arrive only when a value changes
+            for name, (unit, value) in self.in_effect.items():
+                self.visit.add(name, unit, value, at)
 
     def _value(self, name: str, unit: str, value: float | str, at: datetime) -> bool:
+        self.in_effect[name] = (unit, value)
         if self.visit is not None:
             self.visit.add(name, unit, value, at)
         elif self.mapping.record_values == "unit":
