@@ -210,7 +210,8 @@ def _no(type_):
 def factors(
     planned: float, down: float, ideal: float, counted: int, good: int, total: int, timed: int = 0
 ) -> dict[str, Any]:
-    """OEE and its three factors from a period's sums (seconds planned and down; ``ideal`` the
+    """OEE and its three factors from a period's sums (seconds planned and down, shown to the
+    microsecond; ``ideal`` the
     bottleneck's ideal seconds × its ``counted`` parts, see :func:`bottleneck`; good parts, parts;
     ``timed`` how many of the summed lines or shifts have a bottleneck — a step or machine with an
     ideal cycle time that made parts in the range), each factor with the figures it was divided
@@ -223,7 +224,11 @@ def factors(
       planned time), ``"no_ideal_cycle_time"`` (parts made at no step or machine with an ideal
       cycle time): OEE null, unknown rather than zero.
     """
-    run = max(planned - down, 0.0)
+    # seconds to the microsecond, the resolution of the times they come from: sums of float
+    # seconds carry binary noise (0.1 + 0.2 s of downtime is 0.30000000000000004), and a range's
+    # seconds must be the sum of its periods' and shifts' as shown
+    planned, down = round(planned, 6), round(down, 6)
+    run = round(max(planned - down, 0.0), 6)
     availability = ratio(run, planned)
     # parts were made but no step (or machine) they were made at has an ideal cycle time: the
     # performance is unknown, not zero

@@ -290,3 +290,18 @@ def test_oee_is_the_product_of_the_exact_factors_rounded_once():
     result = oee.factors(100_000.0, 99_996.0, 830.0, 1, 1, 1, timed=1)
     assert result["availability"]["value"] == 0.0
     assert result["oee"] == 0.0083 and result["computed_from"] == "factors"
+
+
+def test_seconds_are_shown_to_the_microsecond_without_float_noise():
+    """Downtime summed from intervals of a tenth and two tenths of a second is 0.3 s, not
+    0.30000000000000004; periods' seconds add up to their range's as written."""
+    tenth, fifth = timedelta(microseconds=100_000), timedelta(microseconds=200_000)
+    later = MONDAY + timedelta(seconds=5)
+    covered = sum(
+        oee._covered([span], MONDAY, MONDAY + timedelta(hours=1))
+        for span in [(MONDAY, MONDAY + tenth), (later, later + fifth)]
+    )
+    assert covered != 0.3  # the noise this guards against
+    result = oee.factors(float(HOUR), covered, 0.0, 0, 0, 0)
+    assert result["availability"]["downtime_seconds"] == 0.3
+    assert result["availability"]["run_seconds"] == HOUR - 0.3 == 3599.7
