@@ -261,6 +261,10 @@ async def station_headers(kernel) -> dict[str, str]:
         await session.flush()
         session.add(StationToken(station_id=station.id, name="test", token_hash=token_digest(token)))
         await session.commit()
+    if kernel.runtime is not None:
+        # as every committed configuration change does: else the periodic check finds the new line a
+        # moment later and retires the answers cached meanwhile (a test reading one twice saw it change)
+        await kernel.runtime.announce()
     return {"Authorization": f"Bearer {token}"}
 
 
