@@ -189,6 +189,14 @@ def _config_errors(check_config, config: LineConfig, device: DeviceSpec, i: int)
     return []
 
 
+async def line_code_of(session, line_id: int | None) -> str | None:
+    """The code of the line with id ``line_id`` (what people and ``GET /lines`` know it by); None
+    for no line or one that does not exist."""
+    if line_id is None:
+        return None
+    return (await session.execute(select(Line.code).where(Line.id == line_id))).scalar()
+
+
 async def check(*, session, config: LineConfig, catalog: Catalog) -> list[dict[str, Any]]:
     """Every problem :func:`apply` would refuse, reading the database but writing nothing.
 
@@ -206,7 +214,7 @@ async def check(*, session, config: LineConfig, catalog: Catalog) -> list[dict[s
         declared.add(spec.code)
         station = (await session.execute(select(Station).where(Station.code == spec.code))).scalar()
         if station is not None and station.line_id is not None and station.line_id != line_id:
-            other = (await session.execute(select(Line.code).where(Line.id == station.line_id))).scalar()
+            other = await line_code_of(session, station.line_id)
             errors.append({"loc": ["stations", i, "code"],
                            "msg": f"station {spec.code!r} belongs to line {other!r}"})
     for i, device in enumerate(config.devices):
@@ -217,7 +225,7 @@ async def check(*, session, config: LineConfig, catalog: Catalog) -> list[dict[s
             errors.append({"loc": ["devices", i, "station"], "msg": f"station {device.station!r} not found "
                            "(declare it under [[stations]] to create it)"})
         elif station.line_id is not None and station.line_id != line_id:
-            other = (await session.execute(select(Line.code).where(Line.id == station.line_id))).scalar()
+            other = await line_code_of(session, station.line_id)
             errors.append({"loc": ["devices", i, "station"],
                            "msg": f"station {device.station!r} belongs to line {other!r}"})
     for i, device in enumerate(config.devices):
@@ -372,9 +380,10 @@ async def apply(
                               after={"code": spec.code, "name": spec.name, "line": config.code})
         elif spec.code in steps.stations_updated:
             station = (await session.execute(select(Station).where(Station.code == spec.code))).scalar_one()
+            left = config.code
             if station.line_id != line.id:
                 await move_silence(session=session, station=station, line_id=line.id, at=at)
-            left = (await session.execute(select(Line.code).where(Line.id == station.line_id))).scalar()
+                left = await line_code_of(session, station.line_id)
             before = {"line": left, "name": station.name}
             station.line_id, station.name = line.id, spec.name or station.name
             await write_audit(session, actor=actor, action="update", entity="station", entity_id=spec.code,

@@ -82,6 +82,7 @@ async def move_station(*, session, code: str, line_code: str | None, actor: str,
     from ..audit import write_audit
     from ..db.models import Device, Line
     from ..errors import Conflict, NotFound, Unprocessable
+    from ..lines import line_code_of
     from .silence import move_silence
 
     station = (await session.execute(select(Station).where(Station.code == code))).scalar_one_or_none()
@@ -105,7 +106,7 @@ async def move_station(*, session, code: str, line_code: str | None, actor: str,
         )
     await move_silence(session=session, station=station, line_id=line_id, at=at)
     before = station.line_id
-    before_code = (await session.execute(select(Line.code).where(Line.id == before))).scalar() if before else None
+    before_code = await line_code_of(session, before)
     lines = [i for i in (before, line_id) if i is not None]
     await session.execute(update(Line).where(Line.id.in_(lines)).values(config_version=Line.config_version + 1))
     station.line_id = line_id
