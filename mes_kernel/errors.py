@@ -205,6 +205,19 @@ def install_error_handlers(app: FastAPI) -> None:
             return await _data_error(request, exc)
         raise exc
 
+    @app.exception_handler(TimeoutError)
+    async def _timed_out(request: Request, exc: TimeoutError):
+        # Something a request waited on (a device, a pool, a lock, a check) did not answer within its
+        # own deadline and the code above did not say what: still "busy now, retry", never a 500.
+        log.warning("request_timed_out", path=request.url.path, error=f"{type(exc).__name__}: {exc}", exc_info=True)
+        return error_response(
+            503,
+            "SERVICE_UNAVAILABLE",
+            "a part of the service did not answer in time; retry",
+            headers={"Retry-After": "5"},
+            retry_after=5,
+        )
+
     from .drivers import DriverLoadError
 
     @app.exception_handler(DriverLoadError)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,10 +124,7 @@ async def run_check(check: HealthCheck) -> dict[str, Any]:
                 Reason("CHECK_NOT_A_RESULT", f"check returned {kind}, not CheckResult", {"type": kind}),
             )
     except TimeoutError:
-        result = CheckResult(
-            Status.DOWN,
-            Reason("CHECK_TIMED_OUT", f"timed out after {check.timeout}s", {"seconds": check.timeout}),
-        )
+        result = CheckResult(Status.DOWN, _timed_out(check.timeout))
     except Exception as exc:
         result = CheckResult(
             Status.DOWN, Reason("CHECK_FAILED", f"{type(exc).__name__}: {exc}", {"error": _error(exc)})
@@ -228,6 +226,45 @@ def _group_status(items: dict[str, Any]) -> Status:
     return worst
 
 
+def _timed_out(seconds: float) -> Reason:
+    return Reason("CHECK_TIMED_OUT", f"timed out after {seconds}s", {"seconds": seconds})
+
+
+def _timed_out_node(seconds: float, *, critical: bool) -> dict[str, Any]:
+    """The node of a check (or a group of them) still running when its time was up."""
+    return {**_node(CheckResult(Status.DOWN, _timed_out(seconds)), critical=critical), "duration_ms": seconds * 1000}
+
+
+async def answers_within(budget: float, jobs: list[tuple[Coroutine[Any, Any, Any], Any]]) -> list[Any]:
+    """Every job's answer, in order, or its stand-in for a job still running after ``budget`` seconds.
+
+    ``jobs`` are ``(coroutine, stand-in)`` pairs. A late job is cancelled and left to unwind on its own:
+    ``asyncio.wait_for`` would wait for that, and a check stuck behind a busy database (its connection
+    handed back through the same busy thread) can take far longer to unwind than its timeout, so the
+    tree would come late, or not at all (``TimeoutError``, a 500). A job that raised gets its stand-in too.
+    """
+    tasks = [asyncio.ensure_future(coro) for coro, _ in jobs]
+    try:
+        done, pending = await asyncio.wait(tasks, timeout=budget)
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        raise
+    for task in pending:
+        task.cancel()
+        task.add_done_callback(_forget)
+    return [
+        task.result() if task in done and task.exception() is None else stand_in
+        for task, (_, stand_in) in zip(tasks, jobs, strict=True)
+    ]
+
+
+def _forget(task: asyncio.Future) -> None:
+    """Retrieve a late job's outcome once it unwinds, so asyncio does not log it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
+
+
 class HealthAggregator:
     """Runs every check concurrently and caches the tree for ``cache_seconds``."""
 
@@ -267,24 +304,23 @@ class HealthAggregator:
     async def _run(self) -> dict[str, Any]:
         started = time.perf_counter()
         serving = [(p, c) for p, c in self.plugin_checks if self._serving(p)]
-        kernel_jobs = [run_check(c) for c in self.kernel_checks]
-        plugin_jobs = [run_check(c) for _, c in serving]
-        budget = max([c.timeout for c in self.kernel_checks] + [c.timeout for _, c in serving]) + 1.0
-        results = await asyncio.wait_for(
-            asyncio.gather(
-                *kernel_jobs,
-                *plugin_jobs,
-                self._safe(breaker_component(self.kernel)),
-                self._safe(station_component(self.kernel)),
-            ),
-            timeout=budget,
+        checks = self.kernel_checks + [c for _, c in serving]
+        budget = max(c.timeout for c in checks) + 1.0
+        late_group = {"error": _timed_out_node(budget, critical=False)}
+        results = await answers_within(
+            budget,
+            [(run_check(c), _timed_out_node(c.timeout, critical=c.critical)) for c in checks]
+            + [
+                (self._safe(breaker_component(self.kernel)), late_group),
+                (self._safe(station_component(self.kernel)), late_group),
+            ],
         )
-        n = len(kernel_jobs)
+        n = len(self.kernel_checks)
         kernel_items = {c.name: r for c, r in zip(self.kernel_checks, results[:n], strict=True)}
         if self.kernel.redis is None:
             kernel_items = {"database": kernel_items.pop("database"), "redis": redis_not_configured(), **kernel_items}
         plugins: dict[str, dict[str, Any]] = {}
-        for (plugin, check), result in zip(serving, results[n : n + len(plugin_jobs)], strict=True):
+        for (plugin, check), result in zip(serving, results[n : n + len(serving)], strict=True):
             plugins.setdefault(plugin, {})[check.name] = result
         plugin_nodes = {
             p: {"status": _group_status(c).value, "critical": any(v["critical"] for v in c.values()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -68,6 +69,47 @@ async def test_hanging_health_check_reports_down_within_its_timeout(third_party,
     assert stuck["status"] == "DOWN" and "timed out after 0.5s" in stuck["reason"]
     assert body["status"] == "DEGRADED" and r.status_code == 200  # not critical: no 503
     assert stuck["duration_ms"] < 5000
+
+
+
+class SlowToGiveUpPlugin:
+    """A check that, once out of time, takes its time to unwind: a device call stuck in a busy thread,
+    or a database connection handed back through one."""
+
+    MES_KERNEL_API = ">=1.0"
+
+    def __init__(self):
+        self.release = asyncio.Event()
+        self.unwound = asyncio.Event()
+
+    @hookimpl
+    def mes_register_health_checks(self, kernel):
+        from mes_kernel.contracts import HealthCheck
+
+        async def stuck():
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await asyncio.shield(self.release.wait())  # a cancelled call that returns only later
+                self.unwound.set()
+
+        return [HealthCheck("stuck_device", stuck, timeout=0.1)]
+
+
+SLOW_TO_GIVE_UP = SlowToGiveUpPlugin()
+
+
+@pytest.mark.mes_plugins(SLOW_TO_GIVE_UP)
+async def test_a_check_slow_to_give_up_does_not_hold_the_tree(client, admin_headers):
+    plugin = SLOW_TO_GIVE_UP
+    plugin.release, plugin.unwound = asyncio.Event(), asyncio.Event()  # this test's loop (one per backend)
+    r = await client.get("/api/v1/health", headers=admin_headers)  # was a 500 (TimeoutError) on a busy CI machine
+    assert r.status_code == 200, r.text
+    stuck = r.json()["components"]["plugins"]["checks"]["SlowToGiveUpPlugin"]["checks"]["stuck_device"]
+    assert (stuck["status"], stuck["reason_code"]) == ("DOWN", "CHECK_TIMED_OUT")
+    assert not plugin.unwound.is_set()  # answered while the check was still unwinding
+    plugin.release.set()
+    await asyncio.wait_for(plugin.unwound.wait(), timeout=30)
 
 
 async def test_anonymous_health_shows_states_only(third_party, client):
@@ -179,6 +221,31 @@ async def test_test_kit_registers_a_plugin_for_one_test(client, admin_headers):
     assert (await client.get("/api/v1/one-test/hello")).json() == {"hello": "plant"}
     names = [p["name"] for p in (await client.get("/api/v1/plugins", headers=admin_headers)).json()["plugins"]]
     assert "OneTestPlugin" in names
+
+
+
+class TimingOutPlugin:
+    """A route whose device call ran out of time and said no more than ``TimeoutError``."""
+
+    MES_KERNEL_API = ">=1.0"
+    router = APIRouter(prefix="/timing-out", tags=["timing-out"])
+
+    @staticmethod
+    @router.get("/reading")
+    async def reading():
+        async with asyncio.timeout(0):
+            await asyncio.sleep(1)
+
+    @hookimpl
+    def mes_register_routers(self, kernel):
+        return [self.router]
+
+
+@pytest.mark.mes_plugins(TimingOutPlugin())
+async def test_a_timeout_nobody_caught_is_busy_retry_not_a_500(client):
+    r = await client.get("/api/v1/timing-out/reading")
+    assert r.status_code == 503, r.text
+    assert r.json()["detail"]["code"] == "SERVICE_UNAVAILABLE" and r.headers["retry-after"] == "5"
 
 
 class RaisingRoutesPlugin:
