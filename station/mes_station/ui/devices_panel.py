@@ -100,6 +100,11 @@ class DevicesPanel(QGroupBox):
             self._load_images(view)
         self._update_flash_button()
 
+    @property
+    def watching_flash(self) -> bool:
+        """A flash was started and its end is not shown yet: the start is awaited or its job polled."""
+        return self._flash_job is not None or self.flash_progress.maximum() == 0
+
     def _update_flash_button(self) -> None:
         view = self.view
         self.flash_button.setEnabled(
