@@ -36,6 +36,7 @@ from .cache import Cache
 from .compression import JsonGzipMiddleware, accepted_encodings
 from .contracts import BreakerConfig, DeviceKind, HealthCheck, Panel, Permission
 from .db.base import make_engine, make_sessionmaker
+from .deadlines import wait_at_most
 from .errors import StaleStatementRetryMiddleware, UnhandledErrorMiddleware, install_error_handlers
 from .health import HealthAggregator
 from .inputguard import InputGuardMiddleware
@@ -341,7 +342,7 @@ def create_app(
                     await task
             await manager.stop(kernel=kernel)
             try:  # the last machine data is written; a database that does not answer must not hang shut-down
-                await asyncio.wait_for(kernel.machine_data.aclose(), timeout=15.0)
+                await wait_at_most(kernel.machine_data.aclose(), 15.0)
             except TimeoutError:
                 log.error("machine_data_close_timeout", seconds=15.0)
             await cache.close()

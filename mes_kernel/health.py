@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
-from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ from sqlalchemy import select, text
 
 from .contracts import CheckResult, HealthCheck, Reason, Status
 from .db.models import Station
+from .deadlines import answers_within, wait_at_most
 
 DISK_WARN_PERCENT = 90.0
 MEMORY_WARN_PERCENT = 90.0
@@ -39,7 +39,7 @@ def kernel_checks(kernel) -> list[HealthCheck]:
         # Redis only shares state between processes (L2 cache, rate-limit counts, breaker states);
         # every one of them falls back to its in-process copy, so an outage degrades, never stops.
         try:
-            await asyncio.wait_for(kernel.redis.ping(), timeout=max(settings.health_check_timeout - 0.25, 0.1))
+            await wait_at_most(kernel.redis.ping(), max(settings.health_check_timeout - 0.25, 0.1))
         except Exception as exc:
             reason = str(exc) or type(exc).__name__
             return CheckResult(
@@ -116,7 +116,7 @@ def redis_not_configured() -> dict[str, Any]:
 async def run_check(check: HealthCheck) -> dict[str, Any]:
     started = time.perf_counter()
     try:
-        result = await asyncio.wait_for(check.check(), timeout=check.timeout)
+        result = await wait_at_most(check.check(), check.timeout)  # a late check is left to unwind
         if not isinstance(result, CheckResult):
             kind = type(result).__name__
             result = CheckResult(
@@ -233,36 +233,6 @@ def _timed_out(seconds: float) -> Reason:
 def _timed_out_node(seconds: float, *, critical: bool) -> dict[str, Any]:
     """The node of a check (or a group of them) still running when its time was up."""
     return {**_node(CheckResult(Status.DOWN, _timed_out(seconds)), critical=critical), "duration_ms": seconds * 1000}
-
-
-async def answers_within(budget: float, jobs: list[tuple[Coroutine[Any, Any, Any], Any]]) -> list[Any]:
-    """Every job's answer, in order, or its stand-in for a job still running after ``budget`` seconds.
-
-    ``jobs`` are ``(coroutine, stand-in)`` pairs. A late job is cancelled and left to unwind on its own:
-    ``asyncio.wait_for`` would wait for that, and a check stuck behind a busy database (its connection
-    handed back through the same busy thread) can take far longer to unwind than its timeout, so the
-    tree would come late, or not at all (``TimeoutError``, a 500). A job that raised gets its stand-in too.
-    """
-    tasks = [asyncio.ensure_future(coro) for coro, _ in jobs]
-    try:
-        done, pending = await asyncio.wait(tasks, timeout=budget)
-    except asyncio.CancelledError:
-        for task in tasks:
-            task.cancel()
-        raise
-    for task in pending:
-        task.cancel()
-        task.add_done_callback(_forget)
-    return [
-        task.result() if task in done and task.exception() is None else stand_in
-        for task, (_, stand_in) in zip(tasks, jobs, strict=True)
-    ]
-
-
-def _forget(task: asyncio.Future) -> None:
-    """Retrieve a late job's outcome once it unwinds, so asyncio does not log it as never retrieved."""
-    if not task.cancelled():
-        task.exception()
 
 
 class HealthAggregator:

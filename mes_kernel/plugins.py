@@ -24,6 +24,7 @@ from packaging.version import Version
 
 from . import hookspecs
 from .contracts import KERNEL_API_VERSION
+from .deadlines import wait_at_most
 
 log = structlog.get_logger(__name__)
 
@@ -309,7 +310,7 @@ class PluginManager:
         if hook != "mes_shutdown":
             return await awaitable
         try:
-            return await asyncio.wait_for(awaitable, timeout=SHUTDOWN_TIMEOUT)
+            return await wait_at_most(awaitable, SHUTDOWN_TIMEOUT)  # one deaf to cancellation too
         except TimeoutError:
             log.error("plugin_shutdown_timeout", plugin=name, seconds=SHUTDOWN_TIMEOUT)
             return None

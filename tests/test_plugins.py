@@ -327,30 +327,37 @@ class HangingShutdownPlugin:
 
     MES_KERNEL_API = ">=1.0"
 
-    def __init__(self) -> None:
+    def __init__(self, *, deaf: bool = False) -> None:
         self.shutdown_started = False
+        self.deaf = deaf  # when cancelled, goes on waiting (a client closing its session with the dead peer)
+        self.release: asyncio.Event | None = None
 
     @hookimpl
     async def mes_shutdown(self, kernel):
-        import asyncio
-
         self.shutdown_started = True
-        await asyncio.Event().wait()
+        self.release = asyncio.Event()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            if self.deaf:
+                await asyncio.shield(self.release.wait())
 
 
-async def test_a_plugin_whose_shutdown_hangs_does_not_hang_the_kernel(settings, monkeypatch):
-    import asyncio
-
+@pytest.mark.parametrize("deaf", [False, True], ids=["hangs", "hangs-deaf-to-cancellation"])
+async def test_a_plugin_whose_shutdown_hangs_does_not_hang_the_kernel(settings, monkeypatch, deaf):
     from mes_kernel import plugins
     from mes_kernel.app import create_app
 
     monkeypatch.setattr(plugins, "SHUTDOWN_TIMEOUT", 0.5)
-    plugin = HangingShutdownPlugin()
+    plugin = HangingShutdownPlugin(deaf=deaf)
     app = create_app(settings, extra_plugins=[plugin])
 
     async def run_and_stop():
         async with app.router.lifespan_context(app):
             pass
 
-    await asyncio.wait_for(run_and_stop(), timeout=60)  # the hook is given up on after 0.5 s
+    stopping = asyncio.ensure_future(run_and_stop())
+    done, _ = await asyncio.wait({stopping}, timeout=60)  # not wait_for: it would wait for a deaf hook
+    assert stopping in done and stopping.exception() is None  # the hook is given up on after 0.5 s
     assert plugin.shutdown_started
+    plugin.release.set()  # the deaf hook unwinds now, on its own

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
@@ -10,6 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from ... import __version__
+from ...deadlines import wait_at_most
 from ...health import redact_states_only
 from ...metrics import observe_health
 from ...startup import database_answers, database_wait
@@ -54,15 +54,18 @@ async def readiness(request: Request):
     if waiting := kernel.state.get("database_waiting"):
         return JSONResponse(status_code=503, content={"status": "not_ready", "timestamp": _now(),
                                                       "message": f"waiting for the database: {waiting}"})
-    try:
-        async with asyncio.timeout(timeout), kernel.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-            from ...migrate import current_matches_head
+    async def at_head() -> bool:
+        from ...migrate import current_matches_head
 
-            if not await conn.run_sync(current_matches_head):
-                return JSONResponse(status_code=503, content={"status": "not_ready", "timestamp": _now(),
-                                                              "message": "database schema is not at head; "
-                                                              "run `mes db upgrade`"})
+        async with kernel.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            return await conn.run_sync(current_matches_head)
+
+    try:
+        if not await wait_at_most(at_head(), timeout):  # a connection slow to hand back does not hold the probe
+            return JSONResponse(status_code=503, content={"status": "not_ready", "timestamp": _now(),
+                                                          "message": "database schema is not at head; "
+                                                          "run `mes db upgrade`"})
     except TimeoutError:
         return JSONResponse(status_code=503, content={"status": "not_ready", "timestamp": _now(),
                                                       "message": f"the database did not answer within {timeout:g}s"})

@@ -21,13 +21,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
 from asyncua import Server, ua
+
+from mes_kernel.deadlines import wait_at_most
 
 from ..certs import SERVER_URI
 
 RUNNING, IDLE, JAM, ESTOP = 1, 2, 3, 4
 COMMANDS = {1: RUNNING, 2: IDLE, 3: JAM, 4: ESTOP}
 NAMESPACE = "urn:neurohub:mes:machine"
+STOP_SECONDS = 10.0
+
+log = structlog.get_logger(__name__)
 
 
 def node_id(name: str) -> str:
@@ -163,8 +169,11 @@ class MachineSimulator:
                 await task
         self.tasks = []
         if self.server is not None:
-            await self.server.stop()
-            self.server = None
+            server, self.server = self.server, None
+            try:  # a stop that never returned held a CI run's test teardown for 600 s: give up after a while
+                await wait_at_most(server.stop(), STOP_SECONDS)
+            except TimeoutError:
+                log.warning("opcua_simulator_stop_timeout", seconds=STOP_SECONDS, endpoint=self.endpoint)
 
     # ------------------------------------------------------------ the machine model
     async def _write(self, name: str, value: Any, vtype: ua.VariantType, at: datetime | None = None) -> None:
