@@ -159,7 +159,7 @@ describe("language per user, histories on a phone, the yield table", { timeout: 
       // axe judges what is drawn: wait for the tooltip's fade-in to end (half-transparent text fails contrast)
       await page.waitForFunction(() => [...document.querySelectorAll(".MuiTooltip-tooltip")]
         .every((el) => getComputedStyle(el).opacity === "1"), null, { timeout: TIMEOUT });
-      await assertAccessible(page, "#/lots/LOT-C at 390 px in Korean");
+      await assertAccessible(page, "#/lots/LOT-C at 390 px in Korean", { pointer: "keep" }); // the tooltip too
       // the same history on a wide screen stays a table, with the same words
       await page.setViewportSize({ width: 1400, height: 900 });
       const table = page.getByRole("table", { name: /이력/ });
