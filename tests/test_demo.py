@@ -170,7 +170,8 @@ def test_the_demo_machines_work_the_demo_lot_and_its_units_history_shows_their_v
         assert {"MC-DEMO", "MB-DEMO"} <= set(visits), visits
         opcua = visits["MC-DEMO"]["detail"]
         temp = opcua["values"]["spindle_temp"]
-        assert temp["unit"] == "degC" and temp["count"] >= 1 and 50 <= temp["min"] <= temp["max"] <= 70, opcua
+        # 55-65 degC while it runs; the first part enters a cold spindle (20 degC, the value in effect at entry)
+        assert temp["unit"] == "degC" and temp["count"] >= 1 and 20 <= temp["min"] <= temp["max"] <= 70, opcua
         assert opcua["entered_at"] < opcua["left_at"]
         assert visits["MB-DEMO"]["detail"]["values"], visits["MB-DEMO"]
 

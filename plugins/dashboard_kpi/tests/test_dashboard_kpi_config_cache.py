@@ -14,9 +14,18 @@ import pytest
 from mes_kernel.testing.helpers import register_lots_at
 
 API = "/api/v1"
-TODAY = datetime.now(UTC).date().isoformat()
+TODAY = datetime.now(UTC).date().isoformat()  # each test's own: see _today
 SPAN = {"from": TODAY, "to": TODAY, "tz": "UTC"}
 ALL_DAY = {"name": "All day", "start": "00:00", "end": "00:00", "days": list(range(7)), "planned_output": 240}
+
+
+@pytest.fixture(autouse=True)
+def _today():
+    """Today as the test starts, not as the module was imported: a suite that ran past midnight asked
+    for yesterday while the records went into today."""
+    global TODAY, SPAN
+    TODAY = datetime.now(UTC).date().isoformat()
+    SPAN = {"from": TODAY, "to": TODAY, "tz": "UTC"}
 
 
 @pytest.fixture(autouse=True)

@@ -13,9 +13,7 @@ import pytest
 from mes_kernel.testing.helpers import register_lots_at
 
 API = "/api/v1"
-NOW = datetime.now(UTC)
-HOUR = NOW.replace(minute=0, second=0, microsecond=0)
-YESTERDAY = HOUR - timedelta(days=1)
+NOW = HOUR = YESTERDAY = datetime.now(UTC)  # each test's own: see _now
 # LINE-A's routing ends at PACK-30 (the plant's highest sequence); LINE-B's at TEST-20
 STEPS = [("ASSY-10", 10), ("TEST-20", 20), ("PACK-30", 30)]
 
@@ -23,6 +21,16 @@ STEPS = [("ASSY-10", 10), ("TEST-20", 20), ("PACK-30", 30)]
 @pytest.fixture(autouse=True)
 def _uncached(monkeypatch):
     monkeypatch.setenv("MES_DASHBOARD_CACHE_SECONDS", "0")
+
+
+@pytest.fixture(autouse=True)
+def _now():
+    """Now as the test starts, not as the module was imported: a suite that ran past midnight asked
+    for "today" (``/kpi/lines/now``) while the records stood at yesterday's import time."""
+    global NOW, HOUR, YESTERDAY
+    NOW = datetime.now(UTC)
+    HOUR = NOW.replace(minute=0, second=0, microsecond=0)
+    YESTERDAY = HOUR - timedelta(days=1)
 
 
 @pytest.fixture
