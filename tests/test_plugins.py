@@ -201,7 +201,7 @@ def test_plugin_cli_commands_join_the_mes_command(third_party, tmp_path):
 
 
 class OneTestPlugin:
-    """Registered for a single test through the test kit's marker."""
+    """Registered test by test through the test kit's marker."""
 
     MES_KERNEL_API = ">=1.0,<2"
     router = APIRouter(prefix="/one-test", tags=["one-test"])
@@ -210,6 +210,13 @@ class OneTestPlugin:
     @router.get("/hello")
     async def hello():
         return {"hello": "plant"}
+
+    @staticmethod
+    @router.get("/reading")
+    async def reading():
+        """A device call that ran out of time and said no more than ``TimeoutError``."""
+        async with asyncio.timeout(0):
+            await asyncio.sleep(1)
 
     @hookimpl
     def mes_register_routers(self, kernel):
@@ -223,27 +230,9 @@ async def test_test_kit_registers_a_plugin_for_one_test(client, admin_headers):
     assert "OneTestPlugin" in names
 
 
-
-class TimingOutPlugin:
-    """A route whose device call ran out of time and said no more than ``TimeoutError``."""
-
-    MES_KERNEL_API = ">=1.0"
-    router = APIRouter(prefix="/timing-out", tags=["timing-out"])
-
-    @staticmethod
-    @router.get("/reading")
-    async def reading():
-        async with asyncio.timeout(0):
-            await asyncio.sleep(1)
-
-    @hookimpl
-    def mes_register_routers(self, kernel):
-        return [self.router]
-
-
-@pytest.mark.mes_plugins(TimingOutPlugin())
+@pytest.mark.mes_plugins(OneTestPlugin())
 async def test_a_timeout_nobody_caught_is_busy_retry_not_a_500(client):
-    r = await client.get("/api/v1/timing-out/reading")
+    r = await client.get("/api/v1/one-test/reading")
     assert r.status_code == 503, r.text
     assert r.json()["detail"]["code"] == "SERVICE_UNAVAILABLE" and r.headers["retry-after"] == "5"
 
