@@ -274,6 +274,26 @@ def test_a_plugin_denied_by_plugins_deny_adds_no_command(cli_env, tmp_path):
     assert outside.returncode != 0 and "No such command" in outside.stdout + outside.stderr
 
 
+def test_a_kernel_command_imports_no_plugin_and_the_plugins_groups_are_still_listed(cli_env, tmp_path):
+    """``mes db …``, ``mes kpi …`` and the other kernel commands run without importing a plugin
+    (each plugin's import cost every such command 1.5–2 s); ``mes --help`` still lists the plugins'
+    groups beside the kernel's."""
+    probe = (
+        "import sys\n"
+        "from mes_kernel.cli import main\n"
+        "sys.argv = ['mes', *sys.argv[1:]]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('PLUGINS', sorted({m.split('.')[0] for m in sys.modules if m.startswith(('mes_opcua', 'mes_mqtt',"
+        " 'mes_modbus', 'mes_barcode', 'mes_label', 'mes_firmware', 'mes_dashboard'))}))\n"
+    )
+    for command in (["db", "--help"], ["kpi", "rebuild", "--help"], ["config"]):
+        r = subprocess.run([sys.executable, "-c", probe, *command], env=cli_env, cwd=tmp_path, capture_output=True,
+                           text=True, timeout=TIMEOUT)  # fmt: skip
+        assert "PLUGINS []" in r.stdout, (command, r.stdout[-400:], r.stderr[-400:])
+    listing = mes(cli_env, "--help", cwd=tmp_path)
+    assert listing.returncode == 0 and "barcode" in listing.stdout and "firmware" in listing.stdout, listing.stdout
+
+
 def test_names_typed_at_the_command_line_follow_the_api_rules(cli_env, tmp_path):
     """``mes user create --full-name``, ``mes station create --name``, ``mes plugins disable --reason`` and
     ``mes line apply`` refuse a blank name or an invisible character as the API does (non-zero), write

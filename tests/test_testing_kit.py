@@ -42,3 +42,29 @@ async def test_readiness_needs_the_schema_at_head(client, kernel):
     await asyncio.to_thread(downgrade, kernel.settings, "base")
     r = await client.get("/api/v1/health/readiness")
     assert r.status_code == 503 and "mes db upgrade" in r.json()["message"]
+
+
+async def test_an_app_a_test_served_is_freed_after_the_test(settings):
+    """What ``forget_finished_apps`` (run after every test) relies on: once FastAPI's caches are
+    cleared, nothing else keeps an app that served requests alive. A new cache keyed by route
+    callables (FastAPI) or a registry of ours holding apps makes this fail: every test process
+    would carry the apps of every test before it."""
+    import gc
+    import weakref
+
+    import httpx
+
+    from mes_kernel.app import create_app
+    from mes_kernel.testing.fixtures import forget_finished_apps
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://mes.test") as c:
+            assert (await c.get("/api/v1/health/liveness")).status_code == 200
+            assert (await c.get("/api/v1/lots")).status_code == 401  # a route with dependencies ran
+    served = weakref.ref(app)
+    del app, transport, c
+    forget_finished_apps()
+    gc.collect()
+    assert served() is None, [type(r).__name__ for r in gc.get_referrers(served())][:10]

@@ -8,6 +8,7 @@ with Redis (``MES_TEST_REDIS_URL``). Register a plugin for one test with
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import uuid
@@ -31,6 +32,29 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "sqlite_only: the test is about SQLite behaviour")
     config.addinivalue_line("markers", "postgres_only: the test needs PostgreSQL")
     config.addinivalue_line("markers", "postgres: the PostgreSQL + Redis run of a test (MES_TEST_DATABASE_URL)")
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    yield
+    forget_finished_apps()
+
+
+def forget_finished_apps() -> None:
+    """Let the apps a test built be freed once it is over.
+
+    FastAPI (0.11x–0.16x, ``fastapi.dependencies.models``) remembers whether each endpoint and
+    dependency is a coroutine or a generator in ``lru_cache``s of 4,096 entries keyed by the
+    callable itself: every app built in the process stays alive through its routes' closures
+    until newer ones push it out. A test process builds an app or more per test; it carried a few
+    dozen dead apps — 3.5 million objects, a 4–10 s full collection wherever one runs (the
+    station window's ``GuiThreadCollector.stop``). Cleared after each test (the next app fills
+    them again); ``tests/test_testing_kit.py`` pins that an app is freed."""
+    from fastapi.dependencies import models
+
+    for cached in vars(models).values():
+        if callable(getattr(cached, "cache_clear", None)) and hasattr(cached, "cache_info"):
+            cached.cache_clear()
 
 
 def _default_asyncio_mode(config) -> None:
@@ -112,6 +136,64 @@ def _pg_template() -> str | None:
     _in_thread(lambda: _pg_exec(_admin_url(PG_URL, "postgres"), f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+class _DatabaseStock:
+    """Copies of the migrated template made one test ahead, on a thread of their own.
+
+    ``CREATE DATABASE … TEMPLATE`` of the migrated schema (some 700 relations) takes most of a
+    second, mostly waiting on the server's disk; a test's setup spent it before every PostgreSQL
+    run. Here the copy for the next test is made while this one runs, and a used database is
+    dropped after its test the same way: a test's setup takes a ready copy (waiting only if the
+    previous test was shorter than one copy). Each database is still fresh and used by one test.
+    """
+
+    def __init__(self, template: str) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._template = template
+        self._admin = _admin_url(PG_URL, "postgres")
+        self._work = ThreadPoolExecutor(1, thread_name_prefix="mes-test-databases")
+        self._next = None
+
+    def _run(self, *statements: str) -> None:
+        import asyncio
+
+        asyncio.run(_pg_exec(self._admin, *statements))
+
+    def _make(self) -> str:
+        name = f"mes_t_{uuid.uuid4().hex[:12]}"
+        self._run(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
+        return name
+
+    def take(self) -> str:
+        """A fresh copy for this test (ready, or waited for); the next one starts being made."""
+        made = self._next or self._work.submit(self._make)
+        self._next = self._work.submit(self._make)
+        return made.result()
+
+    def give_back(self, name: str) -> None:
+        """Drop a test's database after it, on the stock's thread."""
+        self._work.submit(self._run, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def close(self) -> None:
+        """Drop the copy no test took, and wait for every drop."""
+        if self._next is not None:
+            try:
+                self.give_back(self._next.result())
+            except Exception:  # the copy was never made: nothing to drop
+                pass
+        self._work.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def _pg_stock(_pg_template) -> _DatabaseStock | None:
+    if _pg_template is None:
+        yield None
+        return
+    stock = _DatabaseStock(_pg_template)
+    yield stock
+    stock.close()
+
+
 def pytest_generate_tests(metafunc):
     if "mes_backend" in metafunc.fixturenames:
         params = [pytest.param("sqlite", id="sqlite")]
@@ -134,17 +216,15 @@ async def mes_backend(request, tmp_path) -> AsyncIterator[dict[str, Any]]:
         return
     if not PG_URL:
         pytest.skip("MES_TEST_DATABASE_URL not set: PostgreSQL runs skipped (make test sets it when a server is up)")
-    template = request.getfixturevalue("_pg_template")
-    name = f"mes_t_{uuid.uuid4().hex[:12]}"
-    admin = _admin_url(PG_URL, "postgres")
-    await _pg_exec(admin, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    stock: _DatabaseStock = request.getfixturevalue("_pg_stock")
+    name = await asyncio.to_thread(stock.take)
     # A namespace of its own, so tests (and other runs on the machine) never see each other's keys.
     namespace = f"t{uuid.uuid4().hex[:10]}"
     try:
         yield {"kind": kind, "database_url": _admin_url(PG_URL, name), "redis_url": REDIS_URL,
                "redis_namespace": namespace}
     finally:
-        await _pg_exec(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        stock.give_back(name)
         if REDIS_URL:
             from redis import asyncio as aioredis
 

@@ -32,7 +32,9 @@ class KernelServer:
         return self.server.base_url
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        with httpx.Client(base_url=f"{self.base_url}/api/v1", timeout=10) as client:
+        # generous: on a busy machine the embedded kernel's writes wait their turn at SQLite (a
+        # token's creation took over 10 s while three test processes and a bench shared 2 cores)
+        with httpx.Client(base_url=f"{self.base_url}/api/v1", timeout=60) as client:
             return client.request(method, path, headers=self.admin_headers, **kwargs)
 
     def make_lot(
