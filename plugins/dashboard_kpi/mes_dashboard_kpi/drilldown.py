@@ -295,11 +295,12 @@ async def _bar_column(session, kind: str, key: str | None) -> tuple[str, Any]:
     return "product", key
 
 
-async def _bar_numbers(session, kind, key, span, line) -> dict[str, Any]:
-    """The bar's own numbers, from what ``/kpi/yield`` reads (the rollups: a few rows, any range)."""
+async def _bar_numbers(session, kind, key, span, line, value) -> dict[str, Any]:
+    """The bar's own numbers, from what ``/kpi/yield`` reads (the rollups: a few rows, any range);
+    ``value``: the bar's step id, station id (0: no station) or product, summed alone."""
     from .reports import yields
 
-    bars = await yields(session=session, group_by=kind, span=span, line=line)
+    bars = await yields(session=session, group_by=kind, span=span, line=line, only=value or None)
     bar = next((b for b in bars["items"] if b["key"] == (key or None)), None)
     return {k: bar[k] if bar else 0 for k in ("total", "first_pass", "passed")}
 
@@ -398,7 +399,7 @@ async def _yield(session, kind, key, span, line, outcome, limit, after, page) ->
         if station_ids
         else {}
     )
-    bar = await _bar_numbers(session, kind, key, span, line)
+    bar = await _bar_numbers(session, kind, key, span, line, value)
     return {
         "totals": {
             **bar,
