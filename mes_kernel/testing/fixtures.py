@@ -155,8 +155,6 @@ class _DatabaseStock:
         self._next = None
 
     def _run(self, *statements: str) -> None:
-        import asyncio
-
         asyncio.run(_pg_exec(self._admin, *statements))
 
     def _make(self) -> str:
