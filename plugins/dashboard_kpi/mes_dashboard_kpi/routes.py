@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -103,7 +103,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         async def compute() -> dict[str, Any]:
             return await kpi.summary(
                 session=session,
-                now=datetime.now(UTC),
+                now=kernel.clock(),
                 zone=zone,
                 silent_after_seconds=kernel.settings.station_silent_after_seconds,
             )
@@ -115,7 +115,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         """Today's first-pass yield as ``value`` (a ratio 0–1, ``null`` when nothing was tested),
         with the pass/fail counts behind it."""
         zone = zone_of(tz)
-        since, until = kpi.day_window(now=datetime.now(UTC), zone=zone)
+        since, until = kpi.day_window(now=kernel.clock(), zone=zone)
         results = await kpi.process_results(session=session, since=since, until=until)
         return {
             "value": results["first_pass_yield"],
@@ -129,14 +129,14 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         session: ReadSessionDep, hours: Annotated[int, Query(ge=1, le=168)] = 24
     ) -> dict[str, Any]:
         """Records per UTC hour, oldest first, zeros included, for the last ``hours`` hours."""
-        return {"points": await kpi.throughput_per_hour(session=session, now=datetime.now(UTC), hours=hours)}
+        return {"points": await kpi.throughput_per_hour(session=session, now=kernel.clock(), hours=hours)}
 
     @dashboard.get("/kpi/defects", summary="Defects today by code (bar panel)")
     async def get_defects(
         session: ReadSessionDep, tz: TzQuery = None, limit: Annotated[int, Query(ge=1, le=50)] = 10
     ) -> dict[str, Any]:
         """Failed records today by defect code, most frequent first."""
-        since, until = kpi.day_window(now=datetime.now(UTC), zone=zone_of(tz))
+        since, until = kpi.day_window(now=kernel.clock(), zone=zone_of(tz))
         items = await kpi.top_defects(session=session, since=since, until=until, limit=limit)
         return {"items": items, "day_start": since.isoformat()}
 
@@ -156,7 +156,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
     calendars = APIRouter(prefix="/lines", tags=["kpi"])
 
     async def scope(session, since, until, tz, line):
-        span = ranges.parse_range(since=since, until=until, zone=zone_of(tz), now=datetime.now(UTC), plant=plant)
+        span = ranges.parse_range(since=since, until=until, zone=zone_of(tz), now=kernel.clock(), plant=plant)
         return span, await ranges.line_named(session, line)
 
     def key_of(name: str, *parts: Any) -> str:
@@ -182,7 +182,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         ``bucket``, for each day or week (a shift counts in the period it starts in). Planned time
         counts up to now."""
         span, found = await scope(session, since, until, tz, line)
-        now = datetime.now(UTC)
+        now = kernel.clock()
         return await cached(
             key_of("oee", span.since, span.until, span.zone.key, line, bucket, now.replace(second=0, microsecond=0)),
             lambda: oee.oee(
@@ -300,7 +300,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
     async def get_lines_now(session: ReadSessionDep, tz: TzQuery = None) -> dict[str, Any]:
         """What the production view shows per line, for the plant's today."""
         zone = zone_of(tz)
-        now = datetime.now(UTC)
+        now = kernel.clock()
         return await cached(
             key_of("lines_now", zone.key),
             lambda: reports.lines_now(
@@ -322,7 +322,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         when none is), from when (``effective_from``), and every version of the calendar oldest
         first (``versions``: ``{effective_from, until, shifts, updated_by, updated_at}``)."""
         line_row = await ranges.line_at(session, code)
-        return await shift_calendars.history(session=session, line=line_row, plant=plant, now=datetime.now(UTC))
+        return await shift_calendars.history(session=session, line=line_row, plant=plant, now=kernel.clock())
 
     @calendars.put("/{code}/shifts", summary="Change a line's shift calendar from a moment on")
     async def put_shifts(
@@ -339,7 +339,7 @@ def build_routers(kernel: Kernel, config: DashboardSettings | None = None) -> li
         an unreadable date 422 ``INVALID_EFFECTIVE_FROM``. Audited. Answers as ``GET``."""
         check_no_overlap(body.shifts)
         line_row = await ranges.line_at(session, code)
-        now = datetime.now(UTC)
+        now = kernel.clock()
         may_backdate = request.app.state.permissions.allows(principal.role, shift_calendars.SHIFTS_BACKDATE)
         valid_from = shift_calendars.effective_moment(
             body.effective_from, line=line_row, plant=plant, now=now, may_backdate=may_backdate

@@ -15,7 +15,15 @@ API = "/api/v1"
 
 
 async def _record(
-    client, headers, lot_number, *, result="pass", serial_number=None, defect_code=None, process_id="ASSY-10"
+    client,
+    headers,
+    lot_number,
+    *,
+    result="pass",
+    serial_number=None,
+    defect_code=None,
+    process_id="ASSY-10",
+    recorded_at=None,
 ):
     body = {
         "idempotency_key": uuid.uuid4().hex,
@@ -25,6 +33,7 @@ async def _record(
         "serial_number": serial_number,
         "result": result,
         "defect_code": defect_code,
+        "recorded_at": recorded_at.isoformat() if recorded_at else None,
     }
     answer = await client.post(f"{API}/process-records", json=body, headers=headers)
     assert answer.status_code == 201, answer.text
@@ -176,6 +185,24 @@ async def test_plant_time_zone_moves_the_start_of_today(client, viewer_headers):
     answer = await client.get(f"{API}/dashboard/kpi/yield?tz=Asia/Seoul", headers=viewer_headers)
     assert answer.status_code == 200
     assert answer.json()["day_start"].endswith("T15:00:00+00:00")
+
+
+async def test_today_is_the_kernels_today(client, kernel, make_lot, station_headers, viewer_headers):
+    """"Today", the last 24 hours and a range's default end are the kernel's clock's
+    (``Kernel.clock``, which station times are judged against), not the host's: a test or a
+    replay that moves the clock moves the dashboard with it."""
+    ahead = (utcnow() + timedelta(days=3)).replace(hour=10, minute=30, second=0, microsecond=0)
+    kernel.clock = lambda: ahead
+    lot = await make_lot()
+    at = ahead - timedelta(minutes=5)  # the station's time, on the kernel's day
+    await _record(client, station_headers, lot["lot_number"], result="fail", defect_code="SOLDER", recorded_at=at)
+    answer = (await client.get(f"{API}/dashboard/kpi/yield", headers=viewer_headers)).json()
+    assert answer["day_start"] == ahead.replace(hour=0, minute=0).isoformat()
+    assert (answer["total"], answer["fail"]) == (1, 1)
+    defects = (await client.get(f"{API}/dashboard/kpi/defects", headers=viewer_headers)).json()
+    assert defects["items"] == [{"defect_code": "SOLDER", "count": 1}]
+    points = (await client.get(f"{API}/dashboard/kpi/throughput", headers=viewer_headers)).json()["points"]
+    assert points[-1]["records"] == 1
 
 
 async def test_plugin_is_loaded_with_its_routes_and_panels(client, admin_headers):

@@ -38,7 +38,7 @@ def _kernel_after_the_window(kernel):
 
 
 @pytest.fixture
-async def line(client, kernel, admin_headers, manager_headers):
+async def line(client, kernel, admin_headers):
     """LINE-P with station ST-P1 (registered now, heard at no time yet), steps ASSY-10 (ideal 30 s)
     and PACK-30 (ideal 20 s), LOT-P1 with units, and shifts Day 06–14 and Night 22–06 every day."""
     async with kernel.sessionmaker() as session:
@@ -65,7 +65,10 @@ async def line(client, kernel, admin_headers, manager_headers):
         {"name": "Day", "start": "06:00", "end": "14:00", "days": EVERY_DAY, "planned_output": 100},
         {"name": "Night", "start": "22:00", "end": "06:00", "days": EVERY_DAY, "planned_output": 50},
     ]
-    r = await client.put(f"{API}/lines/LINE-P/shifts", json={"shifts": shifts}, headers=manager_headers)
+    # in force from before the records (the kernel's clock is weeks ahead: a calendar put "now" would
+    # start then); dating it back takes an admin (``shifts:backdate``)
+    body = {"shifts": shifts, "effective_from": (MONDAY - timedelta(days=14)).isoformat()}
+    r = await client.put(f"{API}/lines/LINE-P/shifts", json=body, headers=admin_headers)
     assert r.status_code == 200, r.text
     return row
 
@@ -202,14 +205,16 @@ WEEK = (MONDAY, MONDAY + timedelta(days=7))
 DAY_SHIFTS = 7 * 8 * HOUR  # Day 06–14 every day of the week (the Night shift is dropped below)
 
 
-async def _day_shift_only(client, manager_headers):
+async def _day_shift_only(client, admin_headers):
+    """The Day shift alone, from a week before the window (after the line's first calendar)."""
     shifts = [{"name": "Day", "start": "06:00", "end": "14:00", "days": EVERY_DAY, "planned_output": 100}]
-    r = await client.put(f"{API}/lines/LINE-P/shifts", json={"shifts": shifts}, headers=manager_headers)
+    body = {"shifts": shifts, "effective_from": (MONDAY - timedelta(days=7)).isoformat()}
+    r = await client.put(f"{API}/lines/LINE-P/shifts", json=body, headers=admin_headers)
     assert r.status_code == 200, r.text
 
 
-async def test_a_station_never_heard_is_silent_from_its_registration(client, kernel, line, manager_headers):
-    await _day_shift_only(client, manager_headers)
+async def test_a_station_never_heard_is_silent_from_its_registration(client, kernel, line, admin_headers):
+    await _day_shift_only(client, admin_headers)
     await _heard(kernel, None)  # registered before the week, never sent a heartbeat
     week = await _oee(kernel, line, *WEEK, now=WEEK[1])
     assert week["availability"] == {
@@ -225,8 +230,8 @@ async def test_a_station_never_heard_is_silent_from_its_registration(client, ker
     assert week["availability"]["downtime_seconds"] == 4 * HOUR + 4 * 8 * HOUR
 
 
-async def test_a_station_silent_over_the_weekend_is_down_in_the_weekend_shifts(client, kernel, line, manager_headers):
-    await _day_shift_only(client, manager_headers)
+async def test_a_station_silent_over_the_weekend_is_down_in_the_weekend_shifts(client, kernel, line, admin_headers):
+    await _day_shift_only(client, admin_headers)
     friday, saturday = MONDAY + timedelta(days=4), MONDAY + timedelta(days=5)
     # the watchdog's alert, as it leaves it: raised two minutes after the last heartbeat (Friday
     # 18:00), resolved when the station reported again on the next Monday 05:00
@@ -261,8 +266,8 @@ async def test_a_station_silent_over_the_weekend_is_down_in_the_weekend_shifts(c
     assert week["availability"]["downtime_seconds"] == 0.0
 
 
-async def test_a_station_heard_throughout_leaves_availability_whole(client, kernel, line, manager_headers):
-    await _day_shift_only(client, manager_headers)
+async def test_a_station_heard_throughout_leaves_availability_whole(client, kernel, line, admin_headers):
+    await _day_shift_only(client, admin_headers)
     await _heard(kernel, WEEK[1] - timedelta(seconds=30))
     week = await _oee(kernel, line, *WEEK, now=WEEK[1])
     assert week["availability"]["value"] == 1.0 and week["availability"]["downtime_seconds"] == 0.0

@@ -41,7 +41,7 @@ def _plant_in_seoul(monkeypatch):
 
 
 @pytest.fixture
-async def line(client, kernel, admin_headers, manager_headers):
+async def line(client, kernel, admin_headers):
     """LINE-W with station ST-W1, step PACK-30, LOT-W1 with units, shifts Day 06–14 (plan 100) and
     Night 22–06 (plan 50) every day on the plant's clock; the kernel's clock after the records
     here (station times ahead of the real time are refused)."""
@@ -67,7 +67,10 @@ async def line(client, kernel, admin_headers, manager_headers):
         {"name": "Day", "start": "06:00", "end": "14:00", "days": EVERY_DAY, "planned_output": 100},
         {"name": "Night", "start": "22:00", "end": "06:00", "days": EVERY_DAY, "planned_output": 50},
     ]
-    r = await client.put(f"{API}/lines/LINE-W/shifts", json={"shifts": shifts}, headers=manager_headers)
+    # in force from before the records (the kernel's clock is weeks ahead: a calendar put "now" would
+    # start then); dating it back takes an admin (``shifts:backdate``)
+    body = {"shifts": shifts, "effective_from": (MONDAY - timedelta(days=14)).isoformat()}
+    r = await client.put(f"{API}/lines/LINE-W/shifts", json=body, headers=admin_headers)
     assert r.status_code == 200, r.text
     return row
 
