@@ -494,3 +494,69 @@ async def test_migration_0025_gives_every_item_its_lot_and_back(settings):
     columns = await _inspect(settings, lambda c: [col["name"] for col in inspect(c).get_columns("process_items")])
     assert "lot_id" not in columns
     upgrade(settings, "head")
+
+
+def _failed_defect_lot_indexes(sync_conn) -> dict:
+    """The parent's index: valid or not, and how many partitions (and which lack one attached)."""
+    parent = sync_conn.execute(
+        text("SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+             "WHERE c.relname = 'ix_process_records_failed_defect_lot'")).scalar()
+    lacking = sync_conn.execute(text("""
+        SELECT p.inhrelid::regclass::text FROM pg_inherits p
+        WHERE p.inhparent = 'process_records'::regclass AND NOT EXISTS (
+            SELECT 1 FROM pg_inherits x JOIN pg_index i ON i.indexrelid = x.inhrelid
+            WHERE x.inhparent = 'ix_process_records_failed_defect_lot'::regclass AND i.indrelid = p.inhrelid
+              AND i.indisvalid)""")).scalars().all()
+    return {"valid": parent, "lacking": lacking}
+
+
+async def test_migration_0029_indexes_every_partition_and_takes_up_a_stopped_attempt(settings):
+    """On PostgreSQL each partition's index is built CONCURRENTLY (recording goes on) and attached;
+    an attempt stopped half-way — the parent's index made, one partition's attached, another's
+    left invalid by a failed build — is finished by the next upgrade, and partitions created
+    later get the index as they are made."""
+    if settings.is_sqlite:
+        upgrade(settings, "head")
+        query = text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'process_records'")
+        names = await _inspect(settings, lambda c: set(c.execute(query).scalars()))
+        assert "ix_process_records_failed_defect_lot" in names
+        return
+    downgrade(settings, "0028")
+    definition = (
+        "(defect_code, lot_number, (coalesce(serial_number, lot_number)), event_at) "
+        "INCLUDE (serial_number, line_id) WHERE result = 'fail'"
+    )
+    engine = make_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            partitions = (await conn.execute(text(
+                "SELECT n.nspname || '.' || c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE i.inhparent = 'process_records'::regclass ORDER BY c.relname"))).scalars().all()
+            assert len(partitions) >= 3, partitions
+            (done, schema), (broken, _) = ((p.split(".")[1], p.split(".")[0]) for p in partitions[:2])
+            await conn.execute(text(f"CREATE INDEX ix_process_records_failed_defect_lot ON ONLY process_records "
+                                    f"{definition}"))
+            for partition in (done, broken):
+                await conn.execute(text(f"CREATE INDEX {partition}_failed_defect_lot ON {schema}.{partition} "
+                                        f"{definition}"))
+            await conn.execute(text(f"ALTER INDEX ix_process_records_failed_defect_lot "
+                                    f"ATTACH PARTITION {schema}.{done}_failed_defect_lot"))
+            # what a CREATE INDEX CONCURRENTLY that failed leaves: an index marked invalid
+            await conn.execute(text(f"UPDATE pg_index SET indisvalid = false "
+                                    f"WHERE indexrelid = '{schema}.{broken}_failed_defect_lot'::regclass"))
+        before = await _inspect(settings, _failed_defect_lot_indexes)
+        assert before["valid"] is False and len(before["lacking"]) == len(partitions) - 1
+        upgrade(settings, "head")
+        assert await _inspect(settings, _failed_defect_lot_indexes) == {"valid": True, "lacking": []}
+        from mes_kernel.db import partitions as monthly
+
+        await monthly.ensure_partitions(engine, today=datetime.now(UTC).date(), ahead=14)
+        after = await _inspect(settings, _failed_defect_lot_indexes)
+        assert after == {"valid": True, "lacking": []}
+        async with engine.connect() as conn:
+            count = (await conn.execute(text(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = 'process_records'::regclass"))).scalar()
+        assert count > len(partitions)
+    finally:
+        await engine.dispose()

@@ -267,6 +267,18 @@ class ProcessRecord(Base):
             postgresql_where=text("result = 'fail'"),
             sqlite_where=text("result = 'fail'"),
         ),
+        # and by LOT, then item (0029): the bar's LOTs, each with its failures and distinct units,
+        # are grouped as the entries stream past, not in two hash tables
+        Index(
+            "ix_process_records_failed_defect_lot",
+            "defect_code",
+            "lot_number",
+            FAILED_ITEM,
+            "event_at",
+            postgresql_include=["serial_number", "line_id"],
+            postgresql_where=text("result = 'fail'"),
+            sqlite_where=text("result = 'fail'"),
+        ),
     )
 
 
