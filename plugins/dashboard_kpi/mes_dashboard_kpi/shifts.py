@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from mes_kernel.contracts import Name
 from mes_kernel.errors import Unprocessable
@@ -18,13 +19,16 @@ HHMM = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 class Shift(BaseModel):
     """One shift: local start and end (``HH:MM``; an end at or before the start ends the next day),
-    the weekdays it starts on (Monday = 0) and the planned output of one occurrence."""
+    the weekdays it starts on (Monday = 0) and the planned output of one occurrence. Numbers are
+    JSON numbers (``"10"`` or ``true`` is refused, not read as 10 or 1); an unknown key is refused."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: Annotated[Name, Field(min_length=1, max_length=64)]
     start: Annotated[str, Field(pattern=HHMM)]
     end: Annotated[str, Field(pattern=HHMM)]
-    days: Annotated[list[Annotated[int, Field(ge=0, le=6)]], Field(min_length=1, max_length=7)] = [0, 1, 2, 3, 4]
-    planned_output: Annotated[int, Field(ge=0, le=10_000_000)] = 0
+    days: Annotated[list[Annotated[StrictInt, Field(ge=0, le=6)]], Field(min_length=1, max_length=7)] = [0, 1, 2, 3, 4]
+    planned_output: Annotated[StrictInt, Field(ge=0, le=10_000_000)] = 0
 
     @field_validator("days")
     @classmethod
@@ -43,7 +47,10 @@ class Shift(BaseModel):
 
 class ShiftCalendarIn(BaseModel):
     """``PUT /lines/{code}/shifts``: the shifts, in force from ``effective_from`` (an ISO-8601
-    datetime with offset, or a date: its midnight on the plant's clock; default now)."""
+    datetime with offset, or a date: its midnight on the plant's clock; default now). An unknown
+    key is refused (a misspelt ``effective_from`` would otherwise put the calendar in force now)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     shifts: Annotated[list[Shift], Field(max_length=24)]
     effective_from: Annotated[str | None, Field(max_length=64)] = None
@@ -56,8 +63,9 @@ def _minutes(hhmm: str) -> int:
 
 def check_no_overlap(shifts: list[Shift]) -> None:
     """``Unprocessable`` (``SHIFTS_OVERLAP``) when two shifts share a minute of the week, or two
-    have one name."""
-    names = [s.name for s in shifts]
+    have one name — compared as people read them: ``Day``, ``day`` and the full-width ``ＤＡＹ``
+    are one name (Unicode NFKC, then case folded)."""
+    names = [unicodedata.normalize("NFKC", s.name).casefold() for s in shifts]
     if len(set(names)) != len(names):
         raise Unprocessable("two shifts have the same name", code="SHIFTS_OVERLAP", field="shifts")
     spans: list[tuple[int, int, str]] = []
@@ -91,8 +99,10 @@ def occurrences(shifts: list[dict[str, Any]], *, since: datetime, until: datetim
     """Every shift occurrence overlapping ``[since, until)``, clipped to it, oldest first; its
     ``start`` and ``end`` in UTC.
 
-    Shift times are wall-clock times in ``zone``: a shift across a daylight-saving change is as
-    long as the clock on the wall says it lasted.
+    Shift times are wall-clock times in ``zone``: a shift across a daylight-saving change lasts
+    from its start to its end on the wall clock — 01:00–04:00 lasts 2 h the night the clocks
+    spring forward and 4 h the night they fall back — and ``full_seconds`` is that real length,
+    over which its planned output is spread.
     """
     out = []
     first_day = since.astimezone(zone).date() - timedelta(days=1)
@@ -114,8 +124,11 @@ def occurrences(shifts: list[dict[str, Any]], *, since: datetime, until: datetim
             # In UTC, as every time the KPIs compare them with: comparing datetimes of two different
             # zones asks both for their offset each time (the bisects over 30 days of hours cost more
             # than the queries when occurrences kept the plant's zone).
-            lo, hi = max(start, since).astimezone(UTC), min(end, until).astimezone(UTC)
+            start, end = start.astimezone(UTC), end.astimezone(UTC)
+            lo, hi = max(start, since), min(end, until)
             if lo < hi:
+                # its real length, taken in UTC: two times of one zone subtract as wall-clock times
+                # (Python), which made a 01:00-04:00 shift 3 h on the days it lasts 2 or 4
                 out.append(Occurrence(shift.name, lo, hi, (end - start).total_seconds(), shift.planned_output))
         day += timedelta(days=1)
     return sorted(out, key=lambda o: o.start)

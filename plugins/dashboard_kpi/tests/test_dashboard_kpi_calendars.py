@@ -215,3 +215,33 @@ async def test_a_version_is_dated_on_the_hour_so_that_hour_s_parts_count_with_it
     )
     assert r.status_code == 200, r.text
     assert r.json()["versions"][-1]["effective_from"] == _hour(now + timedelta(hours=2)).isoformat()
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"planned_output": "10"}, ["shifts", 0, "planned_output"]),  # a string of digits is no number
+        ({"planned_output": True}, ["shifts", 0, "planned_output"]),  # nor is a boolean (it read as 1)
+        ({"planned_output": 10.5}, ["shifts", 0, "planned_output"]),
+        ({"days": [0, "1"]}, ["shifts", 0, "days", 1]),
+        ({"plan": 5}, ["shifts", 0, "plan"]),  # a misspelt key is refused, not ignored
+    ],
+)
+async def test_a_calendar_s_numbers_are_numbers_and_its_keys_known(client, admin_headers, change, field):
+    shift = {**SHIFTS["shifts"][0], **change}
+    r = await client.put(f"{API}/lines/LINE-K/shifts", json={"shifts": [shift]}, headers=admin_headers)
+    assert r.status_code == 422, r.text
+    assert [e["loc"][1:] for e in r.json()["detail"]["errors"]] == [field], r.text
+    assert (await client.get(f"{API}/lines/LINE-K/shifts", headers=admin_headers)).json()["versions"] == []
+
+
+async def test_a_calendar_s_unknown_key_is_refused_and_shift_names_compare_as_read(client, admin_headers):
+    r = await client.put(f"{API}/lines/LINE-K/shifts", json={**SHIFTS, "effective_form": "2026-01-01"},
+                         headers=admin_headers)  # fmt: skip
+    assert r.status_code == 422 and r.json()["detail"]["errors"][0]["loc"] == ["body", "effective_form"], r.text
+    night = SHIFTS["shifts"][1]
+    for name in ("day", "ＤＡＹ", "DAY"):  # "Day" in another case or full-width: one name
+        body = {"shifts": [SHIFTS["shifts"][0], {**night, "name": name}]}
+        r = await client.put(f"{API}/lines/LINE-K/shifts", json=body, headers=admin_headers)
+        assert r.status_code == 422 and r.json()["detail"]["code"] == "SHIFTS_OVERLAP", (name, r.text)
+    assert (await client.get(f"{API}/lines/LINE-K/shifts", headers=admin_headers)).json()["versions"] == []
