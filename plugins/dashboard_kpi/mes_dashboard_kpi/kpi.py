@@ -12,7 +12,9 @@ time zone's day).
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,11 +29,26 @@ from .sources import hours_between
 __all__ = ["hours_between"]
 
 
+# Files of the zone database that name no IANA zone: the host's own setting (``localtime``: what
+# it means depends on the machine) and tzdata's placeholder for "zone not set" (``Factory``).
+NOT_ZONES = frozenset({"localtime", "Factory"})
+
+
+@cache
+def _iana_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones()) - NOT_ZONES
+
+
 def plant_zone(name: str) -> ZoneInfo:
     """The IANA time zone that defines the plant's "today"; ``ValueError`` for an unknown name.
 
-    ``ZoneInfo`` looks the name up as a file: a name longer than the file system allows raises
-    ``OSError`` (``ENAMETOOLONG``), not ``ZoneInfoNotFoundError``; it is an unknown name all the same."""
+    Only names of the IANA database (``zoneinfo.available_timezones()``, links such as
+    ``US/Eastern`` included) are zones: ``ZoneInfo`` opens any file under its search path, so
+    ``localtime``, ``Factory``, ``posixrules`` or ``posix/Asia/Seoul`` would otherwise be
+    accepted. A name longer than the file system allows raises ``OSError`` (``ENAMETOOLONG``) in
+    ``ZoneInfo``, not ``ZoneInfoNotFoundError``; it is an unknown name all the same."""
+    if name not in _iana_zones():
+        raise ValueError(f"unknown time zone {name!r}")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
