@@ -117,6 +117,18 @@ def error_response(status: int, code: str, message: str, headers=None, **extra: 
     )
 
 
+def field_of(errors: list[dict]) -> str | None:
+    """The field the first error names, as every other error's ``field`` does: its location without
+    where it came from (``body``, ``query``, ``path``, ``header``), dotted — ``limit``,
+    ``shifts.0.planned_output``; ``None`` for the body as a whole."""
+    if not errors:
+        return None
+    loc = list(errors[0].get("loc") or ())
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]
+    return ".".join(str(part) for part in loc) or None
+
+
 def _message(err: dict) -> str:
     """Pydantic's message, but a length limit on text reads in characters: a limit on an optional
     constrained string (``Identifier | None = Field(max_length=64)``) is checked after its
@@ -157,9 +169,13 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         malformed = any(e["type"] == "json_invalid" for e in errors)
         code = "MALFORMED_JSON" if malformed else "VALIDATION_ERROR"
-        message = "request body is not valid JSON" if malformed else "request is invalid"
+        message = "request is invalid"
+        if malformed:
+            message = "request body is not valid JSON"
+        elif (named := field_of(errors)) is not None:
+            message = f"{named}: {errors[0]['msg']}"
         status = 400 if malformed else 422
-        return error_response(status, code, message, errors=errors)
+        return error_response(status, code, message, errors=errors, **({"field": named} if not malformed else {}))
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

@@ -36,6 +36,10 @@ ERROR_SCHEMA = {
             "properties": {
                 "code": {"type": "string", "description": "stable, machine-readable (docs/api.md)"},
                 "message": {"type": "string", "description": "for people; may change"},
+                "field": {
+                    "type": ["string", "null"],
+                    "description": "the input the error is about (with VALIDATION_ERROR: the first error's, dotted)",
+                },
                 "retry_after": {"type": "integer", "description": "seconds, with 429 and 503"},
                 "errors": {
                     "type": "array",

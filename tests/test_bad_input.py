@@ -472,3 +472,23 @@ async def test_a_list_query_parameter_still_takes_several_values():
         assert r.status_code == 200 and r.json() == {"tags": ["a", "b"], "limit": 3}, r.text
         r = await c.get("/api/v1/tags?tag=a&limit=3&limit=4")
         assert r.status_code == 422 and r.json()["detail"]["errors"][0]["loc"] == ["query", "limit"], r.text
+
+
+async def test_a_validation_error_names_its_field_like_every_other_error(client, admin_headers, make_lot):
+    """``{"detail": {"code", "message", "field"}}`` as every error answers: ``field`` is the first
+    error's location without where it came from (``body``, ``query``, ``path``), dotted; each
+    error stays listed in ``errors``."""
+    lot = await make_lot()
+    cases = [
+        ("get", f"{API}/lots/{lot['lot_number']}/history?limit=0", None, "limit"),
+        ("get", f"{API}/lots?limit=abc", None, "limit"),
+        ("post", f"{API}/lots", {"lot_number": "LOT-V", "product": "PRD", "quantity": "many"}, "quantity"),
+        ("post", f"{API}/lots/{lot['lot_number']}/units", {"serial_numbers": ["SN-1", 2]}, "serial_numbers.1"),
+        ("post", f"{API}/lots", [1, 2], None),  # the body as a whole
+    ]
+    for method, url, body, field in cases:
+        r = await getattr(client, method)(url, **({"json": body} if body is not None else {}), headers=admin_headers)
+        assert r.status_code == 422, (url, r.text)
+        detail = r.json()["detail"]
+        assert (detail["code"], detail["field"]) == ("VALIDATION_ERROR", field), (url, r.text)
+        assert detail["errors"] and (field is None or detail["message"].startswith(f"{field}: ")), r.text
