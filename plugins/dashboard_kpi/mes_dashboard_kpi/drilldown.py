@@ -329,11 +329,12 @@ def _per_lot(session, column: str, value: Any, span: Range, line: Line | None, o
     not passed in the end are ``n − final``, of which ``first − (final − recovered)`` had passed
     their first try."""
     k = sources.lot_counts_of(session, column, value, span.since, span.until, line.id if line else None).c
+    # int4 sums (a LOT's items): PostgreSQL sums bigints as numeric, here in the window's totals
     n, first, final, recovered = (
-        func.sum(k.first_total),
-        func.sum(k.first_passed),
-        func.sum(k.final_passed),
-        func.sum(k.recovered),
+        func.sum(k.first_total).cast(Integer),
+        func.sum(k.first_passed).cast(Integer),
+        func.sum(k.final_passed).cast(Integer),
+        func.sum(k.recovered).cast(Integer),
     )
     if outcome == "first_fail":
         n, first, final = n - first, literal_column("0"), recovered
