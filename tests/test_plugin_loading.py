@@ -26,6 +26,14 @@ def _distribution(root, dist: str, version: str, module: str, plugin_name: str) 
 
 
 @pytest.fixture
+def settings(settings):
+    """The kit's settings with a health budget a loaded machine keeps: tests here read the tree's
+    overall status (a failed plugin leaves it DEGRADED), which a database check cut off at the
+    default 2 s on a busy machine turns DOWN."""
+    return settings.model_copy(update={"health_check_timeout": 30.0})
+
+
+@pytest.fixture
 def twins(tmp_path, monkeypatch):
     """Two distributions from two vendors that both call their plugin ``twin``."""
     root = tmp_path / "site"

@@ -38,9 +38,17 @@ async def test_after_a_restart_the_unit_on_the_machine_is_known_from_the_retaine
     restarted = ConnectorManager(kernel, poll_seconds=0.2)
     kernel.state["mqtt_connectors"] = restarted
     restarted.start()
-    # … and learn the unit on the machine from the broker, before the machine says anything new.
+    # … and learn the unit on the machine from the broker, before the machine says anything new:
+    # in the restarted connector's own memory (the device's node is installation-wide, as the lease
+    # holder last reported it, and may still show the first connector's report for a moment).
+
+    async def learned():
+        connector = restarted.connector("MQ-R")
+        sink = getattr(connector, "sink", None)
+        return sink is not None and connector.sessions == 1 and sink.serial_number == serial
+
+    await eventually(learned)
     await eventually(on_machine)
-    assert restarted.connector("MQ-R").sessions == 1
 
     await publisher.temperature(58.25)
     rows = await eventually(lambda: values(kernel, "MQ-R"))
