@@ -104,13 +104,18 @@ def parse_range(
         if until
         else datetime.combine(today + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
     )
+    # the field named is the one the caller sent: a ``from`` after today with no ``to`` is the
+    # ``from``'s fault, not that of a ``to`` nobody wrote
+    field = "to" if until else "from"
     if stop <= start:
-        empty = stop == start
+        # a date as ``to`` takes in its whole day: ``to`` the day before ``from`` ends where ``from``
+        # starts, and ends before it as the caller wrote it
+        empty = stop == start and not (until and len(until) == 10)
         message = "the range is empty: to is the same moment as from" if empty else "the range ends before it starts"
-        raise Unprocessable(message, code="INVALID_RANGE", field="to")
+        raise Unprocessable(message, code="INVALID_RANGE", field=field)
     if stop - start > MAX_RANGE:
         raise Unprocessable(
-            "the range is longer than 366 days", code="INVALID_RANGE", field="to", max_days=MAX_RANGE.days
+            "the range is longer than 366 days", code="INVALID_RANGE", field=field, max_days=MAX_RANGE.days
         )
     return Range(start, stop, zone, plant)
 

@@ -309,6 +309,9 @@ async def test_bad_ranges_zones_and_lines_answer_422_with_a_code_naming_the_fiel
         ({"from": "9998-12-31", "to": "9999-12-31"}, 422, "INVALID_RANGE", "to"),
         ({"from": "9999-12-30T00:00:00+00:00", "to": "9999-12-31T23:59:59-14:00"}, 422, "INVALID_RANGE", "from"),
         ({"from": "1899-12-31", "to": "1900-01-02"}, 422, "INVALID_RANGE", "from"),
+        # no "to" sent: the "from" after today is what is wrong, and more than a year back too
+        ({"from": "9000-01-01"}, 422, "INVALID_RANGE", "from"),
+        ({"from": "2020-01-01"}, 422, "INVALID_RANGE", "from"),
     ]
     for params, status, code, field in cases:
         r = await client.get(f"{API}/kpi/{path}", params=params, headers=manager_headers)
@@ -316,6 +319,9 @@ async def test_bad_ranges_zones_and_lines_answer_422_with_a_code_naming_the_fiel
         assert (r.json()["detail"]["code"], r.json()["detail"]["field"]) == (code, field), params
     worded = [  # the message says what is wrong with this value
         ({"from": "2026-03-01T06:00:00+00:00", "to": "2026-03-01T06:00:00+00:00"}, "the range is empty"),
+        # a date as "to" takes in its whole day: the day before "from" ends where it starts, yet
+        # the caller wrote a range that ends before it starts
+        ({"from": "2026-03-02", "to": "2026-03-01"}, "the range ends before it starts"),
         ({"from": "2026-W09"}, "no date as YYYY-MM-DD nor a date-time with its UTC offset"),
         ({"from": "20260301"}, "no date as YYYY-MM-DD nor a date-time with its UTC offset"),
     ]
