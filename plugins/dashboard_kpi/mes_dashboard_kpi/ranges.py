@@ -70,13 +70,20 @@ def _moment(value: str, *, field: str, zone: ZoneInfo, end: bool, code: str = "I
                     code=code,
                     field=field,
                 )
-        moment = moment.astimezone(UTC)
+        # years 1900-9998 as written, on its own clock (9998-12-31 as ``to`` in New York ends after
+        # 9999-01-01 UTC, 1900-01-01 in Seoul begins in 1899 UTC: both are in range); a moment in
+        # 9999 only as the end of 9998's last day
+        written = moment.replace(tzinfo=None)
+        wall_earliest, wall_latest = EARLIEST.replace(tzinfo=None), LATEST.replace(tzinfo=None)
+        if not wall_earliest <= written <= wall_latest or (written == wall_latest and not end):
+            moment = None
+        else:
+            moment = moment.astimezone(UTC)
     except ValueError:
         raise Unprocessable(f"{field} is not an ISO-8601 date or datetime", code=code, field=field) from None
     except OverflowError:  # 9999-12-31 as ``to`` (its next midnight), 0001-01-01 east of UTC
         moment = None
-    # years 1900-9998: a moment in 9999 only as the end of 9998's last day
-    if moment is None or not EARLIEST <= moment <= LATEST or (moment == LATEST and not end):
+    if moment is None:
         raise Unprocessable(
             f"{field} lies outside the years 1900-9998",
             code=code,

@@ -328,12 +328,15 @@ async def test_bad_ranges_zones_and_lines_answer_422_with_a_code_naming_the_fiel
     for params, words in worded:
         r = await client.get(f"{API}/kpi/{path}", params=params, headers=manager_headers)
         assert r.status_code == 422 and words in r.json()["detail"]["message"], (params, r.text)
-    ok = await client.get(
-        f"{API}/kpi/{path}",
-        params={"from": "2025-01-01", "to": "2025-12-31", "tz": "Asia/Seoul"},
-        headers=manager_headers,
-    )
-    assert ok.status_code == 200, ok.text
+    for params in (
+        {"from": "2025-01-01", "to": "2025-12-31", "tz": "Asia/Seoul"},
+        # the years 1900-9998 as written, on the reader's clock: in UTC these begin in 1899 and end
+        # in 9999
+        {"from": "1900-01-01", "to": "1900-01-02", "tz": "Asia/Seoul"},
+        {"from": "9998-12-30", "to": "9998-12-31", "tz": "America/New_York"},
+    ):
+        ok = await client.get(f"{API}/kpi/{path}", params=params, headers=manager_headers)
+        assert ok.status_code == 200, (params, ok.text)
 
 
 async def test_every_report_s_line_naming_no_line_answers_422_naming_the_field(client, line, admin_headers):
