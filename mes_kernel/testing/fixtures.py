@@ -81,12 +81,12 @@ def _sync_pg(url: str) -> str:
 async def _pg_exec(url: str, *statements: str) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(_sync_pg(url))
+    conn = await asyncpg.connect(_sync_pg(url), timeout=60)
     try:
         for statement in statements:
             await conn.execute(statement)
     finally:
-        await conn.close()
+        await conn.close(timeout=10)
 
 
 def _in_thread(coro_fn) -> None:
@@ -146,6 +146,11 @@ class _DatabaseStock:
     previous test was shorter than one copy). Each database is still fresh and used by one test.
     """
 
+    #: how long one job (a copy, a drop) may take before it is tried again; a try is cut off, not
+    #: waited for (a run of the suite once hung for good in one, with no connection to the server)
+    JOB_SECONDS = 180.0
+    TRIES = 3
+
     def __init__(self, template: str) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -153,14 +158,44 @@ class _DatabaseStock:
         self._admin = _admin_url(PG_URL, "postgres")
         self._work = ThreadPoolExecutor(1, thread_name_prefix="mes-test-databases")
         self._next = None
+        # The stock thread's own event loop, kept for every job: ``asyncio.run`` per job made and
+        # shut down a loop (and its default executor) each time, and once never returned from that
+        # shutdown, holding every later test's database behind it.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _run(self, *statements: str) -> None:
-        asyncio.run(_pg_exec(self._admin, *statements))
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        for attempt in range(self.TRIES):
+            try:
+                job = asyncio.wait_for(_pg_exec(self._admin, *statements), self.JOB_SECONDS)
+                self._loop.run_until_complete(job)
+                return
+            except TimeoutError:
+                if attempt == self.TRIES - 1:
+                    raise
 
     def _make(self) -> str:
-        name = f"mes_t_{uuid.uuid4().hex[:12]}"
-        self._run(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
-        return name
+        for attempt in range(self.TRIES):
+            name = f"mes_t_{uuid.uuid4().hex[:12]}"  # a new name per try: a cut-off one may exist
+            try:
+                self._run_once(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
+                return name
+            except TimeoutError:
+                self._work.submit(self._run, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                if attempt == self.TRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _run_once(self, *statements: str) -> None:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(asyncio.wait_for(_pg_exec(self._admin, *statements), self.JOB_SECONDS))
+
+    def _close_loop(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
 
     def take(self) -> str:
         """A fresh copy for this test (ready, or waited for); the next one starts being made."""
@@ -179,6 +214,7 @@ class _DatabaseStock:
                 self.give_back(self._next.result())
             except Exception:  # the copy was never made: nothing to drop
                 pass
+        self._work.submit(self._close_loop)  # after every drop (one thread: in order)
         self._work.shutdown(wait=True)
 
 
