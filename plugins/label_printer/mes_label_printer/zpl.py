@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 
 PREFIXES = "^~"
+PQ_MAX = 99_999_999  # ^PQ quantity: 1 to 99,999,999 (Zebra ZPL II Programming Guide, ^PQ)
 
 
 @dataclass(frozen=True)
@@ -122,9 +123,10 @@ class Format:
 
     @property
     def quantity(self) -> int:
-        """Labels this format prints: ``^PQ`` quantity, 1 without one (a ``^PQ0`` prints one)."""
+        """Labels this format prints: ``^PQ`` quantity, 1 without one (a ``^PQ0`` prints one), at
+        most 99,999,999 (the range of ``^PQ``'s quantity in Zebra's ZPL II Programming Guide)."""
         pq = self.first("PQ")
-        return max(1, pq.int_param(0, 1)) if pq else 1
+        return min(max(1, pq.int_param(0, 1)), PQ_MAX) if pq else 1
 
     @property
     def stores_as(self) -> str | None:

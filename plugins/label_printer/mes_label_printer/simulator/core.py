@@ -18,6 +18,7 @@ from ..zpl import split_formats
 
 LABEL_START, LABEL_END = b"^XA", b"^XZ"
 MAX_BUFFER = 1024 * 1024  # a real printer's receive buffer is smaller; this bounds a runaway sender
+MAX_COPIES = 10_000  # copies of one format the simulator keeps (``^PQ`` allows up to 99,999,999)
 
 
 @dataclass
@@ -136,7 +137,9 @@ class PrinterCore:
                     return  # a printer prints nothing for a format it does not hold
                 stored_fmt = split_formats(stored.decode("utf-8", errors="replace"))[0][0]
                 label = stored_fmt.merged_with(fmt).zpl().encode("utf-8")
-            copies = [label] * fmt.quantity
+            # a real printer prints its copies one by one; the simulator keeps at most MAX_COPIES of
+            # one format (``^PQ99999999`` as a list ran out of memory)
+            copies = [label] * min(fmt.quantity, MAX_COPIES)
             (self.printed if self._can_print() else self.held).extend(copies)
 
     def answer_status(self) -> Reply | None:
