@@ -169,13 +169,11 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         malformed = any(e["type"] == "json_invalid" for e in errors)
         code = "MALFORMED_JSON" if malformed else "VALIDATION_ERROR"
-        message = "request is invalid"
         if malformed:
-            message = "request body is not valid JSON"
-        elif (named := field_of(errors)) is not None:
-            message = f"{named}: {errors[0]['msg']}"
-        status = 400 if malformed else 422
-        return error_response(status, code, message, errors=errors, **({"field": named} if not malformed else {}))
+            return error_response(400, code, "request body is not valid JSON", errors=errors)
+        field = field_of(errors)
+        message = f"{field}: {errors[0]['msg']}" if field is not None else "request is invalid"
+        return error_response(422, code, message, errors=errors, field=field)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError, StatementError
 
+from mes_kernel.db import partitions as monthly
 from mes_kernel.db.base import Base, make_engine, make_sessionmaker
 from mes_kernel.db.models import Lot, Process, ProcessRecord, Unit
 from mes_kernel.migrate import downgrade, head_revisions, upgrade
@@ -530,11 +531,11 @@ async def test_migration_0029_indexes_every_partition_and_takes_up_a_stopped_att
     try:
         async with engine.begin() as conn:
             partitions = (await conn.execute(text(
-                "SELECT n.nspname || '.' || c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "SELECT n.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE i.inhparent = 'process_records'::regclass ORDER BY c.relname"))).scalars().all()
+                "WHERE i.inhparent = 'process_records'::regclass ORDER BY c.relname"))).all()
             assert len(partitions) >= 3, partitions
-            (done, schema), (broken, _) = ((p.split(".")[1], p.split(".")[0]) for p in partitions[:2])
+            (schema, done), (_, broken) = partitions[:2]
             await conn.execute(text(f"CREATE INDEX ix_process_records_failed_defect_lot ON ONLY process_records "
                                     f"{definition}"))
             for partition in (done, broken):
@@ -549,8 +550,6 @@ async def test_migration_0029_indexes_every_partition_and_takes_up_a_stopped_att
         assert before["valid"] is False and len(before["lacking"]) == len(partitions) - 1
         upgrade(settings, "head")
         assert await _inspect(settings, _failed_defect_lot_indexes) == {"valid": True, "lacking": []}
-        from mes_kernel.db import partitions as monthly
-
         await monthly.ensure_partitions(engine, today=datetime.now(UTC).date(), ahead=14)
         after = await _inspect(settings, _failed_defect_lot_indexes)
         assert after == {"valid": True, "lacking": []}

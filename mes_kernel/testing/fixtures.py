@@ -163,21 +163,25 @@ class _DatabaseStock:
         # shutdown, holding every later test's database behind it.
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _run(self, *statements: str) -> None:
+    def _run_once(self, *statements: str) -> None:
+        """The statements on the stock's own loop, cut off after ``JOB_SECONDS`` (``TimeoutError``)."""
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(asyncio.wait_for(_pg_exec(self._admin, *statements), self.JOB_SECONDS))
+
+    def _run(self, *statements: str) -> None:
+        """:meth:`_run_once`, tried again when cut off (``TRIES`` in all)."""
         for attempt in range(self.TRIES):
             try:
-                job = asyncio.wait_for(_pg_exec(self._admin, *statements), self.JOB_SECONDS)
-                self._loop.run_until_complete(job)
-                return
+                return self._run_once(*statements)
             except TimeoutError:
                 if attempt == self.TRIES - 1:
                     raise
 
     def _make(self) -> str:
+        """A new copy of the template; a new name per try (a copy cut off may exist: it is dropped)."""
         for attempt in range(self.TRIES):
-            name = f"mes_t_{uuid.uuid4().hex[:12]}"  # a new name per try: a cut-off one may exist
+            name = f"mes_t_{uuid.uuid4().hex[:12]}"
             try:
                 self._run_once(f'CREATE DATABASE "{name}" TEMPLATE "{self._template}"')
                 return name
@@ -185,12 +189,6 @@ class _DatabaseStock:
                 self._work.submit(self._run, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 if attempt == self.TRIES - 1:
                     raise
-        raise AssertionError("unreachable")
-
-    def _run_once(self, *statements: str) -> None:
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-        self._loop.run_until_complete(asyncio.wait_for(_pg_exec(self._admin, *statements), self.JOB_SECONDS))
 
     def _close_loop(self) -> None:
         if self._loop is not None:
