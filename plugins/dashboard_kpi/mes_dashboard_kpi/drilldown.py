@@ -294,10 +294,9 @@ async def _defect_bar(session, code: str, span: Range, line: Line | None) -> int
 
 
 async def _bar_column(session, kind: str, key: str | None) -> tuple[str, Any]:
-    """The column (of ``process_items`` and ``kpi_hourly_lots`` alike) and value a bar is."""
+    """The column (of ``process_items`` and ``kpi_hourly_lots`` alike) and value a bar is. A step's
+    id is checked only when its bar is empty (:func:`_check_step`): a step with counts exists."""
     if kind == "process":
-        if await session.get(Process, key) is None:
-            raise Unprocessable(f"process {key} not found", code="PROCESS_NOT_FOUND", field="key")
         return "process_id", key
     if kind == "station":
         if not key:
@@ -309,14 +308,24 @@ async def _bar_column(session, kind: str, key: str | None) -> tuple[str, Any]:
     return "product", key
 
 
-async def _bar_numbers(session, kind, key, span, line, value) -> dict[str, Any]:
-    """The bar's own numbers, from what ``/kpi/yield`` reads (the rollups: a few rows, any range);
-    ``value``: the bar's step id, station id (0: no station) or product, summed alone."""
-    from .reports import yields
+async def _check_step(session, process_id: str) -> None:
+    """``Unprocessable`` (422 ``PROCESS_NOT_FOUND``, field ``key``) for a step that does not exist."""
+    if await session.get(Process, process_id) is None:
+        raise Unprocessable(f"process {process_id} not found", code="PROCESS_NOT_FOUND", field="key")
 
-    bars = await yields(session=session, group_by=kind, span=span, line=line, only=value or None)
-    bar = next((b for b in bars["items"] if b["key"] == (key or None)), None)
-    return {k: bar[k] if bar else 0 for k in ("total", "first_pass", "passed")}
+
+async def _bar_numbers(session, column: str, value: Any, span: Range, line: Line | None) -> dict[str, int]:
+    """The bar's own numbers (``total``, ``first_pass``, ``passed``), summed from the rows
+    ``/kpi/yield`` sums (:func:`.sources.item_counts`: a few per day, any range), those of the
+    bar's step id, station id (0: no station) or product alone."""
+    rows = sources.item_counts(session, span.since, span.until, line.id if line else None)
+    query = select(
+        func.coalesce(func.sum(rows.c.first_total), 0),
+        func.coalesce(func.sum(rows.c.first_passed), 0),
+        func.coalesce(func.sum(rows.c.final_passed), 0),
+    ).where(rows.c[column] == value)
+    total, first_pass, passed = (await session.execute(query)).one()
+    return {"total": int(total), "first_pass": int(first_pass), "passed": int(passed)}
 
 
 def _per_lot(session, column: str, value: Any, span: Range, line: Line | None, outcome: str):
@@ -360,6 +369,9 @@ async def _yield(session, kind, key, span, line, outcome, limit, after, page) ->
         where.append(~p.first_passed)
     elif outcome == "failed":
         where.append(~p.last_passed)
+    bar = await _bar_numbers(session, column, value, span, line)
+    if kind == "process" and not bar["total"]:
+        await _check_step(session, value)
     per_lot = _per_lot(session, column, value, span, line, outcome)
     n, first = per_lot.c.n, per_lot.c.first
     # The most first-try failures first; the LOTs cut (ties at the cut by registration) before
@@ -386,12 +398,16 @@ async def _yield(session, kind, key, span, line, outcome, limit, after, page) ->
             p.process_id,
             Lot.lot_number,
             Unit.serial_number,  # None: a LOT-level item
-            p.station_id,
+            Station.code.label("station"),
             p.first_passed,
             p.last_passed,
             p.hour_start,
         )
-        .select_from(p.__table__.outerjoin(Lot, Lot.id == p.lot_id).outerjoin(Unit, Unit.serial_number == p.item))
+        .select_from(
+            p.__table__.outerjoin(Lot, Lot.id == p.lot_id)
+            .outerjoin(Unit, Unit.serial_number == p.item)
+            .outerjoin(Station, Station.id == p.station_id)
+        )
         .where(*where)
         .order_by(p.hour_start, p.item, p.process_id)
         .limit(limit + 1)
@@ -408,13 +424,6 @@ async def _yield(session, kind, key, span, line, outcome, limit, after, page) ->
         limit,
         lambda row: (row.hour_start.isoformat(), row.item, row.process_id),
     )
-    station_ids = {row.station_id for row in rows if row.station_id}
-    codes = (
-        dict((await session.execute(select(Station.id, Station.code).where(Station.id.in_(station_ids)))).all())
-        if station_ids
-        else {}
-    )
-    bar = await _bar_numbers(session, kind, key, span, line, value)
     return {
         "totals": {
             **bar,
@@ -432,7 +441,7 @@ async def _yield(session, kind, key, span, line, outcome, limit, after, page) ->
                 "serial_number": row.serial_number,
                 "lot_number": row.lot_number,
                 "process": row.process_id,
-                "station": codes.get(row.station_id) if row.station_id else None,
+                "station": row.station,
                 "first_passed": bool(row.first_passed),
                 "passed": bool(row.last_passed),
                 "first_hour": row.hour_start.isoformat(),
