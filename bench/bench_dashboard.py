@@ -216,7 +216,7 @@ async def _analyze(db_url: str) -> float:
     await conn.execute(
         "ANALYZE kpi_hourly; ANALYZE kpi_hourly_defects; ANALYZE process_items; ANALYZE kpi_daily; "
         "ANALYZE kpi_line_hourly; ANALYZE kpi_line_daily_defects; ANALYZE kpi_hourly_lots; "
-        "ANALYZE kpi_daily_lots; ANALYZE kpi_daily_product_lots"
+        "ANALYZE kpi_daily_lots; ANALYZE kpi_daily_product_lots; ANALYZE kpi_daily_station_lots"
     )
     await conn.close()
     return time.perf_counter() - started

@@ -179,10 +179,10 @@ RAW_ITEMS = f"""
 """
 # Per step and LOT (the item's first record's LOT): what the drill-down behind a step's bar lists.
 RAW_LOT_ITEMS = f"""
-    SELECT f.process_id, l.product, l.lot_number, {_FIRST_AND_FINAL},
+    SELECT f.process_id, l.product, coalesce(a.station_id, 0), l.lot_number, {_FIRST_AND_FINAL},
            sum(CASE WHEN a.result = 'fail' AND b.result = 'pass' THEN 1 ELSE 0 END) AS recovered,
            sum(CASE WHEN a.result = 'pass' AND b.result = 'fail' THEN 1 ELSE 0 END) AS relapsed
-    {_ITEMS} GROUP BY f.process_id, l.product, l.lot_number
+    {_ITEMS} GROUP BY f.process_id, l.product, coalesce(a.station_id, 0), l.lot_number
 """
 RAW_DEFECTS = """
     SELECT defect_code, count(*) FROM process_records
@@ -309,30 +309,35 @@ async def _check_every_kpi(client, kernel, headers, lines, zone: str = "UTC") ->
 
 
 async def _check_drilldown_lots(client, kernel, headers, scoped: dict, line_id: int | None) -> None:
-    """The LOTs behind each step's and each product's bar (``kpi_hourly_lots``, kept by triggers,
-    and the daily per-LOT rows the fold and the rebuild sum from it) are the raw records' items
-    per LOT, for every outcome."""
+    """The LOTs behind each step's, each product's and each station's bar (``kpi_hourly_lots``,
+    kept by triggers, and the daily per-LOT rows the fold and the rebuild sum from it) are the raw
+    records' items per LOT, for every outcome."""
+    async with kernel.sessionmaker() as session:
+        codes = dict((await session.execute(select(Station.id, Station.code))).all())
     expected: dict[tuple, dict] = {}
-    products = set()
-    for process_id, product, lot, total, first, passed, recovered, relapsed in await _raw(
+    products, stations = set(), {None}  # records without a station: the bar with no key
+    for process_id, product, station_id, lot, total, first, passed, recovered, relapsed in await _raw(
         kernel, RAW_LOT_ITEMS, line_id
     ):
         products.add(product)
+        station = codes.get(station_id)
+        stations.add(station)
         rows = {
             "all": (total, first, passed),
             "first_fail": (total - first, 0, recovered),
             "failed": (total - passed, relapsed, 0),
         }
         for outcome, counts in rows.items():
-            for bar in (("process", process_id), ("product", product)):
+            for bar in (("process", process_id), ("product", product), ("station", station)):
                 summed = expected.setdefault((outcome, *bar), {}).get(lot, (0, 0, 0))
                 expected[(outcome, *bar)][lot] = tuple(int(a) + int(b) for a, b in zip(summed, counts, strict=True))
     bars = [("process", p) for p in ("ASSY-10", "TEST-20", "PACK-30")] + [("product", p) for p in sorted(products)]
+    bars += [("station", code) for code in sorted(stations, key=lambda code: code or "")]
     for outcome in OUTCOMES:
         for kind, key in bars:
             r = await client.get(
                 f"{API}/kpi/drilldown",
-                params={**scoped, "kind": kind, "key": key, "outcome": outcome, "limit": 1},
+                params={**scoped, "kind": kind, "outcome": outcome, "limit": 1, **({"key": key} if key else {})},
                 headers=headers,
             )
             assert r.status_code == 200, r.text

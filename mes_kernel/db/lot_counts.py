@@ -24,11 +24,13 @@ from __future__ import annotations
 from sqlalchemy import DDL, MetaData, event
 
 KEY = ("process_id", "hour_start", "line_id", "station_id", "product", "lot_id")
-# the coarser per-LOT rows (PostgreSQL), per UTC day with the stations summed: a step's LOTs
-# (kpi_daily_lots) and a product's (kpi_daily_product_lots, the steps summed too)
+# the coarser per-LOT rows (PostgreSQL), per UTC day: a step's LOTs with the stations summed
+# (kpi_daily_lots), a product's with the steps summed too (kpi_daily_product_lots), and a station's
+# with the steps summed (kpi_daily_station_lots)
 DAY_KEYS = {
     "kpi_daily_lots": ("process_id", "day_start", "line_id", "lot_id"),
     "kpi_daily_product_lots": ("product", "day_start", "line_id", "lot_id"),
+    "kpi_daily_station_lots": ("station_id", "day_start", "line_id", "lot_id"),
 }
 COUNTS = ("first_total", "first_passed", "final_passed", "recovered")
 COVERED = ["lot_id", "line_id", *COUNTS]  # what the station's and product's indexes carry

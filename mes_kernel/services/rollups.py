@@ -509,16 +509,21 @@ def _add_into(table: str, select_key, key, counts, source: str) -> str:
 
 
 def derive_coarse(
-    *, since_day: datetime | None, counts_then: tuple | None = None, sources: tuple[str, ...] | None = None
+    *,
+    since_day: datetime | None,
+    counts_then: tuple | None = None,
+    sources: tuple[str, ...] | None = None,
+    tables: tuple[str, ...] | None = None,
 ) -> list[tuple[Any, dict[str, Any]]]:
     """PostgreSQL statements (with their parameters) that recompute the coarser rollups of every
     day from ``since_day`` (a UTC midnight; all when None) from the folded hourly rows.
     ``counts_then``: the record counts as a migration's schema has them (a migration that ran
     before a count was added must not name it); ``sources``: only the levels summed from these
-    hourly tables (a migration's, of the tables that existed then; all when None)."""
+    hourly tables, ``tables``: only these levels (a migration's, of the tables that existed then;
+    all when None)."""
     statements = []
     for table, select_key, key, counts, source in COARSE:
-        if sources is not None and source not in sources:
+        if (sources is not None and source not in sources) or (tables is not None and table not in tables):
             continue
         counts = counts_then if counts_then is not None and counts == COUNTS else counts
         lower = "day_start" if "day_start" in key else "hour_start"

@@ -43,10 +43,15 @@ depends_on = None
 
 FAILED = sa.text("result = 'fail'")
 FAILED_ITEM = sa.text("coalesce(serial_number, lot_number)")
+# the levels this revision made, as it made them (0030 adds a station's)
+DAY_KEYS = {
+    "kpi_daily_lots": ("process_id", "day_start", "line_id", "lot_id"),
+    "kpi_daily_product_lots": ("product", "day_start", "line_id", "lot_id"),
+}
 
 
 def upgrade() -> None:
-    for table, key in lot_counts.DAY_KEYS.items():
+    for table, key in DAY_KEYS.items():
         op.create_table(
             table,
             sa.Column(key[0], sa.String(64), nullable=False),  # the step or the product
@@ -71,13 +76,13 @@ def upgrade() -> None:
     bind = op.get_bind()
     bind.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": FOLD_LOCK_ID})  # no fold meanwhile
     bind.execute(sa.text("LOCK TABLE kpi_hourly_lots IN SHARE MODE"))
-    for statement, params in derive_coarse(since_day=None, sources=("kpi_hourly_lots",)):
+    for statement, params in derive_coarse(since_day=None, tables=tuple(DAY_KEYS)):
         bind.execute(statement, params)
     op.execute(lot_counts.POSTGRESQL[0])  # the trigger function, with the pause
 
 
 def downgrade() -> None:
     op.drop_index("ix_process_records_failed_defect_item", table_name="process_records")
-    for table in lot_counts.DAY_KEYS:
+    for table in DAY_KEYS:
         op.drop_table(table)
     # the function's pause stays: nothing sets it on at 0026

@@ -14,8 +14,8 @@ Counts match the bar exactly because they read what the bar's rollup was summed 
   in the range: the ``process_items`` rows whose ``hour_start`` lies in it — the rows the rollup's
   ``first_total`` / ``first_passed`` / ``final_passed`` count. Its LOTs are summed from
   ``kpi_hourly_lots`` (those rows per LOT and hour, kept by triggers: migration 0026) and, for
-  a step's or a product's whole UTC days, ``kpi_daily_lots`` / ``kpi_daily_product_lots`` (0027:
-  about a row per LOT and day), and a page
+  whole UTC days, ``kpi_daily_lots`` / ``kpi_daily_product_lots`` (0027) /
+  ``kpi_daily_station_lots`` (0030): about a row per LOT and day, and a page
   of its items is read from the bar's own index (``ix_process_items_<kind>_page`` / ``_losses``).
 
 A month archived by ``mes db partitions archive`` keeps its rollups (the charts keep their history)

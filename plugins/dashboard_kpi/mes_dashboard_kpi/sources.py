@@ -2,8 +2,8 @@
 
 On PostgreSQL the recording transactions write hourly rows in shards of their own, which the
 kernel folds every few seconds into shard 0 and, at the same moment, into the coarser levels
-(``kpi_daily``, ``kpi_line_daily_defects``, ``kpi_daily_lots`` and ``kpi_daily_product_lots``
-per UTC day; ``kpi_line_hourly`` per line × process × hour).
+(``kpi_daily``, ``kpi_line_daily_defects``, ``kpi_daily_lots``, ``kpi_daily_product_lots`` and
+``kpi_daily_station_lots`` per UTC day; ``kpi_line_hourly`` per line × process × hour).
 So a range's counts are: the coarse rows of the range, plus the hourly rows not folded yet
 (``shard <> 0``, a partial index finds them) — for the daily level, plus the hourly rows of the
 partial days at either end. SQLite has no shards and no coarse rows: it reads ``kpi_hourly``.
@@ -24,6 +24,7 @@ from mes_kernel.db.models import (
     KpiDaily,
     KpiDailyLot,
     KpiDailyProductLot,
+    KpiDailyStationLot,
     KpiHourly,
     KpiHourlyDefect,
     KpiHourlyLot,
@@ -121,7 +122,7 @@ def line_hours(session: AsyncSession, since: datetime, until: datetime, line_id:
     return union_all(coarse, _hourly(KpiHourly, columns, since, until, line_id, unfolded_only=True)).subquery()
 
 
-_DAILY_LOTS = {"process_id": KpiDailyLot, "product": KpiDailyProductLot}  # a station's bar: hourly rows
+_DAILY_LOTS = {"process_id": KpiDailyLot, "product": KpiDailyProductLot, "station_id": KpiDailyStationLot}
 
 
 def lot_counts_of(
@@ -131,7 +132,7 @@ def lot_counts_of(
     in the range whose ``column`` (``process_id``, ``station_id`` or ``product``) is ``value``:
     ``lot_id``, ``first_total``, ``first_passed``, ``final_passed``, ``recovered``
     (:class:`~mes_kernel.db.models.KpiHourlyLot`) — what the drill-down behind a yield bar sums
-    per LOT. A step's or a product's whole days from ``kpi_daily_lots`` / ``kpi_daily_product_lots``
-    (about a row per LOT and day), like :func:`item_counts`; a station's from the hourly rows."""
+    per LOT. Whole days from ``kpi_daily_lots`` / ``kpi_daily_product_lots`` /
+    ``kpi_daily_station_lots`` (about a row per LOT and day), like :func:`item_counts`."""
     columns = ["lot_id", *lot_counts.COUNTS]
     return _by_day(session, KpiHourlyLot, _DAILY_LOTS.get(column), columns, since, until, line_id, (column, value))

@@ -408,12 +408,22 @@ async def test_every_item_knows_its_lot_as_recorded_and_after_a_rebuild(plant, k
     assert [tuple(row) for row in await run_sql(settings, _ITEM_LOTS)] == [tuple(row) for row in expected]
 
 
-async def test_a_step_s_lots_are_summed_from_the_per_lot_rollups_not_the_items(plant, kernel):
-    """The per-LOT counts behind a step's bar are read from ``kpi_daily_lots`` (whole UTC days) and
-    ``kpi_hourly_lots`` (the hours at either end, and rows not folded yet), never by grouping the
-    bar's items: at 10 M records a step's week is 470,000 items (0.75 s even from a covering index),
-    and a month 60,000 LOT-hour rows. On PostgreSQL each is an index scan of its rollup's primary
-    key (step, day or hour), the unfolded rows of the partial index — not a scan of a table."""
+@pytest.mark.parametrize(
+    ("kind", "key", "daily", "hourly_index"),
+    [
+        ("process", "ASSY-10", "kpi_daily_lots", "pk_kpi_hourly_lots"),
+        ("station", "ST-K1", "kpi_daily_station_lots", "ix_kpi_hourly_lots_station_hour"),
+    ],
+)
+async def test_a_bar_s_lots_are_summed_from_the_per_lot_rollups_not_the_items(
+    plant, kernel, kind, key, daily, hourly_index
+):
+    """The per-LOT counts behind a step's (a station's) bar are read from ``kpi_daily_lots``
+    (``kpi_daily_station_lots``) for whole UTC days and ``kpi_hourly_lots`` (the hours at either
+    end, and rows not folded yet), never by grouping the bar's items: at 10 M records a step's week
+    is 470,000 items (0.75 s even from a covering index), a step's month 60,000 LOT-hour rows and a
+    station's 25,600. On PostgreSQL each is an index scan of its rollup's key (step or station, day
+    or hour), the unfolded rows of the partial index — not a scan of a table."""
     statements = []
 
     def keep(conn, cursor, statement, parameters, context, executemany):
@@ -432,8 +442,8 @@ async def test_a_step_s_lots_are_summed_from_the_per_lot_rollups_not_the_items(p
             for since, until in ((DAY, DAY + timedelta(days=1)), (DAY - HOUR, DAY + timedelta(days=1) + HOUR)):
                 drill = await drilldown(
                     session=session,
-                    kind="process",
-                    key="ASSY-10",
+                    kind=kind,
+                    key=key,
                     span=Range(since, until, ZoneInfo("UTC")),
                     line=None,
                     secret="s" * 32,
@@ -441,7 +451,9 @@ async def test_a_step_s_lots_are_summed_from_the_per_lot_rollups_not_the_items(p
                 lots.append([(x["lot_number"], x["total"], x["first_pass"], x["passed"]) for x in drill["lots"]])
     finally:
         event.remove(kernel.engine.sync_engine, "before_cursor_execute", keep)
-    assert [lot for lot, *_ in lots[0]] == ["LOT-B", "LOT-A", "LOT-C", "LOT-M"]
+    # ST-K1 is LINE-K's station: LOT-M (LINE-M) is not on its bar
+    on_the_bar = ["LOT-B", "LOT-A", "LOT-C", "LOT-M"] if kind == "process" else ["LOT-B", "LOT-A", "LOT-C"]
+    assert [lot for lot, *_ in lots[0]] == on_the_bar
     assert lots[1] == lots[0]
     assert not [s for s, _ in statements if "FROM process_items" in s], statements
     per_lot = [(s, p) for s, p in statements if "FROM kpi_hourly_lots" in s]
@@ -459,14 +471,11 @@ async def test_a_step_s_lots_are_summed_from_the_per_lot_rollups_not_the_items(p
     scans = sorted(
         (n["Relation Name"], n.get("Index Name"))
         for n in _nodes(plan[0]["Plan"])
-        if n.get("Relation Name") in ("kpi_hourly_lots", "kpi_daily_lots")
+        if n.get("Relation Name") in ("kpi_hourly_lots", daily)
     )
-    assert scans == [
-        ("kpi_daily_lots", "pk_kpi_daily_lots"),
-        ("kpi_hourly_lots", "ix_kpi_hourly_lots_unfolded"),
-        ("kpi_hourly_lots", "pk_kpi_hourly_lots"),
-        ("kpi_hourly_lots", "pk_kpi_hourly_lots"),
-    ], scans
+    hourly = [("kpi_hourly_lots", "ix_kpi_hourly_lots_unfolded"), *[("kpi_hourly_lots", hourly_index)] * 2]
+    expected = [(daily, f"pk_{daily}"), *hourly]
+    assert scans == sorted(expected), scans
 
 
 def _nodes(plan: dict):
