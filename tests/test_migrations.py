@@ -559,3 +559,54 @@ async def test_migration_0029_indexes_every_partition_and_takes_up_a_stopped_att
         assert count > len(partitions)
     finally:
         await engine.dispose()
+
+
+async def test_migration_0030_sums_each_station_s_folded_lot_hours_per_day_and_back(settings):
+    """``kpi_daily_station_lots`` starts as the folded (shard 0) ``kpi_hourly_lots`` rows of each
+    station, LOT and UTC day with the steps summed; rows not folded yet are left to the next fold
+    (which adds them there too). SQLite keeps the table empty: it reads the hourly rows."""
+    downgrade(settings, "0029")
+    day = datetime(2026, 10, 15, tzinfo=UTC)
+    rows = [  # step, hour, station, LOT, shard, counts (first_total, first_passed, final_passed, recovered)
+        ("ASSY-10", day + timedelta(hours=8), 7, 3, 0, (4, 3, 4, 1)),
+        ("TEST-20", day + timedelta(hours=9), 7, 3, 0, (2, 1, 1, 0)),  # another step, the same day: summed
+        ("ASSY-10", day + timedelta(hours=23), 7, 3, 0, (1, 1, 1, 0)),
+        ("ASSY-10", day + timedelta(hours=24), 7, 3, 0, (5, 5, 5, 0)),  # the next UTC day
+        ("ASSY-10", day + timedelta(hours=8), 8, 3, 0, (6, 6, 6, 0)),  # another station
+        ("ASSY-10", day + timedelta(hours=8), 7, 4, 0, (1, 0, 0, 0)),  # another LOT
+        ("ASSY-10", day + timedelta(hours=10), 7, 3, 12, (9, 9, 9, 9)),  # not folded yet
+    ]
+    engine = make_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            for process_id, hour, station, lot, shard, counts in rows:
+                await conn.execute(
+                    text("INSERT INTO kpi_hourly_lots (process_id, hour_start, line_id, station_id, product, lot_id, "
+                         "shard, first_total, first_passed, final_passed, recovered) "
+                         "VALUES (:p, :h, 1, :s, 'NH-7', :lot, :shard, :a, :b, :c, :d)"),
+                    {"p": process_id, "h": hour if not settings.is_sqlite else hour.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                     "s": station, "lot": lot, "shard": shard, **dict(zip("abcd", counts, strict=True))})
+    finally:
+        await engine.dispose()
+    upgrade(settings, "head")
+
+    def daily(sync_conn):
+        found = sync_conn.execute(text(
+            "SELECT station_id, day_start, line_id, lot_id, first_total, first_passed, final_passed, recovered "
+            "FROM kpi_daily_station_lots ORDER BY station_id, day_start, lot_id"))
+        return [(s, d.astimezone(UTC) if d.tzinfo else d, *rest) for s, d, *rest in found]
+
+    got = await _inspect(settings, daily)
+    if settings.is_sqlite:
+        assert got == []
+    else:
+        next_day = day + timedelta(days=1)
+        assert got == [
+            (7, day, 1, 3, 7, 5, 6, 1),
+            (7, day, 1, 4, 1, 0, 0, 0),
+            (7, next_day, 1, 3, 5, 5, 5, 0),
+            (8, day, 1, 3, 6, 6, 6, 0),
+        ]
+    downgrade(settings, "0029")
+    assert "kpi_daily_station_lots" not in await _inspect(settings, _tables)
+    upgrade(settings, "head")
