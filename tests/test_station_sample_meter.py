@@ -14,11 +14,13 @@ from mes_station.agent import Agent
 from mes_station.extensions import ActionError, installed
 from mes_station.testing.kernel_server import KernelServer, start_kernel
 
+# The end-to-end tests run against the embedded SQLite kernel. Marked so, a PostgreSQL run skips
+# them before it takes a database copy (made and dropped per skipped test: seconds each under load).
+pytestmark = pytest.mark.sqlite_only
+
 
 @pytest.fixture
 def kernel_server(third_party, settings) -> Iterator[KernelServer]:
-    if not settings.database_url.startswith("sqlite"):
-        pytest.skip("station end-to-end tests run on the embedded SQLite kernel")
     installed(refresh=True)  # the sample plugin was just put on the path
     kernel = start_kernel(settings)
     try:

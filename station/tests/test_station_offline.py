@@ -19,11 +19,13 @@ from mes_station.testing.helpers import wait_for, write_station_toml
 from mes_station.testing.kernel_server import KernelServer, start_kernel
 from typer.testing import CliRunner
 
+# The end-to-end tests run against the embedded SQLite kernel. Marked so, a PostgreSQL run skips
+# them before it takes a database copy (made and dropped per skipped test: seconds each under load).
+pytestmark = pytest.mark.sqlite_only
+
 
 @pytest.fixture
 def kernel_server(settings) -> Iterator[KernelServer]:
-    if not settings.database_url.startswith("sqlite"):
-        pytest.skip("station end-to-end tests run on the embedded SQLite kernel")
     kernel = start_kernel(settings)
     try:
         yield kernel
@@ -385,8 +387,6 @@ async def test_the_contract_server_feeds_the_cache_for_window_tests(tmp_path: Pa
 
 
 async def test_an_attachment_over_the_servers_limit_quarantines_its_file(tmp_path: Path, settings):
-    if not settings.database_url.startswith("sqlite"):
-        pytest.skip("station end-to-end tests run on the embedded SQLite kernel")
     object.__setattr__(settings, "max_attachment_bytes", 64 * 1024)
     kernel = start_kernel(settings)
     try:

@@ -18,11 +18,13 @@ from mes_station.provisioning import driver_problems, known_devices
 from mes_station.testing.helpers import wait_for
 from mes_station.testing.kernel_server import KernelServer, start_kernel
 
+# The end-to-end tests run against the embedded SQLite kernel. Marked so, a PostgreSQL run skips
+# them before it takes a database copy (made and dropped per skipped test: seconds each under load).
+pytestmark = pytest.mark.sqlite_only
+
 
 @pytest.fixture
 def kernel_server(settings) -> Iterator[KernelServer]:
-    if not settings.database_url.startswith("sqlite"):
-        pytest.skip("station end-to-end tests run on the embedded SQLite kernel")
     kernel = start_kernel(settings)
     try:
         yield kernel

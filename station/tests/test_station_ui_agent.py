@@ -115,10 +115,13 @@ def test_a_completion_file_the_agent_quarantines_is_shown_in_the_window(offline_
 WORKER, PASSWORD = "alice", "alice-password-1"
 
 
+# The end-to-end tests run against the embedded SQLite kernel. Marked so, a PostgreSQL run skips
+# them before it takes a database copy (made and dropped per skipped test: seconds each under load).
+pytestmark = pytest.mark.sqlite_only
+
+
 @pytest.fixture
 def kernel_server(settings) -> Iterator[KernelServer]:
-    if not settings.database_url.startswith("sqlite"):
-        pytest.skip("the window's end-to-end tests run on the embedded SQLite kernel")
     kernel = start_kernel(settings)
     try:
         r = kernel.api("POST", "/users", json={"username": WORKER, "password": PASSWORD, "role": "worker"})
