@@ -177,7 +177,7 @@ RAW_ITEMS = f"""
     SELECT f.process_id, a.station_id, l.product, {_FIRST_AND_FINAL}
     {_ITEMS} GROUP BY f.process_id, a.station_id, l.product
 """
-# Per step and LOT (the item's first record's LOT): what the drill-down behind a step's bar lists.
+# Per step, product, station and LOT (the item's first record's LOT): what the drill-downs behind those bars list.
 RAW_LOT_ITEMS = f"""
     SELECT f.process_id, l.product, coalesce(a.station_id, 0), l.lot_number, {_FIRST_AND_FINAL},
            sum(CASE WHEN a.result = 'fail' AND b.result = 'pass' THEN 1 ELSE 0 END) AS recovered,

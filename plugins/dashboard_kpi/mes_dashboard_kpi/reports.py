@@ -26,13 +26,9 @@ from .ranges import Range, SharedOccurrences, calendars, parse_range, ratio
 GROUPS = ("process_id", "station_id", "product")
 
 
-async def yields(
-    *, session: AsyncSession, group_by: str, span: Range, line: Line | None, only: Any = None
-) -> dict[str, Any]:
+async def yields(*, session: AsyncSession, group_by: str, span: Range, line: Line | None) -> dict[str, Any]:
     """First-pass and final yield per process, station or product (keys: process id, station
-    code or ``null`` for records without a station, product). ``only``: one bar's process id,
-    station id or product — its row alone is summed (a drill-down's bar: a fifth to a twelfth of
-    the rollup rows to add up)."""
+    code or ``null`` for records without a station, product)."""
     rows_ = sources.item_counts(session, span.since, span.until, line.id if line else None)
     column = rows_.c[{"process": "process_id", "station": "station_id", "product": "product"}[group_by]]
     query = (
@@ -47,8 +43,6 @@ async def yields(
         .group_by(column)
         .order_by(column)
     )
-    if only is not None:
-        query = query.where(column == only)
     rows = (await session.execute(query)).all()
     names: dict[int, str] = {}
     if group_by == "station":
