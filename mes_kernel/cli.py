@@ -394,14 +394,16 @@ def kpi_rebuild(
         str | None, typer.Option(help="rebuild hours from this date on (UTC, YYYY-MM-DD; default: all online months)")
     ] = None,
 ):
-    """Recompute the hourly KPI rollups from raw process records, in one transaction, and analyze
-    the tables rewritten. Archived months keep their rollups: without --since the rebuild starts
-    after them (and says so); a --since inside them is refused."""
+    """Recompute the hourly KPI rollups from raw process records, in one transaction, then vacuum
+    and analyze the tables rewritten (PostgreSQL). Archived months keep their rollups: without
+    --since the rebuild starts after them (and says so); a --since inside them is refused."""
     from datetime import UTC, datetime
+
+    from sqlalchemy.exc import DBAPIError
 
     from .db.base import make_sessionmaker
     from .db.offline import RollupsOffline, offline_months
-    from .services.rollups import rebuild
+    from .services.rollups import rebuild, vacuum_rebuilt
 
     start = None
     if since is not None:
@@ -429,7 +431,15 @@ def kpi_rebuild(
                 highlight=False,
             )
         async with make_sessionmaker(engine)() as session, session.begin():
-            return await rebuild(session, since=start)
+            counts = await rebuild(session, since=start)
+        try:  # committed: the rollups are rebuilt whatever VACUUM answers
+            await vacuum_rebuilt(engine)
+        except DBAPIError as exc:
+            console.print(
+                f"[yellow]rebuilt, but VACUUM was refused ({escape(str(exc.orig))}): index-only reads of the "
+                "rollups wait for autovacuum[/yellow]"
+            )
+        return counts
 
     try:
         with console.status("rebuilding KPI rollups …"):
