@@ -17,6 +17,10 @@ page of a 100,000-event LOT p95 ≤ 30 ms. Traffic to 127.0.0.1 only.
     .venv/bin/python bench/bench_dashboard.py --records 10000000 --build-only --db mes_bench_10m   # build, keep
     .venv/bin/python bench/bench_dashboard.py --reuse mes_bench_10m     # time against a kept database
     .venv/bin/python bench/bench_dashboard.py --reuse mes_bench_10m --only oee --only "lines now"
+    .venv/bin/python bench/bench_dashboard.py --records 10000000 --older-months 11 --db mes_bench_year
+
+``--older-months N`` puts N more months of receipts before the data's own, holding copies of its
+newest month's failed records (what a Pareto bar's drill-down reads across partitions).
 
 A database built with ``--db NAME`` (or ``--keep``) is kept; ``--reuse NAME`` skips the build and the
 rebuild and times the endpoints against it (its records end at the time it was built).
@@ -191,6 +195,44 @@ async def fill_trace(conn, big_id: int) -> None:
         "INSERT INTO trace_totals (scope, subject_id, events) "
         "SELECT 'unit', unit_id, count(*) FROM trace_events WHERE unit_id IS NOT NULL GROUP BY unit_id"
     )
+
+
+async def add_older_months(db_url: str, months: int) -> dict:
+    """Give the database ``months`` more months of receipts before its own, holding failed records
+    only: copies of the newest month's failures, station time and receipt shifted back 35, 70, …
+    days (new partitions for them). A plant a year in reads its recent ranges beside the months
+    behind them; a Pareto bar's drill-down reads failed records, which partitions by receipt and
+    ranges by station time do not bound by themselves. The rollups do not count the copies (no
+    30-day range reaches them)."""
+    import asyncpg
+
+    from mes_kernel.db import partitions
+    from mes_kernel.db.base import make_engine
+    from mes_kernel.settings import Settings
+
+    started = time.perf_counter()
+    engine = make_engine(Settings(database_url=db_url, _env_file=None))
+    oldest = datetime.now(UTC) - timedelta(days=31 + 35 * months)
+    await partitions.ensure_partitions(engine, today=oldest.date(), ahead=months + 2)
+    await engine.dispose()
+    kept = "idempotency_key, request_hash, lot_id, lot_number, process_id, worker_id, station_id, line_id, unit_id"
+    more = "serial_number, result, defect_code, data, created_by"
+    columns = f"{kept}, {more}, recorded_at, event_at, created_at"
+    shifted = f"{kept}, {more}, recorded_at - $1, event_at - $1, created_at - $1"
+    conn = await asyncpg.connect(db_url.replace("+asyncpg", ""))
+    try:
+        newest = await conn.fetchval("SELECT max(created_at) FROM process_records")
+        source = "process_records WHERE result = 'fail' AND created_at > $2"
+        for k in range(1, months + 1):
+            await conn.execute(
+                f"INSERT INTO process_records ({columns}) SELECT {shifted} FROM {source}",
+                timedelta(days=35 * k),
+                newest - timedelta(days=35),
+            )
+        await conn.execute("VACUUM ANALYZE process_records")
+    finally:
+        await conn.close()
+    return {"older_months": months, "older_months_s": round(time.perf_counter() - started, 1)}
 
 
 def rebuild(db_url: str) -> float:
@@ -403,6 +445,13 @@ def main() -> int:
     parser.add_argument("--reuse", metavar="NAME", help="time against a database built earlier; no build")
     parser.add_argument("--build-only", action="store_true", help="build (and keep) the database, time nothing")
     parser.add_argument(
+        "--older-months",
+        type=int,
+        default=0,
+        metavar="N",
+        help="build: N more months of receipts before the data's own, failed records only (a year in: 11)",
+    )
+    parser.add_argument(
         "--only",
         metavar="TEXT",
         action="append",
@@ -425,6 +474,8 @@ def main() -> int:
             print(f"generating {opts.records:,} records into {name} …", file=sys.stderr)
             setup = asyncio.run(build(db_url, opts.records))
             setup["rebuild_s"] = rebuild(db_url)
+            if opts.older_months:
+                setup.update(asyncio.run(add_older_months(db_url, opts.older_months)))
             print(f"generated in {setup['generate_s']} s, rebuilt rollups in {setup['rebuild_s']} s", file=sys.stderr)
         setup["database"] = name
         if opts.build_only:

@@ -7,6 +7,12 @@ import os
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The most ``STATION_TIME_MAX_LEAD_SECONDS`` may be: no stored record's station time (``event_at``)
+#: lies further ahead of its receipt (``created_at``), so a read of the records from a station
+#: time on may skip the partitions of months that ended longer before it
+#: (:func:`mes_kernel.db.partitions.received_from`).
+STATION_TIME_MAX_LEAD_LIMIT_SECONDS = 86_400
+
 # The placeholder earlier versions shipped as the development default: published, so refused everywhere.
 DEFAULT_SECRET = "change-me-embedded-default-secret-key"
 POSTGRES_MAX_CONNECTIONS = 100
@@ -101,7 +107,10 @@ class Settings(BaseSettings):
     #: receipt minus ``station_time_max_age_days`` to receipt plus ``station_time_max_lead_seconds``;
     #: outside, 422 ``IMPLAUSIBLE_TIME`` (see mes_kernel/station_times.py and docs/station-times.md).
     station_time_max_lead_seconds: float = Field(
-        300.0, ge=0, le=86_400, description="how far ahead of the server's clock a station time may be, seconds"
+        300.0,
+        ge=0,
+        le=STATION_TIME_MAX_LEAD_LIMIT_SECONDS,
+        description="how far ahead of the server's clock a station time may be, seconds",
     )
     station_time_max_age_days: float = Field(
         30.0, gt=0, le=3650, description="how long before its receipt a station time may be, days"

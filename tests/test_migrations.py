@@ -561,6 +561,82 @@ async def test_migration_0029_indexes_every_partition_and_takes_up_a_stopped_att
         await engine.dispose()
 
 
+FAILED_INDEXES = (
+    "ix_process_records_failed_defect",
+    "ix_process_records_failed_defect_item",
+    "ix_process_records_failed_defect_lot",
+)
+
+
+def _failed_indexes(sync_conn) -> dict:
+    """Each failed-records index: (valid, carries created_at, the partitions lacking one attached),
+    and whether a stopped 0031's new parent index (``<name>_0031``) is still there."""
+    found = {}
+    for name in FAILED_INDEXES:
+        valid, definition = sync_conn.execute(
+            text("SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                 "WHERE i.indexrelid = to_regclass(:name)"), {"name": name}).one()
+        lacking = sync_conn.execute(text("""
+            SELECT p.inhrelid::regclass::text FROM pg_inherits p
+            WHERE p.inhparent = 'process_records'::regclass AND NOT EXISTS (
+                SELECT 1 FROM pg_inherits x JOIN pg_index i ON i.indexrelid = x.inhrelid
+                WHERE x.inhparent = to_regclass(:name) AND i.indrelid = p.inhrelid AND i.indisvalid)"""),
+            {"name": name}).scalars().all()
+        stopped = sync_conn.execute(text("SELECT to_regclass(:name) IS NOT NULL"), {"name": f"{name}_0031"}).scalar()
+        found[name] = (valid, "created_at" in definition.split("INCLUDE")[1], lacking, stopped)
+    return found
+
+
+async def test_migration_0031_puts_the_receipt_into_the_failed_records_indexes_and_takes_up_a_stopped_attempt(
+    settings,
+):
+    """On PostgreSQL the three failed-records indexes are made again with ``created_at`` in their
+    ``INCLUDE`` (a drill-down's receipt bound is then checked in the index), each partition's
+    built CONCURRENTLY and attached, and take their old names. An attempt stopped half-way — the
+    new parent index made, one partition's attached, another's left invalid by a failed build — is
+    finished by the next upgrade; partitions created later get the new indexes; the downgrade
+    gives back the indexes without ``created_at``. SQLite has nothing to do."""
+    if settings.is_sqlite:
+        downgrade(settings, "0030")
+        upgrade(settings, "head")
+        query = text("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'process_records'")
+        assert set(FAILED_INDEXES) <= await _inspect(settings, lambda c: set(c.execute(query).scalars()))
+        return
+    downgrade(settings, "0030")
+    assert await _inspect(settings, _failed_indexes) == dict.fromkeys(FAILED_INDEXES, (True, False, [], False))
+    new = "ix_process_records_failed_defect_lot_0031"
+    definition = (
+        "(defect_code, lot_number, (coalesce(serial_number, lot_number)), event_at) "
+        "INCLUDE (serial_number, line_id, created_at) WHERE result = 'fail'"
+    )
+    engine = make_engine(settings)
+    try:
+        async with engine.begin() as conn:
+            partitions = (await conn.execute(text(
+                "SELECT n.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE i.inhparent = 'process_records'::regclass ORDER BY c.relname"))).all()
+            assert len(partitions) >= 3, partitions
+            (schema, done), (_, broken) = partitions[:2]
+            await conn.execute(text(f"CREATE INDEX {new} ON ONLY process_records {definition}"))
+            for partition in (done, broken):
+                await conn.execute(text(f"CREATE INDEX {partition}_fdl_0031 ON {schema}.{partition} {definition}"))
+            await conn.execute(text(f"ALTER INDEX {new} ATTACH PARTITION {schema}.{done}_fdl_0031"))
+            # what a CREATE INDEX CONCURRENTLY that failed leaves: an index marked invalid
+            await conn.execute(text(f"UPDATE pg_index SET indisvalid = false "
+                                    f"WHERE indexrelid = '{schema}.{broken}_fdl_0031'::regclass"))
+        upgrade(settings, "head")
+        done_right = dict.fromkeys(FAILED_INDEXES, (True, True, [], False))
+        assert await _inspect(settings, _failed_indexes) == done_right
+        await monthly.ensure_partitions(engine, today=datetime.now(UTC).date(), ahead=14)
+        assert await _inspect(settings, _failed_indexes) == done_right
+    finally:
+        await engine.dispose()
+    downgrade(settings, "0030")
+    assert await _inspect(settings, _failed_indexes) == dict.fromkeys(FAILED_INDEXES, (True, False, [], False))
+    upgrade(settings, "head")
+
+
 async def test_migration_0030_sums_each_station_s_folded_lot_hours_per_day_and_back(settings):
     """``kpi_daily_station_lots`` starts as the folded (shard 0) ``kpi_hourly_lots`` rows of each
     station, LOT and UTC day with the steps summed; rows not folded yet are left to the next fold

@@ -252,7 +252,7 @@ class ProcessRecord(Base):
             "ix_process_records_failed_defect",
             "defect_code",
             "event_at",
-            postgresql_include=["lot_number", "serial_number", "line_id"],
+            postgresql_include=["lot_number", "serial_number", "line_id", "created_at"],
             postgresql_where=text("result = 'fail'"),
             sqlite_where=text("result = 'fail'"),
         ),
@@ -263,19 +263,21 @@ class ProcessRecord(Base):
             "defect_code",
             FAILED_ITEM,
             "event_at",
-            postgresql_include=["lot_number", "serial_number", "line_id"],
+            postgresql_include=["lot_number", "serial_number", "line_id", "created_at"],
             postgresql_where=text("result = 'fail'"),
             sqlite_where=text("result = 'fail'"),
         ),
         # and by LOT, then item (0029): the bar's LOTs, each with its failures and distinct units,
-        # are grouped as the entries stream past, not in two hash tables
+        # are grouped as the entries stream past, not in two hash tables. All three carry the
+        # receipt (created_at, 0031): a read from a station time on leaves older months' partitions
+        # out (partitions.received_from) and checks the receipt in the index
         Index(
             "ix_process_records_failed_defect_lot",
             "defect_code",
             "lot_number",
             FAILED_ITEM,
             "event_at",
-            postgresql_include=["serial_number", "line_id"],
+            postgresql_include=["serial_number", "line_id", "created_at"],
             postgresql_where=text("result = 'fail'"),
             sqlite_where=text("result = 'fail'"),
         ),

@@ -3,7 +3,8 @@ ensure ahead, detach old.
 
 Why months, not the seed's three months: at the spec's load (20 records/s, 1.7 M a day) a month is
 about 52 M rows. That keeps each partition's indexes small enough to stay in memory while it is
-the one being written, lets the planner prune a dashboard's range to one or two partitions, and
+the one being written, lets the planner prune a dashboard's range to one or two partitions (a
+range of receipts; one of station times through :func:`received_from`), and
 lets archiving free space a month at a time; a year is 12 partitions, far below the counts where
 planning slows. Quarters would hold ~155 M rows per partition and keep up to three months of
 data the plant no longer needs online.
@@ -24,10 +25,12 @@ rows into it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+
+from ..settings import STATION_TIME_MAX_LEAD_LIMIT_SECONDS
 
 SCHEMA = "mes_partitions"
 AHEAD_MONTHS = 3
@@ -263,3 +266,23 @@ async def ensure_partitions(engine, *, today: date | None = None, ahead: int = A
     async with engine.begin() as conn:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": LOCK_ID})
         return await conn.run_sync(lambda sync: ensure(sync, today=today or datetime.now(UTC).date(), ahead=ahead))
+
+
+MAX_LEAD = timedelta(seconds=STATION_TIME_MAX_LEAD_LIMIT_SECONDS)
+
+
+def received_from(since: datetime) -> datetime:
+    """The earliest receipt (``created_at``, the partition key) of a record whose station time
+    (``event_at``) is ``since`` or later: ``since`` less
+    :data:`~mes_kernel.settings.STATION_TIME_MAX_LEAD_LIMIT_SECONDS` (1 day), as no station time
+    is stored further ahead of its receipt (``mes_kernel.station_times``).
+
+    A read of the records from a station time on adds ``created_at >= received_from(since)``:
+    PostgreSQL then leaves out, while planning, every month's partition that ended before it. A
+    range on ``event_at`` alone prunes none, and each partition's index is walked through the
+    range's key: with a year of partitions, a Pareto bar's 30-day drill-down read every month's
+    failures of its code. The failed-records indexes carry ``created_at`` (migration 0031), so the
+    condition costs no visit to the table. Records stored before station times were checked could
+    lie further ahead of their receipt; such a read misses one only if it reached the server over
+    a day before its own station time."""
+    return since - MAX_LEAD

@@ -9,7 +9,9 @@ Counts match the bar exactly because they read what the bar's rollup was summed 
   (``(defect_code, event_at) INCLUDE (lot_number, serial_number, line_id) WHERE result = 'fail'``,
   migrations 0022 and 0026) alone, its units page in item order through
   ``ix_process_records_failed_defect_item`` (``(defect_code, coalesce(serial_number, lot_number),
-  event_at)``, 0027): a page reads its own units' entries;
+  event_at)``, 0027): a page reads its own units' entries. Only the partitions of the months
+  received within a day of the range are read (:func:`mes_kernel.db.partitions.received_from`;
+  the indexes carry ``created_at``, 0031);
 - a **yield** bar counts items (a unit, or the LOT for LOT-level records) first tried at the step
   in the range: the ``process_items`` rows whose ``hour_start`` lies in it — the rows the rollup's
   ``first_total`` / ``first_passed`` / ``final_passed`` count. Its LOTs are summed from
@@ -41,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mes_kernel import cursors
 from mes_kernel.db.models import Line, Lot, Process, ProcessItem, ProcessRecord, Station, Unit
 from mes_kernel.db.offline import archived_within
+from mes_kernel.db.partitions import received_from
 from mes_kernel.errors import Unprocessable
 from mes_kernel.services.rollups import hour_of
 
@@ -194,12 +197,17 @@ async def _defect(session, code, span, line, limit, after, page) -> dict[str, An
     r = ProcessRecord
     # 'fail' written into the SQL, not bound: the partial index serves only a predicate the planner
     # can prove implies ``result = 'fail'`` (a bound $1 loses it in the cached generic plan).
+    since = _hour_ceil(span.since)
     where = [
         r.result == literal_column("'fail'", String),
         r.defect_code == code,
-        r.event_at >= _hour_ceil(span.since),
+        r.event_at >= since,
         r.event_at < _hour_ceil(span.until),
     ]
+    if session.bind.dialect.name == "postgresql":
+        # the months received too early to hold a record of the range are left out while planning
+        # (a range of station times prunes no partition); the indexes carry created_at (0031)
+        where.append(r.created_at >= received_from(since))
     if line is not None:
         where.append(r.line_id == line.id)
     # a record's item as ``ix_process_records_failed_defect_item`` has it (the units page's order)

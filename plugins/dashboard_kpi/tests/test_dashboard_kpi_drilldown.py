@@ -17,6 +17,7 @@ from sqlalchemy import event, text, update
 
 from mes_kernel import cursors
 from mes_kernel.db import lot_counts
+from mes_kernel.db import partitions as monthly
 from mes_kernel.db.models import Line, Lot, Process, Station
 from mes_kernel.services.rollups import fold_shards, rebuild
 from mes_kernel.testing.helpers import register_lots_at, run_sql
@@ -482,3 +483,63 @@ def _nodes(plan: dict):
     yield plan
     for child in plan.get("Plans", []):
         yield from _nodes(child)
+
+
+async def test_a_pareto_bar_reads_only_the_months_received_within_a_day_of_its_range(plant, kernel):
+    """PostgreSQL: records are partitioned by month of receipt (``created_at``) and a bar's range is
+    one of station times (``event_at``), which prunes no partition: every month's index was walked
+    through the code's failures. A station time lies at most a day ahead of its receipt
+    (``STATION_TIME_MAX_LEAD_SECONDS`` ≤ 86,400), so the read adds ``created_at ≥ range start − 1
+    day`` (``partitions.received_from``): the planner leaves out every month that ended before, and
+    the indexes carry ``created_at`` (0031), so nothing is read from the table. A record received
+    in the previous month, 23 h 50 min before its station time at the start of this month, is
+    still listed."""
+    if kernel.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no partitions")
+    month = DAY.replace(day=1)
+    await monthly.ensure_partitions(kernel.engine, today=(month - timedelta(days=200)).date(), ahead=9)
+    # A-3's failure happened 10 minutes into the month and reached the server 23 h 50 min before
+    await run_sql(
+        kernel.settings,
+        "UPDATE process_records SET event_at = :at, created_at = :received WHERE serial_number = 'A-3'",
+        at=month + timedelta(minutes=10),
+        received=month - timedelta(hours=23, minutes=50),
+    )
+    statements = []
+
+    def keep(conn, cursor, statement, parameters, context, executemany):
+        if "FROM process_records" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(kernel.engine.sync_engine, "before_cursor_execute", keep)
+    try:
+        async with kernel.sessionmaker() as session:
+            drill = await drilldown(
+                session=session,
+                kind="defect",
+                key="D-SCRATCH",
+                span=Range(month, month + HOUR, ZoneInfo("UTC")),
+                line=None,
+                secret="s" * 32,
+            )
+    finally:
+        event.remove(kernel.engine.sync_engine, "before_cursor_execute", keep)
+    assert [(u["serial_number"], u["count"]) for u in drill["units"]] == [("A-3", 1)]
+    assert drill["totals"] == {"count": 1, "listed": 1, "units": 1, "lots": 1}
+    partitions = await run_sql(
+        kernel.settings,
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'process_records'::regclass",
+    )
+    reach = month - timedelta(days=1)
+    older = {name for (name,) in partitions if (m := monthly.month_of_partition(name)) and m.next().start <= reach}
+    kept = {name for (name,) in partitions} - older
+    assert len(older) >= 5 and monthly.Month.of(reach).name in kept, (older, kept)
+    assert len(statements) == 2, statements  # the LOTs, and the units' page
+    async with kernel.engine.connect() as conn:
+        for statement, parameters in statements:
+            plan = (await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)).scalar()
+            scans = [n for n in _nodes(plan[0]["Plan"]) if n.get("Relation Name", "").startswith("process_records")]
+            assert {n["Relation Name"] for n in scans} == kept, statement
+            assert {n["Node Type"] for n in scans} <= {"Index Only Scan", "Seq Scan"}, scans  # Seq: an empty one
+            assert [n for n in scans if n["Node Type"] == "Index Only Scan"], scans
