@@ -218,7 +218,7 @@ async def add_older_months(db_url: str, months: int) -> dict:
     kept = "idempotency_key, request_hash, lot_id, lot_number, process_id, worker_id, station_id, line_id, unit_id"
     more = "serial_number, result, defect_code, data, created_by"
     columns = f"{kept}, {more}, recorded_at, event_at, created_at"
-    shifted = f"{kept}, {more}, recorded_at - $1, event_at - $1, created_at - $1"
+    shifted = f"{kept}, {more}, recorded_at - $1::interval, event_at - $1::interval, created_at - $1::interval"
     conn = await asyncpg.connect(db_url.replace("+asyncpg", ""))
     try:
         newest = await conn.fetchval("SELECT max(created_at) FROM process_records")
