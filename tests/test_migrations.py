@@ -511,6 +511,27 @@ def _failed_defect_lot_indexes(sync_conn) -> dict:
     return {"valid": parent, "lacking": lacking}
 
 
+async def _stop_an_index_build(engine, parent: str, suffix: str, definition: str) -> list:
+    """What an index migration stopped half-way leaves (0029's and 0031's way of building): the
+    parent's index made ``ON ONLY``, the first partition's (``<partition>_<suffix>``) built and
+    attached, the second's left invalid as a failed ``CREATE INDEX CONCURRENTLY`` leaves it.
+    Returns the partitions (schema, name)."""
+    async with engine.begin() as conn:
+        partitions = (await conn.execute(text(
+            "SELECT n.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE i.inhparent = 'process_records'::regclass ORDER BY c.relname"))).all()
+        assert len(partitions) >= 3, partitions
+        (schema, done), (_, broken) = partitions[:2]
+        await conn.execute(text(f"CREATE INDEX {parent} ON ONLY process_records {definition}"))
+        for partition in (done, broken):
+            await conn.execute(text(f"CREATE INDEX {partition}_{suffix} ON {schema}.{partition} {definition}"))
+        await conn.execute(text(f"ALTER INDEX {parent} ATTACH PARTITION {schema}.{done}_{suffix}"))
+        await conn.execute(text(f"UPDATE pg_index SET indisvalid = false "
+                                f"WHERE indexrelid = '{schema}.{broken}_{suffix}'::regclass"))
+    return partitions
+
+
 async def test_migration_0029_indexes_every_partition_and_takes_up_a_stopped_attempt(settings):
     """On PostgreSQL each partition's index is built CONCURRENTLY (recording goes on) and attached;
     an attempt stopped half-way — the parent's index made, one partition's attached, another's
@@ -529,23 +550,8 @@ async def test_migration_0029_indexes_every_partition_and_takes_up_a_stopped_att
     )
     engine = make_engine(settings)
     try:
-        async with engine.begin() as conn:
-            partitions = (await conn.execute(text(
-                "SELECT n.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE i.inhparent = 'process_records'::regclass ORDER BY c.relname"))).all()
-            assert len(partitions) >= 3, partitions
-            (schema, done), (_, broken) = partitions[:2]
-            await conn.execute(text(f"CREATE INDEX ix_process_records_failed_defect_lot ON ONLY process_records "
-                                    f"{definition}"))
-            for partition in (done, broken):
-                await conn.execute(text(f"CREATE INDEX {partition}_failed_defect_lot ON {schema}.{partition} "
-                                        f"{definition}"))
-            await conn.execute(text(f"ALTER INDEX ix_process_records_failed_defect_lot "
-                                    f"ATTACH PARTITION {schema}.{done}_failed_defect_lot"))
-            # what a CREATE INDEX CONCURRENTLY that failed leaves: an index marked invalid
-            await conn.execute(text(f"UPDATE pg_index SET indisvalid = false "
-                                    f"WHERE indexrelid = '{schema}.{broken}_failed_defect_lot'::regclass"))
+        partitions = await _stop_an_index_build(engine, "ix_process_records_failed_defect_lot", "failed_defect_lot",
+                                                definition)
         before = await _inspect(settings, _failed_defect_lot_indexes)
         assert before["valid"] is False and len(before["lacking"]) == len(partitions) - 1
         upgrade(settings, "head")
@@ -611,20 +617,9 @@ async def test_migration_0031_puts_the_receipt_into_the_failed_records_indexes_a
     )
     engine = make_engine(settings)
     try:
-        async with engine.begin() as conn:
-            partitions = (await conn.execute(text(
-                "SELECT n.nspname, c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE i.inhparent = 'process_records'::regclass ORDER BY c.relname"))).all()
-            assert len(partitions) >= 3, partitions
-            (schema, done), (_, broken) = partitions[:2]
-            await conn.execute(text(f"CREATE INDEX {new} ON ONLY process_records {definition}"))
-            for partition in (done, broken):
-                await conn.execute(text(f"CREATE INDEX {partition}_fdl_0031 ON {schema}.{partition} {definition}"))
-            await conn.execute(text(f"ALTER INDEX {new} ATTACH PARTITION {schema}.{done}_fdl_0031"))
-            # what a CREATE INDEX CONCURRENTLY that failed leaves: an index marked invalid
-            await conn.execute(text(f"UPDATE pg_index SET indisvalid = false "
-                                    f"WHERE indexrelid = '{schema}.{broken}_fdl_0031'::regclass"))
+        await _stop_an_index_build(engine, new, "fdl_0031", definition)
+        stopped = await _inspect(settings, _failed_indexes)
+        assert stopped["ix_process_records_failed_defect_lot"] == (True, False, [], True)  # the old one, and the new
         upgrade(settings, "head")
         done_right = dict.fromkeys(FAILED_INDEXES, (True, True, [], False))
         assert await _inspect(settings, _failed_indexes) == done_right
