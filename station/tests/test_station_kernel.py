@@ -17,7 +17,7 @@ import pytest
 from mes_station.agent import Agent
 from mes_station.outbox import PROCESS_RECORD, Outbox
 from mes_station.testing.helpers import wait_for, write_station_toml
-from mes_station.testing.kernel_server import KernelServer, start_kernel
+from mes_station.testing.kernel_server import REQUEST_TIMEOUT, KernelServer, start_kernel
 
 # The end-to-end tests run against the embedded SQLite kernel. Marked so, a PostgreSQL run skips
 # them before it takes a database copy (made and dropped per skipped test: seconds each under load).
@@ -38,7 +38,7 @@ def _toml(tmp_path: Path, kernel: KernelServer, **sections) -> Path:
         tmp_path / "station.toml",
         server_url=kernel.base_url,
         work_dir=tmp_path / "work",
-        server={"url": kernel.base_url, "token": kernel.station_token, "timeout": 5.0},
+        server={"url": kernel.base_url, "token": kernel.station_token, "timeout": REQUEST_TIMEOUT},
         **sections,
     )
 

@@ -16,7 +16,7 @@ from mes_station.config import load_config
 from mes_station.extensions import installed
 from mes_station.provisioning import driver_problems, known_devices
 from mes_station.testing.helpers import wait_for
-from mes_station.testing.kernel_server import KernelServer, start_kernel
+from mes_station.testing.kernel_server import REQUEST_TIMEOUT, KernelServer, start_kernel
 
 # The end-to-end tests run against the embedded SQLite kernel. Marked so, a PostgreSQL run skips
 # them before it takes a database copy (made and dropped per skipped test: seconds each under load).
@@ -37,7 +37,7 @@ def minimal_toml(tmp_path: Path, kernel: KernelServer) -> Path:
     short heartbeat so the test needs no long wait)."""
     path = tmp_path / "station.toml"
     doc = {
-        "server": {"url": kernel.base_url, "token": kernel.station_token, "timeout": 5.0},
+        "server": {"url": kernel.base_url, "token": kernel.station_token, "timeout": REQUEST_TIMEOUT},
         "station": {"work_dir": str(tmp_path / "work")},
         "heartbeat": {"interval": 0.2},
     }

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mes_station.agent import Agent
 from mes_station.testing.helpers import write_station_toml
-from mes_station.testing.kernel_server import KernelServer, start_kernel
+from mes_station.testing.kernel_server import REQUEST_TIMEOUT, KernelServer, start_kernel
 from mes_station.ui.bridge import AgentBridge
 from mes_station.ui.testing import ManualTimers, offscreen_app, wait_until
 from mes_station.ui.window import StationWindow
@@ -143,7 +143,7 @@ def start_online_window(
         tmp_path / "station.toml",
         server_url=kernel.base_url,
         work_dir=tmp_path / "work",
-        server={"url": kernel.base_url, "token": kernel.station_token, "timeout": 5.0},
+        server={"url": kernel.base_url, "token": kernel.station_token, "timeout": REQUEST_TIMEOUT},
         ui=ui,
         **sections,
     )
