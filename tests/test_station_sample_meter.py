@@ -12,7 +12,7 @@ import pytest
 import tomli_w
 from mes_station.agent import Agent
 from mes_station.extensions import ActionError, installed
-from mes_station.testing.kernel_server import KernelServer, start_kernel
+from mes_station.testing.kernel_server import REQUEST_TIMEOUT, KernelServer, start_kernel
 
 # The end-to-end tests run against the embedded SQLite kernel. Marked so, a PostgreSQL run skips
 # them before it takes a database copy (made and dropped per skipped test: seconds each under load).
@@ -57,7 +57,7 @@ async def test_a_new_device_kind_reaches_the_station_through_its_plugin(tmp_path
     toml.write_text(
         tomli_w.dumps(
             {
-                "server": {"url": kernel.base_url, "token": kernel.station_token},
+                "server": {"url": kernel.base_url, "token": kernel.station_token, "timeout": REQUEST_TIMEOUT},
                 "station": {"work_dir": str(tmp_path / "work")},
             }
         )

@@ -682,9 +682,9 @@ async def rebuild(session: AsyncSession, *, since: datetime | None = None) -> di
     return {"kpi_hourly": records.rowcount, "kpi_hourly_defects": defects.rowcount, "process_items": items.rowcount}
 
 
-async def vacuum_rebuilt(engine: AsyncEngine) -> list[str]:
+async def vacuum_rebuilt(engine: AsyncEngine) -> None:
     """PostgreSQL: ``VACUUM (ANALYZE)`` the tables :func:`rebuild` rewrites, once its transaction
-    has committed (VACUUM runs outside a transaction block); returns the tables (none on SQLite).
+    has committed (VACUUM runs outside a transaction block); nothing on SQLite.
 
     A rebuild deletes and inserts every row of its range, so no page of those tables is marked
     all-visible any more, and every index-only read of them goes to the table's pages as well:
@@ -694,9 +694,7 @@ async def vacuum_rebuilt(engine: AsyncEngine) -> list[str]:
     the dashboards are read. Raises ``sqlalchemy.exc.DBAPIError`` when VACUUM is refused (a role
     that does not own the tables): the rebuild stands, only the visibility maps wait."""
     if engine.dialect.name != "postgresql":
-        return []
-    tables = [*ROLLUP_TABLES, *COARSE_TABLES]
+        return
     async with engine.connect() as conn:
         conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(f"VACUUM (ANALYZE) {', '.join(tables)}"))
-    return tables
+        await conn.execute(text(f"VACUUM (ANALYZE) {', '.join(ROLLUP_TABLES + COARSE_TABLES)}"))

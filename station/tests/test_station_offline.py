@@ -16,7 +16,7 @@ from mes_station.cli import app as cli_app
 from mes_station.errors import LoginError, OfflineError
 from mes_station.outbox import Outbox
 from mes_station.testing.helpers import wait_for, write_station_toml
-from mes_station.testing.kernel_server import KernelServer, start_kernel
+from mes_station.testing.kernel_server import REQUEST_TIMEOUT, KernelServer, start_kernel
 from typer.testing import CliRunner
 
 # The end-to-end tests run against the embedded SQLite kernel. Marked so, a PostgreSQL run skips
@@ -38,9 +38,7 @@ def _toml(tmp_path: Path, kernel: KernelServer, **sections) -> Path:
         tmp_path / "station.toml",
         server_url=kernel.base_url,
         work_dir=tmp_path / "work",
-        # generous: a request that waits on a busy shared machine is not the server being away (no test
-        # here stalls the server; an offline kernel is a stopped one, refused at once)
-        server={"url": kernel.base_url, "token": kernel.station_token, "timeout": 30.0},
+        server={"url": kernel.base_url, "token": kernel.station_token, "timeout": REQUEST_TIMEOUT},
         ui={"defect_codes": ["LOCAL-1"]},
         # the cache syncs at start and login only: the test decides
         **{"offline": {"cache_sync_seconds": 3600}, **sections},

@@ -13,8 +13,9 @@ from mes_station.testing.contract_server import ServerThread
 
 PROCESSES = ("ASSY-10", "TEST-20", "PACK-30")
 #: The station's request timeout (``[server] timeout``) in tests against a real kernel: on a busy
-#: 2-core CI machine one answer took over the 5 s the tests used to give. A stopped kernel refuses
-#: a connection at once, so a longer wait costs a test nothing.
+#: 2-core CI machine one answer took over the 5 s the tests used to give. A request that waits on a
+#: busy machine is not the server being away; no test stalls the server (an offline kernel is a
+#: stopped one, which refuses a connection at once), so a longer wait costs a test nothing.
 REQUEST_TIMEOUT = 60.0
 
 
